@@ -1,0 +1,80 @@
+# postmaster - see README.md. `make` builds ./postmaster; `make check` runs
+# every test twice: in a normal build and under ASan+UBSan.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+SBINDIR = $(PREFIX)/sbin
+MANDIR = $(PREFIX)/share/man
+
+CC ?= cc
+CFLAGS ?= -O2
+CFLAGS += -std=c17 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -D_FORTIFY_SOURCE=3 \
+	-Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+LDFLAGS ?=
+LDLIBS ?=
+
+SRCS = cf.c addr.c route.c rtindex.c util.c
+OBJS = $(SRCS:.c=.o)
+HDRS = $(wildcard *.h)
+
+# The sanitizer build lives in its own directory so both can coexist.
+SAN_DIR = build-san
+SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+
+TESTS = test_addr test_cf test_route
+
+# Debian packages that building and testing need.
+DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
+	python3 python3-pytest hyperfine
+
+.PHONY: all check check-normal check-san deps install clean bench fuzz lint
+
+all: postmaster
+
+postmaster: postmaster.o $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ postmaster.o $(OBJS) $(LDLIBS)
+
+%.o: %.c $(HDRS)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+tests/%: tests/%.c $(OBJS) $(HDRS)
+	$(CC) $(CFLAGS) -I. -o $@ $< $(OBJS) -lcmocka $(LDLIBS)
+
+deps:
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEPS)
+
+check: check-normal check-san lint
+	@echo "make check: all suites passed in both builds"
+
+check-normal: postmaster $(addprefix tests/,$(TESTS))
+	@tests/run-suites . tests
+
+check-san:
+	@mkdir -p $(SAN_DIR)/tests
+	$(MAKE) --no-print-directory -f ../Makefile -C $(SAN_DIR) VPATH=.. \
+		CFLAGS="$(SAN_FLAGS) -I.." postmaster $(addprefix tests/,$(TESTS))
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		tests/run-suites $(SAN_DIR) $(SAN_DIR)/tests
+
+lint:
+	@mandoc -Tlint -W warning man/postmaster.8 man/postmaster.cf.5 && \
+		echo "mandoc -Tlint: man pages clean"
+
+bench: postmaster
+	bench/route-bench
+
+fuzz:
+	$(MAKE) -C fuzz
+
+install: postmaster
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -m 755 postmaster $(DESTDIR)$(SBINDIR)/postmaster
+	install -m 644 man/postmaster.8 $(DESTDIR)$(MANDIR)/man8/postmaster.8
+	install -m 644 man/postmaster.cf.5 $(DESTDIR)$(MANDIR)/man5/postmaster.cf.5
+
+clean:
+	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route \
+		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache

@@ -1,0 +1,386 @@
+/*
+ * addr.c - the one parser for RFC 5321 mail addresses (see addr.h).
+ *
+ * Grammar (RFC 5321 4.1.2, extended by RFC 6531 3.3 for UTF-8):
+ *   Path        = "<" [ A-d-l ":" ] Mailbox ">"
+ *   Mailbox     = Local-part "@" ( Domain / address-literal )
+ *   Local-part  = Dot-string / Quoted-string
+ * Lengths are checked against the text as written; the canonical form that
+ * comes out is what routing compares and what logs and headers show.
+ */
+#include "addr.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static int is_atext(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return 1;
+	return c && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+}
+
+struct scan {
+	const char *s;
+	size_t n, i;
+	unsigned flags;
+	int nonascii;
+	const char *why;
+	enum addr_status st;
+};
+
+static int fail(struct scan *sc, enum addr_status st, const char *why)
+{
+	if (sc->st == ADDR_OK) {
+		sc->st = st;
+		sc->why = why;
+	}
+	return -1;
+}
+
+/* Consumes one UTF-8 character beyond ASCII at sc->i; -1 when invalid or
+ * not allowed. */
+static int take_utf8(struct scan *sc)
+{
+	size_t l = utf8_seqlen((const unsigned char *)sc->s + sc->i,
+			       sc->n - sc->i);
+	if (!l)
+		return fail(sc, ADDR_ESYNTAX, "invalid UTF-8");
+	if (!(sc->flags & ADDR_UTF8))
+		return fail(sc, ADDR_ENONASCII,
+			    "non-ASCII address without SMTPUTF8");
+	sc->nonascii = 1;
+	sc->i += l;
+	return 0;
+}
+
+static int check_control(struct scan *sc)
+{
+	for (size_t i = 0; i < sc->n; i++) {
+		unsigned char c = (unsigned char)sc->s[i];
+		if (c < 0x20 || c == 0x7f) {
+			sc->i = i;
+			return fail(sc, ADDR_ECONTROL, "control character");
+		}
+	}
+	return 0;
+}
+
+/* Dot-string: atoms separated by single dots. Writes the bytes to out. */
+static int scan_dot_string(struct scan *sc, struct buf *out)
+{
+	int need_atom = 1;
+	while (sc->i < sc->n) {
+		unsigned char c = (unsigned char)sc->s[sc->i];
+		if (c == '.') {
+			if (need_atom)
+				return fail(sc, ADDR_ESYNTAX,
+					    "empty atom in local part");
+			need_atom = 1;
+			buf_addc(out, '.');
+			sc->i++;
+		} else if (is_atext(c)) {
+			need_atom = 0;
+			buf_addc(out, (char)c);
+			sc->i++;
+		} else if (c >= 0x80) {
+			size_t at = sc->i;
+			if (take_utf8(sc) < 0)
+				return -1;
+			buf_add(out, sc->s + at, sc->i - at);
+			need_atom = 0;
+		} else {
+			break;
+		}
+	}
+	if (need_atom)
+		return fail(sc, ADDR_ESYNTAX, out->len ? "local part ends in a dot"
+						       : "empty local part");
+	return 0;
+}
+
+/* Quoted-string: decodes into out (without the quotes). */
+static int scan_quoted(struct scan *sc, struct buf *out)
+{
+	sc->i++; /* opening quote */
+	while (sc->i < sc->n) {
+		unsigned char c = (unsigned char)sc->s[sc->i];
+		if (c == '"') {
+			sc->i++;
+			return 0;
+		}
+		if (c == '\\') {
+			if (sc->i + 1 >= sc->n)
+				break;
+			unsigned char d = (unsigned char)sc->s[sc->i + 1];
+			if (d < 32 || d > 126)
+				return fail(sc, ADDR_ESYNTAX,
+					    "invalid quoted pair");
+			buf_addc(out, (char)d);
+			sc->i += 2;
+		} else if (c >= 0x80) {
+			size_t at = sc->i;
+			if (take_utf8(sc) < 0)
+				return -1;
+			buf_add(out, sc->s + at, sc->i - at);
+		} else if (c >= 32 && c <= 126) {
+			buf_addc(out, (char)c);
+			sc->i++;
+		} else {
+			return fail(sc, ADDR_ESYNTAX,
+				    "invalid character in quoted string");
+		}
+	}
+	return fail(sc, ADDR_ESYNTAX, "unterminated quoted string");
+}
+
+static int dot_string_valid(const char *s, size_t n)
+{
+	int need_atom = 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.') {
+			if (need_atom)
+				return 0;
+			need_atom = 1;
+		} else if (is_atext(c) || c >= 0x80) {
+			need_atom = 0;
+		} else {
+			return 0;
+		}
+	}
+	return !need_atom;
+}
+
+static int scan_local(struct scan *sc, struct buf *canon)
+{
+	if (sc->i < sc->n && sc->s[sc->i] == '"') {
+		struct buf raw = {0};
+		if (scan_quoted(sc, &raw) < 0) {
+			buf_free(&raw);
+			return -1;
+		}
+		if (raw.len && dot_string_valid(raw.s, raw.len)) {
+			buf_add(canon, raw.s, raw.len);
+		} else {
+			buf_addc(canon, '"');
+			for (size_t i = 0; i < raw.len; i++) {
+				if (raw.s[i] == '"' || raw.s[i] == '\\')
+					buf_addc(canon, '\\');
+				buf_addc(canon, raw.s[i]);
+			}
+			buf_addc(canon, '"');
+		}
+		buf_free(&raw);
+		return 0;
+	}
+	return scan_dot_string(sc, canon);
+}
+
+static int literal_valid(const char *s, size_t n)
+{
+	char tmp[ADDR_DOMAIN_MAX + 1];
+	unsigned char bin[16];
+	if (n < 3 || s[0] != '[' || s[n - 1] != ']' || n - 2 >= sizeof tmp)
+		return 0;
+	memcpy(tmp, s + 1, n - 2);
+	tmp[n - 2] = 0;
+	if (strncasecmp(tmp, "IPv6:", 5) == 0)
+		return inet_pton(AF_INET6, tmp + 5, bin) == 1;
+	return inet_pton(AF_INET, tmp, bin) == 1;
+}
+
+int addr_domain_valid(const char *s, size_t n, int utf8)
+{
+	if (n == 0 || n > ADDR_DOMAIN_MAX)
+		return 0;
+	if (s[0] == '[')
+		return literal_valid(s, n);
+	size_t label = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (c >= 0x80) {
+			size_t l = utf8_seqlen((const unsigned char *)s + i,
+					       n - i);
+			if (!utf8 || !l)
+				return 0;
+			i += l - 1;
+		} else if (c == '-') {
+			if (label == 0)
+				return 0;
+		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9'))) {
+			return 0;
+		}
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0 && s[n - 1] != '-';
+}
+
+/* Domain or address literal, up to '>' or the end. */
+static int scan_domain(struct scan *sc, struct addr *a)
+{
+	size_t start = sc->i;
+	if (sc->i < sc->n && sc->s[sc->i] == '[') {
+		while (sc->i < sc->n && sc->s[sc->i] != ']')
+			sc->i++;
+		if (sc->i >= sc->n)
+			return fail(sc, ADDR_ESYNTAX,
+				    "unterminated address literal");
+		sc->i++;
+		a->literal = 1;
+	} else {
+		while (sc->i < sc->n && sc->s[sc->i] != '>' &&
+		       sc->s[sc->i] != ',' && sc->s[sc->i] != ':') {
+			if ((unsigned char)sc->s[sc->i] >= 0x80) {
+				if (take_utf8(sc) < 0)
+					return -1;
+			} else {
+				sc->i++;
+			}
+		}
+	}
+	size_t len = sc->i - start;
+	if (len > ADDR_DOMAIN_MAX)
+		return fail(sc, ADDR_ETOOLONG, "domain longer than 255 octets");
+	if (!addr_domain_valid(sc->s + start, len, 1)) {
+		sc->i = start;
+		return fail(sc, ADDR_ESYNTAX,
+			    a->literal ? "invalid address literal"
+				       : "invalid domain name");
+	}
+	memcpy(a->domain, sc->s + start, len);
+	a->domain[len] = 0;
+	return 0;
+}
+
+/* "@a,@b:" before the mailbox: validated and dropped. */
+static int skip_source_route(struct scan *sc)
+{
+	struct addr tmp;
+	while (sc->i < sc->n && sc->s[sc->i] == '@') {
+		sc->i++;
+		memset(&tmp, 0, sizeof tmp);
+		if (scan_domain(sc, &tmp) < 0)
+			return -1;
+		if (sc->i < sc->n && sc->s[sc->i] == ',') {
+			sc->i++;
+			if (sc->i >= sc->n || sc->s[sc->i] != '@')
+				return fail(sc, ADDR_ESYNTAX,
+					    "invalid source route");
+			continue;
+		}
+		if (sc->i < sc->n && sc->s[sc->i] == ':') {
+			sc->i++;
+			return 0;
+		}
+		return fail(sc, ADDR_ESYNTAX, "invalid source route");
+	}
+	return 0;
+}
+
+enum addr_status addr_parse(const char *s, size_t n, unsigned flags,
+			    struct addr *a, const char **why, size_t *where)
+{
+	struct scan sc = {.s = s, .n = n, .flags = flags};
+	struct buf local = {0};
+	memset(a, 0, sizeof *a);
+	int bracketed = n >= 1 && s[0] == '<';
+
+	if (check_control(&sc) < 0)
+		goto out;
+	if (bracketed) {
+		if (s[n - 1] != '>' || n < 2) {
+			sc.i = n;
+			fail(&sc, ADDR_ESYNTAX, "missing '>'");
+			goto out;
+		}
+		sc.i = 1;
+		sc.n = n - 1;
+	} else if (flags & ADDR_BRACKETS) {
+		fail(&sc, ADDR_ESYNTAX, "address must be enclosed in <>");
+		goto out;
+	}
+	if ((bracketed ? n : n + 2) > ADDR_PATH_MAX) {
+		fail(&sc, ADDR_ETOOLONG, "path longer than 256 octets");
+		goto out;
+	}
+	if (sc.i == sc.n && !(flags & ADDR_PARTS)) {
+		a->null = 1;
+		if (!(flags & ADDR_NULL_OK))
+			fail(&sc, ADDR_ENULL, "null address not allowed here");
+		goto out;
+	}
+	if (!(flags & ADDR_PARTS) && skip_source_route(&sc) < 0)
+		goto out;
+
+	if (sc.i < sc.n && sc.s[sc.i] != '@') {
+		if (scan_local(&sc, &local) < 0)
+			goto out;
+	} else if (!(flags & ADDR_PARTS)) {
+		fail(&sc, ADDR_ESYNTAX, "empty local part");
+		goto out;
+	}
+	if (local.len >= sizeof a->local) {
+		fail(&sc, ADDR_ETOOLONG, "path longer than 256 octets");
+		goto out;
+	}
+	if (local.len)
+		memcpy(a->local, local.s, local.len + 1);
+
+	if (sc.i < sc.n && sc.s[sc.i] == '@') {
+		a->has_at = 1;
+		sc.i++;
+		if (sc.i < sc.n) {
+			if (scan_domain(&sc, a) < 0)
+				goto out;
+		} else if (!(flags & ADDR_PARTS)) {
+			fail(&sc, ADDR_ENODOMAIN, "missing domain after '@'");
+			goto out;
+		}
+	} else if (sc.i == sc.n && !(flags & (ADDR_NODOMAIN_OK | ADDR_PARTS))) {
+		fail(&sc, ADDR_ENODOMAIN, "address has no domain");
+		goto out;
+	}
+	if (sc.i != sc.n)
+		fail(&sc, ADDR_ESYNTAX, "unexpected character");
+out:
+	buf_free(&local);
+	a->nonascii = (unsigned char)sc.nonascii;
+	if (why)
+		*why = sc.why;
+	if (where)
+		*where = sc.i;
+	if (sc.st != ADDR_OK)
+		memset(a, 0, sizeof *a);
+	return sc.st;
+}
+
+void addr_format(const struct addr *a, char *out, size_t outsize)
+{
+	if (a->has_at)
+		snprintf(out, outsize, "%s@%s", a->local, a->domain);
+	else
+		snprintf(out, outsize, "%s", a->local);
+}
+
+int addr_part_eq(const char *a, const char *b)
+{
+	return ascii_casecmp_n(a, strlen(a), b, strlen(b)) == 0;
+}
+
+int addr_is_postmaster(const struct addr *a)
+{
+	return addr_part_eq(a->local, "postmaster");
+}

@@ -1,0 +1,215 @@
+/*
+ * cf.h - postmaster.cf: the parser, the typed configuration, the scoped
+ * assignments that --dump prints and command-line flags set.
+ *
+ * A configuration is an ordered list of scoped assignments
+ * (SECTION."NAME".KEY = WORDS). cf_load() reads the file, cf_flag() adds
+ * command-line assignments on top, and cf_finish() merges them, checks every
+ * value against its key's type, resolves references, loads route includes
+ * and builds the route tables. Every problem is collected with
+ * file:line:column; nothing may use a configuration whose cf_finish()
+ * reported an error.
+ *
+ * cf.c never touches the network and never writes anything but the
+ * compiled route indexes that --check asks for (rtindex.c).
+ */
+#ifndef POSTMASTER_CF_H
+#define POSTMASTER_CF_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "util.h"
+
+enum cf_kind {
+	CF_CORE,
+	CF_SYSLOG,
+	CF_LOGFILE,
+	CF_PIPE,
+	CF_RELAY,
+	CF_SMTPD,
+	CF_ROUTE,
+	CF_NKINDS
+};
+
+/* Key ids, in the order of each kind's key table in cf.c. */
+enum {
+	CORE_LOGGER, CORE_USER_ID, CORE_GROUP_ID, CORE_PID_FILE,
+	CORE_SPOOL_DIRECTORY, CORE_LOCAL_MAILER, CORE_HOSTNAME,
+	CORE_MAX_MESSAGE_SIZE, CORE_QUEUE_LIFETIME, CORE_BOUNCE_TO,
+	CORE_DNS_SERVER, CORE_RECIPIENT_DELIMITER, CORE_MINIMAL_BACKOFF,
+	CORE_MAXIMAL_BACKOFF, CORE_NKEYS
+};
+enum { SYSLOG_IDENT, SYSLOG_FACILITY, SYSLOG_NKEYS };
+enum { LOGFILE_FILE, LOGFILE_NKEYS };
+enum { PIPE_EXEC, PIPE_MAX_RCPT_TO, PIPE_TIMEOUT, PIPE_NKEYS };
+enum {
+	RELAY_NAME, RELAY_ADDRESS, RELAY_PROTOCOL, RELAY_TLS, RELAY_AUTH_USER,
+	RELAY_AUTH_PASSWORD, RELAY_NKEYS
+};
+enum {
+	SMTPD_NAME, SMTPD_LISTEN_PORT, SMTPD_ROUTING_TABLE, SMTPD_LOGGER,
+	SMTPD_LOCAL_RCPT_TO, SMTPD_TLS, SMTPD_TLS_CERTIFICATE, SMTPD_TLS_KEY,
+	SMTPD_AUTH, SMTPD_AUTH_FILE, SMTPD_SPF, SMTPD_VERIFY_SENDER,
+	SMTPD_ACCEPT_MAIL, SMTPD_MAX_RECIPIENTS, SMTPD_MAX_MESSAGE_SIZE,
+	SMTPD_BARE_NEWLINE, SMTPD_TIMEOUT, SMTPD_LMTP, SMTPD_NKEYS
+};
+#define CF_MAXKEYS SMTPD_NKEYS
+
+/* Enumerated values (index into the key's list of words). */
+enum { BOUNCE_SENDER, BOUNCE_POSTMASTER, BOUNCE_BOTH };
+enum { RELAY_SMTP, RELAY_LMTP };
+enum { RTLS_OPPORTUNISTIC, RTLS_REQUIRED, RTLS_VERIFY, RTLS_NO };
+enum { STLS_NO, STLS_STARTTLS, STLS_IMPLICIT };
+enum { AUTH_NO, AUTH_OPTIONAL, AUTH_REQUIRED };
+enum { SPF_OFF, SPF_TAG, SPF_REJECT };
+enum { BARE_NORMALIZE, BARE_REJECT };
+
+struct cf_pos {
+	const char *file; /* "command line" for flags */
+	uint32_t line;    /* argv index for flags */
+	uint32_t col;
+};
+
+struct cf_word {
+	const char *s; /* unescaped, NUL-terminated */
+	uint32_t len;
+	uint32_t col;
+	uint8_t quoted;
+};
+
+struct cf_list {
+	const char **v;
+	uint32_t n;
+};
+
+union cf_value {
+	const char *s;
+	uint64_t n;
+	struct cf_list list;
+};
+
+struct cf_listen {
+	char host[256]; /* "" = any address */
+	uint16_t port;
+};
+
+struct route_table;
+
+struct cf_section {
+	enum cf_kind kind;
+	const char *name; /* NULL for [core], [syslog] and the global [route] */
+	struct cf_pos pos;
+	int builtin;      /* the built-in [pipe "local"] */
+	union cf_value v[CF_MAXKEYS];
+	const struct cf_assign *set[CF_MAXKEYS];
+	struct cf_listen listen;     /* [smtpd]: parsed listen-port */
+	struct route_table *table;   /* [route] */
+};
+
+enum { KEY_ROUTE = -1, KEY_FILE = -2, KEY_DECLARE = -3 };
+
+struct cf_assign {
+	uint32_t sec;      /* index into cf->secs */
+	int key;           /* key id, or KEY_ROUTE / KEY_FILE / KEY_DECLARE */
+	const char *keytext;
+	uint32_t keylen;
+	uint8_t key_quoted;
+	uint8_t from_flag;
+	uint8_t dead;      /* replaced by a flag */
+	uint32_t w0, nw;   /* words: cf->words[w0 .. w0+nw) */
+	struct cf_pos pos;
+	uint32_t anchor;   /* flags: where the merged list places it */
+	const char *basedir; /* directory that relative includes start from */
+};
+
+struct cf_file {
+	char *path;
+	char *dir;    /* where relative includes start */
+	char *text;   /* arena holding the unescaped words */
+	struct cf_file *next;
+};
+
+enum {
+	CF_CHECK = 1 << 0,    /* --check: parse every route file, build
+				 indexes, produce warnings */
+	CF_NO_INCLUDES = 1 << 1, /* do not read route files (--dump) */
+};
+
+struct cf {
+	struct cf_section *secs;
+	uint32_t nsecs, capsecs;
+	struct cf_assign **ablk; /* blocks of CF_ABLK: pointers stay valid */
+	uint32_t nas;
+	struct cf_word *words;
+	uint32_t nwords, capwords;
+	struct cf_assign **merged; /* effective order after cf_finish() */
+	uint32_t nmerged;
+	struct cf_file *files;
+	const char *path;    /* main file, or NULL for the built-in default */
+	const char *basedir; /* its directory */
+	int builtin_default;
+	unsigned mode;
+	struct buf diag;     /* "file:line:col: message\n" lines */
+	int nerrors, nwarnings;
+	char hostname[256];
+	struct cf_section *core, *syslog, *global_route;
+	struct cf_pool *pool; /* small allocations that live with cf */
+	char **deps;          /* files read for the current top-level include */
+	uint32_t ndeps;
+	int include_depth;
+	struct { uint64_t dev, ino; } include_stack[9];
+};
+
+#define CF_ABLK 256
+static inline struct cf_assign *cf_assign_at(const struct cf *cf, uint32_t i)
+{
+	return &cf->ablk[i / CF_ABLK][i % CF_ABLK];
+}
+
+#define CF_MAX_LINE 4096
+#define CF_MAX_INCLUDE_DEPTH 8
+
+struct cf *cf_new(void);
+/* n bytes that live as long as cf (a bump allocator: no per-line malloc). */
+void *cf_alloc(struct cf *cf, size_t n);
+void cf_free(struct cf *cf);
+
+/* Reads a configuration file. required = 0: a missing file means the
+ * built-in default. Returns -1 on error (recorded in cf->diag). */
+int cf_load(struct cf *cf, const char *path, int required);
+/* Parses text as if it were a file (tests, fuzzing). */
+int cf_load_text(struct cf *cf, const char *name, const char *text,
+		 size_t len);
+/* One command-line assignment, without the leading "--". */
+int cf_flag(struct cf *cf, const char *arg, int argn);
+/* Merges, types, validates. Returns the number of errors. */
+int cf_finish(struct cf *cf, unsigned mode);
+
+void cf_dump(const struct cf *cf, int defaults, FILE *out);
+
+void cf_error(struct cf *cf, const struct cf_pos *pos, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void cf_warn(struct cf *cf, const struct cf_pos *pos, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+struct cf_section *cf_find(const struct cf *cf, enum cf_kind kind,
+			   const char *name);
+const char *cf_kind_name(enum cf_kind kind);
+
+/* The [smtpd] sections in file order; n is set to their number. */
+struct cf_section **cf_listeners(const struct cf *cf, uint32_t *n);
+
+/* Listen address helpers shared by --check and the session. */
+int cf_host_is_loopback(const char *host);
+/* Looks a name up in /etc/hosts (never DNS); fills up to n addresses and
+ * returns how many lines named it. */
+int cf_hosts_lookup(const char *name, char (*out)[64], int n);
+
+int cf_parse_size(const char *s, uint64_t *v);
+/* NULL when s is host, ip, [ip], host:port, [ip]:port or unix:/path;
+ * otherwise what was expected. */
+const char *cf_relay_address_error(const char *s);
+int cf_parse_duration(const char *s, uint64_t *v);
+
+#endif

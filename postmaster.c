@@ -1,0 +1,198 @@
+/*
+ * postmaster.c - main(): reads the command line, loads the configuration
+ * and dispatches to --check, --dump or --route.
+ *
+ * Owns: option parsing and exit statuses (sysexits: 64 usage, 67 a refused
+ * address, 75 a temporary refusal, 78 a configuration error). Everything
+ * else lives in the file that owns the concern. A configuration that does
+ * not parse never gets past this file.
+ */
+#include "cf.h"
+#include "route.h"
+#include "rtindex.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VERSION "0.1"
+
+enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_NOUSER_ = 67, EX_UNAVAILABLE_ = 69,
+       EX_TEMPFAIL_ = 75 };
+
+static const char usage[] =
+	"usage: postmaster [--config=FILE] [--smtpd=NAME] [--SCOPE=VALUE ...] MODE\n"
+	"modes:\n"
+	"  --check                validate the configuration, compile route files\n"
+	"  --dump [--defaults]    print the configuration as scoped assignments\n"
+	"  --route=ADDRESS        show where ADDRESS goes, step by step\n"
+	"  --version, --help\n"
+	"Any line that --dump prints is also a flag: --'core.hostname=mx.example.org'.\n"
+	"Serving SMTP, --flush, --queue and --inject are not in this build yet.\n";
+
+static int starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int report(struct cf *cf)
+{
+	if (cf->diag.len)
+		fputs(cf->diag.s, stderr);
+	return cf->nerrors ? 78 : 0;
+}
+
+static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
+{
+	const struct cf_section *smtpd = NULL;
+	uint32_t n;
+	struct cf_section **v = cf_listeners(cf, &n);
+	if (smtpd_name) {
+		smtpd = cf_find(cf, CF_SMTPD, smtpd_name);
+	} else if (n == 1) {
+		smtpd = v[0];
+	} else if (n > 1) {
+		fprintf(stderr, "postmaster: several [smtpd] sections; choose "
+				"one with --smtpd=NAME:");
+		for (uint32_t i = 0; i < n; i++)
+			fprintf(stderr, " %s", v[i]->name);
+		fputc('\n', stderr);
+		free(v);
+		return EX_USAGE_;
+	}
+	if (n)
+		free(v);
+	struct route_result r;
+	route_resolve(cf, smtpd, addr, strlen(addr), ROUTE_SMTP | ROUTE_UTF8,
+		      &r);
+	if (smtpd)
+		printf("route for [smtpd \"%s\"]:\n", smtpd->name);
+	else
+		printf("route for the built-in listener:\n");
+	fputs(r.steps.s ? r.steps.s : "", stdout);
+	for (uint32_t i = 0; i < r.nt; i++) {
+		const struct route_target *t = &r.t[i];
+		printf("deliver: %s %s <%s>\n", route_target_kind_name(t->kind),
+		       t->arg, t->addr);
+	}
+	printf("%d %s %s\n", r.code, r.dsn, r.text);
+	int ex = r.code < 300 ? EX_OK_ : r.code < 500 ? EX_TEMPFAIL_ : EX_NOUSER_;
+	route_result_free(&r);
+	return ex;
+}
+
+static void summary(const struct cf *cf)
+{
+	uint32_t listeners = 0, tables = 0, routes = 0, compiled = 0;
+	for (uint32_t i = 0; i < cf->nsecs; i++) {
+		const struct cf_section *s = &cf->secs[i];
+		if (s->kind == CF_SMTPD)
+			listeners++;
+		if (s->kind != CF_ROUTE)
+			continue;
+		tables++;
+		for (uint32_t j = 0; j < s->table->n; j++) {
+			if (s->table->e[j].type == RE_INDEX) {
+				compiled++;
+				routes += rtindex_count(s->table->e[j].idx);
+			} else {
+				routes++;
+			}
+		}
+	}
+	printf("%s: ok: %u listener%s, %u route table%s, %u route%s\n",
+	       cf->path ? cf->path : "built-in default", listeners,
+	       listeners == 1 ? "" : "s", tables, tables == 1 ? "" : "s",
+	       routes, routes == 1 ? "" : "s");
+	(void)compiled;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = NULL, *smtpd = NULL, *route = NULL;
+	int check = 0, dump = 0, defaults = 0;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (starts(a, "--config="))
+			config = a + 9;
+		else if (starts(a, "--smtpd="))
+			smtpd = a + 8;
+		else if (starts(a, "--route="))
+			route = a + 8;
+		else if (!strcmp(a, "--check"))
+			check = 1;
+		else if (!strcmp(a, "--dump"))
+			dump = 1;
+		else if (!strcmp(a, "--defaults"))
+			defaults = 1;
+		else if (!strcmp(a, "--version")) {
+			printf("postmaster %s\n", VERSION);
+			return 0;
+		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage, stdout);
+			return 0;
+		} else if (!strcmp(a, "--flush") || !strcmp(a, "--queue") ||
+			   !strcmp(a, "--inject") || !strcmp(a, "--now")) {
+			fprintf(stderr, "postmaster: %s is not in this build yet\n",
+				a);
+			return EX_UNAVAILABLE_;
+		} else if (starts(a, "--") && a[2]) {
+			continue; /* a configuration flag: after the file */
+		} else {
+			fprintf(stderr, "postmaster: unexpected argument '%s'\n%s",
+				a, usage);
+			return EX_USAGE_;
+		}
+	}
+	if (check + dump + (route != NULL) > 1) {
+		fprintf(stderr, "postmaster: choose one of --check, --dump and "
+				"--route\n");
+		return EX_USAGE_;
+	}
+	if (defaults && !dump) {
+		fprintf(stderr, "postmaster: --defaults goes with --dump\n");
+		return EX_USAGE_;
+	}
+
+	struct cf *cf = cf_new();
+	if (cf_load(cf, config ? config : "/etc/postmaster.cf", config != NULL) < 0)
+		return report(cf);
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!starts(a, "--") || starts(a, "--config=") ||
+		    starts(a, "--smtpd=") || starts(a, "--route=") ||
+		    !strcmp(a, "--check") || !strcmp(a, "--dump") ||
+		    !strcmp(a, "--defaults"))
+			continue;
+		cf_flag(cf, a + 2, i);
+	}
+	unsigned mode = check ? CF_CHECK : 0;
+	if (dump && !defaults)
+		mode |= CF_NO_INCLUDES;
+	cf_finish(cf, mode);
+	if (!cf->nerrors && smtpd && !cf_find(cf, CF_SMTPD, smtpd)) {
+		struct cf_pos pos = {"command line", 0, 0};
+		cf_error(cf, &pos, "--smtpd=%s: no [smtpd \"%s\"] section", smtpd,
+			 smtpd);
+	}
+	int ex = report(cf);
+	if (ex) {
+		cf_free(cf);
+		return ex;
+	}
+	if (check) {
+		summary(cf);
+	} else if (dump) {
+		cf_dump(cf, defaults, stdout);
+	} else if (route) {
+		ex = do_route(cf, route, smtpd);
+	} else {
+		fprintf(stderr, "postmaster: serving SMTP is not in this build "
+				"yet; use --check, --dump or --route\n");
+		ex = EX_UNAVAILABLE_;
+	}
+	cf_free(cf);
+	return ex;
+}

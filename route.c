@@ -1,0 +1,1147 @@
+/*
+ * route.c - pure routing (SPEC 6; see route.h).
+ *
+ * A recipient is resolved by matching it against the listener's tables in
+ * routing-table order and then the global [route]; the first line that
+ * matches wins, across pattern kinds and recipient-delimiter fallbacks.
+ * Each target of that line is either final (a pipe, relay, system user,
+ * host, mx, |cmd, Maildir, discard) or leads to another resolution (a
+ * rewrite, an alias), at most ROUTE_MAX_DEPTH deep.
+ *
+ * Names that a client chooses (the local part at the local host name, a
+ * bare RCPT TO:<name>) resolve only to aliases and system users; only a
+ * target that the administrator wrote can name a [pipe] or [relay].
+ *
+ * Never: touches the network or the spool, or writes anything.
+ */
+#include "route.h"
+#include "rtindex.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ------------------------------------------------------------------ */
+/* Patterns                                                            */
+
+int route_pattern_parse(const char *s, size_t n, enum pat_kind *kind,
+			struct addr *a, const char **why)
+{
+	size_t where;
+	if (n == 0) {
+		*why = "empty pattern";
+		return -1;
+	}
+	if (s[0] == '<') {
+		*why = "write patterns without < >";
+		return -1;
+	}
+	if (addr_parse(s, n, ADDR_PARTS | ADDR_UTF8, a, why, &where) != ADDR_OK)
+		return -1;
+	if (!a->has_at)
+		*kind = PAT_NAME;
+	else if (a->local[0] && a->domain[0])
+		*kind = PAT_ADDR;
+	else if (a->domain[0])
+		*kind = PAT_DOMAIN;
+	else if (a->local[0])
+		*kind = PAT_LOCAL;
+	else
+		*kind = PAT_ALL;
+	return 0;
+}
+
+void route_pattern_key(enum pat_kind kind, const char *local,
+		       const char *domain, struct buf *out)
+{
+	size_t start = out->len;
+	switch (kind) {
+	case PAT_ADDR:
+		buf_printf(out, "a:%s@%s", local, domain);
+		break;
+	case PAT_DOMAIN:
+		buf_printf(out, "d:%s", domain);
+		break;
+	case PAT_LOCAL:
+		buf_printf(out, "l:%s", local);
+		break;
+	case PAT_ALL:
+		buf_adds(out, "*");
+		break;
+	case PAT_NAME:
+		buf_printf(out, "n:%s", local);
+		break;
+	}
+	for (size_t i = start; i < out->len; i++)
+		out->s[i] = (char)ascii_lower((unsigned char)out->s[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Targets                                                             */
+
+enum tkind {
+	TK_NAME, TK_REWRITE, TK_HOST, TK_MX, TK_CMD, TK_MAILDIR, TK_REJECT,
+	TK_DISCARD
+};
+
+struct tgt {
+	enum tkind kind;
+	const char *text; /* NUL-terminated inside the split buffer */
+	uint32_t col;
+};
+
+#define MAX_TGTS 128
+
+/*
+ * Splits the words of a route line into targets: commas separate targets
+ * (inside unquoted words too); blanks join the words of one |command.
+ * Returns the number of targets or -1 with why and the column.
+ */
+static int split_targets(const struct cf_word *w, uint32_t nw, struct buf *b,
+			 struct tgt *t, const char **why, uint32_t *col)
+{
+	int n = 0;
+	int open = 0; /* a target has words and no comma yet */
+	size_t *starts = xmalloc((MAX_TGTS + 1) * sizeof *starts);
+	b->len = 0;
+	buf_reserve(b, 16);
+	for (uint32_t i = 0; i < nw; i++) {
+		const char *s = w[i].s;
+		uint32_t len = w[i].len;
+		uint32_t j = 0;
+		do {
+			uint32_t k = j;
+			if (!w[i].quoted)
+				while (k < len && s[k] != ',')
+					k++;
+			else
+				k = len;
+			if (k > j) {
+				if (open) {
+					buf_addc(b, ' ');
+				} else {
+					if (n == MAX_TGTS) {
+						*why = "more than 128 targets";
+						*col = w[i].col;
+						free(starts);
+						return -1;
+					}
+					starts[n] = b->len;
+					t[n].col = w[i].col + j;
+					n++;
+					open = 1;
+				}
+				buf_add(b, s + j, k - j);
+			}
+			if (k < len) { /* a comma */
+				if (!open) {
+					*why = "an empty target before ','";
+					*col = w[i].col + k;
+					free(starts);
+					return -1;
+				}
+				buf_addc(b, 0);
+				open = 0;
+				k++;
+				if (k == len && i + 1 == nw) {
+					*why = "a target after the last ','";
+					*col = w[i].col + k;
+					free(starts);
+					return -1;
+				}
+			}
+			j = k;
+		} while (j < len);
+		if (w[i].quoted && len == 0) {
+			*why = "a target, not an empty string";
+			*col = w[i].col;
+			free(starts);
+			return -1;
+		}
+	}
+	if (open)
+		buf_addc(b, 0);
+	for (int i = 0; i < n; i++)
+		t[i].text = b->s + starts[i];
+	free(starts);
+	return n;
+}
+
+/* Classifies one target text; -1 with why when it is none. */
+static int classify(const char *s, enum tkind *k, struct addr *rw,
+		    const char **why)
+{
+	if (s[0] == '|') {
+		*k = TK_CMD;
+		if (!s[1] || s[1] == ' ') {
+			*why = "a command after '|'";
+			return -1;
+		}
+		return 0;
+	}
+	if (strchr(s, ' ')) {
+		*why = "',' between targets (only a |command may contain "
+		       "blanks)";
+		return -1;
+	}
+	if (s[0] == '/') {
+		*k = TK_MAILDIR;
+		if (s[strlen(s) - 1] != '/') {
+			*why = "a Maildir path ending in '/' (mbox files are "
+			       "not supported)";
+			return -1;
+		}
+		return 0;
+	}
+	if (!strcasecmp(s, "mx")) {
+		*k = TK_MX;
+		return 0;
+	}
+	if (!strcasecmp(s, "reject")) {
+		*k = TK_REJECT;
+		return 0;
+	}
+	if (!strcasecmp(s, "discard")) {
+		*k = TK_DISCARD;
+		return 0;
+	}
+	if (s[0] == '[' || (strchr(s, ':') && !strchr(s, '@'))) {
+		*k = TK_HOST;
+		*why = cf_relay_address_error(s);
+		if (!*why && !strncmp(s, "unix:", 5))
+			*why = "a host; a unix socket needs a [relay]";
+		return *why ? -1 : 0;
+	}
+	if (strchr(s, '@') || s[0] == '"') {
+		*k = TK_REWRITE;
+		enum pat_kind pk;
+		if (route_pattern_parse(s, strlen(s), &pk, rw, why) < 0)
+			return -1;
+		if (pk == PAT_ALL) {
+			*why = "a rewrite that changes something ('@' alone "
+			       "keeps the address as it is)";
+			return -1;
+		}
+		if (pk == PAT_NAME) {
+			*k = TK_NAME;
+			return 0;
+		}
+		return 0;
+	}
+	*k = TK_NAME;
+	return 0;
+}
+
+int route_check_targets(struct cf *cf, const struct cf_word *w, uint32_t nw,
+			const struct cf_pos *pos)
+{
+	struct buf b = {0}, tmp = {0};
+	struct tgt t[MAX_TGTS];
+	const char *why = NULL;
+	uint32_t col = 0;
+	int errors = 0;
+	int n = split_targets(w, nw, &b, t, &why, &col);
+	struct cf_pos p = *pos;
+	if (n < 0) {
+		p.col = col;
+		cf_error(cf, &p, "expected %s", why);
+		errors++;
+		n = 0;
+	}
+	for (int i = 0; i < n; i++) {
+		enum tkind k;
+		struct addr rw;
+		if (classify(t[i].text, &k, &rw, &why) < 0) {
+			p.col = t[i].col;
+			tmp.len = 0;
+			buf_add_escaped(&tmp, t[i].text, strlen(t[i].text));
+			cf_error(cf, &p, "expected %s, found '%s'", why, tmp.s);
+			errors++;
+		}
+	}
+	buf_free(&b);
+	buf_free(&tmp);
+	return errors;
+}
+
+const char *route_target_kind_name(enum target_kind k)
+{
+	static const char *const names[] = {
+		[T_PIPE] = "pipe",   [T_RELAY] = "relay",
+		[T_USER] = "local user", [T_HOST] = "host",
+		[T_MX] = "mx",       [T_CMD] = "command",
+		[T_MAILDIR] = "maildir", [T_DISCARD] = "discard",
+	};
+	return names[k];
+}
+
+/* ------------------------------------------------------------------ */
+/* Resolution                                                          */
+
+struct cand {
+	enum pat_kind k;
+	const char *l;
+};
+
+struct match {
+	const char *table;
+	const char *file;
+	uint32_t line, col;
+	const char *pattern;
+	const struct cf_word *w;
+	uint32_t nw;
+	struct rt_hit hit; /* storage for an indexed match */
+};
+
+struct rctx {
+	const struct cf *cf;
+	const struct cf_section *smtpd;
+	const struct route_table **tables;
+	uint32_t ntables;
+	struct route_result *r;
+	const char *delim;
+	uint32_t steps;
+	int aborted;
+	/* the first failure of each class */
+	int tcode, pcode;
+	char tdsn[12], pdsn[12];
+	char ttext[512], ptext[512];
+	const char *chain[ROUTE_MAX_DEPTH + 2];
+	const char *rcpt;
+	/* the first line that matched, for --check */
+	struct cf_pos first;
+	const char *first_pattern;
+};
+
+static void step(struct rctx *c, int depth, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void step(struct rctx *c, int depth, const char *fmt, ...)
+{
+	va_list ap;
+	for (int i = 0; i < depth + 1; i++)
+		buf_adds(&c->r->steps, "  ");
+	va_start(ap, fmt);
+	buf_vprintf(&c->r->steps, fmt, ap);
+	va_end(ap);
+	buf_addc(&c->r->steps, '\n');
+	c->r->nsteps++;
+}
+
+/*
+ * One target failed. The client sees "<rcpt>: reason", never the aliases
+ * and rewrites behind it; the steps (for --route and logs) get the detail.
+ */
+static void failure(struct rctx *c, int depth, int code, const char *dsn,
+		    const char *reason, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+static void failure(struct rctx *c, int depth, int code, const char *dsn,
+		    const char *reason, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	step(c, depth, "=> %d %s %s", code, dsn, text);
+	int temp = code < 500;
+	int *cp = temp ? &c->tcode : &c->pcode;
+	if (*cp)
+		return;
+	*cp = code;
+	snprintf(temp ? c->tdsn : c->pdsn, sizeof c->tdsn, "%s", dsn);
+	snprintf(temp ? c->ttext : c->ptext, sizeof c->ttext, "<%s>: %s",
+		 c->rcpt, reason);
+}
+
+/* The part of local before the first delimiter character, or NULL. */
+static const char *base_of(const struct rctx *c, const char *local,
+			   char *out, size_t n)
+{
+	if (!c->delim || local[0] == '"')
+		return NULL;
+	size_t k = strcspn(local, c->delim);
+	if (k == 0 || !local[k] || k >= n)
+		return NULL;
+	memcpy(out, local, k);
+	out[k] = 0;
+	return out;
+}
+
+static int eq(const char *a, const char *b)
+{
+	return addr_part_eq(a, b);
+}
+
+static int line_matches(const struct route_entry *e, int is_name,
+			const char *local, const char *base,
+			const char *domain)
+{
+	if (is_name)
+		return e->pkind == PAT_NAME &&
+		       (eq(e->local, local) || (base && eq(e->local, base)));
+	switch (e->pkind) {
+	case PAT_ADDR:
+		return eq(e->domain, domain) &&
+		       (eq(e->local, local) || (base && eq(e->local, base)));
+	case PAT_DOMAIN:
+		return eq(e->domain, domain);
+	case PAT_LOCAL:
+		return eq(e->local, local) || (base && eq(e->local, base));
+	case PAT_ALL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int index_match(const struct route_entry *e, int is_name,
+		       const char *local, const char *base,
+		       const char *domain, struct rt_hit *best)
+{
+	struct buf key = {0};
+	struct rt_hit *hit = xmalloc(sizeof *hit);
+	int found = 0;
+	struct cand cand[6];
+	int nc = 0;
+	if (is_name) {
+		cand[nc++] = (struct cand){PAT_NAME, local};
+		if (base)
+			cand[nc++] = (struct cand){PAT_NAME, base};
+	} else {
+		cand[nc++] = (struct cand){PAT_ADDR, local};
+		if (base)
+			cand[nc++] = (struct cand){PAT_ADDR, base};
+		cand[nc++] = (struct cand){PAT_DOMAIN, ""};
+		cand[nc++] = (struct cand){PAT_LOCAL, local};
+		if (base)
+			cand[nc++] = (struct cand){PAT_LOCAL, base};
+		cand[nc++] = (struct cand){PAT_ALL, ""};
+	}
+	for (int i = 0; i < nc; i++) {
+		key.len = 0;
+		route_pattern_key(cand[i].k, cand[i].l, domain, &key);
+		if (rtindex_lookup(e->idx, key.s, key.len, hit) &&
+		    (!found || hit->seq < best->seq)) {
+			memcpy(best, hit, sizeof *hit);
+			found = 1;
+		}
+	}
+	free(hit);
+	buf_free(&key);
+	return found;
+}
+
+/* The first line of the listener's tables that matches. */
+static int find_match(struct rctx *c, int is_name, const char *local,
+		      const char *domain, struct match *m)
+{
+	char basebuf[ADDR_PATH_MAX];
+	const char *base = base_of(c, local, basebuf, sizeof basebuf);
+	for (uint32_t ti = 0; ti < c->ntables; ti++) {
+		const struct route_table *t = c->tables[ti];
+		for (uint32_t i = 0; i < t->n; i++) {
+			const struct route_entry *e = &t->e[i];
+			if (e->type == RE_INDEX) {
+				if (!index_match(e, is_name, local, base,
+						 domain, &m->hit))
+					continue;
+				m->table = t->name;
+				m->file = m->hit.file;
+				m->line = m->hit.line;
+				m->col = m->hit.col;
+				m->pattern = m->hit.pattern;
+				m->w = m->hit.w;
+				m->nw = m->hit.nw;
+				return 1;
+			}
+			if (!line_matches(e, is_name, local, base, domain))
+				continue;
+			m->table = t->name;
+			m->file = e->pos.file;
+			m->line = e->pos.line;
+			m->col = e->pos.col;
+			m->pattern = e->text;
+			m->w = &c->cf->words[e->w0];
+			m->nw = e->nw;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int table_names_domain(const struct route_table *t, const char *d)
+{
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct route_entry *e = &t->e[i];
+		if (e->type == RE_INDEX) {
+			if (rtindex_names_domain(e->idx, d))
+				return 1;
+		} else if ((e->pkind == PAT_ADDR || e->pkind == PAT_DOMAIN) &&
+			   eq(e->domain, d)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* An address literal of one of this machine's addresses. */
+static int own_literal(const char *d)
+{
+	char tmp[ADDR_DOMAIN_MAX + 1];
+	unsigned char want[16];
+	int fam;
+	size_t n = strlen(d);
+	if (n < 3 || d[0] != '[' || d[n - 1] != ']')
+		return 0;
+	memcpy(tmp, d + 1, n - 2);
+	tmp[n - 2] = 0;
+	if (!strncasecmp(tmp, "IPv6:", 5)) {
+		fam = AF_INET6;
+		if (inet_pton(AF_INET6, tmp + 5, want) != 1)
+			return 0;
+	} else {
+		fam = AF_INET;
+		if (inet_pton(AF_INET, tmp, want) != 1)
+			return 0;
+	}
+	struct ifaddrs *ifa, *i;
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	int found = 0;
+	for (i = ifa; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != fam)
+			continue;
+		if (fam == AF_INET)
+			found = !memcmp(&((struct sockaddr_in *)(void *)i->ifa_addr)
+						 ->sin_addr,
+					want, 4);
+		else
+			found = !memcmp(&((struct sockaddr_in6 *)(void *)i->ifa_addr)
+						 ->sin6_addr,
+					want, 16);
+	}
+	freeifaddrs(ifa);
+	return found;
+}
+
+/* localhost, the host name, our own literals: local users live here. */
+static int local_host_domain(const struct cf *cf, const char *d)
+{
+	return eq(d, "localhost") || eq(d, cf->core->v[CORE_HOSTNAME].s) ||
+	       own_literal(d);
+}
+
+static uint32_t listener_tables(const struct cf *cf,
+				const struct cf_section *smtpd,
+				const struct route_table **out, uint32_t max)
+{
+	uint32_t n = 0;
+	if (smtpd) {
+		const struct cf_list *l = &smtpd->v[SMTPD_ROUTING_TABLE].list;
+		for (uint32_t i = 0; i < l->n && n + 1 < max; i++) {
+			const struct cf_section *s = cf_find(cf, CF_ROUTE, l->v[i]);
+			if (s)
+				out[n++] = s->table;
+		}
+	}
+	out[n++] = cf->global_route->table;
+	return n;
+}
+
+int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
+			  const char *domain)
+{
+	if (local_host_domain(cf, domain))
+		return 1;
+	for (uint32_t i = 0; i < cf->nsecs; i++) {
+		const struct cf_section *s = &cf->secs[i];
+		if (s->kind == CF_SMTPD && eq(s->v[SMTPD_NAME].s, domain))
+			return 1;
+	}
+	const struct route_table *tables[64];
+	uint32_t n = listener_tables(cf, smtpd, tables, 64);
+	for (uint32_t i = 0; i < n; i++)
+		if (table_names_domain(tables[i], domain))
+			return 1;
+	return 0;
+}
+
+static void add_target(struct rctx *c, int depth, enum target_kind kind,
+		       const char *addr, const char *arg,
+		       const struct cf_section *sec)
+{
+	struct route_result *r = c->r;
+	for (uint32_t i = 0; i < r->nt; i++)
+		if (r->t[i].kind == kind && !strcmp(r->t[i].addr, addr) &&
+		    !strcmp(r->t[i].arg, arg)) {
+			step(c, depth, "=> %s %s for <%s> (duplicate, once)",
+			     route_target_kind_name(kind), arg, addr);
+			return;
+		}
+	if (r->nt >= ROUTE_MAX_TARGETS) {
+		c->aborted = 1;
+		return;
+	}
+	r->t = xrealloc(r->t, (r->nt + 1) * sizeof *r->t);
+	struct route_target *t = &r->t[r->nt++];
+	memset(t, 0, sizeof *t);
+	t->kind = kind;
+	snprintf(t->addr, sizeof t->addr, "%s", addr);
+	t->arg = xstrdup(arg);
+	t->sec = sec;
+	step(c, depth, "=> %s %s for <%s>", route_target_kind_name(kind), arg,
+	     addr);
+}
+
+static void resolve(struct rctx *c, const struct addr *a, int depth,
+		    int client_name);
+
+/* The address with the host name as its domain when it has none. */
+static void qualified(const struct rctx *c, const struct addr *a, char *out,
+		      size_t n)
+{
+	if (a->has_at)
+		addr_format(a, out, n);
+	else
+		snprintf(out, n, "%s@%s", a->local,
+			 c->cf->core->v[CORE_HOSTNAME].s);
+}
+
+static void system_user(struct rctx *c, const char *name, int depth)
+{
+	char basebuf[ADDR_PATH_MAX];
+	const char *user = name;
+	struct passwd *pw = getpwnam(name);
+	if (!pw) {
+		user = base_of(c, name, basebuf, sizeof basebuf);
+		pw = user ? getpwnam(user) : NULL;
+	}
+	if (!pw) {
+		failure(c, depth, 550, "5.1.1", "user unknown",
+			"no system user %s", name);
+		return;
+	}
+	const struct cf_section *mailer =
+		cf_find(c->cf, CF_PIPE, c->cf->core->v[CORE_LOCAL_MAILER].s);
+	add_target(c, depth, T_USER, pw->pw_name, pw->pw_name, mailer);
+}
+
+/* A NAME target written by the administrator. */
+static void resolve_name_target(struct rctx *c, const char *name,
+				const struct addr *cur, int depth)
+{
+	char addr[ADDR_PATH_MAX + 256];
+	const struct cf_section *s;
+	if ((s = cf_find(c->cf, CF_PIPE, name))) {
+		addr_format(cur, addr, sizeof addr);
+		add_target(c, depth, T_PIPE, addr, name, s);
+		return;
+	}
+	if ((s = cf_find(c->cf, CF_RELAY, name))) {
+		qualified(c, cur, addr, sizeof addr);
+		add_target(c, depth, T_RELAY, addr, name, s);
+		return;
+	}
+	struct addr nm;
+	memset(&nm, 0, sizeof nm);
+	snprintf(nm.local, sizeof nm.local, "%s", name);
+	struct match *m = xmalloc(sizeof *m);
+	int found = find_match(c, 1, name, "", m);
+	free(m);
+	if (found || getpwnam(name) || !strchr(name, '.')) {
+		resolve(c, &nm, depth + 1, 0);
+		return;
+	}
+	qualified(c, cur, addr, sizeof addr);
+	add_target(c, depth, T_HOST, addr, name, NULL);
+}
+
+static void expand(struct rctx *c, const struct match *m,
+		   const struct addr *cur, int depth)
+{
+	struct buf b = {0};
+	struct tgt t[MAX_TGTS];
+	const char *why;
+	uint32_t col;
+	char addr[ADDR_PATH_MAX + 256];
+	int n = split_targets(m->w, m->nw, &b, t, &why, &col);
+	for (int i = 0; i < n && !c->aborted; i++) {
+		enum tkind k;
+		struct addr rw;
+		if (classify(t[i].text, &k, &rw, &why) < 0) {
+			failure(c, depth, 451, "4.3.5", "route misconfigured",
+				"bad route target '%s' at %s:%u", t[i].text,
+				m->file, m->line);
+			continue;
+		}
+		switch (k) {
+		case TK_NAME:
+			resolve_name_target(c, t[i].text, cur, depth);
+			break;
+		case TK_REWRITE: {
+			struct addr na = *cur;
+			if (rw.local[0])
+				memcpy(na.local, rw.local, sizeof na.local);
+			if (rw.domain[0]) {
+				memcpy(na.domain, rw.domain, sizeof na.domain);
+				na.has_at = 1;
+				na.literal = rw.literal;
+			}
+			addr_format(&na, addr, sizeof addr);
+			if (strlen(addr) + 2 > ADDR_PATH_MAX) {
+				failure(c, depth, 550, "5.1.3",
+					"rewritten address too long",
+					"<%s> is too long", addr);
+				break;
+			}
+			step(c, depth, "rewrite to <%s>", addr);
+			resolve(c, &na, depth + 1, 0);
+			break;
+		}
+		case TK_HOST:
+			qualified(c, cur, addr, sizeof addr);
+			add_target(c, depth, T_HOST, addr, t[i].text, NULL);
+			break;
+		case TK_MX:
+			qualified(c, cur, addr, sizeof addr);
+			add_target(c, depth, T_MX, addr, "mx", NULL);
+			break;
+		case TK_CMD:
+			addr_format(cur, addr, sizeof addr);
+			add_target(c, depth, T_CMD, addr, t[i].text + 1, NULL);
+			break;
+		case TK_MAILDIR:
+			addr_format(cur, addr, sizeof addr);
+			add_target(c, depth, T_MAILDIR, addr, t[i].text, NULL);
+			break;
+		case TK_REJECT:
+			addr_format(cur, addr, sizeof addr);
+			failure(c, depth, 550, "5.1.1", "recipient rejected",
+				"<%s> is rejected", addr);
+			break;
+		case TK_DISCARD:
+			addr_format(cur, addr, sizeof addr);
+			add_target(c, depth, T_DISCARD, addr, "discard", NULL);
+			break;
+		}
+	}
+	buf_free(&b);
+}
+
+/*
+ * Resolves one address or local name. client_name: the name came from the
+ * client (a local part at the host name, RCPT TO:<name>), so it may reach
+ * aliases and system users only.
+ */
+static void resolve(struct rctx *c, const struct addr *a, int depth,
+		    int client_name)
+{
+	char text[ADDR_PATH_MAX + 8];
+	addr_format(a, text, sizeof text);
+	if (c->aborted)
+		return;
+	if (++c->steps > ROUTE_MAX_STEPS) {
+		c->aborted = 1;
+		return;
+	}
+	/* an address that repeats on its own chain loops for sure; a chain
+	 * deeper than ROUTE_MAX_DEPTH is taken for one */
+	int repeat = 0;
+	for (int i = 0; i < depth && i <= ROUTE_MAX_DEPTH; i++)
+		if (c->chain[i] && addr_part_eq(c->chain[i], text))
+			repeat = 1;
+	if (repeat || depth > ROUTE_MAX_DEPTH) {
+		struct buf chain = {0};
+		for (int i = 0; i < depth && i <= ROUTE_MAX_DEPTH; i++)
+			if (c->chain[i])
+				buf_printf(&chain, "%s -> ", c->chain[i]);
+		failure(c, depth, 550, "5.4.6", "routing loop",
+			"routing loop: %s%s", chain.s ? chain.s : "", text);
+		buf_free(&chain);
+		return;
+	}
+	char *mine = xstrdup(text);
+	c->chain[depth] = mine;
+	struct match *m = xmalloc(sizeof *m);
+	if (find_match(c, !a->has_at, a->local, a->domain, m)) {
+		if (!c->first.file) {
+			c->first.file = m->file;
+			c->first.line = m->line;
+			c->first.col = m->col;
+			c->first_pattern = m->pattern;
+		}
+		struct buf tw = {0};
+		for (uint32_t i = 0; i < m->nw; i++)
+			buf_printf(&tw, "%s%s", i ? " " : "", m->w[i].s);
+		step(c, depth, "<%s> matches '%s' in [route%s%s%s] at %s:%u: %s",
+		     text, m->pattern, m->table[0] ? " \"" : "", m->table,
+		     m->table[0] ? "\"" : "", m->file, m->line, tw.s);
+		buf_free(&tw);
+		expand(c, m, a, depth);
+	} else if (!a->has_at) {
+		if (addr_is_postmaster(a) && depth <= ROUTE_MAX_DEPTH) {
+			step(c, depth, "<%s> has no route: postmaster goes to "
+				       "root (built in)",
+			     text);
+			struct addr root;
+			memset(&root, 0, sizeof root);
+			strcpy(root.local, "root");
+			resolve_name_target(c, "root", &root, depth);
+		} else {
+			step(c, depth, "<%s> has no route: a system user?",
+			     text);
+			system_user(c, a->local, depth);
+		}
+		(void)client_name;
+	} else if (local_host_domain(c->cf, a->domain)) {
+		step(c, depth, "<%s> has no route; %s is this host: local "
+			       "name %s",
+		     text, a->domain, a->local);
+		struct addr nm;
+		memset(&nm, 0, sizeof nm);
+		memcpy(nm.local, a->local, sizeof nm.local);
+		resolve(c, &nm, depth + 1, 1);
+	} else if (route_domain_is_local(c->cf, c->smtpd, a->domain)) {
+		if (addr_is_postmaster(a)) {
+			step(c, depth, "<%s> has no route: postmaster at a local "
+				       "domain",
+			     text);
+			struct addr nm;
+			memset(&nm, 0, sizeof nm);
+			strcpy(nm.local, "postmaster");
+			resolve(c, &nm, depth + 1, 1);
+		} else {
+			failure(c, depth, 550, "5.1.1", "user unknown",
+				"<%s>: no route at a local domain", text);
+		}
+	} else {
+		failure(c, depth, 550, "5.7.1", "relaying denied",
+			"<%s>: no route, and %s is not a local domain", text,
+			a->domain);
+	}
+	free(m);
+	free(mine);
+	c->chain[depth] = NULL;
+}
+
+static void init_ctx(struct rctx *c, const struct cf *cf,
+		     const struct cf_section *smtpd, struct route_result *r,
+		     const struct route_table **tables)
+{
+	memset(c, 0, sizeof *c);
+	memset(r, 0, sizeof *r);
+	c->cf = cf;
+	c->smtpd = smtpd;
+	c->r = r;
+	c->tables = tables;
+	c->ntables = listener_tables(cf, smtpd, tables, 64);
+	c->delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
+}
+
+static void finish(struct rctx *c)
+{
+	const char *rcpt = c->rcpt;
+	struct route_result *r = c->r;
+	if (c->aborted) {
+		for (uint32_t i = 0; i < r->nt; i++)
+			free(r->t[i].arg);
+		free(r->t);
+		r->t = NULL;
+		r->nt = 0;
+		c->tcode = 0;
+		c->pcode = 550;
+		snprintf(c->pdsn, sizeof c->pdsn, "5.4.6");
+		snprintf(c->ptext, sizeof c->ptext,
+			 "<%s>: routing expands to too many targets", rcpt);
+	}
+	if (r->nt) {
+		r->code = 250;
+		snprintf(r->dsn, sizeof r->dsn, "2.1.5");
+		snprintf(r->text, sizeof r->text, "<%s> OK", rcpt);
+	} else if (c->tcode) {
+		r->code = c->tcode;
+		memcpy(r->dsn, c->tdsn, sizeof r->dsn);
+		memcpy(r->text, c->ttext, sizeof r->text);
+	} else {
+		r->code = c->pcode ? c->pcode : 550;
+		memcpy(r->dsn, c->pcode ? c->pdsn : "5.1.1", sizeof r->dsn);
+		if (c->pcode)
+			memcpy(r->text, c->ptext, sizeof r->text);
+		else
+			snprintf(r->text, sizeof r->text, "<%s>: user unknown",
+				 rcpt);
+	}
+}
+
+static const char *addr_reason(enum addr_status st, int *code,
+			       const char **dsn)
+{
+	*code = 501;
+	*dsn = "5.1.3";
+	switch (st) {
+	case ADDR_ENONASCII:
+		*code = 553;
+		*dsn = "5.6.7";
+		return "non-ASCII address without SMTPUTF8";
+	case ADDR_ENULL:
+		return "the null address is not a recipient";
+	default:
+		return NULL;
+	}
+}
+
+void route_resolve(const struct cf *cf, const struct cf_section *smtpd,
+		   const char *text, size_t len, unsigned flags,
+		   struct route_result *r)
+{
+	struct rctx c;
+	const struct route_table *tables[64];
+	init_ctx(&c, cf, smtpd, r, tables);
+	struct addr a;
+	const char *why;
+	size_t where;
+	unsigned af = ADDR_NODOMAIN_OK | ((flags & ROUTE_UTF8) ? ADDR_UTF8 : 0);
+	enum addr_status st = addr_parse(text, len, af, &a, &why, &where);
+	if (st != ADDR_OK) {
+		int code;
+		const char *dsn;
+		const char *w = addr_reason(st, &code, &dsn);
+		r->code = code;
+		snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
+		struct buf e = {0};
+		buf_add_escaped(&e, text, len);
+		snprintf(r->text, sizeof r->text, "<%s>: %s", e.s ? e.s : "",
+			 w ? w : why);
+		buf_free(&e);
+		step(&c, 0, "=> %d %s %s", r->code, r->dsn, r->text);
+		return;
+	}
+	char rcpt[ADDR_PATH_MAX + 8];
+	addr_format(&a, rcpt, sizeof rcpt);
+	if (!a.has_at && !addr_is_postmaster(&a) &&
+	    !(smtpd && smtpd->v[SMTPD_LOCAL_RCPT_TO].n)) {
+		r->code = 504;
+		snprintf(r->dsn, sizeof r->dsn, "5.5.2");
+		snprintf(r->text, sizeof r->text,
+			 "<%s>: need a fully-qualified address", rcpt);
+		step(&c, 0, "<%s> is a local name and local-rcpt-to is no",
+		     rcpt);
+		step(&c, 0, "=> %d %s %s", r->code, r->dsn, r->text);
+		return;
+	}
+	c.rcpt = rcpt;
+	resolve(&c, &a, 0, !a.has_at);
+	finish(&c);
+}
+
+void route_result_free(struct route_result *r)
+{
+	for (uint32_t i = 0; i < r->nt; i++)
+		free(r->t[i].arg);
+	free(r->t);
+	buf_free(&r->steps);
+	memset(r, 0, sizeof *r);
+}
+
+/* ------------------------------------------------------------------ */
+/* --check                                                             */
+
+static int relays(const struct route_result *r)
+{
+	for (uint32_t i = 0; i < r->nt; i++)
+		if (r->t[i].kind == T_RELAY || r->t[i].kind == T_HOST ||
+		    r->t[i].kind == T_MX)
+			return 1;
+	return 0;
+}
+
+static int listener_exempt(const struct cf_section *s)
+{
+	return s->v[SMTPD_AUTH].n == AUTH_REQUIRED ||
+	       (s->listen.host[0] && cf_host_is_loopback(s->listen.host));
+}
+
+static void probe_listener(struct cf *cf, const struct cf_section *smtpd)
+{
+	static const char probe_domain[] = "relay-probe.invalid";
+	const struct route_table *tables[64];
+	uint32_t nt = listener_tables(cf, smtpd, tables, 64);
+	struct cf_pos reported[16];
+	int nrep = 0;
+	for (uint32_t ti = 0; ti < nt; ti++) {
+		const struct route_table *t = tables[ti];
+		for (uint32_t i = 0; i <= t->n; i++) {
+			/* each catch-all line, then one address no line names */
+			const char *local = NULL;
+			if (i < t->n) {
+				const struct route_entry *e = &t->e[i];
+				if (e->type != RE_LINE ||
+				    (e->pkind != PAT_LOCAL && e->pkind != PAT_ALL))
+					continue;
+				local = e->pkind == PAT_LOCAL ? e->local : NULL;
+			} else if (ti + 1 < nt) {
+				continue;
+			}
+			char text[ADDR_PATH_MAX + 64];
+			snprintf(text, sizeof text, "%s@%s",
+				 local ? local : "relay-probe", probe_domain);
+			struct rctx c;
+			struct route_result r;
+			const struct route_table *tb[64];
+			init_ctx(&c, cf, smtpd, &r, tb);
+			struct addr a;
+			const char *why;
+			size_t where;
+			if (addr_parse(text, strlen(text), ADDR_UTF8, &a, &why,
+				       &where) != ADDR_OK) {
+				route_result_free(&r);
+				continue;
+			}
+			c.rcpt = text;
+			resolve(&c, &a, 0, 0);
+			finish(&c);
+			if (relays(&r) && c.first.file) {
+				int dup = 0;
+				for (int k = 0; k < nrep; k++)
+					if (reported[k].file == c.first.file &&
+					    reported[k].line == c.first.line)
+						dup = 1;
+				if (!dup && nrep < 16) {
+					reported[nrep++] = c.first;
+					char who[300];
+					if (smtpd)
+						snprintf(who, sizeof who,
+							 "[smtpd \"%s\"]",
+							 smtpd->name);
+					else
+						snprintf(who, sizeof who,
+							 "the built-in listener");
+					cf_error(cf, &c.first,
+						 "open relay: '%s' sends mail "
+						 "for any domain (<%s>) to a "
+						 "relay on %s, which neither "
+						 "requires AUTH nor listens "
+						 "only on loopback",
+						 c.first_pattern, text, who);
+				}
+			}
+			route_result_free(&r);
+		}
+	}
+}
+
+void route_check_listeners(struct cf *cf)
+{
+	uint32_t n;
+	struct cf_section **v = cf_listeners(cf, &n);
+	if (n == 0)
+		probe_listener(cf, NULL);
+	for (uint32_t i = 0; i < n; i++)
+		if (!listener_exempt(v[i]))
+			probe_listener(cf, v[i]);
+	if (n)
+		free(v);
+}
+
+struct seen {
+	char **keys;
+	const struct route_entry **who;
+	uint32_t mask, n;
+};
+
+static const struct route_entry *seen_get(const struct seen *s, const char *k)
+{
+	for (uint32_t i = hash_lower(k, strlen(k)) & s->mask; s->keys[i];
+	     i = (i + 1) & s->mask)
+		if (!strcmp(s->keys[i], k))
+			return s->who[i];
+	return NULL;
+}
+
+static void seen_put(struct seen *s, const char *k, const struct route_entry *e)
+{
+	uint32_t i = hash_lower(k, strlen(k)) & s->mask;
+	for (; s->keys[i]; i = (i + 1) & s->mask)
+		if (!strcmp(s->keys[i], k))
+			return;
+	s->keys[i] = xstrdup(k);
+	s->who[i] = e;
+	s->n++;
+}
+
+void route_check_shadowed(struct cf *cf, const struct route_table *t)
+{
+	struct seen s;
+	uint32_t sz = 64;
+	while (sz < 2ull * t->n + 64)
+		sz *= 2;
+	s.keys = xcalloc(sz, sizeof *s.keys);
+	s.who = xcalloc(sz, sizeof *s.who);
+	s.mask = sz - 1;
+	s.n = 0;
+	struct buf k = {0};
+	struct rctx c;
+	memset(&c, 0, sizeof c);
+	c.delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct route_entry *e = &t->e[i];
+		if (e->type != RE_LINE)
+			continue;
+		char basebuf[ADDR_PATH_MAX];
+		const char *base = base_of(&c, e->local, basebuf, sizeof basebuf);
+		struct cand cand[6];
+		int nc = 0;
+		switch (e->pkind) {
+		case PAT_ADDR:
+			cand[nc++] = (struct cand){PAT_ADDR, e->local};
+			if (base)
+				cand[nc++] = (struct cand){PAT_ADDR, base};
+			cand[nc++] = (struct cand){PAT_DOMAIN, ""};
+			cand[nc++] = (struct cand){PAT_LOCAL, e->local};
+			if (base)
+				cand[nc++] = (struct cand){PAT_LOCAL, base};
+			break;
+		case PAT_DOMAIN:
+			cand[nc++] = (struct cand){PAT_DOMAIN, ""};
+			break;
+		case PAT_LOCAL:
+			cand[nc++] = (struct cand){PAT_LOCAL, e->local};
+			if (base)
+				cand[nc++] = (struct cand){PAT_LOCAL, base};
+			break;
+		case PAT_ALL:
+			break;
+		case PAT_NAME:
+			cand[nc++] = (struct cand){PAT_NAME, e->local};
+			if (base)
+				cand[nc++] = (struct cand){PAT_NAME, base};
+			break;
+		}
+		if (e->pkind != PAT_NAME)
+			cand[nc++] = (struct cand){PAT_ALL, ""};
+		const struct route_entry *by = NULL;
+		for (int j = 0; j < nc && !by; j++) {
+			k.len = 0;
+			route_pattern_key(cand[j].k, cand[j].l, e->domain, &k);
+			by = seen_get(&s, k.s);
+		}
+		if (by) {
+			cf_warn(cf, &e->pos, "route '%s' is never used: '%s' at "
+					     "%s:%u comes first and matches "
+					     "every address it matches",
+				e->text, by->text, by->pos.file, by->pos.line);
+		}
+		k.len = 0;
+		route_pattern_key(e->pkind, e->local, e->domain, &k);
+		seen_put(&s, k.s, e);
+	}
+	for (uint32_t i = 0; i < sz; i++)
+		free(s.keys[i]);
+	free(s.keys);
+	free(s.who);
+	buf_free(&k);
+}

@@ -1,0 +1,120 @@
+/*
+ * route.h - pure routing: an address in, a list of final targets out.
+ *
+ * route.c owns SPEC 6: pattern matching (first match in table order, the
+ * listener's routing-table list and then the global [route]), target
+ * resolution (pipe, relay, alias, system user, rewrites, hosts, mx, |cmd,
+ * Maildir, reject, discard), recursion and expansion limits, local versus
+ * remote domains, and the reply that the session gives at RCPT time. The
+ * result is one structure that the session, the spool and --route share.
+ *
+ * route.c never touches the network or the spool; the only lookups it makes
+ * are the ones it is given: the configuration, the compiled route indexes,
+ * getpwnam(3) for system users and getifaddrs(3) for the machine's own
+ * address literals.
+ */
+#ifndef POSTMASTER_ROUTE_H
+#define POSTMASTER_ROUTE_H
+
+#include <stdint.h>
+
+#include "addr.h"
+#include "cf.h"
+
+#define ROUTE_MAX_DEPTH 20
+#define ROUTE_MAX_TARGETS 1000
+#define ROUTE_MAX_STEPS 10000
+
+enum pat_kind {
+	PAT_ADDR,   /* user@example.org */
+	PAT_DOMAIN, /* @example.org */
+	PAT_LOCAL,  /* user@ */
+	PAT_ALL,    /* @ */
+	PAT_NAME,   /* user: a local name */
+};
+
+enum { RE_LINE, RE_INDEX };
+
+struct rtindex;
+
+struct route_entry {
+	uint8_t type;  /* RE_LINE or RE_INDEX */
+	uint8_t pkind; /* enum pat_kind */
+	const char *local, *domain; /* canonical pattern parts */
+	const char *text;           /* the pattern as written */
+	uint32_t w0, nw;            /* target words in cf->words */
+	struct cf_pos pos;
+	struct rtindex *idx;        /* RE_INDEX: a compiled route file */
+};
+
+struct route_table {
+	const char *name; /* "" for the global [route] */
+	struct route_entry *e;
+	uint32_t n, cap;
+};
+
+enum target_kind {
+	T_PIPE,    /* a [pipe]: arg = its name */
+	T_RELAY,   /* a [relay]: arg = its name */
+	T_USER,    /* a system user through core.local-mailer: arg = user */
+	T_HOST,    /* a host: arg = host, [host], [ip]:port, host:port */
+	T_MX,      /* the MX hosts of the address's domain */
+	T_CMD,     /* |command: arg = the command */
+	T_MAILDIR, /* arg = the Maildir path, ending in '/' */
+	T_DISCARD,
+};
+
+struct route_target {
+	enum target_kind kind;
+	char addr[ADDR_PATH_MAX]; /* the address this target receives */
+	char *arg;
+	const struct cf_section *sec; /* T_PIPE, T_RELAY, and T_USER's mailer */
+};
+
+struct route_result {
+	int code;           /* 250, 4xx or 5xx: the reply at RCPT time */
+	char dsn[12];
+	char text[512];     /* reply text after the enhanced code */
+	struct route_target *t;
+	uint32_t nt;
+	struct buf steps;   /* one line per step, for --route and logs */
+	uint32_t nsteps;
+};
+
+enum {
+	ROUTE_SMTP = 1 << 0,     /* the address came from RCPT TO */
+	ROUTE_UTF8 = 1 << 1,     /* SMTPUTF8 was given */
+};
+
+/*
+ * Resolves the recipient written in text (with or without <>) as the
+ * listener smtpd (NULL: the global table only, as the built-in default)
+ * would. Always fills r; r->code says whether the recipient is accepted.
+ */
+void route_resolve(const struct cf *cf, const struct cf_section *smtpd,
+		   const char *text, size_t len, unsigned flags,
+		   struct route_result *r);
+void route_result_free(struct route_result *r);
+
+const char *route_target_kind_name(enum target_kind k);
+
+/* Table building (cf.c) and checks (--check). */
+int route_pattern_parse(const char *s, size_t n, enum pat_kind *kind,
+			struct addr *a, const char **why);
+/* Validates the target words of one route line; reports through cf_error.
+ * Returns the number of errors. */
+int route_check_targets(struct cf *cf, const struct cf_word *w, uint32_t nw,
+			const struct cf_pos *pos);
+/* --check: the open-relay rule and shadowed lines. */
+void route_check_listeners(struct cf *cf);
+void route_check_shadowed(struct cf *cf, const struct route_table *t);
+/* Whether domain is one of the listener's local domains (SPEC 6). */
+int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
+			  const char *domain);
+
+/* Canonical lookup key of a pattern, ASCII-lowercased: "a:l@d", "d:d",
+ * "l:l", "*", "n:l". */
+void route_pattern_key(enum pat_kind kind, const char *local,
+		       const char *domain, struct buf *out);
+
+#endif

@@ -1,0 +1,419 @@
+/*
+ * rtindex.c - compiled route files (see rtindex.h).
+ *
+ * Layout of PATH.pmdb (native byte order, 4-byte aligned):
+ *   header   magic "PMRTIX02", nfiles, nbuckets, nentries, off_buckets,
+ *            total size
+ *   files    per source file: size, mtime (s, ns), inode, path
+ *   buckets  nbuckets x u32: offset of an entry, 0 = empty (linear probing)
+ *   entries  seq, file, line, col, nw, key\0, pattern\0, nw x (quoted, col,
+ *            word\0)
+ * Keys are route_pattern_key() strings; "=:domain" keys record the domains
+ * that patterns name. The first line of a key wins, as in the text.
+ *
+ * Never: follows an offset it has not checked against the file size.
+ */
+#include "rtindex.h"
+#include "route.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAGIC "PMRTIX02"
+
+struct hdr {
+	char magic[8];
+	uint32_t nfiles, nbuckets, nentries, off_buckets;
+	uint64_t size;
+};
+
+struct filerec {
+	uint64_t size;
+	int64_t mtime_s, mtime_ns;
+	uint64_t ino;
+	uint32_t pathlen;
+	uint32_t pad;
+};
+
+struct entrec {
+	uint32_t seq, file, line, col, nw;
+};
+
+struct rtindex {
+	const unsigned char *map;
+	size_t size;
+	const struct hdr *h;
+	const uint32_t *buckets;
+	char *path;
+	const char **files;
+	uint32_t nfiles;
+};
+
+static size_t align4(size_t n)
+{
+	return (n + 3) & ~(size_t)3;
+}
+
+const char *rtindex_path(const struct rtindex *ix)
+{
+	return ix->path;
+}
+
+uint32_t rtindex_count(const struct rtindex *ix)
+{
+	return ix->h->nentries;
+}
+
+static void index_name(const char *src, char *out, size_t n)
+{
+	snprintf(out, n, "%s.pmdb", src);
+}
+
+void rtindex_close(struct rtindex *ix)
+{
+	if (!ix)
+		return;
+	munmap((void *)ix->map, ix->size);
+	free(ix->files);
+	free(ix->path);
+	free(ix);
+}
+
+struct rtindex *rtindex_open(const char *srcpath, int *stale)
+{
+	char name[PATH_MAX + 8];
+	struct stat st;
+	*stale = 0;
+	index_name(srcpath, name, sizeof name);
+	int fd = open(name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(struct hdr)) {
+		close(fd);
+		*stale = 1;
+		return NULL;
+	}
+	void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map == MAP_FAILED) {
+		*stale = 1;
+		return NULL;
+	}
+	struct rtindex *ix = xcalloc(1, sizeof *ix);
+	ix->map = map;
+	ix->size = (size_t)st.st_size;
+	ix->h = map;
+	ix->path = xstrdup(srcpath);
+	const struct hdr *h = ix->h;
+	if (memcmp(h->magic, MAGIC, 8) || h->size != ix->size ||
+	    h->nbuckets == 0 || h->off_buckets % 4 ||
+	    (uint64_t)h->off_buckets + 4ull * h->nbuckets > ix->size ||
+	    h->nfiles == 0 || h->nfiles > 100000)
+		goto bad;
+	ix->buckets = (const uint32_t *)(ix->map + h->off_buckets);
+	ix->files = xcalloc(h->nfiles, sizeof *ix->files);
+	size_t off = sizeof *h;
+	for (uint32_t i = 0; i < h->nfiles; i++) {
+		struct filerec fr;
+		if (off + sizeof fr > h->off_buckets)
+			goto bad;
+		memcpy(&fr, ix->map + off, sizeof fr);
+		off += sizeof fr;
+		if (fr.pathlen == 0 || off + fr.pathlen > h->off_buckets ||
+		    ix->map[off + fr.pathlen - 1] != 0)
+			goto bad;
+		const char *p = (const char *)ix->map + off;
+		ix->files[i] = p;
+		off = align4(off + fr.pathlen);
+		struct stat s2;
+		if (stat(p, &s2) < 0 || (uint64_t)s2.st_size != fr.size ||
+		    (int64_t)s2.st_mtim.tv_sec != fr.mtime_s ||
+		    (int64_t)s2.st_mtim.tv_nsec != fr.mtime_ns ||
+		    (uint64_t)s2.st_ino != fr.ino)
+			goto bad;
+	}
+	/* the first file must be the one asked for */
+	struct stat s1, s2;
+	if (stat(srcpath, &s1) < 0 || stat(ix->files[0], &s2) < 0 ||
+	    s1.st_ino != s2.st_ino || s1.st_dev != s2.st_dev)
+		goto bad;
+	ix->nfiles = h->nfiles;
+	return ix;
+bad:
+	*stale = 1;
+	rtindex_close(ix);
+	return NULL;
+}
+
+/* Reads the entry at off; 0 when it is out of bounds. */
+static int entry_at(const struct rtindex *ix, uint32_t off, struct entrec *er,
+		    const char **key, const char **pat, size_t *next)
+{
+	if (off < ix->h->off_buckets || (size_t)off + sizeof *er > ix->size)
+		return 0;
+	memcpy(er, ix->map + off, sizeof *er);
+	size_t p = off + sizeof *er;
+	const char *k = (const char *)ix->map + p;
+	const char *e = memchr(k, 0, ix->size - p);
+	if (!e)
+		return 0;
+	p += (size_t)(e - k) + 1;
+	const char *pt = (const char *)ix->map + p;
+	e = memchr(pt, 0, ix->size - p);
+	if (!e)
+		return 0;
+	p += (size_t)(e - pt) + 1;
+	*key = k;
+	*pat = pt;
+	*next = p;
+	return er->file < ix->nfiles && er->nw <= RT_MAX_WORDS;
+}
+
+int rtindex_lookup(const struct rtindex *ix, const char *key, size_t keylen,
+		   struct rt_hit *hit)
+{
+	uint32_t nb = ix->h->nbuckets;
+	uint32_t b = hash_lower(key, keylen) % nb;
+	for (uint32_t probe = 0; probe < nb; probe++, b = (b + 1) % nb) {
+		uint32_t off = ix->buckets[b];
+		if (!off)
+			return 0;
+		struct entrec er;
+		const char *k, *pat;
+		size_t p;
+		if (!entry_at(ix, off, &er, &k, &pat, &p))
+			return 0;
+		if (strlen(k) != keylen || memcmp(k, key, keylen))
+			continue;
+		hit->seq = er.seq;
+		hit->file = ix->files[er.file];
+		hit->line = er.line;
+		hit->col = er.col;
+		hit->pattern = pat;
+		hit->nw = er.nw;
+		for (uint32_t i = 0; i < er.nw; i++) {
+			if (p + 5 > ix->size)
+				return 0;
+			struct cf_word *w = &hit->w[i];
+			w->quoted = ix->map[p];
+			memcpy(&w->col, ix->map + p + 1, 4);
+			p += 5;
+			const char *s = (const char *)ix->map + p;
+			const char *e = memchr(s, 0, ix->size - p);
+			if (!e)
+				return 0;
+			w->s = s;
+			w->len = (uint32_t)(e - s);
+			p += w->len + 1u;
+		}
+		return 1;
+	}
+	return 0;
+}
+
+int rtindex_names_domain(const struct rtindex *ix, const char *domain)
+{
+	struct buf k = {0};
+	struct rt_hit *hit = xmalloc(sizeof *hit);
+	buf_adds(&k, "=:");
+	buf_adds(&k, domain);
+	for (size_t i = 0; i < k.len; i++)
+		k.s[i] = (char)ascii_lower((unsigned char)k.s[i]);
+	int r = rtindex_lookup(ix, k.s, k.len, hit);
+	free(hit);
+	buf_free(&k);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+
+struct wentry {
+	uint32_t hash;
+	uint32_t off; /* in the entry area */
+	char *key;
+};
+
+struct wset {
+	uint32_t *slot; /* index + 1 into tab, 0 = empty */
+	uint32_t mask;
+};
+
+static int put_entry(struct buf *area, struct wentry **tab, uint32_t *ntab,
+		     uint32_t *cap, struct wset *set, const char *key,
+		     uint32_t seq, uint32_t file, const struct route_entry *e,
+		     const struct cf *cf)
+{
+	/* first line wins: skip keys already present */
+	uint32_t h = hash_lower(key, strlen(key));
+	uint32_t s = h & set->mask;
+	for (; set->slot[s]; s = (s + 1) & set->mask) {
+		const struct wentry *o = &(*tab)[set->slot[s] - 1];
+		if (o->hash == h && !strcmp(o->key, key))
+			return 0;
+	}
+	if (*ntab == *cap) {
+		*cap = *cap ? *cap * 2 : 1024;
+		*tab = xrealloc(*tab, *cap * sizeof **tab);
+	}
+	set->slot[s] = *ntab + 1;
+	struct wentry *we = &(*tab)[(*ntab)++];
+	we->hash = h;
+	we->off = (uint32_t)area->len;
+	we->key = xstrdup(key);
+	struct entrec er = {seq, file, e->pos.line, e->pos.col,
+			    e->type == RE_LINE ? e->nw : 0};
+	buf_add(area, &er, sizeof er);
+	buf_add(area, key, strlen(key) + 1);
+	buf_add(area, e->text, strlen(e->text) + 1);
+	for (uint32_t i = 0; i < er.nw; i++) {
+		const struct cf_word *w = &cf->words[e->w0 + i];
+		buf_addc(area, (char)w->quoted);
+		buf_add(area, &w->col, 4);
+		buf_add(area, w->s, w->len + 1);
+	}
+	while (area->len % 4)
+		buf_addc(area, 0);
+	return 0;
+}
+
+int rtindex_write(const char *srcpath, const struct cf *cf,
+		  const struct route_entry *e, uint32_t n,
+		  const char *const *deps, uint32_t ndeps, char *err,
+		  size_t errlen)
+{
+	char name[PATH_MAX + 8], tmp[PATH_MAX + 32];
+	struct buf head = {0}, area = {0}, key = {0};
+	struct wentry *tab = NULL;
+	uint32_t ntab = 0, cap = 0;
+	int r = -1, fd = -1;
+	uint32_t *buckets = NULL;
+
+	index_name(srcpath, name, sizeof name);
+	snprintf(tmp, sizeof tmp, "%s.tmp%ld", name, (long)getpid());
+	struct hdr h;
+	memset(&h, 0, sizeof h);
+	memcpy(h.magic, MAGIC, 8);
+	h.nfiles = ndeps;
+	buf_add(&head, &h, sizeof h);
+	for (uint32_t i = 0; i < ndeps; i++) {
+		struct stat st;
+		char abs[PATH_MAX];
+		if (stat(deps[i], &st) < 0 || !realpath(deps[i], abs)) {
+			snprintf(err, errlen, "cannot index \"%s\": %s", deps[i],
+				 strerror(errno));
+			goto out;
+		}
+		struct filerec fr = {(uint64_t)st.st_size,
+				     (int64_t)st.st_mtim.tv_sec,
+				     (int64_t)st.st_mtim.tv_nsec,
+				     (uint64_t)st.st_ino,
+				     (uint32_t)strlen(abs) + 1, 0};
+		buf_add(&head, &fr, sizeof fr);
+		buf_add(&head, abs, fr.pathlen);
+		while (head.len % 4)
+			buf_addc(&head, 0);
+	}
+	/* at most two keys per line; the set keeps the first of each */
+	struct wset set;
+	uint32_t sz = 64;
+	while (sz < 4ull * n + 64)
+		sz *= 2;
+	set.slot = xcalloc(sz, sizeof *set.slot);
+	set.mask = sz - 1;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t file = 0;
+		for (uint32_t d = 0; d < ndeps; d++)
+			if (!strcmp(deps[d], e[i].pos.file))
+				file = d;
+		key.len = 0;
+		route_pattern_key(e[i].pkind, e[i].local, e[i].domain, &key);
+		put_entry(&area, &tab, &ntab, &cap, &set, key.s, i, file, &e[i], cf);
+		if (e[i].domain[0]) {
+			key.len = 0;
+			buf_adds(&key, "=:");
+			buf_adds(&key, e[i].domain);
+			ascii_lower_str(key.s);
+			put_entry(&area, &tab, &ntab, &cap, &set, key.s, i, file, &e[i],
+				  cf);
+		}
+	}
+	free(set.slot);
+	h.nentries = ntab;
+	h.nbuckets = ntab * 2 + 1;
+	h.off_buckets = (uint32_t)head.len;
+	uint64_t base = head.len + 4ull * h.nbuckets;
+	h.size = base + area.len;
+	if (h.size > UINT32_MAX) {
+		snprintf(err, errlen, "cannot index \"%s\": too large", srcpath);
+		goto out;
+	}
+	buckets = xcalloc(h.nbuckets, 4);
+	for (uint32_t i = 0; i < ntab; i++) {
+		uint32_t b = tab[i].hash % h.nbuckets;
+		while (buckets[b])
+			b = (b + 1) % h.nbuckets;
+		buckets[b] = (uint32_t)(base + tab[i].off);
+	}
+	memcpy(head.s, &h, sizeof h);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot write the index \"%s\": %s", name,
+			 strerror(errno));
+		goto out;
+	}
+	struct {
+		const void *p;
+		size_t n;
+	} parts[] = {{head.s, head.len},
+		     {buckets, 4ull * h.nbuckets},
+		     {area.s, area.len}};
+	for (size_t i = 0; i < 3; i++) {
+		const char *p = parts[i].p;
+		size_t left = parts[i].n;
+		while (left) {
+			ssize_t w = write(fd, p, left);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				snprintf(err, errlen, "cannot write \"%s\": %s",
+					 tmp, strerror(errno));
+				goto out;
+			}
+			p += w;
+			left -= (size_t)w;
+		}
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
+			 strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, name) < 0) {
+		snprintf(err, errlen, "cannot rename \"%s\": %s", tmp,
+			 strerror(errno));
+		goto out;
+	}
+	r = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (r < 0)
+		unlink(tmp);
+	for (uint32_t i = 0; i < ntab; i++)
+		free(tab[i].key);
+	free(tab);
+	free(buckets);
+	buf_free(&head);
+	buf_free(&area);
+	buf_free(&key);
+	return r;
+}

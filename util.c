@@ -1,0 +1,226 @@
+/*
+ * util.c - small helpers shared by every part of postmaster.
+ *
+ * Owns: checked allocation, the growable buffer, UTF-8 validation and the
+ * one escaping function through which every untrusted byte passes before it
+ * reaches a reply, a log line or a diagnostic. Allocation failure is fatal
+ * here (exit 75, EX_TEMPFAIL): no caller can do better, and a session that
+ * cannot allocate must not acknowledge anything.
+ */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void out_of_memory(void)
+{
+	static const char msg[] = "postmaster: out of memory\n";
+	ssize_t r = write(2, msg, sizeof msg - 1);
+	(void)r;
+	_exit(75);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		out_of_memory();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+	if (!p)
+		out_of_memory();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		out_of_memory();
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = 0;
+	return p;
+}
+
+void buf_reserve(struct buf *b, size_t more)
+{
+	if (b->len + more + 1 <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < b->len + more + 1)
+		cap *= 2;
+	b->s = xrealloc(b->s, cap);
+	b->cap = cap;
+}
+
+void buf_add(struct buf *b, const void *p, size_t n)
+{
+	buf_reserve(b, n);
+	if (n)
+		memcpy(b->s + b->len, p, n);
+	b->len += n;
+	b->s[b->len] = 0;
+}
+
+void buf_addc(struct buf *b, char c)
+{
+	buf_add(b, &c, 1);
+}
+
+void buf_adds(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s));
+}
+
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return;
+	buf_reserve(b, (size_t)n);
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+}
+
+void buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(b, fmt, ap);
+	va_end(ap);
+}
+
+void buf_add_escaped(struct buf *b, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = p[i];
+		if (c == '\\') {
+			buf_add(b, "\\\\", 2);
+			i++;
+		} else if (c >= 0x20 && c < 0x7f) {
+			buf_addc(b, (char)c);
+			i++;
+		} else if (c >= 0x80) {
+			size_t l = utf8_seqlen(p + i, n - i);
+			/* U+0080..U+009F are C1 controls: escape them too. */
+			if (l == 2 && c == 0xc2 && p[i + 1] < 0xa0)
+				l = 0;
+			if (l) {
+				buf_add(b, p + i, l);
+				i += l;
+			} else {
+				buf_printf(b, "\\x%02X", c);
+				i++;
+			}
+		} else {
+			buf_printf(b, "\\x%02X", c);
+			i++;
+		}
+	}
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->s);
+	b->s = NULL;
+	b->len = b->cap = 0;
+}
+
+size_t utf8_seqlen(const unsigned char *p, size_t avail)
+{
+	unsigned char c = p[0];
+	if (c < 0x80)
+		return 1;
+	size_t n;
+	uint32_t cp;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (avail < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+size_t utf8_check(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t l = utf8_seqlen(p + i, n - i);
+		if (!l)
+			return i;
+		i += l;
+	}
+	return n;
+}
+
+int ascii_casecmp_n(const char *a, size_t an, const char *b, size_t bn)
+{
+	size_t n = an < bn ? an : bn;
+	for (size_t i = 0; i < n; i++) {
+		int d = ascii_lower((unsigned char)a[i]) -
+			ascii_lower((unsigned char)b[i]);
+		if (d)
+			return d;
+	}
+	return an < bn ? -1 : an > bn;
+}
+
+void ascii_lower_str(char *s)
+{
+	for (; *s; s++)
+		*s = (char)ascii_lower((unsigned char)*s);
+}
+
+uint32_t hash_lower(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++) {
+		h ^= ascii_lower((unsigned char)s[i]);
+		h *= 16777619u;
+	}
+	return h;
+}

@@ -1,0 +1,58 @@
+/*
+ * util.h - small helpers shared by every part of postmaster.
+ *
+ * Owns: UTF-8 validation, ASCII case folding, escaping of untrusted bytes
+ * for replies and logs, a growable byte buffer, and checked allocation.
+ * Never does I/O beyond what a caller hands it.
+ */
+#ifndef POSTMASTER_UTIL_H
+#define POSTMASTER_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EX_CONFIG_ 78
+
+/* Growable byte buffer, always NUL-terminated. */
+struct buf {
+	char *s;
+	size_t len;
+	size_t cap;
+};
+
+void buf_reserve(struct buf *b, size_t more);
+void buf_add(struct buf *b, const void *p, size_t n);
+void buf_addc(struct buf *b, char c);
+void buf_adds(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends s escaped for a reply or log line: printable ASCII and valid
+ * UTF-8 as is, anything else as \xNN; backslash doubled. */
+void buf_add_escaped(struct buf *b, const char *s, size_t n);
+void buf_free(struct buf *b);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 when it is not one
+ * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
+size_t utf8_seqlen(const unsigned char *p, size_t avail);
+/* Offset of the first invalid byte, or n when all n bytes are valid. */
+size_t utf8_check(const char *s, size_t n);
+
+static inline unsigned char ascii_lower(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+int ascii_casecmp_n(const char *a, size_t an, const char *b, size_t bn);
+void ascii_lower_str(char *s);
+
+/* FNV-1a over the ASCII-lowercased bytes. */
+uint32_t hash_lower(const char *s, size_t n);
+
+#endif
