@@ -11,9 +11,9 @@ CFLAGS ?= -O2
 CFLAGS += -std=c17 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -D_FORTIFY_SOURCE=3 \
 	-Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
 LDFLAGS ?=
-LDLIBS ?=
+LDLIBS ?= -ldl
 
-SRCS = cf.c addr.c route.c rtindex.c util.c
+SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
 

@@ -10,6 +10,7 @@
 #include "cf.h"
 #include "route.h"
 #include "rtindex.h"
+#include "session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,9 @@ static const char usage[] =
 	"  --route=ADDRESS        show where ADDRESS goes, step by step\n"
 	"  --version, --help\n"
 	"Any line that --dump prints is also a flag: --'core.hostname=mx.example.org'.\n"
-	"Serving SMTP, --flush, --queue and --inject are not in this build yet.\n";
+	"Without a mode, serves one SMTP/LMTP session on stdin/stdout (or fd 3\n"
+	"with systemd's LISTEN_FDS=1). --flush, --queue and --inject are not in\n"
+	"this build yet.\n";
 
 static int starts(const char *s, const char *prefix)
 {
@@ -177,7 +180,14 @@ int main(int argc, char **argv)
 		cf_error(cf, &pos, "--smtpd=%s: no [smtpd \"%s\"] section", smtpd,
 			 smtpd);
 	}
+	int serving = !check && !dump && !route;
 	int ex = report(cf);
+	if (serving) {
+		/* a session answers 421 on a broken configuration */
+		ex = session_main(cf, smtpd, ex == 0);
+		cf_free(cf);
+		return ex;
+	}
 	if (ex) {
 		cf_free(cf);
 		return ex;
@@ -188,10 +198,6 @@ int main(int argc, char **argv)
 		cf_dump(cf, defaults, stdout);
 	} else if (route) {
 		ex = do_route(cf, route, smtpd);
-	} else {
-		fprintf(stderr, "postmaster: serving SMTP is not in this build "
-				"yet; use --check, --dump or --route\n");
-		ex = EX_UNAVAILABLE_;
 	}
 	cf_free(cf);
 	return ex;

@@ -1,0 +1,772 @@
+/*
+ * deliver.c - local delivery on the direct path (see deliver.h).
+ *
+ * A pipe mailer gets the message on its standard input, after a
+ * Return-Path header (and Delivered-To when it delivers to one recipient),
+ * with the sender and recipients in its environment (MAIL_FROM, RCPT_TO)
+ * and, for a [pipe], expanded into its argv words. A |command runs through
+ * /bin/sh -c with the addresses in the environment only. Maildir messages
+ * are written to tmp/, fsync'd, and renamed into new/ together once every
+ * one is written, so a transaction's Maildirs succeed or fail as one.
+ */
+#define _GNU_SOURCE /* pipe2 */
+#include "deliver.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------ */
+/* Exit statuses (Postfix's sys_exits.c is the model; SPEC 7)          */
+
+static const struct {
+	int status;
+	int code;
+	const char *dsn;
+	const char *text;
+} exits[] = {
+	{64, 550, "5.3.0", "mailer usage error"},
+	{65, 550, "5.6.0", "data format error"},
+	{66, 550, "5.3.0", "mailer cannot open input"},
+	{67, 550, "5.1.1", "user unknown"},
+	{68, 550, "5.1.2", "host name unknown"},
+	{69, 550, "5.3.0", "service unavailable"},
+	{70, 550, "5.3.0", "internal software error"},
+	{71, 451, "4.3.0", "system resource problem"},
+	{72, 550, "5.3.0", "critical OS file missing"},
+	{73, 550, "5.2.0", "cannot create user output file"},
+	{74, 550, "5.3.0", "input/output error"},
+	{75, 451, "4.3.0", "temporary failure"},
+	{76, 550, "5.5.0", "remote error in protocol"},
+	{77, 550, "5.7.1", "permission denied"},
+	{78, 550, "5.3.5", "local configuration error"},
+};
+
+static void set_reply(struct reply *r, int code, const char *dsn,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void set_reply(struct reply *r, int code, const char *dsn,
+		      const char *fmt, ...)
+{
+	va_list ap;
+	r->code = code;
+	snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
+	va_start(ap, fmt);
+	vsnprintf(r->text, sizeof r->text, fmt, ap);
+	va_end(ap);
+}
+
+/* "D.S.N text" with D in 2, 4, 5. Returns the text after it or NULL. */
+static const char *dsn_prefix(const char *line, char *dsn, size_t n)
+{
+	const char *p = line;
+	if (!line || !(*p == '2' || *p == '4' || *p == '5') || p[1] != '.')
+		return NULL;
+	p += 2;
+	for (int part = 0; part < 2; part++) {
+		int digits = 0;
+		while (*p >= '0' && *p <= '9' && digits < 4) {
+			p++;
+			digits++;
+		}
+		if (!digits || digits > 3)
+			return NULL;
+		if (part == 0 && *p++ != '.')
+			return NULL;
+	}
+	if (*p != ' ' && *p != 0)
+		return NULL;
+	size_t len = (size_t)(p - line);
+	if (len >= n)
+		return NULL;
+	memcpy(dsn, line, len);
+	dsn[len] = 0;
+	while (*p == ' ')
+		p++;
+	return p;
+}
+
+void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
+{
+	char dsn[12];
+	const char *text = dsn_prefix(first_line, dsn, sizeof dsn);
+	struct buf esc = {0};
+	if (text) {
+		buf_add_escaped(&esc, text, strlen(text) > 200 ? 200 : strlen(text));
+		if (!esc.s)
+			buf_adds(&esc, "");
+	}
+	if (WIFSIGNALED(wstatus)) {
+		set_reply(out, 451, "4.3.0", "mailer killed by signal %d",
+			  WTERMSIG(wstatus));
+		goto done;
+	}
+	int st = WEXITSTATUS(wstatus);
+	if (st == 0) {
+		set_reply(out, 250, "2.0.0", "delivered");
+		goto done;
+	}
+	int code = 554;
+	const char *d = "5.3.0", *t = "mailer failed";
+	for (size_t i = 0; i < sizeof exits / sizeof *exits; i++)
+		if (exits[i].status == st) {
+			code = exits[i].code;
+			d = exits[i].dsn;
+			t = exits[i].text;
+		}
+	/* the mailer's own D.S.N counts when its class agrees with the status */
+	if (text && dsn[0] == d[0]) {
+		set_reply(out, code, dsn, "%s", esc.s);
+		goto done;
+	}
+	set_reply(out, code, d, "%s (exit status %d)", t, st);
+done:
+	buf_free(&esc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Plans                                                               */
+
+static int has_value(char **v, unsigned n, const char *s)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(v[i], s))
+			return 1;
+	return 0;
+}
+
+static void push(char ***v, unsigned *n, const char *s)
+{
+	*v = xrealloc(*v, (*n + 1) * sizeof **v);
+	(*v)[(*n)++] = xstrdup(s);
+}
+
+enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
+			   const char *rcpt)
+{
+	/* what the recipient needs, on a copy */
+	struct plan q = {0};
+	q.kind = p->kind;
+	q.pipe = p->pipe;
+	q.cmd = p->cmd ? xstrdup(p->cmd) : NULL;
+	for (unsigned i = 0; i < p->nvalues; i++)
+		push(&q.values, &q.nvalues, p->values[i]);
+	for (unsigned i = 0; i < p->nmaildirs; i++) {
+		push(&q.maildirs, &q.nmaildirs, p->maildirs[i]);
+		q.nmaildirs--;
+		push(&q.maildir_rcpts, &q.nmaildirs, p->maildir_rcpts[i]);
+	}
+	for (unsigned i = 0; i < p->norigs; i++)
+		push(&q.origs, &q.norigs, p->origs[i]);
+	if (!has_value(q.origs, q.norigs, rcpt))
+		push(&q.origs, &q.norigs, rcpt);
+	q.discards = p->discards;
+	enum plan_verdict v = PLAN_OK;
+	for (uint32_t i = 0; i < r->nt && v == PLAN_OK; i++) {
+		const struct route_target *t = &r->t[i];
+		enum run_kind want = RUN_NONE;
+		const struct cf_section *pipe = NULL;
+		switch (t->kind) {
+		case T_DISCARD:
+			q.discards++;
+			continue;
+		case T_MAILDIR:
+			want = RUN_MAILDIRS;
+			break;
+		case T_PIPE:
+		case T_USER:
+			want = RUN_PIPE;
+			pipe = t->sec;
+			break;
+		case T_CMD:
+			want = RUN_CMD;
+			break;
+		case T_RELAY:
+		case T_HOST:
+		case T_MX:
+			v = PLAN_SPOOL;
+			continue;
+		}
+		if (q.kind != RUN_NONE && q.kind != want) {
+			v = PLAN_LATER;
+			break;
+		}
+		switch (want) {
+		case RUN_MAILDIRS: {
+			int dup = 0;
+			for (unsigned k = 0; k < q.nmaildirs; k++)
+				if (!strcmp(q.maildirs[k], t->arg))
+					dup = 1;
+			if (!dup) {
+				push(&q.maildirs, &q.nmaildirs, t->arg);
+				q.nmaildirs--;
+				push(&q.maildir_rcpts, &q.nmaildirs, rcpt);
+			}
+			break;
+		}
+		case RUN_PIPE:
+			if (q.kind == RUN_PIPE && q.pipe != pipe) {
+				v = PLAN_LATER;
+				break;
+			}
+			q.pipe = pipe;
+			if (!has_value(q.values, q.nvalues, t->addr)) {
+				if (q.nvalues >= pipe->v[PIPE_MAX_RCPT_TO].n) {
+					v = PLAN_LATER;
+					break;
+				}
+				push(&q.values, &q.nvalues, t->addr);
+			}
+			break;
+		case RUN_CMD:
+			if (q.kind == RUN_CMD && (strcmp(q.cmd, t->arg) ||
+						  strcmp(q.values[0], t->addr))) {
+				v = PLAN_LATER;
+				break;
+			}
+			if (q.kind != RUN_CMD) {
+				q.cmd = xstrdup(t->arg);
+				push(&q.values, &q.nvalues, t->addr);
+			}
+			break;
+		default:
+			break;
+		}
+		if (v == PLAN_OK)
+			q.kind = want;
+	}
+	if (v != PLAN_OK) {
+		plan_free(&q);
+		return v;
+	}
+	plan_free(p);
+	*p = q;
+	return PLAN_OK;
+}
+
+void plan_free(struct plan *p)
+{
+	for (unsigned i = 0; i < p->nvalues; i++)
+		free(p->values[i]);
+	for (unsigned i = 0; i < p->nmaildirs; i++) {
+		free(p->maildirs[i]);
+		free(p->maildir_rcpts[i]);
+	}
+	for (unsigned i = 0; i < p->norigs; i++)
+		free(p->origs[i]);
+	free(p->origs);
+	free(p->values);
+	free(p->maildirs);
+	free(p->maildir_rcpts);
+	free(p->cmd);
+	memset(p, 0, sizeof *p);
+}
+
+/* ------------------------------------------------------------------ */
+/* The message                                                         */
+
+/* Copies the message to fd after the header prefix. */
+static int copy_message(const struct msg *m, const char *prefix, int fd)
+{
+	char buf[65536];
+	size_t plen = strlen(prefix);
+	if (plen && write(fd, prefix, plen) != (ssize_t)plen)
+		return -1;
+	off_t off = 0;
+	while (off < m->size) {
+		ssize_t n = pread(m->fd, buf, sizeof buf, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = write(fd, buf + done, (size_t)(n - done));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return -1;
+			done += w;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/* Calls fn for each header line (unfolded lines are separate calls). */
+static int scan_headers(const struct msg *m,
+			int (*fn)(const char *line, size_t n, void *arg),
+			void *arg)
+{
+	char buf[8192];
+	char line[1024];
+	size_t ll = 0;
+	int toolong = 0;
+	off_t off = 0;
+	while (off < m->size && off < (off_t)1 << 20) {
+		ssize_t n = pread(m->fd, buf, sizeof buf, off);
+		if (n <= 0)
+			return 0;
+		for (ssize_t i = 0; i < n; i++) {
+			char c = buf[i];
+			if (c == '\n') {
+				if (ll == 0 && !toolong)
+					return 0; /* end of the header section */
+				if (!toolong && fn(line, ll, arg))
+					return 1;
+				ll = 0;
+				toolong = 0;
+			} else if (ll < sizeof line - 1) {
+				line[ll++] = c;
+			} else {
+				toolong = 1;
+			}
+		}
+		off += n;
+	}
+	return 0;
+}
+
+static int header_is(const char *line, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+	return n > k && !ascii_casecmp_n(line, k, name, k) && line[k] == ':';
+}
+
+static int match_delivered_to(const char *line, size_t n, void *arg)
+{
+	const char *addr = arg;
+	if (!header_is(line, n, "Delivered-To"))
+		return 0;
+	const char *v = line + 13;
+	size_t vn = n - 13;
+	while (vn && (*v == ' ' || *v == '\t')) {
+		v++;
+		vn--;
+	}
+	while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t' || v[vn - 1] == '\r'))
+		vn--;
+	return ascii_casecmp_n(v, vn, addr, strlen(addr)) == 0;
+}
+
+int msg_has_delivered_to(const struct msg *m, const char *addr)
+{
+	return scan_headers(m, match_delivered_to, (void *)addr);
+}
+
+static int count_received(const char *line, size_t n, void *arg)
+{
+	if (header_is(line, n, "Received"))
+		++*(int *)arg;
+	return 0;
+}
+
+int msg_count_received(const struct msg *m)
+{
+	int n = 0;
+	scan_headers(m, count_received, &n);
+	return n;
+}
+
+static void header_prefix(const struct msg *m, const char *delivered_to,
+			  struct buf *b)
+{
+	const char *eol = m->binary ? "\r\n" : "\n";
+	buf_printf(b, "Return-Path: <%s>%s", m->from, eol);
+	if (delivered_to)
+		buf_printf(b, "Delivered-To: %s%s", delivered_to, eol);
+}
+
+/* ------------------------------------------------------------------ */
+/* Pipe mailers                                                        */
+
+static void expand_word(const char *w, const char *from, const char *rcpt,
+			struct buf *out)
+{
+	out->len = 0;
+	buf_adds(out, "");
+	while (*w) {
+		if (!strncmp(w, "${MAIL_FROM}", 12)) {
+			buf_adds(out, from);
+			w += 12;
+		} else if (!strncmp(w, "${RCPT_TO}", 10) && rcpt) {
+			buf_adds(out, rcpt);
+			w += 10;
+		} else {
+			buf_addc(out, *w++);
+		}
+	}
+}
+
+/* Runs argv with the message on stdin; fills out. */
+static void run_mailer(char **argv, char **envp, const struct msg *m,
+		       const char *prefix, int timeout_s, struct reply *out)
+{
+	int in[2], res[2];
+	if (pipe2(in, O_CLOEXEC) < 0) {
+		set_reply(out, 451, "4.3.0", "cannot create a pipe: %s",
+			  strerror(errno));
+		return;
+	}
+	if (pipe2(res, O_CLOEXEC) < 0) {
+		close(in[0]);
+		close(in[1]);
+		set_reply(out, 451, "4.3.0", "cannot create a pipe: %s",
+			  strerror(errno));
+		return;
+	}
+	pid_t pid = fork();
+	if (pid < 0) {
+		set_reply(out, 451, "4.3.0", "cannot fork: %s", strerror(errno));
+		close(in[0]);
+		close(in[1]);
+		close(res[0]);
+		close(res[1]);
+		return;
+	}
+	if (pid == 0) {
+		setsid();
+		signal(SIGPIPE, SIG_DFL);
+		dup2(in[0], 0);
+		dup2(res[1], 1);
+		dup2(res[1], 2);
+		execve(argv[0], argv, envp);
+		_exit(75);
+	}
+	close(in[0]);
+	close(res[1]);
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+
+	struct buf head = {0};
+	buf_adds(&head, prefix);
+	size_t hoff = 0;
+	off_t moff = 0;
+	char chunk[65536];
+	size_t clen = 0, coff = 0;
+	char first[1024];
+	size_t flen = 0;
+	int writing = 1, reading = 1, timed_out = 0;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (writing || reading) {
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long elapsed = (long)(now.tv_sec - t0.tv_sec) * 1000 +
+			       (now.tv_nsec - t0.tv_nsec) / 1000000;
+		long left = (long)timeout_s * 1000 - elapsed;
+		if (left <= 0) {
+			timed_out = 1;
+			break;
+		}
+		struct pollfd pf[2];
+		int np = 0, wi = -1, ri = -1;
+		if (writing) {
+			pf[np] = (struct pollfd){in[1], POLLOUT, 0};
+			wi = np++;
+		}
+		if (reading) {
+			pf[np] = (struct pollfd){res[0], POLLIN, 0};
+			ri = np++;
+		}
+		int r = poll(pf, (nfds_t)np, (int)(left > 1000 ? 1000 : left));
+		if (r < 0 && errno != EINTR)
+			break;
+		if (r <= 0)
+			continue;
+		if (wi >= 0 && pf[wi].revents) {
+			if (pf[wi].revents & (POLLERR | POLLHUP)) {
+				writing = 0;
+				close(in[1]);
+			} else {
+				if (coff == clen) {
+					coff = clen = 0;
+					if (hoff < head.len) {
+						clen = head.len - hoff;
+						if (clen > sizeof chunk)
+							clen = sizeof chunk;
+						memcpy(chunk, head.s + hoff, clen);
+						hoff += clen;
+					} else if (moff < m->size) {
+						ssize_t n = pread(m->fd, chunk,
+								  sizeof chunk, moff);
+						if (n > 0) {
+							clen = (size_t)n;
+							moff += n;
+						}
+					}
+				}
+				if (clen == 0) {
+					writing = 0;
+					close(in[1]);
+				} else {
+					ssize_t w = write(in[1], chunk + coff,
+							  clen - coff);
+					if (w > 0)
+						coff += (size_t)w;
+					else if (w < 0 && errno != EAGAIN &&
+						 errno != EINTR) {
+						/* the mailer stopped reading */
+						writing = 0;
+						close(in[1]);
+					}
+				}
+			}
+		}
+		if (ri >= 0 && pf[ri].revents) {
+			char tmp[4096];
+			ssize_t n = read(res[0], tmp, sizeof tmp);
+			if (n <= 0) {
+				reading = 0;
+			} else if (flen < sizeof first - 1) {
+				size_t take = (size_t)n;
+				if (take > sizeof first - 1 - flen)
+					take = sizeof first - 1 - flen;
+				memcpy(first + flen, tmp, take);
+				flen += take;
+			}
+		}
+	}
+	if (writing)
+		close(in[1]);
+	close(res[0]);
+	int status = 0;
+	if (timed_out) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		set_reply(out, 451, "4.3.0", "mailer timed out after %ds",
+			  timeout_s);
+	} else {
+		/* the output closed: wait for the exit within the deadline */
+		for (;;) {
+			pid_t w = waitpid(pid, &status, WNOHANG);
+			if (w == pid)
+				break;
+			struct timespec now;
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			if (now.tv_sec - t0.tv_sec > timeout_s) {
+				kill(-pid, SIGKILL);
+				kill(pid, SIGKILL);
+				waitpid(pid, &status, 0);
+				set_reply(out, 451, "4.3.0",
+					  "mailer timed out after %ds", timeout_s);
+				buf_free(&head);
+				return;
+			}
+			usleep(1000);
+		}
+		first[flen] = 0;
+		char *nl = strchr(first, '\n');
+		if (nl)
+			*nl = 0;
+		exit_status_reply(status, first, out);
+	}
+	buf_free(&head);
+}
+
+static char **mailer_env(const char *from, char **values, unsigned n)
+{
+	struct buf rc = {0};
+	for (unsigned i = 0; i < n; i++)
+		buf_printf(&rc, "%s%s", i ? " " : "", values[i]);
+	char **env = xcalloc(8, sizeof *env);
+	struct buf b = {0};
+	buf_printf(&b, "MAIL_FROM=%s", from);
+	env[0] = b.s;
+	memset(&b, 0, sizeof b);
+	buf_printf(&b, "RCPT_TO=%s", rc.s ? rc.s : "");
+	env[1] = b.s;
+	env[2] = xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
+	env[3] = xstrdup("SHELL=/bin/sh");
+	env[4] = xstrdup("HOME=/");
+	buf_free(&rc);
+	return env;
+}
+
+static void free_vec(char **v)
+{
+	for (char **p = v; p && *p; p++)
+		free(*p);
+	free(v);
+}
+
+static void deliver_pipe(const struct plan *p, const struct msg *m,
+			 struct reply *out)
+{
+	const struct cf_list *exec = &p->pipe->v[PIPE_EXEC].list;
+	char **argv = NULL;
+	size_t argc = 0;
+	struct buf w = {0};
+	for (uint32_t i = 0; i < exec->n; i++) {
+		const char *word = exec->v[i];
+		unsigned reps = strstr(word, "${RCPT_TO}") ? p->nvalues : 1;
+		for (unsigned k = 0; k < reps; k++) {
+			expand_word(word, m->from,
+				    strstr(word, "${RCPT_TO}") ? p->values[k] : NULL,
+				    &w);
+			argv = xrealloc(argv, (argc + 2) * sizeof *argv);
+			argv[argc++] = xstrdup(w.s);
+		}
+	}
+	argv[argc] = NULL;
+	buf_free(&w);
+	char **env = mailer_env(m->from, p->values, p->nvalues);
+	struct buf prefix = {0};
+	header_prefix(m, p->norigs == 1 ? p->origs[0] : NULL, &prefix);
+	run_mailer(argv, env, m, prefix.s, (int)p->pipe->v[PIPE_TIMEOUT].n, out);
+	buf_free(&prefix);
+	free_vec(argv);
+	free_vec(env);
+}
+
+static void deliver_cmd(const struct plan *p, const struct msg *m,
+			int timeout_s, struct reply *out)
+{
+	char *argv[] = {"/bin/sh", "-c", p->cmd, NULL};
+	char **env = mailer_env(m->from, p->values, p->nvalues);
+	struct buf prefix = {0};
+	header_prefix(m, p->norigs == 1 ? p->origs[0] : NULL, &prefix);
+	run_mailer(argv, env, m, prefix.s, timeout_s, out);
+	buf_free(&prefix);
+	free_vec(env);
+}
+
+/* ------------------------------------------------------------------ */
+/* Maildirs                                                            */
+
+static int ensure_dir(const char *path)
+{
+	if (mkdir(path, 0700) == 0 || errno == EEXIST)
+		return 0;
+	return -1;
+}
+
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+static void deliver_maildirs(const struct plan *p, const struct msg *m,
+			     struct reply *out)
+{
+	unsigned n = p->nmaildirs;
+	char **tmp = xcalloc(n, sizeof *tmp);
+	char **dst = xcalloc(n, sizeof *dst);
+	unsigned done = 0, renamed = 0;
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	unsigned rnd = 0;
+	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+		rnd = (unsigned)tv.tv_usec;
+	for (; done < n; done++) {
+		const char *dir = p->maildirs[done];
+		struct buf b = {0};
+		buf_printf(&b, "%stmp", dir);
+		char base[512];
+		snprintf(base, sizeof base, "%lld.M%ldP%ldR%08xQ%u.%s",
+			 (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
+			 rnd, done, m->hostname);
+		struct buf nw = {0};
+		buf_printf(&nw, "%snew", dir);
+		struct buf cur = {0};
+		buf_printf(&cur, "%scur", dir);
+		int ok = ensure_dir(dir) == 0 && ensure_dir(b.s) == 0 &&
+			 ensure_dir(nw.s) == 0 && ensure_dir(cur.s) == 0;
+		buf_free(&cur);
+		buf_printf(&b, "/%s", base);
+		buf_printf(&nw, "/%s", base);
+		tmp[done] = b.s;
+		dst[done] = nw.s;
+		int fd = ok ? open(b.s, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+				   0600)
+			    : -1;
+		if (fd < 0) {
+			set_reply(out, 451, "4.3.0", "cannot write Maildir %s: %s",
+				  dir, strerror(errno));
+			free(tmp[done]);
+			tmp[done] = NULL;
+			break;
+		}
+		struct buf prefix = {0};
+		header_prefix(m, p->maildir_rcpts[done], &prefix);
+		int err = copy_message(m, prefix.s, fd) < 0 || fsync(fd) < 0;
+		int saved = errno;
+		buf_free(&prefix);
+		if (close(fd) < 0 || err) {
+			set_reply(out, 451, "4.3.0", "cannot write Maildir %s: %s",
+				  dir, strerror(err ? saved : errno));
+			done++;
+			goto undo;
+		}
+	}
+	if (done < n)
+		goto undo;
+	for (; renamed < n; renamed++)
+		if (rename(tmp[renamed], dst[renamed]) < 0) {
+			set_reply(out, 451, "4.3.0", "cannot deliver into %s: %s",
+				  p->maildirs[renamed], strerror(errno));
+			goto undo;
+		}
+	for (unsigned i = 0; i < n; i++) {
+		struct buf d = {0};
+		buf_printf(&d, "%snew", p->maildirs[i]);
+		if (fsync_dir(d.s) < 0) {
+			set_reply(out, 451, "4.3.0", "cannot sync %s: %s", d.s,
+				  strerror(errno));
+			buf_free(&d);
+			goto undo;
+		}
+		buf_free(&d);
+	}
+	set_reply(out, 250, "2.0.0", "delivered to %u Maildir%s", n,
+		  n == 1 ? "" : "s");
+	goto out;
+undo:
+	/* none or all: take back what was already written or moved */
+	for (unsigned i = 0; i < done && i < n; i++) {
+		if (i < renamed && dst[i])
+			unlink(dst[i]);
+		else if (tmp[i])
+			unlink(tmp[i]);
+	}
+out:
+	for (unsigned i = 0; i < n; i++) {
+		free(tmp[i]);
+		free(dst[i]);
+	}
+	free(tmp);
+	free(dst);
+}
+
+void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
+		  struct reply *out)
+{
+	switch (p->kind) {
+	case RUN_NONE:
+		set_reply(out, 250, "2.0.0", "discarded");
+		break;
+	case RUN_MAILDIRS:
+		deliver_maildirs(p, m, out);
+		break;
+	case RUN_PIPE:
+		deliver_pipe(p, m, out);
+		break;
+	case RUN_CMD:
+		deliver_cmd(p, m, timeout_s, out);
+		break;
+	}
+}

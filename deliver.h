@@ -1,0 +1,82 @@
+/*
+ * deliver.h - local delivery: the direct path of SPEC 7 (no spool).
+ *
+ * Owns: the delivery plan of a transaction (which mailer runs and Maildir
+ * writes its recipients need, and whether this build can serve them
+ * directly), running pipe mailers and |commands, writing Maildirs all or
+ * none, and the one table that turns a mailer's exit status into a reply
+ * (Postfix's sys_exits.c is the model).
+ *
+ * Never: delivers a message that is not complete, puts an address into a
+ * shell command's text, or writes outside the Maildirs it was given.
+ */
+#ifndef POSTMASTER_DELIVER_H
+#define POSTMASTER_DELIVER_H
+
+#include <sys/types.h>
+
+#include "route.h"
+
+struct reply {
+	int code;
+	char dsn[12];
+	char text[400];
+};
+
+/* The message as the session stored it: Received header first, text mail
+ * with LF line endings, binary mail as received. */
+struct msg {
+	int fd;
+	off_t size;
+	const char *from; /* "" for <> */
+	const char *sid;
+	const char *hostname;
+	int binary; /* BODY=BINARYMIME: headers we add end in CRLF */
+};
+
+enum run_kind { RUN_NONE, RUN_MAILDIRS, RUN_PIPE, RUN_CMD };
+
+/* The runs one transaction (SMTP) or one recipient (LMTP) needs. */
+struct plan {
+	enum run_kind kind;
+	const struct cf_section *pipe; /* RUN_PIPE */
+	char *cmd;                     /* RUN_CMD */
+	char **values;                 /* RCPT_TO values (RUN_PIPE, RUN_CMD) */
+	unsigned nvalues;
+	char **maildirs, **maildir_rcpts; /* RUN_MAILDIRS */
+	unsigned nmaildirs;
+	char **origs; /* the recipients as the client gave them */
+	unsigned norigs;
+	unsigned discards;
+};
+
+enum plan_verdict {
+	PLAN_OK,
+	PLAN_LATER, /* fits a later transaction: 452 4.5.3 */
+	PLAN_SPOOL, /* needs the spool or the network: not in this build */
+};
+
+/*
+ * Adds the targets of one recipient to p, or leaves p unchanged and says
+ * why it cannot. This is the one place that decides what the direct path
+ * can serve; the spool replaces PLAN_LATER and PLAN_SPOOL when it lands.
+ */
+enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
+			   const char *rcpt);
+void plan_free(struct plan *p);
+
+/* Runs the plan on the message. */
+void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
+		  struct reply *out);
+
+/* The reply for a mailer's wait status (sysexits, signals). first_line is
+ * the mailer's first output line, which may supply "D.S.N text". */
+void exit_status_reply(int wstatus, const char *first_line,
+		       struct reply *out);
+
+/* Whether the header section of the message holds "Delivered-To: addr". */
+int msg_has_delivered_to(const struct msg *m, const char *addr);
+/* How many Received headers the header section holds. */
+int msg_count_received(const struct msg *m);
+
+#endif

@@ -1,0 +1,230 @@
+/*
+ * io.c - the session's connection (see io.h).
+ *
+ * Every wait goes through poll() with the session's timeout, so a client
+ * that stops talking costs one process for at most that long. Output is
+ * buffered until the session flushes (qmail's rule: flush before a read
+ * only when no pipelined input is waiting).
+ */
+#include "io.h"
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static ssize_t plain_read(struct io *io, void *p, size_t n)
+{
+	return read(io->rfd, p, n);
+}
+
+static ssize_t plain_write(struct io *io, const void *p, size_t n)
+{
+	return write(io->wfd, p, n);
+}
+
+static int plain_pending(struct io *io)
+{
+	(void)io;
+	return 0;
+}
+
+static const struct io_transport plain = {plain_read, plain_write,
+					  plain_pending};
+
+void io_init(struct io *io, int rfd, int wfd, int timeout_ms)
+{
+	memset(io, 0, sizeof *io);
+	io->rfd = rfd;
+	io->wfd = wfd;
+	io->timeout_ms = timeout_ms;
+	io->tr = &plain;
+}
+
+void io_free(struct io *io)
+{
+	free(io->out);
+	io->out = NULL;
+}
+
+static int wait_fd(int fd, short ev, int timeout_ms)
+{
+	struct pollfd p = {.fd = fd, .events = ev};
+	for (;;) {
+		int r = poll(&p, 1, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		return r; /* 0: timeout */
+	}
+}
+
+/* Refills the input buffer; waits at most the timeout. */
+static enum io_status fill(struct io *io)
+{
+	if (io->eof)
+		return IO_EOF;
+	if (io->err)
+		return IO_ERROR;
+	if (io->in_pos == io->in_len)
+		io->in_pos = io->in_len = 0;
+	if (io->in_len == sizeof io->in) {
+		memmove(io->in, io->in + io->in_pos, io->in_len - io->in_pos);
+		io->in_len -= io->in_pos;
+		io->in_pos = 0;
+	}
+	if (!io->tr->pending(io)) {
+		int r = wait_fd(io->rfd, POLLIN, io->timeout_ms);
+		if (r == 0)
+			return IO_TIMEOUT;
+		if (r < 0) {
+			io->err = 1;
+			return IO_ERROR;
+		}
+	}
+	for (;;) {
+		ssize_t n = io->tr->read(io, io->in + io->in_len,
+					 sizeof io->in - io->in_len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			int r = wait_fd(io->rfd, POLLIN, io->timeout_ms);
+			if (r == 0)
+				return IO_TIMEOUT;
+			continue;
+		}
+		if (n < 0) {
+			io->err = 1;
+			return IO_ERROR;
+		}
+		if (n == 0) {
+			io->eof = 1;
+			return IO_EOF;
+		}
+		io->in_len += (size_t)n;
+		io->bytes_in += (unsigned long long)n;
+		return IO_OK;
+	}
+}
+
+enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
+			  int *bare)
+{
+	size_t n = 0;
+	int toolong = 0;
+	*len = 0;
+	*bare = 0;
+	for (;;) {
+		char *start = io->in + io->in_pos;
+		size_t avail = io->in_len - io->in_pos;
+		char *nl = memchr(start, '\n', avail);
+		size_t take = nl ? (size_t)(nl - start) : avail;
+		if (!toolong) {
+			if (n + take > max + 1) { /* +1: a CR before the LF */
+				toolong = 1;
+			} else {
+				memcpy(line + n, start, take);
+				n += take;
+			}
+		}
+		io->in_pos += take;
+		if (nl) {
+			io->in_pos++;
+			if (toolong)
+				return IO_TOOLONG;
+			if (n && line[n - 1] == '\r') {
+				n--;
+			} else {
+				*bare = 1;
+			}
+			if (n > max)
+				return IO_TOOLONG;
+			line[n] = 0;
+			*len = n;
+			return IO_OK;
+		}
+		enum io_status st = fill(io);
+		if (st == IO_EOF) {
+			if (n == 0 || toolong)
+				return IO_EOF;
+			*bare = 2;
+			if (n > max)
+				return IO_TOOLONG;
+			line[n] = 0;
+			*len = n;
+			return IO_OK;
+		}
+		if (st != IO_OK)
+			return st;
+	}
+}
+
+enum io_status io_read(struct io *io, char *p, size_t n, size_t *got)
+{
+	*got = 0;
+	if (io->in_pos == io->in_len) {
+		enum io_status st = fill(io);
+		if (st != IO_OK)
+			return st;
+	}
+	size_t avail = io->in_len - io->in_pos;
+	size_t take = avail < n ? avail : n;
+	memcpy(p, io->in + io->in_pos, take);
+	io->in_pos += take;
+	*got = take;
+	return IO_OK;
+}
+
+int io_input_pending(struct io *io)
+{
+	if (io->in_pos < io->in_len || io->tr->pending(io))
+		return 1;
+	if (io->eof || io->err)
+		return 0;
+	return wait_fd(io->rfd, POLLIN, 0) > 0;
+}
+
+void io_discard_input(struct io *io)
+{
+	io->in_pos = io->in_len = 0;
+}
+
+void io_write(struct io *io, const void *p, size_t n)
+{
+	if (io->out_len + n > io->out_cap) {
+		size_t cap = io->out_cap ? io->out_cap : 1024;
+		while (cap < io->out_len + n)
+			cap *= 2;
+		io->out = xrealloc(io->out, cap);
+		io->out_cap = cap;
+	}
+	memcpy(io->out + io->out_len, p, n);
+	io->out_len += n;
+}
+
+int io_flush(struct io *io)
+{
+	size_t off = 0;
+	while (off < io->out_len) {
+		ssize_t n = io->tr->write(io, io->out + off, io->out_len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wait_fd(io->wfd, POLLOUT, io->timeout_ms) <= 0)
+				break;
+			continue;
+		}
+		if (n <= 0) {
+			io->out_len = 0;
+			return -1;
+		}
+		off += (size_t)n;
+		io->bytes_out += (unsigned long long)n;
+	}
+	int ok = off == io->out_len;
+	io->out_len = 0;
+	return ok ? 0 : -1;
+}

@@ -1,0 +1,64 @@
+/*
+ * io.h - the session's connection: buffered reads and writes with a
+ * timeout, over a transport that a TLS layer can replace.
+ *
+ * Owns: the input buffer (so pipelined commands are seen and can be
+ * discarded, e.g. after STARTTLS), the output buffer (flushed only when no
+ * input is waiting, or when the caller forces it), the one bounded line
+ * reader, and the timeout of every read. Never interprets what it carries.
+ */
+#ifndef POSTMASTER_IO_H
+#define POSTMASTER_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define IO_BUFSIZE 16384
+
+enum io_status { IO_OK, IO_EOF, IO_TOOLONG, IO_TIMEOUT, IO_ERROR };
+
+struct io;
+
+/* A transport moves bytes; plain sockets and pipes use read/write. */
+struct io_transport {
+	ssize_t (*read)(struct io *io, void *p, size_t n);
+	ssize_t (*write)(struct io *io, const void *p, size_t n);
+	int (*pending)(struct io *io); /* bytes buffered inside the transport */
+};
+
+struct io {
+	int rfd, wfd;
+	int timeout_ms;
+	const struct io_transport *tr;
+	void *tr_state;
+	char in[IO_BUFSIZE];
+	size_t in_pos, in_len;
+	char *out;
+	size_t out_len, out_cap;
+	int eof, err;
+	unsigned long long bytes_in, bytes_out;
+};
+
+void io_init(struct io *io, int rfd, int wfd, int timeout_ms);
+void io_free(struct io *io);
+
+/*
+ * Reads one line into line (at most max bytes without its terminator; LF,
+ * CRLF). *len is set to its length; *bare tells how it ended: 0 CRLF, 1 a
+ * bare LF, 2 EOF without LF. An over-long line is consumed to its LF and
+ * reported as IO_TOOLONG.
+ */
+enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
+			  int *bare);
+/* Up to n bytes, at least one (waits). IO_EOF at the end. */
+enum io_status io_read(struct io *io, char *p, size_t n, size_t *got);
+/* Whether input is already waiting (buffered or readable now). */
+int io_input_pending(struct io *io);
+/* Drops everything buffered on input (after STARTTLS: RFC 3207 5.2). */
+void io_discard_input(struct io *io);
+
+void io_write(struct io *io, const void *p, size_t n);
+/* Sends the buffered output. -1 when the peer is gone. */
+int io_flush(struct io *io);
+
+#endif

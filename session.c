@@ -1,0 +1,1406 @@
+/*
+ * session.c - one SMTP or LMTP session as a state machine (SPEC 4, 5, 7).
+ *
+ * Owns: choosing the [smtpd] that serves the connection, dropping root
+ * privileges before the first client byte, the verb table, the one reply
+ * function, the DATA/BDAT byte machine, the Received header, and handing
+ * complete messages to deliver.c. Every limit of SPEC 5 is enforced here:
+ * line length, recipients, message size, errors, time per command; the data
+ * is streamed to an unlinked temporary file, never held in memory.
+ *
+ * Never: acknowledges what was not delivered, lets client bytes reach a
+ * reply or log line unescaped, or advertises what this build cannot do.
+ */
+#define _GNU_SOURCE /* O_TMPFILE */
+#include "session.h"
+#include "addr.h"
+#include "deliver.h"
+#include "io.h"
+#include "log.h"
+#include "route.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CMD_MAX 512      /* RFC 5321 4.5.3.1.4 */
+#define CMD_MAX_EXT 4096 /* with extension parameters (MAIL, RCPT) */
+#define MAX_ERRORS 10
+#define MAX_RECEIVED 100
+
+enum state { ST_GREETED, ST_READY, ST_MAIL, ST_RCPT };
+enum body { BODY_7BIT, BODY_8BITMIME, BODY_BINARYMIME };
+enum proto { P_NONE, P_HELO, P_EHLO, P_LHLO };
+enum bdat { BDAT_NONE, BDAT_RECEIVING, BDAT_DISCARDING };
+
+struct rcpt {
+	char addr[ADDR_PATH_MAX];
+	struct route_result r;
+	struct plan plan; /* LMTP: each recipient stands alone */
+};
+
+struct session {
+	struct cf *cf;
+	const struct cf_section *smtpd;
+	struct io io;
+	char sid[16];
+	char name[256];
+	char peer[80], local[80];
+	int peer_port, local_port;
+	int peer_is_pipe;
+	enum state state;
+	enum proto proto;
+	char helo[256];
+	int errors;
+	int quit;
+	/* limits */
+	uint64_t max_size;
+	unsigned max_rcpt;
+	int timeout;
+	int bare_reject;
+	int lmtp_ok;
+	int accept_mail;
+	/* the transaction */
+	char from[ADDR_PATH_MAX];
+	enum body body;
+	int smtputf8;
+	struct rcpt *rcpts;
+	unsigned nrcpt;
+	struct plan plan; /* SMTP: one plan for the transaction */
+	enum bdat bdat;
+	int data_fd;
+	uint64_t data_size;
+	int data_toobig;
+	int data_failed;
+	struct datamachine dm;
+	char *wbuf;
+	size_t wlen;
+};
+
+/* ------------------------------------------------------------------ */
+/* Replies                                                             */
+
+/*
+ * The one reply function. dsn is NULL exactly for the replies that carry
+ * no enhanced code: the greeting, EHLO/HELO/LHLO, 354 (SPEC 5). Text with
+ * '\n' becomes a multiline reply. Client text must be escaped by the
+ * caller with esc().
+ */
+static void reply(struct session *s, int code, const char *dsn,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reply(struct session *s, int code, const char *dsn,
+		  const char *fmt, ...)
+{
+	struct buf text = {0}, out = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&text, fmt, ap);
+	va_end(ap);
+	if (dsn && dsn[0] != '0' + code / 100) {
+		/* a class mismatch is a bug: never send it */
+		log_event(LOG_L_ERR, "event", "bug", "reply", text.s, NULL);
+		dsn = code < 400 ? "2.0.0" : code < 500 ? "4.3.0" : "5.3.0";
+	}
+	const char *p = text.s ? text.s : "";
+	for (;;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		buf_printf(&out, "%d%c", code, nl ? '-' : ' ');
+		if (dsn)
+			buf_printf(&out, "%s ", dsn);
+		buf_add(&out, p, n);
+		buf_add(&out, "\r\n", 2);
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	io_write(&s->io, out.s, out.len);
+	if (code >= 400 && code != 421)
+		s->errors++;
+	buf_free(&text);
+	buf_free(&out);
+}
+
+/* Client bytes for a reply or a log line (a ring of a few buffers). */
+static const char *esc(const char *s, size_t n)
+{
+	static struct buf ring[4];
+	static int next;
+	struct buf *b = &ring[next++ % 4];
+	b->len = 0;
+	if (n > 200)
+		n = 200;
+	buf_add_escaped(b, s, n);
+	if (!b->s)
+		buf_adds(b, "");
+	return b->s;
+}
+
+static void flush(struct session *s)
+{
+	io_flush(&s->io);
+}
+
+/* ------------------------------------------------------------------ */
+/* The transaction                                                     */
+
+static void transaction_reset(struct session *s)
+{
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		route_result_free(&s->rcpts[i].r);
+		plan_free(&s->rcpts[i].plan);
+	}
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpt = 0;
+	plan_free(&s->plan);
+	s->from[0] = 0;
+	s->body = BODY_7BIT;
+	s->smtputf8 = 0;
+	s->bdat = BDAT_NONE;
+	if (s->data_fd >= 0)
+		close(s->data_fd);
+	s->data_fd = -1;
+	s->data_size = 0;
+	s->data_toobig = 0;
+	s->data_failed = 0;
+	s->wlen = 0;
+	if (s->state > ST_READY)
+		s->state = ST_READY;
+}
+
+/* ------------------------------------------------------------------ */
+/* The data                                                            */
+
+enum { D_BOL, D_TEXT, D_CR, D_DOT, D_DOTCR };
+
+size_t data_feed(struct datamachine *dm, const char *in, size_t n, char *out,
+		 size_t *outlen)
+{
+	size_t o = *outlen;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		switch (dm->state) {
+		case D_BOL:
+			if (c == '.' && !dm->bdat) {
+				dm->state = D_DOT;
+				break;
+			}
+			/* fall through */
+		case D_TEXT:
+			if (c == '\r') {
+				dm->state = D_CR;
+			} else if (c == '\n') {
+				/* a bare LF ends a line only when normalizing */
+				dm->saw_bare = 1;
+				out[o++] = '\n';
+				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
+			} else {
+				out[o++] = c;
+				dm->state = D_TEXT;
+			}
+			break;
+		case D_CR:
+			if (c == '\n') {
+				out[o++] = '\n';
+				dm->state = D_BOL;
+			} else {
+				/* a bare CR becomes a space */
+				dm->saw_bare = 1;
+				out[o++] = ' ';
+				if (c != '\r') {
+					out[o++] = c;
+					dm->state = D_TEXT;
+				}
+			}
+			break;
+		case D_DOT:
+			if (c == '\r') {
+				dm->state = D_DOTCR;
+			} else if (c == '\n') {
+				/* ".\n" is content, never the end */
+				dm->saw_bare = 1;
+				out[o++] = '.';
+				out[o++] = '\n';
+				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
+			} else {
+				out[o++] = c; /* the stuffed dot is dropped */
+				dm->state = D_TEXT;
+			}
+			break;
+		case D_DOTCR:
+			if (c == '\n') {
+				dm->done = 1;
+				*outlen = o;
+				return i + 1;
+			}
+			dm->saw_bare = 1;
+			out[o++] = ' ';
+			if (c == '\r') {
+				dm->state = D_CR;
+			} else {
+				out[o++] = c;
+				dm->state = D_TEXT;
+			}
+			break;
+		}
+	}
+	*outlen = o;
+	return n;
+}
+
+static int open_tmp(void)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || dir[0] != '/')
+		dir = "/tmp";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/postmaster.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+static void data_write(struct session *s, const char *p, size_t n)
+{
+	if (s->data_failed || s->data_toobig)
+		return;
+	if (s->data_size + n > s->max_size) {
+		s->data_toobig = 1;
+		return;
+	}
+	s->data_size += n;
+	if (s->wlen + n > 65536) {
+		size_t off = 0;
+		while (off < s->wlen) {
+			ssize_t w = write(s->data_fd, s->wbuf + off, s->wlen - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				s->data_failed = 1;
+				return;
+			}
+			off += (size_t)w;
+		}
+		s->wlen = 0;
+	}
+	if (n > 65536) {
+		for (size_t off = 0; off < n;) {
+			ssize_t w = write(s->data_fd, p + off, n - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				s->data_failed = 1;
+				return;
+			}
+			off += (size_t)w;
+		}
+		return;
+	}
+	memcpy(s->wbuf + s->wlen, p, n);
+	s->wlen += n;
+}
+
+static int data_flush(struct session *s)
+{
+	size_t off = 0;
+	while (off < s->wlen && !s->data_failed) {
+		ssize_t w = write(s->data_fd, s->wbuf + off, s->wlen - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			s->data_failed = 1;
+		else
+			off += (size_t)w;
+	}
+	s->wlen = 0;
+	return s->data_failed ? -1 : 0;
+}
+
+static const char *protocol_name(const struct session *s)
+{
+	if (s->proto == P_LHLO)
+		return s->smtputf8 ? "UTF8LMTP" : "LMTP";
+	if (s->proto == P_EHLO)
+		return s->smtputf8 ? "UTF8SMTP" : "ESMTP";
+	return "SMTP";
+}
+
+/* The HELO name as a header may show it: printable ASCII, no parens. */
+static void helo_for_header(const char *h, char *out, size_t n)
+{
+	size_t o = 0;
+	for (; *h && o + 1 < n; h++) {
+		unsigned char c = (unsigned char)*h;
+		out[o++] = (c > 32 && c < 127 && c != '(' && c != ')' &&
+			    c != ';' && c != '\\')
+				   ? (char)c
+				   : '?';
+	}
+	out[o] = 0;
+}
+
+/* Opens the data file and writes the Received header (RFC 5321 4.4). */
+static int data_begin(struct session *s)
+{
+	s->data_fd = open_tmp();
+	if (s->data_fd < 0)
+		return -1;
+	if (!s->wbuf)
+		s->wbuf = xmalloc(65536);
+	s->wlen = 0;
+	s->data_size = 0;
+	memset(&s->dm, 0, sizeof s->dm);
+	s->dm.reject_bare = s->bare_reject;
+	char date[64], helo[256];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	helo_for_header(s->helo[0] ? s->helo : "unknown", helo, sizeof helo);
+	const char *eol = s->body == BODY_BINARYMIME ? "\r\n" : "\n";
+	struct buf h = {0};
+	if (s->peer_is_pipe)
+		buf_printf(&h, "Received: from %s (local)%s", helo, eol);
+	else if (strchr(s->peer, ':'))
+		buf_printf(&h, "Received: from %s ([IPv6:%s])%s", helo, s->peer,
+			   eol);
+	else
+		buf_printf(&h, "Received: from %s ([%s])%s", helo, s->peer, eol);
+	buf_printf(&h, "\tby %s (postmaster) with %s id %s%s", s->name,
+		   protocol_name(s), s->sid, eol);
+	if (s->nrcpt == 1)
+		buf_printf(&h, "\tfor <%s>; %s%s", s->rcpts[0].addr, date, eol);
+	else
+		buf_printf(&h, "\t; %s%s", date, eol);
+	/* the header does not count against the client's SIZE */
+	uint64_t save = s->max_size;
+	s->max_size = UINT64_MAX;
+	data_write(s, h.s, h.len);
+	s->max_size = save + h.len;
+	buf_free(&h);
+	return 0;
+}
+
+static void data_bytes(struct session *s, const char *p, size_t n)
+{
+	if (s->body == BODY_BINARYMIME) {
+		data_write(s, p, n);
+		return;
+	}
+	char out[8192 * 2 + 4];
+	while (n) {
+		size_t take = n > 8192 ? 8192 : n;
+		size_t ol = 0;
+		data_feed(&s->dm, p, take, out, &ol);
+		data_write(s, out, ol);
+		p += take;
+		n -= take;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Delivery after the data                                             */
+
+/* "<addr>" for a log line */
+static const char *angle(const char *a, char *buf, size_t n)
+{
+	snprintf(buf, n, "<%s>", a);
+	return buf;
+}
+
+static void log_result(struct session *s, const char *rcpt,
+		       const struct reply *r)
+{
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
+	char code[8], size[24];
+	snprintf(code, sizeof code, "%d", r->code);
+	snprintf(size, sizeof size, "%llu", (unsigned long long)s->data_size);
+	struct buf rep = {0};
+	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
+	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
+		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
+		  "status", r->code < 300 ? "sent" : r->code < 500 ? "deferred"
+								: "rejected",
+		  "dsn", r->dsn, "size", size, "reply", rep.s, NULL);
+	buf_free(&rep);
+}
+
+static void send_result(struct session *s, const struct reply *r)
+{
+	reply(s, r->code, r->dsn, "%s", r->text);
+}
+
+/* What the data itself decides, for every recipient alike. */
+static int data_verdict(struct session *s, const struct msg *m,
+			struct reply *r)
+{
+	if (s->data_toobig) {
+		*r = (struct reply){552, "5.3.4", ""};
+		snprintf(r->text, sizeof r->text,
+			 "Message size exceeds fixed maximum message size");
+		return 1;
+	}
+	if (s->data_failed) {
+		*r = (struct reply){451, "4.3.0", ""};
+		snprintf(r->text, sizeof r->text,
+			 "Cannot store the message: %s", strerror(errno));
+		return 1;
+	}
+	if (s->body != BODY_BINARYMIME && s->bare_reject && s->dm.saw_bare) {
+		*r = (struct reply){550, "5.5.2", ""};
+		snprintf(r->text, sizeof r->text,
+			 "Message refused: bare CR or LF received");
+		return 1;
+	}
+	if (msg_count_received(m) >= MAX_RECEIVED) {
+		*r = (struct reply){554, "5.4.6", ""};
+		snprintf(r->text, sizeof r->text,
+			 "Too many Received headers: mail loop");
+		return 1;
+	}
+	return 0;
+}
+
+static int loops_for(const struct msg *m, const char *rcpt, struct reply *r)
+{
+	if (!msg_has_delivered_to(m, rcpt))
+		return 0;
+	*r = (struct reply){554, "5.4.6", ""};
+	snprintf(r->text, sizeof r->text, "<%s>: mail forwarding loop", rcpt);
+	return 1;
+}
+
+static void deliver_transaction(struct session *s)
+{
+	struct msg m = {
+		.fd = s->data_fd,
+		.from = s->from,
+		.sid = s->sid,
+		.hostname = s->name,
+		.binary = s->body == BODY_BINARYMIME,
+	};
+	struct reply common;
+	if (data_flush(s) < 0)
+		s->data_failed = 1;
+	m.size = lseek(s->data_fd, 0, SEEK_END);
+	int refused = data_verdict(s, &m, &common);
+	if (s->proto == P_LHLO) {
+		for (unsigned i = 0; i < s->nrcpt; i++) {
+			struct reply r = common;
+			if (!refused && !loops_for(&m, s->rcpts[i].addr, &r)) {
+				plan_deliver(&s->rcpts[i].plan, &m, s->timeout, &r);
+			}
+			log_result(s, s->rcpts[i].addr, &r);
+			send_result(s, &r);
+		}
+	} else {
+		struct reply r = common;
+		int loop = 0;
+		for (unsigned i = 0; !refused && !loop && i < s->nrcpt; i++)
+			loop = loops_for(&m, s->rcpts[i].addr, &r);
+		if (!refused && !loop)
+			plan_deliver(&s->plan, &m, s->timeout, &r);
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			log_result(s, s->rcpts[i].addr, &r);
+		send_result(s, &r);
+	}
+	flush(s);
+	transaction_reset(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands                                                            */
+
+static int verb_is(const char *arg, const char *prefix)
+{
+	return !strncasecmp(arg, prefix, strlen(prefix));
+}
+
+static void do_helo(struct session *s, char *arg, enum proto p)
+{
+	const char *verb = p == P_HELO ? "HELO" : p == P_EHLO ? "EHLO" : "LHLO";
+	while (*arg == ' ')
+		arg++;
+	if (!*arg) {
+		reply(s, 501, "5.5.4", "Syntax: %s hostname", verb);
+		return;
+	}
+	if (p == P_LHLO && !s->lmtp_ok) {
+		reply(s, 502, "5.5.1", "LMTP is not accepted on this port");
+		return;
+	}
+	char *sp = strchr(arg, ' ');
+	if (sp)
+		*sp = 0;
+	transaction_reset(s);
+	snprintf(s->helo, sizeof s->helo, "%s", esc(arg, strlen(arg)));
+	s->proto = p;
+	s->state = ST_READY;
+	if (p == P_HELO) {
+		reply(s, 250, NULL, "%s", s->name);
+		return;
+	}
+	struct buf b = {0};
+	buf_printf(&b, "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nBINARYMIME\n"
+		       "CHUNKING\nENHANCEDSTATUSCODES\nSMTPUTF8",
+		   s->name, (unsigned long long)s->max_size);
+	if (s->lmtp_ok)
+		buf_adds(&b, "\nX-LMTP");
+	reply(s, 250, NULL, "%s", b.s);
+	buf_free(&b);
+}
+
+static void cmd_ehlo(struct session *s, char *arg) { do_helo(s, arg, P_EHLO); }
+static void cmd_helo(struct session *s, char *arg) { do_helo(s, arg, P_HELO); }
+static void cmd_lhlo(struct session *s, char *arg) { do_helo(s, arg, P_LHLO); }
+
+/* "<path>" at p, quotes honoured; returns the end after '>' or NULL. */
+static char *path_end(char *p)
+{
+	if (*p != '<')
+		return NULL;
+	int quoted = 0;
+	for (char *q = p + 1; *q; q++) {
+		if (quoted && *q == '\\' && q[1]) {
+			q++;
+		} else if (*q == '"') {
+			quoted = !quoted;
+		} else if (*q == '>' && !quoted) {
+			return q + 1;
+		}
+	}
+	return NULL;
+}
+
+static void cmd_mail(struct session *s, char *arg)
+{
+	if (!verb_is(arg, " FROM:")) {
+		reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		return;
+	}
+	char *p = arg + 6;
+	while (*p == ' ')
+		p++;
+	char *end = path_end(p);
+	if (!end || (*end && *end != ' ')) {
+		reply(s, 501, "5.1.7", "Bad sender address syntax");
+		return;
+	}
+	size_t plen = (size_t)(end - p);
+	int seen_size = 0, seen_body = 0, seen_utf8 = 0;
+	uint64_t size = 0;
+	enum body body = BODY_7BIT;
+	for (char *q = end; *q;) {
+		while (*q == ' ')
+			q++;
+		if (!*q)
+			break;
+		char *kw = q;
+		while (*q && *q != ' ')
+			q++;
+		size_t klen = (size_t)(q - kw);
+		char *eq = memchr(kw, '=', klen);
+		size_t nlen = eq ? (size_t)(eq - kw) : klen;
+		const char *val = eq ? eq + 1 : NULL;
+		size_t vlen = eq ? (size_t)(q - eq - 1) : 0;
+		if (s->proto == P_HELO) {
+			reply(s, 555, "5.5.4", "MAIL parameters need EHLO");
+			return;
+		}
+		if (nlen == 4 && !strncasecmp(kw, "SIZE", 4)) {
+			if (seen_size++) {
+				reply(s, 555, "5.5.4", "Duplicate SIZE parameter");
+				return;
+			}
+			if (!val || vlen == 0 || vlen > 20 ||
+			    strspn(val, "0123456789") < vlen) {
+				reply(s, 501, "5.5.4", "Bad SIZE parameter");
+				return;
+			}
+			size = 0;
+			for (size_t i = 0; i < vlen; i++) {
+				uint64_t d = (uint64_t)(val[i] - '0');
+				size = size > (UINT64_MAX - d) / 10
+					       ? UINT64_MAX
+					       : size * 10 + d;
+			}
+		} else if (nlen == 4 && !strncasecmp(kw, "BODY", 4)) {
+			if (seen_body++) {
+				reply(s, 555, "5.5.4", "Duplicate BODY parameter");
+				return;
+			}
+			if (val && vlen == 4 && !strncasecmp(val, "7BIT", 4))
+				body = BODY_7BIT;
+			else if (val && vlen == 8 && !strncasecmp(val, "8BITMIME", 8))
+				body = BODY_8BITMIME;
+			else if (val && vlen == 10 &&
+				 !strncasecmp(val, "BINARYMIME", 10))
+				body = BODY_BINARYMIME;
+			else {
+				reply(s, 501, "5.5.4", "Bad BODY parameter");
+				return;
+			}
+		} else if (nlen == 8 && !strncasecmp(kw, "SMTPUTF8", 8)) {
+			if (seen_utf8++) {
+				reply(s, 555, "5.5.4",
+				      "Duplicate SMTPUTF8 parameter");
+				return;
+			}
+			if (val) {
+				reply(s, 501, "5.5.4", "SMTPUTF8 takes no value");
+				return;
+			}
+		} else {
+			reply(s, 555, "5.5.4", "Unsupported parameter %s",
+			      esc(kw, nlen));
+			return;
+		}
+	}
+	struct addr a;
+	const char *why;
+	size_t where;
+	enum addr_status st =
+		addr_parse(p, plen,
+			   ADDR_NULL_OK | ADDR_BRACKETS | (seen_utf8 ? ADDR_UTF8 : 0),
+			   &a, &why, &where);
+	if (st == ADDR_ENONASCII) {
+		reply(s, 553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8");
+		return;
+	}
+	if (st != ADDR_OK) {
+		reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
+		return;
+	}
+	if (size > s->max_size) {
+		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
+				       "message size");
+		return;
+	}
+	transaction_reset(s);
+	addr_format(&a, s->from, sizeof s->from);
+	s->body = body;
+	s->smtputf8 = seen_utf8;
+	s->state = ST_MAIL;
+	reply(s, 250, "2.1.0", "Sender <%s> OK", esc(s->from, strlen(s->from)));
+}
+
+static void cmd_rcpt(struct session *s, char *arg)
+{
+	if (s->bdat != BDAT_NONE) {
+		reply(s, 503, "5.5.1", "RCPT not allowed during BDAT");
+		return;
+	}
+	if (!verb_is(arg, " TO:")) {
+		reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	}
+	char *p = arg + 4;
+	while (*p == ' ')
+		p++;
+	char *end = path_end(p);
+	if (!end || (*end && *end != ' ')) {
+		reply(s, 501, "5.1.3", "Bad recipient address syntax");
+		return;
+	}
+	char *q = end;
+	while (*q == ' ')
+		q++;
+	if (*q) {
+		reply(s, 555, "5.5.4", "Unsupported parameter %s",
+		      esc(q, strcspn(q, " ")));
+		return;
+	}
+	if (s->nrcpt >= s->max_rcpt) {
+		reply(s, 452, "4.5.3", "Too many recipients");
+		return;
+	}
+	struct addr a;
+	const char *why;
+	size_t where;
+	enum addr_status st =
+		addr_parse(p, (size_t)(end - p),
+			   ADDR_BRACKETS | ADDR_NODOMAIN_OK |
+				   (s->smtputf8 ? ADDR_UTF8 : 0),
+			   &a, &why, &where);
+	if (st == ADDR_ENONASCII) {
+		reply(s, 553, "5.6.7", "Non-ASCII recipient address needs "
+				       "SMTPUTF8");
+		return;
+	}
+	if (st != ADDR_OK) {
+		reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
+		return;
+	}
+	struct rcpt rc;
+	memset(&rc, 0, sizeof rc);
+	addr_format(&a, rc.addr, sizeof rc.addr);
+	route_resolve(s->cf, s->smtpd, p, (size_t)(end - p),
+		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
+	if (rc.r.code == 250) {
+		/* whether the direct path can take it (deliver.c decides) */
+		struct plan *pl = s->proto == P_LHLO ? &rc.plan : &s->plan;
+		enum plan_verdict v = plan_add(pl, &rc.r, rc.addr);
+		if (v == PLAN_LATER && pl->kind != RUN_NONE) {
+			struct plan alone = {0};
+			if (plan_add(&alone, &rc.r, rc.addr) != PLAN_OK)
+				v = PLAN_SPOOL;
+			plan_free(&alone);
+		}
+		if (v == PLAN_LATER && pl->kind == RUN_NONE)
+			v = PLAN_SPOOL;
+		if (v == PLAN_LATER) {
+			rc.r.code = 452;
+			snprintf(rc.r.dsn, sizeof rc.r.dsn, "4.5.3");
+			snprintf(rc.r.text, sizeof rc.r.text,
+				 "<%s>: send this recipient in a separate "
+				 "transaction",
+				 rc.addr);
+		} else if (v == PLAN_SPOOL) {
+			rc.r.code = 451;
+			snprintf(rc.r.dsn, sizeof rc.r.dsn, "4.3.5");
+			snprintf(rc.r.text, sizeof rc.r.text,
+				 "<%s>: this route needs the spool, which is "
+				 "not in this build",
+				 rc.addr);
+		}
+	}
+	if (rc.r.code != 250) {
+		struct buf rep = {0};
+		buf_printf(&rep, "%d %s %s", rc.r.code, rc.r.dsn, rc.r.text);
+		char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
+		log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
+			  angle(rc.addr, t, sizeof t), "status",
+			  "rejected", "dsn", rc.r.dsn, "reply", rep.s, NULL);
+		buf_free(&rep);
+		reply(s, rc.r.code, rc.r.dsn, "%s", esc(rc.r.text,
+							strlen(rc.r.text)));
+		route_result_free(&rc.r);
+		plan_free(&rc.plan);
+		return;
+	}
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpt + 1) * sizeof *s->rcpts);
+	s->rcpts[s->nrcpt++] = rc;
+	s->state = ST_RCPT;
+	reply(s, 250, "2.1.5", "Recipient <%s> OK", esc(rc.addr, strlen(rc.addr)));
+}
+
+static void cmd_data(struct session *s, char *arg)
+{
+	const char *why = NULL;
+	if (*arg)
+		why = "Syntax: DATA";
+	else if (s->state == ST_GREETED || s->state == ST_READY)
+		why = "Need MAIL and RCPT first";
+	else if (s->nrcpt == 0)
+		why = "No valid recipients";
+	else if (s->bdat != BDAT_NONE)
+		why = "DATA not allowed after BDAT";
+	else if (s->body == BODY_BINARYMIME)
+		why = "BODY=BINARYMIME requires BDAT";
+	if (why) {
+		if (io_input_pending(&s->io)) {
+			/* content before the 354 of a refused DATA */
+			reply(s, 554, "5.5.0", "Protocol error: message content "
+					       "sent before 354");
+			s->quit = 1;
+			return;
+		}
+		reply(s, *arg ? 501 : 503, *arg ? "5.5.4" : "5.5.1", "%s", why);
+		return;
+	}
+	if (data_begin(s) < 0) {
+		reply(s, 451, "4.3.0", "Cannot store the message: %s",
+		      strerror(errno));
+		return;
+	}
+	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	flush(s);
+	char buf[8192], out[8192 * 2 + 4];
+	for (;;) {
+		size_t got;
+		enum io_status st = io_read(&s->io, buf, sizeof buf, &got);
+		if (st == IO_TIMEOUT) {
+			reply(s, 421, "4.4.2", "%s Timeout during data, closing",
+			      s->name);
+			s->quit = 1;
+			transaction_reset(s);
+			return;
+		}
+		if (st != IO_OK) {
+			/* the client went away: nothing is delivered */
+			log_event(LOG_L_WARNING, "event", "lost", "during",
+				  "DATA", NULL);
+			s->quit = 1;
+			transaction_reset(s);
+			return;
+		}
+		size_t ol = 0;
+		size_t used = data_feed(&s->dm, buf, got, out, &ol);
+		data_write(s, out, ol);
+		if (s->dm.done) {
+			/* give back what followed the final dot */
+			s->io.in_pos -= got - used;
+			break;
+		}
+	}
+	deliver_transaction(s);
+}
+
+static int parse_bdat(const char *arg, uint64_t *n, int *last)
+{
+	const char *p = arg;
+	if (*p++ != ' ' || !(*p >= '0' && *p <= '9'))
+		return -1;
+	uint64_t v = 0;
+	while (*p >= '0' && *p <= '9') {
+		if (v > (UINT64_C(1) << 56))
+			return -1;
+		v = v * 10 + (uint64_t)(*p++ - '0');
+	}
+	*last = 0;
+	if (*p == ' ') {
+		while (*p == ' ')
+			p++;
+		if (strcasecmp(p, "LAST"))
+			return -1;
+		*last = 1;
+	} else if (*p) {
+		return -1;
+	}
+	*n = v;
+	return 0;
+}
+
+/* Reads n octets of a chunk; keeps them when keep. -1: client gone. */
+static int bdat_chunk(struct session *s, uint64_t n, int keep)
+{
+	char buf[8192];
+	while (n) {
+		size_t got;
+		enum io_status st = io_read(&s->io, buf,
+					    n > sizeof buf ? sizeof buf : n, &got);
+		if (st == IO_TIMEOUT) {
+			reply(s, 421, "4.4.2", "%s Timeout during BDAT, closing",
+			      s->name);
+			return -1;
+		}
+		if (st != IO_OK)
+			return -1;
+		if (keep)
+			data_bytes(s, buf, got);
+		n -= got;
+	}
+	return 0;
+}
+
+static void cmd_bdat(struct session *s, char *arg)
+{
+	uint64_t n;
+	int last;
+	if (parse_bdat(arg, &n, &last) < 0) {
+		/* the chunk cannot be found: no resynchronizing */
+		reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+		reply(s, 421, "4.5.0", "%s Cannot resynchronize after a bad "
+				       "BDAT, closing",
+		      s->name);
+		s->quit = 1;
+		return;
+	}
+	if (s->bdat == BDAT_NONE) {
+		const char *why = NULL;
+		if (s->state != ST_RCPT || s->nrcpt == 0)
+			why = "No valid recipients";
+		else if (data_begin(s) < 0)
+			why = "Cannot store the message";
+		if (why) {
+			if (bdat_chunk(s, n, 0) < 0) {
+				s->quit = 1;
+				return;
+			}
+			reply(s, 503, "5.5.1", "%s (discarded %llu octets)", why,
+			      (unsigned long long)n);
+			s->bdat = last ? BDAT_NONE : BDAT_DISCARDING;
+			return;
+		}
+		s->bdat = BDAT_RECEIVING;
+		s->dm.bdat = 1;
+	}
+	int keep = s->bdat == BDAT_RECEIVING;
+	if (bdat_chunk(s, n, keep) < 0) {
+		s->quit = 1;
+		transaction_reset(s);
+		return;
+	}
+	if (!keep) {
+		reply(s, 551, "5.0.0", "Discarded %llu octets after an earlier "
+				       "error",
+		      (unsigned long long)n);
+		if (last)
+			transaction_reset(s);
+		return;
+	}
+	if (last) {
+		deliver_transaction(s);
+		return;
+	}
+	if (s->data_toobig) {
+		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
+				       "message size");
+		s->bdat = BDAT_DISCARDING;
+		return;
+	}
+	reply(s, 250, "2.0.0", "%llu octets received", (unsigned long long)n);
+}
+
+static void cmd_rset(struct session *s, char *arg)
+{
+	if (*arg) {
+		reply(s, 501, "5.5.4", "Syntax: RSET");
+		return;
+	}
+	transaction_reset(s);
+	reply(s, 250, "2.0.0", "OK");
+}
+
+static void cmd_noop(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, 250, "2.0.0", "OK");
+}
+
+static void cmd_quit(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, 221, "2.0.0", "%s closing connection", s->name);
+	s->quit = 1;
+}
+
+static void cmd_vrfy(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, 252, "2.5.0", "Cannot VRFY user, but will accept message "
+			       "and attempt delivery");
+}
+
+static void cmd_unimpl(struct session *s, char *arg)
+{
+	(void)arg;
+	reply(s, 502, "5.5.1", "Command not implemented");
+}
+
+enum { F_FLUSH = 1 };
+#define ALL ((1u << ST_GREETED) | (1u << ST_READY) | (1u << ST_MAIL) | \
+	     (1u << ST_RCPT))
+#define AFTER_HELO ((1u << ST_READY) | (1u << ST_MAIL) | (1u << ST_RCPT))
+
+/* Sorted by name for bsearch. */
+static const struct verb {
+	const char *name;
+	void (*fn)(struct session *, char *);
+	unsigned states;
+	unsigned flags;
+	const char *sequence; /* the 503 text in a wrong state */
+} verbs[] = {
+	{"BDAT", cmd_bdat, ALL, 0, NULL},
+	{"DATA", cmd_data, ALL, F_FLUSH, NULL},
+	{"EHLO", cmd_ehlo, ALL, F_FLUSH, NULL},
+	{"EXPN", cmd_unimpl, ALL, F_FLUSH, NULL},
+	{"HELO", cmd_helo, ALL, F_FLUSH, NULL},
+	{"HELP", cmd_unimpl, ALL, F_FLUSH, NULL},
+	{"LHLO", cmd_lhlo, ALL, F_FLUSH, NULL},
+	{"MAIL", cmd_mail, 1u << ST_READY, 0, NULL},
+	{"NOOP", cmd_noop, ALL, F_FLUSH, NULL},
+	{"QUIT", cmd_quit, ALL, F_FLUSH, NULL},
+	{"RCPT", cmd_rcpt, (1u << ST_MAIL) | (1u << ST_RCPT), 0,
+	 "Need MAIL before RCPT"},
+	{"RSET", cmd_rset, ALL, 0, NULL},
+	{"SAML", cmd_unimpl, ALL, F_FLUSH, NULL},
+	{"SEND", cmd_unimpl, ALL, F_FLUSH, NULL},
+	{"SOML", cmd_unimpl, ALL, F_FLUSH, NULL},
+	{"TURN", cmd_unimpl, ALL, F_FLUSH, NULL},
+	{"VRFY", cmd_vrfy, ALL, F_FLUSH, NULL},
+};
+
+static int verb_cmp(const void *k, const void *v)
+{
+	return strcasecmp(k, ((const struct verb *)v)->name);
+}
+
+static const char *sequence_text(const struct session *s, const char *verb)
+{
+	if (s->state == ST_GREETED)
+		return "Send EHLO or HELO first";
+	if (!strcmp(verb, "MAIL"))
+		return "Nested MAIL command";
+	return "Bad sequence of commands";
+}
+
+/* Commands of other protocols: the client is not talking SMTP. */
+static int foreign_command(const char *verb)
+{
+	static const char *const v[] = {"GET", "POST", "HEAD", "PUT",
+					"CONNECT", "OPTIONS", "USER"};
+	for (size_t i = 0; i < sizeof v / sizeof *v; i++)
+		if (!strcasecmp(verb, v[i]))
+			return 1;
+	return 0;
+}
+
+static void command(struct session *s, char *line, size_t len)
+{
+	char verb[16];
+	size_t vl = strcspn(line, " ");
+	if (vl == 0 || vl >= sizeof verb) {
+		reply(s, 500, "5.5.2", "Command unrecognized");
+		flush(s);
+		return;
+	}
+	memcpy(verb, line, vl);
+	verb[vl] = 0;
+	if (!s->accept_mail && strcasecmp(verb, "QUIT")) {
+		reply(s, 521, "5.3.2", "%s does not accept mail", s->name);
+		flush(s);
+		return;
+	}
+	const struct verb *v = bsearch(verb, verbs, sizeof verbs / sizeof *verbs,
+				       sizeof *verbs, verb_cmp);
+	if (!v) {
+		if (foreign_command(verb)) {
+			reply(s, 221, "2.7.0", "This is an SMTP server, not a "
+					       "web or proxy server; goodbye");
+			s->quit = 1;
+			return;
+		}
+		reply(s, 500, "5.5.2", "Command unrecognized: %s",
+		      esc(verb, vl));
+		flush(s);
+		return;
+	}
+	if (len > CMD_MAX && strcmp(v->name, "MAIL") && strcmp(v->name, "RCPT")) {
+		reply(s, 500, "5.5.2", "Line too long");
+		flush(s);
+		return;
+	}
+	if (!(v->states & (1u << s->state))) {
+		reply(s, 503, "5.5.1", "%s",
+		      v->sequence && s->state != ST_GREETED
+			      ? v->sequence
+			      : sequence_text(s, v->name));
+		return;
+	}
+	v->fn(s, line + vl);
+	if (v->flags & F_FLUSH)
+		flush(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Start-up                                                            */
+
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
+		      int *port)
+{
+	out[0] = 0;
+	*port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
+		*port = ntohs(s4->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
+		*port = ntohs(s6->sin6_port);
+		/* an IPv4 client on an IPv6 socket */
+		if (!strncmp(out, "::ffff:", 7) && strchr(out + 7, '.'))
+			memmove(out, out + 7, strlen(out + 7) + 1);
+	}
+}
+
+/* Peer and local addresses: tcpserver's variables, or the socket. */
+static void find_addresses(struct session *s, int fd)
+{
+	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
+	const char *tr = getenv("TCPREMOTEIP"), *trp = getenv("TCPREMOTEPORT");
+	if (tl && tp && tr) {
+		snprintf(s->local, sizeof s->local, "%s", tl);
+		snprintf(s->peer, sizeof s->peer, "%s", tr);
+		s->local_port = atoi(tp);
+		s->peer_port = trp ? atoi(trp) : 0;
+		return;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	memset(&ss, 0, sizeof ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+		s->peer_is_pipe = 1;
+		snprintf(s->peer, sizeof s->peer, "local");
+		snprintf(s->local, sizeof s->local, "local");
+		return;
+	}
+	addr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
+	sl = sizeof ss;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		addr_text(&ss, s->local, sizeof s->local, &s->local_port);
+}
+
+static int same_ip(const char *a, const char *b)
+{
+	unsigned char x[16], y[16];
+	int fx = strchr(a, ':') ? AF_INET6 : AF_INET;
+	int fy = strchr(b, ':') ? AF_INET6 : AF_INET;
+	if (fx != fy || inet_pton(fx, a, x) != 1 || inet_pton(fy, b, y) != 1)
+		return 0;
+	return !memcmp(x, y, fx == AF_INET ? 4 : 16);
+}
+
+/* Whether a listen-port host names the local address ip. */
+static int listen_host_matches(const char *host, const char *ip)
+{
+	if (!host[0])
+		return 1;
+	if (!strcmp(host, "localhost"))
+		return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1");
+	if (!strcmp(host, "ipv6-localhost") || !strcmp(host, "ip6-localhost"))
+		return !strcmp(ip, "::1");
+	if (same_ip(host, ip))
+		return 1;
+	char found[8][64];
+	int n = cf_hosts_lookup(host, found, 8);
+	for (int i = 0; i < n && i < 8; i++)
+		if (same_ip(found[i], ip))
+			return 1;
+	return 0;
+}
+
+/* SPEC 4. Returns 0, or -1 when no section can serve. */
+static int choose_smtpd(struct session *s, const char *name)
+{
+	uint32_t n;
+	struct cf_section **v = cf_listeners(s->cf, &n);
+	int r = 0;
+	if (name) {
+		s->smtpd = cf_find(s->cf, CF_SMTPD, name);
+		r = s->smtpd ? 0 : -1;
+	} else if (n == 1) {
+		s->smtpd = v[0];
+	} else if (n > 1) {
+		r = -1;
+		for (uint32_t i = 0; i < n && !s->peer_is_pipe; i++)
+			if (v[i]->listen.port == s->local_port &&
+			    listen_host_matches(v[i]->listen.host, s->local)) {
+				s->smtpd = v[i];
+				r = 0;
+				break;
+			}
+	}
+	if (n)
+		free(v);
+	return r;
+}
+
+static int drop_privileges(const struct cf *cf, char *why, size_t n)
+{
+	if (geteuid() != 0)
+		return 0;
+	const char *user = cf->core->v[CORE_USER_ID].s;
+	const char *group = cf->core->v[CORE_GROUP_ID].s;
+	if (!user) {
+		snprintf(why, n, "started as root without core.user-id: "
+				 "refusing to read client input as root");
+		return -1;
+	}
+	struct passwd *pw = getpwnam(user);
+	char *end;
+	unsigned long id = strtoul(user, &end, 10);
+	uid_t uid = pw ? pw->pw_uid : (uid_t)id;
+	gid_t gid = pw ? pw->pw_gid : (gid_t)id;
+	if (!pw && (*end || end == user)) {
+		snprintf(why, n, "no user '%s'", user);
+		return -1;
+	}
+	if (group) {
+		struct group *gr = getgrnam(group);
+		unsigned long g = strtoul(group, &end, 10);
+		if (!gr && (*end || end == group)) {
+			snprintf(why, n, "no group '%s'", group);
+			return -1;
+		}
+		gid = gr ? gr->gr_gid : (gid_t)g;
+	}
+	if (uid == 0) {
+		snprintf(why, n, "core.user-id is root: refusing to read "
+				 "client input as root");
+		return -1;
+	}
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0 ||
+	    setuid(0) == 0) {
+		snprintf(why, n, "cannot drop privileges to %s: %s", user,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void new_sid(char *out, size_t n)
+{
+	unsigned char r[6];
+	if (getrandom(r, sizeof r, 0) != sizeof r) {
+		unsigned long long t = (unsigned long long)time(NULL) ^
+				       ((unsigned long long)getpid() << 20);
+		memcpy(r, &t, sizeof r);
+	}
+	snprintf(out, n, "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
+		 r[4], r[5]);
+}
+
+int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
+{
+	struct session s;
+	memset(&s, 0, sizeof s);
+	s.cf = cf;
+	s.data_fd = -1;
+	int rfd = 0, wfd = 1;
+	const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
+	if (lp && lf && (pid_t)atol(lp) == getpid() && atoi(lf) == 1) {
+		rfd = wfd = 3; /* sd_listen_fds(3) with Accept=yes */
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_FDNAMES");
+	}
+	signal(SIGPIPE, SIG_IGN);
+	new_sid(s.sid, sizeof s.sid);
+	find_addresses(&s, rfd);
+	io_init(&s.io, rfd, wfd, 300 * 1000);
+	snprintf(s.name, sizeof s.name, "%s",
+		 cf_ok ? cf->core->v[CORE_HOSTNAME].s : "postmaster");
+
+	char why[512] = "";
+	int fail = !cf_ok;
+	if (!fail && choose_smtpd(&s, smtpd_name) < 0) {
+		snprintf(why, sizeof why,
+			 "no [smtpd] section serves %s port %d", s.local,
+			 s.local_port);
+		fail = 2;
+	}
+	const char *logger = !cf_ok ? "syslog"
+			     : s.smtpd ? s.smtpd->v[SMTPD_LOGGER].s
+				       : cf->core->v[CORE_LOGGER].s;
+	char lwhy[512];
+	if (cf_ok && log_open(cf, logger, s.sid, lwhy, sizeof lwhy) < 0) {
+		snprintf(why, sizeof why, "%s", lwhy);
+		fail = 1;
+	}
+	if (!fail && drop_privileges(cf, why, sizeof why) < 0)
+		fail = 1;
+	if (s.smtpd) {
+		snprintf(s.name, sizeof s.name, "%s", s.smtpd->v[SMTPD_NAME].s);
+		s.max_size = s.smtpd->v[SMTPD_MAX_MESSAGE_SIZE].n;
+		s.max_rcpt = (unsigned)s.smtpd->v[SMTPD_MAX_RECIPIENTS].n;
+		s.timeout = (int)s.smtpd->v[SMTPD_TIMEOUT].n;
+		s.bare_reject = s.smtpd->v[SMTPD_BARE_NEWLINE].n == BARE_REJECT;
+		s.lmtp_ok = (int)s.smtpd->v[SMTPD_LMTP].n;
+		s.accept_mail = (int)s.smtpd->v[SMTPD_ACCEPT_MAIL].n;
+	} else if (cf_ok) {
+		s.max_size = cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
+		s.max_rcpt = 100;
+		s.timeout = 300;
+		s.lmtp_ok = 1;
+		s.accept_mail = 1;
+	}
+	if (s.timeout > 0)
+		s.io.timeout_ms = s.timeout * 1000;
+
+	char port[16];
+	snprintf(port, sizeof port, "%d", s.peer_port);
+	log_event(LOG_L_INFO, "event", "connect", "client", s.peer, "port",
+		  s.peer_is_pipe ? NULL : port, "smtpd",
+		  s.smtpd ? s.smtpd->name : NULL, NULL);
+	if (fail) {
+		log_event(LOG_L_ERR, "event", "unavailable", "reason",
+			  why[0] ? why : "configuration error", NULL);
+		if (fail == 2)
+			reply(&s, 421, "4.3.5", "%s Service not available: no "
+						"configuration for this "
+						"address",
+			      s.name);
+		else
+			reply(&s, 421, "4.3.0", "%s Service not available, "
+						"closing connection",
+			      s.name);
+		flush(&s);
+		io_free(&s.io);
+		return 75;
+	}
+	if (s.accept_mail)
+		reply(&s, 220, NULL, "%s ESMTP postmaster", s.name);
+	else
+		reply(&s, 521, NULL, "%s does not accept mail", s.name);
+	flush(&s);
+
+	char line[CMD_MAX_EXT + 2];
+	int exit_status = 0;
+	while (!s.quit) {
+		if (s.io.out_len && !io_input_pending(&s.io))
+			flush(&s);
+		size_t len;
+		int bare;
+		enum io_status st = io_getline(&s.io, line, CMD_MAX_EXT, &len,
+					       &bare);
+		if (st == IO_TIMEOUT) {
+			reply(&s, 421, "4.4.2", "%s Timeout exceeded, closing "
+						"connection",
+			      s.name);
+			exit_status = 75;
+			break;
+		}
+		if (st == IO_EOF || st == IO_ERROR)
+			break;
+		if (st == IO_TOOLONG) {
+			reply(&s, 500, "5.5.2", "Line too long");
+		} else if (memchr(line, 0, len)) {
+			reply(&s, 500, "5.5.2", "NUL character in command");
+		} else if (s.bare_reject && (bare == 1 || memchr(line, '\r', len))) {
+			reply(&s, 501, "5.5.2", "Bare CR or LF in command");
+		} else {
+			for (size_t i = 0; i < len; i++)
+				if (line[i] == '\r')
+					line[i] = ' ';
+			command(&s, line, len);
+		}
+		if (s.errors >= MAX_ERRORS && !s.quit) {
+			reply(&s, 421, "4.7.0", "%s Too many errors, closing "
+						"connection",
+			      s.name);
+			break;
+		}
+	}
+	flush(&s);
+	char in[24], out[24];
+	snprintf(in, sizeof in, "%llu", s.io.bytes_in);
+	snprintf(out, sizeof out, "%llu", s.io.bytes_out);
+	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
+	transaction_reset(&s);
+	free(s.wbuf);
+	io_free(&s.io);
+	log_close();
+	return exit_status;
+}
