@@ -5,6 +5,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 SBINDIR = $(PREFIX)/sbin
 MANDIR = $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 
 CC ?= cc
 CFLAGS ?= -O2
@@ -26,9 +27,10 @@ TESTS = test_addr test_cf test_route
 
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
-	python3 python3-pytest hyperfine
+	python3 python3-pytest python3-aiosmtpd hyperfine swaks procmail \
+	ucspi-tcp openbsd-inetd postfix systemd
 
-.PHONY: all check check-normal check-san deps install clean bench fuzz lint
+.PHONY: all check check-normal check-san deps install clean bench fuzz lint demo
 
 all: postmaster
 
@@ -41,8 +43,11 @@ postmaster: postmaster.o $(OBJS)
 tests/%: tests/%.c $(OBJS) $(HDRS)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(OBJS) -lcmocka $(LDLIBS)
 
+# Postfix is installed for smtp-source/smtp-sink only: debconf is told
+# "No configuration", so no Postfix daemon is set up or started.
 deps:
 	apt-get update
+	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEPS)
 
 check: check-normal check-san lint
@@ -63,6 +68,9 @@ lint:
 	@mandoc -Tlint -W warning man/postmaster.8 man/postmaster.cf.5 && \
 		echo "mandoc -Tlint: man pages clean"
 
+demo:
+	tools/demo
+
 bench: postmaster
 	bench/route-bench
 
@@ -74,7 +82,11 @@ install: postmaster
 	install -m 755 postmaster $(DESTDIR)$(SBINDIR)/postmaster
 	install -m 644 man/postmaster.8 $(DESTDIR)$(MANDIR)/man8/postmaster.8
 	install -m 644 man/postmaster.cf.5 $(DESTDIR)$(MANDIR)/man5/postmaster.cf.5
+	install -d $(DESTDIR)$(UNITDIR)
+	for u in units/*; do \
+		sed 's#/usr/local/sbin/postmaster#$(SBINDIR)/postmaster#' $$u > $(DESTDIR)$(UNITDIR)/$${u#units/}; \
+	done
 
 clean:
 	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route \
-		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache
+		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache demo
