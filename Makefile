@@ -28,7 +28,7 @@ TESTS = test_addr test_cf test_route
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	python3 python3-pytest python3-aiosmtpd hyperfine swaks procmail \
-	ucspi-tcp openbsd-inetd postfix systemd
+	ucspi-tcp openbsd-inetd postfix systemd time bc
 
 .PHONY: all check check-normal check-san deps install clean bench fuzz lint demo
 
@@ -73,6 +73,7 @@ demo:
 
 bench: postmaster
 	bench/route-bench
+	bench/session-bench
 
 fuzz:
 	$(MAKE) -C fuzz

@@ -74,9 +74,4 @@ void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
 void exit_status_reply(int wstatus, const char *first_line,
 		       struct reply *out);
 
-/* Whether the header section of the message holds "Delivered-To: addr". */
-int msg_has_delivered_to(const struct msg *m, const char *addr);
-/* How many Received headers the header section holds. */
-int msg_count_received(const struct msg *m);
-
 #endif

@@ -89,6 +89,13 @@ struct session {
 	struct datamachine dm;
 	char *wbuf;
 	size_t wlen;
+	/* the header section, watched as the data streams by */
+	int in_headers;
+	char hline[300];
+	size_t hlen;
+	int received;        /* Received headers the client sent */
+	char **delivered_to; /* Delivered-To values the client sent */
+	unsigned ndelivered;
 };
 
 /* ------------------------------------------------------------------ */
@@ -179,6 +186,12 @@ static void transaction_reset(struct session *s)
 	s->data_toobig = 0;
 	s->data_failed = 0;
 	s->wlen = 0;
+	for (unsigned i = 0; i < s->ndelivered; i++)
+		free(s->delivered_to[i]);
+	free(s->delivered_to);
+	s->delivered_to = NULL;
+	s->ndelivered = 0;
+	s->received = 0;
 	if (s->state > ST_READY)
 		s->state = ST_READY;
 }
@@ -279,10 +292,60 @@ static int open_tmp(void)
 	return fd;
 }
 
+/* One complete header line (without its line end). */
+static void header_line(struct session *s, const char *l, size_t n)
+{
+	if (n >= 9 && !strncasecmp(l, "Received:", 9)) {
+		s->received++;
+	} else if (n >= 13 && !strncasecmp(l, "Delivered-To:", 13) &&
+		   s->ndelivered < 64) {
+		const char *v = l + 13;
+		size_t vn = n - 13;
+		while (vn && (*v == ' ' || *v == '\t')) {
+			v++;
+			vn--;
+		}
+		while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+			vn--;
+		s->delivered_to = xrealloc(s->delivered_to, (s->ndelivered + 1) *
+							    sizeof *s->delivered_to);
+		s->delivered_to[s->ndelivered++] = xstrndup(v, vn);
+	}
+}
+
+/* Watches the header section of the stored bytes. */
+static void watch_headers(struct session *s, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n && s->in_headers; i++) {
+		if (p[i] != '\n') {
+			if (s->hlen < sizeof s->hline)
+				s->hline[s->hlen++] = p[i];
+			continue;
+		}
+		size_t l = s->hlen;
+		if (l && s->hline[l - 1] == '\r')
+			l--;
+		if (l == 0)
+			s->in_headers = 0; /* the empty line ends the headers */
+		else
+			header_line(s, s->hline, l);
+		s->hlen = 0;
+	}
+}
+
 static void data_write(struct session *s, const char *p, size_t n)
 {
 	if (s->data_failed || s->data_toobig)
 		return;
+	if (s->in_headers)
+		watch_headers(s, p, n);
+	if (s->data_fd < 0) { /* nothing will read it: count only */
+		if (s->data_size + n > s->max_size)
+			s->data_toobig = 1;
+		else
+			s->data_size += n;
+		return;
+	}
 	if (s->data_size + n > s->max_size) {
 		s->data_toobig = 1;
 		return;
@@ -322,6 +385,8 @@ static void data_write(struct session *s, const char *p, size_t n)
 static int data_flush(struct session *s)
 {
 	size_t off = 0;
+	if (s->data_fd < 0)
+		return 0;
 	while (off < s->wlen && !s->data_failed) {
 		ssize_t w = write(s->data_fd, s->wbuf + off, s->wlen - off);
 		if (w < 0 && errno == EINTR)
@@ -358,11 +423,22 @@ static void helo_for_header(const char *h, char *out, size_t n)
 	out[o] = 0;
 }
 
+/* Whether any recipient's delivery reads the stored message. */
+static int message_needed(const struct session *s)
+{
+	if (s->proto != P_LHLO)
+		return s->plan.kind != RUN_NONE;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (s->rcpts[i].plan.kind != RUN_NONE)
+			return 1;
+	return 0;
+}
+
 /* Opens the data file and writes the Received header (RFC 5321 4.4). */
 static int data_begin(struct session *s)
 {
-	s->data_fd = open_tmp();
-	if (s->data_fd < 0)
+	s->data_fd = message_needed(s) ? open_tmp() : -1;
+	if (s->data_fd < 0 && message_needed(s))
 		return -1;
 	if (!s->wbuf)
 		s->wbuf = xmalloc(65536);
@@ -391,11 +467,14 @@ static int data_begin(struct session *s)
 		buf_printf(&h, "\tfor <%s>; %s%s", s->rcpts[0].addr, date, eol);
 	else
 		buf_printf(&h, "\t; %s%s", date, eol);
-	/* the header does not count against the client's SIZE */
+	/* the header does not count against the client's SIZE, nor as one of
+	 * the client's Received headers */
 	uint64_t save = s->max_size;
 	s->max_size = UINT64_MAX;
 	data_write(s, h.s, h.len);
 	s->max_size = save + h.len;
+	s->in_headers = 1;
+	s->hlen = 0;
 	buf_free(&h);
 	return 0;
 }
@@ -471,7 +550,8 @@ static int data_verdict(struct session *s, const struct msg *m,
 			 "Message refused: bare CR or LF received");
 		return 1;
 	}
-	if (msg_count_received(m) >= MAX_RECEIVED) {
+	(void)m;
+	if (s->received >= MAX_RECEIVED) {
 		*r = (struct reply){554, "5.4.6", ""};
 		snprintf(r->text, sizeof r->text,
 			 "Too many Received headers: mail loop");
@@ -480,9 +560,13 @@ static int data_verdict(struct session *s, const struct msg *m,
 	return 0;
 }
 
-static int loops_for(const struct msg *m, const char *rcpt, struct reply *r)
+static int loops_for(const struct session *s, const char *rcpt,
+		     struct reply *r)
 {
-	if (!msg_has_delivered_to(m, rcpt))
+	int found = 0;
+	for (unsigned i = 0; i < s->ndelivered && !found; i++)
+		found = addr_part_eq(s->delivered_to[i], rcpt);
+	if (!found)
 		return 0;
 	*r = (struct reply){554, "5.4.6", ""};
 	snprintf(r->text, sizeof r->text, "<%s>: mail forwarding loop", rcpt);
@@ -501,12 +585,12 @@ static void deliver_transaction(struct session *s)
 	struct reply common;
 	if (data_flush(s) < 0)
 		s->data_failed = 1;
-	m.size = lseek(s->data_fd, 0, SEEK_END);
+	m.size = s->data_fd >= 0 ? lseek(s->data_fd, 0, SEEK_END) : 0;
 	int refused = data_verdict(s, &m, &common);
 	if (s->proto == P_LHLO) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			struct reply r = common;
-			if (!refused && !loops_for(&m, s->rcpts[i].addr, &r)) {
+			if (!refused && !loops_for(s, s->rcpts[i].addr, &r)) {
 				plan_deliver(&s->rcpts[i].plan, &m, s->timeout, &r);
 			}
 			log_result(s, s->rcpts[i].addr, &r);
@@ -516,7 +600,7 @@ static void deliver_transaction(struct session *s)
 		struct reply r = common;
 		int loop = 0;
 		for (unsigned i = 0; !refused && !loop && i < s->nrcpt; i++)
-			loop = loops_for(&m, s->rcpts[i].addr, &r);
+			loop = loops_for(s, s->rcpts[i].addr, &r);
 		if (!refused && !loop)
 			plan_deliver(&s->plan, &m, s->timeout, &r);
 		for (unsigned i = 0; i < s->nrcpt; i++)
