@@ -100,6 +100,13 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 	return 0;
 }
 
+void log_open_syslog(const char *sid)
+{
+	snprintf(L.sid, sizeof L.sid, "%s", sid);
+	L.sink = SINK_SYSLOG;
+	openlog(L.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
 void log_close(void)
 {
 	if (L.sink == SINK_FILE)

@@ -18,6 +18,8 @@ enum log_level { LOG_L_INFO, LOG_L_WARNING, LOG_L_ERR };
  * Returns -1 with a reason when it cannot. */
 int log_open(const struct cf *cf, const char *name, const char *sid,
 	     char *why, size_t whylen);
+/* Syslog with the defaults, when there is no usable configuration. */
+void log_open_syslog(const char *sid);
 void log_close(void);
 
 /*

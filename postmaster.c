@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
 
 #define VERSION "0.1"
 
@@ -160,7 +162,9 @@ int main(int argc, char **argv)
 	}
 
 	struct cf *cf = cf_new();
-	if (cf_load(cf, config ? config : "/etc/postmaster.cf", config != NULL) < 0)
+	int serving = !check && !dump && !route;
+	if (cf_load(cf, config ? config : "/etc/postmaster.cf", config != NULL) < 0 &&
+	    !serving)
 		return report(cf);
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -180,14 +184,26 @@ int main(int argc, char **argv)
 		cf_error(cf, &pos, "--smtpd=%s: no [smtpd \"%s\"] section", smtpd,
 			 smtpd);
 	}
-	int serving = !check && !dump && !route;
-	int ex = report(cf);
 	if (serving) {
-		/* a session answers 421 on a broken configuration */
-		ex = session_main(cf, smtpd, ex == 0);
+		/* A session answers 421 on a broken configuration, and its
+		 * diagnostics never go to a stderr that is the client's socket
+		 * (inetd). */
+		int ok = cf->nerrors == 0;
+		if (cf->diag.len) {
+			struct stat st;
+			if (fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode))
+				fputs(cf->diag.s, stderr);
+			openlog("postmaster", LOG_PID, LOG_MAIL);
+			for (char *l = strtok(cf->diag.s, "\n"); l;
+			     l = strtok(NULL, "\n"))
+				syslog(ok ? LOG_WARNING : LOG_ERR, "%s", l);
+			closelog();
+		}
+		int ex = session_main(cf, smtpd, ok);
 		cf_free(cf);
 		return ex;
 	}
+	int ex = report(cf);
 	if (ex) {
 		cf_free(cf);
 		return ex;

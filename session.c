@@ -1389,7 +1389,9 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 			     : s.smtpd ? s.smtpd->v[SMTPD_LOGGER].s
 				       : cf->core->v[CORE_LOGGER].s;
 	char lwhy[512];
-	if (cf_ok && log_open(cf, logger, s.sid, lwhy, sizeof lwhy) < 0) {
+	if (!cf_ok)
+		log_open_syslog(s.sid);
+	else if (log_open(cf, logger, s.sid, lwhy, sizeof lwhy) < 0) {
 		snprintf(why, sizeof why, "%s", lwhy);
 		fail = 1;
 	}
