@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -38,7 +39,9 @@ static const struct io_transport plain = {plain_read, plain_write,
 
 void io_init(struct io *io, int rfd, int wfd, int timeout_ms)
 {
-	memset(io, 0, sizeof *io);
+	/* not the 16 KiB input buffer: it needs no zeroing */
+	memset(io, 0, offsetof(struct io, in));
+	memset(&io->in_pos, 0, sizeof *io - offsetof(struct io, in_pos));
 	io->rfd = rfd;
 	io->wfd = wfd;
 	io->timeout_ms = timeout_ms;

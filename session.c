@@ -1043,6 +1043,11 @@ static void cmd_bdat(struct session *s, char *arg)
 		return;
 	}
 	if (last) {
+		/* a CR that ended the last chunk had no LF: it was bare */
+		if (s->body != BODY_BINARYMIME && s->dm.state == D_CR) {
+			s->dm.saw_bare = 1;
+			data_write(s, " ", 1);
+		}
 		deliver_transaction(s);
 		return;
 	}
@@ -1358,8 +1363,9 @@ static void new_sid(char *out, size_t n)
 
 int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 {
-	struct session s;
-	memset(&s, 0, sizeof s);
+	/* static: zero pages cost nothing until touched (start-up is paid
+	 * per connection) */
+	static struct session s;
 	s.cf = cf;
 	s.data_fd = -1;
 	int rfd = 0, wfd = 1;
