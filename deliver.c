@@ -476,6 +476,13 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 			pid_t w = waitpid(pid, &status, WNOHANG);
 			if (w == pid)
 				break;
+			if (w < 0 && errno != EINTR) {
+				set_reply(out, 451, "4.3.0",
+					  "lost the mailer's exit status: %s",
+					  strerror(errno));
+				buf_free(&head);
+				return;
+			}
 			struct timespec now;
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			if (now.tv_sec - t0.tv_sec > timeout_s) {

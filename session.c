@@ -1377,6 +1377,9 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		unsetenv("LISTEN_FDNAMES");
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* a launcher may have left SIGCHLD ignored (swaks --pipe does): then
+	 * the mailers' exit statuses would be lost */
+	signal(SIGCHLD, SIG_DFL);
 	new_sid(s.sid, sizeof s.sid);
 	find_addresses(&s, rfd);
 	io_init(&s.io, rfd, wfd, 300 * 1000);
@@ -1394,6 +1397,10 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	const char *logger = !cf_ok ? "syslog"
 			     : s.smtpd ? s.smtpd->v[SMTPD_LOGGER].s
 				       : cf->core->v[CORE_LOGGER].s;
+	struct stat e, c;
+	if (!strcmp(logger, "stderr") && fstat(2, &e) == 0 &&
+	    fstat(rfd, &c) == 0 && e.st_dev == c.st_dev && e.st_ino == c.st_ino)
+		logger = "syslog"; /* inetd: stderr is the client's socket */
 	char lwhy[512];
 	if (!cf_ok)
 		log_open_syslog(s.sid);
