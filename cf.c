@@ -416,6 +416,7 @@ struct lexer {
 	uint32_t cursec;
 	const char *basedir;
 	int errors;
+	int in_header; /* a quoted section name may touch its ']' */
 };
 
 enum tok { TOK_END, TOK_WORD, TOK_EQ, TOK_ERROR };
@@ -584,9 +585,12 @@ static enum tok lx_next(struct lexer *lx, struct cf_word *out)
 			lx->p++;
 		}
 	}
-	if (lx->p < lx->end && *lx->p == '"' && !at_eol(lx, lx->p)) {
-		lx_error(lx, lx->p,
-			 "expected a blank between two words, found '\"'");
+	if (lx->p < lx->end && !at_eol(lx, lx->p) &&
+	    (*lx->p == '"' || (out->quoted && is_atom_char((unsigned char)*lx->p) &&
+				!(lx->in_header && *lx->p == ']')))) {
+		char tmp2[40];
+		lx_error(lx, lx->p, "expected a blank between two words, found %s",
+			 describe_char((unsigned char)*lx->p, tmp2, sizeof tmp2));
 		return TOK_ERROR;
 	}
 	dst[len] = 0;
@@ -635,7 +639,10 @@ static void lx_section(struct lexer *lx)
 	const char *name_at = lx->p;
 	if (lx->p < lx->end && *lx->p == '"') {
 		struct cf_word w;
-		if (lx_next(lx, &w) != TOK_WORD)
+		lx->in_header = 1;
+		enum tok nt = lx_next(lx, &w);
+		lx->in_header = 0;
+		if (nt != TOK_WORD)
 			goto skip;
 		name = w.s;
 		while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t'))
@@ -926,7 +933,7 @@ int cf_load(struct cf *cf, const char *path, int required)
 		}
 		struct cf_pos pos = {path, 0, 0};
 		cf_error(cf, &pos, "%s", why);
-		return -1;
+		return -2;
 	}
 	int r = cf_load_text(cf, path, text, size);
 	free(text);
@@ -1572,6 +1579,9 @@ static void set_default(struct cf *cf, struct cf_section *sec, int key)
 	const char *def = k->def;
 	if (sec->kind == CF_CORE && key == CORE_HOSTNAME)
 		def = cf->hostname;
+	/* the built-in default must serve as root too, never as root */
+	if (sec->kind == CF_CORE && key == CORE_USER_ID && cf->builtin_default)
+		def = "nobody";
 	if (sec->kind == CF_SMTPD && key == SMTPD_NAME)
 		def = sec->name;
 	if (sec->kind == CF_RELAY && key == RELAY_NAME)
@@ -1742,8 +1752,10 @@ static void include_file(struct cf *cf, struct route_table *t,
 	cf->include_depth++;
 	uint32_t first = cf->nas;
 	load_buffer(cf, path, text, size, 1, sec, NULL);
+	/* this file's own lines: nested includes append theirs after */
+	uint32_t last = cf->nas;
 	uint32_t start = t->n;
-	for (uint32_t i = first; i < cf->nas; i++) {
+	for (uint32_t i = first; i < last; i++) {
 		struct cf_assign *ia = cf_assign_at(cf, i);
 		ia->dead = 1; /* owned by the include, not the top level */
 		if (ia->key == KEY_ROUTE)
@@ -2078,6 +2090,74 @@ int cf_finish(struct cf *cf, unsigned mode)
 			route_check_listeners(cf);
 	}
 	return cf->nerrors;
+}
+
+/* ------------------------------------------------------------------ */
+/* Diagnostics in file order                                           */
+
+struct dline {
+	const char *s;
+	size_t n;
+	int file; /* order in which the file was read; INT_MAX: no position */
+	unsigned long line, col;
+	size_t seq;
+};
+
+static int dline_cmp(const void *a, const void *b)
+{
+	const struct dline *x = a, *y = b;
+	if (x->file != y->file)
+		return x->file < y->file ? -1 : 1;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	if (x->col != y->col)
+		return x->col < y->col ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void cf_print_diagnostics(const struct cf *cf, FILE *out)
+{
+	if (!cf->diag.len)
+		return;
+	/* files in the order they were read (cf->files is newest first) */
+	const char *order[256];
+	int nf = 0;
+	for (const struct cf_file *f = cf->files; f && nf < 256; f = f->next)
+		order[nf++] = f->path;
+	size_t n = 0, cap = 16;
+	struct dline *v = xmalloc(cap * sizeof *v);
+	const char *p = cf->diag.s;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
+		if (n == cap) {
+			cap *= 2;
+			v = xrealloc(v, cap * sizeof *v);
+		}
+		struct dline *d = &v[n];
+		d->s = p;
+		d->n = len;
+		d->seq = n++;
+		d->file = INT_MAX;
+		d->line = d->col = 0;
+		for (int i = 0; i < nf; i++) {
+			size_t fl = strlen(order[i]);
+			if (!strncmp(p, order[i], fl) && p[fl] == ':' &&
+			    p[fl + 1] >= '0' && p[fl + 1] <= '9') {
+				char *end;
+				d->file = nf - 1 - i;
+				d->line = strtoul(p + fl + 1, &end, 10);
+				if (*end == ':')
+					d->col = strtoul(end + 1, NULL, 10);
+				break;
+			}
+		}
+		p += len;
+	}
+	qsort(v, n, sizeof *v, dline_cmp);
+	for (size_t i = 0; i < n; i++)
+		fwrite(v[i].s, 1, v[i].n, out);
+	free(v);
 }
 
 /* ------------------------------------------------------------------ */

@@ -176,7 +176,8 @@ void *cf_alloc(struct cf *cf, size_t n);
 void cf_free(struct cf *cf);
 
 /* Reads a configuration file. required = 0: a missing file means the
- * built-in default. Returns -1 on error (recorded in cf->diag). */
+ * built-in default. Returns -2 when the file cannot be read, -1 when it
+ * has syntax errors (both recorded in cf->diag). */
 int cf_load(struct cf *cf, const char *path, int required);
 /* Parses text as if it were a file (tests, fuzzing). */
 int cf_load_text(struct cf *cf, const char *name, const char *text,
@@ -187,6 +188,8 @@ int cf_flag(struct cf *cf, const char *arg, int argn);
 int cf_finish(struct cf *cf, unsigned mode);
 
 void cf_dump(const struct cf *cf, int defaults, FILE *out);
+/* The diagnostics sorted by file (in reading order), line and column. */
+void cf_print_diagnostics(const struct cf *cf, FILE *out);
 
 void cf_error(struct cf *cf, const struct cf_pos *pos, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -254,6 +254,34 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 	return PLAN_OK;
 }
 
+enum plan_verdict plan_admit(struct plan *p, struct route_result *r,
+			     const char *rcpt)
+{
+	enum plan_verdict v = plan_add(p, r, rcpt);
+	if (v == PLAN_LATER) {
+		/* later only if it would fit a transaction of its own */
+		struct plan alone = {0};
+		if (plan_add(&alone, r, rcpt) != PLAN_OK)
+			v = PLAN_SPOOL;
+		plan_free(&alone);
+	}
+	if (v == PLAN_LATER) {
+		r->code = 452;
+		snprintf(r->dsn, sizeof r->dsn, "4.5.3");
+		snprintf(r->text, sizeof r->text,
+			 "<%s>: send this recipient in a separate transaction",
+			 rcpt);
+	} else if (v == PLAN_SPOOL) {
+		r->code = 451;
+		snprintf(r->dsn, sizeof r->dsn, "4.3.5");
+		snprintf(r->text, sizeof r->text,
+			 "<%s>: this route needs the spool, which is not in "
+			 "this build",
+			 rcpt);
+	}
+	return v;
+}
+
 void plan_free(struct plan *p)
 {
 	for (unsigned i = 0; i < p->nvalues; i++)

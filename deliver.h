@@ -63,6 +63,11 @@ enum plan_verdict {
  */
 enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 			   const char *rcpt);
+/* plan_add for a recipient at RCPT time: when the direct path cannot take
+ * it, r gets the reply (452 4.5.3: another transaction; 451 4.3.5: needs
+ * the spool). */
+enum plan_verdict plan_admit(struct plan *p, struct route_result *r,
+			     const char *rcpt);
 void plan_free(struct plan *p);
 
 /* Runs the plan on the message. */

@@ -8,6 +8,7 @@
  * not parse never gets past this file.
  */
 #include "cf.h"
+#include "deliver.h"
 #include "route.h"
 #include "rtindex.h"
 #include "session.h"
@@ -42,8 +43,7 @@ static int starts(const char *s, const char *prefix)
 
 static int report(struct cf *cf)
 {
-	if (cf->diag.len)
-		fputs(cf->diag.s, stderr);
+	cf_print_diagnostics(cf, stderr);
 	return cf->nerrors ? 78 : 0;
 }
 
@@ -79,6 +79,20 @@ static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
 		const struct route_target *t = &r.t[i];
 		printf("deliver: %s %s <%s>\n", route_target_kind_name(t->kind),
 		       t->arg, t->addr);
+	}
+	if (r.code == 250) {
+		/* what a session of this build answers for it */
+		struct plan p = {0};
+		struct addr a;
+		const char *why;
+		size_t where;
+		char rcpt[ADDR_PATH_MAX + 8];
+		addr_parse(addr, strlen(addr), ADDR_NODOMAIN_OK | ADDR_UTF8, &a,
+			   &why, &where);
+		addr_format(&a, rcpt, sizeof rcpt);
+		if (plan_admit(&p, &r, rcpt) != PLAN_OK)
+			printf("this build has no spool for these targets:\n");
+		plan_free(&p);
 	}
 	printf("%d %s %s\n", r.code, r.dsn, r.text);
 	int ex = r.code < 300 ? EX_OK_ : r.code < 500 ? EX_TEMPFAIL_ : EX_NOUSER_;
@@ -163,9 +177,13 @@ int main(int argc, char **argv)
 
 	struct cf *cf = cf_new();
 	int serving = !check && !dump && !route;
-	if (cf_load(cf, config ? config : "/etc/postmaster.cf", config != NULL) < 0 &&
-	    !serving)
-		return report(cf);
+	/* syntax errors go on to the value checks: every error in one run */
+	if (cf_load(cf, config ? config : "/etc/postmaster.cf", config != NULL) == -2 &&
+	    !serving) {
+		int ex = report(cf);
+		cf_free(cf);
+		return ex;
+	}
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!starts(a, "--") || starts(a, "--config=") ||

@@ -139,7 +139,7 @@ static int split_targets(const struct cf_word *w, uint32_t nw, struct buf *b,
 			}
 			if (k < len) { /* a comma */
 				if (!open) {
-					*why = "an empty target before ','";
+					*why = "a target before ','";
 					*col = w[i].col + k;
 					free(starts);
 					return -1;
@@ -914,7 +914,9 @@ void route_resolve(const struct cf *cf, const struct cf_section *smtpd,
 		snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
 		struct buf e = {0};
 		buf_add_escaped(&e, text, len);
-		snprintf(r->text, sizeof r->text, "<%s>: %s", e.s ? e.s : "",
+		int bracketed = len && text[0] == '<';
+		snprintf(r->text, sizeof r->text, "%s%s%s: %s",
+			 bracketed ? "" : "<", e.s ? e.s : "", bracketed ? "" : ">",
 			 w ? w : why);
 		buf_free(&e);
 		step(&c, 0, "=> %d %s %s", r->code, r->dsn, r->text);

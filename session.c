@@ -841,31 +841,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
-		struct plan *pl = s->proto == P_LHLO ? &rc.plan : &s->plan;
-		enum plan_verdict v = plan_add(pl, &rc.r, rc.addr);
-		if (v == PLAN_LATER && pl->kind != RUN_NONE) {
-			struct plan alone = {0};
-			if (plan_add(&alone, &rc.r, rc.addr) != PLAN_OK)
-				v = PLAN_SPOOL;
-			plan_free(&alone);
-		}
-		if (v == PLAN_LATER && pl->kind == RUN_NONE)
-			v = PLAN_SPOOL;
-		if (v == PLAN_LATER) {
-			rc.r.code = 452;
-			snprintf(rc.r.dsn, sizeof rc.r.dsn, "4.5.3");
-			snprintf(rc.r.text, sizeof rc.r.text,
-				 "<%s>: send this recipient in a separate "
-				 "transaction",
-				 rc.addr);
-		} else if (v == PLAN_SPOOL) {
-			rc.r.code = 451;
-			snprintf(rc.r.dsn, sizeof rc.r.dsn, "4.3.5");
-			snprintf(rc.r.text, sizeof rc.r.text,
-				 "<%s>: this route needs the spool, which is "
-				 "not in this build",
-				 rc.addr);
-		}
+		plan_admit(s->proto == P_LHLO ? &rc.plan : &s->plan, &rc.r,
+			   rc.addr);
 	}
 	if (rc.r.code != 250) {
 		struct buf rep = {0};
