@@ -136,7 +136,10 @@ static void reply(struct session *s, int code, const char *dsn,
 		p = nl + 1;
 	}
 	io_write(&s->io, out.s, out.len);
-	if (code >= 400 && code != 421)
+	/* RFC 5321 4.5.3.1.10: a client that sends too many recipients
+	 * did nothing wrong */
+	if (code >= 400 && code != 421 && !(code == 452 && dsn &&
+					     !strcmp(dsn, "4.5.3")))
 		s->errors++;
 	buf_free(&text);
 	buf_free(&out);
@@ -192,6 +195,8 @@ static void transaction_reset(struct session *s)
 	s->delivered_to = NULL;
 	s->ndelivered = 0;
 	s->received = 0;
+	s->in_headers = 0;
+	s->hlen = 0;
 	if (s->state > ST_READY)
 		s->state = ST_READY;
 }
@@ -218,10 +223,12 @@ size_t data_feed(struct datamachine *dm, const char *in, size_t n, char *out,
 			if (c == '\r') {
 				dm->state = D_CR;
 			} else if (c == '\n') {
-				/* a bare LF ends a line only when normalizing */
+				/* a bare LF ends a line only when normalizing,
+				 * and never makes the next "." the end */
 				dm->saw_bare = 1;
 				out[o++] = '\n';
 				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
+				dm->after_bare = 1;
 			} else {
 				out[o++] = c;
 				dm->state = D_TEXT;
@@ -231,6 +238,7 @@ size_t data_feed(struct datamachine *dm, const char *in, size_t n, char *out,
 			if (c == '\n') {
 				out[o++] = '\n';
 				dm->state = D_BOL;
+				dm->after_bare = 0;
 			} else {
 				/* a bare CR becomes a space */
 				dm->saw_bare = 1;
@@ -250,12 +258,21 @@ size_t data_feed(struct datamachine *dm, const char *in, size_t n, char *out,
 				out[o++] = '.';
 				out[o++] = '\n';
 				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
+				dm->after_bare = 1;
 			} else {
 				out[o++] = c; /* the stuffed dot is dropped */
 				dm->state = D_TEXT;
 			}
 			break;
 		case D_DOTCR:
+			if (c == '\n' && dm->after_bare) {
+				/* <LF>.<CR><LF>: content, not the end (SPEC 5) */
+				out[o++] = '.';
+				out[o++] = '\n';
+				dm->state = D_BOL;
+				dm->after_bare = 0;
+				break;
+			}
 			if (c == '\n') {
 				dm->done = 1;
 				*outlen = o;
@@ -472,7 +489,8 @@ static int data_begin(struct session *s)
 	uint64_t save = s->max_size;
 	s->max_size = UINT64_MAX;
 	data_write(s, h.s, h.len);
-	s->max_size = save + h.len;
+	s->max_size = save;
+	s->data_size = 0;
 	s->in_headers = 1;
 	s->hlen = 0;
 	buf_free(&h);
@@ -526,6 +544,8 @@ static void log_result(struct session *s, const char *rcpt,
 static void send_result(struct session *s, const struct reply *r)
 {
 	reply(s, r->code, r->dsn, "%s", r->text);
+	if (r->code < 300)
+		s->errors = 0; /* errors count only until mail is delivered */
 }
 
 /* What the data itself decides, for every recipient alike. */
@@ -1454,7 +1474,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 			reply(&s, 500, "5.5.2", "Line too long");
 		} else if (memchr(line, 0, len)) {
 			reply(&s, 500, "5.5.2", "NUL character in command");
-		} else if (s.bare_reject && (bare == 1 || memchr(line, '\r', len))) {
+		} else if (s.bare_reject && (bare || memchr(line, '\r', len))) {
 			reply(&s, 501, "5.5.2", "Bare CR or LF in command");
 		} else {
 			for (size_t i = 0; i < len; i++)

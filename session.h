@@ -20,6 +20,7 @@ struct datamachine {
 	int reject_bare; /* bare-newline = reject */
 	int bdat;        /* no dot-unstuffing, no end of data */
 	int saw_bare;    /* a bare CR or LF was seen */
+	int after_bare;  /* the last line ended in a bare LF */
 	int done;        /* CRLF.CRLF seen */
 };
 

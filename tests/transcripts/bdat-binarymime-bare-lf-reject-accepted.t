@@ -1,0 +1,32 @@
+# bare-newline = reject does not apply to BODY=BINARYMIME (there are no lines): bare LF and CR are delivered as sent.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[smtpd "mail.example.net"]
+bare-newline = reject
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example> BODY=BINARYMIME
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: BDAT 21 LAST
+R: b'Subject: bin\r\n\r\nx\ny\rz'
+S: 250 2.0.0 delivered to 1 Maildir
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+M: @TMP@/Maildir/new/*=\r\nSubject: bin\r\n\r\nx\ny\rz

@@ -1,0 +1,36 @@
+# bare-newline = reject applies to text mail sent with BDAT: a bare LF in a chunk refuses the message (550 5.5.2) at LAST.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[smtpd "mail.example.net"]
+bare-newline = reject
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: BDAT 22
+R: b'Subject: bare\n\r\nbody\r\n'
+S: 250 2.0.0 22 octets received
+C: BDAT 0 LAST
+S: 550 5.5.2 Message refused: bare CR or LF received
+C: NOOP
+S: 250 2.0.0 OK
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+N: @TMP@/Maildir/new/*

@@ -1,0 +1,26 @@
+# A 10 MB command line is consumed and answered once with 500 5.5.2; the session carries on.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+R: b'NOOP ' + b'x' * 10000000 + b'\r\n'
+S: 500 5.5.2 Line too long
+C: NOOP
+S: 250 2.0.0 OK
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:

@@ -1,0 +1,25 @@
+# With bare-newline = normalize (the default) a command ending in a bare LF works like one ending in CRLF.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+R: b'EHLO client.example\n'
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+R: b'MAIL FROM:<a@b.example>\nRCPT TO:<joe@example.net>\n'
+S: 250 2.1.0 Sender <a@b.example> OK
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:

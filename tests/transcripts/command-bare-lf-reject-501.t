@@ -1,0 +1,34 @@
+# With bare-newline = reject a command ending in a bare LF, or holding a bare CR, is 501 5.5.2 and not executed.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[smtpd "mail.example.net"]
+bare-newline = reject
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+R: b'MAIL FROM:<a@b.example>\n'
+S: 501 5.5.2 Bare CR or LF in command
+R: b'MAIL FROM:<a@b.example>\r SIZE=10\r\n'
+S: 501 5.5.2 Bare CR or LF in command
+C: RCPT TO:<joe@example.net>
+S: 503 5.5.1 Need MAIL before RCPT
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:

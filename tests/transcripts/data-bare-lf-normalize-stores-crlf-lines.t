@@ -1,0 +1,33 @@
+# bare-newline = normalize: bare LF lines are accepted as line ends and a bare CR becomes a space;
+# a "." line after them is content, and only CRLF.CRLF ends the data.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+R: b'Subject: mixed\n\nline1\nline2\rstill2\r\n..stuffed\n.\nend\r\n'
+C: .
+S: 250 2.0.0 delivered to 1 Maildir
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+M: @TMP@/Maildir/new/*=Subject: mixed\n\nline1\nline2 still2\n.stuffed\n.\nend\n

@@ -1,0 +1,40 @@
+# DATA without MAIL, without RCPT, or after every RCPT was refused is 503 5.5.1; the transaction stays open.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: DATA
+S: 503 5.5.1 Need MAIL and RCPT first
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: DATA
+S: 503 5.5.1 No valid recipients
+C: RCPT TO:<nobody@example.net>
+S: 550 5.1.1 <nobody@example.net>: user unknown
+C: DATA
+S: 503 5.5.1 No valid recipients
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: x
+C: .
+S: 250 2.0.0 delivered to 1 Maildir
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+F: @TMP@/Maildir/new/*

@@ -1,0 +1,43 @@
+# EHLO between BDAT chunks abandons the transaction: a later BDAT LAST has no recipients (503) and nothing is delivered.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: BDAT 15
+R: b'Subject: half\r\n'
+S: 250 2.0.0 15 octets received
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S~ 250-SIZE \d+
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: BDAT 6 LAST
+R: b'rest\r\n'
+S: 503 5.5.1 No valid recipients (discarded 6 octets)
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+N: @TMP@/Maildir/new/*

@@ -1,0 +1,41 @@
+# LMTP: a message already Delivered-To one recipient loops for that one (554 5.4.6) and is delivered to the other.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+joe@example.net @TMP@/joe/
+mary@example.net "|exit 75"
+bob@example.net @TMP@/bob/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: LHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: RCPT TO:<bob@example.net>
+S: 250 2.1.5 Recipient <bob@example.net> OK
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: Delivered-To: joe@example.net
+C: Subject: looping
+C:
+C: x
+C: .
+S: 554 5.4.6 <joe@example.net>: mail forwarding loop
+S: 250 2.0.0 delivered to 1 Maildir
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+N: @TMP@/joe/new/*
+M: @TMP@/bob/new/*=Subject: looping

@@ -1,0 +1,36 @@
+# SIZE at exactly max-message-size is accepted; one octet more, or a 20-digit number, is 552 5.3.4.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[smtpd "mail.example.net"]
+max-message-size = 1k
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 1024
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example> SIZE=1025
+S: 552 5.3.4 Message size exceeds fixed maximum message size
+C: MAIL FROM:<a@b.example> SIZE=99999999999999999999
+S: 552 5.3.4 Message size exceeds fixed maximum message size
+C: MAIL FROM:<a@b.example> SIZE=18446744073709551616
+S: 552 5.3.4 Message size exceeds fixed maximum message size
+C: MAIL FROM:<a@b.example> SIZE=1024
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RSET
+S: 250 2.0.0 OK
+C: MAIL FROM:<a@b.example> SIZE=0
+S: 250 2.1.0 Sender <a@b.example> OK
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:

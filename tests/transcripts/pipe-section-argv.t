@@ -1,0 +1,36 @@
+# A [pipe] mailer gets ${MAIL_FROM} and ${RCPT_TO} expanded as separate argv words (here handed to sh as "$@", never spliced into its text).
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+joe@example.net argv
+[pipe "argv"]
+exec = /bin/sh -c "printf '%s|' \"$@\" > @TMP@/argv" sh ${MAIL_FROM} ${RCPT_TO}
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: Subject: t
+C:
+C: body
+C: .
+S: 250 2.0.0 delivered
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+M: @TMP@/argv=a@b.example|joe@example.net|

@@ -1,0 +1,36 @@
+# <postmaster@local-domain> is accepted without a route of its own (RFC 5321 4.5.1).
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+@example.net @TMP@/Maildir/
+postmaster @TMP@/pm/
+x@other.example reject
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<postmaster@other.example>
+S: 250 2.1.5 Recipient <postmaster@other.example> OK
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: Subject: pm
+C:
+C: x
+C: .
+S: 250 2.0.0 delivered to 1 Maildir
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+M: @TMP@/pm/new/*=Subject: pm

@@ -1,0 +1,40 @@
+# With two recipients the Received header has no "for" clause (it would disclose the other recipient).
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+joe@example.net @TMP@/joe/
+bob@example.net @TMP@/bob/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: RCPT TO:<bob@example.net>
+S: 250 2.1.5 Recipient <bob@example.net> OK
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: Subject: t
+C:
+C: body
+C: .
+S: 250 2.0.0 delivered to 2 Maildirs
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+M: @TMP@/joe/new/*=(postmaster) with ESMTP id 
+M: @TMP@/joe/new/*=\n\t; 
+M: @TMP@/bob/new/*=Delivered-To: bob@example.net\nReceived: 
+M: @TMP@/bob/new/*=\n\t; 

@@ -1,0 +1,30 @@
+# With timeout = 1s a client that stalls inside a BDAT chunk gets 421 4.4.2; nothing is delivered.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[smtpd "mail.example.net"]
+timeout = 1s
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: BDAT 100 LAST
+R: b'Subject: stalled\r\n'
+S: 421 4.4.2 mail.example.net Timeout during BDAT, closing
+E:
+N: @TMP@/Maildir/new/*

@@ -1,0 +1,46 @@
+# EXPN, HELP, TURN, SEND, SOML and SAML are 502 5.5.1 and leave the open transaction intact.
+[config]
+[core]
+hostname = mail.example.net
+logger = stderr
+[route]
+joe@example.net @TMP@/Maildir/
+[dialogue]
+S: 220 mail.example.net ESMTP postmaster
+C: HELP
+S: 502 5.5.1 Command not implemented
+C: EHLO client.example
+S: 250-mail.example.net
+S: 250-PIPELINING
+S: 250-SIZE 10240000
+S: 250-8BITMIME
+S: 250-BINARYMIME
+S: 250-CHUNKING
+S: 250-ENHANCEDSTATUSCODES
+S: 250-SMTPUTF8
+S: 250 X-LMTP
+C: MAIL FROM:<a@b.example>
+S: 250 2.1.0 Sender <a@b.example> OK
+C: EXPN staff
+S: 502 5.5.1 Command not implemented
+C: HELP
+S: 502 5.5.1 Command not implemented
+C: TURN
+S: 502 5.5.1 Command not implemented
+C: SEND FROM:<a@b.example>
+S: 502 5.5.1 Command not implemented
+C: SOML FROM:<a@b.example>
+S: 502 5.5.1 Command not implemented
+C: SAML FROM:<a@b.example>
+S: 502 5.5.1 Command not implemented
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
+C: DATA
+S: 354 End data with <CR><LF>.<CR><LF>
+C: x
+C: .
+S: 250 2.0.0 delivered to 1 Maildir
+C: QUIT
+S: 221 2.0.0 mail.example.net closing connection
+E:
+F: @TMP@/Maildir/new/*
