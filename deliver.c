@@ -151,6 +151,16 @@ static void push(char ***v, unsigned *n, const char *s)
 	(*v)[(*n)++] = xstrdup(s);
 }
 
+/* A Maildir and the recipient whose Delivered-To it gets. */
+static void push_maildir(struct plan *q, const char *dir, const char *rcpt)
+{
+	unsigned n = q->nmaildirs;
+	push(&q->maildirs, &n, dir);
+	n = q->nmaildirs;
+	push(&q->maildir_rcpts, &n, rcpt);
+	q->nmaildirs = n;
+}
+
 enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 			   const char *rcpt)
 {
@@ -161,11 +171,8 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 	q.cmd = p->cmd ? xstrdup(p->cmd) : NULL;
 	for (unsigned i = 0; i < p->nvalues; i++)
 		push(&q.values, &q.nvalues, p->values[i]);
-	for (unsigned i = 0; i < p->nmaildirs; i++) {
-		push(&q.maildirs, &q.nmaildirs, p->maildirs[i]);
-		q.nmaildirs--;
-		push(&q.maildir_rcpts, &q.nmaildirs, p->maildir_rcpts[i]);
-	}
+	for (unsigned i = 0; i < p->nmaildirs; i++)
+		push_maildir(&q, p->maildirs[i], p->maildir_rcpts[i]);
 	for (unsigned i = 0; i < p->norigs; i++)
 		push(&q.origs, &q.norigs, p->origs[i]);
 	if (!has_value(q.origs, q.norigs, rcpt))
@@ -207,11 +214,8 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 			for (unsigned k = 0; k < q.nmaildirs; k++)
 				if (!strcmp(q.maildirs[k], t->arg))
 					dup = 1;
-			if (!dup) {
-				push(&q.maildirs, &q.nmaildirs, t->arg);
-				q.nmaildirs--;
-				push(&q.maildir_rcpts, &q.nmaildirs, rcpt);
-			}
+			if (!dup)
+				push_maildir(&q, t->arg, rcpt);
 			break;
 		}
 		case RUN_PIPE:
