@@ -652,7 +652,9 @@ static void resolve_name_target(struct rctx *c, const char *name,
 	struct match *m = xmalloc(sizeof *m);
 	int found = find_match(c, 1, name, "", m);
 	free(m);
-	if (found || getpwnam(name) || !strchr(name, '.')) {
+	/* a name with a dot that is no pipe, relay or alias is a host: no
+	 * getpwnam(), which may load NSS modules (SPEC 11) */
+	if (found || !strchr(name, '.')) {
 		resolve(c, &nm, depth + 1, 0);
 		return;
 	}
