@@ -185,7 +185,8 @@ static int literal_valid(const char *s, size_t n)
 {
 	char tmp[ADDR_DOMAIN_MAX + 1];
 	unsigned char bin[16];
-	if (n < 3 || s[0] != '[' || s[n - 1] != ']' || n - 2 >= sizeof tmp)
+	if (n < 3 || s[0] != '[' || s[n - 1] != ']' || n - 2 >= sizeof tmp ||
+	    memchr(s, 0, n))
 		return 0;
 	memcpy(tmp, s + 1, n - 2);
 	tmp[n - 2] = 0;
@@ -324,6 +325,7 @@ enum addr_status addr_parse(const char *s, size_t n, unsigned flags,
 	}
 	if (!(flags & ADDR_PARTS) && skip_source_route(&sc) < 0)
 		goto out;
+	sc.nonascii = 0; /* a dropped source route says nothing */
 
 	if (sc.i < sc.n && sc.s[sc.i] != '@') {
 		if (scan_local(&sc, &local) < 0)

@@ -416,7 +416,8 @@ struct lexer {
 	uint32_t cursec;
 	const char *basedir;
 	int errors;
-	int in_header; /* a quoted section name may touch its ']' */
+	const char *glue; /* what may touch a closing quote: ']' in a section
+			     header, '.' and '=' in a flag's scope */
 };
 
 enum tok { TOK_END, TOK_WORD, TOK_EQ, TOK_ERROR };
@@ -587,7 +588,7 @@ static enum tok lx_next(struct lexer *lx, struct cf_word *out)
 	}
 	if (lx->p < lx->end && !at_eol(lx, lx->p) &&
 	    (*lx->p == '"' || (out->quoted && is_atom_char((unsigned char)*lx->p) &&
-				!(lx->in_header && *lx->p == ']')))) {
+				!(lx->glue && strchr(lx->glue, *lx->p))))) {
 		char tmp2[40];
 		lx_error(lx, lx->p, "expected a blank between two words, found %s",
 			 describe_char((unsigned char)*lx->p, tmp2, sizeof tmp2));
@@ -639,9 +640,9 @@ static void lx_section(struct lexer *lx)
 	const char *name_at = lx->p;
 	if (lx->p < lx->end && *lx->p == '"') {
 		struct cf_word w;
-		lx->in_header = 1;
+		lx->glue = "]";
 		enum tok nt = lx_next(lx, &w);
-		lx->in_header = 0;
+		lx->glue = NULL;
 		if (nt != TOK_WORD)
 			goto skip;
 		name = w.s;
@@ -947,7 +948,8 @@ int cf_flag(struct cf *cf, const char *arg, int argn)
 {
 	struct buf tmp = {0};
 	size_t n = strlen(arg);
-	struct cf_file *f = add_file(cf, "command line", n);
+	/* room for the copy of the flag and, after it, its unescaped parts */
+	struct cf_file *f = add_file(cf, "command line", 2 * n + 8);
 	memcpy(f->text, arg, n + 1);
 	char *s = f->text;
 	char *arena = f->text + n + 1;
@@ -961,6 +963,7 @@ int cf_flag(struct cf *cf, const char *arg, int argn)
 		.col_base = 2, /* the leading "--" */
 		.arena = arena,
 		.basedir = cf->basedir,
+		.glue = ".=",
 	};
 	int r = -1;
 	size_t k = strcspn(s, ".-=");
@@ -1039,8 +1042,8 @@ int cf_flag(struct cf *cf, const char *arg, int argn)
 		goto out;
 	}
 have_key:
-	if (kind == CF_ROUTE && name && !name[0])
-		name = NULL;
+	if ((kind == CF_ROUTE || kinds[kind].named == 0) && name && !name[0])
+		name = NULL; /* core."".key is core.key */
 	if (kinds[kind].named == 0 && name) {
 		lx_error(&lx, s, "[%s] takes no name", kinds[kind].name);
 		goto out;
@@ -1050,11 +1053,17 @@ have_key:
 			 kinds[kind].name);
 		goto out;
 	}
-	/* the key text must outlive the flag: copy it into the arena */
-	char *key = arena + lx.used;
-	memcpy(key, keystart, keylen);
-	key[keylen] = 0;
-	lx.used += keylen + 1;
+	/* the key text must outlive the flag: an atom is copied into the
+	 * arena, a quoted key is there already */
+	char *key;
+	if (key_quoted) {
+		key = (char *)keystart;
+	} else {
+		key = arena + lx.used;
+		memcpy(key, keystart, keylen);
+		key[keylen] = 0;
+		lx.used += keylen + 1;
+	}
 
 	uint32_t sec = add_section(cf, (enum cf_kind)kind, name, &pos);
 	struct cf_assign *a;
