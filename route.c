@@ -315,7 +315,48 @@ struct rctx {
 	/* the first line that matched, for --check */
 	struct cf_pos first;
 	const char *first_pattern;
+	/* addresses and names resolved already: each is expanded once */
+	char **done;
+	uint32_t ndone, donecap; /* donecap: a power of two, or 0 */
 };
+
+/* Adds text to the done set; returns 1 when it was there already. */
+static int done_add(struct rctx *c, const char *text)
+{
+	size_t n = strlen(text);
+	if (2 * (c->ndone + 1) > c->donecap) {
+		uint32_t cap = c->donecap ? c->donecap * 2 : 64;
+		char **v = xcalloc(cap, sizeof *v);
+		for (uint32_t i = 0; i < c->donecap; i++) {
+			if (!c->done[i])
+				continue;
+			uint32_t j = hash_lower(c->done[i], strlen(c->done[i])) &
+				     (cap - 1);
+			while (v[j])
+				j = (j + 1) & (cap - 1);
+			v[j] = c->done[i];
+		}
+		free(c->done);
+		c->done = v;
+		c->donecap = cap;
+	}
+	uint32_t j = hash_lower(text, n) & (c->donecap - 1);
+	for (; c->done[j]; j = (j + 1) & (c->donecap - 1))
+		if (!ascii_casecmp_n(c->done[j], strlen(c->done[j]), text, n))
+			return 1;
+	c->done[j] = xstrdup(text);
+	c->ndone++;
+	return 0;
+}
+
+static void done_free(struct rctx *c)
+{
+	for (uint32_t i = 0; i < c->donecap; i++)
+		free(c->done[i]);
+	free(c->done);
+	c->done = NULL;
+	c->ndone = c->donecap = 0;
+}
 
 static void step(struct rctx *c, int depth, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -766,6 +807,11 @@ static void resolve(struct rctx *c, const struct addr *a, int depth,
 		buf_free(&chain);
 		return;
 	}
+	/* reached again by another branch: its targets are in already */
+	if (done_add(c, text)) {
+		step(c, depth, "<%s> is resolved above", text);
+		return;
+	}
 	char *mine = xstrdup(text);
 	c->chain[depth] = mine;
 	struct match *m = xmalloc(sizeof *m);
@@ -940,6 +986,7 @@ void route_resolve(const struct cf *cf, const struct cf_section *smtpd,
 	c.rcpt = rcpt;
 	resolve(&c, &a, 0, !a.has_at);
 	finish(&c);
+	done_free(&c);
 }
 
 void route_result_free(struct route_result *r)
@@ -1008,6 +1055,7 @@ static void probe_listener(struct cf *cf, const struct cf_section *smtpd)
 			c.rcpt = text;
 			resolve(&c, &a, 0, 0);
 			finish(&c);
+			done_free(&c);
 			if (relays(&r) && c.first.file) {
 				int dup = 0;
 				for (int k = 0; k < nrep; k++)
