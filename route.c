@@ -687,6 +687,12 @@ static void resolve_name_target(struct rctx *c, const char *name,
 		add_target(c, depth, T_RELAY, addr, name, s);
 		return;
 	}
+	/* an alias of itself ("daemon daemon") means the user, as in
+	 * aliases(5) */
+	if (!cur->has_at && addr_part_eq(cur->local, name)) {
+		system_user(c, name, depth);
+		return;
+	}
 	struct addr nm;
 	memset(&nm, 0, sizeof nm);
 	snprintf(nm.local, sizeof nm.local, "%s", name);
