@@ -226,7 +226,13 @@ int addr_domain_valid(const char *s, size_t n, int utf8)
 		if (++label > 63)
 			return 0;
 	}
-	return label > 0 && s[n - 1] != '-';
+	if (label == 0 || s[n - 1] == '-')
+		return 0;
+	/* an all-numeric top-level label is an IP address gone wrong */
+	for (size_t i = n - label; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 1;
+	return 0;
 }
 
 /* Domain or address literal, up to '>' or the end. */

@@ -417,7 +417,8 @@ struct lexer {
 	const char *basedir;
 	int errors;
 	const char *glue; /* what may touch a closing quote: ']' in a section
-			     header, '.' and '=' in a flag's scope */
+			     header */
+	int loose;        /* a flag's scope: its own checks follow */
 };
 
 enum tok { TOK_END, TOK_WORD, TOK_EQ, TOK_ERROR };
@@ -586,7 +587,7 @@ static enum tok lx_next(struct lexer *lx, struct cf_word *out)
 			lx->p++;
 		}
 	}
-	if (lx->p < lx->end && !at_eol(lx, lx->p) &&
+	if (lx->p < lx->end && !at_eol(lx, lx->p) && !lx->loose &&
 	    (*lx->p == '"' || (out->quoted && is_atom_char((unsigned char)*lx->p) &&
 				!(lx->glue && strchr(lx->glue, *lx->p))))) {
 		char tmp2[40];
@@ -768,8 +769,9 @@ static void lx_assignment(struct lexer *lx)
 	} else {
 		keyid = key_lookup(sec->kind, key.s, key.len);
 		if (keyid < 0 || key.quoted) {
-			lx_error(lx, keyat, "expected a key of [%s], found '%s'",
+			lx_error(lx, keyat, "expected a key of [%s], found %s'%s'",
 				 kinds[sec->kind].name,
+				 key.quoted ? "the quoted string " : "",
 				 shown(key.s, key.len, &tmp));
 			goto skip;
 		}
@@ -963,7 +965,7 @@ int cf_flag(struct cf *cf, const char *arg, int argn)
 		.col_base = 2, /* the leading "--" */
 		.arena = arena,
 		.basedir = cf->basedir,
-		.glue = ".=",
+		.loose = 1,
 	};
 	int r = -1;
 	size_t k = strcspn(s, ".-=");
@@ -1095,6 +1097,7 @@ have_key:
 		}
 	}
 	lx.p = p;
+	lx.loose = 0; /* the value: words as in a file */
 	uint32_t w0, nw;
 	if (lx_values(&lx, keystart, key, &w0, &nw) < 0)
 		goto out;

@@ -212,6 +212,8 @@ static int classify(const char *s, enum tkind *k, struct addr *rw,
 	if (s[0] == '[' || (strchr(s, ':') && !strchr(s, '@'))) {
 		*k = TK_HOST;
 		*why = cf_relay_address_error(s);
+		if (*why && !strncmp(*why, "expected ", 9))
+			*why += 9; /* the caller says "expected" */
 		if (!*why && !strncmp(s, "unix:", 5))
 			*why = "a host; a unix socket needs a [relay]";
 		return *why ? -1 : 0;
