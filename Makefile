@@ -56,10 +56,22 @@ check: check-normal check-san lint
 check-normal: postmaster $(addprefix tests/,$(TESTS))
 	@tests/run-suites . tests
 
-check-san:
+# The sanitizer build: its own objects under build-san/.
+SAN_CFLAGS = -std=c17 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter $(SAN_FLAGS)
+SAN_OBJS = $(addprefix $(SAN_DIR)/,$(OBJS))
+
+$(SAN_DIR)/%.o: %.c $(HDRS)
 	@mkdir -p $(SAN_DIR)/tests
-	$(MAKE) --no-print-directory -f ../Makefile -C $(SAN_DIR) VPATH=.. \
-		CFLAGS="$(SAN_FLAGS) -I.." postmaster $(addprefix tests/,$(TESTS))
+	$(CC) $(SAN_CFLAGS) -c -o $@ $<
+
+$(SAN_DIR)/postmaster: $(SAN_DIR)/postmaster.o $(SAN_OBJS)
+	$(CC) $(SAN_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(SAN_DIR)/tests/%: tests/%.c $(SAN_OBJS) $(HDRS)
+	$(CC) $(SAN_CFLAGS) -I. -o $@ $< $(SAN_OBJS) -lcmocka $(LDLIBS)
+
+check-san: $(SAN_DIR)/postmaster $(addprefix $(SAN_DIR)/tests/,$(TESTS))
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		tests/run-suites $(SAN_DIR) $(SAN_DIR)/tests
