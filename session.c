@@ -1490,6 +1490,10 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		}
 	}
 	flush(&s);
+	/* the client sees the end now, not after our bookkeeping */
+	close(rfd);
+	if (wfd != rfd)
+		close(wfd);
 	char in[24], out[24];
 	snprintf(in, sizeof in, "%llu", s.io.bytes_in);
 	snprintf(out, sizeof out, "%llu", s.io.bytes_out);
