@@ -470,6 +470,23 @@ static const char *describe_char(unsigned char c, char *tmp, size_t n)
 	return tmp;
 }
 
+/* Copies the UTF-8 character at lx->p to dst; -1 (reported) when the
+ * bytes are not UTF-8. */
+static int lx_utf8(struct lexer *lx, char *dst, size_t *len, const char *where)
+{
+	size_t l = utf8_seqlen((const unsigned char *)lx->p,
+			       (size_t)(lx->end - lx->p));
+	if (!l) {
+		lx_error(lx, lx->p, "expected UTF-8%s, found byte 0x%02X", where,
+			 (unsigned char)*lx->p);
+		return -1;
+	}
+	memcpy(dst + *len, lx->p, l);
+	*len += l;
+	lx->p += l;
+	return 0;
+}
+
 /*
  * Reads the next token of the current line. A word is unescaped into the
  * arena and recorded in cf->words.
@@ -530,19 +547,8 @@ static enum tok lx_next(struct lexer *lx, struct cf_word *out)
 				return TOK_ERROR;
 			}
 			if (c >= 0x80) {
-				size_t l = utf8_seqlen(
-					(const unsigned char *)lx->p,
-					(size_t)(lx->end - lx->p));
-				if (!l) {
-					lx_error(lx, lx->p,
-						 "expected UTF-8 in the quoted "
-						 "string, found byte 0x%02X",
-						 c);
+				if (lx_utf8(lx, dst, &len, " in the quoted string") < 0)
 					return TOK_ERROR;
-				}
-				memcpy(dst + len, lx->p, l);
-				len += l;
-				lx->p += l;
 				continue;
 			}
 			dst[len++] = (char)c;
@@ -568,19 +574,8 @@ static enum tok lx_next(struct lexer *lx, struct cf_word *out)
 				return TOK_ERROR;
 			}
 			if (c >= 0x80) {
-				size_t l = utf8_seqlen(
-					(const unsigned char *)lx->p,
-					(size_t)(lx->end - lx->p));
-				if (!l) {
-					lx_error(lx, lx->p,
-						 "expected UTF-8, found byte "
-						 "0x%02X",
-						 c);
+				if (lx_utf8(lx, dst, &len, "") < 0)
 					return TOK_ERROR;
-				}
-				memcpy(dst + len, lx->p, l);
-				len += l;
-				lx->p += l;
 				continue;
 			}
 			dst[len++] = (char)c;
