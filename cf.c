@@ -283,7 +283,7 @@ void *cf_alloc(struct cf *cf, size_t n)
 {
 	n = (n + 7) & ~(size_t)7;
 	if (!cf->pool || cf->pool->cap - cf->pool->used < n) {
-		size_t cap = n > 65536 ? n : 65536;
+		size_t cap = n > 8192 ? n : 8192;
 		struct cf_pool *p = xmalloc(sizeof *p + cap);
 		p->next = cf->pool;
 		p->used = 0;

@@ -457,8 +457,8 @@ static int data_begin(struct session *s)
 	s->data_fd = message_needed(s) ? open_tmp() : -1;
 	if (s->data_fd < 0 && message_needed(s))
 		return -1;
-	if (!s->wbuf)
-		s->wbuf = xmalloc(65536);
+	if (!s->wbuf && s->data_fd >= 0)
+		s->wbuf = xmalloc(65536); /* only what is stored is buffered */
 	s->wlen = 0;
 	s->data_size = 0;
 	memset(&s->dm, 0, sizeof s->dm);
@@ -503,9 +503,9 @@ static void data_bytes(struct session *s, const char *p, size_t n)
 		data_write(s, p, n);
 		return;
 	}
-	char out[8192 * 2 + 4];
+	char out[4096 * 2 + 4];
 	while (n) {
-		size_t take = n > 8192 ? 8192 : n;
+		size_t take = n > 4096 ? 4096 : n;
 		size_t ol = 0;
 		data_feed(&s->dm, p, take, out, &ol);
 		data_write(s, out, ol);
@@ -915,7 +915,8 @@ static void cmd_data(struct session *s, char *arg)
 	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	flush(s);
-	char buf[8192], out[8192 * 2 + 4];
+	/* small: every stack page a session touches is a page fault */
+	char buf[4096], out[4096 * 2 + 4];
 	for (;;) {
 		size_t got;
 		enum io_status st = io_read(&s->io, buf, sizeof buf, &got);
