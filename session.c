@@ -1315,23 +1315,33 @@ static int drop_privileges(const struct cf *cf, char *why, size_t n)
 				 "refusing to read client input as root");
 		return -1;
 	}
-	struct passwd *pw = getpwnam(user);
+	/* numeric ids need no user database (each connection pays for one) */
 	char *end;
 	unsigned long id = strtoul(user, &end, 10);
-	uid_t uid = pw ? pw->pw_uid : (uid_t)id;
-	gid_t gid = pw ? pw->pw_gid : (gid_t)id;
-	if (!pw && (*end || end == user)) {
+	int numeric = *user && !*end;
+	struct passwd *pw = numeric ? NULL : getpwnam(user);
+	if (!numeric && !pw) {
 		snprintf(why, n, "no user '%s'", user);
 		return -1;
 	}
+	uid_t uid = pw ? pw->pw_uid : (uid_t)id;
+	gid_t gid = pw ? pw->pw_gid : (gid_t)id;
 	if (group) {
-		struct group *gr = getgrnam(group);
 		unsigned long g = strtoul(group, &end, 10);
-		if (!gr && (*end || end == group)) {
-			snprintf(why, n, "no group '%s'", group);
-			return -1;
+		if (*group && !*end) {
+			gid = (gid_t)g;
+		} else {
+			struct group *gr = getgrnam(group);
+			if (!gr) {
+				snprintf(why, n, "no group '%s'", group);
+				return -1;
+			}
+			gid = gr->gr_gid;
 		}
-		gid = gr ? gr->gr_gid : (gid_t)g;
+	} else if (numeric) {
+		struct passwd *byid = getpwuid(uid);
+		if (byid)
+			gid = byid->pw_gid;
 	}
 	if (uid == 0) {
 		snprintf(why, n, "core.user-id is root: refusing to read "
