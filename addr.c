@@ -62,7 +62,11 @@ static int check_control(struct scan *sc)
 {
 	for (size_t i = 0; i < sc->n; i++) {
 		unsigned char c = (unsigned char)sc->s[i];
-		if (c < 0x20 || c == 0x7f) {
+		/* C0, DEL, and the C1 controls U+0080..U+009F in UTF-8 */
+		if (c < 0x20 || c == 0x7f ||
+		    (c == 0xc2 && i + 1 < sc->n &&
+		     (unsigned char)sc->s[i + 1] >= 0x80 &&
+		     (unsigned char)sc->s[i + 1] <= 0x9f)) {
 			sc->i = i;
 			return fail(sc, ADDR_ECONTROL, "control character");
 		}

@@ -618,11 +618,14 @@ static void lx_section(struct lexer *lx)
 		lx->p++;
 	int kind = kind_lookup(k, (size_t)(lx->p - k));
 	if (kind < 0) {
-		if (lx->p == k)
+		if (lx->p == k) {
+			char d[40];
 			lx_error(lx, k, "expected a section name after '[', "
 					"found %s",
 				 at_eol(lx, k) ? "the end of the line"
-					       : "nothing");
+					       : describe_char((unsigned char)*k, d,
+							       sizeof d));
+		}
 		else
 			lx_error(lx, k,
 				 "expected a section (core, syslog, logfile, "
@@ -646,10 +649,12 @@ static void lx_section(struct lexer *lx)
 			lx->p++;
 	}
 	if (lx->p >= lx->end || *lx->p != ']') {
+		char d[40];
 		lx_error(lx, lx->p, "expected ']' to close the section header, "
 				    "found %s",
 			 at_eol(lx, lx->p) ? "the end of the line"
-					   : shown(lx->p, 1, &tmp));
+					   : describe_char((unsigned char)*lx->p, d,
+							   sizeof d));
 		goto skip;
 	}
 	lx->p++;
@@ -855,16 +860,19 @@ static char *read_whole(const char *path, size_t *size, struct stat *st,
 	if (S_ISDIR(st->st_mode)) {
 		snprintf(why, whylen, "is a directory, expected a file");
 		close(fd);
+		errno = EISDIR;
 		return NULL;
 	}
 	if (!S_ISREG(st->st_mode)) {
 		snprintf(why, whylen, "is not a regular file");
 		close(fd);
+		errno = EINVAL;
 		return NULL;
 	}
 	if (st->st_size > (off_t)256 << 20) {
 		snprintf(why, whylen, "is larger than 256 MiB");
 		close(fd);
+		errno = EFBIG;
 		return NULL;
 	}
 	size_t n = (size_t)st->st_size, got = 0;
@@ -1418,6 +1426,7 @@ static void set_value(struct cf *cf, struct cf_section *sec,
 	struct cf_pos pos = a->pos;
 	pos.col = w->col;
 	union cf_value *v = &sec->v[a->key];
+	int errors = cf->nerrors;
 
 	if (sec->set[a->key] && !(k->flags & K_REPEAT)) {
 		const struct cf_pos *p = &sec->set[a->key]->pos;
@@ -1575,6 +1584,8 @@ static void set_value(struct cf *cf, struct cf_section *sec,
 	if (!sec->set[a->key])
 		sec->set[a->key] = a;
 out:
+	if (cf->nerrors > errors)
+		sec->bad |= 1u << a->key;
 	buf_free(&tmp);
 }
 
@@ -1708,6 +1719,11 @@ static void include_file(struct cf *cf, struct route_table *t,
 	char why[256];
 	size_t size;
 	struct stat st;
+	/* one name for the file, whether it is read or its index is: the
+	 * index records the real path */
+	char real[PATH_MAX];
+	if (realpath(path, real))
+		path = real;
 	if (cf->include_depth >= CF_MAX_INCLUDE_DEPTH) {
 		cf_error(cf, at, "expected at most %d nested route files, "
 				 "found more at \"%s\"",
@@ -2021,7 +2037,8 @@ int cf_finish(struct cf *cf, unsigned mode)
 		for (int k = 0; k < kinds[sec->kind].nkeys; k++) {
 			if (sec->set[k] || sec->builtin)
 				continue;
-			if (kinds[sec->kind].keys[k].flags & K_REQUIRED) {
+			if ((kinds[sec->kind].keys[k].flags & K_REQUIRED) &&
+			    !(sec->bad & (1u << k))) {
 				cf_error(cf, &sec->pos, "expected '%s' in [%s \"%s\"], "
 							"found none",
 					 kinds[sec->kind].keys[k].name,
@@ -2035,12 +2052,14 @@ int cf_finish(struct cf *cf, unsigned mode)
 			sec->v[PIPE_TIMEOUT].n = 300;
 		}
 		if (sec->kind == CF_SMTPD && !sec->set[SMTPD_NAME] &&
+		    !(sec->bad & (1u << SMTPD_NAME)) &&
 		    !addr_domain_valid(sec->name, strlen(sec->name), 1))
 			cf_error(cf, &sec->pos, "expected a host name as the "
 						"name of [smtpd \"%s\"] or a "
 						"'name' key",
 				 sec->name);
-		if (sec->kind == CF_SMTPD && !sec->set[SMTPD_LISTEN_PORT]) {
+		if (sec->kind == CF_SMTPD && !sec->set[SMTPD_LISTEN_PORT] &&
+		    !(sec->bad & (1u << SMTPD_LISTEN_PORT))) {
 			snprintf(sec->listen.host, sizeof sec->listen.host,
 				 "%s", sec->name);
 			sec->listen.port = 25;

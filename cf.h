@@ -101,6 +101,7 @@ struct cf_section {
 	const char *name; /* NULL for [core], [syslog] and the global [route] */
 	struct cf_pos pos;
 	int builtin;      /* the built-in [pipe "local"] */
+	uint32_t bad;     /* keys whose value was refused: no second message */
 	union cf_value v[CF_MAXKEYS];
 	const struct cf_assign *set[CF_MAXKEYS];
 	struct cf_listen listen;     /* [smtpd]: parsed listen-port */
