@@ -21,6 +21,7 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -319,16 +320,18 @@ struct rctx {
 	const char *first_pattern;
 	/* addresses and names resolved already: each is expanded once */
 	char **done;
+	int *donedepth; /* the shallowest depth each was reached at */
 	uint32_t ndone, donecap; /* donecap: a power of two, or 0 */
 };
 
 /* Adds text to the done set; returns 1 when it was there already. */
-static int done_add(struct rctx *c, const char *text)
+static int done_add(struct rctx *c, const char *text, int depth)
 {
 	size_t n = strlen(text);
 	if (2 * (c->ndone + 1) > c->donecap) {
 		uint32_t cap = c->donecap ? c->donecap * 2 : 64;
 		char **v = xcalloc(cap, sizeof *v);
+		int *d = xcalloc(cap, sizeof *d);
 		for (uint32_t i = 0; i < c->donecap; i++) {
 			if (!c->done[i])
 				continue;
@@ -337,16 +340,25 @@ static int done_add(struct rctx *c, const char *text)
 			while (v[j])
 				j = (j + 1) & (cap - 1);
 			v[j] = c->done[i];
+			d[j] = c->donedepth[i];
 		}
 		free(c->done);
+		free(c->donedepth);
 		c->done = v;
+		c->donedepth = d;
 		c->donecap = cap;
 	}
 	uint32_t j = hash_lower(text, n) & (c->donecap - 1);
 	for (; c->done[j]; j = (j + 1) & (c->donecap - 1))
-		if (!ascii_casecmp_n(c->done[j], strlen(c->done[j]), text, n))
-			return 1;
+		if (!ascii_casecmp_n(c->done[j], strlen(c->done[j]), text, n)) {
+			/* a shorter path may get further than the first did */
+			if (c->donedepth[j] <= depth)
+				return 1;
+			c->donedepth[j] = depth;
+			return 0;
+		}
 	c->done[j] = xstrdup(text);
+	c->donedepth[j] = depth;
 	c->ndone++;
 	return 0;
 }
@@ -356,7 +368,9 @@ static void done_free(struct rctx *c)
 	for (uint32_t i = 0; i < c->donecap; i++)
 		free(c->done[i]);
 	free(c->done);
+	free(c->donedepth);
 	c->done = NULL;
+	c->donedepth = NULL;
 	c->ndone = c->donecap = 0;
 }
 
@@ -469,7 +483,8 @@ static int index_match(const struct route_entry *e, int is_name,
 		route_pattern_key(cand[i].k, cand[i].l, domain, &key);
 		if (rtindex_lookup(e->idx, key.s, key.len, hit) &&
 		    (!found || hit->seq < best->seq)) {
-			memcpy(best, hit, sizeof *hit);
+			memcpy(best, hit, offsetof(struct rt_hit, w) +
+						  hit->nw * sizeof hit->w[0]);
 			found = 1;
 		}
 	}
@@ -658,9 +673,16 @@ static void system_user(struct rctx *c, const char *name, int depth)
 {
 	char basebuf[ADDR_PATH_MAX];
 	const char *user = name;
+	/* user names are lower case; local parts match without case, as
+	 * Postfix's local(8) folds them */
+	char lower[ADDR_PATH_MAX];
+	snprintf(lower, sizeof lower, "%s", name);
+	ascii_lower_str(lower);
 	struct passwd *pw = getpwnam(name);
+	if (!pw && strcmp(lower, name))
+		pw = getpwnam(lower);
 	if (!pw) {
-		user = base_of(c, name, basebuf, sizeof basebuf);
+		user = base_of(c, lower, basebuf, sizeof basebuf);
 		pw = user ? getpwnam(user) : NULL;
 	}
 	if (!pw) {
@@ -816,7 +838,7 @@ static void resolve(struct rctx *c, const struct addr *a, int depth,
 		return;
 	}
 	/* reached again by another branch: its targets are in already */
-	if (done_add(c, text)) {
+	if (done_add(c, text, depth)) {
 		step(c, depth, "<%s> is resolved above", text);
 		return;
 	}

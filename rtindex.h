@@ -25,7 +25,7 @@
 struct route_entry;
 struct rtindex;
 
-#define RT_MAX_WORDS 128
+#define RT_MAX_WORDS 2048 /* a 4096-byte line holds at most this many */
 
 struct rt_hit {
 	uint32_t seq;
