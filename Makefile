@@ -14,7 +14,8 @@ CFLAGS += -std=c17 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -D_FORTIFY_SOURCE=3 \
 LDFLAGS ?=
 LDLIBS ?= -ldl
 
-SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c
+SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c \
+	spool.c flush.c bounce.c client.c dns.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
 

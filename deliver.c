@@ -178,6 +178,7 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 	if (!has_value(q.origs, q.norigs, rcpt))
 		push(&q.origs, &q.norigs, rcpt);
 	q.discards = p->discards;
+	q.spool_id = p->spool_id;
 	enum plan_verdict v = PLAN_OK;
 	for (uint32_t i = 0; i < r->nt && v == PLAN_OK; i++) {
 		const struct route_target *t = &r->t[i];
@@ -256,34 +257,6 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 	plan_free(p);
 	*p = q;
 	return PLAN_OK;
-}
-
-enum plan_verdict plan_admit(struct plan *p, struct route_result *r,
-			     const char *rcpt)
-{
-	enum plan_verdict v = plan_add(p, r, rcpt);
-	if (v == PLAN_LATER) {
-		/* later only if it would fit a transaction of its own */
-		struct plan alone = {0};
-		if (plan_add(&alone, r, rcpt) != PLAN_OK)
-			v = PLAN_SPOOL;
-		plan_free(&alone);
-	}
-	if (v == PLAN_LATER) {
-		r->code = 452;
-		snprintf(r->dsn, sizeof r->dsn, "4.5.3");
-		snprintf(r->text, sizeof r->text,
-			 "<%s>: send this recipient in a separate transaction",
-			 rcpt);
-	} else if (v == PLAN_SPOOL) {
-		r->code = 451;
-		snprintf(r->dsn, sizeof r->dsn, "4.3.5");
-		snprintf(r->text, sizeof r->text,
-			 "<%s>: this route needs the spool, which is not in "
-			 "this build",
-			 rcpt);
-	}
-	return v;
 }
 
 void plan_free(struct plan *p)
@@ -624,6 +597,15 @@ static int fsync_dir(const char *path)
 	return r;
 }
 
+/* FNV-1a of a path, exact bytes: names a spooled message's Maildir copy */
+static uint32_t path_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
+}
+
 static void deliver_maildirs(const struct plan *p, const struct msg *m,
 			     struct reply *out)
 {
@@ -641,9 +623,13 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 		struct buf b = {0};
 		buf_printf(&b, "%stmp", dir);
 		char base[512];
-		snprintf(base, sizeof base, "%lld.M%ldP%ldR%08xQ%u.%s",
-			 (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(),
-			 rnd, done, m->hostname);
+		if (p->spool_id)
+			snprintf(base, sizeof base, "%s.%08x.%s", p->spool_id,
+				 path_hash(dir), m->hostname);
+		else
+			snprintf(base, sizeof base, "%lld.M%ldP%ldR%08xQ%u.%s",
+				 (long long)tv.tv_sec, (long)tv.tv_usec,
+				 (long)getpid(), rnd, done, m->hostname);
 		struct buf nw = {0};
 		buf_printf(&nw, "%snew", dir);
 		struct buf cur = {0};
@@ -652,6 +638,8 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 			 ensure_dir(nw.s) == 0 && ensure_dir(cur.s) == 0;
 		buf_free(&cur);
 		buf_printf(&b, "/%s", base);
+		if (p->spool_id)
+			buf_printf(&b, ".%ld", (long)getpid());
 		buf_printf(&nw, "/%s", base);
 		tmp[done] = b.s;
 		dst[done] = nw.s;
@@ -679,12 +667,27 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 	}
 	if (done < n)
 		goto undo;
-	for (; renamed < n; renamed++)
-		if (rename(tmp[renamed], dst[renamed]) < 0) {
-			set_reply(out, 451, "4.3.0", "cannot deliver into %s: %s",
-				  p->maildirs[renamed], strerror(errno));
-			goto undo;
+	for (; renamed < n; renamed++) {
+		if (!p->spool_id) {
+			if (rename(tmp[renamed], dst[renamed]) == 0)
+				continue;
+		} else {
+			int linked = link(tmp[renamed], dst[renamed]);
+			if (linked == 0 || errno == EEXIST) {
+				/* EEXIST: an earlier run of this spooled
+				 * message delivered it; that copy stays */
+				if (linked < 0) {
+					free(dst[renamed]);
+					dst[renamed] = NULL;
+				}
+				unlink(tmp[renamed]);
+				continue;
+			}
 		}
+		set_reply(out, 451, "4.3.0", "cannot deliver into %s: %s",
+			  p->maildirs[renamed], strerror(errno));
+		goto undo;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		struct buf d = {0};
 		buf_printf(&d, "%snew", p->maildirs[i]);
@@ -702,10 +705,12 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 undo:
 	/* none or all: take back what was already written or moved */
 	for (unsigned i = 0; i < done && i < n; i++) {
-		if (i < renamed && dst[i])
-			unlink(dst[i]);
-		else if (tmp[i])
+		if (i < renamed) {
+			if (dst[i])
+				unlink(dst[i]);
+		} else if (tmp[i]) {
 			unlink(tmp[i]);
+		}
 	}
 out:
 	for (unsigned i = 0; i < n; i++) {

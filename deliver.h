@@ -48,26 +48,25 @@ struct plan {
 	char **origs; /* the recipients as the client gave them */
 	unsigned norigs;
 	unsigned discards;
+	/* from the spool: Maildir files are named after the message, so a
+	 * repeated run finds the copy it wrote before */
+	const char *spool_id;
 };
 
 enum plan_verdict {
 	PLAN_OK,
-	PLAN_LATER, /* fits a later transaction: 452 4.5.3 */
-	PLAN_SPOOL, /* needs the spool or the network: not in this build */
+	PLAN_LATER, /* another run of the direct path would serve it */
+	PLAN_SPOOL, /* needs the spool or the network */
 };
 
 /*
  * Adds the targets of one recipient to p, or leaves p unchanged and says
  * why it cannot. This is the one place that decides what the direct path
- * can serve; the spool replaces PLAN_LATER and PLAN_SPOOL when it lands.
+ * can serve: a transaction with a recipient that does not fit goes to the
+ * spool (SPEC 7 path 3).
  */
 enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 			   const char *rcpt);
-/* plan_add for a recipient at RCPT time: when the direct path cannot take
- * it, r gets the reply (452 4.5.3: another transaction; 451 4.3.5: needs
- * the spool). */
-enum plan_verdict plan_admit(struct plan *p, struct route_result *r,
-			     const char *rcpt);
 void plan_free(struct plan *p);
 
 /* Runs the plan on the message. */

@@ -9,6 +9,7 @@
  */
 #include "cf.h"
 #include "deliver.h"
+#include "flush.h"
 #include "route.h"
 #include "rtindex.h"
 #include "session.h"
@@ -30,11 +31,14 @@ static const char usage[] =
 	"  --check                validate the configuration, compile route files\n"
 	"  --dump [--defaults]    print the configuration as scoped assignments\n"
 	"  --route=ADDRESS        show where ADDRESS goes, step by step\n"
+	"  --flush [--now]        deliver what the spool holds that is due (--now: all)\n"
+	"  --flush=ID             deliver one spooled message now\n"
+	"  --queue                list the spool\n"
+	"  --delete=ID            remove a spooled message without a bounce\n"
 	"  --version, --help\n"
 	"Any line that --dump prints is also a flag: --'core.hostname=mx.example.org'.\n"
 	"Without a mode, serves one SMTP/LMTP session on stdin/stdout (or fd 3\n"
-	"with systemd's LISTEN_FDS=1). --flush, --queue and --inject are not in\n"
-	"this build yet.\n";
+	"with systemd's LISTEN_FDS=1). --inject is not in this build.\n";
 
 static int starts(const char *s, const char *prefix)
 {
@@ -90,8 +94,9 @@ static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
 		addr_parse(addr, strlen(addr), ADDR_NODOMAIN_OK | ADDR_UTF8, &a,
 			   &why, &where);
 		addr_format(&a, rcpt, sizeof rcpt);
-		if (plan_admit(&p, &r, rcpt) != PLAN_OK)
-			printf("this build has no spool for these targets:\n");
+		printf("delivery: %s\n", plan_add(&p, &r, rcpt) == PLAN_OK
+						  ? "direct, without the spool"
+						  : "through the spool");
 		plan_free(&p);
 	}
 	printf("%d %s %s\n", r.code, r.dsn, r.text);
@@ -129,7 +134,8 @@ static void summary(const struct cf *cf)
 int main(int argc, char **argv)
 {
 	const char *config = NULL, *smtpd = NULL, *route = NULL;
-	int check = 0, dump = 0, defaults = 0;
+	const char *flush_id = NULL, *delete_id = NULL;
+	int check = 0, dump = 0, defaults = 0, flush = 0, now = 0, queue = 0;
 	int i;
 
 	for (i = 1; i < argc; i++) {
@@ -152,8 +158,18 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(usage, stdout);
 			return 0;
-		} else if (!strcmp(a, "--flush") || !strcmp(a, "--queue") ||
-			   !strcmp(a, "--inject") || !strcmp(a, "--now")) {
+		} else if (!strcmp(a, "--flush")) {
+			flush = 1;
+		} else if (starts(a, "--flush=")) {
+			flush = 1;
+			flush_id = a + 8;
+		} else if (!strcmp(a, "--now")) {
+			now = 1;
+		} else if (!strcmp(a, "--queue")) {
+			queue = 1;
+		} else if (starts(a, "--delete=")) {
+			delete_id = a + 9;
+		} else if (!strcmp(a, "--inject")) {
 			fprintf(stderr, "postmaster: %s is not in this build yet\n",
 				a);
 			return EX_UNAVAILABLE_;
@@ -165,18 +181,30 @@ int main(int argc, char **argv)
 			return EX_USAGE_;
 		}
 	}
-	if (check + dump + (route != NULL) > 1) {
-		fprintf(stderr, "postmaster: choose one of --check, --dump and "
-				"--route\n");
+	if (check + dump + (route != NULL) + flush + queue +
+		    (delete_id != NULL) > 1) {
+		fprintf(stderr, "postmaster: choose one of --check, --dump, "
+				"--route, --flush, --queue and --delete\n");
 		return EX_USAGE_;
 	}
+	if (now && !flush) {
+		fprintf(stderr, "postmaster: --now goes with --flush\n");
+		return EX_USAGE_;
+	}
+	for (const char *id = flush_id ? flush_id : delete_id; id && *id; id++)
+		if (!((*id >= '0' && *id <= '9') || (*id >= 'A' && *id <= 'F'))) {
+			fprintf(stderr, "postmaster: not a queue id: %s\n",
+				flush_id ? flush_id : delete_id);
+			return EX_USAGE_;
+		}
 	if (defaults && !dump) {
 		fprintf(stderr, "postmaster: --defaults goes with --dump\n");
 		return EX_USAGE_;
 	}
 
 	struct cf *cf = cf_new();
-	int serving = !check && !dump && !route;
+	int serving = !check && !dump && !route && !flush && !queue &&
+		      !delete_id;
 	/* syntax errors go on to the value checks: every error in one run */
 	if (cf_load(cf, config ? config : "/etc/postmaster.cf", config != NULL) == -2 &&
 	    !serving) {
@@ -189,7 +217,9 @@ int main(int argc, char **argv)
 		if (!starts(a, "--") || starts(a, "--config=") ||
 		    starts(a, "--smtpd=") || starts(a, "--route=") ||
 		    !strcmp(a, "--check") || !strcmp(a, "--dump") ||
-		    !strcmp(a, "--defaults"))
+		    !strcmp(a, "--defaults") || !strcmp(a, "--flush") ||
+		    starts(a, "--flush=") || !strcmp(a, "--now") ||
+		    !strcmp(a, "--queue") || starts(a, "--delete="))
 			continue;
 		cf_flag(cf, a + 2, i);
 	}
@@ -232,6 +262,12 @@ int main(int argc, char **argv)
 		cf_dump(cf, defaults, stdout);
 	} else if (route) {
 		ex = do_route(cf, route, smtpd);
+	} else if (flush) {
+		ex = flush_main(cf, now ? FLUSH_ALL : FLUSH_DUE, flush_id);
+	} else if (queue) {
+		ex = queue_main(cf);
+	} else if (delete_id) {
+		ex = delete_main(cf, delete_id);
 	}
 	cf_free(cf);
 	return ex;

@@ -15,9 +15,11 @@
 #include "session.h"
 #include "addr.h"
 #include "deliver.h"
+#include "flush.h"
 #include "io.h"
 #include "log.h"
 #include "route.h"
+#include "spool.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,6 +36,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,6 +54,7 @@ struct rcpt {
 	char addr[ADDR_PATH_MAX];
 	struct route_result r;
 	struct plan plan; /* LMTP: each recipient stands alone */
+	int spooled;      /* LMTP: this recipient goes to the spool */
 };
 
 struct session {
@@ -81,8 +85,13 @@ struct session {
 	struct rcpt *rcpts;
 	unsigned nrcpt;
 	struct plan plan; /* SMTP: one plan for the transaction */
+	int spooled;      /* SMTP: the transaction goes to the spool */
+	int spool_fd;     /* the spool directory */
+	struct spool_msg sm; /* the spooled message being received */
+	int sm_uncommitted;  /* its data file exists, its envelope not */
 	enum bdat bdat;
 	int data_fd;
+	int data_errno;
 	uint64_t data_size;
 	int data_toobig;
 	int data_failed;
@@ -178,6 +187,14 @@ static void transaction_reset(struct session *s)
 	s->rcpts = NULL;
 	s->nrcpt = 0;
 	plan_free(&s->plan);
+	s->spooled = 0;
+	if (s->sm_uncommitted) {
+		s->sm.data_fd = -1; /* closed below as data_fd */
+		spool_discard(s->spool_fd, &s->sm);
+		s->sm_uncommitted = 0;
+	}
+	s->sm.data_fd = -1;
+	spool_msg_free(&s->sm);
 	s->from[0] = 0;
 	s->body = BODY_7BIT;
 	s->smtputf8 = 0;
@@ -188,6 +205,7 @@ static void transaction_reset(struct session *s)
 	s->data_size = 0;
 	s->data_toobig = 0;
 	s->data_failed = 0;
+	s->data_errno = 0;
 	s->wlen = 0;
 	for (unsigned i = 0; i < s->ndelivered; i++)
 		free(s->delivered_to[i]);
@@ -376,6 +394,7 @@ static void data_write(struct session *s, const char *p, size_t n)
 				continue;
 			if (w <= 0) {
 				s->data_failed = 1;
+				s->data_errno = w < 0 ? errno : ENOSPC;
 				return;
 			}
 			off += (size_t)w;
@@ -389,6 +408,7 @@ static void data_write(struct session *s, const char *p, size_t n)
 				continue;
 			if (w <= 0) {
 				s->data_failed = 1;
+				s->data_errno = w < 0 ? errno : ENOSPC;
 				return;
 			}
 			off += (size_t)w;
@@ -408,10 +428,12 @@ static int data_flush(struct session *s)
 		ssize_t w = write(s->data_fd, s->wbuf + off, s->wlen - off);
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
+		if (w <= 0) {
 			s->data_failed = 1;
-		else
+			s->data_errno = w < 0 ? errno : ENOSPC;
+		} else {
 			off += (size_t)w;
+		}
 	}
 	s->wlen = 0;
 	return s->data_failed ? -1 : 0;
@@ -444,9 +466,19 @@ static void helo_for_header(const char *h, char *out, size_t n)
 static int message_needed(const struct session *s)
 {
 	if (s->proto != P_LHLO)
-		return s->plan.kind != RUN_NONE;
+		return s->spooled || s->plan.kind != RUN_NONE;
 	for (unsigned i = 0; i < s->nrcpt; i++)
-		if (s->rcpts[i].plan.kind != RUN_NONE)
+		if (s->rcpts[i].spooled || s->rcpts[i].plan.kind != RUN_NONE)
+			return 1;
+	return 0;
+}
+
+static int spool_needed(const struct session *s)
+{
+	if (s->proto != P_LHLO)
+		return s->spooled;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (s->rcpts[i].spooled)
 			return 1;
 	return 0;
 }
@@ -454,7 +486,16 @@ static int message_needed(const struct session *s)
 /* Opens the data file and writes the Received header (RFC 5321 4.4). */
 static int data_begin(struct session *s)
 {
-	s->data_fd = message_needed(s) ? open_tmp() : -1;
+	if (spool_needed(s)) {
+		memset(&s->sm, 0, sizeof s->sm);
+		s->sm.data_fd = -1;
+		if (spool_create(s->spool_fd, &s->sm) < 0)
+			return -1;
+		s->data_fd = s->sm.data_fd;
+		s->sm_uncommitted = 1;
+	} else {
+		s->data_fd = message_needed(s) ? open_tmp() : -1;
+	}
 	if (s->data_fd < 0 && message_needed(s))
 		return -1;
 	if (!s->wbuf && s->data_fd >= 0)
@@ -548,6 +589,19 @@ static void send_result(struct session *s, const struct reply *r)
 		s->errors = 0; /* errors count only until mail is delivered */
 }
 
+/* Out of space is 452 4.3.1 (RFC 3463); any other failure 451 4.3.0. */
+static void storage_reply(struct reply *r, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		*r = (struct reply){452, "4.3.1", ""};
+	else
+		*r = (struct reply){451, "4.3.0", ""};
+	snprintf(r->text, sizeof r->text, "%s: %s",
+		 r->code == 452 ? "Insufficient system storage"
+				: "Cannot store the message",
+		 strerror(err));
+}
+
 /* What the data itself decides, for every recipient alike. */
 static int data_verdict(struct session *s, const struct msg *m,
 			struct reply *r)
@@ -559,9 +613,7 @@ static int data_verdict(struct session *s, const struct msg *m,
 		return 1;
 	}
 	if (s->data_failed) {
-		*r = (struct reply){451, "4.3.0", ""};
-		snprintf(r->text, sizeof r->text,
-			 "Cannot store the message: %s", strerror(errno));
+		storage_reply(r, s->data_errno);
 		return 1;
 	}
 	if (s->body != BODY_BINARYMIME && s->bare_reject && s->dm.saw_bare) {
@@ -593,6 +645,84 @@ static int loops_for(const struct session *s, const char *rcpt,
 	return 1;
 }
 
+/* Delivery of a committed message starts at once, in a grandchild that
+ * holds the message's lock and not the client's connection (SPEC 7 path
+ * 3): neither the client nor the launcher waits for it. */
+static void start_delivery(struct session *s)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return; /* the flusher will deliver it */
+	if (pid > 0) {
+		waitpid(pid, NULL, 0);
+		return;
+	}
+	if (fork() != 0)
+		_exit(0);
+	setsid();
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	struct stat st;
+	dup2(null, 0);
+	dup2(null, 1);
+	if (fstat(2, &st) == 0 && S_ISSOCK(st.st_mode))
+		dup2(null, 2);
+	if (s->io.rfd > 2)
+		close(s->io.rfd);
+	if (s->io.wfd > 2 && s->io.wfd != s->io.rfd)
+		close(s->io.wfd);
+	struct spool_msg m;
+	char why[256];
+	if (spool_load(s->spool_fd, s->sm.id, 0, &m, why, sizeof why) ==
+	    SPOOL_OK) {
+		close(m.data_fd);
+		m.data_fd = s->data_fd; /* the fd that holds the lock */
+		flush_message(s->cf, s->spool_fd, &m, FLUSH_ALL);
+	}
+	log_close();
+	_exit(0);
+}
+
+/* Commits the spooled recipients' targets; 0 when the message is safe. */
+static int spool_transaction(struct session *s, struct reply *r)
+{
+	struct spool_msg *m = &s->sm;
+	m->from = xstrdup(s->from);
+	m->origin = SP_CLIENT;
+	m->binary = s->body == BODY_BINARYMIME;
+	m->eightbit = s->body == BODY_8BITMIME;
+	m->smtputf8 = s->smtputf8;
+	m->sid = xstrdup(s->sid);
+	char client[96];
+	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
+		 s->peer);
+	m->client = xstrdup(client);
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		const struct rcpt *rc = &s->rcpts[i];
+		if (s->proto == P_LHLO && !rc->spooled)
+			continue;
+		for (uint32_t k = 0; k < rc->r.nt; k++)
+			if (rc->r.t[k].kind != T_DISCARD)
+				spool_add_target(m, &rc->r.t[k], rc->addr);
+	}
+	if (data_flush(s) < 0 || spool_commit(s->spool_fd, m) < 0) {
+		storage_reply(r, s->data_failed ? s->data_errno : errno);
+		return -1;
+	}
+	s->sm_uncommitted = 0;
+	*r = (struct reply){250, "2.0.0", ""};
+	snprintf(r->text, sizeof r->text, "Ok: queued as %s", m->id);
+	return 0;
+}
+
+static void log_queued(struct session *s, const char *rcpt)
+{
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24];
+	snprintf(size, sizeof size, "%llu", (unsigned long long)s->data_size);
+	log_event(LOG_L_INFO, "id", s->sm.id, "from",
+		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
+		  "status", "queued", "size", size, NULL);
+}
+
 static void deliver_transaction(struct session *s)
 {
 	struct msg m = {
@@ -607,15 +737,43 @@ static void deliver_transaction(struct session *s)
 		s->data_failed = 1;
 	m.size = s->data_fd >= 0 ? lseek(s->data_fd, 0, SEEK_END) : 0;
 	int refused = data_verdict(s, &m, &common);
+	struct reply queued = common;
+	int spooled = 0;
+	if (!refused && spool_needed(s)) {
+		for (unsigned i = 0; i < s->nrcpt && !refused; i++)
+			if (s->proto != P_LHLO || s->rcpts[i].spooled)
+				refused = loops_for(s, s->rcpts[i].addr, &common);
+		if (refused)
+			queued = common;
+		else
+			spooled = spool_transaction(s, &queued) == 0;
+	}
 	if (s->proto == P_LHLO) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			struct reply r = common;
-			if (!refused && !loops_for(s, s->rcpts[i].addr, &r)) {
-				plan_deliver(&s->rcpts[i].plan, &m, s->timeout, &r);
+			if (s->rcpts[i].spooled) {
+				r = queued;
+				if (spooled)
+					log_queued(s, s->rcpts[i].addr);
+				else
+					log_result(s, s->rcpts[i].addr, &r);
+			} else {
+				if (!refused &&
+				    !loops_for(s, s->rcpts[i].addr, &r))
+					plan_deliver(&s->rcpts[i].plan, &m,
+						     s->timeout, &r);
+				log_result(s, s->rcpts[i].addr, &r);
 			}
-			log_result(s, s->rcpts[i].addr, &r);
 			send_result(s, &r);
 		}
+	} else if (s->spooled) {
+		for (unsigned i = 0; i < s->nrcpt; i++) {
+			if (spooled)
+				log_queued(s, s->rcpts[i].addr);
+			else
+				log_result(s, s->rcpts[i].addr, &queued);
+		}
+		send_result(s, &queued);
 	} else {
 		struct reply r = common;
 		int loop = 0;
@@ -626,6 +784,10 @@ static void deliver_transaction(struct session *s)
 		for (unsigned i = 0; i < s->nrcpt; i++)
 			log_result(s, s->rcpts[i].addr, &r);
 		send_result(s, &r);
+	}
+	if (spooled) {
+		flush(s);
+		start_delivery(s);
 	}
 	flush(s);
 	transaction_reset(s);
@@ -861,8 +1023,13 @@ static void cmd_rcpt(struct session *s, char *arg)
 		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
-		plan_admit(s->proto == P_LHLO ? &rc.plan : &s->plan, &rc.r,
-			   rc.addr);
+		if (plan_add(s->proto == P_LHLO ? &rc.plan : &s->plan, &rc.r,
+			     rc.addr) != PLAN_OK) {
+			if (s->proto == P_LHLO)
+				rc.spooled = 1;
+			else
+				s->spooled = 1;
+		}
 	}
 	if (rc.r.code != 250) {
 		struct buf rep = {0};
@@ -909,8 +1076,9 @@ static void cmd_data(struct session *s, char *arg)
 		return;
 	}
 	if (data_begin(s) < 0) {
-		reply(s, 451, "4.3.0", "Cannot store the message: %s",
-		      strerror(errno));
+		struct reply r;
+		storage_reply(&r, errno);
+		reply(s, r.code, r.dsn, "%s", r.text);
 		return;
 	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
@@ -1009,16 +1177,19 @@ static void cmd_bdat(struct session *s, char *arg)
 	}
 	if (s->bdat == BDAT_NONE) {
 		const char *why = NULL;
-		if (s->state != ST_RCPT || s->nrcpt == 0)
+		struct reply r = {503, "5.5.1", ""};
+		if (s->state != ST_RCPT || s->nrcpt == 0) {
 			why = "No valid recipients";
-		else if (data_begin(s) < 0)
-			why = "Cannot store the message";
+		} else if (data_begin(s) < 0) {
+			storage_reply(&r, errno);
+			why = r.text;
+		}
 		if (why) {
 			if (bdat_chunk(s, n, 0) < 0) {
 				s->quit = 1;
 				return;
 			}
-			reply(s, 503, "5.5.1", "%s (discarded %llu octets)", why,
+			reply(s, r.code, r.dsn, "%s (discarded %llu octets)", why,
 			      (unsigned long long)n);
 			s->bdat = last ? BDAT_NONE : BDAT_DISCARDING;
 			return;
@@ -1304,7 +1475,7 @@ static int choose_smtpd(struct session *s, const char *name)
 	return r;
 }
 
-static int drop_privileges(const struct cf *cf, char *why, size_t n)
+int session_drop_privileges(const struct cf *cf, char *why, size_t n)
 {
 	if (geteuid() != 0)
 		return 0;
@@ -1416,7 +1587,12 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		snprintf(why, sizeof why, "%s", lwhy);
 		fail = 1;
 	}
-	if (!fail && drop_privileges(cf, why, sizeof why) < 0)
+	if (!fail && session_drop_privileges(cf, why, sizeof why) < 0)
+		fail = 1;
+	s.spool_fd = -1;
+	s.sm.data_fd = -1;
+	if (!fail && (s.spool_fd = spool_open(cf->core->v[CORE_SPOOL_DIRECTORY].s,
+					      why, sizeof why)) < 0)
 		fail = 1;
 	if (s.smtpd) {
 		snprintf(s.name, sizeof s.name, "%s", s.smtpd->v[SMTPD_NAME].s);

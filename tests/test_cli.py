@@ -395,6 +395,7 @@ def test_route_steps_and_exit_statuses(tmp_path):
         "    <joe@example.org> matches 'joe@example.org' in [route \"t\"] at %s:7: /m/joe/\n"
         "    => maildir /m/joe/ for <joe@example.org>\n"
         "deliver: maildir /m/joe/ <joe@example.org>\n"
+        "delivery: direct, without the spool\n"
         "250 2.1.5 <bob@example.org> OK\n" % (cf, cf))
     r = pm("--config=" + cf, "--route=<JOE@Example.ORG>")
     assert r.returncode == 0
@@ -413,9 +414,10 @@ def test_route_steps_and_exit_statuses(tmp_path):
     assert r.returncode == 67
     assert r.stdout.endswith("550 5.7.1 <x@elsewhere.example>: relaying denied\n")
     r = pm("--config=" + cf, "--route=relay@example.org")
-    assert r.returncode == 75
-    assert r.stdout.endswith("451 4.3.5 <relay@example.org>: this route needs the spool, "
-                             "which is not in this build\n")
+    assert r.returncode == 0
+    assert r.stdout.endswith("deliver: host [192.0.2.7] <relay@example.org>\n"
+                             "delivery: through the spool\n"
+                             "250 2.1.5 <relay@example.org> OK\n")
     r = pm("--config=" + cf, "--route=<>")
     assert r.returncode == 67
     assert r.stdout.endswith("501 5.1.3 <>: the null address is not a recipient\n")
@@ -436,7 +438,8 @@ def test_route_needs_smtpd_with_several(seed):
     assert r.stderr == ("postmaster: several [smtpd] sections; choose one with "
                         "--smtpd=NAME: mx.example.net localhost\n")
     r = pm("--config=" + seed, "--smtpd=mx.example.net", "--route=x@example.com")
-    assert r.returncode == 75
+    assert r.returncode == 0
+    assert r.stdout.endswith("delivery: through the spool\n250 2.1.5 <x@example.com> OK\n")
     assert r.stdout.startswith(
         'route for [smtpd "mx.example.net"]:\n'
         "  <x@example.com> matches '@example.com' in [route \"extern\"] at %s:44: @example.org\n"
@@ -693,13 +696,21 @@ def test_version_help_and_absent_modes():
     assert r.stdout.startswith("usage: postmaster ")
     for mode in ("--check", "--dump", "--route=ADDRESS", "--config=FILE", "--smtpd=NAME"):
         assert mode in r.stdout
-    for mode in ("--flush", "--queue", "--inject"):
-        r = pm(mode)
-        assert r.returncode == 69
-        assert r.stderr == "postmaster: %s is not in this build yet\n" % mode
+    for mode in ("--flush [--now]", "--flush=ID", "--queue", "--delete=ID"):
+        assert mode in r.stdout
+    r = pm("--inject")
+    assert r.returncode == 69
+    assert r.stderr == "postmaster: --inject is not in this build yet\n"
     r = pm("--check", "--dump")
     assert r.returncode == 64
-    assert r.stderr == "postmaster: choose one of --check, --dump and --route\n"
+    assert r.stderr == ("postmaster: choose one of --check, --dump, --route, "
+                        "--flush, --queue and --delete\n")
+    r = pm("--now")
+    assert r.returncode == 64
+    assert r.stderr == "postmaster: --now goes with --flush\n"
+    r = pm("--delete=../etc")
+    assert r.returncode == 64
+    assert r.stderr == "postmaster: not a queue id: ../etc\n"
     r = pm("--defaults")
     assert r.returncode == 64
     assert r.stderr == "postmaster: --defaults goes with --dump\n"

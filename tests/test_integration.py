@@ -80,6 +80,11 @@ def write_cf(tmp, text, name="postmaster.cf"):
     if ROOT:
         assert "[core]\n" in text
         text = text.replace("[core]\n", "[core]\nuser-id = nobody\n", 1)
+    if "spool-directory" not in text and "[core]\n" in text:
+        spool = os.path.join(tmp, "spool")
+        os.makedirs(spool, exist_ok=True)
+        os.chmod(spool, 0o1777)
+        text = text.replace("[core]\n", "[core]\nspool-directory = %s\n" % spool, 1)
     path = os.path.join(tmp, name)
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)

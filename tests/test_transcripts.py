@@ -12,6 +12,8 @@ Each tests/transcripts/*.t file has a [config] part (postmaster.cf text;
   F: path        after the session, this file (glob under @TMP@) exists
   N: path        after the session, nothing matches this glob
   M: path=text   after the session, the one file matching path contains text
+  Q: n           after the session and the delivery it started, the spool
+                 holds n messages
 
 Consecutive C:/R: lines are sent together (pipelined); the S: lines after
 them are then read one by one.
@@ -82,6 +84,11 @@ def run_transcript(path):
         args = [POSTMASTER, "--config=" + cfpath]
         if os.geteuid() == 0:
             args.append("--core-user-id=nobody")
+        if "spool-directory" not in cfg:
+            spool = os.path.join(tmp, "spool")
+            os.mkdir(spool)
+            os.chmod(spool, 0o1777)
+            args.append("--core-spool-directory=" + spool)
         proc = subprocess.Popen(args, stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         rd = Reader(proc)
@@ -113,7 +120,7 @@ def run_transcript(path):
                 elif tag == "E:":
                     got = rd.line()
                     assert got is None, "%s: expected the end, got %r" % (where, got)
-                elif tag in ("F:", "N:", "M:"):
+                elif tag in ("F:", "N:", "M:", "Q:"):
                     checks.append((tag, rest, where))
                 else:
                     raise AssertionError("%s: unknown tag %r" % (where, tag))
@@ -134,7 +141,10 @@ def run_transcript(path):
             err = proc.stderr.read().decode("utf-8", "replace")
         assert "runtime error" not in err and "Sanitizer" not in err, err
         for tag, rest, where in checks:
-            if tag == "M:":
+            if tag == "Q:":
+                envs = glob.glob(os.path.join(tmp, "spool", "*.env"))
+                assert len(envs) == int(rest), "%s: the spool holds %r" % (where, envs)
+            elif tag == "M:":
                 pat, want = rest.split("=", 1)
                 found = glob.glob(pat)
                 assert len(found) == 1, "%s: %s matches %r" % (where, pat, found)

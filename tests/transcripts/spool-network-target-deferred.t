@@ -1,14 +1,12 @@
-# Routes that need the spool or the network (a relay host, mx, a list of mixed targets) are 451 4.3.5 at RCPT.
+# Network targets and mixed lists are spooled at RCPT time; an unreachable relay host is deferred and stays in the spool, the list's targets are delivered.
 [config]
 [core]
 hostname = mail.example.net
 logger = stderr
 [route]
 joe@example.net @TMP@/Maildir/
-relay@example.net [192.0.2.1]
-host@example.net relay.example.org
-out@example.net mx
-list@example.net @TMP@/list/, "|true"
+relay@example.net [127.0.0.1]:1
+list@example.net @TMP@/list/, "|cat > @TMP@/list.msg"
 [dialogue]
 S: 220 mail.example.net ESMTP postmaster
 C: EHLO client.example
@@ -24,13 +22,9 @@ S: 250 X-LMTP
 C: MAIL FROM:<a@b.example>
 S: 250 2.1.0 Sender <a@b.example> OK
 C: RCPT TO:<relay@example.net>
-S: 451 4.3.5 <relay@example.net>: this route needs the spool, which is not in this build
-C: RCPT TO:<host@example.net>
-S: 451 4.3.5 <host@example.net>: this route needs the spool, which is not in this build
-C: RCPT TO:<out@example.net>
-S: 451 4.3.5 <out@example.net>: this route needs the spool, which is not in this build
+S: 250 2.1.5 Recipient <relay@example.net> OK
 C: RCPT TO:<list@example.net>
-S: 451 4.3.5 <list@example.net>: this route needs the spool, which is not in this build
+S: 250 2.1.5 Recipient <list@example.net> OK
 C: RCPT TO:<joe@example.net>
 S: 250 2.1.5 Recipient <joe@example.net> OK
 C: DATA
@@ -39,9 +33,11 @@ C: Subject: t
 C:
 C: body
 C: .
-S: 250 2.0.0 delivered to 1 Maildir
+S~ 250 2\.0\.0 Ok: queued as [0-9A-F]{18}
 C: QUIT
 S: 221 2.0.0 mail.example.net closing connection
 E:
 F: @TMP@/Maildir/new/*
-N: @TMP@/list
+F: @TMP@/list/new/*
+M: @TMP@/list.msg=Subject: t\n\nbody\n
+Q: 1

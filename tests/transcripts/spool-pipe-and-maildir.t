@@ -1,10 +1,10 @@
-# A second recipient that needs another mailer run is 452 4.5.3 (send it separately); the first is delivered.
+# A pipe recipient and a Maildir recipient in one transaction: spooled once, both delivered; the Maildir file is named after the spool id.
 [config]
 [core]
 hostname = mail.example.net
 logger = stderr
 [route]
-joe@example.net "|cat > @TMP@/joe.msg"
+joe@example.net @TMP@/Maildir/
 mary@example.net "|cat > @TMP@/mary.msg"
 [dialogue]
 S: 220 mail.example.net ESMTP postmaster
@@ -20,19 +20,19 @@ S: 250-SMTPUTF8
 S: 250 X-LMTP
 C: MAIL FROM:<a@b.example>
 S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<mary@example.net>
+S: 250 2.1.5 Recipient <mary@example.net> OK
 C: RCPT TO:<joe@example.net>
 S: 250 2.1.5 Recipient <joe@example.net> OK
-C: RCPT TO:<mary@example.net>
-S: 452 4.5.3 <mary@example.net>: send this recipient in a separate transaction
 C: DATA
 S: 354 End data with <CR><LF>.<CR><LF>
-C: Subject: one run
-C:
 C: x
 C: .
-S: 250 2.0.0 delivered
+S~ 250 2\.0\.0 Ok: queued as [0-9A-F]{18}
 C: QUIT
 S: 221 2.0.0 mail.example.net closing connection
 E:
-M: @TMP@/joe.msg=Subject: one run
-N: @TMP@/mary.msg
+F: @TMP@/mary.msg
+M: @TMP@/Maildir/new/[0-9A-F]*.mail.example.net=Delivered-To: joe@example.net\n
+N: @TMP@/Maildir/tmp/*
+Q: 0

@@ -1,10 +1,10 @@
-# A Maildir recipient after a pipe recipient is 452 4.5.3 (the direct path runs one kind of delivery per transaction).
+# Two recipients that need two mailer runs: the transaction goes to the spool (one 250), both runs happen, the spool is left empty.
 [config]
 [core]
 hostname = mail.example.net
 logger = stderr
 [route]
-joe@example.net @TMP@/Maildir/
+joe@example.net "|cat > @TMP@/joe.msg"
 mary@example.net "|cat > @TMP@/mary.msg"
 [dialogue]
 S: 220 mail.example.net ESMTP postmaster
@@ -20,17 +20,21 @@ S: 250-SMTPUTF8
 S: 250 X-LMTP
 C: MAIL FROM:<a@b.example>
 S: 250 2.1.0 Sender <a@b.example> OK
+C: RCPT TO:<joe@example.net>
+S: 250 2.1.5 Recipient <joe@example.net> OK
 C: RCPT TO:<mary@example.net>
 S: 250 2.1.5 Recipient <mary@example.net> OK
-C: RCPT TO:<joe@example.net>
-S: 452 4.5.3 <joe@example.net>: send this recipient in a separate transaction
 C: DATA
 S: 354 End data with <CR><LF>.<CR><LF>
+C: Subject: two runs
+C:
 C: x
 C: .
-S: 250 2.0.0 delivered
+S~ 250 2\.0\.0 Ok: queued as [0-9A-F]{18}
 C: QUIT
 S: 221 2.0.0 mail.example.net closing connection
 E:
-F: @TMP@/mary.msg
-N: @TMP@/Maildir/new/*
+M: @TMP@/joe.msg=Delivered-To: joe@example.net\nReceived: from client.example (local)
+M: @TMP@/joe.msg=Subject: two runs\n\nx\n
+M: @TMP@/mary.msg=Delivered-To: mary@example.net\n
+Q: 0

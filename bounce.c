@@ -1,0 +1,216 @@
+/*
+ * bounce.c - delivery status notifications (see bounce.h).
+ *
+ * The report is stored as the session stores text mail (LF line ends) and
+ * routed like mail from the built-in listener: the sender's address
+ * through the global [route] table, postmaster as the local name.
+ */
+#include "bounce.h"
+#include "log.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_HEADERS 65536
+
+static void rfc5322_date(time_t t, char *out, size_t n)
+{
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(out, n, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+/* The original header section, LF line ends, at most MAX_HEADERS. */
+static void original_headers(const struct spool_msg *m, struct buf *out)
+{
+	char chunk[8192];
+	off_t off = 0;
+	int nl = 1;
+	while (off < m->size && out->len < MAX_HEADERS) {
+		ssize_t n = pread(m->data_fd, chunk, sizeof chunk, off);
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			char c = chunk[i];
+			if (c == '\r')
+				continue;
+			if (c == '\n' && nl)
+				return; /* the empty line */
+			buf_addc(out, c);
+			nl = c == '\n';
+		}
+		off += n;
+	}
+	if (out->len && out->s[out->len - 1] != '\n')
+		buf_addc(out, '\n');
+}
+
+static int has_8bit(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] >= 0x80)
+			return 1;
+	return 0;
+}
+
+static void compose(const struct cf *cf, const struct spool_msg *m,
+		    const unsigned *idx, unsigned n, const char *to,
+		    const char *id, struct buf *b)
+{
+	const char *host = cf->core->v[CORE_HOSTNAME].s;
+	char date[64], arrival[64];
+	time_t now = time(NULL);
+	rfc5322_date(now, date, sizeof date);
+	rfc5322_date((time_t)m->arrival, arrival, sizeof arrival);
+	char boundary[80];
+	snprintf(boundary, sizeof boundary, "%s/%s", id, host);
+	buf_printf(b, "Received: by %s (postmaster) id %s; %s\n", host, id, date);
+	buf_printf(b, "Date: %s\n", date);
+	buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", host);
+	buf_printf(b, "To: <%s>\n", to);
+	buf_printf(b, "Subject: Undelivered Mail Returned to Sender\n");
+	buf_printf(b, "Message-ID: <%s.bounce@%s>\n", id, host);
+	buf_printf(b, "Auto-Submitted: auto-replied\n");
+	buf_printf(b, "MIME-Version: 1.0\n");
+	buf_printf(b, "Content-Type: multipart/report; "
+		      "report-type=delivery-status;\n\tboundary=\"%s\"\n",
+		   boundary);
+	buf_printf(b, "\nThis is a MIME-encapsulated message.\n\n");
+
+	buf_printf(b, "--%s\n", boundary);
+	buf_printf(b, "Content-Description: Notification\n"
+		      "Content-Type: text/plain; charset=utf-8\n\n");
+	buf_printf(b, "This is the mail system at host %s.\n\n", host);
+	buf_printf(b, "Your message, received %s with queue id %s, could not\n"
+		      "be delivered to the following recipient%s:\n\n",
+		   arrival, m->id, n == 1 ? "" : "s");
+	for (unsigned i = 0; i < n; i++) {
+		const struct spool_target *t = &m->t[idx[i]];
+		buf_printf(b, "<%s>: %d %s %s\n", t->addr, t->code, t->dsn,
+			   t->text);
+	}
+	buf_printf(b, "\nThe headers of your message follow at the end.\n\n");
+
+	buf_printf(b, "--%s\n", boundary);
+	buf_printf(b, "Content-Description: Delivery report\n"
+		      "Content-Type: message/delivery-status\n\n");
+	buf_printf(b, "Reporting-MTA: dns; %s\n", host);
+	buf_printf(b, "X-Postmaster-Queue-ID: %s\n", m->id);
+	buf_printf(b, "X-Postmaster-Sender: rfc822; %s\n", m->from);
+	buf_printf(b, "Arrival-Date: %s\n", arrival);
+	for (unsigned i = 0; i < n; i++) {
+		const struct spool_target *t = &m->t[idx[i]];
+		const char *type = has_8bit(t->addr, strlen(t->addr)) ? "utf-8"
+								       : "rfc822";
+		buf_printf(b, "\nFinal-Recipient: %s; %s\n", type, t->addr);
+		if (strcmp(t->orig, t->addr))
+			buf_printf(b, "Original-Recipient: %s; %s\n",
+				   has_8bit(t->orig, strlen(t->orig)) ? "utf-8"
+								      : "rfc822",
+				   t->orig);
+		buf_printf(b, "Action: failed\nStatus: %s\n", t->dsn);
+		if (t->remote[0]) {
+			char rhost[300];
+			snprintf(rhost, sizeof rhost, "%s", t->remote);
+			rhost[strcspn(rhost, "[")] = 0;
+			buf_printf(b, "Remote-MTA: dns; %s\n", rhost);
+			/* the peer's own words, after "host said: " */
+			const char *said = strstr(t->text, " said: ");
+			buf_printf(b, "Diagnostic-Code: smtp; %d %s %s\n", t->code,
+				   t->dsn, said ? said + 7 : t->text);
+		} else {
+			buf_printf(b, "Diagnostic-Code: x-postmaster; %d %s %s\n",
+				   t->code, t->dsn, t->text);
+		}
+	}
+	buf_printf(b, "\n--%s\n", boundary);
+	buf_printf(b, "Content-Description: Undelivered Message Headers\n"
+		      "Content-Type: text/rfc822-headers\n\n");
+	original_headers(m, b);
+	buf_printf(b, "\n--%s--\n", boundary);
+}
+
+/* The targets of a report's recipient; 0 when it has some. */
+static int route_to(const struct cf *cf, const char *rcpt, struct spool_msg *b)
+{
+	struct route_result r;
+	route_resolve(cf, NULL, rcpt, strlen(rcpt), ROUTE_UTF8, &r);
+	int ok = r.code == 250;
+	for (uint32_t i = 0; ok && i < r.nt; i++)
+		spool_add_target(b, &r.t[i], rcpt);
+	route_result_free(&r);
+	return ok ? 0 : -1;
+}
+
+int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
+		  const unsigned *idx, unsigned n, struct spool_msg *out)
+{
+	memset(out, 0, sizeof *out);
+	out->data_fd = -1;
+	int to_sender = orig->origin == SP_CLIENT && orig->from[0] &&
+			cf->core->v[CORE_BOUNCE_TO].n != BOUNCE_POSTMASTER;
+	int to_postmaster = orig->origin != SP_CLIENT || !orig->from[0] ||
+			    cf->core->v[CORE_BOUNCE_TO].n != BOUNCE_SENDER;
+	if (orig->origin == SP_DOUBLE_BOUNCE) {
+		log_event(LOG_L_ERR, "id", orig->id, "event", "double-bounce",
+			  "status", "dropped", NULL);
+		return 1;
+	}
+	out->from = xstrdup("");
+	out->origin = to_sender ? SP_BOUNCE : SP_DOUBLE_BOUNCE;
+	out->sid = xstrdup(orig->id);
+	out->client = xstrdup("local");
+	if (to_sender && route_to(cf, orig->from, out) < 0) {
+		/* the sender cannot be reached at all: postmaster's turn */
+		to_postmaster = 1;
+		to_sender = 0;
+		out->origin = SP_DOUBLE_BOUNCE;
+	}
+	if (to_postmaster && route_to(cf, "postmaster", out) < 0 && !to_sender) {
+		log_event(LOG_L_ERR, "id", orig->id, "event", "bounce",
+			  "status", "dropped", "reason",
+			  "postmaster has no route", NULL);
+		spool_msg_free(out);
+		return 1;
+	}
+	if (spool_create(dirfd, out) < 0) {
+		int e = errno;
+		spool_msg_free(out);
+		errno = e;
+		return -1;
+	}
+	struct buf b = {0};
+	char to[ADDR_PATH_MAX + 32];
+	if (to_sender)
+		snprintf(to, sizeof to, "%s", orig->from);
+	else
+		snprintf(to, sizeof to, "postmaster@%s",
+			 cf->core->v[CORE_HOSTNAME].s);
+	compose(cf, orig, idx, n, to, out->id, &b);
+	out->eightbit = has_8bit(b.s, b.len);
+	out->smtputf8 = has_8bit(to, strlen(to));
+	ssize_t w = 0;
+	for (size_t off = 0; off < b.len; off += (size_t)w) {
+		w = write(out->data_fd, b.s + off, b.len - off);
+		if (w < 0 && errno == EINTR) {
+			w = 0;
+			continue;
+		}
+		if (w <= 0)
+			break;
+	}
+	buf_free(&b);
+	if (w <= 0 || spool_commit(dirfd, out) < 0) {
+		int e = errno;
+		spool_discard(dirfd, out);
+		spool_msg_free(out);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,27 @@
+/*
+ * bounce.h - delivery status notifications (RFC 3464, RFC 6522).
+ *
+ * Owns: who gets a bounce (the sender, postmaster, or both per
+ * core.bounce-to; a failed bounce goes to postmaster as a double bounce; a
+ * failed double bounce is dropped), and the report itself: from <>, with
+ * Auto-Submitted: auto-replied, a human-readable part, a
+ * message/delivery-status part and the original headers.
+ *
+ * Never: bounces a bounce back to its sender, or delivers anything itself:
+ * the report is a new spool message that flush.c delivers.
+ */
+#ifndef POSTMASTER_BOUNCE_H
+#define POSTMASTER_BOUNCE_H
+
+#include "cf.h"
+#include "spool.h"
+
+/*
+ * Writes a report about orig's targets idx[0..n) into the spool. Returns
+ * 0 with *out loaded and locked, 1 when no report is due (a double bounce
+ * failed: logged and dropped), -1 when it could not be written (errno).
+ */
+int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
+		  const unsigned *idx, unsigned n, struct spool_msg *out);
+
+#endif

@@ -1,0 +1,773 @@
+/*
+ * client.c - onward SMTP and LMTP delivery (see client.h).
+ *
+ * Per SPEC 7.2: a connection failure, a 421, or a 4xx/5xx greeting or
+ * EHLO/LHLO reply moves on to the next address; otherwise the replies are
+ * final for this attempt. An MX list that reaches this machine's own
+ * addresses is cut there (RFC 5321 5.1); when nothing is left, the mail
+ * loops back to myself (5.4.6). Text mail is stored with LF line ends and
+ * goes out with CRLF, dot-stuffed for DATA or in BDAT chunks when the
+ * peer offers CHUNKING; binary mail goes out only by BDAT.
+ */
+#include "client.h"
+#include "dns.h"
+#include "io.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CONNECT_TIMEOUT_MS 30000
+#define REPLY_TIMEOUT_MS 300000
+#define MAX_CANDS 32
+
+struct cand {
+	char host[256];
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+struct ext {
+	int pipelining, eightbit, binary, chunking, smtputf8;
+	unsigned long long size;
+};
+
+static void set(struct reply *r, int code, const char *dsn, const char *fmt,
+		...) __attribute__((format(printf, 4, 5)));
+static void set(struct reply *r, int code, const char *dsn, const char *fmt,
+		...)
+{
+	va_list ap;
+	r->code = code;
+	snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
+	va_start(ap, fmt);
+	vsnprintf(r->text, sizeof r->text, fmt, ap);
+	va_end(ap);
+}
+
+static void set_all(struct client_job *j, const struct reply *r)
+{
+	for (unsigned i = 0; i < j->n; i++)
+		if (!j->r[i].r.code)
+			j->r[i].r = *r;
+}
+
+void client_dest_key(enum target_kind kind, const char *via, const char *arg,
+		     const char *addr, char *out, size_t n)
+{
+	if (kind == T_RELAY) {
+		snprintf(out, n, "relay %s", via);
+	} else if (kind == T_HOST) {
+		snprintf(out, n, "host %s", arg);
+	} else {
+		const char *at = strrchr(addr, '@');
+		snprintf(out, n, "mx %s", at ? at + 1 : "");
+		for (char *p = out; *p; p++)
+			*p = (char)ascii_lower((unsigned char)*p);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+
+static void sa_text(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip,
+			  sizeof ip);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
+			  ip, sizeof ip);
+	else if (ss->ss_family == AF_UNIX)
+		snprintf(ip, sizeof ip, "unix");
+	snprintf(out, n, "%s", ip);
+}
+
+static void add_cand(struct cand *c, int *n, const char *host,
+		     const struct sockaddr_storage *ss, socklen_t len)
+{
+	if (*n >= MAX_CANDS)
+		return;
+	snprintf(c[*n].host, sizeof c[*n].host, "%s", host);
+	c[*n].ss = *ss;
+	c[*n].len = len;
+	(*n)++;
+}
+
+/* Address records through getaddrinfo (/etc/hosts, then DNS): relays. */
+static int lookup_host(const char *host, int port, struct cand *c, int *n,
+		       struct reply *err)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV}, *res, *ai;
+	char ps[8];
+	snprintf(ps, sizeof ps, "%d", port);
+	int e = getaddrinfo(host, ps, &hints, &res);
+	if (e) {
+		int perm = e == EAI_NONAME;
+		set(err, perm ? 550 : 451, perm ? "5.1.2" : "4.4.3",
+		    "cannot find host %s: %s", host, gai_strerror(e));
+		return -1;
+	}
+	/* IPv6 first, then IPv4 */
+	for (int fam = 0; fam < 2; fam++)
+		for (ai = res; ai; ai = ai->ai_next)
+			if (ai->ai_family == (fam ? AF_INET : AF_INET6))
+				add_cand(c, n, host,
+					 (struct sockaddr_storage *)ai->ai_addr,
+					 ai->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static socklen_t sa_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					 : sizeof(struct sockaddr_in);
+}
+
+/* One address of a [relay] or a host target: unix:/path, [ip]:port,
+ * ip, [host], host[:port]. mx: whether a bare host name goes through
+ * its MX records first (host targets, not relays). */
+static int parse_spec(const char *spec, int defport, char *host, size_t hn,
+		      int *port, int *bracketed)
+{
+	*port = defport;
+	*bracketed = 0;
+	unsigned char bin[16];
+	if (inet_pton(AF_INET6, spec, bin) == 1) {
+		snprintf(host, hn, "%s", spec);
+		*bracketed = 1;
+		return 0;
+	}
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (!close)
+			return -1;
+		snprintf(host, hn, "%.*s", (int)(close - spec - 1), spec + 1);
+		if (!strncasecmp(host, "IPv6:", 5))
+			memmove(host, host + 5, strlen(host + 5) + 1);
+		*bracketed = 1;
+		if (close[1] == ':')
+			*port = atoi(close + 2);
+		return 0;
+	}
+	const char *colon = strrchr(spec, ':');
+	if (colon) {
+		snprintf(host, hn, "%.*s", (int)(colon - spec), spec);
+		*port = atoi(colon + 1);
+	} else {
+		snprintf(host, hn, "%s", spec);
+	}
+	if (inet_pton(AF_INET, host, bin) == 1)
+		*bracketed = 1;
+	return 0;
+}
+
+/* Whether ss is one of this machine's own addresses. */
+static int is_own_address(const struct sockaddr_storage *ss)
+{
+	struct ifaddrs *ifa, *i;
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	int own = 0;
+	for (i = ifa; i && !own; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != ss->ss_family)
+			continue;
+		if (ss->ss_family == AF_INET)
+			own = !memcmp(&((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+				      &((const struct sockaddr_in *)ss)->sin_addr,
+				      4);
+		else if (ss->ss_family == AF_INET6)
+			own = !memcmp(
+				&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
+				&((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	}
+	freeifaddrs(ifa);
+	return own;
+}
+
+/* The MX hosts of domain, each with its addresses, best first. */
+static int lookup_mx(const struct client_job *j, const char *domain, int port,
+		     struct cand *c, int *n, struct reply *err)
+{
+	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
+	struct dns_mx mx[DNS_MAX_MX];
+	int nmx = 0;
+	enum dns_status s = dns_mx(server, domain, mx, DNS_MAX_MX, &nmx);
+	switch (s) {
+	case DNS_NULLMX:
+		set(err, 556, "5.1.10", "domain %s accepts no mail (null MX)",
+		    domain);
+		return -1;
+	case DNS_NOTFOUND:
+		set(err, 550, "5.1.2", "domain %s not found", domain);
+		return -1;
+	case DNS_TEMP:
+		set(err, 451, "4.4.3", "cannot look up the MX of %s: DNS "
+				       "temporary failure",
+		    domain);
+		return -1;
+	case DNS_NODATA: /* no MX: the domain's own address (RFC 5321 5.1) */
+		nmx = 1;
+		mx[0].pref = 0;
+		snprintf(mx[0].host, sizeof mx[0].host, "%s", domain);
+		break;
+	case DNS_OK:
+		break;
+	}
+	int temp = 0, loops = 0;
+	for (int i = 0; i < nmx && !loops; i++) {
+		struct sockaddr_storage a[DNS_MAX_ADDRS];
+		int na = 0;
+		enum dns_status as = dns_addrs(server, mx[i].host, port, a,
+					       DNS_MAX_ADDRS, &na);
+		if (as == DNS_TEMP)
+			temp = 1;
+		for (int k = 0; k < na; k++)
+			if (is_own_address(&a[k]))
+				loops = 1;
+		/* this host and every worse one would send it back to us */
+		for (int k = 0; k < na && !loops; k++)
+			add_cand(c, n, mx[i].host, &a[k], sa_len(&a[k]));
+	}
+	if (*n)
+		return 0;
+	if (loops)
+		set(err, 554, "5.4.6", "mail for %s loops back to myself",
+		    domain);
+	else if (temp)
+		set(err, 451, "4.4.3", "cannot find the address of the MX "
+				       "hosts of %s",
+		    domain);
+	else
+		set(err, 550, "5.1.2", "no address for the MX hosts of %s",
+		    domain);
+	return -1;
+}
+
+static int candidates(struct client_job *j, struct cand *c, int *n,
+		      struct reply *err)
+{
+	*n = 0;
+	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
+	int defport = lmtp ? 24 : 25;
+	if (j->kind == T_MX)
+		return lookup_mx(j, j->arg, defport, c, n, err);
+	const char *one[1] = {j->arg};
+	const char *const *specs = one;
+	uint32_t nspecs = 1;
+	if (j->kind == T_RELAY) {
+		specs = j->relay->v[RELAY_ADDRESS].list.v;
+		nspecs = j->relay->v[RELAY_ADDRESS].list.n;
+		if (!nspecs) {
+			set(err, 451, "4.3.5", "[relay \"%s\"] has no address",
+			    j->relay->name);
+			return -1;
+		}
+	}
+	struct reply last = {0};
+	for (uint32_t i = 0; i < nspecs; i++) {
+		const char *spec = specs[i];
+		if (!strncmp(spec, "unix:", 5)) {
+			struct sockaddr_storage ss = {0};
+			struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+			su->sun_family = AF_UNIX;
+			snprintf(su->sun_path, sizeof su->sun_path, "%s", spec + 5);
+			add_cand(c, n, spec, &ss, sizeof *su);
+			continue;
+		}
+		char host[256];
+		int port, bracketed;
+		if (parse_spec(spec, defport, host, sizeof host, &port,
+			       &bracketed) < 0) {
+			set(&last, 451, "4.3.5", "bad address %s", spec);
+			continue;
+		}
+		int r = j->kind == T_HOST && !bracketed
+				? lookup_mx(j, host, port, c, n, &last)
+				: lookup_host(host, port, c, n, &last);
+		(void)r;
+	}
+	if (*n)
+		return 0;
+	*err = last;
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* The conversation                                                    */
+
+struct conn {
+	struct io io;
+	int fd;
+	char name[300];
+	struct ext ext;
+	int lmtp;
+};
+
+static int connect_to(const struct cand *c, char *why, size_t n)
+{
+	int fd = socket(c->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			0);
+	if (fd < 0) {
+		snprintf(why, n, "%s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (const struct sockaddr *)&c->ss, c->len) < 0 &&
+	    errno != EINPROGRESS) {
+		snprintf(why, n, "%s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	struct pollfd p = {fd, POLLOUT, 0};
+	int r = poll(&p, 1, CONNECT_TIMEOUT_MS);
+	int err = 0;
+	socklen_t el = sizeof err;
+	if (r <= 0) {
+		snprintf(why, n, "connection timed out");
+		close(fd);
+		return -1;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	if (err) {
+		snprintf(why, n, "%s", strerror(err));
+		close(fd);
+		return -1;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	return fd;
+}
+
+/* Reads one reply; lines (without "NNN-") joined by '\n' into text.
+ * Returns the code, or -1 when the connection broke. */
+static int read_reply(struct conn *c, struct buf *text)
+{
+	text->len = 0;
+	buf_adds(text, "");
+	for (;;) {
+		char line[1024];
+		size_t len;
+		int bare;
+		enum io_status st = io_getline(&c->io, line, sizeof line - 1,
+					       &len, &bare);
+		if (st != IO_OK && st != IO_TOOLONG)
+			return -1;
+		line[len] = 0;
+		if (len < 3 || line[0] < '2' || line[0] > '5' ||
+		    line[1] < '0' || line[1] > '9' || line[2] < '0' ||
+		    line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-'))
+			return -1;
+		if (text->len)
+			buf_addc(text, '\n');
+		buf_adds(text, len > 4 ? line + 4 : "");
+		if (len == 3 || line[3] == ' ')
+			return atoi(line);
+	}
+}
+
+/* A peer's reply as a target's reply: its enhanced code when it gives
+ * one of the right class, else a default. */
+static void peer_reply(struct reply *r, int code, const char *text,
+		       const char *host)
+{
+	char dsn[12];
+	const char *t = text;
+	size_t k = 0;
+	while (k < 11 && (t[k] == '.' || (t[k] >= '0' && t[k] <= '9')))
+		k++;
+	if (k >= 5 && t[0] == '0' + code / 100 && t[1] == '.' &&
+	    (t[k] == ' ' || !t[k])) {
+		memcpy(dsn, t, k);
+		dsn[k] = 0;
+		t += k;
+		while (*t == ' ')
+			t++;
+	} else {
+		snprintf(dsn, sizeof dsn, "%c.0.0", '0' + (code / 100) % 10);
+	}
+	r->code = code;
+	snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
+	struct buf b = {0};
+	buf_printf(&b, "%s said: ", host);
+	for (const char *p = t; *p; p++)
+		buf_addc(&b, *p == '\n' ? ' ' : *p);
+	buf_add_escaped(&b, "", 0);
+	snprintf(r->text, sizeof r->text, "%s", b.s);
+	buf_free(&b);
+}
+
+static void parse_ehlo(struct conn *c, const char *text)
+{
+	memset(&c->ext, 0, sizeof c->ext);
+	const char *l = strchr(text, '\n');
+	while (l) {
+		l++;
+		const char *e = strchr(l, '\n');
+		size_t n = e ? (size_t)(e - l) : strlen(l);
+		char kw[64];
+		snprintf(kw, sizeof kw, "%.*s", (int)(n < 63 ? n : 63), l);
+		if (!strcasecmp(kw, "PIPELINING"))
+			c->ext.pipelining = 1;
+		else if (!strcasecmp(kw, "8BITMIME"))
+			c->ext.eightbit = 1;
+		else if (!strcasecmp(kw, "BINARYMIME"))
+			c->ext.binary = 1;
+		else if (!strcasecmp(kw, "CHUNKING"))
+			c->ext.chunking = 1;
+		else if (!strcasecmp(kw, "SMTPUTF8"))
+			c->ext.smtputf8 = 1;
+		else if (!strncasecmp(kw, "SIZE", 4) && (kw[4] == ' ' || !kw[4]))
+			c->ext.size = strtoull(kw + 4, NULL, 10);
+		l = e;
+	}
+}
+
+static void cmd(struct conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void cmd(struct conn *c, const char *fmt, ...)
+{
+	struct buf b = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	buf_adds(&b, "\r\n");
+	io_write(&c->io, b.s, b.len);
+	buf_free(&b);
+}
+
+/* Sends the message body: DATA's dot-stuffed text, or BDAT chunks. */
+static int send_body(struct conn *c, const struct msg *m, int bdat)
+{
+	char in[32768];
+	struct buf out = {0};
+	off_t off = 0;
+	int bol = 1;
+	char last = '\n';
+	while (off < m->size) {
+		ssize_t n = pread(m->fd, in, sizeof in, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		off += n;
+		out.len = 0;
+		for (ssize_t i = 0; i < n; i++) {
+			char ch = in[i];
+			if (m->binary) {
+				buf_addc(&out, ch);
+				continue;
+			}
+			if (bol && ch == '.' && !bdat)
+				buf_addc(&out, '.');
+			if (ch == '\n')
+				buf_addc(&out, '\r');
+			buf_addc(&out, ch);
+			bol = ch == '\n';
+		}
+		last = in[n - 1];
+		if (bdat) {
+			char h[40];
+			int hl = snprintf(h, sizeof h, "BDAT %zu\r\n", out.len);
+			io_write(&c->io, h, (size_t)hl);
+		}
+		io_write(&c->io, out.s, out.len);
+		if (io_flush(&c->io) < 0) {
+			buf_free(&out);
+			return -1;
+		}
+	}
+	buf_free(&out);
+	if (bdat) {
+		cmd(c, "BDAT 0 LAST");
+	} else {
+		if (last != '\n' && m->size)
+			io_write(&c->io, "\r\n", 2);
+		io_write(&c->io, ".\r\n", 3);
+	}
+	return io_flush(&c->io);
+}
+
+/* BDAT chunks each get a 250 before the last; reads them. */
+static int bdat_replies(struct conn *c, const struct msg *m, struct buf *t)
+{
+	/* one reply per chunk written, then the LAST one */
+	off_t chunks = (m->size + 32767) / 32768;
+	for (off_t i = 0; i < chunks; i++) {
+		int code = read_reply(c, t);
+		if (code != 250)
+			return code;
+	}
+	return 0;
+}
+
+enum { NEXT_ADDRESS = 1 };
+
+/* One attempt over an open connection. Returns NEXT_ADDRESS when the
+ * remaining recipients should try the next address, with why. */
+static int converse(struct client_job *j, struct conn *c, struct reply *why)
+{
+	struct buf t = {0};
+	const char *host = c->name;
+	int ret = 0;
+	int code = read_reply(c, &t);
+	if (code != 220) {
+		if (code < 0)
+			set(why, 451, "4.4.2", "%s: lost connection before the "
+					       "greeting",
+			    host);
+		else
+			peer_reply(why, code < 400 ? 451 : code, t.s, host);
+		if (why->code >= 500)
+			why->code = 451, why->dsn[0] = '4';
+		ret = NEXT_ADDRESS;
+		goto quit;
+	}
+	cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO",
+	    j->cf->core->v[CORE_HOSTNAME].s);
+	io_flush(&c->io);
+	code = read_reply(c, &t);
+	if (code != 250) {
+		if (code < 0)
+			set(why, 451, "4.4.2", "%s: lost connection after %s",
+			    host, c->lmtp ? "LHLO" : "EHLO");
+		else
+			peer_reply(why, 451, t.s, host);
+		why->dsn[0] = '4';
+		ret = NEXT_ADDRESS;
+		goto quit;
+	}
+	parse_ehlo(c, t.s);
+	const struct msg *m = j->m;
+	struct reply fail = {0};
+	if (c->ext.size && (unsigned long long)m->size > c->ext.size)
+		set(&fail, 552, "5.3.4", "message size %lld exceeds the limit "
+					 "of %s (%llu)",
+		    (long long)m->size, host, c->ext.size);
+	else if (j->smtputf8 && !c->ext.smtputf8)
+		set(&fail, 550, "5.6.7", "%s does not support SMTPUTF8, which "
+					 "this message needs",
+		    host);
+	else if (m->binary && !(c->ext.binary && c->ext.chunking))
+		set(&fail, 554, "5.6.3", "%s does not accept binary mail and "
+					 "this build cannot convert it",
+		    host);
+	else if (j->eightbit && !c->ext.eightbit)
+		set(&fail, 554, "5.6.3", "%s does not accept 8-bit mail and "
+					 "this build cannot convert it",
+		    host);
+	if (fail.code) {
+		set_all(j, &fail);
+		goto quit;
+	}
+	char params[128] = "";
+	size_t pl = 0;
+	if (c->ext.size)
+		pl += (size_t)snprintf(params + pl, sizeof params - pl,
+				       " SIZE=%lld", (long long)m->size);
+	if (m->binary)
+		pl += (size_t)snprintf(params + pl, sizeof params - pl,
+				       " BODY=BINARYMIME");
+	else if (j->eightbit)
+		pl += (size_t)snprintf(params + pl, sizeof params - pl,
+				       " BODY=8BITMIME");
+	if (j->smtputf8)
+		snprintf(params + pl, sizeof params - pl, " SMTPUTF8");
+	int pipe = c->ext.pipelining;
+	int bdat = m->binary || c->ext.chunking;
+	cmd(c, "MAIL FROM:<%s>%s", m->from, params);
+	if (!pipe)
+		io_flush(&c->io);
+	int mail = pipe ? 0 : read_reply(c, &t);
+	if (!pipe && mail != 250)
+		goto mail_failed;
+	for (unsigned i = 0; i < j->n; i++) {
+		if (j->r[i].r.code)
+			continue;
+		cmd(c, "RCPT TO:<%s>", j->r[i].addr);
+		if (!pipe) {
+			io_flush(&c->io);
+			code = read_reply(c, &t);
+			if (code < 0)
+				goto lost;
+			if (code == 421)
+				goto closing;
+			if (code != 250 && code != 251)
+				peer_reply(&j->r[i].r, code, t.s, host);
+			else
+				j->r[i].r.code = -1; /* accepted: final reply later */
+		}
+	}
+	if (pipe && !bdat)
+		cmd(c, "DATA");
+	if (pipe) {
+		io_flush(&c->io);
+		mail = read_reply(c, &t);
+		if (mail != 250) {
+			/* the RCPT and DATA replies still come: skip them */
+			struct buf skip = {0};
+			for (unsigned i = 0; i < j->n; i++)
+				if (!j->r[i].r.code)
+					read_reply(c, &skip);
+			if (!bdat)
+				read_reply(c, &skip);
+			buf_free(&skip);
+			goto mail_failed;
+		}
+		for (unsigned i = 0; i < j->n; i++) {
+			if (j->r[i].r.code)
+				continue;
+			code = read_reply(c, &t);
+			if (code < 0)
+				goto lost;
+			if (code != 250 && code != 251)
+				peer_reply(&j->r[i].r, code, t.s, host);
+			else
+				j->r[i].r.code = -1;
+		}
+	}
+	unsigned accepted = 0;
+	for (unsigned i = 0; i < j->n; i++)
+		accepted += j->r[i].r.code == -1;
+	if (!accepted) {
+		if (pipe && !bdat)
+			read_reply(c, &t); /* the DATA reply: 503 or 554 */
+		goto quit;
+	}
+	if (!bdat) {
+		if (!pipe) {
+			cmd(c, "DATA");
+			io_flush(&c->io);
+		}
+		code = read_reply(c, &t);
+		if (code != 354) {
+			struct reply r;
+			if (code < 0)
+				goto lost;
+			peer_reply(&r, code < 400 ? 451 : code, t.s, host);
+			for (unsigned i = 0; i < j->n; i++)
+				if (j->r[i].r.code == -1)
+					j->r[i].r = r;
+			goto quit;
+		}
+	}
+	if (send_body(c, m, bdat) < 0)
+		goto lost;
+	if (bdat && (code = bdat_replies(c, m, &t)) != 0) {
+		if (code < 0)
+			goto lost;
+		struct reply r;
+		peer_reply(&r, code, t.s, host);
+		for (unsigned i = 0; i < j->n; i++)
+			if (j->r[i].r.code == -1)
+				j->r[i].r = r;
+		goto quit;
+	}
+	/* SMTP: one final reply; LMTP: one per accepted recipient */
+	struct reply final = {0};
+	for (unsigned i = 0; i < j->n; i++) {
+		if (j->r[i].r.code != -1)
+			continue;
+		if (c->lmtp || !final.code) {
+			code = read_reply(c, &t);
+			if (code < 0)
+				goto lost;
+			peer_reply(&final, code, t.s, host);
+		}
+		j->r[i].r = final;
+	}
+	snprintf(j->remote, sizeof j->remote, "%s", host);
+	goto quit;
+
+mail_failed:
+	if (mail < 0)
+		goto lost;
+	if (mail == 421)
+		goto closing;
+	{
+		struct reply r;
+		peer_reply(&r, mail < 400 ? 451 : mail, t.s, host);
+		set_all(j, &r);
+	}
+	snprintf(j->remote, sizeof j->remote, "%s", host);
+	goto quit;
+closing:
+	peer_reply(why, 451, t.s, host);
+	why->dsn[0] = '4';
+	ret = NEXT_ADDRESS;
+	goto clear;
+lost:
+	set(why, 451, "4.4.2", "%s: lost connection", host);
+	ret = NEXT_ADDRESS;
+clear:
+	/* what was not final is tried again at the next address */
+	for (unsigned i = 0; i < j->n; i++)
+		if (j->r[i].r.code == -1)
+			j->r[i].r.code = 0;
+	buf_free(&t);
+	return ret;
+quit:
+	cmd(c, "QUIT");
+	io_flush(&c->io);
+	buf_free(&t);
+	return ret;
+}
+
+void client_deliver(struct client_job *j)
+{
+	struct cand *c = xcalloc(MAX_CANDS, sizeof *c);
+	int n = 0;
+	struct reply err = {0};
+	j->remote[0] = 0;
+	for (unsigned i = 0; i < j->n; i++)
+		memset(&j->r[i].r, 0, sizeof j->r[i].r);
+	if (candidates(j, c, &n, &err) < 0) {
+		set_all(j, &err);
+		free(c);
+		return;
+	}
+	struct reply why = {0};
+	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
+	for (int i = 0; i < n; i++) {
+		char ip[INET6_ADDRSTRLEN + 8], reason[256];
+		struct conn conn = {.lmtp = lmtp};
+		if (c[i].ss.ss_family == AF_UNIX)
+			snprintf(conn.name, sizeof conn.name, "%s", c[i].host);
+		else {
+			sa_text(&c[i].ss, ip, sizeof ip);
+			snprintf(conn.name, sizeof conn.name, "%s[%s]", c[i].host,
+				 ip);
+		}
+		int fd = connect_to(&c[i], reason, sizeof reason);
+		if (fd < 0) {
+			set(&why, 451, "4.4.1", "connect to %s: %s", conn.name,
+			    reason);
+			continue;
+		}
+		io_init(&conn.io, fd, fd, REPLY_TIMEOUT_MS);
+		int r = converse(j, &conn, &why);
+		io_free(&conn.io);
+		close(fd);
+		if (r != NEXT_ADDRESS)
+			break;
+	}
+	if (!why.code)
+		set(&why, 451, "4.4.1", "no address to deliver to");
+	set_all(j, &why);
+	free(c);
+}

@@ -1,0 +1,44 @@
+/*
+ * client.h - the onward SMTP and LMTP client of SPEC 7.2.
+ *
+ * Owns: finding the addresses of a destination (a [relay]'s list, a host,
+ * the MX hosts of a domain), trying them in order, the conversation
+ * (EHLO/LHLO, PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING), and one
+ * reply per recipient. Which reply means what for the message is the
+ * caller's business (flush.c).
+ *
+ * Never: writes to the spool, or sends a message that a peer announced it
+ * would refuse (SIZE) or could not carry (8bit, binary, SMTPUTF8).
+ */
+#ifndef POSTMASTER_CLIENT_H
+#define POSTMASTER_CLIENT_H
+
+#include "cf.h"
+#include "deliver.h"
+#include "route.h"
+
+struct client_rcpt {
+	const char *addr;
+	struct reply r; /* filled for every recipient */
+};
+
+struct client_job {
+	const struct cf *cf;
+	enum target_kind kind;         /* T_RELAY, T_HOST or T_MX */
+	const struct cf_section *relay; /* T_RELAY */
+	const char *arg;               /* T_HOST: the host; T_MX: the domain */
+	const struct msg *m;
+	int eightbit, smtputf8;
+	struct client_rcpt *r;
+	unsigned n;
+	char remote[300]; /* "host[ip]" that gave the replies, or "" */
+};
+
+void client_deliver(struct client_job *j);
+
+/* The destination's name for grouping and logs ("relay NAME", "host H",
+ * "mx D"). */
+void client_dest_key(enum target_kind kind, const char *via, const char *arg,
+		     const char *addr, char *out, size_t n);
+
+#endif

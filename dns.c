@@ -1,0 +1,211 @@
+/*
+ * dns.c - MX and address lookups (see dns.h).
+ *
+ * The answer is parsed here with dn_expand(3) rather than libresolv's
+ * ns_parserr, so the lookup costs no extra shared library: res_nquery and
+ * dn_expand live in glibc itself.
+ */
+#include "dns.h"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ANSWER_MAX 65536
+
+/* Sets up a resolver, pointed at server when it is given (IPv4 only:
+ * glibc keeps IPv6 name servers in private fields). */
+static int resolver(const char *server, struct __res_state *st)
+{
+	memset(st, 0, sizeof *st);
+	if (res_ninit(st) < 0)
+		return -1;
+	if (!server)
+		return 0;
+	char host[64];
+	int port = 53;
+	const char *colon = strrchr(server, ':');
+	if (server[0] == '[') {
+		const char *close = strchr(server, ']');
+		snprintf(host, sizeof host, "%.*s", (int)(close - server - 1),
+			 server + 1);
+		port = atoi(close + 2);
+	} else if (colon && strchr(server, ':') == colon) {
+		snprintf(host, sizeof host, "%.*s", (int)(colon - server), server);
+		port = atoi(colon + 1);
+	} else {
+		snprintf(host, sizeof host, "%s", server);
+	}
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)port)};
+	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+		res_nclose(st);
+		return -1;
+	}
+	st->nsaddr_list[0] = sin;
+	st->nscount = 1;
+	st->retry = 2;
+	st->retrans = 2;
+	return 0;
+}
+
+static enum dns_status query(const char *server, const char *name, int type,
+			     unsigned char *ans, int *len)
+{
+	struct __res_state st;
+	if (resolver(server, &st) < 0)
+		return DNS_TEMP;
+	*len = res_nquery(&st, name, ns_c_in, type, ans, ANSWER_MAX);
+	int herr = st.res_h_errno;
+	res_nclose(&st);
+	if (*len >= 0)
+		return DNS_OK;
+	if (herr == HOST_NOT_FOUND)
+		return DNS_NOTFOUND;
+	if (herr == NO_DATA)
+		return DNS_NODATA;
+	return DNS_TEMP;
+}
+
+/* Calls fn for each answer record of the wanted type. */
+static int each_answer(const unsigned char *ans, int len, int type,
+		       void (*fn)(const unsigned char *ans, int len,
+				  const unsigned char *rd, int rdlen, void *arg),
+		       void *arg)
+{
+	if (len < 12)
+		return -1;
+	const unsigned char *end = ans + len, *p = ans + 12;
+	unsigned qd = (unsigned)(ans[4] << 8 | ans[5]);
+	unsigned an = (unsigned)(ans[6] << 8 | ans[7]);
+	char name[NS_MAXDNAME];
+	for (unsigned i = 0; i < qd; i++) {
+		int n = dn_expand(ans, end, p, name, sizeof name);
+		if (n < 0 || p + n + 4 > end)
+			return -1;
+		p += n + 4;
+	}
+	for (unsigned i = 0; i < an; i++) {
+		int n = dn_expand(ans, end, p, name, sizeof name);
+		if (n < 0 || p + n + 10 > end)
+			return -1;
+		p += n;
+		int t = p[0] << 8 | p[1];
+		int rdlen = p[8] << 8 | p[9];
+		p += 10;
+		if (p + rdlen > end)
+			return -1;
+		if (t == type)
+			fn(ans, len, p, rdlen, arg);
+		p += rdlen;
+	}
+	return 0;
+}
+
+struct mx_acc {
+	struct dns_mx *mx;
+	int max, n, nullmx;
+};
+
+static void add_mx(const unsigned char *ans, int len, const unsigned char *rd,
+		   int rdlen, void *arg)
+{
+	struct mx_acc *a = arg;
+	if (rdlen < 3 || a->n >= a->max)
+		return;
+	struct dns_mx *m = &a->mx[a->n];
+	m->pref = (unsigned)(rd[0] << 8 | rd[1]);
+	if (dn_expand(ans, ans + len, rd + 2, m->host, sizeof m->host) < 0)
+		return;
+	if (!m->host[0] || !strcmp(m->host, ".")) {
+		a->nullmx = 1;
+		return;
+	}
+	a->n++;
+}
+
+enum dns_status dns_mx(const char *server, const char *domain,
+		       struct dns_mx *mx, int max, int *n)
+{
+	static unsigned char ans[ANSWER_MAX];
+	int len;
+	*n = 0;
+	enum dns_status s = query(server, domain, ns_t_mx, ans, &len);
+	if (s != DNS_OK)
+		return s;
+	struct mx_acc a = {mx, max, 0, 0};
+	if (each_answer(ans, len, ns_t_mx, add_mx, &a) < 0)
+		return DNS_TEMP;
+	if (a.nullmx && a.n == 0)
+		return DNS_NULLMX;
+	/* stable insertion sort by preference */
+	for (int i = 1; i < a.n; i++) {
+		struct dns_mx t = mx[i];
+		int j = i;
+		for (; j > 0 && mx[j - 1].pref > t.pref; j--)
+			mx[j] = mx[j - 1];
+		mx[j] = t;
+	}
+	*n = a.n;
+	return a.n ? DNS_OK : DNS_NODATA;
+}
+
+struct addr_acc {
+	struct sockaddr_storage *out;
+	int max, n, port;
+};
+
+static void add_addr(const unsigned char *ans, int len,
+		     const unsigned char *rd, int rdlen, void *arg)
+{
+	struct addr_acc *a = arg;
+	(void)ans;
+	(void)len;
+	if (a->n >= a->max)
+		return;
+	struct sockaddr_storage *ss = &a->out[a->n];
+	memset(ss, 0, sizeof *ss);
+	if (rdlen == 16) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)a->port);
+		memcpy(&s6->sin6_addr, rd, 16);
+	} else if (rdlen == 4) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)a->port);
+		memcpy(&s4->sin_addr, rd, 4);
+	} else {
+		return;
+	}
+	a->n++;
+}
+
+enum dns_status dns_addrs(const char *server, const char *host, int port,
+			  struct sockaddr_storage *out, int max, int *n)
+{
+	static unsigned char ans[ANSWER_MAX];
+	struct addr_acc a = {out, max, 0, port};
+	enum dns_status worst = DNS_NOTFOUND;
+	static const int types[] = {ns_t_aaaa, ns_t_a};
+	for (int i = 0; i < 2; i++) {
+		int len;
+		enum dns_status s = query(server, host, types[i], ans, &len);
+		if (s == DNS_OK) {
+			if (each_answer(ans, len, types[i], add_addr, &a) < 0)
+				s = DNS_TEMP;
+		}
+		if (s == DNS_TEMP)
+			worst = DNS_TEMP;
+		else if (s == DNS_NODATA && worst == DNS_NOTFOUND)
+			worst = DNS_NODATA;
+	}
+	*n = a.n;
+	return a.n ? DNS_OK : worst;
+}

@@ -1,0 +1,41 @@
+/*
+ * dns.h - the DNS lookups of onward delivery: MX records and address
+ * records, through the resolver in libc (res_nquery), honouring
+ * core.dns-server.
+ *
+ * Owns: the query, the parsing of answers, the MX order (preference, then
+ * the order the server gave), the null MX of RFC 7505, and the mapping of
+ * resolver failures to permanent or temporary outcomes.
+ *
+ * Never: caches, connects anywhere but the DNS server, or decides what a
+ * failed lookup means for a message (client.c does).
+ */
+#ifndef POSTMASTER_DNS_H
+#define POSTMASTER_DNS_H
+
+#include <sys/socket.h>
+
+#define DNS_MAX_MX 16
+#define DNS_MAX_ADDRS 16
+
+enum dns_status {
+	DNS_OK,
+	DNS_NOTFOUND, /* the name does not exist (NXDOMAIN) */
+	DNS_NODATA,   /* the name exists but has no such records */
+	DNS_TEMP,     /* try again later */
+	DNS_NULLMX,   /* RFC 7505: the domain accepts no mail */
+};
+
+struct dns_mx {
+	unsigned pref;
+	char host[256];
+};
+
+/* server: NULL for /etc/resolv.conf, else core.dns-server's value. */
+enum dns_status dns_mx(const char *server, const char *domain,
+		       struct dns_mx *mx, int max, int *n);
+/* AAAA then A records of host, IPv6 first; port in each. */
+enum dns_status dns_addrs(const char *server, const char *host, int port,
+			  struct sockaddr_storage *out, int max, int *n);
+
+#endif

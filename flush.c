@@ -1,0 +1,523 @@
+/*
+ * flush.c - delivering spooled messages (see flush.h).
+ *
+ * A run takes the due, pending targets of one message: local ones are
+ * gathered into as few mailer runs as deliver.c's plan allows (Maildirs get
+ * a file name made of the spool id, so a repeated run finds its earlier
+ * copy instead of writing a second one), network ones are grouped by
+ * destination and sent over one connection. After each run the envelope
+ * is rewritten, so a crash repeats at most that run. A destination that
+ * could not be reached is remembered for the rest of the flush.
+ */
+#include "flush.h"
+#include "bounce.h"
+#include "client.h"
+#include "deliver.h"
+#include "log.h"
+#include "session.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_TIMEOUT 300
+#define MAX_DEAD 64
+
+/* Destinations that failed to connect in this process. */
+static struct {
+	char key[300];
+	struct reply r;
+} dead[MAX_DEAD];
+static unsigned ndead;
+
+static int is_local(enum target_kind k)
+{
+	return k != T_RELAY && k != T_HOST && k != T_MX;
+}
+
+static const struct cf_section *target_section(const struct cf *cf,
+					       const struct spool_target *t)
+{
+	if (t->kind == T_PIPE || t->kind == T_USER)
+		return cf_find(cf, CF_PIPE, t->via);
+	if (t->kind == T_RELAY)
+		return cf_find(cf, CF_RELAY, t->via);
+	return NULL;
+}
+
+static int64_t backoff(const struct cf *cf, unsigned attempts)
+{
+	uint64_t min = cf->core->v[CORE_MINIMAL_BACKOFF].n;
+	uint64_t max = cf->core->v[CORE_MAXIMAL_BACKOFF].n;
+	uint64_t d = min;
+	for (unsigned i = 1; i < attempts && d < max; i++)
+		d *= 2;
+	return (int64_t)(d > max ? max : d);
+}
+
+struct run {
+	const struct cf *cf;
+	int dirfd;
+	struct spool_msg *m;
+	unsigned char *fail_now; /* failed in this flush: to be bounced */
+	time_t now;
+};
+
+static void log_target(const struct run *x, const struct spool_target *t,
+		       const char *status)
+{
+	char f[ADDR_PATH_MAX + 4], to[ADDR_PATH_MAX + 4], code[8], delay[24],
+		size[24];
+	snprintf(f, sizeof f, "<%s>", x->m->from);
+	snprintf(to, sizeof to, "<%s>", t->addr);
+	snprintf(code, sizeof code, "%d", t->code);
+	snprintf(delay, sizeof delay, "%lld",
+		 (long long)(x->now - x->m->arrival));
+	snprintf(size, sizeof size, "%lld", (long long)x->m->size);
+	struct buf rep = {0}, tgt = {0};
+	buf_printf(&rep, "%d %s %s", t->code, t->dsn, t->text);
+	buf_printf(&tgt, "%s%s%s", route_target_kind_name(t->kind),
+		   t->via[0] || t->arg[0] ? " " : "",
+		   t->via[0] ? t->via : t->arg);
+	log_event(t->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "id", x->m->id,
+		  "from", f, "to", to, "target", tgt.s, "relay",
+		  t->remote[0] ? t->remote : NULL, "status", status, "dsn",
+		  t->dsn, "size", size, "delay", delay, "reply", rep.s, NULL);
+	buf_free(&rep);
+	buf_free(&tgt);
+}
+
+/* What a reply means for one target. */
+static void apply(struct run *x, unsigned i, const struct reply *r,
+		  const char *remote)
+{
+	struct spool_target *t = &x->m->t[i];
+	t->code = r->code;
+	snprintf(t->dsn, sizeof t->dsn, "%s", r->dsn);
+	free(t->text);
+	t->text = xstrdup(r->text);
+	free(t->remote);
+	t->remote = xstrdup(remote ? remote : "");
+	t->attempts++;
+	if (r->code < 300) {
+		t->state = SP_DELIVERED;
+		log_target(x, t, "sent");
+		return;
+	}
+	int64_t lifetime = (int64_t)x->cf->core->v[CORE_QUEUE_LIFETIME].n;
+	if (r->code < 500 && x->now - x->m->arrival < lifetime) {
+		t->next = x->now + backoff(x->cf, t->attempts);
+		log_target(x, t, "deferred");
+		return;
+	}
+	if (r->code < 500) {
+		/* the last temporary reply becomes the final one */
+		struct buf b = {0};
+		buf_printf(&b, "%s (gave up after %lld seconds in the queue)",
+			   t->text, (long long)(x->now - x->m->arrival));
+		free(t->text);
+		t->text = b.s;
+		t->dsn[0] = '5';
+	}
+	x->fail_now[i] = 1;
+	log_target(x, t, "bounced");
+}
+
+static int due(const struct run *x, unsigned i, int all)
+{
+	const struct spool_target *t = &x->m->t[i];
+	return t->state == SP_PENDING && !x->fail_now[i] &&
+	       (all || t->next <= x->now);
+}
+
+static void save(struct run *x)
+{
+	if (spool_update(x->dirfd, x->m) < 0)
+		log_event(LOG_L_ERR, "id", x->m->id, "event", "spool-error",
+			  "reason", strerror(errno), NULL);
+}
+
+/* Delivers local target i and every later local target that fits the same
+ * mailer run. */
+static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
+{
+	struct spool_msg *m = x->m;
+	struct plan p = {0};
+	p.spool_id = m->id;
+	unsigned *idx = xcalloc(m->nt, sizeof *idx);
+	unsigned n = 0;
+	struct reply r = {0};
+	for (unsigned k = i; k < m->nt; k++) {
+		struct spool_target *t = &m->t[k];
+		if (used[k] || !due(x, k, all) || !is_local(t->kind))
+			continue;
+		struct route_target rt = {.kind = t->kind, .arg = t->arg};
+		snprintf(rt.addr, sizeof rt.addr, "%s", t->addr);
+		rt.sec = target_section(x->cf, t);
+		if ((t->kind == T_PIPE || t->kind == T_USER) && !rt.sec) {
+			if (k == i) {
+				used[k] = 1;
+				r = (struct reply){451, "4.3.5", ""};
+				snprintf(r.text, sizeof r.text,
+					 "no [pipe \"%s\"] in the configuration",
+					 t->via);
+				apply(x, k, &r, NULL);
+				break;
+			}
+			continue;
+		}
+		struct route_result rr = {.code = 250, .t = &rt, .nt = 1};
+		if (plan_add(&p, &rr, t->orig) == PLAN_OK) {
+			used[k] = 1;
+			idx[n++] = k;
+		}
+	}
+	if (n) {
+		struct msg msg = {
+			.fd = m->data_fd,
+			.size = m->size,
+			.from = m->from,
+			.sid = m->id,
+			.hostname = x->cf->core->v[CORE_HOSTNAME].s,
+			.binary = m->binary,
+		};
+		plan_deliver(&p, &msg, DEFAULT_TIMEOUT, &r);
+		for (unsigned k = 0; k < n; k++)
+			apply(x, idx[k], &r, NULL);
+	}
+	plan_free(&p);
+	free(idx);
+	save(x);
+}
+
+static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
+{
+	struct spool_msg *m = x->m;
+	const struct spool_target *t0 = &m->t[i];
+	char key[300], k2[300];
+	client_dest_key(t0->kind, t0->via, t0->arg, t0->addr, key, sizeof key);
+	unsigned *idx = xcalloc(m->nt, sizeof *idx);
+	struct client_rcpt *rc = xcalloc(m->nt, sizeof *rc);
+	unsigned n = 0, nr = 0;
+	for (unsigned k = i; k < m->nt; k++) {
+		const struct spool_target *t = &m->t[k];
+		if (used[k] || !due(x, k, all) || is_local(t->kind))
+			continue;
+		client_dest_key(t->kind, t->via, t->arg, t->addr, k2, sizeof k2);
+		if (strcmp(key, k2))
+			continue;
+		used[k] = 1;
+		idx[n++] = k;
+	}
+	for (unsigned d = 0; d < ndead; d++)
+		if (!strcmp(dead[d].key, key)) {
+			for (unsigned k = 0; k < n; k++)
+				apply(x, idx[k], &dead[d].r, NULL);
+			goto out;
+		}
+	/* one RCPT per distinct address */
+	unsigned *slot = xcalloc(n, sizeof *slot);
+	for (unsigned k = 0; k < n; k++) {
+		unsigned s = 0;
+		while (s < nr && strcmp(rc[s].addr, m->t[idx[k]].addr))
+			s++;
+		if (s == nr)
+			rc[nr++].addr = m->t[idx[k]].addr;
+		slot[k] = s;
+	}
+	struct msg msg = {
+		.fd = m->data_fd,
+		.size = m->size,
+		.from = m->from,
+		.sid = m->id,
+		.hostname = x->cf->core->v[CORE_HOSTNAME].s,
+		.binary = m->binary,
+	};
+	struct client_job j = {
+		.cf = x->cf,
+		.kind = t0->kind,
+		.relay = t0->kind == T_RELAY ? target_section(x->cf, t0) : NULL,
+		.arg = t0->kind == T_MX ? strrchr(t0->addr, '@') + 1 : t0->arg,
+		.m = &msg,
+		.eightbit = m->eightbit,
+		.smtputf8 = m->smtputf8,
+		.r = rc,
+		.n = nr,
+	};
+	if (t0->kind == T_RELAY && !j.relay) {
+		struct reply r = {451, "4.3.5", ""};
+		snprintf(r.text, sizeof r.text,
+			 "no [relay \"%s\"] in the configuration", t0->via);
+		for (unsigned k = 0; k < nr; k++)
+			rc[k].r = r;
+	} else {
+		client_deliver(&j);
+	}
+	/* nobody answered: do not try this destination again in this flush */
+	if (!j.remote[0] && nr && rc[0].r.code >= 400 && rc[0].r.code < 500 &&
+	    ndead < MAX_DEAD) {
+		snprintf(dead[ndead].key, sizeof dead[ndead].key, "%s", key);
+		dead[ndead++].r = rc[0].r;
+	}
+	for (unsigned k = 0; k < n; k++)
+		apply(x, idx[k], &rc[slot[k]].r, j.remote);
+	free(slot);
+out:
+	free(idx);
+	free(rc);
+	save(x);
+}
+
+static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
+{
+	struct spool_msg *m = x->m;
+	unsigned *idx = xcalloc(m->nt, sizeof *idx);
+	unsigned n = 0;
+	for (unsigned i = 0; i < m->nt; i++)
+		if (x->fail_now[i])
+			idx[n++] = i;
+	if (!n) {
+		free(idx);
+		return;
+	}
+	struct spool_msg b;
+	int r = bounce_create(cf, dirfd, m, idx, n, &b);
+	if (r < 0) {
+		/* the targets stay pending: the next flush tries again */
+		log_event(LOG_L_ERR, "id", m->id, "event", "bounce-error",
+			  "reason", strerror(errno), NULL);
+		for (unsigned i = 0; i < n; i++) {
+			x->fail_now[idx[i]] = 0;
+			m->t[idx[i]].next = x->now + backoff(cf, 1);
+		}
+		free(idx);
+		return;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		m->t[idx[i]].state = SP_FAILED;
+		x->fail_now[idx[i]] = 0;
+	}
+	free(idx);
+	save(x);
+	if (r == 0) {
+		log_event(LOG_L_INFO, "id", m->id, "event", "bounce", "bounce-id",
+			  b.id, NULL);
+		flush_message(cf, dirfd, &b, FLUSH_ALL);
+	}
+}
+
+void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
+		   int all)
+{
+	struct run x = {cf, dirfd, m, xcalloc(m->nt + 1, 1), time(NULL)};
+	unsigned char *used = xcalloc(m->nt + 1, 1);
+	for (unsigned i = 0; i < m->nt; i++) {
+		if (used[i] || !due(&x, i, all))
+			continue;
+		if (m->t[i].kind == T_DISCARD) {
+			struct reply r = {250, "2.0.0", "discarded"};
+			used[i] = 1;
+			apply(&x, i, &r, NULL);
+			save(&x);
+		} else if (is_local(m->t[i].kind)) {
+			local_run(&x, i, all, used);
+		} else {
+			net_run(&x, i, all, used);
+		}
+	}
+	deliver_bounces(cf, dirfd, &x);
+	int pending = 0;
+	for (unsigned i = 0; i < m->nt; i++)
+		pending += m->t[i].state == SP_PENDING;
+	if (!pending) {
+		spool_remove(dirfd, m);
+		log_event(LOG_L_INFO, "id", m->id, "event", "removed", NULL);
+	}
+	free(x.fail_now);
+	free(used);
+	spool_msg_free(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* --flush, --queue, --delete                                          */
+
+/* Opens the spool as the unprivileged user; -1 after saying why. */
+static int open_spool(const struct cf *cf)
+{
+	char why[512];
+	if (session_drop_privileges(cf, why, sizeof why) < 0) {
+		fprintf(stderr, "postmaster: %s\n", why);
+		return -1;
+	}
+	int fd = spool_open(cf->core->v[CORE_SPOOL_DIRECTORY].s, why,
+			    sizeof why);
+	if (fd < 0)
+		fprintf(stderr, "postmaster: %s\n", why);
+	return fd;
+}
+
+/* Holds core.pid-file as a lock for the life of the process. */
+static int lock_pid_file(const struct cf *cf)
+{
+	const char *path = cf->core->v[CORE_PID_FILE].s;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "postmaster: pid file %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		char other[32] = "";
+		ssize_t n = pread(fd, other, sizeof other - 1, 0);
+		if (n > 0)
+			other[strcspn(other, "\n")] = 0;
+		fprintf(stderr, "postmaster: another --flush (pid %s) holds "
+				"%s\n",
+			n > 0 ? other : "?", path);
+		close(fd);
+		return -2;
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+		fprintf(stderr, "postmaster: pid file %s: %s\n", path,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int open_log(const struct cf *cf, const char *what)
+{
+	char why[512];
+	if (log_open(cf, cf->core->v[CORE_LOGGER].s, what, why, sizeof why) < 0) {
+		fprintf(stderr, "postmaster: %s\n", why);
+		return -1;
+	}
+	return 0;
+}
+
+int flush_main(const struct cf *cf, int mode, const char *id)
+{
+	int pidfd = lock_pid_file(cf);
+	if (pidfd == -2)
+		return 0; /* the timer came round while the last run goes on */
+	if (pidfd < 0 || open_log(cf, "flush") < 0)
+		return 75;
+	int dirfd = open_spool(cf);
+	if (dirfd < 0)
+		return 75;
+	unsigned n = 0;
+	char **ids = NULL;
+	if (id) {
+		ids = xcalloc(1, sizeof *ids);
+		ids[0] = xstrdup(id);
+		n = 1;
+	} else {
+		ids = spool_list(dirfd, &n);
+	}
+	int ex = 0;
+	for (unsigned i = 0; i < n; i++) {
+		struct spool_msg m;
+		char why[512];
+		int r = spool_load(dirfd, ids[i], 1, &m, why, sizeof why);
+		if (r == SPOOL_BUSY || (r == SPOOL_GONE && !id))
+			continue; /* being delivered, or done meanwhile */
+		if (r != SPOOL_OK) {
+			fprintf(stderr, "postmaster: %s\n", why);
+			ex = id ? 69 : 75;
+			continue;
+		}
+		flush_message(cf, dirfd, &m, id || mode == FLUSH_ALL);
+	}
+	spool_list_free(ids, n);
+	close(dirfd);
+	log_close();
+	close(pidfd);
+	return ex;
+}
+
+static void age_text(time_t secs, char *out, size_t n)
+{
+	if (secs < 120)
+		snprintf(out, n, "%llds", (long long)secs);
+	else if (secs < 7200)
+		snprintf(out, n, "%lldm", (long long)secs / 60);
+	else if (secs < 172800)
+		snprintf(out, n, "%lldh", (long long)secs / 3600);
+	else
+		snprintf(out, n, "%lldd", (long long)secs / 86400);
+}
+
+int queue_main(const struct cf *cf)
+{
+	int dirfd = open_spool(cf);
+	if (dirfd < 0)
+		return 75;
+	unsigned n = 0;
+	char **ids = spool_list(dirfd, &n);
+	time_t now = time(NULL);
+	for (unsigned i = 0; i < n; i++) {
+		struct spool_msg m;
+		char why[512], age[32];
+		if (spool_load(dirfd, ids[i], 0, &m, why, sizeof why) != SPOOL_OK)
+			continue;
+		age_text(now - m.arrival, age, sizeof age);
+		printf("%s  %8lld  %5s  <%s>%s\n", m.id, (long long)m.size, age,
+		       m.from,
+		       m.origin == SP_BOUNCE	     ? "  (bounce)"
+		       : m.origin == SP_DOUBLE_BOUNCE ? "  (double bounce)"
+						      : "");
+		for (unsigned k = 0; k < m.nt; k++) {
+			const struct spool_target *t = &m.t[k];
+			char next[32] = "";
+			if (t->state == SP_PENDING && t->next > now)
+				age_text(t->next - now, next, sizeof next);
+			printf("    %-9s <%s> %s%s%s attempts=%u%s%s\n",
+			       spool_state_name(t->state), t->addr,
+			       route_target_kind_name(t->kind),
+			       t->via[0] || t->arg[0] ? " " : "",
+			       t->via[0] ? t->via : t->arg, t->attempts,
+			       next[0] ? " next-in=" : "", next);
+			if (t->code)
+				printf("              %d %s %s\n", t->code, t->dsn,
+				       t->text);
+		}
+		spool_msg_free(&m);
+	}
+	if (!n)
+		printf("the spool is empty\n");
+	spool_list_free(ids, n);
+	close(dirfd);
+	return 0;
+}
+
+int delete_main(const struct cf *cf, const char *id)
+{
+	if (open_log(cf, "delete") < 0)
+		return 75;
+	int dirfd = open_spool(cf);
+	if (dirfd < 0)
+		return 75;
+	struct spool_msg m;
+	char why[512];
+	int r = spool_load(dirfd, id, 1, &m, why, sizeof why);
+	if (r != SPOOL_OK) {
+		fprintf(stderr, "postmaster: %s\n", why);
+		close(dirfd);
+		return r == SPOOL_BUSY ? 75 : 69;
+	}
+	spool_remove(dirfd, &m);
+	log_event(LOG_L_INFO, "id", m.id, "event", "deleted", NULL);
+	printf("%s: deleted\n", m.id);
+	spool_msg_free(&m);
+	close(dirfd);
+	log_close();
+	return 0;
+}

@@ -1,0 +1,33 @@
+/*
+ * flush.h - delivering what the spool holds (SPEC 7 path 3, 7.1).
+ *
+ * Owns: the delivery runs of a spooled message (local targets through
+ * deliver.c, network targets through client.c, grouped by destination),
+ * what each reply means for a target (2xx delivered; 4xx retried with
+ * back-off until queue-lifetime; 5xx failed), bouncing the failed ones
+ * through bounce.c, the flusher (--flush, locked by core.pid-file) and the
+ * queue listing (--queue, --delete).
+ *
+ * Never: delivers a message it has not locked, or forgets a target: every
+ * run ends with the envelope rewritten or the message removed.
+ */
+#ifndef POSTMASTER_FLUSH_H
+#define POSTMASTER_FLUSH_H
+
+#include "cf.h"
+#include "spool.h"
+
+/* Delivers the due targets of a loaded, locked message; frees m. */
+void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
+		   int all);
+
+enum { FLUSH_DUE, FLUSH_ALL };
+/* --flush [--now], or --flush=ID (one message, now). Returns an exit
+ * status. */
+int flush_main(const struct cf *cf, int mode, const char *id);
+/* --queue */
+int queue_main(const struct cf *cf);
+/* --delete=ID: removes a message without a bounce. */
+int delete_main(const struct cf *cf, const char *id);
+
+#endif

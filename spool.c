@@ -1,0 +1,542 @@
+/*
+ * spool.c - the durable queue's files (see spool.h).
+ *
+ * The envelope is text, one item per line, each field %XX-escaped where it
+ * holds a blank, a '%', a control byte or is empty ("-"):
+ *
+ *   postmaster-envelope 1
+ *   arrival 1764560000
+ *   sender a@example.org
+ *   origin client|bounce|double-bounce
+ *   body 7bit|8bitmime|binarymime
+ *   smtputf8 0|1
+ *   session SID
+ *   client [192.0.2.1]
+ *   target STATE ATTEMPTS NEXT KIND VIA ADDR ORIG ARG
+ *   reply CODE DSN REMOTE TEXT
+ *
+ * A "reply" line belongs to the target line before it. The data file is
+ * locked (flock) by whoever delivers the message; the envelope is replaced
+ * by rename, so its inode cannot carry a lock.
+ */
+#define _GNU_SOURCE
+#include "spool.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ORPHAN_AGE 3600 /* a data file without envelope this old is dead */
+
+static const char *const state_names[] = {"pending", "delivered", "failed"};
+static const char *const origin_names[] = {"client", "bounce",
+					   "double-bounce"};
+static const char *const kind_names[] = {
+	[T_PIPE] = "pipe",       [T_RELAY] = "relay", [T_USER] = "user",
+	[T_HOST] = "host",       [T_MX] = "mx",       [T_CMD] = "cmd",
+	[T_MAILDIR] = "maildir", [T_DISCARD] = "discard",
+};
+
+const char *spool_state_name(enum sp_state s) { return state_names[s]; }
+
+int spool_open(const char *dir, char *why, size_t n)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, n, "spool directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
+		snprintf(why, n, "spool directory %s: %s", dir, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void name_of(char *out, size_t n, const char *id, const char *ext)
+{
+	snprintf(out, n, "%s.%s", id, ext);
+}
+
+int spool_create(int dirfd, struct spool_msg *m)
+{
+	for (int tries = 0; tries < 10; tries++) {
+		uint32_t rnd;
+		if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+			rnd = (uint32_t)getpid() ^ (uint32_t)clock();
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(m->id, sizeof m->id, "%010llX%08X",
+			 (unsigned long long)ts.tv_sec & 0xffffffffffULL, rnd);
+		char name[64];
+		name_of(name, sizeof name, m->id, "data");
+		int fd = openat(dirfd, name,
+				O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno == EEXIST)
+			continue;
+		if (fd < 0)
+			return -1;
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int e = errno;
+			unlinkat(dirfd, name, 0);
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		m->data_fd = fd;
+		m->arrival = ts.tv_sec;
+		return 0;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+void spool_add_target(struct spool_msg *m, const struct route_target *t,
+		      const char *orig)
+{
+	m->t = xrealloc(m->t, (m->nt + 1) * sizeof *m->t);
+	struct spool_target *x = &m->t[m->nt++];
+	memset(x, 0, sizeof *x);
+	x->kind = t->kind;
+	x->state = SP_PENDING;
+	x->via = xstrdup(t->sec && t->sec->name ? t->sec->name : "");
+	x->addr = xstrdup(t->addr);
+	x->orig = xstrdup(orig);
+	x->arg = xstrdup(t->arg ? t->arg : "");
+	x->remote = xstrdup("");
+	x->text = xstrdup("");
+}
+
+/* ------------------------------------------------------------------ */
+/* The envelope text                                                   */
+
+static void put_field(struct buf *b, const char *s)
+{
+	buf_addc(b, ' ');
+	if (!*s || !strcmp(s, "-")) {
+		buf_adds(b, *s ? "%2D" : "-");
+		return;
+	}
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= ' ' || c == '%' || c == 0x7f)
+			buf_printf(b, "%%%02X", c);
+		else
+			buf_addc(b, (char)c);
+	}
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Unescapes one field in place; NULL when it is malformed. */
+static char *get_field(char **p)
+{
+	char *s = *p;
+	while (*s == ' ')
+		s++;
+	if (!*s)
+		return NULL;
+	char *start = s, *o = s;
+	while (*s && *s != ' ') {
+		if (*s == '%') {
+			int h = hexval(s[1]), l = h < 0 ? -1 : hexval(s[2]);
+			if (l < 0)
+				return NULL;
+			*o++ = (char)(h * 16 + l);
+			s += 3;
+		} else {
+			*o++ = *s++;
+		}
+	}
+	char *next = *s ? s + 1 : s;
+	*o = 0;
+	*p = next;
+	if (!strcmp(start, "-"))
+		start[0] = 0;
+	return start;
+}
+
+static void envelope_text(const struct spool_msg *m, struct buf *b)
+{
+	buf_adds(b, "postmaster-envelope 1\n");
+	buf_printf(b, "arrival %lld\n", (long long)m->arrival);
+	buf_adds(b, "sender");
+	put_field(b, m->from);
+	buf_printf(b, "\norigin %s\n", origin_names[m->origin]);
+	buf_printf(b, "body %s\n", m->binary     ? "binarymime"
+				   : m->eightbit ? "8bitmime"
+						 : "7bit");
+	buf_printf(b, "smtputf8 %d\n", m->smtputf8);
+	buf_adds(b, "session");
+	put_field(b, m->sid ? m->sid : "");
+	buf_adds(b, "\nclient");
+	put_field(b, m->client ? m->client : "");
+	buf_addc(b, '\n');
+	for (unsigned i = 0; i < m->nt; i++) {
+		const struct spool_target *t = &m->t[i];
+		buf_printf(b, "target %s %u %lld %s", state_names[t->state],
+			   t->attempts, (long long)t->next, kind_names[t->kind]);
+		put_field(b, t->via);
+		put_field(b, t->addr);
+		put_field(b, t->orig);
+		put_field(b, t->arg);
+		buf_addc(b, '\n');
+		if (t->code) {
+			buf_printf(b, "reply %d", t->code);
+			put_field(b, t->dsn);
+			put_field(b, t->remote);
+			buf_addc(b, ' ');
+			for (const char *s = t->text; *s; s++)
+				buf_addc(b, *s == '\n' || *s == '\r' ? ' ' : *s);
+			buf_addc(b, '\n');
+		}
+	}
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Writes the envelope under a temporary name and renames it into place. */
+static int write_envelope(int dirfd, const struct spool_msg *m)
+{
+	char tmp[64], name[64];
+	snprintf(tmp, sizeof tmp, "%s.env.%ld", m->id, (long)getpid());
+	name_of(name, sizeof name, m->id, "env");
+	struct buf b = {0};
+	envelope_text(m, &b);
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			0600);
+	if (fd < 0) {
+		buf_free(&b);
+		return -1;
+	}
+	int err = write_all(fd, b.s, b.len) < 0 || fsync(fd) < 0;
+	int e = errno;
+	buf_free(&b);
+	if (close(fd) < 0 && !err) {
+		err = 1;
+		e = errno;
+	}
+	if (err || renameat(dirfd, tmp, dirfd, name) < 0) {
+		if (!err)
+			e = errno;
+		unlinkat(dirfd, tmp, 0);
+		errno = e;
+		return -1;
+	}
+	return fsync(dirfd);
+}
+
+int spool_commit(int dirfd, struct spool_msg *m)
+{
+	struct stat st;
+	if (fsync(m->data_fd) < 0 || fstat(m->data_fd, &st) < 0)
+		return -1;
+	m->size = st.st_size;
+	return write_envelope(dirfd, m);
+}
+
+int spool_update(int dirfd, const struct spool_msg *m)
+{
+	return write_envelope(dirfd, m);
+}
+
+void spool_remove(int dirfd, const struct spool_msg *m)
+{
+	char name[64];
+	name_of(name, sizeof name, m->id, "env");
+	unlinkat(dirfd, name, 0);
+	name_of(name, sizeof name, m->id, "data");
+	unlinkat(dirfd, name, 0);
+	fsync(dirfd);
+}
+
+void spool_discard(int dirfd, struct spool_msg *m)
+{
+	char name[64];
+	name_of(name, sizeof name, m->id, "data");
+	unlinkat(dirfd, name, 0);
+	if (m->data_fd >= 0)
+		close(m->data_fd);
+	m->data_fd = -1;
+}
+
+static int parse_kind(const char *s, enum target_kind *k)
+{
+	for (size_t i = 0; i < sizeof kind_names / sizeof *kind_names; i++)
+		if (kind_names[i] && !strcmp(s, kind_names[i])) {
+			*k = (enum target_kind)i;
+			return 0;
+		}
+	return -1;
+}
+
+static int parse_index(const char *s, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(s, names[i]))
+			return (int)i;
+	return -1;
+}
+
+static int parse_envelope(char *text, struct spool_msg *m)
+{
+	char *save = NULL;
+	int lineno = 0;
+	for (char *l = strtok_r(text, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save), lineno++) {
+		char *sp = strchr(l, ' ');
+		if (!sp)
+			return -1;
+		*sp = 0;
+		char *key = l, *p = sp + 1, *f;
+		if (lineno == 0) {
+			if (strcmp(key, "postmaster-envelope") || strcmp(p, "1"))
+				return -1;
+		} else if (!strcmp(key, "arrival")) {
+			m->arrival = strtoll(p, NULL, 10);
+		} else if (!strcmp(key, "sender")) {
+			if (!(f = get_field(&p)))
+				return -1;
+			free(m->from);
+			m->from = xstrdup(f);
+		} else if (!strcmp(key, "origin")) {
+			int o = parse_index(p, origin_names, 3);
+			if (o < 0)
+				return -1;
+			m->origin = (enum sp_origin)o;
+		} else if (!strcmp(key, "body")) {
+			m->binary = !strcmp(p, "binarymime");
+			m->eightbit = !strcmp(p, "8bitmime");
+		} else if (!strcmp(key, "smtputf8")) {
+			m->smtputf8 = atoi(p);
+		} else if (!strcmp(key, "session") || !strcmp(key, "client")) {
+			if (!(f = get_field(&p)))
+				return -1;
+			char **dst = key[0] == 's' ? &m->sid : &m->client;
+			free(*dst);
+			*dst = xstrdup(f);
+		} else if (!strcmp(key, "target")) {
+			char *fs[8];
+			for (int i = 0; i < 8; i++)
+				if (!(fs[i] = get_field(&p)))
+					return -1;
+			int st = parse_index(fs[0], state_names, 3);
+			struct route_target rt = {0};
+			if (st < 0 || parse_kind(fs[3], &rt.kind) < 0)
+				return -1;
+			spool_add_target(m, &rt, fs[6]);
+			struct spool_target *t = &m->t[m->nt - 1];
+			t->state = (enum sp_state)st;
+			t->attempts = (unsigned)strtoul(fs[1], NULL, 10);
+			t->next = strtoll(fs[2], NULL, 10);
+			free(t->via);
+			free(t->addr);
+			free(t->arg);
+			t->via = xstrdup(fs[4]);
+			t->addr = xstrdup(fs[5]);
+			t->arg = xstrdup(fs[7]);
+		} else if (!strcmp(key, "reply")) {
+			if (!m->nt)
+				return -1;
+			struct spool_target *t = &m->t[m->nt - 1];
+			char *code = get_field(&p), *dsn, *remote;
+			if (!code || !(dsn = get_field(&p)) ||
+			    !(remote = get_field(&p)))
+				return -1;
+			t->code = atoi(code);
+			snprintf(t->dsn, sizeof t->dsn, "%s", dsn);
+			free(t->remote);
+			free(t->text);
+			t->remote = xstrdup(remote);
+			t->text = xstrdup(p);
+		}
+		/* unknown keys: a later version's additions, ignored */
+	}
+	return lineno > 0 && m->from ? 0 : -1;
+}
+
+static char *read_file_at(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	struct buf b = {0};
+	char chunk[8192];
+	ssize_t n;
+	while ((n = read(fd, chunk, sizeof chunk)) > 0)
+		buf_add(&b, chunk, (size_t)n);
+	close(fd);
+	if (n < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	if (!b.s)
+		buf_adds(&b, "");
+	return b.s;
+}
+
+int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
+	       char *why, size_t n)
+{
+	memset(m, 0, sizeof *m);
+	m->data_fd = -1;
+	snprintf(m->id, sizeof m->id, "%s", id);
+	char name[64];
+	name_of(name, sizeof name, id, "data");
+	m->data_fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (m->data_fd < 0) {
+		snprintf(why, n, "%s: %s", name, strerror(errno));
+		return errno == ENOENT ? SPOOL_GONE : SPOOL_BAD;
+	}
+	if (lock && flock(m->data_fd, LOCK_EX | LOCK_NB) < 0) {
+		snprintf(why, n, "%s: locked by another process", id);
+		spool_msg_free(m);
+		return SPOOL_BUSY;
+	}
+	/* read after the lock: the holder before us may have rewritten it */
+	name_of(name, sizeof name, id, "env");
+	char *text = read_file_at(dirfd, name);
+	if (!text) {
+		snprintf(why, n, "%s: %s", name, strerror(errno));
+		int gone = errno == ENOENT;
+		spool_msg_free(m);
+		return gone ? SPOOL_GONE : SPOOL_BAD;
+	}
+	int bad = parse_envelope(text, m);
+	free(text);
+	struct stat st;
+	if (bad || fstat(m->data_fd, &st) < 0) {
+		snprintf(why, n, "%s: malformed envelope", name);
+		spool_msg_free(m);
+		return SPOOL_BAD;
+	}
+	m->size = st.st_size;
+	return SPOOL_OK;
+}
+
+void spool_msg_free(struct spool_msg *m)
+{
+	for (unsigned i = 0; i < m->nt; i++) {
+		struct spool_target *t = &m->t[i];
+		free(t->via);
+		free(t->addr);
+		free(t->orig);
+		free(t->arg);
+		free(t->remote);
+		free(t->text);
+	}
+	free(m->t);
+	free(m->from);
+	free(m->sid);
+	free(m->client);
+	if (m->data_fd >= 0)
+		close(m->data_fd); /* releases the lock */
+	memset(m, 0, sizeof *m);
+	m->data_fd = -1;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n > k && !strcmp(s + n - k, suffix);
+}
+
+/* A data file without an envelope: its session died before the commit. */
+static void remove_orphan(int dirfd, const char *name)
+{
+	char env[64];
+	size_t idlen = strlen(name) - 5;
+	if (idlen >= 24)
+		return;
+	snprintf(env, sizeof env, "%.*s.env", (int)idlen, name);
+	struct stat st;
+	if (fstatat(dirfd, env, &st, 0) == 0 ||
+	    fstatat(dirfd, name, &st, 0) < 0 ||
+	    time(NULL) - st.st_mtime < ORPHAN_AGE)
+		return;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+	    fstatat(dirfd, env, &st, 0) < 0)
+		unlinkat(dirfd, name, 0);
+	close(fd);
+}
+
+char **spool_list(int dirfd, unsigned *n)
+{
+	*n = 0;
+	int fd = dup(dirfd);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return NULL;
+	}
+	rewinddir(d);
+	char **ids = NULL;
+	unsigned cap = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (has_suffix(e->d_name, ".data")) {
+			remove_orphan(dirfd, e->d_name);
+			continue;
+		}
+		if (!has_suffix(e->d_name, ".env"))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			ids = xrealloc(ids, cap * sizeof *ids);
+		}
+		ids[(*n)++] = xstrndup(e->d_name, strlen(e->d_name) - 4);
+	}
+	closedir(d);
+	/* ids begin with the arrival time in hex: name order is age order */
+	if (*n)
+		qsort(ids, *n, sizeof *ids, by_name);
+	return ids;
+}
+
+void spool_list_free(char **ids, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}

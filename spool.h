@@ -1,0 +1,91 @@
+/*
+ * spool.h - the durable queue of SPEC 7.1: storage, locking, listing.
+ *
+ * Owns: the spool directory's files (ID.data: the message, one copy
+ * whatever the number of recipients; ID.env: the envelope, human-readable
+ * text with one line per delivery target), the order in which they reach
+ * the disk (data fsync'd, envelope written to a temporary name, fsync'd,
+ * renamed, directory fsync'd: the rename is the commit), and the per-message
+ * lock (flock on the data file) that keeps two processes from delivering
+ * one message at once.
+ *
+ * Never: acknowledges anything itself, talks to the network, or decides
+ * what a reply means for a target (flush.c does).
+ */
+#ifndef POSTMASTER_SPOOL_H
+#define POSTMASTER_SPOOL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "route.h"
+
+enum sp_state { SP_PENDING, SP_DELIVERED, SP_FAILED };
+enum sp_origin { SP_CLIENT, SP_BOUNCE, SP_DOUBLE_BOUNCE };
+
+struct spool_target {
+	enum target_kind kind;
+	enum sp_state state;
+	unsigned attempts;
+	int64_t next;  /* next attempt, seconds since the epoch */
+	char *via;     /* [pipe]/[relay] name; T_USER: the mailer's [pipe] */
+	char *addr;    /* the address the target receives */
+	char *orig;    /* the recipient as the client gave it */
+	char *arg;
+	/* the last reply */
+	int code;
+	char dsn[12];
+	char *remote;  /* the host that gave it, or "" */
+	char *text;
+};
+
+struct spool_msg {
+	char id[24];
+	int64_t arrival;
+	char *from;    /* "" for <> */
+	enum sp_origin origin;
+	int binary;    /* BODY=BINARYMIME */
+	int eightbit;  /* BODY=8BITMIME */
+	int smtputf8;
+	char *sid;     /* the session that received it */
+	char *client;  /* "[ip]" or "local", for the bounce */
+	struct spool_target *t;
+	unsigned nt;
+	int data_fd;   /* open and locked while the message is held */
+	off_t size;
+};
+
+/* Opens the spool directory; -1 with a reason when it cannot be used. */
+int spool_open(const char *dir, char *why, size_t n);
+
+/* Creates a new message's data file in the spool, locked; fills m->id and
+ * m->data_fd. -1 with errno set when it cannot. */
+int spool_create(int dirfd, struct spool_msg *m);
+/* Adds a target (copies the strings). */
+void spool_add_target(struct spool_msg *m, const struct route_target *t,
+		      const char *orig);
+/* Makes the message durable: data fsync'd, envelope committed. -1 with
+ * errno set when it cannot (the caller then discards it). */
+int spool_commit(int dirfd, struct spool_msg *m);
+/* Rewrites the envelope (same commit order). */
+int spool_update(int dirfd, const struct spool_msg *m);
+/* Removes a message whose targets are all done (envelope first). */
+void spool_remove(int dirfd, const struct spool_msg *m);
+/* Removes an uncommitted message's data file and closes it. */
+void spool_discard(int dirfd, struct spool_msg *m);
+
+enum { SPOOL_OK = 0, SPOOL_BUSY = 1, SPOOL_GONE = 2, SPOOL_BAD = 3 };
+/* Loads a committed message; with lock, takes its lock without waiting
+ * (SPOOL_BUSY when another process holds it). */
+int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
+	       char *why, size_t n);
+void spool_msg_free(struct spool_msg *m);
+
+/* The ids of committed messages, oldest first; removes data files that
+ * lost their envelope (a session that died before its commit). */
+char **spool_list(int dirfd, unsigned *n);
+void spool_list_free(char **ids, unsigned n);
+
+const char *spool_state_name(enum sp_state s);
+
+#endif
