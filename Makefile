@@ -6,6 +6,7 @@ DESTDIR ?=
 SBINDIR = $(PREFIX)/sbin
 MANDIR = $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
+SPOOLDIR ?= /var/spool/postmaster
 
 CC ?= cc
 CFLAGS ?= -O2
@@ -29,7 +30,8 @@ TESTS = test_addr test_cf test_route
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	python3 python3-pytest python3-aiosmtpd hyperfine swaks procmail \
-	ucspi-tcp openbsd-inetd postfix systemd time bc
+	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
+	dovecot-lmtpd libgnutls28-dev gnutls-bin openssl
 
 .PHONY: all check check-normal check-san deps install clean bench fuzz lint demo
 
@@ -96,6 +98,7 @@ install: postmaster
 	install -m 755 postmaster $(DESTDIR)$(SBINDIR)/postmaster
 	install -m 644 man/postmaster.8 $(DESTDIR)$(MANDIR)/man8/postmaster.8
 	install -m 644 man/postmaster.cf.5 $(DESTDIR)$(MANDIR)/man5/postmaster.cf.5
+	install -d -m 700 $(DESTDIR)$(SPOOLDIR)
 	install -d $(DESTDIR)$(UNITDIR)
 	for u in units/*; do \
 		sed 's#/usr/local/sbin/postmaster#$(SBINDIR)/postmaster#' $$u > $(DESTDIR)$(UNITDIR)/$${u#units/}; \

@@ -945,6 +945,51 @@ def test_units_verify(tmp, socket_unit, service_unit):
     assert socket_unit not in r.stderr and service_unit.split("@")[0] not in r.stderr, r.stderr
 
 
+def test_make_install_destdir(tmp):
+    dest = os.path.join(tmp, "root")
+    r = subprocess.run(["make", "-s", "install", "DESTDIR=" + dest, "PREFIX=/usr"],
+                       cwd=TOP, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for f in ("usr/sbin/postmaster", "usr/share/man/man8/postmaster.8",
+              "usr/share/man/man5/postmaster.cf.5",
+              "usr/lib/systemd/system/postmaster-flush.service",
+              "usr/lib/systemd/system/postmaster-flush.timer",
+              "usr/lib/systemd/system/postmaster@.service"):
+        assert os.path.isfile(os.path.join(dest, f)), f
+    spool = os.path.join(dest, "var/spool/postmaster")
+    assert os.path.isdir(spool) and os.stat(spool).st_mode & 0o777 == 0o700
+    with open(os.path.join(dest, "usr/lib/systemd/system/postmaster-flush.service")) as f:
+        assert "ExecStart=/usr/sbin/postmaster --flush\n" in f.read()
+
+
+def test_flush_units_verify(tmp):
+    analyze = tool("systemd-analyze")
+    paths = []
+    for unit in ("postmaster-flush.service", "postmaster-flush.timer"):
+        with open(os.path.join(TOP, "units", unit)) as f:
+            text = f.read()
+        if unit.endswith(".service"):
+            new = re.sub(r"^ExecStart=\S+", "ExecStart=" + POSTMASTER, text,
+                         flags=re.M)
+            assert re.search(r"^ExecStart=\S+ --flush$", new, re.M), text
+            assert re.search(r"^Type=oneshot$", new, re.M)
+            assert re.search(r"^ProtectSystem=strict$", new, re.M)
+            text = new
+        else:
+            assert re.search(r"^OnUnitInactiveSec=\d+min$", text, re.M)
+        paths.append(os.path.join(tmp, unit))
+        with open(paths[-1], "w") as f:
+            f.write(text)
+    r = subprocess.run([analyze, "verify", "--man=no", *paths], cwd=tmp,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "postmaster-flush" not in r.stderr, r.stderr
+    # the session units let the detached delivery child outlive the session
+    for unit in ("postmaster@.service", "postmaster-submission@.service"):
+        with open(os.path.join(TOP, "units", unit)) as f:
+            assert re.search(r"^KillMode=process$", f.read(), re.M), unit
+
+
 # ------------------------------------------------------------------ #
 # make demo                                                           #
 
