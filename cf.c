@@ -180,10 +180,6 @@ static const struct {
 	{CF_SMTPD, SMTPD_SPF, "reject", "SPF is not in this build"},
 	{CF_SMTPD, SMTPD_VERIFY_SENDER, "yes",
 	 "sender verification is not in this build"},
-	{CF_RELAY, RELAY_TLS, "required", "TLS is not in this build"},
-	{CF_RELAY, RELAY_TLS, "verify", "TLS is not in this build"},
-	{CF_RELAY, RELAY_AUTH_USER, NULL,
-	 "AUTH to a relay is not in this build"},
 };
 
 const char *cf_kind_name(enum cf_kind kind)
@@ -2068,6 +2064,11 @@ int cf_finish(struct cf *cf, unsigned mode)
 		    !sec->set[RELAY_AUTH_USER])
 			cf_error(cf, &sec->set[RELAY_AUTH_PASSWORD]->pos,
 				 "expected 'auth-user' with 'auth-password'");
+		if (sec->kind == CF_RELAY && sec->set[RELAY_AUTH_USER] &&
+		    sec->v[RELAY_TLS].n == RTLS_NO && sec->set[RELAY_TLS])
+			cf_error(cf, &sec->set[RELAY_TLS]->pos,
+				 "expected tls other than 'no' with 'auth-user': "
+				 "credentials never travel in clear text");
 	}
 	/* references, once every section is known */
 	for (uint32_t i = 0; i < cf->nsecs; i++) {

@@ -12,6 +12,7 @@
 #include "client.h"
 #include "dns.h"
 #include "io.h"
+#include "tls.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -40,7 +41,8 @@ struct cand {
 };
 
 struct ext {
-	int pipelining, eightbit, binary, chunking, smtputf8;
+	int pipelining, eightbit, binary, chunking, smtputf8, starttls;
+	int auth_plain, auth_login;
 	unsigned long long size;
 };
 
@@ -314,9 +316,12 @@ static int candidates(struct client_job *j, struct cand *c, int *n,
 struct conn {
 	struct io io;
 	int fd;
-	char name[300];
+	char name[320];
+	const char *host; /* the name TLS checks and sends (SNI) */
 	struct ext ext;
 	int lmtp;
+	int tls_mode;     /* RTLS_* */
+	int tls;          /* TLS is on */
 };
 
 static int connect_to(const struct cand *c, char *why, size_t n)
@@ -431,8 +436,18 @@ static void parse_ehlo(struct conn *c, const char *text)
 			c->ext.chunking = 1;
 		else if (!strcasecmp(kw, "SMTPUTF8"))
 			c->ext.smtputf8 = 1;
+		else if (!strcasecmp(kw, "STARTTLS"))
+			c->ext.starttls = 1;
 		else if (!strncasecmp(kw, "SIZE", 4) && (kw[4] == ' ' || !kw[4]))
 			c->ext.size = strtoull(kw + 4, NULL, 10);
+		else if (!strncasecmp(kw, "AUTH", 4) && kw[4] == ' ') {
+			for (char *w = strtok(kw + 5, " "); w; w = strtok(NULL, " ")) {
+				if (!strcasecmp(w, "PLAIN"))
+					c->ext.auth_plain = 1;
+				else if (!strcasecmp(w, "LOGIN"))
+					c->ext.auth_login = 1;
+			}
+		}
 		l = e;
 	}
 }
@@ -516,7 +531,145 @@ static int bdat_replies(struct conn *c, const struct msg *m, struct buf *t)
 	return 0;
 }
 
-enum { NEXT_ADDRESS = 1 };
+enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2 };
+
+static void base64(const char *in, size_t n, struct buf *out)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)in;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)p[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		buf_addc(out, tab[v >> 18 & 63]);
+		buf_addc(out, tab[v >> 12 & 63]);
+		buf_addc(out, i + 1 < n ? tab[v >> 6 & 63] : '=');
+		buf_addc(out, i + 2 < n ? tab[v & 63] : '=');
+	}
+}
+
+/* EHLO or LHLO and its reply; 0 when it was 250. */
+static int hello(struct client_job *j, struct conn *c, struct buf *t,
+		 struct reply *why)
+{
+	cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO",
+	    j->cf->core->v[CORE_HOSTNAME].s);
+	io_flush(&c->io);
+	int code = read_reply(c, t);
+	if (code == 250) {
+		parse_ehlo(c, t->s);
+		return 0;
+	}
+	if (code < 0)
+		set(why, 451, "4.4.2", "%s: lost connection after %s", c->name,
+		    c->lmtp ? "LHLO" : "EHLO");
+	else
+		peer_reply(why, 451, t->s, c->name);
+	why->dsn[0] = '4';
+	return -1;
+}
+
+/* STARTTLS as the relay's tls key says (opportunistic for hosts and MX).
+ * Returns 0 to go on, NEXT_ADDRESS or AGAIN_IN_CLEAR with why. */
+static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
+		     struct reply *why)
+{
+	int must = c->tls_mode == RTLS_REQUIRED || c->tls_mode == RTLS_VERIFY;
+	if (c->tls_mode == RTLS_NO || (!c->ext.starttls && !must))
+		return 0;
+	if (!c->ext.starttls) {
+		set(why, 451, "4.7.4", "TLS is required, but %s does not offer "
+				       "STARTTLS",
+		    c->name);
+		return NEXT_ADDRESS;
+	}
+	cmd(c, "STARTTLS");
+	io_flush(&c->io);
+	int code = read_reply(c, t);
+	if (code != 220) {
+		if (code < 0) {
+			set(why, 451, "4.4.2", "%s: lost connection after "
+					       "STARTTLS",
+			    c->name);
+			return NEXT_ADDRESS;
+		}
+		if (!must)
+			return 0; /* still the same clear-text session */
+		peer_reply(why, 451, t->s, c->name);
+		why->dsn[0] = '4';
+		return NEXT_ADDRESS;
+	}
+	char reason[300];
+	if (tls_client_start(&c->io, c->host, c->tls_mode == RTLS_VERIFY, reason,
+			     sizeof reason) < 0) {
+		set(why, 451, "4.7.5", "%s: %s", c->name, reason);
+		return must ? NEXT_ADDRESS : AGAIN_IN_CLEAR;
+	}
+	c->tls = 1;
+	/* RFC 3207 4.2: forget what was learnt before TLS */
+	return hello(j, c, t, why) < 0 ? NEXT_ADDRESS : 0;
+}
+
+/* AUTH PLAIN or LOGIN to a smarthost, never in clear text. */
+static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
+			struct reply *why)
+{
+	const char *user = j->relay ? j->relay->v[RELAY_AUTH_USER].s : NULL;
+	if (!user)
+		return 0;
+	const char *pass = j->relay->v[RELAY_AUTH_PASSWORD].s;
+	if (!pass)
+		pass = "";
+	if (!c->tls) {
+		set(why, 451, "4.7.10", "%s: not sending credentials without "
+					"TLS",
+		    c->name);
+		return NEXT_ADDRESS;
+	}
+	struct buf b = {0};
+	int code;
+	if (c->ext.auth_plain) {
+		struct buf raw = {0};
+		buf_addc(&raw, 0);
+		buf_adds(&raw, user);
+		buf_addc(&raw, 0);
+		buf_adds(&raw, pass);
+		base64(raw.s, raw.len, &b);
+		buf_free(&raw);
+		cmd(c, "AUTH PLAIN %s", b.s);
+		io_flush(&c->io);
+		code = read_reply(c, t);
+	} else if (c->ext.auth_login) {
+		base64(user, strlen(user), &b);
+		cmd(c, "AUTH LOGIN %s", b.s);
+		io_flush(&c->io);
+		code = read_reply(c, t);
+		if (code == 334) {
+			b.len = 0;
+			base64(pass, strlen(pass), &b);
+			cmd(c, "%s", b.s ? b.s : "");
+			io_flush(&c->io);
+			code = read_reply(c, t);
+		}
+	} else {
+		set(why, 451, "4.7.0", "%s offers neither AUTH PLAIN nor LOGIN",
+		    c->name);
+		return NEXT_ADDRESS;
+	}
+	buf_free(&b);
+	if (code == 235)
+		return 0;
+	if (code < 0)
+		set(why, 451, "4.4.2", "%s: lost connection during AUTH",
+		    c->name);
+	else
+		peer_reply(why, 451, t->s, c->name);
+	snprintf(why->dsn, sizeof why->dsn, "4.7.8");
+	return NEXT_ADDRESS;
+}
 
 /* One attempt over an open connection. Returns NEXT_ADDRESS when the
  * remaining recipients should try the next address, with why. */
@@ -538,21 +691,13 @@ static int converse(struct client_job *j, struct conn *c, struct reply *why)
 		ret = NEXT_ADDRESS;
 		goto quit;
 	}
-	cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO",
-	    j->cf->core->v[CORE_HOSTNAME].s);
-	io_flush(&c->io);
-	code = read_reply(c, &t);
-	if (code != 250) {
-		if (code < 0)
-			set(why, 451, "4.4.2", "%s: lost connection after %s",
-			    host, c->lmtp ? "LHLO" : "EHLO");
-		else
-			peer_reply(why, 451, t.s, host);
-		why->dsn[0] = '4';
+	if (hello(j, c, &t, why) < 0) {
 		ret = NEXT_ADDRESS;
 		goto quit;
 	}
-	parse_ehlo(c, t.s);
+	if ((ret = start_tls(j, c, &t, why)) != 0 ||
+	    (ret = authenticate(j, c, &t, why)) != 0)
+		goto quit;
 	const struct msg *m = j->m;
 	struct reply fail = {0};
 	if (c->ext.size && (unsigned long long)m->size > c->ext.size)
@@ -743,9 +888,13 @@ void client_deliver(struct client_job *j)
 	}
 	struct reply why = {0};
 	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
+	int mode = j->relay ? (int)j->relay->v[RELAY_TLS].n : RTLS_OPPORTUNISTIC;
+	int in_clear = 0;
 	for (int i = 0; i < n; i++) {
 		char ip[INET6_ADDRSTRLEN + 8], reason[256];
-		struct conn conn = {.lmtp = lmtp};
+		struct conn conn = {.lmtp = lmtp,
+				    .tls_mode = in_clear ? RTLS_NO : mode};
+		conn.host = j->relay ? j->relay->v[RELAY_NAME].s : c[i].host;
 		if (c[i].ss.ss_family == AF_UNIX)
 			snprintf(conn.name, sizeof conn.name, "%s", c[i].host);
 		else {
@@ -761,8 +910,17 @@ void client_deliver(struct client_job *j)
 		}
 		io_init(&conn.io, fd, fd, REPLY_TIMEOUT_MS);
 		int r = converse(j, &conn, &why);
+		tls_end(&conn.io);
 		io_free(&conn.io);
 		close(fd);
+		in_clear = 0;
+		if (r == AGAIN_IN_CLEAR) {
+			/* opportunistic TLS that failed: this address again,
+			 * without it, as Postfix does */
+			in_clear = 1;
+			i--;
+			continue;
+		}
 		if (r != NEXT_ADDRESS)
 			break;
 	}

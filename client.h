@@ -31,7 +31,7 @@ struct client_job {
 	int eightbit, smtputf8;
 	struct client_rcpt *r;
 	unsigned n;
-	char remote[300]; /* "host[ip]" that gave the replies, or "" */
+	char remote[320]; /* "host[ip]" that gave the replies, or "" */
 };
 
 void client_deliver(struct client_job *j);

@@ -563,15 +563,10 @@ static const struct bad bad[] = {
 	C("verify-sender", "[smtpd \"a\"]\nverify-sender = yes\n",
 	  "t.cf:2:17: verify-sender = yes cannot be enforced: sender "
 	  "verification is not in this build\n"),
-	C("relay tls required", "[relay \"r\"]\ntls = required\n",
-	  "t.cf:2:7: tls = required cannot be enforced: TLS is not in this "
-	  "build\n"),
-	C("relay tls verify", "[relay \"r\"]\ntls = verify\n",
-	  "t.cf:2:7: tls = verify cannot be enforced: TLS is not in this "
-	  "build\n"),
-	C("relay auth-user", "[relay \"r\"]\nauth-user = u\nauth-password = p\n",
-	  "t.cf:2:13: auth-user = u cannot be enforced: AUTH to a relay is not "
-	  "in this build\n"),
+	C("relay auth-user without tls",
+	  "[relay \"r\"]\nauth-user = u\nauth-password = p\ntls = no\n",
+	  "t.cf:4:1: expected tls other than 'no' with 'auth-user': "
+	  "credentials never travel in clear text\n"),
 	C("auth-password alone", "[relay \"r\"]\nauth-password = p\n",
 	  "t.cf:2:1: expected 'auth-user' with 'auth-password'\n"),
 	C("backoff order", "[core]\nminimal-backoff = 1h\nmaximal-backoff = 10m\n",

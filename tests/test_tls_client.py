@@ -1,0 +1,244 @@
+"""Onward STARTTLS and AUTH (SPEC 7.2, 8, 11) against a real TLS peer.
+
+The peer is aiosmtpd on 127.0.0.1 with Python's ssl (OpenSSL) and a
+self-signed test certificate made by the openssl command; it records, for
+each message, whether it arrived over TLS and authenticated. postmaster
+relays to it through the spool; what fails stays deferred in the spool,
+as --queue shows.
+"""
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", "./postmaster"))
+ROOT = os.geteuid() == 0
+
+aiosmtpd = pytest.importorskip("aiosmtpd.controller")
+from aiosmtpd.smtp import AuthResult  # noqa: E402
+
+
+@pytest.fixture
+def tmp():
+    d = tempfile.mkdtemp(prefix="pm-tls-")
+    os.chmod(d, 0o1777)
+    os.mkdir(os.path.join(d, "spool"))
+    os.chmod(os.path.join(d, "spool"), 0o1777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def cert(tmp):
+    key, crt = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", key, "-out", crt, "-days", "2",
+                        "-subj", "/CN=relay.test"], capture_output=True)
+    if r.returncode:
+        pytest.skip("openssl cannot make a test certificate")
+    return crt, key
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Peer:
+    """aiosmtpd with optional STARTTLS and AUTH; records each message."""
+
+    def __init__(self, cert=None, require_tls=False, auth=False):
+        self.got = []
+        self.port = free_port()
+        peer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                peer.got.append({"tls": session.ssl is not None,
+                                 "auth": bool(session.authenticated),
+                                 "rcpts": list(envelope.rcpt_tos),
+                                 "data": envelope.content})
+                return "250 2.0.0 stored"
+
+        kw = {}
+        if cert:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(*cert)
+            kw.update(tls_context=ctx, require_starttls=require_tls)
+        def check(srv, sess, env, mech, data):
+            ok = data.login == b"u" and data.password == b"secret"
+            # handled=False: aiosmtpd itself answers 535 to a failure
+            return AuthResult(success=True) if ok else AuthResult(success=False, handled=False)
+
+        if auth:
+            kw.update(authenticator=check, auth_require_tls=True)
+        self.c = aiosmtpd.Controller(Handler(), hostname="127.0.0.1",
+                                     port=self.port, **kw)
+        self.c.start()
+
+    def stop(self):
+        self.c.stop()
+
+
+def config(tmp, relay):
+    text = """[core]
+hostname = mail.example.net
+logger = stderr
+spool-directory = {tmp}/spool
+pid-file = {tmp}/flush.pid
+minimal-backoff = 1s
+{user}
+[relay "smart"]
+{relay}
+[route]
+a@ext.example smart
+""".format(tmp=tmp, relay=relay, user="user-id = nobody" if ROOT else "")
+    path = os.path.join(tmp, "postmaster.cf")
+    with open(path, "w") as f:
+        f.write(text)
+    r = subprocess.run([POSTMASTER, "--config=" + path, "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return path
+
+
+def send(cf):
+    """One message through a session; returns the reply to the data and
+    waits for the delivery it starts (its stderr closes when done)."""
+    p = subprocess.run([POSTMASTER, "--config=" + cf],
+                       input=b"EHLO client.example\r\nMAIL FROM:<s@example.org>\r\n"
+                             b"RCPT TO:<a@ext.example>\r\nDATA\r\nSubject: tls\r\n\r\n"
+                             b"body\r\n.\r\nQUIT\r\n",
+                       capture_output=True, timeout=60)
+    out = p.stdout.decode()
+    assert "runtime error" not in p.stderr.decode() and "Sanitizer" not in p.stderr.decode()
+    m = re.search(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]+)\r$", out, re.M)
+    assert m, out
+    return m.group(1), p.stderr.decode()
+
+
+def queue(cf):
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--queue"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_opportunistic_tls_is_used_when_offered(tmp, cert):
+    peer = Peer(cert)
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d" % peer.port)
+        send(cf)
+        assert len(peer.got) == 1 and peer.got[0]["tls"], peer.got
+        assert b"Subject: tls\r\n" in peer.got[0]["data"]
+        assert queue(cf) == "the spool is empty\n"
+    finally:
+        peer.stop()
+
+
+def test_opportunistic_without_starttls_goes_in_clear(tmp):
+    peer = Peer()
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d" % peer.port)
+        send(cf)
+        assert len(peer.got) == 1 and not peer.got[0]["tls"]
+    finally:
+        peer.stop()
+
+
+def test_required_tls_against_a_peer_without_it_defers(tmp):
+    peer = Peer()
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = required" % peer.port)
+        qid, _ = send(cf)
+        assert peer.got == []
+        q = queue(cf)
+        assert qid in q and "pending" in q and "attempts=1" in q, q
+        assert "451 4.7.4 TLS is required, but 127.0.0.1[127.0.0.1] does not offer STARTTLS" in q
+    finally:
+        peer.stop()
+
+
+def test_required_tls_against_a_tls_peer_delivers(tmp, cert):
+    peer = Peer(cert, require_tls=True)
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = required" % peer.port)
+        send(cf)
+        assert len(peer.got) == 1 and peer.got[0]["tls"]
+    finally:
+        peer.stop()
+
+
+def test_verify_refuses_an_untrusted_certificate(tmp, cert):
+    peer = Peer(cert)
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = verify\nname = relay.test"
+                    % peer.port)
+        qid, _ = send(cf)
+        assert peer.got == []
+        q = queue(cf)
+        assert qid in q and re.search(r"451 4\.7\.5 127\.0\.0\.1\[127\.0\.0\.1\]: "
+                                      r"TLS handshake failed: .*certificate", q), q
+    finally:
+        peer.stop()
+
+
+def test_auth_plain_under_tls(tmp, cert):
+    peer = Peer(cert, require_tls=True, auth=True)
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = required\n"
+                         "auth-user = u\nauth-password = secret" % peer.port)
+        send(cf)
+        assert len(peer.got) == 1 and peer.got[0]["tls"] and peer.got[0]["auth"]
+    finally:
+        peer.stop()
+
+
+def test_auth_failure_defers(tmp, cert):
+    peer = Peer(cert, require_tls=True, auth=True)
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d\n"
+                         "auth-user = u\nauth-password = wrong" % peer.port)
+        qid, _ = send(cf)
+        assert peer.got == []
+        q = queue(cf)
+        assert qid in q and "451 4.7.8" in q, q
+    finally:
+        peer.stop()
+
+
+def test_credentials_never_go_in_clear(tmp):
+    peer = Peer(auth=True)
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d\n"
+                         "auth-user = u\nauth-password = secret" % peer.port)
+        qid, _ = send(cf)
+        assert peer.got == []
+        assert "451 4.7.10 127.0.0.1[127.0.0.1]: not sending credentials without TLS" in queue(cf)
+    finally:
+        peer.stop()
+
+
+def test_a_session_without_tls_does_not_map_gnutls(tmp):
+    """SPEC 11: GnuTLS is loaded when a connection first needs it."""
+    cf = config(tmp, "address = [127.0.0.1]:1")
+    p = subprocess.Popen([POSTMASTER, "--config=" + cf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert p.stdout.readline().startswith(b"220 ")
+        with open("/proc/%d/maps" % p.pid) as f:
+            maps = f.read()
+        assert "libgnutls" not in maps
+        assert "libc.so" in maps
+    finally:
+        p.stdin.write(b"QUIT\r\n")
+        p.stdin.close()
+        p.wait(timeout=10)
