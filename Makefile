@@ -89,6 +89,7 @@ demo:
 bench: postmaster
 	bench/route-bench
 	bench/session-bench
+	bench/spool-bench
 
 fuzz:
 	$(MAKE) -C fuzz

@@ -32,7 +32,7 @@ static void original_headers(const struct spool_msg *m, struct buf *out)
 	off_t off = 0;
 	int nl = 1;
 	while (off < m->size && out->len < MAX_HEADERS) {
-		ssize_t n = pread(m->data_fd, chunk, sizeof chunk, off);
+		ssize_t n = pread(m->data_fd, chunk, sizeof chunk, m->data_off + off);
 		if (n <= 0)
 			break;
 		for (ssize_t i = 0; i < n; i++) {
@@ -194,8 +194,8 @@ int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
 	compose(cf, orig, idx, n, to, out->id, &b);
 	out->eightbit = has_8bit(b.s, b.len);
 	out->smtputf8 = has_8bit(to, strlen(to));
-	ssize_t w = 0;
-	for (size_t off = 0; off < b.len; off += (size_t)w) {
+	ssize_t w = spool_begin_message(out) < 0 ? -1 : 0;
+	for (size_t off = 0; w >= 0 && off < b.len; off += (size_t)w) {
 		w = write(out->data_fd, b.s + off, b.len - off);
 		if (w < 0 && errno == EINTR) {
 			w = 0;

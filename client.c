@@ -475,7 +475,9 @@ static int send_body(struct conn *c, const struct msg *m, int bdat)
 	int bol = 1;
 	char last = '\n';
 	while (off < m->size) {
-		ssize_t n = pread(m->fd, in, sizeof in, off);
+		size_t want = m->size - off < (off_t)sizeof in ? (size_t)(m->size - off)
+							       : sizeof in;
+		ssize_t n = pread(m->fd, in, want, m->off + off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)

@@ -289,7 +289,7 @@ static int copy_message(const struct msg *m, const char *prefix, int fd)
 		return -1;
 	off_t off = 0;
 	while (off < m->size) {
-		ssize_t n = pread(m->fd, buf, sizeof buf, off);
+		ssize_t n = pread(m->fd, buf, sizeof buf, m->off + off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -427,7 +427,8 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 						hoff += clen;
 					} else if (moff < m->size) {
 						ssize_t n = pread(m->fd, chunk,
-								  sizeof chunk, moff);
+								  sizeof chunk,
+								  m->off + moff);
 						if (n > 0) {
 							clen = (size_t)n;
 							moff += n;

@@ -27,6 +27,7 @@ struct reply {
  * with LF line endings, binary mail as received. */
 struct msg {
 	int fd;
+	off_t off; /* where the message starts in fd (after a spool envelope) */
 	off_t size;
 	const char *from; /* "" for <> */
 	const char *sid;

@@ -137,6 +137,13 @@ static int due(const struct run *x, unsigned i, int all)
 
 static void save(struct run *x)
 {
+	/* nothing left to do: the removal that follows says it all, and a
+	 * crash before it repeats at most this run, as it would anyway */
+	unsigned open = 0;
+	for (unsigned i = 0; i < x->m->nt; i++)
+		open += x->m->t[i].state == SP_PENDING || x->fail_now[i];
+	if (!open)
+		return;
 	if (spool_update(x->dirfd, x->m) < 0)
 		log_event(LOG_L_ERR, "id", x->m->id, "event", "spool-error",
 			  "reason", strerror(errno), NULL);
@@ -180,6 +187,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 	if (n) {
 		struct msg msg = {
 			.fd = m->data_fd,
+			.off = m->data_off,
 			.size = m->size,
 			.from = m->from,
 			.sid = m->id,
@@ -232,6 +240,7 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 	}
 	struct msg msg = {
 		.fd = m->data_fd,
+		.off = m->data_off,
 		.size = m->size,
 		.from = m->from,
 		.sid = m->id,

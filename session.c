@@ -483,16 +483,44 @@ static int spool_needed(const struct session *s)
 	return 0;
 }
 
+/* Creates the spool file and writes the envelope of the spooled
+ * recipients' targets, which the message follows. */
+static int spool_begin(struct session *s)
+{
+	struct spool_msg *m = &s->sm;
+	memset(m, 0, sizeof *m);
+	m->data_fd = -1;
+	if (spool_create(s->spool_fd, m) < 0)
+		return -1;
+	s->data_fd = m->data_fd;
+	s->sm_uncommitted = 1;
+	m->from = xstrdup(s->from);
+	m->origin = SP_CLIENT;
+	m->binary = s->body == BODY_BINARYMIME;
+	m->eightbit = s->body == BODY_8BITMIME;
+	m->smtputf8 = s->smtputf8;
+	m->sid = xstrdup(s->sid);
+	char client[96];
+	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
+		 s->peer);
+	m->client = xstrdup(client);
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		const struct rcpt *rc = &s->rcpts[i];
+		if (s->proto == P_LHLO && !rc->spooled)
+			continue;
+		for (uint32_t k = 0; k < rc->r.nt; k++)
+			if (rc->r.t[k].kind != T_DISCARD)
+				spool_add_target(m, &rc->r.t[k], rc->addr);
+	}
+	return spool_begin_message(m);
+}
+
 /* Opens the data file and writes the Received header (RFC 5321 4.4). */
 static int data_begin(struct session *s)
 {
 	if (spool_needed(s)) {
-		memset(&s->sm, 0, sizeof s->sm);
-		s->sm.data_fd = -1;
-		if (spool_create(s->spool_fd, &s->sm) < 0)
+		if (spool_begin(s) < 0)
 			return -1;
-		s->data_fd = s->sm.data_fd;
-		s->sm_uncommitted = 1;
 	} else {
 		s->data_fd = message_needed(s) ? open_tmp() : -1;
 	}
@@ -686,24 +714,6 @@ static void start_delivery(struct session *s)
 static int spool_transaction(struct session *s, struct reply *r)
 {
 	struct spool_msg *m = &s->sm;
-	m->from = xstrdup(s->from);
-	m->origin = SP_CLIENT;
-	m->binary = s->body == BODY_BINARYMIME;
-	m->eightbit = s->body == BODY_8BITMIME;
-	m->smtputf8 = s->smtputf8;
-	m->sid = xstrdup(s->sid);
-	char client[96];
-	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
-		 s->peer);
-	m->client = xstrdup(client);
-	for (unsigned i = 0; i < s->nrcpt; i++) {
-		const struct rcpt *rc = &s->rcpts[i];
-		if (s->proto == P_LHLO && !rc->spooled)
-			continue;
-		for (uint32_t k = 0; k < rc->r.nt; k++)
-			if (rc->r.t[k].kind != T_DISCARD)
-				spool_add_target(m, &rc->r.t[k], rc->addr);
-	}
 	if (data_flush(s) < 0 || spool_commit(s->spool_fd, m) < 0) {
 		storage_reply(r, s->data_failed ? s->data_errno : errno);
 		return -1;
@@ -735,7 +745,9 @@ static void deliver_transaction(struct session *s)
 	struct reply common;
 	if (data_flush(s) < 0)
 		s->data_failed = 1;
-	m.size = s->data_fd >= 0 ? lseek(s->data_fd, 0, SEEK_END) : 0;
+	if (s->sm_uncommitted)
+		m.off = s->sm.data_off;
+	m.size = s->data_fd >= 0 ? lseek(s->data_fd, 0, SEEK_END) - m.off : 0;
 	int refused = data_verdict(s, &m, &common);
 	struct reply queued = common;
 	int spooled = 0;

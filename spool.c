@@ -15,9 +15,10 @@
  *   target STATE ATTEMPTS NEXT KIND VIA ADDR ORIG ARG
  *   reply CODE DSN REMOTE TEXT
  *
- * A "reply" line belongs to the target line before it. The data file is
- * locked (flock) by whoever delivers the message; the envelope is replaced
- * by rename, so its inode cannot carry a lock.
+ * A "reply" line belongs to the target line before it. In the file ID a
+ * line "message" ends the envelope; ID.env holds the envelope alone. ID is
+ * locked (flock) by whoever delivers the message; ID.env is replaced by
+ * rename, so its inode cannot carry a lock.
  */
 #define _GNU_SOURCE
 #include "spool.h"
@@ -35,7 +36,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ORPHAN_AGE 3600 /* a data file without envelope this old is dead */
+#define ORPHAN_AGE 3600 /* an ID.env.PID this old is dead */
+#define TMP_AGE 60       /* an unlocked tmp.ID this old is dead */
 
 static const char *const state_names[] = {"pending", "delivered", "failed"};
 static const char *const origin_names[] = {"client", "bounce",
@@ -65,7 +67,20 @@ int spool_open(const char *dir, char *why, size_t n)
 
 static void name_of(char *out, size_t n, const char *id, const char *ext)
 {
-	snprintf(out, n, "%s.%s", id, ext);
+	if (!*ext)
+		snprintf(out, n, "%s", id);
+	else if (!strcmp(ext, "tmp"))
+		snprintf(out, n, "tmp.%s", id);
+	else
+		snprintf(out, n, "%s.%s", id, ext);
+}
+
+static int is_id(const char *s)
+{
+	size_t n = 0;
+	for (; (s[n] >= '0' && s[n] <= '9') || (s[n] >= 'A' && s[n] <= 'F'); n++)
+		;
+	return n == 18 && !s[n];
 }
 
 int spool_create(int dirfd, struct spool_msg *m)
@@ -79,7 +94,7 @@ int spool_create(int dirfd, struct spool_msg *m)
 		snprintf(m->id, sizeof m->id, "%010llX%08X",
 			 (unsigned long long)ts.tv_sec & 0xffffffffffULL, rnd);
 		char name[64];
-		name_of(name, sizeof name, m->id, "data");
+		name_of(name, sizeof name, m->id, "tmp");
 		int fd = openat(dirfd, name,
 				O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0 && errno == EEXIST)
@@ -212,6 +227,19 @@ static void envelope_text(const struct spool_msg *m, struct buf *b)
 	}
 }
 
+static int write_all(int fd, const char *p, size_t n);
+
+int spool_begin_message(struct spool_msg *m)
+{
+	struct buf b = {0};
+	envelope_text(m, &b);
+	buf_adds(&b, "message\n");
+	int r = write_all(m->data_fd, b.s, b.len);
+	m->data_off = (off_t)b.len;
+	buf_free(&b);
+	return r;
+}
+
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
@@ -260,10 +288,21 @@ static int write_envelope(int dirfd, const struct spool_msg *m)
 int spool_commit(int dirfd, struct spool_msg *m)
 {
 	struct stat st;
-	if (fsync(m->data_fd) < 0 || fstat(m->data_fd, &st) < 0)
+	char tmp[64], name[64];
+	name_of(tmp, sizeof tmp, m->id, "tmp");
+	name_of(name, sizeof name, m->id, "");
+	if (fsync(m->data_fd) < 0 || fstat(m->data_fd, &st) < 0 ||
+	    renameat(dirfd, tmp, dirfd, name) < 0)
 		return -1;
-	m->size = st.st_size;
-	return write_envelope(dirfd, m);
+	m->size = st.st_size - m->data_off;
+	if (fsync(dirfd) < 0) {
+		/* renamed but perhaps not durable: not acknowledged either */
+		int e = errno;
+		unlinkat(dirfd, name, 0);
+		errno = e;
+		return -1;
+	}
+	return 0;
 }
 
 int spool_update(int dirfd, const struct spool_msg *m)
@@ -274,17 +313,18 @@ int spool_update(int dirfd, const struct spool_msg *m)
 void spool_remove(int dirfd, const struct spool_msg *m)
 {
 	char name[64];
+	name_of(name, sizeof name, m->id, "");
+	unlinkat(dirfd, name, 0);
 	name_of(name, sizeof name, m->id, "env");
 	unlinkat(dirfd, name, 0);
-	name_of(name, sizeof name, m->id, "data");
-	unlinkat(dirfd, name, 0);
-	fsync(dirfd);
+	/* no directory sync: a removal lost in a crash brings the message
+	 * back, to be delivered again (at least once), never lost */
 }
 
 void spool_discard(int dirfd, struct spool_msg *m)
 {
 	char name[64];
-	name_of(name, sizeof name, m->id, "data");
+	name_of(name, sizeof name, m->id, "tmp");
 	unlinkat(dirfd, name, 0);
 	if (m->data_fd >= 0)
 		close(m->data_fd);
@@ -315,6 +355,8 @@ static int parse_envelope(char *text, struct spool_msg *m)
 	int lineno = 0;
 	for (char *l = strtok_r(text, "\n", &save); l;
 	     l = strtok_r(NULL, "\n", &save), lineno++) {
+		if (!strcmp(l, "message"))
+			break;
 		char *sp = strchr(l, ' ');
 		if (!sp)
 			return -1;
@@ -406,6 +448,34 @@ static char *read_file_at(int dirfd, const char *name)
 	return b.s;
 }
 
+/* The envelope at the head of ID; *off is set to where the message
+ * starts. NULL when the line "message" is missing. */
+static char *read_head(int fd, off_t *off)
+{
+	struct buf b = {0};
+	char chunk[8192];
+	for (;;) {
+		ssize_t n = pread(fd, chunk, sizeof chunk, (off_t)b.len);
+		if (n <= 0)
+			break;
+		size_t from = b.len > 8 ? b.len - 8 : 0;
+		buf_add(&b, chunk, (size_t)n);
+		const char *mark = b.len >= 8 && !memcmp(b.s, "message\n", 8)
+					   ? b.s
+					   : memmem(b.s + from, b.len - from,
+						    "\nmessage\n", 9);
+		if (mark) {
+			if (mark != b.s)
+				mark++;
+			*off = (off_t)(mark - b.s) + 8;
+			b.s[*off] = 0;
+			return b.s;
+		}
+	}
+	buf_free(&b);
+	return NULL;
+}
+
 int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	       char *why, size_t n)
 {
@@ -413,7 +483,7 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	m->data_fd = -1;
 	snprintf(m->id, sizeof m->id, "%s", id);
 	char name[64];
-	name_of(name, sizeof name, id, "data");
+	name_of(name, sizeof name, id, "");
 	m->data_fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (m->data_fd < 0) {
 		snprintf(why, n, "%s: %s", name, strerror(errno));
@@ -424,24 +494,21 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 		spool_msg_free(m);
 		return SPOOL_BUSY;
 	}
-	/* read after the lock: the holder before us may have rewritten it */
+	/* read after the lock: the holder before us may have updated it */
+	char *head = read_head(m->data_fd, &m->data_off);
 	name_of(name, sizeof name, id, "env");
 	char *text = read_file_at(dirfd, name);
-	if (!text) {
-		snprintf(why, n, "%s: %s", name, strerror(errno));
-		int gone = errno == ENOENT;
-		spool_msg_free(m);
-		return gone ? SPOOL_GONE : SPOOL_BAD;
-	}
-	int bad = parse_envelope(text, m);
-	free(text);
 	struct stat st;
-	if (bad || fstat(m->data_fd, &st) < 0) {
-		snprintf(why, n, "%s: malformed envelope", name);
+	int bad = !head || fstat(m->data_fd, &st) < 0 ||
+		  parse_envelope(text ? text : head, m) < 0;
+	free(head);
+	free(text);
+	if (bad) {
+		snprintf(why, n, "%s: malformed envelope", id);
 		spool_msg_free(m);
 		return SPOOL_BAD;
 	}
-	m->size = st.st_size;
+	m->size = st.st_size - m->data_off;
 	return SPOOL_OK;
 }
 
@@ -471,32 +538,32 @@ static int by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int has_suffix(const char *s, const char *suffix)
+/* What a dead process left: tmp.ID (a session before its commit), ID.env
+ * without ID (a removal cut short), ID.env.PID (an update cut short). */
+static void remove_leftover(int dirfd, const char *name)
 {
-	size_t n = strlen(s), k = strlen(suffix);
-	return n > k && !strcmp(s + n - k, suffix);
-}
-
-/* A data file without an envelope: its session died before the commit. */
-static void remove_orphan(int dirfd, const char *name)
-{
-	char env[64];
-	size_t idlen = strlen(name) - 5;
-	if (idlen >= 24)
-		return;
-	snprintf(env, sizeof env, "%.*s.env", (int)idlen, name);
+	char id[32];
+	snprintf(id, sizeof id, "%.*s", (int)strcspn(name, "."),
+		 !strncmp(name, "tmp.", 4) ? name + 4 : name);
 	struct stat st;
-	if (fstatat(dirfd, env, &st, 0) == 0 ||
-	    fstatat(dirfd, name, &st, 0) < 0 ||
-	    time(NULL) - st.st_mtime < ORPHAN_AGE)
+	if (!is_id(id) || fstatat(dirfd, name, &st, 0) < 0)
 		return;
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!strncmp(name, "tmp.", 4)) {
+		if (time(NULL) - st.st_mtime < TMP_AGE)
+			return;
+		int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			unlinkat(dirfd, name, 0);
+		close(fd);
 		return;
-	if (flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-	    fstatat(dirfd, env, &st, 0) < 0)
+	}
+	struct stat idst;
+	if (fstatat(dirfd, id, &idst, 0) < 0 && errno == ENOENT)
 		unlinkat(dirfd, name, 0);
-	close(fd);
+	else if (strcmp(name + 18, ".env") && time(NULL) - st.st_mtime > ORPHAN_AGE)
+		unlinkat(dirfd, name, 0); /* ID.env.PID: an update that died */
 }
 
 char **spool_list(int dirfd, unsigned *n)
@@ -515,17 +582,17 @@ char **spool_list(int dirfd, unsigned *n)
 	unsigned cap = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
-		if (has_suffix(e->d_name, ".data")) {
-			remove_orphan(dirfd, e->d_name);
+		if (e->d_name[0] == '.')
+			continue;
+		if (!is_id(e->d_name)) {
+			remove_leftover(dirfd, e->d_name);
 			continue;
 		}
-		if (!has_suffix(e->d_name, ".env"))
-			continue;
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 64;
 			ids = xrealloc(ids, cap * sizeof *ids);
 		}
-		ids[(*n)++] = xstrndup(e->d_name, strlen(e->d_name) - 4);
+		ids[(*n)++] = xstrdup(e->d_name);
 	}
 	closedir(d);
 	/* ids begin with the arrival time in hex: name order is age order */

@@ -1,13 +1,15 @@
 /*
  * spool.h - the durable queue of SPEC 7.1: storage, locking, listing.
  *
- * Owns: the spool directory's files (ID.data: the message, one copy
- * whatever the number of recipients; ID.env: the envelope, human-readable
- * text with one line per delivery target), the order in which they reach
- * the disk (data fsync'd, envelope written to a temporary name, fsync'd,
- * renamed, directory fsync'd: the rename is the commit), and the per-message
- * lock (flock on the data file) that keeps two processes from delivering
- * one message at once.
+ * Owns: the spool directory's files and the order in which they reach
+ * the disk. A message is one file, ID: its envelope (human-readable text,
+ * one line per delivery target), a line "message", then the message, one
+ * copy whatever the number of recipients. It is written as tmp.ID, synced,
+ * and renamed to ID, and the directory is synced: one file sync and one
+ * directory sync before the 250 (SPEC 11). Later states of the envelope go
+ * to ID.env (written the same way), which supersedes the one in ID. The
+ * per-message lock is flock on ID, which keeps two processes from
+ * delivering one message at once.
  *
  * Never: acknowledges anything itself, talks to the network, or decides
  * what a reply means for a target (flush.c does).
@@ -51,27 +53,31 @@ struct spool_msg {
 	char *client;  /* "[ip]" or "local", for the bounce */
 	struct spool_target *t;
 	unsigned nt;
-	int data_fd;   /* open and locked while the message is held */
-	off_t size;
+	int data_fd;   /* the file ID, open and locked while held */
+	off_t data_off; /* where the message starts in it */
+	off_t size;     /* of the message */
 };
 
 /* Opens the spool directory; -1 with a reason when it cannot be used. */
 int spool_open(const char *dir, char *why, size_t n);
 
-/* Creates a new message's data file in the spool, locked; fills m->id and
- * m->data_fd. -1 with errno set when it cannot. */
+/* Creates a new message as tmp.ID, locked; fills m->id and m->data_fd.
+ * -1 with errno set when it cannot. */
 int spool_create(int dirfd, struct spool_msg *m);
 /* Adds a target (copies the strings). */
 void spool_add_target(struct spool_msg *m, const struct route_target *t,
 		      const char *orig);
-/* Makes the message durable: data fsync'd, envelope committed. -1 with
- * errno set when it cannot (the caller then discards it). */
+/* Writes the envelope of a created message; the message follows it.
+ * -1 with errno set. */
+int spool_begin_message(struct spool_msg *m);
+/* Makes the message durable: synced, renamed to ID, directory synced.
+ * -1 with errno set when it cannot (the caller then discards it). */
 int spool_commit(int dirfd, struct spool_msg *m);
-/* Rewrites the envelope (same commit order). */
+/* Writes the envelope's new state to ID.env (same commit order). */
 int spool_update(int dirfd, const struct spool_msg *m);
-/* Removes a message whose targets are all done (envelope first). */
+/* Removes a message whose targets are all done. */
 void spool_remove(int dirfd, const struct spool_msg *m);
-/* Removes an uncommitted message's data file and closes it. */
+/* Removes an uncommitted message and closes it. */
 void spool_discard(int dirfd, struct spool_msg *m);
 
 enum { SPOOL_OK = 0, SPOOL_BUSY = 1, SPOOL_GONE = 2, SPOOL_BAD = 3 };
@@ -81,8 +87,9 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	       char *why, size_t n);
 void spool_msg_free(struct spool_msg *m);
 
-/* The ids of committed messages, oldest first; removes data files that
- * lost their envelope (a session that died before its commit). */
+/* The ids of committed messages, oldest first; removes what a process
+ * that died left behind (tmp.ID of a session before its commit, ID.env of
+ * a removal cut short). */
 char **spool_list(int dirfd, unsigned *n);
 void spool_list_free(char **ids, unsigned n);
 
