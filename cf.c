@@ -39,7 +39,7 @@ enum vtype {
 	V_LOGGER, V_PIPEREF, V_ROUTEREF, V_ARGV, V_DELIM,
 };
 
-enum { K_REPEAT = 1, K_REQUIRED = 2 };
+enum { K_REPEAT = 1, K_REQUIRED = 2, K_ZERO = 4 /* a zero duration is valid */ };
 
 struct key {
 	const char *name;
@@ -78,7 +78,7 @@ static const struct key core_keys[] = {
 	[CORE_HOSTNAME] = {"hostname", V_HOSTNAME, 0, 0, 0, 0, 0, 0},
 	[CORE_MAX_MESSAGE_SIZE] = {"max-message-size", V_SIZE, 0, "10240000",
 				   0, 0, 0, 0},
-	[CORE_QUEUE_LIFETIME] = {"queue-lifetime", V_DURATION, 0, "5d", 0, 0,
+	[CORE_QUEUE_LIFETIME] = {"queue-lifetime", V_DURATION, K_ZERO, "5d", 0, 0,
 				 0, 0},
 	[CORE_BOUNCE_TO] = {"bounce-to", V_ENUM, 0, "sender", e_bounce, 0, 0,
 			    0},
@@ -1487,7 +1487,8 @@ static void set_value(struct cf *cf, struct cf_section *sec,
 				      "10M or 1G";
 			break;
 		case V_DURATION:
-			if (cf_parse_duration(s, &n) < 0 || n == 0)
+			if (cf_parse_duration(s, &n) < 0 ||
+			    (n == 0 && !(k->flags & K_ZERO)))
 				why = "expected a duration such as 300, 30s, "
 				      "30m, 4h or 5d";
 			break;

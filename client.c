@@ -109,10 +109,36 @@ static void add_cand(struct cand *c, int *n, const char *host,
 	(*n)++;
 }
 
-/* Address records through getaddrinfo (/etc/hosts, then DNS): relays. */
-static int lookup_host(const char *host, int port, struct cand *c, int *n,
-		       struct reply *err)
+static socklen_t sa_len(const struct sockaddr_storage *ss)
 {
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					 : sizeof(struct sockaddr_in);
+}
+
+/* Address records: from core.dns-server when it is set, else (and for
+ * names it does not know) through getaddrinfo: /etc/hosts, then DNS. */
+static int lookup_host(const struct client_job *j, const char *host, int port,
+		       struct cand *c, int *n, struct reply *err)
+{
+	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
+	unsigned char bin[16];
+	if (server && inet_pton(AF_INET, host, bin) != 1 &&
+	    inet_pton(AF_INET6, host, bin) != 1) {
+		struct sockaddr_storage a[DNS_MAX_ADDRS];
+		int na = 0;
+		enum dns_status s = dns_addrs(server, host, port, a,
+					      DNS_MAX_ADDRS, &na);
+		for (int k = 0; k < na; k++)
+			add_cand(c, n, host, &a[k], sa_len(&a[k]));
+		if (na)
+			return 0;
+		if (s == DNS_TEMP) {
+			set(err, 451, "4.4.3", "cannot find host %s: DNS "
+					       "temporary failure",
+			    host);
+			return -1;
+		}
+	}
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_NUMERICSERV}, *res, *ai;
 	char ps[8];
@@ -135,11 +161,6 @@ static int lookup_host(const char *host, int port, struct cand *c, int *n,
 	return 0;
 }
 
-static socklen_t sa_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-					 : sizeof(struct sockaddr_in);
-}
 
 /* One address of a [relay] or a host target: unix:/path, [ip]:port,
  * ip, [host], host[:port]. mx: whether a bare host name goes through
@@ -231,21 +252,31 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	case DNS_OK:
 		break;
 	}
+	/* RFC 5321 5.1: when this machine is one of the MX hosts, only the
+	 * hosts preferred to it may be used */
+	struct sockaddr_storage (*a)[DNS_MAX_ADDRS] =
+		xcalloc((size_t)nmx, sizeof *a);
+	int *na = xcalloc((size_t)nmx, sizeof *na);
 	int temp = 0, loops = 0;
-	for (int i = 0; i < nmx && !loops; i++) {
-		struct sockaddr_storage a[DNS_MAX_ADDRS];
-		int na = 0;
-		enum dns_status as = dns_addrs(server, mx[i].host, port, a,
-					       DNS_MAX_ADDRS, &na);
-		if (as == DNS_TEMP)
+	unsigned own = ~0u;
+	for (int i = 0; i < nmx; i++) {
+		if (dns_addrs(server, mx[i].host, port, a[i], DNS_MAX_ADDRS,
+			      &na[i]) == DNS_TEMP)
 			temp = 1;
-		for (int k = 0; k < na; k++)
-			if (is_own_address(&a[k]))
-				loops = 1;
-		/* this host and every worse one would send it back to us */
-		for (int k = 0; k < na && !loops; k++)
-			add_cand(c, n, mx[i].host, &a[k], sa_len(&a[k]));
+		for (int k = 0; k < na[i]; k++)
+			if (is_own_address(&a[i][k]) && mx[i].pref < own)
+				own = mx[i].pref;
 	}
+	for (int i = 0; i < nmx; i++) {
+		if (mx[i].pref >= own) {
+			loops = 1;
+			continue;
+		}
+		for (int k = 0; k < na[i]; k++)
+			add_cand(c, n, mx[i].host, &a[i][k], sa_len(&a[i][k]));
+	}
+	free(a);
+	free(na);
 	if (*n)
 		return 0;
 	if (loops)
@@ -301,7 +332,7 @@ static int candidates(struct client_job *j, struct cand *c, int *n,
 		}
 		int r = j->kind == T_HOST && !bracketed
 				? lookup_mx(j, host, port, c, n, &last)
-				: lookup_host(host, port, c, n, &last);
+				: lookup_host(j, host, port, c, n, &last);
 		(void)r;
 	}
 	if (*n)
@@ -466,13 +497,81 @@ static void cmd(struct conn *c, const char *fmt, ...)
 	buf_free(&b);
 }
 
+#define LINE_MAX_WIRE 998 /* RFC 5321 4.5.3.1.6, without CRLF */
+
+/* How text leaves: LF becomes CRLF, a line that would pass 998 octets is
+ * folded with CRLF SPACE (as Postfix's smtp_line_length_limit does), and
+ * for DATA a leading dot is doubled. The one place that decides, for the
+ * SIZE count and for the bytes sent alike. */
+struct wire {
+	long col;
+	int bol;
+};
+
+/* Appends the wire form of ch to out (when not NULL); returns how many
+ * octets it takes, not counting the dot-stuffing that SIZE ignores. */
+static int wire_byte(struct wire *w, char ch, int stuff, struct buf *out)
+{
+	if (ch == '\n') {
+		if (out)
+			buf_add(out, "\r\n", 2);
+		w->col = 0;
+		w->bol = 1;
+		return 2;
+	}
+	int n = 1;
+	if (w->col >= LINE_MAX_WIRE) {
+		if (out)
+			buf_add(out, "\r\n ", 3);
+		w->col = 1;
+		w->bol = 0;
+		n += 3;
+	}
+	if (w->bol && ch == '.' && stuff) {
+		if (out)
+			buf_addc(out, '.');
+		w->col++;
+	}
+	if (out)
+		buf_addc(out, ch);
+	w->col++;
+	w->bol = 0;
+	return n;
+}
+
+/* The message's size on the wire (RFC 1870 counts CRLF) and whether it
+ * holds 8-bit octets, whatever its BODY said (RFC 6152 is about content). */
+static void scan_body(const struct msg *m, off_t *wire, int *eightbit)
+{
+	char in[32768];
+	struct wire w = {0, 1};
+	off_t off = 0, size = 0;
+	*eightbit = 0;
+	while (off < m->size) {
+		size_t want = m->size - off < (off_t)sizeof in ? (size_t)(m->size - off)
+							       : sizeof in;
+		ssize_t n = pread(m->fd, in, want, m->off + off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		for (ssize_t i = 0; i < n; i++) {
+			if ((unsigned char)in[i] >= 0x80)
+				*eightbit = 1;
+			size += m->binary ? 1 : wire_byte(&w, in[i], 0, NULL);
+		}
+		off += n;
+	}
+	*wire = size;
+}
+
 /* Sends the message body: DATA's dot-stuffed text, or BDAT chunks. */
 static int send_body(struct conn *c, const struct msg *m, int bdat)
 {
 	char in[32768];
 	struct buf out = {0};
+	struct wire w = {0, 1};
 	off_t off = 0;
-	int bol = 1;
 	char last = '\n';
 	while (off < m->size) {
 		size_t want = m->size - off < (off_t)sizeof in ? (size_t)(m->size - off)
@@ -484,19 +583,11 @@ static int send_body(struct conn *c, const struct msg *m, int bdat)
 			return -1;
 		off += n;
 		out.len = 0;
-		for (ssize_t i = 0; i < n; i++) {
-			char ch = in[i];
-			if (m->binary) {
-				buf_addc(&out, ch);
-				continue;
-			}
-			if (bol && ch == '.' && !bdat)
-				buf_addc(&out, '.');
-			if (ch == '\n')
-				buf_addc(&out, '\r');
-			buf_addc(&out, ch);
-			bol = ch == '\n';
-		}
+		if (m->binary)
+			buf_add(&out, in, (size_t)n);
+		else
+			for (ssize_t i = 0; i < n; i++)
+				wire_byte(&w, in[i], !bdat, &out);
 		last = in[n - 1];
 		if (bdat) {
 			char h[40];
@@ -533,7 +624,7 @@ static int bdat_replies(struct conn *c, const struct msg *m, struct buf *t)
 	return 0;
 }
 
-enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2 };
+enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2, OWN_VERDICT = 3 };
 
 static void base64(const char *in, size_t n, struct buf *out)
 {
@@ -675,7 +766,10 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 
 /* One attempt over an open connection. Returns NEXT_ADDRESS when the
  * remaining recipients should try the next address, with why. */
-static int converse(struct client_job *j, struct conn *c, struct reply *why)
+/* The greeting, EHLO/LHLO, STARTTLS and AUTH: 0 when the connection is
+ * ready for a transaction, else NEXT_ADDRESS or AGAIN_IN_CLEAR with why. */
+static int open_session(struct client_job *j, struct conn *c,
+			struct reply *why)
 {
 	struct buf t = {0};
 	const char *host = c->name;
@@ -697,15 +791,30 @@ static int converse(struct client_job *j, struct conn *c, struct reply *why)
 		ret = NEXT_ADDRESS;
 		goto quit;
 	}
-	if ((ret = start_tls(j, c, &t, why)) != 0 ||
-	    (ret = authenticate(j, c, &t, why)) != 0)
-		goto quit;
+	if ((ret = start_tls(j, c, &t, why)) == 0)
+		ret = authenticate(j, c, &t, why);
+quit:
+	if (ret) {
+		cmd(c, "QUIT");
+		io_flush(&c->io);
+	}
+	buf_free(&t);
+	return ret;
+}
+
+/* One transaction on a ready connection: a reply for every recipient, or
+ * NEXT_ADDRESS (with why) for those the connection could not serve. */
+static int transaction(struct client_job *j, struct conn *c, struct reply *why)
+{
+	struct buf t = {0};
+	const char *host = c->name;
+	int ret = 0, code;
 	const struct msg *m = j->m;
 	struct reply fail = {0};
-	if (c->ext.size && (unsigned long long)m->size > c->ext.size)
+	if (c->ext.size && (unsigned long long)j->wire_size > c->ext.size)
 		set(&fail, 552, "5.3.4", "message size %lld exceeds the limit "
 					 "of %s (%llu)",
-		    (long long)m->size, host, c->ext.size);
+		    (long long)j->wire_size, host, c->ext.size);
 	else if (j->smtputf8 && !c->ext.smtputf8)
 		set(&fail, 550, "5.6.7", "%s does not support SMTPUTF8, which "
 					 "this message needs",
@@ -719,14 +828,16 @@ static int converse(struct client_job *j, struct conn *c, struct reply *why)
 					 "this build cannot convert it",
 		    host);
 	if (fail.code) {
+		/* our own verdict, not the peer's reply */
 		set_all(j, &fail);
+		ret = OWN_VERDICT;
 		goto quit;
 	}
 	char params[128] = "";
 	size_t pl = 0;
 	if (c->ext.size)
 		pl += (size_t)snprintf(params + pl, sizeof params - pl,
-				       " SIZE=%lld", (long long)m->size);
+				       " SIZE=%lld", (long long)j->wire_size);
 	if (m->binary)
 		pl += (size_t)snprintf(params + pl, sizeof params - pl,
 				       " BODY=BINARYMIME");
@@ -782,6 +893,8 @@ static int converse(struct client_job *j, struct conn *c, struct reply *why)
 			code = read_reply(c, &t);
 			if (code < 0)
 				goto lost;
+			if (code == 421)
+				goto closing;
 			if (code != 250 && code != 251)
 				peer_reply(&j->r[i].r, code, t.s, host);
 			else
@@ -838,7 +951,6 @@ static int converse(struct client_job *j, struct conn *c, struct reply *why)
 		}
 		j->r[i].r = final;
 	}
-	snprintf(j->remote, sizeof j->remote, "%s", host);
 	goto quit;
 
 mail_failed:
@@ -851,7 +963,6 @@ mail_failed:
 		peer_reply(&r, mail < 400 ? 451 : mail, t.s, host);
 		set_all(j, &r);
 	}
-	snprintf(j->remote, sizeof j->remote, "%s", host);
 	goto quit;
 closing:
 	peer_reply(why, 451, t.s, host);
@@ -869,10 +980,89 @@ clear:
 	buf_free(&t);
 	return ret;
 quit:
-	cmd(c, "QUIT");
-	io_flush(&c->io);
+	/* replies of this peer are final: name it in logs and reports */
+	if (ret == 0)
+		snprintf(j->remote, sizeof j->remote, "%s", host);
 	buf_free(&t);
-	return ret;
+	return ret == OWN_VERDICT ? 0 : ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections kept for the next message to the same destination      */
+
+#define CACHE_MAX 8
+
+static struct cached {
+	char key[300];
+	struct conn *c;
+	int fd;
+} cache[CACHE_MAX];
+static int caching;
+
+void client_keep_connections(int on) { caching = on; }
+
+static void hang_up(struct conn *c, int fd, int quit)
+{
+	if (quit) {
+		cmd(c, "QUIT");
+		io_flush(&c->io);
+	}
+	tls_end(&c->io);
+	io_free(&c->io);
+	close(fd);
+}
+
+void client_close_connections(void)
+{
+	for (int i = 0; i < CACHE_MAX; i++)
+		if (cache[i].c) {
+			hang_up(cache[i].c, cache[i].fd, 1);
+			free(cache[i].c);
+			cache[i].c = NULL;
+		}
+}
+
+static void keep(const char *key, struct conn *c, int fd)
+{
+	int slot = 0;
+	for (int i = 0; i < CACHE_MAX; i++)
+		if (!cache[i].c) {
+			slot = i;
+			break;
+		} else if (i == CACHE_MAX - 1) {
+			hang_up(cache[0].c, cache[0].fd, 1); /* the oldest */
+			free(cache[0].c);
+			memmove(cache, cache + 1, (CACHE_MAX - 1) * sizeof *cache);
+			cache[CACHE_MAX - 1].c = NULL;
+			slot = CACHE_MAX - 1;
+		}
+	snprintf(cache[slot].key, sizeof cache[slot].key, "%s", key);
+	cache[slot].c = xmalloc(sizeof *c);
+	*cache[slot].c = *c;
+	cache[slot].fd = fd;
+}
+
+/* A kept connection to key, reset for a new transaction (RSET), taken out
+ * of the cache; NULL when there is none or it no longer answers. */
+static struct conn *reuse(const char *key, int *fd)
+{
+	for (int i = 0; i < CACHE_MAX; i++) {
+		if (!cache[i].c || strcmp(cache[i].key, key))
+			continue;
+		struct conn *c = cache[i].c;
+		*fd = cache[i].fd;
+		cache[i].c = NULL;
+		struct buf t = {0};
+		cmd(c, "RSET");
+		int ok = io_flush(&c->io) == 0 && read_reply(c, &t) == 250;
+		buf_free(&t);
+		if (ok)
+			return c;
+		hang_up(c, *fd, 0);
+		free(c);
+		return NULL;
+	}
+	return NULL;
 }
 
 void client_deliver(struct client_job *j)
@@ -887,6 +1077,30 @@ void client_deliver(struct client_job *j)
 		set_all(j, &err);
 		free(c);
 		return;
+	}
+	int eightbit;
+	scan_body(j->m, &j->wire_size, &eightbit);
+	if (eightbit && !j->m->binary)
+		j->eightbit = 1;
+	char key[300];
+	snprintf(key, sizeof key, "%d %s", (int)j->kind,
+		 j->relay ? j->relay->name : j->arg);
+	if (!j->relay)
+		ascii_lower_str(key);
+	int kept_fd;
+	struct conn *kept = caching ? reuse(key, &kept_fd) : NULL;
+	if (kept) {
+		struct reply lost = {0};
+		int r = transaction(j, kept, &lost);
+		if (r == 0) {
+			keep(key, kept, kept_fd);
+			free(kept);
+			free(c);
+			return;
+		}
+		/* the kept connection failed: the others start afresh */
+		hang_up(kept, kept_fd, 0);
+		free(kept);
 	}
 	struct reply why = {0};
 	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
@@ -911,11 +1125,15 @@ void client_deliver(struct client_job *j)
 			continue;
 		}
 		io_init(&conn.io, fd, fd, REPLY_TIMEOUT_MS);
-		int r = converse(j, &conn, &why);
-		tls_end(&conn.io);
-		io_free(&conn.io);
-		close(fd);
+		int r = open_session(j, &conn, &why);
+		if (r == 0)
+			r = transaction(j, &conn, &why);
 		in_clear = 0;
+		if (r == 0 && caching) {
+			keep(key, &conn, fd);
+			break;
+		}
+		hang_up(&conn, fd, r == 0);
 		if (r == AGAIN_IN_CLEAR) {
 			/* opportunistic TLS that failed: this address again,
 			 * without it, as Postfix does */

@@ -32,9 +32,18 @@ struct client_job {
 	struct client_rcpt *r;
 	unsigned n;
 	char remote[320]; /* "host[ip]" that gave the replies, or "" */
+	/* found by client_deliver in the message itself */
+	off_t wire_size;  /* with CRLF line ends, as SIZE counts it */
 };
 
 void client_deliver(struct client_job *j);
+
+/* With on, a connection that served a transaction stays open for the next
+ * message to the same destination (RSET between), until
+ * client_close_connections(). The flusher's; a session's delivery child
+ * sends one message and hangs up. */
+void client_keep_connections(int on);
+void client_close_connections(void);
 
 /* The destination's name for grouping and logs ("relay NAME", "host H",
  * "mx D"). */

@@ -432,6 +432,7 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 		ids = spool_list(dirfd, &n);
 	}
 	int ex = 0;
+	client_keep_connections(1);
 	for (unsigned i = 0; i < n; i++) {
 		struct spool_msg m;
 		char why[512];
@@ -445,6 +446,7 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 		}
 		flush_message(cf, dirfd, &m, id || mode == FLUSH_ALL);
 	}
+	client_close_connections();
 	spool_list_free(ids, n);
 	close(dirfd);
 	log_close();
