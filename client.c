@@ -9,9 +9,11 @@
  * goes out with CRLF, dot-stuffed for DATA or in BDAT chunks when the
  * peer offers CHUNKING; binary mail goes out only by BDAT.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "client.h"
 #include "dns.h"
 #include "io.h"
+#include "mime.h"
 #include "tls.h"
 #include "util.h"
 
@@ -99,12 +101,14 @@ static void sa_text(const struct sockaddr_storage *ss, char *out, size_t n)
 }
 
 static void add_cand(struct cand *c, int *n, const char *host,
-		     const struct sockaddr_storage *ss, socklen_t len)
+		     const void *ss, socklen_t len)
 {
 	if (*n >= MAX_CANDS)
 		return;
 	snprintf(c[*n].host, sizeof c[*n].host, "%s", host);
-	c[*n].ss = *ss;
+	/* ss may be a shorter sockaddr (getaddrinfo's): copy only len */
+	memset(&c[*n].ss, 0, sizeof c[*n].ss);
+	memcpy(&c[*n].ss, ss, len < sizeof c[*n].ss ? len : sizeof c[*n].ss);
 	c[*n].len = len;
 	(*n)++;
 }
@@ -154,8 +158,7 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 	for (int fam = 0; fam < 2; fam++)
 		for (ai = res; ai; ai = ai->ai_next)
 			if (ai->ai_family == (fam ? AF_INET : AF_INET6))
-				add_cand(c, n, host,
-					 (struct sockaddr_storage *)ai->ai_addr,
+				add_cand(c, n, host, ai->ai_addr,
 					 ai->ai_addrlen);
 	freeaddrinfo(res);
 	return 0;
@@ -802,6 +805,36 @@ quit:
 	return ret;
 }
 
+/* The 7-bit form of the job's message, made once per job in an unlinked
+ * file; -1 with j->conv_why when it cannot be made. */
+static int downgrade(struct client_job *j)
+{
+	if (j->conv_state)
+		return j->conv_state > 0 ? 0 : -1;
+	j->conv_state = -1;
+	const char *dir = getenv("TMPDIR");
+	int fd = open(dir && dir[0] == '/' ? dir : "/tmp",
+		      O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(j->conv_why, sizeof j->conv_why,
+			 "no room to convert it: %s", strerror(errno));
+		return -1;
+	}
+	if (mime_downgrade(j->m, fd, j->conv_why, sizeof j->conv_why) < 0) {
+		close(fd);
+		return -1;
+	}
+	j->conv = *j->m;
+	j->conv.fd = fd;
+	j->conv.off = 0;
+	j->conv.size = lseek(fd, 0, SEEK_END);
+	j->conv.binary = 0;
+	int eightbit;
+	scan_body(&j->conv, &j->conv_wire, &eightbit);
+	j->conv_state = 1;
+	return 0;
+}
+
 /* One transaction on a ready connection: a reply for every recipient, or
  * NEXT_ADDRESS (with why) for those the connection could not serve. */
 static int transaction(struct client_job *j, struct conn *c, struct reply *why)
@@ -810,23 +843,31 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 	const char *host = c->name;
 	int ret = 0, code;
 	const struct msg *m = j->m;
+	off_t wire = j->wire_size;
+	int eightbit = j->eightbit;
 	struct reply fail = {0};
-	if (c->ext.size && (unsigned long long)j->wire_size > c->ext.size)
-		set(&fail, 552, "5.3.4", "message size %lld exceeds the limit "
-					 "of %s (%llu)",
-		    (long long)j->wire_size, host, c->ext.size);
-	else if (j->smtputf8 && !c->ext.smtputf8)
+	if (j->smtputf8 && !c->ext.smtputf8) {
 		set(&fail, 550, "5.6.7", "%s does not support SMTPUTF8, which "
 					 "this message needs",
 		    host);
-	else if (m->binary && !(c->ext.binary && c->ext.chunking))
-		set(&fail, 554, "5.6.3", "%s does not accept binary mail and "
-					 "this build cannot convert it",
-		    host);
-	else if (j->eightbit && !c->ext.eightbit)
-		set(&fail, 554, "5.6.3", "%s does not accept 8-bit mail and "
-					 "this build cannot convert it",
-		    host);
+	} else if ((m->binary && !(c->ext.binary && c->ext.chunking)) ||
+		   (eightbit && !c->ext.eightbit)) {
+		/* RFC 6152 3, RFC 3030 3: a 7-bit form for this peer */
+		if (downgrade(j) < 0) {
+			set(&fail, 554, "5.6.3", "%s accepts only 7-bit mail and "
+						 "this message cannot be "
+						 "converted: %s",
+			    host, j->conv_why);
+		} else {
+			m = &j->conv;
+			wire = j->conv_wire;
+			eightbit = 0;
+		}
+	}
+	if (!fail.code && c->ext.size && (unsigned long long)wire > c->ext.size)
+		set(&fail, 552, "5.3.4", "message size %lld exceeds the limit "
+					 "of %s (%llu)",
+		    (long long)wire, host, c->ext.size);
 	if (fail.code) {
 		/* our own verdict, not the peer's reply */
 		set_all(j, &fail);
@@ -837,11 +878,11 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 	size_t pl = 0;
 	if (c->ext.size)
 		pl += (size_t)snprintf(params + pl, sizeof params - pl,
-				       " SIZE=%lld", (long long)j->wire_size);
+				       " SIZE=%lld", (long long)wire);
 	if (m->binary)
 		pl += (size_t)snprintf(params + pl, sizeof params - pl,
 				       " BODY=BINARYMIME");
-	else if (j->eightbit)
+	else if (eightbit)
 		pl += (size_t)snprintf(params + pl, sizeof params - pl,
 				       " BODY=8BITMIME");
 	if (j->smtputf8)
@@ -1065,7 +1106,17 @@ static struct conn *reuse(const char *key, int *fd)
 	return NULL;
 }
 
+static void deliver(struct client_job *j);
+
 void client_deliver(struct client_job *j)
+{
+	j->conv_state = 0;
+	deliver(j);
+	if (j->conv_state > 0)
+		close(j->conv.fd);
+}
+
+static void deliver(struct client_job *j)
 {
 	struct cand *c = xcalloc(MAX_CANDS, sizeof *c);
 	int n = 0;

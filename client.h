@@ -34,6 +34,11 @@ struct client_job {
 	char remote[320]; /* "host[ip]" that gave the replies, or "" */
 	/* found by client_deliver in the message itself */
 	off_t wire_size;  /* with CRLF line ends, as SIZE counts it */
+	/* the 7-bit form, made when a peer needs it (mime.c) */
+	int conv_state;   /* 0 not yet, 1 made, -1 impossible */
+	struct msg conv;
+	off_t conv_wire;
+	char conv_why[200];
 };
 
 void client_deliver(struct client_job *j);

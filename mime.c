@@ -1,0 +1,348 @@
+/*
+ * mime.c - 7-bit forms of 8-bit and binary mail (see mime.h).
+ *
+ * The message is mapped read-only and walked as a tree of entities: an
+ * entity is a header section and a body; a multipart body is split at its
+ * boundary lines, a message/rfc822 body is an entity again, and any other
+ * body is a leaf. A leaf is copied as it is when it is 7-bit (no octet
+ * above 127, no NUL, no bare CR, lines of at most 998 octets); otherwise
+ * text becomes quoted-printable and anything else base64. Text mail is
+ * stored with LF line ends; binary mail as received, with CRLF.
+ */
+#include "mime.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define MAX_DEPTH 20
+#define QP_LINE 76
+
+struct conv {
+	struct buf out;
+	int crlf; /* the input's line ends are CRLF (binary mail) */
+	char *why;
+	size_t whyn;
+};
+
+/* The end of the line that starts at p (before its LF or CRLF) and the
+ * start of the next one. */
+static const char *line_end(const struct conv *cv, const char *p,
+			    const char *end, const char **next)
+{
+	const char *lf = memchr(p, '\n', (size_t)(end - p));
+	if (!lf) {
+		*next = end;
+		return end;
+	}
+	*next = lf + 1;
+	if (cv->crlf && lf > p && lf[-1] == '\r')
+		return lf - 1;
+	return lf;
+}
+
+static int is_7bit(const struct conv *cv, const char *p, size_t n)
+{
+	size_t col = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c >= 0x80 || c == 0)
+			return 0;
+		if (c == '\n') {
+			col = 0;
+			continue;
+		}
+		if (c == '\r' && !(cv->crlf && i + 1 < n && p[i + 1] == '\n'))
+			return 0; /* a bare CR */
+		if (c != '\r' && ++col > 998)
+			return 0;
+	}
+	return 1;
+}
+
+/* The value of header field name in the header section h..hend, unfolded
+ * into out; 0 when it is absent. */
+static int header_value(const struct conv *cv, const char *h, const char *hend,
+			const char *name, char *out, size_t n)
+{
+	size_t nl = strlen(name);
+	for (const char *p = h, *next; p < hend; p = next) {
+		const char *e = line_end(cv, p, hend, &next);
+		if ((size_t)(e - p) <= nl || strncasecmp(p, name, nl) || p[nl] != ':')
+			continue;
+		size_t o = 0;
+		const char *v = p + nl + 1;
+		for (;;) {
+			for (; v < e && o + 1 < n; v++)
+				out[o++] = *v == '\t' ? ' ' : *v;
+			if (next >= hend || (*next != ' ' && *next != '\t'))
+				break;
+			v = next;
+			e = line_end(cv, v, hend, &next);
+		}
+		out[o] = 0;
+		return 1;
+	}
+	return 0;
+}
+
+/* The parameter param of a Content-Type value (quotes removed). */
+static int param(const char *v, const char *name, char *out, size_t n)
+{
+	size_t nl = strlen(name);
+	for (const char *p = strchr(v, ';'); p; p = strchr(p + 1, ';')) {
+		const char *q = p + 1;
+		while (*q == ' ')
+			q++;
+		if (strncasecmp(q, name, nl) || q[nl] != '=')
+			continue;
+		q += nl + 1;
+		size_t o = 0;
+		if (*q == '"') {
+			for (q++; *q && *q != '"' && o + 1 < n; q++)
+				out[o++] = *q == '\\' && q[1] ? *++q : *q;
+		} else {
+			for (; *q && *q != ';' && *q != ' ' && o + 1 < n; q++)
+				out[o++] = *q;
+		}
+		out[o] = 0;
+		return o > 0;
+	}
+	return 0;
+}
+
+/* Copies lines p..end with LF line ends. */
+static void copy_lines(struct conv *cv, const char *p, const char *end)
+{
+	for (const char *next; p < end; p = next) {
+		const char *e = line_end(cv, p, end, &next);
+		buf_add(&cv->out, p, (size_t)(e - p));
+		if (next > e)
+			buf_addc(&cv->out, '\n');
+	}
+}
+
+static void quoted_printable(struct conv *cv, const char *p, const char *end)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const char *next; p < end; p = next) {
+		const char *e = line_end(cv, p, end, &next);
+		size_t col = 0;
+		for (const char *q = p; q < e; q++) {
+			unsigned char c = (unsigned char)*q;
+			int last = q + 1 == e;
+			int plain = (c >= 33 && c <= 126 && c != '=') ||
+				    ((c == ' ' || c == '\t') && !last);
+			size_t w = plain ? 1 : 3;
+			if (col + w > QP_LINE - 1) {
+				buf_adds(&cv->out, "=\n");
+				col = 0;
+			}
+			if (plain) {
+				buf_addc(&cv->out, (char)c);
+			} else {
+				buf_addc(&cv->out, '=');
+				buf_addc(&cv->out, hex[c >> 4]);
+				buf_addc(&cv->out, hex[c & 15]);
+			}
+			col += w;
+		}
+		/* a last line without its end stays without one: the line end
+		 * that follows belongs to a boundary, or is added on the wire */
+		if (next > e)
+			buf_addc(&cv->out, '\n');
+	}
+}
+
+static void base64(struct conv *cv, const char *p, const char *end)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = (size_t)(end - p), col = 0;
+	const unsigned char *u = (const unsigned char *)p;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)u[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)u[i + 1] << 8;
+		if (i + 2 < n)
+			v |= u[i + 2];
+		char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63],
+			     i + 1 < n ? tab[v >> 6 & 63] : '=',
+			     i + 2 < n ? tab[v & 63] : '='};
+		buf_add(&cv->out, q, 4);
+		if ((col += 4) >= 76) {
+			buf_addc(&cv->out, '\n');
+			col = 0;
+		}
+	}
+	if (col)
+		buf_addc(&cv->out, '\n');
+}
+
+static int fail(struct conv *cv, const char *what)
+{
+	snprintf(cv->why, cv->whyn, "%s", what);
+	return -1;
+}
+
+/* Copies a header section without its Content-Transfer-Encoding field
+ * (and that field's continuation lines). */
+static void headers_without_cte(struct conv *cv, const char *h,
+				const char *hend)
+{
+	int skipping = 0;
+	for (const char *p = h, *next; p < hend; p = next) {
+		const char *e = line_end(cv, p, hend, &next);
+		if (*p == ' ' || *p == '\t') {
+			if (skipping)
+				continue;
+		} else {
+			skipping = (size_t)(e - p) > 26 &&
+				   !strncasecmp(p, "Content-Transfer-Encoding:", 26);
+			if (skipping)
+				continue;
+		}
+		buf_add(&cv->out, p, (size_t)(e - p));
+		buf_addc(&cv->out, '\n');
+	}
+}
+
+static int entity(struct conv *cv, const char *p, const char *end, int depth,
+		  int top);
+
+/* A multipart body: its parts each converted, the boundaries kept. */
+static int multipart(struct conv *cv, const char *b, const char *end,
+		     const char *boundary, int depth)
+{
+	size_t bl = strlen(boundary);
+	const char *part = NULL; /* start of the current part's entity */
+	for (const char *p = b, *next; p < end; p = next) {
+		const char *e = line_end(cv, p, end, &next);
+		int delim = (size_t)(e - p) >= bl + 2 && p[0] == '-' &&
+			    p[1] == '-' && !memcmp(p + 2, boundary, bl);
+		if (!delim)
+			continue;
+		const char *rest = p + 2 + bl;
+		int close = e - rest >= 2 && rest[0] == '-' && rest[1] == '-';
+		if (part) {
+			/* the line end before the delimiter belongs to it */
+			const char *pe = p;
+			if (pe > part && pe[-1] == '\n')
+				pe--;
+			if (cv->crlf && pe > part && pe[-1] == '\r')
+				pe--;
+			if (entity(cv, part, pe, depth + 1, 0) < 0)
+				return -1;
+			buf_addc(&cv->out, '\n');
+		} else if (!is_7bit(cv, b, (size_t)(p - b))) {
+			return fail(cv, "8-bit octets in a MIME preamble");
+		} else {
+			copy_lines(cv, b, p);
+		}
+		copy_lines(cv, p, next);
+		if (close) {
+			if (!is_7bit(cv, next, (size_t)(end - next)))
+				return fail(cv, "8-bit octets in a MIME epilogue");
+			copy_lines(cv, next, end);
+			return 0;
+		}
+		part = next;
+	}
+	/* no closing delimiter: the last part runs to the end */
+	if (part)
+		return entity(cv, part, end, depth + 1, 0);
+	return fail(cv, "a multipart body without its boundary");
+}
+
+/* One entity (header section and body) from p to end. */
+static int entity(struct conv *cv, const char *p, const char *end, int depth,
+		  int top)
+{
+	if (depth > MAX_DEPTH)
+		return fail(cv, "MIME parts nested too deep to convert");
+	/* the header section ends at the first empty line */
+	const char *hend = end, *body = end;
+	for (const char *q = p, *next; q < end; q = next) {
+		const char *e = line_end(cv, q, end, &next);
+		if (e == q) {
+			hend = q;
+			body = next;
+			break;
+		}
+	}
+	if (!is_7bit(cv, p, (size_t)(hend - p)))
+		return fail(cv, "8-bit octets in a header field, which MIME "
+				"cannot encode here");
+	char ct[1024] = "", cte[128] = "", boundary[256];
+	int has_ct = header_value(cv, p, hend, "Content-Type", ct, sizeof ct);
+	header_value(cv, p, hend, "Content-Transfer-Encoding", cte, sizeof cte);
+	char *t = ct;
+	while (*t == ' ')
+		t++;
+	int is_multipart = !strncasecmp(t, "multipart/", 10);
+	int is_message = !strncasecmp(t, "message/rfc822", 14);
+	int is_text = !has_ct || !strncasecmp(t, "text/", 5);
+	if (is_multipart && param(t, "boundary", boundary, sizeof boundary)) {
+		copy_lines(cv, p, body);
+		return multipart(cv, body, end, boundary, depth);
+	}
+	if (is_message) {
+		copy_lines(cv, p, body);
+		return entity(cv, body, end, depth + 1, 0);
+	}
+	if (is_7bit(cv, body, (size_t)(end - body)) &&
+	    strncasecmp(cte[0] == ' ' ? cte + 1 : cte, "binary", 6)) {
+		copy_lines(cv, p, end);
+		return 0;
+	}
+	headers_without_cte(cv, p, hend);
+	if (top && !header_value(cv, p, hend, "MIME-Version", cte, sizeof cte))
+		buf_adds(&cv->out, "MIME-Version: 1.0\n");
+	if (!has_ct)
+		buf_adds(&cv->out, "Content-Type: text/plain; charset=unknown-8bit\n");
+	buf_printf(&cv->out, "Content-Transfer-Encoding: %s\n\n",
+		   is_text ? "quoted-printable" : "base64");
+	if (is_text)
+		quoted_printable(cv, body, end);
+	else
+		base64(cv, body, end);
+	return 0;
+}
+
+int mime_downgrade(const struct msg *m, int out_fd, char *why, size_t n)
+{
+	struct conv cv = {.crlf = m->binary, .why = why, .whyn = n};
+	long page = sysconf(_SC_PAGESIZE);
+	off_t start = m->off - m->off % page;
+	size_t len = (size_t)(m->off - start + m->size);
+	if (!m->size) {
+		snprintf(why, n, "an empty message");
+		return -1;
+	}
+	char *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, m->fd, start);
+	if (map == MAP_FAILED) {
+		snprintf(why, n, "cannot read the message: %s", strerror(errno));
+		return -1;
+	}
+	const char *p = map + (m->off - start);
+	int r = entity(&cv, p, p + m->size, 0, 1);
+	munmap(map, len);
+	for (size_t off = 0; r == 0 && off < cv.out.len;) {
+		ssize_t w = write(out_fd, cv.out.s + off, cv.out.len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			snprintf(why, n, "cannot write the converted message: %s",
+				 strerror(errno));
+			r = -1;
+			break;
+		}
+		off += (size_t)w;
+	}
+	buf_free(&cv.out);
+	return r;
+}

@@ -1,0 +1,158 @@
+"""8-bit and binary mail to a next hop without 8BITMIME or BINARYMIME is
+converted per MIME part (RFC 6152 3, RFC 3030 3, RFC 2045): text parts to
+quoted-printable, the others to base64, judged by their content. What
+cannot be converted (8-bit header fields) bounces with 5.6.3.
+
+The next hop is Postfix's smtp-sink started with -8 (no 8BITMIME; it never
+offers BINARYMIME), dumping each message to a file; the delivered message
+is parsed with Python's email package and every part, decoded, must equal
+what the client sent.
+"""
+import email
+import email.policy
+import glob
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", "./postmaster"))
+ROOT = os.geteuid() == 0
+SINK = shutil.which("smtp-sink", path="/usr/sbin:/usr/bin")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def env():
+    if not SINK:
+        pytest.skip("smtp-sink is not installed")
+    d = tempfile.mkdtemp(prefix="pm-mime-")
+    os.chmod(d, 0o1777)
+    for sub in ("spool", "sink"):
+        os.mkdir(os.path.join(d, sub))
+        os.chmod(os.path.join(d, sub), 0o1777)
+    port = free_port()
+    sink = subprocess.Popen([SINK] + (["-u", "nobody"] if ROOT else []) +
+                            ["-8", "-d", os.path.join(d, "sink", "%M."),
+                             "127.0.0.1:%d" % port, "10"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    cf = os.path.join(d, "postmaster.cf")
+    with open(cf, "w") as f:
+        f.write("""[core]
+hostname = mail.example.net
+logger = stderr
+spool-directory = {d}/spool
+pid-file = {d}/flush.pid
+{user}
+[route]
+@ext.example [127.0.0.1]:{port}
+s@example.org {d}/bounces/
+""".format(d=d, port=port, user="user-id = nobody" if ROOT else ""))
+    yield d, cf
+    sink.kill()
+    sink.wait()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def send(cf, wire):
+    p = subprocess.run([POSTMASTER, "--config=" + cf], input=wire, capture_output=True,
+                       timeout=60)
+    assert b"Sanitizer" not in p.stderr and b"runtime error" not in p.stderr, p.stderr
+    assert re.search(rb"^250 2\.0\.0 Ok: queued as", p.stdout, re.M), p.stdout
+    return p
+
+
+def delivered(d):
+    files = glob.glob(os.path.join(d, "sink", "*"))
+    assert len(files) == 1, files
+    raw = open(files[0], "rb").read()
+    assert max(raw) < 0x80, "8-bit octets reached a 7-bit peer"
+    return raw, email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+TEXT = "Grüße, café = naïve \n".encode("utf-8") * 3 + b"tail with tab\t"
+BLOB = bytes(range(256)) * 4
+
+
+def multipart():
+    return (b"Subject: parts\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=\"=b\"\r\n\r\n"
+            b"preamble\r\n--=b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n" +
+            TEXT.replace(b"\n", b"\r\n") +
+            b"\r\n--=b\r\nContent-Type: message/rfc822\r\n\r\n"
+            b"Subject: inner\r\nContent-Type: text/plain; charset=latin1\r\n\r\n"
+            b"inner \xe9t\xe9\r\n"
+            b"--=b--\r\nepilogue\r\n")
+
+
+def test_8bit_parts_become_quoted_printable(env):
+    d, cf = env
+    body = multipart().replace(b"\r\n.", b"\r\n..")
+    send(cf, b"EHLO c\r\nMAIL FROM:<s@example.org> BODY=8BITMIME\r\n"
+             b"RCPT TO:<a@ext.example>\r\nDATA\r\n" + body + b"\r\n.\r\nQUIT\r\n")
+    raw, msg = delivered(d)
+    parts = list(msg.walk())
+    text = [p for p in parts if p.get_content_type() == "text/plain"]
+    assert text[0]["Content-Transfer-Encoding"] == "quoted-printable"
+    # smtp-sink writes LF line ends
+    assert text[0].get_payload(decode=True) == TEXT
+    # the line end before a boundary belongs to the boundary (RFC 2046 5.1.1)
+    assert text[1].get_payload(decode=True) == b"inner \xe9t\xe9"
+    assert b"preamble" in raw and b"epilogue" in raw
+    assert b"X-Mail-Args: <s@example.org>\n" in raw  # no BODY=8BITMIME sent
+
+
+def test_undeclared_8bit_plain_message_gets_mime_headers(env):
+    d, cf = env
+    send(cf, b"EHLO c\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<a@ext.example>\r\n"
+             b"DATA\r\nSubject: plain\r\n\r\n" + TEXT.replace(b"\n", b"\r\n") +
+             b"\r\n.\r\nQUIT\r\n")
+    raw, msg = delivered(d)
+    assert msg["MIME-Version"] == "1.0"
+    assert msg["Content-Transfer-Encoding"] == "quoted-printable"
+    # smtp-sink writes LF line ends and a line end for the final dot
+    assert msg.get_payload(decode=True).rstrip(b"\n") == TEXT
+
+
+def test_binarymime_becomes_base64(env):
+    d, cf = env
+    body = (b"Subject: bin\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: application/octet-stream\r\n"
+            b"Content-Transfer-Encoding: binary\r\n\r\n" + BLOB)
+    send(cf, b"EHLO c\r\nMAIL FROM:<s@example.org> BODY=BINARYMIME\r\n"
+             b"RCPT TO:<a@ext.example>\r\nBDAT %d LAST\r\n" % len(body) + body +
+             b"QUIT\r\n")
+    raw, msg = delivered(d)
+    assert msg["Content-Transfer-Encoding"] == "base64"
+    assert msg.get_payload(decode=True) == BLOB  # base64 lines: no line end games
+
+
+def test_8bit_header_cannot_be_converted_and_bounces(env):
+    d, cf = env
+    send(cf, b"EHLO c\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<a@ext.example>\r\n"
+             b"DATA\r\nSubject: caf\xc3\xa9\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+    assert glob.glob(os.path.join(d, "sink", "*")) == []
+    bounces = glob.glob(os.path.join(d, "bounces", "new", "*"))
+    assert len(bounces) == 1
+    report = email.message_from_bytes(open(bounces[0], "rb").read())
+    status = [p for p in report.walk() if p.get_content_type() == "message/delivery-status"]
+    text = status[0].as_string()
+    assert "Status: 5.6.3" in text
+    assert "8-bit octets in a header field" in text
