@@ -25,13 +25,13 @@ SAN_DIR = build-san
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
-TESTS = test_addr test_cf test_route
+TESTS = test_addr test_cf test_route test_envelope
 
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	python3 python3-pytest python3-aiosmtpd hyperfine swaks procmail \
 	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
-	dovecot-lmtpd libgnutls28-dev gnutls-bin openssl
+	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl
 
 .PHONY: all check check-normal check-san deps install clean bench fuzz lint demo
 
@@ -106,5 +106,5 @@ install: postmaster
 	done
 
 clean:
-	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route \
+	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope \
 		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache demo

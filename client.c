@@ -233,7 +233,12 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
 	struct dns_mx mx[DNS_MAX_MX];
 	int nmx = 0;
-	enum dns_status s = dns_mx(server, domain, mx, DNS_MAX_MX, &nmx);
+	char alabel[256], why[300];
+	if (dns_alabel(domain, alabel, sizeof alabel, why, sizeof why) < 0) {
+		set(err, 550, "5.1.2", "%s", why);
+		return -1;
+	}
+	enum dns_status s = dns_mx(server, alabel, mx, DNS_MAX_MX, &nmx);
 	switch (s) {
 	case DNS_NULLMX:
 		set(err, 556, "5.1.10", "domain %s accepts no mail (null MX)",
@@ -250,7 +255,7 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	case DNS_NODATA: /* no MX: the domain's own address (RFC 5321 5.1) */
 		nmx = 1;
 		mx[0].pref = 0;
-		snprintf(mx[0].host, sizeof mx[0].host, "%s", domain);
+		snprintf(mx[0].host, sizeof mx[0].host, "%s", alabel);
 		break;
 	case DNS_OK:
 		break;

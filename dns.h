@@ -13,6 +13,7 @@
 #ifndef POSTMASTER_DNS_H
 #define POSTMASTER_DNS_H
 
+#include <stddef.h>
 #include <sys/socket.h>
 
 #define DNS_MAX_MX 16
@@ -30,6 +31,12 @@ struct dns_mx {
 	unsigned pref;
 	char host[256];
 };
+
+/* The A-label form of a domain (IDNA 2008 through libidn2, loaded with
+ * dlopen the first time a domain needs it, SPEC 11); an ASCII domain is
+ * copied. -1 with a reason when it is not a valid international name. */
+int dns_alabel(const char *domain, char *out, size_t n, char *why,
+	       size_t whyn);
 
 /* server: NULL for /etc/resolv.conf, else core.dns-server's value. */
 enum dns_status dns_mx(const char *server, const char *domain,

@@ -543,8 +543,8 @@ static int by_name(const void *a, const void *b)
 static void remove_leftover(int dirfd, const char *name)
 {
 	char id[32];
-	snprintf(id, sizeof id, "%.*s", (int)strcspn(name, "."),
-		 !strncmp(name, "tmp.", 4) ? name + 4 : name);
+	const char *base = !strncmp(name, "tmp.", 4) ? name + 4 : name;
+	snprintf(id, sizeof id, "%.*s", (int)strcspn(base, "."), base);
 	struct stat st;
 	if (!is_id(id) || fstatat(dirfd, name, &st, 0) < 0)
 		return;

@@ -1,0 +1,246 @@
+/*
+ * test_envelope.c - the spool's file format (spool.c) and the 7-bit
+ * conversion (mime.c), through their interfaces on temporary files:
+ * an envelope with awkward values survives a write and a read; an update
+ * supersedes the envelope in the message file; leftovers of dead processes
+ * are removed; quoted-printable and base64 come out as RFC 2045 says.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mime.h"
+#include "spool.h"
+
+static char dir[64];
+static int dirfd_;
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/pm-envelope.XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	dirfd_ = open(dir, O_RDONLY | O_DIRECTORY);
+	return dirfd_ < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	close(dirfd_);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void target(struct spool_msg *m, enum target_kind kind, const char *arg,
+		   const char *addr, const char *orig)
+{
+	struct route_target t = {.kind = kind, .arg = (char *)arg};
+	snprintf(t.addr, sizeof t.addr, "%s", addr);
+	spool_add_target(m, &t, orig);
+}
+
+static void write_message(struct spool_msg *m, const char *text)
+{
+	assert_int_equal(spool_create(dirfd_, m), 0);
+	assert_int_equal(spool_begin_message(m), 0);
+	assert_int_equal(write(m->data_fd, text, strlen(text)),
+			 (ssize_t)strlen(text));
+	assert_int_equal(spool_commit(dirfd_, m), 0);
+}
+
+static void envelope_round_trip(void **state)
+{
+	(void)state;
+	struct spool_msg m = {.data_fd = -1};
+	m.from = strdup("\"john doe\"@example.org");
+	m.sid = strdup("abc");
+	m.client = strdup("[192.0.2.1]");
+	m.eightbit = 1;
+	target(&m, T_CMD, "cat > /tmp/x 100%", "list@example.net",
+	       "List@Example.NET");
+	target(&m, T_MX, "", "-@example.com", "-@example.com");
+	target(&m, T_MAILDIR, "/var/mail/a b/", "a@b", "a@b");
+	write_message(&m, "Subject: x\n\nbody\n");
+	char id[24];
+	snprintf(id, sizeof id, "%s", m.id);
+	m.t[0].state = SP_DELIVERED;
+	m.t[0].attempts = 1;
+	m.t[0].code = 250;
+	snprintf(m.t[0].dsn, sizeof m.t[0].dsn, "2.0.0");
+	free(m.t[0].text);
+	m.t[0].text = strdup("ok\nwith a newline");
+	m.t[1].next = 1796000000;
+	assert_int_equal(spool_update(dirfd_, &m), 0);
+	spool_msg_free(&m);
+
+	struct spool_msg l;
+	char why[256];
+	assert_int_equal(spool_load(dirfd_, id, 1, &l, why, sizeof why),
+			 SPOOL_OK);
+	assert_string_equal(l.from, "\"john doe\"@example.org");
+	assert_string_equal(l.client, "[192.0.2.1]");
+	assert_true(l.eightbit);
+	assert_int_equal(l.nt, 3);
+	assert_int_equal(l.t[0].state, SP_DELIVERED);
+	assert_string_equal(l.t[0].arg, "cat > /tmp/x 100%");
+	assert_string_equal(l.t[0].orig, "List@Example.NET");
+	assert_string_equal(l.t[0].text, "ok with a newline");
+	assert_int_equal(l.t[1].kind, T_MX);
+	assert_string_equal(l.t[1].arg, "");
+	assert_string_equal(l.t[1].addr, "-@example.com");
+	assert_int_equal(l.t[1].next, 1796000000);
+	assert_string_equal(l.t[2].arg, "/var/mail/a b/");
+	assert_int_equal(l.size, 17);
+	char body[32] = "";
+	assert_int_equal(pread(l.data_fd, body, sizeof body, l.data_off), 17);
+	assert_memory_equal(body, "Subject: x\n\nbody\n", 17);
+
+	/* a second loader cannot take the lock meanwhile */
+	struct spool_msg busy;
+	assert_int_equal(spool_load(dirfd_, id, 1, &busy, why, sizeof why),
+			 SPOOL_BUSY);
+	spool_remove(dirfd_, &l);
+	spool_msg_free(&l);
+	assert_int_equal(spool_load(dirfd_, id, 0, &busy, why, sizeof why),
+			 SPOOL_GONE);
+}
+
+static void list_skips_and_cleans_leftovers(void **state)
+{
+	(void)state;
+	struct spool_msg m = {.data_fd = -1};
+	m.from = strdup("");
+	target(&m, T_DISCARD, "", "x@y", "x@y");
+	write_message(&m, "x\n");
+	char id[24];
+	snprintf(id, sizeof id, "%s", m.id);
+	spool_msg_free(&m);
+	/* an envelope whose message is gone, and an uncommitted tmp file
+	 * whose writer died an hour ago */
+	int fd = openat(dirfd_, "006B0E0000000000AA.env", O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	fd = openat(dirfd_, "tmp.006B0E0000000000BB", O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	char old[128];
+	snprintf(old, sizeof old, "touch -d '2 hours ago' %s/tmp.006B0E0000000000BB",
+		 dir);
+	assert_int_equal(system(old), 0);
+	unsigned n;
+	char **ids = spool_list(dirfd_, &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(ids[0], id);
+	spool_list_free(ids, n);
+	struct stat st;
+	assert_int_not_equal(fstatat(dirfd_, "006B0E0000000000AA.env", &st, 0), 0);
+	assert_int_not_equal(fstatat(dirfd_, "tmp.006B0E0000000000BB", &st, 0), 0);
+	struct spool_msg l;
+	char why[128];
+	assert_int_equal(spool_load(dirfd_, id, 1, &l, why, sizeof why), SPOOL_OK);
+	spool_remove(dirfd_, &l);
+	spool_msg_free(&l);
+}
+
+/* Runs mime_downgrade on text and returns the result (malloc'd). */
+static char *downgrade(const char *text, size_t len, int binary, int *ok)
+{
+	char path[96];
+	snprintf(path, sizeof path, "%s/in", dir);
+	int in = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_int_equal(write(in, text, len), (ssize_t)len);
+	snprintf(path, sizeof path, "%s/out", dir);
+	int out = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	struct msg m = {.fd = in, .off = 0, .size = (off_t)len, .binary = binary};
+	char why[200];
+	*ok = mime_downgrade(&m, out, why, sizeof why) == 0;
+	off_t n = lseek(out, 0, SEEK_END);
+	char *r = calloc(1, (size_t)n + 1 + sizeof why);
+	assert_int_equal(pread(out, r, (size_t)n, 0), n);
+	if (!*ok)
+		snprintf(r, sizeof why, "%s", why);
+	close(in);
+	close(out);
+	return r;
+}
+
+static void quoted_printable_rules(void **state)
+{
+	(void)state;
+	int ok;
+	/* =, trailing blanks, 8-bit octets; soft breaks keep lines <= 76 */
+	char long_line[200];
+	memset(long_line, 0xe9, 100);
+	long_line[100] = '\n';
+	long_line[101] = 0;
+	struct { const char *in, *want; } cases[] = {
+		{"Content-Type: text/plain\n\na=b \xc3\xa9\t\n",
+		 "Content-Type: text/plain\nMIME-Version: 1.0\n"
+		 "Content-Transfer-Encoding: quoted-printable\n\n"
+		 "a=3Db =C3=A9=09\n"},
+		{"MIME-Version: 1.0\nContent-Type: text/plain\n\n\xe9\n",
+		 "MIME-Version: 1.0\nContent-Type: text/plain\n"
+		 "Content-Transfer-Encoding: quoted-printable\n\n=E9\n"},
+		{"Subject: s\nContent-Transfer-Encoding: 8bit\n\n\xff\n",
+		 "Subject: s\nMIME-Version: 1.0\nContent-Type: text/plain; "
+		 "charset=unknown-8bit\nContent-Transfer-Encoding: "
+		 "quoted-printable\n\n=FF\n"},
+		{"Subject: 7bit stays\n\nplain\n", "Subject: 7bit stays\n\nplain\n"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char *r = downgrade(cases[i].in, strlen(cases[i].in), 0, &ok);
+		assert_true(ok);
+		assert_string_equal(r, cases[i].want);
+		free(r);
+	}
+	char in[300];
+	snprintf(in, sizeof in, "Content-Type: text/plain\n\n%s", long_line);
+	char *r = downgrade(in, strlen(in), 0, &ok);
+	assert_true(ok);
+	char *body = strstr(r, "\n\n") + 2;
+	for (char *l = body; *l; l = strchr(l, '\n') + 1)
+		assert_true(strchr(l, '\n') - l <= 76);
+	assert_non_null(strstr(body, "=E9=\n=E9"));
+	free(r);
+}
+
+static void base64_and_refusals(void **state)
+{
+	(void)state;
+	int ok;
+	const char bin[] = "Content-Type: application/octet-stream\r\n"
+			   "Content-Transfer-Encoding: binary\r\n\r\n\x00\x01\r\x80";
+	char *r = downgrade(bin, sizeof bin - 1, 1, &ok);
+	assert_true(ok);
+	assert_string_equal(r, "Content-Type: application/octet-stream\n"
+			       "MIME-Version: 1.0\n"
+			       "Content-Transfer-Encoding: base64\n\nAAENgA==\n");
+	free(r);
+	const char hdr[] = "Subject: caf\xc3\xa9\n\nx\n";
+	r = downgrade(hdr, sizeof hdr - 1, 0, &ok);
+	assert_false(ok);
+	assert_string_equal(r, "8-bit octets in a header field, which MIME "
+			       "cannot encode here");
+	free(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(envelope_round_trip),
+		cmocka_unit_test(list_skips_and_cleans_leftovers),
+		cmocka_unit_test(quoted_printable_rules),
+		cmocka_unit_test(base64_and_refusals),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
