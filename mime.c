@@ -226,8 +226,13 @@ static int multipart(struct conv *cv, const char *b, const char *end,
 			    p[1] == '-' && !memcmp(p + 2, boundary, bl);
 		if (!delim)
 			continue;
+		/* RFC 2046 5.1.1: "--" boundary ["--"], then only blanks */
 		const char *rest = p + 2 + bl;
 		int close = e - rest >= 2 && rest[0] == '-' && rest[1] == '-';
+		for (const char *q = rest + (close ? 2 : 0); q < e && delim; q++)
+			delim = *q == ' ' || *q == '\t';
+		if (!delim)
+			continue;
 		if (part) {
 			/* the line end before the delimiter belongs to it */
 			const char *pe = p;
@@ -274,9 +279,14 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 			break;
 		}
 	}
-	if (!is_7bit(cv, p, (size_t)(hend - p)))
-		return fail(cv, "8-bit octets in a header field, which MIME "
-				"cannot encode here");
+	if (!is_7bit(cv, p, (size_t)(hend - p))) {
+		for (const char *q = p; q < hend; q++)
+			if ((unsigned char)*q >= 0x80)
+				return fail(cv, "8-bit octets in a header field, "
+						"which MIME cannot encode here");
+		return fail(cv, "a header line with NUL, a bare CR or more "
+				"than 998 octets");
+	}
 	char ct[1024] = "", cte[128] = "", boundary[256];
 	int has_ct = header_value(cv, p, hend, "Content-Type", ct, sizeof ct);
 	header_value(cv, p, hend, "Content-Transfer-Encoding", cte, sizeof cte);
