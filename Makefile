@@ -31,7 +31,7 @@ TESTS = test_addr test_cf test_route test_envelope
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	python3 python3-pytest python3-aiosmtpd hyperfine swaks procmail \
 	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
-	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl
+	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace
 
 .PHONY: all check check-normal check-san deps install clean bench fuzz lint demo
 

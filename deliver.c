@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -354,6 +355,7 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 			  strerror(errno));
 		return;
 	}
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		set_reply(out, 451, "4.3.0", "cannot fork: %s", strerror(errno));
@@ -365,6 +367,12 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 	}
 	if (pid == 0) {
 		setsid();
+		/* a feeder that is killed must take the mailer with it: at
+		 * EOF the mailer could not tell a cut message from a whole one
+		 * (a set-user-ID mailer loses this at exec) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(75);
 		signal(SIGPIPE, SIG_DFL);
 		dup2(in[0], 0);
 		dup2(res[1], 1);
@@ -638,13 +646,15 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 		int ok = ensure_dir(dir) == 0 && ensure_dir(b.s) == 0 &&
 			 ensure_dir(nw.s) == 0 && ensure_dir(cur.s) == 0;
 		buf_free(&cur);
+		/* from the spool the tmp name is fixed too: the message's lock
+		 * keeps it ours, and a run that was killed leaves a file that
+		 * the next run overwrites and moves, instead of one forever */
 		buf_printf(&b, "/%s", base);
-		if (p->spool_id)
-			buf_printf(&b, ".%ld", (long)getpid());
 		buf_printf(&nw, "/%s", base);
 		tmp[done] = b.s;
 		dst[done] = nw.s;
-		int fd = ok ? open(b.s, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		int fd = ok ? open(b.s, O_WRONLY | O_CREAT | O_CLOEXEC |
+					       (p->spool_id ? O_TRUNC : O_EXCL),
 				   0600)
 			    : -1;
 		if (fd < 0) {

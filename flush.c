@@ -81,9 +81,12 @@ static void log_target(const struct run *x, const struct spool_target *t,
 	snprintf(size, sizeof size, "%lld", (long long)x->m->size);
 	struct buf rep = {0}, tgt = {0};
 	buf_printf(&rep, "%d %s %s", t->code, t->dsn, t->text);
+	const char *at = strrchr(t->addr, '@');
+	const char *what = t->kind == T_MX ? (at ? at + 1 : "")
+			   : t->via[0]	    ? t->via
+					    : t->arg;
 	buf_printf(&tgt, "%s%s%s", route_target_kind_name(t->kind),
-		   t->via[0] || t->arg[0] ? " " : "",
-		   t->via[0] ? t->via : t->arg);
+		   what[0] ? " " : "", what);
 	log_event(t->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "id", x->m->id,
 		  "from", f, "to", to, "target", tgt.s, "relay",
 		  t->remote[0] ? t->remote : NULL, "status", status, "dsn",
@@ -122,7 +125,8 @@ static void apply(struct run *x, unsigned i, const struct reply *r,
 			   t->text, (long long)(x->now - x->m->arrival));
 		free(t->text);
 		t->text = b.s;
-		t->dsn[0] = '5';
+		/* the status stays the peer's 4.x.x, as Postfix reports an
+		 * expired message: the failure was never permanent */
 	}
 	x->fail_now[i] = 1;
 	log_target(x, t, "bounced");

@@ -177,6 +177,18 @@ static void flush(struct session *s)
 /* ------------------------------------------------------------------ */
 /* The transaction                                                     */
 
+/* Drops the spooled message being received, if it was not committed. */
+static void spool_abandon(struct session *s)
+{
+	if (s->sm_uncommitted) {
+		spool_discard(s->spool_fd, &s->sm); /* closes data_fd */
+		s->data_fd = -1;
+		s->sm_uncommitted = 0;
+	}
+	s->sm.data_fd = -1; /* a committed one's fd is data_fd's business */
+	spool_msg_free(&s->sm);
+}
+
 static void transaction_reset(struct session *s)
 {
 	for (unsigned i = 0; i < s->nrcpt; i++) {
@@ -188,13 +200,7 @@ static void transaction_reset(struct session *s)
 	s->nrcpt = 0;
 	plan_free(&s->plan);
 	s->spooled = 0;
-	if (s->sm_uncommitted) {
-		s->sm.data_fd = -1; /* closed below as data_fd */
-		spool_discard(s->spool_fd, &s->sm);
-		s->sm_uncommitted = 0;
-	}
-	s->sm.data_fd = -1;
-	spool_msg_free(&s->sm);
+	spool_abandon(s);
 	s->from[0] = 0;
 	s->body = BODY_7BIT;
 	s->smtputf8 = 0;
@@ -488,6 +494,7 @@ static int spool_needed(const struct session *s)
 static int spool_begin(struct session *s)
 {
 	struct spool_msg *m = &s->sm;
+	spool_abandon(s);
 	memset(m, 0, sizeof *m);
 	m->data_fd = -1;
 	if (spool_create(s->spool_fd, m) < 0)
@@ -512,7 +519,12 @@ static int spool_begin(struct session *s)
 			if (rc->r.t[k].kind != T_DISCARD)
 				spool_add_target(m, &rc->r.t[k], rc->addr);
 	}
-	return spool_begin_message(m);
+	if (spool_begin_message(m) == 0)
+		return 0;
+	int e = errno;
+	spool_abandon(s); /* a DATA after this 452 starts afresh */
+	errno = e;
+	return -1;
 }
 
 /* Opens the data file and writes the Received header (RFC 5321 4.4). */

@@ -91,8 +91,12 @@ int spool_create(int dirfd, struct spool_msg *m)
 			rnd = (uint32_t)getpid() ^ (uint32_t)clock();
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		snprintf(m->id, sizeof m->id, "%010llX%08X",
-			 (unsigned long long)ts.tv_sec & 0xffffffffffULL, rnd);
+		/* seconds, microseconds, random: name order is arrival
+		 * order to the microsecond */
+		snprintf(m->id, sizeof m->id, "%010llX%05lX%03X",
+			 (unsigned long long)ts.tv_sec & 0xffffffffffULL,
+			 (unsigned long)(ts.tv_nsec / 1000) & 0xfffff,
+			 rnd & 0xfff);
 		char name[64];
 		name_of(name, sizeof name, m->id, "tmp");
 		int fd = openat(dirfd, name,

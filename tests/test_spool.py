@@ -1,0 +1,1387 @@
+"""The spool (SPEC 7 path 3, 7.1): durability under kill -9, a full
+file system, the flusher and its back-off, RFC 3464 bounces, double
+bounces, --queue / --delete / --flush=ID, concurrent flushers, and the
+Received-header loop limit.
+
+Every server here runs on 127.0.0.1 and a free port and is stopped when
+its test ends; every test directory (and tmpfs mount) is removed. Tests
+run as root, so every configuration has `user-id = nobody` and every
+directory a session or a delivery writes is mode 1777.
+
+POSTMASTER names the binary under test (tests/run-suites sets it to the
+normal or the sanitizer build); every output is searched for sanitizer
+reports.
+
+Run `pytest -s tests/test_spool.py` to see the figures of the crash test.
+"""
+import email
+import email.utils
+import glob
+import hashlib
+import os
+import queue as queue_mod
+import random
+import re
+import select
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", "./postmaster"))
+SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+             "runtime error:", "UndefinedBehaviorSanitizer")
+
+QUEUED = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]{18})$")
+HOST = "mail.example.net"
+
+
+def tool(name):
+    path = shutil.which(name, path=os.environ.get("PATH", "") +
+                        ":/usr/sbin:/usr/bin:/sbin:/bin")
+    if not path:
+        pytest.skip("%s is not installed" % name)
+    return path
+
+
+def no_sanitizer_report(text, what):
+    for mark in SANITIZER:
+        assert mark not in text, "%s: sanitizer report:\n%s" % (what, text)
+
+
+# ------------------------------------------------------------------ #
+# Directories, configurations, processes                             #
+
+
+def remove_tree(path):
+    for d, dirs, _ in os.walk(path):
+        for x in dirs:
+            try:
+                os.chmod(os.path.join(d, x), 0o755)
+            except OSError:
+                pass
+    shutil.rmtree(path, ignore_errors=True)
+    assert not os.path.exists(path), "cannot remove %s" % path
+
+
+@pytest.fixture
+def tmp():
+    d = tempfile.mkdtemp(prefix="pm-spool-")
+    os.chmod(d, 0o1777)  # the session runs as nobody when we are root
+    yield d
+    # nothing we started may outlive the test
+    for pid in processes_under(d):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    remove_tree(d)
+
+
+def mkdir(path):
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o1777)
+    return path
+
+
+def write_cf(tmp, routes, core="", extra="", name="postmaster.cf"):
+    """A configuration with its spool in tmp/spool and its flusher lock
+    in tmp/flush.pid (@DIR@ = tmp); checked with --check."""
+    spool = os.path.join(tmp, "spool")
+    if not os.path.isdir(spool):
+        mkdir(spool)
+    text = ("[core]\n"
+            "user-id = nobody\n"
+            "hostname = %s\n"
+            "logger = stderr\n"
+            "spool-directory = %s\n"
+            "pid-file = %s/flush.pid\n"
+            "%s%s"
+            "[route]\n%s") % (HOST, spool, tmp, core, extra, routes)
+    text = text.replace("@DIR@", tmp)
+    path = os.path.join(tmp, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    r = subprocess.run([POSTMASTER, "--config=" + path, "--check"],
+                       capture_output=True, text=True, errors="replace")
+    assert r.returncode == 0, "--check: " + r.stdout + r.stderr
+    no_sanitizer_report(r.stdout + r.stderr, "--check")
+    return path
+
+
+def pm(cf, *args, timeout=60):
+    """Runs postmaster --config=cf ARGS (--flush, --queue, --delete...)."""
+    r = subprocess.run([POSTMASTER, "--config=" + cf, *args],
+                       capture_output=True, text=True, errors="replace",
+                       timeout=timeout)
+    no_sanitizer_report(r.stdout + r.stderr, " ".join(args))
+    return r
+
+
+def flush(cf, *args, timeout=60):
+    r = pm(cf, "--flush", *args, timeout=timeout)
+    assert r.returncode == 0, "--flush %s: %d\n%s%s" % (
+        " ".join(args), r.returncode, r.stdout, r.stderr)
+    return r
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def closed_port():
+    """A port on which nothing listens (connections are refused)."""
+    return free_port()
+
+
+def listening(port):
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] == want and fields[3] == "0A":
+                return True
+    return False
+
+
+def proc_info(pid):
+    """(ppid, argv) of a live process, or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[1]), [a.decode("utf-8", "replace") for a in argv if a]
+
+
+def processes_under(text, exclude=()):
+    """Live processes whose command line mentions text (a directory or
+    configuration path of one test)."""
+    out = []
+    me = os.getpid()
+    for d in glob.glob("/proc/[0-9]*"):
+        pid = int(d[6:])
+        if pid == me or pid in exclude:
+            continue
+        info = proc_info(pid)
+        if info and any(text in a for a in info[1]):
+            out.append(pid)
+    return out
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.01)
+
+
+# ------------------------------------------------------------------ #
+# The spool's files                                                  #
+
+
+def unescape(field):
+    if field == "-":
+        return ""
+    return re.sub(r"%([0-9A-Fa-f]{2})", lambda m: chr(int(m[1], 16)), field)
+
+
+def envelope(spool, qid):
+    """The envelope of qid, whichever of the spool's layouts holds it
+    (ID.env, or the head of the message file up to its "message" line): a
+    dict of its header items and 'targets', a list of dicts (state,
+    attempts, next, kind, via, addr, orig, arg, and code, dsn, remote,
+    text of the last reply)."""
+    for name in (qid + ".env", qid):
+        path = os.path.join(spool, name)
+        if os.path.exists(path):
+            break
+    with open(path, "rb") as f:
+        text = f.read().split(b"\nmessage\n", 1)[0].decode("utf-8", "replace")
+    lines = text.splitlines()
+    assert lines[0] == "postmaster-envelope 1", lines
+    env = {"targets": []}
+    for line in lines[1:]:
+        key, _, rest = line.partition(" ")
+        if key == "target":
+            f = rest.split(" ")
+            assert len(f) == 8, line
+            env["targets"].append(dict(
+                state=f[0], attempts=int(f[1]), next=int(f[2]), kind=f[3],
+                via=unescape(f[4]), addr=unescape(f[5]), orig=unescape(f[6]),
+                arg=unescape(f[7]), code=0))
+        elif key == "reply":
+            code, dsn, remote, text = (rest.split(" ", 3) + [""])[:4]
+            env["targets"][-1].update(code=int(code), dsn=unescape(dsn),
+                                      remote=unescape(remote), text=text)
+        else:
+            env[key] = rest
+    return env
+
+
+def spool_files(spool):
+    return sorted(f for f in os.listdir(spool) if f != "lost+found")
+
+
+def files_of(spool, qids):
+    """The spool's files that belong to none of qids."""
+    return [f for f in spool_files(spool)
+            if not any(re.fullmatch(re.escape(q) + r"(\.\w+)?", f) for q in qids)]
+
+
+QUEUE_HEAD = re.compile(r"^([0-9A-F]{18})  +(\d+)  +(\S+)  <([^>]*)>(.*)$")
+QUEUE_TARGET = re.compile(r"^    (\w+) +<([^>]*)> (.*?) attempts=(\d+)(?: next-in=(\S+))?$")
+
+
+def queue(cf):
+    """--queue as {id: dict(size, age, sender, note, targets=[dict(state,
+    addr, target, attempts, next_in, reply)])}, in the listed order."""
+    r = pm(cf, "--queue")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = {}
+    cur = None
+    for line in r.stdout.splitlines():
+        m = QUEUE_HEAD.match(line)
+        if m:
+            cur = out[m[1]] = dict(size=int(m[2]), age=m[3], sender=m[4],
+                                   note=m[5].strip(), targets=[])
+            continue
+        m = QUEUE_TARGET.match(line)
+        if m:
+            cur["targets"].append(dict(state=m[1], addr=m[2], target=m[3],
+                                       attempts=int(m[4]), next_in=m[5],
+                                       reply=None))
+            continue
+        if line.startswith("              ") and cur and cur["targets"]:
+            cur["targets"][-1]["reply"] = line.strip()
+            continue
+        assert line == "the spool is empty" and not out, "--queue: %r" % line
+    return out
+
+
+def maildir_files(path, sub="new"):
+    return sorted(glob.glob(os.path.join(path, sub, "*")))
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_text(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+# ------------------------------------------------------------------ #
+# An SMTP session over pipes                                         #
+
+
+class Session:
+    """One postmaster session on its stdin and stdout. Its stderr (the
+    log, logger = stderr) is read to the end in a thread: the detached
+    delivery process keeps stderr, so the end of stderr is the end of the
+    session AND of the delivery it started."""
+
+    def __init__(self, cf, *args):
+        self.proc = subprocess.Popen([POSTMASTER, "--config=" + cf, *args],
+                                     stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.buf = b""
+        self.err = b""
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+    def _drain(self):
+        self.err = self.proc.stderr.read()
+
+    def reply(self, timeout=30):
+        """The next reply, as a list of lines."""
+        lines = []
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\r\n" not in self.buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no reply; got %r %r" % (lines, self.buf))
+                r, _, _ = select.select([fd], [], [], left)
+                if not r:
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    raise AssertionError("connection closed after %r %r"
+                                         % (lines, self.buf))
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line.decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                return lines
+
+    def send(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def cmd(self, line, expect=None):
+        self.send(line.encode() + b"\r\n")
+        got = self.reply()
+        if expect is not None:
+            assert got[-1].startswith(expect), "%r: %r" % (line, got)
+        return got[-1]
+
+    def start(self):
+        greeting = self.reply()
+        assert greeting[-1].startswith("220 "), greeting
+        self.cmd("EHLO client.example", "250 ")
+        return self
+
+    def mail(self, sender, rcpts, message, mail_args=""):
+        """One transaction; the reply to the end of the data (or the first
+        refusal)."""
+        r = self.cmd("MAIL FROM:<%s>%s" % (sender, mail_args))
+        if not r.startswith("250"):
+            return r
+        for rcpt in rcpts:
+            self.cmd("RCPT TO:<%s>" % rcpt, "250 ")
+        r = self.cmd("DATA")
+        if not r.startswith("354 "):
+            return r
+        self.send(smtp_data(message))
+        return self.reply()[-1]
+
+    def end(self, timeout=30):
+        """QUIT, then waits for the session and the delivery it started;
+        returns the log."""
+        try:
+            self.cmd("QUIT", "221 ")
+            self.proc.stdin.close()
+        except (BrokenPipeError, AssertionError):
+            pass
+        self.proc.wait(timeout=timeout)
+        self.reader.join(timeout)
+        assert not self.reader.is_alive(), "the delivery did not end"
+        log = self.err.decode("utf-8", "replace")
+        no_sanitizer_report(log, "session")
+        return log
+
+
+def smtp_data(message):
+    """message (bytes, LF line ends) as DATA: CRLF, dot-stuffed, ended."""
+    lines = message.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    out = b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n"
+                   for l in lines)
+    return out + b".\r\n"
+
+
+def send_one(cf, sender, rcpts, message):
+    """A whole session with one transaction: (final reply, queue id or
+    None, log)."""
+    s = Session(cf).start()
+    r = s.mail(sender, rcpts, message)
+    log = s.end()
+    m = QUEUED.match(r)
+    return r, m and m[1], log
+
+
+def make_message(marker, size=2000, extra_headers=b""):
+    """A message whose every copy can be recognised (X-Marker) and checked
+    for completeness (the body ends with an END line)."""
+    head = (b"From: Ann <a@sender.example>\n"
+            b"To: list@example.net\n"
+            b"Subject: spool test " + marker.encode() + b"\n"
+            b"Message-ID: <" + marker.encode() + b"@sender.example>\n"
+            b"X-Marker: " + marker.encode() + b"\n" + extra_headers)
+    lines, n, total = [], 0, 0
+    while total < size:
+        line = b"%s line %06d %s\n" % (marker.encode(), n,
+                                       hashlib.sha1(b"%s%d" % (marker.encode(), n))
+                                       .hexdigest().encode())
+        lines.append(line)
+        total += len(line)
+        n += 1
+    lines.append(b"END " + marker.encode() + b"\n")
+    body = b"".join(lines)
+    return head + b"\n" + body, body
+
+
+def copy_state(data, marker, body):
+    """'complete', 'partial' (a truncated copy) of one stored copy."""
+    if data.endswith(b"\n\n" + body) and \
+            (b"\nX-Marker: " + marker.encode() + b"\n") in data:
+        return "complete"
+    return "partial"
+
+
+MARKER = re.compile(rb"^X-Marker: (\S+)$", re.M)
+
+
+# ------------------------------------------------------------------ #
+# A small SMTP server (aiosmtpd) as the onward relay                 #
+
+
+class Relay:
+    """An aiosmtpd server on 127.0.0.1:port that keeps what it receives."""
+
+    def __init__(self, port):
+        from aiosmtpd.controller import Controller
+        self.messages = []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                outer.messages.append((envelope.mail_from,
+                                       list(envelope.rcpt_tos),
+                                       envelope.original_content))
+                return "250 2.0.0 Ok: kept"
+
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self.controller.start()
+
+    def stop(self):
+        self.controller.stop()
+
+
+@pytest.fixture
+def relay():
+    started = []
+
+    def start(port):
+        r = Relay(port)
+        started.append(r)
+        return r
+    yield start
+    for r in started:
+        r.stop()
+
+
+# ------------------------------------------------------------------ #
+# 1. kill -9 at random moments                                       #
+
+# Two Maildirs and a command: never one mailer run, so always spooled. The
+# command stores each delivery in a file of its own (rather than appending
+# to one file, where two deliveries running at once could interleave their
+# writes), so that every copy can be counted and checked whole.
+CRASH_ROUTES = """\
+list@example.net @DIR@/A/, @DIR@/B/, "|cat > $(mktemp @DIR@/cmd/m.XXXXXX)"
+"""
+
+
+def classify_copies(paths, bodies):
+    """{marker: [states]} and the copies that name no marker at all."""
+    seen, unknown = {}, []
+    for p in paths:
+        data = read_bytes(p)
+        m = MARKER.search(data)
+        if not m or m[1].decode() not in bodies:
+            unknown.append(p)
+            continue
+        marker = m[1].decode()
+        seen.setdefault(marker, []).append(copy_state(data, marker, bodies[marker]))
+    return seen, unknown
+
+
+def test_crash_safety_under_kill_9(tmp):
+    """Sessions, their detached deliveries and concurrent flushers are
+    killed with SIGKILL at random moments while messages arrive (six
+    clients at once over tcpserver). Then the spool is flushed until empty.
+    Every acknowledged message must have reached both Maildirs exactly once,
+    whole, named after its queue id, and the command at least once whole;
+    an unacknowledged message may have been delivered, but never truncated
+    into a Maildir; nothing stays in the spool, and only a killed writer
+    may leave a file in a Maildir's tmp/. The figures are printed (-s).
+    SPOOL_CRASH_MESSAGES sets the number of messages (300)."""
+    n_msgs = int(os.environ.get("SPOOL_CRASH_MESSAGES", "300"))
+    mkdir(tmp + "/cmd")
+    cf = write_cf(tmp, CRASH_ROUTES,
+                  core="minimal-backoff = 1s\nmaximal-backoff = 2s\n")
+    spool = tmp + "/spool"
+    port = free_port()
+    server_out = open(tmp + "/tcpserver.out", "wb")
+    server = subprocess.Popen(
+        [tool("tcpserver"), "-HRl0", "-c", "200", "127.0.0.1", str(port),
+         POSTMASTER, "--config=" + cf],
+        stdin=subprocess.DEVNULL, stdout=server_out, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    flush_log = open(tmp + "/flush.log", "wb")
+    try:
+        wait_for(lambda: listening(port) or server.poll() is not None,
+                 what="tcpserver")
+        assert server.poll() is None, read_text(tmp + "/tcpserver.out")
+
+        messages, bodies = {}, {}
+        for i in range(n_msgs):
+            marker = "crash-%04d-%08x" % (i, random.getrandbits(32))
+            msg, body = make_message(marker, size=random.choice((300, 2000, 9000)))
+            messages[marker] = msg.replace(b"\n", b"\r\n")
+            bodies[marker] = body
+        results = {}
+        todo = queue_mod.Queue()
+        for marker in messages:
+            todo.put(marker)
+
+        def sender():
+            while True:
+                try:
+                    marker = todo.get_nowait()
+                except queue_mod.Empty:
+                    return
+                try:
+                    c = smtplib.SMTP("127.0.0.1", port, timeout=30)
+                    try:
+                        c.ehlo("client.example")
+                        if c.mail("a@sender.example")[0] != 250:
+                            continue
+                        if c.rcpt("list@example.net")[0] != 250:
+                            continue
+                        code, resp = c.data(messages[marker])
+                        results[marker] = (code, resp.decode())
+                        c.quit()
+                    finally:
+                        c.close()
+                except (smtplib.SMTPException, OSError):
+                    pass
+
+        stop = threading.Event()
+        kills = {"session": 0, "delivery": 0, "flusher": 0}
+        killed = set()
+
+        def killer():
+            rnd = random.Random()
+            while not stop.is_set():
+                time.sleep(rnd.uniform(0, 0.006))
+                cands = {}
+                infos = {}
+                for pid in processes_under("--config=" + cf, exclude={server.pid}):
+                    info = proc_info(pid)
+                    if info:
+                        infos[pid] = info
+                for pid, (ppid, argv) in infos.items():
+                    if ppid in infos:
+                        # the child between the two forks of a delivery,
+                        # or a sanitizer's helper (LeakSanitizer's tracer
+                        # shares its parent's command line)
+                        continue
+                    if "--flush" in argv:
+                        kind = "flusher"
+                    elif ppid == server.pid:
+                        kind = "session"
+                    else:
+                        kind = "delivery"
+                    cands.setdefault(kind, []).append(pid)
+                if not cands:
+                    continue
+                kind = rnd.choice(sorted(cands))
+                pid = rnd.choice(cands[kind])
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+                kills[kind] += 1
+                killed.add(pid)
+
+        flushes = []
+
+        def flusher():
+            while not stop.is_set():
+                p = subprocess.Popen([POSTMASTER, "--config=" + cf, "--flush", "--now"],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=flush_log)
+                p.wait()
+                flushes.append(p.returncode)
+                time.sleep(0.05)
+
+        t0 = time.monotonic()
+        helpers = [threading.Thread(target=killer), threading.Thread(target=flusher)]
+        senders = [threading.Thread(target=sender) for _ in range(6)]
+        for t in helpers + senders:
+            t.start()
+        for t in senders:
+            t.join()
+        stop.set()
+        for t in helpers:
+            t.join()
+        send_time = time.monotonic() - t0
+        # what the survivors started ends by itself
+        wait_for(lambda: not processes_under(tmp, exclude={server.pid}),
+                 timeout=60, what="the deliveries to end")
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        server.wait(timeout=10)
+        server_out.close()
+        flush_log.close()
+    no_sanitizer_report(read_text(tmp + "/tcpserver.out"), "sessions")
+    no_sanitizer_report(read_text(tmp + "/flush.log"), "flushers")
+
+    # flush until nothing is pending (--now: the back-off does not matter)
+    rounds = 0
+    while queue(cf) and rounds < 5:
+        flush(cf, "--now")
+        rounds += 1
+    assert queue(cf) == {}, "still queued after %d flushes:\n%s" % (
+        rounds, pm(cf, "--queue").stdout)
+    # what killed sessions left before their commit, and what a killed
+    # removal left, is removed by a later flush once old enough (an hour)
+    orphans = spool_files(spool)
+    old = time.time() - 7200
+    for f in orphans:
+        os.utime(os.path.join(spool, f), (old, old))
+    flush(cf)
+    leftovers = spool_files(spool)
+    assert leftovers == [], "left in the spool for good: %r" % leftovers
+
+    acked = {m for m, (code, _) in results.items() if code == 250}
+    qids = {m: QUEUED.match("250 " + resp)[1] for m, (code, resp) in results.items()
+            if code == 250}
+    refused = {m: r for m, r in results.items() if r[0] != 250}
+    assert not refused, "refused without a kill: %r" % refused
+
+    report = {}
+    tmp_leftovers = []
+    for box in ("A", "B"):
+        seen, unknown = classify_copies(maildir_files(tmp + "/" + box), bodies)
+        assert unknown == [], "%s: copies of no message: %r" % (box, unknown)
+        partial = {m: s for m, s in seen.items() if "partial" in s}
+        assert partial == {}, "%s: truncated copies: %r" % (box, partial)
+        missing = sorted(m for m in acked if m not in seen)
+        assert missing == [], "%s: acknowledged, never delivered: %r" % (box, missing)
+        twice = {m: len(s) for m, s in seen.items() if len(s) > 1}
+        assert twice == {}, "%s: delivered more than once: %r" % (box, twice)
+        names = {}
+        for p in maildir_files(tmp + "/" + box):
+            mk = MARKER.search(read_bytes(p))[1].decode()
+            names[mk] = os.path.basename(p)
+            assert re.fullmatch(r"[0-9A-F]{18}\.[0-9a-f]{8}\.%s" % re.escape(HOST),
+                                names[mk]), names[mk]
+        for m in acked:
+            assert names[m].startswith(qids[m] + "."), (m, qids[m], names[m])
+        report[box] = len(seen)
+        for p in maildir_files(tmp + "/" + box, "tmp"):
+            pid = int(p.rsplit(".", 1)[1])
+            # only a killed writer may leave its temporary file (see
+            # test_killed_maildir_delivery_leaves_no_tmp_file)
+            assert pid in killed, "%s left by pid %d, which was not killed" % (p, pid)
+            tmp_leftovers.append(p)
+
+    seen, unknown = classify_copies(glob.glob(tmp + "/cmd/m.*"), bodies)
+    complete = {m: s.count("complete") for m, s in seen.items()}
+    missing = sorted(m for m in acked if not complete.get(m))
+    assert missing == [], "command: acknowledged, never delivered whole: %r" % missing
+    duplicates = sum(max(0, n - 1) for n in complete.values())
+    cmd_partial = sum(s.count("partial") for s in seen.values()) + len(unknown)
+
+    print("\ncrash test: %d messages in %.1fs, %d acknowledged, %d not "
+          "(connection killed); kills: %d sessions, %d deliveries, %d flushers "
+          "(%d flusher runs); %d final flush rounds"
+          % (n_msgs, send_time, len(acked), n_msgs - len(acked),
+             kills["session"], kills["delivery"], kills["flusher"], len(flushes),
+             rounds))
+    print("crash test: Maildir A holds %d messages, B %d, all exactly once; "
+          "command: %d messages, %d duplicate deliveries, %d truncated copies; "
+          "%d unacknowledged messages delivered; %d spool files left by dead "
+          "processes, all removed by a flush; %d Maildir tmp/ files left for "
+          "good by killed processes"
+          % (report["A"], report["B"], len(complete), duplicates, cmd_partial,
+             len(set(seen) - acked), len(orphans), len(tmp_leftovers)))
+
+
+# ------------------------------------------------------------------ #
+# Leftovers of a kill -9, one at a time                              #
+
+def strace_kill_at(syscalls, argv, timeout=60):
+    """Runs argv under strace, which kills it (SIGKILL) when it enters the
+    first of these system calls; the call is not made."""
+    names = ",".join(syscalls)
+    r = subprocess.run([tool("strace"), "-f", "-qq", "-o", "/dev/null",
+                        "-e", "trace=" + names,
+                        "-e", "inject=%s:error=EIO:signal=SIGKILL:when=1" % names,
+                        *argv], capture_output=True, text=True,
+                       errors="replace", timeout=timeout)
+    no_sanitizer_report(r.stdout + r.stderr, " ".join(argv))
+    if r.returncode not in (-signal.SIGKILL, 128 + signal.SIGKILL) and \
+            "ptrace" in r.stderr:
+        pytest.skip("strace cannot trace here: " + r.stderr.strip()[-200:])
+    return r
+
+
+DEFERRED_MAILDIR = """\
+x@example.net @DIR@/box/A/ , "|cat > @DIR@/x.cmd" , "|exit 75"
+"""
+
+
+def spool_with_deferred_maildir(tmp):
+    """A message spooled for a Maildir that cannot be written yet (its
+    parent is not writable by the session's user), a command, and a
+    command that always fails temporarily; returns (cf, id) once the first
+    delivery deferred the Maildir."""
+    os.mkdir(tmp + "/box", 0o755)
+    cf = write_cf(tmp, DEFERRED_MAILDIR,
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    msg, _ = make_message("deferred-maildir")
+    r, qid, log = send_one(cf, "a@sender.example", ["x@example.net"], msg)
+    assert qid, r
+    assert 'target="maildir %s/box/A/" status=deferred' % tmp in log, log
+    os.chmod(tmp + "/box", 0o1777)
+    return cf, qid
+
+
+def test_killed_maildir_delivery_leaves_no_tmp_file(tmp):
+    cf, qid = spool_with_deferred_maildir(tmp)
+    r = strace_kill_at(["link", "linkat"], [POSTMASTER, "--config=" + cf,
+                                            "--flush=" + qid])
+    assert r.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), r
+    assert maildir_files(tmp + "/box/A") == []
+    assert len(maildir_files(tmp + "/box/A", "tmp")) == 1  # the killed run's
+    flush(cf, "--now")
+    new = maildir_files(tmp + "/box/A")
+    assert len(new) == 1 and os.path.basename(new[0]).startswith(qid + ".")
+    assert copy_state(read_bytes(new[0]), "deferred-maildir",
+                      make_message("deferred-maildir")[1]) == "complete"
+    flush(cf, "--now")
+    assert maildir_files(tmp + "/box/A", "tmp") == [], \
+        "left in tmp/ after the message was delivered"
+
+
+def test_killed_envelope_update_leaves_no_temporary_file(tmp):
+    """A flush killed while it writes the envelope's new state: the next
+    runs deliver the rest, and once the message is gone nothing of it
+    stays in the spool."""
+    cf, qid = spool_with_deferred_maildir(tmp)
+    spool = tmp + "/spool"
+    r = strace_kill_at(["rename", "renameat", "renameat2"],
+                       [POSTMASTER, "--config=" + cf, "--flush=" + qid])
+    assert r.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL), r
+    # the Maildir was written before the envelope update that died
+    assert len(maildir_files(tmp + "/box/A")) == 1
+    temps = [f for f in spool_files(spool) if re.fullmatch(qid + r"\.env\.\d+", f)]
+    assert temps, spool_files(spool)
+    flush(cf, "--now")
+    assert len(maildir_files(tmp + "/box/A")) == 1  # exactly once
+    r = pm(cf, "--delete=" + qid)
+    assert r.returncode == 0, r.stderr
+    flush(cf)
+    flush(cf)
+    assert spool_files(spool) == [], "left in the spool"
+
+
+def test_killed_session_leaves_nothing_behind(tmp):
+    """A session killed in the middle of the data acknowledged nothing:
+    what it wrote to the spool is never delivered, and a flush removes
+    it once it is old."""
+    cf = write_cf(tmp, DEFERRED_MAILDIR.replace("box/A", "A"))
+    spool = tmp + "/spool"
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<a@sender.example>", "250 ")
+    s.cmd("RCPT TO:<x@example.net>", "250 ")
+    s.cmd("DATA", "354 ")
+    msg, _ = make_message("killed-session", size=200000)
+    s.send(smtp_data(msg)[:150000])
+    wait_for(lambda: sum(os.path.getsize(os.path.join(spool, f))
+                         for f in spool_files(spool)) > 100000,
+             what="the session to write the data")
+    os.kill(s.proc.pid, signal.SIGKILL)
+    s.proc.wait(timeout=10)
+    s.reader.join(10)
+    assert spool_files(spool), "nothing written"
+    assert queue(cf) == {}
+    flush(cf, "--now")  # a young leftover may be the data of a live session
+    assert maildir_files(tmp + "/A") == [] and not os.path.exists(tmp + "/x.cmd")
+    old = time.time() - 7200
+    for f in spool_files(spool):
+        os.utime(os.path.join(spool, f), (old, old))
+    flush(cf)
+    assert spool_files(spool) == [], "an hour later, left in the spool"
+    assert maildir_files(tmp + "/A") == [] and not os.path.exists(tmp + "/x.cmd")
+
+
+def test_killed_command_delivery_is_never_truncated(tmp):
+    """The command's stdin is a pipe; the message is far larger than the
+    pipe's buffer, and the command starts reading only after its feeder
+    was killed. Every copy the command stores must be whole."""
+    mkdir(tmp + "/cmd")
+    cf = write_cf(tmp, 'big@example.net @DIR@/A/ , "|touch @DIR@/started; '
+                  'sleep 2; cat > $(mktemp @DIR@/cmd/m.XXXXXX)"\n',
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    msg, body = make_message("big-command", size=2000000)
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<a@sender.example>", "250 ")
+    s.cmd("RCPT TO:<big@example.net>", "250 ")
+    s.cmd("DATA", "354 ")
+    # the session's own delivery runs at once: kill it while it feeds the
+    # command (it waits, blocked on the full pipe)
+    s.send(smtp_data(msg))
+    r = s.reply()[-1]
+    qid = QUEUED.match(r)[1]
+    wait_for(lambda: os.path.exists(tmp + "/started"), what="the command")
+    time.sleep(0.3)
+    for pid in processes_under("--config=" + cf, exclude={s.proc.pid}):
+        info = proc_info(pid)
+        if info and info[0] not in (s.proc.pid,):
+            os.kill(pid, signal.SIGKILL)
+    s.end()
+    wait_for(lambda: not processes_under(tmp), timeout=30, what="the command")
+    flush(cf, "--now")
+    copies = glob.glob(tmp + "/cmd/m.*")
+    assert copies, "the command got nothing"
+    states = [copy_state(read_bytes(p), "big-command", body) for p in copies]
+    assert "complete" in states
+    assert states.count("partial") == 0, \
+        "%d of %d copies of %s truncated: sizes %r (whole: %d)" % (
+            states.count("partial"), len(states), qid,
+            [os.path.getsize(p) for p in copies], len(msg))
+
+
+# ------------------------------------------------------------------ #
+# 2. A full file system                                              #
+
+@pytest.fixture
+def small_fs(tmp):
+    """A 2 MB tmpfs mounted on tmp/spool; skips where mount fails."""
+    path = tmp + "/spool"
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=1777",
+                        "tmpfs", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs: " + r.stderr.strip())
+    os.chmod(path, 0o1777)
+    yield path
+    for pid in processes_under(tmp):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not processes_under(tmp), what="processes to end")
+    r = subprocess.run(["umount", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        subprocess.run(["umount", "-l", path])
+    assert not os.path.ismount(path)
+
+
+def fill(path, name="filler"):
+    """Fills the file system of path with one file; returns its path."""
+    filler = os.path.join(path, name)
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for size in (65536, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+# A spooled route that delivers to a Maildir at once and to a command once
+# tmp/go exists: what the spool holds stays there until the test says.
+HELD = ('r@example.net @DIR@/M/ , "|test -e @DIR@/go || exit 75; '
+        'cat > $(mktemp @DIR@/out/m.XXXXXX)"\n')
+
+
+def held_copies(tmp, bodies):
+    """{marker: [states]} of what the held route's command stored."""
+    seen, unknown = classify_copies(glob.glob(tmp + "/out/m.*"), bodies)
+    assert unknown == [], unknown
+    return seen
+
+
+def test_full_spool_says_452_and_loses_nothing(tmp, small_fs):
+    spool = small_fs
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD, core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    bodies, acked = {}, {}
+
+    def wait_deliveries(session):
+        wait_for(lambda: set(processes_under("--config=" + cf)) <= {session.proc.pid},
+                 what="the deliveries to end")
+
+    s = Session(cf).start()
+    # 1. what fits is acknowledged
+    for i in range(3):
+        marker = "full-%d" % i
+        msg, bodies[marker] = make_message(marker, size=400000)
+        r = s.mail("a@sender.example", ["r@example.net"], msg)
+        assert QUEUED.match(r), r
+        acked[marker] = QUEUED.match(r)[1]
+    wait_deliveries(s)
+    assert free_bytes(spool) < 1200000, free_bytes(spool)
+
+    # 2. a message larger than the space left: 452 at the end of the data
+    msg, bodies["too-big"] = make_message("too-big", size=1500000)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert r.startswith("452 4.3.1 "), r
+    wait_deliveries(s)
+    assert files_of(spool, acked.values()) == [], "left after a 452"
+    s.cmd("RSET", "250 ")
+
+    # 3. a file system without one free block: 452 at DATA or at its end
+    filler = fill(spool)
+    assert free_bytes(spool) == 0
+    msg, bodies["no-space"] = make_message("no-space", size=100)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert r.startswith("452 4.3.1 "), r
+    s.cmd("RSET", "250 ")
+    wait_deliveries(s)
+    assert files_of(spool, list(acked.values()) + ["filler"]) == [], \
+        "left after a 452"
+
+    # 4. one free block (the envelope and the message may not both fit):
+    # acknowledged whole, or refused with 452 and nothing left
+    os.truncate(filler, os.path.getsize(filler) - 4096)
+    msg, bodies["one-block"] = make_message("one-block", size=100)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    if QUEUED.match(r):
+        acked["one-block"] = QUEUED.match(r)[1]
+    else:
+        assert r.startswith("452 4.3.1 "), r
+        s.cmd("RSET", "250 ")
+    print("\nfull spool: with one free block: %s" % r)
+    wait_deliveries(s)
+    assert files_of(spool, list(acked.values()) + ["filler"]) == [], \
+        "left after %r" % r
+
+    # 5. space again: the same session takes mail again
+    os.unlink(filler)
+    msg, bodies["again"] = make_message("again", size=100000)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert QUEUED.match(r), r
+    acked["again"] = QUEUED.match(r)[1]
+    s.end()
+    assert files_of(spool, acked.values()) == [], "left when the session ended"
+    assert sorted(queue(cf)) == sorted(acked.values())
+
+    # 6. nothing acknowledged was lost: all of it is delivered whole, and
+    # nothing else
+    open(tmp + "/go", "w").close()
+    flush(cf, "--now")
+    assert queue(cf) == {}
+    assert held_copies(tmp, bodies) == {m: ["complete"] for m in acked}
+    seen, unknown = classify_copies(maildir_files(tmp + "/M"), bodies)
+    assert unknown == [] and seen == {m: ["complete"] for m in acked}, seen
+
+
+def test_data_again_after_452_at_data_leaves_nothing_behind(tmp, small_fs):
+    spool = small_fs
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD, core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    filler = fill(spool)
+    s = Session(cf).start()
+    msg, body = make_message("retry-data", size=100)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert r.startswith("452 4.3.1 "), r
+    os.unlink(filler)
+    # the transaction (MAIL, RCPT) stands: the client tries DATA again
+    r = s.cmd("DATA")
+    if r.startswith("354 "):
+        s.send(smtp_data(msg))
+        r = s.reply()[-1]
+        assert QUEUED.match(r), r
+        qids = [QUEUED.match(r)[1]]
+    else:
+        assert r.startswith("503 "), r  # or it ended the transaction
+        qids = []
+    log = s.end()
+    assert files_of(spool, qids) == [], "left when the session ended"
+    assert "Sanitizer" not in log
+
+
+def test_unusable_spool_directory_greets_421(tmp):
+    cf = write_cf(tmp, "r@example.net [127.0.0.1]:%d\n" % closed_port())
+    os.mkdir(tmp + "/root-only", 0o755)
+    for spool in (tmp + "/missing", tmp + "/root-only"):
+        s = Session(cf, "--core-spool-directory=" + spool)
+        greeting = s.reply()
+        assert greeting[-1].startswith("421 4.3.0 "), greeting
+        s.proc.stdin.close()
+        assert s.proc.wait(timeout=10) == 75
+        s.reader.join(10)
+        no_sanitizer_report(s.err.decode("utf-8", "replace"), "session")
+        assert os.listdir(tmp + "/root-only") == []
+
+
+# ------------------------------------------------------------------ #
+# 3. The flusher: back-off, queue lifetime, the bounce                #
+
+def test_flush_retries_when_due_and_bounces_after_the_queue_lifetime(tmp):
+    port = closed_port()
+    cf = write_cf(tmp, "r@example.net [127.0.0.1]:%d\n"
+                  "a@sender.example @DIR@/bounces/\n" % port,
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    spool = tmp + "/spool"
+    msg, body = make_message("flush-me", extra_headers=b"X-Original-Only: 1\n")
+    r, qid, log = send_one(cf, "a@sender.example", ["r@example.net"], msg)
+    assert qid, r
+    assert re.search(r"id=%s .*to=<r@example\.net> .*status=deferred dsn=4\.4\.1 " % qid,
+                     log), log
+
+    def target():
+        q = queue(cf)
+        assert list(q) == [qid], q
+        assert q[qid]["sender"] == "a@sender.example"
+        assert q[qid]["size"] > len(msg)
+        assert len(q[qid]["targets"]) == 1, q
+        return q[qid]["targets"][0]
+
+    # deferred: pending, one attempt, the refusal, due in an hour
+    t = target()
+    assert (t["state"], t["addr"], t["target"], t["attempts"]) == \
+        ("pending", "r@example.net", "host [127.0.0.1]:%d" % port, 1), t
+    assert t["reply"].startswith("451 4.4.1 ") and "refused" in t["reply"], t
+    assert t["next_in"] in ("59m", "60m"), t
+    env = envelope(spool, qid)
+    arrival = int(env["arrival"])
+    assert abs(env["targets"][0]["next"] - (arrival + 3600)) <= 2, env
+
+    # --flush: not due, not tried
+    r = flush(cf)
+    assert qid not in r.stderr, r.stderr
+    assert target()["attempts"] == 1
+
+    # --flush --now: tried again; the back-off doubles
+    r = flush(cf, "--now")
+    assert "status=deferred" in r.stderr, r.stderr
+    t = target()
+    assert t["attempts"] == 2 and t["state"] == "pending", t
+    assert t["reply"].startswith("451 4.4.1 "), t
+    env = envelope(spool, qid)
+    assert abs(env["targets"][0]["next"] - (time.time() + 7200)) <= 3, env
+    assert maildir_files(tmp + "/bounces") == []
+
+    # past the queue lifetime (0: at once), the next failure bounces
+    r = flush(cf, "--now", "--core-queue-lifetime=0s")
+    assert "status=bounced" in r.stderr, r.stderr
+    assert queue(cf) == {}
+    assert pm(cf, "--queue").stdout == "the spool is empty\n"
+    assert spool_files(spool) == [], spool_files(spool)
+    bounces = maildir_files(tmp + "/bounces")
+    assert len(bounces) == 1, bounces
+    raw = read_bytes(bounces[0])
+    # an expired temporary failure keeps its 4.x.x status, as Postfix's
+    # reports of expired mail do; the action says it failed
+    check_report(raw, to="a@sender.example", rcpt="r@example.net",
+                 arrival=arrival, diagnostic="refused", status=r"4\.4\.1",
+                 original=[b"X-Original-Only: 1", b"Message-ID: <flush-me@sender.example>",
+                           b"Subject: spool test flush-me"],
+                 body=body)
+
+
+def check_report(raw, to, rcpt, arrival=None, diagnostic=None, original=(),
+                 body=None, status=r"5\.\d{1,3}\.\d{1,3}"):
+    """A delivered RFC 3464 report (as local delivery stored it)."""
+    # the envelope sender of a bounce is empty; local delivery says so
+    assert raw.startswith(b"Return-Path: <>\n"), raw[:200]
+    assert b"\nDelivered-To: " in raw.split(b"\n\n", 1)[0]
+    b = email.message_from_bytes(raw)
+    assert b["Auto-Submitted"] == "auto-replied", b["Auto-Submitted"]
+    assert "MAILER-DAEMON@" + HOST in b["From"], b["From"]
+    assert to in b["To"], b["To"]
+    assert b["Date"] and email.utils.parsedate_to_datetime(b["Date"])
+    assert b["Message-ID"]
+    assert b.get_content_type() == "multipart/report", b.get_content_type()
+    assert b.get_param("report-type") == "delivery-status"
+    parts = b.get_payload()
+    assert [p.get_content_type() for p in parts] == \
+        ["text/plain", "message/delivery-status", "text/rfc822-headers"], \
+        [p.get_content_type() for p in parts]
+    assert rcpt in parts[0].get_payload()
+    blocks = parts[1].get_payload()
+    assert len(blocks) == 2, [dict(x) for x in blocks]
+    per_msg, per_rcpt = blocks
+    assert per_msg["Reporting-MTA"] == "dns; " + HOST, dict(per_msg)
+    when = email.utils.parsedate_to_datetime(per_msg["Arrival-Date"])
+    if arrival is not None:
+        assert int(when.timestamp()) == arrival, (per_msg["Arrival-Date"], arrival)
+    assert per_rcpt["Final-Recipient"] == "rfc822; " + rcpt, dict(per_rcpt)
+    assert per_rcpt["Action"] == "failed", dict(per_rcpt)
+    assert re.fullmatch(status, per_rcpt["Status"]), dict(per_rcpt)
+    diag = per_rcpt["Diagnostic-Code"]
+    assert diag and re.match(r"[A-Za-z][\w-]*; \S", diag), dict(per_rcpt)
+    if diagnostic:
+        assert diagnostic in diag, diag
+    headers = parts[2].get_payload()
+    if isinstance(headers, list):  # parsed as a message by some versions
+        headers = "".join(str(h) for h in headers)
+    headers = headers.encode() if isinstance(headers, str) else headers
+    for line in original:
+        assert line in headers, (line, headers)
+    if body is not None:
+        assert body.splitlines()[1] not in raw, "the body is in the report"
+    return b
+
+
+# ------------------------------------------------------------------ #
+# 4. A bounce is never bounced                                        #
+
+@pytest.mark.parametrize("postmaster", ["works", "fails"])
+def test_null_sender_failure_goes_to_postmaster_and_never_loops(tmp, postmaster):
+    routes = 'x@example.net "|exit 67" , @DIR@/keep/\n'
+    if postmaster == "works":
+        routes += "postmaster @DIR@/pm/\n"
+    else:
+        routes += 'postmaster "|exit 67"\n'
+    cf = write_cf(tmp, routes)
+    msg, body = make_message("from-null")
+    r, qid, log = send_one(cf, "", ["x@example.net"], msg)
+    assert qid, r
+    assert len(maildir_files(tmp + "/keep")) == 1
+    assert re.search(r"id=%s .*to=<x@example\.net> .*status=bounced dsn=5\.1\.1 " % qid, log), log
+    # one report, no more
+    assert len(re.findall(r"event=bounce bounce-id=", log)) == 1, log
+    if postmaster == "works":
+        reports = maildir_files(tmp + "/pm")
+        assert len(reports) == 1, reports
+        check_report(read_bytes(reports[0]), to="postmaster@" + HOST,
+                     rcpt="x@example.net", status=r"5\.1\.1",
+                     original=[b"X-Marker: from-null"])
+        assert "double-bounce" not in log.replace("origin double-bounce", "")
+    else:
+        assert re.search(r"event=double-bounce status=dropped", log), log
+    flush(cf, "--now")
+    flush(cf)
+    assert queue(cf) == {}
+    assert spool_files(tmp + "/spool") == []
+
+
+def test_failed_bounce_goes_to_postmaster(tmp):
+    """The sender's own route fails: the bounce fails, and its report (a
+    double bounce) goes to postmaster."""
+    cf = write_cf(tmp, 'x@example.net "|exit 67" , @DIR@/keep/\n'
+                  's@example.net "|exit 77"\n'
+                  "postmaster @DIR@/pm/\n")
+    msg, body = make_message("bounce-fails")
+    r, qid, log = send_one(cf, "s@example.net", ["x@example.net"], msg)
+    assert qid, r
+    assert len(re.findall(r"event=bounce bounce-id=", log)) == 2, log
+    reports = maildir_files(tmp + "/pm")
+    assert len(reports) == 1, (reports, log)
+    b = check_report(read_bytes(reports[0]), to="postmaster@" + HOST,
+                     rcpt="s@example.net", status=r"5\.7\.1",
+                     original=[b"Subject: Undelivered Mail Returned to Sender",
+                               b"Auto-Submitted: auto-replied"])
+    assert b is not None
+    flush(cf, "--now")
+    assert queue(cf) == {}
+    assert spool_files(tmp + "/spool") == []
+
+
+# ------------------------------------------------------------------ #
+# 5. --queue, --delete=ID, --flush=ID                                 #
+
+def test_queue_delete_and_flush_one(tmp):
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD + "a@sender.example @DIR@/bounces/\n"
+                  "postmaster @DIR@/pm/\n",
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    spool = tmp + "/spool"
+    assert pm(cf, "--queue").stdout == "the spool is empty\n"
+    ids, bodies = [], {}
+    s = Session(cf).start()
+    for i in range(3):
+        msg, bodies["q-%d" % i] = make_message("q-%d" % i, size=1000 * 3 ** i)
+        r = s.mail("a@sender.example", ["r@example.net"], msg)
+        assert QUEUED.match(r), r
+        ids.append(QUEUED.match(r)[1])
+    s.end()
+    assert len(maildir_files(tmp + "/M")) == 3
+    q = queue(cf)
+    assert list(q) == sorted(ids), q  # oldest first: ids begin with the time
+    cmd = ("command test -e %s/go || exit 75; cat > $(mktemp %s/out/m.XXXXXX)"
+           % (tmp, tmp))
+    for qid in ids:
+        e = q[qid]
+        assert e["sender"] == "a@sender.example" and e["note"] == "", e
+        assert re.fullmatch(r"\d+s", e["age"]), e
+        delivered, pending = e["targets"]
+        assert (delivered["state"], delivered["addr"], delivered["target"],
+                delivered["attempts"], delivered["next_in"]) == \
+            ("delivered", "r@example.net", "maildir %s/M/" % tmp, 1, None), e
+        assert delivered["reply"].startswith("250 2.0.0 "), e
+        assert (pending["state"], pending["addr"], pending["target"],
+                pending["attempts"]) == ("pending", "r@example.net", cmd, 1), e
+        assert re.fullmatch(r"\d+m", pending["next_in"]), e
+        assert pending["reply"].startswith("451 4.3.0 "), e
+    assert len(msg) < q[ids[2]]["size"]
+    assert q[ids[0]]["size"] < q[ids[1]]["size"] < q[ids[2]]["size"]
+
+    # --delete: gone, without a bounce
+    r = pm(cf, "--delete=" + ids[0])
+    assert (r.returncode, r.stdout) == (0, ids[0] + ": deleted\n"), r
+    assert list(queue(cf)) == sorted(ids[1:])
+    assert [f for f in spool_files(spool) if ids[0] in f] == []
+    flush(cf)
+    assert list(queue(cf)) == sorted(ids[1:])
+    r = pm(cf, "--delete=" + ids[0])
+    assert r.returncode == 69 and ids[0] in r.stderr, r
+    r = pm(cf, "--flush=" + ids[0])
+    assert r.returncode == 69 and ids[0] in r.stderr, r
+    r = pm(cf, "--delete=../etc/passwd")
+    assert r.returncode == 64, r
+
+    # --flush=ID: that message, now; the others untouched
+    open(tmp + "/go", "w").close()
+    r = pm(cf, "--flush=" + ids[1])
+    assert r.returncode == 0, r
+    assert "status=sent" in r.stderr, r.stderr
+    q = queue(cf)
+    assert list(q) == [ids[2]], q
+    assert q[ids[2]]["targets"][1]["attempts"] == 1
+    assert held_copies(tmp, bodies) == {"q-1": ["complete"]}
+    # --flush: nothing due; --flush --now: the rest
+    flush(cf)
+    assert list(queue(cf)) == [ids[2]]
+    flush(cf, "--now")
+    assert queue(cf) == {}
+    assert held_copies(tmp, bodies) == {"q-1": ["complete"], "q-2": ["complete"]}
+    assert maildir_files(tmp + "/bounces") == [] and maildir_files(tmp + "/pm") == []
+    assert len(maildir_files(tmp + "/M")) == 3
+
+
+# ------------------------------------------------------------------ #
+# 6. Concurrent flushers                                              #
+
+def test_concurrent_flushers_deliver_each_target_once(tmp):
+    n = 20
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, 'c@example.net "|test -e @DIR@/go || exit 75; sleep 0.2; '
+                  'cat > $(mktemp @DIR@/out/m.XXXXXX)" , @DIR@/M/\n',
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    bodies = {}
+    s = Session(cf).start()
+    for i in range(n):
+        marker = "conc-%02d" % i
+        msg, bodies[marker] = make_message(marker)
+        r = s.mail("a@sender.example", ["c@example.net"], msg)
+        assert QUEUED.match(r), r
+    log = s.end()
+    assert log.count("status=deferred dsn=4.3.0") == n, log
+    assert len(queue(cf)) == n
+    open(tmp + "/go", "w").close()
+
+    def start(*args):
+        return subprocess.Popen([POSTMASTER, "--config=" + cf, "--flush", "--now", *args],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+    a = start()
+    b = start("--core-pid-file=%s/flush2.pid" % tmp)  # another lock: both run
+    wait_for(lambda: read_text(tmp + "/flush.pid").strip() == str(a.pid),
+             what="the first flusher's pid file")
+    # a third on the first one's pid file: a note, exit 0, at once
+    t0 = time.monotonic()
+    c = pm(cf, "--flush", "--now", timeout=30)
+    took = time.monotonic() - t0
+    assert a.poll() is None, "the first flusher ended too soon to tell"
+    assert c.returncode == 0, c
+    assert "another --flush (pid %d) holds %s/flush.pid" % (a.pid, tmp) in c.stderr, c.stderr
+    assert "status=" not in c.stderr, c.stderr
+    assert took < 2, took
+    out_a, err_a = a.communicate(timeout=60)
+    out_b, err_b = b.communicate(timeout=60)
+    err_a, err_b = err_a.decode(), err_b.decode()
+    no_sanitizer_report(err_a + err_b, "flushers")
+    assert (a.returncode, b.returncode) == (0, 0), err_a + err_b
+    seen, unknown = classify_copies(glob.glob(tmp + "/out/m.*"), bodies)
+    assert unknown == []
+    counts = {m: len(v) for m, v in seen.items()}
+    assert counts == {m: 1 for m in bodies}, counts
+    assert all(v == ["complete"] for v in seen.values())
+    assert len(maildir_files(tmp + "/M")) == n
+    assert queue(cf) == {}
+    print("\nconcurrent flushers: %d deliveries by the first, %d by the second; "
+          "the third (same pid file) exited 0 in %.2fs"
+          % (err_a.count("status=sent"), err_b.count("status=sent"), took))
+
+
+# ------------------------------------------------------------------ #
+# 7. The hop limit                                                    #
+
+def received_headers(n):
+    return b"".join(b"Received: from h%d.example (h%d.example [192.0.2.%d])\n"
+                    b"\tby h%d.example; Tue, 1 Dec 2026 00:00:%02d +0000\n"
+                    % (i, i, i % 250 + 1, i + 1, i % 60) for i in range(n))
+
+
+def test_hundred_received_headers_refused_and_never_relayed(tmp, relay):
+    port = free_port()
+    rel = relay(port)
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD + "far@example.net [127.0.0.1]:%d\n" % port)
+    s = Session(cf).start()
+    msg, _ = make_message("hops-100")
+    r = s.mail("a@sender.example", ["far@example.net", "r@example.net"],
+               received_headers(100) + msg)
+    assert r.startswith("554 5.4.6 "), r
+    # 99 of them, or Received lines in the body, are fine
+    bodies = {}
+    msg, bodies["hops-99"] = make_message("hops-99")
+    r = s.mail("a@sender.example", ["r@example.net"], received_headers(99) + msg)
+    assert QUEUED.match(r), r
+    msg, bodies["hops-body"] = make_message("hops-body")
+    msg += received_headers(150)
+    bodies["hops-body"] += received_headers(150)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert QUEUED.match(r), r
+    s.end()
+    assert rel.messages == []
+    seen, unknown = classify_copies(maildir_files(tmp + "/M"), bodies)
+    assert unknown == [] and seen == {"hops-99": ["complete"],
+                                      "hops-body": ["complete"]}, (seen, unknown)
+    for p in maildir_files(tmp + "/M"):
+        head = read_bytes(p).split(b"\n\n", 1)[0]
+        n = len(re.findall(rb"^Received:", head, re.M))
+        assert n in (1, 100), n  # ours makes a hundred
+    open(tmp + "/go", "w").close()
+    flush(cf, "--now")
+    assert queue(cf) == {}
+    assert spool_files(tmp + "/spool") == []
+    assert rel.messages == []
+
+
+def test_relayed_from_the_spool_whole_with_our_received_header(tmp, relay):
+    port = free_port()
+    rel = relay(port)
+    cf = write_cf(tmp, "far@example.net [127.0.0.1]:%d\n" % port)
+    msg, body = make_message("hops-99")
+    r, qid, log = send_one(cf, "a@sender.example", ["far@example.net"],
+                           received_headers(99) + msg)
+    assert qid, r
+    assert re.search(r"id=%s .*status=sent" % qid, log), log
+    assert len(rel.messages) == 1
+    sender, rcpts, data = rel.messages[0]
+    data = data.replace(b"\r\n", b"\n")
+    assert (sender, rcpts) == ("a@sender.example", ["far@example.net"])
+    assert copy_state(data, "hops-99", body) == "complete"
+    head = data.split(b"\n\n", 1)[0]
+    assert len(re.findall(rb"^Received:", head, re.M)) == 100
+    assert queue(cf) == {}
+    assert spool_files(tmp + "/spool") == []
