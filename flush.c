@@ -441,6 +441,13 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 		struct spool_msg m;
 		char why[512];
 		int r = spool_load(dirfd, ids[i], 1, &m, why, sizeof why);
+		if (r == SPOOL_BUSY && id) {
+			fprintf(stderr, "postmaster: %s is being delivered by "
+					"another process\n",
+				id);
+			ex = 75;
+			continue;
+		}
 		if (r == SPOOL_BUSY || (r == SPOOL_GONE && !id))
 			continue; /* being delivered, or done meanwhile */
 		if (r != SPOOL_OK) {

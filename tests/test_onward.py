@@ -1691,3 +1691,31 @@ def test_long_line_is_folded_for_the_next_hop(tmp, peers):
     # folded with CRLF SPACE: unfolding gives the line back
     assert m["content"].replace(b"\r\n ", b"").endswith(
         b"\r\n\r\nshort\r\n" + long_line + b"\r\nend\r\n"), lines
+
+
+def test_mx_of_a_utf8_domain_is_asked_by_its_a_label(tmp, peers, mxnet):
+    # SPEC 7.2: IDNA through libidn2, loaded when a domain first needs it
+    dns = Dnsmasq(tmp, [
+        "--mx-host=xn--bcher-kva.example,mx1.idn.example,10",
+        "--host-record=mx1.idn.example," + mxnet + "2"])
+    peers.append(dns)
+    mx1 = aiosmtpd_peer(peers, host=mxnet + "2", port=25, enable_SMTPUTF8=True)
+    cf = mx_cf(tmp, dns, "\"@bücher.example\" mx\n")
+    sent = submit(cf, ["anna@bücher.example"], params=" SMTPUTF8")
+    st = status_lines(sent.log)
+    assert ' relay=mx1.idn.example[%s2] status=sent' % mxnet in st["anna@bücher.example"], \
+        sent.log
+    assert ("MX", "xn--bcher-kva.example") in dns.queries()
+    assert [m["rcpts"] for m in mx1.handler.messages] == [["anna@bücher.example"]]
+
+
+def test_mx_of_an_invalid_utf8_domain_bounces(tmp, peers, mxnet):
+    dns = Dnsmasq(tmp, [])
+    peers.append(dns)
+    # U+2024 ONE DOT LEADER is disallowed by IDNA 2008
+    cf = mx_cf(tmp, dns, "\"@b\u2024x.example\" mx\n")
+    sent = submit(cf, ["anna@b\u2024x.example"], params=" SMTPUTF8")
+    st = status_lines(sent.log)
+    line = st["anna@b\u2024x.example"]
+    assert "status=bounced dsn=5.1.2" in line and "not a valid international domain name" in line, \
+        sent.log
