@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -338,64 +337,89 @@ static void expand_word(const char *w, const char *from, const char *rcpt,
 	}
 }
 
+/* The mailer's standard input: an unlinked file holding the header
+ * prefix and the whole message, so that the mailer never reads a message
+ * cut short, whatever happens to the process that started it (a pipe
+ * would show it EOF, which looks like the end of the message). */
+static int mailer_input(const struct msg *m, const char *prefix)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd = open(dir && dir[0] == '/' ? dir : "/tmp",
+		      O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	size_t plen = strlen(prefix);
+	int bad = plen && write(fd, prefix, plen) != (ssize_t)plen;
+	for (off_t off = m->off, end = m->off + m->size; !bad && off < end;) {
+		ssize_t n = copy_file_range(m->fd, &off, fd, NULL,
+					    (size_t)(end - off), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* no copy_file_range here: read and write */
+			off_t done = off - m->off;
+			struct msg rest = *m;
+			rest.off = off;
+			rest.size = m->size - done;
+			bad = n < 0 && errno != EXDEV && errno != ENOSYS &&
+					      errno != EINVAL
+				      ? 1
+				      : copy_message(&rest, "", fd) < 0;
+			break;
+		}
+	}
+	if (bad || lseek(fd, 0, SEEK_SET) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
 /* Runs argv with the message on stdin; fills out. */
 static void run_mailer(char **argv, char **envp, const struct msg *m,
 		       const char *prefix, int timeout_s, struct reply *out)
 {
-	int in[2], res[2];
-	if (pipe2(in, O_CLOEXEC) < 0) {
-		set_reply(out, 451, "4.3.0", "cannot create a pipe: %s",
+	int in = mailer_input(m, prefix), res[2];
+	if (in < 0) {
+		set_reply(out, 451, "4.3.0", "cannot prepare the message for "
+					     "the mailer: %s",
 			  strerror(errno));
 		return;
 	}
 	if (pipe2(res, O_CLOEXEC) < 0) {
-		close(in[0]);
-		close(in[1]);
+		close(in);
 		set_reply(out, 451, "4.3.0", "cannot create a pipe: %s",
 			  strerror(errno));
 		return;
 	}
-	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0) {
 		set_reply(out, 451, "4.3.0", "cannot fork: %s", strerror(errno));
-		close(in[0]);
-		close(in[1]);
+		close(in);
 		close(res[0]);
 		close(res[1]);
 		return;
 	}
 	if (pid == 0) {
 		setsid();
-		/* a feeder that is killed must take the mailer with it: at
-		 * EOF the mailer could not tell a cut message from a whole one
-		 * (a set-user-ID mailer loses this at exec) */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(75);
 		signal(SIGPIPE, SIG_DFL);
-		dup2(in[0], 0);
+		dup2(in, 0);
 		dup2(res[1], 1);
 		dup2(res[1], 2);
 		execve(argv[0], argv, envp);
 		_exit(75);
 	}
-	close(in[0]);
+	close(in);
 	close(res[1]);
-	fcntl(in[1], F_SETFL, O_NONBLOCK);
 
-	struct buf head = {0};
-	buf_adds(&head, prefix);
-	size_t hoff = 0;
-	off_t moff = 0;
-	char chunk[65536];
-	size_t clen = 0, coff = 0;
 	char first[1024];
 	size_t flen = 0;
-	int writing = 1, reading = 1, timed_out = 0;
+	int timed_out = 0;
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (writing || reading) {
+	for (;;) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		long elapsed = (long)(now.tv_sec - t0.tv_sec) * 1000 +
@@ -405,77 +429,28 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 			timed_out = 1;
 			break;
 		}
-		struct pollfd pf[2];
-		int np = 0, wi = -1, ri = -1;
-		if (writing) {
-			pf[np] = (struct pollfd){in[1], POLLOUT, 0};
-			wi = np++;
-		}
-		if (reading) {
-			pf[np] = (struct pollfd){res[0], POLLIN, 0};
-			ri = np++;
-		}
-		int r = poll(pf, (nfds_t)np, (int)(left > 1000 ? 1000 : left));
+		struct pollfd pf = {res[0], POLLIN, 0};
+		int r = poll(&pf, 1, (int)(left > 1000 ? 1000 : left));
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r <= 0)
 			continue;
-		if (wi >= 0 && pf[wi].revents) {
-			if (pf[wi].revents & (POLLERR | POLLHUP)) {
-				writing = 0;
-				close(in[1]);
-			} else {
-				if (coff == clen) {
-					coff = clen = 0;
-					if (hoff < head.len) {
-						clen = head.len - hoff;
-						if (clen > sizeof chunk)
-							clen = sizeof chunk;
-						memcpy(chunk, head.s + hoff, clen);
-						hoff += clen;
-					} else if (moff < m->size) {
-						ssize_t n = pread(m->fd, chunk,
-								  sizeof chunk,
-								  m->off + moff);
-						if (n > 0) {
-							clen = (size_t)n;
-							moff += n;
-						}
-					}
-				}
-				if (clen == 0) {
-					writing = 0;
-					close(in[1]);
-				} else {
-					ssize_t w = write(in[1], chunk + coff,
-							  clen - coff);
-					if (w > 0)
-						coff += (size_t)w;
-					else if (w < 0 && errno != EAGAIN &&
-						 errno != EINTR) {
-						/* the mailer stopped reading */
-						writing = 0;
-						close(in[1]);
-					}
-				}
-			}
-		}
-		if (ri >= 0 && pf[ri].revents) {
-			char tmp[4096];
-			ssize_t n = read(res[0], tmp, sizeof tmp);
-			if (n <= 0) {
-				reading = 0;
-			} else if (flen < sizeof first - 1) {
-				size_t take = (size_t)n;
-				if (take > sizeof first - 1 - flen)
-					take = sizeof first - 1 - flen;
-				memcpy(first + flen, tmp, take);
-				flen += take;
-			}
+		/* the first line of the output may carry a D.S.N; the rest is
+		 * read and dropped so the mailer never blocks on it */
+		char tmp[4096];
+		ssize_t n = read(res[0], tmp, sizeof tmp);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (flen < sizeof first - 1) {
+			size_t take = (size_t)n;
+			if (take > sizeof first - 1 - flen)
+				take = sizeof first - 1 - flen;
+			memcpy(first + flen, tmp, take);
+			flen += take;
 		}
 	}
-	if (writing)
-		close(in[1]);
 	close(res[0]);
 	int status = 0;
 	if (timed_out) {
@@ -484,39 +459,36 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 		waitpid(pid, &status, 0);
 		set_reply(out, 451, "4.3.0", "mailer timed out after %ds",
 			  timeout_s);
-	} else {
-		/* the output closed: wait for the exit within the deadline */
-		for (;;) {
-			pid_t w = waitpid(pid, &status, WNOHANG);
-			if (w == pid)
-				break;
-			if (w < 0 && errno != EINTR) {
-				set_reply(out, 451, "4.3.0",
-					  "lost the mailer's exit status: %s",
-					  strerror(errno));
-				buf_free(&head);
-				return;
-			}
-			struct timespec now;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if (now.tv_sec - t0.tv_sec > timeout_s) {
-				kill(-pid, SIGKILL);
-				kill(pid, SIGKILL);
-				waitpid(pid, &status, 0);
-				set_reply(out, 451, "4.3.0",
-					  "mailer timed out after %ds", timeout_s);
-				buf_free(&head);
-				return;
-			}
-			usleep(1000);
-		}
-		first[flen] = 0;
-		char *nl = strchr(first, '\n');
-		if (nl)
-			*nl = 0;
-		exit_status_reply(status, first, out);
+		return;
 	}
-	buf_free(&head);
+	/* the output closed: wait for the exit within the deadline */
+	for (;;) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR) {
+			set_reply(out, 451, "4.3.0",
+				  "lost the mailer's exit status: %s",
+				  strerror(errno));
+			return;
+		}
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0.tv_sec > timeout_s) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			set_reply(out, 451, "4.3.0", "mailer timed out after %ds",
+				  timeout_s);
+			return;
+		}
+		usleep(1000);
+	}
+	first[flen] = 0;
+	char *nl = strchr(first, '\n');
+	if (nl)
+		*nl = 0;
+	exit_status_reply(status, first, out);
 }
 
 static char **mailer_env(const char *from, char **values, unsigned n)
