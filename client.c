@@ -840,6 +840,21 @@ static int downgrade(struct client_job *j)
 	return 0;
 }
 
+/* Reads the reply to one RCPT: a refusal is that recipient's reply, an
+ * acceptance (-1) waits for the final one. Returns the code (-1: the
+ * connection broke; 421: it is closing, the reply is not the recipient's). */
+static int rcpt_reply(struct conn *c, struct client_rcpt *r, struct buf *t)
+{
+	int code = read_reply(c, t);
+	if (code < 0 || code == 421)
+		return code;
+	if (code == 250 || code == 251)
+		r->r.code = -1; /* accepted: the final reply comes later */
+	else
+		peer_reply(&r->r, code, t->s, c->name);
+	return code;
+}
+
 /* One transaction on a ready connection: a reply for every recipient, or
  * NEXT_ADDRESS (with why) for those the connection could not serve. */
 static int transaction(struct client_job *j, struct conn *c, struct reply *why)
@@ -906,15 +921,11 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 		cmd(c, "RCPT TO:<%s>", j->r[i].addr);
 		if (!pipe) {
 			io_flush(&c->io);
-			code = read_reply(c, &t);
+			code = rcpt_reply(c, &j->r[i], &t);
 			if (code < 0)
 				goto lost;
 			if (code == 421)
 				goto closing;
-			if (code != 250 && code != 251)
-				peer_reply(&j->r[i].r, code, t.s, host);
-			else
-				j->r[i].r.code = -1; /* accepted: final reply later */
 		}
 	}
 	if (pipe && !bdat)
@@ -936,15 +947,11 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 		for (unsigned i = 0; i < j->n; i++) {
 			if (j->r[i].r.code)
 				continue;
-			code = read_reply(c, &t);
+			code = rcpt_reply(c, &j->r[i], &t);
 			if (code < 0)
 				goto lost;
 			if (code == 421)
 				goto closing;
-			if (code != 250 && code != 251)
-				peer_reply(&j->r[i].r, code, t.s, host);
-			else
-				j->r[i].r.code = -1;
 		}
 	}
 	unsigned accepted = 0;

@@ -153,6 +153,21 @@ static void save(struct run *x)
 			  "reason", strerror(errno), NULL);
 }
 
+/* The spooled message as deliver.c and client.c read it. */
+static struct msg message_of(const struct run *x)
+{
+	const struct spool_msg *m = x->m;
+	return (struct msg){
+		.fd = m->data_fd,
+		.off = m->data_off,
+		.size = m->size,
+		.from = m->from,
+		.sid = m->id,
+		.hostname = x->cf->core->v[CORE_HOSTNAME].s,
+		.binary = m->binary,
+	};
+}
+
 /* Delivers local target i and every later local target that fits the same
  * mailer run. */
 static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
@@ -189,15 +204,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 		}
 	}
 	if (n) {
-		struct msg msg = {
-			.fd = m->data_fd,
-			.off = m->data_off,
-			.size = m->size,
-			.from = m->from,
-			.sid = m->id,
-			.hostname = x->cf->core->v[CORE_HOSTNAME].s,
-			.binary = m->binary,
-		};
+		struct msg msg = message_of(x);
 		plan_deliver(&p, &msg, DEFAULT_TIMEOUT, &r);
 		for (unsigned k = 0; k < n; k++)
 			apply(x, idx[k], &r, NULL);
@@ -242,15 +249,7 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 			rc[nr++].addr = m->t[idx[k]].addr;
 		slot[k] = s;
 	}
-	struct msg msg = {
-		.fd = m->data_fd,
-		.off = m->data_off,
-		.size = m->size,
-		.from = m->from,
-		.sid = m->id,
-		.hostname = x->cf->core->v[CORE_HOSTNAME].s,
-		.binary = m->binary,
-	};
+	struct msg msg = message_of(x);
 	struct client_job j = {
 		.cf = x->cf,
 		.kind = t0->kind,

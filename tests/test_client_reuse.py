@@ -10,21 +10,13 @@ accepts.
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 
 import pytest
+from pmtest import POSTMASTER, ROOT, free_port
 
-POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", "./postmaster"))
-ROOT = os.geteuid() == 0
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Peer:

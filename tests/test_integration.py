@@ -19,7 +19,6 @@ import os
 import pwd
 import re
 import shlex
-import shutil
 import signal
 import smtplib
 import socket
@@ -28,42 +27,12 @@ import tempfile
 import time
 
 import pytest
+from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, remove_tree, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", "./postmaster"))
-ROOT = os.geteuid() == 0
-SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-             "runtime error:", "UndefinedBehaviorSanitizer")
-
-
-def tool(name):
-    path = shutil.which(name, path=os.environ.get("PATH", "") +
-                        ":/usr/sbin:/usr/bin:/sbin:/bin")
-    if not path:
-        pytest.skip("%s is not installed" % name)
-    return path
-
-
-def no_sanitizer_report(text, what):
-    for mark in SANITIZER:
-        assert mark not in text, "%s: sanitizer report:\n%s" % (what, text)
-
-
 # ------------------------------------------------------------------ #
 # Directories, configurations, ports, processes                      #
-
-
-def remove_tree(path):
-    # a test may have made directories read-only for the session user
-    for d, dirs, _ in os.walk(path):
-        for x in dirs:
-            try:
-                os.chmod(os.path.join(d, x), 0o755)
-            except OSError:
-                pass
-    shutil.rmtree(path, ignore_errors=True)
-    assert not os.path.exists(path), "cannot remove %s" % path
 
 
 @pytest.fixture
@@ -93,12 +62,6 @@ def write_cf(tmp, text, name="postmaster.cf"):
     assert r.returncode == 0, "--check: " + r.stdout + r.stderr
     no_sanitizer_report(r.stdout + r.stderr, "--check")
     return path
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening(port, host="0100007F"):

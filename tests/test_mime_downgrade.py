@@ -20,16 +20,9 @@ import tempfile
 import time
 
 import pytest
+from pmtest import POSTMASTER, ROOT, free_port
 
-POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", "./postmaster"))
-ROOT = os.geteuid() == 0
 SINK = shutil.which("smtp-sink", path="/usr/sbin:/usr/bin")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

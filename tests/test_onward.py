@@ -34,13 +34,10 @@ import threading
 import time
 
 import pytest
+from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", "./postmaster"))
-ROOT = os.geteuid() == 0
-SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-             "runtime error:", "UndefinedBehaviorSanitizer")
 SENDER = "ann@sender.example"
 
 
@@ -53,19 +50,6 @@ def sanitized(path):
 
 
 SANITIZED = sanitized(POSTMASTER)
-
-
-def tool(name):
-    path = shutil.which(name, path=os.environ.get("PATH", "") +
-                        ":/usr/sbin:/usr/bin:/sbin:/bin")
-    if not path:
-        pytest.skip("%s is not installed" % name)
-    return path
-
-
-def no_sanitizer_report(text, what):
-    for mark in SANITIZER:
-        assert mark not in text, "%s: sanitizer report:\n%s" % (what, text)
 
 
 def wait_for(pred, timeout=10, what="condition"):
@@ -81,20 +65,6 @@ def wait_for(pred, timeout=10, what="condition"):
 
 # ------------------------------------------------------------------ #
 # Ports, addresses, processes                                        #
-
-
-def free_port():
-    """A port that is free on 127.0.0.1 for both TCP and UDP."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return port
 
 
 def proc_addr(ip, port):

@@ -23,51 +23,22 @@ import queue as queue_mod
 import random
 import re
 import select
-import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import tempfile
 import threading
 import time
 
 import pytest
-
-POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", "./postmaster"))
-SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-             "runtime error:", "UndefinedBehaviorSanitizer")
+from pmtest import POSTMASTER, tool, no_sanitizer_report, remove_tree, free_port
 
 QUEUED = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]{18})$")
 HOST = "mail.example.net"
 
 
-def tool(name):
-    path = shutil.which(name, path=os.environ.get("PATH", "") +
-                        ":/usr/sbin:/usr/bin:/sbin:/bin")
-    if not path:
-        pytest.skip("%s is not installed" % name)
-    return path
-
-
-def no_sanitizer_report(text, what):
-    for mark in SANITIZER:
-        assert mark not in text, "%s: sanitizer report:\n%s" % (what, text)
-
-
 # ------------------------------------------------------------------ #
 # Directories, configurations, processes                             #
-
-
-def remove_tree(path):
-    for d, dirs, _ in os.walk(path):
-        for x in dirs:
-            try:
-                os.chmod(os.path.join(d, x), 0o755)
-            except OSError:
-                pass
-    shutil.rmtree(path, ignore_errors=True)
-    assert not os.path.exists(path), "cannot remove %s" % path
 
 
 @pytest.fixture
@@ -129,12 +100,6 @@ def flush(cf, *args, timeout=60):
     assert r.returncode == 0, "--flush %s: %d\n%s%s" % (
         " ".join(args), r.returncode, r.stdout, r.stderr)
     return r
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def closed_port():

@@ -9,20 +9,15 @@ as --queue shows.
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
-import threading
-import time
 
 import pytest
 
-POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", "./postmaster"))
-ROOT = os.geteuid() == 0
-
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
 from aiosmtpd.smtp import AuthResult  # noqa: E402
+from pmtest import POSTMASTER, ROOT, free_port
 
 
 @pytest.fixture
@@ -44,12 +39,6 @@ def cert(tmp):
     if r.returncode:
         pytest.skip("openssl cannot make a test certificate")
     return crt, key
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Peer:
