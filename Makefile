@@ -31,7 +31,8 @@ TESTS = test_addr test_cf test_route test_envelope
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	python3 python3-pytest python3-aiosmtpd hyperfine swaks procmail \
 	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
-	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace
+	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace \
+	libnet-ssleay-perl libio-socket-ssl-perl
 
 .PHONY: all check check-normal check-san deps install clean bench fuzz lint demo
 

@@ -172,8 +172,6 @@ static const struct {
 	const char *value; /* NULL: any value */
 	const char *why;
 } unsupported[] = {
-	{CF_SMTPD, SMTPD_TLS, "starttls", "STARTTLS is not in this build"},
-	{CF_SMTPD, SMTPD_TLS, "implicit", "TLS is not in this build"},
 	{CF_SMTPD, SMTPD_AUTH, "optional", "AUTH is not in this build"},
 	{CF_SMTPD, SMTPD_AUTH, "required", "AUTH is not in this build"},
 	{CF_SMTPD, SMTPD_SPF, "tag", "SPF is not in this build"},
@@ -2065,6 +2063,13 @@ int cf_finish(struct cf *cf, unsigned mode)
 		    !sec->set[RELAY_AUTH_USER])
 			cf_error(cf, &sec->set[RELAY_AUTH_PASSWORD]->pos,
 				 "expected 'auth-user' with 'auth-password'");
+		if (sec->kind == CF_SMTPD && sec->v[SMTPD_TLS].n != STLS_NO &&
+		    (!sec->v[SMTPD_TLS_CERTIFICATE].s ||
+		     !sec->v[SMTPD_TLS_KEY].s))
+			cf_error(cf, &sec->set[SMTPD_TLS]->pos,
+				 "expected tls-certificate and tls-key with "
+				 "tls = %s",
+				 cf->words[sec->set[SMTPD_TLS]->w0].s);
 		if (sec->kind == CF_RELAY && sec->set[RELAY_AUTH_USER] &&
 		    sec->v[RELAY_TLS].n == RTLS_NO && sec->set[RELAY_TLS])
 			cf_error(cf, &sec->set[RELAY_TLS]->pos,

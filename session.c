@@ -20,6 +20,7 @@
 #include "log.h"
 #include "route.h"
 #include "spool.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -78,6 +79,11 @@ struct session {
 	int bare_reject;
 	int lmtp_ok;
 	int accept_mail;
+	/* TLS (SPEC 8): the secrets are read before privileges are dropped,
+	 * GnuTLS is loaded only when a handshake starts */
+	int tls_mode; /* STLS_* */
+	int tls_on;
+	struct buf tls_cert, tls_key;
 	/* the transaction */
 	char from[ADDR_PATH_MAX];
 	enum body body;
@@ -445,13 +451,15 @@ static int data_flush(struct session *s)
 	return s->data_failed ? -1 : 0;
 }
 
+/* RFC 3848 and RFC 6531 protocol names for the Received header. */
 static const char *protocol_name(const struct session *s)
 {
-	if (s->proto == P_LHLO)
-		return s->smtputf8 ? "UTF8LMTP" : "LMTP";
-	if (s->proto == P_EHLO)
-		return s->smtputf8 ? "UTF8SMTP" : "ESMTP";
-	return "SMTP";
+	static const char *const names[2][3][2] = {
+		{{"SMTP", "SMTP"}, {"ESMTP", "UTF8SMTP"}, {"LMTP", "UTF8LMTP"}},
+		{{"SMTPS", "SMTPS"}, {"ESMTPS", "UTF8SMTPS"}, {"LMTPS", "UTF8LMTPS"}},
+	};
+	int kind = s->proto == P_LHLO ? 2 : s->proto == P_EHLO ? 1 : 0;
+	return names[s->tls_on != 0][kind][s->smtputf8 != 0];
 }
 
 /* The HELO name as a header may show it: printable ASCII, no parens. */
@@ -853,6 +861,8 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 	buf_printf(&b, "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nBINARYMIME\n"
 		       "CHUNKING\nENHANCEDSTATUSCODES\nSMTPUTF8",
 		   s->name, (unsigned long long)s->max_size);
+	if (s->tls_mode == STLS_STARTTLS && !s->tls_on)
+		buf_adds(&b, "\nSTARTTLS");
 	if (s->lmtp_ok)
 		buf_adds(&b, "\nX-LMTP");
 	reply(s, 250, NULL, "%s", b.s);
@@ -1263,6 +1273,52 @@ static void cmd_rset(struct session *s, char *arg)
 	reply(s, 250, "2.0.0", "OK");
 }
 
+/* Starts TLS on the connection: tls = starttls (RFC 3207), or at once
+ * before the greeting with tls = implicit (RFC 8314). 0 when it runs. */
+static int start_tls(struct session *s)
+{
+	char why[300], desc[96];
+	if (tls_server_start(&s->io, s->tls_cert.s, s->tls_cert.len,
+			     s->tls_key.s, s->tls_key.len, why, sizeof why) < 0) {
+		log_event(LOG_L_WARNING, "event", "tls-failed", "reason", why,
+			  NULL);
+		return -1;
+	}
+	s->tls_on = 1;
+	tls_describe(&s->io, desc, sizeof desc);
+	log_event(LOG_L_INFO, "event", "tls", "cipher", desc, NULL);
+	return 0;
+}
+
+static void cmd_starttls(struct session *s, char *arg)
+{
+	if (*arg) {
+		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return;
+	}
+	if (s->tls_on) {
+		reply(s, 503, "5.5.1", "TLS already active");
+		return;
+	}
+	if (s->tls_mode != STLS_STARTTLS) {
+		reply(s, 502, "5.5.1", "STARTTLS not offered");
+		return;
+	}
+	reply(s, 220, "2.0.0", "Ready to start TLS");
+	flush(s);
+	/* RFC 3207 5.2: nothing sent in clear text after STARTTLS counts */
+	io_discard_input(&s->io);
+	if (start_tls(s) < 0) {
+		s->quit = 1; /* the connection is in no state to go on */
+		return;
+	}
+	/* RFC 3207 4.2: forget what the client said before TLS */
+	transaction_reset(s);
+	s->helo[0] = 0;
+	s->proto = P_NONE;
+	s->state = ST_GREETED;
+}
+
 static void cmd_noop(struct session *s, char *arg)
 {
 	(void)arg;
@@ -1318,6 +1374,8 @@ static const struct verb {
 	{"SAML", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"SEND", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"SOML", cmd_unimpl, ALL, F_FLUSH, NULL},
+	{"STARTTLS", cmd_starttls, (1u << ST_GREETED) | (1u << ST_READY),
+	 F_FLUSH, "STARTTLS not allowed during a mail transaction"},
 	{"TURN", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"VRFY", cmd_vrfy, ALL, F_FLUSH, NULL},
 };
@@ -1499,6 +1557,27 @@ static int choose_smtpd(struct session *s, const char *name)
 	return r;
 }
 
+/* Reads a TLS certificate or key while still privileged. */
+static int read_secret(const char *path, struct buf *b, char *why, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, n, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	char chunk[4096];
+	ssize_t r;
+	while ((r = read(fd, chunk, sizeof chunk)) > 0 && b->len < 1 << 20)
+		buf_add(b, chunk, (size_t)r);
+	int e = errno;
+	close(fd);
+	if (r < 0 || !b->len) {
+		snprintf(why, n, "%s: %s", path, r < 0 ? strerror(e) : "empty");
+		return -1;
+	}
+	return 0;
+}
+
 int session_drop_privileges(const struct cf *cf, char *why, size_t n)
 {
 	if (geteuid() != 0)
@@ -1611,6 +1690,12 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		snprintf(why, sizeof why, "%s", lwhy);
 		fail = 1;
 	}
+	if (!fail && s.smtpd && (s.tls_mode = (int)s.smtpd->v[SMTPD_TLS].n) &&
+	    (read_secret(s.smtpd->v[SMTPD_TLS_CERTIFICATE].s, &s.tls_cert, why,
+			 sizeof why) < 0 ||
+	     read_secret(s.smtpd->v[SMTPD_TLS_KEY].s, &s.tls_key, why,
+			 sizeof why) < 0))
+		fail = 1;
 	if (!fail && session_drop_privileges(cf, why, sizeof why) < 0)
 		fail = 1;
 	s.spool_fd = -1;
@@ -1657,6 +1742,10 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		io_free(&s.io);
 		return 75;
 	}
+	if (s.tls_mode == STLS_IMPLICIT && start_tls(&s) < 0) {
+		io_free(&s.io);
+		return 75; /* no greeting can reach a client without TLS */
+	}
 	if (s.accept_mail)
 		reply(&s, 220, NULL, "%s ESMTP postmaster", s.name);
 	else
@@ -1701,6 +1790,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		}
 	}
 	flush(&s);
+	tls_end(&s.io);
 	/* the client sees the end now, not after our bookkeeping */
 	close(rfd);
 	if (wfd != rfd)
@@ -1711,6 +1801,8 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
 	transaction_reset(&s);
 	free(s.wbuf);
+	buf_free(&s.tls_cert);
+	buf_free(&s.tls_key);
 	io_free(&s.io);
 	log_close();
 	return exit_status;

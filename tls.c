@@ -30,6 +30,7 @@ static struct {
 	FN(gnutls_certificate_allocate_credentials);
 	FN(gnutls_certificate_free_credentials);
 	FN(gnutls_certificate_set_x509_system_trust);
+	FN(gnutls_certificate_set_x509_key_mem2);
 	FN(gnutls_credentials_set);
 	FN(gnutls_server_name_set);
 	FN(gnutls_session_set_verify_cert);
@@ -75,6 +76,7 @@ static int load(char *why, size_t n)
 	SYM(gnutls_certificate_allocate_credentials);
 	SYM(gnutls_certificate_free_credentials);
 	SYM(gnutls_certificate_set_x509_system_trust);
+	SYM(gnutls_certificate_set_x509_key_mem2);
 	SYM(gnutls_credentials_set);
 	SYM(gnutls_server_name_set);
 	SYM(gnutls_session_set_verify_cert);
@@ -156,6 +158,62 @@ static void free_tls(struct tls *t)
 	free(t);
 }
 
+/* The handshake on a prepared session; io carries TLS afterwards. */
+static int handshake(struct io *io, struct tls *t, char *why, size_t n)
+{
+	G.gnutls_transport_set_int2(t->s, io->rfd, io->wfd);
+	G.gnutls_handshake_set_timeout(t->s, (unsigned)io->timeout_ms);
+	/* the handshake blocks: bound each wait on the socket */
+	struct timeval tv = {io->timeout_ms / 1000, (io->timeout_ms % 1000) * 1000};
+	setsockopt(io->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(io->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	int r;
+	do {
+		r = G.gnutls_handshake(t->s);
+	} while (r < 0 && !G.gnutls_error_is_fatal(r));
+	if (r < 0) {
+		snprintf(why, n, "TLS handshake failed: %s", G.gnutls_strerror(r));
+		free_tls(t);
+		return -1;
+	}
+	io->tr = &tls_transport;
+	io->tr_state = t;
+	return 0;
+}
+
+int tls_server_start(struct io *io, const char *cert, size_t certlen,
+		     const char *key, size_t keylen, char *why, size_t n)
+{
+	if (load(why, n) < 0)
+		return -1;
+	struct tls *t = xcalloc(1, sizeof *t);
+	gnutls_datum_t c = {(unsigned char *)cert, (unsigned)certlen};
+	gnutls_datum_t k = {(unsigned char *)key, (unsigned)keylen};
+	int r;
+	const char *step = "gnutls_init";
+	if ((r = G.gnutls_init(&t->s, GNUTLS_SERVER)) < 0)
+		goto fail;
+	step = "priorities";
+	if ((r = G.gnutls_priority_set_direct(t->s, PRIORITY, NULL)) < 0)
+		goto fail;
+	step = "credentials";
+	if ((r = G.gnutls_certificate_allocate_credentials(&t->cred)) < 0)
+		goto fail;
+	step = "certificate and key";
+	if ((r = G.gnutls_certificate_set_x509_key_mem2(
+		     t->cred, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
+		goto fail;
+	step = "credentials";
+	if ((r = G.gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE,
+					  t->cred)) < 0)
+		goto fail;
+	return handshake(io, t, why, n);
+fail:
+	snprintf(why, n, "TLS %s failed: %s", step, G.gnutls_strerror(r));
+	free_tls(t);
+	return -1;
+}
+
 int tls_client_start(struct io *io, const char *name, int verify, char *why,
 		     size_t n)
 {
@@ -185,21 +243,7 @@ int tls_client_start(struct io *io, const char *name, int verify, char *why,
 					 strlen(name));
 	if (verify)
 		G.gnutls_session_set_verify_cert(t->s, name, 0);
-	G.gnutls_transport_set_int2(t->s, io->rfd, io->wfd);
-	G.gnutls_handshake_set_timeout(t->s, (unsigned)io->timeout_ms);
-	/* the handshake blocks: bound each wait on the socket */
-	struct timeval tv = {io->timeout_ms / 1000, (io->timeout_ms % 1000) * 1000};
-	setsockopt(io->rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(io->wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	step = "handshake";
-	do {
-		r = G.gnutls_handshake(t->s);
-	} while (r < 0 && !G.gnutls_error_is_fatal(r));
-	if (r < 0)
-		goto fail;
-	io->tr = &tls_transport;
-	io->tr_state = t;
-	return 0;
+	return handshake(io, t, why, n);
 fail:
 	snprintf(why, n, "TLS %s failed: %s", step, G.gnutls_strerror(r));
 	free_tls(t);

@@ -22,6 +22,10 @@
  * system trust store. -1 with a reason when it fails. */
 int tls_client_start(struct io *io, const char *name, int verify, char *why,
 		     size_t n);
+/* Starts TLS as a server: the certificate chain and key are PEM text read
+ * before privileges were dropped (SPEC 10). -1 with a reason. */
+int tls_server_start(struct io *io, const char *cert, size_t certlen,
+		     const char *key, size_t keylen, char *why, size_t n);
 /* "TLSv1.3 (cipher)" of a started connection, for logs. */
 void tls_describe(const struct io *io, char *out, size_t n);
 /* Says goodbye and frees the TLS state of io (nothing when there is none). */

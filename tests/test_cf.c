@@ -543,12 +543,13 @@ static const struct bad bad[] = {
 	  "t.cf:2:10: expected syslog, stderr, journal or the name of a "
 	  "[logfile], found 'Syslog', which no section defines\n"),
 	/* policies this build cannot enforce */
-	C("tls starttls", "[smtpd \"a\"]\ntls = starttls\n",
-	  "t.cf:2:7: tls = starttls cannot be enforced: STARTTLS is not in this "
-	  "build\n"),
-	C("tls implicit", "[smtpd \"a\"]\ntls = implicit\n",
-	  "t.cf:2:7: tls = implicit cannot be enforced: TLS is not in this "
-	  "build\n"),
+	C("tls starttls without a key", "[smtpd \"a\"]\ntls = starttls\n"
+	  "tls-certificate = /etc/ssl/certs/x.pem\n",
+	  "t.cf:2:1: expected tls-certificate and tls-key with tls = "
+	  "starttls\n"),
+	C("tls implicit without a certificate", "[smtpd \"a\"]\ntls = implicit\n",
+	  "t.cf:2:1: expected tls-certificate and tls-key with tls = "
+	  "implicit\n"),
 	C("auth required", "[smtpd \"a\"]\nauth = required\n",
 	  "t.cf:2:8: auth = required cannot be enforced: AUTH is not in this "
 	  "build\n"),
@@ -1299,9 +1300,9 @@ static void test_bad_flags(void **state)
 						      "files are not "
 						      "supported), found "
 						      "'/var/mail/joe'\n"},
-		{"smtpd.\"x\".tls=starttls", "command line:7:17: tls = starttls "
-					     "cannot be enforced: STARTTLS is "
-					     "not in this build\n"},
+		{"smtpd.\"x\".tls=starttls", "command line:7:3: expected "
+					     "tls-certificate and tls-key with "
+					     "tls = starttls\n"},
 		{"smtpd.\"x\".routing-table=nosuch", "command line:7:27: "
 						     "expected the name of a "
 						     "[route], found 'nosuch', "

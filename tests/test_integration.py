@@ -881,6 +881,7 @@ def test_logger_journal(tmp):
 @pytest.mark.parametrize("socket_unit,service_unit", [
     ("postmaster.socket", "postmaster@.service"),
     ("postmaster-submission.socket", "postmaster-submission@.service"),
+    ("postmaster-submissions.socket", "postmaster-submissions@.service"),
 ])
 def test_units_verify(tmp, socket_unit, service_unit):
     analyze = tool("systemd-analyze")
