@@ -172,8 +172,6 @@ static const struct {
 	const char *value; /* NULL: any value */
 	const char *why;
 } unsupported[] = {
-	{CF_SMTPD, SMTPD_AUTH, "optional", "AUTH is not in this build"},
-	{CF_SMTPD, SMTPD_AUTH, "required", "AUTH is not in this build"},
 	{CF_SMTPD, SMTPD_SPF, "tag", "SPF is not in this build"},
 	{CF_SMTPD, SMTPD_SPF, "reject", "SPF is not in this build"},
 	{CF_SMTPD, SMTPD_VERIFY_SENDER, "yes",
@@ -2070,6 +2068,11 @@ int cf_finish(struct cf *cf, unsigned mode)
 				 "expected tls-certificate and tls-key with "
 				 "tls = %s",
 				 cf->words[sec->set[SMTPD_TLS]->w0].s);
+		if (sec->kind == CF_SMTPD && sec->v[SMTPD_AUTH].n != AUTH_NO &&
+		    !sec->v[SMTPD_AUTH_FILE].s)
+			cf_error(cf, &sec->set[SMTPD_AUTH]->pos,
+				 "expected auth-file with auth = %s",
+				 cf->words[sec->set[SMTPD_AUTH]->w0].s);
 		if (sec->kind == CF_RELAY && sec->set[RELAY_AUTH_USER] &&
 		    sec->v[RELAY_TLS].n == RTLS_NO && sec->set[RELAY_TLS])
 			cf_error(cf, &sec->set[RELAY_TLS]->pos,

@@ -634,24 +634,6 @@ static int bdat_replies(struct conn *c, const struct msg *m, struct buf *t)
 
 enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2, OWN_VERDICT = 3 };
 
-static void base64(const char *in, size_t n, struct buf *out)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const unsigned char *p = (const unsigned char *)in;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)p[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		buf_addc(out, tab[v >> 18 & 63]);
-		buf_addc(out, tab[v >> 12 & 63]);
-		buf_addc(out, i + 1 < n ? tab[v >> 6 & 63] : '=');
-		buf_addc(out, i + 2 < n ? tab[v & 63] : '=');
-	}
-}
-
 /* EHLO or LHLO and its reply; 0 when it was 250. */
 static int hello(struct client_job *j, struct conn *c, struct buf *t,
 		 struct reply *why)
@@ -738,19 +720,19 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 		buf_adds(&raw, user);
 		buf_addc(&raw, 0);
 		buf_adds(&raw, pass);
-		base64(raw.s, raw.len, &b);
+		buf_add_base64(&b, raw.s, raw.len);
 		buf_free(&raw);
 		cmd(c, "AUTH PLAIN %s", b.s);
 		io_flush(&c->io);
 		code = read_reply(c, t);
 	} else if (c->ext.auth_login) {
-		base64(user, strlen(user), &b);
+		buf_add_base64(&b, user, strlen(user));
 		cmd(c, "AUTH LOGIN %s", b.s);
 		io_flush(&c->io);
 		code = read_reply(c, t);
 		if (code == 334) {
 			b.len = 0;
-			base64(pass, strlen(pass), &b);
+			buf_add_base64(&b, pass, strlen(pass));
 			cmd(c, "%s", b.s ? b.s : "");
 			io_flush(&c->io);
 			code = read_reply(c, t);

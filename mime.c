@@ -158,29 +158,13 @@ static void quoted_printable(struct conv *cv, const char *p, const char *end)
 	}
 }
 
+/* base64 in lines of 76 characters (57 octets each) */
 static void base64(struct conv *cv, const char *p, const char *end)
 {
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t n = (size_t)(end - p), col = 0;
-	const unsigned char *u = (const unsigned char *)p;
-	for (size_t i = 0; i < n; i += 3) {
-		unsigned v = (unsigned)u[i] << 16;
-		if (i + 1 < n)
-			v |= (unsigned)u[i + 1] << 8;
-		if (i + 2 < n)
-			v |= u[i + 2];
-		char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63],
-			     i + 1 < n ? tab[v >> 6 & 63] : '=',
-			     i + 2 < n ? tab[v & 63] : '='};
-		buf_add(&cv->out, q, 4);
-		if ((col += 4) >= 76) {
-			buf_addc(&cv->out, '\n');
-			col = 0;
-		}
-	}
-	if (col)
+	for (; p < end; p += 57) {
+		buf_add_base64(&cv->out, p, end - p < 57 ? (size_t)(end - p) : 57);
 		buf_addc(&cv->out, '\n');
+	}
 }
 
 static int fail(struct conv *cv, const char *what)

@@ -14,6 +14,7 @@
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "session.h"
 #include "addr.h"
+#include "auth.h"
 #include "deliver.h"
 #include "flush.h"
 #include "io.h"
@@ -84,6 +85,11 @@ struct session {
 	int tls_mode; /* STLS_* */
 	int tls_on;
 	struct buf tls_cert, tls_key;
+	/* AUTH (SPEC 8, RFC 4954): the auth-file is read before the drop */
+	int auth_mode; /* AUTH_* */
+	struct buf auth_table;
+	char auth_user[256]; /* set once a login succeeded */
+	int auth_failures;
 	/* the transaction */
 	char from[ADDR_PATH_MAX];
 	enum body body;
@@ -451,15 +457,18 @@ static int data_flush(struct session *s)
 	return s->data_failed ? -1 : 0;
 }
 
-/* RFC 3848 and RFC 6531 protocol names for the Received header. */
-static const char *protocol_name(const struct session *s)
+/* RFC 3848 and RFC 6531 protocol names for the Received header:
+ * base name, then S for TLS and A for AUTH. */
+static const char *protocol_name(const struct session *s, char *out,
+				 size_t n)
 {
-	static const char *const names[2][3][2] = {
-		{{"SMTP", "SMTP"}, {"ESMTP", "UTF8SMTP"}, {"LMTP", "UTF8LMTP"}},
-		{{"SMTPS", "SMTPS"}, {"ESMTPS", "UTF8SMTPS"}, {"LMTPS", "UTF8LMTPS"}},
-	};
-	int kind = s->proto == P_LHLO ? 2 : s->proto == P_EHLO ? 1 : 0;
-	return names[s->tls_on != 0][kind][s->smtputf8 != 0];
+	const char *base = s->proto == P_LHLO   ? "LMTP"
+			   : s->proto == P_EHLO ? "ESMTP"
+						: "SMTP";
+	snprintf(out, n, "%s%s%s%s", s->smtputf8 && s->proto != P_HELO ? "UTF8" : "",
+		 s->smtputf8 && s->proto == P_EHLO ? base + 1 : base,
+		 s->tls_on ? "S" : "", s->auth_user[0] ? "A" : "");
+	return out;
 }
 
 /* The HELO name as a header may show it: printable ASCII, no parens. */
@@ -567,8 +576,9 @@ static int data_begin(struct session *s)
 			   eol);
 	else
 		buf_printf(&h, "Received: from %s ([%s])%s", helo, s->peer, eol);
+	char proto[24];
 	buf_printf(&h, "\tby %s (postmaster) with %s id %s%s", s->name,
-		   protocol_name(s), s->sid, eol);
+		   protocol_name(s, proto, sizeof proto), s->sid, eol);
 	if (s->nrcpt == 1)
 		buf_printf(&h, "\tfor <%s>; %s%s", s->rcpts[0].addr, date, eol);
 	else
@@ -833,6 +843,14 @@ static int verb_is(const char *arg, const char *prefix)
 	return !strncasecmp(arg, prefix, strlen(prefix));
 }
 
+/* AUTH is offered over TLS, or in clear text to a loopback or local
+ * client only (SPEC 8): a password never crosses a network in clear. */
+static int auth_offered(const struct session *s)
+{
+	return s->auth_mode != AUTH_NO &&
+	       (s->tls_on || s->peer_is_pipe || cf_host_is_loopback(s->peer));
+}
+
 static void do_helo(struct session *s, char *arg, enum proto p)
 {
 	const char *verb = p == P_HELO ? "HELO" : p == P_EHLO ? "EHLO" : "LHLO";
@@ -863,6 +881,8 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 		   s->name, (unsigned long long)s->max_size);
 	if (s->tls_mode == STLS_STARTTLS && !s->tls_on)
 		buf_adds(&b, "\nSTARTTLS");
+	if (auth_offered(s))
+		buf_adds(&b, "\nAUTH PLAIN LOGIN");
 	if (s->lmtp_ok)
 		buf_adds(&b, "\nX-LMTP");
 	reply(s, 250, NULL, "%s", b.s);
@@ -893,6 +913,10 @@ static char *path_end(char *p)
 
 static void cmd_mail(struct session *s, char *arg)
 {
+	if (s->auth_mode == AUTH_REQUIRED && !s->auth_user[0]) {
+		reply(s, 530, "5.7.0", "Authentication required");
+		return;
+	}
 	if (!verb_is(arg, " FROM:")) {
 		reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
 		return;
@@ -957,6 +981,14 @@ static void cmd_mail(struct session *s, char *arg)
 				body = BODY_BINARYMIME;
 			else {
 				reply(s, 501, "5.5.4", "Bad BODY parameter");
+				return;
+			}
+		} else if (nlen == 4 && !strncasecmp(kw, "AUTH", 4) &&
+			   auth_offered(s)) {
+			/* RFC 4954 5: the submitter's identity, taken note of
+			 * and not passed on */
+			if (!val || !vlen) {
+				reply(s, 501, "5.5.4", "Bad AUTH parameter");
 				return;
 			}
 		} else if (nlen == 8 && !strncasecmp(kw, "SMTPUTF8", 8)) {
@@ -1315,8 +1347,129 @@ static void cmd_starttls(struct session *s, char *arg)
 	/* RFC 3207 4.2: forget what the client said before TLS */
 	transaction_reset(s);
 	s->helo[0] = 0;
+	s->auth_user[0] = 0;
 	s->proto = P_NONE;
 	s->state = ST_GREETED;
+}
+
+/* Sends a 334 challenge and reads the client's base64 answer into out:
+ * 0, or -1 when the client cancelled ("*"), -2 when it is not base64,
+ * -3 when the connection ended. */
+static int auth_answer(struct session *s, const char *challenge, struct buf *out)
+{
+	reply(s, 334, NULL, "%s", challenge);
+	flush(s);
+	char line[CMD_MAX_EXT + 2];
+	size_t len;
+	int bare;
+	if (io_getline(&s->io, line, CMD_MAX_EXT, &len, &bare) != IO_OK)
+		return -3;
+	if (len == 1 && line[0] == '*')
+		return -1;
+	return base64_decode(line, len, out) < 0 ? -2 : 0;
+}
+
+static void cmd_auth(struct session *s, char *arg)
+{
+	if (s->auth_mode == AUTH_NO) {
+		reply(s, 502, "5.5.1", "AUTH not offered");
+		return;
+	}
+	if (s->proto != P_EHLO) {
+		reply(s, 503, "5.5.1", "Send EHLO first");
+		return;
+	}
+	if (s->auth_user[0]) {
+		reply(s, 503, "5.5.1", "Already authenticated");
+		return;
+	}
+	if (!auth_offered(s)) {
+		reply(s, 538, "5.7.11", "Encryption required for requested "
+					"authentication mechanism");
+		return;
+	}
+	while (*arg == ' ')
+		arg++;
+	char *initial = strchr(arg, ' ');
+	if (initial)
+		*initial++ = 0;
+	int plain = !strcasecmp(arg, "PLAIN"), login = !strcasecmp(arg, "LOGIN");
+	if (!plain && !login) {
+		reply(s, 504, "5.5.4", "Unrecognized authentication type");
+		return;
+	}
+	struct buf a = {0}, pass = {0};
+	int r = 0;
+	if (initial && strcmp(initial, "=")) {
+		r = base64_decode(initial, strlen(initial), &a) < 0 ? -2 : 0;
+	} else if (initial) {
+		buf_adds(&a, ""); /* "=": an empty initial response */
+	} else {
+		r = auth_answer(s, plain ? "" : "VXNlcm5hbWU6", &a);
+	}
+	if (r == 0 && login)
+		r = auth_answer(s, "UGFzc3dvcmQ6", &pass);
+	char user[256] = "";
+	if (r == 0 && plain) {
+		/* authzid NUL authcid NUL password; a different authzid is
+		 * not something this server grants */
+		char *u = memchr(a.s, 0, a.len);
+		char *p2 = u ? memchr(u + 1, 0, a.len - (size_t)(u + 1 - a.s)) : NULL;
+		if (!p2 || (u != a.s && strcmp(a.s, u + 1)))
+			r = -2;
+		else {
+			snprintf(user, sizeof user, "%s", u + 1);
+			buf_add(&pass, p2 + 1, a.len - (size_t)(p2 + 1 - a.s));
+		}
+	} else if (r == 0) {
+		snprintf(user, sizeof user, "%.*s", (int)a.len, a.s);
+	}
+	if (r == 0 && (memchr(user, 0, strlen(user)) || !pass.s ||
+		       memchr(pass.s, 0, pass.len)))
+		r = -2;
+	char why[256] = "";
+	int ok = r == 0 ? auth_check(&s->auth_table, user, pass.s, why,
+				     sizeof why)
+			: 0;
+	if (pass.s)
+		memset(pass.s, 0, pass.len);
+	if (a.s)
+		memset(a.s, 0, a.len);
+	buf_free(&pass);
+	buf_free(&a);
+	if (r == -3) {
+		s->quit = 1;
+		return;
+	}
+	if (r == -1) {
+		reply(s, 501, "5.0.0", "Authentication cancelled");
+		return;
+	}
+	if (r == -2) {
+		reply(s, 501, "5.5.2", "Cannot decode the AUTH response");
+		s->errors++;
+		return;
+	}
+	if (ok < 0) {
+		log_event(LOG_L_ERR, "event", "auth-error", "reason", why, NULL);
+		reply(s, 454, "4.7.0", "Temporary authentication failure");
+		return;
+	}
+	if (!ok) {
+		/* slowed: each failure costs the client one second more */
+		s->auth_failures++;
+		s->errors++;
+		log_event(LOG_L_WARNING, "event", "auth-failed", "user", user,
+			  "mechanism", plain ? "PLAIN" : "LOGIN", NULL);
+		flush(s);
+		sleep((unsigned)(s->auth_failures < 5 ? s->auth_failures : 5));
+		reply(s, 535, "5.7.8", "Authentication credentials invalid");
+		return;
+	}
+	snprintf(s->auth_user, sizeof s->auth_user, "%s", user);
+	log_event(LOG_L_INFO, "event", "auth", "user", user, "mechanism",
+		  plain ? "PLAIN" : "LOGIN", NULL);
+	reply(s, 235, "2.7.0", "Authentication successful");
 }
 
 static void cmd_noop(struct session *s, char *arg)
@@ -1358,6 +1511,8 @@ static const struct verb {
 	unsigned flags;
 	const char *sequence; /* the 503 text in a wrong state */
 } verbs[] = {
+	{"AUTH", cmd_auth, (1u << ST_GREETED) | (1u << ST_READY), F_FLUSH,
+	 "AUTH not allowed during a mail transaction"},
 	{"BDAT", cmd_bdat, ALL, 0, NULL},
 	{"DATA", cmd_data, ALL, F_FLUSH, NULL},
 	{"EHLO", cmd_ehlo, ALL, F_FLUSH, NULL},
@@ -1696,6 +1851,11 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	     read_secret(s.smtpd->v[SMTPD_TLS_KEY].s, &s.tls_key, why,
 			 sizeof why) < 0))
 		fail = 1;
+	if (!fail && s.smtpd &&
+	    (s.auth_mode = (int)s.smtpd->v[SMTPD_AUTH].n) != AUTH_NO &&
+	    auth_load(s.smtpd->v[SMTPD_AUTH_FILE].s, &s.auth_table, why,
+		      sizeof why) < 0)
+		fail = 1;
 	if (!fail && session_drop_privileges(cf, why, sizeof why) < 0)
 		fail = 1;
 	s.spool_fd = -1;
@@ -1803,6 +1963,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	free(s.wbuf);
 	buf_free(&s.tls_cert);
 	buf_free(&s.tls_key);
+	buf_free(&s.auth_table);
 	io_free(&s.io);
 	log_close();
 	return exit_status;

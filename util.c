@@ -230,3 +230,50 @@ uint32_t hash_lower(const char *s, size_t n)
 	}
 	return h;
 }
+
+static const char b64[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void buf_add_base64(struct buf *b, const void *p, size_t n)
+{
+	const unsigned char *u = p;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)u[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)u[i + 1] << 8;
+		if (i + 2 < n)
+			v |= u[i + 2];
+		char q[4] = {b64[v >> 18 & 63], b64[v >> 12 & 63],
+			     i + 1 < n ? b64[v >> 6 & 63] : '=',
+			     i + 2 < n ? b64[v & 63] : '='};
+		buf_add(b, q, 4);
+	}
+	if (!b->s)
+		buf_adds(b, "");
+}
+
+int base64_decode(const char *s, size_t n, struct buf *b)
+{
+	if (n % 4)
+		return -1;
+	for (size_t i = 0; i < n; i += 4) {
+		unsigned v = 0;
+		int pad = 0;
+		for (int k = 0; k < 4; k++) {
+			const char *c = s[i + k] ? strchr(b64, s[i + k]) : NULL;
+			if (s[i + k] == '=' && i + 4 == n && k >= 2) {
+				pad++;
+				v <<= 6;
+				continue;
+			}
+			if (!c || pad)
+				return -1;
+			v = v << 6 | (unsigned)(c - b64);
+		}
+		char out[3] = {(char)(v >> 16), (char)(v >> 8), (char)v};
+		buf_add(b, out, (size_t)(3 - pad));
+	}
+	if (!b->s)
+		buf_adds(b, "");
+	return 0;
+}

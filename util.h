@@ -32,6 +32,11 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
  * UTF-8 as is, anything else as \xNN; backslash doubled. */
 void buf_add_escaped(struct buf *b, const char *s, size_t n);
 void buf_free(struct buf *b);
+/* Appends the base64 form of n bytes (RFC 4648, no line breaks). */
+void buf_add_base64(struct buf *b, const void *p, size_t n);
+/* Decodes base64 text (RFC 4648, padding required, no blanks) onto b.
+ * -1 when it is not base64. */
+int base64_decode(const char *s, size_t n, struct buf *b);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);

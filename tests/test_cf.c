@@ -550,12 +550,10 @@ static const struct bad bad[] = {
 	C("tls implicit without a certificate", "[smtpd \"a\"]\ntls = implicit\n",
 	  "t.cf:2:1: expected tls-certificate and tls-key with tls = "
 	  "implicit\n"),
-	C("auth required", "[smtpd \"a\"]\nauth = required\n",
-	  "t.cf:2:8: auth = required cannot be enforced: AUTH is not in this "
-	  "build\n"),
-	C("auth optional", "[smtpd \"a\"]\nauth = optional\n",
-	  "t.cf:2:8: auth = optional cannot be enforced: AUTH is not in this "
-	  "build\n"),
+	C("auth required without a file", "[smtpd \"a\"]\nauth = required\n",
+	  "t.cf:2:1: expected auth-file with auth = required\n"),
+	C("auth optional without a file", "[smtpd \"a\"]\nauth = optional\n",
+	  "t.cf:2:1: expected auth-file with auth = optional\n"),
 	C("spf reject", "[smtpd \"a\"]\nspf = reject\n",
 	  "t.cf:2:7: spf = reject cannot be enforced: SPF is not in this "
 	  "build\n"),

@@ -13,8 +13,8 @@ C:
 S: 500 5.5.2 Command unrecognized
 C: ABCDEFGHIJKLMNOPQRSTUVWXYZ
 S: 500 5.5.2 Command unrecognized
-C: AUTH PLAIN
-S: 500 5.5.2 Command unrecognized: AUTH
+C: ETRN example.org
+S: 500 5.5.2 Command unrecognized: ETRN
 C: ehlo client.example
 S~ 250-mail\.example\.net
 S~ 250-.*

@@ -1,4 +1,4 @@
-# With tls = no (the default), STARTTLS is not advertised and is answered 502; the session goes on in clear text.
+# With tls = no and auth = no (the defaults), STARTTLS and AUTH are not advertised and are answered 502; the session goes on in clear text.
 [config]
 [core]
 hostname = mail.example.net
@@ -21,6 +21,10 @@ C: STARTTLS
 S: 502 5.5.1 STARTTLS not offered
 C: STARTTLS now
 S: 501 5.5.4 Syntax: STARTTLS
+C: AUTH PLAIN AGFubmEAc2VjcmV0
+S: 502 5.5.1 AUTH not offered
+C: MAIL FROM:<a@b.example> AUTH=<>
+S: 555 5.5.4 Unsupported parameter AUTH
 C: NOOP
 S: 250 2.0.0 OK
 C: QUIT

@@ -1,0 +1,213 @@
+"""AUTH for sessions (SPEC 8, RFC 4954) with real clients: swaks (PLAIN
+and LOGIN, over STARTTLS and in clear text from loopback) and Python's
+smtplib. The auth-file holds a SHA-512 crypt hash made by openssl and a
+yescrypt hash made by libcrypt through perl; each session runs under
+tcpserver on 127.0.0.1.
+"""
+import glob
+import os
+import re
+import smtplib
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, remove_tree, free_port
+
+
+@pytest.fixture
+def tmp():
+    d = tempfile.mkdtemp(prefix="pm-auth-")
+    os.chmod(d, 0o1777)
+    for sub in ("spool", "Maildir"):
+        os.mkdir(os.path.join(d, sub))
+        os.chmod(os.path.join(d, sub), 0o1777)
+    yield d
+    remove_tree(d)
+
+
+def start_server(tmp, auth="required", wrapper=None):
+    key, crt = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
+    subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", key, "-out", crt, "-days", "2",
+                    "-subj", "/CN=mail.example.net"], capture_output=True, check=True)
+    sha = subprocess.run([tool("openssl"), "passwd", "-6", "secret"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    yes = subprocess.run([tool("perl"), "-e", 'print crypt("yes-secret", '
+                          'q($y$j9T$abcdefghijklmnopqrstu.$))'],
+                         capture_output=True, text=True, check=True).stdout
+    assert yes.startswith("$y$") and sha.startswith("$6$")
+    users = os.path.join(tmp, "users")
+    with open(users, "w") as f:
+        f.write("# user:hash\nanna:%s\nyves:%s\n" % (sha, yes))
+    os.chmod(users, 0o600)  # root only: read before the privilege drop
+    cf = os.path.join(tmp, "postmaster.cf")
+    with open(cf, "w") as f:
+        f.write("""[core]
+hostname = mail.example.net
+logger = stderr
+spool-directory = {tmp}/spool
+{user}
+[smtpd "submission"]
+name = mail.example.net
+listen-port = 127.0.0.1:587
+tls = starttls
+tls-certificate = {crt}
+tls-key = {key}
+auth = {auth}
+auth-file = {users}
+[route]
+joe@example.net {tmp}/Maildir/
+""".format(tmp=tmp, crt=crt, key=key, auth=auth, users=users,
+           user="user-id = nobody" if ROOT else ""))
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    port = free_port()
+    cmd = [POSTMASTER, "--config=" + cf, "--smtpd=submission"]
+    if wrapper:
+        cmd = ["/bin/sh", "-c", wrapper + ' exec "$0" "$@"'] + cmd
+    log = open(os.path.join(tmp, "server.log"), "wb")
+    p = subprocess.Popen([tool("tcpserver"), "-HRl0", "127.0.0.1", str(port)] + cmd,
+                         stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    for _ in range(200):
+        try:
+            smtplib.socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    return port, p, log
+
+
+def stop(p, log):
+    os.killpg(p.pid, 9)
+    p.wait()
+    log.close()
+    text = open(log.name, errors="replace").read()
+    no_sanitizer_report(text, "postmaster under tcpserver")
+    return text
+
+
+def swaks(port, *args):
+    return subprocess.run([tool("swaks"), "--server", "127.0.0.1:%d" % port,
+                           "--from", "anna@example.org", "--to", "joe@example.net",
+                           *args], capture_output=True, text=True, timeout=60)
+
+
+def delivered(tmp):
+    for _ in range(200):
+        files = glob.glob(os.path.join(tmp, "Maildir", "new", "*"))
+        if files:
+            return open(files[0], "rb").read()
+        time.sleep(0.05)
+    raise AssertionError("nothing delivered")
+
+
+@pytest.mark.parametrize("mech,user,password", [("PLAIN", "anna", "secret"),
+                                                ("LOGIN", "yves", "yes-secret")])
+def test_auth_over_starttls(tmp, mech, user, password):
+    port, p, log = start_server(tmp)
+    try:
+        r = swaks(port, "--tls", "--auth", mech, "--auth-user", user,
+                  "--auth-password", password)
+        assert r.returncode == 0, r.stdout + r.stderr
+        # swaks marks lines inside TLS with ~
+        assert "<~  235 2.7.0 Authentication successful" in r.stdout, r.stdout
+        msg = delivered(tmp)
+        assert b"with ESMTPSA id" in msg
+    finally:
+        text = stop(p, log)
+    assert re.search(r"event=auth user=%s mechanism=%s" % (user, mech), text), text
+    assert password not in text
+
+
+def test_wrong_password_is_refused_slowly_and_logged(tmp):
+    port, p, log = start_server(tmp)
+    try:
+        t0 = time.monotonic()
+        r = swaks(port, "--tls", "--auth", "PLAIN", "--auth-user", "anna",
+                  "--auth-password", "wrong")
+        took = time.monotonic() - t0
+        assert "<~* 535 5.7.8 Authentication credentials invalid" in r.stdout, r.stdout
+        assert took >= 1.0  # at least the one-second penalty
+        # an unknown user gets the same answer
+        r = swaks(port, "--tls", "--auth", "PLAIN", "--auth-user", "nobody-here",
+                  "--auth-password", "secret")
+        assert "<~* 535 5.7.8 Authentication credentials invalid" in r.stdout, r.stdout
+    finally:
+        text = stop(p, log)
+    assert "event=auth-failed user=anna mechanism=PLAIN" in text
+    assert "wrong" not in text
+
+
+def test_required_auth_refuses_mail_before_it(tmp):
+    port, p, log = start_server(tmp)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            c.ehlo("client.example")
+            code, text = c.docmd("MAIL", "FROM:<anna@example.org>")
+            assert (code, text) == (530, b"5.7.0 Authentication required")
+            # loopback in clear text may authenticate (SPEC 8)
+            assert c.has_extn("auth")
+            c.login("anna", "secret")
+            code, _ = c.docmd("MAIL", "FROM:<anna@example.org> AUTH=<>")
+            assert code == 250
+    finally:
+        stop(p, log)
+
+
+def test_clear_text_from_the_network_gets_no_auth(tmp):
+    # the session believes the client is 192.0.2.7 (tcpserver's variable)
+    port, p, log = start_server(tmp, auth="optional", wrapper="TCPREMOTEIP=192.0.2.7")
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            c.ehlo("client.example")
+            assert not c.has_extn("auth")
+            code, text = c.docmd("AUTH", "PLAIN AGFubmEAc2VjcmV0")
+            assert (code, text) == (538, b"5.7.11 Encryption required for requested "
+                                         b"authentication mechanism")
+            code, _ = c.docmd("MAIL", "FROM:<x@example.org> AUTH=<>")
+            assert code == 555  # AUTH= only where AUTH is offered
+            c.docmd("RSET")
+            c.starttls()
+            c.ehlo("client.example")
+            assert c.has_extn("auth")
+            c.login("anna", "secret")
+    finally:
+        stop(p, log)
+
+
+def test_auth_protocol_errors(tmp):
+    port, p, log = start_server(tmp, auth="optional")
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            code, _ = c.docmd("AUTH", "PLAIN")
+            assert code == 503  # before EHLO
+            c.ehlo("client.example")
+            assert c.docmd("AUTH", "CRAM-MD5")[0] == 504
+            assert c.docmd("AUTH", "PLAIN not-base64!")[0] == 501
+            assert c.docmd("AUTH", "LOGIN")[0] == 334
+            assert c.docmd("*") == (501, b"5.0.0 Authentication cancelled")
+            c.login("anna", "secret")
+            assert c.docmd("AUTH", "PLAIN AGFubmEAc2VjcmV0")[0] == 503
+    finally:
+        stop(p, log)
+
+
+def test_a_session_without_auth_does_not_map_libcrypt(tmp):
+    port, p, log = start_server(tmp, auth="optional")
+    stop(p, log)
+    cf = os.path.join(tmp, "postmaster.cf")
+    s = subprocess.Popen([POSTMASTER, "--config=" + cf, "--smtpd=submission"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    try:
+        assert s.stdout.readline().startswith(b"220 ")
+        with open("/proc/%d/maps" % s.pid) as f:
+            assert "libcrypt" not in f.read()
+    finally:
+        s.stdin.write(b"QUIT\r\n")
+        s.stdin.close()
+        s.wait(timeout=10)
