@@ -48,3 +48,51 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class Tcpserver:
+    """postmaster under tcpserver -HRl0 on 127.0.0.1 and a free port, one
+    process per connection; its stderr (the sessions' log) goes to
+    log_path. stop() kills the whole group and returns the log, checked
+    for sanitizer reports."""
+
+    def __init__(self, argv, log_path):
+        import subprocess
+        import time
+        self.port = free_port()
+        self.log = open(log_path, "wb")
+        self.p = subprocess.Popen([tool("tcpserver"), "-HRl0", "127.0.0.1",
+                                   str(self.port)] + argv,
+                                  stdout=subprocess.DEVNULL, stderr=self.log,
+                                  start_new_session=True)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+
+    def stop(self):
+        os.killpg(self.p.pid, 9)
+        self.p.wait()
+        self.log.close()
+        with open(self.log.name, errors="replace") as f:
+            text = f.read()
+        no_sanitizer_report(text, "postmaster under tcpserver")
+        return text
+
+
+def session_maps(argv):
+    """The memory map of a session that has greeted and not yet been sent
+    anything (what libraries a plain session loads)."""
+    import subprocess
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    try:
+        assert p.stdout.readline().startswith(b"220 ")
+        with open("/proc/%d/maps" % p.pid) as f:
+            return f.read()
+    finally:
+        p.stdin.write(b"QUIT\r\n")
+        p.stdin.close()
+        p.wait(timeout=10)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, remove_tree, free_port
+from pmtest import POSTMASTER, ROOT, Tcpserver, session_maps, tool, remove_tree
 
 
 @pytest.fixture
@@ -65,29 +65,11 @@ joe@example.net {tmp}/Maildir/
     r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
-    port = free_port()
     cmd = [POSTMASTER, "--config=" + cf, "--smtpd=submission"]
     if wrapper:
         cmd = ["/bin/sh", "-c", wrapper + ' exec "$0" "$@"'] + cmd
-    log = open(os.path.join(tmp, "server.log"), "wb")
-    p = subprocess.Popen([tool("tcpserver"), "-HRl0", "127.0.0.1", str(port)] + cmd,
-                         stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    for _ in range(200):
-        try:
-            smtplib.socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.02)
-    return port, p, log
-
-
-def stop(p, log):
-    os.killpg(p.pid, 9)
-    p.wait()
-    log.close()
-    text = open(log.name, errors="replace").read()
-    no_sanitizer_report(text, "postmaster under tcpserver")
-    return text
+    srv = Tcpserver(cmd, os.path.join(tmp, "server.log"))
+    return srv.port, srv
 
 
 def swaks(port, *args):
@@ -108,7 +90,7 @@ def delivered(tmp):
 @pytest.mark.parametrize("mech,user,password", [("PLAIN", "anna", "secret"),
                                                 ("LOGIN", "yves", "yes-secret")])
 def test_auth_over_starttls(tmp, mech, user, password):
-    port, p, log = start_server(tmp)
+    port, srv = start_server(tmp)
     try:
         r = swaks(port, "--tls", "--auth", mech, "--auth-user", user,
                   "--auth-password", password)
@@ -118,13 +100,13 @@ def test_auth_over_starttls(tmp, mech, user, password):
         msg = delivered(tmp)
         assert b"with ESMTPSA id" in msg
     finally:
-        text = stop(p, log)
+        text = srv.stop()
     assert re.search(r"event=auth user=%s mechanism=%s" % (user, mech), text), text
     assert password not in text
 
 
 def test_wrong_password_is_refused_slowly_and_logged(tmp):
-    port, p, log = start_server(tmp)
+    port, srv = start_server(tmp)
     try:
         t0 = time.monotonic()
         r = swaks(port, "--tls", "--auth", "PLAIN", "--auth-user", "anna",
@@ -137,13 +119,13 @@ def test_wrong_password_is_refused_slowly_and_logged(tmp):
                   "--auth-password", "secret")
         assert "<~* 535 5.7.8 Authentication credentials invalid" in r.stdout, r.stdout
     finally:
-        text = stop(p, log)
+        text = srv.stop()
     assert "event=auth-failed user=anna mechanism=PLAIN" in text
     assert "wrong" not in text
 
 
 def test_required_auth_refuses_mail_before_it(tmp):
-    port, p, log = start_server(tmp)
+    port, srv = start_server(tmp)
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
             c.ehlo("client.example")
@@ -155,12 +137,12 @@ def test_required_auth_refuses_mail_before_it(tmp):
             code, _ = c.docmd("MAIL", "FROM:<anna@example.org> AUTH=<>")
             assert code == 250
     finally:
-        stop(p, log)
+        srv.stop()
 
 
 def test_clear_text_from_the_network_gets_no_auth(tmp):
     # the session believes the client is 192.0.2.7 (tcpserver's variable)
-    port, p, log = start_server(tmp, auth="optional", wrapper="TCPREMOTEIP=192.0.2.7")
+    port, srv = start_server(tmp, auth="optional", wrapper="TCPREMOTEIP=192.0.2.7")
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
             c.ehlo("client.example")
@@ -176,11 +158,11 @@ def test_clear_text_from_the_network_gets_no_auth(tmp):
             assert c.has_extn("auth")
             c.login("anna", "secret")
     finally:
-        stop(p, log)
+        srv.stop()
 
 
 def test_auth_protocol_errors(tmp):
-    port, p, log = start_server(tmp, auth="optional")
+    port, srv = start_server(tmp, auth="optional")
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
             code, _ = c.docmd("AUTH", "PLAIN")
@@ -193,21 +175,12 @@ def test_auth_protocol_errors(tmp):
             c.login("anna", "secret")
             assert c.docmd("AUTH", "PLAIN AGFubmEAc2VjcmV0")[0] == 503
     finally:
-        stop(p, log)
+        srv.stop()
 
 
 def test_a_session_without_auth_does_not_map_libcrypt(tmp):
-    port, p, log = start_server(tmp, auth="optional")
-    stop(p, log)
+    port, srv = start_server(tmp, auth="optional")
+    srv.stop()
     cf = os.path.join(tmp, "postmaster.cf")
-    s = subprocess.Popen([POSTMASTER, "--config=" + cf, "--smtpd=submission"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
-    try:
-        assert s.stdout.readline().startswith(b"220 ")
-        with open("/proc/%d/maps" % s.pid) as f:
-            assert "libcrypt" not in f.read()
-    finally:
-        s.stdin.write(b"QUIT\r\n")
-        s.stdin.close()
-        s.wait(timeout=10)
+    maps = session_maps([POSTMASTER, "--config=" + cf, "--smtpd=submission"])
+    assert "libcrypt" not in maps and "libc.so" in maps

@@ -6,7 +6,6 @@ gnutls-cli and Python's ssl. Each session runs under tcpserver on
 import glob
 import os
 import re
-import shutil
 import smtplib
 import socket
 import ssl
@@ -16,7 +15,7 @@ import time
 
 import pytest
 
-from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, remove_tree, free_port
+from pmtest import POSTMASTER, ROOT, Tcpserver, session_maps, tool, remove_tree
 
 
 @pytest.fixture
@@ -65,31 +64,9 @@ joe@example.net {tmp}/Maildir/
     return path
 
 
-class Server:
-    """tcpserver on 127.0.0.1, one postmaster per connection."""
-
-    def __init__(self, cf, tmp):
-        self.port = free_port()
-        self.log = open(os.path.join(tmp, "server.log"), "wb")
-        self.p = subprocess.Popen([tool("tcpserver"), "-HRl0", "127.0.0.1", str(self.port),
-                                   POSTMASTER, "--config=" + cf, "--smtpd=mx"],
-                                  stdout=subprocess.DEVNULL, stderr=self.log,
-                                  start_new_session=True)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.02)
-        self.path = self.log.name
-
-    def stop(self):
-        os.killpg(self.p.pid, 9)
-        self.p.wait()
-        self.log.close()
-        text = open(self.path, errors="replace").read()
-        no_sanitizer_report(text, "postmaster under tcpserver")
-        return text
+def Server(cf, tmp):
+    return Tcpserver([POSTMASTER, "--config=" + cf, "--smtpd=mx"],
+                     os.path.join(tmp, "server.log"))
 
 
 def delivered(tmp, timeout=10):
@@ -221,17 +198,8 @@ def test_commands_pipelined_after_starttls_are_dropped(tmp, cert):
 
 def test_starttls_session_that_stays_clear_does_not_map_gnutls(tmp, cert):
     cf = config(tmp, cert, "starttls")
-    p = subprocess.Popen([POSTMASTER, "--config=" + cf, "--smtpd=mx"],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
-    try:
-        assert p.stdout.readline().startswith(b"220 ")
-        with open("/proc/%d/maps" % p.pid) as f:
-            assert "libgnutls" not in f.read()
-    finally:
-        p.stdin.write(b"QUIT\r\n")
-        p.stdin.close()
-        p.wait(timeout=10)
+    maps = session_maps([POSTMASTER, "--config=" + cf, "--smtpd=mx"])
+    assert "libgnutls" not in maps and "libc.so" in maps
 
 
 def test_unreadable_key_greets_421(tmp, cert):
