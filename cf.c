@@ -174,8 +174,6 @@ static const struct {
 } unsupported[] = {
 	{CF_SMTPD, SMTPD_SPF, "tag", "SPF is not in this build"},
 	{CF_SMTPD, SMTPD_SPF, "reject", "SPF is not in this build"},
-	{CF_SMTPD, SMTPD_VERIFY_SENDER, "yes",
-	 "sender verification is not in this build"},
 };
 
 const char *cf_kind_name(enum cf_kind kind)

@@ -16,6 +16,7 @@
 #include "addr.h"
 #include "auth.h"
 #include "deliver.h"
+#include "dns.h"
 #include "flush.h"
 #include "io.h"
 #include "log.h"
@@ -80,6 +81,7 @@ struct session {
 	int bare_reject;
 	int lmtp_ok;
 	int accept_mail;
+	int verify_sender;
 	/* TLS (SPEC 8): the secrets are read before privileges are dropped,
 	 * GnuTLS is loaded only when a handshake starts */
 	int tls_mode; /* STLS_* */
@@ -173,6 +175,8 @@ static const char *esc(const char *s, size_t n)
 	static int next;
 	struct buf *b = &ring[next++ % 4];
 	b->len = 0;
+	if (b->s)
+		b->s[0] = 0; /* nothing to add must not show the last text */
 	if (n > 200)
 		n = 200;
 	buf_add_escaped(b, s, n);
@@ -911,6 +915,44 @@ static char *path_end(char *p)
 	return NULL;
 }
 
+/* verify-sender (SPEC 8, RFC 2505 2.9): the sender's domain must be able
+ * to receive a bounce: an MX, or an address record. Replies itself and
+ * returns 0 when it cannot. */
+static int sender_domain_ok(struct session *s, const char *domain)
+{
+	const char *server = s->cf->core->v[CORE_DNS_SERVER].s;
+	char alabel[256], why[300];
+	if (dns_alabel(domain, alabel, sizeof alabel, why, sizeof why) < 0) {
+		reply(s, 550, "5.1.8", "Sender address rejected: %s",
+		      esc(why, strlen(why)));
+		return 0;
+	}
+	struct dns_mx mx[4];
+	int n = 0;
+	enum dns_status st = dns_mx(server, alabel, mx, 4, &n);
+	if (st == DNS_NODATA) {
+		struct sockaddr_storage a[2];
+		st = dns_addrs(server, alabel, 25, a, 2, &n);
+	}
+	if (st == DNS_OK)
+		return 1;
+	if (st == DNS_TEMP) {
+		reply(s, 451, "4.4.3", "Sender address rejected: cannot look up "
+				       "domain %s now",
+		      esc(domain, strlen(domain)));
+	} else if (st == DNS_NULLMX) {
+		/* RFC 7505 4.2: it could never receive the bounce */
+		reply(s, 550, "5.7.27", "Sender address rejected: domain %s "
+					"accepts no mail (null MX)",
+		      esc(domain, strlen(domain)));
+	} else {
+		reply(s, 550, "5.1.8", "Sender address rejected: domain %s "
+				       "not found",
+		      esc(domain, strlen(domain)));
+	}
+	return 0;
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (s->auth_mode == AUTH_REQUIRED && !s->auth_user[0]) {
@@ -1027,6 +1069,9 @@ static void cmd_mail(struct session *s, char *arg)
 				       "message size");
 		return;
 	}
+	if (s->verify_sender && !a.null && a.has_at && !a.literal &&
+	    !sender_domain_ok(s, a.domain))
+		return;
 	transaction_reset(s);
 	addr_format(&a, s->from, sizeof s->from);
 	s->body = body;
@@ -1871,6 +1916,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		s.bare_reject = s.smtpd->v[SMTPD_BARE_NEWLINE].n == BARE_REJECT;
 		s.lmtp_ok = (int)s.smtpd->v[SMTPD_LMTP].n;
 		s.accept_mail = (int)s.smtpd->v[SMTPD_ACCEPT_MAIL].n;
+		s.verify_sender = (int)s.smtpd->v[SMTPD_VERIFY_SENDER].n;
 	} else if (cf_ok) {
 		s.max_size = cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
 		s.max_rcpt = 100;

@@ -559,9 +559,6 @@ static const struct bad bad[] = {
 	  "build\n"),
 	C("spf tag", "[smtpd \"a\"]\nspf = tag\n",
 	  "t.cf:2:7: spf = tag cannot be enforced: SPF is not in this build\n"),
-	C("verify-sender", "[smtpd \"a\"]\nverify-sender = yes\n",
-	  "t.cf:2:17: verify-sender = yes cannot be enforced: sender "
-	  "verification is not in this build\n"),
 	C("relay auth-user without tls",
 	  "[relay \"r\"]\nauth-user = u\nauth-password = p\ntls = no\n",
 	  "t.cf:4:1: expected tls other than 'no' with 'auth-user': "

@@ -1689,3 +1689,58 @@ def test_mx_of_an_invalid_utf8_domain_bounces(tmp, peers, mxnet):
     line = st["anna@b\u2024x.example"]
     assert "status=bounced dsn=5.1.2" in line and "not a valid international domain name" in line, \
         sent.log
+
+
+# ------------------------------------------------------------------ #
+# verify-sender (SPEC 8, RFC 2505 2.9), with the same local DNS        #
+
+
+def test_verify_sender_needs_a_domain_that_can_receive(tmp, peers):
+    dns = Dnsmasq(tmp, [
+        "--mx-host=good.example,mx.good.example,10",
+        "--host-record=mx.good.example,192.0.2.10",
+        "--host-record=aonly.example,192.0.2.11",
+        "--mx-host=nullmx.example,.,0",
+        "--txt-record=txtonly.example,hello"])
+    peers.append(dns)
+    cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = 25\nverify-sender = yes\n'
+                       '[route]\njoe@example.net @DIR@/joe/\n', dns_port=dns.port)
+    senders = {
+        "a@good.example": "250 2.1.0 Sender <a@good.example> OK",
+        "a@aonly.example": "250 2.1.0 Sender <a@aonly.example> OK",
+        "a@nosuch.example": "550 5.1.8 Sender address rejected: domain "
+                            "nosuch.example not found",
+        "a@txtonly.example": "550 5.1.8 Sender address rejected: domain "
+                             "txtonly.example not found",
+        "a@nullmx.example": "550 5.7.27 Sender address rejected: domain "
+                            "nullmx.example accepts no mail (null MX)",
+        "": "250 2.1.0 Sender <> OK",
+        "a@[192.0.2.1]": "250 2.1.0 Sender <a@[192.0.2.1]> OK",
+    }
+    wire = b"EHLO client.example\r\n"
+    for sender in senders:
+        wire += b"MAIL FROM:<%s>\r\nRSET\r\n" % sender.encode()
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=mx"], input=wire + b"QUIT\r\n",
+                       capture_output=True, timeout=60)
+    no_sanitizer_report(r.stderr.decode(errors="replace"), "session")
+    replies = [l for l in r.stdout.decode().split("\r\n")
+               if l.startswith(("250 2.1.0", "550 ", "451 "))]
+    assert replies == list(senders.values()), r.stdout.decode()
+    asked = dns.queries()
+    assert ("MX", "good.example") in asked and ("A", "aonly.example") in asked
+
+
+def test_verify_sender_temporary_dns_failure_is_451(tmp, peers):
+    # a DNS server that does not answer: the resolver gives up, temporarily
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = 25\nverify-sender = yes\n',
+                      dns_port=silent.getsockname()[1])
+        r = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=mx"],
+                           input=b"EHLO c\r\nMAIL FROM:<a@slow.example>\r\nQUIT\r\n",
+                           capture_output=True, timeout=120)
+        assert b"451 4.4.3 Sender address rejected: cannot look up domain slow.example now\r\n" \
+            in r.stdout, r.stdout
+    finally:
+        silent.close()

@@ -934,8 +934,8 @@ def test_full_spool_says_452_and_loses_nothing(tmp, small_fs):
         s.cmd("RSET", "250 ")
     print("\nfull spool: with one free block: %s" % r)
     wait_deliveries(s)
-    assert files_of(spool, list(acked.values()) + ["filler"]) == [], \
-        "left after %r" % r
+    left = files_of(spool, list(acked.values()) + ["filler"])
+    assert left == [], "left after %r: %r" % (r, left)
 
     # 5. space again: the same session takes mail again
     os.unlink(filler)
