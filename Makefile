@@ -16,7 +16,7 @@ LDFLAGS ?=
 LDLIBS ?= -ldl
 
 SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c \
-	spool.c flush.c bounce.c client.c dns.c tls.c mime.c auth.c
+	spool.c flush.c bounce.c client.c dns.c tls.c mime.c auth.c spf.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
 
@@ -32,7 +32,8 @@ DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	python3 python3-pytest python3-aiosmtpd hyperfine swaks procmail \
 	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
 	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace \
-	libnet-ssleay-perl libio-socket-ssl-perl libcrypt-dev
+	libnet-ssleay-perl libio-socket-ssl-perl libcrypt-dev libspf2-dev \
+	iproute2
 
 .PHONY: all check check-normal check-san deps install clean bench fuzz lint demo
 

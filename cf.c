@@ -161,20 +161,6 @@ static const struct {
 	[CF_ROUTE] = {"route", NULL, 0, 2},
 };
 
-/*
- * Policies this build cannot enforce yet. A configuration that asks for one
- * is refused, never run with less than it says (SPEC 3.2). Later features
- * remove their rows.
- */
-static const struct {
-	enum cf_kind kind;
-	int key;
-	const char *value; /* NULL: any value */
-	const char *why;
-} unsupported[] = {
-	{CF_SMTPD, SMTPD_SPF, "tag", "SPF is not in this build"},
-	{CF_SMTPD, SMTPD_SPF, "reject", "SPF is not in this build"},
-};
 
 const char *cf_kind_name(enum cf_kind kind)
 {
@@ -1401,11 +1387,6 @@ static int valid_user_name(const char *s)
 	return 1;
 }
 
-static const char *key_label(const struct cf_section *sec, int key)
-{
-	return kinds[sec->kind].keys[key].name;
-}
-
 /* Converts the words of one assignment into its key's value. */
 static void set_value(struct cf *cf, struct cf_section *sec,
 		      const struct cf_assign *a)
@@ -1870,24 +1851,6 @@ static void check_refs_all(struct cf *cf, struct cf_section *sec, int key)
 	}
 }
 
-static void check_unsupported(struct cf *cf, struct cf_section *sec)
-{
-	for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
-		if (unsupported[i].kind != sec->kind)
-			continue;
-		const struct cf_assign *a = sec->set[unsupported[i].key];
-		if (!a)
-			continue;
-		const struct cf_word *w = &cf->words[a->w0];
-		if (unsupported[i].value && strcmp(w->s, unsupported[i].value))
-			continue;
-		struct cf_pos pos = a->pos;
-		pos.col = w->col;
-		cf_error(cf, &pos, "%s = %s cannot be enforced: %s",
-			 key_label(sec, unsupported[i].key), w->s,
-			 unsupported[i].why);
-	}
-}
 
 static void check_system(struct cf *cf, struct cf_section *sec)
 {
@@ -2088,8 +2051,6 @@ int cf_finish(struct cf *cf, unsigned mode)
 			else if (t == V_ROUTEREF)
 				check_refs_all(cf, sec, k);
 		}
-		if (sec->kind != CF_ROUTE)
-			check_unsupported(cf, sec);
 		if ((mode & CF_CHECK) && sec->kind != CF_ROUTE)
 			check_system(cf, sec);
 	}

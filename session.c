@@ -21,6 +21,7 @@
 #include "io.h"
 #include "log.h"
 #include "route.h"
+#include "spf.h"
 #include "spool.h"
 #include "tls.h"
 
@@ -82,6 +83,8 @@ struct session {
 	int lmtp_ok;
 	int accept_mail;
 	int verify_sender;
+	int spf_mode;         /* SPF_* */
+	struct buf received_spf; /* the transaction's Received-SPF field */
 	/* TLS (SPEC 8): the secrets are read before privileges are dropped,
 	 * GnuTLS is loaded only when a handshake starts */
 	int tls_mode; /* STLS_* */
@@ -217,6 +220,7 @@ static void transaction_reset(struct session *s)
 	plan_free(&s->plan);
 	s->spooled = 0;
 	spool_abandon(s);
+	s->received_spf.len = 0;
 	s->from[0] = 0;
 	s->body = BODY_7BIT;
 	s->smtputf8 = 0;
@@ -573,6 +577,9 @@ static int data_begin(struct session *s)
 	helo_for_header(s->helo[0] ? s->helo : "unknown", helo, sizeof helo);
 	const char *eol = s->body == BODY_BINARYMIME ? "\r\n" : "\n";
 	struct buf h = {0};
+	/* RFC 7208 9.1: above the Received field of this hop */
+	if (s->received_spf.len)
+		buf_printf(&h, "%s%s", s->received_spf.s, eol);
 	if (s->peer_is_pipe)
 		buf_printf(&h, "Received: from %s (local)%s", helo, eol);
 	else if (strchr(s->peer, ':'))
@@ -953,6 +960,41 @@ static int sender_domain_ok(struct session *s, const char *domain)
 	return 0;
 }
 
+/* SPF (SPEC 8, RFC 7208) for the sender just given: with spf = reject,
+ * fail, temperror and permerror refuse it (RFC 7372 codes); either way
+ * the result becomes the transaction's Received-SPF field. */
+static int spf_allows(struct session *s)
+{
+	char why[256] = "";
+	struct buf h = {0};
+	enum spf_result r = spf_check(s->peer, s->helo, s->from, &h, why,
+				      sizeof why);
+	char f[ADDR_PATH_MAX + 4];
+	log_event(r == SPFR_FAIL ? LOG_L_WARNING : LOG_L_INFO, "event", "spf",
+		  "from", angle(s->from, f, sizeof f), "result",
+		  spf_result_name(r), "reason", why[0] ? why : NULL, NULL);
+	for (size_t i = 0; i < h.len; i++)
+		if (h.s[i] == '\r' || h.s[i] == '\n')
+			h.s[i] = ' '; /* one line: nothing of it becomes a header */
+	if (s->spf_mode == SPF_REJECT &&
+	    (r == SPFR_FAIL || r == SPFR_TEMPERROR || r == SPFR_PERMERROR)) {
+		if (r == SPFR_FAIL)
+			reply(s, 550, "5.7.23", "SPF validation failed for <%s>",
+			      esc(s->from, strlen(s->from)));
+		else if (r == SPFR_TEMPERROR)
+			reply(s, 451, "4.7.24", "SPF validation error (temporary)");
+		else
+			reply(s, 550, "5.7.24", "SPF validation error");
+		buf_free(&h);
+		s->from[0] = 0;
+		return 0;
+	}
+	s->received_spf.len = 0;
+	buf_add(&s->received_spf, h.s ? h.s : "", h.len);
+	buf_free(&h);
+	return 1;
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (s->auth_mode == AUTH_REQUIRED && !s->auth_user[0]) {
@@ -1074,6 +1116,8 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	transaction_reset(s);
 	addr_format(&a, s->from, sizeof s->from);
+	if (s->spf_mode != SPF_OFF && !s->peer_is_pipe && !spf_allows(s))
+		return;
 	s->body = body;
 	s->smtputf8 = seen_utf8;
 	s->state = ST_MAIL;
@@ -1917,6 +1961,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		s.lmtp_ok = (int)s.smtpd->v[SMTPD_LMTP].n;
 		s.accept_mail = (int)s.smtpd->v[SMTPD_ACCEPT_MAIL].n;
 		s.verify_sender = (int)s.smtpd->v[SMTPD_VERIFY_SENDER].n;
+		s.spf_mode = (int)s.smtpd->v[SMTPD_SPF].n;
 	} else if (cf_ok) {
 		s.max_size = cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
 		s.max_rcpt = 100;
@@ -2007,6 +2052,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
 	transaction_reset(&s);
 	free(s.wbuf);
+	buf_free(&s.received_spf);
 	buf_free(&s.tls_cert);
 	buf_free(&s.tls_key);
 	buf_free(&s.auth_table);

@@ -542,7 +542,7 @@ static const struct bad bad[] = {
 	C("unknown smtpd logger", "[smtpd \"a\"]\nlogger = Syslog\n",
 	  "t.cf:2:10: expected syslog, stderr, journal or the name of a "
 	  "[logfile], found 'Syslog', which no section defines\n"),
-	/* policies this build cannot enforce */
+	/* policies that need other keys */
 	C("tls starttls without a key", "[smtpd \"a\"]\ntls = starttls\n"
 	  "tls-certificate = /etc/ssl/certs/x.pem\n",
 	  "t.cf:2:1: expected tls-certificate and tls-key with tls = "
@@ -554,11 +554,6 @@ static const struct bad bad[] = {
 	  "t.cf:2:1: expected auth-file with auth = required\n"),
 	C("auth optional without a file", "[smtpd \"a\"]\nauth = optional\n",
 	  "t.cf:2:1: expected auth-file with auth = optional\n"),
-	C("spf reject", "[smtpd \"a\"]\nspf = reject\n",
-	  "t.cf:2:7: spf = reject cannot be enforced: SPF is not in this "
-	  "build\n"),
-	C("spf tag", "[smtpd \"a\"]\nspf = tag\n",
-	  "t.cf:2:7: spf = tag cannot be enforced: SPF is not in this build\n"),
 	C("relay auth-user without tls",
 	  "[relay \"r\"]\nauth-user = u\nauth-password = p\ntls = no\n",
 	  "t.cf:4:1: expected tls other than 'no' with 'auth-user': "

@@ -1,0 +1,32 @@
+/*
+ * spf.h - SPF (RFC 7208) for MAIL FROM, or the HELO name for <>, through
+ * libspf2, which is loaded with dlopen the first time a session checks
+ * (SPEC 8, 11).
+ *
+ * Owns: the check and its result, and the Received-SPF header (RFC 7208
+ * 9.1). Never: decides the reply (session.c does) or writes to stderr,
+ * which may be the client's socket (libspf2's own handlers are replaced).
+ */
+#ifndef POSTMASTER_SPF_H
+#define POSTMASTER_SPF_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+enum spf_result {
+	SPFR_NONE, SPFR_NEUTRAL, SPFR_PASS, SPFR_FAIL, SPFR_SOFTFAIL,
+	SPFR_TEMPERROR, SPFR_PERMERROR,
+};
+
+/*
+ * Checks sender (empty for <>: then postmaster@helo) sent from ip, which
+ * said helo. Appends the Received-SPF header field, without its line end,
+ * to header. Returns the result; SPFR_TEMPERROR with why when the check
+ * could not be made at all (libspf2 missing).
+ */
+enum spf_result spf_check(const char *ip, const char *helo, const char *sender,
+			  struct buf *header, char *why, size_t n);
+const char *spf_result_name(enum spf_result r);
+
+#endif
