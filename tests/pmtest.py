@@ -96,3 +96,15 @@ def session_maps(argv):
         p.stdin.write(b"QUIT\r\n")
         p.stdin.close()
         p.wait(timeout=10)
+
+
+def scratch_dir(prefix, subdirs=("spool", "Maildir")):
+    """A fresh directory, and subdirectories, that the session user (nobody
+    when we are root) may write into; remove it with remove_tree."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o1777)
+    for sub in subdirs:
+        os.mkdir(os.path.join(d, sub))
+        os.chmod(os.path.join(d, sub), 0o1777)
+    return d

@@ -10,21 +10,16 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 
 import pytest
 
-from pmtest import POSTMASTER, ROOT, Tcpserver, session_maps, tool, remove_tree
+from pmtest import POSTMASTER, ROOT, scratch_dir, Tcpserver, session_maps, tool, remove_tree
 
 
 @pytest.fixture
 def tmp():
-    d = tempfile.mkdtemp(prefix="pm-tlss-")
-    os.chmod(d, 0o1777)
-    for sub in ("spool", "Maildir"):
-        os.mkdir(os.path.join(d, sub))
-        os.chmod(os.path.join(d, sub), 0o1777)
+    d = scratch_dir("pm-tlss-")
     yield d
     remove_tree(d)
 
