@@ -64,14 +64,13 @@ joe@example.net {tmp}/Maildir/
     lines = ["set -e", "ip link set lo up",
              "mount --bind %s/resolv.conf /etc/resolv.conf" % tmp,
              " ".join("'%s'" % a for a in dns) + " >/dev/null 2>%s/dnsmasq.log &" % tmp,
-             "dns=$!", "sleep 0.5",
+             "dns=$!", "trap 'kill $dns 2>/dev/null' EXIT", "sleep 0.5",
              "export TCPLOCALIP=127.0.0.1 TCPLOCALPORT=25 TCPREMOTEIP=192.0.2.1"]
     for i, (helo, sender) in enumerate(senders):
         wire = ("EHLO %s\\r\\nMAIL FROM:<%s>\\r\\nRCPT TO:<joe@example.net>\\r\\n"
                 "DATA\\r\\nSubject: spf %d\\r\\n\\r\\nbody\\r\\n.\\r\\nQUIT\\r\\n" % (helo, sender, i))
         lines.append("echo '=== %d'; printf '%s' | %s --config=%s 2>>%s/session.log || true"
                      % (i, wire, POSTMASTER, cf, tmp))
-    lines.append("kill $dns")
     script = os.path.join(tmp, "run.sh")
     with open(script, "w") as f:
         f.write("\n".join(lines) + "\n")
