@@ -108,3 +108,55 @@ def scratch_dir(prefix, subdirs=("spool", "Maildir")):
         os.mkdir(os.path.join(d, sub))
         os.chmod(os.path.join(d, sub), 0o1777)
     return d
+
+
+def listening(port, ip="127.0.0.1"):
+    """Whether something listens on ip:port, or on every address at port
+    (read from /proc/net/tcp: no connection is made, since a probe would
+    start a session)."""
+    import struct
+
+    def proc_addr(a):
+        return "%08X:%04X" % (struct.unpack("<I", socket.inet_aton(a))[0], port)
+    wants = (proc_addr(ip), proc_addr("0.0.0.0"))
+    with open("/proc/net/tcp") as f:
+        for line in f.read().splitlines()[1:]:
+            fields = line.split()
+            if fields[1] in wants and fields[3] == "0A":
+                return True
+    return False
+
+
+def descendants(pid):
+    """Every process below pid, from /proc."""
+    import glob
+    children = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                text = f.read()
+        except OSError:
+            continue
+        me = int(stat.split("/")[2])
+        ppid = int(text.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(me)
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in children.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    """pred's first true value, polled until timeout seconds have gone."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.01)

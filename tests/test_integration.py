@@ -27,7 +27,7 @@ import tempfile
 import time
 
 import pytest
-from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, remove_tree, free_port
+from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, remove_tree, free_port, listening, descendants, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -64,55 +64,12 @@ def write_cf(tmp, text, name="postmaster.cf"):
     return path
 
 
-def listening(port, host="0100007F"):
-    """Whether something listens on 127.0.0.1:port (no connection made:
-    a probe would start a session)."""
-    want = "%s:%04X" % (host, port)
-    with open("/proc/net/tcp") as f:
-        for line in f.read().splitlines()[1:]:
-            fields = line.split()
-            if fields[1] == want and fields[3] == "0A":
-                return True
-    return False
-
-
-def descendants(pid):
-    children = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                text = f.read()
-        except OSError:
-            continue
-        me = int(stat.split("/")[2])
-        ppid = int(text.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(me)
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in children.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
 def alive(pid):
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-def wait_for(pred, timeout=10, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.01)
 
 
 class Launcher:

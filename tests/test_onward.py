@@ -27,14 +27,13 @@ import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import tempfile
 import threading
 import time
 
 import pytest
-from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, free_port
+from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, free_port, wait_for, listening, descendants
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -52,54 +51,8 @@ def sanitized(path):
 SANITIZED = sanitized(POSTMASTER)
 
 
-def wait_for(pred, timeout=10, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.02)
-
-
 # ------------------------------------------------------------------ #
 # Ports, addresses, processes                                        #
-
-
-def proc_addr(ip, port):
-    return "%08X:%04X" % (struct.unpack("<I", socket.inet_aton(ip))[0], port)
-
-
-def listening(ip, port):
-    """Whether something listens on ip:port (no connection is made)."""
-    wants = (proc_addr(ip, port), proc_addr("0.0.0.0", port))
-    with open("/proc/net/tcp") as f:
-        for line in f.read().splitlines()[1:]:
-            fields = line.split()
-            if fields[1] in wants and fields[3] == "0A":
-                return True
-    return False
-
-
-def descendants(pid):
-    children = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                text = f.read()
-        except OSError:
-            continue
-        me = int(stat.split("/")[2])
-        ppid = int(text.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(me)
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in children.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 class Daemon:
@@ -476,7 +429,7 @@ class SmtpSink:
         argv = [tool("smtp-sink")] + (["-u", "nobody"] if ROOT else []) + [
             "-d", self.dump + "/%H%M%S.", *opts, "%s:%d" % (host, self.port), "10"]
         self.d = Daemon(argv, os.path.join(tmp, name + ".log"),
-                        lambda: listening(host, self.port), "smtp-sink")
+                        lambda: listening(self.port, host), "smtp-sink")
 
     def messages(self, timeout=5):
         """The dumped transactions, oldest first: (X- fields, content);
@@ -1091,7 +1044,7 @@ service anvil {{
         try:
             self.d = Daemon([dovecot, "-F", "-c", conf], os.path.join(d, "stdout.log"),
                             lambda: os.path.exists(self.socket) and
-                            listening("127.0.0.1", self.port), "dovecot")
+                            listening(self.port, "127.0.0.1"), "dovecot")
         except RuntimeError as e:
             pytest.skip("Dovecot cannot run here: %s" % e)
 
@@ -1222,7 +1175,7 @@ maillog_file_prefixes = /tmp, /var
             self.stop()
             pytest.skip("Postfix cannot start here: " + out)
         try:
-            wait_for(lambda: listening("127.0.0.1", self.port), 15, "Postfix")
+            wait_for(lambda: listening(self.port, "127.0.0.1"), 15, "Postfix")
         except AssertionError:
             self.stop()
             raise
@@ -1342,7 +1295,7 @@ class Dnsmasq:
         if ROOT:
             argv += ["--user=nobody", "--group=nogroup"]
         self.d = Daemon(argv + list(records), os.path.join(tmp, "dnsmasq.log"),
-                        lambda: listening("127.0.0.1", self.port), "dnsmasq")
+                        lambda: listening(self.port, "127.0.0.1"), "dnsmasq")
 
     def queries(self):
         return re.findall(r"query\[(\w+)\] (\S+) from", self.d.output())
@@ -1357,7 +1310,7 @@ def mxnet():
     .2 to .9 can listen on port 25; skips when port 25 is taken."""
     if not ROOT:
         pytest.skip("port 25 needs root")
-    if listening("0.0.0.0", 25):
+    if listening(25, "0.0.0.0"):
         pytest.skip("something listens on *:25")
     for _ in range(20):
         base = "127.%d.%d." % (random.randint(1, 254), random.randint(1, 254))

@@ -31,7 +31,7 @@ import threading
 import time
 
 import pytest
-from pmtest import POSTMASTER, tool, no_sanitizer_report, remove_tree, free_port
+from pmtest import POSTMASTER, tool, no_sanitizer_report, remove_tree, free_port, listening, wait_for
 
 QUEUED = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]{18})$")
 HOST = "mail.example.net"
@@ -107,16 +107,6 @@ def closed_port():
     return free_port()
 
 
-def listening(port):
-    want = "0100007F:%04X" % port
-    with open("/proc/net/tcp") as f:
-        for line in f.read().splitlines()[1:]:
-            fields = line.split()
-            if fields[1] == want and fields[3] == "0A":
-                return True
-    return False
-
-
 def proc_info(pid):
     """(ppid, argv) of a live process, or None."""
     try:
@@ -145,17 +135,6 @@ def processes_under(text, exclude=()):
         if info and any(text in a for a in info[1]):
             out.append(pid)
     return out
-
-
-def wait_for(pred, timeout=10, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for " + what)
-        time.sleep(0.01)
 
 
 # ------------------------------------------------------------------ #
