@@ -16,25 +16,10 @@
 
 int auth_load(const char *path, struct buf *table, char *why, size_t n)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(why, n, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	char chunk[8192];
-	ssize_t r;
-	while ((r = read(fd, chunk, sizeof chunk)) > 0 &&
-	       table->len < AUTH_FILE_MAX)
-		buf_add(table, chunk, (size_t)r);
-	int e = errno;
-	close(fd);
-	if (r < 0) {
-		snprintf(why, n, "%s: %s", path, strerror(e));
-		return -1;
-	}
-	if (!table->s)
-		buf_adds(table, "");
-	return 0;
+	if (buf_read_file(table, AT_FDCWD, path, AUTH_FILE_MAX) == 0)
+		return 0;
+	snprintf(why, n, "%s: %s", path, strerror(errno));
+	return -1;
 }
 
 /* The hash stored for user, copied into out; 0 when there is none. */

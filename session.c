@@ -1804,19 +1804,12 @@ static int choose_smtpd(struct session *s, const char *name)
 /* Reads a TLS certificate or key while still privileged. */
 static int read_secret(const char *path, struct buf *b, char *why, size_t n)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (buf_read_file(b, AT_FDCWD, path, 1 << 20) < 0) {
 		snprintf(why, n, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	char chunk[4096];
-	ssize_t r;
-	while ((r = read(fd, chunk, sizeof chunk)) > 0 && b->len < 1 << 20)
-		buf_add(b, chunk, (size_t)r);
-	int e = errno;
-	close(fd);
-	if (r < 0 || !b->len) {
-		snprintf(why, n, "%s: %s", path, r < 0 ? strerror(e) : "empty");
+	if (!b->len) {
+		snprintf(why, n, "%s: empty", path);
 		return -1;
 	}
 	return 0;

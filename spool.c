@@ -432,26 +432,6 @@ static int parse_envelope(char *text, struct spool_msg *m)
 	return lineno > 0 && m->from ? 0 : -1;
 }
 
-static char *read_file_at(int dirfd, const char *name)
-{
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	struct buf b = {0};
-	char chunk[8192];
-	ssize_t n;
-	while ((n = read(fd, chunk, sizeof chunk)) > 0)
-		buf_add(&b, chunk, (size_t)n);
-	close(fd);
-	if (n < 0) {
-		buf_free(&b);
-		return NULL;
-	}
-	if (!b.s)
-		buf_adds(&b, "");
-	return b.s;
-}
-
 /* The envelope at the head of ID; *off is set to where the message
  * starts. NULL when the line "message" is missing. */
 static char *read_head(int fd, off_t *off)
@@ -501,7 +481,10 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	/* read after the lock: the holder before us may have updated it */
 	char *head = read_head(m->data_fd, &m->data_off);
 	name_of(name, sizeof name, id, "env");
-	char *text = read_file_at(dirfd, name);
+	struct buf env = {0};
+	char *text = buf_read_file(&env, dirfd, name, SIZE_MAX) == 0 ? env.s : NULL;
+	if (!text)
+		buf_free(&env);
 	struct stat st;
 	int bad = !head || fstat(m->data_fd, &st) < 0 ||
 		  parse_envelope(text ? text : head, m) < 0;

@@ -11,6 +11,8 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -273,6 +275,31 @@ int base64_decode(const char *s, size_t n, struct buf *b)
 		char out[3] = {(char)(v >> 16), (char)(v >> 8), (char)v};
 		buf_add(b, out, (size_t)(3 - pad));
 	}
+	if (!b->s)
+		buf_adds(b, "");
+	return 0;
+}
+
+int buf_read_file(struct buf *b, int dirfd, const char *path, size_t max)
+{
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	char chunk[8192];
+	ssize_t r;
+	size_t start = b->len;
+	while (b->len - start < max && (r = read(fd, chunk, sizeof chunk)) != 0) {
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		buf_add(b, chunk, (size_t)r);
+	}
+	close(fd);
 	if (!b->s)
 		buf_adds(b, "");
 	return 0;

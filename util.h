@@ -2,8 +2,8 @@
  * util.h - small helpers shared by every part of postmaster.
  *
  * Owns: UTF-8 validation, ASCII case folding, escaping of untrusted bytes
- * for replies and logs, a growable byte buffer, and checked allocation.
- * Never does I/O beyond what a caller hands it.
+ * for replies and logs, a growable byte buffer, checked allocation, and
+ * reading a small file whole. Never does other I/O.
  */
 #ifndef POSTMASTER_UTIL_H
 #define POSTMASTER_UTIL_H
@@ -32,6 +32,9 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
  * UTF-8 as is, anything else as \xNN; backslash doubled. */
 void buf_add_escaped(struct buf *b, const char *s, size_t n);
 void buf_free(struct buf *b);
+/* Appends the file at path (relative to dirfd, or AT_FDCWD) to b, at most
+ * max bytes. -1 with errno set when it cannot be read. */
+int buf_read_file(struct buf *b, int dirfd, const char *path, size_t max);
 /* Appends the base64 form of n bytes (RFC 4648, no line breaks). */
 void buf_add_base64(struct buf *b, const void *p, size_t n);
 /* Decodes base64 text (RFC 4648, padding required, no blanks) onto b.
