@@ -48,19 +48,6 @@ struct ext {
 	unsigned long long size;
 };
 
-static void set(struct reply *r, int code, const char *dsn, const char *fmt,
-		...) __attribute__((format(printf, 4, 5)));
-static void set(struct reply *r, int code, const char *dsn, const char *fmt,
-		...)
-{
-	va_list ap;
-	r->code = code;
-	snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
-	va_start(ap, fmt);
-	vsnprintf(r->text, sizeof r->text, fmt, ap);
-	va_end(ap);
-}
-
 static void set_all(struct client_job *j, const struct reply *r)
 {
 	for (unsigned i = 0; i < j->n; i++)
@@ -137,7 +124,7 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 		if (na)
 			return 0;
 		if (s == DNS_TEMP) {
-			set(err, 451, "4.4.3", "cannot find host %s: DNS "
+			reply_set(err, 451, "4.4.3", "cannot find host %s: DNS "
 					       "temporary failure",
 			    host);
 			return -1;
@@ -150,7 +137,7 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 	int e = getaddrinfo(host, ps, &hints, &res);
 	if (e) {
 		int perm = e == EAI_NONAME;
-		set(err, perm ? 550 : 451, perm ? "5.1.2" : "4.4.3",
+		reply_set(err, perm ? 550 : 451, perm ? "5.1.2" : "4.4.3",
 		    "cannot find host %s: %s", host, gai_strerror(e));
 		return -1;
 	}
@@ -235,20 +222,20 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	int nmx = 0;
 	char alabel[256], why[300];
 	if (dns_alabel(domain, alabel, sizeof alabel, why, sizeof why) < 0) {
-		set(err, 550, "5.1.2", "%s", why);
+		reply_set(err, 550, "5.1.2", "%s", why);
 		return -1;
 	}
 	enum dns_status s = dns_mx(server, alabel, mx, DNS_MAX_MX, &nmx);
 	switch (s) {
 	case DNS_NULLMX:
-		set(err, 556, "5.1.10", "domain %s accepts no mail (null MX)",
+		reply_set(err, 556, "5.1.10", "domain %s accepts no mail (null MX)",
 		    domain);
 		return -1;
 	case DNS_NOTFOUND:
-		set(err, 550, "5.1.2", "domain %s not found", domain);
+		reply_set(err, 550, "5.1.2", "domain %s not found", domain);
 		return -1;
 	case DNS_TEMP:
-		set(err, 451, "4.4.3", "cannot look up the MX of %s: DNS "
+		reply_set(err, 451, "4.4.3", "cannot look up the MX of %s: DNS "
 				       "temporary failure",
 		    domain);
 		return -1;
@@ -288,14 +275,14 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	if (*n)
 		return 0;
 	if (loops)
-		set(err, 554, "5.4.6", "mail for %s loops back to myself",
+		reply_set(err, 554, "5.4.6", "mail for %s loops back to myself",
 		    domain);
 	else if (temp)
-		set(err, 451, "4.4.3", "cannot find the address of the MX "
+		reply_set(err, 451, "4.4.3", "cannot find the address of the MX "
 				       "hosts of %s",
 		    domain);
 	else
-		set(err, 550, "5.1.2", "no address for the MX hosts of %s",
+		reply_set(err, 550, "5.1.2", "no address for the MX hosts of %s",
 		    domain);
 	return -1;
 }
@@ -315,7 +302,7 @@ static int candidates(struct client_job *j, struct cand *c, int *n,
 		specs = j->relay->v[RELAY_ADDRESS].list.v;
 		nspecs = j->relay->v[RELAY_ADDRESS].list.n;
 		if (!nspecs) {
-			set(err, 451, "4.3.5", "[relay \"%s\"] has no address",
+			reply_set(err, 451, "4.3.5", "[relay \"%s\"] has no address",
 			    j->relay->name);
 			return -1;
 		}
@@ -335,7 +322,7 @@ static int candidates(struct client_job *j, struct cand *c, int *n,
 		int port, bracketed;
 		if (parse_spec(spec, defport, host, sizeof host, &port,
 			       &bracketed) < 0) {
-			set(&last, 451, "4.3.5", "bad address %s", spec);
+			reply_set(&last, 451, "4.3.5", "bad address %s", spec);
 			continue;
 		}
 		int r = j->kind == T_HOST && !bracketed
@@ -556,11 +543,7 @@ static void scan_body(const struct msg *m, off_t *wire, int *eightbit)
 	off_t off = 0, size = 0;
 	*eightbit = 0;
 	while (off < m->size) {
-		size_t want = m->size - off < (off_t)sizeof in ? (size_t)(m->size - off)
-							       : sizeof in;
-		ssize_t n = pread(m->fd, in, want, m->off + off);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = msg_read(m, off, in, sizeof in);
 		if (n <= 0)
 			break;
 		for (ssize_t i = 0; i < n; i++) {
@@ -582,11 +565,7 @@ static int send_body(struct conn *c, const struct msg *m, int bdat)
 	off_t off = 0;
 	char last = '\n';
 	while (off < m->size) {
-		size_t want = m->size - off < (off_t)sizeof in ? (size_t)(m->size - off)
-							       : sizeof in;
-		ssize_t n = pread(m->fd, in, want, m->off + off);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = msg_read(m, off, in, sizeof in);
 		if (n <= 0)
 			return -1;
 		off += n;
@@ -647,7 +626,7 @@ static int hello(struct client_job *j, struct conn *c, struct buf *t,
 		return 0;
 	}
 	if (code < 0)
-		set(why, 451, "4.4.2", "%s: lost connection after %s", c->name,
+		reply_set(why, 451, "4.4.2", "%s: lost connection after %s", c->name,
 		    c->lmtp ? "LHLO" : "EHLO");
 	else
 		peer_reply(why, 451, t->s, c->name);
@@ -664,7 +643,7 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 	if (c->tls_mode == RTLS_NO || (!c->ext.starttls && !must))
 		return 0;
 	if (!c->ext.starttls) {
-		set(why, 451, "4.7.4", "TLS is required, but %s does not offer "
+		reply_set(why, 451, "4.7.4", "TLS is required, but %s does not offer "
 				       "STARTTLS",
 		    c->name);
 		return NEXT_ADDRESS;
@@ -674,7 +653,7 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 	int code = read_reply(c, t);
 	if (code != 220) {
 		if (code < 0) {
-			set(why, 451, "4.4.2", "%s: lost connection after "
+			reply_set(why, 451, "4.4.2", "%s: lost connection after "
 					       "STARTTLS",
 			    c->name);
 			return NEXT_ADDRESS;
@@ -688,7 +667,7 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 	char reason[300];
 	if (tls_client_start(&c->io, c->host, c->tls_mode == RTLS_VERIFY, reason,
 			     sizeof reason) < 0) {
-		set(why, 451, "4.7.5", "%s: %s", c->name, reason);
+		reply_set(why, 451, "4.7.5", "%s: %s", c->name, reason);
 		return must ? NEXT_ADDRESS : AGAIN_IN_CLEAR;
 	}
 	c->tls = 1;
@@ -707,7 +686,7 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 	if (!pass)
 		pass = "";
 	if (!c->tls) {
-		set(why, 451, "4.7.10", "%s: not sending credentials without "
+		reply_set(why, 451, "4.7.10", "%s: not sending credentials without "
 					"TLS",
 		    c->name);
 		return NEXT_ADDRESS;
@@ -738,7 +717,7 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 			code = read_reply(c, t);
 		}
 	} else {
-		set(why, 451, "4.7.0", "%s offers neither AUTH PLAIN nor LOGIN",
+		reply_set(why, 451, "4.7.0", "%s offers neither AUTH PLAIN nor LOGIN",
 		    c->name);
 		return NEXT_ADDRESS;
 	}
@@ -746,7 +725,7 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 	if (code == 235)
 		return 0;
 	if (code < 0)
-		set(why, 451, "4.4.2", "%s: lost connection during AUTH",
+		reply_set(why, 451, "4.4.2", "%s: lost connection during AUTH",
 		    c->name);
 	else
 		peer_reply(why, 451, t->s, c->name);
@@ -767,7 +746,7 @@ static int open_session(struct client_job *j, struct conn *c,
 	int code = read_reply(c, &t);
 	if (code != 220) {
 		if (code < 0)
-			set(why, 451, "4.4.2", "%s: lost connection before the "
+			reply_set(why, 451, "4.4.2", "%s: lost connection before the "
 					       "greeting",
 			    host);
 		else
@@ -849,14 +828,14 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 	int eightbit = j->eightbit;
 	struct reply fail = {0};
 	if (j->smtputf8 && !c->ext.smtputf8) {
-		set(&fail, 550, "5.6.7", "%s does not support SMTPUTF8, which "
+		reply_set(&fail, 550, "5.6.7", "%s does not support SMTPUTF8, which "
 					 "this message needs",
 		    host);
 	} else if ((m->binary && !(c->ext.binary && c->ext.chunking)) ||
 		   (eightbit && !c->ext.eightbit)) {
 		/* RFC 6152 3, RFC 3030 3: a 7-bit form for this peer */
 		if (downgrade(j) < 0) {
-			set(&fail, 554, "5.6.3", "%s accepts only 7-bit mail and "
+			reply_set(&fail, 554, "5.6.3", "%s accepts only 7-bit mail and "
 						 "this message cannot be "
 						 "converted: %s",
 			    host, j->conv_why);
@@ -867,7 +846,7 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 		}
 	}
 	if (!fail.code && c->ext.size && (unsigned long long)wire > c->ext.size)
-		set(&fail, 552, "5.3.4", "message size %lld exceeds the limit "
+		reply_set(&fail, 552, "5.3.4", "message size %lld exceeds the limit "
 					 "of %s (%llu)",
 		    (long long)wire, host, c->ext.size);
 	if (fail.code) {
@@ -1005,7 +984,7 @@ closing:
 	ret = NEXT_ADDRESS;
 	goto clear;
 lost:
-	set(why, 451, "4.4.2", "%s: lost connection", host);
+	reply_set(why, 451, "4.4.2", "%s: lost connection", host);
 	ret = NEXT_ADDRESS;
 clear:
 	/* what was not final is tried again at the next address */
@@ -1165,7 +1144,7 @@ static void deliver(struct client_job *j)
 		}
 		int fd = connect_to(&c[i], reason, sizeof reason);
 		if (fd < 0) {
-			set(&why, 451, "4.4.1", "connect to %s: %s", conn.name,
+			reply_set(&why, 451, "4.4.1", "connect to %s: %s", conn.name,
 			    reason);
 			continue;
 		}
@@ -1190,7 +1169,7 @@ static void deliver(struct client_job *j)
 			break;
 	}
 	if (!why.code)
-		set(&why, 451, "4.4.1", "no address to deliver to");
+		reply_set(&why, 451, "4.4.1", "no address to deliver to");
 	set_all(j, &why);
 	free(c);
 }

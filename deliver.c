@@ -53,10 +53,8 @@ static const struct {
 	{78, 550, "5.3.5", "local configuration error"},
 };
 
-static void set_reply(struct reply *r, int code, const char *dsn,
-		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void set_reply(struct reply *r, int code, const char *dsn,
-		      const char *fmt, ...)
+void reply_set(struct reply *r, int code, const char *dsn, const char *fmt,
+	       ...)
 {
 	va_list ap;
 	r->code = code;
@@ -107,13 +105,13 @@ void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
 			buf_adds(&esc, "");
 	}
 	if (WIFSIGNALED(wstatus)) {
-		set_reply(out, 451, "4.3.0", "mailer killed by signal %d",
+		reply_set(out, 451, "4.3.0", "mailer killed by signal %d",
 			  WTERMSIG(wstatus));
 		goto done;
 	}
 	int st = WEXITSTATUS(wstatus);
 	if (st == 0) {
-		set_reply(out, 250, "2.0.0", "delivered");
+		reply_set(out, 250, "2.0.0", "delivered");
 		goto done;
 	}
 	int code = 554;
@@ -126,10 +124,10 @@ void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
 		}
 	/* the mailer's own D.S.N counts when its class agrees with the status */
 	if (text && dsn[0] == d[0]) {
-		set_reply(out, code, dsn, "%s", esc.s);
+		reply_set(out, code, dsn, "%s", esc.s);
 		goto done;
 	}
-	set_reply(out, code, d, "%s (exit status %d)", t, st);
+	reply_set(out, code, d, "%s (exit status %d)", t, st);
 done:
 	buf_free(&esc);
 }
@@ -280,6 +278,19 @@ void plan_free(struct plan *p)
 /* ------------------------------------------------------------------ */
 /* The message                                                         */
 
+ssize_t msg_read(const struct msg *m, off_t off, void *p, size_t n)
+{
+	if (off >= m->size)
+		return 0;
+	if ((off_t)n > m->size - off)
+		n = (size_t)(m->size - off);
+	for (;;) {
+		ssize_t r = pread(m->fd, p, n, m->off + off);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}
+
 /* Copies the message to fd after the header prefix. */
 static int copy_message(const struct msg *m, const char *prefix, int fd)
 {
@@ -289,9 +300,7 @@ static int copy_message(const struct msg *m, const char *prefix, int fd)
 		return -1;
 	off_t off = 0;
 	while (off < m->size) {
-		ssize_t n = pread(m->fd, buf, sizeof buf, m->off + off);
-		if (n < 0 && errno == EINTR)
-			continue;
+		ssize_t n = msg_read(m, off, buf, sizeof buf);
 		if (n <= 0)
 			return -1;
 		for (ssize_t done = 0; done < n;) {
@@ -383,20 +392,20 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 {
 	int in = mailer_input(m, prefix), res[2];
 	if (in < 0) {
-		set_reply(out, 451, "4.3.0", "cannot prepare the message for "
+		reply_set(out, 451, "4.3.0", "cannot prepare the message for "
 					     "the mailer: %s",
 			  strerror(errno));
 		return;
 	}
 	if (pipe2(res, O_CLOEXEC) < 0) {
 		close(in);
-		set_reply(out, 451, "4.3.0", "cannot create a pipe: %s",
+		reply_set(out, 451, "4.3.0", "cannot create a pipe: %s",
 			  strerror(errno));
 		return;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		set_reply(out, 451, "4.3.0", "cannot fork: %s", strerror(errno));
+		reply_set(out, 451, "4.3.0", "cannot fork: %s", strerror(errno));
 		close(in);
 		close(res[0]);
 		close(res[1]);
@@ -457,7 +466,7 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 		kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
-		set_reply(out, 451, "4.3.0", "mailer timed out after %ds",
+		reply_set(out, 451, "4.3.0", "mailer timed out after %ds",
 			  timeout_s);
 		return;
 	}
@@ -467,7 +476,7 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 		if (w == pid)
 			break;
 		if (w < 0 && errno != EINTR) {
-			set_reply(out, 451, "4.3.0",
+			reply_set(out, 451, "4.3.0",
 				  "lost the mailer's exit status: %s",
 				  strerror(errno));
 			return;
@@ -478,7 +487,7 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			set_reply(out, 451, "4.3.0", "mailer timed out after %ds",
+			reply_set(out, 451, "4.3.0", "mailer timed out after %ds",
 				  timeout_s);
 			return;
 		}
@@ -630,7 +639,7 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 				   0600)
 			    : -1;
 		if (fd < 0) {
-			set_reply(out, 451, "4.3.0", "cannot write Maildir %s: %s",
+			reply_set(out, 451, "4.3.0", "cannot write Maildir %s: %s",
 				  dir, strerror(errno));
 			free(tmp[done]);
 			tmp[done] = NULL;
@@ -642,7 +651,7 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 		int saved = errno;
 		buf_free(&prefix);
 		if (close(fd) < 0 || err) {
-			set_reply(out, 451, "4.3.0", "cannot write Maildir %s: %s",
+			reply_set(out, 451, "4.3.0", "cannot write Maildir %s: %s",
 				  dir, strerror(err ? saved : errno));
 			done++;
 			goto undo;
@@ -667,7 +676,7 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 				continue;
 			}
 		}
-		set_reply(out, 451, "4.3.0", "cannot deliver into %s: %s",
+		reply_set(out, 451, "4.3.0", "cannot deliver into %s: %s",
 			  p->maildirs[renamed], strerror(errno));
 		goto undo;
 	}
@@ -675,14 +684,14 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 		struct buf d = {0};
 		buf_printf(&d, "%snew", p->maildirs[i]);
 		if (fsync_dir(d.s) < 0) {
-			set_reply(out, 451, "4.3.0", "cannot sync %s: %s", d.s,
+			reply_set(out, 451, "4.3.0", "cannot sync %s: %s", d.s,
 				  strerror(errno));
 			buf_free(&d);
 			goto undo;
 		}
 		buf_free(&d);
 	}
-	set_reply(out, 250, "2.0.0", "delivered to %u Maildir%s", n,
+	reply_set(out, 250, "2.0.0", "delivered to %u Maildir%s", n,
 		  n == 1 ? "" : "s");
 	goto out;
 undo:
@@ -709,7 +718,7 @@ void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
 {
 	switch (p->kind) {
 	case RUN_NONE:
-		set_reply(out, 250, "2.0.0", "discarded");
+		reply_set(out, 250, "2.0.0", "discarded");
 		break;
 	case RUN_MAILDIRS:
 		deliver_maildirs(p, m, out);

@@ -23,6 +23,10 @@ struct reply {
 	char text[400];
 };
 
+/* Fills r: code, enhanced status code, and printf-formatted text. */
+void reply_set(struct reply *r, int code, const char *dsn, const char *fmt,
+	       ...) __attribute__((format(printf, 4, 5)));
+
 /* The message as the session stored it: Received header first, text mail
  * with LF line endings, binary mail as received. */
 struct msg {
@@ -34,6 +38,10 @@ struct msg {
 	const char *hostname;
 	int binary; /* BODY=BINARYMIME: headers we add end in CRLF */
 };
+
+/* Up to n bytes of the message from off (0 is its first byte): fewer
+ * only at its end; 0 past it, -1 with errno on a read error. */
+ssize_t msg_read(const struct msg *m, off_t off, void *p, size_t n);
 
 enum run_kind { RUN_NONE, RUN_MAILDIRS, RUN_PIPE, RUN_CMD };
 
