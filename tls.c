@@ -181,17 +181,14 @@ static int handshake(struct io *io, struct tls *t, char *why, size_t n)
 	return 0;
 }
 
-int tls_server_start(struct io *io, const char *cert, size_t certlen,
-		     const char *key, size_t keylen, char *why, size_t n)
+/* A session of the given side with TLS 1.2+ priorities and empty
+ * certificate credentials; NULL with why. */
+static struct tls *new_tls(unsigned side, char *why, size_t n)
 {
-	if (load(why, n) < 0)
-		return -1;
 	struct tls *t = xcalloc(1, sizeof *t);
-	gnutls_datum_t c = {(unsigned char *)cert, (unsigned)certlen};
-	gnutls_datum_t k = {(unsigned char *)key, (unsigned)keylen};
 	int r;
 	const char *step = "gnutls_init";
-	if ((r = G.gnutls_init(&t->s, GNUTLS_SERVER)) < 0)
+	if ((r = G.gnutls_init(&t->s, side)) < 0)
 		goto fail;
 	step = "priorities";
 	if ((r = G.gnutls_priority_set_direct(t->s, PRIORITY, NULL)) < 0)
@@ -199,55 +196,67 @@ int tls_server_start(struct io *io, const char *cert, size_t certlen,
 	step = "credentials";
 	if ((r = G.gnutls_certificate_allocate_credentials(&t->cred)) < 0)
 		goto fail;
-	step = "certificate and key";
-	if ((r = G.gnutls_certificate_set_x509_key_mem2(
-		     t->cred, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0)) < 0)
-		goto fail;
-	step = "credentials";
-	if ((r = G.gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE,
-					  t->cred)) < 0)
-		goto fail;
-	return handshake(io, t, why, n);
+	return t;
 fail:
 	snprintf(why, n, "TLS %s failed: %s", step, G.gnutls_strerror(r));
 	free_tls(t);
+	return NULL;
+}
+
+/* Attaches the credentials, or fails with why and frees t. */
+static int set_credentials(struct tls *t, char *why, size_t n)
+{
+	int r = G.gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, t->cred);
+	if (r >= 0)
+		return 0;
+	snprintf(why, n, "TLS credentials failed: %s", G.gnutls_strerror(r));
+	free_tls(t);
 	return -1;
+}
+
+int tls_server_start(struct io *io, const char *cert, size_t certlen,
+		     const char *key, size_t keylen, char *why, size_t n)
+{
+	struct tls *t;
+	if (load(why, n) < 0 || !(t = new_tls(GNUTLS_SERVER, why, n)))
+		return -1;
+	gnutls_datum_t c = {(unsigned char *)cert, (unsigned)certlen};
+	gnutls_datum_t k = {(unsigned char *)key, (unsigned)keylen};
+	int r = G.gnutls_certificate_set_x509_key_mem2(t->cred, &c, &k,
+						       GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (r < 0) {
+		snprintf(why, n, "TLS certificate and key failed: %s",
+			 G.gnutls_strerror(r));
+		free_tls(t);
+		return -1;
+	}
+	if (set_credentials(t, why, n) < 0)
+		return -1;
+	return handshake(io, t, why, n);
 }
 
 int tls_client_start(struct io *io, const char *name, int verify, char *why,
 		     size_t n)
 {
-	if (load(why, n) < 0)
+	struct tls *t;
+	if (load(why, n) < 0 || !(t = new_tls(GNUTLS_CLIENT, why, n)))
 		return -1;
-	struct tls *t = xcalloc(1, sizeof *t);
 	int r;
-	const char *step = "gnutls_init";
-	if ((r = G.gnutls_init(&t->s, GNUTLS_CLIENT)) < 0)
-		goto fail;
-	step = "priorities";
-	if ((r = G.gnutls_priority_set_direct(t->s, PRIORITY, NULL)) < 0)
-		goto fail;
-	step = "credentials";
-	if ((r = G.gnutls_certificate_allocate_credentials(&t->cred)) < 0)
-		goto fail;
 	if (verify &&
 	    (r = G.gnutls_certificate_set_x509_system_trust(t->cred)) < 0) {
-		step = "system trust store";
-		goto fail;
+		snprintf(why, n, "TLS system trust store failed: %s",
+			 G.gnutls_strerror(r));
+		free_tls(t);
+		return -1;
 	}
-	if ((r = G.gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE,
-					  t->cred)) < 0)
-		goto fail;
+	if (set_credentials(t, why, n) < 0)
+		return -1;
 	if (name && *name && name[0] != '[')
 		G.gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, name,
 					 strlen(name));
 	if (verify)
 		G.gnutls_session_set_verify_cert(t->s, name, 0);
 	return handshake(io, t, why, n);
-fail:
-	snprintf(why, n, "TLS %s failed: %s", step, G.gnutls_strerror(r));
-	free_tls(t);
-	return -1;
 }
 
 void tls_describe(const struct io *io, char *out, size_t n)
