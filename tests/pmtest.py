@@ -160,3 +160,16 @@ def wait_for(pred, timeout=10, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for " + what)
         time.sleep(0.01)
+
+
+def make_cert(directory, cn):
+    """A self-signed test certificate made by openssl: (cert, key) paths in
+    directory; the key readable by its owner only."""
+    import subprocess
+    key, crt = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
+    r = subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + cn],
+                       capture_output=True)
+    assert r.returncode == 0, r.stderr
+    os.chmod(key, 0o600)
+    return crt, key

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from pmtest import POSTMASTER, ROOT, scratch_dir, Tcpserver, session_maps, tool, remove_tree
+from pmtest import POSTMASTER, ROOT, make_cert, scratch_dir, Tcpserver, session_maps, tool, remove_tree
 
 
 @pytest.fixture
@@ -24,10 +24,7 @@ def tmp():
 
 
 def start_server(tmp, auth="required", wrapper=None):
-    key, crt = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
-    subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", key, "-out", crt, "-days", "2",
-                    "-subj", "/CN=mail.example.net"], capture_output=True, check=True)
+    crt, key = make_cert(tmp, "mail.example.net")
     sha = subprocess.run([tool("openssl"), "passwd", "-6", "secret"], capture_output=True,
                          text=True, check=True).stdout.strip()
     yes = subprocess.run([tool("perl"), "-e", 'print crypt("yes-secret", '

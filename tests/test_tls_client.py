@@ -17,7 +17,7 @@ import pytest
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
 from aiosmtpd.smtp import AuthResult  # noqa: E402
-from pmtest import POSTMASTER, ROOT, free_port
+from pmtest import POSTMASTER, ROOT, free_port, make_cert
 
 
 @pytest.fixture
@@ -32,13 +32,7 @@ def tmp():
 
 @pytest.fixture
 def cert(tmp):
-    key, crt = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                        "-keyout", key, "-out", crt, "-days", "2",
-                        "-subj", "/CN=relay.test"], capture_output=True)
-    if r.returncode:
-        pytest.skip("openssl cannot make a test certificate")
-    return crt, key
+    return make_cert(tmp, "relay.test")
 
 
 class Peer:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from pmtest import POSTMASTER, ROOT, scratch_dir, Tcpserver, session_maps, tool, remove_tree
+from pmtest import POSTMASTER, ROOT, make_cert, scratch_dir, Tcpserver, session_maps, tool, remove_tree
 
 
 @pytest.fixture
@@ -26,13 +26,8 @@ def tmp():
 
 @pytest.fixture
 def cert(tmp):
-    key, crt = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.pem")
-    r = subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                        "-keyout", key, "-out", crt, "-days", "2",
-                        "-subj", "/CN=mail.example.net"], capture_output=True)
-    assert r.returncode == 0, r.stderr
-    os.chmod(key, 0o600)  # readable by root only: read before the drop
-    return crt, key
+    # the key readable by root only: read before the privilege drop
+    return make_cert(tmp, "mail.example.net")
 
 
 def config(tmp, cert, mode):
