@@ -152,6 +152,56 @@ static void list_skips_and_cleans_leftovers(void **state)
 	spool_msg_free(&l);
 }
 
+/* A spool file that is not what spool.c writes is refused, not guessed
+ * at: damaged files (a disk error, a hand edit) must not be delivered. */
+static void malformed_envelopes_are_refused(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *head, *env;
+	} cases[] = {
+		{"garbage\nmessage\nx\n", NULL},             /* no magic line */
+		{"postmaster-envelope 2\nsender a@b\nmessage\n", NULL},
+		{"postmaster-envelope 1\nsender a@b\n", NULL}, /* no "message" */
+		{"postmaster-envelope 1\nmessage\nx\n", NULL}, /* no sender */
+		{"postmaster-envelope 1\nsender a@b\ntarget pending 0 0 pipe\n"
+		 "message\n",
+		 NULL}, /* a target line cut short */
+		{"postmaster-envelope 1\nsender a@b\ntarget bogus 0 0 cmd - a a "
+		 "x\nmessage\n",
+		 NULL}, /* an unknown state */
+		{"postmaster-envelope 1\nsender a@b\nreply 250 2.0.0 - ok\n"
+		 "message\n",
+		 NULL}, /* a reply without its target */
+		{"postmaster-envelope 1\nsender a@b\nmessage\nx\n",
+		 "postmaster-envelope 1\nsender %zz\n"}, /* bad %-escape in ID.env */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		const char *id = "006B0E00000000001A";
+		int fd = openat(dirfd_, id, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+		assert_int_equal(write(fd, cases[i].head, strlen(cases[i].head)),
+				 (ssize_t)strlen(cases[i].head));
+		close(fd);
+		unlinkat(dirfd_, "006B0E00000000001A.env", 0);
+		if (cases[i].env) {
+			fd = openat(dirfd_, "006B0E00000000001A.env",
+				    O_CREAT | O_TRUNC | O_WRONLY, 0600);
+			assert_int_equal(write(fd, cases[i].env, strlen(cases[i].env)),
+					 (ssize_t)strlen(cases[i].env));
+			close(fd);
+		}
+		struct spool_msg m;
+		char why[128];
+		int r = spool_load(dirfd_, id, 1, &m, why, sizeof why);
+		if (r != SPOOL_BAD)
+			print_error("case %zu: %d\n", i, r);
+		assert_int_equal(r, SPOOL_BAD);
+		assert_non_null(strstr(why, "malformed envelope"));
+	}
+	unlinkat(dirfd_, "006B0E00000000001A", 0);
+	unlinkat(dirfd_, "006B0E00000000001A.env", 0);
+}
+
 /* Runs mime_downgrade on text and returns the result (malloc'd). */
 static char *downgrade(const char *text, size_t len, int binary, int *ok)
 {
@@ -239,6 +289,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(envelope_round_trip),
 		cmocka_unit_test(list_skips_and_cleans_leftovers),
+		cmocka_unit_test(malformed_envelopes_are_refused),
 		cmocka_unit_test(quoted_printable_rules),
 		cmocka_unit_test(base64_and_refusals),
 	};
