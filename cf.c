@@ -12,6 +12,7 @@
  * warnings and only run for --check.
  */
 #include "cf.h"
+#include "net.h"
 #include "addr.h"
 #include "route.h"
 #include "rtindex.h"
@@ -36,7 +37,7 @@
 enum vtype {
 	V_STRING, V_PATH, V_STRFTIME_PATH, V_USER, V_GROUP, V_HOSTNAME, V_SIZE,
 	V_DURATION, V_BOOL, V_ENUM, V_UINT, V_LISTEN, V_DNS, V_RELAYADDR,
-	V_LOGGER, V_PIPEREF, V_ROUTEREF, V_ARGV, V_DELIM,
+	V_LOGGER, V_PIPEREF, V_ROUTEREF, V_ARGV, V_DELIM, V_NETWORK,
 };
 
 enum { K_REPEAT = 1, K_REQUIRED = 2, K_ZERO = 4 /* a zero duration is valid */ };
@@ -144,6 +145,8 @@ static const struct key smtpd_keys[] = {
 				0, 0, 0},
 	[SMTPD_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, 0, 0},
 	[SMTPD_LMTP] = {"lmtp", V_BOOL, 0, "yes", 0, 0, 0, 0},
+	[SMTPD_RELAY_CLIENTS] = {"relay-clients", V_NETWORK, K_REPEAT, 0, 0, 0,
+				 0, "not set: loopback"},
 };
 
 static const struct {
@@ -1532,6 +1535,16 @@ static void set_value(struct cf *cf, struct cf_section *sec,
 			if (!*s)
 				why = "expected a name";
 			break; /* resolved once every section is known */
+		case V_NETWORK: {
+			struct net net;
+			why = net_parse(s, &net);
+			if (!why && (net.family == NET_NONE
+					     ? a->nw > 1 || v->list.n
+					     : v->list.n &&
+						       !strcmp(v->list.v[0], "none")))
+				why = "expected 'none' alone";
+			break;
+		}
 		case V_ARGV:
 			break;
 		}
@@ -1898,9 +1911,9 @@ static void check_system(struct cf *cf, struct cf_section *sec)
 			struct cf_pos pos = a ? a->pos : sec->pos;
 			if (a)
 				pos.col = cf->words[a->w0].col;
-			cf_warn(cf, &pos, "\"%s\" is not in /etc/hosts: this "
-					  "listener matches no local address "
-					  "(use --smtpd=%s)",
+			cf_warn(cf, &pos, "\"%s\" is not in /etc/hosts: "
+					  "[smtpd \"%s\"] serves no network "
+					  "connection, only local pipes",
 				h, sec->name);
 		}
 	}

@@ -15,6 +15,7 @@
  * Never: touches the network or the spool, or writes anything.
  */
 #include "route.h"
+#include "net.h"
 #include "rtindex.h"
 
 #include <arpa/inet.h>
@@ -658,6 +659,16 @@ static void add_target(struct rctx *c, int depth, enum target_kind kind,
 static void resolve(struct rctx *c, const struct addr *a, int depth,
 		    int client_name);
 
+/* Whether a target leaves the machine (SPEC 6: relaying). */
+static int relays(const struct route_result *r)
+{
+	for (uint32_t i = 0; i < r->nt; i++)
+		if (r->t[i].kind == T_RELAY || r->t[i].kind == T_HOST ||
+		    r->t[i].kind == T_MX)
+			return 1;
+	return 0;
+}
+
 /* The address with the host name as its domain when it has none. */
 static void qualified(const struct rctx *c, const struct addr *a, char *out,
 		      size_t n)
@@ -1017,6 +1028,14 @@ void route_resolve(const struct cf *cf, const struct cf_section *smtpd,
 	resolve(&c, &a, 0, !a.has_at);
 	finish(&c);
 	done_free(&c);
+	if (r->code == 250 && a.has_at && relays(r) &&
+	    !route_domain_is_local(cf, smtpd, a.domain)) {
+		r->relaying = 1;
+		step(&c, 0, "relaying: %s is not a local domain; only "
+			    "relay-clients and authenticated clients may send "
+			    "to it, others get 554 5.7.1",
+		     a.domain);
+	}
 }
 
 void route_result_free(struct route_result *r)
@@ -1031,22 +1050,28 @@ void route_result_free(struct route_result *r)
 /* ------------------------------------------------------------------ */
 /* --check                                                             */
 
-static int relays(const struct route_result *r)
+/*
+ * The open-relay rule of --check (SPEC 6). Sessions refuse relaying to a
+ * client that is neither authenticated nor in relay-clients, whatever
+ * the routes say; a listener is an open relay when relay-clients itself
+ * holds every address. NULL: the built-in listener (relay-clients =
+ * loopback). Returns the network that opens it, or NULL.
+ */
+static const char *open_network(const struct cf_section *s)
 {
-	for (uint32_t i = 0; i < r->nt; i++)
-		if (r->t[i].kind == T_RELAY || r->t[i].kind == T_HOST ||
-		    r->t[i].kind == T_MX)
-			return 1;
-	return 0;
+	if (!s || s->v[SMTPD_AUTH].n == AUTH_REQUIRED)
+		return NULL;
+	const struct cf_list *l = &s->v[SMTPD_RELAY_CLIENTS].list;
+	for (uint32_t i = 0; i < l->n; i++) {
+		struct net n;
+		if (!net_parse(l->v[i], &n) && net_is_everything(&n))
+			return l->v[i];
+	}
+	return NULL;
 }
 
-static int listener_exempt(const struct cf_section *s)
-{
-	return s->v[SMTPD_AUTH].n == AUTH_REQUIRED ||
-	       (s->listen.host[0] && cf_host_is_loopback(s->listen.host));
-}
-
-static void probe_listener(struct cf *cf, const struct cf_section *smtpd)
+static void probe_listener(struct cf *cf, const struct cf_section *smtpd,
+			   const char *everyone)
 {
 	static const char probe_domain[] = "relay-probe.invalid";
 	const struct route_table *tables[64];
@@ -1094,21 +1119,15 @@ static void probe_listener(struct cf *cf, const struct cf_section *smtpd)
 						dup = 1;
 				if (!dup && nrep < 16) {
 					reported[nrep++] = c.first;
-					char who[300];
-					if (smtpd)
-						snprintf(who, sizeof who,
-							 "[smtpd \"%s\"]",
-							 smtpd->name);
-					else
-						snprintf(who, sizeof who,
-							 "the built-in listener");
 					cf_error(cf, &c.first,
 						 "open relay: '%s' sends mail "
 						 "for any domain (<%s>) to a "
-						 "relay on %s, which neither "
-						 "requires AUTH nor listens "
-						 "only on loopback",
-						 c.first_pattern, text, who);
+						 "relay, and [smtpd \"%s\"] "
+						 "lets every client relay "
+						 "without AUTH (relay-clients "
+						 "%s)",
+						 c.first_pattern, text,
+						 smtpd->name, everyone);
 				}
 			}
 			route_result_free(&r);
@@ -1120,11 +1139,11 @@ void route_check_listeners(struct cf *cf)
 {
 	uint32_t n;
 	struct cf_section **v = cf_listeners(cf, &n);
-	if (n == 0)
-		probe_listener(cf, NULL);
-	for (uint32_t i = 0; i < n; i++)
-		if (!listener_exempt(v[i]))
-			probe_listener(cf, v[i]);
+	for (uint32_t i = 0; i < n; i++) {
+		const char *everyone = open_network(v[i]);
+		if (everyone)
+			probe_listener(cf, v[i], everyone);
+	}
 	if (n)
 		free(v);
 }

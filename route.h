@@ -77,6 +77,9 @@ struct route_result {
 	char text[512];     /* reply text after the enhanced code */
 	struct route_target *t;
 	uint32_t nt;
+	int relaying;       /* the domain is not local and a target leaves
+			     * the machine: the session allows it only to
+			     * relay-clients and authenticated clients */
 	struct buf steps;   /* one line per step, for --route and logs */
 	uint32_t nsteps;
 };

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "session.h"
+#include "net.h"
 #include "addr.h"
 #include "auth.h"
 #include "deliver.h"
@@ -70,6 +71,7 @@ struct session {
 	char peer[80], local[80];
 	int peer_port, local_port;
 	int peer_is_pipe;
+	int relay_client; /* 0: not known yet, 1: in relay-clients, -1: not */
 	enum state state;
 	enum proto proto;
 	char helo[256];
@@ -1124,6 +1126,26 @@ static void cmd_mail(struct session *s, char *arg)
 	reply(s, 250, "2.1.0", "Sender <%s> OK", esc(s->from, strlen(s->from)));
 }
 
+/*
+ * SPEC 6: a recipient that leaves the machine for a domain that is not
+ * ours is taken only from an authenticated client or one whose real
+ * address is in relay-clients (default: loopback and local pipes).
+ */
+static int relay_allowed(struct session *s)
+{
+	if (s->auth_user[0])
+		return 1;
+	if (!s->relay_client) {
+		static const char *const loopback[] = {"loopback", NULL};
+		const struct cf_list *l =
+			s->smtpd ? &s->smtpd->v[SMTPD_RELAY_CLIENTS].list : NULL;
+		int in = l && l->n ? net_list_contains(l->v, l->n, s->peer)
+				   : net_list_contains(loopback, 1, s->peer);
+		s->relay_client = in ? 1 : -1;
+	}
+	return s->relay_client > 0;
+}
+
 static void cmd_rcpt(struct session *s, char *arg)
 {
 	if (s->bdat != BDAT_NONE) {
@@ -1185,6 +1207,12 @@ static void cmd_rcpt(struct session *s, char *arg)
 			else
 				s->spooled = 1;
 		}
+	}
+	if (rc.r.code == 250 && rc.r.relaying && !relay_allowed(s)) {
+		rc.r.code = 554;
+		snprintf(rc.r.dsn, sizeof rc.r.dsn, "5.7.1");
+		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
+			 rc.addr);
 	}
 	if (rc.r.code != 250) {
 		struct buf rep = {0};
@@ -1718,32 +1746,38 @@ static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
 	}
 }
 
-/* Peer and local addresses: tcpserver's variables, or the socket. */
+/*
+ * Peer and local addresses (SPEC 4), from the connection itself: the
+ * socket when fd is one; else tcpserver's variables (a launcher that hands
+ * over a pipe); else a local pipe. The variables never override a real
+ * socket: whoever can set them cannot choose the trust they imply.
+ */
 static void find_addresses(struct session *s, int fd)
 {
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	memset(&ss, 0, sizeof ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+		addr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
+		sl = sizeof ss;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+			addr_text(&ss, s->local, sizeof s->local,
+				  &s->local_port);
+		return;
+	}
 	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
 	const char *tr = getenv("TCPREMOTEIP"), *trp = getenv("TCPREMOTEPORT");
-	if (tl && tp && tr) {
+	if (tl && tp && tr && *tl && *tr) {
 		snprintf(s->local, sizeof s->local, "%s", tl);
 		snprintf(s->peer, sizeof s->peer, "%s", tr);
 		s->local_port = atoi(tp);
 		s->peer_port = trp ? atoi(trp) : 0;
 		return;
 	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	memset(&ss, 0, sizeof ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
-	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
-		s->peer_is_pipe = 1;
-		snprintf(s->peer, sizeof s->peer, "local");
-		snprintf(s->local, sizeof s->local, "local");
-		return;
-	}
-	addr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
-	sl = sizeof ss;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		addr_text(&ss, s->local, sizeof s->local, &s->local_port);
+	s->peer_is_pipe = 1;
+	snprintf(s->peer, sizeof s->peer, NET_LOCAL_PEER);
+	snprintf(s->local, sizeof s->local, NET_LOCAL_PEER);
 }
 
 static int same_ip(const char *a, const char *b)
@@ -1775,27 +1809,38 @@ static int listen_host_matches(const char *host, const char *ip)
 	return 0;
 }
 
-/* SPEC 4. Returns 0, or -1 when no section can serve. */
+/* Whether section l may serve this connection: a pipe is local and
+ * matches any; a network connection must have arrived at its address. */
+static int listener_serves(const struct session *s, const struct cf_section *l)
+{
+	return s->peer_is_pipe ||
+	       (l->listen.port == s->local_port &&
+		listen_host_matches(l->listen.host, s->local));
+}
+
+/*
+ * SPEC 4. --smtpd=NAME chooses among the sections, never past the
+ * address check. Returns 0, or -1 when no section may serve.
+ */
 static int choose_smtpd(struct session *s, const char *name)
 {
 	uint32_t n;
 	struct cf_section **v = cf_listeners(s->cf, &n);
-	int r = 0;
+	int r = -1;
 	if (name) {
 		s->smtpd = cf_find(s->cf, CF_SMTPD, name);
-		r = s->smtpd ? 0 : -1;
-	} else if (n == 1) {
-		s->smtpd = v[0];
-	} else if (n > 1) {
-		r = -1;
-		for (uint32_t i = 0; i < n && !s->peer_is_pipe; i++)
-			if (v[i]->listen.port == s->local_port &&
-			    listen_host_matches(v[i]->listen.host, s->local)) {
+		r = s->smtpd && listener_serves(s, s->smtpd) ? 0 : -1;
+	} else if (n == 0) {
+		r = 0; /* the built-in listener */
+	} else if (n == 1 || !s->peer_is_pipe) {
+		for (uint32_t i = 0; i < n && r < 0; i++)
+			if (listener_serves(s, v[i])) {
 				s->smtpd = v[i];
 				r = 0;
-				break;
 			}
 	}
+	if (r < 0)
+		s->smtpd = NULL;
 	if (n)
 		free(v);
 	return r;
@@ -1908,9 +1953,20 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	char why[512] = "";
 	int fail = !cf_ok;
 	if (!fail && choose_smtpd(&s, smtpd_name) < 0) {
-		snprintf(why, sizeof why,
-			 "no [smtpd] section serves %s port %d", s.local,
-			 s.local_port);
+		if (smtpd_name)
+			snprintf(why, sizeof why,
+				 "[smtpd \"%s\"] does not listen on %s port "
+				 "%d, where this connection arrived",
+				 smtpd_name, s.local, s.local_port);
+		else if (s.peer_is_pipe)
+			snprintf(why, sizeof why,
+				 "several [smtpd] sections and a local pipe: "
+				 "choose one with --smtpd=NAME");
+		else
+			snprintf(why, sizeof why,
+				 "no [smtpd] section listens on %s port %d, "
+				 "where this connection arrived",
+				 s.local, s.local_port);
 		fail = 2;
 	}
 	const char *logger = !cf_ok ? "syslog"

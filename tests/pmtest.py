@@ -51,15 +51,16 @@ def free_port():
 
 
 class Tcpserver:
-    """postmaster under tcpserver -HRl0 on 127.0.0.1 and a free port, one
-    process per connection; its stderr (the sessions' log) goes to
+    """postmaster under tcpserver -HRl0 on 127.0.0.1 and port (default: a
+    free one; a listener serves only its listen-port), one process per
+    connection; its stderr (the sessions' log) goes to
     log_path. stop() kills the whole group and returns the log, checked
     for sanitizer reports."""
 
-    def __init__(self, argv, log_path):
+    def __init__(self, argv, log_path, port=None):
         import subprocess
         import time
-        self.port = free_port()
+        self.port = port or free_port()
         self.log = open(log_path, "wb")
         self.p = subprocess.Popen([tool("tcpserver"), "-HRl0", "127.0.0.1",
                                    str(self.port)] + argv,

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from pmtest import POSTMASTER, ROOT, make_cert, scratch_dir, Tcpserver, session_maps, tool, remove_tree
+from pmtest import POSTMASTER, ROOT, free_port, make_cert, scratch_dir, Tcpserver, session_maps, tool, remove_tree
 
 
 @pytest.fixture
@@ -40,13 +40,13 @@ spool-directory = {tmp}/spool
 {user}
 [smtpd "mx"]
 name = mail.example.net
-listen-port = 127.0.0.1:25
+listen-port = 127.0.0.1:{port}
 tls = {mode}
 tls-certificate = {crt}
 tls-key = {key}
 [route]
 joe@example.net {tmp}/Maildir/
-""".format(tmp=tmp, mode=mode, crt=cert[0], key=cert[1],
+""".format(tmp=tmp, mode=mode, crt=cert[0], key=cert[1], port=free_port(),
            user="user-id = nobody" if ROOT else ""))
     r = subprocess.run([POSTMASTER, "--config=" + path, "--check"], capture_output=True,
                        text=True)
@@ -55,8 +55,10 @@ joe@example.net {tmp}/Maildir/
 
 
 def Server(cf, tmp):
+    # on the port of the listener's listen-port: it serves no other
+    port = int(re.search(r"listen-port = 127\.0\.0\.1:(\d+)", open(cf).read()).group(1))
     return Tcpserver([POSTMASTER, "--config=" + cf, "--smtpd=mx"],
-                     os.path.join(tmp, "server.log"))
+                     os.path.join(tmp, "server.log"), port)
 
 
 def delivered(tmp, timeout=10):
