@@ -1,0 +1,338 @@
+"""Relay trust comes from the connection (SPEC 4 and 6): which [smtpd]
+section serves is decided by the address a connection really arrived at,
+and relaying without AUTH only for clients whose real address is in
+relay-clients. Launchers: a pipe with forged tcpserver variables,
+tcpserver and systemd-socket-activate on loopback, and both on a
+non-loopback address (192.0.2.1 on a dummy interface, or on lo
+where the kernel has no dummy interfaces) inside a private
+network namespace, with smtplib (STARTTLS + AUTH) as the client there.
+"""
+import json
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from pmtest import (POSTMASTER, ROOT, Tcpserver, free_port, make_cert, no_sanitizer_report,
+                    remove_tree, scratch_dir, tool, wait_for)
+
+
+@pytest.fixture
+def tmp():
+    d = scratch_dir("pm-relay-")
+    yield d
+    remove_tree(d)
+
+
+def write_cf(tmp, smtpd, routes="@ mx\n", name="cf"):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write("""[core]
+hostname = mail.example.net
+logger = stderr
+spool-directory = {tmp}/spool
+{user}
+{smtpd}
+[route]
+joe@example.net {tmp}/Maildir/
+{routes}""".format(tmp=tmp, smtpd=smtpd, routes=routes,
+                   user="user-id = nobody" if ROOT else ""))
+    return path
+
+
+DIALOGUE = (b"EHLO client.example\r\nMAIL FROM:<s@203.example>\r\n"
+            b"RCPT TO:<victim@mx.test>\r\nRCPT TO:<joe@example.net>\r\nQUIT\r\n")
+
+
+def pipe_session(cf, env, *args):
+    e = dict(os.environ)
+    for k in ("TCPLOCALIP", "TCPLOCALPORT", "TCPREMOTEIP", "TCPREMOTEPORT"):
+        e.pop(k, None)
+    e.update(env)
+    r = subprocess.run([POSTMASTER, "--config=" + cf, *args], input=DIALOGUE, env=e,
+                       capture_output=True, timeout=30)
+    no_sanitizer_report(r.stderr.decode(errors="replace"), "session")
+    return r.stdout.decode(), r.stderr.decode(errors="replace"), r.returncode
+
+
+def replies(out):
+    """The final line of every reply."""
+    return [l for l in out.split("\r\n") if len(l) > 3 and l[3] == " "]
+
+
+# ------------------------------------------------- the issue's reproducer
+
+FORGED = {"TCPLOCALIP": "192.0.2.2", "TCPLOCALPORT": "2664", "TCPREMOTEIP": "203.0.113.9"}
+
+
+@pytest.mark.parametrize("args", [(), ("--smtpd=local",)])
+def test_forged_variables_for_another_address_get_421(tmp, args):
+    cf = write_cf(tmp, '[smtpd "local"]\nlisten-port = 127.0.0.1:2664\n')
+    out, log, rc = pipe_session(cf, FORGED, *args)
+    assert out.startswith("421 4.3.5 "), out
+    assert "250" not in out
+    assert rc == 75
+    assert "arrived" in log and "192.0.2.2 port 2664" in log, log
+    assert os.listdir(os.path.join(tmp, "spool")) == []
+
+
+def test_outside_client_cannot_relay_through_a_catch_all(tmp):
+    # the variables say the connection came to the listener's address,
+    # from an outside client: served, but never relayed
+    cf = write_cf(tmp, '[smtpd "local"]\nlisten-port = 127.0.0.1:2664\n')
+    env = dict(FORGED, TCPLOCALIP="127.0.0.1")
+    out, log, rc = pipe_session(cf, env, "--smtpd=local")
+    assert replies(out)[3:5] == ["554 5.7.1 <victim@mx.test>: relaying denied",
+                                 "250 2.1.5 Recipient <joe@example.net> OK"], out
+    assert "status=rejected dsn=5.7.1" in log
+    assert os.listdir(os.path.join(tmp, "spool")) == []
+
+
+def test_auth_optional_catch_all_smarthost_does_not_relay_for_outsiders(tmp):
+    # a configuration the old --check refused as an open relay, served
+    # anyway: the session enforces the rule
+    crt, key = make_cert(tmp, "mail.example.net")
+    users = os.path.join(tmp, "users")
+    with open(users, "w") as f:
+        f.write("anna:$6$x$y\n")
+    cf = write_cf(tmp, """[relay "smarthost"]
+address = [192.0.2.9]:2525
+[smtpd "mx"]
+listen-port = 25
+tls = starttls
+tls-certificate = {crt}
+tls-key = {key}
+auth = optional
+auth-file = {users}
+""".format(crt=crt, key=key, users=users), routes="@ smarthost\n")
+    env = {"TCPLOCALIP": "198.51.100.7", "TCPLOCALPORT": "25", "TCPREMOTEIP": "203.0.113.9"}
+    out, log, rc = pipe_session(cf, env)
+    assert replies(out)[3] == "554 5.7.1 <victim@mx.test>: relaying denied", out
+    # a local pipe is loopback: it relays (and the target is queued)
+    out, log, rc = pipe_session(cf, {})
+    assert replies(out)[3] == "250 2.1.5 Recipient <victim@mx.test> OK", out
+
+
+def test_relay_clients_lists_networks(tmp):
+    smtpd = '[smtpd "mx"]\nlisten-port = 25\nrelay-clients = 192.0.2.0/24 2001:db8::/32\n'
+    cf = write_cf(tmp, smtpd)
+    for peer, want in [("192.0.2.77", "250 2.1.5"), ("192.0.3.1", "554 5.7.1"),
+                       ("2001:db8::5", "250 2.1.5"), ("2001:db9::5", "554 5.7.1"),
+                       ("127.0.0.1", "554 5.7.1")]:
+        env = {"TCPLOCALIP": "198.51.100.7", "TCPLOCALPORT": "25", "TCPREMOTEIP": peer}
+        out, log, rc = pipe_session(cf, env)
+        assert replies(out)[3].startswith(want), (peer, out)
+    # a local pipe is loopback, which this list leaves out
+    out, log, rc = pipe_session(cf, {})
+    assert replies(out)[3].startswith("554 5.7.1"), out
+
+
+def test_relay_clients_none_and_default(tmp):
+    out, _, _ = pipe_session(write_cf(tmp, '[smtpd "mx"]\nlisten-port = 25\n'
+                                      'relay-clients = none\n'), {})
+    assert replies(out)[3].startswith("554 5.7.1"), out
+    out, _, _ = pipe_session(write_cf(tmp, '[smtpd "mx"]\nlisten-port = 25\n'), {})
+    assert replies(out)[3].startswith("250 2.1.5"), out
+    # the built-in listener (no [smtpd]) trusts loopback only
+    cf = write_cf(tmp, "")
+    out, _, _ = pipe_session(cf, {})
+    assert replies(out)[3].startswith("250 2.1.5"), out
+    env = {"TCPLOCALIP": "198.51.100.7", "TCPLOCALPORT": "25", "TCPREMOTEIP": "203.0.113.9"}
+    out, _, _ = pipe_session(cf, env)
+    assert replies(out)[3].startswith("554 5.7.1"), out
+
+
+@pytest.mark.parametrize("value,col,why", [
+    ("10.0.0.0/33", 17, "expected a prefix length from 0 to 32"),
+    ("10.0.0.1/8", 17, "expected a network address: bits are set beyond the prefix length"),
+    ("mail.example.net", 17, "expected loopback, none, an IP address or a network"),
+    ("2001:db8::/129", 17, "expected a prefix length from 0 to 128"),
+    ("10.0.0.0/08", 17, "expected a prefix length after '/'"),
+    ("loopback none", 26, "expected 'none' alone"),
+])
+def test_relay_clients_syntax(tmp, value, col, why):
+    cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = 25\nrelay-clients = %s\n' % value)
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"], capture_output=True, text=True)
+    assert r.returncode == 78
+    assert r.stderr.startswith("%s:8:%d: %s" % (cf, col, why)), r.stderr
+
+
+def test_route_shows_the_relay_rule(tmp):
+    cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = 25\n')
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--route=victim@mx.test"],
+                       capture_output=True, text=True)
+    assert "relaying: mx.test is not a local domain; only relay-clients and " \
+           "authenticated clients may send to it, others get 554 5.7.1" in r.stdout, r.stdout
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--route=joe@example.net"],
+                       capture_output=True, text=True)
+    assert "relaying" not in r.stdout
+
+
+# --------------------------------------------- launchers on loopback
+
+def test_tcpserver_connection_to_another_port_is_refused(tmp):
+    # the section listens on a port this connection did not arrive at
+    other = free_port()
+    cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = 127.0.0.1:%d\n' % other)
+    srv = Tcpserver([POSTMASTER, "--config=" + cf, "--smtpd=mx"], os.path.join(tmp, "log"))
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as c:
+            greeting = c.makefile("rb").readline()
+    finally:
+        log = srv.stop()
+    assert greeting.startswith(b"421 4.3.5 "), greeting
+    assert "127.0.0.1 port %d" % srv.port in log, log
+
+
+def test_socket_activate_ignores_forged_variables(tmp):
+    # systemd-socket-activate passes the environment on: the variables
+    # claim the listener's port, the socket says otherwise
+    other, port = free_port(), free_port()
+    cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = 127.0.0.1:%d\n' % other)
+    log = open(os.path.join(tmp, "log"), "wb")
+    p = subprocess.Popen([tool("systemd-socket-activate"), "-l", "127.0.0.1:%d" % port, "-a",
+                          "-E", "TCPLOCALIP=127.0.0.1", "-E", "TCPLOCALPORT=%d" % other,
+                          "-E", "TCPREMOTEIP=127.0.0.1",
+                          POSTMASTER, "--config=" + cf, "--smtpd=mx"],
+                         stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:
+        c = wait_for(lambda: _connect(port), what="systemd-socket-activate")
+        with c:
+            greeting = c.makefile("rb").readline()
+    finally:
+        os.killpg(p.pid, 9)
+        p.wait()
+        log.close()
+    assert greeting.startswith(b"421 4.3.5 "), greeting
+
+
+def _connect(port):
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=10)
+    except OSError:
+        return None
+
+
+# ------------------------------- a non-loopback address in a namespace
+
+NS_DRIVER = r"""
+import json, os, signal, smtplib, socket, ssl, subprocess, sys, time
+cfg = json.loads(sys.argv[1])
+def sh(*a):
+    subprocess.run(a, check=True)
+sh("ip", "link", "set", "lo", "up")
+# a dummy interface where the kernel has them, else an address on lo
+if subprocess.run(["ip", "link", "add", "d0", "type", "dummy"],
+                  stderr=subprocess.DEVNULL).returncode == 0:
+    sh("ip", "addr", "add", "192.0.2.1/24", "dev", "d0")
+    sh("ip", "link", "set", "d0", "up")
+else:
+    sh("ip", "addr", "add", "192.0.2.1/32", "dev", "lo")
+out = {}
+for name, launcher in cfg["runs"]:
+    port = cfg["port"]
+    if launcher == "tcpserver":
+        argv = [cfg["tcpserver"], "-HRl0", "0.0.0.0", str(port)]
+    else:
+        argv = [cfg["activate"], "-l", "192.0.2.1:%d" % port, "-a"]
+    argv += [cfg["postmaster"], "--config=" + cfg["cf"][name]] + cfg["args"][name]
+    log = open(cfg["log"], "ab")
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    for _ in range(300):
+        with open("/proc/net/tcp") as f:
+            if any(l.split()[3] == "0A" and l.split()[1].endswith(":%04X" % port)
+                   for l in f.read().splitlines()[1:]):
+                break
+        time.sleep(0.02)
+    res = []
+    try:
+        s = smtplib.SMTP("192.0.2.1", port, local_hostname="client.example", timeout=20)
+        try:
+            s.ehlo()
+            if cfg["auth"].get(name):
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s.starttls(context=ctx)
+                s.ehlo()
+                s.login("anna", "secret")
+            res.append(list(s.mail("s@203.example")))
+            res.append(list(s.rcpt("victim@mx.test")))
+            res.append(list(s.rcpt("joe@example.net")))
+            s.rset()
+            s.quit()
+        except smtplib.SMTPServerDisconnected as e:
+            res.append(["disconnected", str(e)])
+    except smtplib.SMTPConnectError as e:
+        res.append([e.smtp_code, e.smtp_error.decode()])
+    except smtplib.SMTPServerDisconnected as e:
+        res.append(["disconnected", str(e)])
+    res = [[c, m.decode() if isinstance(m, bytes) else m] for c, m in res]
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    log.close()
+    out[name] = res
+print(json.dumps(out))
+"""
+
+
+def test_non_loopback_address_in_a_namespace(tmp):
+    """tcpserver on 0.0.0.0 and systemd-socket-activate on 192.0.2.1; the
+    client connects to 192.0.2.1, so its address is 192.0.2.1 too."""
+    if not ROOT:
+        pytest.skip("a private network namespace needs root")
+    port = free_port()
+    crt, key = make_cert(tmp, "mail.example.net")
+    sha = subprocess.run([tool("openssl"), "passwd", "-6", "secret"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    users = os.path.join(tmp, "users")
+    with open(users, "w") as f:
+        f.write("anna:%s\n" % sha)
+    os.chmod(users, 0o600)
+    tls = ("tls = starttls\ntls-certificate = %s\ntls-key = %s\nauth = optional\n"
+           "auth-file = %s\n" % (crt, key, users))
+    cfs = {
+        # a loopback-only section never serves 192.0.2.1, --smtpd or not
+        "loopback": write_cf(tmp, '[smtpd "local"]\nlisten-port = 127.0.0.1:%d\n' % port,
+                             name="loopback.cf"),
+        # every address, default relay-clients: served, no relaying
+        "any": write_cf(tmp, '[smtpd "mx"]\nlisten-port = %d\n%s' % (port, tls),
+                        name="any.cf"),
+        # the client's network is trusted
+        "trusted": write_cf(tmp, '[smtpd "mx"]\nlisten-port = %d\nrelay-clients = '
+                            'loopback 192.0.2.0/24\n' % port, name="trusted.cf"),
+    }
+    runs = [("loopback", "tcpserver"), ("loopback-named", "tcpserver"),
+            ("loopback-activate", "activate"), ("any", "tcpserver"),
+            ("any-activate", "activate"), ("trusted", "activate"), ("auth", "tcpserver")]
+    cfg = {
+        "port": port, "postmaster": POSTMASTER, "log": os.path.join(tmp, "ns.log"),
+        "tcpserver": tool("tcpserver"), "activate": tool("systemd-socket-activate"),
+        "runs": runs,
+        "cf": {"loopback": cfs["loopback"], "loopback-named": cfs["loopback"],
+               "loopback-activate": cfs["loopback"], "any": cfs["any"],
+               "any-activate": cfs["any"], "trusted": cfs["trusted"], "auth": cfs["any"]},
+        "args": {"loopback": [], "loopback-named": ["--smtpd=local"],
+                 "loopback-activate": ["--smtpd=local"], "any": [], "any-activate": ["--smtpd=mx"],
+                 "trusted": ["--smtpd=mx"], "auth": []},
+        "auth": {"auth": True},
+    }
+    r = subprocess.run([tool("unshare"), "-n", sys.executable, "-c", NS_DRIVER, json.dumps(cfg)],
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    log = open(cfg["log"], errors="replace").read()
+    no_sanitizer_report(log, "sessions in the namespace")
+    for name in ("loopback", "loopback-named", "loopback-activate"):
+        assert res[name][0][0] == 421 and res[name][0][1].startswith("4.3.5 "), (name, res[name])
+    assert "192.0.2.1 port %d" % port in log
+    for name in ("any", "any-activate"):
+        assert res[name][0][0] == 250, res[name]
+        assert res[name][1] == [554, "5.7.1 <victim@mx.test>: relaying denied"], res[name]
+        assert res[name][2][0] == 250, res[name]
+    assert res["trusted"][1][0] == 250, res["trusted"]
+    assert res["auth"][1][0] == 250, res["auth"]
+    assert "client=192.0.2.1" in log
