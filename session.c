@@ -536,6 +536,7 @@ static int spool_begin(struct session *s)
 	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
 		 s->peer);
 	m->client = xstrdup(client);
+	m->smtpd = xstrdup(s->smtpd && s->smtpd->name ? s->smtpd->name : "");
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		const struct rcpt *rc = &s->rcpts[i];
 		if (s->proto == P_LHLO && !rc->spooled)
