@@ -74,6 +74,7 @@ struct session {
 	enum proto proto;
 	char helo[256];
 	int errors;
+	int failed;  /* the command being served got a 4xx/5xx reply */
 	int quit;
 	/* limits */
 	uint64_t max_size;
@@ -163,10 +164,10 @@ static void reply(struct session *s, int code, const char *dsn,
 	}
 	io_write(&s->io, out.s, out.len);
 	/* RFC 5321 4.5.3.1.10: a client that sends too many recipients
-	 * did nothing wrong */
+	 * did nothing wrong; the dispatcher counts a failed command once */
 	if (code >= 400 && code != 421 && !(code == 452 && dsn &&
 					     !strcmp(dsn, "4.5.3")))
-		s->errors++;
+		s->failed = 1;
 	buf_free(&text);
 	buf_free(&out);
 }
@@ -1537,7 +1538,6 @@ static void cmd_auth(struct session *s, char *arg)
 	}
 	if (r == -2) {
 		reply(s, 501, "5.5.2", "Cannot decode the AUTH response");
-		s->errors++;
 		return;
 	}
 	if (ok < 0) {
@@ -1548,7 +1548,6 @@ static void cmd_auth(struct session *s, char *arg)
 	if (!ok) {
 		/* slowed: each failure costs the client one second more */
 		s->auth_failures++;
-		s->errors++;
 		log_event(LOG_L_WARNING, "event", "auth-failed", "user", user,
 			  "mechanism", plain ? "PLAIN" : "LOGIN", NULL);
 		flush(s);
@@ -2004,6 +2003,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 			flush(&s);
 		size_t len;
 		int bare;
+		s.failed = 0;
 		enum io_status st = io_getline(&s.io, line, CMD_MAX_EXT, &len,
 					       &bare);
 		if (st == IO_TIMEOUT) {
@@ -2027,6 +2027,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 					line[i] = ' ';
 			command(&s, line, len);
 		}
+		s.errors += s.failed;
 		if (s.errors >= MAX_ERRORS && !s.quit) {
 			reply(&s, 421, "4.7.0", "%s Too many errors, closing "
 						"connection",
