@@ -111,6 +111,7 @@ struct session {
 	int data_fd;
 	int data_errno;
 	uint64_t data_size;
+	uint64_t header_size; /* the header fields we put on top */
 	int data_toobig;
 	int data_failed;
 	struct datamachine dm;
@@ -230,6 +231,7 @@ static void transaction_reset(struct session *s)
 		close(s->data_fd);
 	s->data_fd = -1;
 	s->data_size = 0;
+	s->header_size = 0;
 	s->data_toobig = 0;
 	s->data_failed = 0;
 	s->data_errno = 0;
@@ -602,6 +604,7 @@ static int data_begin(struct session *s)
 	s->max_size = UINT64_MAX;
 	data_write(s, h.s, h.len);
 	s->max_size = save;
+	s->header_size = h.len;
 	s->data_size = 0;
 	s->in_headers = 1;
 	s->hlen = 0;
@@ -629,6 +632,15 @@ static void data_bytes(struct session *s, const char *p, size_t n)
 /* ------------------------------------------------------------------ */
 /* Delivery after the data                                             */
 
+/* size= of the log lines: the message as stored and delivered, our
+ * header fields included (the flusher's size= of the spooled copy) */
+static const char *size_text(const struct session *s, char *buf, size_t n)
+{
+	snprintf(buf, n, "%llu",
+		 (unsigned long long)(s->header_size + s->data_size));
+	return buf;
+}
+
 /* "<addr>" for a log line */
 static const char *angle(const char *a, char *buf, size_t n)
 {
@@ -642,14 +654,14 @@ static void log_result(struct session *s, const char *rcpt,
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
 	char code[8], size[24];
 	snprintf(code, sizeof code, "%d", r->code);
-	snprintf(size, sizeof size, "%llu", (unsigned long long)s->data_size);
 	struct buf rep = {0};
 	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
 	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
 		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
 		  "status", r->code < 300 ? "sent" : r->code < 500 ? "deferred"
 								: "rejected",
-		  "dsn", r->dsn, "size", size, "reply", rep.s, NULL);
+		  "dsn", r->dsn, "size", size_text(s, size, sizeof size),
+		  "reply", rep.s, NULL);
 	buf_free(&rep);
 }
 
@@ -770,10 +782,10 @@ static int spool_transaction(struct session *s, struct reply *r)
 static void log_queued(struct session *s, const char *rcpt)
 {
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24];
-	snprintf(size, sizeof size, "%llu", (unsigned long long)s->data_size);
 	log_event(LOG_L_INFO, "id", s->sm.id, "from",
 		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
-		  "status", "queued", "size", size, NULL);
+		  "status", "queued", "size", size_text(s, size, sizeof size),
+		  NULL);
 }
 
 static void deliver_transaction(struct session *s)

@@ -1421,3 +1421,37 @@ def test_bounce_of_a_listener_gone_from_the_configuration(tmp):
     assert maildir_files(tmp + "/sender") == []
     assert maildir_files(tmp + "/pm") == []
     assert queue(later) == {}
+
+
+# ------------------------------------------------------------------ #
+# 8. One meaning of size=                                             #
+
+def test_size_is_the_stored_message_in_every_log_line(tmp):
+    """size= is the message as stored and delivered, our Received header
+    included (Postfix's queue file message size): the same figure in the
+    queued, sent and deferred lines, in --queue, and in a Maildir copy
+    without the two lines that local delivery puts on top."""
+    cf = write_cf(tmp, 'spooled@example.net @DIR@/M/, "|exit 75"\n'
+                  "direct@example.net @DIR@/D/\n")
+    msg, _ = make_message("sizes")
+    s = Session(cf).start()
+    r = s.mail("a@sender.example", ["spooled@example.net"], msg)
+    qid = QUEUED.match(r)[1]
+    assert s.mail("a@sender.example", ["direct@example.net"], msg).startswith("250 ")
+    log = s.end()
+    sizes = {m[1]: int(m[2]) for m in
+             re.finditer(r"^.* to=<(\S+)> .*?status=(?:queued|sent|deferred) .*?"
+                         r"size=(\d+)", log, re.M)}
+
+    def stored(path):
+        data = read_bytes(path)
+        assert data.startswith(b"Return-Path: "), data[:100]
+        return len(data[data.index(b"\nReceived: ") + 1:])
+    (copy,) = maildir_files(tmp + "/M")
+    (direct,) = maildir_files(tmp + "/D")
+    lines = re.findall(r"^.*id=%s .*size=(\d+).*$" % qid, log, re.M)
+    assert len(lines) == 3, log  # queued, sent, deferred
+    assert set(lines) == {str(stored(copy))}, log
+    assert queue(cf)[qid]["size"] == stored(copy)
+    assert sizes["direct@example.net"] == stored(direct), log
+    assert stored(direct) > len(msg)
