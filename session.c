@@ -1009,6 +1009,14 @@ static int spf_allows(struct session *s)
 	return 1;
 }
 
+/* A MAIL or RCPT parameter this server does not take, named by its
+ * keyword alone (RET, NOTIFY), whatever value it has. */
+static void unsupported_parameter(struct session *s, const char *param)
+{
+	reply(s, 555, "5.5.4", "Unsupported parameter %s",
+	      esc(param, strcspn(param, "= ")));
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (s->auth_mode == AUTH_REQUIRED && !s->auth_user[0]) {
@@ -1100,8 +1108,7 @@ static void cmd_mail(struct session *s, char *arg)
 				return;
 			}
 		} else {
-			reply(s, 555, "5.5.4", "Unsupported parameter %s",
-			      esc(kw, nlen));
+			unsupported_parameter(s, kw);
 			return;
 		}
 	}
@@ -1160,8 +1167,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	while (*q == ' ')
 		q++;
 	if (*q) {
-		reply(s, 555, "5.5.4", "Unsupported parameter %s",
-		      esc(q, strcspn(q, " ")));
+		unsupported_parameter(s, q);
 		return;
 	}
 	if (s->nrcpt >= s->max_rcpt) {
