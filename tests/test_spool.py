@@ -1129,6 +1129,9 @@ def test_failed_bounce_goes_to_postmaster(tmp):
     r, qid, log = send_one(cf, "s@example.net", ["x@example.net"], msg)
     assert qid, r
     assert len(re.findall(r"event=bounce bounce-id=", log)) == 2, log
+    # the fall-back to postmaster says why
+    assert re.search(r'event=bounce to=postmaster reason="the bounce to '
+                     r'<s@example\.net> failed: 5\d\d 5\.7\.1 ', log), log
     reports = maildir_files(tmp + "/pm")
     assert len(reports) == 1, (reports, log)
     b = check_report(read_bytes(reports[0]), to="postmaster@" + HOST,
