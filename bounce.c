@@ -2,8 +2,10 @@
  * bounce.c - delivery status notifications (see bounce.h).
  *
  * The report is stored as the session stores text mail (LF line ends) and
- * routed like mail from the built-in listener: the sender's address
- * through the global [route] table, postmaster as the local name.
+ * routed as the listener that accepted the message (recorded in its
+ * envelope) would route it: that [smtpd]'s routing-tables, then the global
+ * [route]; postmaster as a local name. Every fall-back (to the global
+ * tables, to postmaster) is logged here, with its reason.
  */
 #include "bounce.h"
 #include "log.h"
@@ -135,16 +137,52 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	buf_printf(b, "\n--%s--\n", boundary);
 }
 
-/* The targets of a report's recipient; 0 when it has some. */
-static int route_to(const struct cf *cf, const char *rcpt, struct spool_msg *b)
+/* The targets of a report's recipient as the listener smtpd routes it;
+ * 0 when it has some, else -1 with the routing's reply in why. */
+static int route_to(const struct cf *cf, const struct cf_section *smtpd,
+		    const char *rcpt, struct spool_msg *b, char *why, size_t n)
 {
 	struct route_result r;
-	route_resolve(cf, NULL, rcpt, strlen(rcpt), ROUTE_UTF8, &r);
+	route_resolve(cf, smtpd, rcpt, strlen(rcpt), ROUTE_UTF8, &r);
 	int ok = r.code == 250;
 	for (uint32_t i = 0; ok && i < r.nt; i++)
 		spool_add_target(b, &r.t[i], rcpt);
+	if (!ok)
+		snprintf(why, n, "<%s> has no route: %d %s %s", rcpt, r.code,
+			 r.dsn, r.text);
 	route_result_free(&r);
 	return ok ? 0 : -1;
+}
+
+/* The listener whose tables route orig's reports: the [smtpd] that
+ * accepted it, or NULL (the global tables) for the built-in listener and
+ * for one that is no longer in the configuration (logged). */
+static const struct cf_section *listener_of(const struct cf *cf,
+					    const struct spool_msg *orig)
+{
+	if (!orig->smtpd || !orig->smtpd[0])
+		return NULL;
+	const struct cf_section *smtpd = cf_find(cf, CF_SMTPD, orig->smtpd);
+	if (!smtpd) {
+		char why[300];
+		snprintf(why, sizeof why,
+			 "no [smtpd \"%s\"] in the configuration: routed "
+			 "with the global tables",
+			 orig->smtpd);
+		log_event(LOG_L_WARNING, "id", orig->id, "event", "bounce",
+			  "smtpd", orig->smtpd, "reason", why, NULL);
+	}
+	return smtpd;
+}
+
+/* Why a failed report is reported again: its first failure. */
+static void failed_bounce_reason(const struct spool_msg *orig,
+				 const unsigned *idx, unsigned n, char *why,
+				 size_t len)
+{
+	const struct spool_target *t = &orig->t[idx[0]];
+	snprintf(why, len, "the bounce to <%s>%s failed: %d %s %s", t->addr,
+		 n > 1 ? " and others" : "", t->code, t->dsn, t->text);
 }
 
 int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
@@ -156,25 +194,37 @@ int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
 			cf->core->v[CORE_BOUNCE_TO].n != BOUNCE_POSTMASTER;
 	int to_postmaster = orig->origin != SP_CLIENT || !orig->from[0] ||
 			    cf->core->v[CORE_BOUNCE_TO].n != BOUNCE_SENDER;
+	char why[ADDR_PATH_MAX + 600] = "";
+	if (orig->origin != SP_CLIENT)
+		failed_bounce_reason(orig, idx, n, why, sizeof why);
 	if (orig->origin == SP_DOUBLE_BOUNCE) {
 		log_event(LOG_L_ERR, "id", orig->id, "event", "double-bounce",
-			  "status", "dropped", NULL);
+			  "status", "dropped", "reason", why, NULL);
 		return 1;
 	}
 	out->from = xstrdup("");
 	out->origin = to_sender ? SP_BOUNCE : SP_DOUBLE_BOUNCE;
 	out->sid = xstrdup(orig->id);
 	out->client = xstrdup("local");
-	if (to_sender && route_to(cf, orig->from, out) < 0) {
+	/* a failed bounce's own report is routed by the same listener */
+	out->smtpd = xstrdup(orig->smtpd ? orig->smtpd : "");
+	const struct cf_section *smtpd = listener_of(cf, orig);
+	if (to_sender &&
+	    route_to(cf, smtpd, orig->from, out, why, sizeof why) < 0) {
 		/* the sender cannot be reached at all: postmaster's turn */
 		to_postmaster = 1;
 		to_sender = 0;
 		out->origin = SP_DOUBLE_BOUNCE;
 	}
-	if (to_postmaster && route_to(cf, "postmaster", out) < 0 && !to_sender) {
+	if (why[0])
+		log_event(LOG_L_WARNING, "id", orig->id, "event", "bounce",
+			  "to", "postmaster", "reason", why, NULL);
+	char pm_why[600];
+	if (to_postmaster &&
+	    route_to(cf, smtpd, "postmaster", out, pm_why, sizeof pm_why) < 0 &&
+	    !to_sender) {
 		log_event(LOG_L_ERR, "id", orig->id, "event", "bounce",
-			  "status", "dropped", "reason",
-			  "postmaster has no route", NULL);
+			  "status", "dropped", "reason", pm_why, NULL);
 		spool_msg_free(out);
 		return 1;
 	}

@@ -3,7 +3,9 @@
  *
  * Owns: who gets a bounce (the sender, postmaster, or both per
  * core.bounce-to; a failed bounce goes to postmaster as a double bounce; a
- * failed double bounce is dropped), and the report itself: from <>, with
+ * failed double bounce is dropped), how it is routed (with the tables of
+ * the [smtpd] that accepted the message, then the global [route]), and
+ * the report itself: from <>, with
  * Auto-Submitted: auto-replied, a human-readable part, a
  * message/delivery-status part and the original headers.
  *

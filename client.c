@@ -816,6 +816,19 @@ static int rcpt_reply(struct conn *c, struct client_rcpt *r, struct buf *t)
 	return code;
 }
 
+/* Reads the reply to a pipelined DATA that no recipient can use. A peer
+ * that answers 354 all the same gets the lone "." and its reply is
+ * discarded (RFC 2920 3.1, as Postfix does): whatever else we sent would
+ * be taken as message text. */
+static void skip_data_reply(struct conn *c, struct buf *t)
+{
+	if (read_reply(c, t) != 354)
+		return;
+	cmd(c, ".");
+	io_flush(&c->io);
+	read_reply(c, t);
+}
+
 /* One transaction on a ready connection: a reply for every recipient, or
  * NEXT_ADDRESS (with why) for those the connection could not serve. */
 static int transaction(struct client_job *j, struct conn *c, struct reply *why)
@@ -901,7 +914,7 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 				if (!j->r[i].r.code)
 					read_reply(c, &skip);
 			if (!bdat)
-				read_reply(c, &skip);
+				skip_data_reply(c, &skip);
 			buf_free(&skip);
 			goto mail_failed;
 		}
@@ -920,7 +933,7 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 		accepted += j->r[i].r.code == -1;
 	if (!accepted) {
 		if (pipe && !bdat)
-			read_reply(c, &t); /* the DATA reply: 503 or 554 */
+			skip_data_reply(c, &t); /* 503 or 554, or a 354 */
 		goto quit;
 	}
 	if (!bdat) {

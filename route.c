@@ -173,6 +173,19 @@ static int split_targets(const struct cf_word *w, uint32_t nw, struct buf *b,
 	return n;
 }
 
+#define TARGET_FORMS                                                         \
+	"a route target: NAME, user@domain, host, [host]:port, mx, "         \
+	"|command, /path/Maildir/, reject or discard"
+
+/* Whether a target with a ':' and no '@' was meant as host:port, so that
+ * its diagnostic may be about the host form alone. */
+static int meant_as_host(const char *s)
+{
+	size_t n = strcspn(s, ":");
+	return s[0] == '[' || !strncmp(s, "unix:", 5) ||
+	       (n > 0 && addr_domain_valid(s, n, 1));
+}
+
 /* Classifies one target text; -1 with why when it is none. */
 static int classify(const char *s, enum tkind *k, struct addr *rw,
 		    const char **why)
@@ -214,6 +227,14 @@ static int classify(const char *s, enum tkind *k, struct addr *rw,
 	if (s[0] == '[' || (strchr(s, ':') && !strchr(s, '@'))) {
 		*k = TK_HOST;
 		*why = cf_relay_address_error(s);
+		if (*why && !meant_as_host(s)) {
+			*why = !strncmp(s, ":include:", 9)
+				       ? TARGET_FORMS " (a file of routes is "
+						      "included with a line "
+						      "file \"PATH\")"
+				       : TARGET_FORMS;
+			return -1;
+		}
 		if (*why && !strncmp(*why, "expected ", 9))
 			*why += 9; /* the caller says "expected" */
 		if (!*why && !strncmp(s, "unix:", 5))

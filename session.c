@@ -76,6 +76,7 @@ struct session {
 	enum proto proto;
 	char helo[256];
 	int errors;
+	int failed;  /* the command being served got a 4xx/5xx reply */
 	int quit;
 	/* limits */
 	uint64_t max_size;
@@ -112,6 +113,7 @@ struct session {
 	int data_fd;
 	int data_errno;
 	uint64_t data_size;
+	uint64_t header_size; /* the header fields we put on top */
 	int data_toobig;
 	int data_failed;
 	struct datamachine dm;
@@ -165,10 +167,10 @@ static void reply(struct session *s, int code, const char *dsn,
 	}
 	io_write(&s->io, out.s, out.len);
 	/* RFC 5321 4.5.3.1.10: a client that sends too many recipients
-	 * did nothing wrong */
+	 * did nothing wrong; the dispatcher counts a failed command once */
 	if (code >= 400 && code != 421 && !(code == 452 && dsn &&
 					     !strcmp(dsn, "4.5.3")))
-		s->errors++;
+		s->failed = 1;
 	buf_free(&text);
 	buf_free(&out);
 }
@@ -231,6 +233,7 @@ static void transaction_reset(struct session *s)
 		close(s->data_fd);
 	s->data_fd = -1;
 	s->data_size = 0;
+	s->header_size = 0;
 	s->data_toobig = 0;
 	s->data_failed = 0;
 	s->data_errno = 0;
@@ -538,6 +541,7 @@ static int spool_begin(struct session *s)
 	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
 		 s->peer);
 	m->client = xstrdup(client);
+	m->smtpd = xstrdup(s->smtpd && s->smtpd->name ? s->smtpd->name : "");
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		const struct rcpt *rc = &s->rcpts[i];
 		if (s->proto == P_LHLO && !rc->spooled)
@@ -602,6 +606,7 @@ static int data_begin(struct session *s)
 	s->max_size = UINT64_MAX;
 	data_write(s, h.s, h.len);
 	s->max_size = save;
+	s->header_size = h.len;
 	s->data_size = 0;
 	s->in_headers = 1;
 	s->hlen = 0;
@@ -629,6 +634,15 @@ static void data_bytes(struct session *s, const char *p, size_t n)
 /* ------------------------------------------------------------------ */
 /* Delivery after the data                                             */
 
+/* size= of the log lines: the message as stored and delivered, our
+ * header fields included (the flusher's size= of the spooled copy) */
+static const char *size_text(const struct session *s, char *buf, size_t n)
+{
+	snprintf(buf, n, "%llu",
+		 (unsigned long long)(s->header_size + s->data_size));
+	return buf;
+}
+
 /* "<addr>" for a log line */
 static const char *angle(const char *a, char *buf, size_t n)
 {
@@ -642,14 +656,14 @@ static void log_result(struct session *s, const char *rcpt,
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
 	char code[8], size[24];
 	snprintf(code, sizeof code, "%d", r->code);
-	snprintf(size, sizeof size, "%llu", (unsigned long long)s->data_size);
 	struct buf rep = {0};
 	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
 	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
 		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
 		  "status", r->code < 300 ? "sent" : r->code < 500 ? "deferred"
 								: "rejected",
-		  "dsn", r->dsn, "size", size, "reply", rep.s, NULL);
+		  "dsn", r->dsn, "size", size_text(s, size, sizeof size),
+		  "reply", rep.s, NULL);
 	buf_free(&rep);
 }
 
@@ -770,10 +784,10 @@ static int spool_transaction(struct session *s, struct reply *r)
 static void log_queued(struct session *s, const char *rcpt)
 {
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24];
-	snprintf(size, sizeof size, "%llu", (unsigned long long)s->data_size);
 	log_event(LOG_L_INFO, "id", s->sm.id, "from",
 		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
-		  "status", "queued", "size", size, NULL);
+		  "status", "queued", "size", size_text(s, size, sizeof size),
+		  NULL);
 }
 
 static void deliver_transaction(struct session *s)
@@ -997,6 +1011,14 @@ static int spf_allows(struct session *s)
 	return 1;
 }
 
+/* A MAIL or RCPT parameter this server does not take, named by its
+ * keyword alone (RET, NOTIFY), whatever value it has. */
+static void unsupported_parameter(struct session *s, const char *param)
+{
+	reply(s, 555, "5.5.4", "Unsupported parameter %s",
+	      esc(param, strcspn(param, "= ")));
+}
+
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (s->auth_mode == AUTH_REQUIRED && !s->auth_user[0]) {
@@ -1088,8 +1110,7 @@ static void cmd_mail(struct session *s, char *arg)
 				return;
 			}
 		} else {
-			reply(s, 555, "5.5.4", "Unsupported parameter %s",
-			      esc(kw, nlen));
+			unsupported_parameter(s, kw);
 			return;
 		}
 	}
@@ -1168,8 +1189,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	while (*q == ' ')
 		q++;
 	if (*q) {
-		reply(s, 555, "5.5.4", "Unsupported parameter %s",
-		      esc(q, strcspn(q, " ")));
+		unsupported_parameter(s, q);
 		return;
 	}
 	if (s->nrcpt >= s->max_rcpt) {
@@ -1564,7 +1584,6 @@ static void cmd_auth(struct session *s, char *arg)
 	}
 	if (r == -2) {
 		reply(s, 501, "5.5.2", "Cannot decode the AUTH response");
-		s->errors++;
 		return;
 	}
 	if (ok < 0) {
@@ -1575,7 +1594,6 @@ static void cmd_auth(struct session *s, char *arg)
 	if (!ok) {
 		/* slowed: each failure costs the client one second more */
 		s->auth_failures++;
-		s->errors++;
 		log_event(LOG_L_WARNING, "event", "auth-failed", "user", user,
 			  "mechanism", plain ? "PLAIN" : "LOGIN", NULL);
 		flush(s);
@@ -2059,6 +2077,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 			flush(&s);
 		size_t len;
 		int bare;
+		s.failed = 0;
 		enum io_status st = io_getline(&s.io, line, CMD_MAX_EXT, &len,
 					       &bare);
 		if (st == IO_TIMEOUT) {
@@ -2082,6 +2101,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 					line[i] = ' ';
 			command(&s, line, len);
 		}
+		s.errors += s.failed;
 		if (s.errors >= MAX_ERRORS && !s.quit) {
 			reply(&s, 421, "4.7.0", "%s Too many errors, closing "
 						"connection",

@@ -12,9 +12,11 @@
  *   smtputf8 0|1
  *   session SID
  *   client [192.0.2.1]
+ *   smtpd NAME
  *   target STATE ATTEMPTS NEXT KIND VIA ADDR ORIG ARG
  *   reply CODE DSN REMOTE TEXT
  *
+ * An envelope written before the "smtpd" line existed loads without it.
  * A "reply" line belongs to the target line before it. In the file ID a
  * line "message" ends the envelope; ID.env holds the envelope alone. ID is
  * locked (flock) by whoever delivers the message; ID.env is replaced by
@@ -209,6 +211,8 @@ static void envelope_text(const struct spool_msg *m, struct buf *b)
 	put_field(b, m->sid ? m->sid : "");
 	buf_adds(b, "\nclient");
 	put_field(b, m->client ? m->client : "");
+	buf_adds(b, "\nsmtpd");
+	put_field(b, m->smtpd ? m->smtpd : "");
 	buf_addc(b, '\n');
 	for (unsigned i = 0; i < m->nt; i++) {
 		const struct spool_target *t = &m->t[i];
@@ -386,10 +390,13 @@ static int parse_envelope(char *text, struct spool_msg *m)
 			m->eightbit = !strcmp(p, "8bitmime");
 		} else if (!strcmp(key, "smtputf8")) {
 			m->smtputf8 = atoi(p);
-		} else if (!strcmp(key, "session") || !strcmp(key, "client")) {
+		} else if (!strcmp(key, "session") || !strcmp(key, "client") ||
+			   !strcmp(key, "smtpd")) {
 			if (!(f = get_field(&p)))
 				return -1;
-			char **dst = key[0] == 's' ? &m->sid : &m->client;
+			char **dst = !strcmp(key, "session")  ? &m->sid
+				     : !strcmp(key, "client") ? &m->client
+							      : &m->smtpd;
 			free(*dst);
 			*dst = xstrdup(f);
 		} else if (!strcmp(key, "target")) {
@@ -514,6 +521,7 @@ void spool_msg_free(struct spool_msg *m)
 	free(m->from);
 	free(m->sid);
 	free(m->client);
+	free(m->smtpd);
 	if (m->data_fd >= 0)
 		close(m->data_fd); /* releases the lock */
 	memset(m, 0, sizeof *m);

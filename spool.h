@@ -51,6 +51,9 @@ struct spool_msg {
 	int smtputf8;
 	char *sid;     /* the session that received it */
 	char *client;  /* "[ip]" or "local", for the bounce */
+	char *smtpd;   /* the [smtpd] that accepted it: its tables route the
+			* bounces; "" or NULL (an envelope older than the
+			* field) for the built-in listener */
 	struct spool_target *t;
 	unsigned nt;
 	int data_fd;   /* the file ID, open and locked while held */

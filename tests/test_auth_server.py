@@ -176,3 +176,62 @@ def test_a_session_without_auth_does_not_map_libcrypt(tmp):
     cf = os.path.join(tmp, "postmaster.cf")
     maps = session_maps([POSTMASTER, "--config=" + cf, "--smtpd=submission"])
     assert "libcrypt" not in maps and "libc.so" in maps
+
+
+class Dialogue:
+    """A raw SMTP client: one command, the lines of its replies."""
+
+    def __init__(self, port):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.f = self.sock.makefile("rb")
+        assert self.reply().startswith("220 ")
+
+    def reply(self):
+        while True:
+            line = self.f.readline().decode("utf-8", "replace").rstrip("\r\n")
+            if line[3:4] != "-":
+                return line
+
+    def cmd(self, line):
+        self.sock.sendall(line.encode() + b"\r\n")
+        return self.reply()
+
+    def closed(self):
+        return self.f.readline() == b""
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("how", ["undecodable", "wrong-password"])
+def test_failed_auth_counts_once_towards_the_error_limit(tmp, how):
+    """A failed AUTH is one error of the ten that end a session: nine are
+    tolerated, the tenth is answered and followed by 421 4.7.0."""
+    port, srv = start_server(tmp, auth="optional")
+    try:
+        c = Dialogue(port)
+        assert c.cmd("EHLO client.example").startswith("250 ")
+        if how == "undecodable":
+            # no penalty delay: all ten are AUTHs
+            auths, bogus = 10, 0
+            attempt, refusal = "AUTH PLAIN not-base64!", "501 5.5.2 "
+        else:
+            # each wrong password costs a growing delay: two will do
+            auths, bogus = 2, 8
+            attempt, refusal = "AUTH PLAIN AGFubmEAd3Jvbmc=", "535 5.7.8 "
+        for i in range(bogus):
+            assert c.cmd("BOGUS%d" % i).startswith("500 5.5.2 ")
+        for i in range(auths):
+            assert c.cmd(attempt).startswith(refusal), (how, i)
+            if i < auths - 1:
+                assert c.cmd("NOOP") == "250 2.0.0 OK", (how, i)
+        assert c.reply() == "421 4.7.0 mail.example.net Too many errors, " \
+                            "closing connection", how
+        assert c.closed()
+        c.close()
+    finally:
+        text = srv.stop()
+    if how == "wrong-password":
+        assert text.count("event=auth-failed user=anna") == 2, text

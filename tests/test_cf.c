@@ -605,6 +605,18 @@ static const struct bad bad[] = {
 	C("bad host target port", "joe@example.org [192.0.2.1]:99999\n",
 	  "t.cf:1:17: expected a port number or service name, found "
 	  "'[192.0.2.1]:99999'\n"),
+	C("sendmail include target", "joe@example.org a, :include:/x\n",
+	  "t.cf:1:20: expected a route target: NAME, user@domain, host, "
+	  "[host]:port, mx, |command, /path/Maildir/, reject or discard (a file "
+	  "of routes is included with a line file \"PATH\"), found "
+	  "':include:/x'\n"),
+	C("target that is no form", "joe@example.org %x:y\n",
+	  "t.cf:1:17: expected a route target: NAME, user@domain, host, "
+	  "[host]:port, mx, |command, /path/Maildir/, reject or discard, found "
+	  "'%x:y'\n"),
+	C("host name with a bad port", "joe@example.org relay.example:smtpx\n",
+	  "t.cf:1:17: expected a port number or service name, found "
+	  "'relay.example:smtpx'\n"),
 	C("second target bad", "joe@example.org /m/joe/, /m/x\n",
 	  "t.cf:1:26: expected a Maildir path ending in '/' (mbox files are not "
 	  "supported), found '/m/x'\n"),

@@ -67,6 +67,7 @@ static void envelope_round_trip(void **state)
 	m.from = strdup("\"john doe\"@example.org");
 	m.sid = strdup("abc");
 	m.client = strdup("[192.0.2.1]");
+	m.smtpd = strdup("mx two");
 	m.eightbit = 1;
 	target(&m, T_CMD, "cat > /tmp/x 100%", "list@example.net",
 	       "List@Example.NET");
@@ -91,6 +92,7 @@ static void envelope_round_trip(void **state)
 			 SPOOL_OK);
 	assert_string_equal(l.from, "\"john doe\"@example.org");
 	assert_string_equal(l.client, "[192.0.2.1]");
+	assert_string_equal(l.smtpd, "mx two");
 	assert_true(l.eightbit);
 	assert_int_equal(l.nt, 3);
 	assert_int_equal(l.t[0].state, SP_DELIVERED);
@@ -150,6 +152,37 @@ static void list_skips_and_cleans_leftovers(void **state)
 	assert_int_equal(spool_load(dirfd_, id, 1, &l, why, sizeof why), SPOOL_OK);
 	spool_remove(dirfd_, &l);
 	spool_msg_free(&l);
+}
+
+/* An envelope written before the "smtpd" line existed still loads; its
+ * message was accepted by no named listener as far as bounces go. */
+static void envelope_without_listener_loads(void **state)
+{
+	(void)state;
+	const char *id = "006B0E00000000002B";
+	const char *text = "postmaster-envelope 1\narrival 1764560000\n"
+			   "sender a@example.org\norigin client\nbody 7bit\n"
+			   "smtputf8 0\nsession abc\nclient [192.0.2.1]\n"
+			   "target pending 0 0 maildir - r@example.net "
+			   "r@example.net /var/mail/r/\nmessage\nSubject: x\n";
+	int fd = openat(dirfd_, id, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	struct spool_msg m;
+	char why[128];
+	assert_int_equal(spool_load(dirfd_, id, 1, &m, why, sizeof why), SPOOL_OK);
+	assert_null(m.smtpd);
+	assert_string_equal(m.from, "a@example.org");
+	assert_int_equal(m.nt, 1);
+	assert_int_equal(m.size, 11);
+	/* an update writes the field; the message loads the same */
+	assert_int_equal(spool_update(dirfd_, &m), 0);
+	spool_msg_free(&m);
+	assert_int_equal(spool_load(dirfd_, id, 1, &m, why, sizeof why), SPOOL_OK);
+	assert_string_equal(m.smtpd, "");
+	assert_int_equal(m.nt, 1);
+	spool_remove(dirfd_, &m);
+	spool_msg_free(&m);
 }
 
 /* A spool file that is not what spool.c writes is refused, not guessed
@@ -289,6 +322,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(envelope_round_trip),
 		cmocka_unit_test(list_skips_and_cleans_leftovers),
+		cmocka_unit_test(envelope_without_listener_loads),
 		cmocka_unit_test(malformed_envelopes_are_refused),
 		cmocka_unit_test(quoted_printable_rules),
 		cmocka_unit_test(base64_and_refusals),

@@ -1697,3 +1697,96 @@ def test_verify_sender_temporary_dns_failure_is_451(tmp, peers):
             in r.stdout, r.stdout
     finally:
         silent.close()
+
+
+# ------------------------------------------------------------------ #
+# A peer that says 354 to a DATA without recipients                  #
+
+
+class RefusingPeer:
+    """A small SMTP server on 127.0.0.1 that offers PIPELINING, refuses
+    every RCPT and yet answers 354 to DATA (as some servers do): it
+    records the commands it reads, and the text lines it reads after its
+    354 up to the end of the data."""
+
+    def __init__(self, mail_reply=b"250 2.1.0 Ok"):
+        self.mail_reply = mail_reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.commands, self.text = [], []
+        self.done = threading.Event()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(30)
+                self._dialogue(conn)
+            self.done.set()
+
+    def _dialogue(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(b"220 refuser.example ESMTP\r\n")
+        in_data = False
+        for raw in f:
+            line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+            if in_data:
+                if line == ".":
+                    in_data = False
+                    conn.sendall(b"554 5.5.1 Error: no valid recipients\r\n")
+                else:
+                    self.text.append(line)
+                continue
+            self.commands.append(line)
+            verb = line.split(" ", 1)[0].upper()
+            if verb == "EHLO":
+                conn.sendall(b"250-refuser.example\r\n250 PIPELINING\r\n")
+            elif verb == "MAIL":
+                conn.sendall(self.mail_reply + b"\r\n")
+            elif verb == "RCPT":
+                conn.sendall(b"550 5.1.1 no such user here\r\n")
+            elif verb == "DATA":
+                in_data = True
+                conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+            elif verb == "QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
+
+
+@pytest.mark.parametrize("mail", ["accepted", "refused"])
+def test_unexpected_354_gets_the_lone_dot_not_quit(tmp, peers, mail):
+    """Every RCPT (or MAIL) refused, but the pipelined DATA answered 354:
+    the client ends the empty data with "." (RFC 2920 3.1), then QUITs;
+    QUIT is never sent where the peer reads message text."""
+    refused = mail == "refused"
+    peer = RefusingPeer(b"550 5.7.1 not from you" if refused else b"250 2.1.0 Ok")
+    peers.append(peer)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    sent = submit(cf, ["nobody@example.net"])
+    assert peer.done.wait(10), peer.commands
+    assert peer.text == [], "the peer read as message text: %r" % peer.text
+    assert [c.split(" ", 1)[0] for c in peer.commands] == \
+        ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"], peer.commands
+    st = status_lines(sent.log)
+    dsn, said = ("5.7.1", "not from you") if refused else ("5.1.1", "no such user here")
+    assert "status=bounced dsn=" + dsn in st["nobody@example.net"], sent.log
+    assert said in st["nobody@example.net"]
+    assert len(bounces(tmp)) == 1

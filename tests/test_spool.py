@@ -247,11 +247,12 @@ class Session:
     delivery process keeps stderr, so the end of stderr is the end of the
     session AND of the delivery it started."""
 
-    def __init__(self, cf, *args):
+    def __init__(self, cf, *args, env=None):
         self.proc = subprocess.Popen([POSTMASTER, "--config=" + cf, *args],
                                      stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE,
+                                     env=dict(os.environ, **(env or {})))
         self.buf = b""
         self.err = b""
         self.reader = threading.Thread(target=self._drain, daemon=True)
@@ -1128,6 +1129,9 @@ def test_failed_bounce_goes_to_postmaster(tmp):
     r, qid, log = send_one(cf, "s@example.net", ["x@example.net"], msg)
     assert qid, r
     assert len(re.findall(r"event=bounce bounce-id=", log)) == 2, log
+    # the fall-back to postmaster says why
+    assert re.search(r'event=bounce to=postmaster reason="the bounce to '
+                     r'<s@example\.net> failed: 5\d\d 5\.7\.1 ', log), log
     reports = maildir_files(tmp + "/pm")
     assert len(reports) == 1, (reports, log)
     b = check_report(read_bytes(reports[0]), to="postmaster@" + HOST,
@@ -1330,3 +1334,127 @@ def test_relayed_from_the_spool_whole_with_our_received_header(tmp, relay):
     assert len(re.findall(rb"^Received:", head, re.M)) == 100
     assert queue(cf) == {}
     assert spool_files(tmp + "/spool") == []
+
+
+# ------------------------------------------------------------------ #
+# 7. Bounces go where the sender lives                                #
+
+# A listener with a table of its own, reached as tcpserver would hand it a
+# connection on 127.0.0.1:2525; the sender is known to that table only.
+MX_LISTENER = """\
+[smtpd "mx"]
+listen-port = 127.0.0.1:2525
+routing-table = mx-senders
+[route "mx-senders"]
+s@inside.example @DIR@/sender/
+"""
+MX_ENV = {"TCPLOCALIP": "127.0.0.1", "TCPLOCALPORT": "2525",
+          "TCPREMOTEIP": "127.0.0.1", "TCPREMOTEPORT": "40000"}
+
+
+def send_to_mx(cf, rcpts, message):
+    s = Session(cf, "--smtpd=mx", env=MX_ENV).start()
+    r = s.mail("s@inside.example", rcpts, message)
+    log = s.end()
+    m = QUEUED.match(r)
+    assert m, r
+    return m[1], log
+
+
+def test_bounce_routed_by_the_accepting_listener(tmp):
+    cf = write_cf(tmp, 'x@example.net "|exit 67" , @DIR@/keep/\n'
+                  "postmaster @DIR@/pm/\n", extra=MX_LISTENER)
+    msg, body = make_message("mx-bounce")
+    s = Session(cf, "--smtpd=mx", env=MX_ENV).start()
+    r = s.cmd("MAIL FROM:<s@inside.example>", "250 ")
+    r = s.cmd("RCPT TO:<x@example.net>", "250 ")
+    r = s.cmd("DATA", "354 ")
+    s.send(smtp_data(msg))
+    r = s.reply()[-1]
+    qid = QUEUED.match(r)[1]
+    # the envelope names the listener before anything is delivered
+    assert envelope(tmp + "/spool", qid)["smtpd"] == "mx"
+    log = s.end()
+    assert re.search(r"id=%s .*to=<x@example\.net> .*status=bounced" % qid, log), log
+    reports = maildir_files(tmp + "/sender")
+    assert len(reports) == 1, (reports, maildir_files(tmp + "/pm"), log)
+    check_report(read_bytes(reports[0]), to="s@inside.example",
+                 rcpt="x@example.net", status=r"5\.\d+\.\d+",
+                 original=[b"X-Marker: mx-bounce"], body=body)
+    assert maildir_files(tmp + "/pm") == []
+    assert "to=postmaster" not in log, log
+    flush(cf, "--now")
+    assert queue(cf) == {}
+    assert spool_files(tmp + "/spool") == []
+
+
+def test_bounce_to_postmaster_says_why(tmp):
+    """A sender that no table routes: the report goes to postmaster, and
+    the log says why."""
+    cf = write_cf(tmp, 'x@example.net "|exit 67" , @DIR@/keep/\n'
+                  "postmaster @DIR@/pm/\n",
+                  extra=MX_LISTENER.replace("s@inside.example", "other@inside.example"))
+    msg, _ = make_message("mx-nowhere")
+    qid, log = send_to_mx(cf, ["x@example.net"], msg)
+    assert len(maildir_files(tmp + "/pm")) == 1, log
+    assert maildir_files(tmp + "/sender") == []
+    m = re.search(r"id=%s event=bounce to=postmaster reason=(.*)$" % qid, log, re.M)
+    assert m, log
+    assert "<s@inside.example> has no route: 5" in m[1], m[1]
+
+
+def test_bounce_of_a_listener_gone_from_the_configuration(tmp):
+    """The message waits in the spool; meanwhile [smtpd "mx"] leaves the
+    configuration: its bounce is routed with the global tables, and the log
+    says so."""
+    port = closed_port()
+    routes = ("x@example.net [127.0.0.1]:%d, @DIR@/keep/\n"
+              "postmaster @DIR@/pm/\n" % port)
+    cf = write_cf(tmp, routes, extra=MX_LISTENER)
+    msg, _ = make_message("mx-gone")
+    qid, log = send_to_mx(cf, ["x@example.net"], msg)
+    assert re.search(r"id=%s .*status=deferred" % qid, log), log
+    later = write_cf(tmp, routes + "s@inside.example @DIR@/global/\n",
+                     name="later.cf")
+    r = flush(later, "--now", "--core-queue-lifetime=0s")
+    assert re.search(r'id=%s event=bounce smtpd=mx reason="no \[smtpd '
+                     r'\\?"mx\\?"\] in the configuration: routed with the '
+                     r'global tables"' % qid, r.stderr), r.stderr
+    assert len(maildir_files(tmp + "/global")) == 1, r.stderr
+    assert maildir_files(tmp + "/sender") == []
+    assert maildir_files(tmp + "/pm") == []
+    assert queue(later) == {}
+
+
+# ------------------------------------------------------------------ #
+# 8. One meaning of size=                                             #
+
+def test_size_is_the_stored_message_in_every_log_line(tmp):
+    """size= is the message as stored and delivered, our Received header
+    included (Postfix's queue file message size): the same figure in the
+    queued, sent and deferred lines, in --queue, and in a Maildir copy
+    without the two lines that local delivery puts on top."""
+    cf = write_cf(tmp, 'spooled@example.net @DIR@/M/, "|exit 75"\n'
+                  "direct@example.net @DIR@/D/\n")
+    msg, _ = make_message("sizes")
+    s = Session(cf).start()
+    r = s.mail("a@sender.example", ["spooled@example.net"], msg)
+    qid = QUEUED.match(r)[1]
+    assert s.mail("a@sender.example", ["direct@example.net"], msg).startswith("250 ")
+    log = s.end()
+    sizes = {m[1]: int(m[2]) for m in
+             re.finditer(r"^.* to=<(\S+)> .*?status=(?:queued|sent|deferred) .*?"
+                         r"size=(\d+)", log, re.M)}
+
+    def stored(path):
+        data = read_bytes(path)
+        assert data.startswith(b"Return-Path: "), data[:100]
+        return len(data[data.index(b"\nReceived: ") + 1:])
+    (copy,) = maildir_files(tmp + "/M")
+    (direct,) = maildir_files(tmp + "/D")
+    lines = re.findall(r"^.*id=%s .*size=(\d+).*$" % qid, log, re.M)
+    assert len(lines) == 3, log  # queued, sent, deferred
+    assert set(lines) == {str(stored(copy))}, log
+    assert queue(cf)[qid]["size"] == stored(copy)
+    assert sizes["direct@example.net"] == stored(direct), log
+    assert stored(direct) > len(msg)

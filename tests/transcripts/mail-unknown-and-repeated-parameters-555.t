@@ -19,6 +19,8 @@ S: 250-SMTPUTF8
 S: 250 X-LMTP
 C: MAIL FROM:<a@b.example> RET=HDRS
 S: 555 5.5.4 Unsupported parameter RET
+C: MAIL FROM:<a@b.example> ENVID=QQ314159
+S: 555 5.5.4 Unsupported parameter ENVID
 C: MAIL FROM:<a@b.example> AUTH=<>
 S: 555 5.5.4 Unsupported parameter AUTH
 C: MAIL FROM:<a@b.example> SIZE=10 SIZE=20

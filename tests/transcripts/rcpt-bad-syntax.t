@@ -1,4 +1,4 @@
-# Malformed RCPT commands: wrong keyword 501 5.5.4; bad path or <> 501 5.1.3; DSN parameters 555 5.5.4.
+# Malformed RCPT commands: wrong keyword 501 5.5.4; bad path or <> 501 5.1.3; DSN parameters 555 5.5.4, named by their keyword as MAIL's are.
 [config]
 [core]
 hostname = mail.example.net
@@ -30,7 +30,9 @@ S~ 501 5\.1\.3 Bad recipient address syntax: .+
 C: RCPT TO:<joe@@example.net>
 S~ 501 5\.1\.3 Bad recipient address syntax: .+
 C: RCPT TO:<joe@example.net> NOTIFY=NEVER
-S~ 555 5\.5\.4 Unsupported parameter NOTIFY.*
+S: 555 5.5.4 Unsupported parameter NOTIFY
+C: RCPT TO:<joe@example.net> ORCPT=rfc822;joe@example.net
+S: 555 5.5.4 Unsupported parameter ORCPT
 C: RCPT TO:<joe@example.net>
 S: 250 2.1.5 Recipient <joe@example.net> OK
 C: QUIT
