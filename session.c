@@ -2001,6 +2001,8 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	while (!s.quit) {
 		if (s.io.out_len && !io_input_pending(&s.io))
 			flush(&s);
+		if (s.io.wstatus != IO_OK)
+			break; /* gone, or not reading what we said */
 		size_t len;
 		int bare;
 		enum io_status st = io_getline(&s.io, line, CMD_MAX_EXT, &len,
@@ -2034,6 +2036,14 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		}
 	}
 	flush(&s);
+	if (s.io.wstatus == IO_TIMEOUT) {
+		char secs[16];
+		snprintf(secs, sizeof secs, "%d", s.io.timeout_ms / 1000);
+		log_event(LOG_L_WARNING, "event", "timeout", "reason",
+			  "client stopped reading replies", "seconds", secs,
+			  NULL);
+		exit_status = 75;
+	}
 	tls_end(&s.io);
 	/* the client sees the end now, not after our bookkeeping */
 	close(rfd);
