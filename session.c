@@ -54,11 +54,32 @@ enum body { BODY_7BIT, BODY_8BITMIME, BODY_BINARYMIME };
 enum proto { P_NONE, P_HELO, P_EHLO, P_LHLO };
 enum bdat { BDAT_NONE, BDAT_RECEIVING, BDAT_DISCARDING };
 
+/* A recipient while RCPT decides on it. */
 struct rcpt {
 	char addr[ADDR_PATH_MAX];
 	struct route_result r;
 	struct plan plan; /* LMTP: each recipient stands alone */
 	int spooled;      /* LMTP: this recipient goes to the spool */
+};
+
+/* A target as the spool needs it, without route_target's fixed buffer. */
+struct kept_target {
+	enum target_kind kind;
+	const struct cf_section *sec;
+	char *addr, *arg; /* arg NULL when the target has none */
+};
+
+/*
+ * An accepted recipient, kept small: a transaction holds up to
+ * max-recipients of them (SPEC 11). Its address, targets and their strings
+ * share one allocation, at t.
+ */
+struct kept_rcpt {
+	char *addr;
+	struct kept_target *t;
+	uint32_t nt;
+	int spooled;       /* LMTP: this recipient goes to the spool */
+	struct plan *plan; /* LMTP: its own run; NULL in SMTP */
 };
 
 struct session {
@@ -99,8 +120,8 @@ struct session {
 	char from[ADDR_PATH_MAX];
 	enum body body;
 	int smtputf8;
-	struct rcpt *rcpts;
-	unsigned nrcpt;
+	struct kept_rcpt *rcpts;
+	unsigned nrcpt, rcpt_cap;
 	struct plan plan; /* SMTP: one plan for the transaction */
 	int spooled;      /* SMTP: the transaction goes to the spool */
 	int spool_fd;     /* the spool directory */
@@ -211,12 +232,14 @@ static void spool_abandon(struct session *s)
 static void transaction_reset(struct session *s)
 {
 	for (unsigned i = 0; i < s->nrcpt; i++) {
-		route_result_free(&s->rcpts[i].r);
-		plan_free(&s->rcpts[i].plan);
+		free(s->rcpts[i].t);
+		if (s->rcpts[i].plan)
+			plan_free(s->rcpts[i].plan);
+		free(s->rcpts[i].plan);
 	}
 	free(s->rcpts);
 	s->rcpts = NULL;
-	s->nrcpt = 0;
+	s->nrcpt = s->rcpt_cap = 0;
 	plan_free(&s->plan);
 	s->spooled = 0;
 	spool_abandon(s);
@@ -499,7 +522,7 @@ static int message_needed(const struct session *s)
 	if (s->proto != P_LHLO)
 		return s->spooled || s->plan.kind != RUN_NONE;
 	for (unsigned i = 0; i < s->nrcpt; i++)
-		if (s->rcpts[i].spooled || s->rcpts[i].plan.kind != RUN_NONE)
+		if (s->rcpts[i].spooled || s->rcpts[i].plan->kind != RUN_NONE)
 			return 1;
 	return 0;
 }
@@ -537,12 +560,19 @@ static int spool_begin(struct session *s)
 		 s->peer);
 	m->client = xstrdup(client);
 	for (unsigned i = 0; i < s->nrcpt; i++) {
-		const struct rcpt *rc = &s->rcpts[i];
+		const struct kept_rcpt *rc = &s->rcpts[i];
 		if (s->proto == P_LHLO && !rc->spooled)
 			continue;
-		for (uint32_t k = 0; k < rc->r.nt; k++)
-			if (rc->r.t[k].kind != T_DISCARD)
-				spool_add_target(m, &rc->r.t[k], rc->addr);
+		for (uint32_t k = 0; k < rc->nt; k++) {
+			const struct kept_target *kt = &rc->t[k];
+			if (kt->kind == T_DISCARD)
+				continue;
+			struct route_target t = {.kind = kt->kind,
+						 .arg = kt->arg,
+						 .sec = kt->sec};
+			snprintf(t.addr, sizeof t.addr, "%s", kt->addr);
+			spool_add_target(m, &t, rc->addr);
+		}
 	}
 	if (spool_begin_message(m) == 0)
 		return 0;
@@ -813,7 +843,7 @@ static void deliver_transaction(struct session *s)
 			} else {
 				if (!refused &&
 				    !loops_for(s, s->rcpts[i].addr, &r))
-					plan_deliver(&s->rcpts[i].plan, &m,
+					plan_deliver(s->rcpts[i].plan, &m,
 						     s->timeout, &r);
 				log_result(s, s->rcpts[i].addr, &r);
 			}
@@ -1124,6 +1154,49 @@ static void cmd_mail(struct session *s, char *arg)
 	reply(s, 250, "2.1.0", "Sender <%s> OK", esc(s->from, strlen(s->from)));
 }
 
+/* Appends rc to the transaction's recipients in the small form; takes
+ * over rc's plan, leaves its route result to the caller. */
+static void keep_rcpt(struct session *s, struct rcpt *rc)
+{
+	if (s->nrcpt == s->rcpt_cap) {
+		s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 8;
+		s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof *s->rcpts);
+	}
+	const struct route_result *r = &rc->r;
+	size_t size = r->nt * sizeof(struct kept_target) + strlen(rc->addr) + 1;
+	for (uint32_t k = 0; k < r->nt; k++) {
+		if (strcmp(r->t[k].addr, rc->addr))
+			size += strlen(r->t[k].addr) + 1;
+		if (r->t[k].arg)
+			size += strlen(r->t[k].arg) + 1;
+	}
+	struct kept_target *t = xmalloc(size);
+	char *str = (char *)(t + r->nt);
+	struct kept_rcpt *k = &s->rcpts[s->nrcpt++];
+	*k = (struct kept_rcpt){.t = t, .nt = r->nt, .spooled = rc->spooled};
+	k->addr = str;
+	str = stpcpy(str, rc->addr) + 1;
+	for (uint32_t i = 0; i < r->nt; i++) {
+		t[i] = (struct kept_target){.kind = r->t[i].kind,
+					    .sec = r->t[i].sec,
+					    .addr = k->addr};
+		/* a target mostly receives the recipient itself */
+		if (strcmp(r->t[i].addr, rc->addr)) {
+			t[i].addr = str;
+			str = stpcpy(str, r->t[i].addr) + 1;
+		}
+		if (r->t[i].arg) {
+			t[i].arg = str;
+			str = stpcpy(str, r->t[i].arg) + 1;
+		}
+	}
+	if (s->proto == P_LHLO) {
+		k->plan = xmalloc(sizeof *k->plan);
+		*k->plan = rc->plan;
+	}
+	memset(&rc->plan, 0, sizeof rc->plan);
+}
+
 static void cmd_rcpt(struct session *s, char *arg)
 {
 	if (s->bdat != BDAT_NONE) {
@@ -1200,10 +1273,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 		plan_free(&rc.plan);
 		return;
 	}
-	s->rcpts = xrealloc(s->rcpts, (s->nrcpt + 1) * sizeof *s->rcpts);
-	s->rcpts[s->nrcpt++] = rc;
+	keep_rcpt(s, &rc);
 	s->state = ST_RCPT;
 	reply(s, 250, "2.1.5", "Recipient <%s> OK", esc(rc.addr, strlen(rc.addr)));
+	route_result_free(&rc.r);
 }
 
 static void cmd_data(struct session *s, char *arg)

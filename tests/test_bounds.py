@@ -1,6 +1,7 @@
 """A session is bounded in time and memory whatever the client does
 (SPEC 5, SPEC 11): a client that stops reading its replies is cut off
-after the timeout, and pipelined commands do not grow the output.
+after the timeout, pipelined commands do not grow the output, and
+recipients cost constant time and little memory each.
 
 CPU time and peak RSS (VmHWM) are the session's own, read from /proc
 while it is still there. Bounds are generous and no
@@ -203,4 +204,44 @@ def test_a_million_pipelined_commands_keep_memory_flat(tmp):
         pytest.skip("RSS of the sanitizer build is not comparable (shadow "
                     "memory, quarantine of freed blocks)")
     # 15 MiB before the output was bounded
+    assert rss < RSS_LIMIT_KIB, "peak RSS %d KiB" % rss
+
+
+# ------------------------------------------------------------------ #
+# Many recipients                                                    #
+
+
+def transaction(n):
+    rcpts = b"".join(b"RCPT TO:<user%d@example.net>\r\n" % i for i in range(n))
+    return (b"EHLO client.example\r\nMAIL FROM:<ann@sender.example>\r\n" +
+            rcpts + b"DATA\r\nSubject: many\r\n\r\nHello.\r\n.\r\n")
+
+
+@pytest.mark.parametrize("target", ["Maildir", "discard"])
+def test_recipients_cost_constant_time(tmp, target):
+    route = "{tmp}/Maildir/" if target == "Maildir" else "discard"
+    cf = write_cf(tmp, route=route)
+    n = 20000
+    status, replies, log, cpu, rss = run_session(tmp, cf, transaction(n))
+    assert status == 0, log
+    assert sum(r.startswith("250 2.1.5 ") for r in replies) == n
+    if target == "Maildir":
+        assert replies[-1] == "250 2.0.0 delivered to 1 Maildir", replies[-2:]
+        new = os.listdir(os.path.join(tmp, "Maildir", "new"))
+        assert len(new) == 1
+    else:
+        assert replies[-1] == "250 2.0.0 discarded", replies[-2:]
+    # 20.7 s of CPU when each RCPT copied every earlier recipient
+    assert cpu < 5, "%d recipients cost %.1f s of CPU" % (n, cpu)
+
+
+def test_ten_thousand_recipients_fit_in_8_MiB(tmp):
+    if SANITIZED:
+        pytest.skip("RSS of the sanitizer build is not comparable (shadow "
+                    "memory, redzones around every recipient)")
+    cf = write_cf(tmp)
+    status, replies, log, cpu, rss = run_session(tmp, cf, transaction(10000))
+    assert status == 0, log
+    assert replies[-1] == "250 2.0.0 delivered to 1 Maildir", replies[-2:]
+    # 18.8 MiB at 1.9 KiB per recipient before
     assert rss < RSS_LIMIT_KIB, "peak RSS %d KiB" % rss
