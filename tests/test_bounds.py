@@ -164,6 +164,8 @@ def test_client_that_never_reads_is_cut_off_on_a_socket(tmp):
     stop = threading.Event()
     c = None
     try:
+        # the port is known once tcpserver listens; each connection reads
+        # the configuration afresh
         write_cf(tmp, extra="listen-port = 127.0.0.1:%d" % srv.port,
                  timeout="2s")
         c = socket.socket()
