@@ -4,10 +4,10 @@ after the timeout, pipelined commands do not grow the output, and
 recipients cost constant time and little memory each.
 
 CPU time and peak RSS (VmHWM) are the session's own, read from /proc
-while it is still there. Bounds are generous and no
-assertion depends on wall-clock time. The sanitizer build's memory is not
-comparable (shadow memory, redzones, a quarantine of freed blocks), so the
-RSS bounds are skipped there; everything else runs in both builds.
+while it is still there. Bounds are generous and no assertion depends on
+wall-clock time. The sanitizer build's memory is not comparable (shadow
+memory, redzones, a quarantine of freed blocks), so the RSS bounds are
+skipped there; everything else runs in both builds.
 """
 import os
 import socket
