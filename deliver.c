@@ -149,42 +149,88 @@ static void push(char ***v, unsigned *n, const char *s)
 	(*v)[(*n)++] = xstrdup(s);
 }
 
-/* A Maildir and the recipient whose Delivered-To it gets. */
-static void push_maildir(struct plan *q, const char *dir, const char *rcpt)
+/* FNV-1a of a path, exact bytes: indexes a plan's Maildirs, and names a
+ * spooled message's Maildir copy */
+static uint32_t path_hash(const char *s)
 {
-	unsigned n = q->nmaildirs;
-	push(&q->maildirs, &n, dir);
-	n = q->nmaildirs;
-	push(&q->maildir_rcpts, &n, rcpt);
-	q->nmaildirs = n;
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h;
 }
 
-enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
-			   const char *rcpt)
+/* The slot of dir in p's Maildir hash: where it is, or the free one. */
+static unsigned *maildir_slot(const struct plan *p, const char *dir)
 {
-	/* what the recipient needs, on a copy */
-	struct plan q = {0};
-	q.kind = p->kind;
-	q.pipe = p->pipe;
-	q.cmd = p->cmd ? xstrdup(p->cmd) : NULL;
-	for (unsigned i = 0; i < p->nvalues; i++)
-		push(&q.values, &q.nvalues, p->values[i]);
+	unsigned mask = p->nslots - 1;
+	for (unsigned h = path_hash(dir) & mask;; h = (h + 1) & mask) {
+		unsigned *slot = &p->maildir_slots[h];
+		if (!*slot || !strcmp(p->maildirs[*slot - 1], dir))
+			return slot;
+	}
+}
+
+static void maildir_rehash(struct plan *p)
+{
+	free(p->maildir_slots);
+	p->nslots = p->nslots ? p->nslots * 2 : 16;
+	p->maildir_slots = xcalloc(p->nslots, sizeof *p->maildir_slots);
 	for (unsigned i = 0; i < p->nmaildirs; i++)
-		push_maildir(&q, p->maildirs[i], p->maildir_rcpts[i]);
-	for (unsigned i = 0; i < p->norigs; i++)
-		push(&q.origs, &q.norigs, p->origs[i]);
-	if (!has_value(q.origs, q.norigs, rcpt))
-		push(&q.origs, &q.norigs, rcpt);
-	q.discards = p->discards;
-	q.spool_id = p->spool_id;
-	enum plan_verdict v = PLAN_OK;
-	for (uint32_t i = 0; i < r->nt && v == PLAN_OK; i++) {
+		*maildir_slot(p, p->maildirs[i]) = i + 1;
+}
+
+/* A Maildir, once, and the recipient whose Delivered-To it gets. */
+static void add_maildir(struct plan *p, const char *dir, const char *rcpt)
+{
+	if (2 * (p->nmaildirs + 1) > p->nslots)
+		maildir_rehash(p);
+	unsigned *slot = maildir_slot(p, dir);
+	if (*slot)
+		return;
+	if (p->nmaildirs == p->maildirs_cap) {
+		p->maildirs_cap = p->maildirs_cap ? 2 * p->maildirs_cap : 4;
+		p->maildirs = xrealloc(p->maildirs,
+				       p->maildirs_cap * sizeof *p->maildirs);
+		p->maildir_rcpts = xrealloc(p->maildir_rcpts,
+					    p->maildirs_cap *
+						    sizeof *p->maildir_rcpts);
+	}
+	p->maildirs[p->nmaildirs] = xstrdup(dir);
+	p->maildir_rcpts[p->nmaildirs] = xstrdup(rcpt);
+	*slot = ++p->nmaildirs;
+}
+
+/* Whether a target of r before the i-th already gave the pipe addr. */
+static int pipe_value_before(const struct route_result *r, uint32_t i,
+			     const char *addr)
+{
+	for (uint32_t k = 0; k < i; k++)
+		if ((r->t[k].kind == T_PIPE || r->t[k].kind == T_USER) &&
+		    !strcmp(r->t[k].addr, addr))
+			return 1;
+	return 0;
+}
+
+/*
+ * Whether the targets of r fit the runs of p: PLAN_OK or why not. With
+ * apply, p takes them; it is only called so after the same targets were
+ * found to fit, so a recipient never leaves p half-changed, and nothing
+ * is copied.
+ */
+static enum plan_verdict fit(struct plan *p, const struct route_result *r,
+			     const char *rcpt, int apply)
+{
+	enum run_kind kind = p->kind;
+	const struct cf_section *pipe = p->pipe;
+	const char *cmd = p->cmd, *cmd_value = p->nvalues ? p->values[0] : NULL;
+	unsigned nvalues = p->nvalues;
+	for (uint32_t i = 0; i < r->nt; i++) {
 		const struct route_target *t = &r->t[i];
 		enum run_kind want = RUN_NONE;
-		const struct cf_section *pipe = NULL;
 		switch (t->kind) {
 		case T_DISCARD:
-			q.discards++;
+			if (apply)
+				p->discards++;
 			continue;
 		case T_MAILDIR:
 			want = RUN_MAILDIRS;
@@ -192,7 +238,6 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 		case T_PIPE:
 		case T_USER:
 			want = RUN_PIPE;
-			pipe = t->sec;
 			break;
 		case T_CMD:
 			want = RUN_CMD;
@@ -200,61 +245,62 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 		case T_RELAY:
 		case T_HOST:
 		case T_MX:
-			v = PLAN_SPOOL;
-			continue;
+			return PLAN_SPOOL;
 		}
-		if (q.kind != RUN_NONE && q.kind != want) {
-			v = PLAN_LATER;
-			break;
+		if (kind != RUN_NONE && kind != want)
+			return PLAN_LATER;
+		if (want == RUN_PIPE) {
+			if (kind == RUN_PIPE && pipe != t->sec)
+				return PLAN_LATER;
+			pipe = t->sec;
+			if (!has_value(p->values, p->nvalues, t->addr) &&
+			    !pipe_value_before(r, i, t->addr)) {
+				if (nvalues >= pipe->v[PIPE_MAX_RCPT_TO].n)
+					return PLAN_LATER;
+				nvalues++;
+				if (apply)
+					push(&p->values, &p->nvalues, t->addr);
+			}
+		} else if (want == RUN_CMD) {
+			if (kind == RUN_CMD && (strcmp(cmd, t->arg) ||
+						strcmp(cmd_value, t->addr)))
+				return PLAN_LATER;
+			cmd = t->arg;
+			cmd_value = t->addr;
+			if (apply && kind != RUN_CMD) {
+				p->cmd = xstrdup(t->arg);
+				push(&p->values, &p->nvalues, t->addr);
+			}
+		} else if (apply) {
+			add_maildir(p, t->arg, rcpt);
 		}
-		switch (want) {
-		case RUN_MAILDIRS: {
-			int dup = 0;
-			for (unsigned k = 0; k < q.nmaildirs; k++)
-				if (!strcmp(q.maildirs[k], t->arg))
-					dup = 1;
-			if (!dup)
-				push_maildir(&q, t->arg, rcpt);
-			break;
+		kind = want;
+		if (apply) {
+			p->kind = kind;
+			p->pipe = pipe;
 		}
-		case RUN_PIPE:
-			if (q.kind == RUN_PIPE && q.pipe != pipe) {
-				v = PLAN_LATER;
-				break;
-			}
-			q.pipe = pipe;
-			if (!has_value(q.values, q.nvalues, t->addr)) {
-				if (q.nvalues >= pipe->v[PIPE_MAX_RCPT_TO].n) {
-					v = PLAN_LATER;
-					break;
-				}
-				push(&q.values, &q.nvalues, t->addr);
-			}
-			break;
-		case RUN_CMD:
-			if (q.kind == RUN_CMD && (strcmp(q.cmd, t->arg) ||
-						  strcmp(q.values[0], t->addr))) {
-				v = PLAN_LATER;
-				break;
-			}
-			if (q.kind != RUN_CMD) {
-				q.cmd = xstrdup(t->arg);
-				push(&q.values, &q.nvalues, t->addr);
-			}
-			break;
-		default:
-			break;
-		}
-		if (v == PLAN_OK)
-			q.kind = want;
 	}
-	if (v != PLAN_OK) {
-		plan_free(&q);
-		return v;
-	}
-	plan_free(p);
-	*p = q;
 	return PLAN_OK;
+}
+
+enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
+			   const char *rcpt)
+{
+	enum plan_verdict v = fit(p, r, rcpt, 0);
+	if (v != PLAN_OK)
+		return v;
+	fit(p, r, rcpt, 1);
+	if (!p->first_rcpt)
+		p->first_rcpt = xstrdup(rcpt);
+	else if (strcmp(p->first_rcpt, rcpt))
+		p->several_rcpts = 1;
+	return PLAN_OK;
+}
+
+/* The recipient of a run that has exactly one, for its Delivered-To. */
+static const char *only_rcpt(const struct plan *p)
+{
+	return p->several_rcpts ? NULL : p->first_rcpt;
 }
 
 void plan_free(struct plan *p)
@@ -265,12 +311,11 @@ void plan_free(struct plan *p)
 		free(p->maildirs[i]);
 		free(p->maildir_rcpts[i]);
 	}
-	for (unsigned i = 0; i < p->norigs; i++)
-		free(p->origs[i]);
-	free(p->origs);
 	free(p->values);
 	free(p->maildirs);
 	free(p->maildir_rcpts);
+	free(p->maildir_slots);
+	free(p->first_rcpt);
 	free(p->cmd);
 	memset(p, 0, sizeof *p);
 }
@@ -548,7 +593,7 @@ static void deliver_pipe(const struct plan *p, const struct msg *m,
 	buf_free(&w);
 	char **env = mailer_env(m->from, p->values, p->nvalues);
 	struct buf prefix = {0};
-	header_prefix(m, p->norigs == 1 ? p->origs[0] : NULL, &prefix);
+	header_prefix(m, only_rcpt(p), &prefix);
 	run_mailer(argv, env, m, prefix.s, (int)p->pipe->v[PIPE_TIMEOUT].n, out);
 	buf_free(&prefix);
 	free_vec(argv);
@@ -561,7 +606,7 @@ static void deliver_cmd(const struct plan *p, const struct msg *m,
 	char *argv[] = {"/bin/sh", "-c", p->cmd, NULL};
 	char **env = mailer_env(m->from, p->values, p->nvalues);
 	struct buf prefix = {0};
-	header_prefix(m, p->norigs == 1 ? p->origs[0] : NULL, &prefix);
+	header_prefix(m, only_rcpt(p), &prefix);
 	run_mailer(argv, env, m, prefix.s, timeout_s, out);
 	buf_free(&prefix);
 	free_vec(env);
@@ -585,15 +630,6 @@ static int fsync_dir(const char *path)
 	int r = fsync(fd);
 	close(fd);
 	return r;
-}
-
-/* FNV-1a of a path, exact bytes: names a spooled message's Maildir copy */
-static uint32_t path_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h;
 }
 
 static void deliver_maildirs(const struct plan *p, const struct msg *m,

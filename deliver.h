@@ -53,9 +53,13 @@ struct plan {
 	char **values;                 /* RCPT_TO values (RUN_PIPE, RUN_CMD) */
 	unsigned nvalues;
 	char **maildirs, **maildir_rcpts; /* RUN_MAILDIRS */
-	unsigned nmaildirs;
-	char **origs; /* the recipients as the client gave them */
-	unsigned norigs;
+	unsigned nmaildirs, maildirs_cap;
+	/* an open hash of the Maildirs (index + 1, 0 free), so that adding
+	 * a recipient costs the same however many came before */
+	unsigned *maildir_slots;
+	unsigned nslots;
+	char *first_rcpt;   /* the first recipient as the client gave it */
+	int several_rcpts;  /* and a different one came after it */
 	unsigned discards;
 	/* from the spool: Maildir files are named after the message, so a
 	 * repeated run finds the copy it wrote before */
@@ -72,7 +76,8 @@ enum plan_verdict {
  * Adds the targets of one recipient to p, or leaves p unchanged and says
  * why it cannot. This is the one place that decides what the direct path
  * can serve: a transaction with a recipient that does not fit goes to the
- * spool (SPEC 7 path 3).
+ * spool (SPEC 7 path 3). Its cost does not grow with the recipients that
+ * p already holds.
  */
 enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 			   const char *rcpt);

@@ -2,19 +2,23 @@
  * io.c - the session's connection (see io.h).
  *
  * Every wait goes through poll() with the session's timeout, so a client
- * that stops talking costs one process for at most that long. Output is
- * buffered until the session flushes (qmail's rule: flush before a read
- * only when no pipelined input is waiting).
+ * that stops talking, or stops reading, costs one process for at most that
+ * long. Output is buffered until the session flushes (qmail's rule: flush
+ * before a read only when no pipelined input is waiting) or until it passes
+ * IO_OUTMAX, so memory stays flat whatever the client pipelines.
  */
 #include "io.h"
 #include "util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,9 +27,13 @@ static ssize_t plain_read(struct io *io, void *p, size_t n)
 	return read(io->rfd, p, n);
 }
 
+/* Called once poll() said the peer can take more: it must not block. A
+ * socket is asked not to; a pipe with room takes PIPE_BUF bytes at once. */
 static ssize_t plain_write(struct io *io, const void *p, size_t n)
 {
-	return write(io->wfd, p, n);
+	if (io->wsock)
+		return send(io->wfd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return write(io->wfd, p, n < PIPE_BUF ? n : PIPE_BUF);
 }
 
 static int plain_pending(struct io *io)
@@ -46,6 +54,8 @@ void io_init(struct io *io, int rfd, int wfd, int timeout_ms)
 	io->wfd = wfd;
 	io->timeout_ms = timeout_ms;
 	io->tr = &plain;
+	struct stat st;
+	io->wsock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 void io_free(struct io *io)
@@ -70,8 +80,8 @@ static enum io_status fill(struct io *io)
 {
 	if (io->eof)
 		return IO_EOF;
-	if (io->err)
-		return IO_ERROR;
+	if (io->err || io->wstatus != IO_OK)
+		return IO_ERROR; /* a peer that cannot be answered is done */
 	if (io->in_pos == io->in_len)
 		io->in_pos = io->in_len = 0;
 	if (io->in_len == sizeof io->in) {
@@ -197,6 +207,8 @@ void io_discard_input(struct io *io)
 
 void io_write(struct io *io, const void *p, size_t n)
 {
+	if (io->wstatus != IO_OK)
+		return;
 	if (io->out_len + n > io->out_cap) {
 		size_t cap = io->out_cap ? io->out_cap : 1024;
 		while (cap < io->out_len + n)
@@ -206,28 +218,30 @@ void io_write(struct io *io, const void *p, size_t n)
 	}
 	memcpy(io->out + io->out_len, p, n);
 	io->out_len += n;
+	if (io->out_len >= IO_OUTMAX)
+		io_flush(io);
 }
 
 int io_flush(struct io *io)
 {
 	size_t off = 0;
-	while (off < io->out_len) {
-		ssize_t n = io->tr->write(io, io->out + off, io->out_len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (wait_fd(io->wfd, POLLOUT, io->timeout_ms) <= 0)
-				break;
-			continue;
+	while (off < io->out_len && io->wstatus == IO_OK) {
+		int r = wait_fd(io->wfd, POLLOUT, io->timeout_ms);
+		if (r <= 0) {
+			io->wstatus = r == 0 ? IO_TIMEOUT : IO_ERROR;
+			break;
 		}
+		ssize_t n = io->tr->write(io, io->out + off, io->out_len - off);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN ||
+			      errno == EWOULDBLOCK))
+			continue;
 		if (n <= 0) {
-			io->out_len = 0;
-			return -1;
+			io->wstatus = IO_ERROR;
+			break;
 		}
 		off += (size_t)n;
 		io->bytes_out += (unsigned long long)n;
 	}
-	int ok = off == io->out_len;
 	io->out_len = 0;
-	return ok ? 0 : -1;
+	return io->wstatus == IO_OK ? 0 : -1;
 }

@@ -3,9 +3,11 @@
  * timeout, over a transport that a TLS layer can replace.
  *
  * Owns: the input buffer (so pipelined commands are seen and can be
- * discarded, e.g. after STARTTLS), the output buffer (flushed only when no
- * input is waiting, or when the caller forces it), the one bounded line
- * reader, and the timeout of every read. Never interprets what it carries.
+ * discarded, e.g. after STARTTLS), the output buffer (flushed when no input
+ * is waiting, when the caller forces it, or when it passes IO_OUTMAX), the
+ * one bounded line reader, and the timeout of every read and every write.
+ * Never interprets what it carries, and never blocks longer than the
+ * timeout on a peer that stops reading.
  */
 #ifndef POSTMASTER_IO_H
 #define POSTMASTER_IO_H
@@ -14,6 +16,10 @@
 #include <sys/types.h>
 
 #define IO_BUFSIZE 16384
+/* Pending output that forces a flush: a pipelined group of replies still
+ * costs one write, and a client that pipelines without end cannot make
+ * the output grow (SPEC 5 PIPELINING, SPEC 11). */
+#define IO_OUTMAX 8192
 
 enum io_status { IO_OK, IO_EOF, IO_TOOLONG, IO_TIMEOUT, IO_ERROR };
 
@@ -36,6 +42,8 @@ struct io {
 	char *out;
 	size_t out_len, out_cap;
 	int eof, err;
+	int wsock;                /* wfd is a socket: send() never blocks */
+	enum io_status wstatus;   /* IO_OK, or why output stopped for good */
 	unsigned long long bytes_in, bytes_out;
 };
 
@@ -57,8 +65,14 @@ int io_input_pending(struct io *io);
 /* Drops everything buffered on input (after STARTTLS: RFC 3207 5.2). */
 void io_discard_input(struct io *io);
 
+/* Buffers output; past IO_OUTMAX it is flushed at once. Once a flush has
+ * failed, output is dropped (nobody reads it) and reads fail too. */
 void io_write(struct io *io, const void *p, size_t n);
-/* Sends the buffered output. -1 when the peer is gone. */
+/*
+ * Sends the buffered output; every wait for the peer to take more is
+ * bounded by the timeout. 0, or -1 when the peer is gone (wstatus
+ * IO_ERROR) or has not read for the whole timeout (IO_TIMEOUT).
+ */
 int io_flush(struct io *io);
 
 #endif

@@ -55,11 +55,32 @@ enum body { BODY_7BIT, BODY_8BITMIME, BODY_BINARYMIME };
 enum proto { P_NONE, P_HELO, P_EHLO, P_LHLO };
 enum bdat { BDAT_NONE, BDAT_RECEIVING, BDAT_DISCARDING };
 
+/* A recipient while RCPT decides on it. */
 struct rcpt {
 	char addr[ADDR_PATH_MAX];
 	struct route_result r;
 	struct plan plan; /* LMTP: each recipient stands alone */
 	int spooled;      /* LMTP: this recipient goes to the spool */
+};
+
+/* A target as the spool needs it, without route_target's fixed buffer. */
+struct kept_target {
+	enum target_kind kind;
+	const struct cf_section *sec;
+	char *addr, *arg; /* arg NULL when the target has none */
+};
+
+/*
+ * An accepted recipient, kept small: a transaction holds up to
+ * max-recipients of them (SPEC 11). Its address, targets and their strings
+ * share one allocation, at t.
+ */
+struct kept_rcpt {
+	char *addr;
+	struct kept_target *t;
+	uint32_t nt;
+	int spooled;       /* LMTP: this recipient goes to the spool */
+	struct plan *plan; /* LMTP: its own run; NULL in SMTP */
 };
 
 struct session {
@@ -102,8 +123,8 @@ struct session {
 	char from[ADDR_PATH_MAX];
 	enum body body;
 	int smtputf8;
-	struct rcpt *rcpts;
-	unsigned nrcpt;
+	struct kept_rcpt *rcpts;
+	unsigned nrcpt, rcpt_cap;
 	struct plan plan; /* SMTP: one plan for the transaction */
 	int spooled;      /* SMTP: the transaction goes to the spool */
 	int spool_fd;     /* the spool directory */
@@ -215,12 +236,14 @@ static void spool_abandon(struct session *s)
 static void transaction_reset(struct session *s)
 {
 	for (unsigned i = 0; i < s->nrcpt; i++) {
-		route_result_free(&s->rcpts[i].r);
-		plan_free(&s->rcpts[i].plan);
+		free(s->rcpts[i].t);
+		if (s->rcpts[i].plan)
+			plan_free(s->rcpts[i].plan);
+		free(s->rcpts[i].plan);
 	}
 	free(s->rcpts);
 	s->rcpts = NULL;
-	s->nrcpt = 0;
+	s->nrcpt = s->rcpt_cap = 0;
 	plan_free(&s->plan);
 	s->spooled = 0;
 	spool_abandon(s);
@@ -504,7 +527,7 @@ static int message_needed(const struct session *s)
 	if (s->proto != P_LHLO)
 		return s->spooled || s->plan.kind != RUN_NONE;
 	for (unsigned i = 0; i < s->nrcpt; i++)
-		if (s->rcpts[i].spooled || s->rcpts[i].plan.kind != RUN_NONE)
+		if (s->rcpts[i].spooled || s->rcpts[i].plan->kind != RUN_NONE)
 			return 1;
 	return 0;
 }
@@ -543,12 +566,19 @@ static int spool_begin(struct session *s)
 	m->client = xstrdup(client);
 	m->smtpd = xstrdup(s->smtpd && s->smtpd->name ? s->smtpd->name : "");
 	for (unsigned i = 0; i < s->nrcpt; i++) {
-		const struct rcpt *rc = &s->rcpts[i];
+		const struct kept_rcpt *rc = &s->rcpts[i];
 		if (s->proto == P_LHLO && !rc->spooled)
 			continue;
-		for (uint32_t k = 0; k < rc->r.nt; k++)
-			if (rc->r.t[k].kind != T_DISCARD)
-				spool_add_target(m, &rc->r.t[k], rc->addr);
+		for (uint32_t k = 0; k < rc->nt; k++) {
+			const struct kept_target *kt = &rc->t[k];
+			if (kt->kind == T_DISCARD)
+				continue;
+			struct route_target t = {.kind = kt->kind,
+						 .arg = kt->arg,
+						 .sec = kt->sec};
+			snprintf(t.addr, sizeof t.addr, "%s", kt->addr);
+			spool_add_target(m, &t, rc->addr);
+		}
 	}
 	if (spool_begin_message(m) == 0)
 		return 0;
@@ -829,7 +859,7 @@ static void deliver_transaction(struct session *s)
 			} else {
 				if (!refused &&
 				    !loops_for(s, s->rcpts[i].addr, &r))
-					plan_deliver(&s->rcpts[i].plan, &m,
+					plan_deliver(s->rcpts[i].plan, &m,
 						     s->timeout, &r);
 				log_result(s, s->rcpts[i].addr, &r);
 			}
@@ -1167,6 +1197,49 @@ static int relay_allowed(struct session *s)
 	return s->relay_client > 0;
 }
 
+/* Appends rc to the transaction's recipients in the small form; takes
+ * over rc's plan, leaves its route result to the caller. */
+static void keep_rcpt(struct session *s, struct rcpt *rc)
+{
+	if (s->nrcpt == s->rcpt_cap) {
+		s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 8;
+		s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof *s->rcpts);
+	}
+	const struct route_result *r = &rc->r;
+	size_t size = r->nt * sizeof(struct kept_target) + strlen(rc->addr) + 1;
+	for (uint32_t k = 0; k < r->nt; k++) {
+		if (strcmp(r->t[k].addr, rc->addr))
+			size += strlen(r->t[k].addr) + 1;
+		if (r->t[k].arg)
+			size += strlen(r->t[k].arg) + 1;
+	}
+	struct kept_target *t = xmalloc(size);
+	char *str = (char *)(t + r->nt);
+	struct kept_rcpt *k = &s->rcpts[s->nrcpt++];
+	*k = (struct kept_rcpt){.t = t, .nt = r->nt, .spooled = rc->spooled};
+	k->addr = str;
+	str = stpcpy(str, rc->addr) + 1;
+	for (uint32_t i = 0; i < r->nt; i++) {
+		t[i] = (struct kept_target){.kind = r->t[i].kind,
+					    .sec = r->t[i].sec,
+					    .addr = k->addr};
+		/* a target mostly receives the recipient itself */
+		if (strcmp(r->t[i].addr, rc->addr)) {
+			t[i].addr = str;
+			str = stpcpy(str, r->t[i].addr) + 1;
+		}
+		if (r->t[i].arg) {
+			t[i].arg = str;
+			str = stpcpy(str, r->t[i].arg) + 1;
+		}
+	}
+	if (s->proto == P_LHLO) {
+		k->plan = xmalloc(sizeof *k->plan);
+		*k->plan = rc->plan;
+	}
+	memset(&rc->plan, 0, sizeof rc->plan);
+}
+
 static void cmd_rcpt(struct session *s, char *arg)
 {
 	if (s->bdat != BDAT_NONE) {
@@ -1218,6 +1291,12 @@ static void cmd_rcpt(struct session *s, char *arg)
 	addr_format(&a, rc.addr, sizeof rc.addr);
 	route_resolve(s->cf, s->smtpd, p, (size_t)(end - p),
 		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
+	if (rc.r.code == 250 && rc.r.relaying && !relay_allowed(s)) {
+		rc.r.code = 554;
+		snprintf(rc.r.dsn, sizeof rc.r.dsn, "5.7.1");
+		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
+			 rc.addr);
+	}
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
 		if (plan_add(s->proto == P_LHLO ? &rc.plan : &s->plan, &rc.r,
@@ -1227,12 +1306,6 @@ static void cmd_rcpt(struct session *s, char *arg)
 			else
 				s->spooled = 1;
 		}
-	}
-	if (rc.r.code == 250 && rc.r.relaying && !relay_allowed(s)) {
-		rc.r.code = 554;
-		snprintf(rc.r.dsn, sizeof rc.r.dsn, "5.7.1");
-		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
-			 rc.addr);
 	}
 	if (rc.r.code != 250) {
 		struct buf rep = {0};
@@ -1248,10 +1321,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 		plan_free(&rc.plan);
 		return;
 	}
-	s->rcpts = xrealloc(s->rcpts, (s->nrcpt + 1) * sizeof *s->rcpts);
-	s->rcpts[s->nrcpt++] = rc;
+	keep_rcpt(s, &rc);
 	s->state = ST_RCPT;
 	reply(s, 250, "2.1.5", "Recipient <%s> OK", esc(rc.addr, strlen(rc.addr)));
+	route_result_free(&rc.r);
 }
 
 static void cmd_data(struct session *s, char *arg)
@@ -2075,6 +2148,8 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	while (!s.quit) {
 		if (s.io.out_len && !io_input_pending(&s.io))
 			flush(&s);
+		if (s.io.wstatus != IO_OK)
+			break; /* gone, or not reading what we said */
 		size_t len;
 		int bare;
 		s.failed = 0;
@@ -2110,6 +2185,14 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		}
 	}
 	flush(&s);
+	if (s.io.wstatus == IO_TIMEOUT) {
+		char secs[16];
+		snprintf(secs, sizeof secs, "%d", s.io.timeout_ms / 1000);
+		log_event(LOG_L_WARNING, "event", "timeout", "reason",
+			  "client stopped reading replies", "seconds", secs,
+			  NULL);
+		exit_status = 75;
+	}
 	tls_end(&s.io);
 	/* the client sees the end now, not after our bookkeeping */
 	close(rfd);

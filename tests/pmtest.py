@@ -17,6 +17,18 @@ SANITIZER = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
              "runtime error:", "UndefinedBehaviorSanitizer")
 
 
+def sanitized(path):
+    """Whether the binary at path is the sanitizer build."""
+    try:
+        with open(path, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+SANITIZED = sanitized(POSTMASTER)
+
+
 def tool(name):
     """The path of an installed program, or a skip."""
     path = shutil.which(name, path=os.environ.get("PATH", "") +

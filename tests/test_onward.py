@@ -33,22 +33,11 @@ import threading
 import time
 
 import pytest
-from pmtest import POSTMASTER, ROOT, tool, no_sanitizer_report, free_port, wait_for, listening, descendants
+from pmtest import POSTMASTER, ROOT, SANITIZED, tool, no_sanitizer_report, free_port, wait_for, listening, descendants
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 SENDER = "ann@sender.example"
-
-
-def sanitized(path):
-    try:
-        with open(path, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
-SANITIZED = sanitized(POSTMASTER)
 
 
 # ------------------------------------------------------------------ #

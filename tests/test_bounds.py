@@ -1,0 +1,249 @@
+"""A session is bounded in time and memory whatever the client does
+(SPEC 5, SPEC 11): a client that stops reading its replies is cut off
+after the timeout, pipelined commands do not grow the output, and
+recipients cost constant time and little memory each.
+
+CPU time and peak RSS (VmHWM) are the session's own, read from /proc
+while it is still there. Bounds are generous and no assertion depends on
+wall-clock time. The sanitizer build's memory is not comparable (shadow
+memory, redzones, a quarantine of freed blocks), so the RSS bounds are
+skipped there; everything else runs in both builds.
+"""
+import os
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from pmtest import (POSTMASTER, ROOT, SANITIZED, Tcpserver, no_sanitizer_report,
+                    remove_tree, scratch_dir, wait_for)
+
+NEVER_READS = "client stopped reading replies"
+RSS_LIMIT_KIB = 8 * 1024  # SPEC 11: a session's peak RSS under 8 MiB
+
+
+@pytest.fixture
+def tmp():
+    d = scratch_dir("pm-bounds-")
+    yield d
+    remove_tree(d)
+
+
+def write_cf(tmp, route="{tmp}/Maildir/", extra="", timeout="60s"):
+    cf = os.path.join(tmp, "postmaster.cf")
+    with open(cf, "w") as f:
+        f.write("""[core]
+{user}
+hostname = mx.example.net
+logger = stderr
+spool-directory = {tmp}/spool
+[smtpd "mx"]
+timeout = {timeout}
+max-recipients = 100000
+{extra}
+[route]
+@example.net {route}
+""".format(user="user-id = nobody" if ROOT else "", tmp=tmp, extra=extra,
+           timeout=timeout,
+           route=route.format(tmp=tmp)))
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return cf
+
+
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def proc_figures(pid):
+    """(CPU seconds, peak RSS in KiB) of a live process, from /proc."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with open("/proc/%d/status" % pid) as f:
+        hwm = [l for l in f if l.startswith("VmHWM:")][0]
+    return cpu, int(hwm.split()[1])
+
+
+MARK = b"VRFY mark\r\n"
+TAIL = b"NOOP\r\n" * 20000 + b"QUIT\r\n"
+
+
+def run_session(tmp, cf, script):
+    """Runs one session on script + MARK + TAIL, from a file on stdin (input
+    is always waiting: only the output limit can make the session write
+    before the end), and returns (exit status, the replies before the
+    mark's, log, CPU seconds, peak RSS in KiB). The figures are read
+    from /proc once the mark's reply arrived: the replies to TAIL cannot
+    all fit the pipe, so the session is still there."""
+    path = os.path.join(tmp, "in")
+    with open(path, "wb") as f:
+        f.write(script + MARK + TAIL)
+    with open(path, "rb") as i, open(os.path.join(tmp, "log"), "wb") as e:
+        p = subprocess.Popen([POSTMASTER, "--config=" + cf], stdin=i,
+                             stdout=subprocess.PIPE, stderr=e)
+    try:
+        replies = []
+        for line in p.stdout:
+            if line.startswith(b"252 2.5.0 "):
+                break
+            replies.append(line.decode("utf-8", "replace").rstrip("\r\n"))
+        else:
+            raise AssertionError("no reply to the mark: %s" % replies[-2:])
+        cpu, rss = proc_figures(p.pid)
+        rest = p.stdout.read()
+        status = p.wait(timeout=60)
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+    assert rest.count(b"250 2.0.0 OK\r\n") == 20000
+    log = read(os.path.join(tmp, "log"))
+    no_sanitizer_report(log, "session")
+    return status, replies, log, cpu, rss
+
+
+# ------------------------------------------------------------------ #
+# A client that never reads its replies                             #
+
+
+def send_noops_until_refused(write, stop):
+    """Pipelines NOOPs without ever reading, until the other side stops
+    taking them (or the test gives up)."""
+    chunk = b"NOOP\r\n" * 1000
+    try:
+        write(b"EHLO client.example\r\n")
+        while not stop.is_set():
+            write(chunk)
+    except OSError:
+        pass
+
+
+def test_client_that_never_reads_is_cut_off_on_a_pipe(tmp):
+    # the issue's recipe: a client that writes commands and reads nothing
+    cf = write_cf(tmp, timeout="2s")
+    log_path = os.path.join(tmp, "log")
+    with open(log_path, "wb") as log:
+        p = subprocess.Popen([POSTMASTER, "--config=" + cf],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=log)
+
+    def write(b):
+        p.stdin.write(b)
+        p.stdin.flush()
+    stop = threading.Event()
+    writer = threading.Thread(target=send_noops_until_refused,
+                              args=(write, stop))
+    writer.start()
+    try:
+        # timeout = 2s; 60 s is only an upper bound for a loaded machine
+        status = p.wait(timeout=60)
+    finally:
+        stop.set()
+        p.kill()
+        p.wait()
+        writer.join(timeout=30)
+        p.stdout.close()
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+    assert not writer.is_alive()
+    assert status == 75
+    text = read(log_path)
+    no_sanitizer_report(text, "session")
+    assert "event=timeout" in text and NEVER_READS in text, text
+
+
+def test_client_that_never_reads_is_cut_off_on_a_socket(tmp):
+    cf = os.path.join(tmp, "postmaster.cf")
+    srv = Tcpserver([POSTMASTER, "--config=" + cf], os.path.join(tmp, "log"))
+    stop = threading.Event()
+    c = None
+    try:
+        # the port is known once tcpserver listens; each connection reads
+        # the configuration afresh
+        write_cf(tmp, extra="listen-port = 127.0.0.1:%d" % srv.port,
+                 timeout="2s")
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(("127.0.0.1", srv.port))
+        writer = threading.Thread(target=send_noops_until_refused,
+                                  args=(c.sendall, stop))
+        writer.start()
+        wait_for(lambda: NEVER_READS in read(os.path.join(tmp, "log")),
+                 60, "the session to give up on a client that never reads")
+        # the session is over: the connection was closed under the writer
+        writer.join(timeout=30)
+        assert not writer.is_alive()
+    finally:
+        stop.set()
+        if c:
+            try:
+                c.shutdown(socket.SHUT_RDWR)  # wakes a blocked writer
+            except OSError:
+                pass  # reset by the session
+            c.close()
+        text = srv.stop()
+    assert "event=disconnect" in text, text
+
+
+# ------------------------------------------------------------------ #
+# Pipelined commands                                                 #
+
+
+def test_a_million_pipelined_commands_keep_memory_flat(tmp):
+    cf = write_cf(tmp)
+    n = 1000000
+    status, replies, log, cpu, rss = run_session(
+        tmp, cf, b"EHLO client.example\r\n" + b"RSET\r\n" * n)
+    assert status == 0, log
+    assert replies.count("250 2.0.0 OK") == n, replies[-5:]
+    if SANITIZED:
+        pytest.skip("RSS of the sanitizer build is not comparable (shadow "
+                    "memory, quarantine of freed blocks)")
+    # 15 MiB before the output was bounded
+    assert rss < RSS_LIMIT_KIB, "peak RSS %d KiB" % rss
+
+
+# ------------------------------------------------------------------ #
+# Many recipients                                                    #
+
+
+def transaction(n):
+    rcpts = b"".join(b"RCPT TO:<user%d@example.net>\r\n" % i for i in range(n))
+    return (b"EHLO client.example\r\nMAIL FROM:<ann@sender.example>\r\n" +
+            rcpts + b"DATA\r\nSubject: many\r\n\r\nHello.\r\n.\r\n")
+
+
+@pytest.mark.parametrize("target", ["Maildir", "discard"])
+def test_recipients_cost_constant_time(tmp, target):
+    route = "{tmp}/Maildir/" if target == "Maildir" else "discard"
+    cf = write_cf(tmp, route=route)
+    n = 20000
+    status, replies, log, cpu, rss = run_session(tmp, cf, transaction(n))
+    assert status == 0, log
+    assert sum(r.startswith("250 2.1.5 ") for r in replies) == n
+    if target == "Maildir":
+        assert replies[-1] == "250 2.0.0 delivered to 1 Maildir", replies[-2:]
+        new = os.listdir(os.path.join(tmp, "Maildir", "new"))
+        assert len(new) == 1
+    else:
+        assert replies[-1] == "250 2.0.0 discarded", replies[-2:]
+    # 20.7 s of CPU when each RCPT copied every earlier recipient
+    assert cpu < 5, "%d recipients cost %.1f s of CPU" % (n, cpu)
+
+
+def test_ten_thousand_recipients_fit_in_8_MiB(tmp):
+    if SANITIZED:
+        pytest.skip("RSS of the sanitizer build is not comparable (shadow "
+                    "memory, redzones around every recipient)")
+    cf = write_cf(tmp)
+    status, replies, log, cpu, rss = run_session(tmp, cf, transaction(10000))
+    assert status == 0, log
+    assert replies[-1] == "250 2.0.0 delivered to 1 Maildir", replies[-2:]
+    # 18.8 MiB at 1.9 KiB per recipient before
+    assert rss < RSS_LIMIT_KIB, "peak RSS %d KiB" % rss
