@@ -175,6 +175,12 @@ static int kind_lookup(const char *s, size_t n)
 	return -1;
 }
 
+int cf_flag_shaped(const char *arg)
+{
+	size_t k = strcspn(arg, ".-=");
+	return kind_lookup(arg, k) >= 0 && (arg[k] == '.' || arg[k] == '-');
+}
+
 static int key_lookup(enum cf_kind kind, const char *s, size_t n)
 {
 	for (int i = 0; i < kinds[kind].nkeys; i++) {

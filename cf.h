@@ -185,6 +185,9 @@ int cf_load_text(struct cf *cf, const char *name, const char *text,
 		 size_t len);
 /* One command-line assignment, without the leading "--". */
 int cf_flag(struct cf *cf, const char *arg, int argn);
+/* Whether arg (after its "--") is shaped as a configuration flag: a
+ * section kind followed by '.' or '-'. Anything else is an option. */
+int cf_flag_shaped(const char *arg);
 /* Merges, types, validates. Returns the number of errors. */
 int cf_finish(struct cf *cf, unsigned mode);
 

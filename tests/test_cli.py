@@ -717,3 +717,53 @@ def test_version_help_and_absent_modes():
     r = pm("stray")
     assert r.returncode == 64
     assert r.stderr.startswith("postmaster: unexpected argument 'stray'\n")
+
+
+USAGE_ERRORS = [
+    (["--bogus"], "unknown option '--bogus'"),
+    (["--bogus=1"], "unknown option '--bogus=1'"),
+    (["--nosuch-x-y=1"], "unknown option '--nosuch-x-y=1'"),
+    (["--core"], "unknown option '--core'"),
+    (["--=x"], "unknown option '--=x'"),
+    (["-x"], "unexpected argument '-x'"),
+    (["--"], "unexpected argument '--'"),
+    (["stray"], "unexpected argument 'stray'"),
+    (["--check=1"], "--check takes no value"),
+    (["--version=2"], "--version takes no value"),
+    (["--config"], "--config needs a value: --config=FILE"),
+    (["--config="], "--config needs a value: --config=FILE"),
+    (["--smtpd"], "--smtpd needs a value: --smtpd=NAME"),
+    (["--route"], "--route needs a value: --route=ADDRESS"),
+    (["--delete"], "--delete needs a value: --delete=ID"),
+    (["--check", "--bogus"], "unknown option '--bogus'"),
+]
+
+
+@pytest.mark.parametrize("args,why", USAGE_ERRORS)
+def test_usage_error_is_one_line_and_64(tmp_path, args, why):
+    """A malformed option gets its reason and one usage line, exit 64, and
+    no SMTP reply: it never reaches the configuration or a session."""
+    cf = write(tmp_path / "u.cf", "")
+    r = subprocess.run([POSTMASTER, "--config=" + cf, *args], input="QUIT\r\n",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 64, r.stderr
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines[0] == "postmaster: " + why
+    assert len(lines) == 2 and lines[1].startswith("usage: postmaster [--config=FILE]")
+
+
+@pytest.mark.parametrize("flag,err", [
+    ("--core-bogus=1", "command line:2:8: expected a key of [core], found 'bogus'\n"),
+    ("--smtpd-foo=1", "command line:2:12: expected smtpd-NAME-KEY, found no key\n"),
+])
+def test_config_flag_error_is_78_without_a_session(tmp_path, flag, err):
+    """A flag shaped as SECTION-KEY stays a configuration flag: an unknown
+    key is a configuration error (78) with its position, and a session is
+    not started to answer 421."""
+    cf = write(tmp_path / "u.cf", "")
+    r = subprocess.run([POSTMASTER, "--config=" + cf, flag], input="QUIT\r\n",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78
+    assert r.stdout == ""
+    assert r.stderr == err
