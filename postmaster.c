@@ -10,6 +10,7 @@
 #include "cf.h"
 #include "deliver.h"
 #include "flush.h"
+#include "log.h"
 #include "route.h"
 #include "rtindex.h"
 #include "session.h"
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #define VERSION "0.1"
 
@@ -288,6 +290,8 @@ int main(int argc, char **argv)
 		 * diagnostics never go to a stderr that is the client's socket
 		 * (inetd). */
 		int ok = cf->nerrors == 0;
+		if (isatty(0))
+			log_echo_stderr(); /* a person waits for the reason */
 		if (cf->diag.len) {
 			struct stat st;
 			if (fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode))

@@ -1986,6 +1986,11 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		io_free(&s.io);
 		return 75;
 	}
+	if (isatty(rfd))
+		fputs("postmaster: waiting for an SMTP client on standard input "
+		      "(this terminal): type EHLO, MAIL FROM:<...>, RCPT "
+		      "TO:<...>, DATA, QUIT\n",
+		      stderr);
 	if (s.tls_mode == STLS_IMPLICIT && start_tls(&s) < 0) {
 		io_free(&s.io);
 		return 75; /* no greeting can reach a client without TLS */
