@@ -108,6 +108,10 @@ int route_check_targets(struct cf *cf, const struct cf_word *w, uint32_t nw,
 /* --check: the open-relay rule and shadowed lines. */
 void route_check_listeners(struct cf *cf);
 void route_check_shadowed(struct cf *cf, const struct route_table *t);
+/* --check: warnings for targets of t that this host lacks: a NAME that is
+ * no pipe, relay, alias or system user; a Maildir whose parent directory
+ * is missing. */
+void route_check_system(struct cf *cf, const struct route_table *t);
 /* Whether domain is one of the listener's local domains (SPEC 6). */
 int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
 			  const char *domain);

@@ -3,6 +3,7 @@ postmaster(8)): --check, --dump [--defaults], --route, flags, compiled
 route files, and the exit statuses (64 usage, 67 refused, 69 unavailable,
 75 temporary, 78 configuration)."""
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -87,7 +88,7 @@ def test_check_seed(seed):
 
 
 def test_check_every_error(tmp_path):
-    write(tmp_path / "inc.rt", "ok@example.org /m/ok/\nbad@example.org /var/mail/bad\n")
+    write(tmp_path / "inc.rt", "ok@example.org /tmp/ok/\nbad@example.org /var/mail/bad\n")
     bad = write(tmp_path / "bad.cf", """\
 [core]
 hostname = -x
@@ -461,7 +462,7 @@ OPEN = [
     ("@ [192.0.2.1]", 6, "@"),
     ("@ smarthost", 6, "@"),
     ("user@ mx", 6, "user@"),
-    ("joe@example.org /m/joe/\n@example.org discard\npostmaster@ mx", 8, "postmaster@"),
+    ("joe@example.org /tmp/joe/\n@example.org discard\npostmaster@ mx", 8, "postmaster@"),
     ("x@hub.example smarthost\n@ x@hub.example", 7, "@"),
     ("@hub.example [192.0.2.7]\n@ x@hub.example", 7, "@"),
     ("x@hub.example mx\nuser@ x@hub.example", 7, "user@"),
@@ -499,7 +500,7 @@ def test_open_relay_on_any_address(tmp_path):
 
 
 def test_open_relay_without_listener(tmp_path):
-    cf = write(tmp_path / "o.cf", "joe@example.org /m/joe/\n@ mx\n")
+    cf = write(tmp_path / "o.cf", "joe@example.org /tmp/joe/\n@ mx\n")
     r = pm("--config=" + cf, "--check")
     assert r.returncode == 78
     assert r.stderr.startswith(cf + ":2:1: open relay: '@' sends mail for any domain")
@@ -508,7 +509,7 @@ def test_open_relay_without_listener(tmp_path):
 
 
 def test_open_relay_in_a_route_file(tmp_path):
-    rt = write(tmp_path / "r.rt", "joe@example.org /m/joe/\n@ mx\n")
+    rt = write(tmp_path / "r.rt", "joe@example.org /tmp/joe/\n@ mx\n")
     cf = write(tmp_path / "o.cf", HEAD + 'file "r.rt"\n')
     r = pm("--config=" + cf, "--check")
     assert r.returncode == 78
@@ -531,7 +532,7 @@ joe@example.net smarthost
 
 def test_open_relay_through_the_listener_table(tmp_path):
     cf = write(tmp_path / "t.cf", HEAD.replace("listen-port = 25", "listen-port = 25\nrouting-table = out") + """\
-joe@example.org /m/joe/
+joe@example.org /tmp/joe/
 [route "out"]
 @ smarthost
 """)
@@ -547,16 +548,16 @@ def test_shadowed_routes(tmp_path):
 [core]
 hostname = mail.example.net
 [route]
-@example.org /m/all/
-joe@example.org /m/joe/
-ann@ /m/ann/
-ann@example.com /m/ann2/
-bob@example.net /m/bob/
-@example.net /m/net/
-@EXAMPLE.org /m/again/
+@example.org /tmp/all/
+joe@example.org /tmp/joe/
+ann@ /tmp/ann/
+ann@example.com /tmp/ann2/
+bob@example.net /tmp/bob/
+@example.net /tmp/net/
+@EXAMPLE.org /tmp/again/
 [route "t"]
 @ discard
-joe@example.org /m/joe/
+joe@example.org /tmp/joe/
 x@ reject
 @example.com discard
 [route "u"]
@@ -767,3 +768,79 @@ def test_config_flag_error_is_78_without_a_session(tmp_path, flag, err):
     assert r.returncode == 78
     assert r.stdout == ""
     assert r.stderr == err
+
+
+# ------------------------------------------- --check: what this host lacks
+
+def test_check_warns_spool_not_writable_by_user_id(tmp_path):
+    """A spool that user-id cannot write is a warning in --check, and
+    indeed every session answers 421 on it."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    if os.geteuid() == 0:
+        user, ids = "nobody", "%d:%d" % (pwd.getpwnam("nobody").pw_uid,
+                                         pwd.getpwnam("nobody").pw_gid)
+        os.chmod(spool, 0o700)  # root's
+    else:
+        user, ids = str(os.getuid()), "%d:%d" % (os.getuid(), os.getgid())
+        os.chmod(spool, 0o500)
+    st = os.stat(spool)
+    cf = write(tmp_path / "s.cf", "[core]\nuser-id = %s\nspool-directory = %s\n"
+               "[route]\n@example.org discard\n" % (user, spool))
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        '%s:3:19: warning: spool-directory "%s" (owner %d:%d, mode %04o) is not '
+        "writable by user-id %s (%s): sessions will answer 421\n"
+        % (cf, spool, st.st_uid, st.st_gid, st.st_mode & 0o7777, user, ids))
+    s = subprocess.run([POSTMASTER, "--config=" + cf], input="QUIT\r\n",
+                       capture_output=True, text=True, timeout=30)
+    assert s.stdout.startswith("421 4.3.0 "), s.stdout
+    # writable by that user: no warning
+    os.chmod(spool, 0o1777)
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_check_warns_route_target_naming_nothing(tmp_path):
+    cf = write(tmp_path / "n.cf", """\
+[pipe "deliver"]
+exec = /bin/cat
+[relay "hub"]
+address = 192.0.2.1
+[route]
+a@example.org nosuch-name-xyz
+b@example.org deliver, hub, alias, root, postmaster, mx.example.net
+c@example.org root,nosuch-other
+alias root
+""")
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        "%s:6:15: warning: target 'nosuch-name-xyz' names no [pipe], [relay], alias "
+        "or system user on this host\n"
+        "%s:8:20: warning: target 'nosuch-other' names no [pipe], [relay], alias "
+        "or system user on this host\n" % (cf, cf))
+
+
+def test_check_warns_maildir_without_parent(tmp_path):
+    missing = str(tmp_path / "no-such-dir" / "Maildir") + "/"
+    there = str(tmp_path / "Maildir") + "/"
+    cf = write(tmp_path / "m.cf", "a@example.org %s\nb@example.org %s\n" % (missing, there))
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ("%s:1:15: warning: the directory that holds the Maildir %s "
+                        "does not exist on this host\n" % (cf, missing))
+
+
+def test_check_warns_journal_logger_without_journal(tmp_path):
+    cf = write(tmp_path / "j.cf", "[core]\nlogger = journal\n[smtpd \"mx\"]\n"
+               "listen-port = 127.0.0.1:25\nlogger = journal\n[route]\n@example.org discard\n")
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0, r.stderr
+    if os.path.exists("/run/systemd/journal/socket"):
+        assert r.stderr == ""
+        return
+    why = ("warning: no systemd journal on this host (/run/systemd/journal/socket): "
+           "its log lines would be lost\n")
+    assert r.stderr == "%s:2:10: %s%s:5:10: %s" % (cf, why, cf, why)
