@@ -195,3 +195,241 @@ def test_syslog_fallback_tells_why_it_refuses(tmp):
     err = r.stderr.decode()
     assert err.startswith(NO_SYSLOG + "\n")
     assert "event=unavailable reason=\"spool directory %s/spool: No such file" % tmp in err
+
+
+# ------------------------------------------------------------------ #
+# make install / make uninstall                                      #
+
+
+def make(*args, timeout=300):
+    r = subprocess.run(["make", "-s", "--no-print-directory", *args], cwd=TOP,
+                       capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def exec_start(unit_path):
+    with open(unit_path) as f:
+        m = re.search(r"^ExecStart=(.*)$", f.read(), re.M)
+    assert m, unit_path
+    return shlex.split(m[1])
+
+
+class Activated:
+    """argv under systemd-socket-activate on 127.0.0.1:port, in its own
+    process group, its stderr in a file."""
+
+    def __init__(self, argv, port, log):
+        self.port = port
+        self.log = open(log, "wb")
+        self.p = subprocess.Popen([tool("systemd-socket-activate"), "-l",
+                                   "127.0.0.1:%d" % port, "-a", *argv],
+                                  stdin=subprocess.DEVNULL, stdout=self.log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: listening(port) or self.p.poll() is not None, 10,
+                 "systemd-socket-activate on port %d" % port)
+        assert self.p.poll() is None, self.output()
+
+    def output(self):
+        with open(self.log.name, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        pids = [self.p.pid] + descendants(self.p.pid)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.p.wait(timeout=10)
+        self.log.close()
+        no_sanitizer_report(self.output(), "systemd-socket-activate")
+
+
+def maildir_new(md):
+    new = os.path.join(md, "new")
+    return [os.path.join(new, f) for f in os.listdir(new)] if os.path.isdir(new) else []
+
+
+def test_make_install_destdir_serves_with_the_installed_unit(tmp):
+    """The installed binary, configuration and postmaster@.service command
+    line, under systemd-socket-activate, take a message for a local user:
+    what `systemctl enable --now postmaster.socket` starts."""
+    tool("systemd-socket-activate")
+    dest = os.path.join(tmp, "root")
+    out = make("install", "DESTDIR=" + dest)
+    assert "wrote %s/etc/postmaster.cf" % dest in out.stdout
+    unitdir = os.path.join(dest, "usr/local/lib/systemd/system")
+    cf = os.path.join(dest, "etc/postmaster.cf")
+    with open(os.path.join(TOP, "etc/postmaster.cf")) as f:
+        shipped = f.read()
+    with open(cf) as f:
+        assert f.read() == shipped  # no host set-up into a DESTDIR
+    assert os.stat(cf).st_mode & 0o777 == 0o644
+    spool = os.path.join(dest, "var/spool/postmaster")
+    assert stat.S_IMODE(os.stat(spool).st_mode) == 0o700
+    assert os.stat(spool).st_uid == os.geteuid()  # no chown into a DESTDIR
+
+    # the installed configuration checks, and every unit's --smtpd is one
+    # of its sections
+    binary = os.path.join(dest, "usr/local/sbin/postmaster")
+    r = subprocess.run([binary, "--config=" + cf, "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == cf + ": ok: 3 listeners, 1 route table, 0 routes\n"
+    names = set()
+    for unit in sorted(os.listdir(unitdir)):
+        if unit.endswith("@.service"):
+            argv = exec_start(os.path.join(unitdir, unit))
+            assert argv[0] == "/usr/local/sbin/postmaster"
+            smtpd = [a[8:] for a in argv if a.startswith("--smtpd=")]
+            assert len(smtpd) == 1 and ('[smtpd "%s"]\n' % smtpd[0]) in shipped, unit
+            names.add(smtpd[0])
+    assert names == {"mx", "submission", "submissions"}
+
+    # the same configuration with this test's paths and port
+    port = free_port()
+    md = os.path.join(tmp, "Maildir")
+    sp = os.path.join(tmp, "spool")
+    os.mkdir(sp)
+    os.chmod(sp, 0o1777)
+    text = shipped.replace("spool-directory = /var/spool/postmaster",
+                           "spool-directory = " + sp)
+    text = text.replace("user-id = _postmaster", "user-id = nobody" if ROOT else "")
+    text = text.replace("listen-port = 25\n", "listen-port = 127.0.0.1:%d\n" % port)
+    text = text.replace("[route]\n", "[route]\nyou@localhost %s/\n" % md)
+    assert text.count(sp) == 1 and text.count(md) == 1 and str(port) in text
+    adjusted = write(os.path.join(tmp, "adjusted.cf"), text)
+    os.makedirs(md)
+    os.chmod(md, 0o1777)
+    argv = exec_start(os.path.join(unitdir, "postmaster@.service"))
+    argv = [dest + argv[0], "--config=" + adjusted] + argv[1:]
+    server = Activated(argv, port, os.path.join(tmp, "activate.log"))
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            code, banner = c.ehlo("client.example")
+            assert code == 250
+            refused = c.sendmail("me@example.org", ["you@localhost"],
+                                 b"Subject: installed\r\n\r\nhello\r\n")
+            assert refused == {}
+            # it relays nothing
+            with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
+                c.sendmail("me@example.org", ["x@example.com"], b"Subject: no\r\n\r\nno\r\n")
+            assert e.value.recipients["x@example.com"][0] == 550
+    finally:
+        server.stop()
+    files = maildir_new(md)
+    assert len(files) == 1
+    with open(files[0], "rb") as f:
+        assert b"Subject: installed" in f.read()
+
+
+def test_installed_units_verify(tmp):
+    """systemd-analyze verify accepts the units as installed (ExecStart
+    pointing at the installed binary)."""
+    analyze = tool("systemd-analyze")
+    dest = os.path.join(tmp, "root")
+    make("install", "DESTDIR=" + dest, "PREFIX=/usr")
+    unitdir = os.path.join(dest, "usr/lib/systemd/system")
+    paths = []
+    for unit in sorted(os.listdir(unitdir)):
+        with open(os.path.join(unitdir, unit)) as f:
+            text = f.read()
+        if unit.endswith(".service"):
+            assert "ExecStart=/usr/sbin/postmaster " in text
+            text = text.replace("ExecStart=/usr/sbin/postmaster",
+                                "ExecStart=" + dest + "/usr/sbin/postmaster")
+        paths.append(write(os.path.join(tmp, unit), text))
+    r = subprocess.run([analyze, "verify", "--man=no", *paths], cwd=tmp,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "postmaster" not in r.stderr, r.stderr
+
+
+def test_make_uninstall_destdir(tmp):
+    dest = os.path.join(tmp, "root")
+    make("install", "DESTDIR=" + dest)
+    r = make("uninstall", "DESTDIR=" + dest)
+    left = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs]
+    assert left == []
+    assert not os.path.exists(os.path.join(dest, "var/spool/postmaster"))
+    assert "kept" not in r.stdout
+
+    # an edited configuration and the spool's mail stay
+    make("install", "DESTDIR=" + dest)
+    cf = os.path.join(dest, "etc/postmaster.cf")
+    with open(cf, "a") as f:
+        f.write("alice@localhost /home/alice/Maildir/\n")
+    msg = write(os.path.join(dest, "var/spool/postmaster/0123456789ABCDEF01"), "mail")
+    r = make("uninstall", "DESTDIR=" + dest)
+    assert "kept %s: it was changed" % cf in r.stdout
+    assert "kept %s/var/spool/postmaster: it is not empty" % dest in r.stdout
+    assert os.path.exists(cf) and os.path.exists(msg)
+    assert not os.path.exists(os.path.join(dest, "usr/local/sbin/postmaster"))
+
+    # install again keeps the edited configuration
+    r = make("install", "DESTDIR=" + dest)
+    assert "kept %s" % cf in r.stdout
+    with open(cf) as f:
+        assert f.read().endswith("alice@localhost /home/alice/Maildir/\n")
+
+
+HOST_INSTALL = r"""
+set -eu
+t=$1
+mkdir -p "$t/up" "$t/work"
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$t/up,workdir=$t/work" /etc
+mount -t tmpfs tmpfs /usr/local
+mount -t tmpfs tmpfs /var/spool
+mount -t tmpfs -o mode=2775 tmpfs /var/mail
+ip link set lo up
+! getent passwd _postmaster >/dev/null || { echo "_postmaster exists already"; exit 3; }
+make -s --no-print-directory install
+echo "user: $(getent passwd _postmaster | cut -d: -f1,6,7)"
+echo "spool: $(stat -c '%U:%G %a' /var/spool/postmaster)"
+echo "cf: $(grep -c "^name = $(hostname --fqdn 2>/dev/null || hostname)\$" /etc/postmaster.cf)"
+start=$(sed -n 's/^ExecStart=//p' /usr/local/lib/systemd/system/postmaster@.service)
+systemd-socket-activate -l 127.0.0.1:25 -a $start >"$t/activate.log" 2>&1 &
+for i in $(seq 100); do [ -n "$(ss -Htln 'sport = :25')" ] && break; sleep 0.05; done
+swaks --server 127.0.0.1:25 --from me@example.org --to root@localhost \
+	--header "Subject: installed on the host" >"$t/swaks.log" 2>&1 || true
+echo "swaks: $(grep -c '<-  250 2.0.0' "$t/swaks.log")"
+kill %1; wait || true
+echo "mail: $(grep -c '^Subject: installed on the host' /var/mail/root)"
+make -s --no-print-directory uninstall
+echo "left: $(ls -d /usr/local/sbin/postmaster /usr/local/lib/systemd/system/postmaster* /etc/postmaster.cf /var/spool/postmaster 2>/dev/null | wc -l)"
+echo "user after: $(getent passwd _postmaster | cut -d: -f1)"
+"""
+
+
+def test_make_install_on_the_host(tmp):
+    """`make install` without DESTDIR, on this machine seen through a
+    private mount and network namespace (an overlay over /etc, empty
+    /usr/local, /var/spool and /var/mail): it creates the user, gives it
+    the spool, writes /etc/postmaster.cf with the host name, and the
+    installed unit's command line on port 25 delivers to root's mailbox
+    through procmail at once; `make uninstall` removes it all but the user."""
+    if not ROOT:
+        pytest.skip("installs as root")
+    for t in ("swaks", "systemd-socket-activate", "procmail", "ip", "ss", "unshare"):
+        tool(t)
+    r = subprocess.run(["unshare", "-mn", "true"], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip("no namespaces here: " + r.stderr.decode())
+    r = subprocess.run(["unshare", "-mn", "--propagation", "private", "bash", "-c",
+                        HOST_INSTALL, "bash", tmp], cwd=TOP, capture_output=True,
+                       text=True, timeout=300)
+    if "overlay" in r.stderr and r.returncode:
+        pytest.skip("no overlay file system here: " + r.stderr)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "user: _postmaster:/var/spool/postmaster:/usr/sbin/nologin\n" in out, out + r.stderr
+    assert "spool: _postmaster:_postmaster 700\n" in out
+    assert "/etc/postmaster.cf: ok: 3 listeners, 1 route table, 0 routes\n" in out
+    assert "cf: 3\n" in out
+    assert "swaks: 1\n" in out, open(os.path.join(tmp, "swaks.log")).read()
+    assert "mail: 1\n" in out
+    assert "left: 0\n" in out
+    assert "user after: _postmaster\n" in out
+    assert "kept the user _postmaster" in out
+    # nothing of it reached this machine
+    assert subprocess.run(["getent", "passwd", "_postmaster"]).returncode != 0
