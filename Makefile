@@ -109,8 +109,14 @@ lint:
 	@mandoc -Tlint -W warning man/postmaster.8 man/postmaster.cf.5 && \
 		echo "mandoc -Tlint: man pages clean"
 
+# make demo [DEMO_PORT=2525]: serves demo/postmaster.cf, written only when
+# absent; make demo-clean removes demo/ to start afresh.
+DEMO_PORT ?= 2525
 demo:
-	tools/demo
+	DEMO_PORT=$(DEMO_PORT) tools/demo
+
+demo-clean:
+	rm -rf demo
 
 bench: postmaster
 	bench/route-bench

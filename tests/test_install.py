@@ -215,19 +215,18 @@ def exec_start(unit_path):
     return shlex.split(m[1])
 
 
-class Activated:
-    """argv under systemd-socket-activate on 127.0.0.1:port, in its own
-    process group, its stderr in a file."""
+class Served:
+    """A launcher (argv) that listens on 127.0.0.1:port, in its own process
+    group, its output in a file."""
 
-    def __init__(self, argv, port, log):
+    def __init__(self, argv, port, log, env=None):
         self.port = port
         self.log = open(log, "wb")
-        self.p = subprocess.Popen([tool("systemd-socket-activate"), "-l",
-                                   "127.0.0.1:%d" % port, "-a", *argv],
-                                  stdin=subprocess.DEVNULL, stdout=self.log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: listening(port) or self.p.poll() is not None, 10,
-                 "systemd-socket-activate on port %d" % port)
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
+                                  stderr=subprocess.STDOUT, start_new_session=True,
+                                  env=env, cwd=TOP)
+        wait_for(lambda: listening(port) or self.p.poll() is not None, 60,
+                 "%s on port %d" % (argv[0], port))
         assert self.p.poll() is None, self.output()
 
     def output(self):
@@ -243,7 +242,13 @@ class Activated:
                 pass
         self.p.wait(timeout=10)
         self.log.close()
-        no_sanitizer_report(self.output(), "systemd-socket-activate")
+        no_sanitizer_report(self.output(), self.p.args[0])
+
+
+def activated(argv, port, log):
+    """argv under systemd-socket-activate on 127.0.0.1:port."""
+    return Served([tool("systemd-socket-activate"), "-l", "127.0.0.1:%d" % port,
+                   "-a", *argv], port, log)
 
 
 def maildir_new(md):
@@ -303,7 +308,7 @@ def test_make_install_destdir_serves_with_the_installed_unit(tmp):
     os.chmod(md, 0o1777)
     argv = exec_start(os.path.join(unitdir, "postmaster@.service"))
     argv = [dest + argv[0], "--config=" + adjusted] + argv[1:]
-    server = Activated(argv, port, os.path.join(tmp, "activate.log"))
+    server = activated(argv, port, os.path.join(tmp, "activate.log"))
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
             code, banner = c.ehlo("client.example")
@@ -433,3 +438,107 @@ def test_make_install_on_the_host(tmp):
     assert "kept the user _postmaster" in out
     # nothing of it reached this machine
     assert subprocess.run(["getent", "passwd", "_postmaster"]).returncode != 0
+
+
+# ------------------------------------------------------------------ #
+# make demo                                                          #
+
+
+def demo_env(tmp, port):
+    env = dict(os.environ, DEMO_PORT=str(port), DEMO_DIR=os.path.join(tmp, "demo"))
+    return env
+
+
+def swaks(*args):
+    return subprocess.run([tool("swaks"), *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_demo_on_its_port(tmp):
+    """tools/demo on DEMO_PORT: the Maildir is there before any mail, the
+    line it prints works, and the message lands."""
+    tool("systemd-socket-activate")
+    port = free_port()
+    demo = os.path.join(tmp, "demo")
+    server = Served([os.path.join(TOP, "tools", "demo")], port,
+                    os.path.join(tmp, "demo.out"), env=demo_env(tmp, port))
+    try:
+        assert os.path.isdir(os.path.join(demo, "Maildir", "new"))
+        assert maildir_new(os.path.join(demo, "Maildir")) == []
+        printed = server.output()
+        cmd = re.search(r"^\s+(swaks .*)$", printed, re.M)
+        assert cmd, printed
+        argv = shlex.split(cmd[1])
+        assert argv[:3] == ["swaks", "--server", "127.0.0.1:%d" % port], argv
+        assert "postmaster serves 127.0.0.1:%d " % port in printed
+        r = swaks(*argv[1:])
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "<-  250 2.0.0 " in r.stdout
+    finally:
+        server.stop()
+    files = maildir_new(os.path.join(demo, "Maildir"))
+    assert len(files) == 1
+    with open(files[0], "rb") as f:
+        assert b"\nDelivered-To: you@localhost\n" in f.read()
+
+
+def test_demo_keeps_an_edited_configuration(tmp):
+    tool("systemd-socket-activate")
+    port = free_port()
+    demo = os.path.join(tmp, "demo")
+    os.mkdir(demo)
+    os.chmod(demo, 0o1777)
+    cf = os.path.join(demo, "postmaster.cf")
+    # an edited demo configuration, written for another port
+    text = """\
+# mine
+[core]
+hostname = localhost
+logger = stderr
+spool-directory = %s/spool
+%s
+[smtpd "demo"]
+name = localhost
+listen-port = 127.0.0.1:1
+[route]
+kept@localhost discard
+@localhost %s/Maildir/
+""" % (demo, "user-id = nobody" if ROOT else "", demo)
+    write(cf, text)
+    server = Served([os.path.join(TOP, "tools", "demo")], port,
+                    os.path.join(tmp, "demo.out"), env=demo_env(tmp, port))
+    try:
+        assert "using %s as it is" % cf in server.output()
+        r = swaks("--server", "127.0.0.1:%d" % port, "--from", "me@localhost",
+                  "--to", "kept@localhost")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "<-  250 2.0.0 " in r.stdout
+    finally:
+        server.stop()
+    with open(cf) as f:
+        assert f.read() == text
+    assert maildir_new(os.path.join(demo, "Maildir")) == []  # discarded, as edited
+
+
+def test_demo_refuses_a_busy_port(tmp):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([os.path.join(TOP, "tools", "demo")], env=demo_env(tmp, port),
+                           cwd=TOP, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 69
+    assert ("tools/demo: 127.0.0.1:%d is in use; choose another port: make demo "
+            "DEMO_PORT=2526\n" % port) in r.stderr
+    assert "swaks" not in r.stdout
+
+
+def test_make_demo_clean():
+    demo = os.path.join(TOP, "demo")
+    if os.path.exists(demo):
+        pytest.skip("demo/ is in use here")
+    os.mkdir(demo)
+    write(os.path.join(demo, "postmaster.cf"), "# edited\n")
+    make("demo-clean")
+    assert not os.path.exists(demo)
