@@ -72,12 +72,12 @@ postmaster: postmaster.o $(OBJS)
 tests/%: tests/%.c $(OBJS) $(HDRS)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(OBJS) -lcmocka $(LDLIBS)
 
-# Postfix is installed for smtp-source/smtp-sink only: debconf is told
-# "No configuration", so no Postfix daemon is set up or started.
+# Postfix is installed for smtp-source/smtp-sink only (debconf is told "No
+# configuration"; its package replaces another MTA's), Dovecot for LMTP and
+# openbsd-inetd as a launcher: tools/deps leaves none of their services
+# enabled or running.
 deps:
-	apt-get update
-	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEPS)
+	tools/deps $(DEPS)
 
 check: check-normal check-san lint
 	@echo "make check: all suites passed in both builds"

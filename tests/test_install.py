@@ -542,3 +542,88 @@ def test_make_demo_clean():
     write(os.path.join(demo, "postmaster.cf"), "# edited\n")
     make("demo-clean")
     assert not os.path.exists(demo)
+
+
+# ------------------------------------------------------------------ #
+# make deps                                                          #
+
+
+DEPS_RUN = r"""
+set -eu
+t=$1 before=$2
+# only in a fresh directory and a private mount namespace
+[ -n "$t" ] && [ -d "$t" ] || exit 2
+[ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/$PPID/ns/mnt)" ] || exit 2
+for d in etc sbin; do mkdir -p "$t/$d-up" "$t/$d-work"; done
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$t/etc-up,workdir=$t/etc-work" /etc
+mount -t overlay overlay -o "lowerdir=/usr/sbin,upperdir=$t/sbin-up,workdir=$t/sbin-work" /usr/sbin
+rm -f /usr/sbin/policy-rc.d
+# init scripts that only say they were asked to stop (their LSB headers
+# kept for update-rc.d)
+for s in postfix dovecot openbsd-inetd; do
+	sed '/^### END INIT INFO/q' "/etc/init.d/$s" > "$t/$s.init"
+	printf '%s\n' 'echo "${0##*/} $1" >> "$T/stops"' >> "$t/$s.init"
+	cat "$t/$s.init" > "/etc/init.d/$s"
+done
+mkdir "$t/bin"
+# apt and dpkg stand-ins: the packages appear when apt-get installs them,
+# with their services enabled, as their maintainer scripts leave them
+printf '%s\n' '#!/bin/sh' \
+	'[ "$1" = install ] || exit 0' \
+	'/usr/sbin/policy-rc.d postfix start; echo $? > "$T/policy.rc"' \
+	'touch "$T/installed"' \
+	'systemctl enable postfix.service dovecot.service inetd.service 2>/dev/null' \
+	'update-rc.d postfix enable; update-rc.d dovecot enable; update-rc.d openbsd-inetd enable' \
+	> "$t/bin/apt-get"
+printf '%s\n' '#!/bin/sh' \
+	'if [ -e "$T/installed" ] || [ "$BEFORE" = yes ]; then echo "install ok installed"; else exit 1; fi' \
+	> "$t/bin/dpkg-query"
+printf '%s\n' '#!/bin/sh' 'cat >/dev/null' > "$t/bin/debconf-set-selections"
+chmod 755 "$t/bin/apt-get" "$t/bin/dpkg-query" "$t/bin/debconf-set-selections"
+T=$t BEFORE=$before PATH=$t/bin:$PATH tools/deps postfix dovecot-lmtpd openbsd-inetd
+echo "policy after: $(ls /usr/sbin/policy-rc.d 2>/dev/null | wc -l)"
+echo "policy during: $(cat "$t/policy.rc")"
+for u in postfix.service dovecot.service dovecot.socket inetd.service; do
+	echo "$u: $(systemctl is-enabled $u 2>/dev/null || true)"
+done
+echo "stops: $(sort "$t/stops" 2>/dev/null | tr '\n' ' ')"
+echo "rc2: $(ls /etc/rc2.d | grep -cE '^S..(postfix|dovecot|openbsd-inetd)$' || true)"
+"""
+
+
+@pytest.mark.parametrize("before", ["no", "yes"])
+def test_make_deps_leaves_no_service_on(tmp, before):
+    """tools/deps (make deps) with apt and dpkg stood in for, in a mount
+    namespace over this machine's /etc and /usr/sbin: no daemon may start
+    while it installs, and the services of the packages it installed end
+    disabled and masked, in systemd's files and System V's links; packages
+    that were there before keep their state."""
+    if not ROOT:
+        pytest.skip("needs root")
+    for t in ("unshare", "systemctl", "update-rc.d"):
+        tool(t)
+    if not os.path.exists("/lib/systemd/system/postfix.service") or \
+            not os.path.exists("/etc/init.d/dovecot"):
+        pytest.skip("postfix and dovecot are not installed here")
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c",
+                        DEPS_RUN, "bash", tmp, before], cwd=TOP, capture_output=True,
+                       text=True, timeout=300)
+    if "overlay" in r.stderr and r.returncode:
+        pytest.skip("no overlay file system here: " + r.stderr)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    assert "policy after: 0\n" in out
+    assert "policy during: 101\n" in out
+    if before == "no":
+        for pkg in ("postfix", "dovecot-core", "openbsd-inetd"):
+            assert "make deps: %s is here for its programs: its services stay off\n" % pkg in out
+        for u in ("postfix.service", "dovecot.service", "dovecot.socket", "inetd.service"):
+            assert "%s: masked\n" % u in out, out
+        assert "rc2: 0\n" in out, out
+        if not os.path.isdir("/run/systemd/system"):
+            assert "stops: dovecot stop openbsd-inetd stop postfix stop \n" in out, out
+    else:
+        assert "stops: \n" in out, out
+        assert "stay off" not in out
+        assert "postfix.service: enabled\n" in out, out
+        assert "rc2: 3\n" in out, out
