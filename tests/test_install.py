@@ -225,9 +225,13 @@ class Served:
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log,
                                   stderr=subprocess.STDOUT, start_new_session=True,
                                   env=env, cwd=TOP)
-        wait_for(lambda: listening(port) or self.p.poll() is not None, 60,
-                 "%s on port %d" % (argv[0], port))
-        assert self.p.poll() is None, self.output()
+        try:
+            wait_for(lambda: listening(port) or self.p.poll() is not None, 60,
+                     "%s on port %d" % (argv[0], port))
+            assert self.p.poll() is None, self.output()
+        except BaseException:
+            self.stop()
+            raise
 
     def output(self):
         with open(self.log.name, "rb") as f:
@@ -235,6 +239,10 @@ class Served:
 
     def stop(self):
         pids = [self.p.pid] + descendants(self.p.pid)
+        try:
+            os.killpg(self.p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
