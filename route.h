@@ -11,7 +11,8 @@
  * route.c never touches the network or the spool; the only lookups it makes
  * are the ones it is given: the configuration, the compiled route indexes,
  * getpwnam(3) for system users and getifaddrs(3) for the machine's own
- * address literals.
+ * address literals (and, for --check's warnings, stat(2) of the directory
+ * above a Maildir).
  */
 #ifndef POSTMASTER_ROUTE_H
 #define POSTMASTER_ROUTE_H
