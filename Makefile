@@ -7,6 +7,29 @@ SBINDIR = $(PREFIX)/sbin
 MANDIR = $(PREFIX)/share/man
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SPOOLDIR ?= /var/spool/postmaster
+# The system user sessions run as (core.user-id of the installed
+# configuration). Not "postmaster": that is the mailbox every domain must
+# have (RFC 5321 4.5.1); the leading "_" is Debian's mark of a system user.
+PMUSER ?= _postmaster
+# Setting up this machine (the user, the spool's owner, the host name in
+# /etc/postmaster.cf, systemd's view of the units) is for an install onto
+# the machine itself; into a DESTDIR, a package's maintainer scripts do it.
+ifeq ($(DESTDIR),)
+SETUP_HOST ?= yes
+else
+SETUP_HOST ?= no
+endif
+UNITS = $(notdir $(wildcard units/*))
+UNIT_SED = -e 's\#/usr/local/sbin/postmaster\#$(SBINDIR)/postmaster\#' \
+	-e 's\#/var/spool/postmaster\#$(SPOOLDIR)\#g'
+CF_SED = -e 's/^user-id = _postmaster$$/user-id = $(PMUSER)/' \
+	-e 's\#^spool-directory = /var/spool/postmaster$$\#spool-directory = $(SPOOLDIR)\#'
+ifeq ($(SETUP_HOST),yes)
+CF_SED += -e 's/^name = localhost$$/name = $(shell hostname --fqdn 2>/dev/null || hostname)/'
+endif
+# systemctl is asked only when systemd runs this machine (not in a
+# container without it, nor for a DESTDIR).
+SYSTEMCTL = if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl
 
 CC ?= cc
 CFLAGS ?= -O2
@@ -35,7 +58,8 @@ DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	libnet-ssleay-perl libio-socket-ssl-perl libcrypt-dev libspf2-dev \
 	iproute2
 
-.PHONY: all check check-normal check-san deps install clean bench fuzz lint demo
+.PHONY: all check check-normal check-san deps install uninstall clean bench fuzz lint demo \
+	demo-clean
 
 all: postmaster
 
@@ -48,12 +72,12 @@ postmaster: postmaster.o $(OBJS)
 tests/%: tests/%.c $(OBJS) $(HDRS)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(OBJS) -lcmocka $(LDLIBS)
 
-# Postfix is installed for smtp-source/smtp-sink only: debconf is told
-# "No configuration", so no Postfix daemon is set up or started.
+# Postfix is installed for smtp-source/smtp-sink only (debconf is told "No
+# configuration"; its package replaces another MTA's), Dovecot for LMTP and
+# openbsd-inetd as a launcher: tools/deps leaves none of their services
+# enabled or running.
 deps:
-	apt-get update
-	echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEPS)
+	tools/deps $(DEPS)
 
 check: check-normal check-san lint
 	@echo "make check: all suites passed in both builds"
@@ -85,8 +109,14 @@ lint:
 	@mandoc -Tlint -W warning man/postmaster.8 man/postmaster.cf.5 && \
 		echo "mandoc -Tlint: man pages clean"
 
+# make demo [DEMO_PORT=2525]: serves demo/postmaster.cf, written only when
+# absent; make demo-clean removes demo/ to start afresh.
+DEMO_PORT ?= 2525
 demo:
-	tools/demo
+	DEMO_PORT=$(DEMO_PORT) tools/demo
+
+demo-clean:
+	rm -rf demo
 
 bench: postmaster
 	bench/route-bench
@@ -96,16 +126,71 @@ bench: postmaster
 fuzz:
 	$(MAKE) -C fuzz
 
+# Installs the program, its manual pages and units, a configuration when
+# there is none (etc/postmaster.cf: local delivery, no relaying), the spool
+# and, on this machine, the session user (created as Debian's maintainer
+# scripts do, or with useradd where adduser is not Debian's) who owns it.
 install: postmaster
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc
 	install -m 755 postmaster $(DESTDIR)$(SBINDIR)/postmaster
 	install -m 644 man/postmaster.8 $(DESTDIR)$(MANDIR)/man8/postmaster.8
 	install -m 644 man/postmaster.cf.5 $(DESTDIR)$(MANDIR)/man5/postmaster.cf.5
-	install -d -m 700 $(DESTDIR)$(SPOOLDIR)
-	install -d $(DESTDIR)$(UNITDIR)
-	for u in units/*; do \
-		sed 's#/usr/local/sbin/postmaster#$(SBINDIR)/postmaster#' $$u > $(DESTDIR)$(UNITDIR)/$${u#units/}; \
+	for u in $(UNITS); do \
+		sed $(UNIT_SED) units/$$u > $(DESTDIR)$(UNITDIR)/$$u && \
+		chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
+	install -d -m 700 $(DESTDIR)$(SPOOLDIR)
+ifeq ($(SETUP_HOST),yes)
+	if ! getent passwd $(PMUSER) >/dev/null; then \
+		if adduser --version 2>/dev/null | grep -q '^adduser version'; then \
+			adduser --system --group --no-create-home \
+				--home $(SPOOLDIR) $(PMUSER); \
+		else \
+			useradd --system --user-group --no-create-home \
+				--home-dir $(SPOOLDIR) --shell /usr/sbin/nologin \
+				$(PMUSER); \
+		fi; \
+	fi
+	chown $(PMUSER): $(SPOOLDIR)
+endif
+	@if [ -e $(DESTDIR)/etc/postmaster.cf ]; then \
+		echo "kept $(DESTDIR)/etc/postmaster.cf"; \
+	else \
+		sed $(CF_SED) etc/postmaster.cf > $(DESTDIR)/etc/postmaster.cf && \
+		chmod 644 $(DESTDIR)/etc/postmaster.cf && \
+		echo "wrote $(DESTDIR)/etc/postmaster.cf"; \
+	fi
+ifeq ($(SETUP_HOST),yes)
+	$(SBINDIR)/postmaster --check
+	@$(SYSTEMCTL) daemon-reload; fi
+	@echo "To serve port 25: systemctl enable --now postmaster.socket postmaster-flush.timer"
+endif
+
+# Removes what install added, except the mail in the spool, the user, and
+# an /etc/postmaster.cf that differs from the one install writes.
+uninstall:
+	@$(SYSTEMCTL) disable --now postmaster.socket \
+		postmaster-submission.socket postmaster-submissions.socket \
+		postmaster-flush.timer; fi
+	rm -f $(DESTDIR)$(SBINDIR)/postmaster \
+		$(DESTDIR)$(MANDIR)/man8/postmaster.8 \
+		$(DESTDIR)$(MANDIR)/man5/postmaster.cf.5 \
+		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	@if [ -e $(DESTDIR)/etc/postmaster.cf ]; then \
+		if sed $(CF_SED) etc/postmaster.cf | \
+				cmp -s - $(DESTDIR)/etc/postmaster.cf; then \
+			rm -f $(DESTDIR)/etc/postmaster.cf; \
+		else \
+			echo "kept $(DESTDIR)/etc/postmaster.cf: it was changed"; \
+		fi; \
+	fi
+	@rmdir $(DESTDIR)$(SPOOLDIR) 2>/dev/null || \
+		echo "kept $(DESTDIR)$(SPOOLDIR): it is not empty"
+	@$(SYSTEMCTL) daemon-reload; fi
+ifeq ($(SETUP_HOST),yes)
+	@echo "kept the user $(PMUSER) (userdel $(PMUSER) removes it)"
+endif
 
 clean:
 	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope \

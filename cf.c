@@ -178,6 +178,12 @@ static int kind_lookup(const char *s, size_t n)
 	return -1;
 }
 
+int cf_flag_shaped(const char *arg)
+{
+	size_t k = strcspn(arg, ".-=");
+	return kind_lookup(arg, k) >= 0 && (arg[k] == '.' || arg[k] == '-');
+}
+
 static int key_lookup(enum cf_kind kind, const char *s, size_t n)
 {
 	for (int i = 0; i < kinds[kind].nkeys; i++) {
@@ -1865,13 +1871,89 @@ static void check_refs_all(struct cf *cf, struct cf_section *sec, int key)
 }
 
 
+int cf_user_ids(const struct cf *cf, uid_t *uid, gid_t *gid, char *why,
+		size_t n)
+{
+	const char *user = cf->core->v[CORE_USER_ID].s;
+	const char *group = cf->core->v[CORE_GROUP_ID].s;
+	if (!user)
+		return 1;
+	/* numeric ids need no user database (each connection pays for one) */
+	char *end;
+	unsigned long id = strtoul(user, &end, 10);
+	int numeric = *user && !*end;
+	struct passwd *pw = numeric ? NULL : getpwnam(user);
+	if (!numeric && !pw) {
+		snprintf(why, n, "no user '%s'", user);
+		return -1;
+	}
+	*uid = pw ? pw->pw_uid : (uid_t)id;
+	*gid = pw ? pw->pw_gid : (gid_t)id;
+	if (group) {
+		unsigned long g = strtoul(group, &end, 10);
+		if (*group && !*end) {
+			*gid = (gid_t)g;
+		} else {
+			struct group *gr = getgrnam(group);
+			if (!gr) {
+				snprintf(why, n, "no group '%s'", group);
+				return -1;
+			}
+			*gid = gr->gr_gid;
+		}
+	} else if (numeric) {
+		struct passwd *byid = getpwuid(*uid);
+		if (byid)
+			*gid = byid->pw_gid;
+	}
+	return 0;
+}
+
+/* Whether uid:gid (and no other group) may create files in st. */
+static int may_write_dir(const struct stat *st, uid_t uid, gid_t gid)
+{
+	mode_t need = st->st_uid == uid	  ? S_IWUSR | S_IXUSR
+		      : st->st_gid == gid ? S_IWGRP | S_IXGRP
+					  : S_IWOTH | S_IXOTH;
+	return uid == 0 || (st->st_mode & need) == need;
+}
+
+/* A spool that core.user-id cannot write makes every session answer 421. */
+static void check_spool(struct cf *cf, const struct cf_section *core)
+{
+	uid_t uid;
+	gid_t gid;
+	char why[256];
+	struct stat st;
+	const char *dir = core->v[CORE_SPOOL_DIRECTORY].s;
+	if (cf_user_ids(cf, &uid, &gid, why, sizeof why) != 0 ||
+	    stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    may_write_dir(&st, uid, gid))
+		return;
+	static const struct cf_pos builtin = {"built-in default", 0, 0};
+	const struct cf_assign *a = core->set[CORE_SPOOL_DIRECTORY];
+	if (!a)
+		a = core->set[CORE_USER_ID];
+	struct cf_pos pos = a ? a->pos : builtin;
+	if (a)
+		pos.col = cf->words[a->w0].col;
+	cf_warn(cf, &pos, "spool-directory \"%s\" (owner %lu:%lu, mode %04o) "
+			  "is not writable by user-id %s (%lu:%lu): sessions "
+			  "will answer 421",
+		dir, (unsigned long)st.st_uid, (unsigned long)st.st_gid,
+		(unsigned)(st.st_mode & 07777), core->v[CORE_USER_ID].s,
+		(unsigned long)uid, (unsigned long)gid);
+}
+
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
 static void check_system(struct cf *cf, struct cf_section *sec)
 {
 	for (int key = 0; key < kinds[sec->kind].nkeys; key++) {
 		const struct key *k = &kinds[sec->kind].keys[key];
 		const struct cf_assign *a = sec->set[key];
 		if (!a || (k->type != V_USER && k->type != V_GROUP &&
-			   k->type != V_PATH))
+			   k->type != V_PATH && k->type != V_LOGGER))
 			continue;
 		const struct cf_word *w = &cf->words[a->w0];
 		struct cf_pos pos = a->pos;
@@ -1887,7 +1969,14 @@ static void check_system(struct cf *cf, struct cf_section *sec)
 		    access(w->s, F_OK) < 0)
 			cf_warn(cf, &pos, "\"%s\" does not exist on this host",
 				w->s);
+		if (k->type == V_LOGGER && !strcmp(w->s, "journal") &&
+		    access(JOURNAL_SOCKET, F_OK) < 0)
+			cf_warn(cf, &pos, "no systemd journal on this host "
+					  "(%s): its log lines would be lost",
+				JOURNAL_SOCKET);
 	}
+	if (sec->kind == CF_CORE)
+		check_spool(cf, sec);
 	if (sec->kind == CF_PIPE && sec->set[PIPE_EXEC]) {
 		const struct cf_assign *a = sec->set[PIPE_EXEC];
 		const struct cf_word *w = &cf->words[a->w0];
@@ -2092,8 +2181,10 @@ int cf_finish(struct cf *cf, unsigned mode)
 	}
 	if (mode & CF_CHECK) {
 		for (uint32_t i = 0; i < cf->nsecs; i++)
-			if (cf->secs[i].kind == CF_ROUTE)
+			if (cf->secs[i].kind == CF_ROUTE) {
 				route_check_shadowed(cf, cf->secs[i].table);
+				route_check_system(cf, cf->secs[i].table);
+			}
 		if (!cf->nerrors)
 			route_check_listeners(cf);
 	}

@@ -18,6 +18,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "util.h"
 
@@ -186,6 +187,9 @@ int cf_load_text(struct cf *cf, const char *name, const char *text,
 		 size_t len);
 /* One command-line assignment, without the leading "--". */
 int cf_flag(struct cf *cf, const char *arg, int argn);
+/* Whether arg (after its "--") is shaped as a configuration flag: a
+ * section kind followed by '.' or '-'. Anything else is an option. */
+int cf_flag_shaped(const char *arg);
 /* Merges, types, validates. Returns the number of errors. */
 int cf_finish(struct cf *cf, unsigned mode);
 
@@ -207,6 +211,10 @@ struct cf_section **cf_listeners(const struct cf *cf, uint32_t *n);
 
 /* Listen address helpers shared by --check and the session. */
 int cf_host_is_loopback(const char *host);
+/* The uid and gid that core.user-id and core.group-id name: 0, 1 when
+ * user-id is not set, -1 with why when a name is unknown. */
+int cf_user_ids(const struct cf *cf, uid_t *uid, gid_t *gid, char *why,
+		size_t n);
 /* Looks a name up in /etc/hosts (never DNS); fills up to n addresses and
  * returns how many lines named it. */
 int cf_hosts_lookup(const char *name, char (*out)[64], int n);

@@ -3,7 +3,10 @@
  *
  * A line looks like `sid=1a2b3c4d5e6f from=<a@b> to=<c@d> status=sent
  * dsn=2.0.0 reply="250 2.0.0 OK"`: greppable like Postfix's. Client bytes
- * never reach a log line unescaped.
+ * never reach a log line unescaped. Without a syslog socket the syslog
+ * logger writes to standard error instead (saying so once), unless
+ * standard error is a socket other than the journal's, which under inetd
+ * is the client's connection.
  */
 #include "log.h"
 
@@ -13,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <syslog.h>
 #include <time.h>
@@ -26,7 +30,49 @@ static struct {
 	char sid[32];
 	char ident[64];
 	int (*journal_sendv)(const struct iovec *iov, int n);
-} L = {SINK_STDERR, 2, "", "postmaster", NULL};
+	int echo; /* warnings and errors also to stderr (a terminal) */
+} L = {SINK_STDERR, 2, "", "postmaster", NULL, 0};
+
+/* Whether standard error may carry log lines when syslog cannot: not a
+ * socket, or the journal's stream (JOURNAL_STREAM is "DEVICE:INODE"). */
+static int stderr_may_log(void)
+{
+	struct stat st;
+	if (fstat(2, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode))
+		return 1;
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+	       dev == (unsigned long long)st.st_dev &&
+	       ino == (unsigned long long)st.st_ino;
+}
+
+/* Opens syslog, or falls back to stderr when no syslog daemon listens on
+ * _PATH_LOG (a container, a minimal system): the lines would be lost. */
+static void open_syslog(int facility)
+{
+	static int warned;
+	struct stat st;
+	if ((stat(_PATH_LOG, &st) == 0 && S_ISSOCK(st.st_mode)) ||
+	    !stderr_may_log()) {
+		L.sink = SINK_SYSLOG;
+		openlog(L.ident, LOG_PID | LOG_NDELAY, facility);
+		return;
+	}
+	L.sink = SINK_STDERR;
+	L.fd = 2;
+	if (!warned++)
+		dprintf(2, "postmaster: no syslog socket %s: logging to standard "
+			   "error\n",
+			_PATH_LOG);
+}
+
+void log_echo_stderr(void)
+{
+	L.echo = 1;
+}
 
 static int facility_code(const char *f)
 {
@@ -59,9 +105,8 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 		return 0;
 	}
 	if (!strcmp(name, "syslog")) {
-		L.sink = SINK_SYSLOG;
-		openlog(L.ident, LOG_PID | LOG_NDELAY,
-			facility_code(facilities[cf->syslog->v[SYSLOG_FACILITY].n]));
+		open_syslog(facility_code(
+			facilities[cf->syslog->v[SYSLOG_FACILITY].n]));
 		return 0;
 	}
 	if (!strcmp(name, "journal")) {
@@ -103,8 +148,7 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 void log_open_syslog(const char *sid)
 {
 	snprintf(L.sid, sizeof L.sid, "%s", sid);
-	L.sink = SINK_SYSLOG;
-	openlog(L.ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
+	open_syslog(LOG_MAIL);
 }
 
 void log_close(void)
@@ -215,6 +259,9 @@ void log_event(enum log_level level, const char *key, ...)
 		break;
 	}
 	}
+	if (L.echo && level != LOG_L_INFO &&
+	    !(L.sink == SINK_STDERR && L.fd == 2))
+		dprintf(2, "postmaster: %s\n", line.s);
 	for (int i = 0; i < nf; i++)
 		buf_free(&fields[i]);
 	buf_free(&line);

@@ -21,6 +21,9 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 /* Syslog with the defaults, when there is no usable configuration. */
 void log_open_syslog(const char *sid);
 void log_close(void);
+/* From now on warnings and errors also go to standard error, whatever the
+ * logger: a session started on a terminal tells its user why it refuses. */
+void log_echo_stderr(void);
 
 /*
  * Logs one event: fields is a list of key, value pairs ending in NULL.

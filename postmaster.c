@@ -10,6 +10,7 @@
 #include "cf.h"
 #include "deliver.h"
 #include "flush.h"
+#include "log.h"
 #include "route.h"
 #include "rtindex.h"
 #include "session.h"
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #define VERSION "0.1"
 
@@ -40,9 +42,65 @@ static const char usage[] =
 	"Without a mode, serves one SMTP/LMTP session on stdin/stdout (or fd 3\n"
 	"with systemd's LISTEN_FDS=1). --inject is not in this build.\n";
 
-static int starts(const char *s, const char *prefix)
+static const char usage_line[] =
+	"usage: postmaster [--config=FILE] [--smtpd=NAME] [--SECTION-KEY=VALUE ...] "
+	"[--check | --dump | --route=ADDRESS | --flush | --queue | --delete=ID] "
+	"(--help: more)\n";
+
+/* The options; every other "--" argument must be a configuration flag
+ * (cf_flag_shaped), and anything else is a usage error. */
+enum opt { O_CHECK, O_CONFIG, O_DEFAULTS, O_DELETE, O_DUMP, O_FLUSH, O_HELP,
+	   O_INJECT, O_NOW, O_QUEUE, O_ROUTE, O_SMTPD, O_VERSION, O_NOPTS };
+enum { V_NONE, V_REQUIRED, V_OPTIONAL };
+static const struct {
+	const char *name;
+	int value;
+} opts[O_NOPTS] = {
+	[O_CHECK] = {"check", V_NONE},	   [O_CONFIG] = {"config", V_REQUIRED},
+	[O_DEFAULTS] = {"defaults", V_NONE}, [O_DELETE] = {"delete", V_REQUIRED},
+	[O_DUMP] = {"dump", V_NONE},	   [O_FLUSH] = {"flush", V_OPTIONAL},
+	[O_HELP] = {"help", V_NONE},	   [O_INJECT] = {"inject", V_NONE},
+	[O_NOW] = {"now", V_NONE},	   [O_QUEUE] = {"queue", V_NONE},
+	[O_ROUTE] = {"route", V_REQUIRED},   [O_SMTPD] = {"smtpd", V_REQUIRED},
+	[O_VERSION] = {"version", V_NONE},
+};
+enum { ARG_FLAG = -1, ARG_BAD = -2 };
+
+/* Which option a is (its value in *value), ARG_FLAG for a configuration
+ * flag, or ARG_BAD with the usage error in why. */
+static int classify(const char *a, const char **value, char *why,
+		    size_t whylen)
 {
-	return strncmp(s, prefix, strlen(prefix)) == 0;
+	*value = NULL;
+	if (!strcmp(a, "-h"))
+		return O_HELP;
+	if (strncmp(a, "--", 2) || !a[2]) {
+		snprintf(why, whylen, "unexpected argument '%s'", a);
+		return ARG_BAD;
+	}
+	const char *name = a + 2, *eq = strchr(name, '=');
+	size_t n = eq ? (size_t)(eq - name) : strlen(name);
+	for (int o = 0; o < O_NOPTS; o++) {
+		if (strlen(opts[o].name) != n || strncmp(opts[o].name, name, n))
+			continue;
+		if (eq && opts[o].value == V_NONE) {
+			snprintf(why, whylen, "--%s takes no value", opts[o].name);
+			return ARG_BAD;
+		}
+		if ((!eq || !eq[1]) && opts[o].value == V_REQUIRED) {
+			snprintf(why, whylen, "--%s needs a value: --%s=%s",
+				 opts[o].name, opts[o].name,
+				 o == O_CONFIG ? "FILE" : o == O_DELETE ? "ID"
+				 : o == O_ROUTE ? "ADDRESS" : "NAME");
+			return ARG_BAD;
+		}
+		*value = eq ? eq + 1 : NULL;
+		return o;
+	}
+	if (cf_flag_shaped(name))
+		return ARG_FLAG;
+	snprintf(why, whylen, "unknown option '%s'", a);
+	return ARG_BAD;
 }
 
 static int report(struct cf *cf)
@@ -136,49 +194,42 @@ int main(int argc, char **argv)
 	const char *config = NULL, *smtpd = NULL, *route = NULL;
 	const char *flush_id = NULL, *delete_id = NULL;
 	int check = 0, dump = 0, defaults = 0, flush = 0, now = 0, queue = 0;
+	int nflags = 0, flag_errors = 0;
 	int i;
 
 	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (starts(a, "--config="))
-			config = a + 9;
-		else if (starts(a, "--smtpd="))
-			smtpd = a + 8;
-		else if (starts(a, "--route="))
-			route = a + 8;
-		else if (!strcmp(a, "--check"))
-			check = 1;
-		else if (!strcmp(a, "--dump"))
-			dump = 1;
-		else if (!strcmp(a, "--defaults"))
-			defaults = 1;
-		else if (!strcmp(a, "--version")) {
+		const char *v;
+		char why[256];
+		switch (classify(argv[i], &v, why, sizeof why)) {
+		case ARG_BAD:
+			fprintf(stderr, "postmaster: %s\n%s", why, usage_line);
+			return EX_USAGE_;
+		case ARG_FLAG:
+			nflags++; /* applied after the file */
+			break;
+		case O_CONFIG: config = v; break;
+		case O_SMTPD: smtpd = v; break;
+		case O_ROUTE: route = v; break;
+		case O_CHECK: check = 1; break;
+		case O_DUMP: dump = 1; break;
+		case O_DEFAULTS: defaults = 1; break;
+		case O_VERSION:
 			printf("postmaster %s\n", VERSION);
 			return 0;
-		} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+		case O_HELP:
 			fputs(usage, stdout);
 			return 0;
-		} else if (!strcmp(a, "--flush")) {
+		case O_FLUSH:
 			flush = 1;
-		} else if (starts(a, "--flush=")) {
-			flush = 1;
-			flush_id = a + 8;
-		} else if (!strcmp(a, "--now")) {
-			now = 1;
-		} else if (!strcmp(a, "--queue")) {
-			queue = 1;
-		} else if (starts(a, "--delete=")) {
-			delete_id = a + 9;
-		} else if (!strcmp(a, "--inject")) {
-			fprintf(stderr, "postmaster: %s is not in this build yet\n",
-				a);
+			flush_id = v;
+			break;
+		case O_NOW: now = 1; break;
+		case O_QUEUE: queue = 1; break;
+		case O_DELETE: delete_id = v; break;
+		case O_INJECT:
+			fprintf(stderr, "postmaster: --inject is not in this "
+					"build yet\n");
 			return EX_UNAVAILABLE_;
-		} else if (starts(a, "--") && a[2]) {
-			continue; /* a configuration flag: after the file */
-		} else {
-			fprintf(stderr, "postmaster: unexpected argument '%s'\n%s",
-				a, usage);
-			return EX_USAGE_;
 		}
 	}
 	if (check + dump + (route != NULL) + flush + queue +
@@ -212,16 +263,12 @@ int main(int argc, char **argv)
 		cf_free(cf);
 		return ex;
 	}
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		if (!starts(a, "--") || starts(a, "--config=") ||
-		    starts(a, "--smtpd=") || starts(a, "--route=") ||
-		    !strcmp(a, "--check") || !strcmp(a, "--dump") ||
-		    !strcmp(a, "--defaults") || !strcmp(a, "--flush") ||
-		    starts(a, "--flush=") || !strcmp(a, "--now") ||
-		    !strcmp(a, "--queue") || starts(a, "--delete="))
-			continue;
-		cf_flag(cf, a + 2, i);
+	for (i = 1; nflags && i < argc; i++) {
+		const char *v;
+		char why[256];
+		if (classify(argv[i], &v, why, sizeof why) == ARG_FLAG &&
+		    cf_flag(cf, argv[i] + 2, i) < 0)
+			flag_errors++;
 	}
 	unsigned mode = check ? CF_CHECK : 0;
 	if (dump && !defaults)
@@ -232,11 +279,19 @@ int main(int argc, char **argv)
 		cf_error(cf, &pos, "--smtpd=%s: no [smtpd \"%s\"] section", smtpd,
 			 smtpd);
 	}
+	if (serving && flag_errors) {
+		/* the command line is wrong: no session, whatever the file */
+		int ex = report(cf);
+		cf_free(cf);
+		return ex;
+	}
 	if (serving) {
 		/* A session answers 421 on a broken configuration, and its
 		 * diagnostics never go to a stderr that is the client's socket
 		 * (inetd). */
 		int ok = cf->nerrors == 0;
+		if (isatty(0))
+			log_echo_stderr(); /* a person waits for the reason */
 		if (cf->diag.len) {
 			struct stat st;
 			if (fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode))

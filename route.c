@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 /* ------------------------------------------------------------------ */
 /* Patterns                                                            */
@@ -1266,4 +1267,87 @@ void route_check_shadowed(struct cf *cf, const struct route_table *t)
 	free(s.keys);
 	free(s.who);
 	buf_free(&k);
+}
+
+/* Whether a NAME target names something: a [pipe], a [relay], a local
+ * name with a route in any table, a host (a name with a dot), postmaster
+ * (built in) or a system user. */
+static int name_exists(struct rctx *c, const char *name)
+{
+	if (cf_find(c->cf, CF_PIPE, name) || cf_find(c->cf, CF_RELAY, name) ||
+	    strchr(name, '.') || !strcasecmp(name, "postmaster"))
+		return 1;
+	struct match *m = xmalloc(sizeof *m);
+	int found = find_match(c, 1, name, "", m);
+	free(m);
+	if (found)
+		return 1;
+	char lower[ADDR_PATH_MAX], basebuf[ADDR_PATH_MAX];
+	snprintf(lower, sizeof lower, "%s", name);
+	ascii_lower_str(lower);
+	const char *base = base_of(c, lower, basebuf, sizeof basebuf);
+	return getpwnam(name) || getpwnam(lower) || (base && getpwnam(base));
+}
+
+/* Whether the directory that holds the Maildir path (ending in '/')
+ * exists: a session creates the Maildir, not its parents. */
+static int maildir_parent_exists(const char *path)
+{
+	char dir[4096];
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	while (n > 1 && path[n - 1] != '/')
+		n--;
+	if (n >= sizeof dir)
+		return 1;
+	memcpy(dir, path, n);
+	dir[n] = 0;
+	struct stat st;
+	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void route_check_system(struct cf *cf, const struct route_table *t)
+{
+	const struct route_table **all =
+		xcalloc(cf->nsecs + 1, sizeof *all);
+	struct rctx c;
+	memset(&c, 0, sizeof c);
+	c.cf = cf;
+	c.tables = all;
+	c.delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
+	for (uint32_t i = 0; i < cf->nsecs; i++)
+		if (cf->secs[i].kind == CF_ROUTE && cf->secs[i].table)
+			all[c.ntables++] = cf->secs[i].table;
+	struct buf b = {0};
+	struct tgt tg[MAX_TGTS];
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct route_entry *e = &t->e[i];
+		const char *why;
+		uint32_t col;
+		if (e->type != RE_LINE)
+			continue;
+		int n = split_targets(&cf->words[e->w0], e->nw, &b, tg, &why,
+				      &col);
+		for (int j = 0; j < n; j++) {
+			enum tkind k;
+			struct addr rw;
+			struct cf_pos p = e->pos;
+			p.col = tg[j].col;
+			if (classify(tg[j].text, &k, &rw, &why) < 0)
+				continue;
+			if (k == TK_NAME && !name_exists(&c, tg[j].text))
+				cf_warn(cf, &p, "target '%s' names no [pipe], "
+						"[relay], alias or system user "
+						"on this host",
+					tg[j].text);
+			if (k == TK_MAILDIR && !maildir_parent_exists(tg[j].text))
+				cf_warn(cf, &p, "the directory that holds the "
+						"Maildir %s does not exist on "
+						"this host",
+					tg[j].text);
+		}
+	}
+	buf_free(&b);
+	free(all);
 }

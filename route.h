@@ -11,7 +11,8 @@
  * route.c never touches the network or the spool; the only lookups it makes
  * are the ones it is given: the configuration, the compiled route indexes,
  * getpwnam(3) for system users and getifaddrs(3) for the machine's own
- * address literals.
+ * address literals (and, for --check's warnings, stat(2) of the directory
+ * above a Maildir).
  */
 #ifndef POSTMASTER_ROUTE_H
 #define POSTMASTER_ROUTE_H
@@ -111,6 +112,10 @@ int route_check_targets(struct cf *cf, const struct cf_word *w, uint32_t nw,
 /* --check: the open-relay rule and shadowed lines. */
 void route_check_listeners(struct cf *cf);
 void route_check_shadowed(struct cf *cf, const struct route_table *t);
+/* --check: warnings for targets of t that this host lacks: a NAME that is
+ * no pipe, relay, alias or system user; a Maildir whose parent directory
+ * is missing. */
+void route_check_system(struct cf *cf, const struct route_table *t);
 /* Whether domain is one of the listener's local domains (SPEC 6). */
 int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
 			  const char *domain);

@@ -31,7 +31,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1955,41 +1954,14 @@ int session_drop_privileges(const struct cf *cf, char *why, size_t n)
 {
 	if (geteuid() != 0)
 		return 0;
-	const char *user = cf->core->v[CORE_USER_ID].s;
-	const char *group = cf->core->v[CORE_GROUP_ID].s;
-	if (!user) {
+	uid_t uid;
+	gid_t gid;
+	int r = cf_user_ids(cf, &uid, &gid, why, n);
+	if (r == 1)
 		snprintf(why, n, "started as root without core.user-id: "
 				 "refusing to read client input as root");
+	if (r != 0)
 		return -1;
-	}
-	/* numeric ids need no user database (each connection pays for one) */
-	char *end;
-	unsigned long id = strtoul(user, &end, 10);
-	int numeric = *user && !*end;
-	struct passwd *pw = numeric ? NULL : getpwnam(user);
-	if (!numeric && !pw) {
-		snprintf(why, n, "no user '%s'", user);
-		return -1;
-	}
-	uid_t uid = pw ? pw->pw_uid : (uid_t)id;
-	gid_t gid = pw ? pw->pw_gid : (gid_t)id;
-	if (group) {
-		unsigned long g = strtoul(group, &end, 10);
-		if (*group && !*end) {
-			gid = (gid_t)g;
-		} else {
-			struct group *gr = getgrnam(group);
-			if (!gr) {
-				snprintf(why, n, "no group '%s'", group);
-				return -1;
-			}
-			gid = gr->gr_gid;
-		}
-	} else if (numeric) {
-		struct passwd *byid = getpwuid(uid);
-		if (byid)
-			gid = byid->pw_gid;
-	}
 	if (uid == 0) {
 		snprintf(why, n, "core.user-id is root: refusing to read "
 				 "client input as root");
@@ -1997,8 +1969,8 @@ int session_drop_privileges(const struct cf *cf, char *why, size_t n)
 	}
 	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0 ||
 	    setuid(0) == 0) {
-		snprintf(why, n, "cannot drop privileges to %s: %s", user,
-			 strerror(errno));
+		snprintf(why, n, "cannot drop privileges to %s: %s",
+			 cf->core->v[CORE_USER_ID].s, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -2133,6 +2105,11 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		io_free(&s.io);
 		return 75;
 	}
+	if (isatty(rfd))
+		fputs("postmaster: waiting for an SMTP client on standard input "
+		      "(this terminal): type EHLO, MAIL FROM:<...>, RCPT "
+		      "TO:<...>, DATA, QUIT\n",
+		      stderr);
 	if (s.tls_mode == STLS_IMPLICIT && start_tls(&s) < 0) {
 		io_free(&s.io);
 		return 75; /* no greeting can reach a client without TLS */

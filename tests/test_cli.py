@@ -3,6 +3,7 @@ postmaster(8)): --check, --dump [--defaults], --route, flags, compiled
 route files, and the exit statuses (64 usage, 67 refused, 69 unavailable,
 75 temporary, 78 configuration)."""
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -87,7 +88,7 @@ def test_check_seed(seed):
 
 
 def test_check_every_error(tmp_path):
-    write(tmp_path / "inc.rt", "ok@example.org /m/ok/\nbad@example.org /var/mail/bad\n")
+    write(tmp_path / "inc.rt", "ok@example.org /tmp/ok/\nbad@example.org /var/mail/bad\n")
     bad = write(tmp_path / "bad.cf", """\
 [core]
 hostname = -x
@@ -464,7 +465,7 @@ OPEN = [
     ("@ [192.0.2.1]", 7, "@"),
     ("@ smarthost", 7, "@"),
     ("user@ mx", 7, "user@"),
-    ("joe@example.org /m/joe/\n@example.org discard\npostmaster@ mx", 9, "postmaster@"),
+    ("joe@example.org /tmp/joe/\n@example.org discard\npostmaster@ mx", 9, "postmaster@"),
     ("x@hub.example smarthost\n@ x@hub.example", 8, "@"),
     ("@hub.example [192.0.2.7]\n@ x@hub.example", 8, "@"),
     ("x@hub.example mx\nuser@ x@hub.example", 8, "user@"),
@@ -522,7 +523,7 @@ def test_built_in_listener_is_no_open_relay(tmp_path):
 
 
 def test_open_relay_in_a_route_file(tmp_path):
-    rt = write(tmp_path / "r.rt", "joe@example.org /m/joe/\n@ mx\n")
+    rt = write(tmp_path / "r.rt", "joe@example.org /tmp/joe/\n@ mx\n")
     cf = write(tmp_path / "o.cf", EVERYONE + 'file "r.rt"\n')
     r = pm("--config=" + cf, "--check")
     assert r.returncode == 78
@@ -545,7 +546,7 @@ joe@example.net smarthost
 
 def test_open_relay_through_the_listener_table(tmp_path):
     cf = write(tmp_path / "t.cf", EVERYONE.replace("listen-port = 25", "listen-port = 25\nrouting-table = out") + """\
-joe@example.org /m/joe/
+joe@example.org /tmp/joe/
 [route "out"]
 @ smarthost
 """)
@@ -561,16 +562,16 @@ def test_shadowed_routes(tmp_path):
 [core]
 hostname = mail.example.net
 [route]
-@example.org /m/all/
-joe@example.org /m/joe/
-ann@ /m/ann/
-ann@example.com /m/ann2/
-bob@example.net /m/bob/
-@example.net /m/net/
-@EXAMPLE.org /m/again/
+@example.org /tmp/all/
+joe@example.org /tmp/joe/
+ann@ /tmp/ann/
+ann@example.com /tmp/ann2/
+bob@example.net /tmp/bob/
+@example.net /tmp/net/
+@EXAMPLE.org /tmp/again/
 [route "t"]
 @ discard
-joe@example.org /m/joe/
+joe@example.org /tmp/joe/
 x@ reject
 @example.com discard
 [route "u"]
@@ -731,3 +732,129 @@ def test_version_help_and_absent_modes():
     r = pm("stray")
     assert r.returncode == 64
     assert r.stderr.startswith("postmaster: unexpected argument 'stray'\n")
+
+
+USAGE_ERRORS = [
+    (["--bogus"], "unknown option '--bogus'"),
+    (["--bogus=1"], "unknown option '--bogus=1'"),
+    (["--nosuch-x-y=1"], "unknown option '--nosuch-x-y=1'"),
+    (["--core"], "unknown option '--core'"),
+    (["--=x"], "unknown option '--=x'"),
+    (["-x"], "unexpected argument '-x'"),
+    (["--"], "unexpected argument '--'"),
+    (["stray"], "unexpected argument 'stray'"),
+    (["--check=1"], "--check takes no value"),
+    (["--version=2"], "--version takes no value"),
+    (["--config"], "--config needs a value: --config=FILE"),
+    (["--config="], "--config needs a value: --config=FILE"),
+    (["--smtpd"], "--smtpd needs a value: --smtpd=NAME"),
+    (["--route"], "--route needs a value: --route=ADDRESS"),
+    (["--delete"], "--delete needs a value: --delete=ID"),
+    (["--check", "--bogus"], "unknown option '--bogus'"),
+]
+
+
+@pytest.mark.parametrize("args,why", USAGE_ERRORS)
+def test_usage_error_is_one_line_and_64(tmp_path, args, why):
+    """A malformed option gets its reason and one usage line, exit 64, and
+    no SMTP reply: it never reaches the configuration or a session."""
+    cf = write(tmp_path / "u.cf", "")
+    r = subprocess.run([POSTMASTER, "--config=" + cf, *args], input="QUIT\r\n",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 64, r.stderr
+    assert r.stdout == ""
+    lines = r.stderr.splitlines()
+    assert lines[0] == "postmaster: " + why
+    assert len(lines) == 2 and lines[1].startswith("usage: postmaster [--config=FILE]")
+
+
+@pytest.mark.parametrize("flag,err", [
+    ("--core-bogus=1", "command line:2:8: expected a key of [core], found 'bogus'\n"),
+    ("--smtpd-foo=1", "command line:2:12: expected smtpd-NAME-KEY, found no key\n"),
+])
+def test_config_flag_error_is_78_without_a_session(tmp_path, flag, err):
+    """A flag shaped as SECTION-KEY stays a configuration flag: an unknown
+    key is a configuration error (78) with its position, and a session is
+    not started to answer 421."""
+    cf = write(tmp_path / "u.cf", "")
+    r = subprocess.run([POSTMASTER, "--config=" + cf, flag], input="QUIT\r\n",
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78
+    assert r.stdout == ""
+    assert r.stderr == err
+
+
+# ------------------------------------------- --check: what this host lacks
+
+def test_check_warns_spool_not_writable_by_user_id(tmp_path):
+    """A spool that user-id cannot write is a warning in --check, and
+    indeed every session answers 421 on it."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    if os.geteuid() == 0:
+        user, ids = "nobody", "%d:%d" % (pwd.getpwnam("nobody").pw_uid,
+                                         pwd.getpwnam("nobody").pw_gid)
+        os.chmod(spool, 0o700)  # root's
+    else:
+        user, ids = str(os.getuid()), "%d:%d" % (os.getuid(), os.getgid())
+        os.chmod(spool, 0o500)
+    st = os.stat(spool)
+    cf = write(tmp_path / "s.cf", "[core]\nuser-id = %s\nspool-directory = %s\n"
+               "[route]\n@example.org discard\n" % (user, spool))
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        '%s:3:19: warning: spool-directory "%s" (owner %d:%d, mode %04o) is not '
+        "writable by user-id %s (%s): sessions will answer 421\n"
+        % (cf, spool, st.st_uid, st.st_gid, st.st_mode & 0o7777, user, ids))
+    s = subprocess.run([POSTMASTER, "--config=" + cf], input="QUIT\r\n",
+                       capture_output=True, text=True, timeout=30)
+    assert s.stdout.startswith("421 4.3.0 "), s.stdout
+    # writable by that user: no warning
+    os.chmod(spool, 0o1777)
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def test_check_warns_route_target_naming_nothing(tmp_path):
+    cf = write(tmp_path / "n.cf", """\
+[pipe "deliver"]
+exec = /bin/cat
+[relay "hub"]
+address = 192.0.2.1
+[route]
+a@example.org nosuch-name-xyz
+b@example.org deliver, hub, alias, root, postmaster, mx.example.net
+c@example.org root,nosuch-other
+alias root
+""")
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        "%s:6:15: warning: target 'nosuch-name-xyz' names no [pipe], [relay], alias "
+        "or system user on this host\n"
+        "%s:8:20: warning: target 'nosuch-other' names no [pipe], [relay], alias "
+        "or system user on this host\n" % (cf, cf))
+
+
+def test_check_warns_maildir_without_parent(tmp_path):
+    missing = str(tmp_path / "no-such-dir" / "Maildir") + "/"
+    there = str(tmp_path / "Maildir") + "/"
+    cf = write(tmp_path / "m.cf", "a@example.org %s\nb@example.org %s\n" % (missing, there))
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ("%s:1:15: warning: the directory that holds the Maildir %s "
+                        "does not exist on this host\n" % (cf, missing))
+
+
+def test_check_warns_journal_logger_without_journal(tmp_path):
+    cf = write(tmp_path / "j.cf", "[core]\nlogger = journal\n[smtpd \"mx\"]\n"
+               "listen-port = 127.0.0.1:25\nlogger = journal\n[route]\n@example.org discard\n")
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0, r.stderr
+    if os.path.exists("/run/systemd/journal/socket"):
+        assert r.stderr == ""
+        return
+    why = ("warning: no systemd journal on this host (/run/systemd/journal/socket): "
+           "its log lines would be lost\n")
+    assert r.stderr == "%s:2:10: %s%s:5:10: %s" % (cf, why, cf, why)
