@@ -33,9 +33,10 @@ DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
 	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace \
 	libnet-ssleay-perl libio-socket-ssl-perl libcrypt-dev libspf2-dev \
-	iproute2
+	iproute2 testssl.sh
 
-.PHONY: all check check-normal check-san deps install clean bench fuzz lint demo
+.PHONY: all check check-normal check-san deps install clean bench fuzz lint demo \
+	tls-audit
 
 all: postmaster
 
@@ -87,6 +88,11 @@ lint:
 
 demo:
 	tools/demo
+
+# testssl.sh against a STARTTLS and an implicit-TLS listener on loopback:
+# fails on any MEDIUM or worse finding but the test certificate's own.
+tls-audit: postmaster
+	tools/tls-audit
 
 bench: postmaster
 	bench/route-bench
