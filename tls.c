@@ -250,9 +250,9 @@ static ssize_t tls_read(struct io *io, void *p, size_t n)
 			continue;
 		if (r == GNUTLS_E_PREMATURE_TERMINATION)
 			return 0; /* the peer closed without close_notify */
-		if (!G.gnutls_error_is_fatal((int)r))
-			continue; /* a warning alert: nothing to read yet */
-		errno = EPROTO;
+		if (r == GNUTLS_E_WARNING_ALERT_RECEIVED)
+			continue; /* it took a record: no loop without input */
+		errno = G.gnutls_error_is_fatal((int)r) ? EPROTO : EAGAIN;
 		return -1;
 	}
 }

@@ -286,7 +286,7 @@ def test_static_rsa_is_refused_on_port_25(tmp, suite):
         assert negotiated(s_client(srv, "-tls1_2", "-cipher",
                                    "ECDHE-RSA-AES128-GCM-SHA256")) == \
             "ECDHE-RSA-AES128-GCM-SHA256"
-        log_says(tmp, "event=tls ")
+        log_says(tmp, "(alert Handshake failed sent)")
     finally:
         log = srv.stop()
     assert re.search(r"event=tls-failed reason=\"TLS handshake failed: .*"
@@ -318,10 +318,9 @@ def test_a_tls_1_1_client_gets_the_protocol_version_alert(tmp):
         out = (g.stdout + g.stderr).decode(errors="replace")
         assert "Handshake was completed" not in out
         assert "Received alert [70]" in out, out
-        log_says(tmp, "event=tls-failed")
+        log_says(tmp, "(alert Error in protocol version sent)")
     finally:
-        log = srv.stop()
-    assert "alert Error in protocol version sent" in log, log
+        srv.stop()
 
 
 @pytest.mark.parametrize("tls13", [False, True])
@@ -381,7 +380,7 @@ def test_client_renegotiation_is_refused_and_logged(tmp):
 
 def log_says(tmp, text):
     """Waits for the sessions' log to say text (a session logs a failed
-    handshake after its alert has reached the client)."""
+    handshake after its alert has reached the client); fails after 30 s."""
     path = os.path.join(tmp, "server.log")
     wait_for(lambda: text in open(path, errors="replace").read(), 30, text)
 
