@@ -352,9 +352,10 @@ static int handshake(struct io *io, struct tls *t, char *why, size_t n)
 			free_tls(t);
 			return -1;
 		}
-		if (r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED)
-			continue; /* a warning alert */
-		int w = wait_until(t, deadline);
+		/* a warning alert took a record: go on, within the deadline */
+		int w = r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED
+				? wait_until(t, deadline)
+				: now_ms() < deadline;
 		if (w <= 0) {
 			snprintf(why, n, "TLS handshake %s after %d s",
 				 w == 0 ? "timed out" : "failed",
