@@ -1908,13 +1908,36 @@ static void check_tls_priority(struct cf *cf, const struct cf_assign *a)
 		cf_warn(cf, &pos, "cannot check tls-priority: %s", why);
 }
 
+/* --check: every value of a repeatable path key (the tls-certificate
+ * and tls-key pairs) should exist on this host. */
+static void check_paths_all(struct cf *cf, struct cf_section *sec, int key)
+{
+	for (uint32_t i = 0; i < cf->nmerged; i++) {
+		const struct cf_assign *a = cf->merged[i];
+		if (&cf->secs[a->sec] != sec || a->key != key)
+			continue;
+		for (uint32_t j = 0; j < a->nw; j++) {
+			const struct cf_word *w = &cf->words[a->w0 + j];
+			struct cf_pos pos = a->pos;
+			pos.col = w->col;
+			if (access(w->s, F_OK) < 0)
+				cf_warn(cf, &pos, "\"%s\" does not exist on "
+						  "this host",
+					w->s);
+		}
+	}
+}
+
 static void check_system(struct cf *cf, struct cf_section *sec)
 {
 	for (int key = 0; key < kinds[sec->kind].nkeys; key++) {
 		const struct key *k = &kinds[sec->kind].keys[key];
 		const struct cf_assign *a = sec->set[key];
-		if (!a || (k->type != V_USER && k->type != V_GROUP &&
-			   k->type != V_PATH))
+		if (k->type == V_PATH && (k->flags & K_REPEAT))
+			check_paths_all(cf, sec, key);
+		if (!a || (k->flags & K_REPEAT) ||
+		    (k->type != V_USER && k->type != V_GROUP &&
+		     k->type != V_PATH))
 			continue;
 		const struct cf_word *w = &cf->words[a->w0];
 		struct cf_pos pos = a->pos;

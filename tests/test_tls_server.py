@@ -455,3 +455,18 @@ def test_a_trickled_client_hello_has_one_deadline(tmp):
     finally:
         log = srv.stop()
     assert "TLS handshake timed out after 3 s" in log, log
+
+
+def test_check_names_each_certificate_that_is_missing(tmp):
+    rsa = make_cert(tmp, "mail.example.net")
+    path = os.path.join(tmp, "two.cf")
+    with open(path, "w") as f:
+        f.write('[smtpd "mx"]\nlisten-port = 2525\ntls = starttls\n'
+                'tls-certificate = %s\ntls-key = %s\n'
+                'tls-certificate = %s/ecdsa-cert.pem\ntls-key = %s/ecdsa-key.pem\n'
+                % (rsa[0], rsa[1], tmp, tmp))
+    r = subprocess.run([POSTMASTER, "--config=" + path, "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert 'two.cf:6:19: warning: "%s/ecdsa-cert.pem" does not exist' % tmp in r.stderr
+    assert 'two.cf:7:11: warning: "%s/ecdsa-key.pem" does not exist' % tmp in r.stderr
