@@ -56,10 +56,10 @@ DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
 	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace \
 	libnet-ssleay-perl libio-socket-ssl-perl libcrypt-dev libspf2-dev \
-	iproute2
+	iproute2 testssl.sh
 
 .PHONY: all check check-normal check-san deps install uninstall clean bench fuzz lint demo \
-	demo-clean
+	demo-clean tls-audit
 
 all: postmaster
 
@@ -117,6 +117,11 @@ demo:
 
 demo-clean:
 	rm -rf demo
+
+# testssl.sh against a STARTTLS and an implicit-TLS listener on loopback:
+# fails on any MEDIUM or worse finding but the test certificate's own.
+tls-audit: postmaster
+	tools/tls-audit
 
 bench: postmaster
 	bench/route-bench

@@ -13,6 +13,7 @@
  */
 #include "cf.h"
 #include "net.h"
+#include "tls.h"
 #include "addr.h"
 #include "route.h"
 #include "rtindex.h"
@@ -129,9 +130,13 @@ static const struct key smtpd_keys[] = {
 	[SMTPD_LOGGER] = {"logger", V_LOGGER, 0, 0, 0, 0, 0, 0},
 	[SMTPD_LOCAL_RCPT_TO] = {"local-rcpt-to", V_BOOL, 0, "no", 0, 0, 0, 0},
 	[SMTPD_TLS] = {"tls", V_ENUM, 0, "no", e_stls, 0, 0, 0},
-	[SMTPD_TLS_CERTIFICATE] = {"tls-certificate", V_PATH, 0, 0, 0, 0, 0,
-				   "not set"},
-	[SMTPD_TLS_KEY] = {"tls-key", V_PATH, 0, 0, 0, 0, 0, "not set"},
+	[SMTPD_TLS_CERTIFICATE] = {"tls-certificate", V_PATH, K_REPEAT, 0, 0, 0,
+				   0, "not set"},
+	[SMTPD_TLS_KEY] = {"tls-key", V_PATH, K_REPEAT, 0, 0, 0, 0, "not set"},
+	[SMTPD_TLS_PRIORITY] = {"tls-priority", V_STRING, 0, 0, 0, 0, 0,
+				"not set: the Mozilla intermediate profile "
+				"where passwords are taken, else any "
+				"forward-secret AEAD suite"},
 	[SMTPD_AUTH] = {"auth", V_ENUM, 0, "no", e_auth, 0, 0, 0},
 	[SMTPD_AUTH_FILE] = {"auth-file", V_PATH, 0, 0, 0, 0, 0, "not set"},
 	[SMTPD_SPF] = {"spf", V_ENUM, 0, "off", e_spf, 0, 0, 0},
@@ -1947,13 +1952,87 @@ static void check_spool(struct cf *cf, const struct cf_section *core)
 
 #define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
+/* tls-certificate and tls-key pair in order: each value needs its
+ * partner, and a section offers at most TLS_MAX_KEYPAIRS pairs. */
+static void check_tls_pairs(struct cf *cf, struct cf_section *sec)
+{
+	uint32_t nc = sec->v[SMTPD_TLS_CERTIFICATE].list.n;
+	uint32_t nk = sec->v[SMTPD_TLS_KEY].list.n;
+	int longer = nc > nk ? SMTPD_TLS_CERTIFICATE : SMTPD_TLS_KEY;
+	uint32_t seen = 0, first = nc < nk ? nc : nk;
+	for (uint32_t i = 0; i < cf->nmerged; i++) {
+		const struct cf_assign *a = cf->merged[i];
+		if (&cf->secs[a->sec] != sec || a->key != longer)
+			continue;
+		for (uint32_t j = 0; j < a->nw; j++, seen++) {
+			struct cf_pos pos = a->pos;
+			pos.col = cf->words[a->w0 + j].col;
+			if (seen >= first && nc != nk) {
+				cf_error(cf, &pos, "expected a %s for this %s "
+						   "(they pair in order)",
+					 longer == SMTPD_TLS_KEY
+						 ? "tls-certificate"
+						 : "tls-key",
+					 kinds[CF_SMTPD].keys[longer].name);
+				return;
+			}
+			if (seen == TLS_MAX_KEYPAIRS) {
+				cf_error(cf, &pos, "expected at most %d "
+						   "tls-certificate and tls-key "
+						   "pairs",
+					 TLS_MAX_KEYPAIRS);
+				return;
+			}
+		}
+	}
+}
+
+/* --check asks GnuTLS whether it takes the priority string; a host
+ * without GnuTLS gets a warning. */
+static void check_tls_priority(struct cf *cf, const struct cf_assign *a)
+{
+	const struct cf_word *w = &cf->words[a->w0];
+	char why[256];
+	size_t at;
+	struct cf_pos pos = a->pos;
+	int r = tls_priority_check(w->s, &at, why, sizeof why);
+	pos.col = w->col + w->quoted + (uint32_t)at;
+	if (r == -1)
+		cf_error(cf, &pos, "expected a GnuTLS priority string: %s", why);
+	else if (r < 0)
+		cf_warn(cf, &pos, "cannot check tls-priority: %s", why);
+}
+
+/* --check: every value of a repeatable path key (the tls-certificate
+ * and tls-key pairs) should exist on this host. */
+static void check_paths_all(struct cf *cf, struct cf_section *sec, int key)
+{
+	for (uint32_t i = 0; i < cf->nmerged; i++) {
+		const struct cf_assign *a = cf->merged[i];
+		if (&cf->secs[a->sec] != sec || a->key != key)
+			continue;
+		for (uint32_t j = 0; j < a->nw; j++) {
+			const struct cf_word *w = &cf->words[a->w0 + j];
+			struct cf_pos pos = a->pos;
+			pos.col = w->col;
+			if (access(w->s, F_OK) < 0)
+				cf_warn(cf, &pos, "\"%s\" does not exist on "
+						  "this host",
+					w->s);
+		}
+	}
+}
+
 static void check_system(struct cf *cf, struct cf_section *sec)
 {
 	for (int key = 0; key < kinds[sec->kind].nkeys; key++) {
 		const struct key *k = &kinds[sec->kind].keys[key];
 		const struct cf_assign *a = sec->set[key];
-		if (!a || (k->type != V_USER && k->type != V_GROUP &&
-			   k->type != V_PATH && k->type != V_LOGGER))
+		if (k->type == V_PATH && (k->flags & K_REPEAT))
+			check_paths_all(cf, sec, key);
+		if (!a || (k->flags & K_REPEAT) ||
+		    (k->type != V_USER && k->type != V_GROUP &&
+		     k->type != V_PATH && k->type != V_LOGGER))
 			continue;
 		const struct cf_word *w = &cf->words[a->w0];
 		struct cf_pos pos = a->pos;
@@ -2125,12 +2204,21 @@ int cf_finish(struct cf *cf, unsigned mode)
 			cf_error(cf, &sec->set[RELAY_AUTH_PASSWORD]->pos,
 				 "expected 'auth-user' with 'auth-password'");
 		if (sec->kind == CF_SMTPD && sec->v[SMTPD_TLS].n != STLS_NO &&
-		    (!sec->v[SMTPD_TLS_CERTIFICATE].s ||
-		     !sec->v[SMTPD_TLS_KEY].s))
+		    (!sec->v[SMTPD_TLS_CERTIFICATE].list.n ||
+		     !sec->v[SMTPD_TLS_KEY].list.n))
 			cf_error(cf, &sec->set[SMTPD_TLS]->pos,
 				 "expected tls-certificate and tls-key with "
 				 "tls = %s",
 				 cf->words[sec->set[SMTPD_TLS]->w0].s);
+		if (sec->kind == CF_SMTPD &&
+		    (sec->v[SMTPD_TLS].n == STLS_NO ||
+		     (sec->v[SMTPD_TLS_CERTIFICATE].list.n &&
+		      sec->v[SMTPD_TLS_KEY].list.n)))
+			check_tls_pairs(cf, sec);
+		if (sec->kind == CF_SMTPD && (mode & CF_CHECK) &&
+		    sec->set[SMTPD_TLS_PRIORITY] &&
+		    !(sec->bad & (1u << SMTPD_TLS_PRIORITY)))
+			check_tls_priority(cf, sec->set[SMTPD_TLS_PRIORITY]);
 		if (sec->kind == CF_SMTPD && sec->v[SMTPD_AUTH].n != AUTH_NO &&
 		    !sec->v[SMTPD_AUTH_FILE].s)
 			cf_error(cf, &sec->set[SMTPD_AUTH]->pos,

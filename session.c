@@ -112,7 +112,9 @@ struct session {
 	 * GnuTLS is loaded only when a handshake starts */
 	int tls_mode; /* STLS_* */
 	int tls_on;
-	struct buf tls_cert, tls_key;
+	const char *tls_priority;
+	struct buf tls_cert[TLS_MAX_KEYPAIRS], tls_key[TLS_MAX_KEYPAIRS];
+	size_t tls_npairs;
 	/* AUTH (SPEC 8, RFC 4954): the auth-file is read before the drop */
 	int auth_mode; /* AUTH_* */
 	struct buf auth_table;
@@ -1519,8 +1521,13 @@ static void cmd_rset(struct session *s, char *arg)
 static int start_tls(struct session *s)
 {
 	char why[300], desc[96];
-	if (tls_server_start(&s->io, s->tls_cert.s, s->tls_cert.len,
-			     s->tls_key.s, s->tls_key.len, why, sizeof why) < 0) {
+	struct tls_keypair pairs[TLS_MAX_KEYPAIRS];
+	for (size_t i = 0; i < s->tls_npairs; i++)
+		pairs[i] = (struct tls_keypair){s->tls_cert[i].s, s->tls_key[i].s,
+						s->tls_cert[i].len,
+						s->tls_key[i].len};
+	if (tls_server_start(&s->io, s->tls_priority, pairs, s->tls_npairs,
+			     why, sizeof why) < 0) {
 		log_event(LOG_L_WARNING, "event", "tls-failed", "reason", why,
 			  NULL);
 		return -1;
@@ -1950,6 +1957,38 @@ static int read_secret(const char *path, struct buf *b, char *why, size_t n)
 	return 0;
 }
 
+/* The TLS priorities of a section: its tls-priority, else the Mozilla
+ * "intermediate" profile where passwords travel (AUTH, implicit TLS, the
+ * submission ports) and the broader forward-secret one for opportunistic
+ * TLS on port 25. */
+static const char *tls_priority(const struct cf_section *smtpd)
+{
+	if (smtpd->v[SMTPD_TLS_PRIORITY].s)
+		return smtpd->v[SMTPD_TLS_PRIORITY].s;
+	if (smtpd->v[SMTPD_AUTH].n != AUTH_NO ||
+	    smtpd->v[SMTPD_TLS].n == STLS_IMPLICIT ||
+	    smtpd->listen.port == 465 || smtpd->listen.port == 587)
+		return TLS_PRIORITY_INTERMEDIATE;
+	return TLS_PRIORITY_OPPORTUNISTIC;
+}
+
+/* Reads every certificate and key pair of the section (cf.c has checked
+ * that they pair up) while still privileged. */
+static int read_tls_secrets(struct session *s, char *why, size_t n)
+{
+	const struct cf_list *c = &s->smtpd->v[SMTPD_TLS_CERTIFICATE].list;
+	const struct cf_list *k = &s->smtpd->v[SMTPD_TLS_KEY].list;
+	s->tls_priority = tls_priority(s->smtpd);
+	for (uint32_t i = 0; i < c->n && i < k->n && i < TLS_MAX_KEYPAIRS;
+	     i++) {
+		if (read_secret(c->v[i], &s->tls_cert[i], why, n) < 0 ||
+		    read_secret(k->v[i], &s->tls_key[i], why, n) < 0)
+			return -1;
+		s->tls_npairs++;
+	}
+	return 0;
+}
+
 int session_drop_privileges(const struct cf *cf, char *why, size_t n)
 {
 	if (geteuid() != 0)
@@ -2047,10 +2086,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		fail = 1;
 	}
 	if (!fail && s.smtpd && (s.tls_mode = (int)s.smtpd->v[SMTPD_TLS].n) &&
-	    (read_secret(s.smtpd->v[SMTPD_TLS_CERTIFICATE].s, &s.tls_cert, why,
-			 sizeof why) < 0 ||
-	     read_secret(s.smtpd->v[SMTPD_TLS_KEY].s, &s.tls_key, why,
-			 sizeof why) < 0))
+	    read_tls_secrets(&s, why, sizeof why) < 0)
 		fail = 1;
 	if (!fail && s.smtpd &&
 	    (s.auth_mode = (int)s.smtpd->v[SMTPD_AUTH].n) != AUTH_NO &&
@@ -2133,6 +2169,8 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		enum io_status st = io_getline(&s.io, line, CMD_MAX_EXT, &len,
 					       &bare);
 		if (st == IO_TIMEOUT) {
+			log_event(LOG_L_WARNING, "event", "timeout", "tls",
+				  s.tls_on ? "yes" : "no", NULL);
 			reply(&s, 421, "4.4.2", "%s Timeout exceeded, closing "
 						"connection",
 			      s.name);
@@ -2182,8 +2220,10 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	transaction_reset(&s);
 	free(s.wbuf);
 	buf_free(&s.received_spf);
-	buf_free(&s.tls_cert);
-	buf_free(&s.tls_key);
+	for (size_t i = 0; i < TLS_MAX_KEYPAIRS; i++) {
+		buf_free(&s.tls_cert[i]);
+		buf_free(&s.tls_key[i]);
+	}
 	buf_free(&s.auth_table);
 	io_free(&s.io);
 	log_close();

@@ -175,12 +175,17 @@ def wait_for(pred, timeout=10, what="condition"):
         time.sleep(0.01)
 
 
-def make_cert(directory, cn):
+def make_cert(directory, cn, kind="rsa"):
     """A self-signed test certificate made by openssl: (cert, key) paths in
-    directory; the key readable by its owner only."""
+    directory; the key readable by its owner only. kind is "rsa" (cert.pem,
+    key.pem) or "ecdsa" (a P-256 key: ecdsa-cert.pem, ecdsa-key.pem)."""
     import subprocess
-    key, crt = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
-    r = subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+    prefix = "" if kind == "rsa" else kind + "-"
+    key = os.path.join(directory, prefix + "key.pem")
+    crt = os.path.join(directory, prefix + "cert.pem")
+    newkey = {"rsa": ["-newkey", "rsa:2048"],
+              "ecdsa": ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]}[kind]
+    r = subprocess.run([tool("openssl"), "req", "-x509"] + newkey + ["-nodes",
                         "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=" + cn],
                        capture_output=True)
     assert r.returncode == 0, r.stderr

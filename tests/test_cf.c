@@ -634,6 +634,20 @@ static const struct bad bad[] = {
 	  "t.cf:6:2: expected a section " SECTIONS ", found 'nosuch'\n"
 	  "t.cf:9:17: expected a Maildir path ending in '/' (mbox files are not "
 	  "supported), found '/m/joe'\n"),
+	C("an RSA and an ECDSA certificate with one key",
+	  "[smtpd \"a\"]\ntls = starttls\ntls-certificate = /r.pem\n"
+	  "tls-key = /r.key\ntls-certificate = /e.pem\n",
+	  "t.cf:5:19: expected a tls-key for this tls-certificate (they pair "
+	  "in order)\n"),
+	C("a key without its certificate, two on one line",
+	  "[smtpd \"a\"]\ntls-certificate = /r.pem\n"
+	  "tls-key = /r.key /e.key\n",
+	  "t.cf:3:18: expected a tls-certificate for this tls-key (they pair "
+	  "in order)\n"),
+	C("five certificate and key pairs",
+	  "[smtpd \"a\"]\ntls-certificate = /1 /2 /3 /4 /5\n"
+	  "tls-key = /1 /2 /3 /4 /5\n",
+	  "t.cf:3:23: expected at most 4 tls-certificate and tls-key pairs\n"),
 	C("several errors on one line and after it",
 	  "[syslog]\nident = \"x\nfacility = nope\n[relay \"r\"]\nname = -r\n"
 	  "address = 10.0.0.1 unix:x\n",
@@ -1057,7 +1071,8 @@ static void test_values(void **state)
 	assert_int_equal(s->v[SMTPD_BARE_NEWLINE].n, BARE_REJECT);
 	assert_int_equal(s->v[SMTPD_MAX_RECIPIENTS].n, 100000);
 	assert_int_equal(s->v[SMTPD_TIMEOUT].n, 120);
-	assert_string_equal(s->v[SMTPD_TLS_KEY].s, "/etc/ssl/k.pem");
+	assert_int_equal(s->v[SMTPD_TLS_KEY].list.n, 1);
+	assert_string_equal(s->v[SMTPD_TLS_KEY].list.v[0], "/etc/ssl/k.pem");
 	assert_string_equal(s->v[SMTPD_AUTH_FILE].s, "/etc/pm.auth");
 	const struct cf_section *p = cf_find(cf, CF_PIPE, "p");
 	assert_int_equal(p->v[PIPE_MAX_RCPT_TO].n, 1000);

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from pmtest import POSTMASTER, ROOT, free_port, make_cert, scratch_dir, Tcpserver, session_maps, tool, remove_tree
+from pmtest import (POSTMASTER, ROOT, descendants, free_port, make_cert, remove_tree,
+                    scratch_dir, session_maps, Tcpserver, tool, wait_for)
 
 
 @pytest.fixture
@@ -134,6 +135,8 @@ def test_old_tls_versions_are_refused(tmp, cert):
         old = handshake("TLS1.1")
         assert b"Handshake was completed" not in old.stdout
         assert b"*** Fatal error" in old.stderr, old.stdout + old.stderr
+        wait_for(lambda: "version" in open(os.path.join(tmp, "server.log")).read(), 30,
+                 "the failed handshake in the log")
     finally:
         log = srv.stop()
     assert re.search(r"event=tls-failed reason=\"TLS handshake failed: [^\"]*"
@@ -201,3 +204,271 @@ def test_unreadable_key_greets_421(tmp, cert):
                        capture_output=True, timeout=30)
     assert p.stdout.startswith(b"421 4.3.0 "), p.stdout
     assert b"key.pem: No such file or directory" in p.stderr
+
+
+# ---------------------------------------------------------------------
+# TLS policy (issue 9): priorities, server order, two certificates,
+# alerts, renegotiation, and the session timeout once TLS runs.
+
+def policy_server(tmp, mode="starttls", auth=False, extra="", timeout="300s"):
+    """A listener on its own port with an RSA and an ECDSA certificate:
+    opportunistic (starttls, no AUTH) or one that takes passwords
+    (implicit TLS with AUTH)."""
+    rsa = make_cert(tmp, "mail.example.net")
+    ecdsa = make_cert(tmp, "mail.example.net", "ecdsa")
+    port = free_port()
+    path = os.path.join(tmp, "policy.cf")
+    auth_lines = ""
+    if auth:
+        with open(os.path.join(tmp, "auth"), "w") as f:
+            f.write("joe:$6$salt$x\n")
+        auth_lines = "auth = optional\nauth-file = %s/auth\n" % tmp
+    with open(path, "w") as f:
+        f.write("""[core]
+hostname = mail.example.net
+logger = stderr
+spool-directory = {tmp}/spool
+{user}
+[smtpd "mx"]
+name = mail.example.net
+listen-port = 127.0.0.1:{port}
+tls = {mode}
+timeout = {timeout}
+tls-certificate = {rsa[0]}
+tls-key = {rsa[1]}
+tls-certificate = {ecdsa[0]}
+tls-key = {ecdsa[1]}
+{auth}{extra}
+[route]
+joe@example.net {tmp}/Maildir/
+""".format(tmp=tmp, mode=mode, rsa=rsa, ecdsa=ecdsa, port=port, auth=auth_lines,
+           extra=extra, timeout=timeout, user="user-id = nobody" if ROOT else ""))
+    r = subprocess.run([POSTMASTER, "--config=" + path, "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    return Tcpserver([POSTMASTER, "--config=" + path, "--smtpd=mx"],
+                     os.path.join(tmp, "server.log"), port=port)
+
+
+def s_client(srv, *args, starttls=True, stdin=b"QUIT\r\n"):
+    """openssl s_client's report of one handshake (stdout and stderr)."""
+    argv = [tool("openssl"), "s_client", "-ign_eof", "-connect",
+            "127.0.0.1:%d" % srv.port]
+    if starttls:
+        argv += ["-starttls", "smtp"]
+    r = subprocess.run(argv + list(args), input=stdin, capture_output=True, timeout=60)
+    return (r.stdout + r.stderr).decode(errors="replace")
+
+
+def negotiated(report):
+    m = re.search(r"Cipher is (\S+)", report)
+    return m.group(1) if m else None
+
+
+def test_the_server_order_wins(tmp):
+    """A client that lists a static-RSA CBC suite, then a weaker AEAD one,
+    first gets the server's choice."""
+    srv = policy_server(tmp)
+    try:
+        r = s_client(srv, "-tls1_2", "-cipher",
+                     "AES128-SHA:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
+        assert negotiated(r) == "ECDHE-RSA-AES256-GCM-SHA384", r
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("suite", ["AES128-SHA", "AES256-GCM-SHA384"])
+def test_static_rsa_is_refused_on_port_25(tmp, suite):
+    srv = policy_server(tmp)
+    try:
+        r = s_client(srv, "-tls1_2", "-cipher", suite)
+        assert negotiated(r) in (None, "(NONE)"), r
+        assert "alert handshake failure" in r, r
+        # the control: a forward-secret suite
+        assert negotiated(s_client(srv, "-tls1_2", "-cipher",
+                                   "ECDHE-RSA-AES128-GCM-SHA256")) == \
+            "ECDHE-RSA-AES128-GCM-SHA256"
+        log_says(tmp, "(alert Handshake failed sent)")
+    finally:
+        log = srv.stop()
+    assert re.search(r"event=tls-failed reason=\"TLS handshake failed: .*"
+                     r"\(alert Handshake failed sent\)", log), log
+
+
+@pytest.mark.parametrize("suite", ["AES128-SHA", "AES128-GCM-SHA256", "ECDHE-RSA-AES128-SHA",
+                                   "ECDHE-ECDSA-AES256-SHA", "DHE-RSA-AES128-SHA"])
+def test_listener_with_passwords_takes_only_the_intermediate_profile(tmp, suite):
+    """Static RSA and CBC-SHA1 are refused where passwords travel (AUTH,
+    implicit TLS: Mozilla's intermediate profile)."""
+    srv = policy_server(tmp, mode="implicit", auth=True)
+    try:
+        r = s_client(srv, "-tls1_2", "-cipher", suite, starttls=False)
+        assert negotiated(r) in (None, "(NONE)"), r
+        ok = s_client(srv, "-tls1_2", "-cipher", "DHE-RSA-AES128-GCM-SHA256",
+                      starttls=False)
+        assert negotiated(ok) == "DHE-RSA-AES128-GCM-SHA256", ok
+    finally:
+        srv.stop()
+
+
+def test_a_tls_1_1_client_gets_the_protocol_version_alert(tmp):
+    srv = policy_server(tmp, mode="implicit")
+    try:
+        g = subprocess.run([tool("gnutls-cli"), "--insecure", "--port", str(srv.port),
+                            "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.1", "127.0.0.1"],
+                           input=b"", capture_output=True, timeout=60)
+        out = (g.stdout + g.stderr).decode(errors="replace")
+        assert "Handshake was completed" not in out
+        assert "Received alert [70]" in out, out
+        log_says(tmp, "(alert Error in protocol version sent)")
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("tls13", [False, True])
+def test_rsa_and_ecdsa_certificates_side_by_side(tmp, tls13):
+    srv = policy_server(tmp)
+    try:
+        if tls13:
+            ec = s_client(srv, "-tls1_3", "-sigalgs", "ecdsa_secp256r1_sha256")
+            rsa = s_client(srv, "-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256")
+        else:
+            ec = s_client(srv, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+            rsa = s_client(srv, "-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256")
+        assert "Server public key is 256 bit" in ec, ec
+        assert "Peer signature type: ECDSA" in ec, ec
+        assert "Server public key is 2048 bit" in rsa, rsa
+        assert "Peer signature type: RSA" in rsa, rsa
+        assert "221 2.0.0" in ec and "221 2.0.0" in rsa
+    finally:
+        srv.stop()
+
+
+def test_tls_priority_is_honoured_and_checked(tmp):
+    srv = policy_server(tmp, extra="tls-priority = NORMAL:-VERS-ALL:+VERS-TLS1.2:"
+                        "-CIPHER-ALL:+CHACHA20-POLY1305")
+    try:
+        r = s_client(srv)
+        assert negotiated(r).endswith("-CHACHA20-POLY1305"), r
+    finally:
+        srv.stop()
+    bad = os.path.join(tmp, "bad.cf")
+    with open(bad, "w") as f:
+        f.write('[smtpd "mx"]\nlisten-port = 2525\n'
+                'tls-priority = NORMAL:-VERS-ALL:+VERS-TLS1.9\n')
+    r = subprocess.run([POSTMASTER, "--config=" + bad, "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 78
+    assert "bad.cf:3:33: expected a GnuTLS priority string" in r.stderr, r.stderr
+
+
+def test_client_renegotiation_is_refused_and_logged(tmp):
+    srv = policy_server(tmp, mode="implicit")
+    try:
+        p = subprocess.Popen([tool("openssl"), "s_client", "-tls1_2", "-connect",
+                              "127.0.0.1:%d" % srv.port],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        wait_for(lambda: "event=tls " in open(os.path.join(tmp, "server.log")).read(),
+                 30, "the handshake")
+        p.stdin.write(b"R\n")
+        p.stdin.flush()
+        out = p.communicate(timeout=30)[0].decode(errors="replace")
+        assert "RENEGOTIATING" in out and "no renegotiation" in out, out
+    finally:
+        log = srv.stop()
+    assert "event=tls-renegotiation action=refused" in log, log
+
+
+def log_says(tmp, text):
+    """Waits for the sessions' log to say text (a session logs a failed
+    handshake after its alert has reached the client); fails after 30 s."""
+    path = os.path.join(tmp, "server.log")
+    wait_for(lambda: text in open(path, errors="replace").read(), 30, text)
+
+
+def wait_session_end(srv, sock, limit):
+    """Seconds until the server closed sock and no session process is
+    left under tcpserver; fails after limit seconds."""
+    start = time.monotonic()
+    sock.settimeout(limit)
+    try:
+        while sock.recv(4096):
+            pass
+    except (ConnectionResetError, socket.timeout, ssl.SSLError):
+        pass
+    wait_for(lambda: not descendants(srv.p.pid), limit, "the session to end")
+    return time.monotonic() - start
+
+
+def test_a_client_that_stalls_mid_record_is_timed_out(tmp):
+    """Three bytes of a TLS record, then nothing: the session ends after
+    its timeout as in clear text (421 4.4.2, logged)."""
+    srv = policy_server(tmp, mode="implicit", timeout="3s")
+    try:
+        t = ssl._create_unverified_context().wrap_socket(
+            socket.create_connection(("127.0.0.1", srv.port), timeout=30))
+        assert t.recv(100).startswith(b"220 ")
+        raw = socket.socket(fileno=os.dup(t.fileno()))
+        raw.sendall(b"\x17\x03\x03")
+        t.settimeout(60)
+        assert t.recv(100).startswith(b"421 4.4.2"), "no timeout reply"
+        assert wait_session_end(srv, raw, 60) < 60
+        raw.close()
+        t.close()
+    finally:
+        log = srv.stop()
+    assert "event=timeout tls=yes" in log, log
+
+
+def test_a_trickled_client_hello_has_one_deadline(tmp):
+    """A ClientHello sent one byte a second never completes within a 3 s
+    timeout: the handshake has one deadline, not one per byte."""
+    srv = policy_server(tmp, mode="implicit", timeout="3s")
+    try:
+        inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ssl._create_unverified_context().wrap_bio(inb, outb)
+        with pytest.raises(ssl.SSLWantReadError):
+            obj.do_handshake()
+        hello = outb.read()
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        start = time.monotonic()
+        closed = False
+        for b in hello[:40]:
+            try:
+                sock.sendall(bytes([b]))
+            except OSError:
+                closed = True
+                break
+            sock.settimeout(1)
+            try:
+                if not sock.recv(100):
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+                break
+        assert closed, "the handshake went on for %.0f s" % (time.monotonic() - start)
+        assert time.monotonic() - start < 20
+        wait_for(lambda: not descendants(srv.p.pid), 30, "the session to end")
+        sock.close()
+    finally:
+        log = srv.stop()
+    assert "TLS handshake timed out after 3 s" in log, log
+
+
+def test_check_names_each_certificate_that_is_missing(tmp):
+    rsa = make_cert(tmp, "mail.example.net")
+    path = os.path.join(tmp, "two.cf")
+    with open(path, "w") as f:
+        f.write('[smtpd "mx"]\nlisten-port = 2525\ntls = starttls\n'
+                'tls-certificate = %s\ntls-key = %s\n'
+                'tls-certificate = %s/ecdsa-cert.pem\ntls-key = %s/ecdsa-key.pem\n'
+                % (rsa[0], rsa[1], tmp, tmp))
+    r = subprocess.run([POSTMASTER, "--config=" + path, "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert 'two.cf:6:19: warning: "%s/ecdsa-cert.pem" does not exist' % tmp in r.stderr
+    assert 'two.cf:7:11: warning: "%s/ecdsa-key.pem" does not exist' % tmp in r.stderr
