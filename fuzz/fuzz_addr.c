@@ -14,7 +14,8 @@
  *   - a domain that addr_domain_valid() accepts is accepted by addr_parse()
  *     after "x@";
  *   - buf_add_escaped() output is valid UTF-8 with no C0 or C1 controls.
- * Pure: no files, no network.
+ * No files but libidn2, which route patterns with international domains
+ * load (idna.c); no network.
  */
 #include "addr.h"
 #include "route.h"
