@@ -12,7 +12,7 @@ import smtplib
 import subprocess
 
 import pytest
-from pmtest import POSTMASTER, ROOT, Tcpserver, no_sanitizer_report, remove_tree, scratch_dir
+from pmtest import POSTMASTER, ROOT, Tcpserver, no_sanitizer_report, remove_tree, scratch_dir, tool
 
 BUECHER_U = "bücher.test"
 BUECHER_UP = "BÜCHER.test"
@@ -202,3 +202,33 @@ def test_libidn2_is_loaded_only_for_international_domains(tmp):
     assert reply.startswith("250 2.1.5") and "libidn2" not in maps, reply
     reply, maps = maps_after(cf, "joe@" + BUECHER_U)
     assert reply.startswith("550 5.7.1") and "libidn2" in maps, reply
+
+
+@pytest.mark.skipif(not ROOT, reason="hides libidn2 with a bind mount")
+def test_without_libidn2_international_domains_wait(tmp):
+    # a private mount namespace where libidn2.so.0 is an empty file: an
+    # international recipient is deferred (451 4.3.0), ASCII routes as
+    # ever, and a pattern that needs the library is a configuration error
+    lib = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True,
+                         text=True).stdout
+    path = next(l.split("=> ")[1] for l in lib.splitlines()
+                if l.strip().startswith("libidn2.so.0 "))
+    cf = write_cf(tmp, "@example.org @DIR@/b/\n")
+    bad = write_cf(tmp, '"@%s" @DIR@/b/\n' % BUECHER_U, name="bad.cf")
+    r = subprocess.run(
+        [tool("unshare"), "-m", "sh", "-c",
+         'mount --bind /dev/null "$(readlink -f "$0")" || exit 99; '
+         '"$1" --config="$2" --route="x@$3"; echo "rc=$?"; '
+         '"$1" --config="$2" --route=x@example.org; echo "rc=$?"; '
+         '"$1" --config="$4" --check 2>&1; echo "rc=$?"',
+         path, POSTMASTER, cf, BUECHER_U, bad],
+        capture_output=True, timeout=60)
+    out = r.stdout.decode()
+    no_sanitizer_report(out + r.stderr.decode(errors="replace"), "no libidn2")
+    assert r.returncode == 0, out + r.stderr.decode()
+    assert ("451 4.3.0 <x@%s>: cannot check an international domain name "
+            "now\nrc=75\n" % BUECHER_U) in out, out
+    assert "250 2.1.5 <x@example.org> OK\nrc=0\n" in out, out
+    assert out.endswith(": expected a route pattern (user@domain, @domain, "
+                        "user@, @ or a local name), found '@%s': cannot load "
+                        "libidn2.so.0 for %s\nrc=78\n" % (BUECHER_U, BUECHER_U)), out
