@@ -58,20 +58,28 @@ static int take_utf8(struct scan *sc)
 	return 0;
 }
 
+/* The one control-character rule of addresses and domains: C0, DEL, and
+ * the C1 controls U+0080..U+009F in UTF-8. Returns the offset of the first
+ * one, or n. */
+static size_t control_at(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f ||
+		    (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+		     (unsigned char)s[i + 1] <= 0x9f))
+			return i;
+	}
+	return n;
+}
+
 static int check_control(struct scan *sc)
 {
-	for (size_t i = 0; i < sc->n; i++) {
-		unsigned char c = (unsigned char)sc->s[i];
-		/* C0, DEL, and the C1 controls U+0080..U+009F in UTF-8 */
-		if (c < 0x20 || c == 0x7f ||
-		    (c == 0xc2 && i + 1 < sc->n &&
-		     (unsigned char)sc->s[i + 1] >= 0x80 &&
-		     (unsigned char)sc->s[i + 1] <= 0x9f)) {
-			sc->i = i;
-			return fail(sc, ADDR_ECONTROL, "control character");
-		}
-	}
-	return 0;
+	size_t i = control_at(sc->s, sc->n);
+	if (i == sc->n)
+		return 0;
+	sc->i = i;
+	return fail(sc, ADDR_ECONTROL, "control character");
 }
 
 /* Dot-string: atoms separated by single dots. Writes the bytes to out. */
@@ -201,7 +209,7 @@ static int literal_valid(const char *s, size_t n)
 
 int addr_domain_valid(const char *s, size_t n, int utf8)
 {
-	if (n == 0 || n > ADDR_DOMAIN_MAX)
+	if (n == 0 || n > ADDR_DOMAIN_MAX || control_at(s, n) != n)
 		return 0;
 	if (s[0] == '[')
 		return literal_valid(s, n);

@@ -63,7 +63,9 @@ void addr_format(const struct addr *a, char *out, size_t outsize);
 /* Case-insensitive comparison of the ASCII letters; other bytes exact. */
 int addr_part_eq(const char *a, const char *b);
 
-/* Whether s is a syntactically valid domain name or address literal. */
+/* Whether s is a syntactically valid domain name or address literal: the
+ * rule addr_parse() applies after '@', control characters (C0, DEL, C1)
+ * refused alike. */
 int addr_domain_valid(const char *s, size_t n, int utf8);
 
 /* Whether the canonical local part is "postmaster" in any case. */

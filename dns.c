@@ -6,10 +6,9 @@
  * dn_expand live in glibc itself.
  */
 #include "dns.h"
+#include "idna.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
-#include <idn2.h>
 #include <arpa/nameser.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -215,39 +214,5 @@ enum dns_status dns_addrs(const char *server, const char *host, int port,
 int dns_alabel(const char *domain, char *out, size_t n, char *why,
 	       size_t whyn)
 {
-	const unsigned char *p = (const unsigned char *)domain;
-	while (*p && *p < 0x80)
-		p++;
-	if (!*p) {
-		snprintf(out, n, "%s", domain);
-		return 0;
-	}
-	static __typeof__(idn2_to_ascii_8z) *to_ascii;
-	static __typeof__(idn2_free) *release;
-	static __typeof__(idn2_strerror) *error_text;
-	if (!to_ascii) {
-		void *h = dlopen("libidn2.so.0", RTLD_NOW | RTLD_LOCAL);
-		if (h) {
-			*(void **)&to_ascii = dlsym(h, "idn2_to_ascii_8z");
-			*(void **)&release = dlsym(h, "idn2_free");
-			*(void **)&error_text = dlsym(h, "idn2_strerror");
-		}
-		if (!to_ascii || !release || !error_text) {
-			to_ascii = NULL;
-			snprintf(why, whyn, "cannot load libidn2.so.0 for %s",
-				 domain);
-			return -1;
-		}
-	}
-	char *a = NULL;
-	int r = to_ascii(domain, &a, IDN2_NONTRANSITIONAL);
-	if (r != IDN2_OK) {
-		snprintf(why, whyn, "%s is not a valid international domain "
-				    "name: %s",
-			 domain, error_text(r));
-		return -1;
-	}
-	snprintf(out, n, "%s", a);
-	release(a);
-	return 0;
+	return idna_canon(domain, out, n, why, whyn) == IDNA_OK ? 0 : -1;
 }

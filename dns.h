@@ -32,9 +32,9 @@ struct dns_mx {
 	char host[256];
 };
 
-/* The A-label form of a domain (IDNA 2008 through libidn2, loaded with
- * dlopen the first time a domain needs it, SPEC 11); an ASCII domain is
- * copied. -1 with a reason when it is not a valid international name. */
+/* The name to ask for domain: its canonical A-label form (idna.h, where
+ * libidn2 is loaded when a domain needs it). -1 with a reason when it is
+ * not a valid international name or libidn2 cannot be loaded. */
 int dns_alabel(const char *domain, char *out, size_t n, char *why,
 	       size_t whyn);
 

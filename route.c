@@ -8,6 +8,11 @@
  * host, mx, |cmd, Maildir, discard) or leads to another resolution (a
  * rewrite, an alias), at most ROUTE_MAX_DEPTH deep.
  *
+ * Domains are compared in their canonical form (idna.h): patterns hold it
+ * from the moment they are parsed, and each address is brought to it once
+ * per step, so "bücher.test", "BÜCHER.test" and "xn--bcher-kva.test" are
+ * one domain in patterns, local domains and compiled indexes.
+ *
  * Names that a client chooses (the local part at the local host name, a
  * bare RCPT TO:<name>) resolve only to aliases and system users; only a
  * target that the administrator wrote can name a [pipe] or [relay].
@@ -16,6 +21,7 @@
  */
 #include "route.h"
 #include "net.h"
+#include "idna.h"
 #include "rtindex.h"
 
 #include <arpa/inet.h>
@@ -31,8 +37,9 @@
 /* ------------------------------------------------------------------ */
 /* Patterns                                                            */
 
-int route_pattern_parse(const char *s, size_t n, enum pat_kind *kind,
-			struct addr *a, const char **why)
+/* The parts of a pattern or rewrite target, domain as written. */
+static int pattern_parts(const char *s, size_t n, enum pat_kind *kind,
+			 struct addr *a, const char **why)
 {
 	size_t where;
 	if (n == 0) {
@@ -55,6 +62,32 @@ int route_pattern_parse(const char *s, size_t n, enum pat_kind *kind,
 		*kind = PAT_LOCAL;
 	else
 		*kind = PAT_ALL;
+	return 0;
+}
+
+/* The canonical form of domain into out, or -1 with the reason. */
+static int pattern_domain(const char *domain, char *out, const char **why)
+{
+	static char reason[300];
+	if (idna_canon(domain, out, ADDR_DOMAIN_MAX + 1, reason,
+		       sizeof reason) != IDNA_OK) {
+		*why = reason;
+		return -1;
+	}
+	return 0;
+}
+
+int route_pattern_parse(const char *s, size_t n, enum pat_kind *kind,
+			struct addr *a, const char **why)
+{
+	char canon[ADDR_DOMAIN_MAX + 1];
+	if (pattern_parts(s, n, kind, a, why) < 0)
+		return -1;
+	if (a->domain[0]) {
+		if (pattern_domain(a->domain, canon, why) < 0)
+			return -1;
+		memcpy(a->domain, canon, sizeof a->domain);
+	}
 	return 0;
 }
 
@@ -245,8 +278,18 @@ static int classify(const char *s, enum tkind *k, struct addr *rw,
 	if (strchr(s, '@') || s[0] == '"') {
 		*k = TK_REWRITE;
 		enum pat_kind pk;
-		if (route_pattern_parse(s, strlen(s), &pk, rw, why) < 0)
+		/* the rewrite keeps the domain as written; it must be valid */
+		char canon[ADDR_DOMAIN_MAX + 1];
+		if (pattern_parts(s, strlen(s), &pk, rw, why) < 0)
 			return -1;
+		if (rw->domain[0] && pattern_domain(rw->domain, canon, why) < 0) {
+			static char msg[400];
+			snprintf(msg, sizeof msg, "a rewrite to a valid domain "
+						  "(%s)",
+				 *why);
+			*why = msg;
+			return -1;
+		}
 		if (pk == PAT_ALL) {
 			*why = "a rewrite that changes something ('@' alone "
 			       "keeps the address as it is)";
@@ -456,6 +499,16 @@ static int eq(const char *a, const char *b)
 	return addr_part_eq(a, b);
 }
 
+/* canon (canonical already) and a domain from the configuration, compared
+ * in canonical form; a name that is no valid IDNA compares as written. */
+static int same_domain(const char *canon, const char *other)
+{
+	char o[ADDR_DOMAIN_MAX + 1], why[300];
+	if (idna_canon(other, o, sizeof o, why, sizeof why) == IDNA_OK)
+		other = o;
+	return eq(canon, other);
+}
+
 static int line_matches(const struct route_entry *e, int is_name,
 			const char *local, const char *base,
 			const char *domain)
@@ -609,11 +662,12 @@ static int own_literal(const char *d)
 	return found;
 }
 
-/* localhost, the host name, our own literals: local users live here. */
+/* localhost, the host name, our own literals: local users live here.
+ * d is canonical. */
 static int local_host_domain(const struct cf *cf, const char *d)
 {
-	return eq(d, "localhost") || eq(d, cf->core->v[CORE_HOSTNAME].s) ||
-	       own_literal(d);
+	return eq(d, "localhost") ||
+	       same_domain(d, cf->core->v[CORE_HOSTNAME].s) || own_literal(d);
 }
 
 static uint32_t listener_tables(const struct cf *cf,
@@ -633,14 +687,15 @@ static uint32_t listener_tables(const struct cf *cf,
 	return n;
 }
 
-int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
-			  const char *domain)
+/* route_domain_is_local for a domain in canonical form. */
+static int canonical_is_local(const struct cf *cf,
+			      const struct cf_section *smtpd, const char *domain)
 {
 	if (local_host_domain(cf, domain))
 		return 1;
 	for (uint32_t i = 0; i < cf->nsecs; i++) {
 		const struct cf_section *s = &cf->secs[i];
-		if (s->kind == CF_SMTPD && eq(s->v[SMTPD_NAME].s, domain))
+		if (s->kind == CF_SMTPD && same_domain(domain, s->v[SMTPD_NAME].s))
 			return 1;
 	}
 	const struct route_table *tables[64];
@@ -649,6 +704,35 @@ int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
 		if (table_names_domain(tables[i], domain))
 			return 1;
 	return 0;
+}
+
+int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
+			  const char *domain)
+{
+	char canon[ADDR_DOMAIN_MAX + 1], why[300];
+	if (idna_canon(domain, canon, sizeof canon, why, sizeof why) == IDNA_OK)
+		domain = canon;
+	return canonical_is_local(cf, smtpd, domain);
+}
+
+/* The domain of a in canonical form in out ("" without one), or -1 after a
+ * failure: a recipient at a domain that is no valid international name is
+ * refused; one that cannot be checked now is deferred. */
+static int canonical_domain(struct rctx *c, const struct addr *a, int depth,
+			    const char *text, char *out, size_t n)
+{
+	char why[300];
+	out[0] = 0;
+	if (!a->has_at)
+		return 0;
+	enum idna_status st = idna_canon(a->domain, out, n, why, sizeof why);
+	if (st == IDNA_ENOLIB)
+		failure(c, depth, 451, "4.3.0",
+			"cannot check an international domain name now",
+			"<%s>: %s", text, why);
+	else if (st != IDNA_OK)
+		failure(c, depth, 553, "5.1.3", why, "<%s>: %s", text, why);
+	return st == IDNA_OK ? 0 : -1;
 }
 
 static void add_target(struct rctx *c, int depth, enum target_kind kind,
@@ -875,10 +959,13 @@ static void resolve(struct rctx *c, const struct addr *a, int depth,
 		step(c, depth, "<%s> is resolved above", text);
 		return;
 	}
+	char dom[ADDR_DOMAIN_MAX + 1];
+	if (canonical_domain(c, a, depth, text, dom, sizeof dom) < 0)
+		return;
 	char *mine = xstrdup(text);
 	c->chain[depth] = mine;
 	struct match *m = xmalloc(sizeof *m);
-	if (find_match(c, !a->has_at, a->local, a->domain, m)) {
+	if (find_match(c, !a->has_at, a->local, dom, m)) {
 		if (!c->first.file) {
 			c->first.file = m->file;
 			c->first.line = m->line;
@@ -908,7 +995,7 @@ static void resolve(struct rctx *c, const struct addr *a, int depth,
 			system_user(c, a->local, depth);
 		}
 		(void)client_name;
-	} else if (local_host_domain(c->cf, a->domain)) {
+	} else if (local_host_domain(c->cf, dom)) {
 		step(c, depth, "<%s> has no route; %s is this host: local "
 			       "name %s",
 		     text, a->domain, a->local);
@@ -916,7 +1003,7 @@ static void resolve(struct rctx *c, const struct addr *a, int depth,
 		memset(&nm, 0, sizeof nm);
 		memcpy(nm.local, a->local, sizeof nm.local);
 		resolve(c, &nm, depth + 1, 1);
-	} else if (route_domain_is_local(c->cf, c->smtpd, a->domain)) {
+	} else if (canonical_is_local(c->cf, c->smtpd, dom)) {
 		if (addr_is_postmaster(a)) {
 			step(c, depth, "<%s> has no route: postmaster at a local "
 				       "domain",

@@ -102,7 +102,9 @@ void route_result_free(struct route_result *r);
 
 const char *route_target_kind_name(enum target_kind k);
 
-/* Table building (cf.c) and checks (--check). */
+/* Table building (cf.c) and checks (--check). The domain of a pattern
+ * comes out canonical (idna.h); one that is no valid international
+ * domain name is refused with the reason. */
 int route_pattern_parse(const char *s, size_t n, enum pat_kind *kind,
 			struct addr *a, const char **why);
 /* Validates the target words of one route line; reports through cf_error.
@@ -116,7 +118,8 @@ void route_check_shadowed(struct cf *cf, const struct route_table *t);
  * no pipe, relay, alias or system user; a Maildir whose parent directory
  * is missing. */
 void route_check_system(struct cf *cf, const struct route_table *t);
-/* Whether domain is one of the listener's local domains (SPEC 6). */
+/* Whether domain (either spelling, idna.h) is one of the listener's local
+ * domains (SPEC 6). */
 int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
 			  const char *domain);
 

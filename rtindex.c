@@ -2,14 +2,17 @@
  * rtindex.c - compiled route files (see rtindex.h).
  *
  * Layout of PATH.pmdb (native byte order, 4-byte aligned):
- *   header   magic "PMRTIX02", nfiles, nbuckets, nentries, off_buckets,
+ *   header   magic "PMRTIX03", nfiles, nbuckets, nentries, off_buckets,
  *            total size
  *   files    per source file: size, mtime (s, ns), inode, path
  *   buckets  nbuckets x u32: offset of an entry, 0 = empty (linear probing)
  *   entries  seq, file, line, col, nw, key\0, pattern\0, nw x (quoted, col,
  *            word\0)
  * Keys are route_pattern_key() strings; "=:domain" keys record the domains
- * that patterns name. The first line of a key wins, as in the text.
+ * that patterns name. Domains in keys are canonical (idna.h: lowercase
+ * A-labels), so either spelling of a name finds them; "PMRTIX02" files
+ * had them as written and count as stale. The first line of a key wins,
+ * as in the text.
  *
  * Never: follows an offset it has not checked against the file size.
  */
@@ -26,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "PMRTIX02"
+#define MAGIC "PMRTIX03"
 
 struct hdr {
 	char magic[8];

@@ -52,7 +52,7 @@ int rtindex_write(const char *srcpath, const struct cf *cf,
  * or 0. */
 int rtindex_lookup(const struct rtindex *ix, const char *key, size_t keylen,
 		   struct rt_hit *hit);
-/* Whether a pattern of the file names domain (lowercase). */
+/* Whether a pattern of the file names domain (canonical, idna.h). */
 int rtindex_names_domain(const struct rtindex *ix, const char *domain);
 const char *rtindex_path(const struct rtindex *ix);
 uint32_t rtindex_count(const struct rtindex *ix);

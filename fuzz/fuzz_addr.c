@@ -13,10 +13,14 @@
  *     and parts;
  *   - a domain that addr_domain_valid() accepts is accepted by addr_parse()
  *     after "x@";
+ *   - the canonical form of such a domain (idna_canon) is a valid ASCII
+ *     domain without upper case, and its own canonical form;
  *   - buf_add_escaped() output is valid UTF-8 with no C0 or C1 controls.
- * Pure: no files, no network.
+ * No files but libidn2, which route patterns with international domains
+ * load (idna.c); no network.
  */
 #include "addr.h"
+#include "idna.h"
 #include "route.h"
 #include "util.h"
 
@@ -141,6 +145,32 @@ static void check_pattern(const char *s, size_t n)
 	buf_free(&key);
 }
 
+static void check_canonical(const char *s, size_t n)
+{
+	char in[ADDR_DOMAIN_MAX + 1], out[ADDR_DOMAIN_MAX + 1];
+	char again[ADDR_DOMAIN_MAX + 1], why[300];
+	memcpy(in, s, n);
+	in[n] = 0;
+	if (idna_canon(in, out, sizeof out, why, sizeof why) != IDNA_OK)
+		return;
+	size_t on = strlen(out);
+	int upper = 0;
+	for (size_t i = 0; i < on; i++)
+		upper |= out[i] >= 'A' && out[i] <= 'Z';
+	if (!addr_domain_valid(out, on, 0) || upper) {
+		show("domain", s, n);
+		show("canonical", out, on);
+		FAIL("the canonical form is no lowercase ASCII domain");
+	}
+	if (idna_canon(out, again, sizeof again, why, sizeof why) != IDNA_OK ||
+	    strcmp(out, again)) {
+		show("domain", s, n);
+		show("canonical", out, on);
+		FAIL("the canonical form is not its own canonical form (%s)",
+		     why);
+	}
+}
+
 static void check_domain(const char *s, size_t n)
 {
 	int v1 = addr_domain_valid(s, n, 1);
@@ -149,7 +179,10 @@ static void check_domain(const char *s, size_t n)
 		show("input", s, n);
 		FAIL("domain valid in ASCII mode but not with UTF-8");
 	}
-	if (!v1 || n > ADDR_PATH_MAX - 4)
+	if (!v1)
+		return;
+	check_canonical(s, n);
+	if (n > ADDR_PATH_MAX - 4)
 		return;
 	char tmp[ADDR_PATH_MAX];
 	tmp[0] = 'x';

@@ -465,6 +465,21 @@ static void test_domain_length(void **state)
 	assert_false(addr_domain_valid("[192.0.2.256]", 13, 0));
 }
 
+/* fuzz/crashes/addr-c1-control-domain: a C1 control (U+0085) is refused
+ * by addr_domain_valid as addr_parse refuses it, so no host name in the
+ * configuration can hold one. */
+static void test_domain_c1_control(void **state)
+{
+	(void)state;
+	struct addr a;
+	assert_false(addr_domain_valid("\xc2\x85", 2, 1));
+	assert_false(addr_domain_valid("a\xc2\x9f.example", 11, 1));
+	assert_int_equal(parse("x@\xc2\x85", 4, ADDR_UTF8, &a), ADDR_ECONTROL);
+	/* U+00A0 and beyond are not controls */
+	assert_true(addr_domain_valid("a\xc2\xa0.example", 11, 1));
+	assert_true(addr_domain_valid("\xc3\xa9.example", 10, 1));
+}
+
 static void format(const char *in, unsigned flags, const char *want)
 {
 	struct addr a;
@@ -563,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_path_length),
 		cmocka_unit_test(test_long_local_part),
 		cmocka_unit_test(test_domain_length),
+		cmocka_unit_test(test_domain_c1_control),
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_is_postmaster),
 		cmocka_unit_test(test_canonical_round_trip),

@@ -878,6 +878,114 @@ static void test_local_domains(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* International domains are one domain in every spelling (IDNA2008
+ * A-labels, Unicode case folded): in patterns, rewrites, local domains
+ * (a route's domain, a listener's name, the host name) and the relay
+ * check. "bücher" is xn--bcher-kva, "café" xn--caf-dma, "müller"
+ * xn--mller-kva, "münchen" xn--mnchen-3ya, "straße" xn--strae-oqa. */
+#define U_UE "\xc3\xbc" /* ü */
+#define U_UE_UP "\xc3\x9c" /* Ü */
+#define U_EA "\xc3\xa9" /* é */
+#define U_EA_UP "\xc3\x89" /* É */
+static void test_idna_domains(void **state)
+{
+	(void)state;
+	struct cf *cf = load("[core]\n"
+			     "hostname = mail.xn--bcher-kva.test\n"
+			     "[smtpd \"mx\"]\n"
+			     "listen-port = 25\n"
+			     "name = M" U_UE "nchen.example\n"
+			     "[route]\n"
+			     "\"@b" U_UE "cher.test\" /m/buecher/\n"
+			     "joe@XN--CAF-DMA.test /m/joe/\n"
+			     "\"@M" U_UE_UP "LLER.test\" /m/mueller/\n"
+			     "\"@stra\xc3\x9f" "e.test\" /m/strasse/\n"
+			     "ann@rewrite.test \"ann@B" U_UE_UP "CHER.TEST\"\n");
+#define BU "maildir /m/buecher/ "
+#define JO "maildir /m/joe/ "
+#define MU "maildir /m/mueller/ "
+	static const struct rcase cases[] = {
+		/* a U-label pattern: the U-label, its upper case, the A-label */
+		{"mx", "<x@b" U_UE "cher.test>", 250, "2.1.5",
+		 BU "<x@b" U_UE "cher.test>", NULL},
+		{"mx", "<x@B" U_UE_UP "CHER.test>", 250, "2.1.5",
+		 BU "<x@B" U_UE_UP "CHER.test>", NULL},
+		{"mx", "<x@xn--bcher-kva.test>", 250, "2.1.5",
+		 BU "<x@xn--bcher-kva.test>", NULL},
+		{"mx", "<x@XN--BCHER-KVA.TEST>", 250, "2.1.5",
+		 BU "<x@XN--BCHER-KVA.TEST>", NULL},
+		/* an A-label pattern (in upper case): every spelling */
+		{"mx", "<joe@caf" U_EA ".test>", 250, "2.1.5",
+		 JO "<joe@caf" U_EA ".test>", NULL},
+		{"mx", "<JOE@CAF" U_EA_UP ".TEST>", 250, "2.1.5",
+		 JO "<JOE@CAF" U_EA_UP ".TEST>", NULL},
+		{"mx", "<joe@xn--caf-dma.test>", 250, "2.1.5",
+		 JO "<joe@xn--caf-dma.test>", NULL},
+		/* an upper-case U-label pattern */
+		{"mx", "<x@m" U_UE "ller.test>", 250, "2.1.5",
+		 MU "<x@m" U_UE "ller.test>", NULL},
+		{"mx", "<x@xn--mller-kva.test>", 250, "2.1.5",
+		 MU "<x@xn--mller-kva.test>", NULL},
+		/* nontransitional: straße is not strasse */
+		{"mx", "<x@xn--strae-oqa.test>", 250, "2.1.5",
+		 "maildir /m/strasse/ <x@xn--strae-oqa.test>", NULL},
+		{"mx", "<x@strasse.test>", 550, "5.7.1", "",
+		 "<x@strasse.test>: relaying denied"},
+		/* a rewrite to another spelling */
+		{"mx", "<ann@rewrite.test>", 250, "2.1.5",
+		 BU "<ann@B" U_UE_UP "CHER.TEST>", NULL},
+		/* local domains in every spelling: user unknown, not relaying */
+		{"mx", "<x@CAF" U_EA_UP ".test>", 550, "5.1.1", "",
+		 "<x@CAF" U_EA_UP ".test>: user unknown"},
+		{"mx", "<x@xn--caf-dma.test>", 550, "5.1.1", "",
+		 "<x@xn--caf-dma.test>: user unknown"},
+		{"mx", "<x@xn--mnchen-3ya.example>", 550, "5.1.1", "",
+		 "<x@xn--mnchen-3ya.example>: user unknown"},
+		{"mx", "<x@M" U_UE_UP "NCHEN.example>", 550, "5.1.1", "",
+		 "<x@M" U_UE_UP "NCHEN.example>: user unknown"},
+		{"mx", "<root@MAIL.B" U_UE_UP "CHER.test>", 250, "2.1.5", ROOT,
+		 NULL},
+		{"mx", "<x@sub.b" U_UE "cher.test>", 550, "5.7.1", "",
+		 "<x@sub.b" U_UE "cher.test>: relaying denied"},
+		/* no valid international name: 553 5.1.3 */
+		{"mx", "<x@xn--zz.test>", 553, "5.1.3", "",
+		 "<x@xn--zz.test>: xn--zz.test is not a valid international "
+		 "domain name: string contains invalid punycode data"},
+		{"mx", "<x@b\xe2\x80\xa4x.test>", 553, "5.1.3", "",
+		 "<x@b\xe2\x80\xa4x.test>: b\xe2\x80\xa4x.test is not a valid "
+		 "international domain name: string contains a disallowed "
+		 "character"},
+		/* ASCII without an xn-- label is never checked as IDNA */
+		{"mx", "<x@ab--cd.test>", 550, "5.7.1", "",
+		 "<x@ab--cd.test>: relaying denied"},
+	};
+#undef BU
+#undef JO
+#undef MU
+	int bad = CHECK_ALL(cf, cases);
+	cf_free(cf);
+	assert_int_equal(bad, 0);
+
+	/* a pattern that is no valid international name is a configuration
+	 * error, not a line that can never match */
+	cf = cf_new();
+	static const char badcf[] = "[route]\n@xn--zz.test /m/x/\n"
+				    "x@y.test x@xn--zz.test\n";
+	cf_load_text(cf, "test.cf", badcf, strlen(badcf));
+	cf_finish(cf, 0);
+	assert_int_equal(cf->nerrors, 2);
+	assert_non_null(strstr(cf->diag.s, "test.cf:2:1: expected a route "
+					   "pattern"));
+	assert_non_null(strstr(cf->diag.s, "found '@xn--zz.test': xn--zz.test "
+					   "is not a valid international "
+					   "domain name"));
+	assert_non_null(strstr(cf->diag.s, "test.cf:3:10: expected a rewrite "
+					   "to a valid domain (xn--zz.test is "
+					   "not a valid international domain "
+					   "name"));
+	cf_free(cf);
+}
+
 /* A route for postmaster replaces the built-in root, at every local
  * domain and bare; a more specific line still comes first. */
 static void test_postmaster_alias(void **state)
@@ -1408,6 +1516,46 @@ static void test_compiled_index_long_line(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* The compiled index keys international domains by their A-labels:
+ * either spelling in the file finds either spelling of the recipient,
+ * and the file's domains are local in every spelling. */
+static void test_compiled_index_idna(void **state)
+{
+	(void)state;
+	make_dir();
+	write_file(tmp.rt, "\"@B" U_UE_UP "CHER.test\" /m/buecher/\n"
+			   "joe@xn--caf-dma.test /m/joe/\n"
+			   "\"ann@m" U_UE "ller.test\" /m/ann/\n");
+	snprintf(tmp.cf, sizeof tmp.cf,
+		 "[core]\nhostname = h.example\n[route]\nfile \"%s\"\n",
+		 tmp.rt);
+	static const struct rcase cases[] = {
+		{NULL, "<x@xn--bcher-kva.test>", 250, "2.1.5",
+		 "maildir /m/buecher/ <x@xn--bcher-kva.test>", NULL},
+		{NULL, "<x@b" U_UE "cher.TEST>", 250, "2.1.5",
+		 "maildir /m/buecher/ <x@b" U_UE "cher.TEST>", NULL},
+		{NULL, "<joe@CAF" U_EA_UP ".test>", 250, "2.1.5",
+		 "maildir /m/joe/ <joe@CAF" U_EA_UP ".test>", NULL},
+		{NULL, "<ann@XN--MLLER-KVA.test>", 250, "2.1.5",
+		 "maildir /m/ann/ <ann@XN--MLLER-KVA.test>", NULL},
+		{NULL, "<x@caf" U_EA ".test>", 550, "5.1.1", "",
+		 "<x@caf" U_EA ".test>: user unknown"},
+		{NULL, "<x@M" U_UE_UP "LLER.test>", 550, "5.1.1", "",
+		 "<x@M" U_UE_UP "LLER.test>: user unknown"},
+		{NULL, "<x@other.test>", 550, "5.7.1", "",
+		 "<x@other.test>: relaying denied"},
+	};
+	struct cf *cf = load_mode(tmp.cf, CF_CHECK);
+	int bad = CHECK_ALL(cf, cases);
+	cf_free(cf);
+	cf = load_mode(tmp.cf, 0);
+	int indexed = count_type(cf, RE_INDEX);
+	bad += CHECK_ALL(cf, cases);
+	cf_free(cf);
+	assert_int_equal(indexed, 1);
+	assert_int_equal(bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1420,6 +1568,7 @@ int main(void)
 		cmocka_unit_test(test_rewrite_too_long),
 		cmocka_unit_test(test_name_order),
 		cmocka_unit_test(test_local_domains),
+		cmocka_unit_test(test_idna_domains),
 		cmocka_unit_test(test_postmaster_alias),
 		cmocka_unit_test(test_recipient_delimiter),
 		cmocka_unit_test(test_depth_limit),
@@ -1427,6 +1576,7 @@ int main(void)
 		cmocka_unit_test(test_system_user_case_folded),
 		cmocka_unit_test(test_target_limit),
 		cmocka_unit_test_teardown(test_compiled_index, remove_dir),
+		cmocka_unit_test_teardown(test_compiled_index_idna, remove_dir),
 		cmocka_unit_test_teardown(test_compiled_index_long_line,
 					  remove_dir),
 	};
