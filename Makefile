@@ -38,9 +38,10 @@ CFLAGS += -std=c17 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -D_FORTIFY_SOURCE=3 \
 LDFLAGS ?=
 LDLIBS ?= -ldl
 
-SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c \
-	spool.c flush.c bounce.c client.c dns.c idna.c tls.c mime.c auth.c spf.c \
-	net.c
+SRCS = cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
+	route.c route_env.c route_load.c route_check.c rtindex.c util.c io.c \
+	log.c deliver.c session.c spool.c flush.c bounce.c client.c dns.c idna.c \
+	tls.c mime.c auth.c spf.c net.c hosts.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
 

@@ -5,19 +5,21 @@
  * A configuration is an ordered list of scoped assignments
  * (SECTION."NAME".KEY = WORDS). cf_load() reads the file, cf_flag() adds
  * command-line assignments on top, and cf_finish() merges them, checks every
- * value against its key's type, resolves references, loads route includes
- * and builds the route tables. Every problem is collected with
- * file:line:column; nothing may use a configuration whose cf_finish()
- * reported an error.
+ * value against its key's type and resolves references. Route tables are
+ * built next to routing (route_load.h); --check's rules about this host
+ * live in check.h. Every problem is collected with file:line:column;
+ * nothing may use a configuration that reported an error.
  *
- * cf.c never touches the network and never writes anything but the
- * compiled route indexes that --check asks for (rtindex.c).
+ * The family: cf.c (storage, lookup, diagnostics), cf_lex.c, cf_schema.c,
+ * cf_build.c, cf_dump.c, sharing cf_impl.h. It never touches the network
+ * and never writes a file.
  */
 #ifndef POSTMASTER_CF_H
 #define POSTMASTER_CF_H
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "util.h"
@@ -127,6 +129,19 @@ struct cf_assign {
 	const char *basedir; /* directory that relative includes start from */
 };
 
+/* A route file that postmaster.cf includes, read as text: --check
+ * compiles its lines into an index (rtindex.h). */
+struct cf_include {
+	struct cf_pos at;            /* the `file` line */
+	struct route_table *table;
+	uint32_t first, n;           /* its lines: table entries [first, first+n) */
+	char **deps;                 /* deps[0] its real path, then what it
+					includes */
+	uint32_t ndeps;
+	int clean;                   /* no error so far when it was read */
+	struct cf_include *next;
+};
+
 struct cf_file {
 	char *path;
 	char *dir;    /* where relative includes start */
@@ -135,8 +150,8 @@ struct cf_file {
 };
 
 enum {
-	CF_CHECK = 1 << 0,    /* --check: parse every route file, build
-				 indexes, produce warnings */
+	CF_CHECK = 1 << 0,    /* --check: read every route file as text,
+				 so that check.c can compile it */
 	CF_NO_INCLUDES = 1 << 1, /* do not read route files (--dump) */
 };
 
@@ -159,8 +174,8 @@ struct cf {
 	char hostname[256];
 	struct cf_section *core, *syslog, *global_route;
 	struct cf_pool *pool; /* small allocations that live with cf */
-	char **deps;          /* files read for the current top-level include */
-	uint32_t ndeps;
+	struct cf_include *includes; /* top-level route files read as text */
+	void (*tables_free)(struct cf *cf); /* set by whoever builds tables */
 	int include_depth;
 	struct { uint64_t dev, ino; } include_stack[9];
 };
@@ -203,6 +218,17 @@ void cf_error(struct cf *cf, const struct cf_pos *pos, const char *fmt, ...)
 void cf_warn(struct cf *cf, const struct cf_pos *pos, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* What --check may look for on this host about a key (check.c). */
+enum {
+	CF_KEY_USER = 1 << 0,   /* a user name or number */
+	CF_KEY_GROUP = 1 << 1,  /* a group name or number */
+	CF_KEY_PATH = 1 << 2,   /* an absolute path */
+	CF_KEY_LOGGER = 1 << 3, /* a logger name */
+	CF_KEY_REPEAT = 1 << 4, /* may be given more than once */
+};
+int cf_nkeys(enum cf_kind kind);
+unsigned cf_key_traits(enum cf_kind kind, int key);
+
 struct cf_section *cf_find(const struct cf *cf, enum cf_kind kind,
 			   const char *name);
 const char *cf_kind_name(enum cf_kind kind);
@@ -216,10 +242,18 @@ int cf_host_is_loopback(const char *host);
  * user-id is not set, -1 with why when a name is unknown. */
 int cf_user_ids(const struct cf *cf, uid_t *uid, gid_t *gid, char *why,
 		size_t n);
-/* Looks a name up in /etc/hosts (never DNS); fills up to n addresses and
- * returns how many lines named it. */
-int cf_hosts_lookup(const char *name, char (*out)[64], int n);
+/* Text of untrusted bytes for a diagnostic, escaped, at most 60 bytes,
+ * built in tmp. */
+const char *cf_shown(const char *s, size_t n, struct buf *tmp);
 
+/* Reads a route file (route lines only, no section headers) into
+ * assignments of section sec. Returns 0, -1 when it had syntax errors
+ * (recorded), or -2 with why when it cannot be read; st is its stat. */
+int cf_load_route_file(struct cf *cf, const char *path, uint32_t sec,
+		       struct stat *st, char *why, size_t whylen);
+
+/* A decimal number without sign or suffix; end is set after it. */
+int cf_parse_uint(const char *s, uint64_t *v, const char **end);
 int cf_parse_size(const char *s, uint64_t *v);
 /* NULL when s is host, ip, [ip], host:port, [ip]:port or unix:/path;
  * otherwise what was expected. */

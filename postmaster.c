@@ -8,10 +8,12 @@
  * not parse never gets past this file.
  */
 #include "cf.h"
+#include "check.h"
 #include "deliver.h"
 #include "flush.h"
 #include "log.h"
 #include "route.h"
+#include "route_load.h"
 #include "rtindex.h"
 #include "session.h"
 
@@ -274,6 +276,9 @@ int main(int argc, char **argv)
 	if (dump && !defaults)
 		mode |= CF_NO_INCLUDES;
 	cf_finish(cf, mode);
+	route_load_tables(cf);
+	if (check)
+		check_config(cf);
 	if (!cf->nerrors && smtpd && !cf_find(cf, CF_SMTPD, smtpd)) {
 		struct cf_pos pos = {"command line", 0, 0};
 		cf_error(cf, &pos, "--smtpd=%s: no [smtpd \"%s\"] section", smtpd,

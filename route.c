@@ -17,22 +17,21 @@
  * bare RCPT TO:<name>) resolve only to aliases and system users; only a
  * target that the administrator wrote can name a [pipe] or [relay].
  *
- * Never: touches the network or the spool, or writes anything.
+ * System users and the machine's own address literals come from the
+ * struct route_env the caller passes (route_env.c, or a test's stub).
+ *
+ * Never: touches the network, the spool or the file system, calls the
+ * user database, or writes anything.
  */
-#include "route.h"
-#include "net.h"
+#include "route_impl.h"
 #include "idna.h"
-#include "rtindex.h"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 /* ------------------------------------------------------------------ */
 /* Patterns                                                            */
@@ -119,25 +118,12 @@ void route_pattern_key(enum pat_kind kind, const char *local,
 /* ------------------------------------------------------------------ */
 /* Targets                                                             */
 
-enum tkind {
-	TK_NAME, TK_REWRITE, TK_HOST, TK_MX, TK_CMD, TK_MAILDIR, TK_REJECT,
-	TK_DISCARD
-};
-
-struct tgt {
-	enum tkind kind;
-	const char *text; /* NUL-terminated inside the split buffer */
-	uint32_t col;
-};
-
-#define MAX_TGTS 128
-
 /*
  * Splits the words of a route line into targets: commas separate targets
  * (inside unquoted words too); blanks join the words of one |command.
  * Returns the number of targets or -1 with why and the column.
  */
-static int split_targets(const struct cf_word *w, uint32_t nw, struct buf *b,
+int route_split_targets(const struct cf_word *w, uint32_t nw, struct buf *b,
 			 struct tgt *t, const char **why, uint32_t *col)
 {
 	int n = 0;
@@ -221,7 +207,7 @@ static int meant_as_host(const char *s)
 }
 
 /* Classifies one target text; -1 with why when it is none. */
-static int classify(const char *s, enum tkind *k, struct addr *rw,
+int route_classify(const char *s, enum tkind *k, struct addr *rw,
 		    const char **why)
 {
 	if (s[0] == '|') {
@@ -313,7 +299,7 @@ int route_check_targets(struct cf *cf, const struct cf_word *w, uint32_t nw,
 	const char *why = NULL;
 	uint32_t col = 0;
 	int errors = 0;
-	int n = split_targets(w, nw, &b, t, &why, &col);
+	int n = route_split_targets(w, nw, &b, t, &why, &col);
 	struct cf_pos p = *pos;
 	if (n < 0) {
 		p.col = col;
@@ -324,7 +310,7 @@ int route_check_targets(struct cf *cf, const struct cf_word *w, uint32_t nw,
 	for (int i = 0; i < n; i++) {
 		enum tkind k;
 		struct addr rw;
-		if (classify(t[i].text, &k, &rw, &why) < 0) {
+		if (route_classify(t[i].text, &k, &rw, &why) < 0) {
 			p.col = t[i].col;
 			tmp.len = 0;
 			buf_add_escaped(&tmp, t[i].text, strlen(t[i].text));
@@ -350,45 +336,6 @@ const char *route_target_kind_name(enum target_kind k)
 
 /* ------------------------------------------------------------------ */
 /* Resolution                                                          */
-
-struct cand {
-	enum pat_kind k;
-	const char *l;
-};
-
-struct match {
-	const char *table;
-	const char *file;
-	uint32_t line, col;
-	const char *pattern;
-	const struct cf_word *w;
-	uint32_t nw;
-	struct rt_hit hit; /* storage for an indexed match */
-};
-
-struct rctx {
-	const struct cf *cf;
-	const struct cf_section *smtpd;
-	const struct route_table **tables;
-	uint32_t ntables;
-	struct route_result *r;
-	const char *delim;
-	uint32_t steps;
-	int aborted;
-	/* the first failure of each class */
-	int tcode, pcode;
-	char tdsn[12], pdsn[12];
-	char ttext[512], ptext[512];
-	const char *chain[ROUTE_MAX_DEPTH + 2];
-	const char *rcpt;
-	/* the first line that matched, for --check */
-	struct cf_pos first;
-	const char *first_pattern;
-	/* addresses and names resolved already: each is expanded once */
-	char **done;
-	int *donedepth; /* the shallowest depth each was reached at */
-	uint32_t ndone, donecap; /* donecap: a power of two, or 0 */
-};
 
 /* Adds text to the done set; returns 1 when it was there already. */
 static int done_add(struct rctx *c, const char *text, int depth)
@@ -429,7 +376,7 @@ static int done_add(struct rctx *c, const char *text, int depth)
 	return 0;
 }
 
-static void done_free(struct rctx *c)
+void route_ctx_free(struct rctx *c)
 {
 	for (uint32_t i = 0; i < c->donecap; i++)
 		free(c->done[i]);
@@ -481,7 +428,7 @@ static void failure(struct rctx *c, int depth, int code, const char *dsn,
 }
 
 /* The part of local before the first delimiter character, or NULL. */
-static const char *base_of(const struct rctx *c, const char *local,
+const char *route_base_of(const struct rctx *c, const char *local,
 			   char *out, size_t n)
 {
 	if (!c->delim || local[0] == '"')
@@ -570,11 +517,11 @@ static int index_match(const struct route_entry *e, int is_name,
 }
 
 /* The first line of the listener's tables that matches. */
-static int find_match(struct rctx *c, int is_name, const char *local,
+int route_find_match(struct rctx *c, int is_name, const char *local,
 		      const char *domain, struct match *m)
 {
 	char basebuf[ADDR_PATH_MAX];
-	const char *base = base_of(c, local, basebuf, sizeof basebuf);
+	const char *base = route_base_of(c, local, basebuf, sizeof basebuf);
 	for (uint32_t ti = 0; ti < c->ntables; ti++) {
 		const struct route_table *t = c->tables[ti];
 		for (uint32_t i = 0; i < t->n; i++) {
@@ -623,7 +570,7 @@ static int table_names_domain(const struct route_table *t, const char *d)
 }
 
 /* An address literal of one of this machine's addresses. */
-static int own_literal(const char *d)
+static int own_literal(const struct route_env *env, const char *d)
 {
 	char tmp[ADDR_DOMAIN_MAX + 1];
 	unsigned char want[16];
@@ -642,35 +589,20 @@ static int own_literal(const char *d)
 		if (inet_pton(AF_INET, tmp, want) != 1)
 			return 0;
 	}
-	struct ifaddrs *ifa, *i;
-	if (getifaddrs(&ifa) < 0)
-		return 0;
-	int found = 0;
-	for (i = ifa; i && !found; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != fam)
-			continue;
-		if (fam == AF_INET)
-			found = !memcmp(&((struct sockaddr_in *)(void *)i->ifa_addr)
-						 ->sin_addr,
-					want, 4);
-		else
-			found = !memcmp(&((struct sockaddr_in6 *)(void *)i->ifa_addr)
-						 ->sin6_addr,
-					want, 16);
-	}
-	freeifaddrs(ifa);
-	return found;
+	return env->own_address(fam, want);
 }
 
 /* localhost, the host name, our own literals: local users live here.
  * d is canonical. */
-static int local_host_domain(const struct cf *cf, const char *d)
+static int local_host_domain(const struct route_env *env, const struct cf *cf,
+			     const char *d)
 {
 	return eq(d, "localhost") ||
-	       same_domain(d, cf->core->v[CORE_HOSTNAME].s) || own_literal(d);
+	       same_domain(d, cf->core->v[CORE_HOSTNAME].s) ||
+	       own_literal(env, d);
 }
 
-static uint32_t listener_tables(const struct cf *cf,
+uint32_t route_listener_tables(const struct cf *cf,
 				const struct cf_section *smtpd,
 				const struct route_table **out, uint32_t max)
 {
@@ -688,10 +620,11 @@ static uint32_t listener_tables(const struct cf *cf,
 }
 
 /* route_domain_is_local for a domain in canonical form. */
-static int canonical_is_local(const struct cf *cf,
+static int canonical_is_local(const struct route_env *env,
+			      const struct cf *cf,
 			      const struct cf_section *smtpd, const char *domain)
 {
-	if (local_host_domain(cf, domain))
+	if (local_host_domain(env, cf, domain))
 		return 1;
 	for (uint32_t i = 0; i < cf->nsecs; i++) {
 		const struct cf_section *s = &cf->secs[i];
@@ -699,20 +632,20 @@ static int canonical_is_local(const struct cf *cf,
 			return 1;
 	}
 	const struct route_table *tables[64];
-	uint32_t n = listener_tables(cf, smtpd, tables, 64);
+	uint32_t n = route_listener_tables(cf, smtpd, tables, 64);
 	for (uint32_t i = 0; i < n; i++)
 		if (table_names_domain(tables[i], domain))
 			return 1;
 	return 0;
 }
 
-int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
-			  const char *domain)
+int route_domain_is_local(const struct route_env *env, const struct cf *cf,
+			  const struct cf_section *smtpd, const char *domain)
 {
 	char canon[ADDR_DOMAIN_MAX + 1], why[300];
 	if (idna_canon(domain, canon, sizeof canon, why, sizeof why) == IDNA_OK)
 		domain = canon;
-	return canonical_is_local(cf, smtpd, domain);
+	return canonical_is_local(env, cf, smtpd, domain);
 }
 
 /* The domain of a in canonical form in out ("" without one), or -1 after a
@@ -762,11 +695,9 @@ static void add_target(struct rctx *c, int depth, enum target_kind kind,
 	     addr);
 }
 
-static void resolve(struct rctx *c, const struct addr *a, int depth,
-		    int client_name);
 
 /* Whether a target leaves the machine (SPEC 6: relaying). */
-static int relays(const struct route_result *r)
+int route_relays(const struct route_result *r)
 {
 	for (uint32_t i = 0; i < r->nt; i++)
 		if (r->t[i].kind == T_RELAY || r->t[i].kind == T_HOST ||
@@ -795,12 +726,13 @@ static void system_user(struct rctx *c, const char *name, int depth)
 	char lower[ADDR_PATH_MAX];
 	snprintf(lower, sizeof lower, "%s", name);
 	ascii_lower_str(lower);
-	struct passwd *pw = getpwnam(name);
+	char found[ADDR_PATH_MAX];
+	int pw = c->env->user(name, found, sizeof found);
 	if (!pw && strcmp(lower, name))
-		pw = getpwnam(lower);
+		pw = c->env->user(lower, found, sizeof found);
 	if (!pw) {
-		user = base_of(c, lower, basebuf, sizeof basebuf);
-		pw = user ? getpwnam(user) : NULL;
+		user = route_base_of(c, lower, basebuf, sizeof basebuf);
+		pw = user ? c->env->user(user, found, sizeof found) : 0;
 	}
 	if (!pw) {
 		failure(c, depth, 550, "5.1.1", "user unknown",
@@ -809,7 +741,7 @@ static void system_user(struct rctx *c, const char *name, int depth)
 	}
 	const struct cf_section *mailer =
 		cf_find(c->cf, CF_PIPE, c->cf->core->v[CORE_LOCAL_MAILER].s);
-	add_target(c, depth, T_USER, pw->pw_name, pw->pw_name, mailer);
+	add_target(c, depth, T_USER, found, found, mailer);
 }
 
 /* A NAME target written by the administrator. */
@@ -838,12 +770,12 @@ static void resolve_name_target(struct rctx *c, const char *name,
 	memset(&nm, 0, sizeof nm);
 	snprintf(nm.local, sizeof nm.local, "%s", name);
 	struct match *m = xmalloc(sizeof *m);
-	int found = find_match(c, 1, name, "", m);
+	int found = route_find_match(c, 1, name, "", m);
 	free(m);
 	/* a name with a dot that is no pipe, relay or alias is a host: no
-	 * getpwnam(), which may load NSS modules (SPEC 11) */
+	 * user lookup, which may load NSS modules (SPEC 11) */
 	if (found || !strchr(name, '.')) {
-		resolve(c, &nm, depth + 1, 0);
+		route_ctx_resolve(c, &nm, depth + 1, 0);
 		return;
 	}
 	qualified(c, cur, addr, sizeof addr);
@@ -858,11 +790,11 @@ static void expand(struct rctx *c, const struct match *m,
 	const char *why;
 	uint32_t col;
 	char addr[ADDR_PATH_MAX + 256];
-	int n = split_targets(m->w, m->nw, &b, t, &why, &col);
+	int n = route_split_targets(m->w, m->nw, &b, t, &why, &col);
 	for (int i = 0; i < n && !c->aborted; i++) {
 		enum tkind k;
 		struct addr rw;
-		if (classify(t[i].text, &k, &rw, &why) < 0) {
+		if (route_classify(t[i].text, &k, &rw, &why) < 0) {
 			failure(c, depth, 451, "4.3.5", "route misconfigured",
 				"bad route target '%s' at %s:%u", t[i].text,
 				m->file, m->line);
@@ -889,7 +821,7 @@ static void expand(struct rctx *c, const struct match *m,
 				break;
 			}
 			step(c, depth, "rewrite to <%s>", addr);
-			resolve(c, &na, depth + 1, 0);
+			route_ctx_resolve(c, &na, depth + 1, 0);
 			break;
 		}
 		case TK_HOST:
@@ -927,7 +859,7 @@ static void expand(struct rctx *c, const struct match *m,
  * client (a local part at the host name, RCPT TO:<name>), so it may reach
  * aliases and system users only.
  */
-static void resolve(struct rctx *c, const struct addr *a, int depth,
+void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 		    int client_name)
 {
 	char text[ADDR_PATH_MAX + 8];
@@ -965,7 +897,7 @@ static void resolve(struct rctx *c, const struct addr *a, int depth,
 	char *mine = xstrdup(text);
 	c->chain[depth] = mine;
 	struct match *m = xmalloc(sizeof *m);
-	if (find_match(c, !a->has_at, a->local, dom, m)) {
+	if (route_find_match(c, !a->has_at, a->local, dom, m)) {
 		if (!c->first.file) {
 			c->first.file = m->file;
 			c->first.line = m->line;
@@ -995,15 +927,15 @@ static void resolve(struct rctx *c, const struct addr *a, int depth,
 			system_user(c, a->local, depth);
 		}
 		(void)client_name;
-	} else if (local_host_domain(c->cf, dom)) {
+	} else if (local_host_domain(c->env, c->cf, dom)) {
 		step(c, depth, "<%s> has no route; %s is this host: local "
 			       "name %s",
 		     text, a->domain, a->local);
 		struct addr nm;
 		memset(&nm, 0, sizeof nm);
 		memcpy(nm.local, a->local, sizeof nm.local);
-		resolve(c, &nm, depth + 1, 1);
-	} else if (canonical_is_local(c->cf, c->smtpd, dom)) {
+		route_ctx_resolve(c, &nm, depth + 1, 1);
+	} else if (canonical_is_local(c->env, c->cf, c->smtpd, dom)) {
 		if (addr_is_postmaster(a)) {
 			step(c, depth, "<%s> has no route: postmaster at a local "
 				       "domain",
@@ -1011,7 +943,7 @@ static void resolve(struct rctx *c, const struct addr *a, int depth,
 			struct addr nm;
 			memset(&nm, 0, sizeof nm);
 			strcpy(nm.local, "postmaster");
-			resolve(c, &nm, depth + 1, 1);
+			route_ctx_resolve(c, &nm, depth + 1, 1);
 		} else {
 			failure(c, depth, 550, "5.1.1", "user unknown",
 				"<%s>: no route at a local domain", text);
@@ -1026,21 +958,22 @@ static void resolve(struct rctx *c, const struct addr *a, int depth,
 	c->chain[depth] = NULL;
 }
 
-static void init_ctx(struct rctx *c, const struct cf *cf,
-		     const struct cf_section *smtpd, struct route_result *r,
-		     const struct route_table **tables)
+void route_ctx_init(struct rctx *c, const struct route_env *env,
+		    const struct cf *cf, const struct cf_section *smtpd,
+		    struct route_result *r, const struct route_table **tables)
 {
 	memset(c, 0, sizeof *c);
 	memset(r, 0, sizeof *r);
+	c->env = env;
 	c->cf = cf;
 	c->smtpd = smtpd;
 	c->r = r;
 	c->tables = tables;
-	c->ntables = listener_tables(cf, smtpd, tables, 64);
+	c->ntables = route_listener_tables(cf, smtpd, tables, 64);
 	c->delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
 }
 
-static void finish(struct rctx *c)
+void route_ctx_finish(struct rctx *c)
 {
 	const char *rcpt = c->rcpt;
 	struct route_result *r = c->r;
@@ -1092,13 +1025,13 @@ static const char *addr_reason(enum addr_status st, int *code,
 	}
 }
 
-void route_resolve(const struct cf *cf, const struct cf_section *smtpd,
-		   const char *text, size_t len, unsigned flags,
-		   struct route_result *r)
+void route_resolve_env(const struct route_env *env, const struct cf *cf,
+		       const struct cf_section *smtpd, const char *text,
+		       size_t len, unsigned flags, struct route_result *r)
 {
 	struct rctx c;
 	const struct route_table *tables[64];
-	init_ctx(&c, cf, smtpd, r, tables);
+	route_ctx_init(&c, env, cf, smtpd, r, tables);
 	struct addr a;
 	const char *why;
 	size_t where;
@@ -1134,11 +1067,11 @@ void route_resolve(const struct cf *cf, const struct cf_section *smtpd,
 		return;
 	}
 	c.rcpt = rcpt;
-	resolve(&c, &a, 0, !a.has_at);
-	finish(&c);
-	done_free(&c);
-	if (r->code == 250 && a.has_at && relays(r) &&
-	    !route_domain_is_local(cf, smtpd, a.domain)) {
+	route_ctx_resolve(&c, &a, 0, !a.has_at);
+	route_ctx_finish(&c);
+	route_ctx_free(&c);
+	if (r->code == 250 && a.has_at && route_relays(r) &&
+	    !route_domain_is_local(env, cf, smtpd, a.domain)) {
 		r->relaying = 1;
 		step(&c, 0, "relaying: %s is not a local domain; only "
 			    "relay-clients and authenticated clients may send "
@@ -1156,285 +1089,3 @@ void route_result_free(struct route_result *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* ------------------------------------------------------------------ */
-/* --check                                                             */
-
-/*
- * The open-relay rule of --check (SPEC 6). Sessions refuse relaying to a
- * client that is neither authenticated nor in relay-clients, whatever
- * the routes say; a listener is an open relay when relay-clients itself
- * holds every address. NULL: the built-in listener (relay-clients =
- * loopback). Returns the network that opens it, or NULL.
- */
-static const char *open_network(const struct cf_section *s)
-{
-	if (!s || s->v[SMTPD_AUTH].n == AUTH_REQUIRED)
-		return NULL;
-	const struct cf_list *l = &s->v[SMTPD_RELAY_CLIENTS].list;
-	for (uint32_t i = 0; i < l->n; i++) {
-		struct net n;
-		if (!net_parse(l->v[i], &n) && net_is_everything(&n))
-			return l->v[i];
-	}
-	return NULL;
-}
-
-static void probe_listener(struct cf *cf, const struct cf_section *smtpd,
-			   const char *everyone)
-{
-	static const char probe_domain[] = "relay-probe.invalid";
-	const struct route_table *tables[64];
-	uint32_t nt = listener_tables(cf, smtpd, tables, 64);
-	struct cf_pos reported[16];
-	int nrep = 0;
-	for (uint32_t ti = 0; ti < nt; ti++) {
-		const struct route_table *t = tables[ti];
-		for (uint32_t i = 0; i <= t->n; i++) {
-			/* each catch-all line, then one address no line names */
-			const char *local = NULL;
-			if (i < t->n) {
-				const struct route_entry *e = &t->e[i];
-				if (e->type != RE_LINE ||
-				    (e->pkind != PAT_LOCAL && e->pkind != PAT_ALL))
-					continue;
-				local = e->pkind == PAT_LOCAL ? e->local : NULL;
-			} else if (ti + 1 < nt) {
-				continue;
-			}
-			char text[ADDR_PATH_MAX + 64];
-			snprintf(text, sizeof text, "%s@%s",
-				 local ? local : "relay-probe", probe_domain);
-			struct rctx c;
-			struct route_result r;
-			const struct route_table *tb[64];
-			init_ctx(&c, cf, smtpd, &r, tb);
-			struct addr a;
-			const char *why;
-			size_t where;
-			if (addr_parse(text, strlen(text), ADDR_UTF8, &a, &why,
-				       &where) != ADDR_OK) {
-				route_result_free(&r);
-				continue;
-			}
-			c.rcpt = text;
-			resolve(&c, &a, 0, 0);
-			finish(&c);
-			done_free(&c);
-			if (relays(&r) && c.first.file) {
-				int dup = 0;
-				for (int k = 0; k < nrep; k++)
-					if (reported[k].file == c.first.file &&
-					    reported[k].line == c.first.line)
-						dup = 1;
-				if (!dup && nrep < 16) {
-					reported[nrep++] = c.first;
-					cf_error(cf, &c.first,
-						 "open relay: '%s' sends mail "
-						 "for any domain (<%s>) to a "
-						 "relay, and [smtpd \"%s\"] "
-						 "lets every client relay "
-						 "without AUTH (relay-clients "
-						 "%s)",
-						 c.first_pattern, text,
-						 smtpd->name, everyone);
-				}
-			}
-			route_result_free(&r);
-		}
-	}
-}
-
-void route_check_listeners(struct cf *cf)
-{
-	uint32_t n;
-	struct cf_section **v = cf_listeners(cf, &n);
-	for (uint32_t i = 0; i < n; i++) {
-		const char *everyone = open_network(v[i]);
-		if (everyone)
-			probe_listener(cf, v[i], everyone);
-	}
-	if (n)
-		free(v);
-}
-
-struct seen {
-	char **keys;
-	const struct route_entry **who;
-	uint32_t mask, n;
-};
-
-static const struct route_entry *seen_get(const struct seen *s, const char *k)
-{
-	for (uint32_t i = hash_lower(k, strlen(k)) & s->mask; s->keys[i];
-	     i = (i + 1) & s->mask)
-		if (!strcmp(s->keys[i], k))
-			return s->who[i];
-	return NULL;
-}
-
-static void seen_put(struct seen *s, const char *k, const struct route_entry *e)
-{
-	uint32_t i = hash_lower(k, strlen(k)) & s->mask;
-	for (; s->keys[i]; i = (i + 1) & s->mask)
-		if (!strcmp(s->keys[i], k))
-			return;
-	s->keys[i] = xstrdup(k);
-	s->who[i] = e;
-	s->n++;
-}
-
-void route_check_shadowed(struct cf *cf, const struct route_table *t)
-{
-	struct seen s;
-	uint32_t sz = 64;
-	while (sz < 2ull * t->n + 64)
-		sz *= 2;
-	s.keys = xcalloc(sz, sizeof *s.keys);
-	s.who = xcalloc(sz, sizeof *s.who);
-	s.mask = sz - 1;
-	s.n = 0;
-	struct buf k = {0};
-	struct rctx c;
-	memset(&c, 0, sizeof c);
-	c.delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
-	for (uint32_t i = 0; i < t->n; i++) {
-		const struct route_entry *e = &t->e[i];
-		if (e->type != RE_LINE)
-			continue;
-		char basebuf[ADDR_PATH_MAX];
-		const char *base = base_of(&c, e->local, basebuf, sizeof basebuf);
-		struct cand cand[6];
-		int nc = 0;
-		switch (e->pkind) {
-		case PAT_ADDR:
-			cand[nc++] = (struct cand){PAT_ADDR, e->local};
-			if (base)
-				cand[nc++] = (struct cand){PAT_ADDR, base};
-			cand[nc++] = (struct cand){PAT_DOMAIN, ""};
-			cand[nc++] = (struct cand){PAT_LOCAL, e->local};
-			if (base)
-				cand[nc++] = (struct cand){PAT_LOCAL, base};
-			break;
-		case PAT_DOMAIN:
-			cand[nc++] = (struct cand){PAT_DOMAIN, ""};
-			break;
-		case PAT_LOCAL:
-			cand[nc++] = (struct cand){PAT_LOCAL, e->local};
-			if (base)
-				cand[nc++] = (struct cand){PAT_LOCAL, base};
-			break;
-		case PAT_ALL:
-			break;
-		case PAT_NAME:
-			cand[nc++] = (struct cand){PAT_NAME, e->local};
-			if (base)
-				cand[nc++] = (struct cand){PAT_NAME, base};
-			break;
-		}
-		if (e->pkind != PAT_NAME)
-			cand[nc++] = (struct cand){PAT_ALL, ""};
-		const struct route_entry *by = NULL;
-		for (int j = 0; j < nc && !by; j++) {
-			k.len = 0;
-			route_pattern_key(cand[j].k, cand[j].l, e->domain, &k);
-			by = seen_get(&s, k.s);
-		}
-		if (by) {
-			cf_warn(cf, &e->pos, "route '%s' is never used: '%s' at "
-					     "%s:%u comes first and matches "
-					     "every address it matches",
-				e->text, by->text, by->pos.file, by->pos.line);
-		}
-		k.len = 0;
-		route_pattern_key(e->pkind, e->local, e->domain, &k);
-		seen_put(&s, k.s, e);
-	}
-	for (uint32_t i = 0; i < sz; i++)
-		free(s.keys[i]);
-	free(s.keys);
-	free(s.who);
-	buf_free(&k);
-}
-
-/* Whether a NAME target names something: a [pipe], a [relay], a local
- * name with a route in any table, a host (a name with a dot), postmaster
- * (built in) or a system user. */
-static int name_exists(struct rctx *c, const char *name)
-{
-	if (cf_find(c->cf, CF_PIPE, name) || cf_find(c->cf, CF_RELAY, name) ||
-	    strchr(name, '.') || !strcasecmp(name, "postmaster"))
-		return 1;
-	struct match *m = xmalloc(sizeof *m);
-	int found = find_match(c, 1, name, "", m);
-	free(m);
-	if (found)
-		return 1;
-	char lower[ADDR_PATH_MAX], basebuf[ADDR_PATH_MAX];
-	snprintf(lower, sizeof lower, "%s", name);
-	ascii_lower_str(lower);
-	const char *base = base_of(c, lower, basebuf, sizeof basebuf);
-	return getpwnam(name) || getpwnam(lower) || (base && getpwnam(base));
-}
-
-/* Whether the directory that holds the Maildir path (ending in '/')
- * exists: a session creates the Maildir, not its parents. */
-static int maildir_parent_exists(const char *path)
-{
-	char dir[4096];
-	size_t n = strlen(path);
-	while (n > 1 && path[n - 1] == '/')
-		n--;
-	while (n > 1 && path[n - 1] != '/')
-		n--;
-	if (n >= sizeof dir)
-		return 1;
-	memcpy(dir, path, n);
-	dir[n] = 0;
-	struct stat st;
-	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-void route_check_system(struct cf *cf, const struct route_table *t)
-{
-	const struct route_table **all =
-		xcalloc(cf->nsecs + 1, sizeof *all);
-	struct rctx c;
-	memset(&c, 0, sizeof c);
-	c.cf = cf;
-	c.tables = all;
-	c.delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
-	for (uint32_t i = 0; i < cf->nsecs; i++)
-		if (cf->secs[i].kind == CF_ROUTE && cf->secs[i].table)
-			all[c.ntables++] = cf->secs[i].table;
-	struct buf b = {0};
-	struct tgt tg[MAX_TGTS];
-	for (uint32_t i = 0; i < t->n; i++) {
-		const struct route_entry *e = &t->e[i];
-		const char *why;
-		uint32_t col;
-		if (e->type != RE_LINE)
-			continue;
-		int n = split_targets(&cf->words[e->w0], e->nw, &b, tg, &why,
-				      &col);
-		for (int j = 0; j < n; j++) {
-			enum tkind k;
-			struct addr rw;
-			struct cf_pos p = e->pos;
-			p.col = tg[j].col;
-			if (classify(tg[j].text, &k, &rw, &why) < 0)
-				continue;
-			if (k == TK_NAME && !name_exists(&c, tg[j].text))
-				cf_warn(cf, &p, "target '%s' names no [pipe], "
-						"[relay], alias or system user "
-						"on this host",
-					tg[j].text);
-			if (k == TK_MAILDIR && !maildir_parent_exists(tg[j].text))
-				cf_warn(cf, &p, "the directory that holds the "
-						"Maildir %s does not exist on "
-						"this host",
-					tg[j].text);
-		}
-	}
-	buf_free(&b);
-	free(all);
-}

@@ -8,15 +8,17 @@
  * remote domains, and the reply that the session gives at RCPT time. The
  * result is one structure that the session, the spool and --route share.
  *
- * route.c never touches the network or the spool; the only lookups it makes
- * are the ones it is given: the configuration, the compiled route indexes,
- * getpwnam(3) for system users and getifaddrs(3) for the machine's own
- * address literals (and, for --check's warnings, stat(2) of the directory
- * above a Maildir).
+ * route.c never touches the network, the spool or the file system; the
+ * only lookups it makes are the ones it is given: the configuration, the
+ * route tables with their compiled indexes (route_load.h), and a struct
+ * route_env for system users and the machine's own addresses
+ * (route_env.c answers with getpwnam(3) and getifaddrs(3); tests stub
+ * it). --check's rules live in route_check.h.
  */
 #ifndef POSTMASTER_ROUTE_H
 #define POSTMASTER_ROUTE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "addr.h"
@@ -90,11 +92,28 @@ enum {
 	ROUTE_UTF8 = 1 << 1,     /* SMTPUTF8 was given */
 };
 
+/* What routing may ask of the host it runs on. */
+struct route_env {
+	/* Whether name is a system user; copies the user's name (as the
+	 * user database spells it) to out. */
+	int (*user)(const char *name, char *out, size_t n);
+	/* Whether addr (4 bytes for AF_INET, 16 for AF_INET6) is one of
+	 * this machine's addresses. */
+	int (*own_address)(int family, const unsigned char *addr);
+};
+
+/* The host's own answers: getpwnam(3) and getifaddrs(3) (route_env.c). */
+extern const struct route_env route_env_system;
+
 /*
  * Resolves the recipient written in text (with or without <>) as the
  * listener smtpd (NULL: the global table only, as the built-in default)
  * would. Always fills r; r->code says whether the recipient is accepted.
  */
+void route_resolve_env(const struct route_env *env, const struct cf *cf,
+		       const struct cf_section *smtpd, const char *text,
+		       size_t len, unsigned flags, struct route_result *r);
+/* route_resolve_env() with route_env_system (route_env.c). */
 void route_resolve(const struct cf *cf, const struct cf_section *smtpd,
 		   const char *text, size_t len, unsigned flags,
 		   struct route_result *r);
@@ -102,26 +121,19 @@ void route_result_free(struct route_result *r);
 
 const char *route_target_kind_name(enum target_kind k);
 
-/* Table building (cf.c) and checks (--check). The domain of a pattern
- * comes out canonical (idna.h); one that is no valid international
- * domain name is refused with the reason. */
+/* Table building (route_load.c) and checks (route_check.c). The domain
+ * of a pattern comes out canonical (idna.h); one that is no valid
+ * international domain name is refused with the reason. */
 int route_pattern_parse(const char *s, size_t n, enum pat_kind *kind,
 			struct addr *a, const char **why);
 /* Validates the target words of one route line; reports through cf_error.
  * Returns the number of errors. */
 int route_check_targets(struct cf *cf, const struct cf_word *w, uint32_t nw,
 			const struct cf_pos *pos);
-/* --check: the open-relay rule and shadowed lines. */
-void route_check_listeners(struct cf *cf);
-void route_check_shadowed(struct cf *cf, const struct route_table *t);
-/* --check: warnings for targets of t that this host lacks: a NAME that is
- * no pipe, relay, alias or system user; a Maildir whose parent directory
- * is missing. */
-void route_check_system(struct cf *cf, const struct route_table *t);
 /* Whether domain (either spelling, idna.h) is one of the listener's local
  * domains (SPEC 6). */
-int route_domain_is_local(const struct cf *cf, const struct cf_section *smtpd,
-			  const char *domain);
+int route_domain_is_local(const struct route_env *env, const struct cf *cf,
+			  const struct cf_section *smtpd, const char *domain);
 
 /* Canonical lookup key of a pattern, ASCII-lowercased: "a:l@d", "d:d",
  * "l:l", "*", "n:l". */

@@ -17,7 +17,6 @@
  * Never: follows an offset it has not checked against the file size.
  */
 #include "rtindex.h"
-#include "route.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -250,8 +249,7 @@ struct wset {
 
 static int put_entry(struct buf *area, struct wentry **tab, uint32_t *ntab,
 		     uint32_t *cap, struct wset *set, const char *key,
-		     uint32_t seq, uint32_t file, const struct route_entry *e,
-		     const struct cf *cf)
+		     uint32_t seq, uint32_t file, const struct rt_line *e)
 {
 	/* first line wins: skip keys already present */
 	uint32_t h = hash_lower(key, strlen(key));
@@ -270,13 +268,12 @@ static int put_entry(struct buf *area, struct wentry **tab, uint32_t *ntab,
 	we->hash = h;
 	we->off = (uint32_t)area->len;
 	we->key = xstrdup(key);
-	struct entrec er = {seq, file, e->pos.line, e->pos.col,
-			    e->type == RE_LINE ? e->nw : 0};
+	struct entrec er = {seq, file, e->pos.line, e->pos.col, e->nw};
 	buf_add(area, &er, sizeof er);
 	buf_add(area, key, strlen(key) + 1);
-	buf_add(area, e->text, strlen(e->text) + 1);
+	buf_add(area, e->pattern, strlen(e->pattern) + 1);
 	for (uint32_t i = 0; i < er.nw; i++) {
-		const struct cf_word *w = &cf->words[e->w0 + i];
+		const struct cf_word *w = &e->w[i];
 		buf_addc(area, (char)w->quoted);
 		buf_add(area, &w->col, 4);
 		buf_add(area, w->s, w->len + 1);
@@ -286,8 +283,7 @@ static int put_entry(struct buf *area, struct wentry **tab, uint32_t *ntab,
 	return 0;
 }
 
-int rtindex_write(const char *srcpath, const struct cf *cf,
-		  const struct route_entry *e, uint32_t n,
+int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
 		  const char *const *deps, uint32_t ndeps, char *err,
 		  size_t errlen)
 {
@@ -335,16 +331,15 @@ int rtindex_write(const char *srcpath, const struct cf *cf,
 		for (uint32_t d = 0; d < ndeps; d++)
 			if (!strcmp(deps[d], e[i].pos.file))
 				file = d;
-		key.len = 0;
-		route_pattern_key(e[i].pkind, e[i].local, e[i].domain, &key);
-		put_entry(&area, &tab, &ntab, &cap, &set, key.s, i, file, &e[i], cf);
+		put_entry(&area, &tab, &ntab, &cap, &set, e[i].key, i, file,
+			  &e[i]);
 		if (e[i].domain[0]) {
 			key.len = 0;
 			buf_adds(&key, "=:");
 			buf_adds(&key, e[i].domain);
 			ascii_lower_str(key.s);
-			put_entry(&area, &tab, &ntab, &cap, &set, key.s, i, file, &e[i],
-				  cf);
+			put_entry(&area, &tab, &ntab, &cap, &set, key.s, i, file,
+				  &e[i]);
 		}
 	}
 	free(set.slot);

@@ -22,7 +22,6 @@
 
 #include "cf.h"
 
-struct route_entry;
 struct rtindex;
 
 #define RT_MAX_WORDS 2048 /* a 4096-byte line holds at most this many */
@@ -41,10 +40,19 @@ struct rt_hit {
 struct rtindex *rtindex_open(const char *srcpath, int *stale);
 void rtindex_close(struct rtindex *ix);
 
-/* Writes srcpath.pmdb from the n flattened entries read from srcpath and
- * the files it includes (deps). Returns -1 with a reason in err. */
-int rtindex_write(const char *srcpath, const struct cf *cf,
-		  const struct route_entry *e, uint32_t n,
+/* One route line to compile, in file order. */
+struct rt_line {
+	char *key;             /* its pattern key (route_pattern_key) */
+	const char *domain;    /* its canonical domain, "" for none */
+	const char *pattern;   /* as written */
+	const struct cf_word *w;
+	uint32_t nw;
+	struct cf_pos pos;
+};
+
+/* Writes srcpath.pmdb from the n lines read from srcpath and the files it
+ * includes (deps). Returns -1 with a reason in err. */
+int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
 		  const char *const *deps, uint32_t ndeps, char *err,
 		  size_t errlen);
 

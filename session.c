@@ -19,6 +19,7 @@
 #include "deliver.h"
 #include "dns.h"
 #include "flush.h"
+#include "hosts.h"
 #include "io.h"
 #include "log.h"
 #include "route.h"
@@ -1899,7 +1900,7 @@ static int listen_host_matches(const char *host, const char *ip)
 	if (same_ip(host, ip))
 		return 1;
 	char found[8][64];
-	int n = cf_hosts_lookup(host, found, 8);
+	int n = hosts_lookup(host, found, 8);
 	for (int i = 0; i < n && i < 8; i++)
 		if (same_ip(found[i], ip))
 			return 1;

@@ -3,9 +3,9 @@
  * through the route tables it builds, for route.c.
  *
  * One input is used three ways: as a whole configuration file
- * (cf_load_text + cf_finish), as one command-line flag over a small fixed
- * configuration (cf_flag), and, when the file is valid, once more under
- * --check's rules. Valid configurations are dumped and a few addresses are
+ * (cf_load_text, cf_finish, route_load_tables), as one command-line flag
+ * over a small fixed configuration (cf_flag), and, when the file is
+ * valid, once more under --check's rules (check_config). Valid configurations are dumped and a few addresses are
  * routed through every listener.
  *
  * Hermetic: every cf_finish() runs with CF_NO_INCLUDES, so no route file
@@ -14,12 +14,25 @@
  * user database, and (under CF_CHECK) to stat paths the input names.
  */
 #include "cf.h"
+#include "check.h"
 #include "route.h"
+#include "route_load.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* What postmaster does with a configuration: finish it, build its route
+ * tables and, for --check, run the checks. */
+static int finish_config(struct cf *cf, unsigned mode)
+{
+	cf_finish(cf, mode);
+	route_load_tables(cf);
+	if (mode & CF_CHECK)
+		check_config(cf);
+	return cf->nerrors;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -66,7 +79,7 @@ static void route_some(const struct cf *cf)
 /* 1 when the configuration came out without errors. */
 static int finish_and_use(struct cf *cf, unsigned mode)
 {
-	cf_finish(cf, mode);
+	finish_config(cf, mode);
 	cf_print_diagnostics(cf, devnull);
 	if (cf->nerrors)
 		return 0; /* cf.h: nothing may use such a configuration */

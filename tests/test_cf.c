@@ -19,7 +19,20 @@
 #include <unistd.h>
 
 #include "cf.h"
+#include "check.h"
 #include "route.h"
+#include "route_load.h"
+
+/* What postmaster does with a configuration: finish it, build its route
+ * tables and, for --check, run the checks. */
+static int finish_config(struct cf *cf, unsigned mode)
+{
+	cf_finish(cf, mode);
+	route_load_tables(cf);
+	if (mode & CF_CHECK)
+		check_config(cf);
+	return cf->nerrors;
+}
 
 /* The diagnostics as postmaster prints them (sorted by file, line, col). */
 static char *diagnostics(const struct cf *cf)
@@ -36,7 +49,7 @@ static struct cf *parse(const char *text, size_t len, unsigned mode)
 {
 	struct cf *cf = cf_new();
 	cf_load_text(cf, "t.cf", text, len);
-	cf_finish(cf, mode);
+	finish_config(cf, mode);
 	return cf;
 }
 
@@ -123,7 +136,7 @@ static struct cf *load_in_dir(const char *name, unsigned mode)
 	snprintf(p, sizeof p, "%s/%s", dir, name);
 	struct cf *cf = cf_new();
 	cf_load(cf, p, 1);
-	cf_finish(cf, mode);
+	finish_config(cf, mode);
 	return cf;
 }
 
@@ -727,7 +740,7 @@ static void test_missing_and_directory(void **state)
 	cf = cf_new();
 	assert_int_equal(cf_load(cf, "/nonexistent/postmaster.cf", 0), 0);
 	assert_true(cf->builtin_default);
-	cf_finish(cf, 0);
+	finish_config(cf, 0);
 	assert_int_equal(cf->nerrors, 0);
 	assert_string_equal(cf->core->v[CORE_USER_ID].s, "nobody");
 	assert_string_equal(cf->core->v[CORE_LOCAL_MAILER].s, "local");
@@ -740,7 +753,7 @@ static void test_missing_and_directory(void **state)
 	cf = cf_new();
 	static const char syn[] = "[core]\nx y\nhostname = h.example\n";
 	assert_int_equal(cf_load_text(cf, "t.cf", syn, strlen(syn)), -1);
-	cf_finish(cf, 0);
+	finish_config(cf, 0);
 	assert_int_equal(cf->nerrors, 1);
 	assert_string_equal(cf->core->v[CORE_HOSTNAME].s, "h.example");
 	cf_free(cf);
@@ -1139,7 +1152,7 @@ static void test_references(void **state)
 	static const char rt[] = "[smtpd \"a.example\"]\nrouting-table = t\n";
 	cf_load_text(cf, "t.cf", rt, strlen(rt));
 	cf_flag(cf, "route.\"t\"", 1);
-	cf_finish(cf, 0);
+	finish_config(cf, 0);
 	assert_int_equal(cf->nerrors, 0);
 	assert_non_null(cf_find(cf, CF_ROUTE, "t"));
 	cf_free(cf);
@@ -1155,7 +1168,7 @@ static struct cf *with_flags(const char *text, const char *const *flags,
 	cf_load_text(cf, "t.cf", text, strlen(text));
 	for (int i = 0; flags[i]; i++)
 		cf_flag(cf, flags[i], i + 1);
-	cf_finish(cf, mode);
+	finish_config(cf, mode);
 	return cf;
 }
 
@@ -1331,7 +1344,7 @@ static void test_bad_flags(void **state)
 		struct cf *cf = cf_new();
 		cf_load_text(cf, "t.cf", "", 0);
 		cf_flag(cf, cases[i].flag, 7);
-		cf_finish(cf, 0);
+		finish_config(cf, 0);
 		char *d = diagnostics(cf);
 		if (!cf->nerrors || strcmp(d, cases[i].diag)) {
 			print_error("--%s: want\n%sgot\n%s\n", cases[i].flag,
@@ -1368,7 +1381,7 @@ static void round_trip(const char *text)
 {
 	struct cf *cf = cf_new();
 	cf_load_text(cf, "t.cf", text, strlen(text));
-	cf_finish(cf, CF_NO_INCLUDES);
+	finish_config(cf, CF_NO_INCLUDES);
 	if (cf->nerrors)
 		print_error("%s", cf->diag.s);
 	assert_int_equal(cf->nerrors, 0);
@@ -1382,7 +1395,7 @@ static void round_trip(const char *text)
 	for (char *l = strtok_r(copy, "\n", &save); l;
 	     l = strtok_r(NULL, "\n", &save))
 		cf_flag(cf, l, argn++);
-	cf_finish(cf, CF_NO_INCLUDES);
+	finish_config(cf, CF_NO_INCLUDES);
 	if (cf->nerrors)
 		print_error("%s", cf->diag.s);
 	assert_int_equal(cf->nerrors, 0);

@@ -23,13 +23,26 @@
 #include <unistd.h>
 
 #include "cf.h"
+#include "check.h"
 #include "route.h"
+#include "route_load.h"
+
+/* What postmaster does with a configuration: finish it, build its route
+ * tables and, for --check, run the checks. */
+static int finish_config(struct cf *cf, unsigned mode)
+{
+	cf_finish(cf, mode);
+	route_load_tables(cf);
+	if (mode & CF_CHECK)
+		check_config(cf);
+	return cf->nerrors;
+}
 
 static struct cf *load(const char *text)
 {
 	struct cf *cf = cf_new();
 	cf_load_text(cf, "test.cf", text, strlen(text));
-	cf_finish(cf, 0);
+	finish_config(cf, 0);
 	if (cf->nerrors) {
 		print_error("%s", cf->diag.s);
 		fail();
@@ -972,7 +985,7 @@ static void test_idna_domains(void **state)
 	static const char badcf[] = "[route]\n@xn--zz.test /m/x/\n"
 				    "x@y.test x@xn--zz.test\n";
 	cf_load_text(cf, "test.cf", badcf, strlen(badcf));
-	cf_finish(cf, 0);
+	finish_config(cf, 0);
 	assert_int_equal(cf->nerrors, 2);
 	assert_non_null(strstr(cf->diag.s, "test.cf:2:1: expected a route "
 					   "pattern"));
@@ -1280,7 +1293,7 @@ static struct cf *load_mode(const char *text, unsigned mode)
 {
 	struct cf *cf = cf_new();
 	cf_load_text(cf, "test.cf", text, strlen(text));
-	cf_finish(cf, mode);
+	finish_config(cf, mode);
 	if (cf->nerrors) {
 		print_error("%s", cf->diag.s);
 		fail();

@@ -1,0 +1,228 @@
+/*
+ * check.c - postmaster --check: what only this host can tell.
+ *
+ * Owns: the warnings about the system a configuration names (users,
+ * groups, paths, executables, the journal, a writable spool, listen
+ * hosts in /etc/hosts), asking GnuTLS about tls-priority, compiling every
+ * route file into its index (rtindex.h), and running the route rules
+ * (route_check.h: the open-relay probe, shadowed lines, targets this
+ * host lacks) in the order --check has always reported them.
+ *
+ * Never: runs for a session or a flush, touches the network, or writes
+ * anything but the compiled route indexes.
+ */
+#include "check.h"
+#include "hosts.h"
+#include "route.h"
+#include "route_check.h"
+#include "rtindex.h"
+#include "tls.h"
+
+#include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Whether uid:gid (and no other group) may create files in st. */
+static int may_write_dir(const struct stat *st, uid_t uid, gid_t gid)
+{
+	mode_t need = st->st_uid == uid	  ? S_IWUSR | S_IXUSR
+		      : st->st_gid == gid ? S_IWGRP | S_IXGRP
+					  : S_IWOTH | S_IXOTH;
+	return uid == 0 || (st->st_mode & need) == need;
+}
+
+/* A spool that core.user-id cannot write makes every session answer 421. */
+static void check_spool(struct cf *cf, const struct cf_section *core)
+{
+	uid_t uid;
+	gid_t gid;
+	char why[256];
+	struct stat st;
+	const char *dir = core->v[CORE_SPOOL_DIRECTORY].s;
+	if (cf_user_ids(cf, &uid, &gid, why, sizeof why) != 0 ||
+	    stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    may_write_dir(&st, uid, gid))
+		return;
+	static const struct cf_pos builtin = {"built-in default", 0, 0};
+	const struct cf_assign *a = core->set[CORE_SPOOL_DIRECTORY];
+	if (!a)
+		a = core->set[CORE_USER_ID];
+	struct cf_pos pos = a ? a->pos : builtin;
+	if (a)
+		pos.col = cf->words[a->w0].col;
+	cf_warn(cf, &pos, "spool-directory \"%s\" (owner %lu:%lu, mode %04o) "
+			  "is not writable by user-id %s (%lu:%lu): sessions "
+			  "will answer 421",
+		dir, (unsigned long)st.st_uid, (unsigned long)st.st_gid,
+		(unsigned)(st.st_mode & 07777), core->v[CORE_USER_ID].s,
+		(unsigned long)uid, (unsigned long)gid);
+}
+
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+
+/* --check asks GnuTLS whether it takes the priority string; a host
+ * without GnuTLS gets a warning. */
+static void check_tls_priority(struct cf *cf, const struct cf_assign *a)
+{
+	const struct cf_word *w = &cf->words[a->w0];
+	char why[256];
+	size_t at;
+	struct cf_pos pos = a->pos;
+	int r = tls_priority_check(w->s, &at, why, sizeof why);
+	pos.col = w->col + w->quoted + (uint32_t)at;
+	if (r == -1)
+		cf_error(cf, &pos, "expected a GnuTLS priority string: %s", why);
+	else if (r < 0)
+		cf_warn(cf, &pos, "cannot check tls-priority: %s", why);
+}
+
+/* --check: every value of a repeatable path key (the tls-certificate
+ * and tls-key pairs) should exist on this host. */
+static void check_paths_all(struct cf *cf, struct cf_section *sec, int key)
+{
+	for (uint32_t i = 0; i < cf->nmerged; i++) {
+		const struct cf_assign *a = cf->merged[i];
+		if (&cf->secs[a->sec] != sec || a->key != key)
+			continue;
+		for (uint32_t j = 0; j < a->nw; j++) {
+			const struct cf_word *w = &cf->words[a->w0 + j];
+			struct cf_pos pos = a->pos;
+			pos.col = w->col;
+			if (access(w->s, F_OK) < 0)
+				cf_warn(cf, &pos, "\"%s\" does not exist on "
+						  "this host",
+					w->s);
+		}
+	}
+}
+
+/* One key's value: the user, group, path or journal it names. */
+static void check_key(struct cf *cf, struct cf_section *sec, int key)
+{
+	unsigned tr = cf_key_traits(sec->kind, key);
+	const struct cf_assign *a = sec->set[key];
+	if ((tr & CF_KEY_PATH) && (tr & CF_KEY_REPEAT))
+		check_paths_all(cf, sec, key);
+	if (!a || (tr & CF_KEY_REPEAT) ||
+	    !(tr & (CF_KEY_USER | CF_KEY_GROUP | CF_KEY_PATH | CF_KEY_LOGGER)))
+		return;
+	const struct cf_word *w = &cf->words[a->w0];
+	struct cf_pos pos = a->pos;
+	pos.col = w->col;
+	uint64_t id;
+	const char *end;
+	int numeric = cf_parse_uint(w->s, &id, &end) == 0 && !*end;
+	if ((tr & CF_KEY_USER) && !numeric && !getpwnam(w->s))
+		cf_warn(cf, &pos, "no user '%s' on this host", w->s);
+	if ((tr & CF_KEY_GROUP) && !numeric && !getgrnam(w->s))
+		cf_warn(cf, &pos, "no group '%s' on this host", w->s);
+	if ((tr & CF_KEY_PATH) &&
+	    !(sec->kind == CF_CORE && key == CORE_PID_FILE) &&
+	    access(w->s, F_OK) < 0)
+		cf_warn(cf, &pos, "\"%s\" does not exist on this host", w->s);
+	if ((tr & CF_KEY_LOGGER) && !strcmp(w->s, "journal") &&
+	    access(JOURNAL_SOCKET, F_OK) < 0)
+		cf_warn(cf, &pos, "no systemd journal on this host (%s): its "
+				  "log lines would be lost",
+			JOURNAL_SOCKET);
+}
+
+static void check_pipe(struct cf *cf, const struct cf_section *sec)
+{
+	const struct cf_assign *a = sec->set[PIPE_EXEC];
+	const struct cf_word *w = &cf->words[a->w0];
+	struct cf_pos pos = a->pos;
+	pos.col = w->col;
+	if (access(w->s, X_OK) < 0)
+		cf_warn(cf, &pos, "\"%s\" is not an executable on this host",
+			w->s);
+}
+
+/* A listen-port host that is no address and not in /etc/hosts: the
+ * session matches listeners without DNS, so it serves only pipes. */
+static void check_listen_host(struct cf *cf, const struct cf_section *sec)
+{
+	const char *h = sec->listen.host;
+	unsigned char bin[16];
+	if (!h[0] || !strcmp(h, "localhost") || !strcmp(h, "ipv6-localhost") ||
+	    !strcmp(h, "ip6-localhost") || inet_pton(AF_INET, h, bin) == 1 ||
+	    inet_pton(AF_INET6, h, bin) == 1 || hosts_lookup(h, NULL, 0))
+		return;
+	const struct cf_assign *a = sec->set[SMTPD_LISTEN_PORT];
+	struct cf_pos pos = a ? a->pos : sec->pos;
+	if (a)
+		pos.col = cf->words[a->w0].col;
+	cf_warn(cf, &pos, "\"%s\" is not in /etc/hosts: [smtpd \"%s\"] serves "
+			  "no network connection, only local pipes",
+		h, sec->name);
+}
+
+static void check_system(struct cf *cf, struct cf_section *sec)
+{
+	for (int key = 0; key < cf_nkeys(sec->kind); key++)
+		check_key(cf, sec, key);
+	if (sec->kind == CF_CORE)
+		check_spool(cf, sec);
+	if (sec->kind == CF_PIPE && sec->set[PIPE_EXEC])
+		check_pipe(cf, sec);
+	if (sec->kind == CF_SMTPD)
+		check_listen_host(cf, sec);
+}
+
+/* Compiles one route file read as text into its index; a failure is a
+ * warning: sessions then read the text. */
+static void compile_include(struct cf *cf, const struct cf_include *inc)
+{
+	char err[300];
+	struct rt_line *v = xcalloc(inc->n + 1, sizeof *v);
+	struct buf key = {0};
+	for (uint32_t i = 0; i < inc->n; i++) {
+		const struct route_entry *e = &inc->table->e[inc->first + i];
+		key.len = 0;
+		route_pattern_key(e->pkind, e->local, e->domain, &key);
+		v[i].key = xstrdup(key.s);
+		v[i].domain = e->domain;
+		v[i].pattern = e->text;
+		v[i].w = &cf->words[e->w0];
+		v[i].nw = e->type == RE_LINE ? e->nw : 0;
+		v[i].pos = e->pos;
+	}
+	if (rtindex_write(inc->deps[0], v, inc->n,
+			  (const char *const *)inc->deps, inc->ndeps, err,
+			  sizeof err) < 0)
+		cf_warn(cf, &inc->at, "%s", err);
+	for (uint32_t i = 0; i < inc->n; i++)
+		free(v[i].key);
+	free(v);
+	buf_free(&key);
+}
+
+int check_config(struct cf *cf)
+{
+	int before = cf->nerrors;
+	for (uint32_t i = 0; i < cf->nsecs; i++) {
+		struct cf_section *sec = &cf->secs[i];
+		if (sec->kind == CF_SMTPD && sec->set[SMTPD_TLS_PRIORITY] &&
+		    !(sec->bad & (1u << SMTPD_TLS_PRIORITY)))
+			check_tls_priority(cf, sec->set[SMTPD_TLS_PRIORITY]);
+	}
+	for (uint32_t i = 0; i < cf->nsecs; i++)
+		if (cf->secs[i].kind != CF_ROUTE)
+			check_system(cf, &cf->secs[i]);
+	/* a file is compiled only from a configuration without errors */
+	for (const struct cf_include *inc = cf->includes; inc; inc = inc->next)
+		if (inc->clean && cf->nerrors == before)
+			compile_include(cf, inc);
+	for (uint32_t i = 0; i < cf->nsecs; i++)
+		if (cf->secs[i].kind == CF_ROUTE) {
+			route_check_shadowed(cf, cf->secs[i].table);
+			route_check_system(cf, cf->secs[i].table);
+		}
+	if (!cf->nerrors)
+		route_check_listeners(cf);
+	return cf->nerrors;
+}

@@ -1,0 +1,306 @@
+/*
+ * route_check.c - postmaster --check's rules about routes (SPEC 6).
+ *
+ * Owns: the open-relay probe (each listener whose relay-clients holds
+ * every address is resolved against its catch-all lines), lines that an
+ * earlier line shadows, and targets this host lacks (a NAME that is no
+ * pipe, relay, alias or system user; a Maildir without its parent
+ * directory).
+ *
+ * Never: runs for a session, changes a table, or writes anything; it
+ * asks the host through route_env_system and stat(2) only.
+ */
+#include "route_check.h"
+#include "route_impl.h"
+#include "net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/*
+ * The open-relay rule of --check (SPEC 6). Sessions refuse relaying to a
+ * client that is neither authenticated nor in relay-clients, whatever
+ * the routes say; a listener is an open relay when relay-clients itself
+ * holds every address. NULL: the built-in listener (relay-clients =
+ * loopback). Returns the network that opens it, or NULL.
+ */
+static const char *open_network(const struct cf_section *s)
+{
+	if (!s || s->v[SMTPD_AUTH].n == AUTH_REQUIRED)
+		return NULL;
+	const struct cf_list *l = &s->v[SMTPD_RELAY_CLIENTS].list;
+	for (uint32_t i = 0; i < l->n; i++) {
+		struct net n;
+		if (!net_parse(l->v[i], &n) && net_is_everything(&n))
+			return l->v[i];
+	}
+	return NULL;
+}
+
+static void probe_listener(struct cf *cf, const struct cf_section *smtpd,
+			   const char *everyone)
+{
+	static const char probe_domain[] = "relay-probe.invalid";
+	const struct route_table *tables[64];
+	uint32_t nt = route_listener_tables(cf, smtpd, tables, 64);
+	struct cf_pos reported[16];
+	int nrep = 0;
+	for (uint32_t ti = 0; ti < nt; ti++) {
+		const struct route_table *t = tables[ti];
+		for (uint32_t i = 0; i <= t->n; i++) {
+			/* each catch-all line, then one address no line names */
+			const char *local = NULL;
+			if (i < t->n) {
+				const struct route_entry *e = &t->e[i];
+				if (e->type != RE_LINE ||
+				    (e->pkind != PAT_LOCAL && e->pkind != PAT_ALL))
+					continue;
+				local = e->pkind == PAT_LOCAL ? e->local : NULL;
+			} else if (ti + 1 < nt) {
+				continue;
+			}
+			char text[ADDR_PATH_MAX + 64];
+			snprintf(text, sizeof text, "%s@%s",
+				 local ? local : "relay-probe", probe_domain);
+			struct rctx c;
+			struct route_result r;
+			const struct route_table *tb[64];
+			route_ctx_init(&c, &route_env_system, cf, smtpd, &r, tb);
+			struct addr a;
+			const char *why;
+			size_t where;
+			if (addr_parse(text, strlen(text), ADDR_UTF8, &a, &why,
+				       &where) != ADDR_OK) {
+				route_result_free(&r);
+				continue;
+			}
+			c.rcpt = text;
+			route_ctx_resolve(&c, &a, 0, 0);
+			route_ctx_finish(&c);
+			route_ctx_free(&c);
+			if (route_relays(&r) && c.first.file) {
+				int dup = 0;
+				for (int k = 0; k < nrep; k++)
+					if (reported[k].file == c.first.file &&
+					    reported[k].line == c.first.line)
+						dup = 1;
+				if (!dup && nrep < 16) {
+					reported[nrep++] = c.first;
+					cf_error(cf, &c.first,
+						 "open relay: '%s' sends mail "
+						 "for any domain (<%s>) to a "
+						 "relay, and [smtpd \"%s\"] "
+						 "lets every client relay "
+						 "without AUTH (relay-clients "
+						 "%s)",
+						 c.first_pattern, text,
+						 smtpd->name, everyone);
+				}
+			}
+			route_result_free(&r);
+		}
+	}
+}
+
+void route_check_listeners(struct cf *cf)
+{
+	uint32_t n;
+	struct cf_section **v = cf_listeners(cf, &n);
+	for (uint32_t i = 0; i < n; i++) {
+		const char *everyone = open_network(v[i]);
+		if (everyone)
+			probe_listener(cf, v[i], everyone);
+	}
+	if (n)
+		free(v);
+}
+
+struct seen {
+	char **keys;
+	const struct route_entry **who;
+	uint32_t mask, n;
+};
+
+static const struct route_entry *seen_get(const struct seen *s, const char *k)
+{
+	for (uint32_t i = hash_lower(k, strlen(k)) & s->mask; s->keys[i];
+	     i = (i + 1) & s->mask)
+		if (!strcmp(s->keys[i], k))
+			return s->who[i];
+	return NULL;
+}
+
+static void seen_put(struct seen *s, const char *k, const struct route_entry *e)
+{
+	uint32_t i = hash_lower(k, strlen(k)) & s->mask;
+	for (; s->keys[i]; i = (i + 1) & s->mask)
+		if (!strcmp(s->keys[i], k))
+			return;
+	s->keys[i] = xstrdup(k);
+	s->who[i] = e;
+	s->n++;
+}
+
+void route_check_shadowed(struct cf *cf, const struct route_table *t)
+{
+	struct seen s;
+	uint32_t sz = 64;
+	while (sz < 2ull * t->n + 64)
+		sz *= 2;
+	s.keys = xcalloc(sz, sizeof *s.keys);
+	s.who = xcalloc(sz, sizeof *s.who);
+	s.mask = sz - 1;
+	s.n = 0;
+	struct buf k = {0};
+	struct rctx c;
+	memset(&c, 0, sizeof c);
+	c.delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct route_entry *e = &t->e[i];
+		if (e->type != RE_LINE)
+			continue;
+		char basebuf[ADDR_PATH_MAX];
+		const char *base = route_base_of(&c, e->local, basebuf, sizeof basebuf);
+		struct cand cand[6];
+		int nc = 0;
+		switch (e->pkind) {
+		case PAT_ADDR:
+			cand[nc++] = (struct cand){PAT_ADDR, e->local};
+			if (base)
+				cand[nc++] = (struct cand){PAT_ADDR, base};
+			cand[nc++] = (struct cand){PAT_DOMAIN, ""};
+			cand[nc++] = (struct cand){PAT_LOCAL, e->local};
+			if (base)
+				cand[nc++] = (struct cand){PAT_LOCAL, base};
+			break;
+		case PAT_DOMAIN:
+			cand[nc++] = (struct cand){PAT_DOMAIN, ""};
+			break;
+		case PAT_LOCAL:
+			cand[nc++] = (struct cand){PAT_LOCAL, e->local};
+			if (base)
+				cand[nc++] = (struct cand){PAT_LOCAL, base};
+			break;
+		case PAT_ALL:
+			break;
+		case PAT_NAME:
+			cand[nc++] = (struct cand){PAT_NAME, e->local};
+			if (base)
+				cand[nc++] = (struct cand){PAT_NAME, base};
+			break;
+		}
+		if (e->pkind != PAT_NAME)
+			cand[nc++] = (struct cand){PAT_ALL, ""};
+		const struct route_entry *by = NULL;
+		for (int j = 0; j < nc && !by; j++) {
+			k.len = 0;
+			route_pattern_key(cand[j].k, cand[j].l, e->domain, &k);
+			by = seen_get(&s, k.s);
+		}
+		if (by) {
+			cf_warn(cf, &e->pos, "route '%s' is never used: '%s' at "
+					     "%s:%u comes first and matches "
+					     "every address it matches",
+				e->text, by->text, by->pos.file, by->pos.line);
+		}
+		k.len = 0;
+		route_pattern_key(e->pkind, e->local, e->domain, &k);
+		seen_put(&s, k.s, e);
+	}
+	for (uint32_t i = 0; i < sz; i++)
+		free(s.keys[i]);
+	free(s.keys);
+	free(s.who);
+	buf_free(&k);
+}
+
+/* Whether a NAME target names something: a [pipe], a [relay], a local
+ * name with a route in any table, a host (a name with a dot), postmaster
+ * (built in) or a system user. */
+static int name_exists(struct rctx *c, const char *name)
+{
+	if (cf_find(c->cf, CF_PIPE, name) || cf_find(c->cf, CF_RELAY, name) ||
+	    strchr(name, '.') || !strcasecmp(name, "postmaster"))
+		return 1;
+	struct match *m = xmalloc(sizeof *m);
+	int found = route_find_match(c, 1, name, "", m);
+	free(m);
+	if (found)
+		return 1;
+	char lower[ADDR_PATH_MAX], basebuf[ADDR_PATH_MAX];
+	snprintf(lower, sizeof lower, "%s", name);
+	ascii_lower_str(lower);
+	const char *base = route_base_of(c, lower, basebuf, sizeof basebuf);
+	char user[ADDR_PATH_MAX];
+	const struct route_env *env = c->env;
+	return env->user(name, user, sizeof user) ||
+	       env->user(lower, user, sizeof user) ||
+	       (base && env->user(base, user, sizeof user));
+}
+
+/* Whether the directory that holds the Maildir path (ending in '/')
+ * exists: a session creates the Maildir, not its parents. */
+static int maildir_parent_exists(const char *path)
+{
+	char dir[4096];
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	while (n > 1 && path[n - 1] != '/')
+		n--;
+	if (n >= sizeof dir)
+		return 1;
+	memcpy(dir, path, n);
+	dir[n] = 0;
+	struct stat st;
+	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void route_check_system(struct cf *cf, const struct route_table *t)
+{
+	const struct route_table **all =
+		xcalloc(cf->nsecs + 1, sizeof *all);
+	struct rctx c;
+	memset(&c, 0, sizeof c);
+	c.env = &route_env_system;
+	c.cf = cf;
+	c.tables = all;
+	c.delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
+	for (uint32_t i = 0; i < cf->nsecs; i++)
+		if (cf->secs[i].kind == CF_ROUTE && cf->secs[i].table)
+			all[c.ntables++] = cf->secs[i].table;
+	struct buf b = {0};
+	struct tgt tg[MAX_TGTS];
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct route_entry *e = &t->e[i];
+		const char *why;
+		uint32_t col;
+		if (e->type != RE_LINE)
+			continue;
+		int n = route_split_targets(&cf->words[e->w0], e->nw, &b, tg, &why,
+				      &col);
+		for (int j = 0; j < n; j++) {
+			enum tkind k;
+			struct addr rw;
+			struct cf_pos p = e->pos;
+			p.col = tg[j].col;
+			if (route_classify(tg[j].text, &k, &rw, &why) < 0)
+				continue;
+			if (k == TK_NAME && !name_exists(&c, tg[j].text))
+				cf_warn(cf, &p, "target '%s' names no [pipe], "
+						"[relay], alias or system user "
+						"on this host",
+					tg[j].text);
+			if (k == TK_MAILDIR && !maildir_parent_exists(tg[j].text))
+				cf_warn(cf, &p, "the directory that holds the "
+						"Maildir %s does not exist on "
+						"this host",
+					tg[j].text);
+		}
+	}
+	buf_free(&b);
+	free(all);
+}

@@ -1,0 +1,23 @@
+/*
+ * route_check.h - postmaster --check's rules about route tables.
+ *
+ * Owns: the diagnostics that need a whole configuration and this host:
+ * open relays, shadowed lines, targets this host lacks. Never used by a
+ * session; check.c runs them.
+ */
+#ifndef POSTMASTER_ROUTE_CHECK_H
+#define POSTMASTER_ROUTE_CHECK_H
+
+#include "route.h"
+
+/* The open-relay rule: an error for each catch-all that relays any
+ * domain from a listener that lets every client relay without AUTH. */
+void route_check_listeners(struct cf *cf);
+/* Warnings for lines of t that an earlier line always wins over. */
+void route_check_shadowed(struct cf *cf, const struct route_table *t);
+/* Warnings for targets of t that this host lacks: a NAME that is no pipe,
+ * relay, alias or system user; a Maildir whose parent directory is
+ * missing. */
+void route_check_system(struct cf *cf, const struct route_table *t);
+
+#endif
