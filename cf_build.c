@@ -19,15 +19,203 @@
 /* ------------------------------------------------------------------ */
 /* Command-line flags                                                  */
 
-int cf_flag(struct cf *cf, const char *arg, int argn)
+/* What a flag's text before its value names. */
+struct flag {
+	int kind;
+	const char *name;     /* NULL: none */
+	const char *keystart; /* in the flag, or the arena when quoted */
+	size_t keylen;
+	int key_quoted;
+	const char *p;        /* after the key */
+};
+
+/* KIND."NAME".KEY or KIND.KEY at p (after the '.'). */
+static int flag_dotted(struct lexer *lx, const char *p, struct flag *fl)
+{
+	struct cf_word w;
+	if (*p == '"') {
+		lx->p = p;
+		if (lx_next(lx, &w) != TOK_WORD)
+			return -1;
+		fl->name = w.s;
+		p = lx->p;
+		if (*p == 0) {
+			fl->keystart = fl->p = p;
+			return 0;
+		}
+		if (*p != '.') {
+			lx_error(lx, p, "expected '.' after the section name");
+			return -1;
+		}
+		p++;
+	}
+	if (*p == '"') {
+		lx->p = p;
+		if (lx_next(lx, &w) != TOK_WORD)
+			return -1;
+		fl->keystart = w.s;
+		fl->keylen = w.len;
+		fl->key_quoted = 1;
+		fl->p = lx->p;
+	} else {
+		fl->keystart = p;
+		fl->keylen = strcspn(p, " \t=");
+		fl->p = p + fl->keylen;
+	}
+	return 0;
+}
+
+/* KIND-NAME-KEY or KIND-KEY at p (after the '-'). */
+static int flag_dashed(struct lexer *lx, const char *p, struct flag *fl)
+{
+	const struct kind *k = &cf_kinds[fl->kind];
+	if (fl->kind != CF_ROUTE && k->named) {
+		size_t nl = strcspn(p, "-=");
+		if (p[nl] != '-') {
+			lx_error(lx, p + nl, "expected %s-NAME-KEY, found no key",
+				 k->name);
+			return -1;
+		}
+		char *nm = lx->arena + lx->used;
+		memcpy(nm, p, nl);
+		nm[nl] = 0;
+		lx->used += nl + 1;
+		fl->name = nm;
+		p += nl + 1;
+	}
+	fl->keystart = p;
+	fl->keylen = strcspn(p, " \t=");
+	fl->p = p + fl->keylen;
+	return 0;
+}
+
+/* The section kind and name, and where the key is. */
+static int flag_scope(struct lexer *lx, const char *s, struct flag *fl)
 {
 	struct buf tmp = {0};
+	size_t k = strcspn(s, ".-=");
+	memset(fl, 0, sizeof *fl);
+	fl->kind = cf_kind_lookup(s, k);
+	if (fl->kind < 0) {
+		lx_error(lx, s, "expected a section (core, syslog, logfile, "
+				"pipe, relay, smtpd, route) at the start of the "
+				"flag, found '%s'",
+			 cf_shown(s, k, &tmp));
+		buf_free(&tmp);
+		return -1;
+	}
+	const struct kind *kd = &cf_kinds[fl->kind];
+	int r;
+	if (s[k] == '.') {
+		r = flag_dotted(lx, s + k + 1, fl);
+	} else if (s[k] == '-') {
+		r = flag_dashed(lx, s + k + 1, fl);
+	} else {
+		lx_error(lx, s + k, "expected '.' or '-' after '%s'", kd->name);
+		r = -1;
+	}
+	if (r < 0)
+		return -1;
+	if ((fl->kind == CF_ROUTE || kd->named == 0) && fl->name &&
+	    !fl->name[0])
+		fl->name = NULL; /* core."".key is core.key */
+	if (kd->named == 0 && fl->name) {
+		lx_error(lx, s, "[%s] takes no name", kd->name);
+		return -1;
+	}
+	if (kd->named == 1 && (!fl->name || !fl->name[0])) {
+		lx_error(lx, s, "expected a name: %s.\"NAME\".KEY", kd->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* A flag without a key declares its section: --smtpd."NAME". */
+static int flag_declare(struct lexer *lx, const struct flag *fl, uint32_t sec,
+			const struct cf_pos *pos)
+{
+	const char *p = fl->p;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p) {
+		lx_error(lx, p, "expected a key after the section");
+		return -1;
+	}
+	struct cf_assign *a = cf_add_assign(lx->cf);
+	a->sec = sec;
+	a->key = KEY_DECLARE;
+	a->pos = *pos;
+	a->from_flag = 1;
+	return 0;
+}
+
+/* The key id the flag names (a key, KEY_ROUTE or KEY_FILE) in *id;
+ * -1 (reported) when the section has no such key. */
+static int flag_key(struct lexer *lx, const struct flag *fl, const char *key,
+		    int *id)
+{
+	if (fl->kind == CF_ROUTE) {
+		*id = (!fl->key_quoted && !strcmp(key, "file")) ? KEY_FILE
+								: KEY_ROUTE;
+		return 0;
+	}
+	*id = cf_key_lookup((enum cf_kind)fl->kind, key, fl->keylen);
+	if (*id < 0 || fl->key_quoted) {
+		struct buf tmp = {0};
+		lx_error(lx, fl->keystart, "expected a key of [%s], found '%s'",
+			 cf_kinds[fl->kind].name,
+			 cf_shown(key, fl->keylen, &tmp));
+		buf_free(&tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* The key and its value words: one assignment from the command line. */
+static int flag_assign(struct lexer *lx, const struct flag *fl, uint32_t sec,
+		       const struct cf_pos *pos)
+{
+	struct cf *cf = lx->cf;
+	/* the key text must outlive the flag: an atom is copied into the
+	 * arena, a quoted key is there already */
+	char *key;
+	if (fl->key_quoted) {
+		key = (char *)fl->keystart;
+	} else {
+		key = lx->arena + lx->used;
+		memcpy(key, fl->keystart, fl->keylen);
+		key[fl->keylen] = 0;
+		lx->used += fl->keylen + 1;
+	}
+	int keyid;
+	if (flag_key(lx, fl, key, &keyid) < 0)
+		return -1;
+	lx->p = fl->p;
+	lx->loose = 0; /* the value: words as in a file */
+	uint32_t w0, nw;
+	if (lx_values(lx, fl->keystart, key, &w0, &nw) < 0)
+		return -1;
+	struct cf_assign *a = cf_add_assign(cf);
+	a->sec = sec;
+	a->key = keyid;
+	a->keytext = key;
+	a->keylen = (uint32_t)fl->keylen;
+	a->key_quoted = (uint8_t)fl->key_quoted;
+	a->w0 = w0;
+	a->nw = nw;
+	a->pos = *pos;
+	a->from_flag = 1;
+	a->basedir = cf->basedir;
+	return 0;
+}
+
+int cf_flag(struct cf *cf, const char *arg, int argn)
+{
 	size_t n = strlen(arg);
 	/* room for the copy of the flag and, after it, its unescaped parts */
 	struct cf_file *f = cf_add_file(cf, "command line", 2 * n + 8);
 	memcpy(f->text, arg, n + 1);
 	char *s = f->text;
-	char *arena = f->text + n + 1;
 	struct lexer lx = {
 		.cf = cf,
 		.path = "command line",
@@ -36,159 +224,18 @@ int cf_flag(struct cf *cf, const char *arg, int argn)
 		.line_start = s,
 		.line = (uint32_t)argn,
 		.col_base = 2, /* the leading "--" */
-		.arena = arena,
+		.arena = f->text + n + 1,
 		.basedir = cf->basedir,
 		.loose = 1,
 	};
-	int r = -1;
-	size_t k = strcspn(s, ".-=");
-	int kind = cf_kind_lookup(s, k);
-	if (kind < 0) {
-		lx_error(&lx, s, "expected a section (core, syslog, logfile, "
-				 "pipe, relay, smtpd, route) at the start of "
-				 "the flag, found '%s'",
-			 cf_shown(s, k, &tmp));
-		goto out;
-	}
-	const char *name = NULL;
-	const char *p = s + k;
-	const char *keystart;
-	size_t keylen;
-	int key_quoted = 0;
+	struct flag fl;
 	struct cf_pos pos = lx_pos(&lx, s);
-	if (*p == '.') {
-		p++;
-		if (*p == '"') {
-			lx.p = p;
-			struct cf_word w;
-			if (lx_next(&lx, &w) != TOK_WORD)
-				goto out;
-			name = w.s;
-			p = lx.p;
-			if (*p == 0) {
-				keystart = p;
-				keylen = 0;
-				goto have_key;
-			}
-			if (*p != '.') {
-				lx_error(&lx, p, "expected '.' after the section "
-						 "name");
-				goto out;
-			}
-			p++;
-		}
-		if (*p == '"') {
-			lx.p = p;
-			struct cf_word w;
-			if (lx_next(&lx, &w) != TOK_WORD)
-				goto out;
-			keystart = w.s;
-			keylen = w.len;
-			key_quoted = 1;
-			p = lx.p;
-		} else {
-			keystart = p;
-			keylen = strcspn(p, " \t=");
-			p += keylen;
-		}
-	} else if (*p == '-') {
-		p++;
-		if (kind != CF_ROUTE && cf_kinds[kind].named) {
-			size_t nl = strcspn(p, "-=");
-			if (p[nl] != '-') {
-				lx_error(&lx, p + nl,
-					 "expected %s-NAME-KEY, found no key",
-					 cf_kinds[kind].name);
-				goto out;
-			}
-			char *nm = arena + lx.used;
-			memcpy(nm, p, nl);
-			nm[nl] = 0;
-			lx.used += nl + 1;
-			name = nm;
-			p += nl + 1;
-		}
-		keystart = p;
-		keylen = strcspn(p, " \t=");
-		p += keylen;
-	} else {
-		lx_error(&lx, p, "expected '.' or '-' after '%s'",
-			 cf_kinds[kind].name);
-		goto out;
-	}
-have_key:
-	if ((kind == CF_ROUTE || cf_kinds[kind].named == 0) && name && !name[0])
-		name = NULL; /* core."".key is core.key */
-	if (cf_kinds[kind].named == 0 && name) {
-		lx_error(&lx, s, "[%s] takes no name", cf_kinds[kind].name);
-		goto out;
-	}
-	if (cf_kinds[kind].named == 1 && (!name || !name[0])) {
-		lx_error(&lx, s, "expected a name: %s.\"NAME\".KEY",
-			 cf_kinds[kind].name);
-		goto out;
-	}
-	/* the key text must outlive the flag: an atom is copied into the
-	 * arena, a quoted key is there already */
-	char *key;
-	if (key_quoted) {
-		key = (char *)keystart;
-	} else {
-		key = arena + lx.used;
-		memcpy(key, keystart, keylen);
-		key[keylen] = 0;
-		lx.used += keylen + 1;
-	}
-
-	uint32_t sec = cf_add_section(cf, (enum cf_kind)kind, name, &pos);
-	struct cf_assign *a;
-	if (keylen == 0 && !key_quoted) {
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p) {
-			lx_error(&lx, p, "expected a key after the section");
-			goto out;
-		}
-		a = cf_add_assign(cf);
-		a->sec = sec;
-		a->key = KEY_DECLARE;
-		a->pos = pos;
-		a->from_flag = 1;
-		r = 0;
-		goto out;
-	}
-	int keyid;
-	if (kind == CF_ROUTE) {
-		keyid = (!key_quoted && !strcmp(key, "file")) ? KEY_FILE
-							      : KEY_ROUTE;
-	} else {
-		keyid = cf_key_lookup((enum cf_kind)kind, key, keylen);
-		if (keyid < 0 || key_quoted) {
-			lx_error(&lx, keystart, "expected a key of [%s], found '%s'",
-				 cf_kinds[kind].name, cf_shown(key, keylen, &tmp));
-			goto out;
-		}
-	}
-	lx.p = p;
-	lx.loose = 0; /* the value: words as in a file */
-	uint32_t w0, nw;
-	if (lx_values(&lx, keystart, key, &w0, &nw) < 0)
-		goto out;
-	a = cf_add_assign(cf);
-	a->sec = sec;
-	a->key = keyid;
-	a->keytext = key;
-	a->keylen = (uint32_t)keylen;
-	a->key_quoted = (uint8_t)key_quoted;
-	a->w0 = w0;
-	a->nw = nw;
-	a->pos = pos;
-	a->from_flag = 1;
-	a->basedir = cf->basedir;
-	r = 0;
-out:
-	buf_free(&tmp);
-	return r;
+	if (flag_scope(&lx, s, &fl) < 0)
+		return -1;
+	uint32_t sec = cf_add_section(cf, (enum cf_kind)fl.kind, fl.name, &pos);
+	if (fl.keylen == 0 && !fl.key_quoted)
+		return flag_declare(&lx, &fl, sec, &pos);
+	return flag_assign(&lx, &fl, sec, &pos);
 }
 
 /* ------------------------------------------------------------------ */

@@ -84,13 +84,81 @@ static int lx_utf8(struct lexer *lx, char *dst, size_t *len, const char *where)
 	return 0;
 }
 
-/*
- * Reads the next token of the current line. A word is unescaped into the
- * arena and recorded in cf->words.
- */
-enum tok lx_next(struct lexer *lx, struct cf_word *out)
+/* The body of a quoted string after its '"', unescaped into dst. */
+static enum tok lx_quoted(struct lexer *lx, const char *start, char *dst,
+			  size_t *len)
 {
 	char tmp[40];
+	lx->p++;
+	for (;;) {
+		if (at_eol(lx, lx->p) && !(lx->p < lx->end && *lx->p == '\r' &&
+					   lx->p + 1 < lx->end &&
+					   lx->p[1] != '\n')) {
+			lx_error(lx, start, "expected '\"' to close the string, "
+					    "found the end of the line");
+			return TOK_ERROR;
+		}
+		unsigned char c = (unsigned char)*lx->p;
+		if (c == '"') {
+			lx->p++;
+			return TOK_WORD;
+		}
+		if (c == '\\') {
+			if (at_eol(lx, lx->p + 1)) {
+				lx_error(lx, lx->p, "expected a character after "
+						    "'\\', found the end of the "
+						    "line");
+				return TOK_ERROR;
+			}
+			lx->p++;
+			c = (unsigned char)*lx->p;
+		}
+		if (c < 0x20 && c != '\t') {
+			lx_error(lx, lx->p, "expected text in the quoted string, "
+					    "found %s",
+				 describe_char(c, tmp, sizeof tmp));
+			return TOK_ERROR;
+		}
+		if (c >= 0x80) {
+			if (lx_utf8(lx, dst, len, " in the quoted string") < 0)
+				return TOK_ERROR;
+			continue;
+		}
+		dst[(*len)++] = (char)c;
+		lx->p++;
+	}
+}
+
+/* An unquoted word, copied to dst. */
+static enum tok lx_atom(struct lexer *lx, char *dst, size_t *len)
+{
+	char tmp[40];
+	while (lx->p < lx->end && !at_eol(lx, lx->p)) {
+		unsigned char c = (unsigned char)*lx->p;
+		if (c == ' ' || c == '\t' || c == '#' || c == '=' || c == '"')
+			break;
+		if (!cf_is_atom_char(c)) {
+			if (c == '\\')
+				lx_error(lx, lx->p, "expected a word, found '\\' "
+						    "outside a quoted string");
+			else
+				lx_error(lx, lx->p, "expected a word, found %s",
+					 describe_char(c, tmp, sizeof tmp));
+			return TOK_ERROR;
+		}
+		if (c >= 0x80) {
+			if (lx_utf8(lx, dst, len, "") < 0)
+				return TOK_ERROR;
+			continue;
+		}
+		dst[(*len)++] = (char)c;
+		lx->p++;
+	}
+	return TOK_WORD;
+}
+
+enum tok lx_next(struct lexer *lx, struct cf_word *out)
+{
 	while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t'))
 		lx->p++;
 	if (at_eol(lx, lx->p))
@@ -109,82 +177,17 @@ enum tok lx_next(struct lexer *lx, struct cf_word *out)
 	size_t len = 0;
 	memset(out, 0, sizeof *out);
 	out->col = (uint32_t)(start - lx->line_start) + 1 + lx->col_base;
-	if (*lx->p == '"') {
-		lx->p++;
-		for (;;) {
-			if (at_eol(lx, lx->p) && !(lx->p < lx->end &&
-						   *lx->p == '\r' &&
-						   lx->p + 1 < lx->end &&
-						   lx->p[1] != '\n')) {
-				lx_error(lx, start,
-					 "expected '\"' to close the string, "
-					 "found the end of the line");
-				return TOK_ERROR;
-			}
-			unsigned char c = (unsigned char)*lx->p;
-			if (c == '"') {
-				lx->p++;
-				break;
-			}
-			if (c == '\\') {
-				if (at_eol(lx, lx->p + 1)) {
-					lx_error(lx, lx->p,
-						 "expected a character after "
-						 "'\\', found the end of the line");
-					return TOK_ERROR;
-				}
-				lx->p++;
-				c = (unsigned char)*lx->p;
-			}
-			if (c < 0x20 && c != '\t') {
-				lx_error(lx, lx->p,
-					 "expected text in the quoted string, "
-					 "found %s",
-					 describe_char(c, tmp, sizeof tmp));
-				return TOK_ERROR;
-			}
-			if (c >= 0x80) {
-				if (lx_utf8(lx, dst, &len, " in the quoted string") < 0)
-					return TOK_ERROR;
-				continue;
-			}
-			dst[len++] = (char)c;
-			lx->p++;
-		}
-		out->quoted = 1;
-	} else {
-		while (lx->p < lx->end && !at_eol(lx, lx->p)) {
-			unsigned char c = (unsigned char)*lx->p;
-			if (c == ' ' || c == '\t' || c == '#' || c == '=' ||
-			    c == '"')
-				break;
-			if (!cf_is_atom_char(c)) {
-				if (c == '\\')
-					lx_error(lx, lx->p,
-						 "expected a word, found '\\' "
-						 "outside a quoted string");
-				else
-					lx_error(lx, lx->p,
-						 "expected a word, found %s",
-						 describe_char(c, tmp,
-							       sizeof tmp));
-				return TOK_ERROR;
-			}
-			if (c >= 0x80) {
-				if (lx_utf8(lx, dst, &len, "") < 0)
-					return TOK_ERROR;
-				continue;
-			}
-			dst[len++] = (char)c;
-			lx->p++;
-		}
-	}
+	out->quoted = *lx->p == '"';
+	if ((out->quoted ? lx_quoted(lx, start, dst, &len)
+			 : lx_atom(lx, dst, &len)) == TOK_ERROR)
+		return TOK_ERROR;
 	if (lx->p < lx->end && !at_eol(lx, lx->p) && !lx->loose &&
-	    (*lx->p == '"' || (out->quoted && cf_is_atom_char((unsigned char)*lx->p) &&
-				!(lx->glue && strchr(lx->glue, *lx->p))))) {
-		char tmp2[40];
+	    (*lx->p == '"' ||
+	     (out->quoted && cf_is_atom_char((unsigned char)*lx->p) &&
+	      !(lx->glue && strchr(lx->glue, *lx->p))))) {
+		char tmp[40];
 		lx_error(lx, lx->p, "expected a blank between two words, found %s",
-			 describe_char((unsigned char)*lx->p, tmp2, sizeof tmp2));
+			 describe_char((unsigned char)*lx->p, tmp, sizeof tmp));
 		return TOK_ERROR;
 	}
 	dst[len] = 0;

@@ -283,42 +283,40 @@ static int put_entry(struct buf *area, struct wentry **tab, uint32_t *ntab,
 	return 0;
 }
 
-int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
-		  const char *const *deps, uint32_t ndeps, char *err,
-		  size_t errlen)
+/* The header's file records: each file's size, mtime, inode and real
+ * path, so that a session can tell a stale index. */
+static int put_deps(struct buf *head, const char *const *deps, uint32_t ndeps,
+		    char *err, size_t errlen)
 {
-	char name[PATH_MAX + 8], tmp[PATH_MAX + 32];
-	struct buf head = {0}, area = {0}, key = {0};
-	struct wentry *tab = NULL;
-	uint32_t ntab = 0, cap = 0;
-	int r = -1, fd = -1;
-	uint32_t *buckets = NULL;
-
-	index_name(srcpath, name, sizeof name);
-	snprintf(tmp, sizeof tmp, "%s.tmp%ld", name, (long)getpid());
-	struct hdr h;
-	memset(&h, 0, sizeof h);
-	memcpy(h.magic, MAGIC, 8);
-	h.nfiles = ndeps;
-	buf_add(&head, &h, sizeof h);
 	for (uint32_t i = 0; i < ndeps; i++) {
 		struct stat st;
 		char abs[PATH_MAX];
 		if (stat(deps[i], &st) < 0 || !realpath(deps[i], abs)) {
 			snprintf(err, errlen, "cannot index \"%s\": %s", deps[i],
 				 strerror(errno));
-			goto out;
+			return -1;
 		}
 		struct filerec fr = {(uint64_t)st.st_size,
 				     (int64_t)st.st_mtim.tv_sec,
 				     (int64_t)st.st_mtim.tv_nsec,
 				     (uint64_t)st.st_ino,
 				     (uint32_t)strlen(abs) + 1, 0};
-		buf_add(&head, &fr, sizeof fr);
-		buf_add(&head, abs, fr.pathlen);
-		while (head.len % 4)
-			buf_addc(&head, 0);
+		buf_add(head, &fr, sizeof fr);
+		buf_add(head, abs, fr.pathlen);
+		while (head->len % 4)
+			buf_addc(head, 0);
 	}
+	return 0;
+}
+
+/* The entries: each line under its pattern key and, with a domain, under
+ * "=:domain"; the first line of each key wins. */
+static void put_lines(struct buf *area, struct wentry **tab, uint32_t *ntab,
+		      const struct rt_line *e, uint32_t n,
+		      const char *const *deps, uint32_t ndeps)
+{
+	struct buf key = {0};
+	uint32_t cap = 0;
 	/* at most two keys per line; the set keeps the first of each */
 	struct wset set;
 	uint32_t sz = 64;
@@ -331,18 +329,89 @@ int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
 		for (uint32_t d = 0; d < ndeps; d++)
 			if (!strcmp(deps[d], e[i].pos.file))
 				file = d;
-		put_entry(&area, &tab, &ntab, &cap, &set, e[i].key, i, file,
-			  &e[i]);
+		put_entry(area, tab, ntab, &cap, &set, e[i].key, i, file, &e[i]);
 		if (e[i].domain[0]) {
 			key.len = 0;
 			buf_adds(&key, "=:");
 			buf_adds(&key, e[i].domain);
 			ascii_lower_str(key.s);
-			put_entry(&area, &tab, &ntab, &cap, &set, key.s, i, file,
+			put_entry(area, tab, ntab, &cap, &set, key.s, i, file,
 				  &e[i]);
 		}
 	}
 	free(set.slot);
+	buf_free(&key);
+}
+
+/* Writes the parts to tmp, synced, and renames it to name. */
+static int write_parts(const char *tmp, const char *name,
+		       const struct buf *head, const uint32_t *buckets,
+		       size_t nbuckets, const struct buf *area, char *err,
+		       size_t errlen)
+{
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot write the index \"%s\": %s", name,
+			 strerror(errno));
+		return -1;
+	}
+	struct {
+		const void *p;
+		size_t n;
+	} parts[] = {{head->s, head->len},
+		     {buckets, 4 * nbuckets},
+		     {area->s, area->len}};
+	for (size_t i = 0; i < 3; i++) {
+		const char *p = parts[i].p;
+		size_t left = parts[i].n;
+		while (left) {
+			ssize_t w = write(fd, p, left);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				snprintf(err, errlen, "cannot write \"%s\": %s",
+					 tmp, strerror(errno));
+				close(fd);
+				return -1;
+			}
+			p += w;
+			left -= (size_t)w;
+		}
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
+			 strerror(errno));
+		return -1;
+	}
+	if (rename(tmp, name) < 0) {
+		snprintf(err, errlen, "cannot rename \"%s\": %s", tmp,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
+		  const char *const *deps, uint32_t ndeps, char *err,
+		  size_t errlen)
+{
+	char name[PATH_MAX + 8], tmp[PATH_MAX + 32];
+	struct buf head = {0}, area = {0};
+	struct wentry *tab = NULL;
+	uint32_t ntab = 0;
+	int r = -1;
+	uint32_t *buckets = NULL;
+
+	index_name(srcpath, name, sizeof name);
+	snprintf(tmp, sizeof tmp, "%s.tmp%ld", name, (long)getpid());
+	struct hdr h;
+	memset(&h, 0, sizeof h);
+	memcpy(h.magic, MAGIC, 8);
+	h.nfiles = ndeps;
+	buf_add(&head, &h, sizeof h);
+	if (put_deps(&head, deps, ndeps, err, errlen) < 0)
+		goto out;
+	put_lines(&area, &tab, &ntab, e, n, deps, ndeps);
 	h.nentries = ntab;
 	h.nbuckets = ntab * 2 + 1;
 	h.off_buckets = (uint32_t)head.len;
@@ -360,50 +429,9 @@ int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
 		buckets[b] = (uint32_t)(base + tab[i].off);
 	}
 	memcpy(head.s, &h, sizeof h);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot write the index \"%s\": %s", name,
-			 strerror(errno));
-		goto out;
-	}
-	struct {
-		const void *p;
-		size_t n;
-	} parts[] = {{head.s, head.len},
-		     {buckets, 4ull * h.nbuckets},
-		     {area.s, area.len}};
-	for (size_t i = 0; i < 3; i++) {
-		const char *p = parts[i].p;
-		size_t left = parts[i].n;
-		while (left) {
-			ssize_t w = write(fd, p, left);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				snprintf(err, errlen, "cannot write \"%s\": %s",
-					 tmp, strerror(errno));
-				goto out;
-			}
-			p += w;
-			left -= (size_t)w;
-		}
-	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		fd = -1;
-		snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
-			 strerror(errno));
-		goto out;
-	}
-	fd = -1;
-	if (rename(tmp, name) < 0) {
-		snprintf(err, errlen, "cannot rename \"%s\": %s", tmp,
-			 strerror(errno));
-		goto out;
-	}
-	r = 0;
+	r = write_parts(tmp, name, &head, buckets, h.nbuckets, &area, err,
+			errlen);
 out:
-	if (fd >= 0)
-		close(fd);
 	if (r < 0)
 		unlink(tmp);
 	for (uint32_t i = 0; i < ntab; i++)
@@ -412,6 +440,5 @@ out:
 	free(buckets);
 	buf_free(&head);
 	buf_free(&area);
-	buf_free(&key);
 	return r;
 }

@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1569,6 +1570,74 @@ static void test_compiled_index_idna(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* ------------------------------------------------------------------ */
+/* The environment routing is given: users and own addresses, stubbed   */
+
+#define FAKE_USER "pmtest-fake-user"
+
+static int fake_user(const char *name, char *out, size_t n)
+{
+	if (strcmp(name, FAKE_USER))
+		return 0;
+	snprintf(out, n, "%s", name);
+	return 1;
+}
+
+/* 192.0.2.77 and 2001:db8::77 are this fake machine's addresses. */
+static int fake_own_address(int family, const unsigned char *addr)
+{
+	static const unsigned char v4[4] = {192, 0, 2, 77};
+	static const unsigned char v6[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 0x77};
+	return family == AF_INET ? !memcmp(addr, v4, 4) : !memcmp(addr, v6, 16);
+}
+
+static const struct route_env fake_env = {fake_user, fake_own_address};
+
+static void resolve_with(const struct route_env *env, const struct cf *cf,
+			 const char *rcpt, int code, const char *dsn,
+			 const char *targets)
+{
+	struct route_result r;
+	char got[1024];
+	route_resolve_env(env, cf, NULL, rcpt, strlen(rcpt),
+			  ROUTE_SMTP | ROUTE_UTF8, &r);
+	describe(&r, got, sizeof got);
+	if (r.code != code || strcmp(r.dsn, dsn) || strcmp(got, targets))
+		print_error("%s: got %d %s \"%s\", expected %d %s \"%s\"\n", rcpt,
+			    r.code, r.dsn, got, code, dsn, targets);
+	assert_int_equal(r.code, code);
+	assert_string_equal(r.dsn, dsn);
+	assert_string_equal(got, targets);
+	route_result_free(&r);
+}
+
+/* System users and the machine's own address literals come only from the
+ * environment the caller passes: a stub makes a user and addresses exist
+ * that this host does not have, and the host's own answers do not. */
+static void test_route_env(void **state)
+{
+	(void)state;
+	struct cf *cf = load("[core]\nhostname = h.example\n");
+	const char *user = "local user " FAKE_USER " <" FAKE_USER ">";
+	resolve_with(&fake_env, cf, "<" FAKE_USER "@h.example>", 250, "2.1.5",
+		     user);
+	resolve_with(&fake_env, cf, "<PMTEST-Fake-User@h.example>", 250,
+		     "2.1.5", user);
+	resolve_with(&fake_env, cf, "<" FAKE_USER "@[192.0.2.77]>", 250,
+		     "2.1.5", user);
+	resolve_with(&fake_env, cf, "<" FAKE_USER "@[IPv6:2001:db8::77]>", 250,
+		     "2.1.5", user);
+	resolve_with(&fake_env, cf, "<" FAKE_USER "@[192.0.2.78]>", 550,
+		     "5.7.1", "");
+	resolve_with(&fake_env, cf, "<root@h.example>", 550, "5.1.1", "");
+	/* the host's own answers: no such user, no such address */
+	resolve_with(&route_env_system, cf, "<" FAKE_USER "@h.example>", 550,
+		     "5.1.1", "");
+	resolve_with(&route_env_system, cf, "<" FAKE_USER "@[192.0.2.77]>",
+		     550, "5.7.1", "");
+	cf_free(cf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1588,6 +1657,7 @@ int main(void)
 		cmocka_unit_test(test_depth_does_not_depend_on_list_order),
 		cmocka_unit_test(test_system_user_case_folded),
 		cmocka_unit_test(test_target_limit),
+		cmocka_unit_test(test_route_env),
 		cmocka_unit_test_teardown(test_compiled_index, remove_dir),
 		cmocka_unit_test_teardown(test_compiled_index_idna, remove_dir),
 		cmocka_unit_test_teardown(test_compiled_index_long_line,
