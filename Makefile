@@ -40,7 +40,7 @@ LDLIBS ?= -ldl
 
 SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c \
 	spool.c flush.c bounce.c client.c dns.c idna.c tls.c mime.c auth.c spf.c \
-	net.c
+	net.c priv.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
 

@@ -21,6 +21,7 @@
 #include "flush.h"
 #include "io.h"
 #include "log.h"
+#include "priv.h"
 #include "route.h"
 #include "spf.h"
 #include "spool.h"
@@ -29,7 +30,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1989,32 +1989,6 @@ static int read_tls_secrets(struct session *s, char *why, size_t n)
 	return 0;
 }
 
-int session_drop_privileges(const struct cf *cf, char *why, size_t n)
-{
-	if (geteuid() != 0)
-		return 0;
-	uid_t uid;
-	gid_t gid;
-	int r = cf_user_ids(cf, &uid, &gid, why, n);
-	if (r == 1)
-		snprintf(why, n, "started as root without core.user-id: "
-				 "refusing to read client input as root");
-	if (r != 0)
-		return -1;
-	if (uid == 0) {
-		snprintf(why, n, "core.user-id is root: refusing to read "
-				 "client input as root");
-		return -1;
-	}
-	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0 ||
-	    setuid(0) == 0) {
-		snprintf(why, n, "cannot drop privileges to %s: %s",
-			 cf->core->v[CORE_USER_ID].s, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 static void new_sid(char *out, size_t n)
 {
 	unsigned char r[6];
@@ -2093,7 +2067,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	    auth_load(s.smtpd->v[SMTPD_AUTH_FILE].s, &s.auth_table, why,
 		      sizeof why) < 0)
 		fail = 1;
-	if (!fail && session_drop_privileges(cf, why, sizeof why) < 0)
+	if (!fail && priv_drop(cf, why, sizeof why) < 0)
 		fail = 1;
 	s.spool_fd = -1;
 	s.sm.data_fd = -1;

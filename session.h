@@ -14,10 +14,6 @@
  * cf_ok: whether the configuration parsed (if not: 421 and exit). */
 int session_main(struct cf *cf, const char *smtpd_name, int cf_ok);
 
-/* Started as root: becomes core.user-id (and group-id). Also the
- * flusher's. -1 with a reason when it cannot. */
-int session_drop_privileges(const struct cf *cf, char *why, size_t n);
-
 /* The DATA/BDAT byte machine, exposed for the unit tests. */
 struct datamachine {
 	int state;
