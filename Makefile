@@ -38,7 +38,7 @@ CFLAGS += -std=c17 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -D_FORTIFY_SOURCE=3 \
 LDFLAGS ?=
 LDLIBS ?= -ldl
 
-SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c \
+SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c data.c \
 	spool.c flush.c bounce.c client.c dns.c idna.c tls.c mime.c auth.c spf.c \
 	net.c priv.c
 OBJS = $(SRCS:.c=.o)
@@ -49,7 +49,7 @@ SAN_DIR = build-san
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
-TESTS = test_addr test_cf test_route test_envelope
+TESTS = test_addr test_cf test_route test_envelope test_data
 
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
@@ -199,5 +199,5 @@ ifeq ($(SETUP_HOST),yes)
 endif
 
 clean:
-	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope \
+	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope tests/test_data \
 		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache demo

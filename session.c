@@ -2,9 +2,9 @@
  * session.c - one SMTP or LMTP session as a state machine (SPEC 4, 5, 7).
  *
  * Owns: choosing the [smtpd] that serves the connection, dropping root
- * privileges before the first client byte, the verb table, the one reply
- * function, the DATA/BDAT byte machine, the Received header, and handing
- * complete messages to deliver.c. Every limit of SPEC 5 is enforced here:
+ * privileges (priv.c) before the first client byte, the verb table, the
+ * one reply function, and handing complete messages to deliver.c; the
+ * message bytes themselves go through data.c. Every limit of SPEC 5 is enforced here:
  * line length, recipients, message size, errors, time per command; the data
  * is streamed to an unlinked temporary file, never held in memory.
  *
@@ -16,6 +16,7 @@
 #include "net.h"
 #include "addr.h"
 #include "auth.h"
+#include "data.h"
 #include "deliver.h"
 #include "dns.h"
 #include "flush.h"
@@ -132,22 +133,9 @@ struct session {
 	struct spool_msg sm; /* the spooled message being received */
 	int sm_uncommitted;  /* its data file exists, its envelope not */
 	enum bdat bdat;
-	int data_fd;
-	int data_errno;
-	uint64_t data_size;
 	uint64_t header_size; /* the header fields we put on top */
-	int data_toobig;
-	int data_failed;
 	struct datamachine dm;
-	char *wbuf;
-	size_t wlen;
-	/* the header section, watched as the data streams by */
-	int in_headers;
-	char hline[300];
-	size_t hlen;
-	int received;        /* Received headers the client sent */
-	char **delivered_to; /* Delivered-To values the client sent */
-	unsigned ndelivered;
+	struct datastore data; /* the message, its headers watched */
 };
 
 /* ------------------------------------------------------------------ */
@@ -227,7 +215,7 @@ static void spool_abandon(struct session *s)
 {
 	if (s->sm_uncommitted) {
 		spool_discard(s->spool_fd, &s->sm); /* closes data_fd */
-		s->data_fd = -1;
+		s->data.fd = -1;
 		s->sm_uncommitted = 0;
 	}
 	s->sm.data_fd = -1; /* a committed one's fd is data_fd's business */
@@ -253,118 +241,17 @@ static void transaction_reset(struct session *s)
 	s->body = BODY_7BIT;
 	s->smtputf8 = 0;
 	s->bdat = BDAT_NONE;
-	if (s->data_fd >= 0)
-		close(s->data_fd);
-	s->data_fd = -1;
-	s->data_size = 0;
+	if (s->data.fd >= 0)
+		close(s->data.fd);
+	s->data.fd = -1;
 	s->header_size = 0;
-	s->data_toobig = 0;
-	s->data_failed = 0;
-	s->data_errno = 0;
-	s->wlen = 0;
-	for (unsigned i = 0; i < s->ndelivered; i++)
-		free(s->delivered_to[i]);
-	free(s->delivered_to);
-	s->delivered_to = NULL;
-	s->ndelivered = 0;
-	s->received = 0;
-	s->in_headers = 0;
-	s->hlen = 0;
+	data_store_reset(&s->data);
 	if (s->state > ST_READY)
 		s->state = ST_READY;
 }
 
 /* ------------------------------------------------------------------ */
 /* The data                                                            */
-
-enum { D_BOL, D_TEXT, D_CR, D_DOT, D_DOTCR };
-
-size_t data_feed(struct datamachine *dm, const char *in, size_t n, char *out,
-		 size_t *outlen)
-{
-	size_t o = *outlen;
-	for (size_t i = 0; i < n; i++) {
-		char c = in[i];
-		switch (dm->state) {
-		case D_BOL:
-			if (c == '.' && !dm->bdat) {
-				dm->state = D_DOT;
-				break;
-			}
-			/* fall through */
-		case D_TEXT:
-			if (c == '\r') {
-				dm->state = D_CR;
-			} else if (c == '\n') {
-				/* a bare LF ends a line only when normalizing,
-				 * and never makes the next "." the end */
-				dm->saw_bare = 1;
-				out[o++] = '\n';
-				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
-				dm->after_bare = 1;
-			} else {
-				out[o++] = c;
-				dm->state = D_TEXT;
-			}
-			break;
-		case D_CR:
-			if (c == '\n') {
-				out[o++] = '\n';
-				dm->state = D_BOL;
-				dm->after_bare = 0;
-			} else {
-				/* a bare CR becomes a space */
-				dm->saw_bare = 1;
-				out[o++] = ' ';
-				if (c != '\r') {
-					out[o++] = c;
-					dm->state = D_TEXT;
-				}
-			}
-			break;
-		case D_DOT:
-			if (c == '\r') {
-				dm->state = D_DOTCR;
-			} else if (c == '\n') {
-				/* ".\n" is content, never the end */
-				dm->saw_bare = 1;
-				out[o++] = '.';
-				out[o++] = '\n';
-				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
-				dm->after_bare = 1;
-			} else {
-				out[o++] = c; /* the stuffed dot is dropped */
-				dm->state = D_TEXT;
-			}
-			break;
-		case D_DOTCR:
-			if (c == '\n' && dm->after_bare) {
-				/* <LF>.<CR><LF>: content, not the end (SPEC 5) */
-				out[o++] = '.';
-				out[o++] = '\n';
-				dm->state = D_BOL;
-				dm->after_bare = 0;
-				break;
-			}
-			if (c == '\n') {
-				dm->done = 1;
-				*outlen = o;
-				return i + 1;
-			}
-			dm->saw_bare = 1;
-			out[o++] = ' ';
-			if (c == '\r') {
-				dm->state = D_CR;
-			} else {
-				out[o++] = c;
-				dm->state = D_TEXT;
-			}
-			break;
-		}
-	}
-	*outlen = o;
-	return n;
-}
 
 static int open_tmp(void)
 {
@@ -382,144 +269,9 @@ static int open_tmp(void)
 	return fd;
 }
 
-/* One complete header line (without its line end). */
-static void header_line(struct session *s, const char *l, size_t n)
+static const char *greeting_name(enum proto p)
 {
-	if (n >= 9 && !strncasecmp(l, "Received:", 9)) {
-		s->received++;
-	} else if (n >= 13 && !strncasecmp(l, "Delivered-To:", 13) &&
-		   s->ndelivered < 64) {
-		const char *v = l + 13;
-		size_t vn = n - 13;
-		while (vn && (*v == ' ' || *v == '\t')) {
-			v++;
-			vn--;
-		}
-		while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
-			vn--;
-		s->delivered_to = xrealloc(s->delivered_to, (s->ndelivered + 1) *
-							    sizeof *s->delivered_to);
-		s->delivered_to[s->ndelivered++] = xstrndup(v, vn);
-	}
-}
-
-/* Watches the header section of the stored bytes. */
-static void watch_headers(struct session *s, const char *p, size_t n)
-{
-	for (size_t i = 0; i < n && s->in_headers; i++) {
-		if (p[i] != '\n') {
-			if (s->hlen < sizeof s->hline)
-				s->hline[s->hlen++] = p[i];
-			continue;
-		}
-		size_t l = s->hlen;
-		if (l && s->hline[l - 1] == '\r')
-			l--;
-		if (l == 0)
-			s->in_headers = 0; /* the empty line ends the headers */
-		else
-			header_line(s, s->hline, l);
-		s->hlen = 0;
-	}
-}
-
-static void data_write(struct session *s, const char *p, size_t n)
-{
-	if (s->data_failed || s->data_toobig)
-		return;
-	if (s->in_headers)
-		watch_headers(s, p, n);
-	if (s->data_fd < 0) { /* nothing will read it: count only */
-		if (s->data_size + n > s->max_size)
-			s->data_toobig = 1;
-		else
-			s->data_size += n;
-		return;
-	}
-	if (s->data_size + n > s->max_size) {
-		s->data_toobig = 1;
-		return;
-	}
-	s->data_size += n;
-	if (s->wlen + n > 65536) {
-		size_t off = 0;
-		while (off < s->wlen) {
-			ssize_t w = write(s->data_fd, s->wbuf + off, s->wlen - off);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				s->data_failed = 1;
-				s->data_errno = w < 0 ? errno : ENOSPC;
-				return;
-			}
-			off += (size_t)w;
-		}
-		s->wlen = 0;
-	}
-	if (n > 65536) {
-		for (size_t off = 0; off < n;) {
-			ssize_t w = write(s->data_fd, p + off, n - off);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				s->data_failed = 1;
-				s->data_errno = w < 0 ? errno : ENOSPC;
-				return;
-			}
-			off += (size_t)w;
-		}
-		return;
-	}
-	memcpy(s->wbuf + s->wlen, p, n);
-	s->wlen += n;
-}
-
-static int data_flush(struct session *s)
-{
-	size_t off = 0;
-	if (s->data_fd < 0)
-		return 0;
-	while (off < s->wlen && !s->data_failed) {
-		ssize_t w = write(s->data_fd, s->wbuf + off, s->wlen - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			s->data_failed = 1;
-			s->data_errno = w < 0 ? errno : ENOSPC;
-		} else {
-			off += (size_t)w;
-		}
-	}
-	s->wlen = 0;
-	return s->data_failed ? -1 : 0;
-}
-
-/* RFC 3848 and RFC 6531 protocol names for the Received header:
- * base name, then S for TLS and A for AUTH. */
-static const char *protocol_name(const struct session *s, char *out,
-				 size_t n)
-{
-	const char *base = s->proto == P_LHLO   ? "LMTP"
-			   : s->proto == P_EHLO ? "ESMTP"
-						: "SMTP";
-	snprintf(out, n, "%s%s%s%s", s->smtputf8 && s->proto != P_HELO ? "UTF8" : "",
-		 s->smtputf8 && s->proto == P_EHLO ? base + 1 : base,
-		 s->tls_on ? "S" : "", s->auth_user[0] ? "A" : "");
-	return out;
-}
-
-/* The HELO name as a header may show it: printable ASCII, no parens. */
-static void helo_for_header(const char *h, char *out, size_t n)
-{
-	size_t o = 0;
-	for (; *h && o + 1 < n; h++) {
-		unsigned char c = (unsigned char)*h;
-		out[o++] = (c > 32 && c < 127 && c != '(' && c != ')' &&
-			    c != ';' && c != '\\')
-				   ? (char)c
-				   : '?';
-	}
-	out[o] = 0;
+	return p == P_HELO ? "HELO" : p == P_EHLO ? "EHLO" : "LHLO";
 }
 
 /* Whether any recipient's delivery reads the stored message. */
@@ -553,7 +305,7 @@ static int spool_begin(struct session *s)
 	m->data_fd = -1;
 	if (spool_create(s->spool_fd, m) < 0)
 		return -1;
-	s->data_fd = m->data_fd;
+	s->data.fd = m->data_fd;
 	s->sm_uncommitted = 1;
 	m->from = xstrdup(s->from);
 	m->origin = SP_CLIENT;
@@ -596,51 +348,36 @@ static int data_begin(struct session *s)
 		if (spool_begin(s) < 0)
 			return -1;
 	} else {
-		s->data_fd = message_needed(s) ? open_tmp() : -1;
+		s->data.fd = message_needed(s) ? open_tmp() : -1;
 	}
-	if (s->data_fd < 0 && message_needed(s))
+	if (s->data.fd < 0 && message_needed(s))
 		return -1;
-	if (!s->wbuf && s->data_fd >= 0)
-		s->wbuf = xmalloc(65536); /* only what is stored is buffered */
-	s->wlen = 0;
-	s->data_size = 0;
+	data_store_reset(&s->data);
+	s->data.max = s->max_size;
 	memset(&s->dm, 0, sizeof s->dm);
 	s->dm.reject_bare = s->bare_reject;
-	char date[64], helo[256];
-	time_t now = time(NULL);
-	struct tm tm;
-	localtime_r(&now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	helo_for_header(s->helo[0] ? s->helo : "unknown", helo, sizeof helo);
-	const char *eol = s->body == BODY_BINARYMIME ? "\r\n" : "\n";
-	struct buf h = {0};
-	/* RFC 7208 9.1: above the Received field of this hop */
-	if (s->received_spf.len)
-		buf_printf(&h, "%s%s", s->received_spf.s, eol);
-	if (s->peer_is_pipe)
-		buf_printf(&h, "Received: from %s (local)%s", helo, eol);
-	else if (strchr(s->peer, ':'))
-		buf_printf(&h, "Received: from %s ([IPv6:%s])%s", helo, s->peer,
-			   eol);
-	else
-		buf_printf(&h, "Received: from %s ([%s])%s", helo, s->peer, eol);
 	char proto[24];
-	buf_printf(&h, "\tby %s (postmaster) with %s id %s%s", s->name,
-		   protocol_name(s, proto, sizeof proto), s->sid, eol);
-	if (s->nrcpt == 1)
-		buf_printf(&h, "\tfor <%s>; %s%s", s->rcpts[0].addr, date, eol);
-	else
-		buf_printf(&h, "\t; %s%s", date, eol);
+	struct received_info ri = {
+		.helo = s->helo,
+		.peer = s->peer,
+		.peer_is_pipe = s->peer_is_pipe,
+		.by = s->name,
+		.protocol = data_protocol(greeting_name(s->proto), s->smtputf8,
+					  s->tls_on, s->auth_user[0] != 0, proto,
+					  sizeof proto),
+		.id = s->sid,
+		.rcpt = s->nrcpt == 1 ? s->rcpts[0].addr : NULL,
+		.spf = s->received_spf.len ? s->received_spf.s : NULL,
+		.crlf = s->body == BODY_BINARYMIME,
+		.when = time(NULL),
+	};
+	struct buf h = {0};
+	data_received(&h, &ri);
 	/* the header does not count against the client's SIZE, nor as one of
 	 * the client's Received headers */
-	uint64_t save = s->max_size;
-	s->max_size = UINT64_MAX;
-	data_write(s, h.s, h.len);
-	s->max_size = save;
+	data_store_write_ours(&s->data, h.s, h.len);
 	s->header_size = h.len;
-	s->data_size = 0;
-	s->in_headers = 1;
-	s->hlen = 0;
+	s->data.hw.on = 1;
 	buf_free(&h);
 	return 0;
 }
@@ -648,7 +385,7 @@ static int data_begin(struct session *s)
 static void data_bytes(struct session *s, const char *p, size_t n)
 {
 	if (s->body == BODY_BINARYMIME) {
-		data_write(s, p, n);
+		data_store_write(&s->data, p, n);
 		return;
 	}
 	char out[4096 * 2 + 4];
@@ -656,7 +393,7 @@ static void data_bytes(struct session *s, const char *p, size_t n)
 		size_t take = n > 4096 ? 4096 : n;
 		size_t ol = 0;
 		data_feed(&s->dm, p, take, out, &ol);
-		data_write(s, out, ol);
+		data_store_write(&s->data, out, ol);
 		p += take;
 		n -= take;
 	}
@@ -670,7 +407,7 @@ static void data_bytes(struct session *s, const char *p, size_t n)
 static const char *size_text(const struct session *s, char *buf, size_t n)
 {
 	snprintf(buf, n, "%llu",
-		 (unsigned long long)(s->header_size + s->data_size));
+		 (unsigned long long)(s->header_size + s->data.size));
 	return buf;
 }
 
@@ -722,14 +459,14 @@ static void storage_reply(struct reply *r, int err)
 static int data_verdict(struct session *s, const struct msg *m,
 			struct reply *r)
 {
-	if (s->data_toobig) {
+	if (s->data.toobig) {
 		*r = (struct reply){552, "5.3.4", ""};
 		snprintf(r->text, sizeof r->text,
 			 "Message size exceeds fixed maximum message size");
 		return 1;
 	}
-	if (s->data_failed) {
-		storage_reply(r, s->data_errno);
+	if (s->data.failed) {
+		storage_reply(r, s->data.err);
 		return 1;
 	}
 	if (s->body != BODY_BINARYMIME && s->bare_reject && s->dm.saw_bare) {
@@ -739,7 +476,7 @@ static int data_verdict(struct session *s, const struct msg *m,
 		return 1;
 	}
 	(void)m;
-	if (s->received >= MAX_RECEIVED) {
+	if (s->data.hw.received >= MAX_RECEIVED) {
 		*r = (struct reply){554, "5.4.6", ""};
 		snprintf(r->text, sizeof r->text,
 			 "Too many Received headers: mail loop");
@@ -751,10 +488,7 @@ static int data_verdict(struct session *s, const struct msg *m,
 static int loops_for(const struct session *s, const char *rcpt,
 		     struct reply *r)
 {
-	int found = 0;
-	for (unsigned i = 0; i < s->ndelivered && !found; i++)
-		found = addr_part_eq(s->delivered_to[i], rcpt);
-	if (!found)
+	if (!headers_delivered_to(&s->data.hw, rcpt))
 		return 0;
 	*r = (struct reply){554, "5.4.6", ""};
 	snprintf(r->text, sizeof r->text, "<%s>: mail forwarding loop", rcpt);
@@ -791,7 +525,7 @@ static void start_delivery(struct session *s)
 	if (spool_load(s->spool_fd, s->sm.id, 0, &m, why, sizeof why) ==
 	    SPOOL_OK) {
 		close(m.data_fd);
-		m.data_fd = s->data_fd; /* the fd that holds the lock */
+		m.data_fd = s->data.fd; /* the fd that holds the lock */
 		flush_message(s->cf, s->spool_fd, &m, FLUSH_ALL);
 	}
 	log_close();
@@ -802,8 +536,8 @@ static void start_delivery(struct session *s)
 static int spool_transaction(struct session *s, struct reply *r)
 {
 	struct spool_msg *m = &s->sm;
-	if (data_flush(s) < 0 || spool_commit(s->spool_fd, m) < 0) {
-		storage_reply(r, s->data_failed ? s->data_errno : errno);
+	if (data_store_flush(&s->data) < 0 || spool_commit(s->spool_fd, m) < 0) {
+		storage_reply(r, s->data.failed ? s->data.err : errno);
 		return -1;
 	}
 	s->sm_uncommitted = 0;
@@ -824,18 +558,18 @@ static void log_queued(struct session *s, const char *rcpt)
 static void deliver_transaction(struct session *s)
 {
 	struct msg m = {
-		.fd = s->data_fd,
+		.fd = s->data.fd,
 		.from = s->from,
 		.sid = s->sid,
 		.hostname = s->name,
 		.binary = s->body == BODY_BINARYMIME,
 	};
 	struct reply common;
-	if (data_flush(s) < 0)
-		s->data_failed = 1;
+	if (data_store_flush(&s->data) < 0)
+		s->data.failed = 1;
 	if (s->sm_uncommitted)
 		m.off = s->sm.data_off;
-	m.size = s->data_fd >= 0 ? lseek(s->data_fd, 0, SEEK_END) - m.off : 0;
+	m.size = s->data.fd >= 0 ? lseek(s->data.fd, 0, SEEK_END) - m.off : 0;
 	int refused = data_verdict(s, &m, &common);
 	struct reply queued = common;
 	int spooled = 0;
@@ -1382,7 +1116,7 @@ static void cmd_data(struct session *s, char *arg)
 		}
 		size_t ol = 0;
 		size_t used = data_feed(&s->dm, buf, got, out, &ol);
-		data_write(s, out, ol);
+		data_store_write(&s->data, out, ol);
 		if (s->dm.done) {
 			/* give back what followed the final dot */
 			s->io.in_pos -= got - used;
@@ -1490,14 +1224,16 @@ static void cmd_bdat(struct session *s, char *arg)
 	}
 	if (last) {
 		/* a CR that ended the last chunk had no LF: it was bare */
-		if (s->body != BODY_BINARYMIME && s->dm.state == D_CR) {
-			s->dm.saw_bare = 1;
-			data_write(s, " ", 1);
+		if (s->body != BODY_BINARYMIME) {
+			char cr[1];
+			size_t n1 = 0;
+			data_finish_chunks(&s->dm, cr, &n1);
+			data_store_write(&s->data, cr, n1);
 		}
 		deliver_transaction(s);
 		return;
 	}
-	if (s->data_toobig) {
+	if (s->data.toobig) {
 		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
 				       "message size");
 		s->bdat = BDAT_DISCARDING;
@@ -2007,7 +1743,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	 * per connection) */
 	static struct session s;
 	s.cf = cf;
-	s.data_fd = -1;
+	s.data.fd = -1;
 	int rfd = 0, wfd = 1;
 	const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
 	if (lp && lf && (pid_t)atol(lp) == getpid() && atoi(lf) == 1) {
@@ -2192,7 +1928,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	snprintf(out, sizeof out, "%llu", s.io.bytes_out);
 	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
 	transaction_reset(&s);
-	free(s.wbuf);
+	data_store_free(&s.data);
 	buf_free(&s.received_spf);
 	for (size_t i = 0; i < TLS_MAX_KEYPAIRS; i++) {
 		buf_free(&s.tls_cert[i]);
