@@ -22,25 +22,17 @@
 #include "dns.h"
 #include "io.h"
 #include "log.h"
-#include "priv.h"
 #include "route.h"
 #include "spf.h"
-#include "spool.h"
 #include "tls.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,13 +40,6 @@
 #define CMD_MAX_EXT 4096 /* with extension parameters (MAIL, RCPT) */
 #define MAX_ERRORS 10
 
-/* A recipient while RCPT decides on it. */
-struct rcpt {
-	char addr[ADDR_PATH_MAX];
-	struct route_result r;
-	struct plan plan; /* LMTP: each recipient stands alone */
-	int spooled;      /* LMTP: this recipient goes to the spool */
-};
 
 /* ------------------------------------------------------------------ */
 /* Replies                                                             */
@@ -183,7 +168,7 @@ static void send_result(struct session *s, const struct reply *r)
 {
 	reply(s, r->code, r->dsn, "%s", r->text);
 	if (r->code < 300)
-		s->errors = 0; /* errors count only until mail is delivered */
+		s->delivered = 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -243,24 +228,6 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 static void cmd_ehlo(struct session *s, char *arg) { do_helo(s, arg, P_EHLO); }
 static void cmd_helo(struct session *s, char *arg) { do_helo(s, arg, P_HELO); }
 static void cmd_lhlo(struct session *s, char *arg) { do_helo(s, arg, P_LHLO); }
-
-/* "<path>" at p, quotes honoured; returns the end after '>' or NULL. */
-static char *path_end(char *p)
-{
-	if (*p != '<')
-		return NULL;
-	int quoted = 0;
-	for (char *q = p + 1; *q; q++) {
-		if (quoted && *q == '\\' && q[1]) {
-			q++;
-		} else if (*q == '"') {
-			quoted = !quoted;
-		} else if (*q == '>' && !quoted) {
-			return q + 1;
-		}
-	}
-	return NULL;
-}
 
 /* verify-sender (SPEC 8, RFC 2505 2.9): the sender's domain must be able
  * to receive a bounce: an MX, or an address record. Replies itself and
@@ -356,94 +323,29 @@ static void cmd_mail(struct session *s, char *arg)
 	char *p = arg + 6;
 	while (*p == ' ')
 		p++;
-	char *end = path_end(p);
+	char *end = envelope_path_end(p);
 	if (!end || (*end && *end != ' ')) {
 		reply(s, 501, "5.1.7", "Bad sender address syntax");
 		return;
 	}
 	size_t plen = (size_t)(end - p);
-	int seen_size = 0, seen_body = 0, seen_utf8 = 0;
-	uint64_t size = 0;
-	enum body body = BODY_7BIT;
-	for (char *q = end; *q;) {
-		while (*q == ' ')
-			q++;
-		if (!*q)
-			break;
-		char *kw = q;
-		while (*q && *q != ' ')
-			q++;
-		size_t klen = (size_t)(q - kw);
-		char *eq = memchr(kw, '=', klen);
-		size_t nlen = eq ? (size_t)(eq - kw) : klen;
-		const char *val = eq ? eq + 1 : NULL;
-		size_t vlen = eq ? (size_t)(q - eq - 1) : 0;
-		if (s->proto == P_HELO) {
-			reply(s, 555, "5.5.4", "MAIL parameters need EHLO");
-			return;
-		}
-		if (nlen == 4 && !strncasecmp(kw, "SIZE", 4)) {
-			if (seen_size++) {
-				reply(s, 555, "5.5.4", "Duplicate SIZE parameter");
-				return;
-			}
-			if (!val || vlen == 0 || vlen > 20 ||
-			    strspn(val, "0123456789") < vlen) {
-				reply(s, 501, "5.5.4", "Bad SIZE parameter");
-				return;
-			}
-			size = 0;
-			for (size_t i = 0; i < vlen; i++) {
-				uint64_t d = (uint64_t)(val[i] - '0');
-				size = size > (UINT64_MAX - d) / 10
-					       ? UINT64_MAX
-					       : size * 10 + d;
-			}
-		} else if (nlen == 4 && !strncasecmp(kw, "BODY", 4)) {
-			if (seen_body++) {
-				reply(s, 555, "5.5.4", "Duplicate BODY parameter");
-				return;
-			}
-			if (val && vlen == 4 && !strncasecmp(val, "7BIT", 4))
-				body = BODY_7BIT;
-			else if (val && vlen == 8 && !strncasecmp(val, "8BITMIME", 8))
-				body = BODY_8BITMIME;
-			else if (val && vlen == 10 &&
-				 !strncasecmp(val, "BINARYMIME", 10))
-				body = BODY_BINARYMIME;
-			else {
-				reply(s, 501, "5.5.4", "Bad BODY parameter");
-				return;
-			}
-		} else if (nlen == 4 && !strncasecmp(kw, "AUTH", 4) &&
-			   auth_offered(s)) {
-			/* RFC 4954 5: the submitter's identity, taken note of
-			 * and not passed on */
-			if (!val || !vlen) {
-				reply(s, 501, "5.5.4", "Bad AUTH parameter");
-				return;
-			}
-		} else if (nlen == 8 && !strncasecmp(kw, "SMTPUTF8", 8)) {
-			if (seen_utf8++) {
-				reply(s, 555, "5.5.4",
-				      "Duplicate SMTPUTF8 parameter");
-				return;
-			}
-			if (val) {
-				reply(s, 501, "5.5.4", "SMTPUTF8 takes no value");
-				return;
-			}
-		} else {
-			unsupported_parameter(s, kw);
-			return;
-		}
+	struct mail_params mp;
+	struct reply r;
+	const char *bad = NULL;
+	if (envelope_mail_params(end, s->proto == P_HELO, auth_offered(s), &mp,
+				 &r, &bad) < 0) {
+		if (bad)
+			unsupported_parameter(s, bad);
+		else
+			reply(s, r.code, r.dsn, "%s", r.text);
+		return;
 	}
 	struct addr a;
 	const char *why;
 	size_t where;
 	enum addr_status st =
 		addr_parse(p, plen,
-			   ADDR_NULL_OK | ADDR_BRACKETS | (seen_utf8 ? ADDR_UTF8 : 0),
+			   ADDR_NULL_OK | ADDR_BRACKETS | (mp.smtputf8 ? ADDR_UTF8 : 0),
 			   &a, &why, &where);
 	if (st == ADDR_ENONASCII) {
 		reply(s, 553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8");
@@ -453,7 +355,7 @@ static void cmd_mail(struct session *s, char *arg)
 		reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
 		return;
 	}
-	if (size > s->max_size) {
+	if (mp.size > s->max_size) {
 		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
 				       "message size");
 		return;
@@ -465,73 +367,10 @@ static void cmd_mail(struct session *s, char *arg)
 	addr_format(&a, s->from, sizeof s->from);
 	if (s->spf_mode != SPF_OFF && !s->peer_is_pipe && !spf_allows(s))
 		return;
-	s->body = body;
-	s->smtputf8 = seen_utf8;
+	s->body = mp.body;
+	s->smtputf8 = mp.smtputf8;
 	s->state = ST_MAIL;
 	reply(s, 250, "2.1.0", "Sender <%s> OK", esc(s->from, strlen(s->from)));
-}
-
-/*
- * SPEC 6: a recipient that leaves the machine for a domain that is not
- * ours is taken only from an authenticated client or one whose real
- * address is in relay-clients (default: loopback and local pipes).
- */
-static int relay_allowed(struct session *s)
-{
-	if (s->auth_user[0])
-		return 1;
-	if (!s->relay_client) {
-		static const char *const loopback[] = {"loopback", NULL};
-		const struct cf_list *l =
-			s->smtpd ? &s->smtpd->v[SMTPD_RELAY_CLIENTS].list : NULL;
-		int in = l && l->n ? net_list_contains(l->v, l->n, s->peer)
-				   : net_list_contains(loopback, 1, s->peer);
-		s->relay_client = in ? 1 : -1;
-	}
-	return s->relay_client > 0;
-}
-
-/* Appends rc to the transaction's recipients in the small form; takes
- * over rc's plan, leaves its route result to the caller. */
-static void keep_rcpt(struct session *s, struct rcpt *rc)
-{
-	if (s->nrcpt == s->rcpt_cap) {
-		s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 8;
-		s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof *s->rcpts);
-	}
-	const struct route_result *r = &rc->r;
-	size_t size = r->nt * sizeof(struct kept_target) + strlen(rc->addr) + 1;
-	for (uint32_t k = 0; k < r->nt; k++) {
-		if (strcmp(r->t[k].addr, rc->addr))
-			size += strlen(r->t[k].addr) + 1;
-		if (r->t[k].arg)
-			size += strlen(r->t[k].arg) + 1;
-	}
-	struct kept_target *t = xmalloc(size);
-	char *str = (char *)(t + r->nt);
-	struct kept_rcpt *k = &s->rcpts[s->nrcpt++];
-	*k = (struct kept_rcpt){.t = t, .nt = r->nt, .spooled = rc->spooled};
-	k->addr = str;
-	str = stpcpy(str, rc->addr) + 1;
-	for (uint32_t i = 0; i < r->nt; i++) {
-		t[i] = (struct kept_target){.kind = r->t[i].kind,
-					    .sec = r->t[i].sec,
-					    .addr = k->addr};
-		/* a target mostly receives the recipient itself */
-		if (strcmp(r->t[i].addr, rc->addr)) {
-			t[i].addr = str;
-			str = stpcpy(str, r->t[i].addr) + 1;
-		}
-		if (r->t[i].arg) {
-			t[i].arg = str;
-			str = stpcpy(str, r->t[i].arg) + 1;
-		}
-	}
-	if (s->proto == P_LHLO) {
-		k->plan = xmalloc(sizeof *k->plan);
-		*k->plan = rc->plan;
-	}
-	memset(&rc->plan, 0, sizeof rc->plan);
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
@@ -547,7 +386,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	char *p = arg + 4;
 	while (*p == ' ')
 		p++;
-	char *end = path_end(p);
+	char *end = envelope_path_end(p);
 	if (!end || (*end && *end != ' ')) {
 		reply(s, 501, "5.1.3", "Bad recipient address syntax");
 		return;
@@ -585,7 +424,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	addr_format(&a, rc.addr, sizeof rc.addr);
 	route_resolve(s->cf, s->smtpd, p, (size_t)(end - p),
 		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
-	if (rc.r.code == 250 && rc.r.relaying && !relay_allowed(s)) {
+	if (rc.r.code == 250 && rc.r.relaying && !envelope_relay_allowed(s)) {
 		rc.r.code = 554;
 		snprintf(rc.r.dsn, sizeof rc.r.dsn, "5.7.1");
 		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
@@ -615,7 +454,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 		plan_free(&rc.plan);
 		return;
 	}
-	keep_rcpt(s, &rc);
+	envelope_keep_rcpt(s, &rc);
 	s->state = ST_RCPT;
 	reply(s, 250, "2.1.5", "Recipient <%s> OK", esc(rc.addr, strlen(rc.addr)));
 	route_result_free(&rc.r);
@@ -1118,184 +957,151 @@ static void command(struct session *s, char *line, size_t len)
 		flush(s);
 }
 
+/*
+ * One line from the client: what is not a command line is refused here,
+ * the rest goes through the verb table. A failed command counts once,
+ * here and nowhere else (Postfix's smtpd.c); delivered mail forgives.
+ */
+static void serve_line(struct session *s, char *line, size_t len,
+		       int toolong, int bare)
+{
+	s->failed = 0;
+	s->delivered = 0;
+	if (toolong) {
+		reply(s, 500, "5.5.2", "Line too long");
+	} else if (memchr(line, 0, len)) {
+		reply(s, 500, "5.5.2", "NUL character in command");
+	} else if (s->bare_reject && (bare || memchr(line, '\r', len))) {
+		reply(s, 501, "5.5.2", "Bare CR or LF in command");
+	} else {
+		for (size_t i = 0; i < len; i++)
+			if (line[i] == '\r')
+				line[i] = ' ';
+		command(s, line, len);
+	}
+	if (s->delivered)
+		s->errors = 0; /* errors count only until mail is delivered */
+	s->errors += s->failed;
+	if (s->errors >= MAX_ERRORS && !s->quit) {
+		reply(s, 421, "4.7.0", "%s Too many errors, closing connection",
+		      s->name);
+		s->quit = 1;
+	}
+}
+
 /* ------------------------------------------------------------------ */
-/* Start-up                                                            */
+/* The connection                                                      */
 
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
-		      int *port)
+/* sd_listen_fds(3) with Accept=yes hands the connection over as fd 3. */
+static void take_listen_fd(int *rfd, int *wfd)
 {
-	out[0] = 0;
-	*port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
-		*port = ntohs(s4->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
-		*port = ntohs(s6->sin6_port);
-		/* an IPv4 client on an IPv6 socket */
-		if (!strncmp(out, "::ffff:", 7) && strchr(out + 7, '.'))
-			memmove(out, out + 7, strlen(out + 7) + 1);
+	const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
+	if (lp && lf && (pid_t)atol(lp) == getpid() && atoi(lf) == 1) {
+		*rfd = *wfd = 3;
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_FDNAMES");
 	}
 }
 
-/*
- * Peer and local addresses (SPEC 4), from the connection itself: the
- * socket when fd is one; else tcpserver's variables (a launcher that hands
- * over a pipe); else a local pipe. The variables never override a real
- * socket: whoever can set them cannot choose the trust they imply.
- */
-static void find_addresses(struct session *s, int fd)
+/* A session that cannot serve says so once and ends (EX_TEMPFAIL). */
+static int refuse_service(struct session *s, int fail, const char *why)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	memset(&ss, 0, sizeof ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-		addr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
-		sl = sizeof ss;
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			addr_text(&ss, s->local, sizeof s->local,
-				  &s->local_port);
-		return;
-	}
-	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
-	const char *tr = getenv("TCPREMOTEIP"), *trp = getenv("TCPREMOTEPORT");
-	if (tl && tp && tr && *tl && *tr) {
-		snprintf(s->local, sizeof s->local, "%s", tl);
-		snprintf(s->peer, sizeof s->peer, "%s", tr);
-		s->local_port = atoi(tp);
-		s->peer_port = trp ? atoi(trp) : 0;
-		return;
-	}
-	s->peer_is_pipe = 1;
-	snprintf(s->peer, sizeof s->peer, NET_LOCAL_PEER);
-	snprintf(s->local, sizeof s->local, NET_LOCAL_PEER);
+	log_event(LOG_L_ERR, "event", "unavailable", "reason",
+		  why[0] ? why : "configuration error", NULL);
+	if (fail == START_NO_SMTPD)
+		reply(s, 421, "4.3.5", "%s Service not available: no "
+				       "configuration for this address",
+		      s->name);
+	else
+		reply(s, 421, "4.3.0", "%s Service not available, closing "
+				       "connection",
+		      s->name);
+	flush(s);
+	io_free(&s->io);
+	return 75;
 }
 
-static int same_ip(const char *a, const char *b)
+/* The greeting, after implicit TLS where the section asks for it.
+ * -1 when TLS failed: no greeting can reach a client without it. */
+static int greet(struct session *s)
 {
-	unsigned char x[16], y[16];
-	int fx = strchr(a, ':') ? AF_INET6 : AF_INET;
-	int fy = strchr(b, ':') ? AF_INET6 : AF_INET;
-	if (fx != fy || inet_pton(fx, a, x) != 1 || inet_pton(fy, b, y) != 1)
-		return 0;
-	return !memcmp(x, y, fx == AF_INET ? 4 : 16);
-}
-
-/* Whether a listen-port host names the local address ip. */
-static int listen_host_matches(const char *host, const char *ip)
-{
-	if (!host[0])
-		return 1;
-	if (!strcmp(host, "localhost"))
-		return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1");
-	if (!strcmp(host, "ipv6-localhost") || !strcmp(host, "ip6-localhost"))
-		return !strcmp(ip, "::1");
-	if (same_ip(host, ip))
-		return 1;
-	char found[8][64];
-	int n = cf_hosts_lookup(host, found, 8);
-	for (int i = 0; i < n && i < 8; i++)
-		if (same_ip(found[i], ip))
-			return 1;
-	return 0;
-}
-
-/* Whether section l may serve this connection: a pipe is local and
- * matches any; a network connection must have arrived at its address. */
-static int listener_serves(const struct session *s, const struct cf_section *l)
-{
-	return s->peer_is_pipe ||
-	       (l->listen.port == s->local_port &&
-		listen_host_matches(l->listen.host, s->local));
-}
-
-/*
- * SPEC 4. --smtpd=NAME chooses among the sections, never past the
- * address check. Returns 0, or -1 when no section may serve.
- */
-static int choose_smtpd(struct session *s, const char *name)
-{
-	uint32_t n;
-	struct cf_section **v = cf_listeners(s->cf, &n);
-	int r = -1;
-	if (name) {
-		s->smtpd = cf_find(s->cf, CF_SMTPD, name);
-		r = s->smtpd && listener_serves(s, s->smtpd) ? 0 : -1;
-	} else if (n == 0) {
-		r = 0; /* the built-in listener */
-	} else if (n == 1 || !s->peer_is_pipe) {
-		for (uint32_t i = 0; i < n && r < 0; i++)
-			if (listener_serves(s, v[i])) {
-				s->smtpd = v[i];
-				r = 0;
-			}
-	}
-	if (r < 0)
-		s->smtpd = NULL;
-	if (n)
-		free(v);
-	return r;
-}
-
-/* Reads a TLS certificate or key while still privileged. */
-static int read_secret(const char *path, struct buf *b, char *why, size_t n)
-{
-	if (buf_read_file(b, AT_FDCWD, path, 1 << 20) < 0) {
-		snprintf(why, n, "%s: %s", path, strerror(errno));
+	if (isatty(s->io.rfd))
+		fputs("postmaster: waiting for an SMTP client on standard input "
+		      "(this terminal): type EHLO, MAIL FROM:<...>, RCPT "
+		      "TO:<...>, DATA, QUIT\n",
+		      stderr);
+	if (s->tls_mode == STLS_IMPLICIT && start_tls(s) < 0)
 		return -1;
-	}
-	if (!b->len) {
-		snprintf(why, n, "%s: empty", path);
-		return -1;
+	if (s->accept_mail)
+		reply(s, 220, NULL, "%s ESMTP postmaster", s->name);
+	else
+		reply(s, 521, NULL, "%s does not accept mail", s->name);
+	flush(s);
+	return 0;
+}
+
+/* Commands until QUIT, the end of input, or a limit; the exit status. */
+static int dialogue(struct session *s)
+{
+	char line[CMD_MAX_EXT + 2];
+	while (!s->quit) {
+		/* qmail's rule: a pipelined group costs one write */
+		if (s->io.out_len && !io_input_pending(&s->io))
+			flush(s);
+		if (s->io.wstatus != IO_OK)
+			break; /* gone, or not reading what we said */
+		size_t len;
+		int bare;
+		enum io_status st = io_getline(&s->io, line, CMD_MAX_EXT, &len,
+					       &bare);
+		if (st == IO_TIMEOUT) {
+			log_event(LOG_L_WARNING, "event", "timeout", "tls",
+				  s->tls_on ? "yes" : "no", NULL);
+			reply(s, 421, "4.4.2", "%s Timeout exceeded, closing "
+					       "connection",
+			      s->name);
+			return 75;
+		}
+		if (st == IO_EOF || st == IO_ERROR)
+			break;
+		serve_line(s, line, len, st == IO_TOOLONG, bare);
 	}
 	return 0;
 }
 
-/* The TLS priorities of a section: its tls-priority, else the Mozilla
- * "intermediate" profile where passwords travel (AUTH, implicit TLS, the
- * submission ports) and the broader forward-secret one for opportunistic
- * TLS on port 25. */
-static const char *tls_priority(const struct cf_section *smtpd)
+/* Says goodbye on the connection, then does the bookkeeping. */
+static int session_end(struct session *s, int exit_status)
 {
-	if (smtpd->v[SMTPD_TLS_PRIORITY].s)
-		return smtpd->v[SMTPD_TLS_PRIORITY].s;
-	if (smtpd->v[SMTPD_AUTH].n != AUTH_NO ||
-	    smtpd->v[SMTPD_TLS].n == STLS_IMPLICIT ||
-	    smtpd->listen.port == 465 || smtpd->listen.port == 587)
-		return TLS_PRIORITY_INTERMEDIATE;
-	return TLS_PRIORITY_OPPORTUNISTIC;
-}
-
-/* Reads every certificate and key pair of the section (cf.c has checked
- * that they pair up) while still privileged. */
-static int read_tls_secrets(struct session *s, char *why, size_t n)
-{
-	const struct cf_list *c = &s->smtpd->v[SMTPD_TLS_CERTIFICATE].list;
-	const struct cf_list *k = &s->smtpd->v[SMTPD_TLS_KEY].list;
-	s->tls_priority = tls_priority(s->smtpd);
-	for (uint32_t i = 0; i < c->n && i < k->n && i < TLS_MAX_KEYPAIRS;
-	     i++) {
-		if (read_secret(c->v[i], &s->tls_cert[i], why, n) < 0 ||
-		    read_secret(k->v[i], &s->tls_key[i], why, n) < 0)
-			return -1;
-		s->tls_npairs++;
+	flush(s);
+	if (s->io.wstatus == IO_TIMEOUT) {
+		char secs[16];
+		snprintf(secs, sizeof secs, "%d", s->io.timeout_ms / 1000);
+		log_event(LOG_L_WARNING, "event", "timeout", "reason",
+			  "client stopped reading replies", "seconds", secs,
+			  NULL);
+		exit_status = 75;
 	}
-	return 0;
-}
-
-static void new_sid(char *out, size_t n)
-{
-	unsigned char r[6];
-	if (getrandom(r, sizeof r, 0) != sizeof r) {
-		unsigned long long t = (unsigned long long)time(NULL) ^
-				       ((unsigned long long)getpid() << 20);
-		memcpy(r, &t, sizeof r);
+	tls_end(&s->io);
+	/* the client sees the end now, not after our bookkeeping */
+	close(s->io.rfd);
+	if (s->io.wfd != s->io.rfd)
+		close(s->io.wfd);
+	char in[24], out[24];
+	snprintf(in, sizeof in, "%llu", s->io.bytes_in);
+	snprintf(out, sizeof out, "%llu", s->io.bytes_out);
+	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
+	transaction_reset(s);
+	data_store_free(&s->data);
+	buf_free(&s->received_spf);
+	for (size_t i = 0; i < TLS_MAX_KEYPAIRS; i++) {
+		buf_free(&s->tls_cert[i]);
+		buf_free(&s->tls_key[i]);
 	}
-	snprintf(out, n, "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
-		 r[4], r[5]);
+	buf_free(&s->auth_table);
+	io_free(&s->io);
+	log_close();
+	return exit_status;
 }
 
 int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
@@ -1306,197 +1112,24 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	s.cf = cf;
 	s.data.fd = -1;
 	int rfd = 0, wfd = 1;
-	const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
-	if (lp && lf && (pid_t)atol(lp) == getpid() && atoi(lf) == 1) {
-		rfd = wfd = 3; /* sd_listen_fds(3) with Accept=yes */
-		unsetenv("LISTEN_PID");
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_FDNAMES");
-	}
+	take_listen_fd(&rfd, &wfd);
 	signal(SIGPIPE, SIG_IGN);
 	/* a launcher may have left SIGCHLD ignored (swaks --pipe does): then
 	 * the mailers' exit statuses would be lost */
 	signal(SIGCHLD, SIG_DFL);
-	new_sid(s.sid, sizeof s.sid);
-	find_addresses(&s, rfd);
 	io_init(&s.io, rfd, wfd, 300 * 1000);
-	snprintf(s.name, sizeof s.name, "%s",
-		 cf_ok ? cf->core->v[CORE_HOSTNAME].s : "postmaster");
-
 	char why[512] = "";
-	int fail = !cf_ok;
-	if (!fail && choose_smtpd(&s, smtpd_name) < 0) {
-		if (smtpd_name)
-			snprintf(why, sizeof why,
-				 "[smtpd \"%s\"] does not listen on %s port "
-				 "%d, where this connection arrived",
-				 smtpd_name, s.local, s.local_port);
-		else if (s.peer_is_pipe)
-			snprintf(why, sizeof why,
-				 "several [smtpd] sections and a local pipe: "
-				 "choose one with --smtpd=NAME");
-		else
-			snprintf(why, sizeof why,
-				 "no [smtpd] section listens on %s port %d, "
-				 "where this connection arrived",
-				 s.local, s.local_port);
-		fail = 2;
-	}
-	const char *logger = !cf_ok ? "syslog"
-			     : s.smtpd ? s.smtpd->v[SMTPD_LOGGER].s
-				       : cf->core->v[CORE_LOGGER].s;
-	struct stat e, c;
-	if (!strcmp(logger, "stderr") && fstat(2, &e) == 0 &&
-	    fstat(rfd, &c) == 0 && e.st_dev == c.st_dev && e.st_ino == c.st_ino)
-		logger = "syslog"; /* inetd: stderr is the client's socket */
-	char lwhy[512];
-	if (!cf_ok)
-		log_open_syslog(s.sid);
-	else if (log_open(cf, logger, s.sid, lwhy, sizeof lwhy) < 0) {
-		snprintf(why, sizeof why, "%s", lwhy);
-		fail = 1;
-	}
-	if (!fail && s.smtpd && (s.tls_mode = (int)s.smtpd->v[SMTPD_TLS].n) &&
-	    read_tls_secrets(&s, why, sizeof why) < 0)
-		fail = 1;
-	if (!fail && s.smtpd &&
-	    (s.auth_mode = (int)s.smtpd->v[SMTPD_AUTH].n) != AUTH_NO &&
-	    auth_load(s.smtpd->v[SMTPD_AUTH_FILE].s, &s.auth_table, why,
-		      sizeof why) < 0)
-		fail = 1;
-	if (!fail && priv_drop(cf, why, sizeof why) < 0)
-		fail = 1;
-	s.spool_fd = -1;
-	s.sm.data_fd = -1;
-	if (!fail && (s.spool_fd = spool_open(cf->core->v[CORE_SPOOL_DIRECTORY].s,
-					      why, sizeof why)) < 0)
-		fail = 1;
-	if (s.smtpd) {
-		snprintf(s.name, sizeof s.name, "%s", s.smtpd->v[SMTPD_NAME].s);
-		s.max_size = s.smtpd->v[SMTPD_MAX_MESSAGE_SIZE].n;
-		s.max_rcpt = (unsigned)s.smtpd->v[SMTPD_MAX_RECIPIENTS].n;
-		s.timeout = (int)s.smtpd->v[SMTPD_TIMEOUT].n;
-		s.bare_reject = s.smtpd->v[SMTPD_BARE_NEWLINE].n == BARE_REJECT;
-		s.lmtp_ok = (int)s.smtpd->v[SMTPD_LMTP].n;
-		s.accept_mail = (int)s.smtpd->v[SMTPD_ACCEPT_MAIL].n;
-		s.verify_sender = (int)s.smtpd->v[SMTPD_VERIFY_SENDER].n;
-		s.spf_mode = (int)s.smtpd->v[SMTPD_SPF].n;
-	} else if (cf_ok) {
-		s.max_size = cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
-		s.max_rcpt = 100;
-		s.timeout = 300;
-		s.lmtp_ok = 1;
-		s.accept_mail = 1;
-	}
-	if (s.timeout > 0)
-		s.io.timeout_ms = s.timeout * 1000;
-
+	int fail = session_start(&s, smtpd_name, cf_ok, why, sizeof why);
 	char port[16];
 	snprintf(port, sizeof port, "%d", s.peer_port);
 	log_event(LOG_L_INFO, "event", "connect", "client", s.peer, "port",
 		  s.peer_is_pipe ? NULL : port, "smtpd",
 		  s.smtpd ? s.smtpd->name : NULL, NULL);
-	if (fail) {
-		log_event(LOG_L_ERR, "event", "unavailable", "reason",
-			  why[0] ? why : "configuration error", NULL);
-		if (fail == 2)
-			reply(&s, 421, "4.3.5", "%s Service not available: no "
-						"configuration for this "
-						"address",
-			      s.name);
-		else
-			reply(&s, 421, "4.3.0", "%s Service not available, "
-						"closing connection",
-			      s.name);
-		flush(&s);
+	if (fail)
+		return refuse_service(&s, fail, why);
+	if (greet(&s) < 0) {
 		io_free(&s.io);
 		return 75;
 	}
-	if (isatty(rfd))
-		fputs("postmaster: waiting for an SMTP client on standard input "
-		      "(this terminal): type EHLO, MAIL FROM:<...>, RCPT "
-		      "TO:<...>, DATA, QUIT\n",
-		      stderr);
-	if (s.tls_mode == STLS_IMPLICIT && start_tls(&s) < 0) {
-		io_free(&s.io);
-		return 75; /* no greeting can reach a client without TLS */
-	}
-	if (s.accept_mail)
-		reply(&s, 220, NULL, "%s ESMTP postmaster", s.name);
-	else
-		reply(&s, 521, NULL, "%s does not accept mail", s.name);
-	flush(&s);
-
-	char line[CMD_MAX_EXT + 2];
-	int exit_status = 0;
-	while (!s.quit) {
-		if (s.io.out_len && !io_input_pending(&s.io))
-			flush(&s);
-		if (s.io.wstatus != IO_OK)
-			break; /* gone, or not reading what we said */
-		size_t len;
-		int bare;
-		s.failed = 0;
-		enum io_status st = io_getline(&s.io, line, CMD_MAX_EXT, &len,
-					       &bare);
-		if (st == IO_TIMEOUT) {
-			log_event(LOG_L_WARNING, "event", "timeout", "tls",
-				  s.tls_on ? "yes" : "no", NULL);
-			reply(&s, 421, "4.4.2", "%s Timeout exceeded, closing "
-						"connection",
-			      s.name);
-			exit_status = 75;
-			break;
-		}
-		if (st == IO_EOF || st == IO_ERROR)
-			break;
-		if (st == IO_TOOLONG) {
-			reply(&s, 500, "5.5.2", "Line too long");
-		} else if (memchr(line, 0, len)) {
-			reply(&s, 500, "5.5.2", "NUL character in command");
-		} else if (s.bare_reject && (bare || memchr(line, '\r', len))) {
-			reply(&s, 501, "5.5.2", "Bare CR or LF in command");
-		} else {
-			for (size_t i = 0; i < len; i++)
-				if (line[i] == '\r')
-					line[i] = ' ';
-			command(&s, line, len);
-		}
-		s.errors += s.failed;
-		if (s.errors >= MAX_ERRORS && !s.quit) {
-			reply(&s, 421, "4.7.0", "%s Too many errors, closing "
-						"connection",
-			      s.name);
-			break;
-		}
-	}
-	flush(&s);
-	if (s.io.wstatus == IO_TIMEOUT) {
-		char secs[16];
-		snprintf(secs, sizeof secs, "%d", s.io.timeout_ms / 1000);
-		log_event(LOG_L_WARNING, "event", "timeout", "reason",
-			  "client stopped reading replies", "seconds", secs,
-			  NULL);
-		exit_status = 75;
-	}
-	tls_end(&s.io);
-	/* the client sees the end now, not after our bookkeeping */
-	close(rfd);
-	if (wfd != rfd)
-		close(wfd);
-	char in[24], out[24];
-	snprintf(in, sizeof in, "%llu", s.io.bytes_in);
-	snprintf(out, sizeof out, "%llu", s.io.bytes_out);
-	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
-	transaction_reset(&s);
-	data_store_free(&s.data);
-	buf_free(&s.received_spf);
-	for (size_t i = 0; i < TLS_MAX_KEYPAIRS; i++) {
-		buf_free(&s.tls_cert[i]);
-		buf_free(&s.tls_key[i]);
-	}
-	buf_free(&s.auth_table);
-	io_free(&s.io);
-	log_close();
-	return exit_status;
+	return session_end(&s, dialogue(&s));
 }

@@ -1,12 +1,13 @@
 /*
  * session_state.h - the state of one session, shared by the files that
- * serve it: session.c (the dialogue) and handoff.c (what becomes of a
- * received message). Private to them: nothing else includes it.
+ * serve it: session.c (the dialogue), session_start.c (before the
+ * greeting), session_envelope.c (MAIL and RCPT arguments) and handoff.c
+ * (what becomes of a received message). Private to them.
  *
  * Owns: struct session, its states, and the transaction it holds.
  *
- * Never: grows functions; a file that needs a session's service asks
- * through session.c's or handoff.c's interface.
+ * Never: included by any other file: the rest of the program sees
+ * session.h only.
  */
 #ifndef POSTMASTER_SESSION_STATE_H
 #define POSTMASTER_SESSION_STATE_H
@@ -29,6 +30,14 @@ enum body { BODY_7BIT, BODY_8BITMIME, BODY_BINARYMIME };
 enum proto { P_NONE, P_HELO, P_EHLO, P_LHLO };
 enum bdat { BDAT_NONE, BDAT_RECEIVING, BDAT_DISCARDING };
 
+
+/* A recipient while RCPT decides on it. */
+struct rcpt {
+	char addr[ADDR_PATH_MAX];
+	struct route_result r;
+	struct plan plan; /* LMTP: each recipient stands alone */
+	int spooled;      /* LMTP: this recipient goes to the spool */
+};
 
 /* A target as the spool needs it, without route_target's fixed buffer. */
 struct kept_target {
@@ -65,6 +74,7 @@ struct session {
 	char helo[256];
 	int errors;
 	int failed;  /* the command being served got a 4xx/5xx reply */
+	int delivered; /* ... and delivered or queued mail */
 	int quit;
 	/* limits */
 	uint64_t max_size;
@@ -106,6 +116,32 @@ struct session {
 };
 
 /* "<addr>" for a log line */
+/* session_envelope.c: the arguments of MAIL and RCPT, and the recipients
+ * a transaction keeps. */
+struct mail_params {
+	uint64_t size; /* SIZE=, 0 when not given */
+	enum body body;
+	int smtputf8;
+};
+/* "<path>" at p, quotes honoured; returns the end after '>' or NULL. */
+char *envelope_path_end(char *p);
+/* The parameters after MAIL's path: 0, or -1 with the reply in r, or
+ * with *bad at a parameter this server does not take. */
+int envelope_mail_params(char *q, int helo, int auth_ok,
+			 struct mail_params *mp, struct reply *r,
+			 const char **bad);
+/* SPEC 6: whether this client may relay. */
+int envelope_relay_allowed(struct session *s);
+/* Appends rc to the transaction's recipients in the small form; takes
+ * over rc's plan, leaves its route result to the caller. */
+void envelope_keep_rcpt(struct session *s, struct rcpt *rc);
+
+/* session_start.c: settles everything before the greeting. 0, or
+ * START_FAILED or START_NO_SMTPD with the reason in why. */
+enum { START_FAILED = 1, START_NO_SMTPD = 2 };
+int session_start(struct session *s, const char *smtpd_name, int cf_ok,
+		  char *why, size_t n);
+
 static inline const char *angle(const char *a, char *buf, size_t n)
 {
 	snprintf(buf, n, "<%s>", a);
