@@ -113,6 +113,12 @@ static void flush(struct session *s)
 /* ------------------------------------------------------------------ */
 /* The transaction                                                     */
 
+/* The one writer of the state: the verb table reads it. */
+static void session_set_state(struct session *s, enum state st)
+{
+	s->state = st;
+}
+
 static void transaction_reset(struct session *s)
 {
 	for (unsigned i = 0; i < s->nrcpt; i++) {
@@ -138,7 +144,7 @@ static void transaction_reset(struct session *s)
 	s->header_size = 0;
 	data_store_reset(&s->data);
 	if (s->state > ST_READY)
-		s->state = ST_READY;
+		session_set_state(s, ST_READY);
 }
 
 /* ------------------------------------------------------------------ */
@@ -206,7 +212,7 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 	transaction_reset(s);
 	snprintf(s->helo, sizeof s->helo, "%s", esc(arg, strlen(arg)));
 	s->proto = p;
-	s->state = ST_READY;
+	session_set_state(s, ST_READY);
 	if (p == P_HELO) {
 		reply(s, 250, NULL, "%s", s->name);
 		return;
@@ -369,16 +375,12 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	s->body = mp.body;
 	s->smtputf8 = mp.smtputf8;
-	s->state = ST_MAIL;
+	session_set_state(s, ST_MAIL);
 	reply(s, 250, "2.1.0", "Sender <%s> OK", esc(s->from, strlen(s->from)));
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
 {
-	if (s->bdat != BDAT_NONE) {
-		reply(s, 503, "5.5.1", "RCPT not allowed during BDAT");
-		return;
-	}
 	if (!verb_is(arg, " TO:")) {
 		reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return;
@@ -455,33 +457,62 @@ static void cmd_rcpt(struct session *s, char *arg)
 		return;
 	}
 	envelope_keep_rcpt(s, &rc);
-	s->state = ST_RCPT;
+	session_set_state(s, ST_RCPT);
 	reply(s, 250, "2.1.5", "Recipient <%s> OK", esc(rc.addr, strlen(rc.addr)));
 	route_result_free(&rc.r);
 }
 
+/* A refused DATA: with content already waiting, the client did not
+ * wait for the 354 (RFC 2920 3.1) and is not talking SMTP with us. */
+static void refuse_data(struct session *s, int code, const char *dsn,
+			const char *why)
+{
+	if (io_input_pending(&s->io)) {
+		reply(s, 554, "5.5.0", "Protocol error: message content sent "
+				       "before 354");
+		s->quit = 1;
+		return;
+	}
+	reply(s, code, dsn, "%s", why);
+}
+
+/* Reads the data up to CRLF.CRLF into the store; -1 when the session
+ * ends instead (timeout, or the client went away). */
+static int data_receive(struct session *s)
+{
+	/* small: every stack page a session touches is a page fault */
+	char buf[4096], out[4096 * 2 + 4];
+	for (;;) {
+		size_t got;
+		enum io_status st = io_read(&s->io, buf, sizeof buf, &got);
+		if (st == IO_TIMEOUT) {
+			reply(s, 421, "4.4.2", "%s Timeout during data, closing",
+			      s->name);
+			return -1;
+		}
+		if (st != IO_OK) {
+			/* the client went away: nothing is delivered */
+			log_event(LOG_L_WARNING, "event", "lost", "during",
+				  "DATA", NULL);
+			return -1;
+		}
+		size_t ol = 0;
+		size_t used = data_feed(&s->dm, buf, got, out, &ol);
+		data_store_write(&s->data, out, ol);
+		if (s->dm.done) {
+			/* give back what followed the final dot */
+			s->io.in_pos -= got - used;
+			return 0;
+		}
+	}
+}
+
+/* The verb table has checked the state and that there is no argument. */
 static void cmd_data(struct session *s, char *arg)
 {
-	const char *why = NULL;
-	if (*arg)
-		why = "Syntax: DATA";
-	else if (s->state == ST_GREETED || s->state == ST_READY)
-		why = "Need MAIL and RCPT first";
-	else if (s->nrcpt == 0)
-		why = "No valid recipients";
-	else if (s->bdat != BDAT_NONE)
-		why = "DATA not allowed after BDAT";
-	else if (s->body == BODY_BINARYMIME)
-		why = "BODY=BINARYMIME requires BDAT";
-	if (why) {
-		if (io_input_pending(&s->io)) {
-			/* content before the 354 of a refused DATA */
-			reply(s, 554, "5.5.0", "Protocol error: message content "
-					       "sent before 354");
-			s->quit = 1;
-			return;
-		}
-		reply(s, *arg ? 501 : 503, *arg ? "5.5.4" : "5.5.1", "%s", why);
+	(void)arg;
+	if (s->body == BODY_BINARYMIME) {
+		refuse_data(s, 503, "5.5.1", "BODY=BINARYMIME requires BDAT");
 		return;
 	}
 	if (handoff_begin(s) < 0) {
@@ -492,34 +523,10 @@ static void cmd_data(struct session *s, char *arg)
 	}
 	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	flush(s);
-	/* small: every stack page a session touches is a page fault */
-	char buf[4096], out[4096 * 2 + 4];
-	for (;;) {
-		size_t got;
-		enum io_status st = io_read(&s->io, buf, sizeof buf, &got);
-		if (st == IO_TIMEOUT) {
-			reply(s, 421, "4.4.2", "%s Timeout during data, closing",
-			      s->name);
-			s->quit = 1;
-			transaction_reset(s);
-			return;
-		}
-		if (st != IO_OK) {
-			/* the client went away: nothing is delivered */
-			log_event(LOG_L_WARNING, "event", "lost", "during",
-				  "DATA", NULL);
-			s->quit = 1;
-			transaction_reset(s);
-			return;
-		}
-		size_t ol = 0;
-		size_t used = data_feed(&s->dm, buf, got, out, &ol);
-		data_store_write(&s->data, out, ol);
-		if (s->dm.done) {
-			/* give back what followed the final dot */
-			s->io.in_pos -= got - used;
-			break;
-		}
+	if (data_receive(s) < 0) {
+		s->quit = 1;
+		transaction_reset(s);
+		return;
 	}
 	handoff_deliver(s, send_result);
 	transaction_reset(s);
@@ -572,6 +579,41 @@ static int bdat_chunk(struct session *s, uint64_t n, int keep)
 	return 0;
 }
 
+/*
+ * The first BDAT of a transaction: after RCPT it starts the message
+ * (ST_BDAT); anywhere else, or when the data cannot be stored, its chunk
+ * is read and discarded, and so are the next ones until LAST. -1 when
+ * this command is done with.
+ */
+static int bdat_first(struct session *s, uint64_t n, int last)
+{
+	const char *why = NULL;
+	struct reply r = {503, "5.5.1", ""};
+	if (s->state != ST_RCPT) {
+		why = "No valid recipients";
+	} else if (handoff_begin(s) < 0) {
+		handoff_storage_reply(&r, errno);
+		why = r.text;
+	}
+	if (!why) {
+		s->bdat = BDAT_RECEIVING;
+		s->dm.bdat = 1;
+		session_set_state(s, ST_BDAT);
+		return 0;
+	}
+	if (bdat_chunk(s, n, 0) < 0) {
+		s->quit = 1;
+		return -1;
+	}
+	reply(s, r.code, r.dsn, "%s (discarded %llu octets)", why,
+	      (unsigned long long)n);
+	s->bdat = last ? BDAT_NONE : BDAT_DISCARDING;
+	/* a transaction under way: RCPT and DATA wait for its LAST */
+	if (!last && s->state >= ST_MAIL)
+		session_set_state(s, ST_BDAT);
+	return -1;
+}
+
 static void cmd_bdat(struct session *s, char *arg)
 {
 	uint64_t n;
@@ -585,28 +627,9 @@ static void cmd_bdat(struct session *s, char *arg)
 		s->quit = 1;
 		return;
 	}
-	if (s->bdat == BDAT_NONE) {
-		const char *why = NULL;
-		struct reply r = {503, "5.5.1", ""};
-		if (s->state != ST_RCPT || s->nrcpt == 0) {
-			why = "No valid recipients";
-		} else if (handoff_begin(s) < 0) {
-			handoff_storage_reply(&r, errno);
-			why = r.text;
-		}
-		if (why) {
-			if (bdat_chunk(s, n, 0) < 0) {
-				s->quit = 1;
-				return;
-			}
-			reply(s, r.code, r.dsn, "%s (discarded %llu octets)", why,
-			      (unsigned long long)n);
-			s->bdat = last ? BDAT_NONE : BDAT_DISCARDING;
-			return;
-		}
-		s->bdat = BDAT_RECEIVING;
-		s->dm.bdat = 1;
-	}
+	if (s->state != ST_BDAT && s->bdat == BDAT_NONE &&
+	    bdat_first(s, n, last) < 0)
+		return;
 	int keep = s->bdat == BDAT_RECEIVING;
 	if (bdat_chunk(s, n, keep) < 0) {
 		s->quit = 1;
@@ -644,10 +667,7 @@ static void cmd_bdat(struct session *s, char *arg)
 
 static void cmd_rset(struct session *s, char *arg)
 {
-	if (*arg) {
-		reply(s, 501, "5.5.4", "Syntax: RSET");
-		return;
-	}
+	(void)arg; /* the verb table refuses an argument */
 	transaction_reset(s);
 	reply(s, 250, "2.0.0", "OK");
 }
@@ -701,7 +721,7 @@ static void cmd_starttls(struct session *s, char *arg)
 	s->helo[0] = 0;
 	s->auth_user[0] = 0;
 	s->proto = P_NONE;
-	s->state = ST_GREETED;
+	session_set_state(s, ST_GREETED);
 }
 
 /* Sends a 334 challenge and reads the client's base64 answer into out:
@@ -848,39 +868,75 @@ static void cmd_unimpl(struct session *s, char *arg)
 	reply(s, 502, "5.5.1", "Command not implemented");
 }
 
-enum { F_FLUSH = 1 };
-#define ALL ((1u << ST_GREETED) | (1u << ST_READY) | (1u << ST_MAIL) | \
-	     (1u << ST_RCPT))
-#define AFTER_HELO ((1u << ST_READY) | (1u << ST_MAIL) | (1u << ST_RCPT))
+/* The 503 texts of a verb in a state where it is not legal. */
+static const char *seq_auth(const struct session *s)
+{
+	(void)s;
+	return "AUTH not allowed during a mail transaction";
+}
 
-/* Sorted by name for bsearch. */
+static const char *seq_starttls(const struct session *s)
+{
+	(void)s;
+	return "STARTTLS not allowed during a mail transaction";
+}
+
+static const char *seq_mail(const struct session *s)
+{
+	return s->state == ST_GREETED ? "Send EHLO or HELO first"
+				      : "Nested MAIL command";
+}
+
+static const char *seq_rcpt(const struct session *s)
+{
+	return s->state == ST_GREETED ? "Send EHLO or HELO first"
+	       : s->state == ST_BDAT  ? "RCPT not allowed during BDAT"
+				      : "Need MAIL before RCPT";
+}
+
+static const char *seq_data(const struct session *s)
+{
+	if (s->state == ST_GREETED || s->state == ST_READY)
+		return "Need MAIL and RCPT first";
+	return s->state == ST_BDAT && s->nrcpt ? "DATA not allowed after BDAT"
+					       : "No valid recipients";
+}
+
+enum {
+	F_FLUSH = 1, /* flush the replies: no pipelined command follows */
+	F_NOARG = 2, /* takes no argument: 501 before the state is looked at */
+	F_DATA = 4,  /* a refusal with input waiting is content before 354 */
+};
+#define ALL ((1u << ST_GREETED) | (1u << ST_READY) | (1u << ST_MAIL) | \
+	     (1u << ST_RCPT) | (1u << ST_BDAT))
+#define NO_TRANSACTION ((1u << ST_GREETED) | (1u << ST_READY))
+
+/* Sorted by name for bsearch. BDAT is legal everywhere: its octets follow
+ * the command whatever the state, and cmd_bdat reads or discards them. */
 static const struct verb {
 	const char *name;
 	void (*fn)(struct session *, char *);
 	unsigned states;
 	unsigned flags;
-	const char *sequence; /* the 503 text in a wrong state */
+	const char *(*sequence)(const struct session *); /* the 503 text */
 } verbs[] = {
-	{"AUTH", cmd_auth, (1u << ST_GREETED) | (1u << ST_READY), F_FLUSH,
-	 "AUTH not allowed during a mail transaction"},
+	{"AUTH", cmd_auth, NO_TRANSACTION, F_FLUSH, seq_auth},
 	{"BDAT", cmd_bdat, ALL, 0, NULL},
-	{"DATA", cmd_data, ALL, F_FLUSH, NULL},
+	{"DATA", cmd_data, 1u << ST_RCPT, F_FLUSH | F_NOARG | F_DATA, seq_data},
 	{"EHLO", cmd_ehlo, ALL, F_FLUSH, NULL},
 	{"EXPN", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"HELO", cmd_helo, ALL, F_FLUSH, NULL},
 	{"HELP", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"LHLO", cmd_lhlo, ALL, F_FLUSH, NULL},
-	{"MAIL", cmd_mail, 1u << ST_READY, 0, NULL},
+	{"MAIL", cmd_mail, 1u << ST_READY, 0, seq_mail},
 	{"NOOP", cmd_noop, ALL, F_FLUSH, NULL},
 	{"QUIT", cmd_quit, ALL, F_FLUSH, NULL},
-	{"RCPT", cmd_rcpt, (1u << ST_MAIL) | (1u << ST_RCPT), 0,
-	 "Need MAIL before RCPT"},
-	{"RSET", cmd_rset, ALL, 0, NULL},
+	{"RCPT", cmd_rcpt, (1u << ST_MAIL) | (1u << ST_RCPT), 0, seq_rcpt},
+	{"RSET", cmd_rset, ALL, F_NOARG, NULL},
 	{"SAML", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"SEND", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"SOML", cmd_unimpl, ALL, F_FLUSH, NULL},
-	{"STARTTLS", cmd_starttls, (1u << ST_GREETED) | (1u << ST_READY),
-	 F_FLUSH, "STARTTLS not allowed during a mail transaction"},
+	{"STARTTLS", cmd_starttls, NO_TRANSACTION, F_FLUSH, seq_starttls},
 	{"TURN", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"VRFY", cmd_vrfy, ALL, F_FLUSH, NULL},
 };
@@ -890,13 +946,28 @@ static int verb_cmp(const void *k, const void *v)
 	return strcasecmp(k, ((const struct verb *)v)->name);
 }
 
-static const char *sequence_text(const struct session *s, const char *verb)
+/* Whether the table lets v run now; if not, replies why. */
+static int verb_allowed(struct session *s, const struct verb *v, char *arg)
 {
-	if (s->state == ST_GREETED)
-		return "Send EHLO or HELO first";
-	if (!strcmp(verb, "MAIL"))
-		return "Nested MAIL command";
-	return "Bad sequence of commands";
+	char why[64];
+	int code;
+	if ((v->flags & F_NOARG) && *arg) {
+		code = 501;
+		snprintf(why, sizeof why, "Syntax: %s", v->name);
+	} else if (!(v->states & (1u << s->state))) {
+		code = 503;
+		snprintf(why, sizeof why, "%s",
+			 v->sequence ? v->sequence(s)
+				     : "Bad sequence of commands");
+	} else {
+		return 1;
+	}
+	const char *dsn = code == 501 ? "5.5.4" : "5.5.1";
+	if (v->flags & F_DATA)
+		refuse_data(s, code, dsn, why);
+	else
+		reply(s, code, dsn, "%s", why);
+	return 0;
 }
 
 /* Commands of other protocols: the client is not talking SMTP. */
@@ -945,13 +1016,8 @@ static void command(struct session *s, char *line, size_t len)
 		flush(s);
 		return;
 	}
-	if (!(v->states & (1u << s->state))) {
-		reply(s, 503, "5.5.1", "%s",
-		      v->sequence && s->state != ST_GREETED
-			      ? v->sequence
-			      : sequence_text(s, v->name));
+	if (!verb_allowed(s, v, line + vl))
 		return;
-	}
 	v->fn(s, line + vl);
 	if (v->flags & F_FLUSH)
 		flush(s);

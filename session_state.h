@@ -25,7 +25,9 @@
 #include "tls.h"
 #include "util.h"
 
-enum state { ST_GREETED, ST_READY, ST_MAIL, ST_RCPT };
+/* ST_BDAT: BDAT chunks of the transaction are being received (or, after
+ * an error, discarded) until LAST. */
+enum state { ST_GREETED, ST_READY, ST_MAIL, ST_RCPT, ST_BDAT };
 enum body { BODY_7BIT, BODY_8BITMIME, BODY_BINARYMIME };
 enum proto { P_NONE, P_HELO, P_EHLO, P_LHLO };
 enum bdat { BDAT_NONE, BDAT_RECEIVING, BDAT_DISCARDING };
