@@ -38,7 +38,7 @@ CFLAGS += -std=c17 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -D_FORTIFY_SOURCE=3 \
 LDFLAGS ?=
 LDLIBS ?= -ldl
 
-SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c session_start.c session_envelope.c data.c handoff.c \
+SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c session_start.c session_envelope.c session_auth.c data.c handoff.c \
 	spool.c flush.c bounce.c client.c dns.c idna.c tls.c mime.c auth.c spf.c \
 	net.c priv.c
 OBJS = $(SRCS:.c=.o)

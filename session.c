@@ -36,8 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CMD_MAX 512      /* RFC 5321 4.5.3.1.4 */
-#define CMD_MAX_EXT 4096 /* with extension parameters (MAIL, RCPT) */
 #define MAX_ERRORS 10
 
 
@@ -50,10 +48,8 @@
  * '\n' becomes a multiline reply. Client text must be escaped by the
  * caller with esc().
  */
-static void reply(struct session *s, int code, const char *dsn,
-		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void reply(struct session *s, int code, const char *dsn,
-		  const char *fmt, ...)
+void reply(struct session *s, int code, const char *dsn, const char *fmt,
+	   ...)
 {
 	struct buf text = {0}, out = {0};
 	va_list ap;
@@ -89,7 +85,7 @@ static void reply(struct session *s, int code, const char *dsn,
 }
 
 /* Client bytes for a reply or a log line (a ring of a few buffers). */
-static const char *esc(const char *s, size_t n)
+const char *esc(const char *s, size_t n)
 {
 	static struct buf ring[4];
 	static int next;
@@ -105,7 +101,7 @@ static const char *esc(const char *s, size_t n)
 	return b->s;
 }
 
-static void flush(struct session *s)
+void flush(struct session *s)
 {
 	io_flush(&s->io);
 }
@@ -185,14 +181,6 @@ static int verb_is(const char *arg, const char *prefix)
 	return !strncasecmp(arg, prefix, strlen(prefix));
 }
 
-/* AUTH is offered over TLS, or in clear text to a loopback or local
- * client only (SPEC 8): a password never crosses a network in clear. */
-static int auth_offered(const struct session *s)
-{
-	return s->auth_mode != AUTH_NO &&
-	       (s->tls_on || s->peer_is_pipe || cf_host_is_loopback(s->peer));
-}
-
 static void do_helo(struct session *s, char *arg, enum proto p)
 {
 	const char *verb = p == P_HELO ? "HELO" : p == P_EHLO ? "EHLO" : "LHLO";
@@ -223,7 +211,7 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 		   s->name, (unsigned long long)s->max_size);
 	if (s->tls_mode == STLS_STARTTLS && !s->tls_on)
 		buf_adds(&b, "\nSTARTTLS");
-	if (auth_offered(s))
+	if (session_auth_offered(s))
 		buf_adds(&b, "\nAUTH PLAIN LOGIN");
 	if (s->lmtp_ok)
 		buf_adds(&b, "\nX-LMTP");
@@ -338,7 +326,7 @@ static void cmd_mail(struct session *s, char *arg)
 	struct mail_params mp;
 	struct reply r;
 	const char *bad = NULL;
-	if (envelope_mail_params(end, s->proto == P_HELO, auth_offered(s), &mp,
+	if (envelope_mail_params(end, s->proto == P_HELO, session_auth_offered(s), &mp,
 				 &r, &bad) < 0) {
 		if (bad)
 			unsupported_parameter(s, bad);
@@ -724,124 +712,6 @@ static void cmd_starttls(struct session *s, char *arg)
 	session_set_state(s, ST_GREETED);
 }
 
-/* Sends a 334 challenge and reads the client's base64 answer into out:
- * 0, or -1 when the client cancelled ("*"), -2 when it is not base64,
- * -3 when the connection ended. */
-static int auth_answer(struct session *s, const char *challenge, struct buf *out)
-{
-	reply(s, 334, NULL, "%s", challenge);
-	flush(s);
-	char line[CMD_MAX_EXT + 2];
-	size_t len;
-	int bare;
-	if (io_getline(&s->io, line, CMD_MAX_EXT, &len, &bare) != IO_OK)
-		return -3;
-	if (len == 1 && line[0] == '*')
-		return -1;
-	return base64_decode(line, len, out) < 0 ? -2 : 0;
-}
-
-static void cmd_auth(struct session *s, char *arg)
-{
-	if (s->auth_mode == AUTH_NO) {
-		reply(s, 502, "5.5.1", "AUTH not offered");
-		return;
-	}
-	if (s->proto != P_EHLO) {
-		reply(s, 503, "5.5.1", "Send EHLO first");
-		return;
-	}
-	if (s->auth_user[0]) {
-		reply(s, 503, "5.5.1", "Already authenticated");
-		return;
-	}
-	if (!auth_offered(s)) {
-		reply(s, 538, "5.7.11", "Encryption required for requested "
-					"authentication mechanism");
-		return;
-	}
-	while (*arg == ' ')
-		arg++;
-	char *initial = strchr(arg, ' ');
-	if (initial)
-		*initial++ = 0;
-	int plain = !strcasecmp(arg, "PLAIN"), login = !strcasecmp(arg, "LOGIN");
-	if (!plain && !login) {
-		reply(s, 504, "5.5.4", "Unrecognized authentication type");
-		return;
-	}
-	struct buf a = {0}, pass = {0};
-	int r = 0;
-	if (initial && strcmp(initial, "=")) {
-		r = base64_decode(initial, strlen(initial), &a) < 0 ? -2 : 0;
-	} else if (initial) {
-		buf_adds(&a, ""); /* "=": an empty initial response */
-	} else {
-		r = auth_answer(s, plain ? "" : "VXNlcm5hbWU6", &a);
-	}
-	if (r == 0 && login)
-		r = auth_answer(s, "UGFzc3dvcmQ6", &pass);
-	char user[256] = "";
-	if (r == 0 && plain) {
-		/* authzid NUL authcid NUL password; a different authzid is
-		 * not something this server grants */
-		char *u = memchr(a.s, 0, a.len);
-		char *p2 = u ? memchr(u + 1, 0, a.len - (size_t)(u + 1 - a.s)) : NULL;
-		if (!p2 || (u != a.s && strcmp(a.s, u + 1)))
-			r = -2;
-		else {
-			snprintf(user, sizeof user, "%s", u + 1);
-			buf_add(&pass, p2 + 1, a.len - (size_t)(p2 + 1 - a.s));
-		}
-	} else if (r == 0) {
-		snprintf(user, sizeof user, "%.*s", (int)a.len, a.s);
-	}
-	if (r == 0 && (memchr(user, 0, strlen(user)) || !pass.s ||
-		       memchr(pass.s, 0, pass.len)))
-		r = -2;
-	char why[256] = "";
-	int ok = r == 0 ? auth_check(&s->auth_table, user, pass.s, why,
-				     sizeof why)
-			: 0;
-	if (pass.s)
-		memset(pass.s, 0, pass.len);
-	if (a.s)
-		memset(a.s, 0, a.len);
-	buf_free(&pass);
-	buf_free(&a);
-	if (r == -3) {
-		s->quit = 1;
-		return;
-	}
-	if (r == -1) {
-		reply(s, 501, "5.0.0", "Authentication cancelled");
-		return;
-	}
-	if (r == -2) {
-		reply(s, 501, "5.5.2", "Cannot decode the AUTH response");
-		return;
-	}
-	if (ok < 0) {
-		log_event(LOG_L_ERR, "event", "auth-error", "reason", why, NULL);
-		reply(s, 454, "4.7.0", "Temporary authentication failure");
-		return;
-	}
-	if (!ok) {
-		/* slowed: each failure costs the client one second more */
-		s->auth_failures++;
-		log_event(LOG_L_WARNING, "event", "auth-failed", "user", user,
-			  "mechanism", plain ? "PLAIN" : "LOGIN", NULL);
-		flush(s);
-		sleep((unsigned)(s->auth_failures < 5 ? s->auth_failures : 5));
-		reply(s, 535, "5.7.8", "Authentication credentials invalid");
-		return;
-	}
-	snprintf(s->auth_user, sizeof s->auth_user, "%s", user);
-	log_event(LOG_L_INFO, "event", "auth", "user", user, "mechanism",
-		  plain ? "PLAIN" : "LOGIN", NULL);
-	reply(s, 235, "2.7.0", "Authentication successful");
-}
-
 static void cmd_noop(struct session *s, char *arg)
 {
 	(void)arg;
@@ -920,7 +790,7 @@ static const struct verb {
 	unsigned flags;
 	const char *(*sequence)(const struct session *); /* the 503 text */
 } verbs[] = {
-	{"AUTH", cmd_auth, NO_TRANSACTION, F_FLUSH, seq_auth},
+	{"AUTH", session_cmd_auth, NO_TRANSACTION, F_FLUSH, seq_auth},
 	{"BDAT", cmd_bdat, ALL, 0, NULL},
 	{"DATA", cmd_data, 1u << ST_RCPT, F_FLUSH | F_NOARG | F_DATA, seq_data},
 	{"EHLO", cmd_ehlo, ALL, F_FLUSH, NULL},

@@ -4,6 +4,13 @@
  * session_main() serves the connection that the launcher handed over
  * (stdin/stdout, or fd 3 from systemd with LISTEN_FDS=1), from the
  * greeting to QUIT, and returns the process's exit status.
+ *
+ * Owns: the whole life of one connection's process on the server side;
+ * its parts live in session*.c, data.c and handoff.c behind the private
+ * session_state.h.
+ *
+ * Never: returns before the client has had its last reply, or leaves a
+ * message acknowledged that is neither delivered nor in the spool.
  */
 #ifndef POSTMASTER_SESSION_H
 #define POSTMASTER_SESSION_H

@@ -1,8 +1,9 @@
 /*
  * session_state.h - the state of one session, shared by the files that
  * serve it: session.c (the dialogue), session_start.c (before the
- * greeting), session_envelope.c (MAIL and RCPT arguments) and handoff.c
- * (what becomes of a received message). Private to them.
+ * greeting), session_envelope.c (MAIL and RCPT arguments),
+ * session_auth.c (AUTH) and handoff.c (what becomes of a received
+ * message). Private to them.
  *
  * Owns: struct session, its states, and the transaction it holds.
  *
@@ -24,6 +25,9 @@
 #include "spool.h"
 #include "tls.h"
 #include "util.h"
+
+#define CMD_MAX 512      /* RFC 5321 4.5.3.1.4 */
+#define CMD_MAX_EXT 4096 /* with extension parameters (MAIL, RCPT) */
 
 /* ST_BDAT: BDAT chunks of the transaction are being received (or, after
  * an error, discarded) until LAST. */
@@ -118,6 +122,20 @@ struct session {
 };
 
 /* "<addr>" for a log line */
+/* session.c: the one reply function. dsn is NULL exactly for the replies
+ * that carry no enhanced code: the greeting, EHLO/HELO/LHLO, 354 and 334
+ * (SPEC 5). Text with '\n' becomes a multiline reply. Client text must be
+ * escaped with esc(), which keeps a ring of a few results. */
+void reply(struct session *s, int code, const char *dsn, const char *fmt,
+	   ...) __attribute__((format(printf, 4, 5)));
+const char *esc(const char *s, size_t n);
+/* Sends what the replies buffered. */
+void flush(struct session *s);
+
+/* session_auth.c: whether AUTH is offered now, and the AUTH command. */
+int session_auth_offered(const struct session *s);
+void session_cmd_auth(struct session *s, char *arg);
+
 /* session_envelope.c: the arguments of MAIL and RCPT, and the recipients
  * a transaction keeps. */
 struct mail_params {
