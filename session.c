@@ -14,9 +14,7 @@
 #include "session.h"
 #include "session_state.h"
 #include "handoff.h"
-#include "net.h"
 #include "addr.h"
-#include "auth.h"
 #include "data.h"
 #include "deliver.h"
 #include "dns.h"
@@ -33,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_ERRORS 10

@@ -12,7 +12,6 @@
 #include "session_state.h"
 #include "net.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
