@@ -14,7 +14,7 @@
 #include "client.h"
 #include "deliver.h"
 #include "log.h"
-#include "session.h"
+#include "priv.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -362,7 +362,7 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 static int open_spool(const struct cf *cf)
 {
 	char why[512];
-	if (session_drop_privileges(cf, why, sizeof why) < 0) {
+	if (priv_drop(cf, why, sizeof why) < 0) {
 		fprintf(stderr, "postmaster: %s\n", why);
 		return -1;
 	}

@@ -2,154 +2,39 @@
  * session.c - one SMTP or LMTP session as a state machine (SPEC 4, 5, 7).
  *
  * Owns: choosing the [smtpd] that serves the connection, dropping root
- * privileges before the first client byte, the verb table, the one reply
- * function, the DATA/BDAT byte machine, the Received header, and handing
- * complete messages to deliver.c. Every limit of SPEC 5 is enforced here:
- * line length, recipients, message size, errors, time per command; the data
- * is streamed to an unlinked temporary file, never held in memory.
+ * privileges (priv.c) before the first client byte, the verb table and
+ * the one state writer, the one reply function, and the limits of SPEC 5
+ * that the dialogue enforces: line length, recipients, errors, time per
+ * command. The message bytes go through data.c (streamed to a file, never
+ * held in memory); handoff.c decides what becomes of them.
  *
  * Never: acknowledges what was not delivered, lets client bytes reach a
  * reply or log line unescaped, or advertises what this build cannot do.
  */
-#define _GNU_SOURCE /* O_TMPFILE */
 #include "session.h"
-#include "net.h"
+#include "session_state.h"
+#include "handoff.h"
 #include "addr.h"
-#include "auth.h"
+#include "data.h"
 #include "deliver.h"
 #include "dns.h"
-#include "flush.h"
-#include "hosts.h"
 #include "io.h"
 #include "log.h"
 #include "route.h"
 #include "spf.h"
-#include "spool.h"
 #include "tls.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#define CMD_MAX 512      /* RFC 5321 4.5.3.1.4 */
-#define CMD_MAX_EXT 4096 /* with extension parameters (MAIL, RCPT) */
 #define MAX_ERRORS 10
-#define MAX_RECEIVED 100
 
-enum state { ST_GREETED, ST_READY, ST_MAIL, ST_RCPT };
-enum body { BODY_7BIT, BODY_8BITMIME, BODY_BINARYMIME };
-enum proto { P_NONE, P_HELO, P_EHLO, P_LHLO };
-enum bdat { BDAT_NONE, BDAT_RECEIVING, BDAT_DISCARDING };
-
-/* A recipient while RCPT decides on it. */
-struct rcpt {
-	char addr[ADDR_PATH_MAX];
-	struct route_result r;
-	struct plan plan; /* LMTP: each recipient stands alone */
-	int spooled;      /* LMTP: this recipient goes to the spool */
-};
-
-/* A target as the spool needs it, without route_target's fixed buffer. */
-struct kept_target {
-	enum target_kind kind;
-	const struct cf_section *sec;
-	char *addr, *arg; /* arg NULL when the target has none */
-};
-
-/*
- * An accepted recipient, kept small: a transaction holds up to
- * max-recipients of them (SPEC 11). Its address, targets and their strings
- * share one allocation, at t.
- */
-struct kept_rcpt {
-	char *addr;
-	struct kept_target *t;
-	uint32_t nt;
-	int spooled;       /* LMTP: this recipient goes to the spool */
-	struct plan *plan; /* LMTP: its own run; NULL in SMTP */
-};
-
-struct session {
-	struct cf *cf;
-	const struct cf_section *smtpd;
-	struct io io;
-	char sid[16];
-	char name[256];
-	char peer[80], local[80];
-	int peer_port, local_port;
-	int peer_is_pipe;
-	int relay_client; /* 0: not known yet, 1: in relay-clients, -1: not */
-	enum state state;
-	enum proto proto;
-	char helo[256];
-	int errors;
-	int failed;  /* the command being served got a 4xx/5xx reply */
-	int quit;
-	/* limits */
-	uint64_t max_size;
-	unsigned max_rcpt;
-	int timeout;
-	int bare_reject;
-	int lmtp_ok;
-	int accept_mail;
-	int verify_sender;
-	int spf_mode;         /* SPF_* */
-	struct buf received_spf; /* the transaction's Received-SPF field */
-	/* TLS (SPEC 8): the secrets are read before privileges are dropped,
-	 * GnuTLS is loaded only when a handshake starts */
-	int tls_mode; /* STLS_* */
-	int tls_on;
-	const char *tls_priority;
-	struct buf tls_cert[TLS_MAX_KEYPAIRS], tls_key[TLS_MAX_KEYPAIRS];
-	size_t tls_npairs;
-	/* AUTH (SPEC 8, RFC 4954): the auth-file is read before the drop */
-	int auth_mode; /* AUTH_* */
-	struct buf auth_table;
-	char auth_user[256]; /* set once a login succeeded */
-	int auth_failures;
-	/* the transaction */
-	char from[ADDR_PATH_MAX];
-	enum body body;
-	int smtputf8;
-	struct kept_rcpt *rcpts;
-	unsigned nrcpt, rcpt_cap;
-	struct plan plan; /* SMTP: one plan for the transaction */
-	int spooled;      /* SMTP: the transaction goes to the spool */
-	int spool_fd;     /* the spool directory */
-	struct spool_msg sm; /* the spooled message being received */
-	int sm_uncommitted;  /* its data file exists, its envelope not */
-	enum bdat bdat;
-	int data_fd;
-	int data_errno;
-	uint64_t data_size;
-	uint64_t header_size; /* the header fields we put on top */
-	int data_toobig;
-	int data_failed;
-	struct datamachine dm;
-	char *wbuf;
-	size_t wlen;
-	/* the header section, watched as the data streams by */
-	int in_headers;
-	char hline[300];
-	size_t hlen;
-	int received;        /* Received headers the client sent */
-	char **delivered_to; /* Delivered-To values the client sent */
-	unsigned ndelivered;
-};
 
 /* ------------------------------------------------------------------ */
 /* Replies                                                             */
@@ -160,10 +45,8 @@ struct session {
  * '\n' becomes a multiline reply. Client text must be escaped by the
  * caller with esc().
  */
-static void reply(struct session *s, int code, const char *dsn,
-		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static void reply(struct session *s, int code, const char *dsn,
-		  const char *fmt, ...)
+void reply(struct session *s, int code, const char *dsn, const char *fmt,
+	   ...)
 {
 	struct buf text = {0}, out = {0};
 	va_list ap;
@@ -199,7 +82,7 @@ static void reply(struct session *s, int code, const char *dsn,
 }
 
 /* Client bytes for a reply or a log line (a ring of a few buffers). */
-static const char *esc(const char *s, size_t n)
+const char *esc(const char *s, size_t n)
 {
 	static struct buf ring[4];
 	static int next;
@@ -215,7 +98,7 @@ static const char *esc(const char *s, size_t n)
 	return b->s;
 }
 
-static void flush(struct session *s)
+void flush(struct session *s)
 {
 	io_flush(&s->io);
 }
@@ -223,16 +106,10 @@ static void flush(struct session *s)
 /* ------------------------------------------------------------------ */
 /* The transaction                                                     */
 
-/* Drops the spooled message being received, if it was not committed. */
-static void spool_abandon(struct session *s)
+/* The one writer of the state: the verb table reads it. */
+static void session_set_state(struct session *s, enum state st)
 {
-	if (s->sm_uncommitted) {
-		spool_discard(s->spool_fd, &s->sm); /* closes data_fd */
-		s->data_fd = -1;
-		s->sm_uncommitted = 0;
-	}
-	s->sm.data_fd = -1; /* a committed one's fd is data_fd's business */
-	spool_msg_free(&s->sm);
+	s->state = st;
 }
 
 static void transaction_reset(struct session *s)
@@ -248,408 +125,28 @@ static void transaction_reset(struct session *s)
 	s->nrcpt = s->rcpt_cap = 0;
 	plan_free(&s->plan);
 	s->spooled = 0;
-	spool_abandon(s);
+	handoff_abandon(s);
 	s->received_spf.len = 0;
 	s->from[0] = 0;
 	s->body = BODY_7BIT;
 	s->smtputf8 = 0;
 	s->bdat = BDAT_NONE;
-	if (s->data_fd >= 0)
-		close(s->data_fd);
-	s->data_fd = -1;
-	s->data_size = 0;
+	if (s->data.fd >= 0)
+		close(s->data.fd);
+	s->data.fd = -1;
 	s->header_size = 0;
-	s->data_toobig = 0;
-	s->data_failed = 0;
-	s->data_errno = 0;
-	s->wlen = 0;
-	for (unsigned i = 0; i < s->ndelivered; i++)
-		free(s->delivered_to[i]);
-	free(s->delivered_to);
-	s->delivered_to = NULL;
-	s->ndelivered = 0;
-	s->received = 0;
-	s->in_headers = 0;
-	s->hlen = 0;
+	data_store_reset(&s->data);
 	if (s->state > ST_READY)
-		s->state = ST_READY;
+		session_set_state(s, ST_READY);
 }
 
 /* ------------------------------------------------------------------ */
 /* The data                                                            */
 
-enum { D_BOL, D_TEXT, D_CR, D_DOT, D_DOTCR };
-
-size_t data_feed(struct datamachine *dm, const char *in, size_t n, char *out,
-		 size_t *outlen)
-{
-	size_t o = *outlen;
-	for (size_t i = 0; i < n; i++) {
-		char c = in[i];
-		switch (dm->state) {
-		case D_BOL:
-			if (c == '.' && !dm->bdat) {
-				dm->state = D_DOT;
-				break;
-			}
-			/* fall through */
-		case D_TEXT:
-			if (c == '\r') {
-				dm->state = D_CR;
-			} else if (c == '\n') {
-				/* a bare LF ends a line only when normalizing,
-				 * and never makes the next "." the end */
-				dm->saw_bare = 1;
-				out[o++] = '\n';
-				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
-				dm->after_bare = 1;
-			} else {
-				out[o++] = c;
-				dm->state = D_TEXT;
-			}
-			break;
-		case D_CR:
-			if (c == '\n') {
-				out[o++] = '\n';
-				dm->state = D_BOL;
-				dm->after_bare = 0;
-			} else {
-				/* a bare CR becomes a space */
-				dm->saw_bare = 1;
-				out[o++] = ' ';
-				if (c != '\r') {
-					out[o++] = c;
-					dm->state = D_TEXT;
-				}
-			}
-			break;
-		case D_DOT:
-			if (c == '\r') {
-				dm->state = D_DOTCR;
-			} else if (c == '\n') {
-				/* ".\n" is content, never the end */
-				dm->saw_bare = 1;
-				out[o++] = '.';
-				out[o++] = '\n';
-				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
-				dm->after_bare = 1;
-			} else {
-				out[o++] = c; /* the stuffed dot is dropped */
-				dm->state = D_TEXT;
-			}
-			break;
-		case D_DOTCR:
-			if (c == '\n' && dm->after_bare) {
-				/* <LF>.<CR><LF>: content, not the end (SPEC 5) */
-				out[o++] = '.';
-				out[o++] = '\n';
-				dm->state = D_BOL;
-				dm->after_bare = 0;
-				break;
-			}
-			if (c == '\n') {
-				dm->done = 1;
-				*outlen = o;
-				return i + 1;
-			}
-			dm->saw_bare = 1;
-			out[o++] = ' ';
-			if (c == '\r') {
-				dm->state = D_CR;
-			} else {
-				out[o++] = c;
-				dm->state = D_TEXT;
-			}
-			break;
-		}
-	}
-	*outlen = o;
-	return n;
-}
-
-static int open_tmp(void)
-{
-	const char *dir = getenv("TMPDIR");
-	if (!dir || dir[0] != '/')
-		dir = "/tmp";
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	char path[4096];
-	snprintf(path, sizeof path, "%s/postmaster.XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd >= 0)
-		unlink(path);
-	return fd;
-}
-
-/* One complete header line (without its line end). */
-static void header_line(struct session *s, const char *l, size_t n)
-{
-	if (n >= 9 && !strncasecmp(l, "Received:", 9)) {
-		s->received++;
-	} else if (n >= 13 && !strncasecmp(l, "Delivered-To:", 13) &&
-		   s->ndelivered < 64) {
-		const char *v = l + 13;
-		size_t vn = n - 13;
-		while (vn && (*v == ' ' || *v == '\t')) {
-			v++;
-			vn--;
-		}
-		while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
-			vn--;
-		s->delivered_to = xrealloc(s->delivered_to, (s->ndelivered + 1) *
-							    sizeof *s->delivered_to);
-		s->delivered_to[s->ndelivered++] = xstrndup(v, vn);
-	}
-}
-
-/* Watches the header section of the stored bytes. */
-static void watch_headers(struct session *s, const char *p, size_t n)
-{
-	for (size_t i = 0; i < n && s->in_headers; i++) {
-		if (p[i] != '\n') {
-			if (s->hlen < sizeof s->hline)
-				s->hline[s->hlen++] = p[i];
-			continue;
-		}
-		size_t l = s->hlen;
-		if (l && s->hline[l - 1] == '\r')
-			l--;
-		if (l == 0)
-			s->in_headers = 0; /* the empty line ends the headers */
-		else
-			header_line(s, s->hline, l);
-		s->hlen = 0;
-	}
-}
-
-static void data_write(struct session *s, const char *p, size_t n)
-{
-	if (s->data_failed || s->data_toobig)
-		return;
-	if (s->in_headers)
-		watch_headers(s, p, n);
-	if (s->data_fd < 0) { /* nothing will read it: count only */
-		if (s->data_size + n > s->max_size)
-			s->data_toobig = 1;
-		else
-			s->data_size += n;
-		return;
-	}
-	if (s->data_size + n > s->max_size) {
-		s->data_toobig = 1;
-		return;
-	}
-	s->data_size += n;
-	if (s->wlen + n > 65536) {
-		size_t off = 0;
-		while (off < s->wlen) {
-			ssize_t w = write(s->data_fd, s->wbuf + off, s->wlen - off);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				s->data_failed = 1;
-				s->data_errno = w < 0 ? errno : ENOSPC;
-				return;
-			}
-			off += (size_t)w;
-		}
-		s->wlen = 0;
-	}
-	if (n > 65536) {
-		for (size_t off = 0; off < n;) {
-			ssize_t w = write(s->data_fd, p + off, n - off);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				s->data_failed = 1;
-				s->data_errno = w < 0 ? errno : ENOSPC;
-				return;
-			}
-			off += (size_t)w;
-		}
-		return;
-	}
-	memcpy(s->wbuf + s->wlen, p, n);
-	s->wlen += n;
-}
-
-static int data_flush(struct session *s)
-{
-	size_t off = 0;
-	if (s->data_fd < 0)
-		return 0;
-	while (off < s->wlen && !s->data_failed) {
-		ssize_t w = write(s->data_fd, s->wbuf + off, s->wlen - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			s->data_failed = 1;
-			s->data_errno = w < 0 ? errno : ENOSPC;
-		} else {
-			off += (size_t)w;
-		}
-	}
-	s->wlen = 0;
-	return s->data_failed ? -1 : 0;
-}
-
-/* RFC 3848 and RFC 6531 protocol names for the Received header:
- * base name, then S for TLS and A for AUTH. */
-static const char *protocol_name(const struct session *s, char *out,
-				 size_t n)
-{
-	const char *base = s->proto == P_LHLO   ? "LMTP"
-			   : s->proto == P_EHLO ? "ESMTP"
-						: "SMTP";
-	snprintf(out, n, "%s%s%s%s", s->smtputf8 && s->proto != P_HELO ? "UTF8" : "",
-		 s->smtputf8 && s->proto == P_EHLO ? base + 1 : base,
-		 s->tls_on ? "S" : "", s->auth_user[0] ? "A" : "");
-	return out;
-}
-
-/* The HELO name as a header may show it: printable ASCII, no parens. */
-static void helo_for_header(const char *h, char *out, size_t n)
-{
-	size_t o = 0;
-	for (; *h && o + 1 < n; h++) {
-		unsigned char c = (unsigned char)*h;
-		out[o++] = (c > 32 && c < 127 && c != '(' && c != ')' &&
-			    c != ';' && c != '\\')
-				   ? (char)c
-				   : '?';
-	}
-	out[o] = 0;
-}
-
-/* Whether any recipient's delivery reads the stored message. */
-static int message_needed(const struct session *s)
-{
-	if (s->proto != P_LHLO)
-		return s->spooled || s->plan.kind != RUN_NONE;
-	for (unsigned i = 0; i < s->nrcpt; i++)
-		if (s->rcpts[i].spooled || s->rcpts[i].plan->kind != RUN_NONE)
-			return 1;
-	return 0;
-}
-
-static int spool_needed(const struct session *s)
-{
-	if (s->proto != P_LHLO)
-		return s->spooled;
-	for (unsigned i = 0; i < s->nrcpt; i++)
-		if (s->rcpts[i].spooled)
-			return 1;
-	return 0;
-}
-
-/* Creates the spool file and writes the envelope of the spooled
- * recipients' targets, which the message follows. */
-static int spool_begin(struct session *s)
-{
-	struct spool_msg *m = &s->sm;
-	spool_abandon(s);
-	memset(m, 0, sizeof *m);
-	m->data_fd = -1;
-	if (spool_create(s->spool_fd, m) < 0)
-		return -1;
-	s->data_fd = m->data_fd;
-	s->sm_uncommitted = 1;
-	m->from = xstrdup(s->from);
-	m->origin = SP_CLIENT;
-	m->binary = s->body == BODY_BINARYMIME;
-	m->eightbit = s->body == BODY_8BITMIME;
-	m->smtputf8 = s->smtputf8;
-	m->sid = xstrdup(s->sid);
-	char client[96];
-	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
-		 s->peer);
-	m->client = xstrdup(client);
-	m->smtpd = xstrdup(s->smtpd && s->smtpd->name ? s->smtpd->name : "");
-	for (unsigned i = 0; i < s->nrcpt; i++) {
-		const struct kept_rcpt *rc = &s->rcpts[i];
-		if (s->proto == P_LHLO && !rc->spooled)
-			continue;
-		for (uint32_t k = 0; k < rc->nt; k++) {
-			const struct kept_target *kt = &rc->t[k];
-			if (kt->kind == T_DISCARD)
-				continue;
-			struct route_target t = {.kind = kt->kind,
-						 .arg = kt->arg,
-						 .sec = kt->sec};
-			snprintf(t.addr, sizeof t.addr, "%s", kt->addr);
-			spool_add_target(m, &t, rc->addr);
-		}
-	}
-	if (spool_begin_message(m) == 0)
-		return 0;
-	int e = errno;
-	spool_abandon(s); /* a DATA after this 452 starts afresh */
-	errno = e;
-	return -1;
-}
-
-/* Opens the data file and writes the Received header (RFC 5321 4.4). */
-static int data_begin(struct session *s)
-{
-	if (spool_needed(s)) {
-		if (spool_begin(s) < 0)
-			return -1;
-	} else {
-		s->data_fd = message_needed(s) ? open_tmp() : -1;
-	}
-	if (s->data_fd < 0 && message_needed(s))
-		return -1;
-	if (!s->wbuf && s->data_fd >= 0)
-		s->wbuf = xmalloc(65536); /* only what is stored is buffered */
-	s->wlen = 0;
-	s->data_size = 0;
-	memset(&s->dm, 0, sizeof s->dm);
-	s->dm.reject_bare = s->bare_reject;
-	char date[64], helo[256];
-	time_t now = time(NULL);
-	struct tm tm;
-	localtime_r(&now, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	helo_for_header(s->helo[0] ? s->helo : "unknown", helo, sizeof helo);
-	const char *eol = s->body == BODY_BINARYMIME ? "\r\n" : "\n";
-	struct buf h = {0};
-	/* RFC 7208 9.1: above the Received field of this hop */
-	if (s->received_spf.len)
-		buf_printf(&h, "%s%s", s->received_spf.s, eol);
-	if (s->peer_is_pipe)
-		buf_printf(&h, "Received: from %s (local)%s", helo, eol);
-	else if (strchr(s->peer, ':'))
-		buf_printf(&h, "Received: from %s ([IPv6:%s])%s", helo, s->peer,
-			   eol);
-	else
-		buf_printf(&h, "Received: from %s ([%s])%s", helo, s->peer, eol);
-	char proto[24];
-	buf_printf(&h, "\tby %s (postmaster) with %s id %s%s", s->name,
-		   protocol_name(s, proto, sizeof proto), s->sid, eol);
-	if (s->nrcpt == 1)
-		buf_printf(&h, "\tfor <%s>; %s%s", s->rcpts[0].addr, date, eol);
-	else
-		buf_printf(&h, "\t; %s%s", date, eol);
-	/* the header does not count against the client's SIZE, nor as one of
-	 * the client's Received headers */
-	uint64_t save = s->max_size;
-	s->max_size = UINT64_MAX;
-	data_write(s, h.s, h.len);
-	s->max_size = save;
-	s->header_size = h.len;
-	s->data_size = 0;
-	s->in_headers = 1;
-	s->hlen = 0;
-	buf_free(&h);
-	return 0;
-}
-
 static void data_bytes(struct session *s, const char *p, size_t n)
 {
 	if (s->body == BODY_BINARYMIME) {
-		data_write(s, p, n);
+		data_store_write(&s->data, p, n);
 		return;
 	}
 	char out[4096 * 2 + 4];
@@ -657,7 +154,7 @@ static void data_bytes(struct session *s, const char *p, size_t n)
 		size_t take = n > 4096 ? 4096 : n;
 		size_t ol = 0;
 		data_feed(&s->dm, p, take, out, &ol);
-		data_write(s, out, ol);
+		data_store_write(&s->data, out, ol);
 		p += take;
 		n -= take;
 	}
@@ -666,232 +163,11 @@ static void data_bytes(struct session *s, const char *p, size_t n)
 /* ------------------------------------------------------------------ */
 /* Delivery after the data                                             */
 
-/* size= of the log lines: the message as stored and delivered, our
- * header fields included (the flusher's size= of the spooled copy) */
-static const char *size_text(const struct session *s, char *buf, size_t n)
-{
-	snprintf(buf, n, "%llu",
-		 (unsigned long long)(s->header_size + s->data_size));
-	return buf;
-}
-
-/* "<addr>" for a log line */
-static const char *angle(const char *a, char *buf, size_t n)
-{
-	snprintf(buf, n, "<%s>", a);
-	return buf;
-}
-
-static void log_result(struct session *s, const char *rcpt,
-		       const struct reply *r)
-{
-	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
-	char code[8], size[24];
-	snprintf(code, sizeof code, "%d", r->code);
-	struct buf rep = {0};
-	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
-	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
-		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
-		  "status", r->code < 300 ? "sent" : r->code < 500 ? "deferred"
-								: "rejected",
-		  "dsn", r->dsn, "size", size_text(s, size, sizeof size),
-		  "reply", rep.s, NULL);
-	buf_free(&rep);
-}
-
 static void send_result(struct session *s, const struct reply *r)
 {
 	reply(s, r->code, r->dsn, "%s", r->text);
 	if (r->code < 300)
-		s->errors = 0; /* errors count only until mail is delivered */
-}
-
-/* Out of space is 452 4.3.1 (RFC 3463); any other failure 451 4.3.0. */
-static void storage_reply(struct reply *r, int err)
-{
-	if (err == ENOSPC || err == EDQUOT)
-		*r = (struct reply){452, "4.3.1", ""};
-	else
-		*r = (struct reply){451, "4.3.0", ""};
-	snprintf(r->text, sizeof r->text, "%s: %s",
-		 r->code == 452 ? "Insufficient system storage"
-				: "Cannot store the message",
-		 strerror(err));
-}
-
-/* What the data itself decides, for every recipient alike. */
-static int data_verdict(struct session *s, const struct msg *m,
-			struct reply *r)
-{
-	if (s->data_toobig) {
-		*r = (struct reply){552, "5.3.4", ""};
-		snprintf(r->text, sizeof r->text,
-			 "Message size exceeds fixed maximum message size");
-		return 1;
-	}
-	if (s->data_failed) {
-		storage_reply(r, s->data_errno);
-		return 1;
-	}
-	if (s->body != BODY_BINARYMIME && s->bare_reject && s->dm.saw_bare) {
-		*r = (struct reply){550, "5.5.2", ""};
-		snprintf(r->text, sizeof r->text,
-			 "Message refused: bare CR or LF received");
-		return 1;
-	}
-	(void)m;
-	if (s->received >= MAX_RECEIVED) {
-		*r = (struct reply){554, "5.4.6", ""};
-		snprintf(r->text, sizeof r->text,
-			 "Too many Received headers: mail loop");
-		return 1;
-	}
-	return 0;
-}
-
-static int loops_for(const struct session *s, const char *rcpt,
-		     struct reply *r)
-{
-	int found = 0;
-	for (unsigned i = 0; i < s->ndelivered && !found; i++)
-		found = addr_part_eq(s->delivered_to[i], rcpt);
-	if (!found)
-		return 0;
-	*r = (struct reply){554, "5.4.6", ""};
-	snprintf(r->text, sizeof r->text, "<%s>: mail forwarding loop", rcpt);
-	return 1;
-}
-
-/* Delivery of a committed message starts at once, in a grandchild that
- * holds the message's lock and not the client's connection (SPEC 7 path
- * 3): neither the client nor the launcher waits for it. */
-static void start_delivery(struct session *s)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return; /* the flusher will deliver it */
-	if (pid > 0) {
-		waitpid(pid, NULL, 0);
-		return;
-	}
-	if (fork() != 0)
-		_exit(0);
-	setsid();
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	struct stat st;
-	dup2(null, 0);
-	dup2(null, 1);
-	if (fstat(2, &st) == 0 && S_ISSOCK(st.st_mode))
-		dup2(null, 2);
-	if (s->io.rfd > 2)
-		close(s->io.rfd);
-	if (s->io.wfd > 2 && s->io.wfd != s->io.rfd)
-		close(s->io.wfd);
-	struct spool_msg m;
-	char why[256];
-	if (spool_load(s->spool_fd, s->sm.id, 0, &m, why, sizeof why) ==
-	    SPOOL_OK) {
-		close(m.data_fd);
-		m.data_fd = s->data_fd; /* the fd that holds the lock */
-		flush_message(s->cf, s->spool_fd, &m, FLUSH_ALL);
-	}
-	log_close();
-	_exit(0);
-}
-
-/* Commits the spooled recipients' targets; 0 when the message is safe. */
-static int spool_transaction(struct session *s, struct reply *r)
-{
-	struct spool_msg *m = &s->sm;
-	if (data_flush(s) < 0 || spool_commit(s->spool_fd, m) < 0) {
-		storage_reply(r, s->data_failed ? s->data_errno : errno);
-		return -1;
-	}
-	s->sm_uncommitted = 0;
-	*r = (struct reply){250, "2.0.0", ""};
-	snprintf(r->text, sizeof r->text, "Ok: queued as %s", m->id);
-	return 0;
-}
-
-static void log_queued(struct session *s, const char *rcpt)
-{
-	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24];
-	log_event(LOG_L_INFO, "id", s->sm.id, "from",
-		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
-		  "status", "queued", "size", size_text(s, size, sizeof size),
-		  NULL);
-}
-
-static void deliver_transaction(struct session *s)
-{
-	struct msg m = {
-		.fd = s->data_fd,
-		.from = s->from,
-		.sid = s->sid,
-		.hostname = s->name,
-		.binary = s->body == BODY_BINARYMIME,
-	};
-	struct reply common;
-	if (data_flush(s) < 0)
-		s->data_failed = 1;
-	if (s->sm_uncommitted)
-		m.off = s->sm.data_off;
-	m.size = s->data_fd >= 0 ? lseek(s->data_fd, 0, SEEK_END) - m.off : 0;
-	int refused = data_verdict(s, &m, &common);
-	struct reply queued = common;
-	int spooled = 0;
-	if (!refused && spool_needed(s)) {
-		for (unsigned i = 0; i < s->nrcpt && !refused; i++)
-			if (s->proto != P_LHLO || s->rcpts[i].spooled)
-				refused = loops_for(s, s->rcpts[i].addr, &common);
-		if (refused)
-			queued = common;
-		else
-			spooled = spool_transaction(s, &queued) == 0;
-	}
-	if (s->proto == P_LHLO) {
-		for (unsigned i = 0; i < s->nrcpt; i++) {
-			struct reply r = common;
-			if (s->rcpts[i].spooled) {
-				r = queued;
-				if (spooled)
-					log_queued(s, s->rcpts[i].addr);
-				else
-					log_result(s, s->rcpts[i].addr, &r);
-			} else {
-				if (!refused &&
-				    !loops_for(s, s->rcpts[i].addr, &r))
-					plan_deliver(s->rcpts[i].plan, &m,
-						     s->timeout, &r);
-				log_result(s, s->rcpts[i].addr, &r);
-			}
-			send_result(s, &r);
-		}
-	} else if (s->spooled) {
-		for (unsigned i = 0; i < s->nrcpt; i++) {
-			if (spooled)
-				log_queued(s, s->rcpts[i].addr);
-			else
-				log_result(s, s->rcpts[i].addr, &queued);
-		}
-		send_result(s, &queued);
-	} else {
-		struct reply r = common;
-		int loop = 0;
-		for (unsigned i = 0; !refused && !loop && i < s->nrcpt; i++)
-			loop = loops_for(s, s->rcpts[i].addr, &r);
-		if (!refused && !loop)
-			plan_deliver(&s->plan, &m, s->timeout, &r);
-		for (unsigned i = 0; i < s->nrcpt; i++)
-			log_result(s, s->rcpts[i].addr, &r);
-		send_result(s, &r);
-	}
-	if (spooled) {
-		flush(s);
-		start_delivery(s);
-	}
-	flush(s);
-	transaction_reset(s);
+		s->delivered = 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -900,14 +176,6 @@ static void deliver_transaction(struct session *s)
 static int verb_is(const char *arg, const char *prefix)
 {
 	return !strncasecmp(arg, prefix, strlen(prefix));
-}
-
-/* AUTH is offered over TLS, or in clear text to a loopback or local
- * client only (SPEC 8): a password never crosses a network in clear. */
-static int auth_offered(const struct session *s)
-{
-	return s->auth_mode != AUTH_NO &&
-	       (s->tls_on || s->peer_is_pipe || cf_host_is_loopback(s->peer));
 }
 
 static void do_helo(struct session *s, char *arg, enum proto p)
@@ -929,7 +197,7 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 	transaction_reset(s);
 	snprintf(s->helo, sizeof s->helo, "%s", esc(arg, strlen(arg)));
 	s->proto = p;
-	s->state = ST_READY;
+	session_set_state(s, ST_READY);
 	if (p == P_HELO) {
 		reply(s, 250, NULL, "%s", s->name);
 		return;
@@ -940,7 +208,7 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 		   s->name, (unsigned long long)s->max_size);
 	if (s->tls_mode == STLS_STARTTLS && !s->tls_on)
 		buf_adds(&b, "\nSTARTTLS");
-	if (auth_offered(s))
+	if (session_auth_offered(s))
 		buf_adds(&b, "\nAUTH PLAIN LOGIN");
 	if (s->lmtp_ok)
 		buf_adds(&b, "\nX-LMTP");
@@ -951,24 +219,6 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 static void cmd_ehlo(struct session *s, char *arg) { do_helo(s, arg, P_EHLO); }
 static void cmd_helo(struct session *s, char *arg) { do_helo(s, arg, P_HELO); }
 static void cmd_lhlo(struct session *s, char *arg) { do_helo(s, arg, P_LHLO); }
-
-/* "<path>" at p, quotes honoured; returns the end after '>' or NULL. */
-static char *path_end(char *p)
-{
-	if (*p != '<')
-		return NULL;
-	int quoted = 0;
-	for (char *q = p + 1; *q; q++) {
-		if (quoted && *q == '\\' && q[1]) {
-			q++;
-		} else if (*q == '"') {
-			quoted = !quoted;
-		} else if (*q == '>' && !quoted) {
-			return q + 1;
-		}
-	}
-	return NULL;
-}
 
 /* verify-sender (SPEC 8, RFC 2505 2.9): the sender's domain must be able
  * to receive a bounce: an MX, or an address record. Replies itself and
@@ -1064,94 +314,29 @@ static void cmd_mail(struct session *s, char *arg)
 	char *p = arg + 6;
 	while (*p == ' ')
 		p++;
-	char *end = path_end(p);
+	char *end = envelope_path_end(p);
 	if (!end || (*end && *end != ' ')) {
 		reply(s, 501, "5.1.7", "Bad sender address syntax");
 		return;
 	}
 	size_t plen = (size_t)(end - p);
-	int seen_size = 0, seen_body = 0, seen_utf8 = 0;
-	uint64_t size = 0;
-	enum body body = BODY_7BIT;
-	for (char *q = end; *q;) {
-		while (*q == ' ')
-			q++;
-		if (!*q)
-			break;
-		char *kw = q;
-		while (*q && *q != ' ')
-			q++;
-		size_t klen = (size_t)(q - kw);
-		char *eq = memchr(kw, '=', klen);
-		size_t nlen = eq ? (size_t)(eq - kw) : klen;
-		const char *val = eq ? eq + 1 : NULL;
-		size_t vlen = eq ? (size_t)(q - eq - 1) : 0;
-		if (s->proto == P_HELO) {
-			reply(s, 555, "5.5.4", "MAIL parameters need EHLO");
-			return;
-		}
-		if (nlen == 4 && !strncasecmp(kw, "SIZE", 4)) {
-			if (seen_size++) {
-				reply(s, 555, "5.5.4", "Duplicate SIZE parameter");
-				return;
-			}
-			if (!val || vlen == 0 || vlen > 20 ||
-			    strspn(val, "0123456789") < vlen) {
-				reply(s, 501, "5.5.4", "Bad SIZE parameter");
-				return;
-			}
-			size = 0;
-			for (size_t i = 0; i < vlen; i++) {
-				uint64_t d = (uint64_t)(val[i] - '0');
-				size = size > (UINT64_MAX - d) / 10
-					       ? UINT64_MAX
-					       : size * 10 + d;
-			}
-		} else if (nlen == 4 && !strncasecmp(kw, "BODY", 4)) {
-			if (seen_body++) {
-				reply(s, 555, "5.5.4", "Duplicate BODY parameter");
-				return;
-			}
-			if (val && vlen == 4 && !strncasecmp(val, "7BIT", 4))
-				body = BODY_7BIT;
-			else if (val && vlen == 8 && !strncasecmp(val, "8BITMIME", 8))
-				body = BODY_8BITMIME;
-			else if (val && vlen == 10 &&
-				 !strncasecmp(val, "BINARYMIME", 10))
-				body = BODY_BINARYMIME;
-			else {
-				reply(s, 501, "5.5.4", "Bad BODY parameter");
-				return;
-			}
-		} else if (nlen == 4 && !strncasecmp(kw, "AUTH", 4) &&
-			   auth_offered(s)) {
-			/* RFC 4954 5: the submitter's identity, taken note of
-			 * and not passed on */
-			if (!val || !vlen) {
-				reply(s, 501, "5.5.4", "Bad AUTH parameter");
-				return;
-			}
-		} else if (nlen == 8 && !strncasecmp(kw, "SMTPUTF8", 8)) {
-			if (seen_utf8++) {
-				reply(s, 555, "5.5.4",
-				      "Duplicate SMTPUTF8 parameter");
-				return;
-			}
-			if (val) {
-				reply(s, 501, "5.5.4", "SMTPUTF8 takes no value");
-				return;
-			}
-		} else {
-			unsupported_parameter(s, kw);
-			return;
-		}
+	struct mail_params mp;
+	struct reply r;
+	const char *bad = NULL;
+	if (envelope_mail_params(end, s->proto == P_HELO, session_auth_offered(s), &mp,
+				 &r, &bad) < 0) {
+		if (bad)
+			unsupported_parameter(s, bad);
+		else
+			reply(s, r.code, r.dsn, "%s", r.text);
+		return;
 	}
 	struct addr a;
 	const char *why;
 	size_t where;
 	enum addr_status st =
 		addr_parse(p, plen,
-			   ADDR_NULL_OK | ADDR_BRACKETS | (seen_utf8 ? ADDR_UTF8 : 0),
+			   ADDR_NULL_OK | ADDR_BRACKETS | (mp.smtputf8 ? ADDR_UTF8 : 0),
 			   &a, &why, &where);
 	if (st == ADDR_ENONASCII) {
 		reply(s, 553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8");
@@ -1161,7 +346,7 @@ static void cmd_mail(struct session *s, char *arg)
 		reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
 		return;
 	}
-	if (size > s->max_size) {
+	if (mp.size > s->max_size) {
 		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
 				       "message size");
 		return;
@@ -1173,81 +358,14 @@ static void cmd_mail(struct session *s, char *arg)
 	addr_format(&a, s->from, sizeof s->from);
 	if (s->spf_mode != SPF_OFF && !s->peer_is_pipe && !spf_allows(s))
 		return;
-	s->body = body;
-	s->smtputf8 = seen_utf8;
-	s->state = ST_MAIL;
+	s->body = mp.body;
+	s->smtputf8 = mp.smtputf8;
+	session_set_state(s, ST_MAIL);
 	reply(s, 250, "2.1.0", "Sender <%s> OK", esc(s->from, strlen(s->from)));
-}
-
-/*
- * SPEC 6: a recipient that leaves the machine for a domain that is not
- * ours is taken only from an authenticated client or one whose real
- * address is in relay-clients (default: loopback and local pipes).
- */
-static int relay_allowed(struct session *s)
-{
-	if (s->auth_user[0])
-		return 1;
-	if (!s->relay_client) {
-		static const char *const loopback[] = {"loopback", NULL};
-		const struct cf_list *l =
-			s->smtpd ? &s->smtpd->v[SMTPD_RELAY_CLIENTS].list : NULL;
-		int in = l && l->n ? net_list_contains(l->v, l->n, s->peer)
-				   : net_list_contains(loopback, 1, s->peer);
-		s->relay_client = in ? 1 : -1;
-	}
-	return s->relay_client > 0;
-}
-
-/* Appends rc to the transaction's recipients in the small form; takes
- * over rc's plan, leaves its route result to the caller. */
-static void keep_rcpt(struct session *s, struct rcpt *rc)
-{
-	if (s->nrcpt == s->rcpt_cap) {
-		s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 8;
-		s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof *s->rcpts);
-	}
-	const struct route_result *r = &rc->r;
-	size_t size = r->nt * sizeof(struct kept_target) + strlen(rc->addr) + 1;
-	for (uint32_t k = 0; k < r->nt; k++) {
-		if (strcmp(r->t[k].addr, rc->addr))
-			size += strlen(r->t[k].addr) + 1;
-		if (r->t[k].arg)
-			size += strlen(r->t[k].arg) + 1;
-	}
-	struct kept_target *t = xmalloc(size);
-	char *str = (char *)(t + r->nt);
-	struct kept_rcpt *k = &s->rcpts[s->nrcpt++];
-	*k = (struct kept_rcpt){.t = t, .nt = r->nt, .spooled = rc->spooled};
-	k->addr = str;
-	str = stpcpy(str, rc->addr) + 1;
-	for (uint32_t i = 0; i < r->nt; i++) {
-		t[i] = (struct kept_target){.kind = r->t[i].kind,
-					    .sec = r->t[i].sec,
-					    .addr = k->addr};
-		/* a target mostly receives the recipient itself */
-		if (strcmp(r->t[i].addr, rc->addr)) {
-			t[i].addr = str;
-			str = stpcpy(str, r->t[i].addr) + 1;
-		}
-		if (r->t[i].arg) {
-			t[i].arg = str;
-			str = stpcpy(str, r->t[i].arg) + 1;
-		}
-	}
-	if (s->proto == P_LHLO) {
-		k->plan = xmalloc(sizeof *k->plan);
-		*k->plan = rc->plan;
-	}
-	memset(&rc->plan, 0, sizeof rc->plan);
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
 {
-	if (s->bdat != BDAT_NONE) {
-		reply(s, 503, "5.5.1", "RCPT not allowed during BDAT");
-		return;
-	}
 	if (!verb_is(arg, " TO:")) {
 		reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return;
@@ -1255,7 +373,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	char *p = arg + 4;
 	while (*p == ' ')
 		p++;
-	char *end = path_end(p);
+	char *end = envelope_path_end(p);
 	if (!end || (*end && *end != ' ')) {
 		reply(s, 501, "5.1.3", "Bad recipient address syntax");
 		return;
@@ -1293,7 +411,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	addr_format(&a, rc.addr, sizeof rc.addr);
 	route_resolve(s->cf, s->smtpd, p, (size_t)(end - p),
 		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
-	if (rc.r.code == 250 && rc.r.relaying && !relay_allowed(s)) {
+	if (rc.r.code == 250 && rc.r.relaying && !envelope_relay_allowed(s)) {
 		rc.r.code = 554;
 		snprintf(rc.r.dsn, sizeof rc.r.dsn, "5.7.1");
 		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
@@ -1323,44 +441,30 @@ static void cmd_rcpt(struct session *s, char *arg)
 		plan_free(&rc.plan);
 		return;
 	}
-	keep_rcpt(s, &rc);
-	s->state = ST_RCPT;
+	envelope_keep_rcpt(s, &rc);
+	session_set_state(s, ST_RCPT);
 	reply(s, 250, "2.1.5", "Recipient <%s> OK", esc(rc.addr, strlen(rc.addr)));
 	route_result_free(&rc.r);
 }
 
-static void cmd_data(struct session *s, char *arg)
+/* A refused DATA: with content already waiting, the client did not
+ * wait for the 354 (RFC 2920 3.1) and is not talking SMTP with us. */
+static void refuse_data(struct session *s, int code, const char *dsn,
+			const char *why)
 {
-	const char *why = NULL;
-	if (*arg)
-		why = "Syntax: DATA";
-	else if (s->state == ST_GREETED || s->state == ST_READY)
-		why = "Need MAIL and RCPT first";
-	else if (s->nrcpt == 0)
-		why = "No valid recipients";
-	else if (s->bdat != BDAT_NONE)
-		why = "DATA not allowed after BDAT";
-	else if (s->body == BODY_BINARYMIME)
-		why = "BODY=BINARYMIME requires BDAT";
-	if (why) {
-		if (io_input_pending(&s->io)) {
-			/* content before the 354 of a refused DATA */
-			reply(s, 554, "5.5.0", "Protocol error: message content "
-					       "sent before 354");
-			s->quit = 1;
-			return;
-		}
-		reply(s, *arg ? 501 : 503, *arg ? "5.5.4" : "5.5.1", "%s", why);
+	if (io_input_pending(&s->io)) {
+		reply(s, 554, "5.5.0", "Protocol error: message content sent "
+				       "before 354");
+		s->quit = 1;
 		return;
 	}
-	if (data_begin(s) < 0) {
-		struct reply r;
-		storage_reply(&r, errno);
-		reply(s, r.code, r.dsn, "%s", r.text);
-		return;
-	}
-	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	flush(s);
+	reply(s, code, dsn, "%s", why);
+}
+
+/* Reads the data up to CRLF.CRLF into the store; -1 when the session
+ * ends instead (timeout, or the client went away). */
+static int data_receive(struct session *s)
+{
 	/* small: every stack page a session touches is a page fault */
 	char buf[4096], out[4096 * 2 + 4];
 	for (;;) {
@@ -1369,28 +473,48 @@ static void cmd_data(struct session *s, char *arg)
 		if (st == IO_TIMEOUT) {
 			reply(s, 421, "4.4.2", "%s Timeout during data, closing",
 			      s->name);
-			s->quit = 1;
-			transaction_reset(s);
-			return;
+			return -1;
 		}
 		if (st != IO_OK) {
 			/* the client went away: nothing is delivered */
 			log_event(LOG_L_WARNING, "event", "lost", "during",
 				  "DATA", NULL);
-			s->quit = 1;
-			transaction_reset(s);
-			return;
+			return -1;
 		}
 		size_t ol = 0;
 		size_t used = data_feed(&s->dm, buf, got, out, &ol);
-		data_write(s, out, ol);
+		data_store_write(&s->data, out, ol);
 		if (s->dm.done) {
 			/* give back what followed the final dot */
 			s->io.in_pos -= got - used;
-			break;
+			return 0;
 		}
 	}
-	deliver_transaction(s);
+}
+
+/* The verb table has checked the state and that there is no argument. */
+static void cmd_data(struct session *s, char *arg)
+{
+	(void)arg;
+	if (s->body == BODY_BINARYMIME) {
+		refuse_data(s, 503, "5.5.1", "BODY=BINARYMIME requires BDAT");
+		return;
+	}
+	if (handoff_begin(s) < 0) {
+		struct reply r;
+		handoff_storage_reply(&r, errno);
+		reply(s, r.code, r.dsn, "%s", r.text);
+		return;
+	}
+	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	flush(s);
+	if (data_receive(s) < 0) {
+		s->quit = 1;
+		transaction_reset(s);
+		return;
+	}
+	handoff_deliver(s, send_result);
+	transaction_reset(s);
 }
 
 static int parse_bdat(const char *arg, uint64_t *n, int *last)
@@ -1440,6 +564,41 @@ static int bdat_chunk(struct session *s, uint64_t n, int keep)
 	return 0;
 }
 
+/*
+ * The first BDAT of a transaction: after RCPT it starts the message
+ * (ST_BDAT); anywhere else, or when the data cannot be stored, its chunk
+ * is read and discarded, and so are the next ones until LAST. -1 when
+ * this command is done with.
+ */
+static int bdat_first(struct session *s, uint64_t n, int last)
+{
+	const char *why = NULL;
+	struct reply r = {503, "5.5.1", ""};
+	if (s->state != ST_RCPT) {
+		why = "No valid recipients";
+	} else if (handoff_begin(s) < 0) {
+		handoff_storage_reply(&r, errno);
+		why = r.text;
+	}
+	if (!why) {
+		s->bdat = BDAT_RECEIVING;
+		s->dm.bdat = 1;
+		session_set_state(s, ST_BDAT);
+		return 0;
+	}
+	if (bdat_chunk(s, n, 0) < 0) {
+		s->quit = 1;
+		return -1;
+	}
+	reply(s, r.code, r.dsn, "%s (discarded %llu octets)", why,
+	      (unsigned long long)n);
+	s->bdat = last ? BDAT_NONE : BDAT_DISCARDING;
+	/* a transaction under way: RCPT and DATA wait for its LAST */
+	if (!last && s->state >= ST_MAIL)
+		session_set_state(s, ST_BDAT);
+	return -1;
+}
+
 static void cmd_bdat(struct session *s, char *arg)
 {
 	uint64_t n;
@@ -1453,28 +612,9 @@ static void cmd_bdat(struct session *s, char *arg)
 		s->quit = 1;
 		return;
 	}
-	if (s->bdat == BDAT_NONE) {
-		const char *why = NULL;
-		struct reply r = {503, "5.5.1", ""};
-		if (s->state != ST_RCPT || s->nrcpt == 0) {
-			why = "No valid recipients";
-		} else if (data_begin(s) < 0) {
-			storage_reply(&r, errno);
-			why = r.text;
-		}
-		if (why) {
-			if (bdat_chunk(s, n, 0) < 0) {
-				s->quit = 1;
-				return;
-			}
-			reply(s, r.code, r.dsn, "%s (discarded %llu octets)", why,
-			      (unsigned long long)n);
-			s->bdat = last ? BDAT_NONE : BDAT_DISCARDING;
-			return;
-		}
-		s->bdat = BDAT_RECEIVING;
-		s->dm.bdat = 1;
-	}
+	if (s->state != ST_BDAT && s->bdat == BDAT_NONE &&
+	    bdat_first(s, n, last) < 0)
+		return;
 	int keep = s->bdat == BDAT_RECEIVING;
 	if (bdat_chunk(s, n, keep) < 0) {
 		s->quit = 1;
@@ -1491,14 +631,17 @@ static void cmd_bdat(struct session *s, char *arg)
 	}
 	if (last) {
 		/* a CR that ended the last chunk had no LF: it was bare */
-		if (s->body != BODY_BINARYMIME && s->dm.state == D_CR) {
-			s->dm.saw_bare = 1;
-			data_write(s, " ", 1);
+		if (s->body != BODY_BINARYMIME) {
+			char cr[1];
+			size_t n1 = 0;
+			data_finish_chunks(&s->dm, cr, &n1);
+			data_store_write(&s->data, cr, n1);
 		}
-		deliver_transaction(s);
+		handoff_deliver(s, send_result);
+		transaction_reset(s);
 		return;
 	}
-	if (s->data_toobig) {
+	if (s->data.toobig) {
 		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
 				       "message size");
 		s->bdat = BDAT_DISCARDING;
@@ -1509,10 +652,7 @@ static void cmd_bdat(struct session *s, char *arg)
 
 static void cmd_rset(struct session *s, char *arg)
 {
-	if (*arg) {
-		reply(s, 501, "5.5.4", "Syntax: RSET");
-		return;
-	}
+	(void)arg; /* the verb table refuses an argument */
 	transaction_reset(s);
 	reply(s, 250, "2.0.0", "OK");
 }
@@ -1566,125 +706,7 @@ static void cmd_starttls(struct session *s, char *arg)
 	s->helo[0] = 0;
 	s->auth_user[0] = 0;
 	s->proto = P_NONE;
-	s->state = ST_GREETED;
-}
-
-/* Sends a 334 challenge and reads the client's base64 answer into out:
- * 0, or -1 when the client cancelled ("*"), -2 when it is not base64,
- * -3 when the connection ended. */
-static int auth_answer(struct session *s, const char *challenge, struct buf *out)
-{
-	reply(s, 334, NULL, "%s", challenge);
-	flush(s);
-	char line[CMD_MAX_EXT + 2];
-	size_t len;
-	int bare;
-	if (io_getline(&s->io, line, CMD_MAX_EXT, &len, &bare) != IO_OK)
-		return -3;
-	if (len == 1 && line[0] == '*')
-		return -1;
-	return base64_decode(line, len, out) < 0 ? -2 : 0;
-}
-
-static void cmd_auth(struct session *s, char *arg)
-{
-	if (s->auth_mode == AUTH_NO) {
-		reply(s, 502, "5.5.1", "AUTH not offered");
-		return;
-	}
-	if (s->proto != P_EHLO) {
-		reply(s, 503, "5.5.1", "Send EHLO first");
-		return;
-	}
-	if (s->auth_user[0]) {
-		reply(s, 503, "5.5.1", "Already authenticated");
-		return;
-	}
-	if (!auth_offered(s)) {
-		reply(s, 538, "5.7.11", "Encryption required for requested "
-					"authentication mechanism");
-		return;
-	}
-	while (*arg == ' ')
-		arg++;
-	char *initial = strchr(arg, ' ');
-	if (initial)
-		*initial++ = 0;
-	int plain = !strcasecmp(arg, "PLAIN"), login = !strcasecmp(arg, "LOGIN");
-	if (!plain && !login) {
-		reply(s, 504, "5.5.4", "Unrecognized authentication type");
-		return;
-	}
-	struct buf a = {0}, pass = {0};
-	int r = 0;
-	if (initial && strcmp(initial, "=")) {
-		r = base64_decode(initial, strlen(initial), &a) < 0 ? -2 : 0;
-	} else if (initial) {
-		buf_adds(&a, ""); /* "=": an empty initial response */
-	} else {
-		r = auth_answer(s, plain ? "" : "VXNlcm5hbWU6", &a);
-	}
-	if (r == 0 && login)
-		r = auth_answer(s, "UGFzc3dvcmQ6", &pass);
-	char user[256] = "";
-	if (r == 0 && plain) {
-		/* authzid NUL authcid NUL password; a different authzid is
-		 * not something this server grants */
-		char *u = memchr(a.s, 0, a.len);
-		char *p2 = u ? memchr(u + 1, 0, a.len - (size_t)(u + 1 - a.s)) : NULL;
-		if (!p2 || (u != a.s && strcmp(a.s, u + 1)))
-			r = -2;
-		else {
-			snprintf(user, sizeof user, "%s", u + 1);
-			buf_add(&pass, p2 + 1, a.len - (size_t)(p2 + 1 - a.s));
-		}
-	} else if (r == 0) {
-		snprintf(user, sizeof user, "%.*s", (int)a.len, a.s);
-	}
-	if (r == 0 && (memchr(user, 0, strlen(user)) || !pass.s ||
-		       memchr(pass.s, 0, pass.len)))
-		r = -2;
-	char why[256] = "";
-	int ok = r == 0 ? auth_check(&s->auth_table, user, pass.s, why,
-				     sizeof why)
-			: 0;
-	if (pass.s)
-		memset(pass.s, 0, pass.len);
-	if (a.s)
-		memset(a.s, 0, a.len);
-	buf_free(&pass);
-	buf_free(&a);
-	if (r == -3) {
-		s->quit = 1;
-		return;
-	}
-	if (r == -1) {
-		reply(s, 501, "5.0.0", "Authentication cancelled");
-		return;
-	}
-	if (r == -2) {
-		reply(s, 501, "5.5.2", "Cannot decode the AUTH response");
-		return;
-	}
-	if (ok < 0) {
-		log_event(LOG_L_ERR, "event", "auth-error", "reason", why, NULL);
-		reply(s, 454, "4.7.0", "Temporary authentication failure");
-		return;
-	}
-	if (!ok) {
-		/* slowed: each failure costs the client one second more */
-		s->auth_failures++;
-		log_event(LOG_L_WARNING, "event", "auth-failed", "user", user,
-			  "mechanism", plain ? "PLAIN" : "LOGIN", NULL);
-		flush(s);
-		sleep((unsigned)(s->auth_failures < 5 ? s->auth_failures : 5));
-		reply(s, 535, "5.7.8", "Authentication credentials invalid");
-		return;
-	}
-	snprintf(s->auth_user, sizeof s->auth_user, "%s", user);
-	log_event(LOG_L_INFO, "event", "auth", "user", user, "mechanism",
-		  plain ? "PLAIN" : "LOGIN", NULL);
-	reply(s, 235, "2.7.0", "Authentication successful");
+	session_set_state(s, ST_GREETED);
 }
 
 static void cmd_noop(struct session *s, char *arg)
@@ -1713,39 +735,75 @@ static void cmd_unimpl(struct session *s, char *arg)
 	reply(s, 502, "5.5.1", "Command not implemented");
 }
 
-enum { F_FLUSH = 1 };
-#define ALL ((1u << ST_GREETED) | (1u << ST_READY) | (1u << ST_MAIL) | \
-	     (1u << ST_RCPT))
-#define AFTER_HELO ((1u << ST_READY) | (1u << ST_MAIL) | (1u << ST_RCPT))
+/* The 503 texts of a verb in a state where it is not legal. */
+static const char *seq_auth(const struct session *s)
+{
+	(void)s;
+	return "AUTH not allowed during a mail transaction";
+}
 
-/* Sorted by name for bsearch. */
+static const char *seq_starttls(const struct session *s)
+{
+	(void)s;
+	return "STARTTLS not allowed during a mail transaction";
+}
+
+static const char *seq_mail(const struct session *s)
+{
+	return s->state == ST_GREETED ? "Send EHLO or HELO first"
+				      : "Nested MAIL command";
+}
+
+static const char *seq_rcpt(const struct session *s)
+{
+	return s->state == ST_GREETED ? "Send EHLO or HELO first"
+	       : s->state == ST_BDAT  ? "RCPT not allowed during BDAT"
+				      : "Need MAIL before RCPT";
+}
+
+static const char *seq_data(const struct session *s)
+{
+	if (s->state == ST_GREETED || s->state == ST_READY)
+		return "Need MAIL and RCPT first";
+	return s->state == ST_BDAT && s->nrcpt ? "DATA not allowed after BDAT"
+					       : "No valid recipients";
+}
+
+enum {
+	F_FLUSH = 1, /* flush the replies: no pipelined command follows */
+	F_NOARG = 2, /* takes no argument: 501 before the state is looked at */
+	F_DATA = 4,  /* a refusal with input waiting is content before 354 */
+};
+#define ALL ((1u << ST_GREETED) | (1u << ST_READY) | (1u << ST_MAIL) | \
+	     (1u << ST_RCPT) | (1u << ST_BDAT))
+#define NO_TRANSACTION ((1u << ST_GREETED) | (1u << ST_READY))
+
+/* Sorted by name for bsearch. BDAT is legal everywhere: its octets follow
+ * the command whatever the state, and cmd_bdat reads or discards them. */
 static const struct verb {
 	const char *name;
 	void (*fn)(struct session *, char *);
 	unsigned states;
 	unsigned flags;
-	const char *sequence; /* the 503 text in a wrong state */
+	const char *(*sequence)(const struct session *); /* the 503 text */
 } verbs[] = {
-	{"AUTH", cmd_auth, (1u << ST_GREETED) | (1u << ST_READY), F_FLUSH,
-	 "AUTH not allowed during a mail transaction"},
+	{"AUTH", session_cmd_auth, NO_TRANSACTION, F_FLUSH, seq_auth},
 	{"BDAT", cmd_bdat, ALL, 0, NULL},
-	{"DATA", cmd_data, ALL, F_FLUSH, NULL},
+	{"DATA", cmd_data, 1u << ST_RCPT, F_FLUSH | F_NOARG | F_DATA, seq_data},
 	{"EHLO", cmd_ehlo, ALL, F_FLUSH, NULL},
 	{"EXPN", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"HELO", cmd_helo, ALL, F_FLUSH, NULL},
 	{"HELP", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"LHLO", cmd_lhlo, ALL, F_FLUSH, NULL},
-	{"MAIL", cmd_mail, 1u << ST_READY, 0, NULL},
+	{"MAIL", cmd_mail, 1u << ST_READY, 0, seq_mail},
 	{"NOOP", cmd_noop, ALL, F_FLUSH, NULL},
 	{"QUIT", cmd_quit, ALL, F_FLUSH, NULL},
-	{"RCPT", cmd_rcpt, (1u << ST_MAIL) | (1u << ST_RCPT), 0,
-	 "Need MAIL before RCPT"},
-	{"RSET", cmd_rset, ALL, 0, NULL},
+	{"RCPT", cmd_rcpt, (1u << ST_MAIL) | (1u << ST_RCPT), 0, seq_rcpt},
+	{"RSET", cmd_rset, ALL, F_NOARG, NULL},
 	{"SAML", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"SEND", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"SOML", cmd_unimpl, ALL, F_FLUSH, NULL},
-	{"STARTTLS", cmd_starttls, (1u << ST_GREETED) | (1u << ST_READY),
-	 F_FLUSH, "STARTTLS not allowed during a mail transaction"},
+	{"STARTTLS", cmd_starttls, NO_TRANSACTION, F_FLUSH, seq_starttls},
 	{"TURN", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"VRFY", cmd_vrfy, ALL, F_FLUSH, NULL},
 };
@@ -1755,13 +813,28 @@ static int verb_cmp(const void *k, const void *v)
 	return strcasecmp(k, ((const struct verb *)v)->name);
 }
 
-static const char *sequence_text(const struct session *s, const char *verb)
+/* Whether the table lets v run now; if not, replies why. */
+static int verb_allowed(struct session *s, const struct verb *v, char *arg)
 {
-	if (s->state == ST_GREETED)
-		return "Send EHLO or HELO first";
-	if (!strcmp(verb, "MAIL"))
-		return "Nested MAIL command";
-	return "Bad sequence of commands";
+	char why[64];
+	int code;
+	if ((v->flags & F_NOARG) && *arg) {
+		code = 501;
+		snprintf(why, sizeof why, "Syntax: %s", v->name);
+	} else if (!(v->states & (1u << s->state))) {
+		code = 503;
+		snprintf(why, sizeof why, "%s",
+			 v->sequence ? v->sequence(s)
+				     : "Bad sequence of commands");
+	} else {
+		return 1;
+	}
+	const char *dsn = code == 501 ? "5.5.4" : "5.5.1";
+	if (v->flags & F_DATA)
+		refuse_data(s, code, dsn, why);
+	else
+		reply(s, code, dsn, "%s", why);
+	return 0;
 }
 
 /* Commands of other protocols: the client is not talking SMTP. */
@@ -1810,222 +883,158 @@ static void command(struct session *s, char *line, size_t len)
 		flush(s);
 		return;
 	}
-	if (!(v->states & (1u << s->state))) {
-		reply(s, 503, "5.5.1", "%s",
-		      v->sequence && s->state != ST_GREETED
-			      ? v->sequence
-			      : sequence_text(s, v->name));
+	if (!verb_allowed(s, v, line + vl))
 		return;
-	}
 	v->fn(s, line + vl);
 	if (v->flags & F_FLUSH)
 		flush(s);
 }
 
+/*
+ * One line from the client: what is not a command line is refused here,
+ * the rest goes through the verb table. A failed command counts once,
+ * here and nowhere else (Postfix's smtpd.c); delivered mail forgives.
+ */
+static void serve_line(struct session *s, char *line, size_t len,
+		       int toolong, int bare)
+{
+	s->failed = 0;
+	s->delivered = 0;
+	if (toolong) {
+		reply(s, 500, "5.5.2", "Line too long");
+	} else if (memchr(line, 0, len)) {
+		reply(s, 500, "5.5.2", "NUL character in command");
+	} else if (s->bare_reject && (bare || memchr(line, '\r', len))) {
+		reply(s, 501, "5.5.2", "Bare CR or LF in command");
+	} else {
+		for (size_t i = 0; i < len; i++)
+			if (line[i] == '\r')
+				line[i] = ' ';
+		command(s, line, len);
+	}
+	if (s->delivered)
+		s->errors = 0; /* errors count only until mail is delivered */
+	s->errors += s->failed;
+	if (s->errors >= MAX_ERRORS && !s->quit) {
+		reply(s, 421, "4.7.0", "%s Too many errors, closing connection",
+		      s->name);
+		s->quit = 1;
+	}
+}
+
 /* ------------------------------------------------------------------ */
-/* Start-up                                                            */
+/* The connection                                                      */
 
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
-		      int *port)
+/* sd_listen_fds(3) with Accept=yes hands the connection over as fd 3. */
+static void take_listen_fd(int *rfd, int *wfd)
 {
-	out[0] = 0;
-	*port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
-		*port = ntohs(s4->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
-		*port = ntohs(s6->sin6_port);
-		/* an IPv4 client on an IPv6 socket */
-		if (!strncmp(out, "::ffff:", 7) && strchr(out + 7, '.'))
-			memmove(out, out + 7, strlen(out + 7) + 1);
+	const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
+	if (lp && lf && (pid_t)atol(lp) == getpid() && atoi(lf) == 1) {
+		*rfd = *wfd = 3;
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_FDNAMES");
 	}
 }
 
-/*
- * Peer and local addresses (SPEC 4), from the connection itself: the
- * socket when fd is one; else tcpserver's variables (a launcher that hands
- * over a pipe); else a local pipe. The variables never override a real
- * socket: whoever can set them cannot choose the trust they imply.
- */
-static void find_addresses(struct session *s, int fd)
+/* A session that cannot serve says so once and ends (EX_TEMPFAIL). */
+static int refuse_service(struct session *s, int fail, const char *why)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	memset(&ss, 0, sizeof ss);
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-		addr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
-		sl = sizeof ss;
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			addr_text(&ss, s->local, sizeof s->local,
-				  &s->local_port);
-		return;
-	}
-	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
-	const char *tr = getenv("TCPREMOTEIP"), *trp = getenv("TCPREMOTEPORT");
-	if (tl && tp && tr && *tl && *tr) {
-		snprintf(s->local, sizeof s->local, "%s", tl);
-		snprintf(s->peer, sizeof s->peer, "%s", tr);
-		s->local_port = atoi(tp);
-		s->peer_port = trp ? atoi(trp) : 0;
-		return;
-	}
-	s->peer_is_pipe = 1;
-	snprintf(s->peer, sizeof s->peer, NET_LOCAL_PEER);
-	snprintf(s->local, sizeof s->local, NET_LOCAL_PEER);
+	log_event(LOG_L_ERR, "event", "unavailable", "reason",
+		  why[0] ? why : "configuration error", NULL);
+	if (fail == START_NO_SMTPD)
+		reply(s, 421, "4.3.5", "%s Service not available: no "
+				       "configuration for this address",
+		      s->name);
+	else
+		reply(s, 421, "4.3.0", "%s Service not available, closing "
+				       "connection",
+		      s->name);
+	flush(s);
+	io_free(&s->io);
+	return 75;
 }
 
-static int same_ip(const char *a, const char *b)
+/* The greeting, after implicit TLS where the section asks for it.
+ * -1 when TLS failed: no greeting can reach a client without it. */
+static int greet(struct session *s)
 {
-	unsigned char x[16], y[16];
-	int fx = strchr(a, ':') ? AF_INET6 : AF_INET;
-	int fy = strchr(b, ':') ? AF_INET6 : AF_INET;
-	if (fx != fy || inet_pton(fx, a, x) != 1 || inet_pton(fy, b, y) != 1)
-		return 0;
-	return !memcmp(x, y, fx == AF_INET ? 4 : 16);
-}
-
-/* Whether a listen-port host names the local address ip. */
-static int listen_host_matches(const char *host, const char *ip)
-{
-	if (!host[0])
-		return 1;
-	if (!strcmp(host, "localhost"))
-		return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1");
-	if (!strcmp(host, "ipv6-localhost") || !strcmp(host, "ip6-localhost"))
-		return !strcmp(ip, "::1");
-	if (same_ip(host, ip))
-		return 1;
-	char found[8][64];
-	int n = hosts_lookup(host, found, 8);
-	for (int i = 0; i < n && i < 8; i++)
-		if (same_ip(found[i], ip))
-			return 1;
+	if (isatty(s->io.rfd))
+		fputs("postmaster: waiting for an SMTP client on standard input "
+		      "(this terminal): type EHLO, MAIL FROM:<...>, RCPT "
+		      "TO:<...>, DATA, QUIT\n",
+		      stderr);
+	if (s->tls_mode == STLS_IMPLICIT && start_tls(s) < 0)
+		return -1;
+	if (s->accept_mail)
+		reply(s, 220, NULL, "%s ESMTP postmaster", s->name);
+	else
+		reply(s, 521, NULL, "%s does not accept mail", s->name);
+	flush(s);
 	return 0;
 }
 
-/* Whether section l may serve this connection: a pipe is local and
- * matches any; a network connection must have arrived at its address. */
-static int listener_serves(const struct session *s, const struct cf_section *l)
+/* Commands until QUIT, the end of input, or a limit; the exit status. */
+static int dialogue(struct session *s)
 {
-	return s->peer_is_pipe ||
-	       (l->listen.port == s->local_port &&
-		listen_host_matches(l->listen.host, s->local));
-}
-
-/*
- * SPEC 4. --smtpd=NAME chooses among the sections, never past the
- * address check. Returns 0, or -1 when no section may serve.
- */
-static int choose_smtpd(struct session *s, const char *name)
-{
-	uint32_t n;
-	struct cf_section **v = cf_listeners(s->cf, &n);
-	int r = -1;
-	if (name) {
-		s->smtpd = cf_find(s->cf, CF_SMTPD, name);
-		r = s->smtpd && listener_serves(s, s->smtpd) ? 0 : -1;
-	} else if (n == 0) {
-		r = 0; /* the built-in listener */
-	} else if (n == 1 || !s->peer_is_pipe) {
-		for (uint32_t i = 0; i < n && r < 0; i++)
-			if (listener_serves(s, v[i])) {
-				s->smtpd = v[i];
-				r = 0;
-			}
-	}
-	if (r < 0)
-		s->smtpd = NULL;
-	if (n)
-		free(v);
-	return r;
-}
-
-/* Reads a TLS certificate or key while still privileged. */
-static int read_secret(const char *path, struct buf *b, char *why, size_t n)
-{
-	if (buf_read_file(b, AT_FDCWD, path, 1 << 20) < 0) {
-		snprintf(why, n, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!b->len) {
-		snprintf(why, n, "%s: empty", path);
-		return -1;
+	char line[CMD_MAX_EXT + 2];
+	while (!s->quit) {
+		/* qmail's rule: a pipelined group costs one write */
+		if (s->io.out_len && !io_input_pending(&s->io))
+			flush(s);
+		if (s->io.wstatus != IO_OK)
+			break; /* gone, or not reading what we said */
+		size_t len;
+		int bare;
+		enum io_status st = io_getline(&s->io, line, CMD_MAX_EXT, &len,
+					       &bare);
+		if (st == IO_TIMEOUT) {
+			log_event(LOG_L_WARNING, "event", "timeout", "tls",
+				  s->tls_on ? "yes" : "no", NULL);
+			reply(s, 421, "4.4.2", "%s Timeout exceeded, closing "
+					       "connection",
+			      s->name);
+			return 75;
+		}
+		if (st == IO_EOF || st == IO_ERROR)
+			break;
+		serve_line(s, line, len, st == IO_TOOLONG, bare);
 	}
 	return 0;
 }
 
-/* The TLS priorities of a section: its tls-priority, else the Mozilla
- * "intermediate" profile where passwords travel (AUTH, implicit TLS, the
- * submission ports) and the broader forward-secret one for opportunistic
- * TLS on port 25. */
-static const char *tls_priority(const struct cf_section *smtpd)
+/* Says goodbye on the connection, then does the bookkeeping. */
+static int session_end(struct session *s, int exit_status)
 {
-	if (smtpd->v[SMTPD_TLS_PRIORITY].s)
-		return smtpd->v[SMTPD_TLS_PRIORITY].s;
-	if (smtpd->v[SMTPD_AUTH].n != AUTH_NO ||
-	    smtpd->v[SMTPD_TLS].n == STLS_IMPLICIT ||
-	    smtpd->listen.port == 465 || smtpd->listen.port == 587)
-		return TLS_PRIORITY_INTERMEDIATE;
-	return TLS_PRIORITY_OPPORTUNISTIC;
-}
-
-/* Reads every certificate and key pair of the section (cf.c has checked
- * that they pair up) while still privileged. */
-static int read_tls_secrets(struct session *s, char *why, size_t n)
-{
-	const struct cf_list *c = &s->smtpd->v[SMTPD_TLS_CERTIFICATE].list;
-	const struct cf_list *k = &s->smtpd->v[SMTPD_TLS_KEY].list;
-	s->tls_priority = tls_priority(s->smtpd);
-	for (uint32_t i = 0; i < c->n && i < k->n && i < TLS_MAX_KEYPAIRS;
-	     i++) {
-		if (read_secret(c->v[i], &s->tls_cert[i], why, n) < 0 ||
-		    read_secret(k->v[i], &s->tls_key[i], why, n) < 0)
-			return -1;
-		s->tls_npairs++;
+	flush(s);
+	if (s->io.wstatus == IO_TIMEOUT) {
+		char secs[16];
+		snprintf(secs, sizeof secs, "%d", s->io.timeout_ms / 1000);
+		log_event(LOG_L_WARNING, "event", "timeout", "reason",
+			  "client stopped reading replies", "seconds", secs,
+			  NULL);
+		exit_status = 75;
 	}
-	return 0;
-}
-
-int session_drop_privileges(const struct cf *cf, char *why, size_t n)
-{
-	if (geteuid() != 0)
-		return 0;
-	uid_t uid;
-	gid_t gid;
-	int r = cf_user_ids(cf, &uid, &gid, why, n);
-	if (r == 1)
-		snprintf(why, n, "started as root without core.user-id: "
-				 "refusing to read client input as root");
-	if (r != 0)
-		return -1;
-	if (uid == 0) {
-		snprintf(why, n, "core.user-id is root: refusing to read "
-				 "client input as root");
-		return -1;
+	tls_end(&s->io);
+	/* the client sees the end now, not after our bookkeeping */
+	close(s->io.rfd);
+	if (s->io.wfd != s->io.rfd)
+		close(s->io.wfd);
+	char in[24], out[24];
+	snprintf(in, sizeof in, "%llu", s->io.bytes_in);
+	snprintf(out, sizeof out, "%llu", s->io.bytes_out);
+	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
+	transaction_reset(s);
+	data_store_free(&s->data);
+	buf_free(&s->received_spf);
+	for (size_t i = 0; i < TLS_MAX_KEYPAIRS; i++) {
+		buf_free(&s->tls_cert[i]);
+		buf_free(&s->tls_key[i]);
 	}
-	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0 ||
-	    setuid(0) == 0) {
-		snprintf(why, n, "cannot drop privileges to %s: %s",
-			 cf->core->v[CORE_USER_ID].s, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static void new_sid(char *out, size_t n)
-{
-	unsigned char r[6];
-	if (getrandom(r, sizeof r, 0) != sizeof r) {
-		unsigned long long t = (unsigned long long)time(NULL) ^
-				       ((unsigned long long)getpid() << 20);
-		memcpy(r, &t, sizeof r);
-	}
-	snprintf(out, n, "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
-		 r[4], r[5]);
+	buf_free(&s->auth_table);
+	io_free(&s->io);
+	log_close();
+	return exit_status;
 }
 
 int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
@@ -2034,199 +1043,26 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	 * per connection) */
 	static struct session s;
 	s.cf = cf;
-	s.data_fd = -1;
+	s.data.fd = -1;
 	int rfd = 0, wfd = 1;
-	const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
-	if (lp && lf && (pid_t)atol(lp) == getpid() && atoi(lf) == 1) {
-		rfd = wfd = 3; /* sd_listen_fds(3) with Accept=yes */
-		unsetenv("LISTEN_PID");
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_FDNAMES");
-	}
+	take_listen_fd(&rfd, &wfd);
 	signal(SIGPIPE, SIG_IGN);
 	/* a launcher may have left SIGCHLD ignored (swaks --pipe does): then
 	 * the mailers' exit statuses would be lost */
 	signal(SIGCHLD, SIG_DFL);
-	new_sid(s.sid, sizeof s.sid);
-	find_addresses(&s, rfd);
 	io_init(&s.io, rfd, wfd, 300 * 1000);
-	snprintf(s.name, sizeof s.name, "%s",
-		 cf_ok ? cf->core->v[CORE_HOSTNAME].s : "postmaster");
-
 	char why[512] = "";
-	int fail = !cf_ok;
-	if (!fail && choose_smtpd(&s, smtpd_name) < 0) {
-		if (smtpd_name)
-			snprintf(why, sizeof why,
-				 "[smtpd \"%s\"] does not listen on %s port "
-				 "%d, where this connection arrived",
-				 smtpd_name, s.local, s.local_port);
-		else if (s.peer_is_pipe)
-			snprintf(why, sizeof why,
-				 "several [smtpd] sections and a local pipe: "
-				 "choose one with --smtpd=NAME");
-		else
-			snprintf(why, sizeof why,
-				 "no [smtpd] section listens on %s port %d, "
-				 "where this connection arrived",
-				 s.local, s.local_port);
-		fail = 2;
-	}
-	const char *logger = !cf_ok ? "syslog"
-			     : s.smtpd ? s.smtpd->v[SMTPD_LOGGER].s
-				       : cf->core->v[CORE_LOGGER].s;
-	struct stat e, c;
-	if (!strcmp(logger, "stderr") && fstat(2, &e) == 0 &&
-	    fstat(rfd, &c) == 0 && e.st_dev == c.st_dev && e.st_ino == c.st_ino)
-		logger = "syslog"; /* inetd: stderr is the client's socket */
-	char lwhy[512];
-	if (!cf_ok)
-		log_open_syslog(s.sid);
-	else if (log_open(cf, logger, s.sid, lwhy, sizeof lwhy) < 0) {
-		snprintf(why, sizeof why, "%s", lwhy);
-		fail = 1;
-	}
-	if (!fail && s.smtpd && (s.tls_mode = (int)s.smtpd->v[SMTPD_TLS].n) &&
-	    read_tls_secrets(&s, why, sizeof why) < 0)
-		fail = 1;
-	if (!fail && s.smtpd &&
-	    (s.auth_mode = (int)s.smtpd->v[SMTPD_AUTH].n) != AUTH_NO &&
-	    auth_load(s.smtpd->v[SMTPD_AUTH_FILE].s, &s.auth_table, why,
-		      sizeof why) < 0)
-		fail = 1;
-	if (!fail && session_drop_privileges(cf, why, sizeof why) < 0)
-		fail = 1;
-	s.spool_fd = -1;
-	s.sm.data_fd = -1;
-	if (!fail && (s.spool_fd = spool_open(cf->core->v[CORE_SPOOL_DIRECTORY].s,
-					      why, sizeof why)) < 0)
-		fail = 1;
-	if (s.smtpd) {
-		snprintf(s.name, sizeof s.name, "%s", s.smtpd->v[SMTPD_NAME].s);
-		s.max_size = s.smtpd->v[SMTPD_MAX_MESSAGE_SIZE].n;
-		s.max_rcpt = (unsigned)s.smtpd->v[SMTPD_MAX_RECIPIENTS].n;
-		s.timeout = (int)s.smtpd->v[SMTPD_TIMEOUT].n;
-		s.bare_reject = s.smtpd->v[SMTPD_BARE_NEWLINE].n == BARE_REJECT;
-		s.lmtp_ok = (int)s.smtpd->v[SMTPD_LMTP].n;
-		s.accept_mail = (int)s.smtpd->v[SMTPD_ACCEPT_MAIL].n;
-		s.verify_sender = (int)s.smtpd->v[SMTPD_VERIFY_SENDER].n;
-		s.spf_mode = (int)s.smtpd->v[SMTPD_SPF].n;
-	} else if (cf_ok) {
-		s.max_size = cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
-		s.max_rcpt = 100;
-		s.timeout = 300;
-		s.lmtp_ok = 1;
-		s.accept_mail = 1;
-	}
-	if (s.timeout > 0)
-		s.io.timeout_ms = s.timeout * 1000;
-
+	int fail = session_start(&s, smtpd_name, cf_ok, why, sizeof why);
 	char port[16];
 	snprintf(port, sizeof port, "%d", s.peer_port);
 	log_event(LOG_L_INFO, "event", "connect", "client", s.peer, "port",
 		  s.peer_is_pipe ? NULL : port, "smtpd",
 		  s.smtpd ? s.smtpd->name : NULL, NULL);
-	if (fail) {
-		log_event(LOG_L_ERR, "event", "unavailable", "reason",
-			  why[0] ? why : "configuration error", NULL);
-		if (fail == 2)
-			reply(&s, 421, "4.3.5", "%s Service not available: no "
-						"configuration for this "
-						"address",
-			      s.name);
-		else
-			reply(&s, 421, "4.3.0", "%s Service not available, "
-						"closing connection",
-			      s.name);
-		flush(&s);
+	if (fail)
+		return refuse_service(&s, fail, why);
+	if (greet(&s) < 0) {
 		io_free(&s.io);
 		return 75;
 	}
-	if (isatty(rfd))
-		fputs("postmaster: waiting for an SMTP client on standard input "
-		      "(this terminal): type EHLO, MAIL FROM:<...>, RCPT "
-		      "TO:<...>, DATA, QUIT\n",
-		      stderr);
-	if (s.tls_mode == STLS_IMPLICIT && start_tls(&s) < 0) {
-		io_free(&s.io);
-		return 75; /* no greeting can reach a client without TLS */
-	}
-	if (s.accept_mail)
-		reply(&s, 220, NULL, "%s ESMTP postmaster", s.name);
-	else
-		reply(&s, 521, NULL, "%s does not accept mail", s.name);
-	flush(&s);
-
-	char line[CMD_MAX_EXT + 2];
-	int exit_status = 0;
-	while (!s.quit) {
-		if (s.io.out_len && !io_input_pending(&s.io))
-			flush(&s);
-		if (s.io.wstatus != IO_OK)
-			break; /* gone, or not reading what we said */
-		size_t len;
-		int bare;
-		s.failed = 0;
-		enum io_status st = io_getline(&s.io, line, CMD_MAX_EXT, &len,
-					       &bare);
-		if (st == IO_TIMEOUT) {
-			log_event(LOG_L_WARNING, "event", "timeout", "tls",
-				  s.tls_on ? "yes" : "no", NULL);
-			reply(&s, 421, "4.4.2", "%s Timeout exceeded, closing "
-						"connection",
-			      s.name);
-			exit_status = 75;
-			break;
-		}
-		if (st == IO_EOF || st == IO_ERROR)
-			break;
-		if (st == IO_TOOLONG) {
-			reply(&s, 500, "5.5.2", "Line too long");
-		} else if (memchr(line, 0, len)) {
-			reply(&s, 500, "5.5.2", "NUL character in command");
-		} else if (s.bare_reject && (bare || memchr(line, '\r', len))) {
-			reply(&s, 501, "5.5.2", "Bare CR or LF in command");
-		} else {
-			for (size_t i = 0; i < len; i++)
-				if (line[i] == '\r')
-					line[i] = ' ';
-			command(&s, line, len);
-		}
-		s.errors += s.failed;
-		if (s.errors >= MAX_ERRORS && !s.quit) {
-			reply(&s, 421, "4.7.0", "%s Too many errors, closing "
-						"connection",
-			      s.name);
-			break;
-		}
-	}
-	flush(&s);
-	if (s.io.wstatus == IO_TIMEOUT) {
-		char secs[16];
-		snprintf(secs, sizeof secs, "%d", s.io.timeout_ms / 1000);
-		log_event(LOG_L_WARNING, "event", "timeout", "reason",
-			  "client stopped reading replies", "seconds", secs,
-			  NULL);
-		exit_status = 75;
-	}
-	tls_end(&s.io);
-	/* the client sees the end now, not after our bookkeeping */
-	close(rfd);
-	if (wfd != rfd)
-		close(wfd);
-	char in[24], out[24];
-	snprintf(in, sizeof in, "%llu", s.io.bytes_in);
-	snprintf(out, sizeof out, "%llu", s.io.bytes_out);
-	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
-	transaction_reset(&s);
-	free(s.wbuf);
-	buf_free(&s.received_spf);
-	for (size_t i = 0; i < TLS_MAX_KEYPAIRS; i++) {
-		buf_free(&s.tls_cert[i]);
-		buf_free(&s.tls_key[i]);
-	}
-	buf_free(&s.auth_table);
-	io_free(&s.io);
-	log_close();
-	return exit_status;
+	return session_end(&s, dialogue(&s));
 }

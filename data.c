@@ -1,0 +1,329 @@
+/*
+ * data.c - the message bytes of DATA and BDAT (see data.h).
+ *
+ * Owns: the named-state byte machine (qmail's blast(): start of line,
+ * text, saw CR, saw dot, saw dot CR), the store's size accounting and
+ * 64 KiB write buffer, the header watch, and the Received header text.
+ *
+ * Never: holds a message in memory beyond the write buffer, reads the
+ * connection, replies or logs.
+ */
+#include "data.h"
+#include "addr.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define WBUF_SIZE 65536
+
+/* ------------------------------------------------------------------ */
+/* The byte machine                                                    */
+
+enum { D_BOL, D_TEXT, D_CR, D_DOT, D_DOTCR };
+
+size_t data_feed(struct datamachine *dm, const char *in, size_t n, char *out,
+		 size_t *outlen)
+{
+	size_t o = *outlen;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		switch (dm->state) {
+		case D_BOL:
+			if (c == '.' && !dm->bdat) {
+				dm->state = D_DOT;
+				break;
+			}
+			/* fall through */
+		case D_TEXT:
+			if (c == '\r') {
+				dm->state = D_CR;
+			} else if (c == '\n') {
+				/* a bare LF ends a line only when normalizing,
+				 * and never makes the next "." the end */
+				dm->saw_bare = 1;
+				out[o++] = '\n';
+				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
+				dm->after_bare = 1;
+			} else {
+				out[o++] = c;
+				dm->state = D_TEXT;
+			}
+			break;
+		case D_CR:
+			if (c == '\n') {
+				out[o++] = '\n';
+				dm->state = D_BOL;
+				dm->after_bare = 0;
+			} else {
+				/* a bare CR becomes a space */
+				dm->saw_bare = 1;
+				out[o++] = ' ';
+				if (c != '\r') {
+					out[o++] = c;
+					dm->state = D_TEXT;
+				}
+			}
+			break;
+		case D_DOT:
+			if (c == '\r') {
+				dm->state = D_DOTCR;
+			} else if (c == '\n') {
+				/* ".\n" is content, never the end */
+				dm->saw_bare = 1;
+				out[o++] = '.';
+				out[o++] = '\n';
+				dm->state = dm->reject_bare ? D_TEXT : D_BOL;
+				dm->after_bare = 1;
+			} else {
+				out[o++] = c; /* the stuffed dot is dropped */
+				dm->state = D_TEXT;
+			}
+			break;
+		case D_DOTCR:
+			if (c == '\n' && dm->after_bare) {
+				/* <LF>.<CR><LF>: content, not the end (SPEC 5) */
+				out[o++] = '.';
+				out[o++] = '\n';
+				dm->state = D_BOL;
+				dm->after_bare = 0;
+				break;
+			}
+			if (c == '\n') {
+				dm->done = 1;
+				*outlen = o;
+				return i + 1;
+			}
+			dm->saw_bare = 1;
+			out[o++] = ' ';
+			if (c == '\r') {
+				dm->state = D_CR;
+			} else {
+				out[o++] = c;
+				dm->state = D_TEXT;
+			}
+			break;
+		}
+	}
+	*outlen = o;
+	return n;
+}
+
+void data_finish_chunks(struct datamachine *dm, char *out, size_t *outlen)
+{
+	if (dm->state != D_CR)
+		return;
+	dm->saw_bare = 1;
+	out[(*outlen)++] = ' ';
+	dm->state = D_TEXT;
+}
+
+/* ------------------------------------------------------------------ */
+/* The header section                                                  */
+
+/* One complete header line (without its line end). */
+static void header_line(struct headerwatch *hw, const char *l, size_t n)
+{
+	if (n >= 9 && !strncasecmp(l, "Received:", 9)) {
+		hw->received++;
+	} else if (n >= 13 && !strncasecmp(l, "Delivered-To:", 13) &&
+		   hw->ndelivered < DATA_MAX_DELIVERED_TO) {
+		const char *v = l + 13;
+		size_t vn = n - 13;
+		while (vn && (*v == ' ' || *v == '\t')) {
+			v++;
+			vn--;
+		}
+		while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
+			vn--;
+		hw->delivered_to = xrealloc(hw->delivered_to,
+					    (hw->ndelivered + 1) *
+						    sizeof *hw->delivered_to);
+		hw->delivered_to[hw->ndelivered++] = xstrndup(v, vn);
+	}
+}
+
+void headers_watch(struct headerwatch *hw, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n && hw->on; i++) {
+		if (p[i] != '\n') {
+			if (hw->len < sizeof hw->line)
+				hw->line[hw->len++] = p[i];
+			continue;
+		}
+		size_t l = hw->len;
+		if (l && hw->line[l - 1] == '\r')
+			l--;
+		if (l == 0)
+			hw->on = 0; /* the empty line ends the headers */
+		else
+			header_line(hw, hw->line, l);
+		hw->len = 0;
+	}
+}
+
+int headers_delivered_to(const struct headerwatch *hw, const char *rcpt)
+{
+	for (unsigned i = 0; i < hw->ndelivered; i++)
+		if (addr_part_eq(hw->delivered_to[i], rcpt))
+			return 1;
+	return 0;
+}
+
+void headers_reset(struct headerwatch *hw)
+{
+	for (unsigned i = 0; i < hw->ndelivered; i++)
+		free(hw->delivered_to[i]);
+	free(hw->delivered_to);
+	hw->delivered_to = NULL;
+	hw->ndelivered = 0;
+	hw->received = 0;
+	hw->on = 0;
+	hw->len = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The store                                                           */
+
+/* Writes p to the file; on failure remembers why and returns -1. */
+static int store_out(struct datastore *ds, const char *p, size_t n)
+{
+	for (size_t off = 0; off < n && !ds->failed;) {
+		ssize_t w = write(ds->fd, p + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			ds->failed = 1;
+			ds->err = w < 0 ? errno : ENOSPC;
+		} else {
+			off += (size_t)w;
+		}
+	}
+	return ds->failed ? -1 : 0;
+}
+
+static void store_bytes(struct datastore *ds, const char *p, size_t n)
+{
+	if (ds->fd < 0) /* nothing will read it: count only */
+		return;
+	if (!ds->wbuf)
+		ds->wbuf = xmalloc(WBUF_SIZE); /* only what is stored */
+	if (ds->wlen + n > WBUF_SIZE) {
+		if (store_out(ds, ds->wbuf, ds->wlen) < 0)
+			return;
+		ds->wlen = 0;
+	}
+	if (n > WBUF_SIZE) {
+		store_out(ds, p, n);
+		return;
+	}
+	memcpy(ds->wbuf + ds->wlen, p, n);
+	ds->wlen += n;
+}
+
+void data_store_write(struct datastore *ds, const char *p, size_t n)
+{
+	if (ds->failed || ds->toobig)
+		return;
+	if (ds->hw.on)
+		headers_watch(&ds->hw, p, n);
+	if (n > ds->max || ds->size > ds->max - n) {
+		ds->toobig = 1;
+		return;
+	}
+	ds->size += n;
+	store_bytes(ds, p, n);
+}
+
+void data_store_write_ours(struct datastore *ds, const char *p, size_t n)
+{
+	if (!ds->failed)
+		store_bytes(ds, p, n);
+}
+
+int data_store_flush(struct datastore *ds)
+{
+	if (ds->fd < 0)
+		return 0;
+	if (!ds->failed)
+		store_out(ds, ds->wbuf, ds->wlen);
+	ds->wlen = 0;
+	return ds->failed ? -1 : 0;
+}
+
+void data_store_reset(struct datastore *ds)
+{
+	ds->wlen = 0;
+	ds->size = 0;
+	ds->toobig = 0;
+	ds->failed = 0;
+	ds->err = 0;
+	headers_reset(&ds->hw);
+}
+
+void data_store_free(struct datastore *ds)
+{
+	data_store_reset(ds);
+	free(ds->wbuf);
+	ds->wbuf = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The Received header                                                 */
+
+/* The HELO name as a header may show it: printable ASCII, no parens. */
+static void helo_for_header(const char *h, char *out, size_t n)
+{
+	size_t o = 0;
+	for (; *h && o + 1 < n; h++) {
+		unsigned char c = (unsigned char)*h;
+		out[o++] = (c > 32 && c < 127 && c != '(' && c != ')' &&
+			    c != ';' && c != '\\')
+				   ? (char)c
+				   : '?';
+	}
+	out[o] = 0;
+}
+
+const char *data_protocol(const char *greeting, int smtputf8, int tls,
+			  int auth, char *out, size_t n)
+{
+	int helo = !strcmp(greeting, "HELO"), ehlo = !strcmp(greeting, "EHLO");
+	const char *base = !strcmp(greeting, "LHLO") ? "LMTP"
+			   : ehlo                    ? "ESMTP"
+						     : "SMTP";
+	snprintf(out, n, "%s%s%s%s", smtputf8 && !helo ? "UTF8" : "",
+		 smtputf8 && ehlo ? base + 1 : base, tls ? "S" : "",
+		 auth ? "A" : "");
+	return out;
+}
+
+void data_received(struct buf *h, const struct received_info *ri)
+{
+	char date[64], helo[256];
+	struct tm tm;
+	localtime_r(&ri->when, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	helo_for_header(ri->helo && ri->helo[0] ? ri->helo : "unknown", helo,
+			sizeof helo);
+	const char *eol = ri->crlf ? "\r\n" : "\n";
+	/* RFC 7208 9.1: above the Received field of this hop */
+	if (ri->spf && ri->spf[0])
+		buf_printf(h, "%s%s", ri->spf, eol);
+	if (ri->peer_is_pipe)
+		buf_printf(h, "Received: from %s (local)%s", helo, eol);
+	else if (strchr(ri->peer, ':'))
+		buf_printf(h, "Received: from %s ([IPv6:%s])%s", helo, ri->peer,
+			   eol);
+	else
+		buf_printf(h, "Received: from %s ([%s])%s", helo, ri->peer, eol);
+	buf_printf(h, "\tby %s (postmaster) with %s id %s%s", ri->by,
+		   ri->protocol, ri->id, eol);
+	if (ri->rcpt)
+		buf_printf(h, "\tfor <%s>; %s%s", ri->rcpt, date, eol);
+	else
+		buf_printf(h, "\t; %s%s", date, eol);
+}

@@ -1,0 +1,380 @@
+/*
+ * handoff.c - what becomes of a received message (see handoff.h).
+ *
+ * Owns: choosing between a temporary file and the spool, the Received
+ * header's place at the top, the message's verdict, plan_deliver() while
+ * the client waits, spool_commit() before the 250, and the grandchild
+ * that delivers a committed message (SPEC 7 path 3). The live proxy will
+ * land here.
+ *
+ * Never: acknowledges what was not delivered or committed, or holds the
+ * client's connection in the delivery child.
+ */
+#define _GNU_SOURCE /* O_TMPFILE */
+#include "handoff.h"
+#include "session_state.h"
+#include "flush.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RECEIVED 100
+
+/* Drops the spooled message being received, if it was not committed. */
+void handoff_abandon(struct session *s)
+{
+	if (s->sm_uncommitted) {
+		spool_discard(s->spool_fd, &s->sm); /* closes data_fd */
+		s->data.fd = -1;
+		s->sm_uncommitted = 0;
+	}
+	s->sm.data_fd = -1; /* a committed one's fd is data_fd's business */
+	spool_msg_free(&s->sm);
+}
+
+static int open_tmp(void)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || dir[0] != '/')
+		dir = "/tmp";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/postmaster.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
+}
+
+static const char *greeting_name(enum proto p)
+{
+	return p == P_HELO ? "HELO" : p == P_EHLO ? "EHLO" : "LHLO";
+}
+
+/* Whether any recipient's delivery reads the stored message. */
+static int message_needed(const struct session *s)
+{
+	if (s->proto != P_LHLO)
+		return s->spooled || s->plan.kind != RUN_NONE;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (s->rcpts[i].spooled || s->rcpts[i].plan->kind != RUN_NONE)
+			return 1;
+	return 0;
+}
+
+static int spool_needed(const struct session *s)
+{
+	if (s->proto != P_LHLO)
+		return s->spooled;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (s->rcpts[i].spooled)
+			return 1;
+	return 0;
+}
+
+/* Creates the spool file and writes the envelope of the spooled
+ * recipients' targets, which the message follows. */
+static int spool_begin(struct session *s)
+{
+	struct spool_msg *m = &s->sm;
+	handoff_abandon(s);
+	memset(m, 0, sizeof *m);
+	m->data_fd = -1;
+	if (spool_create(s->spool_fd, m) < 0)
+		return -1;
+	s->data.fd = m->data_fd;
+	s->sm_uncommitted = 1;
+	m->from = xstrdup(s->from);
+	m->origin = SP_CLIENT;
+	m->binary = s->body == BODY_BINARYMIME;
+	m->eightbit = s->body == BODY_8BITMIME;
+	m->smtputf8 = s->smtputf8;
+	m->sid = xstrdup(s->sid);
+	char client[96];
+	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
+		 s->peer);
+	m->client = xstrdup(client);
+	m->smtpd = xstrdup(s->smtpd && s->smtpd->name ? s->smtpd->name : "");
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		const struct kept_rcpt *rc = &s->rcpts[i];
+		if (s->proto == P_LHLO && !rc->spooled)
+			continue;
+		for (uint32_t k = 0; k < rc->nt; k++) {
+			const struct kept_target *kt = &rc->t[k];
+			if (kt->kind == T_DISCARD)
+				continue;
+			struct route_target t = {.kind = kt->kind,
+						 .arg = kt->arg,
+						 .sec = kt->sec};
+			snprintf(t.addr, sizeof t.addr, "%s", kt->addr);
+			spool_add_target(m, &t, rc->addr);
+		}
+	}
+	if (spool_begin_message(m) == 0)
+		return 0;
+	int e = errno;
+	handoff_abandon(s); /* a DATA after this 452 starts afresh */
+	errno = e;
+	return -1;
+}
+
+/* Opens the data file and writes the Received header (RFC 5321 4.4). */
+int handoff_begin(struct session *s)
+{
+	if (spool_needed(s)) {
+		if (spool_begin(s) < 0)
+			return -1;
+	} else {
+		s->data.fd = message_needed(s) ? open_tmp() : -1;
+	}
+	if (s->data.fd < 0 && message_needed(s))
+		return -1;
+	data_store_reset(&s->data);
+	s->data.max = s->max_size;
+	memset(&s->dm, 0, sizeof s->dm);
+	s->dm.reject_bare = s->bare_reject;
+	char proto[24];
+	struct received_info ri = {
+		.helo = s->helo,
+		.peer = s->peer,
+		.peer_is_pipe = s->peer_is_pipe,
+		.by = s->name,
+		.protocol = data_protocol(greeting_name(s->proto), s->smtputf8,
+					  s->tls_on, s->auth_user[0] != 0, proto,
+					  sizeof proto),
+		.id = s->sid,
+		.rcpt = s->nrcpt == 1 ? s->rcpts[0].addr : NULL,
+		.spf = s->received_spf.len ? s->received_spf.s : NULL,
+		.crlf = s->body == BODY_BINARYMIME,
+		.when = time(NULL),
+	};
+	struct buf h = {0};
+	data_received(&h, &ri);
+	/* the header does not count against the client's SIZE, nor as one of
+	 * the client's Received headers */
+	data_store_write_ours(&s->data, h.s, h.len);
+	s->header_size = h.len;
+	s->data.hw.on = 1;
+	buf_free(&h);
+	return 0;
+}
+
+/* size= of the log lines: the message as stored and delivered, our
+ * header fields included (the flusher's size= of the spooled copy) */
+static const char *size_text(const struct session *s, char *buf, size_t n)
+{
+	snprintf(buf, n, "%llu",
+		 (unsigned long long)(s->header_size + s->data.size));
+	return buf;
+}
+
+static void log_result(struct session *s, const char *rcpt,
+		       const struct reply *r)
+{
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
+	char code[8], size[24];
+	snprintf(code, sizeof code, "%d", r->code);
+	struct buf rep = {0};
+	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
+	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
+		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
+		  "status", r->code < 300 ? "sent" : r->code < 500 ? "deferred"
+								: "rejected",
+		  "dsn", r->dsn, "size", size_text(s, size, sizeof size),
+		  "reply", rep.s, NULL);
+	buf_free(&rep);
+}
+
+/* Out of space is 452 4.3.1 (RFC 3463); any other failure 451 4.3.0. */
+void handoff_storage_reply(struct reply *r, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		*r = (struct reply){452, "4.3.1", ""};
+	else
+		*r = (struct reply){451, "4.3.0", ""};
+	snprintf(r->text, sizeof r->text, "%s: %s",
+		 r->code == 452 ? "Insufficient system storage"
+				: "Cannot store the message",
+		 strerror(err));
+}
+
+/* What the data itself decides, for every recipient alike. */
+static int data_verdict(struct session *s, const struct msg *m,
+			struct reply *r)
+{
+	if (s->data.toobig) {
+		*r = (struct reply){552, "5.3.4", ""};
+		snprintf(r->text, sizeof r->text,
+			 "Message size exceeds fixed maximum message size");
+		return 1;
+	}
+	if (s->data.failed) {
+		handoff_storage_reply(r, s->data.err);
+		return 1;
+	}
+	if (s->body != BODY_BINARYMIME && s->bare_reject && s->dm.saw_bare) {
+		*r = (struct reply){550, "5.5.2", ""};
+		snprintf(r->text, sizeof r->text,
+			 "Message refused: bare CR or LF received");
+		return 1;
+	}
+	(void)m;
+	if (s->data.hw.received >= MAX_RECEIVED) {
+		*r = (struct reply){554, "5.4.6", ""};
+		snprintf(r->text, sizeof r->text,
+			 "Too many Received headers: mail loop");
+		return 1;
+	}
+	return 0;
+}
+
+static int loops_for(const struct session *s, const char *rcpt,
+		     struct reply *r)
+{
+	if (!headers_delivered_to(&s->data.hw, rcpt))
+		return 0;
+	*r = (struct reply){554, "5.4.6", ""};
+	snprintf(r->text, sizeof r->text, "<%s>: mail forwarding loop", rcpt);
+	return 1;
+}
+
+/* Delivery of a committed message starts at once, in a grandchild that
+ * holds the message's lock and not the client's connection (SPEC 7 path
+ * 3): neither the client nor the launcher waits for it. */
+static void start_delivery(struct session *s)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return; /* the flusher will deliver it */
+	if (pid > 0) {
+		waitpid(pid, NULL, 0);
+		return;
+	}
+	if (fork() != 0)
+		_exit(0);
+	setsid();
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	struct stat st;
+	dup2(null, 0);
+	dup2(null, 1);
+	if (fstat(2, &st) == 0 && S_ISSOCK(st.st_mode))
+		dup2(null, 2);
+	if (s->io.rfd > 2)
+		close(s->io.rfd);
+	if (s->io.wfd > 2 && s->io.wfd != s->io.rfd)
+		close(s->io.wfd);
+	struct spool_msg m;
+	char why[256];
+	if (spool_load(s->spool_fd, s->sm.id, 0, &m, why, sizeof why) ==
+	    SPOOL_OK) {
+		close(m.data_fd);
+		m.data_fd = s->data.fd; /* the fd that holds the lock */
+		flush_message(s->cf, s->spool_fd, &m, FLUSH_ALL);
+	}
+	log_close();
+	_exit(0);
+}
+
+/* Commits the spooled recipients' targets; 0 when the message is safe. */
+static int spool_transaction(struct session *s, struct reply *r)
+{
+	struct spool_msg *m = &s->sm;
+	if (data_store_flush(&s->data) < 0 || spool_commit(s->spool_fd, m) < 0) {
+		handoff_storage_reply(r, s->data.failed ? s->data.err : errno);
+		return -1;
+	}
+	s->sm_uncommitted = 0;
+	*r = (struct reply){250, "2.0.0", ""};
+	snprintf(r->text, sizeof r->text, "Ok: queued as %s", m->id);
+	return 0;
+}
+
+static void log_queued(struct session *s, const char *rcpt)
+{
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24];
+	log_event(LOG_L_INFO, "id", s->sm.id, "from",
+		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
+		  "status", "queued", "size", size_text(s, size, sizeof size),
+		  NULL);
+}
+
+void handoff_deliver(struct session *s,
+		     void (*answer)(struct session *, const struct reply *))
+{
+	struct msg m = {
+		.fd = s->data.fd,
+		.from = s->from,
+		.sid = s->sid,
+		.hostname = s->name,
+		.binary = s->body == BODY_BINARYMIME,
+	};
+	struct reply common;
+	if (data_store_flush(&s->data) < 0)
+		s->data.failed = 1;
+	if (s->sm_uncommitted)
+		m.off = s->sm.data_off;
+	m.size = s->data.fd >= 0 ? lseek(s->data.fd, 0, SEEK_END) - m.off : 0;
+	int refused = data_verdict(s, &m, &common);
+	struct reply queued = common;
+	int spooled = 0;
+	if (!refused && spool_needed(s)) {
+		for (unsigned i = 0; i < s->nrcpt && !refused; i++)
+			if (s->proto != P_LHLO || s->rcpts[i].spooled)
+				refused = loops_for(s, s->rcpts[i].addr, &common);
+		if (refused)
+			queued = common;
+		else
+			spooled = spool_transaction(s, &queued) == 0;
+	}
+	if (s->proto == P_LHLO) {
+		for (unsigned i = 0; i < s->nrcpt; i++) {
+			struct reply r = common;
+			if (s->rcpts[i].spooled) {
+				r = queued;
+				if (spooled)
+					log_queued(s, s->rcpts[i].addr);
+				else
+					log_result(s, s->rcpts[i].addr, &r);
+			} else {
+				if (!refused &&
+				    !loops_for(s, s->rcpts[i].addr, &r))
+					plan_deliver(s->rcpts[i].plan, &m,
+						     s->timeout, &r);
+				log_result(s, s->rcpts[i].addr, &r);
+			}
+			answer(s, &r);
+		}
+	} else if (s->spooled) {
+		for (unsigned i = 0; i < s->nrcpt; i++) {
+			if (spooled)
+				log_queued(s, s->rcpts[i].addr);
+			else
+				log_result(s, s->rcpts[i].addr, &queued);
+		}
+		answer(s, &queued);
+	} else {
+		struct reply r = common;
+		int loop = 0;
+		for (unsigned i = 0; !refused && !loop && i < s->nrcpt; i++)
+			loop = loops_for(s, s->rcpts[i].addr, &r);
+		if (!refused && !loop)
+			plan_deliver(&s->plan, &m, s->timeout, &r);
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			log_result(s, s->rcpts[i].addr, &r);
+		answer(s, &r);
+	}
+	if (spooled) {
+		io_flush(&s->io); /* the client has its answer before the fork */
+		start_delivery(s);
+	}
+	io_flush(&s->io);
+}

@@ -1,0 +1,204 @@
+/*
+ * session_envelope.c - the envelope a session collects: MAIL's path and
+ * parameters (RFC 5321 4.1.2, RFC 1870, RFC 6152, RFC 3030, RFC 6531,
+ * RFC 4954 5), whether a client may relay (SPEC 6), and the recipients a
+ * transaction keeps.
+ *
+ * Owns: the syntax of MAIL's parameters and the compact form of accepted
+ * recipients (SPEC 11: a transaction holds max-recipients of them).
+ *
+ * Never: replies or logs: it fills a reply the session sends, once.
+ */
+#include "session_state.h"
+#include "net.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* "<path>" at p, quotes honoured; returns the end after '>' or NULL. */
+char *envelope_path_end(char *p)
+{
+	if (*p != '<')
+		return NULL;
+	int quoted = 0;
+	for (char *q = p + 1; *q; q++) {
+		if (quoted && *q == '\\' && q[1]) {
+			q++;
+		} else if (*q == '"') {
+			quoted = !quoted;
+		} else if (*q == '>' && !quoted) {
+			return q + 1;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * SPEC 6: a recipient that leaves the machine for a domain that is not
+ * ours is taken only from an authenticated client or one whose real
+ * address is in relay-clients (default: loopback and local pipes).
+ */
+int envelope_relay_allowed(struct session *s)
+{
+	if (s->auth_user[0])
+		return 1;
+	if (!s->relay_client) {
+		static const char *const loopback[] = {"loopback", NULL};
+		const struct cf_list *l =
+			s->smtpd ? &s->smtpd->v[SMTPD_RELAY_CLIENTS].list : NULL;
+		int in = l && l->n ? net_list_contains(l->v, l->n, s->peer)
+				   : net_list_contains(loopback, 1, s->peer);
+		s->relay_client = in ? 1 : -1;
+	}
+	return s->relay_client > 0;
+}
+
+/* Appends rc to the transaction's recipients in the small form; takes
+ * over rc's plan, leaves its route result to the caller. */
+void envelope_keep_rcpt(struct session *s, struct rcpt *rc)
+{
+	if (s->nrcpt == s->rcpt_cap) {
+		s->rcpt_cap = s->rcpt_cap ? 2 * s->rcpt_cap : 8;
+		s->rcpts = xrealloc(s->rcpts, s->rcpt_cap * sizeof *s->rcpts);
+	}
+	const struct route_result *r = &rc->r;
+	size_t size = r->nt * sizeof(struct kept_target) + strlen(rc->addr) + 1;
+	for (uint32_t k = 0; k < r->nt; k++) {
+		if (strcmp(r->t[k].addr, rc->addr))
+			size += strlen(r->t[k].addr) + 1;
+		if (r->t[k].arg)
+			size += strlen(r->t[k].arg) + 1;
+	}
+	struct kept_target *t = xmalloc(size);
+	char *str = (char *)(t + r->nt);
+	struct kept_rcpt *k = &s->rcpts[s->nrcpt++];
+	*k = (struct kept_rcpt){.t = t, .nt = r->nt, .spooled = rc->spooled};
+	k->addr = str;
+	str = stpcpy(str, rc->addr) + 1;
+	for (uint32_t i = 0; i < r->nt; i++) {
+		t[i] = (struct kept_target){.kind = r->t[i].kind,
+					    .sec = r->t[i].sec,
+					    .addr = k->addr};
+		/* a target mostly receives the recipient itself */
+		if (strcmp(r->t[i].addr, rc->addr)) {
+			t[i].addr = str;
+			str = stpcpy(str, r->t[i].addr) + 1;
+		}
+		if (r->t[i].arg) {
+			t[i].arg = str;
+			str = stpcpy(str, r->t[i].arg) + 1;
+		}
+	}
+	if (s->proto == P_LHLO) {
+		k->plan = xmalloc(sizeof *k->plan);
+		*k->plan = rc->plan;
+	}
+	memset(&rc->plan, 0, sizeof rc->plan);
+}
+
+/* One MAIL parameter: its keyword and value (NULL without '='). */
+struct param {
+	const char *kw, *val;
+	size_t nlen, vlen;
+};
+
+static int refuse(struct reply *r, int code, const char *text)
+{
+	*r = (struct reply){code, "", ""};
+	snprintf(r->dsn, sizeof r->dsn, "%s", code < 500 ? "4.5.4" : "5.5.4");
+	snprintf(r->text, sizeof r->text, "%s", text);
+	return -1;
+}
+
+static int is_kw(const struct param *p, const char *name)
+{
+	return p->nlen == strlen(name) && !strncasecmp(p->kw, name, p->nlen);
+}
+
+/* RFC 1870: SIZE=digits; a value past 2^64 - 1 stands for that. */
+static int size_param(const struct param *p, uint64_t *size, struct reply *r)
+{
+	if (!p->val || p->vlen == 0 || p->vlen > 20 ||
+	    strspn(p->val, "0123456789") < p->vlen)
+		return refuse(r, 501, "Bad SIZE parameter");
+	*size = 0;
+	for (size_t i = 0; i < p->vlen; i++) {
+		uint64_t d = (uint64_t)(p->val[i] - '0');
+		*size = *size > (UINT64_MAX - d) / 10 ? UINT64_MAX
+						     : *size * 10 + d;
+	}
+	return 0;
+}
+
+static int body_param(const struct param *p, enum body *body,
+		      struct reply *r)
+{
+	static const struct {
+		const char *name;
+		enum body body;
+	} bodies[] = {{"7BIT", BODY_7BIT},
+		      {"8BITMIME", BODY_8BITMIME},
+		      {"BINARYMIME", BODY_BINARYMIME}};
+	for (size_t i = 0; p->val && i < sizeof bodies / sizeof *bodies; i++)
+		if (p->vlen == strlen(bodies[i].name) &&
+		    !strncasecmp(p->val, bodies[i].name, p->vlen)) {
+			*body = bodies[i].body;
+			return 0;
+		}
+	return refuse(r, 501, "Bad BODY parameter");
+}
+
+/* One parameter into mp; seen counts SIZE, BODY and SMTPUTF8. */
+static int one_param(const struct param *p, int auth_ok, unsigned seen[3],
+		     struct mail_params *mp, struct reply *r, const char **bad)
+{
+	if (is_kw(p, "SIZE"))
+		return seen[0]++ ? refuse(r, 555, "Duplicate SIZE parameter")
+				 : size_param(p, &mp->size, r);
+	if (is_kw(p, "BODY"))
+		return seen[1]++ ? refuse(r, 555, "Duplicate BODY parameter")
+				 : body_param(p, &mp->body, r);
+	if (is_kw(p, "AUTH") && auth_ok)
+		/* RFC 4954 5: the submitter's identity, taken note of and
+		 * not passed on */
+		return p->val && p->vlen ? 0
+					 : refuse(r, 501, "Bad AUTH parameter");
+	if (is_kw(p, "SMTPUTF8")) {
+		if (seen[2]++)
+			return refuse(r, 555, "Duplicate SMTPUTF8 parameter");
+		if (p->val)
+			return refuse(r, 501, "SMTPUTF8 takes no value");
+		mp->smtputf8 = 1;
+		return 0;
+	}
+	*bad = p->kw;
+	return -1;
+}
+
+int envelope_mail_params(char *q, int helo, int auth_ok,
+			 struct mail_params *mp, struct reply *r,
+			 const char **bad)
+{
+	unsigned seen[3] = {0, 0, 0};
+	*mp = (struct mail_params){0, BODY_7BIT, 0};
+	*bad = NULL;
+	while (*q) {
+		while (*q == ' ')
+			q++;
+		if (!*q)
+			break;
+		struct param p = {.kw = q};
+		while (*q && *q != ' ')
+			q++;
+		size_t klen = (size_t)(q - p.kw);
+		const char *eq = memchr(p.kw, '=', klen);
+		p.nlen = eq ? (size_t)(eq - p.kw) : klen;
+		p.val = eq ? eq + 1 : NULL;
+		p.vlen = eq ? (size_t)(q - eq - 1) : 0;
+		if (helo)
+			return refuse(r, 555, "MAIL parameters need EHLO");
+		if (one_param(&p, auth_ok, seen, mp, r, bad) < 0)
+			return -1;
+	}
+	return 0;
+}

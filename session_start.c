@@ -1,0 +1,308 @@
+/*
+ * session_start.c - what a session settles before its greeting (SPEC 4,
+ * 8, 11): who the peer is, which [smtpd] serves the connection, the log,
+ * the TLS and AUTH secrets read while still root, the drop of root, the
+ * spool, and the limits of the section.
+ *
+ * Owns: the peer and local addresses (socket, tcpserver's variables, or
+ * a local pipe), the choice of the [smtpd] section, the session id.
+ *
+ * Never: reads a client byte or writes a reply (session.c greets or
+ * refuses), or reads a secret after root has been dropped.
+ */
+#include "session_state.h"
+#include "auth.h"
+#include "hosts.h"
+#include "log.h"
+#include "net.h"
+#include "priv.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
+		      int *port)
+{
+	out[0] = 0;
+	*port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
+		*port = ntohs(s4->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
+		*port = ntohs(s6->sin6_port);
+		/* an IPv4 client on an IPv6 socket */
+		if (!strncmp(out, "::ffff:", 7) && strchr(out + 7, '.'))
+			memmove(out, out + 7, strlen(out + 7) + 1);
+	}
+}
+
+/*
+ * Peer and local addresses (SPEC 4), from the connection itself: the
+ * socket when fd is one; else tcpserver's variables (a launcher that hands
+ * over a pipe); else a local pipe. The variables never override a real
+ * socket: whoever can set them cannot choose the trust they imply.
+ */
+static void find_addresses(struct session *s, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	memset(&ss, 0, sizeof ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+		addr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
+		sl = sizeof ss;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+			addr_text(&ss, s->local, sizeof s->local,
+				  &s->local_port);
+		return;
+	}
+	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
+	const char *tr = getenv("TCPREMOTEIP"), *trp = getenv("TCPREMOTEPORT");
+	if (tl && tp && tr && *tl && *tr) {
+		snprintf(s->local, sizeof s->local, "%s", tl);
+		snprintf(s->peer, sizeof s->peer, "%s", tr);
+		s->local_port = atoi(tp);
+		s->peer_port = trp ? atoi(trp) : 0;
+		return;
+	}
+	s->peer_is_pipe = 1;
+	snprintf(s->peer, sizeof s->peer, NET_LOCAL_PEER);
+	snprintf(s->local, sizeof s->local, NET_LOCAL_PEER);
+}
+
+static int same_ip(const char *a, const char *b)
+{
+	unsigned char x[16], y[16];
+	int fx = strchr(a, ':') ? AF_INET6 : AF_INET;
+	int fy = strchr(b, ':') ? AF_INET6 : AF_INET;
+	if (fx != fy || inet_pton(fx, a, x) != 1 || inet_pton(fy, b, y) != 1)
+		return 0;
+	return !memcmp(x, y, fx == AF_INET ? 4 : 16);
+}
+
+/* Whether a listen-port host names the local address ip. */
+static int listen_host_matches(const char *host, const char *ip)
+{
+	if (!host[0])
+		return 1;
+	if (!strcmp(host, "localhost"))
+		return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1");
+	if (!strcmp(host, "ipv6-localhost") || !strcmp(host, "ip6-localhost"))
+		return !strcmp(ip, "::1");
+	if (same_ip(host, ip))
+		return 1;
+	char found[8][64];
+	int n = hosts_lookup(host, found, 8);
+	for (int i = 0; i < n && i < 8; i++)
+		if (same_ip(found[i], ip))
+			return 1;
+	return 0;
+}
+
+/* Whether section l may serve this connection: a pipe is local and
+ * matches any; a network connection must have arrived at its address. */
+static int listener_serves(const struct session *s, const struct cf_section *l)
+{
+	return s->peer_is_pipe ||
+	       (l->listen.port == s->local_port &&
+		listen_host_matches(l->listen.host, s->local));
+}
+
+/*
+ * SPEC 4. --smtpd=NAME chooses among the sections, never past the
+ * address check. Returns 0, or -1 when no section may serve.
+ */
+static int choose_smtpd(struct session *s, const char *name)
+{
+	uint32_t n;
+	struct cf_section **v = cf_listeners(s->cf, &n);
+	int r = -1;
+	if (name) {
+		s->smtpd = cf_find(s->cf, CF_SMTPD, name);
+		r = s->smtpd && listener_serves(s, s->smtpd) ? 0 : -1;
+	} else if (n == 0) {
+		r = 0; /* the built-in listener */
+	} else if (n == 1 || !s->peer_is_pipe) {
+		for (uint32_t i = 0; i < n && r < 0; i++)
+			if (listener_serves(s, v[i])) {
+				s->smtpd = v[i];
+				r = 0;
+			}
+	}
+	if (r < 0)
+		s->smtpd = NULL;
+	if (n)
+		free(v);
+	return r;
+}
+
+/* Reads a TLS certificate or key while still privileged. */
+static int read_secret(const char *path, struct buf *b, char *why, size_t n)
+{
+	if (buf_read_file(b, AT_FDCWD, path, 1 << 20) < 0) {
+		snprintf(why, n, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!b->len) {
+		snprintf(why, n, "%s: empty", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The TLS priorities of a section: its tls-priority, else the Mozilla
+ * "intermediate" profile where passwords travel (AUTH, implicit TLS, the
+ * submission ports) and the broader forward-secret one for opportunistic
+ * TLS on port 25. */
+static const char *tls_priority(const struct cf_section *smtpd)
+{
+	if (smtpd->v[SMTPD_TLS_PRIORITY].s)
+		return smtpd->v[SMTPD_TLS_PRIORITY].s;
+	if (smtpd->v[SMTPD_AUTH].n != AUTH_NO ||
+	    smtpd->v[SMTPD_TLS].n == STLS_IMPLICIT ||
+	    smtpd->listen.port == 465 || smtpd->listen.port == 587)
+		return TLS_PRIORITY_INTERMEDIATE;
+	return TLS_PRIORITY_OPPORTUNISTIC;
+}
+
+/* Reads every certificate and key pair of the section (cf.c has checked
+ * that they pair up) while still privileged. */
+static int read_tls_secrets(struct session *s, char *why, size_t n)
+{
+	const struct cf_list *c = &s->smtpd->v[SMTPD_TLS_CERTIFICATE].list;
+	const struct cf_list *k = &s->smtpd->v[SMTPD_TLS_KEY].list;
+	s->tls_priority = tls_priority(s->smtpd);
+	for (uint32_t i = 0; i < c->n && i < k->n && i < TLS_MAX_KEYPAIRS;
+	     i++) {
+		if (read_secret(c->v[i], &s->tls_cert[i], why, n) < 0 ||
+		    read_secret(k->v[i], &s->tls_key[i], why, n) < 0)
+			return -1;
+		s->tls_npairs++;
+	}
+	return 0;
+}
+
+static void new_sid(char *out, size_t n)
+{
+	unsigned char r[6];
+	if (getrandom(r, sizeof r, 0) != sizeof r) {
+		unsigned long long t = (unsigned long long)time(NULL) ^
+				       ((unsigned long long)getpid() << 20);
+		memcpy(r, &t, sizeof r);
+	}
+	snprintf(out, n, "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
+		 r[4], r[5]);
+}
+
+/* SPEC 4: the [smtpd] section, or why none may serve (START_NO_SMTPD). */
+static int start_choose(struct session *s, const char *name, char *why,
+			size_t n)
+{
+	if (choose_smtpd(s, name) == 0)
+		return 0;
+	if (name)
+		snprintf(why, n, "[smtpd \"%s\"] does not listen on %s port %d, "
+				 "where this connection arrived",
+			 name, s->local, s->local_port);
+	else if (s->peer_is_pipe)
+		snprintf(why, n, "several [smtpd] sections and a local pipe: "
+				 "choose one with --smtpd=NAME");
+	else
+		snprintf(why, n, "no [smtpd] section listens on %s port %d, "
+				 "where this connection arrived",
+			 s->local, s->local_port);
+	return START_NO_SMTPD;
+}
+
+/* The section's logger; syslog when stderr is the client's socket. */
+static int start_log(struct session *s, int cf_ok, int rfd, char *why,
+		     size_t n)
+{
+	if (!cf_ok) {
+		log_open_syslog(s->sid);
+		return 0;
+	}
+	const char *logger = s->smtpd ? s->smtpd->v[SMTPD_LOGGER].s
+				       : s->cf->core->v[CORE_LOGGER].s;
+	struct stat e, c;
+	if (!strcmp(logger, "stderr") && fstat(2, &e) == 0 &&
+	    fstat(rfd, &c) == 0 && e.st_dev == c.st_dev && e.st_ino == c.st_ino)
+		logger = "syslog"; /* inetd: stderr is the client's socket */
+	return log_open(s->cf, logger, s->sid, why, n) < 0 ? START_FAILED : 0;
+}
+
+/* Secrets while root, then the drop, then the spool as the user. */
+static int start_privileged(struct session *s, char *why, size_t n)
+{
+	if (s->smtpd && (s->tls_mode = (int)s->smtpd->v[SMTPD_TLS].n) &&
+	    read_tls_secrets(s, why, n) < 0)
+		return START_FAILED;
+	if (s->smtpd &&
+	    (s->auth_mode = (int)s->smtpd->v[SMTPD_AUTH].n) != AUTH_NO &&
+	    auth_load(s->smtpd->v[SMTPD_AUTH_FILE].s, &s->auth_table, why,
+		      n) < 0)
+		return START_FAILED;
+	if (priv_drop(s->cf, why, n) < 0)
+		return START_FAILED;
+	s->spool_fd = spool_open(s->cf->core->v[CORE_SPOOL_DIRECTORY].s, why, n);
+	return s->spool_fd < 0 ? START_FAILED : 0;
+}
+
+/* SPEC 5's limits: the section's, or the built-in listener's. */
+static void start_limits(struct session *s, int cf_ok)
+{
+	const struct cf_section *l = s->smtpd;
+	if (l) {
+		snprintf(s->name, sizeof s->name, "%s", l->v[SMTPD_NAME].s);
+		s->max_size = l->v[SMTPD_MAX_MESSAGE_SIZE].n;
+		s->max_rcpt = (unsigned)l->v[SMTPD_MAX_RECIPIENTS].n;
+		s->timeout = (int)l->v[SMTPD_TIMEOUT].n;
+		s->bare_reject = l->v[SMTPD_BARE_NEWLINE].n == BARE_REJECT;
+		s->lmtp_ok = (int)l->v[SMTPD_LMTP].n;
+		s->accept_mail = (int)l->v[SMTPD_ACCEPT_MAIL].n;
+		s->verify_sender = (int)l->v[SMTPD_VERIFY_SENDER].n;
+		s->spf_mode = (int)l->v[SMTPD_SPF].n;
+	} else if (cf_ok) {
+		s->max_size = s->cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
+		s->max_rcpt = 100;
+		s->timeout = 300;
+		s->lmtp_ok = 1;
+		s->accept_mail = 1;
+	}
+	if (s->timeout > 0)
+		s->io.timeout_ms = s->timeout * 1000;
+}
+
+int session_start(struct session *s, const char *smtpd_name, int cf_ok,
+		  char *why, size_t n)
+{
+	int rfd = s->io.rfd;
+	new_sid(s->sid, sizeof s->sid);
+	find_addresses(s, rfd);
+	snprintf(s->name, sizeof s->name, "%s",
+		 cf_ok ? s->cf->core->v[CORE_HOSTNAME].s : "postmaster");
+	int fail = cf_ok ? start_choose(s, smtpd_name, why, n) : START_FAILED;
+	char lwhy[512];
+	if (start_log(s, cf_ok, rfd, lwhy, sizeof lwhy)) {
+		snprintf(why, n, "%s", lwhy);
+		fail = START_FAILED;
+	}
+	s->spool_fd = -1;
+	s->sm.data_fd = -1;
+	if (!fail)
+		fail = start_privileged(s, why, n);
+	start_limits(s, cf_ok);
+	return fail;
+}

@@ -1,0 +1,171 @@
+/*
+ * session_state.h - the state of one session, shared by the files that
+ * serve it: session.c (the dialogue), session_start.c (before the
+ * greeting), session_envelope.c (MAIL and RCPT arguments),
+ * session_auth.c (AUTH) and handoff.c (what becomes of a received
+ * message). Private to them.
+ *
+ * Owns: struct session, its states, and the transaction it holds.
+ *
+ * Never: included by any other file: the rest of the program sees
+ * session.h only.
+ */
+#ifndef POSTMASTER_SESSION_STATE_H
+#define POSTMASTER_SESSION_STATE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "addr.h"
+#include "cf.h"
+#include "data.h"
+#include "deliver.h"
+#include "io.h"
+#include "route.h"
+#include "spool.h"
+#include "tls.h"
+#include "util.h"
+
+#define CMD_MAX 512      /* RFC 5321 4.5.3.1.4 */
+#define CMD_MAX_EXT 4096 /* with extension parameters (MAIL, RCPT) */
+
+/* ST_BDAT: BDAT chunks of the transaction are being received (or, after
+ * an error, discarded) until LAST. */
+enum state { ST_GREETED, ST_READY, ST_MAIL, ST_RCPT, ST_BDAT };
+enum body { BODY_7BIT, BODY_8BITMIME, BODY_BINARYMIME };
+enum proto { P_NONE, P_HELO, P_EHLO, P_LHLO };
+enum bdat { BDAT_NONE, BDAT_RECEIVING, BDAT_DISCARDING };
+
+
+/* A recipient while RCPT decides on it. */
+struct rcpt {
+	char addr[ADDR_PATH_MAX];
+	struct route_result r;
+	struct plan plan; /* LMTP: each recipient stands alone */
+	int spooled;      /* LMTP: this recipient goes to the spool */
+};
+
+/* A target as the spool needs it, without route_target's fixed buffer. */
+struct kept_target {
+	enum target_kind kind;
+	const struct cf_section *sec;
+	char *addr, *arg; /* arg NULL when the target has none */
+};
+
+/*
+ * An accepted recipient, kept small: a transaction holds up to
+ * max-recipients of them (SPEC 11). Its address, targets and their strings
+ * share one allocation, at t.
+ */
+struct kept_rcpt {
+	char *addr;
+	struct kept_target *t;
+	uint32_t nt;
+	int spooled;       /* LMTP: this recipient goes to the spool */
+	struct plan *plan; /* LMTP: its own run; NULL in SMTP */
+};
+
+struct session {
+	struct cf *cf;
+	const struct cf_section *smtpd;
+	struct io io;
+	char sid[16];
+	char name[256];
+	char peer[80], local[80];
+	int peer_port, local_port;
+	int peer_is_pipe;
+	int relay_client; /* 0: not known yet, 1: in relay-clients, -1: not */
+	enum state state;
+	enum proto proto;
+	char helo[256];
+	int errors;
+	int failed;  /* the command being served got a 4xx/5xx reply */
+	int delivered; /* ... and delivered or queued mail */
+	int quit;
+	/* limits */
+	uint64_t max_size;
+	unsigned max_rcpt;
+	int timeout;
+	int bare_reject;
+	int lmtp_ok;
+	int accept_mail;
+	int verify_sender;
+	int spf_mode;         /* SPF_* */
+	struct buf received_spf; /* the transaction's Received-SPF field */
+	/* TLS (SPEC 8): the secrets are read before privileges are dropped,
+	 * GnuTLS is loaded only when a handshake starts */
+	int tls_mode; /* STLS_* */
+	int tls_on;
+	const char *tls_priority;
+	struct buf tls_cert[TLS_MAX_KEYPAIRS], tls_key[TLS_MAX_KEYPAIRS];
+	size_t tls_npairs;
+	/* AUTH (SPEC 8, RFC 4954): the auth-file is read before the drop */
+	int auth_mode; /* AUTH_* */
+	struct buf auth_table;
+	char auth_user[256]; /* set once a login succeeded */
+	int auth_failures;
+	/* the transaction */
+	char from[ADDR_PATH_MAX];
+	enum body body;
+	int smtputf8;
+	struct kept_rcpt *rcpts;
+	unsigned nrcpt, rcpt_cap;
+	struct plan plan; /* SMTP: one plan for the transaction */
+	int spooled;      /* SMTP: the transaction goes to the spool */
+	int spool_fd;     /* the spool directory */
+	struct spool_msg sm; /* the spooled message being received */
+	int sm_uncommitted;  /* its data file exists, its envelope not */
+	enum bdat bdat;
+	uint64_t header_size; /* the header fields we put on top */
+	struct datamachine dm;
+	struct datastore data; /* the message, its headers watched */
+};
+
+/* "<addr>" for a log line */
+/* session.c: the one reply function. dsn is NULL exactly for the replies
+ * that carry no enhanced code: the greeting, EHLO/HELO/LHLO, 354 and 334
+ * (SPEC 5). Text with '\n' becomes a multiline reply. Client text must be
+ * escaped with esc(), which keeps a ring of a few results. */
+void reply(struct session *s, int code, const char *dsn, const char *fmt,
+	   ...) __attribute__((format(printf, 4, 5)));
+const char *esc(const char *s, size_t n);
+/* Sends what the replies buffered. */
+void flush(struct session *s);
+
+/* session_auth.c: whether AUTH is offered now, and the AUTH command. */
+int session_auth_offered(const struct session *s);
+void session_cmd_auth(struct session *s, char *arg);
+
+/* session_envelope.c: the arguments of MAIL and RCPT, and the recipients
+ * a transaction keeps. */
+struct mail_params {
+	uint64_t size; /* SIZE=, 0 when not given */
+	enum body body;
+	int smtputf8;
+};
+/* "<path>" at p, quotes honoured; returns the end after '>' or NULL. */
+char *envelope_path_end(char *p);
+/* The parameters after MAIL's path: 0, or -1 with the reply in r, or
+ * with *bad at a parameter this server does not take. */
+int envelope_mail_params(char *q, int helo, int auth_ok,
+			 struct mail_params *mp, struct reply *r,
+			 const char **bad);
+/* SPEC 6: whether this client may relay. */
+int envelope_relay_allowed(struct session *s);
+/* Appends rc to the transaction's recipients in the small form; takes
+ * over rc's plan, leaves its route result to the caller. */
+void envelope_keep_rcpt(struct session *s, struct rcpt *rc);
+
+/* session_start.c: settles everything before the greeting. 0, or
+ * START_FAILED or START_NO_SMTPD with the reason in why. */
+enum { START_FAILED = 1, START_NO_SMTPD = 2 };
+int session_start(struct session *s, const char *smtpd_name, int cf_ok,
+		  char *why, size_t n);
+
+static inline const char *angle(const char *a, char *buf, size_t n)
+{
+	snprintf(buf, n, "<%s>", a);
+	return buf;
+}
+
+#endif
