@@ -49,7 +49,7 @@ SAN_DIR = build-san
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
-TESTS = test_addr test_cf test_route test_envelope
+TESTS = test_addr test_cf test_route test_envelope test_net
 
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
@@ -199,5 +199,5 @@ ifeq ($(SETUP_HOST),yes)
 endif
 
 clean:
-	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope \
+	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope tests/test_net \
 		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache demo

@@ -14,6 +14,7 @@
 #include "dns.h"
 #include "io.h"
 #include "mime.h"
+#include "net.h"
 #include "tls.h"
 #include "util.h"
 
@@ -152,44 +153,6 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 }
 
 
-/* One address of a [relay] or a host target: unix:/path, [ip]:port,
- * ip, [host], host[:port]. mx: whether a bare host name goes through
- * its MX records first (host targets, not relays). */
-static int parse_spec(const char *spec, int defport, char *host, size_t hn,
-		      int *port, int *bracketed)
-{
-	*port = defport;
-	*bracketed = 0;
-	unsigned char bin[16];
-	if (inet_pton(AF_INET6, spec, bin) == 1) {
-		snprintf(host, hn, "%s", spec);
-		*bracketed = 1;
-		return 0;
-	}
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-		if (!close)
-			return -1;
-		snprintf(host, hn, "%.*s", (int)(close - spec - 1), spec + 1);
-		if (!strncasecmp(host, "IPv6:", 5))
-			memmove(host, host + 5, strlen(host + 5) + 1);
-		*bracketed = 1;
-		if (close[1] == ':')
-			*port = atoi(close + 2);
-		return 0;
-	}
-	const char *colon = strrchr(spec, ':');
-	if (colon) {
-		snprintf(host, hn, "%.*s", (int)(colon - spec), spec);
-		*port = atoi(colon + 1);
-	} else {
-		snprintf(host, hn, "%s", spec);
-	}
-	if (inet_pton(AF_INET, host, bin) == 1)
-		*bracketed = 1;
-	return 0;
-}
-
 /* Whether ss is one of this machine's own addresses. */
 static int is_own_address(const struct sockaddr_storage *ss)
 {
@@ -287,6 +250,30 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	return -1;
 }
 
+/* The addresses of one [relay] address or host target (net.h's forms):
+ * a bare host name of a host target goes through its MX records first. */
+static void add_endpoint(const struct client_job *j, const char *spec,
+			 uint16_t defport, struct cand *c, int *n,
+			 struct reply *err)
+{
+	struct net_endpoint ep;
+	if (net_endpoint_parse(spec, defport, &ep)) {
+		reply_set(err, 451, "4.3.5", "bad address %s", spec);
+		return;
+	}
+	if (ep.kind == NET_EP_UNIX) {
+		struct sockaddr_storage ss = {0};
+		struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+		su->sun_family = AF_UNIX;
+		memcpy(su->sun_path, ep.host, strlen(ep.host) + 1);
+		add_cand(c, n, spec, &ss, sizeof *su);
+	} else if (j->kind == T_HOST && !ep.bracketed) {
+		lookup_mx(j, ep.host, ep.port, c, n, err);
+	} else {
+		lookup_host(j, ep.host, ep.port, c, n, err);
+	}
+}
+
 static int candidates(struct client_job *j, struct cand *c, int *n,
 		      struct reply *err)
 {
@@ -308,28 +295,8 @@ static int candidates(struct client_job *j, struct cand *c, int *n,
 		}
 	}
 	struct reply last = {0};
-	for (uint32_t i = 0; i < nspecs; i++) {
-		const char *spec = specs[i];
-		if (!strncmp(spec, "unix:", 5)) {
-			struct sockaddr_storage ss = {0};
-			struct sockaddr_un *su = (struct sockaddr_un *)&ss;
-			su->sun_family = AF_UNIX;
-			snprintf(su->sun_path, sizeof su->sun_path, "%s", spec + 5);
-			add_cand(c, n, spec, &ss, sizeof *su);
-			continue;
-		}
-		char host[256];
-		int port, bracketed;
-		if (parse_spec(spec, defport, host, sizeof host, &port,
-			       &bracketed) < 0) {
-			reply_set(&last, 451, "4.3.5", "bad address %s", spec);
-			continue;
-		}
-		int r = j->kind == T_HOST && !bracketed
-				? lookup_mx(j, host, port, c, n, &last)
-				: lookup_host(j, host, port, c, n, &last);
-		(void)r;
-	}
+	for (uint32_t i = 0; i < nspecs; i++)
+		add_endpoint(j, specs[i], (uint16_t)defport, c, n, &last);
 	if (*n)
 		return 0;
 	*err = last;
