@@ -39,8 +39,8 @@ LDFLAGS ?=
 LDLIBS ?= -ldl
 
 SRCS = cf.c addr.c route.c rtindex.c util.c io.c log.c deliver.c session.c \
-	spool.c flush.c bounce.c client.c dns.c idna.c tls.c mime.c auth.c spf.c \
-	net.c
+	spool.c flush.c bounce.c client.c client_dest.c dns.c idna.c tls.c mime.c \
+	auth.c spf.c net.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
 
