@@ -315,7 +315,7 @@ int write_all(int fd, const void *p, size_t n)
 		if (w < 0)
 			return -1;
 		if (w == 0) {
-			errno = EIO; /* a write that takes nothing will not */
+			errno = ENOSPC; /* a file that takes nothing is full */
 			return -1;
 		}
 		c += w;
