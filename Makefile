@@ -42,7 +42,7 @@ SRCS = cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
 	route.c route_env.c route_load.c route_check.c rtindex.c util.c io.c \
 	log.c deliver.c session.c session_start.c session_envelope.c \
 	session_auth.c data.c handoff.c priv.c spool.c flush.c bounce.c client.c \
-	dns.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c
+	client_dest.c dns.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
 
@@ -51,7 +51,7 @@ SAN_DIR = build-san
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
-TESTS = test_addr test_cf test_route test_envelope test_data
+TESTS = test_addr test_cf test_route test_envelope test_data test_net
 
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
@@ -201,5 +201,5 @@ ifeq ($(SETUP_HOST),yes)
 endif
 
 clean:
-	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope tests/test_data \
+	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope tests/test_data test_net \
 		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache demo

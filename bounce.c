@@ -244,18 +244,10 @@ int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
 	compose(cf, orig, idx, n, to, out->id, &b);
 	out->eightbit = has_8bit(b.s, b.len);
 	out->smtputf8 = has_8bit(to, strlen(to));
-	ssize_t w = spool_begin_message(out) < 0 ? -1 : 0;
-	for (size_t off = 0; w >= 0 && off < b.len; off += (size_t)w) {
-		w = write(out->data_fd, b.s + off, b.len - off);
-		if (w < 0 && errno == EINTR) {
-			w = 0;
-			continue;
-		}
-		if (w <= 0)
-			break;
-	}
+	int bad = spool_begin_message(out) < 0 ||
+		  write_all(out->data_fd, b.s, b.len) < 0;
 	buf_free(&b);
-	if (w <= 0 || spool_commit(dirfd, out) < 0) {
+	if (bad || spool_commit(dirfd, out) < 0) {
 		int e = errno;
 		spool_discard(dirfd, out);
 		spool_msg_free(out);

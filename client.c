@@ -2,16 +2,15 @@
  * client.c - onward SMTP and LMTP delivery (see client.h).
  *
  * Per SPEC 7.2: a connection failure, a 421, or a 4xx/5xx greeting or
- * EHLO/LHLO reply moves on to the next address; otherwise the replies are
- * final for this attempt. An MX list that reaches this machine's own
- * addresses is cut there (RFC 5321 5.1); when nothing is left, the mail
- * loops back to myself (5.4.6). Text mail is stored with LF line ends and
- * goes out with CRLF, dot-stuffed for DATA or in BDAT chunks when the
- * peer offers CHUNKING; binary mail goes out only by BDAT.
+ * EHLO/LHLO reply moves on to the next address (client_dest.c finds
+ * them); otherwise the replies are final for this attempt. Text mail is
+ * stored with LF line ends and goes out with CRLF, dot-stuffed for DATA or
+ * in BDAT chunks when the peer offers CHUNKING; binary mail goes out only
+ * by BDAT.
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "client.h"
-#include "dns.h"
+#include "client_dest.h"
 #include "io.h"
 #include "mime.h"
 #include "tls.h"
@@ -20,8 +19,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ifaddrs.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -29,19 +26,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define CONNECT_TIMEOUT_MS 30000
 #define REPLY_TIMEOUT_MS 300000
-#define MAX_CANDS 32
-
-struct cand {
-	char host[256];
-	struct sockaddr_storage ss;
-	socklen_t len;
-};
-
 struct ext {
 	int pipelining, eightbit, binary, chunking, smtputf8, starttls;
 	int auth_plain, auth_login;
@@ -87,255 +75,6 @@ static void sa_text(const struct sockaddr_storage *ss, char *out, size_t n)
 	snprintf(out, n, "%s", ip);
 }
 
-static void add_cand(struct cand *c, int *n, const char *host,
-		     const void *ss, socklen_t len)
-{
-	if (*n >= MAX_CANDS)
-		return;
-	snprintf(c[*n].host, sizeof c[*n].host, "%s", host);
-	/* ss may be a shorter sockaddr (getaddrinfo's): copy only len */
-	memset(&c[*n].ss, 0, sizeof c[*n].ss);
-	memcpy(&c[*n].ss, ss, len < sizeof c[*n].ss ? len : sizeof c[*n].ss);
-	c[*n].len = len;
-	(*n)++;
-}
-
-static socklen_t sa_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-					 : sizeof(struct sockaddr_in);
-}
-
-/* Address records: from core.dns-server when it is set, else (and for
- * names it does not know) through getaddrinfo: /etc/hosts, then DNS. */
-static int lookup_host(const struct client_job *j, const char *host, int port,
-		       struct cand *c, int *n, struct reply *err)
-{
-	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
-	unsigned char bin[16];
-	if (server && inet_pton(AF_INET, host, bin) != 1 &&
-	    inet_pton(AF_INET6, host, bin) != 1) {
-		struct sockaddr_storage a[DNS_MAX_ADDRS];
-		int na = 0;
-		enum dns_status s = dns_addrs(server, host, port, a,
-					      DNS_MAX_ADDRS, &na);
-		for (int k = 0; k < na; k++)
-			add_cand(c, n, host, &a[k], sa_len(&a[k]));
-		if (na)
-			return 0;
-		if (s == DNS_TEMP) {
-			reply_set(err, 451, "4.4.3", "cannot find host %s: DNS "
-					       "temporary failure",
-			    host);
-			return -1;
-		}
-	}
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICSERV}, *res, *ai;
-	char ps[8];
-	snprintf(ps, sizeof ps, "%d", port);
-	int e = getaddrinfo(host, ps, &hints, &res);
-	if (e) {
-		int perm = e == EAI_NONAME;
-		reply_set(err, perm ? 550 : 451, perm ? "5.1.2" : "4.4.3",
-		    "cannot find host %s: %s", host, gai_strerror(e));
-		return -1;
-	}
-	/* IPv6 first, then IPv4 */
-	for (int fam = 0; fam < 2; fam++)
-		for (ai = res; ai; ai = ai->ai_next)
-			if (ai->ai_family == (fam ? AF_INET : AF_INET6))
-				add_cand(c, n, host, ai->ai_addr,
-					 ai->ai_addrlen);
-	freeaddrinfo(res);
-	return 0;
-}
-
-
-/* One address of a [relay] or a host target: unix:/path, [ip]:port,
- * ip, [host], host[:port]. mx: whether a bare host name goes through
- * its MX records first (host targets, not relays). */
-static int parse_spec(const char *spec, int defport, char *host, size_t hn,
-		      int *port, int *bracketed)
-{
-	*port = defport;
-	*bracketed = 0;
-	unsigned char bin[16];
-	if (inet_pton(AF_INET6, spec, bin) == 1) {
-		snprintf(host, hn, "%s", spec);
-		*bracketed = 1;
-		return 0;
-	}
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-		if (!close)
-			return -1;
-		snprintf(host, hn, "%.*s", (int)(close - spec - 1), spec + 1);
-		if (!strncasecmp(host, "IPv6:", 5))
-			memmove(host, host + 5, strlen(host + 5) + 1);
-		*bracketed = 1;
-		if (close[1] == ':')
-			*port = atoi(close + 2);
-		return 0;
-	}
-	const char *colon = strrchr(spec, ':');
-	if (colon) {
-		snprintf(host, hn, "%.*s", (int)(colon - spec), spec);
-		*port = atoi(colon + 1);
-	} else {
-		snprintf(host, hn, "%s", spec);
-	}
-	if (inet_pton(AF_INET, host, bin) == 1)
-		*bracketed = 1;
-	return 0;
-}
-
-/* Whether ss is one of this machine's own addresses. */
-static int is_own_address(const struct sockaddr_storage *ss)
-{
-	struct ifaddrs *ifa, *i;
-	if (getifaddrs(&ifa) < 0)
-		return 0;
-	int own = 0;
-	for (i = ifa; i && !own; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != ss->ss_family)
-			continue;
-		if (ss->ss_family == AF_INET)
-			own = !memcmp(&((struct sockaddr_in *)i->ifa_addr)->sin_addr,
-				      &((const struct sockaddr_in *)ss)->sin_addr,
-				      4);
-		else if (ss->ss_family == AF_INET6)
-			own = !memcmp(
-				&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
-				&((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-	}
-	freeifaddrs(ifa);
-	return own;
-}
-
-/* The MX hosts of domain, each with its addresses, best first. */
-static int lookup_mx(const struct client_job *j, const char *domain, int port,
-		     struct cand *c, int *n, struct reply *err)
-{
-	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
-	struct dns_mx mx[DNS_MAX_MX];
-	int nmx = 0;
-	char alabel[256], why[300];
-	if (dns_alabel(domain, alabel, sizeof alabel, why, sizeof why) < 0) {
-		reply_set(err, 550, "5.1.2", "%s", why);
-		return -1;
-	}
-	enum dns_status s = dns_mx(server, alabel, mx, DNS_MAX_MX, &nmx);
-	switch (s) {
-	case DNS_NULLMX:
-		reply_set(err, 556, "5.1.10", "domain %s accepts no mail (null MX)",
-		    domain);
-		return -1;
-	case DNS_NOTFOUND:
-		reply_set(err, 550, "5.1.2", "domain %s not found", domain);
-		return -1;
-	case DNS_TEMP:
-		reply_set(err, 451, "4.4.3", "cannot look up the MX of %s: DNS "
-				       "temporary failure",
-		    domain);
-		return -1;
-	case DNS_NODATA: /* no MX: the domain's own address (RFC 5321 5.1) */
-		nmx = 1;
-		mx[0].pref = 0;
-		snprintf(mx[0].host, sizeof mx[0].host, "%s", alabel);
-		break;
-	case DNS_OK:
-		break;
-	}
-	/* RFC 5321 5.1: when this machine is one of the MX hosts, only the
-	 * hosts preferred to it may be used */
-	struct sockaddr_storage (*a)[DNS_MAX_ADDRS] =
-		xcalloc((size_t)nmx, sizeof *a);
-	int *na = xcalloc((size_t)nmx, sizeof *na);
-	int temp = 0, loops = 0;
-	unsigned own = ~0u;
-	for (int i = 0; i < nmx; i++) {
-		if (dns_addrs(server, mx[i].host, port, a[i], DNS_MAX_ADDRS,
-			      &na[i]) == DNS_TEMP)
-			temp = 1;
-		for (int k = 0; k < na[i]; k++)
-			if (is_own_address(&a[i][k]) && mx[i].pref < own)
-				own = mx[i].pref;
-	}
-	for (int i = 0; i < nmx; i++) {
-		if (mx[i].pref >= own) {
-			loops = 1;
-			continue;
-		}
-		for (int k = 0; k < na[i]; k++)
-			add_cand(c, n, mx[i].host, &a[i][k], sa_len(&a[i][k]));
-	}
-	free(a);
-	free(na);
-	if (*n)
-		return 0;
-	if (loops)
-		reply_set(err, 554, "5.4.6", "mail for %s loops back to myself",
-		    domain);
-	else if (temp)
-		reply_set(err, 451, "4.4.3", "cannot find the address of the MX "
-				       "hosts of %s",
-		    domain);
-	else
-		reply_set(err, 550, "5.1.2", "no address for the MX hosts of %s",
-		    domain);
-	return -1;
-}
-
-static int candidates(struct client_job *j, struct cand *c, int *n,
-		      struct reply *err)
-{
-	*n = 0;
-	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
-	int defport = lmtp ? 24 : 25;
-	if (j->kind == T_MX)
-		return lookup_mx(j, j->arg, defport, c, n, err);
-	const char *one[1] = {j->arg};
-	const char *const *specs = one;
-	uint32_t nspecs = 1;
-	if (j->kind == T_RELAY) {
-		specs = j->relay->v[RELAY_ADDRESS].list.v;
-		nspecs = j->relay->v[RELAY_ADDRESS].list.n;
-		if (!nspecs) {
-			reply_set(err, 451, "4.3.5", "[relay \"%s\"] has no address",
-			    j->relay->name);
-			return -1;
-		}
-	}
-	struct reply last = {0};
-	for (uint32_t i = 0; i < nspecs; i++) {
-		const char *spec = specs[i];
-		if (!strncmp(spec, "unix:", 5)) {
-			struct sockaddr_storage ss = {0};
-			struct sockaddr_un *su = (struct sockaddr_un *)&ss;
-			su->sun_family = AF_UNIX;
-			snprintf(su->sun_path, sizeof su->sun_path, "%s", spec + 5);
-			add_cand(c, n, spec, &ss, sizeof *su);
-			continue;
-		}
-		char host[256];
-		int port, bracketed;
-		if (parse_spec(spec, defport, host, sizeof host, &port,
-			       &bracketed) < 0) {
-			reply_set(&last, 451, "4.3.5", "bad address %s", spec);
-			continue;
-		}
-		int r = j->kind == T_HOST && !bracketed
-				? lookup_mx(j, host, port, c, n, &last)
-				: lookup_host(j, host, port, c, n, &last);
-		(void)r;
-	}
-	if (*n)
-		return 0;
-	*err = last;
-	return -1;
-}
-
 /* ------------------------------------------------------------------ */
 /* The conversation                                                    */
 
@@ -350,7 +89,7 @@ struct conn {
 	int tls;          /* TLS is on */
 };
 
-static int connect_to(const struct cand *c, char *why, size_t n)
+static int connect_to(const struct client_cand *c, char *why, size_t n)
 {
 	int fd = socket(c->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 			0);
@@ -611,7 +350,7 @@ static int bdat_replies(struct conn *c, const struct msg *m, struct buf *t)
 	return 0;
 }
 
-enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2, OWN_VERDICT = 3 };
+enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2 };
 
 /* EHLO or LHLO and its reply; 0 when it was 250. */
 static int hello(struct client_job *j, struct conn *c, struct buf *t,
@@ -733,36 +472,38 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 	return NEXT_ADDRESS;
 }
 
-/* One attempt over an open connection. Returns NEXT_ADDRESS when the
- * remaining recipients should try the next address, with why. */
+/* The peer's 220 greeting; NEXT_ADDRESS with why when it gives none (a
+ * refusal is temporary for this address: the next one may serve). */
+static int greeting(struct conn *c, struct buf *t, struct reply *why)
+{
+	int code = read_reply(c, t);
+	if (code == 220)
+		return 0;
+	if (code < 0)
+		reply_set(why, 451, "4.4.2", "%s: lost connection before the "
+					       "greeting",
+		    c->name);
+	else
+		peer_reply(why, code < 400 ? 451 : code, t->s, c->name);
+	if (why->code >= 500)
+		why->code = 451, why->dsn[0] = '4';
+	return NEXT_ADDRESS;
+}
+
 /* The greeting, EHLO/LHLO, STARTTLS and AUTH: 0 when the connection is
- * ready for a transaction, else NEXT_ADDRESS or AGAIN_IN_CLEAR with why. */
+ * ready for a transaction, else NEXT_ADDRESS or AGAIN_IN_CLEAR with why
+ * (and QUIT sent). */
 static int open_session(struct client_job *j, struct conn *c,
 			struct reply *why)
 {
 	struct buf t = {0};
-	const char *host = c->name;
-	int ret = 0;
-	int code = read_reply(c, &t);
-	if (code != 220) {
-		if (code < 0)
-			reply_set(why, 451, "4.4.2", "%s: lost connection before the "
-					       "greeting",
-			    host);
-		else
-			peer_reply(why, code < 400 ? 451 : code, t.s, host);
-		if (why->code >= 500)
-			why->code = 451, why->dsn[0] = '4';
+	int ret = greeting(c, &t, why);
+	if (!ret && hello(j, c, &t, why) < 0)
 		ret = NEXT_ADDRESS;
-		goto quit;
-	}
-	if (hello(j, c, &t, why) < 0) {
-		ret = NEXT_ADDRESS;
-		goto quit;
-	}
-	if ((ret = start_tls(j, c, &t, why)) == 0)
+	if (!ret)
+		ret = start_tls(j, c, &t, why);
+	if (!ret)
 		ret = authenticate(j, c, &t, why);
-quit:
 	if (ret) {
 		cmd(c, "QUIT");
 		io_flush(&c->io);
@@ -801,217 +542,278 @@ static int downgrade(struct client_job *j)
 	return 0;
 }
 
-/* Reads the reply to one RCPT: a refusal is that recipient's reply, an
- * acceptance (-1) waits for the final one. Returns the code (-1: the
- * connection broke; 421: it is closing, the reply is not the recipient's). */
-static int rcpt_reply(struct conn *c, struct client_rcpt *r, struct buf *t)
+/*
+ * One transaction as RFC 2920 3.1 has the client speak: commands go out in
+ * groups and their replies are read back in the same order. With
+ * PIPELINING, MAIL and every RCPT form one group that DATA ends (BDAT
+ * chunks follow only once the envelope is settled); without it, every
+ * command is a group of one.
+ */
+enum { PEND_MAIL = -1, PEND_DATA = -2 }; /* else a recipient's index */
+
+enum tx_end {
+	TX_OPEN,    /* the transaction goes on */
+	TX_FINAL,   /* every recipient has this peer's reply */
+	TX_LOST,    /* the connection broke */
+	TX_CLOSING, /* the peer said 421 */
+};
+
+struct tx {
+	struct client_job *j;
+	struct conn *c;
+	const struct msg *m; /* the form that goes out: j->m or its 7-bit form */
+	off_t wire;
+	int eightbit, bdat;
+	int data;            /* DATA's reply; 0 while DATA is not answered */
+	int *pending;        /* the commands sent whose replies are due */
+	unsigned npending;
+	unsigned char *accepted; /* per recipient: its RCPT got 250 or 251 */
+	unsigned naccepted;
+	struct buf t;        /* the text of the last reply */
+};
+
+/* Gives every recipient that the peer accepted the message's reply r. */
+static void set_accepted(struct tx *x, const struct reply *r)
 {
-	int code = read_reply(c, t);
-	if (code < 0 || code == 421)
-		return code;
-	if (code == 250 || code == 251)
-		r->r.code = -1; /* accepted: the final reply comes later */
-	else
-		peer_reply(&r->r, code, t->s, c->name);
-	return code;
+	for (unsigned i = 0; i < x->j->n; i++)
+		if (x->accepted[i])
+			x->j->r[i].r = *r;
 }
 
-/* Reads the reply to a pipelined DATA that no recipient can use. A peer
- * that answers 354 all the same gets the lone "." and its reply is
- * discarded (RFC 2920 3.1, as Postfix does): whatever else we sent would
- * be taken as message text. */
-static void skip_data_reply(struct conn *c, struct buf *t)
+/* The message's form for this peer, or -1 with our own verdict for every
+ * recipient when the peer cannot take it (RFC 6152 3, RFC 3030 3, RFC
+ * 6531 3.4, RFC 1870). */
+static int choose_form(struct tx *x, struct reply *fail)
 {
-	if (read_reply(c, t) != 354)
+	struct client_job *j = x->j;
+	const struct ext *e = &x->c->ext;
+	if (j->smtputf8 && !e->smtputf8) {
+		reply_set(fail, 550, "5.6.7", "%s does not support SMTPUTF8, "
+					     "which this message needs",
+		    x->c->name);
+		return -1;
+	}
+	if ((x->m->binary && !(e->binary && e->chunking)) ||
+	    (x->eightbit && !e->eightbit)) {
+		if (downgrade(j) < 0) {
+			reply_set(fail, 554, "5.6.3", "%s accepts only 7-bit mail "
+						     "and this message cannot "
+						     "be converted: %s",
+			    x->c->name, j->conv_why);
+			return -1;
+		}
+		x->m = &j->conv;
+		x->wire = j->conv_wire;
+		x->eightbit = 0;
+	}
+	if (e->size && (unsigned long long)x->wire > e->size) {
+		reply_set(fail, 552, "5.3.4", "message size %lld exceeds the "
+					     "limit of %s (%llu)",
+		    (long long)x->wire, x->c->name, e->size);
+		return -1;
+	}
+	x->bdat = x->m->binary || e->chunking;
+	return 0;
+}
+
+/* Sends one command of the transaction; its reply is read later, in
+ * order, by read_replies(). */
+static void send_command(struct tx *x, int what)
+{
+	struct conn *c = x->c;
+	if (what == PEND_MAIL) {
+		char size[32] = "";
+		if (c->ext.size)
+			snprintf(size, sizeof size, " SIZE=%lld",
+				 (long long)x->wire);
+		cmd(c, "MAIL FROM:<%s>%s%s%s", x->m->from, size,
+		    x->m->binary ? " BODY=BINARYMIME"
+		    : x->eightbit ? " BODY=8BITMIME"
+				  : "",
+		    x->j->smtputf8 ? " SMTPUTF8" : "");
+	} else if (what == PEND_DATA) {
+		cmd(c, "DATA");
+	} else {
+		cmd(c, "RCPT TO:<%s>", x->j->r[what].addr);
+	}
+	x->pending[x->npending++] = what;
+}
+
+/* A DATA that no recipient can use: a peer that answers 354 all the same
+ * gets the lone "." and its reply is discarded (RFC 2920 3.1, as Postfix
+ * does): whatever else we sent would be taken as message text. */
+static void end_unwanted_data(struct tx *x, int code)
+{
+	if (code != 354)
 		return;
-	cmd(c, ".");
-	io_flush(&c->io);
-	read_reply(c, t);
+	cmd(x->c, ".");
+	io_flush(&x->c->io);
+	read_reply(x->c, &x->t);
+}
+
+/* What one reply means; code is -1 when the connection broke. */
+static enum tx_end take_reply(struct tx *x, int what, int code)
+{
+	struct reply r;
+	if (what == PEND_DATA && !x->naccepted) {
+		end_unwanted_data(x, code);
+		return TX_FINAL;
+	}
+	if (code < 0)
+		return TX_LOST;
+	if (what == PEND_DATA) {
+		x->data = code; /* even a 421: the peer's verdict on the data */
+		return TX_OPEN;
+	}
+	if (code == 421)
+		return TX_CLOSING; /* the peer is closing: not a verdict */
+	if (what == PEND_MAIL) {
+		if (code == 250)
+			return TX_OPEN;
+		peer_reply(&r, code < 400 ? 451 : code, x->t.s, x->c->name);
+		set_all(x->j, &r);
+		return TX_FINAL;
+	}
+	if (code == 250 || code == 251) {
+		x->accepted[what] = 1; /* its reply comes after the data */
+		x->naccepted++;
+	} else {
+		peer_reply(&x->j->r[what].r, code, x->t.s, x->c->name);
+	}
+	return TX_OPEN;
+}
+
+/* Reads the replies to the commands sent, in the order they were sent.
+ * After a refused MAIL the rest of the group is read and discarded (a
+ * 354 to its DATA gets the lone dot). */
+static enum tx_end read_replies(struct tx *x)
+{
+	enum tx_end end = TX_OPEN;
+	io_flush(&x->c->io);
+	for (unsigned k = 0; k < x->npending; k++) {
+		int what = x->pending[k];
+		int code = read_reply(x->c, &x->t);
+		if (end == TX_FINAL) {
+			if (code < 0)
+				break;
+			if (what == PEND_DATA)
+				end_unwanted_data(x, code);
+			continue;
+		}
+		end = take_reply(x, what, code);
+		if (end == TX_LOST || end == TX_CLOSING)
+			break;
+	}
+	x->npending = 0;
+	return end;
+}
+
+/* Sends one command and, without PIPELINING, reads its reply at once. */
+static enum tx_end step(struct tx *x, int what)
+{
+	send_command(x, what);
+	return x->c->ext.pipelining ? TX_OPEN : read_replies(x);
+}
+
+/* The send phase of the envelope and, with PIPELINING, its read phase:
+ * MAIL, one RCPT per recipient still without a reply, and DATA to end the
+ * group unless the body goes by BDAT. */
+static enum tx_end envelope(struct tx *x)
+{
+	enum tx_end end = step(x, PEND_MAIL);
+	for (unsigned i = 0; i < x->j->n && end == TX_OPEN; i++)
+		if (!x->j->r[i].r.code)
+			end = step(x, (int)i);
+	if (end != TX_OPEN || !x->c->ext.pipelining)
+		return end;
+	if (!x->bdat)
+		send_command(x, PEND_DATA);
+	return read_replies(x);
+}
+
+/* SMTP: one final reply for all; LMTP: one per accepted recipient. */
+static enum tx_end final_replies(struct tx *x)
+{
+	struct client_job *j = x->j;
+	struct reply final = {0};
+	for (unsigned i = 0; i < j->n; i++) {
+		if (!x->accepted[i])
+			continue;
+		if (x->c->lmtp || !final.code) {
+			int code = read_reply(x->c, &x->t);
+			if (code < 0)
+				return TX_LOST;
+			peer_reply(&final, code, x->t.s, x->c->name);
+		}
+		j->r[i].r = final;
+	}
+	return TX_FINAL;
+}
+
+/* The content once the envelope is settled: DATA's 354 (when DATA was not
+ * in the pipelined group), the body, and the final replies. */
+static enum tx_end content(struct tx *x)
+{
+	struct reply r;
+	if (!x->naccepted)
+		return TX_FINAL;
+	if (!x->bdat && !x->data) { /* DATA was not in a pipelined group */
+		send_command(x, PEND_DATA);
+		enum tx_end end = read_replies(x);
+		if (end != TX_OPEN)
+			return end;
+	}
+	if (!x->bdat && x->data != 354) {
+		peer_reply(&r, x->data < 400 ? 451 : x->data, x->t.s, x->c->name);
+		set_accepted(x, &r);
+		return TX_FINAL;
+	}
+	if (send_body(x->c, x->m, x->bdat) < 0)
+		return TX_LOST;
+	if (x->bdat) {
+		int code = bdat_replies(x->c, x->m, &x->t);
+		if (code < 0)
+			return TX_LOST;
+		if (code) {
+			peer_reply(&r, code, x->t.s, x->c->name);
+			set_accepted(x, &r);
+			return TX_FINAL;
+		}
+	}
+	return final_replies(x);
 }
 
 /* One transaction on a ready connection: a reply for every recipient, or
  * NEXT_ADDRESS (with why) for those the connection could not serve. */
 static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 {
-	struct buf t = {0};
-	const char *host = c->name;
-	int ret = 0, code;
-	const struct msg *m = j->m;
-	off_t wire = j->wire_size;
-	int eightbit = j->eightbit;
+	struct tx x = {.j = j, .c = c, .m = j->m, .wire = j->wire_size,
+		       .eightbit = j->eightbit};
 	struct reply fail = {0};
-	if (j->smtputf8 && !c->ext.smtputf8) {
-		reply_set(&fail, 550, "5.6.7", "%s does not support SMTPUTF8, which "
-					 "this message needs",
-		    host);
-	} else if ((m->binary && !(c->ext.binary && c->ext.chunking)) ||
-		   (eightbit && !c->ext.eightbit)) {
-		/* RFC 6152 3, RFC 3030 3: a 7-bit form for this peer */
-		if (downgrade(j) < 0) {
-			reply_set(&fail, 554, "5.6.3", "%s accepts only 7-bit mail and "
-						 "this message cannot be "
-						 "converted: %s",
-			    host, j->conv_why);
-		} else {
-			m = &j->conv;
-			wire = j->conv_wire;
-			eightbit = 0;
-		}
+	if (choose_form(&x, &fail) < 0) {
+		set_all(j, &fail); /* our own verdict, not the peer's reply */
+		return 0;
 	}
-	if (!fail.code && c->ext.size && (unsigned long long)wire > c->ext.size)
-		reply_set(&fail, 552, "5.3.4", "message size %lld exceeds the limit "
-					 "of %s (%llu)",
-		    (long long)wire, host, c->ext.size);
-	if (fail.code) {
-		/* our own verdict, not the peer's reply */
-		set_all(j, &fail);
-		ret = OWN_VERDICT;
-		goto quit;
+	x.pending = xcalloc(j->n + 2, sizeof *x.pending);
+	x.accepted = xcalloc(j->n, 1);
+	enum tx_end end = envelope(&x);
+	if (end == TX_OPEN)
+		end = content(&x);
+	if (end == TX_FINAL) {
+		/* replies of this peer are final: name it in logs and reports */
+		snprintf(j->remote, sizeof j->remote, "%s", c->name);
+	} else if (end == TX_CLOSING) {
+		peer_reply(why, 451, x.t.s, c->name);
+		why->dsn[0] = '4';
+	} else {
+		reply_set(why, 451, "4.4.2", "%s: lost connection", c->name);
 	}
-	char params[128] = "";
-	size_t pl = 0;
-	if (c->ext.size)
-		pl += (size_t)snprintf(params + pl, sizeof params - pl,
-				       " SIZE=%lld", (long long)wire);
-	if (m->binary)
-		pl += (size_t)snprintf(params + pl, sizeof params - pl,
-				       " BODY=BINARYMIME");
-	else if (eightbit)
-		pl += (size_t)snprintf(params + pl, sizeof params - pl,
-				       " BODY=8BITMIME");
-	if (j->smtputf8)
-		snprintf(params + pl, sizeof params - pl, " SMTPUTF8");
-	int pipe = c->ext.pipelining;
-	int bdat = m->binary || c->ext.chunking;
-	cmd(c, "MAIL FROM:<%s>%s", m->from, params);
-	if (!pipe)
-		io_flush(&c->io);
-	int mail = pipe ? 0 : read_reply(c, &t);
-	if (!pipe && mail != 250)
-		goto mail_failed;
-	for (unsigned i = 0; i < j->n; i++) {
-		if (j->r[i].r.code)
-			continue;
-		cmd(c, "RCPT TO:<%s>", j->r[i].addr);
-		if (!pipe) {
-			io_flush(&c->io);
-			code = rcpt_reply(c, &j->r[i], &t);
-			if (code < 0)
-				goto lost;
-			if (code == 421)
-				goto closing;
-		}
-	}
-	if (pipe && !bdat)
-		cmd(c, "DATA");
-	if (pipe) {
-		io_flush(&c->io);
-		mail = read_reply(c, &t);
-		if (mail != 250) {
-			/* the RCPT and DATA replies still come: skip them */
-			struct buf skip = {0};
-			for (unsigned i = 0; i < j->n; i++)
-				if (!j->r[i].r.code)
-					read_reply(c, &skip);
-			if (!bdat)
-				skip_data_reply(c, &skip);
-			buf_free(&skip);
-			goto mail_failed;
-		}
-		for (unsigned i = 0; i < j->n; i++) {
-			if (j->r[i].r.code)
-				continue;
-			code = rcpt_reply(c, &j->r[i], &t);
-			if (code < 0)
-				goto lost;
-			if (code == 421)
-				goto closing;
-		}
-	}
-	unsigned accepted = 0;
-	for (unsigned i = 0; i < j->n; i++)
-		accepted += j->r[i].r.code == -1;
-	if (!accepted) {
-		if (pipe && !bdat)
-			skip_data_reply(c, &t); /* 503 or 554, or a 354 */
-		goto quit;
-	}
-	if (!bdat) {
-		if (!pipe) {
-			cmd(c, "DATA");
-			io_flush(&c->io);
-		}
-		code = read_reply(c, &t);
-		if (code != 354) {
-			struct reply r;
-			if (code < 0)
-				goto lost;
-			peer_reply(&r, code < 400 ? 451 : code, t.s, host);
-			for (unsigned i = 0; i < j->n; i++)
-				if (j->r[i].r.code == -1)
-					j->r[i].r = r;
-			goto quit;
-		}
-	}
-	if (send_body(c, m, bdat) < 0)
-		goto lost;
-	if (bdat && (code = bdat_replies(c, m, &t)) != 0) {
-		if (code < 0)
-			goto lost;
-		struct reply r;
-		peer_reply(&r, code, t.s, host);
-		for (unsigned i = 0; i < j->n; i++)
-			if (j->r[i].r.code == -1)
-				j->r[i].r = r;
-		goto quit;
-	}
-	/* SMTP: one final reply; LMTP: one per accepted recipient */
-	struct reply final = {0};
-	for (unsigned i = 0; i < j->n; i++) {
-		if (j->r[i].r.code != -1)
-			continue;
-		if (c->lmtp || !final.code) {
-			code = read_reply(c, &t);
-			if (code < 0)
-				goto lost;
-			peer_reply(&final, code, t.s, host);
-		}
-		j->r[i].r = final;
-	}
-	goto quit;
-
-mail_failed:
-	if (mail < 0)
-		goto lost;
-	if (mail == 421)
-		goto closing;
-	{
-		struct reply r;
-		peer_reply(&r, mail < 400 ? 451 : mail, t.s, host);
-		set_all(j, &r);
-	}
-	goto quit;
-closing:
-	peer_reply(why, 451, t.s, host);
-	why->dsn[0] = '4';
-	ret = NEXT_ADDRESS;
-	goto clear;
-lost:
-	reply_set(why, 451, "4.4.2", "%s: lost connection", host);
-	ret = NEXT_ADDRESS;
-clear:
-	/* what was not final is tried again at the next address */
-	for (unsigned i = 0; i < j->n; i++)
-		if (j->r[i].r.code == -1)
-			j->r[i].r.code = 0;
-	buf_free(&t);
-	return ret;
-quit:
-	/* replies of this peer are final: name it in logs and reports */
-	if (ret == 0)
-		snprintf(j->remote, sizeof j->remote, "%s", host);
-	buf_free(&t);
-	return ret == OWN_VERDICT ? 0 : ret;
+	/* unless final, the accepted recipients have no reply yet: they go
+	 * to the next address with the others */
+	free(x.accepted);
+	free(x.pending);
+	buf_free(&x.t);
+	return end == TX_FINAL ? 0 : NEXT_ADDRESS;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1104,13 +906,13 @@ void client_deliver(struct client_job *j)
 
 static void deliver(struct client_job *j)
 {
-	struct cand *c = xcalloc(MAX_CANDS, sizeof *c);
+	struct client_cand *c = xcalloc(CLIENT_MAX_CANDS, sizeof *c);
 	int n = 0;
 	struct reply err = {0};
 	j->remote[0] = 0;
 	for (unsigned i = 0; i < j->n; i++)
 		memset(&j->r[i].r, 0, sizeof j->r[i].r);
-	if (candidates(j, c, &n, &err) < 0) {
+	if (client_candidates(j, c, &n, &err) < 0) {
 		set_all(j, &err);
 		free(c);
 		return;

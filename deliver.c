@@ -340,22 +340,13 @@ ssize_t msg_read(const struct msg *m, off_t off, void *p, size_t n)
 static int copy_message(const struct msg *m, const char *prefix, int fd)
 {
 	char buf[65536];
-	size_t plen = strlen(prefix);
-	if (plen && write(fd, prefix, plen) != (ssize_t)plen)
+	if (write_all(fd, prefix, strlen(prefix)) < 0)
 		return -1;
 	off_t off = 0;
 	while (off < m->size) {
 		ssize_t n = msg_read(m, off, buf, sizeof buf);
-		if (n <= 0)
+		if (n <= 0 || write_all(fd, buf, (size_t)n) < 0)
 			return -1;
-		for (ssize_t done = 0; done < n;) {
-			ssize_t w = write(fd, buf + done, (size_t)(n - done));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				return -1;
-			done += w;
-		}
 		off += n;
 	}
 	return 0;
@@ -402,8 +393,7 @@ static int mailer_input(const struct msg *m, const char *prefix)
 		      O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
-	size_t plen = strlen(prefix);
-	int bad = plen && write(fd, prefix, plen) != (ssize_t)plen;
+	int bad = write_all(fd, prefix, strlen(prefix)) < 0;
 	for (off_t off = m->off, end = m->off + m->size; !bad && off < end;) {
 		ssize_t n = copy_file_range(m->fd, &off, fd, NULL,
 					    (size_t)(end - off), 0);

@@ -7,6 +7,7 @@
  */
 #include "dns.h"
 #include "idna.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -29,26 +30,14 @@ static int resolver(const char *server, struct __res_state *st)
 		return -1;
 	if (!server)
 		return 0;
-	char host[64];
-	int port = 53;
-	const char *colon = strrchr(server, ':');
-	if (server[0] == '[') {
-		const char *close = strchr(server, ']');
-		snprintf(host, sizeof host, "%.*s", (int)(close - server - 1),
-			 server + 1);
-		port = atoi(close + 2);
-	} else if (colon && strchr(server, ':') == colon) {
-		snprintf(host, sizeof host, "%.*s", (int)(colon - server), server);
-		port = atoi(colon + 1);
-	} else {
-		snprintf(host, sizeof host, "%s", server);
-	}
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-				  .sin_port = htons((uint16_t)port)};
-	if (inet_pton(AF_INET, host, &sin.sin_addr) != 1) {
+	struct net_endpoint ep;
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	if (net_endpoint_parse(server, 53, &ep) || ep.family != AF_INET ||
+	    inet_pton(AF_INET, ep.host, &sin.sin_addr) != 1) {
 		res_nclose(st);
 		return -1;
 	}
+	sin.sin_port = htons(ep.port);
 	st->nsaddr_list[0] = sin;
 	st->nscount = 1;
 	st->retry = 2;

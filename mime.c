@@ -325,17 +325,10 @@ int mime_downgrade(const struct msg *m, int out_fd, char *why, size_t n)
 	const char *p = map + (m->off - start);
 	int r = entity(&cv, p, p + m->size, 0, 1);
 	munmap(map, len);
-	for (size_t off = 0; r == 0 && off < cv.out.len;) {
-		ssize_t w = write(out_fd, cv.out.s + off, cv.out.len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			snprintf(why, n, "cannot write the converted message: %s",
-				 strerror(errno));
-			r = -1;
-			break;
-		}
-		off += (size_t)w;
+	if (r == 0 && write_all(out_fd, cv.out.s, cv.out.len) < 0) {
+		snprintf(why, n, "cannot write the converted message: %s",
+			 strerror(errno));
+		r = -1;
 	}
 	buf_free(&cv.out);
 	return r;

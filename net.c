@@ -1,15 +1,22 @@
 /*
- * net.c - IP networks for relay-clients (see net.h).
+ * net.c - IP networks and endpoints as the configuration writes them
+ * (see net.h).
  *
- * Owns the CIDR syntax and the containment test. Never does I/O, never
- * resolves a host name: a network is written as numbers or "loopback".
+ * Owns the CIDR syntax, the containment test and the endpoint syntax.
+ * Never connects and never resolves a host name: a network is written as
+ * numbers or "loopback", and an endpoint's host is only checked for form.
  */
 #include "net.h"
+#include "addr.h"
 
 #include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 static void mask(unsigned char *a, unsigned prefix, unsigned bytes)
 {
@@ -116,4 +123,114 @@ int net_is_everything(const struct net *n)
 {
 	return (n->family == AF_INET || n->family == AF_INET6) &&
 	       n->prefix == 0;
+}
+
+int net_port_parse(const char *s, uint16_t *port)
+{
+	static const struct {
+		const char *name;
+		uint16_t port;
+	} builtin[] = {{"smtp", 25},	    {"submission", 587},
+		       {"submissions", 465}, {"smtps", 465},
+		       {"lmtp", 24},	    {"domain", 53}};
+	if (*s >= '0' && *s <= '9') {
+		unsigned long v = 0;
+		for (; *s >= '0' && *s <= '9' && v <= 65535; s++)
+			v = v * 10 + (unsigned long)(*s - '0');
+		if (*s || v == 0 || v > 65535)
+			return -1;
+		*port = (uint16_t)v;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++)
+		if (!strcmp(s, builtin[i].name)) {
+			*port = builtin[i].port;
+			return 0;
+		}
+	struct servent *se = *s ? getservbyname(s, "tcp") : NULL;
+	if (!se)
+		return -1;
+	*port = ntohs((uint16_t)se->s_port);
+	return 0;
+}
+
+/* Sets ep's kind from its host text: a numeric address or a name. */
+static int classify_host(struct net_endpoint *ep)
+{
+	unsigned char bin[16];
+	if (inet_pton(AF_INET, ep->host, bin) == 1)
+		ep->family = AF_INET;
+	else if (inet_pton(AF_INET6, ep->host, bin) == 1)
+		ep->family = AF_INET6;
+	else
+		return addr_domain_valid(ep->host, strlen(ep->host), 1) ? 0
+									: -1;
+	ep->kind = NET_EP_IP;
+	ep->bracketed = 1;
+	return 0;
+}
+
+/* Copies n bytes of s as ep's host; -1 when they do not fit or are none. */
+static int set_host(struct net_endpoint *ep, const char *s, size_t n)
+{
+	if (n == 0 || n >= sizeof ep->host)
+		return -1;
+	memcpy(ep->host, s, n);
+	ep->host[n] = 0;
+	return 0;
+}
+
+/* "[host]" or "[ip]:port", with RFC 5321's "IPv6:" tag allowed inside. */
+static const char *parse_bracketed(const char *s, struct net_endpoint *ep)
+{
+	const char *close = strchr(s, ']');
+	if (!close)
+		return "expected [ADDRESS] or [ADDRESS]:PORT";
+	const char *in = s + 1;
+	if (!strncasecmp(in, "IPv6:", 5))
+		in += 5;
+	if (set_host(ep, in, (size_t)(close - in)) < 0 ||
+	    classify_host(ep) < 0)
+		return "expected a host or address inside [ ]";
+	ep->bracketed = 1;
+	if (!close[1])
+		return NULL;
+	if (close[1] != ':' || net_port_parse(close + 2, &ep->port) < 0)
+		return "expected a port number or service name";
+	return NULL;
+}
+
+const char *net_endpoint_parse(const char *s, uint16_t defport,
+			       struct net_endpoint *ep)
+{
+	static const char forms[] =
+		"expected host, ip, [ip], host:port, [ip]:port or unix:/path";
+	memset(ep, 0, sizeof *ep);
+	ep->port = defport;
+	if (!strncmp(s, "unix:", 5)) {
+		ep->kind = NET_EP_UNIX;
+		if (s[5] != '/')
+			return "expected unix:/absolute/path";
+		if (set_host(ep, s + 5, strlen(s + 5)) < 0 ||
+		    strlen(ep->host) >= sizeof((struct sockaddr_un *)0)->sun_path)
+			return "expected a shorter socket path";
+		return NULL;
+	}
+	if (s[0] == '[')
+		return parse_bracketed(s, ep);
+	unsigned char bin[16];
+	if (inet_pton(AF_INET6, s, bin) == 1) {
+		/* a bare IPv6 address: its colons are not a port */
+		set_host(ep, s, strlen(s));
+		return classify_host(ep) < 0 ? forms : NULL;
+	}
+	const char *colon = strrchr(s, ':');
+	if (colon && memchr(s, ':', (size_t)(colon - s)))
+		return "write an IPv6 address as [ADDRESS]:PORT";
+	size_t n = colon ? (size_t)(colon - s) : strlen(s);
+	if (set_host(ep, s, n) < 0 || classify_host(ep) < 0)
+		return forms;
+	if (colon && net_port_parse(colon + 1, &ep->port) < 0)
+		return "expected a port number or service name";
+	return NULL;
 }

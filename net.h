@@ -1,12 +1,20 @@
 /*
- * net.h - IP networks as the configuration writes them (relay-clients).
+ * net.h - network addresses as the configuration writes them.
  *
- * Owns: parsing "loopback", "none", an address and "address/prefix" (IPv4
- * and IPv6, RFC 4632 / RFC 4291 notation), and deciding whether a client
- * address is inside one. Never does I/O and never resolves a name.
+ * Owns: IP networks for relay-clients ("loopback", "none", an address and
+ * "address/prefix", RFC 4632 / RFC 4291 notation) and whether a client
+ * address is inside one; and the one parser of endpoints (host, ip, [ip],
+ * host:port, [ip]:port, unix:/path) that configuration checks, the onward
+ * client and the DNS resolver share, so that what --check accepts is what
+ * a delivery connects to.
+ *
+ * Never: connects, or resolves a host name (a port may be a service name,
+ * looked up in /etc/services as getservbyname(3) does).
  */
 #ifndef POSTMASTER_NET_H
 #define POSTMASTER_NET_H
+
+#include <stdint.h>
 
 /* The peer text a session uses for a client that is not on the network
  * (a pipe or a local socket). */
@@ -34,5 +42,29 @@ int net_list_contains(const char *const *words, unsigned n, const char *peer);
 
 /* Whether n holds every address of its family (a prefix of 0). */
 int net_is_everything(const struct net *n);
+
+enum net_endpoint_kind {
+	NET_EP_NAME, /* a host name: its MX or address records */
+	NET_EP_IP,   /* a numeric IPv4 or IPv6 address */
+	NET_EP_UNIX, /* a local socket */
+};
+
+struct net_endpoint {
+	enum net_endpoint_kind kind;
+	int family;      /* NET_EP_IP: AF_INET or AF_INET6 */
+	int bracketed;   /* [host] or an address: no MX lookup */
+	uint16_t port;   /* the default when none is written */
+	char host[256];  /* the name or address, without brackets or "IPv6:";
+			  * NET_EP_UNIX: the path */
+};
+
+/* Parses one endpoint: host, ip, [ip], [host], host:port, [ip]:port or
+ * unix:/path, with defport when no port is written. Returns NULL, or why
+ * s is not one ("expected ..."). */
+const char *net_endpoint_parse(const char *s, uint16_t defport,
+			       struct net_endpoint *ep);
+
+/* A port: a number from 1 to 65535 or a service name. 0 or -1. */
+int net_port_parse(const char *s, uint16_t *port);
 
 #endif

@@ -235,8 +235,6 @@ static void envelope_text(const struct spool_msg *m, struct buf *b)
 	}
 }
 
-static int write_all(int fd, const char *p, size_t n);
-
 int spool_begin_message(struct spool_msg *m)
 {
 	struct buf b = {0};
@@ -246,20 +244,6 @@ int spool_begin_message(struct spool_msg *m)
 	m->data_off = (off_t)b.len;
 	buf_free(&b);
 	return r;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 /* Writes the envelope under a temporary name and renames it into place. */

@@ -304,3 +304,22 @@ int buf_read_file(struct buf *b, int dirfd, const char *path, size_t max)
 		buf_adds(b, "");
 	return 0;
 }
+
+int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			errno = ENOSPC; /* a file that takes nothing is full */
+			return -1;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}

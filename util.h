@@ -3,7 +3,8 @@
  *
  * Owns: UTF-8 validation, ASCII case folding, escaping of untrusted bytes
  * for replies and logs, a growable byte buffer, checked allocation, and
- * reading a small file whole. Never does other I/O.
+ * reading a small file whole, writing a buffer whole. Never does other
+ * I/O.
  */
 #ifndef POSTMASTER_UTIL_H
 #define POSTMASTER_UTIL_H
@@ -35,6 +36,9 @@ void buf_free(struct buf *b);
 /* Appends the file at path (relative to dirfd, or AT_FDCWD) to b, at most
  * max bytes. -1 with errno set when it cannot be read. */
 int buf_read_file(struct buf *b, int dirfd, const char *path, size_t max);
+/* Writes all n bytes to fd, resuming after short writes and EINTR. 0, or
+ * -1 with errno set. */
+int write_all(int fd, const void *p, size_t n);
 /* Appends the base64 form of n bytes (RFC 4648, no line breaks). */
 void buf_add_base64(struct buf *b, const void *p, size_t n);
 /* Decodes base64 text (RFC 4648, padding required, no blanks) onto b.

@@ -1550,6 +1550,20 @@ def test_bracketed_host_name_uses_dns_server(tmp, peers, mxnet):
     assert len(peer.handler.messages) == 1
 
 
+@pytest.mark.parametrize("target", ["[@IP@]:smtp", "@IP@:smtp"])
+def test_port_written_as_a_service_name(tmp, peers, mxnet, target):
+    # --check accepts a service name for the port: delivery connects to
+    # that port too (one endpoint parser for both), not to port 0
+    ip = mxnet + "7"
+    peer = aiosmtpd_peer(peers, host=ip, port=25)
+    cf = write_cf(tmp, "[route]\n@example.net %s\n" % target.replace("@IP@", ip))
+    assert pm(cf, "--check").returncode == 0
+    sent = submit(cf, ["joe@example.net"])
+    assert "relay=%s[%s] status=sent" % (ip, ip) in \
+        status_lines(sent.log)["joe@example.net"], sent.log
+    assert len(peer.handler.messages) == 1
+
+
 # ------------------------------------------------------------------ #
 # What the peer cannot take                                          #
 

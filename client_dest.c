@@ -1,0 +1,237 @@
+/*
+ * client_dest.c - where the onward client connects (see client_dest.h).
+ *
+ * A [relay]'s addresses are tried in order, a host target's name goes
+ * through its MX records unless it is bracketed, an MX target's domain
+ * always does. An MX list that reaches this machine's own addresses is cut
+ * there (RFC 5321 5.1); when nothing is left, the mail loops back to
+ * myself (5.4.6).
+ */
+#include "client_dest.h"
+#include "dns.h"
+#include "net.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+static void add_cand(struct client_cand *c, int *n, const char *host,
+		     const void *ss, socklen_t len)
+{
+	if (*n >= CLIENT_MAX_CANDS)
+		return;
+	snprintf(c[*n].host, sizeof c[*n].host, "%s", host);
+	/* ss may be a shorter sockaddr (getaddrinfo's): copy only len */
+	memset(&c[*n].ss, 0, sizeof c[*n].ss);
+	memcpy(&c[*n].ss, ss, len < sizeof c[*n].ss ? len : sizeof c[*n].ss);
+	c[*n].len = len;
+	(*n)++;
+}
+
+static socklen_t sa_len(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+					 : sizeof(struct sockaddr_in);
+}
+
+/* Address records: from core.dns-server when it is set, else (and for
+ * names it does not know) through getaddrinfo: /etc/hosts, then DNS. */
+static int lookup_host(const struct client_job *j, const char *host, int port,
+		       struct client_cand *c, int *n, struct reply *err)
+{
+	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
+	unsigned char bin[16];
+	if (server && inet_pton(AF_INET, host, bin) != 1 &&
+	    inet_pton(AF_INET6, host, bin) != 1) {
+		struct sockaddr_storage a[DNS_MAX_ADDRS];
+		int na = 0;
+		enum dns_status s = dns_addrs(server, host, port, a,
+					      DNS_MAX_ADDRS, &na);
+		for (int k = 0; k < na; k++)
+			add_cand(c, n, host, &a[k], sa_len(&a[k]));
+		if (na)
+			return 0;
+		if (s == DNS_TEMP) {
+			reply_set(err, 451, "4.4.3", "cannot find host %s: DNS "
+					       "temporary failure",
+			    host);
+			return -1;
+		}
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV}, *res, *ai;
+	char ps[8];
+	snprintf(ps, sizeof ps, "%d", port);
+	int e = getaddrinfo(host, ps, &hints, &res);
+	if (e) {
+		int perm = e == EAI_NONAME;
+		reply_set(err, perm ? 550 : 451, perm ? "5.1.2" : "4.4.3",
+		    "cannot find host %s: %s", host, gai_strerror(e));
+		return -1;
+	}
+	/* IPv6 first, then IPv4 */
+	for (int fam = 0; fam < 2; fam++)
+		for (ai = res; ai; ai = ai->ai_next)
+			if (ai->ai_family == (fam ? AF_INET : AF_INET6))
+				add_cand(c, n, host, ai->ai_addr,
+					 ai->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+
+/* Whether ss is one of this machine's own addresses. */
+static int is_own_address(const struct sockaddr_storage *ss)
+{
+	struct ifaddrs *ifa, *i;
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	int own = 0;
+	for (i = ifa; i && !own; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != ss->ss_family)
+			continue;
+		if (ss->ss_family == AF_INET)
+			own = !memcmp(&((struct sockaddr_in *)i->ifa_addr)->sin_addr,
+				      &((const struct sockaddr_in *)ss)->sin_addr,
+				      4);
+		else if (ss->ss_family == AF_INET6)
+			own = !memcmp(
+				&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
+				&((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+	}
+	freeifaddrs(ifa);
+	return own;
+}
+
+/* The MX hosts of domain, each with its addresses, best first. */
+static int lookup_mx(const struct client_job *j, const char *domain, int port,
+		     struct client_cand *c, int *n, struct reply *err)
+{
+	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
+	struct dns_mx mx[DNS_MAX_MX];
+	int nmx = 0;
+	char alabel[256], why[300];
+	if (dns_alabel(domain, alabel, sizeof alabel, why, sizeof why) < 0) {
+		reply_set(err, 550, "5.1.2", "%s", why);
+		return -1;
+	}
+	enum dns_status s = dns_mx(server, alabel, mx, DNS_MAX_MX, &nmx);
+	switch (s) {
+	case DNS_NULLMX:
+		reply_set(err, 556, "5.1.10", "domain %s accepts no mail (null MX)",
+		    domain);
+		return -1;
+	case DNS_NOTFOUND:
+		reply_set(err, 550, "5.1.2", "domain %s not found", domain);
+		return -1;
+	case DNS_TEMP:
+		reply_set(err, 451, "4.4.3", "cannot look up the MX of %s: DNS "
+				       "temporary failure",
+		    domain);
+		return -1;
+	case DNS_NODATA: /* no MX: the domain's own address (RFC 5321 5.1) */
+		nmx = 1;
+		mx[0].pref = 0;
+		snprintf(mx[0].host, sizeof mx[0].host, "%s", alabel);
+		break;
+	case DNS_OK:
+		break;
+	}
+	/* RFC 5321 5.1: when this machine is one of the MX hosts, only the
+	 * hosts preferred to it may be used */
+	struct sockaddr_storage (*a)[DNS_MAX_ADDRS] =
+		xcalloc((size_t)nmx, sizeof *a);
+	int *na = xcalloc((size_t)nmx, sizeof *na);
+	int temp = 0, loops = 0;
+	unsigned own = ~0u;
+	for (int i = 0; i < nmx; i++) {
+		if (dns_addrs(server, mx[i].host, port, a[i], DNS_MAX_ADDRS,
+			      &na[i]) == DNS_TEMP)
+			temp = 1;
+		for (int k = 0; k < na[i]; k++)
+			if (is_own_address(&a[i][k]) && mx[i].pref < own)
+				own = mx[i].pref;
+	}
+	for (int i = 0; i < nmx; i++) {
+		if (mx[i].pref >= own) {
+			loops = 1;
+			continue;
+		}
+		for (int k = 0; k < na[i]; k++)
+			add_cand(c, n, mx[i].host, &a[i][k], sa_len(&a[i][k]));
+	}
+	free(a);
+	free(na);
+	if (*n)
+		return 0;
+	if (loops)
+		reply_set(err, 554, "5.4.6", "mail for %s loops back to myself",
+		    domain);
+	else if (temp)
+		reply_set(err, 451, "4.4.3", "cannot find the address of the MX "
+				       "hosts of %s",
+		    domain);
+	else
+		reply_set(err, 550, "5.1.2", "no address for the MX hosts of %s",
+		    domain);
+	return -1;
+}
+
+/* The addresses of one [relay] address or host target (net.h's forms):
+ * a bare host name of a host target goes through its MX records first. */
+static void add_endpoint(const struct client_job *j, const char *spec,
+			 uint16_t defport, struct client_cand *c, int *n,
+			 struct reply *err)
+{
+	struct net_endpoint ep;
+	if (net_endpoint_parse(spec, defport, &ep)) {
+		reply_set(err, 451, "4.3.5", "bad address %s", spec);
+		return;
+	}
+	if (ep.kind == NET_EP_UNIX) {
+		struct sockaddr_storage ss = {0};
+		struct sockaddr_un *su = (struct sockaddr_un *)&ss;
+		su->sun_family = AF_UNIX;
+		memcpy(su->sun_path, ep.host, strlen(ep.host) + 1);
+		add_cand(c, n, spec, &ss, sizeof *su);
+	} else if (j->kind == T_HOST && !ep.bracketed) {
+		lookup_mx(j, ep.host, ep.port, c, n, err);
+	} else {
+		lookup_host(j, ep.host, ep.port, c, n, err);
+	}
+}
+
+int client_candidates(const struct client_job *j, struct client_cand *c,
+		      int *n, struct reply *err)
+{
+	*n = 0;
+	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
+	int defport = lmtp ? 24 : 25;
+	if (j->kind == T_MX)
+		return lookup_mx(j, j->arg, defport, c, n, err);
+	const char *one[1] = {j->arg};
+	const char *const *specs = one;
+	uint32_t nspecs = 1;
+	if (j->kind == T_RELAY) {
+		specs = j->relay->v[RELAY_ADDRESS].list.v;
+		nspecs = j->relay->v[RELAY_ADDRESS].list.n;
+		if (!nspecs) {
+			reply_set(err, 451, "4.3.5", "[relay \"%s\"] has no address",
+			    j->relay->name);
+			return -1;
+		}
+	}
+	struct reply last = {0};
+	for (uint32_t i = 0; i < nspecs; i++)
+		add_endpoint(j, specs[i], (uint16_t)defport, c, n, &last);
+	if (*n)
+		return 0;
+	*err = last;
+	return -1;
+}

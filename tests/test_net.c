@@ -1,0 +1,149 @@
+/*
+ * test_net.c - the endpoint parser of net.c, table-driven: every form a
+ * [relay] address, a host target or core.dns-server may take, what the
+ * client connects to for it, and why the forms that are not endpoints
+ * are refused.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+#include <sys/socket.h>
+
+#include "net.h"
+
+struct ecase {
+	const char *in;
+	const char *err;      /* NULL: valid; else a prefix of the reason */
+	enum net_endpoint_kind kind;
+	const char *host;
+	unsigned port;
+	int bracketed, family;
+};
+
+static const struct ecase cases[] = {
+	{"mx.example.org", NULL, NET_EP_NAME, "mx.example.org", 25, 0, 0},
+	{"mx.example.org:2525", NULL, NET_EP_NAME, "mx.example.org", 2525, 0,
+	 0},
+	{"mx.example.org:submission", NULL, NET_EP_NAME, "mx.example.org", 587,
+	 0, 0},
+	{"[mx.example.org]", NULL, NET_EP_NAME, "mx.example.org", 25, 1, 0},
+	{"[mx.example.org]:26", NULL, NET_EP_NAME, "mx.example.org", 26, 1, 0},
+	{"192.0.2.1", NULL, NET_EP_IP, "192.0.2.1", 25, 1, AF_INET},
+	{"192.0.2.1:2525", NULL, NET_EP_IP, "192.0.2.1", 2525, 1, AF_INET},
+	{"[192.0.2.1]", NULL, NET_EP_IP, "192.0.2.1", 25, 1, AF_INET},
+	{"[192.0.2.1]:lmtp", NULL, NET_EP_IP, "192.0.2.1", 24, 1, AF_INET},
+	{"2001:db8::1", NULL, NET_EP_IP, "2001:db8::1", 25, 1, AF_INET6},
+	{"::1", NULL, NET_EP_IP, "::1", 25, 1, AF_INET6},
+	{"[::1]:2525", NULL, NET_EP_IP, "::1", 2525, 1, AF_INET6},
+	{"[IPv6:2001:db8::2]:25", NULL, NET_EP_IP, "2001:db8::2", 25, 1,
+	 AF_INET6},
+	{"unix:/run/dovecot/lmtp", NULL, NET_EP_UNIX, "/run/dovecot/lmtp", 25,
+	 0, 0},
+	/* refused */
+	{"unix:run/lmtp", "expected unix:/absolute/path", 0, 0, 0, 0, 0},
+	{"mx.example.org:", "expected a port", 0, 0, 0, 0, 0},
+	{"mx.example.org:0", "expected a port", 0, 0, 0, 0, 0},
+	{"mx.example.org:65536", "expected a port", 0, 0, 0, 0, 0},
+	{"mx.example.org:99999999999999999999", "expected a port", 0, 0, 0, 0,
+	 0},
+	{"mx.example.org:no-such-service", "expected a port", 0, 0, 0, 0, 0},
+	{"[192.0.2.1]:", "expected a port", 0, 0, 0, 0, 0},
+	{"[192.0.2.1]x", "expected a port", 0, 0, 0, 0, 0},
+	{"[192.0.2.1", "expected [ADDRESS]", 0, 0, 0, 0, 0},
+	{"[]:25", "expected a host or address inside [ ]", 0, 0, 0, 0, 0},
+	{"[bad host]", "expected a host or address inside [ ]", 0, 0, 0, 0, 0},
+	{"2001:db8::1:25x", "write an IPv6 address as [ADDRESS]:PORT", 0, 0, 0,
+	 0, 0},
+	{"", "expected host, ip", 0, 0, 0, 0, 0},
+	{":25", "expected host, ip", 0, 0, 0, 0, 0},
+	{"bad host", "expected host, ip", 0, 0, 0, 0, 0},
+	{"joe@example.org", "expected host, ip", 0, 0, 0, 0, 0},
+};
+
+static void test_endpoints(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		const struct ecase *c = &cases[i];
+		struct net_endpoint ep;
+		const char *why = net_endpoint_parse(c->in, 25, &ep);
+		if (c->err) {
+			if (!why || strncmp(why, c->err, strlen(c->err)))
+				fail_msg("%s: expected \"%s...\", got \"%s\"",
+					 c->in, c->err, why ? why : "(valid)");
+			continue;
+		}
+		if (why)
+			fail_msg("%s: refused: %s", c->in, why);
+		assert_int_equal(ep.kind, c->kind);
+		assert_string_equal(ep.host, c->host);
+		assert_int_equal(ep.port, c->port);
+		assert_int_equal(ep.bracketed, c->bracketed);
+		if (c->kind == NET_EP_IP)
+			assert_int_equal(ep.family, c->family);
+	}
+}
+
+static void test_default_port(void **state)
+{
+	(void)state;
+	struct net_endpoint ep;
+	assert_null(net_endpoint_parse("192.0.2.53", 53, &ep));
+	assert_int_equal(ep.port, 53);
+	assert_null(net_endpoint_parse("192.0.2.53:5353", 53, &ep));
+	assert_int_equal(ep.port, 5353);
+}
+
+static void test_socket_path_fits(void **state)
+{
+	(void)state;
+	char s[200] = "unix:/";
+	memset(s + 6, 'a', sizeof s - 7);
+	s[sizeof s - 1] = 0;
+	struct net_endpoint ep;
+	assert_non_null(net_endpoint_parse(s, 24, &ep));
+}
+
+static void test_ports(void **state)
+{
+	(void)state;
+	uint16_t p;
+	assert_int_equal(net_port_parse("25", &p), 0);
+	assert_int_equal(p, 25);
+	assert_int_equal(net_port_parse("65535", &p), 0);
+	assert_int_equal(p, 65535);
+	assert_int_equal(net_port_parse("smtps", &p), 0);
+	assert_int_equal(p, 465);
+	assert_int_equal(net_port_parse("025x", &p), -1);
+	assert_int_equal(net_port_parse("-1", &p), -1);
+	assert_int_equal(net_port_parse("", &p), -1);
+}
+
+static void test_networks(void **state)
+{
+	(void)state;
+	struct net n;
+	assert_null(net_parse("192.0.2.0/24", &n));
+	assert_true(net_contains(&n, "192.0.2.77"));
+	assert_false(net_contains(&n, "192.0.3.1"));
+	assert_non_null(net_parse("192.0.2.1/24", &n));
+	assert_null(net_parse("loopback", &n));
+	assert_true(net_contains(&n, NET_LOCAL_PEER));
+	assert_true(net_contains(&n, "::1"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_endpoints),
+		cmocka_unit_test(test_default_port),
+		cmocka_unit_test(test_socket_path_fits),
+		cmocka_unit_test(test_ports),
+		cmocka_unit_test(test_networks),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
