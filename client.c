@@ -365,7 +365,7 @@ static int hello(struct client_job *j, struct conn *c, struct buf *t,
 		return 0;
 	}
 	if (code < 0)
-		reply_set(why, 451, "4.4.2", "%s: lost connection after %s", c->name,
+		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection after %s", c->name,
 		    c->lmtp ? "LHLO" : "EHLO");
 	else
 		peer_reply(why, 451, t->s, c->name);
@@ -382,7 +382,7 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 	if (c->tls_mode == RTLS_NO || (!c->ext.starttls && !must))
 		return 0;
 	if (!c->ext.starttls) {
-		reply_set(why, 451, "4.7.4", "TLS is required, but %s does not offer "
+		reply_set(why, 451, ESC_SECURITY_FEATURES_NOT_SUPPORTED, "TLS is required, but %s does not offer "
 				       "STARTTLS",
 		    c->name);
 		return NEXT_ADDRESS;
@@ -392,7 +392,7 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 	int code = read_reply(c, t);
 	if (code != 220) {
 		if (code < 0) {
-			reply_set(why, 451, "4.4.2", "%s: lost connection after "
+			reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection after "
 					       "STARTTLS",
 			    c->name);
 			return NEXT_ADDRESS;
@@ -406,7 +406,7 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 	char reason[300];
 	if (tls_client_start(&c->io, c->host, c->tls_mode == RTLS_VERIFY, reason,
 			     sizeof reason) < 0) {
-		reply_set(why, 451, "4.7.5", "%s: %s", c->name, reason);
+		reply_set(why, 451, ESC_CRYPTOGRAPHIC_FAILURE, "%s: %s", c->name, reason);
 		return must ? NEXT_ADDRESS : AGAIN_IN_CLEAR;
 	}
 	c->tls = 1;
@@ -425,7 +425,7 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 	if (!pass)
 		pass = "";
 	if (!c->tls) {
-		reply_set(why, 451, "4.7.10", "%s: not sending credentials without "
+		reply_set(why, 451, ESC_ENCRYPTION_NEEDED, "%s: not sending credentials without "
 					"TLS",
 		    c->name);
 		return NEXT_ADDRESS;
@@ -456,7 +456,7 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 			code = read_reply(c, t);
 		}
 	} else {
-		reply_set(why, 451, "4.7.0", "%s offers neither AUTH PLAIN nor LOGIN",
+		reply_set(why, 451, ESC_OTHER_SECURITY_STATUS, "%s offers neither AUTH PLAIN nor LOGIN",
 		    c->name);
 		return NEXT_ADDRESS;
 	}
@@ -464,11 +464,11 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 	if (code == 235)
 		return 0;
 	if (code < 0)
-		reply_set(why, 451, "4.4.2", "%s: lost connection during AUTH",
+		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection during AUTH",
 		    c->name);
 	else
 		peer_reply(why, 451, t->s, c->name);
-	snprintf(why->dsn, sizeof why->dsn, "4.7.8");
+	esc_for_code(why->dsn, 451, ESC_AUTH_CREDENTIALS_INVALID);
 	return NEXT_ADDRESS;
 }
 
@@ -480,7 +480,7 @@ static int greeting(struct conn *c, struct buf *t, struct reply *why)
 	if (code == 220)
 		return 0;
 	if (code < 0)
-		reply_set(why, 451, "4.4.2", "%s: lost connection before the "
+		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection before the "
 					       "greeting",
 		    c->name);
 	else
@@ -588,7 +588,7 @@ static int choose_form(struct tx *x, struct reply *fail)
 	struct client_job *j = x->j;
 	const struct ext *e = &x->c->ext;
 	if (j->smtputf8 && !e->smtputf8) {
-		reply_set(fail, 550, "5.6.7", "%s does not support SMTPUTF8, "
+		reply_set(fail, 550, ESC_NON_ASCII_ADDRESS, "%s does not support SMTPUTF8, "
 					     "which this message needs",
 		    x->c->name);
 		return -1;
@@ -596,7 +596,7 @@ static int choose_form(struct tx *x, struct reply *fail)
 	if ((x->m->binary && !(e->binary && e->chunking)) ||
 	    (x->eightbit && !e->eightbit)) {
 		if (downgrade(j) < 0) {
-			reply_set(fail, 554, "5.6.3", "%s accepts only 7-bit mail "
+			reply_set(fail, 554, ESC_CONVERSION_NOT_SUPPORTED, "%s accepts only 7-bit mail "
 						     "and this message cannot "
 						     "be converted: %s",
 			    x->c->name, j->conv_why);
@@ -607,7 +607,7 @@ static int choose_form(struct tx *x, struct reply *fail)
 		x->eightbit = 0;
 	}
 	if (e->size && (unsigned long long)x->wire > e->size) {
-		reply_set(fail, 552, "5.3.4", "message size %lld exceeds the "
+		reply_set(fail, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM, "message size %lld exceeds the "
 					     "limit of %s (%llu)",
 		    (long long)x->wire, x->c->name, e->size);
 		return -1;
@@ -806,7 +806,7 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 		peer_reply(why, 451, x.t.s, c->name);
 		why->dsn[0] = '4';
 	} else {
-		reply_set(why, 451, "4.4.2", "%s: lost connection", c->name);
+		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection", c->name);
 	}
 	/* unless final, the accepted recipients have no reply yet: they go
 	 * to the next address with the others */
@@ -959,7 +959,7 @@ static void deliver(struct client_job *j)
 		}
 		int fd = connect_to(&c[i], reason, sizeof reason);
 		if (fd < 0) {
-			reply_set(&why, 451, "4.4.1", "connect to %s: %s", conn.name,
+			reply_set(&why, 451, ESC_NO_ANSWER_FROM_HOST, "connect to %s: %s", conn.name,
 			    reason);
 			continue;
 		}
@@ -984,7 +984,7 @@ static void deliver(struct client_job *j)
 			break;
 	}
 	if (!why.code)
-		reply_set(&why, 451, "4.4.1", "no address to deliver to");
+		reply_set(&why, 451, ESC_NO_ANSWER_FROM_HOST, "no address to deliver to");
 	set_all(j, &why);
 	free(c);
 }

@@ -58,7 +58,7 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 		if (na)
 			return 0;
 		if (s == DNS_TEMP) {
-			reply_set(err, 451, "4.4.3", "cannot find host %s: DNS "
+			reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE, "cannot find host %s: DNS "
 					       "temporary failure",
 			    host);
 			return -1;
@@ -71,7 +71,7 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 	int e = getaddrinfo(host, ps, &hints, &res);
 	if (e) {
 		int perm = e == EAI_NONAME;
-		reply_set(err, perm ? 550 : 451, perm ? "5.1.2" : "4.4.3",
+		reply_set(err, perm ? 550 : 451, perm ? ESC_BAD_DEST_SYSTEM : ESC_ROUTING_SERVER_FAILURE,
 		    "cannot find host %s: %s", host, gai_strerror(e));
 		return -1;
 	}
@@ -118,20 +118,20 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	int nmx = 0;
 	char alabel[256], why[300];
 	if (dns_alabel(domain, alabel, sizeof alabel, why, sizeof why) < 0) {
-		reply_set(err, 550, "5.1.2", "%s", why);
+		reply_set(err, 550, ESC_BAD_DEST_SYSTEM, "%s", why);
 		return -1;
 	}
 	enum dns_status s = dns_mx(server, alabel, mx, DNS_MAX_MX, &nmx);
 	switch (s) {
 	case DNS_NULLMX:
-		reply_set(err, 556, "5.1.10", "domain %s accepts no mail (null MX)",
+		reply_set(err, 556, ESC_RECIPIENT_NULL_MX, "domain %s accepts no mail (null MX)",
 		    domain);
 		return -1;
 	case DNS_NOTFOUND:
-		reply_set(err, 550, "5.1.2", "domain %s not found", domain);
+		reply_set(err, 550, ESC_BAD_DEST_SYSTEM, "domain %s not found", domain);
 		return -1;
 	case DNS_TEMP:
-		reply_set(err, 451, "4.4.3", "cannot look up the MX of %s: DNS "
+		reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE, "cannot look up the MX of %s: DNS "
 				       "temporary failure",
 		    domain);
 		return -1;
@@ -171,14 +171,14 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	if (*n)
 		return 0;
 	if (loops)
-		reply_set(err, 554, "5.4.6", "mail for %s loops back to myself",
+		reply_set(err, 554, ESC_ROUTING_LOOP, "mail for %s loops back to myself",
 		    domain);
 	else if (temp)
-		reply_set(err, 451, "4.4.3", "cannot find the address of the MX "
+		reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE, "cannot find the address of the MX "
 				       "hosts of %s",
 		    domain);
 	else
-		reply_set(err, 550, "5.1.2", "no address for the MX hosts of %s",
+		reply_set(err, 550, ESC_BAD_DEST_SYSTEM, "no address for the MX hosts of %s",
 		    domain);
 	return -1;
 }
@@ -191,7 +191,7 @@ static void add_endpoint(const struct client_job *j, const char *spec,
 {
 	struct net_endpoint ep;
 	if (net_endpoint_parse(spec, defport, &ep)) {
-		reply_set(err, 451, "4.3.5", "bad address %s", spec);
+		reply_set(err, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED, "bad address %s", spec);
 		return;
 	}
 	if (ep.kind == NET_EP_UNIX) {
@@ -222,7 +222,7 @@ int client_candidates(const struct client_job *j, struct client_cand *c,
 		specs = j->relay->v[RELAY_ADDRESS].list.v;
 		nspecs = j->relay->v[RELAY_ADDRESS].list.n;
 		if (!nspecs) {
-			reply_set(err, 451, "4.3.5", "[relay \"%s\"] has no address",
+			reply_set(err, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED, "[relay \"%s\"] has no address",
 			    j->relay->name);
 			return -1;
 		}

@@ -28,111 +28,6 @@
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
-/* Exit statuses (Postfix's sys_exits.c is the model; SPEC 7)          */
-
-static const struct {
-	int status;
-	int code;
-	const char *dsn;
-	const char *text;
-} exits[] = {
-	{64, 550, "5.3.0", "mailer usage error"},
-	{65, 550, "5.6.0", "data format error"},
-	{66, 550, "5.3.0", "mailer cannot open input"},
-	{67, 550, "5.1.1", "user unknown"},
-	{68, 550, "5.1.2", "host name unknown"},
-	{69, 550, "5.3.0", "service unavailable"},
-	{70, 550, "5.3.0", "internal software error"},
-	{71, 451, "4.3.0", "system resource problem"},
-	{72, 550, "5.3.0", "critical OS file missing"},
-	{73, 550, "5.2.0", "cannot create user output file"},
-	{74, 550, "5.3.0", "input/output error"},
-	{75, 451, "4.3.0", "temporary failure"},
-	{76, 550, "5.5.0", "remote error in protocol"},
-	{77, 550, "5.7.1", "permission denied"},
-	{78, 550, "5.3.5", "local configuration error"},
-};
-
-void reply_set(struct reply *r, int code, const char *dsn, const char *fmt,
-	       ...)
-{
-	va_list ap;
-	r->code = code;
-	snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
-	va_start(ap, fmt);
-	vsnprintf(r->text, sizeof r->text, fmt, ap);
-	va_end(ap);
-}
-
-/* "D.S.N text" with D in 2, 4, 5. Returns the text after it or NULL. */
-static const char *dsn_prefix(const char *line, char *dsn, size_t n)
-{
-	const char *p = line;
-	if (!line || !(*p == '2' || *p == '4' || *p == '5') || p[1] != '.')
-		return NULL;
-	p += 2;
-	for (int part = 0; part < 2; part++) {
-		int digits = 0;
-		while (*p >= '0' && *p <= '9' && digits < 4) {
-			p++;
-			digits++;
-		}
-		if (!digits || digits > 3)
-			return NULL;
-		if (part == 0 && *p++ != '.')
-			return NULL;
-	}
-	if (*p != ' ' && *p != 0)
-		return NULL;
-	size_t len = (size_t)(p - line);
-	if (len >= n)
-		return NULL;
-	memcpy(dsn, line, len);
-	dsn[len] = 0;
-	while (*p == ' ')
-		p++;
-	return p;
-}
-
-void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
-{
-	char dsn[12];
-	const char *text = dsn_prefix(first_line, dsn, sizeof dsn);
-	struct buf esc = {0};
-	if (text) {
-		buf_add_escaped(&esc, text, strlen(text) > 200 ? 200 : strlen(text));
-		if (!esc.s)
-			buf_adds(&esc, "");
-	}
-	if (WIFSIGNALED(wstatus)) {
-		reply_set(out, 451, "4.3.0", "mailer killed by signal %d",
-			  WTERMSIG(wstatus));
-		goto done;
-	}
-	int st = WEXITSTATUS(wstatus);
-	if (st == 0) {
-		reply_set(out, 250, "2.0.0", "delivered");
-		goto done;
-	}
-	int code = 554;
-	const char *d = "5.3.0", *t = "mailer failed";
-	for (size_t i = 0; i < sizeof exits / sizeof *exits; i++)
-		if (exits[i].status == st) {
-			code = exits[i].code;
-			d = exits[i].dsn;
-			t = exits[i].text;
-		}
-	/* the mailer's own D.S.N counts when its class agrees with the status */
-	if (text && dsn[0] == d[0]) {
-		reply_set(out, code, dsn, "%s", esc.s);
-		goto done;
-	}
-	reply_set(out, code, d, "%s (exit status %d)", t, st);
-done:
-	buf_free(&esc);
-}
-
-/* ------------------------------------------------------------------ */
 /* Plans                                                               */
 
 static int has_value(char **v, unsigned n, const char *s)
@@ -427,20 +322,20 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 {
 	int in = mailer_input(m, prefix), res[2];
 	if (in < 0) {
-		reply_set(out, 451, "4.3.0", "cannot prepare the message for "
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot prepare the message for "
 					     "the mailer: %s",
 			  strerror(errno));
 		return;
 	}
 	if (pipe2(res, O_CLOEXEC) < 0) {
 		close(in);
-		reply_set(out, 451, "4.3.0", "cannot create a pipe: %s",
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot create a pipe: %s",
 			  strerror(errno));
 		return;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		reply_set(out, 451, "4.3.0", "cannot fork: %s", strerror(errno));
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot fork: %s", strerror(errno));
 		close(in);
 		close(res[0]);
 		close(res[1]);
@@ -501,7 +396,7 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 		kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
-		reply_set(out, 451, "4.3.0", "mailer timed out after %ds",
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "mailer timed out after %ds",
 			  timeout_s);
 		return;
 	}
@@ -511,7 +406,7 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 		if (w == pid)
 			break;
 		if (w < 0 && errno != EINTR) {
-			reply_set(out, 451, "4.3.0",
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
 				  "lost the mailer's exit status: %s",
 				  strerror(errno));
 			return;
@@ -522,7 +417,7 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			reply_set(out, 451, "4.3.0", "mailer timed out after %ds",
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "mailer timed out after %ds",
 				  timeout_s);
 			return;
 		}
@@ -665,7 +560,7 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 				   0600)
 			    : -1;
 		if (fd < 0) {
-			reply_set(out, 451, "4.3.0", "cannot write Maildir %s: %s",
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot write Maildir %s: %s",
 				  dir, strerror(errno));
 			free(tmp[done]);
 			tmp[done] = NULL;
@@ -677,7 +572,7 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 		int saved = errno;
 		buf_free(&prefix);
 		if (close(fd) < 0 || err) {
-			reply_set(out, 451, "4.3.0", "cannot write Maildir %s: %s",
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot write Maildir %s: %s",
 				  dir, strerror(err ? saved : errno));
 			done++;
 			goto undo;
@@ -702,7 +597,7 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 				continue;
 			}
 		}
-		reply_set(out, 451, "4.3.0", "cannot deliver into %s: %s",
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot deliver into %s: %s",
 			  p->maildirs[renamed], strerror(errno));
 		goto undo;
 	}
@@ -710,14 +605,14 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 		struct buf d = {0};
 		buf_printf(&d, "%snew", p->maildirs[i]);
 		if (fsync_dir(d.s) < 0) {
-			reply_set(out, 451, "4.3.0", "cannot sync %s: %s", d.s,
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot sync %s: %s", d.s,
 				  strerror(errno));
 			buf_free(&d);
 			goto undo;
 		}
 		buf_free(&d);
 	}
-	reply_set(out, 250, "2.0.0", "delivered to %u Maildir%s", n,
+	reply_set(out, 250, ESC_OTHER, "delivered to %u Maildir%s", n,
 		  n == 1 ? "" : "s");
 	goto out;
 undo:
@@ -744,7 +639,7 @@ void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
 {
 	switch (p->kind) {
 	case RUN_NONE:
-		reply_set(out, 250, "2.0.0", "discarded");
+		reply_set(out, 250, ESC_OTHER, "discarded");
 		break;
 	case RUN_MAILDIRS:
 		deliver_maildirs(p, m, out);

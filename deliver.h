@@ -4,8 +4,7 @@
  * Owns: the delivery plan of a transaction (which mailer runs and Maildir
  * writes its recipients need, and whether this build can serve them
  * directly), running pipe mailers and |commands, writing Maildirs all or
- * none, and the one table that turns a mailer's exit status into a reply
- * (Postfix's sys_exits.c is the model).
+ * none. A mailer's exit status becomes a reply through reply.h's table.
  *
  * Never: delivers a message that is not complete, puts an address into a
  * shell command's text, or writes outside the Maildirs it was given.
@@ -15,17 +14,8 @@
 
 #include <sys/types.h>
 
+#include "reply.h"
 #include "route.h"
-
-struct reply {
-	int code;
-	char dsn[12];
-	char text[400];
-};
-
-/* Fills r: code, enhanced status code, and printf-formatted text. */
-void reply_set(struct reply *r, int code, const char *dsn, const char *fmt,
-	       ...) __attribute__((format(printf, 4, 5)));
 
 /* The message as the session stored it: Received header first, text mail
  * with LF line endings, binary mail as received. */
@@ -86,10 +76,5 @@ void plan_free(struct plan *p);
 /* Runs the plan on the message. */
 void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
 		  struct reply *out);
-
-/* The reply for a mailer's wait status (sysexits, signals). first_line is
- * the mailer's first output line, which may supply "D.S.N text". */
-void exit_status_reply(int wstatus, const char *first_line,
-		       struct reply *out);
 
 #endif

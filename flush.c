@@ -188,7 +188,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 		if ((t->kind == T_PIPE || t->kind == T_USER) && !rt.sec) {
 			if (k == i) {
 				used[k] = 1;
-				r = (struct reply){451, "4.3.5", ""};
+				reply_code(&r, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED);
 				snprintf(r.text, sizeof r.text,
 					 "no [pipe \"%s\"] in the configuration",
 					 t->via);
@@ -262,7 +262,8 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		.n = nr,
 	};
 	if (t0->kind == T_RELAY && !j.relay) {
-		struct reply r = {451, "4.3.5", ""};
+		struct reply r;
+		reply_code(&r, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED);
 		snprintf(r.text, sizeof r.text,
 			 "no [relay \"%s\"] in the configuration", t0->via);
 		for (unsigned k = 0; k < nr; k++)
@@ -332,7 +333,8 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		if (used[i] || !due(&x, i, all))
 			continue;
 		if (m->t[i].kind == T_DISCARD) {
-			struct reply r = {250, "2.0.0", "discarded"};
+			struct reply r;
+			reply_set(&r, 250, ESC_OTHER, "discarded");
 			used[i] = 1;
 			apply(&x, i, &r, NULL);
 			save(&x);

@@ -198,9 +198,9 @@ static void log_result(struct session *s, const char *rcpt,
 void handoff_storage_reply(struct reply *r, int err)
 {
 	if (err == ENOSPC || err == EDQUOT)
-		*r = (struct reply){452, "4.3.1", ""};
+		reply_code(r, 452, ESC_MAIL_SYSTEM_FULL);
 	else
-		*r = (struct reply){451, "4.3.0", ""};
+		reply_code(r, 451, ESC_OTHER_MAIL_SYSTEM_STATUS);
 	snprintf(r->text, sizeof r->text, "%s: %s",
 		 r->code == 452 ? "Insufficient system storage"
 				: "Cannot store the message",
@@ -212,7 +212,7 @@ static int data_verdict(struct session *s, const struct msg *m,
 			struct reply *r)
 {
 	if (s->data.toobig) {
-		*r = (struct reply){552, "5.3.4", ""};
+		reply_code(r, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM);
 		snprintf(r->text, sizeof r->text,
 			 "Message size exceeds fixed maximum message size");
 		return 1;
@@ -222,14 +222,14 @@ static int data_verdict(struct session *s, const struct msg *m,
 		return 1;
 	}
 	if (s->body != BODY_BINARYMIME && s->bare_reject && s->dm.saw_bare) {
-		*r = (struct reply){550, "5.5.2", ""};
+		reply_code(r, 550, ESC_SYNTAX_ERROR);
 		snprintf(r->text, sizeof r->text,
 			 "Message refused: bare CR or LF received");
 		return 1;
 	}
 	(void)m;
 	if (s->data.hw.received >= MAX_RECEIVED) {
-		*r = (struct reply){554, "5.4.6", ""};
+		reply_code(r, 554, ESC_ROUTING_LOOP);
 		snprintf(r->text, sizeof r->text,
 			 "Too many Received headers: mail loop");
 		return 1;
@@ -242,7 +242,7 @@ static int loops_for(const struct session *s, const char *rcpt,
 {
 	if (!headers_delivered_to(&s->data.hw, rcpt))
 		return 0;
-	*r = (struct reply){554, "5.4.6", ""};
+	reply_code(r, 554, ESC_ROUTING_LOOP);
 	snprintf(r->text, sizeof r->text, "<%s>: mail forwarding loop", rcpt);
 	return 1;
 }
@@ -293,7 +293,7 @@ static int spool_transaction(struct session *s, struct reply *r)
 		return -1;
 	}
 	s->sm_uncommitted = 0;
-	*r = (struct reply){250, "2.0.0", ""};
+	reply_code(r, 250, ESC_OTHER);
 	snprintf(r->text, sizeof r->text, "Ok: queued as %s", m->id);
 	return 0;
 }

@@ -24,6 +24,7 @@
  * user database, or writes anything.
  */
 #include "route_impl.h"
+#include "reply.h"
 #include "idna.h"
 
 #include <arpa/inet.h>
@@ -405,10 +406,10 @@ static void step(struct rctx *c, int depth, const char *fmt, ...)
  * One target failed. The client sees "<rcpt>: reason", never the aliases
  * and rewrites behind it; the steps (for --route and logs) get the detail.
  */
-static void failure(struct rctx *c, int depth, int code, const char *dsn,
+static void failure(struct rctx *c, int depth, int code, enum esc e,
 		    const char *reason, const char *fmt, ...)
 	__attribute__((format(printf, 6, 7)));
-static void failure(struct rctx *c, int depth, int code, const char *dsn,
+static void failure(struct rctx *c, int depth, int code, enum esc e,
 		    const char *reason, const char *fmt, ...)
 {
 	char text[1024];
@@ -416,6 +417,8 @@ static void failure(struct rctx *c, int depth, int code, const char *dsn,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
+	char dsn[ESC_LEN];
+	esc_for_code(dsn, code, e);
 	step(c, depth, "=> %d %s %s", code, dsn, text);
 	int temp = code < 500;
 	int *cp = temp ? &c->tcode : &c->pcode;
@@ -660,11 +663,11 @@ static int canonical_domain(struct rctx *c, const struct addr *a, int depth,
 		return 0;
 	enum idna_status st = idna_canon(a->domain, out, n, why, sizeof why);
 	if (st == IDNA_ENOLIB)
-		failure(c, depth, 451, "4.3.0",
+		failure(c, depth, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
 			"cannot check an international domain name now",
 			"<%s>: %s", text, why);
 	else if (st != IDNA_OK)
-		failure(c, depth, 553, "5.1.3", why, "<%s>: %s", text, why);
+		failure(c, depth, 553, ESC_BAD_DEST_MAILBOX_SYNTAX, why, "<%s>: %s", text, why);
 	return st == IDNA_OK ? 0 : -1;
 }
 
@@ -735,7 +738,7 @@ static void system_user(struct rctx *c, const char *name, int depth)
 		pw = user ? c->env->user(user, found, sizeof found) : 0;
 	}
 	if (!pw) {
-		failure(c, depth, 550, "5.1.1", "user unknown",
+		failure(c, depth, 550, ESC_BAD_DEST_MAILBOX, "user unknown",
 			"no system user %s", name);
 		return;
 	}
@@ -795,7 +798,7 @@ static void expand(struct rctx *c, const struct match *m,
 		enum tkind k;
 		struct addr rw;
 		if (route_classify(t[i].text, &k, &rw, &why) < 0) {
-			failure(c, depth, 451, "4.3.5", "route misconfigured",
+			failure(c, depth, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED, "route misconfigured",
 				"bad route target '%s' at %s:%u", t[i].text,
 				m->file, m->line);
 			continue;
@@ -815,7 +818,7 @@ static void expand(struct rctx *c, const struct match *m,
 			}
 			addr_format(&na, addr, sizeof addr);
 			if (strlen(addr) + 2 > ADDR_PATH_MAX) {
-				failure(c, depth, 550, "5.1.3",
+				failure(c, depth, 550, ESC_BAD_DEST_MAILBOX_SYNTAX,
 					"rewritten address too long",
 					"<%s> is too long", addr);
 				break;
@@ -842,7 +845,7 @@ static void expand(struct rctx *c, const struct match *m,
 			break;
 		case TK_REJECT:
 			addr_format(cur, addr, sizeof addr);
-			failure(c, depth, 550, "5.1.1", "recipient rejected",
+			failure(c, depth, 550, ESC_BAD_DEST_MAILBOX, "recipient rejected",
 				"<%s> is rejected", addr);
 			break;
 		case TK_DISCARD:
@@ -881,7 +884,7 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 		for (int i = 0; i < depth && i <= ROUTE_MAX_DEPTH; i++)
 			if (c->chain[i])
 				buf_printf(&chain, "%s -> ", c->chain[i]);
-		failure(c, depth, 550, "5.4.6", "routing loop",
+		failure(c, depth, 550, ESC_ROUTING_LOOP, "routing loop",
 			"routing loop: %s%s", chain.s ? chain.s : "", text);
 		buf_free(&chain);
 		return;
@@ -945,11 +948,11 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 			strcpy(nm.local, "postmaster");
 			route_ctx_resolve(c, &nm, depth + 1, 1);
 		} else {
-			failure(c, depth, 550, "5.1.1", "user unknown",
+			failure(c, depth, 550, ESC_BAD_DEST_MAILBOX, "user unknown",
 				"<%s>: no route at a local domain", text);
 		}
 	} else {
-		failure(c, depth, 550, "5.7.1", "relaying denied",
+		failure(c, depth, 550, ESC_DELIVERY_NOT_AUTHORIZED, "relaying denied",
 			"<%s>: no route, and %s is not a local domain", text,
 			a->domain);
 	}
@@ -985,13 +988,13 @@ void route_ctx_finish(struct rctx *c)
 		r->nt = 0;
 		c->tcode = 0;
 		c->pcode = 550;
-		snprintf(c->pdsn, sizeof c->pdsn, "5.4.6");
+		esc_for_code(c->pdsn, c->pcode, ESC_ROUTING_LOOP);
 		snprintf(c->ptext, sizeof c->ptext,
 			 "<%s>: routing expands to too many targets", rcpt);
 	}
 	if (r->nt) {
 		r->code = 250;
-		snprintf(r->dsn, sizeof r->dsn, "2.1.5");
+		esc_for_code(r->dsn, r->code, ESC_DEST_MAILBOX_VALID);
 		snprintf(r->text, sizeof r->text, "<%s> OK", rcpt);
 	} else if (c->tcode) {
 		r->code = c->tcode;
@@ -999,24 +1002,26 @@ void route_ctx_finish(struct rctx *c)
 		memcpy(r->text, c->ttext, sizeof r->text);
 	} else {
 		r->code = c->pcode ? c->pcode : 550;
-		memcpy(r->dsn, c->pcode ? c->pdsn : "5.1.1", sizeof r->dsn);
-		if (c->pcode)
+		if (c->pcode) {
+			memcpy(r->dsn, c->pdsn, sizeof r->dsn);
 			memcpy(r->text, c->ptext, sizeof r->text);
-		else
+		} else {
+			esc_for_code(r->dsn, r->code, ESC_BAD_DEST_MAILBOX);
 			snprintf(r->text, sizeof r->text, "<%s>: user unknown",
 				 rcpt);
+		}
 	}
 }
 
 static const char *addr_reason(enum addr_status st, int *code,
-			       const char **dsn)
+			       enum esc *e)
 {
 	*code = 501;
-	*dsn = "5.1.3";
+	*e = ESC_BAD_DEST_MAILBOX_SYNTAX;
 	switch (st) {
 	case ADDR_ENONASCII:
 		*code = 553;
-		*dsn = "5.6.7";
+		*e = ESC_NON_ASCII_ADDRESS;
 		return "non-ASCII address without SMTPUTF8";
 	case ADDR_ENULL:
 		return "the null address is not a recipient";
@@ -1039,10 +1044,10 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 	enum addr_status st = addr_parse(text, len, af, &a, &why, &where);
 	if (st != ADDR_OK) {
 		int code;
-		const char *dsn;
-		const char *w = addr_reason(st, &code, &dsn);
+		enum esc ec;
+		const char *w = addr_reason(st, &code, &ec);
 		r->code = code;
-		snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
+		esc_for_code(r->dsn, code, ec);
 		struct buf e = {0};
 		buf_add_escaped(&e, text, len);
 		int bracketed = len && text[0] == '<';
@@ -1058,7 +1063,7 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 	if (!a.has_at && !addr_is_postmaster(&a) &&
 	    !(smtpd && smtpd->v[SMTPD_LOCAL_RCPT_TO].n)) {
 		r->code = 504;
-		snprintf(r->dsn, sizeof r->dsn, "5.5.2");
+		esc_for_code(r->dsn, r->code, ESC_SYNTAX_ERROR);
 		snprintf(r->text, sizeof r->text,
 			 "<%s>: need a fully-qualified address", rcpt);
 		step(&c, 0, "<%s> is a local name and local-rcpt-to is no",

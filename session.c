@@ -39,26 +39,21 @@
 /* ------------------------------------------------------------------ */
 /* Replies                                                             */
 
-/*
- * The one reply function. dsn is NULL exactly for the replies that carry
- * no enhanced code: the greeting, EHLO/HELO/LHLO, 354 (SPEC 5). Text with
- * '\n' becomes a multiline reply. Client text must be escaped by the
- * caller with esc().
- */
-void reply(struct session *s, int code, const char *dsn, const char *fmt,
-	   ...)
+/* Writes one reply; dsn NULL for none. Text with '\n' becomes a
+ * multiline reply. */
+static void send_reply(struct session *s, int code, const char *dsn,
+		       const char *text)
 {
-	struct buf text = {0}, out = {0};
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&text, fmt, ap);
-	va_end(ap);
+	struct buf out = {0};
+	char fallback[ESC_LEN], too_many[ESC_LEN];
 	if (dsn && dsn[0] != '0' + code / 100) {
 		/* a class mismatch is a bug: never send it */
-		log_event(LOG_L_ERR, "event", "bug", "reply", text.s, NULL);
-		dsn = code < 400 ? "2.0.0" : code < 500 ? "4.3.0" : "5.3.0";
+		log_event(LOG_L_ERR, "event", "bug", "reply", text, NULL);
+		esc_format(fallback, code < 400 ? 2 : code < 500 ? 4 : 5,
+			   code < 400 ? ESC_OTHER : ESC_OTHER_MAIL_SYSTEM_STATUS);
+		dsn = fallback;
 	}
-	const char *p = text.s ? text.s : "";
+	const char *p = text;
 	for (;;) {
 		const char *nl = strchr(p, '\n');
 		size_t n = nl ? (size_t)(nl - p) : strlen(p);
@@ -74,11 +69,36 @@ void reply(struct session *s, int code, const char *dsn, const char *fmt,
 	io_write(&s->io, out.s, out.len);
 	/* RFC 5321 4.5.3.1.10: a client that sends too many recipients
 	 * did nothing wrong; the dispatcher counts a failed command once */
-	if (code >= 400 && code != 421 && !(code == 452 && dsn &&
-					     !strcmp(dsn, "4.5.3")))
+	esc_for_code(too_many, 452, ESC_TOO_MANY_RECIPIENTS);
+	if (code >= 400 && code != 421 &&
+	    !(code == 452 && dsn && !strcmp(dsn, too_many)))
 		s->failed = 1;
-	buf_free(&text);
 	buf_free(&out);
+}
+
+void reply(struct session *s, int code, enum esc e, const char *fmt, ...)
+{
+	struct buf text = {0};
+	char dsn[ESC_LEN];
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&text, fmt, ap);
+	va_end(ap);
+	esc_for_code(dsn, code, e);
+	send_reply(s, code, e == ESC_NONE ? NULL : dsn, text.s ? text.s : "");
+	buf_free(&text);
+}
+
+void reply_dsn(struct session *s, int code, const char *dsn,
+	       const char *fmt, ...)
+{
+	struct buf text = {0};
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&text, fmt, ap);
+	va_end(ap);
+	send_reply(s, code, dsn, text.s ? text.s : "");
+	buf_free(&text);
 }
 
 /* Client bytes for a reply or a log line (a ring of a few buffers). */
@@ -165,7 +185,7 @@ static void data_bytes(struct session *s, const char *p, size_t n)
 
 static void send_result(struct session *s, const struct reply *r)
 {
-	reply(s, r->code, r->dsn, "%s", r->text);
+	reply_dsn(s, r->code, r->dsn, "%s", r->text);
 	if (r->code < 300)
 		s->delivered = 1;
 }
@@ -184,11 +204,11 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 	while (*arg == ' ')
 		arg++;
 	if (!*arg) {
-		reply(s, 501, "5.5.4", "Syntax: %s hostname", verb);
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: %s hostname", verb);
 		return;
 	}
 	if (p == P_LHLO && !s->lmtp_ok) {
-		reply(s, 502, "5.5.1", "LMTP is not accepted on this port");
+		reply(s, 502, ESC_INVALID_COMMAND, "LMTP is not accepted on this port");
 		return;
 	}
 	char *sp = strchr(arg, ' ');
@@ -199,7 +219,7 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 	s->proto = p;
 	session_set_state(s, ST_READY);
 	if (p == P_HELO) {
-		reply(s, 250, NULL, "%s", s->name);
+		reply(s, 250, ESC_NONE, "%s", s->name);
 		return;
 	}
 	struct buf b = {0};
@@ -212,7 +232,7 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 		buf_adds(&b, "\nAUTH PLAIN LOGIN");
 	if (s->lmtp_ok)
 		buf_adds(&b, "\nX-LMTP");
-	reply(s, 250, NULL, "%s", b.s);
+	reply(s, 250, ESC_NONE, "%s", b.s);
 	buf_free(&b);
 }
 
@@ -228,7 +248,7 @@ static int sender_domain_ok(struct session *s, const char *domain)
 	const char *server = s->cf->core->v[CORE_DNS_SERVER].s;
 	char alabel[256], why[300];
 	if (dns_alabel(domain, alabel, sizeof alabel, why, sizeof why) < 0) {
-		reply(s, 550, "5.1.8", "Sender address rejected: %s",
+		reply(s, 550, ESC_BAD_SENDER_SYSTEM, "Sender address rejected: %s",
 		      esc(why, strlen(why)));
 		return 0;
 	}
@@ -242,16 +262,16 @@ static int sender_domain_ok(struct session *s, const char *domain)
 	if (st == DNS_OK)
 		return 1;
 	if (st == DNS_TEMP) {
-		reply(s, 451, "4.4.3", "Sender address rejected: cannot look up "
+		reply(s, 451, ESC_ROUTING_SERVER_FAILURE, "Sender address rejected: cannot look up "
 				       "domain %s now",
 		      esc(domain, strlen(domain)));
 	} else if (st == DNS_NULLMX) {
 		/* RFC 7505 4.2: it could never receive the bounce */
-		reply(s, 550, "5.7.27", "Sender address rejected: domain %s "
+		reply(s, 550, ESC_SENDER_NULL_MX, "Sender address rejected: domain %s "
 					"accepts no mail (null MX)",
 		      esc(domain, strlen(domain)));
 	} else {
-		reply(s, 550, "5.1.8", "Sender address rejected: domain %s "
+		reply(s, 550, ESC_BAD_SENDER_SYSTEM, "Sender address rejected: domain %s "
 				       "not found",
 		      esc(domain, strlen(domain)));
 	}
@@ -277,12 +297,12 @@ static int spf_allows(struct session *s)
 	if (s->spf_mode == SPF_REJECT &&
 	    (r == SPFR_FAIL || r == SPFR_TEMPERROR || r == SPFR_PERMERROR)) {
 		if (r == SPFR_FAIL)
-			reply(s, 550, "5.7.23", "SPF validation failed for <%s>",
+			reply(s, 550, ESC_SPF_VALIDATION_FAILED, "SPF validation failed for <%s>",
 			      esc(s->from, strlen(s->from)));
 		else if (r == SPFR_TEMPERROR)
-			reply(s, 451, "4.7.24", "SPF validation error (temporary)");
+			reply(s, 451, ESC_SPF_VALIDATION_ERROR, "SPF validation error (temporary)");
 		else
-			reply(s, 550, "5.7.24", "SPF validation error");
+			reply(s, 550, ESC_SPF_VALIDATION_ERROR, "SPF validation error");
 		buf_free(&h);
 		s->from[0] = 0;
 		return 0;
@@ -297,18 +317,18 @@ static int spf_allows(struct session *s)
  * keyword alone (RET, NOTIFY), whatever value it has. */
 static void unsupported_parameter(struct session *s, const char *param)
 {
-	reply(s, 555, "5.5.4", "Unsupported parameter %s",
+	reply(s, 555, ESC_INVALID_COMMAND_ARGUMENTS, "Unsupported parameter %s",
 	      esc(param, strcspn(param, "= ")));
 }
 
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (s->auth_mode == AUTH_REQUIRED && !s->auth_user[0]) {
-		reply(s, 530, "5.7.0", "Authentication required");
+		reply(s, 530, ESC_OTHER_SECURITY_STATUS, "Authentication required");
 		return;
 	}
 	if (!verb_is(arg, " FROM:")) {
-		reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: MAIL FROM:<address>");
 		return;
 	}
 	char *p = arg + 6;
@@ -316,7 +336,7 @@ static void cmd_mail(struct session *s, char *arg)
 		p++;
 	char *end = envelope_path_end(p);
 	if (!end || (*end && *end != ' ')) {
-		reply(s, 501, "5.1.7", "Bad sender address syntax");
+		reply(s, 501, ESC_BAD_SENDER_MAILBOX_SYNTAX, "Bad sender address syntax");
 		return;
 	}
 	size_t plen = (size_t)(end - p);
@@ -328,7 +348,7 @@ static void cmd_mail(struct session *s, char *arg)
 		if (bad)
 			unsupported_parameter(s, bad);
 		else
-			reply(s, r.code, r.dsn, "%s", r.text);
+			reply_dsn(s, r.code, r.dsn, "%s", r.text);
 		return;
 	}
 	struct addr a;
@@ -339,15 +359,15 @@ static void cmd_mail(struct session *s, char *arg)
 			   ADDR_NULL_OK | ADDR_BRACKETS | (mp.smtputf8 ? ADDR_UTF8 : 0),
 			   &a, &why, &where);
 	if (st == ADDR_ENONASCII) {
-		reply(s, 553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8");
+		reply(s, 553, ESC_NON_ASCII_ADDRESS, "Non-ASCII sender address needs SMTPUTF8");
 		return;
 	}
 	if (st != ADDR_OK) {
-		reply(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
+		reply(s, 501, ESC_BAD_SENDER_MAILBOX_SYNTAX, "Bad sender address syntax: %s", why);
 		return;
 	}
 	if (mp.size > s->max_size) {
-		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
+		reply(s, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM, "Message size exceeds fixed maximum "
 				       "message size");
 		return;
 	}
@@ -361,13 +381,13 @@ static void cmd_mail(struct session *s, char *arg)
 	s->body = mp.body;
 	s->smtputf8 = mp.smtputf8;
 	session_set_state(s, ST_MAIL);
-	reply(s, 250, "2.1.0", "Sender <%s> OK", esc(s->from, strlen(s->from)));
+	reply(s, 250, ESC_OTHER_ADDRESS_STATUS, "Sender <%s> OK", esc(s->from, strlen(s->from)));
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
 {
 	if (!verb_is(arg, " TO:")) {
-		reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: RCPT TO:<address>");
 		return;
 	}
 	char *p = arg + 4;
@@ -375,7 +395,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 		p++;
 	char *end = envelope_path_end(p);
 	if (!end || (*end && *end != ' ')) {
-		reply(s, 501, "5.1.3", "Bad recipient address syntax");
+		reply(s, 501, ESC_BAD_DEST_MAILBOX_SYNTAX, "Bad recipient address syntax");
 		return;
 	}
 	char *q = end;
@@ -386,7 +406,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 		return;
 	}
 	if (s->nrcpt >= s->max_rcpt) {
-		reply(s, 452, "4.5.3", "Too many recipients");
+		reply(s, 452, ESC_TOO_MANY_RECIPIENTS, "Too many recipients");
 		return;
 	}
 	struct addr a;
@@ -398,12 +418,12 @@ static void cmd_rcpt(struct session *s, char *arg)
 				   (s->smtputf8 ? ADDR_UTF8 : 0),
 			   &a, &why, &where);
 	if (st == ADDR_ENONASCII) {
-		reply(s, 553, "5.6.7", "Non-ASCII recipient address needs "
+		reply(s, 553, ESC_NON_ASCII_ADDRESS, "Non-ASCII recipient address needs "
 				       "SMTPUTF8");
 		return;
 	}
 	if (st != ADDR_OK) {
-		reply(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
+		reply(s, 501, ESC_BAD_DEST_MAILBOX_SYNTAX, "Bad recipient address syntax: %s", why);
 		return;
 	}
 	struct rcpt rc;
@@ -413,7 +433,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
 	if (rc.r.code == 250 && rc.r.relaying && !envelope_relay_allowed(s)) {
 		rc.r.code = 554;
-		snprintf(rc.r.dsn, sizeof rc.r.dsn, "5.7.1");
+		esc_for_code(rc.r.dsn, rc.r.code, ESC_DELIVERY_NOT_AUTHORIZED);
 		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
 			 rc.addr);
 	}
@@ -435,7 +455,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 			  angle(rc.addr, t, sizeof t), "status",
 			  "rejected", "dsn", rc.r.dsn, "reply", rep.s, NULL);
 		buf_free(&rep);
-		reply(s, rc.r.code, rc.r.dsn, "%s", esc(rc.r.text,
+		reply_dsn(s, rc.r.code, rc.r.dsn, "%s", esc(rc.r.text,
 							strlen(rc.r.text)));
 		route_result_free(&rc.r);
 		plan_free(&rc.plan);
@@ -443,22 +463,22 @@ static void cmd_rcpt(struct session *s, char *arg)
 	}
 	envelope_keep_rcpt(s, &rc);
 	session_set_state(s, ST_RCPT);
-	reply(s, 250, "2.1.5", "Recipient <%s> OK", esc(rc.addr, strlen(rc.addr)));
+	reply(s, 250, ESC_DEST_MAILBOX_VALID, "Recipient <%s> OK", esc(rc.addr, strlen(rc.addr)));
 	route_result_free(&rc.r);
 }
 
 /* A refused DATA: with content already waiting, the client did not
  * wait for the 354 (RFC 2920 3.1) and is not talking SMTP with us. */
-static void refuse_data(struct session *s, int code, const char *dsn,
+static void refuse_data(struct session *s, int code, enum esc e,
 			const char *why)
 {
 	if (io_input_pending(&s->io)) {
-		reply(s, 554, "5.5.0", "Protocol error: message content sent "
+		reply(s, 554, ESC_OTHER_PROTOCOL_STATUS, "Protocol error: message content sent "
 				       "before 354");
 		s->quit = 1;
 		return;
 	}
-	reply(s, code, dsn, "%s", why);
+	reply(s, code, e, "%s", why);
 }
 
 /* Reads the data up to CRLF.CRLF into the store; -1 when the session
@@ -471,7 +491,7 @@ static int data_receive(struct session *s)
 		size_t got;
 		enum io_status st = io_read(&s->io, buf, sizeof buf, &got);
 		if (st == IO_TIMEOUT) {
-			reply(s, 421, "4.4.2", "%s Timeout during data, closing",
+			reply(s, 421, ESC_BAD_CONNECTION, "%s Timeout during data, closing",
 			      s->name);
 			return -1;
 		}
@@ -497,16 +517,16 @@ static void cmd_data(struct session *s, char *arg)
 {
 	(void)arg;
 	if (s->body == BODY_BINARYMIME) {
-		refuse_data(s, 503, "5.5.1", "BODY=BINARYMIME requires BDAT");
+		refuse_data(s, 503, ESC_INVALID_COMMAND, "BODY=BINARYMIME requires BDAT");
 		return;
 	}
 	if (handoff_begin(s) < 0) {
 		struct reply r;
 		handoff_storage_reply(&r, errno);
-		reply(s, r.code, r.dsn, "%s", r.text);
+		reply_dsn(s, r.code, r.dsn, "%s", r.text);
 		return;
 	}
-	reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	reply(s, 354, ESC_NONE, "End data with <CR><LF>.<CR><LF>");
 	flush(s);
 	if (data_receive(s) < 0) {
 		s->quit = 1;
@@ -551,7 +571,7 @@ static int bdat_chunk(struct session *s, uint64_t n, int keep)
 		enum io_status st = io_read(&s->io, buf,
 					    n > sizeof buf ? sizeof buf : n, &got);
 		if (st == IO_TIMEOUT) {
-			reply(s, 421, "4.4.2", "%s Timeout during BDAT, closing",
+			reply(s, 421, ESC_BAD_CONNECTION, "%s Timeout during BDAT, closing",
 			      s->name);
 			return -1;
 		}
@@ -573,7 +593,8 @@ static int bdat_chunk(struct session *s, uint64_t n, int keep)
 static int bdat_first(struct session *s, uint64_t n, int last)
 {
 	const char *why = NULL;
-	struct reply r = {503, "5.5.1", ""};
+	struct reply r;
+	reply_code(&r, 503, ESC_INVALID_COMMAND);
 	if (s->state != ST_RCPT) {
 		why = "No valid recipients";
 	} else if (handoff_begin(s) < 0) {
@@ -590,7 +611,7 @@ static int bdat_first(struct session *s, uint64_t n, int last)
 		s->quit = 1;
 		return -1;
 	}
-	reply(s, r.code, r.dsn, "%s (discarded %llu octets)", why,
+	reply_dsn(s, r.code, r.dsn, "%s (discarded %llu octets)", why,
 	      (unsigned long long)n);
 	s->bdat = last ? BDAT_NONE : BDAT_DISCARDING;
 	/* a transaction under way: RCPT and DATA wait for its LAST */
@@ -605,8 +626,8 @@ static void cmd_bdat(struct session *s, char *arg)
 	int last;
 	if (parse_bdat(arg, &n, &last) < 0) {
 		/* the chunk cannot be found: no resynchronizing */
-		reply(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
-		reply(s, 421, "4.5.0", "%s Cannot resynchronize after a bad "
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: BDAT size [LAST]");
+		reply(s, 421, ESC_OTHER_PROTOCOL_STATUS, "%s Cannot resynchronize after a bad "
 				       "BDAT, closing",
 		      s->name);
 		s->quit = 1;
@@ -622,7 +643,7 @@ static void cmd_bdat(struct session *s, char *arg)
 		return;
 	}
 	if (!keep) {
-		reply(s, 551, "5.0.0", "Discarded %llu octets after an earlier "
+		reply(s, 551, ESC_OTHER, "Discarded %llu octets after an earlier "
 				       "error",
 		      (unsigned long long)n);
 		if (last)
@@ -642,19 +663,19 @@ static void cmd_bdat(struct session *s, char *arg)
 		return;
 	}
 	if (s->data.toobig) {
-		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum "
+		reply(s, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM, "Message size exceeds fixed maximum "
 				       "message size");
 		s->bdat = BDAT_DISCARDING;
 		return;
 	}
-	reply(s, 250, "2.0.0", "%llu octets received", (unsigned long long)n);
+	reply(s, 250, ESC_OTHER, "%llu octets received", (unsigned long long)n);
 }
 
 static void cmd_rset(struct session *s, char *arg)
 {
 	(void)arg; /* the verb table refuses an argument */
 	transaction_reset(s);
-	reply(s, 250, "2.0.0", "OK");
+	reply(s, 250, ESC_OTHER, "OK");
 }
 
 /* Starts TLS on the connection: tls = starttls (RFC 3207), or at once
@@ -682,18 +703,18 @@ static int start_tls(struct session *s)
 static void cmd_starttls(struct session *s, char *arg)
 {
 	if (*arg) {
-		reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: STARTTLS");
 		return;
 	}
 	if (s->tls_on) {
-		reply(s, 503, "5.5.1", "TLS already active");
+		reply(s, 503, ESC_INVALID_COMMAND, "TLS already active");
 		return;
 	}
 	if (s->tls_mode != STLS_STARTTLS) {
-		reply(s, 502, "5.5.1", "STARTTLS not offered");
+		reply(s, 502, ESC_INVALID_COMMAND, "STARTTLS not offered");
 		return;
 	}
-	reply(s, 220, "2.0.0", "Ready to start TLS");
+	reply(s, 220, ESC_OTHER, "Ready to start TLS");
 	flush(s);
 	/* RFC 3207 5.2: nothing sent in clear text after STARTTLS counts */
 	io_discard_input(&s->io);
@@ -712,27 +733,27 @@ static void cmd_starttls(struct session *s, char *arg)
 static void cmd_noop(struct session *s, char *arg)
 {
 	(void)arg;
-	reply(s, 250, "2.0.0", "OK");
+	reply(s, 250, ESC_OTHER, "OK");
 }
 
 static void cmd_quit(struct session *s, char *arg)
 {
 	(void)arg;
-	reply(s, 221, "2.0.0", "%s closing connection", s->name);
+	reply(s, 221, ESC_OTHER, "%s closing connection", s->name);
 	s->quit = 1;
 }
 
 static void cmd_vrfy(struct session *s, char *arg)
 {
 	(void)arg;
-	reply(s, 252, "2.5.0", "Cannot VRFY user, but will accept message "
+	reply(s, 252, ESC_OTHER_PROTOCOL_STATUS, "Cannot VRFY user, but will accept message "
 			       "and attempt delivery");
 }
 
 static void cmd_unimpl(struct session *s, char *arg)
 {
 	(void)arg;
-	reply(s, 502, "5.5.1", "Command not implemented");
+	reply(s, 502, ESC_INVALID_COMMAND, "Command not implemented");
 }
 
 /* The 503 texts of a verb in a state where it is not legal. */
@@ -829,11 +850,12 @@ static int verb_allowed(struct session *s, const struct verb *v, char *arg)
 	} else {
 		return 1;
 	}
-	const char *dsn = code == 501 ? "5.5.4" : "5.5.1";
+	enum esc e = code == 501 ? ESC_INVALID_COMMAND_ARGUMENTS
+				    : ESC_INVALID_COMMAND;
 	if (v->flags & F_DATA)
-		refuse_data(s, code, dsn, why);
+		refuse_data(s, code, e, why);
 	else
-		reply(s, code, dsn, "%s", why);
+		reply(s, code, e, "%s", why);
 	return 0;
 }
 
@@ -853,14 +875,14 @@ static void command(struct session *s, char *line, size_t len)
 	char verb[16];
 	size_t vl = strcspn(line, " ");
 	if (vl == 0 || vl >= sizeof verb) {
-		reply(s, 500, "5.5.2", "Command unrecognized");
+		reply(s, 500, ESC_SYNTAX_ERROR, "Command unrecognized");
 		flush(s);
 		return;
 	}
 	memcpy(verb, line, vl);
 	verb[vl] = 0;
 	if (!s->accept_mail && strcasecmp(verb, "QUIT")) {
-		reply(s, 521, "5.3.2", "%s does not accept mail", s->name);
+		reply(s, 521, ESC_SYSTEM_NOT_ACCEPTING, "%s does not accept mail", s->name);
 		flush(s);
 		return;
 	}
@@ -868,18 +890,18 @@ static void command(struct session *s, char *line, size_t len)
 				       sizeof *verbs, verb_cmp);
 	if (!v) {
 		if (foreign_command(verb)) {
-			reply(s, 221, "2.7.0", "This is an SMTP server, not a "
+			reply(s, 221, ESC_OTHER_SECURITY_STATUS, "This is an SMTP server, not a "
 					       "web or proxy server; goodbye");
 			s->quit = 1;
 			return;
 		}
-		reply(s, 500, "5.5.2", "Command unrecognized: %s",
+		reply(s, 500, ESC_SYNTAX_ERROR, "Command unrecognized: %s",
 		      esc(verb, vl));
 		flush(s);
 		return;
 	}
 	if (len > CMD_MAX && strcmp(v->name, "MAIL") && strcmp(v->name, "RCPT")) {
-		reply(s, 500, "5.5.2", "Line too long");
+		reply(s, 500, ESC_SYNTAX_ERROR, "Line too long");
 		flush(s);
 		return;
 	}
@@ -901,11 +923,11 @@ static void serve_line(struct session *s, char *line, size_t len,
 	s->failed = 0;
 	s->delivered = 0;
 	if (toolong) {
-		reply(s, 500, "5.5.2", "Line too long");
+		reply(s, 500, ESC_SYNTAX_ERROR, "Line too long");
 	} else if (memchr(line, 0, len)) {
-		reply(s, 500, "5.5.2", "NUL character in command");
+		reply(s, 500, ESC_SYNTAX_ERROR, "NUL character in command");
 	} else if (s->bare_reject && (bare || memchr(line, '\r', len))) {
-		reply(s, 501, "5.5.2", "Bare CR or LF in command");
+		reply(s, 501, ESC_SYNTAX_ERROR, "Bare CR or LF in command");
 	} else {
 		for (size_t i = 0; i < len; i++)
 			if (line[i] == '\r')
@@ -916,7 +938,7 @@ static void serve_line(struct session *s, char *line, size_t len,
 		s->errors = 0; /* errors count only until mail is delivered */
 	s->errors += s->failed;
 	if (s->errors >= MAX_ERRORS && !s->quit) {
-		reply(s, 421, "4.7.0", "%s Too many errors, closing connection",
+		reply(s, 421, ESC_OTHER_SECURITY_STATUS, "%s Too many errors, closing connection",
 		      s->name);
 		s->quit = 1;
 	}
@@ -943,11 +965,11 @@ static int refuse_service(struct session *s, int fail, const char *why)
 	log_event(LOG_L_ERR, "event", "unavailable", "reason",
 		  why[0] ? why : "configuration error", NULL);
 	if (fail == START_NO_SMTPD)
-		reply(s, 421, "4.3.5", "%s Service not available: no "
+		reply(s, 421, ESC_SYSTEM_INCORRECTLY_CONFIGURED, "%s Service not available: no "
 				       "configuration for this address",
 		      s->name);
 	else
-		reply(s, 421, "4.3.0", "%s Service not available, closing "
+		reply(s, 421, ESC_OTHER_MAIL_SYSTEM_STATUS, "%s Service not available, closing "
 				       "connection",
 		      s->name);
 	flush(s);
@@ -967,9 +989,9 @@ static int greet(struct session *s)
 	if (s->tls_mode == STLS_IMPLICIT && start_tls(s) < 0)
 		return -1;
 	if (s->accept_mail)
-		reply(s, 220, NULL, "%s ESMTP postmaster", s->name);
+		reply(s, 220, ESC_NONE, "%s ESMTP postmaster", s->name);
 	else
-		reply(s, 521, NULL, "%s does not accept mail", s->name);
+		reply(s, 521, ESC_NONE, "%s does not accept mail", s->name);
 	flush(s);
 	return 0;
 }
@@ -991,7 +1013,7 @@ static int dialogue(struct session *s)
 		if (st == IO_TIMEOUT) {
 			log_event(LOG_L_WARNING, "event", "timeout", "tls",
 				  s->tls_on ? "yes" : "no", NULL);
-			reply(s, 421, "4.4.2", "%s Timeout exceeded, closing "
+			reply(s, 421, ESC_BAD_CONNECTION, "%s Timeout exceeded, closing "
 					       "connection",
 			      s->name);
 			return 75;

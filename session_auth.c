@@ -30,7 +30,7 @@ int session_auth_offered(const struct session *s)
  * -3 when the connection ended. */
 static int auth_answer(struct session *s, const char *challenge, struct buf *out)
 {
-	reply(s, 334, NULL, "%s", challenge);
+	reply(s, 334, ESC_NONE, "%s", challenge);
 	flush(s);
 	char line[CMD_MAX_EXT + 2];
 	size_t len;
@@ -46,13 +46,13 @@ static int auth_answer(struct session *s, const char *challenge, struct buf *out
 static int auth_refused(struct session *s)
 {
 	if (s->auth_mode == AUTH_NO)
-		reply(s, 502, "5.5.1", "AUTH not offered");
+		reply(s, 502, ESC_INVALID_COMMAND, "AUTH not offered");
 	else if (s->proto != P_EHLO)
-		reply(s, 503, "5.5.1", "Send EHLO first");
+		reply(s, 503, ESC_INVALID_COMMAND, "Send EHLO first");
 	else if (s->auth_user[0])
-		reply(s, 503, "5.5.1", "Already authenticated");
+		reply(s, 503, ESC_INVALID_COMMAND, "Already authenticated");
 	else if (!session_auth_offered(s))
-		reply(s, 538, "5.7.11", "Encryption required for requested "
+		reply(s, 538, ESC_ENCRYPTION_REQUIRED_FOR_AUTH, "Encryption required for requested "
 					"authentication mechanism");
 	else
 		return 0;
@@ -103,7 +103,7 @@ static void auth_result(struct session *s, int ok, const char *user,
 {
 	if (ok < 0) {
 		log_event(LOG_L_ERR, "event", "auth-error", "reason", why, NULL);
-		reply(s, 454, "4.7.0", "Temporary authentication failure");
+		reply(s, 454, ESC_OTHER_SECURITY_STATUS, "Temporary authentication failure");
 		return;
 	}
 	if (!ok) {
@@ -113,13 +113,13 @@ static void auth_result(struct session *s, int ok, const char *user,
 			  "mechanism", mech, NULL);
 		flush(s);
 		sleep((unsigned)(s->auth_failures < 5 ? s->auth_failures : 5));
-		reply(s, 535, "5.7.8", "Authentication credentials invalid");
+		reply(s, 535, ESC_AUTH_CREDENTIALS_INVALID, "Authentication credentials invalid");
 		return;
 	}
 	snprintf(s->auth_user, sizeof s->auth_user, "%s", user);
 	log_event(LOG_L_INFO, "event", "auth", "user", user, "mechanism", mech,
 		  NULL);
-	reply(s, 235, "2.7.0", "Authentication successful");
+	reply(s, 235, ESC_OTHER_SECURITY_STATUS, "Authentication successful");
 }
 
 void session_cmd_auth(struct session *s, char *arg)
@@ -133,7 +133,7 @@ void session_cmd_auth(struct session *s, char *arg)
 		*initial++ = 0;
 	int plain = !strcasecmp(arg, "PLAIN"), login = !strcasecmp(arg, "LOGIN");
 	if (!plain && !login) {
-		reply(s, 504, "5.5.4", "Unrecognized authentication type");
+		reply(s, 504, ESC_INVALID_COMMAND_ARGUMENTS, "Unrecognized authentication type");
 		return;
 	}
 	struct buf pass = {0};
@@ -148,9 +148,9 @@ void session_cmd_auth(struct session *s, char *arg)
 	if (r == -3)
 		s->quit = 1;
 	else if (r == -1)
-		reply(s, 501, "5.0.0", "Authentication cancelled");
+		reply(s, 501, ESC_OTHER, "Authentication cancelled");
 	else if (r == -2)
-		reply(s, 501, "5.5.2", "Cannot decode the AUTH response");
+		reply(s, 501, ESC_SYNTAX_ERROR, "Cannot decode the AUTH response");
 	else
 		auth_result(s, ok, user, plain ? "PLAIN" : "LOGIN", why);
 }

@@ -104,9 +104,7 @@ struct param {
 
 static int refuse(struct reply *r, int code, const char *text)
 {
-	*r = (struct reply){code, "", ""};
-	snprintf(r->dsn, sizeof r->dsn, "%s", code < 500 ? "4.5.4" : "5.5.4");
-	snprintf(r->text, sizeof r->text, "%s", text);
+	reply_set(r, code, ESC_INVALID_COMMAND_ARGUMENTS, "%s", text);
 	return -1;
 }
 

@@ -122,12 +122,17 @@ struct session {
 };
 
 /* "<addr>" for a log line */
-/* session.c: the one reply function. dsn is NULL exactly for the replies
- * that carry no enhanced code: the greeting, EHLO/HELO/LHLO, 354 and 334
- * (SPEC 5). Text with '\n' becomes a multiline reply. Client text must be
- * escaped with esc(), which keeps a ring of a few results. */
-void reply(struct session *s, int code, const char *dsn, const char *fmt,
-	   ...) __attribute__((format(printf, 4, 5)));
+/* session.c: the one reply function. e is ESC_NONE exactly for the
+ * replies that carry no enhanced code: the greeting, EHLO/HELO/LHLO, 354
+ * and 334 (SPEC 5); the enhanced code's class is the reply code's. Text
+ * with '\n' becomes a multiline reply. Client text must be escaped with
+ * esc(), which keeps a ring of a few results. */
+void reply(struct session *s, int code, enum esc e, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* The same with an enhanced code written elsewhere (a route's result, a
+ * mailer's or a peer's reply); one of the wrong class is never sent. */
+void reply_dsn(struct session *s, int code, const char *dsn,
+	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 const char *esc(const char *s, size_t n);
 /* Sends what the replies buffered. */
 void flush(struct session *s);
