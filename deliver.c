@@ -348,7 +348,7 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 		dup2(res[1], 1);
 		dup2(res[1], 2);
 		execve(argv[0], argv, envp);
-		_exit(75);
+		_exit(EX_TEMPFAIL);
 	}
 	close(in);
 	close(res[1]);

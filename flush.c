@@ -15,6 +15,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "priv.h"
+#include "reply.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -421,12 +422,12 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 {
 	int pidfd = lock_pid_file(cf);
 	if (pidfd == -2)
-		return 0; /* the timer came round while the last run goes on */
+		return EX_OK; /* the timer came round while the last run goes on */
 	if (pidfd < 0 || open_log(cf, "flush") < 0)
-		return 75;
+		return EX_TEMPFAIL;
 	int dirfd = open_spool(cf);
 	if (dirfd < 0)
-		return 75;
+		return EX_TEMPFAIL;
 	unsigned n = 0;
 	char **ids = NULL;
 	if (id) {
@@ -436,7 +437,7 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 	} else {
 		ids = spool_list(dirfd, &n);
 	}
-	int ex = 0;
+	int ex = EX_OK;
 	client_keep_connections(1);
 	for (unsigned i = 0; i < n; i++) {
 		struct spool_msg m;
@@ -446,14 +447,14 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 			fprintf(stderr, "postmaster: %s is being delivered by "
 					"another process\n",
 				id);
-			ex = 75;
+			ex = EX_TEMPFAIL;
 			continue;
 		}
 		if (r == SPOOL_BUSY || (r == SPOOL_GONE && !id))
 			continue; /* being delivered, or done meanwhile */
 		if (r != SPOOL_OK) {
 			fprintf(stderr, "postmaster: %s\n", why);
-			ex = id ? 69 : 75;
+			ex = id ? EX_UNAVAILABLE : EX_TEMPFAIL;
 			continue;
 		}
 		flush_message(cf, dirfd, &m, id || mode == FLUSH_ALL);
@@ -482,7 +483,7 @@ int queue_main(const struct cf *cf)
 {
 	int dirfd = open_spool(cf);
 	if (dirfd < 0)
-		return 75;
+		return EX_TEMPFAIL;
 	unsigned n = 0;
 	char **ids = spool_list(dirfd, &n);
 	time_t now = time(NULL);
@@ -518,23 +519,23 @@ int queue_main(const struct cf *cf)
 		printf("the spool is empty\n");
 	spool_list_free(ids, n);
 	close(dirfd);
-	return 0;
+	return EX_OK;
 }
 
 int delete_main(const struct cf *cf, const char *id)
 {
 	if (open_log(cf, "delete") < 0)
-		return 75;
+		return EX_TEMPFAIL;
 	int dirfd = open_spool(cf);
 	if (dirfd < 0)
-		return 75;
+		return EX_TEMPFAIL;
 	struct spool_msg m;
 	char why[512];
 	int r = spool_load(dirfd, id, 1, &m, why, sizeof why);
 	if (r != SPOOL_OK) {
 		fprintf(stderr, "postmaster: %s\n", why);
 		close(dirfd);
-		return r == SPOOL_BUSY ? 75 : 69;
+		return r == SPOOL_BUSY ? EX_TEMPFAIL : EX_UNAVAILABLE;
 	}
 	spool_remove(dirfd, &m);
 	log_event(LOG_L_INFO, "id", m.id, "event", "deleted", NULL);
@@ -542,5 +543,5 @@ int delete_main(const struct cf *cf, const char *id)
 	spool_msg_free(&m);
 	close(dirfd);
 	log_close();
-	return 0;
+	return EX_OK;
 }

@@ -2,8 +2,9 @@
  * postmaster.c - main(): reads the command line, loads the configuration
  * and dispatches to --check, --dump or --route.
  *
- * Owns: option parsing and exit statuses (sysexits: 64 usage, 67 a refused
- * address, 75 a temporary refusal, 78 a configuration error). Everything
+ * Owns: option parsing and exit statuses (<sysexits.h>: EX_USAGE, EX_NOUSER
+ * for a refused address, EX_TEMPFAIL for a temporary refusal, EX_CONFIG
+ * for a configuration error). Everything
  * else lives in the file that owns the concern. A configuration that does
  * not parse never gets past this file.
  */
@@ -12,6 +13,7 @@
 #include "deliver.h"
 #include "flush.h"
 #include "log.h"
+#include "reply.h"
 #include "route.h"
 #include "route_load.h"
 #include "rtindex.h"
@@ -26,8 +28,6 @@
 
 #define VERSION "0.1"
 
-enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_NOUSER_ = 67, EX_UNAVAILABLE_ = 69,
-       EX_TEMPFAIL_ = 75 };
 
 static const char usage[] =
 	"usage: postmaster [--config=FILE] [--smtpd=NAME] [--SCOPE=VALUE ...] MODE\n"
@@ -108,7 +108,7 @@ static int classify(const char *a, const char **value, char *why,
 static int report(struct cf *cf)
 {
 	cf_print_diagnostics(cf, stderr);
-	return cf->nerrors ? 78 : 0;
+	return cf->nerrors ? EX_CONFIG : EX_OK;
 }
 
 static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
@@ -127,7 +127,7 @@ static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
 			fprintf(stderr, " %s", v[i]->name);
 		fputc('\n', stderr);
 		free(v);
-		return EX_USAGE_;
+		return EX_USAGE;
 	}
 	if (n)
 		free(v);
@@ -160,7 +160,7 @@ static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
 		plan_free(&p);
 	}
 	printf("%d %s %s\n", r.code, r.dsn, r.text);
-	int ex = r.code < 300 ? EX_OK_ : r.code < 500 ? EX_TEMPFAIL_ : EX_NOUSER_;
+	int ex = sysexits_for_code(r.code);
 	route_result_free(&r);
 	return ex;
 }
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
 		switch (classify(argv[i], &v, why, sizeof why)) {
 		case ARG_BAD:
 			fprintf(stderr, "postmaster: %s\n%s", why, usage_line);
-			return EX_USAGE_;
+			return EX_USAGE;
 		case ARG_FLAG:
 			nflags++; /* applied after the file */
 			break;
@@ -217,10 +217,10 @@ int main(int argc, char **argv)
 		case O_DEFAULTS: defaults = 1; break;
 		case O_VERSION:
 			printf("postmaster %s\n", VERSION);
-			return 0;
+			return EX_OK;
 		case O_HELP:
 			fputs(usage, stdout);
-			return 0;
+			return EX_OK;
 		case O_FLUSH:
 			flush = 1;
 			flush_id = v;
@@ -231,28 +231,28 @@ int main(int argc, char **argv)
 		case O_INJECT:
 			fprintf(stderr, "postmaster: --inject is not in this "
 					"build yet\n");
-			return EX_UNAVAILABLE_;
+			return EX_UNAVAILABLE;
 		}
 	}
 	if (check + dump + (route != NULL) + flush + queue +
 		    (delete_id != NULL) > 1) {
 		fprintf(stderr, "postmaster: choose one of --check, --dump, "
 				"--route, --flush, --queue and --delete\n");
-		return EX_USAGE_;
+		return EX_USAGE;
 	}
 	if (now && !flush) {
 		fprintf(stderr, "postmaster: --now goes with --flush\n");
-		return EX_USAGE_;
+		return EX_USAGE;
 	}
 	for (const char *id = flush_id ? flush_id : delete_id; id && *id; id++)
 		if (!((*id >= '0' && *id <= '9') || (*id >= 'A' && *id <= 'F'))) {
 			fprintf(stderr, "postmaster: not a queue id: %s\n",
 				flush_id ? flush_id : delete_id);
-			return EX_USAGE_;
+			return EX_USAGE;
 		}
 	if (defaults && !dump) {
 		fprintf(stderr, "postmaster: --defaults goes with --dump\n");
-		return EX_USAGE_;
+		return EX_USAGE;
 	}
 
 	struct cf *cf = cf_new();

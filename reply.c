@@ -16,8 +16,9 @@ void esc_format(char dsn[ESC_LEN], int class, enum esc e)
 		dsn[0] = 0;
 		return;
 	}
-	snprintf(dsn, ESC_LEN, "%d.%d.%d", class, (int)e / 1000,
-		 (int)e % 1000);
+	/* RFC 3463: a class digit, subject and detail of 1 to 3 digits */
+	snprintf(dsn, ESC_LEN, "%u.%u.%u", (unsigned)class % 10,
+		 (unsigned)e / 1000 % 1000, (unsigned)e % 1000);
 }
 
 void esc_for_code(char dsn[ESC_LEN], int code, enum esc e)

@@ -17,6 +17,7 @@
 #include "addr.h"
 #include "data.h"
 #include "deliver.h"
+#include "reply.h"
 #include "dns.h"
 #include "io.h"
 #include "log.h"
@@ -974,7 +975,7 @@ static int refuse_service(struct session *s, int fail, const char *why)
 		      s->name);
 	flush(s);
 	io_free(&s->io);
-	return 75;
+	return EX_TEMPFAIL;
 }
 
 /* The greeting, after implicit TLS where the section asks for it.
@@ -1016,13 +1017,13 @@ static int dialogue(struct session *s)
 			reply(s, 421, ESC_BAD_CONNECTION, "%s Timeout exceeded, closing "
 					       "connection",
 			      s->name);
-			return 75;
+			return EX_TEMPFAIL;
 		}
 		if (st == IO_EOF || st == IO_ERROR)
 			break;
 		serve_line(s, line, len, st == IO_TOOLONG, bare);
 	}
-	return 0;
+	return EX_OK;
 }
 
 /* Says goodbye on the connection, then does the bookkeeping. */
@@ -1084,7 +1085,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		return refuse_service(&s, fail, why);
 	if (greet(&s) < 0) {
 		io_free(&s.io);
-		return 75;
+		return EX_TEMPFAIL;
 	}
 	return session_end(&s, dialogue(&s));
 }

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sysexits.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,7 +50,7 @@ static void __attribute__((noreturn)) fatal(const char *file, int line,
 	(void)file;
 	(void)line;
 	log_event(LOG_L_ERR, "event", "spf-error", "reason", msg, NULL);
-	_exit(75);
+	_exit(EX_TEMPFAIL);
 }
 
 static int load(char *why, size_t n)

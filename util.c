@@ -4,7 +4,7 @@
  * Owns: checked allocation, the growable buffer, UTF-8 validation and the
  * one escaping function through which every untrusted byte passes before it
  * reaches a reply, a log line or a diagnostic. Allocation failure is fatal
- * here (exit 75, EX_TEMPFAIL): no caller can do better, and a session that
+ * here (EX_TEMPFAIL): no caller can do better, and a session that
  * cannot allocate must not acknowledge anything.
  */
 #include "util.h"
@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 static void out_of_memory(void)
@@ -21,7 +22,7 @@ static void out_of_memory(void)
 	static const char msg[] = "postmaster: out of memory\n";
 	ssize_t r = write(2, msg, sizeof msg - 1);
 	(void)r;
-	_exit(75);
+	_exit(EX_TEMPFAIL);
 }
 
 void *xmalloc(size_t n)

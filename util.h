@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EX_CONFIG_ 78
-
 /* Growable byte buffer, always NUL-terminated. */
 struct buf {
 	char *s;
