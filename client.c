@@ -365,8 +365,9 @@ static int hello(struct client_job *j, struct conn *c, struct buf *t,
 		return 0;
 	}
 	if (code < 0)
-		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection after %s", c->name,
-		    c->lmtp ? "LHLO" : "EHLO");
+		reply_set(why, 451, ESC_BAD_CONNECTION,
+			  "%s: lost connection after %s", c->name,
+			  c->lmtp ? "LHLO" : "EHLO");
 	else
 		peer_reply(why, 451, t->s, c->name);
 	why->dsn[0] = '4';
@@ -382,9 +383,9 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 	if (c->tls_mode == RTLS_NO || (!c->ext.starttls && !must))
 		return 0;
 	if (!c->ext.starttls) {
-		reply_set(why, 451, ESC_SECURITY_FEATURES_NOT_SUPPORTED, "TLS is required, but %s does not offer "
-				       "STARTTLS",
-		    c->name);
+		reply_set(why, 451, ESC_SECURITY_FEATURES_NOT_SUPPORTED,
+			  "TLS is required, but %s does not offer STARTTLS",
+			  c->name);
 		return NEXT_ADDRESS;
 	}
 	cmd(c, "STARTTLS");
@@ -392,9 +393,9 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 	int code = read_reply(c, t);
 	if (code != 220) {
 		if (code < 0) {
-			reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection after "
-					       "STARTTLS",
-			    c->name);
+			reply_set(why, 451, ESC_BAD_CONNECTION,
+				  "%s: lost connection after STARTTLS",
+				  c->name);
 			return NEXT_ADDRESS;
 		}
 		if (!must)
@@ -406,7 +407,8 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 	char reason[300];
 	if (tls_client_start(&c->io, c->host, c->tls_mode == RTLS_VERIFY, reason,
 			     sizeof reason) < 0) {
-		reply_set(why, 451, ESC_CRYPTOGRAPHIC_FAILURE, "%s: %s", c->name, reason);
+		reply_set(why, 451, ESC_CRYPTOGRAPHIC_FAILURE, "%s: %s",
+			  c->name, reason);
 		return must ? NEXT_ADDRESS : AGAIN_IN_CLEAR;
 	}
 	c->tls = 1;
@@ -425,9 +427,9 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 	if (!pass)
 		pass = "";
 	if (!c->tls) {
-		reply_set(why, 451, ESC_ENCRYPTION_NEEDED, "%s: not sending credentials without "
-					"TLS",
-		    c->name);
+		reply_set(why, 451, ESC_ENCRYPTION_NEEDED,
+			  "%s: not sending credentials without TLS",
+			  c->name);
 		return NEXT_ADDRESS;
 	}
 	struct buf b = {0};
@@ -456,16 +458,16 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 			code = read_reply(c, t);
 		}
 	} else {
-		reply_set(why, 451, ESC_OTHER_SECURITY_STATUS, "%s offers neither AUTH PLAIN nor LOGIN",
-		    c->name);
+		reply_set(why, 451, ESC_OTHER_SECURITY_STATUS,
+			  "%s offers neither AUTH PLAIN nor LOGIN", c->name);
 		return NEXT_ADDRESS;
 	}
 	buf_free(&b);
 	if (code == 235)
 		return 0;
 	if (code < 0)
-		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection during AUTH",
-		    c->name);
+		reply_set(why, 451, ESC_BAD_CONNECTION,
+			  "%s: lost connection during AUTH", c->name);
 	else
 		peer_reply(why, 451, t->s, c->name);
 	esc_for_code(why->dsn, 451, ESC_AUTH_CREDENTIALS_INVALID);
@@ -480,9 +482,9 @@ static int greeting(struct conn *c, struct buf *t, struct reply *why)
 	if (code == 220)
 		return 0;
 	if (code < 0)
-		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection before the "
-					       "greeting",
-		    c->name);
+		reply_set(why, 451, ESC_BAD_CONNECTION,
+			  "%s: lost connection before the greeting",
+			  c->name);
 	else
 		peer_reply(why, code < 400 ? 451 : code, t->s, c->name);
 	if (why->code >= 500)
@@ -588,18 +590,20 @@ static int choose_form(struct tx *x, struct reply *fail)
 	struct client_job *j = x->j;
 	const struct ext *e = &x->c->ext;
 	if (j->smtputf8 && !e->smtputf8) {
-		reply_set(fail, 550, ESC_NON_ASCII_ADDRESS, "%s does not support SMTPUTF8, "
-					     "which this message needs",
-		    x->c->name);
+		reply_set(fail, 550, ESC_NON_ASCII_ADDRESS,
+			  "%s does not support SMTPUTF8, "
+			  "which this message needs",
+			  x->c->name);
 		return -1;
 	}
 	if ((x->m->binary && !(e->binary && e->chunking)) ||
 	    (x->eightbit && !e->eightbit)) {
 		if (downgrade(j) < 0) {
-			reply_set(fail, 554, ESC_CONVERSION_NOT_SUPPORTED, "%s accepts only 7-bit mail "
-						     "and this message cannot "
-						     "be converted: %s",
-			    x->c->name, j->conv_why);
+			reply_set(fail, 554, ESC_CONVERSION_NOT_SUPPORTED,
+				  "%s accepts only 7-bit mail "
+				  "and this message cannot "
+				  "be converted: %s",
+				  x->c->name, j->conv_why);
 			return -1;
 		}
 		x->m = &j->conv;
@@ -607,9 +611,9 @@ static int choose_form(struct tx *x, struct reply *fail)
 		x->eightbit = 0;
 	}
 	if (e->size && (unsigned long long)x->wire > e->size) {
-		reply_set(fail, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM, "message size %lld exceeds the "
-					     "limit of %s (%llu)",
-		    (long long)x->wire, x->c->name, e->size);
+		reply_set(fail, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM,
+			  "message size %lld exceeds the limit of %s (%llu)",
+			  (long long)x->wire, x->c->name, e->size);
 		return -1;
 	}
 	x->bdat = x->m->binary || e->chunking;
@@ -806,7 +810,8 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 		peer_reply(why, 451, x.t.s, c->name);
 		why->dsn[0] = '4';
 	} else {
-		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection", c->name);
+		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection",
+			  c->name);
 	}
 	/* unless final, the accepted recipients have no reply yet: they go
 	 * to the next address with the others */
@@ -959,8 +964,8 @@ static void deliver(struct client_job *j)
 		}
 		int fd = connect_to(&c[i], reason, sizeof reason);
 		if (fd < 0) {
-			reply_set(&why, 451, ESC_NO_ANSWER_FROM_HOST, "connect to %s: %s", conn.name,
-			    reason);
+			reply_set(&why, 451, ESC_NO_ANSWER_FROM_HOST,
+				  "connect to %s: %s", conn.name, reason);
 			continue;
 		}
 		io_init(&conn.io, fd, fd, REPLY_TIMEOUT_MS);
@@ -984,7 +989,8 @@ static void deliver(struct client_job *j)
 			break;
 	}
 	if (!why.code)
-		reply_set(&why, 451, ESC_NO_ANSWER_FROM_HOST, "no address to deliver to");
+		reply_set(&why, 451, ESC_NO_ANSWER_FROM_HOST,
+			  "no address to deliver to");
 	set_all(j, &why);
 	free(c);
 }

@@ -58,9 +58,9 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 		if (na)
 			return 0;
 		if (s == DNS_TEMP) {
-			reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE, "cannot find host %s: DNS "
-					       "temporary failure",
-			    host);
+			reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE,
+				  "cannot find host %s: DNS temporary failure",
+				  host);
 			return -1;
 		}
 	}
@@ -71,8 +71,10 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 	int e = getaddrinfo(host, ps, &hints, &res);
 	if (e) {
 		int perm = e == EAI_NONAME;
-		reply_set(err, perm ? 550 : 451, perm ? ESC_BAD_DEST_SYSTEM : ESC_ROUTING_SERVER_FAILURE,
-		    "cannot find host %s: %s", host, gai_strerror(e));
+		reply_set(err, perm ? 550 : 451,
+			  perm ? ESC_BAD_DEST_SYSTEM
+			       : ESC_ROUTING_SERVER_FAILURE,
+			  "cannot find host %s: %s", host, gai_strerror(e));
 		return -1;
 	}
 	/* IPv6 first, then IPv4 */
@@ -124,16 +126,17 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	enum dns_status s = dns_mx(server, alabel, mx, DNS_MAX_MX, &nmx);
 	switch (s) {
 	case DNS_NULLMX:
-		reply_set(err, 556, ESC_RECIPIENT_NULL_MX, "domain %s accepts no mail (null MX)",
-		    domain);
+		reply_set(err, 556, ESC_RECIPIENT_NULL_MX,
+			  "domain %s accepts no mail (null MX)", domain);
 		return -1;
 	case DNS_NOTFOUND:
-		reply_set(err, 550, ESC_BAD_DEST_SYSTEM, "domain %s not found", domain);
+		reply_set(err, 550, ESC_BAD_DEST_SYSTEM, "domain %s not found",
+			  domain);
 		return -1;
 	case DNS_TEMP:
-		reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE, "cannot look up the MX of %s: DNS "
-				       "temporary failure",
-		    domain);
+		reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE,
+			  "cannot look up the MX of %s: DNS temporary failure",
+			  domain);
 		return -1;
 	case DNS_NODATA: /* no MX: the domain's own address (RFC 5321 5.1) */
 		nmx = 1;
@@ -171,15 +174,15 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	if (*n)
 		return 0;
 	if (loops)
-		reply_set(err, 554, ESC_ROUTING_LOOP, "mail for %s loops back to myself",
-		    domain);
+		reply_set(err, 554, ESC_ROUTING_LOOP,
+			  "mail for %s loops back to myself", domain);
 	else if (temp)
-		reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE, "cannot find the address of the MX "
-				       "hosts of %s",
-		    domain);
+		reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE,
+			  "cannot find the address of the MX hosts of %s",
+			  domain);
 	else
-		reply_set(err, 550, ESC_BAD_DEST_SYSTEM, "no address for the MX hosts of %s",
-		    domain);
+		reply_set(err, 550, ESC_BAD_DEST_SYSTEM,
+			  "no address for the MX hosts of %s", domain);
 	return -1;
 }
 
@@ -191,7 +194,8 @@ static void add_endpoint(const struct client_job *j, const char *spec,
 {
 	struct net_endpoint ep;
 	if (net_endpoint_parse(spec, defport, &ep)) {
-		reply_set(err, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED, "bad address %s", spec);
+		reply_set(err, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED,
+			  "bad address %s", spec);
 		return;
 	}
 	if (ep.kind == NET_EP_UNIX) {
@@ -222,8 +226,9 @@ int client_candidates(const struct client_job *j, struct client_cand *c,
 		specs = j->relay->v[RELAY_ADDRESS].list.v;
 		nspecs = j->relay->v[RELAY_ADDRESS].list.n;
 		if (!nspecs) {
-			reply_set(err, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED, "[relay \"%s\"] has no address",
-			    j->relay->name);
+			reply_set(err, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED,
+				  "[relay \"%s\"] has no address",
+				  j->relay->name);
 			return -1;
 		}
 	}

@@ -322,20 +322,21 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 {
 	int in = mailer_input(m, prefix), res[2];
 	if (in < 0) {
-		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot prepare the message for "
-					     "the mailer: %s",
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+			  "cannot prepare the message for the mailer: %s",
 			  strerror(errno));
 		return;
 	}
 	if (pipe2(res, O_CLOEXEC) < 0) {
 		close(in);
-		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot create a pipe: %s",
-			  strerror(errno));
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+			  "cannot create a pipe: %s", strerror(errno));
 		return;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot fork: %s", strerror(errno));
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+			  "cannot fork: %s", strerror(errno));
 		close(in);
 		close(res[0]);
 		close(res[1]);
@@ -396,8 +397,8 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 		kill(-pid, SIGKILL);
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
-		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "mailer timed out after %ds",
-			  timeout_s);
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+			  "mailer timed out after %ds", timeout_s);
 		return;
 	}
 	/* the output closed: wait for the exit within the deadline */
@@ -417,8 +418,8 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "mailer timed out after %ds",
-				  timeout_s);
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+				  "mailer timed out after %ds", timeout_s);
 			return;
 		}
 		usleep(1000);
@@ -560,8 +561,9 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 				   0600)
 			    : -1;
 		if (fd < 0) {
-			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot write Maildir %s: %s",
-				  dir, strerror(errno));
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+				  "cannot write Maildir %s: %s", dir,
+				  strerror(errno));
 			free(tmp[done]);
 			tmp[done] = NULL;
 			break;
@@ -572,8 +574,9 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 		int saved = errno;
 		buf_free(&prefix);
 		if (close(fd) < 0 || err) {
-			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot write Maildir %s: %s",
-				  dir, strerror(err ? saved : errno));
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+				  "cannot write Maildir %s: %s", dir,
+				  strerror(err ? saved : errno));
 			done++;
 			goto undo;
 		}
@@ -597,16 +600,17 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 				continue;
 			}
 		}
-		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot deliver into %s: %s",
-			  p->maildirs[renamed], strerror(errno));
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+			  "cannot deliver into %s: %s", p->maildirs[renamed],
+			  strerror(errno));
 		goto undo;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		struct buf d = {0};
 		buf_printf(&d, "%snew", p->maildirs[i]);
 		if (fsync_dir(d.s) < 0) {
-			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot sync %s: %s", d.s,
-				  strerror(errno));
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+				  "cannot sync %s: %s", d.s, strerror(errno));
 			buf_free(&d);
 			goto undo;
 		}

@@ -189,7 +189,8 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 		if ((t->kind == T_PIPE || t->kind == T_USER) && !rt.sec) {
 			if (k == i) {
 				used[k] = 1;
-				reply_code(&r, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED);
+				reply_code(&r, 451,
+					   ESC_SYSTEM_INCORRECTLY_CONFIGURED);
 				snprintf(r.text, sizeof r.text,
 					 "no [pipe \"%s\"] in the configuration",
 					 t->via);

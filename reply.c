@@ -58,10 +58,13 @@ static const struct sysexit {
 	 "mailer cannot open input"},
 	{EX_NOUSER, 0, ESC_BAD_DEST_MAILBOX, "user unknown"},
 	{EX_NOHOST, 0, ESC_BAD_DEST_SYSTEM, "host name unknown"},
-	{EX_UNAVAILABLE, 0, ESC_OTHER_MAIL_SYSTEM_STATUS, "service unavailable"},
-	{EX_SOFTWARE, 0, ESC_OTHER_MAIL_SYSTEM_STATUS, "internal software error"},
+	{EX_UNAVAILABLE, 0, ESC_OTHER_MAIL_SYSTEM_STATUS,
+	 "service unavailable"},
+	{EX_SOFTWARE, 0, ESC_OTHER_MAIL_SYSTEM_STATUS,
+	 "internal software error"},
 	{EX_OSERR, 1, ESC_OTHER_MAIL_SYSTEM_STATUS, "system resource problem"},
-	{EX_OSFILE, 0, ESC_OTHER_MAIL_SYSTEM_STATUS, "critical OS file missing"},
+	{EX_OSFILE, 0, ESC_OTHER_MAIL_SYSTEM_STATUS,
+	 "critical OS file missing"},
 	{EX_CANTCREAT, 0, ESC_OTHER_MAILBOX_STATUS,
 	 "cannot create user output file"},
 	{EX_IOERR, 0, ESC_OTHER_MAIL_SYSTEM_STATUS, "input/output error"},
@@ -127,7 +130,8 @@ void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
 	const char *text = dsn_prefix(first_line, dsn, sizeof dsn);
 	struct buf esc = {0};
 	if (text) {
-		buf_add_escaped(&esc, text, strlen(text) > 200 ? 200 : strlen(text));
+		buf_add_escaped(&esc, text,
+				strlen(text) > 200 ? 200 : strlen(text));
 		if (!esc.s)
 			buf_adds(&esc, "");
 	}
@@ -145,7 +149,7 @@ void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
 	int code = !x ? 554 : sysexits_softerror(st) ? 451 : 550;
 	char d[ESC_LEN];
 	esc_for_code(d, code, x ? x->esc : ESC_OTHER_MAIL_SYSTEM_STATUS);
-	/* the mailer's own D.S.N counts when its class agrees with the status */
+	/* the mailer's own D.S.N counts when its class agrees */
 	if (text && dsn[0] == d[0]) {
 		out->code = code;
 		snprintf(out->dsn, sizeof out->dsn, "%s", dsn);

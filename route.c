@@ -667,7 +667,8 @@ static int canonical_domain(struct rctx *c, const struct addr *a, int depth,
 			"cannot check an international domain name now",
 			"<%s>: %s", text, why);
 	else if (st != IDNA_OK)
-		failure(c, depth, 553, ESC_BAD_DEST_MAILBOX_SYNTAX, why, "<%s>: %s", text, why);
+		failure(c, depth, 553, ESC_BAD_DEST_MAILBOX_SYNTAX, why,
+			"<%s>: %s", text, why);
 	return st == IDNA_OK ? 0 : -1;
 }
 
@@ -798,7 +799,9 @@ static void expand(struct rctx *c, const struct match *m,
 		enum tkind k;
 		struct addr rw;
 		if (route_classify(t[i].text, &k, &rw, &why) < 0) {
-			failure(c, depth, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED, "route misconfigured",
+			failure(c, depth, 451,
+				ESC_SYSTEM_INCORRECTLY_CONFIGURED,
+				"route misconfigured",
 				"bad route target '%s' at %s:%u", t[i].text,
 				m->file, m->line);
 			continue;
@@ -818,7 +821,8 @@ static void expand(struct rctx *c, const struct match *m,
 			}
 			addr_format(&na, addr, sizeof addr);
 			if (strlen(addr) + 2 > ADDR_PATH_MAX) {
-				failure(c, depth, 550, ESC_BAD_DEST_MAILBOX_SYNTAX,
+				failure(c, depth, 550,
+					ESC_BAD_DEST_MAILBOX_SYNTAX,
 					"rewritten address too long",
 					"<%s> is too long", addr);
 				break;
@@ -845,8 +849,8 @@ static void expand(struct rctx *c, const struct match *m,
 			break;
 		case TK_REJECT:
 			addr_format(cur, addr, sizeof addr);
-			failure(c, depth, 550, ESC_BAD_DEST_MAILBOX, "recipient rejected",
-				"<%s> is rejected", addr);
+			failure(c, depth, 550, ESC_BAD_DEST_MAILBOX,
+				"recipient rejected", "<%s> is rejected", addr);
 			break;
 		case TK_DISCARD:
 			addr_format(cur, addr, sizeof addr);
@@ -948,11 +952,13 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 			strcpy(nm.local, "postmaster");
 			route_ctx_resolve(c, &nm, depth + 1, 1);
 		} else {
-			failure(c, depth, 550, ESC_BAD_DEST_MAILBOX, "user unknown",
+			failure(c, depth, 550, ESC_BAD_DEST_MAILBOX,
+				"user unknown",
 				"<%s>: no route at a local domain", text);
 		}
 	} else {
-		failure(c, depth, 550, ESC_DELIVERY_NOT_AUTHORIZED, "relaying denied",
+		failure(c, depth, 550, ESC_DELIVERY_NOT_AUTHORIZED,
+			"relaying denied",
 			"<%s>: no route, and %s is not a local domain", text,
 			a->domain);
 	}
@@ -1013,8 +1019,7 @@ void route_ctx_finish(struct rctx *c)
 	}
 }
 
-static const char *addr_reason(enum addr_status st, int *code,
-			       enum esc *e)
+static const char *addr_reason(enum addr_status st, int *code, enum esc *e)
 {
 	*code = 501;
 	*e = ESC_BAD_DEST_MAILBOX_SYNTAX;

@@ -50,8 +50,11 @@ static void send_reply(struct session *s, int code, const char *dsn,
 	if (dsn && dsn[0] != '0' + code / 100) {
 		/* a class mismatch is a bug: never send it */
 		log_event(LOG_L_ERR, "event", "bug", "reply", text, NULL);
-		esc_format(fallback, code < 400 ? 2 : code < 500 ? 4 : 5,
-			   code < 400 ? ESC_OTHER : ESC_OTHER_MAIL_SYSTEM_STATUS);
+		if (code < 400)
+			esc_format(fallback, 2, ESC_OTHER);
+		else
+			esc_format(fallback, code < 500 ? 4 : 5,
+				   ESC_OTHER_MAIL_SYSTEM_STATUS);
 		dsn = fallback;
 	}
 	const char *p = text;
@@ -90,8 +93,8 @@ void reply(struct session *s, int code, enum esc e, const char *fmt, ...)
 	buf_free(&text);
 }
 
-void reply_dsn(struct session *s, int code, const char *dsn,
-	       const char *fmt, ...)
+void reply_dsn(struct session *s, int code, const char *dsn, const char *fmt,
+	       ...)
 {
 	struct buf text = {0};
 	va_list ap;
@@ -205,11 +208,13 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 	while (*arg == ' ')
 		arg++;
 	if (!*arg) {
-		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: %s hostname", verb);
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS,
+		      "Syntax: %s hostname", verb);
 		return;
 	}
 	if (p == P_LHLO && !s->lmtp_ok) {
-		reply(s, 502, ESC_INVALID_COMMAND, "LMTP is not accepted on this port");
+		reply(s, 502, ESC_INVALID_COMMAND,
+		      "LMTP is not accepted on this port");
 		return;
 	}
 	char *sp = strchr(arg, ' ');
@@ -249,8 +254,8 @@ static int sender_domain_ok(struct session *s, const char *domain)
 	const char *server = s->cf->core->v[CORE_DNS_SERVER].s;
 	char alabel[256], why[300];
 	if (dns_alabel(domain, alabel, sizeof alabel, why, sizeof why) < 0) {
-		reply(s, 550, ESC_BAD_SENDER_SYSTEM, "Sender address rejected: %s",
-		      esc(why, strlen(why)));
+		reply(s, 550, ESC_BAD_SENDER_SYSTEM,
+		      "Sender address rejected: %s", esc(why, strlen(why)));
 		return 0;
 	}
 	struct dns_mx mx[4];
@@ -263,17 +268,18 @@ static int sender_domain_ok(struct session *s, const char *domain)
 	if (st == DNS_OK)
 		return 1;
 	if (st == DNS_TEMP) {
-		reply(s, 451, ESC_ROUTING_SERVER_FAILURE, "Sender address rejected: cannot look up "
-				       "domain %s now",
+		reply(s, 451, ESC_ROUTING_SERVER_FAILURE,
+		      "Sender address rejected: cannot look up domain %s now",
 		      esc(domain, strlen(domain)));
 	} else if (st == DNS_NULLMX) {
 		/* RFC 7505 4.2: it could never receive the bounce */
-		reply(s, 550, ESC_SENDER_NULL_MX, "Sender address rejected: domain %s "
-					"accepts no mail (null MX)",
+		reply(s, 550, ESC_SENDER_NULL_MX,
+		      "Sender address rejected: domain %s "
+		      "accepts no mail (null MX)",
 		      esc(domain, strlen(domain)));
 	} else {
-		reply(s, 550, ESC_BAD_SENDER_SYSTEM, "Sender address rejected: domain %s "
-				       "not found",
+		reply(s, 550, ESC_BAD_SENDER_SYSTEM,
+		      "Sender address rejected: domain %s not found",
 		      esc(domain, strlen(domain)));
 	}
 	return 0;
@@ -298,12 +304,15 @@ static int spf_allows(struct session *s)
 	if (s->spf_mode == SPF_REJECT &&
 	    (r == SPFR_FAIL || r == SPFR_TEMPERROR || r == SPFR_PERMERROR)) {
 		if (r == SPFR_FAIL)
-			reply(s, 550, ESC_SPF_VALIDATION_FAILED, "SPF validation failed for <%s>",
+			reply(s, 550, ESC_SPF_VALIDATION_FAILED,
+			      "SPF validation failed for <%s>",
 			      esc(s->from, strlen(s->from)));
 		else if (r == SPFR_TEMPERROR)
-			reply(s, 451, ESC_SPF_VALIDATION_ERROR, "SPF validation error (temporary)");
+			reply(s, 451, ESC_SPF_VALIDATION_ERROR,
+			      "SPF validation error (temporary)");
 		else
-			reply(s, 550, ESC_SPF_VALIDATION_ERROR, "SPF validation error");
+			reply(s, 550, ESC_SPF_VALIDATION_ERROR,
+			      "SPF validation error");
 		buf_free(&h);
 		s->from[0] = 0;
 		return 0;
@@ -325,11 +334,13 @@ static void unsupported_parameter(struct session *s, const char *param)
 static void cmd_mail(struct session *s, char *arg)
 {
 	if (s->auth_mode == AUTH_REQUIRED && !s->auth_user[0]) {
-		reply(s, 530, ESC_OTHER_SECURITY_STATUS, "Authentication required");
+		reply(s, 530, ESC_OTHER_SECURITY_STATUS,
+		      "Authentication required");
 		return;
 	}
 	if (!verb_is(arg, " FROM:")) {
-		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: MAIL FROM:<address>");
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS,
+		      "Syntax: MAIL FROM:<address>");
 		return;
 	}
 	char *p = arg + 6;
@@ -337,7 +348,8 @@ static void cmd_mail(struct session *s, char *arg)
 		p++;
 	char *end = envelope_path_end(p);
 	if (!end || (*end && *end != ' ')) {
-		reply(s, 501, ESC_BAD_SENDER_MAILBOX_SYNTAX, "Bad sender address syntax");
+		reply(s, 501, ESC_BAD_SENDER_MAILBOX_SYNTAX,
+		      "Bad sender address syntax");
 		return;
 	}
 	size_t plen = (size_t)(end - p);
@@ -360,16 +372,18 @@ static void cmd_mail(struct session *s, char *arg)
 			   ADDR_NULL_OK | ADDR_BRACKETS | (mp.smtputf8 ? ADDR_UTF8 : 0),
 			   &a, &why, &where);
 	if (st == ADDR_ENONASCII) {
-		reply(s, 553, ESC_NON_ASCII_ADDRESS, "Non-ASCII sender address needs SMTPUTF8");
+		reply(s, 553, ESC_NON_ASCII_ADDRESS,
+		      "Non-ASCII sender address needs SMTPUTF8");
 		return;
 	}
 	if (st != ADDR_OK) {
-		reply(s, 501, ESC_BAD_SENDER_MAILBOX_SYNTAX, "Bad sender address syntax: %s", why);
+		reply(s, 501, ESC_BAD_SENDER_MAILBOX_SYNTAX,
+		      "Bad sender address syntax: %s", why);
 		return;
 	}
 	if (mp.size > s->max_size) {
-		reply(s, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM, "Message size exceeds fixed maximum "
-				       "message size");
+		reply(s, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM,
+		      "Message size exceeds fixed maximum message size");
 		return;
 	}
 	if (s->verify_sender && !a.null && a.has_at && !a.literal &&
@@ -382,13 +396,15 @@ static void cmd_mail(struct session *s, char *arg)
 	s->body = mp.body;
 	s->smtputf8 = mp.smtputf8;
 	session_set_state(s, ST_MAIL);
-	reply(s, 250, ESC_OTHER_ADDRESS_STATUS, "Sender <%s> OK", esc(s->from, strlen(s->from)));
+	reply(s, 250, ESC_OTHER_ADDRESS_STATUS, "Sender <%s> OK",
+	      esc(s->from, strlen(s->from)));
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
 {
 	if (!verb_is(arg, " TO:")) {
-		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: RCPT TO:<address>");
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS,
+		      "Syntax: RCPT TO:<address>");
 		return;
 	}
 	char *p = arg + 4;
@@ -396,7 +412,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 		p++;
 	char *end = envelope_path_end(p);
 	if (!end || (*end && *end != ' ')) {
-		reply(s, 501, ESC_BAD_DEST_MAILBOX_SYNTAX, "Bad recipient address syntax");
+		reply(s, 501, ESC_BAD_DEST_MAILBOX_SYNTAX,
+		      "Bad recipient address syntax");
 		return;
 	}
 	char *q = end;
@@ -419,12 +436,13 @@ static void cmd_rcpt(struct session *s, char *arg)
 				   (s->smtputf8 ? ADDR_UTF8 : 0),
 			   &a, &why, &where);
 	if (st == ADDR_ENONASCII) {
-		reply(s, 553, ESC_NON_ASCII_ADDRESS, "Non-ASCII recipient address needs "
-				       "SMTPUTF8");
+		reply(s, 553, ESC_NON_ASCII_ADDRESS,
+		      "Non-ASCII recipient address needs SMTPUTF8");
 		return;
 	}
 	if (st != ADDR_OK) {
-		reply(s, 501, ESC_BAD_DEST_MAILBOX_SYNTAX, "Bad recipient address syntax: %s", why);
+		reply(s, 501, ESC_BAD_DEST_MAILBOX_SYNTAX,
+		      "Bad recipient address syntax: %s", why);
 		return;
 	}
 	struct rcpt rc;
@@ -456,15 +474,16 @@ static void cmd_rcpt(struct session *s, char *arg)
 			  angle(rc.addr, t, sizeof t), "status",
 			  "rejected", "dsn", rc.r.dsn, "reply", rep.s, NULL);
 		buf_free(&rep);
-		reply_dsn(s, rc.r.code, rc.r.dsn, "%s", esc(rc.r.text,
-							strlen(rc.r.text)));
+		reply_dsn(s, rc.r.code, rc.r.dsn, "%s",
+			  esc(rc.r.text, strlen(rc.r.text)));
 		route_result_free(&rc.r);
 		plan_free(&rc.plan);
 		return;
 	}
 	envelope_keep_rcpt(s, &rc);
 	session_set_state(s, ST_RCPT);
-	reply(s, 250, ESC_DEST_MAILBOX_VALID, "Recipient <%s> OK", esc(rc.addr, strlen(rc.addr)));
+	reply(s, 250, ESC_DEST_MAILBOX_VALID, "Recipient <%s> OK",
+	      esc(rc.addr, strlen(rc.addr)));
 	route_result_free(&rc.r);
 }
 
@@ -474,8 +493,8 @@ static void refuse_data(struct session *s, int code, enum esc e,
 			const char *why)
 {
 	if (io_input_pending(&s->io)) {
-		reply(s, 554, ESC_OTHER_PROTOCOL_STATUS, "Protocol error: message content sent "
-				       "before 354");
+		reply(s, 554, ESC_OTHER_PROTOCOL_STATUS,
+		      "Protocol error: message content sent before 354");
 		s->quit = 1;
 		return;
 	}
@@ -492,8 +511,8 @@ static int data_receive(struct session *s)
 		size_t got;
 		enum io_status st = io_read(&s->io, buf, sizeof buf, &got);
 		if (st == IO_TIMEOUT) {
-			reply(s, 421, ESC_BAD_CONNECTION, "%s Timeout during data, closing",
-			      s->name);
+			reply(s, 421, ESC_BAD_CONNECTION,
+			      "%s Timeout during data, closing", s->name);
 			return -1;
 		}
 		if (st != IO_OK) {
@@ -518,7 +537,8 @@ static void cmd_data(struct session *s, char *arg)
 {
 	(void)arg;
 	if (s->body == BODY_BINARYMIME) {
-		refuse_data(s, 503, ESC_INVALID_COMMAND, "BODY=BINARYMIME requires BDAT");
+		refuse_data(s, 503, ESC_INVALID_COMMAND,
+			    "BODY=BINARYMIME requires BDAT");
 		return;
 	}
 	if (handoff_begin(s) < 0) {
@@ -572,8 +592,8 @@ static int bdat_chunk(struct session *s, uint64_t n, int keep)
 		enum io_status st = io_read(&s->io, buf,
 					    n > sizeof buf ? sizeof buf : n, &got);
 		if (st == IO_TIMEOUT) {
-			reply(s, 421, ESC_BAD_CONNECTION, "%s Timeout during BDAT, closing",
-			      s->name);
+			reply(s, 421, ESC_BAD_CONNECTION,
+			      "%s Timeout during BDAT, closing", s->name);
 			return -1;
 		}
 		if (st != IO_OK)
@@ -613,7 +633,7 @@ static int bdat_first(struct session *s, uint64_t n, int last)
 		return -1;
 	}
 	reply_dsn(s, r.code, r.dsn, "%s (discarded %llu octets)", why,
-	      (unsigned long long)n);
+		  (unsigned long long)n);
 	s->bdat = last ? BDAT_NONE : BDAT_DISCARDING;
 	/* a transaction under way: RCPT and DATA wait for its LAST */
 	if (!last && s->state >= ST_MAIL)
@@ -627,9 +647,10 @@ static void cmd_bdat(struct session *s, char *arg)
 	int last;
 	if (parse_bdat(arg, &n, &last) < 0) {
 		/* the chunk cannot be found: no resynchronizing */
-		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: BDAT size [LAST]");
-		reply(s, 421, ESC_OTHER_PROTOCOL_STATUS, "%s Cannot resynchronize after a bad "
-				       "BDAT, closing",
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS,
+		      "Syntax: BDAT size [LAST]");
+		reply(s, 421, ESC_OTHER_PROTOCOL_STATUS,
+		      "%s Cannot resynchronize after a bad BDAT, closing",
 		      s->name);
 		s->quit = 1;
 		return;
@@ -644,8 +665,8 @@ static void cmd_bdat(struct session *s, char *arg)
 		return;
 	}
 	if (!keep) {
-		reply(s, 551, ESC_OTHER, "Discarded %llu octets after an earlier "
-				       "error",
+		reply(s, 551, ESC_OTHER,
+		      "Discarded %llu octets after an earlier error",
 		      (unsigned long long)n);
 		if (last)
 			transaction_reset(s);
@@ -664,8 +685,8 @@ static void cmd_bdat(struct session *s, char *arg)
 		return;
 	}
 	if (s->data.toobig) {
-		reply(s, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM, "Message size exceeds fixed maximum "
-				       "message size");
+		reply(s, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM,
+		      "Message size exceeds fixed maximum message size");
 		s->bdat = BDAT_DISCARDING;
 		return;
 	}
@@ -704,7 +725,8 @@ static int start_tls(struct session *s)
 static void cmd_starttls(struct session *s, char *arg)
 {
 	if (*arg) {
-		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS, "Syntax: STARTTLS");
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS,
+		      "Syntax: STARTTLS");
 		return;
 	}
 	if (s->tls_on) {
@@ -747,8 +769,8 @@ static void cmd_quit(struct session *s, char *arg)
 static void cmd_vrfy(struct session *s, char *arg)
 {
 	(void)arg;
-	reply(s, 252, ESC_OTHER_PROTOCOL_STATUS, "Cannot VRFY user, but will accept message "
-			       "and attempt delivery");
+	reply(s, 252, ESC_OTHER_PROTOCOL_STATUS,
+	      "Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void cmd_unimpl(struct session *s, char *arg)
@@ -852,7 +874,7 @@ static int verb_allowed(struct session *s, const struct verb *v, char *arg)
 		return 1;
 	}
 	enum esc e = code == 501 ? ESC_INVALID_COMMAND_ARGUMENTS
-				    : ESC_INVALID_COMMAND;
+				 : ESC_INVALID_COMMAND;
 	if (v->flags & F_DATA)
 		refuse_data(s, code, e, why);
 	else
@@ -883,7 +905,8 @@ static void command(struct session *s, char *line, size_t len)
 	memcpy(verb, line, vl);
 	verb[vl] = 0;
 	if (!s->accept_mail && strcasecmp(verb, "QUIT")) {
-		reply(s, 521, ESC_SYSTEM_NOT_ACCEPTING, "%s does not accept mail", s->name);
+		reply(s, 521, ESC_SYSTEM_NOT_ACCEPTING,
+		      "%s does not accept mail", s->name);
 		flush(s);
 		return;
 	}
@@ -891,8 +914,9 @@ static void command(struct session *s, char *line, size_t len)
 				       sizeof *verbs, verb_cmp);
 	if (!v) {
 		if (foreign_command(verb)) {
-			reply(s, 221, ESC_OTHER_SECURITY_STATUS, "This is an SMTP server, not a "
-					       "web or proxy server; goodbye");
+			reply(s, 221, ESC_OTHER_SECURITY_STATUS,
+			      "This is an SMTP server, not a "
+			      "web or proxy server; goodbye");
 			s->quit = 1;
 			return;
 		}
@@ -939,8 +963,8 @@ static void serve_line(struct session *s, char *line, size_t len,
 		s->errors = 0; /* errors count only until mail is delivered */
 	s->errors += s->failed;
 	if (s->errors >= MAX_ERRORS && !s->quit) {
-		reply(s, 421, ESC_OTHER_SECURITY_STATUS, "%s Too many errors, closing connection",
-		      s->name);
+		reply(s, 421, ESC_OTHER_SECURITY_STATUS,
+		      "%s Too many errors, closing connection", s->name);
 		s->quit = 1;
 	}
 }
@@ -966,12 +990,13 @@ static int refuse_service(struct session *s, int fail, const char *why)
 	log_event(LOG_L_ERR, "event", "unavailable", "reason",
 		  why[0] ? why : "configuration error", NULL);
 	if (fail == START_NO_SMTPD)
-		reply(s, 421, ESC_SYSTEM_INCORRECTLY_CONFIGURED, "%s Service not available: no "
-				       "configuration for this address",
+		reply(s, 421, ESC_SYSTEM_INCORRECTLY_CONFIGURED,
+		      "%s Service not available: no "
+		      "configuration for this address",
 		      s->name);
 	else
-		reply(s, 421, ESC_OTHER_MAIL_SYSTEM_STATUS, "%s Service not available, closing "
-				       "connection",
+		reply(s, 421, ESC_OTHER_MAIL_SYSTEM_STATUS,
+		      "%s Service not available, closing connection",
 		      s->name);
 	flush(s);
 	io_free(&s->io);
@@ -1014,8 +1039,8 @@ static int dialogue(struct session *s)
 		if (st == IO_TIMEOUT) {
 			log_event(LOG_L_WARNING, "event", "timeout", "tls",
 				  s->tls_on ? "yes" : "no", NULL);
-			reply(s, 421, ESC_BAD_CONNECTION, "%s Timeout exceeded, closing "
-					       "connection",
+			reply(s, 421, ESC_BAD_CONNECTION,
+			      "%s Timeout exceeded, closing connection",
 			      s->name);
 			return EX_TEMPFAIL;
 		}

@@ -52,8 +52,9 @@ static int auth_refused(struct session *s)
 	else if (s->auth_user[0])
 		reply(s, 503, ESC_INVALID_COMMAND, "Already authenticated");
 	else if (!session_auth_offered(s))
-		reply(s, 538, ESC_ENCRYPTION_REQUIRED_FOR_AUTH, "Encryption required for requested "
-					"authentication mechanism");
+		reply(s, 538, ESC_ENCRYPTION_REQUIRED_FOR_AUTH,
+		      "Encryption required for requested "
+		      "authentication mechanism");
 	else
 		return 0;
 	return 1;
@@ -103,7 +104,8 @@ static void auth_result(struct session *s, int ok, const char *user,
 {
 	if (ok < 0) {
 		log_event(LOG_L_ERR, "event", "auth-error", "reason", why, NULL);
-		reply(s, 454, ESC_OTHER_SECURITY_STATUS, "Temporary authentication failure");
+		reply(s, 454, ESC_OTHER_SECURITY_STATUS,
+		      "Temporary authentication failure");
 		return;
 	}
 	if (!ok) {
@@ -113,7 +115,8 @@ static void auth_result(struct session *s, int ok, const char *user,
 			  "mechanism", mech, NULL);
 		flush(s);
 		sleep((unsigned)(s->auth_failures < 5 ? s->auth_failures : 5));
-		reply(s, 535, ESC_AUTH_CREDENTIALS_INVALID, "Authentication credentials invalid");
+		reply(s, 535, ESC_AUTH_CREDENTIALS_INVALID,
+		      "Authentication credentials invalid");
 		return;
 	}
 	snprintf(s->auth_user, sizeof s->auth_user, "%s", user);
@@ -133,7 +136,8 @@ void session_cmd_auth(struct session *s, char *arg)
 		*initial++ = 0;
 	int plain = !strcasecmp(arg, "PLAIN"), login = !strcasecmp(arg, "LOGIN");
 	if (!plain && !login) {
-		reply(s, 504, ESC_INVALID_COMMAND_ARGUMENTS, "Unrecognized authentication type");
+		reply(s, 504, ESC_INVALID_COMMAND_ARGUMENTS,
+		      "Unrecognized authentication type");
 		return;
 	}
 	struct buf pass = {0};
@@ -150,7 +154,8 @@ void session_cmd_auth(struct session *s, char *arg)
 	else if (r == -1)
 		reply(s, 501, ESC_OTHER, "Authentication cancelled");
 	else if (r == -2)
-		reply(s, 501, ESC_SYNTAX_ERROR, "Cannot decode the AUTH response");
+		reply(s, 501, ESC_SYNTAX_ERROR,
+		      "Cannot decode the AUTH response");
 	else
 		auth_result(s, ok, user, plain ? "PLAIN" : "LOGIN", why);
 }
