@@ -52,7 +52,7 @@ SAN_DIR = build-san
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
-TESTS = test_addr test_cf test_route test_envelope test_data test_net
+TESTS = test_addr test_cf test_route test_envelope test_data test_net test_reply
 
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
@@ -202,5 +202,5 @@ ifeq ($(SETUP_HOST),yes)
 endif
 
 clean:
-	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope tests/test_data test_net \
+	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope tests/test_data tests/test_net tests/test_reply \
 		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache demo

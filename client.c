@@ -155,7 +155,7 @@ static int read_reply(struct conn *c, struct buf *text)
 static void peer_reply(struct reply *r, int code, const char *text,
 		       const char *host)
 {
-	char dsn[12];
+	char dsn[ESC_LEN];
 	const char *t = text;
 	size_t k = 0;
 	while (k < 11 && (t[k] == '.' || (t[k] >= '0' && t[k] <= '9')))
@@ -168,7 +168,7 @@ static void peer_reply(struct reply *r, int code, const char *text,
 		while (*t == ' ')
 			t++;
 	} else {
-		snprintf(dsn, sizeof dsn, "%c.0.0", '0' + (code / 100) % 10);
+		esc_for_code(dsn, code, ESC_OTHER);
 	}
 	r->code = code;
 	snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
@@ -370,7 +370,6 @@ static int hello(struct client_job *j, struct conn *c, struct buf *t,
 			  c->lmtp ? "LHLO" : "EHLO");
 	else
 		peer_reply(why, 451, t->s, c->name);
-	why->dsn[0] = '4';
 	return -1;
 }
 
@@ -401,7 +400,6 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 		if (!must)
 			return 0; /* still the same clear-text session */
 		peer_reply(why, 451, t->s, c->name);
-		why->dsn[0] = '4';
 		return NEXT_ADDRESS;
 	}
 	char reason[300];
@@ -488,7 +486,7 @@ static int greeting(struct conn *c, struct buf *t, struct reply *why)
 	else
 		peer_reply(why, code < 400 ? 451 : code, t->s, c->name);
 	if (why->code >= 500)
-		why->code = 451, why->dsn[0] = '4';
+		reply_defer(why);
 	return NEXT_ADDRESS;
 }
 
@@ -808,7 +806,6 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 		snprintf(j->remote, sizeof j->remote, "%s", c->name);
 	} else if (end == TX_CLOSING) {
 		peer_reply(why, 451, x.t.s, c->name);
-		why->dsn[0] = '4';
 	} else {
 		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection",
 			  c->name);

@@ -43,6 +43,13 @@ void reply_code(struct reply *r, int code, enum esc e)
 	r->text[0] = 0;
 }
 
+void reply_defer(struct reply *r)
+{
+	r->code = 451;
+	if (r->dsn[0])
+		r->dsn[0] = '4';
+}
+
 /* ------------------------------------------------------------------ */
 /* Exit statuses (Postfix's sys_exits.c is the model; SPEC 7)          */
 

@@ -84,6 +84,10 @@ void reply_set(struct reply *r, int code, enum esc e, const char *fmt, ...)
 /* Fills r with code and e's enhanced code, and no text. */
 void reply_code(struct reply *r, int code, enum esc e);
 
+/* A permanent reply made temporary: 451, its enhanced code in class 4 with
+ * the same subject and detail, the same text. */
+void reply_defer(struct reply *r);
+
 /* 1 when status (a sysexits name) says "try again later" (EX_TEMPFAIL,
  * EX_OSERR), 0 when it is final or not a sysexits status. */
 int sysexits_softerror(int status);
