@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -130,6 +131,21 @@ void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
 	reply_set(out, code, d, "%s (exit status %d)", t, st);
 done:
 	buf_free(&esc);
+}
+
+int reply_exit_status(const struct reply *r)
+{
+	if (r->code >= 200 && r->code < 300)
+		return EX_OK;
+	if (r->code >= 400 && r->code < 500)
+		return EX_TEMPFAIL;
+	int status = -1;
+	for (size_t i = 0; i < sizeof exits / sizeof *exits; i++)
+		if (!strcmp(exits[i].dsn, r->dsn))
+			status = status < 0 ? exits[i].status : -2;
+	if (status > 0)
+		return status;
+	return !strncmp(r->dsn, "5.1.", 4) ? EX_NOUSER : EX_UNAVAILABLE;
 }
 
 /* ------------------------------------------------------------------ */

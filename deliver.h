@@ -92,4 +92,10 @@ void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
 void exit_status_reply(int wstatus, const char *first_line,
 		       struct reply *out);
 
+/* The other way, for local programs (sendmail's exit status): 0 for a
+ * 2xx, EX_TEMPFAIL for a 4xx; for a 5xx, the status of the one row of the
+ * table that carries its enhanced code, else EX_NOUSER for an address
+ * problem (5.1.x) and EX_UNAVAILABLE for the rest. */
+int reply_exit_status(const struct reply *r);
+
 #endif
