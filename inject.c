@@ -24,9 +24,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 /* -t keeps the header in memory to find the recipients before MAIL. */
@@ -327,32 +329,60 @@ static void emit(struct io *io, const char *p, size_t n, int bol, int eol)
 		io_write(io, "\r\n", 2);
 }
 
-enum { HEAD_BODY, HEAD_END };
+/* How the header section ended: at its blank line, at a line that is no
+ * header field (the body's first, without a blank line), or with the
+ * message. */
+enum { HEAD_BODY, HEAD_TEXT, HEAD_END };
+
+struct message {
+	struct src src;
+	struct buf head;  /* the header fields, LF line ends */
+	int end;
+	char first[8192]; /* HEAD_TEXT: the first piece of the body */
+	size_t nfirst;
+	int first_eol;
+	int has_date, has_msgid, has_from; /* what the fix-ups need not add */
+};
+
+/* Whether the piece at the start of a line begins a header field:
+ * printable ASCII up to a colon (RFC 5322 2.2). */
+static int field_start(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p[i] > ' ' && p[i] < 127 && p[i] != ':')
+		i++;
+	return i > 0 && i < n && p[i] == ':';
+}
 
 /*
- * Reads the header (for -t) into head, up to its blank line: HEAD_END when
- * the message ended inside it (EOF, or a lone "." unless -i), -1 when it
- * is larger than INJECT_HEADER_MAX.
+ * Reads the header section into m->head, up to its blank line or the
+ * first line that is neither a field nor a field's continuation (kept in
+ * m->first), or to the end of the message (EOF, or a lone "." unless
+ * -i). -1 when it is larger than INJECT_HEADER_MAX.
  */
-static int read_header(struct src *s, const struct inject *in,
-		       struct buf *head)
+static int read_header(struct message *m, const struct inject *in)
 {
-	char p[8192];
+	char p[sizeof m->first];
 	int bol = 1, eol;
 	for (;;) {
-		size_t n = src_piece(s, p, sizeof p, &eol);
-		if (!n && !eol && s->eof)
-			return HEAD_END;
+		size_t n = src_piece(&m->src, p, sizeof p, &eol);
+		if (!n && !eol && m->src.eof)
+			return m->end = HEAD_END;
 		if (bol && eol && n == 1 && p[0] == '.' && !in->dots_are_text)
-			return HEAD_END;
-		if (bol && eol && !n) {
-			buf_addc(head, '\n'); /* the blank line: the body follows */
-			return HEAD_BODY;
+			return m->end = HEAD_END;
+		if (bol && eol && !n)
+			return m->end = HEAD_BODY;
+		if (bol && !field_start(p, n) &&
+		    !(m->head.len && (p[0] == ' ' || p[0] == '\t'))) {
+			memcpy(m->first, p, n);
+			m->nfirst = n;
+			m->first_eol = eol;
+			return m->end = HEAD_TEXT;
 		}
-		buf_add(head, p, n);
+		buf_add(&m->head, p, n);
 		if (eol)
-			buf_addc(head, '\n');
-		if (head->len > INJECT_HEADER_MAX)
+			buf_addc(&m->head, '\n');
+		if (m->head.len > INJECT_HEADER_MAX)
 			return -1;
 		bol = eol;
 	}
@@ -365,12 +395,13 @@ static int field_is(const char *f, size_t n, const char *name)
 }
 
 /* The header's fields, each with its continuation lines: with r, the
- * recipients of To, Cc and Bcc; with io, every field but Bcc written to
- * the session (a last line without its newline gets one). */
-static void walk_header(const char *h, size_t len, struct io *io,
-			struct rcpts *r, const char *host)
+ * recipients of To, Cc and Bcc, and which fields the fix-ups need not
+ * add; with io, every field but Bcc written to the session. */
+static void walk_header(struct message *m, struct io *io, struct rcpts *r,
+			const char *host)
 {
-	size_t i = 0;
+	const char *h = m->head.s ? m->head.s : "";
+	size_t i = 0, len = m->head.len;
 	while (i < len) {
 		size_t end = i;
 		do {
@@ -385,6 +416,9 @@ static void walk_header(const char *h, size_t len, struct io *io,
 			address_list(colon + 1, n - (size_t)(colon + 1 - f), r,
 				     host);
 		}
+		m->has_date |= field_is(f, n, "date");
+		m->has_msgid |= field_is(f, n, "message-id");
+		m->has_from |= field_is(f, n, "from");
 		for (size_t j = i; io && !bcc && j < end;) {
 			const char *nl = memchr(h + j, '\n', end - j);
 			size_t k = nl ? (size_t)(nl - h) : end;
@@ -395,12 +429,63 @@ static void walk_header(const char *h, size_t len, struct io *io,
 	}
 }
 
+/* -F's name as an RFC 5322 quoted string: no control characters (no
+ * header can be smuggled in), quotes and backslashes escaped. */
+static void add_phrase(struct buf *b, const char *name)
+{
+	buf_addc(b, '"');
+	for (; *name; name++) {
+		if ((unsigned char)*name < ' ' || *name == 127)
+			continue;
+		if (*name == '"' || *name == '\\')
+			buf_addc(b, '\\');
+		buf_addc(b, *name);
+	}
+	buf_adds(b, "\" ");
+}
+
+/* RFC 6409 8: Date, Message-ID and From where the message has none. */
+static void fix_ups(const struct message *m, const struct inject *in,
+		    const char *sender, const char *host, struct io *io)
+{
+	struct buf b = {0};
+	char date[64];
+	time_t now = time(NULL);
+	if (!m->has_date) {
+		rfc5322_date(now, date, sizeof date);
+		buf_printf(&b, "Date: %s\r\n", date);
+	}
+	if (!m->has_msgid) {
+		unsigned char r[8] = {0};
+		if (getrandom(r, sizeof r, 0) != sizeof r)
+			memcpy(r, &now, sizeof now < sizeof r ? sizeof now
+							      : sizeof r);
+		buf_printf(&b, "Message-ID: <%lld.", (long long)now);
+		for (size_t i = 0; i < sizeof r; i++)
+			buf_printf(&b, "%02x", r[i]);
+		buf_printf(&b, "@%s>\r\n", host);
+	}
+	if (!m->has_from) {
+		buf_adds(&b, "From: ");
+		if (in->fullname && in->fullname[0])
+			add_phrase(&b, in->fullname);
+		if (sender[0])
+			buf_printf(&b, "<%s>\r\n", sender);
+		else
+			buf_printf(&b, "<MAILER-DAEMON@%s>\r\n", host);
+	}
+	if (b.len)
+		io_write(io, b.s, b.len);
+	buf_free(&b);
+}
+
 /* The rest of the message, streamed: ends at EOF or a lone "." line
  * (unless -i); a last line without its newline gets one. */
-static void send_body(struct io *io, struct src *s, const struct inject *in)
+static void send_body(struct io *io, struct src *s, const struct inject *in,
+		      int bol)
 {
 	char p[8192];
-	int bol = 1, eol;
+	int eol;
 	for (;;) {
 		size_t n = src_piece(s, p, sizeof p, &eol);
 		if (!n && !eol && s->eof)
@@ -412,6 +497,25 @@ static void send_body(struct io *io, struct src *s, const struct inject *in)
 	}
 	if (!bol)
 		io_write(io, "\r\n", 2);
+}
+
+/* The message as submitted: its fields but Bcc, the fix-ups, then the
+ * body. */
+static void send_message(struct io *io, struct message *m,
+			 const struct inject *in, const char *sender,
+			 const char *host)
+{
+	walk_header(m, io, NULL, NULL);
+	fix_ups(m, in, sender, host, io);
+	if (m->end == HEAD_END)
+		return;
+	io_write(io, "\r\n", 2);
+	int bol = 1;
+	if (m->end == HEAD_TEXT) {
+		emit(io, m->first, m->nfirst, 1, m->first_eol);
+		bol = m->first_eol;
+	}
+	send_body(io, &m->src, in, bol);
 }
 
 /* ------------------------------------------------------------------ */
@@ -552,8 +656,9 @@ static pid_t start_session(struct cf *cf, const char *smtpd, int *fd)
 }
 
 /* The transaction: greeting, EHLO, envelope, the message. */
-static int transaction(struct conv *c, struct src *s, const struct inject *in,
-		       const char *from, struct rcpts *r, struct buf *head)
+static int transaction(struct conv *c, struct message *m,
+		       const struct inject *in, const char *from,
+		       struct rcpts *r, const char *host)
 {
 	struct reply rep;
 	get_reply(c, &rep);
@@ -568,8 +673,7 @@ static int transaction(struct conv *c, struct src *s, const struct inject *in,
 	command(c, "DATA", &rep);
 	if (rep.code != 354)
 		return refused(c, NULL, &rep);
-	walk_header(head->s ? head->s : "", head->len, &c->io, NULL, NULL);
-	send_body(&c->io, s, in);
+	send_message(&c->io, m, in, from, host);
 	command(c, ".", &rep);
 	if (rep.code != 250)
 		return refused(c, NULL, &rep);
@@ -585,9 +689,9 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 				"(the session writes the spool)\n", prog);
 		return EX_TEMPFAIL;
 	}
-	struct buf from = {0}, head = {0};
+	struct buf from = {0};
 	struct rcpts r = {0};
-	struct src *s = xcalloc(1, sizeof *s);
+	struct message *m = xcalloc(1, sizeof *m);
 	int ex = EX_OK;
 	if (envelope_sender(in, host, &from) < 0) {
 		fprintf(stderr, "%s: uid %u has no user name\n", prog,
@@ -597,25 +701,19 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 	}
 	for (int i = 0; i < in->nrcpt; i++)
 		address_list(in->rcpt[i], strlen(in->rcpt[i]), &r, host);
-	int end = HEAD_BODY;
-	if (in->extract) {
-		end = read_header(s, in, &head);
-		if (end < 0) {
-			fprintf(stderr, "%s: the header is larger than %d "
-					"bytes\n", prog, INJECT_HEADER_MAX);
-			ex = EX_DATAERR;
-			goto out;
-		}
-		walk_header(head.s ? head.s : "", head.len, NULL, &r, host);
+	if (read_header(m, in) < 0) {
+		fprintf(stderr, "%s: the header is larger than %d bytes\n",
+			prog, INJECT_HEADER_MAX);
+		ex = EX_DATAERR;
+		goto out;
 	}
+	walk_header(m, NULL, in->extract ? &r : NULL, host);
 	if (!r.n) {
 		fprintf(stderr, "%s: no recipient addresses found in the "
 				"message header\n", prog);
 		ex = EX_USAGE;
 		goto out;
 	}
-	if (end == HEAD_END)
-		s->eof = 1, s->pos = s->len = 0;
 	signal(SIGPIPE, SIG_IGN);
 	struct conv c = {.verbose = in->verbose, .prog = prog};
 	int fd;
@@ -627,7 +725,7 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 		goto out;
 	}
 	io_init(&c.io, fd, fd, INJECT_TIMEOUT_MS);
-	ex = transaction(&c, s, in, from.s ? from.s : "", &r, &head);
+	ex = transaction(&c, m, in, from.s ? from.s : "", &r, host);
 	struct reply rep;
 	command(&c, "QUIT", &rep);
 	io_free(&c.io);
@@ -635,9 +733,9 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 out:
-	free(s);
+	buf_free(&m->head);
+	free(m);
 	buf_free(&from);
-	buf_free(&head);
 	rcpts_free(&r);
 	return ex;
 }
