@@ -13,6 +13,7 @@
  */
 #include "inject.h"
 #include "addr.h"
+#include "data.h"
 #include "deliver.h"
 #include "io.h"
 #include "session.h"
@@ -341,7 +342,7 @@ struct message {
 	char first[8192]; /* HEAD_TEXT: the first piece of the body */
 	size_t nfirst;
 	int first_eol;
-	int has_date, has_msgid, has_from; /* what the fix-ups need not add */
+	unsigned have; /* FIX_*: what the fix-ups need not add */
 };
 
 /* Whether the piece at the start of a line begins a header field:
@@ -416,9 +417,9 @@ static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 			address_list(colon + 1, n - (size_t)(colon + 1 - f), r,
 				     host);
 		}
-		m->has_date |= field_is(f, n, "date");
-		m->has_msgid |= field_is(f, n, "message-id");
-		m->has_from |= field_is(f, n, "from");
+		m->have |= (field_is(f, n, "date") ? FIX_DATE : 0) |
+			   (field_is(f, n, "message-id") ? FIX_MSGID : 0) |
+			   (field_is(f, n, "from") ? FIX_FROM : 0);
 		for (size_t j = i; io && !bcc && j < end;) {
 			const char *nl = memchr(h + j, '\n', end - j);
 			size_t k = nl ? (size_t)(nl - h) : end;
@@ -429,51 +430,20 @@ static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 	}
 }
 
-/* -F's name as an RFC 5322 quoted string: no control characters (no
- * header can be smuggled in), quotes and backslashes escaped. */
-static void add_phrase(struct buf *b, const char *name)
-{
-	buf_addc(b, '"');
-	for (; *name; name++) {
-		if ((unsigned char)*name < ' ' || *name == 127)
-			continue;
-		if (*name == '"' || *name == '\\')
-			buf_addc(b, '\\');
-		buf_addc(b, *name);
-	}
-	buf_adds(b, "\" ");
-}
-
 /* RFC 6409 8: Date, Message-ID and From where the message has none. */
 static void fix_ups(const struct message *m, const struct inject *in,
 		    const char *sender, const char *host, struct io *io)
 {
-	struct buf b = {0};
-	char date[64];
+	unsigned char r[8] = {0};
 	time_t now = time(NULL);
-	if (!m->has_date) {
-		rfc5322_date(now, date, sizeof date);
-		buf_printf(&b, "Date: %s\r\n", date);
-	}
-	if (!m->has_msgid) {
-		unsigned char r[8] = {0};
-		if (getrandom(r, sizeof r, 0) != sizeof r)
-			memcpy(r, &now, sizeof now < sizeof r ? sizeof now
-							      : sizeof r);
-		buf_printf(&b, "Message-ID: <%lld.", (long long)now);
-		for (size_t i = 0; i < sizeof r; i++)
-			buf_printf(&b, "%02x", r[i]);
-		buf_printf(&b, "@%s>\r\n", host);
-	}
-	if (!m->has_from) {
-		buf_adds(&b, "From: ");
-		if (in->fullname && in->fullname[0])
-			add_phrase(&b, in->fullname);
-		if (sender[0])
-			buf_printf(&b, "<%s>\r\n", sender);
-		else
-			buf_printf(&b, "<MAILER-DAEMON@%s>\r\n", host);
-	}
+	if (getrandom(r, sizeof r, 0) != sizeof r)
+		memcpy(r, &now, sizeof now < sizeof r ? sizeof now : sizeof r);
+	char id[64];
+	int k = snprintf(id, sizeof id, "%lld.", (long long)now);
+	for (size_t i = 0; i < sizeof r && k > 0 && (size_t)k + 3 < sizeof id; i++)
+		k += snprintf(id + k, sizeof id - (size_t)k, "%02x", r[i]);
+	struct buf b = {0};
+	data_fixup_fields(&b, m->have, sender, in->fullname, id, host, "\r\n");
 	if (b.len)
 		io_write(io, b.s, b.len);
 	buf_free(&b);
