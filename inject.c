@@ -38,6 +38,8 @@
  * that stopped answering. */
 #define INJECT_TIMEOUT_MS (1000 * 1000)
 #define REPLY_LINES_MAX 100
+/* As many as max-recipients may allow; more are refused (exit 64). */
+#define INJECT_RCPT_MAX 100000
 #define REPLY_LINE_MAX 512  /* RFC 5321 4.5.3.1.5 */
 #define COMMAND_MAX 4096    /* MAIL and RCPT with their parameters */
 
@@ -175,11 +177,12 @@ struct rcpts {
 };
 
 /* Adds one address as an envelope path: a bare local name is at this
- * host, as sendmail and Postfix (myorigin) make it. */
+ * host, as sendmail and Postfix (myorigin) make it. Past INJECT_RCPT_MAX
+ * the list is full (and the caller refuses). */
 static void rcpt_add(struct rcpts *r, const char *a, size_t n,
 		     const char *host)
 {
-	if (!n)
+	if (!n || r->n == INJECT_RCPT_MAX)
 		return;
 	if (r->n == r->cap) {
 		r->cap = r->cap ? r->cap * 2 : 8;
@@ -212,6 +215,8 @@ static void address_list(const char *s, size_t n, struct rcpts *r,
 	int quoted = 0, comment = 0, in_angle = 0, had_angle = 0;
 	for (size_t i = 0; i <= n; i++) {
 		char c = i < n ? s[i] : ',';
+		if (i == n) /* the end ends the last address, whatever is open */
+			quoted = comment = in_angle = 0;
 		if (quoted) {
 			if (c == '\\' && i + 1 < n)
 				buf_addc(in_angle ? &angle : &word, s[i++]);
@@ -678,9 +683,11 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 		goto out;
 	}
 	walk_header(m, NULL, in->extract ? &r : NULL, host);
-	if (!r.n) {
-		fprintf(stderr, "%s: no recipient addresses found in the "
-				"message header\n", prog);
+	if (!r.n || r.n == INJECT_RCPT_MAX) {
+		fprintf(stderr, r.n ? "%s: more than %d recipients\n"
+				    : "%s: no recipient addresses found in the "
+				      "message header\n",
+			prog, INJECT_RCPT_MAX - 1);
 		ex = EX_USAGE;
 		goto out;
 	}

@@ -355,3 +355,13 @@ def test_a_message_that_starts_with_text_gets_a_header(site):
     head, body = header_and_body(site.one("bob"))
     assert b"\nDate: " in head and b"\nFrom: <root@mail.test>" in head
     assert body == b"hi there\nsecond\n"
+
+
+def test_recipients_are_bounded(site):
+    """A header that names more recipients than any listener may take is
+    refused before a session starts, without growing without bound."""
+    many = b"To: " + b",".join(b"u%d" % i for i in range(100001)) + b"\n\nx\n"
+    r = site.sendmail("-t", data=many)
+    assert r.returncode == 64
+    assert b"more than 99999 recipients" in r.stderr
+    assert not any(site.mail(u) for u in USERS)
