@@ -19,6 +19,10 @@ SETUP_HOST ?= yes
 else
 SETUP_HOST ?= no
 endif
+# INSTALL_SENDMAIL=yes: the links local programs (cron, mail(1)) call,
+# where the distribution looks for them; they replace another MTA's.
+INSTALL_SENDMAIL ?= no
+SENDMAIL_LINKS = /usr/sbin/sendmail /usr/bin/mailq /usr/bin/newaliases
 UNITS = $(notdir $(wildcard units/*))
 UNIT_SED = -e 's\#/usr/local/sbin/postmaster\#$(SBINDIR)/postmaster\#' \
 	-e 's\#/var/spool/postmaster\#$(SPOOLDIR)\#g'
@@ -40,7 +44,7 @@ LDLIBS ?= -ldl
 
 SRCS = cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
 	route.c route_env.c route_load.c route_check.c rtindex.c util.c io.c \
-	log.c deliver.c session.c session_start.c session_envelope.c \
+	log.c deliver.c session.c session_start.c session_envelope.c inject.c \
 	session_auth.c data.c handoff.c priv.c spool.c flush.c bounce.c client.c \
 	client_dest.c dns.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c \
 	reply.c
@@ -60,7 +64,7 @@ DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
 	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace \
 	libnet-ssleay-perl libio-socket-ssl-perl libcrypt-dev libspf2-dev \
-	iproute2 testssl.sh
+	iproute2 testssl.sh bsd-mailx
 
 .PHONY: all check check-normal check-san deps install uninstall clean bench fuzz lint demo \
 	demo-clean tls-audit
@@ -150,6 +154,12 @@ install: postmaster
 		chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
 	install -d -m 700 $(DESTDIR)$(SPOOLDIR)
+ifeq ($(INSTALL_SENDMAIL),yes)
+	for l in $(SENDMAIL_LINKS); do \
+		install -d $(DESTDIR)$$(dirname $$l) && \
+		ln -sfn $(SBINDIR)/postmaster $(DESTDIR)$$l || exit 1; \
+	done
+endif
 ifeq ($(SETUP_HOST),yes)
 	if ! getent passwd $(PMUSER) >/dev/null; then \
 		if adduser --version 2>/dev/null | grep -q '^adduser version'; then \
@@ -186,6 +196,11 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man8/postmaster.8 \
 		$(DESTDIR)$(MANDIR)/man5/postmaster.cf.5 \
 		$(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	@for l in $(SENDMAIL_LINKS); do \
+		if [ "$$(readlink $(DESTDIR)$$l)" = $(SBINDIR)/postmaster ]; then \
+			rm -f $(DESTDIR)$$l; \
+		fi; \
+	done
 	@if [ -e $(DESTDIR)/etc/postmaster.cf ]; then \
 		if sed $(CF_SED) etc/postmaster.cf | \
 				cmp -s - $(DESTDIR)/etc/postmaster.cf; then \

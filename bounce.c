@@ -20,13 +20,6 @@
 
 #define MAX_HEADERS 65536
 
-static void rfc5322_date(time_t t, char *out, size_t n)
-{
-	struct tm tm;
-	localtime_r(&t, &tm);
-	strftime(out, n, "%a, %d %b %Y %H:%M:%S %z", &tm);
-}
-
 /* The original header section, LF line ends, at most MAX_HEADERS. */
 static void original_headers(const struct spool_msg *m, struct buf *out)
 {

@@ -480,6 +480,8 @@ static void check_smtpd(struct cf *cf, struct cf_section *sec)
 	    (sec->v[SMTPD_TLS_CERTIFICATE].list.n &&
 	     sec->v[SMTPD_TLS_KEY].list.n))
 		check_tls_pairs(cf, sec);
+	if (!sec->set[SMTPD_SUBMISSION])
+		sec->v[SMTPD_SUBMISSION].n = sec->v[SMTPD_AUTH].n == AUTH_REQUIRED;
 	if (sec->v[SMTPD_AUTH].n != AUTH_NO && !sec->v[SMTPD_AUTH_FILE].s)
 		cf_error(cf, &sec->set[SMTPD_AUTH]->pos,
 			 "expected auth-file with auth = %s",

@@ -108,6 +108,8 @@ static const struct key smtpd_keys[] = {
 				"forward-secret AEAD suite"},
 	[SMTPD_AUTH] = {"auth", V_ENUM, 0, "no", e_auth, 0, 0, 0},
 	[SMTPD_AUTH_FILE] = {"auth-file", V_PATH, 0, 0, 0, 0, 0, "not set"},
+	[SMTPD_SUBMISSION] = {"submission", V_BOOL, 0, 0, 0, 0, 0,
+			      "not set: yes when auth = required"},
 	[SMTPD_SPF] = {"spf", V_ENUM, 0, "off", e_spf, 0, 0, 0},
 	[SMTPD_VERIFY_SENDER] = {"verify-sender", V_BOOL, 0, "no", 0, 0, 0, 0},
 	[SMTPD_ACCEPT_MAIL] = {"accept-mail", V_BOOL, 0, "yes", 0, 0, 0, 0},

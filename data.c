@@ -224,6 +224,144 @@ static void store_bytes(struct datastore *ds, const char *p, size_t n)
 	ds->wlen += n;
 }
 
+/* ------------------------------------------------------------------ */
+/* Submission fix-ups (RFC 6409 8)                                     */
+
+/* Quoted, without control characters: a name cannot add a field. */
+static void add_phrase(struct buf *b, const char *name)
+{
+	buf_addc(b, '"');
+	for (; *name; name++) {
+		if ((unsigned char)*name < ' ' || *name == 127)
+			continue;
+		if (*name == '"' || *name == '\\')
+			buf_addc(b, '\\');
+		buf_addc(b, *name);
+	}
+	buf_adds(b, "\" ");
+}
+
+void data_fixup_fields(struct buf *b, unsigned have, const char *from,
+		       const char *name, const char *id, const char *host,
+		       const char *eol)
+{
+	if (!(have & FIX_DATE)) {
+		char date[64];
+		rfc5322_date(time(NULL), date, sizeof date);
+		buf_printf(b, "Date: %s%s", date, eol);
+	}
+	if (!(have & FIX_MSGID))
+		buf_printf(b, "Message-ID: <%s@%s>%s", id, host, eol);
+	if (!(have & FIX_FROM)) {
+		buf_adds(b, "From: ");
+		if (name && name[0])
+			add_phrase(b, name);
+		if (from[0])
+			buf_printf(b, "<%s>%s", from, eol);
+		else
+			buf_printf(b, "<MAILER-DAEMON@%s>%s", host, eol);
+	}
+}
+
+enum { FX_BOL, FX_NAME, FX_PASS, FX_DROP, FX_DONE };
+
+static void fix_add_fields(struct datastore *ds)
+{
+	struct submitfix *f = &ds->fix;
+	struct buf b = {0};
+	data_fixup_fields(&b, f->have, f->from, NULL, f->id, f->host,
+			  f->crlf ? "\r\n" : "\n");
+	if (b.len)
+		store_bytes(ds, b.s, b.len);
+	buf_free(&b);
+	f->state = FX_DONE;
+}
+
+/* A line's start is a field name (what it is decides the state). */
+static void fix_name_known(struct datastore *ds)
+{
+	struct submitfix *f = &ds->fix;
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = {{"date", FIX_DATE}, {"message-id", FIX_MSGID},
+		     {"from", FIX_FROM}};
+	if (f->nlen == 3 && !strncasecmp(f->name, "bcc", 3)) {
+		f->drop = 1;
+		f->state = FX_DROP;
+		return;
+	}
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (strlen(names[i].name) == f->nlen &&
+		    !strncasecmp(f->name, names[i].name, f->nlen))
+			f->have |= names[i].bit;
+	store_bytes(ds, f->name, f->nlen);
+	store_bytes(ds, ":", 1);
+	f->state = FX_PASS;
+}
+
+/* One byte at a line's start, or of a field name. */
+static void fix_byte(struct datastore *ds, char c)
+{
+	struct submitfix *f = &ds->fix;
+	int cr = f->state == FX_NAME && f->nlen == 1 && f->name[0] == '\r';
+	if ((f->state == FX_BOL && c == '\n') || (cr && c == '\n')) {
+		fix_add_fields(ds); /* the blank line ends the header */
+		store_bytes(ds, cr ? "\r\n" : "\n", cr ? 2 : 1);
+	} else if (f->state == FX_BOL && (c == ' ' || c == '\t')) {
+		if (!f->drop) /* a continuation: of its field's fate */
+			store_bytes(ds, &c, 1);
+		f->state = f->drop ? FX_DROP : FX_PASS;
+	} else if (f->state == FX_BOL) {
+		f->drop = 0;
+		f->name[0] = c;
+		f->nlen = 1;
+		f->state = FX_NAME;
+	} else if (c == ':') {
+		fix_name_known(ds);
+	} else if (c == '\n' || f->nlen == sizeof f->name) {
+		store_bytes(ds, f->name, f->nlen); /* no field we look for */
+		store_bytes(ds, &c, 1);
+		f->state = c == '\n' ? FX_BOL : FX_PASS;
+	} else {
+		f->name[f->nlen++] = c;
+	}
+}
+
+/* The header section through the fix-ups; the rest as it is. */
+static void fix_write(struct datastore *ds, const char *p, size_t n)
+{
+	struct submitfix *f = &ds->fix;
+	size_t i = 0;
+	while (i < n && f->state != FX_DONE) {
+		if (f->state == FX_PASS || f->state == FX_DROP) {
+			const char *nl = memchr(p + i, '\n', n - i);
+			size_t end = nl ? (size_t)(nl - p) + 1 : n;
+			if (f->state == FX_PASS)
+				store_bytes(ds, p + i, end - i);
+			if (nl)
+				f->state = FX_BOL;
+			i = end;
+			continue;
+		}
+		fix_byte(ds, p[i++]);
+	}
+	if (i < n)
+		store_bytes(ds, p + i, n - i);
+}
+
+void data_store_end(struct datastore *ds)
+{
+	struct submitfix *f = &ds->fix;
+	if (!f->on || f->state == FX_DONE || ds->failed || ds->toobig)
+		return;
+	if (f->state == FX_NAME)
+		store_bytes(ds, f->name, f->nlen);
+	if (f->state == FX_NAME || f->state == FX_PASS)
+		store_bytes(ds, f->crlf ? "\r\n" : "\n", f->crlf ? 2 : 1);
+	fix_add_fields(ds);
+}
+
 void data_store_write(struct datastore *ds, const char *p, size_t n)
 {
 	if (ds->failed || ds->toobig)
@@ -235,7 +373,10 @@ void data_store_write(struct datastore *ds, const char *p, size_t n)
 		return;
 	}
 	ds->size += n;
-	store_bytes(ds, p, n);
+	if (ds->fix.on)
+		fix_write(ds, p, n);
+	else
+		store_bytes(ds, p, n);
 }
 
 void data_store_write_ours(struct datastore *ds, const char *p, size_t n)
@@ -261,6 +402,7 @@ void data_store_reset(struct datastore *ds)
 	ds->toobig = 0;
 	ds->failed = 0;
 	ds->err = 0;
+	memset(&ds->fix, 0, sizeof ds->fix);
 	headers_reset(&ds->hw);
 }
 
@@ -304,9 +446,7 @@ const char *data_protocol(const char *greeting, int smtputf8, int tls,
 void data_received(struct buf *h, const struct received_info *ri)
 {
 	char date[64], helo[256];
-	struct tm tm;
-	localtime_r(&ri->when, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	rfc5322_date(ri->when, date, sizeof date);
 	helo_for_header(ri->helo && ri->helo[0] ? ri->helo : "unknown", helo,
 			sizeof helo);
 	const char *eol = ri->crlf ? "\r\n" : "\n";

@@ -5,7 +5,9 @@
  * Owns: the byte machine that finds CRLF.CRLF, unstuffs dots and applies
  * the bare-newline policy; the store that counts the message against its
  * size limit and buffers it onto a file; watching the client's header
- * section (Received count, Delivered-To); the text of our Received header.
+ * section (Received count, Delivered-To); the submission fix-ups of RFC
+ * 6409 8 (Bcc dropped; Date, Message-ID, From added when missing); the
+ * text of our Received header.
  *
  * Never: reads the connection, replies, logs, or decides what happens to
  * a message: it reports, and the session decides.
@@ -57,6 +59,31 @@ int headers_delivered_to(const struct headerwatch *hw, const char *rcpt);
 /* Frees the values and starts over, not watching. */
 void headers_reset(struct headerwatch *hw);
 
+/* What a submission's header lacks: the fields the fix-ups add. */
+enum { FIX_DATE = 1, FIX_MSGID = 2, FIX_FROM = 4 };
+
+/*
+ * Appends to b the fields of RFC 6409 8 that have (FIX_*) says are not
+ * there, each ended by eol: Date (now), Message-ID <id@host>, From (the
+ * envelope sender, "" for MAILER-DAEMON@host, with name as its phrase:
+ * quoted, control characters dropped).
+ */
+void data_fixup_fields(struct buf *b, unsigned have, const char *from,
+		       const char *name, const char *id, const char *host,
+		       const char *eol);
+
+/* The fix-ups applied as the header streams into the store. */
+struct submitfix {
+	int on;
+	int state;
+	char name[12];  /* the start of a line, until its field name is known */
+	size_t nlen;
+	int drop;       /* the current field is Bcc, continuations too */
+	unsigned have;  /* FIX_* */
+	const char *from, *id, *host; /* for data_fixup_fields */
+	int crlf;       /* binary mail: lines end in CRLF */
+};
+
 /* Where the message bytes go: a file (fd >= 0), or nowhere, counted
  * either way against max. */
 struct datastore {
@@ -68,10 +95,14 @@ struct datastore {
 	int failed; /* a write failed with err */
 	int err;
 	struct headerwatch hw;
+	struct submitfix fix; /* on: the store applies the fix-ups */
 };
 
 /* Appends n message bytes (watching the headers). */
 void data_store_write(struct datastore *ds, const char *p, size_t n);
+/* The message is complete: fix-ups still due (a message without a
+ * blank line after its header) are added. */
+void data_store_end(struct datastore *ds);
 /* Appends bytes that do not count against max nor as the client's. */
 void data_store_write_ours(struct datastore *ds, const char *p, size_t n);
 /* Writes out what is buffered: 0, or -1 when a write failed. */

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>

@@ -127,6 +127,22 @@ static int spool_begin(struct session *s)
 	return -1;
 }
 
+/* RFC 6409 8, for a client that authenticated on a submission listener:
+ * the store drops Bcc and adds what the header lacks. */
+static void start_fix_ups(struct session *s)
+{
+	static unsigned n; /* transactions of this session */
+	snprintf(s->msgid, sizeof s->msgid, "%lld.%s.%u", (long long)time(NULL),
+		 s->sid, ++n);
+	s->data.fix = (struct submitfix){
+		.on = 1,
+		.from = s->from,
+		.id = s->msgid,
+		.host = s->name,
+		.crlf = s->body == BODY_BINARYMIME,
+	};
+}
+
 /* Opens the data file and writes the Received header (RFC 5321 4.4). */
 int handoff_begin(struct session *s)
 {
@@ -165,6 +181,8 @@ int handoff_begin(struct session *s)
 	s->header_size = h.len;
 	s->data.hw.on = 1;
 	buf_free(&h);
+	if (s->submission && s->auth_user[0])
+		start_fix_ups(s);
 	return 0;
 }
 
@@ -318,6 +336,7 @@ void handoff_deliver(struct session *s,
 		.binary = s->body == BODY_BINARYMIME,
 	};
 	struct reply common;
+	data_store_end(&s->data);
 	if (data_store_flush(&s->data) < 0)
 		s->data.failed = 1;
 	if (s->sm_uncommitted)

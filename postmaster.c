@@ -12,6 +12,7 @@
 #include "check.h"
 #include "deliver.h"
 #include "flush.h"
+#include "inject.h"
 #include "log.h"
 #include "reply.h"
 #include "route.h"
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #define VERSION "0.1"
@@ -39,10 +41,13 @@ static const char usage[] =
 	"  --flush=ID             deliver one spooled message now\n"
 	"  --queue                list the spool\n"
 	"  --delete=ID            remove a spooled message without a bounce\n"
+	"  --inject [sendmail options] [RECIPIENT ...]\n"
+	"                         submit the message on standard input\n"
 	"  --version, --help\n"
 	"Any line that --dump prints is also a flag: --'core.hostname=mx.example.org'.\n"
 	"Without a mode, serves one SMTP/LMTP session on stdin/stdout (or fd 3\n"
-	"with systemd's LISTEN_FDS=1). --inject is not in this build.\n";
+	"with systemd's LISTEN_FDS=1). Started as sendmail, mailq or newaliases,\n"
+	"it takes sendmail's options (postmaster(8), SENDMAIL COMPATIBILITY).\n";
 
 static const char usage_line[] =
 	"usage: postmaster [--config=FILE] [--smtpd=NAME] [--SECTION-KEY=VALUE ...] "
@@ -197,9 +202,13 @@ int main(int argc, char **argv)
 	const char *flush_id = NULL, *delete_id = NULL;
 	int check = 0, dump = 0, defaults = 0, flush = 0, now = 0, queue = 0;
 	int nflags = 0, flag_errors = 0;
-	int i;
+	int i, nargs = argc; /* postmaster's own; sendmail's follow */
+	struct inject inj;
+	int inject = inject_named(argv[0]);
+	if (inject && inject_options(argc, argv, &inj) < 0)
+		return EX_USAGE;
 
-	for (i = 1; i < argc; i++) {
+	for (i = inject ? argc : 1; i < argc; i++) {
 		const char *v;
 		char why[256];
 		switch (classify(argv[i], &v, why, sizeof why)) {
@@ -229,15 +238,30 @@ int main(int argc, char **argv)
 		case O_QUEUE: queue = 1; break;
 		case O_DELETE: delete_id = v; break;
 		case O_INJECT:
-			fprintf(stderr, "postmaster: --inject is not in this "
-					"build yet\n");
-			return EX_UNAVAILABLE;
+			if (inject_options(argc - i, argv + i, &inj) < 0)
+				return EX_USAGE;
+			inject = 1;
+			nargs = i;
+			i = argc;
+			break;
 		}
 	}
+	if (inject) { /* sendmail's modes are postmaster's */
+		check += inj.mode == INJ_CHECK;
+		queue += inj.mode == INJ_QUEUE;
+		flush += inj.mode == INJ_FLUSH;
+		if (inj.mode == INJ_ROUTE)
+			route = route ? "" : inj.rcpt[0]; /* "": two modes */
+		if (!config)
+			config = inj.config;
+	}
+	int sending = inject && inj.mode == INJ_SEND;
 	if (check + dump + (route != NULL) + flush + queue +
-		    (delete_id != NULL) > 1) {
+		    (delete_id != NULL) + sending > 1 ||
+	    (route && !*route)) {
 		fprintf(stderr, "postmaster: choose one of --check, --dump, "
-				"--route, --flush, --queue and --delete\n");
+				"--route, --flush, --queue, --delete and "
+				"--inject\n");
 		return EX_USAGE;
 	}
 	if (now && !flush) {
@@ -257,7 +281,7 @@ int main(int argc, char **argv)
 
 	struct cf *cf = cf_new();
 	int serving = !check && !dump && !route && !flush && !queue &&
-		      !delete_id;
+		      !delete_id && !sending;
 	/* syntax errors go on to the value checks: every error in one run */
 	if (cf_load(cf, config ? config : "/etc/postmaster.cf", config != NULL) == -2 &&
 	    !serving) {
@@ -265,7 +289,7 @@ int main(int argc, char **argv)
 		cf_free(cf);
 		return ex;
 	}
-	for (i = 1; nflags && i < argc; i++) {
+	for (i = 1; nflags && i < nargs; i++) {
 		const char *v;
 		char why[256];
 		if (classify(argv[i], &v, why, sizeof why) == ARG_FLAG &&
@@ -328,6 +352,8 @@ int main(int argc, char **argv)
 		ex = queue_main(cf);
 	} else if (delete_id) {
 		ex = delete_main(cf, delete_id);
+	} else if (sending) {
+		ex = inject_send(cf, &inj, smtpd);
 	}
 	cf_free(cf);
 	return ex;

@@ -101,6 +101,24 @@ int sysexits_for_code(int code)
 	return code < 300 ? EX_OK : code < 500 ? EX_TEMPFAIL : EX_NOUSER;
 }
 
+int reply_exit_status(const struct reply *r)
+{
+	if (r->code >= 200 && r->code < 300)
+		return EX_OK;
+	if (r->code >= 400 && r->code < 500)
+		return EX_TEMPFAIL;
+	int status = -1;
+	for (size_t i = 0; i < sizeof sysexits / sizeof *sysexits; i++) {
+		char dsn[ESC_LEN];
+		esc_format(dsn, sysexits[i].soft ? 4 : 5, sysexits[i].esc);
+		if (!strcmp(dsn, r->dsn))
+			status = status < 0 ? sysexits[i].status : -2;
+	}
+	if (status > 0)
+		return status;
+	return !strncmp(r->dsn, "5.1.", 4) ? EX_NOUSER : EX_UNAVAILABLE;
+}
+
 /* "D.S.N text" with D in 2, 4, 5. Returns the text after it or NULL. */
 static const char *dsn_prefix(const char *line, char *dsn, size_t n)
 {

@@ -96,6 +96,12 @@ int sysexits_softerror(int status);
  * EX_TEMPFAIL for 4xx, EX_NOUSER for 5xx. */
 int sysexits_for_code(int code);
 
+/* The other way, for local programs (sendmail's exit status): EX_OK for a
+ * 2xx, EX_TEMPFAIL for a 4xx; for a 5xx, the status of the one row of the
+ * table that carries its enhanced code, else EX_NOUSER for an address
+ * problem (5.1.x) and EX_UNAVAILABLE for the rest. */
+int reply_exit_status(const struct reply *r);
+
 /* The reply for a mailer's wait status (sysexits, signals). first_line is
  * the mailer's first output line, which may supply "D.S.N text". */
 void exit_status_reply(int wstatus, const char *first_line,

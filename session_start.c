@@ -274,6 +274,7 @@ static void start_limits(struct session *s, int cf_ok)
 		s->accept_mail = (int)l->v[SMTPD_ACCEPT_MAIL].n;
 		s->verify_sender = (int)l->v[SMTPD_VERIFY_SENDER].n;
 		s->spf_mode = (int)l->v[SMTPD_SPF].n;
+		s->submission = (int)l->v[SMTPD_SUBMISSION].n;
 	} else if (cf_ok) {
 		s->max_size = s->cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
 		s->max_rcpt = 100;

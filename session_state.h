@@ -70,6 +70,7 @@ struct session {
 	const struct cf_section *smtpd;
 	struct io io;
 	char sid[16];
+	char msgid[64]; /* the fix-ups' Message-ID, without <@host> */
 	char name[256];
 	char peer[80], local[80];
 	int peer_port, local_port;
@@ -101,6 +102,7 @@ struct session {
 	size_t tls_npairs;
 	/* AUTH (SPEC 8, RFC 4954): the auth-file is read before the drop */
 	int auth_mode; /* AUTH_* */
+	int submission; /* [smtpd] submission: fix-ups for authenticated mail */
 	struct buf auth_table;
 	char auth_user[256]; /* set once a login succeeded */
 	int auth_failures;

@@ -2,9 +2,9 @@
  * util.h - small helpers shared by every part of postmaster.
  *
  * Owns: UTF-8 validation, ASCII case folding, escaping of untrusted bytes
- * for replies and logs, a growable byte buffer, checked allocation, and
- * reading a small file whole, writing a buffer whole. Never does other
- * I/O.
+ * for replies and logs, a growable byte buffer, checked allocation,
+ * reading a small file whole, writing a buffer whole, and the RFC 5322
+ * date. Never does other I/O.
  */
 #ifndef POSTMASTER_UTIL_H
 #define POSTMASTER_UTIL_H
@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* Growable byte buffer, always NUL-terminated. */
 struct buf {
@@ -61,6 +62,10 @@ static inline unsigned char ascii_lower(unsigned char c)
 }
 int ascii_casecmp_n(const char *a, size_t an, const char *b, size_t bn);
 void ascii_lower_str(char *s);
+
+/* t as an RFC 5322 date-time in local time ("Mon, 07 Dec 2026 02:16:18
+ * +0000"), for Received, Date and the dates of bounces. */
+void rfc5322_date(time_t t, char *out, size_t n);
 
 /* FNV-1a over the ASCII-lowercased bytes. */
 uint32_t hash_lower(const char *s, size_t n);

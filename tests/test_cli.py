@@ -714,12 +714,17 @@ def test_version_help_and_absent_modes():
     for mode in ("--flush [--now]", "--flush=ID", "--queue", "--delete=ID"):
         assert mode in r.stdout
     r = pm("--inject")
-    assert r.returncode == 69
-    assert r.stderr == "postmaster: --inject is not in this build yet\n"
-    r = pm("--check", "--dump")
     assert r.returncode == 64
-    assert r.stderr == ("postmaster: choose one of --check, --dump, --route, "
-                        "--flush, --queue and --delete\n")
+    assert r.stderr.startswith("postmaster: no recipients (give them, or -t)\n"
+                               "usage: sendmail ")
+    for two in (("--check", "--dump"), ("--check", "--inject", "a@b"),
+                ("--queue", "--inject", "-bp"),
+                ("--route=a@b", "--inject", "-bv", "c@d")):
+        r = pm(*two)
+        assert r.returncode == 64, two
+        assert r.stderr == ("postmaster: choose one of --check, --dump, "
+                            "--route, --flush, --queue, --delete and "
+                            "--inject\n")
     r = pm("--now")
     assert r.returncode == 64
     assert r.stderr == "postmaster: --now goes with --flush\n"

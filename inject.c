@@ -1,0 +1,718 @@
+/*
+ * inject.c - local submission (SPEC 2): sendmail's command line, and a
+ * message from standard input handed to a session (see inject.h).
+ *
+ * Owns: the option table of Postfix's sendmail(1), the end of a message
+ * read from a program (EOF, or a lone "." line unless -i), the recipients
+ * of -t and the removal of Bcc with them, and turning the session's
+ * replies into sendmail's exit statuses with the reply text on stderr.
+ *
+ * Never: writes the spool or delivers itself (the session in the child
+ * does, by the same rules as for mail from the network), and never keeps
+ * more of the message in memory than its header (-t, bounded).
+ */
+#include "inject.h"
+#include "addr.h"
+#include "data.h"
+#include "deliver.h"
+#include "io.h"
+#include "session.h"
+#include "util.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+/* -t keeps the header in memory to find the recipients before MAIL. */
+#define INJECT_HEADER_MAX (1 << 20)
+/* The session bounds its own work; this only ends a wait for a child
+ * that stopped answering. */
+#define INJECT_TIMEOUT_MS (1000 * 1000)
+#define REPLY_LINES_MAX 100
+/* As many as max-recipients may allow; more are refused (exit 64). */
+#define INJECT_RCPT_MAX 100000
+#define REPLY_LINE_MAX 512  /* RFC 5321 4.5.3.1.5 */
+#define COMMAND_MAX 4096    /* MAIL and RCPT with their parameters */
+
+static const char usage_line[] =
+	"usage: sendmail [-t] [-i] [-f sender] [-F name] [-B body] [-N dsn] "
+	"[-R ret] [-V envid] [-o option] [-C config] [-v] "
+	"[-bm | -bs | -bp | -bi | -bv] [-q] [recipient ...]\n";
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+int inject_named(const char *argv0)
+{
+	const char *b = base_name(argv0);
+	return !strcmp(b, "sendmail") || !strcmp(b, "mailq") ||
+	       !strcmp(b, "newaliases");
+}
+
+static int usage(const char *prog, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s: ", prog);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s", usage_line);
+	return -1;
+}
+
+/* -bX: what sendmail calls its modes. */
+static int set_mode(struct inject *in, const char *prog, const char *m)
+{
+	static const struct {
+		const char *name;
+		enum inject_mode mode;
+	} modes[] = {
+		{"m", INJ_SEND}, {"s", INJ_SMTP}, {"p", INJ_QUEUE},
+		{"i", INJ_CHECK}, {"v", INJ_ROUTE},
+	};
+	for (size_t i = 0; i < sizeof modes / sizeof *modes; i++)
+		if (!strcmp(modes[i].name, m)) {
+			in->mode = modes[i].mode;
+			return 0;
+		}
+	return usage(prog, "unsupported mode -b%s", m);
+}
+
+/* -oX: -oi is -i; the others (-oem, -odb, -oA...) are accepted and
+ * ignored, as Postfix does. */
+static void set_o(struct inject *in, const char *v)
+{
+	if (!strcmp(v, "i"))
+		in->dots_are_text = 1;
+}
+
+/* The option letters that take a value: attached (-fme) or the next
+ * argument (-f me). Those not named in the switch are ignored. */
+static const char with_value[] = "BCFNRVXbefhopr";
+/* Accepted without a value and without effect: -G -U -m -n -x -c. */
+static const char ignored[] = "GUmnxc";
+
+static int one_option(struct inject *in, const char *prog, char o,
+		      const char *v)
+{
+	switch (o) {
+	case 'B': in->seven_bit = !strcmp(v, "7BIT"); break;
+	case 'C': in->config = v; break;
+	case 'F': in->fullname = v; break;
+	case 'b': return set_mode(in, prog, v);
+	case 'f':
+	case 'r': in->from = v; break;
+	case 'o': set_o(in, v); break;
+	case 'I': in->mode = INJ_CHECK; break;
+	case 'i': in->dots_are_text = 1; break;
+	case 't': in->extract = 1; break;
+	case 'v': in->verbose = 1; break;
+	case 'q': in->mode = INJ_FLUSH; break;
+	}
+	return 0;
+}
+
+int inject_options(int argc, char **argv, struct inject *in)
+{
+	const char *prog = inject_named(argv[0]) ? base_name(argv[0])
+						 : "postmaster";
+	memset(in, 0, sizeof *in);
+	in->prog = prog;
+	in->config = getenv("POSTMASTER_CONFIG");
+	if (!strcmp(prog, "mailq"))
+		in->mode = INJ_QUEUE;
+	else if (!strcmp(prog, "newaliases"))
+		in->mode = INJ_CHECK;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		char o = a[1];
+		if (o == 'q') { /* -q, -q30m, -qRsite: run the queue once */
+			in->mode = INJ_FLUSH;
+			continue;
+		}
+		if (strchr(with_value, o)) {
+			const char *v = a[2] ? a + 2 : i + 1 < argc ? argv[++i] : NULL;
+			if (!v)
+				return usage(prog, "option -%s needs a value", a + 1);
+			if (one_option(in, prog, o, v) < 0)
+				return -1;
+			continue;
+		}
+		if (a[2] || !(strchr("Iitv", o) || strchr(ignored, o)))
+			return usage(prog, "unknown option %s", a);
+		one_option(in, prog, o, NULL);
+	}
+	in->rcpt = argv + i;
+	in->nrcpt = argc - i;
+	if (in->mode == INJ_ROUTE && in->nrcpt != 1)
+		return usage(prog, "%s", "-bv takes one address");
+	if ((in->mode == INJ_QUEUE || in->mode == INJ_FLUSH ||
+	     in->mode == INJ_CHECK || in->mode == INJ_SMTP) && in->nrcpt)
+		return usage(prog, "unexpected argument '%s'", in->rcpt[0]);
+	if (in->mode == INJ_SEND && !in->extract && !in->nrcpt)
+		return usage(prog, "%s", "no recipients (give them, or -t)");
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+
+struct rcpts {
+	char **v;
+	size_t n, cap;
+};
+
+/* Adds one address as an envelope path: a bare local name is at this
+ * host, as sendmail and Postfix (myorigin) make it. Past INJECT_RCPT_MAX
+ * the list is full (and the caller refuses). */
+static void rcpt_add(struct rcpts *r, const char *a, size_t n,
+		     const char *host)
+{
+	if (!n || r->n == INJECT_RCPT_MAX)
+		return;
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 8;
+		r->v = xrealloc(r->v, r->cap * sizeof *r->v);
+	}
+	struct buf b = {0};
+	buf_add(&b, a, n);
+	if (!memchr(a, '@', n))
+		buf_printf(&b, "@%s", host);
+	r->v[r->n++] = b.s;
+}
+
+static void rcpts_free(struct rcpts *r)
+{
+	for (size_t i = 0; i < r->n; i++)
+		free(r->v[i]);
+	free(r->v);
+}
+
+/*
+ * The addresses of an RFC 5322 address list ("Ann <a@x>, b@y (Bob),
+ * team: c@z;"): the part in angle brackets where there is one, else the
+ * words outside comments. Commas and semicolons end an address; a colon
+ * outside quotes and brackets ends a group's name.
+ */
+static void address_list(const char *s, size_t n, struct rcpts *r,
+			 const char *host)
+{
+	struct buf word = {0}, angle = {0};
+	int quoted = 0, comment = 0, in_angle = 0, had_angle = 0;
+	for (size_t i = 0; i <= n; i++) {
+		char c = i < n ? s[i] : ',';
+		if (i == n) /* the end ends the last address, whatever is open */
+			quoted = comment = in_angle = 0;
+		if (quoted) {
+			if (c == '\\' && i + 1 < n)
+				buf_addc(in_angle ? &angle : &word, s[i++]);
+			else if (c == '"')
+				quoted = 0;
+			buf_addc(in_angle ? &angle : &word, s[i]);
+		} else if (comment) {
+			if (c == '\\' && i + 1 < n)
+				i++;
+			else
+				comment += c == '(' ? 1 : c == ')' ? -1 : 0;
+		} else if (c == '(') {
+			comment = 1;
+		} else if (c == '"') {
+			quoted = 1;
+			buf_addc(in_angle ? &angle : &word, c);
+		} else if (in_angle) {
+			if (c == '>')
+				in_angle = 0;
+			else if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+				buf_addc(&angle, c);
+		} else if (c == '<') {
+			in_angle = had_angle = 1;
+			angle.len = 0;
+		} else if (c == ':') {
+			word.len = 0; /* a group's display name */
+		} else if (c == ',' || c == ';') {
+			if (had_angle)
+				rcpt_add(r, angle.s ? angle.s : "", angle.len, host);
+			else
+				rcpt_add(r, word.s ? word.s : "", word.len, host);
+			word.len = angle.len = 0;
+			had_angle = 0;
+		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+			buf_addc(&word, c);
+		}
+	}
+	buf_free(&word);
+	buf_free(&angle);
+}
+
+/* The envelope sender: -f (a bare name at this host, "" or "<>" the null
+ * sender), else the user who runs the program at this host. -1 when that
+ * user has no name. */
+static int envelope_sender(const struct inject *in, const char *host,
+			   struct buf *out)
+{
+	if (in->from) {
+		const char *f = in->from;
+		size_t n = strlen(f);
+		if (n >= 2 && f[0] == '<' && f[n - 1] == '>') {
+			f++;
+			n -= 2;
+		}
+		buf_add(out, f, n);
+		if (n && !memchr(f, '@', n))
+			buf_printf(out, "@%s", host);
+		return 0;
+	}
+	struct passwd *pw = getpwuid(getuid());
+	if (!pw)
+		return -1;
+	buf_printf(out, "%s@%s", pw->pw_name, host);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The message from standard input                                     */
+
+struct src {
+	char b[65536];
+	size_t pos, len;
+	int eof;
+};
+
+/* The next piece of a line: at most max bytes, *eol when it ends the line
+ * (its LF, and a CR before the LF, are taken off). 0 at the end of input. */
+static size_t src_piece(struct src *s, char *p, size_t max, int *eol)
+{
+	size_t n = 0;
+	*eol = 0;
+	while (n < max) {
+		if (s->pos == s->len) {
+			if (s->eof)
+				break;
+			ssize_t r = read(0, s->b, sizeof s->b);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				s->eof = 1;
+				break;
+			}
+			s->pos = 0;
+			s->len = (size_t)r;
+		}
+		char c = s->b[s->pos++];
+		if (c == '\n') {
+			*eol = 1;
+			if (n && p[n - 1] == '\r')
+				n--;
+			break;
+		}
+		p[n++] = c;
+	}
+	return n;
+}
+
+/* Writes one piece to the session, as SMTP text: a leading dot doubled,
+ * CRLF at the end of the line. */
+static void emit(struct io *io, const char *p, size_t n, int bol, int eol)
+{
+	if (bol && n && p[0] == '.')
+		io_write(io, ".", 1);
+	io_write(io, p, n);
+	if (eol)
+		io_write(io, "\r\n", 2);
+}
+
+/* How the header section ended: at its blank line, at a line that is no
+ * header field (the body's first, without a blank line), or with the
+ * message. */
+enum { HEAD_BODY, HEAD_TEXT, HEAD_END };
+
+struct message {
+	struct src src;
+	struct buf head;  /* the header fields, LF line ends */
+	int end;
+	char first[8192]; /* HEAD_TEXT: the first piece of the body */
+	size_t nfirst;
+	int first_eol;
+	unsigned have; /* FIX_*: what the fix-ups need not add */
+};
+
+/* Whether the piece at the start of a line begins a header field:
+ * printable ASCII up to a colon (RFC 5322 2.2). */
+static int field_start(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p[i] > ' ' && p[i] < 127 && p[i] != ':')
+		i++;
+	return i > 0 && i < n && p[i] == ':';
+}
+
+/*
+ * Reads the header section into m->head, up to its blank line or the
+ * first line that is neither a field nor a field's continuation (kept in
+ * m->first), or to the end of the message (EOF, or a lone "." unless
+ * -i). -1 when it is larger than INJECT_HEADER_MAX.
+ */
+static int read_header(struct message *m, const struct inject *in)
+{
+	char p[sizeof m->first];
+	int bol = 1, eol;
+	for (;;) {
+		size_t n = src_piece(&m->src, p, sizeof p, &eol);
+		if (!n && !eol && m->src.eof)
+			return m->end = HEAD_END;
+		if (bol && eol && n == 1 && p[0] == '.' && !in->dots_are_text)
+			return m->end = HEAD_END;
+		if (bol && eol && !n)
+			return m->end = HEAD_BODY;
+		if (bol && !field_start(p, n) &&
+		    !(m->head.len && (p[0] == ' ' || p[0] == '\t'))) {
+			memcpy(m->first, p, n);
+			m->nfirst = n;
+			m->first_eol = eol;
+			return m->end = HEAD_TEXT;
+		}
+		buf_add(&m->head, p, n);
+		if (eol)
+			buf_addc(&m->head, '\n');
+		if (m->head.len > INJECT_HEADER_MAX)
+			return -1;
+		bol = eol;
+	}
+}
+
+static int field_is(const char *f, size_t n, const char *name)
+{
+	size_t k = strlen(name);
+	return n > k && f[k] == ':' && !ascii_casecmp_n(f, k, name, k);
+}
+
+/* The header's fields, each with its continuation lines: with r, the
+ * recipients of To, Cc and Bcc, and which fields the fix-ups need not
+ * add; with io, every field but Bcc written to the session. */
+static void walk_header(struct message *m, struct io *io, struct rcpts *r,
+			const char *host)
+{
+	const char *h = m->head.s ? m->head.s : "";
+	size_t i = 0, len = m->head.len;
+	while (i < len) {
+		size_t end = i;
+		do {
+			const char *nl = memchr(h + end, '\n', len - end);
+			end = nl ? (size_t)(nl - h) + 1 : len;
+		} while (end < len && (h[end] == ' ' || h[end] == '\t'));
+		const char *f = h + i;
+		size_t n = end - i;
+		int bcc = field_is(f, n, "bcc");
+		if (r && (bcc || field_is(f, n, "to") || field_is(f, n, "cc"))) {
+			const char *colon = memchr(f, ':', n);
+			address_list(colon + 1, n - (size_t)(colon + 1 - f), r,
+				     host);
+		}
+		m->have |= (field_is(f, n, "date") ? FIX_DATE : 0) |
+			   (field_is(f, n, "message-id") ? FIX_MSGID : 0) |
+			   (field_is(f, n, "from") ? FIX_FROM : 0);
+		for (size_t j = i; io && !bcc && j < end;) {
+			const char *nl = memchr(h + j, '\n', end - j);
+			size_t k = nl ? (size_t)(nl - h) : end;
+			emit(io, h + j, k - j, 1, 1);
+			j = k + 1;
+		}
+		i = end;
+	}
+}
+
+/* RFC 6409 8: Date, Message-ID and From where the message has none. */
+static void fix_ups(const struct message *m, const struct inject *in,
+		    const char *sender, const char *host, struct io *io)
+{
+	unsigned char r[8] = {0};
+	time_t now = time(NULL);
+	if (getrandom(r, sizeof r, 0) != sizeof r)
+		memcpy(r, &now, sizeof now < sizeof r ? sizeof now : sizeof r);
+	char id[64];
+	int k = snprintf(id, sizeof id, "%lld.", (long long)now);
+	for (size_t i = 0; i < sizeof r && k > 0 && (size_t)k + 3 < sizeof id; i++)
+		k += snprintf(id + k, sizeof id - (size_t)k, "%02x", r[i]);
+	struct buf b = {0};
+	data_fixup_fields(&b, m->have, sender, in->fullname, id, host, "\r\n");
+	if (b.len)
+		io_write(io, b.s, b.len);
+	buf_free(&b);
+}
+
+/* The rest of the message, streamed: ends at EOF or a lone "." line
+ * (unless -i); a last line without its newline gets one. */
+static void send_body(struct io *io, struct src *s, const struct inject *in,
+		      int bol)
+{
+	char p[8192];
+	int eol;
+	for (;;) {
+		size_t n = src_piece(s, p, sizeof p, &eol);
+		if (!n && !eol && s->eof)
+			break;
+		if (bol && eol && n == 1 && p[0] == '.' && !in->dots_are_text)
+			break;
+		emit(io, p, n, bol, eol);
+		bol = eol;
+	}
+	if (!bol)
+		io_write(io, "\r\n", 2);
+}
+
+/* The message as submitted: its fields but Bcc, the fix-ups, then the
+ * body. */
+static void send_message(struct io *io, struct message *m,
+			 const struct inject *in, const char *sender,
+			 const char *host)
+{
+	walk_header(m, io, NULL, NULL);
+	fix_ups(m, in, sender, host, io);
+	if (m->end == HEAD_END)
+		return;
+	io_write(io, "\r\n", 2);
+	int bol = 1;
+	if (m->end == HEAD_TEXT) {
+		emit(io, m->first, m->nfirst, 1, m->first_eol);
+		bol = m->first_eol;
+	}
+	send_body(io, &m->src, in, bol);
+}
+
+/* ------------------------------------------------------------------ */
+/* The dialogue with the session                                       */
+
+struct conv {
+	struct io io;
+	int verbose;
+	const char *prog;
+};
+
+/* One reply, perhaps multiline; its last line's code and text. */
+static void get_reply(struct conv *c, struct reply *r)
+{
+	char line[REPLY_LINE_MAX + 1];
+	for (int lines = 0; lines < REPLY_LINES_MAX; lines++) {
+		size_t n;
+		int bare;
+		enum io_status st = io_getline(&c->io, line, REPLY_LINE_MAX, &n,
+						  &bare);
+		if (st != IO_OK && st != IO_TOOLONG)
+			break;
+		line[n] = 0;
+		if (c->verbose)
+			fprintf(stderr, "<<< %s\n", line);
+		if (n < 3 || line[0] < '2' || line[0] > '5')
+			break;
+		if (n > 3 && line[3] == '-')
+			continue;
+		const char *t = n > 4 ? line + 4 : "";
+		size_t d = strcspn(t, " ");
+		if (d < sizeof r->dsn && t[0] == line[0] && t[1] == '.') {
+			reply_set(r, atoi(line), ESC_NONE, "%s", t + d + (t[d] == ' '));
+			memcpy(r->dsn, t, d);
+			r->dsn[d] = 0;
+		} else {
+			reply_set(r, atoi(line), ESC_OTHER, "%s", t);
+		}
+		return;
+	}
+	reply_set(r, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+		  "the session ended without a reply");
+}
+
+static void command(struct conv *c, const char *line, struct reply *r)
+{
+	if (c->verbose)
+		fprintf(stderr, ">>> %s\n", line);
+	io_write(&c->io, line, strlen(line));
+	io_write(&c->io, "\r\n", 2);
+	io_flush(&c->io);
+	get_reply(c, r);
+}
+
+/* Says what the session refused, as sendmail does, and what that means
+ * as an exit status. */
+static int refused(const struct conv *c, const char *what,
+		   const struct reply *r)
+{
+	fprintf(stderr, "%s: %s%s%d %s %s\n", c->prog, what ? what : "",
+		what ? ": " : "", r->code, r->dsn, r->text);
+	return reply_exit_status(r);
+}
+
+static int has_8bit(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* MAIL and every RCPT; the exit status of the first refused recipient
+ * in *rcpt_status. -1 when no recipient was taken (the status is then
+ * in *rcpt_status). */
+static int envelope(struct conv *c, const char *from, const struct rcpts *r,
+		    const struct inject *in, int *rcpt_status)
+{
+	char line[COMMAND_MAX];
+	struct reply rep;
+	int utf8 = has_8bit(from);
+	for (size_t i = 0; i < r->n; i++)
+		utf8 |= has_8bit(r->v[i]);
+	snprintf(line, sizeof line, "MAIL FROM:<%s>%s%s", from,
+		 in->seven_bit ? "" : " BODY=8BITMIME", utf8 ? " SMTPUTF8" : "");
+	command(c, line, &rep);
+	if (rep.code != 250) {
+		*rcpt_status = refused(c, from[0] ? from : "<>", &rep);
+		return -1;
+	}
+	int taken = 0;
+	*rcpt_status = EX_OK;
+	for (size_t i = 0; i < r->n; i++) {
+		if ((size_t)snprintf(line, sizeof line, "RCPT TO:<%s>", r->v[i]) >=
+		    sizeof line)
+			reply_set(&rep, 501, ESC_BAD_DEST_MAILBOX_SYNTAX,
+				  "address too long");
+		else
+			command(c, line, &rep);
+		if (rep.code == 250 || rep.code == 251) {
+			taken++;
+		} else {
+			int st = refused(c, r->v[i], &rep);
+			if (*rcpt_status == EX_OK)
+				*rcpt_status = st;
+		}
+	}
+	return taken ? 0 : -1;
+}
+
+/* The session that serves the injection, in a child on a socket pair:
+ * a local peer, as for -bs. Its pid, or -1. */
+static pid_t start_session(struct cf *cf, const char *smtpd, int *fd)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0)
+			_exit(EX_OSERR);
+		/* nothing inherited may pose as the connection's origin */
+		unsetenv("LISTEN_PID");
+		unsetenv("LISTEN_FDS");
+		unsetenv("TCPLOCALIP");
+		unsetenv("TCPREMOTEIP");
+		_exit(session_main(cf, smtpd, 1));
+	}
+	close(sv[1]);
+	*fd = sv[0];
+	return pid;
+}
+
+/* The transaction: greeting, EHLO, envelope, the message. */
+static int transaction(struct conv *c, struct message *m,
+		       const struct inject *in, const char *from,
+		       struct rcpts *r, const char *host)
+{
+	struct reply rep;
+	get_reply(c, &rep);
+	if (rep.code != 220)
+		return refused(c, NULL, &rep);
+	command(c, "EHLO localhost", &rep);
+	if (rep.code != 250)
+		return refused(c, NULL, &rep);
+	int rcpt_status;
+	if (envelope(c, from, r, in, &rcpt_status) < 0)
+		return rcpt_status;
+	command(c, "DATA", &rep);
+	if (rep.code != 354)
+		return refused(c, NULL, &rep);
+	send_message(&c->io, m, in, from, host);
+	command(c, ".", &rep);
+	if (rep.code != 250)
+		return refused(c, NULL, &rep);
+	return rcpt_status;
+}
+
+int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
+{
+	const char *prog = in->prog;
+	const char *host = cf->core->v[CORE_HOSTNAME].s;
+	if (geteuid() != 0) {
+		fprintf(stderr, "%s: only root can submit mail in this build "
+				"(the session writes the spool)\n", prog);
+		return EX_TEMPFAIL;
+	}
+	struct buf from = {0};
+	struct rcpts r = {0};
+	struct message *m = xcalloc(1, sizeof *m);
+	int ex = EX_OK;
+	if (envelope_sender(in, host, &from) < 0) {
+		fprintf(stderr, "%s: uid %u has no user name\n", prog,
+			(unsigned)getuid());
+		ex = EX_NOUSER;
+		goto out;
+	}
+	for (int i = 0; i < in->nrcpt; i++)
+		address_list(in->rcpt[i], strlen(in->rcpt[i]), &r, host);
+	if (read_header(m, in) < 0) {
+		fprintf(stderr, "%s: the header is larger than %d bytes\n",
+			prog, INJECT_HEADER_MAX);
+		ex = EX_DATAERR;
+		goto out;
+	}
+	walk_header(m, NULL, in->extract ? &r : NULL, host);
+	if (!r.n || r.n == INJECT_RCPT_MAX) {
+		fprintf(stderr, r.n ? "%s: more than %d recipients\n"
+				    : "%s: no recipient addresses found in the "
+				      "message header\n",
+			prog, INJECT_RCPT_MAX - 1);
+		ex = EX_USAGE;
+		goto out;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	struct conv c = {.verbose = in->verbose, .prog = prog};
+	int fd;
+	pid_t pid = start_session(cf, smtpd, &fd);
+	if (pid < 0) {
+		fprintf(stderr, "%s: cannot start a session: %s\n", prog,
+			strerror(errno));
+		ex = EX_OSERR;
+		goto out;
+	}
+	io_init(&c.io, fd, fd, INJECT_TIMEOUT_MS);
+	ex = transaction(&c, m, in, from.s ? from.s : "", &r, host);
+	struct reply rep;
+	command(&c, "QUIT", &rep);
+	io_free(&c.io);
+	close(fd);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+out:
+	buf_free(&m->head);
+	free(m);
+	buf_free(&from);
+	rcpts_free(&r);
+	return ex;
+}

@@ -1,0 +1,48 @@
+/*
+ * inject.h - local submission (SPEC 2): `postmaster --inject`, and the
+ * program started as sendmail, mailq or newaliases.
+ *
+ * Owns: sendmail's command line (Postfix's sendmail(1) options), reading
+ * the message from standard input, the recipients of -t, and the exit
+ * status (sysexits) that the serving session's replies mean.
+ *
+ * Never: writes the spool or delivers: a session does, fed over a socket
+ * pair, so injected mail meets the same routing, relaying rule and limits
+ * as mail from the network.
+ */
+#ifndef POSTMASTER_INJECT_H
+#define POSTMASTER_INJECT_H
+
+#include "cf.h"
+
+/* What the command line asks for; all but INJ_SEND are postmaster's own
+ * modes under sendmail's names. */
+enum inject_mode { INJ_SEND, INJ_SMTP, INJ_QUEUE, INJ_FLUSH, INJ_CHECK,
+		   INJ_ROUTE };
+
+struct inject {
+	enum inject_mode mode;
+	const char *prog;     /* for messages: sendmail, or postmaster */
+	const char *config;   /* -C FILE, else $POSTMASTER_CONFIG */
+	const char *from;     /* -f / -r: the envelope sender */
+	const char *fullname; /* -F */
+	int extract;          /* -t: recipients from To, Cc, Bcc */
+	int dots_are_text;    /* -i, -oi: a lone "." does not end the message */
+	int seven_bit;        /* -B7BIT */
+	int verbose;          /* -v: the dialogue on standard error */
+	char **rcpt;          /* the recipient arguments (or -bv's address) */
+	int nrcpt;
+};
+
+/* Whether argv0's base name is sendmail, mailq or newaliases. */
+int inject_named(const char *argv0);
+
+/* Parses sendmail's options (argv[0] is the program name, as started).
+ * 0, or -1 after printing the error and a usage line (exit 64). */
+int inject_options(int argc, char **argv, struct inject *in);
+
+/* Serves INJ_SEND: the message on stdin to the recipients, through a
+ * session in a child process. The exit status (sysexits). */
+int inject_send(struct cf *cf, const struct inject *in, const char *smtpd);
+
+#endif

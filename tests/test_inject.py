@@ -1,0 +1,367 @@
+"""Local submission (SPEC 2, issue 12): `postmaster --inject` and the
+program started as sendmail, mailq and newaliases, driven by the programs
+that call sendmail on every Linux machine (bsd-mailx, cron's command
+line, Python's subprocess), with sendmail's exit statuses. Run as root,
+with no submission socket: the session runs in-process."""
+import os
+import subprocess
+
+import pytest
+
+from pmtest import (POSTMASTER, ROOT, no_sanitizer_report, remove_tree,
+                    scratch_dir, tool)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+USERS = ("ann", "bob", "cat", "root", "other")
+
+pytestmark = pytest.mark.skipif(not ROOT, reason="in-process injection "
+                                "needs root (the session drops to nobody)")
+
+CF = """\
+[core]
+user-id = nobody
+spool-directory = {d}/spool
+hostname = mail.test
+logger = log
+[logfile "log"]
+file = {d}/log
+[relay "down"]
+address = [127.0.0.1]:1
+[route]
+nobody@ reject
+dan@ down
+ann@ {d}/ann/
+bob@ {d}/bob/
+cat@ {d}/cat/
+root@ {d}/root/
+@mail.test {d}/other/
+"""
+
+
+class Site:
+    """A configuration, a Maildir per user, and a bin directory whose
+    sendmail, mailq and newaliases are links to the binary under test."""
+
+    def __init__(self):
+        self.d = scratch_dir("pm-inject-", ("spool",) + USERS)
+        self.cf = os.path.join(self.d, "pm.cf")
+        with open(self.cf, "w") as f:
+            f.write(CF.format(d=self.d))
+        self.bin = os.path.join(self.d, "bin")
+        os.mkdir(self.bin)
+        for name in ("sendmail", "mailq", "newaliases"):
+            os.symlink(POSTMASTER, os.path.join(self.bin, name))
+        self.env = dict(os.environ, POSTMASTER_CONFIG=self.cf,
+                        PATH=self.bin + ":" + os.environ.get("PATH", ""))
+
+    def run(self, argv, data=b"", env=None):
+        r = subprocess.run(argv, input=data, capture_output=True,
+                           env=env or self.env, timeout=120)
+        no_sanitizer_report(r.stderr.decode(errors="replace"), argv[0])
+        return r
+
+    def sendmail(self, *args, data=b""):
+        return self.run([os.path.join(self.bin, "sendmail"), *args], data)
+
+    def mail(self, user):
+        """The messages in user's Maildir."""
+        new = os.path.join(self.d, user, "new")
+        if not os.path.isdir(new):
+            return []
+        out = []
+        for f in sorted(os.listdir(new)):
+            with open(os.path.join(new, f), "rb") as fh:
+                out.append(fh.read())
+        return out
+
+    def one(self, user):
+        m = self.mail(user)
+        assert len(m) == 1, (user, m)
+        return m[0]
+
+
+@pytest.fixture
+def site():
+    s = Site()
+    yield s
+    remove_tree(s.d)
+
+
+def header_and_body(msg):
+    head, _, body = msg.partition(b"\n\n")
+    return head, body
+
+
+def test_bsd_mailx_delivers_through_the_sendmail_link(site):
+    """mail -s subject user: what a person or a script types."""
+    mailx = tool("bsd-mailx")
+    rc = os.path.join(site.d, "mailrc")
+    with open(rc, "w") as f:
+        f.write("set sendmail=%s\n" % os.path.join(site.bin, "sendmail"))
+    env = dict(site.env, MAILRC=rc)
+    r = site.run([mailx, "-s", "Grüße from mailx", "ann"],
+                 "hello from mailx\n".encode(), env=env)
+    assert r.returncode == 0, r.stderr
+    head, body = header_and_body(site.one("ann"))
+    assert b"Return-Path: <root@mail.test>" in head
+    assert "Subject: Grüße from mailx".encode() in head
+    assert body == b"hello from mailx\n"
+
+
+def test_the_cron_command_line(site):
+    """cron's own words: sendmail -FCronDaemon -i -B8BITMIME -oem root,
+    with a job's output that has a lone dot and 8-bit text."""
+    out = "From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@h> job\n" \
+          "\nline 1\n.\nnaïve line 3\n".encode()
+    r = site.sendmail("-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root",
+                      data=out)
+    assert r.returncode == 0, r.stderr
+    head, body = header_and_body(site.one("root"))
+    assert b"Subject: Cron <root@h> job" in head
+    assert body == "line 1\n.\nnaïve line 3\n".encode()
+
+
+def test_python_subprocess_with_t_and_bcc(site):
+    """sendmail -t: To, Cc and Bcc are the recipients; Bcc is not in what
+    any of them gets."""
+    msg = b"From: me@mail.test\nTo: \"Ann, A.\" <ann@mail.test>\n" \
+          b"Cc: team: bob@mail.test (Bob);\nBcc: cat@mail.test\n" \
+          b"Subject: t\n\nbody\n"
+    r = subprocess.run([os.path.join(site.bin, "sendmail"), "-t", "-oi"],
+                       input=msg, capture_output=True, env=site.env,
+                       timeout=60)
+    no_sanitizer_report(r.stderr.decode(errors="replace"), "sendmail -t")
+    assert r.returncode == 0, r.stderr
+    for user in ("ann", "bob", "cat"):
+        head, body = header_and_body(site.one(user))
+        sent = head[head.index(b"\nFrom: "):]  # below what delivery adds
+        assert b"Bcc" not in sent and b"cat@" not in sent, head
+        assert b"To: \"Ann, A.\" <ann@mail.test>" in head
+        assert body == b"body\n"
+
+
+def test_t_without_recipients_is_a_usage_error(site):
+    r = site.sendmail("-t", data=b"Subject: nobody to send to\n\nx\n")
+    assert r.returncode == 64
+    assert b"no recipient" in r.stderr
+    assert not any(site.mail(u) for u in USERS)
+
+
+def test_a_lone_dot_ends_the_message_unless_i(site):
+    r = site.sendmail("ann", data=b"Subject: dot\n\nbefore\n.\nafter\n")
+    assert r.returncode == 0, r.stderr
+    assert header_and_body(site.one("ann"))[1] == b"before\n"
+    r = site.sendmail("-i", "bob", data=b"Subject: dot\n\nbefore\n.\nafter\n")
+    assert r.returncode == 0, r.stderr
+    assert header_and_body(site.one("bob"))[1] == b"before\n.\nafter\n"
+    # dots that start longer lines are text either way
+    r = site.sendmail("cat", data=b"Subject: dot\n\n..two\n.x\n")
+    assert header_and_body(site.one("cat"))[1] == b"..two\n.x\n"
+
+
+def test_a_message_without_a_final_newline(site):
+    r = site.sendmail("ann", data=b"Subject: nl\n\nlast line")
+    assert r.returncode == 0, r.stderr
+    assert site.one("ann").endswith(b"\n\nlast line\n")
+    r = site.sendmail("-t", data=b"To: bob@mail.test")
+    assert r.returncode == 0, r.stderr
+    assert b"\nTo: bob@mail.test\nDate: " in site.one("bob")
+
+
+def test_an_empty_message(site):
+    r = site.sendmail("ann", data=b"")
+    assert r.returncode == 0, r.stderr
+    head, body = header_and_body(site.one("ann"))
+    assert head.startswith(b"Return-Path: <root@mail.test>")
+    assert body == b""
+
+
+def test_8bit_and_utf8_headers_arrive_as_sent(site):
+    head = "To: Jürgen <ann@mail.test>\nSubject: Grüße, 日本\n".encode()
+    body = "Ünïcödé body\n".encode() + b"latin-1 \xe9\n"
+    r = site.sendmail("-t", data=head + b"\n" + body)
+    assert r.returncode == 0, r.stderr
+    got_head, got_body = header_and_body(site.one("ann"))
+    assert head in got_head + b"\n" and got_body == body
+
+
+def test_a_10_mb_message(site):
+    line = b"x" * 99 + b"\n"
+    body = line * 100000  # 10 000 000 bytes of text
+    r = site.sendmail("ann", data=b"Subject: big\n\n" + body)
+    assert r.returncode == 0, r.stderr
+    head, got = header_and_body(site.one("ann"))
+    assert b"Subject: big" in head and got == body
+
+
+def test_exit_statuses(site):
+    r = site.sendmail("-z", "ann", data=b"x\n")
+    assert r.returncode == 64
+    assert b"sendmail: unknown option -z" in r.stderr
+    assert b"usage: sendmail" in r.stderr
+    r = site.sendmail(data=b"x\n")
+    assert r.returncode == 64
+    # an unknown local recipient: 67, the session's reply on stderr; the
+    # others still get the message, as with sendmail
+    r = site.sendmail("nobody", "ann", data=b"Subject: x\n\nx\n")
+    assert r.returncode == 67
+    assert b"nobody@mail.test: 550 5.1.1" in r.stderr
+    assert len(site.mail("ann")) == 1
+    # the service cannot run (no spool): 75, the 421 on stderr
+    with open(site.cf, "w") as f:
+        f.write(CF.format(d=site.d).replace("/spool", "/none"))
+    r = site.sendmail("ann", data=b"x\n")
+    assert r.returncode == 75, r.stderr
+    assert b"421 4.3.0" in r.stderr
+    # a configuration that does not parse: 78
+    with open(site.cf, "w") as f:
+        f.write("[core]\nno-such-key = 1\n")
+    r = site.sendmail("ann", data=b"x\n")
+    assert r.returncode == 78
+    assert b"no-such-key" in r.stderr
+
+
+def test_f_sets_the_envelope_sender(site):
+    r = site.sendmail("-f", "me@example.org", "ann", data=b"x\n")
+    assert r.returncode == 0, r.stderr
+    assert site.one("ann").startswith(b"Return-Path: <me@example.org>")
+    r = site.sendmail("-rdaemon", "bob", data=b"x\n")
+    assert site.one("bob").startswith(b"Return-Path: <daemon@mail.test>")
+    r = site.sendmail("-f", "<>", "cat", data=b"x\n")
+    assert site.one("cat").startswith(b"Return-Path: <>")
+
+
+def test_postmaster_inject_is_the_readme_demo(site):
+    r = site.run([POSTMASTER, "--config=" + site.cf, "--inject", "-f",
+                  "me@localhost", "ann@mail.test"], b"hi\n")
+    assert r.returncode == 0, r.stderr
+    assert site.one("ann").endswith(b"\nhi\n")
+    r = site.run([POSTMASTER, "--config=" + site.cf, "--inject", "-x!"],
+                 b"hi\n")
+    assert r.returncode == 64
+    assert b"postmaster: unknown option -x!" in r.stderr
+
+
+def test_mailq_bp_q_newaliases_and_bv(site):
+    # a message for a relay that is down stays in the spool
+    r = site.sendmail("dan", data=b"Subject: queued\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    for argv in (["mailq"], ["sendmail", "-bp"]):
+        r = site.run([os.path.join(site.bin, argv[0]), *argv[1:]])
+        assert r.returncode == 0, r.stderr
+        assert b"dan@mail.test" in r.stdout and b"root@mail.test" in r.stdout
+    r = site.run([os.path.join(site.bin, "sendmail"), "-q"])
+    assert r.returncode == 0, r.stderr
+    r = site.run([os.path.join(site.bin, "newaliases")])
+    assert r.returncode == 0, r.stderr
+    assert b"ok:" in r.stdout
+    r = site.sendmail("-bv", "ann@mail.test")
+    assert r.returncode == 0, r.stderr
+    assert b"250 2.1.5" in r.stdout
+    r = site.sendmail("-bv", "nobody@mail.test")
+    assert r.returncode == 67
+    r = site.run([os.path.join(site.bin, "mailq"), "extra"])
+    assert r.returncode == 64
+
+
+def make(*args):
+    r = subprocess.run(["make", "-s", "--no-print-directory", *args],
+                       cwd=TOP, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def test_make_install_sendmail_links(tmp_path):
+    """INSTALL_SENDMAIL=yes adds the links; uninstall removes them, and
+    without it nothing replaces another MTA's sendmail."""
+    dest = str(tmp_path / "plain")
+    make("install", "DESTDIR=" + dest)
+    assert not os.path.lexists(os.path.join(dest, "usr/sbin/sendmail"))
+    dest = str(tmp_path / "links")
+    make("install", "DESTDIR=" + dest, "PREFIX=/usr",
+         "INSTALL_SENDMAIL=yes")
+    for link in ("usr/sbin/sendmail", "usr/bin/mailq", "usr/bin/newaliases"):
+        assert os.readlink(os.path.join(dest, link)) == "/usr/sbin/postmaster"
+    make("uninstall", "DESTDIR=" + dest, "PREFIX=/usr")
+    for link in ("usr/sbin/sendmail", "usr/bin/mailq", "usr/bin/newaliases"):
+        assert not os.path.lexists(os.path.join(dest, link))
+
+
+def test_bs_is_a_session_on_standard_input(site):
+    r = site.sendmail("-bs", data=b"EHLO client\r\nMAIL FROM:<a@mail.test>\r\n"
+                      b"RCPT TO:<ann@mail.test>\r\nDATA\r\nSubject: bs\r\n\r\n"
+                      b"via -bs\r\n.\r\nQUIT\r\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(b"220 mail.test ESMTP")
+    assert b"250 2.0.0" in r.stdout and r.stdout.endswith(b"221 2.0.0 mail.test "
+                                                          b"closing connection\r\n")
+    assert site.one("ann").endswith(b"\nvia -bs\n")
+
+
+def fields(msg, name):
+    """The values of a header field, below what delivery added."""
+    from email import message_from_bytes
+    return message_from_bytes(msg).get_all(name) or []
+
+
+def test_fix_ups_add_date_message_id_and_from_when_missing(site):
+    """RFC 6409 8: what cron and mail(1) leave out is added once, with
+    -F's name in From."""
+    from email.utils import parsedate_to_datetime
+    import re
+    import time
+    r = site.sendmail("-FCron \"Daemon\"", "-i", "root",
+                      data=b"Subject: no date\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    msg = site.one("root")
+    (date,) = fields(msg, "Date")
+    assert abs(parsedate_to_datetime(date).timestamp() - time.time()) < 60
+    (mid,) = fields(msg, "Message-ID")
+    assert re.fullmatch(r"<[0-9a-f.]+@mail\.test>", mid), mid
+    assert fields(msg, "From") == ['"Cron \\"Daemon\\"" <root@mail.test>']
+    # each message its own id
+    site.sendmail("root", data=b"Subject: again\n\nx\n")
+    ids = [fields(m, "Message-ID")[0] for m in site.mail("root")]
+    assert len(set(ids)) == 2
+
+
+def test_fix_ups_keep_what_the_message_has(site):
+    msg = b"From: Ann <ann@example.org>\nDate: Tue, 1 Dec 2026 10:00:00 +0000\n" \
+          b"Message-ID: <own@example.org>\nSubject: s\n\nx\n"
+    r = site.sendmail("-F", "Other Name", "ann", data=msg)
+    assert r.returncode == 0, r.stderr
+    got = site.one("ann")
+    assert fields(got, "From") == ["Ann <ann@example.org>"]
+    assert fields(got, "Date") == ["Tue, 1 Dec 2026 10:00:00 +0000"]
+    assert fields(got, "Message-ID") == ["<own@example.org>"]
+
+
+def test_bcc_is_dropped_without_t_and_f_name_cannot_add_fields(site):
+    r = site.sendmail("-F", "Evil\nBcc: x\r\nX-Injected: 1", "ann",
+                      data=b"Bcc: cat@mail.test\nSubject: s\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    got = site.one("ann")
+    assert not fields(got, "Bcc") and not fields(got, "X-Injected")
+    assert fields(got, "From") == ['"EvilBcc: xX-Injected: 1" <root@mail.test>']
+    assert not site.mail("cat")  # without -t, Bcc names no recipient
+
+
+def test_a_message_that_starts_with_text_gets_a_header(site):
+    """echo hi | sendmail user: the text is the body, below the fields the
+    fix-ups add and a blank line."""
+    r = site.sendmail("bob", data=b"hi there\nsecond")
+    assert r.returncode == 0, r.stderr
+    head, body = header_and_body(site.one("bob"))
+    assert b"\nDate: " in head and b"\nFrom: <root@mail.test>" in head
+    assert body == b"hi there\nsecond\n"
+
+
+def test_recipients_are_bounded(site):
+    """A header that names more recipients than any listener may take is
+    refused before a session starts, without growing without bound."""
+    many = b"To: " + b",".join(b"u%d" % i for i in range(100001)) + b"\n\nx\n"
+    r = site.sendmail("-t", data=many)
+    assert r.returncode == 64
+    assert b"more than 99999 recipients" in r.stderr
+    assert not any(site.mail(u) for u in USERS)

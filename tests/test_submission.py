@@ -1,0 +1,146 @@
+"""Submission fix-ups (RFC 6409 8, SPEC 8) in sessions: a client that
+authenticated on a listener with `submission = yes` (the default with
+`auth = required`) gets Bcc dropped and Date, Message-ID and From added
+when missing; relayed or inbound mail is stored as it came."""
+import base64
+import os
+import re
+import subprocess
+from email import message_from_bytes
+
+import pytest
+
+from pmtest import (POSTMASTER, ROOT, no_sanitizer_report, remove_tree,
+                    scratch_dir, tool)
+
+CF = """\
+[core]
+hostname = mail.test
+logger = stderr
+spool-directory = {d}/spool
+{user}
+[smtpd "sub"]
+name = sub.test
+auth = {auth}
+auth-file = {d}/users
+{extra}
+[route]
+@mail.test {d}/Maildir/
+"""
+
+
+@pytest.fixture
+def d():
+    d = scratch_dir("pm-submission-")
+    h = subprocess.run([tool("openssl"), "passwd", "-6", "secret"],
+                       capture_output=True, text=True, check=True).stdout
+    with open(os.path.join(d, "users"), "w") as f:
+        f.write("anna:%s" % h)
+    yield d
+    remove_tree(d)
+
+
+def session(d, auth="required", extra="", login=True, message=b""):
+    with open(os.path.join(d, "pm.cf"), "w") as f:
+        f.write(CF.format(d=d, auth=auth, extra=extra,
+                          user="user-id = nobody" if ROOT else ""))
+    cred = base64.b64encode(b"\0anna\0secret")
+    dialogue = b"EHLO client.test\r\n"
+    if login:
+        dialogue += b"AUTH PLAIN " + cred + b"\r\n"
+    dialogue += b"MAIL FROM:<anna@mail.test>\r\nRCPT TO:<joe@mail.test>\r\n" \
+                b"DATA\r\n" + message + b".\r\nQUIT\r\n"
+    r = subprocess.run([POSTMASTER, "--config=" + os.path.join(d, "pm.cf"),
+                        "--smtpd=sub"], input=dialogue, capture_output=True,
+                       timeout=60)
+    no_sanitizer_report(r.stderr.decode(errors="replace"), "session")
+    assert b"\r\n250 2.0.0" in r.stdout, r.stdout + r.stderr
+    new = os.path.join(d, "Maildir", "new")
+    (name,) = os.listdir(new)
+    with open(os.path.join(new, name), "rb") as f:
+        got = f.read()
+    os.unlink(os.path.join(new, name))
+    return got
+
+
+BARE = b"To: joe@mail.test\r\nBcc: secret@mail.test,\r\n  other@mail.test\r\n" \
+       b"Subject: s\r\n\r\nbody\r\nBcc: in the body stays\r\n"
+
+
+def test_authenticated_submission_gets_the_fix_ups(d):
+    got = session(d, message=BARE)
+    m = message_from_bytes(got)
+    assert m.get_all("Bcc") is None and b"secret@" not in got
+    assert b"  other@" not in got
+    assert re.fullmatch(r"<\d+\.[0-9a-f]+\.1@sub\.test>", m["Message-ID"])
+    assert m["From"] == "<anna@mail.test>"
+    assert m["Date"] and m["Subject"] == "s"
+    assert got.endswith(b"\n\nbody\nBcc: in the body stays\n")
+    # what the message has is kept, once
+    got = session(d, message=b"From: Anna <a@x.test>\r\nDate: Tue, 1 Dec "
+                  b"2026 10:00:00 +0000\r\nMessage-ID: <own@x.test>\r\n\r\nb\r\n")
+    m = message_from_bytes(got)
+    assert m.get_all("From") == ["Anna <a@x.test>"]
+    assert m.get_all("Message-ID") == ["<own@x.test>"]
+    assert m.get_all("Date") == ["Tue, 1 Dec 2026 10:00:00 +0000"]
+    # a message without a body, and an empty one
+    got = session(d, message=b"Subject: only\r\n")
+    assert re.search(rb"\nSubject: only\nDate: .*\nMessage-ID: .*\nFrom: "
+                     rb"<anna@mail.test>\n$", got), got
+    got = session(d, message=b"")
+    assert message_from_bytes(got)["From"] == "<anna@mail.test>"
+
+
+def test_no_fix_ups_without_auth_or_with_submission_no(d):
+    for kw in ({"auth": "optional", "login": False},
+               {"auth": "required", "extra": "submission = no"},
+               {"auth": "optional", "extra": "submission = no"}):
+        got = session(d, message=BARE, **kw)
+        assert b"\nBcc: secret@mail.test,\n  other@mail.test\n" in got, kw
+        m = message_from_bytes(got)
+        assert m["Date"] is None and m["Message-ID"] is None, kw
+        assert m["From"] is None, kw
+
+
+def test_submission_default_follows_auth(d):
+    with open(os.path.join(d, "pm.cf"), "w") as f:
+        f.write(CF.format(d=d, auth="required", extra="", user=""))
+    r = subprocess.run([POSTMASTER, "--config=" + os.path.join(d, "pm.cf"),
+                        "--dump", "--defaults"], capture_output=True, text=True)
+    assert 'smtpd."sub".submission = yes' in r.stdout.splitlines()
+    with open(os.path.join(d, "pm.cf"), "w") as f:
+        f.write(CF.format(d=d, auth="optional", extra="", user=""))
+    r = subprocess.run([POSTMASTER, "--config=" + os.path.join(d, "pm.cf"),
+                        "--dump", "--defaults"], capture_output=True, text=True)
+    assert 'smtpd."sub".submission = no' in r.stdout.splitlines()
+    with open(os.path.join(d, "pm.cf"), "a") as f:
+        f.write('[smtpd "sub"]\nsubmission = maybe\n')
+    r = subprocess.run([POSTMASTER, "--config=" + os.path.join(d, "pm.cf"),
+                        "--check"], capture_output=True, text=True)
+    assert r.returncode == 78 and "submission" in r.stderr
+
+
+def test_binary_mail_keeps_its_crlf_lines(d):
+    """BDAT BODY=BINARYMIME is stored as received: the fix-ups follow its
+    CRLF line ends."""
+    with open(os.path.join(d, "pm.cf"), "w") as f:
+        f.write(CF.format(d=d, auth="required", extra="",
+                          user="user-id = nobody" if ROOT else ""))
+    msg = b"Bcc: x@mail.test\r\nSubject: bin\r\n\r\n\x00\xff binary\r\n"
+    dialogue = b"EHLO c\r\nAUTH PLAIN " + base64.b64encode(b"\0anna\0secret") + \
+        b"\r\nMAIL FROM:<anna@mail.test> BODY=BINARYMIME\r\n" \
+        b"RCPT TO:<joe@mail.test>\r\nBDAT %d LAST\r\n" % len(msg) + msg + \
+        b"QUIT\r\n"
+    r = subprocess.run([POSTMASTER, "--config=" + os.path.join(d, "pm.cf"),
+                        "--smtpd=sub"], input=dialogue, capture_output=True,
+                       timeout=60)
+    no_sanitizer_report(r.stderr.decode(errors="replace"), "session")
+    assert b"\r\n250 2.0.0" in r.stdout, r.stdout
+    new = os.path.join(d, "Maildir", "new")
+    (name,) = os.listdir(new)
+    with open(os.path.join(new, name), "rb") as f:
+        got = f.read()
+    assert b"Bcc" not in got
+    assert re.search(rb"\r\nSubject: bin\r\nDate: [^\r\n]+\r\nMessage-ID: "
+                     rb"<[^\r\n]+>\r\nFrom: <anna@mail.test>\r\n\r\n"
+                     rb"\x00\xff binary\r\n$", got), got
