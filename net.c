@@ -196,7 +196,7 @@ static const char *parse_bracketed(const char *s, struct net_endpoint *ep)
 	if (!close[1])
 		return NULL;
 	if (close[1] != ':' || net_port_parse(close + 2, &ep->port) < 0)
-		return "expected a port number or service name";
+		return NET_EXPECTED_PORT;
 	return NULL;
 }
 
@@ -231,6 +231,6 @@ const char *net_endpoint_parse(const char *s, uint16_t defport,
 	if (set_host(ep, s, n) < 0 || classify_host(ep) < 0)
 		return forms;
 	if (colon && net_port_parse(colon + 1, &ep->port) < 0)
-		return "expected a port number or service name";
+		return NET_EXPECTED_PORT;
 	return NULL;
 }

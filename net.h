@@ -58,6 +58,9 @@ struct net_endpoint {
 			  * NET_EP_UNIX: the path */
 };
 
+/* The reason net_endpoint_parse gives for a port it cannot read. */
+#define NET_EXPECTED_PORT "expected a port number or service name"
+
 /* Parses one endpoint: host, ip, [ip], [host], host:port, [ip]:port or
  * unix:/path, with defport when no port is written. Returns NULL, or why
  * s is not one ("expected ..."). */
