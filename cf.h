@@ -187,6 +187,9 @@ static inline struct cf_assign *cf_assign_at(const struct cf *cf, uint32_t i)
 }
 
 #define CF_MAX_LINE 4096
+/* How many tls-certificate and tls-key pairs an [smtpd] section may name,
+ * one a kind of key (RSA, ECDSA...): the most a server offers. */
+#define CF_MAX_TLS_KEYPAIRS 4
 #define CF_MAX_INCLUDE_DEPTH 8
 
 struct cf *cf_new(void);

@@ -184,7 +184,7 @@ static int read_tls_secrets(struct session *s, char *why, size_t n)
 	const struct cf_list *c = &s->smtpd->v[SMTPD_TLS_CERTIFICATE].list;
 	const struct cf_list *k = &s->smtpd->v[SMTPD_TLS_KEY].list;
 	s->tls_priority = tls_priority(s->smtpd);
-	for (uint32_t i = 0; i < c->n && i < k->n && i < TLS_MAX_KEYPAIRS;
+	for (uint32_t i = 0; i < c->n && i < k->n && i < CF_MAX_TLS_KEYPAIRS;
 	     i++) {
 		if (read_secret(c->v[i], &s->tls_cert[i], why, n) < 0 ||
 		    read_secret(k->v[i], &s->tls_key[i], why, n) < 0)
