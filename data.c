@@ -191,16 +191,9 @@ void headers_reset(struct headerwatch *hw)
 /* Writes p to the file; on failure remembers why and returns -1. */
 static int store_out(struct datastore *ds, const char *p, size_t n)
 {
-	for (size_t off = 0; off < n && !ds->failed;) {
-		ssize_t w = write(ds->fd, p + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			ds->failed = 1;
-			ds->err = w < 0 ? errno : ENOSPC;
-		} else {
-			off += (size_t)w;
-		}
+	if (!ds->failed && write_all(ds->fd, p, n) < 0) {
+		ds->failed = 1;
+		ds->err = errno;
 	}
 	return ds->failed ? -1 : 0;
 }
