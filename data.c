@@ -297,9 +297,7 @@ const char *data_protocol(const char *greeting, int smtputf8, int tls,
 void data_received(struct buf *h, const struct received_info *ri)
 {
 	char date[64], helo[256];
-	struct tm tm;
-	localtime_r(&ri->when, &tm);
-	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	date_rfc5322(ri->when, date, sizeof date);
 	helo_for_header(ri->helo && ri->helo[0] ? ri->helo : "unknown", helo,
 			sizeof helo);
 	const char *eol = ri->crlf ? "\r\n" : "\n";

@@ -234,3 +234,27 @@ const char *net_endpoint_parse(const char *s, uint16_t defport,
 		return NET_EXPECTED_PORT;
 	return NULL;
 }
+
+int net_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n,
+		      int *port)
+{
+	int p = 0;
+	out[0] = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
+		p = ntohs(s4->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
+		p = ntohs(s6->sin6_port);
+		/* an IPv4 client on an IPv6 socket */
+		if (!strncmp(out, "::ffff:", 7) && strchr(out + 7, '.'))
+			memmove(out, out + 7, strlen(out + 7) + 1);
+	} else {
+		return -1;
+	}
+	if (port)
+		*port = p;
+	return 0;
+}

@@ -6,7 +6,8 @@
  * address is inside one; and the one parser of endpoints (host, ip, [ip],
  * host:port, [ip]:port, unix:/path) that configuration checks, the onward
  * client and the DNS resolver share, so that what --check accepts is what
- * a delivery connects to.
+ * a delivery connects to; and a socket address as text, as logs and
+ * headers show it.
  *
  * Never: connects, or resolves a host name (a port may be a service name,
  * looked up in /etc/services as getservbyname(3) does).
@@ -14,7 +15,9 @@
 #ifndef POSTMASTER_NET_H
 #define POSTMASTER_NET_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* The peer text a session uses for a client that is not on the network
  * (a pipe or a local socket). */
@@ -69,5 +72,11 @@ const char *net_endpoint_parse(const char *s, uint16_t defport,
 
 /* A port: a number from 1 to 65535 or a service name. 0 or -1. */
 int net_port_parse(const char *s, uint16_t *port);
+
+/* The address of an IPv4 or IPv6 socket as text (an IPv4 client on an
+ * IPv6 socket as plain IPv4), and its port when port is not NULL. -1, with
+ * out empty, for any other family. */
+int net_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n,
+		      int *port);
 
 #endif

@@ -29,25 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
-		      int *port)
-{
-	out[0] = 0;
-	*port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
-		*port = ntohs(s4->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
-		*port = ntohs(s6->sin6_port);
-		/* an IPv4 client on an IPv6 socket */
-		if (!strncmp(out, "::ffff:", 7) && strchr(out + 7, '.'))
-			memmove(out, out + 7, strlen(out + 7) + 1);
-	}
-}
-
 /*
  * Peer and local addresses (SPEC 4), from the connection itself: the
  * socket when fd is one; else tcpserver's variables (a launcher that hands
@@ -61,11 +42,11 @@ static void find_addresses(struct session *s, int fd)
 	memset(&ss, 0, sizeof ss);
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
 	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-		addr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
+		net_sockaddr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
 		sl = sizeof ss;
 		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			addr_text(&ss, s->local, sizeof s->local,
-				  &s->local_port);
+			net_sockaddr_text(&ss, s->local, sizeof s->local,
+					  &s->local_port);
 		return;
 	}
 	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
