@@ -10,6 +10,7 @@
 #include "addr.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,4 +258,26 @@ int net_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n,
 	if (port)
 		*port = p;
 	return 0;
+}
+
+int net_is_own_address(int family, const unsigned char *addr)
+{
+	struct ifaddrs *ifa;
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	int found = 0;
+	for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != family)
+			continue;
+		if (family == AF_INET)
+			found = !memcmp(&((struct sockaddr_in *)(void *)i->ifa_addr)
+						 ->sin_addr,
+					addr, 4);
+		else if (family == AF_INET6)
+			found = !memcmp(&((struct sockaddr_in6 *)(void *)i->ifa_addr)
+						 ->sin6_addr,
+					addr, 16);
+	}
+	freeifaddrs(ifa);
+	return found;
 }
