@@ -113,24 +113,19 @@ static int report(struct cf *cf)
 
 static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
 {
-	const struct cf_section *smtpd = NULL;
-	uint32_t n;
-	struct cf_section **v = cf_listeners(cf, &n);
-	if (smtpd_name) {
-		smtpd = cf_find(cf, CF_SMTPD, smtpd_name);
-	} else if (n == 1) {
-		smtpd = v[0];
-	} else if (n > 1) {
+	const struct cf_section *smtpd;
+	if (cf_choose_listener(cf, smtpd_name, NULL, NULL, &smtpd) < 0) {
+		uint32_t n;
+		struct cf_section **v = cf_listeners(cf, &n);
 		fprintf(stderr, "postmaster: several [smtpd] sections; choose "
 				"one with --smtpd=NAME:");
 		for (uint32_t i = 0; i < n; i++)
 			fprintf(stderr, " %s", v[i]->name);
 		fputc('\n', stderr);
-		free(v);
+		if (n)
+			free(v);
 		return EX_USAGE_;
 	}
-	if (n)
-		free(v);
 	struct route_result r;
 	route_resolve(cf, smtpd, addr, strlen(addr), ROUTE_SMTP | ROUTE_UTF8,
 		      &r);

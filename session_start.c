@@ -92,41 +92,21 @@ static int listen_host_matches(const char *host, const char *ip)
 	return 0;
 }
 
-/* Whether section l may serve this connection: a pipe is local and
- * matches any; a network connection must have arrived at its address. */
-static int listener_serves(const struct session *s, const struct cf_section *l)
+/* Whether section l may serve the network connection of session ctx:
+ * it must have arrived at l's address. */
+static int listener_serves(const struct cf_section *l, const void *ctx)
 {
-	return s->peer_is_pipe ||
-	       (l->listen.port == s->local_port &&
-		listen_host_matches(l->listen.host, s->local));
+	const struct session *s = ctx;
+	return l->listen.port == s->local_port &&
+	       listen_host_matches(l->listen.host, s->local);
 }
 
-/*
- * SPEC 4. --smtpd=NAME chooses among the sections, never past the
- * address check. Returns 0, or -1 when no section may serve.
- */
+/* SPEC 4. Returns 0, or -1 when no section may serve. */
 static int choose_smtpd(struct session *s, const char *name)
 {
-	uint32_t n;
-	struct cf_section **v = cf_listeners(s->cf, &n);
-	int r = -1;
-	if (name) {
-		s->smtpd = cf_find(s->cf, CF_SMTPD, name);
-		r = s->smtpd && listener_serves(s, s->smtpd) ? 0 : -1;
-	} else if (n == 0) {
-		r = 0; /* the built-in listener */
-	} else if (n == 1 || !s->peer_is_pipe) {
-		for (uint32_t i = 0; i < n && r < 0; i++)
-			if (listener_serves(s, v[i])) {
-				s->smtpd = v[i];
-				r = 0;
-			}
-	}
-	if (r < 0)
-		s->smtpd = NULL;
-	if (n)
-		free(v);
-	return r;
+	return cf_choose_listener(s->cf, name,
+				  s->peer_is_pipe ? NULL : listener_serves, s,
+				  &s->smtpd);
 }
 
 /* Reads a TLS certificate or key while still privileged. */
