@@ -186,15 +186,18 @@ static void summary(const struct cf *cf)
 	(void)compiled;
 }
 
-int main(int argc, char **argv)
-{
-	const char *config = NULL, *smtpd = NULL, *route = NULL;
-	const char *flush_id = NULL, *delete_id = NULL;
-	int check = 0, dump = 0, defaults = 0, flush = 0, now = 0, queue = 0;
-	int nflags = 0, flag_errors = 0;
-	int i;
+/* What the command line asks for. */
+struct opts {
+	const char *config, *smtpd, *route, *flush_id, *delete_id;
+	int check, dump, defaults, flush, now, queue;
+	int nflags; /* --SECTION-KEY=VALUE flags, applied after the file */
+};
 
-	for (i = 1; i < argc; i++) {
+/* Reads argv into o: -1 to go on, or the exit status (after --version,
+ * --help, or a word that is no option). */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	for (int i = 1; i < argc; i++) {
 		const char *v;
 		char why[256];
 		switch (classify(argv[i], &v, why, sizeof why)) {
@@ -202,14 +205,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "postmaster: %s\n%s", why, usage_line);
 			return EX_USAGE_;
 		case ARG_FLAG:
-			nflags++; /* applied after the file */
+			o->nflags++; /* applied after the file */
 			break;
-		case O_CONFIG: config = v; break;
-		case O_SMTPD: smtpd = v; break;
-		case O_ROUTE: route = v; break;
-		case O_CHECK: check = 1; break;
-		case O_DUMP: dump = 1; break;
-		case O_DEFAULTS: defaults = 1; break;
+		case O_CONFIG: o->config = v; break;
+		case O_SMTPD: o->smtpd = v; break;
+		case O_ROUTE: o->route = v; break;
+		case O_CHECK: o->check = 1; break;
+		case O_DUMP: o->dump = 1; break;
+		case O_DEFAULTS: o->defaults = 1; break;
 		case O_VERSION:
 			printf("postmaster %s\n", VERSION);
 			return 0;
@@ -217,113 +220,146 @@ int main(int argc, char **argv)
 			fputs(usage, stdout);
 			return 0;
 		case O_FLUSH:
-			flush = 1;
-			flush_id = v;
+			o->flush = 1;
+			o->flush_id = v;
 			break;
-		case O_NOW: now = 1; break;
-		case O_QUEUE: queue = 1; break;
-		case O_DELETE: delete_id = v; break;
+		case O_NOW: o->now = 1; break;
+		case O_QUEUE: o->queue = 1; break;
+		case O_DELETE: o->delete_id = v; break;
 		case O_INJECT:
 			fprintf(stderr, "postmaster: --inject is not in this "
 					"build yet\n");
 			return EX_UNAVAILABLE_;
 		}
 	}
-	if (check + dump + (route != NULL) + flush + queue +
-		    (delete_id != NULL) > 1) {
+	return -1;
+}
+
+/* Options that do not go together: -1 to go on, or the exit status. */
+static int check_args(const struct opts *o)
+{
+	if (o->check + o->dump + (o->route != NULL) + o->flush + o->queue +
+		    (o->delete_id != NULL) > 1) {
 		fprintf(stderr, "postmaster: choose one of --check, --dump, "
 				"--route, --flush, --queue and --delete\n");
 		return EX_USAGE_;
 	}
-	if (now && !flush) {
+	if (o->now && !o->flush) {
 		fprintf(stderr, "postmaster: --now goes with --flush\n");
 		return EX_USAGE_;
 	}
-	for (const char *id = flush_id ? flush_id : delete_id; id && *id; id++)
+	const char *qid = o->flush_id ? o->flush_id : o->delete_id;
+	for (const char *id = qid; id && *id; id++)
 		if (!((*id >= '0' && *id <= '9') || (*id >= 'A' && *id <= 'F'))) {
 			fprintf(stderr, "postmaster: not a queue id: %s\n",
-				flush_id ? flush_id : delete_id);
+				qid);
 			return EX_USAGE_;
 		}
-	if (defaults && !dump) {
+	if (o->defaults && !o->dump) {
 		fprintf(stderr, "postmaster: --defaults goes with --dump\n");
 		return EX_USAGE_;
 	}
+	return -1;
+}
 
-	struct cf *cf = cf_new();
-	int serving = !check && !dump && !route && !flush && !queue &&
-		      !delete_id;
-	/* syntax errors go on to the value checks: every error in one run */
-	if (cf_load(cf, config ? config : "/etc/postmaster.cf", config != NULL) == -2 &&
-	    !serving) {
-		int ex = report(cf);
-		cf_free(cf);
-		return ex;
-	}
-	for (i = 1; nflags && i < argc; i++) {
+/* Adds the command line's --SECTION-KEY=VALUE flags on top of the file;
+ * returns how many were refused. */
+static int apply_flags(struct cf *cf, int argc, char **argv)
+{
+	int errors = 0;
+	for (int i = 1; i < argc; i++) {
 		const char *v;
 		char why[256];
 		if (classify(argv[i], &v, why, sizeof why) == ARG_FLAG &&
 		    cf_flag(cf, argv[i] + 2, i) < 0)
-			flag_errors++;
+			errors++;
 	}
-	unsigned mode = check ? CF_CHECK : 0;
-	if (dump && !defaults)
+	return errors;
+}
+
+/* One session on stdin/stdout or fd 3. It answers 421 on a broken
+ * configuration, and its diagnostics never go to a stderr that is the
+ * client's socket (inetd). */
+static int serve(struct cf *cf, const char *smtpd)
+{
+	int ok = cf->nerrors == 0;
+	if (isatty(0))
+		log_echo_stderr(); /* a person waits for the reason */
+	if (cf->diag.len) {
+		struct stat st;
+		if (fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode))
+			fputs(cf->diag.s, stderr);
+		openlog("postmaster", LOG_PID, LOG_MAIL);
+		for (char *l = strtok(cf->diag.s, "\n"); l;
+		     l = strtok(NULL, "\n"))
+			syslog(ok ? LOG_WARNING : LOG_ERR, "%s", l);
+		closelog();
+	}
+	return session_main(cf, smtpd, ok);
+}
+
+/* --check, --dump, --route, --flush, --queue or --delete, on a
+ * configuration without errors. */
+static int run_tool(struct cf *cf, const struct opts *o)
+{
+	int ex = report(cf);
+	if (ex)
+		return ex;
+	if (o->check) {
+		summary(cf);
+	} else if (o->dump) {
+		cf_dump(cf, o->defaults, stdout);
+	} else if (o->route) {
+		ex = do_route(cf, o->route, o->smtpd);
+	} else if (o->flush) {
+		ex = flush_main(cf, o->now ? FLUSH_ALL : FLUSH_DUE, o->flush_id);
+	} else if (o->queue) {
+		ex = queue_main(cf);
+	} else if (o->delete_id) {
+		ex = delete_main(cf, o->delete_id);
+	}
+	return ex;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {0};
+	int ex = parse_args(argc, argv, &o);
+	if (ex < 0)
+		ex = check_args(&o);
+	if (ex >= 0)
+		return ex;
+
+	struct cf *cf = cf_new();
+	int serving = !o.check && !o.dump && !o.route && !o.flush && !o.queue &&
+		      !o.delete_id;
+	/* syntax errors go on to the value checks: every error in one run */
+	if (cf_load(cf, o.config ? o.config : "/etc/postmaster.cf",
+		    o.config != NULL) == -2 &&
+	    !serving) {
+		ex = report(cf);
+		cf_free(cf);
+		return ex;
+	}
+	int flag_errors = o.nflags ? apply_flags(cf, argc, argv) : 0;
+	unsigned mode = o.check ? CF_CHECK : 0;
+	if (o.dump && !o.defaults)
 		mode |= CF_NO_INCLUDES;
 	cf_finish(cf, mode);
 	route_load_tables(cf);
-	if (check)
+	if (o.check)
 		check_config(cf);
-	if (!cf->nerrors && smtpd && !cf_find(cf, CF_SMTPD, smtpd)) {
+	if (!cf->nerrors && o.smtpd && !cf_find(cf, CF_SMTPD, o.smtpd)) {
 		struct cf_pos pos = {"command line", 0, 0};
-		cf_error(cf, &pos, "--smtpd=%s: no [smtpd \"%s\"] section", smtpd,
-			 smtpd);
+		cf_error(cf, &pos, "--smtpd=%s: no [smtpd \"%s\"] section",
+			 o.smtpd, o.smtpd);
 	}
-	if (serving && flag_errors) {
-		/* the command line is wrong: no session, whatever the file */
-		int ex = report(cf);
-		cf_free(cf);
-		return ex;
-	}
-	if (serving) {
-		/* A session answers 421 on a broken configuration, and its
-		 * diagnostics never go to a stderr that is the client's socket
-		 * (inetd). */
-		int ok = cf->nerrors == 0;
-		if (isatty(0))
-			log_echo_stderr(); /* a person waits for the reason */
-		if (cf->diag.len) {
-			struct stat st;
-			if (fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode))
-				fputs(cf->diag.s, stderr);
-			openlog("postmaster", LOG_PID, LOG_MAIL);
-			for (char *l = strtok(cf->diag.s, "\n"); l;
-			     l = strtok(NULL, "\n"))
-				syslog(ok ? LOG_WARNING : LOG_ERR, "%s", l);
-			closelog();
-		}
-		int ex = session_main(cf, smtpd, ok);
-		cf_free(cf);
-		return ex;
-	}
-	int ex = report(cf);
-	if (ex) {
-		cf_free(cf);
-		return ex;
-	}
-	if (check) {
-		summary(cf);
-	} else if (dump) {
-		cf_dump(cf, defaults, stdout);
-	} else if (route) {
-		ex = do_route(cf, route, smtpd);
-	} else if (flush) {
-		ex = flush_main(cf, now ? FLUSH_ALL : FLUSH_DUE, flush_id);
-	} else if (queue) {
-		ex = queue_main(cf);
-	} else if (delete_id) {
-		ex = delete_main(cf, delete_id);
-	}
+	if (serving && flag_errors)
+		ex = report(cf); /* the command line is wrong: no session */
+	else if (serving)
+		ex = serve(cf, o.smtpd);
+	else
+		ex = run_tool(cf, &o);
 	cf_free(cf);
 	return ex;
 }
