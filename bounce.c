@@ -60,8 +60,8 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	const char *host = cf->core->v[CORE_HOSTNAME].s;
 	char date[64], arrival[64];
 	time_t now = time(NULL);
-	rfc5322_date(now, date, sizeof date);
-	rfc5322_date((time_t)m->arrival, arrival, sizeof arrival);
+	date_rfc5322(now, date, sizeof date);
+	date_rfc5322((time_t)m->arrival, arrival, sizeof arrival);
 	char boundary[80];
 	snprintf(boundary, sizeof boundary, "%s/%s", id, host);
 	buf_printf(b, "Received: by %s (postmaster) id %s; %s\n", host, id, date);

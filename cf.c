@@ -237,6 +237,33 @@ struct cf_section **cf_listeners(const struct cf *cf, uint32_t *n)
 	return v ? v : none;
 }
 
+int cf_choose_listener(const struct cf *cf, const char *name,
+		       int (*serves)(const struct cf_section *, const void *),
+		       const void *ctx, const struct cf_section **out)
+{
+	uint32_t n;
+	struct cf_section **v = cf_listeners(cf, &n);
+	int r = -1;
+	*out = NULL;
+	if (name) {
+		*out = cf_find(cf, CF_SMTPD, name);
+		r = *out && (!serves || serves(*out, ctx)) ? 0 : -1;
+	} else if (n == 0) {
+		r = 0; /* the built-in listener */
+	} else if (n == 1 || serves) {
+		for (uint32_t i = 0; i < n && r < 0; i++)
+			if (!serves || serves(v[i], ctx)) {
+				*out = v[i];
+				r = 0;
+			}
+	}
+	if (r < 0)
+		*out = NULL;
+	if (n)
+		free(v);
+	return r;
+}
+
 int cf_user_ids(const struct cf *cf, uid_t *uid, gid_t *gid, char *why,
 		size_t n)
 {

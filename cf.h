@@ -187,6 +187,9 @@ static inline struct cf_assign *cf_assign_at(const struct cf *cf, uint32_t i)
 }
 
 #define CF_MAX_LINE 4096
+/* How many tls-certificate and tls-key pairs an [smtpd] section may name,
+ * one a kind of key (RSA, ECDSA...): the most a server offers. */
+#define CF_MAX_TLS_KEYPAIRS 4
 #define CF_MAX_INCLUDE_DEPTH 8
 
 struct cf *cf_new(void);
@@ -235,6 +238,18 @@ const char *cf_kind_name(enum cf_kind kind);
 
 /* The [smtpd] sections in file order; n is set to their number. */
 struct cf_section **cf_listeners(const struct cf *cf, uint32_t *n);
+
+/*
+ * SPEC 4: the [smtpd] section that serves a connection. A name (--smtpd)
+ * chooses among the sections, never past serves(section, ctx); without
+ * one, the first section that serves, except that a local connection
+ * (serves NULL: a pipe, which any section serves) takes only a sole
+ * section. 0 with *out set (NULL when there is no [smtpd]: the built-in
+ * listener), or -1 with *out NULL when no section may serve.
+ */
+int cf_choose_listener(const struct cf *cf, const char *name,
+		       int (*serves)(const struct cf_section *, const void *),
+		       const void *ctx, const struct cf_section **out);
 
 /* Listen address helpers shared by --check and the session. */
 int cf_host_is_loopback(const char *host);

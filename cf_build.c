@@ -11,7 +11,6 @@
  */
 #include "cf_impl.h"
 #include "addr.h"
-#include "tls.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -422,7 +421,7 @@ static void set_defaults(struct cf *cf, struct cf_section *sec)
 }
 
 /* tls-certificate and tls-key pair in order: each value needs its
- * partner, and a section offers at most TLS_MAX_KEYPAIRS pairs. */
+ * partner, and a section offers at most CF_MAX_TLS_KEYPAIRS pairs. */
 static void check_tls_pairs(struct cf *cf, struct cf_section *sec)
 {
 	uint32_t nc = sec->v[SMTPD_TLS_CERTIFICATE].list.n;
@@ -445,11 +444,11 @@ static void check_tls_pairs(struct cf *cf, struct cf_section *sec)
 					 cf_kinds[CF_SMTPD].keys[longer].name);
 				return;
 			}
-			if (seen == TLS_MAX_KEYPAIRS) {
+			if (seen == CF_MAX_TLS_KEYPAIRS) {
 				cf_error(cf, &pos, "expected at most %d "
 						   "tls-certificate and tls-key "
 						   "pairs",
-					 TLS_MAX_KEYPAIRS);
+					 CF_MAX_TLS_KEYPAIRS);
 				return;
 			}
 		}

@@ -15,7 +15,6 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -234,34 +233,6 @@ int cf_parse_duration(const char *s, uint64_t *v)
 	return parse_scaled(s, "smhdw", m, v);
 }
 
-static int port_lookup(const char *s, uint16_t *port)
-{
-	static const struct {
-		const char *name;
-		uint16_t port;
-	} builtin[] = {{"smtp", 25},  {"submission", 587},
-		       {"submissions", 465}, {"smtps", 465},
-		       {"lmtp", 24},  {"domain", 53}};
-	uint64_t v;
-	const char *end;
-	if (cf_parse_uint(s, &v, &end) == 0 && !*end) {
-		if (v == 0 || v > 65535)
-			return -1;
-		*port = (uint16_t)v;
-		return 0;
-	}
-	for (size_t i = 0; i < sizeof builtin / sizeof *builtin; i++)
-		if (!strcmp(s, builtin[i].name)) {
-			*port = builtin[i].port;
-			return 0;
-		}
-	struct servent *se = getservbyname(s, "tcp");
-	if (!se)
-		return -1;
-	*port = ntohs((uint16_t)se->s_port);
-	return 0;
-}
-
 int cf_host_is_loopback(const char *host)
 {
 	if (!strcmp(host, "localhost") || !strcmp(host, "ipv6-localhost") ||
@@ -316,74 +287,35 @@ static const char *parse_listen(const char *s, struct cf_listen *l)
 				return "expected a host name or address";
 		}
 	}
-	if (!*port || port_lookup(port, &l->port) < 0)
-		return "expected a port number or service name";
+	if (!*port || net_port_parse(port, &l->port) < 0)
+		return NET_EXPECTED_PORT;
 	snprintf(l->host, sizeof l->host, "%s", host);
 	return NULL;
 }
 
-/* "ip" or "ip:port" or "[ip]:port" (dns-server). */
+/*
+ * dns-server: what the resolver connects to (net_endpoint_parse with port
+ * 53), but only a numeric address, and [ip] only with a port: a bare
+ * IPv6 address needs no brackets.
+ */
 static const char *parse_dns(const char *s)
 {
-	char host[64];
-	unsigned char bin[16];
-	uint16_t port;
-	if (inet_pton(AF_INET6, s, bin) == 1 || inet_pton(AF_INET, s, bin) == 1)
-		return NULL;
-	const char *colon;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':' || (size_t)(close - s) > sizeof host)
-			return "expected [IPV6]:PORT";
-		memcpy(host, s + 1, (size_t)(close - s - 1));
-		host[close - s - 1] = 0;
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || (size_t)(colon - s) >= sizeof host)
-			return "expected a numeric address";
-		memcpy(host, s, (size_t)(colon - s));
-		host[colon - s] = 0;
-	}
-	if (inet_pton(AF_INET6, host, bin) != 1 &&
-	    inet_pton(AF_INET, host, bin) != 1)
-		return "expected a numeric address (no DNS for the DNS server)";
-	if (port_lookup(colon + 1, &port) < 0)
+	struct net_endpoint ep;
+	if (s[0] == '[' && !strstr(s, "]:"))
+		return "expected [IPV6]:PORT";
+	const char *why = net_endpoint_parse(s, 53, &ep);
+	if (why && !strcmp(why, NET_EXPECTED_PORT))
 		return "expected a port number";
+	if (why || ep.kind != NET_EP_IP)
+		return "expected a numeric address";
 	return NULL;
 }
 
-/* host, ip, [ip], host:port, [ip]:port, unix:/path */
+/* What the onward client accepts at run time (client_dest.c). */
 const char *cf_relay_address_error(const char *s)
 {
-	struct cf_listen l;
-	unsigned char bin[16];
-	if (!strncmp(s, "unix:", 5))
-		return s[5] == '/' ? NULL : "expected unix:/absolute/path";
-	if (inet_pton(AF_INET6, s, bin) == 1 || inet_pton(AF_INET, s, bin) == 1)
-		return NULL;
-	if (s[0] == '[') {
-		size_t n = strlen(s);
-		if (s[n - 1] == ']') {
-			char host[256];
-			if (n - 2 >= sizeof host)
-				return "expected [ADDRESS]";
-			memcpy(host, s + 1, n - 2);
-			host[n - 2] = 0;
-			if (inet_pton(AF_INET6, host, bin) == 1 ||
-			    inet_pton(AF_INET, host, bin) == 1 ||
-			    addr_domain_valid(host, n - 2, 1))
-				return NULL;
-			return "expected a host or address inside [ ]";
-		}
-		const char *why = parse_listen(s, &l);
-		return why;
-	}
-	if (strchr(s, ':'))
-		return parse_listen(s, &l);
-	if (addr_domain_valid(s, strlen(s), 1))
-		return NULL;
-	return "expected host, ip, [ip], host:port, [ip]:port or unix:/path";
+	struct net_endpoint ep;
+	return net_endpoint_parse(s, 25, &ep);
 }
 
 static int valid_user_name(const char *s)

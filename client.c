@@ -13,6 +13,7 @@
 #include "client_dest.h"
 #include "io.h"
 #include "mime.h"
+#include "net.h"
 #include "tls.h"
 #include "util.h"
 
@@ -56,23 +57,6 @@ void client_dest_key(enum target_kind kind, const char *via, const char *arg,
 		for (char *p = out; *p; p++)
 			*p = (char)ascii_lower((unsigned char)*p);
 	}
-}
-
-/* ------------------------------------------------------------------ */
-/* Addresses                                                           */
-
-static void sa_text(const struct sockaddr_storage *ss, char *out, size_t n)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip,
-			  sizeof ip);
-	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
-			  ip, sizeof ip);
-	else if (ss->ss_family == AF_UNIX)
-		snprintf(ip, sizeof ip, "unix");
-	snprintf(out, n, "%s", ip);
 }
 
 /* ------------------------------------------------------------------ */
@@ -955,7 +939,8 @@ static void deliver(struct client_job *j)
 		if (c[i].ss.ss_family == AF_UNIX)
 			snprintf(conn.name, sizeof conn.name, "%s", c[i].host);
 		else {
-			sa_text(&c[i].ss, ip, sizeof ip);
+			if (net_sockaddr_text(&c[i].ss, ip, sizeof ip, NULL) < 0)
+				snprintf(ip, sizeof ip, "?");
 			snprintf(conn.name, sizeof conn.name, "%s[%s]", c[i].host,
 				 ip);
 		}

@@ -13,7 +13,6 @@
 #include "util.h"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -91,24 +90,16 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 /* Whether ss is one of this machine's own addresses. */
 static int is_own_address(const struct sockaddr_storage *ss)
 {
-	struct ifaddrs *ifa, *i;
-	if (getifaddrs(&ifa) < 0)
-		return 0;
-	int own = 0;
-	for (i = ifa; i && !own; i = i->ifa_next) {
-		if (!i->ifa_addr || i->ifa_addr->sa_family != ss->ss_family)
-			continue;
-		if (ss->ss_family == AF_INET)
-			own = !memcmp(&((struct sockaddr_in *)i->ifa_addr)->sin_addr,
-				      &((const struct sockaddr_in *)ss)->sin_addr,
-				      4);
-		else if (ss->ss_family == AF_INET6)
-			own = !memcmp(
-				&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr,
-				&((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-	}
-	freeifaddrs(ifa);
-	return own;
+	if (ss->ss_family == AF_INET)
+		return net_is_own_address(
+			AF_INET, (const unsigned char *)&((const struct sockaddr_in *)ss)
+					 ->sin_addr);
+	if (ss->ss_family == AF_INET6)
+		return net_is_own_address(
+			AF_INET6,
+			(const unsigned char *)&((const struct sockaddr_in6 *)ss)
+				->sin6_addr);
+	return 0;
 }
 
 /* The MX hosts of domain, each with its addresses, best first. */

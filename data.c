@@ -191,16 +191,9 @@ void headers_reset(struct headerwatch *hw)
 /* Writes p to the file; on failure remembers why and returns -1. */
 static int store_out(struct datastore *ds, const char *p, size_t n)
 {
-	for (size_t off = 0; off < n && !ds->failed;) {
-		ssize_t w = write(ds->fd, p + off, n - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			ds->failed = 1;
-			ds->err = w < 0 ? errno : ENOSPC;
-		} else {
-			off += (size_t)w;
-		}
+	if (!ds->failed && write_all(ds->fd, p, n) < 0) {
+		ds->failed = 1;
+		ds->err = errno;
 	}
 	return ds->failed ? -1 : 0;
 }
@@ -247,7 +240,7 @@ void data_fixup_fields(struct buf *b, unsigned have, const char *from,
 {
 	if (!(have & FIX_DATE)) {
 		char date[64];
-		rfc5322_date(time(NULL), date, sizeof date);
+		date_rfc5322(time(NULL), date, sizeof date);
 		buf_printf(b, "Date: %s%s", date, eol);
 	}
 	if (!(have & FIX_MSGID))
@@ -446,7 +439,7 @@ const char *data_protocol(const char *greeting, int smtputf8, int tls,
 void data_received(struct buf *h, const struct received_info *ri)
 {
 	char date[64], helo[256];
-	rfc5322_date(ri->when, date, sizeof date);
+	date_rfc5322(ri->when, date, sizeof date);
 	helo_for_header(ri->helo && ri->helo[0] ? ri->helo : "unknown", helo,
 			sizeof helo);
 	const char *eol = ri->crlf ? "\r\n" : "\n";

@@ -317,22 +317,17 @@ static int mailer_input(const struct msg *m, const char *prefix)
 	return fd;
 }
 
-/* Runs argv with the message on stdin; fills out. */
-static void run_mailer(char **argv, char **envp, const struct msg *m,
-		       const char *prefix, int timeout_s, struct reply *out)
+/* Starts argv in a session of its own with in as its stdin and its
+ * output into *res_fd. Closes in. The pid, or -1 with out set. */
+static pid_t start_mailer(char **argv, char **envp, int in, int *res_fd,
+			  struct reply *out)
 {
-	int in = mailer_input(m, prefix), res[2];
-	if (in < 0) {
-		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
-			  "cannot prepare the message for the mailer: %s",
-			  strerror(errno));
-		return;
-	}
+	int res[2];
 	if (pipe2(res, O_CLOEXEC) < 0) {
 		close(in);
-		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
-			  "cannot create a pipe: %s", strerror(errno));
-		return;
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot create a pipe: %s",
+			  strerror(errno));
+		return -1;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -341,7 +336,7 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 		close(in);
 		close(res[0]);
 		close(res[1]);
-		return;
+		return -1;
 	}
 	if (pid == 0) {
 		setsid();
@@ -354,81 +349,124 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 	}
 	close(in);
 	close(res[1]);
+	*res_fd = res[0];
+	return pid;
+}
 
-	char first[1024];
+/* Milliseconds left of timeout_s seconds since t0; 0 or less: none. */
+static long ms_left(const struct timespec *t0, int timeout_s)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	long elapsed = (long)(now.tv_sec - t0->tv_sec) * 1000 +
+		       (now.tv_nsec - t0->tv_nsec) / 1000000;
+	return (long)timeout_s * 1000 - elapsed;
+}
+
+/*
+ * Reads the mailer's output until it closes, keeping its first line in
+ * first (size n): it may carry a D.S.N; the rest is read and dropped so
+ * the mailer never blocks on it. -1 when the deadline passed first.
+ */
+static int read_mailer_output(int fd, const struct timespec *t0,
+			      int timeout_s, char *first, size_t n)
+{
 	size_t flen = 0;
 	int timed_out = 0;
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long elapsed = (long)(now.tv_sec - t0.tv_sec) * 1000 +
-			       (now.tv_nsec - t0.tv_nsec) / 1000000;
-		long left = (long)timeout_s * 1000 - elapsed;
+		long left = ms_left(t0, timeout_s);
 		if (left <= 0) {
 			timed_out = 1;
 			break;
 		}
-		struct pollfd pf = {res[0], POLLIN, 0};
+		struct pollfd pf = {fd, POLLIN, 0};
 		int r = poll(&pf, 1, (int)(left > 1000 ? 1000 : left));
 		if (r < 0 && errno != EINTR)
 			break;
 		if (r <= 0)
 			continue;
-		/* the first line of the output may carry a D.S.N; the rest is
-		 * read and dropped so the mailer never blocks on it */
 		char tmp[4096];
-		ssize_t n = read(res[0], tmp, sizeof tmp);
-		if (n < 0 && errno == EINTR)
+		ssize_t got = read(fd, tmp, sizeof tmp);
+		if (got < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (got <= 0)
 			break;
-		if (flen < sizeof first - 1) {
-			size_t take = (size_t)n;
-			if (take > sizeof first - 1 - flen)
-				take = sizeof first - 1 - flen;
-			memcpy(first + flen, tmp, take);
-			flen += take;
-		}
-	}
-	close(res[0]);
-	int status = 0;
-	if (timed_out) {
-		kill(-pid, SIGKILL);
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
-			  "mailer timed out after %ds", timeout_s);
-		return;
-	}
-	/* the output closed: wait for the exit within the deadline */
-	for (;;) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-		if (w == pid)
-			break;
-		if (w < 0 && errno != EINTR) {
-			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
-				  "lost the mailer's exit status: %s",
-				  strerror(errno));
-			return;
-		}
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0.tv_sec > timeout_s) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
-				  "mailer timed out after %ds", timeout_s);
-			return;
-		}
-		usleep(1000);
+		size_t take = (size_t)got;
+		if (take > n - 1 - flen)
+			take = n - 1 - flen;
+		memcpy(first + flen, tmp, take);
+		flen += take;
 	}
 	first[flen] = 0;
 	char *nl = strchr(first, '\n');
 	if (nl)
 		*nl = 0;
+	return timed_out ? -1 : 0;
+}
+
+/* Ends a mailer that overran its time, and its children. */
+static void kill_mailer(pid_t pid, int timeout_s, struct reply *out)
+{
+	int status;
+	kill(-pid, SIGKILL);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "mailer timed out after %ds", timeout_s);
+}
+
+/* Waits for the mailer's exit within the deadline: 0 with *status, or -1
+ * with out set. */
+static int wait_mailer(pid_t pid, const struct timespec *t0, int timeout_s,
+		       int *status, struct reply *out)
+{
+	for (;;) {
+		pid_t w = waitpid(pid, status, WNOHANG);
+		if (w == pid)
+			return 0;
+		if (w < 0 && errno != EINTR) {
+			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
+				  "lost the mailer's exit status: %s",
+				  strerror(errno));
+			return -1;
+		}
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - t0->tv_sec > timeout_s) {
+			kill_mailer(pid, timeout_s, out);
+			return -1;
+		}
+		usleep(1000);
+	}
+}
+
+/* Runs argv with the message on stdin; fills out. */
+static void run_mailer(char **argv, char **envp, const struct msg *m,
+		       const char *prefix, int timeout_s, struct reply *out)
+{
+	int in = mailer_input(m, prefix), res;
+	if (in < 0) {
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot prepare the message for "
+					     "the mailer: %s",
+			  strerror(errno));
+		return;
+	}
+	pid_t pid = start_mailer(argv, envp, in, &res, out);
+	if (pid < 0)
+		return;
+	char first[1024];
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int timed_out = read_mailer_output(res, &t0, timeout_s, first,
+					   sizeof first) < 0;
+	close(res);
+	if (timed_out) {
+		kill_mailer(pid, timeout_s, out);
+		return;
+	}
+	/* the output closed: wait for the exit within the deadline */
+	int status = 0;
+	if (wait_mailer(pid, &t0, timeout_s, &status, out) < 0)
+		return;
 	exit_status_reply(status, first, out);
 }
 
@@ -519,124 +557,162 @@ static int fsync_dir(const char *path)
 	return r;
 }
 
-static void deliver_maildirs(const struct plan *p, const struct msg *m,
-			     struct reply *out)
-{
-	unsigned n = p->nmaildirs;
-	char **tmp = xcalloc(n, sizeof *tmp);
-	char **dst = xcalloc(n, sizeof *dst);
-	unsigned done = 0, renamed = 0;
+/* One delivery into every Maildir of a plan: each copy's name in tmp/
+ * and in new/, how many were written to tmp/ and how many moved. */
+struct maildir_run {
+	unsigned n, done, renamed;
+	char **tmp, **dst;
 	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	unsigned rnd = 0;
-	if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
-		rnd = (unsigned)tv.tv_usec;
-	for (; done < n; done++) {
-		const char *dir = p->maildirs[done];
-		struct buf b = {0};
-		buf_printf(&b, "%stmp", dir);
-		char base[512];
-		if (p->spool_id)
-			snprintf(base, sizeof base, "%s.%08x.%s", p->spool_id,
-				 path_hash(dir), m->hostname);
-		else
-			snprintf(base, sizeof base, "%lld.M%ldP%ldR%08xQ%u.%s",
-				 (long long)tv.tv_sec, (long)tv.tv_usec,
-				 (long)getpid(), rnd, done, m->hostname);
-		struct buf nw = {0};
-		buf_printf(&nw, "%snew", dir);
-		struct buf cur = {0};
-		buf_printf(&cur, "%scur", dir);
-		int ok = ensure_dir(dir) == 0 && ensure_dir(b.s) == 0 &&
-			 ensure_dir(nw.s) == 0 && ensure_dir(cur.s) == 0;
-		buf_free(&cur);
-		/* from the spool the tmp name is fixed too: the message's lock
-		 * keeps it ours, and a run that was killed leaves a file that
-		 * the next run overwrites and moves, instead of one forever */
-		buf_printf(&b, "/%s", base);
-		buf_printf(&nw, "/%s", base);
-		tmp[done] = b.s;
-		dst[done] = nw.s;
-		int fd = ok ? open(b.s, O_WRONLY | O_CREAT | O_CLOEXEC |
-					       (p->spool_id ? O_TRUNC : O_EXCL),
-				   0600)
-			    : -1;
-		if (fd < 0) {
-			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
-				  "cannot write Maildir %s: %s", dir,
-				  strerror(errno));
-			free(tmp[done]);
-			tmp[done] = NULL;
-			break;
-		}
-		struct buf prefix = {0};
-		header_prefix(m, p->maildir_rcpts[done], &prefix);
-		int err = copy_message(m, prefix.s, fd) < 0 || fsync(fd) < 0;
-		int saved = errno;
-		buf_free(&prefix);
-		if (close(fd) < 0 || err) {
-			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
-				  "cannot write Maildir %s: %s", dir,
-				  strerror(err ? saved : errno));
-			done++;
-			goto undo;
-		}
+	unsigned rnd;
+};
+
+/* Copy i's file name: Maildir's time.MusecPpidRrandQi.host; from the
+ * spool a fixed one (the message's lock keeps it ours, and a run that was
+ * killed leaves a file the next run overwrites and moves, not one
+ * forever). */
+static void maildir_name(const struct plan *p, const struct msg *m,
+			 const struct maildir_run *r, unsigned i, char *base,
+			 size_t n)
+{
+	const char *dir = p->maildirs[i];
+	if (p->spool_id)
+		snprintf(base, n, "%s.%08x.%s", p->spool_id, path_hash(dir),
+			 m->hostname);
+	else
+		snprintf(base, n, "%lld.M%ldP%ldR%08xQ%u.%s",
+			 (long long)r->tv.tv_sec, (long)r->tv.tv_usec,
+			 (long)getpid(), r->rnd, i, m->hostname);
+}
+
+/* Writes the next copy into its Maildir's tmp/, making the Maildir's
+ * directories first. 0, or -1 with out set; r->done counts the files in
+ * tmp/ to take back. */
+static int maildir_write(const struct plan *p, const struct msg *m,
+			 struct maildir_run *r, struct reply *out)
+{
+	unsigned i = r->done;
+	const char *dir = p->maildirs[i];
+	char base[512];
+	maildir_name(p, m, r, i, base, sizeof base);
+	struct buf b = {0}, nw = {0}, cur = {0};
+	buf_printf(&b, "%stmp", dir);
+	buf_printf(&nw, "%snew", dir);
+	buf_printf(&cur, "%scur", dir);
+	int ok = ensure_dir(dir) == 0 && ensure_dir(b.s) == 0 &&
+		 ensure_dir(nw.s) == 0 && ensure_dir(cur.s) == 0;
+	buf_free(&cur);
+	buf_printf(&b, "/%s", base);
+	buf_printf(&nw, "/%s", base);
+	r->tmp[i] = b.s;
+	r->dst[i] = nw.s;
+	int fd = ok ? open(b.s, O_WRONLY | O_CREAT | O_CLOEXEC |
+				       (p->spool_id ? O_TRUNC : O_EXCL),
+			   0600)
+		    : -1;
+	if (fd < 0) {
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot write Maildir %s: %s",
+			  dir, strerror(errno));
+		free(r->tmp[i]);
+		r->tmp[i] = NULL;
+		return -1;
 	}
-	if (done < n)
-		goto undo;
-	for (; renamed < n; renamed++) {
+	r->done++;
+	struct buf prefix = {0};
+	header_prefix(m, p->maildir_rcpts[i], &prefix);
+	int err = copy_message(m, prefix.s, fd) < 0 || fsync(fd) < 0;
+	int saved = errno;
+	buf_free(&prefix);
+	if (close(fd) < 0 || err) {
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot write Maildir %s: %s",
+			  dir, strerror(err ? saved : errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Moves every copy from tmp/ to new/. From the spool by a link, where
+ * EEXIST means that an earlier run of this message delivered it and that
+ * copy stays. 0, or -1 with out set. */
+static int maildir_move(const struct plan *p, struct maildir_run *r,
+			struct reply *out)
+{
+	for (; r->renamed < r->n; r->renamed++) {
+		unsigned i = r->renamed;
 		if (!p->spool_id) {
-			if (rename(tmp[renamed], dst[renamed]) == 0)
+			if (rename(r->tmp[i], r->dst[i]) == 0)
 				continue;
 		} else {
-			int linked = link(tmp[renamed], dst[renamed]);
+			int linked = link(r->tmp[i], r->dst[i]);
 			if (linked == 0 || errno == EEXIST) {
-				/* EEXIST: an earlier run of this spooled
-				 * message delivered it; that copy stays */
 				if (linked < 0) {
-					free(dst[renamed]);
-					dst[renamed] = NULL;
+					free(r->dst[i]);
+					r->dst[i] = NULL;
 				}
-				unlink(tmp[renamed]);
+				unlink(r->tmp[i]);
 				continue;
 			}
 		}
-		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
-			  "cannot deliver into %s: %s", p->maildirs[renamed],
-			  strerror(errno));
-		goto undo;
+		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot deliver into %s: %s",
+			  p->maildirs[i], strerror(errno));
+		return -1;
 	}
-	for (unsigned i = 0; i < n; i++) {
+	return 0;
+}
+
+/* Makes every new/ durable. 0, or -1 with out set. */
+static int maildir_sync(const struct plan *p, struct reply *out)
+{
+	for (unsigned i = 0; i < p->nmaildirs; i++) {
 		struct buf d = {0};
 		buf_printf(&d, "%snew", p->maildirs[i]);
 		if (fsync_dir(d.s) < 0) {
 			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
 				  "cannot sync %s: %s", d.s, strerror(errno));
 			buf_free(&d);
-			goto undo;
+			return -1;
 		}
 		buf_free(&d);
 	}
-	reply_set(out, 250, ESC_OTHER, "delivered to %u Maildir%s", n,
-		  n == 1 ? "" : "s");
-	goto out;
-undo:
-	/* none or all: take back what was already written or moved */
-	for (unsigned i = 0; i < done && i < n; i++) {
-		if (i < renamed) {
-			if (dst[i])
-				unlink(dst[i]);
-		} else if (tmp[i]) {
-			unlink(tmp[i]);
+	return 0;
+}
+
+/* None or all: takes back what was already written or moved. */
+static void maildir_undo(const struct maildir_run *r)
+{
+	for (unsigned i = 0; i < r->done && i < r->n; i++) {
+		if (i < r->renamed) {
+			if (r->dst[i])
+				unlink(r->dst[i]);
+		} else if (r->tmp[i]) {
+			unlink(r->tmp[i]);
 		}
 	}
-out:
-	for (unsigned i = 0; i < n; i++) {
-		free(tmp[i]);
-		free(dst[i]);
+}
+
+static void deliver_maildirs(const struct plan *p, const struct msg *m,
+			     struct reply *out)
+{
+	struct maildir_run r = {.n = p->nmaildirs};
+	r.tmp = xcalloc(r.n, sizeof *r.tmp);
+	r.dst = xcalloc(r.n, sizeof *r.dst);
+	gettimeofday(&r.tv, NULL);
+	if (getrandom(&r.rnd, sizeof r.rnd, 0) != sizeof r.rnd)
+		r.rnd = (unsigned)r.tv.tv_usec;
+	int ok = 1;
+	while (ok && r.done < r.n)
+		ok = maildir_write(p, m, &r, out) == 0;
+	ok = ok && maildir_move(p, &r, out) == 0 && maildir_sync(p, out) == 0;
+	if (ok)
+		reply_set(out, 250, ESC_OTHER, "delivered to %u Maildir%s", r.n,
+			  r.n == 1 ? "" : "s");
+	else
+		maildir_undo(&r);
+	for (unsigned i = 0; i < r.n; i++) {
+		free(r.tmp[i]);
+		free(r.dst[i]);
 	}
-	free(tmp);
-	free(dst);
+	free(r.tmp);
+	free(r.dst);
 }
 
 void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,

@@ -5,6 +5,9 @@
  * [logfile]), the session id in every line, and the escaping of every
  * value. The journal's libsystemd is loaded with dlopen the first time the
  * journal logger is used, never at start-up (SPEC 11).
+ *
+ * Never: writes a value as it came (each is escaped), or loads libsystemd
+ * for any logger but the journal.
  */
 #ifndef POSTMASTER_LOG_H
 #define POSTMASTER_LOG_H

@@ -10,6 +10,7 @@
 #include "addr.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,7 +197,7 @@ static const char *parse_bracketed(const char *s, struct net_endpoint *ep)
 	if (!close[1])
 		return NULL;
 	if (close[1] != ':' || net_port_parse(close + 2, &ep->port) < 0)
-		return "expected a port number or service name";
+		return NET_EXPECTED_PORT;
 	return NULL;
 }
 
@@ -231,6 +232,52 @@ const char *net_endpoint_parse(const char *s, uint16_t defport,
 	if (set_host(ep, s, n) < 0 || classify_host(ep) < 0)
 		return forms;
 	if (colon && net_port_parse(colon + 1, &ep->port) < 0)
-		return "expected a port number or service name";
+		return NET_EXPECTED_PORT;
 	return NULL;
+}
+
+int net_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n,
+		      int *port)
+{
+	int p = 0;
+	out[0] = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
+		p = ntohs(s4->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
+		p = ntohs(s6->sin6_port);
+		/* an IPv4 client on an IPv6 socket */
+		if (!strncmp(out, "::ffff:", 7) && strchr(out + 7, '.'))
+			memmove(out, out + 7, strlen(out + 7) + 1);
+	} else {
+		return -1;
+	}
+	if (port)
+		*port = p;
+	return 0;
+}
+
+int net_is_own_address(int family, const unsigned char *addr)
+{
+	struct ifaddrs *ifa;
+	if (getifaddrs(&ifa) < 0)
+		return 0;
+	int found = 0;
+	for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != family)
+			continue;
+		if (family == AF_INET)
+			found = !memcmp(&((struct sockaddr_in *)(void *)i->ifa_addr)
+						 ->sin_addr,
+					addr, 4);
+		else if (family == AF_INET6)
+			found = !memcmp(&((struct sockaddr_in6 *)(void *)i->ifa_addr)
+						 ->sin6_addr,
+					addr, 16);
+	}
+	freeifaddrs(ifa);
+	return found;
 }

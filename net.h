@@ -6,7 +6,8 @@
  * address is inside one; and the one parser of endpoints (host, ip, [ip],
  * host:port, [ip]:port, unix:/path) that configuration checks, the onward
  * client and the DNS resolver share, so that what --check accepts is what
- * a delivery connects to.
+ * a delivery connects to; a socket address as text, as logs and headers
+ * show it; and whether an address is one of this machine's own.
  *
  * Never: connects, or resolves a host name (a port may be a service name,
  * looked up in /etc/services as getservbyname(3) does).
@@ -14,7 +15,9 @@
 #ifndef POSTMASTER_NET_H
 #define POSTMASTER_NET_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 /* The peer text a session uses for a client that is not on the network
  * (a pipe or a local socket). */
@@ -58,6 +61,9 @@ struct net_endpoint {
 			  * NET_EP_UNIX: the path */
 };
 
+/* The reason net_endpoint_parse gives for a port it cannot read. */
+#define NET_EXPECTED_PORT "expected a port number or service name"
+
 /* Parses one endpoint: host, ip, [ip], [host], host:port, [ip]:port or
  * unix:/path, with defport when no port is written. Returns NULL, or why
  * s is not one ("expected ..."). */
@@ -66,5 +72,15 @@ const char *net_endpoint_parse(const char *s, uint16_t defport,
 
 /* A port: a number from 1 to 65535 or a service name. 0 or -1. */
 int net_port_parse(const char *s, uint16_t *port);
+
+/* Whether addr (4 bytes for AF_INET, 16 for AF_INET6) is one of this
+ * machine's own interface addresses (getifaddrs(3)). */
+int net_is_own_address(int family, const unsigned char *addr);
+
+/* The address of an IPv4 or IPv6 socket as text (an IPv4 client on an
+ * IPv6 socket as plain IPv4), and its port when port is not NULL. -1, with
+ * out empty, for any other family. */
+int net_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n,
+		      int *port);
 
 #endif

@@ -30,7 +30,6 @@
 
 #define VERSION "0.1"
 
-
 static const char usage[] =
 	"usage: postmaster [--config=FILE] [--smtpd=NAME] [--SCOPE=VALUE ...] MODE\n"
 	"modes:\n"
@@ -118,24 +117,19 @@ static int report(struct cf *cf)
 
 static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
 {
-	const struct cf_section *smtpd = NULL;
-	uint32_t n;
-	struct cf_section **v = cf_listeners(cf, &n);
-	if (smtpd_name) {
-		smtpd = cf_find(cf, CF_SMTPD, smtpd_name);
-	} else if (n == 1) {
-		smtpd = v[0];
-	} else if (n > 1) {
+	const struct cf_section *smtpd;
+	if (cf_choose_listener(cf, smtpd_name, NULL, NULL, &smtpd) < 0) {
+		uint32_t n;
+		struct cf_section **v = cf_listeners(cf, &n);
 		fprintf(stderr, "postmaster: several [smtpd] sections; choose "
 				"one with --smtpd=NAME:");
 		for (uint32_t i = 0; i < n; i++)
 			fprintf(stderr, " %s", v[i]->name);
 		fputc('\n', stderr);
-		free(v);
+		if (n)
+			free(v);
 		return EX_USAGE;
 	}
-	if (n)
-		free(v);
 	struct route_result r;
 	route_resolve(cf, smtpd, addr, strlen(addr), ROUTE_SMTP | ROUTE_UTF8,
 		      &r);
@@ -196,19 +190,25 @@ static void summary(const struct cf *cf)
 	(void)compiled;
 }
 
-int main(int argc, char **argv)
-{
-	const char *config = NULL, *smtpd = NULL, *route = NULL;
-	const char *flush_id = NULL, *delete_id = NULL;
-	int check = 0, dump = 0, defaults = 0, flush = 0, now = 0, queue = 0;
-	int nflags = 0, flag_errors = 0;
-	int i, nargs = argc; /* postmaster's own; sendmail's follow */
+/* What the command line asks for. */
+struct opts {
+	const char *config, *smtpd, *route, *flush_id, *delete_id;
+	int check, dump, defaults, flush, now, queue;
+	int nflags; /* --SECTION-KEY=VALUE flags, applied after the file */
+	int nargs;  /* postmaster's own arguments; sendmail's follow */
+	int inject, sending;
 	struct inject inj;
-	int inject = inject_named(argv[0]);
-	if (inject && inject_options(argc, argv, &inj) < 0)
-		return EX_USAGE;
+};
 
-	for (i = inject ? argc : 1; i < argc; i++) {
+/* Reads argv into o: -1 to go on, or the exit status (after --version,
+ * --help, or a word that is no option). */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	o->nargs = argc;
+	o->inject = inject_named(argv[0]);
+	if (o->inject && inject_options(argc, argv, &o->inj) < 0)
+		return EX_USAGE;
+	for (int i = o->inject ? argc : 1; i < argc; i++) {
 		const char *v;
 		char why[256];
 		switch (classify(argv[i], &v, why, sizeof why)) {
@@ -216,14 +216,14 @@ int main(int argc, char **argv)
 			fprintf(stderr, "postmaster: %s\n%s", why, usage_line);
 			return EX_USAGE;
 		case ARG_FLAG:
-			nflags++; /* applied after the file */
+			o->nflags++; /* applied after the file */
 			break;
-		case O_CONFIG: config = v; break;
-		case O_SMTPD: smtpd = v; break;
-		case O_ROUTE: route = v; break;
-		case O_CHECK: check = 1; break;
-		case O_DUMP: dump = 1; break;
-		case O_DEFAULTS: defaults = 1; break;
+		case O_CONFIG: o->config = v; break;
+		case O_SMTPD: o->smtpd = v; break;
+		case O_ROUTE: o->route = v; break;
+		case O_CHECK: o->check = 1; break;
+		case O_DUMP: o->dump = 1; break;
+		case O_DEFAULTS: o->defaults = 1; break;
 		case O_VERSION:
 			printf("postmaster %s\n", VERSION);
 			return EX_OK;
@@ -231,130 +231,163 @@ int main(int argc, char **argv)
 			fputs(usage, stdout);
 			return EX_OK;
 		case O_FLUSH:
-			flush = 1;
-			flush_id = v;
+			o->flush = 1;
+			o->flush_id = v;
 			break;
-		case O_NOW: now = 1; break;
-		case O_QUEUE: queue = 1; break;
-		case O_DELETE: delete_id = v; break;
+		case O_NOW: o->now = 1; break;
+		case O_QUEUE: o->queue = 1; break;
+		case O_DELETE: o->delete_id = v; break;
 		case O_INJECT:
-			if (inject_options(argc - i, argv + i, &inj) < 0)
+			if (inject_options(argc - i, argv + i, &o->inj) < 0)
 				return EX_USAGE;
-			inject = 1;
-			nargs = i;
+			o->inject = 1;
+			o->nargs = i;
 			i = argc;
 			break;
 		}
 	}
-	if (inject) { /* sendmail's modes are postmaster's */
-		check += inj.mode == INJ_CHECK;
-		queue += inj.mode == INJ_QUEUE;
-		flush += inj.mode == INJ_FLUSH;
-		if (inj.mode == INJ_ROUTE)
-			route = route ? "" : inj.rcpt[0]; /* "": two modes */
-		if (!config)
-			config = inj.config;
+	if (o->inject) { /* sendmail's modes are postmaster's */
+		o->check += o->inj.mode == INJ_CHECK;
+		o->queue += o->inj.mode == INJ_QUEUE;
+		o->flush += o->inj.mode == INJ_FLUSH;
+		if (o->inj.mode == INJ_ROUTE) /* "": two modes */
+			o->route = o->route ? "" : o->inj.rcpt[0];
+		if (!o->config)
+			o->config = o->inj.config;
 	}
-	int sending = inject && inj.mode == INJ_SEND;
-	if (check + dump + (route != NULL) + flush + queue +
-		    (delete_id != NULL) + sending > 1 ||
-	    (route && !*route)) {
+	o->sending = o->inject && o->inj.mode == INJ_SEND;
+	return -1;
+}
+
+/* Options that do not go together: -1 to go on, or the exit status. */
+static int check_args(const struct opts *o)
+{
+	if (o->check + o->dump + (o->route != NULL) + o->flush + o->queue +
+		    (o->delete_id != NULL) + o->sending > 1 ||
+	    (o->route && !*o->route)) {
 		fprintf(stderr, "postmaster: choose one of --check, --dump, "
 				"--route, --flush, --queue, --delete and "
 				"--inject\n");
 		return EX_USAGE;
 	}
-	if (now && !flush) {
+	if (o->now && !o->flush) {
 		fprintf(stderr, "postmaster: --now goes with --flush\n");
 		return EX_USAGE;
 	}
-	for (const char *id = flush_id ? flush_id : delete_id; id && *id; id++)
+	const char *qid = o->flush_id ? o->flush_id : o->delete_id;
+	for (const char *id = qid; id && *id; id++)
 		if (!((*id >= '0' && *id <= '9') || (*id >= 'A' && *id <= 'F'))) {
 			fprintf(stderr, "postmaster: not a queue id: %s\n",
-				flush_id ? flush_id : delete_id);
+				qid);
 			return EX_USAGE;
 		}
-	if (defaults && !dump) {
+	if (o->defaults && !o->dump) {
 		fprintf(stderr, "postmaster: --defaults goes with --dump\n");
 		return EX_USAGE;
 	}
+	return -1;
+}
 
-	struct cf *cf = cf_new();
-	int serving = !check && !dump && !route && !flush && !queue &&
-		      !delete_id && !sending;
-	/* syntax errors go on to the value checks: every error in one run */
-	if (cf_load(cf, config ? config : "/etc/postmaster.cf", config != NULL) == -2 &&
-	    !serving) {
-		int ex = report(cf);
-		cf_free(cf);
-		return ex;
-	}
-	for (i = 1; nflags && i < nargs; i++) {
+/* Adds the command line's --SECTION-KEY=VALUE flags on top of the file;
+ * returns how many were refused. */
+static int apply_flags(struct cf *cf, int nargs, char **argv)
+{
+	int errors = 0;
+	for (int i = 1; i < nargs; i++) {
 		const char *v;
 		char why[256];
 		if (classify(argv[i], &v, why, sizeof why) == ARG_FLAG &&
 		    cf_flag(cf, argv[i] + 2, i) < 0)
-			flag_errors++;
+			errors++;
 	}
-	unsigned mode = check ? CF_CHECK : 0;
-	if (dump && !defaults)
+	return errors;
+}
+
+/* One session on stdin/stdout or fd 3. It answers 421 on a broken
+ * configuration, and its diagnostics never go to a stderr that is the
+ * client's socket (inetd). */
+static int serve(struct cf *cf, const char *smtpd)
+{
+	int ok = cf->nerrors == 0;
+	if (isatty(0))
+		log_echo_stderr(); /* a person waits for the reason */
+	if (cf->diag.len) {
+		struct stat st;
+		if (fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode))
+			fputs(cf->diag.s, stderr);
+		openlog("postmaster", LOG_PID, LOG_MAIL);
+		for (char *l = strtok(cf->diag.s, "\n"); l;
+		     l = strtok(NULL, "\n"))
+			syslog(ok ? LOG_WARNING : LOG_ERR, "%s", l);
+		closelog();
+	}
+	return session_main(cf, smtpd, ok);
+}
+
+/* --check, --dump, --route, --flush, --queue, --delete or --inject, on a
+ * configuration without errors. */
+static int run_tool(struct cf *cf, const struct opts *o)
+{
+	int ex = report(cf);
+	if (ex)
+		return ex;
+	if (o->check) {
+		summary(cf);
+	} else if (o->dump) {
+		cf_dump(cf, o->defaults, stdout);
+	} else if (o->route) {
+		ex = do_route(cf, o->route, o->smtpd);
+	} else if (o->flush) {
+		ex = flush_main(cf, o->now ? FLUSH_ALL : FLUSH_DUE, o->flush_id);
+	} else if (o->queue) {
+		ex = queue_main(cf);
+	} else if (o->delete_id) {
+		ex = delete_main(cf, o->delete_id);
+	} else if (o->sending) {
+		ex = inject_send(cf, &o->inj, o->smtpd);
+	}
+	return ex;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {0};
+	int ex = parse_args(argc, argv, &o);
+	if (ex < 0)
+		ex = check_args(&o);
+	if (ex >= 0)
+		return ex;
+
+	struct cf *cf = cf_new();
+	int serving = !o.check && !o.dump && !o.route && !o.flush && !o.queue &&
+		      !o.delete_id && !o.sending;
+	/* syntax errors go on to the value checks: every error in one run */
+	if (cf_load(cf, o.config ? o.config : "/etc/postmaster.cf",
+		    o.config != NULL) == -2 &&
+	    !serving) {
+		ex = report(cf);
+		cf_free(cf);
+		return ex;
+	}
+	int flag_errors = o.nflags ? apply_flags(cf, o.nargs, argv) : 0;
+	unsigned mode = o.check ? CF_CHECK : 0;
+	if (o.dump && !o.defaults)
 		mode |= CF_NO_INCLUDES;
 	cf_finish(cf, mode);
 	route_load_tables(cf);
-	if (check)
+	if (o.check)
 		check_config(cf);
-	if (!cf->nerrors && smtpd && !cf_find(cf, CF_SMTPD, smtpd)) {
+	if (!cf->nerrors && o.smtpd && !cf_find(cf, CF_SMTPD, o.smtpd)) {
 		struct cf_pos pos = {"command line", 0, 0};
-		cf_error(cf, &pos, "--smtpd=%s: no [smtpd \"%s\"] section", smtpd,
-			 smtpd);
+		cf_error(cf, &pos, "--smtpd=%s: no [smtpd \"%s\"] section",
+			 o.smtpd, o.smtpd);
 	}
-	if (serving && flag_errors) {
-		/* the command line is wrong: no session, whatever the file */
-		int ex = report(cf);
-		cf_free(cf);
-		return ex;
-	}
-	if (serving) {
-		/* A session answers 421 on a broken configuration, and its
-		 * diagnostics never go to a stderr that is the client's socket
-		 * (inetd). */
-		int ok = cf->nerrors == 0;
-		if (isatty(0))
-			log_echo_stderr(); /* a person waits for the reason */
-		if (cf->diag.len) {
-			struct stat st;
-			if (fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode))
-				fputs(cf->diag.s, stderr);
-			openlog("postmaster", LOG_PID, LOG_MAIL);
-			for (char *l = strtok(cf->diag.s, "\n"); l;
-			     l = strtok(NULL, "\n"))
-				syslog(ok ? LOG_WARNING : LOG_ERR, "%s", l);
-			closelog();
-		}
-		int ex = session_main(cf, smtpd, ok);
-		cf_free(cf);
-		return ex;
-	}
-	int ex = report(cf);
-	if (ex) {
-		cf_free(cf);
-		return ex;
-	}
-	if (check) {
-		summary(cf);
-	} else if (dump) {
-		cf_dump(cf, defaults, stdout);
-	} else if (route) {
-		ex = do_route(cf, route, smtpd);
-	} else if (flush) {
-		ex = flush_main(cf, now ? FLUSH_ALL : FLUSH_DUE, flush_id);
-	} else if (queue) {
-		ex = queue_main(cf);
-	} else if (delete_id) {
-		ex = delete_main(cf, delete_id);
-	} else if (sending) {
-		ex = inject_send(cf, &inj, smtpd);
-	}
+	if (serving && flag_errors)
+		ex = report(cf); /* the command line is wrong: no session */
+	else if (serving)
+		ex = serve(cf, o.smtpd);
+	else
+		ex = run_tool(cf, &o);
 	cf_free(cf);
 	return ex;
 }

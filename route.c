@@ -324,15 +324,39 @@ int route_check_targets(struct cf *cf, const struct cf_word *w, uint32_t nw,
 	return errors;
 }
 
+/* Each kind's two spellings: the spool's word is a file format that
+ * queued messages already carry, the name is what --route prints. */
+static const struct {
+	const char *word, *name;
+} kind_names[] = {
+	[T_PIPE] = {"pipe", "pipe"},
+	[T_RELAY] = {"relay", "relay"},
+	[T_USER] = {"user", "local user"},
+	[T_HOST] = {"host", "host"},
+	[T_MX] = {"mx", "mx"},
+	[T_CMD] = {"cmd", "command"},
+	[T_MAILDIR] = {"maildir", "maildir"},
+	[T_DISCARD] = {"discard", "discard"},
+};
+
 const char *route_target_kind_name(enum target_kind k)
 {
-	static const char *const names[] = {
-		[T_PIPE] = "pipe",   [T_RELAY] = "relay",
-		[T_USER] = "local user", [T_HOST] = "host",
-		[T_MX] = "mx",       [T_CMD] = "command",
-		[T_MAILDIR] = "maildir", [T_DISCARD] = "discard",
-	};
-	return names[k];
+	return kind_names[k].name;
+}
+
+const char *route_target_kind_word(enum target_kind k)
+{
+	return kind_names[k].word;
+}
+
+int route_target_kind_parse(const char *word, enum target_kind *k)
+{
+	for (size_t i = 0; i < sizeof kind_names / sizeof *kind_names; i++)
+		if (kind_names[i].word && !strcmp(word, kind_names[i].word)) {
+			*k = (enum target_kind)i;
+			return 0;
+		}
+	return -1;
 }
 
 /* ------------------------------------------------------------------ */

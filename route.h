@@ -119,7 +119,13 @@ void route_resolve(const struct cf *cf, const struct cf_section *smtpd,
 		   struct route_result *r);
 void route_result_free(struct route_result *r);
 
+/* A target kind as people read it (--route, logs: "local user",
+ * "command"). */
 const char *route_target_kind_name(enum target_kind k);
+/* A target kind as one word, as the spool records it ("user", "cmd");
+ * and back: -1 for a word that names no kind. */
+const char *route_target_kind_word(enum target_kind k);
+int route_target_kind_parse(const char *word, enum target_kind *k);
 
 /* Table building (route_load.c) and checks (route_check.c). The domain
  * of a pattern comes out canonical (idna.h); one that is no valid

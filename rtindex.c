@@ -361,23 +361,13 @@ static int write_parts(const char *tmp, const char *name,
 	} parts[] = {{head->s, head->len},
 		     {buckets, 4 * nbuckets},
 		     {area->s, area->len}};
-	for (size_t i = 0; i < 3; i++) {
-		const char *p = parts[i].p;
-		size_t left = parts[i].n;
-		while (left) {
-			ssize_t w = write(fd, p, left);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				snprintf(err, errlen, "cannot write \"%s\": %s",
-					 tmp, strerror(errno));
-				close(fd);
-				return -1;
-			}
-			p += w;
-			left -= (size_t)w;
+	for (size_t i = 0; i < 3; i++)
+		if (write_all(fd, parts[i].p, parts[i].n) < 0) {
+			snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
+				 strerror(errno));
+			close(fd);
+			return -1;
 		}
-	}
 	if (fsync(fd) < 0 || close(fd) < 0) {
 		snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
 			 strerror(errno));

@@ -705,7 +705,7 @@ static void cmd_rset(struct session *s, char *arg)
 static int start_tls(struct session *s)
 {
 	char why[300], desc[96];
-	struct tls_keypair pairs[TLS_MAX_KEYPAIRS];
+	struct tls_keypair pairs[CF_MAX_TLS_KEYPAIRS];
 	for (size_t i = 0; i < s->tls_npairs; i++)
 		pairs[i] = (struct tls_keypair){s->tls_cert[i].s, s->tls_key[i].s,
 						s->tls_cert[i].len,
@@ -1075,7 +1075,7 @@ static int session_end(struct session *s, int exit_status)
 	transaction_reset(s);
 	data_store_free(&s->data);
 	buf_free(&s->received_spf);
-	for (size_t i = 0; i < TLS_MAX_KEYPAIRS; i++) {
+	for (size_t i = 0; i < CF_MAX_TLS_KEYPAIRS; i++) {
 		buf_free(&s->tls_cert[i]);
 		buf_free(&s->tls_key[i]);
 	}

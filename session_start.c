@@ -29,25 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void addr_text(const struct sockaddr_storage *ss, char *out, size_t n,
-		      int *port)
-{
-	out[0] = 0;
-	*port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
-		*port = ntohs(s4->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
-		*port = ntohs(s6->sin6_port);
-		/* an IPv4 client on an IPv6 socket */
-		if (!strncmp(out, "::ffff:", 7) && strchr(out + 7, '.'))
-			memmove(out, out + 7, strlen(out + 7) + 1);
-	}
-}
-
 /*
  * Peer and local addresses (SPEC 4), from the connection itself: the
  * socket when fd is one; else tcpserver's variables (a launcher that hands
@@ -61,11 +42,11 @@ static void find_addresses(struct session *s, int fd)
 	memset(&ss, 0, sizeof ss);
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
 	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
-		addr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
+		net_sockaddr_text(&ss, s->peer, sizeof s->peer, &s->peer_port);
 		sl = sizeof ss;
 		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			addr_text(&ss, s->local, sizeof s->local,
-				  &s->local_port);
+			net_sockaddr_text(&ss, s->local, sizeof s->local,
+					  &s->local_port);
 		return;
 	}
 	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
@@ -111,41 +92,21 @@ static int listen_host_matches(const char *host, const char *ip)
 	return 0;
 }
 
-/* Whether section l may serve this connection: a pipe is local and
- * matches any; a network connection must have arrived at its address. */
-static int listener_serves(const struct session *s, const struct cf_section *l)
+/* Whether section l may serve the network connection of session ctx:
+ * it must have arrived at l's address. */
+static int listener_serves(const struct cf_section *l, const void *ctx)
 {
-	return s->peer_is_pipe ||
-	       (l->listen.port == s->local_port &&
-		listen_host_matches(l->listen.host, s->local));
+	const struct session *s = ctx;
+	return l->listen.port == s->local_port &&
+	       listen_host_matches(l->listen.host, s->local);
 }
 
-/*
- * SPEC 4. --smtpd=NAME chooses among the sections, never past the
- * address check. Returns 0, or -1 when no section may serve.
- */
+/* SPEC 4. Returns 0, or -1 when no section may serve. */
 static int choose_smtpd(struct session *s, const char *name)
 {
-	uint32_t n;
-	struct cf_section **v = cf_listeners(s->cf, &n);
-	int r = -1;
-	if (name) {
-		s->smtpd = cf_find(s->cf, CF_SMTPD, name);
-		r = s->smtpd && listener_serves(s, s->smtpd) ? 0 : -1;
-	} else if (n == 0) {
-		r = 0; /* the built-in listener */
-	} else if (n == 1 || !s->peer_is_pipe) {
-		for (uint32_t i = 0; i < n && r < 0; i++)
-			if (listener_serves(s, v[i])) {
-				s->smtpd = v[i];
-				r = 0;
-			}
-	}
-	if (r < 0)
-		s->smtpd = NULL;
-	if (n)
-		free(v);
-	return r;
+	return cf_choose_listener(s->cf, name,
+				  s->peer_is_pipe ? NULL : listener_serves, s,
+				  &s->smtpd);
 }
 
 /* Reads a TLS certificate or key while still privileged. */
@@ -184,7 +145,7 @@ static int read_tls_secrets(struct session *s, char *why, size_t n)
 	const struct cf_list *c = &s->smtpd->v[SMTPD_TLS_CERTIFICATE].list;
 	const struct cf_list *k = &s->smtpd->v[SMTPD_TLS_KEY].list;
 	s->tls_priority = tls_priority(s->smtpd);
-	for (uint32_t i = 0; i < c->n && i < k->n && i < TLS_MAX_KEYPAIRS;
+	for (uint32_t i = 0; i < c->n && i < k->n && i < CF_MAX_TLS_KEYPAIRS;
 	     i++) {
 		if (read_secret(c->v[i], &s->tls_cert[i], why, n) < 0 ||
 		    read_secret(k->v[i], &s->tls_key[i], why, n) < 0)

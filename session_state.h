@@ -98,7 +98,7 @@ struct session {
 	int tls_mode; /* STLS_* */
 	int tls_on;
 	const char *tls_priority;
-	struct buf tls_cert[TLS_MAX_KEYPAIRS], tls_key[TLS_MAX_KEYPAIRS];
+	struct buf tls_cert[CF_MAX_TLS_KEYPAIRS], tls_key[CF_MAX_TLS_KEYPAIRS];
 	size_t tls_npairs;
 	/* AUTH (SPEC 8, RFC 4954): the auth-file is read before the drop */
 	int auth_mode; /* AUTH_* */

@@ -44,11 +44,6 @@
 static const char *const state_names[] = {"pending", "delivered", "failed"};
 static const char *const origin_names[] = {"client", "bounce",
 					   "double-bounce"};
-static const char *const kind_names[] = {
-	[T_PIPE] = "pipe",       [T_RELAY] = "relay", [T_USER] = "user",
-	[T_HOST] = "host",       [T_MX] = "mx",       [T_CMD] = "cmd",
-	[T_MAILDIR] = "maildir", [T_DISCARD] = "discard",
-};
 
 const char *spool_state_name(enum sp_state s) { return state_names[s]; }
 
@@ -217,7 +212,8 @@ static void envelope_text(const struct spool_msg *m, struct buf *b)
 	for (unsigned i = 0; i < m->nt; i++) {
 		const struct spool_target *t = &m->t[i];
 		buf_printf(b, "target %s %u %lld %s", state_names[t->state],
-			   t->attempts, (long long)t->next, kind_names[t->kind]);
+			   t->attempts, (long long)t->next,
+			   route_target_kind_word(t->kind));
 		put_field(b, t->via);
 		put_field(b, t->addr);
 		put_field(b, t->orig);
@@ -323,16 +319,6 @@ void spool_discard(int dirfd, struct spool_msg *m)
 	m->data_fd = -1;
 }
 
-static int parse_kind(const char *s, enum target_kind *k)
-{
-	for (size_t i = 0; i < sizeof kind_names / sizeof *kind_names; i++)
-		if (kind_names[i] && !strcmp(s, kind_names[i])) {
-			*k = (enum target_kind)i;
-			return 0;
-		}
-	return -1;
-}
-
 static int parse_index(const char *s, const char *const *names, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -390,7 +376,8 @@ static int parse_envelope(char *text, struct spool_msg *m)
 					return -1;
 			int st = parse_index(fs[0], state_names, 3);
 			struct route_target rt = {0};
-			if (st < 0 || parse_kind(fs[3], &rt.kind) < 0)
+			if (st < 0 ||
+			    route_target_kind_parse(fs[3], &rt.kind) < 0)
 				return -1;
 			spool_add_target(m, &rt, fs[6]);
 			struct spool_target *t = &m->t[m->nt - 1];

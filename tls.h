@@ -32,9 +32,6 @@
 	"+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-FFDHE2048:"              \
 	"+GROUP-FFDHE3072:-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1"
 
-/* How many certificate and key pairs a server may offer (RSA, ECDSA...). */
-#define TLS_MAX_KEYPAIRS 4
-
 /* One certificate chain and its key, PEM text read before privileges
  * were dropped (SPEC 10). */
 struct tls_keypair {

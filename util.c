@@ -325,9 +325,10 @@ int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-void rfc5322_date(time_t t, char *out, size_t n)
+void date_rfc5322(time_t t, char *out, size_t n)
 {
 	struct tm tm;
 	localtime_r(&t, &tm);
-	strftime(out, n, "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (!strftime(out, n, "%a, %d %b %Y %H:%M:%S %z", &tm) && n)
+		out[0] = 0;
 }

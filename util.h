@@ -2,9 +2,9 @@
  * util.h - small helpers shared by every part of postmaster.
  *
  * Owns: UTF-8 validation, ASCII case folding, escaping of untrusted bytes
- * for replies and logs, a growable byte buffer, checked allocation,
+ * for replies and logs, a growable byte buffer, checked allocation, and
  * reading a small file whole, writing a buffer whole, and the RFC 5322
- * date. Never does other I/O.
+ * date of message headers. Never does other I/O.
  */
 #ifndef POSTMASTER_UTIL_H
 #define POSTMASTER_UTIL_H
@@ -63,9 +63,9 @@ static inline unsigned char ascii_lower(unsigned char c)
 int ascii_casecmp_n(const char *a, size_t an, const char *b, size_t bn);
 void ascii_lower_str(char *s);
 
-/* t as an RFC 5322 date-time in local time ("Mon, 07 Dec 2026 02:16:18
- * +0000"), for Received, Date and the dates of bounces. */
-void rfc5322_date(time_t t, char *out, size_t n);
+/* t as an RFC 5322 date-time in local time, as Date: and Received: write
+ * it ("Mon, 07 Dec 2026 02:15:13 +0000"); out needs 32 bytes. */
+void date_rfc5322(time_t t, char *out, size_t n);
 
 /* FNV-1a over the ASCII-lowercased bytes. */
 uint32_t hash_lower(const char *s, size_t n);

@@ -482,6 +482,11 @@ static const struct bad bad[] = {
 	  "t.cf:2:14: expected a port number, found '127.0.0.1:99999'\n"),
 	C("dns server in brackets without port", "[core]\ndns-server = [::1]\n",
 	  "t.cf:2:14: expected [IPV6]:PORT, found '[::1]'\n"),
+	C("dns server on a socket", "[core]\ndns-server = unix:/run/dns\n",
+	  "t.cf:2:14: expected a numeric address, found 'unix:/run/dns'\n"),
+	C("dns server named in brackets",
+	  "[core]\ndns-server = [dns.example]:53\n",
+	  "t.cf:2:14: expected a numeric address, found '[dns.example]:53'\n"),
 	C("bad relay address", "[relay \"r\"]\naddress = unix:relative\n",
 	  "t.cf:2:11: expected unix:/absolute/path, found 'unix:relative'\n"),
 	C("bad relay host", "[relay \"r\"]\naddress = a..b\n",
@@ -1108,6 +1113,11 @@ static void test_values(void **state)
 	assert_null(cf_relay_address_error("unix:/run/lmtp"));
 	assert_non_null(cf_relay_address_error("unix:run/lmtp"));
 	assert_non_null(cf_relay_address_error("host..example"));
+	/* what the client connects to at run time is what --check accepts */
+	assert_null(cf_relay_address_error("[mx.example]:2525"));
+	assert_null(cf_relay_address_error("[IPv6:2001:db8::1]:25"));
+	assert_string_equal(cf_relay_address_error("[mx.example]:99999"),
+			    "expected a port number or service name");
 	assert_true(cf_host_is_loopback("127.0.0.2"));
 	assert_true(cf_host_is_loopback("::1"));
 	assert_true(cf_host_is_loopback("localhost"));
