@@ -184,6 +184,7 @@ ifeq ($(SETUP_HOST),yes)
 	$(SBINDIR)/postmaster --check
 	@$(SYSTEMCTL) daemon-reload; fi
 	@echo "To serve port 25: systemctl enable --now postmaster.socket postmaster-flush.timer"
+	@echo "For local users' sendmail: systemctl enable --now postmaster-submit.socket"
 endif
 
 # Removes what install added, except the mail in the spool, the user, and
@@ -191,7 +192,7 @@ endif
 uninstall:
 	@$(SYSTEMCTL) disable --now postmaster.socket \
 		postmaster-submission.socket postmaster-submissions.socket \
-		postmaster-flush.timer; fi
+		postmaster-submit.socket postmaster-flush.timer; fi
 	rm -f $(DESTDIR)$(SBINDIR)/postmaster \
 		$(DESTDIR)$(MANDIR)/man8/postmaster.8 \
 		$(DESTDIR)$(MANDIR)/man5/postmaster.cf.5 \
