@@ -7,8 +7,9 @@
  * of -t and the removal of Bcc with them, and turning the session's
  * replies into sendmail's exit statuses with the reply text on stderr.
  *
- * Never: writes the spool or delivers itself (the session in the child
- * does, by the same rules as for mail from the network), and never keeps
+ * Never: writes the spool or delivers itself (the session on the submit
+ * socket does, or as root without one the session in a child, by the
+ * same rules as for mail from the network), and never keeps
  * more of the message in memory than its header (-t, bounded).
  */
 #include "inject.h"

@@ -5,7 +5,8 @@
  * spool, and the limits of the section.
  *
  * Owns: the peer and local addresses (socket, tcpserver's variables, or
- * a local pipe), the choice of the [smtpd] section, the session id.
+ * a local pipe; a unix socket's path), the choice of the [smtpd] section,
+ * the session id.
  *
  * Never: reads a client byte or writes a reply (session.c greets or
  * refuses), or reads a secret after root has been dropped.
@@ -44,15 +45,19 @@ static int unix_socket(struct session *s, int fd)
 	if (getsockname(fd, (struct sockaddr *)&un, &sl) < 0 ||
 	    un.sun_family != AF_UNIX)
 		return -1;
-	if (sl > offsetof(struct sockaddr_un, sun_path) && un.sun_path[0]) {
-		size_t n = sl - offsetof(struct sockaddr_un, sun_path);
-		n = strnlen(un.sun_path, n < sizeof un.sun_path ? n
-							      : sizeof un.sun_path);
-		if (n < sizeof s->unix_path) {
-			memcpy(s->unix_path, un.sun_path, n);
-			s->unix_path[n] = 0;
-		}
-	}
+	size_t n = sl > offsetof(struct sockaddr_un, sun_path)
+			   ? sl - offsetof(struct sockaddr_un, sun_path)
+			   : 0;
+	if (n > sizeof un.sun_path)
+		n = sizeof un.sun_path;
+	/* an abstract name ("\0name") becomes "@name": no listen-port
+	 * names one, so no section serves it */
+	int abstract = n > 1 && !un.sun_path[0];
+	const char *name = un.sun_path + abstract;
+	n = strnlen(name, n - (size_t)abstract);
+	if (n)
+		snprintf(s->unix_path, sizeof s->unix_path, "%s%.*s",
+			 abstract ? "@" : "", (int)n, name);
 	return 0;
 }
 

@@ -76,7 +76,9 @@ struct session {
 	char peer[80], local[80];
 	int peer_port, local_port;
 	int peer_is_pipe;
-	char unix_path[108]; /* an AF_UNIX socket bound to this path */
+	/* an AF_UNIX socket bound to this path (sun_path's 108 bytes, an
+	 * abstract name's "@" and the NUL) */
+	char unix_path[110];
 	struct {
 		int known; /* an AF_UNIX peer: SO_PEERCRED told who it is */
 		uid_t uid;

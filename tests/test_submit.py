@@ -237,3 +237,26 @@ def test_listeners_by_kind(site, user):
     s.serve(smtpd="mx")
     assert greeting_on(s.socket).startswith(b"421 4.3.5 ")
     assert "unix:" + s.socket in s.log()
+
+
+def test_abstract_socket_is_served_by_no_section(site, user):
+    """An abstract unix socket is no path a listen-port can name: not even
+    the unix section serves it."""
+    s = site()
+    name = "@pm-submit-%d" % os.getpid()
+    p = subprocess.Popen([tool("systemd-socket-activate"), "--accept", "-l",
+                          name, POSTMASTER, "--config=" + s.cf,
+                          "--smtpd=submit"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def greeting():
+            try:
+                return greeting_on("\0" + name[1:])
+            except ConnectionRefusedError:
+                return None
+        g = wait_for(greeting, what="the abstract socket")
+        assert g.startswith(b"421 4.3.5 "), g
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+    assert "unix:" + name in s.log()
