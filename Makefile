@@ -45,7 +45,7 @@ LDLIBS ?= -ldl
 SRCS = cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
 	route.c route_env.c route_load.c route_check.c rtindex.c util.c io.c \
 	log.c deliver.c session.c session_start.c session_envelope.c inject.c \
-	session_auth.c data.c handoff.c priv.c spool.c flush.c bounce.c client.c \
+	session_auth.c session_local.c data.c handoff.c priv.c spool.c flush.c bounce.c client.c \
 	client_dest.c dns.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c \
 	reply.c
 OBJS = $(SRCS:.c=.o)
@@ -184,6 +184,7 @@ ifeq ($(SETUP_HOST),yes)
 	$(SBINDIR)/postmaster --check
 	@$(SYSTEMCTL) daemon-reload; fi
 	@echo "To serve port 25: systemctl enable --now postmaster.socket postmaster-flush.timer"
+	@echo "For local users' sendmail: systemctl enable --now postmaster-submit.socket"
 endif
 
 # Removes what install added, except the mail in the spool, the user, and
@@ -191,7 +192,7 @@ endif
 uninstall:
 	@$(SYSTEMCTL) disable --now postmaster.socket \
 		postmaster-submission.socket postmaster-submissions.socket \
-		postmaster-flush.timer; fi
+		postmaster-submit.socket postmaster-flush.timer; fi
 	rm -f $(DESTDIR)$(SBINDIR)/postmaster \
 		$(DESTDIR)$(MANDIR)/man8/postmaster.8 \
 		$(DESTDIR)$(MANDIR)/man5/postmaster.cf.5 \

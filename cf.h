@@ -41,7 +41,7 @@ enum {
 	CORE_SPOOL_DIRECTORY, CORE_LOCAL_MAILER, CORE_HOSTNAME,
 	CORE_MAX_MESSAGE_SIZE, CORE_QUEUE_LIFETIME, CORE_BOUNCE_TO,
 	CORE_DNS_SERVER, CORE_RECIPIENT_DELIMITER, CORE_MINIMAL_BACKOFF,
-	CORE_MAXIMAL_BACKOFF, CORE_NKEYS
+	CORE_MAXIMAL_BACKOFF, CORE_TRUSTED_USERS, CORE_NKEYS
 };
 enum { SYSLOG_IDENT, SYSLOG_FACILITY, SYSLOG_NKEYS };
 enum { LOGFILE_FILE, LOGFILE_NKEYS };
@@ -97,6 +97,7 @@ union cf_value {
 struct cf_listen {
 	char host[256]; /* "" = any address */
 	uint16_t port;
+	char path[108]; /* unix:/path (sun_path's size): then no host, no port */
 };
 
 struct route_table;

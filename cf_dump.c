@@ -113,6 +113,12 @@ static void put_default(const struct cf *cf, FILE *out,
 		}
 		break;
 	case V_LISTEN:
+		if (sec->listen.path[0]) {
+			put_scope(out, sec);
+			fprintf(out, ".%s = unix:%s\n", k->name,
+				sec->listen.path);
+			return;
+		}
 		if (sec->listen.port) {
 			snprintf(num, sizeof num, "%u", sec->listen.port);
 			put_scope(out, sec);

@@ -60,6 +60,9 @@ static const struct key core_keys[] = {
 				  0, 0, 0},
 	[CORE_MAXIMAL_BACKOFF] = {"maximal-backoff", V_DURATION, 0, "4000s", 0,
 				  0, 0, 0},
+	[CORE_TRUSTED_USERS] = {"trusted-users", V_USER, K_REPEAT, 0, 0, 0, 0,
+				"not set: every local user may choose the "
+				"sender"},
 };
 
 static const struct key syslog_keys[] = {
@@ -245,14 +248,22 @@ int cf_host_is_loopback(const char *host)
 }
 
 /*
- * "[host:]port": port alone, host:port, [ip]:port. Returns NULL or the
- * reason it is not one.
+ * "[host:]port": port alone, host:port, [ip]:port; or unix:/path. Returns
+ * NULL or the reason it is not one.
  */
 static const char *parse_listen(const char *s, struct cf_listen *l)
 {
 	char host[256];
 	const char *port;
 	memset(l, 0, sizeof *l);
+	if (!strncmp(s, "unix:", 5)) {
+		if (s[5] != '/')
+			return "expected an absolute path after unix:";
+		if (strlen(s + 5) >= sizeof l->path)
+			return "expected a unix socket path of at most 107 bytes";
+		snprintf(l->path, sizeof l->path, "%s", s + 5);
+		return NULL;
+	}
 	if (s[0] == '[') {
 		const char *close = strchr(s, ']');
 		if (!close || close[1] != ':')

@@ -148,7 +148,8 @@ static void check_listen_host(struct cf *cf, const struct cf_section *sec)
 {
 	const char *h = sec->listen.host;
 	unsigned char bin[16];
-	if (!h[0] || !strcmp(h, "localhost") || !strcmp(h, "ipv6-localhost") ||
+	if (sec->listen.path[0] || !h[0] || !strcmp(h, "localhost") ||
+	    !strcmp(h, "ipv6-localhost") ||
 	    !strcmp(h, "ip6-localhost") || inet_pton(AF_INET, h, bin) == 1 ||
 	    inet_pton(AF_INET6, h, bin) == 1 || hosts_lookup(h, NULL, 0))
 		return;

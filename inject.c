@@ -7,8 +7,9 @@
  * of -t and the removal of Bcc with them, and turning the session's
  * replies into sendmail's exit statuses with the reply text on stderr.
  *
- * Never: writes the spool or delivers itself (the session in the child
- * does, by the same rules as for mail from the network), and never keeps
+ * Never: writes the spool or delivers itself (the session on the submit
+ * socket does, or as root without one the session in a child, by the
+ * same rules as for mail from the network), and never keeps
  * more of the message in memory than its header (-t, bounded).
  */
 #include "inject.h"
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <time.h>
@@ -42,6 +44,9 @@
 #define INJECT_RCPT_MAX 100000
 #define REPLY_LINE_MAX 512  /* RFC 5321 4.5.3.1.5 */
 #define COMMAND_MAX 4096    /* MAIL and RCPT with their parameters */
+/* SPEC 2: where postmaster-submit.socket listens, unless a section's
+ * listen-port names another unix socket. */
+#define INJECT_SOCKET "/run/postmaster/submit"
 
 static const char usage_line[] =
 	"usage: sendmail [-t] [-i] [-f sender] [-F name] [-B body] [-N dsn] "
@@ -630,6 +635,76 @@ static pid_t start_session(struct cf *cf, const char *smtpd, int *fd)
 	return pid;
 }
 
+/* SPEC 2: the [smtpd] section that serves injected mail: --smtpd's, else
+ * the one that listens on a unix socket (the submit socket), else NULL
+ * (the sole section, or the built-in one). */
+static const struct cf_section *submit_section(struct cf *cf,
+					       const char *smtpd)
+{
+	if (smtpd)
+		return cf_find(cf, CF_SMTPD, smtpd);
+	uint32_t n;
+	struct cf_section **v = cf_listeners(cf, &n);
+	const struct cf_section *found = NULL;
+	for (uint32_t i = 0; i < n && !found; i++)
+		if (v[i]->listen.path[0])
+			found = v[i];
+	if (n)
+		free(v);
+	return found;
+}
+
+/* A connection to the local submission socket, or -1 with errno. */
+static int submit_connect(const char *path)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof un.sun_path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(un.sun_path, path, strlen(path));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&un, sizeof un) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The session that serves the injection: the submit socket's, else (as
+ * root only: the session writes the spool) one in a child. Its pid in
+ * *pid (-1 for the socket's), the connection in *fd; the exit status
+ * when there is neither.
+ */
+static int reach_session(struct cf *cf, const char *smtpd, const char *prog,
+			 pid_t *pid, int *fd)
+{
+	const struct cf_section *sec = submit_section(cf, smtpd);
+	const char *path = sec && sec->listen.path[0] ? sec->listen.path
+						      : INJECT_SOCKET;
+	*pid = -1;
+	if ((*fd = submit_connect(path)) >= 0)
+		return EX_OK;
+	if (geteuid() != 0) {
+		fprintf(stderr, "%s: cannot reach the submission socket %s: "
+				"%s (start postmaster-submit.socket)\n",
+			prog, path, strerror(errno));
+		return EX_TEMPFAIL;
+	}
+	*pid = start_session(cf, sec ? sec->name : NULL, fd);
+	if (*pid < 0) {
+		fprintf(stderr, "%s: cannot start a session: %s\n", prog,
+			strerror(errno));
+		return EX_OSERR;
+	}
+	return EX_OK;
+}
+
 /* The transaction: greeting, EHLO, envelope, the message. */
 static int transaction(struct conv *c, struct message *m,
 		       const struct inject *in, const char *from,
@@ -659,11 +734,6 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 {
 	const char *prog = in->prog;
 	const char *host = cf->core->v[CORE_HOSTNAME].s;
-	if (geteuid() != 0) {
-		fprintf(stderr, "%s: only root can submit mail in this build "
-				"(the session writes the spool)\n", prog);
-		return EX_TEMPFAIL;
-	}
 	struct buf from = {0};
 	struct rcpts r = {0};
 	struct message *m = xcalloc(1, sizeof *m);
@@ -694,20 +764,16 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 	signal(SIGPIPE, SIG_IGN);
 	struct conv c = {.verbose = in->verbose, .prog = prog};
 	int fd;
-	pid_t pid = start_session(cf, smtpd, &fd);
-	if (pid < 0) {
-		fprintf(stderr, "%s: cannot start a session: %s\n", prog,
-			strerror(errno));
-		ex = EX_OSERR;
+	pid_t pid;
+	if ((ex = reach_session(cf, smtpd, prog, &pid, &fd)) != EX_OK)
 		goto out;
-	}
 	io_init(&c.io, fd, fd, INJECT_TIMEOUT_MS);
 	ex = transaction(&c, m, in, from.s ? from.s : "", &r, host);
 	struct reply rep;
 	command(&c, "QUIT", &rep);
 	io_free(&c.io);
 	close(fd);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 out:
 	buf_free(&m->head);

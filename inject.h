@@ -6,9 +6,10 @@
  * the message from standard input, the recipients of -t, and the exit
  * status (sysexits) that the serving session's replies mean.
  *
- * Never: writes the spool or delivers: a session does, fed over a socket
- * pair, so injected mail meets the same routing, relaying rule and limits
- * as mail from the network.
+ * Never: writes the spool or delivers: a session does, the one behind
+ * the local submission socket (or, as root without it, one in a child on
+ * a socket pair), so injected mail meets the same routing, relaying rule
+ * and limits as mail from the network.
  */
 #ifndef POSTMASTER_INJECT_H
 #define POSTMASTER_INJECT_H
@@ -41,8 +42,9 @@ int inject_named(const char *argv0);
  * 0, or -1 after printing the error and a usage line (exit 64). */
 int inject_options(int argc, char **argv, struct inject *in);
 
-/* Serves INJ_SEND: the message on stdin to the recipients, through a
- * session in a child process. The exit status (sysexits). */
+/* Serves INJ_SEND: the message on stdin to the recipients, through the
+ * submit socket's session, else (root only) one in a child process. The
+ * exit status (sysexits). */
 int inject_send(struct cf *cf, const struct inject *in, const char *smtpd);
 
 #endif

@@ -386,6 +386,10 @@ static void cmd_mail(struct session *s, char *arg)
 		      "Message size exceeds fixed maximum message size");
 		return;
 	}
+	if (!session_local_sender_ok(s, &a, &r)) {
+		reply_dsn(s, r.code, r.dsn, "%s", r.text);
+		return;
+	}
 	if (s->verify_sender && !a.null && a.has_at && !a.literal &&
 	    !sender_domain_ok(s, a.domain))
 		return;
@@ -1101,11 +1105,14 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	io_init(&s.io, rfd, wfd, 300 * 1000);
 	char why[512] = "";
 	int fail = session_start(&s, smtpd_name, cf_ok, why, sizeof why);
-	char port[16];
+	char port[16], uid[16];
 	snprintf(port, sizeof port, "%d", s.peer_port);
+	snprintf(uid, sizeof uid, "%u", (unsigned)s.cred.uid);
 	log_event(LOG_L_INFO, "event", "connect", "client", s.peer, "port",
 		  s.peer_is_pipe ? NULL : port, "smtpd",
-		  s.smtpd ? s.smtpd->name : NULL, NULL);
+		  s.smtpd ? s.smtpd->name : NULL, "uid",
+		  s.cred.known ? uid : NULL, "user",
+		  s.cred.known && s.cred.user[0] ? s.cred.user : NULL, NULL);
 	if (fail)
 		return refuse_service(&s, fail, why);
 	if (greet(&s) < 0) {

@@ -5,7 +5,8 @@
  * spool, and the limits of the section.
  *
  * Owns: the peer and local addresses (socket, tcpserver's variables, or
- * a local pipe), the choice of the [smtpd] section, the session id.
+ * a local pipe; a unix socket's path), the choice of the [smtpd] section,
+ * the session id.
  *
  * Never: reads a client byte or writes a reply (session.c greets or
  * refuses), or reads a secret after root has been dropped.
@@ -20,20 +21,53 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+/*
+ * An AF_UNIX socket: the path it is bound to (an accepted connection's
+ * local address is its listener's; a socket pair has none) and who the
+ * client is. 0, or -1 when fd is no AF_UNIX socket.
+ */
+static int unix_socket(struct session *s, int fd)
+{
+	struct sockaddr_un un;
+	socklen_t sl = sizeof un;
+	memset(&un, 0, sizeof un);
+	if (getsockname(fd, (struct sockaddr *)&un, &sl) < 0 ||
+	    un.sun_family != AF_UNIX)
+		return -1;
+	size_t n = sl > offsetof(struct sockaddr_un, sun_path)
+			   ? sl - offsetof(struct sockaddr_un, sun_path)
+			   : 0;
+	if (n > sizeof un.sun_path)
+		n = sizeof un.sun_path;
+	/* an abstract name ("\0name") becomes "@name": no listen-port
+	 * names one, so no section serves it */
+	int abstract = n > 1 && !un.sun_path[0];
+	const char *name = un.sun_path + abstract;
+	n = strnlen(name, n - (size_t)abstract);
+	if (n)
+		snprintf(s->unix_path, sizeof s->unix_path, "%s%.*s",
+			 abstract ? "@" : "", (int)n, name);
+	return 0;
+}
 
 /*
  * Peer and local addresses (SPEC 4), from the connection itself: the
  * socket when fd is one; else tcpserver's variables (a launcher that hands
  * over a pipe); else a local pipe. The variables never override a real
- * socket: whoever can set them cannot choose the trust they imply.
+ * socket: whoever can set them cannot choose the trust they imply. A
+ * local stream socket (the submit socket, --inject's socket pair) is
+ * local, and its client is known by its credentials.
  */
 static void find_addresses(struct session *s, int fd)
 {
@@ -49,9 +83,10 @@ static void find_addresses(struct session *s, int fd)
 					  &s->local_port);
 		return;
 	}
+	int is_unix = unix_socket(s, fd) == 0;
 	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
 	const char *tr = getenv("TCPREMOTEIP"), *trp = getenv("TCPREMOTEPORT");
-	if (tl && tp && tr && *tl && *tr) {
+	if (!s->unix_path[0] && tl && tp && tr && *tl && *tr) {
 		snprintf(s->local, sizeof s->local, "%s", tl);
 		snprintf(s->peer, sizeof s->peer, "%s", tr);
 		s->local_port = atoi(tp);
@@ -61,6 +96,8 @@ static void find_addresses(struct session *s, int fd)
 	s->peer_is_pipe = 1;
 	snprintf(s->peer, sizeof s->peer, NET_LOCAL_PEER);
 	snprintf(s->local, sizeof s->local, NET_LOCAL_PEER);
+	if (is_unix)
+		session_local_peer(s, fd);
 }
 
 static int same_ip(const char *a, const char *b)
@@ -97,13 +134,24 @@ static int listen_host_matches(const char *host, const char *ip)
 static int listener_serves(const struct cf_section *l, const void *ctx)
 {
 	const struct session *s = ctx;
-	return l->listen.port == s->local_port &&
+	return !l->listen.path[0] && l->listen.port == s->local_port &&
 	       listen_host_matches(l->listen.host, s->local);
 }
 
-/* SPEC 4. Returns 0, or -1 when no section may serve. */
+/* Whether section l may serve a connection on the unix socket bound to
+ * the path ctx: only a section that listens there. */
+static int unix_listener_serves(const struct cf_section *l, const void *ctx)
+{
+	return l->listen.path[0] && !strcmp(l->listen.path, ctx);
+}
+
+/* SPEC 4. Returns 0, or -1 when no section may serve. A socket pair has
+ * no path: like a pipe, it is whoever made it that chose the section. */
 static int choose_smtpd(struct session *s, const char *name)
 {
+	if (s->unix_path[0])
+		return cf_choose_listener(s->cf, name, unix_listener_serves,
+					  s->unix_path, &s->smtpd);
 	return cf_choose_listener(s->cf, name,
 				  s->peer_is_pipe ? NULL : listener_serves, s,
 				  &s->smtpd);
@@ -173,7 +221,12 @@ static int start_choose(struct session *s, const char *name, char *why,
 {
 	if (choose_smtpd(s, name) == 0)
 		return 0;
-	if (name)
+	if (s->unix_path[0])
+		snprintf(why, n, "no [smtpd] section%s%s%s listens on unix:%s, "
+				 "where this connection arrived",
+			 name ? " \"" : "", name ? name : "", name ? "\"" : "",
+			 s->unix_path);
+	else if (name)
 		snprintf(why, n, "[smtpd \"%s\"] does not listen on %s port %d, "
 				 "where this connection arrived",
 			 name, s->local, s->local_port);

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "addr.h"
 #include "cf.h"
@@ -75,6 +76,16 @@ struct session {
 	char peer[80], local[80];
 	int peer_port, local_port;
 	int peer_is_pipe;
+	/* an AF_UNIX socket bound to this path (sun_path's 108 bytes, an
+	 * abstract name's "@" and the NUL) */
+	char unix_path[110];
+	struct {
+		int known; /* an AF_UNIX peer: SO_PEERCRED told who it is */
+		uid_t uid;
+		gid_t gid;
+		pid_t pid;
+		char user[64]; /* "" when the uid has no name */
+	} cred;
 	int relay_client; /* 0: not known yet, 1: in relay-clients, -1: not */
 	enum state state;
 	enum proto proto;
@@ -162,6 +173,15 @@ int envelope_relay_allowed(struct session *s);
 /* Appends rc to the transaction's recipients in the small form; takes
  * over rc's plan, leaves its route result to the caller. */
 void envelope_keep_rcpt(struct session *s, struct rcpt *rc);
+
+/* session_local.c: a client on an AF_UNIX socket (SPEC 2). Learns who
+ * it is from the kernel and makes it an authenticated local submitter:
+ * 0, or -1 when fd tells no credentials. */
+int session_local_peer(struct session *s, int fd);
+/* Whether a may be the envelope sender of this client; if not, r says
+ * why (550 5.7.1). Always 1 but for a local submitter. */
+int session_local_sender_ok(const struct session *s, const struct addr *a,
+			    struct reply *r);
 
 /* session_start.c: settles everything before the greeting. 0, or
  * START_FAILED or START_NO_SMTPD with the reason in why. */

@@ -476,6 +476,11 @@ static const struct bad bad[] = {
 	  "t.cf:2:15: expected HOST:PORT, found ':25'\n"),
 	C("listen host invalid", "[smtpd \"a\"]\nlisten-port = bad_host:25\n",
 	  "t.cf:2:15: expected a host name or address, found 'bad_host:25'\n"),
+	C("unix listen path relative", "[smtpd \"a\"]\nlisten-port = unix:run/s\n",
+	  "t.cf:2:15: expected an absolute path after unix:, found "
+	  "'unix:run/s'\n"),
+	C("trusted user invalid", "[core]\ntrusted-users = \"a b\"\n",
+	  "t.cf:2:17: expected a user name or number, found 'a b'\n"),
 	C("bad dns server", "[core]\ndns-server = dns.example\n",
 	  "t.cf:2:14: expected a numeric address, found 'dns.example'\n"),
 	C("bad dns server port", "[core]\ndns-server = 127.0.0.1:99999\n",
@@ -1433,6 +1438,8 @@ static void test_dump_round_trip(void **state)
 		   "[relay \"r\"]\naddress = 192.0.2.1\naddress = \"[192.0.2.2]:2525\"\n"
 		   "address 192.0.2.3 192.0.2.4\n"
 		   "[smtpd \"a.example\"]\nrouting-table = t1\nrouting-table = t2\n"
+		   "[smtpd \"submit\"]\nlisten-port = unix:/run/postmaster/submit\n"
+		   "[core]\ntrusted-users = root daemon\n"
 		   "[route \"t1\"]\n[route \"t2\"]\n@example.org mx\n"
 		   "[syslog]\nident = \"with # hash, \\\\ backslash and \\\"\"\n"
 		   "[pipe \"p\"]\nexec = /bin/x \"\" \"two words\" \"\xc3\xa9\"\n"

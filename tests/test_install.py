@@ -288,7 +288,7 @@ def test_make_install_destdir_serves_with_the_installed_unit(tmp):
     binary = os.path.join(dest, "usr/local/sbin/postmaster")
     r = subprocess.run([binary, "--config=" + cf, "--check"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout == cf + ": ok: 3 listeners, 1 route table, 0 routes\n"
+    assert r.stdout == cf + ": ok: 4 listeners, 1 route table, 0 routes\n"
     names = set()
     for unit in sorted(os.listdir(unitdir)):
         if unit.endswith("@.service"):
@@ -297,7 +297,7 @@ def test_make_install_destdir_serves_with_the_installed_unit(tmp):
             smtpd = [a[8:] for a in argv if a.startswith("--smtpd=")]
             assert len(smtpd) == 1 and ('[smtpd "%s"]\n' % smtpd[0]) in shipped, unit
             names.add(smtpd[0])
-    assert names == {"mx", "submission", "submissions"}
+    assert names == {"mx", "submission", "submissions", "submit"}
 
     # the same configuration with this test's paths and port
     port = free_port()
@@ -437,8 +437,8 @@ def test_make_install_on_the_host(tmp):
     out = r.stdout
     assert "user: _postmaster:/var/spool/postmaster:/usr/sbin/nologin\n" in out, out + r.stderr
     assert "spool: _postmaster:_postmaster 700\n" in out
-    assert "/etc/postmaster.cf: ok: 3 listeners, 1 route table, 0 routes\n" in out
-    assert "cf: 3\n" in out
+    assert "/etc/postmaster.cf: ok: 4 listeners, 1 route table, 0 routes\n" in out
+    assert "cf: 4\n" in out
     assert "swaks: 1\n" in out, open(os.path.join(tmp, "swaks.log")).read()
     assert "mail: 1\n" in out
     assert "left: 0\n" in out

@@ -847,6 +847,7 @@ def test_logger_journal(tmp):
     ("postmaster.socket", "postmaster@.service"),
     ("postmaster-submission.socket", "postmaster-submission@.service"),
     ("postmaster-submissions.socket", "postmaster-submissions@.service"),
+    ("postmaster-submit.socket", "postmaster-submit@.service"),
 ])
 def test_units_verify(tmp, socket_unit, service_unit):
     analyze = tool("systemd-analyze")
@@ -857,7 +858,11 @@ def test_units_verify(tmp, socket_unit, service_unit):
         if unit.endswith(".socket"):
             assert re.search(r"^Accept=yes$", text, re.M)
             assert re.search(r"^MaxConnections=\d+$", text, re.M)
-            assert re.search(r"^MaxConnectionsPerSource=\d+$", text, re.M)
+            # a source is an IP address: none on the unix socket
+            if not re.search(r"^ListenStream=/", text, re.M):
+                assert re.search(r"^MaxConnectionsPerSource=\d+$", text, re.M)
+            else:
+                assert re.search(r"^SocketMode=0666$", text, re.M)
         else:
             new = re.sub(r"^ExecStart=\S+", "ExecStart=" + POSTMASTER, text,
                          flags=re.M)

@@ -1,0 +1,262 @@
+"""Local submission by unprivileged users (SPEC 2, issue 12.2): a user's
+`postmaster --inject` hands the message to the submit socket, a unix
+socket served one connection at a time by systemd-socket-activate
+--accept (as postmaster-submit.socket does) on a scratch path. The
+session learns the user from SO_PEERCRED: the sender is that user's
+address unless trusted-users lets it choose, it may relay, and it never
+reaches the spool itself. A section that listens on a unix socket serves
+nothing else, and a network section serves no unix socket."""
+import os
+import pwd
+import socket
+import subprocess
+
+import pytest
+
+from pmtest import (POSTMASTER, ROOT, Tcpserver, no_sanitizer_report,
+                    remove_tree, scratch_dir, tool, wait_for)
+
+pytestmark = pytest.mark.skipif(not ROOT, reason="needs root: a test user "
+                                "(useradd, runuser) and a session that "
+                                "drops to nobody")
+
+USER = "pmsub%d" % (os.getpid() % 100000)
+
+CF = """\
+[core]
+user-id = nobody
+spool-directory = {d}/spool
+hostname = mail.test
+logger = log
+{core}
+[logfile "log"]
+file = {d}/log
+[relay "down"]
+address = [127.0.0.1]:1
+[smtpd "submit"]
+listen-port = unix:{socket}
+{submit}
+[smtpd "mx"]
+listen-port = 127.0.0.1:{port}
+[route]
+far@ down
+@mail.test {d}/md/
+"""
+
+
+@pytest.fixture(scope="module")
+def user():
+    subprocess.run(["useradd", "--no-create-home", "--no-user-group",
+                    "--shell", "/usr/sbin/nologin", USER], check=True)
+    try:
+        yield pwd.getpwnam(USER)
+    finally:
+        subprocess.run(["userdel", USER], check=False)
+
+
+class Site:
+    """A configuration, a Maildir, a spool only nobody (the session user)
+    may enter, and, when serve() is called, the submit socket."""
+
+    def __init__(self, core="", submit="", port=2, sock=None):
+        self.d = scratch_dir("pm-submit-", ("md",))
+        for sub in ("tmp", "new", "cur"):
+            os.mkdir(os.path.join(self.d, "md", sub))
+            os.chmod(os.path.join(self.d, "md", sub), 0o1777)
+        spool = os.path.join(self.d, "spool")
+        os.mkdir(spool, 0o700)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(spool, nobody.pw_uid, nobody.pw_gid)
+        self.socket = sock or os.path.join(self.d, "submit")
+        self.cf = os.path.join(self.d, "pm.cf")
+        with open(self.cf, "w") as f:
+            f.write(CF.format(d=self.d, core=core, submit=submit, port=port,
+                              socket=self.socket))
+        os.chmod(self.cf, 0o644)
+        self.activate = None
+
+    def serve(self, smtpd="submit"):
+        """systemd-socket-activate --accept on the socket, mode 0666 as
+        postmaster-submit.socket's SocketMode."""
+        self.out = open(os.path.join(self.d, "activate.log"), "wb")
+        self.activate = subprocess.Popen(
+            [tool("systemd-socket-activate"), "--accept", "-l", self.socket,
+             POSTMASTER, "--config=" + self.cf, "--smtpd=" + smtpd],
+            stdout=self.out, stderr=self.out)
+        wait_for(lambda: os.path.exists(self.socket), what="the socket")
+        os.chmod(self.socket, 0o666)
+
+    def close(self):
+        if self.activate:
+            self.activate.terminate()
+            self.activate.wait(timeout=10)
+            self.out.close()
+        no_sanitizer_report(self.log(), "the sessions")
+        remove_tree(self.d)
+
+    def inject(self, who, *args, data=b"Subject: hello\n\nhi\n"):
+        argv = [POSTMASTER, "--config=" + self.cf, "--inject", *args]
+        if who != "root":
+            argv = ["runuser", "-u", who, "--"] + argv
+        r = subprocess.run(argv, input=data, capture_output=True, timeout=60)
+        no_sanitizer_report(r.stderr.decode(errors="replace"), "--inject")
+        return r
+
+    def mail(self):
+        new = os.path.join(self.d, "md", "new")
+        out = []
+        for f in sorted(os.listdir(new)):
+            with open(os.path.join(new, f), "rb") as fh:
+                out.append(fh.read())
+        return out
+
+    def log(self):
+        path = os.path.join(self.d, "log")
+        if not os.path.exists(path):
+            return ""
+        with open(path, errors="replace") as f:
+            return f.read()
+
+
+@pytest.fixture
+def site(request):
+    made = []
+
+    def make(**kw):
+        s = Site(**kw)
+        made.append(s)
+        return s
+    yield make
+    for s in made:
+        s.close()
+
+
+def test_user_mail_arrives_with_the_users_sender(site, user):
+    s = site()
+    s.serve()
+    r = s.inject(USER, "ann@mail.test")
+    assert r.returncode == 0, r.stderr
+    msg, = s.mail()
+    assert msg.startswith(b"Return-Path: <%s@mail.test>\n" % USER.encode())
+    assert b"\nFrom: <%s@mail.test>\n" % USER.encode() in msg
+    assert b"\nSubject: hello\n" in msg
+    assert "uid=%d user=%s" % (user.pw_uid, USER) in s.log()
+
+
+def test_untrusted_user_may_not_choose_the_sender(site, user):
+    s = site(core="trusted-users = daemon")
+    s.serve()
+    r = s.inject(USER, "-f", "other@x.test", "ann@mail.test")
+    assert r.returncode == 77, r.stderr  # EX_NOPERM, as 550 5.7.1 means
+    err = r.stderr.decode()
+    assert "550 5.7.1" in err and "trusted-users" in err, err
+    assert "%s@mail.test" % USER in err
+    assert s.mail() == []
+    # its own address, and a trusted user's choice, are taken
+    assert s.inject(USER, "-f", USER + "@mail.test",
+                    "ann@mail.test").returncode == 0
+    r = s.inject("daemon", "-f", "other@x.test", "ann@mail.test")
+    assert r.returncode == 0, r.stderr
+    froms = sorted(m.split(b"\n", 1)[0] for m in s.mail())
+    assert froms == sorted([b"Return-Path: <%s@mail.test>" % USER.encode(),
+                            b"Return-Path: <other@x.test>"])
+
+
+def test_every_user_may_choose_the_sender_by_default(site, user):
+    s = site()
+    s.serve()
+    r = s.inject(USER, "-f", "other@x.test", "ann@mail.test")
+    assert r.returncode == 0, r.stderr
+    msg, = s.mail()
+    assert msg.startswith(b"Return-Path: <other@x.test>\n")
+
+
+def test_relaying_user_whose_mail_is_spooled_cannot_read_the_spool(site,
+                                                                   user):
+    """relay-clients names no local client: the socket's user relays as
+    an authenticated submitter; the same section over a pipe may not.
+    The message waits in the spool for the unreachable relay, which the
+    user can neither list nor read."""
+    s = site(submit="relay-clients = 192.0.2.0/24")
+    s.serve()
+    r = s.inject(USER, "far@remote.test")
+    assert r.returncode == 0, r.stderr
+    spool = os.path.join(s.d, "spool")
+    files = [os.path.join(dp, f) for dp, _, fs in os.walk(spool) for f in fs]
+    assert files, "nothing in the spool"
+    assert all(os.stat(f).st_uid == pwd.getpwnam("nobody").pw_uid
+               for f in files)
+    for argv in (["ls", spool], ["cat", *files]):
+        r = subprocess.run(["runuser", "-u", USER, "--", *argv],
+                           capture_output=True, timeout=30)
+        assert r.returncode != 0 and b"Permission denied" in r.stderr, r
+    p = subprocess.run([POSTMASTER, "--config=" + s.cf, "--smtpd=submit"],
+                       input=b"EHLO x\r\nMAIL FROM:<root@mail.test>\r\n"
+                             b"RCPT TO:<far@remote.test>\r\nQUIT\r\n",
+                       capture_output=True, timeout=30)
+    assert b"\r\n554 5.7.1 " in p.stdout, p.stdout
+
+
+def test_without_the_socket_a_user_gets_75(site, user):
+    s = site()  # nobody serves the socket
+    r = s.inject(USER, "ann@mail.test")
+    assert r.returncode == 75, r.stderr
+    err = r.stderr.decode()
+    assert s.socket in err and "postmaster-submit.socket" in err, err
+    assert s.mail() == [] and os.listdir(os.path.join(s.d, "spool")) == []
+
+
+def test_root_injects_through_the_socket_when_it_is_there(site, user):
+    s = site()
+    s.serve()
+    r = s.inject("root", "ann@mail.test")
+    assert r.returncode == 0, r.stderr
+    assert "uid=0 user=root" in s.log()
+    assert s.mail()[0].startswith(b"Return-Path: <root@mail.test>\n")
+
+
+def greeting_on(sock_path):
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(30)
+        c.connect(sock_path)
+        return c.recv(512)
+
+
+def test_listeners_by_kind(site, user):
+    """A network connection to the unix section, and a unix connection to
+    the network section, are refused with 421 4.3.5."""
+    s = site()
+    srv = Tcpserver([POSTMASTER, "--config=" + s.cf, "--smtpd=submit"],
+                    os.path.join(s.d, "tcpserver.log"))
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port),
+                                      timeout=30) as c:
+            assert c.recv(512).startswith(b"421 4.3.5 ")
+    finally:
+        srv.stop()
+    s.serve(smtpd="mx")
+    assert greeting_on(s.socket).startswith(b"421 4.3.5 ")
+    assert "unix:" + s.socket in s.log()
+
+
+def test_abstract_socket_is_served_by_no_section(site, user):
+    """An abstract unix socket is no path a listen-port can name: not even
+    the unix section serves it."""
+    s = site()
+    name = "@pm-submit-%d" % os.getpid()
+    p = subprocess.Popen([tool("systemd-socket-activate"), "--accept", "-l",
+                          name, POSTMASTER, "--config=" + s.cf,
+                          "--smtpd=submit"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def greeting():
+            try:
+                return greeting_on("\0" + name[1:])
+            except ConnectionRefusedError:
+                return None
+        g = wait_for(greeting, what="the abstract socket")
+        assert g.startswith(b"421 4.3.5 "), g
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+    assert "unix:" + name in s.log()
