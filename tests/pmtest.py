@@ -78,12 +78,15 @@ class Tcpserver:
                                    str(self.port)] + argv,
                                   stdout=subprocess.DEVNULL, stderr=self.log,
                                   start_new_session=True)
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.02)
+        # until it listens (read from /proc: a probe connection would start
+        # a session of its own), however loaded the machine is
+        deadline = time.monotonic() + 30
+        while not listening(self.port):
+            if self.p.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError("tcpserver does not listen on port %d"
+                                     % self.port)
+            time.sleep(0.02)
 
     def stop(self):
         os.killpg(self.p.pid, 9)
