@@ -98,6 +98,8 @@ static int spool_begin(struct session *s)
 	m->binary = s->body == BODY_BINARYMIME;
 	m->eightbit = s->body == BODY_8BITMIME;
 	m->smtputf8 = s->smtputf8;
+	m->dsn_ret = s->dsn_ret;
+	m->envid = s->envid[0] ? xstrdup(s->envid) : NULL;
 	m->sid = xstrdup(s->sid);
 	char client[96];
 	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
@@ -117,6 +119,9 @@ static int spool_begin(struct session *s)
 						 .sec = kt->sec};
 			snprintf(t.addr, sizeof t.addr, "%s", kt->addr);
 			spool_add_target(m, &t, rc->addr);
+			struct spool_target *st = &m->t[m->nt - 1];
+			st->notify = rc->notify;
+			st->orcpt = rc->orcpt ? xstrdup(rc->orcpt) : NULL;
 		}
 	}
 	if (spool_begin_message(m) == 0)
