@@ -45,6 +45,59 @@ static void original_headers(const struct spool_msg *m, struct buf *out)
 		buf_addc(out, '\n');
 }
 
+/* RET=FULL (RFC 3461 4.3): the whole message, LF line ends; 0 when it
+ * cannot be read whole. */
+static int original_message(const struct spool_msg *m, struct buf *out)
+{
+	char chunk[8192];
+	for (off_t off = 0; off < m->size;) {
+		ssize_t n = pread(m->data_fd, chunk, sizeof chunk,
+				  m->data_off + off);
+		if (n <= 0)
+			return 0;
+		for (ssize_t i = 0; i < n; i++)
+			if (chunk[i] != '\r')
+				buf_addc(out, chunk[i]);
+		off += n;
+	}
+	if (out->len && out->s[out->len - 1] != '\n')
+		buf_addc(out, '\n');
+	return 1;
+}
+
+/* What goes back: the message with RET=FULL when it is text and within
+ * core.max-message-size (returns 1), else its headers (0). */
+static int returned_content(const struct cf *cf, const struct spool_msg *m,
+			     struct buf *b)
+{
+	if (m->dsn_ret == DSN_RET_FULL && !m->binary &&
+	    (uint64_t)m->size <= cf->core->v[CORE_MAX_MESSAGE_SIZE].n) {
+		struct buf whole = {0};
+		if (original_message(m, &whole)) {
+			buf_printf(b, "Content-Description: Undelivered Message\n"
+				      "Content-Type: message/rfc822\n\n");
+			buf_add(b, whole.s, whole.len);
+			buf_free(&whole);
+			return 1;
+		}
+		buf_free(&whole);
+	}
+	buf_printf(b, "Content-Description: Undelivered Message Headers\n"
+		      "Content-Type: text/rfc822-headers\n\n");
+	original_headers(m, b);
+	return 0;
+}
+
+/* An xtext value (ENVID, ORCPT's address) as a report shows it. */
+static void put_xtext(struct buf *b, const char *xtext)
+{
+	char text[DSN_ORCPT_MAX + 1];
+	if (dsn_xtext_decode(xtext, strlen(xtext), text, sizeof text) < 0)
+		snprintf(text, sizeof text, "%s", xtext);
+	for (const char *p = text; *p; p++)
+		buf_addc(b, *p < ' ' || *p == 0x7f ? ' ' : *p);
+}
+
 static int has_8bit(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -89,7 +142,11 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 		buf_printf(b, "<%s>: %d %s %s\n", t->addr, t->code, t->dsn,
 			   t->text);
 	}
-	buf_printf(b, "\nThe headers of your message follow at the end.\n\n");
+	struct buf ret = {0};
+	int whole = returned_content(cf, m, &ret);
+	buf_printf(b, "\n%s at the end.\n\n",
+		   whole ? "Your message follows"
+			 : "The headers of your message follow");
 
 	buf_printf(b, "--%s\n", boundary);
 	buf_printf(b, "Content-Description: Delivery report\n"
@@ -97,13 +154,25 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	buf_printf(b, "Reporting-MTA: dns; %s\n", host);
 	buf_printf(b, "X-Postmaster-Queue-ID: %s\n", m->id);
 	buf_printf(b, "X-Postmaster-Sender: rfc822; %s\n", m->from);
+	if (m->envid) {
+		buf_adds(b, "Original-Envelope-Id: ");
+		put_xtext(b, m->envid);
+		buf_addc(b, '\n');
+	}
 	buf_printf(b, "Arrival-Date: %s\n", arrival);
 	for (unsigned i = 0; i < n; i++) {
 		const struct spool_target *t = &m->t[idx[i]];
 		const char *type = has_8bit(t->addr, strlen(t->addr)) ? "utf-8"
 								       : "rfc822";
 		buf_printf(b, "\nFinal-Recipient: %s; %s\n", type, t->addr);
-		if (strcmp(t->orig, t->addr))
+		const char *semi = t->orcpt ? strchr(t->orcpt, ';') : NULL;
+		if (semi) {
+			/* RFC 3461 4.2: the client's ORCPT, as it gave it */
+			buf_printf(b, "Original-Recipient: %.*s; ",
+				   (int)(semi - t->orcpt), t->orcpt);
+			put_xtext(b, semi + 1);
+			buf_addc(b, '\n');
+		} else if (strcmp(t->orig, t->addr))
 			buf_printf(b, "Original-Recipient: %s; %s\n",
 				   has_8bit(t->orig, strlen(t->orig)) ? "utf-8"
 								      : "rfc822",
@@ -124,9 +193,8 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 		}
 	}
 	buf_printf(b, "\n--%s\n", boundary);
-	buf_printf(b, "Content-Description: Undelivered Message Headers\n"
-		      "Content-Type: text/rfc822-headers\n\n");
-	original_headers(m, b);
+	buf_add(b, ret.s, ret.len);
+	buf_free(&ret);
 	buf_printf(b, "\n--%s--\n", boundary);
 }
 

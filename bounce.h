@@ -7,7 +7,8 @@
  * the [smtpd] that accepted the message, then the global [route]), and
  * the report itself: from <>, with
  * Auto-Submitted: auto-replied, a human-readable part, a
- * message/delivery-status part and the original headers.
+ * message/delivery-status part (with the client's ENVID and ORCPT, RFC
+ * 3461) and the original headers, or the whole message for RET=FULL.
  *
  * Never: bounces a bounce back to its sender, or delivers anything itself:
  * the report is a new spool message that flush.c delivers.

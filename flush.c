@@ -88,10 +88,13 @@ static void log_target(const struct run *x, const struct spool_target *t,
 					    : t->arg;
 	buf_printf(&tgt, "%s%s%s", route_target_kind_name(t->kind),
 		   what[0] ? " " : "", what);
+	char words[32];
 	log_event(t->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "id", x->m->id,
 		  "from", f, "to", to, "target", tgt.s, "relay",
 		  t->remote[0] ? t->remote : NULL, "status", status, "dsn",
-		  t->dsn, "size", size, "delay", delay, "reply", rep.s, NULL);
+		  t->dsn, "dsn-notify",
+		  t->notify ? dsn_notify_text(t->notify, words) : NULL, "size",
+		  size, "delay", delay, "reply", rep.s, NULL);
 	buf_free(&rep);
 	buf_free(&tgt);
 }
@@ -288,14 +291,37 @@ out:
 	save(x);
 }
 
+/* RFC 3461 4.1: a recipient whose NOTIFY leaves out FAILURE (NEVER, or
+ * only SUCCESS or DELAY) fails without a report. */
+static int failure_reported(const struct spool_target *t)
+{
+	return !t->notify || (t->notify & DSN_FAILURE);
+}
+
 static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 {
 	struct spool_msg *m = x->m;
 	unsigned *idx = xcalloc(m->nt, sizeof *idx);
-	unsigned n = 0;
-	for (unsigned i = 0; i < m->nt; i++)
-		if (x->fail_now[i])
+	unsigned n = 0, unreported = 0;
+	for (unsigned i = 0; i < m->nt; i++) {
+		if (!x->fail_now[i])
+			continue;
+		struct spool_target *t = &m->t[i];
+		if (failure_reported(t)) {
 			idx[n++] = i;
+			continue;
+		}
+		char to[ADDR_PATH_MAX + 4], words[32];
+		snprintf(to, sizeof to, "<%s>", t->addr);
+		log_event(LOG_L_INFO, "id", m->id, "to", to, "event", "bounce",
+			  "status", "not-sent", "dsn-notify",
+			  dsn_notify_text(t->notify, words), NULL);
+		t->state = SP_FAILED;
+		x->fail_now[i] = 0;
+		unreported++;
+	}
+	if (unreported && !n)
+		save(x);
 	if (!n) {
 		free(idx);
 		return;

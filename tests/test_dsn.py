@@ -1,0 +1,138 @@
+"""Delivery status notifications as senders ask for them (RFC 3461,
+issue 14): NOTIFY=NEVER fails without a report; with NOTIFY=FAILURE the
+RFC 3464 report carries the client's ENVID (Original-Envelope-Id) and
+ORCPT (Original-Recipient), and returns the whole message for RET=FULL
+and the headers for RET=HDRS (and by default).
+
+Every report is parsed with Python's email package and checked field by
+field. Sessions run over pipes; the failing target is a mailer that exits
+67 (EX_NOUSER), so the failure is permanent and reported at once.
+
+POSTMASTER names the binary under test; every output is searched for
+sanitizer reports.
+"""
+import email
+import re
+
+from test_spool import (HOST, QUEUED, Session, flush, maildir_files, queue,
+                        read_bytes, smtp_data, spool_files, tmp, write_cf)
+
+assert tmp  # the fixture, imported for the tests below
+
+ROUTES = ('x@example.net "|exit 67" , @DIR@/keep/\n'
+          "s@example.net @DIR@/sender/\n"
+          "postmaster @DIR@/pm/\n")
+MESSAGE = (b"From: s@example.net\n"
+           b"To: x@example.net\n"
+           b"Subject: dsn test\n"
+           b"X-Marker: dsn-marker\n"
+           b"\n"
+           b"the body line that RET=HDRS leaves out\n")
+
+
+def transaction(cf, mail_params="", rcpt_params=""):
+    """One session, one transaction to x@example.net: (queue id, log)."""
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net>" + mail_params, "250 ")
+    s.cmd("RCPT TO:<x@example.net>" + rcpt_params, "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    r = s.reply()[-1]
+    log = s.end()
+    m = QUEUED.match(r)
+    assert m, r
+    return m[1], log
+
+
+def the_report(tmp):
+    reports = maildir_files(tmp + "/sender")
+    assert len(reports) == 1, reports
+    b = email.message_from_bytes(read_bytes(reports[0]))
+    assert b.get_content_type() == "multipart/report"
+    assert b.get_param("report-type") == "delivery-status"
+    return b
+
+
+def status_blocks(report):
+    parts = report.get_payload()
+    assert parts[1].get_content_type() == "message/delivery-status"
+    per_msg, per_rcpt = parts[1].get_payload()
+    return per_msg, per_rcpt
+
+
+def test_notify_never_failure_leaves_no_bounce_anywhere(tmp):
+    cf = write_cf(tmp, ROUTES)
+    qid, log = transaction(cf, " RET=FULL ENVID=never-1",
+                           " NOTIFY=NEVER ORCPT=rfc822;x@example.net")
+    assert re.search(r"id=%s .*to=<x@example\.net> .*status=bounced "
+                     r"dsn=5\.1\.1 dsn-notify=never " % qid, log), log
+    assert re.search(r"id=%s to=<x@example\.net> event=bounce "
+                     r"status=not-sent dsn-notify=never" % qid, log), log
+    assert "bounce-id=" not in log, log
+    flush(cf, "--now")
+    assert maildir_files(tmp + "/sender") == []
+    assert maildir_files(tmp + "/pm") == []
+    assert len(maildir_files(tmp + "/keep")) == 1
+    assert queue(cf) == {}
+    assert spool_files(tmp + "/spool") == []
+
+
+def test_notify_success_only_sends_no_failure_report(tmp):
+    cf = write_cf(tmp, ROUTES)
+    _, log = transaction(cf, "", " NOTIFY=SUCCESS")
+    assert "status=not-sent dsn-notify=success" in log, log
+    assert maildir_files(tmp + "/sender") == []
+    assert maildir_files(tmp + "/pm") == []
+
+
+def test_failure_report_with_envid_orcpt_and_whole_message(tmp):
+    cf = write_cf(tmp, ROUTES)
+    qid, log = transaction(cf, " RET=FULL ENVID=QQ+2B314+3D",
+                           " NOTIFY=FAILURE,DELAY "
+                           "ORCPT=rfc822;Original+2Bx@example.org")
+    assert re.search(r"id=%s .*status=bounced .*dsn-notify=failure,delay "
+                     % qid, log), log
+    b = the_report(tmp)
+    parts = b.get_payload()
+    assert [p.get_content_type() for p in parts] == \
+        ["text/plain", "message/delivery-status", "message/rfc822"]
+    per_msg, per_rcpt = status_blocks(b)
+    assert per_msg["Original-Envelope-Id"] == "QQ+314=", dict(per_msg)
+    assert per_rcpt["Original-Recipient"] == \
+        "rfc822; Original+x@example.org", dict(per_rcpt)
+    assert per_rcpt["Final-Recipient"] == "rfc822; x@example.net"
+    assert per_rcpt["Action"] == "failed"
+    assert per_rcpt["Status"] == "5.1.1"
+    returned = parts[2].get_payload()[0]
+    assert returned["X-Marker"] == "dsn-marker"
+    assert returned.get_payload() == \
+        "the body line that RET=HDRS leaves out\n"
+    assert "Your message follows" in parts[0].get_payload()
+
+
+def test_failure_report_with_ret_hdrs_returns_headers_only(tmp):
+    cf = write_cf(tmp, ROUTES)
+    transaction(cf, " RET=HDRS ENVID=hdrs-1", " NOTIFY=FAILURE")
+    b = the_report(tmp)
+    parts = b.get_payload()
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    raw = b.as_bytes()
+    assert b"X-Marker: dsn-marker" in raw
+    assert b"RET=HDRS leaves out" not in raw
+    per_msg, per_rcpt = status_blocks(b)
+    assert per_msg["Original-Envelope-Id"] == "hdrs-1"
+    assert per_rcpt["Action"] == "failed"
+    assert per_rcpt["Original-Recipient"] is None  # no ORCPT, no alias
+
+
+def test_without_dsn_parameters_the_bounce_is_as_before(tmp):
+    cf = write_cf(tmp, ROUTES)
+    qid, log = transaction(cf)
+    assert "dsn-notify" not in log, log
+    b = the_report(tmp)
+    parts = b.get_payload()
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    per_msg, per_rcpt = status_blocks(b)
+    assert per_msg["Original-Envelope-Id"] is None
+    assert per_rcpt["Action"] == "failed"
+    assert b"RET=HDRS leaves out" not in b.as_bytes()
