@@ -530,12 +530,15 @@ int queue_main(const struct cf *cf)
 			char next[32] = "";
 			if (t->state == SP_PENDING && t->next > now)
 				age_text(t->next - now, next, sizeof next);
-			printf("    %-9s <%s> %s%s%s attempts=%u%s%s\n",
+			char words[32];
+			printf("    %-9s <%s> %s%s%s attempts=%u%s%s%s%s\n",
 			       spool_state_name(t->state), t->addr,
 			       route_target_kind_name(t->kind),
 			       t->via[0] || t->arg[0] ? " " : "",
 			       t->via[0] ? t->via : t->arg, t->attempts,
-			       next[0] ? " next-in=" : "", next);
+			       next[0] ? " next-in=" : "", next,
+			       t->notify ? " notify=" : "",
+			       dsn_notify_text(t->notify, words));
 			if (t->code)
 				printf("              %d %s %s\n", t->code, t->dsn,
 				       t->text);

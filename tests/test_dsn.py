@@ -13,6 +13,9 @@ sanitizer reports.
 """
 import email
 import re
+import subprocess
+
+from pmtest import POSTMASTER
 
 from test_spool import (HOST, QUEUED, Session, flush, maildir_files, queue,
                         read_bytes, smtp_data, spool_files, tmp, write_cf)
@@ -136,3 +139,27 @@ def test_without_dsn_parameters_the_bounce_is_as_before(tmp):
     assert per_msg["Original-Envelope-Id"] is None
     assert per_rcpt["Action"] == "failed"
     assert b"RET=HDRS leaves out" not in b.as_bytes()
+
+
+def test_queue_shows_the_requested_notifications(tmp):
+    """A relay that is not there: the message waits, and --queue says
+    what the client asked to hear about."""
+    from test_spool import closed_port
+    port = closed_port()
+    cf = write_cf(tmp, "y@remote.example [127.0.0.1]:%d\n"
+                  "s@example.net @DIR@/sender/\n" % port)
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net> RET=HDRS ENVID=q1", "250 ")
+    s.cmd("RCPT TO:<y@remote.example> NOTIFY=DELAY,FAILURE", "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    r = s.reply()[-1]
+    s.end()
+    qid = QUEUED.match(r)[1]
+    out = subprocess.run([POSTMASTER, "--config=" + cf, "--queue"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    line = [l for l in out.stdout.splitlines() if "<y@remote.example>" in l]
+    assert len(line) == 1 and line[0].endswith(" notify=failure,delay"), \
+        out.stdout
+    assert out.stdout.startswith(qid + " "), out.stdout
