@@ -113,7 +113,7 @@ int dsn_orcpt_valid(const char *s, size_t n)
 	return rest > 0 && dsn_xtext_valid(semi + 1, rest);
 }
 
-const char *dsn_notify_text(unsigned notify, char buf[32])
+const char *dsn_notify_param(unsigned notify, char buf[32])
 {
 	buf[0] = 0;
 	size_t o = 0;
@@ -123,6 +123,12 @@ const char *dsn_notify_text(unsigned notify, char buf[32])
 		o += (size_t)snprintf(buf + o, 32 - o, "%s%s", o ? "," : "",
 				      notify_words[i].word);
 	}
+	return buf;
+}
+
+const char *dsn_notify_text(unsigned notify, char buf[32])
+{
+	dsn_notify_param(notify, buf);
 	ascii_lower_str(buf);
 	return buf;
 }

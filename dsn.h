@@ -37,7 +37,10 @@ int dsn_xtext_decode(const char *s, size_t len, char *out, size_t n);
 int dsn_notify_parse(const char *s, size_t n, unsigned *notify);
 /* ORCPT's value: addr-type ";" xtext, at most DSN_ORCPT_MAX chars. */
 int dsn_orcpt_valid(const char *s, size_t n);
-/* "never", or "success,failure,delay" in part; "" for 0. */
+/* NOTIFY's value as it goes onward: "NEVER", or "SUCCESS,FAILURE,DELAY"
+ * in part; "" for 0. */
+const char *dsn_notify_param(unsigned notify, char buf[32]);
+/* The same in lower case, as the spool and the logs write it. */
 const char *dsn_notify_text(unsigned notify, char buf[32]);
 /* The inverse of dsn_notify_text (lower or upper case). */
 int dsn_notify_from_text(const char *s, unsigned *notify);

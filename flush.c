@@ -251,7 +251,10 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		while (s < nr && strcmp(rc[s].addr, m->t[idx[k]].addr))
 			s++;
 		if (s == nr)
-			rc[nr++].addr = m->t[idx[k]].addr;
+			rc[nr++] = (struct client_rcpt){
+				.addr = m->t[idx[k]].addr,
+				.notify = m->t[idx[k]].notify,
+				.orcpt = m->t[idx[k]].orcpt};
 		slot[k] = s;
 	}
 	struct msg msg = message_of(x);
@@ -263,6 +266,8 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		.m = &msg,
 		.eightbit = m->eightbit,
 		.smtputf8 = m->smtputf8,
+		.dsn_ret = m->dsn_ret,
+		.envid = m->envid,
 		.r = rc,
 		.n = nr,
 	};
