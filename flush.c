@@ -66,6 +66,8 @@ struct run {
 	int dirfd;
 	struct spool_msg *m;
 	unsigned char *fail_now; /* failed in this flush: to be bounced */
+	unsigned char *success_now; /* 1 + the report_kind that NOTIFY=SUCCESS
+				     * asked for, delivered in this flush */
 	time_t now;
 };
 
@@ -99,9 +101,11 @@ static void log_target(const struct run *x, const struct spool_target *t,
 	buf_free(&tgt);
 }
 
-/* What a reply means for one target. */
+/* What a reply means for one target; success is the report a delivery
+ * gives NOTIFY=SUCCESS (REPORT_DELIVERED or REPORT_RELAYED), or -1 when
+ * it gives none (a discard, a next hop that reports itself). */
 static void apply(struct run *x, unsigned i, const struct reply *r,
-		  const char *remote)
+		  const char *remote, int success)
 {
 	struct spool_target *t = &x->m->t[i];
 	t->code = r->code;
@@ -114,6 +118,8 @@ static void apply(struct run *x, unsigned i, const struct reply *r,
 	if (r->code < 300) {
 		t->state = SP_DELIVERED;
 		log_target(x, t, "sent");
+		if (success >= 0 && (t->notify & DSN_SUCCESS))
+			x->success_now[i] = (unsigned char)(1 + success);
 		return;
 	}
 	int64_t lifetime = (int64_t)x->cf->core->v[CORE_QUEUE_LIFETIME].n;
@@ -197,7 +203,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 				snprintf(r.text, sizeof r.text,
 					 "no [pipe \"%s\"] in the configuration",
 					 t->via);
-				apply(x, k, &r, NULL);
+				apply(x, k, &r, NULL, -1);
 				break;
 			}
 			continue;
@@ -212,7 +218,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 		struct msg msg = message_of(x);
 		plan_deliver(&p, &msg, DEFAULT_TIMEOUT, &r);
 		for (unsigned k = 0; k < n; k++)
-			apply(x, idx[k], &r, NULL);
+			apply(x, idx[k], &r, NULL, REPORT_DELIVERED);
 	}
 	plan_free(&p);
 	free(idx);
@@ -241,7 +247,7 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 	for (unsigned d = 0; d < ndead; d++)
 		if (!strcmp(dead[d].key, key)) {
 			for (unsigned k = 0; k < n; k++)
-				apply(x, idx[k], &dead[d].r, NULL);
+				apply(x, idx[k], &dead[d].r, NULL, -1);
 			goto out;
 		}
 	/* one RCPT per distinct address */
@@ -287,8 +293,14 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		snprintf(dead[ndead].key, sizeof dead[ndead].key, "%s", key);
 		dead[ndead++].r = rc[0].r;
 	}
+	/* LMTP delivers: its success is final; an SMTP peer with DSN
+	 * reports for itself (RFC 3461 5.2.2) */
+	int lmtp = j.relay && j.relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
+	int success = lmtp	       ? REPORT_DELIVERED
+		      : j.remote_dsn ? -1
+				     : REPORT_RELAYED;
 	for (unsigned k = 0; k < n; k++)
-		apply(x, idx[k], &rc[slot[k]].r, j.remote);
+		apply(x, idx[k], &rc[slot[k]].r, j.remote, success);
 	free(slot);
 out:
 	free(idx);
@@ -301,6 +313,28 @@ out:
 static int failure_reported(const struct spool_target *t)
 {
 	return !t->notify || (t->notify & DSN_FAILURE);
+}
+
+/* Writes and delivers one report of kind about m's targets idx[0..n);
+ * -1 when it could not be written (errno). */
+static int send_report(const struct cf *cf, int dirfd, struct spool_msg *m,
+		       const unsigned *idx, unsigned n, enum report_kind kind)
+{
+	struct spool_msg b;
+	int r = bounce_create(cf, dirfd, m, idx, n, kind, &b);
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		if (kind == REPORT_FAILED)
+			log_event(LOG_L_INFO, "id", m->id, "event", "bounce",
+				  "bounce-id", b.id, NULL);
+		else
+			log_event(LOG_L_INFO, "id", m->id, "event", "report",
+				  "action", bounce_action_name(kind),
+				  "report-id", b.id, NULL);
+		flush_message(cf, dirfd, &b, FLUSH_ALL);
+	}
+	return 0;
 }
 
 static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
@@ -331,9 +365,7 @@ static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 		free(idx);
 		return;
 	}
-	struct spool_msg b;
-	int r = bounce_create(cf, dirfd, m, idx, n, &b);
-	if (r < 0) {
+	if (send_report(cf, dirfd, m, idx, n, REPORT_FAILED) < 0) {
 		/* the targets stay pending: the next flush tries again */
 		log_event(LOG_L_ERR, "id", m->id, "event", "bounce-error",
 			  "reason", strerror(errno), NULL);
@@ -350,17 +382,35 @@ static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 	}
 	free(idx);
 	save(x);
-	if (r == 0) {
-		log_event(LOG_L_INFO, "id", m->id, "event", "bounce", "bounce-id",
-			  b.id, NULL);
-		flush_message(cf, dirfd, &b, FLUSH_ALL);
+}
+
+/* NOTIFY=SUCCESS: one report per kind of the deliveries of this run. A
+ * report that cannot be written is logged and not tried again: the
+ * deliveries themselves are done. */
+static void deliver_success_reports(const struct cf *cf, int dirfd,
+				    struct run *x)
+{
+	struct spool_msg *m = x->m;
+	unsigned *idx = xcalloc(m->nt + 1, sizeof *idx);
+	for (int kind = REPORT_DELIVERED; kind <= REPORT_RELAYED; kind++) {
+		unsigned n = 0;
+		for (unsigned i = 0; i < m->nt; i++)
+			if (x->success_now[i] == 1 + kind)
+				idx[n++] = i;
+		if (n && send_report(cf, dirfd, m, idx, n,
+				     (enum report_kind)kind) < 0)
+			log_event(LOG_L_ERR, "id", m->id, "event",
+				  "report-error", "reason", strerror(errno),
+				  NULL);
 	}
+	free(idx);
 }
 
 void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		   int all)
 {
-	struct run x = {cf, dirfd, m, xcalloc(m->nt + 1, 1), time(NULL)};
+	struct run x = {cf, dirfd, m, xcalloc(m->nt + 1, 1),
+			xcalloc(m->nt + 1, 1), time(NULL)};
 	unsigned char *used = xcalloc(m->nt + 1, 1);
 	for (unsigned i = 0; i < m->nt; i++) {
 		if (used[i] || !due(&x, i, all))
@@ -369,7 +419,7 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 			struct reply r;
 			reply_set(&r, 250, ESC_OTHER, "discarded");
 			used[i] = 1;
-			apply(&x, i, &r, NULL);
+			apply(&x, i, &r, NULL, -1);
 			save(&x);
 		} else if (is_local(m->t[i].kind)) {
 			local_run(&x, i, all, used);
@@ -378,6 +428,7 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		}
 	}
 	deliver_bounces(cf, dirfd, &x);
+	deliver_success_reports(cf, dirfd, &x);
 	int pending = 0;
 	for (unsigned i = 0; i < m->nt; i++)
 		pending += m->t[i].state == SP_PENDING;
@@ -386,6 +437,7 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		log_event(LOG_L_INFO, "id", m->id, "event", "removed", NULL);
 	}
 	free(x.fail_now);
+	free(x.success_now);
 	free(used);
 	spool_msg_free(m);
 }

@@ -466,7 +466,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 	}
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
-		if (plan_add(s->proto == P_LHLO ? &rc.plan : &s->plan, &rc.r,
+		/* NOTIFY=SUCCESS: the flusher reports the delivery, so it
+		 * goes through the spool */
+		if ((rc.dsn.notify & DSN_SUCCESS) ||
+		    plan_add(s->proto == P_LHLO ? &rc.plan : &s->plan, &rc.r,
 			     rc.addr) != PLAN_OK) {
 			if (s->proto == P_LHLO)
 				rc.spooled = 1;

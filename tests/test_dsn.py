@@ -17,7 +17,7 @@ import subprocess
 
 from pmtest import POSTMASTER
 
-from test_spool import (HOST, QUEUED, Session, flush, maildir_files, queue,
+from test_spool import (HOST, QUEUED, Session, flush, maildir_files, mkdir, queue,
                         read_bytes, smtp_data, spool_files, tmp, write_cf)
 
 assert tmp  # the fixture, imported for the tests below
@@ -80,12 +80,16 @@ def test_notify_never_failure_leaves_no_bounce_anywhere(tmp):
     assert spool_files(tmp + "/spool") == []
 
 
-def test_notify_success_only_sends_no_failure_report(tmp):
+def test_notify_success_only_reports_the_delivery_not_the_failure(tmp):
+    """x@ reaches a mailer that fails and a Maildir that takes it: with
+    NOTIFY=SUCCESS the sender hears of the delivery only."""
     cf = write_cf(tmp, ROUTES)
     _, log = transaction(cf, "", " NOTIFY=SUCCESS")
     assert "status=not-sent dsn-notify=success" in log, log
-    assert maildir_files(tmp + "/sender") == []
     assert maildir_files(tmp + "/pm") == []
+    per_msg, per_rcpt = status_blocks(the_report(tmp))
+    assert per_rcpt["Action"] == "delivered", str(per_rcpt)
+    assert per_rcpt["Status"] == "2.0.0", str(per_rcpt)
 
 
 def test_failure_report_with_envid_orcpt_and_whole_message(tmp):
@@ -163,3 +167,64 @@ def test_queue_shows_the_requested_notifications(tmp):
     assert len(line) == 1 and line[0].endswith(" notify=failure,delay"), \
         out.stdout
     assert out.stdout.startswith(qid + " "), out.stdout
+
+
+SUCCESS_ROUTES = ("m@example.net @DIR@/mbox/\n"
+                  "p@example.net keep\n"
+                  "s@example.net @DIR@/sender/\n"
+                  "postmaster @DIR@/pm/\n")
+KEEP_MAILER = '[pipe "keep"]\nexec = /bin/sh -c "cat >> @DIR@/piped"\n'
+
+
+def success_session(cf, rcpts):
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net> RET=FULL ENVID=ok-1", "250 ")
+    for r, params in rcpts:
+        s.cmd("RCPT TO:<%s>%s" % (r, params), "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    r = s.reply()[-1]
+    log = s.end()
+    return r, log
+
+
+def test_notify_success_on_local_delivery_reports_delivered(tmp):
+    """A Maildir and a pipe mailer, both on the direct path without DSN:
+    with NOTIFY=SUCCESS the message goes through the spool and the
+    flusher sends one "delivered" report for both."""
+    mkdir(tmp + "/mbox")
+    cf = write_cf(tmp, SUCCESS_ROUTES, extra=KEEP_MAILER)
+    r, log = success_session(cf, [
+        ("m@example.net", " NOTIFY=SUCCESS ORCPT=rfc822;box+2Bm@example.org"),
+        ("p@example.net", " NOTIFY=SUCCESS,FAILURE")])
+    qid = QUEUED.match(r)
+    assert qid, r
+    assert re.search(r"id=%s event=report action=delivered report-id=" % qid[1],
+                     log), log
+    assert len(maildir_files(tmp + "/mbox")) == 1
+    assert b"X-Marker: dsn-marker" in open(tmp + "/piped", "rb").read()
+    b = the_report(tmp)
+    assert b["Subject"] == "Successful Mail Delivery Report"
+    parts = b.get_payload()
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    assert b"RET=HDRS leaves out" not in b.as_bytes()  # headers only
+    blocks = parts[1].get_payload()
+    per_msg, rcpts = blocks[0], blocks[1:]
+    assert per_msg["Original-Envelope-Id"] == "ok-1"
+    got = {x["Final-Recipient"]: x for x in rcpts}
+    assert sorted(got) == ["rfc822; m@example.net", "rfc822; p@example.net"]
+    for x in rcpts:
+        assert x["Action"] == "delivered", str(x)
+        assert x["Status"].startswith("2."), str(x)
+    assert got["rfc822; m@example.net"]["Original-Recipient"] == \
+        "rfc822; box+m@example.org"
+    assert queue(cf) == {}
+
+
+def test_without_notify_success_the_direct_path_stays(tmp):
+    mkdir(tmp + "/mbox")
+    cf = write_cf(tmp, SUCCESS_ROUTES, extra=KEEP_MAILER)
+    r, log = success_session(cf, [("m@example.net", " NOTIFY=FAILURE")])
+    assert r.startswith("250 ") and not QUEUED.match(r), r
+    assert len(maildir_files(tmp + "/mbox")) == 1
+    assert maildir_files(tmp + "/sender") == []

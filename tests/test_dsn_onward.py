@@ -1,19 +1,23 @@
-"""DSN parameters (RFC 3461, issue 14.3) passed on from the spool to a next
-hop that advertises DSN, and only to one: Postfix's smtp-sink with and
-without DSN (-N), its dump showing the MAIL and RCPT arguments it got, and
-a private Postfix instance whose log shows the ORCPT (orig_to=) and the
-success notification that NOTIFY=SUCCESS asked of it.
+"""DSN (RFC 3461, issue 14) with real next hops. The parameters go on from
+the spool to a next hop that advertises DSN, and only to one: Postfix's
+smtp-sink with and without DSN (-N), its dump showing the MAIL and RCPT
+arguments it got, and a private Postfix instance, whose own success
+report (read with postcat) carries our ENVID and ORCPT. NOTIFY=SUCCESS
+gets a "relayed" report from us when the next hop has no DSN, none when it
+has, and a "delivered" report after Dovecot's LMTP took the message.
 
 Every server runs on 127.0.0.1 and a free port and is stopped when its
 test ends. POSTMASTER names the binary under test.
 """
 import email
+import os
 import re
 import subprocess
 
 from pmtest import tool, wait_for
-from test_onward import (Postfix, Sent, Session, SmtpSink, message, peers,
-                         postfix, relay_cf, status_lines, tmp, write_cf)
+from test_onward import (Dovecot, Postfix, Sent, Session, SmtpSink, bounces,
+                         maildir_files, message, peers, postfix, relay_cf,
+                         status_lines, tmp, write_cf)
 
 assert peers and postfix and tmp  # fixtures, imported for the tests below
 
@@ -99,3 +103,60 @@ def test_postfix_next_hop_gets_the_parameters(tmp, postfix):
     assert per_rcpt["Status"] == "2.0.0", str(per_rcpt)
     # RET=HDRS: Postfix returns the headers, not the body
     assert report.get_payload()[2].get_content_type() == "text/rfc822-headers"
+
+
+def success_report(tmp):
+    """The one report in tmp/bounces/ (SENDER's mailbox): its
+    per-recipient blocks by Final-Recipient address."""
+    (msg,) = bounces(tmp)
+    assert msg.get_content_type() == "multipart/report"
+    assert msg["Subject"] == "Successful Mail Delivery Report"
+    parts = msg.get_payload()
+    assert parts[1].get_content_type() == "message/delivery-status"
+    blocks = parts[1].get_payload()
+    return blocks[0], {b["Final-Recipient"].split(";", 1)[1].strip(): b
+                       for b in blocks[1:]}
+
+
+def test_notify_success_to_a_peer_without_dsn_reports_relayed(tmp, peers):
+    sink = SmtpSink(tmp, "-N")
+    peers.append(sink)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    sent = submit_dsn(cf, ["joe@example.net"], " ENVID=relayed-1",
+                      " NOTIFY=SUCCESS ORCPT=rfc822;joe+2Borig@example.net")
+    assert re.search(r"id=%s event=report action=relayed report-id=" % sent.id,
+                     sent.log), sent.log
+    per_msg, rcpts = success_report(tmp)
+    assert per_msg["Original-Envelope-Id"] == "relayed-1"
+    b = rcpts["joe@example.net"]
+    assert b["Action"] == "relayed", str(b)
+    assert b["Status"] == "2.0.0", str(b)
+    assert b["Original-Recipient"] == "rfc822; joe+orig@example.net", str(b)
+    assert b["Remote-MTA"] == "dns; 127.0.0.1", str(b)
+
+
+def test_notify_success_to_a_peer_with_dsn_leaves_the_report_to_it(tmp, peers):
+    sink = SmtpSink(tmp)
+    peers.append(sink)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    sent = submit_dsn(cf, ["joe@example.net"], "", " NOTIFY=SUCCESS")
+    assert "status=sent" in status_lines(sent.log)["joe@example.net"]
+    assert "event=report" not in sent.log, sent.log
+    assert maildir_files(os.path.join(tmp, "bounces")) == []
+
+
+def test_notify_success_over_dovecot_lmtp_reports_delivered(tmp, peers):
+    dv = Dovecot(tmp)
+    peers.append(dv)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % dv.port], protocol="lmtp")
+    sent = submit_dsn(cf, ["joe@example.net", "ann@example.net"],
+                      " RET=FULL ENVID=lmtp-1", " NOTIFY=SUCCESS,FAILURE")
+    assert re.search(r"id=%s event=report action=delivered report-id=" % sent.id,
+                     sent.log), sent.log
+    assert len(dv.inbox("joe")) == 1 and len(dv.inbox("ann")) == 1
+    per_msg, rcpts = success_report(tmp)
+    assert per_msg["Original-Envelope-Id"] == "lmtp-1"
+    assert sorted(rcpts) == ["ann@example.net", "joe@example.net"]
+    for b in rcpts.values():
+        assert b["Action"] == "delivered", str(b)
+        assert b["Status"] == "2.0.0", str(b)
