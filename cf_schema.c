@@ -60,6 +60,8 @@ static const struct key core_keys[] = {
 				  0, 0, 0},
 	[CORE_MAXIMAL_BACKOFF] = {"maximal-backoff", V_DURATION, 0, "4000s", 0,
 				  0, 0, 0},
+	[CORE_DELAY_WARNING_TIME] = {"delay-warning-time", V_DURATION, K_ZERO,
+				     "4h", 0, 0, 0, 0},
 };
 
 static const struct key syslog_keys[] = {

@@ -406,6 +406,34 @@ static void deliver_success_reports(const struct cf *cf, int dirfd,
 	free(idx);
 }
 
+/* NOTIFY=DELAY: once core.delay-warning-time has passed, one report for
+ * the message of its recipients still waiting after a temporary failure;
+ * never again for it. */
+static void deliver_delay_report(const struct cf *cf, int dirfd,
+				 struct run *x)
+{
+	struct spool_msg *m = x->m;
+	int64_t after = (int64_t)cf->core->v[CORE_DELAY_WARNING_TIME].n;
+	if (!after || m->delay_reported || x->now - m->arrival < after)
+		return;
+	unsigned *idx = xcalloc(m->nt + 1, sizeof *idx);
+	unsigned n = 0;
+	for (unsigned i = 0; i < m->nt; i++) {
+		const struct spool_target *t = &m->t[i];
+		if (t->state == SP_PENDING && (t->notify & DSN_DELAY) &&
+		    t->code >= 400)
+			idx[n++] = i;
+	}
+	if (n && send_report(cf, dirfd, m, idx, n, REPORT_DELAYED) == 0) {
+		m->delay_reported = 1;
+		save(x);
+	} else if (n) {
+		log_event(LOG_L_ERR, "id", m->id, "event", "report-error",
+			  "reason", strerror(errno), NULL);
+	}
+	free(idx);
+}
+
 void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		   int all)
 {
@@ -429,6 +457,7 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 	}
 	deliver_bounces(cf, dirfd, &x);
 	deliver_success_reports(cf, dirfd, &x);
+	deliver_delay_report(cf, dirfd, &x);
 	int pending = 0;
 	for (unsigned i = 0; i < m->nt; i++)
 		pending += m->t[i].state == SP_PENDING;

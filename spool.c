@@ -15,13 +15,15 @@
  *   smtpd NAME
  *   dsn-ret full|hdrs
  *   dsn-envid XTEXT
+ *   dsn-delayed 1
  *   target STATE ATTEMPTS NEXT KIND VIA ADDR ORIG ARG
  *   dsn NOTIFY ORCPT
  *   reply CODE DSN REMOTE TEXT
  *
  * An envelope written before the "smtpd" line existed loads without it.
  * The "dsn-ret", "dsn-envid" and "dsn" lines (RFC 3461) are there only
- * when the client asked for them; NOTIFY is "never" or a comma list of
+ * when the client asked for them, "dsn-delayed" once the delay report
+ * went out; NOTIFY is "never" or a comma list of
  * success, failure, delay, or "-"; ORCPT is "type;xtext" or "-". A "dsn"
  * or "reply" line belongs to the target line before it. In the file ID a
  * line "message" ends the envelope; ID.env holds the envelope alone. ID is
@@ -218,6 +220,8 @@ static void envelope_text(const struct spool_msg *m, struct buf *b)
 	if (m->dsn_ret != DSN_RET_NONE)
 		buf_printf(b, "dsn-ret %s\n",
 			   m->dsn_ret == DSN_RET_FULL ? "full" : "hdrs");
+	if (m->delay_reported)
+		buf_adds(b, "dsn-delayed 1\n");
 	if (m->envid) {
 		buf_adds(b, "dsn-envid");
 		put_field(b, m->envid);
@@ -427,6 +431,8 @@ static int parse_envelope(char *text, struct spool_msg *m)
 				return -1;
 			m->dsn_ret = !strcmp(p, "full") ? DSN_RET_FULL
 							: DSN_RET_HDRS;
+		} else if (!strcmp(key, "dsn-delayed")) {
+			m->delay_reported = atoi(p) > 0;
 		} else if (!strcmp(key, "dsn-envid")) {
 			if (!(f = get_field(&p)))
 				return -1;

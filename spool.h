@@ -54,6 +54,7 @@ struct spool_msg {
 	int smtputf8;
 	enum dsn_ret dsn_ret; /* RET= */
 	char *envid;   /* ENVID= as given (xtext), NULL when none */
+	int delay_reported; /* NOTIFY=DELAY: the one delay report went out */
 	char *sid;     /* the session that received it */
 	char *client;  /* "[ip]" or "local", for the bounce */
 	char *smtpd;   /* the [smtpd] that accepted it: its tables route the

@@ -14,6 +14,7 @@ sanitizer reports.
 import email
 import re
 import subprocess
+import time
 
 from pmtest import POSTMASTER
 
@@ -228,3 +229,64 @@ def test_without_notify_success_the_direct_path_stays(tmp):
     assert r.startswith("250 ") and not QUEUED.match(r), r
     assert len(maildir_files(tmp + "/mbox")) == 1
     assert maildir_files(tmp + "/sender") == []
+
+
+def deferred_session(tmp, core):
+    """A message to a relay that is not there: it waits in the spool."""
+    from test_spool import closed_port
+    cf = write_cf(tmp, "y@remote.example [127.0.0.1]:%d\n"
+                  "s@example.net @DIR@/sender/\n"
+                  "postmaster @DIR@/pm/\n" % closed_port(), core=core)
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net> ENVID=slow-1", "250 ")
+    s.cmd("RCPT TO:<y@remote.example> NOTIFY=DELAY,FAILURE", "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    r = s.reply()[-1]
+    log = s.end()
+    qid = QUEUED.match(r)[1]
+    assert re.search(r"id=%s .*status=deferred" % qid, log), log
+    return cf, qid
+
+
+def reports_in(tmp):
+    return [email.message_from_bytes(read_bytes(p))
+            for p in maildir_files(tmp + "/sender")]
+
+
+def test_delay_report_once_then_the_final_report(tmp):
+    cf, qid = deferred_session(tmp, "delay-warning-time = 1s\n")
+    assert reports_in(tmp) == []
+    time.sleep(1.2)
+    r = flush(cf, "--now")
+    assert re.search(r"id=%s event=report action=delayed report-id=" % qid,
+                     r.stderr), r.stderr
+    (delayed,) = reports_in(tmp)
+    assert delayed["Subject"] == "Delayed Mail (still being retried)"
+    per_msg, per_rcpt = status_blocks(delayed)
+    assert per_msg["Original-Envelope-Id"] == "slow-1"
+    assert per_rcpt["Action"] == "delayed", str(per_rcpt)
+    assert per_rcpt["Status"].startswith("4."), str(per_rcpt)
+    assert delayed.get_payload()[2].get_content_type() == "text/rfc822-headers"
+    # later runs send no second delay report
+    r = flush(cf, "--now")
+    assert "action=delayed" not in r.stderr, r.stderr
+    assert len(reports_in(tmp)) == 1
+    # the end of the queue lifetime: the final report
+    r = flush(cf, "--now", "--core-queue-lifetime=0s")
+    assert re.search(r"id=%s event=bounce bounce-id=" % qid, r.stderr), r.stderr
+    reports = reports_in(tmp)
+    assert len(reports) == 2
+    failed = [b for b in reports
+              if b["Subject"] == "Undelivered Mail Returned to Sender"]
+    assert len(failed) == 1
+    assert status_blocks(failed[0])[1]["Action"] == "failed"
+    assert queue(cf) == {}
+
+
+def test_delay_warning_time_0_sends_no_delay_report(tmp):
+    cf, qid = deferred_session(tmp, "delay-warning-time = 0\n")
+    time.sleep(1.2)
+    r = flush(cf, "--now")
+    assert "action=delayed" not in r.stderr, r.stderr
+    assert reports_in(tmp) == []
