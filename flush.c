@@ -293,8 +293,8 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		snprintf(dead[ndead].key, sizeof dead[ndead].key, "%s", key);
 		dead[ndead++].r = rc[0].r;
 	}
-	/* LMTP delivers: its success is final; an SMTP peer with DSN
-	 * reports for itself (RFC 3461 5.2.2) */
+	/* LMTP delivers: its success is final; an SMTP peer with DSN got
+	 * NOTIFY and reports for itself */
 	int lmtp = j.relay && j.relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
 	int success = lmtp	       ? REPORT_DELIVERED
 		      : j.remote_dsn ? -1
@@ -315,26 +315,20 @@ static int failure_reported(const struct spool_target *t)
 	return !t->notify || (t->notify & DSN_FAILURE);
 }
 
-/* Writes and delivers one report of kind about m's targets idx[0..n);
- * -1 when it could not be written (errno). */
-static int send_report(const struct cf *cf, int dirfd, struct spool_msg *m,
-		       const unsigned *idx, unsigned n, enum report_kind kind)
+/* Writes one report of kind about m's targets idx[0..n) into the spool,
+ * as bounce_create() does (0: *b to be delivered, 1: none due, -1). */
+static int write_report(const struct cf *cf, int dirfd, struct spool_msg *m,
+			const unsigned *idx, unsigned n, enum report_kind kind,
+			struct spool_msg *b)
 {
-	struct spool_msg b;
-	int r = bounce_create(cf, dirfd, m, idx, n, kind, &b);
-	if (r < 0)
-		return -1;
-	if (r == 0) {
-		if (kind == REPORT_FAILED)
-			log_event(LOG_L_INFO, "id", m->id, "event", "bounce",
-				  "bounce-id", b.id, NULL);
-		else
-			log_event(LOG_L_INFO, "id", m->id, "event", "report",
-				  "action", bounce_action_name(kind),
-				  "report-id", b.id, NULL);
-		flush_message(cf, dirfd, &b, FLUSH_ALL);
-	}
-	return 0;
+	int r = bounce_create(cf, dirfd, m, idx, n, kind, b);
+	if (r == 0 && kind == REPORT_FAILED)
+		log_event(LOG_L_INFO, "id", m->id, "event", "bounce",
+			  "bounce-id", b->id, NULL);
+	else if (r == 0)
+		log_event(LOG_L_INFO, "id", m->id, "event", "report", "action",
+			  bounce_action_name(kind), "report-id", b->id, NULL);
+	return r;
 }
 
 static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
@@ -365,7 +359,9 @@ static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 		free(idx);
 		return;
 	}
-	if (send_report(cf, dirfd, m, idx, n, REPORT_FAILED) < 0) {
+	struct spool_msg b;
+	int r = write_report(cf, dirfd, m, idx, n, REPORT_FAILED, &b);
+	if (r < 0) {
 		/* the targets stay pending: the next flush tries again */
 		log_event(LOG_L_ERR, "id", m->id, "event", "bounce-error",
 			  "reason", strerror(errno), NULL);
@@ -382,6 +378,8 @@ static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 	}
 	free(idx);
 	save(x);
+	if (r == 0)
+		flush_message(cf, dirfd, &b, FLUSH_ALL);
 }
 
 /* NOTIFY=SUCCESS: one report per kind of the deliveries of this run. A
@@ -397,11 +395,16 @@ static void deliver_success_reports(const struct cf *cf, int dirfd,
 		for (unsigned i = 0; i < m->nt; i++)
 			if (x->success_now[i] == 1 + kind)
 				idx[n++] = i;
-		if (n && send_report(cf, dirfd, m, idx, n,
-				     (enum report_kind)kind) < 0)
+		struct spool_msg b;
+		int r = n ? write_report(cf, dirfd, m, idx, n,
+					 (enum report_kind)kind, &b)
+			  : 1;
+		if (r < 0)
 			log_event(LOG_L_ERR, "id", m->id, "event",
 				  "report-error", "reason", strerror(errno),
 				  NULL);
+		else if (r == 0)
+			flush_message(cf, dirfd, &b, FLUSH_ALL);
 	}
 	free(idx);
 }
@@ -424,14 +427,21 @@ static void deliver_delay_report(const struct cf *cf, int dirfd,
 		    t->code >= 400)
 			idx[n++] = i;
 	}
-	if (n && send_report(cf, dirfd, m, idx, n, REPORT_DELAYED) == 0) {
-		m->delay_reported = 1;
-		save(x);
-	} else if (n) {
+	struct spool_msg b;
+	int r = n ? write_report(cf, dirfd, m, idx, n, REPORT_DELAYED, &b) : 1;
+	free(idx);
+	if (r < 0) {
 		log_event(LOG_L_ERR, "id", m->id, "event", "report-error",
 			  "reason", strerror(errno), NULL);
+		return;
 	}
-	free(idx);
+	if (n) {
+		/* remembered before it is delivered: never a second one */
+		m->delay_reported = 1;
+		save(x);
+	}
+	if (r == 0)
+		flush_message(cf, dirfd, &b, FLUSH_ALL);
 }
 
 void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
