@@ -110,15 +110,15 @@ static const struct {
 	const char *subject, *what, *action;
 } report_words[] = {
 	[REPORT_FAILED] = {"Undelivered Mail Returned to Sender",
-			   "could not\nbe delivered to", "failed"},
+			   "could not\nbe delivered to the following", "failed"},
 	[REPORT_DELIVERED] = {"Successful Mail Delivery Report",
-			      "was\ndelivered to", "delivered"},
+			      "was\ndelivered to the following", "delivered"},
 	[REPORT_RELAYED] = {"Successful Mail Delivery Report",
 			    "was\nrelayed, to a host that does not report "
-			    "delivery, for", "relayed"},
+			    "delivery, for the following", "relayed"},
 	[REPORT_DELAYED] = {"Delayed Mail (still being retried)",
 			    "has not\nyet been delivered (it will be retried) "
-			    "to", "delayed"},
+			    "to the following", "delayed"},
 };
 
 const char *bounce_action_name(enum report_kind kind)
@@ -154,8 +154,8 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	buf_printf(b, "Content-Description: Notification\n"
 		      "Content-Type: text/plain; charset=utf-8\n\n");
 	buf_printf(b, "This is the mail system at host %s.\n\n", host);
-	buf_printf(b, "Your message, received %s with queue id %s, %s\n"
-		      "the following recipient%s:\n\n",
+	buf_printf(b, "Your message, received %s with queue id %s, %s "
+		      "recipient%s:\n\n",
 		   arrival, m->id, report_words[kind].what, n == 1 ? "" : "s");
 	for (unsigned i = 0; i < n; i++) {
 		const struct spool_target *t = &m->t[idx[i]];
