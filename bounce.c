@@ -45,6 +45,59 @@ static void original_headers(const struct spool_msg *m, struct buf *out)
 		buf_addc(out, '\n');
 }
 
+/* RET=FULL (RFC 3461 4.3): the whole message, LF line ends; 0 when it
+ * cannot be read whole. */
+static int original_message(const struct spool_msg *m, struct buf *out)
+{
+	char chunk[8192];
+	for (off_t off = 0; off < m->size;) {
+		ssize_t n = pread(m->data_fd, chunk, sizeof chunk,
+				  m->data_off + off);
+		if (n <= 0)
+			return 0;
+		for (ssize_t i = 0; i < n; i++)
+			if (chunk[i] != '\r')
+				buf_addc(out, chunk[i]);
+		off += n;
+	}
+	if (out->len && out->s[out->len - 1] != '\n')
+		buf_addc(out, '\n');
+	return 1;
+}
+
+/* What goes back: the message with RET=FULL when it is text and within
+ * core.max-message-size (returns 1), else its headers (0). */
+static int returned_content(const struct cf *cf, const struct spool_msg *m,
+			    int failed, struct buf *b)
+{
+	if (failed && m->dsn_ret == DSN_RET_FULL && !m->binary &&
+	    (uint64_t)m->size <= cf->core->v[CORE_MAX_MESSAGE_SIZE].n) {
+		struct buf whole = {0};
+		if (original_message(m, &whole)) {
+			buf_printf(b, "Content-Description: Undelivered Message\n"
+				      "Content-Type: message/rfc822\n\n");
+			buf_add(b, whole.s, whole.len);
+			buf_free(&whole);
+			return 1;
+		}
+		buf_free(&whole);
+	}
+	buf_printf(b, "Content-Description: Undelivered Message Headers\n"
+		      "Content-Type: text/rfc822-headers\n\n");
+	original_headers(m, b);
+	return 0;
+}
+
+/* An xtext value (ENVID, ORCPT's address) as a report shows it. */
+static void put_xtext(struct buf *b, const char *xtext)
+{
+	char text[DSN_ORCPT_MAX + 1];
+	if (dsn_xtext_decode(xtext, strlen(xtext), text, sizeof text) < 0)
+		snprintf(text, sizeof text, "%s", xtext);
+	for (const char *p = text; *p; p++)
+		buf_addc(b, *p < ' ' || *p == 0x7f ? ' ' : *p);
+}
+
 static int has_8bit(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -53,9 +106,29 @@ static int has_8bit(const char *s, size_t n)
 	return 0;
 }
 
+static const struct {
+	const char *subject, *what, *action;
+} report_words[] = {
+	[REPORT_FAILED] = {"Undelivered Mail Returned to Sender",
+			   "could not\nbe delivered to the following", "failed"},
+	[REPORT_DELIVERED] = {"Successful Mail Delivery Report",
+			      "was\ndelivered to the following", "delivered"},
+	[REPORT_RELAYED] = {"Successful Mail Delivery Report",
+			    "was\nrelayed, to a host that does not report "
+			    "delivery, for the following", "relayed"},
+	[REPORT_DELAYED] = {"Delayed Mail (still being retried)",
+			    "has not\nyet been delivered (it will be retried) "
+			    "to the following", "delayed"},
+};
+
+const char *bounce_action_name(enum report_kind kind)
+{
+	return report_words[kind].action;
+}
+
 static void compose(const struct cf *cf, const struct spool_msg *m,
-		    const unsigned *idx, unsigned n, const char *to,
-		    const char *id, struct buf *b)
+		    const unsigned *idx, unsigned n, enum report_kind kind,
+		    const char *to, const char *id, struct buf *b)
 {
 	const char *host = cf->core->v[CORE_HOSTNAME].s;
 	char date[64], arrival[64];
@@ -68,7 +141,7 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	buf_printf(b, "Date: %s\n", date);
 	buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", host);
 	buf_printf(b, "To: <%s>\n", to);
-	buf_printf(b, "Subject: Undelivered Mail Returned to Sender\n");
+	buf_printf(b, "Subject: %s\n", report_words[kind].subject);
 	buf_printf(b, "Message-ID: <%s.bounce@%s>\n", id, host);
 	buf_printf(b, "Auto-Submitted: auto-replied\n");
 	buf_printf(b, "MIME-Version: 1.0\n");
@@ -81,15 +154,20 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	buf_printf(b, "Content-Description: Notification\n"
 		      "Content-Type: text/plain; charset=utf-8\n\n");
 	buf_printf(b, "This is the mail system at host %s.\n\n", host);
-	buf_printf(b, "Your message, received %s with queue id %s, could not\n"
-		      "be delivered to the following recipient%s:\n\n",
-		   arrival, m->id, n == 1 ? "" : "s");
+	buf_printf(b, "Your message, received %s with queue id %s, %s "
+		      "recipient%s:\n\n",
+		   arrival, m->id, report_words[kind].what, n == 1 ? "" : "s");
 	for (unsigned i = 0; i < n; i++) {
 		const struct spool_target *t = &m->t[idx[i]];
 		buf_printf(b, "<%s>: %d %s %s\n", t->addr, t->code, t->dsn,
 			   t->text);
 	}
-	buf_printf(b, "\nThe headers of your message follow at the end.\n\n");
+	struct buf ret = {0};
+	/* RFC 3461 4.3: RET is about failures; other reports carry headers */
+	int whole = returned_content(cf, m, kind == REPORT_FAILED, &ret);
+	buf_printf(b, "\n%s at the end.\n\n",
+		   whole ? "Your message follows"
+			 : "The headers of your message follow");
 
 	buf_printf(b, "--%s\n", boundary);
 	buf_printf(b, "Content-Description: Delivery report\n"
@@ -97,18 +175,31 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	buf_printf(b, "Reporting-MTA: dns; %s\n", host);
 	buf_printf(b, "X-Postmaster-Queue-ID: %s\n", m->id);
 	buf_printf(b, "X-Postmaster-Sender: rfc822; %s\n", m->from);
+	if (m->envid) {
+		buf_adds(b, "Original-Envelope-Id: ");
+		put_xtext(b, m->envid);
+		buf_addc(b, '\n');
+	}
 	buf_printf(b, "Arrival-Date: %s\n", arrival);
 	for (unsigned i = 0; i < n; i++) {
 		const struct spool_target *t = &m->t[idx[i]];
 		const char *type = has_8bit(t->addr, strlen(t->addr)) ? "utf-8"
 								       : "rfc822";
 		buf_printf(b, "\nFinal-Recipient: %s; %s\n", type, t->addr);
-		if (strcmp(t->orig, t->addr))
+		const char *semi = t->orcpt ? strchr(t->orcpt, ';') : NULL;
+		if (semi) {
+			/* RFC 3461 4.2: the client's ORCPT, as it gave it */
+			buf_printf(b, "Original-Recipient: %.*s; ",
+				   (int)(semi - t->orcpt), t->orcpt);
+			put_xtext(b, semi + 1);
+			buf_addc(b, '\n');
+		} else if (strcmp(t->orig, t->addr))
 			buf_printf(b, "Original-Recipient: %s; %s\n",
 				   has_8bit(t->orig, strlen(t->orig)) ? "utf-8"
 								      : "rfc822",
 				   t->orig);
-		buf_printf(b, "Action: failed\nStatus: %s\n", t->dsn);
+		buf_printf(b, "Action: %s\nStatus: %s\n",
+			   report_words[kind].action, t->dsn);
 		if (t->remote[0]) {
 			char rhost[300];
 			snprintf(rhost, sizeof rhost, "%s", t->remote);
@@ -124,9 +215,8 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 		}
 	}
 	buf_printf(b, "\n--%s\n", boundary);
-	buf_printf(b, "Content-Description: Undelivered Message Headers\n"
-		      "Content-Type: text/rfc822-headers\n\n");
-	original_headers(m, b);
+	buf_add(b, ret.s, ret.len);
+	buf_free(&ret);
 	buf_printf(b, "\n--%s--\n", boundary);
 }
 
@@ -179,14 +269,21 @@ static void failed_bounce_reason(const struct spool_msg *orig,
 }
 
 int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
-		  const unsigned *idx, unsigned n, struct spool_msg *out)
+		  const unsigned *idx, unsigned n, enum report_kind kind,
+		  struct spool_msg *out)
 {
 	memset(out, 0, sizeof *out);
 	out->data_fd = -1;
+	int failed = kind == REPORT_FAILED;
 	int to_sender = orig->origin == SP_CLIENT && orig->from[0] &&
-			cf->core->v[CORE_BOUNCE_TO].n != BOUNCE_POSTMASTER;
-	int to_postmaster = orig->origin != SP_CLIENT || !orig->from[0] ||
-			    cf->core->v[CORE_BOUNCE_TO].n != BOUNCE_SENDER;
+			(!failed ||
+			 cf->core->v[CORE_BOUNCE_TO].n != BOUNCE_POSTMASTER);
+	int to_postmaster = failed && (orig->origin != SP_CLIENT ||
+				       !orig->from[0] ||
+				       cf->core->v[CORE_BOUNCE_TO].n !=
+					       BOUNCE_SENDER);
+	if (!to_sender && !to_postmaster)
+		return 1; /* only a failure is worth postmaster's time */
 	char why[ADDR_PATH_MAX + 600] = "";
 	if (orig->origin != SP_CLIENT)
 		failed_bounce_reason(orig, idx, n, why, sizeof why);
@@ -202,7 +299,15 @@ int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
 	/* a failed bounce's own report is routed by the same listener */
 	out->smtpd = xstrdup(orig->smtpd ? orig->smtpd : "");
 	const struct cf_section *smtpd = listener_of(cf, orig);
-	if (to_sender &&
+	if (to_sender && !failed &&
+	    route_to(cf, smtpd, orig->from, out, why, sizeof why) < 0) {
+		log_event(LOG_L_WARNING, "id", orig->id, "event", "report",
+			  "action", report_words[kind].action, "status",
+			  "dropped", "reason", why, NULL);
+		spool_msg_free(out);
+		return 1;
+	}
+	if (to_sender && failed &&
 	    route_to(cf, smtpd, orig->from, out, why, sizeof why) < 0) {
 		/* the sender cannot be reached at all: postmaster's turn */
 		to_postmaster = 1;
@@ -234,7 +339,7 @@ int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
 	else
 		snprintf(to, sizeof to, "postmaster@%s",
 			 cf->core->v[CORE_HOSTNAME].s);
-	compose(cf, orig, idx, n, to, out->id, &b);
+	compose(cf, orig, idx, n, kind, to, out->id, &b);
 	out->eightbit = has_8bit(b.s, b.len);
 	out->smtputf8 = has_8bit(to, strlen(to));
 	int bad = spool_begin_message(out) < 0 ||

@@ -63,6 +63,8 @@ static const struct key core_keys[] = {
 	[CORE_TRUSTED_USERS] = {"trusted-users", V_USER, K_REPEAT, 0, 0, 0, 0,
 				"not set: every local user may choose the "
 				"sender"},
+	[CORE_DELAY_WARNING_TIME] = {"delay-warning-time", V_DURATION, K_ZERO,
+				     "4h", 0, 0, 0, 0},
 };
 
 static const struct key syslog_keys[] = {

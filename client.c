@@ -11,6 +11,7 @@
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "client.h"
 #include "client_dest.h"
+#include "dsn.h"
 #include "io.h"
 #include "mime.h"
 #include "net.h"
@@ -32,7 +33,7 @@
 #define CONNECT_TIMEOUT_MS 30000
 #define REPLY_TIMEOUT_MS 300000
 struct ext {
-	int pipelining, eightbit, binary, chunking, smtputf8, starttls;
+	int pipelining, eightbit, binary, chunking, smtputf8, starttls, dsn;
 	int auth_plain, auth_login;
 	unsigned long long size;
 };
@@ -187,6 +188,8 @@ static void parse_ehlo(struct conn *c, const char *text)
 			c->ext.smtputf8 = 1;
 		else if (!strcasecmp(kw, "STARTTLS"))
 			c->ext.starttls = 1;
+		else if (!strcasecmp(kw, "DSN"))
+			c->ext.dsn = 1;
 		else if (!strncasecmp(kw, "SIZE", 4) && (kw[4] == ' ' || !kw[4]))
 			c->ext.size = strtoull(kw + 4, NULL, 10);
 		else if (!strncasecmp(kw, "AUTH", 4) && kw[4] == ' ') {
@@ -602,6 +605,20 @@ static int choose_form(struct tx *x, struct reply *fail)
 	return 0;
 }
 
+/* RFC 3461 5.2: RET and ENVID go on to a peer that advertises DSN, and
+ * only to one. */
+static void mail_dsn_params(const struct client_job *j, int peer_dsn,
+			    struct buf *out)
+{
+	if (!peer_dsn)
+		return;
+	if (j->dsn_ret != DSN_RET_NONE)
+		buf_adds(out, j->dsn_ret == DSN_RET_FULL ? " RET=FULL"
+							 : " RET=HDRS");
+	if (j->envid)
+		buf_printf(out, " ENVID=%s", j->envid);
+}
+
 /* Sends one command of the transaction; its reply is read later, in
  * order, by read_replies(). */
 static void send_command(struct tx *x, int what)
@@ -612,15 +629,24 @@ static void send_command(struct tx *x, int what)
 		if (c->ext.size)
 			snprintf(size, sizeof size, " SIZE=%lld",
 				 (long long)x->wire);
-		cmd(c, "MAIL FROM:<%s>%s%s%s", x->m->from, size,
+		struct buf dsn = {0};
+		mail_dsn_params(x->j, c->ext.dsn, &dsn);
+		cmd(c, "MAIL FROM:<%s>%s%s%s%s", x->m->from, size,
 		    x->m->binary ? " BODY=BINARYMIME"
 		    : x->eightbit ? " BODY=8BITMIME"
 				  : "",
-		    x->j->smtputf8 ? " SMTPUTF8" : "");
+		    x->j->smtputf8 ? " SMTPUTF8" : "", dsn.s ? dsn.s : "");
+		buf_free(&dsn);
 	} else if (what == PEND_DATA) {
 		cmd(c, "DATA");
 	} else {
-		cmd(c, "RCPT TO:<%s>", x->j->r[what].addr);
+		const struct client_rcpt *r = &x->j->r[what];
+		char words[32];
+		cmd(c, "RCPT TO:<%s>%s%s%s%s", r->addr,
+		    c->ext.dsn && r->notify ? " NOTIFY=" : "",
+		    c->ext.dsn ? dsn_notify_param(r->notify, words) : "",
+		    c->ext.dsn && r->orcpt ? " ORCPT=" : "",
+		    c->ext.dsn && r->orcpt ? r->orcpt : "");
 	}
 	x->pending[x->npending++] = what;
 }
@@ -788,6 +814,7 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 	if (end == TX_FINAL) {
 		/* replies of this peer are final: name it in logs and reports */
 		snprintf(j->remote, sizeof j->remote, "%s", c->name);
+		j->remote_dsn = c->ext.dsn;
 	} else if (end == TX_CLOSING) {
 		peer_reply(why, 451, x.t.s, c->name);
 	} else {

@@ -3,7 +3,7 @@
  *
  * Owns: finding the addresses of a destination (a [relay]'s list, a host,
  * the MX hosts of a domain), trying them in order, the conversation
- * (EHLO/LHLO, PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING), and one
+ * (EHLO/LHLO, PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING, DSN), and one
  * reply per recipient. Which reply means what for the message is the
  * caller's business (flush.c).
  *
@@ -19,7 +19,9 @@
 
 struct client_rcpt {
 	const char *addr;
-	struct reply r; /* filled for every recipient */
+	unsigned notify;   /* RFC 3461 NOTIFY as DSN_* bits, or 0 */
+	const char *orcpt; /* ORCPT (xtext) or NULL */
+	struct reply r;    /* filled for every recipient */
 };
 
 struct client_job {
@@ -29,9 +31,12 @@ struct client_job {
 	const char *arg;               /* T_HOST: the host; T_MX: the domain */
 	const struct msg *m;
 	int eightbit, smtputf8;
+	int dsn_ret;       /* enum dsn_ret */
+	const char *envid; /* ENVID (xtext) or NULL */
 	struct client_rcpt *r;
 	unsigned n;
 	char remote[320]; /* "host[ip]" that gave the replies, or "" */
+	int remote_dsn;   /* ... and it advertised DSN: the parameters went on */
 	/* found by client_deliver in the message itself */
 	off_t wire_size;  /* with CRLF line ends, as SIZE counts it */
 	/* the 7-bit form, made when a peer needs it (mime.c) */

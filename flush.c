@@ -66,6 +66,8 @@ struct run {
 	int dirfd;
 	struct spool_msg *m;
 	unsigned char *fail_now; /* failed in this flush: to be bounced */
+	unsigned char *success_now; /* 1 + the report_kind that NOTIFY=SUCCESS
+				     * asked for, delivered in this flush */
 	time_t now;
 };
 
@@ -88,17 +90,22 @@ static void log_target(const struct run *x, const struct spool_target *t,
 					    : t->arg;
 	buf_printf(&tgt, "%s%s%s", route_target_kind_name(t->kind),
 		   what[0] ? " " : "", what);
+	char words[32];
 	log_event(t->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "id", x->m->id,
 		  "from", f, "to", to, "target", tgt.s, "relay",
 		  t->remote[0] ? t->remote : NULL, "status", status, "dsn",
-		  t->dsn, "size", size, "delay", delay, "reply", rep.s, NULL);
+		  t->dsn, "dsn-notify",
+		  t->notify ? dsn_notify_text(t->notify, words) : NULL, "size",
+		  size, "delay", delay, "reply", rep.s, NULL);
 	buf_free(&rep);
 	buf_free(&tgt);
 }
 
-/* What a reply means for one target. */
+/* What a reply means for one target; success is the report a delivery
+ * gives NOTIFY=SUCCESS (REPORT_DELIVERED or REPORT_RELAYED), or -1 when
+ * it gives none (a discard, a next hop that reports itself). */
 static void apply(struct run *x, unsigned i, const struct reply *r,
-		  const char *remote)
+		  const char *remote, int success)
 {
 	struct spool_target *t = &x->m->t[i];
 	t->code = r->code;
@@ -111,6 +118,8 @@ static void apply(struct run *x, unsigned i, const struct reply *r,
 	if (r->code < 300) {
 		t->state = SP_DELIVERED;
 		log_target(x, t, "sent");
+		if (success >= 0 && (t->notify & DSN_SUCCESS))
+			x->success_now[i] = (unsigned char)(1 + success);
 		return;
 	}
 	int64_t lifetime = (int64_t)x->cf->core->v[CORE_QUEUE_LIFETIME].n;
@@ -194,7 +203,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 				snprintf(r.text, sizeof r.text,
 					 "no [pipe \"%s\"] in the configuration",
 					 t->via);
-				apply(x, k, &r, NULL);
+				apply(x, k, &r, NULL, -1);
 				break;
 			}
 			continue;
@@ -209,7 +218,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 		struct msg msg = message_of(x);
 		plan_deliver(&p, &msg, DEFAULT_TIMEOUT, &r);
 		for (unsigned k = 0; k < n; k++)
-			apply(x, idx[k], &r, NULL);
+			apply(x, idx[k], &r, NULL, REPORT_DELIVERED);
 	}
 	plan_free(&p);
 	free(idx);
@@ -238,7 +247,7 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 	for (unsigned d = 0; d < ndead; d++)
 		if (!strcmp(dead[d].key, key)) {
 			for (unsigned k = 0; k < n; k++)
-				apply(x, idx[k], &dead[d].r, NULL);
+				apply(x, idx[k], &dead[d].r, NULL, -1);
 			goto out;
 		}
 	/* one RCPT per distinct address */
@@ -248,7 +257,10 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		while (s < nr && strcmp(rc[s].addr, m->t[idx[k]].addr))
 			s++;
 		if (s == nr)
-			rc[nr++].addr = m->t[idx[k]].addr;
+			rc[nr++] = (struct client_rcpt){
+				.addr = m->t[idx[k]].addr,
+				.notify = m->t[idx[k]].notify,
+				.orcpt = m->t[idx[k]].orcpt};
 		slot[k] = s;
 	}
 	struct msg msg = message_of(x);
@@ -260,6 +272,8 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		.m = &msg,
 		.eightbit = m->eightbit,
 		.smtputf8 = m->smtputf8,
+		.dsn_ret = m->dsn_ret,
+		.envid = m->envid,
 		.r = rc,
 		.n = nr,
 	};
@@ -279,8 +293,14 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		snprintf(dead[ndead].key, sizeof dead[ndead].key, "%s", key);
 		dead[ndead++].r = rc[0].r;
 	}
+	/* LMTP delivers: its success is final; an SMTP peer with DSN got
+	 * NOTIFY and reports for itself */
+	int lmtp = j.relay && j.relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
+	int success = lmtp	       ? REPORT_DELIVERED
+		      : j.remote_dsn ? -1
+				     : REPORT_RELAYED;
 	for (unsigned k = 0; k < n; k++)
-		apply(x, idx[k], &rc[slot[k]].r, j.remote);
+		apply(x, idx[k], &rc[slot[k]].r, j.remote, success);
 	free(slot);
 out:
 	free(idx);
@@ -288,20 +308,59 @@ out:
 	save(x);
 }
 
+/* RFC 3461 4.1: a recipient whose NOTIFY leaves out FAILURE (NEVER, or
+ * only SUCCESS or DELAY) fails without a report. */
+static int failure_reported(const struct spool_target *t)
+{
+	return !t->notify || (t->notify & DSN_FAILURE);
+}
+
+/* Writes one report of kind about m's targets idx[0..n) into the spool,
+ * as bounce_create() does (0: *b to be delivered, 1: none due, -1). */
+static int write_report(const struct cf *cf, int dirfd, struct spool_msg *m,
+			const unsigned *idx, unsigned n, enum report_kind kind,
+			struct spool_msg *b)
+{
+	int r = bounce_create(cf, dirfd, m, idx, n, kind, b);
+	if (r == 0 && kind == REPORT_FAILED)
+		log_event(LOG_L_INFO, "id", m->id, "event", "bounce",
+			  "bounce-id", b->id, NULL);
+	else if (r == 0)
+		log_event(LOG_L_INFO, "id", m->id, "event", "report", "action",
+			  bounce_action_name(kind), "report-id", b->id, NULL);
+	return r;
+}
+
 static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 {
 	struct spool_msg *m = x->m;
 	unsigned *idx = xcalloc(m->nt, sizeof *idx);
-	unsigned n = 0;
-	for (unsigned i = 0; i < m->nt; i++)
-		if (x->fail_now[i])
+	unsigned n = 0, unreported = 0;
+	for (unsigned i = 0; i < m->nt; i++) {
+		if (!x->fail_now[i])
+			continue;
+		struct spool_target *t = &m->t[i];
+		if (failure_reported(t)) {
 			idx[n++] = i;
+			continue;
+		}
+		char to[ADDR_PATH_MAX + 4], words[32];
+		snprintf(to, sizeof to, "<%s>", t->addr);
+		log_event(LOG_L_INFO, "id", m->id, "to", to, "event", "bounce",
+			  "status", "not-sent", "dsn-notify",
+			  dsn_notify_text(t->notify, words), NULL);
+		t->state = SP_FAILED;
+		x->fail_now[i] = 0;
+		unreported++;
+	}
+	if (unreported && !n)
+		save(x);
 	if (!n) {
 		free(idx);
 		return;
 	}
 	struct spool_msg b;
-	int r = bounce_create(cf, dirfd, m, idx, n, &b);
+	int r = write_report(cf, dirfd, m, idx, n, REPORT_FAILED, &b);
 	if (r < 0) {
 		/* the targets stay pending: the next flush tries again */
 		log_event(LOG_L_ERR, "id", m->id, "event", "bounce-error",
@@ -319,17 +378,77 @@ static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 	}
 	free(idx);
 	save(x);
-	if (r == 0) {
-		log_event(LOG_L_INFO, "id", m->id, "event", "bounce", "bounce-id",
-			  b.id, NULL);
+	if (r == 0)
 		flush_message(cf, dirfd, &b, FLUSH_ALL);
+}
+
+/* NOTIFY=SUCCESS: one report per kind of the deliveries of this run. A
+ * report that cannot be written is logged and not tried again: the
+ * deliveries themselves are done. */
+static void deliver_success_reports(const struct cf *cf, int dirfd,
+				    struct run *x)
+{
+	struct spool_msg *m = x->m;
+	unsigned *idx = xcalloc(m->nt + 1, sizeof *idx);
+	for (int kind = REPORT_DELIVERED; kind <= REPORT_RELAYED; kind++) {
+		unsigned n = 0;
+		for (unsigned i = 0; i < m->nt; i++)
+			if (x->success_now[i] == 1 + kind)
+				idx[n++] = i;
+		struct spool_msg b;
+		int r = n ? write_report(cf, dirfd, m, idx, n,
+					 (enum report_kind)kind, &b)
+			  : 1;
+		if (r < 0)
+			log_event(LOG_L_ERR, "id", m->id, "event",
+				  "report-error", "reason", strerror(errno),
+				  NULL);
+		else if (r == 0)
+			flush_message(cf, dirfd, &b, FLUSH_ALL);
 	}
+	free(idx);
+}
+
+/* NOTIFY=DELAY: once core.delay-warning-time has passed, one report for
+ * the message of its recipients still waiting after a temporary failure;
+ * never again for it. */
+static void deliver_delay_report(const struct cf *cf, int dirfd,
+				 struct run *x)
+{
+	struct spool_msg *m = x->m;
+	int64_t after = (int64_t)cf->core->v[CORE_DELAY_WARNING_TIME].n;
+	if (!after || m->delay_reported || x->now - m->arrival < after)
+		return;
+	unsigned *idx = xcalloc(m->nt + 1, sizeof *idx);
+	unsigned n = 0;
+	for (unsigned i = 0; i < m->nt; i++) {
+		const struct spool_target *t = &m->t[i];
+		if (t->state == SP_PENDING && (t->notify & DSN_DELAY) &&
+		    t->code >= 400)
+			idx[n++] = i;
+	}
+	struct spool_msg b;
+	int r = n ? write_report(cf, dirfd, m, idx, n, REPORT_DELAYED, &b) : 1;
+	free(idx);
+	if (r < 0) {
+		log_event(LOG_L_ERR, "id", m->id, "event", "report-error",
+			  "reason", strerror(errno), NULL);
+		return;
+	}
+	if (n) {
+		/* remembered before it is delivered: never a second one */
+		m->delay_reported = 1;
+		save(x);
+	}
+	if (r == 0)
+		flush_message(cf, dirfd, &b, FLUSH_ALL);
 }
 
 void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		   int all)
 {
-	struct run x = {cf, dirfd, m, xcalloc(m->nt + 1, 1), time(NULL)};
+	struct run x = {cf, dirfd, m, xcalloc(m->nt + 1, 1),
+			xcalloc(m->nt + 1, 1), time(NULL)};
 	unsigned char *used = xcalloc(m->nt + 1, 1);
 	for (unsigned i = 0; i < m->nt; i++) {
 		if (used[i] || !due(&x, i, all))
@@ -338,7 +457,7 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 			struct reply r;
 			reply_set(&r, 250, ESC_OTHER, "discarded");
 			used[i] = 1;
-			apply(&x, i, &r, NULL);
+			apply(&x, i, &r, NULL, -1);
 			save(&x);
 		} else if (is_local(m->t[i].kind)) {
 			local_run(&x, i, all, used);
@@ -347,6 +466,8 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		}
 	}
 	deliver_bounces(cf, dirfd, &x);
+	deliver_success_reports(cf, dirfd, &x);
+	deliver_delay_report(cf, dirfd, &x);
 	int pending = 0;
 	for (unsigned i = 0; i < m->nt; i++)
 		pending += m->t[i].state == SP_PENDING;
@@ -355,6 +476,7 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		log_event(LOG_L_INFO, "id", m->id, "event", "removed", NULL);
 	}
 	free(x.fail_now);
+	free(x.success_now);
 	free(used);
 	spool_msg_free(m);
 }
@@ -504,12 +626,15 @@ int queue_main(const struct cf *cf)
 			char next[32] = "";
 			if (t->state == SP_PENDING && t->next > now)
 				age_text(t->next - now, next, sizeof next);
-			printf("    %-9s <%s> %s%s%s attempts=%u%s%s\n",
+			char words[32];
+			printf("    %-9s <%s> %s%s%s attempts=%u%s%s%s%s\n",
 			       spool_state_name(t->state), t->addr,
 			       route_target_kind_name(t->kind),
 			       t->via[0] || t->arg[0] ? " " : "",
 			       t->via[0] ? t->via : t->arg, t->attempts,
-			       next[0] ? " next-in=" : "", next);
+			       next[0] ? " next-in=" : "", next,
+			       t->notify ? " notify=" : "",
+			       dsn_notify_text(t->notify, words));
 			if (t->code)
 				printf("              %d %s %s\n", t->code, t->dsn,
 				       t->text);

@@ -98,6 +98,8 @@ static int spool_begin(struct session *s)
 	m->binary = s->body == BODY_BINARYMIME;
 	m->eightbit = s->body == BODY_8BITMIME;
 	m->smtputf8 = s->smtputf8;
+	m->dsn_ret = s->dsn_ret;
+	m->envid = s->envid[0] ? xstrdup(s->envid) : NULL;
 	m->sid = xstrdup(s->sid);
 	char client[96];
 	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
@@ -117,6 +119,9 @@ static int spool_begin(struct session *s)
 						 .sec = kt->sec};
 			snprintf(t.addr, sizeof t.addr, "%s", kt->addr);
 			spool_add_target(m, &t, rc->addr);
+			struct spool_target *st = &m->t[m->nt - 1];
+			st->notify = rc->notify;
+			st->orcpt = rc->orcpt ? xstrdup(rc->orcpt) : NULL;
 		}
 	}
 	if (spool_begin_message(m) == 0)
@@ -195,20 +200,26 @@ static const char *size_text(const struct session *s, char *buf, size_t n)
 	return buf;
 }
 
-static void log_result(struct session *s, const char *rcpt,
+/* The client's NOTIFY for a log line, NULL when it gave none. */
+static const char *notify_words(const struct kept_rcpt *rc, char words[32])
+{
+	return rc->notify ? dsn_notify_text(rc->notify, words) : NULL;
+}
+
+static void log_result(struct session *s, const struct kept_rcpt *rc,
 		       const struct reply *r)
 {
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
-	char code[8], size[24];
+	char code[8], size[24], words[32];
 	snprintf(code, sizeof code, "%d", r->code);
 	struct buf rep = {0};
 	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
 	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
-		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
-		  "status", r->code < 300 ? "sent" : r->code < 500 ? "deferred"
-								: "rejected",
-		  "dsn", r->dsn, "size", size_text(s, size, sizeof size),
-		  "reply", rep.s, NULL);
+		  angle(s->from, f, sizeof f), "to",
+		  angle(rc->addr, t, sizeof t), "status",
+		  r->code < 300 ? "sent" : r->code < 500 ? "deferred" : "rejected",
+		  "dsn", r->dsn, "dsn-notify", notify_words(rc, words), "size",
+		  size_text(s, size, sizeof size), "reply", rep.s, NULL);
 	buf_free(&rep);
 }
 
@@ -316,13 +327,14 @@ static int spool_transaction(struct session *s, struct reply *r)
 	return 0;
 }
 
-static void log_queued(struct session *s, const char *rcpt)
+static void log_queued(struct session *s, const struct kept_rcpt *rc)
 {
-	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24];
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24], words[32];
 	log_event(LOG_L_INFO, "id", s->sm.id, "from",
-		  angle(s->from, f, sizeof f), "to", angle(rcpt, t, sizeof t),
-		  "status", "queued", "size", size_text(s, size, sizeof size),
-		  NULL);
+		  angle(s->from, f, sizeof f), "to",
+		  angle(rc->addr, t, sizeof t), "status", "queued",
+		  "dsn-notify", notify_words(rc, words), "size",
+		  size_text(s, size, sizeof size), NULL);
 }
 
 void handoff_deliver(struct session *s,
@@ -360,24 +372,24 @@ void handoff_deliver(struct session *s,
 			if (s->rcpts[i].spooled) {
 				r = queued;
 				if (spooled)
-					log_queued(s, s->rcpts[i].addr);
+					log_queued(s, &s->rcpts[i]);
 				else
-					log_result(s, s->rcpts[i].addr, &r);
+					log_result(s, &s->rcpts[i], &r);
 			} else {
 				if (!refused &&
 				    !loops_for(s, s->rcpts[i].addr, &r))
 					plan_deliver(s->rcpts[i].plan, &m,
 						     s->timeout, &r);
-				log_result(s, s->rcpts[i].addr, &r);
+				log_result(s, &s->rcpts[i], &r);
 			}
 			answer(s, &r);
 		}
 	} else if (s->spooled) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			if (spooled)
-				log_queued(s, s->rcpts[i].addr);
+				log_queued(s, &s->rcpts[i]);
 			else
-				log_result(s, s->rcpts[i].addr, &queued);
+				log_result(s, &s->rcpts[i], &queued);
 		}
 		answer(s, &queued);
 	} else {
@@ -388,7 +400,7 @@ void handoff_deliver(struct session *s,
 		if (!refused && !loop)
 			plan_deliver(&s->plan, &m, s->timeout, &r);
 		for (unsigned i = 0; i < s->nrcpt; i++)
-			log_result(s, s->rcpts[i].addr, &r);
+			log_result(s, &s->rcpts[i], &r);
 		answer(s, &r);
 	}
 	if (spooled) {

@@ -154,6 +154,8 @@ static void transaction_reset(struct session *s)
 	s->from[0] = 0;
 	s->body = BODY_7BIT;
 	s->smtputf8 = 0;
+	s->dsn_ret = DSN_RET_NONE;
+	s->envid[0] = 0;
 	s->bdat = BDAT_NONE;
 	if (s->data.fd >= 0)
 		close(s->data.fd);
@@ -230,7 +232,7 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 	}
 	struct buf b = {0};
 	buf_printf(&b, "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nBINARYMIME\n"
-		       "CHUNKING\nENHANCEDSTATUSCODES\nSMTPUTF8",
+		       "CHUNKING\nENHANCEDSTATUSCODES\nSMTPUTF8\nDSN",
 		   s->name, (unsigned long long)s->max_size);
 	if (s->tls_mode == STLS_STARTTLS && !s->tls_on)
 		buf_adds(&b, "\nSTARTTLS");
@@ -324,7 +326,7 @@ static int spf_allows(struct session *s)
 }
 
 /* A MAIL or RCPT parameter this server does not take, named by its
- * keyword alone (RET, NOTIFY), whatever value it has. */
+ * keyword alone, whatever value it has. */
 static void unsupported_parameter(struct session *s, const char *param)
 {
 	reply(s, 555, ESC_INVALID_COMMAND_ARGUMENTS, "Unsupported parameter %s",
@@ -399,6 +401,8 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	s->body = mp.body;
 	s->smtputf8 = mp.smtputf8;
+	s->dsn_ret = mp.ret;
+	memcpy(s->envid, mp.envid, sizeof s->envid);
 	session_set_state(s, ST_MAIL);
 	reply(s, 250, ESC_OTHER_ADDRESS_STATUS, "Sender <%s> OK",
 	      esc(s->from, strlen(s->from)));
@@ -420,11 +424,14 @@ static void cmd_rcpt(struct session *s, char *arg)
 		      "Bad recipient address syntax");
 		return;
 	}
-	char *q = end;
-	while (*q == ' ')
-		q++;
-	if (*q) {
-		unsupported_parameter(s, q);
+	struct rcpt_params rp;
+	struct reply r;
+	const char *bad = NULL;
+	if (envelope_rcpt_params(end, s->proto == P_HELO, &rp, &r, &bad) < 0) {
+		if (bad)
+			unsupported_parameter(s, bad);
+		else
+			reply_dsn(s, r.code, r.dsn, "%s", r.text);
 		return;
 	}
 	if (s->nrcpt >= s->max_rcpt) {
@@ -451,6 +458,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	}
 	struct rcpt rc;
 	memset(&rc, 0, sizeof rc);
+	rc.dsn = rp;
 	addr_format(&a, rc.addr, sizeof rc.addr);
 	route_resolve(s->cf, s->smtpd, p, (size_t)(end - p),
 		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
@@ -462,7 +470,10 @@ static void cmd_rcpt(struct session *s, char *arg)
 	}
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
-		if (plan_add(s->proto == P_LHLO ? &rc.plan : &s->plan, &rc.r,
+		/* NOTIFY=SUCCESS: the flusher reports the delivery, so it
+		 * goes through the spool */
+		if ((rc.dsn.notify & DSN_SUCCESS) ||
+		    plan_add(s->proto == P_LHLO ? &rc.plan : &s->plan, &rc.r,
 			     rc.addr) != PLAN_OK) {
 			if (s->proto == P_LHLO)
 				rc.spooled = 1;

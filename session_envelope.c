@@ -1,15 +1,16 @@
 /*
  * session_envelope.c - the envelope a session collects: MAIL's path and
  * parameters (RFC 5321 4.1.2, RFC 1870, RFC 6152, RFC 3030, RFC 6531,
- * RFC 4954 5), whether a client may relay (SPEC 6), and the recipients a
+ * RFC 4954 5, RFC 3461 4), RCPT's (RFC 3461 4), whether a client may relay (SPEC 6), and the recipients a
  * transaction keeps.
  *
- * Owns: the syntax of MAIL's parameters and the compact form of accepted
+ * Owns: the syntax of MAIL's and RCPT's parameters and the compact form of accepted
  * recipients (SPEC 11: a transaction holds max-recipients of them).
  *
  * Never: replies or logs: it fills a reply the session sends, once.
  */
 #include "session_state.h"
+#include "dsn.h"
 #include "net.h"
 
 #include <string.h>
@@ -63,6 +64,8 @@ void envelope_keep_rcpt(struct session *s, struct rcpt *rc)
 	}
 	const struct route_result *r = &rc->r;
 	size_t size = r->nt * sizeof(struct kept_target) + strlen(rc->addr) + 1;
+	if (rc->dsn.orcpt[0])
+		size += strlen(rc->dsn.orcpt) + 1;
 	for (uint32_t k = 0; k < r->nt; k++) {
 		if (strcmp(r->t[k].addr, rc->addr))
 			size += strlen(r->t[k].addr) + 1;
@@ -75,6 +78,11 @@ void envelope_keep_rcpt(struct session *s, struct rcpt *rc)
 	*k = (struct kept_rcpt){.t = t, .nt = r->nt, .spooled = rc->spooled};
 	k->addr = str;
 	str = stpcpy(str, rc->addr) + 1;
+	k->notify = rc->dsn.notify;
+	if (rc->dsn.orcpt[0]) {
+		k->orcpt = str;
+		str = stpcpy(str, rc->dsn.orcpt) + 1;
+	}
 	for (uint32_t i = 0; i < r->nt; i++) {
 		t[i] = (struct kept_target){.kind = r->t[i].kind,
 					    .sec = r->t[i].sec,
@@ -146,8 +154,31 @@ static int body_param(const struct param *p, enum body *body,
 	return refuse(r, 501, "Bad BODY parameter");
 }
 
-/* One parameter into mp; seen counts SIZE, BODY and SMTPUTF8. */
-static int one_param(const struct param *p, int auth_ok, unsigned seen[3],
+/* RFC 3461 4.3, 4.4: RET=FULL|HDRS, ENVID=xtext of at most 100 chars. */
+static int ret_param(const struct param *p, enum dsn_ret *ret,
+		     struct reply *r)
+{
+	if (p->val && p->vlen == 4 && !strncasecmp(p->val, "FULL", 4))
+		*ret = DSN_RET_FULL;
+	else if (p->val && p->vlen == 4 && !strncasecmp(p->val, "HDRS", 4))
+		*ret = DSN_RET_HDRS;
+	else
+		return refuse(r, 501, "Bad RET parameter");
+	return 0;
+}
+
+static int envid_param(const struct param *p, char *envid, struct reply *r)
+{
+	if (!p->val || !p->vlen || p->vlen > DSN_ENVID_MAX ||
+	    !dsn_xtext_valid(p->val, p->vlen))
+		return refuse(r, 501, "Bad ENVID parameter");
+	memcpy(envid, p->val, p->vlen);
+	envid[p->vlen] = 0;
+	return 0;
+}
+
+/* One parameter into mp; seen counts SIZE, BODY, SMTPUTF8, RET, ENVID. */
+static int one_param(const struct param *p, int auth_ok, unsigned seen[5],
 		     struct mail_params *mp, struct reply *r, const char **bad)
 {
 	if (is_kw(p, "SIZE"))
@@ -169,34 +200,81 @@ static int one_param(const struct param *p, int auth_ok, unsigned seen[3],
 		mp->smtputf8 = 1;
 		return 0;
 	}
+	/* RFC 3461 4: a repeated DSN parameter is malformed */
+	if (is_kw(p, "RET"))
+		return seen[3]++ ? refuse(r, 501, "Duplicate RET parameter")
+				 : ret_param(p, &mp->ret, r);
+	if (is_kw(p, "ENVID"))
+		return seen[4]++ ? refuse(r, 501, "Duplicate ENVID parameter")
+				 : envid_param(p, mp->envid, r);
 	*bad = p->kw;
 	return -1;
+}
+
+/* The next blank-separated parameter at *q into p; 0 at the end. */
+static int next_param(char **q, struct param *p)
+{
+	while (**q == ' ')
+		(*q)++;
+	if (!**q)
+		return 0;
+	*p = (struct param){.kw = *q};
+	while (**q && **q != ' ')
+		(*q)++;
+	size_t klen = (size_t)(*q - p->kw);
+	const char *eq = memchr(p->kw, '=', klen);
+	p->nlen = eq ? (size_t)(eq - p->kw) : klen;
+	p->val = eq ? eq + 1 : NULL;
+	p->vlen = eq ? (size_t)(*q - eq - 1) : 0;
+	return 1;
 }
 
 int envelope_mail_params(char *q, int helo, int auth_ok,
 			 struct mail_params *mp, struct reply *r,
 			 const char **bad)
 {
-	unsigned seen[3] = {0, 0, 0};
-	*mp = (struct mail_params){0, BODY_7BIT, 0};
+	unsigned seen[5] = {0, 0, 0, 0, 0};
+	*mp = (struct mail_params){.body = BODY_7BIT};
 	*bad = NULL;
-	while (*q) {
-		while (*q == ' ')
-			q++;
-		if (!*q)
-			break;
-		struct param p = {.kw = q};
-		while (*q && *q != ' ')
-			q++;
-		size_t klen = (size_t)(q - p.kw);
-		const char *eq = memchr(p.kw, '=', klen);
-		p.nlen = eq ? (size_t)(eq - p.kw) : klen;
-		p.val = eq ? eq + 1 : NULL;
-		p.vlen = eq ? (size_t)(q - eq - 1) : 0;
+	struct param p;
+	while (next_param(&q, &p)) {
 		if (helo)
 			return refuse(r, 555, "MAIL parameters need EHLO");
 		if (one_param(&p, auth_ok, seen, mp, r, bad) < 0)
 			return -1;
+	}
+	return 0;
+}
+
+int envelope_rcpt_params(char *q, int helo, struct rcpt_params *rp,
+			 struct reply *r, const char **bad)
+{
+	unsigned seen_notify = 0, seen_orcpt = 0;
+	*rp = (struct rcpt_params){0};
+	*bad = NULL;
+	struct param p;
+	while (next_param(&q, &p)) {
+		if (helo)
+			return refuse(r, 555, "RCPT parameters need EHLO");
+		if (is_kw(&p, "NOTIFY")) {
+			if (seen_notify++)
+				return refuse(r, 501,
+					      "Duplicate NOTIFY parameter");
+			if (!p.val || !p.vlen ||
+			    dsn_notify_parse(p.val, p.vlen, &rp->notify) < 0)
+				return refuse(r, 501, "Bad NOTIFY parameter");
+		} else if (is_kw(&p, "ORCPT")) {
+			if (seen_orcpt++)
+				return refuse(r, 501,
+					      "Duplicate ORCPT parameter");
+			if (!p.val || !dsn_orcpt_valid(p.val, p.vlen))
+				return refuse(r, 501, "Bad ORCPT parameter");
+			memcpy(rp->orcpt, p.val, p.vlen);
+			rp->orcpt[p.vlen] = 0;
+		} else {
+			*bad = p.kw;
+			return -1;
+		}
 	}
 	return 0;
 }

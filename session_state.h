@@ -21,6 +21,7 @@
 #include "cf.h"
 #include "data.h"
 #include "deliver.h"
+#include "dsn.h"
 #include "io.h"
 #include "route.h"
 #include "spool.h"
@@ -38,12 +39,19 @@ enum proto { P_NONE, P_HELO, P_EHLO, P_LHLO };
 enum bdat { BDAT_NONE, BDAT_RECEIVING, BDAT_DISCARDING };
 
 
+/* RCPT's parameters (RFC 3461 4.1, 4.2) */
+struct rcpt_params {
+	unsigned notify;               /* DSN_* bits; 0 when not given */
+	char orcpt[DSN_ORCPT_MAX + 1]; /* "type;xtext" as given, or "" */
+};
+
 /* A recipient while RCPT decides on it. */
 struct rcpt {
 	char addr[ADDR_PATH_MAX];
 	struct route_result r;
 	struct plan plan; /* LMTP: each recipient stands alone */
 	int spooled;      /* LMTP: this recipient goes to the spool */
+	struct rcpt_params dsn;
 };
 
 /* A target as the spool needs it, without route_target's fixed buffer. */
@@ -64,6 +72,8 @@ struct kept_rcpt {
 	uint32_t nt;
 	int spooled;       /* LMTP: this recipient goes to the spool */
 	struct plan *plan; /* LMTP: its own run; NULL in SMTP */
+	unsigned notify;   /* NOTIFY= as DSN_* bits, 0 when not given */
+	char *orcpt;       /* ORCPT= as given, NULL when none */
 };
 
 struct session {
@@ -121,6 +131,8 @@ struct session {
 	char from[ADDR_PATH_MAX];
 	enum body body;
 	int smtputf8;
+	enum dsn_ret dsn_ret;           /* RET= */
+	char envid[DSN_ENVID_MAX + 1];  /* ENVID= as given, or "" */
 	struct kept_rcpt *rcpts;
 	unsigned nrcpt, rcpt_cap;
 	struct plan plan; /* SMTP: one plan for the transaction */
@@ -160,6 +172,8 @@ struct mail_params {
 	uint64_t size; /* SIZE=, 0 when not given */
 	enum body body;
 	int smtputf8;
+	enum dsn_ret ret;
+	char envid[DSN_ENVID_MAX + 1]; /* xtext as given; "" when none */
 };
 /* "<path>" at p, quotes honoured; returns the end after '>' or NULL. */
 char *envelope_path_end(char *p);
@@ -168,6 +182,9 @@ char *envelope_path_end(char *p);
 int envelope_mail_params(char *q, int helo, int auth_ok,
 			 struct mail_params *mp, struct reply *r,
 			 const char **bad);
+/* The parameters after RCPT's path, likewise. */
+int envelope_rcpt_params(char *q, int helo, struct rcpt_params *rp,
+			 struct reply *r, const char **bad);
 /* SPEC 6: whether this client may relay. */
 int envelope_relay_allowed(struct session *s);
 /* Appends rc to the transaction's recipients in the small form; takes

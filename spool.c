@@ -13,11 +13,19 @@
  *   session SID
  *   client [192.0.2.1]
  *   smtpd NAME
+ *   dsn-ret full|hdrs
+ *   dsn-envid XTEXT
+ *   dsn-delayed 1
  *   target STATE ATTEMPTS NEXT KIND VIA ADDR ORIG ARG
+ *   dsn NOTIFY ORCPT
  *   reply CODE DSN REMOTE TEXT
  *
  * An envelope written before the "smtpd" line existed loads without it.
- * A "reply" line belongs to the target line before it. In the file ID a
+ * The "dsn-ret", "dsn-envid" and "dsn" lines (RFC 3461) are there only
+ * when the client asked for them, "dsn-delayed" once the delay report
+ * went out; NOTIFY is "never" or a comma list of
+ * success, failure, delay, or "-"; ORCPT is "type;xtext" or "-". A "dsn"
+ * or "reply" line belongs to the target line before it. In the file ID a
  * line "message" ends the envelope; ID.env holds the envelope alone. ID is
  * locked (flock) by whoever delivers the message; ID.env is replaced by
  * rename, so its inode cannot carry a lock.
@@ -209,6 +217,16 @@ static void envelope_text(const struct spool_msg *m, struct buf *b)
 	buf_adds(b, "\nsmtpd");
 	put_field(b, m->smtpd ? m->smtpd : "");
 	buf_addc(b, '\n');
+	if (m->dsn_ret != DSN_RET_NONE)
+		buf_printf(b, "dsn-ret %s\n",
+			   m->dsn_ret == DSN_RET_FULL ? "full" : "hdrs");
+	if (m->delay_reported)
+		buf_adds(b, "dsn-delayed 1\n");
+	if (m->envid) {
+		buf_adds(b, "dsn-envid");
+		put_field(b, m->envid);
+		buf_addc(b, '\n');
+	}
 	for (unsigned i = 0; i < m->nt; i++) {
 		const struct spool_target *t = &m->t[i];
 		buf_printf(b, "target %s %u %lld %s", state_names[t->state],
@@ -219,6 +237,13 @@ static void envelope_text(const struct spool_msg *m, struct buf *b)
 		put_field(b, t->orig);
 		put_field(b, t->arg);
 		buf_addc(b, '\n');
+		if (t->notify || t->orcpt) {
+			char words[32];
+			buf_adds(b, "dsn");
+			put_field(b, dsn_notify_text(t->notify, words));
+			put_field(b, t->orcpt ? t->orcpt : "");
+			buf_addc(b, '\n');
+		}
 		if (t->code) {
 			buf_printf(b, "reply %d", t->code);
 			put_field(b, t->dsn);
@@ -327,6 +352,17 @@ static int parse_index(const char *s, const char *const *names, size_t n)
 	return -1;
 }
 
+/* A "dsn" line's fields into the target before it. */
+static int target_dsn(struct spool_target *t, char *p)
+{
+	char *notify = get_field(&p), *orcpt = notify ? get_field(&p) : NULL;
+	if (!orcpt || (*notify && dsn_notify_from_text(notify, &t->notify) < 0))
+		return -1;
+	free(t->orcpt);
+	t->orcpt = *orcpt ? xstrdup(orcpt) : NULL;
+	return 0;
+}
+
 static int parse_envelope(char *text, struct spool_msg *m)
 {
 	char *save = NULL;
@@ -390,6 +426,21 @@ static int parse_envelope(char *text, struct spool_msg *m)
 			t->via = xstrdup(fs[4]);
 			t->addr = xstrdup(fs[5]);
 			t->arg = xstrdup(fs[7]);
+		} else if (!strcmp(key, "dsn-ret")) {
+			if (strcmp(p, "full") && strcmp(p, "hdrs"))
+				return -1;
+			m->dsn_ret = !strcmp(p, "full") ? DSN_RET_FULL
+							: DSN_RET_HDRS;
+		} else if (!strcmp(key, "dsn-delayed")) {
+			m->delay_reported = atoi(p) > 0;
+		} else if (!strcmp(key, "dsn-envid")) {
+			if (!(f = get_field(&p)))
+				return -1;
+			free(m->envid);
+			m->envid = xstrdup(f);
+		} else if (!strcmp(key, "dsn")) {
+			if (!m->nt || target_dsn(&m->t[m->nt - 1], p) < 0)
+				return -1;
 		} else if (!strcmp(key, "reply")) {
 			if (!m->nt)
 				return -1;
@@ -485,6 +536,7 @@ void spool_msg_free(struct spool_msg *m)
 		free(t->addr);
 		free(t->orig);
 		free(t->arg);
+		free(t->orcpt);
 		free(t->remote);
 		free(t->text);
 	}
@@ -493,6 +545,7 @@ void spool_msg_free(struct spool_msg *m)
 	free(m->sid);
 	free(m->client);
 	free(m->smtpd);
+	free(m->envid);
 	if (m->data_fd >= 0)
 		close(m->data_fd); /* releases the lock */
 	memset(m, 0, sizeof *m);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dsn.h"
 #include "route.h"
 
 enum sp_state { SP_PENDING, SP_DELIVERED, SP_FAILED };
@@ -34,6 +35,8 @@ struct spool_target {
 	char *addr;    /* the address the target receives */
 	char *orig;    /* the recipient as the client gave it */
 	char *arg;
+	unsigned notify; /* NOTIFY= as DSN_* bits, 0 when not given */
+	char *orcpt;     /* ORCPT= as given (xtext), NULL when none */
 	/* the last reply */
 	int code;
 	char dsn[12];
@@ -49,6 +52,9 @@ struct spool_msg {
 	int binary;    /* BODY=BINARYMIME */
 	int eightbit;  /* BODY=8BITMIME */
 	int smtputf8;
+	enum dsn_ret dsn_ret; /* RET= */
+	char *envid;   /* ENVID= as given (xtext), NULL when none */
+	int delay_reported; /* NOTIFY=DELAY: the one delay report went out */
 	char *sid;     /* the session that received it */
 	char *client;  /* "[ip]" or "local", for the bounce */
 	char *smtpd;   /* the [smtpd] that accepted it: its tables route the

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dsn.h"
 #include "mime.h"
 #include "spool.h"
 
@@ -119,6 +120,78 @@ static void envelope_round_trip(void **state)
 			 SPOOL_GONE);
 }
 
+/* RFC 3461: RET, ENVID and each target's NOTIFY and ORCPT survive the
+ * spool; a message without them writes none of their lines. */
+static void dsn_fields_round_trip(void **state)
+{
+	(void)state;
+	struct spool_msg m = {.data_fd = -1};
+	m.from = strdup("a@example.org");
+	m.dsn_ret = DSN_RET_HDRS;
+	m.envid = strdup("QQ+2B314");
+	target(&m, T_MAILDIR, "/var/mail/a/", "a@b", "a@b");
+	target(&m, T_MAILDIR, "/var/mail/c/", "c@d", "c@d");
+	target(&m, T_MAILDIR, "/var/mail/e/", "e@f", "e@f");
+	m.t[0].notify = DSN_SUCCESS | DSN_FAILURE;
+	m.t[0].orcpt = strdup("rfc822;x+2By@example.org");
+	m.t[1].notify = DSN_NEVER;
+	write_message(&m, "Subject: x\n\nbody\n");
+	char id[24];
+	snprintf(id, sizeof id, "%s", m.id);
+	spool_msg_free(&m);
+
+	struct spool_msg l;
+	char why[256];
+	assert_int_equal(spool_load(dirfd_, id, 1, &l, why, sizeof why),
+			 SPOOL_OK);
+	assert_int_equal(l.dsn_ret, DSN_RET_HDRS);
+	assert_string_equal(l.envid, "QQ+2B314");
+	assert_int_equal(l.nt, 3);
+	assert_int_equal(l.t[0].notify, DSN_SUCCESS | DSN_FAILURE);
+	assert_string_equal(l.t[0].orcpt, "rfc822;x+2By@example.org");
+	assert_int_equal(l.t[1].notify, DSN_NEVER);
+	assert_null(l.t[1].orcpt);
+	assert_int_equal(l.t[2].notify, 0);
+	assert_null(l.t[2].orcpt);
+	/* the state written again by the flusher keeps them */
+	l.t[0].code = 451;
+	snprintf(l.t[0].dsn, sizeof l.t[0].dsn, "4.0.0");
+	assert_int_equal(spool_update(dirfd_, &l), 0);
+	spool_msg_free(&l);
+	assert_int_equal(spool_load(dirfd_, id, 1, &l, why, sizeof why),
+			 SPOOL_OK);
+	assert_int_equal(l.dsn_ret, DSN_RET_HDRS);
+	assert_int_equal(l.t[0].notify, DSN_SUCCESS | DSN_FAILURE);
+	assert_int_equal(l.t[0].code, 451);
+	assert_string_equal(l.t[0].orcpt, "rfc822;x+2By@example.org");
+	spool_remove(dirfd_, &l);
+	spool_msg_free(&l);
+}
+
+/* dsn.c: xtext and NOTIFY as RFC 3461 4 and 4.1 write them. */
+static void dsn_words(void **state)
+{
+	(void)state;
+	char out[16], words[32];
+	assert_int_equal(dsn_xtext_decode("a+2Bb+3D", 8, out, sizeof out), 0);
+	assert_string_equal(out, "a+b=");
+	assert_int_equal(dsn_xtext_decode("a+2b", 4, out, sizeof out), -1);
+	assert_int_equal(dsn_xtext_decode("a+00", 4, out, sizeof out), -1);
+	assert_int_equal(dsn_xtext_decode("abcd", 4, out, 4), -1);
+	assert_false(dsn_xtext_valid("a b", 3));
+	assert_true(dsn_xtext_valid("", 0));
+	unsigned n;
+	assert_int_equal(dsn_notify_parse("Delay,SUCCESS", 13, &n), 0);
+	assert_int_equal(n, DSN_DELAY | DSN_SUCCESS);
+	assert_string_equal(dsn_notify_text(n, words), "success,delay");
+	assert_int_equal(dsn_notify_from_text("never", &n), 0);
+	assert_int_equal(n, DSN_NEVER);
+	assert_int_equal(dsn_notify_parse("NEVER,DELAY", 11, &n), -1);
+	assert_int_equal(dsn_notify_parse("DELAY,DELAY", 11, &n), -1);
+	assert_true(dsn_orcpt_valid("rfc822;a@b", 10));
+	assert_false(dsn_orcpt_valid("rfc.822;a@b", 11));
+}
+
 static void list_skips_and_cleans_leftovers(void **state)
 {
 	(void)state;
@@ -172,6 +245,10 @@ static void envelope_without_listener_loads(void **state)
 	char why[128];
 	assert_int_equal(spool_load(dirfd_, id, 1, &m, why, sizeof why), SPOOL_OK);
 	assert_null(m.smtpd);
+	assert_int_equal(m.dsn_ret, DSN_RET_NONE);
+	assert_null(m.envid);
+	assert_int_equal(m.t[0].notify, 0);
+	assert_null(m.t[0].orcpt);
 	assert_string_equal(m.from, "a@example.org");
 	assert_int_equal(m.nt, 1);
 	assert_int_equal(m.size, 11);
@@ -208,6 +285,13 @@ static void malformed_envelopes_are_refused(void **state)
 		 NULL}, /* a reply without its target */
 		{"postmaster-envelope 1\nsender a@b\nmessage\nx\n",
 		 "postmaster-envelope 1\nsender %zz\n"}, /* bad %-escape in ID.env */
+		{"postmaster-envelope 1\nsender a@b\ndsn never -\nmessage\n",
+		 NULL}, /* a dsn line without its target */
+		{"postmaster-envelope 1\nsender a@b\ntarget pending 0 0 maildir "
+		 "- a a /m/\ndsn never,success -\nmessage\n",
+		 NULL}, /* NEVER with another word */
+		{"postmaster-envelope 1\nsender a@b\ndsn-ret most\nmessage\n",
+		 NULL}, /* an unknown RET */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		const char *id = "006B0E00000000001A";
@@ -323,6 +407,8 @@ int main(void)
 		cmocka_unit_test(envelope_round_trip),
 		cmocka_unit_test(list_skips_and_cleans_leftovers),
 		cmocka_unit_test(envelope_without_listener_loads),
+		cmocka_unit_test(dsn_fields_round_trip),
+		cmocka_unit_test(dsn_words),
 		cmocka_unit_test(malformed_envelopes_are_refused),
 		cmocka_unit_test(quoted_printable_rules),
 		cmocka_unit_test(base64_and_refusals),

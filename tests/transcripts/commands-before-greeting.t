@@ -18,6 +18,7 @@ S~ 250-.*
 S~ 250-.*
 S~ 250-.*
 S~ 250-.*
+S~ 250-.*
 S: 250 X-LMTP
 C: MAIL FROM:<a@b.example>
 S: 250 2.1.0 Sender <a@b.example> OK

@@ -16,6 +16,7 @@ S: 250-BINARYMIME
 S: 250-CHUNKING
 S: 250-ENHANCEDSTATUSCODES
 S: 250-SMTPUTF8
+S: 250-DSN
 S: 250 X-LMTP
 R: b'MAIL FROM:<a\x01b@b.example>\r\n'
 S~ 501 5\.1\.7 Bad sender address syntax[^\x01]*

@@ -18,6 +18,7 @@ S: 250-BINARYMIME
 S: 250-CHUNKING
 S: 250-ENHANCEDSTATUSCODES
 S: 250-SMTPUTF8
+S: 250-DSN
 S: 250 X-LMTP
 C: MAIL FROM:<a@b.example> SIZE=1025
 S: 552 5.3.4 Message size exceeds fixed maximum message size

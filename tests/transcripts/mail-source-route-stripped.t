@@ -16,6 +16,7 @@ S: 250-BINARYMIME
 S: 250-CHUNKING
 S: 250-ENHANCEDSTATUSCODES
 S: 250-SMTPUTF8
+S: 250-DSN
 S: 250 X-LMTP
 C: MAIL FROM:<@relay.example,@hop.example:a@b.example>
 S: 250 2.1.0 Sender <a@b.example> OK

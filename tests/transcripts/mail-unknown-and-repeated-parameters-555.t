@@ -1,4 +1,4 @@
-# Unknown MAIL parameters (DSN's RET, AUTH before it is offered) and repeated ones are 555 5.5.4; SMTPUTF8 takes no value (501).
+# Unknown MAIL parameters (MT-PRIORITY, AUTH before it is offered) and repeated ones are 555 5.5.4; SMTPUTF8 takes no value (501).
 [config]
 [core]
 hostname = mail.example.net
@@ -16,11 +16,12 @@ S: 250-BINARYMIME
 S: 250-CHUNKING
 S: 250-ENHANCEDSTATUSCODES
 S: 250-SMTPUTF8
+S: 250-DSN
 S: 250 X-LMTP
-C: MAIL FROM:<a@b.example> RET=HDRS
-S: 555 5.5.4 Unsupported parameter RET
-C: MAIL FROM:<a@b.example> ENVID=QQ314159
-S: 555 5.5.4 Unsupported parameter ENVID
+C: MAIL FROM:<a@b.example> MT-PRIORITY=3
+S: 555 5.5.4 Unsupported parameter MT-PRIORITY
+C: MAIL FROM:<a@b.example> XFOO
+S: 555 5.5.4 Unsupported parameter XFOO
 C: MAIL FROM:<a@b.example> AUTH=<>
 S: 555 5.5.4 Unsupported parameter AUTH
 C: MAIL FROM:<a@b.example> SIZE=10 SIZE=20

@@ -19,6 +19,7 @@ S: 250-BINARYMIME
 S: 250-CHUNKING
 S: 250-ENHANCEDSTATUSCODES
 S: 250-SMTPUTF8
+S: 250-DSN
 S: 250 X-LMTP
 C: MAIL FROM:<"$(touch @TMP@/pwned1);`touch @TMP@/pwned2`"@b.example>
 S: 250 2.1.0 Sender <"$(touch @TMP@/pwned1);`touch @TMP@/pwned2`"@b.example> OK

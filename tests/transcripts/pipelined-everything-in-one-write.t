@@ -24,6 +24,7 @@ S~ 250-.*
 S~ 250-.*
 S~ 250-.*
 S~ 250-.*
+S~ 250-.*
 S: 250 X-LMTP
 S: 250 2.1.0 Sender <a@b.example> OK
 S: 250 2.1.5 Recipient <joe@example.net> OK

@@ -15,6 +15,7 @@ S~ 250-.*
 S~ 250-.*
 S~ 250-.*
 S~ 250-.*
+S~ 250-.*
 S~ 250 X-LMTP
 C: MAIL FROM:<a@b.example>
 C: RCPT TO:<nobody@remote.example>

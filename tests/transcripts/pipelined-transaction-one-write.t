@@ -21,6 +21,7 @@ S~ 250-.*
 S~ 250-.*
 S~ 250-.*
 S~ 250-.*
+S~ 250-.*
 S: 250 X-LMTP
 S: 250 2.1.0 Sender <a@b.example> OK
 S: 550 5.1.1 <nobody@example.net>: user unknown

@@ -1,4 +1,4 @@
-# Malformed RCPT commands: wrong keyword 501 5.5.4; bad path or <> 501 5.1.3; DSN parameters 555 5.5.4, named by their keyword as MAIL's are.
+# Malformed RCPT commands: wrong keyword 501 5.5.4; bad path or <> 501 5.1.3; an unknown parameter 555 5.5.4, named by its keyword as MAIL's are.
 [config]
 [core]
 hostname = mail.example.net
@@ -16,6 +16,7 @@ S: 250-BINARYMIME
 S: 250-CHUNKING
 S: 250-ENHANCEDSTATUSCODES
 S: 250-SMTPUTF8
+S: 250-DSN
 S: 250 X-LMTP
 C: MAIL FROM:<a@b.example>
 S: 250 2.1.0 Sender <a@b.example> OK
@@ -29,10 +30,10 @@ C: RCPT TO:<>
 S~ 501 5\.1\.3 Bad recipient address syntax: .+
 C: RCPT TO:<joe@@example.net>
 S~ 501 5\.1\.3 Bad recipient address syntax: .+
-C: RCPT TO:<joe@example.net> NOTIFY=NEVER
-S: 555 5.5.4 Unsupported parameter NOTIFY
-C: RCPT TO:<joe@example.net> ORCPT=rfc822;joe@example.net
-S: 555 5.5.4 Unsupported parameter ORCPT
+C: RCPT TO:<joe@example.net> MT-PRIORITY=3
+S: 555 5.5.4 Unsupported parameter MT-PRIORITY
+C: RCPT TO:<joe@example.net> SIZE=10
+S: 555 5.5.4 Unsupported parameter SIZE
 C: RCPT TO:<joe@example.net>
 S: 250 2.1.5 Recipient <joe@example.net> OK
 C: QUIT

@@ -18,6 +18,7 @@ S: 250-BINARYMIME
 S: 250-CHUNKING
 S: 250-ENHANCEDSTATUSCODES
 S: 250-SMTPUTF8
+S: 250-DSN
 S: 250 X-LMTP
 S: 421 4.4.2 mail.example.net Timeout exceeded, closing connection
 E:

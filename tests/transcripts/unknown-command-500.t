@@ -24,6 +24,7 @@ S~ 250-.*
 S~ 250-.*
 S~ 250-.*
 S~ 250-.*
+S~ 250-.*
 S: 250 X-LMTP
 C: mail from:<a@b.example>
 S: 250 2.1.0 Sender <a@b.example> OK

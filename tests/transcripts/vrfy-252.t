@@ -18,6 +18,7 @@ S: 250-BINARYMIME
 S: 250-CHUNKING
 S: 250-ENHANCEDSTATUSCODES
 S: 250-SMTPUTF8
+S: 250-DSN
 S: 250 X-LMTP
 C: VRFY nobody@example.net
 S: 252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery

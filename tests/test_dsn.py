@@ -1,0 +1,296 @@
+"""Delivery status notifications as senders ask for them (RFC 3461,
+issue 14): NOTIFY=NEVER fails without a report; with NOTIFY=FAILURE the
+RFC 3464 report carries the client's ENVID (Original-Envelope-Id) and
+ORCPT (Original-Recipient), and returns the whole message for RET=FULL
+and the headers for RET=HDRS (and by default).
+
+Every report is parsed with Python's email package and checked field by
+field. Sessions run over pipes; the failing target is a mailer that exits
+67 (EX_NOUSER), so the failure is permanent and reported at once.
+
+POSTMASTER names the binary under test; every output is searched for
+sanitizer reports.
+"""
+import email
+import re
+import subprocess
+import time
+
+from pmtest import POSTMASTER
+
+from test_spool import (HOST, QUEUED, Session, flush, maildir_files, mkdir, queue,
+                        read_bytes, smtp_data, spool_files, tmp, write_cf)
+
+assert tmp  # the fixture, imported for the tests below
+
+ROUTES = ('x@example.net "|exit 67" , @DIR@/keep/\n'
+          "s@example.net @DIR@/sender/\n"
+          "postmaster @DIR@/pm/\n")
+MESSAGE = (b"From: s@example.net\n"
+           b"To: x@example.net\n"
+           b"Subject: dsn test\n"
+           b"X-Marker: dsn-marker\n"
+           b"\n"
+           b"the body line that RET=HDRS leaves out\n")
+
+
+def transaction(cf, mail_params="", rcpt_params=""):
+    """One session, one transaction to x@example.net: (queue id, log)."""
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net>" + mail_params, "250 ")
+    s.cmd("RCPT TO:<x@example.net>" + rcpt_params, "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    r = s.reply()[-1]
+    log = s.end()
+    m = QUEUED.match(r)
+    assert m, r
+    return m[1], log
+
+
+def the_report(tmp):
+    reports = maildir_files(tmp + "/sender")
+    assert len(reports) == 1, reports
+    b = email.message_from_bytes(read_bytes(reports[0]))
+    assert b.get_content_type() == "multipart/report"
+    assert b.get_param("report-type") == "delivery-status"
+    return b
+
+
+def status_blocks(report):
+    parts = report.get_payload()
+    assert parts[1].get_content_type() == "message/delivery-status"
+    per_msg, per_rcpt = parts[1].get_payload()
+    return per_msg, per_rcpt
+
+
+def test_notify_never_failure_leaves_no_bounce_anywhere(tmp):
+    cf = write_cf(tmp, ROUTES)
+    qid, log = transaction(cf, " RET=FULL ENVID=never-1",
+                           " NOTIFY=NEVER ORCPT=rfc822;x@example.net")
+    assert re.search(r"id=%s .*to=<x@example\.net> status=queued "
+                     r"dsn-notify=never " % qid, log), log
+    assert re.search(r"id=%s .*to=<x@example\.net> .*status=bounced "
+                     r"dsn=5\.1\.1 dsn-notify=never " % qid, log), log
+    assert re.search(r"id=%s to=<x@example\.net> event=bounce "
+                     r"status=not-sent dsn-notify=never" % qid, log), log
+    assert "bounce-id=" not in log, log
+    flush(cf, "--now")
+    assert maildir_files(tmp + "/sender") == []
+    assert maildir_files(tmp + "/pm") == []
+    assert len(maildir_files(tmp + "/keep")) == 1
+    assert queue(cf) == {}
+    assert spool_files(tmp + "/spool") == []
+
+
+def test_notify_success_only_reports_the_delivery_not_the_failure(tmp):
+    """x@ reaches a mailer that fails and a Maildir that takes it: with
+    NOTIFY=SUCCESS the sender hears of the delivery only."""
+    cf = write_cf(tmp, ROUTES)
+    _, log = transaction(cf, "", " NOTIFY=SUCCESS")
+    assert "status=not-sent dsn-notify=success" in log, log
+    assert maildir_files(tmp + "/pm") == []
+    per_msg, per_rcpt = status_blocks(the_report(tmp))
+    assert per_rcpt["Action"] == "delivered", str(per_rcpt)
+    assert per_rcpt["Status"] == "2.0.0", str(per_rcpt)
+
+
+def test_failure_report_with_envid_orcpt_and_whole_message(tmp):
+    cf = write_cf(tmp, ROUTES)
+    qid, log = transaction(cf, " RET=FULL ENVID=QQ+2B314+3D",
+                           " NOTIFY=FAILURE,DELAY "
+                           "ORCPT=rfc822;Original+2Bx@example.org")
+    assert re.search(r"id=%s .*status=bounced .*dsn-notify=failure,delay "
+                     % qid, log), log
+    b = the_report(tmp)
+    parts = b.get_payload()
+    assert [p.get_content_type() for p in parts] == \
+        ["text/plain", "message/delivery-status", "message/rfc822"]
+    per_msg, per_rcpt = status_blocks(b)
+    assert per_msg["Original-Envelope-Id"] == "QQ+314=", dict(per_msg)
+    assert per_rcpt["Original-Recipient"] == \
+        "rfc822; Original+x@example.org", dict(per_rcpt)
+    assert per_rcpt["Final-Recipient"] == "rfc822; x@example.net"
+    assert per_rcpt["Action"] == "failed"
+    assert per_rcpt["Status"] == "5.1.1"
+    returned = parts[2].get_payload()[0]
+    assert returned["X-Marker"] == "dsn-marker"
+    assert returned.get_payload() == \
+        "the body line that RET=HDRS leaves out\n"
+    assert "Your message follows" in parts[0].get_payload()
+
+
+def test_failure_report_with_ret_hdrs_returns_headers_only(tmp):
+    cf = write_cf(tmp, ROUTES)
+    transaction(cf, " RET=HDRS ENVID=hdrs-1", " NOTIFY=FAILURE")
+    b = the_report(tmp)
+    parts = b.get_payload()
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    raw = b.as_bytes()
+    assert b"X-Marker: dsn-marker" in raw
+    assert b"RET=HDRS leaves out" not in raw
+    per_msg, per_rcpt = status_blocks(b)
+    assert per_msg["Original-Envelope-Id"] == "hdrs-1"
+    assert per_rcpt["Action"] == "failed"
+    assert per_rcpt["Original-Recipient"] is None  # no ORCPT, no alias
+
+
+def test_without_dsn_parameters_the_bounce_is_as_before(tmp):
+    cf = write_cf(tmp, ROUTES)
+    qid, log = transaction(cf)
+    assert "dsn-notify" not in log, log
+    b = the_report(tmp)
+    parts = b.get_payload()
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    per_msg, per_rcpt = status_blocks(b)
+    assert per_msg["Original-Envelope-Id"] is None
+    assert per_rcpt["Action"] == "failed"
+    assert b"RET=HDRS leaves out" not in b.as_bytes()
+
+
+def test_queue_shows_the_requested_notifications(tmp):
+    """A relay that is not there: the message waits, and --queue says
+    what the client asked to hear about."""
+    from test_spool import closed_port
+    port = closed_port()
+    cf = write_cf(tmp, "y@remote.example [127.0.0.1]:%d\n"
+                  "s@example.net @DIR@/sender/\n" % port)
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net> RET=HDRS ENVID=q1", "250 ")
+    s.cmd("RCPT TO:<y@remote.example> NOTIFY=DELAY,FAILURE", "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    r = s.reply()[-1]
+    s.end()
+    qid = QUEUED.match(r)[1]
+    out = subprocess.run([POSTMASTER, "--config=" + cf, "--queue"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    line = [l for l in out.stdout.splitlines() if "<y@remote.example>" in l]
+    assert len(line) == 1 and line[0].endswith(" notify=failure,delay"), \
+        out.stdout
+    assert out.stdout.startswith(qid + " "), out.stdout
+
+
+SUCCESS_ROUTES = ("m@example.net @DIR@/mbox/\n"
+                  "p@example.net keep\n"
+                  "s@example.net @DIR@/sender/\n"
+                  "postmaster @DIR@/pm/\n")
+KEEP_MAILER = '[pipe "keep"]\nexec = /bin/sh -c "cat >> @DIR@/piped"\n'
+
+
+def success_session(cf, rcpts):
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net> RET=FULL ENVID=ok-1", "250 ")
+    for r, params in rcpts:
+        s.cmd("RCPT TO:<%s>%s" % (r, params), "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    r = s.reply()[-1]
+    log = s.end()
+    return r, log
+
+
+def test_notify_success_on_local_delivery_reports_delivered(tmp):
+    """A Maildir and a pipe mailer, both on the direct path without DSN:
+    with NOTIFY=SUCCESS the message goes through the spool and the
+    flusher sends one "delivered" report for both."""
+    mkdir(tmp + "/mbox")
+    cf = write_cf(tmp, SUCCESS_ROUTES, extra=KEEP_MAILER)
+    r, log = success_session(cf, [
+        ("m@example.net", " NOTIFY=SUCCESS ORCPT=rfc822;box+2Bm@example.org"),
+        ("p@example.net", " NOTIFY=SUCCESS,FAILURE")])
+    qid = QUEUED.match(r)
+    assert qid, r
+    assert re.search(r"id=%s event=report action=delivered report-id=" % qid[1],
+                     log), log
+    assert len(maildir_files(tmp + "/mbox")) == 1
+    assert b"X-Marker: dsn-marker" in open(tmp + "/piped", "rb").read()
+    b = the_report(tmp)
+    assert b["Subject"] == "Successful Mail Delivery Report"
+    parts = b.get_payload()
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    assert b"RET=HDRS leaves out" not in b.as_bytes()  # headers only
+    blocks = parts[1].get_payload()
+    per_msg, rcpts = blocks[0], blocks[1:]
+    assert per_msg["Original-Envelope-Id"] == "ok-1"
+    got = {x["Final-Recipient"]: x for x in rcpts}
+    assert sorted(got) == ["rfc822; m@example.net", "rfc822; p@example.net"]
+    for x in rcpts:
+        assert x["Action"] == "delivered", str(x)
+        assert x["Status"].startswith("2."), str(x)
+    assert got["rfc822; m@example.net"]["Original-Recipient"] == \
+        "rfc822; box+m@example.org"
+    assert queue(cf) == {}
+
+
+def test_without_notify_success_the_direct_path_stays(tmp):
+    mkdir(tmp + "/mbox")
+    cf = write_cf(tmp, SUCCESS_ROUTES, extra=KEEP_MAILER)
+    r, log = success_session(cf, [("m@example.net", " NOTIFY=FAILURE")])
+    assert r.startswith("250 ") and not QUEUED.match(r), r
+    assert re.search(r"to=<m@example\.net> status=sent dsn=2\.0\.0 "
+                     r"dsn-notify=failure ", log), log
+    assert len(maildir_files(tmp + "/mbox")) == 1
+    assert maildir_files(tmp + "/sender") == []
+
+
+def deferred_session(tmp, core):
+    """A message to a relay that is not there: it waits in the spool."""
+    from test_spool import closed_port
+    cf = write_cf(tmp, "y@remote.example [127.0.0.1]:%d\n"
+                  "s@example.net @DIR@/sender/\n"
+                  "postmaster @DIR@/pm/\n" % closed_port(), core=core)
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net> ENVID=slow-1", "250 ")
+    s.cmd("RCPT TO:<y@remote.example> NOTIFY=DELAY,FAILURE", "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    r = s.reply()[-1]
+    log = s.end()
+    qid = QUEUED.match(r)[1]
+    assert re.search(r"id=%s .*status=deferred" % qid, log), log
+    return cf, qid
+
+
+def reports_in(tmp):
+    return [email.message_from_bytes(read_bytes(p))
+            for p in maildir_files(tmp + "/sender")]
+
+
+def test_delay_report_once_then_the_final_report(tmp):
+    cf, qid = deferred_session(tmp, "delay-warning-time = 1s\n")
+    assert reports_in(tmp) == []
+    time.sleep(1.2)
+    r = flush(cf, "--now")
+    assert re.search(r"id=%s event=report action=delayed report-id=" % qid,
+                     r.stderr), r.stderr
+    (delayed,) = reports_in(tmp)
+    assert delayed["Subject"] == "Delayed Mail (still being retried)"
+    per_msg, per_rcpt = status_blocks(delayed)
+    assert per_msg["Original-Envelope-Id"] == "slow-1"
+    assert per_rcpt["Action"] == "delayed", str(per_rcpt)
+    assert per_rcpt["Status"].startswith("4."), str(per_rcpt)
+    assert delayed.get_payload()[2].get_content_type() == "text/rfc822-headers"
+    # later runs send no second delay report
+    r = flush(cf, "--now")
+    assert "action=delayed" not in r.stderr, r.stderr
+    assert len(reports_in(tmp)) == 1
+    # the end of the queue lifetime: the final report
+    r = flush(cf, "--now", "--core-queue-lifetime=0s")
+    assert re.search(r"id=%s event=bounce bounce-id=" % qid, r.stderr), r.stderr
+    reports = reports_in(tmp)
+    assert len(reports) == 2
+    failed = [b for b in reports
+              if b["Subject"] == "Undelivered Mail Returned to Sender"]
+    assert len(failed) == 1
+    assert status_blocks(failed[0])[1]["Action"] == "failed"
+    assert queue(cf) == {}
+
+
+def test_delay_warning_time_0_sends_no_delay_report(tmp):
+    cf, qid = deferred_session(tmp, "delay-warning-time = 0\n")
+    time.sleep(1.2)
+    r = flush(cf, "--now")
+    assert "action=delayed" not in r.stderr, r.stderr
+    assert reports_in(tmp) == []
