@@ -135,6 +135,24 @@ def test_failure_report_with_ret_hdrs_returns_headers_only(tmp):
     assert per_rcpt["Original-Recipient"] is None  # no ORCPT, no alias
 
 
+def test_ret_full_past_the_limit_returns_headers_only(tmp):
+    # the listener takes more than core.max-message-size, the limit of a
+    # returned message: RET=FULL then returns the headers alone
+    cf = write_cf(tmp, ROUTES, core="max-message-size = 100\n",
+                  extra='[smtpd "mx"]\nlisten-port = 25\n'
+                        'max-message-size = 100000\n')
+    transaction(cf, " RET=FULL ENVID=big-1", " NOTIFY=FAILURE")
+    b = the_report(tmp)
+    parts = b.get_payload()
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    raw = b.as_bytes()
+    assert b"X-Marker: dsn-marker" in raw
+    assert b"RET=HDRS leaves out" not in raw
+    per_msg, per_rcpt = status_blocks(b)
+    assert per_msg["Original-Envelope-Id"] == "big-1"
+    assert per_rcpt["Action"] == "failed"
+
+
 def test_without_dsn_parameters_the_bounce_is_as_before(tmp):
     cf = write_cf(tmp, ROUTES)
     qid, log = transaction(cf)
