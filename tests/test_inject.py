@@ -365,3 +365,37 @@ def test_recipients_are_bounded(site):
     assert r.returncode == 64
     assert b"more than 99999 recipients" in r.stderr
     assert not any(site.mail(u) for u in USERS)
+
+
+def spool_text(site):
+    """Every envelope in the spool, as one text."""
+    out = b""
+    for top, _, files in os.walk(os.path.join(site.d, "spool")):
+        for f in files:
+            with open(os.path.join(top, f), "rb") as fh:
+                out += fh.read()
+    return out
+
+
+def test_n_r_v_are_the_dsn_requests_of_the_envelope(site):
+    r = site.sendmail("-N", "never", "-R", "hdrs", "-V", "a b+c=d", "dan",
+                      data=b"Subject: dsn\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    env = spool_text(site)
+    assert b"dsn-ret hdrs" in env
+    assert b"dsn-envid a+20b+2Bc+3Dd" in env
+    r = site.run([POSTMASTER, "--config=" + site.cf, "--queue"])
+    assert b"notify=never" in r.stdout
+    r = site.sendmail("-Nsuccess,delay", "dan", data=b"x\n")
+    assert r.returncode == 0, r.stderr
+    r = site.run([POSTMASTER, "--config=" + site.cf, "--queue"])
+    assert b"notify=success,delay" in r.stdout
+
+
+def test_bad_dsn_options_are_usage_errors(site):
+    for args in (["-N", "never,success"], ["-N", "sometimes"],
+                 ["-R", "body"], ["-V", "x" * 101], ["-V", "tab\there"]):
+        r = site.sendmail(*args, "ann", data=b"x\n")
+        assert r.returncode == 64, (args, r.stderr)
+        assert b"usage: sendmail" in r.stderr
+    assert site.mail("ann") == []
