@@ -340,7 +340,9 @@ static int run_tool(struct cf *cf, const struct opts *o)
 	} else if (o->flush) {
 		ex = flush_main(cf, o->now ? FLUSH_ALL : FLUSH_DUE, o->flush_id);
 	} else if (o->queue) {
-		ex = queue_main(cf);
+		ex = queue_main(cf, o->inject && o->inj.mode == INJ_QUEUE
+					? QUEUE_MAILQ
+					: QUEUE_OWN);
 	} else if (o->delete_id) {
 		ex = delete_main(cf, o->delete_id);
 	} else if (o->sending) {
