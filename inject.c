@@ -5,8 +5,9 @@
  * Owns: the option table of Postfix's sendmail(1), the end of a message
  * read from a program (EOF, or a lone "." line unless -i), the DSN
  * requests of -N, -R and -V (ENVID as xtext), the recipients
- * of -t and the removal of Bcc with them, and turning the session's
- * replies into sendmail's exit statuses with the reply text on stderr.
+ * of -t and the removal of Bcc with them, turning the session's
+ * replies into sendmail's exit statuses with the reply text on stderr,
+ * and a user's -bs dialogue relayed byte for byte to the submit socket.
  *
  * Never: writes the spool or delivers itself (the session on the submit
  * socket does, or as root without one the session in a child, by the
@@ -23,6 +24,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -846,4 +848,63 @@ out:
 	buf_free(&from);
 	rcpts_free(&r);
 	return ex;
+}
+
+/* ------------------------------------------------------------------ */
+/* -bs as a user: the dialogue relayed to the submit socket's session   */
+
+/* Moves what one side has to the other: 0, or -1 at its end (EOF, or
+ * an error on either side). */
+static int pass_on(int from, int to)
+{
+	char b[16384];
+	ssize_t n = read(from, b, sizeof b);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0 || write_all(to, b, (size_t)n) < 0)
+		return -1;
+	return 0;
+}
+
+/* Copies stdin to the session and the session to stdout until the
+ * session ends; the client's EOF half-closes the connection, so the
+ * session still answers what it had. */
+static void relay(int fd)
+{
+	struct pollfd p[2] = {{.fd = 0, .events = POLLIN},
+			      {.fd = fd, .events = POLLIN}};
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		if (p[1].revents && pass_on(fd, 1) < 0)
+			return;
+		if (p[0].revents && pass_on(0, fd) < 0) {
+			shutdown(fd, SHUT_WR);
+			p[0].fd = -1; /* poll ignores it from now on */
+		}
+	}
+}
+
+int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd)
+{
+	const struct cf_section *sec = submit_section(cf, smtpd);
+	const char *path = sec && sec->listen.path[0] ? sec->listen.path
+						      : INJECT_SOCKET;
+	signal(SIGPIPE, SIG_IGN);
+	int fd = submit_connect(path);
+	if (fd < 0) {
+		fprintf(stderr, "%s: cannot reach the submission socket %s: "
+				"%s (start postmaster-submit.socket)\n",
+			in->prog, path, strerror(errno));
+		static const char busy[] = "421 4.3.2 Local submission is not "
+					   "available, try again later\r\n";
+		write_all(1, busy, sizeof busy - 1);
+		return EX_TEMPFAIL;
+	}
+	relay(fd);
+	close(fd);
+	return EX_OK;
 }

@@ -50,4 +50,10 @@ int inject_options(int argc, char **argv, struct inject *in);
  * exit status (sysexits). */
 int inject_send(struct cf *cf, const struct inject *in, const char *smtpd);
 
+/* Serves INJ_SMTP for a user other than root: the SMTP dialogue on
+ * stdin and stdout relayed to the submit socket's session, which knows
+ * the user by SO_PEERCRED and writes the spool. 0, or 75 (after a 421 on
+ * stdout) when the socket cannot be reached. Root serves -bs itself. */
+int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd);
+
 #endif
