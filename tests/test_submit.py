@@ -303,3 +303,20 @@ def test_bs_as_a_user_without_the_socket_is_421_and_75(site, user):
     assert r.stdout.startswith(b"421 4.3.2 "), r.stdout
     assert b"postmaster-submit.socket" in r.stderr
     assert s.mail() == []
+
+
+def test_swaks_speaks_through_a_users_bs(site, user):
+    """A real SMTP client on a pipe (swaks --pipe, as Postfix's users
+    drive sendmail -bs) run by the user."""
+    s = site()
+    s.serve()
+    r = subprocess.run(["runuser", "-u", USER, "--", tool("swaks"),
+                        "--pipe", "%s --config=%s --inject -bs"
+                        % (POSTMASTER, s.cf),
+                        "--from", USER + "@mail.test", "--to",
+                        "ann@mail.test", "--header", "Subject: by swaks"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    msg, = s.mail()
+    assert b"\nSubject: by swaks\n" in msg
+    assert "uid=%d user=%s" % (user.pw_uid, USER) in s.log()
