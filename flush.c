@@ -602,46 +602,111 @@ static void age_text(time_t secs, char *out, size_t n)
 		snprintf(out, n, "%lldd", (long long)secs / 86400);
 }
 
-int queue_main(const struct cf *cf)
+/* --queue's layout: a line per message, then each target with its
+ * state, attempts, next attempt and last reply. */
+static void show_own(const struct spool_msg *m, time_t now)
+{
+	char age[32];
+	age_text(now - m->arrival, age, sizeof age);
+	printf("%s  %8lld  %5s  <%s>%s\n", m->id, (long long)m->size, age,
+	       m->from,
+	       m->origin == SP_BOUNCE	     ? "  (bounce)"
+	       : m->origin == SP_DOUBLE_BOUNCE ? "  (double bounce)"
+					      : "");
+	for (unsigned k = 0; k < m->nt; k++) {
+		const struct spool_target *t = &m->t[k];
+		char next[32] = "";
+		if (t->state == SP_PENDING && t->next > now)
+			age_text(t->next - now, next, sizeof next);
+		char words[32];
+		printf("    %-9s <%s> %s%s%s attempts=%u%s%s%s%s\n",
+		       spool_state_name(t->state), t->addr,
+		       route_target_kind_name(t->kind),
+		       t->via[0] || t->arg[0] ? " " : "",
+		       t->via[0] ? t->via : t->arg, t->attempts,
+		       next[0] ? " next-in=" : "", next,
+		       t->notify ? " notify=" : "",
+		       dsn_notify_text(t->notify, words));
+		if (t->code)
+			printf("              %d %s %s\n", t->code, t->dsn,
+			       t->text);
+	}
+}
+
+/* Why a pending target waits, as mailq says it: the last reply, with the
+ * host that gave it; "" before the first attempt. */
+static void waiting_reason(const struct spool_target *t, char *out, size_t n)
+{
+	out[0] = 0;
+	if (!t->code)
+		return;
+	if (t->remote[0])
+		snprintf(out, n, "host %s said: %d %s %s", t->remote, t->code,
+			 t->dsn, t->text);
+	else
+		snprintf(out, n, "%d %s %s", t->code, t->dsn, t->text);
+}
+
+/* mailq's layout, the one of Postfix: id, size, arrival time and sender,
+ * then the recipients still to be delivered, each run of them that
+ * waits for the same reason under that reason in parentheses; a blank
+ * line after each message. */
+static void show_postfix(const struct spool_msg *m)
+{
+	char when[32];
+	time_t arrival = (time_t)m->arrival;
+	struct tm tm;
+	if (!localtime_r(&arrival, &tm) ||
+	    !strftime(when, sizeof when, "%a %b %e %H:%M:%S", &tm))
+		snprintf(when, sizeof when, "%lld", (long long)m->arrival);
+	printf("%-11s %8lld %-20.20s %s\n", m->id, (long long)m->size, when,
+	       m->from[0] ? m->from : "MAILER-DAEMON");
+	char last[1024] = "", why[1024];
+	for (unsigned k = 0; k < m->nt; k++) {
+		const struct spool_target *t = &m->t[k];
+		if (t->state != SP_PENDING)
+			continue;
+		waiting_reason(t, why, sizeof why);
+		if (why[0] && strcmp(why, last))
+			printf("(%s)\n", why);
+		memcpy(last, why, sizeof last);
+		printf("%41s%s\n", "", t->addr);
+	}
+	printf("\n");
+}
+
+int queue_main(const struct cf *cf, int layout)
 {
 	int dirfd = open_spool(cf);
 	if (dirfd < 0)
 		return EX_TEMPFAIL;
-	unsigned n = 0;
+	unsigned n = 0, shown = 0;
 	char **ids = spool_list(dirfd, &n);
 	time_t now = time(NULL);
+	unsigned long long bytes = 0;
 	for (unsigned i = 0; i < n; i++) {
 		struct spool_msg m;
-		char why[512], age[32];
+		char why[512];
 		if (spool_load(dirfd, ids[i], 0, &m, why, sizeof why) != SPOOL_OK)
 			continue;
-		age_text(now - m.arrival, age, sizeof age);
-		printf("%s  %8lld  %5s  <%s>%s\n", m.id, (long long)m.size, age,
-		       m.from,
-		       m.origin == SP_BOUNCE	     ? "  (bounce)"
-		       : m.origin == SP_DOUBLE_BOUNCE ? "  (double bounce)"
-						      : "");
-		for (unsigned k = 0; k < m.nt; k++) {
-			const struct spool_target *t = &m.t[k];
-			char next[32] = "";
-			if (t->state == SP_PENDING && t->next > now)
-				age_text(t->next - now, next, sizeof next);
-			char words[32];
-			printf("    %-9s <%s> %s%s%s attempts=%u%s%s%s%s\n",
-			       spool_state_name(t->state), t->addr,
-			       route_target_kind_name(t->kind),
-			       t->via[0] || t->arg[0] ? " " : "",
-			       t->via[0] ? t->via : t->arg, t->attempts,
-			       next[0] ? " next-in=" : "", next,
-			       t->notify ? " notify=" : "",
-			       dsn_notify_text(t->notify, words));
-			if (t->code)
-				printf("              %d %s %s\n", t->code, t->dsn,
-				       t->text);
-		}
+		if (layout == QUEUE_MAILQ && !shown)
+			printf("%-11s %8s %-20s %s\n", "-Queue ID-", "--Size--",
+			       "----Arrival Time----",
+			       "-Sender/Recipient-------");
+		if (layout == QUEUE_MAILQ)
+			show_postfix(&m);
+		else
+			show_own(&m, now);
+		shown++;
+		bytes += (unsigned long long)m.size;
 		spool_msg_free(&m);
 	}
-	if (!n)
+	if (layout == QUEUE_MAILQ && shown)
+		printf("-- %llu Kbytes in %u Request%s.\n", (bytes + 1023) / 1024,
+		       shown, shown == 1 ? "" : "s");
+	else if (layout == QUEUE_MAILQ)
+		printf("Mail queue is empty\n");
+	else if (!n)
 		printf("the spool is empty\n");
 	spool_list_free(ids, n);
 	close(dirfd);

@@ -6,7 +6,7 @@
  * what each reply means for a target (2xx delivered; 4xx retried with
  * back-off until queue-lifetime; 5xx failed), bouncing the failed ones
  * through bounce.c, the flusher (--flush, locked by core.pid-file) and the
- * queue listing (--queue, --delete).
+ * queue listings (--queue, and mailq in Postfix's layout) and --delete.
  *
  * Never: delivers a message it has not locked, or forgets a target: every
  * run ends with the envelope rewritten or the message removed.
@@ -25,8 +25,12 @@ enum { FLUSH_DUE, FLUSH_ALL };
 /* --flush [--now], or --flush=ID (one message, now). Returns an exit
  * status. */
 int flush_main(const struct cf *cf, int mode, const char *id);
-/* --queue */
-int queue_main(const struct cf *cf);
+/* --queue in its own layout (every target with its state, attempts,
+ * next attempt and last reply), or as mailq and sendmail -bp show it, in
+ * Postfix's layout (the recipients still to be delivered under the
+ * reason they wait). Returns an exit status. */
+enum { QUEUE_OWN, QUEUE_MAILQ };
+int queue_main(const struct cf *cf, int layout);
 /* --delete=ID: removes a message without a bounce. */
 int delete_main(const struct cf *cf, const char *id);
 

@@ -3,9 +3,11 @@
  * message from standard input handed to a session (see inject.h).
  *
  * Owns: the option table of Postfix's sendmail(1), the end of a message
- * read from a program (EOF, or a lone "." line unless -i), the recipients
- * of -t and the removal of Bcc with them, and turning the session's
- * replies into sendmail's exit statuses with the reply text on stderr.
+ * read from a program (EOF, or a lone "." line unless -i), the DSN
+ * requests of -N, -R and -V (ENVID as xtext), the recipients
+ * of -t and the removal of Bcc with them, turning the session's
+ * replies into sendmail's exit statuses with the reply text on stderr,
+ * and a user's -bs dialogue relayed byte for byte to the submit socket.
  *
  * Never: writes the spool or delivers itself (the session on the submit
  * socket does, or as root without one the session in a child, by the
@@ -16,11 +18,13 @@
 #include "addr.h"
 #include "data.h"
 #include "deliver.h"
+#include "dsn.h"
 #include "io.h"
 #include "session.h"
 #include "util.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -74,6 +78,30 @@ static int usage(const char *prog, const char *fmt, const char *arg)
 	return -1;
 }
 
+/* RFC 3461 4: s as xtext into out (truncated to n - 1 bytes); the
+ * length of the whole encoding, or more than DSN_ENVID_MAX when s has a
+ * byte xtext cannot carry (a control or 8-bit one). */
+static size_t xtext_encode(const char *s, char *out, size_t n)
+{
+	size_t o = 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char item[4];
+		if (c < ' ' || c > '~')
+			return DSN_ENVID_MAX + 1;
+		if (c == '+' || c == '=' || c == ' ')
+			snprintf(item, sizeof item, "+%02X", c);
+		else
+			snprintf(item, sizeof item, "%c", c);
+		for (const char *p = item; *p; p++, o++)
+			if (o + 1 < n)
+				out[o] = *p;
+	}
+	if (n)
+		out[o < n ? o : n - 1] = 0;
+	return o;
+}
+
 /* -bX: what sendmail calls its modes. */
 static int set_mode(struct inject *in, const char *prog, const char *m)
 {
@@ -90,6 +118,32 @@ static int set_mode(struct inject *in, const char *prog, const char *m)
 			return 0;
 		}
 	return usage(prog, "unsupported mode -b%s", m);
+}
+
+/* -N, -R, -V: the DSN requests (RFC 3461) that MAIL and each RCPT carry,
+ * as Postfix's sendmail(1) takes them. */
+static int set_dsn(struct inject *in, const char *prog, char o,
+		   const char *v)
+{
+	if (o == 'N' && dsn_notify_parse(v, strlen(v), &in->notify) < 0)
+		return usage(prog, "bad -N value '%s' (never, or success, "
+				   "failure and delay joined by commas)", v);
+	if (o == 'R') {
+		if (!strcasecmp(v, "full"))
+			in->ret = DSN_RET_FULL;
+		else if (!strcasecmp(v, "hdrs"))
+			in->ret = DSN_RET_HDRS;
+		else
+			return usage(prog, "bad -R value '%s' (full or hdrs)", v);
+	}
+	if (o == 'V') {
+		char enc[3 * DSN_ENVID_MAX + 1];
+		if (!*v || xtext_encode(v, enc, sizeof enc) > DSN_ENVID_MAX)
+			return usage(prog, "bad -V value '%s' (printable text of "
+				   "at most 100 characters as xtext)", v);
+		in->envid = v;
+	}
+	return 0;
 }
 
 /* -oX: -oi is -i; the others (-oem, -odb, -oA...) are accepted and
@@ -112,6 +166,9 @@ static int one_option(struct inject *in, const char *prog, char o,
 	switch (o) {
 	case 'B': in->seven_bit = !strcmp(v, "7BIT"); break;
 	case 'C': in->config = v; break;
+	case 'N':
+	case 'R':
+	case 'V': return set_dsn(in, prog, o, v);
 	case 'F': in->fullname = v; break;
 	case 'b': return set_mode(in, prog, v);
 	case 'f':
@@ -579,8 +636,17 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 	int utf8 = has_8bit(from);
 	for (size_t i = 0; i < r->n; i++)
 		utf8 |= has_8bit(r->v[i]);
-	snprintf(line, sizeof line, "MAIL FROM:<%s>%s%s", from,
-		 in->seven_bit ? "" : " BODY=8BITMIME", utf8 ? " SMTPUTF8" : "");
+	char envid[DSN_ENVID_MAX + 1] = "";
+	if (in->envid)
+		xtext_encode(in->envid, envid, sizeof envid);
+	snprintf(line, sizeof line, "MAIL FROM:<%s>%s%s%s%s%s", from,
+		 in->seven_bit ? "" : " BODY=8BITMIME", utf8 ? " SMTPUTF8" : "",
+		 in->ret == DSN_RET_FULL   ? " RET=FULL"
+		 : in->ret == DSN_RET_HDRS ? " RET=HDRS"
+					   : "",
+		 envid[0] ? " ENVID=" : "", envid);
+	char words[32];
+	dsn_notify_param(in->notify, words);
 	command(c, line, &rep);
 	if (rep.code != 250) {
 		*rcpt_status = refused(c, from[0] ? from : "<>", &rep);
@@ -589,7 +655,8 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 	int taken = 0;
 	*rcpt_status = EX_OK;
 	for (size_t i = 0; i < r->n; i++) {
-		if ((size_t)snprintf(line, sizeof line, "RCPT TO:<%s>", r->v[i]) >=
+		if ((size_t)snprintf(line, sizeof line, "RCPT TO:<%s>%s%s", r->v[i],
+			     words[0] ? " NOTIFY=" : "", words) >=
 		    sizeof line)
 			reply_set(&rep, 501, ESC_BAD_DEST_MAILBOX_SYNTAX,
 				  "address too long");
@@ -781,4 +848,63 @@ out:
 	buf_free(&from);
 	rcpts_free(&r);
 	return ex;
+}
+
+/* ------------------------------------------------------------------ */
+/* -bs as a user: the dialogue relayed to the submit socket's session   */
+
+/* Moves what one side has to the other: 0, or -1 at its end (EOF, or
+ * an error on either side). */
+static int pass_on(int from, int to)
+{
+	char b[16384];
+	ssize_t n = read(from, b, sizeof b);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0 || write_all(to, b, (size_t)n) < 0)
+		return -1;
+	return 0;
+}
+
+/* Copies stdin to the session and the session to stdout until the
+ * session ends; the client's EOF half-closes the connection, so the
+ * session still answers what it had. */
+static void relay(int fd)
+{
+	struct pollfd p[2] = {{.fd = 0, .events = POLLIN},
+			      {.fd = fd, .events = POLLIN}};
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		if (p[1].revents && pass_on(fd, 1) < 0)
+			return;
+		if (p[0].revents && pass_on(0, fd) < 0) {
+			shutdown(fd, SHUT_WR);
+			p[0].fd = -1; /* poll ignores it from now on */
+		}
+	}
+}
+
+int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd)
+{
+	const struct cf_section *sec = submit_section(cf, smtpd);
+	const char *path = sec && sec->listen.path[0] ? sec->listen.path
+						      : INJECT_SOCKET;
+	signal(SIGPIPE, SIG_IGN);
+	int fd = submit_connect(path);
+	if (fd < 0) {
+		fprintf(stderr, "%s: cannot reach the submission socket %s: "
+				"%s (start postmaster-submit.socket)\n",
+			in->prog, path, strerror(errno));
+		static const char busy[] = "421 4.3.2 Local submission is not "
+					   "available, try again later\r\n";
+		write_all(1, busy, sizeof busy - 1);
+		return EX_TEMPFAIL;
+	}
+	relay(fd);
+	close(fd);
+	return EX_OK;
 }

@@ -31,6 +31,9 @@ struct inject {
 	int dots_are_text;    /* -i, -oi: a lone "." does not end the message */
 	int seven_bit;        /* -B7BIT */
 	int verbose;          /* -v: the dialogue on standard error */
+	unsigned notify;      /* -N: DSN_* bits for each RCPT's NOTIFY=, or 0 */
+	int ret;              /* -R: enum dsn_ret, RET= on MAIL */
+	const char *envid;    /* -V: ENVID= on MAIL (xtext-encoded there) */
 	char **rcpt;          /* the recipient arguments (or -bv's address) */
 	int nrcpt;
 };
@@ -46,5 +49,11 @@ int inject_options(int argc, char **argv, struct inject *in);
  * submit socket's session, else (root only) one in a child process. The
  * exit status (sysexits). */
 int inject_send(struct cf *cf, const struct inject *in, const char *smtpd);
+
+/* Serves INJ_SMTP for a user other than root: the SMTP dialogue on
+ * stdin and stdout relayed to the submit socket's session, which knows
+ * the user by SO_PEERCRED and writes the spool. 0, or 75 (after a 421 on
+ * stdout) when the socket cannot be reached. Root serves -bs itself. */
+int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd);
 
 #endif

@@ -255,7 +255,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		if (!o->config)
 			o->config = o->inj.config;
 	}
-	o->sending = o->inject && o->inj.mode == INJ_SEND;
+	/* -bs: root serves the session itself; a user cannot write the
+	 * spool, and is relayed to the submit socket's session instead */
+	o->sending = o->inject && (o->inj.mode == INJ_SEND ||
+				   (o->inj.mode == INJ_SMTP && geteuid() != 0));
 	return -1;
 }
 
@@ -340,11 +343,15 @@ static int run_tool(struct cf *cf, const struct opts *o)
 	} else if (o->flush) {
 		ex = flush_main(cf, o->now ? FLUSH_ALL : FLUSH_DUE, o->flush_id);
 	} else if (o->queue) {
-		ex = queue_main(cf);
+		ex = queue_main(cf, o->inject && o->inj.mode == INJ_QUEUE
+					? QUEUE_MAILQ
+					: QUEUE_OWN);
 	} else if (o->delete_id) {
 		ex = delete_main(cf, o->delete_id);
 	} else if (o->sending) {
-		ex = inject_send(cf, &o->inj, o->smtpd);
+		ex = o->inj.mode == INJ_SMTP
+			     ? inject_smtp(cf, &o->inj, o->smtpd)
+			     : inject_send(cf, &o->inj, o->smtpd);
 	}
 	return ex;
 }

@@ -4,6 +4,7 @@ that call sendmail on every Linux machine (bsd-mailx, cron's command
 line, Python's subprocess), with sendmail's exit statuses. Run as root,
 with no submission socket: the session runs in-process."""
 import os
+import re
 import subprocess
 
 import pytest
@@ -365,3 +366,68 @@ def test_recipients_are_bounded(site):
     assert r.returncode == 64
     assert b"more than 99999 recipients" in r.stderr
     assert not any(site.mail(u) for u in USERS)
+
+
+def spool_text(site):
+    """Every envelope in the spool, as one text."""
+    out = b""
+    for top, _, files in os.walk(os.path.join(site.d, "spool")):
+        for f in files:
+            with open(os.path.join(top, f), "rb") as fh:
+                out += fh.read()
+    return out
+
+
+def test_n_r_v_are_the_dsn_requests_of_the_envelope(site):
+    r = site.sendmail("-N", "never", "-R", "hdrs", "-V", "a b+c=d", "dan",
+                      data=b"Subject: dsn\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    env = spool_text(site)
+    assert b"dsn-ret hdrs" in env
+    assert b"dsn-envid a+20b+2Bc+3Dd" in env
+    r = site.run([POSTMASTER, "--config=" + site.cf, "--queue"])
+    assert b"notify=never" in r.stdout
+    r = site.sendmail("-Nsuccess,delay", "dan", data=b"x\n")
+    assert r.returncode == 0, r.stderr
+    r = site.run([POSTMASTER, "--config=" + site.cf, "--queue"])
+    assert b"notify=success,delay" in r.stdout
+
+
+def test_bad_dsn_options_are_usage_errors(site):
+    for args in (["-N", "never,success"], ["-N", "sometimes"],
+                 ["-R", "body"], ["-V", "x" * 101], ["-V", "tab\there"]):
+        r = site.sendmail(*args, "ann", data=b"x\n")
+        assert r.returncode == 64, (args, r.stderr)
+        assert b"usage: sendmail" in r.stderr
+    assert site.mail("ann") == []
+
+
+MAILQ_HEAD = (b"-Queue ID-  --Size-- ----Arrival Time---- "
+              b"-Sender/Recipient-------\n")
+
+
+def test_mailq_and_bp_show_the_queue_as_postfix_does(site):
+    mailq = os.path.join(site.bin, "mailq")
+    r = site.run([mailq])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"Mail queue is empty\n"
+    r = site.sendmail("-f", "ann", "dan", "bob", data=b"Subject: q\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    for argv in ([mailq], [os.path.join(site.bin, "sendmail"), "-bp"]):
+        r = site.run(argv)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split(b"\n")
+        assert r.stdout.startswith(MAILQ_HEAD), r.stdout
+        head = re.fullmatch(rb"([0-9A-F]+) +(\d+) (\w{3} \w{3} [ \d]\d "
+                            rb"\d\d:\d\d:\d\d)  ann@mail\.test", lines[1])
+        assert head, r.stdout
+        # the relay is down: the reason, then the one recipient that
+        # waits (bob's copy was delivered and is not listed)
+        assert lines[2].startswith(b"(") and lines[2].endswith(b")")
+        assert lines[3] == b" " * 41 + b"dan@mail.test"
+        assert lines[4] == b""
+        kb = (int(head[2]) + 1023) // 1024
+        assert lines[5] == b"-- %d Kbytes in 1 Request." % kb
+    # --queue keeps its own layout, with every target and its state
+    r = site.run([POSTMASTER, "--config=" + site.cf, "--queue"])
+    assert b"Queue ID" not in r.stdout and b"<bob@mail.test>" in r.stdout

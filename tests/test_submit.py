@@ -260,3 +260,63 @@ def test_abstract_socket_is_served_by_no_section(site, user):
         p.terminate()
         p.wait(timeout=10)
     assert "unix:" + name in s.log()
+
+
+BS_DIALOGUE = (b"EHLO client\r\nMAIL FROM:<%s@mail.test>\r\n"
+               b"RCPT TO:<ann@mail.test>\r\nRCPT TO:<far@remote.test>\r\n"
+               b"DATA\r\nSubject: bs\r\n\r\nvia -bs\r\n.\r\nQUIT\r\n")
+
+
+def test_bs_as_a_user_is_relayed_to_the_submit_socket(site, user):
+    """A user's sendmail -bs cannot write the spool: its dialogue is the
+    submit socket's session, which knows the user and lets it relay."""
+    s = site()
+    s.serve()
+    r = s.inject(USER, "-bs", data=BS_DIALOGUE % USER.encode())
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith(b"220 "), out
+    assert out.count(b"\r\n250 2.1.5 ") == 2, out
+    assert b"\r\n250 2.0.0 Ok: queued as " in out, out
+    assert out.endswith(b" closing connection\r\n"), out
+    msg, = s.mail()
+    assert msg.startswith(b"Return-Path: <%s@mail.test>\n" % USER.encode())
+    assert msg.endswith(b"\nvia -bs\n")
+    assert "uid=%d user=%s" % (user.pw_uid, USER) in s.log()
+    # the relayed recipient waits in the spool for the relay that is down
+    assert os.listdir(os.path.join(s.d, "spool"))
+
+
+def test_bs_as_a_user_ends_when_the_client_does(site, user):
+    """EOF before QUIT: the session still answers what it got."""
+    s = site()
+    s.serve()
+    r = s.inject(USER, "-bs", data=b"EHLO client\r\nNOOP\r\n")
+    assert r.returncode == 0, r.stderr
+    assert b"\r\n250 2.0.0 " in r.stdout, r.stdout
+
+
+def test_bs_as_a_user_without_the_socket_is_421_and_75(site, user):
+    s = site()  # nobody serves the socket
+    r = s.inject(USER, "-bs", data=BS_DIALOGUE % USER.encode())
+    assert r.returncode == 75, r.stderr
+    assert r.stdout.startswith(b"421 4.3.2 "), r.stdout
+    assert b"postmaster-submit.socket" in r.stderr
+    assert s.mail() == []
+
+
+def test_swaks_speaks_through_a_users_bs(site, user):
+    """A real SMTP client on a pipe (swaks --pipe, as Postfix's users
+    drive sendmail -bs) run by the user."""
+    s = site()
+    s.serve()
+    r = subprocess.run(["runuser", "-u", USER, "--", tool("swaks"),
+                        "--pipe", "%s --config=%s --inject -bs"
+                        % (POSTMASTER, s.cf),
+                        "--from", USER + "@mail.test", "--to",
+                        "ann@mail.test", "--header", "Subject: by swaks"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    msg, = s.mail()
+    assert b"\nSubject: by swaks\n" in msg
+    assert "uid=%d user=%s" % (user.pw_uid, USER) in s.log()
