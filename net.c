@@ -28,6 +28,10 @@ static void mask(unsigned char *a, unsigned prefix, unsigned bytes)
 	}
 }
 
+static const char not_a_network[] =
+	"expected loopback, none, an IP address or a network "
+	"such as 192.0.2.0/24 or 2001:db8::/32";
+
 const char *net_parse(const char *s, struct net *n)
 {
 	memset(n, 0, sizeof *n);
@@ -43,8 +47,7 @@ const char *net_parse(const char *s, struct net *n)
 	const char *slash = strchr(s, '/');
 	size_t len = slash ? (size_t)(slash - s) : strlen(s);
 	if (len == 0 || len >= sizeof ip)
-		return "expected loopback, none, an IP address or a network "
-		       "such as 192.0.2.0/24 or 2001:db8::/32";
+		return not_a_network;
 	memcpy(ip, s, len);
 	ip[len] = 0;
 	if (inet_pton(AF_INET, ip, n->addr) == 1)
@@ -52,8 +55,7 @@ const char *net_parse(const char *s, struct net *n)
 	else if (inet_pton(AF_INET6, ip, n->addr) == 1)
 		n->family = AF_INET6;
 	else
-		return "expected loopback, none, an IP address or a network "
-		       "such as 192.0.2.0/24 or 2001:db8::/32";
+		return not_a_network;
 	unsigned max = n->family == AF_INET ? 32 : 128;
 	n->prefix = max;
 	if (slash) {
