@@ -182,10 +182,19 @@ def test_relaying_user_whose_mail_is_spooled_cannot_read_the_spool(site,
     r = s.inject(USER, "far@remote.test")
     assert r.returncode == 0, r.stderr
     spool = os.path.join(s.d, "spool")
-    files = [os.path.join(dp, f) for dp, _, fs in os.walk(spool) for f in fs]
-    assert files, "nothing in the spool"
-    assert all(os.stat(f).st_uid == pwd.getpwnam("nobody").pw_uid
-               for f in files)
+
+    def owners():
+        # the detached delivery may be renaming its envelope right now:
+        # take a listing whose every file still stats
+        files = [os.path.join(dp, f) for dp, _, fs in os.walk(spool)
+                 for f in fs]
+        try:
+            return files and [(f, os.stat(f).st_uid) for f in files]
+        except FileNotFoundError:
+            return None
+    listing = wait_for(owners, timeout=30, what="a steady spool listing")
+    files = [f for f, _ in listing]
+    assert all(uid == pwd.getpwnam("nobody").pw_uid for _, uid in listing)
     for argv in (["ls", spool], ["cat", *files]):
         r = subprocess.run(["runuser", "-u", USER, "--", *argv],
                            capture_output=True, timeout=30)
