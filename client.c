@@ -74,22 +74,23 @@ struct conn {
 	int tls;          /* TLS is on */
 };
 
-static int connect_to(const struct client_cand *c, char *why, size_t n)
+int client_connect(const struct sockaddr_storage *ss, socklen_t len,
+		   int timeout_ms, char *why, size_t n)
 {
-	int fd = socket(c->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 			0);
 	if (fd < 0) {
 		snprintf(why, n, "%s", strerror(errno));
 		return -1;
 	}
-	if (connect(fd, (const struct sockaddr *)&c->ss, c->len) < 0 &&
+	if (connect(fd, (const struct sockaddr *)ss, len) < 0 &&
 	    errno != EINPROGRESS) {
 		snprintf(why, n, "%s", strerror(errno));
 		close(fd);
 		return -1;
 	}
 	struct pollfd p = {fd, POLLOUT, 0};
-	int r = poll(&p, 1, CONNECT_TIMEOUT_MS);
+	int r = poll(&p, 1, timeout_ms);
 	int err = 0;
 	socklen_t el = sizeof err;
 	if (r <= 0) {
@@ -106,6 +107,11 @@ static int connect_to(const struct client_cand *c, char *why, size_t n)
 	int fl = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	return fd;
+}
+
+static int connect_to(const struct client_cand *c, char *why, size_t n)
+{
+	return client_connect(&c->ss, c->len, CONNECT_TIMEOUT_MS, why, n);
 }
 
 /* Reads one reply; lines (without "NNN-") joined by '\n' into text.

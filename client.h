@@ -17,6 +17,8 @@
 #include "deliver.h"
 #include "route.h"
 
+#include <sys/socket.h>
+
 struct client_rcpt {
 	const char *addr;
 	unsigned notify;   /* RFC 3461 NOTIFY as DSN_* bits, or 0 */
@@ -54,6 +56,10 @@ void client_deliver(struct client_job *j);
  * sends one message and hangs up. */
 void client_keep_connections(int on);
 void client_close_connections(void);
+/* A stream connection to ss within timeout_ms, blocking once connected:
+ * its fd, or -1 with why. The policy client (policy.c) shares it. */
+int client_connect(const struct sockaddr_storage *ss, socklen_t len,
+		   int timeout_ms, char *why, size_t n);
 
 /* The destination's name for grouping and logs ("relay NAME", "host H",
  * "mx D"). */

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define ANSWER_MAX 65536
 
@@ -204,4 +205,97 @@ int dns_alabel(const char *domain, char *out, size_t n, char *why,
 	       size_t whyn)
 {
 	return idna_canon(domain, out, n, why, whyn) == IDNA_OK ? 0 : -1;
+}
+
+int dns_server_address(const char *server, struct sockaddr_storage *ss,
+		       socklen_t *len)
+{
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	if (server) {
+		struct net_endpoint ep;
+		if (net_endpoint_parse(server, 53, &ep) || ep.kind != NET_EP_IP)
+			return -1;
+		if (ep.family == AF_INET6) {
+			s6->sin6_family = AF_INET6;
+			s6->sin6_port = htons(ep.port);
+			*len = sizeof *s6;
+			return inet_pton(AF_INET6, ep.host, &s6->sin6_addr) == 1
+				       ? 0
+				       : -1;
+		}
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(ep.port);
+		*len = sizeof *s4;
+		return inet_pton(AF_INET, ep.host, &s4->sin_addr) == 1 ? 0 : -1;
+	}
+	struct __res_state st;
+	memset(&st, 0, sizeof st);
+	if (res_ninit(&st) < 0)
+		return -1;
+	int r = -1;
+	/* glibc keeps an IPv6 name server in its private extension */
+	if (st.nscount > 0 && st.nsaddr_list[0].sin_family == AF_INET) {
+		*s4 = st.nsaddr_list[0];
+		*len = sizeof *s4;
+		r = 0;
+	} else if (st.nscount > 0 && st._u._ext.nsaddrs[0]) {
+		*s6 = *st._u._ext.nsaddrs[0];
+		*len = sizeof *s6;
+		r = 0;
+	}
+	res_nclose(&st);
+	return r;
+}
+
+int dns_build_query(const char *name, int type, unsigned char *out,
+		    int max, unsigned *id)
+{
+	/* no res_ninit: the options are given, nothing is read */
+	struct __res_state st;
+	memset(&st, 0, sizeof st);
+	st.options = RES_INIT | RES_RECURSE;
+	int n = res_nmkquery(&st, ns_o_query, name, ns_c_in, type, NULL, 0,
+			     NULL, out, max);
+	if (n < 12)
+		return -1;
+	*id = (unsigned)(out[0] << 8 | out[1]);
+	return n;
+}
+
+struct a_acc {
+	unsigned char (*addrs)[4];
+	int max, n;
+};
+
+static void add_a(const unsigned char *ans, int len, const unsigned char *rd,
+		  int rdlen, void *arg)
+{
+	struct a_acc *a = arg;
+	(void)ans;
+	(void)len;
+	if (rdlen == 4 && a->n < a->max)
+		memcpy(a->addrs[a->n++], rd, 4);
+}
+
+int dns_answer_a(const unsigned char *ans, int len, unsigned id,
+		 const char *name, unsigned char (*addrs)[4], int max)
+{
+	char q[NS_MAXDNAME];
+	/* a response (QR) to our id that asks our one question */
+	if (len < 12 || (unsigned)(ans[0] << 8 | ans[1]) != id ||
+	    !(ans[2] & 0x80) || (ans[4] << 8 | ans[5]) != 1 ||
+	    dn_expand(ans, ans + len, ans + 12, q, sizeof q) < 0 ||
+	    strcasecmp(q, name))
+		return DNS_ANSWER_ALIEN;
+	int rcode = ans[3] & 0x0f;
+	if (rcode == ns_r_nxdomain)
+		return DNS_ANSWER_NONE;
+	if (rcode != ns_r_noerror)
+		return DNS_ANSWER_FAIL;
+	struct a_acc a = {addrs, max, 0};
+	if (each_answer(ans, len, ns_t_a, add_a, &a) < 0)
+		return DNS_ANSWER_ALIEN;
+	return a.n ? a.n : DNS_ANSWER_NONE;
 }

@@ -1,7 +1,8 @@
 /*
  * dns.h - the DNS lookups of onward delivery: MX records and address
  * records, through the resolver in libc (res_nquery), honouring
- * core.dns-server.
+ * core.dns-server; and the query messages and answers of the DNS lists
+ * (dnsbl.c sends and receives them without blocking).
  *
  * Owns: the query, the parsing of answers, the MX order (preference, then
  * the order the server gave), the null MX of RFC 7505, and the mapping of
@@ -37,6 +38,23 @@ struct dns_mx {
  * not a valid international name or libidn2 cannot be loaded. */
 int dns_alabel(const char *domain, char *out, size_t n, char *why,
 	       size_t whyn);
+
+/* The DNS server's socket address: server (core.dns-server, IPv4 or
+ * IPv6), else the first name server of /etc/resolv.conf. -1 when there
+ * is none. */
+int dns_server_address(const char *server, struct sockaddr_storage *ss,
+		       socklen_t *len);
+/* One query message for name and type (res_nmkquery): its length, or -1.
+ * *id is the message's id. */
+int dns_build_query(const char *name, int type, unsigned char *out,
+		    int max, unsigned *id);
+/* The IPv4 addresses of an answer to the A query of id for name: the
+ * number found (at most max), DNS_NOTFOUND's -2 for NXDOMAIN or no
+ * data, -1 for an answer that is not to this query or is broken, -3 for
+ * a server failure. */
+enum { DNS_ANSWER_ALIEN = -1, DNS_ANSWER_NONE = -2, DNS_ANSWER_FAIL = -3 };
+int dns_answer_a(const unsigned char *ans, int len, unsigned id,
+		 const char *name, unsigned char (*addrs)[4], int max);
 
 /* server: NULL for /etc/resolv.conf, else core.dns-server's value. */
 enum dns_status dns_mx(const char *server, const char *domain,

@@ -283,3 +283,43 @@ int net_is_own_address(int family, const unsigned char *addr)
 	freeifaddrs(ifa);
 	return found;
 }
+
+const char *net_stream_address_parse(const char *s,
+				     struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof *ss);
+	if (!strncmp(s, "unix:", 5)) {
+		struct sockaddr_un *un = (struct sockaddr_un *)ss;
+		if (s[5] != '/' || strlen(s + 5) >= sizeof un->sun_path)
+			return "expected unix:/path (at most 107 bytes)";
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, s + 5, strlen(s + 5) + 1);
+		*len = sizeof *un;
+		return NULL;
+	}
+	struct net_endpoint ep;
+	if (strncmp(s, "inet:", 5) || net_endpoint_parse(s + 5, 0, &ep) ||
+	    !ep.port)
+		return "expected unix:/path or inet:ADDRESS:PORT";
+	if (ep.kind == NET_EP_NAME && !strcmp(ep.host, "localhost")) {
+		snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+		ep.family = AF_INET;
+		ep.kind = NET_EP_IP;
+	}
+	if (ep.kind != NET_EP_IP)
+		return "expected inet: with a numeric address or localhost";
+	if (ep.family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(ep.port);
+		inet_pton(AF_INET6, ep.host, &s6->sin6_addr);
+		*len = sizeof *s6;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(ep.port);
+		inet_pton(AF_INET, ep.host, &s4->sin_addr);
+		*len = sizeof *s4;
+	}
+	return NULL;
+}

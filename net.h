@@ -6,7 +6,8 @@
  * address is inside one; and the one parser of endpoints (host, ip, [ip],
  * host:port, [ip]:port, unix:/path) that configuration checks, the onward
  * client and the DNS resolver share, so that what --check accepts is what
- * a delivery connects to; a socket address as text, as logs and headers
+ * a delivery connects to; the policy service's unix:/inet: addresses;
+ * a socket address as text, as logs and headers
  * show it; and whether an address is one of this machine's own.
  *
  * Never: connects, or resolves a host name (a port may be a service name,
@@ -69,6 +70,13 @@ struct net_endpoint {
  * s is not one ("expected ..."). */
 const char *net_endpoint_parse(const char *s, uint16_t defport,
 			       struct net_endpoint *ep);
+
+/* A service's address as Postfix writes it: unix:/path, or
+ * inet:ADDRESS:PORT with a numeric address (or localhost). NULL with the
+ * socket address in ss, or what was expected. */
+const char *net_stream_address_parse(const char *s,
+				     struct sockaddr_storage *ss,
+				     socklen_t *len);
 
 /* A port: a number from 1 to 65535 or a service name. 0 or -1. */
 int net_port_parse(const char *s, uint16_t *port);
