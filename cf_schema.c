@@ -11,6 +11,7 @@
  */
 #include "cf_impl.h"
 #include "addr.h"
+#include "dnsbl.h"
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -32,6 +33,7 @@ static const char *const e_stls[] = {"no", "starttls", "implicit", 0};
 static const char *const e_auth[] = {"no", "optional", "required", 0};
 static const char *const e_spf[] = {"off", "tag", "reject", 0};
 static const char *const e_bare[] = {"normalize", "reject", 0};
+static const char *const e_poldef[] = {"defer", "dunno", 0};
 
 static const struct key core_keys[] = {
 	[CORE_LOGGER] = {"logger", V_LOGGER, 0, "syslog", 0, 0, 0, 0},
@@ -127,6 +129,20 @@ static const struct key smtpd_keys[] = {
 	[SMTPD_LMTP] = {"lmtp", V_BOOL, 0, "yes", 0, 0, 0, 0},
 	[SMTPD_RELAY_CLIENTS] = {"relay-clients", V_NETWORK, K_REPEAT, 0, 0, 0,
 				 0, "not set: loopback"},
+	[SMTPD_GREET_PAUSE] = {"greet-pause", V_DURATION, K_ZERO, "0", 0, 0, 0,
+			       0},
+	[SMTPD_DNSBL] = {"dnsbl", V_DNSLIST, K_REPEAT, 0, 0, 0, 0,
+			 "not set: no block list"},
+	[SMTPD_DNSWL] = {"dnswl", V_DNSLIST, K_REPEAT, 0, 0, 0, 0,
+			 "not set: no allow list"},
+	[SMTPD_POLICY_SERVICE] = {"policy-service", V_POLICYADDR, 0, 0, 0, 0,
+				  0, "not set: no policy service"},
+	[SMTPD_POLICY_TIMEOUT] = {"policy-timeout", V_DURATION, 0, "10s", 0, 0,
+				  0, 0},
+	[SMTPD_POLICY_DEFAULT_ACTION] = {"policy-default-action", V_ENUM, 0,
+					 "defer", e_poldef, 0, 0, 0},
+	[SMTPD_POLICY_END_OF_DATA] = {"policy-end-of-data", V_BOOL, 0, "no", 0,
+				      0, 0, 0},
 };
 
 const struct kind cf_kinds[CF_NKINDS] = {
@@ -155,7 +171,7 @@ unsigned cf_key_traits(enum cf_kind kind, int key)
 	static const unsigned by_type[] = {
 		[V_USER] = CF_KEY_USER, [V_GROUP] = CF_KEY_GROUP,
 		[V_PATH] = CF_KEY_PATH, [V_LOGGER] = CF_KEY_LOGGER,
-		[V_NETWORK] = 0,
+		[V_POLICYADDR] = 0, /* the last type: the size of the table */
 	};
 	const struct key *k = &cf_kinds[kind].keys[key];
 	return by_type[k->type] | (k->flags & K_REPEAT ? CF_KEY_REPEAT : 0);
@@ -499,6 +515,26 @@ static const char *p_network(const struct vctx *c, uint64_t *n)
 	return why;
 }
 
+/* dnsbl, dnswl: ZONE[=PATTERN], at most half of DNSBL_MAX per key */
+static const char *p_dnslist(const struct vctx *c, uint64_t *n)
+{
+	(void)n;
+	struct dnsbl_zone z;
+	if (c->sec->v[c->a->key].list.n >= DNSBL_MAX / 2) {
+		buf_printf(c->msg, "expected at most %d zones", DNSBL_MAX / 2);
+		return c->msg->s;
+	}
+	return dnsbl_parse(c->w->s, &z);
+}
+
+static const char *p_policyaddr(const struct vctx *c, uint64_t *n)
+{
+	(void)n;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	return net_stream_address_parse(c->w->s, &ss, &len);
+}
+
 static vparse_fn *const parsers[] = {
 	[V_STRING] = p_string,     [V_PATH] = p_path,
 	[V_STRFTIME_PATH] = p_path, [V_USER] = p_user,
@@ -510,6 +546,7 @@ static vparse_fn *const parsers[] = {
 	[V_LOGGER] = p_reference,  [V_PIPEREF] = p_reference,
 	[V_ROUTEREF] = p_reference, [V_ARGV] = NULL,
 	[V_DELIM] = p_delim,       [V_NETWORK] = p_network,
+	[V_DNSLIST] = p_dnslist,   [V_POLICYADDR] = p_policyaddr,
 };
 
 static int numeric_type(enum vtype t)

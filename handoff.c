@@ -179,6 +179,7 @@ int handoff_begin(struct session *s)
 		.when = time(NULL),
 	};
 	struct buf h = {0};
+	session_filters_headers(s, &h, ri.crlf ? "\r\n" : "\n");
 	data_received(&h, &ri);
 	/* the header does not count against the client's SIZE, nor as one of
 	 * the client's Received headers */

@@ -161,6 +161,8 @@ static void transaction_reset(struct session *s)
 		close(s->data.fd);
 	s->data.fd = -1;
 	s->header_size = 0;
+	s->mail_size = 0;
+	session_filters_reset(s);
 	data_store_reset(&s->data);
 	if (s->state > ST_READY)
 		session_set_state(s, ST_READY);
@@ -402,6 +404,7 @@ static void cmd_mail(struct session *s, char *arg)
 	s->body = mp.body;
 	s->smtputf8 = mp.smtputf8;
 	s->dsn_ret = mp.ret;
+	s->mail_size = mp.size;
 	memcpy(s->envid, mp.envid, sizeof s->envid);
 	session_set_state(s, ST_MAIL);
 	reply(s, 250, ESC_OTHER_ADDRESS_STATUS, "Sender <%s> OK",
@@ -468,6 +471,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
 			 rc.addr);
 	}
+	session_filters_rcpt(s, &a, rc.addr, &rc.r);
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
 		/* NOTIFY=SUCCESS: the flusher reports the delivery, so it
@@ -547,6 +551,17 @@ static int data_receive(struct session *s)
 	}
 }
 
+/* The end of the message: the policy's last word, then the handoff. */
+static void end_of_data(struct session *s)
+{
+	struct reply r;
+	if (!s->data.toobig && !s->data.failed && session_filters_eom(s, &r))
+		reply_dsn(s, r.code, r.dsn, "%s", esc(r.text, strlen(r.text)));
+	else
+		handoff_deliver(s, send_result);
+	transaction_reset(s);
+}
+
 /* The verb table has checked the state and that there is no argument. */
 static void cmd_data(struct session *s, char *arg)
 {
@@ -569,8 +584,7 @@ static void cmd_data(struct session *s, char *arg)
 		transaction_reset(s);
 		return;
 	}
-	handoff_deliver(s, send_result);
-	transaction_reset(s);
+	end_of_data(s);
 }
 
 static int parse_bdat(const char *arg, uint64_t *n, int *last)
@@ -695,8 +709,7 @@ static void cmd_bdat(struct session *s, char *arg)
 			data_finish_chunks(&s->dm, cr, &n1);
 			data_store_write(&s->data, cr, n1);
 		}
-		handoff_deliver(s, send_result);
-		transaction_reset(s);
+		end_of_data(s);
 		return;
 	}
 	if (s->data.toobig) {
@@ -1088,6 +1101,7 @@ static int session_end(struct session *s, int exit_status)
 	snprintf(out, sizeof out, "%llu", s->io.bytes_out);
 	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
 	transaction_reset(s);
+	session_filters_end(s);
 	data_store_free(&s->data);
 	buf_free(&s->received_spf);
 	for (size_t i = 0; i < CF_MAX_TLS_KEYPAIRS; i++) {
@@ -1126,6 +1140,9 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		  s.cred.known && s.cred.user[0] ? s.cred.user : NULL, NULL);
 	if (fail)
 		return refuse_service(&s, fail, why);
+	session_filters_start(&s);
+	if (session_greet_pause(&s) < 0)
+		return session_end(&s, EX_OK);
 	if (greet(&s) < 0) {
 		io_free(&s.io);
 		return EX_TEMPFAIL;

@@ -2,7 +2,7 @@
  * session_state.h - the state of one session, shared by the files that
  * serve it: session.c (the dialogue), session_start.c (before the
  * greeting), session_envelope.c (MAIL and RCPT arguments),
- * session_auth.c (AUTH) and handoff.c (what becomes of a received
+ * session_auth.c (AUTH), session_filters.c (SPEC 8) and handoff.c (what becomes of a received
  * message). Private to them.
  *
  * Owns: struct session, its states, and the transaction it holds.
@@ -144,6 +144,10 @@ struct session {
 	uint64_t header_size; /* the header fields we put on top */
 	struct datamachine dm;
 	struct datastore data; /* the message, its headers watched */
+	uint64_t mail_size;    /* MAIL's SIZE=, 0 when not given */
+	/* SPEC 8's DNS lists and policy service: NULL unless the section
+	 * names one (session_filters.c) */
+	struct session_filters *filters;
 };
 
 /* "<addr>" for a log line */
@@ -205,6 +209,27 @@ int session_local_sender_ok(const struct session *s, const struct addr *a,
 enum { START_FAILED = 1, START_NO_SMTPD = 2 };
 int session_start(struct session *s, const char *smtpd_name, int cf_ok,
 		  char *why, size_t n);
+
+/* session_filters.c: greet-pause, DNS lists, the policy service. Each
+ * hook does nothing (no system call) for a section without them. */
+struct session_filters;
+/* When the connection opens: the DNS queries leave. */
+void session_filters_start(struct session *s);
+/* Before the greeting: 0 to greet, -1 when the client talked first (it
+ * has its 554 reply) or left. */
+int session_greet_pause(struct session *s);
+/* At RCPT, for a recipient the routes accept (rr->code 250): the lists'
+ * verdict and the policy's; a refusal replaces rr's code and text. */
+void session_filters_rcpt(struct session *s, const struct addr *a,
+			  const char *addr, struct route_result *rr);
+/* After the data: 1 with the policy's refusal in r, else 0. */
+int session_filters_eom(struct session *s, struct reply *r);
+/* The header fields the policy prepends, on top of the message. */
+void session_filters_headers(struct session *s, struct buf *h,
+			     const char *eol);
+/* The transaction ends; and the session. */
+void session_filters_reset(struct session *s);
+void session_filters_end(struct session *s);
 
 static inline const char *angle(const char *a, char *buf, size_t n)
 {

@@ -1,0 +1,572 @@
+"""The filters a session applies itself (SPEC 8): greet-pause, DNS block
+and allow lists, and Postfix's policy delegation protocol.
+
+Sessions run on a pipe, the tcpserver variables saying which client
+address they serve (they are trusted for a pipe: session_start.c). The
+DNS lists are test zones served by dnsmasq on a free port (core.dns-server
+points there); a "never answers" server is a UDP socket the test holds
+and never reads. The policy services are a small Python server that
+answers each action and records the requests, and postgrey, run
+privately on a unix socket in the scratch directory with its own
+--dbdir and a 2 s delay. POSTMASTER names the binary under test.
+"""
+import glob
+import os
+import re
+import select
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from pmtest import POSTMASTER, ROOT, free_port, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
+from test_onward import Daemon, Dnsmasq
+
+CLIENT = "192.0.2.1"            # listed in bl.test, clear in the others
+CLIENT6 = "2001:db8::5"         # listed in bl.test (nibbles)
+ALLOWED = "192.0.2.7"           # listed in bl.test and in wl.test
+CODED = "192.0.2.9"             # bl.test answers 127.0.0.10 for it
+
+
+@pytest.fixture
+def tmp():
+    d = scratch_dir("pm-filters-")
+    yield d
+    remove_tree(d)
+
+
+def write_cf(tmp, smtpd="", core="", name="postmaster.cf"):
+    cf = os.path.join(tmp, name)
+    with open(cf, "w") as f:
+        f.write("""[core]
+hostname = mail.example.net
+logger = stderr
+{user}
+spool-directory = {tmp}/spool
+{core}
+[smtpd "mx"]
+name = mail.example.net
+listen-port = 25
+{smtpd}
+[route]
+@example.net {tmp}/Maildir/
+""".format(tmp=tmp, core=core, smtpd=smtpd,
+           user="user-id = nobody" if ROOT else ""))
+    return cf
+
+
+class Session:
+    """postmaster on a pipe, the client at ip; a line-by-line client."""
+
+    def __init__(self, tmp, cf, ip=CLIENT):
+        env = dict(os.environ, TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25",
+                   TCPREMOTEIP=ip, TCPREMOTEPORT="40000")
+        self.log = os.path.join(tmp, "session.log")
+        self.err = open(self.log, "ab")
+        self.started = time.monotonic()
+        self.buf = b""
+        self.p = subprocess.Popen([POSTMASTER, "--config=" + cf], env=env,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=self.err)
+
+    def line(self, timeout):
+        """One line of output, or "" at its end."""
+        while b"\n" not in self.buf:
+            r, _, _ = select.select([self.p.stdout], [], [], timeout)
+            assert r, "no reply within %s s" % timeout
+            chunk = os.read(self.p.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode(errors="replace").rstrip("\r")
+
+    def reply(self, timeout=20):
+        """One whole reply (its last line), or "" at the end of output."""
+        while True:
+            line = self.line(timeout)
+            if not line or line[3:4] != "-":
+                return line
+
+    def send(self, line):
+        self.p.stdin.write(line.encode() + b"\r\n")
+        self.p.stdin.flush()
+
+    def cmd(self, line, timeout=20):
+        self.send(line)
+        return self.reply(timeout)
+
+    def close(self):
+        try:
+            self.p.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.p.wait(timeout=20)
+        self.err.close()
+        text = open(self.log, errors="replace").read()
+        no_sanitizer_report(text, "session")
+        return text
+
+
+def transaction(s, rcpts, sender="ann@sender.example", body="Subject: t\r\n\r\nhi"):
+    """EHLO, MAIL, each RCPT, DATA when one was accepted: the replies."""
+    out = [s.cmd("EHLO client.example"), s.cmd("MAIL FROM:<%s>" % sender)]
+    for r in rcpts:
+        out.append(s.cmd("RCPT TO:<%s>" % r))
+    if any(r.startswith("250") for r in out[2:]):
+        assert s.cmd("DATA").startswith("354")
+        for line in body.split("\r\n"):
+            s.send(line)
+        out.append(s.cmd("."))
+    out.append(s.cmd("QUIT"))
+    return out
+
+
+def delivered(tmp):
+    return [open(p, errors="replace").read()
+            for p in sorted(glob.glob(os.path.join(tmp, "Maildir", "new", "*")))]
+
+
+# ------------------------------------------------------------------ #
+# greet-pause                                                        #
+
+
+def test_greet_pause_refuses_a_client_that_talks_first(tmp):
+    cf = write_cf(tmp, "greet-pause = 2")
+    s = Session(tmp, cf)
+    s.send("EHLO early.example")
+    first = s.reply()
+    assert first.startswith("554 5.5.0 "), first
+    assert s.reply() == ""  # and the session ends
+    log = s.close()
+    assert "event=pregreet bytes=20" in log
+    assert 'data="EHLO early.example\\x0D\\x0A"' in log, log
+    assert delivered(tmp) == []
+
+
+def test_greet_pause_serves_a_client_that_waits(tmp):
+    cf = write_cf(tmp, "greet-pause = 1")
+    s = Session(tmp, cf)
+    greeting = s.reply()
+    waited = time.monotonic() - s.started
+    assert greeting.startswith("220 "), greeting
+    assert waited >= 1.0, waited
+    out = transaction(s, ["joe@example.net"])
+    assert out[-2].startswith("250 2.0.0"), out
+    assert "pregreet" not in s.close()
+    assert len(delivered(tmp)) == 1
+
+
+def test_no_greet_pause_greets_at_once(tmp):
+    s = Session(tmp, write_cf(tmp))
+    s.send("EHLO early.example")  # no pause: talking first is no offence
+    assert s.reply().startswith("220 ")
+    assert s.reply().startswith("250 ")
+    s.cmd("QUIT")
+    s.close()
+
+
+# ------------------------------------------------------------------ #
+# DNS block and allow lists                                          #
+
+
+def reversed4(ip):
+    return ".".join(reversed(ip.split(".")))
+
+
+def reversed6(ip):
+    full = socket.inet_pton(socket.AF_INET6, ip).hex()
+    return ".".join(reversed(full))
+
+
+@pytest.fixture
+def zones(tmp):
+    records = ["--local=/test/"]
+    for ip, zone, answer in [(CLIENT, "bl.test", "127.0.0.2"),
+                             (ALLOWED, "bl.test", "127.0.0.2"),
+                             (ALLOWED, "wl.test", "127.0.10.3"),
+                             (CODED, "bl.test", "127.0.0.10")]:
+        records.append("--host-record=%s.%s,%s" % (reversed4(ip), zone, answer))
+    records.append("--host-record=%s.bl.test,127.0.0.4" % reversed6(CLIENT6))
+    d = Dnsmasq(tmp, records)
+    yield d
+    d.stop()
+
+
+def dns_cf(tmp, server, smtpd, name="postmaster.cf"):
+    return write_cf(tmp, smtpd, "dns-server = 127.0.0.1:%d" % server, name)
+
+
+def test_dnsbl_listed_client_is_refused_at_rcpt(tmp, zones):
+    cf = dns_cf(tmp, zones.port, "dnsbl = clean.test bl.test")
+    s = Session(tmp, cf)
+    assert s.reply().startswith("220 ")
+    out = transaction(s, ["joe@example.net", "postmaster@example.net",
+                          "abuse@example.net", "postmaster"])
+    assert out[2] == ("554 5.7.1 Service unavailable; client [%s] blocked "
+                      "using bl.test" % CLIENT), out
+    # postmaster@ and abuse@ stay reachable
+    assert out[3].startswith("250 2.1.5"), out
+    assert out[4].startswith("250 2.1.5"), out
+    assert out[6].startswith("250 2.0.0"), out
+    log = s.close()
+    assert "event=dnsbl zone=bl.test answer=127.0.0.2" in log
+    q = zones.queries()
+    assert ("A", "%s.bl.test" % reversed4(CLIENT)) in q
+    assert ("A", "%s.clean.test" % reversed4(CLIENT)) in q
+
+
+def test_dnsbl_ipv6_client_nibbles(tmp, zones):
+    cf = dns_cf(tmp, zones.port, "dnsbl = bl.test")
+    s = Session(tmp, cf, ip=CLIENT6)
+    s.reply()
+    out = transaction(s, ["joe@example.net"])
+    assert out[2].startswith("554 5.7.1 Service unavailable; client [%s]" % CLIENT6), out
+    s.close()
+
+
+def test_dnsbl_not_listed_and_code_patterns(tmp, zones):
+    # 192.0.2.9 answers 127.0.0.10: outside [2..9], and not 127.0.0.2..127.0.0.9
+    for spec in ('"bl.test=127.0.0.[2..9]"', '"bl.test=127.0.0.2..127.0.0.9"',
+                 "clean.test"):
+        cf = dns_cf(tmp, zones.port, "dnsbl = " + spec)
+        s = Session(tmp, cf, ip=CODED)
+        s.reply()
+        out = transaction(s, ["joe@example.net"])
+        assert out[2].startswith("250 2.1.5"), (spec, out)
+        s.close()
+    cf = dns_cf(tmp, zones.port, 'dnsbl = "bl.test=127.0.0.[2;10]"')
+    s = Session(tmp, cf, ip=CODED)
+    s.reply()
+    assert transaction(s, ["joe@example.net"])[2].startswith("554 5.7.1"), spec
+    s.close()
+
+
+def test_dnswl_allowlisted_client_skips_dnsbl_and_greet_pause(tmp, zones):
+    cf = dns_cf(tmp, zones.port,
+                "dnsbl = bl.test\ndnswl = \"wl.test=127.0.[0..255].[0..255]\"\n"
+                "greet-pause = 3")
+    s = Session(tmp, cf, ip=ALLOWED)
+    greeting = s.reply()
+    assert greeting.startswith("220 "), greeting
+    assert time.monotonic() - s.started < 2.5  # the pause ended with the answer
+    out = transaction(s, ["joe@example.net"])
+    assert out[2].startswith("250 2.1.5"), out
+    log = s.close()
+    assert "event=dnswl zone=wl.test answer=127.0.10.3" in log
+
+
+def test_dns_lists_never_look_up_a_local_pipe(tmp, zones):
+    cf = dns_cf(tmp, zones.port, "dnsbl = bl.test")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TCP")}
+    wire = b"EHLO l\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<joe@example.net>\r\nQUIT\r\n"
+    r = subprocess.run([POSTMASTER, "--config=" + cf], input=wire, env=env,
+                       capture_output=True, timeout=30)
+    assert b"250 2.1.5" in r.stdout, r.stdout
+    assert zones.queries() == []
+
+
+@pytest.fixture
+def silent_dns():
+    """A DNS server that never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        yield u
+
+
+def greeting_ms(tmp, cf):
+    s = Session(tmp, cf)
+    assert s.reply().startswith("220 ")
+    ms = (time.monotonic() - s.started) * 1000
+    s.cmd("QUIT")
+    s.close()
+    return ms
+
+
+def test_dnsbl_timeout_lets_the_client_through_without_delaying_the_greeting(tmp, silent_dns):
+    port = silent_dns.getsockname()[1]
+    plain = dns_cf(tmp, port, "")
+    listed = dns_cf(tmp, port, "dnsbl = bl.test\ndnswl = wl.test", "lists.cf")
+    without = sorted(greeting_ms(tmp, plain) for _ in range(7))[3]
+    with_lists = sorted(greeting_ms(tmp, listed) for _ in range(7))[3]
+    assert with_lists < without + 25, (without, with_lists)
+    s = Session(tmp, listed)
+    s.reply()
+    t0 = time.monotonic()
+    out = transaction(s, ["joe@example.net"])
+    waited = time.monotonic() - t0
+    assert out[2].startswith("250 2.1.5"), out
+    assert 3.0 < waited < 8, waited  # the 5 s bound, counted from the connection
+    log = s.close()
+    assert "event=dnsbl-timeout zone=bl.test" in log
+    assert "event=dnsbl-timeout zone=wl.test" in log
+    # the server saw the queries (two per session), and one resend of
+    # each in the session that waited
+    silent_dns.setblocking(False)
+    n = 0
+    while True:
+        try:
+            silent_dns.recv(512)
+            n += 1
+        except BlockingIOError:
+            break
+    assert n == 7 * 2 + 4, n
+
+
+def test_bad_dns_list_words_are_config_errors(tmp):
+    cf = write_cf(tmp, 'dnsbl = "bl.test=127.0.0.[2..x]"\ndnswl = -bad-\n'
+                  "greet-pause = soon\npolicy-service = tcp:1.2.3.4\n"
+                  "policy-default-action = maybe")
+    r = subprocess.run([POSTMASTER, "--check", "--config=" + cf],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78, r.stdout + r.stderr
+    err = r.stderr
+    assert re.search(r"postmaster\.cf:\d+:9: expected ZONE=d\.d\.d\.d", err), err
+    assert re.search(r"postmaster\.cf:\d+:9: expected a DNS zone", err), err
+    assert re.search(r"postmaster\.cf:\d+:15: expected a duration", err), err
+    assert re.search(r"postmaster\.cf:\d+:18: expected unix:/path or inet:", err), err
+    assert re.search(r"postmaster\.cf:\d+:25: expected defer or dunno", err), err
+
+
+# ------------------------------------------------------------------ #
+# The policy service                                                 #
+
+
+ACTIONS = {
+    "ok": "OK",
+    "dunno": "dunno",
+    "reject": "REJECT go away",
+    "rejectbare": "REJECT",
+    "defer": "DEFER come back later",
+    "dip": "DEFER_IF_PERMIT Greylisted for a while",
+    "coded": "553 5.7.9 not you",
+    "numeric": "450 slow down",
+    "classfix": "REJECT 4.1.1 wrong class",
+    "prepend": "PREPEND X-Policy: checked by the test",
+    "hold": "HOLD",
+    "badprepend": "PREPEND no colon here",
+}
+
+
+class PolicyServer:
+    """Answers every request by the recipient's local part (ACTIONS), or
+    by the sender's at END-OF-MESSAGE; records requests and connections."""
+
+    def __init__(self, path, hang=False):
+        self.path = path
+        self.requests = []
+        self.connections = 0
+        self.hang = hang
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.sock.listen(8)
+        self.stopping = False
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stopping:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        f = c.makefile("rwb")
+        req = {}
+        try:
+            for raw in f:
+                line = raw.decode().rstrip("\n")
+                if line:
+                    k, _, v = line.partition("=")
+                    req[k] = v
+                    continue
+                self.requests.append(req)
+                if self.hang:
+                    time.sleep(5)
+                    return
+                who = req["recipient"] if req["protocol_state"] == "RCPT" else req["sender"]
+                action = ACTIONS.get(who.split("@")[0], "DUNNO")
+                f.write(("action=%s\n\n" % action).encode())
+                f.flush()
+                req = {}
+        except (OSError, ValueError):
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+
+
+@pytest.fixture
+def policy(tmp):
+    p = PolicyServer(os.path.join(tmp, "policy.sock"))
+    yield p
+    p.stop()
+
+
+def test_policy_actions_at_rcpt(tmp, policy):
+    cf = write_cf(tmp, "policy-service = unix:" + policy.path)
+    s = Session(tmp, cf)
+    s.reply()
+    rcpts = [k + "@example.net" for k in ACTIONS]
+    out = dict(zip(ACTIONS, transaction(s, rcpts)[2:2 + len(ACTIONS)]))
+    assert out["ok"].startswith("250 2.1.5")
+    assert out["dunno"].startswith("250 2.1.5")
+    assert out["reject"] == "550 5.7.1 <reject@example.net>: Recipient address rejected: go away"
+    assert out["rejectbare"] == "550 5.7.1 <rejectbare@example.net>: Recipient address rejected: Access denied"
+    assert out["defer"] == "450 4.7.1 <defer@example.net>: Recipient address rejected: come back later"
+    assert out["dip"] == "450 4.7.1 <dip@example.net>: Recipient address rejected: Greylisted for a while"
+    assert out["coded"] == "553 5.7.9 <coded@example.net>: Recipient address rejected: not you"
+    assert out["numeric"] == "450 4.7.1 <numeric@example.net>: Recipient address rejected: slow down"
+    assert out["classfix"] == "550 5.1.1 <classfix@example.net>: Recipient address rejected: wrong class"
+    assert out["prepend"].startswith("250 2.1.5")
+    assert out["hold"] == "451 4.3.5 Server configuration error"
+    assert out["badprepend"] == "451 4.3.5 Server configuration error"
+    log = s.close()
+    assert "event=policy-unknown-action state=RCPT action=HOLD" in log
+    # one connection for the whole session, kept open (as Postfix does)
+    assert policy.connections == 1
+    # the attributes, by Postfix's names
+    r = policy.requests[0]
+    assert r["request"] == "smtpd_access_policy"
+    assert r["protocol_state"] == "RCPT"
+    assert r["protocol_name"] == "ESMTP"
+    assert r["helo_name"] == "client.example"
+    assert r["sender"] == "ann@sender.example"
+    assert r["recipient"] == "ok@example.net"
+    assert r["client_address"] == CLIENT
+    assert r["client_name"] == "unknown"
+    assert r["recipient_count"] == "0"
+    for k in ("queue_id", "instance", "reverse_client_name", "sasl_method",
+              "sasl_username", "sasl_sender", "size", "ccert_subject",
+              "ccert_issuer", "ccert_fingerprint", "encryption_protocol",
+              "encryption_cipher", "encryption_keysize"):
+        assert k in r, k
+    # PREPEND: on top of the stored message, above our Received
+    msgs = delivered(tmp)
+    assert len(msgs) == 1
+    assert "\nX-Policy: checked by the test\n" in msgs[0], msgs[0][:300]
+    assert msgs[0].index("X-Policy:") < msgs[0].index("Received:")
+
+
+def test_policy_at_end_of_message(tmp, policy):
+    cf = write_cf(tmp, "policy-service = unix:%s\npolicy-end-of-data = yes" % policy.path)
+    s = Session(tmp, cf)
+    s.reply()
+    out = transaction(s, ["joe@example.net"], sender="reject@sender.example")
+    assert out[2].startswith("250 2.1.5"), out
+    assert out[3] == "550 5.7.1 End-of-data rejected: go away", out
+    s.close()
+    assert delivered(tmp) == []  # nothing half-done is delivered
+    eom = [r for r in policy.requests if r["protocol_state"] == "END-OF-MESSAGE"]
+    assert len(eom) == 1
+    assert eom[0]["recipient_count"] == "1"
+    assert int(eom[0]["size"]) > 0
+    s = Session(tmp, cf)
+    s.reply()
+    assert transaction(s, ["joe@example.net"])[3].startswith("250 2.0.0")
+    s.close()
+    assert len(delivered(tmp)) == 1
+
+
+def test_policy_service_down_or_hanging(tmp):
+    missing = os.path.join(tmp, "nobody-listens.sock")
+    for extra, want in (("", "451 4.3.5 "),
+                        ("policy-default-action = dunno", "250 2.1.5")):
+        cf = write_cf(tmp, "policy-service = unix:%s\n%s" % (missing, extra))
+        s = Session(tmp, cf)
+        s.reply()
+        out = transaction(s, ["joe@example.net"])
+        assert out[2].startswith(want), (extra, out)
+        log = s.close()
+        assert "event=policy-error" in log
+    hang = PolicyServer(os.path.join(tmp, "hang.sock"), hang=True)
+    try:
+        cf = write_cf(tmp, "policy-service = unix:%s\npolicy-timeout = 1" % hang.path)
+        s = Session(tmp, cf)
+        s.reply()
+        t0 = time.monotonic()
+        out = transaction(s, ["joe@example.net"])
+        assert out[2].startswith("451 4.3.5 "), out
+        assert time.monotonic() - t0 < 4
+        assert "timed out" in s.close()
+    finally:
+        hang.stop()
+
+
+def test_policy_over_inet(tmp):
+    port = free_port()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    got = []
+
+    def serve():
+        c, _ = srv.accept()
+        f = c.makefile("rwb")
+        for raw in f:
+            got.append(raw)
+            if raw == b"\n":
+                f.write(b"action=REJECT inet says no\n\n")
+                f.flush()
+        c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    cf = write_cf(tmp, "policy-service = inet:127.0.0.1:%d" % port)
+    s = Session(tmp, cf)
+    s.reply()
+    out = transaction(s, ["joe@example.net"])
+    assert out[2].endswith("Recipient address rejected: inet says no"), out
+    s.close()
+    srv.close()
+    assert b"request=smtpd_access_policy\n" in got
+
+
+@pytest.fixture
+def postgrey(tmp):
+    if not os.path.exists("/usr/sbin/postgrey"):
+        pytest.skip("postgrey is not installed (make deps)")
+    db = os.path.join(tmp, "postgrey-db")
+    os.mkdir(db)
+    os.chmod(db, 0o777)
+    sock = os.path.join(tmp, "postgrey.sock")
+    argv = ["/usr/sbin/postgrey", "--unix=" + sock, "--dbdir=" + db,
+            "--delay=2", "--pidfile=" + os.path.join(tmp, "postgrey.pid"),
+            "--whitelist-clients=/dev/null", "--whitelist-recipients=/dev/null",
+            "--hostname=mail.example.net"]
+    if ROOT:
+        argv += ["--user=nobody", "--group=nogroup"]
+    d = Daemon(argv, os.path.join(tmp, "postgrey.log"),
+               lambda: os.path.exists(sock), "postgrey", timeout=30)
+    yield sock
+    d.stop()
+
+
+def test_postgrey_greylists_then_accepts(tmp, postgrey):
+    cf = write_cf(tmp, "policy-service = unix:" + postgrey)
+    s = Session(tmp, cf)
+    s.reply()
+    first = transaction(s, ["joe@example.net"])[2]
+    s.close()
+    # postgrey's DEFER_IF_PERMIT with its own enhanced code
+    assert first.startswith("450 4.2.0 <joe@example.net>: Recipient address "
+                            "rejected: Greylisted, see http"), first
+    time.sleep(3)
+    s = Session(tmp, cf)
+    s.reply()
+    out = transaction(s, ["joe@example.net"])
+    s.close()
+    assert out[2].startswith("250 2.1.5"), out
+    assert out[3].startswith("250 2.0.0"), out
+    msgs = delivered(tmp)
+    assert len(msgs) == 1
+    assert re.search(r"\nX-Greylist: delayed \d+ seconds by postgrey-[^\n]*\nReceived: ",
+                     msgs[0]), msgs[0][:300]
