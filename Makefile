@@ -56,7 +56,8 @@ SAN_DIR = build-san
 SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
-TESTS = test_addr test_cf test_route test_envelope test_data test_net test_reply
+TESTS = test_addr test_cf test_route test_envelope test_data test_net test_reply \
+	test_policy
 
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \

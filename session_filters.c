@@ -317,13 +317,13 @@ static int policy_check(struct session *s, const char *state,
 		return policy_failed(f, why, r);
 	struct policy_verdict v;
 	policy_action(action, &v);
-	struct buf shown = {0};
-	buf_add_escaped(&shown, action, strlen(action));
-	log_event(v.kind == POLICY_UNKNOWN ? LOG_L_WARNING : LOG_L_INFO,
-		  "event", v.kind == POLICY_UNKNOWN ? "policy-unknown-action"
+	/* log_event escapes the action; OK and DUNNO are not worth a line */
+	if (v.kind != POLICY_DUNNO)
+		log_event(v.kind == POLICY_UNKNOWN ? LOG_L_WARNING : LOG_L_INFO,
+			  "event",
+			  v.kind == POLICY_UNKNOWN ? "policy-unknown-action"
 						   : "policy",
-		  "state", state, "action", shown.s, NULL);
-	buf_free(&shown);
+			  "state", state, "action", action, NULL);
 	switch (v.kind) {
 	case POLICY_REFUSE:
 		*r = v.r;

@@ -345,6 +345,7 @@ ACTIONS = {
     "numeric": "450 slow down",
     "classfix": "REJECT 4.1.1 wrong class",
     "prepend": "PREPEND X-Policy: checked by the test",
+    "warn": "WARN looks odd",
     "hold": "HOLD",
     "badprepend": "PREPEND no colon here",
 }
@@ -428,10 +429,14 @@ def test_policy_actions_at_rcpt(tmp, policy):
     assert out["numeric"] == "450 4.7.1 <numeric@example.net>: Recipient address rejected: slow down"
     assert out["classfix"] == "550 5.1.1 <classfix@example.net>: Recipient address rejected: wrong class"
     assert out["prepend"].startswith("250 2.1.5")
+    assert out["warn"].startswith("250 2.1.5")
     assert out["hold"] == "451 4.3.5 Server configuration error"
     assert out["badprepend"] == "451 4.3.5 Server configuration error"
     log = s.close()
     assert "event=policy-unknown-action state=RCPT action=HOLD" in log
+    assert 'event=policy state=RCPT action="REJECT go away"' in log
+    assert 'event=policy state=RCPT action="WARN looks odd"' in log
+    assert "action=OK" not in log and "action=dunno" not in log
     # one connection for the whole session, kept open (as Postfix does)
     assert policy.connections == 1
     # the attributes, by Postfix's names
