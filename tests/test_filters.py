@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from pmtest import POSTMASTER, ROOT, free_port, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
+from pmtest import POSTMASTER, ROOT, Tcpserver, free_port, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
 from test_onward import Daemon, Dnsmasq
 
 CLIENT = "192.0.2.1"            # listed in bl.test, clear in the others
@@ -37,7 +37,7 @@ def tmp():
     remove_tree(d)
 
 
-def write_cf(tmp, smtpd="", core="", name="postmaster.cf"):
+def write_cf(tmp, smtpd="", core="", name="postmaster.cf", listen="25"):
     cf = os.path.join(tmp, name)
     with open(cf, "w") as f:
         f.write("""[core]
@@ -48,11 +48,11 @@ spool-directory = {tmp}/spool
 {core}
 [smtpd "mx"]
 name = mail.example.net
-listen-port = 25
+listen-port = {listen}
 {smtpd}
 [route]
 @example.net {tmp}/Maildir/
-""".format(tmp=tmp, core=core, smtpd=smtpd,
+""".format(tmp=tmp, core=core, smtpd=smtpd, listen=listen,
            user="user-id = nobody" if ROOT else ""))
     return cf
 
@@ -190,6 +190,7 @@ def zones(tmp):
                              (CODED, "bl.test", "127.0.0.10")]:
         records.append("--host-record=%s.%s,%s" % (reversed4(ip), zone, answer))
     records.append("--host-record=%s.bl.test,127.0.0.4" % reversed6(CLIENT6))
+    records.append("--host-record=2.0.0.127.bl.test,127.0.0.2")
     d = Dnsmasq(tmp, records)
     yield d
     d.stop()
@@ -256,6 +257,50 @@ def test_dnswl_allowlisted_client_skips_dnsbl_and_greet_pause(tmp, zones):
     assert out[2].startswith("250 2.1.5"), out
     log = s.close()
     assert "event=dnswl zone=wl.test answer=127.0.10.3" in log
+
+
+def socket_dialogue(port, source, talk_first=False):
+    """A TCP client from source: the lines the server said."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20,
+                                  source_address=(source, 0)) as c:
+        f = c.makefile("rwb")
+        if talk_first:
+            f.write(b"EHLO early.example\r\n")
+            f.flush()
+            return [l.decode().rstrip() for l in f]
+        said = [f.readline()]
+        for cmd in (b"EHLO c.example", b"MAIL FROM:<a@b.example>",
+                    b"RCPT TO:<joe@example.net>", b"QUIT"):
+            f.write(cmd + b"\r\n")
+            f.flush()
+            while True:
+                line = f.readline()
+                said.append(line)
+                if line[3:4] != b"-":
+                    break
+        return [l.decode().rstrip() for l in said]
+
+
+def test_filters_on_a_socket_under_tcpserver(tmp, zones):
+    """The client's real address decides: 127.0.0.2 is listed, 127.0.0.3
+    is not; and on a socket too, talking first is refused."""
+    cf = os.path.join(tmp, "postmaster.cf")
+    srv = Tcpserver([POSTMASTER, "--config=" + cf], os.path.join(tmp, "log"))
+    try:
+        write_cf(tmp, "dnsbl = bl.test\ngreet-pause = 1",
+                 "dns-server = 127.0.0.1:%d" % zones.port,
+                 listen="127.0.0.1:%d" % srv.port)
+        listed = socket_dialogue(srv.port, "127.0.0.2")
+        clear = socket_dialogue(srv.port, "127.0.0.3")
+        early = socket_dialogue(srv.port, "127.0.0.3", talk_first=True)
+    finally:
+        log = srv.stop()
+    assert listed[0].startswith("220 "), listed
+    assert listed[-2] == ("554 5.7.1 Service unavailable; client [127.0.0.2] "
+                          "blocked using bl.test"), listed
+    assert clear[-2].startswith("250 2.1.5"), clear
+    assert len(early) == 1 and early[0].startswith("554 5.5.0 "), early
+    assert "event=pregreet bytes=20" in log
 
 
 def test_dns_lists_never_look_up_a_local_pipe(tmp, zones):
