@@ -400,8 +400,9 @@ class PolicyServer:
     """Answers every request by the recipient's local part (ACTIONS), or
     by the sender's at END-OF-MESSAGE; records requests and connections."""
 
-    def __init__(self, path, hang=False):
+    def __init__(self, path, hang=False, once=False):
         self.path = path
+        self.once = once
         self.requests = []
         self.connections = 0
         self.hang = hang
@@ -441,6 +442,8 @@ class PolicyServer:
                 f.write(("action=%s\n\n" % action).encode())
                 f.flush()
                 req = {}
+                if self.once:
+                    return
         except (OSError, ValueError):
             pass
         finally:
@@ -550,6 +553,24 @@ def test_policy_service_down_or_hanging(tmp):
         assert "timed out" in s.close()
     finally:
         hang.stop()
+
+
+def test_policy_service_that_closes_after_each_answer(tmp):
+    """A kept connection the service has closed is opened again."""
+    p = PolicyServer(os.path.join(tmp, "once.sock"), once=True)
+    try:
+        cf = write_cf(tmp, "policy-service = unix:" + p.path)
+        s = Session(tmp, cf)
+        s.reply()
+        out = transaction(s, ["reject@example.net", "defer@example.net",
+                              "ok@example.net"])
+        s.close()
+    finally:
+        p.stop()
+    assert out[2].startswith("550 5.7.1 "), out
+    assert out[3].startswith("450 4.7.1 "), out
+    assert out[4].startswith("250 2.1.5"), out
+    assert p.connections == 3
 
 
 def test_policy_over_inet(tmp):
