@@ -4,14 +4,15 @@
  * Owns: choosing between a temporary file and the spool, the Received
  * header's place at the top, the message's verdict, plan_deliver() while
  * the client waits, spool_commit() before the 250, and the grandchild
- * that delivers a committed message (SPEC 7 path 3). The live proxy will
- * land here.
+ * that delivers a committed message (SPEC 7 path 3); for a proxied
+ * transaction (proxy.c), the target's verdict as the client's answer.
  *
  * Never: acknowledges what was not delivered or committed, or holds the
  * client's connection in the delivery child.
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "handoff.h"
+#include "proxy.h"
 #include "session_state.h"
 #include "flush.h"
 #include "log.h"
@@ -337,6 +338,97 @@ static void log_queued(struct session *s, const struct kept_rcpt *rc)
 		  size_text(s, size, sizeof size), NULL);
 }
 
+static void log_proxied(struct session *s, const struct kept_rcpt *rc,
+			const struct reply *r)
+{
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24], words[32];
+	struct buf rep = {0};
+	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
+	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
+		  angle(s->from, f, sizeof f), "to",
+		  angle(rc->addr, t, sizeof t), "relay", proxy_remote(s), "via",
+		  "proxy", "status",
+		  r->code < 300 ? "sent" : r->code < 500 ? "deferred" : "rejected",
+		  "dsn", r->dsn, "dsn-notify", notify_words(rc, words), "size",
+		  size_text(s, size, sizeof size), "reply", rep.s, NULL);
+	buf_free(&rep);
+}
+
+/*
+ * An LMTP target accepted some recipients of an SMTP client's message and
+ * not others: the client gets 250 once the spool holds the message for
+ * the others (their replies recorded: 4xx retried, 5xx bounced after the
+ * flusher's next attempt), or the spool's failure when it cannot.
+ */
+static void commit_failures(struct session *s, const struct reply *res,
+			    struct reply *r)
+{
+	if (spool_transaction(s, r) < 0)
+		return;
+	unsigned failed = 0;
+	for (unsigned i = 0; i < s->nrcpt && i < s->sm.nt; i++) {
+		struct spool_target *t = &s->sm.t[i];
+		t->code = res[i].code;
+		snprintf(t->dsn, sizeof t->dsn, "%s", res[i].dsn);
+		free(t->text);
+		t->text = xstrdup(res[i].text);
+		free(t->remote);
+		t->remote = xstrdup(proxy_remote(s));
+		t->attempts = 1;
+		if (res[i].code < 300)
+			t->state = SP_DELIVERED;
+		else
+			failed++;
+	}
+	spool_update(s->spool_fd, &s->sm);
+	snprintf(r->text, sizeof r->text,
+		 "Ok: delivered to %u, queued as %s for %u", s->nrcpt - failed,
+		 s->sm.id, failed);
+	io_flush(&s->io);
+	start_delivery(s);
+}
+
+/*
+ * SPEC 7 path 2: the target's verdict is the client's. 1 when the client
+ * has its answers; 0 when the spool path takes the message (the proxy let
+ * go of it: it is committed there before any 250).
+ */
+static int deliver_proxied(struct session *s, int refused,
+			   struct reply *common,
+			   void (*answer)(struct session *, const struct reply *))
+{
+	for (unsigned i = 0; !refused && i < s->nrcpt; i++)
+		refused = loops_for(s, s->rcpts[i].addr, common);
+	if (refused) {
+		proxy_abort(s); /* no final dot: nothing is delivered */
+		return 0;
+	}
+	struct reply *res = xcalloc(s->nrcpt ? s->nrcpt : 1, sizeof *res);
+	if (proxy_finish(s, res) < 0) {
+		free(res);
+		return 0;
+	}
+	unsigned ok = 0, same = 1;
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		log_proxied(s, &s->rcpts[i], &res[i]);
+		ok += res[i].code < 300;
+		same &= res[i].code == res[0].code;
+	}
+	if (s->proto == P_LHLO) {
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			answer(s, &res[i]);
+	} else if (ok == s->nrcpt || (!ok && same)) {
+		answer(s, &res[0]);
+	} else {
+		struct reply r;
+		commit_failures(s, res, &r);
+		answer(s, &r);
+	}
+	free(res);
+	io_flush(&s->io);
+	return 1;
+}
+
 void handoff_deliver(struct session *s,
 		     void (*answer)(struct session *, const struct reply *))
 {
@@ -355,6 +447,8 @@ void handoff_deliver(struct session *s,
 		m.off = s->sm.data_off;
 	m.size = s->data.fd >= 0 ? lseek(s->data.fd, 0, SEEK_END) - m.off : 0;
 	int refused = data_verdict(s, &m, &common);
+	if (s->px && deliver_proxied(s, refused, &common, answer))
+		return;
 	struct reply queued = common;
 	int spooled = 0;
 	if (!refused && spool_needed(s)) {
