@@ -93,14 +93,12 @@ static void let_go(struct session *s, const char *why)
 /* ------------------------------------------------------------------ */
 /* RCPT                                                                */
 
-/* Whether the proxy can carry rc: one target that leaves the machine by
- * SMTP or LMTP; its destination's key in key. NOTIFY=SUCCESS takes the
- * spool path, whose flusher reports deliveries. */
-static int carriable(const struct rcpt *rc, char *key, size_t n)
+int proxy_carriable(const struct route_result *r, unsigned notify, char *key,
+		    size_t n)
 {
-	if (rc->r.nt != 1 || (rc->dsn.notify & DSN_SUCCESS))
+	if (r->nt != 1 || (notify & DSN_SUCCESS))
 		return 0;
-	const struct route_target *t = &rc->r.t[0];
+	const struct route_target *t = &r->t[0];
 	if (t->kind != T_RELAY && t->kind != T_HOST && t->kind != T_MX)
 		return 0;
 	if (t->kind == T_RELAY && !t->sec)
@@ -220,7 +218,7 @@ enum proxy_rcpt proxy_rcpt(struct session *s, struct rcpt *rc,
 			   struct reply *r)
 {
 	char key[300];
-	int can = carriable(rc, key, sizeof key);
+	int can = proxy_carriable(&rc->r, rc->dsn.notify, key, sizeof key);
 	if (!s->px) {
 		if (!can || !s->proxy_ok || s->nrcpt)
 			return PROXY_NOT;

@@ -18,16 +18,26 @@
 #ifndef POSTMASTER_PROXY_H
 #define POSTMASTER_PROXY_H
 
+#include <stddef.h>
+
 #include "reply.h"
 
 struct session;
 struct rcpt;
+struct route_result;
 
 enum proxy_rcpt {
 	PROXY_NOT,      /* the usual paths take it (the spool, for a relay) */
 	PROXY_SENT,     /* forwarded and kept; proxy_sync() gives its reply */
 	PROXY_ANSWERED, /* refused here: r holds the reply */
 };
+
+/* Whether the proxy can carry a recipient that routes to r and asked
+ * for notify (DSN_* bits): one target that leaves the machine by SMTP or
+ * LMTP (a [relay], a host, mx), and not NOTIFY=SUCCESS, whose reports
+ * the spool's flusher writes. Its destination's name goes to key. */
+int proxy_carriable(const struct route_result *r, unsigned notify, char *key,
+		    size_t n);
 
 /* RCPT of a recipient the routes accept (and that may relay): whether
  * the proxy carries it. Starts the proxy at the transaction's first

@@ -411,6 +411,25 @@ static void cmd_mail(struct session *s, char *arg)
 	      esc(s->from, strlen(s->from)));
 }
 
+/* Whether the live proxy took rc: then its reply is due from the
+ * target. A refusal of the proxy's becomes rc's route result. */
+static int rcpt_proxied(struct session *s, struct rcpt *rc)
+{
+	struct reply pr;
+	enum proxy_rcpt how = proxy_rcpt(s, rc, &pr);
+	if (how == PROXY_SENT) {
+		session_set_state(s, ST_RCPT);
+		route_result_free(&rc->r);
+		return 1;
+	}
+	if (how == PROXY_ANSWERED) {
+		rc->r.code = pr.code;
+		snprintf(rc->r.dsn, sizeof rc->r.dsn, "%s", pr.dsn);
+		snprintf(rc->r.text, sizeof rc->r.text, "%s", pr.text);
+	}
+	return 0;
+}
+
 static void cmd_rcpt(struct session *s, char *arg)
 {
 	if (!verb_is(arg, " TO:")) {
@@ -471,20 +490,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
 			 rc.addr);
 	}
-	if (rc.r.code == 250 && (s->proxy_ok || s->px)) {
-		struct reply pr;
-		enum proxy_rcpt how = proxy_rcpt(s, &rc, &pr);
-		if (how == PROXY_SENT) {
-			session_set_state(s, ST_RCPT);
-			route_result_free(&rc.r);
-			return;
-		}
-		if (how == PROXY_ANSWERED) {
-			rc.r.code = pr.code;
-			snprintf(rc.r.dsn, sizeof rc.r.dsn, "%s", pr.dsn);
-			snprintf(rc.r.text, sizeof rc.r.text, "%s", pr.text);
-		}
-	}
+	if (rc.r.code == 250 && (s->proxy_ok || s->px) && rcpt_proxied(s, &rc))
+		return;
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
 		/* NOTIFY=SUCCESS: the flusher reports the delivery, so it

@@ -2,8 +2,8 @@
  * session_state.h - the state of one session, shared by the files that
  * serve it: session.c (the dialogue), session_start.c (before the
  * greeting), session_envelope.c (MAIL and RCPT arguments),
- * session_auth.c (AUTH) and handoff.c (what becomes of a received
- * message). Private to them.
+ * session_auth.c (AUTH), handoff.c (what becomes of a received
+ * message) and proxy.c (the live proxy). Private to them.
  *
  * Owns: struct session, its states, and the transaction it holds.
  *
