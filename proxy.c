@@ -45,6 +45,7 @@ struct proxy {
 	int in_data;           /* message octets went onward: no QUIT now */
 	int bdat;              /* the data goes as BDAT chunks */
 	unsigned chunks;       /* BDAT chunks whose replies are due */
+	struct reply chunk_refusal; /* the first chunk a target refused */
 	struct client_wire w;
 	char last;             /* the last octet that went onward */
 	int sent;              /* any did */
@@ -330,6 +331,26 @@ void proxy_sync(struct session *s)
 /* ------------------------------------------------------------------ */
 /* The data                                                            */
 
+/* The replies to BDAT chunks that have come already: read as they come,
+ * so that a target never waits for us to read them. The first refusal
+ * is kept: it refuses the message. */
+static void drain_chunk_replies(struct session *s)
+{
+	struct proxy *px = s->px;
+	while (px->chunks && io_input_pending(&px->c.io)) {
+		int code = client_read_reply(&px->c, &px->t);
+		if (code < 0 || code == 421) {
+			let_go(s, code < 0 ? "lost connection during the data"
+					   : "the target is closing (421)");
+			return;
+		}
+		px->chunks--;
+		if (code >= 300 && !px->chunk_refusal.code)
+			client_peer_reply(&px->chunk_refusal, code, px->t.s,
+					  px->c.name);
+	}
+}
+
 /* The store's tee: what it writes goes onward in wire form. */
 static void tee(void *arg, const char *p, size_t n)
 {
@@ -360,7 +381,8 @@ static void tee(void *arg, const char *p, size_t n)
 		px->chunks++;
 	}
 	io_write(&px->c.io, px->out.s, px->out.len);
-	if (px->c.io.wstatus != IO_OK)
+	drain_chunk_replies(s);
+	if (px->state == PX_LIVE && px->c.io.wstatus != IO_OK)
 		let_go(s, px->c.io.wstatus == IO_TIMEOUT
 				  ? "the target stopped reading the data"
 				  : "lost connection during the data");
@@ -447,12 +469,12 @@ int proxy_finish(struct session *s, struct reply *res)
 	}
 	/* each BDAT chunk but the last has its own reply: a refused chunk
 	 * refuses the message */
-	struct reply chunk = {0}, r;
-	for (unsigned k = 0; k + 1 < px->chunks; k++) {
+	struct reply *chunk = &px->chunk_refusal, r;
+	for (; px->chunks > 1; px->chunks--) {
 		if (final_reply(s, &r) < 0)
 			return -1;
-		if (r.code >= 300 && !chunk.code)
-			chunk = r;
+		if (r.code >= 300 && !chunk->code)
+			*chunk = r;
 	}
 	unsigned n = px->c.lmtp ? s->nrcpt : 1;
 	for (unsigned i = 0; i < n; i++)
@@ -461,8 +483,8 @@ int proxy_finish(struct session *s, struct reply *res)
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		if (!px->c.lmtp)
 			res[i] = res[0];
-		if (chunk.code && res[i].code < 300)
-			res[i] = chunk;
+		if (chunk->code && res[i].code < 300)
+			res[i] = *chunk;
 	}
 	px->in_data = 0; /* the transaction is over: QUIT may follow */
 	return 0;
