@@ -146,6 +146,8 @@ static void send_mail(struct session *s)
 		   s->smtputf8 ? " SMTPUTF8" : "", dsn.s ? dsn.s : "");
 	buf_free(&dsn);
 	push(s, PEND_MAIL);
+	if (!e->pipelining) /* RFC 5321: MAIL's reply before the RCPT */
+		proxy_sync(s);
 }
 
 /* Connects to the destination of rc and sends MAIL. The proxy comes out
