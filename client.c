@@ -888,7 +888,7 @@ void client_deliver(struct client_job *j)
 
 /* The timeouts of j's destination, in milliseconds: its [relay]'s, or
  * the defaults for hosts and MX. */
-static int connect_ms(const struct client_job *j)
+int client_connect_ms(const struct client_job *j)
 {
 	return (int)(j->relay ? j->relay->v[RELAY_CONNECT_TIMEOUT].n : 30) * 1000;
 }
@@ -920,7 +920,8 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 			snprintf(conn->name, sizeof conn->name, "%s[%s]",
 				 cd->host, ip);
 		}
-		conn->fd = connect_to(cd, connect_ms(j), reason, sizeof reason);
+		conn->fd = connect_to(cd, client_connect_ms(j), reason,
+				      sizeof reason);
 		if (conn->fd < 0) {
 			reply_set(why, 451, ESC_NO_ANSWER_FROM_HOST,
 				  "connect to %s: %s", conn->name, reason);
@@ -928,8 +929,10 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 			++*next;
 			continue;
 		}
-		io_init(&conn->io, conn->fd, conn->fd, reply_ms(j));
+		io_init(&conn->io, conn->fd, conn->fd,
+			j->open_ms ? j->open_ms : reply_ms(j));
 		int r = open_session(j, conn, why);
+		conn->io.timeout_ms = reply_ms(j);
 		if (r == 0)
 			return 0;
 		client_hang_up(conn, 0);

@@ -46,6 +46,9 @@ struct client_conn {
 int client_conn_open(struct client_job *j, const struct client_cand *c,
 		     int n, int *next, struct client_conn *conn,
 		     struct reply *why);
+/* The destination's connect-timeout in milliseconds ([relay] key, or 30
+ * seconds for hosts and MX). */
+int client_connect_ms(const struct client_job *j);
 /* QUIT (when quit), then closes the connection. */
 void client_hang_up(struct client_conn *c, int quit);
 

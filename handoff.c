@@ -280,7 +280,7 @@ static int loops_for(const struct session *s, const char *rcpt,
 /* Delivery of a committed message starts at once, in a grandchild that
  * holds the message's lock and not the client's connection (SPEC 7 path
  * 3): neither the client nor the launcher waits for it. */
-static void start_delivery(struct session *s)
+static void start_delivery(struct session *s, const struct reply *known)
 {
 	pid_t pid = fork();
 	if (pid < 0)
@@ -308,7 +308,11 @@ static void start_delivery(struct session *s)
 	    SPOOL_OK) {
 		close(m.data_fd);
 		m.data_fd = s->data.fd; /* the fd that holds the lock */
-		flush_message(s->cf, s->spool_fd, &m, FLUSH_ALL);
+		if (known)
+			flush_message_known(s->cf, s->spool_fd, &m, known,
+					    proxy_remote(s));
+		else
+			flush_message(s->cf, s->spool_fd, &m, FLUSH_ALL);
 	}
 	log_close();
 	_exit(0);
@@ -356,9 +360,11 @@ static void log_proxied(struct session *s, const struct kept_rcpt *rc,
 
 /*
  * An LMTP target accepted some recipients of an SMTP client's message and
- * not others: the client gets 250 once the spool holds the message for
- * the others (their replies recorded: 4xx retried, 5xx bounced after the
- * flusher's next attempt), or the spool's failure when it cannot.
+ * not others: the client gets 250 once the spool holds the message, and
+ * the delivery process records the target's replies as its own attempt
+ * (the delivered done, 4xx retried, 5xx bounced); or the spool's failure
+ * when it cannot, and the client sends it again (the recipients who got
+ * it get it twice: nothing is lost).
  */
 static void commit_failures(struct session *s, const struct reply *res,
 			    struct reply *r)
@@ -366,26 +372,11 @@ static void commit_failures(struct session *s, const struct reply *res,
 	if (spool_transaction(s, r) < 0)
 		return;
 	unsigned failed = 0;
-	for (unsigned i = 0; i < s->nrcpt && i < s->sm.nt; i++) {
-		struct spool_target *t = &s->sm.t[i];
-		t->code = res[i].code;
-		snprintf(t->dsn, sizeof t->dsn, "%s", res[i].dsn);
-		free(t->text);
-		t->text = xstrdup(res[i].text);
-		free(t->remote);
-		t->remote = xstrdup(proxy_remote(s));
-		t->attempts = 1;
-		if (res[i].code < 300)
-			t->state = SP_DELIVERED;
-		else
-			failed++;
-	}
-	spool_update(s->spool_fd, &s->sm);
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		failed += res[i].code >= 300;
 	snprintf(r->text, sizeof r->text,
 		 "Ok: delivered to %u, queued as %s for %u", s->nrcpt - failed,
 		 s->sm.id, failed);
-	io_flush(&s->io);
-	start_delivery(s);
 }
 
 /*
@@ -410,10 +401,13 @@ static int deliver_proxied(struct session *s, int refused,
 	}
 	unsigned ok = 0, same = 1;
 	for (unsigned i = 0; i < s->nrcpt; i++) {
-		log_proxied(s, &s->rcpts[i], &res[i]);
 		ok += res[i].code < 300;
 		same &= res[i].code == res[0].code;
 	}
+	int mixed = s->proto != P_LHLO && ok < s->nrcpt && (ok || !same);
+	/* a mixed verdict is logged by the spool's run that records it */
+	for (unsigned i = 0; i < s->nrcpt && !mixed; i++)
+		log_proxied(s, &s->rcpts[i], &res[i]);
 	if (s->proto == P_LHLO) {
 		for (unsigned i = 0; i < s->nrcpt; i++)
 			answer(s, &res[i]);
@@ -423,6 +417,10 @@ static int deliver_proxied(struct session *s, int refused,
 		struct reply r;
 		commit_failures(s, res, &r);
 		answer(s, &r);
+		if (r.code < 300) {
+			io_flush(&s->io);
+			start_delivery(s, res);
+		}
 	}
 	free(res);
 	io_flush(&s->io);
@@ -499,7 +497,7 @@ void handoff_deliver(struct session *s,
 	}
 	if (spooled) {
 		io_flush(&s->io); /* the client has its answer before the fork */
-		start_delivery(s);
+		start_delivery(s, NULL);
 	}
 	io_flush(&s->io);
 }

@@ -31,6 +31,8 @@ enum px_state {
 
 enum { PEND_MAIL = -1, PEND_DATA = -2 }; /* else an index in s->rcpts */
 
+#define PROXY_ADDRESSES 2 /* tried while the client waits */
+
 struct proxy {
 	enum px_state state;
 	char key[300];         /* the destination (client_dest_key) */
@@ -171,6 +173,10 @@ static void start(struct session *s, const struct rcpt *rc, const char *key)
 		.dsn_ret = s->dsn_ret,
 		.envid = s->envid[0] ? s->envid : NULL,
 	};
+	/* the client waits at its RCPT: the greeting, EHLO, STARTTLS and
+	 * AUTH replies get connect-timeout each, and two addresses are
+	 * tried; the spool tries the others */
+	px->job.open_ms = client_connect_ms(&px->job);
 	px->state = PX_OFF;
 	struct client_cand *c = xcalloc(CLIENT_MAX_CANDS, sizeof *c);
 	int n = 0, next = 0;
@@ -183,7 +189,8 @@ static void start(struct session *s, const struct rcpt *rc, const char *key)
 			log_event(LOG_L_WARNING, "event", "takeover", "relay",
 				  key, "reason", why.text, NULL);
 		}
-	} else if (client_conn_open(&px->job, c, n, &next, &px->c, &why) < 0) {
+	} else if (client_conn_open(&px->job, c, n < PROXY_ADDRESSES ? n :
+				    PROXY_ADDRESSES, &next, &px->c, &why) < 0) {
 		log_event(LOG_L_WARNING, "event", "takeover", "relay", key,
 			  "reason", why.text, NULL);
 	} else {
