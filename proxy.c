@@ -18,6 +18,7 @@
 #include "proxy.h"
 #include "session_state.h"
 #include "client_conn.h"
+#include "deliver.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -410,7 +411,7 @@ static void end_unwanted_data(struct session *s)
 	let_go(s, NULL);
 }
 
-int proxy_data(struct session *s, int bdat, struct reply *r)
+int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 {
 	struct proxy *px = s->px;
 	if (px->state == PX_LIVE) {
@@ -436,8 +437,10 @@ int proxy_data(struct session *s, int bdat, struct reply *r)
 		return -2;
 	}
 	px->w = (struct client_wire){0, 1};
-	s->data.tee = tee;
-	s->data.tee_arg = s;
+	if (!hold) {
+		s->data.tee = tee;
+		s->data.tee_arg = s;
+	}
 	return 0;
 }
 
@@ -457,10 +460,27 @@ static int final_reply(struct session *s, struct reply *r)
 	return 0;
 }
 
-int proxy_finish(struct session *s, struct reply *res)
+/* A held message goes onward now, through the tee as if streamed. */
+static int send_held(struct session *s, const struct msg *m)
+{
+	char buf[32768];
+	for (off_t off = 0; off < m->size && proxy_live(s);) {
+		ssize_t n = msg_read(m, off, buf, sizeof buf);
+		if (n <= 0) {
+			let_go(s, "cannot read the message back");
+			return -1;
+		}
+		tee(s, buf, (size_t)n);
+		off += n;
+	}
+	return proxy_live(s) ? 0 : -1;
+}
+
+int proxy_finish(struct session *s, struct reply *res,
+		 const struct msg *held)
 {
 	struct proxy *px = s->px;
-	if (!proxy_live(s))
+	if (!proxy_live(s) || (held && send_held(s, held) < 0))
 		return -1;
 	s->data.tee = NULL;
 	if (px->bdat) {
