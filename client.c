@@ -893,7 +893,7 @@ int client_connect_ms(const struct client_job *j)
 	return (int)(j->relay ? j->relay->v[RELAY_CONNECT_TIMEOUT].n : 30) * 1000;
 }
 
-static int reply_ms(const struct client_job *j)
+int client_reply_ms(const struct client_job *j)
 {
 	return (int)(j->relay ? j->relay->v[RELAY_TIMEOUT].n : 300) * 1000;
 }
@@ -930,9 +930,9 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 			continue;
 		}
 		io_init(&conn->io, conn->fd, conn->fd,
-			j->open_ms ? j->open_ms : reply_ms(j));
+			j->open_ms ? j->open_ms : client_reply_ms(j));
 		int r = open_session(j, conn, why);
-		conn->io.timeout_ms = reply_ms(j);
+		conn->io.timeout_ms = client_reply_ms(j);
 		if (r == 0)
 			return 0;
 		client_hang_up(conn, 0);

@@ -49,6 +49,8 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 /* The destination's connect-timeout in milliseconds ([relay] key, or 30
  * seconds for hosts and MX). */
 int client_connect_ms(const struct client_job *j);
+/* Its timeout for each reply ([relay] timeout, or 300 seconds). */
+int client_reply_ms(const struct client_job *j);
 /* QUIT (when quit), then closes the connection. */
 void client_hang_up(struct client_conn *c, int quit);
 

@@ -33,6 +33,7 @@ enum px_state {
 enum { PEND_MAIL = -1, PEND_DATA = -2 }; /* else an index in s->rcpts */
 
 #define PROXY_ADDRESSES 2 /* tried while the client waits */
+#define PROXY_DATA_MS 120000 /* a write of the data may wait this long */
 
 struct proxy {
 	enum px_state state;
@@ -437,6 +438,10 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 		return -2;
 	}
 	px->w = (struct client_wire){0, 1};
+	/* the client's data must not stall for long behind a target that
+	 * stops reading (RFC 5321 4.5.3.2.5 gives it 3 minutes per block) */
+	if (px->c.io.timeout_ms > PROXY_DATA_MS)
+		px->c.io.timeout_ms = PROXY_DATA_MS;
 	if (!hold) {
 		s->data.tee = tee;
 		s->data.tee_arg = s;
@@ -496,6 +501,8 @@ int proxy_finish(struct session *s, struct reply *res,
 		let_go(s, "lost connection at the end of the data");
 		return -1;
 	}
+	/* the final reply may take the target's full timeout */
+	px->c.io.timeout_ms = client_reply_ms(&px->job);
 	/* each BDAT chunk but the last has its own reply: a refused chunk
 	 * refuses the message */
 	struct reply *chunk = &px->chunk_refusal, r;
