@@ -124,6 +124,12 @@ int client_read_reply(struct client_conn *c, struct buf *text)
 void client_peer_reply(struct reply *r, int code, const char *text,
 		       const char *host)
 {
+	client_peer_reply_esc(r, code, text, host, ESC_OTHER);
+}
+
+void client_peer_reply_esc(struct reply *r, int code, const char *text,
+			   const char *host, enum esc dflt)
+{
 	char dsn[ESC_LEN];
 	const char *t = text;
 	size_t k = 0;
@@ -137,7 +143,7 @@ void client_peer_reply(struct reply *r, int code, const char *text,
 		while (*t == ' ')
 			t++;
 	} else {
-		esc_for_code(dsn, code, ESC_OTHER);
+		esc_for_code(dsn, code, dflt);
 	}
 	r->code = code;
 	snprintf(r->dsn, sizeof r->dsn, "%s", dsn);

@@ -283,7 +283,9 @@ static int take_rcpt(struct session *s, unsigned i, int code, int lost)
 	if (px->state == PX_REFUSED)
 		r = px->refusal;
 	else
-		client_peer_reply(&r, code, px->t.s, px->c.name);
+		client_peer_reply_esc(&r, code, px->t.s, px->c.name,
+				      code < 300 ? ESC_DEST_MAILBOX_VALID
+						 : ESC_OTHER_ADDRESS_STATUS);
 	reply_dsn(s, r.code, r.dsn, "%s", r.text);
 	if (r.code < 300)
 		return 0;
