@@ -2,7 +2,8 @@
  * session_state.h - the state of one session, shared by the files that
  * serve it: session.c (the dialogue), session_start.c (before the
  * greeting), session_envelope.c (MAIL and RCPT arguments),
- * session_auth.c (AUTH), session_filters.c (SPEC 8), handoff.c (what
+ * session_auth.c (AUTH), session_reply.c (the one reply function),
+ * session_filters.c (SPEC 8), handoff.c (what
  * becomes of a received message) and proxy.c (the live proxy). Private to
  * them.
  *
