@@ -1106,7 +1106,10 @@ class Postfix:
     """A private Postfix (its own configuration, queue and logs) on
     127.0.0.1:port that delivers joe@, ann@ and later@pf.example into
     Maildirs (virtual(8)); later@ gets a 450 at RCPT, rejected@sender.example
-    a 554 at MAIL, other users 550 (unknown)."""
+    a 554 at MAIL, other users 550 (unknown). It also relays for
+    relay.example, whose known recipients are listed in
+    relay_recipient_maps (joe@ and ann@, delivered into Maildirs relay-joe/
+    and relay-ann/): anyone else there gets 550 5.1.1 at RCPT."""
 
     def __init__(self):
         postfix = tool("postfix")
@@ -1136,13 +1139,16 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 myhostname = pf.localdomain
 mydestination =
-relay_domains =
+relay_domains = relay.example
+relay_recipient_maps = inline:{{ joe@relay.example=ok, ann@relay.example=ok }}
+relay_transport = virtual:
 alias_maps =
 local_recipient_maps =
 mynetworks = 127.0.0.0/8
 virtual_mailbox_domains = pf.example
 virtual_mailbox_base = {d}/mail
-virtual_mailbox_maps = inline:{{ joe@pf.example=joe/, ann@pf.example=ann/, later@pf.example=later/ }}
+virtual_mailbox_maps = inline:{{ joe@pf.example=joe/, ann@pf.example=ann/, later@pf.example=later/,
+    joe@relay.example=relay-joe/, ann@relay.example=relay-ann/ }}
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 smtpd_delay_reject = no

@@ -1,0 +1,577 @@
+"""The live proxy (SPEC 7 path 2, issue 11): when the first recipient of a
+transaction resolves to one onward destination, the session connects
+there at that RCPT and gives the client the target's own replies; the
+data goes on as it arrives; when the onward connection fails for
+non-protocol reasons the session takes the message over into the spool.
+
+The peers are real programs started by each test on loopback addresses
+or unix sockets (the fixtures of test_onward.py: Dovecot's LMTP server,
+a private Postfix, aiosmtpd, Postfix's smtp-sink) and a small scripted
+server in this file that fails on purpose (closes during the data, never
+answers, ...). A session runs on a pipe; the proxy is on by default, so
+no configuration here says `proxy = yes`.
+
+What every test checks besides its replies: nothing bounces later, the
+spool is empty once the client has its answer (unless the message was
+taken over, when `--queue` lists it at the moment of the 250), and each
+accepted message arrives once, whole.
+"""
+import email
+import email.policy
+import os
+import re
+import signal
+import socket
+import threading
+import time
+
+import pytest
+from pmtest import free_port, wait_for
+from test_onward import (SENDER, BINARY_PAYLOAD, Dovecot, Session, SmtpSink,  # noqa: F401
+                         aiosmtpd_peer, check_content, converted, eightbit_message,
+                         flush, maildir_files, message, peers, postfix, queue,
+                         queue_targets, status_lines, tmp, write_cf, Sent)
+
+SAID = "127.0.0.1[127.0.0.1] said: "
+QUEUED = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]+)$")
+
+
+# ------------------------------------------------------------------ #
+# Configurations and dialogues                                       #
+
+
+def proxy_cf(tmp, addresses, protocol=None, relay="", domain="example.net", core=""):
+    """Mail for @domain goes to [relay "next"] at addresses; relay adds
+    keys to that section."""
+    text = '[relay "next"]\n' + "".join("address = %s\n" % a for a in addresses)
+    if protocol:
+        text += "protocol = %s\n" % protocol
+    text += relay + "[route]\n@%s next\n" % domain
+    return write_cf(tmp, text, core=core)
+
+
+def greeted(cf, hello="EHLO client.example"):
+    s = Session(cf)
+    assert s.reply().startswith("220 ")
+    s.cmd(hello, "250")
+    return s
+
+
+def quit_and_close(s):
+    s.cmd("QUIT", "221 ")
+    return s.close()
+
+
+def stuffed(msg):
+    """msg (CRLF lines) dot-stuffed and ended with the final dot."""
+    lines = msg.split(b"\r\n")
+    assert lines[-1] == b""
+    return b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n"
+                    for l in lines[:-1]) + b".\r\n"
+
+
+def big_message(subject, size):
+    """A text message of about size octets whose lines name their number."""
+    head = message(subject)
+    lines = [b"%08d " % i + b"z" * 68 + b"\r\n" for i in range(size // 78 + 1)]
+    return head + b"".join(lines)
+
+
+def intact(content, msg):
+    """content (CRLF lines) is msg as the client sent it, below our
+    Received header."""
+    assert content.endswith(msg), "truncated or altered: %d octets, ends %r" % (
+        len(content), content[-200:])
+    assert content[:-len(msg)].startswith(b"Received: from client.example "), \
+        content[:300]
+
+
+def nothing_later(cf, tmp):
+    """Nothing left in the spool, and a flush finds nothing to bounce."""
+    assert queue(cf) == "the spool is empty\n"
+    flush(cf)
+    assert maildir_files(os.path.join(tmp, "bounces")) == [], "a bounce came later"
+
+
+def proxied(log, rcpt):
+    line = status_lines(log)[rcpt]
+    assert "status=sent" in line and "via=proxy" in line, log
+    return line
+
+
+def rejected(log, rcpt, reply):
+    line = status_lines(log)[rcpt]
+    assert "status=rejected" in line, log
+    assert reply in line, line
+    return line
+
+
+# ------------------------------------------------------------------ #
+# 1. In-session rejection with real targets                          #
+
+
+def test_dovecot_unknown_user_is_refused_at_rcpt(tmp, peers):
+    dv = Dovecot(tmp)
+    peers.append(dv)
+    cf = proxy_cf(tmp, ["unix:" + dv.socket], protocol="lmtp")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        got = s.cmd("RCPT TO:<nobody-here@example.net>", "550 ")
+        s.cmd("RCPT TO:<ann@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    # Dovecot's own words, and who said them (the socket's path)
+    assert re.fullmatch(r"550 5\.1\.1 (unix:)?%s said: <nobody-here@example\.net> User "
+                        r"doesn't exist: nobody-here@example\.net" % re.escape(dv.socket),
+                        got), got
+    assert reply.startswith("250 2.") and "queued as" not in reply, reply
+    for u in ("joe", "ann"):
+        proxied(log, u + "@example.net")
+        (path,) = dv.inbox(u)
+        with open(path, "rb") as f:
+            data = f.read()
+        assert data.startswith(b"Return-Path: <ann@sender.example>\n"), data
+        assert data.endswith(message().replace(b"\r\n", b"\n")), data
+    rejected(log, "nobody-here@example.net", "User doesn't exist")
+    nothing_later(cf, tmp)
+    assert dv.inbox("nobody-here") == []
+
+
+@pytest.mark.parametrize("client", ["LHLO", "EHLO"])
+def test_dovecot_failure_after_the_data(tmp, peers, client):
+    """locked's mailbox cannot be made: Dovecot says 4xx for it after the
+    data. An LMTP client gets each recipient's reply; an SMTP client gets
+    250 and the spool retries locked alone."""
+    dv = Dovecot(tmp)
+    peers.append(dv)
+    cf = proxy_cf(tmp, ["unix:" + dv.socket], protocol="lmtp")
+    s = greeted(cf, client + " client.example")
+    rcpts = ["joe@example.net", "locked@example.net", "ann@example.net"]
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        for r in rcpts:
+            s.cmd("RCPT TO:<%s>" % r, "250 ")
+        s.cmd("DATA", "354 ")
+        replies = [s.data(message())]
+        if client == "LHLO":
+            replies += [s.reply(), s.reply()]
+    finally:
+        log = quit_and_close(s)
+    if client == "LHLO":
+        assert replies[0].startswith("250 2.") and replies[2].startswith("250 2."), replies
+        assert re.match(r"4\d\d 4\.\d+\.\d+ (unix:)?%s said: <locked@example\.net> "
+                        % re.escape(dv.socket), replies[1]), replies
+        # the client has the 4xx and retries: nothing of it in our spool
+        assert queue(cf) == "the spool is empty\n"
+    else:
+        assert replies[0].startswith("250 2."), replies
+        q = queue_targets(cf)
+        assert q["locked@example.net"][0] == "pending", queue(cf)
+        assert q["locked@example.net"][2].startswith("4"), queue(cf)
+        os.chown(os.path.join(dv.dir, "locked"), 65534, 65534)
+        flush(cf, "--now")
+        assert len(dv.inbox("locked/home")) == 1
+    for u in ("joe", "ann"):
+        proxied(log, u + "@example.net")
+        assert len(dv.inbox(u)) == 1
+    nothing_later(cf, tmp)
+
+
+def test_postfix_relay_recipient_maps_refuse_at_rcpt(tmp, postfix):
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % postfix.port], domain="relay.example")
+    body = message("relay")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@relay.example>", "250 ")
+        got = s.cmd("RCPT TO:<unknown@relay.example>", "550 ")
+        s.cmd("RCPT TO:<ann@relay.example>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(body)
+    finally:
+        log = quit_and_close(s)
+    assert got == ("550 5.1.1 " + SAID + "<unknown@relay.example>: Recipient address "
+                   "rejected: User unknown in relay recipient table"), got
+    # Postfix's own reply to the data, its queue id named
+    assert re.fullmatch(r"250 2\.0\.0 " + re.escape(SAID) + r"Ok: queued as \w+", reply), reply
+    for u in ("joe", "ann"):
+        proxied(log, u + "@relay.example")
+        (path,) = wait_for(lambda: postfix.inbox("relay-" + u), 10, "Postfix's delivery")
+        with open(path, "rb") as f:
+            data = f.read()
+        assert data.endswith(body.replace(b"\r\n", b"\n")), data[-300:]
+        assert b"\nReceived: from client.example (local)\n\tby mail.example.net " in data
+    rejected(log, "unknown@relay.example", "User unknown in relay recipient table")
+    nothing_later(cf, tmp)
+    # one connection for the whole transaction
+    assert len(re.findall(r"disconnect from localhost\[127\.0\.0\.1\]",
+                          postfix.maillog())) == 1, postfix.maillog()
+
+
+def test_aiosmtpd_replies_reach_the_client_per_recipient(tmp, peers):
+    peer = aiosmtpd_peer(peers)
+    h = peer.handler
+    h.policy = {"later@example.net": "450 4.2.1 mailbox busy, try later",
+                "bad@example.net": "550 5.1.1 no such mailbox here"}
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<ok@example.net>", "250 ")
+        later = s.cmd("RCPT TO:<later@example.net>", "450 ")
+        bad = s.cmd("RCPT TO:<bad@example.net>", "550 ")
+        s.cmd("RCPT TO:<ok2@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert later == "450 4.2.1 " + SAID + "mailbox busy, try later"
+    assert bad == "550 5.1.1 " + SAID + "no such mailbox here"
+    assert reply == "250 2.0.0 " + SAID + "Ok: stored", reply
+    # one connection, one transaction, every RCPT asked once
+    assert h.ehlos == 1
+    assert [r for r, _ in h.rcpts] == ["ok@example.net", "later@example.net",
+                                       "bad@example.net", "ok2@example.net"]
+    (m,) = h.messages
+    assert m["rcpts"] == ["ok@example.net", "ok2@example.net"]
+    check_content(m["content"])
+    proxied(log, "ok@example.net")
+    proxied(log, "ok2@example.net")
+    rejected(log, "later@example.net", "mailbox busy, try later")
+    rejected(log, "bad@example.net", "no such mailbox here")
+    nothing_later(cf, tmp)
+    assert len(h.messages) == 1
+
+
+# smtp-sink's injected failures (-r: 4xx, -f: 5xx; both imply no
+# PIPELINING) at each command: the client gets the sink's reply to it.
+SINK_FAILS = [("-r", "RCPT"), ("-f", "RCPT"), ("-r", "DATA"), ("-f", "DATA"),
+              ("-r", "."), ("-f", ".")]
+
+
+@pytest.mark.parametrize("opt,command", SINK_FAILS, ids=["%s%s" % f for f in SINK_FAILS])
+def test_smtp_sink_failure_reaches_the_client(tmp, peers, opt, command):
+    text = "450 4.3.2 try later please" if opt == "-r" else "554 5.7.1 no thanks"
+    sink = SmtpSink(tmp, opt, command, "-b" if opt == "-r" else "-B", text)
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    want = text[:10] + SAID + text[10:]
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        if command == "RCPT":
+            got = s.cmd("RCPT TO:<joe@example.net>", text[:4])
+            # no recipient: the data is refused by the session itself
+            s.cmd("DATA", "5")
+        else:
+            s.cmd("RCPT TO:<joe@example.net>", "250 ")
+            if command == "DATA":
+                got = s.cmd("DATA", text[:4])
+            else:
+                s.cmd("DATA", "354 ")
+                got = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert got == want, got
+    rejected(log, "joe@example.net", text[10:])
+    nothing_later(cf, tmp)
+    if command != ".":  # smtp-sink dumps the data before it answers the dot
+        assert sink.messages() == []
+
+
+# ------------------------------------------------------------------ #
+# 2. Takeover                                                        #
+
+
+class ScriptedPeer:
+    """An ESMTP server (PIPELINING, 8BITMIME) on 127.0.0.1:port that fails
+    on purpose while fault is set, read at each connection:
+    "close-in-data" closes the connection after 64 KiB of message text,
+    "hang-at-dot" reads the whole message and never answers its dot,
+    "hang-greeting" never greets. Otherwise it says 250 to everything.
+    accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
+    whole messages it read and never acknowledged; partial: the
+    messages cut short by its own close."""
+
+    def __init__(self, fault, port=None):
+        self.fault = fault
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port or 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted, self.unacked, self.partial = [], [], []
+        self.connections = 0
+        self.stopping = False
+        self.threads = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._run, args=(conn, self.fault), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _run(self, conn, fault):
+        with conn:
+            conn.settimeout(60)
+            try:
+                self._dialogue(conn, fault)
+            except OSError:
+                pass
+
+    def _dialogue(self, conn, fault):
+        f = conn.makefile("rb")
+        if fault == "hang-greeting":
+            f.read()  # until the client gives up
+            return
+        conn.sendall(b"220 peer.example ESMTP\r\n")
+        for line in f:
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"LHLO"):
+                conn.sendall(b"250-peer.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                if not self._data(conn, f, fault):
+                    return
+            elif verb == b"QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                conn.sendall(b"502 5.5.2 what?\r\n")
+
+    def _data(self, conn, f, fault):
+        text = []
+        size = 0
+        for line in f:
+            if line == b".\r\n":
+                content = b"".join(text)
+                if fault == "hang-at-dot":
+                    self.unacked.append(content)
+                    f.read()  # no reply, until the client gives up
+                    return False
+                self.accepted.append(content)
+                conn.sendall(b"250 2.0.0 Ok: kept\r\n")
+                return True
+            text.append(line[1:] if line.startswith(b".") else line)
+            size += len(line)
+            if fault == "close-in-data" and size > 65536:
+                self.partial.append(b"".join(text))
+                conn.shutdown(socket.SHUT_RDWR)
+                return False
+        return False
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
+
+
+def taken_over(log):
+    m = re.search(r'event=takeover reason="([^"]+)"', log)
+    assert m, "no takeover logged:\n" + log
+    return m[1]
+
+
+TAKEOVERS = ["refused", "hang-greeting", "close-in-data", "hang-at-dot"]
+
+
+@pytest.mark.parametrize("how", TAKEOVERS)
+def test_takeover(tmp, peers, how):
+    """The target fails for no protocol reason: the client gets 250 once
+    the message is durably spooled (--queue lists it as the 250 arrives),
+    and the flusher delivers it once the target is back."""
+    port = free_port()
+    peer = None
+    if how != "refused":
+        peer = ScriptedPeer(how, port)
+        peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % port],
+                  relay="timeout = 3s\nconnect-timeout = 3s\n")
+    msg = big_message("takeover-" + how, 400000)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        t0 = time.monotonic()
+        # a connect failure or a silent target at the first RCPT: the
+        # recipient is accepted for the spool path
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        rcpt_time = time.monotonic() - t0
+        s.cmd("DATA", "354 ")
+        t0 = time.monotonic()
+        s.send(stuffed(msg))
+        reply = s.reply()
+        data_time = time.monotonic() - t0
+        m = QUEUED.match(reply)
+        assert m, reply
+        # durable at the moment of the 250, before the session goes on
+        listed = queue(cf)
+        assert m[1] in listed, listed
+    finally:
+        log = quit_and_close(s)
+    reason = taken_over(log)
+    if how == "hang-greeting":
+        assert rcpt_time >= 2.9, "the RCPT reply came before the timeout"
+    if how == "hang-at-dot":
+        assert data_time >= 2.9, "the 250 came before the timeout"
+    # the target is back: --flush --now delivers the message, once
+    if peer is None:
+        peer = ScriptedPeer(None, port)
+        peers.append(peer)
+    peer.fault = None
+    flush(cf, "--now")
+    assert queue(cf) == "the spool is empty\n"
+    copies = [c for c in peer.accepted if c.endswith(msg)]
+    assert len(copies) == 1, "%d acknowledged copies (reason %s)" % (len(copies), reason)
+    intact(copies[0], msg)
+    # Duplicates: a target that read the whole message and never said so
+    # (hang-at-dot) may deliver it anyway, and then holds it twice (RFC
+    # 1047); the client has one 250 and the spool one delivery, so at
+    # most that one unacknowledged copy may exist, and only then.
+    # (the detached delivery after the 250 may meet the same silent target
+    # again: one more such copy)
+    if how == "hang-at-dot":
+        assert len(peer.unacked) >= 1, peer.unacked
+    else:
+        assert peer.unacked == [], peer.unacked
+    assert all(len(p) < len(msg) for p in peer.partial)
+    assert maildir_files(os.path.join(tmp, "bounces")) == []
+
+
+def test_takeover_when_the_target_is_killed_mid_data(tmp, peers):
+    """smtp-sink is killed (SIGKILL) while a 24 MB message streams to it:
+    the client still gets its 250, once the message is durably spooled,
+    and the flusher delivers it whole to the sink started again."""
+    port = free_port()
+    sink = SmtpSink(tmp, port=port, name="killed")
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % port], core="max-message-size = 64M")
+    msg = big_message("killed", 24 << 20)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 2.")
+        s.cmd("DATA", "354 ")
+        sender = threading.Thread(target=s.send, args=(stuffed(msg),), daemon=True)
+        sender.start()
+
+        def dumped():
+            sizes = [os.path.getsize(os.path.join(sink.dump, p))
+                     for p in os.listdir(sink.dump)]
+            return sizes and max(sizes) > (2 << 20)
+        # mid-data: the sink has written 2 MB of the message
+        wait_for(dumped, 120, "the sink to receive 2 MB")
+        os.kill(sink.d.proc.pid, signal.SIGKILL)
+        sender.join(300)
+        assert not sender.is_alive()
+        reply = s.reply()
+        m = QUEUED.match(reply)
+        assert m, reply
+        listed = queue(cf)
+        assert m[1] in listed, listed
+    finally:
+        log = quit_and_close(s)
+    taken_over(log)
+    back = SmtpSink(tmp, port=port, name="back")
+    peers.append(back)
+    flush(cf, "--now")
+    assert queue(cf) == "the spool is empty\n"
+    (got,) = back.messages(timeout=60)
+    # smtp-sink stores LF lines
+    assert got[1].endswith(msg.replace(b"\r\n", b"\n")), (len(got[1]), len(msg))
+
+
+# ------------------------------------------------------------------ #
+# 5. Conversion and refusal                                          #
+
+
+def test_smtputf8_to_a_target_without_it_is_refused_at_rcpt(tmp, peers):
+    peer = aiosmtpd_peer(peers, enable_SMTPUTF8=False)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> SMTPUTF8" % SENDER, "250 ")
+        got = s.cmd("RCPT TO:<j\u00f6rg@example.net>", "550 ")
+    finally:
+        quit_and_close(s)
+    assert got.startswith("550 5.6.7 "), got
+    assert "SMTPUTF8" in got
+    assert peer.handler.messages == []
+    nothing_later(cf, tmp)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["BODY=8BITMIME", "undeclared"])
+def test_8bit_to_smtp_sink_without_8bitmime(tmp, peers, declared):
+    """Declared: not proxied (the spool path converts). Undeclared: the
+    8-bit octet shows only in the data, so the message is taken over. Either
+    way it arrives once, as quoted-printable (or base64), intact."""
+    sink = SmtpSink(tmp, "-8")
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>%s" % (SENDER, " BODY=8BITMIME" if declared else ""), "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(eightbit_message())
+    finally:
+        log = quit_and_close(s)
+    assert QUEUED.match(reply), reply
+    if not declared:
+        taken_over(log)
+    flush(cf, "--now")
+    # smtp-sink dumps as it reads: an abandoned onward transaction leaves
+    # a dump without the end of the message, which is no delivery
+    dumps = []
+    for name in sorted(os.listdir(sink.dump)):
+        with open(os.path.join(sink.dump, name), "rb") as f:
+            dumps.append(f.read())
+    complete = [d for d in dumps if d.endswith(b"\n.dot\n\n")]
+    assert len(complete) == 1, dumps
+    got = complete[0][complete[0].index(b"\nReceived: from client.example") + 1:-1]
+    assert max(got) < 0x80, "8-bit octets went to a 7-bit peer"
+    msg = email.message_from_bytes(got, policy=email.policy.default)
+    assert msg["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+    assert msg.get_content() == "Gr\u00fc\u00dfe aus K\u00f6ln\n.dot\n"
+    assert queue(cf) == "the spool is empty\n"
+
+
+def test_binarymime_to_a_target_without_it_takes_the_spool_path(tmp, peers):
+    sink = SmtpSink(tmp)
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> BODY=BINARYMIME" % SENDER, "250 ")
+        got = s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        data = (b"Subject: binary\r\nMIME-Version: 1.0\r\n"
+                b"Content-Type: application/octet-stream\r\n"
+                b"Content-Transfer-Encoding: binary\r\n\r\n" + BINARY_PAYLOAD)
+        s.send(b"BDAT %d LAST\r\n" % len(data) + data)
+        reply = s.reply()
+    finally:
+        log = quit_and_close(s)
+    # not proxied: our own replies, and the spool converts
+    assert "said:" not in got, got
+    assert reply.startswith("250 2.0.0 Ok: queued as "), reply
+    assert "via=proxy" not in log
+    sent = Sent(reply, log)
+    (m,) = sink.messages()
+    msg = converted(sent, m[1].replace(b"\n", b"\r\n"), "joe@example.net")
+    assert msg["Content-Transfer-Encoding"] == "base64"
+    assert msg.get_content() == BINARY_PAYLOAD
