@@ -247,6 +247,33 @@ def test_aiosmtpd_replies_reach_the_client_per_recipient(tmp, peers):
     assert len(h.messages) == 1
 
 
+def test_a_proxied_message_is_never_synced(tmp, peers):
+    """The common path costs no fsync at all: the data goes onward, and
+    its spool copy (kept until the target's 250) is never synced."""
+    from pmtest import tool
+    peer = aiosmtpd_peer(peers)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    trace = os.path.join(tmp, "strace.out")
+    s = Session(cf, prefix=[tool("strace"), "-f", "-qq", "-o", trace,
+                            "-e", "trace=fsync,fdatasync,sync_file_range,syncfs,sync"])
+    try:
+        assert s.reply().startswith("220 ")
+        s.cmd("EHLO client.example", "250 ")
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(big_message("unsynced", 200000))
+    finally:
+        log = quit_and_close(s)
+    assert reply == "250 2.0.0 " + SAID + "Ok: stored", reply
+    proxied(log, "joe@example.net")
+    with open(trace, errors="replace") as f:
+        calls = [l for l in f if "sync" in l]
+    assert calls == [], "synced:\n" + "".join(calls)
+    assert len(peer.handler.messages) == 1
+    assert queue(cf) == "the spool is empty\n"
+
+
 # smtp-sink's injected failures (-r: 4xx, -f: 5xx; both imply no
 # PIPELINING) at each command: the client gets the sink's reply to it.
 SINK_FAILS = [("-r", "RCPT"), ("-f", "RCPT"), ("-r", "DATA"), ("-f", "DATA"),
