@@ -45,7 +45,7 @@ LDLIBS ?= -ldl
 SRCS = cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
 	route.c route_env.c route_load.c route_check.c rtindex.c util.c io.c \
 	log.c deliver.c session.c session_start.c session_envelope.c inject.c \
-	session_auth.c session_local.c data.c handoff.c priv.c spool.c flush.c bounce.c client.c \
+	session_auth.c session_local.c data.c handoff.c proxy.c priv.c spool.c flush.c bounce.c client.c \
 	client_dest.c dns.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c \
 	reply.c dsn.c
 OBJS = $(SRCS:.c=.o)

@@ -93,6 +93,9 @@ static const struct key relay_keys[] = {
 			     "not set: no AUTH"},
 	[RELAY_AUTH_PASSWORD] = {"auth-password", V_STRING, 0, 0, 0, 0, 0,
 				 "not set"},
+	[RELAY_CONNECT_TIMEOUT] = {"connect-timeout", V_DURATION, 0, "30s", 0,
+				   0, 0, 0},
+	[RELAY_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, 0, 0},
 };
 
 static const struct key smtpd_keys[] = {
@@ -127,6 +130,7 @@ static const struct key smtpd_keys[] = {
 	[SMTPD_LMTP] = {"lmtp", V_BOOL, 0, "yes", 0, 0, 0, 0},
 	[SMTPD_RELAY_CLIENTS] = {"relay-clients", V_NETWORK, K_REPEAT, 0, 0, 0,
 				 0, "not set: loopback"},
+	[SMTPD_PROXY] = {"proxy", V_BOOL, 0, "yes", 0, 0, 0, 0},
 };
 
 const struct kind cf_kinds[CF_NKINDS] = {

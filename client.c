@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "client.h"
+#include "client_conn.h"
 #include "client_dest.h"
 #include "dsn.h"
 #include "io.h"
@@ -30,13 +31,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CONNECT_TIMEOUT_MS 30000
-#define REPLY_TIMEOUT_MS 300000
-struct ext {
-	int pipelining, eightbit, binary, chunking, smtputf8, starttls, dsn;
-	int auth_plain, auth_login;
-	unsigned long long size;
-};
 
 static void set_all(struct client_job *j, const struct reply *r)
 {
@@ -63,18 +57,8 @@ void client_dest_key(enum target_kind kind, const char *via, const char *arg,
 /* ------------------------------------------------------------------ */
 /* The conversation                                                    */
 
-struct conn {
-	struct io io;
-	int fd;
-	char name[320];
-	const char *host; /* the name TLS checks and sends (SNI) */
-	struct ext ext;
-	int lmtp;
-	int tls_mode;     /* RTLS_* */
-	int tls;          /* TLS is on */
-};
-
-static int connect_to(const struct client_cand *c, char *why, size_t n)
+static int connect_to(const struct client_cand *c, int timeout_ms, char *why,
+		      size_t n)
 {
 	int fd = socket(c->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 			0);
@@ -89,7 +73,7 @@ static int connect_to(const struct client_cand *c, char *why, size_t n)
 		return -1;
 	}
 	struct pollfd p = {fd, POLLOUT, 0};
-	int r = poll(&p, 1, CONNECT_TIMEOUT_MS);
+	int r = poll(&p, 1, timeout_ms);
 	int err = 0;
 	socklen_t el = sizeof err;
 	if (r <= 0) {
@@ -110,7 +94,7 @@ static int connect_to(const struct client_cand *c, char *why, size_t n)
 
 /* Reads one reply; lines (without "NNN-") joined by '\n' into text.
  * Returns the code, or -1 when the connection broke. */
-static int read_reply(struct conn *c, struct buf *text)
+int client_read_reply(struct client_conn *c, struct buf *text)
 {
 	text->len = 0;
 	buf_adds(text, "");
@@ -137,7 +121,7 @@ static int read_reply(struct conn *c, struct buf *text)
 
 /* A peer's reply as a target's reply: its enhanced code when it gives
  * one of the right class, else a default. */
-static void peer_reply(struct reply *r, int code, const char *text,
+void client_peer_reply(struct reply *r, int code, const char *text,
 		       const char *host)
 {
 	char dsn[ESC_LEN];
@@ -166,7 +150,7 @@ static void peer_reply(struct reply *r, int code, const char *text,
 	buf_free(&b);
 }
 
-static void parse_ehlo(struct conn *c, const char *text)
+static void parse_ehlo(struct client_conn *c, const char *text)
 {
 	memset(&c->ext, 0, sizeof c->ext);
 	const char *l = strchr(text, '\n');
@@ -204,9 +188,7 @@ static void parse_ehlo(struct conn *c, const char *text)
 	}
 }
 
-static void cmd(struct conn *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void cmd(struct conn *c, const char *fmt, ...)
+void client_cmd(struct client_conn *c, const char *fmt, ...)
 {
 	struct buf b = {0};
 	va_list ap;
@@ -220,18 +202,7 @@ static void cmd(struct conn *c, const char *fmt, ...)
 
 #define LINE_MAX_WIRE 998 /* RFC 5321 4.5.3.1.6, without CRLF */
 
-/* How text leaves: LF becomes CRLF, a line that would pass 998 octets is
- * folded with CRLF SPACE (as Postfix's smtp_line_length_limit does), and
- * for DATA a leading dot is doubled. The one place that decides, for the
- * SIZE count and for the bytes sent alike. */
-struct wire {
-	long col;
-	int bol;
-};
-
-/* Appends the wire form of ch to out (when not NULL); returns how many
- * octets it takes, not counting the dot-stuffing that SIZE ignores. */
-static int wire_byte(struct wire *w, char ch, int stuff, struct buf *out)
+int client_wire_byte(struct client_wire *w, char ch, int stuff, struct buf *out)
 {
 	if (ch == '\n') {
 		if (out)
@@ -265,7 +236,7 @@ static int wire_byte(struct wire *w, char ch, int stuff, struct buf *out)
 static void scan_body(const struct msg *m, off_t *wire, int *eightbit)
 {
 	char in[32768];
-	struct wire w = {0, 1};
+	struct client_wire w = {0, 1};
 	off_t off = 0, size = 0;
 	*eightbit = 0;
 	while (off < m->size) {
@@ -275,7 +246,7 @@ static void scan_body(const struct msg *m, off_t *wire, int *eightbit)
 		for (ssize_t i = 0; i < n; i++) {
 			if ((unsigned char)in[i] >= 0x80)
 				*eightbit = 1;
-			size += m->binary ? 1 : wire_byte(&w, in[i], 0, NULL);
+			size += m->binary ? 1 : client_wire_byte(&w, in[i], 0, NULL);
 		}
 		off += n;
 	}
@@ -283,11 +254,11 @@ static void scan_body(const struct msg *m, off_t *wire, int *eightbit)
 }
 
 /* Sends the message body: DATA's dot-stuffed text, or BDAT chunks. */
-static int send_body(struct conn *c, const struct msg *m, int bdat)
+static int send_body(struct client_conn *c, const struct msg *m, int bdat)
 {
 	char in[32768];
 	struct buf out = {0};
-	struct wire w = {0, 1};
+	struct client_wire w = {0, 1};
 	off_t off = 0;
 	char last = '\n';
 	while (off < m->size) {
@@ -300,7 +271,7 @@ static int send_body(struct conn *c, const struct msg *m, int bdat)
 			buf_add(&out, in, (size_t)n);
 		else
 			for (ssize_t i = 0; i < n; i++)
-				wire_byte(&w, in[i], !bdat, &out);
+				client_wire_byte(&w, in[i], !bdat, &out);
 		last = in[n - 1];
 		if (bdat) {
 			char h[40];
@@ -315,7 +286,7 @@ static int send_body(struct conn *c, const struct msg *m, int bdat)
 	}
 	buf_free(&out);
 	if (bdat) {
-		cmd(c, "BDAT 0 LAST");
+		client_cmd(c, "BDAT 0 LAST");
 	} else {
 		if (last != '\n' && m->size)
 			io_write(&c->io, "\r\n", 2);
@@ -325,12 +296,12 @@ static int send_body(struct conn *c, const struct msg *m, int bdat)
 }
 
 /* BDAT chunks each get a 250 before the last; reads them. */
-static int bdat_replies(struct conn *c, const struct msg *m, struct buf *t)
+static int bdat_replies(struct client_conn *c, const struct msg *m, struct buf *t)
 {
 	/* one reply per chunk written, then the LAST one */
 	off_t chunks = (m->size + 32767) / 32768;
 	for (off_t i = 0; i < chunks; i++) {
-		int code = read_reply(c, t);
+		int code = client_read_reply(c, t);
 		if (code != 250)
 			return code;
 	}
@@ -340,13 +311,13 @@ static int bdat_replies(struct conn *c, const struct msg *m, struct buf *t)
 enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2 };
 
 /* EHLO or LHLO and its reply; 0 when it was 250. */
-static int hello(struct client_job *j, struct conn *c, struct buf *t,
+static int hello(struct client_job *j, struct client_conn *c, struct buf *t,
 		 struct reply *why)
 {
-	cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO",
+	client_cmd(c, "%s %s", c->lmtp ? "LHLO" : "EHLO",
 	    j->cf->core->v[CORE_HOSTNAME].s);
 	io_flush(&c->io);
-	int code = read_reply(c, t);
+	int code = client_read_reply(c, t);
 	if (code == 250) {
 		parse_ehlo(c, t->s);
 		return 0;
@@ -356,13 +327,13 @@ static int hello(struct client_job *j, struct conn *c, struct buf *t,
 			  "%s: lost connection after %s", c->name,
 			  c->lmtp ? "LHLO" : "EHLO");
 	else
-		peer_reply(why, 451, t->s, c->name);
+		client_peer_reply(why, 451, t->s, c->name);
 	return -1;
 }
 
 /* STARTTLS as the relay's tls key says (opportunistic for hosts and MX).
  * Returns 0 to go on, NEXT_ADDRESS or AGAIN_IN_CLEAR with why. */
-static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
+static int start_tls(struct client_job *j, struct client_conn *c, struct buf *t,
 		     struct reply *why)
 {
 	int must = c->tls_mode == RTLS_REQUIRED || c->tls_mode == RTLS_VERIFY;
@@ -374,9 +345,9 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 			  c->name);
 		return NEXT_ADDRESS;
 	}
-	cmd(c, "STARTTLS");
+	client_cmd(c, "STARTTLS");
 	io_flush(&c->io);
-	int code = read_reply(c, t);
+	int code = client_read_reply(c, t);
 	if (code != 220) {
 		if (code < 0) {
 			reply_set(why, 451, ESC_BAD_CONNECTION,
@@ -386,7 +357,7 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 		}
 		if (!must)
 			return 0; /* still the same clear-text session */
-		peer_reply(why, 451, t->s, c->name);
+		client_peer_reply(why, 451, t->s, c->name);
 		return NEXT_ADDRESS;
 	}
 	char reason[300];
@@ -402,7 +373,7 @@ static int start_tls(struct client_job *j, struct conn *c, struct buf *t,
 }
 
 /* AUTH PLAIN or LOGIN to a smarthost, never in clear text. */
-static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
+static int authenticate(struct client_job *j, struct client_conn *c, struct buf *t,
 			struct reply *why)
 {
 	const char *user = j->relay ? j->relay->v[RELAY_AUTH_USER].s : NULL;
@@ -427,20 +398,20 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 		buf_adds(&raw, pass);
 		buf_add_base64(&b, raw.s, raw.len);
 		buf_free(&raw);
-		cmd(c, "AUTH PLAIN %s", b.s);
+		client_cmd(c, "AUTH PLAIN %s", b.s);
 		io_flush(&c->io);
-		code = read_reply(c, t);
+		code = client_read_reply(c, t);
 	} else if (c->ext.auth_login) {
 		buf_add_base64(&b, user, strlen(user));
-		cmd(c, "AUTH LOGIN %s", b.s);
+		client_cmd(c, "AUTH LOGIN %s", b.s);
 		io_flush(&c->io);
-		code = read_reply(c, t);
+		code = client_read_reply(c, t);
 		if (code == 334) {
 			b.len = 0;
 			buf_add_base64(&b, pass, strlen(pass));
-			cmd(c, "%s", b.s ? b.s : "");
+			client_cmd(c, "%s", b.s ? b.s : "");
 			io_flush(&c->io);
-			code = read_reply(c, t);
+			code = client_read_reply(c, t);
 		}
 	} else {
 		reply_set(why, 451, ESC_OTHER_SECURITY_STATUS,
@@ -454,16 +425,16 @@ static int authenticate(struct client_job *j, struct conn *c, struct buf *t,
 		reply_set(why, 451, ESC_BAD_CONNECTION,
 			  "%s: lost connection during AUTH", c->name);
 	else
-		peer_reply(why, 451, t->s, c->name);
+		client_peer_reply(why, 451, t->s, c->name);
 	esc_for_code(why->dsn, 451, ESC_AUTH_CREDENTIALS_INVALID);
 	return NEXT_ADDRESS;
 }
 
 /* The peer's 220 greeting; NEXT_ADDRESS with why when it gives none (a
  * refusal is temporary for this address: the next one may serve). */
-static int greeting(struct conn *c, struct buf *t, struct reply *why)
+static int greeting(struct client_conn *c, struct buf *t, struct reply *why)
 {
-	int code = read_reply(c, t);
+	int code = client_read_reply(c, t);
 	if (code == 220)
 		return 0;
 	if (code < 0)
@@ -471,7 +442,7 @@ static int greeting(struct conn *c, struct buf *t, struct reply *why)
 			  "%s: lost connection before the greeting",
 			  c->name);
 	else
-		peer_reply(why, code < 400 ? 451 : code, t->s, c->name);
+		client_peer_reply(why, code < 400 ? 451 : code, t->s, c->name);
 	if (why->code >= 500)
 		reply_defer(why);
 	return NEXT_ADDRESS;
@@ -480,7 +451,7 @@ static int greeting(struct conn *c, struct buf *t, struct reply *why)
 /* The greeting, EHLO/LHLO, STARTTLS and AUTH: 0 when the connection is
  * ready for a transaction, else NEXT_ADDRESS or AGAIN_IN_CLEAR with why
  * (and QUIT sent). */
-static int open_session(struct client_job *j, struct conn *c,
+static int open_session(struct client_job *j, struct client_conn *c,
 			struct reply *why)
 {
 	struct buf t = {0};
@@ -492,7 +463,7 @@ static int open_session(struct client_job *j, struct conn *c,
 	if (!ret)
 		ret = authenticate(j, c, &t, why);
 	if (ret) {
-		cmd(c, "QUIT");
+		client_cmd(c, "QUIT");
 		io_flush(&c->io);
 	}
 	buf_free(&t);
@@ -547,7 +518,7 @@ enum tx_end {
 
 struct tx {
 	struct client_job *j;
-	struct conn *c;
+	struct client_conn *c;
 	const struct msg *m; /* the form that goes out: j->m or its 7-bit form */
 	off_t wire;
 	int eightbit, bdat;
@@ -573,7 +544,7 @@ static void set_accepted(struct tx *x, const struct reply *r)
 static int choose_form(struct tx *x, struct reply *fail)
 {
 	struct client_job *j = x->j;
-	const struct ext *e = &x->c->ext;
+	const struct client_ext *e = &x->c->ext;
 	if (j->smtputf8 && !e->smtputf8) {
 		reply_set(fail, 550, ESC_NON_ASCII_ADDRESS,
 			  "%s does not support SMTPUTF8, "
@@ -607,8 +578,8 @@ static int choose_form(struct tx *x, struct reply *fail)
 
 /* RFC 3461 5.2: RET and ENVID go on to a peer that advertises DSN, and
  * only to one. */
-static void mail_dsn_params(const struct client_job *j, int peer_dsn,
-			    struct buf *out)
+void client_mail_dsn_params(const struct client_job *j, int peer_dsn,
+			   struct buf *out)
 {
 	if (!peer_dsn)
 		return;
@@ -623,26 +594,26 @@ static void mail_dsn_params(const struct client_job *j, int peer_dsn,
  * order, by read_replies(). */
 static void send_command(struct tx *x, int what)
 {
-	struct conn *c = x->c;
+	struct client_conn *c = x->c;
 	if (what == PEND_MAIL) {
 		char size[32] = "";
 		if (c->ext.size)
 			snprintf(size, sizeof size, " SIZE=%lld",
 				 (long long)x->wire);
 		struct buf dsn = {0};
-		mail_dsn_params(x->j, c->ext.dsn, &dsn);
-		cmd(c, "MAIL FROM:<%s>%s%s%s%s", x->m->from, size,
+		client_mail_dsn_params(x->j, c->ext.dsn, &dsn);
+		client_cmd(c, "MAIL FROM:<%s>%s%s%s%s", x->m->from, size,
 		    x->m->binary ? " BODY=BINARYMIME"
 		    : x->eightbit ? " BODY=8BITMIME"
 				  : "",
 		    x->j->smtputf8 ? " SMTPUTF8" : "", dsn.s ? dsn.s : "");
 		buf_free(&dsn);
 	} else if (what == PEND_DATA) {
-		cmd(c, "DATA");
+		client_cmd(c, "DATA");
 	} else {
 		const struct client_rcpt *r = &x->j->r[what];
 		char words[32];
-		cmd(c, "RCPT TO:<%s>%s%s%s%s", r->addr,
+		client_cmd(c, "RCPT TO:<%s>%s%s%s%s", r->addr,
 		    c->ext.dsn && r->notify ? " NOTIFY=" : "",
 		    c->ext.dsn ? dsn_notify_param(r->notify, words) : "",
 		    c->ext.dsn && r->orcpt ? " ORCPT=" : "",
@@ -658,9 +629,9 @@ static void end_unwanted_data(struct tx *x, int code)
 {
 	if (code != 354)
 		return;
-	cmd(x->c, ".");
+	client_cmd(x->c, ".");
 	io_flush(&x->c->io);
-	read_reply(x->c, &x->t);
+	client_read_reply(x->c, &x->t);
 }
 
 /* What one reply means; code is -1 when the connection broke. */
@@ -682,7 +653,7 @@ static enum tx_end take_reply(struct tx *x, int what, int code)
 	if (what == PEND_MAIL) {
 		if (code == 250)
 			return TX_OPEN;
-		peer_reply(&r, code < 400 ? 451 : code, x->t.s, x->c->name);
+		client_peer_reply(&r, code < 400 ? 451 : code, x->t.s, x->c->name);
 		set_all(x->j, &r);
 		return TX_FINAL;
 	}
@@ -690,7 +661,7 @@ static enum tx_end take_reply(struct tx *x, int what, int code)
 		x->accepted[what] = 1; /* its reply comes after the data */
 		x->naccepted++;
 	} else {
-		peer_reply(&x->j->r[what].r, code, x->t.s, x->c->name);
+		client_peer_reply(&x->j->r[what].r, code, x->t.s, x->c->name);
 	}
 	return TX_OPEN;
 }
@@ -704,7 +675,7 @@ static enum tx_end read_replies(struct tx *x)
 	io_flush(&x->c->io);
 	for (unsigned k = 0; k < x->npending; k++) {
 		int what = x->pending[k];
-		int code = read_reply(x->c, &x->t);
+		int code = client_read_reply(x->c, &x->t);
 		if (end == TX_FINAL) {
 			if (code < 0)
 				break;
@@ -752,10 +723,10 @@ static enum tx_end final_replies(struct tx *x)
 		if (!x->accepted[i])
 			continue;
 		if (x->c->lmtp || !final.code) {
-			int code = read_reply(x->c, &x->t);
+			int code = client_read_reply(x->c, &x->t);
 			if (code < 0)
 				return TX_LOST;
-			peer_reply(&final, code, x->t.s, x->c->name);
+			client_peer_reply(&final, code, x->t.s, x->c->name);
 		}
 		j->r[i].r = final;
 	}
@@ -776,7 +747,7 @@ static enum tx_end content(struct tx *x)
 			return end;
 	}
 	if (!x->bdat && x->data != 354) {
-		peer_reply(&r, x->data < 400 ? 451 : x->data, x->t.s, x->c->name);
+		client_peer_reply(&r, x->data < 400 ? 451 : x->data, x->t.s, x->c->name);
 		set_accepted(x, &r);
 		return TX_FINAL;
 	}
@@ -787,7 +758,7 @@ static enum tx_end content(struct tx *x)
 		if (code < 0)
 			return TX_LOST;
 		if (code) {
-			peer_reply(&r, code, x->t.s, x->c->name);
+			client_peer_reply(&r, code, x->t.s, x->c->name);
 			set_accepted(x, &r);
 			return TX_FINAL;
 		}
@@ -797,7 +768,7 @@ static enum tx_end content(struct tx *x)
 
 /* One transaction on a ready connection: a reply for every recipient, or
  * NEXT_ADDRESS (with why) for those the connection could not serve. */
-static int transaction(struct client_job *j, struct conn *c, struct reply *why)
+static int transaction(struct client_job *j, struct client_conn *c, struct reply *why)
 {
 	struct tx x = {.j = j, .c = c, .m = j->m, .wire = j->wire_size,
 		       .eightbit = j->eightbit};
@@ -816,7 +787,7 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 		snprintf(j->remote, sizeof j->remote, "%s", c->name);
 		j->remote_dsn = c->ext.dsn;
 	} else if (end == TX_CLOSING) {
-		peer_reply(why, 451, x.t.s, c->name);
+		client_peer_reply(why, 451, x.t.s, c->name);
 	} else {
 		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection",
 			  c->name);
@@ -836,17 +807,17 @@ static int transaction(struct client_job *j, struct conn *c, struct reply *why)
 
 static struct cached {
 	char key[300];
-	struct conn *c;
-	int fd;
+	struct client_conn *c;
 } cache[CACHE_MAX];
 static int caching;
 
 void client_keep_connections(int on) { caching = on; }
 
-static void hang_up(struct conn *c, int fd, int quit)
+void client_hang_up(struct client_conn *c, int quit)
 {
+	int fd = c->fd;
 	if (quit) {
-		cmd(c, "QUIT");
+		client_cmd(c, "QUIT");
 		io_flush(&c->io);
 	}
 	tls_end(&c->io);
@@ -858,13 +829,13 @@ void client_close_connections(void)
 {
 	for (int i = 0; i < CACHE_MAX; i++)
 		if (cache[i].c) {
-			hang_up(cache[i].c, cache[i].fd, 1);
+			client_hang_up(cache[i].c, 1);
 			free(cache[i].c);
 			cache[i].c = NULL;
 		}
 }
 
-static void keep(const char *key, struct conn *c, int fd)
+static void keep(const char *key, struct client_conn *c)
 {
 	int slot = 0;
 	for (int i = 0; i < CACHE_MAX; i++)
@@ -872,7 +843,7 @@ static void keep(const char *key, struct conn *c, int fd)
 			slot = i;
 			break;
 		} else if (i == CACHE_MAX - 1) {
-			hang_up(cache[0].c, cache[0].fd, 1); /* the oldest */
+			client_hang_up(cache[0].c, 1); /* the oldest */
 			free(cache[0].c);
 			memmove(cache, cache + 1, (CACHE_MAX - 1) * sizeof *cache);
 			cache[CACHE_MAX - 1].c = NULL;
@@ -881,26 +852,24 @@ static void keep(const char *key, struct conn *c, int fd)
 	snprintf(cache[slot].key, sizeof cache[slot].key, "%s", key);
 	cache[slot].c = xmalloc(sizeof *c);
 	*cache[slot].c = *c;
-	cache[slot].fd = fd;
 }
 
 /* A kept connection to key, reset for a new transaction (RSET), taken out
  * of the cache; NULL when there is none or it no longer answers. */
-static struct conn *reuse(const char *key, int *fd)
+static struct client_conn *reuse(const char *key)
 {
 	for (int i = 0; i < CACHE_MAX; i++) {
 		if (!cache[i].c || strcmp(cache[i].key, key))
 			continue;
-		struct conn *c = cache[i].c;
-		*fd = cache[i].fd;
+		struct client_conn *c = cache[i].c;
 		cache[i].c = NULL;
 		struct buf t = {0};
-		cmd(c, "RSET");
-		int ok = io_flush(&c->io) == 0 && read_reply(c, &t) == 250;
+		client_cmd(c, "RSET");
+		int ok = io_flush(&c->io) == 0 && client_read_reply(c, &t) == 250;
 		buf_free(&t);
 		if (ok)
 			return c;
-		hang_up(c, *fd, 0);
+		client_hang_up(c, 0);
 		free(c);
 		return NULL;
 	}
@@ -915,6 +884,71 @@ void client_deliver(struct client_job *j)
 	deliver(j);
 	if (j->conv_state > 0)
 		close(j->conv.fd);
+}
+
+/* The timeouts of j's destination, in milliseconds: its [relay]'s, or
+ * the defaults for hosts and MX. */
+int client_connect_ms(const struct client_job *j)
+{
+	return (int)(j->relay ? j->relay->v[RELAY_CONNECT_TIMEOUT].n : 30) * 1000;
+}
+
+static int reply_ms(const struct client_job *j)
+{
+	return (int)(j->relay ? j->relay->v[RELAY_TIMEOUT].n : 300) * 1000;
+}
+
+int client_conn_open(struct client_job *j, const struct client_cand *c,
+		     int n, int *next, struct client_conn *conn,
+		     struct reply *why)
+{
+	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
+	int mode = j->relay ? (int)j->relay->v[RELAY_TLS].n : RTLS_OPPORTUNISTIC;
+	int in_clear = 0;
+	while (*next < n) {
+		const struct client_cand *cd = &c[*next];
+		char ip[INET6_ADDRSTRLEN + 8], reason[256];
+		*conn = (struct client_conn){.lmtp = lmtp,
+					     .tls_mode = in_clear ? RTLS_NO : mode,
+					     .fd = -1};
+		conn->host = j->relay ? j->relay->v[RELAY_NAME].s : cd->host;
+		if (cd->ss.ss_family == AF_UNIX) {
+			snprintf(conn->name, sizeof conn->name, "%s", cd->host);
+		} else {
+			if (net_sockaddr_text(&cd->ss, ip, sizeof ip, NULL) < 0)
+				snprintf(ip, sizeof ip, "?");
+			snprintf(conn->name, sizeof conn->name, "%s[%s]",
+				 cd->host, ip);
+		}
+		conn->fd = connect_to(cd, client_connect_ms(j), reason,
+				      sizeof reason);
+		if (conn->fd < 0) {
+			reply_set(why, 451, ESC_NO_ANSWER_FROM_HOST,
+				  "connect to %s: %s", conn->name, reason);
+			in_clear = 0;
+			++*next;
+			continue;
+		}
+		io_init(&conn->io, conn->fd, conn->fd,
+			j->open_ms ? j->open_ms : reply_ms(j));
+		int r = open_session(j, conn, why);
+		conn->io.timeout_ms = reply_ms(j);
+		if (r == 0)
+			return 0;
+		client_hang_up(conn, 0);
+		if (r == AGAIN_IN_CLEAR && !in_clear) {
+			/* opportunistic TLS that failed: this address again,
+			 * without it, as Postfix does */
+			in_clear = 1;
+			continue;
+		}
+		in_clear = 0;
+		++*next;
+	}
+	if (!why->code)
+		reply_set(why, 451, ESC_NO_ANSWER_FROM_HOST,
+			  "no address to deliver to");
+	return -1;
 }
 
 static void deliver(struct client_job *j)
@@ -939,67 +973,33 @@ static void deliver(struct client_job *j)
 		 j->relay ? j->relay->name : j->arg);
 	if (!j->relay)
 		ascii_lower_str(key);
-	int kept_fd;
-	struct conn *kept = caching ? reuse(key, &kept_fd) : NULL;
+	struct client_conn *kept = caching ? reuse(key) : NULL;
 	if (kept) {
 		struct reply lost = {0};
 		int r = transaction(j, kept, &lost);
 		if (r == 0) {
-			keep(key, kept, kept_fd);
+			keep(key, kept);
 			free(kept);
 			free(c);
 			return;
 		}
 		/* the kept connection failed: the others start afresh */
-		hang_up(kept, kept_fd, 0);
+		client_hang_up(kept, 0);
 		free(kept);
 	}
 	struct reply why = {0};
-	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
-	int mode = j->relay ? (int)j->relay->v[RELAY_TLS].n : RTLS_OPPORTUNISTIC;
-	int in_clear = 0;
-	for (int i = 0; i < n; i++) {
-		char ip[INET6_ADDRSTRLEN + 8], reason[256];
-		struct conn conn = {.lmtp = lmtp,
-				    .tls_mode = in_clear ? RTLS_NO : mode};
-		conn.host = j->relay ? j->relay->v[RELAY_NAME].s : c[i].host;
-		if (c[i].ss.ss_family == AF_UNIX)
-			snprintf(conn.name, sizeof conn.name, "%s", c[i].host);
-		else {
-			if (net_sockaddr_text(&c[i].ss, ip, sizeof ip, NULL) < 0)
-				snprintf(ip, sizeof ip, "?");
-			snprintf(conn.name, sizeof conn.name, "%s[%s]", c[i].host,
-				 ip);
-		}
-		int fd = connect_to(&c[i], reason, sizeof reason);
-		if (fd < 0) {
-			reply_set(&why, 451, ESC_NO_ANSWER_FROM_HOST,
-				  "connect to %s: %s", conn.name, reason);
-			continue;
-		}
-		io_init(&conn.io, fd, fd, REPLY_TIMEOUT_MS);
-		int r = open_session(j, &conn, &why);
-		if (r == 0)
-			r = transaction(j, &conn, &why);
-		in_clear = 0;
+	struct client_conn conn;
+	for (int next = 0; client_conn_open(j, c, n, &next, &conn, &why) == 0;
+	     next++) {
+		int r = transaction(j, &conn, &why);
 		if (r == 0 && caching) {
-			keep(key, &conn, fd);
+			keep(key, &conn);
 			break;
 		}
-		hang_up(&conn, fd, r == 0);
-		if (r == AGAIN_IN_CLEAR) {
-			/* opportunistic TLS that failed: this address again,
-			 * without it, as Postfix does */
-			in_clear = 1;
-			i--;
-			continue;
-		}
+		client_hang_up(&conn, r == 0);
 		if (r != NEXT_ADDRESS)
 			break;
 	}
-	if (!why.code)
-		reply_set(&why, 451, ESC_NO_ANSWER_FROM_HOST,
-			  "no address to deliver to");
 	set_all(j, &why);
 	free(c);
 }

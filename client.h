@@ -33,6 +33,8 @@ struct client_job {
 	int eightbit, smtputf8;
 	int dsn_ret;       /* enum dsn_ret */
 	const char *envid; /* ENVID (xtext) or NULL */
+	int open_ms;       /* when not 0, the bound of each wait while a
+			    * connection opens (the proxy's: a client waits) */
 	struct client_rcpt *r;
 	unsigned n;
 	char remote[320]; /* "host[ip]" that gave the replies, or "" */

@@ -195,7 +195,11 @@ static int store_out(struct datastore *ds, const char *p, size_t n)
 		ds->failed = 1;
 		ds->err = errno;
 	}
-	return ds->failed ? -1 : 0;
+	if (ds->failed)
+		return -1;
+	if (ds->tee && n)
+		ds->tee(ds->tee_arg, p, n);
+	return 0;
 }
 
 static void store_bytes(struct datastore *ds, const char *p, size_t n)

@@ -96,6 +96,10 @@ struct datastore {
 	int err;
 	struct headerwatch hw;
 	struct submitfix fix; /* on: the store applies the fix-ups */
+	/* what goes to the file goes to tee too, as written (the proxy's
+	 * onward copy); data_store_reset() leaves it */
+	void (*tee)(void *arg, const char *p, size_t n);
+	void *tee_arg;
 };
 
 /* Appends n message bytes (watching the headers). */

@@ -444,8 +444,23 @@ static void deliver_delay_report(const struct cf *cf, int dirfd,
 		flush_message(cf, dirfd, &b, FLUSH_ALL);
 }
 
+static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
+		      int all, const struct reply *known, const char *remote);
+
 void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		   int all)
+{
+	flush_run(cf, dirfd, m, all, NULL, NULL);
+}
+
+void flush_message_known(const struct cf *cf, int dirfd, struct spool_msg *m,
+			 const struct reply *known, const char *remote)
+{
+	flush_run(cf, dirfd, m, FLUSH_ALL, known, remote);
+}
+
+static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
+		      int all, const struct reply *known, const char *remote)
 {
 	struct run x = {cf, dirfd, m, xcalloc(m->nt + 1, 1),
 			xcalloc(m->nt + 1, 1), time(NULL)};
@@ -453,7 +468,11 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 	for (unsigned i = 0; i < m->nt; i++) {
 		if (used[i] || !due(&x, i, all))
 			continue;
-		if (m->t[i].kind == T_DISCARD) {
+		if (known && known[i].code) {
+			used[i] = 1;
+			apply(&x, i, &known[i], remote, REPORT_DELIVERED);
+			save(&x);
+		} else if (m->t[i].kind == T_DISCARD) {
 			struct reply r;
 			reply_set(&r, 250, ESC_OTHER, "discarded");
 			used[i] = 1;

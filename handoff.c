@@ -4,14 +4,15 @@
  * Owns: choosing between a temporary file and the spool, the Received
  * header's place at the top, the message's verdict, plan_deliver() while
  * the client waits, spool_commit() before the 250, and the grandchild
- * that delivers a committed message (SPEC 7 path 3). The live proxy will
- * land here.
+ * that delivers a committed message (SPEC 7 path 3); for a proxied
+ * transaction (proxy.c), the target's verdict as the client's answer.
  *
  * Never: acknowledges what was not delivered or committed, or holds the
  * client's connection in the delivery child.
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "handoff.h"
+#include "proxy.h"
 #include "session_state.h"
 #include "flush.h"
 #include "log.h"
@@ -279,7 +280,7 @@ static int loops_for(const struct session *s, const char *rcpt,
 /* Delivery of a committed message starts at once, in a grandchild that
  * holds the message's lock and not the client's connection (SPEC 7 path
  * 3): neither the client nor the launcher waits for it. */
-static void start_delivery(struct session *s)
+static void start_delivery(struct session *s, const struct reply *known)
 {
 	pid_t pid = fork();
 	if (pid < 0)
@@ -307,7 +308,11 @@ static void start_delivery(struct session *s)
 	    SPOOL_OK) {
 		close(m.data_fd);
 		m.data_fd = s->data.fd; /* the fd that holds the lock */
-		flush_message(s->cf, s->spool_fd, &m, FLUSH_ALL);
+		if (known)
+			flush_message_known(s->cf, s->spool_fd, &m, known,
+					    proxy_remote(s));
+		else
+			flush_message(s->cf, s->spool_fd, &m, FLUSH_ALL);
 	}
 	log_close();
 	_exit(0);
@@ -337,6 +342,91 @@ static void log_queued(struct session *s, const struct kept_rcpt *rc)
 		  size_text(s, size, sizeof size), NULL);
 }
 
+static void log_proxied(struct session *s, const struct kept_rcpt *rc,
+			const struct reply *r)
+{
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24], words[32];
+	struct buf rep = {0};
+	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
+	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
+		  angle(s->from, f, sizeof f), "to",
+		  angle(rc->addr, t, sizeof t), "relay", proxy_remote(s), "via",
+		  "proxy", "status",
+		  r->code < 300 ? "sent" : r->code < 500 ? "deferred" : "rejected",
+		  "dsn", r->dsn, "dsn-notify", notify_words(rc, words), "size",
+		  size_text(s, size, sizeof size), "reply", rep.s, NULL);
+	buf_free(&rep);
+}
+
+/*
+ * An LMTP target accepted some recipients of an SMTP client's message and
+ * not others: the client gets 250 once the spool holds the message, and
+ * the delivery process records the target's replies as its own attempt
+ * (the delivered done, 4xx retried, 5xx bounced); or the spool's failure
+ * when it cannot, and the client sends it again (the recipients who got
+ * it get it twice: nothing is lost).
+ */
+static void commit_failures(struct session *s, const struct reply *res,
+			    struct reply *r)
+{
+	if (spool_transaction(s, r) < 0)
+		return;
+	unsigned failed = 0;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		failed += res[i].code >= 300;
+	snprintf(r->text, sizeof r->text,
+		 "Ok: delivered to %u, queued as %s for %u", s->nrcpt - failed,
+		 s->sm.id, failed);
+}
+
+/*
+ * SPEC 7 path 2: the target's verdict is the client's. 1 when the client
+ * has its answers; 0 when the spool path takes the message (the proxy let
+ * go of it: it is committed there before any 250).
+ */
+static int deliver_proxied(struct session *s, int refused,
+			   struct reply *common,
+			   void (*answer)(struct session *, const struct reply *))
+{
+	for (unsigned i = 0; !refused && i < s->nrcpt; i++)
+		refused = loops_for(s, s->rcpts[i].addr, common);
+	if (refused) {
+		proxy_abort(s); /* no final dot: nothing is delivered */
+		return 0;
+	}
+	struct reply *res = xcalloc(s->nrcpt ? s->nrcpt : 1, sizeof *res);
+	if (proxy_finish(s, res) < 0) {
+		free(res);
+		return 0;
+	}
+	unsigned ok = 0, same = 1;
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		ok += res[i].code < 300;
+		same &= res[i].code == res[0].code;
+	}
+	int mixed = s->proto != P_LHLO && ok < s->nrcpt && (ok || !same);
+	/* a mixed verdict is logged by the spool's run that records it */
+	for (unsigned i = 0; i < s->nrcpt && !mixed; i++)
+		log_proxied(s, &s->rcpts[i], &res[i]);
+	if (s->proto == P_LHLO) {
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			answer(s, &res[i]);
+	} else if (ok == s->nrcpt || (!ok && same)) {
+		answer(s, &res[0]);
+	} else {
+		struct reply r;
+		commit_failures(s, res, &r);
+		answer(s, &r);
+		if (r.code < 300) {
+			io_flush(&s->io);
+			start_delivery(s, res);
+		}
+	}
+	free(res);
+	io_flush(&s->io);
+	return 1;
+}
+
 void handoff_deliver(struct session *s,
 		     void (*answer)(struct session *, const struct reply *))
 {
@@ -355,6 +445,8 @@ void handoff_deliver(struct session *s,
 		m.off = s->sm.data_off;
 	m.size = s->data.fd >= 0 ? lseek(s->data.fd, 0, SEEK_END) - m.off : 0;
 	int refused = data_verdict(s, &m, &common);
+	if (s->px && deliver_proxied(s, refused, &common, answer))
+		return;
 	struct reply queued = common;
 	int spooled = 0;
 	if (!refused && spool_needed(s)) {
@@ -405,7 +497,7 @@ void handoff_deliver(struct session *s,
 	}
 	if (spooled) {
 		io_flush(&s->io); /* the client has its answer before the fork */
-		start_delivery(s);
+		start_delivery(s, NULL);
 	}
 	io_flush(&s->io);
 }

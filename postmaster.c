@@ -15,6 +15,7 @@
 #include "inject.h"
 #include "log.h"
 #include "reply.h"
+#include "proxy.h"
 #include "route.h"
 #include "route_load.h"
 #include "rtindex.h"
@@ -153,9 +154,18 @@ static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
 		addr_parse(addr, strlen(addr), ADDR_NODOMAIN_OK | ADDR_UTF8, &a,
 			   &why, &where);
 		addr_format(&a, rcpt, sizeof rcpt);
-		printf("delivery: %s\n", plan_add(&p, &r, rcpt) == PLAN_OK
-						  ? "direct, without the spool"
-						  : "through the spool");
+		char key[300];
+		int proxy = smtpd ? (int)smtpd->v[SMTPD_PROXY].n : 1;
+		if (plan_add(&p, &r, rcpt) == PLAN_OK)
+			printf("delivery: direct, without the spool\n");
+		else if (proxy && proxy_carriable(&r, 0, key, sizeof key))
+			printf("delivery: proxy to %s, live while the client "
+			       "is connected, when the transaction's first "
+			       "recipient goes there and the others too "
+			       "(else through the spool)\n",
+			       key);
+		else
+			printf("delivery: through the spool\n");
 		plan_free(&p);
 	}
 	printf("%d %s %s\n", r.code, r.dsn, r.text);

@@ -14,6 +14,7 @@
 #include "session.h"
 #include "session_state.h"
 #include "handoff.h"
+#include "proxy.h"
 #include "addr.h"
 #include "data.h"
 #include "deliver.h"
@@ -47,6 +48,9 @@ static void send_reply(struct session *s, int code, const char *dsn,
 {
 	struct buf out = {0};
 	char fallback[ESC_LEN], too_many[ESC_LEN];
+	/* replies go out in order: the target's that are due come first */
+	if (s->px_pending)
+		proxy_sync(s);
 	if (dsn && dsn[0] != '0' + code / 100) {
 		/* a class mismatch is a bug: never send it */
 		log_event(LOG_L_ERR, "event", "bug", "reply", text, NULL);
@@ -138,12 +142,9 @@ static void session_set_state(struct session *s, enum state st)
 
 static void transaction_reset(struct session *s)
 {
-	for (unsigned i = 0; i < s->nrcpt; i++) {
-		free(s->rcpts[i].t);
-		if (s->rcpts[i].plan)
-			plan_free(s->rcpts[i].plan);
-		free(s->rcpts[i].plan);
-	}
+	proxy_end(s);
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		envelope_free_rcpt(&s->rcpts[i]);
 	free(s->rcpts);
 	s->rcpts = NULL;
 	s->nrcpt = s->rcpt_cap = 0;
@@ -156,6 +157,7 @@ static void transaction_reset(struct session *s)
 	s->smtputf8 = 0;
 	s->dsn_ret = DSN_RET_NONE;
 	s->envid[0] = 0;
+	s->declared_size = 0;
 	s->bdat = BDAT_NONE;
 	if (s->data.fd >= 0)
 		close(s->data.fd);
@@ -400,12 +402,32 @@ static void cmd_mail(struct session *s, char *arg)
 	if (s->spf_mode != SPF_OFF && !s->peer_is_pipe && !spf_allows(s))
 		return;
 	s->body = mp.body;
+	s->declared_size = mp.size;
 	s->smtputf8 = mp.smtputf8;
 	s->dsn_ret = mp.ret;
 	memcpy(s->envid, mp.envid, sizeof s->envid);
 	session_set_state(s, ST_MAIL);
 	reply(s, 250, ESC_OTHER_ADDRESS_STATUS, "Sender <%s> OK",
 	      esc(s->from, strlen(s->from)));
+}
+
+/* Whether the live proxy took rc: then its reply is due from the
+ * target. A refusal of the proxy's becomes rc's route result. */
+static int rcpt_proxied(struct session *s, struct rcpt *rc)
+{
+	struct reply pr;
+	enum proxy_rcpt how = proxy_rcpt(s, rc, &pr);
+	if (how == PROXY_SENT) {
+		session_set_state(s, ST_RCPT);
+		route_result_free(&rc->r);
+		return 1;
+	}
+	if (how == PROXY_ANSWERED) {
+		rc->r.code = pr.code;
+		snprintf(rc->r.dsn, sizeof rc->r.dsn, "%s", pr.dsn);
+		snprintf(rc->r.text, sizeof rc->r.text, "%s", pr.text);
+	}
+	return 0;
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
@@ -468,6 +490,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
 			 rc.addr);
 	}
+	if (rc.r.code == 250 && (s->proxy_ok || s->px) && rcpt_proxied(s, &rc))
+		return;
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
 		/* NOTIFY=SUCCESS: the flusher reports the delivery, so it
@@ -504,8 +528,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 
 /* A refused DATA: with content already waiting, the client did not
  * wait for the 354 (RFC 2920 3.1) and is not talking SMTP with us. */
-static void refuse_data(struct session *s, int code, enum esc e,
-			const char *why)
+static void refuse_data(struct session *s, const struct reply *r)
 {
 	if (io_input_pending(&s->io)) {
 		reply(s, 554, ESC_OTHER_PROTOCOL_STATUS,
@@ -513,7 +536,7 @@ static void refuse_data(struct session *s, int code, enum esc e,
 		s->quit = 1;
 		return;
 	}
-	reply(s, code, e, "%s", why);
+	reply_dsn(s, r->code, r->dsn, "%s", r->text);
 }
 
 /* Reads the data up to CRLF.CRLF into the store; -1 when the session
@@ -552,8 +575,20 @@ static void cmd_data(struct session *s, char *arg)
 {
 	(void)arg;
 	if (s->body == BODY_BINARYMIME) {
-		refuse_data(s, 503, ESC_INVALID_COMMAND,
-			    "BODY=BINARYMIME requires BDAT");
+		struct reply r;
+		reply_set(&r, 503, ESC_INVALID_COMMAND,
+			  "BODY=BINARYMIME requires BDAT");
+		refuse_data(s, &r);
+		return;
+	}
+	struct reply pr;
+	int px = s->px ? proxy_data(s, 0, &pr) : 0;
+	if (px < 0) {
+		if (!s->nrcpt)
+			session_set_state(s, ST_MAIL);
+		refuse_data(s, &pr);
+		if (px == -2)
+			transaction_reset(s);
 		return;
 	}
 	if (handoff_begin(s) < 0) {
@@ -631,7 +666,14 @@ static int bdat_first(struct session *s, uint64_t n, int last)
 	const char *why = NULL;
 	struct reply r;
 	reply_code(&r, 503, ESC_INVALID_COMMAND);
-	if (s->state != ST_RCPT) {
+	int px = s->state == ST_RCPT && s->px ? proxy_data(s, 1, &r) : 0;
+	if (px < 0) {
+		why = r.text;
+		if (px == -2)
+			transaction_reset(s);
+		else
+			session_set_state(s, ST_MAIL);
+	} else if (s->state != ST_RCPT) {
 		why = "No valid recipients";
 	} else if (handoff_begin(s) < 0) {
 		handoff_storage_reply(&r, errno);
@@ -890,10 +932,12 @@ static int verb_allowed(struct session *s, const struct verb *v, char *arg)
 	}
 	enum esc e = code == 501 ? ESC_INVALID_COMMAND_ARGUMENTS
 				 : ESC_INVALID_COMMAND;
+	struct reply r;
+	reply_set(&r, code, e, "%s", why);
 	if (v->flags & F_DATA)
-		refuse_data(s, code, e, why);
+		refuse_data(s, &r);
 	else
-		reply(s, code, e, "%s", why);
+		reply_dsn(s, r.code, r.dsn, "%s", r.text);
 	return 0;
 }
 
@@ -945,6 +989,11 @@ static void command(struct session *s, char *line, size_t len)
 		flush(s);
 		return;
 	}
+	/* the target's replies to earlier commands come before this one's:
+	 * RCPT, DATA and BDAT read them when they need them */
+	if (s->px_pending && v->fn != cmd_rcpt && v->fn != cmd_data &&
+	    v->fn != cmd_bdat)
+		proxy_sync(s);
 	if (!verb_allowed(s, v, line + vl))
 		return;
 	v->fn(s, line + vl);
@@ -1042,9 +1091,13 @@ static int dialogue(struct session *s)
 {
 	char line[CMD_MAX_EXT + 2];
 	while (!s->quit) {
-		/* qmail's rule: a pipelined group costs one write */
-		if (s->io.out_len && !io_input_pending(&s->io))
+		/* qmail's rule: a pipelined group costs one write; the
+		 * proxy's replies are read when the group has been read */
+		if ((s->io.out_len || s->px_pending) &&
+		    !io_input_pending(&s->io)) {
+			proxy_sync(s);
 			flush(s);
+		}
 		if (s->io.wstatus != IO_OK)
 			break; /* gone, or not reading what we said */
 		size_t len;

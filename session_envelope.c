@@ -13,6 +13,7 @@
 #include "dsn.h"
 #include "net.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -52,6 +53,22 @@ int envelope_relay_allowed(struct session *s)
 		s->relay_client = in ? 1 : -1;
 	}
 	return s->relay_client > 0;
+}
+
+void envelope_free_rcpt(struct kept_rcpt *k)
+{
+	free(k->t);
+	if (k->plan)
+		plan_free(k->plan);
+	free(k->plan);
+}
+
+void envelope_drop_rcpt(struct session *s, unsigned i)
+{
+	envelope_free_rcpt(&s->rcpts[i]);
+	memmove(&s->rcpts[i], &s->rcpts[i + 1],
+		(s->nrcpt - i - 1) * sizeof *s->rcpts);
+	s->nrcpt--;
 }
 
 /* Appends rc to the transaction's recipients in the small form; takes

@@ -285,6 +285,7 @@ static void start_limits(struct session *s, int cf_ok)
 		s->timeout = (int)l->v[SMTPD_TIMEOUT].n;
 		s->bare_reject = l->v[SMTPD_BARE_NEWLINE].n == BARE_REJECT;
 		s->lmtp_ok = (int)l->v[SMTPD_LMTP].n;
+		s->proxy_ok = (int)l->v[SMTPD_PROXY].n;
 		s->accept_mail = (int)l->v[SMTPD_ACCEPT_MAIL].n;
 		s->verify_sender = (int)l->v[SMTPD_VERIFY_SENDER].n;
 		s->spf_mode = (int)l->v[SMTPD_SPF].n;
@@ -294,6 +295,7 @@ static void start_limits(struct session *s, int cf_ok)
 		s->max_rcpt = 100;
 		s->timeout = 300;
 		s->lmtp_ok = 1;
+		s->proxy_ok = 1;
 		s->accept_mail = 1;
 	}
 	if (s->timeout > 0)

@@ -2,8 +2,8 @@
  * session_state.h - the state of one session, shared by the files that
  * serve it: session.c (the dialogue), session_start.c (before the
  * greeting), session_envelope.c (MAIL and RCPT arguments),
- * session_auth.c (AUTH) and handoff.c (what becomes of a received
- * message). Private to them.
+ * session_auth.c (AUTH), handoff.c (what becomes of a received
+ * message) and proxy.c (the live proxy). Private to them.
  *
  * Owns: struct session, its states, and the transaction it holds.
  *
@@ -27,6 +27,8 @@
 #include "spool.h"
 #include "tls.h"
 #include "util.h"
+
+struct proxy;
 
 #define CMD_MAX 512      /* RFC 5321 4.5.3.1.4 */
 #define CMD_MAX_EXT 4096 /* with extension parameters (MAIL, RCPT) */
@@ -137,6 +139,12 @@ struct session {
 	unsigned nrcpt, rcpt_cap;
 	struct plan plan; /* SMTP: one plan for the transaction */
 	int spooled;      /* SMTP: the transaction goes to the spool */
+	uint64_t declared_size; /* MAIL's SIZE=, 0 when not given */
+	/* the live proxy (proxy.c): NULL unless this transaction uses it */
+	int proxy_ok;         /* [smtpd] proxy */
+	struct proxy *px;
+	unsigned px_pending;  /* the target's replies due */
+	int px_syncing;       /* they are being given */
 	int spool_fd;     /* the spool directory */
 	struct spool_msg sm; /* the spooled message being received */
 	int sm_uncommitted;  /* its data file exists, its envelope not */
@@ -168,6 +176,11 @@ void session_cmd_auth(struct session *s, char *arg);
 
 /* session_envelope.c: the arguments of MAIL and RCPT, and the recipients
  * a transaction keeps. */
+/* Frees what a kept recipient holds. */
+void envelope_free_rcpt(struct kept_rcpt *k);
+/* Takes s->rcpts[i] out of the transaction (the proxy's target refused
+ * it). */
+void envelope_drop_rcpt(struct session *s, unsigned i);
 struct mail_params {
 	uint64_t size; /* SIZE=, 0 when not given */
 	enum body body;

@@ -1,0 +1,85 @@
+/*
+ * client_conn.h - one onward SMTP or LMTP connection, shared by the
+ * spool's client (client.c) and the session's live proxy (proxy.c).
+ *
+ * Owns: opening a connection to the first address of a destination that
+ * answers (connect with the destination's connect-timeout, greeting,
+ * EHLO or LHLO, STARTTLS and AUTH as its [relay] says), what the peer
+ * advertised, sending a command, reading one reply, a peer's reply as
+ * ours ("HOST said: ..."), and the wire form of stored text (CRLF line
+ * ends, dot-stuffing, folding past 998 octets).
+ *
+ * Never: decides what a reply means for a message, or touches the spool.
+ */
+#ifndef POSTMASTER_CLIENT_CONN_H
+#define POSTMASTER_CLIENT_CONN_H
+
+#include "client.h"
+#include "client_dest.h"
+#include "io.h"
+#include "util.h"
+
+/* What the peer's EHLO or LHLO reply advertised. */
+struct client_ext {
+	int pipelining, eightbit, binary, chunking, smtputf8, starttls, dsn;
+	int auth_plain, auth_login;
+	unsigned long long size;
+};
+
+struct client_conn {
+	struct io io;
+	int fd;
+	char name[320];   /* "host[ip]", or the unix socket's path */
+	const char *host; /* the name TLS checks and sends (SNI) */
+	struct client_ext ext;
+	int lmtp;
+	int tls_mode;     /* RTLS_* */
+	int tls;          /* TLS is on */
+};
+
+/*
+ * Opens a session with the first of the candidates c[*next..n) that
+ * gives one: connected, greeted, EHLO/LHLO, STARTTLS and AUTH done.
+ * 0 with *next at the one that serves; -1 with why (a 4xx for every
+ * recipient) when none does.
+ */
+int client_conn_open(struct client_job *j, const struct client_cand *c,
+		     int n, int *next, struct client_conn *conn,
+		     struct reply *why);
+/* The destination's connect-timeout in milliseconds ([relay] key, or 30
+ * seconds for hosts and MX). */
+int client_connect_ms(const struct client_job *j);
+/* QUIT (when quit), then closes the connection. */
+void client_hang_up(struct client_conn *c, int quit);
+
+/* Queues one command line (CRLF added); io_flush() sends it. */
+void client_cmd(struct client_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Reads one reply; its lines (without "NNN-") joined by '\n' into text.
+ * The code, or -1 when the connection broke or timed out. */
+int client_read_reply(struct client_conn *c, struct buf *text);
+/* A peer's reply as ours: its enhanced code when it gives one of the
+ * right class, else a default; text "HOST said: ..." (escaped, one
+ * line). */
+void client_peer_reply(struct reply *r, int code, const char *text,
+		       const char *host);
+/* MAIL's RET= and ENVID= for a peer that advertises DSN (RFC 3461 5.2),
+ * appended to out; nothing for one that does not. */
+void client_mail_dsn_params(const struct client_job *j, int peer_dsn,
+			    struct buf *out);
+
+/* How stored text leaves: LF becomes CRLF, a line that would pass 998
+ * octets is folded with CRLF SPACE (as Postfix's smtp_line_length_limit
+ * does), and for DATA a leading dot is doubled. The one place that
+ * decides, for the SIZE count and for the bytes sent alike. Zeroed but
+ * for bol = 1, it is at the start of a line. */
+struct client_wire {
+	long col;
+	int bol;
+};
+/* Appends the wire form of ch to out (when not NULL); returns how many
+ * octets it takes, not counting the dot-stuffing that SIZE ignores. */
+int client_wire_byte(struct client_wire *w, char ch, int stuff,
+		     struct buf *out);
+
+#endif

@@ -1,0 +1,523 @@
+/*
+ * proxy.c - the live proxy (see proxy.h).
+ *
+ * The onward connection opens at the transaction's first accepted
+ * recipient that goes to one onward destination: greeting, EHLO or LHLO,
+ * STARTTLS and AUTH as the spool's client does them (client_conn.h), then
+ * MAIL and that RCPT. Commands are queued and their replies read in order
+ * only when the client needs them: when its input runs dry, before any
+ * reply of our own, and at DATA, which joins the group (RFC 2920), so the
+ * proxy adds no round trip of its own. The data goes onward as the store
+ * writes it (its tee), while the same octets go to an uncommitted spool
+ * file; the target's final reply is the client's, and the file is then
+ * dropped unsynced. Whatever breaks the onward connection other than a
+ * reply (connect failure, reset, timeout, 421) lets go of the
+ * transaction: the session finishes it on the spool path, and the 250 the
+ * client gets is the spool's, after its commit.
+ */
+#include "proxy.h"
+#include "session_state.h"
+#include "client_conn.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum px_state {
+	PX_LIVE,    /* the onward connection carries the transaction */
+	PX_REFUSED, /* the destination refuses it: every RCPT gets refusal */
+	PX_OFF,     /* the spool path carries it */
+};
+
+enum { PEND_MAIL = -1, PEND_DATA = -2 }; /* else an index in s->rcpts */
+
+#define PROXY_ADDRESSES 2 /* tried while the client waits */
+
+struct proxy {
+	enum px_state state;
+	char key[300];         /* the destination (client_dest_key) */
+	char *arg;             /* the job's host or domain */
+	struct client_job job;
+	struct client_conn c;
+	int open;              /* c is connected */
+	int *pending;          /* commands whose replies are due, in order */
+	unsigned npending, cap;
+	struct reply refusal;  /* PX_REFUSED */
+	int data_code;         /* DATA's reply; 0 before it */
+	int in_data;           /* message octets went onward: no QUIT now */
+	int bdat;              /* the data goes as BDAT chunks */
+	unsigned chunks;       /* BDAT chunks whose replies are due */
+	struct reply chunk_refusal; /* the first chunk a target refused */
+	struct client_wire w;
+	char last;             /* the last octet that went onward */
+	int sent;              /* any did */
+	struct buf out, t;
+};
+
+int proxy_live(const struct session *s)
+{
+	return s->px && s->px->state == PX_LIVE;
+}
+
+const char *proxy_remote(const struct session *s)
+{
+	return s->px ? s->px->c.name : "";
+}
+
+static void push(struct session *s, int what)
+{
+	struct proxy *px = s->px;
+	if (px->npending == px->cap) {
+		px->cap = px->cap ? 2 * px->cap : 8;
+		px->pending = xrealloc(px->pending, px->cap * sizeof *px->pending);
+	}
+	px->pending[px->npending++] = what;
+	s->px_pending = px->npending;
+}
+
+/* Ends the onward connection for this transaction; why (logged as a
+ * takeover) says what broke, NULL when nothing did. */
+static void let_go(struct session *s, const char *why)
+{
+	struct proxy *px = s->px;
+	px->state = PX_OFF;
+	s->data.tee = NULL;
+	if (why)
+		log_event(LOG_L_WARNING, "event", "takeover", "relay",
+			  px->c.name[0] ? px->c.name : px->key, "reason", why,
+			  NULL);
+	if (px->open) {
+		/* a QUIT after message octets would be message text */
+		client_hang_up(&px->c, !why && !px->in_data);
+		px->open = 0;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* RCPT                                                                */
+
+int proxy_carriable(const struct route_result *r, unsigned notify, char *key,
+		    size_t n)
+{
+	if (r->nt != 1 || (notify & DSN_SUCCESS))
+		return 0;
+	const struct route_target *t = &r->t[0];
+	if (t->kind != T_RELAY && t->kind != T_HOST && t->kind != T_MX)
+		return 0;
+	if (t->kind == T_RELAY && !t->sec)
+		return 0;
+	client_dest_key(t->kind, t->sec ? t->sec->name : "", t->arg, t->addr,
+			key, n);
+	return 1;
+}
+
+/* What the target must offer for this transaction, judged once its EHLO
+ * reply is known. SMTPUTF8 cannot be converted: refused (RFC 6531 3.4);
+ * a body that needs converting takes the spool path, which converts. */
+static void judge_extensions(struct session *s)
+{
+	struct proxy *px = s->px;
+	const struct client_ext *e = &px->c.ext;
+	if (s->smtputf8 && !e->smtputf8) {
+		reply_set(&px->refusal, 550, ESC_NON_ASCII_ADDRESS,
+			  "%s does not support SMTPUTF8, which this message "
+			  "needs",
+			  px->c.name);
+		let_go(s, NULL);
+		px->state = PX_REFUSED;
+	} else if ((s->body == BODY_BINARYMIME && !(e->binary && e->chunking)) ||
+		   (s->body == BODY_8BITMIME && !e->eightbit)) {
+		let_go(s, "the target cannot take this body unconverted");
+	}
+}
+
+static void send_mail(struct session *s)
+{
+	struct proxy *px = s->px;
+	const struct client_ext *e = &px->c.ext;
+	char size[32] = "";
+	if (e->size && s->declared_size)
+		snprintf(size, sizeof size, " SIZE=%llu",
+			 (unsigned long long)s->declared_size);
+	struct buf dsn = {0};
+	client_mail_dsn_params(&px->job, e->dsn, &dsn);
+	client_cmd(&px->c, "MAIL FROM:<%s>%s%s%s%s", s->from, size,
+		   s->body == BODY_BINARYMIME ? " BODY=BINARYMIME"
+		   : s->body == BODY_8BITMIME ? " BODY=8BITMIME"
+					      : "",
+		   s->smtputf8 ? " SMTPUTF8" : "", dsn.s ? dsn.s : "");
+	buf_free(&dsn);
+	push(s, PEND_MAIL);
+	if (!e->pipelining) /* RFC 5321: MAIL's reply before the RCPT */
+		proxy_sync(s);
+}
+
+/* Connects to the destination of rc and sends MAIL. The proxy comes out
+ * live, refusing (a destination that does not exist), or off (the spool
+ * takes the transaction). */
+static void start(struct session *s, const struct rcpt *rc, const char *key)
+{
+	struct proxy *px = s->px = xcalloc(1, sizeof *px);
+	const struct route_target *t = &rc->r.t[0];
+	const char *at = strrchr(t->addr, '@');
+	snprintf(px->key, sizeof px->key, "%s", key);
+	px->arg = xstrdup(t->kind == T_MX ? (at ? at + 1 : "")
+			  : t->arg	  ? t->arg
+					  : "");
+	px->job = (struct client_job){
+		.cf = s->cf,
+		.kind = t->kind,
+		.relay = t->kind == T_RELAY ? t->sec : NULL,
+		.arg = px->arg,
+		.smtputf8 = s->smtputf8,
+		.dsn_ret = s->dsn_ret,
+		.envid = s->envid[0] ? s->envid : NULL,
+	};
+	/* the client waits at its RCPT: the greeting, EHLO, STARTTLS and
+	 * AUTH replies get connect-timeout each, and two addresses are
+	 * tried; the spool tries the others */
+	px->job.open_ms = client_connect_ms(&px->job);
+	px->state = PX_OFF;
+	struct client_cand *c = xcalloc(CLIENT_MAX_CANDS, sizeof *c);
+	int n = 0, next = 0;
+	struct reply why = {0};
+	if (client_candidates(&px->job, c, &n, &why) < 0) {
+		if (why.code >= 500) { /* no such domain, a null MX */
+			px->state = PX_REFUSED;
+			px->refusal = why;
+		} else {
+			log_event(LOG_L_WARNING, "event", "takeover", "relay",
+				  key, "reason", why.text, NULL);
+		}
+	} else if (client_conn_open(&px->job, c, n < PROXY_ADDRESSES ? n :
+				    PROXY_ADDRESSES, &next, &px->c, &why) < 0) {
+		log_event(LOG_L_WARNING, "event", "takeover", "relay", key,
+			  "reason", why.text, NULL);
+	} else {
+		px->open = 1;
+		px->state = PX_LIVE;
+		judge_extensions(s);
+		if (px->state == PX_LIVE)
+			send_mail(s);
+	}
+	free(c);
+}
+
+static void send_rcpt(struct session *s, struct rcpt *rc)
+{
+	struct proxy *px = s->px;
+	const struct client_ext *e = &px->c.ext;
+	char words[32];
+	client_cmd(&px->c, "RCPT TO:<%s>%s%s%s%s", rc->r.t[0].addr,
+		   e->dsn && rc->dsn.notify ? " NOTIFY=" : "",
+		   e->dsn ? dsn_notify_param(rc->dsn.notify, words) : "",
+		   e->dsn && rc->dsn.orcpt[0] ? " ORCPT=" : "",
+		   e->dsn ? rc->dsn.orcpt : "");
+	/* should the proxy let go, the spool has it */
+	if (s->proto == P_LHLO)
+		rc->spooled = 1;
+	else
+		s->spooled = 1;
+	envelope_keep_rcpt(s, rc);
+	push(s, (int)s->nrcpt - 1);
+	if (!e->pipelining)
+		proxy_sync(s);
+}
+
+enum proxy_rcpt proxy_rcpt(struct session *s, struct rcpt *rc,
+			   struct reply *r)
+{
+	char key[300];
+	int can = proxy_carriable(&rc->r, rc->dsn.notify, key, sizeof key);
+	if (!s->px) {
+		if (!can || !s->proxy_ok || s->nrcpt)
+			return PROXY_NOT;
+		start(s, rc, key);
+	} else if (s->px->state != PX_OFF && (!can || strcmp(key, s->px->key))) {
+		/* a second destination: the spool takes the transaction,
+		 * after the client has the replies it waits for */
+		proxy_sync(s);
+		let_go(s, NULL);
+	}
+	if (s->px->state == PX_OFF)
+		return PROXY_NOT;
+	if (s->px->state == PX_REFUSED) {
+		*r = s->px->refusal;
+		return PROXY_ANSWERED;
+	}
+	send_rcpt(s, rc);
+	return PROXY_SENT;
+}
+
+/* ------------------------------------------------------------------ */
+/* Replies                                                             */
+
+static void log_refused(struct session *s, const char *addr,
+			const struct reply *r)
+{
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
+	struct buf rep = {0};
+	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
+	log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
+		  angle(addr, t, sizeof t), "relay", proxy_remote(s), "via",
+		  "proxy", "status", "rejected", "dsn", r->dsn, "reply", rep.s,
+		  NULL);
+	buf_free(&rep);
+}
+
+/* The reply to the RCPT of s->rcpts[i]; code -1 when the connection
+ * broke before it. A refused recipient leaves the transaction: 1. */
+static int take_rcpt(struct session *s, unsigned i, int code, int lost)
+{
+	struct proxy *px = s->px;
+	struct kept_rcpt *k = &s->rcpts[i];
+	struct reply r;
+	if (lost) {
+		/* the spool takes it, as it would have without the proxy */
+		reply(s, 250, ESC_DEST_MAILBOX_VALID, "Recipient <%s> OK",
+		      esc(k->addr, strlen(k->addr)));
+		return 0;
+	}
+	if (px->state == PX_REFUSED)
+		r = px->refusal;
+	else
+		client_peer_reply(&r, code, px->t.s, px->c.name);
+	reply_dsn(s, r.code, r.dsn, "%s", r.text);
+	if (r.code < 300)
+		return 0;
+	log_refused(s, k->addr, &r);
+	envelope_drop_rcpt(s, i);
+	return 1;
+}
+
+/* MAIL's reply: a refusal answers every RCPT of the transaction. */
+static void take_mail(struct session *s, int code)
+{
+	struct proxy *px = s->px;
+	if (code == 250)
+		return;
+	client_peer_reply(&px->refusal, code < 400 ? 451 : code, px->t.s,
+			  px->c.name);
+	let_go(s, NULL);
+	px->state = PX_REFUSED;
+}
+
+void proxy_sync(struct session *s)
+{
+	struct proxy *px = s->px;
+	if (!px || !px->npending || s->px_syncing)
+		return;
+	s->px_syncing = 1;
+	const char *lost = NULL;
+	if (px->open && io_flush(&px->c.io) < 0)
+		lost = "lost connection";
+	unsigned dropped = 0;
+	for (unsigned k = 0; k < px->npending; k++) {
+		int what = px->pending[k];
+		int code = -1;
+		if (!lost && px->open) {
+			code = client_read_reply(&px->c, &px->t);
+			if (code < 0)
+				lost = "no reply in time, or lost connection";
+			else if (code == 421)
+				lost = "the target is closing (421)";
+		}
+		if (what == PEND_MAIL)
+			take_mail(s, lost ? 250 : code);
+		else if (what == PEND_DATA)
+			px->data_code = lost ? -1 : code;
+		else
+			dropped += (unsigned)take_rcpt(
+				s, (unsigned)what - dropped, code, lost != NULL);
+	}
+	px->npending = 0;
+	s->px_pending = 0;
+	if (lost && px->state == PX_LIVE)
+		let_go(s, lost);
+	s->px_syncing = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The data                                                            */
+
+/* The replies to BDAT chunks that have come already: read as they come,
+ * so that a target never waits for us to read them. The first refusal
+ * is kept: it refuses the message. */
+static void drain_chunk_replies(struct session *s)
+{
+	struct proxy *px = s->px;
+	while (px->chunks && io_input_pending(&px->c.io)) {
+		int code = client_read_reply(&px->c, &px->t);
+		if (code < 0 || code == 421) {
+			let_go(s, code < 0 ? "lost connection during the data"
+					   : "the target is closing (421)");
+			return;
+		}
+		px->chunks--;
+		if (code >= 300 && !px->chunk_refusal.code)
+			client_peer_reply(&px->chunk_refusal, code, px->t.s,
+					  px->c.name);
+	}
+}
+
+/* The store's tee: what it writes goes onward in wire form. */
+static void tee(void *arg, const char *p, size_t n)
+{
+	struct session *s = arg;
+	struct proxy *px = s->px;
+	if (!px || px->state != PX_LIVE)
+		return;
+	px->out.len = 0;
+	if (s->body == BODY_BINARYMIME) {
+		buf_add(&px->out, p, n);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			if ((unsigned char)p[i] >= 0x80 && !px->c.ext.eightbit) {
+				let_go(s, "8-bit data for a target without "
+					  "8BITMIME: the spool converts it");
+				return;
+			}
+			client_wire_byte(&px->w, p[i], !px->bdat, &px->out);
+		}
+	}
+	px->last = p[n - 1];
+	px->sent = 1;
+	px->in_data = 1;
+	if (px->bdat) {
+		char h[40];
+		int hl = snprintf(h, sizeof h, "BDAT %zu\r\n", px->out.len);
+		io_write(&px->c.io, h, (size_t)hl);
+		px->chunks++;
+	}
+	io_write(&px->c.io, px->out.s, px->out.len);
+	drain_chunk_replies(s);
+	if (px->state == PX_LIVE && px->c.io.wstatus != IO_OK)
+		let_go(s, px->c.io.wstatus == IO_TIMEOUT
+				  ? "the target stopped reading the data"
+				  : "lost connection during the data");
+}
+
+/* A DATA that no recipient can use gets the lone dot when the target
+ * answered 354 (as client.c does). */
+static void end_unwanted_data(struct session *s)
+{
+	struct proxy *px = s->px;
+	if (px->state == PX_LIVE && px->data_code == 354) {
+		client_cmd(&px->c, ".");
+		if (io_flush(&px->c.io) == 0)
+			client_read_reply(&px->c, &px->t);
+	}
+	let_go(s, NULL);
+}
+
+int proxy_data(struct session *s, int bdat, struct reply *r)
+{
+	struct proxy *px = s->px;
+	if (px->state == PX_LIVE) {
+		px->bdat = s->body == BODY_BINARYMIME ||
+			   (bdat && px->c.ext.chunking);
+		if (!px->bdat) {
+			client_cmd(&px->c, "DATA");
+			push(s, PEND_DATA);
+		}
+	}
+	proxy_sync(s);
+	if (!s->nrcpt) {
+		end_unwanted_data(s);
+		reply_set(r, 554, ESC_INVALID_COMMAND, "No valid recipients");
+		return -1;
+	}
+	if (px->state != PX_LIVE)
+		return 0;
+	if (!px->bdat && px->data_code != 354) {
+		client_peer_reply(r, px->data_code < 400 ? 451 : px->data_code,
+				  px->t.s, px->c.name);
+		let_go(s, NULL);
+		return -2;
+	}
+	px->w = (struct client_wire){0, 1};
+	s->data.tee = tee;
+	s->data.tee_arg = s;
+	return 0;
+}
+
+/* Reads one reply after the data; -1 (and the proxy lets go) when the
+ * connection broke or the target is closing. */
+static int final_reply(struct session *s, struct reply *r)
+{
+	struct proxy *px = s->px;
+	int code = client_read_reply(&px->c, &px->t);
+	if (code < 0 || code == 421) {
+		let_go(s, code < 0 ? "no reply to the data in time, or lost "
+				     "connection"
+				   : "the target is closing (421)");
+		return -1;
+	}
+	client_peer_reply(r, code, px->t.s, px->c.name);
+	return 0;
+}
+
+int proxy_finish(struct session *s, struct reply *res)
+{
+	struct proxy *px = s->px;
+	if (!proxy_live(s))
+		return -1;
+	s->data.tee = NULL;
+	if (px->bdat) {
+		client_cmd(&px->c, "BDAT 0 LAST");
+		px->chunks++;
+	} else {
+		if (px->sent && px->last != '\n')
+			io_write(&px->c.io, "\r\n", 2);
+		io_write(&px->c.io, ".\r\n", 3);
+	}
+	px->in_data = 1;
+	if (io_flush(&px->c.io) < 0) {
+		let_go(s, "lost connection at the end of the data");
+		return -1;
+	}
+	/* each BDAT chunk but the last has its own reply: a refused chunk
+	 * refuses the message */
+	struct reply *chunk = &px->chunk_refusal, r;
+	for (; px->chunks > 1; px->chunks--) {
+		if (final_reply(s, &r) < 0)
+			return -1;
+		if (r.code >= 300 && !chunk->code)
+			*chunk = r;
+	}
+	unsigned n = px->c.lmtp ? s->nrcpt : 1;
+	for (unsigned i = 0; i < n; i++)
+		if (final_reply(s, &res[i]) < 0)
+			return -1;
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		if (!px->c.lmtp)
+			res[i] = res[0];
+		if (chunk->code && res[i].code < 300)
+			res[i] = *chunk;
+	}
+	px->in_data = 0; /* the transaction is over: QUIT may follow */
+	return 0;
+}
+
+void proxy_abort(struct session *s)
+{
+	if (proxy_live(s))
+		let_go(s, NULL);
+}
+
+void proxy_end(struct session *s)
+{
+	struct proxy *px = s->px;
+	if (!px)
+		return;
+	if (px->open)
+		client_hang_up(&px->c, !px->in_data);
+	s->data.tee = NULL;
+	free(px->pending);
+	free(px->arg);
+	buf_free(&px->out);
+	buf_free(&px->t);
+	free(px);
+	s->px = NULL;
+	s->px_pending = 0;
+}
