@@ -47,7 +47,7 @@ def proxy_cf(tmp, addresses, protocol=None, relay="", domain="example.net", core
     if protocol:
         text += "protocol = %s\n" % protocol
     text += relay + "[route]\n@%s next\n" % domain
-    return write_cf(tmp, text, core=core)
+    return write_cf(tmp, text, core=core, smtpd="")
 
 
 def greeted(cf, hello="EHLO client.example"):
@@ -321,6 +321,35 @@ def test_smtp_sink_failure_reaches_the_client(tmp, peers, opt, command):
     nothing_later(cf, tmp)
     if command != ".":  # smtp-sink dumps the data before it answers the dot
         assert sink.messages() == []
+
+
+@pytest.mark.parametrize("dsn", [True, False], ids=["dsn", "no-dsn"])
+def test_dsn_parameters_go_on_only_to_a_target_with_dsn(tmp, peers, dsn):
+    sink = SmtpSink(tmp, *(() if dsn else ("-N",)))
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> RET=HDRS ENVID=QQ+2B1" % SENDER, "250 ")
+        got = s.cmd("RCPT TO:<joe@example.net> NOTIFY=FAILURE,DELAY "
+                    "ORCPT=rfc822;Joe+2Bx@example.org", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert SAID in got and SAID in reply, (got, reply)
+    proxied(log, "joe@example.net")
+    ((fields, _),) = wait_for(sink.messages, what="the dump")
+    mail = [f for f in fields if f.startswith("X-Mail-Args: ")]
+    rcpt = [f for f in fields if f.startswith("X-Rcpt-Args: ")]
+    if dsn:
+        assert mail == ["X-Mail-Args: <ann@sender.example> RET=HDRS ENVID=QQ+2B1"], mail
+        assert rcpt == ["X-Rcpt-Args: <joe@example.net> NOTIFY=FAILURE,DELAY "
+                        "ORCPT=rfc822;Joe+2Bx@example.org"], rcpt
+    else:
+        assert mail == ["X-Mail-Args: <ann@sender.example>"], mail
+        assert rcpt == ["X-Rcpt-Args: <joe@example.net>"], rcpt
+    nothing_later(cf, tmp)
 
 
 # ------------------------------------------------------------------ #

@@ -1392,7 +1392,9 @@ def test_hundred_received_headers_refused_and_never_relayed(tmp, relay):
 def test_relayed_from_the_spool_whole_with_our_received_header(tmp, relay):
     port = free_port()
     rel = relay(port)
-    cf = write_cf(tmp, "far@example.net [127.0.0.1]:%d\n" % port)
+    # relayed from the spool: the listener does not proxy
+    cf = write_cf(tmp, "far@example.net [127.0.0.1]:%d\n" % port,
+                  extra='[smtpd "%s"]\nproxy = no\n' % HOST)
     msg, body = make_message("hops-99")
     r, qid, log = send_one(cf, "a@sender.example", ["far@example.net"],
                            received_headers(99) + msg)
