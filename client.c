@@ -124,6 +124,12 @@ int client_read_reply(struct client_conn *c, struct buf *text)
 void client_peer_reply(struct reply *r, int code, const char *text,
 		       const char *host)
 {
+	client_peer_reply_esc(r, code, text, host, ESC_OTHER);
+}
+
+void client_peer_reply_esc(struct reply *r, int code, const char *text,
+			   const char *host, enum esc dflt)
+{
 	char dsn[ESC_LEN];
 	const char *t = text;
 	size_t k = 0;
@@ -137,7 +143,7 @@ void client_peer_reply(struct reply *r, int code, const char *text,
 		while (*t == ' ')
 			t++;
 	} else {
-		esc_for_code(dsn, code, ESC_OTHER);
+		esc_for_code(dsn, code, dflt);
 	}
 	r->code = code;
 	snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
@@ -893,7 +899,7 @@ int client_connect_ms(const struct client_job *j)
 	return (int)(j->relay ? j->relay->v[RELAY_CONNECT_TIMEOUT].n : 30) * 1000;
 }
 
-static int reply_ms(const struct client_job *j)
+int client_reply_ms(const struct client_job *j)
 {
 	return (int)(j->relay ? j->relay->v[RELAY_TIMEOUT].n : 300) * 1000;
 }
@@ -930,9 +936,9 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 			continue;
 		}
 		io_init(&conn->io, conn->fd, conn->fd,
-			j->open_ms ? j->open_ms : reply_ms(j));
+			j->open_ms ? j->open_ms : client_reply_ms(j));
 		int r = open_session(j, conn, why);
-		conn->io.timeout_ms = reply_ms(j);
+		conn->io.timeout_ms = client_reply_ms(j);
 		if (r == 0)
 			return 0;
 		client_hang_up(conn, 0);

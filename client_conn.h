@@ -49,6 +49,8 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 /* The destination's connect-timeout in milliseconds ([relay] key, or 30
  * seconds for hosts and MX). */
 int client_connect_ms(const struct client_job *j);
+/* Its timeout for each reply ([relay] timeout, or 300 seconds). */
+int client_reply_ms(const struct client_job *j);
 /* QUIT (when quit), then closes the connection. */
 void client_hang_up(struct client_conn *c, int quit);
 
@@ -63,6 +65,10 @@ int client_read_reply(struct client_conn *c, struct buf *text);
  * line). */
 void client_peer_reply(struct reply *r, int code, const char *text,
 		       const char *host);
+/* The same with dflt as the default enhanced code's subject and detail
+ * (a RCPT's 250 without one is 2.1.5). */
+void client_peer_reply_esc(struct reply *r, int code, const char *text,
+			   const char *host, enum esc dflt);
 /* MAIL's RET= and ENVID= for a peer that advertises DSN (RFC 3461 5.2),
  * appended to out; nothing for one that does not. */
 void client_mail_dsn_params(const struct client_job *j, int peer_dsn,

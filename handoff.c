@@ -395,7 +395,7 @@ static int deliver_proxied(struct session *s, int refused,
 		return 0;
 	}
 	struct reply *res = xcalloc(s->nrcpt ? s->nrcpt : 1, sizeof *res);
-	if (proxy_finish(s, res) < 0) {
+	if (proxy_finish(s, res, NULL) < 0) {
 		free(res);
 		return 0;
 	}

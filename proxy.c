@@ -18,6 +18,7 @@
 #include "proxy.h"
 #include "session_state.h"
 #include "client_conn.h"
+#include "deliver.h"
 #include "log.h"
 
 #include <stdlib.h>
@@ -32,6 +33,7 @@ enum px_state {
 enum { PEND_MAIL = -1, PEND_DATA = -2 }; /* else an index in s->rcpts */
 
 #define PROXY_ADDRESSES 2 /* tried while the client waits */
+#define PROXY_DATA_MS 120000 /* a write of the data may wait this long */
 
 struct proxy {
 	enum px_state state;
@@ -281,7 +283,9 @@ static int take_rcpt(struct session *s, unsigned i, int code, int lost)
 	if (px->state == PX_REFUSED)
 		r = px->refusal;
 	else
-		client_peer_reply(&r, code, px->t.s, px->c.name);
+		client_peer_reply_esc(&r, code, px->t.s, px->c.name,
+				      code < 300 ? ESC_DEST_MAILBOX_VALID
+						 : ESC_OTHER_ADDRESS_STATUS);
 	reply_dsn(s, r.code, r.dsn, "%s", r.text);
 	if (r.code < 300)
 		return 0;
@@ -410,7 +414,7 @@ static void end_unwanted_data(struct session *s)
 	let_go(s, NULL);
 }
 
-int proxy_data(struct session *s, int bdat, struct reply *r)
+int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 {
 	struct proxy *px = s->px;
 	if (px->state == PX_LIVE) {
@@ -436,8 +440,14 @@ int proxy_data(struct session *s, int bdat, struct reply *r)
 		return -2;
 	}
 	px->w = (struct client_wire){0, 1};
-	s->data.tee = tee;
-	s->data.tee_arg = s;
+	/* the client's data must not stall for long behind a target that
+	 * stops reading (RFC 5321 4.5.3.2.5 gives it 3 minutes per block) */
+	if (px->c.io.timeout_ms > PROXY_DATA_MS)
+		px->c.io.timeout_ms = PROXY_DATA_MS;
+	if (!hold) {
+		s->data.tee = tee;
+		s->data.tee_arg = s;
+	}
 	return 0;
 }
 
@@ -457,10 +467,27 @@ static int final_reply(struct session *s, struct reply *r)
 	return 0;
 }
 
-int proxy_finish(struct session *s, struct reply *res)
+/* A held message goes onward now, through the tee as if streamed. */
+static int send_held(struct session *s, const struct msg *m)
+{
+	char buf[32768];
+	for (off_t off = 0; off < m->size && proxy_live(s);) {
+		ssize_t n = msg_read(m, off, buf, sizeof buf);
+		if (n <= 0) {
+			let_go(s, "cannot read the message back");
+			return -1;
+		}
+		tee(s, buf, (size_t)n);
+		off += n;
+	}
+	return proxy_live(s) ? 0 : -1;
+}
+
+int proxy_finish(struct session *s, struct reply *res,
+		 const struct msg *held)
 {
 	struct proxy *px = s->px;
-	if (!proxy_live(s))
+	if (!proxy_live(s) || (held && send_held(s, held) < 0))
 		return -1;
 	s->data.tee = NULL;
 	if (px->bdat) {
@@ -476,6 +503,8 @@ int proxy_finish(struct session *s, struct reply *res)
 		let_go(s, "lost connection at the end of the data");
 		return -1;
 	}
+	/* the final reply may take the target's full timeout */
+	px->c.io.timeout_ms = client_reply_ms(&px->job);
 	/* each BDAT chunk but the last has its own reply: a refused chunk
 	 * refuses the message */
 	struct reply *chunk = &px->chunk_refusal, r;

@@ -52,16 +52,20 @@ void proxy_sync(struct session *s);
 /*
  * DATA (bdat 0) or the first BDAT (bdat 1) of a transaction the proxy
  * took part in: the target's answer to its recipients and to DATA. 0: the
- * data may come (onward too, while the proxy serves); -1: the client gets
- * r and the transaction stays (no recipient was accepted); -2: the client
- * gets r (the target refused DATA) and the transaction ends.
+ * data may come (onward as the store writes it while the proxy serves,
+ * unless hold: then proxy_finish() sends it); -1: the client gets r and
+ * the transaction stays (no recipient was accepted); -2: the client gets
+ * r (the target refused DATA) and the transaction ends.
  */
-int proxy_data(struct session *s, int bdat, struct reply *r);
+int proxy_data(struct session *s, int bdat, int hold, struct reply *r);
 
-/* The data is complete and the store flushed. 0: res[i] holds the
- * target's verdict for s->rcpts[i]; -1: the proxy let go of it (the
+/* The data is complete and the store flushed; held is the message to
+ * send when proxy_data() was told to hold it, else NULL. 0: res[i] holds
+ * the target's verdict for s->rcpts[i]; -1: the proxy let go of it (the
  * takeover: the spool commits it). */
-int proxy_finish(struct session *s, struct reply *res);
+struct msg;
+int proxy_finish(struct session *s, struct reply *res,
+		 const struct msg *held);
 
 /* Whether the onward connection still carries the transaction. */
 int proxy_live(const struct session *s);

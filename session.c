@@ -582,7 +582,7 @@ static void cmd_data(struct session *s, char *arg)
 		return;
 	}
 	struct reply pr;
-	int px = s->px ? proxy_data(s, 0, &pr) : 0;
+	int px = s->px ? proxy_data(s, 0, 0, &pr) : 0;
 	if (px < 0) {
 		if (!s->nrcpt)
 			session_set_state(s, ST_MAIL);
@@ -666,7 +666,7 @@ static int bdat_first(struct session *s, uint64_t n, int last)
 	const char *why = NULL;
 	struct reply r;
 	reply_code(&r, 503, ESC_INVALID_COMMAND);
-	int px = s->state == ST_RCPT && s->px ? proxy_data(s, 1, &r) : 0;
+	int px = s->state == ST_RCPT && s->px ? proxy_data(s, 1, 0, &r) : 0;
 	if (px < 0) {
 		why = r.text;
 		if (px == -2)
