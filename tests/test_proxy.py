@@ -188,6 +188,7 @@ def test_dovecot_failure_after_the_data(tmp, peers, client):
 def test_postfix_relay_recipient_maps_refuse_at_rcpt(tmp, postfix):
     cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % postfix.port], domain="relay.example")
     body = message("relay")
+    before = postfix.maillog().count("disconnect from localhost[127.0.0.1]")
     s = greeted(cf)
     try:
         s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
@@ -215,8 +216,109 @@ def test_postfix_relay_recipient_maps_refuse_at_rcpt(tmp, postfix):
     rejected(log, "unknown@relay.example", "User unknown in relay recipient table")
     nothing_later(cf, tmp)
     # one connection for the whole transaction
-    assert len(re.findall(r"disconnect from localhost\[127\.0\.0\.1\]",
-                          postfix.maillog())) == 1, postfix.maillog()
+    assert postfix.maillog().count("disconnect from localhost[127.0.0.1]") == before + 1, \
+        postfix.maillog()
+
+
+def bdat(s, msg, size):
+    """Sends msg in BDAT chunks of size octets, the last one LAST."""
+    chunks = [msg[i:i + size] for i in range(0, len(msg), size)]
+    for i, c in enumerate(chunks):
+        last = " LAST" if i == len(chunks) - 1 else ""
+        s.send(b"BDAT %d%s\r\n" % (len(c), last.encode()) + c)
+        reply = s.reply()
+        if last:
+            return reply
+        assert reply.startswith("250 "), reply
+
+
+def test_bdat_goes_on_as_bdat_to_a_chunking_target(tmp, postfix):
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % postfix.port], domain="relay.example")
+    body = big_message("bdat", 100000)
+    before = len(re.findall(r" bdat=\d+", postfix.maillog()))
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<ann@relay.example>", "250 ")
+        reply = bdat(s, body, 30000)
+    finally:
+        log = quit_and_close(s)
+    # Postfix's reply to BDAT LAST counts what it got
+    assert re.fullmatch(r"250 2\.0\.0 " + re.escape(SAID) + r"Ok: \d+ bytes queued as \w+",
+                        reply), reply
+    proxied(log, "ann@relay.example")
+    paths = wait_for(lambda: [p for p in postfix.inbox("relay-ann")
+                              if b"Subject: bdat" in open(p, "rb").read()],
+                     10, "Postfix's delivery")
+    assert len(paths) == 1
+    with open(paths[0], "rb") as f:
+        assert f.read().endswith(body.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n"))
+    # Postfix counted BDAT commands for that session, no DATA
+    last = postfix.maillog().rstrip().split("disconnect from localhost[127.0.0.1] ")[-1]
+    assert len(re.findall(r" bdat=\d+", postfix.maillog())) == before + 1, last
+    assert "data=" not in last.split("\n")[0], last
+    nothing_later(cf, tmp)
+
+
+def test_bdat_goes_on_as_data_to_a_target_without_chunking(tmp, peers):
+    peer = aiosmtpd_peer(peers)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    body = message() + b"..more dots\r\n.\r\n"
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        reply = bdat(s, body, 50)
+    finally:
+        log = quit_and_close(s)
+    assert reply == "250 2.0.0 " + SAID + "Ok: stored", reply
+    proxied(log, "joe@example.net")
+    (m,) = peer.handler.messages
+    intact(m["content"], body)  # dot-stuffed on the way, unstuffed by aiosmtpd
+    nothing_later(cf, tmp)
+
+
+def test_a_second_destination_ends_the_proxy(tmp, peers):
+    """A recipient for another destination (or a local one) is accepted
+    all the same: the onward connection is closed and the transaction goes
+    on through the spool with every recipient."""
+    one, two = aiosmtpd_peer(peers), aiosmtpd_peer(peers)
+    box = os.path.join(tmp, "box")
+    for sub in ("", "tmp", "new", "cur"):
+        os.makedirs(os.path.join(box, sub), exist_ok=True)
+        os.chmod(os.path.join(box, sub), 0o1777)
+    cf = write_cf(tmp, """\
+[relay "one"]
+address = [127.0.0.1]:%d
+[relay "two"]
+address = [127.0.0.1]:%d
+[route]
+local@example.net %s/
+@example.net one
+@example.org two
+""" % (one.port, two.port, box), smtpd="")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        first = s.cmd("RCPT TO:<a@example.net>", "250 ")
+        s.cmd("RCPT TO:<b@example.org>", "250 ")
+        s.cmd("RCPT TO:<local@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert SAID in first, first  # proxied until the second destination
+    assert QUEUED.match(reply), reply
+    flush(cf, "--now")
+    assert [m["rcpts"] for m in one.handler.messages] == [["a@example.net"]]
+    assert [m["rcpts"] for m in two.handler.messages] == [["b@example.org"]]
+    for m in one.handler.messages + two.handler.messages:
+        check_content(m["content"])
+    assert len(maildir_files(box)) == 1
+    # the proxy's connection to one, and the spool's own
+    assert one.handler.ehlos == 2, one.handler.ehlos
+    assert "via=proxy" not in log
+    nothing_later(cf, tmp)
 
 
 def test_aiosmtpd_replies_reach_the_client_per_recipient(tmp, peers):
