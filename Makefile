@@ -136,6 +136,7 @@ bench: postmaster
 	bench/route-bench
 	bench/session-bench
 	bench/spool-bench
+	bench/proxy-bench
 
 fuzz:
 	$(MAKE) -C fuzz

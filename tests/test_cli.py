@@ -416,6 +416,17 @@ def test_route_steps_and_exit_statuses(tmp_path):
     assert r.stdout.endswith("550 5.7.1 <x@elsewhere.example>: relaying denied\n")
     r = pm("--config=" + cf, "--route=relay@example.org")
     assert r.returncode == 0
+    # one onward destination: the live proxy carries it (SPEC 7 path 2)
+    assert r.stdout.endswith("deliver: host [192.0.2.7] <relay@example.org>\n"
+                             "delivery: proxy to host [192.0.2.7], live while the "
+                             "client is connected, when the transaction's first "
+                             "recipient goes there and the others too (else "
+                             "through the spool)\n"
+                             "250 2.1.5 <relay@example.org> OK\n")
+    # and the spool when the listener says proxy = no
+    r = pm("--config=" + cf, '--smtpd."mx.example.net".proxy=no',
+           "--route=relay@example.org")
+    assert r.returncode == 0
     assert r.stdout.endswith("deliver: host [192.0.2.7] <relay@example.org>\n"
                              "delivery: through the spool\n"
                              "250 2.1.5 <relay@example.org> OK\n")
@@ -440,7 +451,11 @@ def test_route_needs_smtpd_with_several(seed):
                         "--smtpd=NAME: mx.example.net localhost\n")
     r = pm("--config=" + seed, "--smtpd=mx.example.net", "--route=x@example.com")
     assert r.returncode == 0
-    assert r.stdout.endswith("delivery: through the spool\n250 2.1.5 <x@example.com> OK\n")
+    assert r.stdout.endswith("deliver: host mx.example.net <x@example.org>\n"
+                             "delivery: proxy to host mx.example.net, live while the "
+                             "client is connected, when the transaction's first "
+                             "recipient goes there and the others too (else "
+                             "through the spool)\n250 2.1.5 <x@example.com> OK\n")
     assert r.stdout.startswith(
         'route for [smtpd "mx.example.net"]:\n'
         "  <x@example.com> matches '@example.com' in [route \"extern\"] at %s:44: @example.org\n"

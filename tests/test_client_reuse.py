@@ -73,6 +73,9 @@ logger = stderr
 spool-directory = {tmp}/spool
 pid-file = {tmp}/flush.pid
 {user}
+# the spool's flusher is the point: the session does not proxy
+[smtpd "mail.example.net"]
+proxy = no
 [route]
 @ext.example [127.0.0.1]:{port}
 """.format(tmp=tmp, port=port, user="user-id = nobody" if ROOT else ""))

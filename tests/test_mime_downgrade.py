@@ -53,6 +53,9 @@ logger = stderr
 spool-directory = {d}/spool
 pid-file = {d}/flush.pid
 {user}
+# the conversion is the spool path's (SPEC 7.2): the session does not proxy
+[smtpd "mail.example.net"]
+proxy = no
 [route]
 @ext.example [127.0.0.1]:{port}
 s@example.org {d}/bounces/

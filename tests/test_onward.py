@@ -1,4 +1,5 @@
-"""Onward delivery through the spool to real peers (SPEC 7.1, 7.2).
+"""Onward delivery through the spool to real peers (SPEC 7.1, 7.2), with
+the live proxy off (`proxy = no`: tests/test_proxy.py tests the proxy).
 
 A session on a pipe accepts a message for a relay, a host or `mx`; it answers
 "250 2.0.0 Ok: queued as ID" and a detached process delivers at once. That
@@ -127,10 +128,17 @@ def maildir_files(path):
 # postmaster: configuration, sessions over pipes, --flush, --queue   #
 
 
-def write_cf(tmp, text, dns_port=None, core=""):
+# The tests here are about the spool path (SPEC 7 path 3) and its onward
+# client, so their sessions do not proxy (tests/test_proxy.py does): the
+# one [smtpd] section, which serves a pipe, says proxy = no.
+SPOOLED = '[smtpd "mail.example.net"]\nproxy = no\n'
+
+
+def write_cf(tmp, text, dns_port=None, core="", smtpd=SPOOLED):
     """A configuration for onward delivery: the spool in tmp, bounces to
     SENDER in tmp/bounces/, postmaster's mail in tmp/postmaster/; text
-    adds sections and global routes."""
+    adds sections and global routes; smtpd is the listener's section
+    (none: the built-in settings, which proxy)."""
     maildir(os.path.join(tmp, "bounces"))
     maildir(os.path.join(tmp, "postmaster"))
     spool = mkdir(tmp, "spool")
@@ -147,7 +155,7 @@ def write_cf(tmp, text, dns_port=None, core=""):
         lines.append("dns-server = 127.0.0.1:%d" % dns_port)
     if core:
         lines.append(core)
-    text = "\n".join(lines) + "\n" + text.replace("@DIR@", tmp)
+    text = "\n".join(lines) + "\n" + smtpd + text.replace("@DIR@", tmp)
     if "[route]" not in text:
         text += "[route]\n"
     text += ("@sender.example %s/bounces/\npostmaster %s/postmaster/\n" % (tmp, tmp))
@@ -1106,7 +1114,10 @@ class Postfix:
     """A private Postfix (its own configuration, queue and logs) on
     127.0.0.1:port that delivers joe@, ann@ and later@pf.example into
     Maildirs (virtual(8)); later@ gets a 450 at RCPT, rejected@sender.example
-    a 554 at MAIL, other users 550 (unknown)."""
+    a 554 at MAIL, other users 550 (unknown). It also relays for
+    relay.example, whose known recipients are listed in
+    relay_recipient_maps (joe@ and ann@, delivered into Maildirs relay-joe/
+    and relay-ann/): anyone else there gets 550 5.1.1 at RCPT."""
 
     def __init__(self):
         postfix = tool("postfix")
@@ -1136,13 +1147,16 @@ inet_interfaces = 127.0.0.1
 inet_protocols = ipv4
 myhostname = pf.localdomain
 mydestination =
-relay_domains =
+relay_domains = relay.example
+relay_recipient_maps = inline:{{ joe@relay.example=ok, ann@relay.example=ok }}
+relay_transport = virtual:
 alias_maps =
 local_recipient_maps =
 mynetworks = 127.0.0.0/8
 virtual_mailbox_domains = pf.example
 virtual_mailbox_base = {d}/mail
-virtual_mailbox_maps = inline:{{ joe@pf.example=joe/, ann@pf.example=ann/, later@pf.example=later/ }}
+virtual_mailbox_maps = inline:{{ joe@pf.example=joe/, ann@pf.example=ann/, later@pf.example=later/,
+    joe@relay.example=relay-joe/, ann@relay.example=relay-ann/ }}
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
 smtpd_delay_reject = no

@@ -448,21 +448,13 @@ def classify_copies(paths, bodies):
     return seen, unknown
 
 
-def test_crash_safety_under_kill_9(tmp):
-    """Sessions, their detached deliveries and concurrent flushers are
-    killed with SIGKILL at random moments while messages arrive (six
-    clients at once over tcpserver). Then the spool is flushed until empty.
-    Every acknowledged message must have reached both Maildirs exactly once,
-    whole, named after its queue id, and the command at least once whole;
-    an unacknowledged message may have been delivered, but never truncated,
-    into a Maildir or to the command; nothing stays in the spool or in a
-    Maildir's tmp/. The figures are printed (-s).
-    SPOOL_CRASH_MESSAGES sets the number of messages (300)."""
-    n_msgs = int(os.environ.get("SPOOL_CRASH_MESSAGES", "300"))
-    mkdir(tmp + "/cmd")
-    cf = write_cf(tmp, CRASH_ROUTES,
-                  core="minimal-backoff = 1s\nmaximal-backoff = 2s\n")
-    spool = tmp + "/spool"
+def crash_traffic(tmp, cf, rcpt, n_msgs, prefix="crash", sizes=(300, 2000, 9000)):
+    """n_msgs messages to rcpt from six clients at once over tcpserver
+    while sessions, their detached deliveries and concurrent flushers
+    (--flush --now in a loop) are killed with SIGKILL at random moments;
+    returns once every survivor has ended: (bodies {marker: body},
+    results {marker: (code, reply)} of the data, kills {kind: count},
+    number of flusher runs, seconds spent sending)."""
     port = free_port()
     server_out = open(tmp + "/tcpserver.out", "wb")
     server = subprocess.Popen(
@@ -478,8 +470,8 @@ def test_crash_safety_under_kill_9(tmp):
 
         messages, bodies = {}, {}
         for i in range(n_msgs):
-            marker = "crash-%04d-%08x" % (i, random.getrandbits(32))
-            msg, body = make_message(marker, size=random.choice((300, 2000, 9000)))
+            marker = "%s-%04d-%08x" % (prefix, i, random.getrandbits(32))
+            msg, body = make_message(marker, size=random.choice(sizes))
             messages[marker] = msg.replace(b"\n", b"\r\n")
             bodies[marker] = body
         results = {}
@@ -499,7 +491,7 @@ def test_crash_safety_under_kill_9(tmp):
                         c.ehlo("client.example")
                         if c.mail("a@sender.example")[0] != 250:
                             continue
-                        if c.rcpt("list@example.net")[0] != 250:
+                        if c.rcpt(rcpt)[0] != 250:
                             continue
                         code, resp = c.data(messages[marker])
                         results[marker] = (code, resp.decode())
@@ -582,6 +574,26 @@ def test_crash_safety_under_kill_9(tmp):
         flush_log.close()
     no_sanitizer_report(read_text(tmp + "/tcpserver.out"), "sessions")
     no_sanitizer_report(read_text(tmp + "/flush.log"), "flushers")
+    return bodies, results, kills, len(flushes), send_time
+
+
+def test_crash_safety_under_kill_9(tmp):
+    """Sessions, their detached deliveries and concurrent flushers are
+    killed with SIGKILL at random moments while messages arrive (six
+    clients at once over tcpserver). Then the spool is flushed until empty.
+    Every acknowledged message must have reached both Maildirs exactly once,
+    whole, named after its queue id, and the command at least once whole;
+    an unacknowledged message may have been delivered, but never truncated,
+    into a Maildir or to the command; nothing stays in the spool or in a
+    Maildir's tmp/. The figures are printed (-s).
+    SPOOL_CRASH_MESSAGES sets the number of messages (300)."""
+    n_msgs = int(os.environ.get("SPOOL_CRASH_MESSAGES", "300"))
+    mkdir(tmp + "/cmd")
+    cf = write_cf(tmp, CRASH_ROUTES,
+                  core="minimal-backoff = 1s\nmaximal-backoff = 2s\n")
+    spool = tmp + "/spool"
+    bodies, results, kills, n_flushes, send_time = crash_traffic(
+        tmp, cf, "list@example.net", n_msgs)
 
     # flush until nothing is pending (--now: the back-off does not matter)
     rounds = 0
@@ -644,7 +656,7 @@ def test_crash_safety_under_kill_9(tmp):
           "(connection killed); kills: %d sessions, %d deliveries, %d flushers "
           "(%d flusher runs); %d final flush rounds"
           % (n_msgs, send_time, len(acked), n_msgs - len(acked),
-             kills["session"], kills["delivery"], kills["flusher"], len(flushes),
+             kills["session"], kills["delivery"], kills["flusher"], n_flushes,
              rounds))
     print("crash test: Maildir A holds %d messages, B %d, all exactly once; "
           "command: %d messages, %d duplicate deliveries, %d truncated copies; "
@@ -653,6 +665,67 @@ def test_crash_safety_under_kill_9(tmp):
           "good by killed processes"
           % (report["A"], report["B"], len(complete), duplicates, cmd_partial,
              len(set(seen) - acked), len(orphans), len(tmp_leftovers)))
+
+
+def test_crash_safety_under_kill_9_while_proxying(tmp, relay):
+    """The same storm with the live proxy: every message goes to one
+    onward server (aiosmtpd on 127.0.0.1), so the sessions are killed
+    while they proxy (at RCPT, while the data streams, while waiting for
+    the target's reply to the dot), and flushers run all along. No message
+    answered 250 may be lost (it is at the target, or in the spool and
+    then delivered by the last flushes), none may arrive truncated, and
+    since each message is sent once, none may arrive twice. The figures
+    are printed (-s). PROXY_CRASH_MESSAGES sets the number (200)."""
+    n_msgs = int(os.environ.get("PROXY_CRASH_MESSAGES", "200"))
+    port = free_port()
+    target = relay(port)
+    cf = write_cf(tmp, "@example.net [127.0.0.1]:%d\n" % port,
+                  core="minimal-backoff = 1s\nmaximal-backoff = 2s\n")
+    spool = tmp + "/spool"
+    bodies, results, kills, n_flushes, send_time = crash_traffic(
+        tmp, cf, "joe@example.net", n_msgs, prefix="proxy", sizes=(300, 9000, 200000))
+    log = read_text(tmp + "/tcpserver.out")
+    assert "via=proxy" in log, "no message was proxied:\n" + log[-3000:]
+    rounds = 0
+    while queue(cf) and rounds < 5:
+        flush(cf, "--now")
+        rounds += 1
+    assert queue(cf) == {}, "still queued after %d flushes:\n%s" % (
+        rounds, pm(cf, "--queue").stdout)
+    # the unsynced copies of killed sessions are never delivered, and a
+    # flush removes them once old
+    orphans = spool_files(spool)
+    old = time.time() - 7200
+    for f in orphans:
+        os.utime(os.path.join(spool, f), (old, old))
+    flush(cf)
+    assert spool_files(spool) == [], "left in the spool for good"
+
+    acked = {m for m, (code, _) in results.items() if code == 250}
+    refused = {m: r for m, r in results.items() if r[0] != 250}
+    assert not refused, "refused without a kill: %r" % refused
+    copies, partial = {}, []
+    for _, rcpts, content in target.messages:
+        assert rcpts == ["joe@example.net"], rcpts
+        data = content.replace(b"\r\n", b"\n")
+        m = MARKER.search(data)
+        assert m and m[1].decode() in bodies, data[:300]
+        marker = m[1].decode()
+        if copy_state(data, marker, bodies[marker]) != "complete":
+            partial.append(marker)
+        copies[marker] = copies.get(marker, 0) + 1
+    assert partial == [], "truncated at the target: %r" % partial
+    missing = sorted(acked - set(copies))
+    assert missing == [], "acknowledged, never delivered: %r" % missing
+    twice = {m: n for m, n in copies.items() if n > 1}
+    assert twice == {}, "delivered more than once: %r" % twice
+    print("\nproxy crash test: %d messages in %.1fs, %d acknowledged; kills: %d "
+          "sessions, %d deliveries, %d flushers (%d flusher runs); %d final flush "
+          "rounds; %d at the target, %d of them unacknowledged; %d spool files "
+          "left by dead processes, all removed by a flush"
+          % (n_msgs, send_time, len(acked), kills["session"], kills["delivery"],
+             kills["flusher"], n_flushes, rounds, len(copies),
+             len(set(copies) - acked), len(orphans)))
 
 
 # ------------------------------------------------------------------ #
@@ -1319,7 +1392,9 @@ def test_hundred_received_headers_refused_and_never_relayed(tmp, relay):
 def test_relayed_from_the_spool_whole_with_our_received_header(tmp, relay):
     port = free_port()
     rel = relay(port)
-    cf = write_cf(tmp, "far@example.net [127.0.0.1]:%d\n" % port)
+    # relayed from the spool: the listener does not proxy
+    cf = write_cf(tmp, "far@example.net [127.0.0.1]:%d\n" % port,
+                  extra='[smtpd "%s"]\nproxy = no\n' % HOST)
     msg, body = make_message("hops-99")
     r, qid, log = send_one(cf, "a@sender.example", ["far@example.net"],
                            received_headers(99) + msg)

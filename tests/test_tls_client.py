@@ -3,8 +3,10 @@
 The peer is aiosmtpd on 127.0.0.1 with Python's ssl (OpenSSL) and a
 self-signed test certificate made by the openssl command; it records, for
 each message, whether it arrived over TLS and authenticated. postmaster
-relays to it through the spool; what fails stays deferred in the spool,
-as --queue shows.
+relays to it through the spool (the listener says proxy = no) and through
+the live proxy, which starts TLS and AUTH per the same settings; what fails
+stays deferred in the spool (the proxy takes such a message over), as
+--queue shows.
 """
 import os
 import re
@@ -71,7 +73,15 @@ class Peer:
         self.c.stop()
 
 
-def config(tmp, relay):
+@pytest.fixture(params=["spool", "proxy"])
+def via(request):
+    """Who talks to the relay: the spool's onward client (the listener
+    says proxy = no), or the live proxy during the session, which starts
+    TLS and AUTH per the same settings."""
+    return request.param
+
+
+def config(tmp, relay, via="spool"):
     text = """[core]
 hostname = mail.example.net
 logger = stderr
@@ -79,11 +89,12 @@ spool-directory = {tmp}/spool
 pid-file = {tmp}/flush.pid
 minimal-backoff = 1s
 {user}
-[relay "smart"]
+{smtpd}[relay "smart"]
 {relay}
 [route]
 a@ext.example smart
-""".format(tmp=tmp, relay=relay, user="user-id = nobody" if ROOT else "")
+""".format(tmp=tmp, relay=relay, user="user-id = nobody" if ROOT else "",
+           smtpd='[smtpd "mail.example.net"]\nproxy = no\n' if via == "spool" else "")
     path = os.path.join(tmp, "postmaster.cf")
     with open(path, "w") as f:
         f.write(text)
@@ -93,9 +104,10 @@ a@ext.example smart
     return path
 
 
-def send(cf):
-    """One message through a session; returns the reply to the data and
-    waits for the delivery it starts (its stderr closes when done)."""
+def send(cf, via="spool"):
+    """One message through a session; returns its queue id (None when the
+    proxy delivered it) and the log, once the delivery it started is done
+    (its stderr closes then)."""
     p = subprocess.run([POSTMASTER, "--config=" + cf],
                        input=b"EHLO client.example\r\nMAIL FROM:<s@example.org>\r\n"
                              b"RCPT TO:<a@ext.example>\r\nDATA\r\nSubject: tls\r\n\r\n"
@@ -104,8 +116,11 @@ def send(cf):
     out = p.stdout.decode()
     assert "runtime error" not in p.stderr.decode() and "Sanitizer" not in p.stderr.decode()
     m = re.search(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]+)\r$", out, re.M)
-    assert m, out
-    return m.group(1), p.stderr.decode()
+    # the proxy gives the client the peer's reply, unless it took over
+    said = re.search(r"^250 2\.0\.0 127\.0\.0\.1\[127\.0\.0\.1\] said: stored\r$",
+                     out, re.M)
+    assert m or (via == "proxy" and said), out
+    return (m.group(1) if m else None), p.stderr.decode()
 
 
 def queue(cf):
@@ -115,11 +130,12 @@ def queue(cf):
     return r.stdout
 
 
-def test_opportunistic_tls_is_used_when_offered(tmp, cert):
+def test_opportunistic_tls_is_used_when_offered(tmp, cert, via):
     peer = Peer(cert)
     try:
-        cf = config(tmp, "address = [127.0.0.1]:%d" % peer.port)
-        send(cf)
+        cf = config(tmp, "address = [127.0.0.1]:%d" % peer.port, via)
+        qid, _ = send(cf, via)
+        assert (qid is None) == (via == "proxy"), qid
         assert len(peer.got) == 1 and peer.got[0]["tls"], peer.got
         assert b"Subject: tls\r\n" in peer.got[0]["data"]
         assert queue(cf) == "the spool is empty\n"
@@ -127,21 +143,22 @@ def test_opportunistic_tls_is_used_when_offered(tmp, cert):
         peer.stop()
 
 
-def test_opportunistic_without_starttls_goes_in_clear(tmp):
+def test_opportunistic_without_starttls_goes_in_clear(tmp, via):
     peer = Peer()
     try:
-        cf = config(tmp, "address = [127.0.0.1]:%d" % peer.port)
-        send(cf)
+        cf = config(tmp, "address = [127.0.0.1]:%d" % peer.port, via)
+        qid, _ = send(cf, via)
+        assert (qid is None) == (via == "proxy"), qid
         assert len(peer.got) == 1 and not peer.got[0]["tls"]
     finally:
         peer.stop()
 
 
-def test_required_tls_against_a_peer_without_it_defers(tmp):
+def test_required_tls_against_a_peer_without_it_defers(tmp, via):
     peer = Peer()
     try:
-        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = required" % peer.port)
-        qid, _ = send(cf)
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = required" % peer.port, via)
+        qid, _ = send(cf, via)
         assert peer.got == []
         q = queue(cf)
         assert qid in q and "pending" in q and "attempts=1" in q, q
@@ -150,22 +167,23 @@ def test_required_tls_against_a_peer_without_it_defers(tmp):
         peer.stop()
 
 
-def test_required_tls_against_a_tls_peer_delivers(tmp, cert):
+def test_required_tls_against_a_tls_peer_delivers(tmp, cert, via):
     peer = Peer(cert, require_tls=True)
     try:
-        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = required" % peer.port)
-        send(cf)
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = required" % peer.port, via)
+        qid, _ = send(cf, via)
+        assert (qid is None) == (via == "proxy"), qid
         assert len(peer.got) == 1 and peer.got[0]["tls"]
     finally:
         peer.stop()
 
 
-def test_verify_refuses_an_untrusted_certificate(tmp, cert):
+def test_verify_refuses_an_untrusted_certificate(tmp, cert, via):
     peer = Peer(cert)
     try:
         cf = config(tmp, "address = [127.0.0.1]:%d\ntls = verify\nname = relay.test"
-                    % peer.port)
-        qid, _ = send(cf)
+                    % peer.port, via)
+        qid, _ = send(cf, via)
         assert peer.got == []
         q = queue(cf)
         assert qid in q and re.search(r"451 4\.7\.5 127\.0\.0\.1\[127\.0\.0\.1\]: "
@@ -174,23 +192,24 @@ def test_verify_refuses_an_untrusted_certificate(tmp, cert):
         peer.stop()
 
 
-def test_auth_plain_under_tls(tmp, cert):
+def test_auth_plain_under_tls(tmp, cert, via):
     peer = Peer(cert, require_tls=True, auth=True)
     try:
         cf = config(tmp, "address = [127.0.0.1]:%d\ntls = required\n"
-                         "auth-user = u\nauth-password = secret" % peer.port)
-        send(cf)
+                         "auth-user = u\nauth-password = secret" % peer.port, via)
+        qid, _ = send(cf, via)
+        assert (qid is None) == (via == "proxy"), qid
         assert len(peer.got) == 1 and peer.got[0]["tls"] and peer.got[0]["auth"]
     finally:
         peer.stop()
 
 
-def test_auth_failure_defers(tmp, cert):
+def test_auth_failure_defers(tmp, cert, via):
     peer = Peer(cert, require_tls=True, auth=True)
     try:
         cf = config(tmp, "address = [127.0.0.1]:%d\n"
-                         "auth-user = u\nauth-password = wrong" % peer.port)
-        qid, _ = send(cf)
+                         "auth-user = u\nauth-password = wrong" % peer.port, via)
+        qid, _ = send(cf, via)
         assert peer.got == []
         q = queue(cf)
         assert qid in q and "451 4.7.8" in q, q
@@ -198,12 +217,12 @@ def test_auth_failure_defers(tmp, cert):
         peer.stop()
 
 
-def test_credentials_never_go_in_clear(tmp):
+def test_credentials_never_go_in_clear(tmp, via):
     peer = Peer(auth=True)
     try:
         cf = config(tmp, "address = [127.0.0.1]:%d\n"
-                         "auth-user = u\nauth-password = secret" % peer.port)
-        qid, _ = send(cf)
+                         "auth-user = u\nauth-password = secret" % peer.port, via)
+        qid, _ = send(cf, via)
         assert peer.got == []
         assert "451 4.7.10 127.0.0.1[127.0.0.1]: not sending credentials without TLS" in queue(cf)
     finally:

@@ -1,0 +1,997 @@
+"""The live proxy (SPEC 7 path 2, issue 11): when the first recipient of a
+transaction resolves to one onward destination, the session connects
+there at that RCPT and gives the client the target's own replies; the
+data goes on as it arrives; when the onward connection fails for
+non-protocol reasons the session takes the message over into the spool.
+
+The peers are real programs started by each test on loopback addresses
+or unix sockets (the fixtures of test_onward.py: Dovecot's LMTP server,
+a private Postfix, aiosmtpd, Postfix's smtp-sink) and a small scripted
+server in this file that fails on purpose (closes during the data, never
+answers, ...). A session runs on a pipe; the proxy is on by default, so
+no configuration here says `proxy = yes`.
+
+What every test checks besides its replies: nothing bounces later, the
+spool is empty once the client has its answer (unless the message was
+taken over, when `--queue` lists it at the moment of the 250), and each
+accepted message arrives once, whole.
+"""
+import email
+import email.policy
+import os
+import re
+import signal
+import socket
+import threading
+import time
+
+import pytest
+from pmtest import free_port, wait_for
+from test_onward import (SENDER, BINARY_PAYLOAD, Dovecot, Session, SmtpSink,  # noqa: F401
+                         aiosmtpd_peer, check_content, converted, eightbit_message,
+                         flush, maildir_files, message, peers, postfix, queue,
+                         queue_targets, status_lines, tmp, write_cf, Sent)
+
+SAID = "127.0.0.1[127.0.0.1] said: "
+QUEUED = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]+)$")
+
+
+# ------------------------------------------------------------------ #
+# Configurations and dialogues                                       #
+
+
+def proxy_cf(tmp, addresses, protocol=None, relay="", domain="example.net", core=""):
+    """Mail for @domain goes to [relay "next"] at addresses; relay adds
+    keys to that section."""
+    text = '[relay "next"]\n' + "".join("address = %s\n" % a for a in addresses)
+    if protocol:
+        text += "protocol = %s\n" % protocol
+    text += relay + "[route]\n@%s next\n" % domain
+    return write_cf(tmp, text, core=core, smtpd="")
+
+
+def greeted(cf, hello="EHLO client.example"):
+    s = Session(cf)
+    assert s.reply().startswith("220 ")
+    s.cmd(hello, "250")
+    return s
+
+
+def quit_and_close(s):
+    s.cmd("QUIT", "221 ")
+    return s.close()
+
+
+def stuffed(msg):
+    """msg (CRLF lines) dot-stuffed and ended with the final dot."""
+    lines = msg.split(b"\r\n")
+    assert lines[-1] == b""
+    return b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n"
+                    for l in lines[:-1]) + b".\r\n"
+
+
+def big_message(subject, size):
+    """A text message of about size octets whose lines name their number."""
+    head = message(subject)
+    lines = [b"%08d " % i + b"z" * 68 + b"\r\n" for i in range(size // 78 + 1)]
+    return head + b"".join(lines)
+
+
+def intact(content, msg):
+    """content (CRLF lines) is msg as the client sent it, below our
+    Received header."""
+    assert content.endswith(msg), "truncated or altered: %d octets, ends %r" % (
+        len(content), content[-200:])
+    assert content[:-len(msg)].startswith(b"Received: from client.example "), \
+        content[:300]
+
+
+def nothing_later(cf, tmp):
+    """Nothing left in the spool, and a flush finds nothing to bounce."""
+    assert queue(cf) == "the spool is empty\n"
+    flush(cf)
+    assert maildir_files(os.path.join(tmp, "bounces")) == [], "a bounce came later"
+
+
+def proxied(log, rcpt):
+    line = status_lines(log)[rcpt]
+    assert "status=sent" in line and "via=proxy" in line, log
+    return line
+
+
+def rejected(log, rcpt, reply):
+    line = status_lines(log)[rcpt]
+    assert "status=rejected" in line, log
+    assert reply in line, line
+    return line
+
+
+# ------------------------------------------------------------------ #
+# 1. In-session rejection with real targets                          #
+
+
+def test_dovecot_unknown_user_is_refused_at_rcpt(tmp, peers):
+    dv = Dovecot(tmp)
+    peers.append(dv)
+    cf = proxy_cf(tmp, ["unix:" + dv.socket], protocol="lmtp")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        got = s.cmd("RCPT TO:<nobody-here@example.net>", "550 ")
+        s.cmd("RCPT TO:<ann@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    # Dovecot's own words, and who said them (the socket's path)
+    assert re.fullmatch(r"550 5\.1\.1 (unix:)?%s said: <nobody-here@example\.net> User "
+                        r"doesn't exist: nobody-here@example\.net" % re.escape(dv.socket),
+                        got), got
+    assert reply.startswith("250 2.") and "queued as" not in reply, reply
+    for u in ("joe", "ann"):
+        proxied(log, u + "@example.net")
+        (path,) = dv.inbox(u)
+        with open(path, "rb") as f:
+            data = f.read()
+        assert data.startswith(b"Return-Path: <ann@sender.example>\n"), data
+        assert data.endswith(message().replace(b"\r\n", b"\n")), data
+    rejected(log, "nobody-here@example.net", "User doesn't exist")
+    nothing_later(cf, tmp)
+    assert dv.inbox("nobody-here") == []
+
+
+@pytest.mark.parametrize("client", ["LHLO", "EHLO"])
+def test_dovecot_failure_after_the_data(tmp, peers, client):
+    """locked's mailbox cannot be made: Dovecot says 4xx for it after the
+    data. An LMTP client gets each recipient's reply; an SMTP client gets
+    250 and the spool retries locked alone."""
+    dv = Dovecot(tmp)
+    peers.append(dv)
+    cf = proxy_cf(tmp, ["unix:" + dv.socket], protocol="lmtp")
+    s = greeted(cf, client + " client.example")
+    rcpts = ["joe@example.net", "locked@example.net", "ann@example.net"]
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        for r in rcpts:
+            s.cmd("RCPT TO:<%s>" % r, "250 ")
+        s.cmd("DATA", "354 ")
+        replies = [s.data(message())]
+        if client == "LHLO":
+            replies += [s.reply(), s.reply()]
+    finally:
+        log = quit_and_close(s)
+    if client == "LHLO":
+        assert replies[0].startswith("250 2.") and replies[2].startswith("250 2."), replies
+        assert re.match(r"4\d\d 4\.\d+\.\d+ (unix:)?%s said: <locked@example\.net> "
+                        % re.escape(dv.socket), replies[1]), replies
+        # the client has the 4xx and retries: nothing of it in our spool
+        assert queue(cf) == "the spool is empty\n"
+    else:
+        assert replies[0].startswith("250 2."), replies
+        q = queue_targets(cf)
+        assert q["locked@example.net"][0] == "pending", queue(cf)
+        assert q["locked@example.net"][2].startswith("4"), queue(cf)
+        os.chown(os.path.join(dv.dir, "locked"), 65534, 65534)
+        flush(cf, "--now")
+        assert len(dv.inbox("locked/home")) == 1
+    for u in ("joe", "ann"):
+        # a mixed verdict for an SMTP client is recorded by the spool's run
+        if client == "LHLO":
+            proxied(log, u + "@example.net")
+        else:
+            assert "status=sent" in status_lines(log)[u + "@example.net"], log
+        assert len(dv.inbox(u)) == 1
+    nothing_later(cf, tmp)
+
+
+def test_postfix_relay_recipient_maps_refuse_at_rcpt(tmp, postfix):
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % postfix.port], domain="relay.example")
+    body = message("relay")
+    before = postfix.maillog().count("disconnect from localhost[127.0.0.1]")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@relay.example>", "250 ")
+        got = s.cmd("RCPT TO:<unknown@relay.example>", "550 ")
+        s.cmd("RCPT TO:<ann@relay.example>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(body)
+    finally:
+        log = quit_and_close(s)
+    assert got == ("550 5.1.1 " + SAID + "<unknown@relay.example>: Recipient address "
+                   "rejected: User unknown in relay recipient table"), got
+    # Postfix's own reply to the data, its queue id named
+    assert re.fullmatch(r"250 2\.0\.0 " + re.escape(SAID) + r"Ok: queued as \w+", reply), reply
+    for u in ("joe", "ann"):
+        proxied(log, u + "@relay.example")
+        (path,) = wait_for(lambda: postfix.inbox("relay-" + u), 10, "Postfix's delivery")
+        with open(path, "rb") as f:
+            data = f.read()
+        # Postfix adds a Date field below ours: the body, whole
+        assert data.endswith(b"\n\n" + body.split(b"\r\n\r\n", 1)[1].replace(
+            b"\r\n", b"\n")), data[-300:]
+        assert b"\nReceived: from client.example (local)\n\tby mail.example.net " in data
+        assert b"\nMessage-ID: <relay.1@sender.example>\n" in data
+    rejected(log, "unknown@relay.example", "User unknown in relay recipient table")
+    nothing_later(cf, tmp)
+    # one connection for the whole transaction
+    assert postfix.maillog().count("disconnect from localhost[127.0.0.1]") == before + 1, \
+        postfix.maillog()
+
+
+def bdat(s, msg, size):
+    """Sends msg in BDAT chunks of size octets, the last one LAST."""
+    chunks = [msg[i:i + size] for i in range(0, len(msg), size)]
+    for i, c in enumerate(chunks):
+        last = " LAST" if i == len(chunks) - 1 else ""
+        s.send(b"BDAT %d%s\r\n" % (len(c), last.encode()) + c)
+        reply = s.reply()
+        if last:
+            return reply
+        assert reply.startswith("250 "), reply
+
+
+def test_bdat_goes_on_as_bdat_to_a_chunking_target(tmp, postfix):
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % postfix.port], domain="relay.example")
+    body = big_message("bdat", 100000)
+    before = len(re.findall(r" bdat=\d+", postfix.maillog()))
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<ann@relay.example>", "250 ")
+        reply = bdat(s, body, 30000)
+    finally:
+        log = quit_and_close(s)
+    # Postfix's reply to BDAT LAST counts what it got
+    assert re.fullmatch(r"250 2\.0\.0 " + re.escape(SAID) + r"Ok: \d+ bytes queued as \w+",
+                        reply), reply
+    proxied(log, "ann@relay.example")
+    paths = wait_for(lambda: [p for p in postfix.inbox("relay-ann")
+                              if b"Subject: bdat" in open(p, "rb").read()],
+                     10, "Postfix's delivery")
+    assert len(paths) == 1
+    with open(paths[0], "rb") as f:
+        assert f.read().endswith(body.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n"))
+    # Postfix counted BDAT commands for that session, no DATA
+    last = postfix.maillog().rstrip().split("disconnect from localhost[127.0.0.1] ")[-1]
+    assert len(re.findall(r" bdat=\d+", postfix.maillog())) == before + 1, last
+    assert "data=" not in last.split("\n")[0], last
+    nothing_later(cf, tmp)
+
+
+def test_bdat_goes_on_as_data_to_a_target_without_chunking(tmp, peers):
+    peer = aiosmtpd_peer(peers)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    body = message() + b"..more dots\r\n.\r\n"
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        reply = bdat(s, body, 50)
+    finally:
+        log = quit_and_close(s)
+    assert reply == "250 2.0.0 " + SAID + "Ok: stored", reply
+    proxied(log, "joe@example.net")
+    (m,) = peer.handler.messages
+    intact(m["content"], body)  # dot-stuffed on the way, unstuffed by aiosmtpd
+    nothing_later(cf, tmp)
+
+
+def test_a_second_destination_ends_the_proxy(tmp, peers):
+    """A recipient for another destination (or a local one) is accepted
+    all the same: the onward connection is closed and the transaction goes
+    on through the spool with every recipient."""
+    one, two = aiosmtpd_peer(peers), aiosmtpd_peer(peers)
+    box = os.path.join(tmp, "box")
+    for sub in ("", "tmp", "new", "cur"):
+        os.makedirs(os.path.join(box, sub), exist_ok=True)
+        os.chmod(os.path.join(box, sub), 0o1777)
+    cf = write_cf(tmp, """\
+[relay "one"]
+address = [127.0.0.1]:%d
+[relay "two"]
+address = [127.0.0.1]:%d
+[route]
+local@example.net %s/
+@example.net one
+@example.org two
+""" % (one.port, two.port, box), smtpd="")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        first = s.cmd("RCPT TO:<a@example.net>", "250 ")
+        s.cmd("RCPT TO:<b@example.org>", "250 ")
+        s.cmd("RCPT TO:<local@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert SAID in first, first  # proxied until the second destination
+    assert QUEUED.match(reply), reply
+    flush(cf, "--now")
+    assert [m["rcpts"] for m in one.handler.messages] == [["a@example.net"]]
+    assert [m["rcpts"] for m in two.handler.messages] == [["b@example.org"]]
+    for m in one.handler.messages + two.handler.messages:
+        check_content(m["content"])
+    assert len(maildir_files(box)) == 1
+    # the proxy's connection to one, and the spool's own
+    assert one.handler.ehlos == 2, one.handler.ehlos
+    assert "via=proxy" not in log
+    nothing_later(cf, tmp)
+
+
+def test_aiosmtpd_replies_reach_the_client_per_recipient(tmp, peers):
+    peer = aiosmtpd_peer(peers)
+    h = peer.handler
+    h.policy = {"later@example.net": "450 4.2.1 mailbox busy, try later",
+                "bad@example.net": "550 5.1.1 no such mailbox here"}
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<ok@example.net>", "250 ")
+        later = s.cmd("RCPT TO:<later@example.net>", "450 ")
+        bad = s.cmd("RCPT TO:<bad@example.net>", "550 ")
+        s.cmd("RCPT TO:<ok2@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert later == "450 4.2.1 " + SAID + "mailbox busy, try later"
+    assert bad == "550 5.1.1 " + SAID + "no such mailbox here"
+    assert reply == "250 2.0.0 " + SAID + "Ok: stored", reply
+    # one connection, one transaction, every RCPT asked once
+    assert h.ehlos == 1
+    assert [r for r, _ in h.rcpts] == ["ok@example.net", "later@example.net",
+                                       "bad@example.net", "ok2@example.net"]
+    (m,) = h.messages
+    assert m["rcpts"] == ["ok@example.net", "ok2@example.net"]
+    check_content(m["content"])
+    proxied(log, "ok@example.net")
+    proxied(log, "ok2@example.net")
+    rejected(log, "later@example.net", "mailbox busy, try later")
+    rejected(log, "bad@example.net", "no such mailbox here")
+    nothing_later(cf, tmp)
+    assert len(h.messages) == 1
+
+
+def test_a_proxied_message_is_never_synced(tmp, peers):
+    """The common path costs no fsync at all: the data goes onward, and
+    its spool copy (kept until the target's 250) is never synced."""
+    from pmtest import tool
+    peer = aiosmtpd_peer(peers)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    trace = os.path.join(tmp, "strace.out")
+    s = Session(cf, prefix=[tool("strace"), "-f", "-qq", "-o", trace,
+                            "-e", "trace=fsync,fdatasync,sync_file_range,syncfs,sync"])
+    try:
+        assert s.reply().startswith("220 ")
+        s.cmd("EHLO client.example", "250 ")
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(big_message("unsynced", 200000))
+    finally:
+        log = quit_and_close(s)
+    assert reply == "250 2.0.0 " + SAID + "Ok: stored", reply
+    proxied(log, "joe@example.net")
+    with open(trace, errors="replace") as f:
+        calls = [l for l in f if "sync" in l]
+    assert calls == [], "synced:\n" + "".join(calls)
+    assert len(peer.handler.messages) == 1
+    assert queue(cf) == "the spool is empty\n"
+
+
+# smtp-sink's injected failures (-r: 4xx, -f: 5xx; both imply no
+# PIPELINING) at each command: the client gets the sink's reply to it.
+SINK_FAILS = [("-r", "RCPT"), ("-f", "RCPT"), ("-r", "DATA"), ("-f", "DATA"),
+              ("-r", "."), ("-f", ".")]
+
+
+@pytest.mark.parametrize("opt,command", SINK_FAILS, ids=["%s%s" % f for f in SINK_FAILS])
+def test_smtp_sink_failure_reaches_the_client(tmp, peers, opt, command):
+    text = "450 4.3.2 try later please" if opt == "-r" else "554 5.7.1 no thanks"
+    sink = SmtpSink(tmp, opt, command, "-b" if opt == "-r" else "-B", text)
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    want = text[:10] + SAID + text[10:]
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        if command == "RCPT":
+            got = s.cmd("RCPT TO:<joe@example.net>", text[:4])
+            # no recipient: the data is refused by the session itself
+            s.cmd("DATA", "5")
+        else:
+            s.cmd("RCPT TO:<joe@example.net>", "250 ")
+            if command == "DATA":
+                got = s.cmd("DATA", text[:4])
+            else:
+                s.cmd("DATA", "354 ")
+                got = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert got == want, got
+    # one log line for the recipient, with the target's reply (a refused
+    # RCPT is "rejected"; after it the client has the reply to retry or
+    # bounce, whatever the line's status)
+    line = status_lines(log).get("joe@example.net", "")
+    assert text[10:] in line, "no log line with the target's reply:\n" + log
+    if command == "RCPT":
+        rejected(log, "joe@example.net", text[10:])
+    nothing_later(cf, tmp)
+    if command != ".":  # smtp-sink dumps the data before it answers the dot
+        assert sink.messages() == []
+
+
+@pytest.mark.parametrize("dsn", [True, False], ids=["dsn", "no-dsn"])
+def test_dsn_parameters_go_on_only_to_a_target_with_dsn(tmp, peers, dsn):
+    sink = SmtpSink(tmp, *(() if dsn else ("-N",)))
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> RET=HDRS ENVID=QQ+2B1" % SENDER, "250 ")
+        got = s.cmd("RCPT TO:<joe@example.net> NOTIFY=FAILURE,DELAY "
+                    "ORCPT=rfc822;Joe+2Bx@example.org", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert SAID in got and SAID in reply, (got, reply)
+    proxied(log, "joe@example.net")
+    ((fields, _),) = wait_for(sink.messages, what="the dump")
+    mail = [f for f in fields if f.startswith("X-Mail-Args: ")]
+    rcpt = [f for f in fields if f.startswith("X-Rcpt-Args: ")]
+    if dsn:
+        assert mail == ["X-Mail-Args: <ann@sender.example> RET=HDRS ENVID=QQ+2B1"], mail
+        assert rcpt == ["X-Rcpt-Args: <joe@example.net> NOTIFY=FAILURE,DELAY "
+                        "ORCPT=rfc822;Joe+2Bx@example.org"], rcpt
+    else:
+        assert mail == ["X-Mail-Args: <ann@sender.example>"], mail
+        assert rcpt == ["X-Rcpt-Args: <joe@example.net>"], rcpt
+    nothing_later(cf, tmp)
+
+
+# ------------------------------------------------------------------ #
+# 2. Takeover                                                        #
+
+
+class ScriptedPeer:
+    """An ESMTP server (PIPELINING, 8BITMIME) on 127.0.0.1:port that fails
+    on purpose while fault is set, read at each connection:
+    "close-in-data" closes the connection after 64 KiB of message text,
+    "hang-at-dot" reads the whole message and never answers its dot,
+    "hang-greeting" never greets. Otherwise it says 250 to everything.
+    accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
+    whole messages it read and never acknowledged; partial: the
+    messages cut short by its own close."""
+
+    def __init__(self, fault, port=None):
+        self.fault = fault
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port or 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted, self.unacked, self.partial = [], [], []
+        self.connections = 0
+        self.stopping = False
+        self.threads = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            t = threading.Thread(target=self._run, args=(conn, self.fault), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def _run(self, conn, fault):
+        with conn:
+            conn.settimeout(60)
+            try:
+                self._dialogue(conn, fault)
+            except OSError:
+                pass
+
+    def _dialogue(self, conn, fault):
+        f = conn.makefile("rb")
+        if fault == "hang-greeting":
+            f.read()  # until the client gives up
+            return
+        conn.sendall(b"220 peer.example ESMTP\r\n")
+        for line in f:
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"LHLO"):
+                conn.sendall(b"250-peer.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 go ahead\r\n")
+                if not self._data(conn, f, fault):
+                    return
+            elif verb == b"QUIT":
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            else:
+                conn.sendall(b"502 5.5.2 what?\r\n")
+
+    def _data(self, conn, f, fault):
+        text = []
+        size = 0
+        for line in f:
+            if line == b".\r\n":
+                content = b"".join(text)
+                if fault == "hang-at-dot":
+                    self.unacked.append(content)
+                    f.read()  # no reply, until the client gives up
+                    return False
+                self.accepted.append(content)
+                conn.sendall(b"250 2.0.0 Ok: kept\r\n")
+                return True
+            text.append(line[1:] if line.startswith(b".") else line)
+            size += len(line)
+            if fault == "close-in-data" and size > 65536:
+                self.partial.append(b"".join(text))
+                conn.shutdown(socket.SHUT_RDWR)
+                return False
+        return False
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
+
+
+def taken_over(log):
+    m = re.search(r'event=takeover .*reason="([^"]+)"', log)
+    assert m, "no takeover logged:\n" + log
+    return m[1]
+
+
+TAKEOVERS = ["refused", "hang-greeting", "close-in-data", "hang-at-dot"]
+
+
+@pytest.mark.parametrize("how", TAKEOVERS)
+def test_takeover(tmp, peers, how):
+    """The target fails for no protocol reason: the client gets 250 once
+    the message is durably spooled (--queue lists it as the 250 arrives),
+    and the flusher delivers it once the target is back."""
+    port = free_port()
+    peer = None
+    if how != "refused":
+        peer = ScriptedPeer(how, port)
+        peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % port],
+                  relay="timeout = 3s\nconnect-timeout = 3s\n")
+    msg = big_message("takeover-" + how, 400000)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        t0 = time.monotonic()
+        # a connect failure or a silent target at the first RCPT: the
+        # recipient is accepted for the spool path
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        rcpt_time = time.monotonic() - t0
+        s.cmd("DATA", "354 ")
+        t0 = time.monotonic()
+        s.send(stuffed(msg))
+        reply = s.reply()
+        data_time = time.monotonic() - t0
+        m = QUEUED.match(reply)
+        assert m, reply
+        # durable at the moment of the 250, before the session goes on
+        listed = queue(cf)
+        assert m[1] in listed, listed
+    finally:
+        log = quit_and_close(s)
+    reason = taken_over(log)
+    if how == "hang-greeting":
+        assert rcpt_time >= 2.9, "the RCPT reply came before the timeout"
+    if how == "hang-at-dot":
+        assert data_time >= 2.9, "the 250 came before the timeout"
+    # the target is back: --flush --now delivers the message, once
+    if peer is None:
+        peer = ScriptedPeer(None, port)
+        peers.append(peer)
+    peer.fault = None
+    flush(cf, "--now")
+    assert queue(cf) == "the spool is empty\n"
+    copies = [c for c in peer.accepted if c.endswith(msg)]
+    assert len(copies) == 1, "%d acknowledged copies (reason %s)" % (len(copies), reason)
+    intact(copies[0], msg)
+    # Duplicates: a target that read the whole message and never said so
+    # (hang-at-dot) may deliver it anyway, and then holds it twice (RFC
+    # 1047); the client has one 250 and the spool one delivery, so at
+    # most that one unacknowledged copy may exist, and only then.
+    # (the detached delivery after the 250 may meet the same silent target
+    # again: one more such copy)
+    if how == "hang-at-dot":
+        assert len(peer.unacked) >= 1, peer.unacked
+    else:
+        assert peer.unacked == [], peer.unacked
+    assert all(len(p) < len(msg) for p in peer.partial)
+    assert maildir_files(os.path.join(tmp, "bounces")) == []
+
+
+def test_takeover_when_the_target_is_killed_mid_data(tmp, peers):
+    """smtp-sink is killed (SIGKILL) while a 24 MB message streams to it:
+    the client still gets its 250, once the message is durably spooled,
+    and the flusher delivers it whole to the sink started again."""
+    port = free_port()
+    sink = SmtpSink(tmp, port=port, name="killed")
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % port], core="max-message-size = 64M")
+    msg = big_message("killed", 24 << 20)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 2.")
+        s.cmd("DATA", "354 ")
+        sender = threading.Thread(target=s.send, args=(stuffed(msg),), daemon=True)
+        sender.start()
+
+        def dumped():
+            sizes = [os.path.getsize(os.path.join(sink.dump, p))
+                     for p in os.listdir(sink.dump)]
+            return sizes and max(sizes) > (2 << 20)
+        # mid-data: the sink has written 2 MB of the message
+        wait_for(dumped, 120, "the sink to receive 2 MB")
+        os.kill(sink.d.proc.pid, signal.SIGKILL)
+        sender.join(300)
+        assert not sender.is_alive()
+        reply = s.reply()
+        m = QUEUED.match(reply)
+        assert m, reply
+        listed = queue(cf)
+        assert m[1] in listed, listed
+    finally:
+        log = quit_and_close(s)
+    taken_over(log)
+    back = SmtpSink(tmp, port=port, name="back")
+    peers.append(back)
+    flush(cf, "--now")
+    assert queue(cf) == "the spool is empty\n"
+    (got,) = back.messages(timeout=60)
+    # smtp-sink stores LF lines
+    assert got[1].endswith(msg.replace(b"\r\n", b"\n")), (len(got[1]), len(msg))
+
+
+# ------------------------------------------------------------------ #
+# 5. Conversion and refusal                                          #
+
+
+def test_smtputf8_to_a_target_without_it_is_refused_at_rcpt(tmp, peers):
+    peer = aiosmtpd_peer(peers, enable_SMTPUTF8=False)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> SMTPUTF8" % SENDER, "250 ")
+        got = s.cmd("RCPT TO:<j\u00f6rg@example.net>", "550 ")
+    finally:
+        quit_and_close(s)
+    assert got.startswith("550 5.6.7 "), got
+    assert "SMTPUTF8" in got
+    assert peer.handler.messages == []
+    nothing_later(cf, tmp)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["BODY=8BITMIME", "undeclared"])
+def test_8bit_to_smtp_sink_without_8bitmime(tmp, peers, declared):
+    """Declared: not proxied (the spool path converts). Undeclared: the
+    8-bit octet shows only in the data, so the message is taken over. Either
+    way it arrives once, as quoted-printable (or base64), intact."""
+    sink = SmtpSink(tmp, "-8")
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>%s" % (SENDER, " BODY=8BITMIME" if declared else ""), "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(eightbit_message())
+    finally:
+        log = quit_and_close(s)
+    assert QUEUED.match(reply), reply
+    if not declared:
+        taken_over(log)
+    flush(cf, "--now")
+    # smtp-sink dumps as it reads: an abandoned onward transaction leaves
+    # a dump without the end of the message, which is no delivery
+    dumps = []
+    for name in sorted(os.listdir(sink.dump)):
+        with open(os.path.join(sink.dump, name), "rb") as f:
+            dumps.append(f.read())
+    complete = [d for d in dumps if d.endswith(b"\n.dot\n\n")]
+    assert len(complete) == 1, dumps
+    got = complete[0][complete[0].index(b"\nReceived: from client.example") + 1:-1]
+    assert max(got) < 0x80, "8-bit octets went to a 7-bit peer"
+    msg = email.message_from_bytes(got, policy=email.policy.default)
+    assert msg["Content-Transfer-Encoding"] in ("quoted-printable", "base64")
+    assert msg.get_content() == "Gr\u00fc\u00dfe aus K\u00f6ln\n.dot\n"
+    assert queue(cf) == "the spool is empty\n"
+
+
+def test_binarymime_to_a_target_without_it_takes_the_spool_path(tmp, peers):
+    sink = SmtpSink(tmp)
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> BODY=BINARYMIME" % SENDER, "250 ")
+        got = s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        data = (b"Subject: binary\r\nMIME-Version: 1.0\r\n"
+                b"Content-Type: application/octet-stream\r\n"
+                b"Content-Transfer-Encoding: binary\r\n\r\n" + BINARY_PAYLOAD)
+        s.send(b"BDAT %d LAST\r\n" % len(data) + data)
+        reply = s.reply()
+    finally:
+        log = quit_and_close(s)
+    # not proxied: our own replies, and the spool converts
+    assert "said:" not in got, got
+    assert reply.startswith("250 2.0.0 Ok: queued as "), reply
+    assert "via=proxy" not in log
+    sent = Sent(reply, log)
+    (m,) = sink.messages()
+    msg = converted(sent, m[1].replace(b"\n", b"\r\n"), "joe@example.net")
+    assert msg["Content-Transfer-Encoding"] == "base64"
+    assert msg.get_content() == BINARY_PAYLOAD
+
+
+# ------------------------------------------------------------------ #
+# 4. Round trips on a slow onward leg                                #
+
+# One round trip of the onward leg. A PIPELINING target costs Postfix's
+# own smtp client 5 of them per message: connect, greeting, EHLO,
+# MAIL+RCPT+DATA, data and dot. The proxy may spend those and no more.
+RTT = 0.020
+POSTFIX_ROUND_TRIPS = 5
+
+
+class DelayLine:
+    """A TCP relay on 127.0.0.1 in front of 127.0.0.1:port that delays
+    every octet by half a round trip in each direction, and holds a new
+    connection for 1.5 round trips before it connects onward (SYN,
+    SYN-ACK, ACK), so that the greeting arrives two round trips after the
+    connect, as on a real link. It records what each connection carries
+    and when: flights() counts the client's turns."""
+
+    def __init__(self, port, rtt=RTT):
+        self.target, self.half = port, rtt / 2
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                down, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            rec = {"start": time.monotonic(), "events": []}
+            self.conns.append(rec)
+            threading.Thread(target=self._connect, args=(down, rec), daemon=True).start()
+
+    def _connect(self, down, rec):
+        time.sleep(3 * self.half)
+        try:
+            up = socket.create_connection(("127.0.0.1", self.target), timeout=30)
+        except OSError:
+            down.close()
+            return
+        for src, dst, way in ((down, up, "c2s"), (up, down, "s2c")):
+            threading.Thread(target=self._pump, args=(src, dst, way, rec),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, way, rec):
+        import queue as queue_mod
+        q = queue_mod.Queue()
+
+        def deliver():
+            while True:
+                due, data = q.get()
+                time.sleep(max(0.0, due - time.monotonic()))
+                try:
+                    if not data:
+                        dst.shutdown(socket.SHUT_WR)
+                        return
+                    dst.sendall(data)
+                except OSError:
+                    return
+        threading.Thread(target=deliver, daemon=True).start()
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            now = time.monotonic()
+            with self.lock:
+                rec["events"].append((now, way, data))
+            q.put((now + self.half, data))
+            if not data:
+                return
+
+    def flights(self, rec):
+        """The client's flights before its QUIT: runs of octets towards
+        the target that follow octets from it (one per round trip after
+        the greeting)."""
+        n, last = 0, "s2c"
+        with self.lock:
+            events = sorted(rec["events"], key=lambda e: e[0])
+        for _, way, data in events:
+            if not data:
+                continue
+            if way == "c2s" and last == "s2c" and not data.upper().startswith(b"QUIT"):
+                n += 1
+            last = way
+        return n
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
+
+
+ROUND_TRIP_MESSAGE = message("round trips")
+
+
+def proxied_transaction(cf):
+    """A pipelining client's MAIL, RCPT and DATA, then the data: seconds
+    from its MAIL to the reply to its dot, and when that reply came."""
+    s = greeted(cf)
+    try:
+        t0 = time.monotonic()
+        s.send(b"MAIL FROM:<%s>\r\nRCPT TO:<joe@example.net>\r\nDATA\r\n" % SENDER.encode())
+        replies = [s.reply() for _ in range(3)]
+        assert [r[:4] for r in replies] == ["250 ", "250 ", "354 "], replies
+        s.send(stuffed(ROUND_TRIP_MESSAGE))
+        reply = s.reply()
+        t1 = time.monotonic()
+        assert reply.startswith("250 2.0.0 "), reply
+    finally:
+        quit_and_close(s)
+    return t1 - t0, t1
+
+
+def direct_transaction(port):
+    """The same client talking to 127.0.0.1:port itself: seconds from its
+    connect to the reply to its dot."""
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        f = c.makefile("rb")
+
+        def reply():
+            while True:
+                line = f.readline()
+                assert line[:1] in b"2345", line
+                if line[3:4] != b"-":
+                    return line
+        reply()
+        c.sendall(b"EHLO client.example\r\n")
+        reply()
+        c.sendall(b"MAIL FROM:<%s>\r\nRCPT TO:<joe@example.net>\r\nDATA\r\n" % SENDER.encode())
+        assert [reply()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
+        c.sendall(stuffed(ROUND_TRIP_MESSAGE))
+        assert reply().startswith(b"250 ")
+        t = time.monotonic() - t0
+        c.sendall(b"QUIT\r\n")
+        reply()
+    return t
+
+
+def test_round_trips_to_a_pipelining_target(tmp, peers):
+    """smtp-sink (PIPELINING) behind a delay line of 20 ms: the proxy's
+    onward connection turns as often as Postfix's client would, and the
+    client's transaction costs those round trips, as if it talked to the
+    target itself."""
+    sink = SmtpSink(tmp)
+    peers.append(sink)
+    line = DelayLine(sink.port)
+    peers.append(line)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % line.port])
+    times, flights = [], []
+    for _ in range(5):
+        took, replied = proxied_transaction(cf)
+        rec = line.conns[-1] if line.conns else None
+        assert rec and rec["start"] < replied, \
+            "no onward connection before the client's reply: not proxied"
+        times.append(took)
+        flights.append(line.flights(rec))
+    before = len(line.conns)
+    direct = min(direct_transaction(line.port) for _ in range(5))
+    direct_flights = [line.flights(r) for r in line.conns[before:]]
+    best = min(times)
+    print("\nround trips of %.0f ms: the client's transaction %.0f ms through the "
+          "proxy (best of 5; %.1f round trips), %.0f ms talking to the target "
+          "directly; onward flights %s (directly: %s)"
+          % (RTT * 1000, best * 1000, best / RTT, direct * 1000, flights,
+             direct_flights))
+    # EHLO, MAIL+RCPT+DATA, data+dot: after the connect and the greeting
+    assert flights == [POSTFIX_ROUND_TRIPS - 2] * 5, flights
+    assert direct_flights == [POSTFIX_ROUND_TRIPS - 2] * 5, direct_flights
+    # and in time: those round trips, and less than one more than the
+    # client spends talking to the target itself
+    assert POSTFIX_ROUND_TRIPS * RTT <= best < direct + RTT, \
+        "%.1f round trips, %.1f directly" % (best / RTT, direct / RTT)
+
+
+NETEM_DRIVER = r"""
+import json, os, subprocess, sys, time
+cfg = json.loads(sys.argv[1])
+sys.path.insert(0, cfg["tests"])
+os.environ["POSTMASTER"] = cfg["postmaster"]
+def run(*argv):
+    return subprocess.run(argv, capture_output=True, text=True)
+run("ip", "link", "set", "lo", "up")
+r = run("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "prio")
+r2 = r.returncode == 0 and run("tc", "qdisc", "add", "dev", "lo", "parent", "1:3",
+                               "handle", "30:", "netem", "delay", "%dms" % cfg["half_ms"])
+if r.returncode != 0 or r2.returncode != 0:
+    print(json.dumps({"skip": (r.stderr + (r2.stderr if r2 else "")).strip()}))
+    sys.exit(0)
+for match in ("dport", "sport"):
+    r = run("tc", "filter", "add", "dev", "lo", "parent", "1:0", "protocol", "ip",
+            "u32", "match", "ip", match, str(cfg["port"]), "0xffff", "flowid", "1:3")
+    assert r.returncode == 0, r.stderr
+sink = subprocess.Popen(cfg["sink"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    import test_proxy
+    from pmtest import wait_for, listening
+    wait_for(lambda: listening(cfg["port"]), 10, "smtp-sink")
+    proxied = [test_proxy.proxied_transaction(cfg["cf"])[0] for _ in range(5)]
+    direct = [test_proxy.direct_transaction(cfg["port"]) for _ in range(5)]
+    print(json.dumps({"proxied": proxied, "direct": direct}))
+finally:
+    sink.kill()
+    sink.wait()
+"""
+
+
+def test_round_trips_with_netem(tmp):
+    """The same on a real link: in a private network namespace, netem
+    delays the onward leg only (packets to and from the target's port,
+    10 ms each way) and the client's transaction takes Postfix's round
+    trips and no more. Skipped where the kernel has no sch_netem."""
+    import json
+    import subprocess
+    import sys
+    from pmtest import POSTMASTER, ROOT, tool
+    if not ROOT:
+        pytest.skip("a network namespace needs root here")
+    tool("tc")
+    port = free_port()
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % port])
+    sink = [tool("smtp-sink"), "127.0.0.1:%d" % port, "10"]
+    cfg = {"tests": os.path.dirname(os.path.abspath(__file__)), "postmaster": POSTMASTER,
+           "half_ms": int(RTT * 500), "port": port, "cf": cf, "sink": sink}
+    r = subprocess.run([tool("unshare"), "-n", sys.executable, "-c", NETEM_DRIVER,
+                        json.dumps(cfg)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    if "skip" in res:
+        pytest.skip("netem is not available (kernel module sch_netem): " + res["skip"])
+    best, direct = min(res["proxied"]), min(res["direct"])
+    print("\nnetem, round trips of %.0f ms: the client's transaction %.0f ms through "
+          "the proxy (%.1f round trips), %.0f ms talking to the target directly"
+          % (RTT * 1000, best * 1000, best / RTT, direct * 1000))
+    assert POSTFIX_ROUND_TRIPS * RTT <= best < direct + RTT, \
+        "%.1f round trips, %.1f directly" % (best / RTT, direct / RTT)
