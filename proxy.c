@@ -436,6 +436,8 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 	if (!px->bdat && px->data_code != 354) {
 		client_peer_reply(r, px->data_code < 400 ? 451 : px->data_code,
 				  px->t.s, px->c.name);
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			log_refused(s, s->rcpts[i].addr, r);
 		let_go(s, NULL);
 		return -2;
 	}
