@@ -47,7 +47,7 @@ SRCS = cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
 	log.c deliver.c session.c session_start.c session_envelope.c inject.c \
 	session_auth.c session_local.c data.c handoff.c priv.c spool.c flush.c bounce.c client.c \
 	client_dest.c dns.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c \
-	reply.c dsn.c
+	reply.c dsn.c milter.c milter_eom.c milter_proto.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
 

@@ -30,6 +30,7 @@ enum cf_kind {
 	CF_LOGFILE,
 	CF_PIPE,
 	CF_RELAY,
+	CF_MILTER,
 	CF_SMTPD,
 	CF_ROUTE,
 	CF_NKINDS
@@ -52,12 +53,17 @@ enum {
 	RELAY_AUTH_PASSWORD, RELAY_NKEYS
 };
 enum {
+	MILTER_ADDRESS, MILTER_CONNECT_TIMEOUT, MILTER_COMMAND_TIMEOUT,
+	MILTER_CONTENT_TIMEOUT, MILTER_DEFAULT_ACTION, MILTER_NKEYS
+};
+enum {
 	SMTPD_NAME, SMTPD_LISTEN_PORT, SMTPD_ROUTING_TABLE, SMTPD_LOGGER,
 	SMTPD_LOCAL_RCPT_TO, SMTPD_TLS, SMTPD_TLS_CERTIFICATE, SMTPD_TLS_KEY,
 	SMTPD_TLS_PRIORITY,
 	SMTPD_AUTH, SMTPD_AUTH_FILE, SMTPD_SUBMISSION, SMTPD_SPF, SMTPD_VERIFY_SENDER,
 	SMTPD_ACCEPT_MAIL, SMTPD_MAX_RECIPIENTS, SMTPD_MAX_MESSAGE_SIZE,
 	SMTPD_BARE_NEWLINE, SMTPD_TIMEOUT, SMTPD_LMTP, SMTPD_RELAY_CLIENTS,
+	SMTPD_MILTERS,
 	SMTPD_NKEYS
 };
 #define CF_MAXKEYS SMTPD_NKEYS
@@ -70,6 +76,7 @@ enum { STLS_NO, STLS_STARTTLS, STLS_IMPLICIT };
 enum { AUTH_NO, AUTH_OPTIONAL, AUTH_REQUIRED };
 enum { SPF_OFF, SPF_TAG, SPF_REJECT };
 enum { BARE_NORMALIZE, BARE_REJECT };
+enum { MILTER_TEMPFAIL, MILTER_ACCEPT, MILTER_REJECT };
 
 struct cf_pos {
 	const char *file; /* "command line" for flags */
@@ -275,6 +282,10 @@ int cf_parse_size(const char *s, uint64_t *v);
 /* NULL when s is host, ip, [ip], host:port, [ip]:port or unix:/path;
  * otherwise what was expected. */
 const char *cf_relay_address_error(const char *s);
+/* NULL when s is a milter address, unix:/path, inet:host:port or
+ * inet:[ip]:port (host: an address or localhost); otherwise what was
+ * expected. */
+const char *cf_milter_address_error(const char *s);
 int cf_parse_duration(const char *s, uint64_t *v);
 
 #endif

@@ -32,6 +32,7 @@ static const char *const e_stls[] = {"no", "starttls", "implicit", 0};
 static const char *const e_auth[] = {"no", "optional", "required", 0};
 static const char *const e_spf[] = {"off", "tag", "reject", 0};
 static const char *const e_bare[] = {"normalize", "reject", 0};
+static const char *const e_milter[] = {"tempfail", "accept", "reject", 0};
 
 static const struct key core_keys[] = {
 	[CORE_LOGGER] = {"logger", V_LOGGER, 0, "syslog", 0, 0, 0, 0},
@@ -95,6 +96,18 @@ static const struct key relay_keys[] = {
 				 "not set"},
 };
 
+static const struct key milter_keys[] = {
+	[MILTER_ADDRESS] = {"address", V_MILTERADDR, K_REQUIRED, 0, 0, 0, 0, 0},
+	[MILTER_CONNECT_TIMEOUT] = {"connect-timeout", V_DURATION, 0, "30s", 0,
+				    0, 0, 0},
+	[MILTER_COMMAND_TIMEOUT] = {"command-timeout", V_DURATION, 0, "30s", 0,
+				    0, 0, 0},
+	[MILTER_CONTENT_TIMEOUT] = {"content-timeout", V_DURATION, 0, "300s", 0,
+				    0, 0, 0},
+	[MILTER_DEFAULT_ACTION] = {"default-action", V_ENUM, 0, "tempfail",
+				   e_milter, 0, 0, 0},
+};
+
 static const struct key smtpd_keys[] = {
 	[SMTPD_NAME] = {"name", V_HOSTNAME, 0, 0, 0, 0, 0, 0},
 	[SMTPD_LISTEN_PORT] = {"listen-port", V_LISTEN, 0, 0, 0, 0, 0, 0},
@@ -127,6 +140,8 @@ static const struct key smtpd_keys[] = {
 	[SMTPD_LMTP] = {"lmtp", V_BOOL, 0, "yes", 0, 0, 0, 0},
 	[SMTPD_RELAY_CLIENTS] = {"relay-clients", V_NETWORK, K_REPEAT, 0, 0, 0,
 				 0, "not set: loopback"},
+	[SMTPD_MILTERS] = {"milters", V_MILTERREF, K_REPEAT, 0, 0, 0, 0,
+			   "not set: no milter"},
 };
 
 const struct kind cf_kinds[CF_NKINDS] = {
@@ -135,6 +150,7 @@ const struct kind cf_kinds[CF_NKINDS] = {
 	[CF_LOGFILE] = {"logfile", logfile_keys, LOGFILE_NKEYS, 1},
 	[CF_PIPE] = {"pipe", pipe_keys, PIPE_NKEYS, 1},
 	[CF_RELAY] = {"relay", relay_keys, RELAY_NKEYS, 1},
+	[CF_MILTER] = {"milter", milter_keys, MILTER_NKEYS, 1},
 	[CF_SMTPD] = {"smtpd", smtpd_keys, SMTPD_NKEYS, 1},
 	[CF_ROUTE] = {"route", NULL, 0, 2},
 };
@@ -155,7 +171,7 @@ unsigned cf_key_traits(enum cf_kind kind, int key)
 	static const unsigned by_type[] = {
 		[V_USER] = CF_KEY_USER, [V_GROUP] = CF_KEY_GROUP,
 		[V_PATH] = CF_KEY_PATH, [V_LOGGER] = CF_KEY_LOGGER,
-		[V_NETWORK] = 0,
+		[V_NETWORK] = 0, [V_MILTERADDR] = 0, [V_MILTERREF] = 0,
 	};
 	const struct key *k = &cf_kinds[kind].keys[key];
 	return by_type[k->type] | (k->flags & K_REPEAT ? CF_KEY_REPEAT : 0);
@@ -331,6 +347,29 @@ const char *cf_relay_address_error(const char *s)
 	return net_endpoint_parse(s, 25, &ep);
 }
 
+const char *cf_milter_address_error(const char *s)
+{
+	if (!strncmp(s, "unix:", 5)) {
+		if (s[5] != '/')
+			return "expected an absolute path after unix:";
+		return strlen(s + 5) < 108 ? NULL
+					   : "expected a unix socket path of at "
+					     "most 107 bytes";
+	}
+	if (strncmp(s, "inet:", 5))
+		return "expected unix:/PATH or inet:HOST:PORT";
+	struct net_endpoint ep;
+	const char *why = net_endpoint_parse(s + 5, 0, &ep);
+	if (why)
+		return why;
+	if (!ep.port)
+		return "expected inet:HOST:PORT";
+	if (ep.kind == NET_EP_UNIX ||
+	    (ep.kind == NET_EP_NAME && strcmp(ep.host, "localhost")))
+		return "expected a numeric address or localhost after inet:";
+	return NULL;
+}
+
 static int valid_user_name(const char *s)
 {
 	uint64_t v;
@@ -499,6 +538,12 @@ static const char *p_network(const struct vctx *c, uint64_t *n)
 	return why;
 }
 
+static const char *p_milteraddr(const struct vctx *c, uint64_t *n)
+{
+	(void)n;
+	return cf_milter_address_error(c->w->s);
+}
+
 static vparse_fn *const parsers[] = {
 	[V_STRING] = p_string,     [V_PATH] = p_path,
 	[V_STRFTIME_PATH] = p_path, [V_USER] = p_user,
@@ -510,6 +555,7 @@ static vparse_fn *const parsers[] = {
 	[V_LOGGER] = p_reference,  [V_PIPEREF] = p_reference,
 	[V_ROUTEREF] = p_reference, [V_ARGV] = NULL,
 	[V_DELIM] = p_delim,       [V_NETWORK] = p_network,
+	[V_MILTERADDR] = p_milteraddr, [V_MILTERREF] = p_reference,
 };
 
 static int numeric_type(enum vtype t)

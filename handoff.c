@@ -10,11 +10,11 @@
  * Never: acknowledges what was not delivered or committed, or holds the
  * client's connection in the delivery child.
  */
-#define _GNU_SOURCE /* O_TMPFILE */
 #include "handoff.h"
 #include "session_state.h"
 #include "flush.h"
 #include "log.h"
+#include "milter.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,22 +37,6 @@ void handoff_abandon(struct session *s)
 	}
 	s->sm.data_fd = -1; /* a committed one's fd is data_fd's business */
 	spool_msg_free(&s->sm);
-}
-
-static int open_tmp(void)
-{
-	const char *dir = getenv("TMPDIR");
-	if (!dir || dir[0] != '/')
-		dir = "/tmp";
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	char path[4096];
-	snprintf(path, sizeof path, "%s/postmaster.XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd >= 0)
-		unlink(path);
-	return fd;
 }
 
 static const char *greeting_name(enum proto p)
@@ -151,13 +135,16 @@ static void start_fix_ups(struct session *s)
 /* Opens the data file and writes the Received header (RFC 5321 4.4). */
 int handoff_begin(struct session *s)
 {
-	if (spool_needed(s)) {
+	if (s->milters) {
+		/* the milters read it first; then it may go to the spool */
+		s->data.fd = tmpfile_open();
+	} else if (spool_needed(s)) {
 		if (spool_begin(s) < 0)
 			return -1;
 	} else {
-		s->data.fd = message_needed(s) ? open_tmp() : -1;
+		s->data.fd = message_needed(s) ? tmpfile_open() : -1;
 	}
-	if (s->data.fd < 0 && message_needed(s))
+	if (s->data.fd < 0 && (message_needed(s) || s->milters))
 		return -1;
 	data_store_reset(&s->data);
 	s->data.max = s->max_size;
@@ -337,6 +324,66 @@ static void log_queued(struct session *s, const struct kept_rcpt *rc)
 		  size_text(s, size, sizeof size), NULL);
 }
 
+/* The message moves from its temporary file to a new spool file. */
+static int respool(struct session *s, struct msg *m, struct reply *r)
+{
+	int msgfd = s->data.fd;
+	off_t from = m->off;
+	s->data.fd = -1;
+	if (spool_begin(s) < 0) {
+		handoff_storage_reply(r, errno);
+		close(msgfd);
+		return -1;
+	}
+	char buf[16384];
+	ssize_t n;
+	while ((n = pread(msgfd, buf, sizeof buf, from)) > 0) {
+		if (write_all(s->data.fd, buf, (size_t)n) < 0)
+			break;
+		from += n;
+	}
+	int e = errno;
+	close(msgfd);
+	if (n != 0) {
+		handoff_storage_reply(r, e);
+		return -1;
+	}
+	m->fd = s->data.fd;
+	m->off = s->sm.data_off;
+	return 0;
+}
+
+/* The milters' end of message (milter.h): 0 to deliver m (perhaps a new
+ * file, perhaps new recipients), 1 refused with r, 2 discarded with r. */
+static int milters_decide(struct session *s, struct msg *m, struct reply *r)
+{
+	int out;
+	enum milter_verdict v = milter_end_of_message(s, s->data.fd, m->off,
+						      (off_t)s->header_size,
+						      &out, r);
+	if (v == MILTER_REFUSE)
+		return 1;
+	if (v == MILTER_DISCARD || s->nrcpt == 0) {
+		char f[ADDR_PATH_MAX + 4];
+		log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f),
+			  "status", "discarded", "reason",
+			  v == MILTER_DISCARD ? "milter discard"
+					      : "milter removed every recipient",
+			  NULL);
+		reply_set(r, 250, ESC_OTHER, "Ok: discarded");
+		return 2;
+	}
+	if (out >= 0) {
+		close(s->data.fd);
+		s->data.fd = m->fd = out;
+		m->off = 0;
+		m->size = lseek(out, 0, SEEK_END);
+	}
+	if (spool_needed(s) && respool(s, m, r) < 0)
+		return 1;
+	return 0;
+}
+
 void handoff_deliver(struct session *s,
 		     void (*answer)(struct session *, const struct reply *))
 {
@@ -355,6 +402,16 @@ void handoff_deliver(struct session *s,
 		m.off = s->sm.data_off;
 	m.size = s->data.fd >= 0 ? lseek(s->data.fd, 0, SEEK_END) - m.off : 0;
 	int refused = data_verdict(s, &m, &common);
+	if (!refused && s->milters) {
+		refused = milters_decide(s, &m, &common);
+		if (refused == 2) {
+			for (unsigned i = 0; i < (s->proto == P_LHLO ? s->nrcpt : 1);
+			     i++)
+				answer(s, &common);
+			io_flush(&s->io);
+			return;
+		}
+	}
 	struct reply queued = common;
 	int spooled = 0;
 	if (!refused && spool_needed(s)) {

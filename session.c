@@ -21,6 +21,7 @@
 #include "dns.h"
 #include "io.h"
 #include "log.h"
+#include "milter.h"
 #include "route.h"
 #include "spf.h"
 #include "tls.h"
@@ -162,6 +163,7 @@ static void transaction_reset(struct session *s)
 	s->data.fd = -1;
 	s->header_size = 0;
 	data_store_reset(&s->data);
+	milter_abort(s);
 	if (s->state > ST_READY)
 		session_set_state(s, ST_READY);
 }
@@ -224,6 +226,11 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 		*sp = 0;
 	transaction_reset(s);
 	snprintf(s->helo, sizeof s->helo, "%s", esc(arg, strlen(arg)));
+	struct reply mr;
+	if (milter_helo(s, &mr) != MILTER_CONTINUE) {
+		reply_dsn(s, mr.code, mr.dsn, "%s", mr.text);
+		return;
+	}
 	s->proto = p;
 	session_set_state(s, ST_READY);
 	if (p == P_HELO) {
@@ -355,6 +362,9 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	size_t plen = (size_t)(end - p);
+	char margs[CMD_MAX_EXT + 2] = "";
+	if (s->milters)
+		snprintf(margs, sizeof margs, "%s", end);
 	struct mail_params mp;
 	struct reply r;
 	const char *bad = NULL;
@@ -399,6 +409,11 @@ static void cmd_mail(struct session *s, char *arg)
 	addr_format(&a, s->from, sizeof s->from);
 	if (s->spf_mode != SPF_OFF && !s->peer_is_pipe && !spf_allows(s))
 		return;
+	if (milter_mail(s, margs, &r) != MILTER_CONTINUE) {
+		reply_dsn(s, r.code, r.dsn, "%s", r.text);
+		s->from[0] = 0;
+		return;
+	}
 	s->body = mp.body;
 	s->smtputf8 = mp.smtputf8;
 	s->dsn_ret = mp.ret;
@@ -427,6 +442,9 @@ static void cmd_rcpt(struct session *s, char *arg)
 	struct rcpt_params rp;
 	struct reply r;
 	const char *bad = NULL;
+	char rargs[CMD_MAX_EXT + 2] = "";
+	if (s->milters)
+		snprintf(rargs, sizeof rargs, "%s", end);
 	if (envelope_rcpt_params(end, s->proto == P_HELO, &rp, &r, &bad) < 0) {
 		if (bad)
 			unsupported_parameter(s, bad);
@@ -467,6 +485,12 @@ static void cmd_rcpt(struct session *s, char *arg)
 		esc_for_code(rc.r.dsn, rc.r.code, ESC_DELIVERY_NOT_AUTHORIZED);
 		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
 			 rc.addr);
+	}
+	if (rc.r.code == 250 &&
+	    milter_rcpt(s, rc.addr, rargs, &r) != MILTER_CONTINUE) {
+		rc.r.code = r.code;
+		snprintf(rc.r.dsn, sizeof rc.r.dsn, "%s", r.dsn);
+		snprintf(rc.r.text, sizeof rc.r.text, "%s", r.text);
 	}
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
@@ -556,6 +580,14 @@ static void cmd_data(struct session *s, char *arg)
 			    "BODY=BINARYMIME requires BDAT");
 		return;
 	}
+	struct reply mr;
+	if (milter_data(s, &mr) != MILTER_CONTINUE) {
+		if (io_input_pending(&s->io))
+			refuse_data(s, 554, ESC_OTHER_PROTOCOL_STATUS, "");
+		else
+			reply_dsn(s, mr.code, mr.dsn, "%s", mr.text);
+		return;
+	}
 	if (handoff_begin(s) < 0) {
 		struct reply r;
 		handoff_storage_reply(&r, errno);
@@ -633,6 +665,8 @@ static int bdat_first(struct session *s, uint64_t n, int last)
 	reply_code(&r, 503, ESC_INVALID_COMMAND);
 	if (s->state != ST_RCPT) {
 		why = "No valid recipients";
+	} else if (milter_data(s, &r) != MILTER_CONTINUE) {
+		why = r.text;
 	} else if (handoff_begin(s) < 0) {
 		handoff_storage_reply(&r, errno);
 		why = r.text;
@@ -1088,6 +1122,7 @@ static int session_end(struct session *s, int exit_status)
 	snprintf(out, sizeof out, "%llu", s->io.bytes_out);
 	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
 	transaction_reset(s);
+	milter_quit(s);
 	data_store_free(&s->data);
 	buf_free(&s->received_spf);
 	for (size_t i = 0; i < CF_MAX_TLS_KEYPAIRS; i++) {
@@ -1126,6 +1161,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 		  s.cred.known && s.cred.user[0] ? s.cred.user : NULL, NULL);
 	if (fail)
 		return refuse_service(&s, fail, why);
+	milter_connect(&s);
 	if (greet(&s) < 0) {
 		io_free(&s.io);
 		return EX_TEMPFAIL;

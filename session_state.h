@@ -2,8 +2,8 @@
  * session_state.h - the state of one session, shared by the files that
  * serve it: session.c (the dialogue), session_start.c (before the
  * greeting), session_envelope.c (MAIL and RCPT arguments),
- * session_auth.c (AUTH) and handoff.c (what becomes of a received
- * message). Private to them.
+ * session_auth.c (AUTH), handoff.c (what becomes of a received
+ * message) and milter.c/milter_eom.c (the milters). Private to them.
  *
  * Owns: struct session, its states, and the transaction it holds.
  *
@@ -126,6 +126,7 @@ struct session {
 	int submission; /* [smtpd] submission: fix-ups for authenticated mail */
 	struct buf auth_table;
 	char auth_user[256]; /* set once a login succeeded */
+	char auth_mech[8];   /* PLAIN or LOGIN, with auth_user */
 	int auth_failures;
 	/* the transaction */
 	char from[ADDR_PATH_MAX];
@@ -144,6 +145,7 @@ struct session {
 	uint64_t header_size; /* the header fields we put on top */
 	struct datamachine dm;
 	struct datastore data; /* the message, its headers watched */
+	struct milters *milters; /* NULL when [smtpd] names no milter */
 };
 
 /* "<addr>" for a log line */
@@ -190,6 +192,15 @@ int envelope_relay_allowed(struct session *s);
 /* Appends rc to the transaction's recipients in the small form; takes
  * over rc's plan, leaves its route result to the caller. */
 void envelope_keep_rcpt(struct session *s, struct rcpt *rc);
+/* A milter's changes of the envelope (SMFIR_ADDRCPT, SMFIR_DELRCPT,
+ * SMFIR_CHGFROM): 0, or -1 with why in r. An added recipient is routed
+ * like a RCPT (without the relay check: the milter vouches for it) and,
+ * like any change of recipients, sends the transaction to the spool. */
+int envelope_add_rcpt(struct session *s, const char *path, struct reply *r);
+int envelope_delete_rcpt(struct session *s, const char *path,
+			 struct reply *r);
+int envelope_change_sender(struct session *s, const char *path,
+			   struct reply *r);
 
 /* session_local.c: a client on an AF_UNIX socket (SPEC 2). Learns who
  * it is from the kernel and makes it an authenticated local submitter:
