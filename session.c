@@ -423,6 +423,18 @@ static void cmd_mail(struct session *s, char *arg)
 	      esc(s->from, strlen(s->from)));
 }
 
+/* The milters' say on a recipient that routing accepted. */
+static void rcpt_milters(struct session *s, struct rcpt *rc, const char *args)
+{
+	struct reply r;
+	if (rc->r.code != 250 ||
+	    milter_rcpt(s, rc->addr, args, &r) == MILTER_CONTINUE)
+		return;
+	rc->r.code = r.code;
+	snprintf(rc->r.dsn, sizeof rc->r.dsn, "%s", r.dsn);
+	snprintf(rc->r.text, sizeof rc->r.text, "%s", r.text);
+}
+
 static void cmd_rcpt(struct session *s, char *arg)
 {
 	if (!verb_is(arg, " TO:")) {
@@ -486,12 +498,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
 			 rc.addr);
 	}
-	if (rc.r.code == 250 &&
-	    milter_rcpt(s, rc.addr, rargs, &r) != MILTER_CONTINUE) {
-		rc.r.code = r.code;
-		snprintf(rc.r.dsn, sizeof rc.r.dsn, "%s", r.dsn);
-		snprintf(rc.r.text, sizeof rc.r.text, "%s", r.text);
-	}
+	rcpt_milters(s, &rc, rargs);
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
 		/* NOTIFY=SUCCESS: the flusher reports the delivery, so it
