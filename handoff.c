@@ -67,7 +67,7 @@ static int spool_needed(const struct session *s)
 
 /* Creates the spool file and writes the envelope of the spooled
  * recipients' targets, which the message follows. */
-static int spool_begin(struct session *s)
+static int spool_begin(struct session *s, const char *quarantine)
 {
 	struct spool_msg *m = &s->sm;
 	handoff_abandon(s);
@@ -90,6 +90,7 @@ static int spool_begin(struct session *s)
 		 s->peer);
 	m->client = xstrdup(client);
 	m->smtpd = xstrdup(s->smtpd && s->smtpd->name ? s->smtpd->name : "");
+	m->quarantine = quarantine ? xstrdup(quarantine) : NULL;
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		const struct kept_rcpt *rc = &s->rcpts[i];
 		if (s->proto == P_LHLO && !rc->spooled)
@@ -139,7 +140,7 @@ int handoff_begin(struct session *s)
 		/* the milters read it first; then it may go to the spool */
 		s->data.fd = tmpfile_open();
 	} else if (spool_needed(s)) {
-		if (spool_begin(s) < 0)
+		if (spool_begin(s, NULL) < 0)
 			return -1;
 	} else {
 		s->data.fd = message_needed(s) ? tmpfile_open() : -1;
@@ -325,12 +326,13 @@ static void log_queued(struct session *s, const struct kept_rcpt *rc)
 }
 
 /* The message moves from its temporary file to a new spool file. */
-static int respool(struct session *s, struct msg *m, struct reply *r)
+static int respool(struct session *s, struct msg *m, const char *quarantine,
+		   struct reply *r)
 {
 	int msgfd = s->data.fd;
 	off_t from = m->off;
 	s->data.fd = -1;
-	if (spool_begin(s) < 0) {
+	if (spool_begin(s, quarantine) < 0) {
 		handoff_storage_reply(r, errno);
 		close(msgfd);
 		return -1;
@@ -358,9 +360,10 @@ static int respool(struct session *s, struct msg *m, struct reply *r)
 static int milters_decide(struct session *s, struct msg *m, struct reply *r)
 {
 	int out;
+	const char *quarantine;
 	enum milter_verdict v = milter_end_of_message(s, s->data.fd, m->off,
 						      (off_t)s->header_size,
-						      &out, r);
+						      &out, &quarantine, r);
 	if (v == MILTER_REFUSE)
 		return 1;
 	if (v == MILTER_DISCARD || s->nrcpt == 0) {
@@ -379,8 +382,17 @@ static int milters_decide(struct session *s, struct msg *m, struct reply *r)
 		m->off = 0;
 		m->size = lseek(out, 0, SEEK_END);
 	}
-	if (spool_needed(s) && respool(s, m, r) < 0)
+	if (quarantine) {
+		/* held in the spool until --release */
+		s->spooled = 1;
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			s->rcpts[i].spooled = 1;
+	}
+	if (spool_needed(s) && respool(s, m, quarantine, r) < 0)
 		return 1;
+	if (quarantine)
+		log_event(LOG_L_WARNING, "id", s->sm.id, "event", "quarantine",
+			  "reason", quarantine, NULL);
 	return 0;
 }
 

@@ -448,6 +448,7 @@ enum milter_verdict milter_mail(struct session *s, const char *args,
 		return MILTER_CONTINUE;
 	struct milters *ms = s->milters;
 	ms->discard = 0;
+	ms->quarantine[0] = 0;
 	for (unsigned i = 0; i < ms->n; i++)
 		if (ms->m[i].st == MC_SKIP_MSG)
 			ms->m[i].st = MC_ACTIVE;
@@ -521,6 +522,7 @@ void milter_abort(struct session *s)
 			m->st = MC_ACTIVE;
 	}
 	ms->discard = 0;
+	ms->quarantine[0] = 0;
 }
 
 void milter_quit(struct session *s)

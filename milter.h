@@ -6,7 +6,7 @@
  * Owns: one connection per milter for the whole SMTP session, option
  * negotiation, the events of each stage with the macros milters ask for,
  * what each reply means (accept, continue, reject, tempfail, replycode,
- * discard, progress, skip), default-action when a milter is
+ * discard, quarantine, progress, skip), default-action when a milter is
  * down or breaks, and the end of message: the milters' modifications
  * written to a new file and applied to the envelope.
  *
@@ -59,11 +59,13 @@ enum milter_verdict milter_data(struct session *s, struct reply *r);
  * that file at offset 0 (the caller closes it), or -1 when nothing
  * changed the message. Changes of sender and recipients are applied to
  * s. MILTER_REFUSE with r, or MILTER_DISCARD (accepted, delivered to
- * nobody). Quarantine is not offered in the negotiation.
+ * nobody). *quarantine is a milter's reason to hold the message in the
+ * spool until --release (valid until the next transaction), or NULL.
  */
 enum milter_verdict milter_end_of_message(struct session *s, int in_fd,
 					  off_t in_off, off_t our_size,
-					  int *out_fd, struct reply *r);
+					  int *out_fd, const char **quarantine,
+					  struct reply *r);
 
 /* The transaction ended (RSET, a new MAIL, HELO, refused data). */
 void milter_abort(struct session *s);

@@ -390,6 +390,12 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 		switch (cmd) {
 		case SMFIR_PROGRESS:
 			continue;
+		case SMFIR_QUARANTINE:
+			if (!(m->actions & SMFIF_QUARANTINE) || !ms->in.len)
+				return milter_failed(s, m, "quarantine refused", r);
+			snprintf(ms->quarantine, sizeof ms->quarantine, "%s",
+				 ms->in.s[0] ? ms->in.s : "quarantined");
+			continue;
 		case SMFIR_ACCEPT: case SMFIR_CONTINUE: case SMFIR_REJECT:
 		case SMFIR_TEMPFAIL: case SMFIR_REPLYCODE: case SMFIR_DISCARD:
 		case SMFIR_SHUTDOWN: case SMFIR_CONN_FAIL:
@@ -653,9 +659,11 @@ static enum milter_verdict one_milter(struct session *s, struct mconn *m,
 
 enum milter_verdict milter_end_of_message(struct session *s, int in_fd,
 					  off_t in_off, off_t our_size,
-					  int *out_fd, struct reply *r)
+					  int *out_fd, const char **quarantine,
+					  struct reply *r)
 {
 	*out_fd = -1;
+	*quarantine = NULL;
 	struct milters *ms = s->milters;
 	if (!ms)
 		return MILTER_CONTINUE;
@@ -678,5 +686,7 @@ enum milter_verdict milter_end_of_message(struct session *s, int in_fd,
 	}
 	if (owned)
 		*out_fd = fd;
+	if (ms->quarantine[0])
+		*quarantine = ms->quarantine;
 	return MILTER_CONTINUE;
 }

@@ -42,6 +42,7 @@ struct milters {
 	int discard;             /* a milter said discard before the end */
 	int skip_body;           /* SMFIR_SKIP: no more body chunks */
 	const char *rcpt;        /* {rcpt_addr} while RCPT is reported */
+	char quarantine[256];    /* SMFIR_QUARANTINE's reason, or "" */
 };
 
 /* milter.c: sends the macros of class cls, then the packet in ms->pkt,

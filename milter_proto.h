@@ -50,8 +50,7 @@ enum {
 	SMFIF_QUARANTINE = 1 << 5, SMFIF_CHGFROM = 1 << 6,
 	SMFIF_ADDRCPT_PAR = 1 << 7, SMFIF_SETSYMLIST = 1 << 8,
 };
-/* all but SMFIF_QUARANTINE: postmaster has no quarantine */
-#define MP_ACTIONS (0x1ff & ~SMFIF_QUARANTINE)
+#define MP_ACTIONS 0x1ff
 
 /* what a milter does not want sent, or will not answer */
 enum {

@@ -29,7 +29,7 @@ class Milter:
     protocol are what the OPTNEG reply says; macros: {class: "names"}.
     hang=True accepts connections and never answers."""
 
-    def __init__(self, path, script=None, actions=0x1ff & ~0x20,
+    def __init__(self, path, script=None, actions=0x1ff,
                  protocol=0, macros=None, hang=False):
         self.path = path
         self.script = script or {}

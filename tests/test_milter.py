@@ -25,7 +25,8 @@ def config(tmp, milters, extra=""):
     names = " ".join(m[0] for m in milters)
     with open(cf, "w") as f:
         f.write("[core]\nhostname = mail.example.net\nlogger = stderr\n"
-                "spool-directory = %s/spool\n" % tmp)
+                "spool-directory = %s/spool\npid-file = %s/flush.pid\n"
+                % (tmp, tmp))
         if ROOT:
             f.write("user-id = nobody\n")
         for name, address, keys in milters:
@@ -397,3 +398,44 @@ def test_check_validates_keys(tmp):
     assert "bad.cf:3:18: expected tempfail, accept or reject" in r.stderr
     assert "bad.cf:4:19: expected a duration" in r.stderr
     assert "bad.cf:6:13: expected the name of a [milter]" in r.stderr
+
+
+def test_quarantine_holds_until_release(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("q", b"looks like a virus\0"), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0 Ok: queued as" in out, out + err
+    qid = out.split("queued as ")[1].split()[0]
+    assert "event=quarantine" in err and "looks like a virus" in err
+
+    def pm(*args):
+        r = subprocess.run([POSTMASTER, "--config=" + cf] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        no_sanitizer_report(r.stderr, " ".join(args))
+        return r
+    q = pm("--queue")
+    assert "held: quarantined by a milter: looks like a virus" in q.stdout, q.stdout
+    assert pm("--flush", "--now").returncode == 0
+    assert delivered(tmp) == []
+    r = pm("--release=" + qid)
+    assert r.returncode == 0 and "%s: released" % qid in r.stdout, r.stdout + r.stderr
+    assert "held" not in pm("--queue").stdout
+    again = pm("--release=" + qid)
+    assert again.returncode != 0 and "not held" in again.stderr
+    assert pm("--flush").returncode == 0
+    assert len(delivered(tmp)) == 1
+
+
+def test_quarantine_needs_the_action(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"), actions=0x1ff & ~0x20,
+               script={"E": [("q", b"x\0"), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "451 4.7.1" in out, out + err
