@@ -135,6 +135,7 @@ bench: postmaster
 	bench/route-bench
 	bench/session-bench
 	bench/spool-bench
+	bench/milter-bench
 
 fuzz:
 	$(MAKE) -C fuzz

@@ -24,7 +24,8 @@ def recv_exact(c, n):
 
 
 class Milter:
-    """script: {cmd: [(reply_cmd, data), ...]}; a cmd of "E" (end of
+    """path: a unix socket's, or (address, port) for TCP.
+    script: {cmd: [(reply_cmd, data), ...]}; a cmd of "E" (end of
     body) may list modifications before its final reply. actions and
     protocol are what the OPTNEG reply says; macros: {class: "names"}.
     hang=True accepts connections and never answers."""
@@ -40,9 +41,15 @@ class Milter:
         self.events = []   # (cmd, decoded data)
         self.body = bytearray()
         self.chunks = []
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(path)
-        os.chmod(path, 0o666)
+        if isinstance(path, tuple):  # (address, port): inet
+            self.sock = socket.socket(socket.AF_INET6 if ":" in path[0]
+                                      else socket.AF_INET)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(path)
+        else:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.bind(path)
+            os.chmod(path, 0o666)
         self.sock.listen(16)
         self.conns = []
         self.thread = threading.Thread(target=self.serve, daemon=True)
@@ -55,10 +62,11 @@ class Milter:
                 c.close()
             except OSError:
                 pass
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        if not isinstance(self.path, tuple):
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
     def serve(self):
         while True:

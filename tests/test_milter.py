@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pmmilter import Milter
-from pmtest import POSTMASTER, ROOT, SANITIZED, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
+from pmtest import free_port, POSTMASTER, ROOT, SANITIZED, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
 
 
 @pytest.fixture
@@ -439,3 +439,51 @@ def test_quarantine_needs_the_action(tmp):
     finally:
         m.close()
     assert "451 4.7.1" in out, out + err
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "localhost"])
+def test_inet_milter(tmp, address):
+    port = free_port()
+    m = Milter(("::1" if address == "::1" else "127.0.0.1", port),
+               script={"R": [("y", b"550 5.7.1 Not over TCP either\0")]})
+    host = "[::1]" if address == "::1" else address
+    try:
+        cf = config(tmp, [("t", "inet:%s:%d" % (host, port), "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "550 5.7.1 Not over TCP either" in out, out + err
+
+
+def test_lmtp_end_of_message_refusal_for_each_recipient(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("y", b"554 5.7.1 Not for anyone\0")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        wire = mail(rcpts=("joe@example.net", "ann@example.net")).replace(
+            "EHLO", "LHLO")
+        out, err = session(cf, wire)
+    finally:
+        m.close()
+    assert out.count("554 5.7.1 Not for anyone") == 2, out + err
+    assert delivered(tmp) == [] and delivered(tmp, "Maildir2") == []
+
+
+def test_bdat_message_with_a_header_added(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("h", hdr("X-Chunked", "yes")), ("a", b"")]})
+    body = b"Subject: chunks\r\n\r\nfirst\r\nsecond\r\n"
+    wire = ("EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<joe@example.net>\r\n"
+            "BDAT %d LAST\r\n" % len(body)).encode() + body + b"QUIT\r\n"
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        e = dict(os.environ, TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25",
+                 TCPREMOTEIP="192.0.2.7")
+        r = subprocess.run([POSTMASTER, "--config=" + cf], input=wire,
+                           capture_output=True, env=e, timeout=60)
+    finally:
+        m.close()
+    assert b"250 2.0.0" in r.stdout, r.stdout + r.stderr
+    assert bytes(m.body) == b"first\r\nsecond\r\n"
+    [msg] = delivered(tmp)
+    assert "X-Chunked: yes\n" in msg and msg.endswith("\n\nfirst\nsecond\n")
