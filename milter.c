@@ -92,7 +92,6 @@ static const char *macro_value(const struct session *s, const char *name,
 static int send_macros(struct session *s, struct mconn *m, int cls,
 		       char *why, size_t n)
 {
-	struct milters *ms = s->milters;
 	const char *list = m->macros[cls] ? m->macros[cls] : default_macros[cls];
 	struct buf b = {0};
 	mp_begin(&b, SMFIC_MACRO);
@@ -116,7 +115,6 @@ static int send_macros(struct session *s, struct mconn *m, int cls,
 	int r = b.len == empty ? 0 : mp_send(m->fd, &b, milter_timeout(m, 0),
 					     why, n);
 	buf_free(&b);
-	(void)ms;
 	return r;
 }
 
@@ -140,7 +138,6 @@ enum milter_verdict milter_failed(struct session *s, struct mconn *m,
 	}
 	m->st = MC_FAILED;
 	m->in_tx = 0;
-	(void)s;
 	switch (m->sec->v[MILTER_DEFAULT_ACTION].n) {
 	case MILTER_ACCEPT:
 		return MILTER_CONTINUE;
@@ -294,13 +291,8 @@ static int negotiate(struct milters *ms, struct mconn *m, char *why,
 		return -1;
 	}
 	m->actions = mp_get_u32(ms->in.s + 4) & MP_ACTIONS;
-	m->proto = mp_get_u32(ms->in.s + 8);
-	if (m->proto & ~(uint32_t)MP_PROTOCOL) {
-		snprintf(why, n, "the milter asks for protocol steps 0x%x we do "
-				 "not offer",
-			 m->proto & ~(uint32_t)MP_PROTOCOL);
-		return -1;
-	}
+	/* what we did not offer (rejected recipients) is not done */
+	m->proto = mp_get_u32(ms->in.s + 8) & MP_PROTOCOL;
 	for (size_t at = 12; at + 4 < ms->in.len;) {
 		uint32_t cls = mp_get_u32(ms->in.s + at);
 		const char *names = ms->in.s + at + 4;
@@ -393,7 +385,8 @@ static enum milter_verdict each(struct session *s, int cls, uint32_t nosend,
 			v = milter_event(s, m, cls, !(m->proto & noreply), stage,
 					 r);
 		}
-		if (stage == STAGE_MAIL && m->st != MC_FAILED)
+		if (stage == STAGE_MAIL &&
+		    (m->st == MC_ACTIVE || m->st == MC_SKIP_MSG))
 			m->in_tx = 1;
 		if (v != MILTER_CONTINUE)
 			return v;
@@ -403,7 +396,6 @@ static enum milter_verdict each(struct session *s, int cls, uint32_t nosend,
 
 static void helo_packet(struct session *s, struct buf *b, const void *arg)
 {
-	(void)arg;
 	mp_begin(b, SMFIC_HELO);
 	mp_put_str(b, s->helo);
 }
@@ -463,7 +455,6 @@ struct rcpt_arg {
 static void rcpt_packet(struct session *s, struct buf *b, const void *arg)
 {
 	const struct rcpt_arg *a = arg;
-	(void)s;
 	path_packet(b, SMFIC_RCPT, a->rcpt, a->args);
 }
 
@@ -483,8 +474,6 @@ enum milter_verdict milter_rcpt(struct session *s, const char *rcpt,
 
 static void data_packet(struct session *s, struct buf *b, const void *arg)
 {
-	(void)s;
-	(void)arg;
 	mp_begin(b, SMFIC_DATA);
 }
 

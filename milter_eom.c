@@ -478,7 +478,7 @@ static int name_is(const struct field *f, const char *name)
 
 /* The change (CHGHEADER) of the k-th visible field named like f. */
 static struct mod *change_of(struct mods *md, const struct field *f,
-			     unsigned k, struct mconn *m, unsigned *used)
+			     unsigned k, unsigned *used)
 {
 	struct mod *hit = NULL;
 	for (unsigned i = 0; i < md->n; i++) {
@@ -489,7 +489,6 @@ static struct mod *change_of(struct mods *md, const struct field *f,
 			used[i] = 1;
 		}
 	}
-	(void)m;
 	return hit;
 }
 
@@ -530,7 +529,7 @@ static void write_header(struct out *o, struct rd *rd, struct mods *md,
 		struct mod *ch = NULL;
 		if (f.start >= visible_from) {
 			unsigned k = occurrence(seen, nseen, &f);
-			ch = change_of(md, &f, k, NULL, used);
+			ch = change_of(md, &f, k, used);
 			seen = xrealloc(seen, (nseen + 1) * sizeof *seen);
 			seen[nseen] = (struct field){.colon = f.colon};
 			buf_add(&seen[nseen].text, f.text.s, f.colon);

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from pmmilter import Milter
-from pmtest import free_port, POSTMASTER, ROOT, SANITIZED, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
+from pmtest import Tcpserver, free_port, make_cert, POSTMASTER, ROOT, SANITIZED, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def tmp():
     remove_tree(d)
 
 
-def config(tmp, milters, extra=""):
+def config(tmp, milters, extra="", listen="25"):
     cf = os.path.join(tmp, "postmaster.cf")
     names = " ".join(m[0] for m in milters)
     with open(cf, "w") as f:
@@ -31,10 +31,11 @@ def config(tmp, milters, extra=""):
             f.write("user-id = nobody\n")
         for name, address, keys in milters:
             f.write('[milter "%s"]\naddress = %s\n%s\n' % (name, address, keys))
-        f.write('[smtpd "mx"]\nname = mail.example.net\nlisten-port = 25\n'
+        f.write('[smtpd "mx"]\nname = mail.example.net\nlisten-port = %s\n'
                 'milters = %s\n%s\n'
                 '[route]\njoe@example.net %s/Maildir/\n'
-                'ann@example.net %s/Maildir2/\n' % (names, extra, tmp, tmp))
+                'ann@example.net %s/Maildir2/\n'
+                % (listen, names, extra, tmp, tmp))
     return cf
 
 
@@ -487,3 +488,29 @@ def test_bdat_message_with_a_header_added(tmp):
     assert bytes(m.body) == b"first\r\nsecond\r\n"
     [msg] = delivered(tmp)
     assert "X-Chunked: yes\n" in msg and msg.endswith("\n\nfirst\nsecond\n")
+
+
+def test_tls_macros_at_helo(tmp):
+    import smtplib
+    import ssl
+    crt, key = make_cert(tmp, "mail.example.net")
+    m = Milter(os.path.join(tmp, "m.sock"))
+    port = free_port()
+    cf = config(tmp, [("t", "unix:" + m.path, "")],
+                "tls = starttls\ntls-certificate = %s\ntls-key = %s" % (crt, key),
+                listen="127.0.0.1:%d" % port)
+    srv = Tcpserver([POSTMASTER, "--config=" + cf], os.path.join(tmp, "log"), port)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            c.starttls(context=ssl._create_unverified_context())
+            c.sendmail("a@example.org", ["joe@example.net"],
+                       b"Subject: tls\r\n\r\nhi\r\n")
+        wait_for(lambda: "Q" in m.cmds(), what="QUIT at the milter")
+    finally:
+        srv.stop()
+        m.close()
+    helo = [e[1][1] for e in m.events if e[0] == "D" and e[1][0] == "H"]
+    # the HELO before STARTTLS has no TLS; the one after it has
+    assert helo[-1]["{tls_version}"].startswith("TLS"), helo
+    assert helo[-1]["{cipher}"], helo
+    assert m.macro("{client_addr}") == "127.0.0.1"
