@@ -211,6 +211,15 @@ static void log_result(struct session *s, const struct kept_rcpt *rc,
 	buf_free(&rep);
 }
 
+/* LMTP: a recipient a milter deleted, answered and delivered to nobody */
+static void log_deleted(struct session *s, const struct kept_rcpt *rc)
+{
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
+	log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
+		  angle(rc->addr, t, sizeof t), "status", "discarded",
+		  "reason", "deleted by a milter", NULL);
+}
+
 /* Out of space is 452 4.3.1 (RFC 3463); any other failure 451 4.3.0. */
 void handoff_storage_reply(struct reply *r, int err)
 {
@@ -366,7 +375,10 @@ static int milters_decide(struct session *s, struct msg *m, struct reply *r)
 						      &out, &quarantine, r);
 	if (v == MILTER_REFUSE)
 		return 1;
-	if (v == MILTER_DISCARD || s->nrcpt == 0) {
+	unsigned live = 0;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		live += !s->rcpts[i].milter_deleted;
+	if (v == MILTER_DISCARD || live == 0) {
 		char f[ADDR_PATH_MAX + 4];
 		log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f),
 			  "status", "discarded", "reason",
@@ -386,7 +398,7 @@ static int milters_decide(struct session *s, struct msg *m, struct reply *r)
 		/* held in the spool until --release */
 		s->spooled = 1;
 		for (unsigned i = 0; i < s->nrcpt; i++)
-			s->rcpts[i].spooled = 1;
+			s->rcpts[i].spooled = !s->rcpts[i].milter_deleted;
 	}
 	if (spool_needed(s) && respool(s, m, quarantine, r) < 0)
 		return 1;
@@ -417,8 +429,10 @@ void handoff_deliver(struct session *s,
 	if (!refused && s->milters) {
 		refused = milters_decide(s, &m, &common);
 		if (refused == 2) {
-			for (unsigned i = 0; i < (s->proto == P_LHLO ? s->nrcpt : 1);
-			     i++)
+			for (unsigned i = 0; i < s->nrcpt; i++)
+				if (s->proto == P_LHLO && !s->rcpts[i].milter_added)
+					answer(s, &common);
+			if (s->proto != P_LHLO)
 				answer(s, &common);
 			io_flush(&s->io);
 			return;
@@ -438,7 +452,12 @@ void handoff_deliver(struct session *s,
 	if (s->proto == P_LHLO) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			struct reply r = common;
-			if (s->rcpts[i].spooled) {
+			if (s->rcpts[i].milter_deleted) {
+				if (!refused)
+					reply_set(&r, 250, ESC_OTHER,
+						  "Ok: discarded");
+				log_deleted(s, &s->rcpts[i]);
+			} else if (s->rcpts[i].spooled) {
 				r = queued;
 				if (spooled)
 					log_queued(s, &s->rcpts[i]);
@@ -451,7 +470,8 @@ void handoff_deliver(struct session *s,
 						     s->timeout, &r);
 				log_result(s, &s->rcpts[i], &r);
 			}
-			answer(s, &r);
+			if (!s->rcpts[i].milter_added)
+				answer(s, &r);
 		}
 	} else if (s->spooled) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {

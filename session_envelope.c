@@ -320,6 +320,7 @@ int envelope_add_rcpt(struct session *s, const char *given, struct reply *r)
 	else
 		s->spooled = 1;
 	envelope_keep_rcpt(s, &rc);
+	s->rcpts[s->nrcpt - 1].milter_added = 1;
 	route_result_free(&rc.r);
 	return 0;
 }
@@ -332,10 +333,20 @@ int envelope_delete_rcpt(struct session *s, const char *given,
 	if (milter_address(s, given, ADDR_NODOMAIN_OK, &a, path, r) < 0)
 		return -1;
 	addr_format(&a, want, sizeof want);
-	unsigned w = 0, before = s->nrcpt;
+	unsigned w = 0, hits = 0;
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		struct kept_rcpt *k = &s->rcpts[i];
-		if (strcasecmp(k->addr, want)) {
+		if (strcasecmp(k->addr, want) || k->milter_deleted) {
+			s->rcpts[w++] = *k;
+			continue;
+		}
+		hits++;
+		if (s->proto == P_LHLO && !k->milter_added) {
+			/* still answered after the data: kept, marked */
+			k->milter_deleted = 1;
+			k->spooled = 0;
+			plan_free(k->plan);
+			memset(k->plan, 0, sizeof *k->plan);
 			s->rcpts[w++] = *k;
 			continue;
 		}
@@ -345,7 +356,7 @@ int envelope_delete_rcpt(struct session *s, const char *given,
 		free(k->plan);
 	}
 	s->nrcpt = w;
-	if (w == before) {
+	if (!hits) {
 		reply_set(r, 550, ESC_BAD_DEST_MAILBOX, "no such recipient");
 		return -1;
 	}

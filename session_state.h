@@ -74,6 +74,9 @@ struct kept_rcpt {
 	struct plan *plan; /* LMTP: its own run; NULL in SMTP */
 	unsigned notify;   /* NOTIFY= as DSN_* bits, 0 when not given */
 	char *orcpt;       /* ORCPT= as given, NULL when none */
+	/* LMTP: a milter added it (no reply of its own), or deleted it (it
+	 * is answered, delivered to nobody) */
+	unsigned char milter_added, milter_deleted;
 };
 
 struct session {
