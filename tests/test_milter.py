@@ -381,8 +381,12 @@ def test_no_milter_costs_nothing(tmp):
     open(cf, "w").write(text.replace("milters = t\n", "").replace(
         '[milter "t"]\naddress = unix:%s/m.sock\n' % tmp, ""))
     without, _ = syscalls(cf, tmp)
-    if not SANITIZED:  # the sanitizer's own calls vary from run to run
-        assert sorted(with_section) == sorted(without)
+    # the same kinds of calls, and as many sockets and connections (how
+    # many reads a pipe takes varies from run to run)
+    if not SANITIZED:  # the sanitizer's own threads vary
+        assert set(with_section) == set(without)
+    for call in ("socket", "connect", "sendto", "recvfrom", "poll"):
+        assert with_section.count(call) == without.count(call), call
 
 
 def test_check_validates_keys(tmp):
