@@ -404,12 +404,13 @@ static int parse_envelope(char *text, struct spool_msg *m)
 		} else if (!strcmp(key, "smtputf8")) {
 			m->smtputf8 = atoi(p);
 		} else if (!strcmp(key, "session") || !strcmp(key, "client") ||
-			   !strcmp(key, "smtpd")) {
+			   !strcmp(key, "smtpd") || !strcmp(key, "quarantine")) {
 			if (!(f = get_field(&p)))
 				return -1;
 			char **dst = !strcmp(key, "session")  ? &m->sid
 				     : !strcmp(key, "client") ? &m->client
-							      : &m->smtpd;
+				     : !strcmp(key, "smtpd")  ? &m->smtpd
+							      : &m->quarantine;
 			free(*dst);
 			*dst = xstrdup(f);
 		} else if (!strcmp(key, "target")) {
@@ -440,11 +441,6 @@ static int parse_envelope(char *text, struct spool_msg *m)
 							: DSN_RET_HDRS;
 		} else if (!strcmp(key, "dsn-delayed")) {
 			m->delay_reported = atoi(p) > 0;
-		} else if (!strcmp(key, "quarantine")) {
-			if (!(f = get_field(&p)))
-				return -1;
-			free(m->quarantine);
-			m->quarantine = xstrdup(f);
 		} else if (!strcmp(key, "dsn-envid")) {
 			if (!(f = get_field(&p)))
 				return -1;
