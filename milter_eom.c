@@ -632,6 +632,11 @@ static enum milter_verdict one_milter(struct session *s, struct mconn *m,
 	enum milter_verdict v = send_message(s, m, *fd, *off, our_size, r);
 	if (v == MILTER_CONTINUE && m->st == MC_ACTIVE)
 		v = end_of_body(s, m, &md, r);
+	if (m->st == MC_FAILED) {
+		/* a milter that broke half-way changes nothing */
+		mods_free(&md);
+		return v;
+	}
 	int headers = 0;
 	for (unsigned i = 0; i < md.n; i++)
 		headers |= md.v[i].cmd == SMFIR_ADDHEADER ||

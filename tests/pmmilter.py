@@ -137,4 +137,6 @@ class Milter:
         if replies is None:
             replies = [("a", b"")] if cmd == "E" else [("c", b"")]
         for rc, rd in replies:
+            if rc == "close":  # the milter breaks off
+                raise EOFError
             c.sendall(packet(rc, rd))

@@ -536,3 +536,24 @@ def test_lmtp_recipients_changed_keep_one_reply_each(tmp):
     assert "reason=\"deleted by a milter\"" in err
     wait_for(lambda: delivered(tmp, "Maildir2"), what="delivery to ann")
     assert delivered(tmp) == []
+
+
+@pytest.mark.parametrize("action", ["tempfail", "accept"])
+def test_a_milter_that_breaks_half_way_changes_nothing(tmp, action):
+    mods = [("h", hdr("X-Half", "1")), ("b", b"new body\r\n"),
+            ("e", b"<other@example.org>\0"), ("close", b"")]
+    m = Milter(os.path.join(tmp, "m.sock"), script={"E": mods})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "default-action = " + action)])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "event=milter-failed" in err
+    if action == "tempfail":
+        assert "451 4.7.1" in out, out + err
+        assert delivered(tmp) == []
+    else:
+        assert "250 2.0.0" in out, out + err
+        [msg] = delivered(tmp)
+        assert "X-Half" not in msg and msg.endswith("\n\nhello\n")
+        assert msg.startswith("Return-Path: <a@example.org>")
