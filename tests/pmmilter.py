@@ -139,4 +139,4 @@ class Milter:
         for rc, rd in replies:
             if rc == "close":  # the milter breaks off
                 raise EOFError
-            c.sendall(packet(rc, rd))
+            c.sendall(rd if rc == "raw" else packet(rc, rd))

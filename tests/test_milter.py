@@ -557,3 +557,17 @@ def test_a_milter_that_breaks_half_way_changes_nothing(tmp, action):
         [msg] = delivered(tmp)
         assert "X-Half" not in msg and msg.endswith("\n\nhello\n")
         assert msg.startswith("Return-Path: <a@example.org>")
+
+
+def test_an_oversized_packet_is_refused_unread(tmp):
+    """A milter cannot make a session allocate what it claims: a packet
+    longer than 1 MiB breaks the protocol."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"R": [("raw", struct.pack(">I", 1 << 30) + b"c")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "451 4.7.1" in out, out + err
+    assert "bad packet length 1073741824" in err
