@@ -276,7 +276,8 @@ static int negotiate(struct milters *ms, struct mconn *m, char *why,
 	mp_put_u32(&ms->pkt, MP_VERSION);
 	mp_put_u32(&ms->pkt, MP_ACTIONS);
 	mp_put_u32(&ms->pkt, MP_PROTOCOL);
-	int t = milter_timeout(m, STAGE_CONN);
+	/* connect-timeout covers the negotiation too */
+	int t = (int)m->sec->v[MILTER_CONNECT_TIMEOUT].n * 1000;
 	char cmd;
 	if (mp_send(m->fd, &ms->pkt, t, why, n) < 0 ||
 	    mp_read(m->fd, t, &cmd, &ms->in, why, n) < 0)

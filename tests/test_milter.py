@@ -571,3 +571,16 @@ def test_an_oversized_packet_is_refused_unread(tmp):
         m.close()
     assert "451 4.7.1" in out, out + err
     assert "bad packet length 1073741824" in err
+
+
+def test_connect_timeout_covers_the_negotiation(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"), hang=True)
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path,
+                           "connect-timeout = 1s\ncommand-timeout = 60s")])
+        t0 = time.time()
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert time.time() - t0 < 10
+    assert "451 4.7.1" in out and "timeout" in err, out + err
