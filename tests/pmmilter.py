@@ -28,7 +28,8 @@ class Milter:
     script: {cmd: [(reply_cmd, data), ...]}; a cmd of "E" (end of
     body) may list modifications before its final reply. actions and
     protocol are what the OPTNEG reply says; macros: {class: "names"}.
-    hang=True accepts connections and never answers."""
+    hang=True accepts connections and never answers; hang="R" (a command)
+    answers everything but that command."""
 
     def __init__(self, path, script=None, actions=0x1ff,
                  protocol=0, macros=None, hang=False):
@@ -95,7 +96,7 @@ class Milter:
                 data = recv_exact(c, n)
                 cmd, data = chr(data[0]), data[1:]
                 self.record(cmd, data)
-                if self.hang:
+                if self.hang is True or self.hang == cmd:
                     continue
                 self.answer(c, cmd, data)
                 if cmd == "Q":

@@ -584,3 +584,21 @@ def test_connect_timeout_covers_the_negotiation(tmp):
         m.close()
     assert time.time() - t0 < 10
     assert "451 4.7.1" in out and "timeout" in err, out + err
+
+
+@pytest.mark.parametrize("stage,keys", [
+    ("R", "command-timeout = 1s"),
+    ("E", "content-timeout = 1s"),
+])
+def test_a_milter_hanging_later_times_out(tmp, stage, keys):
+    m = Milter(os.path.join(tmp, "m.sock"), hang=stage)
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, keys)])
+        t0 = time.time()
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert time.time() - t0 < 10
+    assert "451 4.7.1 Service unavailable" in out, out + err
+    assert "timeout while waiting for the milter" in err
+    assert delivered(tmp) == []
