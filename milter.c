@@ -178,8 +178,12 @@ static int replycode(const char *p, struct reply *r)
 		if (tl + l + 2 < sizeof r->text) {
 			if (tl)
 				r->text[tl++] = '\n';
-			memcpy(r->text + tl, p, l);
-			tl += l;
+			/* the milter's text reaches the client: no controls */
+			for (size_t i = 0; i < l; i++)
+				r->text[tl++] = (unsigned char)p[i] < ' ' ||
+							p[i] == 0x7f
+						? '?'
+						: p[i];
 			r->text[tl] = 0;
 		}
 		p += l;

@@ -423,16 +423,26 @@ static void cmd_mail(struct session *s, char *arg)
 	      esc(s->from, strlen(s->from)));
 }
 
-/* The milters' say on a recipient that routing accepted. */
-static void rcpt_milters(struct session *s, struct rcpt *rc, const char *args)
+/* The milters' say on a recipient that routing accepted: 1 when they
+ * refused it (replied, logged, rc's results freed). The milters' text
+ * is theirs: lines, no control characters (milter.c). */
+static int rcpt_milters(struct session *s, struct rcpt *rc, const char *args)
 {
 	struct reply r;
 	if (rc->r.code != 250 ||
 	    milter_rcpt(s, rc->addr, args, &r) == MILTER_CONTINUE)
-		return;
-	rc->r.code = r.code;
-	snprintf(rc->r.dsn, sizeof rc->r.dsn, "%s", r.dsn);
-	snprintf(rc->r.text, sizeof rc->r.text, "%s", r.text);
+		return 0;
+	struct buf rep = {0};
+	buf_printf(&rep, "%d %s %s", r.code, r.dsn, r.text);
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
+	log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
+		  angle(rc->addr, t, sizeof t), "status", "rejected", "dsn",
+		  r.dsn, "reply", rep.s, NULL);
+	buf_free(&rep);
+	reply_dsn(s, r.code, r.dsn, "%s", r.text);
+	route_result_free(&rc->r);
+	plan_free(&rc->plan);
+	return 1;
 }
 
 static void cmd_rcpt(struct session *s, char *arg)
@@ -498,7 +508,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
 			 rc.addr);
 	}
-	rcpt_milters(s, &rc, rargs);
+	if (rcpt_milters(s, &rc, rargs))
+		return;
 	if (rc.r.code == 250) {
 		/* whether the direct path can take it (deliver.c decides) */
 		/* NOTIFY=SUCCESS: the flusher reports the delivery, so it

@@ -146,6 +146,10 @@ def test_asked_macros_and_no_header_replies(tmp):
     ("T", ("y", b"554 5.7.1 No data for you\0"), "554 5.7.1 No data for you"),
     ("H", ("y", b"550 5.7.1 Bad HELO\0"), "550 5.7.1 Bad HELO"),
     ("C", ("y", b"554 5.7.1 Go away\0"), "554 5.7.1 Go away"),
+    ("R", ("y", b"550-5.7.1 first line\r\n550 5.7.1 second line\0"),
+     "550-5.7.1 first line\r\n550 5.7.1 second line\r\n"),
+    ("M", ("4", b""), "421 4.7.1 mail.example.net Service unavailable - closing"),
+    ("E", ("y", b"554 5.7.1 bad\x07bell\x1b[2J\0"), "554 5.7.1 bad?bell?[2J\r\n"),
 ])
 def test_refusals_reach_the_client(tmp, stage, reply, expect):
     m = Milter(os.path.join(tmp, "m.sock"), script={stage: [reply]})
