@@ -451,7 +451,9 @@ static void out_copy(struct out *o, int fd, off_t from, off_t to)
 	}
 }
 
-/* "Name: value", the value's "\n" (or "\r\n") made our line end. */
+/* "Name: value", the value's "\n" (or "\r\n") made our line end; a line
+ * of the value that does not start with a blank gets a tab, so that it
+ * continues the field and cannot start a new one. */
 static void out_field(struct out *o, const char *name, const char *value,
 		      int leadspc)
 {
@@ -460,9 +462,11 @@ static void out_field(struct out *o, const char *name, const char *value,
 	for (const char *p = value; *p; p++) {
 		if (*p == '\r' && p[1] == '\n')
 			continue;
-		if (*p == '\n')
+		if (*p == '\n') {
 			out_add(o, o->eol, strlen(o->eol));
-		else
+			if (p[1] && p[1] != ' ' && p[1] != '\t')
+				out_add(o, "\t", 1);
+		} else
 			out_add(o, p, 1);
 	}
 	out_add(o, o->eol, strlen(o->eol));

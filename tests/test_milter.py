@@ -214,6 +214,7 @@ def hdr(name, value):
 
 def test_header_modifications(tmp):
     mods = [("h", hdr("X-Added", "one")),
+            ("h", hdr("X-Lines", "a\nBcc: not a field")),
             ("i", struct.pack(">I", 0) + hdr("X-Top", "first")),
             ("m", struct.pack(">I", 1) + hdr("Subject", "changed\n\tfolded")),
             ("m", struct.pack(">I", 2) + hdr("X-Two", "")),
@@ -235,7 +236,7 @@ def test_header_modifications(tmp):
         [i for i, h in enumerate(head) if h.startswith("Received: ")][0]
     assert "Subject: changed" in head and "\tfolded" in head
     assert "X-Two: a" in head and "X-Two: b" not in head
-    assert head[-1] == "X-Added: one"
+    assert head[-3:] == ["X-Added: one", "X-Lines: a", "\tBcc: not a field"]
     assert msg.endswith("\n\nhello\n")
 
 
