@@ -325,6 +325,17 @@ static int two_strings(const char *p, size_t n, char **a, char **b)
 	return 0;
 }
 
+/* RFC 5322 2.2: printable ASCII but ':', at least one. */
+static int field_name(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s <= ' ' || *s >= 127 || *s == ':')
+			return 0;
+	return 1;
+}
+
 /* Records one modification packet; -1 when it is malformed or not
  * allowed by the negotiated actions. */
 static int add_mod(struct session *s, struct mconn *m, struct mods *md,
@@ -362,8 +373,9 @@ static int add_mod(struct session *s, struct mconn *m, struct mods *md,
 	if (two_strings(in->s + skip, in->len - skip, &mo.name, &mo.value) < 0)
 		return -1;
 	if ((cmd == SMFIR_ADDHEADER || cmd == SMFIR_INSHEADER ||
-	     cmd == SMFIR_CHGHEADER) && !mo.value) {
+	     cmd == SMFIR_CHGHEADER) && (!mo.value || !field_name(mo.name))) {
 		free(mo.name);
+		free(mo.value);
 		return -1;
 	}
 	md->v = xrealloc(md->v, (md->n + 1) * sizeof *md->v);

@@ -607,3 +607,15 @@ def test_a_milter_hanging_later_times_out(tmp, stage, keys):
     assert "451 4.7.1 Service unavailable" in out, out + err
     assert "timeout while waiting for the milter" in err
     assert delivered(tmp) == []
+
+
+def test_a_bad_header_name_breaks_the_protocol(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("h", hdr("X-Bad: injected", "v")), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "451 4.7.1" in out and "modification 'h' refused" in err, out + err
+    assert delivered(tmp) == []
