@@ -47,7 +47,7 @@ SRCS = cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
 	log.c deliver.c session.c session_start.c session_envelope.c inject.c \
 	session_auth.c session_local.c session_reply.c data.c handoff.c proxy.c priv.c spool.c flush.c bounce.c client.c \
 	client_dest.c dns.c dnsbl.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c \
-	reply.c dsn.c policy.c session_filters.c
+	reply.c dsn.c policy.c session_filters.c milter.c milter_eom.c milter_proto.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
 
@@ -65,7 +65,8 @@ DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
 	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace \
 	libnet-ssleay-perl libio-socket-ssl-perl libcrypt-dev libspf2-dev \
-	iproute2 testssl.sh bsd-mailx postgrey
+	iproute2 testssl.sh bsd-mailx postgrey opendkim opendkim-tools \
+	python3-dkim rspamd
 
 .PHONY: all check check-normal check-san deps install uninstall clean bench fuzz lint demo \
 	demo-clean tls-audit
@@ -136,7 +137,8 @@ bench: postmaster
 	bench/route-bench
 	bench/session-bench
 	bench/spool-bench
-	bench/proxy-bench
+	bench/proxy-bench \
+	bench/milter-bench
 
 fuzz:
 	$(MAKE) -C fuzz

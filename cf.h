@@ -30,6 +30,7 @@ enum cf_kind {
 	CF_LOGFILE,
 	CF_PIPE,
 	CF_RELAY,
+	CF_MILTER,
 	CF_SMTPD,
 	CF_ROUTE,
 	CF_NKINDS
@@ -52,6 +53,10 @@ enum {
 	RELAY_AUTH_PASSWORD, RELAY_CONNECT_TIMEOUT, RELAY_TIMEOUT, RELAY_NKEYS
 };
 enum {
+	MILTER_ADDRESS, MILTER_CONNECT_TIMEOUT, MILTER_COMMAND_TIMEOUT,
+	MILTER_CONTENT_TIMEOUT, MILTER_DEFAULT_ACTION, MILTER_NKEYS
+};
+enum {
 	SMTPD_NAME, SMTPD_LISTEN_PORT, SMTPD_ROUTING_TABLE, SMTPD_LOGGER,
 	SMTPD_LOCAL_RCPT_TO, SMTPD_TLS, SMTPD_TLS_CERTIFICATE, SMTPD_TLS_KEY,
 	SMTPD_TLS_PRIORITY,
@@ -61,7 +66,7 @@ enum {
 	SMTPD_GREET_PAUSE, SMTPD_DNSBL, SMTPD_DNSWL, SMTPD_POLICY_SERVICE,
 	SMTPD_POLICY_TIMEOUT, SMTPD_POLICY_DEFAULT_ACTION,
 	SMTPD_POLICY_END_OF_DATA,
-	SMTPD_PROXY, SMTPD_NKEYS
+	SMTPD_PROXY, SMTPD_MILTERS, SMTPD_NKEYS
 };
 #define CF_MAXKEYS SMTPD_NKEYS
 
@@ -74,6 +79,7 @@ enum { AUTH_NO, AUTH_OPTIONAL, AUTH_REQUIRED };
 enum { SPF_OFF, SPF_TAG, SPF_REJECT };
 enum { BARE_NORMALIZE, BARE_REJECT };
 enum { POLICY_DEFAULT_DEFER, POLICY_DEFAULT_DUNNO };
+enum { MILTER_TEMPFAIL, MILTER_ACCEPT, MILTER_REJECT };
 
 struct cf_pos {
 	const char *file; /* "command line" for flags */
@@ -279,6 +285,10 @@ int cf_parse_size(const char *s, uint64_t *v);
 /* NULL when s is host, ip, [ip], host:port, [ip]:port or unix:/path;
  * otherwise what was expected. */
 const char *cf_relay_address_error(const char *s);
+/* NULL when s is a milter address, unix:/path, inet:host:port or
+ * inet:[ip]:port (host: an address or localhost); otherwise what was
+ * expected. */
+const char *cf_milter_address_error(const char *s);
 int cf_parse_duration(const char *s, uint64_t *v);
 
 #endif

@@ -97,7 +97,7 @@ static int flag_scope(struct lexer *lx, const char *s, struct flag *fl)
 	fl->kind = cf_kind_lookup(s, k);
 	if (fl->kind < 0) {
 		lx_error(lx, s, "expected a section (core, syslog, logfile, "
-				"pipe, relay, smtpd, route) at the start of the "
+				"pipe, relay, milter, smtpd, route) at the start of the "
 				"flag, found '%s'",
 			 cf_shown(s, k, &tmp));
 		buf_free(&tmp);
@@ -327,6 +327,8 @@ static void check_ref(struct cf *cf, struct cf_section *sec, int key)
 			ok = cf_find(cf, CF_PIPE, s) != NULL;
 		else if (k->type == V_ROUTEREF)
 			ok = cf_find(cf, CF_ROUTE, s) != NULL;
+		else if (k->type == V_MILTERREF)
+			ok = cf_find(cf, CF_MILTER, s) != NULL;
 		if (!ok)
 			cf_error(cf, &pos, "expected %s, found '%s', which no "
 					   "section defines",
@@ -334,6 +336,7 @@ static void check_ref(struct cf *cf, struct cf_section *sec, int key)
 					 ? "syslog, stderr, journal or the "
 					   "name of a [logfile]"
 				 : k->type == V_PIPEREF ? "the name of a [pipe]"
+				 : k->type == V_MILTERREF ? "the name of a [milter]"
 							: "the name of a [route]",
 				 cf_shown(s, w->len, &tmp));
 	}
@@ -508,7 +511,7 @@ static void check_references(struct cf *cf, struct cf_section *sec)
 		enum vtype t = cf_kinds[sec->kind].keys[k].type;
 		if (t == V_LOGGER || t == V_PIPEREF)
 			check_ref(cf, sec, k);
-		else if (t == V_ROUTEREF)
+		else if (t == V_ROUTEREF || t == V_MILTERREF)
 			check_refs_all(cf, sec, k);
 	}
 }

@@ -170,7 +170,7 @@ void cf_dump(const struct cf *cf, int defaults, FILE *out)
 	if (cf->builtin_default)
 		fputs("# no configuration file: the built-in default\n", out);
 	static const enum cf_kind order[] = {CF_CORE,  CF_SYSLOG, CF_LOGFILE,
-					     CF_PIPE,  CF_RELAY,  CF_SMTPD,
+					     CF_PIPE,  CF_RELAY,  CF_MILTER, CF_SMTPD,
 					     CF_ROUTE};
 	for (size_t o = 0; o < sizeof order / sizeof *order; o++) {
 		for (uint32_t i = 0; i < cf->nsecs; i++) {

@@ -229,7 +229,7 @@ static void lx_section(struct lexer *lx)
 		else
 			lx_error(lx, k,
 				 "expected a section (core, syslog, logfile, "
-				 "pipe, relay, smtpd, route), found '%s'",
+				 "pipe, relay, milter, smtpd, route), found '%s'",
 				 cf_shown(k, (size_t)(lx->p - k), &tmp));
 		goto skip;
 	}

@@ -34,6 +34,7 @@ static const char *const e_auth[] = {"no", "optional", "required", 0};
 static const char *const e_spf[] = {"off", "tag", "reject", 0};
 static const char *const e_bare[] = {"normalize", "reject", 0};
 static const char *const e_poldef[] = {"defer", "dunno", 0};
+static const char *const e_milter[] = {"tempfail", "accept", "reject", 0};
 
 static const struct key core_keys[] = {
 	[CORE_LOGGER] = {"logger", V_LOGGER, 0, "syslog", 0, 0, 0, 0},
@@ -100,6 +101,18 @@ static const struct key relay_keys[] = {
 	[RELAY_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, 0, 0},
 };
 
+static const struct key milter_keys[] = {
+	[MILTER_ADDRESS] = {"address", V_MILTERADDR, K_REQUIRED, 0, 0, 0, 0, 0},
+	[MILTER_CONNECT_TIMEOUT] = {"connect-timeout", V_DURATION, 0, "30s", 0,
+				    0, 0, 0},
+	[MILTER_COMMAND_TIMEOUT] = {"command-timeout", V_DURATION, 0, "30s", 0,
+				    0, 0, 0},
+	[MILTER_CONTENT_TIMEOUT] = {"content-timeout", V_DURATION, 0, "300s", 0,
+				    0, 0, 0},
+	[MILTER_DEFAULT_ACTION] = {"default-action", V_ENUM, 0, "tempfail",
+				   e_milter, 0, 0, 0},
+};
+
 static const struct key smtpd_keys[] = {
 	[SMTPD_NAME] = {"name", V_HOSTNAME, 0, 0, 0, 0, 0, 0},
 	[SMTPD_LISTEN_PORT] = {"listen-port", V_LISTEN, 0, 0, 0, 0, 0, 0},
@@ -147,6 +160,8 @@ static const struct key smtpd_keys[] = {
 	[SMTPD_POLICY_END_OF_DATA] = {"policy-end-of-data", V_BOOL, 0, "no", 0,
 				      0, 0, 0},
 	[SMTPD_PROXY] = {"proxy", V_BOOL, 0, "yes", 0, 0, 0, 0},
+	[SMTPD_MILTERS] = {"milters", V_MILTERREF, K_REPEAT, 0, 0, 0, 0,
+			   "not set: no milter"},
 };
 
 const struct kind cf_kinds[CF_NKINDS] = {
@@ -155,6 +170,7 @@ const struct kind cf_kinds[CF_NKINDS] = {
 	[CF_LOGFILE] = {"logfile", logfile_keys, LOGFILE_NKEYS, 1},
 	[CF_PIPE] = {"pipe", pipe_keys, PIPE_NKEYS, 1},
 	[CF_RELAY] = {"relay", relay_keys, RELAY_NKEYS, 1},
+	[CF_MILTER] = {"milter", milter_keys, MILTER_NKEYS, 1},
 	[CF_SMTPD] = {"smtpd", smtpd_keys, SMTPD_NKEYS, 1},
 	[CF_ROUTE] = {"route", NULL, 0, 2},
 };
@@ -172,10 +188,10 @@ int cf_nkeys(enum cf_kind kind)
 
 unsigned cf_key_traits(enum cf_kind kind, int key)
 {
-	static const unsigned by_type[] = {
+	static const unsigned by_type[V_NTYPES] = {
 		[V_USER] = CF_KEY_USER, [V_GROUP] = CF_KEY_GROUP,
 		[V_PATH] = CF_KEY_PATH, [V_LOGGER] = CF_KEY_LOGGER,
-		[V_POLICYADDR] = 0, /* the last type: the size of the table */
+		[V_NETWORK] = 0,
 	};
 	const struct key *k = &cf_kinds[kind].keys[key];
 	return by_type[k->type] | (k->flags & K_REPEAT ? CF_KEY_REPEAT : 0);
@@ -349,6 +365,29 @@ const char *cf_relay_address_error(const char *s)
 {
 	struct net_endpoint ep;
 	return net_endpoint_parse(s, 25, &ep);
+}
+
+const char *cf_milter_address_error(const char *s)
+{
+	if (!strncmp(s, "unix:", 5)) {
+		if (s[5] != '/')
+			return "expected an absolute path after unix:";
+		return strlen(s + 5) < 108 ? NULL
+					   : "expected a unix socket path of at "
+					     "most 107 bytes";
+	}
+	if (strncmp(s, "inet:", 5))
+		return "expected unix:/PATH or inet:HOST:PORT";
+	struct net_endpoint ep;
+	const char *why = net_endpoint_parse(s + 5, 0, &ep);
+	if (why)
+		return why;
+	if (!ep.port)
+		return "expected inet:HOST:PORT";
+	if (ep.kind == NET_EP_UNIX ||
+	    (ep.kind == NET_EP_NAME && strcmp(ep.host, "localhost")))
+		return "expected a numeric address or localhost after inet:";
+	return NULL;
 }
 
 static int valid_user_name(const char *s)
@@ -539,6 +578,12 @@ static const char *p_policyaddr(const struct vctx *c, uint64_t *n)
 	return net_stream_address_parse(c->w->s, &ss, &len);
 }
 
+static const char *p_milteraddr(const struct vctx *c, uint64_t *n)
+{
+	(void)n;
+	return cf_milter_address_error(c->w->s);
+}
+
 static vparse_fn *const parsers[] = {
 	[V_STRING] = p_string,     [V_PATH] = p_path,
 	[V_STRFTIME_PATH] = p_path, [V_USER] = p_user,
@@ -551,6 +596,7 @@ static vparse_fn *const parsers[] = {
 	[V_ROUTEREF] = p_reference, [V_ARGV] = NULL,
 	[V_DELIM] = p_delim,       [V_NETWORK] = p_network,
 	[V_DNSLIST] = p_dnslist,   [V_POLICYADDR] = p_policyaddr,
+	[V_MILTERADDR] = p_milteraddr, [V_MILTERREF] = p_reference,
 };
 
 static int numeric_type(enum vtype t)

@@ -462,6 +462,10 @@ void flush_message_known(const struct cf *cf, int dirfd, struct spool_msg *m,
 static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 		      int all, const struct reply *known, const char *remote)
 {
+	if (m->quarantine) { /* held until --release */
+		spool_msg_free(m);
+		return;
+	}
 	struct run x = {cf, dirfd, m, xcalloc(m->nt + 1, 1),
 			xcalloc(m->nt + 1, 1), time(NULL)};
 	unsigned char *used = xcalloc(m->nt + 1, 1);
@@ -632,6 +636,10 @@ static void show_own(const struct spool_msg *m, time_t now)
 	       m->origin == SP_BOUNCE	     ? "  (bounce)"
 	       : m->origin == SP_DOUBLE_BOUNCE ? "  (double bounce)"
 					      : "");
+	if (m->quarantine)
+		printf("    held: quarantined by a milter: %s (--release=%s "
+		       "delivers it)\n",
+		       m->quarantine, m->id);
 	for (unsigned k = 0; k < m->nt; k++) {
 		const struct spool_target *t = &m->t[k];
 		char next[32] = "";
@@ -678,8 +686,13 @@ static void show_postfix(const struct spool_msg *m)
 	if (!localtime_r(&arrival, &tm) ||
 	    !strftime(when, sizeof when, "%a %b %e %H:%M:%S", &tm))
 		snprintf(when, sizeof when, "%lld", (long long)m->arrival);
-	printf("%-11s %8lld %-20.20s %s\n", m->id, (long long)m->size, when,
+	/* Postfix marks a message on hold with '!' */
+	char id[40];
+	snprintf(id, sizeof id, "%s%s", m->id, m->quarantine ? "!" : "");
+	printf("%-11s %8lld %-20.20s %s\n", id, (long long)m->size, when,
 	       m->from[0] ? m->from : "MAILER-DAEMON");
+	if (m->quarantine)
+		printf("(quarantined: %s)\n", m->quarantine);
 	char last[1024] = "", why[1024];
 	for (unsigned k = 0; k < m->nt; k++) {
 		const struct spool_target *t = &m->t[k];
@@ -730,6 +743,42 @@ int queue_main(const struct cf *cf, int layout)
 	spool_list_free(ids, n);
 	close(dirfd);
 	return EX_OK;
+}
+
+int release_main(const struct cf *cf, const char *id)
+{
+	if (open_log(cf, "release") < 0)
+		return EX_TEMPFAIL;
+	int dirfd = open_spool(cf);
+	if (dirfd < 0)
+		return EX_TEMPFAIL;
+	struct spool_msg m;
+	char why[512];
+	int r = spool_load(dirfd, id, 1, &m, why, sizeof why);
+	int ex = EX_OK;
+	if (r != SPOOL_OK) {
+		fprintf(stderr, "postmaster: %s\n", why);
+		ex = r == SPOOL_BUSY ? EX_TEMPFAIL : EX_UNAVAILABLE;
+	} else if (!m.quarantine) {
+		fprintf(stderr, "postmaster: %s is not held\n", m.id);
+		ex = EX_UNAVAILABLE;
+	} else {
+		free(m.quarantine);
+		m.quarantine = NULL;
+		if (spool_update(dirfd, &m) < 0) {
+			fprintf(stderr, "postmaster: %s: %s\n", m.id,
+				strerror(errno));
+			ex = EX_TEMPFAIL;
+		} else {
+			log_event(LOG_L_INFO, "id", m.id, "event", "released",
+				  NULL);
+			printf("%s: released\n", m.id);
+		}
+	}
+	spool_msg_free(&m);
+	close(dirfd);
+	log_close();
+	return ex;
 }
 
 int delete_main(const struct cf *cf, const char *id)

@@ -6,7 +6,8 @@
  * what each reply means for a target (2xx delivered; 4xx retried with
  * back-off until queue-lifetime; 5xx failed), bouncing the failed ones
  * through bounce.c, the flusher (--flush, locked by core.pid-file) and the
- * queue listings (--queue, and mailq in Postfix's layout) and --delete.
+ * queue listings (--queue, and mailq in Postfix's layout), --release and
+ * --delete.
  *
  * Never: delivers a message it has not locked, or forgets a target: every
  * run ends with the envelope rewritten or the message removed.
@@ -39,6 +40,9 @@ int flush_main(const struct cf *cf, int mode, const char *id);
  * reason they wait). Returns an exit status. */
 enum { QUEUE_OWN, QUEUE_MAILQ };
 int queue_main(const struct cf *cf, int layout);
+/* --release=ID: a message a milter quarantined is held no more; the next
+ * flush delivers it. */
+int release_main(const struct cf *cf, const char *id);
 /* --delete=ID: removes a message without a bounce. */
 int delete_main(const struct cf *cf, const char *id);
 

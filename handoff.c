@@ -10,12 +10,12 @@
  * Never: acknowledges what was not delivered or committed, or holds the
  * client's connection in the delivery child.
  */
-#define _GNU_SOURCE /* O_TMPFILE */
 #include "handoff.h"
 #include "proxy.h"
 #include "session_state.h"
 #include "flush.h"
 #include "log.h"
+#include "milter.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,22 +38,6 @@ void handoff_abandon(struct session *s)
 	}
 	s->sm.data_fd = -1; /* a committed one's fd is data_fd's business */
 	spool_msg_free(&s->sm);
-}
-
-static int open_tmp(void)
-{
-	const char *dir = getenv("TMPDIR");
-	if (!dir || dir[0] != '/')
-		dir = "/tmp";
-	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	char path[4096];
-	snprintf(path, sizeof path, "%s/postmaster.XXXXXX", dir);
-	fd = mkostemp(path, O_CLOEXEC);
-	if (fd >= 0)
-		unlink(path);
-	return fd;
 }
 
 static const char *greeting_name(enum proto p)
@@ -84,7 +68,7 @@ static int spool_needed(const struct session *s)
 
 /* Creates the spool file and writes the envelope of the spooled
  * recipients' targets, which the message follows. */
-static int spool_begin(struct session *s)
+static int spool_begin(struct session *s, const char *quarantine)
 {
 	struct spool_msg *m = &s->sm;
 	handoff_abandon(s);
@@ -107,6 +91,7 @@ static int spool_begin(struct session *s)
 		 s->peer);
 	m->client = xstrdup(client);
 	m->smtpd = xstrdup(s->smtpd && s->smtpd->name ? s->smtpd->name : "");
+	m->quarantine = quarantine ? xstrdup(quarantine) : NULL;
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		const struct kept_rcpt *rc = &s->rcpts[i];
 		if (s->proto == P_LHLO && !rc->spooled)
@@ -152,13 +137,16 @@ static void start_fix_ups(struct session *s)
 /* Opens the data file and writes the Received header (RFC 5321 4.4). */
 int handoff_begin(struct session *s)
 {
-	if (spool_needed(s)) {
-		if (spool_begin(s) < 0)
+	if (s->milters) {
+		/* the milters read it first; then it may go to the spool */
+		s->data.fd = tmpfile_open();
+	} else if (spool_needed(s)) {
+		if (spool_begin(s, NULL) < 0)
 			return -1;
 	} else {
-		s->data.fd = message_needed(s) ? open_tmp() : -1;
+		s->data.fd = message_needed(s) ? tmpfile_open() : -1;
 	}
-	if (s->data.fd < 0 && message_needed(s))
+	if (s->data.fd < 0 && (message_needed(s) || s->milters))
 		return -1;
 	data_store_reset(&s->data);
 	s->data.max = s->max_size;
@@ -223,6 +211,15 @@ static void log_result(struct session *s, const struct kept_rcpt *rc,
 		  "dsn", r->dsn, "dsn-notify", notify_words(rc, words), "size",
 		  size_text(s, size, sizeof size), "reply", rep.s, NULL);
 	buf_free(&rep);
+}
+
+/* LMTP: a recipient a milter deleted, answered and delivered to nobody */
+static void log_deleted(struct session *s, const struct kept_rcpt *rc)
+{
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
+	log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
+		  angle(rc->addr, t, sizeof t), "status", "discarded",
+		  "reason", "deleted by a milter", NULL);
 }
 
 /* Out of space is 452 4.3.1 (RFC 3463); any other failure 451 4.3.0. */
@@ -383,20 +380,23 @@ static void commit_failures(struct session *s, const struct reply *res,
 /*
  * SPEC 7 path 2: the target's verdict is the client's. 1 when the client
  * has its answers; 0 when the spool path takes the message (the proxy let
- * go of it: it is committed there before any 250).
+ * go of it: it is committed there before any 250). held is the message
+ * as the milters left it, sent now; NULL when it went onward as it came.
  */
 static int deliver_proxied(struct session *s, int refused,
-			   struct reply *common,
+			   struct reply *common, const struct msg *held,
 			   void (*answer)(struct session *, const struct reply *))
 {
 	for (unsigned i = 0; !refused && i < s->nrcpt; i++)
 		refused = loops_for(s, s->rcpts[i].addr, common);
-	if (refused) {
+	/* milters that changed the envelope or quarantined the message
+	 * leave it to the spool, which routes and holds */
+	if (refused || s->envelope_changed || s->sm.quarantine) {
 		proxy_abort(s); /* no final dot: nothing is delivered */
 		return 0;
 	}
 	struct reply *res = xcalloc(s->nrcpt ? s->nrcpt : 1, sizeof *res);
-	if (proxy_finish(s, res, NULL) < 0) {
+	if (proxy_finish(s, res, held) < 0) {
 		free(res);
 		return 0;
 	}
@@ -428,6 +428,80 @@ static int deliver_proxied(struct session *s, int refused,
 	return 1;
 }
 
+/* The message moves from its temporary file to a new spool file. */
+static int respool(struct session *s, struct msg *m, const char *quarantine,
+		   struct reply *r)
+{
+	int msgfd = s->data.fd;
+	off_t from = m->off;
+	s->data.fd = -1;
+	if (spool_begin(s, quarantine) < 0) {
+		handoff_storage_reply(r, errno);
+		close(msgfd);
+		return -1;
+	}
+	char buf[16384];
+	ssize_t n;
+	while ((n = pread(msgfd, buf, sizeof buf, from)) > 0) {
+		if (write_all(s->data.fd, buf, (size_t)n) < 0)
+			break;
+		from += n;
+	}
+	int e = errno;
+	close(msgfd);
+	if (n != 0) {
+		handoff_storage_reply(r, e);
+		return -1;
+	}
+	m->fd = s->data.fd;
+	m->off = s->sm.data_off;
+	return 0;
+}
+
+/* The milters' end of message (milter.h): 0 to deliver m (perhaps a new
+ * file, perhaps new recipients), 1 refused with r, 2 discarded with r. */
+static int milters_decide(struct session *s, struct msg *m, struct reply *r)
+{
+	int out;
+	const char *quarantine;
+	enum milter_verdict v = milter_end_of_message(s, s->data.fd, m->off,
+						      (off_t)s->header_size,
+						      &out, &quarantine, r);
+	if (v == MILTER_REFUSE)
+		return 1;
+	unsigned live = 0;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		live += !s->rcpts[i].milter_deleted;
+	if (v == MILTER_DISCARD || live == 0) {
+		char f[ADDR_PATH_MAX + 4];
+		log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f),
+			  "status", "discarded", "reason",
+			  v == MILTER_DISCARD ? "milter discard"
+					      : "milter removed every recipient",
+			  NULL);
+		reply_set(r, 250, ESC_OTHER, "Ok: discarded");
+		return 2;
+	}
+	if (out >= 0) {
+		close(s->data.fd);
+		s->data.fd = m->fd = out;
+		m->off = 0;
+		m->size = lseek(out, 0, SEEK_END);
+	}
+	if (quarantine) {
+		/* held in the spool until --release */
+		s->spooled = 1;
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			s->rcpts[i].spooled = !s->rcpts[i].milter_deleted;
+	}
+	if (spool_needed(s) && respool(s, m, quarantine, r) < 0)
+		return 1;
+	if (quarantine)
+		log_event(LOG_L_WARNING, "id", s->sm.id, "event", "quarantine",
+			  "reason", quarantine, NULL);
+	return 0;
+}
+
 void handoff_deliver(struct session *s,
 		     void (*answer)(struct session *, const struct reply *))
 {
@@ -446,7 +520,21 @@ void handoff_deliver(struct session *s,
 		m.off = s->sm.data_off;
 	m.size = s->data.fd >= 0 ? lseek(s->data.fd, 0, SEEK_END) - m.off : 0;
 	int refused = data_verdict(s, &m, &common);
-	if (s->px && deliver_proxied(s, refused, &common, answer))
+	if (!refused && s->milters) {
+		refused = milters_decide(s, &m, &common);
+		if (refused == 2) {
+			proxy_abort(s); /* nothing is delivered */
+			for (unsigned i = 0; i < s->nrcpt; i++)
+				if (s->proto == P_LHLO && !s->rcpts[i].milter_added)
+					answer(s, &common);
+			if (s->proto != P_LHLO)
+				answer(s, &common);
+			io_flush(&s->io);
+			return;
+		}
+	}
+	if (s->px && deliver_proxied(s, refused, &common,
+				     s->milters ? &m : NULL, answer))
 		return;
 	struct reply queued = common;
 	int spooled = 0;
@@ -462,7 +550,12 @@ void handoff_deliver(struct session *s,
 	if (s->proto == P_LHLO) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			struct reply r = common;
-			if (s->rcpts[i].spooled) {
+			if (s->rcpts[i].milter_deleted) {
+				if (!refused)
+					reply_set(&r, 250, ESC_OTHER,
+						  "Ok: discarded");
+				log_deleted(s, &s->rcpts[i]);
+			} else if (s->rcpts[i].spooled) {
 				r = queued;
 				if (spooled)
 					log_queued(s, &s->rcpts[i]);
@@ -475,7 +568,8 @@ void handoff_deliver(struct session *s,
 						     s->timeout, &r);
 				log_result(s, &s->rcpts[i], &r);
 			}
-			answer(s, &r);
+			if (!s->rcpts[i].milter_added)
+				answer(s, &r);
 		}
 	} else if (s->spooled) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {

@@ -41,6 +41,7 @@ static const char usage[] =
 	"  --flush=ID             deliver one spooled message now\n"
 	"  --queue                list the spool\n"
 	"  --delete=ID            remove a spooled message without a bounce\n"
+	"  --release=ID           deliver a message a milter quarantined\n"
 	"  --inject [sendmail options] [RECIPIENT ...]\n"
 	"                         submit the message on standard input\n"
 	"  --version, --help\n"
@@ -51,13 +52,15 @@ static const char usage[] =
 
 static const char usage_line[] =
 	"usage: postmaster [--config=FILE] [--smtpd=NAME] [--SECTION-KEY=VALUE ...] "
-	"[--check | --dump | --route=ADDRESS | --flush | --queue | --delete=ID] "
+	"[--check | --dump | --route=ADDRESS | --flush | --queue | --delete=ID | "
+	"--release=ID] "
 	"(--help: more)\n";
 
 /* The options; every other "--" argument must be a configuration flag
  * (cf_flag_shaped), and anything else is a usage error. */
 enum opt { O_CHECK, O_CONFIG, O_DEFAULTS, O_DELETE, O_DUMP, O_FLUSH, O_HELP,
-	   O_INJECT, O_NOW, O_QUEUE, O_ROUTE, O_SMTPD, O_VERSION, O_NOPTS };
+	   O_INJECT, O_NOW, O_QUEUE, O_RELEASE, O_ROUTE, O_SMTPD, O_VERSION,
+	   O_NOPTS };
 enum { V_NONE, V_REQUIRED, V_OPTIONAL };
 static const struct {
 	const char *name;
@@ -68,6 +71,7 @@ static const struct {
 	[O_DUMP] = {"dump", V_NONE},	   [O_FLUSH] = {"flush", V_OPTIONAL},
 	[O_HELP] = {"help", V_NONE},	   [O_INJECT] = {"inject", V_NONE},
 	[O_NOW] = {"now", V_NONE},	   [O_QUEUE] = {"queue", V_NONE},
+	[O_RELEASE] = {"release", V_REQUIRED},
 	[O_ROUTE] = {"route", V_REQUIRED},   [O_SMTPD] = {"smtpd", V_REQUIRED},
 	[O_VERSION] = {"version", V_NONE},
 };
@@ -202,7 +206,7 @@ static void summary(const struct cf *cf)
 
 /* What the command line asks for. */
 struct opts {
-	const char *config, *smtpd, *route, *flush_id, *delete_id;
+	const char *config, *smtpd, *route, *flush_id, *delete_id, *release_id;
 	int check, dump, defaults, flush, now, queue;
 	int nflags; /* --SECTION-KEY=VALUE flags, applied after the file */
 	int nargs;  /* postmaster's own arguments; sendmail's follow */
@@ -247,6 +251,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_NOW: o->now = 1; break;
 		case O_QUEUE: o->queue = 1; break;
 		case O_DELETE: o->delete_id = v; break;
+		case O_RELEASE: o->release_id = v; break;
 		case O_INJECT:
 			if (inject_options(argc - i, argv + i, &o->inj) < 0)
 				return EX_USAGE;
@@ -276,18 +281,21 @@ static int parse_args(int argc, char **argv, struct opts *o)
 static int check_args(const struct opts *o)
 {
 	if (o->check + o->dump + (o->route != NULL) + o->flush + o->queue +
-		    (o->delete_id != NULL) + o->sending > 1 ||
+		    (o->delete_id != NULL) + (o->release_id != NULL) +
+			    o->sending > 1 ||
 	    (o->route && !*o->route)) {
 		fprintf(stderr, "postmaster: choose one of --check, --dump, "
-				"--route, --flush, --queue, --delete and "
-				"--inject\n");
+				"--route, --flush, --queue, --delete, "
+				"--release and --inject\n");
 		return EX_USAGE;
 	}
 	if (o->now && !o->flush) {
 		fprintf(stderr, "postmaster: --now goes with --flush\n");
 		return EX_USAGE;
 	}
-	const char *qid = o->flush_id ? o->flush_id : o->delete_id;
+	const char *qid = o->flush_id	 ? o->flush_id
+			  : o->delete_id ? o->delete_id
+					 : o->release_id;
 	for (const char *id = qid; id && *id; id++)
 		if (!((*id >= '0' && *id <= '9') || (*id >= 'A' && *id <= 'F'))) {
 			fprintf(stderr, "postmaster: not a queue id: %s\n",
@@ -358,6 +366,8 @@ static int run_tool(struct cf *cf, const struct opts *o)
 					: QUEUE_OWN);
 	} else if (o->delete_id) {
 		ex = delete_main(cf, o->delete_id);
+	} else if (o->release_id) {
+		ex = release_main(cf, o->release_id);
 	} else if (o->sending) {
 		ex = o->inj.mode == INJ_SMTP
 			     ? inject_smtp(cf, &o->inj, o->smtpd)
@@ -377,7 +387,7 @@ int main(int argc, char **argv)
 
 	struct cf *cf = cf_new();
 	int serving = !o.check && !o.dump && !o.route && !o.flush && !o.queue &&
-		      !o.delete_id && !o.sending;
+		      !o.delete_id && !o.release_id && !o.sending;
 	/* syntax errors go on to the value checks: every error in one run */
 	if (cf_load(cf, o.config ? o.config : "/etc/postmaster.cf",
 		    o.config != NULL) == -2 &&

@@ -22,6 +22,7 @@
 #include "dns.h"
 #include "io.h"
 #include "log.h"
+#include "milter.h"
 #include "route.h"
 #include "spf.h"
 #include "tls.h"
@@ -65,14 +66,15 @@ static void transaction_reset(struct session *s)
 	s->dsn_ret = DSN_RET_NONE;
 	s->envid[0] = 0;
 	s->declared_size = 0;
+	s->envelope_changed = 0;
 	s->bdat = BDAT_NONE;
 	if (s->data.fd >= 0)
 		close(s->data.fd);
 	s->data.fd = -1;
 	s->header_size = 0;
-	s->mail_size = 0;
 	session_filters_reset(s);
 	data_store_reset(&s->data);
+	milter_abort(s);
 	if (s->state > ST_READY)
 		session_set_state(s, ST_READY);
 }
@@ -135,6 +137,11 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 		*sp = 0;
 	transaction_reset(s);
 	snprintf(s->helo, sizeof s->helo, "%s", esc(arg, strlen(arg)));
+	struct reply mr;
+	if (milter_helo(s, &mr) != MILTER_CONTINUE) {
+		reply_dsn(s, mr.code, mr.dsn, "%s", mr.text);
+		return;
+	}
 	s->proto = p;
 	session_set_state(s, ST_READY);
 	if (p == P_HELO) {
@@ -266,6 +273,9 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	size_t plen = (size_t)(end - p);
+	char margs[CMD_MAX_EXT + 2] = "";
+	if (s->milters)
+		snprintf(margs, sizeof margs, "%s", end);
 	struct mail_params mp;
 	struct reply r;
 	const char *bad = NULL;
@@ -310,11 +320,15 @@ static void cmd_mail(struct session *s, char *arg)
 	addr_format(&a, s->from, sizeof s->from);
 	if (s->spf_mode != SPF_OFF && !s->peer_is_pipe && !spf_allows(s))
 		return;
+	if (milter_mail(s, margs, &r) != MILTER_CONTINUE) {
+		reply_dsn(s, r.code, r.dsn, "%s", r.text);
+		s->from[0] = 0;
+		return;
+	}
 	s->body = mp.body;
 	s->declared_size = mp.size;
 	s->smtputf8 = mp.smtputf8;
 	s->dsn_ret = mp.ret;
-	s->mail_size = mp.size;
 	memcpy(s->envid, mp.envid, sizeof s->envid);
 	session_set_state(s, ST_MAIL);
 	reply(s, 250, ESC_OTHER_ADDRESS_STATUS, "Sender <%s> OK",
@@ -340,6 +354,28 @@ static int rcpt_proxied(struct session *s, struct rcpt *rc)
 	return 0;
 }
 
+/* The milters' say on a recipient that routing accepted: 1 when they
+ * refused it (replied, logged, rc's results freed). The milters' text
+ * is theirs: lines, no control characters (milter.c). */
+static int rcpt_milters(struct session *s, struct rcpt *rc, const char *args)
+{
+	struct reply r;
+	if (rc->r.code != 250 ||
+	    milter_rcpt(s, rc->addr, args, &r) == MILTER_CONTINUE)
+		return 0;
+	struct buf rep = {0};
+	buf_printf(&rep, "%d %s %s", r.code, r.dsn, r.text);
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
+	log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
+		  angle(rc->addr, t, sizeof t), "status", "rejected", "dsn",
+		  r.dsn, "reply", rep.s, NULL);
+	buf_free(&rep);
+	reply_dsn(s, r.code, r.dsn, "%s", r.text);
+	route_result_free(&rc->r);
+	plan_free(&rc->plan);
+	return 1;
+}
+
 static void cmd_rcpt(struct session *s, char *arg)
 {
 	if (!verb_is(arg, " TO:")) {
@@ -359,6 +395,9 @@ static void cmd_rcpt(struct session *s, char *arg)
 	struct rcpt_params rp;
 	struct reply r;
 	const char *bad = NULL;
+	char rargs[CMD_MAX_EXT + 2] = "";
+	if (s->milters)
+		snprintf(rargs, sizeof rargs, "%s", end);
 	if (envelope_rcpt_params(end, s->proto == P_HELO, &rp, &r, &bad) < 0) {
 		if (bad)
 			unsupported_parameter(s, bad);
@@ -401,6 +440,8 @@ static void cmd_rcpt(struct session *s, char *arg)
 			 rc.addr);
 	}
 	session_filters_rcpt(s, &a, rc.addr, &rc.r);
+	if (rcpt_milters(s, &rc, rargs))
+		return;
 	if (rc.r.code == 250 && (s->proxy_ok || s->px) && rcpt_proxied(s, &rc))
 		return;
 	if (rc.r.code == 250) {
@@ -503,12 +544,16 @@ static void cmd_data(struct session *s, char *arg)
 		refuse_data(s, &r);
 		return;
 	}
-	struct reply pr;
-	int px = s->px ? proxy_data(s, 0, 0, &pr) : 0;
+	struct reply mr;
+	if (milter_data(s, &mr) != MILTER_CONTINUE) {
+		refuse_data(s, &mr);
+		return;
+	}
+	int px = s->px ? proxy_data(s, 0, s->milters != NULL, &mr) : 0;
 	if (px < 0) {
 		if (!s->nrcpt)
 			session_set_state(s, ST_MAIL);
-		refuse_data(s, &pr);
+		refuse_data(s, &mr);
 		if (px == -2)
 			transaction_reset(s);
 		return;
@@ -587,15 +632,18 @@ static int bdat_first(struct session *s, uint64_t n, int last)
 	const char *why = NULL;
 	struct reply r;
 	reply_code(&r, 503, ESC_INVALID_COMMAND);
-	int px = s->state == ST_RCPT && s->px ? proxy_data(s, 1, 0, &r) : 0;
-	if (px < 0) {
+	int px = 0;
+	if (s->state != ST_RCPT) {
+		why = "No valid recipients";
+	} else if (milter_data(s, &r) != MILTER_CONTINUE) {
+		why = r.text;
+	} else if (s->px &&
+		   (px = proxy_data(s, 1, s->milters != NULL, &r)) < 0) {
 		why = r.text;
 		if (px == -2)
 			transaction_reset(s);
 		else
 			session_set_state(s, ST_MAIL);
-	} else if (s->state != ST_RCPT) {
-		why = "No valid recipients";
 	} else if (handoff_begin(s) < 0) {
 		handoff_storage_reply(&r, errno);
 		why = r.text;
@@ -1062,6 +1110,7 @@ static int session_end(struct session *s, int exit_status)
 	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
 	transaction_reset(s);
 	session_filters_end(s);
+	milter_quit(s);
 	data_store_free(&s->data);
 	buf_free(&s->received_spf);
 	for (size_t i = 0; i < CF_MAX_TLS_KEYPAIRS; i++) {
@@ -1101,6 +1150,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	if (fail)
 		return refuse_service(&s, fail, why);
 	session_filters_start(&s);
+	milter_connect(&s);
 	if (session_greet_pause(&s) < 0)
 		return session_end(&s, EX_OK);
 	if (greet(&s) < 0) {

@@ -120,6 +120,7 @@ static void auth_result(struct session *s, int ok, const char *user,
 		return;
 	}
 	snprintf(s->auth_user, sizeof s->auth_user, "%s", user);
+	snprintf(s->auth_mech, sizeof s->auth_mech, "%s", mech);
 	log_event(LOG_L_INFO, "event", "auth", "user", user, "mechanism", mech,
 		  NULL);
 	reply(s, 235, ESC_OTHER_SECURITY_STATUS, "Authentication successful");

@@ -295,3 +295,100 @@ int envelope_rcpt_params(char *q, int helo, struct rcpt_params *rp,
 	}
 	return 0;
 }
+
+/* A milter's address, "<addr>" or bare, parsed; its "<addr>" in path. */
+static int milter_address(struct session *s, const char *given,
+			  unsigned flags, struct addr *a,
+			  char path[ADDR_PATH_MAX + 3], struct reply *r)
+{
+	snprintf(path, ADDR_PATH_MAX + 3, given[0] == '<' ? "%s" : "<%s>",
+		 given);
+	const char *why;
+	size_t where;
+	if (addr_parse(path, strlen(path),
+		       flags | ADDR_BRACKETS | (s->smtputf8 ? ADDR_UTF8 : 0), a,
+		       &why, &where) != ADDR_OK) {
+		reply_set(r, 501, ESC_BAD_DEST_MAILBOX_SYNTAX,
+			  "bad address syntax: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+int envelope_add_rcpt(struct session *s, const char *given, struct reply *r)
+{
+	struct addr a;
+	char path[ADDR_PATH_MAX + 3];
+	if (milter_address(s, given, ADDR_NODOMAIN_OK, &a, path, r) < 0)
+		return -1;
+	struct rcpt rc;
+	memset(&rc, 0, sizeof rc);
+	addr_format(&a, rc.addr, sizeof rc.addr);
+	route_resolve(s->cf, s->smtpd, path, strlen(path),
+		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
+	if (rc.r.code != 250) {
+		reply_set(r, rc.r.code, ESC_OTHER, "%s", rc.r.text);
+		route_result_free(&rc.r);
+		return -1;
+	}
+	if (s->proto == P_LHLO)
+		rc.spooled = 1;
+	else
+		s->spooled = 1;
+	envelope_keep_rcpt(s, &rc);
+	s->rcpts[s->nrcpt - 1].milter_added = 1;
+	route_result_free(&rc.r);
+	return 0;
+}
+
+int envelope_delete_rcpt(struct session *s, const char *given,
+			 struct reply *r)
+{
+	struct addr a;
+	char path[ADDR_PATH_MAX + 3], want[ADDR_PATH_MAX];
+	if (milter_address(s, given, ADDR_NODOMAIN_OK, &a, path, r) < 0)
+		return -1;
+	addr_format(&a, want, sizeof want);
+	unsigned w = 0, hits = 0;
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		struct kept_rcpt *k = &s->rcpts[i];
+		if (strcasecmp(k->addr, want) || k->milter_deleted) {
+			s->rcpts[w++] = *k;
+			continue;
+		}
+		hits++;
+		if (s->proto == P_LHLO && !k->milter_added) {
+			/* still answered after the data: kept, marked */
+			k->milter_deleted = 1;
+			k->spooled = 0;
+			plan_free(k->plan);
+			memset(k->plan, 0, sizeof *k->plan);
+			s->rcpts[w++] = *k;
+			continue;
+		}
+		free(k->t);
+		if (k->plan)
+			plan_free(k->plan);
+		free(k->plan);
+	}
+	s->nrcpt = w;
+	if (!hits) {
+		reply_set(r, 550, ESC_BAD_DEST_MAILBOX, "no such recipient");
+		return -1;
+	}
+	/* the direct path's plan was made for the old list */
+	if (s->proto != P_LHLO)
+		s->spooled = 1;
+	return 0;
+}
+
+int envelope_change_sender(struct session *s, const char *given,
+			   struct reply *r)
+{
+	struct addr a;
+	char path[ADDR_PATH_MAX + 3];
+	if (milter_address(s, given, ADDR_NULL_OK, &a, path, r) < 0)
+		return -1;
+	addr_format(&a, s->from, sizeof s->from);
+	return 0;
+}

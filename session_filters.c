@@ -259,7 +259,7 @@ static void policy_request(struct session *s, const char *state,
 	snprintf(num, sizeof num, "%llu",
 		 (unsigned long long)(*state == 'E' ? s->header_size +
 							      s->data.size
-						     : s->mail_size));
+						     : s->declared_size));
 	policy_attr(q, "size", num);
 	policy_attr(q, "ccert_subject", "");
 	policy_attr(q, "ccert_issuer", "");

@@ -3,9 +3,9 @@
  * serve it: session.c (the dialogue), session_start.c (before the
  * greeting), session_envelope.c (MAIL and RCPT arguments),
  * session_auth.c (AUTH), session_reply.c (the one reply function),
- * session_filters.c (SPEC 8), handoff.c (what
- * becomes of a received message) and proxy.c (the live proxy). Private to
- * them.
+ * session_filters.c (SPEC 8), milter.c and milter_eom.c (the milters),
+ * handoff.c (what becomes of a received message) and proxy.c (the live
+ * proxy). Private to them.
  *
  * Owns: struct session, its states, and the transaction it holds.
  *
@@ -78,6 +78,9 @@ struct kept_rcpt {
 	struct plan *plan; /* LMTP: its own run; NULL in SMTP */
 	unsigned notify;   /* NOTIFY= as DSN_* bits, 0 when not given */
 	char *orcpt;       /* ORCPT= as given, NULL when none */
+	/* LMTP: a milter added it (no reply of its own), or deleted it (it
+	 * is answered, delivered to nobody) */
+	unsigned char milter_added, milter_deleted;
 };
 
 struct session {
@@ -130,6 +133,7 @@ struct session {
 	int submission; /* [smtpd] submission: fix-ups for authenticated mail */
 	struct buf auth_table;
 	char auth_user[256]; /* set once a login succeeded */
+	char auth_mech[8];   /* PLAIN or LOGIN, with auth_user */
 	int auth_failures;
 	/* the transaction */
 	char from[ADDR_PATH_MAX];
@@ -154,10 +158,11 @@ struct session {
 	uint64_t header_size; /* the header fields we put on top */
 	struct datamachine dm;
 	struct datastore data; /* the message, its headers watched */
-	uint64_t mail_size;    /* MAIL's SIZE=, 0 when not given */
 	/* SPEC 8's DNS lists and policy service: NULL unless the section
 	 * names one (session_filters.c) */
 	struct session_filters *filters;
+	struct milters *milters; /* NULL when [smtpd] names no milter */
+	int envelope_changed;    /* the milters changed sender or recipients */
 };
 
 /* "<addr>" for a log line */
@@ -209,6 +214,15 @@ int envelope_relay_allowed(struct session *s);
 /* Appends rc to the transaction's recipients in the small form; takes
  * over rc's plan, leaves its route result to the caller. */
 void envelope_keep_rcpt(struct session *s, struct rcpt *rc);
+/* A milter's changes of the envelope (SMFIR_ADDRCPT, SMFIR_DELRCPT,
+ * SMFIR_CHGFROM): 0, or -1 with why in r. An added recipient is routed
+ * like a RCPT (without the relay check: the milter vouches for it) and,
+ * like any change of recipients, sends the transaction to the spool. */
+int envelope_add_rcpt(struct session *s, const char *path, struct reply *r);
+int envelope_delete_rcpt(struct session *s, const char *path,
+			 struct reply *r);
+int envelope_change_sender(struct session *s, const char *path,
+			   struct reply *r);
 
 /* session_local.c: a client on an AF_UNIX socket (SPEC 2). Learns who
  * it is from the kernel and makes it an authenticated local submitter:

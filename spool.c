@@ -16,6 +16,7 @@
  *   dsn-ret full|hdrs
  *   dsn-envid XTEXT
  *   dsn-delayed 1
+ *   quarantine REASON
  *   target STATE ATTEMPTS NEXT KIND VIA ADDR ORIG ARG
  *   dsn NOTIFY ORCPT
  *   reply CODE DSN REMOTE TEXT
@@ -23,7 +24,8 @@
  * An envelope written before the "smtpd" line existed loads without it.
  * The "dsn-ret", "dsn-envid" and "dsn" lines (RFC 3461) are there only
  * when the client asked for them, "dsn-delayed" once the delay report
- * went out; NOTIFY is "never" or a comma list of
+ * went out, "quarantine" while a milter's quarantine holds the message
+ * (until --release); NOTIFY is "never" or a comma list of
  * success, failure, delay, or "-"; ORCPT is "type;xtext" or "-". A "dsn"
  * or "reply" line belongs to the target line before it. In the file ID a
  * line "message" ends the envelope; ID.env holds the envelope alone. ID is
@@ -222,6 +224,11 @@ static void envelope_text(const struct spool_msg *m, struct buf *b)
 			   m->dsn_ret == DSN_RET_FULL ? "full" : "hdrs");
 	if (m->delay_reported)
 		buf_adds(b, "dsn-delayed 1\n");
+	if (m->quarantine) {
+		buf_adds(b, "quarantine");
+		put_field(b, m->quarantine);
+		buf_addc(b, '\n');
+	}
 	if (m->envid) {
 		buf_adds(b, "dsn-envid");
 		put_field(b, m->envid);
@@ -397,12 +404,13 @@ static int parse_envelope(char *text, struct spool_msg *m)
 		} else if (!strcmp(key, "smtputf8")) {
 			m->smtputf8 = atoi(p);
 		} else if (!strcmp(key, "session") || !strcmp(key, "client") ||
-			   !strcmp(key, "smtpd")) {
+			   !strcmp(key, "smtpd") || !strcmp(key, "quarantine")) {
 			if (!(f = get_field(&p)))
 				return -1;
 			char **dst = !strcmp(key, "session")  ? &m->sid
 				     : !strcmp(key, "client") ? &m->client
-							      : &m->smtpd;
+				     : !strcmp(key, "smtpd")  ? &m->smtpd
+							      : &m->quarantine;
 			free(*dst);
 			*dst = xstrdup(f);
 		} else if (!strcmp(key, "target")) {
@@ -544,6 +552,7 @@ void spool_msg_free(struct spool_msg *m)
 	free(m->from);
 	free(m->sid);
 	free(m->client);
+	free(m->quarantine);
 	free(m->smtpd);
 	free(m->envid);
 	if (m->data_fd >= 0)

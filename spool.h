@@ -55,6 +55,8 @@ struct spool_msg {
 	enum dsn_ret dsn_ret; /* RET= */
 	char *envid;   /* ENVID= as given (xtext), NULL when none */
 	int delay_reported; /* NOTIFY=DELAY: the one delay report went out */
+	char *quarantine;   /* a milter's reason to hold it until --release,
+			     * or NULL */
 	char *sid;     /* the session that received it */
 	char *client;  /* "[ip]" or "local", for the bounce */
 	char *smtpd;   /* the [smtpd] that accepted it: its tables route the

@@ -7,6 +7,7 @@
  * here (EX_TEMPFAIL): no caller can do better, and a session that
  * cannot allocate must not acknowledge anything.
  */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "util.h"
 
 #include <stdio.h>
@@ -331,4 +332,20 @@ void date_rfc5322(time_t t, char *out, size_t n)
 	localtime_r(&t, &tm);
 	if (!strftime(out, n, "%a, %d %b %Y %H:%M:%S %z", &tm) && n)
 		out[0] = 0;
+}
+
+int tmpfile_open(void)
+{
+	const char *dir = getenv("TMPDIR");
+	if (!dir || dir[0] != '/')
+		dir = "/tmp";
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/postmaster.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);
+	return fd;
 }

@@ -3,7 +3,8 @@
  *
  * Owns: UTF-8 validation, ASCII case folding, escaping of untrusted bytes
  * for replies and logs, a growable byte buffer, checked allocation, and
- * reading a small file whole, writing a buffer whole, and the RFC 5322
+ * reading a small file whole, writing a buffer whole, an unlinked
+ * temporary file, and the RFC 5322
  * date of message headers. Never does other I/O.
  */
 #ifndef POSTMASTER_UTIL_H
@@ -38,6 +39,9 @@ int buf_read_file(struct buf *b, int dirfd, const char *path, size_t max);
 /* Writes all n bytes to fd, resuming after short writes and EINTR. 0, or
  * -1 with errno set. */
 int write_all(int fd, const void *p, size_t n);
+/* A new unlinked read-write file in $TMPDIR (or /tmp): its fd, or -1
+ * with errno set. */
+int tmpfile_open(void);
 /* Appends the base64 form of n bytes (RFC 4648, no line breaks). */
 void buf_add_base64(struct buf *b, const void *p, size_t n);
 /* Decodes base64 text (RFC 4648, padding required, no blanks) onto b.

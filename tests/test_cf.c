@@ -279,7 +279,7 @@ struct bad {
 };
 
 #define C(name, text, diag) {name, text, sizeof text - 1, diag}
-#define SECTIONS "(core, syslog, logfile, pipe, relay, smtpd, route)"
+#define SECTIONS "(core, syslog, logfile, pipe, relay, milter, smtpd, route)"
 #define PATTERN "expected a route pattern (user@domain, @domain, user@, @ " \
 		"or a local name), found "
 
@@ -1299,7 +1299,7 @@ static void test_bad_flags(void **state)
 		const char *flag, *diag;
 	} cases[] = {
 		{"nosuch-key=1", "command line:7:3: expected a section (core, "
-				 "syslog, logfile, pipe, relay, smtpd, route) at "
+				 "syslog, logfile, pipe, relay, milter, smtpd, route) at "
 				 "the start of the flag, found 'nosuch'\n"},
 		{"core", "command line:7:7: expected '.' or '-' after 'core'\n"},
 		{"core-hostnme=x", "command line:7:8: expected a key of [core], "

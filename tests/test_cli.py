@@ -113,7 +113,7 @@ file "missing.rt"
         bad + ":3:13: expected sender, postmaster or both, found 'nobody'\n" +
         bad + ":5:8: expected yes or no, found 'maybe'\n" +
         bad + ":7:17: expected the name of a [route], found 'nosuch', which no section defines\n" +
-        bad + ":8:2: expected a section (core, syslog, logfile, pipe, relay, smtpd, route), found 'nosuch'\n" +
+        bad + ":8:2: expected a section (core, syslog, logfile, pipe, relay, milter, smtpd, route), found 'nosuch'\n" +
         bad + ":11:17: expected ',' between targets (only a |command may contain blanks), found 'joe jane'\n" +
         bad + ":13:6: route file \"" + str(tmp_path / "missing.rt") + "\" cannot open: No such file or directory\n" +
         "command line:2:23: expected a duration such as 300, 30s, 30m, 4h or 5d, found '5y'\n" +
@@ -738,8 +738,8 @@ def test_version_help_and_absent_modes():
         r = pm(*two)
         assert r.returncode == 64, two
         assert r.stderr == ("postmaster: choose one of --check, --dump, "
-                            "--route, --flush, --queue, --delete and "
-                            "--inject\n")
+                            "--route, --flush, --queue, --delete, "
+                            "--release and --inject\n")
     r = pm("--now")
     assert r.returncode == 64
     assert r.stderr == "postmaster: --now goes with --flush\n"

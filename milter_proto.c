@@ -1,0 +1,223 @@
+/*
+ * milter_proto.c - the milter protocol on the wire (see milter_proto.h).
+ *
+ * Owns: the milter socket's connect, packet framing, and the timeout of
+ * every wait on a milter.
+ *
+ * Never: interprets a reply, logs, or reads a packet longer than
+ * MP_MAX_PACKET (a milter cannot make the session's memory grow).
+ */
+#include "milter_proto.h"
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Waits for ev on fd until deadline: 1 ready, 0 timed out, -1 error. */
+static int wait_fd(int fd, short ev, long long deadline)
+{
+	for (;;) {
+		long long left = deadline - mono_ms();
+		if (left <= 0)
+			return 0;
+		struct pollfd p = {fd, ev, 0};
+		int r = poll(&p, 1, left > 1 << 30 ? 1 << 30 : (int)left);
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+static int address_of(const char *address, struct sockaddr_storage *ss,
+		      socklen_t *len, char *why, size_t n)
+{
+	memset(ss, 0, sizeof *ss);
+	if (!strncmp(address, "unix:", 5)) {
+		struct sockaddr_un *un = (struct sockaddr_un *)ss;
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof un->sun_path, "%s", address + 5);
+		*len = sizeof *un;
+		return 0;
+	}
+	struct net_endpoint ep;
+	const char *bad = strncmp(address, "inet:", 5)
+				  ? "not unix: or inet:"
+				  : net_endpoint_parse(address + 5, 0, &ep);
+	if (bad) {
+		snprintf(why, n, "bad address: %s", bad);
+		return -1;
+	}
+	const char *host = ep.kind == NET_EP_NAME ? "127.0.0.1" : ep.host;
+	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+		in4->sin_family = AF_INET;
+		in4->sin_port = htons(ep.port);
+		*len = sizeof *in4;
+	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(ep.port);
+		*len = sizeof *in6;
+	} else {
+		snprintf(why, n, "bad address: %s", host);
+		return -1;
+	}
+	return 0;
+}
+
+int mp_connect(const char *address, int timeout_ms, char *why, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (address_of(address, &ss, &len, why, n) < 0)
+		return -1;
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			0);
+	if (fd < 0) {
+		snprintf(why, n, "socket: %s", strerror(errno));
+		return -1;
+	}
+	int err = 0;
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+		err = errno;
+		if (err == EINPROGRESS) {
+			int w = wait_fd(fd, POLLOUT, mono_ms() + timeout_ms);
+			socklen_t el = sizeof err;
+			if (w <= 0)
+				err = w == 0 ? ETIMEDOUT : errno;
+			else
+				getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		}
+	}
+	if (err) {
+		snprintf(why, n, "connect to %s: %s", address, strerror(err));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+void mp_begin(struct buf *b, char cmd)
+{
+	b->len = 0;
+	buf_add(b, "\0\0\0\0", 4);
+	buf_addc(b, cmd);
+}
+
+void mp_put_u32(struct buf *b, uint32_t v)
+{
+	unsigned char c[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+			      (unsigned char)(v >> 8), (unsigned char)v};
+	buf_add(b, c, 4);
+}
+
+void mp_put_str(struct buf *b, const char *s)
+{
+	buf_add(b, s, strlen(s) + 1);
+}
+
+uint32_t mp_get_u32(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 |
+	       (uint32_t)u[2] << 8 | u[3];
+}
+
+int mp_send(int fd, struct buf *b, int timeout_ms, char *why, size_t n)
+{
+	uint32_t len = (uint32_t)(b->len - 4);
+	unsigned char c[4] = {(unsigned char)(len >> 24),
+			      (unsigned char)(len >> 16),
+			      (unsigned char)(len >> 8), (unsigned char)len};
+	memcpy(b->s, c, 4);
+	long long deadline = mono_ms() + timeout_ms;
+	size_t off = 0;
+	while (off < b->len) {
+		ssize_t w = send(fd, b->s + off, b->len - off, MSG_NOSIGNAL);
+		if (w > 0) {
+			off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN) {
+			snprintf(why, n, "write: %s", strerror(errno));
+			return -1;
+		}
+		if (wait_fd(fd, POLLOUT, deadline) <= 0) {
+			snprintf(why, n, "timeout while writing");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Reads exactly n bytes by deadline: 0, or -1 with why. */
+static int read_full(int fd, char *p, size_t len, long long deadline,
+		     char *why, size_t n)
+{
+	size_t off = 0;
+	while (off < len) {
+		ssize_t r = recv(fd, p + off, len - off, 0);
+		if (r > 0) {
+			off += (size_t)r;
+			continue;
+		}
+		if (r == 0) {
+			snprintf(why, n, "the milter closed the connection");
+			return -1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			snprintf(why, n, "read: %s", strerror(errno));
+			return -1;
+		}
+		if (wait_fd(fd, POLLIN, deadline) <= 0) {
+			snprintf(why, n, "timeout while waiting for the milter");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int mp_read(int fd, int timeout_ms, char *cmd, struct buf *data, char *why,
+	    size_t n)
+{
+	long long deadline = mono_ms() + timeout_ms;
+	char h[5];
+	if (read_full(fd, h, 4, deadline, why, n) < 0)
+		return -1;
+	uint32_t len = mp_get_u32(h);
+	if (len == 0 || len > MP_MAX_PACKET) {
+		snprintf(why, n, "bad packet length %u", len);
+		return -1;
+	}
+	if (read_full(fd, h + 4, 1, deadline, why, n) < 0)
+		return -1;
+	*cmd = h[4];
+	data->len = 0;
+	buf_reserve(data, len);
+	if (read_full(fd, data->s, len - 1, deadline, why, n) < 0)
+		return -1;
+	data->len = len - 1;
+	data->s[data->len] = 0;
+	return 0;
+}

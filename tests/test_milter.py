@@ -1,0 +1,621 @@
+"""Milters (SPEC 8, issue 13): the milter protocol, version 6, to the test
+milter of pmmilter.py on a unix socket in a scratch directory. Sessions
+run on a pipe; mail for joe@example.net goes to a Maildir."""
+import glob
+import os
+import struct
+import subprocess
+import time
+
+import pytest
+
+from pmmilter import Milter
+from pmtest import Tcpserver, free_port, make_cert, POSTMASTER, ROOT, SANITIZED, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
+
+
+@pytest.fixture
+def tmp():
+    d = scratch_dir("pm-milter-", ("spool", "Maildir", "Maildir2"))
+    yield d
+    remove_tree(d)
+
+
+def config(tmp, milters, extra="", listen="25"):
+    cf = os.path.join(tmp, "postmaster.cf")
+    names = " ".join(m[0] for m in milters)
+    with open(cf, "w") as f:
+        f.write("[core]\nhostname = mail.example.net\nlogger = stderr\n"
+                "spool-directory = %s/spool\npid-file = %s/flush.pid\n"
+                % (tmp, tmp))
+        if ROOT:
+            f.write("user-id = nobody\n")
+        for name, address, keys in milters:
+            f.write('[milter "%s"]\naddress = %s\n%s\n' % (name, address, keys))
+        f.write('[smtpd "mx"]\nname = mail.example.net\nlisten-port = %s\n'
+                'milters = %s\n%s\n'
+                '[route]\njoe@example.net %s/Maildir/\n'
+                'ann@example.net %s/Maildir2/\n'
+                % (listen, names, extra, tmp, tmp))
+    return cf
+
+
+def session(cf, wire, env=None, timeout=60):
+    e = dict(os.environ, TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25",
+             TCPREMOTEIP="192.0.2.7", TCPREMOTEPORT="4711")
+    e.update(env or {})
+    r = subprocess.run([POSTMASTER, "--config=" + cf], input=wire.encode(),
+                       capture_output=True, env=e, timeout=timeout)
+    no_sanitizer_report(r.stderr.decode(errors="replace"), "session")
+    return r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+
+def waiting_session(cf, wire, expect):
+    """A session whose client stops after wire until expect arrives."""
+    e = dict(os.environ, TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25",
+             TCPREMOTEIP="192.0.2.7")
+    p = subprocess.Popen([POSTMASTER, "--config=" + cf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+    p.stdin.write(wire.encode())
+    p.stdin.flush()
+    out = ""
+    while expect not in out:
+        line = p.stdout.readline().decode()
+        if not line:
+            break
+        out += line
+    p.stdin.close()
+    out += p.stdout.read().decode()
+    err = p.stderr.read().decode()
+    p.wait(timeout=30)
+    return out, err
+
+
+def mail(body="Subject: hi\r\nFrom: a@example.org\r\n\r\nhello\r\n",
+         rcpts=("joe@example.net",)):
+    w = "EHLO client.example\r\nMAIL FROM:<a@example.org> SIZE=100\r\n"
+    for r in rcpts:
+        w += "RCPT TO:<%s>\r\n" % r
+    return w + "DATA\r\n" + body + ".\r\nQUIT\r\n"
+
+
+def delivered(tmp, box="Maildir"):
+    files = glob.glob(os.path.join(tmp, box, "new", "*"))
+    return [open(f, "rb").read().decode(errors="replace") for f in files]
+
+
+def lines(out):
+    return out.replace("\r\n", "\n").split("\n")
+
+
+def test_events_macros_and_accept(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"))
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+        assert quit_seen(m) == ["O", "C", "H", "M", "R", "T", "L", "L", "N",
+                                "B", "E", "Q"]
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    conn = [e for e in m.events if e[0] == "C"][0][1]
+    assert conn == ["[192.0.2.7]", "4\x12g192.0.2.7"]
+    mailev = [e for e in m.events if e[0] == "M"][0][1]
+    assert mailev == ["<a@example.org>", "SIZE=100"]
+    assert m.macro("{client_addr}") == "192.0.2.7"
+    assert m.macro("{client_port}") == "4711"
+    assert m.macro("j") == "mail.example.net"
+    assert m.macro("{daemon_name}") == "mx"
+    assert m.macro("{mail_addr}") == "a@example.org"
+    assert m.macro("{rcpt_addr}") == "joe@example.net"
+    assert m.macro("i")
+    headers = [e[1] for e in m.events if e[0] == "L"]
+    # our Received header is not shown; one space after the colon eaten
+    assert headers == [["Subject", "hi"], ["From", "a@example.org"]]
+    assert bytes(m.body) == b"hello\r\n"
+    assert len(delivered(tmp)) == 1
+
+
+def test_asked_macros_and_no_header_replies(tmp):
+    # SMFIM_ENVRCPT asks for {rcpt_addr} and i; SMFIP_NR_HDR: no header
+    # replies; SMFIP_NOBODY: no body; SMFIP_HDR_LEADSPC keeps the space
+    m = Milter(os.path.join(tmp, "m.sock"), macros={3: "i {rcpt_addr}"},
+               protocol=(1 << 7) | (1 << 4) | (1 << 20))
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    assert "B" not in m.cmds()
+    rcpt_macros = [e[1][1] for e in m.events if e[0] == "D" and e[1][0] == "R"]
+    assert set(rcpt_macros[0]) == {"i", "{rcpt_addr}"}
+    headers = [e[1] for e in m.events if e[0] == "L"]
+    assert headers[0] == ["Subject", " hi"]
+
+
+@pytest.mark.parametrize("stage,reply,expect", [
+    ("R", ("y", b"550 5.7.1 Recipient not wanted here\0"),
+     "550 5.7.1 Recipient not wanted here"),
+    ("R", ("t", b""), "451 4.7.1 Service unavailable - try again later"),
+    ("M", ("r", b""), "550 5.7.1 Command rejected"),
+    ("E", ("y", b"554 5.7.0 Your message smells\0"), "554 5.7.0 Your message smells"),
+    ("E", ("r", b""), "550 5.7.1 Message content rejected"),
+    ("E", ("t", b""), "451 4.7.1 Service unavailable - try again later"),
+    ("L", ("r", b""), "550 5.7.1 Message content rejected"),
+    ("B", ("y", b"452 4.3.1 Body too hot\0"), "452 4.3.1 Body too hot"),
+    ("T", ("y", b"554 5.7.1 No data for you\0"), "554 5.7.1 No data for you"),
+    ("H", ("y", b"550 5.7.1 Bad HELO\0"), "550 5.7.1 Bad HELO"),
+    ("C", ("y", b"554 5.7.1 Go away\0"), "554 5.7.1 Go away"),
+    ("R", ("y", b"550-5.7.1 first line\r\n550 5.7.1 second line\0"),
+     "550-5.7.1 first line\r\n550 5.7.1 second line\r\n"),
+    ("M", ("4", b""), "421 4.7.1 mail.example.net Service unavailable - closing"),
+    ("E", ("y", b"554 5.7.1 bad\x07bell\x1b[2J\0"), "554 5.7.1 bad?bell?[2J\r\n"),
+])
+def test_refusals_reach_the_client(tmp, stage, reply, expect):
+    m = Milter(os.path.join(tmp, "m.sock"), script={stage: [reply]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        if stage == "T":
+            # a client that waits for DATA's reply (content sent anyway is
+            # 554 5.5.0)
+            out, err = waiting_session(cf, mail().split("DATA\r\n")[0] +
+                                       "DATA\r\n", expect)
+        else:
+            out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert expect in out, out + err
+    assert delivered(tmp) == []
+
+
+def test_progress_and_discard(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("p", b""), ("p", b""), ("d", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0 Ok: discarded" in out, out + err
+    assert "status=discarded" in err
+    assert delivered(tmp) == []
+
+
+def test_accept_at_connect_skips_the_milter(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"), script={"C": [("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0" in out
+    assert quit_seen(m) == ["O", "C", "Q"]
+
+
+def test_rset_aborts(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"))
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, "EHLO x\r\nMAIL FROM:<a@example.org>\r\nRSET\r\n"
+                           "QUIT\r\n")
+        assert quit_seen(m) == ["O", "C", "H", "M", "A", "Q"]
+    finally:
+        m.close()
+
+
+def quit_seen(m):
+    wait_for(lambda: "Q" in m.cmds(), what="QUIT at the milter")
+    return [c for c in m.cmds() if c != "D"]
+
+
+def hdr(name, value):
+    return name.encode() + b"\0" + value.encode() + b"\0"
+
+
+def test_header_modifications(tmp):
+    mods = [("h", hdr("X-Added", "one")),
+            ("h", hdr("X-Lines", "a\nBcc: not a field")),
+            ("i", struct.pack(">I", 0) + hdr("X-Top", "first")),
+            ("m", struct.pack(">I", 1) + hdr("Subject", "changed\n\tfolded")),
+            ("m", struct.pack(">I", 2) + hdr("X-Two", "")),
+            ("a", b"")]
+    m = Milter(os.path.join(tmp, "m.sock"), script={"E": mods})
+    body = ("Subject: hi\r\nX-Two: a\r\nX-Two: b\r\nFrom: a@example.org\r\n"
+            "\r\nhello\r\n")
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail(body))
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    [msg] = delivered(tmp)
+    head = msg.split("\n\n")[0].split("\n")
+    # index 0: above our Received (Maildir delivery adds Return-Path and
+    # Delivered-To above everything)
+    assert head.index("X-Top: first") + 1 == \
+        [i for i, h in enumerate(head) if h.startswith("Received: ")][0]
+    assert "Subject: changed" in head and "\tfolded" in head
+    assert "X-Two: a" in head and "X-Two: b" not in head
+    assert head[-3:] == ["X-Added: one", "X-Lines: a", "\tBcc: not a field"]
+    assert msg.endswith("\n\nhello\n")
+
+
+def test_replace_body_in_chunks(tmp):
+    mods = [("b", b"new body line 1\r\n"), ("b", b"line 2\r"), ("b", b"\nend\r\n"),
+            ("a", b"")]
+    m = Milter(os.path.join(tmp, "m.sock"), script={"E": mods})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    [msg] = delivered(tmp)
+    assert msg.endswith("Subject: hi\nFrom: a@example.org\n\nnew body line 1\nline 2\nend\n")
+
+
+def test_modification_not_negotiated_is_refused(tmp):
+    # the milter may only add headers, and then changes the body
+    m = Milter(os.path.join(tmp, "m.sock"), actions=1,
+               script={"E": [("b", b"x\r\n"), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "451 4.7.1" in out, out + err
+    assert delivered(tmp) == []
+
+
+def test_recipients_and_sender_changed(tmp):
+    mods = [("-", b"<joe@example.net>\0"), ("+", b"<ann@example.net>\0"),
+            ("e", b"<changed@example.org>\0"), ("a", b"")]
+    m = Milter(os.path.join(tmp, "m.sock"), script={"E": mods})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0 Ok: queued as" in out, out + err
+    wait_for(lambda: delivered(tmp, "Maildir2"), what="delivery to ann")
+    assert delivered(tmp) == []
+    [msg] = delivered(tmp, "Maildir2")
+    assert msg.startswith("Return-Path: <changed@example.org>\n"), msg
+    assert "action=add-rcpt" in err and "action=delete-rcpt" in err
+
+
+def test_replace_body_of_10_mb_in_bounded_memory(tmp):
+    big = "Subject: big\r\n\r\n" + ("x" * 998 + "\r\n") * 10240
+    # the milter replaces the body with 160 chunks of 64 KiB
+    chunk = (b"y" * 1022 + b"\r\n") * 64
+    mods = [("b", chunk)] * 160 + [("a", b"")]
+    m = Milter(os.path.join(tmp, "m.sock"), script={"E": mods})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")],
+                    "max-message-size = 20M")
+        timef = os.path.join(tmp, "rss")
+        e = dict(os.environ, TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25",
+                 TCPREMOTEIP="192.0.2.7")
+        r = subprocess.run([tool("time"), "-f", "%M", "-o", timef, POSTMASTER,
+                            "--config=" + cf], input=mail(big).encode(),
+                           capture_output=True, env=e, timeout=120)
+    finally:
+        m.close()
+    out = r.stdout.decode()
+    assert "250 2.0.0" in out, out + r.stderr.decode()
+    assert max(m.chunks) <= 65535 and len(m.chunks) >= 150
+    assert len(m.body) == 1000 * 10240
+    [msg] = delivered(tmp)
+    assert msg.count("y" * 1022 + "\n") == 64 * 160
+    rss_kib = int(open(timef).read().split()[-1])
+    if not os.environ.get("POSTMASTER", "").count("build-san"):
+        assert rss_kib < 8 * 1024, rss_kib
+
+
+@pytest.mark.parametrize("action,expect", [
+    ("tempfail", "451 4.7.1 Service unavailable - try again later"),
+    ("reject", "550 5.7.1 Service unavailable"),
+    ("accept", "250 2.0.0"),
+])
+def test_milter_down(tmp, action, expect):
+    cf = config(tmp, [("t", "unix:%s/nothing.sock" % tmp,
+                       "default-action = %s" % action)])
+    out, err = session(cf, mail())
+    assert expect in out, out + err
+    assert "event=milter-failed" in err
+    assert len(delivered(tmp)) == (1 if action == "accept" else 0)
+
+
+@pytest.mark.parametrize("action,expect", [
+    ("tempfail", "451 4.7.1 Service unavailable - try again later"),
+    ("reject", "550 5.7.1 Service unavailable"),
+    ("accept", "250 2.0.0"),
+])
+def test_milter_hanging(tmp, action, expect):
+    m = Milter(os.path.join(tmp, "m.sock"), hang=True)
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path,
+                           "default-action = %s\ncommand-timeout = 1s\n"
+                           "connect-timeout = 1s" % action)])
+        t0 = time.time()
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert expect in out, out + err
+    assert "timeout" in err
+    assert time.time() - t0 < 10
+    assert len(delivered(tmp)) == (1 if action == "accept" else 0)
+
+
+def test_two_milters_in_order(tmp):
+    a = Milter(os.path.join(tmp, "a.sock"),
+               script={"E": [("h", hdr("X-A", "1")), ("a", b"")]})
+    b = Milter(os.path.join(tmp, "b.sock"),
+               script={"E": [("h", hdr("X-B", "2")), ("a", b"")]})
+    try:
+        cf = config(tmp, [("a", "unix:" + a.path, ""), ("b", "unix:" + b.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        a.close()
+        b.close()
+    assert "250 2.0.0" in out, out + err
+    # the second milter sees the first one's header
+    assert ["X-A", "1"] in [e[1] for e in b.events if e[0] == "L"]
+    [msg] = delivered(tmp)
+    assert "X-A: 1\nX-B: 2\n" in msg
+
+
+def syscalls(cf, tmp):
+    trace = os.path.join(tmp, "strace")
+    r = subprocess.run([tool("strace"), "-f", "-o", trace, POSTMASTER,
+                        "--config=" + cf], input=mail().encode(),
+                       capture_output=True, timeout=60)
+    assert b"250 2.0.0" in r.stdout
+    calls = [l.split("(")[0].split()[-1] for l in open(trace) if "(" in l]
+    return calls, open(trace).read()
+
+
+def test_no_milter_costs_nothing(tmp):
+    """A [milter] section that the [smtpd] does not name costs a session
+    no syscall: the same calls as without it."""
+    cf = config(tmp, [("t", "unix:%s/m.sock" % tmp, "")])
+    text = open(cf).read()
+    open(cf, "w").write(text.replace("milters = t\n", ""))
+    with_section, trace = syscalls(cf, tmp)
+    assert "m.sock" not in trace
+    open(cf, "w").write(text.replace("milters = t\n", "").replace(
+        '[milter "t"]\naddress = unix:%s/m.sock\n' % tmp, ""))
+    without, _ = syscalls(cf, tmp)
+    # the same kinds of calls, and as many sockets and connections (how
+    # many reads a pipe takes varies from run to run)
+    if not SANITIZED:  # the sanitizer's own threads vary
+        assert set(with_section) == set(without)
+    for call in ("socket", "connect", "sendto", "recvfrom", "poll"):
+        assert with_section.count(call) == without.count(call), call
+
+
+def test_check_validates_keys(tmp):
+    cf = os.path.join(tmp, "bad.cf")
+    with open(cf, "w") as f:
+        f.write('[milter "x"]\naddress = tcp:1.2.3.4\ndefault-action = maybe\n'
+                'command-timeout = soon\n[smtpd "mx"]\nmilters = x y\n')
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 78
+    assert "bad.cf:2:11: expected unix:/PATH or inet:HOST:PORT" in r.stderr
+    assert "bad.cf:3:18: expected tempfail, accept or reject" in r.stderr
+    assert "bad.cf:4:19: expected a duration" in r.stderr
+    assert "bad.cf:6:13: expected the name of a [milter]" in r.stderr
+
+
+def test_quarantine_holds_until_release(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("q", b"looks like a virus\0"), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0 Ok: queued as" in out, out + err
+    qid = out.split("queued as ")[1].split()[0]
+    assert "event=quarantine" in err and "looks like a virus" in err
+
+    def pm(*args):
+        r = subprocess.run([POSTMASTER, "--config=" + cf] + list(args),
+                           capture_output=True, text=True, timeout=60)
+        no_sanitizer_report(r.stderr, " ".join(args))
+        return r
+    q = pm("--queue")
+    assert "held: quarantined by a milter: looks like a virus" in q.stdout, q.stdout
+    assert pm("--flush", "--now").returncode == 0
+    assert delivered(tmp) == []
+    r = pm("--release=" + qid)
+    assert r.returncode == 0 and "%s: released" % qid in r.stdout, r.stdout + r.stderr
+    assert "held" not in pm("--queue").stdout
+    again = pm("--release=" + qid)
+    assert again.returncode != 0 and "not held" in again.stderr
+    assert pm("--flush").returncode == 0
+    assert len(delivered(tmp)) == 1
+
+
+def test_quarantine_needs_the_action(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"), actions=0x1ff & ~0x20,
+               script={"E": [("q", b"x\0"), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "451 4.7.1" in out, out + err
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "localhost"])
+def test_inet_milter(tmp, address):
+    port = free_port()
+    m = Milter(("::1" if address == "::1" else "127.0.0.1", port),
+               script={"R": [("y", b"550 5.7.1 Not over TCP either\0")]})
+    host = "[::1]" if address == "::1" else address
+    try:
+        cf = config(tmp, [("t", "inet:%s:%d" % (host, port), "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "550 5.7.1 Not over TCP either" in out, out + err
+
+
+def test_lmtp_end_of_message_refusal_for_each_recipient(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("y", b"554 5.7.1 Not for anyone\0")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        wire = mail(rcpts=("joe@example.net", "ann@example.net")).replace(
+            "EHLO", "LHLO")
+        out, err = session(cf, wire)
+    finally:
+        m.close()
+    assert out.count("554 5.7.1 Not for anyone") == 2, out + err
+    assert delivered(tmp) == [] and delivered(tmp, "Maildir2") == []
+
+
+def test_bdat_message_with_a_header_added(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("h", hdr("X-Chunked", "yes")), ("a", b"")]})
+    body = b"Subject: chunks\r\n\r\nfirst\r\nsecond\r\n"
+    wire = ("EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<joe@example.net>\r\n"
+            "BDAT %d LAST\r\n" % len(body)).encode() + body + b"QUIT\r\n"
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        e = dict(os.environ, TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25",
+                 TCPREMOTEIP="192.0.2.7")
+        r = subprocess.run([POSTMASTER, "--config=" + cf], input=wire,
+                           capture_output=True, env=e, timeout=60)
+    finally:
+        m.close()
+    assert b"250 2.0.0" in r.stdout, r.stdout + r.stderr
+    assert bytes(m.body) == b"first\r\nsecond\r\n"
+    [msg] = delivered(tmp)
+    assert "X-Chunked: yes\n" in msg and msg.endswith("\n\nfirst\nsecond\n")
+
+
+def test_tls_macros_at_helo(tmp):
+    import smtplib
+    import ssl
+    crt, key = make_cert(tmp, "mail.example.net")
+    m = Milter(os.path.join(tmp, "m.sock"))
+    port = free_port()
+    cf = config(tmp, [("t", "unix:" + m.path, "")],
+                "tls = starttls\ntls-certificate = %s\ntls-key = %s" % (crt, key),
+                listen="127.0.0.1:%d" % port)
+    srv = Tcpserver([POSTMASTER, "--config=" + cf], os.path.join(tmp, "log"), port)
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            c.starttls(context=ssl._create_unverified_context())
+            c.sendmail("a@example.org", ["joe@example.net"],
+                       b"Subject: tls\r\n\r\nhi\r\n")
+        wait_for(lambda: "Q" in m.cmds(), what="QUIT at the milter")
+    finally:
+        srv.stop()
+        m.close()
+    helo = [e[1][1] for e in m.events if e[0] == "D" and e[1][0] == "H"]
+    # the HELO before STARTTLS has no TLS; the one after it has
+    assert helo[-1]["{tls_version}"].startswith("TLS"), helo
+    assert helo[-1]["{cipher}"], helo
+    assert m.macro("{client_addr}") == "127.0.0.1"
+
+
+def test_lmtp_recipients_changed_keep_one_reply_each(tmp):
+    """LMTP answers each recipient the client gave, once: a deleted one
+    gets 250 and nothing, an added one no reply of its own."""
+    mods = [("-", b"<joe@example.net>\0"), ("+", b"<ann@example.net>\0"),
+            ("a", b"")]
+    m = Milter(os.path.join(tmp, "m.sock"), script={"E": mods})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        wire = mail().replace("EHLO", "LHLO")
+        out, err = session(cf, wire)
+    finally:
+        m.close()
+    after_data = out.split("354 ")[1].split("\r\n")[1:]
+    assert after_data[0] == "250 2.0.0 Ok: discarded", out
+    assert after_data[1].startswith("221 "), out
+    assert "reason=\"deleted by a milter\"" in err
+    wait_for(lambda: delivered(tmp, "Maildir2"), what="delivery to ann")
+    assert delivered(tmp) == []
+
+
+@pytest.mark.parametrize("action", ["tempfail", "accept"])
+def test_a_milter_that_breaks_half_way_changes_nothing(tmp, action):
+    mods = [("h", hdr("X-Half", "1")), ("b", b"new body\r\n"),
+            ("e", b"<other@example.org>\0"), ("close", b"")]
+    m = Milter(os.path.join(tmp, "m.sock"), script={"E": mods})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "default-action = " + action)])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "event=milter-failed" in err
+    if action == "tempfail":
+        assert "451 4.7.1" in out, out + err
+        assert delivered(tmp) == []
+    else:
+        assert "250 2.0.0" in out, out + err
+        [msg] = delivered(tmp)
+        assert "X-Half" not in msg and msg.endswith("\n\nhello\n")
+        assert msg.startswith("Return-Path: <a@example.org>")
+
+
+def test_an_oversized_packet_is_refused_unread(tmp):
+    """A milter cannot make a session allocate what it claims: a packet
+    longer than 1 MiB breaks the protocol."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"R": [("raw", struct.pack(">I", 1 << 30) + b"c")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "451 4.7.1" in out, out + err
+    assert "bad packet length 1073741824" in err
+
+
+def test_connect_timeout_covers_the_negotiation(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"), hang=True)
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path,
+                           "connect-timeout = 1s\ncommand-timeout = 60s")])
+        t0 = time.time()
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert time.time() - t0 < 10
+    assert "451 4.7.1" in out and "timeout" in err, out + err
+
+
+@pytest.mark.parametrize("stage,keys", [
+    ("R", "command-timeout = 1s"),
+    ("E", "content-timeout = 1s"),
+])
+def test_a_milter_hanging_later_times_out(tmp, stage, keys):
+    m = Milter(os.path.join(tmp, "m.sock"), hang=stage)
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, keys)])
+        t0 = time.time()
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert time.time() - t0 < 10
+    assert "451 4.7.1 Service unavailable" in out, out + err
+    assert "timeout while waiting for the milter" in err
+    assert delivered(tmp) == []
+
+
+def test_a_bad_header_name_breaks_the_protocol(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("h", hdr("X-Bad: injected", "v")), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "451 4.7.1" in out and "modification 'h' refused" in err, out + err
+    assert delivered(tmp) == []
