@@ -619,3 +619,82 @@ def test_a_bad_header_name_breaks_the_protocol(tmp):
         m.close()
     assert "451 4.7.1" in out and "modification 'h' refused" in err, out + err
     assert delivered(tmp) == []
+
+
+# ------------------------------------------------------------------ #
+# Milters and the live proxy: the data is held until their verdict    #
+
+def proxy_config(tmp, milter_path, port):
+    """A listener whose mail for @relay.example goes live to the aiosmtpd
+    on port, through the test milter."""
+    cf = os.path.join(tmp, "postmaster.cf")
+    with open(cf, "w") as f:
+        f.write("[core]\nhostname = mail.example.net\nlogger = stderr\n"
+                "spool-directory = %s/spool\npid-file = %s/flush.pid\n"
+                % (tmp, tmp))
+        if ROOT:
+            f.write("user-id = nobody\n")
+        f.write('[milter "t"]\naddress = unix:%s\n' % milter_path)
+        f.write('[smtpd "mx"]\nname = mail.example.net\nlisten-port = 25\n'
+                'milters = t\nrelay-clients = 192.0.2.0/24\n'
+                '[route]\n@relay.example [127.0.0.1]:%d\n'
+                'ann@example.net %s/Maildir2/\n' % (port, tmp))
+    return cf
+
+
+@pytest.fixture
+def target():
+    from test_onward import Aiosmtpd
+    a = Aiosmtpd()
+    yield a
+    a.stop()
+
+
+def test_proxy_sends_the_message_as_the_milter_left_it(tmp, target):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("h", hdr("X-Milter", "signed")), ("a", b"")]})
+    try:
+        cf = proxy_config(tmp, m.path, target.port)
+        out, err = session(cf, mail(rcpts=("bob@relay.example",)))
+    finally:
+        m.close()
+    # the target's replies are the client's: the proxy carried it
+    assert "250 2.1.5 127.0.0.1[127.0.0.1] said: Ok" in out, out + err
+    assert "said: Ok: stored" in out, out + err
+    assert "via=proxy" in err and "status=sent" in err, err
+    [msg] = target.handler.messages
+    head = msg["content"].decode().split("\r\n\r\n")[0]
+    assert "X-Milter: signed" in head.split("\r\n"), head
+    # the milter saw the whole message before the target got any of it
+    assert [c for c, _ in m.events if c in "EM"][-1] == "E"
+    assert os.listdir(os.path.join(tmp, "spool")) == []
+
+
+def test_proxy_milter_refusal_at_end_of_data_sends_no_final_dot(tmp, target):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("y", b"550 5.7.1 spam, go away\0")]})
+    try:
+        cf = proxy_config(tmp, m.path, target.port)
+        out, err = session(cf, mail(rcpts=("bob@relay.example",)))
+    finally:
+        m.close()
+    assert "550 5.7.1 spam, go away" in out, out + err
+    # the target accepted the recipient and never got a message
+    assert target.handler.rcpts == [("bob@relay.example", "250 2.1.5 Ok")]
+    assert target.handler.messages == []
+    assert os.listdir(os.path.join(tmp, "spool")) == []
+
+
+def test_proxy_milter_changing_recipients_hands_over_to_the_spool(tmp, target):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("+", b"<ann@example.net>\0"), ("a", b"")]})
+    try:
+        cf = proxy_config(tmp, m.path, target.port)
+        out, err = session(cf, mail(rcpts=("bob@relay.example",)))
+    finally:
+        m.close()
+    # the spool routes the new envelope: both recipients get the message
+    assert "250 2.0.0 Ok: queued as" in out, out + err
+    wait_for(lambda: delivered(tmp, "Maildir2"), what="delivery to ann")
+    wait_for(lambda: target.handler.messages, what="delivery to bob")
+    assert target.handler.delivered_to() == ["bob@relay.example"]
