@@ -285,10 +285,6 @@ int cf_parse_size(const char *s, uint64_t *v);
 /* NULL when s is host, ip, [ip], host:port, [ip]:port or unix:/path;
  * otherwise what was expected. */
 const char *cf_relay_address_error(const char *s);
-/* NULL when s is a milter address, unix:/path, inet:host:port or
- * inet:[ip]:port (host: an address or localhost); otherwise what was
- * expected. */
-const char *cf_milter_address_error(const char *s);
 int cf_parse_duration(const char *s, uint64_t *v);
 
 #endif

@@ -367,29 +367,6 @@ const char *cf_relay_address_error(const char *s)
 	return net_endpoint_parse(s, 25, &ep);
 }
 
-const char *cf_milter_address_error(const char *s)
-{
-	if (!strncmp(s, "unix:", 5)) {
-		if (s[5] != '/')
-			return "expected an absolute path after unix:";
-		return strlen(s + 5) < 108 ? NULL
-					   : "expected a unix socket path of at "
-					     "most 107 bytes";
-	}
-	if (strncmp(s, "inet:", 5))
-		return "expected unix:/PATH or inet:HOST:PORT";
-	struct net_endpoint ep;
-	const char *why = net_endpoint_parse(s + 5, 0, &ep);
-	if (why)
-		return why;
-	if (!ep.port)
-		return "expected inet:HOST:PORT";
-	if (ep.kind == NET_EP_UNIX ||
-	    (ep.kind == NET_EP_NAME && strcmp(ep.host, "localhost")))
-		return "expected a numeric address or localhost after inet:";
-	return NULL;
-}
-
 static int valid_user_name(const char *s)
 {
 	uint64_t v;
@@ -570,18 +547,13 @@ static const char *p_dnslist(const struct vctx *c, uint64_t *n)
 	return dnsbl_parse(c->w->s, &z);
 }
 
-static const char *p_policyaddr(const struct vctx *c, uint64_t *n)
+/* policy-service, a [milter]'s address: unix:/path or inet:ADDRESS:PORT */
+static const char *p_streamaddr(const struct vctx *c, uint64_t *n)
 {
 	(void)n;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	return net_stream_address_parse(c->w->s, &ss, &len);
-}
-
-static const char *p_milteraddr(const struct vctx *c, uint64_t *n)
-{
-	(void)n;
-	return cf_milter_address_error(c->w->s);
 }
 
 static vparse_fn *const parsers[] = {
@@ -595,8 +567,8 @@ static vparse_fn *const parsers[] = {
 	[V_LOGGER] = p_reference,  [V_PIPEREF] = p_reference,
 	[V_ROUTEREF] = p_reference, [V_ARGV] = NULL,
 	[V_DELIM] = p_delim,       [V_NETWORK] = p_network,
-	[V_DNSLIST] = p_dnslist,   [V_POLICYADDR] = p_policyaddr,
-	[V_MILTERADDR] = p_milteraddr, [V_MILTERREF] = p_reference,
+	[V_DNSLIST] = p_dnslist,   [V_POLICYADDR] = p_streamaddr,
+	[V_MILTERADDR] = p_streamaddr, [V_MILTERREF] = p_reference,
 };
 
 static int numeric_type(enum vtype t)

@@ -8,6 +8,7 @@
  * MP_MAX_PACKET (a milter cannot make the session's memory grow).
  */
 #include "milter_proto.h"
+#include "client.h"
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -45,72 +46,23 @@ static int wait_fd(int fd, short ev, long long deadline)
 	}
 }
 
-static int address_of(const char *address, struct sockaddr_storage *ss,
-		      socklen_t *len, char *why, size_t n)
-{
-	memset(ss, 0, sizeof *ss);
-	if (!strncmp(address, "unix:", 5)) {
-		struct sockaddr_un *un = (struct sockaddr_un *)ss;
-		un->sun_family = AF_UNIX;
-		snprintf(un->sun_path, sizeof un->sun_path, "%s", address + 5);
-		*len = sizeof *un;
-		return 0;
-	}
-	struct net_endpoint ep;
-	const char *bad = strncmp(address, "inet:", 5)
-				  ? "not unix: or inet:"
-				  : net_endpoint_parse(address + 5, 0, &ep);
-	if (bad) {
-		snprintf(why, n, "bad address: %s", bad);
-		return -1;
-	}
-	const char *host = ep.kind == NET_EP_NAME ? "127.0.0.1" : ep.host;
-	struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-	if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(ep.port);
-		*len = sizeof *in4;
-	} else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(ep.port);
-		*len = sizeof *in6;
-	} else {
-		snprintf(why, n, "bad address: %s", host);
-		return -1;
-	}
-	return 0;
-}
-
 int mp_connect(const char *address, int timeout_ms, char *why, size_t n)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	if (address_of(address, &ss, &len, why, n) < 0)
+	const char *bad = net_stream_address_parse(address, &ss, &len);
+	if (bad) {
+		snprintf(why, n, "bad address: %s", bad);
 		return -1;
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-			0);
+	}
+	char reason[256];
+	int fd = client_connect(&ss, len, timeout_ms, reason, sizeof reason);
 	if (fd < 0) {
-		snprintf(why, n, "socket: %s", strerror(errno));
+		snprintf(why, n, "connect to %s: %s", address, reason);
 		return -1;
 	}
-	int err = 0;
-	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
-		err = errno;
-		if (err == EINPROGRESS) {
-			int w = wait_fd(fd, POLLOUT, mono_ms() + timeout_ms);
-			socklen_t el = sizeof err;
-			if (w <= 0)
-				err = w == 0 ? ETIMEDOUT : errno;
-			else
-				getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-		}
-	}
-	if (err) {
-		snprintf(why, n, "connect to %s: %s", address, strerror(err));
-		close(fd);
-		return -1;
-	}
+	/* every wait on it is this file's, bounded */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	return fd;
 }
 

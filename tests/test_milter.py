@@ -402,7 +402,7 @@ def test_check_validates_keys(tmp):
     r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
                        capture_output=True, text=True)
     assert r.returncode == 78
-    assert "bad.cf:2:11: expected unix:/PATH or inet:HOST:PORT" in r.stderr
+    assert "bad.cf:2:11: expected unix:/path or inet:ADDRESS:PORT" in r.stderr
     assert "bad.cf:3:18: expected tempfail, accept or reject" in r.stderr
     assert "bad.cf:4:19: expected a duration" in r.stderr
     assert "bad.cf:6:13: expected the name of a [milter]" in r.stderr
