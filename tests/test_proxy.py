@@ -30,7 +30,8 @@ from pmtest import free_port, wait_for
 from test_onward import (SENDER, BINARY_PAYLOAD, Dovecot, Session, SmtpSink,  # noqa: F401
                          aiosmtpd_peer, check_content, converted, eightbit_message,
                          flush, maildir_files, message, peers, postfix, queue,
-                         queue_targets, status_lines, tmp, write_cf, Sent)
+                         queue_targets, status_lines, tmp, write_cf, Sent, bounces,
+                         report)
 
 SAID = "127.0.0.1[127.0.0.1] said: "
 QUEUED = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]+)$")
@@ -183,6 +184,93 @@ def test_dovecot_failure_after_the_data(tmp, peers, client):
             assert "status=sent" in status_lines(log)[u + "@example.net"], log
         assert len(dv.inbox(u)) == 1
     nothing_later(cf, tmp)
+
+
+class LmtpPeer:
+    """aiosmtpd's LMTP server on a unix socket: after the data it gives
+    each recipient the reply that verdicts names (250 by default), one
+    line each, as LMTP does; it keeps (recipients, content) of each
+    message."""
+
+    def __init__(self, path):
+        pytest.importorskip("aiosmtpd.controller")
+        from aiosmtpd.controller import UnixSocketController
+        from aiosmtpd.lmtp import LMTP
+        self.verdicts, self.messages = {}, []
+        outer = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                outer.messages.append((list(envelope.rcpt_tos), envelope.original_content))
+                return "\r\n".join(outer.verdicts.get(r, "250 2.0.0 <%s> delivered" % r)
+                                   for r in envelope.rcpt_tos)
+
+        class Controller(UnixSocketController):
+            def factory(self):
+                return LMTP(self.handler, **self.SMTP_kwargs)
+        self.c = Controller(Handler(), unix_socket=path, ready_timeout=5)
+        self.c.start()
+        os.chmod(path, 0o666)
+
+    def stop(self):
+        self.c.stop()
+
+
+LMTP_CASES = {
+    "all-delivered": {},
+    "all-452": {"a@example.net": "452 4.2.2 <a@example.net> mailbox full",
+                "b@example.net": "452 4.2.2 <b@example.net> mailbox full"},
+    "mixed": {"b@example.net": "452 4.2.2 <b@example.net> mailbox full",
+              "c@example.net": "550 5.1.1 <c@example.net> no such user"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(LMTP_CASES))
+def test_lmtp_verdicts_for_an_smtp_client(tmp, peers, case):
+    """An SMTP client has one reply for the data: 250 when every recipient
+    was delivered, the common failure when all failed alike (nothing kept
+    here: the client has it), else 250 with the failures in the spool
+    (4xx retried, 5xx bounced)."""
+    sock = os.path.join(tmp, "lmtp.sock")
+    peer = LmtpPeer(sock)
+    peers.append(peer)
+    peer.verdicts = dict(LMTP_CASES[case])
+    rcpts = ["a@example.net", "b@example.net"] + (["c@example.net"] if case == "mixed" else [])
+    cf = proxy_cf(tmp, ["unix:" + sock], protocol="lmtp")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        for r in rcpts:
+            s.cmd("RCPT TO:<%s>" % r, "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert len(peer.messages) == 1 and peer.messages[0][0] == rcpts, peer.messages
+    if case == "all-452":
+        assert re.fullmatch(r"452 4\.2\.2 (unix:)?%s said: <a@example\.net> mailbox full"
+                            % re.escape(sock), reply), reply
+        nothing_later(cf, tmp)
+        return
+    if case == "all-delivered":
+        assert reply.startswith("250 2.") and "queued as" not in reply, reply
+        for r in rcpts:
+            proxied(log, r)
+        nothing_later(cf, tmp)
+        return
+    # mixed: the failures are the spool's, c bounced at once, b retried
+    # until the target takes it
+    assert re.fullmatch(r"250 2\.0\.0 Ok: delivered to 1, queued as [0-9A-F]+ for 2",
+                        reply), reply
+    q = queue_targets(cf)
+    assert q["b@example.net"][0] == "pending", queue(cf)
+    peer.verdicts = {}
+    flush(cf, "--now")
+    assert [m[0] for m in peer.messages] == [rcpts, ["b@example.net"]], peer.messages
+    assert queue(cf) == "the spool is empty\n"
+    (b,) = bounces(tmp)
+    _, brcpts, _, _ = report(b)
+    assert list(brcpts) == ["c@example.net"], brcpts
 
 
 def test_postfix_relay_recipient_maps_refuse_at_rcpt(tmp, postfix):
