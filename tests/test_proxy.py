@@ -542,6 +542,86 @@ def test_dsn_parameters_go_on_only_to_a_target_with_dsn(tmp, peers, dsn):
     nothing_later(cf, tmp)
 
 
+REFUSED_DATA = ["size", "loop", "bare-newline", "abort"]
+
+
+@pytest.mark.parametrize("how", REFUSED_DATA)
+def test_refused_data_never_reaches_the_target(tmp, peers, how):
+    """A message that the session refuses (over SIZE, a mail loop, a bare
+    line feed under bare-newline = reject) or that the client abandons
+    mid-data: the onward transaction ends without its final dot, so the
+    target delivers nothing, and nothing is left to deliver here."""
+    peer = ScriptedPeer(None)
+    peers.append(peer)
+    smtpd = '[smtpd "mail.example.net"]\nbare-newline = reject\n' \
+        if how == "bare-newline" else ""
+    text = '[relay "next"]\naddress = [127.0.0.1]:%d\n[route]\n@example.net next\n' \
+        % peer.port
+    cf = write_cf(tmp, text, smtpd=smtpd,
+                  core="max-message-size = 100000" if how == "size" else "")
+    msg = big_message("refused-" + how, 300000 if how == "size" else 150000)
+    if how == "loop":
+        msg = b"".join(b"Received: from h%d.example\r\n\tby h%d.example; Tue, 1 Dec 2026 "
+                       b"00:00:00 +0000\r\n" % (i, i + 1) for i in range(100)) + msg
+    if how == "bare-newline":
+        msg = msg.replace(b"00000100 ", b"00000100\nbare ")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 2.")
+        s.cmd("DATA", "354 ")
+        data = stuffed(msg)
+        if how == "abort":
+            s.send(data[:len(data) // 2])
+            # mid-data: the target has some of it
+            wait_for(lambda: peer.data_octets > 20000, 30, "the data to go on")
+            s.proc.stdin.close()
+            s.proc.wait(timeout=30)
+        else:
+            s.send(data)
+            reply = s.reply()
+            want = {"size": "552 5.3.4 ", "loop": "554 5.4.6 ",
+                    "bare-newline": "550 5.5.2 "}[how]
+            assert reply.startswith(want), reply
+            s.cmd("QUIT", "221 ")
+    finally:
+        s.close()
+    wait_for(lambda: all(not t.is_alive() for t in peer.threads), 30,
+             "the onward connection to end")
+    assert peer.accepted == [], "the target got the refused message"
+    assert peer.connections >= 1  # the proxy did connect at the RCPT
+    assert queue(cf) == "the spool is empty\n"
+    flush(cf, "--now")
+    assert peer.accepted == []
+
+
+def test_smuggled_end_of_data_stays_content_at_the_target(tmp, peers):
+    """A bare line feed before "." (SMTP smuggling): under bare-newline =
+    normalize the line after it is content here, so it must be
+    dot-stuffed on the way and stay content at the target, one message."""
+    peer = aiosmtpd_peer(peers)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    smuggled = (b"Subject: smuggle\r\n\r\nfirst\n.\r\nMAIL FROM:<evil@example.org>\r\n"
+                b"RCPT TO:<victim@example.net>\r\nDATA\r\nforged\r\n")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        s.send(smuggled + b".\r\n")
+        reply = s.reply()
+    finally:
+        log = quit_and_close(s)
+    assert reply == "250 2.0.0 " + SAID + "Ok: stored", reply
+    proxied(log, "joe@example.net")
+    (m,) = peer.handler.messages
+    assert m["rcpts"] == ["joe@example.net"]
+    assert m["content"].endswith(b"\r\n\r\nfirst\r\n.\r\nMAIL FROM:<evil@example.org>\r\n"
+                                 b"RCPT TO:<victim@example.net>\r\nDATA\r\nforged\r\n"), \
+        m["content"]
+    assert [a for a, _ in peer.handler.mails] == [SENDER]
+
+
 # ------------------------------------------------------------------ #
 # 2. Takeover                                                        #
 
@@ -554,7 +634,8 @@ class ScriptedPeer:
     "hang-greeting" never greets. Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
-    messages cut short by its own close."""
+    messages cut short by its own close; data_octets: the message text
+    read in all."""
 
     def __init__(self, fault, port=None):
         self.fault = fault
@@ -565,7 +646,7 @@ class ScriptedPeer:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.accepted, self.unacked, self.partial = [], [], []
-        self.connections = 0
+        self.connections = self.data_octets = 0
         self.stopping = False
         self.threads = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -629,6 +710,7 @@ class ScriptedPeer:
                 return True
             text.append(line[1:] if line.startswith(b".") else line)
             size += len(line)
+            self.data_octets += len(line)
             if fault == "close-in-data" and size > 65536:
                 self.partial.append(b"".join(text))
                 conn.shutdown(socket.SHUT_RDWR)
