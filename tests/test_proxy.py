@@ -15,6 +15,16 @@ What every test checks besides its replies: nothing bounces later, the
 spool is empty once the client has its answer (unless the message was
 taken over, when `--queue` lists it at the moment of the 250), and each
 accepted message arrives once, whole.
+
+1. In-session replies from real targets (Dovecot, Postfix with
+   relay_recipient_maps, aiosmtpd, smtp-sink's injected failures, an LMTP
+   target's per-recipient verdicts), BDAT, DSN parameters, what ends the
+   proxy, what never reaches the target, and no fsync on this path.
+2. Takeover: refused, silent, closing and killed targets.
+3. (test_spool.py: the kill -9 storm while proxying.)
+4. Round trips behind a 20 ms delay line, and under netem where the
+   kernel has it (`pytest -s` prints the figures).
+5. Conversion and refusal: SMTPUTF8, 8-bit and binary content.
 """
 import email
 import email.policy
@@ -540,6 +550,27 @@ def test_dsn_parameters_go_on_only_to_a_target_with_dsn(tmp, peers, dsn):
         assert mail == ["X-Mail-Args: <ann@sender.example>"], mail
         assert rcpt == ["X-Rcpt-Args: <joe@example.net>"], rcpt
     nothing_later(cf, tmp)
+
+
+def test_notify_success_takes_the_spool_path(tmp, peers):
+    """NOTIFY=SUCCESS asks for our own "relayed" or "delivered" report, so
+    that recipient is not proxied: our own 250 at RCPT, the spool after."""
+    peer = aiosmtpd_peer(peers)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        got = s.cmd("RCPT TO:<joe@example.net> NOTIFY=SUCCESS", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert "said:" not in got, got
+    assert QUEUED.match(reply), reply
+    assert "via=proxy" not in log
+    flush(cf, "--now")
+    assert [m["rcpts"] for m in peer.handler.messages] == [["joe@example.net"]]
+    assert queue(cf) == "the spool is empty\n"
 
 
 REFUSED_DATA = ["size", "loop", "bare-newline", "abort"]
