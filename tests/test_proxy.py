@@ -1178,6 +1178,39 @@ def test_round_trips_to_a_pipelining_target(tmp, peers):
         "%.1f round trips, %.1f directly" % (best / RTT, direct / RTT)
 
 
+def test_round_trips_match_postfix_own_client(tmp, peers, postfix):
+    """The count the proxy is held to, measured: the private Postfix
+    relays one message to smtp-sink through the same delay line, and its
+    smtp client turns as often as the proxy does."""
+    import smtplib
+    import subprocess
+    from pmtest import tool
+    sink = SmtpSink(tmp)
+    peers.append(sink)
+    line = DelayLine(sink.port)
+    peers.append(line)
+    r = subprocess.run([tool("postconf"), "-c", postfix.etc, "-e",
+                        "transport_maps = inline:{ far.example=smtp:[127.0.0.1]:%d }"
+                        % line.port], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([tool("postfix"), "-c", postfix.etc, "reload"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    time.sleep(1)  # the reload restarts Postfix's daemons
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as c:
+        c.sendmail(SENDER, ["x@far.example"], ROUND_TRIP_MESSAGE)
+    wait_for(lambda: len(sink.messages()) == 1, 30, "Postfix's relaying")
+    (rec,) = line.conns
+    postfix_flights = line.flights(rec)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % line.port])
+    proxied_transaction(cf)
+    proxy_flights = line.flights(line.conns[-1])
+    print("\nonward flights after the greeting: Postfix's smtp client %d, the proxy %d"
+          % (postfix_flights, proxy_flights))
+    assert postfix_flights == POSTFIX_ROUND_TRIPS - 2, postfix_flights
+    assert proxy_flights == postfix_flights
+
+
 NETEM_DRIVER = r"""
 import json, os, subprocess, sys, time
 cfg = json.loads(sys.argv[1])
