@@ -1,317 +1,305 @@
-"""Round trips of the live proxy's onward leg (issue 11, SPEC 7 path 2:
-"the proxy adds no round trip of its own").
+"""The live proxy's round trips (issue 11): with a PIPELINING target the
+proxy turns on its onward connection as often as Postfix's own smtp client
+does (connect, greeting, EHLO, MAIL+RCPT+DATA, data and dot: 5 round
+trips) and no more, so that a client's transaction through the proxy
+costs what it would cost talking to the target itself.
 
-The target (Postfix's smtp-sink, with PIPELINING) sits behind a relay of
-the test's own that delays every chunk by DELAY seconds in each direction
-and records the order in which chunks pass. netem would do the delaying
-in the kernel, but this machine's kernel has no sch_netem; the relay
-works anywhere and, more usefully, the order it records gives the count
-of round trips without any timing: a round trip is a run of chunks from
-the client that had to wait for the target's answer before the next run.
-
-The proxy is compared with Postfix's own smtp client relaying the same
-message through the same relay to the same sink: the number of runs must
-be the same (greeting wait, EHLO, MAIL+RCPT+DATA, data+dot). The client's
-transaction times, through the proxy and talking to the target directly
-through the relay, are printed for the record (pytest -s), not asserted.
+The onward leg is slowed by a delay line in this file (a TCP relay on
+loopback that holds each octet 10 ms each way and counts the client's
+turns) and, where the kernel has sch_netem, by netem in a private network
+namespace. `pytest -s` prints the figures. The sessions and peers are
+those of test_proxy.py and test_onward.py.
 """
 import os
-import queue
-import re
-import shutil
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 
 import pytest
-from pmtest import POSTMASTER, ROOT, free_port, listening, no_sanitizer_report, remove_tree, tool, wait_for
+from pmtest import free_port, wait_for
+from test_onward import SENDER, SmtpSink, message, peers, postfix, tmp
+from test_proxy import greeted, proxy_cf, quit_and_close, stuffed
 
-DELAY = 0.02  # each way
+assert peers and postfix and tmp  # fixtures, imported for the tests below
 
 
-class DelayRelay:
-    """Accepts on 127.0.0.1:port, connects each client to the target,
-    and forwards every chunk DELAY seconds after it arrived, in order.
-    events: (connection number, "c" or "s", bytes) in arrival order."""
+# ------------------------------------------------------------------ #
+# 4. Round trips on a slow onward leg                                #
 
-    def __init__(self, target_port):
-        self.target = target_port
-        self.port = free_port()
-        self.events = []
-        self.lock = threading.Lock()
+# One round trip of the onward leg. A PIPELINING target costs Postfix's
+# own smtp client 5 of them per message: connect, greeting, EHLO,
+# MAIL+RCPT+DATA, data and dot. The proxy may spend those and no more.
+RTT = 0.020
+POSTFIX_ROUND_TRIPS = 5
+
+
+class DelayLine:
+    """A TCP relay on 127.0.0.1 in front of 127.0.0.1:port that delays
+    every octet by half a round trip in each direction, and holds a new
+    connection for 1.5 round trips before it connects onward (SYN,
+    SYN-ACK, ACK), so that the greeting arrives two round trips after the
+    connect, as on a real link. It records what each connection carries
+    and when: flights() counts the client's turns."""
+
+    def __init__(self, port, rtt=RTT):
+        self.target, self.half = port, rtt / 2
         self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", self.port))
-        self.sock.listen(8)
-        self.conns = 0
-        self.open = []
-        threading.Thread(target=self.accept, daemon=True).start()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.lock = threading.Lock()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
 
-    def accept(self):
-        while True:
+    def _serve(self):
+        while not self.stopping:
             try:
-                c, _ = self.sock.accept()
+                down, _ = self.sock.accept()
+            except socket.timeout:
+                continue
             except OSError:
                 return
-            self.conns += 1
-            s = socket.create_connection(("127.0.0.1", self.target))
-            self.open += [c, s]
-            for a, b, tag in ((c, s, "c"), (s, c, "s")):
-                q = queue.Queue()
-                threading.Thread(target=self.pump_in, args=(a, q, tag, self.conns),
-                                 daemon=True).start()
-                threading.Thread(target=self.pump_out, args=(b, q),
-                                 daemon=True).start()
+            rec = {"start": time.monotonic(), "events": []}
+            self.conns.append(rec)
+            threading.Thread(target=self._connect, args=(down, rec), daemon=True).start()
 
-    def pump_in(self, a, q, tag, n):
+    def _connect(self, down, rec):
+        time.sleep(3 * self.half)
+        try:
+            up = socket.create_connection(("127.0.0.1", self.target), timeout=30)
+        except OSError:
+            down.close()
+            return
+        for src, dst, way in ((down, up, "c2s"), (up, down, "s2c")):
+            threading.Thread(target=self._pump, args=(src, dst, way, rec),
+                             daemon=True).start()
+
+    def _pump(self, src, dst, way, rec):
+        import queue as queue_mod
+        q = queue_mod.Queue()
+
+        def deliver():
+            while True:
+                due, data = q.get()
+                time.sleep(max(0.0, due - time.monotonic()))
+                try:
+                    if not data:
+                        dst.shutdown(socket.SHUT_WR)
+                        return
+                    dst.sendall(data)
+                except OSError:
+                    return
+        threading.Thread(target=deliver, daemon=True).start()
         while True:
             try:
-                data = a.recv(65536)
+                data = src.recv(65536)
             except OSError:
                 data = b""
+            now = time.monotonic()
             with self.lock:
-                if data:
-                    self.events.append((n, tag, data))
-            q.put((time.monotonic() + DELAY, data))
+                rec["events"].append((now, way, data))
+            q.put((now + self.half, data))
             if not data:
                 return
 
-    def pump_out(self, b, q):
-        while True:
-            when, data = q.get()
-            time.sleep(max(0, when - time.monotonic()))
-            try:
-                if not data:
-                    b.shutdown(socket.SHUT_WR)
-                    return
-                b.sendall(data)
-            except OSError:
-                return
-
-    def runs(self, n):
-        """The client's runs of chunks on connection n up to the target's
-        reply to the end of the data: each had to wait for the target."""
-        runs, last, text = [], None, b""
+    def flights(self, rec):
+        """The client's flights before its QUIT: runs of octets towards
+        the target that follow octets from it (one per round trip after
+        the greeting)."""
+        n, last = 0, "s2c"
         with self.lock:
-            events = [(tag, d) for k, tag, d in self.events if k == n]
-        for tag, data in events:
-            if tag == "c":
-                if last != "c":
-                    runs.append(b"")
-                runs[-1] += data
-            last = tag
-            if tag == "c":
-                text += data
-            if tag == "s" and b"\r\n.\r\n" in text:
-                break  # the reply to the data: what follows is QUIT
-        return runs
-
-    def data_answered(self, n):
-        """Whether the target has answered the data on connection n."""
-        text = b""
-        with self.lock:
-            for k, tag, data in self.events:
-                if k != n:
-                    continue
-                if tag == "c":
-                    text += data
-                elif b"\r\n.\r\n" in text:
-                    return True
-        return False
-
-    def close(self):
-        self.sock.close()
-        for c in self.open:
-            try:
-                c.close()
-            except OSError:
-                pass
-
-
-@pytest.fixture
-def tmp():
-    d = tempfile.mkdtemp(prefix="pm-proxy-rtt-")
-    os.chmod(d, 0o755)
-    yield d
-    remove_tree(d)
-
-
-@pytest.fixture
-def sink(tmp):
-    port = free_port()
-    argv = [tool("smtp-sink")] + (["-u", "nobody"] if ROOT else []) + [
-        "127.0.0.1:%d" % port, "16"]
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: listening(port, "127.0.0.1"), what="smtp-sink")
-    yield port
-    p.kill()
-    p.wait()
-
-
-MESSAGE = "Subject: rtt\r\n\r\n" + "a line of text\r\n" * 200
-
-
-def proxy_session(tmp, relay_port):
-    spool = os.path.join(tmp, "spool")
-    os.makedirs(spool, exist_ok=True)
-    if ROOT:
-        shutil.chown(spool, "nobody")
-    cf = os.path.join(tmp, "pm.cf")
-    with open(cf, "w") as f:
-        f.write("[core]\nhostname = mx.rtt.test\nlogger = stderr\n"
-                "spool-directory = %s\n%s"
-                "[route]\n@rtt.example [127.0.0.1]:%d\n"
-                % (spool, "user-id = nobody\n" if ROOT else "", relay_port))
-    wire = ("EHLO client.example\r\nMAIL FROM:<a@sender.example>\r\n"
-            "RCPT TO:<b@rtt.example>\r\nDATA\r\n")
-    p = subprocess.Popen([POSTMASTER, "--config=" + cf], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    p.stdout.readline()  # the greeting
-    t0 = time.monotonic()
-    p.stdin.write(wire.encode())
-    p.stdin.flush()
-    out = b""
-    while not re.search(rb"(?m)^354 ", out):
-        line = p.stdout.readline()
-        assert line, out
-        out += line
-    p.stdin.write(MESSAGE.encode() + b".\r\n")
-    p.stdin.flush()
-    final = p.stdout.readline()
-    t1 = time.monotonic()
-    rest, err = p.communicate(b"QUIT\r\n", timeout=30)
-    no_sanitizer_report(err.decode(errors="replace"), "session")
-    assert final.startswith(b"250 ") and b"said:" in final, \
-        (out + final + rest + err).decode(errors="replace")
-    return t1 - t0
-
-
-def direct_session(port):
-    """A pipelining client talking to the target itself (through the
-    relay): MAIL+RCPT+DATA in one group, then the data."""
-    s = socket.create_connection(("127.0.0.1", port))
-    f = s.makefile("rb")
-    f.readline()
-    s.sendall(b"EHLO client.example\r\n")
-    while f.readline()[3:4] == b"-":
-        pass
-    t0 = time.monotonic()
-    s.sendall(b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@rtt.example>\r\nDATA\r\n")
-    for _ in range(3):
-        f.readline()
-    s.sendall(MESSAGE.encode() + b".\r\n")
-    f.readline()
-    t1 = time.monotonic()
-    s.sendall(b"QUIT\r\n")
-    s.close()
-    return t1 - t0
-
-
-def test_proxy_adds_no_round_trip(tmp, sink):
-    relay = DelayRelay(sink)
-    try:
-        took = proxy_session(tmp, relay.port)
-        runs = relay.runs(1)
-        relay2 = DelayRelay(sink)
-        direct = direct_session(relay2.port)
-        relay2.close()
-    finally:
-        relay.close()
-    # EHLO; MAIL+RCPT+DATA in one group; the data with its final dot
-    assert len(runs) == 3, runs
-    assert runs[0].startswith(b"EHLO ")
-    assert re.match(rb"MAIL FROM:<a@sender.example>.*\r\nRCPT TO:<b@rtt.example>"
-                    rb".*\r\nDATA\r\n$", runs[1], re.S), runs[1]
-    assert runs[2].endswith(b"\r\n.\r\n")
-    print("\nclient's transaction (MAIL to the final reply), %d ms each way "
-          "on the onward leg: through the proxy %.0f ms, a client talking to "
-          "the target directly %.0f ms" % (DELAY * 1000, took * 1000,
-                                          direct * 1000))
-
-
-class RelayingPostfix:
-    """A private Postfix that relays rtt.example to a next hop with its
-    own smtp client: the reference for the number of round trips."""
-
-    def __init__(self, next_hop):
-        if not ROOT:
-            pytest.skip("a private Postfix instance needs root")
-        if not os.path.exists("/usr/share/postfix/master.cf.dist"):
-            pytest.skip("no /usr/share/postfix/master.cf.dist")
-        self.dir = d = tempfile.mkdtemp(prefix="pm-rtt-postfix-")
-        os.chmod(d, 0o755)
-        for sub in ("etc", "queue", "data"):
-            os.mkdir(os.path.join(d, sub))
-        shutil.chown(os.path.join(d, "data"), "postfix")
-        self.port = free_port()
-        self.etc = os.path.join(d, "etc")
-        with open(os.path.join(self.etc, "main.cf"), "w") as f:
-            f.write("""\
-compatibility_level = 3.6
-queue_directory = {d}/queue
-data_directory = {d}/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = pf.localdomain
-mydestination =
-relay_domains = rtt.example
-relay_transport = smtp:[127.0.0.1]:{hop}
-mynetworks = 127.0.0.0/8
-smtpd_recipient_restrictions = permit_mynetworks, reject
-maillog_file = {d}/maillog
-maillog_file_prefixes = /tmp, /var
-""".format(d=d, hop=next_hop))
-        with open("/usr/share/postfix/master.cf.dist") as f:
-            master = f.read()
-        master = re.sub(r"(?m)^smtp      inet.*$",
-                        "127.0.0.1:%d inet n - n - - smtpd" % self.port, master)
-        with open(os.path.join(self.etc, "master.cf"), "w") as f:
-            f.write(master)
-        r = subprocess.run([tool("postfix"), "-c", self.etc, "start"],
-                           capture_output=True, text=True, timeout=60)
-        if r.returncode != 0:
-            log = ""
-            if os.path.exists(os.path.join(d, "maillog")):
-                log = open(os.path.join(d, "maillog"), errors="replace").read()
-            self.stop()
-            pytest.skip("Postfix cannot start here: " + r.stdout + r.stderr + log)
-        wait_for(lambda: listening(self.port, "127.0.0.1"), 15, "Postfix")
+            events = sorted(rec["events"], key=lambda e: e[0])
+        for _, way, data in events:
+            if not data:
+                continue
+            if way == "c2s" and last == "s2c" and not data.upper().startswith(b"QUIT"):
+                n += 1
+            last = way
+        return n
 
     def stop(self):
-        subprocess.run([tool("postfix"), "-c", self.etc, "stop"],
-                       capture_output=True, timeout=60)
-        remove_tree(self.dir)
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
 
 
-def test_postfix_client_takes_as_many_round_trips(tmp, sink):
-    """The reference: Postfix's smtp client, relaying the same message to
-    the same sink through the same relay, waits as many times."""
-    relay = DelayRelay(sink)
-    pf = RelayingPostfix(relay.port)
+ROUND_TRIP_MESSAGE = message("round trips")
+
+
+def proxied_transaction(cf):
+    """A pipelining client's MAIL, RCPT and DATA, then the data: seconds
+    from its MAIL to the reply to its dot, and when that reply came."""
+    s = greeted(cf)
     try:
-        s = socket.create_connection(("127.0.0.1", pf.port))
-        f = s.makefile("rb")
-        f.readline()
-        s.sendall(b"EHLO client.example\r\n")
-        while f.readline()[3:4] == b"-":
-            pass
-        s.sendall(b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<b@rtt.example>\r\nDATA\r\n")
-        for _ in range(3):
-            f.readline()
-        s.sendall(MESSAGE.encode() + b".\r\n")
-        assert f.readline().startswith(b"250 ")
-        s.sendall(b"QUIT\r\n")
-        s.close()
-        wait_for(lambda: relay.data_answered(1), 30,
-                 "Postfix's delivery through the relay")
-        runs = relay.runs(1)
+        t0 = time.monotonic()
+        s.send(b"MAIL FROM:<%s>\r\nRCPT TO:<joe@example.net>\r\nDATA\r\n" % SENDER.encode())
+        replies = [s.reply() for _ in range(3)]
+        assert [r[:4] for r in replies] == ["250 ", "250 ", "354 "], replies
+        s.send(stuffed(ROUND_TRIP_MESSAGE))
+        reply = s.reply()
+        t1 = time.monotonic()
+        assert reply.startswith("250 2.0.0 "), reply
     finally:
-        pf.stop()
-        relay.close()
-    assert len(runs) == 3, runs
-    assert runs[0].startswith(b"EHLO ")
-    assert runs[1].startswith(b"MAIL FROM:") and runs[1].endswith(b"DATA\r\n")
+        quit_and_close(s)
+    return t1 - t0, t1
+
+
+def direct_transaction(port):
+    """The same client talking to 127.0.0.1:port itself: seconds from its
+    connect to the reply to its dot."""
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        f = c.makefile("rb")
+
+        def reply():
+            while True:
+                line = f.readline()
+                assert line[:1] in b"2345", line
+                if line[3:4] != b"-":
+                    return line
+        reply()
+        c.sendall(b"EHLO client.example\r\n")
+        reply()
+        c.sendall(b"MAIL FROM:<%s>\r\nRCPT TO:<joe@example.net>\r\nDATA\r\n" % SENDER.encode())
+        assert [reply()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
+        c.sendall(stuffed(ROUND_TRIP_MESSAGE))
+        assert reply().startswith(b"250 ")
+        t = time.monotonic() - t0
+        c.sendall(b"QUIT\r\n")
+        reply()
+    return t
+
+
+def test_round_trips_to_a_pipelining_target(tmp, peers):
+    """smtp-sink (PIPELINING) behind a delay line of 20 ms: the proxy's
+    onward connection turns as often as Postfix's client would, and the
+    client's transaction costs those round trips, as if it talked to the
+    target itself."""
+    sink = SmtpSink(tmp)
+    peers.append(sink)
+    line = DelayLine(sink.port)
+    peers.append(line)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % line.port])
+    times, flights = [], []
+    for _ in range(5):
+        took, replied = proxied_transaction(cf)
+        rec = line.conns[-1] if line.conns else None
+        assert rec and rec["start"] < replied, \
+            "no onward connection before the client's reply: not proxied"
+        times.append(took)
+        flights.append(line.flights(rec))
+    before = len(line.conns)
+    direct = min(direct_transaction(line.port) for _ in range(5))
+    direct_flights = [line.flights(r) for r in line.conns[before:]]
+    best = min(times)
+    print("\nround trips of %.0f ms: the client's transaction %.0f ms through the "
+          "proxy (best of 5; %.1f round trips), %.0f ms talking to the target "
+          "directly; onward flights %s (directly: %s)"
+          % (RTT * 1000, best * 1000, best / RTT, direct * 1000, flights,
+             direct_flights))
+    # EHLO, MAIL+RCPT+DATA, data+dot: after the connect and the greeting
+    assert flights == [POSTFIX_ROUND_TRIPS - 2] * 5, flights
+    assert direct_flights == [POSTFIX_ROUND_TRIPS - 2] * 5, direct_flights
+    # and in time: those round trips, and less than one more than the
+    # client spends talking to the target itself
+    assert POSTFIX_ROUND_TRIPS * RTT <= best < direct + RTT, \
+        "%.1f round trips, %.1f directly" % (best / RTT, direct / RTT)
+
+
+def test_round_trips_match_postfix_own_client(tmp, peers, postfix):
+    """The count the proxy is held to, measured: the private Postfix
+    relays one message to smtp-sink through the same delay line, and its
+    smtp client turns as often as the proxy does."""
+    import smtplib
+    import subprocess
+    from pmtest import tool
+    sink = SmtpSink(tmp)
+    peers.append(sink)
+    line = DelayLine(sink.port)
+    peers.append(line)
+    r = subprocess.run([tool("postconf"), "-c", postfix.etc, "-e",
+                        "transport_maps = inline:{ far.example=smtp:[127.0.0.1]:%d }"
+                        % line.port], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([tool("postfix"), "-c", postfix.etc, "reload"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    time.sleep(1)  # the reload restarts Postfix's daemons
+    with smtplib.SMTP("127.0.0.1", postfix.port, timeout=30) as c:
+        c.sendmail(SENDER, ["x@far.example"], ROUND_TRIP_MESSAGE)
+    wait_for(lambda: len(sink.messages()) == 1, 30, "Postfix's relaying")
+    (rec,) = line.conns
+    postfix_flights = line.flights(rec)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % line.port])
+    proxied_transaction(cf)
+    proxy_flights = line.flights(line.conns[-1])
+    print("\nonward flights after the greeting: Postfix's smtp client %d, the proxy %d"
+          % (postfix_flights, proxy_flights))
+    assert postfix_flights == POSTFIX_ROUND_TRIPS - 2, postfix_flights
+    assert proxy_flights == postfix_flights
+
+
+NETEM_DRIVER = r"""
+import json, os, subprocess, sys, time
+cfg = json.loads(sys.argv[1])
+sys.path.insert(0, cfg["tests"])
+os.environ["POSTMASTER"] = cfg["postmaster"]
+def run(*argv):
+    return subprocess.run(argv, capture_output=True, text=True)
+run("ip", "link", "set", "lo", "up")
+r = run("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "prio")
+r2 = r.returncode == 0 and run("tc", "qdisc", "add", "dev", "lo", "parent", "1:3",
+                               "handle", "30:", "netem", "delay", "%dms" % cfg["half_ms"])
+if r.returncode != 0 or r2.returncode != 0:
+    print(json.dumps({"skip": (r.stderr + (r2.stderr if r2 else "")).strip()}))
+    sys.exit(0)
+for match in ("dport", "sport"):
+    r = run("tc", "filter", "add", "dev", "lo", "parent", "1:0", "protocol", "ip",
+            "u32", "match", "ip", match, str(cfg["port"]), "0xffff", "flowid", "1:3")
+    assert r.returncode == 0, r.stderr
+sink = subprocess.Popen(cfg["sink"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    import test_proxy_rtt as test_proxy
+    from pmtest import wait_for, listening
+    wait_for(lambda: listening(cfg["port"]), 10, "smtp-sink")
+    proxied = [test_proxy.proxied_transaction(cfg["cf"])[0] for _ in range(5)]
+    direct = [test_proxy.direct_transaction(cfg["port"]) for _ in range(5)]
+    print(json.dumps({"proxied": proxied, "direct": direct}))
+finally:
+    sink.kill()
+    sink.wait()
+"""
+
+
+def test_round_trips_with_netem(tmp):
+    """The same on a real link: in a private network namespace, netem
+    delays the onward leg only (packets to and from the target's port,
+    10 ms each way) and the client's transaction takes Postfix's round
+    trips and no more. Skipped where the kernel has no sch_netem."""
+    import json
+    import subprocess
+    import sys
+    from pmtest import POSTMASTER, ROOT, tool
+    if not ROOT:
+        pytest.skip("a network namespace needs root here")
+    tool("tc")
+    port = free_port()
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % port])
+    sink = [tool("smtp-sink"), "-u", "nobody", "127.0.0.1:%d" % port, "10"]
+    cfg = {"tests": os.path.dirname(os.path.abspath(__file__)), "postmaster": POSTMASTER,
+           "half_ms": int(RTT * 500), "port": port, "cf": cf, "sink": sink}
+    r = subprocess.run([tool("unshare"), "-n", sys.executable, "-c", NETEM_DRIVER,
+                        json.dumps(cfg)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    if "skip" in res:
+        pytest.skip("netem is not available (kernel module sch_netem): " + res["skip"])
+    best, direct = min(res["proxied"]), min(res["direct"])
+    print("\nnetem, round trips of %.0f ms: the client's transaction %.0f ms through "
+          "the proxy (%.1f round trips), %.0f ms talking to the target directly"
+          % (RTT * 1000, best * 1000, best / RTT, direct * 1000))
+    assert POSTFIX_ROUND_TRIPS * RTT <= best < direct + RTT, \
+        "%.1f round trips, %.1f directly" % (best / RTT, direct / RTT)
