@@ -64,7 +64,7 @@ DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	ucspi-tcp openbsd-inetd postfix systemd time bc dnsmasq-base \
 	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace \
 	libnet-ssleay-perl libio-socket-ssl-perl libcrypt-dev libspf2-dev \
-	iproute2 testssl.sh bsd-mailx
+	iproute2 testssl.sh bsd-mailx linux-perf valgrind
 
 .PHONY: all check check-normal check-san deps install uninstall clean bench fuzz lint demo \
 	demo-clean tls-audit
@@ -134,6 +134,7 @@ tls-audit: postmaster
 bench: postmaster
 	bench/route-bench
 	bench/session-bench
+	bench/session-cost
 	bench/spool-bench
 
 fuzz:
