@@ -178,7 +178,9 @@ void log_event(enum log_level level, const char *key, ...)
 	struct buf fields[40];
 	int nf = 0;
 	va_list ap;
-	buf_printf(&line, "sid=%s", L.sid);
+	/* no printf here: every session logs a few lines */
+	buf_adds(&line, "sid=");
+	buf_adds(&line, L.sid);
 	va_start(ap, key);
 	for (const char *k = key; k; k = va_arg(ap, const char *)) {
 		const char *v = va_arg(ap, const char *);
@@ -188,7 +190,9 @@ void log_event(enum log_level level, const char *key, ...)
 		buf_add_escaped(&esc, v, strlen(v));
 		if (!esc.s)
 			buf_adds(&esc, "");
-		buf_printf(&line, " %s=", k);
+		buf_addc(&line, ' ');
+		buf_adds(&line, k);
+		buf_addc(&line, '=');
 		if (needs_quotes(esc.s)) {
 			buf_addc(&line, '"');
 			for (const char *p = esc.s; *p; p++) {
@@ -207,7 +211,8 @@ void log_event(enum log_level level, const char *key, ...)
 				buf_addc(&fields[nf], *p == '-' ? '_'
 					 : (*p >= 'a' && *p <= 'z') ? (char)(*p - 32)
 								    : *p);
-			buf_printf(&fields[nf], "=%s", esc.s);
+			buf_addc(&fields[nf], '=');
+			buf_adds(&fields[nf], esc.s);
 			nf++;
 		}
 		buf_free(&esc);
