@@ -63,10 +63,12 @@ static void open_syslog(int facility)
 	}
 	L.sink = SINK_STDERR;
 	L.fd = 2;
+	/* a constant line written as is: stdio's set-up of stderr (fstat,
+	 * ioctl, lseek) for dprintf cost each session three more syscalls */
+	static const char note[] = "postmaster: no syslog socket " _PATH_LOG
+				   ": logging to standard error\n";
 	if (!warned++)
-		dprintf(2, "postmaster: no syslog socket %s: logging to standard "
-			   "error\n",
-			_PATH_LOG);
+		(void)write_all(2, note, sizeof note - 1);
 }
 
 void log_echo_stderr(void)
