@@ -416,6 +416,8 @@ static void step(struct rctx *c, int depth, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void step(struct rctx *c, int depth, const char *fmt, ...)
 {
+	if (!c->trace)
+		return;
 	va_list ap;
 	for (int i = 0; i < depth + 1; i++)
 		buf_adds(&c->r->steps, "  ");
@@ -1066,6 +1068,7 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 	struct rctx c;
 	const struct route_table *tables[64];
 	route_ctx_init(&c, env, cf, smtpd, r, tables);
+	c.trace = (flags & ROUTE_TRACE) != 0;
 	struct addr a;
 	const char *why;
 	size_t where;

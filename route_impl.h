@@ -51,6 +51,7 @@ struct rctx {
 	struct route_result *r;
 	const char *delim;
 	uint32_t steps;
+	int trace; /* ROUTE_TRACE: write the steps */
 	int aborted;
 	/* the first failure of each class */
 	int tcode, pcode;
