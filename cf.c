@@ -308,8 +308,8 @@ int cf_passwd_files(const char *nsswitch, const char *passwd,
 	/* glibc's getpwnam opens nscd's socket twice, parses nsswitch.conf
 	 * and reads the passwd file through stdio: about 40 000
 	 * instructions and 17 syscalls a session; this reads two files */
-	if (!passwd_files_first(nsswitch))
-		return 0;
+	if (!*name || strpbrk(name, ":\n") || !passwd_files_first(nsswitch))
+		return 0; /* no such name can be on a line of its own */
 	struct buf b = {0};
 	if (buf_read_file(&b, AT_FDCWD, passwd, 1 << 20) < 0)
 		return 0;

@@ -1627,6 +1627,7 @@ static void test_passwd_files(void **state)
 		       "nobody:x:65534:65533:nobody:/nonexistent:/usr/sbin/nologin\n"
 		       "bad:x:12a:3::/:/bin/sh\n"
 		       "neg:x:-1:3::/:/bin/sh\n"
+		       "a:b:1:2:3:/:/bin/sh\n"
 		       "cut:x:42:4");
 	uid_t u = 1;
 	gid_t g = 1;
@@ -1646,6 +1647,8 @@ static void test_passwd_files(void **state)
 	assert_int_equal(cf_passwd_files(ns, pw, "bad", &u, &g), 0);
 	assert_int_equal(cf_passwd_files(ns, pw, "neg", &u, &g), 0);
 	assert_int_equal(cf_passwd_files(ns, pw, "cut", &u, &g), 0);
+	assert_int_equal(cf_passwd_files(ns, pw, "a:b", &u, &g), 0);
+	assert_int_equal(cf_passwd_files(ns, pw, "", &u, &g), 0);
 	assert_int_equal(u, 99);
 	/* another source first, compat's +/- rules, no passwd line, no file */
 	const char *others[] = {"passwd: systemd files\n", "passwd: compat\n",
