@@ -66,7 +66,7 @@ DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \
 	dovecot-lmtpd libgnutls28-dev libidn2-dev gnutls-bin openssl strace \
 	libnet-ssleay-perl libio-socket-ssl-perl libcrypt-dev libspf2-dev \
 	iproute2 testssl.sh bsd-mailx postgrey opendkim opendkim-tools \
-	python3-dkim rspamd
+	python3-dkim rspamd linux-perf valgrind
 
 .PHONY: all check check-normal check-san deps install uninstall clean bench fuzz lint demo \
 	demo-clean tls-audit
@@ -136,6 +136,7 @@ tls-audit: postmaster
 bench: postmaster
 	bench/route-bench
 	bench/session-bench
+	bench/session-cost
 	bench/spool-bench
 	bench/proxy-bench \
 	bench/milter-bench

@@ -387,12 +387,29 @@ out:
 	return sc.st;
 }
 
+/* Appends s to out[*len], truncating as snprintf would. */
+static void put(char *out, size_t outsize, size_t *len, const char *s)
+{
+	size_t n = strlen(s);
+	if (*len + n >= outsize)
+		n = outsize - 1 - *len;
+	memcpy(out + *len, s, n);
+	*len += n;
+	out[*len] = 0;
+}
+
 void addr_format(const struct addr *a, char *out, size_t outsize)
 {
-	if (a->has_at)
-		snprintf(out, outsize, "%s@%s", a->local, a->domain);
-	else
-		snprintf(out, outsize, "%s", a->local);
+	/* without snprintf: each command and log line formats addresses */
+	size_t len = 0;
+	if (!outsize)
+		return;
+	out[0] = 0;
+	put(out, outsize, &len, a->local);
+	if (a->has_at) {
+		put(out, outsize, &len, "@");
+		put(out, outsize, &len, a->domain);
+	}
 }
 
 int addr_part_eq(const char *a, const char *b)

@@ -267,6 +267,12 @@ int cf_choose_listener(const struct cf *cf, const char *name,
 int cf_host_is_loopback(const char *host);
 /* The uid and gid that core.user-id and core.group-id name: 0, 1 when
  * user-id is not set, -1 with why when a name is unknown. */
+/* name's uid and gid read from the passwd file when the nsswitch file's
+ * "passwd:" line names "files" first, as glibc would answer for a name
+ * found there: 1, or 0 (ask getpwnam) when the name is not on a whole,
+ * well-formed line or another source comes first. */
+int cf_passwd_files(const char *nsswitch, const char *passwd,
+		    const char *name, uid_t *uid, gid_t *gid);
 int cf_user_ids(const struct cf *cf, uid_t *uid, gid_t *gid, char *why,
 		size_t n);
 /* Text of untrusted bytes for a diagnostic, escaped, at most 60 bytes,

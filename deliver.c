@@ -547,6 +547,24 @@ static int ensure_dir(const char *path)
 	return -1;
 }
 
+/* Makes a Maildir's directories: on demand, after a file operation in it
+ * failed with ENOENT, so a delivery into an existing Maildir pays no
+ * mkdir (four syscalls a copy). */
+static int maildir_dirs(const char *dir)
+{
+	struct buf b = {0};
+	int ok = ensure_dir(dir) == 0;
+	for (const char *const *sub = (const char *const[]){"tmp", "new",
+							      "cur", NULL};
+	     ok && *sub; sub++) {
+		b.len = 0;
+		buf_printf(&b, "%s%s", dir, *sub);
+		ok = ensure_dir(b.s) == 0;
+	}
+	buf_free(&b);
+	return ok ? 0 : -1;
+}
+
 static int fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -585,8 +603,8 @@ static void maildir_name(const struct plan *p, const struct msg *m,
 }
 
 /* Writes the next copy into its Maildir's tmp/, making the Maildir's
- * directories first. 0, or -1 with out set; r->done counts the files in
- * tmp/ to take back. */
+ * directories when they are missing. 0, or -1 with out set; r->done counts
+ * the files in tmp/ to take back. */
 static int maildir_write(const struct plan *p, const struct msg *m,
 			 struct maildir_run *r, struct reply *out)
 {
@@ -594,21 +612,16 @@ static int maildir_write(const struct plan *p, const struct msg *m,
 	const char *dir = p->maildirs[i];
 	char base[512];
 	maildir_name(p, m, r, i, base, sizeof base);
-	struct buf b = {0}, nw = {0}, cur = {0};
-	buf_printf(&b, "%stmp", dir);
-	buf_printf(&nw, "%snew", dir);
-	buf_printf(&cur, "%scur", dir);
-	int ok = ensure_dir(dir) == 0 && ensure_dir(b.s) == 0 &&
-		 ensure_dir(nw.s) == 0 && ensure_dir(cur.s) == 0;
-	buf_free(&cur);
-	buf_printf(&b, "/%s", base);
-	buf_printf(&nw, "/%s", base);
+	struct buf b = {0}, nw = {0};
+	buf_printf(&b, "%stmp/%s", dir, base);
+	buf_printf(&nw, "%snew/%s", dir, base);
 	r->tmp[i] = b.s;
 	r->dst[i] = nw.s;
-	int fd = ok ? open(b.s, O_WRONLY | O_CREAT | O_CLOEXEC |
-				       (p->spool_id ? O_TRUNC : O_EXCL),
-			   0600)
-		    : -1;
+	int flags = O_WRONLY | O_CREAT | O_CLOEXEC |
+		    (p->spool_id ? O_TRUNC : O_EXCL);
+	int fd = open(b.s, flags, 0600);
+	if (fd < 0 && errno == ENOENT && maildir_dirs(dir) == 0)
+		fd = open(b.s, flags, 0600);
 	if (fd < 0) {
 		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot write Maildir %s: %s",
 			  dir, strerror(errno));
@@ -639,10 +652,15 @@ static int maildir_move(const struct plan *p, struct maildir_run *r,
 	for (; r->renamed < r->n; r->renamed++) {
 		unsigned i = r->renamed;
 		if (!p->spool_id) {
-			if (rename(r->tmp[i], r->dst[i]) == 0)
+			if (rename(r->tmp[i], r->dst[i]) == 0 ||
+			    (errno == ENOENT && maildir_dirs(p->maildirs[i]) == 0 &&
+			     rename(r->tmp[i], r->dst[i]) == 0))
 				continue;
 		} else {
 			int linked = link(r->tmp[i], r->dst[i]);
+			if (linked < 0 && errno == ENOENT &&
+			    maildir_dirs(p->maildirs[i]) == 0)
+				linked = link(r->tmp[i], r->dst[i]);
 			if (linked == 0 || errno == EEXIST) {
 				if (linked < 0) {
 					free(r->dst[i]);

@@ -3,7 +3,7 @@
  *
  * Owns: choosing between a temporary file and the spool, the Received
  * header's place at the top, the message's verdict, plan_deliver() while
- * the client waits, spool_commit() before the 250, and the grandchild
+ * the client waits, spool_commit() before the 250, and the child
  * that delivers a committed message (SPEC 7 path 3); for a proxied
  * transaction (proxy.c), the target's verdict as the client's answer.
  *
@@ -275,20 +275,20 @@ static int loops_for(const struct session *s, const char *rcpt,
 	return 1;
 }
 
-/* Delivery of a committed message starts at once, in a grandchild that
- * holds the message's lock and not the client's connection (SPEC 7 path
- * 3): neither the client nor the launcher waits for it. */
+/* Delivery of a committed message starts at once, in a child that holds
+ * the message's lock and not the client's connection (SPEC 7 path 3):
+ * neither the client nor the launcher waits for it. One fork, not a
+ * double fork: a launcher waits only for its own children, and the
+ * session no longer waits for an intermediate one before it reads the
+ * next command. Earlier children that are done are reaped here, the rest
+ * by init once the session exits. */
 static void start_delivery(struct session *s, const struct reply *known)
 {
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 	pid_t pid = fork();
-	if (pid < 0)
-		return; /* the flusher will deliver it */
-	if (pid > 0) {
-		waitpid(pid, NULL, 0);
-		return;
-	}
-	if (fork() != 0)
-		_exit(0);
+	if (pid != 0)
+		return; /* < 0: the flusher will deliver it */
 	setsid();
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	struct stat st;

@@ -225,12 +225,19 @@ void io_write(struct io *io, const void *p, size_t n)
 int io_flush(struct io *io)
 {
 	size_t off = 0;
+	/* a plain socket is written without blocking (MSG_DONTWAIT), so it
+	 * is tried first and waited for only when full: one poll() less per
+	 * reply; a pipe or a TLS connection waits first */
+	int try_first = io->tr == &plain && io->wsock;
 	while (off < io->out_len && io->wstatus == IO_OK) {
-		int r = wait_fd(io->wfd, POLLOUT, io->timeout_ms);
-		if (r <= 0) {
-			io->wstatus = r == 0 ? IO_TIMEOUT : IO_ERROR;
-			break;
+		if (!try_first) {
+			int r = wait_fd(io->wfd, POLLOUT, io->timeout_ms);
+			if (r <= 0) {
+				io->wstatus = r == 0 ? IO_TIMEOUT : IO_ERROR;
+				break;
+			}
 		}
+		try_first = 0;
 		ssize_t n = io->tr->write(io, io->out + off, io->out_len - off);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN ||
 			      errno == EWOULDBLOCK))

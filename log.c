@@ -63,10 +63,12 @@ static void open_syslog(int facility)
 	}
 	L.sink = SINK_STDERR;
 	L.fd = 2;
+	/* a constant line written as is: stdio's set-up of stderr (fstat,
+	 * ioctl, lseek) for dprintf cost each session three more syscalls */
+	static const char note[] = "postmaster: no syslog socket " _PATH_LOG
+				   ": logging to standard error\n";
 	if (!warned++)
-		dprintf(2, "postmaster: no syslog socket %s: logging to standard "
-			   "error\n",
-			_PATH_LOG);
+		(void)write_all(2, note, sizeof note - 1);
 }
 
 void log_echo_stderr(void)
@@ -178,7 +180,9 @@ void log_event(enum log_level level, const char *key, ...)
 	struct buf fields[40];
 	int nf = 0;
 	va_list ap;
-	buf_printf(&line, "sid=%s", L.sid);
+	/* no printf here: every session logs a few lines */
+	buf_adds(&line, "sid=");
+	buf_adds(&line, L.sid);
 	va_start(ap, key);
 	for (const char *k = key; k; k = va_arg(ap, const char *)) {
 		const char *v = va_arg(ap, const char *);
@@ -188,7 +192,9 @@ void log_event(enum log_level level, const char *key, ...)
 		buf_add_escaped(&esc, v, strlen(v));
 		if (!esc.s)
 			buf_adds(&esc, "");
-		buf_printf(&line, " %s=", k);
+		buf_addc(&line, ' ');
+		buf_adds(&line, k);
+		buf_addc(&line, '=');
 		if (needs_quotes(esc.s)) {
 			buf_addc(&line, '"');
 			for (const char *p = esc.s; *p; p++) {
@@ -207,7 +213,8 @@ void log_event(enum log_level level, const char *key, ...)
 				buf_addc(&fields[nf], *p == '-' ? '_'
 					 : (*p >= 'a' && *p <= 'z') ? (char)(*p - 32)
 								    : *p);
-			buf_printf(&fields[nf], "=%s", esc.s);
+			buf_addc(&fields[nf], '=');
+			buf_adds(&fields[nf], esc.s);
 			nf++;
 		}
 		buf_free(&esc);

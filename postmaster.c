@@ -136,8 +136,8 @@ static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
 		return EX_USAGE;
 	}
 	struct route_result r;
-	route_resolve(cf, smtpd, addr, strlen(addr), ROUTE_SMTP | ROUTE_UTF8,
-		      &r);
+	route_resolve(cf, smtpd, addr, strlen(addr),
+		      ROUTE_SMTP | ROUTE_UTF8 | ROUTE_TRACE, &r);
 	if (smtpd)
 		printf("route for [smtpd \"%s\"]:\n", smtpd->name);
 	else

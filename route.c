@@ -416,6 +416,8 @@ static void step(struct rctx *c, int depth, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static void step(struct rctx *c, int depth, const char *fmt, ...)
 {
+	if (!c->trace)
+		return;
 	va_list ap;
 	for (int i = 0; i < depth + 1; i++)
 		buf_adds(&c->r->steps, "  ");
@@ -554,16 +556,18 @@ int route_find_match(struct rctx *c, int is_name, const char *local,
 		for (uint32_t i = 0; i < t->n; i++) {
 			const struct route_entry *e = &t->e[i];
 			if (e->type == RE_INDEX) {
+				if (!m->hit)
+					m->hit = xmalloc(sizeof *m->hit);
 				if (!index_match(e, is_name, local, base,
-						 domain, &m->hit))
+						 domain, m->hit))
 					continue;
 				m->table = t->name;
-				m->file = m->hit.file;
-				m->line = m->hit.line;
-				m->col = m->hit.col;
-				m->pattern = m->hit.pattern;
-				m->w = m->hit.w;
-				m->nw = m->hit.nw;
+				m->file = m->hit->file;
+				m->line = m->hit->line;
+				m->col = m->hit->col;
+				m->pattern = m->hit->pattern;
+				m->w = m->hit->w;
+				m->nw = m->hit->nw;
 				return 1;
 			}
 			if (!line_matches(e, is_name, local, base, domain))
@@ -797,9 +801,9 @@ static void resolve_name_target(struct rctx *c, const char *name,
 	struct addr nm;
 	memset(&nm, 0, sizeof nm);
 	snprintf(nm.local, sizeof nm.local, "%s", name);
-	struct match *m = xmalloc(sizeof *m);
-	int found = route_find_match(c, 1, name, "", m);
-	free(m);
+	struct match m = {0};
+	int found = route_find_match(c, 1, name, "", &m);
+	free(m.hit);
 	/* a name with a dot that is no pipe, relay or alias is a host: no
 	 * user lookup, which may load NSS modules (SPEC 11) */
 	if (found || !strchr(name, '.')) {
@@ -927,7 +931,7 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 		return;
 	char *mine = xstrdup(text);
 	c->chain[depth] = mine;
-	struct match *m = xmalloc(sizeof *m);
+	struct match mm = {0}, *m = &mm;
 	if (route_find_match(c, !a->has_at, a->local, dom, m)) {
 		if (!c->first.file) {
 			c->first.file = m->file;
@@ -986,7 +990,7 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 			"<%s>: no route, and %s is not a local domain", text,
 			a->domain);
 	}
-	free(m);
+	free(mm.hit);
 	free(mine);
 	c->chain[depth] = NULL;
 }
@@ -1066,6 +1070,7 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 	struct rctx c;
 	const struct route_table *tables[64];
 	route_ctx_init(&c, env, cf, smtpd, r, tables);
+	c.trace = (flags & ROUTE_TRACE) != 0;
 	struct addr a;
 	const char *why;
 	size_t where;

@@ -83,13 +83,15 @@ struct route_result {
 	int relaying;       /* the domain is not local and a target leaves
 			     * the machine: the session allows it only to
 			     * relay-clients and authenticated clients */
-	struct buf steps;   /* one line per step, for --route and logs */
+	struct buf steps;   /* one line per step, with ROUTE_TRACE */
 	uint32_t nsteps;
 };
 
 enum {
 	ROUTE_SMTP = 1 << 0,     /* the address came from RCPT TO */
 	ROUTE_UTF8 = 1 << 1,     /* SMTPUTF8 was given */
+	ROUTE_TRACE = 1 << 2,    /* fill steps (--route): a session, which
+				  * never shows them, skips their printf */
 };
 
 /* What routing may ask of the host it runs on. */

@@ -225,9 +225,9 @@ static int name_exists(struct rctx *c, const char *name)
 	if (cf_find(c->cf, CF_PIPE, name) || cf_find(c->cf, CF_RELAY, name) ||
 	    strchr(name, '.') || !strcasecmp(name, "postmaster"))
 		return 1;
-	struct match *m = xmalloc(sizeof *m);
-	int found = route_find_match(c, 1, name, "", m);
-	free(m);
+	struct match m = {0};
+	int found = route_find_match(c, 1, name, "", &m);
+	free(m.hit);
 	if (found)
 		return 1;
 	char lower[ADDR_PATH_MAX], basebuf[ADDR_PATH_MAX];

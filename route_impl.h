@@ -39,7 +39,10 @@ struct match {
 	const char *pattern;
 	const struct cf_word *w;
 	uint32_t nw;
-	struct rt_hit hit; /* storage for an indexed match */
+	/* storage for an indexed match, allocated when an index is asked
+	 * (49 KiB: a session whose tables have none never touches it);
+	 * the caller frees it */
+	struct rt_hit *hit;
 };
 
 struct rctx {
@@ -51,6 +54,7 @@ struct rctx {
 	struct route_result *r;
 	const char *delim;
 	uint32_t steps;
+	int trace; /* ROUTE_TRACE: write the steps */
 	int aborted;
 	/* the first failure of each class */
 	int tcode, pcode;

@@ -42,9 +42,15 @@ static void send_reply(struct session *s, int code, const char *dsn,
 	for (;;) {
 		const char *nl = strchr(p, '\n');
 		size_t n = nl ? (size_t)(nl - p) : strlen(p);
-		buf_printf(&out, "%d%c", code, nl ? '-' : ' ');
-		if (dsn)
-			buf_printf(&out, "%s ", dsn);
+		/* by hand: an EHLO reply alone has a dozen lines */
+		char head[4] = {(char)('0' + code / 100 % 10),
+				(char)('0' + code / 10 % 10),
+				(char)('0' + code % 10), nl ? '-' : ' '};
+		buf_add(&out, head, sizeof head);
+		if (dsn) {
+			buf_adds(&out, dsn);
+			buf_addc(&out, ' ');
+		}
 		buf_add(&out, p, n);
 		buf_add(&out, "\r\n", 2);
 		if (!nl)

@@ -130,8 +130,14 @@ void buf_add_escaped(struct buf *b, const char *s, size_t n)
 			buf_add(b, "\\\\", 2);
 			i++;
 		} else if (c >= 0x20 && c < 0x7f) {
-			buf_addc(b, (char)c);
-			i++;
+			/* a run of plain ASCII at once: every log value and
+			 * address goes through here */
+			size_t j = i + 1;
+			while (j < n && p[j] >= 0x20 && p[j] < 0x7f &&
+			       p[j] != '\\')
+				j++;
+			buf_add(b, p + i, j - i);
+			i = j;
 		} else if (c >= 0x80) {
 			size_t l = utf8_seqlen(p + i, n - i);
 			/* U+0080..U+009F are C1 controls: escape them too. */

@@ -1602,6 +1602,67 @@ static void test_includes(void **state)
 	remove_dir();
 }
 
+/* cf_passwd_files(): /etc/passwd answers for user-id only where glibc's
+ * getpwnam would take the same answer from it (files first in
+ * nsswitch.conf, the name on a whole, well-formed line); everything else
+ * is left to getpwnam. */
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_passwd_files(void **state)
+{
+	(void)state;
+	char tmp[] = "/tmp/pm-passwd.XXXXXX";
+	assert_non_null(mkdtemp(tmp));
+	char ns[64], pw[64];
+	snprintf(ns, sizeof ns, "%s/nsswitch.conf", tmp);
+	snprintf(pw, sizeof pw, "%s/passwd", tmp);
+	write_text(pw, "root:x:0:0:root:/root:/bin/bash\n"
+		       "nob:x:7:7::/:/bin/sh\n"
+		       "nobody:x:65534:65533:nobody:/nonexistent:/usr/sbin/nologin\n"
+		       "bad:x:12a:3::/:/bin/sh\n"
+		       "neg:x:-1:3::/:/bin/sh\n"
+		       "a:b:1:2:3:/:/bin/sh\n"
+		       "cut:x:42:4");
+	uid_t u = 1;
+	gid_t g = 1;
+	write_text(ns, "# comment passwd: compat\n\n  passwd:\tfiles systemd\n"
+		       "group: files\n");
+	assert_int_equal(cf_passwd_files(ns, pw, "nobody", &u, &g), 1);
+	assert_int_equal(u, 65534);
+	assert_int_equal(g, 65533);
+	assert_int_equal(cf_passwd_files(ns, pw, "nob", &u, &g), 1);
+	assert_int_equal(u, 7);
+	assert_int_equal(cf_passwd_files(ns, pw, "root", &u, &g), 1);
+	assert_int_equal(u, 0);
+	/* not there, a prefix of a name, malformed or cut off: getpwnam */
+	u = 99;
+	assert_int_equal(cf_passwd_files(ns, pw, "nobod", &u, &g), 0);
+	assert_int_equal(cf_passwd_files(ns, pw, "_postmaster", &u, &g), 0);
+	assert_int_equal(cf_passwd_files(ns, pw, "bad", &u, &g), 0);
+	assert_int_equal(cf_passwd_files(ns, pw, "neg", &u, &g), 0);
+	assert_int_equal(cf_passwd_files(ns, pw, "cut", &u, &g), 0);
+	assert_int_equal(cf_passwd_files(ns, pw, "a:b", &u, &g), 0);
+	assert_int_equal(cf_passwd_files(ns, pw, "", &u, &g), 0);
+	assert_int_equal(u, 99);
+	/* another source first, compat's +/- rules, no passwd line, no file */
+	const char *others[] = {"passwd: systemd files\n", "passwd: compat\n",
+				"passwd: filesystem\n", "group: files\n"};
+	for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
+		write_text(ns, others[i]);
+		assert_int_equal(cf_passwd_files(ns, pw, "nobody", &u, &g), 0);
+	}
+	unlink(ns);
+	assert_int_equal(cf_passwd_files(ns, pw, "nobody", &u, &g), 0);
+	unlink(pw);
+	assert_int_equal(rmdir(tmp), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1618,6 +1679,7 @@ int main(void)
 		cmocka_unit_test(test_bad_flags),
 		cmocka_unit_test(test_dump_round_trip),
 		cmocka_unit_test(test_includes),
+		cmocka_unit_test(test_passwd_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -745,6 +745,23 @@ def test_maildirs_fail_together(tmp, smtp_server):
     assert all_files(tmp + "/B") == []
 
 
+@pytest.mark.parametrize("have", [(), ("tmp",), ("tmp", "cur")])
+def test_maildir_directories_made_when_missing(tmp, smtp_server, have):
+    # a delivery tries the Maildir's files first and makes its directories
+    # only when one is missing: the whole Maildir, or new/ and cur/ after
+    # tmp/ was there
+    server, port = smtp_server(FAIL_CF)
+    for sub in have:
+        os.makedirs(os.path.join(tmp, "A", sub))
+    for d in glob.glob(tmp + "/A") + glob.glob(tmp + "/A/*"):
+        os.chmod(d, 0o1777)
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.sendmail("a@b.example", ["a@example.net"], b"Subject: x\r\n\r\nbody\r\n")
+    assert sorted(os.listdir(tmp + "/A")) == ["cur", "new", "tmp"]
+    assert len(maildir_files(tmp + "/A")) == 1
+    assert maildir_files(tmp + "/A", "tmp") == []
+
+
 @pytest.mark.parametrize("how", ["data", "bdat-short-chunk", "bdat-without-last"])
 def test_client_hangs_up_mid_data(tmp, smtp_server, how):
     server, port = smtp_server(MAILDIR_CF)

@@ -95,7 +95,8 @@ static int check_one(const struct cf *cf, const struct rcase *c, size_t i,
 	}
 	assert_non_null(c->targets);
 	struct route_result r;
-	route_resolve(cf, smtpd, c->rcpt, strlen(c->rcpt), flags, &r);
+	route_resolve(cf, smtpd, c->rcpt, strlen(c->rcpt), flags | ROUTE_TRACE,
+		      &r);
 	char got[8192];
 	describe(&r, got, sizeof got);
 	int bad = r.code != c->code || strcmp(r.dsn, c->dsn) ||
