@@ -133,13 +133,16 @@ demo-clean:
 tls-audit: postmaster
 	tools/tls-audit
 
-bench: postmaster
+bench: postmaster bench/pipe-source
 	bench/route-bench
 	bench/session-bench
 	bench/session-cost
 	bench/spool-bench
-	bench/proxy-bench \
+	bench/proxy-bench
 	bench/milter-bench
+
+bench/pipe-source: bench/pipe-source.c
+	$(CC) $(CFLAGS) -o $@ bench/pipe-source.c
 
 fuzz:
 	$(MAKE) -C fuzz
@@ -223,5 +226,5 @@ ifeq ($(SETUP_HOST),yes)
 endif
 
 clean:
-	rm -rf postmaster *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope tests/test_data tests/test_net tests/test_reply \
+	rm -rf postmaster bench/pipe-source *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope tests/test_data tests/test_net tests/test_reply \
 		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache demo
