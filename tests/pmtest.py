@@ -126,6 +126,33 @@ def scratch_dir(prefix, subdirs=("spool", "Maildir")):
     return d
 
 
+def private_dir(prefix):
+    """A fresh directory (0700) on a path that no other user may write
+    into, at any level: programs such as opendkim refuse a configuration
+    or key below a directory like /tmp. Next to the tests when the
+    checkout is on such a path, else under /run or the home directory;
+    None when there is none (the caller skips)."""
+    import tempfile
+
+    def safe(path):
+        path = os.path.abspath(path)
+        while True:
+            try:
+                if os.stat(path).st_mode & 0o022:
+                    return False
+            except OSError:
+                return False
+            if path == "/":
+                return True
+            path = os.path.dirname(path)
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for base in (here, "/run", os.path.expanduser("~")):
+        if safe(base) and os.access(base, os.W_OK):
+            return tempfile.mkdtemp(prefix=prefix, dir=base)
+    return None
+
+
 def listening(port, ip="127.0.0.1"):
     """Whether something listens on ip:port, or on every address at port
     (read from /proc/net/tcp: no connection is made, since a probe would

@@ -8,18 +8,18 @@ through TestPublicKeys, so nothing is looked up in DNS.
 
 opendkim refuses a configuration or a key on a path that other users may
 write (/tmp is such a path), so those live in a private directory (0700)
-next to this file, removed at the end; its socket is in the scratch
+on a path only root may write (pmtest.private_dir: next to this file, or
+under /run or the home directory), removed at the end; its socket is in the scratch
 directory, where the session user (nobody) may connect to it."""
 import base64
 import glob
 import os
 import re
 import subprocess
-import tempfile
 
 import pytest
 
-from pmtest import POSTMASTER, ROOT, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
+from pmtest import POSTMASTER, ROOT, no_sanitizer_report, private_dir, remove_tree, scratch_dir, tool, wait_for
 
 dkim = pytest.importorskip("dkim")
 
@@ -32,8 +32,11 @@ def txt_record(path):
 @pytest.fixture
 def d():
     d = scratch_dir("pm-dkim-", ("spool", "Maildir"))
-    priv = tempfile.mkdtemp(prefix=".pm-dkim-", dir=os.path.dirname(
-        os.path.abspath(__file__)))
+    priv = private_dir(".pm-dkim-")
+    if priv is None:
+        remove_tree(d)
+        pytest.skip("no directory that only we may write to, which "
+                    "opendkim requires for its key")
     try:
         yield from with_opendkim(d, priv)
     finally:
