@@ -179,6 +179,9 @@ def test_client_that_never_reads_is_cut_off_on_a_socket(tmp):
         # the session is over: the connection was closed under the writer
         writer.join(timeout=30)
         assert not writer.is_alive()
+        # it closes the connection first, then logs its end
+        wait_for(lambda: "event=disconnect" in read(os.path.join(tmp, "log")),
+                 30, "the session's last log line")
     finally:
         stop.set()
         if c:
