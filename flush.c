@@ -745,21 +745,34 @@ int queue_main(const struct cf *cf, int layout)
 	return EX_OK;
 }
 
+/* --release and --delete: the log, the spool and message id, locked.
+ * EX_OK, or the exit status after saying why (nothing left open). */
+static int open_message(const struct cf *cf, const char *what,
+			const char *id, int *dirfd, struct spool_msg *m)
+{
+	if (open_log(cf, what) < 0)
+		return EX_TEMPFAIL;
+	*dirfd = open_spool(cf);
+	if (*dirfd < 0)
+		return EX_TEMPFAIL;
+	char why[512];
+	int r = spool_load(*dirfd, id, 1, m, why, sizeof why);
+	if (r == SPOOL_OK)
+		return EX_OK;
+	fprintf(stderr, "postmaster: %s\n", why);
+	close(*dirfd);
+	log_close();
+	return r == SPOOL_BUSY ? EX_TEMPFAIL : EX_UNAVAILABLE;
+}
+
 int release_main(const struct cf *cf, const char *id)
 {
-	if (open_log(cf, "release") < 0)
-		return EX_TEMPFAIL;
-	int dirfd = open_spool(cf);
-	if (dirfd < 0)
-		return EX_TEMPFAIL;
+	int dirfd;
 	struct spool_msg m;
-	char why[512];
-	int r = spool_load(dirfd, id, 1, &m, why, sizeof why);
-	int ex = EX_OK;
-	if (r != SPOOL_OK) {
-		fprintf(stderr, "postmaster: %s\n", why);
-		ex = r == SPOOL_BUSY ? EX_TEMPFAIL : EX_UNAVAILABLE;
-	} else if (!m.quarantine) {
+	int ex = open_message(cf, "release", id, &dirfd, &m);
+	if (ex != EX_OK)
+		return ex;
+	if (!m.quarantine) {
 		fprintf(stderr, "postmaster: %s is not held\n", m.id);
 		ex = EX_UNAVAILABLE;
 	} else {
@@ -783,19 +796,11 @@ int release_main(const struct cf *cf, const char *id)
 
 int delete_main(const struct cf *cf, const char *id)
 {
-	if (open_log(cf, "delete") < 0)
-		return EX_TEMPFAIL;
-	int dirfd = open_spool(cf);
-	if (dirfd < 0)
-		return EX_TEMPFAIL;
+	int dirfd;
 	struct spool_msg m;
-	char why[512];
-	int r = spool_load(dirfd, id, 1, &m, why, sizeof why);
-	if (r != SPOOL_OK) {
-		fprintf(stderr, "postmaster: %s\n", why);
-		close(dirfd);
-		return r == SPOOL_BUSY ? EX_TEMPFAIL : EX_UNAVAILABLE;
-	}
+	int ex = open_message(cf, "delete", id, &dirfd, &m);
+	if (ex != EX_OK)
+		return ex;
 	spool_remove(dirfd, &m);
 	log_event(LOG_L_INFO, "id", m.id, "event", "deleted", NULL);
 	printf("%s: deleted\n", m.id);

@@ -435,6 +435,11 @@ def test_quarantine_holds_until_release(tmp):
     assert "held" not in pm("--queue").stdout
     again = pm("--release=" + qid)
     assert again.returncode != 0 and "not held" in again.stderr
+    # an id that names no message, or a path: refused, nothing touched
+    for bad, status in (("0000000000000000", 69), ("../etc/passwd", 64)):
+        r = pm("--release=" + bad)
+        assert r.returncode == status and r.stderr.startswith("postmaster: "), \
+            r.stdout + r.stderr
     assert pm("--flush").returncode == 0
     assert len(delivered(tmp)) == 1
 
