@@ -7,6 +7,7 @@ normal or the sanitizer build).
 """
 import os
 import shutil
+import time
 import socket
 
 import pytest
@@ -51,7 +52,14 @@ def remove_tree(path):
                 os.chmod(os.path.join(d, x), 0o755)
             except OSError:
                 pass
-    shutil.rmtree(path, ignore_errors=True)
+    # a detached delivery (SPEC 7 path 3) may still be finishing in it:
+    # it is nobody's child here, so give it a moment rather than race it
+    deadline = time.monotonic() + 10
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert not os.path.exists(path), "cannot remove %s" % path
 
 
