@@ -42,7 +42,7 @@ CFLAGS += -std=c17 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -D_FORTIFY_SOURCE=3 \
 LDFLAGS ?=
 LDLIBS ?= -ldl
 
-SRCS = cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
+SRCS = fmt.c cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
 	route.c route_env.c route_load.c route_check.c rtindex.c util.c io.c \
 	log.c deliver.c session.c session_start.c session_envelope.c inject.c \
 	session_auth.c session_local.c session_reply.c data.c handoff.c proxy.c priv.c spool.c flush.c bounce.c client.c \
@@ -57,7 +57,7 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
 TESTS = test_addr test_cf test_route test_envelope test_data test_net test_reply \
-	test_policy
+	test_policy test_fmt
 
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \

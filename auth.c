@@ -2,6 +2,7 @@
  * auth.c - checking logins against an auth-file (see auth.h).
  */
 #include "auth.h"
+#include "fmt.h"
 
 #include <crypt.h>
 #include <dlfcn.h>
@@ -18,7 +19,7 @@ int auth_load(const char *path, struct buf *table, char *why, size_t n)
 {
 	if (buf_read_file(table, AT_FDCWD, path, AUTH_FILE_MAX) == 0)
 		return 0;
-	snprintf(why, n, "%s: %s", path, strerror(errno));
+	fmt_snprintf(why, n, "%s: %s", path, strerror(errno));
 	return -1;
 }
 
@@ -56,7 +57,7 @@ int auth_check(const struct buf *table, const char *user, const char *pass,
 		if (h)
 			*(void **)&crypt_fn = dlsym(h, "crypt_r");
 		if (!crypt_fn) {
-			snprintf(why, n, "cannot load crypt_r from libcrypt.so.1");
+			fmt_snprintf(why, n, "cannot load crypt_r from libcrypt.so.1");
 			return -1;
 		}
 	}
@@ -65,10 +66,10 @@ int auth_check(const struct buf *table, const char *user, const char *pass,
 	int known = *user && !strchr(user, ':') && !strchr(user, '\n') &&
 		    find_user(table, user, stored, sizeof stored);
 	if (!known)
-		snprintf(stored, sizeof stored, "$6$postmaster$");
+		fmt_snprintf(stored, sizeof stored, "$6$postmaster$");
 	struct crypt_data *cd = calloc(1, sizeof *cd);
 	if (!cd) {
-		snprintf(why, n, "out of memory");
+		fmt_snprintf(why, n, "out of memory");
 		return -1;
 	}
 	const char *h = crypt_fn(pass, stored, cd);

@@ -8,6 +8,7 @@
  * tables, to postmaster) is logged here, with its reason.
  */
 #include "bounce.h"
+#include "fmt.h"
 #include "log.h"
 #include "util.h"
 
@@ -93,7 +94,7 @@ static void put_xtext(struct buf *b, const char *xtext)
 {
 	char text[DSN_ORCPT_MAX + 1];
 	if (dsn_xtext_decode(xtext, strlen(xtext), text, sizeof text) < 0)
-		snprintf(text, sizeof text, "%s", xtext);
+		fmt_snprintf(text, sizeof text, "%s", xtext);
 	for (const char *p = text; *p; p++)
 		buf_addc(b, *p < ' ' || *p == 0x7f ? ' ' : *p);
 }
@@ -136,7 +137,7 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	date_rfc5322(now, date, sizeof date);
 	date_rfc5322((time_t)m->arrival, arrival, sizeof arrival);
 	char boundary[80];
-	snprintf(boundary, sizeof boundary, "%s/%s", id, host);
+	fmt_snprintf(boundary, sizeof boundary, "%s/%s", id, host);
 	buf_printf(b, "Received: by %s (postmaster) id %s; %s\n", host, id, date);
 	buf_printf(b, "Date: %s\n", date);
 	buf_printf(b, "From: Mail Delivery System <MAILER-DAEMON@%s>\n", host);
@@ -202,7 +203,7 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 			   report_words[kind].action, t->dsn);
 		if (t->remote[0]) {
 			char rhost[300];
-			snprintf(rhost, sizeof rhost, "%s", t->remote);
+			fmt_snprintf(rhost, sizeof rhost, "%s", t->remote);
 			rhost[strcspn(rhost, "[")] = 0;
 			buf_printf(b, "Remote-MTA: dns; %s\n", rhost);
 			/* the peer's own words, after "host said: " */
@@ -231,7 +232,7 @@ static int route_to(const struct cf *cf, const struct cf_section *smtpd,
 	for (uint32_t i = 0; ok && i < r.nt; i++)
 		spool_add_target(b, &r.t[i], rcpt);
 	if (!ok)
-		snprintf(why, n, "<%s> has no route: %d %s %s", rcpt, r.code,
+		fmt_snprintf(why, n, "<%s> has no route: %d %s %s", rcpt, r.code,
 			 r.dsn, r.text);
 	route_result_free(&r);
 	return ok ? 0 : -1;
@@ -248,7 +249,7 @@ static const struct cf_section *listener_of(const struct cf *cf,
 	const struct cf_section *smtpd = cf_find(cf, CF_SMTPD, orig->smtpd);
 	if (!smtpd) {
 		char why[300];
-		snprintf(why, sizeof why,
+		fmt_snprintf(why, sizeof why,
 			 "no [smtpd \"%s\"] in the configuration: routed "
 			 "with the global tables",
 			 orig->smtpd);
@@ -264,7 +265,7 @@ static void failed_bounce_reason(const struct spool_msg *orig,
 				 size_t len)
 {
 	const struct spool_target *t = &orig->t[idx[0]];
-	snprintf(why, len, "the bounce to <%s>%s failed: %d %s %s", t->addr,
+	fmt_snprintf(why, len, "the bounce to <%s>%s failed: %d %s %s", t->addr,
 		 n > 1 ? " and others" : "", t->code, t->dsn, t->text);
 }
 
@@ -335,9 +336,9 @@ int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
 	struct buf b = {0};
 	char to[ADDR_PATH_MAX + 32];
 	if (to_sender)
-		snprintf(to, sizeof to, "%s", orig->from);
+		fmt_snprintf(to, sizeof to, "%s", orig->from);
 	else
-		snprintf(to, sizeof to, "postmaster@%s",
+		fmt_snprintf(to, sizeof to, "postmaster@%s",
 			 cf->core->v[CORE_HOSTNAME].s);
 	compose(cf, orig, idx, n, kind, to, out->id, &b);
 	out->eightbit = has_8bit(b.s, b.len);

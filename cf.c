@@ -12,6 +12,7 @@
  * a route table holds (route_load.c builds and frees them).
  */
 #include "cf_impl.h"
+#include "fmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -83,7 +84,7 @@ struct cf *cf_new(void)
 	struct cf *cf = xcalloc(1, sizeof *cf);
 	if (gethostname(cf->hostname, sizeof cf->hostname - 1) < 0 ||
 	    !cf->hostname[0])
-		snprintf(cf->hostname, sizeof cf->hostname, "localhost");
+		fmt_snprintf(cf->hostname, sizeof cf->hostname, "localhost");
 	return cf;
 }
 
@@ -350,7 +351,7 @@ int cf_user_ids(const struct cf *cf, uid_t *uid, gid_t *gid, char *why,
 						 "/etc/passwd", user, uid, gid);
 	struct passwd *pw = numeric || listed ? NULL : getpwnam(user);
 	if (!numeric && !listed && !pw) {
-		snprintf(why, n, "no user '%s'", user);
+		fmt_snprintf(why, n, "no user '%s'", user);
 		return -1;
 	}
 	if (!listed) {
@@ -364,7 +365,7 @@ int cf_user_ids(const struct cf *cf, uid_t *uid, gid_t *gid, char *why,
 		} else {
 			struct group *gr = getgrnam(group);
 			if (!gr) {
-				snprintf(why, n, "no group '%s'", group);
+				fmt_snprintf(why, n, "no group '%s'", group);
 				return -1;
 			}
 			*gid = gr->gr_gid;

@@ -10,6 +10,7 @@
  * at the system for --check (check.c), or writes anything.
  */
 #include "cf_impl.h"
+#include "fmt.h"
 #include "addr.h"
 
 #include <stdlib.h>
@@ -468,7 +469,7 @@ static void check_smtpd(struct cf *cf, struct cf_section *sec)
 			 sec->name);
 	if (!sec->set[SMTPD_LISTEN_PORT] &&
 	    !(sec->bad & (1u << SMTPD_LISTEN_PORT))) {
-		snprintf(sec->listen.host, sizeof sec->listen.host, "%s",
+		fmt_snprintf(sec->listen.host, sizeof sec->listen.host, "%s",
 			 sec->name);
 		sec->listen.port = 25;
 	}

@@ -8,6 +8,7 @@
  * Never: changes the configuration it prints.
  */
 #include "cf_impl.h"
+#include "fmt.h"
 
 #include <string.h>
 
@@ -87,11 +88,11 @@ static void put_default(const struct cf *cf, FILE *out,
 	switch (k->type) {
 	case V_SIZE:
 	case V_UINT:
-		snprintf(num, sizeof num, "%llu", (unsigned long long)v->n);
+		fmt_snprintf(num, sizeof num, "%llu", (unsigned long long)v->n);
 		text = num;
 		break;
 	case V_DURATION:
-		snprintf(num, sizeof num, "%llus", (unsigned long long)v->n);
+		fmt_snprintf(num, sizeof num, "%llus", (unsigned long long)v->n);
 		text = num;
 		break;
 	case V_BOOL:
@@ -120,7 +121,7 @@ static void put_default(const struct cf *cf, FILE *out,
 			return;
 		}
 		if (sec->listen.port) {
-			snprintf(num, sizeof num, "%u", sec->listen.port);
+			fmt_snprintf(num, sizeof num, "%u", sec->listen.port);
 			put_scope(out, sec);
 			fprintf(out, ".%s = ", k->name);
 			if (sec->listen.host[0])

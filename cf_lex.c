@@ -10,6 +10,7 @@
  * but the file it is asked to.
  */
 #include "cf_impl.h"
+#include "fmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,10 +61,10 @@ static const char *describe_char(unsigned char c, char *tmp, size_t n)
 	if (c == '\r')
 		return "a bare carriage return";
 	if (c < 0x20 || c == 0x7f) {
-		snprintf(tmp, n, "control character 0x%02X", c);
+		fmt_snprintf(tmp, n, "control character 0x%02X", c);
 		return tmp;
 	}
-	snprintf(tmp, n, "'%c'", c);
+	fmt_snprintf(tmp, n, "'%c'", c);
 	return tmp;
 }
 
@@ -449,28 +450,28 @@ static char *read_whole(const char *path, size_t *size, struct stat *st,
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
-		snprintf(why, whylen, "cannot open: %s", strerror(errno));
+		fmt_snprintf(why, whylen, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, st) < 0) {
-		snprintf(why, whylen, "cannot stat: %s", strerror(errno));
+		fmt_snprintf(why, whylen, "cannot stat: %s", strerror(errno));
 		close(fd);
 		return NULL;
 	}
 	if (S_ISDIR(st->st_mode)) {
-		snprintf(why, whylen, "is a directory, expected a file");
+		fmt_snprintf(why, whylen, "is a directory, expected a file");
 		close(fd);
 		errno = EISDIR;
 		return NULL;
 	}
 	if (!S_ISREG(st->st_mode)) {
-		snprintf(why, whylen, "is not a regular file");
+		fmt_snprintf(why, whylen, "is not a regular file");
 		close(fd);
 		errno = EINVAL;
 		return NULL;
 	}
 	if (st->st_size > (off_t)256 << 20) {
-		snprintf(why, whylen, "is larger than 256 MiB");
+		fmt_snprintf(why, whylen, "is larger than 256 MiB");
 		close(fd);
 		errno = EFBIG;
 		return NULL;
@@ -482,7 +483,7 @@ static char *read_whole(const char *path, size_t *size, struct stat *st,
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			snprintf(why, whylen, "cannot read: %s", strerror(errno));
+			fmt_snprintf(why, whylen, "cannot read: %s", strerror(errno));
 			free(text);
 			close(fd);
 			return NULL;

@@ -10,6 +10,7 @@
  * warnings (check.c); never resolves a name but a service port.
  */
 #include "cf_impl.h"
+#include "fmt.h"
 #include "addr.h"
 #include "dnsbl.h"
 #include "net.h"
@@ -299,7 +300,7 @@ static const char *parse_listen(const char *s, struct cf_listen *l)
 			return "expected an absolute path after unix:";
 		if (strlen(s + 5) >= sizeof l->path)
 			return "expected a unix socket path of at most 107 bytes";
-		snprintf(l->path, sizeof l->path, "%s", s + 5);
+		fmt_snprintf(l->path, sizeof l->path, "%s", s + 5);
 		return NULL;
 	}
 	if (s[0] == '[') {
@@ -338,7 +339,7 @@ static const char *parse_listen(const char *s, struct cf_listen *l)
 	}
 	if (!*port || net_port_parse(port, &l->port) < 0)
 		return NET_EXPECTED_PORT;
-	snprintf(l->host, sizeof l->host, "%s", host);
+	fmt_snprintf(l->host, sizeof l->host, "%s", host);
 	return NULL;
 }
 

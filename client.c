@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "client.h"
+#include "fmt.h"
 #include "client_conn.h"
 #include "client_dest.h"
 #include "dsn.h"
@@ -43,12 +44,12 @@ void client_dest_key(enum target_kind kind, const char *via, const char *arg,
 		     const char *addr, char *out, size_t n)
 {
 	if (kind == T_RELAY) {
-		snprintf(out, n, "relay %s", via);
+		fmt_snprintf(out, n, "relay %s", via);
 	} else if (kind == T_HOST) {
-		snprintf(out, n, "host %s", arg);
+		fmt_snprintf(out, n, "host %s", arg);
 	} else {
 		const char *at = strrchr(addr, '@');
-		snprintf(out, n, "mx %s", at ? at + 1 : "");
+		fmt_snprintf(out, n, "mx %s", at ? at + 1 : "");
 		for (char *p = out; *p; p++)
 			*p = (char)ascii_lower((unsigned char)*p);
 	}
@@ -63,12 +64,12 @@ int client_connect(const struct sockaddr_storage *ss, socklen_t len,
 	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 			0);
 	if (fd < 0) {
-		snprintf(why, n, "%s", strerror(errno));
+		fmt_snprintf(why, n, "%s", strerror(errno));
 		return -1;
 	}
 	if (connect(fd, (const struct sockaddr *)ss, len) < 0 &&
 	    errno != EINPROGRESS) {
-		snprintf(why, n, "%s", strerror(errno));
+		fmt_snprintf(why, n, "%s", strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -77,13 +78,13 @@ int client_connect(const struct sockaddr_storage *ss, socklen_t len,
 	int err = 0;
 	socklen_t el = sizeof err;
 	if (r <= 0) {
-		snprintf(why, n, "connection timed out");
+		fmt_snprintf(why, n, "connection timed out");
 		close(fd);
 		return -1;
 	}
 	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
 	if (err) {
-		snprintf(why, n, "%s", strerror(err));
+		fmt_snprintf(why, n, "%s", strerror(err));
 		close(fd);
 		return -1;
 	}
@@ -146,13 +147,13 @@ void client_peer_reply_esc(struct reply *r, int code, const char *text,
 		esc_for_code(dsn, code, dflt);
 	}
 	r->code = code;
-	snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
+	fmt_snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
 	struct buf b = {0};
 	buf_printf(&b, "%s said: ", host);
 	for (const char *p = t; *p; p++)
 		buf_addc(&b, *p == '\n' ? ' ' : *p);
 	buf_add_escaped(&b, "", 0);
-	snprintf(r->text, sizeof r->text, "%s", b.s);
+	fmt_snprintf(r->text, sizeof r->text, "%s", b.s);
 	buf_free(&b);
 }
 
@@ -165,7 +166,7 @@ static void parse_ehlo(struct client_conn *c, const char *text)
 		const char *e = strchr(l, '\n');
 		size_t n = e ? (size_t)(e - l) : strlen(l);
 		char kw[64];
-		snprintf(kw, sizeof kw, "%.*s", (int)(n < 63 ? n : 63), l);
+		fmt_snprintf(kw, sizeof kw, "%.*s", (int)(n < 63 ? n : 63), l);
 		if (!strcasecmp(kw, "PIPELINING"))
 			c->ext.pipelining = 1;
 		else if (!strcasecmp(kw, "8BITMIME"))
@@ -281,7 +282,7 @@ static int send_body(struct client_conn *c, const struct msg *m, int bdat)
 		last = in[n - 1];
 		if (bdat) {
 			char h[40];
-			int hl = snprintf(h, sizeof h, "BDAT %zu\r\n", out.len);
+			int hl = fmt_snprintf(h, sizeof h, "BDAT %zu\r\n", out.len);
 			io_write(&c->io, h, (size_t)hl);
 		}
 		io_write(&c->io, out.s, out.len);
@@ -487,7 +488,7 @@ static int downgrade(struct client_job *j)
 	int fd = open(dir && dir[0] == '/' ? dir : "/tmp",
 		      O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		snprintf(j->conv_why, sizeof j->conv_why,
+		fmt_snprintf(j->conv_why, sizeof j->conv_why,
 			 "no room to convert it: %s", strerror(errno));
 		return -1;
 	}
@@ -604,7 +605,7 @@ static void send_command(struct tx *x, int what)
 	if (what == PEND_MAIL) {
 		char size[32] = "";
 		if (c->ext.size)
-			snprintf(size, sizeof size, " SIZE=%lld",
+			fmt_snprintf(size, sizeof size, " SIZE=%lld",
 				 (long long)x->wire);
 		struct buf dsn = {0};
 		client_mail_dsn_params(x->j, c->ext.dsn, &dsn);
@@ -790,7 +791,7 @@ static int transaction(struct client_job *j, struct client_conn *c, struct reply
 		end = content(&x);
 	if (end == TX_FINAL) {
 		/* replies of this peer are final: name it in logs and reports */
-		snprintf(j->remote, sizeof j->remote, "%s", c->name);
+		fmt_snprintf(j->remote, sizeof j->remote, "%s", c->name);
 		j->remote_dsn = c->ext.dsn;
 	} else if (end == TX_CLOSING) {
 		client_peer_reply(why, 451, x.t.s, c->name);
@@ -855,7 +856,7 @@ static void keep(const char *key, struct client_conn *c)
 			cache[CACHE_MAX - 1].c = NULL;
 			slot = CACHE_MAX - 1;
 		}
-	snprintf(cache[slot].key, sizeof cache[slot].key, "%s", key);
+	fmt_snprintf(cache[slot].key, sizeof cache[slot].key, "%s", key);
 	cache[slot].c = xmalloc(sizeof *c);
 	*cache[slot].c = *c;
 }
@@ -919,11 +920,11 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 					     .fd = -1};
 		conn->host = j->relay ? j->relay->v[RELAY_NAME].s : cd->host;
 		if (cd->ss.ss_family == AF_UNIX) {
-			snprintf(conn->name, sizeof conn->name, "%s", cd->host);
+			fmt_snprintf(conn->name, sizeof conn->name, "%s", cd->host);
 		} else {
 			if (net_sockaddr_text(&cd->ss, ip, sizeof ip, NULL) < 0)
-				snprintf(ip, sizeof ip, "?");
-			snprintf(conn->name, sizeof conn->name, "%s[%s]",
+				fmt_snprintf(ip, sizeof ip, "?");
+			fmt_snprintf(conn->name, sizeof conn->name, "%s[%s]",
 				 cd->host, ip);
 		}
 		conn->fd = client_connect(&cd->ss, cd->len, client_connect_ms(j),
@@ -975,7 +976,7 @@ static void deliver(struct client_job *j)
 	if (eightbit && !j->m->binary)
 		j->eightbit = 1;
 	char key[300];
-	snprintf(key, sizeof key, "%d %s", (int)j->kind,
+	fmt_snprintf(key, sizeof key, "%d %s", (int)j->kind,
 		 j->relay ? j->relay->name : j->arg);
 	if (!j->relay)
 		ascii_lower_str(key);

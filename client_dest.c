@@ -8,6 +8,7 @@
  * myself (5.4.6).
  */
 #include "client_dest.h"
+#include "fmt.h"
 #include "dns.h"
 #include "net.h"
 #include "util.h"
@@ -25,7 +26,7 @@ static void add_cand(struct client_cand *c, int *n, const char *host,
 {
 	if (*n >= CLIENT_MAX_CANDS)
 		return;
-	snprintf(c[*n].host, sizeof c[*n].host, "%s", host);
+	fmt_snprintf(c[*n].host, sizeof c[*n].host, "%s", host);
 	/* ss may be a shorter sockaddr (getaddrinfo's): copy only len */
 	memset(&c[*n].ss, 0, sizeof c[*n].ss);
 	memcpy(&c[*n].ss, ss, len < sizeof c[*n].ss ? len : sizeof c[*n].ss);
@@ -66,7 +67,7 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_NUMERICSERV}, *res, *ai;
 	char ps[8];
-	snprintf(ps, sizeof ps, "%d", port);
+	fmt_snprintf(ps, sizeof ps, "%d", port);
 	int e = getaddrinfo(host, ps, &hints, &res);
 	if (e) {
 		int perm = e == EAI_NONAME;
@@ -132,7 +133,7 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	case DNS_NODATA: /* no MX: the domain's own address (RFC 5321 5.1) */
 		nmx = 1;
 		mx[0].pref = 0;
-		snprintf(mx[0].host, sizeof mx[0].host, "%s", alabel);
+		fmt_snprintf(mx[0].host, sizeof mx[0].host, "%s", alabel);
 		break;
 	case DNS_OK:
 		break;

@@ -9,6 +9,7 @@
  * connection, replies or logs.
  */
 #include "data.h"
+#include "fmt.h"
 #include "addr.h"
 
 #include <errno.h>
@@ -453,7 +454,7 @@ const char *data_protocol(const char *greeting, int smtputf8, int tls,
 	const char *base = !strcmp(greeting, "LHLO") ? "LMTP"
 			   : ehlo                    ? "ESMTP"
 						     : "SMTP";
-	snprintf(out, n, "%s%s%s%s", smtputf8 && !helo ? "UTF8" : "",
+	fmt_snprintf(out, n, "%s%s%s%s", smtputf8 && !helo ? "UTF8" : "",
 		 smtputf8 && ehlo ? base + 1 : base, tls ? "S" : "",
 		 auth ? "A" : "");
 	return out;

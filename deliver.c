@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE /* pipe2 */
 #include "deliver.h"
+#include "fmt.h"
 #include "util.h"
 
 #include <errno.h>
@@ -594,10 +595,10 @@ static void maildir_name(const struct plan *p, const struct msg *m,
 {
 	const char *dir = p->maildirs[i];
 	if (p->spool_id)
-		snprintf(base, n, "%s.%08x.%s", p->spool_id, path_hash(dir),
+		fmt_snprintf(base, n, "%s.%08x.%s", p->spool_id, path_hash(dir),
 			 m->hostname);
 	else
-		snprintf(base, n, "%lld.M%ldP%ldR%08xQ%u.%s",
+		fmt_snprintf(base, n, "%lld.M%ldP%ldR%08xQ%u.%s",
 			 (long long)r->tv.tv_sec, (long)r->tv.tv_usec,
 			 (long)getpid(), r->rnd, i, m->hostname);
 }

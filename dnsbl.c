@@ -8,6 +8,7 @@
  * it needs the verdict.
  */
 #include "dnsbl.h"
+#include "fmt.h"
 #include "addr.h"
 #include "dns.h"
 
@@ -106,7 +107,7 @@ static int address_range(const char *s, const char *dots,
 		return -1;
 	memcpy(a, s, al);
 	a[al] = 0;
-	snprintf(b, sizeof b, "%s", dots + 2);
+	fmt_snprintf(b, sizeof b, "%s", dots + 2);
 	if (inet_pton(AF_INET, a, x) != 1 || inet_pton(AF_INET, b, y) != 1 ||
 	    memcmp(x, y, 3) || x[3] > y[3])
 		return -1;
@@ -146,7 +147,7 @@ static int reversed_name(const char *ip, const char *zone, char *out,
 	unsigned char a[16];
 	size_t o = 0;
 	if (inet_pton(AF_INET, ip, a) == 1) {
-		o = (size_t)snprintf(out, n, "%u.%u.%u.%u.", a[3], a[2], a[1],
+		o = (size_t)fmt_snprintf(out, n, "%u.%u.%u.%u.", a[3], a[2], a[1],
 				     a[0]);
 	} else if (inet_pton(AF_INET6, ip, a) == 1) {
 		static const char hex[] = "0123456789abcdef";
@@ -200,13 +201,13 @@ int dnsbl_start(struct dnsbl *d, const char *server, const char *ip,
 	add_zones(d, ip, wl, nwl, 1);
 	add_zones(d, ip, bl, nbl, 0);
 	if (dns_server_address(server, &ss, &sl) < 0) {
-		snprintf(why, n, "no DNS server");
+		fmt_snprintf(why, n, "no DNS server");
 		return -1;
 	}
 	d->fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		       0);
 	if (d->fd < 0 || connect(d->fd, (struct sockaddr *)&ss, sl) < 0) {
-		snprintf(why, n, "DNS socket: %s", strerror(errno));
+		fmt_snprintf(why, n, "DNS socket: %s", strerror(errno));
 		dnsbl_end(d);
 		return -1;
 	}
@@ -219,7 +220,7 @@ int dnsbl_start(struct dnsbl *d, const char *server, const char *ip,
 			d->z[i].state = DNSBL_FAILED;
 	}
 	if (!sent) {
-		snprintf(why, n, "sending the queries: %s", strerror(errno));
+		fmt_snprintf(why, n, "sending the queries: %s", strerror(errno));
 		dnsbl_end(d);
 		return -1;
 	}

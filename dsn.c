@@ -2,6 +2,7 @@
  * dsn.c - RFC 3461's parameter syntax and its text forms (see dsn.h).
  */
 #include "dsn.h"
+#include "fmt.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -120,7 +121,7 @@ const char *dsn_notify_param(unsigned notify, char buf[32])
 	for (size_t i = 0; i < NWORDS; i++) {
 		if (!(notify & notify_words[i].bit))
 			continue;
-		o += (size_t)snprintf(buf + o, 32 - o, "%s%s", o ? "," : "",
+		o += (size_t)fmt_snprintf(buf + o, 32 - o, "%s%s", o ? "," : "",
 				      notify_words[i].word);
 	}
 	return buf;

@@ -10,6 +10,7 @@
  * could not be reached is remembered for the rest of the flush.
  */
 #include "flush.h"
+#include "fmt.h"
 #include "bounce.h"
 #include "client.h"
 #include "deliver.h"
@@ -76,12 +77,12 @@ static void log_target(const struct run *x, const struct spool_target *t,
 {
 	char f[ADDR_PATH_MAX + 4], to[ADDR_PATH_MAX + 4], code[8], delay[24],
 		size[24];
-	snprintf(f, sizeof f, "<%s>", x->m->from);
-	snprintf(to, sizeof to, "<%s>", t->addr);
-	snprintf(code, sizeof code, "%d", t->code);
-	snprintf(delay, sizeof delay, "%lld",
+	fmt_snprintf(f, sizeof f, "<%s>", x->m->from);
+	fmt_snprintf(to, sizeof to, "<%s>", t->addr);
+	fmt_snprintf(code, sizeof code, "%d", t->code);
+	fmt_snprintf(delay, sizeof delay, "%lld",
 		 (long long)(x->now - x->m->arrival));
-	snprintf(size, sizeof size, "%lld", (long long)x->m->size);
+	fmt_snprintf(size, sizeof size, "%lld", (long long)x->m->size);
 	struct buf rep = {0}, tgt = {0};
 	buf_printf(&rep, "%d %s %s", t->code, t->dsn, t->text);
 	const char *at = strrchr(t->addr, '@');
@@ -109,7 +110,7 @@ static void apply(struct run *x, unsigned i, const struct reply *r,
 {
 	struct spool_target *t = &x->m->t[i];
 	t->code = r->code;
-	snprintf(t->dsn, sizeof t->dsn, "%s", r->dsn);
+	fmt_snprintf(t->dsn, sizeof t->dsn, "%s", r->dsn);
 	free(t->text);
 	t->text = xstrdup(r->text);
 	free(t->remote);
@@ -193,14 +194,14 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 		if (used[k] || !due(x, k, all) || !is_local(t->kind))
 			continue;
 		struct route_target rt = {.kind = t->kind, .arg = t->arg};
-		snprintf(rt.addr, sizeof rt.addr, "%s", t->addr);
+		fmt_snprintf(rt.addr, sizeof rt.addr, "%s", t->addr);
 		rt.sec = target_section(x->cf, t);
 		if ((t->kind == T_PIPE || t->kind == T_USER) && !rt.sec) {
 			if (k == i) {
 				used[k] = 1;
 				reply_code(&r, 451,
 					   ESC_SYSTEM_INCORRECTLY_CONFIGURED);
-				snprintf(r.text, sizeof r.text,
+				fmt_snprintf(r.text, sizeof r.text,
 					 "no [pipe \"%s\"] in the configuration",
 					 t->via);
 				apply(x, k, &r, NULL, -1);
@@ -280,7 +281,7 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 	if (t0->kind == T_RELAY && !j.relay) {
 		struct reply r;
 		reply_code(&r, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED);
-		snprintf(r.text, sizeof r.text,
+		fmt_snprintf(r.text, sizeof r.text,
 			 "no [relay \"%s\"] in the configuration", t0->via);
 		for (unsigned k = 0; k < nr; k++)
 			rc[k].r = r;
@@ -290,7 +291,7 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 	/* nobody answered: do not try this destination again in this flush */
 	if (!j.remote[0] && nr && rc[0].r.code >= 400 && rc[0].r.code < 500 &&
 	    ndead < MAX_DEAD) {
-		snprintf(dead[ndead].key, sizeof dead[ndead].key, "%s", key);
+		fmt_snprintf(dead[ndead].key, sizeof dead[ndead].key, "%s", key);
 		dead[ndead++].r = rc[0].r;
 	}
 	/* LMTP delivers: its success is final; an SMTP peer with DSN got
@@ -345,7 +346,7 @@ static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 			continue;
 		}
 		char to[ADDR_PATH_MAX + 4], words[32];
-		snprintf(to, sizeof to, "<%s>", t->addr);
+		fmt_snprintf(to, sizeof to, "<%s>", t->addr);
 		log_event(LOG_L_INFO, "id", m->id, "to", to, "event", "bounce",
 			  "status", "not-sent", "dsn-notify",
 			  dsn_notify_text(t->notify, words), NULL);
@@ -544,7 +545,7 @@ static int lock_pid_file(const struct cf *cf)
 		return -2;
 	}
 	char pid[32];
-	int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	int len = fmt_snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
 		fprintf(stderr, "postmaster: pid file %s: %s\n", path,
 			strerror(errno));
@@ -616,13 +617,13 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 static void age_text(time_t secs, char *out, size_t n)
 {
 	if (secs < 120)
-		snprintf(out, n, "%llds", (long long)secs);
+		fmt_snprintf(out, n, "%llds", (long long)secs);
 	else if (secs < 7200)
-		snprintf(out, n, "%lldm", (long long)secs / 60);
+		fmt_snprintf(out, n, "%lldm", (long long)secs / 60);
 	else if (secs < 172800)
-		snprintf(out, n, "%lldh", (long long)secs / 3600);
+		fmt_snprintf(out, n, "%lldh", (long long)secs / 3600);
 	else
-		snprintf(out, n, "%lldd", (long long)secs / 86400);
+		fmt_snprintf(out, n, "%lldd", (long long)secs / 86400);
 }
 
 /* --queue's layout: a line per message, then each target with its
@@ -668,10 +669,10 @@ static void waiting_reason(const struct spool_target *t, char *out, size_t n)
 	if (!t->code)
 		return;
 	if (t->remote[0])
-		snprintf(out, n, "host %s said: %d %s %s", t->remote, t->code,
+		fmt_snprintf(out, n, "host %s said: %d %s %s", t->remote, t->code,
 			 t->dsn, t->text);
 	else
-		snprintf(out, n, "%d %s %s", t->code, t->dsn, t->text);
+		fmt_snprintf(out, n, "%d %s %s", t->code, t->dsn, t->text);
 }
 
 /* mailq's layout, the one of Postfix: id, size, arrival time and sender,
@@ -685,10 +686,10 @@ static void show_postfix(const struct spool_msg *m)
 	struct tm tm;
 	if (!localtime_r(&arrival, &tm) ||
 	    !strftime(when, sizeof when, "%a %b %e %H:%M:%S", &tm))
-		snprintf(when, sizeof when, "%lld", (long long)m->arrival);
+		fmt_snprintf(when, sizeof when, "%lld", (long long)m->arrival);
 	/* Postfix marks a message on hold with '!' */
 	char id[40];
-	snprintf(id, sizeof id, "%s%s", m->id, m->quarantine ? "!" : "");
+	fmt_snprintf(id, sizeof id, "%s%s", m->id, m->quarantine ? "!" : "");
 	printf("%-11s %8lld %-20.20s %s\n", id, (long long)m->size, when,
 	       m->from[0] ? m->from : "MAILER-DAEMON");
 	if (m->quarantine)

@@ -11,6 +11,7 @@
  * client's connection in the delivery child.
  */
 #include "handoff.h"
+#include "fmt.h"
 #include "proxy.h"
 #include "session_state.h"
 #include "flush.h"
@@ -87,7 +88,7 @@ static int spool_begin(struct session *s, const char *quarantine)
 	m->envid = s->envid[0] ? xstrdup(s->envid) : NULL;
 	m->sid = xstrdup(s->sid);
 	char client[96];
-	snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
+	fmt_snprintf(client, sizeof client, s->peer_is_pipe ? "local" : "[%s]",
 		 s->peer);
 	m->client = xstrdup(client);
 	m->smtpd = xstrdup(s->smtpd && s->smtpd->name ? s->smtpd->name : "");
@@ -103,7 +104,7 @@ static int spool_begin(struct session *s, const char *quarantine)
 			struct route_target t = {.kind = kt->kind,
 						 .arg = kt->arg,
 						 .sec = kt->sec};
-			snprintf(t.addr, sizeof t.addr, "%s", kt->addr);
+			fmt_snprintf(t.addr, sizeof t.addr, "%s", kt->addr);
 			spool_add_target(m, &t, rc->addr);
 			struct spool_target *st = &m->t[m->nt - 1];
 			st->notify = rc->notify;
@@ -123,7 +124,7 @@ static int spool_begin(struct session *s, const char *quarantine)
 static void start_fix_ups(struct session *s)
 {
 	static unsigned n; /* transactions of this session */
-	snprintf(s->msgid, sizeof s->msgid, "%lld.%s.%u", (long long)time(NULL),
+	fmt_snprintf(s->msgid, sizeof s->msgid, "%lld.%s.%u", (long long)time(NULL),
 		 s->sid, ++n);
 	s->data.fix = (struct submitfix){
 		.on = 1,
@@ -185,7 +186,7 @@ int handoff_begin(struct session *s)
  * header fields included (the flusher's size= of the spooled copy) */
 static const char *size_text(const struct session *s, char *buf, size_t n)
 {
-	snprintf(buf, n, "%llu",
+	fmt_snprintf(buf, n, "%llu",
 		 (unsigned long long)(s->header_size + s->data.size));
 	return buf;
 }
@@ -201,7 +202,7 @@ static void log_result(struct session *s, const struct kept_rcpt *rc,
 {
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
 	char code[8], size[24], words[32];
-	snprintf(code, sizeof code, "%d", r->code);
+	fmt_snprintf(code, sizeof code, "%d", r->code);
 	struct buf rep = {0};
 	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
 	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
@@ -229,7 +230,7 @@ void handoff_storage_reply(struct reply *r, int err)
 		reply_code(r, 452, ESC_MAIL_SYSTEM_FULL);
 	else
 		reply_code(r, 451, ESC_OTHER_MAIL_SYSTEM_STATUS);
-	snprintf(r->text, sizeof r->text, "%s: %s",
+	fmt_snprintf(r->text, sizeof r->text, "%s: %s",
 		 r->code == 452 ? "Insufficient system storage"
 				: "Cannot store the message",
 		 strerror(err));
@@ -241,7 +242,7 @@ static int data_verdict(struct session *s, const struct msg *m,
 {
 	if (s->data.toobig) {
 		reply_code(r, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM);
-		snprintf(r->text, sizeof r->text,
+		fmt_snprintf(r->text, sizeof r->text,
 			 "Message size exceeds fixed maximum message size");
 		return 1;
 	}
@@ -251,14 +252,14 @@ static int data_verdict(struct session *s, const struct msg *m,
 	}
 	if (s->body != BODY_BINARYMIME && s->bare_reject && s->dm.saw_bare) {
 		reply_code(r, 550, ESC_SYNTAX_ERROR);
-		snprintf(r->text, sizeof r->text,
+		fmt_snprintf(r->text, sizeof r->text,
 			 "Message refused: bare CR or LF received");
 		return 1;
 	}
 	(void)m;
 	if (s->data.hw.received >= MAX_RECEIVED) {
 		reply_code(r, 554, ESC_ROUTING_LOOP);
-		snprintf(r->text, sizeof r->text,
+		fmt_snprintf(r->text, sizeof r->text,
 			 "Too many Received headers: mail loop");
 		return 1;
 	}
@@ -271,7 +272,7 @@ static int loops_for(const struct session *s, const char *rcpt,
 	if (!headers_delivered_to(&s->data.hw, rcpt))
 		return 0;
 	reply_code(r, 554, ESC_ROUTING_LOOP);
-	snprintf(r->text, sizeof r->text, "<%s>: mail forwarding loop", rcpt);
+	fmt_snprintf(r->text, sizeof r->text, "<%s>: mail forwarding loop", rcpt);
 	return 1;
 }
 
@@ -326,7 +327,7 @@ static int spool_transaction(struct session *s, struct reply *r)
 	}
 	s->sm_uncommitted = 0;
 	reply_code(r, 250, ESC_OTHER);
-	snprintf(r->text, sizeof r->text, "Ok: queued as %s", m->id);
+	fmt_snprintf(r->text, sizeof r->text, "Ok: queued as %s", m->id);
 	return 0;
 }
 
@@ -372,7 +373,7 @@ static void commit_failures(struct session *s, const struct reply *res,
 	unsigned failed = 0;
 	for (unsigned i = 0; i < s->nrcpt; i++)
 		failed += res[i].code >= 300;
-	snprintf(r->text, sizeof r->text,
+	fmt_snprintf(r->text, sizeof r->text,
 		 "Ok: delivered to %u, queued as %s for %u", s->nrcpt - failed,
 		 s->sm.id, failed);
 }

@@ -6,6 +6,7 @@
  * that could wait on the network.
  */
 #include "hosts.h"
+#include "fmt.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -31,7 +32,7 @@ int hosts_lookup(const char *name, char (*out)[64], int n)
 		while ((h = strtok_r(NULL, " \t\r\n", &save)))
 			if (!strcasecmp(h, name)) {
 				if (found < n)
-					snprintf(out[found], 64, "%s", ip);
+					fmt_snprintf(out[found], 64, "%s", ip);
 				found++;
 				break;
 			}

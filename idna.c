@@ -6,6 +6,7 @@
  * read /proc/PID/maps for that).
  */
 #include "idna.h"
+#include "fmt.h"
 #include "addr.h"
 #include "util.h"
 
@@ -65,8 +66,8 @@ int idna_needed(const char *domain)
 static enum idna_status copy_lower(const char *s, char *out, size_t n,
 				   char *why, size_t whyn)
 {
-	if ((size_t)snprintf(out, n, "%s", s) >= n) {
-		snprintf(why, whyn, "domain longer than %zu octets", n - 1);
+	if ((size_t)fmt_snprintf(out, n, "%s", s) >= n) {
+		fmt_snprintf(why, whyn, "domain longer than %zu octets", n - 1);
 		return IDNA_EINVALID;
 	}
 	ascii_lower_str(out);
@@ -79,20 +80,20 @@ enum idna_status idna_canon(const char *domain, char *out, size_t n,
 	if (!idna_needed(domain))
 		return copy_lower(domain, out, n, why, whyn);
 	if (load() < 0) {
-		snprintf(why, whyn, "cannot load libidn2.so.0 for %s", domain);
+		fmt_snprintf(why, whyn, "cannot load libidn2.so.0 for %s", domain);
 		return IDNA_ENOLIB;
 	}
 	char *a = NULL;
 	int r = lib.to_ascii(domain, &a, IDNA_FLAGS);
 	if (r != IDN2_OK) {
-		snprintf(why, whyn, "%s is not a valid international domain "
+		fmt_snprintf(why, whyn, "%s is not a valid international domain "
 				    "name: %s",
 			 domain, lib.error_text(r));
 		return IDNA_EINVALID;
 	}
 	enum idna_status st = IDNA_EINVALID;
 	if (!addr_domain_valid(a, strlen(a), 0))
-		snprintf(why, whyn, "%s is not a valid international domain "
+		fmt_snprintf(why, whyn, "%s is not a valid international domain "
 				    "name: its A-label form %s is not a domain",
 			 domain, a);
 	else

@@ -15,6 +15,7 @@
  * more of the message in memory than its header (-t, bounded).
  */
 #include "inject.h"
+#include "fmt.h"
 #include "addr.h"
 #include "data.h"
 #include "deliver.h"
@@ -90,9 +91,9 @@ static size_t xtext_encode(const char *s, char *out, size_t n)
 		if (c < ' ' || c > '~')
 			return DSN_ENVID_MAX + 1;
 		if (c == '+' || c == '=' || c == ' ')
-			snprintf(item, sizeof item, "+%02X", c);
+			fmt_snprintf(item, sizeof item, "+%02X", c);
 		else
-			snprintf(item, sizeof item, "%c", c);
+			fmt_snprintf(item, sizeof item, "%c", c);
 		for (const char *p = item; *p; p++, o++)
 			if (o + 1 < n)
 				out[o] = *p;
@@ -506,9 +507,9 @@ static void fix_ups(const struct message *m, const struct inject *in,
 	if (getrandom(r, sizeof r, 0) != sizeof r)
 		memcpy(r, &now, sizeof now < sizeof r ? sizeof now : sizeof r);
 	char id[64];
-	int k = snprintf(id, sizeof id, "%lld.", (long long)now);
+	int k = fmt_snprintf(id, sizeof id, "%lld.", (long long)now);
 	for (size_t i = 0; i < sizeof r && k > 0 && (size_t)k + 3 < sizeof id; i++)
-		k += snprintf(id + k, sizeof id - (size_t)k, "%02x", r[i]);
+		k += fmt_snprintf(id + k, sizeof id - (size_t)k, "%02x", r[i]);
 	struct buf b = {0};
 	data_fixup_fields(&b, m->have, sender, in->fullname, id, host, "\r\n");
 	if (b.len)
@@ -639,7 +640,7 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 	char envid[DSN_ENVID_MAX + 1] = "";
 	if (in->envid)
 		xtext_encode(in->envid, envid, sizeof envid);
-	snprintf(line, sizeof line, "MAIL FROM:<%s>%s%s%s%s%s", from,
+	fmt_snprintf(line, sizeof line, "MAIL FROM:<%s>%s%s%s%s%s", from,
 		 in->seven_bit ? "" : " BODY=8BITMIME", utf8 ? " SMTPUTF8" : "",
 		 in->ret == DSN_RET_FULL   ? " RET=FULL"
 		 : in->ret == DSN_RET_HDRS ? " RET=HDRS"
@@ -655,7 +656,7 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 	int taken = 0;
 	*rcpt_status = EX_OK;
 	for (size_t i = 0; i < r->n; i++) {
-		if ((size_t)snprintf(line, sizeof line, "RCPT TO:<%s>%s%s", r->v[i],
+		if ((size_t)fmt_snprintf(line, sizeof line, "RCPT TO:<%s>%s%s", r->v[i],
 			     words[0] ? " NOTIFY=" : "", words) >=
 		    sizeof line)
 			reply_set(&rep, 501, ESC_BAD_DEST_MAILBOX_SYNTAX,

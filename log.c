@@ -9,6 +9,7 @@
  * is the client's connection.
  */
 #include "log.h"
+#include "fmt.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -99,8 +100,8 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 	static const char *const facilities[] = {
 		"mail", "daemon", "user", "local0", "local1", "local2",
 		"local3", "local4", "local5", "local6", "local7"};
-	snprintf(L.sid, sizeof L.sid, "%s", sid);
-	snprintf(L.ident, sizeof L.ident, "%s", cf->syslog->v[SYSLOG_IDENT].s);
+	fmt_snprintf(L.sid, sizeof L.sid, "%s", sid);
+	fmt_snprintf(L.ident, sizeof L.ident, "%s", cf->syslog->v[SYSLOG_IDENT].s);
 	if (!strcmp(name, "stderr")) {
 		L.sink = SINK_STDERR;
 		L.fd = 2;
@@ -116,7 +117,7 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 		if (h)
 			*(void **)&L.journal_sendv = dlsym(h, "sd_journal_sendv");
 		if (!L.journal_sendv) {
-			snprintf(why, whylen, "cannot load libsystemd.so.0 for the "
+			fmt_snprintf(why, whylen, "cannot load libsystemd.so.0 for the "
 					      "journal logger: %s",
 				 dlerror());
 			return -1;
@@ -126,7 +127,7 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 	}
 	const struct cf_section *lf = cf_find(cf, CF_LOGFILE, name);
 	if (!lf) {
-		snprintf(why, whylen, "no logger '%s'", name);
+		fmt_snprintf(why, whylen, "no logger '%s'", name);
 		return -1;
 	}
 	char path[4096];
@@ -134,12 +135,12 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 	struct tm tm;
 	localtime_r(&now, &tm);
 	if (!strftime(path, sizeof path, lf->v[LOGFILE_FILE].s, &tm)) {
-		snprintf(why, whylen, "log file name too long");
+		fmt_snprintf(why, whylen, "log file name too long");
 		return -1;
 	}
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 	if (fd < 0) {
-		snprintf(why, whylen, "cannot open log file %s: %m", path);
+		fmt_snprintf(why, whylen, "cannot open log file %s: %m", path);
 		return -1;
 	}
 	L.sink = SINK_FILE;
@@ -149,7 +150,7 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 
 void log_open_syslog(const char *sid)
 {
-	snprintf(L.sid, sizeof L.sid, "%s", sid);
+	fmt_snprintf(L.sid, sizeof L.sid, "%s", sid);
 	open_syslog(LOG_MAIL);
 }
 

@@ -11,6 +11,7 @@
  * whose [smtpd] names no milter.
  */
 #include "session_state.h"
+#include "fmt.h"
 #include "milter_impl.h"
 #include "log.h"
 
@@ -57,7 +58,7 @@ static const char *macro_value(const struct session *s, const char *name,
 	if (!strcmp(name, "{client_addr}"))
 		return s->peer_is_pipe ? "127.0.0.1" : s->peer;
 	if (!strcmp(name, "{client_port}")) {
-		snprintf(tmp, n, "%d", s->peer_is_pipe ? 0 : s->peer_port);
+		fmt_snprintf(tmp, n, "%d", s->peer_is_pipe ? 0 : s->peer_port);
 		return tmp;
 	}
 	if (!strcmp(name, "{client_name}"))
@@ -170,7 +171,7 @@ static int replycode(const char *p, struct reply *r)
 		if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c, &k) == 3 &&
 		    a == code / 100 && (p[k] == ' ' || !p[k])) {
 			if (!r->dsn[0])
-				snprintf(r->dsn, sizeof r->dsn, "%d.%d.%d", a, b,
+				fmt_snprintf(r->dsn, sizeof r->dsn, "%d.%d.%d", a, b,
 					 c);
 			p += k + (p[k] == ' ');
 		}
@@ -194,7 +195,7 @@ static int replycode(const char *p, struct reply *r)
 	if (!r->dsn[0])
 		esc_for_code(r->dsn, code, ESC_OTHER);
 	if (!tl)
-		snprintf(r->text, sizeof r->text, "Command rejected");
+		fmt_snprintf(r->text, sizeof r->text, "Command rejected");
 	return 0;
 }
 
@@ -237,7 +238,7 @@ enum milter_verdict milter_verdict(struct session *s, struct mconn *m,
 		break;
 	default: {
 		char why[64];
-		snprintf(why, sizeof why, "unexpected reply '%c' (0x%02x)",
+		fmt_snprintf(why, sizeof why, "unexpected reply '%c' (0x%02x)",
 			 cmd > ' ' && cmd < 127 ? cmd : '?',
 			 (unsigned char)cmd);
 		return milter_failed(s, m, why, r);
@@ -287,12 +288,12 @@ static int negotiate(struct milters *ms, struct mconn *m, char *why,
 	    mp_read(m->fd, t, &cmd, &ms->in, why, n) < 0)
 		return -1;
 	if (cmd != SMFIC_OPTNEG || ms->in.len < 12) {
-		snprintf(why, n, "bad option negotiation reply");
+		fmt_snprintf(why, n, "bad option negotiation reply");
 		return -1;
 	}
 	uint32_t version = mp_get_u32(ms->in.s);
 	if (version < 2) {
-		snprintf(why, n, "milter protocol version %u", version);
+		fmt_snprintf(why, n, "milter protocol version %u", version);
 		return -1;
 	}
 	m->actions = mp_get_u32(ms->in.s + 4) & MP_ACTIONS;
@@ -321,7 +322,7 @@ static void connect_packet(struct session *s, struct buf *b)
 		return;
 	}
 	char host[96];
-	snprintf(host, sizeof host, "[%s]", s->peer);
+	fmt_snprintf(host, sizeof host, "[%s]", s->peer);
 	mp_put_str(b, host);
 	buf_addc(b, strchr(s->peer, ':') ? '6' : '4');
 	unsigned char port[2] = {(unsigned char)(s->peer_port >> 8),

@@ -15,6 +15,7 @@
  * modification of a message that was then refused.
  */
 #include "session_state.h"
+#include "fmt.h"
 #include "milter_impl.h"
 #include "handoff.h"
 #include "log.h"
@@ -405,7 +406,7 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 		case SMFIR_QUARANTINE:
 			if (!(m->actions & SMFIF_QUARANTINE) || !ms->in.len)
 				return milter_failed(s, m, "quarantine refused", r);
-			snprintf(ms->quarantine, sizeof ms->quarantine, "%s",
+			fmt_snprintf(ms->quarantine, sizeof ms->quarantine, "%s",
 				 ms->in.s[0] ? ms->in.s : "quarantined");
 			continue;
 		case SMFIR_ACCEPT: case SMFIR_CONTINUE: case SMFIR_REJECT:
@@ -414,7 +415,7 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 			return milter_verdict(s, m, cmd, STAGE_EOM, r);
 		}
 		if (add_mod(s, m, md, cmd, &ms->in) < 0) {
-			snprintf(why, sizeof why,
+			fmt_snprintf(why, sizeof why,
 				 "modification '%c' refused (not negotiated, "
 				 "malformed, or too many)",
 				 cmd > ' ' && cmd < 127 ? cmd : '?');

@@ -8,6 +8,7 @@
  * MP_MAX_PACKET (a milter cannot make the session's memory grow).
  */
 #include "milter_proto.h"
+#include "fmt.h"
 #include "client.h"
 #include "net.h"
 
@@ -52,13 +53,13 @@ int mp_connect(const char *address, int timeout_ms, char *why, size_t n)
 	socklen_t len;
 	const char *bad = net_stream_address_parse(address, &ss, &len);
 	if (bad) {
-		snprintf(why, n, "bad address: %s", bad);
+		fmt_snprintf(why, n, "bad address: %s", bad);
 		return -1;
 	}
 	char reason[256];
 	int fd = client_connect(&ss, len, timeout_ms, reason, sizeof reason);
 	if (fd < 0) {
-		snprintf(why, n, "connect to %s: %s", address, reason);
+		fmt_snprintf(why, n, "connect to %s: %s", address, reason);
 		return -1;
 	}
 	/* every wait on it is this file's, bounded */
@@ -110,11 +111,11 @@ int mp_send(int fd, struct buf *b, int timeout_ms, char *why, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno != EAGAIN) {
-			snprintf(why, n, "write: %s", strerror(errno));
+			fmt_snprintf(why, n, "write: %s", strerror(errno));
 			return -1;
 		}
 		if (wait_fd(fd, POLLOUT, deadline) <= 0) {
-			snprintf(why, n, "timeout while writing");
+			fmt_snprintf(why, n, "timeout while writing");
 			return -1;
 		}
 	}
@@ -133,17 +134,17 @@ static int read_full(int fd, char *p, size_t len, long long deadline,
 			continue;
 		}
 		if (r == 0) {
-			snprintf(why, n, "the milter closed the connection");
+			fmt_snprintf(why, n, "the milter closed the connection");
 			return -1;
 		}
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN) {
-			snprintf(why, n, "read: %s", strerror(errno));
+			fmt_snprintf(why, n, "read: %s", strerror(errno));
 			return -1;
 		}
 		if (wait_fd(fd, POLLIN, deadline) <= 0) {
-			snprintf(why, n, "timeout while waiting for the milter");
+			fmt_snprintf(why, n, "timeout while waiting for the milter");
 			return -1;
 		}
 	}
@@ -159,7 +160,7 @@ int mp_read(int fd, int timeout_ms, char *cmd, struct buf *data, char *why,
 		return -1;
 	uint32_t len = mp_get_u32(h);
 	if (len == 0 || len > MP_MAX_PACKET) {
-		snprintf(why, n, "bad packet length %u", len);
+		fmt_snprintf(why, n, "bad packet length %u", len);
 		return -1;
 	}
 	if (read_full(fd, h + 4, 1, deadline, why, n) < 0)

@@ -10,6 +10,7 @@
  * stored with LF line ends; binary mail as received, with CRLF.
  */
 #include "mime.h"
+#include "fmt.h"
 #include "util.h"
 
 #include <errno.h>
@@ -169,7 +170,7 @@ static void base64(struct conv *cv, const char *p, const char *end)
 
 static int fail(struct conv *cv, const char *what)
 {
-	snprintf(cv->why, cv->whyn, "%s", what);
+	fmt_snprintf(cv->why, cv->whyn, "%s", what);
 	return -1;
 }
 
@@ -314,19 +315,19 @@ int mime_downgrade(const struct msg *m, int out_fd, char *why, size_t n)
 	off_t start = m->off - m->off % page;
 	size_t len = (size_t)(m->off - start + m->size);
 	if (!m->size) {
-		snprintf(why, n, "an empty message");
+		fmt_snprintf(why, n, "an empty message");
 		return -1;
 	}
 	char *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, m->fd, start);
 	if (map == MAP_FAILED) {
-		snprintf(why, n, "cannot read the message: %s", strerror(errno));
+		fmt_snprintf(why, n, "cannot read the message: %s", strerror(errno));
 		return -1;
 	}
 	const char *p = map + (m->off - start);
 	int r = entity(&cv, p, p + m->size, 0, 1);
 	munmap(map, len);
 	if (r == 0 && write_all(out_fd, cv.out.s, cv.out.len) < 0) {
-		snprintf(why, n, "cannot write the converted message: %s",
+		fmt_snprintf(why, n, "cannot write the converted message: %s",
 			 strerror(errno));
 		r = -1;
 	}

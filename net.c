@@ -7,6 +7,7 @@
  * numbers or "loopback", and an endpoint's host is only checked for form.
  */
 #include "net.h"
+#include "fmt.h"
 #include "addr.h"
 
 #include <arpa/inet.h>
@@ -302,7 +303,7 @@ const char *net_stream_address_parse(const char *s,
 	    !ep.port)
 		return "expected unix:/path or inet:ADDRESS:PORT";
 	if (ep.kind == NET_EP_NAME && !strcmp(ep.host, "localhost")) {
-		snprintf(ep.host, sizeof ep.host, "127.0.0.1");
+		fmt_snprintf(ep.host, sizeof ep.host, "127.0.0.1");
 		ep.family = AF_INET;
 		ep.kind = NET_EP_IP;
 	}

@@ -10,6 +10,7 @@
  * else (HOLD, DISCARD, FILTER, REDIRECT, BCC, garbage) is unknown.
  */
 #include "policy.h"
+#include "fmt.h"
 #include "client.h"
 #include "io.h"
 #include "net.h"
@@ -67,25 +68,25 @@ static int read_answer(struct policy_client *pc, char *action, size_t n,
 		if (st == IO_EOF && i == 0)
 			return 1;
 		if (st == IO_TIMEOUT) {
-			snprintf(why, whyn, "timed out waiting for the answer");
+			fmt_snprintf(why, whyn, "timed out waiting for the answer");
 			return -1;
 		}
 		if (st != IO_OK && st != IO_TOOLONG) {
-			snprintf(why, whyn, "connection lost in the answer");
+			fmt_snprintf(why, whyn, "connection lost in the answer");
 			return -1;
 		}
 		if (st == IO_OK && len == 0) {
 			if (found)
 				return 0;
-			snprintf(why, whyn, "an answer without action=");
+			fmt_snprintf(why, whyn, "an answer without action=");
 			return -1;
 		}
 		if (st == IO_OK && !found && !strncmp(line, "action=", 7)) {
-			snprintf(action, n, "%s", line + 7);
+			fmt_snprintf(action, n, "%s", line + 7);
 			found = 1;
 		}
 	}
-	snprintf(why, whyn, "an answer of more than %d lines",
+	fmt_snprintf(why, whyn, "an answer of more than %d lines",
 		 POLICY_MAX_LINES);
 	return -1;
 }
@@ -108,7 +109,7 @@ int policy_ask(struct policy_client *pc, const struct buf *req, char *action,
 		policy_close(pc);
 		if (r < 0 || fresh) {
 			if (r > 0)
-				snprintf(why, whyn, "the service closed the "
+				fmt_snprintf(why, whyn, "the service closed the "
 						    "connection");
 			return -1;
 		}
@@ -154,7 +155,7 @@ static void take_dsn(const char **p, int code, char dsn[ESC_LEN])
 	    y > 999 || z > 999)
 		return;
 	char t[40];
-	snprintf(t, sizeof t, "%d.%u.%u", code / 100, y, z);
+	fmt_snprintf(t, sizeof t, "%d.%u.%u", code / 100, y, z);
 	memcpy(dsn, t, strlen(t) + 1); /* at most 9 bytes: y, z < 1000 */
 	*p = q + dl;
 }
@@ -168,8 +169,8 @@ static void refuse(struct policy_verdict *v, int code, const char *rest,
 	take_text(rest, def, v->text, sizeof v->text);
 	v->kind = POLICY_REFUSE;
 	v->r.code = code;
-	snprintf(v->r.dsn, sizeof v->r.dsn, "%s", dsn);
-	snprintf(v->r.text, sizeof v->r.text, "%s", v->text);
+	fmt_snprintf(v->r.dsn, sizeof v->r.dsn, "%s", dsn);
+	fmt_snprintf(v->r.text, sizeof v->r.text, "%s", v->text);
 }
 
 /* "NNN [X.Y.Z] text": 4xx and 5xx only. */

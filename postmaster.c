@@ -9,6 +9,7 @@
  * not parse never gets past this file.
  */
 #include "cf.h"
+#include "fmt.h"
 #include "check.h"
 #include "deliver.h"
 #include "flush.h"
@@ -86,7 +87,7 @@ static int classify(const char *a, const char **value, char *why,
 	if (!strcmp(a, "-h"))
 		return O_HELP;
 	if (strncmp(a, "--", 2) || !a[2]) {
-		snprintf(why, whylen, "unexpected argument '%s'", a);
+		fmt_snprintf(why, whylen, "unexpected argument '%s'", a);
 		return ARG_BAD;
 	}
 	const char *name = a + 2, *eq = strchr(name, '=');
@@ -95,11 +96,11 @@ static int classify(const char *a, const char **value, char *why,
 		if (strlen(opts[o].name) != n || strncmp(opts[o].name, name, n))
 			continue;
 		if (eq && opts[o].value == V_NONE) {
-			snprintf(why, whylen, "--%s takes no value", opts[o].name);
+			fmt_snprintf(why, whylen, "--%s takes no value", opts[o].name);
 			return ARG_BAD;
 		}
 		if ((!eq || !eq[1]) && opts[o].value == V_REQUIRED) {
-			snprintf(why, whylen, "--%s needs a value: --%s=%s",
+			fmt_snprintf(why, whylen, "--%s needs a value: --%s=%s",
 				 opts[o].name, opts[o].name,
 				 o == O_CONFIG ? "FILE" : o == O_DELETE ? "ID"
 				 : o == O_ROUTE ? "ADDRESS" : "NAME");
@@ -110,7 +111,7 @@ static int classify(const char *a, const char **value, char *why,
 	}
 	if (cf_flag_shaped(name))
 		return ARG_FLAG;
-	snprintf(why, whylen, "unknown option '%s'", a);
+	fmt_snprintf(why, whylen, "unknown option '%s'", a);
 	return ARG_BAD;
 }
 

@@ -8,6 +8,7 @@
  * without a core.user-id to become.
  */
 #include "priv.h"
+#include "fmt.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -23,18 +24,18 @@ int priv_drop(const struct cf *cf, char *why, size_t n)
 	gid_t gid;
 	int r = cf_user_ids(cf, &uid, &gid, why, n);
 	if (r == 1)
-		snprintf(why, n, "started as root without core.user-id: "
+		fmt_snprintf(why, n, "started as root without core.user-id: "
 				 "refusing to read client input as root");
 	if (r != 0)
 		return -1;
 	if (uid == 0) {
-		snprintf(why, n, "core.user-id is root: refusing to read "
+		fmt_snprintf(why, n, "core.user-id is root: refusing to read "
 				 "client input as root");
 		return -1;
 	}
 	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0 ||
 	    setuid(0) == 0) {
-		snprintf(why, n, "cannot drop privileges to %s: %s",
+		fmt_snprintf(why, n, "cannot drop privileges to %s: %s",
 			 cf->core->v[CORE_USER_ID].s, strerror(errno));
 		return -1;
 	}

@@ -16,6 +16,7 @@
  * client gets is the spool's, after its commit.
  */
 #include "proxy.h"
+#include "fmt.h"
 #include "session_state.h"
 #include "client_conn.h"
 #include "deliver.h"
@@ -139,7 +140,7 @@ static void send_mail(struct session *s)
 	const struct client_ext *e = &px->c.ext;
 	char size[32] = "";
 	if (e->size && s->declared_size)
-		snprintf(size, sizeof size, " SIZE=%llu",
+		fmt_snprintf(size, sizeof size, " SIZE=%llu",
 			 (unsigned long long)s->declared_size);
 	struct buf dsn = {0};
 	client_mail_dsn_params(&px->job, e->dsn, &dsn);
@@ -162,7 +163,7 @@ static void start(struct session *s, const struct rcpt *rc, const char *key)
 	struct proxy *px = s->px = xcalloc(1, sizeof *px);
 	const struct route_target *t = &rc->r.t[0];
 	const char *at = strrchr(t->addr, '@');
-	snprintf(px->key, sizeof px->key, "%s", key);
+	fmt_snprintf(px->key, sizeof px->key, "%s", key);
 	px->arg = xstrdup(t->kind == T_MX ? (at ? at + 1 : "")
 			  : t->arg	  ? t->arg
 					  : "");
@@ -389,7 +390,7 @@ static void tee(void *arg, const char *p, size_t n)
 	px->in_data = 1;
 	if (px->bdat) {
 		char h[40];
-		int hl = snprintf(h, sizeof h, "BDAT %zu\r\n", px->out.len);
+		int hl = fmt_snprintf(h, sizeof h, "BDAT %zu\r\n", px->out.len);
 		io_write(&px->c.io, h, (size_t)hl);
 		px->chunks++;
 	}

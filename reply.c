@@ -3,6 +3,7 @@
  * from their names, and the sysexits table for mailers' exit statuses.
  */
 #include "reply.h"
+#include "fmt.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -50,7 +51,7 @@ void reply_set(struct reply *r, int code, enum esc e, const char *fmt, ...)
 	r->code = code;
 	esc_for_code(r->dsn, code, e);
 	va_start(ap, fmt);
-	vsnprintf(r->text, sizeof r->text, fmt, ap);
+	fmt_vsnprintf(r->text, sizeof r->text, fmt, ap);
 	va_end(ap);
 }
 
@@ -195,8 +196,8 @@ void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
 	/* the mailer's own D.S.N counts when its class agrees */
 	if (text && dsn[0] == d[0]) {
 		out->code = code;
-		snprintf(out->dsn, sizeof out->dsn, "%s", dsn);
-		snprintf(out->text, sizeof out->text, "%s", esc.s);
+		fmt_snprintf(out->dsn, sizeof out->dsn, "%s", dsn);
+		fmt_snprintf(out->text, sizeof out->text, "%s", esc.s);
 		goto done;
 	}
 	reply_set(out, code, x ? x->esc : ESC_OTHER_MAIL_SYSTEM_STATUS,

@@ -24,6 +24,7 @@
  * user database, or writes anything.
  */
 #include "route_impl.h"
+#include "fmt.h"
 #include "reply.h"
 #include "idna.h"
 
@@ -271,7 +272,7 @@ int route_classify(const char *s, enum tkind *k, struct addr *rw,
 			return -1;
 		if (rw->domain[0] && pattern_domain(rw->domain, canon, why) < 0) {
 			static char msg[400];
-			snprintf(msg, sizeof msg, "a rewrite to a valid domain "
+			fmt_snprintf(msg, sizeof msg, "a rewrite to a valid domain "
 						  "(%s)",
 				 *why);
 			*why = msg;
@@ -441,7 +442,7 @@ static void failure(struct rctx *c, int depth, int code, enum esc e,
 	char text[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	fmt_vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
 	char dsn[ESC_LEN];
 	esc_for_code(dsn, code, e);
@@ -451,8 +452,8 @@ static void failure(struct rctx *c, int depth, int code, enum esc e,
 	if (*cp)
 		return;
 	*cp = code;
-	snprintf(temp ? c->tdsn : c->pdsn, sizeof c->tdsn, "%s", dsn);
-	snprintf(temp ? c->ttext : c->ptext, sizeof c->ttext, "<%s>: %s",
+	fmt_snprintf(temp ? c->tdsn : c->pdsn, sizeof c->tdsn, "%s", dsn);
+	fmt_snprintf(temp ? c->ttext : c->ptext, sizeof c->ttext, "<%s>: %s",
 		 c->rcpt, reason);
 }
 
@@ -720,7 +721,7 @@ static void add_target(struct rctx *c, int depth, enum target_kind kind,
 	struct route_target *t = &r->t[r->nt++];
 	memset(t, 0, sizeof *t);
 	t->kind = kind;
-	snprintf(t->addr, sizeof t->addr, "%s", addr);
+	fmt_snprintf(t->addr, sizeof t->addr, "%s", addr);
 	t->arg = xstrdup(arg);
 	t->sec = sec;
 	step(c, depth, "=> %s %s for <%s>", route_target_kind_name(kind), arg,
@@ -745,7 +746,7 @@ static void qualified(const struct rctx *c, const struct addr *a, char *out,
 	if (a->has_at)
 		addr_format(a, out, n);
 	else
-		snprintf(out, n, "%s@%s", a->local,
+		fmt_snprintf(out, n, "%s@%s", a->local,
 			 c->cf->core->v[CORE_HOSTNAME].s);
 }
 
@@ -756,7 +757,7 @@ static void system_user(struct rctx *c, const char *name, int depth)
 	/* user names are lower case; local parts match without case, as
 	 * Postfix's local(8) folds them */
 	char lower[ADDR_PATH_MAX];
-	snprintf(lower, sizeof lower, "%s", name);
+	fmt_snprintf(lower, sizeof lower, "%s", name);
 	ascii_lower_str(lower);
 	char found[ADDR_PATH_MAX];
 	int pw = c->env->user(name, found, sizeof found);
@@ -800,7 +801,7 @@ static void resolve_name_target(struct rctx *c, const char *name,
 	}
 	struct addr nm;
 	memset(&nm, 0, sizeof nm);
-	snprintf(nm.local, sizeof nm.local, "%s", name);
+	fmt_snprintf(nm.local, sizeof nm.local, "%s", name);
 	struct match m = {0};
 	int found = route_find_match(c, 1, name, "", &m);
 	free(m.hit);
@@ -1023,13 +1024,13 @@ void route_ctx_finish(struct rctx *c)
 		c->tcode = 0;
 		c->pcode = 550;
 		esc_for_code(c->pdsn, c->pcode, ESC_ROUTING_LOOP);
-		snprintf(c->ptext, sizeof c->ptext,
+		fmt_snprintf(c->ptext, sizeof c->ptext,
 			 "<%s>: routing expands to too many targets", rcpt);
 	}
 	if (r->nt) {
 		r->code = 250;
 		esc_for_code(r->dsn, r->code, ESC_DEST_MAILBOX_VALID);
-		snprintf(r->text, sizeof r->text, "<%s> OK", rcpt);
+		fmt_snprintf(r->text, sizeof r->text, "<%s> OK", rcpt);
 	} else if (c->tcode) {
 		r->code = c->tcode;
 		memcpy(r->dsn, c->tdsn, sizeof r->dsn);
@@ -1041,7 +1042,7 @@ void route_ctx_finish(struct rctx *c)
 			memcpy(r->text, c->ptext, sizeof r->text);
 		} else {
 			esc_for_code(r->dsn, r->code, ESC_BAD_DEST_MAILBOX);
-			snprintf(r->text, sizeof r->text, "<%s>: user unknown",
+			fmt_snprintf(r->text, sizeof r->text, "<%s>: user unknown",
 				 rcpt);
 		}
 	}
@@ -1085,7 +1086,7 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 		struct buf e = {0};
 		buf_add_escaped(&e, text, len);
 		int bracketed = len && text[0] == '<';
-		snprintf(r->text, sizeof r->text, "%s%s%s: %s",
+		fmt_snprintf(r->text, sizeof r->text, "%s%s%s: %s",
 			 bracketed ? "" : "<", e.s ? e.s : "", bracketed ? "" : ">",
 			 w ? w : why);
 		buf_free(&e);
@@ -1098,7 +1099,7 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 	    !(smtpd && smtpd->v[SMTPD_LOCAL_RCPT_TO].n)) {
 		r->code = 504;
 		esc_for_code(r->dsn, r->code, ESC_SYNTAX_ERROR);
-		snprintf(r->text, sizeof r->text,
+		fmt_snprintf(r->text, sizeof r->text,
 			 "<%s>: need a fully-qualified address", rcpt);
 		step(&c, 0, "<%s> is a local name and local-rcpt-to is no",
 		     rcpt);

@@ -11,6 +11,7 @@
  * asks the host through route_env_system and stat(2) only.
  */
 #include "route_check.h"
+#include "fmt.h"
 #include "route_impl.h"
 #include "net.h"
 
@@ -63,7 +64,7 @@ static void probe_listener(struct cf *cf, const struct cf_section *smtpd,
 				continue;
 			}
 			char text[ADDR_PATH_MAX + 64];
-			snprintf(text, sizeof text, "%s@%s",
+			fmt_snprintf(text, sizeof text, "%s@%s",
 				 local ? local : "relay-probe", probe_domain);
 			struct rctx c;
 			struct route_result r;
@@ -231,7 +232,7 @@ static int name_exists(struct rctx *c, const char *name)
 	if (found)
 		return 1;
 	char lower[ADDR_PATH_MAX], basebuf[ADDR_PATH_MAX];
-	snprintf(lower, sizeof lower, "%s", name);
+	fmt_snprintf(lower, sizeof lower, "%s", name);
 	ascii_lower_str(lower);
 	const char *base = route_base_of(c, lower, basebuf, sizeof basebuf);
 	char user[ADDR_PATH_MAX];

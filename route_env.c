@@ -10,6 +10,7 @@
  * Never: decides anything about routes; route.c does, given these.
  */
 #include "route.h"
+#include "fmt.h"
 #include "net.h"
 
 #include <pwd.h>
@@ -21,7 +22,7 @@ static int system_user(const char *name, char *out, size_t n)
 	struct passwd *pw = getpwnam(name);
 	if (!pw)
 		return 0;
-	snprintf(out, n, "%s", pw->pw_name);
+	fmt_snprintf(out, n, "%s", pw->pw_name);
 	return 1;
 }
 

@@ -11,6 +11,7 @@
  * Never: writes a file, touches the network, or resolves an address.
  */
 #include "route_load.h"
+#include "fmt.h"
 #include "route.h"
 #include "rtindex.h"
 
@@ -203,9 +204,9 @@ static void load_include(struct cf *cf, struct route_table *t,
 	char path[PATH_MAX];
 	int n;
 	if (w->s[0] == '/' || !a->basedir)
-		n = snprintf(path, sizeof path, "%s", w->s);
+		n = fmt_snprintf(path, sizeof path, "%s", w->s);
 	else
-		n = snprintf(path, sizeof path, "%s/%s", a->basedir, w->s);
+		n = fmt_snprintf(path, sizeof path, "%s/%s", a->basedir, w->s);
 	if (n < 0 || (size_t)n >= sizeof path) {
 		cf_error(cf, &pos, "expected a shorter path");
 		return;

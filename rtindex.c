@@ -17,6 +17,7 @@
  * Never: follows an offset it has not checked against the file size.
  */
 #include "rtindex.h"
+#include "fmt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,7 +76,7 @@ uint32_t rtindex_count(const struct rtindex *ix)
 
 static void index_name(const char *src, char *out, size_t n)
 {
-	snprintf(out, n, "%s.pmdb", src);
+	fmt_snprintf(out, n, "%s.pmdb", src);
 }
 
 void rtindex_close(struct rtindex *ix)
@@ -292,7 +293,7 @@ static int put_deps(struct buf *head, const char *const *deps, uint32_t ndeps,
 		struct stat st;
 		char abs[PATH_MAX];
 		if (stat(deps[i], &st) < 0 || !realpath(deps[i], abs)) {
-			snprintf(err, errlen, "cannot index \"%s\": %s", deps[i],
+			fmt_snprintf(err, errlen, "cannot index \"%s\": %s", deps[i],
 				 strerror(errno));
 			return -1;
 		}
@@ -351,7 +352,7 @@ static int write_parts(const char *tmp, const char *name,
 {
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot write the index \"%s\": %s", name,
+		fmt_snprintf(err, errlen, "cannot write the index \"%s\": %s", name,
 			 strerror(errno));
 		return -1;
 	}
@@ -363,18 +364,18 @@ static int write_parts(const char *tmp, const char *name,
 		     {area->s, area->len}};
 	for (size_t i = 0; i < 3; i++)
 		if (write_all(fd, parts[i].p, parts[i].n) < 0) {
-			snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
+			fmt_snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
 				 strerror(errno));
 			close(fd);
 			return -1;
 		}
 	if (fsync(fd) < 0 || close(fd) < 0) {
-		snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
+		fmt_snprintf(err, errlen, "cannot write \"%s\": %s", tmp,
 			 strerror(errno));
 		return -1;
 	}
 	if (rename(tmp, name) < 0) {
-		snprintf(err, errlen, "cannot rename \"%s\": %s", tmp,
+		fmt_snprintf(err, errlen, "cannot rename \"%s\": %s", tmp,
 			 strerror(errno));
 		return -1;
 	}
@@ -393,7 +394,7 @@ int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
 	uint32_t *buckets = NULL;
 
 	index_name(srcpath, name, sizeof name);
-	snprintf(tmp, sizeof tmp, "%s.tmp%ld", name, (long)getpid());
+	fmt_snprintf(tmp, sizeof tmp, "%s.tmp%ld", name, (long)getpid());
 	struct hdr h;
 	memset(&h, 0, sizeof h);
 	memcpy(h.magic, MAGIC, 8);
@@ -408,7 +409,7 @@ int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
 	uint64_t base = head.len + 4ull * h.nbuckets;
 	h.size = base + area.len;
 	if (h.size > UINT32_MAX) {
-		snprintf(err, errlen, "cannot index \"%s\": too large", srcpath);
+		fmt_snprintf(err, errlen, "cannot index \"%s\": too large", srcpath);
 		goto out;
 	}
 	buckets = xcalloc(h.nbuckets, 4);

@@ -12,6 +12,7 @@
  * reply or log line unescaped, or advertises what this build cannot do.
  */
 #include "session.h"
+#include "fmt.h"
 #include "session_state.h"
 #include "handoff.h"
 #include "proxy.h"
@@ -136,7 +137,7 @@ static void do_helo(struct session *s, char *arg, enum proto p)
 	if (sp)
 		*sp = 0;
 	transaction_reset(s);
-	snprintf(s->helo, sizeof s->helo, "%s", esc(arg, strlen(arg)));
+	fmt_snprintf(s->helo, sizeof s->helo, "%s", esc(arg, strlen(arg)));
 	struct reply mr;
 	if (milter_helo(s, &mr) != MILTER_CONTINUE) {
 		reply_dsn(s, mr.code, mr.dsn, "%s", mr.text);
@@ -275,7 +276,7 @@ static void cmd_mail(struct session *s, char *arg)
 	size_t plen = (size_t)(end - p);
 	char margs[CMD_MAX_EXT + 2] = "";
 	if (s->milters)
-		snprintf(margs, sizeof margs, "%s", end);
+		fmt_snprintf(margs, sizeof margs, "%s", end);
 	struct mail_params mp;
 	struct reply r;
 	const char *bad = NULL;
@@ -348,8 +349,8 @@ static int rcpt_proxied(struct session *s, struct rcpt *rc)
 	}
 	if (how == PROXY_ANSWERED) {
 		rc->r.code = pr.code;
-		snprintf(rc->r.dsn, sizeof rc->r.dsn, "%s", pr.dsn);
-		snprintf(rc->r.text, sizeof rc->r.text, "%s", pr.text);
+		fmt_snprintf(rc->r.dsn, sizeof rc->r.dsn, "%s", pr.dsn);
+		fmt_snprintf(rc->r.text, sizeof rc->r.text, "%s", pr.text);
 	}
 	return 0;
 }
@@ -397,7 +398,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	const char *bad = NULL;
 	char rargs[CMD_MAX_EXT + 2] = "";
 	if (s->milters)
-		snprintf(rargs, sizeof rargs, "%s", end);
+		fmt_snprintf(rargs, sizeof rargs, "%s", end);
 	if (envelope_rcpt_params(end, s->proto == P_HELO, &rp, &r, &bad) < 0) {
 		if (bad)
 			unsupported_parameter(s, bad);
@@ -436,7 +437,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	if (rc.r.code == 250 && rc.r.relaying && !envelope_relay_allowed(s)) {
 		rc.r.code = 554;
 		esc_for_code(rc.r.dsn, rc.r.code, ESC_DELIVERY_NOT_AUTHORIZED);
-		snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
+		fmt_snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
 			 rc.addr);
 	}
 	session_filters_rcpt(s, &a, rc.addr, &rc.r);
@@ -889,10 +890,10 @@ static int verb_allowed(struct session *s, const struct verb *v, char *arg)
 	int code;
 	if ((v->flags & F_NOARG) && *arg) {
 		code = 501;
-		snprintf(why, sizeof why, "Syntax: %s", v->name);
+		fmt_snprintf(why, sizeof why, "Syntax: %s", v->name);
 	} else if (!(v->states & (1u << s->state))) {
 		code = 503;
-		snprintf(why, sizeof why, "%s",
+		fmt_snprintf(why, sizeof why, "%s",
 			 v->sequence ? v->sequence(s)
 				     : "Bad sequence of commands");
 	} else {
@@ -1093,7 +1094,7 @@ static int session_end(struct session *s, int exit_status)
 	flush(s);
 	if (s->io.wstatus == IO_TIMEOUT) {
 		char secs[16];
-		snprintf(secs, sizeof secs, "%d", s->io.timeout_ms / 1000);
+		fmt_snprintf(secs, sizeof secs, "%d", s->io.timeout_ms / 1000);
 		log_event(LOG_L_WARNING, "event", "timeout", "reason",
 			  "client stopped reading replies", "seconds", secs,
 			  NULL);
@@ -1105,8 +1106,8 @@ static int session_end(struct session *s, int exit_status)
 	if (s->io.wfd != s->io.rfd)
 		close(s->io.wfd);
 	char in[24], out[24];
-	snprintf(in, sizeof in, "%llu", s->io.bytes_in);
-	snprintf(out, sizeof out, "%llu", s->io.bytes_out);
+	fmt_snprintf(in, sizeof in, "%llu", s->io.bytes_in);
+	fmt_snprintf(out, sizeof out, "%llu", s->io.bytes_out);
 	log_event(LOG_L_INFO, "event", "disconnect", "in", in, "out", out, NULL);
 	transaction_reset(s);
 	session_filters_end(s);
@@ -1140,8 +1141,8 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	char why[512] = "";
 	int fail = session_start(&s, smtpd_name, cf_ok, why, sizeof why);
 	char port[16], uid[16];
-	snprintf(port, sizeof port, "%d", s.peer_port);
-	snprintf(uid, sizeof uid, "%u", (unsigned)s.cred.uid);
+	fmt_snprintf(port, sizeof port, "%d", s.peer_port);
+	fmt_snprintf(uid, sizeof uid, "%u", (unsigned)s.cred.uid);
 	log_event(LOG_L_INFO, "event", "connect", "client", s.peer, "port",
 		  s.peer_is_pipe ? NULL : port, "smtpd",
 		  s.smtpd ? s.smtpd->name : NULL, "uid",

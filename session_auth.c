@@ -10,6 +10,7 @@
  * the one that logged in.
  */
 #include "session_state.h"
+#include "fmt.h"
 #include "auth.h"
 #include "log.h"
 
@@ -83,11 +84,11 @@ static int auth_credentials(struct session *s, int plain, const char *initial,
 		if (!p2 || (u != a.s && strcmp(a.s, u + 1)))
 			r = -2;
 		else {
-			snprintf(user, un, "%s", u + 1);
+			fmt_snprintf(user, un, "%s", u + 1);
 			buf_add(pass, p2 + 1, a.len - (size_t)(p2 + 1 - a.s));
 		}
 	} else if (r == 0) {
-		snprintf(user, un, "%.*s", (int)a.len, a.s);
+		fmt_snprintf(user, un, "%.*s", (int)a.len, a.s);
 	}
 	if (r == 0 && (memchr(user, 0, strlen(user)) || !pass->s ||
 		       memchr(pass->s, 0, pass->len)))
@@ -119,8 +120,8 @@ static void auth_result(struct session *s, int ok, const char *user,
 		      "Authentication credentials invalid");
 		return;
 	}
-	snprintf(s->auth_user, sizeof s->auth_user, "%s", user);
-	snprintf(s->auth_mech, sizeof s->auth_mech, "%s", mech);
+	fmt_snprintf(s->auth_user, sizeof s->auth_user, "%s", user);
+	fmt_snprintf(s->auth_mech, sizeof s->auth_mech, "%s", mech);
 	log_event(LOG_L_INFO, "event", "auth", "user", user, "mechanism", mech,
 		  NULL);
 	reply(s, 235, ESC_OTHER_SECURITY_STATUS, "Authentication successful");

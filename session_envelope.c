@@ -10,6 +10,7 @@
  * Never: replies or logs: it fills a reply the session sends, once.
  */
 #include "session_state.h"
+#include "fmt.h"
 #include "dsn.h"
 #include "net.h"
 
@@ -301,7 +302,7 @@ static int milter_address(struct session *s, const char *given,
 			  unsigned flags, struct addr *a,
 			  char path[ADDR_PATH_MAX + 3], struct reply *r)
 {
-	snprintf(path, ADDR_PATH_MAX + 3, given[0] == '<' ? "%s" : "<%s>",
+	fmt_snprintf(path, ADDR_PATH_MAX + 3, given[0] == '<' ? "%s" : "<%s>",
 		 given);
 	const char *why;
 	size_t where;

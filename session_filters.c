@@ -16,6 +16,7 @@
  * greeting for the DNS answers.
  */
 #include "session_state.h"
+#include "fmt.h"
 #include "dnsbl.h"
 #include "log.h"
 #include "net.h"
@@ -139,7 +140,7 @@ static int early_talker(struct session *s)
 		return -1;
 	}
 	char count[24];
-	snprintf(count, sizeof count, "%zd", n);
+	fmt_snprintf(count, sizeof count, "%zd", n);
 	/* log_event escapes it; a NUL ends what is shown */
 	b[n > 64 ? 64 : n] = 0;
 	log_event(LOG_L_WARNING, "event", "pregreet", "bytes", count, "data", b,
@@ -201,7 +202,7 @@ static void lists_decide(struct session_filters *f)
 	const struct dnsbl_zone *z = w ? w : f->blocked;
 	if (z) {
 		char code[16];
-		snprintf(code, sizeof code, "%u.%u.%u.%u", z->code[0],
+		fmt_snprintf(code, sizeof code, "%u.%u.%u.%u", z->code[0],
 			 z->code[1], z->code[2], z->code[3]);
 		log_event(LOG_L_INFO, "event", w ? "dnswl" : "dnsbl", "zone",
 			  z->zone, "answer", code, NULL);
@@ -240,23 +241,23 @@ static void policy_request(struct session *s, const char *state,
 	policy_attr(q, "queue_id", s->sid);
 	policy_attr(q, "sender", s->from);
 	policy_attr(q, "recipient", rcpt);
-	snprintf(num, sizeof num, "%u", rcpt && *state == 'R' ? 0 : s->nrcpt);
+	fmt_snprintf(num, sizeof num, "%u", rcpt && *state == 'R' ? 0 : s->nrcpt);
 	policy_attr(q, "recipient_count", num);
 	policy_attr(q, "client_address", s->peer_is_pipe ? "" : s->peer);
-	snprintf(num, sizeof num, "%d", s->peer_port);
+	fmt_snprintf(num, sizeof num, "%d", s->peer_port);
 	policy_attr(q, "client_port", s->peer_is_pipe ? "" : num);
 	policy_attr(q, "client_name", s->peer_is_pipe ? "localhost" : "unknown");
 	policy_attr(q, "reverse_client_name",
 		    s->peer_is_pipe ? "localhost" : "unknown");
 	policy_attr(q, "server_address", s->peer_is_pipe ? "" : s->local);
-	snprintf(num, sizeof num, "%d", s->local_port);
+	fmt_snprintf(num, sizeof num, "%d", s->local_port);
 	policy_attr(q, "server_port", s->peer_is_pipe ? "" : num);
-	snprintf(inst, sizeof inst, "%s.%u", s->sid, f->instance);
+	fmt_snprintf(inst, sizeof inst, "%s.%u", s->sid, f->instance);
 	policy_attr(q, "instance", inst);
 	policy_attr(q, "sasl_method", "");
 	policy_attr(q, "sasl_username", s->auth_user);
 	policy_attr(q, "sasl_sender", "");
-	snprintf(num, sizeof num, "%llu",
+	fmt_snprintf(num, sizeof num, "%llu",
 		 (unsigned long long)(*state == 'E' ? s->header_size +
 							      s->data.size
 						     : s->declared_size));
@@ -327,7 +328,7 @@ static int policy_check(struct session *s, const char *state,
 	switch (v.kind) {
 	case POLICY_REFUSE:
 		*r = v.r;
-		snprintf(r->text, sizeof r->text, "%s%s", prefix, v.text);
+		fmt_snprintf(r->text, sizeof r->text, "%s%s", prefix, v.text);
 		return 1;
 	case POLICY_PREPEND:
 		if (*state == 'R')
@@ -365,15 +366,15 @@ void session_filters_rcpt(struct session *s, const struct addr *a,
 		}
 	}
 	if (!refused && f->policy) {
-		snprintf(prefix, sizeof prefix,
+		fmt_snprintf(prefix, sizeof prefix,
 			 "<%s>: Recipient address rejected: ", addr);
 		refused = policy_check(s, "RCPT", addr, prefix, &r);
 	}
 	if (!refused)
 		return;
 	rr->code = r.code;
-	snprintf(rr->dsn, sizeof rr->dsn, "%s", r.dsn);
-	snprintf(rr->text, sizeof rr->text, "%s", r.text);
+	fmt_snprintf(rr->dsn, sizeof rr->dsn, "%s", r.dsn);
+	fmt_snprintf(rr->text, sizeof rr->text, "%s", r.text);
 }
 
 int session_filters_eom(struct session *s, struct reply *r)

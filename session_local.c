@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE /* struct ucred */
 #include "session_state.h"
+#include "fmt.h"
 
 #include <pwd.h>
 #include <stdio.h>
@@ -32,10 +33,10 @@ int session_local_peer(struct session *s, int fd)
 	s->cred.pid = c.pid;
 	struct passwd *pw = getpwuid(c.uid);
 	if (pw && strlen(pw->pw_name) < sizeof s->cred.user)
-		snprintf(s->cred.user, sizeof s->cred.user, "%s", pw->pw_name);
+		fmt_snprintf(s->cred.user, sizeof s->cred.user, "%s", pw->pw_name);
 	/* authenticated by the kernel: relaying and the submission
 	 * fix-ups follow as after AUTH */
-	snprintf(s->auth_user, sizeof s->auth_user, "%s", s->cred.user);
+	fmt_snprintf(s->auth_user, sizeof s->auth_user, "%s", s->cred.user);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
  * refuses), or reads a secret after root has been dropped.
  */
 #include "session_state.h"
+#include "fmt.h"
 #include "auth.h"
 #include "hosts.h"
 #include "log.h"
@@ -56,7 +57,7 @@ static int unix_socket(struct session *s, int fd)
 	const char *name = un.sun_path + abstract;
 	n = strnlen(name, n - (size_t)abstract);
 	if (n)
-		snprintf(s->unix_path, sizeof s->unix_path, "%s%.*s",
+		fmt_snprintf(s->unix_path, sizeof s->unix_path, "%s%.*s",
 			 abstract ? "@" : "", (int)n, name);
 	return 0;
 }
@@ -87,15 +88,15 @@ static void find_addresses(struct session *s, int fd)
 	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
 	const char *tr = getenv("TCPREMOTEIP"), *trp = getenv("TCPREMOTEPORT");
 	if (!s->unix_path[0] && tl && tp && tr && *tl && *tr) {
-		snprintf(s->local, sizeof s->local, "%s", tl);
-		snprintf(s->peer, sizeof s->peer, "%s", tr);
+		fmt_snprintf(s->local, sizeof s->local, "%s", tl);
+		fmt_snprintf(s->peer, sizeof s->peer, "%s", tr);
 		s->local_port = atoi(tp);
 		s->peer_port = trp ? atoi(trp) : 0;
 		return;
 	}
 	s->peer_is_pipe = 1;
-	snprintf(s->peer, sizeof s->peer, NET_LOCAL_PEER);
-	snprintf(s->local, sizeof s->local, NET_LOCAL_PEER);
+	fmt_snprintf(s->peer, sizeof s->peer, NET_LOCAL_PEER);
+	fmt_snprintf(s->local, sizeof s->local, NET_LOCAL_PEER);
 	if (is_unix)
 		session_local_peer(s, fd);
 }
@@ -161,11 +162,11 @@ static int choose_smtpd(struct session *s, const char *name)
 static int read_secret(const char *path, struct buf *b, char *why, size_t n)
 {
 	if (buf_read_file(b, AT_FDCWD, path, 1 << 20) < 0) {
-		snprintf(why, n, "%s: %s", path, strerror(errno));
+		fmt_snprintf(why, n, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (!b->len) {
-		snprintf(why, n, "%s: empty", path);
+		fmt_snprintf(why, n, "%s: empty", path);
 		return -1;
 	}
 	return 0;
@@ -211,7 +212,7 @@ static void new_sid(char *out, size_t n)
 				       ((unsigned long long)getpid() << 20);
 		memcpy(r, &t, sizeof r);
 	}
-	snprintf(out, n, "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
+	fmt_snprintf(out, n, "%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
 		 r[4], r[5]);
 }
 
@@ -222,19 +223,19 @@ static int start_choose(struct session *s, const char *name, char *why,
 	if (choose_smtpd(s, name) == 0)
 		return 0;
 	if (s->unix_path[0])
-		snprintf(why, n, "no [smtpd] section%s%s%s listens on unix:%s, "
+		fmt_snprintf(why, n, "no [smtpd] section%s%s%s listens on unix:%s, "
 				 "where this connection arrived",
 			 name ? " \"" : "", name ? name : "", name ? "\"" : "",
 			 s->unix_path);
 	else if (name)
-		snprintf(why, n, "[smtpd \"%s\"] does not listen on %s port %d, "
+		fmt_snprintf(why, n, "[smtpd \"%s\"] does not listen on %s port %d, "
 				 "where this connection arrived",
 			 name, s->local, s->local_port);
 	else if (s->peer_is_pipe)
-		snprintf(why, n, "several [smtpd] sections and a local pipe: "
+		fmt_snprintf(why, n, "several [smtpd] sections and a local pipe: "
 				 "choose one with --smtpd=NAME");
 	else
-		snprintf(why, n, "no [smtpd] section listens on %s port %d, "
+		fmt_snprintf(why, n, "no [smtpd] section listens on %s port %d, "
 				 "where this connection arrived",
 			 s->local, s->local_port);
 	return START_NO_SMTPD;
@@ -279,7 +280,7 @@ static void start_limits(struct session *s, int cf_ok)
 {
 	const struct cf_section *l = s->smtpd;
 	if (l) {
-		snprintf(s->name, sizeof s->name, "%s", l->v[SMTPD_NAME].s);
+		fmt_snprintf(s->name, sizeof s->name, "%s", l->v[SMTPD_NAME].s);
 		s->max_size = l->v[SMTPD_MAX_MESSAGE_SIZE].n;
 		s->max_rcpt = (unsigned)l->v[SMTPD_MAX_RECIPIENTS].n;
 		s->timeout = (int)l->v[SMTPD_TIMEOUT].n;
@@ -308,12 +309,12 @@ int session_start(struct session *s, const char *smtpd_name, int cf_ok,
 	int rfd = s->io.rfd;
 	new_sid(s->sid, sizeof s->sid);
 	find_addresses(s, rfd);
-	snprintf(s->name, sizeof s->name, "%s",
+	fmt_snprintf(s->name, sizeof s->name, "%s",
 		 cf_ok ? s->cf->core->v[CORE_HOSTNAME].s : "postmaster");
 	int fail = cf_ok ? start_choose(s, smtpd_name, why, n) : START_FAILED;
 	char lwhy[512];
 	if (start_log(s, cf_ok, rfd, lwhy, sizeof lwhy)) {
-		snprintf(why, n, "%s", lwhy);
+		fmt_snprintf(why, n, "%s", lwhy);
 		fail = START_FAILED;
 	}
 	s->spool_fd = -1;

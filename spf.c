@@ -6,6 +6,7 @@
  * needs <sys/socket.h> and <netinet/in.h> first.
  */
 #include "spf.h"
+#include "fmt.h"
 #include "log.h"
 
 #include <dlfcn.h>
@@ -60,14 +61,14 @@ static int load(char *why, size_t n)
 	L.loaded = -1;
 	void *h = dlopen("libspf2.so.2", RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
-		snprintf(why, n, "cannot load libspf2.so.2: %s", dlerror());
+		fmt_snprintf(why, n, "cannot load libspf2.so.2: %s", dlerror());
 		return -1;
 	}
 #define SYM(name)                                                   \
 	do {                                                        \
 		*(void **)&L.name = dlsym(h, #name);                \
 		if (!L.name) {                                      \
-			snprintf(why, n, "libspf2 lacks %s", #name); \
+			fmt_snprintf(why, n, "libspf2 lacks %s", #name); \
 			return -1;                                  \
 		}                                                   \
 	} while (0)
@@ -96,7 +97,7 @@ static int load(char *why, size_t n)
 		*eh = fatal;
 	server = L.SPF_server_new(SPF_DNS_CACHE, 0);
 	if (!server) {
-		snprintf(why, n, "SPF_server_new failed");
+		fmt_snprintf(why, n, "SPF_server_new failed");
 		return -1;
 	}
 	L.loaded = 1;
@@ -117,7 +118,7 @@ enum spf_result spf_check(const char *ip, const char *helo, const char *sender,
 		return SPFR_TEMPERROR;
 	SPF_request_t *req = L.SPF_request_new(server);
 	char from[600];
-	snprintf(from, sizeof from, "%s%s", *sender ? "" : "postmaster@",
+	fmt_snprintf(from, sizeof from, "%s%s", *sender ? "" : "postmaster@",
 		 *sender ? sender : helo);
 	int bad = (strchr(ip, ':') ? L.SPF_request_set_ipv6_str(req, ip)
 				   : L.SPF_request_set_ipv4_str(req, ip)) != 0;

@@ -34,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include "spool.h"
+#include "fmt.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -61,11 +62,11 @@ int spool_open(const char *dir, char *why, size_t n)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(why, n, "spool directory %s: %s", dir, strerror(errno));
+		fmt_snprintf(why, n, "spool directory %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	if (faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
-		snprintf(why, n, "spool directory %s: %s", dir, strerror(errno));
+		fmt_snprintf(why, n, "spool directory %s: %s", dir, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -75,11 +76,11 @@ int spool_open(const char *dir, char *why, size_t n)
 static void name_of(char *out, size_t n, const char *id, const char *ext)
 {
 	if (!*ext)
-		snprintf(out, n, "%s", id);
+		fmt_snprintf(out, n, "%s", id);
 	else if (!strcmp(ext, "tmp"))
-		snprintf(out, n, "tmp.%s", id);
+		fmt_snprintf(out, n, "tmp.%s", id);
 	else
-		snprintf(out, n, "%s.%s", id, ext);
+		fmt_snprintf(out, n, "%s.%s", id, ext);
 }
 
 static int is_id(const char *s)
@@ -100,7 +101,7 @@ int spool_create(int dirfd, struct spool_msg *m)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		/* seconds, microseconds, random: name order is arrival
 		 * order to the microsecond */
-		snprintf(m->id, sizeof m->id, "%010llX%05lX%03X",
+		fmt_snprintf(m->id, sizeof m->id, "%010llX%05lX%03X",
 			 (unsigned long long)ts.tv_sec & 0xffffffffffULL,
 			 (unsigned long)(ts.tv_nsec / 1000) & 0xfffff,
 			 rnd & 0xfff);
@@ -278,7 +279,7 @@ int spool_begin_message(struct spool_msg *m)
 static int write_envelope(int dirfd, const struct spool_msg *m)
 {
 	char tmp[64], name[64];
-	snprintf(tmp, sizeof tmp, "%s.env.%ld", m->id, (long)getpid());
+	fmt_snprintf(tmp, sizeof tmp, "%s.env.%ld", m->id, (long)getpid());
 	name_of(name, sizeof name, m->id, "env");
 	struct buf b = {0};
 	envelope_text(m, &b);
@@ -458,7 +459,7 @@ static int parse_envelope(char *text, struct spool_msg *m)
 			    !(remote = get_field(&p)))
 				return -1;
 			t->code = atoi(code);
-			snprintf(t->dsn, sizeof t->dsn, "%s", dsn);
+			fmt_snprintf(t->dsn, sizeof t->dsn, "%s", dsn);
 			free(t->remote);
 			free(t->text);
 			t->remote = xstrdup(remote);
@@ -502,16 +503,16 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 {
 	memset(m, 0, sizeof *m);
 	m->data_fd = -1;
-	snprintf(m->id, sizeof m->id, "%s", id);
+	fmt_snprintf(m->id, sizeof m->id, "%s", id);
 	char name[64];
 	name_of(name, sizeof name, id, "");
 	m->data_fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (m->data_fd < 0) {
-		snprintf(why, n, "%s: %s", name, strerror(errno));
+		fmt_snprintf(why, n, "%s: %s", name, strerror(errno));
 		return errno == ENOENT ? SPOOL_GONE : SPOOL_BAD;
 	}
 	if (lock && flock(m->data_fd, LOCK_EX | LOCK_NB) < 0) {
-		snprintf(why, n, "%s: locked by another process", id);
+		fmt_snprintf(why, n, "%s: locked by another process", id);
 		spool_msg_free(m);
 		return SPOOL_BUSY;
 	}
@@ -528,7 +529,7 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	free(head);
 	free(text);
 	if (bad) {
-		snprintf(why, n, "%s: malformed envelope", id);
+		fmt_snprintf(why, n, "%s: malformed envelope", id);
 		spool_msg_free(m);
 		return SPOOL_BAD;
 	}
@@ -572,7 +573,7 @@ static void remove_leftover(int dirfd, const char *name)
 {
 	char id[32];
 	const char *base = !strncmp(name, "tmp.", 4) ? name + 4 : name;
-	snprintf(id, sizeof id, "%.*s", (int)strcspn(base, "."), base);
+	fmt_snprintf(id, sizeof id, "%.*s", (int)strcspn(base, "."), base);
 	struct stat st;
 	if (!is_id(id) || fstatat(dirfd, name, &st, 0) < 0)
 		return;

@@ -12,6 +12,7 @@
  * handshake costs at most the session timeout.
  */
 #include "tls.h"
+#include "fmt.h"
 #include "log.h"
 #include "util.h"
 
@@ -79,7 +80,7 @@ static int load(char *why, size_t n)
 		return G.loaded > 0 ? 0 : -1;
 	void *h = dlopen(LIBGNUTLS, RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
-		snprintf(why, n, "cannot load %s: %s", LIBGNUTLS, dlerror());
+		fmt_snprintf(why, n, "cannot load %s: %s", LIBGNUTLS, dlerror());
 		G.loaded = -1;
 		return -1;
 	}
@@ -87,7 +88,7 @@ static int load(char *why, size_t n)
 	do {                                                          \
 		*(void **)&G.name = dlsym(h, #name);                  \
 		if (!G.name) {                                        \
-			snprintf(why, n, "%s lacks %s", LIBGNUTLS, #name); \
+			fmt_snprintf(why, n, "%s lacks %s", LIBGNUTLS, #name); \
 			G.loaded = -1;                                \
 			return -1;                                    \
 		}                                                     \
@@ -128,7 +129,7 @@ static int load(char *why, size_t n)
 	SYM(gnutls_cipher_get_name);
 #undef SYM
 	if (G.gnutls_global_init() < 0) {
-		snprintf(why, n, "gnutls_global_init failed");
+		fmt_snprintf(why, n, "gnutls_global_init failed");
 		G.loaded = -1;
 		return -1;
 	}
@@ -307,7 +308,7 @@ static void alert_failure(struct tls *t, int err, long long deadline,
 	if (err == GNUTLS_E_FATAL_ALERT_RECEIVED ||
 	    err == GNUTLS_E_WARNING_ALERT_RECEIVED) {
 		const char *a = G.gnutls_alert_get_name(G.gnutls_alert_get(t->s));
-		snprintf(why + len, n - len, " (alert %s received)", a ? a : "?");
+		fmt_snprintf(why + len, n - len, " (alert %s received)", a ? a : "?");
 		return;
 	}
 	if (err == GNUTLS_E_PREMATURE_TERMINATION ||
@@ -324,7 +325,7 @@ static void alert_failure(struct tls *t, int err, long long deadline,
 	} while (r == GNUTLS_E_AGAIN && wait_until(t, deadline) > 0);
 	const char *a = G.gnutls_alert_get_name((gnutls_alert_description_t)alert);
 	if (r >= 0)
-		snprintf(why + len, n - len, " (alert %s sent)", a ? a : "?");
+		fmt_snprintf(why + len, n - len, " (alert %s sent)", a ? a : "?");
 }
 
 /* The handshake on a prepared session, within one deadline (the session
@@ -346,7 +347,7 @@ static int handshake(struct io *io, struct tls *t, char *why, size_t n)
 		if (r >= 0)
 			break;
 		if (G.gnutls_error_is_fatal(r)) {
-			snprintf(why, n, "TLS handshake failed: %s",
+			fmt_snprintf(why, n, "TLS handshake failed: %s",
 				 G.gnutls_strerror(r));
 			alert_failure(t, r, deadline, why, n);
 			free_tls(t);
@@ -357,7 +358,7 @@ static int handshake(struct io *io, struct tls *t, char *why, size_t n)
 				? wait_until(t, deadline)
 				: now_ms() < deadline;
 		if (w <= 0) {
-			snprintf(why, n, "TLS handshake %s after %d s",
+			fmt_snprintf(why, n, "TLS handshake %s after %d s",
 				 w == 0 ? "timed out" : "failed",
 				 t->timeout_ms / 1000);
 			free_tls(t);
@@ -392,7 +393,7 @@ static struct tls *new_tls(unsigned side, const char *priority, char *why,
 	buf_free(&prio);
 	return t;
 fail:
-	snprintf(why, n, "TLS %s failed: %s", step, G.gnutls_strerror(r));
+	fmt_snprintf(why, n, "TLS %s failed: %s", step, G.gnutls_strerror(r));
 	buf_free(&prio);
 	free_tls(t);
 	return NULL;
@@ -404,7 +405,7 @@ static int set_credentials(struct tls *t, char *why, size_t n)
 	int r = G.gnutls_credentials_set(t->s, GNUTLS_CRD_CERTIFICATE, t->cred);
 	if (r >= 0)
 		return 0;
-	snprintf(why, n, "TLS credentials failed: %s", G.gnutls_strerror(r));
+	fmt_snprintf(why, n, "TLS credentials failed: %s", G.gnutls_strerror(r));
 	free_tls(t);
 	return -1;
 }
@@ -425,7 +426,7 @@ int tls_server_start(struct io *io, const char *priority,
 		int r = G.gnutls_certificate_set_x509_key_mem2(
 			t->cred, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
 		if (r < 0) {
-			snprintf(why, n, "TLS certificate and key %zu failed: %s",
+			fmt_snprintf(why, n, "TLS certificate and key %zu failed: %s",
 				 i + 1, G.gnutls_strerror(r));
 			free_tls(t);
 			return -1;
@@ -450,7 +451,7 @@ int tls_client_start(struct io *io, const char *name, int verify, char *why,
 	int r;
 	if (verify &&
 	    (r = G.gnutls_certificate_set_x509_system_trust(t->cred)) < 0) {
-		snprintf(why, n, "TLS system trust store failed: %s",
+		fmt_snprintf(why, n, "TLS system trust store failed: %s",
 			 G.gnutls_strerror(r));
 		free_tls(t);
 		return -1;
@@ -474,7 +475,7 @@ int tls_priority_check(const char *priority, size_t *at, char *why, size_t n)
 	const char *err = NULL;
 	int r = G.gnutls_priority_init(&p, priority, &err);
 	if (r < 0) {
-		snprintf(why, n, "%s", G.gnutls_strerror(r));
+		fmt_snprintf(why, n, "%s", G.gnutls_strerror(r));
 		if (err && err >= priority)
 			*at = (size_t)(err - priority);
 		return -1;
@@ -487,13 +488,13 @@ void tls_describe(const struct io *io, char *out, size_t n)
 {
 	const struct tls *t = io->tr_state;
 	if (!t || io->tr != &tls_transport) {
-		snprintf(out, n, "none");
+		fmt_snprintf(out, n, "none");
 		return;
 	}
 	const char *v = G.gnutls_protocol_get_name(
 		G.gnutls_protocol_get_version(t->s));
 	const char *c = G.gnutls_cipher_get_name(G.gnutls_cipher_get(t->s));
-	snprintf(out, n, "%s %s", v ? v : "TLS", c ? c : "");
+	fmt_snprintf(out, n, "%s %s", v ? v : "TLS", c ? c : "");
 }
 
 void tls_end(struct io *io)

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "util.h"
+#include "fmt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,7 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	va_list ap2;
 	buf_reserve(b, 128);
 	va_copy(ap2, ap);
-	int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap2);
+	int n = fmt_vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap2);
 	va_end(ap2);
 	if (n < 0) {
 		b->s[b->len] = 0;
@@ -107,7 +108,7 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	}
 	if ((size_t)n >= b->cap - b->len) {
 		buf_reserve(b, (size_t)n);
-		vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+		fmt_vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
 	}
 	b->len += (size_t)n;
 }
@@ -334,9 +335,24 @@ int write_all(int fd, const void *p, size_t n)
 
 void date_rfc5322(time_t t, char *out, size_t n)
 {
+	/* strftime's names in the C locale, without its locale machinery */
+	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed",
+					"Thu", "Fri", "Sat"};
+	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr",
+					   "May", "Jun", "Jul", "Aug",
+					   "Sep", "Oct", "Nov", "Dec"};
 	struct tm tm;
 	localtime_r(&t, &tm);
-	if (!strftime(out, n, "%a, %d %b %Y %H:%M:%S %z", &tm) && n)
+	long off = tm.tm_gmtoff / 60;
+	char sign = off < 0 ? '-' : '+';
+	if (off < 0)
+		off = -off;
+	int r = fmt_snprintf(out, n, "%s, %02d %s %d %02d:%02d:%02d %c%02ld%02ld",
+			     days[tm.tm_wday % 7], tm.tm_mday,
+			     months[tm.tm_mon % 12], tm.tm_year + 1900,
+			     tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 60,
+			     off % 60);
+	if ((r < 0 || (size_t)r >= n) && n)
 		out[0] = 0;
 }
 
@@ -349,7 +365,7 @@ int tmpfile_open(void)
 	if (fd >= 0)
 		return fd;
 	char path[4096];
-	snprintf(path, sizeof path, "%s/postmaster.XXXXXX", dir);
+	fmt_snprintf(path, sizeof path, "%s/postmaster.XXXXXX", dir);
 	fd = mkostemp(path, O_CLOEXEC);
 	if (fd >= 0)
 		unlink(path);

@@ -1,0 +1,154 @@
+/*
+ * test_fmt.c - fmt_snprintf against the C library's snprintf: for every
+ * conversion the code uses and the odd ones it hands back to the library,
+ * the same text, the same return value and the same truncation at every
+ * buffer size from 0 to past the end; and the RFC 5322 date of message
+ * headers, which is written with it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "fmt.h"
+#include "util.h"
+
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#pragma GCC diagnostic ignored "-Wformat-zero-length"
+
+/* Formats with both at each size n and compares; returns the full text's
+ * length. A macro, so that each call's arguments keep their own types. */
+#define SAME(...)                                                             \
+	do {                                                                  \
+		char want[512], got[512];                                     \
+		int wl = snprintf(want, sizeof want, __VA_ARGS__);            \
+		assert_true(wl >= 0 && wl < (int)sizeof want);                \
+		for (size_t n = 0; n <= (size_t)wl + 2; n++) {                \
+			char a[512], b[512];                                  \
+			memset(a, 'Z', sizeof a);                             \
+			memset(b, 'Z', sizeof b);                             \
+			int ra = snprintf(a, n, __VA_ARGS__);                 \
+			int rb = fmt_snprintf(b, n, __VA_ARGS__);             \
+			assert_int_equal(ra, rb);                             \
+			assert_memory_equal(a, b, n + 1);                     \
+		}                                                             \
+		fmt_snprintf(got, sizeof got, __VA_ARGS__);                   \
+		assert_string_equal(want, got);                               \
+	} while (0)
+
+static void test_text_and_strings(void **state)
+{
+	const char *s = "hello";
+	SAME("plain text, no conversion");
+	SAME("");
+	SAME("%s", "");
+	SAME("%s and %s", s, "world");
+	SAME("[%8s][%-8s][%2s]", s, s, s);
+	SAME("[%.3s][%.0s][%.9s][%8.2s][%-8.2s]", s, s, s, s, s);
+	SAME("[%.*s][%.*s][%*s][%-*s]", 2, s, -1, s, 7, s, 7, s);
+	SAME("[%*s]", -7, s); /* a negative '*' width: left-justified */
+	SAME("%c%c%c [%3c][%-3c]", 'a', '\0' + 'b', 'c', 'x', 'y');
+	SAME("100%% sure, %s%%", s);
+	SAME("%s", "a \"quoted\" \\ value\twith a tab");
+}
+
+static void test_integers(void **state)
+{
+	SAME("%d %d %d %i", 0, -1, 2147483647, -2147483647 - 1);
+	SAME("%u %u %x %X %o", 0u, 4294967295u, 0xdeadbeefu, 0xabcdefu, 8u);
+	SAME("%ld %lu %lld %llu", -9223372036854775807L - 1,
+	     18446744073709551615UL, -42LL, 18446744073709551615ULL);
+	SAME("%zu %zd %jd %ju %td", (size_t)123456, (ssize_t)-5,
+	     (intmax_t)-77, (uintmax_t)77, (ptrdiff_t)-3);
+	SAME("%hhu %hhd %hu %hd", 300, 200, 70000, 40000);
+	SAME("[%02x][%02X][%08x][%5d][%-5d][%05d][%05d]", 5u, 255u, 0xabcu,
+	     42, 42, 42, -42);
+	SAME("[%3d][%1d][%8lld][%010llX][%05lX][%03X][%04o]", 7, 12345,
+	     -123LL, 0xfeedULL, 0xabcUL, 0xfffu, 0644u);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat" /* '0' with a precision */
+	SAME("[%.3d][%.0d][%.0u][%5.0d][%-6.3d][%06.3d][%.3x]", 7, 0, 0u, 0,
+	     -7, 7, 10u);
+#pragma GCC diagnostic pop
+	SAME("[%*d][%-*d][%.*d]", 6, 1, 6, 1, 4, 1);
+	SAME("%s=%d %s=%llu %s=%zu", "a", 1, "b", 2ULL, "c", (size_t)3);
+}
+
+/* What fmt.c does not do itself goes to the library, whole (some of it
+ * is what the compiler would flag in real code). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat"
+static void test_handed_to_the_library(void **state)
+{
+	SAME("%+d % d %#x %#o", 5, 5, 255u, 8u);
+	SAME("%f %.2f %e %g", 1.5, 2.345, 1e10, 0.0001);
+	SAME("%p", (void *)0);
+	SAME("%s then %+d", "mixed", 3);
+	SAME("%5%");
+	SAME("%ls", L"wide");
+	SAME("[%05s]", "ab");
+	char big[16];
+	assert_int_equal(fmt_snprintf(big, sizeof big, "%100000d", 1), 100000);
+	assert_string_equal(big, "               ");
+}
+#pragma GCC diagnostic pop
+
+static void test_errno_text(void **state)
+{
+	char w[128], g[128];
+	errno = ENOENT;
+	snprintf(w, sizeof w, "open: %s", strerror(ENOENT));
+	errno = ENOENT;
+	fmt_snprintf(g, sizeof g, "open: %m");
+	assert_string_equal(w, g);
+	assert_int_equal(errno, ENOENT); /* left as it was */
+	errno = EACCES;
+	SAME("[%m] [%20m] [%-20.5m]");
+}
+
+/* date_rfc5322 writes what strftime("%a, %d %b %Y %H:%M:%S %z") does,
+ * east and west of UTC and on the half hour. */
+static void test_rfc5322_date(void **state)
+{
+	static const char *const zones[] = {"UTC0", "NST3:30", "IST-5:30",
+					    "PST8", "NZST-12"};
+	static const time_t times[] = {0, 951782400, 1796601600, 1765065600};
+	for (size_t z = 0; z < sizeof zones / sizeof *zones; z++) {
+		setenv("TZ", zones[z], 1);
+		tzset();
+		for (size_t i = 0; i < sizeof times / sizeof *times; i++) {
+			char want[64], got[64];
+			struct tm tm;
+			localtime_r(&times[i], &tm);
+			strftime(want, sizeof want, "%a, %d %b %Y %H:%M:%S %z",
+				 &tm);
+			date_rfc5322(times[i], got, sizeof got);
+			assert_string_equal(want, got);
+		}
+	}
+	char small[8] = "x";
+	date_rfc5322(0, small, sizeof small);
+	assert_string_equal(small, ""); /* too small: empty, as before */
+	unsetenv("TZ");
+	tzset();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_text_and_strings),
+		cmocka_unit_test(test_integers),
+		cmocka_unit_test(test_handed_to_the_library),
+		cmocka_unit_test(test_errno_text),
+		cmocka_unit_test(test_rfc5322_date),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
