@@ -24,6 +24,7 @@
 #include "data.h"
 #include "deliver.h"
 #include "dsn.h"
+#include "fmt.h"
 #include "io.h"
 #include "route.h"
 #include "spool.h"
@@ -262,7 +263,7 @@ void session_filters_end(struct session *s);
 
 static inline const char *angle(const char *a, char *buf, size_t n)
 {
-	snprintf(buf, n, "<%s>", a);
+	fmt_snprintf(buf, n, "<%s>", a);
 	return buf;
 }
 
