@@ -23,6 +23,7 @@
 
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #pragma GCC diagnostic ignored "-Wformat-zero-length"
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 
 /* Formats with both at each size n and compares; returns the full text's
  * length. A macro, so that each call's arguments keep their own types. */
@@ -114,6 +115,106 @@ static void test_errno_text(void **state)
 	SAME("[%m] [%20m] [%-20.5m]");
 }
 
+/* One conversion built at random from the grammar fmt.c does itself,
+ * formatted by both with arguments of its exact types; n is the buffer
+ * size. Returns 0 when they agree. */
+static int one_random(unsigned *seed, size_t n)
+{
+	static const char *const lens[] = {"", "hh", "h", "l", "ll", "z", "j"};
+	static const char convs[] = "diuoxXcs";
+	char f[64], a[256], b[256];
+	int star_w = rand_r(seed) % 4 == 0, star_p = rand_r(seed) % 4 == 0;
+	int w = rand_r(seed) % 41 - 20, p = rand_r(seed) % 12 - 1;
+	char conv = convs[rand_r(seed) % (sizeof convs - 1)];
+	const char *len = strchr("cs", conv) ? "" : lens[rand_r(seed) % 7];
+	size_t k = 0;
+	f[k++] = '%';
+	if (rand_r(seed) % 3 == 0)
+		f[k++] = '-';
+	if (rand_r(seed) % 3 == 0 && !strchr("cs", conv))
+		f[k++] = '0';
+	if (star_w)
+		f[k++] = '*';
+	else if (w > 0)
+		k += (size_t)sprintf(f + k, "%d", w);
+	if (star_p)
+		k += (size_t)sprintf(f + k, ".*");
+	else if (p >= 0 && conv != 'c')
+		k += (size_t)sprintf(f + k, ".%d", p);
+	k += (size_t)sprintf(f + k, "%s%c", len, conv);
+	unsigned long long v = ((unsigned long long)rand_r(seed) << 33) ^
+			       ((unsigned long long)rand_r(seed) << 11) ^
+			       (unsigned long long)rand_r(seed);
+	v >>= rand_r(seed) % 64;
+	const char *str = "random text";
+	memset(a, 'Z', sizeof a);
+	memset(b, 'Z', sizeof b);
+	int ra, rb;
+	/* the arguments: [width] [precision] value, each of its own type */
+#define BOTH(...)                                                             \
+	do {                                                                  \
+		if (star_w && star_p) {                                       \
+			ra = snprintf(a, n, f, w, p, __VA_ARGS__);            \
+			rb = fmt_snprintf(b, n, f, w, p, __VA_ARGS__);        \
+		} else if (star_w) {                                          \
+			ra = snprintf(a, n, f, w, __VA_ARGS__);               \
+			rb = fmt_snprintf(b, n, f, w, __VA_ARGS__);           \
+		} else if (star_p) {                                          \
+			ra = snprintf(a, n, f, p, __VA_ARGS__);               \
+			rb = fmt_snprintf(b, n, f, p, __VA_ARGS__);           \
+		} else {                                                      \
+			ra = snprintf(a, n, f, __VA_ARGS__);                  \
+			rb = fmt_snprintf(b, n, f, __VA_ARGS__);              \
+		}                                                             \
+	} while (0)
+	int is_signed = conv == 'd' || conv == 'i';
+	if (conv == 's')
+		BOTH(str + v % 12);
+	else if (conv == 'c')
+		BOTH((int)(' ' + v % 95));
+	else if (!strcmp(len, "ll"))
+		BOTH(v);
+	else if (!strcmp(len, "l")) {
+		if (is_signed)
+			BOTH((long)v);
+		else
+			BOTH((unsigned long)v);
+	} else if (!strcmp(len, "z")) {
+		if (is_signed)
+			BOTH((ssize_t)v);
+		else
+			BOTH((size_t)v);
+	} else if (!strcmp(len, "j")) {
+		if (is_signed)
+			BOTH((intmax_t)v);
+		else
+			BOTH((uintmax_t)v);
+	} else {
+		if (is_signed)
+			BOTH((int)v);
+		else
+			BOTH((unsigned)v);
+	}
+#undef BOTH
+	if (ra != rb || memcmp(a, b, n < sizeof a ? n + 1 : sizeof a)) {
+		print_error("%s (n=%zu): snprintf %d \"%.*s\", fmt %d \"%.*s\"\n",
+			    f, n, ra, (int)n, a, rb, (int)n, b);
+		return -1;
+	}
+	return 0;
+}
+
+/* Many conversions at random against the library: each one's flags,
+ * width, precision, length and value drawn from fmt.c's own grammar. */
+static void test_random_conversions(void **state)
+{
+	unsigned seed = 20261207;
+	int bad = 0;
+	for (int i = 0; i < 200000 && bad < 5; i++)
+		bad += one_random(&seed, (size_t)(rand_r(&seed) % 70)) < 0;
+	assert_int_equal(bad, 0);
+}
+
 /* date_rfc5322 writes what strftime("%a, %d %b %Y %H:%M:%S %z") does,
  * east and west of UTC and on the half hour. */
 static void test_rfc5322_date(void **state)
@@ -149,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_handed_to_the_library),
 		cmocka_unit_test(test_errno_text),
 		cmocka_unit_test(test_rfc5322_date),
+		cmocka_unit_test(test_random_conversions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
