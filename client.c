@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,14 @@ int client_connect(const struct sockaddr_storage *ss, socklen_t len,
 	}
 	int fl = fcntl(fd, F_GETFL);
 	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	/* Every write here is a whole command group, data chunk or the final
+	 * dot, buffered by io.c: Nagle's algorithm would hold a small one
+	 * (the dot after the last chunk) until the peer's delayed ACK, 40 ms
+	 * and more per message on Linux. */
+	if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
 	return fd;
 }
 

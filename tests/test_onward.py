@@ -977,6 +977,31 @@ list@example.com a@example.net, b@example.net, c@example.com, a@example.net
     assert queue(cf) == "the spool is empty\n"
 
 
+def test_queue_run_does_not_wait_for_delayed_acks(tmp, peers):
+    """A queue run to one host sends its messages back to back. Each
+    message ends with the final dot written after the data; with Nagle's
+    algorithm on, that small write waits for the peer's delayed ACK, at
+    least 40 ms on Linux (TCP_DELACK_MIN), so 25 messages would take a
+    second or more. With TCP_NODELAY they take a few ms each, under the
+    sanitizers too: the bound below is far from both."""
+    port = free_port()
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % port])
+    for _ in range(25):  # the relay is down: each one stays queued
+        sent = submit(cf, ["joe@example.net"])
+        assert "status=deferred" in sent.log, sent.log
+    sink = SmtpSink(tmp, port=port)
+    peers.append(sink)
+    t0 = time.monotonic()
+    log = flush(cf)
+    took = time.monotonic() - t0
+    st = re.findall(r"^.* to=<joe@example.net> .*status=sent.*$", log, re.M)
+    assert len(st) == 25, log
+    assert len(wait_for(lambda: len(sink.messages()) == 25 and sink.messages(),
+                        what="25 dumps")) == 25
+    assert took < 0.75, "25 messages took %.2f s: waiting for ACKs?" % took
+    assert queue(cf) == "the spool is empty\n"
+
+
 # ------------------------------------------------------------------ #
 # 3. LMTP: Dovecot                                                   #
 
