@@ -10,8 +10,8 @@
  * at the system for --check (check.c), or writes anything.
  */
 #include "cf_impl.h"
-#include "fmt.h"
 #include "addr.h"
+#include "fmt.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,9 +10,9 @@
  * warnings (check.c); never resolves a name but a service port.
  */
 #include "cf_impl.h"
-#include "fmt.h"
 #include "addr.h"
 #include "dnsbl.h"
+#include "fmt.h"
 #include "net.h"
 
 #include <arpa/inet.h>

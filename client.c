@@ -10,10 +10,10 @@
  */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "client.h"
-#include "fmt.h"
 #include "client_conn.h"
 #include "client_dest.h"
 #include "dsn.h"
+#include "fmt.h"
 #include "io.h"
 #include "mime.h"
 #include "net.h"

@@ -8,8 +8,8 @@
  * myself (5.4.6).
  */
 #include "client_dest.h"
-#include "fmt.h"
 #include "dns.h"
+#include "fmt.h"
 #include "net.h"
 #include "util.h"
 

@@ -9,8 +9,8 @@
  * connection, replies or logs.
  */
 #include "data.h"
-#include "fmt.h"
 #include "addr.h"
+#include "fmt.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -8,9 +8,9 @@
  * it needs the verdict.
  */
 #include "dnsbl.h"
-#include "fmt.h"
 #include "addr.h"
 #include "dns.h"
+#include "fmt.h"
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>

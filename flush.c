@@ -10,10 +10,10 @@
  * could not be reached is remembered for the rest of the flush.
  */
 #include "flush.h"
-#include "fmt.h"
 #include "bounce.h"
 #include "client.h"
 #include "deliver.h"
+#include "fmt.h"
 #include "log.h"
 #include "priv.h"
 #include "reply.h"

@@ -6,8 +6,8 @@
  * read /proc/PID/maps for that).
  */
 #include "idna.h"
-#include "fmt.h"
 #include "addr.h"
+#include "fmt.h"
 #include "util.h"
 
 #include <dlfcn.h>

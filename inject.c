@@ -15,11 +15,11 @@
  * more of the message in memory than its header (-t, bounded).
  */
 #include "inject.h"
-#include "fmt.h"
 #include "addr.h"
 #include "data.h"
 #include "deliver.h"
 #include "dsn.h"
+#include "fmt.h"
 #include "io.h"
 #include "session.h"
 #include "util.h"

@@ -10,8 +10,8 @@
  * waits on a milter without its timeout; allocates anything for a session
  * whose [smtpd] names no milter.
  */
-#include "session_state.h"
 #include "fmt.h"
+#include "session_state.h"
 #include "milter_impl.h"
 #include "log.h"
 

@@ -14,8 +14,8 @@
  * one message are bounded by MODS_MAX and MODS_BYTES), or applies a
  * modification of a message that was then refused.
  */
-#include "session_state.h"
 #include "fmt.h"
+#include "session_state.h"
 #include "milter_impl.h"
 #include "handoff.h"
 #include "log.h"

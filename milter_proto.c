@@ -8,8 +8,8 @@
  * MP_MAX_PACKET (a milter cannot make the session's memory grow).
  */
 #include "milter_proto.h"
-#include "fmt.h"
 #include "client.h"
+#include "fmt.h"
 #include "net.h"
 
 #include <arpa/inet.h>

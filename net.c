@@ -7,8 +7,8 @@
  * numbers or "loopback", and an endpoint's host is only checked for form.
  */
 #include "net.h"
-#include "fmt.h"
 #include "addr.h"
+#include "fmt.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>

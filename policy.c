@@ -10,8 +10,8 @@
  * else (HOLD, DISCARD, FILTER, REDIRECT, BCC, garbage) is unknown.
  */
 #include "policy.h"
-#include "fmt.h"
 #include "client.h"
+#include "fmt.h"
 #include "io.h"
 #include "net.h"
 

@@ -9,10 +9,10 @@
  * not parse never gets past this file.
  */
 #include "cf.h"
-#include "fmt.h"
 #include "check.h"
 #include "deliver.h"
 #include "flush.h"
+#include "fmt.h"
 #include "inject.h"
 #include "log.h"
 #include "reply.h"

@@ -23,8 +23,8 @@
  * Never: touches the network, the spool or the file system, calls the
  * user database, or writes anything.
  */
-#include "route_impl.h"
 #include "fmt.h"
+#include "route_impl.h"
 #include "reply.h"
 #include "idna.h"
 

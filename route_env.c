@@ -9,8 +9,8 @@
  *
  * Never: decides anything about routes; route.c does, given these.
  */
-#include "route.h"
 #include "fmt.h"
+#include "route.h"
 #include "net.h"
 
 #include <pwd.h>

@@ -9,8 +9,8 @@
  * or keeps a password, or grants an authorization identity other than
  * the one that logged in.
  */
-#include "session_state.h"
 #include "fmt.h"
+#include "session_state.h"
 #include "auth.h"
 #include "log.h"
 

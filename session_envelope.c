@@ -9,8 +9,8 @@
  *
  * Never: replies or logs: it fills a reply the session sends, once.
  */
-#include "session_state.h"
 #include "fmt.h"
+#include "session_state.h"
 #include "dsn.h"
 #include "net.h"
 

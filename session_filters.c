@@ -15,8 +15,8 @@
  * Never: reads a client byte but during the pause, or delays the
  * greeting for the DNS answers.
  */
-#include "session_state.h"
 #include "fmt.h"
+#include "session_state.h"
 #include "dnsbl.h"
 #include "log.h"
 #include "net.h"

@@ -12,8 +12,8 @@
  * connection that is no AF_UNIX socket.
  */
 #define _GNU_SOURCE /* struct ucred */
-#include "session_state.h"
 #include "fmt.h"
+#include "session_state.h"
 
 #include <pwd.h>
 #include <stdio.h>

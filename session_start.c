@@ -11,8 +11,8 @@
  * Never: reads a client byte or writes a reply (session.c greets or
  * refuses), or reads a secret after root has been dropped.
  */
-#include "session_state.h"
 #include "fmt.h"
+#include "session_state.h"
 #include "auth.h"
 #include "hosts.h"
 #include "log.h"
