@@ -80,11 +80,18 @@ const char *cf_shown(const char *s, size_t n, struct buf *tmp)
 
 struct cf *cf_new(void)
 {
-	struct cf *cf = xcalloc(1, sizeof *cf);
-	if (gethostname(cf->hostname, sizeof cf->hostname - 1) < 0 ||
-	    !cf->hostname[0])
+	return xcalloc(1, sizeof(struct cf));
+}
+
+const char *cf_default_hostname(struct cf *cf)
+{
+	/* asked only when core.hostname is unset: a configuration that sets
+	 * it pays no uname() (nor the page of libc it lives on) */
+	if (!cf->hostname[0] &&
+	    (gethostname(cf->hostname, sizeof cf->hostname - 1) < 0 ||
+	     !cf->hostname[0]))
 		snprintf(cf->hostname, sizeof cf->hostname, "localhost");
-	return cf;
+	return cf->hostname;
 }
 
 struct cf_pool {
