@@ -116,6 +116,12 @@ void *cf_alloc(struct cf *cf, size_t n)
 	return r;
 }
 
+/*
+ * The arrays below start small and double: a plain session's
+ * configuration has a handful of sections, assignments and words, and a
+ * large empty tail would push every allocation after it onto pages of
+ * its own (each page a session touches is a page fault: SPEC 11).
+ */
 uint32_t cf_add_section(struct cf *cf, enum cf_kind kind,
 			    const char *name, const struct cf_pos *pos)
 {
@@ -126,7 +132,7 @@ uint32_t cf_add_section(struct cf *cf, enum cf_kind kind,
 			return i;
 	}
 	if (cf->nsecs == cf->capsecs) {
-		cf->capsecs = cf->capsecs ? cf->capsecs * 2 : 16;
+		cf->capsecs = cf->capsecs ? cf->capsecs * 2 : 4;
 		cf->secs = xrealloc(cf->secs, cf->capsecs * sizeof *cf->secs);
 	}
 	struct cf_section *s = &cf->secs[cf->nsecs];
@@ -153,7 +159,7 @@ struct cf_assign *cf_add_assign(struct cf *cf)
 struct cf_word *cf_add_word(struct cf *cf)
 {
 	if (cf->nwords == cf->capwords) {
-		cf->capwords = cf->capwords ? cf->capwords * 2 : 256;
+		cf->capwords = cf->capwords ? cf->capwords * 2 : 32;
 		cf->words = xrealloc(cf->words, cf->capwords * sizeof *cf->words);
 	}
 	struct cf_word *w = &cf->words[cf->nwords++];

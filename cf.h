@@ -192,7 +192,7 @@ struct cf {
 	struct { uint64_t dev, ino; } include_stack[9];
 };
 
-#define CF_ABLK 32
+#define CF_ABLK 8 /* small blocks: see cf_add_section() */
 static inline struct cf_assign *cf_assign_at(const struct cf *cf, uint32_t i)
 {
 	return &cf->ablk[i / CF_ABLK][i % CF_ABLK];
