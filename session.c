@@ -937,7 +937,9 @@ static int foreign_command(const char *verb)
 static void command(struct session *s, char *line, size_t len)
 {
 	char verb[16];
-	size_t vl = strcspn(line, " ");
+	size_t vl = 0; /* strcspn(line, " "), without its page of libc */
+	while (line[vl] && line[vl] != ' ')
+		vl++;
 	if (vl == 0 || vl >= sizeof verb) {
 		reply(s, 500, ESC_SYNTAX_ERROR, "Command unrecognized");
 		flush(s);
