@@ -81,11 +81,18 @@ const char *cf_shown(const char *s, size_t n, struct buf *tmp)
 
 struct cf *cf_new(void)
 {
-	struct cf *cf = xcalloc(1, sizeof *cf);
-	if (gethostname(cf->hostname, sizeof cf->hostname - 1) < 0 ||
-	    !cf->hostname[0])
+	return xcalloc(1, sizeof(struct cf));
+}
+
+const char *cf_default_hostname(struct cf *cf)
+{
+	/* asked only when core.hostname is unset: a configuration that sets
+	 * it pays no uname() (nor the page of libc it lives on) */
+	if (!cf->hostname[0] &&
+	    (gethostname(cf->hostname, sizeof cf->hostname - 1) < 0 ||
+	     !cf->hostname[0]))
 		fmt_snprintf(cf->hostname, sizeof cf->hostname, "localhost");
-	return cf;
+	return cf->hostname;
 }
 
 struct cf_pool {
@@ -110,6 +117,12 @@ void *cf_alloc(struct cf *cf, size_t n)
 	return r;
 }
 
+/*
+ * The arrays below start small and double: a plain session's
+ * configuration has a handful of sections, assignments and words, and a
+ * large empty tail would push every allocation after it onto pages of
+ * its own (each page a session touches is a page fault: SPEC 11).
+ */
 uint32_t cf_add_section(struct cf *cf, enum cf_kind kind,
 			    const char *name, const struct cf_pos *pos)
 {
@@ -120,7 +133,7 @@ uint32_t cf_add_section(struct cf *cf, enum cf_kind kind,
 			return i;
 	}
 	if (cf->nsecs == cf->capsecs) {
-		cf->capsecs = cf->capsecs ? cf->capsecs * 2 : 16;
+		cf->capsecs = cf->capsecs ? cf->capsecs * 2 : 4;
 		cf->secs = xrealloc(cf->secs, cf->capsecs * sizeof *cf->secs);
 	}
 	struct cf_section *s = &cf->secs[cf->nsecs];
@@ -147,7 +160,7 @@ struct cf_assign *cf_add_assign(struct cf *cf)
 struct cf_word *cf_add_word(struct cf *cf)
 {
 	if (cf->nwords == cf->capwords) {
-		cf->capwords = cf->capwords ? cf->capwords * 2 : 256;
+		cf->capwords = cf->capwords ? cf->capwords * 2 : 32;
 		cf->words = xrealloc(cf->words, cf->capwords * sizeof *cf->words);
 	}
 	struct cf_word *w = &cf->words[cf->nwords++];
@@ -269,6 +282,16 @@ int cf_choose_listener(const struct cf *cf, const char *name,
 
 /* Whether the "passwd:" line of the nsswitch file at path names "files"
  * first. */
+/* Past spaces and tabs. Neither this nor the scans around it use
+ * strspn() and kin: on a session's path, they alone fault in one more
+ * 64 KiB stretch of libc (SPEC 11). */
+static const char *skip_blanks(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
 static int passwd_files_first(const char *path)
 {
 	struct buf b = {0};
@@ -276,11 +299,11 @@ static int passwd_files_first(const char *path)
 	if (buf_read_file(&b, AT_FDCWD, path, 65536) < 0)
 		return 0;
 	for (const char *l = b.s; *l;) {
-		size_t n = strcspn(l, "\n");
-		const char *p = l + strspn(l, " \t");
+		const char *nl = strchr(l, '\n');
+		size_t n = nl ? (size_t)(nl - l) : strlen(l);
+		const char *p = skip_blanks(l);
 		if (!strncmp(p, "passwd:", 7)) {
-			p += 7;
-			p += strspn(p, " \t");
+			p = skip_blanks(p + 7);
 			files = !strncmp(p, "files", 5) &&
 				(p[5] == ' ' || p[5] == '\t' || p[5] == '\n' ||
 				 !p[5]);
@@ -309,7 +332,8 @@ int cf_passwd_files(const char *nsswitch, const char *passwd,
 	/* glibc's getpwnam opens nscd's socket twice, parses nsswitch.conf
 	 * and reads the passwd file through stdio: about 40 000
 	 * instructions and 17 syscalls a session; this reads two files */
-	if (!*name || strpbrk(name, ":\n") || !passwd_files_first(nsswitch))
+	if (!*name || strchr(name, ':') || strchr(name, '\n') ||
+	    !passwd_files_first(nsswitch))
 		return 0; /* no such name can be on a line of its own */
 	struct buf b = {0};
 	if (buf_read_file(&b, AT_FDCWD, passwd, 1 << 20) < 0)

@@ -183,7 +183,7 @@ struct cf {
 	unsigned mode;
 	struct buf diag;     /* "file:line:col: message\n" lines */
 	int nerrors, nwarnings;
-	char hostname[256];
+	char hostname[256];   /* cf_default_hostname()'s, once asked */
 	struct cf_section *core, *syslog, *global_route;
 	struct cf_pool *pool; /* small allocations that live with cf */
 	struct cf_include *includes; /* top-level route files read as text */
@@ -192,7 +192,7 @@ struct cf {
 	struct { uint64_t dev, ino; } include_stack[9];
 };
 
-#define CF_ABLK 32
+#define CF_ABLK 8 /* small blocks: see cf_add_section() */
 static inline struct cf_assign *cf_assign_at(const struct cf *cf, uint32_t i)
 {
 	return &cf->ablk[i / CF_ABLK][i % CF_ABLK];
@@ -205,6 +205,9 @@ static inline struct cf_assign *cf_assign_at(const struct cf *cf, uint32_t i)
 #define CF_MAX_INCLUDE_DEPTH 8
 
 struct cf *cf_new(void);
+/* The machine's name (gethostname(), else "localhost"): core.hostname's
+ * default. */
+const char *cf_default_hostname(struct cf *cf);
 /* n bytes that live as long as cf (a bump allocator: no per-line malloc). */
 void *cf_alloc(struct cf *cf, size_t n);
 void cf_free(struct cf *cf);

@@ -682,7 +682,7 @@ void cf_set_default(struct cf *cf, struct cf_section *sec, int key)
 	union cf_value *v = &sec->v[key];
 	const char *def = k->def;
 	if (sec->kind == CF_CORE && key == CORE_HOSTNAME)
-		def = cf->hostname;
+		def = cf_default_hostname(cf);
 	/* the built-in default must serve as root too, never as root */
 	if (sec->kind == CF_CORE && key == CORE_USER_ID && cf->builtin_default)
 		def = "nobody";

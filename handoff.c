@@ -430,7 +430,7 @@ static int deliver_proxied(struct session *s, int refused,
 }
 
 /* The message moves from its temporary file to a new spool file. */
-static int respool(struct session *s, struct msg *m, const char *quarantine,
+RARE_PATH static int respool(struct session *s, struct msg *m, const char *quarantine,
 		   struct reply *r)
 {
 	int msgfd = s->data.fd;

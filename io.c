@@ -49,7 +49,6 @@ void io_init(struct io *io, int rfd, int wfd, int timeout_ms)
 {
 	/* not the 16 KiB input buffer: it needs no zeroing */
 	memset(io, 0, offsetof(struct io, in));
-	memset(&io->in_pos, 0, sizeof *io - offsetof(struct io, in_pos));
 	io->rfd = rfd;
 	io->wfd = wfd;
 	io->timeout_ms = timeout_ms;

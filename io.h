@@ -37,7 +37,6 @@ struct io {
 	int timeout_ms;
 	const struct io_transport *tr;
 	void *tr_state;
-	char in[IO_BUFSIZE];
 	size_t in_pos, in_len;
 	char *out;
 	size_t out_len, out_cap;
@@ -45,6 +44,9 @@ struct io {
 	int wsock;                /* wfd is a socket: send() never blocks */
 	enum io_status wstatus;   /* IO_OK, or why output stopped for good */
 	unsigned long long bytes_in, bytes_out;
+	/* last: only the part that input fills is ever touched, and the
+	 * fields above share their pages with their owner's */
+	char in[IO_BUFSIZE];
 };
 
 void io_init(struct io *io, int rfd, int wfd, int timeout_ms);

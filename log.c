@@ -94,6 +94,33 @@ static int facility_code(const char *f)
 	return LOG_MAIL;
 }
 
+/* A [logfile NAME] section: its file, named by strftime() now. */
+RARE_PATH static int open_log_file(const struct cf *cf, const char *name,
+				   char *why, size_t whylen)
+{
+	const struct cf_section *lf = cf_find(cf, CF_LOGFILE, name);
+	if (!lf) {
+		fmt_snprintf(why, whylen, "no logger '%s'", name);
+		return -1;
+	}
+	char path[4096];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	if (!strftime(path, sizeof path, lf->v[LOGFILE_FILE].s, &tm)) {
+		fmt_snprintf(why, whylen, "log file name too long");
+		return -1;
+	}
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		fmt_snprintf(why, whylen, "cannot open log file %s: %m", path);
+		return -1;
+	}
+	L.sink = SINK_FILE;
+	L.fd = fd;
+	return 0;
+}
+
 int log_open(const struct cf *cf, const char *name, const char *sid,
 	     char *why, size_t whylen)
 {
@@ -125,27 +152,7 @@ int log_open(const struct cf *cf, const char *name, const char *sid,
 		L.sink = SINK_JOURNAL;
 		return 0;
 	}
-	const struct cf_section *lf = cf_find(cf, CF_LOGFILE, name);
-	if (!lf) {
-		fmt_snprintf(why, whylen, "no logger '%s'", name);
-		return -1;
-	}
-	char path[4096];
-	time_t now = time(NULL);
-	struct tm tm;
-	localtime_r(&now, &tm);
-	if (!strftime(path, sizeof path, lf->v[LOGFILE_FILE].s, &tm)) {
-		fmt_snprintf(why, whylen, "log file name too long");
-		return -1;
-	}
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-	if (fd < 0) {
-		fmt_snprintf(why, whylen, "cannot open log file %s: %m", path);
-		return -1;
-	}
-	L.sink = SINK_FILE;
-	L.fd = fd;
-	return 0;
+	return open_log_file(cf, name, why, whylen);
 }
 
 void log_open_syslog(const char *sid)

@@ -121,7 +121,9 @@ static int report(struct cf *cf)
 	return cf->nerrors ? EX_CONFIG : EX_OK;
 }
 
-static int do_route(struct cf *cf, const char *addr, const char *smtpd_name)
+/* --route: its result's buffers stay off a session's stack */
+RARE_PATH static int do_route(struct cf *cf, const char *addr,
+			      const char *smtpd_name)
 {
 	const struct cf_section *smtpd;
 	if (cf_choose_listener(cf, smtpd_name, NULL, NULL, &smtpd) < 0) {

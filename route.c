@@ -819,7 +819,9 @@ static void expand(struct rctx *c, const struct match *m,
 		   const struct addr *cur, int depth)
 {
 	struct buf b = {0};
-	struct tgt t[MAX_TGTS];
+	/* not on the stack: 3 KiB there would deepen every session's
+	 * stack by a page (a fault each) for the one or two targets used */
+	struct tgt *t = xmalloc(MAX_TGTS * sizeof *t);
 	const char *why;
 	uint32_t col;
 	char addr[ADDR_PATH_MAX + 256];
@@ -887,6 +889,7 @@ static void expand(struct rctx *c, const struct match *m,
 			break;
 		}
 	}
+	free(t);
 	buf_free(&b);
 }
 

@@ -89,9 +89,9 @@ static void data_bytes(struct session *s, const char *p, size_t n)
 		data_store_write(&s->data, p, n);
 		return;
 	}
-	char out[4096 * 2 + 4];
+	char out[1024 * 2 + 4]; /* small: see data_receive() */
 	while (n) {
-		size_t take = n > 4096 ? 4096 : n;
+		size_t take = n > 1024 ? 1024 : n;
 		size_t ol = 0;
 		data_feed(&s->dm, p, take, out, &ol);
 		data_store_write(&s->data, out, ol);
@@ -252,7 +252,7 @@ static void unsupported_parameter(struct session *s, const char *param)
 	      esc(param, strcspn(param, "= ")));
 }
 
-static void cmd_mail(struct session *s, char *arg)
+static void mail_from(struct session *s, char *arg, const char *given)
 {
 	if (s->auth_mode == AUTH_REQUIRED && !s->auth_user[0]) {
 		reply(s, 530, ESC_OTHER_SECURITY_STATUS,
@@ -274,9 +274,7 @@ static void cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	size_t plen = (size_t)(end - p);
-	char margs[CMD_MAX_EXT + 2] = "";
-	if (s->milters)
-		fmt_snprintf(margs, sizeof margs, "%s", end);
+	const char *margs = given ? given + (end - arg) : "";
 	struct mail_params mp;
 	struct reply r;
 	const char *bad = NULL;
@@ -336,6 +334,15 @@ static void cmd_mail(struct session *s, char *arg)
 	      esc(s->from, strlen(s->from)));
 }
 
+/* The milters see the parameters as the client gave them, which parsing
+ * cuts up: a copy for them only, not 4 KiB on every session's stack. */
+static void cmd_mail(struct session *s, char *arg)
+{
+	char *given = s->milters ? xstrdup(arg) : NULL;
+	mail_from(s, arg, given);
+	free(given);
+}
+
 /* Whether the live proxy took rc: then its reply is due from the
  * target. A refusal of the proxy's becomes rc's route result. */
 static int rcpt_proxied(struct session *s, struct rcpt *rc)
@@ -377,7 +384,7 @@ static int rcpt_milters(struct session *s, struct rcpt *rc, const char *args)
 	return 1;
 }
 
-static void cmd_rcpt(struct session *s, char *arg)
+static void rcpt_to(struct session *s, char *arg, const char *given)
 {
 	if (!verb_is(arg, " TO:")) {
 		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS,
@@ -396,9 +403,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 	struct rcpt_params rp;
 	struct reply r;
 	const char *bad = NULL;
-	char rargs[CMD_MAX_EXT + 2] = "";
-	if (s->milters)
-		fmt_snprintf(rargs, sizeof rargs, "%s", end);
+	const char *rargs = given ? given + (end - arg) : "";
 	if (envelope_rcpt_params(end, s->proto == P_HELO, &rp, &r, &bad) < 0) {
 		if (bad)
 			unsupported_parameter(s, bad);
@@ -479,6 +484,14 @@ static void cmd_rcpt(struct session *s, char *arg)
 	route_result_free(&rc.r);
 }
 
+/* As cmd_mail(): the milters' copy of the parameters. */
+static void cmd_rcpt(struct session *s, char *arg)
+{
+	char *given = s->milters ? xstrdup(arg) : NULL;
+	rcpt_to(s, arg, given);
+	free(given);
+}
+
 /* A refused DATA: with content already waiting, the client did not
  * wait for the 354 (RFC 2920 3.1) and is not talking SMTP with us. */
 static void refuse_data(struct session *s, const struct reply *r)
@@ -496,8 +509,9 @@ static void refuse_data(struct session *s, const struct reply *r)
  * ends instead (timeout, or the client went away). */
 static int data_receive(struct session *s)
 {
-	/* small: every stack page a session touches is a page fault */
-	char buf[4096], out[4096 * 2 + 4];
+	/* small: every stack page a session touches is a page fault, and
+	 * the connection's own buffer already saves the syscalls */
+	char buf[1024], out[1024 * 2 + 4];
 	for (;;) {
 		size_t got;
 		enum io_status st = io_read(&s->io, buf, sizeof buf, &got);
@@ -924,7 +938,9 @@ static int foreign_command(const char *verb)
 static void command(struct session *s, char *line, size_t len)
 {
 	char verb[16];
-	size_t vl = strcspn(line, " ");
+	size_t vl = 0; /* strcspn(line, " "), without its page of libc */
+	while (line[vl] && line[vl] != ' ')
+		vl++;
 	if (vl == 0 || vl >= sizeof verb) {
 		reply(s, 500, ESC_SYNTAX_ERROR, "Command unrecognized");
 		flush(s);

@@ -87,7 +87,6 @@ struct kept_rcpt {
 struct session {
 	struct cf *cf;
 	const struct cf_section *smtpd;
-	struct io io;
 	char sid[16];
 	char msgid[64]; /* the fix-ups' Message-ID, without <@host> */
 	char name[256];
@@ -164,6 +163,9 @@ struct session {
 	struct session_filters *filters;
 	struct milters *milters; /* NULL when [smtpd] names no milter */
 	int envelope_changed;    /* the milters changed sender or recipients */
+	/* last: its 16 KiB input buffer comes after every small field, so
+	 * that those share the few pages a session touches */
+	struct io io;
 };
 
 /* "<addr>" for a log line */

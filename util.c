@@ -294,23 +294,25 @@ int buf_read_file(struct buf *b, int dirfd, const char *path, size_t max)
 	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	char chunk[8192];
+	/* straight into b: no chunk on the stack, no copy */
 	ssize_t r;
 	size_t start = b->len;
-	while (b->len - start < max && (r = read(fd, chunk, sizeof chunk)) != 0) {
+	do {
+		buf_reserve(b, 4096);
+		r = read(fd, b->s + b->len, b->cap - b->len - 1);
+		if (r < 0 && errno == EINTR)
+			continue;
 		if (r < 0) {
-			if (errno == EINTR)
-				continue;
 			int e = errno;
+			b->s[b->len] = 0;
 			close(fd);
 			errno = e;
 			return -1;
 		}
-		buf_add(b, chunk, (size_t)r);
-	}
+		b->len += (size_t)r;
+	} while (r && b->len - start < max);
+	b->s[b->len] = 0;
 	close(fd);
-	if (!b->s)
-		buf_adds(b, "");
 	return 0;
 }
 

@@ -15,6 +15,12 @@
 #include <stdint.h>
 #include <time.h>
 
+/* On a function a plain session does not call (a rare path with a big
+ * buffer): its frame never inlines into a common caller, so the common
+ * path's stack stays shallow (every stack page touched is a page fault,
+ * paid per connection: SPEC 11), and its code sits apart from hot code. */
+#define RARE_PATH __attribute__((noinline, cold))
+
 /* Growable byte buffer, always NUL-terminated. */
 struct buf {
 	char *s;
