@@ -65,7 +65,9 @@ static int read_answer(struct policy_client *pc, char *action, size_t n,
 		int bare;
 		enum io_status st =
 			io_getline(pc->io, line, POLICY_LINE_MAX, &len, &bare);
-		if (st == IO_EOF && i == 0)
+		/* closed before answering: at its end of file, or with our
+		 * request unread (a reset) when it closed as we wrote */
+		if ((st == IO_EOF || st == IO_ERROR) && i == 0)
 			return 1;
 		if (st == IO_TIMEOUT) {
 			fmt_snprintf(why, whyn, "timed out waiting for the answer");

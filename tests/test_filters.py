@@ -400,9 +400,10 @@ class PolicyServer:
     """Answers every request by the recipient's local part (ACTIONS), or
     by the sender's at END-OF-MESSAGE; records requests and connections."""
 
-    def __init__(self, path, hang=False, once=False):
+    def __init__(self, path, hang=False, once=False, close_unread=False):
         self.path = path
         self.once = once
+        self.close_unread = close_unread
         self.requests = []
         self.connections = 0
         self.hang = hang
@@ -442,6 +443,11 @@ class PolicyServer:
                 f.write(("action=%s\n\n" % action).encode())
                 f.flush()
                 req = {}
+                if self.close_unread:
+                    # the next request arrives and stays unread: the
+                    # close then resets the client's connection
+                    select.select([c], [], [], 10)
+                    return
                 if self.once:
                     return
         except (OSError, ValueError):
@@ -558,6 +564,26 @@ def test_policy_service_down_or_hanging(tmp):
 def test_policy_service_that_closes_after_each_answer(tmp):
     """A kept connection the service has closed is opened again."""
     p = PolicyServer(os.path.join(tmp, "once.sock"), once=True)
+    try:
+        cf = write_cf(tmp, "policy-service = unix:" + p.path)
+        s = Session(tmp, cf)
+        s.reply()
+        out = transaction(s, ["reject@example.net", "defer@example.net",
+                              "ok@example.net"])
+        s.close()
+    finally:
+        p.stop()
+    assert out[2].startswith("550 5.7.1 "), out
+    assert out[3].startswith("450 4.7.1 "), out
+    assert out[4].startswith("250 2.1.5"), out
+    assert p.connections == 3
+
+
+def test_policy_service_that_closes_with_the_next_request_unread(tmp):
+    """A service that closes as our next request arrives leaves it
+    unread: the session's read is reset rather than at an end of file,
+    and the request goes again on a new connection."""
+    p = PolicyServer(os.path.join(tmp, "unread.sock"), close_unread=True)
     try:
         cf = write_cf(tmp, "policy-service = unix:" + p.path)
         s = Session(tmp, cf)
