@@ -561,29 +561,12 @@ def test_policy_service_down_or_hanging(tmp):
         hang.stop()
 
 
-def test_policy_service_that_closes_after_each_answer(tmp):
-    """A kept connection the service has closed is opened again."""
-    p = PolicyServer(os.path.join(tmp, "once.sock"), once=True)
-    try:
-        cf = write_cf(tmp, "policy-service = unix:" + p.path)
-        s = Session(tmp, cf)
-        s.reply()
-        out = transaction(s, ["reject@example.net", "defer@example.net",
-                              "ok@example.net"])
-        s.close()
-    finally:
-        p.stop()
-    assert out[2].startswith("550 5.7.1 "), out
-    assert out[3].startswith("450 4.7.1 "), out
-    assert out[4].startswith("250 2.1.5"), out
-    assert p.connections == 3
-
-
-def test_policy_service_that_closes_with_the_next_request_unread(tmp):
-    """A service that closes as our next request arrives leaves it
-    unread: the session's read is reset rather than at an end of file,
-    and the request goes again on a new connection."""
-    p = PolicyServer(os.path.join(tmp, "unread.sock"), close_unread=True)
+@pytest.mark.parametrize("how", ["once", "close_unread"])
+def test_policy_service_that_closes_after_each_answer(tmp, how):
+    """A kept connection the service has closed is opened again: closed
+    at its end of file (once), or as our next request arrives, which it
+    leaves unread, so that the session's read is reset (close_unread)."""
+    p = PolicyServer(os.path.join(tmp, "once.sock"), **{how: True})
     try:
         cf = write_cf(tmp, "policy-service = unix:" + p.path)
         s = Session(tmp, cf)
