@@ -530,6 +530,7 @@ void handoff_deliver(struct session *s,
 					answer(s, &common);
 			if (s->proto != P_LHLO)
 				answer(s, &common);
+			handoff_abandon(s); /* gone before the client hears */
 			io_flush(&s->io);
 			return;
 		}
@@ -594,6 +595,10 @@ void handoff_deliver(struct session *s,
 	if (spooled) {
 		io_flush(&s->io); /* the client has its answer before the fork */
 		start_delivery(s, NULL);
+	} else {
+		/* a spool file not committed is gone before the client has
+		 * the answer: a 452 means the space is free again */
+		handoff_abandon(s);
 	}
 	io_flush(&s->io);
 }
