@@ -673,8 +673,11 @@ static enum tx_end take_reply(struct tx *x, int what, int code)
 		set_all(x->j, &r);
 		return TX_FINAL;
 	}
-	if (code == 250 || code == 251) {
-		x->accepted[what] = 1; /* its reply comes after the data */
+	if (code >= 200 && code < 300) {
+		/* any 2xx accepts the recipient (RFC 5321 4.2.1, as Postfix
+		 * reads it): 250, 251, and a 252 too; its verdict comes after
+		 * the data, which it must not go without */
+		x->accepted[what] = 1;
 		x->naccepted++;
 	} else {
 		client_peer_reply(&x->j->r[what].r, code, x->t.s, x->c->name);

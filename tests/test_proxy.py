@@ -525,6 +525,34 @@ def test_smtp_sink_failure_reaches_the_client(tmp, peers, opt, command):
         assert sink.messages() == []
 
 
+@pytest.mark.parametrize("path", ["proxy", "spool"])
+def test_a_252_to_rcpt_accepts_the_recipient(tmp, peers, path):
+    """A target that answers RCPT with 252 (any 2xx accepts a recipient,
+    RFC 5321 4.2.1) gets the message, through the proxy and through the
+    spool; the spool's client once took that 252 for the recipient's final
+    verdict, logged it sent and removed the message without sending it."""
+    peer = ScriptedPeer("rcpt-252")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    if path == "spool":
+        cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n'
+                      "[route]\n@example.net next\n" % peer.port)
+    msg = message("two-five-two")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "252 " if path == "proxy" else "250 ")
+        s.cmd("DATA", "354 ")
+        got = s.data(msg)
+    finally:
+        quit_and_close(s)
+    assert got.startswith("250 "), got
+    flush(cf)
+    (content,) = peer.accepted
+    intact(content, msg)
+    nothing_later(cf, tmp)
+
+
 @pytest.mark.parametrize("dsn", [True, False], ids=["dsn", "no-dsn"])
 def test_dsn_parameters_go_on_only_to_a_target_with_dsn(tmp, peers, dsn):
     sink = SmtpSink(tmp, *(() if dsn else ("-N",)))
@@ -664,7 +692,8 @@ class ScriptedPeer:
     on purpose while fault is set, read at each connection:
     "close-in-data" closes the connection after 64 KiB of message text,
     "hang-at-dot" reads the whole message and never answers its dot,
-    "hang-greeting" never greets. Otherwise it says 250 to everything.
+    "hang-greeting" never greets, "rcpt-252" says 252 to RCPT. Otherwise
+    it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
     messages cut short by its own close; data_octets: the message text
@@ -716,6 +745,8 @@ class ScriptedPeer:
             verb = line[:4].upper()
             if verb in (b"EHLO", b"LHLO"):
                 conn.sendall(b"250-peer.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb == b"RCPT" and fault == "rcpt-252":
+                conn.sendall(b"252 2.1.5 will try\r\n")
             elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                 conn.sendall(b"250 2.0.0 Ok\r\n")
             elif verb == b"DATA":
