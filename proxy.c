@@ -7,13 +7,15 @@
  * MAIL and that RCPT. Commands are queued and their replies read in order
  * only when the client needs them: when its input runs dry, before any
  * reply of our own, and at DATA, which joins the group (RFC 2920), so the
- * proxy adds no round trip of its own. The data goes onward as the store
- * writes it (its tee), while the same octets go to an uncommitted spool
- * file; the target's final reply is the client's, and the file is then
- * dropped unsynced. Whatever breaks the onward connection other than a
- * reply (connect failure, reset, timeout, 421) lets go of the
- * transaction: the session finishes it on the spool path, and the 250 the
- * client gets is the spool's, after its commit.
+ * proxy adds no round trip of its own; a DATA that comes alone has its
+ * 354 at once, and the target's is read as the data goes onward, so the
+ * client does not wait for that round trip either. The data goes onward
+ * as the store writes it (its tee), while the same octets go to an
+ * uncommitted spool file; the target's final reply is the client's, and
+ * the file is then dropped unsynced. Whatever breaks the onward
+ * connection other than a reply (connect failure, reset, timeout, 421)
+ * lets go of the transaction: the session finishes it on the spool path,
+ * and the 250 the client gets is the spool's, after its commit.
  */
 #include "proxy.h"
 #include "fmt.h"
@@ -47,6 +49,10 @@ struct proxy {
 	unsigned npending, cap;
 	struct reply refusal;  /* PX_REFUSED */
 	int data_code;         /* DATA's reply; 0 before it */
+	int await_354;         /* DATA went alone: its reply is read as the
+				  first octets go onward */
+	int data_refused;      /* the target refused that DATA: the message
+				  gets px->refusal after its end */
 	int in_data;           /* message octets went onward: no QUIT now */
 	int bdat;              /* the data goes as BDAT chunks */
 	unsigned chunks;       /* BDAT chunks whose replies are due */
@@ -90,8 +96,9 @@ static void let_go(struct session *s, const char *why)
 			  px->c.name[0] ? px->c.name : px->key, "reason", why,
 			  NULL);
 	if (px->open) {
-		/* a QUIT after message octets would be message text */
-		client_hang_up(&px->c, !why && !px->in_data);
+		/* a QUIT after message octets, or after a DATA whose 354 is
+		 * unread, would be message text */
+		client_hang_up(&px->c, !why && !px->in_data && !px->await_354);
 		px->open = 0;
 	}
 }
@@ -365,12 +372,40 @@ static void drain_chunk_replies(struct session *s)
 	}
 }
 
+/* The reply to a DATA that went alone (the client did not pipeline it
+ * with its RCPTs): the client had its 354 at once, and the target's comes
+ * while the client sends the message, so that no round trip of the
+ * target's stands between the client's DATA and its data. -1 when the
+ * target refused the DATA (the message gets that refusal after its end,
+ * and nothing goes onward) or the connection broke (the spool takes it). */
+static int await_354(struct session *s)
+{
+	struct proxy *px = s->px;
+	px->await_354 = 0;
+	int code = client_read_reply(&px->c, &px->t);
+	if (code < 0 || code == 421) {
+		let_go(s, code < 0 ? "no reply to DATA in time, or lost connection"
+				   : "the target is closing (421)");
+		return -1;
+	}
+	if (code != 354) {
+		client_peer_reply(&px->refusal, code < 400 ? 451 : code, px->t.s,
+				  px->c.name);
+		let_go(s, NULL);
+		px->state = PX_REFUSED;
+		px->data_refused = 1;
+		return -1;
+	}
+	px->data_code = 354;
+	return 0;
+}
+
 /* The store's tee: what it writes goes onward in wire form. */
 static void tee(void *arg, const char *p, size_t n)
 {
 	struct session *s = arg;
 	struct proxy *px = s->px;
-	if (!px || px->state != PX_LIVE)
+	if (!px || px->state != PX_LIVE || (px->await_354 && await_354(s) < 0))
 		return;
 	px->out.len = 0;
 	if (s->body == BODY_BINARYMIME) {
@@ -423,7 +458,13 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 			   (bdat && px->c.ext.chunking);
 		if (!px->bdat) {
 			client_cmd(&px->c, "DATA");
-			push(s, PEND_DATA);
+			if (px->npending || !s->nrcpt) {
+				push(s, PEND_DATA); /* joins the group */
+			} else if (io_flush(&px->c.io) < 0) {
+				let_go(s, "lost connection");
+			} else {
+				px->await_354 = 1;
+			}
 		}
 	}
 	proxy_sync(s);
@@ -434,7 +475,7 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 	}
 	if (px->state != PX_LIVE)
 		return 0;
-	if (!px->bdat && px->data_code != 354) {
+	if (!px->bdat && !px->await_354 && px->data_code != 354) {
 		client_peer_reply(r, px->data_code < 400 ? 451 : px->data_code,
 				  px->t.s, px->c.name);
 		for (unsigned i = 0; i < s->nrcpt; i++)
@@ -490,6 +531,13 @@ int proxy_finish(struct session *s, struct reply *res,
 		 const struct msg *held)
 {
 	struct proxy *px = s->px;
+	if (px && px->await_354 && proxy_live(s))
+		await_354(s); /* an empty or a held message: not awaited yet */
+	if (px && px->data_refused) {
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			res[i] = px->refusal;
+		return 0;
+	}
 	if (!proxy_live(s) || (held && send_held(s, held) < 0))
 		return -1;
 	s->data.tee = NULL;
@@ -543,7 +591,7 @@ void proxy_end(struct session *s)
 	if (!px)
 		return;
 	if (px->open)
-		client_hang_up(&px->c, !px->in_data);
+		client_hang_up(&px->c, !px->in_data && !px->await_354);
 	s->data.tee = NULL;
 	free(px->pending);
 	free(px->arg);

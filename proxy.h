@@ -55,14 +55,17 @@ void proxy_sync(struct session *s);
  * data may come (onward as the store writes it while the proxy serves,
  * unless hold: then proxy_finish() sends it); -1: the client gets r and
  * the transaction stays (no recipient was accepted); -2: the client gets
- * r (the target refused DATA) and the transaction ends.
+ * r (the target refused DATA) and the transaction ends. A DATA that the
+ * client did not pipeline goes alone and its reply is read only as the
+ * data goes onward: the client has its 354 at once, and a refusal by the
+ * target is its reply after the data (proxy_finish).
  */
 int proxy_data(struct session *s, int bdat, int hold, struct reply *r);
 
 /* The data is complete and the store flushed; held is the message to
  * send when proxy_data() was told to hold it, else NULL. 0: res[i] holds
- * the target's verdict for s->rcpts[i]; -1: the proxy let go of it (the
- * takeover: the spool commits it). */
+ * the target's verdict for s->rcpts[i] (its refusal of the DATA, too);
+ * -1: the proxy let go of it (the takeover: the spool commits it). */
 struct msg;
 int proxy_finish(struct session *s, struct reply *res,
 		 const struct msg *held);

@@ -505,11 +505,10 @@ def test_smtp_sink_failure_reaches_the_client(tmp, peers, opt, command):
             s.cmd("DATA", "5")
         else:
             s.cmd("RCPT TO:<joe@example.net>", "250 ")
-            if command == "DATA":
-                got = s.cmd("DATA", text[:4])
-            else:
-                s.cmd("DATA", "354 ")
-                got = s.data(message())
+            # a DATA the client did not pipeline has its 354 at once: the
+            # target's refusal of it is the reply to the message
+            s.cmd("DATA", "354 ")
+            got = s.data(message())
     finally:
         log = quit_and_close(s)
     assert got == want, got
@@ -523,6 +522,68 @@ def test_smtp_sink_failure_reaches_the_client(tmp, peers, opt, command):
     nothing_later(cf, tmp)
     if command != ".":  # smtp-sink dumps the data before it answers the dot
         assert sink.messages() == []
+
+
+def test_a_lone_data_has_its_354_before_the_targets(tmp, peers):
+    """A client that waits for each reply sends DATA alone: the session
+    answers 354 at once and reads the target's 354 while the message
+    comes, so the target's round trip is not the client's. The scripted
+    target here holds its 354 until the client has the session's."""
+    peer = ScriptedPeer("hold-354")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    msg = message("early-354")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")  # the target has not answered DATA yet
+        peer.release.set()
+        got = s.data(msg)
+    finally:
+        log = quit_and_close(s)
+    assert got == "250 2.0.0 " + SAID + "Ok: kept", got
+    proxied(log, "joe@example.net")
+    (content,) = peer.accepted
+    intact(content, msg)
+    nothing_later(cf, tmp)
+
+
+@pytest.mark.parametrize("body", [b"", b"Subject: short\r\n\r\nhi\r\n"],
+                         ids=["empty", "short"])
+@pytest.mark.parametrize("pipelined", [False, True], ids=["alone", "pipelined"])
+def test_a_target_refusing_data(tmp, peers, pipelined, body):
+    """The target says 554 to DATA. A client that pipelined DATA with its
+    RCPT gets the refusal as its reply to DATA (the session read the
+    target's reply in the group); one that sent DATA alone had its 354 at
+    once and gets the refusal after the message, an empty one too. Either
+    way nothing is delivered, spooled or bounced, and the recipient's log
+    line says rejected."""
+    peer = ScriptedPeer("refuse-data")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    want = "554 5.3.0 " + SAID + "no data today"
+    s = greeted(cf)
+    try:
+        if pipelined:
+            s.send(b"MAIL FROM:<%s>\r\nRCPT TO:<joe@example.net>\r\n"
+                   b"DATA\r\n" % SENDER.encode())
+            replies = [s.reply() for _ in range(3)]
+            assert replies[0].startswith("250 ") and replies[1].startswith("250 "), replies
+            got = replies[2]
+        else:
+            s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+            s.cmd("RCPT TO:<joe@example.net>", "250 ")
+            s.cmd("DATA", "354 ")
+            got = s.data(body)
+        assert got == want, got
+        # the session goes on: the next transaction is served
+        s.cmd("RSET", "250 ")
+    finally:
+        log = quit_and_close(s)
+    rejected(log, "joe@example.net", "no data today")
+    assert peer.accepted == [] and peer.data_octets == 0
+    nothing_later(cf, tmp)
 
 
 @pytest.mark.parametrize("path", ["proxy", "spool"])
@@ -692,8 +753,9 @@ class ScriptedPeer:
     on purpose while fault is set, read at each connection:
     "close-in-data" closes the connection after 64 KiB of message text,
     "hang-at-dot" reads the whole message and never answers its dot,
-    "hang-greeting" never greets, "rcpt-252" says 252 to RCPT. Otherwise
-    it says 250 to everything.
+    "hang-greeting" never greets, "refuse-data" says 554 to DATA,
+    "hold-354" answers DATA only once the test sets release, "rcpt-252"
+    says 252 to RCPT. Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
     messages cut short by its own close; data_octets: the message text
@@ -710,6 +772,7 @@ class ScriptedPeer:
         self.accepted, self.unacked, self.partial = [], [], []
         self.connections = self.data_octets = 0
         self.stopping = False
+        self.release = threading.Event()
         self.threads = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
@@ -749,7 +812,11 @@ class ScriptedPeer:
                 conn.sendall(b"252 2.1.5 will try\r\n")
             elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                 conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == b"DATA" and fault == "refuse-data":
+                conn.sendall(b"554 5.3.0 no data today\r\n")
             elif verb == b"DATA":
+                if fault == "hold-354":
+                    self.release.wait(30)
                 conn.sendall(b"354 go ahead\r\n")
                 if not self._data(conn, f, fault):
                     return
