@@ -97,7 +97,7 @@ check: check-normal check-san lint
 	@echo "make check: all suites passed in both builds"
 
 check-normal: postmaster $(addprefix tests/,$(TESTS))
-	@tests/run-suites . tests
+	@tests/run-suites . tests $(TESTS)
 
 # The sanitizer build: its own objects under build-san/.
 SAN_CFLAGS = -std=c17 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wshadow \
@@ -117,7 +117,7 @@ $(SAN_DIR)/tests/%: tests/%.c $(SAN_OBJS) $(HDRS)
 check-san: $(SAN_DIR)/postmaster $(addprefix $(SAN_DIR)/tests/,$(TESTS))
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		tests/run-suites $(SAN_DIR) $(SAN_DIR)/tests
+		tests/run-suites $(SAN_DIR) $(SAN_DIR)/tests $(TESTS)
 
 lint:
 	@mandoc -Tlint -W warning man/postmaster.8 man/postmaster.cf.5 && \
