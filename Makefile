@@ -61,7 +61,7 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 
 TESTS = test_addr test_cf test_route test_envelope test_data test_net test_reply \
-	test_policy test_fmt
+	test_policy test_fmt test_io
 
 # Debian packages that building and testing need.
 DEPS = build-essential libcmocka-dev clang libclang-rt-14-dev mandoc \

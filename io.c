@@ -122,6 +122,14 @@ static enum io_status fill(struct io *io)
 	}
 }
 
+/* An over-long line keeps its first max bytes. */
+static enum io_status too_long(char *line, size_t max, size_t *len)
+{
+	line[max] = 0;
+	*len = max;
+	return IO_TOOLONG;
+}
+
 enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 			  int *bare)
 {
@@ -137,6 +145,9 @@ enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 		if (!toolong) {
 			if (n + take > max + 1) { /* +1: a CR before the LF */
 				toolong = 1;
+				if (n < max)
+					memcpy(line + n, start, max - n);
+				n = max;
 			} else {
 				memcpy(line + n, start, take);
 				n += take;
@@ -146,14 +157,14 @@ enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 		if (nl) {
 			io->in_pos++;
 			if (toolong)
-				return IO_TOOLONG;
+				return too_long(line, max, len);
 			if (n && line[n - 1] == '\r') {
 				n--;
 			} else {
 				*bare = 1;
 			}
 			if (n > max)
-				return IO_TOOLONG;
+				return too_long(line, max, len);
 			line[n] = 0;
 			*len = n;
 			return IO_OK;
@@ -164,7 +175,7 @@ enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 				return IO_EOF;
 			*bare = 2;
 			if (n > max)
-				return IO_TOOLONG;
+				return too_long(line, max, len);
 			line[n] = 0;
 			*len = n;
 			return IO_OK;

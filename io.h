@@ -56,7 +56,8 @@ void io_free(struct io *io);
  * Reads one line into line (at most max bytes without its terminator; LF,
  * CRLF). *len is set to its length; *bare tells how it ended: 0 CRLF, 1 a
  * bare LF, 2 EOF without LF. An over-long line is consumed to its LF and
- * reported as IO_TOOLONG.
+ * reported as IO_TOOLONG, with its first max bytes in line (a peer's
+ * over-long reply keeps its code). line has room for max + 1 bytes.
  */
 enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 			  int *bare);

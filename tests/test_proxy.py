@@ -586,6 +586,31 @@ def test_a_target_refusing_data(tmp, peers, pipelined, body):
     nothing_later(cf, tmp)
 
 
+def through(tmp, peer, path, subject, rcpt_reply="250 "):
+    """One message to joe@example.net through the proxy or (path
+    "spool") through the spool to the scripted peer, flushed; the peer
+    must hold it once, whole, and nothing may be left or bounce."""
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    if path == "spool":
+        cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n'
+                      "[route]\n@example.net next\n" % peer.port)
+    msg = message(subject)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", rcpt_reply if path == "proxy" else "250 ")
+        s.cmd("DATA", "354 ")
+        got = s.data(msg)
+    finally:
+        log = quit_and_close(s)
+    assert got.startswith("250 "), got
+    log += flush(cf)
+    (content,) = peer.accepted
+    intact(content, msg)
+    nothing_later(cf, tmp)
+    return got, log
+
+
 @pytest.mark.parametrize("path", ["proxy", "spool"])
 def test_a_252_to_rcpt_accepts_the_recipient(tmp, peers, path):
     """A target that answers RCPT with 252 (any 2xx accepts a recipient,
@@ -594,24 +619,23 @@ def test_a_252_to_rcpt_accepts_the_recipient(tmp, peers, path):
     verdict, logged it sent and removed the message without sending it."""
     peer = ScriptedPeer("rcpt-252")
     peers.append(peer)
-    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
-    if path == "spool":
-        cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n'
-                      "[route]\n@example.net next\n" % peer.port)
-    msg = message("two-five-two")
-    s = greeted(cf)
-    try:
-        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
-        s.cmd("RCPT TO:<joe@example.net>", "252 " if path == "proxy" else "250 ")
-        s.cmd("DATA", "354 ")
-        got = s.data(msg)
-    finally:
-        quit_and_close(s)
-    assert got.startswith("250 "), got
-    flush(cf)
-    (content,) = peer.accepted
-    intact(content, msg)
-    nothing_later(cf, tmp)
+    through(tmp, peer, path, "two-five-two", rcpt_reply="252 ")
+
+
+@pytest.mark.parametrize("path", ["proxy", "spool"])
+def test_an_over_long_reply_line_is_a_reply(tmp, peers, path):
+    """A target whose 250 to the dot runs past 1 000 octets has taken the
+    message: the reply keeps its code (and the start of its text), and the
+    message is delivered once. Such a line was once read as a lost
+    connection: the proxy took the message over and the spool sent it
+    again at every run, until it bounced."""
+    peer = ScriptedPeer("long-reply")
+    peers.append(peer)
+    got, log = through(tmp, peer, path, "long-reply")
+    assert "status=sent" in status_lines(log)["joe@example.net"], log
+    assert "takeover" not in log, log
+    if path == "proxy":
+        assert got.startswith("250 2.0.0 " + SAID + "Ok, and then "), got
 
 
 @pytest.mark.parametrize("dsn", [True, False], ids=["dsn", "no-dsn"])
@@ -755,7 +779,8 @@ class ScriptedPeer:
     "hang-at-dot" reads the whole message and never answers its dot,
     "hang-greeting" never greets, "refuse-data" says 554 to DATA,
     "hold-354" answers DATA only once the test sets release, "rcpt-252"
-    says 252 to RCPT. Otherwise it says 250 to everything.
+    says 252 to RCPT, "long-reply" answers the dot with a 250 of 1 100
+    octets. Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
     messages cut short by its own close; data_octets: the message text
@@ -837,7 +862,10 @@ class ScriptedPeer:
                     f.read()  # no reply, until the client gives up
                     return False
                 self.accepted.append(content)
-                conn.sendall(b"250 2.0.0 Ok: kept\r\n")
+                if fault == "long-reply":
+                    conn.sendall(b"250 2.0.0 Ok, and then " + b"x" * 1100 + b"\r\n")
+                else:
+                    conn.sendall(b"250 2.0.0 Ok: kept\r\n")
                 return True
             text.append(line[1:] if line.startswith(b".") else line)
             size += len(line)
