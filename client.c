@@ -269,61 +269,6 @@ static void scan_body(const struct msg *m, off_t *wire, int *eightbit)
 	*wire = size;
 }
 
-/* Sends the message body: DATA's dot-stuffed text, or BDAT chunks. */
-static int send_body(struct client_conn *c, const struct msg *m, int bdat)
-{
-	char in[32768];
-	struct buf out = {0};
-	struct client_wire w = {0, 1};
-	off_t off = 0;
-	char last = '\n';
-	while (off < m->size) {
-		ssize_t n = msg_read(m, off, in, sizeof in);
-		if (n <= 0)
-			return -1;
-		off += n;
-		out.len = 0;
-		if (m->binary)
-			buf_add(&out, in, (size_t)n);
-		else
-			for (ssize_t i = 0; i < n; i++)
-				client_wire_byte(&w, in[i], !bdat, &out);
-		last = in[n - 1];
-		if (bdat) {
-			char h[40];
-			int hl = fmt_snprintf(h, sizeof h, "BDAT %zu\r\n", out.len);
-			io_write(&c->io, h, (size_t)hl);
-		}
-		io_write(&c->io, out.s, out.len);
-		if (io_flush(&c->io) < 0) {
-			buf_free(&out);
-			return -1;
-		}
-	}
-	buf_free(&out);
-	if (bdat) {
-		client_cmd(c, "BDAT 0 LAST");
-	} else {
-		if (last != '\n' && m->size)
-			io_write(&c->io, "\r\n", 2);
-		io_write(&c->io, ".\r\n", 3);
-	}
-	return io_flush(&c->io);
-}
-
-/* BDAT chunks each get a 250 before the last; reads them. */
-static int bdat_replies(struct client_conn *c, const struct msg *m, struct buf *t)
-{
-	/* one reply per chunk written, then the LAST one */
-	off_t chunks = (m->size + 32767) / 32768;
-	for (off_t i = 0; i < chunks; i++) {
-		int code = client_read_reply(c, t);
-		if (code != 250)
-			return code;
-	}
-	return 0;
-}
-
 enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2 };
 
 /* EHLO or LHLO and its reply; 0 when it was 250. */
@@ -541,8 +486,11 @@ struct tx {
 	int data;            /* DATA's reply; 0 while DATA is not answered */
 	int *pending;        /* the commands sent whose replies are due */
 	unsigned npending;
-	unsigned char *accepted; /* per recipient: its RCPT got 250 or 251 */
+	unsigned char *accepted; /* per recipient: its RCPT got a 2xx */
 	unsigned naccepted;
+	unsigned chunks_due; /* BDAT chunks sent whose replies are unread */
+	int last_sent;       /* BDAT 0 LAST went */
+	struct reply chunk_refusal; /* the first chunk the peer refused */
 	struct buf t;        /* the text of the last reply */
 };
 
@@ -752,6 +700,76 @@ static enum tx_end final_replies(struct tx *x)
 	return TX_FINAL;
 }
 
+/* A BDAT chunk's reply (RFC 3030 2): any 2xx takes the chunk; the first
+ * other one refuses the message (a 1xx or 3xx as a temporary failure).
+ * -1 when the connection broke or the peer is closing (421). */
+static int chunk_reply(struct tx *x)
+{
+	int code = client_read_reply(x->c, &x->t);
+	if (code < 0 || code == 421)
+		return -1;
+	x->chunks_due--;
+	if ((code < 200 || code >= 300) && !x->chunk_refusal.code)
+		client_peer_reply(&x->chunk_refusal, code >= 400 ? code : 451,
+				  x->t.s, x->c->name);
+	return 0;
+}
+
+/* Sends the message body: DATA's dot-stuffed text, or BDAT chunks, whose
+ * replies are read as they come (a peer never waits for us to read
+ * them); after a refused chunk no more go, nor LAST (RFC 3030 2). */
+static int send_body(struct tx *x)
+{
+	struct client_conn *c = x->c;
+	const struct msg *m = x->m;
+	int bdat = x->bdat;
+	char in[32768];
+	struct buf out = {0};
+	struct client_wire w = {0, 1};
+	off_t off = 0;
+	char last = '\n';
+	while (off < m->size && !x->chunk_refusal.code) {
+		ssize_t n = msg_read(m, off, in, sizeof in);
+		if (n <= 0)
+			goto lost;
+		off += n;
+		out.len = 0;
+		if (m->binary)
+			buf_add(&out, in, (size_t)n);
+		else
+			for (ssize_t i = 0; i < n; i++)
+				client_wire_byte(&w, in[i], !bdat, &out);
+		last = in[n - 1];
+		if (bdat) {
+			char h[40];
+			int hl = fmt_snprintf(h, sizeof h, "BDAT %zu\r\n", out.len);
+			io_write(&c->io, h, (size_t)hl);
+			x->chunks_due++;
+		}
+		io_write(&c->io, out.s, out.len);
+		if (io_flush(&c->io) < 0)
+			goto lost;
+		while (bdat && x->chunks_due && io_input_pending(&c->io))
+			if (chunk_reply(x) < 0)
+				goto lost;
+	}
+	buf_free(&out);
+	if (bdat) {
+		if (x->chunk_refusal.code)
+			return 0;
+		client_cmd(c, "BDAT 0 LAST");
+		x->last_sent = 1;
+	} else {
+		if (last != '\n' && m->size)
+			io_write(&c->io, "\r\n", 2);
+		io_write(&c->io, ".\r\n", 3);
+	}
+	return io_flush(&c->io);
+lost:
+	buf_free(&out);
+	return -1;
+}
+
 /* The content once the envelope is settled: DATA's 354 (when DATA was not
  * in the pipelined group), the body, and the final replies. */
 static enum tx_end content(struct tx *x)
@@ -770,17 +788,16 @@ static enum tx_end content(struct tx *x)
 		set_accepted(x, &r);
 		return TX_FINAL;
 	}
-	if (send_body(x->c, x->m, x->bdat) < 0)
+	if (send_body(x) < 0)
 		return TX_LOST;
-	if (x->bdat) {
-		int code = bdat_replies(x->c, x->m, &x->t);
-		if (code < 0)
+	while (x->chunks_due)
+		if (chunk_reply(x) < 0)
 			return TX_LOST;
-		if (code) {
-			client_peer_reply(&r, code, x->t.s, x->c->name);
-			set_accepted(x, &r);
-			return TX_FINAL;
-		}
+	if (x->chunk_refusal.code) {
+		set_accepted(x, &x->chunk_refusal);
+		/* LAST's reply (or an LMTP peer's replies) may still come */
+		x->c->unsynced = x->last_sent;
+		return TX_FINAL;
 	}
 	return final_replies(x);
 }
@@ -856,6 +873,10 @@ void client_close_connections(void)
 
 static void keep(const char *key, struct client_conn *c)
 {
+	if (c->unsynced) { /* its next reply may be an old one */
+		client_hang_up(c, 1);
+		return;
+	}
 	int slot = 0;
 	for (int i = 0; i < CACHE_MAX; i++)
 		if (!cache[i].c) {

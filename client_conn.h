@@ -35,6 +35,7 @@ struct client_conn {
 	int lmtp;
 	int tls_mode;     /* RTLS_* */
 	int tls;          /* TLS is on */
+	int unsynced;     /* replies may still be owed: not kept for reuse */
 };
 
 /*

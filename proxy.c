@@ -367,7 +367,8 @@ static void drain_chunk_replies(struct session *s)
 		}
 		px->chunks--;
 		if (code >= 300 && !px->chunk_refusal.code)
-			client_peer_reply(&px->chunk_refusal, code, px->t.s,
+			client_peer_reply(&px->chunk_refusal,
+					  code >= 400 ? code : 451, px->t.s,
 					  px->c.name);
 	}
 }
@@ -507,7 +508,9 @@ static int final_reply(struct session *s, struct reply *r)
 				   : "the target is closing (421)");
 		return -1;
 	}
-	client_peer_reply(r, code, px->t.s, px->c.name);
+	/* a 3xx here is no verdict the client could take */
+	client_peer_reply(r, code >= 300 && code < 400 ? 451 : code, px->t.s,
+			  px->c.name);
 	return 0;
 }
 

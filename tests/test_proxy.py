@@ -638,6 +638,62 @@ def test_an_over_long_reply_line_is_a_reply(tmp, peers, path):
         assert got.startswith("250 2.0.0 " + SAID + "Ok, and then "), got
 
 
+@pytest.mark.parametrize("chunk_reply", [b"251 2.0.0 chunk fine",
+                                         b"354 go on", b"550 5.7.1 not this"],
+                         ids=["251", "354", "550"])
+def test_bdat_chunk_replies_in_a_queue_run(tmp, peers, chunk_reply):
+    """Two messages wait in the spool for a CHUNKING target, which takes
+    both in one queue run on one connection (kept between messages). The
+    first message's first chunk gets chunk_reply: a 2xx other than 250
+    takes the chunk (the message is delivered); a 354 (no reply for a
+    chunk) or a 550 fails the message, deferred or bounced, and the second
+    message still gets its own replies. The client once took the chunk's
+    reply for the message's verdict and left the rest of the replies
+    unread on a connection it kept: the next message read the previous
+    one's replies (a refused message logged sent, a delivered one
+    deferred)."""
+    peer = ScriptedPeer("down", chunking=True, chunk_reply=chunk_reply)
+    peers.append(peer)
+    cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n'
+                  "[route]\n@example.net next\n" % peer.port)
+    # the first message takes two chunks
+    msgs = [message("chunk %d" % i) + (b"x" * 78 + b"\r\n") * (500 if i == 0 else 1)
+            for i in range(2)]
+    for i, msg in enumerate(msgs):
+        s = greeted(cf)
+        try:
+            s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+            s.cmd("RCPT TO:<m%d@example.net>" % i, "250 ")
+            s.cmd("DATA", "354 ")
+            assert QUEUED.match(s.data(msg))
+        finally:
+            quit_and_close(s)
+    peer.fault = None
+    log = flush(cf)
+    lines = status_lines(log)
+    assert "status=sent" in lines["m1@example.net"], log
+    code = chunk_reply[:3].decode()
+    if code == "251":
+        assert "status=sent" in lines["m0@example.net"], log
+        assert len(peer.accepted) == 2, peer.accepted
+        for msg in msgs:
+            assert [c for c in peer.accepted if c.endswith(msg)]
+    elif code == "354":
+        assert "status=deferred" in lines["m0@example.net"], log
+        assert "451 " in lines["m0@example.net"], log
+        (c,) = peer.accepted
+        assert c.endswith(msgs[1])
+        flush(cf)  # the retry meets no fault
+        assert len(peer.accepted) == 2 and peer.accepted[1].endswith(msgs[0])
+    else:
+        assert "status=bounced" in lines["m0@example.net"], log
+        assert "550 5.7.1" in lines["m0@example.net"], log
+        (c,) = peer.accepted
+        assert c.endswith(msgs[1])
+        assert len(maildir_files(os.path.join(tmp, "bounces"))) == 1
+    assert queue(cf) == "the spool is empty\n"
+
+
 @pytest.mark.parametrize("dsn", [True, False], ids=["dsn", "no-dsn"])
 def test_dsn_parameters_go_on_only_to_a_target_with_dsn(tmp, peers, dsn):
     sink = SmtpSink(tmp, *(() if dsn else ("-N",)))
@@ -780,14 +836,20 @@ class ScriptedPeer:
     "hang-greeting" never greets, "refuse-data" says 554 to DATA,
     "hold-354" answers DATA only once the test sets release, "rcpt-252"
     says 252 to RCPT, "long-reply" answers the dot with a 250 of 1 100
-    octets. Otherwise it says 250 to everything.
+    octets, "down" says 421 at once; with chunking, it offers CHUNKING and
+    answers the first message's first chunk with chunk_reply (a chunk
+    refused, with anything but a 2xx, fails the transaction: a LAST after
+    it gets 503). Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
     messages cut short by its own close; data_octets: the message text
     read in all."""
 
-    def __init__(self, fault, port=None):
+    def __init__(self, fault, port=None, chunking=False, chunk_reply=None):
         self.fault = fault
+        self.chunking = chunking
+        self.chunk_reply = chunk_reply
+        self.messages_seen = 0
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port or 0))
@@ -828,11 +890,37 @@ class ScriptedPeer:
         if fault == "hang-greeting":
             f.read()  # until the client gives up
             return
+        if fault == "down":
+            conn.sendall(b"421 4.3.2 not now\r\n")
+            return
         conn.sendall(b"220 peer.example ESMTP\r\n")
+        chunks, failed, first = [], False, True
         for line in f:
             verb = line[:4].upper()
             if verb in (b"EHLO", b"LHLO"):
-                conn.sendall(b"250-peer.example\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                conn.sendall(b"250-peer.example\r\n250-PIPELINING\r\n" +
+                             (b"250-CHUNKING\r\n" if self.chunking else b"") +
+                             b"250 8BITMIME\r\n")
+            elif verb == b"BDAT":
+                words = line.split()
+                chunks.append(f.read(int(words[1])))
+                if len(words) > 2:  # LAST
+                    if failed:
+                        conn.sendall(b"503 5.5.1 the transaction failed\r\n")
+                    else:
+                        self.accepted.append(b"".join(chunks))
+                        conn.sendall(b"250 2.0.0 Ok: kept\r\n")
+                    chunks, failed, first = [], False, True
+                    continue
+                if first and self.messages_seen == 0 and self.chunk_reply:
+                    reply = self.chunk_reply
+                    failed = not reply.startswith(b"2")
+                else:
+                    reply = b"250 2.0.0 chunk ok"
+                first = False
+                if len(chunks) == 1:
+                    self.messages_seen += 1
+                conn.sendall(reply + b"\r\n")
             elif verb == b"RCPT" and fault == "rcpt-252":
                 conn.sendall(b"252 2.1.5 will try\r\n")
             elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
