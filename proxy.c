@@ -569,9 +569,18 @@ int proxy_finish(struct session *s, struct reply *res,
 			*chunk = r;
 	}
 	unsigned n = px->c.lmtp ? s->nrcpt : 1;
-	for (unsigned i = 0; i < n; i++)
-		if (final_reply(s, &res[i]) < 0)
-			return -1;
+	for (unsigned i = 0; i < n; i++) {
+		if (final_reply(s, &res[i]) == 0)
+			continue;
+		if (i == 0)
+			return -1; /* no verdict at all: the takeover */
+		/* an LMTP target gave some recipients their replies and went
+		 * away: those stand; the others are the spool's to retry */
+		for (; i < n; i++)
+			reply_set(&res[i], 451, ESC_BAD_CONNECTION,
+				  "%s: lost connection after the data",
+				  px->c.name);
+	}
 	for (unsigned i = 0; i < s->nrcpt; i++) {
 		if (!px->c.lmtp)
 			res[i] = res[0];

@@ -694,6 +694,31 @@ def test_bdat_chunk_replies_in_a_queue_run(tmp, peers, chunk_reply):
     assert queue(cf) == "the spool is empty\n"
 
 
+def test_an_lmtp_target_gone_after_some_replies(tmp, peers):
+    """An LMTP target delivers to the first of two recipients, says so, and
+    is gone before the second's reply: the first recipient's delivery
+    stands (the client gets 250 once the spool holds the message for the
+    second), and the flusher delivers to the second alone. The proxy once
+    took the whole message over, and the first recipient got it twice."""
+    peer = ScriptedPeer("lmtp-drop")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port], protocol="lmtp")
+    msg = message("lmtp-drop")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<a@example.net>", "250 ")
+        s.cmd("RCPT TO:<b@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        got = s.data(msg)
+    finally:
+        quit_and_close(s)
+    assert re.match(r"^250 2\.0\.0 Ok: delivered to 1, queued as [0-9A-F]+ for 1$", got), got
+    flush(cf)
+    assert sorted(peer.delivered) == ["a@example.net", "b@example.net"], peer.delivered
+    nothing_later(cf, tmp)
+
+
 @pytest.mark.parametrize("dsn", [True, False], ids=["dsn", "no-dsn"])
 def test_dsn_parameters_go_on_only_to_a_target_with_dsn(tmp, peers, dsn):
     sink = SmtpSink(tmp, *(() if dsn else ("-N",)))
@@ -839,7 +864,9 @@ class ScriptedPeer:
     octets, "down" says 421 at once; with chunking, it offers CHUNKING and
     answers the first message's first chunk with chunk_reply (a chunk
     refused, with anything but a 2xx, fails the transaction: a LAST after
-    it gets 503). Otherwise it says 250 to everything.
+    it gets 503); "lmtp-drop" gives one reply per recipient after the
+    data (LMTP) and, on its first connection, closes after the first.
+    Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
     messages cut short by its own close; data_octets: the message text
@@ -857,6 +884,7 @@ class ScriptedPeer:
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.accepted, self.unacked, self.partial = [], [], []
+        self.delivered = []  # LMTP: the recipients given a 250
         self.connections = self.data_octets = 0
         self.stopping = False
         self.release = threading.Event()
@@ -895,6 +923,8 @@ class ScriptedPeer:
             return
         conn.sendall(b"220 peer.example ESMTP\r\n")
         chunks, failed, first = [], False, True
+        rcpts = []
+        connection = self.connections
         for line in f:
             verb = line[:4].upper()
             if verb in (b"EHLO", b"LHLO"):
@@ -921,12 +951,28 @@ class ScriptedPeer:
                 if len(chunks) == 1:
                     self.messages_seen += 1
                 conn.sendall(reply + b"\r\n")
+            elif verb in (b"RSET", b"MAIL") and chunks:
+                chunks, failed, first = [], False, True  # a new transaction
+                conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == b"RCPT" and fault == "lmtp-drop":
+                rcpts.append(line.split(b"<")[1].split(b">")[0].decode())
+                conn.sendall(b"250 2.1.5 Ok\r\n")
             elif verb == b"RCPT" and fault == "rcpt-252":
                 conn.sendall(b"252 2.1.5 will try\r\n")
             elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                 conn.sendall(b"250 2.0.0 Ok\r\n")
             elif verb == b"DATA" and fault == "refuse-data":
                 conn.sendall(b"554 5.3.0 no data today\r\n")
+            elif verb == b"DATA" and fault == "lmtp-drop":
+                conn.sendall(b"354 go ahead\r\n")
+                if self._data(conn, f, None, reply=False) is None:
+                    return
+                for rcpt in rcpts:
+                    self.delivered.append(rcpt)
+                    conn.sendall(b"250 2.0.0 <%s> delivered\r\n" % rcpt.encode())
+                    if connection == 1:  # the first: gone after one reply
+                        return
+                rcpts = []
             elif verb == b"DATA":
                 if fault == "hold-354":
                     self.release.wait(30)
@@ -939,12 +985,14 @@ class ScriptedPeer:
             else:
                 conn.sendall(b"502 5.5.2 what?\r\n")
 
-    def _data(self, conn, f, fault):
+    def _data(self, conn, f, fault, reply=True):
         text = []
         size = 0
         for line in f:
             if line == b".\r\n":
                 content = b"".join(text)
+                if not reply:
+                    return content
                 if fault == "hang-at-dot":
                     self.unacked.append(content)
                     f.read()  # no reply, until the client gives up
