@@ -467,7 +467,9 @@ static int parse_envelope(char *text, struct spool_msg *m)
 		}
 		/* unknown keys: a later version's additions, ignored */
 	}
-	return lineno > 0 && m->from ? 0 : -1;
+	/* an envelope always has its targets (their states kept to the
+	 * end): one without is cut short, never a message done with */
+	return lineno > 0 && m->from && m->nt ? 0 : -1;
 }
 
 /* The envelope at the head of ID; *off is set to where the message
@@ -515,6 +517,16 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 		fmt_snprintf(why, n, "%s: locked by another process", id);
 		spool_msg_free(m);
 		return SPOOL_BUSY;
+	}
+	/* the holder before us may have delivered and removed it between
+	 * our open and our lock: the file we hold is no longer the spool's */
+	struct stat held, named;
+	if (lock && (fstat(m->data_fd, &held) < 0 || held.st_nlink == 0 ||
+		     fstatat(dirfd, name, &named, 0) < 0 ||
+		     named.st_ino != held.st_ino || named.st_dev != held.st_dev)) {
+		fmt_snprintf(why, n, "%s: removed as we opened it", id);
+		spool_msg_free(m);
+		return SPOOL_GONE;
 	}
 	/* read after the lock: the holder before us may have updated it */
 	char *head = read_head(m->data_fd, &m->data_off);

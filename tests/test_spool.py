@@ -31,7 +31,7 @@ import threading
 import time
 
 import pytest
-from pmtest import POSTMASTER, tool, no_sanitizer_report, remove_tree, free_port, listening, wait_for
+from pmtest import POSTMASTER, SANITIZED, tool, no_sanitizer_report, remove_tree, free_port, listening, wait_for
 
 QUEUED = re.compile(r"^250 2\.0\.0 Ok: queued as ([0-9A-F]{18})$")
 HOST = "mail.example.net"
@@ -1289,8 +1289,100 @@ def test_queue_delete_and_flush_one(tmp):
     assert len(maildir_files(tmp + "/M")) == 3
 
 
+def test_an_envelope_cut_short_is_kept_not_removed(tmp):
+    """A deferred message whose ID.env lost its target lines (cut short by
+    something other than postmaster, whose own updates are synced and
+    renamed into place) is malformed: --flush keeps it and says so, and it
+    is delivered once the envelope is whole again. Such an envelope was
+    once read as a message with nothing left to do, and removed."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD + "a@sender.example @DIR@/bounces/\n"
+                  "postmaster @DIR@/pm/\n",
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    spool = tmp + "/spool"
+    s = Session(cf).start()
+    msg, body = make_message("cut-short", size=1000)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert QUEUED.match(r), r
+    qid = QUEUED.match(r)[1]
+    s.end()
+    env = os.path.join(spool, qid + ".env")
+    whole = open(env).read()
+    with open(env, "w") as f:
+        f.write("".join(l for l in whole.splitlines(True)
+                        if not l.startswith(("target", "reply", "dsn "))))
+    open(tmp + "/go", "w").close()
+    r = pm(cf, "--flush", "--now")
+    assert qid in r.stderr and "malformed" in r.stderr, r.stderr
+    assert qid + ".env" in spool_files(spool) and qid in spool_files(spool)
+    assert maildir_files(tmp + "/bounces") == [] and glob.glob(tmp + "/out/m.*") == []
+    with open(env, "w") as f:
+        f.write(whole)
+    flush(cf, "--now")
+    assert held_copies(tmp, {"cut-short": body}) == {"cut-short": ["complete"]}
+    assert spool_files(spool) == []
+
+
 # ------------------------------------------------------------------ #
 # 6. Concurrent flushers                                              #
+
+# Stands in for a flusher descheduled between opening a message's file
+# and locking it: flock() on a spool message (18 hex digits) waits 2 s.
+SLOW_FLOCK = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int flock(int fd, int op)
+{
+	int (*next)(int, int) = (int (*)(int, int))dlsym(RTLD_NEXT, "flock");
+	char link[64], path[4096];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, path, sizeof path - 1);
+	if (n > 0) {
+		path[n] = 0;
+		const char *b = strrchr(path, '/');
+		b = b ? b + 1 : path;
+		if (strspn(b, "0123456789ABCDEF") == 18)
+			sleep(2);
+	}
+	return next(fd, op);
+}
+"""
+
+
+@pytest.mark.skipif(SANITIZED, reason="LD_PRELOAD before the sanitizer runtime")
+def test_a_message_removed_as_a_flusher_opens_it_is_not_delivered_again(tmp):
+    """The session's delivery holds a message's lock while a slow command
+    takes it; a flusher lists and opens the message meanwhile, and locks
+    it only once the delivery is done and the files are gone. The file it
+    holds is then no longer the spool's: it is skipped. It was once read
+    as a message nobody had delivered yet, and delivered again."""
+    mkdir(tmp + "/out")
+    shim = tmp + "/slowflock.so"
+    with open(tmp + "/slowflock.c", "w") as f:
+        f.write(SLOW_FLOCK)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", shim, tmp + "/slowflock.c",
+                    "-ldl"], check=True)
+    # two targets: the message goes through the spool
+    cf = write_cf(tmp, 'r@example.net @DIR@/M/ , '
+                  '"|sleep 1; cat > $(mktemp @DIR@/out/m.XXXXXX)"\n'
+                  "a@sender.example @DIR@/bounces/\n")
+    s = Session(cf).start()
+    msg, body = make_message("once", size=1000)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert QUEUED.match(r), r
+    flusher = subprocess.Popen([POSTMASTER, "--config=" + cf, "--flush", "--now"],
+                               env=dict(os.environ, LD_PRELOAD=shim),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    s.end()  # waits for the session's delivery
+    out, err = flusher.communicate(timeout=60)
+    assert flusher.returncode == 0, err
+    assert held_copies(tmp, {"once": body}) == {"once": ["complete"]}, err
+    assert len(maildir_files(tmp + "/M")) == 1
+    assert spool_files(tmp + "/spool") == []
+
 
 def test_concurrent_flushers_deliver_each_target_once(tmp):
     n = 20
