@@ -353,6 +353,7 @@ struct src {
 	char b[65536];
 	size_t pos, len;
 	int eof;
+	int err; /* errno of a failed read: the input ended unread */
 };
 
 /* The next piece of a line: at most max bytes, *eol when it ends the line
@@ -370,12 +371,16 @@ static size_t src_piece(struct src *s, char *p, size_t max, int *eol)
 				continue;
 			if (r <= 0) {
 				s->eof = 1;
+				s->err = r < 0 ? errno : 0;
 				break;
 			}
 			s->pos = 0;
 			s->len = (size_t)r;
 		}
-		char c = s->b[s->pos++];
+		char c = s->b[s->pos];
+		if (c == '\r' && n && n + 1 == max)
+			break; /* it may end the line: the next piece takes it */
+		s->pos++;
 		if (c == '\n') {
 			*eol = 1;
 			if (n && p[n - 1] == '\r')
@@ -563,6 +568,7 @@ struct conv {
 	struct io io;
 	int verbose;
 	const char *prog;
+	int cut; /* the data stopped without its dot: no QUIT after it */
 };
 
 /* One reply, perhaps multiline; its last line's code and text. */
@@ -618,6 +624,14 @@ static int refused(const struct conv *c, const char *what,
 	return reply_exit_status(r);
 }
 
+static int has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 static int has_8bit(const char *s)
 {
 	for (; *s; s++)
@@ -653,7 +667,7 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 		*rcpt_status = refused(c, from[0] ? from : "<>", &rep);
 		return -1;
 	}
-	int taken = 0;
+	int taken = 0, later = 0;
 	*rcpt_status = EX_OK;
 	for (size_t i = 0; i < r->n; i++) {
 		if ((size_t)fmt_snprintf(line, sizeof line, "RCPT TO:<%s>%s%s", r->v[i],
@@ -669,7 +683,18 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 			int st = refused(c, r->v[i], &rep);
 			if (*rcpt_status == EX_OK)
 				*rcpt_status = st;
+			later |= rep.code < 500;
 		}
+	}
+	if (later && taken) {
+		/* 75 tells the caller to send it all again: so nothing goes
+		 * now, or the recipients taken would get it twice */
+		command(c, "RSET", &rep);
+		fprintf(stderr, "%s: a recipient was refused for now, so the "
+				"message was not sent to any\n",
+			c->prog);
+		*rcpt_status = EX_TEMPFAIL;
+		return -1;
 	}
 	return taken ? 0 : -1;
 }
@@ -773,6 +798,13 @@ static int reach_session(struct cf *cf, const char *smtpd, const char *prog,
 	return EX_OK;
 }
 
+static int read_failed(const char *prog, int err)
+{
+	fprintf(stderr, "%s: reading the message: %s; it was not sent\n",
+		prog, strerror(err));
+	return EX_IOERR;
+}
+
 /* The transaction: greeting, EHLO, envelope, the message. */
 static int transaction(struct conv *c, struct message *m,
 		       const struct inject *in, const char *from,
@@ -792,6 +824,11 @@ static int transaction(struct conv *c, struct message *m,
 	if (rep.code != 354)
 		return refused(c, NULL, &rep);
 	send_message(&c->io, m, in, from, host);
+	if (m->src.err) {
+		/* without its final dot the session delivers nothing */
+		c->cut = 1;
+		return read_failed(c->prog, m->src.err);
+	}
 	command(c, ".", &rep);
 	if (rep.code != 250)
 		return refused(c, NULL, &rep);
@@ -820,7 +857,25 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 		ex = EX_DATAERR;
 		goto out;
 	}
+	if (m->src.err) {
+		ex = read_failed(prog, m->src.err);
+		goto out;
+	}
 	walk_header(m, NULL, in->extract ? &r : NULL, host);
+	const char *bad = has_control(from.s ? from.s : "") ? from.s : NULL;
+	for (size_t i = 0; i < r.n && !bad; i++)
+		if (has_control(r.v[i]))
+			bad = r.v[i];
+	if (bad) { /* it would end the command and start another */
+		fprintf(stderr, "%s: a control character in the address ", prog);
+		for (; *bad; bad++)
+			fprintf(stderr, (unsigned char)*bad < 0x20 || *bad == 0x7f
+						? "\\x%02X" : "%c",
+				(unsigned char)*bad);
+		fputc('\n', stderr);
+		ex = EX_USAGE;
+		goto out;
+	}
 	if (!r.n || r.n == INJECT_RCPT_MAX) {
 		fprintf(stderr, r.n ? "%s: more than %d recipients\n"
 				    : "%s: no recipient addresses found in the "
@@ -838,7 +893,8 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 	io_init(&c.io, fd, fd, INJECT_TIMEOUT_MS);
 	ex = transaction(&c, m, in, from.s ? from.s : "", &r, host);
 	struct reply rep;
-	command(&c, "QUIT", &rep);
+	if (!c.cut)
+		command(&c, "QUIT", &rep);
 	io_free(&c.io);
 	close(fd);
 	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)

@@ -22,6 +22,8 @@
 #include "rtindex.h"
 #include "session.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,6 +383,15 @@ static int run_tool(struct cf *cf, const struct opts *o)
 
 int main(int argc, char **argv)
 {
+	/* a standard descriptor that is closed would be the next file this
+	 * process opens (a socket pair, a spool file), and what it writes
+	 * to standard error would go there: /dev/null takes its place */
+	struct pollfd std[3] = {{.fd = 0}, {.fd = 1}, {.fd = 2}};
+	if (poll(std, 3, 0) > 0)
+		for (int fd = 0; fd < 3; fd++)
+			if ((std[fd].revents & POLLNVAL) &&
+			    open("/dev/null", O_RDWR) != fd)
+				return EX_OSERR;
 	struct opts o = {0};
 	int ex = parse_args(argc, argv, &o);
 	if (ex < 0)

@@ -431,3 +431,70 @@ def test_mailq_and_bp_show_the_queue_as_postfix_does(site):
     # --queue keeps its own layout, with every target and its state
     r = site.run([POSTMASTER, "--config=" + site.cf, "--queue"])
     assert b"Queue ID" not in r.stdout and b"<bob@mail.test>" in r.stdout
+
+
+def test_a_recipient_refused_for_now_sends_nothing(site):
+    """Exit 75 tells the caller to submit the message again, so it must
+    mean that no recipient got it: when the listener takes two recipients
+    and the message names three, the third's 452 4.5.3 leaves all three
+    without it (the first two once got it, and got it again on the retry).
+    A permanent refusal is different: the others still get the message."""
+    with open(site.cf, "a") as f:
+        f.write('[smtpd "mail.test"]\nmax-recipients = 2\n')
+    r = site.sendmail("ann", "bob", "cat", data=b"Subject: three\n\nx\n")
+    assert r.returncode == 75, r.stderr
+    assert b"cat@mail.test: 452 4.5.3" in r.stderr
+    assert b"not sent to any" in r.stderr
+    assert not any(site.mail(u) for u in USERS)
+    assert spool_text(site) == b""
+
+
+def test_closed_standard_error_is_not_the_session(site):
+    """Run with standard error closed (as from some daemons), the socket
+    pair to the in-process session would take descriptor 2, and the
+    session's own output would go into the dialogue: it hung. /dev/null
+    takes the closed descriptor's place."""
+    sendmail = os.path.join(site.bin, "sendmail")
+    for args in (["ann"], ["nobody@mail.test", "bob"]):
+        r = subprocess.run(["/bin/sh", "-c", 'exec "$0" "$@" 2>&-', sendmail,
+                            *args], input=b"Subject: closed\n\nx\n",
+                           capture_output=True, env=site.env, timeout=60)
+        user = args[-1]
+        assert r.returncode == (0 if args == ["ann"] else 67), r
+        assert len(site.mail(user)) == 1, user
+
+
+def test_a_read_error_on_standard_input_sends_nothing(site):
+    """A read error is not the end of the message: nothing is sent (the
+    data ends without its final dot) and the exit status is 74."""
+    fd = os.open(site.d, os.O_RDONLY)  # a directory: read() fails, EISDIR
+    try:
+        r = subprocess.run([os.path.join(site.bin, "sendmail"), "ann"],
+                           stdin=fd, capture_output=True, env=site.env,
+                           timeout=60)
+    finally:
+        os.close(fd)
+    assert r.returncode == 74, r
+    assert b"reading the message: Is a directory" in r.stderr
+    assert site.mail("ann") == [] and spool_text(site) == b""
+
+
+def test_control_characters_in_addresses_are_usage_errors(site):
+    for args in (["-f", "me@example.org>\r\nRCPT TO:<bob@mail.test", "ann"],
+                 ["-f", "me@example.org\n", "ann"]):
+        r = site.sendmail(*args, data=b"x\n")
+        assert r.returncode == 64, r
+        assert b"a control character in the address" in r.stderr
+    assert not any(site.mail(u) for u in USERS)
+
+
+@pytest.mark.parametrize("length", [8190, 8191, 8192, 70000])
+def test_long_crlf_lines_keep_their_line_ends(site, length):
+    """CRLF input lines of any length arrive as lines, without a stray CR
+    where the reader's pieces end (a line of 8 191 octets once arrived
+    with its CR as text)."""
+    line = b"y" * length
+    r = site.sendmail("ann", data=b"Subject: long\r\n\r\n" + line + b"\r\nend\r\n")
+    assert r.returncode == 0, r.stderr
+    head, body = header_and_body(site.one("ann"))
+    assert body == line + b"\nend\n"
