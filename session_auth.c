@@ -28,7 +28,9 @@ int session_auth_offered(const struct session *s)
 
 /* Sends a 334 challenge and reads the client's base64 answer into out:
  * 0, or -1 when the client cancelled ("*"), -2 when it is not base64,
- * -3 when the connection ended. */
+ * -3 when the session ends (the connection did, or the answer did not
+ * come in time: 421), -4 when the answer is too long or ends in a bare
+ * line end that the listener refuses (replied). */
 static int auth_answer(struct session *s, const char *challenge, struct buf *out)
 {
 	reply(s, 334, ESC_NONE, "%s", challenge);
@@ -36,8 +38,24 @@ static int auth_answer(struct session *s, const char *challenge, struct buf *out
 	char line[CMD_MAX_EXT + 2];
 	size_t len;
 	int bare;
-	if (io_getline(&s->io, line, CMD_MAX_EXT, &len, &bare) != IO_OK)
+	enum io_status st = io_getline(&s->io, line, CMD_MAX_EXT, &len, &bare);
+	if (st == IO_TIMEOUT) {
+		log_event(LOG_L_WARNING, "event", "timeout", "during", "AUTH",
+			  NULL);
+		reply(s, 421, ESC_BAD_CONNECTION,
+		      "%s Timeout during AUTH, closing connection", s->name);
 		return -3;
+	}
+	if (st == IO_TOOLONG) {
+		reply(s, 500, ESC_SYNTAX_ERROR, "AUTH answer too long");
+		return -4;
+	}
+	if (st != IO_OK)
+		return -3;
+	if (s->bare_reject && (bare || memchr(line, '\r', len))) {
+		reply(s, 501, ESC_SYNTAX_ERROR, "Bare CR or LF in AUTH answer");
+		return -4;
+	}
 	if (len == 1 && line[0] == '*')
 		return -1;
 	return base64_decode(line, len, out) < 0 ? -2 : 0;
@@ -62,7 +80,8 @@ static int auth_refused(struct session *s)
 }
 
 /* The decoded answers: user name and password, with auth_answer()'s
- * results (0, -1 cancelled, -2 not decodable, -3 connection ended). */
+ * results (0, -1 cancelled, -2 not decodable, -3 the session ends, -4
+ * refused and replied). */
 static int auth_credentials(struct session *s, int plain, const char *initial,
 			    char *user, size_t un, struct buf *pass)
 {
@@ -153,6 +172,8 @@ void session_cmd_auth(struct session *s, char *arg)
 	buf_free(&pass);
 	if (r == -3)
 		s->quit = 1;
+	else if (r == -4)
+		; /* replied */
 	else if (r == -1)
 		reply(s, 501, ESC_OTHER, "Authentication cancelled");
 	else if (r == -2)

@@ -164,10 +164,39 @@ def test_auth_protocol_errors(tmp):
             assert c.docmd("AUTH", "PLAIN not-base64!")[0] == 501
             assert c.docmd("AUTH", "LOGIN")[0] == 334
             assert c.docmd("*") == (501, b"5.0.0 Authentication cancelled")
+            # an answer longer than any line: refused, and the session
+            # goes on (it once ended without a word)
+            assert c.docmd("AUTH", "LOGIN")[0] == 334
+            code, text = c.docmd("A" * 5000)
+            assert (code, text) == (500, b"5.5.2 AUTH answer too long"), text
+            assert c.docmd("NOOP")[0] == 250
             c.login("anna", "secret")
             assert c.docmd("AUTH", "PLAIN AGFubmEAc2VjcmV0")[0] == 503
     finally:
         srv.stop()
+
+
+def test_a_silent_auth_answer_times_out_with_421(tmp):
+    """A client that never answers the 334 gets the session's timeout
+    reply, as at any command, and the timeout is logged."""
+    port, srv = start_server(tmp, auth="optional", wrapper="")
+    try:
+        with open(os.path.join(tmp, "postmaster.cf")) as f:
+            text = f.read()
+        with open(os.path.join(tmp, "postmaster.cf"), "w") as f:
+            f.write(text.replace("auth = optional\n", "auth = optional\ntimeout = 2s\n"))
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            c.ehlo("client.example")
+            assert c.docmd("AUTH", "LOGIN")[0] == 334
+            t0 = time.monotonic()
+            code, text = c.getreply()
+            assert (code, text) == (421, b"4.4.2 mail.example.net Timeout during "
+                                         b"AUTH, closing connection"), text
+            assert 1.5 < time.monotonic() - t0 < 20
+    finally:
+        srv.stop()
+    log = open(os.path.join(tmp, "server.log")).read()
+    assert "event=timeout during=AUTH" in log, log
 
 
 def test_a_session_without_auth_does_not_map_libcrypt(tmp):
