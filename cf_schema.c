@@ -143,6 +143,8 @@ static const struct key smtpd_keys[] = {
 	[SMTPD_BARE_NEWLINE] = {"bare-newline", V_ENUM, 0, "normalize", e_bare,
 				0, 0, 0},
 	[SMTPD_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, 0, 0},
+	[SMTPD_JUNK_COMMAND_LIMIT] = {"junk-command-limit", V_UINT, 0, "100", 0,
+				      1, 10000000, 0},
 	[SMTPD_LMTP] = {"lmtp", V_BOOL, 0, "yes", 0, 0, 0, 0},
 	[SMTPD_RELAY_CLIENTS] = {"relay-clients", V_NETWORK, K_REPEAT, 0, 0, 0,
 				 0, "not set: loopback"},

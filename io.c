@@ -74,8 +74,22 @@ static int wait_fd(int fd, short ev, int timeout_ms)
 	}
 }
 
-/* Refills the input buffer; waits at most the timeout. */
-static enum io_status fill(struct io *io)
+static long long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* What is left of the time until deadline, for poll(); 0 when none. */
+static int left_ms(long long deadline)
+{
+	long long left = deadline - now_ms();
+	return left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* Refills the input buffer; waits until deadline at most. */
+static enum io_status fill(struct io *io, long long deadline)
 {
 	if (io->eof)
 		return IO_EOF;
@@ -89,7 +103,7 @@ static enum io_status fill(struct io *io)
 		io->in_pos = 0;
 	}
 	if (!io->tr->pending(io)) {
-		int r = wait_fd(io->rfd, POLLIN, io->timeout_ms);
+		int r = wait_fd(io->rfd, POLLIN, left_ms(deadline));
 		if (r == 0)
 			return IO_TIMEOUT;
 		if (r < 0) {
@@ -103,7 +117,7 @@ static enum io_status fill(struct io *io)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int r = wait_fd(io->rfd, POLLIN, io->timeout_ms);
+			int r = wait_fd(io->rfd, POLLIN, left_ms(deadline));
 			if (r == 0)
 				return IO_TIMEOUT;
 			continue;
@@ -135,6 +149,7 @@ enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 {
 	size_t n = 0;
 	int toolong = 0;
+	long long deadline = now_ms() + io->timeout_ms;
 	*len = 0;
 	*bare = 0;
 	for (;;) {
@@ -169,7 +184,7 @@ enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 			*len = n;
 			return IO_OK;
 		}
-		enum io_status st = fill(io);
+		enum io_status st = fill(io, deadline);
 		if (st == IO_EOF) {
 			if (n == 0 || toolong)
 				return IO_EOF;
@@ -185,13 +200,33 @@ enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 	}
 }
 
+void io_data_pace(struct io *io, unsigned min_rate)
+{
+	io->min_rate = min_rate;
+	if (min_rate)
+		io->data_deadline = now_ms() + io->timeout_ms;
+}
+
 enum io_status io_read(struct io *io, char *p, size_t n, size_t *got)
 {
 	*got = 0;
 	if (io->in_pos == io->in_len) {
-		enum io_status st = fill(io);
+		long long now = now_ms(), limit = now + io->timeout_ms;
+		long long deadline = io->min_rate && io->data_deadline < limit
+					     ? io->data_deadline
+					     : limit;
+		size_t before = io->in_len;
+		enum io_status st = fill(io, deadline);
 		if (st != IO_OK)
 			return st;
+		if (io->min_rate) {
+			/* the bytes that came buy time at min_rate */
+			io->data_deadline += (long long)(io->in_len - before) *
+					     1000 / io->min_rate;
+			limit = now_ms() + io->timeout_ms;
+			if (io->data_deadline > limit)
+				io->data_deadline = limit;
+		}
 	}
 	size_t avail = io->in_len - io->in_pos;
 	size_t take = avail < n ? avail : n;
@@ -239,9 +274,12 @@ int io_flush(struct io *io)
 	 * is tried first and waited for only when full: one poll() less per
 	 * reply; a pipe or a TLS connection waits first */
 	int try_first = io->tr == &plain && io->wsock;
+	long long deadline = 0;
 	while (off < io->out_len && io->wstatus == IO_OK) {
 		if (!try_first) {
-			int r = wait_fd(io->wfd, POLLOUT, io->timeout_ms);
+			if (!deadline) /* the clock is read only when it waits */
+				deadline = now_ms() + io->timeout_ms;
+			int r = wait_fd(io->wfd, POLLOUT, left_ms(deadline));
 			if (r <= 0) {
 				io->wstatus = r == 0 ? IO_TIMEOUT : IO_ERROR;
 				break;

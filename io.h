@@ -42,6 +42,8 @@ struct io {
 	size_t out_len, out_cap;
 	int eof, err;
 	int wsock;                /* wfd is a socket: send() never blocks */
+	unsigned min_rate;        /* io_data_pace: bytes/s; 0: off */
+	long long data_deadline;  /* io_data_pace: CLOCK_MONOTONIC ms */
 	enum io_status wstatus;   /* IO_OK, or why output stopped for good */
 	unsigned long long bytes_in, bytes_out;
 	/* last: only the part that input fills is ever touched, and the
@@ -54,7 +56,10 @@ void io_free(struct io *io);
 
 /*
  * Reads one line into line (at most max bytes without its terminator; LF,
- * CRLF). *len is set to its length; *bare tells how it ended: 0 CRLF, 1 a
+ * CRLF), all of it within one timeout: a peer that trickles a line gets
+ * IO_TIMEOUT as one that sends nothing does, and an over-long line is
+ * discarded for one timeout at most. *len is set to its length; *bare
+ * tells how it ended: 0 CRLF, 1 a
  * bare LF, 2 EOF without LF. An over-long line is consumed to its LF and
  * reported as IO_TOOLONG, with its first max bytes in line (a peer's
  * over-long reply keeps its code). line has room for max + 1 bytes.
@@ -63,6 +68,15 @@ enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 			  int *bare);
 /* Up to n bytes, at least one (waits). IO_EOF at the end. */
 enum io_status io_read(struct io *io, char *p, size_t n, size_t *got);
+/*
+ * Paces io_read() from now on (min_rate bytes per second; 0 ends it): its
+ * waits share one deadline, the timeout from now, which each read moves on
+ * by the time its bytes justify at min_rate, never past the timeout from
+ * then. A client that sends at min_rate or faster never meets it; one
+ * that trickles is cut off within about twice the timeout, however it
+ * spaces its bytes (Postfix's smtpd_min_data_rate).
+ */
+void io_data_pace(struct io *io, unsigned min_rate);
 /* Whether input is already waiting (buffered or readable now). */
 int io_input_pending(struct io *io);
 /* Drops everything buffered on input (after STARTTLS: RFC 3207 5.2). */
@@ -72,9 +86,9 @@ void io_discard_input(struct io *io);
  * failed, output is dropped (nobody reads it) and reads fail too. */
 void io_write(struct io *io, const void *p, size_t n);
 /*
- * Sends the buffered output; every wait for the peer to take more is
- * bounded by the timeout. 0, or -1 when the peer is gone (wstatus
- * IO_ERROR) or has not read for the whole timeout (IO_TIMEOUT).
+ * Sends the buffered output, all of it within one timeout, however the
+ * peer spaces its reads. 0, or -1 when the peer is gone (wstatus
+ * IO_ERROR) or has not taken it all in the timeout (IO_TIMEOUT).
  */
 int io_flush(struct io *io);
 

@@ -38,6 +38,9 @@
 #include <unistd.h>
 
 #define MAX_ERRORS 10
+/* The slowest data that keeps a session (bytes per second, io_data_pace:
+ * Postfix's smtpd_min_data_rate). */
+#define DATA_MIN_RATE 500
 
 
 /* ------------------------------------------------------------------ */
@@ -52,6 +55,7 @@ static void session_set_state(struct session *s, enum state st)
 static void transaction_reset(struct session *s)
 {
 	proxy_end(s);
+	io_data_pace(&s->io, 0);
 	for (unsigned i = 0; i < s->nrcpt; i++)
 		envelope_free_rcpt(&s->rcpts[i]);
 	free(s->rcpts);
@@ -512,6 +516,7 @@ static int data_receive(struct session *s)
 	/* small: every stack page a session touches is a page fault, and
 	 * the connection's own buffer already saves the syscalls */
 	char buf[1024], out[1024 * 2 + 4];
+	io_data_pace(&s->io, DATA_MIN_RATE);
 	for (;;) {
 		size_t got;
 		enum io_status st = io_read(&s->io, buf, sizeof buf, &got);
@@ -618,6 +623,8 @@ static int parse_bdat(const char *arg, uint64_t *n, int *last)
 static int bdat_chunk(struct session *s, uint64_t n, int keep)
 {
 	char buf[8192];
+	if (!s->io.min_rate) /* one pace for all the transaction's chunks */
+		io_data_pace(&s->io, DATA_MIN_RATE);
 	while (n) {
 		size_t got;
 		enum io_status st = io_read(&s->io, buf,
@@ -857,6 +864,7 @@ enum {
 	F_FLUSH = 1, /* flush the replies: no pipelined command follows */
 	F_NOARG = 2, /* takes no argument: 501 before the state is looked at */
 	F_DATA = 4,  /* a refusal with input waiting is content before 354 */
+	F_JUNK = 8,  /* carries no mail: counts towards junk-command-limit */
 };
 #define ALL ((1u << ST_GREETED) | (1u << ST_READY) | (1u << ST_MAIL) | \
 	     (1u << ST_RCPT) | (1u << ST_BDAT))
@@ -874,22 +882,22 @@ static const struct verb {
 	{"AUTH", session_cmd_auth, NO_TRANSACTION, F_FLUSH, seq_auth},
 	{"BDAT", cmd_bdat, ALL, 0, NULL},
 	{"DATA", cmd_data, 1u << ST_RCPT, F_FLUSH | F_NOARG | F_DATA, seq_data},
-	{"EHLO", cmd_ehlo, ALL, F_FLUSH, NULL},
-	{"EXPN", cmd_unimpl, ALL, F_FLUSH, NULL},
-	{"HELO", cmd_helo, ALL, F_FLUSH, NULL},
-	{"HELP", cmd_unimpl, ALL, F_FLUSH, NULL},
-	{"LHLO", cmd_lhlo, ALL, F_FLUSH, NULL},
+	{"EHLO", cmd_ehlo, ALL, F_FLUSH | F_JUNK, NULL},
+	{"EXPN", cmd_unimpl, ALL, F_FLUSH | F_JUNK, NULL},
+	{"HELO", cmd_helo, ALL, F_FLUSH | F_JUNK, NULL},
+	{"HELP", cmd_unimpl, ALL, F_FLUSH | F_JUNK, NULL},
+	{"LHLO", cmd_lhlo, ALL, F_FLUSH | F_JUNK, NULL},
 	{"MAIL", cmd_mail, 1u << ST_READY, 0, seq_mail},
-	{"NOOP", cmd_noop, ALL, F_FLUSH, NULL},
+	{"NOOP", cmd_noop, ALL, F_FLUSH | F_JUNK, NULL},
 	{"QUIT", cmd_quit, ALL, F_FLUSH, NULL},
 	{"RCPT", cmd_rcpt, (1u << ST_MAIL) | (1u << ST_RCPT), 0, seq_rcpt},
-	{"RSET", cmd_rset, ALL, F_NOARG, NULL},
+	{"RSET", cmd_rset, ALL, F_NOARG | F_JUNK, NULL},
 	{"SAML", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"SEND", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"SOML", cmd_unimpl, ALL, F_FLUSH, NULL},
 	{"STARTTLS", cmd_starttls, NO_TRANSACTION, F_FLUSH, seq_starttls},
 	{"TURN", cmd_unimpl, ALL, F_FLUSH, NULL},
-	{"VRFY", cmd_vrfy, ALL, F_FLUSH, NULL},
+	{"VRFY", cmd_vrfy, ALL, F_FLUSH | F_JUNK, NULL},
 };
 
 static int verb_cmp(const void *k, const void *v)
@@ -982,6 +990,7 @@ static void command(struct session *s, char *line, size_t len)
 	if (!verb_allowed(s, v, line + vl))
 		return;
 	v->fn(s, line + vl);
+	s->junk += (v->flags & F_JUNK) != 0;
 	if (v->flags & F_FLUSH)
 		flush(s);
 }
@@ -1008,12 +1017,21 @@ static void serve_line(struct session *s, char *line, size_t len,
 				line[i] = ' ';
 		command(s, line, len);
 	}
-	if (s->delivered)
-		s->errors = 0; /* errors count only until mail is delivered */
+	if (s->delivered) /* errors and junk count until mail is delivered */
+		s->errors = s->junk = 0;
 	s->errors += s->failed;
 	if (s->errors >= MAX_ERRORS && !s->quit) {
 		reply(s, 421, ESC_OTHER_SECURITY_STATUS,
 		      "%s Too many errors, closing connection", s->name);
+		s->quit = 1;
+	} else if (s->max_junk && s->junk >= s->max_junk && !s->quit) {
+		/* commands that carry no mail (NOOP, RSET, VRFY, HELO, ...)
+		 * since the last delivered message: a client cannot hold the
+		 * session forever one harmless command at a time (Postfix's
+		 * smtpd_junk_command_limit) */
+		reply(s, 421, ESC_OTHER_SECURITY_STATUS,
+		      "%s Too many commands without mail, closing connection",
+		      s->name);
 		s->quit = 1;
 	}
 }

@@ -284,6 +284,7 @@ static void start_limits(struct session *s, int cf_ok)
 		s->max_size = l->v[SMTPD_MAX_MESSAGE_SIZE].n;
 		s->max_rcpt = (unsigned)l->v[SMTPD_MAX_RECIPIENTS].n;
 		s->timeout = (int)l->v[SMTPD_TIMEOUT].n;
+		s->max_junk = (int)l->v[SMTPD_JUNK_COMMAND_LIMIT].n;
 		s->bare_reject = l->v[SMTPD_BARE_NEWLINE].n == BARE_REJECT;
 		s->lmtp_ok = (int)l->v[SMTPD_LMTP].n;
 		s->proxy_ok = (int)l->v[SMTPD_PROXY].n;
@@ -295,6 +296,7 @@ static void start_limits(struct session *s, int cf_ok)
 		s->max_size = s->cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
 		s->max_rcpt = 100;
 		s->timeout = 300;
+		s->max_junk = 100;
 		s->lmtp_ok = 1;
 		s->proxy_ok = 1;
 		s->accept_mail = 1;

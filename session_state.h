@@ -108,6 +108,7 @@ struct session {
 	enum proto proto;
 	char helo[256];
 	int errors;
+	int junk;    /* commands without mail (MAX_JUNK) */
 	int failed;  /* the command being served got a 4xx/5xx reply */
 	int delivered; /* ... and delivered or queued mail */
 	int quit;
@@ -115,6 +116,7 @@ struct session {
 	uint64_t max_size;
 	unsigned max_rcpt;
 	int timeout;
+	int max_junk;
 	int bare_reject;
 	int lmtp_ok;
 	int accept_mail;

@@ -30,7 +30,8 @@ def tmp():
     remove_tree(d)
 
 
-def write_cf(tmp, route="{tmp}/Maildir/", extra="", timeout="60s"):
+def write_cf(tmp, route="{tmp}/Maildir/", extra="", timeout="60s",
+             junk=10000000):
     cf = os.path.join(tmp, "postmaster.cf")
     with open(cf, "w") as f:
         f.write("""[core]
@@ -41,11 +42,12 @@ spool-directory = {tmp}/spool
 [smtpd "mx"]
 timeout = {timeout}
 max-recipients = 100000
+junk-command-limit = {junk}
 {extra}
 [route]
 @example.net {route}
 """.format(user="user-id = nobody" if ROOT else "", tmp=tmp, extra=extra,
-           timeout=timeout,
+           timeout=timeout, junk=junk,
            route=route.format(tmp=tmp)))
     r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
                        capture_output=True, text=True)
@@ -250,3 +252,93 @@ def test_ten_thousand_recipients_fit_in_8_MiB(tmp):
     assert replies[-1] == "250 2.0.0 delivered to 1 Maildir", replies[-2:]
     # 18.8 MiB at 1.9 KiB per recipient before
     assert rss < RSS_LIMIT_KIB, "peak RSS %d KiB" % rss
+
+
+# ------------------------------------------------------------------ #
+# A client that trickles, or never ends a line                        #
+
+
+def trickle_session(tmp, opening, drip, every=0.3):
+    """A session on pipes (timeout 2s) that gets opening, then drip for
+    ever, one piece every `every` seconds, each piece well within the
+    timeout, until the session stops taking them. Returns (exit status,
+    output, log). Before per-command deadlines it never ended."""
+    cf = write_cf(tmp, timeout="2s")
+    log_path = os.path.join(tmp, "log")
+    with open(log_path, "wb") as log:
+        p = subprocess.Popen([POSTMASTER, "--config=" + cf],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=log)
+    stop = threading.Event()
+
+    def writer():
+        try:
+            p.stdin.write(opening)
+            p.stdin.flush()
+            while not stop.wait(every):
+                p.stdin.write(drip)
+                p.stdin.flush()
+        except OSError:
+            pass
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        status = p.wait(timeout=60)  # an upper bound only
+        out = p.stdout.read()
+    finally:
+        stop.set()
+        p.kill()
+        p.wait()
+        t.join(timeout=30)
+        p.stdout.close()
+        try:
+            p.stdin.close()
+        except OSError:
+            pass
+    text = read(log_path)
+    no_sanitizer_report(text, "session")
+    return status, out, text
+
+
+def test_a_command_trickled_a_byte_at_a_time_ends_the_session(tmp):
+    status, out, log = trickle_session(tmp, b"EHLO client.example\r\n", b"N")
+    assert b"\r\n421 4.4.2 mx Timeout exceeded, closing connection\r\n" \
+        in out, out
+    assert status == 75 and "event=timeout" in log, log
+
+
+def test_an_endless_line_ends_the_session(tmp):
+    status, out, log = trickle_session(tmp, b"EHLO client.example\r\n",
+                                       b"x" * 65536, every=0.01)
+    assert b"\r\n421 4.4.2 mx Timeout exceeded" in out, out[-300:]
+    assert status == 75, log
+
+
+def test_data_trickled_below_the_minimum_rate_ends_the_session(tmp):
+    opening = (b"EHLO client.example\r\nMAIL FROM:<ann@sender.example>\r\n"
+               b"RCPT TO:<joe@example.net>\r\nDATA\r\nSubject: slow\r\n\r\n")
+    status, out, log = trickle_session(tmp, opening, b"x")
+    assert b"\r\n354 " in out and \
+        out.endswith(b"421 4.4.2 mx Timeout during data, closing\r\n"), out
+    assert not os.path.isdir(os.path.join(tmp, "Maildir", "new")) or \
+        os.listdir(os.path.join(tmp, "Maildir", "new")) == []
+
+
+def test_commands_without_mail_are_limited(tmp):
+    """junk-command-limit: the fifth command that carries no mail since
+    the last delivered message ends the session; a delivered message
+    starts the count again."""
+    cf = write_cf(tmp, junk=5)
+    mail = (b"MAIL FROM:<ann@sender.example>\r\nRCPT TO:<joe@example.net>\r\n"
+            b"DATA\r\nSubject: x\r\n\r\nx\r\n.\r\n")
+    script = (b"EHLO client.example\r\n" + b"NOOP\r\n" * 3 + mail +
+              b"RSET\r\nVRFY joe\r\nNOOP\r\nHELP\r\nNOOP\r\nNOOP\r\n")
+    p = subprocess.run([POSTMASTER, "--config=" + cf], input=script,
+                       capture_output=True, timeout=60)
+    replies = [l for l in p.stdout.decode().split("\r\n") if l[3:4] == " "]
+    assert replies[2:5] == ["250 2.0.0 OK"] * 3, replies
+    assert replies[-1] == "421 4.7.0 mx Too many commands " \
+        "without mail, closing connection", replies
+    # after the delivery: RSET, VRFY, NOOP, HELP and the fifth, NOOP
+    assert replies[-3].startswith("502 ") and replies[-2] == "250 2.0.0 OK", replies
+    assert len(os.listdir(os.path.join(tmp, "Maildir", "new"))) == 1
