@@ -28,6 +28,9 @@
 #include <unistd.h>
 
 #define MAX_RECEIVED 100
+/* Deliveries of one session's messages that run at once; the next
+ * message waits for the flusher (postmaster-flush.timer). */
+#define MAX_DELIVERIES 8
 
 /* Drops the spooled message being received, if it was not committed. */
 void handoff_abandon(struct session *s)
@@ -285,9 +288,19 @@ static int loops_for(const struct session *s, const char *rcpt,
  * by init once the session exits. */
 static void start_delivery(struct session *s, const struct reply *known)
 {
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
+	while (s->deliveries && waitpid(-1, NULL, WNOHANG) > 0)
+		s->deliveries--;
+	if (s->deliveries >= MAX_DELIVERIES) {
+		/* a client that sends faster than its mail goes out does not
+		 * make the session fork without end: the flusher has it */
+		log_event(LOG_L_INFO, "id", s->sm.id, "event", "left-to-flush",
+			  "reason", "the session's deliveries are all busy",
+			  NULL);
+		return;
+	}
 	pid_t pid = fork();
+	if (pid > 0)
+		s->deliveries++;
 	if (pid != 0)
 		return; /* < 0: the flusher will deliver it */
 	setsid();

@@ -108,7 +108,8 @@ struct session {
 	enum proto proto;
 	char helo[256];
 	int errors;
-	int junk;    /* commands without mail (MAX_JUNK) */
+	int junk;    /* commands without mail (junk-command-limit) */
+	int deliveries; /* detached delivery processes not yet reaped */
 	int failed;  /* the command being served got a 4xx/5xx reply */
 	int delivered; /* ... and delivered or queued mail */
 	int quit;

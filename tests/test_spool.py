@@ -1326,6 +1326,31 @@ def test_an_envelope_cut_short_is_kept_not_removed(tmp):
 # ------------------------------------------------------------------ #
 # 6. Concurrent flushers                                              #
 
+def test_a_session_runs_at_most_eight_deliveries_at_once(tmp):
+    """Twelve messages in one session to a slow command: the session
+    starts a delivery for each of the first eight and leaves the other
+    four to the flusher (event=left-to-flush), rather than one process
+    per message without end; the flusher delivers those four, and every
+    message arrives once."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, 'r@example.net @DIR@/M/ , '
+                  '"|sleep 2; cat > $(mktemp @DIR@/out/m.XXXXXX)"\n'
+                  "a@sender.example @DIR@/bounces/\n",
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    s = Session(cf).start()
+    bodies = {}
+    for i in range(12):
+        msg, bodies["slow-%d" % i] = make_message("slow-%d" % i, size=500)
+        assert QUEUED.match(s.mail("a@sender.example", ["r@example.net"], msg))
+    log = s.end(timeout=60)
+    assert log.count("event=left-to-flush") == 4, log
+    assert len(glob.glob(tmp + "/out/m.*")) == 8
+    flush(cf, "--now")
+    assert held_copies(tmp, bodies) == {k: ["complete"] for k in bodies}
+    assert len(maildir_files(tmp + "/M")) == 12
+    assert spool_files(tmp + "/spool") == []
+
+
 # Stands in for a flusher descheduled between opening a message's file
 # and locking it: flock() on a spool message (18 hex digits) waits 2 s.
 SLOW_FLOCK = r"""
