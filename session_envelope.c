@@ -200,10 +200,10 @@ static int one_param(const struct param *p, int auth_ok, unsigned seen[5],
 		     struct mail_params *mp, struct reply *r, const char **bad)
 {
 	if (is_kw(p, "SIZE"))
-		return seen[0]++ ? refuse(r, 555, "Duplicate SIZE parameter")
+		return seen[0]++ ? refuse(r, 501, "Duplicate SIZE parameter")
 				 : size_param(p, &mp->size, r);
 	if (is_kw(p, "BODY"))
-		return seen[1]++ ? refuse(r, 555, "Duplicate BODY parameter")
+		return seen[1]++ ? refuse(r, 501, "Duplicate BODY parameter")
 				 : body_param(p, &mp->body, r);
 	if (is_kw(p, "AUTH") && auth_ok)
 		/* RFC 4954 5: the submitter's identity, taken note of and
@@ -212,7 +212,7 @@ static int one_param(const struct param *p, int auth_ok, unsigned seen[5],
 					 : refuse(r, 501, "Bad AUTH parameter");
 	if (is_kw(p, "SMTPUTF8")) {
 		if (seen[2]++)
-			return refuse(r, 555, "Duplicate SMTPUTF8 parameter");
+			return refuse(r, 501, "Duplicate SMTPUTF8 parameter");
 		if (p->val)
 			return refuse(r, 501, "SMTPUTF8 takes no value");
 		mp->smtputf8 = 1;

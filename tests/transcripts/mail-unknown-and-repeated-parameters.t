@@ -1,4 +1,4 @@
-# Unknown MAIL parameters (MT-PRIORITY, AUTH before it is offered) and repeated ones are 555 5.5.4; SMTPUTF8 takes no value (501).
+# Unknown MAIL parameters (MT-PRIORITY, AUTH before it is offered) are 555 5.5.4 (RFC 5321 4.1.1.11); a repeated one is malformed, 501 5.5.4, as a repeated DSN parameter is (RFC 3461 4); SMTPUTF8 takes no value (501).
 [config]
 [core]
 hostname = mail.example.net
@@ -25,11 +25,11 @@ S: 555 5.5.4 Unsupported parameter XFOO
 C: MAIL FROM:<a@b.example> AUTH=<>
 S: 555 5.5.4 Unsupported parameter AUTH
 C: MAIL FROM:<a@b.example> SIZE=10 SIZE=20
-S: 555 5.5.4 Duplicate SIZE parameter
+S: 501 5.5.4 Duplicate SIZE parameter
 C: MAIL FROM:<a@b.example> BODY=7BIT BODY=8BITMIME
-S: 555 5.5.4 Duplicate BODY parameter
+S: 501 5.5.4 Duplicate BODY parameter
 C: MAIL FROM:<a@b.example> SMTPUTF8 SMTPUTF8
-S: 555 5.5.4 Duplicate SMTPUTF8 parameter
+S: 501 5.5.4 Duplicate SMTPUTF8 parameter
 C: MAIL FROM:<a@b.example> SMTPUTF8=yes
 S: 501 5.5.4 SMTPUTF8 takes no value
 C: MAIL FROM:<a@b.example> SIZE=10 BODY=8BITMIME SMTPUTF8
