@@ -615,7 +615,7 @@ static enum tx_end take_reply(struct tx *x, int what, int code)
 	if (code == 421)
 		return TX_CLOSING; /* the peer is closing: not a verdict */
 	if (what == PEND_MAIL) {
-		if (code == 250)
+		if (code >= 200 && code < 300) /* any 2xx, as for RCPT */
 			return TX_OPEN;
 		client_peer_reply(&r, code < 400 ? 451 : code, x->t.s, x->c->name);
 		set_all(x->j, &r);

@@ -306,7 +306,7 @@ static int take_rcpt(struct session *s, unsigned i, int code, int lost)
 static void take_mail(struct session *s, int code)
 {
 	struct proxy *px = s->px;
-	if (code == 250)
+	if (code >= 200 && code < 300) /* any 2xx accepts it */
 		return;
 	client_peer_reply(&px->refusal, code < 400 ? 451 : code, px->t.s,
 			  px->c.name);

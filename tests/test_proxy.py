@@ -613,10 +613,11 @@ def through(tmp, peer, path, subject, rcpt_reply="250 "):
 
 @pytest.mark.parametrize("path", ["proxy", "spool"])
 def test_a_252_to_rcpt_accepts_the_recipient(tmp, peers, path):
-    """A target that answers RCPT with 252 (any 2xx accepts a recipient,
-    RFC 5321 4.2.1) gets the message, through the proxy and through the
-    spool; the spool's client once took that 252 for the recipient's final
-    verdict, logged it sent and removed the message without sending it."""
+    """A target that answers MAIL and RCPT with 252 (any 2xx is a positive
+    completion, RFC 5321 4.2.1) gets the message, through the proxy and
+    through the spool; the spool's client once took the RCPT's 252 for
+    the recipient's final verdict, logged it sent and removed the message
+    without sending it (and a 252 to MAIL deferred it)."""
     peer = ScriptedPeer("rcpt-252")
     peers.append(peer)
     through(tmp, peer, path, "two-five-two", rcpt_reply="252 ")
@@ -860,7 +861,7 @@ class ScriptedPeer:
     "hang-at-dot" reads the whole message and never answers its dot,
     "hang-greeting" never greets, "refuse-data" says 554 to DATA,
     "hold-354" answers DATA only once the test sets release, "rcpt-252"
-    says 252 to RCPT, "long-reply" answers the dot with a 250 of 1 100
+    says 252 to MAIL and RCPT, "long-reply" answers the dot with a 250 of 1 100
     octets, "down" says 421 at once; with chunking, it offers CHUNKING and
     answers the first message's first chunk with chunk_reply (a chunk
     refused, with anything but a 2xx, fails the transaction: a LAST after
@@ -957,7 +958,7 @@ class ScriptedPeer:
             elif verb == b"RCPT" and fault == "lmtp-drop":
                 rcpts.append(line.split(b"<")[1].split(b">")[0].decode())
                 conn.sendall(b"250 2.1.5 Ok\r\n")
-            elif verb == b"RCPT" and fault == "rcpt-252":
+            elif verb in (b"MAIL", b"RCPT") and fault == "rcpt-252":
                 conn.sendall(b"252 2.1.5 will try\r\n")
             elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                 conn.sendall(b"250 2.0.0 Ok\r\n")
