@@ -345,6 +345,9 @@ static pid_t start_mailer(char **argv, char **envp, int in, int *res_fd,
 		dup2(in, 0);
 		dup2(res[1], 1);
 		dup2(res[1], 2);
+		/* nothing else of the session's: not the connection (fd 3
+		 * under socket activation), not the spool */
+		close_range(3, ~0U, 0);
 		execve(argv[0], argv, envp);
 		_exit(EX_TEMPFAIL);
 	}
@@ -367,13 +370,17 @@ static long ms_left(const struct timespec *t0, int timeout_s)
 /*
  * Reads the mailer's output until it closes, keeping its first line in
  * first (size n): it may carry a D.S.N; the rest is read and dropped so
- * the mailer never blocks on it. -1 when the deadline passed first.
+ * the mailer never blocks on it. -1 when the deadline passed first. A
+ * mailer that has exited while a child of its own keeps the output open
+ * ends it too: what it wrote is read, and *status is its exit (*exited).
  */
-static int read_mailer_output(int fd, const struct timespec *t0,
-			      int timeout_s, char *first, size_t n)
+static int read_mailer_output(int fd, pid_t pid, const struct timespec *t0,
+			      int timeout_s, char *first, size_t n,
+			      int *status, int *exited)
 {
 	size_t flen = 0;
 	int timed_out = 0;
+	*exited = 0;
 	for (;;) {
 		long left = ms_left(t0, timeout_s);
 		if (left <= 0) {
@@ -381,9 +388,13 @@ static int read_mailer_output(int fd, const struct timespec *t0,
 			break;
 		}
 		struct pollfd pf = {fd, POLLIN, 0};
-		int r = poll(&pf, 1, (int)(left > 1000 ? 1000 : left));
+		int r = poll(&pf, 1, *exited ? 0 : (int)(left > 1000 ? 1000 : left));
 		if (r < 0 && errno != EINTR)
 			break;
+		if (r == 0 && *exited)
+			break; /* all it wrote is read */
+		if (r == 0 && waitpid(pid, status, WNOHANG) == pid)
+			*exited = 1;
 		if (r <= 0)
 			continue;
 		char tmp[4096];
@@ -457,16 +468,16 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 	char first[1024];
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	int timed_out = read_mailer_output(res, &t0, timeout_s, first,
-					   sizeof first) < 0;
+	int status = 0, exited;
+	int timed_out = read_mailer_output(res, pid, &t0, timeout_s, first,
+					   sizeof first, &status, &exited) < 0;
 	close(res);
-	if (timed_out) {
+	if (timed_out && !exited) {
 		kill_mailer(pid, timeout_s, out);
 		return;
 	}
 	/* the output closed: wait for the exit within the deadline */
-	int status = 0;
-	if (wait_mailer(pid, &t0, timeout_s, &status, out) < 0)
+	if (!exited && wait_mailer(pid, &t0, timeout_s, &status, out) < 0)
 		return;
 	exit_status_reply(status, first, out);
 }

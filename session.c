@@ -29,6 +29,7 @@
 #include "tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -302,6 +303,8 @@ static void mail_from(struct session *s, char *arg, const char *given)
 		      "Non-ASCII sender address needs SMTPUTF8");
 		return;
 	}
+	if (st == ADDR_OK && a.local[0] == '-')
+		why = "a local part that begins with '-'", st = ADDR_ESYNTAX;
 	if (st != ADDR_OK) {
 		reply(s, 501, ESC_BAD_SENDER_MAILBOX_SYNTAX,
 		      "Bad sender address syntax: %s", why);
@@ -432,6 +435,10 @@ static void rcpt_to(struct session *s, char *arg, const char *given)
 		      "Non-ASCII recipient address needs SMTPUTF8");
 		return;
 	}
+	/* it would pass for an option where a mailer's command line takes
+	 * the address (as Postfix refuses it: allow_min_user = no) */
+	if (st == ADDR_OK && a.local[0] == '-')
+		why = "a local part that begins with '-'", st = ADDR_ESYNTAX;
 	if (st != ADDR_OK) {
 		reply(s, 501, ESC_BAD_DEST_MAILBOX_SYNTAX,
 		      "Bad recipient address syntax: %s", why);
@@ -1045,6 +1052,8 @@ static void take_listen_fd(int *rfd, int *wfd)
 	const char *lp = getenv("LISTEN_PID"), *lf = getenv("LISTEN_FDS");
 	if (lp && lf && (pid_t)atol(lp) == getpid() && atoi(lf) == 1) {
 		*rfd = *wfd = 3;
+		/* no program this session runs may read or write it */
+		fcntl(3, F_SETFD, FD_CLOEXEC);
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_FDNAMES");

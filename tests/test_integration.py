@@ -939,3 +939,64 @@ def test_flush_units_verify(tmp):
     for unit in ("postmaster@.service", "postmaster-submission@.service"):
         with open(os.path.join(TOP, "units", unit)) as f:
             assert re.search(r"^KillMode=process$", f.read(), re.M), unit
+
+
+MAILER_CF = """\
+[core]
+hostname = mail.example.net
+logger = stderr
+[pipe "background"]
+exec = /bin/sh -c "cat > @DIR@/bg.out; (sleep 20 &); exit 0"
+timeout = 10s
+[pipe "argv"]
+exec = /bin/sh -c "printf '%s\\n' \\"$@\\" > @DIR@/argv.out" argv ${RCPT_TO}
+[route]
+fds@example.net "|ls -l /proc/self/fd/ > @DIR@/fds.out"
+bg@example.net background
+@example.org argv
+"""
+
+
+@pytest.mark.parametrize("kind", ["systemd", "tcpserver"])
+def test_a_mailer_gets_none_of_the_sessions_descriptors(tmp, smtp_server, kind):
+    """Under socket activation the connection is fd 3: a mailer that
+    inherited it could read and forge the SMTP dialogue. A mailer has
+    its input, its output (the pipe the session reads) and nothing else."""
+    server, port = smtp_server(MAILER_CF, kind)
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.sendmail("a@b.example", ["fds@example.net"], b"Subject: fds\r\n\r\nx\r\n")
+    listing = read_text(os.path.join(tmp, "fds.out"))
+    fds = sorted(int(m) for m in re.findall(r" (\d+) -> ", listing))
+    assert fds == [0, 1, 2, 3], listing  # 3: ls's own directory
+    assert "socket:" not in listing, listing
+
+
+def test_a_mailer_that_exits_while_its_child_holds_the_output(tmp, smtp_server):
+    """A mailer that exits 0 with a background child still holding its
+    output has delivered: 250 once it exits, not 451 when the timeout
+    ends the wait for the output to close (the client then sent the
+    message again, and it arrived twice)."""
+    server, port = smtp_server(MAILER_CF)
+    t0 = time.monotonic()
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.sendmail("a@b.example", ["bg@example.net"], b"Subject: bg\r\n\r\nx\r\n")
+    assert time.monotonic() - t0 < 9, "the session waited for the child"
+    assert "Subject: bg" in read_text(os.path.join(tmp, "bg.out"))
+
+
+def test_a_local_part_that_begins_with_a_dash_is_refused(tmp, smtp_server):
+    """It would pass for an option where a mailer's command line takes
+    the address (-oQ/tmp/x@...): refused at RCPT and at MAIL, as Postfix
+    does, and nothing runs."""
+    server, port = smtp_server(MAILER_CF)
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.example")
+        code, text = s.docmd("MAIL FROM:<-f@b.example>")
+        assert code == 501 and text.startswith(b"5.1.7 "), text
+        assert s.docmd("MAIL FROM:<a@b.example>")[0] == 250
+        code, text = s.docmd("RCPT TO:<-oQ/tmp/evil@example.org>")
+        assert code == 501 and b"begins with '-'" in text, text
+        assert text.startswith(b"5.1.3 "), text
+        assert s.docmd("RCPT TO:<ok-dash@example.org>")[0] == 250
+        s.docmd("RSET")
+    assert not os.path.exists(os.path.join(tmp, "argv.out"))
