@@ -193,6 +193,12 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 		struct spool_target *t = &m->t[k];
 		if (used[k] || !due(x, k, all) || !is_local(t->kind))
 			continue;
+		/* a Maildir goes alone: the direct path's all-or-none would let
+		 * one recipient's broken Maildir defer (and at last bounce) the
+		 * others, and its copies are named after the message, so a
+		 * repeated run writes none twice */
+		if (k != i && (m->t[i].kind == T_MAILDIR || t->kind == T_MAILDIR))
+			continue;
 		struct route_target rt = {.kind = t->kind, .arg = t->arg};
 		fmt_snprintf(rt.addr, sizeof rt.addr, "%s", t->addr);
 		rt.sec = target_section(x->cf, t);

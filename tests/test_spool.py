@@ -1351,6 +1351,36 @@ def test_a_session_runs_at_most_eight_deliveries_at_once(tmp):
     assert spool_files(tmp + "/spool") == []
 
 
+def test_one_broken_maildir_does_not_hold_back_the_others(tmp):
+    """Through the spool, each recipient's Maildir is delivered on its
+    own: one that cannot be written is deferred, the others get the
+    message. All Maildirs of a message once went in one all-or-none run,
+    so one recipient's broken Maildir deferred the others and at last
+    bounced them with its own error."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, "a@example.net @DIR@/A/\nro@example.net @DIR@/RO/\n"
+                  'held@example.net "|test -e @DIR@/go || exit 75; '
+                  'cat > $(mktemp @DIR@/out/m.XXXXXX)"\n'
+                  "s@sender.example @DIR@/bounces/\n",
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(tmp, "RO", sub))
+    os.chmod(os.path.join(tmp, "RO", "tmp"), 0o555)
+    os.chmod(os.path.join(tmp, "RO"), 0o555)
+    s = Session(cf).start()
+    msg, body = make_message("broken-maildir", size=800)
+    r = s.mail("s@sender.example", ["a@example.net", "ro@example.net",
+                                    "held@example.net"], msg)
+    assert QUEUED.match(r), r
+    log = s.end()
+    assert len(maildir_files(tmp + "/A")) == 1, log
+    assert maildir_files(tmp + "/RO") == []
+    lines = [l for l in log.splitlines() if "status=" in l]
+    assert any("to=<a@example.net>" in l and "status=sent" in l for l in lines), log
+    assert any("to=<ro@example.net>" in l and "status=deferred" in l for l in lines), log
+    assert maildir_files(tmp + "/bounces") == []
+
+
 # Stands in for a flusher descheduled between opening a message's file
 # and locking it: flock() on a spool message (18 hex digits) waits 2 s.
 SLOW_FLOCK = r"""
