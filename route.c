@@ -956,10 +956,9 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 			step(c, depth, "<%s> has no route: postmaster goes to "
 				       "root (built in)",
 			     text);
-			struct addr root;
-			memset(&root, 0, sizeof root);
-			strcpy(root.local, "root");
-			resolve_name_target(c, "root", &root, depth);
+			/* as an alias "postmaster: root": root's own route
+			 * first, the system user root only without one */
+			resolve_name_target(c, "root", a, depth);
 		} else {
 			step(c, depth, "<%s> has no route: a system user?",
 			     text);

@@ -1033,6 +1033,29 @@ static void test_postmaster_alias(void **state)
 	assert_int_equal(bad, 0);
 }
 
+/* Without a route for postmaster, postmaster is root as an alias would
+ * make it: a route for root is followed (it was skipped for the system
+ * user root, as if root were its own alias). */
+static void test_postmaster_follows_roots_route(void **state)
+{
+	(void)state;
+	struct cf *cf = load("[core]\n"
+			     "hostname = mail.example.net\n"
+			     "[route]\n"
+			     "root /m/root/\n");
+	static const struct rcase cases[] = {
+		{NULL, "<postmaster>", 250, "2.1.5", "maildir /m/root/ <root>",
+		 NULL},
+		{NULL, "<postmaster@mail.example.net>", 250, "2.1.5",
+		 "maildir /m/root/ <root>", NULL},
+		{NULL, "<root@mail.example.net>", 250, "2.1.5",
+		 "maildir /m/root/ <root>", NULL},
+	};
+	int bad = CHECK_ALL(cf, cases);
+	cf_free(cf);
+	assert_int_equal(bad, 0);
+}
+
 /* recipient-delimiter: user+tag@d falls back to user@d and user@; the
  * lowest line wins across the exact pattern and the fallbacks. */
 static void test_recipient_delimiter(void **state)
@@ -1653,6 +1676,7 @@ int main(void)
 		cmocka_unit_test(test_local_domains),
 		cmocka_unit_test(test_idna_domains),
 		cmocka_unit_test(test_postmaster_alias),
+		cmocka_unit_test(test_postmaster_follows_roots_route),
 		cmocka_unit_test(test_recipient_delimiter),
 		cmocka_unit_test(test_depth_limit),
 		cmocka_unit_test(test_depth_does_not_depend_on_list_order),
