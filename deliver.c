@@ -598,7 +598,7 @@ struct maildir_run {
 
 /* Copy i's file name: Maildir's time.MusecPpidRrandQi.host; from the
  * spool a fixed one (the message's lock keeps it ours, and a run that was
- * killed leaves a file the next run overwrites and moves, not one
+ * killed leaves a file the next run replaces and moves, not one
  * forever). */
 static void maildir_name(const struct plan *p, const struct msg *m,
 			 const struct maildir_run *r, unsigned i, char *base,
@@ -629,8 +629,12 @@ static int maildir_write(const struct plan *p, const struct msg *m,
 	buf_printf(&nw, "%snew/%s", dir, base);
 	r->tmp[i] = b.s;
 	r->dst[i] = nw.s;
-	int flags = O_WRONLY | O_CREAT | O_CLOEXEC |
-		    (p->spool_id ? O_TRUNC : O_EXCL);
+	/* a fresh file, never one found there: an earlier run's tmp file
+	 * may also be its copy in new/ (killed between the link and the
+	 * unlink), which truncating would spoil, or a link planted there */
+	int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_EXCL;
+	if (p->spool_id)
+		unlink(b.s);
 	int fd = open(b.s, flags, 0600);
 	if (fd < 0 && errno == ENOENT && maildir_dirs(dir) == 0)
 		fd = open(b.s, flags, 0600);

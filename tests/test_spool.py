@@ -1381,6 +1381,44 @@ def test_one_broken_maildir_does_not_hold_back_the_others(tmp):
     assert maildir_files(tmp + "/bounces") == []
 
 
+def test_a_maildir_retry_writes_a_fresh_file(tmp):
+    """A spooled Maildir copy has a fixed name (the message id and the
+    Maildir's), so a run after a crash finds its own tmp/ file again; it
+    writes a fresh one, never through what it finds there (a file linked
+    into new/ by the crashed run, or a link someone planted): the victim
+    of a planted symlink keeps its content."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, 'r@example.net @DIR@/M/ , "|cat > /dev/null"\n'
+                  "s@sender.example @DIR@/bounces/\n",
+                  core="minimal-backoff = 1s\nmaximal-backoff = 1s\n")
+    s = Session(cf).start()
+    msg, _ = make_message("first", size=500)
+    assert QUEUED.match(s.mail("s@sender.example", ["r@example.net"], msg))
+    s.end()
+    (first,) = maildir_files(tmp + "/M")
+    qid1, dirhash, host = os.path.basename(first).split(".", 2)
+    # the next message's first run cannot link into new/
+    os.chmod(tmp + "/M/new", 0o555)
+    s = Session(cf).start()
+    msg, body = make_message("second", size=500)
+    r = s.mail("s@sender.example", ["r@example.net"], msg)
+    qid2 = QUEUED.match(r)[1]
+    s.end()
+    assert len(maildir_files(tmp + "/M")) == 1 and os.listdir(tmp + "/M/tmp") == []
+    victim = tmp + "/victim"
+    with open(victim, "w") as f:
+        f.write("precious\n")
+    os.chmod(victim, 0o666)
+    os.chmod(tmp + "/M/tmp", 0o1777)
+    os.symlink(victim, "%s/M/tmp/%s.%s.%s" % (tmp, qid2, dirhash, host))
+    os.chmod(tmp + "/M/new", 0o755)
+    time.sleep(1.1)  # the retry is due
+    flush(cf)
+    assert open(victim).read() == "precious\n"
+    assert len(maildir_files(tmp + "/M")) == 2
+    assert spool_files(tmp + "/spool") == []
+
+
 # Stands in for a flusher descheduled between opening a message's file
 # and locking it: flock() on a spool message (18 hex digits) waits 2 s.
 SLOW_FLOCK = r"""
