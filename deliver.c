@@ -552,11 +552,35 @@ static void deliver_cmd(const struct plan *p, const struct msg *m,
 /* ------------------------------------------------------------------ */
 /* Maildirs                                                            */
 
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int r = fsync(fd);
+	close(fd);
+	return r;
+}
+
+/* A directory made here is synced into its parent: new/'s sync makes a
+ * copy's name durable, which is worth nothing if the Maildir itself is
+ * gone after a crash. */
 static int ensure_dir(const char *path)
 {
-	if (mkdir(path, 0700) == 0 || errno == EEXIST)
-		return 0;
-	return -1;
+	if (mkdir(path, 0700) < 0)
+		return errno == EEXIST ? 0 : -1;
+	struct buf parent = {0};
+	buf_adds(&parent, path);
+	while (parent.len > 1 && parent.s[parent.len - 1] == '/')
+		parent.s[--parent.len] = 0;
+	char *slash = strrchr(parent.s, '/');
+	int r = 0;
+	if (slash) {
+		slash[slash == parent.s] = 0; /* "/x" has the parent "/" */
+		r = fsync_dir(parent.s);
+	}
+	buf_free(&parent);
+	return r;
 }
 
 /* Makes a Maildir's directories: on demand, after a file operation in it
@@ -575,16 +599,6 @@ static int maildir_dirs(const char *dir)
 	}
 	buf_free(&b);
 	return ok ? 0 : -1;
-}
-
-static int fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int r = fsync(fd);
-	close(fd);
-	return r;
 }
 
 /* One delivery into every Maildir of a plan: each copy's name in tmp/

@@ -762,6 +762,39 @@ def test_maildir_directories_made_when_missing(tmp, smtp_server, have):
     assert maildir_files(tmp + "/A", "tmp") == []
 
 
+def test_a_maildir_made_on_delivery_is_synced_into_its_parent(tmp):
+    """new/'s sync makes a copy's name durable; a Maildir that the
+    delivery made must be durable too, or a crash after the 250 could
+    take the whole Maildir, and the message, away. strace shows each
+    directory made synced into its parent before the reply."""
+    cf = write_cf(tmp, FAIL_CF)
+    script = (b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<a@example.net>\r\n"
+              b"DATA\r\nSubject: x\r\n\r\nx\r\n.\r\nQUIT\r\n")
+    trace = os.path.join(tmp, "trace")
+    r = subprocess.run([tool("strace"), "-f", "-o", trace, "-e",
+                        "trace=mkdir,openat,fsync,write", POSTMASTER,
+                        "--config=" + cf], input=script, capture_output=True,
+                       timeout=60)
+    assert b"250 2.0.0 delivered to 1 Maildir" in r.stdout, r.stdout
+    calls = read_text(trace)
+    fds = {}
+    synced, made = set(), []
+    for line in calls.splitlines():
+        m = re.search(r'openat\(AT_FDCWD, "([^"]+)", [^)]*O_DIRECTORY[^)]*\) = (\d+)', line)
+        if m:
+            fds[m[2]] = m[1].rstrip("/")
+        m = re.search(r'fsync\((\d+)\)\s+= 0', line)
+        if m and m[1] in fds:
+            synced.add(fds[m[1]])
+        m = re.search(r'mkdir\("([^"]+)", \d+\)\s+= 0', line)
+        if m:
+            made.append(os.path.dirname(m[1].rstrip("/")))
+        if "250 2.0.0 delivered" in line:
+            break
+    assert made == [tmp, tmp + "/A", tmp + "/A", tmp + "/A"], calls
+    assert set(made) <= synced, calls
+
+
 @pytest.mark.parametrize("how", ["data", "bdat-short-chunk", "bdat-without-last"])
 def test_client_hangs_up_mid_data(tmp, smtp_server, how):
     server, port = smtp_server(MAILDIR_CF)
