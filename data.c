@@ -166,22 +166,32 @@ static void header_line(struct headerwatch *hw, const char *l, size_t n)
 	}
 }
 
+/* A field is judged once unfolded (RFC 5322 2.2.3): at its last line's
+ * end, seen when the next line does not begin with white space. */
 void headers_watch(struct headerwatch *hw, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n && hw->on; i++) {
+		if (hw->held) {
+			hw->held = 0;
+			if (p[i] == ' ' || p[i] == '\t') {
+				if (hw->len < sizeof hw->line)
+					hw->line[hw->len++] = ' ';
+				continue; /* the field goes on */
+			}
+			header_line(hw, hw->line, hw->len);
+			hw->len = 0;
+		}
 		if (p[i] != '\n') {
 			if (hw->len < sizeof hw->line)
 				hw->line[hw->len++] = p[i];
 			continue;
 		}
-		size_t l = hw->len;
-		if (l && hw->line[l - 1] == '\r')
-			l--;
-		if (l == 0)
+		if (hw->len && hw->line[hw->len - 1] == '\r')
+			hw->len--;
+		if (hw->len == 0)
 			hw->on = 0; /* the empty line ends the headers */
 		else
-			header_line(hw, hw->line, l);
-		hw->len = 0;
+			hw->held = 1;
 	}
 }
 
@@ -203,6 +213,7 @@ void headers_reset(struct headerwatch *hw)
 	hw->received = 0;
 	hw->on = 0;
 	hw->len = 0;
+	hw->held = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -369,6 +380,12 @@ static void fix_write(struct datastore *ds, const char *p, size_t n)
 
 void data_store_end(struct datastore *ds)
 {
+	struct headerwatch *hw = &ds->hw;
+	if (hw->held) { /* a message that is all header: its last field */
+		hw->held = 0;
+		header_line(hw, hw->line, hw->len);
+		hw->len = 0;
+	}
 	struct submitfix *f = &ds->fix;
 	if (!f->on || f->state == FX_DONE || ds->failed || ds->toobig)
 		return;

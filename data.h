@@ -46,8 +46,9 @@ void data_finish_chunks(struct datamachine *dm, char *out, size_t *outlen);
 /* The client's header section as it streams by. */
 struct headerwatch {
 	int on;              /* still inside the header section */
-	char line[300];      /* the current line, cut at its size */
+	char line[300];      /* the current field, unfolded, cut at its size */
 	size_t len;
+	int held;            /* line holds a field whose next line may continue it */
 	int received;        /* Received fields */
 	char **delivered_to; /* Delivered-To values, at most 64 */
 	unsigned ndelivered;

@@ -124,6 +124,18 @@ static void test_headers(void **state)
 	headers_reset(&hw);
 	assert_int_equal(hw.ndelivered, 0);
 	assert_int_equal(hw.received, 0);
+	/* a folded field is judged unfolded (RFC 5322 2.2.3): its value
+	 * on the next line still names the recipient; a byte at a time */
+	const char *f = "Delivered-To:\r\n user@example.org\r\nReceived:\r\n\tx\r\n"
+			"X: y\r\n\r\n";
+	hw.on = 1;
+	for (size_t i = 0; f[i]; i++)
+		headers_watch(&hw, f + i, 1);
+	assert_int_equal(hw.ndelivered, 1);
+	assert_string_equal(hw.delivered_to[0], "user@example.org");
+	assert_true(headers_delivered_to(&hw, "user@example.org"));
+	assert_int_equal(hw.received, 1);
+	headers_reset(&hw);
 }
 
 static void test_headers_bounded(void **state)
