@@ -58,6 +58,10 @@ static void send_reply(struct session *s, int code, const char *dsn,
 		p = nl + 1;
 	}
 	io_write(&s->io, out.s, out.len);
+	/* 421 closes the channel (RFC 5321 4.2.2), whoever chose it: the
+	 * session's own, a milter's or a policy service's */
+	if (code == 421)
+		s->quit = 1;
 	/* RFC 5321 4.5.3.1.10: a client that sends too many recipients
 	 * did nothing wrong; the dispatcher counts a failed command once */
 	esc_for_code(too_many, 452, ESC_TOO_MANY_RECIPIENTS);

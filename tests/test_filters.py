@@ -394,6 +394,7 @@ ACTIONS = {
     "hold": "HOLD",
     "badprepend": "PREPEND no colon here",
 }
+CLOSING = {"closing": "421 4.7.0 closing now"}  # ends the session
 
 
 class PolicyServer:
@@ -439,7 +440,7 @@ class PolicyServer:
                     time.sleep(5)
                     return
                 who = req["recipient"] if req["protocol_state"] == "RCPT" else req["sender"]
-                action = ACTIONS.get(who.split("@")[0], "DUNNO")
+                action = {**ACTIONS, **CLOSING}.get(who.split("@")[0], "DUNNO")
                 f.write(("action=%s\n\n" % action).encode())
                 f.flush()
                 req = {}
@@ -514,6 +515,25 @@ def test_policy_actions_at_rcpt(tmp, policy):
     assert len(msgs) == 1
     assert "\nX-Policy: checked by the test\n" in msgs[0], msgs[0][:300]
     assert msgs[0].index("X-Policy:") < msgs[0].index("Received:")
+
+
+def test_a_policy_421_ends_the_session(tmp, policy):
+    """A 421 closes the channel (RFC 5321 4.2.2), the policy service's
+    too: nothing is answered after it (the dialogue once went on)."""
+    cf = write_cf(tmp, "policy-service = unix:" + policy.path)
+    s = Session(tmp, cf)
+    s.reply()
+    s.cmd("EHLO client.example")
+    s.cmd("MAIL FROM:<ann@sender.example>")
+    got = s.cmd("RCPT TO:<closing@example.net>")
+    assert got.startswith("421 4.7.0 ") and "closing now" in got, got
+    try:
+        s.send("RCPT TO:<ok@example.net>")
+    except BrokenPipeError:
+        pass  # the session is gone
+    assert s.reply() == ""
+    s.close()
+    assert delivered(tmp) == []
 
 
 def test_policy_at_end_of_message(tmp, policy):

@@ -168,6 +168,22 @@ def test_refusals_reach_the_client(tmp, stage, reply, expect):
     assert delivered(tmp) == []
 
 
+def test_a_milters_421_ends_the_session(tmp):
+    """A 421 closes the channel (RFC 5321 4.2.2), whoever chose it: after
+    a milter's 421 to MAIL the session answers nothing more (it once
+    went on and answered the next MAIL and QUIT)."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"M": [("y", b"421 4.7.0 go away\0")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, "EHLO x\r\nMAIL FROM:<a@example.org>\r\n"
+                           "MAIL FROM:<b@example.org>\r\nQUIT\r\n")
+    finally:
+        m.close()
+    assert out.endswith("421 4.7.0 go away\r\n"), out + err
+    assert out.count("421 ") == 1 and "221 " not in out, out
+
+
 def test_progress_and_discard(tmp):
     m = Milter(os.path.join(tmp, "m.sock"),
                script={"E": [("p", b""), ("p", b""), ("d", b"")]})
