@@ -33,7 +33,7 @@ struct key {
 	unsigned flags;
 	const char *def;        /* default as text; NULL = not set */
 	const char *const *enums;
-	uint64_t min, max;      /* V_UINT */
+	uint64_t min, max;      /* V_UINT; V_DURATION: max seconds (0: 365d) */
 	const char *help;       /* what --dump --defaults says when unset */
 };
 

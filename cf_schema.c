@@ -15,6 +15,10 @@
 #include "fmt.h"
 #include "net.h"
 
+/* The longest durations: a timeout's (max DAY), any other's. */
+#define DAY (24 * 3600)
+#define YEAR (365 * DAY)
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <stdlib.h>
@@ -84,7 +88,7 @@ static const struct key logfile_keys[] = {
 static const struct key pipe_keys[] = {
 	[PIPE_EXEC] = {"exec", V_ARGV, K_REQUIRED, 0, 0, 0, 0, 0},
 	[PIPE_MAX_RCPT_TO] = {"max_rcpt_to", V_UINT, 0, "1", 0, 1, 1000, 0},
-	[PIPE_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, 0, 0},
+	[PIPE_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, DAY, 0},
 };
 
 static const struct key relay_keys[] = {
@@ -98,18 +102,18 @@ static const struct key relay_keys[] = {
 	[RELAY_AUTH_PASSWORD] = {"auth-password", V_STRING, 0, 0, 0, 0, 0,
 				 "not set"},
 	[RELAY_CONNECT_TIMEOUT] = {"connect-timeout", V_DURATION, 0, "30s", 0,
-				   0, 0, 0},
-	[RELAY_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, 0, 0},
+				   0, DAY, 0},
+	[RELAY_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, DAY, 0},
 };
 
 static const struct key milter_keys[] = {
 	[MILTER_ADDRESS] = {"address", V_MILTERADDR, K_REQUIRED, 0, 0, 0, 0, 0},
 	[MILTER_CONNECT_TIMEOUT] = {"connect-timeout", V_DURATION, 0, "30s", 0,
-				    0, 0, 0},
+				    0, DAY, 0},
 	[MILTER_COMMAND_TIMEOUT] = {"command-timeout", V_DURATION, 0, "30s", 0,
-				    0, 0, 0},
+				    0, DAY, 0},
 	[MILTER_CONTENT_TIMEOUT] = {"content-timeout", V_DURATION, 0, "300s", 0,
-				    0, 0, 0},
+				    0, DAY, 0},
 	[MILTER_DEFAULT_ACTION] = {"default-action", V_ENUM, 0, "tempfail",
 				   e_milter, 0, 0, 0},
 };
@@ -142,13 +146,13 @@ static const struct key smtpd_keys[] = {
 				    0},
 	[SMTPD_BARE_NEWLINE] = {"bare-newline", V_ENUM, 0, "normalize", e_bare,
 				0, 0, 0},
-	[SMTPD_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, 0, 0},
+	[SMTPD_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, DAY, 0},
 	[SMTPD_JUNK_COMMAND_LIMIT] = {"junk-command-limit", V_UINT, 0, "100", 0,
 				      1, 10000000, 0},
 	[SMTPD_LMTP] = {"lmtp", V_BOOL, 0, "yes", 0, 0, 0, 0},
 	[SMTPD_RELAY_CLIENTS] = {"relay-clients", V_NETWORK, K_REPEAT, 0, 0, 0,
 				 0, "not set: loopback"},
-	[SMTPD_GREET_PAUSE] = {"greet-pause", V_DURATION, K_ZERO, "0", 0, 0, 0,
+	[SMTPD_GREET_PAUSE] = {"greet-pause", V_DURATION, K_ZERO, "0", 0, 0, DAY,
 			       0},
 	[SMTPD_DNSBL] = {"dnsbl", V_DNSLIST, K_REPEAT, 0, 0, 0, 0,
 			 "not set: no block list"},
@@ -157,7 +161,7 @@ static const struct key smtpd_keys[] = {
 	[SMTPD_POLICY_SERVICE] = {"policy-service", V_POLICYADDR, 0, 0, 0, 0,
 				  0, "not set: no policy service"},
 	[SMTPD_POLICY_TIMEOUT] = {"policy-timeout", V_DURATION, 0, "10s", 0, 0,
-				  0, 0},
+				  DAY, 0},
 	[SMTPD_POLICY_DEFAULT_ACTION] = {"policy-default-action", V_ENUM, 0,
 					 "defer", e_poldef, 0, 0, 0},
 	[SMTPD_POLICY_END_OF_DATA] = {"policy-end-of-data", V_BOOL, 0, "no", 0,
@@ -448,6 +452,13 @@ static const char *p_duration(const struct vctx *c, uint64_t *n)
 	if (cf_parse_duration(c->w->s, n) < 0 ||
 	    (*n == 0 && !(c->k->flags & K_ZERO)))
 		return "expected a duration such as 300, 30s, 30m, 4h or 5d";
+	/* a timeout is counted in milliseconds in an int: a day at most */
+	uint64_t max = c->k->max ? c->k->max : YEAR;
+	if (*n > max) {
+		buf_printf(c->msg, "expected at most %s",
+			   max == DAY ? "1d" : "365d");
+		return c->msg->s;
+	}
 	return NULL;
 }
 

@@ -433,6 +433,15 @@ static const struct bad bad[] = {
 	C("duration overflow", "[core]\nqueue-lifetime = 99999999999999999999w\n",
 	  "t.cf:2:18: expected a duration such as 300, 30s, 30m, 4h or 5d, "
 	  "found '99999999999999999999w'\n"),
+	/* a timeout is counted in milliseconds in an int: a day at most
+	 * (25d overflowed it: every milter wait ended at once) */
+	C("timeout over a day", "[milter \"m\"]\naddress = unix:/m\n"
+	  "command-timeout = 25d\n",
+	  "t.cf:3:19: expected at most 1d, found '25d'\n"),
+	C("smtpd timeout over a day", "[smtpd \"a\"]\ntimeout = 86401\n",
+	  "t.cf:2:11: expected at most 1d, found '86401'\n"),
+	C("lifetime over a year", "[core]\nqueue-lifetime = 366d\n",
+	  "t.cf:2:18: expected at most 365d, found '366d'\n"),
 	C("bad bool", "[smtpd \"a\"]\nlmtp = Yes\n",
 	  "t.cf:2:8: expected yes or no, found 'Yes'\n"),
 	C("bool as number", "[smtpd \"a\"]\nlocal-rcpt-to = 1\n",
