@@ -448,7 +448,9 @@ char *cf_dir_of(const char *path)
 static char *read_whole(const char *path, size_t *size, struct stat *st,
 			char *why, size_t whylen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO is refused below, not waited for (a regular
+	 * file reads the same with it) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		fmt_snprintf(why, whylen, "cannot open: %s", strerror(errno));
 		return NULL;

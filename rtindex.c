@@ -95,10 +95,11 @@ struct rtindex *rtindex_open(const char *srcpath, int *stale)
 	struct stat st;
 	*stale = 0;
 	index_name(srcpath, name, sizeof name);
-	int fd = open(name, O_RDONLY | O_CLOEXEC);
+	int fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return NULL;
-	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(struct hdr)) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    (size_t)st.st_size < sizeof(struct hdr)) {
 		close(fd);
 		*stale = 1;
 		return NULL;

@@ -158,6 +158,21 @@ def test_config_is_a_directory(tmp_path):
     assert r.stderr == str(tmp_path) + ": is a directory, expected a file\n"
 
 
+def test_a_fifo_is_refused_not_waited_for(tmp_path):
+    """A route file (or the configuration) that is a FIFO: --check says
+    it is not a regular file at once; opening it once waited for a
+    writer for ever."""
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    cf = str(tmp_path / "pm.cf")
+    write(cf, '[core]\nhostname = a.example\n[route]\nfile "%s"\n' % fifo)
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 78, r
+    assert r.stderr.endswith(':4:6: route file "%s" is not a regular file\n' % fifo), r.stderr
+    r = pm("--config=" + fifo, "--check")
+    assert (r.returncode, r.stderr) == (78, fifo + ": is not a regular file\n"), r
+
+
 def test_unknown_smtpd(seed):
     for mode in ("--check", "--route=joe@example.org", "--dump"):
         r = pm("--config=" + seed, "--smtpd=nosuch", mode)
