@@ -472,12 +472,17 @@ static void out_field(struct out *o, const char *name, const char *value,
 {
 	out_add(o, name, strlen(name));
 	out_add(o, leadspc ? ":" : ": ", leadspc ? 1 : 2);
-	for (const char *p = value; *p; p++) {
-		if (*p == '\r' && p[1] == '\n')
+	/* line ends that end the value would end the header section */
+	size_t n = strlen(value);
+	while (n && (value[n - 1] == '\n' || value[n - 1] == '\r'))
+		n--;
+	const char *end = value + n;
+	for (const char *p = value; p < end; p++) {
+		if (*p == '\r' && p + 1 < end && p[1] == '\n')
 			continue;
 		if (*p == '\n') {
 			out_add(o, o->eol, strlen(o->eol));
-			if (p[1] && p[1] != ' ' && p[1] != '\t')
+			if (p[1] != ' ' && p[1] != '\t')
 				out_add(o, "\t", 1);
 		} else
 			out_add(o, p, 1);
@@ -493,15 +498,19 @@ static int name_is(const struct field *f, const char *name)
 	return strlen(name) == nl && !strncasecmp(f->text.s, name, nl);
 }
 
-/* The change (CHGHEADER) of the k-th visible field named like f. */
+/* The change (CHGHEADER) of the visible field f, if one names it: seen[i]
+ * counts the visible fields so far that change i names, and the one it
+ * changes is its index's (0 is 1, as Sendmail and Postfix read it). One
+ * counter per change: time and memory do not grow with the fields seen. */
 static struct mod *change_of(struct mods *md, const struct field *f,
-			     unsigned k, unsigned *used)
+			     unsigned *seen, unsigned *used)
 {
 	struct mod *hit = NULL;
 	for (unsigned i = 0; i < md->n; i++) {
 		struct mod *mo = &md->v[i];
-		if (mo->cmd == SMFIR_CHGHEADER && mo->index == k &&
-		    name_is(f, mo->name)) {
+		if (mo->cmd != SMFIR_CHGHEADER || !name_is(f, mo->name))
+			continue;
+		if (++seen[i] == (mo->index ? mo->index : 1)) {
 			hit = mo;
 			used[i] = 1;
 		}
@@ -520,38 +529,19 @@ static void inserts_at(struct out *o, struct mods *md, uint32_t pos,
 	}
 }
 
-/* How many times a field named like f was seen among the visible ones. */
-static unsigned occurrence(struct field *seen, unsigned nseen,
-			   const struct field *f)
-{
-	unsigned k = 1;
-	for (unsigned i = 0; i < nseen; i++)
-		if (seen[i].colon == f->colon &&
-		    !strncasecmp(seen[i].text.s, f->text.s, f->colon))
-			k++;
-	return k;
-}
-
 /* The header section with md applied. */
 static void write_header(struct out *o, struct rd *rd, struct mods *md,
 			 off_t visible_from, int leadspc, unsigned *used)
 {
 	struct field f = {0};
-	struct field *seen = NULL; /* names of the visible fields */
-	unsigned nseen = 0;
+	unsigned *seen = xcalloc(md->n ? md->n : 1, sizeof *seen);
 	uint32_t pos = 0;
 	while (rd_what(rd) == AT_FIELD) {
 		rd_field(rd, &f);
 		inserts_at(o, md, pos++, 0, leadspc);
 		struct mod *ch = NULL;
-		if (f.start >= visible_from) {
-			unsigned k = occurrence(seen, nseen, &f);
-			ch = change_of(md, &f, k, used);
-			seen = xrealloc(seen, (nseen + 1) * sizeof *seen);
-			seen[nseen] = (struct field){.colon = f.colon};
-			buf_add(&seen[nseen].text, f.text.s, f.colon);
-			nseen++;
-		}
+		if (f.start >= visible_from)
+			ch = change_of(md, &f, seen, used);
 		if (!ch)
 			out_copy(o, rd->fd, f.start, f.end);
 		else if (ch->value[0])
@@ -564,8 +554,6 @@ static void write_header(struct out *o, struct rd *rd, struct mods *md,
 		    mo->cmd == SMFIR_ADDHEADER)
 			out_field(o, mo->name, mo->value, leadspc);
 	}
-	for (unsigned i = 0; i < nseen; i++)
-		buf_free(&seen[i].text);
 	free(seen);
 	buf_free(&f.text);
 }
