@@ -233,10 +233,10 @@ int cf_key_lookup(enum cf_kind kind, const char *s, size_t n)
 
 int cf_parse_uint(const char *s, uint64_t *v, const char **end)
 {
-	if (!isdigit((unsigned char)*s))
+	if (!(*s >= '0' && *s <= '9'))
 		return -1;
 	uint64_t x = 0;
-	while (isdigit((unsigned char)*s)) {
+	while (*s >= '0' && *s <= '9') {
 		unsigned d = (unsigned)(*s - '0');
 		if (x > (UINT64_MAX - d) / 10)
 			return -1;
@@ -378,14 +378,19 @@ static int valid_user_name(const char *s)
 {
 	uint64_t v;
 	const char *end;
-	if (cf_parse_uint(s, &v, &end) == 0 && !*end)
-		return v < UINT32_MAX;
-	size_t n = strlen(s);
+	size_t n = strlen(s), digits = 0;
+	while (digits < n && s[digits] >= '0' && s[digits] <= '9')
+		digits++;
+	if (n && digits == n) /* a number: one that fits, not a name */
+		return cf_parse_uint(s, &v, &end) == 0 && !*end &&
+		       v < UINT32_MAX;
 	if (n == 0 || n > 32)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
+		/* ASCII by hand: no page of the C library's locale tables */
 		unsigned char c = (unsigned char)s[i];
-		if (!(isalnum(c) || c == '_' || c == '.' ||
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '.' ||
 		      (c == '-' && i > 0) || (c == '$' && i == n - 1)))
 			return 0;
 	}

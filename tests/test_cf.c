@@ -442,6 +442,11 @@ static const struct bad bad[] = {
 	  "t.cf:2:11: expected at most 1d, found '86401'\n"),
 	C("lifetime over a year", "[core]\nqueue-lifetime = 366d\n",
 	  "t.cf:2:18: expected at most 365d, found '366d'\n"),
+	/* a number too big for an id is no user name either (it was taken
+	 * for one, then read as uid 4294967295) */
+	C("user id overflow", "[core]\nuser-id = 99999999999999999999\n",
+	  "t.cf:2:11: expected a user name or number, found "
+	  "'99999999999999999999'\n"),
 	C("bad bool", "[smtpd \"a\"]\nlmtp = Yes\n",
 	  "t.cf:2:8: expected yes or no, found 'Yes'\n"),
 	C("bool as number", "[smtpd \"a\"]\nlocal-rcpt-to = 1\n",
