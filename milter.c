@@ -20,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_PROGRESS 1000 /* SMFIR_PROGRESS packets a stage may take */
 
 /* The macros sent when a milter names none (Postfix's defaults). */
 static const char *const default_macros[SMFIM_N] = {
@@ -261,7 +260,7 @@ enum milter_verdict milter_event(struct session *s, struct mconn *m, int cls,
 		return milter_failed(s, m, why, r);
 	if (!expect_reply)
 		return MILTER_CONTINUE;
-	for (int i = 0; i <= MAX_PROGRESS; i++) {
+	for (int i = 0; i <= MILTER_MAX_PROGRESS; i++) {
 		char cmd;
 		if (mp_read(m->fd, milter_timeout(m, stage), &cmd, &ms->in, why,
 			    sizeof why) < 0)

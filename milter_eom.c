@@ -192,7 +192,10 @@ static enum milter_verdict body_chunk(struct session *s, struct mconn *m,
 	int t = milter_timeout(m, STAGE_CONTENT);
 	if (mp_send(m->fd, &ms->pkt, t, why, sizeof why) < 0)
 		return milter_failed(s, m, why, r);
+	int progress = 0;
 	do {
+		if (progress++ > MILTER_MAX_PROGRESS)
+			return milter_failed(s, m, "too many SMFIR_PROGRESS", r);
 		if (mp_read(m->fd, t, &cmd, &ms->in, why, sizeof why) < 0)
 			return milter_failed(s, m, why, r);
 	} while (cmd == SMFIR_PROGRESS);
@@ -395,6 +398,7 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 	enum milter_verdict v = milter_event(s, m, SMFIM_EOM, 0, STAGE_EOM, r);
 	if (v != MILTER_CONTINUE)
 		return v;
+	int progress = 0;
 	for (;;) {
 		char cmd;
 		if (mp_read(m->fd, milter_timeout(m, STAGE_EOM), &cmd, &ms->in,
@@ -402,6 +406,10 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 			return milter_failed(s, m, why, r);
 		switch (cmd) {
 		case SMFIR_PROGRESS:
+			/* each one restarts the wait: a bounded number */
+			if (++progress > MILTER_MAX_PROGRESS)
+				return milter_failed(s, m,
+						     "too many SMFIR_PROGRESS", r);
 			continue;
 		case SMFIR_QUARANTINE:
 			if (!(m->actions & SMFIF_QUARANTINE) || !ms->in.len)

@@ -15,6 +15,10 @@
 #include "milter_proto.h"
 #include "util.h"
 
+/* SMFIR_PROGRESS packets one reply may be preceded by: each restarts the
+ * wait, so they are bounded, or a milter could hold a session for ever. */
+#define MILTER_MAX_PROGRESS 1000
+
 enum mc_state {
 	MC_ACTIVE,
 	MC_SKIP_MSG,  /* accepted this transaction: silent until the next */

@@ -197,6 +197,23 @@ def test_progress_and_discard(tmp):
     assert delivered(tmp) == []
 
 
+@pytest.mark.parametrize("stage", ["B", "E"])
+def test_progress_without_end_is_a_failed_milter(tmp, stage):
+    """Each SMFIR_PROGRESS restarts the wait for the reply, so a milter
+    that sends them without end would hold the session for ever: past
+    1000 for one reply the milter has failed (default-action tempfail)."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={stage: [("p", b"")] * 1001 + [("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "451 4.7.1" in out, out + err
+    assert "too many SMFIR_PROGRESS" in err, err
+    assert delivered(tmp) == []
+
+
 def test_accept_at_connect_skips_the_milter(tmp):
     m = Milter(os.path.join(tmp, "m.sock"), script={"C": [("a", b"")]})
     try:
