@@ -164,7 +164,12 @@ static int replycode(const char *p, struct reply *r)
 	r->dsn[0] = 0;
 	r->text[0] = 0;
 	size_t tl = 0;
+	const char *first = p;
 	while (*p) {
+		/* every line has the first line's code, then '-' or ' ' */
+		if (p != first &&
+		    (strncmp(p, first, 3) || (p[3] != ' ' && p[3] != '-')))
+			return -1;
 		p += 4;
 		int a, b, c, k = 0;
 		if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c, &k) == 3 &&
@@ -178,18 +183,20 @@ static int replycode(const char *p, struct reply *r)
 		if (tl + l + 2 < sizeof r->text) {
 			if (tl)
 				r->text[tl++] = '\n';
-			/* the milter's text reaches the client: no controls */
+			/* the milter's text reaches the client: ASCII, no
+			 * controls */
 			for (size_t i = 0; i < l; i++)
 				r->text[tl++] = (unsigned char)p[i] < ' ' ||
-							p[i] == 0x7f
+							(unsigned char)p[i] >= 0x7f
 						? '?'
 						: p[i];
 			r->text[tl] = 0;
 		}
 		p += l;
-		p += strspn(p, "\r\n");
-		if (*p && strlen(p) < 4)
-			break;
+		if (*p == '\r' && p[1] == '\n')
+			p += 2;
+		else if (*p)
+			return -1; /* a bare CR or LF: no line of a reply */
 	}
 	if (!r->dsn[0])
 		esc_for_code(r->dsn, code, ESC_OTHER);

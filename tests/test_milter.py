@@ -150,6 +150,12 @@ def test_asked_macros_and_no_header_replies(tmp):
      "550-5.7.1 first line\r\n550 5.7.1 second line\r\n"),
     ("M", ("4", b""), "421 4.7.1 mail.example.net Service unavailable - closing"),
     ("E", ("y", b"554 5.7.1 bad\x07bell\x1b[2J\0"), "554 5.7.1 bad?bell?[2J\r\n"),
+    ("E", ("y", b"554 5.7.1 caf\xc3\xa9\0"), "554 5.7.1 caf??\r\n"),
+    # a line of another code, or lines without one: no reply, a broken milter
+    ("R", ("y", b"550-5.7.1 a\r\n\r\n\r\n250 2.0.0 b\0"),
+     "451 4.7.1 Service unavailable - try again later"),
+    ("R", ("y", b"550 5.7.1 a\nb\nc\0"),
+     "451 4.7.1 Service unavailable - try again later"),
 ])
 def test_refusals_reach_the_client(tmp, stage, reply, expect):
     m = Milter(os.path.join(tmp, "m.sock"), script={stage: [reply]})
