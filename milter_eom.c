@@ -399,6 +399,7 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 	if (v != MILTER_CONTINUE)
 		return v;
 	int progress = 0;
+	char quarantine[sizeof ms->quarantine] = "";
 	for (;;) {
 		char cmd;
 		if (mp_read(m->fd, milter_timeout(m, STAGE_EOM), &cmd, &ms->in,
@@ -414,12 +415,17 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 		case SMFIR_QUARANTINE:
 			if (!(m->actions & SMFIF_QUARANTINE) || !ms->in.len)
 				return milter_failed(s, m, "quarantine refused", r);
-			fmt_snprintf(ms->quarantine, sizeof ms->quarantine, "%s",
+			/* held until its verdict: a milter that then breaks
+			 * changes nothing */
+			fmt_snprintf(quarantine, sizeof quarantine, "%s",
 				 ms->in.s[0] ? ms->in.s : "quarantined");
 			continue;
 		case SMFIR_ACCEPT: case SMFIR_CONTINUE: case SMFIR_REJECT:
 		case SMFIR_TEMPFAIL: case SMFIR_REPLYCODE: case SMFIR_DISCARD:
 		case SMFIR_SHUTDOWN: case SMFIR_CONN_FAIL:
+			if (quarantine[0])
+				memcpy(ms->quarantine, quarantine,
+				       sizeof ms->quarantine);
 			return milter_verdict(s, m, cmd, STAGE_EOM, r);
 		}
 		if (add_mod(s, m, md, cmd, &ms->in) < 0) {

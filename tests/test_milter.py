@@ -540,6 +540,22 @@ def test_quarantine_holds_until_release(tmp):
     assert len(delivered(tmp)) == 1
 
 
+def test_a_milter_that_breaks_after_its_quarantine_changes_nothing(tmp):
+    """A milter that asks for quarantine and then breaks (an unknown
+    reply) with default-action = accept: the message goes on as if the
+    milter were not there, not held (the quarantine once survived)."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("q", b"suspicious\0"), ("Z", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "default-action = accept")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    assert "event=quarantine" not in err, err
+    assert len(delivered(tmp)) == 1
+
+
 def test_quarantine_needs_the_action(tmp):
     m = Milter(os.path.join(tmp, "m.sock"), actions=0x1ff & ~0x20,
                script={"E": [("q", b"x\0"), ("a", b"")]})
