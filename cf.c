@@ -201,6 +201,7 @@ void cf_free(struct cf *cf)
 		for (uint32_t i = 0; i < inc->ndeps; i++)
 			free(inc->deps[i]);
 		free(inc->deps);
+		free(inc->depst);
 		free(inc);
 	}
 	while (cf->files) {

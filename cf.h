@@ -142,6 +142,14 @@ struct cf_assign {
 	const char *basedir; /* directory that relative includes start from */
 };
 
+/* What a route file was when it was read: the index records this, not
+ * what the file is when the index is written, so that a change made
+ * meanwhile makes the index stale rather than wrong. */
+struct cf_depstat {
+	uint64_t size, ino;
+	int64_t sec, nsec;
+};
+
 /* A route file that postmaster.cf includes, read as text: --check
  * compiles its lines into an index (rtindex.h). */
 struct cf_include {
@@ -150,6 +158,7 @@ struct cf_include {
 	uint32_t first, n;           /* its lines: table entries [first, first+n) */
 	char **deps;                 /* deps[0] its real path, then what it
 					includes */
+	struct cf_depstat *depst;    /* each one as it was when read */
 	uint32_t ndeps;
 	int clean;                   /* no error so far when it was read */
 	struct cf_include *next;

@@ -193,8 +193,8 @@ static void compile_include(struct cf *cf, const struct cf_include *inc)
 		v[i].pos = e->pos;
 	}
 	if (rtindex_write(inc->deps[0], v, inc->n,
-			  (const char *const *)inc->deps, inc->ndeps, err,
-			  sizeof err) < 0)
+			  (const char *const *)inc->deps, inc->depst,
+			  inc->ndeps, err, sizeof err) < 0)
 		cf_warn(cf, &inc->at, "%s", err);
 	for (uint32_t i = 0; i < inc->n; i++)
 		free(v[i].key);

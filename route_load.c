@@ -131,9 +131,14 @@ static struct cf_include *remember(struct cf *cf, struct route_table *t,
 	return inc;
 }
 
-static void add_dep(struct cf_include *inc, const char *path)
+static void add_dep(struct cf_include *inc, const char *path,
+		    const struct stat *st)
 {
 	inc->deps = xrealloc(inc->deps, (inc->ndeps + 1) * sizeof *inc->deps);
+	inc->depst = xrealloc(inc->depst, (inc->ndeps + 1) * sizeof *inc->depst);
+	inc->depst[inc->ndeps] = (struct cf_depstat){
+		(uint64_t)st->st_size, (uint64_t)st->st_ino,
+		(int64_t)st->st_mtim.tv_sec, (int64_t)st->st_mtim.tv_nsec};
 	inc->deps[inc->ndeps++] = xstrdup(path);
 }
 
@@ -161,7 +166,7 @@ static void include_file(struct cf *cf, struct route_table *t,
 	if ((cf->mode & CF_CHECK) && cf->include_depth == 0)
 		inc = remember(cf, t, at);
 	if (inc)
-		add_dep(inc, path);
+		add_dep(inc, path, &st);
 	cf->include_stack[cf->include_depth].dev = (uint64_t)st.st_dev;
 	cf->include_stack[cf->include_depth].ino = (uint64_t)st.st_ino;
 	cf->include_depth++;

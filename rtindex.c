@@ -285,23 +285,22 @@ static int put_entry(struct buf *area, struct wentry **tab, uint32_t *ntab,
 	return 0;
 }
 
-/* The header's file records: each file's size, mtime, inode and real
+/* The header's file records: each file's size, mtime, inode (as it was
+ * when read, so that a change made since makes the index stale) and real
  * path, so that a session can tell a stale index. */
-static int put_deps(struct buf *head, const char *const *deps, uint32_t ndeps,
-		    char *err, size_t errlen)
+static int put_deps(struct buf *head, const char *const *deps,
+		    const struct cf_depstat *depst, uint32_t ndeps, char *err,
+		    size_t errlen)
 {
 	for (uint32_t i = 0; i < ndeps; i++) {
-		struct stat st;
 		char abs[PATH_MAX];
-		if (stat(deps[i], &st) < 0 || !realpath(deps[i], abs)) {
+		if (!realpath(deps[i], abs)) {
 			fmt_snprintf(err, errlen, "cannot index \"%s\": %s", deps[i],
 				 strerror(errno));
 			return -1;
 		}
-		struct filerec fr = {(uint64_t)st.st_size,
-				     (int64_t)st.st_mtim.tv_sec,
-				     (int64_t)st.st_mtim.tv_nsec,
-				     (uint64_t)st.st_ino,
+		const struct cf_depstat *st = &depst[i];
+		struct filerec fr = {st->size, st->sec, st->nsec, st->ino,
 				     (uint32_t)strlen(abs) + 1, 0};
 		buf_add(head, &fr, sizeof fr);
 		buf_add(head, abs, fr.pathlen);
@@ -384,8 +383,8 @@ static int write_parts(const char *tmp, const char *name,
 }
 
 int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
-		  const char *const *deps, uint32_t ndeps, char *err,
-		  size_t errlen)
+		  const char *const *deps, const struct cf_depstat *depst,
+		  uint32_t ndeps, char *err, size_t errlen)
 {
 	char name[PATH_MAX + 8], tmp[PATH_MAX + 32];
 	struct buf head = {0}, area = {0};
@@ -401,7 +400,7 @@ int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
 	memcpy(h.magic, MAGIC, 8);
 	h.nfiles = ndeps;
 	buf_add(&head, &h, sizeof h);
-	if (put_deps(&head, deps, ndeps, err, errlen) < 0)
+	if (put_deps(&head, deps, depst, ndeps, err, errlen) < 0)
 		goto out;
 	put_lines(&area, &tab, &ntab, e, n, deps, ndeps);
 	h.nentries = ntab;

@@ -51,10 +51,11 @@ struct rt_line {
 };
 
 /* Writes srcpath.pmdb from the n lines read from srcpath and the files it
- * includes (deps). Returns -1 with a reason in err. */
+ * includes (deps, each as it was when read: depst). Returns -1 with a
+ * reason in err. */
 int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
-		  const char *const *deps, uint32_t ndeps, char *err,
-		  size_t errlen);
+		  const char *const *deps, const struct cf_depstat *depst,
+		  uint32_t ndeps, char *err, size_t errlen);
 
 /* Finds the first line whose pattern key is key. Returns 1 and fills hit,
  * or 0. */

@@ -661,6 +661,66 @@ def big(tmp_path):
     return rt, cf
 
 
+# Stands in for an administrator who edits a route file while --check
+# reads it: once the file named by PM_GROW has been read from, LINE is
+# appended to it.
+GROW = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+ssize_t read(int fd, void *p, size_t n)
+{
+	static int done;
+	ssize_t (*next)(int, void *, size_t) =
+		(ssize_t (*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+	ssize_t r = next(fd, p, n);
+	const char *file = getenv("PM_GROW");
+	char link[64], path[4096];
+	snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+	ssize_t k = readlink(link, path, sizeof path - 1);
+	if (r > 0 && !done && file && k > 0) {
+		path[k] = 0;
+		if (!strcmp(path, file)) {
+			done = 1;
+			int w = open(file, O_WRONLY | O_APPEND);
+			const char *line = getenv("PM_GROW_LINE");
+			if (w >= 0 && write(w, line, strlen(line)) < 0)
+				perror("append");
+			close(w);
+		}
+	}
+	return r;
+}
+"""
+
+
+def test_a_route_file_edited_while_check_reads_it(tmp_path):
+    """The index records the route file as it was when read: a line added
+    while --check was reading makes the index stale, so sessions read the
+    text and find the line. The index once recorded the file as it was
+    when written, and the line was never found."""
+    if "build-san" in POSTMASTER:
+        pytest.skip("LD_PRELOAD before the sanitizer runtime")
+    rt, cf = big(tmp_path)
+    shim = str(tmp_path / "grow.so")
+    write(tmp_path / "grow.c", GROW)
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", shim, str(tmp_path / "grow.c"),
+                    "-ldl"], check=True)
+    env = dict(os.environ, LD_PRELOAD=shim, PM_GROW=os.path.realpath(rt),
+               PM_GROW_LINE="new@d.example /m/new/\n")
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert open(rt).read().endswith("new@d.example /m/new/\n")
+    found = pm("--config=" + cf, "--route=new@d.example")
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "deliver: maildir /m/new/ <new@d.example>\n" in found.stdout
+
+
 def test_compiled_route_file(tmp_path):
     rt, cf = big(tmp_path)
     plain = pm("--config=" + cf, "--route=u2999@d.example")
