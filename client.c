@@ -15,6 +15,7 @@
 #include "dsn.h"
 #include "fmt.h"
 #include "io.h"
+#include "log.h"
 #include "mime.h"
 #include "net.h"
 #include "tls.h"
@@ -322,6 +323,14 @@ static int start_tls(struct client_job *j, struct client_conn *c, struct buf *t,
 		return NEXT_ADDRESS;
 	}
 	char reason[300];
+	if (io_input_buffered(&c->io)) {
+		/* bytes that came in clear after the 220 would be read as
+		 * replies inside TLS (a man in the middle's, CVE-2011-0411's
+		 * client side): no TLS on this connection */
+		reply_set(why, 451, ESC_CRYPTOGRAPHIC_FAILURE,
+			  "%s: data after the 220 to STARTTLS", c->name);
+		return must ? NEXT_ADDRESS : AGAIN_IN_CLEAR;
+	}
 	if (tls_client_start(&c->io, c->host, c->tls_mode == RTLS_VERIFY, reason,
 			     sizeof reason) < 0) {
 		reply_set(why, 451, ESC_CRYPTOGRAPHIC_FAILURE, "%s: %s",
@@ -978,7 +987,9 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 		client_hang_up(conn, 0);
 		if (r == AGAIN_IN_CLEAR && !in_clear) {
 			/* opportunistic TLS that failed: this address again,
-			 * without it, as Postfix does */
+			 * without it, as Postfix does, and said */
+			log_event(LOG_L_WARNING, "event", "tls-fallback", "relay",
+				  conn->name, "reason", why->text, NULL);
 			in_clear = 1;
 			continue;
 		}

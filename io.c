@@ -245,6 +245,11 @@ int io_input_pending(struct io *io)
 	return wait_fd(io->rfd, POLLIN, 0) > 0;
 }
 
+int io_input_buffered(const struct io *io)
+{
+	return io->in_pos < io->in_len;
+}
+
 void io_discard_input(struct io *io)
 {
 	io->in_pos = io->in_len = 0;

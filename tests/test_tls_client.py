@@ -11,9 +11,11 @@ stays deferred in the spool (the proxy takes such a message over), as
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 
 import pytest
 
@@ -244,3 +246,104 @@ def test_a_session_without_tls_does_not_map_gnutls(tmp):
         p.stdin.write(b"QUIT\r\n")
         p.stdin.close()
         p.wait(timeout=10)
+
+
+class InjectingPeer:
+    """Offers STARTTLS and answers it with its 220 and, in the same
+    segment, replies in clear for the commands to come (a man in the
+    middle's injection); inside TLS it would refuse the recipient."""
+
+    def __init__(self, cert):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ctx.load_cert_chain(*cert)
+        self.seen = []
+        self.stopping = False
+        # accept() with a timeout: a thread blocked in it would outlive
+        # stop() and take the next test's connections on a reused fd
+        self.sock.settimeout(0.2)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(None)
+            threading.Thread(target=self.one, args=(conn,), daemon=True).start()
+
+    def one(self, conn):
+        with conn:
+            try:
+                self.dialogue(conn)
+            except (OSError, ssl.SSLError):
+                pass
+
+    def dialogue(self, conn):
+        conn.settimeout(10)
+        f = conn.makefile("rb")
+        conn.sendall(b"220 peer.test ESMTP\r\n")
+        for line in f:
+            self.seen.append(line)
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-peer.test\r\n250 STARTTLS\r\n")
+            elif verb == b"STAR":
+                conn.sendall(b"220 go ahead\r\n250 fake\r\n250 2.1.0 ok\r\n"
+                             b"250 2.1.5 ok\r\n354 go\r\n250 2.0.0 injected\r\n")
+                tls = self.ctx.wrap_socket(conn, server_side=True)
+                g = tls.makefile("rb")
+                for l in g:
+                    self.seen.append(b"tls: " + l)
+                    v = l[:4].upper()
+                    tls.sendall(b"550 5.1.1 no such user\r\n" if v == b"RCPT" else
+                                b"554 5.5.1 no\r\n" if v == b"DATA" else
+                                b"250 ok\r\n")
+                return
+            elif verb == b"DATA":  # in clear: no STARTTLS this time
+                conn.sendall(b"354 go\r\n")
+                for l in f:
+                    if l == b".\r\n":
+                        self.seen.append(b"clear message")
+                        conn.sendall(b"250 2.0.0 stored\r\n")
+                        break
+            else:
+                conn.sendall(b"250 ok\r\n")
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("mode", ["required", "opportunistic"])
+def test_replies_injected_after_the_starttls_220_are_refused(tmp, cert, via, mode):
+    """Bytes that come in clear after the 220 to STARTTLS would be read
+    as the first replies inside TLS: the message was logged sent on an
+    injected '250 ... injected' and removed while the real server refused
+    it. Such a connection gets no TLS: required TLS defers the message,
+    opportunistic TLS sends it again in clear and says so."""
+    peer = InjectingPeer(cert)
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = %s" % (peer.port, mode), via)
+        qid, log = send(cf, via)
+    finally:
+        peer.stop()
+    assert "injected" not in log, log
+    assert not any(l.startswith(b"tls: ") for l in peer.seen), peer.seen
+    q = queue(cf)
+    if mode == "required":
+        assert qid in q and "pending" in q, q + log
+        assert "data after the 220 to STARTTLS" in q, q
+        assert b"clear message" not in peer.seen
+    else:
+        assert "event=tls-fallback" in log and "data after the 220" in log, log
+        assert peer.seen.count(b"clear message") == 1, (peer.seen, log)
+        assert q == "the spool is empty\n", q
