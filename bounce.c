@@ -89,22 +89,27 @@ static int returned_content(const struct cf *cf, const struct spool_msg *m,
 	return 0;
 }
 
-/* An xtext value (ENVID, ORCPT's address) as a report shows it. */
-static void put_xtext(struct buf *b, const char *xtext)
-{
-	char text[DSN_ORCPT_MAX + 1];
-	if (dsn_xtext_decode(xtext, strlen(xtext), text, sizeof text) < 0)
-		fmt_snprintf(text, sizeof text, "%s", xtext);
-	for (const char *p = text; *p; p++)
-		buf_addc(b, *p < ' ' || *p == 0x7f ? ' ' : *p);
-}
-
 static int has_8bit(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] >= 0x80)
 			return 1;
 	return 0;
+}
+
+/* An xtext value (ENVID, ORCPT's address) as a report shows it. */
+static void put_xtext(struct buf *b, const char *xtext)
+{
+	char text[DSN_ORCPT_MAX + 1];
+	if (dsn_xtext_decode(xtext, strlen(xtext), text, sizeof text) < 0 ||
+	    has_8bit(text, strlen(text)))
+		/* a delivery-status part is ASCII (RFC 3464; UTF-8 would need
+		 * RFC 6533's global type): the xtext as it came, which is */
+		fmt_snprintf(text, sizeof text, "%s", xtext);
+	for (const char *p = text; *p; p++)
+		buf_addc(b, (unsigned char)*p < ' ' || (unsigned char)*p >= 0x7f
+				    ? ' '
+				    : *p);
 }
 
 static const struct {

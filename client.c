@@ -158,12 +158,16 @@ void client_peer_reply_esc(struct reply *r, int code, const char *text,
 	}
 	r->code = code;
 	fmt_snprintf(r->dsn, sizeof r->dsn, "%s", dsn);
-	struct buf b = {0};
+	/* the peer's text goes into logs, --queue, bounces and the proxy's
+	 * replies: one line, controls and invalid UTF-8 escaped (a CR there
+	 * once started a field of a bounce's report) */
+	struct buf b = {0}, line = {0};
 	buf_printf(&b, "%s said: ", host);
 	for (const char *p = t; *p; p++)
-		buf_addc(&b, *p == '\n' ? ' ' : *p);
-	buf_add_escaped(&b, "", 0);
+		buf_addc(&line, *p == '\n' ? ' ' : *p);
+	buf_add_escaped(&b, line.s ? line.s : "", line.len);
 	fmt_snprintf(r->text, sizeof r->text, "%s", b.s);
+	buf_free(&line);
 	buf_free(&b);
 }
 

@@ -120,6 +120,17 @@ def test_failure_report_with_envid_orcpt_and_whole_message(tmp):
     assert "Your message follows" in parts[0].get_payload()
 
 
+def test_a_utf8_orcpt_stays_in_its_xtext(tmp):
+    """A delivery-status part is ASCII (RFC 3464): an ORCPT whose address
+    decodes to UTF-8 is shown as the xtext it came in, not decoded (its
+    non-ASCII bytes once became spaces: 'j  e@example.net')."""
+    cf = write_cf(tmp, ROUTES)
+    transaction(cf, " SMTPUTF8", " NOTIFY=FAILURE ORCPT=utf-8;j+C3+B6e@example.net")
+    per_msg, per_rcpt = status_blocks(the_report(tmp))
+    assert per_rcpt["Original-Recipient"] == "utf-8; j+C3+B6e@example.net", \
+        str(per_rcpt)
+
+
 def test_failure_report_with_ret_hdrs_returns_headers_only(tmp):
     cf = write_cf(tmp, ROUTES)
     transaction(cf, " RET=HDRS ENVID=hdrs-1", " NOTIFY=FAILURE")

@@ -720,6 +720,32 @@ def test_an_lmtp_target_gone_after_some_replies(tmp, peers):
     nothing_later(cf, tmp)
 
 
+def test_a_peers_control_characters_stay_out_of_the_bounce(tmp, peers):
+    """A peer's reply text goes into logs, --queue and bounces: a bare CR
+    in it once started a field of its own in the bounce's report (here
+    an 'Action: delivered'), and escapes reached terminals. Controls and
+    invalid UTF-8 are escaped."""
+    peer = ScriptedPeer("rcpt-control")
+    peers.append(peer)
+    cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n'
+                  "[route]\n@example.net next\n" % peer.port)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        assert QUEUED.match(s.data(message("controls")))
+    finally:
+        log = quit_and_close(s)
+    (b,) = bounces(tmp)
+    per_message, per_rcpt, text, _ = report(b)
+    block = per_rcpt["joe@example.net"]
+    assert block["Action"] == "failed" and len(block.get_all("Action")) == 1, str(block)
+    assert "\\x0DAction: delivered\\x1B[31m \\xFF" in str(block["Diagnostic-Code"]), str(block)
+    assert "\r" not in b.as_string().replace("\r\n", "")
+    assert "\x1b" not in log and "\x1b" not in text
+
+
 @pytest.mark.parametrize("dsn", [True, False], ids=["dsn", "no-dsn"])
 def test_dsn_parameters_go_on_only_to_a_target_with_dsn(tmp, peers, dsn):
     sink = SmtpSink(tmp, *(() if dsn else ("-N",)))
@@ -866,7 +892,9 @@ class ScriptedPeer:
     answers the first message's first chunk with chunk_reply (a chunk
     refused, with anything but a 2xx, fails the transaction: a LAST after
     it gets 503); "lmtp-drop" gives one reply per recipient after the
-    data (LMTP) and, on its first connection, closes after the first.
+    data (LMTP) and, on its first connection, closes after the first;
+    "rcpt-control" refuses RCPT with a CR, an escape and a stray byte in
+    its text.
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -955,6 +983,9 @@ class ScriptedPeer:
             elif verb in (b"RSET", b"MAIL") and chunks:
                 chunks, failed, first = [], False, True  # a new transaction
                 conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == b"RCPT" and fault == "rcpt-control":
+                conn.sendall(b"550 5.1.1 no such user\rAction: delivered"
+                             b"\x1b[31m \xff\r\n")
             elif verb == b"RCPT" and fault == "lmtp-drop":
                 rcpts.append(line.split(b"<")[1].split(b">")[0].decode())
                 conn.sendall(b"250 2.1.5 Ok\r\n")
