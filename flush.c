@@ -475,6 +475,16 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 	}
 	struct run x = {cf, dirfd, m, xcalloc(m->nt + 1, 1),
 			xcalloc(m->nt + 1, 1), time(NULL)};
+	/* a clock that stepped back leaves times ahead of now: the message
+	 * is no younger than now, and an attempt set further off than the
+	 * longest back-off is due (or a lifetime and a back-off would
+	 * stretch by the step) */
+	if (m->arrival > x.now)
+		m->arrival = x.now;
+	time_t latest = x.now + (time_t)cf->core->v[CORE_MAXIMAL_BACKOFF].n;
+	for (unsigned i = 0; i < m->nt; i++)
+		if (m->t[i].next > latest)
+			m->t[i].next = x.now;
 	unsigned char *used = xcalloc(m->nt + 1, 1);
 	for (unsigned i = 0; i < m->nt; i++) {
 		if (used[i] || !due(&x, i, all))

@@ -1419,6 +1419,39 @@ def test_a_maildir_retry_writes_a_fresh_file(tmp):
     assert spool_files(tmp + "/spool") == []
 
 
+def test_a_clock_that_stepped_back_stretches_nothing(tmp):
+    """Times in the envelope ahead of the clock (it stepped back a day
+    since they were written): an attempt set further off than
+    maximal-backoff is due, and the message is no younger than now, so
+    neither the back-off nor queue-lifetime stretch by the step (a flush
+    did nothing for a day, and the lifetime counted from a day ahead)."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD + "a@sender.example @DIR@/bounces/\n"
+                  "postmaster @DIR@/pm/\n",
+                  core="minimal-backoff = 1s\nmaximal-backoff = 1s\n"
+                       "queue-lifetime = 2s\n")
+    s = Session(cf).start()
+    msg, _ = make_message("clock", size=500)
+    qid = QUEUED.match(s.mail("a@sender.example", ["r@example.net"], msg))[1]
+    s.end()
+    env = os.path.join(tmp, "spool", qid + ".env")
+    text = open(env).read()
+    day = 86400
+    text = re.sub(r"^arrival (\d+)$", lambda m: "arrival %d" % (int(m[1]) + day),
+                  text, flags=re.M)
+    text = re.sub(r"^target pending (\d+) (\d+) ",
+                  lambda m: "target pending %s %d " % (m[1], int(m[2]) + day),
+                  text, flags=re.M)
+    with open(env, "w") as f:
+        f.write(text)
+    log = flush(cf).stderr  # a day off, past maximal-backoff: due, deferred
+    assert re.search(r"to=<r@example\.net> .*status=deferred", log), log
+    time.sleep(2.2)
+    log = flush(cf).stderr  # past the lifetime, counted from no later than now
+    assert re.search(r"to=<r@example\.net> .*status=bounced", log), log
+    assert len(maildir_files(tmp + "/bounces")) == 1
+
+
 # Stands in for a flusher descheduled between opening a message's file
 # and locking it: flock() on a spool message (18 hex digits) waits 2 s.
 SLOW_FLOCK = r"""
