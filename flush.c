@@ -24,11 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_TIMEOUT 300
 #define MAX_DEAD 64
+/* The free space a run wants before it delivers: enough for the
+ * envelope's update (its temporary copy) and the bounce it may write. */
+#define ENVELOPE_ROOM (256 * 1024)
 
 /* Destinations that failed to connect in this process. */
 static struct {
@@ -470,6 +474,17 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 		      int all, const struct reply *known, const char *remote)
 {
 	if (m->quarantine) { /* held until --release */
+		spool_msg_free(m);
+		return;
+	}
+	/* a delivery the envelope cannot record is made again by every run
+	 * after it: none while the spool has no room for that record */
+	struct statvfs fs;
+	if (fstatvfs(dirfd, &fs) == 0 &&
+	    (uint64_t)fs.f_bavail * fs.f_frsize < ENVELOPE_ROOM) {
+		log_event(LOG_L_ERR, "id", m->id, "event", "spool-full", "reason",
+			  "no room to record a delivery: not delivering now",
+			  NULL);
 		spool_msg_free(m);
 		return;
 	}

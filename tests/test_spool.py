@@ -1010,6 +1010,35 @@ def test_full_spool_says_452_and_loses_nothing(tmp, small_fs):
     assert unknown == [] and seen == {m: ["complete"] for m in acked}, seen
 
 
+def test_a_full_spool_delivers_nothing_it_cannot_record(tmp, small_fs):
+    """With the spool full, a delivery could not be recorded in the
+    envelope, and every queue run made it again (the same copy, once per
+    run, for as long as the spool stayed full). A run now delivers
+    nothing while the spool has no room for that record
+    (event=spool-full), and delivers once there is room."""
+    spool = small_fs
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, 'r@example.net "|test -e @DIR@/go || exit 75; '
+                  'cat > $(mktemp @DIR@/out/m.XXXXXX)" , '
+                  '"|test -e @DIR@/go2 || exit 75; cat > /dev/null"\n',
+                  core="minimal-backoff = 1s\nmaximal-backoff = 1s\n")
+    s = Session(cf).start()
+    msg, body = make_message("full-record", size=500)
+    assert QUEUED.match(s.mail("a@sender.example", ["r@example.net"], msg))
+    s.end()
+    filler = fill(spool)
+    open(tmp + "/go", "w").close()  # the first target could go now
+    for _ in range(3):
+        log = flush(cf, "--now").stderr
+        assert "event=spool-full" in log, log
+    assert glob.glob(tmp + "/out/m.*") == []
+    os.unlink(filler)
+    open(tmp + "/go2", "w").close()
+    flush(cf, "--now")
+    assert held_copies(tmp, {"full-record": body}) == {"full-record": ["complete"]}
+    assert queue(cf) == {}
+
+
 def test_data_again_after_452_at_data_leaves_nothing_behind(tmp, small_fs):
     spool = small_fs
     mkdir(tmp + "/out")
