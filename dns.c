@@ -121,6 +121,13 @@ static void add_mx(const unsigned char *ans, int len, const unsigned char *rd,
 	a->n++;
 }
 
+enum dns_status dns_txt_status(const char *server, const char *name)
+{
+	static unsigned char ans[ANSWER_MAX];
+	int len;
+	return query(server, name, ns_t_txt, ans, &len);
+}
+
 enum dns_status dns_mx(const char *server, const char *domain,
 		       struct dns_mx *mx, int max, int *n)
 {

@@ -63,4 +63,8 @@ enum dns_status dns_mx(const char *server, const char *domain,
 enum dns_status dns_addrs(const char *server, const char *host, int port,
 			  struct sockaddr_storage *out, int max, int *n);
 
+/* What a TXT lookup of name says, records aside: SPF asks it when
+ * libspf2 found no record, which it also says when the DNS failed. */
+enum dns_status dns_txt_status(const char *server, const char *name);
+
 #endif

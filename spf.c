@@ -6,6 +6,7 @@
  * needs <sys/socket.h> and <netinet/in.h> first.
  */
 #include "spf.h"
+#include "dns.h"
 #include "fmt.h"
 #include "log.h"
 
@@ -141,7 +142,14 @@ enum spf_result spf_check(const char *ip, const char *helo, const char *sender,
 		default: r = SPFR_NONE; break;
 		}
 		const char *h = L.SPF_response_get_received_spf(resp);
-		if (h)
+		/* libspf2 says none for a DNS that failed, too: a domain
+		 * whose TXT lookup fails for now is a temperror (RFC 7208
+		 * 2.6.6), not a domain without SPF */
+		const char *dom = strrchr(from, '@');
+		if (r == SPFR_NONE && dom &&
+		    dns_txt_status(NULL, dom + 1) == DNS_TEMP)
+			r = SPFR_TEMPERROR;
+		else if (h)
 			buf_adds(header, h);
 		L.SPF_response_free(resp);
 	}

@@ -59,6 +59,8 @@ joe@example.net {tmp}/Maildir/
            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
            "--no-hosts", "--local=/pass.example/fail.example/soft.example/"
            "perm.example/none.example/",
+           # a domain whose name server is dead: SERVFAIL
+           "--server=/servfail.example/127.0.0.1#9",
            "--user=nobody", "--group=nogroup", "--log-queries", "--log-facility=-"]
     dns += ['--txt-record=%s,%s' % kv for kv in RECORDS]
     lines = ["set -e", "ip link set lo up",
@@ -91,7 +93,8 @@ def test_spf_reject(tmp):
     senders = [("client.example", "a@pass.example"), ("client.example", "a@fail.example"),
                ("client.example", "a@soft.example"), ("client.example", "a@perm.example"),
                ("client.example", "a@none.example"),
-               ("pass.example", ""), ("fail.example", "")]
+               ("pass.example", ""), ("fail.example", ""),
+               ("client.example", "a@servfail.example")]
     replies, log = run_sessions(tmp, "reject", senders)
     assert replies == [
         "250 2.1.0 Sender <a@pass.example> OK",
@@ -101,12 +104,13 @@ def test_spf_reject(tmp):
         "250 2.1.0 Sender <a@none.example> OK",
         "250 2.1.0 Sender <> OK",
         "550 5.7.23 SPF validation failed for <>",
+        "451 4.7.24 SPF validation error (temporary)",
     ], replies
     assert "event=spf from=<a@fail.example> result=fail" in log
     assert "event=spf from=<a@perm.example> result=permerror" in log
     assert "event=spf from=<> result=pass" in log
-    # (temperror, 451 4.7.24, is libspf2's verdict on a failing DNS server;
-    # dnsmasq gives no reliable way to make one here)
+    # a DNS that fails is a temperror, not "none" (libspf2 says none)
+    assert "event=spf from=<a@servfail.example> result=temperror" in log, log
 
 
 def test_spf_tag_adds_received_spf_above_received(tmp):
