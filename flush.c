@@ -635,6 +635,14 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 			ex = id ? EX_UNAVAILABLE : EX_TEMPFAIL;
 			continue;
 		}
+		if (id && m.quarantine) { /* not silently: it was asked for */
+			fprintf(stderr, "postmaster: %s is held (%s): "
+					"--release=%s delivers it\n",
+				id, m.quarantine, id);
+			spool_msg_free(&m);
+			ex = EX_UNAVAILABLE;
+			continue;
+		}
 		flush_message(cf, dirfd, &m, id || mode == FLUSH_ALL);
 	}
 	client_close_connections();

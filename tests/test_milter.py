@@ -526,6 +526,12 @@ def test_quarantine_holds_until_release(tmp):
     assert "held: quarantined by a milter: looks like a virus" in q.stdout, q.stdout
     assert pm("--flush", "--now").returncode == 0
     assert delivered(tmp) == []
+    # asked for by its id, a held message says so (it once did nothing
+    # and exited 0)
+    one = pm("--flush=" + qid)
+    assert one.returncode == 69 and "is held" in one.stderr and \
+        "--release=" + qid in one.stderr, one.stderr
+    assert delivered(tmp) == []
     r = pm("--release=" + qid)
     assert r.returncode == 0 and "%s: released" % qid in r.stdout, r.stdout + r.stderr
     assert "held" not in pm("--queue").stdout
