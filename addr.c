@@ -358,6 +358,10 @@ enum addr_status addr_parse(const char *s, size_t n, unsigned flags,
 	}
 	if (local.len)
 		memcpy(a->local, local.s, local.len + 1);
+	if ((flags & ADDR_NODASH) && a->local[0] == '-') {
+		fail(&sc, ADDR_ESYNTAX, "a local part that begins with '-'");
+		goto out;
+	}
 
 	if (sc.i < sc.n && sc.s[sc.i] == '@') {
 		a->has_at = 1;

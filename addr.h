@@ -25,6 +25,10 @@ enum {
 	ADDR_BRACKETS = 1 << 3,    /* the path must be written <...> */
 	ADDR_PARTS = 1 << 4,       /* route pattern or rewrite target: either
 				      side of '@' may be empty */
+	ADDR_NODASH = 1 << 5,      /* no local part that begins with '-': it
+				      would pass for an option where a
+				      mailer's command line takes it (as
+				      Postfix's allow_min_user = no) */
 };
 
 enum addr_status {

@@ -296,15 +296,14 @@ static void mail_from(struct session *s, char *arg, const char *given)
 	size_t where;
 	enum addr_status st =
 		addr_parse(p, plen,
-			   ADDR_NULL_OK | ADDR_BRACKETS | (mp.smtputf8 ? ADDR_UTF8 : 0),
+			   ADDR_NULL_OK | ADDR_BRACKETS | ADDR_NODASH |
+				   (mp.smtputf8 ? ADDR_UTF8 : 0),
 			   &a, &why, &where);
 	if (st == ADDR_ENONASCII) {
 		reply(s, 553, ESC_NON_ASCII_ADDRESS,
 		      "Non-ASCII sender address needs SMTPUTF8");
 		return;
 	}
-	if (st == ADDR_OK && a.local[0] == '-')
-		why = "a local part that begins with '-'", st = ADDR_ESYNTAX;
 	if (st != ADDR_OK) {
 		reply(s, 501, ESC_BAD_SENDER_MAILBOX_SYNTAX,
 		      "Bad sender address syntax: %s", why);
@@ -427,7 +426,7 @@ static void rcpt_to(struct session *s, char *arg, const char *given)
 	size_t where;
 	enum addr_status st =
 		addr_parse(p, (size_t)(end - p),
-			   ADDR_BRACKETS | ADDR_NODOMAIN_OK |
+			   ADDR_BRACKETS | ADDR_NODOMAIN_OK | ADDR_NODASH |
 				   (s->smtputf8 ? ADDR_UTF8 : 0),
 			   &a, &why, &where);
 	if (st == ADDR_ENONASCII) {
@@ -435,10 +434,6 @@ static void rcpt_to(struct session *s, char *arg, const char *given)
 		      "Non-ASCII recipient address needs SMTPUTF8");
 		return;
 	}
-	/* it would pass for an option where a mailer's command line takes
-	 * the address (as Postfix refuses it: allow_min_user = no) */
-	if (st == ADDR_OK && a.local[0] == '-')
-		why = "a local part that begins with '-'", st = ADDR_ESYNTAX;
 	if (st != ADDR_OK) {
 		reply(s, 501, ESC_BAD_DEST_MAILBOX_SYNTAX,
 		      "Bad recipient address syntax: %s", why);
