@@ -138,6 +138,12 @@ void client_peer_reply(struct reply *r, int code, const char *text,
 	client_peer_reply_esc(r, code, text, host, ESC_OTHER);
 }
 
+void client_peer_refusal(struct reply *r, int code, const char *text,
+			 const char *host)
+{
+	client_peer_reply(r, code < 400 ? 451 : code, text, host);
+}
+
 void client_peer_reply_esc(struct reply *r, int code, const char *text,
 			   const char *host, enum esc dflt)
 {
@@ -416,7 +422,7 @@ static int greeting(struct client_conn *c, struct buf *t, struct reply *why)
 			  "%s: lost connection before the greeting",
 			  c->name);
 	else
-		client_peer_reply(why, code < 400 ? 451 : code, t->s, c->name);
+		client_peer_refusal(why, code, t->s, c->name);
 	if (why->code >= 500)
 		reply_defer(why);
 	return NEXT_ADDRESS;
@@ -630,7 +636,7 @@ static enum tx_end take_reply(struct tx *x, int what, int code)
 	if (what == PEND_MAIL) {
 		if (code >= 200 && code < 300) /* any 2xx, as for RCPT */
 			return TX_OPEN;
-		client_peer_reply(&r, code < 400 ? 451 : code, x->t.s, x->c->name);
+		client_peer_refusal(&r, code, x->t.s, x->c->name);
 		set_all(x->j, &r);
 		return TX_FINAL;
 	}
@@ -723,8 +729,8 @@ static int chunk_reply(struct tx *x)
 		return -1;
 	x->chunks_due--;
 	if ((code < 200 || code >= 300) && !x->chunk_refusal.code)
-		client_peer_reply(&x->chunk_refusal, code >= 400 ? code : 451,
-				  x->t.s, x->c->name);
+		client_peer_refusal(&x->chunk_refusal, code, x->t.s,
+				    x->c->name);
 	return 0;
 }
 
@@ -797,7 +803,7 @@ static enum tx_end content(struct tx *x)
 			return end;
 	}
 	if (!x->bdat && x->data != 354) {
-		client_peer_reply(&r, x->data < 400 ? 451 : x->data, x->t.s, x->c->name);
+		client_peer_refusal(&r, x->data, x->t.s, x->c->name);
 		set_accepted(x, &r);
 		return TX_FINAL;
 	}

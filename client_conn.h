@@ -66,6 +66,10 @@ int client_read_reply(struct client_conn *c, struct buf *text);
  * line). */
 void client_peer_reply(struct reply *r, int code, const char *text,
 		       const char *host);
+/* A peer's reply that refuses: one that is no verdict (a 3xx where
+ * none belongs) is made a temporary failure, 451. */
+void client_peer_refusal(struct reply *r, int code, const char *text,
+			 const char *host);
 /* The same with dflt as the default enhanced code's subject and detail
  * (a RCPT's 250 without one is 2.1.5). */
 void client_peer_reply_esc(struct reply *r, int code, const char *text,

@@ -308,8 +308,7 @@ static void take_mail(struct session *s, int code)
 	struct proxy *px = s->px;
 	if (code >= 200 && code < 300) /* any 2xx accepts it */
 		return;
-	client_peer_reply(&px->refusal, code < 400 ? 451 : code, px->t.s,
-			  px->c.name);
+	client_peer_refusal(&px->refusal, code, px->t.s, px->c.name);
 	let_go(s, NULL);
 	px->state = PX_REFUSED;
 }
@@ -367,9 +366,8 @@ static void drain_chunk_replies(struct session *s)
 		}
 		px->chunks--;
 		if (code >= 300 && !px->chunk_refusal.code)
-			client_peer_reply(&px->chunk_refusal,
-					  code >= 400 ? code : 451, px->t.s,
-					  px->c.name);
+			client_peer_refusal(&px->chunk_refusal, code,
+					    px->t.s, px->c.name);
 	}
 }
 
@@ -390,8 +388,7 @@ static int await_354(struct session *s)
 		return -1;
 	}
 	if (code != 354) {
-		client_peer_reply(&px->refusal, code < 400 ? 451 : code, px->t.s,
-				  px->c.name);
+		client_peer_refusal(&px->refusal, code, px->t.s, px->c.name);
 		let_go(s, NULL);
 		px->state = PX_REFUSED;
 		px->data_refused = 1;
@@ -477,8 +474,7 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 	if (px->state != PX_LIVE)
 		return 0;
 	if (!px->bdat && !px->await_354 && px->data_code != 354) {
-		client_peer_reply(r, px->data_code < 400 ? 451 : px->data_code,
-				  px->t.s, px->c.name);
+		client_peer_refusal(r, px->data_code, px->t.s, px->c.name);
 		for (unsigned i = 0; i < s->nrcpt; i++)
 			log_refused(s, s->rcpts[i].addr, r);
 		let_go(s, NULL);
@@ -509,8 +505,10 @@ static int final_reply(struct session *s, struct reply *r)
 		return -1;
 	}
 	/* a 3xx here is no verdict the client could take */
-	client_peer_reply(r, code >= 300 && code < 400 ? 451 : code, px->t.s,
-			  px->c.name);
+	if (code < 300)
+		client_peer_reply(r, code, px->t.s, px->c.name);
+	else
+		client_peer_refusal(r, code, px->t.s, px->c.name);
 	return 0;
 }
 
