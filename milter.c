@@ -20,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 /* The macros sent when a milter names none (Postfix's defaults). */
 static const char *const default_macros[SMFIM_N] = {
 	[SMFIM_CONNECT] = "j {daemon_name} {if_name} {if_addr} {client_addr} "
@@ -267,15 +266,24 @@ enum milter_verdict milter_event(struct session *s, struct mconn *m, int cls,
 		return milter_failed(s, m, why, r);
 	if (!expect_reply)
 		return MILTER_CONTINUE;
+	char cmd;
+	if (milter_read_reply(m, &ms->in, milter_timeout(m, stage), &cmd, why,
+			      sizeof why) < 0)
+		return milter_failed(s, m, why, r);
+	return milter_verdict(s, m, cmd, stage, r);
+}
+
+int milter_read_reply(struct mconn *m, struct buf *in, int timeout_ms,
+		      char *cmd, char *why, size_t n)
+{
 	for (int i = 0; i <= MILTER_MAX_PROGRESS; i++) {
-		char cmd;
-		if (mp_read(m->fd, milter_timeout(m, stage), &cmd, &ms->in, why,
-			    sizeof why) < 0)
-			return milter_failed(s, m, why, r);
-		if (cmd != SMFIR_PROGRESS)
-			return milter_verdict(s, m, cmd, stage, r);
+		if (mp_read(m->fd, timeout_ms, cmd, in, why, n) < 0)
+			return -1;
+		if (*cmd != SMFIR_PROGRESS)
+			return 0;
 	}
-	return milter_failed(s, m, "too many SMFIR_PROGRESS", r);
+	fmt_snprintf(why, n, "too many SMFIR_PROGRESS");
+	return -1;
 }
 
 /* The milter's answer to SMFIC_OPTNEG: its version, actions, protocol

@@ -192,13 +192,8 @@ static enum milter_verdict body_chunk(struct session *s, struct mconn *m,
 	int t = milter_timeout(m, STAGE_CONTENT);
 	if (mp_send(m->fd, &ms->pkt, t, why, sizeof why) < 0)
 		return milter_failed(s, m, why, r);
-	int progress = 0;
-	do {
-		if (progress++ > MILTER_MAX_PROGRESS)
-			return milter_failed(s, m, "too many SMFIR_PROGRESS", r);
-		if (mp_read(m->fd, t, &cmd, &ms->in, why, sizeof why) < 0)
-			return milter_failed(s, m, why, r);
-	} while (cmd == SMFIR_PROGRESS);
+	if (milter_read_reply(m, &ms->in, t, &cmd, why, sizeof why) < 0)
+		return milter_failed(s, m, why, r);
 	if (cmd == SMFIR_SKIP) {
 		ms->skip_body = 1;
 		return MILTER_CONTINUE;

@@ -64,5 +64,10 @@ enum milter_verdict milter_verdict(struct session *s, struct mconn *m,
 				   char cmd, int stage, struct reply *r);
 /* The timeout of m at stage, in ms. */
 int milter_timeout(const struct mconn *m, int stage);
+/* m's next reply packet (its command in *cmd, its data in in) but the
+ * SMFIR_PROGRESS before it, at most MILTER_MAX_PROGRESS of them. -1 with
+ * why when it breaks or sends more. */
+int milter_read_reply(struct mconn *m, struct buf *in, int timeout_ms,
+		      char *cmd, char *why, size_t n);
 
 #endif
