@@ -166,21 +166,27 @@ static void header_line(struct headerwatch *hw, const char *l, size_t n)
 	}
 }
 
+/* The field held whole: judged, and the line free for the next. */
+static void held_field(struct headerwatch *hw)
+{
+	hw->held = 0;
+	header_line(hw, hw->line, hw->len);
+	hw->len = 0;
+}
+
 /* A field is judged once unfolded (RFC 5322 2.2.3): at its last line's
  * end, seen when the next line does not begin with white space. */
 void headers_watch(struct headerwatch *hw, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n && hw->on; i++) {
-		if (hw->held) {
+		if (hw->held && (p[i] == ' ' || p[i] == '\t')) {
 			hw->held = 0;
-			if (p[i] == ' ' || p[i] == '\t') {
-				if (hw->len < sizeof hw->line)
-					hw->line[hw->len++] = ' ';
-				continue; /* the field goes on */
-			}
-			header_line(hw, hw->line, hw->len);
-			hw->len = 0;
+			if (hw->len < sizeof hw->line)
+				hw->line[hw->len++] = ' ';
+			continue; /* the field goes on */
 		}
+		if (hw->held)
+			held_field(hw);
 		if (p[i] != '\n') {
 			if (hw->len < sizeof hw->line)
 				hw->line[hw->len++] = p[i];
@@ -380,12 +386,8 @@ static void fix_write(struct datastore *ds, const char *p, size_t n)
 
 void data_store_end(struct datastore *ds)
 {
-	struct headerwatch *hw = &ds->hw;
-	if (hw->held) { /* a message that is all header: its last field */
-		hw->held = 0;
-		header_line(hw, hw->line, hw->len);
-		hw->len = 0;
-	}
+	if (ds->hw.held) /* a message that is all header: its last field */
+		held_field(&ds->hw);
 	struct submitfix *f = &ds->fix;
 	if (!f->on || f->state == FX_DONE || ds->failed || ds->toobig)
 		return;
