@@ -867,12 +867,11 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 		if (has_control(r.v[i]))
 			bad = r.v[i];
 	if (bad) { /* it would end the command and start another */
-		fprintf(stderr, "%s: a control character in the address ", prog);
-		for (; *bad; bad++)
-			fprintf(stderr, (unsigned char)*bad < 0x20 || *bad == 0x7f
-						? "\\x%02X" : "%c",
-				(unsigned char)*bad);
-		fputc('\n', stderr);
+		struct buf e = {0};
+		buf_add_escaped(&e, bad, strlen(bad));
+		fprintf(stderr, "%s: a control character in the address %s\n",
+			prog, e.s);
+		buf_free(&e);
 		ex = EX_USAGE;
 		goto out;
 	}
