@@ -520,10 +520,11 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	}
 	/* the holder before us may have delivered and removed it between
 	 * our open and our lock: the file we hold is no longer the spool's */
-	struct stat held, named;
-	if (lock && (fstat(m->data_fd, &held) < 0 || held.st_nlink == 0 ||
-		     fstatat(dirfd, name, &named, 0) < 0 ||
-		     named.st_ino != held.st_ino || named.st_dev != held.st_dev)) {
+	struct stat st, named;
+	int stat_failed = fstat(m->data_fd, &st) < 0;
+	if (lock && !stat_failed &&
+	    (st.st_nlink == 0 || fstatat(dirfd, name, &named, 0) < 0 ||
+	     named.st_ino != st.st_ino || named.st_dev != st.st_dev)) {
 		fmt_snprintf(why, n, "%s: removed as we opened it", id);
 		spool_msg_free(m);
 		return SPOOL_GONE;
@@ -535,8 +536,7 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	char *text = buf_read_file(&env, dirfd, name, SIZE_MAX) == 0 ? env.s : NULL;
 	if (!text)
 		buf_free(&env);
-	struct stat st;
-	int bad = !head || fstat(m->data_fd, &st) < 0 ||
+	int bad = !head || stat_failed ||
 		  parse_envelope(text ? text : head, m) < 0;
 	free(head);
 	free(text);
