@@ -467,6 +467,11 @@ static const struct bad bad[] = {
 	  "t.cf:3:15: expected a number from 1 to 1000, found '0'\n"),
 	C("uint too big", "[smtpd \"a\"]\nmax-recipients = 100001\n",
 	  "t.cf:2:18: expected a number from 1 to 100000, found '100001'\n"),
+	C("no junk commands at all", "[smtpd \"a\"]\njunk-command-limit = 0\n",
+	  "t.cf:2:22: expected a number from 1 to 10000000, found '0'\n"),
+	C("junk limit not a number",
+	  "[smtpd \"a\"]\njunk-command-limit = 100x\n",
+	  "t.cf:2:22: expected a number from 1 to 10000000, found '100x'\n"),
 	C("uint not a number", "[smtpd \"a\"]\nmax-recipients = 1e3\n",
 	  "t.cf:2:18: expected a number from 1 to 100000, found '1e3'\n"),
 	/* ports and addresses */
