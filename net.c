@@ -239,25 +239,100 @@ const char *net_endpoint_parse(const char *s, uint16_t defport,
 	return NULL;
 }
 
+static char *put_dec(char *o, unsigned v)
+{
+	if (v >= 100)
+		*o++ = (char)('0' + v / 100);
+	if (v >= 10)
+		*o++ = (char)('0' + v / 10 % 10);
+	*o++ = (char)('0' + v % 10);
+	return o;
+}
+
+static char *put_ipv4(char *o, const unsigned char *a)
+{
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			*o++ = '.';
+		o = put_dec(o, a[i]);
+	}
+	return o;
+}
+
+/* RFC 5952 text, as glibc's inet_ntop writes it (the first longest run
+ * of two or more zero groups as "::"; an IPv4-compatible address with
+ * its last 32 bits dotted), but without the stdio pages that inet_ntop
+ * touches through sprintf: every session formats its client's address */
+static char *put_ipv6(char *o, const unsigned char *a)
+{
+	unsigned w[8];
+	int best = -1, blen = 0;
+	for (int i = 0, run = 0; i < 8; i++) {
+		w[i] = (unsigned)a[2 * i] << 8 | a[2 * i + 1];
+		run = w[i] ? 0 : run + 1;
+		if (run > blen && run >= 2) {
+			blen = run;
+			best = i - run + 1;
+		}
+	}
+	for (int i = 0; i < 8; i++) {
+		if (i == best) {
+			*o++ = ':';
+			if (best + blen == 8)
+				*o++ = ':';
+			i += blen - 1;
+			continue;
+		}
+		if (i)
+			*o++ = ':';
+		if (i == 6 && best == 0 &&
+		    (blen == 6 || (blen == 7 && w[7] != 1) ||
+		     (blen == 5 && w[5] == 0xffff)))
+			return put_ipv4(o, a + 12);
+		int started = 0;
+		for (int sh = 12; sh >= 0; sh -= 4) {
+			unsigned d = w[i] >> sh & 15;
+			if (d || started || !sh) {
+				*o++ = "0123456789abcdef"[d];
+				started = 1;
+			}
+		}
+	}
+	return o;
+}
+
+void net_ip_text(int family, const unsigned char *addr, char *out)
+{
+	static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
+	char *o;
+	if (family == AF_INET)
+		o = put_ipv4(out, addr);
+	else if (!memcmp(addr, mapped, sizeof mapped))
+		o = put_ipv4(out, addr + 12); /* an IPv4 client, IPv6 socket */
+	else
+		o = put_ipv6(out, addr);
+	*o = 0;
+}
+
 int net_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n,
 		      int *port)
 {
-	int p = 0;
-	out[0] = 0;
+	char text[NET_IP_TEXT];
+	int p;
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *s4 = (const void *)ss;
-		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)n);
+		net_ip_text(AF_INET, (const void *)&s4->sin_addr, text);
 		p = ntohs(s4->sin_port);
 	} else if (ss->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *s6 = (const void *)ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)n);
+		net_ip_text(AF_INET6, s6->sin6_addr.s6_addr, text);
 		p = ntohs(s6->sin6_port);
-		/* an IPv4 client on an IPv6 socket */
-		if (!strncmp(out, "::ffff:", 7) && strchr(out + 7, '.'))
-			memmove(out, out + 7, strlen(out + 7) + 1);
 	} else {
+		if (n)
+			out[0] = 0;
 		return -1;
 	}
+	fmt_snprintf(out, n, "%s", text);
 	if (port)
 		*port = p;
 	return 0;

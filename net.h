@@ -85,6 +85,14 @@ int net_port_parse(const char *s, uint16_t *port);
  * machine's own interface addresses (getifaddrs(3)). */
 int net_is_own_address(int family, const unsigned char *addr);
 
+/* Room for the longest text net_ip_text writes, and its NUL. */
+#define NET_IP_TEXT 46
+
+/* addr (4 bytes for AF_INET, 16 for AF_INET6) as inet_ntop(3) writes it,
+ * but an IPv4-mapped IPv6 address as plain IPv4; out has NET_IP_TEXT
+ * bytes. */
+void net_ip_text(int family, const unsigned char *addr, char *out);
+
 /* The address of an IPv4 or IPv6 socket as text (an IPv4 client on an
  * IPv6 socket as plain IPv4), and its port when port is not NULL. -1, with
  * out empty, for any other family. */

@@ -10,6 +10,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -136,6 +138,53 @@ static void test_networks(void **state)
 	assert_true(net_contains(&n, "::1"));
 }
 
+/* net_ip_text against inet_ntop: zero runs of every length at every
+ * place (each group 0 or not), then random addresses; an IPv4-mapped
+ * address comes out as plain IPv4 */
+static void check_ip_text(int family, const unsigned char *a)
+{
+	char want[INET6_ADDRSTRLEN], got[NET_IP_TEXT];
+	assert_non_null(inet_ntop(family, a, want, sizeof want));
+	net_ip_text(family, a, got);
+	const char *w = want;
+	if (family == AF_INET6 && !strncmp(w, "::ffff:", 7) &&
+	    strchr(w + 7, '.'))
+		w += 7;
+	assert_string_equal(got, w);
+}
+
+static void test_ip_text(void **state)
+{
+	(void)state;
+	unsigned char a[16];
+	for (unsigned pattern = 0; pattern < 256; pattern++)
+		for (unsigned fill = 0; fill < 4; fill++) {
+			static const unsigned v[4] = {1, 0xffff, 0xab0, 0x10};
+			for (int i = 0; i < 8; i++) {
+				unsigned g = pattern >> i & 1 ? v[(fill + i) % 4]
+							      : 0;
+				a[2 * i] = (unsigned char)(g >> 8);
+				a[2 * i + 1] = (unsigned char)g;
+			}
+			check_ip_text(AF_INET6, a);
+		}
+	srandom(5952);
+	for (int n = 0; n < 100000; n++) {
+		for (int i = 0; i < 16; i++)
+			a[i] = (unsigned char)(random() % 3 ? 0 : random());
+		check_ip_text(AF_INET6, a);
+		check_ip_text(AF_INET, a);
+	}
+	static const unsigned char mapped[16] = {[10] = 0xff, [11] = 0xff,
+						 [12] = 192, [15] = 7};
+	char got[NET_IP_TEXT];
+	net_ip_text(AF_INET6, mapped, got);
+	assert_string_equal(got, "192.0.0.7");
+	static const unsigned char v4[4] = {255, 255, 255, 255};
+	net_ip_text(AF_INET, v4, got);
+	assert_string_equal(got, "255.255.255.255");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -144,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_socket_path_fits),
 		cmocka_unit_test(test_ports),
 		cmocka_unit_test(test_networks),
+		cmocka_unit_test(test_ip_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
