@@ -103,6 +103,10 @@ static enum io_status fill(struct io *io, long long deadline)
 		io->in_pos = 0;
 	}
 	if (!io->tr->pending(io)) {
+		/* what was said goes out before we wait to hear more
+		 * (RFC 2920: replies are sent when the input runs dry) */
+		if (io->out_len && io_flush(io) < 0)
+			return IO_ERROR;
 		int r = wait_fd(io->rfd, POLLIN, left_ms(deadline));
 		if (r == 0)
 			return IO_TIMEOUT;
