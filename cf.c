@@ -105,7 +105,14 @@ void *cf_alloc(struct cf *cf, size_t n)
 {
 	n = (n + 7) & ~(size_t)7;
 	if (!cf->pool || cf->pool->cap - cf->pool->used < n) {
-		size_t cap = n > 8192 ? n : 8192;
+		/* small first, then doubling: a plain configuration uses
+		 * a few hundred bytes, and an untouched tail would push
+		 * every later allocation onto pages of its own */
+		size_t cap = cf->pool ? 2 * cf->pool->cap : 1024;
+		if (cap > 65536)
+			cap = 65536;
+		if (cap < n)
+			cap = n;
 		struct cf_pool *p = xmalloc(sizeof *p + cap);
 		p->next = cf->pool;
 		p->used = 0;
