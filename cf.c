@@ -326,12 +326,12 @@ static int passwd_files_first(const char *path)
 /* A decimal id ending at ':': its end, or NULL. */
 static char *passwd_id(char *p, unsigned long *id)
 {
-	if (*p < '0' || *p > '9')
+	uint64_t v;
+	const char *end;
+	if (cf_parse_uint(p, &v, &end) < 0 || *end != ':' || v > UINT_MAX)
 		return NULL;
-	char *end;
-	errno = 0;
-	*id = strtoul(p, &end, 10);
-	return errno || *end != ':' || *id > UINT_MAX ? NULL : end;
+	*id = (unsigned long)v;
+	return (char *)end;
 }
 
 int cf_passwd_files(const char *nsswitch, const char *passwd,
@@ -376,9 +376,10 @@ int cf_user_ids(const struct cf *cf, uid_t *uid, gid_t *gid, char *why,
 	if (!user)
 		return 1;
 	/* numeric ids need no user database (each connection pays for one) */
-	char *end;
-	unsigned long id = strtoul(user, &end, 10);
-	int numeric = *user && !*end;
+	/* cf_parse_uint, not strtoul: no page of libc for a session */
+	const char *end;
+	uint64_t id;
+	int numeric = cf_parse_uint(user, &id, &end) == 0 && !*end;
 	int listed = !numeric && cf_passwd_files("/etc/nsswitch.conf",
 						 "/etc/passwd", user, uid, gid);
 	struct passwd *pw = numeric || listed ? NULL : getpwnam(user);
@@ -391,8 +392,8 @@ int cf_user_ids(const struct cf *cf, uid_t *uid, gid_t *gid, char *why,
 		*gid = pw ? pw->pw_gid : (gid_t)id;
 	}
 	if (group) {
-		unsigned long g = strtoul(group, &end, 10);
-		if (*group && !*end) {
+		uint64_t g;
+		if (cf_parse_uint(group, &g, &end) == 0 && !*end) {
 			*gid = (gid_t)g;
 		} else {
 			struct group *gr = getgrnam(group);

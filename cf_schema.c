@@ -726,9 +726,11 @@ void cf_set_default(struct cf *cf, struct cf_section *sec, int key)
 	case V_BOOL:
 		v->n = !strcmp(def, "yes");
 		break;
-	case V_UINT:
-		v->n = strtoull(def, NULL, 10);
+	case V_UINT: {
+		const char *end;
+		cf_parse_uint(def, &v->n, &end);
 		break;
+	}
 	case V_ENUM:
 		for (int j = 0; k->enums[j]; j++)
 			if (!strcmp(def, k->enums[j]))
