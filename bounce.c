@@ -67,12 +67,15 @@ static int original_message(const struct spool_msg *m, struct buf *out)
 }
 
 /* What goes back: the message with RET=FULL when it is text and within
- * core.max-message-size (returns 1), else its headers (0). */
+ * core.bounce-size-limit (returns 1), else its headers (0): a larger
+ * one is not cut, which would break its MIME structure (Postfix's
+ * bounce_size_limit does the same), and a report the size of the
+ * message would often be refused by the sender's own server. */
 static int returned_content(const struct cf *cf, const struct spool_msg *m,
 			    int failed, struct buf *b)
 {
 	if (failed && m->dsn_ret == DSN_RET_FULL && !m->binary &&
-	    (uint64_t)m->size <= cf->core->v[CORE_MAX_MESSAGE_SIZE].n) {
+	    (uint64_t)m->size <= cf->core->v[CORE_BOUNCE_SIZE_LIMIT].n) {
 		struct buf whole = {0};
 		if (original_message(m, &whole)) {
 			buf_printf(b, "Content-Description: Undelivered Message\n"

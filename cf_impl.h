@@ -25,7 +25,7 @@ enum vtype {
 	V_NTYPES
 };
 
-enum { K_REPEAT = 1, K_REQUIRED = 2, K_ZERO = 4 /* a zero duration is valid */ };
+enum { K_REPEAT = 1, K_REQUIRED = 2, K_ZERO = 4 /* a zero duration or size is valid */ };
 
 struct key {
 	const char *name;

@@ -73,6 +73,8 @@ static const struct key core_keys[] = {
 				"sender"},
 	[CORE_DELAY_WARNING_TIME] = {"delay-warning-time", V_DURATION, K_ZERO,
 				     "4h", 0, 0, 0, 0},
+	[CORE_BOUNCE_SIZE_LIMIT] = {"bounce-size-limit", V_SIZE, K_ZERO,
+				    "50000", 0, 0, 0, 0},
 };
 
 static const struct key syslog_keys[] = {
@@ -447,7 +449,8 @@ static const char *p_hostname(const struct vctx *c, uint64_t *n)
 
 static const char *p_size(const struct vctx *c, uint64_t *n)
 {
-	if (cf_parse_size(c->w->s, n) < 0 || *n == 0)
+	if (cf_parse_size(c->w->s, n) < 0 ||
+	    (*n == 0 && !(c->k->flags & K_ZERO)))
 		return "expected a size such as 10240000, 500k, 10M or 1G";
 	return NULL;
 }

@@ -415,6 +415,9 @@ static const struct bad bad[] = {
 	C("zero size", "[core]\nmax-message-size = 0\n",
 	  "t.cf:2:20: expected a size such as 10240000, 500k, 10M or 1G, found "
 	  "'0'\n"),
+	C("bounce size negative", "[core]\nbounce-size-limit = -1\n",
+	  "t.cf:2:21: expected a size such as 10240000, 500k, 10M or 1G, found "
+	  "'-1'\n"),
 	C("size overflow", "[core]\nmax-message-size = 99999999999G\n",
 	  "t.cf:2:20: expected a size such as 10240000, 500k, 10M or 1G, found "
 	  "'99999999999G'\n"),

@@ -16,6 +16,8 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from pmtest import POSTMASTER
 
 from test_spool import (HOST, QUEUED, Session, flush, maildir_files, mkdir, queue,
@@ -146,12 +148,11 @@ def test_failure_report_with_ret_hdrs_returns_headers_only(tmp):
     assert per_rcpt["Original-Recipient"] is None  # no ORCPT, no alias
 
 
-def test_ret_full_past_the_limit_returns_headers_only(tmp):
-    # the listener takes more than core.max-message-size, the limit of a
-    # returned message: RET=FULL then returns the headers alone
-    cf = write_cf(tmp, ROUTES, core="max-message-size = 100\n",
-                  extra='[smtpd "mx"]\nlisten-port = 25\n'
-                        'max-message-size = 100000\n')
+@pytest.mark.parametrize("limit", ["100", "0"])
+def test_ret_full_past_the_limit_returns_headers_only(tmp, limit):
+    # RET=FULL returns the whole message only up to core.bounce-size-limit
+    # (0: never); past it the headers come back, the MIME structure whole
+    cf = write_cf(tmp, ROUTES, core="bounce-size-limit = %s\n" % limit)
     transaction(cf, " RET=FULL ENVID=big-1", " NOTIFY=FAILURE")
     b = the_report(tmp)
     parts = b.get_payload()
@@ -162,6 +163,25 @@ def test_ret_full_past_the_limit_returns_headers_only(tmp):
     per_msg, per_rcpt = status_blocks(b)
     assert per_msg["Original-Envelope-Id"] == "big-1"
     assert per_rcpt["Action"] == "failed"
+
+
+def test_ret_full_of_a_large_message_returns_headers_by_default(tmp):
+    """The default limit is Postfix's 50000 bytes: a 60 kB message that
+    the listener took (max-message-size 10240000) comes back as its
+    headers, not as a report the sender's server may refuse."""
+    cf = write_cf(tmp, ROUTES)
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net> RET=FULL", "250 ")
+    s.cmd("RCPT TO:<x@example.net> NOTIFY=FAILURE", "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE + (b"y" * 70 + b"\n") * 850))
+    assert QUEUED.match(s.reply()[-1])
+    s.end()
+    b = the_report(tmp)
+    parts = b.get_payload()
+    assert parts[2].get_content_type() == "text/rfc822-headers"
+    assert b"X-Marker: dsn-marker" in b.as_bytes()
+    assert b"yyyy" not in b.as_bytes()
 
 
 def test_without_dsn_parameters_the_bounce_is_as_before(tmp):
