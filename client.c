@@ -841,6 +841,7 @@ static int transaction(struct client_job *j, struct client_conn *c, struct reply
 		/* replies of this peer are final: name it in logs and reports */
 		fmt_snprintf(j->remote, sizeof j->remote, "%s", c->name);
 		j->remote_dsn = c->ext.dsn;
+		j->remote_tls = c->tls;
 	} else if (end == TX_CLOSING) {
 		client_peer_reply(why, 451, x.t.s, c->name);
 	} else {

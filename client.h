@@ -41,6 +41,7 @@ struct client_job {
 	unsigned n;
 	char remote[320]; /* "host[ip]" that gave the replies, or "" */
 	int remote_dsn;   /* ... and it advertised DSN: the parameters went on */
+	int remote_tls;   /* ... and the replies came over TLS */
 	/* found by client_deliver in the message itself */
 	off_t wire_size;  /* with CRLF line ends, as SIZE counts it */
 	/* the 7-bit form, made when a peer needs it (mime.c) */

@@ -96,9 +96,13 @@ static void log_target(const struct run *x, const struct spool_target *t,
 	buf_printf(&tgt, "%s%s%s", route_target_kind_name(t->kind),
 		   what[0] ? " " : "", what);
 	char words[32];
+	int peer = t->remote[0] != 0;
 	log_event(t->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "id", x->m->id,
 		  "from", f, "to", to, "target", tgt.s, "relay",
-		  t->remote[0] ? t->remote : NULL, "status", status, "dsn",
+		  peer ? t->remote : NULL, "tls",
+		  peer && t->remote_tls >= 0 ? (t->remote_tls ? "yes" : "no")
+					     : NULL,
+		  "status", status, "dsn",
 		  t->dsn, "dsn-notify",
 		  t->notify ? dsn_notify_text(t->notify, words) : NULL, "size",
 		  size, "delay", delay, "reply", rep.s, NULL);
@@ -110,7 +114,7 @@ static void log_target(const struct run *x, const struct spool_target *t,
  * gives NOTIFY=SUCCESS (REPORT_DELIVERED or REPORT_RELAYED), or -1 when
  * it gives none (a discard, a next hop that reports itself). */
 static void apply(struct run *x, unsigned i, const struct reply *r,
-		  const char *remote, int success)
+		  const char *remote, int tls, int success)
 {
 	struct spool_target *t = &x->m->t[i];
 	t->code = r->code;
@@ -119,6 +123,7 @@ static void apply(struct run *x, unsigned i, const struct reply *r,
 	t->text = xstrdup(r->text);
 	free(t->remote);
 	t->remote = xstrdup(remote ? remote : "");
+	t->remote_tls = tls;
 	t->attempts++;
 	if (r->code < 300) {
 		t->state = SP_DELIVERED;
@@ -214,7 +219,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 				fmt_snprintf(r.text, sizeof r.text,
 					 "no [pipe \"%s\"] in the configuration",
 					 t->via);
-				apply(x, k, &r, NULL, -1);
+				apply(x, k, &r, NULL, -1, -1);
 				break;
 			}
 			continue;
@@ -229,7 +234,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 		struct msg msg = message_of(x);
 		plan_deliver(&p, &msg, DEFAULT_TIMEOUT, &r);
 		for (unsigned k = 0; k < n; k++)
-			apply(x, idx[k], &r, NULL, REPORT_DELIVERED);
+			apply(x, idx[k], &r, NULL, -1, REPORT_DELIVERED);
 	}
 	plan_free(&p);
 	free(idx);
@@ -258,7 +263,7 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 	for (unsigned d = 0; d < ndead; d++)
 		if (!strcmp(dead[d].key, key)) {
 			for (unsigned k = 0; k < n; k++)
-				apply(x, idx[k], &dead[d].r, NULL, -1);
+				apply(x, idx[k], &dead[d].r, NULL, -1, -1);
 			goto out;
 		}
 	/* one RCPT per distinct address */
@@ -311,7 +316,8 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		      : j.remote_dsn ? -1
 				     : REPORT_RELAYED;
 	for (unsigned k = 0; k < n; k++)
-		apply(x, idx[k], &rc[slot[k]].r, j.remote, success);
+		apply(x, idx[k], &rc[slot[k]].r, j.remote, j.remote_tls,
+		      success);
 	free(slot);
 out:
 	free(idx);
@@ -456,22 +462,25 @@ static void deliver_delay_report(const struct cf *cf, int dirfd,
 }
 
 static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
-		      int all, const struct reply *known, const char *remote);
+		      int all, const struct reply *known, const char *remote,
+		      int tls);
 
 void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		   int all)
 {
-	flush_run(cf, dirfd, m, all, NULL, NULL);
+	flush_run(cf, dirfd, m, all, NULL, NULL, -1);
 }
 
 void flush_message_known(const struct cf *cf, int dirfd, struct spool_msg *m,
-			 const struct reply *known, const char *remote)
+			 const struct reply *known, const char *remote,
+			 int tls)
 {
-	flush_run(cf, dirfd, m, FLUSH_ALL, known, remote);
+	flush_run(cf, dirfd, m, FLUSH_ALL, known, remote, tls);
 }
 
 static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
-		      int all, const struct reply *known, const char *remote)
+		      int all, const struct reply *known, const char *remote,
+		      int tls)
 {
 	if (m->quarantine) { /* held until --release */
 		spool_msg_free(m);
@@ -506,13 +515,13 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 			continue;
 		if (known && known[i].code) {
 			used[i] = 1;
-			apply(&x, i, &known[i], remote, REPORT_DELIVERED);
+			apply(&x, i, &known[i], remote, tls, REPORT_DELIVERED);
 			save(&x);
 		} else if (m->t[i].kind == T_DISCARD) {
 			struct reply r;
 			reply_set(&r, 250, ESC_OTHER, "discarded");
 			used[i] = 1;
-			apply(&x, i, &r, NULL, -1);
+			apply(&x, i, &r, NULL, -1, -1);
 			save(&x);
 		} else if (is_local(m->t[i].kind)) {
 			local_run(&x, i, all, used);

@@ -23,12 +23,14 @@ void flush_message(const struct cf *cf, int dirfd, struct spool_msg *m,
 		   int all);
 
 /* The same for a message whose targets got their replies already from
- * remote (the live proxy's LMTP target): known[i] is target i's reply
+ * remote (the live proxy's LMTP target; tls: whether it spoke over TLS):
+ * known[i] is target i's reply
  * (code 0: none), applied as this run's result: 2xx delivered, 4xx
  * retried later, 5xx bounced now. */
 struct reply;
 void flush_message_known(const struct cf *cf, int dirfd, struct spool_msg *m,
-			 const struct reply *known, const char *remote);
+			 const struct reply *known, const char *remote,
+			 int tls);
 
 enum { FLUSH_DUE, FLUSH_ALL };
 /* --flush [--now], or --flush=ID (one message, now). Returns an exit

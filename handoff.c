@@ -322,7 +322,8 @@ static void start_delivery(struct session *s, const struct reply *known)
 		m.data_fd = s->data.fd; /* the fd that holds the lock */
 		if (known)
 			flush_message_known(s->cf, s->spool_fd, &m, known,
-					    proxy_remote(s));
+					    proxy_remote(s),
+					    proxy_remote_tls(s));
 		else
 			flush_message(s->cf, s->spool_fd, &m, FLUSH_ALL);
 	}
@@ -362,8 +363,8 @@ static void log_proxied(struct session *s, const struct kept_rcpt *rc,
 	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
 	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
 		  angle(s->from, f, sizeof f), "to",
-		  angle(rc->addr, t, sizeof t), "relay", proxy_remote(s), "via",
-		  "proxy", "status",
+		  angle(rc->addr, t, sizeof t), "relay", proxy_remote(s), "tls",
+		  proxy_remote_tls(s) ? "yes" : "no", "via", "proxy", "status",
 		  r->code < 300 ? "sent" : r->code < 500 ? "deferred" : "rejected",
 		  "dsn", r->dsn, "dsn-notify", notify_words(rc, words), "size",
 		  size_text(s, size, sizeof size), "reply", rep.s, NULL);

@@ -73,6 +73,11 @@ const char *proxy_remote(const struct session *s)
 	return s->px ? s->px->c.name : "";
 }
 
+int proxy_remote_tls(const struct session *s)
+{
+	return s->px && s->px->c.tls;
+}
+
 static void push(struct session *s, int what)
 {
 	struct proxy *px = s->px;
@@ -269,9 +274,9 @@ static void log_refused(struct session *s, const char *addr,
 	struct buf rep = {0};
 	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
 	log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
-		  angle(addr, t, sizeof t), "relay", proxy_remote(s), "via",
-		  "proxy", "status", "rejected", "dsn", r->dsn, "reply", rep.s,
-		  NULL);
+		  angle(addr, t, sizeof t), "relay", proxy_remote(s), "tls",
+		  proxy_remote_tls(s) ? "yes" : "no", "via", "proxy", "status",
+		  "rejected", "dsn", r->dsn, "reply", rep.s, NULL);
 	buf_free(&rep);
 }
 

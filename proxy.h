@@ -72,8 +72,10 @@ int proxy_finish(struct session *s, struct reply *res,
 
 /* Whether the onward connection still carries the transaction. */
 int proxy_live(const struct session *s);
-/* The name of the host that gave the replies ("host[ip]"). */
+/* The name of the host that gave the replies ("host[ip]"), and whether
+ * they came over TLS. */
 const char *proxy_remote(const struct session *s);
+int proxy_remote_tls(const struct session *s);
 
 /* The data was refused: the onward copy ends without its final dot. */
 void proxy_abort(struct session *s);

@@ -41,6 +41,8 @@ struct spool_target {
 	int code;
 	char dsn[12];
 	char *remote;  /* the host that gave it, or "" */
+	int remote_tls; /* ... over TLS: 1, 0, or -1 not known (for the log
+			 * line only: the envelope does not keep it) */
 	char *text;
 };
 

@@ -548,7 +548,7 @@ def test_smtp_sink_delivery(tmp, peers, opts):
     st = status_lines(sent.log)
     assert sorted(st) == ["ann@example.net", "joe@example.net"], sent.log
     for line in st.values():
-        assert 'target="relay next" relay=127.0.0.1[127.0.0.1] status=sent dsn=2.0.0' in line
+        assert 'target="relay next" relay=127.0.0.1[127.0.0.1] tls=no status=sent dsn=2.0.0' in line
         assert "id=" + sent.id in line
     msgs = wait_for(sink.messages, what="the dump")
     assert len(msgs) == 1, msgs  # both recipients in one transaction
@@ -1094,7 +1094,7 @@ def test_dovecot_lmtp(tmp, peers, via):
     for u in ("joe", "ann"):
         line = st[u + "@example.net"]
         assert "status=sent dsn=2.0.0" in line, sent.log
-        assert " relay=%s status=" % remote in line
+        assert " relay=%s tls=no status=" % remote in line
         assert "said: <%s@example.net> " % u in line  # Dovecot's reply for u
         (path,) = dv.inbox(u)
         with open(path, "rb") as f:
@@ -1384,7 +1384,7 @@ def test_mx_best_down_next_is_used(tmp, peers, mxnet):
     assert sorted(st) == rcpts, sent.log
     for line in st.values():
         assert ' target="mx' in line
-        assert ' relay=mx2.multi.example[%s3] status=sent' % mxnet in line, sent.log
+        assert ' relay=mx2.multi.example[%s3] tls=no status=sent' % mxnet in line, sent.log
     # the three recipients in one connection and one transaction
     assert mx2.handler.ehlos == 1
     assert [m["rcpts"] for m in mx2.handler.messages] == [rcpts]
@@ -1490,7 +1490,7 @@ def test_mx_hosts_worse_than_myself_are_not_used(tmp, peers, mxnet):
     # the better one comes up: delivered there
     better = aiosmtpd_peer(peers, host=mxnet + "2", port=25)
     log = flush(cf)
-    assert "relay=better.mid.example[%s2] status=sent" % mxnet in \
+    assert "relay=better.mid.example[%s2] tls=no status=sent" % mxnet in \
         status_lines(log)["joe@mid.example"], log
     assert len(better.handler.messages) == 1 and worse.handler.ehlos == 0
 
@@ -1551,7 +1551,7 @@ def test_no_mx_uses_the_address_record(tmp, peers, mxnet):
     peer = aiosmtpd_peer(peers, host=mxnet + "5", port=25)
     cf = mx_cf(tmp, dns, "@plain.example mx\n")
     sent = submit(cf, ["joe@plain.example"])
-    assert "relay=plain.example[%s5] status=sent" % mxnet in \
+    assert "relay=plain.example[%s5] tls=no status=sent" % mxnet in \
         status_lines(sent.log)["joe@plain.example"], sent.log
     assert [m["rcpts"] for m in peer.handler.messages] == [["joe@plain.example"]]
     assert ("MX", "plain.example") in dns.queries()
@@ -1569,7 +1569,7 @@ def test_host_target_with_port_goes_through_its_mx(tmp, peers, mxnet):
     sent = submit(cf, ["joe@example.net", "ann@example.net"])
     st = status_lines(sent.log)
     for r in ("joe@example.net", "ann@example.net"):
-        assert "relay=in.hub.example[%s6] status=sent" % mxnet in st[r], sent.log
+        assert "relay=in.hub.example[%s6] tls=no status=sent" % mxnet in st[r], sent.log
     assert [m["rcpts"] for m in peer.handler.messages] == [
         ["joe@example.net", "ann@example.net"]]
     assert ("MX", "hub.example") in dns.queries()
@@ -1584,7 +1584,7 @@ def test_bracketed_host_name_uses_dns_server(tmp, peers, mxnet):
     peers.append(dns)
     cf = mx_cf(tmp, dns, "@example.net [hub.example]\n")
     sent = submit(cf, ["joe@example.net"])
-    assert "relay=hub.example[%s6] status=sent" % mxnet in \
+    assert "relay=hub.example[%s6] tls=no status=sent" % mxnet in \
         status_lines(sent.log)["joe@example.net"], sent.log
     assert len(peer.handler.messages) == 1
 
@@ -1598,7 +1598,7 @@ def test_port_written_as_a_service_name(tmp, peers, mxnet, target):
     cf = write_cf(tmp, "[route]\n@example.net %s\n" % target.replace("@IP@", ip))
     assert pm(cf, "--check").returncode == 0
     sent = submit(cf, ["joe@example.net"])
-    assert "relay=%s[%s] status=sent" % (ip, ip) in \
+    assert "relay=%s[%s] tls=no status=sent" % (ip, ip) in \
         status_lines(sent.log)["joe@example.net"], sent.log
     assert len(peer.handler.messages) == 1
 
@@ -1668,7 +1668,7 @@ def test_mx_of_a_utf8_domain_is_asked_by_its_a_label(tmp, peers, mxnet):
     cf = mx_cf(tmp, dns, "\"@bücher.example\" mx\n")
     sent = submit(cf, ["anna@bücher.example"], params=" SMTPUTF8")
     st = status_lines(sent.log)
-    assert ' relay=mx1.idn.example[%s2] status=sent' % mxnet in st["anna@bücher.example"], \
+    assert ' relay=mx1.idn.example[%s2] tls=no status=sent' % mxnet in st["anna@bücher.example"], \
         sent.log
     assert ("MX", "xn--bcher-kva.example") in dns.queries()
     assert [m["rcpts"] for m in mx1.handler.messages] == [["anna@bücher.example"]]

@@ -136,10 +136,13 @@ def test_opportunistic_tls_is_used_when_offered(tmp, cert, via):
     peer = Peer(cert)
     try:
         cf = config(tmp, "address = [127.0.0.1]:%d" % peer.port, via)
-        qid, _ = send(cf, via)
+        qid, log = send(cf, via)
         assert (qid is None) == (via == "proxy"), qid
         assert len(peer.got) == 1 and peer.got[0]["tls"], peer.got
         assert b"Subject: tls\r\n" in peer.got[0]["data"]
+        # the recipient's log line says the relay was reached over TLS
+        assert re.search(r" relay=127\.0\.0\.1\[127\.0\.0\.1\] tls=yes "
+                         r"(via=proxy )?status=sent", log), log
         assert queue(cf) == "the spool is empty\n"
     finally:
         peer.stop()
@@ -149,9 +152,11 @@ def test_opportunistic_without_starttls_goes_in_clear(tmp, via):
     peer = Peer()
     try:
         cf = config(tmp, "address = [127.0.0.1]:%d" % peer.port, via)
-        qid, _ = send(cf, via)
+        qid, log = send(cf, via)
         assert (qid is None) == (via == "proxy"), qid
         assert len(peer.got) == 1 and not peer.got[0]["tls"]
+        assert re.search(r" relay=127\.0\.0\.1\[127\.0\.0\.1\] tls=no "
+                         r"(via=proxy )?status=sent", log), log
     finally:
         peer.stop()
 
