@@ -586,14 +586,18 @@ int route_find_match(struct rctx *c, int is_name, const char *local,
 	return 0;
 }
 
-static int table_names_domain(const struct route_table *t, const char *d)
+/* Whether a line of t names domain d: with whole, as @d (the domain
+ * whole); else as that or as user@d. */
+static int table_names_domain(const struct route_table *t, const char *d,
+			      int whole)
 {
 	for (uint32_t i = 0; i < t->n; i++) {
 		const struct route_entry *e = &t->e[i];
 		if (e->type == RE_INDEX) {
-			if (rtindex_names_domain(e->idx, d))
+			if (rtindex_names_domain(e->idx, d, whole))
 				return 1;
-		} else if ((e->pkind == PAT_ADDR || e->pkind == PAT_DOMAIN) &&
+		} else if ((e->pkind == PAT_DOMAIN ||
+			    (e->pkind == PAT_ADDR && !whole)) &&
 			   eq(e->domain, d)) {
 			return 1;
 		}
@@ -651,10 +655,12 @@ uint32_t route_listener_tables(const struct cf *cf,
 	return n;
 }
 
-/* route_domain_is_local for a domain in canonical form. */
+/* route_domain_is_local for a domain in canonical form; with whole, a
+ * domain that only user@domain lines name is not local. */
 static int canonical_is_local(const struct route_env *env,
 			      const struct cf *cf,
-			      const struct cf_section *smtpd, const char *domain)
+			      const struct cf_section *smtpd, const char *domain,
+			      int whole)
 {
 	if (local_host_domain(env, cf, domain))
 		return 1;
@@ -666,7 +672,7 @@ static int canonical_is_local(const struct route_env *env,
 	const struct route_table *tables[64];
 	uint32_t n = route_listener_tables(cf, smtpd, tables, 64);
 	for (uint32_t i = 0; i < n; i++)
-		if (table_names_domain(tables[i], domain))
+		if (table_names_domain(tables[i], domain, whole))
 			return 1;
 	return 0;
 }
@@ -677,7 +683,7 @@ int route_domain_is_local(const struct route_env *env, const struct cf *cf,
 	char canon[ADDR_DOMAIN_MAX + 1], why[300];
 	if (idna_canon(domain, canon, sizeof canon, why, sizeof why) == IDNA_OK)
 		domain = canon;
-	return canonical_is_local(env, cf, smtpd, domain);
+	return canonical_is_local(env, cf, smtpd, domain, 0);
 }
 
 /* The domain of a in canonical form in out ("" without one), or -1 after a
@@ -973,7 +979,7 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 		memset(&nm, 0, sizeof nm);
 		memcpy(nm.local, a->local, sizeof nm.local);
 		route_ctx_resolve(c, &nm, depth + 1, 1);
-	} else if (canonical_is_local(c->env, c->cf, c->smtpd, dom)) {
+	} else if (canonical_is_local(c->env, c->cf, c->smtpd, dom, 0)) {
 		if (addr_is_postmaster(a)) {
 			step(c, depth, "<%s> has no route: postmaster at a local "
 				       "domain",
@@ -1066,6 +1072,27 @@ static const char *addr_reason(enum addr_status st, int *code, enum esc *e)
 	}
 }
 
+/*
+ * Whether a recipient whose targets leave the machine is still mail for
+ * this site, which any client may send: its domain is local as a whole
+ * (this host, an [smtpd] name, an @domain line), or the line that routed
+ * it names its domain (user@domain: the administrator routed that address
+ * by name). A user@domain line makes its address ours, not its domain: a
+ * "spammer@gmail.com reject" line must not let a catch-all relay take
+ * every other gmail.com address from every client.
+ */
+static int for_this_site(const struct rctx *c, const char *domain)
+{
+	const char *at = c->first_pattern ? strrchr(c->first_pattern, '@')
+					  : NULL;
+	if (at && at[1])
+		return 1; /* it matched, so that domain is the recipient's */
+	char canon[ADDR_DOMAIN_MAX + 1], why[300];
+	if (idna_canon(domain, canon, sizeof canon, why, sizeof why) == IDNA_OK)
+		domain = canon;
+	return canonical_is_local(c->env, c->cf, c->smtpd, domain, 1);
+}
+
 void route_resolve_env(const struct route_env *env, const struct cf *cf,
 		       const struct cf_section *smtpd, const char *text,
 		       size_t len, unsigned flags, struct route_result *r)
@@ -1113,12 +1140,13 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 	route_ctx_finish(&c);
 	route_ctx_free(&c);
 	if (r->code == 250 && a.has_at && route_relays(r) &&
-	    !route_domain_is_local(env, cf, smtpd, a.domain)) {
+	    !for_this_site(&c, a.domain)) {
 		r->relaying = 1;
-		step(&c, 0, "relaying: %s is not a local domain; only "
+		step(&c, 0, "relaying: %s is not this host's, no @%s line "
+			    "takes it, and no line names <%s>; only "
 			    "relay-clients and authenticated clients may send "
 			    "to it, others get 554 5.7.1",
-		     a.domain);
+		     a.domain, a.domain, rcpt);
 	}
 }
 

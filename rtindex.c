@@ -222,11 +222,12 @@ int rtindex_lookup(const struct rtindex *ix, const char *key, size_t keylen,
 	return 0;
 }
 
-int rtindex_names_domain(const struct rtindex *ix, const char *domain)
+int rtindex_names_domain(const struct rtindex *ix, const char *domain,
+			 int whole)
 {
 	struct buf k = {0};
 	struct rt_hit *hit = xmalloc(sizeof *hit);
-	buf_adds(&k, "=:");
+	buf_adds(&k, whole ? "d:" : "=:"); /* route_pattern_key's, or ours */
 	buf_adds(&k, domain);
 	for (size_t i = 0; i < k.len; i++)
 		k.s[i] = (char)ascii_lower((unsigned char)k.s[i]);

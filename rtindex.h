@@ -61,8 +61,10 @@ int rtindex_write(const char *srcpath, const struct rt_line *e, uint32_t n,
  * or 0. */
 int rtindex_lookup(const struct rtindex *ix, const char *key, size_t keylen,
 		   struct rt_hit *hit);
-/* Whether a pattern of the file names domain (canonical, idna.h). */
-int rtindex_names_domain(const struct rtindex *ix, const char *domain);
+/* Whether a pattern of the file names domain (canonical, idna.h): with
+ * whole, an @domain pattern; else that or a user@domain one. */
+int rtindex_names_domain(const struct rtindex *ix, const char *domain,
+			 int whole);
 const char *rtindex_path(const struct rtindex *ix);
 uint32_t rtindex_count(const struct rtindex *ix);
 

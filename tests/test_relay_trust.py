@@ -172,7 +172,8 @@ def test_route_shows_the_relay_rule(tmp):
     cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = 25\n')
     r = subprocess.run([POSTMASTER, "--config=" + cf, "--route=victim@mx.test"],
                        capture_output=True, text=True)
-    assert "relaying: mx.test is not a local domain; only relay-clients and " \
+    assert "relaying: mx.test is not this host's, no @mx.test line takes it, " \
+           "and no line names <victim@mx.test>; only relay-clients and " \
            "authenticated clients may send to it, others get 554 5.7.1" in r.stdout, r.stdout
     r = subprocess.run([POSTMASTER, "--config=" + cf, "--route=joe@example.net"],
                        capture_output=True, text=True)
@@ -344,3 +345,52 @@ def test_non_loopback_address_in_a_namespace(tmp):
     assert res["trusted"][1][0] == 250, res["trusted"]
     assert res["auth"][1][0] == 250, res["auth"]
     assert "client=192.0.2.1" in log
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_line_for_one_address_does_not_open_its_domain(tmp, compiled):
+    """A user@domain line makes that address this site's, not its domain:
+    with "spammer@gmail.com reject" in the tables, a catch-all that sends
+    the rest off the machine once relayed every gmail.com address (and
+    every example.net one but joe's) for any client. Only relay-clients
+    may send those now; an address a line names by itself, such as a
+    forward to an outside mailbox, still takes mail from anyone. The same
+    for a compiled route file."""
+    lines = ("spammer@gmail.com reject\n"
+             "info@example.net boss@gmail.com\n"
+             "@ hub\n")
+    routes = lines
+    if compiled:
+        rt = os.path.join(tmp, "routes.rt")
+        with open(rt, "w") as f:
+            f.write(lines)
+        routes = 'file "%s"\n' % rt
+    cf = write_cf(tmp, '[relay "hub"]\naddress = [127.0.0.1]:1\n'
+                       '[smtpd "mx"]\nlisten-port = 25\n'
+                       'relay-clients = 10.0.0.0/8\n', routes)
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    if compiled:
+        assert os.path.exists(rt + ".pmdb")
+    dialogue = (b"EHLO client.example\r\nMAIL FROM:<s@203.example>\r\n"
+                b"RCPT TO:<victim@gmail.com>\r\nRCPT TO:<other@example.net>\r\n"
+                b"RCPT TO:<info@example.net>\r\nRCPT TO:<joe@example.net>\r\n"
+                b"QUIT\r\n")
+    env = dict(os.environ, TCPREMOTEIP="203.0.113.9", TCPREMOTEPORT="4000",
+               TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25")
+    p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
+                       env=env, capture_output=True, timeout=30)
+    out = p.stdout.decode()
+    rcpt = [l for l in out.splitlines()
+            if l.startswith(("250 2.1.5", "554", "550"))]
+    assert rcpt == [
+        "554 5.7.1 <victim@gmail.com>: relaying denied",
+        "554 5.7.1 <other@example.net>: relaying denied",
+        "250 2.1.5 Recipient <info@example.net> OK",
+        "250 2.1.5 Recipient <joe@example.net> OK"], out
+    # a relay client may send them all
+    env["TCPREMOTEIP"] = "10.1.2.3"
+    p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
+                       env=env, capture_output=True, timeout=30)
+    assert p.stdout.decode().count("250 2.1.5") == 4, p.stdout.decode()
