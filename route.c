@@ -508,9 +508,11 @@ static int line_matches(const struct route_entry *e, int is_name,
 	}
 }
 
+/* The first indexed line that matches, in best; *named says whether its
+ * pattern names the domain. */
 static int index_match(const struct route_entry *e, int is_name,
 		       const char *local, const char *base,
-		       const char *domain, struct rt_hit *best)
+		       const char *domain, struct rt_hit *best, int *named)
 {
 	struct buf key = {0};
 	struct rt_hit *hit = xmalloc(sizeof *hit);
@@ -538,6 +540,8 @@ static int index_match(const struct route_entry *e, int is_name,
 		    (!found || hit->seq < best->seq)) {
 			memcpy(best, hit, offsetof(struct rt_hit, w) +
 						  hit->nw * sizeof hit->w[0]);
+			*named = cand[i].k == PAT_ADDR ||
+				 cand[i].k == PAT_DOMAIN;
 			found = 1;
 		}
 	}
@@ -560,7 +564,8 @@ int route_find_match(struct rctx *c, int is_name, const char *local,
 				if (!m->hit)
 					m->hit = xmalloc(sizeof *m->hit);
 				if (!index_match(e, is_name, local, base,
-						 domain, m->hit))
+						 domain, m->hit,
+						 &m->names_domain))
 					continue;
 				m->table = t->name;
 				m->file = m->hit->file;
@@ -578,6 +583,8 @@ int route_find_match(struct rctx *c, int is_name, const char *local,
 			m->line = e->pos.line;
 			m->col = e->pos.col;
 			m->pattern = e->text;
+			m->names_domain = e->pkind == PAT_ADDR ||
+					  e->pkind == PAT_DOMAIN;
 			m->w = &c->cf->words[e->w0];
 			m->nw = e->nw;
 			return 1;
@@ -948,6 +955,7 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 			c->first.line = m->line;
 			c->first.col = m->col;
 			c->first_pattern = m->pattern;
+			c->first_names_domain = m->names_domain;
 		}
 		struct buf tw = {0};
 		for (uint32_t i = 0; i < m->nw; i++)
@@ -1083,9 +1091,7 @@ static const char *addr_reason(enum addr_status st, int *code, enum esc *e)
  */
 static int for_this_site(const struct rctx *c, const char *domain)
 {
-	const char *at = c->first_pattern ? strrchr(c->first_pattern, '@')
-					  : NULL;
-	if (at && at[1])
+	if (c->first_names_domain)
 		return 1; /* it matched, so that domain is the recipient's */
 	char canon[ADDR_DOMAIN_MAX + 1], why[300];
 	if (idna_canon(domain, canon, sizeof canon, why, sizeof why) == IDNA_OK)

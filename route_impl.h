@@ -37,6 +37,7 @@ struct match {
 	const char *file;
 	uint32_t line, col;
 	const char *pattern;
+	int names_domain; /* a user@domain or @domain pattern */
 	const struct cf_word *w;
 	uint32_t nw;
 	/* storage for an indexed match, allocated when an index is asked
@@ -65,6 +66,7 @@ struct rctx {
 	/* the first line that matched, for --check */
 	struct cf_pos first;
 	const char *first_pattern;
+	int first_names_domain;
 	/* addresses and names resolved already: each is expanded once */
 	char **done;
 	int *donedepth; /* the shallowest depth each was reached at */

@@ -354,10 +354,11 @@ def test_a_line_for_one_address_does_not_open_its_domain(tmp, compiled):
     the rest off the machine once relayed every gmail.com address (and
     every example.net one but joe's) for any client. Only relay-clients
     may send those now; an address a line names by itself, such as a
-    forward to an outside mailbox, still takes mail from anyone. The same
-    for a compiled route file."""
+    forward to an outside mailbox, still takes mail from anyone. A quoted
+    "abuse@" line names no domain. The same for a compiled route file."""
     lines = ("spammer@gmail.com reject\n"
              "info@example.net boss@gmail.com\n"
+             '"abuse@" hub\n'
              "@ hub\n")
     routes = lines
     if compiled:
@@ -376,7 +377,7 @@ def test_a_line_for_one_address_does_not_open_its_domain(tmp, compiled):
     dialogue = (b"EHLO client.example\r\nMAIL FROM:<s@203.example>\r\n"
                 b"RCPT TO:<victim@gmail.com>\r\nRCPT TO:<other@example.net>\r\n"
                 b"RCPT TO:<info@example.net>\r\nRCPT TO:<joe@example.net>\r\n"
-                b"QUIT\r\n")
+                b"RCPT TO:<abuse@gmail.com>\r\nQUIT\r\n")
     env = dict(os.environ, TCPREMOTEIP="203.0.113.9", TCPREMOTEPORT="4000",
                TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25")
     p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
@@ -388,9 +389,10 @@ def test_a_line_for_one_address_does_not_open_its_domain(tmp, compiled):
         "554 5.7.1 <victim@gmail.com>: relaying denied",
         "554 5.7.1 <other@example.net>: relaying denied",
         "250 2.1.5 Recipient <info@example.net> OK",
-        "250 2.1.5 Recipient <joe@example.net> OK"], out
+        "250 2.1.5 Recipient <joe@example.net> OK",
+        "554 5.7.1 <abuse@gmail.com>: relaying denied"], out
     # a relay client may send them all
     env["TCPREMOTEIP"] = "10.1.2.3"
     p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
                        env=env, capture_output=True, timeout=30)
-    assert p.stdout.decode().count("250 2.1.5") == 4, p.stdout.decode()
+    assert p.stdout.decode().count("250 2.1.5") == 5, p.stdout.decode()
