@@ -719,6 +719,17 @@ static void add_target(struct rctx *c, int depth, enum target_kind kind,
 		       const struct cf_section *sec)
 {
 	struct route_result *r = c->r;
+	/* a local name qualified with the host name can outgrow a path
+	 * (RFC 5321 4.5.3.1.3): cut, it would name another domain */
+	if (strlen(addr) + 2 > ADDR_PATH_MAX) {
+		failure(c, depth, 550, ESC_BAD_DEST_MAILBOX_SYNTAX,
+			"address too long",
+			"%s %s would receive an address of %u octets, longer "
+			"than a path may be",
+			route_target_kind_name(kind), arg,
+			(unsigned)strlen(addr));
+		return;
+	}
 	for (uint32_t i = 0; i < r->nt; i++)
 		if (r->t[i].kind == kind && !strcmp(r->t[i].addr, addr) &&
 		    !strcmp(r->t[i].arg, arg)) {
