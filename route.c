@@ -1091,6 +1091,17 @@ static const char *addr_reason(enum addr_status st, int *code, enum esc *e)
 	}
 }
 
+/* Whether a local part carries a destination of its own: postmaster never
+ * routes by it (SPEC 5), but a next hop may (sendmail's %-hack, a UUCP
+ * path, a quoted address): Postfix's allow_untrusted_routing = no. */
+static int names_a_destination(const char *local)
+{
+	for (; *local; local++)
+		if (*local == '%' || *local == '!' || *local == '@')
+			return 1;
+	return 0;
+}
+
 /*
  * Whether a recipient whose targets leave the machine is still mail for
  * this site, which any client may send: its domain is local as a whole
@@ -1156,14 +1167,22 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 	route_ctx_resolve(&c, &a, 0, !a.has_at);
 	route_ctx_finish(&c);
 	route_ctx_free(&c);
-	if (r->code == 250 && a.has_at && route_relays(r) &&
-	    !for_this_site(&c, a.domain)) {
+	if (r->code != 250 || !a.has_at || !route_relays(r))
+		return;
+	if (!for_this_site(&c, a.domain)) {
 		r->relaying = 1;
 		step(&c, 0, "relaying: %s is not this host's, no @%s line "
 			    "takes it, and no line names <%s>; only "
 			    "relay-clients and authenticated clients may send "
 			    "to it, others get 554 5.7.1",
 		     a.domain, a.domain, rcpt);
+	} else if (names_a_destination(a.local)) {
+		r->relaying = 1;
+		step(&c, 0, "relaying: the local part of <%s> names another "
+			    "destination (%%, ! or @) that the next hop may "
+			    "route to; only relay-clients and authenticated "
+			    "clients may send it, others get 554 5.7.1",
+		     rcpt);
 	}
 }
 

@@ -396,3 +396,37 @@ def test_a_line_for_one_address_does_not_open_its_domain(tmp, compiled):
     p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
                        env=env, capture_output=True, timeout=30)
     assert p.stdout.decode().count("250 2.1.5") == 5, p.stdout.decode()
+
+
+def test_a_local_part_that_names_a_destination_is_not_relayed_for_outsiders(tmp):
+    """An inbound MX that forwards a domain to an inner server: an outside
+    client once had victim%gmail.com@, gmail.com!victim@ and
+    "victim@gmail.com"@example.net handed to the inner server, which may
+    route by them (the %-hack, UUCP paths) and trusts the MX. Such local
+    parts leave the machine only for relay clients now, as Postfix's
+    allow_untrusted_routing = no; delivered here, they are plain
+    characters (SPEC 5)."""
+    cf = write_cf(tmp, '[relay "inner"]\naddress = [127.0.0.1]:1\n'
+                       '[smtpd "mx"]\nlisten-port = 25\n'
+                       'relay-clients = 10.0.0.0/8\n',
+                  "@example.org inner\n"
+                  "joe%%x@example.net %s/Maildir/\n" % tmp)
+    rcpts = ["victim%gmail.com@example.org", "gmail.com!victim@example.org",
+             '"victim@gmail.com"@example.org', "ann@example.org",
+             "joe%x@example.net"]
+    dialogue = (b"EHLO client.example\r\nMAIL FROM:<s@203.example>\r\n" +
+                b"".join(b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpts) +
+                b"QUIT\r\n")
+    env = dict(os.environ, TCPREMOTEIP="203.0.113.9", TCPREMOTEPORT="4000",
+               TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25")
+    p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
+                       env=env, capture_output=True, timeout=30)
+    out = p.stdout.decode()
+    got = [l for l in out.splitlines() if l.startswith(("250 2.1.5", "554"))]
+    assert got == ["554 5.7.1 <%s>: relaying denied" % r for r in rcpts[:3]] + [
+        "250 2.1.5 Recipient <ann@example.org> OK",
+        "250 2.1.5 Recipient <joe%x@example.net> OK"], out
+    env["TCPREMOTEIP"] = "10.1.2.3"
+    p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
+                       env=env, capture_output=True, timeout=30)
+    assert p.stdout.decode().count("250 2.1.5") == 5, p.stdout.decode()
