@@ -1132,7 +1132,9 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 	struct addr a;
 	const char *why;
 	size_t where;
-	unsigned af = ADDR_NODOMAIN_OK | ((flags & ROUTE_UTF8) ? ADDR_UTF8 : 0);
+	/* as RCPT parses it: a leading '-' could be an option to a mailer */
+	unsigned af = ADDR_NODOMAIN_OK | ((flags & ROUTE_UTF8) ? ADDR_UTF8 : 0) |
+		      ((flags & ROUTE_SMTP) ? ADDR_NODASH : 0);
 	enum addr_status st = addr_parse(text, len, af, &a, &why, &where);
 	if (st != ADDR_OK) {
 		int code;

@@ -429,6 +429,11 @@ def test_route_steps_and_exit_statuses(tmp_path):
     r = pm("--config=" + cf, "--route=x@elsewhere.example")
     assert r.returncode == 67
     assert r.stdout.endswith("550 5.7.1 <x@elsewhere.example>: relaying denied\n")
+    # the session's syntax: a local part that could be a mailer's option
+    r = pm("--config=" + cf, "--route=-oQ@example.org")
+    assert r.returncode != 0
+    assert r.stdout.endswith("501 5.1.3 <-oQ@example.org>: a local part that "
+                             "begins with '-'\n"), r.stdout
     r = pm("--config=" + cf, "--route=relay@example.org")
     assert r.returncode == 0
     # one onward destination: the live proxy carries it (SPEC 7 path 2)
