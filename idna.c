@@ -8,8 +8,10 @@
 #include "idna.h"
 #include "addr.h"
 #include "fmt.h"
+#include "net.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <idn2.h>
 #include <stdio.h>
@@ -74,9 +76,32 @@ static enum idna_status copy_lower(const char *s, char *out, size_t n,
 	return IDNA_OK;
 }
 
+/* An address literal in one spelling per address: an IPv6 address has
+ * many ([IPv6:::1], [IPv6:0::1], [IPv6:0:0:0:0:0:0:0:1]), and an IPv4 one
+ * written as IPv4-mapped IPv6 is that IPv4 address. 0 when s is none. */
+static int literal_canon(const char *s, char *out, size_t n)
+{
+	char tmp[ADDR_DOMAIN_MAX + 1], text[NET_IP_TEXT];
+	unsigned char bin[16];
+	size_t len = strlen(s);
+	if (len < 3 || s[len - 1] != ']' || len - 2 >= sizeof tmp)
+		return 0;
+	memcpy(tmp, s + 1, len - 2);
+	tmp[len - 2] = 0;
+	int v6 = !strncasecmp(tmp, "IPv6:", 5);
+	if (inet_pton(v6 ? AF_INET6 : AF_INET, v6 ? tmp + 5 : tmp, bin) != 1)
+		return 0;
+	net_ip_text(v6 ? AF_INET6 : AF_INET, bin, text);
+	return (size_t)fmt_snprintf(out, n, "[%s%s]",
+				    v6 && strchr(text, ':') ? "ipv6:" : "",
+				    text) < n;
+}
+
 enum idna_status idna_canon(const char *domain, char *out, size_t n,
 			    char *why, size_t whyn)
 {
+	if (domain[0] == '[' && literal_canon(domain, out, n))
+		return IDNA_OK;
 	if (!idna_needed(domain))
 		return copy_lower(domain, out, n, why, whyn);
 	if (load() < 0) {

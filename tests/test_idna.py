@@ -232,3 +232,30 @@ def test_without_libidn2_international_domains_wait(tmp):
     assert out.endswith(": expected a route pattern (user@domain, @domain, "
                         "user@, @ or a local name), found '@%s': cannot load "
                         "libidn2.so.0 for %s\nrc=78\n" % (BUECHER_U, BUECHER_U)), out
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_address_literals_compare_as_addresses(tmp, compiled):
+    """One IPv6 address has many spellings, and an IPv4 address can be
+    written IPv4-mapped: a route for [IPv6:::1] or [127.0.0.1] once missed
+    [IPv6:0::1], [IPv6:0:0:0:0:0:0:0:1] and [IPv6:::ffff:127.0.0.1],
+    which reached the system user instead of the reject. Patterns,
+    recipients and compiled keys now share one spelling per address."""
+    lines = "@[IPv6:0:0::1] reject\n@[127.0.0.1] reject\n"
+    routes = lines
+    if compiled:
+        rt = os.path.join(tmp, "lit.rt")
+        with open(rt, "w") as f:
+            f.write(lines)
+        routes = 'file "%s"\n' % rt
+    cf = write_cf(tmp, routes)
+    if compiled:
+        rc, out, err = pm("--config=" + cf, "--check")
+        assert rc == 0, out + err
+        assert os.path.exists(rt + ".pmdb")
+    rcpts = ["root@[IPv6:::1]", "root@[IPv6:0::1]",
+             "root@[IPv6:0:0:0:0:0:0:0:1]", "root@[IPV6:0000::0001]",
+             "root@[IPv6:::ffff:127.0.0.1]", "root@[127.0.0.1]"]
+    replies, _ = session(cf, rcpts, data=False)
+    assert replies == ["550 5.1.1 <%s>: recipient rejected" % r
+                       for r in rcpts], replies
