@@ -268,10 +268,15 @@ int route_classify(const char *s, enum tkind *k, struct addr *rw,
 		enum pat_kind pk;
 		/* the rewrite keeps the domain as written; it must be valid */
 		char canon[ADDR_DOMAIN_MAX + 1];
-		if (pattern_parts(s, strlen(s), &pk, rw, why) < 0)
+		static char msg[400];
+		if (pattern_parts(s, strlen(s), &pk, rw, why) < 0) {
+			fmt_snprintf(msg, sizeof msg, "a rewrite (user@domain, "
+						  "user@ or @domain): %s",
+				 *why);
+			*why = msg;
 			return -1;
+		}
 		if (rw->domain[0] && pattern_domain(rw->domain, canon, why) < 0) {
-			static char msg[400];
 			fmt_snprintf(msg, sizeof msg, "a rewrite to a valid domain "
 						  "(%s)",
 				 *why);
@@ -288,6 +293,14 @@ int route_classify(const char *s, enum tkind *k, struct addr *rw,
 			return 0;
 		}
 		return 0;
+	}
+	/* a host name, a local name or a section's: none has an empty
+	 * label (mail..example.net, .foo, foo.) */
+	size_t n = strlen(s);
+	if (s[0] == '.' || s[n - 1] == '.' || strstr(s, "..")) {
+		*why = "a host name, a local name, or the name of a [pipe] or "
+		       "[relay] (no empty label between dots)";
+		return -1;
 	}
 	*k = TK_NAME;
 	return 0;

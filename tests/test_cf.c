@@ -626,6 +626,16 @@ static const struct bad bad[] = {
 	C("@ alone target", "joe@example.org @\n",
 	  "t.cf:1:17: expected a rewrite that changes something ('@' alone "
 	  "keeps the address as it is), found '@'\n"),
+	C("rewrite to a bad domain", "joe@example.org x@-bad.example\n",
+	  "t.cf:1:17: expected a rewrite (user@domain, user@ or @domain): "
+	  "invalid domain name, found 'x@-bad.example'\n"),
+	C("host with an empty label", "@a.example mail..example.net\n",
+	  "t.cf:1:12: expected a host name, a local name, or the name of a "
+	  "[pipe] or [relay] (no empty label between dots), found "
+	  "'mail..example.net'\n"),
+	C("name ending in a dot", "@a.example foo.\n",
+	  "t.cf:1:12: expected a host name, a local name, or the name of a "
+	  "[pipe] or [relay] (no empty label between dots), found 'foo.'\n"),
 	C("missing comma", "joe@example.org joe jane\n",
 	  "t.cf:1:17: expected ',' between targets (only a |command may contain "
 	  "blanks), found 'joe jane'\n"),
