@@ -213,6 +213,9 @@ static inline struct cf_assign *cf_assign_at(const struct cf *cf, uint32_t i)
  * one a kind of key (RSA, ECDSA...): the most a server offers. */
 #define CF_MAX_TLS_KEYPAIRS 4
 #define CF_MAX_INCLUDE_DEPTH 8
+/* A listener's routing-table entries; the global [route] comes after
+ * them. */
+#define CF_MAX_ROUTING_TABLES 63
 
 struct cf *cf_new(void);
 /* The machine's name (gethostname(), else "localhost"): core.hostname's

@@ -348,10 +348,20 @@ static void check_ref(struct cf *cf, struct cf_section *sec, int key)
  * for its first line; check every line here. */
 static void check_refs_all(struct cf *cf, struct cf_section *sec, int key)
 {
+	uint32_t n = 0;
 	for (uint32_t i = 0; i < cf->nmerged; i++) {
 		struct cf_assign *a = cf->merged[i];
 		if (&cf->secs[a->sec] != sec || a->key != key)
 			continue;
+		if (cf_kinds[sec->kind].keys[key].type == V_ROUTEREF &&
+		    ++n > CF_MAX_ROUTING_TABLES) {
+			struct cf_pos pos = a->pos;
+			pos.col = cf->words[a->w0].col;
+			cf_error(cf, &pos, "expected at most %d routing-table "
+					   "entries in a listener, found more",
+				 CF_MAX_ROUTING_TABLES);
+			return;
+		}
 		const struct cf_assign *save = sec->set[key];
 		sec->set[key] = a;
 		check_ref(cf, sec, key);

@@ -689,8 +689,9 @@ static int canonical_is_local(const struct route_env *env,
 		if (s->kind == CF_SMTPD && same_domain(domain, s->v[SMTPD_NAME].s))
 			return 1;
 	}
-	const struct route_table *tables[64];
-	uint32_t n = route_listener_tables(cf, smtpd, tables, 64);
+	const struct route_table *tables[CF_MAX_ROUTING_TABLES + 1];
+	uint32_t n = route_listener_tables(cf, smtpd, tables,
+					 CF_MAX_ROUTING_TABLES + 1);
 	for (uint32_t i = 0; i < n; i++)
 		if (table_names_domain(tables[i], domain, whole))
 			return 1;
@@ -1047,7 +1048,8 @@ void route_ctx_init(struct rctx *c, const struct route_env *env,
 	c->smtpd = smtpd;
 	c->r = r;
 	c->tables = tables;
-	c->ntables = route_listener_tables(cf, smtpd, tables, 64);
+	c->ntables = route_listener_tables(cf, smtpd, tables,
+					 CF_MAX_ROUTING_TABLES + 1);
 	c->delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
 }
 
@@ -1139,7 +1141,7 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 		       size_t len, unsigned flags, struct route_result *r)
 {
 	struct rctx c;
-	const struct route_table *tables[64];
+	const struct route_table *tables[CF_MAX_ROUTING_TABLES + 1];
 	route_ctx_init(&c, env, cf, smtpd, r, tables);
 	c.trace = (flags & ROUTE_TRACE) != 0;
 	struct addr a;

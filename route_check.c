@@ -45,8 +45,9 @@ static void probe_listener(struct cf *cf, const struct cf_section *smtpd,
 			   const char *everyone)
 {
 	static const char probe_domain[] = "relay-probe.invalid";
-	const struct route_table *tables[64];
-	uint32_t nt = route_listener_tables(cf, smtpd, tables, 64);
+	const struct route_table *tables[CF_MAX_ROUTING_TABLES + 1];
+	uint32_t nt = route_listener_tables(cf, smtpd, tables,
+					     CF_MAX_ROUTING_TABLES + 1);
 	struct cf_pos reported[16];
 	int nrep = 0;
 	for (uint32_t ti = 0; ti < nt; ti++) {

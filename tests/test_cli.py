@@ -958,3 +958,28 @@ def test_check_warns_journal_logger_without_journal(tmp_path):
     why = ("warning: no systemd journal on this host (/run/systemd/journal/socket): "
            "its log lines would be lost\n")
     assert r.stderr == "%s:2:10: %s%s:5:10: %s" % (cf, why, cf, why)
+
+
+@pytest.mark.parametrize("n", [63, 64])
+def test_at_most_63_routing_tables_per_listener(tmp_path, n):
+    """Tables past the 63rd were silently left out: their routes, rejects
+    and local domains never applied. A 64th is refused with its
+    position."""
+    lines = ['[core]', 'hostname = h.example', '[smtpd "mx"]',
+             'listen-port = 25']
+    lines += ['routing-table = t%d' % i for i in range(1, n + 1)]
+    for i in range(1, n + 1):
+        lines += ['[route "t%d"]' % i, 'u%d@example.org reject' % i]
+    cf = tmp_path / "many.cf"
+    cf.write_text("\n".join(lines) + "\n")
+    r = pm("--config=%s" % cf, "--check")
+    if n == 63:
+        assert r.returncode == 0, r.stderr
+        r = pm("--config=%s" % cf, "--route=u63@example.org")
+        assert r.stdout.endswith("550 5.1.1 <u63@example.org>: "
+                                 "recipient rejected\n"), r.stdout
+    else:
+        assert r.returncode == 78
+        assert r.stderr.startswith("%s:68:17: expected at most 63 "
+                                   "routing-table entries in a listener, "
+                                   "found more" % cf), r.stderr
