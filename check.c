@@ -204,7 +204,6 @@ static void compile_include(struct cf *cf, const struct cf_include *inc)
 
 int check_config(struct cf *cf)
 {
-	int before = cf->nerrors;
 	for (uint32_t i = 0; i < cf->nsecs; i++) {
 		struct cf_section *sec = &cf->secs[i];
 		if (sec->kind == CF_SMTPD && sec->set[SMTPD_TLS_PRIORITY] &&
@@ -214,10 +213,6 @@ int check_config(struct cf *cf)
 	for (uint32_t i = 0; i < cf->nsecs; i++)
 		if (cf->secs[i].kind != CF_ROUTE)
 			check_system(cf, &cf->secs[i]);
-	/* a file is compiled only from a configuration without errors */
-	for (const struct cf_include *inc = cf->includes; inc; inc = inc->next)
-		if (inc->clean && cf->nerrors == before)
-			compile_include(cf, inc);
 	for (uint32_t i = 0; i < cf->nsecs; i++)
 		if (cf->secs[i].kind == CF_ROUTE) {
 			route_check_shadowed(cf, cf->secs[i].table);
@@ -225,5 +220,10 @@ int check_config(struct cf *cf)
 		}
 	if (!cf->nerrors)
 		route_check_listeners(cf);
+	/* a file is compiled only from a configuration without errors,
+	 * the open-relay rule's included */
+	for (const struct cf_include *inc = cf->includes; inc; inc = inc->next)
+		if (inc->clean && !cf->nerrors)
+			compile_include(cf, inc);
 	return cf->nerrors;
 }

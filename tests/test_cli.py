@@ -983,3 +983,22 @@ def test_at_most_63_routing_tables_per_listener(tmp_path, n):
         assert r.stderr.startswith("%s:68:17: expected at most 63 "
                                    "routing-table entries in a listener, "
                                    "found more" % cf), r.stderr
+
+
+def test_check_compiles_nothing_for_an_open_relay(tmp_path):
+    """The open-relay rule runs after the route files are read; an error
+    it finds, like any other, leaves no compiled file behind (one was
+    written before the rule ran)."""
+    rt = tmp_path / "r.rt"
+    rt.write_text("@ mx\n")
+    cf = tmp_path / "relay.cf"
+    cf.write_text('[core]\nhostname = h.example\n[smtpd "mx"]\n'
+                  'listen-port = 25\nrelay-clients = 0.0.0.0/0\n'
+                  '[route]\nfile "%s"\n' % rt)
+    r = pm("--config=%s" % cf, "--check")
+    assert r.returncode == 78 and "open relay" in r.stderr, r.stderr
+    assert not os.path.exists(str(rt) + ".pmdb")
+    cf.write_text('[core]\nhostname = h.example\n[route]\nfile "%s"\n' % rt)
+    r = pm("--config=%s" % cf, "--check")
+    assert r.returncode == 0, r.stderr
+    assert os.path.exists(str(rt) + ".pmdb")
