@@ -148,10 +148,12 @@ static void include_file(struct cf *cf, struct route_table *t,
 {
 	char why[256];
 	struct stat st;
-	/* one name for the file, whether it is read or its index is: the
-	 * index records the real path */
+	/* one name for a top-level file, whether it is read or its index
+	 * is: the index is named after the real path. A nested file keeps
+	 * the name its includer gives it, which the index records and
+	 * stats: a symlink pointed at another table makes the index stale */
 	char real[PATH_MAX];
-	if (realpath(path, real))
+	if (cf->include_depth == 0 && realpath(path, real))
 		path = real;
 	if (!include_allowed(cf, path, at))
 		return;

@@ -287,15 +287,19 @@ static int put_entry(struct buf *area, struct wentry **tab, uint32_t *ntab,
 }
 
 /* The header's file records: each file's size, mtime, inode (as it was
- * when read, so that a change made since makes the index stale) and real
- * path, so that a session can tell a stale index. */
+ * when read, so that a change made since makes the index stale) and
+ * path, so that a session can tell a stale index: the real path of the
+ * top file (the index's name), a nested file's as its includer names it
+ * (absolute), so that a symlink pointed at another file is a change. */
 static int put_deps(struct buf *head, const char *const *deps,
 		    const struct cf_depstat *depst, uint32_t ndeps, char *err,
 		    size_t errlen)
 {
 	for (uint32_t i = 0; i < ndeps; i++) {
 		char abs[PATH_MAX];
-		if (!realpath(deps[i], abs)) {
+		if (i && deps[i][0] == '/')
+			fmt_snprintf(abs, sizeof abs, "%s", deps[i]);
+		else if (!realpath(deps[i], abs)) {
 			fmt_snprintf(err, errlen, "cannot index \"%s\": %s", deps[i],
 				 strerror(errno));
 			return -1;

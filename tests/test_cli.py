@@ -795,6 +795,25 @@ def test_stale_index_of_a_nested_file(tmp_path):
     assert "deliver: maildir /m/b2/ <b@d.example>\n" in r.stdout
 
 
+def test_stale_index_when_a_nested_symlink_is_repointed(tmp_path):
+    """Deploying a new table by pointing a symlink at it: the index named
+    the file it pointed to before, stayed fresh and kept routing by the
+    old table, with no warning."""
+    write(tmp_path / "top.rt", "file \"sub.rt\"\n")
+    write(tmp_path / "old.rt", "b@d.example reject\n")
+    write(tmp_path / "new.rt", "b@d.example /m/new/\n")
+    os.symlink("old.rt", str(tmp_path / "sub.rt"))
+    cf = write(tmp_path / "s.cf", "[core]\nhostname = h.example\n[route]\nfile \"top.rt\"\n")
+    assert pm("--config=" + cf, "--check").returncode == 0
+    r = pm("--config=" + cf, "--route=b@d.example")
+    assert r.stderr == "" and r.stdout.endswith("recipient rejected\n"), r.stdout
+    os.unlink(str(tmp_path / "sub.rt"))
+    os.symlink("new.rt", str(tmp_path / "sub.rt"))
+    r = pm("--config=" + cf, "--route=b@d.example")
+    assert "is older than the file and is ignored" in r.stderr, r.stderr
+    assert "deliver: maildir /m/new/ <b@d.example>\n" in r.stdout, r.stdout
+
+
 # ----------------------------------------------------------------- the rest
 
 def test_version_help_and_absent_modes():
