@@ -47,7 +47,8 @@ static int auth_answer(struct session *s, const char *challenge, struct buf *out
 		return -3;
 	}
 	if (st == IO_TOOLONG) {
-		reply(s, 500, ESC_SYNTAX_ERROR, "AUTH answer too long");
+		reply(s, 500, ESC_AUTH_LINE_TOO_LONG,
+		      "Authentication exchange line is too long");
 		return -4;
 	}
 	if (st != IO_OK)
@@ -66,8 +67,8 @@ static int auth_refused(struct session *s)
 {
 	if (s->auth_mode == AUTH_NO)
 		reply(s, 502, ESC_INVALID_COMMAND, "AUTH not offered");
-	else if (s->proto != P_EHLO)
-		reply(s, 503, ESC_INVALID_COMMAND, "Send EHLO first");
+	else if (s->proto != P_EHLO && s->proto != P_LHLO)
+		reply(s, 503, ESC_INVALID_COMMAND, "Send EHLO or LHLO first");
 	else if (s->auth_user[0])
 		reply(s, 503, ESC_INVALID_COMMAND, "Already authenticated");
 	else if (!session_auth_offered(s))
@@ -81,7 +82,8 @@ static int auth_refused(struct session *s)
 
 /* The decoded answers: user name and password, with auth_answer()'s
  * results (0, -1 cancelled, -2 not decodable, -3 the session ends, -4
- * refused and replied). */
+ * refused and replied), or -5 when PLAIN asks for an authorization
+ * identity other than the login name (user is the login name). */
 static int auth_credentials(struct session *s, int plain, const char *initial,
 			    char *user, size_t un, struct buf *pass)
 {
@@ -100,11 +102,13 @@ static int auth_credentials(struct session *s, int plain, const char *initial,
 		 * not something this server grants */
 		char *u = memchr(a.s, 0, a.len);
 		char *p2 = u ? memchr(u + 1, 0, a.len - (size_t)(u + 1 - a.s)) : NULL;
-		if (!p2 || (u != a.s && strcmp(a.s, u + 1)))
+		if (!p2) {
 			r = -2;
-		else {
+		} else {
 			fmt_snprintf(user, un, "%s", u + 1);
 			buf_add(pass, p2 + 1, a.len - (size_t)(p2 + 1 - a.s));
+			if (u != a.s && strcmp(a.s, u + 1))
+				r = -5;
 		}
 	} else if (r == 0) {
 		fmt_snprintf(user, un, "%.*s", (int)a.len, a.s);
@@ -118,7 +122,8 @@ static int auth_credentials(struct session *s, int plain, const char *initial,
 	return r;
 }
 
-/* The reply to a login: ok as auth_check() returned it. */
+/* The reply to a login: ok as auth_check() returned it; why says what
+ * went wrong (for a failure, when it is more than a wrong password). */
 static void auth_result(struct session *s, int ok, const char *user,
 			const char *mech, const char *why)
 {
@@ -132,7 +137,8 @@ static void auth_result(struct session *s, int ok, const char *user,
 		/* slowed: each failure costs the client one second more */
 		s->auth_failures++;
 		log_event(LOG_L_WARNING, "event", "auth-failed", "user", user,
-			  "mechanism", mech, NULL);
+			  "mechanism", mech, "reason", why[0] ? why : NULL,
+			  NULL);
 		flush(s);
 		sleep((unsigned)(s->auth_failures < 5 ? s->auth_failures : 5));
 		reply(s, 535, ESC_AUTH_CREDENTIALS_INVALID,
@@ -156,6 +162,11 @@ void session_cmd_auth(struct session *s, char *arg)
 	if (initial)
 		*initial++ = 0;
 	int plain = !strcasecmp(arg, "PLAIN"), login = !strcasecmp(arg, "LOGIN");
+	if (!*arg) {
+		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS,
+		      "Syntax: AUTH mechanism [initial-response]");
+		return;
+	}
 	if (!plain && !login) {
 		reply(s, 504, ESC_INVALID_COMMAND_ARGUMENTS,
 		      "Unrecognized authentication type");
@@ -167,6 +178,8 @@ void session_cmd_auth(struct session *s, char *arg)
 	int ok = r == 0 ? auth_check(&s->auth_table, user, pass.s, why,
 				     sizeof why)
 			: 0;
+	if (r == -5) /* a failed login, whatever the password */
+		fmt_snprintf(why, sizeof why, "asked to act as another user");
 	if (pass.s)
 		memset(pass.s, 0, pass.len);
 	buf_free(&pass);
@@ -179,6 +192,6 @@ void session_cmd_auth(struct session *s, char *arg)
 	else if (r == -2)
 		reply(s, 501, ESC_SYNTAX_ERROR,
 		      "Cannot decode the AUTH response");
-	else
+	else /* 0 or -5 */
 		auth_result(s, ok, user, plain ? "PLAIN" : "LOGIN", why);
 }

@@ -168,12 +168,28 @@ def test_auth_protocol_errors(tmp):
             # goes on (it once ended without a word)
             assert c.docmd("AUTH", "LOGIN")[0] == 334
             code, text = c.docmd("A" * 5000)
-            assert (code, text) == (500, b"5.5.2 AUTH answer too long"), text
+            assert (code, text) == (
+                500, b"5.5.6 Authentication exchange line is too long"), text
             assert c.docmd("NOOP")[0] == 250
+            # RFC 4954: a mechanism is required (501, not 504)
+            assert c.docmd("AUTH")[0] == 501
+            # PLAIN asking to act as another user ("joe\0anna\0secret"):
+            # a failed login, slowed and logged, even with anna's password
+            code, text = c.docmd("AUTH", "PLAIN am9lAGFubmEAc2VjcmV0")
+            assert (code, text) == (
+                535, b"5.7.8 Authentication credentials invalid"), text
             c.login("anna", "secret")
             assert c.docmd("AUTH", "PLAIN AGFubmEAc2VjcmV0")[0] == 503
+        # LHLO offers AUTH, and AUTH works after it
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            code, text = c.docmd("LHLO", "client.example")
+            assert code == 250 and b"AUTH PLAIN LOGIN" in text, text
+            code, text = c.docmd("AUTH", "PLAIN AGFubmEAc2VjcmV0")
+            assert code == 235, text
     finally:
-        srv.stop()
+        log = srv.stop()
+    assert ("event=auth-failed user=anna mechanism=PLAIN "
+            "reason=\"asked to act as another user\"") in log, log
 
 
 def test_a_silent_auth_answer_times_out_with_421(tmp):
