@@ -35,6 +35,30 @@ static int may_write_dir(const struct stat *st, uid_t uid, gid_t gid)
 	return uid == 0 || (st->st_mode & need) == need;
 }
 
+/* Root's user or group makes every session answer 421 (priv.c), as
+ * Postfix refuses a mail_owner with a privileged user or group id. */
+static void check_ids(struct cf *cf, const struct cf_section *core)
+{
+	uid_t uid;
+	gid_t gid;
+	char why[256];
+	if (cf_user_ids(cf, &uid, &gid, why, sizeof why) != 0 ||
+	    (uid != 0 && gid != 0))
+		return;
+	const struct cf_assign *a = core->set[uid == 0 || !core->set[CORE_GROUP_ID]
+						      ? CORE_USER_ID
+						      : CORE_GROUP_ID];
+	struct cf_pos pos = a->pos;
+	pos.col = cf->words[a->w0].col;
+	if (uid == 0)
+		cf_error(cf, &pos, "expected a user other than root: sessions "
+				   "refuse to read client input as root");
+	else
+		cf_error(cf, &pos, "expected a group other than root's (0): "
+				   "sessions refuse to read client input with "
+				   "it");
+}
+
 /* A spool that core.user-id cannot write makes every session answer 421. */
 static void check_spool(struct cf *cf, const struct cf_section *core)
 {
@@ -166,8 +190,10 @@ static void check_system(struct cf *cf, struct cf_section *sec)
 {
 	for (int key = 0; key < cf_nkeys(sec->kind); key++)
 		check_key(cf, sec, key);
-	if (sec->kind == CF_CORE)
+	if (sec->kind == CF_CORE) {
+		check_ids(cf, sec);
 		check_spool(cf, sec);
+	}
 	if (sec->kind == CF_PIPE && sec->set[PIPE_EXEC])
 		check_pipe(cf, sec);
 	if (sec->kind == CF_SMTPD)

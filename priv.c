@@ -28,9 +28,11 @@ int priv_drop(const struct cf *cf, char *why, size_t n)
 				 "refusing to read client input as root");
 	if (r != 0)
 		return -1;
-	if (uid == 0) {
-		fmt_snprintf(why, n, "core.user-id is root: refusing to read "
-				 "client input as root");
+	if (uid == 0 || gid == 0) {
+		fmt_snprintf(why, n, "core.%s is root's: refusing to read "
+				 "client input with root's %s",
+			 uid == 0 ? "user-id" : "group-id",
+			 uid == 0 ? "user id" : "group id 0");
 		return -1;
 	}
 	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0 ||

@@ -905,6 +905,30 @@ def test_config_flag_error_is_78_without_a_session(tmp_path, flag, err):
 
 # ------------------------------------------- --check: what this host lacks
 
+@pytest.mark.parametrize("ids,col,what", [
+    ("user-id = root\n", 11, "a user other than root: sessions refuse to "
+                             "read client input as root"),
+    ("user-id = nobody\ngroup-id = root\n", 12,
+     "a group other than root's (0): sessions refuse to read client input "
+     "with it"),
+    ("user-id = nobody\ngroup-id = 0\n", 12,
+     "a group other than root's (0): sessions refuse to read client input "
+     "with it")])
+def test_check_refuses_root_ids(tmp_path, ids, col, what):
+    """Sessions would run with root's group (group-id = root once passed,
+    and the session read client input with group id 0) or refuse to run
+    at all (user-id = root); --check says so, as Postfix refuses a
+    privileged mail_owner."""
+    cf = write(tmp_path / "r.cf", "[core]\n" + ids + "[route]\n@example.org discard\n")
+    line = ids.count("\n") + 1
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 78
+    assert r.stderr == "%s:%d:%d: expected %s\n" % (cf, line, col, what), r.stderr
+    if os.geteuid() == 0:
+        s = subprocess.run([POSTMASTER, "--config=" + cf], input="QUIT\r\n",
+                           capture_output=True, text=True, timeout=30)
+        assert s.stdout.startswith("421 4.3.0 "), s.stdout
+
 def test_check_warns_spool_not_writable_by_user_id(tmp_path):
     """A spool that user-id cannot write is a warning in --check, and
     indeed every session answers 421 on it."""
