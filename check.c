@@ -186,6 +186,34 @@ static void check_listen_host(struct cf *cf, const struct cf_section *sec)
 		h, sec->name);
 }
 
+/* AUTH is offered over TLS, or in clear to loopback and local clients
+ * only (session_auth.c): with tls = no, a listener on a network address
+ * offers it to none of its network clients, and with auth = required
+ * refuses all their mail (538). */
+static void check_auth_without_tls(struct cf *cf, const struct cf_section *sec)
+{
+	uint64_t auth = sec->v[SMTPD_AUTH].n;
+	if (auth == AUTH_NO || sec->v[SMTPD_TLS].n != 0 || sec->listen.path[0] ||
+	    (sec->listen.host[0] && cf_host_is_loopback(sec->listen.host)))
+		return;
+	const struct cf_assign *a = sec->set[SMTPD_AUTH];
+	struct cf_pos pos = a ? a->pos : sec->pos;
+	if (a)
+		pos.col = cf->words[a->w0].col;
+	if (auth == AUTH_REQUIRED)
+		cf_error(cf, &pos, "expected tls = starttls or implicit with "
+				   "auth = required on a network listener: AUTH "
+				   "is never offered in clear text over a "
+				   "network, so [smtpd \"%s\"] would refuse all "
+				   "its network clients' mail",
+			 sec->name);
+	else
+		cf_warn(cf, &pos, "auth = optional without tls on a network "
+				  "listener: [smtpd \"%s\"] offers AUTH to "
+				  "loopback and local clients only",
+			sec->name);
+}
+
 static void check_system(struct cf *cf, struct cf_section *sec)
 {
 	for (int key = 0; key < cf_nkeys(sec->kind); key++)
@@ -196,8 +224,10 @@ static void check_system(struct cf *cf, struct cf_section *sec)
 	}
 	if (sec->kind == CF_PIPE && sec->set[PIPE_EXEC])
 		check_pipe(cf, sec);
-	if (sec->kind == CF_SMTPD)
+	if (sec->kind == CF_SMTPD) {
 		check_listen_host(cf, sec);
+		check_auth_without_tls(cf, sec);
+	}
 }
 
 /* Compiles one route file read as text into its index; a failure is a

@@ -905,6 +905,27 @@ def test_config_flag_error_is_78_without_a_session(tmp_path, flag, err):
 
 # ------------------------------------------- --check: what this host lacks
 
+def test_check_auth_without_tls_on_a_network_listener(tmp_path):
+    """AUTH is never offered in clear text over a network: auth = required
+    with tls = no refused every network client's MAIL (538) and --check
+    said ok. Now an error; auth = optional is a warning; on loopback
+    both are fine."""
+    base = ('[core]\nhostname = h.example\n[smtpd "mx"]\nlisten-port = %s\n'
+            'auth = %s\nauth-file = /etc/hostname\n')
+    cf = write(tmp_path / "a.cf", base % ("25", "required"))
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 78
+    assert r.stderr.startswith("%s:5:8: expected tls = starttls or implicit "
+                               "with auth = required on a network listener"
+                               % cf), r.stderr
+    cf = write(tmp_path / "a.cf", base % ("25", "optional"))
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0
+    assert "5:8: warning: auth = optional without tls" in r.stderr, r.stderr
+    cf = write(tmp_path / "a.cf", base % ("127.0.0.1:25", "required"))
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
 @pytest.mark.parametrize("ids,col,what", [
     ("user-id = root\n", 11, "a user other than root: sessions refuse to "
                              "read client input as root"),
