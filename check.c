@@ -19,6 +19,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -102,6 +103,55 @@ static void check_tls_priority(struct cf *cf, const struct cf_assign *a)
 		cf_error(cf, &pos, "expected a GnuTLS priority string: %s", why);
 	else if (r < 0)
 		cf_warn(cf, &pos, "cannot check tls-priority: %s", why);
+}
+
+/* The assignment of a repeatable key whose value is s, for positions. */
+static const struct cf_assign *assign_of(const struct cf *cf,
+					 const struct cf_section *sec, int key,
+					 const char *s)
+{
+	for (uint32_t i = 0; i < cf->nmerged; i++) {
+		const struct cf_assign *a = cf->merged[i];
+		if (&cf->secs[a->sec] == sec && a->key == key &&
+		    !strcmp(cf->words[a->w0].s, s))
+			return a;
+	}
+	return sec->set[key];
+}
+
+/* --check loads each certificate and key pair as GnuTLS will: a key that
+ * does not parse or does not match its certificate would make STARTTLS
+ * answer 454 (a pair it cannot read is left to the existence check). */
+static void check_tls_pairs(struct cf *cf, const struct cf_section *sec)
+{
+	const struct cf_list *c = &sec->v[SMTPD_TLS_CERTIFICATE].list;
+	const struct cf_list *k = &sec->v[SMTPD_TLS_KEY].list;
+	for (uint32_t i = 0; i < c->n && i < k->n; i++) {
+		struct buf cert = {0}, key = {0};
+		char why[300];
+		if (buf_read_file(&cert, AT_FDCWD, c->v[i], 1 << 20) == 0 &&
+		    buf_read_file(&key, AT_FDCWD, k->v[i], 1 << 20) == 0) {
+			struct tls_keypair p = {cert.s, key.s, cert.len,
+						key.len};
+			int r = tls_keypair_check(&p, why, sizeof why);
+			const struct cf_assign *a =
+				assign_of(cf, sec, SMTPD_TLS_KEY, k->v[i]);
+			struct cf_pos pos = a ? a->pos : sec->pos;
+			if (a)
+				pos.col = cf->words[a->w0].col;
+			if (r == -1)
+				cf_error(cf, &pos, "expected a key that GnuTLS "
+						   "takes with %s: %s",
+					 c->v[i], why);
+			else if (r < 0)
+				cf_warn(cf, &pos, "cannot check the TLS key: %s",
+					why);
+		}
+		if (key.s)
+			memset(key.s, 0, key.len);
+		buf_free(&cert);
+		buf_free(&key);
+	}
 }
 
 /* --check: every value of a repeatable path key (the tls-certificate
@@ -227,6 +277,8 @@ static void check_system(struct cf *cf, struct cf_section *sec)
 	if (sec->kind == CF_SMTPD) {
 		check_listen_host(cf, sec);
 		check_auth_without_tls(cf, sec);
+		if (sec->v[SMTPD_TLS].n != 0)
+			check_tls_pairs(cf, sec);
 	}
 }
 

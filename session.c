@@ -749,18 +749,30 @@ static void cmd_rset(struct session *s, char *arg)
 	reply(s, 250, ESC_OTHER, "OK");
 }
 
-/* Starts TLS on the connection: tls = starttls (RFC 3207), or at once
- * before the greeting with tls = implicit (RFC 8314). 0 when it runs. */
-static int start_tls(struct session *s)
+/* The listener's TLS, ready to start: NULL (logged) when it cannot be
+ * had, before anything is promised to the client. */
+static struct tls *prepare_tls(struct session *s)
 {
-	char why[300], desc[96];
+	char why[300];
 	struct tls_keypair pairs[CF_MAX_TLS_KEYPAIRS];
 	for (size_t i = 0; i < s->tls_npairs; i++)
 		pairs[i] = (struct tls_keypair){s->tls_cert[i].s, s->tls_key[i].s,
 						s->tls_cert[i].len,
 						s->tls_key[i].len};
-	if (tls_server_start(&s->io, s->tls_priority, pairs, s->tls_npairs,
-			     why, sizeof why) < 0) {
+	struct tls *t = tls_server_prepare(s->tls_priority, pairs,
+					   s->tls_npairs, why, sizeof why);
+	if (!t)
+		log_event(LOG_L_ERR, "event", "tls-unavailable", "reason", why,
+			  NULL);
+	return t;
+}
+
+/* Starts TLS on the connection: tls = starttls (RFC 3207), or at once
+ * before the greeting with tls = implicit (RFC 8314). 0 when it runs. */
+static int start_tls(struct session *s, struct tls *t)
+{
+	char why[300], desc[96];
+	if (tls_server_handshake(&s->io, t, why, sizeof why) < 0) {
 		log_event(LOG_L_WARNING, "event", "tls-failed", "reason", why,
 			  NULL);
 		return -1;
@@ -786,11 +798,20 @@ static void cmd_starttls(struct session *s, char *arg)
 		reply(s, 502, ESC_INVALID_COMMAND, "STARTTLS not offered");
 		return;
 	}
+	/* RFC 3207 4: a certificate or key that GnuTLS refuses, or no
+	 * GnuTLS, is a temporary reason; the session goes on in clear, as
+	 * Postfix's does */
+	struct tls *t = prepare_tls(s);
+	if (!t) {
+		reply(s, 454, ESC_OTHER_SECURITY_STATUS,
+		      "TLS not available due to local problem");
+		return;
+	}
 	reply(s, 220, ESC_OTHER, "Ready to start TLS");
 	flush(s);
 	/* RFC 3207 5.2: nothing sent in clear text after STARTTLS counts */
 	io_discard_input(&s->io);
-	if (start_tls(s) < 0) {
+	if (start_tls(s, t) < 0) {
 		s->quit = 1; /* the connection is in no state to go on */
 		return;
 	}
@@ -1083,8 +1104,11 @@ static int greet(struct session *s)
 		      "(this terminal): type EHLO, MAIL FROM:<...>, RCPT "
 		      "TO:<...>, DATA, QUIT\n",
 		      stderr);
-	if (s->tls_mode == STLS_IMPLICIT && start_tls(s) < 0)
-		return -1;
+	if (s->tls_mode == STLS_IMPLICIT) {
+		struct tls *t = prepare_tls(s);
+		if (!t || start_tls(s, t) < 0)
+			return -1;
+	}
 	if (s->accept_mail)
 		reply(s, 220, ESC_NONE, "%s ESMTP postmaster", s->name);
 	else

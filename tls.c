@@ -410,14 +410,14 @@ static int set_credentials(struct tls *t, char *why, size_t n)
 	return -1;
 }
 
-int tls_server_start(struct io *io, const char *priority,
-		     const struct tls_keypair *pairs, size_t npairs, char *why,
-		     size_t n)
+struct tls *tls_server_prepare(const char *priority,
+			       const struct tls_keypair *pairs, size_t npairs,
+			       char *why, size_t n)
 {
 	struct tls *t;
 	if (load(why, n) < 0 ||
 	    !(t = new_tls(GNUTLS_SERVER, priority, why, n)))
-		return -1;
+		return NULL;
 	for (size_t i = 0; i < npairs; i++) {
 		gnutls_datum_t c = {(unsigned char *)pairs[i].cert,
 				    (unsigned)pairs[i].certlen};
@@ -429,16 +429,30 @@ int tls_server_start(struct io *io, const char *priority,
 			fmt_snprintf(why, n, "TLS certificate and key %zu failed: %s",
 				 i + 1, G.gnutls_strerror(r));
 			free_tls(t);
-			return -1;
+			return NULL;
 		}
 	}
 	/* DHE for clients that do not name an RFC 7919 group: ffdhe2048, as
 	 * Mozilla's intermediate profile */
 	G.gnutls_certificate_set_known_dh_params(t->cred,
 						 GNUTLS_SEC_PARAM_MEDIUM);
-	if (set_credentials(t, why, n) < 0)
-		return -1;
+	return set_credentials(t, why, n) < 0 ? NULL : t;
+}
+
+int tls_server_handshake(struct io *io, struct tls *t, char *why, size_t n)
+{
 	return handshake(io, t, why, n);
+}
+
+int tls_keypair_check(const struct tls_keypair *pair, char *why, size_t n)
+{
+	if (load(why, n) < 0)
+		return -2;
+	struct tls *t = tls_server_prepare("NORMAL", pair, 1, why, n);
+	if (!t)
+		return -1;
+	free_tls(t);
+	return 0;
 }
 
 int tls_client_start(struct io *io, const char *name, int verify, char *why,

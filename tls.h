@@ -44,12 +44,22 @@ struct tls_keypair {
  * system trust store. -1 with a reason when it fails. */
 int tls_client_start(struct io *io, const char *name, int verify, char *why,
 		     size_t n);
-/* Starts TLS as a server with the given priority string (the server's
- * order wins) and certificates: GnuTLS offers each client the one its
- * algorithms allow. -1 with a reason (and the alert sent) when it fails. */
-int tls_server_start(struct io *io, const char *priority,
-		     const struct tls_keypair *pairs, size_t npairs, char *why,
-		     size_t n);
+/* The server side of TLS with the given priority string (the server's
+ * order wins) and certificates (GnuTLS offers each client the one its
+ * algorithms allow), made before anything is said to the client: NULL
+ * with a reason when GnuTLS cannot be loaded or refuses a pair (a key
+ * that does not parse or does not match its certificate). */
+struct tls;
+struct tls *tls_server_prepare(const char *priority,
+			       const struct tls_keypair *pairs, size_t npairs,
+			       char *why, size_t n);
+/* --check: whether GnuTLS takes a certificate and key pair: 0, -1 with
+ * why, -2 with why when GnuTLS cannot be loaded. */
+int tls_keypair_check(const struct tls_keypair *pair, char *why, size_t n);
+/* Starts a prepared t on io's connection, which owns it from then on (t
+ * is freed when the handshake fails): -1 with a reason (and the alert
+ * sent) when it does. */
+int tls_server_handshake(struct io *io, struct tls *t, char *why, size_t n);
 /* 0 when GnuTLS takes priority; else -1 with why and, when GnuTLS says
  * where, the offset of the bad part in *at (else *at is 0); -2 with why
  * when GnuTLS cannot be loaded. */

@@ -9,6 +9,7 @@ import re
 import smtplib
 import socket
 import ssl
+import shutil
 import subprocess
 import time
 
@@ -204,6 +205,35 @@ def test_unreadable_key_greets_421(tmp, cert):
                        capture_output=True, timeout=30)
     assert p.stdout.startswith(b"421 4.3.0 "), p.stdout
     assert b"key.pem: No such file or directory" in p.stderr
+
+
+@pytest.mark.parametrize("bad", ["other key", "garbage"])
+def test_a_key_gnutls_refuses_gets_454_and_the_session_goes_on(tmp, cert, bad):
+    """A key that does not match its certificate, or does not parse: the
+    session once said 220 Ready to start TLS and then dropped the
+    connection. RFC 3207 4: 454 before anything is promised, and the
+    client may go on in clear (as Postfix)."""
+    cf = config(tmp, cert, "starttls")
+    if bad == "other key":
+        os.mkdir(os.path.join(tmp, "other"))
+        other = make_cert(os.path.join(tmp, "other"), "mail.example.net")
+        shutil.copy(other[1], cert[1])
+    else:
+        with open(cert[1], "w") as f:
+            f.write("garbage\n")
+    p = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=mx"],
+                       input=b"EHLO client.example\r\nSTARTTLS\r\nNOOP\r\nQUIT\r\n",
+                       capture_output=True, timeout=30)
+    out = p.stdout.decode()
+    assert "\r\n454 4.7.0 TLS not available due to local problem\r\n" \
+           "250 2.0.0 OK\r\n221 " in out, out
+    assert b"event=tls-unavailable" in p.stderr, p.stderr
+    # and --check says so, at the tls-key line (it once said ok)
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78, r.stderr
+    assert re.search(r"^%s:\d+:\d+: expected a key that GnuTLS takes with "
+                     % re.escape(cf), r.stderr, re.M), r.stderr
 
 
 # ---------------------------------------------------------------------
