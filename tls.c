@@ -378,7 +378,9 @@ static struct tls *new_tls(unsigned side, const char *priority, char *why,
 {
 	struct tls *t = xcalloc(1, sizeof *t);
 	struct buf prio = {0};
-	buf_printf(&prio, "%s%s", priority,
+	/* TLS 1.2 and 1.3 only (SPEC 8), whatever a tls-priority adds */
+	buf_printf(&prio, "%s:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1%s",
+		   priority,
 		   side == GNUTLS_SERVER ? ":%SERVER_PRECEDENCE" : "");
 	int r;
 	const char *step = "gnutls_init";

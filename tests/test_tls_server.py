@@ -307,6 +307,21 @@ def test_the_server_order_wins(tmp):
         srv.stop()
 
 
+def test_tls_priority_cannot_bring_back_tls_1_0(tmp):
+    """SPEC 8: TLS 1.2 and 1.3 only. A tls-priority that adds TLS 1.0 and
+    1.1 once had them negotiated; the floor now holds whatever the
+    string says, and TLS 1.2 still works."""
+    srv = policy_server(tmp, extra='tls-priority = "NORMAL:+VERS-TLS1.0:'
+                                   '+VERS-TLS1.1:+SHA1"\n')
+    try:
+        for old in ("-tls1", "-tls1_1"):
+            r = s_client(srv, old, "-cipher", "DEFAULT:@SECLEVEL=0")
+            assert negotiated(r) in (None, "(NONE)"), r
+        assert negotiated(s_client(srv, "-tls1_2")) not in (None, "(NONE)")
+    finally:
+        srv.stop()
+
+
 @pytest.mark.parametrize("suite", ["AES128-SHA", "AES256-GCM-SHA384"])
 def test_static_rsa_is_refused_on_port_25(tmp, suite):
     srv = policy_server(tmp)
