@@ -23,16 +23,21 @@ int auth_load(const char *path, struct buf *table, char *why, size_t n)
 	return -1;
 }
 
-/* The hash stored for user, copied into out; 0 when there is none. */
+/* The hash stored for user, copied into out; 0 when there is none. With
+ * user NULL, the first user's. */
 static int find_user(const struct buf *table, const char *user, char *out,
 		     size_t n)
 {
-	size_t ul = strlen(user);
+	size_t ul = user ? strlen(user) : 0;
 	for (const char *l = table->s; l && *l;) {
 		const char *e = strchr(l, '\n');
 		size_t len = e ? (size_t)(e - l) : strlen(l);
-		if (len > ul && l[0] != '#' && !memcmp(l, user, ul) &&
-		    l[ul] == ':') {
+		if (!user) {
+			const char *c = memchr(l, ':', len);
+			ul = c && c != l ? (size_t)(c - l) : len;
+		}
+		if (len > ul && l[0] != '#' &&
+		    (!user || !memcmp(l, user, ul)) && l[ul] == ':') {
 			size_t hl = len - ul - 1;
 			while (hl && (l[ul + 1 + hl - 1] == '\r' ||
 				      l[ul + 1 + hl - 1] == ' '))
@@ -62,10 +67,11 @@ int auth_check(const struct buf *table, const char *user, const char *pass,
 		}
 	}
 	char stored[512];
-	/* an unknown user costs a hash too, so timing does not tell */
+	/* an unknown user costs a hash too, with the first user's method
+	 * and cost (yescrypt, SHA-512 rounds...), so timing does not tell */
 	int known = *user && !strchr(user, ':') && !strchr(user, '\n') &&
 		    find_user(table, user, stored, sizeof stored);
-	if (!known)
+	if (!known && !find_user(table, NULL, stored, sizeof stored))
 		fmt_snprintf(stored, sizeof stored, "$6$postmaster$");
 	struct crypt_data *cd = calloc(1, sizeof *cd);
 	if (!cd) {

@@ -280,3 +280,45 @@ def test_failed_auth_counts_once_towards_the_error_limit(tmp, how):
         text = srv.stop()
     if how == "wrong-password":
         assert text.count("event=auth-failed user=anna") == 2, text
+
+
+def test_an_unknown_user_costs_the_hash_of_a_real_one(tmp):
+    """The failed login of an unknown user was hashed with a fixed cheap
+    SHA-512 setting, while real users' hashes (yescrypt, or SHA-512 with
+    many rounds) took far longer: the time of a 535 told which names
+    exist. An unknown user now costs the first user's method and cost.
+    Asserted as a lower bound relative to this machine's own crypt time,
+    so a slow or busy machine cannot make it fail."""
+    import warnings
+    with warnings.catch_warnings():  # deprecated in 3.11, still there
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    setting = "$6$rounds=999999$saltsalt$"
+    costs = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        slow = crypt.crypt("secret", setting)
+        costs.append(time.monotonic() - t0)
+    cost = min(costs)
+    users = os.path.join(tmp, "users")
+    with open(users, "w") as f:
+        f.write("slow:%s\n" % slow)
+    cf = os.path.join(tmp, "pm.cf")
+    with open(cf, "w") as f:
+        f.write("[core]\nhostname = mail.example.net\nlogger = stderr\n"
+                "spool-directory = %s/spool\n%s[smtpd \"local\"]\n"
+                "listen-port = 127.0.0.1:2587\nauth = optional\n"
+                "auth-file = %s\n[route]\n@example.net discard\n"
+                % (tmp, "user-id = nobody\n" if ROOT else "", users))
+    os.makedirs(os.path.join(tmp, "spool"), exist_ok=True)
+    if ROOT:
+        os.chown(os.path.join(tmp, "spool"), 65534, 65534)
+    wire = (b"EHLO client.example\r\nAUTH PLAIN AGdob3N0AHNlY3JldA==\r\n"
+            b"QUIT\r\n")  # \0ghost\0secret
+    t0 = time.monotonic()
+    p = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=local"],
+                       input=wire, capture_output=True, timeout=60)
+    took = time.monotonic() - t0
+    assert b"535 5.7.8 " in p.stdout, p.stdout + p.stderr
+    # one second of penalty, and the hash of a real user
+    assert took >= 1.0 + cost / 2, (took, cost)
