@@ -309,12 +309,12 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		fmt_snprintf(dead[ndead].key, sizeof dead[ndead].key, "%s", key);
 		dead[ndead++].r = rc[0].r;
 	}
-	/* LMTP delivers: its success is final; an SMTP peer with DSN got
-	 * NOTIFY and reports for itself */
+	/* a peer with DSN got NOTIFY and reports for itself, LMTP or not
+	 * (RFC 3461 5.2.2); otherwise LMTP delivered, SMTP relayed */
 	int lmtp = j.relay && j.relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
-	int success = lmtp	       ? REPORT_DELIVERED
-		      : j.remote_dsn ? -1
-				     : REPORT_RELAYED;
+	int success = j.remote_dsn ? -1
+		      : lmtp	   ? REPORT_DELIVERED
+				   : REPORT_RELAYED;
 	for (unsigned k = 0; k < n; k++)
 		apply(x, idx[k], &rc[slot[k]].r, j.remote, j.remote_tls,
 		      success);

@@ -160,3 +160,31 @@ def test_notify_success_over_dovecot_lmtp_reports_delivered(tmp, peers):
     for b in rcpts.values():
         assert b["Action"] == "delivered", str(b)
         assert b["Status"] == "2.0.0", str(b)
+
+
+def test_notify_success_over_lmtp_with_dsn_leaves_the_report_to_it(tmp, peers):
+    # an LMTP server that announces DSN got NOTIFY=SUCCESS and reports
+    # itself (RFC 3461 5.2.2): a second "delivered" report from us would
+    # give the sender two
+    sink = SmtpSink(tmp, "-L")
+    peers.append(sink)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % sink.port], protocol="lmtp")
+    sent = submit_dsn(cf, ["joe@example.net"], "", " NOTIFY=SUCCESS")
+    assert "status=sent" in status_lines(sent.log)["joe@example.net"], sent.log
+    mail, rcpt = sink_args(sink)
+    assert rcpt == ["X-Rcpt-Args: <joe@example.net> NOTIFY=SUCCESS"], rcpt
+    assert "event=report" not in sent.log, sent.log
+    assert maildir_files(os.path.join(tmp, "bounces")) == []
+
+
+def test_notify_success_over_lmtp_without_dsn_reports_delivered(tmp, peers):
+    sink = SmtpSink(tmp, "-L", "-N")
+    peers.append(sink)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % sink.port], protocol="lmtp")
+    sent = submit_dsn(cf, ["joe@example.net"], "", " NOTIFY=SUCCESS")
+    mail, rcpt = sink_args(sink)
+    assert rcpt == ["X-Rcpt-Args: <joe@example.net>"], rcpt
+    assert re.search(r"id=%s event=report action=delivered report-id=" % sent.id,
+                     sent.log), sent.log
+    per_msg, rcpts = success_report(tmp)
+    assert rcpts["joe@example.net"]["Action"] == "delivered"
