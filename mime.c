@@ -65,18 +65,25 @@ static int is_7bit(const struct conv *cv, const char *p, size_t n)
 	return 1;
 }
 
+/* The line p..e starts the header field name (any value, even none yet
+ * before a fold). */
+static int field_is(const char *p, const char *e, const char *name)
+{
+	size_t nl = strlen(name);
+	return (size_t)(e - p) > nl && !strncasecmp(p, name, nl) && p[nl] == ':';
+}
+
 /* The value of header field name in the header section h..hend, unfolded
  * into out; 0 when it is absent. */
 static int header_value(const struct conv *cv, const char *h, const char *hend,
 			const char *name, char *out, size_t n)
 {
-	size_t nl = strlen(name);
 	for (const char *p = h, *next; p < hend; p = next) {
 		const char *e = line_end(cv, p, hend, &next);
-		if ((size_t)(e - p) <= nl || strncasecmp(p, name, nl) || p[nl] != ':')
+		if (!field_is(p, e, name))
 			continue;
 		size_t o = 0;
-		const char *v = p + nl + 1;
+		const char *v = p + strlen(name) + 1;
 		for (;;) {
 			for (; v < e && o + 1 < n; v++)
 				out[o++] = *v == '\t' ? ' ' : *v;
@@ -186,8 +193,7 @@ static void headers_without_cte(struct conv *cv, const char *h,
 			if (skipping)
 				continue;
 		} else {
-			skipping = (size_t)(e - p) > 26 &&
-				   !strncasecmp(p, "Content-Transfer-Encoding:", 26);
+			skipping = field_is(p, e, "Content-Transfer-Encoding");
 			if (skipping)
 				continue;
 		}

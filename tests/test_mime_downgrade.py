@@ -152,3 +152,22 @@ def test_8bit_header_cannot_be_converted_and_bounces(env):
     text = status[0].as_string()
     assert "Status: 5.6.3" in text
     assert "8-bit octets in a header field" in text
+
+
+def send_8bitmime(cf, body):
+    return send(cf, b"EHLO c\r\nMAIL FROM:<s@example.org> BODY=8BITMIME\r\n"
+                    b"RCPT TO:<a@ext.example>\r\nDATA\r\n" +
+                body.replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\nQUIT\r\n")
+
+
+def test_cte_folded_after_its_colon_is_replaced(env):
+    # RFC 5322 2.2.3 allows the fold right after the colon; the old field
+    # must go, or the part has two encodings and decodes as the first
+    d, cf = env
+    send_8bitmime(cf, b"Subject: fold\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: text/plain; charset=utf-8\r\n"
+                      b"Content-Transfer-Encoding:\r\n 8bit\r\n\r\n"
+                      b"caf\xc3\xa9\r\n")
+    raw, msg = delivered(d)
+    assert msg.get_all("Content-Transfer-Encoding") == ["quoted-printable"], raw
+    assert msg.get_payload(decode=True).rstrip(b"\n") == b"caf\xc3\xa9"
