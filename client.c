@@ -535,8 +535,10 @@ static int choose_form(struct tx *x, struct reply *fail)
 			  x->c->name);
 		return -1;
 	}
+	/* the content decides (SPEC 7): ASCII declared BODY=8BITMIME goes
+	 * as it is, long lines folded on the wire like 7-bit mail */
 	if ((x->m->binary && !(e->binary && e->chunking)) ||
-	    (x->eightbit && !e->eightbit)) {
+	    (j->has8bit && !e->eightbit)) {
 		if (downgrade(j) < 0) {
 			reply_set(fail, 554, ESC_CONVERSION_NOT_SUPPORTED,
 				  "%s accepts only 7-bit mail "
@@ -549,6 +551,8 @@ static int choose_form(struct tx *x, struct reply *fail)
 		x->wire = j->conv_wire;
 		x->eightbit = 0;
 	}
+	if (!e->eightbit)
+		x->eightbit = 0;
 	if (e->size && (unsigned long long)x->wire > e->size) {
 		reply_set(fail, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM,
 			  "message size %lld exceeds the limit of %s (%llu)",
@@ -1026,9 +1030,8 @@ static void deliver(struct client_job *j)
 		free(c);
 		return;
 	}
-	int eightbit;
-	scan_body(j->m, &j->wire_size, &eightbit);
-	if (eightbit && !j->m->binary)
+	scan_body(j->m, &j->wire_size, &j->has8bit);
+	if (j->has8bit && !j->m->binary)
 		j->eightbit = 1;
 	char key[300];
 	fmt_snprintf(key, sizeof key, "%d %s", (int)j->kind,

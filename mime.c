@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +23,8 @@
 
 #define MAX_DEPTH 20
 #define QP_LINE 76
+#define LINE_7BIT 998 /* RFC 5322 2.1.1, without CRLF */
+#define ANY_LINE SIZE_MAX
 
 struct conv {
 	struct buf out;
@@ -46,7 +49,12 @@ static const char *line_end(const struct conv *cv, const char *p,
 	return lf;
 }
 
-static int is_7bit(const struct conv *cv, const char *p, size_t n)
+/* No octet above 127, no NUL, no bare CR and no line over max_line
+ * octets: text that needs no encoding. Header sections, preambles and
+ * epilogues pass ANY_LINE: the wire writer folds their long lines, as
+ * Postfix's smtp_line_length_limit does. */
+static int is_7bit(const struct conv *cv, const char *p, size_t n,
+		   size_t max_line)
 {
 	size_t col = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -59,7 +67,7 @@ static int is_7bit(const struct conv *cv, const char *p, size_t n)
 		}
 		if (c == '\r' && !(cv->crlf && i + 1 < n && p[i + 1] == '\n'))
 			return 0; /* a bare CR */
-		if (c != '\r' && ++col > 998)
+		if (c != '\r' && ++col > max_line)
 			return 0;
 	}
 	return 1;
@@ -175,6 +183,14 @@ static void base64(struct conv *cv, const char *p, const char *end)
 	}
 }
 
+static int memchr_8bit(const char *p, const char *end)
+{
+	for (; p < end; p++)
+		if ((unsigned char)*p >= 0x80)
+			return 1;
+	return 0;
+}
+
 static int fail(struct conv *cv, const char *what)
 {
 	fmt_snprintf(cv->why, cv->whyn, "%s", what);
@@ -234,14 +250,14 @@ static int multipart(struct conv *cv, const char *b, const char *end,
 			if (entity(cv, part, pe, depth + 1, 0) < 0)
 				return -1;
 			buf_addc(&cv->out, '\n');
-		} else if (!is_7bit(cv, b, (size_t)(p - b))) {
+		} else if (!is_7bit(cv, b, (size_t)(p - b), ANY_LINE)) {
 			return fail(cv, "8-bit octets in a MIME preamble");
 		} else {
 			copy_lines(cv, b, p);
 		}
 		copy_lines(cv, p, next);
 		if (close) {
-			if (!is_7bit(cv, next, (size_t)(end - next)))
+			if (!is_7bit(cv, next, (size_t)(end - next), ANY_LINE))
 				return fail(cv, "8-bit octets in a MIME epilogue");
 			copy_lines(cv, next, end);
 			return 0;
@@ -270,13 +286,11 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 			break;
 		}
 	}
-	if (!is_7bit(cv, p, (size_t)(hend - p))) {
-		for (const char *q = p; q < hend; q++)
-			if ((unsigned char)*q >= 0x80)
-				return fail(cv, "8-bit octets in a header field, "
-						"which MIME cannot encode here");
-		return fail(cv, "a header line with NUL, a bare CR or more "
-				"than 998 octets");
+	if (!is_7bit(cv, p, (size_t)(hend - p), ANY_LINE)) {
+		if (memchr_8bit(p, hend))
+			return fail(cv, "8-bit octets in a header field, "
+					"which MIME cannot encode here");
+		return fail(cv, "a header line with NUL or a bare CR");
 	}
 	char ct[1024] = "", cte[128] = "", boundary[256];
 	int has_ct = header_value(cv, p, hend, "Content-Type", ct, sizeof ct);
@@ -295,7 +309,7 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 		copy_lines(cv, p, body);
 		return entity(cv, body, end, depth + 1, 0);
 	}
-	if (is_7bit(cv, body, (size_t)(end - body)) &&
+	if (is_7bit(cv, body, (size_t)(end - body), LINE_7BIT) &&
 	    strncasecmp(cte[0] == ' ' ? cte + 1 : cte, "binary", 6)) {
 		copy_lines(cv, p, end);
 		return 0;
@@ -303,8 +317,9 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 	headers_without_cte(cv, p, hend);
 	if (top && !header_value(cv, p, hend, "MIME-Version", cte, sizeof cte))
 		buf_adds(&cv->out, "MIME-Version: 1.0\n");
-	if (!has_ct)
-		buf_adds(&cv->out, "Content-Type: text/plain; charset=unknown-8bit\n");
+	if (!has_ct) /* RFC 2045 5.2's default, unless 8-bit says otherwise */
+		buf_printf(&cv->out, "Content-Type: text/plain; charset=%s\n",
+			   memchr_8bit(body, end) ? "unknown-8bit" : "us-ascii");
 	buf_printf(&cv->out, "Content-Transfer-Encoding: %s\n\n",
 		   is_text ? "quoted-printable" : "base64");
 	if (is_text)

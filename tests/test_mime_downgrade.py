@@ -171,3 +171,55 @@ def test_cte_folded_after_its_colon_is_replaced(env):
     raw, msg = delivered(d)
     assert msg.get_all("Content-Transfer-Encoding") == ["quoted-printable"], raw
     assert msg.get_payload(decode=True).rstrip(b"\n") == b"caf\xc3\xa9"
+
+
+LONG = b"X-Long: " + b"a" * 1200
+
+
+def max_line(raw):
+    return max(len(line) for line in raw.split(b"\n"))
+
+
+def test_ascii_declared_8bitmime_goes_unconverted(env):
+    # BODY=8BITMIME on ASCII content (common from MUAs labelling ASCII
+    # "8bit"): the content decides; a long header line is folded on the
+    # wire as for any 7-bit mail, not a reason to bounce
+    d, cf = env
+    body = (b"Subject: ascii\r\n" + LONG + b"\r\n\r\nshort\r\n" +
+            b"b" * 1200 + b"\r\n")
+    send_8bitmime(cf, body)
+    assert glob.glob(os.path.join(d, "bounces", "new", "*")) == []
+    raw, msg = delivered(d)
+    assert max_line(raw) <= 998
+    assert msg["Content-Transfer-Encoding"] is None, raw[:300]
+    assert msg["Content-Type"] is None, raw[:300]
+    assert msg["X-Long"].replace("\n", "").replace(" ", "") == "a" * 1200
+    assert b"X-Mail-Args: <s@example.org>\n" in raw  # no BODY=8BITMIME
+
+
+def test_8bit_body_with_a_long_header_line_is_converted(env):
+    d, cf = env
+    send_8bitmime(cf, b"Subject: long\r\n" + LONG + b"\r\n"
+                      b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                      b"caf\xc3\xa9\r\n")
+    assert glob.glob(os.path.join(d, "bounces", "new", "*")) == []
+    raw, msg = delivered(d)
+    assert max_line(raw) <= 998
+    assert msg["Content-Transfer-Encoding"] == "quoted-printable"
+    assert msg.get_payload(decode=True).rstrip(b"\n") == b"caf\xc3\xa9"
+
+
+def test_ascii_part_encoded_for_its_long_line_stays_us_ascii(env):
+    # in a message converted for another part, an untyped ASCII part whose
+    # line is too long is encoded, and is not labelled an unknown 8-bit
+    # charset
+    d, cf = env
+    send_8bitmime(cf, b"Subject: mixed\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+                      b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                      b"caf\xc3\xa9\r\n--b\r\n\r\n" + b"c" * 1200 +
+                      b"\r\n--b--\r\n")
+    raw, msg = delivered(d)
+    parts = [p for p in msg.walk() if not p.is_multipart()]
+    assert parts[1]["Content-Type"] == "text/plain; charset=us-ascii", raw
+    assert parts[1].get_payload(decode=True) == b"c" * 1200
