@@ -106,23 +106,67 @@ static int header_value(const struct conv *cv, const char *h, const char *hend,
 	return 0;
 }
 
+/* Past blanks and comments (RFC 5322 CFWS, unfolded). */
+static const char *skip_blanks(const char *q)
+{
+	for (int depth = 0;; q++) {
+		if (*q == '(')
+			depth++;
+		else if (*q == ')' && depth)
+			depth--;
+		else if (*q == '\\' && depth && q[1])
+			q++;
+		else if (!(*q == ' ' || *q == '\t' || (depth && *q)))
+			return q;
+	}
+}
+
+/* The next ';' of a header value from p that separates parameters: not
+ * one inside a quoted string or a comment (RFC 2045 5.1, RFC 5322 3.2.2);
+ * NULL when there is none. */
+static const char *next_semicolon(const char *p)
+{
+	int depth = 0; /* of nested comments */
+	for (; *p; p++) {
+		if (*p == '\\' && depth && p[1]) {
+			p++;
+		} else if (*p == '"' && !depth) {
+			for (p++; *p && *p != '"'; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (!*p)
+				return NULL;
+		} else if (*p == '(') {
+			depth++;
+		} else if (*p == ')' && depth) {
+			depth--;
+		} else if (*p == ';' && !depth) {
+			return p;
+		}
+	}
+	return NULL;
+}
+
 /* The parameter param of a Content-Type value (quotes removed). */
 static int param(const char *v, const char *name, char *out, size_t n)
 {
 	size_t nl = strlen(name);
-	for (const char *p = strchr(v, ';'); p; p = strchr(p + 1, ';')) {
-		const char *q = p + 1;
-		while (*q == ' ')
-			q++;
-		if (strncasecmp(q, name, nl) || q[nl] != '=')
+	for (const char *p = next_semicolon(v); p; p = next_semicolon(p + 1)) {
+		const char *q = skip_blanks(p + 1);
+		if (strncasecmp(q, name, nl))
 			continue;
-		q += nl + 1;
+		q = skip_blanks(q + nl);
+		if (*q != '=')
+			continue;
+		q = skip_blanks(q + 1);
 		size_t o = 0;
 		if (*q == '"') {
 			for (q++; *q && *q != '"' && o + 1 < n; q++)
 				out[o++] = *q == '\\' && q[1] ? *++q : *q;
 		} else {
-			for (; *q && *q != ';' && *q != ' ' && o + 1 < n; q++)
+			for (; *q && *q != ';' && *q != ' ' && *q != '\t' &&
+			       *q != '(' && o + 1 < n;
+			     q++)
 				out[o++] = *q;
 		}
 		out[o] = 0;

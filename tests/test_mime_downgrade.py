@@ -223,3 +223,32 @@ def test_ascii_part_encoded_for_its_long_line_stays_us_ascii(env):
     parts = [p for p in msg.walk() if not p.is_multipart()]
     assert parts[1]["Content-Type"] == "text/plain; charset=us-ascii", raw
     assert parts[1].get_payload(decode=True) == b"c" * 1200
+
+
+def test_boundary_inside_another_quoted_parameter_is_not_the_boundary(env):
+    # RFC 2045 5.1: a quoted-string may hold ";" and "boundary="
+    d, cf = env
+    send_8bitmime(cf, b"Subject: q\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/mixed; foo=\"; boundary=evil\";"
+                      b" boundary=good\r\n\r\n"
+                      b"--good\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                      b"caf\xc3\xa9\r\n--good\r\nContent-Type: text/plain\r\n\r\n"
+                      b"two\r\n--good--\r\n")
+    assert glob.glob(os.path.join(d, "bounces", "new", "*")) == []
+    raw, msg = delivered(d)
+    parts = [p.get_payload(decode=True) for p in msg.walk()
+             if not p.is_multipart()]
+    assert parts == [b"caf\xc3\xa9", b"two"], raw
+
+
+def test_boundary_after_a_comment_is_found(env):
+    # RFC 5322 CFWS: a comment, even one holding ";", may precede the name
+    d, cf = env
+    send_8bitmime(cf, b"Subject: c\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/mixed; (a; b=c)boundary = good\r\n"
+                      b"\r\n--good\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      b"\r\ncaf\xc3\xa9\r\n--good--\r\n")
+    raw, msg = delivered(d)
+    # the part converted on its own, the delimiters kept as they were
+    assert b"\n--good\nContent-Type: text/plain; charset=utf-8\n" in raw, raw
+    assert b"\ncaf=C3=A9\n--good--\n" in raw, raw
