@@ -6,8 +6,9 @@
  * boundary lines, a message/rfc822 body is an entity again, and any other
  * body is a leaf. A leaf is copied as it is when it is 7-bit (no octet
  * above 127, no NUL, no bare CR, lines of at most 998 octets); otherwise
- * text becomes quoted-printable and anything else base64. Text mail is
- * stored with LF line ends; binary mail as received, with CRLF.
+ * text becomes quoted-printable and anything else base64. What goes out
+ * labelled 8bit or binary is relabelled 7bit. Text mail is stored with
+ * LF line ends; binary mail as received, with CRLF.
  */
 #include "mime.h"
 #include "fmt.h"
@@ -265,6 +266,31 @@ static void headers_without_cte(struct conv *cv, const char *h,
 static int entity(struct conv *cv, const char *p, const char *end, int depth,
 		  int top);
 
+/* The Content-Transfer-Encoding value v is the mechanism word. */
+static int cte_is(const char *v, const char *word)
+{
+	size_t wl = strlen(word);
+	v = skip_blanks(v);
+	return !strncasecmp(v, word, wl) && !*skip_blanks(v + wl);
+}
+
+/* The header section p..hend of an entity whose body goes out 7-bit, and
+ * its empty line (to body): a CTE of 8bit or binary becomes 7bit (RFC
+ * 2045 6.4; RFC 6152 3 keeps 8bit from a peer without 8BITMIME), as
+ * Postfix's mime_state does for multipart and message entities. */
+static void headers_7bit(struct conv *cv, const char *p,
+			      const char *hend, const char *body,
+			      const char *cte)
+{
+	if (!cte_is(cte, "8bit") && !cte_is(cte, "binary")) {
+		copy_lines(cv, p, body);
+		return;
+	}
+	headers_without_cte(cv, p, hend);
+	buf_adds(&cv->out, "Content-Transfer-Encoding: 7bit\n");
+	copy_lines(cv, hend, body);
+}
+
 /* A multipart body: its parts each converted, the boundaries kept. */
 static int multipart(struct conv *cv, const char *b, const char *end,
 		     const char *boundary, int depth)
@@ -346,16 +372,17 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 	int is_message = !strncasecmp(t, "message/rfc822", 14);
 	int is_text = !has_ct || !strncasecmp(t, "text/", 5);
 	if (is_multipart && param(t, "boundary", boundary, sizeof boundary)) {
-		copy_lines(cv, p, body);
+		headers_7bit(cv, p, hend, body, cte);
 		return multipart(cv, body, end, boundary, depth);
 	}
 	if (is_message) {
-		copy_lines(cv, p, body);
+		headers_7bit(cv, p, hend, body, cte);
 		return entity(cv, body, end, depth + 1, 0);
 	}
 	if (is_7bit(cv, body, (size_t)(end - body), LINE_7BIT) &&
-	    strncasecmp(cte[0] == ' ' ? cte + 1 : cte, "binary", 6)) {
-		copy_lines(cv, p, end);
+	    !cte_is(cte, "binary")) {
+		headers_7bit(cv, p, hend, body, cte);
+		copy_lines(cv, body, end);
 		return 0;
 	}
 	headers_without_cte(cv, p, hend);

@@ -252,3 +252,34 @@ def test_boundary_after_a_comment_is_found(env):
     # the part converted on its own, the delimiters kept as they were
     assert b"\n--good\nContent-Type: text/plain; charset=utf-8\n" in raw, raw
     assert b"\ncaf=C3=A9\n--good--\n" in raw, raw
+
+
+def test_nothing_stays_labelled_8bit(env):
+    # RFC 2045 6.4: once its parts are 7-bit a multipart or message is
+    # 7bit; a 7-bit leaf labelled 8bit would claim 8BITMIME's data
+    d, cf = env
+    send_8bitmime(cf, b"Subject: labels\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/mixed; boundary=b\r\n"
+                      b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+                      b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      b"Content-Transfer-Encoding: 8BIT\r\n\r\ncaf\xc3\xa9\r\n"
+                      b"--b\r\nContent-Type: message/rfc822\r\n"
+                      b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+                      b"Subject: in\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      b"\r\nna\xc3\xafve\r\n"
+                      b"--b\r\nContent-Type: text/plain\r\n"
+                      b"Content-Transfer-Encoding: 8bit (ascii really)\r\n\r\n"
+                      b"plain\r\n--b--\r\n")
+    raw, msg = delivered(d)
+    ctes = {p.get_content_type() + ":" + p.get_payload(decode=False)[:5]
+            if not p.is_multipart() and p.get_content_type() == "text/plain"
+            else p.get_content_type(): p.get_all("Content-Transfer-Encoding")
+            for p in msg.walk()}
+    assert b"8bit" not in raw.lower(), raw
+    assert ctes["multipart/mixed"] == ["7bit"], ctes
+    assert ctes["message/rfc822"] == ["7bit"], ctes
+    assert ctes["text/plain:plain"] == ["7bit"], ctes
+    assert ctes["text/plain:caf=C"] == ["quoted-printable"], ctes
+    leaves = [p.get_payload(decode=True) for p in msg.walk()
+              if not p.is_multipart() and p.get_content_type() == "text/plain"]
+    assert leaves == [b"caf\xc3\xa9", b"na\xc3\xafve", b"plain"], leaves
