@@ -263,8 +263,13 @@ static void headers_without_cte(struct conv *cv, const char *h,
 	}
 }
 
+/* What an entity is to its parent: the message itself, or a part of a
+ * multipart/digest (whose parts are message/rfc822 by default, RFC 2046
+ * 5.1.5), or neither (0). */
+enum { E_TOP = 1, E_IN_DIGEST = 2 };
+
 static int entity(struct conv *cv, const char *p, const char *end, int depth,
-		  int top);
+		  int role);
 
 /* The Content-Transfer-Encoding value v is the mechanism word. */
 static int cte_is(const char *v, const char *word)
@@ -293,8 +298,9 @@ static void headers_7bit(struct conv *cv, const char *p,
 
 /* A multipart body: its parts each converted, the boundaries kept. */
 static int multipart(struct conv *cv, const char *b, const char *end,
-		     const char *boundary, int depth)
+		     const char *boundary, int depth, int digest)
 {
+	int role = digest ? E_IN_DIGEST : 0;
 	size_t bl = strlen(boundary);
 	const char *part = NULL; /* start of the current part's entity */
 	for (const char *p = b, *next; p < end; p = next) {
@@ -317,7 +323,7 @@ static int multipart(struct conv *cv, const char *b, const char *end,
 				pe--;
 			if (cv->crlf && pe > part && pe[-1] == '\r')
 				pe--;
-			if (entity(cv, part, pe, depth + 1, 0) < 0)
+			if (entity(cv, part, pe, depth + 1, role) < 0)
 				return -1;
 			buf_addc(&cv->out, '\n');
 		} else if (!is_7bit(cv, b, (size_t)(p - b), ANY_LINE)) {
@@ -336,13 +342,13 @@ static int multipart(struct conv *cv, const char *b, const char *end,
 	}
 	/* no closing delimiter: the last part runs to the end */
 	if (part)
-		return entity(cv, part, end, depth + 1, 0);
+		return entity(cv, part, end, depth + 1, role);
 	return fail(cv, "a multipart body without its boundary");
 }
 
 /* One entity (header section and body) from p to end. */
 static int entity(struct conv *cv, const char *p, const char *end, int depth,
-		  int top)
+		  int role)
 {
 	if (depth > MAX_DEPTH)
 		return fail(cv, "MIME parts nested too deep to convert");
@@ -369,11 +375,13 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 	while (*t == ' ')
 		t++;
 	int is_multipart = !strncasecmp(t, "multipart/", 10);
-	int is_message = !strncasecmp(t, "message/rfc822", 14);
-	int is_text = !has_ct || !strncasecmp(t, "text/", 5);
+	int is_message = has_ct ? !strncasecmp(t, "message/rfc822", 14)
+				: role == E_IN_DIGEST;
+	int is_text = has_ct ? !strncasecmp(t, "text/", 5) : !is_message;
 	if (is_multipart && param(t, "boundary", boundary, sizeof boundary)) {
 		headers_7bit(cv, p, hend, body, cte);
-		return multipart(cv, body, end, boundary, depth);
+		return multipart(cv, body, end, boundary, depth,
+				 !strncasecmp(t, "multipart/digest", 16));
 	}
 	if (is_message) {
 		headers_7bit(cv, p, hend, body, cte);
@@ -386,7 +394,8 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 		return 0;
 	}
 	headers_without_cte(cv, p, hend);
-	if (top && !header_value(cv, p, hend, "MIME-Version", cte, sizeof cte))
+	if (role == E_TOP &&
+	    !header_value(cv, p, hend, "MIME-Version", cte, sizeof cte))
 		buf_adds(&cv->out, "MIME-Version: 1.0\n");
 	if (!has_ct) /* RFC 2045 5.2's default, unless 8-bit says otherwise */
 		buf_printf(&cv->out, "Content-Type: text/plain; charset=%s\n",
@@ -416,7 +425,7 @@ int mime_downgrade(const struct msg *m, int out_fd, char *why, size_t n)
 		return -1;
 	}
 	const char *p = map + (m->off - start);
-	int r = entity(&cv, p, p + m->size, 0, 1);
+	int r = entity(&cv, p, p + m->size, 0, E_TOP);
 	munmap(map, len);
 	if (r == 0 && write_all(out_fd, cv.out.s, cv.out.len) < 0) {
 		fmt_snprintf(why, n, "cannot write the converted message: %s",

@@ -283,3 +283,25 @@ def test_nothing_stays_labelled_8bit(env):
     leaves = [p.get_payload(decode=True) for p in msg.walk()
               if not p.is_multipart() and p.get_content_type() == "text/plain"]
     assert leaves == [b"caf\xc3\xa9", b"na\xc3\xafve", b"plain"], leaves
+
+
+def test_digest_part_without_content_type_stays_a_message(env):
+    # RFC 2046 5.1.5: in a multipart/digest a part is message/rfc822 unless
+    # it says otherwise; its inner entity is converted, not the whole part
+    d, cf = env
+    send_8bitmime(cf, b"Subject: digest\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/digest; boundary=d\r\n\r\n"
+                      b"--d\r\n\r\nSubject: m1\r\n"
+                      b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                      b"body \xc3\xa9\r\n"
+                      b"--d\r\nContent-Type: text/plain\r\n\r\nnot a message\r\n"
+                      b"--d--\r\n")
+    raw, msg = delivered(d)
+    types = [p.get_content_type() for p in msg.walk()]
+    assert types == ["multipart/digest", "message/rfc822", "text/plain",
+                     "text/plain"], raw
+    inner = list(msg.walk())[2]  # the enclosed message itself
+    assert inner["Subject"] == "m1", raw
+    assert inner["Content-Type"] == "text/plain; charset=utf-8", raw
+    assert inner.get_payload(decode=True) == b"body \xc3\xa9"
+    assert b"Content-Type: text/plain; charset=unknown-8bit" not in raw
