@@ -27,12 +27,62 @@
 #define LINE_7BIT 998 /* RFC 5322 2.1.1, without CRLF */
 #define ANY_LINE SIZE_MAX
 
+/* Memory stays bounded whatever the message size (SPEC 5, 11): the
+ * output goes to the file whenever SPILL octets are waiting, and the pages
+ * of the mapping behind the reading cursor are given back every FORGET
+ * octets (they come back from the page cache if a part is read again). */
+#define SPILL 65536
+#define FORGET (1024 * 1024)
+
 struct conv {
 	struct buf out;
+	int fd;   /* where the output goes */
+	int werr; /* the errno of a failed write, or 0 */
 	int crlf; /* the input's line ends are CRLF (binary mail) */
+	const char *map; /* the mapping, page aligned */
+	size_t kept;     /* the pages before map + kept were given back */
+	size_t page;
 	char *why;
 	size_t whyn;
 };
+
+static void write_out(struct conv *cv)
+{
+	if (!cv->werr && cv->out.len && write_all(cv->fd, cv->out.s,
+						  cv->out.len) < 0)
+		cv->werr = errno ? errno : EIO;
+	cv->out.len = 0;
+}
+
+static void spill(struct conv *cv)
+{
+	if (cv->out.len >= SPILL)
+		write_out(cv);
+}
+
+/* Appends n octets from p, spilling as the buffer fills. */
+static void emit(struct conv *cv, const char *p, size_t n)
+{
+	while (n) {
+		size_t k = n < SPILL ? n : SPILL;
+		buf_add(&cv->out, p, k);
+		spill(cv);
+		p += k;
+		n -= k;
+	}
+}
+
+/* The reading cursor is at p: the pages well behind it go back. */
+static void forget_before(struct conv *cv, const char *p)
+{
+	size_t upto = (size_t)(p - cv->map);
+	upto -= upto % cv->page;
+	if (upto < cv->kept)
+		cv->kept = upto; /* a part read again */
+	else if (upto - cv->kept >= FORGET &&
+		 madvise((void *)cv->map, upto, MADV_DONTNEED) == 0)
+		cv->kept = upto;
+}
 
 /* The end of the line that starts at p (before its LF or CRLF) and the
  * start of the next one. */
@@ -54,12 +104,14 @@ static const char *line_end(const struct conv *cv, const char *p,
  * octets: text that needs no encoding. Header sections, preambles and
  * epilogues pass ANY_LINE: the wire writer folds their long lines, as
  * Postfix's smtp_line_length_limit does. */
-static int is_7bit(const struct conv *cv, const char *p, size_t n,
+static int is_7bit(struct conv *cv, const char *p, size_t n,
 		   size_t max_line)
 {
 	size_t col = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
+		if (!(i % SPILL))
+			forget_before(cv, p + i);
 		if (c >= 0x80 || c == 0)
 			return 0;
 		if (c == '\n') {
@@ -181,7 +233,8 @@ static void copy_lines(struct conv *cv, const char *p, const char *end)
 {
 	for (const char *next; p < end; p = next) {
 		const char *e = line_end(cv, p, end, &next);
-		buf_add(&cv->out, p, (size_t)(e - p));
+		forget_before(cv, p);
+		emit(cv, p, (size_t)(e - p));
 		if (next > e)
 			buf_addc(&cv->out, '\n');
 	}
@@ -193,6 +246,7 @@ static void quoted_printable(struct conv *cv, const char *p, const char *end)
 	for (const char *next; p < end; p = next) {
 		const char *e = line_end(cv, p, end, &next);
 		size_t col = 0;
+		forget_before(cv, p);
 		for (const char *q = p; q < e; q++) {
 			unsigned char c = (unsigned char)*q;
 			int last = q + 1 == e;
@@ -201,6 +255,8 @@ static void quoted_printable(struct conv *cv, const char *p, const char *end)
 			size_t w = plain ? 1 : 3;
 			if (col + w > QP_LINE - 1) {
 				buf_adds(&cv->out, "=\n");
+				spill(cv);
+				forget_before(cv, q);
 				col = 0;
 			}
 			if (plain) {
@@ -216,6 +272,7 @@ static void quoted_printable(struct conv *cv, const char *p, const char *end)
 		 * that follows belongs to a boundary, or is added on the wire */
 		if (next > e)
 			buf_addc(&cv->out, '\n');
+		spill(cv);
 	}
 }
 
@@ -225,14 +282,19 @@ static void base64(struct conv *cv, const char *p, const char *end)
 	for (; p < end; p += 57) {
 		buf_add_base64(&cv->out, p, end - p < 57 ? (size_t)(end - p) : 57);
 		buf_addc(&cv->out, '\n');
+		spill(cv);
+		forget_before(cv, p);
 	}
 }
 
-static int memchr_8bit(const char *p, const char *end)
+static int memchr_8bit(struct conv *cv, const char *p, const char *end)
 {
-	for (; p < end; p++)
-		if ((unsigned char)*p >= 0x80)
+	for (size_t i = 0; p + i < end; i++) {
+		if (!(i % SPILL))
+			forget_before(cv, p + i);
+		if ((unsigned char)p[i] >= 0x80)
 			return 1;
+	}
 	return 0;
 }
 
@@ -258,7 +320,7 @@ static void headers_without_cte(struct conv *cv, const char *h,
 			if (skipping)
 				continue;
 		}
-		buf_add(&cv->out, p, (size_t)(e - p));
+		emit(cv, p, (size_t)(e - p));
 		buf_addc(&cv->out, '\n');
 	}
 }
@@ -305,6 +367,7 @@ static int multipart(struct conv *cv, const char *b, const char *end,
 	const char *part = NULL; /* start of the current part's entity */
 	for (const char *p = b, *next; p < end; p = next) {
 		const char *e = line_end(cv, p, end, &next);
+		forget_before(cv, p);
 		int delim = (size_t)(e - p) >= bl + 2 && p[0] == '-' &&
 			    p[1] == '-' && !memcmp(p + 2, boundary, bl);
 		if (!delim)
@@ -356,6 +419,7 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 	const char *hend = end, *body = end;
 	for (const char *q = p, *next; q < end; q = next) {
 		const char *e = line_end(cv, q, end, &next);
+		forget_before(cv, q);
 		if (e == q) {
 			hend = q;
 			body = next;
@@ -363,7 +427,7 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 		}
 	}
 	if (!is_7bit(cv, p, (size_t)(hend - p), ANY_LINE)) {
-		if (memchr_8bit(p, hend))
+		if (memchr_8bit(cv, p, hend))
 			return fail(cv, "8-bit octets in a header field, "
 					"which MIME cannot encode here");
 		return fail(cv, "a header line with NUL or a bare CR");
@@ -399,7 +463,8 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 		buf_adds(&cv->out, "MIME-Version: 1.0\n");
 	if (!has_ct) /* RFC 2045 5.2's default, unless 8-bit says otherwise */
 		buf_printf(&cv->out, "Content-Type: text/plain; charset=%s\n",
-			   memchr_8bit(body, end) ? "unknown-8bit" : "us-ascii");
+			   memchr_8bit(cv, body, end) ? "unknown-8bit"
+						      : "us-ascii");
 	buf_printf(&cv->out, "Content-Transfer-Encoding: %s\n\n",
 		   is_text ? "quoted-printable" : "base64");
 	if (is_text)
@@ -411,9 +476,10 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 
 int mime_downgrade(const struct msg *m, int out_fd, char *why, size_t n)
 {
-	struct conv cv = {.crlf = m->binary, .why = why, .whyn = n};
-	long page = sysconf(_SC_PAGESIZE);
-	off_t start = m->off - m->off % page;
+	struct conv cv = {.fd = out_fd, .crlf = m->binary, .why = why,
+			  .whyn = n};
+	cv.page = (size_t)sysconf(_SC_PAGESIZE);
+	off_t start = m->off - m->off % (off_t)cv.page;
 	size_t len = (size_t)(m->off - start + m->size);
 	if (!m->size) {
 		fmt_snprintf(why, n, "an empty message");
@@ -424,12 +490,15 @@ int mime_downgrade(const struct msg *m, int out_fd, char *why, size_t n)
 		fmt_snprintf(why, n, "cannot read the message: %s", strerror(errno));
 		return -1;
 	}
+	cv.map = map;
 	const char *p = map + (m->off - start);
 	int r = entity(&cv, p, p + m->size, 0, E_TOP);
 	munmap(map, len);
-	if (r == 0 && write_all(out_fd, cv.out.s, cv.out.len) < 0) {
+	if (r == 0)
+		write_out(&cv);
+	if (r == 0 && cv.werr) {
 		fmt_snprintf(why, n, "cannot write the converted message: %s",
-			 strerror(errno));
+			 strerror(cv.werr));
 		r = -1;
 	}
 	buf_free(&cv.out);
