@@ -276,6 +276,77 @@ static void quoted_printable(struct conv *cv, const char *p, const char *end)
 	}
 }
 
+static int is_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') ||
+	       (c >= 'a' && c <= 'f');
+}
+
+/* An octet that no 7-bit encoded body may hold: 8-bit, NUL or bare CR
+ * (a CR of a CRLF line end is never inside a line). */
+static int is_raw(unsigned char c)
+{
+	return c >= 0x80 || c == 0 || c == '\r';
+}
+
+/* A body the sender declared quoted-printable that still holds raw
+ * octets: only those are escaped; its own =XX escapes and soft breaks
+ * keep their meaning, and lines stay within 76 characters. */
+static void requote(struct conv *cv, const char *p, const char *end)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (const char *next; p < end; p = next) {
+		const char *e = line_end(cv, p, end, &next);
+		size_t col = 0;
+		forget_before(cv, p);
+		for (const char *q = p; q < e; q++) {
+			unsigned char c = (unsigned char)*q;
+			int escape = e - q >= 3 && c == '=' && is_hex(q[1]) &&
+				     is_hex(q[2]);
+			size_t w = escape || is_raw(c) ? 3 : 1;
+			int soft_end = c == '=' && q + 1 == e;
+			if (col + w > QP_LINE - 1 && !soft_end) {
+				buf_adds(&cv->out, "=\n");
+				spill(cv);
+				col = 0;
+			}
+			if (escape) {
+				buf_add(&cv->out, q, 3);
+				q += 2;
+			} else if (is_raw(c)) {
+				buf_addc(&cv->out, '=');
+				buf_addc(&cv->out, hex[c >> 4]);
+				buf_addc(&cv->out, hex[c & 15]);
+			} else {
+				buf_addc(&cv->out, (char)c);
+			}
+			col += w;
+		}
+		if (next > e)
+			buf_addc(&cv->out, '\n');
+		spill(cv);
+	}
+}
+
+/* A body the sender declared base64 that still holds raw octets: those
+ * are not base64 and decoders skip them (RFC 2045 6.8), so they go. */
+static void drop_raw(struct conv *cv, const char *p, const char *end)
+{
+	for (const char *next; p < end; p = next) {
+		const char *e = line_end(cv, p, end, &next);
+		forget_before(cv, p);
+		for (const char *q = p, *run = p; q <= e; q++) {
+			if (q < e && !is_raw((unsigned char)*q))
+				continue;
+			emit(cv, run, (size_t)(q - run));
+			run = q + 1;
+		}
+		if (next > e)
+			buf_addc(&cv->out, '\n');
+		spill(cv);
+	}
+}
+
 /* base64 in lines of 76 characters (57 octets each) */
 static void base64(struct conv *cv, const char *p, const char *end)
 {
@@ -455,6 +526,16 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 	    !cte_is(cte, "binary")) {
 		headers_7bit(cv, p, hend, body, cte);
 		copy_lines(cv, body, end);
+		return 0;
+	}
+	/* already encoded by the sender, with raw octets left in: keep the
+	 * encoding and its meaning, mend only those octets */
+	if (cte_is(cte, "quoted-printable") || cte_is(cte, "base64")) {
+		copy_lines(cv, p, body);
+		if (cte_is(cte, "base64"))
+			drop_raw(cv, body, end);
+		else
+			requote(cv, body, end);
 		return 0;
 	}
 	headers_without_cte(cv, p, hend);

@@ -20,7 +20,7 @@ import tempfile
 import time
 
 import pytest
-from pmtest import POSTMASTER, ROOT, free_port
+from pmtest import POSTMASTER, ROOT, SANITIZED, free_port
 
 SINK = shutil.which("smtp-sink", path="/usr/sbin:/usr/bin")
 
@@ -340,7 +340,8 @@ def test_conversion_memory_does_not_grow_with_the_message(env):
         err = p.stderr.decode(errors="replace")
         assert "status=sent" in err, err
         rss_kib = int(re.search(r"maxrss=(\d+)", err).group(1))
-        assert rss_kib < 8192, err
+        # a sanitizer's shadow memory is no measure of ours
+        assert SANITIZED or rss_kib < 8192, err
         (path,) = glob.glob(os.path.join(dump, "*"))
         msg = email.message_from_binary_file(open(path, "rb"),
                                              policy=email.policy.compat32)
@@ -371,3 +372,26 @@ def test_large_parts_read_again_convert_exactly(env):
     assert [p.get_payload(decode=True) for p in parts] == lf
     assert [p["Content-Transfer-Encoding"] for p in parts] == \
         ["quoted-printable", None, "base64"]
+
+
+def test_declared_encodings_with_raw_octets_keep_their_meaning(env):
+    # a part declared quoted-printable that carries raw UTF-8 (broken
+    # mailers): only the raw octets are escaped, its own =XX escapes are
+    # not encoded again; raw octets in base64 are not base64 and go
+    d, cf = env
+    long_qp = b"=C3=A9" * 12 + b"\xc3\xa9" * 10
+    send_8bitmime(cf, b"Subject: qp\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/mixed; boundary=q\r\n\r\n"
+                      b"--q\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+                      b"caf=C3=A9 na\xc3\xafve=\r\n joined\r\n" + long_qp +
+                      b"\r\n--q\r\nContent-Type: application/octet-stream\r\n"
+                      b"Content-Transfer-Encoding: base64\r\n\r\n"
+                      b"aGVs\xffbG8=\r\n--q--\r\n")
+    raw, msg = delivered(d)
+    qp, b64 = [p for p in msg.walk() if not p.is_multipart()]
+    assert qp["Content-Transfer-Encoding"] == "quoted-printable"
+    assert qp.get_payload(decode=True) == \
+        "café naïve joined\n".encode() + "é".encode() * 22
+    assert max_line(qp.get_payload().encode()) <= 76
+    assert b64.get_payload(decode=True) == b"hello"
