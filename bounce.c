@@ -128,6 +128,9 @@ static const struct {
 	[REPORT_DELAYED] = {"Delayed Mail (still being retried)",
 			    "has not\nyet been delivered (it will be retried) "
 			    "to the following", "delayed"},
+	[REPORT_EXPANDED] = {"Successful Mail Delivery Report",
+			     "was\nreceived, to be delivered to several addresses "
+			     "each, for the following", "expanded"},
 };
 
 const char *bounce_action_name(enum report_kind kind)

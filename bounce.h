@@ -25,6 +25,7 @@ enum report_kind {
 	REPORT_DELIVERED, /* NOTIFY=SUCCESS: delivered here (local, LMTP) */
 	REPORT_RELAYED,   /* NOTIFY=SUCCESS: to a next hop without DSN */
 	REPORT_DELAYED,   /* NOTIFY=DELAY: still queued after a while */
+	REPORT_EXPANDED,  /* NOTIFY=SUCCESS: an alias of several targets */
 };
 
 /*
@@ -37,7 +38,7 @@ int bounce_create(const struct cf *cf, int dirfd, const struct spool_msg *orig,
 		  const unsigned *idx, unsigned n, enum report_kind kind,
 		  struct spool_msg *out);
 
-/* "failed", "delivered", "relayed" or "delayed" */
+/* "failed", "delivered", "relayed", "delayed" or "expanded" */
 const char *bounce_action_name(enum report_kind kind);
 
 #endif

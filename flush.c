@@ -426,6 +426,65 @@ static void deliver_success_reports(const struct cf *cf, int dirfd,
 	free(idx);
 }
 
+/* The end of the run of targets from i that share its recipient: the
+ * session spools a recipient's targets together (handoff.c). */
+static unsigned same_recipient_end(const struct spool_msg *m, unsigned i)
+{
+	unsigned j = i + 1;
+	while (j < m->nt && !strcmp(m->t[j].orig, m->t[i].orig))
+		j++;
+	return j;
+}
+
+/* NOTIFY=SUCCESS for a recipient that became several targets (an alias):
+ * one report of Action "expanded" for it, once, and SUCCESS is not asked
+ * of its targets (RFC 3461 6.2.7.3; Postfix's local(8) reports "alias
+ * expanded" alike). */
+static void report_expansions(const struct cf *cf, int dirfd, struct run *x)
+{
+	static char said[] = "alias expanded", none[] = "";
+	struct spool_msg *m = x->m;
+	struct spool_target *tt = xcalloc(m->nt + 1, sizeof *tt);
+	unsigned *idx = xcalloc(m->nt + 1, sizeof *idx);
+	unsigned n = 0;
+	for (unsigned i = 0, end; i < m->nt; i = end) {
+		end = same_recipient_end(m, i);
+		if (!(m->t[i].notify & DSN_SUCCESS) || end - i < 2)
+			continue;
+		/* the report's line for the recipient itself */
+		tt[n] = m->t[i];
+		tt[n].addr = tt[n].orig;
+		tt[n].code = 250;
+		fmt_snprintf(tt[n].dsn, sizeof tt[n].dsn, "2.0.0");
+		tt[n].text = said;
+		tt[n].remote = none;
+		idx[n] = n;
+		n++;
+		for (unsigned j = i; j < end; j++) {
+			struct spool_target *t = &m->t[j];
+			t->notify &= ~(unsigned)DSN_SUCCESS;
+			if (!(t->notify & (DSN_FAILURE | DSN_DELAY)))
+				t->notify = DSN_NEVER;
+		}
+	}
+	if (n) {
+		/* remembered before the report is written: never a second */
+		save(x);
+		struct spool_msg c = *m, b;
+		c.t = tt;
+		c.nt = n;
+		int r = write_report(cf, dirfd, &c, idx, n, REPORT_EXPANDED, &b);
+		if (r < 0)
+			log_event(LOG_L_ERR, "id", m->id, "event",
+				  "report-error", "reason", strerror(errno),
+				  NULL);
+		else if (r == 0)
+			flush_message(cf, dirfd, &b, FLUSH_ALL);
+	}
+	free(idx);
+	free(tt);
+}
+
 /* NOTIFY=DELAY: once core.delay-warning-time has passed, one report for
  * the message of its recipients still waiting after a temporary failure;
  * never again for it. */
@@ -509,6 +568,7 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 	for (unsigned i = 0; i < m->nt; i++)
 		if (m->t[i].next > latest)
 			m->t[i].next = x.now;
+	report_expansions(cf, dirfd, &x);
 	unsigned char *used = xcalloc(m->nt + 1, 1);
 	for (unsigned i = 0; i < m->nt; i++) {
 		if (used[i] || !due(&x, i, all))

@@ -85,15 +85,16 @@ def test_notify_never_failure_leaves_no_bounce_anywhere(tmp):
     assert spool_files(tmp + "/spool") == []
 
 
-def test_notify_success_only_reports_the_delivery_not_the_failure(tmp):
+def test_notify_success_only_reports_the_expansion_not_the_failure(tmp):
     """x@ reaches a mailer that fails and a Maildir that takes it: with
-    NOTIFY=SUCCESS the sender hears of the delivery only."""
+    NOTIFY=SUCCESS the sender hears that x@ was expanded (RFC 3461
+    6.2.7.3), and of nothing its targets do."""
     cf = write_cf(tmp, ROUTES)
     _, log = transaction(cf, "", " NOTIFY=SUCCESS")
-    assert "status=not-sent dsn-notify=success" in log, log
+    assert "status=not-sent dsn-notify=never" in log, log
     assert maildir_files(tmp + "/pm") == []
     per_msg, per_rcpt = status_blocks(the_report(tmp))
-    assert per_rcpt["Action"] == "delivered", str(per_rcpt)
+    assert per_rcpt["Action"] == "expanded", str(per_rcpt)
     assert per_rcpt["Status"] == "2.0.0", str(per_rcpt)
 
 
@@ -345,3 +346,35 @@ def test_delay_warning_time_0_sends_no_delay_report(tmp):
     r = flush(cf, "--now")
     assert "action=delayed" not in r.stderr, r.stderr
     assert reports_in(tmp) == []
+
+
+def test_notify_success_to_an_alias_reports_one_expansion(tmp):
+    """RFC 3461 6.2.7.3: a recipient that becomes several addresses gets
+    one "expanded" report, not one "delivered" per address; SUCCESS is
+    not asked of the addresses."""
+    mkdir(tmp + "/mb1")
+    mkdir(tmp + "/mb2")
+    cf = write_cf(tmp, "list@example.net @DIR@/mb1/ , @DIR@/mb2/\n" +
+                  SUCCESS_ROUTES, extra=KEEP_MAILER)
+    r, log = success_session(cf, [("list@example.net", " NOTIFY=SUCCESS"),
+                                  ("m@example.net", " NOTIFY=SUCCESS")])
+    qid = QUEUED.match(r)
+    assert qid, r
+    assert re.search(r"id=%s event=report action=expanded report-id=" % qid[1],
+                     log), log
+    assert len(maildir_files(tmp + "/mb1")) == 1
+    assert len(maildir_files(tmp + "/mb2")) == 1
+    reports = [email.message_from_bytes(read_bytes(p))
+               for p in maildir_files(tmp + "/sender")]
+    assert len(reports) == 2, log  # the expansion, m@'s delivery
+    blocks = {}
+    for b in reports:
+        for x in b.get_payload()[1].get_payload()[1:]:
+            blocks.setdefault(x["Final-Recipient"], []).append(x)
+    assert sorted(blocks) == ["rfc822; list@example.net",
+                              "rfc822; m@example.net"], blocks
+    (ls,) = blocks["rfc822; list@example.net"]
+    assert ls["Action"] == "expanded" and ls["Status"] == "2.0.0", str(ls)
+    (m,) = blocks["rfc822; m@example.net"]
+    assert m["Action"] == "delivered", str(m)
+    assert queue(cf) == {}
