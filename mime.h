@@ -7,8 +7,10 @@
  * leaves that need it: text as quoted-printable, anything else as base64,
  * with their Content-Transfer-Encoding rewritten.
  *
- * Never: changes a part that is already 7-bit, or guesses at what cannot
- * be converted (8-bit header fields, nesting too deep): it says why.
+ * Never: changes the content of a part that is already 7-bit (only its
+ * label 8bit becomes 7bit), encodes again what the sender encoded, holds
+ * the message whole in memory, or guesses at what cannot be converted
+ * (8-bit header fields, nesting too deep): it says why.
  */
 #ifndef POSTMASTER_MIME_H
 #define POSTMASTER_MIME_H
