@@ -167,11 +167,22 @@ static int reversed_name(const char *ip, const char *zone, char *out,
 	return 0;
 }
 
-static int send_query(struct dnsbl *d, struct dnsbl_zone *z)
+/* Sends the zone's query; again keeps the first query's id, so that an
+ * answer to the first try, arriving late, still counts. */
+static int send_query(struct dnsbl *d, struct dnsbl_zone *z, int again)
 {
 	unsigned char q[NS_PACKETSZ];
-	int len = dns_build_query(z->qname, ns_t_a, q, sizeof q, &z->id);
-	if (len < 0 || send(d->fd, q, (size_t)len, MSG_DONTWAIT) != len)
+	unsigned id;
+	int len = dns_build_query(z->qname, ns_t_a, q, sizeof q, &id);
+	if (len < 0)
+		return -1;
+	if (again) {
+		q[0] = (unsigned char)(z->id >> 8);
+		q[1] = (unsigned char)z->id;
+	} else {
+		z->id = id;
+	}
+	if (send(d->fd, q, (size_t)len, MSG_DONTWAIT) != len)
 		return -1;
 	return 0;
 }
@@ -214,7 +225,7 @@ int dnsbl_start(struct dnsbl *d, const char *server, const char *ip,
 	d->started = now_ms();
 	int sent = 0;
 	for (unsigned i = 0; i < d->n; i++) {
-		if (send_query(d, &d->z[i]) == 0)
+		if (send_query(d, &d->z[i], 0) == 0)
 			sent++;
 		else
 			d->z[i].state = DNSBL_FAILED;
@@ -292,7 +303,7 @@ void dnsbl_wait(struct dnsbl *d)
 			d->resent = t;
 			for (unsigned i = 0; i < d->n; i++)
 				if (d->z[i].state == DNSBL_PENDING)
-					send_query(d, &d->z[i]);
+					send_query(d, &d->z[i], 1);
 		}
 		long long until = d->resent ? left
 					    : d->started + DNSBL_RESEND_MS - t;

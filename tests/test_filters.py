@@ -15,6 +15,7 @@ import os
 import re
 import select
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -358,6 +359,65 @@ def test_dnsbl_timeout_lets_the_client_through_without_delaying_the_greeting(tmp
         except BlockingIOError:
             break
     assert n == 7 * 2 + 4, n
+
+
+class ScriptedDns:
+    """A DNS server on a free UDP port that answers each A query as
+    how(packet) says: (delay in s, answer bytes) or None for no answer.
+    Records the ids of the queries it saw."""
+
+    def __init__(self, how):
+        self.how = how
+        self.ids = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                p, addr = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            self.ids.append(p[:2])
+            what = self.how(p)
+            if what:
+                threading.Thread(target=self.answer, args=(what, addr),
+                                 daemon=True).start()
+
+    def answer(self, what, addr):
+        time.sleep(what[0])
+        try:
+            self.sock.sendto(what[1], addr)
+        except OSError:
+            pass
+
+    def stop(self):
+        self.sock.close()
+
+
+def a_answer(p, flags=0x8180, rr=b"\xc0\x0c\0\1\0\1\0\0\0\x3c\0\4\x7f\0\0\2"):
+    """The answer to query p: its question, and rr (127.0.0.2) unless empty."""
+    o = 12
+    while p[o]:
+        o += p[o] + 1
+    return p[:2] + struct.pack(">HHHHH", flags, 1, 1 if rr else 0, 0, 0) + p[12:o + 5] + rr
+
+
+def test_dnsbl_answer_to_the_first_query_counts_after_the_resend(tmp):
+    # answered 3 s after each query: after the resend at 2 s, inside 5 s
+    dns = ScriptedDns(lambda p: (3.0, a_answer(p)))
+    try:
+        s = Session(tmp, dns_cf(tmp, dns.port, "dnsbl = bl.test"))
+        s.reply()
+        out = transaction(s, ["joe@example.net"])
+        log = s.close()
+    finally:
+        dns.stop()
+    assert out[2].startswith("554 5.7.1 Service unavailable"), out
+    assert "dnsbl-timeout" not in log
+    assert len(dns.ids) == 2 and dns.ids[0] == dns.ids[1], dns.ids
 
 
 def test_bad_dns_list_words_are_config_errors(tmp):
