@@ -6,8 +6,10 @@
  * needs <sys/socket.h> and <netinet/in.h> first.
  */
 #include "spf.h"
+#include "addr.h"
 #include "dns.h"
 #include "fmt.h"
+#include "idna.h"
 #include "log.h"
 
 #include <dlfcn.h>
@@ -112,19 +114,44 @@ const char *spf_result_name(enum spf_result r)
 	return names[r];
 }
 
+/* The identity checked (RFC 7208 2.4): the sender, or postmaster@ the
+ * HELO name for <>, its domain in A-labels (RFC 8616 4): never raw UTF-8
+ * in a query. IDNA_EINVALID when the domain is no valid name. */
+static enum idna_status identity(const char *helo, const char *sender,
+				 char *out, size_t n, char *why, size_t whyn)
+{
+	const char *at = strrchr(sender, '@');
+	const char *dom = *sender ? (at ? at + 1 : sender) : helo;
+	int ll = *sender && at ? (int)(at - sender) : 10;
+	char a[ADDR_DOMAIN_MAX + 1];
+	enum idna_status st = idna_canon(dom, a, sizeof a, why, whyn);
+	if (st == IDNA_OK)
+		fmt_snprintf(out, n, "%.*s@%s", ll,
+			     *sender && at ? sender : "postmaster", a);
+	return st;
+}
+
 enum spf_result spf_check(const char *ip, const char *helo, const char *sender,
 			  struct buf *header, char *why, size_t n)
 {
+	char from[600], helo_a[ADDR_DOMAIN_MAX + 1], ignored[128];
+	enum idna_status st = identity(helo, sender, from, sizeof from, why, n);
+	if (st != IDNA_OK) {
+		/* RFC 7208 4.3: a malformed domain is none, unlooked-up */
+		enum spf_result r = st == IDNA_EINVALID ? SPFR_NONE
+							: SPFR_TEMPERROR;
+		buf_printf(header, "Received-SPF: %s", spf_result_name(r));
+		return r;
+	}
 	if (load(why, n) < 0)
 		return SPFR_TEMPERROR;
 	SPF_request_t *req = L.SPF_request_new(server);
-	char from[600];
-	fmt_snprintf(from, sizeof from, "%s%s", *sender ? "" : "postmaster@",
-		 *sender ? sender : helo);
 	int bad = (strchr(ip, ':') ? L.SPF_request_set_ipv6_str(req, ip)
 				   : L.SPF_request_set_ipv4_str(req, ip)) != 0;
-	if (!bad && *helo)
-		L.SPF_request_set_helo_dom(req, helo);
+	if (!bad && *helo &&
+	    idna_canon(helo, helo_a, sizeof helo_a, ignored, sizeof ignored) ==
+		    IDNA_OK)
+		L.SPF_request_set_helo_dom(req, helo_a);
 	if (!bad)
 		bad = L.SPF_request_set_env_from(req, from) != 0;
 	SPF_response_t *resp = NULL;

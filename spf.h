@@ -21,7 +21,8 @@ enum spf_result {
 
 /*
  * Checks sender (empty for <>: then postmaster@helo) sent from ip, which
- * said helo. Appends the Received-SPF header field, without its line end,
+ * said helo; a domain in UTF-8 by its A-labels, one that is no valid
+ * name is SPFR_NONE with why (RFC 7208 4.3). Appends the Received-SPF header field, without its line end,
  * to header. Returns the result; SPFR_TEMPERROR with why when the check
  * could not be made at all (libspf2 missing).
  */

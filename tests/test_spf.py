@@ -24,6 +24,7 @@ RECORDS = [
     # two SPF records are a permanent error (RFC 7208 4.5)
     ("perm.example", "v=spf1 -all"),
     ("perm.example", "v=spf1 +all"),
+    ("xn--bcher-kva.example", "v=spf1 ip4:192.0.2.99 -all"),
 ]
 
 
@@ -37,8 +38,8 @@ def tmp():
 
 
 def run_sessions(tmp, mode, senders):
-    """One session per (helo, sender) inside the namespace; returns the
-    replies to MAIL FROM and the sessions' logs."""
+    """One session per (helo, sender[, MAIL parameters]) inside the
+    namespace; returns the replies to MAIL FROM and the sessions' logs."""
     cf = os.path.join(tmp, "postmaster.cf")
     with open(cf, "w") as f:
         f.write("""[core]
@@ -58,7 +59,7 @@ joe@example.net {tmp}/Maildir/
     dns = [tool("dnsmasq"), "--no-daemon", "--conf-file=/dev/null", "--port=53",
            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
            "--no-hosts", "--local=/pass.example/fail.example/soft.example/"
-           "perm.example/none.example/",
+           "perm.example/none.example/xn--bcher-kva.example/",
            # a domain whose name server is dead: SERVFAIL
            "--server=/servfail.example/127.0.0.1#9",
            "--user=nobody", "--group=nogroup", "--log-queries", "--log-facility=-"]
@@ -68,18 +69,19 @@ joe@example.net {tmp}/Maildir/
              " ".join("'%s'" % a for a in dns) + " >/dev/null 2>%s/dnsmasq.log &" % tmp,
              "dns=$!", "trap 'kill $dns 2>/dev/null' EXIT", "sleep 0.5",
              "export TCPLOCALIP=127.0.0.1 TCPLOCALPORT=25 TCPREMOTEIP=192.0.2.1"]
-    for i, (helo, sender) in enumerate(senders):
-        wire = ("EHLO %s\\r\\nMAIL FROM:<%s>\\r\\nRCPT TO:<joe@example.net>\\r\\n"
-                "DATA\\r\\nSubject: spf %d\\r\\n\\r\\nbody\\r\\n.\\r\\nQUIT\\r\\n" % (helo, sender, i))
+    for i, (helo, sender, *params) in enumerate(senders):
+        wire = ("EHLO %s\\r\\nMAIL FROM:<%s>%s\\r\\nRCPT TO:<joe@example.net>\\r\\n"
+                "DATA\\r\\nSubject: spf %d\\r\\n\\r\\nbody\\r\\n.\\r\\nQUIT\\r\\n"
+                % (helo, sender, "".join(" " + p for p in params), i))
         lines.append("echo '=== %d'; printf '%s' | %s --config=%s 2>>%s/session.log || true"
                      % (i, wire, POSTMASTER, cf, tmp))
     script = os.path.join(tmp, "run.sh")
-    with open(script, "w") as f:
+    with open(script, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     r = subprocess.run([tool("unshare"), "-mn", "/bin/sh", script], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, errors="replace", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    log = open(os.path.join(tmp, "session.log")).read()
+    log = open(os.path.join(tmp, "session.log"), errors="replace").read()
     no_sanitizer_report(log, "sessions")
     replies = {}
     for block in r.stdout.split("=== ")[1:]:
@@ -138,3 +140,25 @@ def test_spf_off_and_local_sessions_load_no_libspf2(tmp):
     cf = os.path.join(tmp, "postmaster.cf")
     maps = session_maps([POSTMASTER, "--config=" + cf, "--smtpd=mx"])
     assert "libspf2" not in maps and "libc.so" in maps
+
+
+def test_spf_checks_an_international_domain_by_its_a_label(tmp):
+    # xn--bcher-kva.example is bücher.example: its record fails 192.0.2.1
+    senders = [("client.example", "a@xn--bcher-kva.example"),
+               ("client.example", "a@bücher.example", "SMTPUTF8"),
+               ("client.example", "ä@BÜCHER.example", "SMTPUTF8"),
+               ("bücher.example", ""),
+               ("client.example", "a@b\u00fc--x.example", "SMTPUTF8")]
+    replies, log = run_sessions(tmp, "reject", senders)
+    assert replies == [
+        "550 5.7.23 SPF validation failed for <a@xn--bcher-kva.example>",
+        "550 5.7.23 SPF validation failed for <a@bücher.example>",
+        "550 5.7.23 SPF validation failed for <ä@BÜCHER.example>",
+        "550 5.7.23 SPF validation failed for <>",
+        "250 2.1.0 Sender <a@bü--x.example> OK",
+    ], replies
+    # the invalid name was not looked up: none, with the reason
+    assert re.search(r"event=spf from=<a@b.*--x.example> result=none reason=", log), log
+    queries = open(os.path.join(tmp, "dnsmasq.log"), errors="replace").read()
+    assert "query[TXT] xn--bcher-kva.example" in queries, queries
+    assert "<name unprintable>" not in queries and "--x.example" not in queries, queries
