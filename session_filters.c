@@ -84,8 +84,9 @@ void session_filters_start(struct session *s)
 	struct session_filters *f = xcalloc(1, sizeof *f);
 	f->dnsbl.fd = -1;
 	s->filters = f;
-	/* a local pipe or socket is never looked up */
-	if (!s->peer_is_pipe)
+	/* a local pipe or socket is never looked up, nor a relay client:
+	 * Postfix's permit_mynetworks comes before reject_rbl_client */
+	if (!s->peer_is_pipe && !envelope_relay_allowed(s))
 		start_lists(s, f);
 	if (l->v[SMTPD_POLICY_SERVICE].s &&
 	    !net_stream_address_parse(l->v[SMTPD_POLICY_SERVICE].s, &f->pc.ss,
@@ -355,7 +356,10 @@ void session_filters_rcpt(struct session *s, const struct addr *a,
 	char prefix[ADDR_PATH_MAX + 48];
 	struct reply r;
 	int refused = 0;
-	if (f->lists && !always_reachable(s, a)) {
+	/* an authenticated client is not held to the lists (Postfix's
+	 * permit_sasl_authenticated first): roaming users send from the
+	 * dynamic addresses they list */
+	if (f->lists && !s->auth_user[0] && !always_reachable(s, a)) {
 		lists_decide(f);
 		if (f->blocked) {
 			reply_set(&r, 554, ESC_DELIVERY_NOT_AUTHORIZED,

@@ -10,6 +10,7 @@ answers each action and records the requests, and postgrey, run
 privately on a unix socket in the scratch directory with its own
 --dbdir and a 2 s delay. POSTMASTER names the binary under test.
 """
+import base64
 import glob
 import os
 import re
@@ -288,7 +289,8 @@ def test_filters_on_a_socket_under_tcpserver(tmp, zones):
     cf = os.path.join(tmp, "postmaster.cf")
     srv = Tcpserver([POSTMASTER, "--config=" + cf], os.path.join(tmp, "log"))
     try:
-        write_cf(tmp, "dnsbl = bl.test\ngreet-pause = 1",
+        write_cf(tmp, "dnsbl = bl.test\ngreet-pause = 1\n"
+                 "relay-clients = 192.0.2.0/24",
                  "dns-server = 127.0.0.1:%d" % zones.port,
                  listen="127.0.0.1:%d" % srv.port)
         listed = socket_dialogue(srv.port, "127.0.0.2")
@@ -302,6 +304,40 @@ def test_filters_on_a_socket_under_tcpserver(tmp, zones):
     assert clear[-2].startswith("250 2.1.5"), clear
     assert len(early) == 1 and early[0].startswith("554 5.5.0 "), early
     assert "event=pregreet bytes=20" in log
+
+
+def test_dnsbl_spares_authenticated_and_relay_clients(tmp, zones):
+    h = subprocess.run([tool("openssl"), "passwd", "-6", "secret"],
+                       capture_output=True, text=True, check=True).stdout
+    with open(os.path.join(tmp, "users"), "w") as f:
+        f.write("joe:%s" % h)
+    lists = "dnsbl = bl.test\ndnswl = wl.test\n"
+    # 127.0.0.2 is listed; loopback, it may AUTH without TLS
+    cf = dns_cf(tmp, zones.port, lists + "auth = optional\nauth-file = %s/users\n"
+                "relay-clients = 10.0.0.1" % tmp)
+    # a listed client that authenticates sends, without waiting
+    s = Session(tmp, cf, ip="127.0.0.2")
+    s.reply()
+    s.cmd("EHLO client.example")
+    assert s.cmd("AUTH PLAIN %s" % base64.b64encode(b"\0joe\0secret").decode()
+                 ).startswith("235 ")
+    s.cmd("MAIL FROM:<joe@example.net>")
+    assert s.cmd("RCPT TO:<ann@example.net>").startswith("250 2.1.5"), s
+    s.cmd("QUIT")
+    assert "event=dnsbl " not in s.close()
+    # the same client unauthenticated is refused
+    s = Session(tmp, cf, ip="127.0.0.2")
+    s.reply()
+    assert transaction(s, ["ann@example.net"])[2].startswith("554 5.7.1 "), s
+    s.close()
+    # a relay client is not even looked up
+    n = len(zones.queries())
+    s = Session(tmp, dns_cf(tmp, zones.port, lists + "relay-clients = 192.0.2.0/24",
+                            "relay.cf"))
+    s.reply()
+    assert transaction(s, ["ann@example.net"])[2].startswith("250 2.1.5")
+    s.close()
+    assert len(zones.queries()) == n, zones.queries()
 
 
 def test_dns_lists_never_look_up_a_local_pipe(tmp, zones):
