@@ -517,6 +517,18 @@ static int milters_decide(struct session *s, struct msg *m, struct reply *r)
 	return 0;
 }
 
+void handoff_refuse(struct session *s, const struct reply *r,
+		    void (*answer)(struct session *, const struct reply *))
+{
+	if (s->proto != P_LHLO) {
+		answer(s, r);
+		return;
+	}
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (!s->rcpts[i].milter_added)
+			answer(s, r);
+}
+
 void handoff_deliver(struct session *s,
 		     void (*answer)(struct session *, const struct reply *))
 {
@@ -539,11 +551,7 @@ void handoff_deliver(struct session *s,
 		refused = milters_decide(s, &m, &common);
 		if (refused == 2) {
 			proxy_abort(s); /* nothing is delivered */
-			for (unsigned i = 0; i < s->nrcpt; i++)
-				if (s->proto == P_LHLO && !s->rcpts[i].milter_added)
-					answer(s, &common);
-			if (s->proto != P_LHLO)
-				answer(s, &common);
+			handoff_refuse(s, &common, answer);
 			handoff_abandon(s); /* gone before the client hears */
 			io_flush(&s->io);
 			return;

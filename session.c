@@ -544,12 +544,18 @@ static int data_receive(struct session *s)
 	}
 }
 
+/* A refusal whose text the policy service chose: escaped. */
+static void send_refusal(struct session *s, const struct reply *r)
+{
+	reply_dsn(s, r->code, r->dsn, "%s", esc(r->text, strlen(r->text)));
+}
+
 /* The end of the message: the policy's last word, then the handoff. */
 static void end_of_data(struct session *s)
 {
 	struct reply r;
 	if (!s->data.toobig && !s->data.failed && session_filters_eom(s, &r))
-		reply_dsn(s, r.code, r.dsn, "%s", esc(r.text, strlen(r.text)));
+		handoff_refuse(s, &r, send_refusal);
 	else
 		handoff_deliver(s, send_result);
 	transaction_reset(s);

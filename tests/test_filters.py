@@ -652,6 +652,31 @@ def test_policy_at_end_of_message(tmp, policy):
     assert len(delivered(tmp)) == 1
 
 
+@pytest.mark.parametrize("how", ["DATA", "BDAT"])
+def test_lmtp_policy_refusal_at_end_of_message_answers_each_recipient(tmp, policy, how):
+    cf = write_cf(tmp, "policy-service = unix:%s\npolicy-end-of-data = yes" % policy.path)
+    s = Session(tmp, cf)
+    s.reply()
+    s.cmd("LHLO client.example")
+    s.cmd("MAIL FROM:<reject@sender.example>")
+    for u in ("a", "b", "c"):
+        assert s.cmd("RCPT TO:<%s@example.net>" % u).startswith("250")
+    body = "Subject: t\r\n\r\nhi\r\n"
+    if how == "DATA":
+        assert s.cmd("DATA").startswith("354")
+        s.send(body + ".")
+    else:
+        s.p.stdin.write(("BDAT %d LAST\r\n%s" % (len(body), body)).encode())
+    s.send("NOOP")
+    replies = [s.reply() for _ in range(4)]
+    s.cmd("QUIT")
+    s.close()
+    # RFC 2033 4.2: one reply per recipient, then the NOOP's
+    assert replies[:3] == ["550 5.7.1 End-of-data rejected: go away"] * 3, replies
+    assert replies[3].startswith("250 2.0.0"), replies
+    assert delivered(tmp) == []
+
+
 def test_policy_service_down_or_hanging(tmp):
     missing = os.path.join(tmp, "nobody-listens.sock")
     for extra, want in (("", "451 4.3.5 "),
