@@ -296,6 +296,8 @@ int dns_answer_a(const unsigned char *ans, int len, unsigned id,
 	    dn_expand(ans, ans + len, ans + 12, q, sizeof q) < 0 ||
 	    strcasecmp(q, name))
 		return DNS_ANSWER_ALIEN;
+	if (ans[2] & 0x02)
+		return DNS_ANSWER_TRUNCATED;
 	int rcode = ans[3] & 0x0f;
 	if (rcode == ns_r_nxdomain)
 		return DNS_ANSWER_NONE;

@@ -51,8 +51,14 @@ int dns_build_query(const char *name, int type, unsigned char *out,
 /* The IPv4 addresses of an answer to the A query of id for name: the
  * number found (at most max), DNS_NOTFOUND's -2 for NXDOMAIN or no
  * data, -1 for an answer that is not to this query or is broken, -3 for
- * a server failure. */
-enum { DNS_ANSWER_ALIEN = -1, DNS_ANSWER_NONE = -2, DNS_ANSWER_FAIL = -3 };
+ * a server failure, -4 for a truncated answer (TC: incomplete, so no
+ * negative answer either). */
+enum {
+	DNS_ANSWER_ALIEN = -1,
+	DNS_ANSWER_NONE = -2,
+	DNS_ANSWER_FAIL = -3,
+	DNS_ANSWER_TRUNCATED = -4,
+};
 int dns_answer_a(const unsigned char *ans, int len, unsigned id,
 		 const char *name, unsigned char (*addrs)[4], int max);
 

@@ -225,10 +225,12 @@ int dnsbl_start(struct dnsbl *d, const char *server, const char *ip,
 	d->started = now_ms();
 	int sent = 0;
 	for (unsigned i = 0; i < d->n; i++) {
-		if (send_query(d, &d->z[i], 0) == 0)
+		if (send_query(d, &d->z[i], 0) == 0) {
 			sent++;
-		else
+		} else {
 			d->z[i].state = DNSBL_FAILED;
+			d->z[i].why = "query not sent";
+		}
 	}
 	if (!sent) {
 		fmt_snprintf(why, n, "sending the queries: %s", strerror(errno));
@@ -259,7 +261,11 @@ static void take_answer(struct dnsbl *d, const unsigned char *ans, int len)
 		int r = dns_answer_a(ans, len, z->id, z->qname, addrs, 16);
 		if (r == DNS_ANSWER_ALIEN)
 			continue;
-		z->state = r == DNS_ANSWER_FAIL ? DNSBL_FAILED : DNSBL_CLEAR;
+		z->state = r == DNS_ANSWER_FAIL || r == DNS_ANSWER_TRUNCATED
+				   ? DNSBL_FAILED
+				   : DNSBL_CLEAR;
+		z->why = r == DNS_ANSWER_TRUNCATED ? "truncated answer"
+						   : "server failure";
 		for (int k = 0; k < r; k++)
 			if (matches(z, addrs[k])) {
 				z->state = DNSBL_LISTED;

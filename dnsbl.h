@@ -33,6 +33,7 @@ struct dnsbl_zone {
 	char qname[1040];       /* the reversed address, then the zone */
 	unsigned id;
 	enum dnsbl_state state;
+	const char *why;        /* DNSBL_FAILED: the server's failure */
 	unsigned char code[4];  /* the listing answer */
 };
 

@@ -194,8 +194,7 @@ static void lists_decide(struct session_filters *f)
 				  "zone", z->zone, NULL);
 		else if (z->state == DNSBL_FAILED)
 			log_event(LOG_L_WARNING, "event", "dnsbl-error",
-				  "zone", z->zone, "reason", "server failure",
-				  NULL);
+				  "zone", z->zone, "reason", z->why, NULL);
 	}
 	const struct dnsbl_zone *w = dnsbl_listed(&f->dnsbl, 1);
 	f->allowlisted = w != NULL;

@@ -456,6 +456,20 @@ def test_dnsbl_answer_to_the_first_query_counts_after_the_resend(tmp):
     assert len(dns.ids) == 2 and dns.ids[0] == dns.ids[1], dns.ids
 
 
+def test_dnsbl_truncated_answer_is_a_failure_not_a_clear(tmp):
+    # TC set, no answer record: incomplete, so no "not listed" either
+    dns = ScriptedDns(lambda p: (0, a_answer(p, flags=0x8380, rr=b"")))
+    try:
+        s = Session(tmp, dns_cf(tmp, dns.port, "dnsbl = bl.test"))
+        s.reply()
+        out = transaction(s, ["joe@example.net"])
+        log = s.close()
+    finally:
+        dns.stop()
+    assert out[2].startswith("250 2.1.5"), out  # a failed list lets it through
+    assert 'event=dnsbl-error zone=bl.test reason="truncated answer"' in log, log
+
+
 def test_bad_dns_list_words_are_config_errors(tmp):
     cf = write_cf(tmp, 'dnsbl = "bl.test=127.0.0.[2..x]"\ndnswl = -bad-\n'
                   "greet-pause = soon\npolicy-service = tcp:1.2.3.4\n"
