@@ -168,7 +168,7 @@ static void refuse(struct policy_verdict *v, int code, const char *rest,
 	char dsn[ESC_LEN];
 	esc_for_code(dsn, code, ESC_DELIVERY_NOT_AUTHORIZED);
 	take_dsn(&rest, code, dsn);
-	take_text(rest, def, v->text, sizeof v->text);
+	take_text(rest, def, v->text, POLICY_TEXT_MAX + 1);
 	v->kind = POLICY_REFUSE;
 	v->r.code = code;
 	fmt_snprintf(v->r.dsn, sizeof v->r.dsn, "%s", dsn);
@@ -186,7 +186,7 @@ static void numeric_action(const char *a, struct policy_verdict *v)
 static int header_ok(const char *h)
 {
 	size_t nl = strcspn(h, ":");
-	if (!nl || !h[nl] || strlen(h) > 998)
+	if (!nl || !h[nl] || strlen(h) > POLICY_HEADER_MAX)
 		return 0;
 	for (size_t i = 0; i < nl; i++)
 		if ((unsigned char)h[i] <= 32 || (unsigned char)h[i] >= 127)
@@ -215,10 +215,12 @@ void policy_action(const char *a, struct policy_verdict *v)
 		   isdigit((unsigned char)a[2])) {
 		numeric_action(a, v);
 	} else if (is_word(a, wl, "PREPEND")) {
+		/* one byte more than a field may hold: a longer one is
+		 * refused by header_ok, never cut */
 		take_text(rest, "", v->text, sizeof v->text);
 		v->kind = header_ok(v->text) ? POLICY_PREPEND : POLICY_UNKNOWN;
 	} else if (is_word(a, wl, "WARN") || is_word(a, wl, "INFO")) {
-		take_text(rest, "", v->text, sizeof v->text);
+		take_text(rest, "", v->text, POLICY_TEXT_MAX + 1);
 		v->kind = POLICY_LOG;
 	} else {
 		v->kind = POLICY_UNKNOWN;

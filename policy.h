@@ -24,6 +24,7 @@
 #define POLICY_LINE_MAX 4096 /* one answer line */
 #define POLICY_MAX_LINES 64  /* lines of one answer */
 #define POLICY_TEXT_MAX 320  /* of a reply text an action gives */
+#define POLICY_HEADER_MAX 998 /* of a PREPEND header field (RFC 5322 2.1.1) */
 
 struct io;
 
@@ -50,7 +51,7 @@ void policy_close(struct policy_client *pc);
 enum policy_kind {
 	POLICY_DUNNO,   /* no opinion: OK, DUNNO, DEFER_IF_REJECT, WARN, INFO */
 	POLICY_REFUSE,  /* the reply in v: REJECT, DEFER, DEFER_IF_PERMIT, NNN */
-	POLICY_PREPEND, /* a header field in v->text */
+	POLICY_PREPEND, /* a header field in v->text, whole */
 	POLICY_LOG,     /* WARN or INFO: v->text goes to the log */
 	POLICY_UNKNOWN, /* not an action this server takes (or malformed) */
 };
@@ -58,7 +59,9 @@ enum policy_kind {
 struct policy_verdict {
 	enum policy_kind kind;
 	struct reply r; /* POLICY_REFUSE: code and enhanced code, text */
-	char text[POLICY_TEXT_MAX + 1];
+	/* a text cut at POLICY_TEXT_MAX; a header field is never cut:
+	 * longer than POLICY_HEADER_MAX, it is POLICY_UNKNOWN */
+	char text[POLICY_HEADER_MAX + 2];
 };
 
 /* What an action says (the keyword case-insensitive, as Postfix's

@@ -503,8 +503,10 @@ ACTIONS = {
     "warn": "WARN looks odd",
     "hold": "HOLD",
     "badprepend": "PREPEND no colon here",
+    "longprepend": "PREPEND X-Long: " + "a" * 600,
 }
 CLOSING = {"closing": "421 4.7.0 closing now"}  # ends the session
+HUGE = {"hugeprepend": "PREPEND X-Huge: " + "b" * 1000}
 
 
 class PolicyServer:
@@ -550,7 +552,7 @@ class PolicyServer:
                     time.sleep(5)
                     return
                 who = req["recipient"] if req["protocol_state"] == "RCPT" else req["sender"]
-                action = {**ACTIONS, **CLOSING}.get(who.split("@")[0], "DUNNO")
+                action = {**ACTIONS, **CLOSING, **HUGE}.get(who.split("@")[0], "DUNNO")
                 f.write(("action=%s\n\n" % action).encode())
                 f.flush()
                 req = {}
@@ -597,6 +599,7 @@ def test_policy_actions_at_rcpt(tmp, policy):
     assert out["warn"].startswith("250 2.1.5")
     assert out["hold"] == "451 4.3.5 Server configuration error"
     assert out["badprepend"] == "451 4.3.5 Server configuration error"
+    assert out["longprepend"].startswith("250 2.1.5")
     log = s.close()
     assert "event=policy-unknown-action state=RCPT action=HOLD" in log
     assert 'event=policy state=RCPT action="REJECT go away"' in log
@@ -625,6 +628,18 @@ def test_policy_actions_at_rcpt(tmp, policy):
     assert len(msgs) == 1
     assert "\nX-Policy: checked by the test\n" in msgs[0], msgs[0][:300]
     assert msgs[0].index("X-Policy:") < msgs[0].index("Received:")
+    # a long field whole, never cut; the one too long not at all
+    assert "\nX-Long: " + "a" * 600 + "\n" in msgs[0], msgs[0][:1500]
+
+
+def test_a_policy_prepend_too_long_is_refused_not_cut(tmp, policy):
+    s = Session(tmp, write_cf(tmp, "policy-service = unix:" + policy.path))
+    s.reply()
+    out = transaction(s, ["hugeprepend@example.net", "joe@example.net"])
+    assert out[2] == "451 4.3.5 Server configuration error", out
+    assert out[-2].startswith("250 2.0.0"), out
+    assert "event=policy-unknown-action" in s.close()
+    assert "X-Huge" not in delivered(tmp)[0]
 
 
 def test_a_policy_421_ends_the_session(tmp, policy):

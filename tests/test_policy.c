@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -80,6 +81,40 @@ static void test_control_characters_are_dropped(void **state)
 	struct policy_verdict v;
 	policy_action("REJECT bad\r\n250 ok", &v);
 	assert_string_equal(v.r.text, "bad250 ok");
+}
+
+static void test_a_long_prepend_is_whole_or_refused(void **state)
+{
+	(void)state;
+	char a[1200], want[1100];
+	struct policy_verdict v;
+	/* 600 bytes: kept whole (it was cut at 320) */
+	memset(want, 'a', 600);
+	memcpy(want, "X-Long: ", 8);
+	want[600] = 0;
+	snprintf(a, sizeof a, "PREPEND %s", want);
+	policy_action(a, &v);
+	assert_int_equal(v.kind, POLICY_PREPEND);
+	assert_string_equal(v.text, want);
+	/* 998 is the most a field may hold; 999 is refused, not cut */
+	memset(want, 'a', 999);
+	memcpy(want, "X-Long: ", 8);
+	want[998] = 0;
+	snprintf(a, sizeof a, "PREPEND %s", want);
+	policy_action(a, &v);
+	assert_int_equal(v.kind, POLICY_PREPEND);
+	assert_int_equal(strlen(v.text), 998);
+	want[998] = 'a';
+	want[999] = 0;
+	snprintf(a, sizeof a, "PREPEND %s", want);
+	policy_action(a, &v);
+	assert_int_equal(v.kind, POLICY_UNKNOWN);
+	/* a refusal's text is still cut for the reply */
+	memset(want, 'b', 600);
+	want[600] = 0;
+	snprintf(a, sizeof a, "REJECT %s", want);
+	policy_action(a, &v);
+	assert_int_equal(strlen(v.r.text), POLICY_TEXT_MAX);
 }
 
 static void test_attributes_cannot_end_a_line(void **state)
@@ -160,6 +195,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_actions),
 		cmocka_unit_test(test_control_characters_are_dropped),
+		cmocka_unit_test(test_a_long_prepend_is_whole_or_refused),
 		cmocka_unit_test(test_attributes_cannot_end_a_line),
 		cmocka_unit_test(test_service_addresses),
 		cmocka_unit_test(test_dnsbl_words),
