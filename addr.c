@@ -421,6 +421,20 @@ int addr_part_eq(const char *a, const char *b)
 	return ascii_casecmp_n(a, strlen(a), b, strlen(b)) == 0;
 }
 
+int addr_dot_atom(const char *s)
+{
+	int atom = 0; /* characters in the current atom */
+	for (; *s; s++) {
+		if (*s == '.' && atom)
+			atom = 0;
+		else if (is_atext((unsigned char)*s))
+			atom++;
+		else
+			return 0;
+	}
+	return atom > 0;
+}
+
 int addr_is_postmaster(const struct addr *a)
 {
 	return addr_part_eq(a->local, "postmaster");

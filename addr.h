@@ -72,6 +72,10 @@ int addr_part_eq(const char *a, const char *b);
  * refused alike. */
 int addr_domain_valid(const char *s, size_t n, int utf8);
 
+/* Whether s is an RFC 5322 dot-atom of ASCII atext: atoms of at least
+ * one character, joined by single dots. */
+int addr_dot_atom(const char *s);
+
 /* Whether the canonical local part is "postmaster" in any case. */
 int addr_is_postmaster(const struct addr *a);
 

@@ -487,8 +487,11 @@ void data_received(struct buf *h, const struct received_info *ri)
 			sizeof helo);
 	const char *eol = ri->crlf ? "\r\n" : "\n";
 	/* RFC 7208 9.1: above the Received field of this hop */
-	if (ri->spf && ri->spf[0])
-		buf_printf(h, "%s%s", ri->spf, eol);
+	for (const char *p = ri->spf; p && *p;) {
+		size_t n = strcspn(p, "\n"); /* spf.c folds with "\n\t" */
+		buf_printf(h, "%.*s%s", (int)n, p, eol);
+		p += n + (p[n] == '\n');
+	}
 	if (ri->peer_is_pipe)
 		buf_printf(h, "Received: from %s (local)%s", helo, eol);
 	else if (strchr(ri->peer, ':'))

@@ -125,7 +125,7 @@ struct received_info {
 	const char *protocol; /* RFC 3848 name, data_protocol() */
 	const char *id;
 	const char *rcpt;     /* the one recipient, or NULL */
-	const char *spf;      /* a Received-SPF field, or NULL */
+	const char *spf;      /* a Received-SPF field folded with "\n\t", or NULL */
 	int crlf;             /* binary: lines end in CRLF */
 	time_t when;
 };

@@ -218,15 +218,12 @@ static int spf_allows(struct session *s)
 {
 	char why[256] = "";
 	struct buf h = {0};
-	enum spf_result r = spf_check(s->peer, s->helo, s->from, &h, why,
-				      sizeof why);
+	enum spf_result r = spf_check(s->peer, s->helo, s->from, s->name, &h,
+				      why, sizeof why);
 	char f[ADDR_PATH_MAX + 4];
 	log_event(r == SPFR_FAIL ? LOG_L_WARNING : LOG_L_INFO, "event", "spf",
 		  "from", angle(s->from, f, sizeof f), "result",
 		  spf_result_name(r), "reason", why[0] ? why : NULL, NULL);
-	for (size_t i = 0; i < h.len; i++)
-		if (h.s[i] == '\r' || h.s[i] == '\n')
-			h.s[i] = ' '; /* one line: nothing of it becomes a header */
 	if (s->spf_mode == SPF_REJECT &&
 	    (r == SPFR_FAIL || r == SPFR_TEMPERROR || r == SPFR_PERMERROR)) {
 		if (r == SPFR_FAIL)

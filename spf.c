@@ -34,7 +34,6 @@ static struct {
 	FN(SPF_request_set_env_from);
 	FN(SPF_request_query_mailfrom);
 	FN(SPF_response_result);
-	FN(SPF_response_get_received_spf);
 	FN(SPF_response_free);
 } L;
 #undef FN
@@ -84,7 +83,6 @@ static int load(char *why, size_t n)
 	SYM(SPF_request_set_env_from);
 	SYM(SPF_request_query_mailfrom);
 	SYM(SPF_response_result);
-	SYM(SPF_response_get_received_spf);
 	SYM(SPF_response_free);
 #undef SYM
 	/* libspf2 would print to stderr: the client's socket under inetd */
@@ -125,32 +123,123 @@ static enum idna_status identity(const char *helo, const char *sender,
 	int ll = *sender && at ? (int)(at - sender) : 10;
 	char a[ADDR_DOMAIN_MAX + 1];
 	enum idna_status st = idna_canon(dom, a, sizeof a, why, whyn);
+	if (st == IDNA_OK && !addr_domain_valid(a, strlen(a), 0)) {
+		fmt_snprintf(why, whyn, "%s is not a domain", dom);
+		st = IDNA_EINVALID;
+	}
 	if (st == IDNA_OK)
 		fmt_snprintf(out, n, "%.*s@%s", ll,
 			     *sender && at ? sender : "postmaster", a);
 	return st;
 }
 
-enum spf_result spf_check(const char *ip, const char *helo, const char *sender,
-			  struct buf *header, char *why, size_t n)
+/* Appends text to the field, folded before it ("\n\t", which the header
+ * writer turns into its line end) when the line would pass 78 octets. */
+static void add_folded(struct buf *h, const char *text, size_t n)
 {
-	char from[600], helo_a[ADDR_DOMAIN_MAX + 1], ignored[128];
-	enum idna_status st = identity(helo, sender, from, sizeof from, why, n);
-	if (st != IDNA_OK) {
-		/* RFC 7208 4.3: a malformed domain is none, unlooked-up */
-		enum spf_result r = st == IDNA_EINVALID ? SPFR_NONE
-							: SPFR_TEMPERROR;
-		buf_printf(header, "Received-SPF: %s", spf_result_name(r));
-		return r;
+	size_t line = 0;
+	while (line < h->len && h->s[h->len - line - 1] != '\n')
+		line++;
+	buf_adds(h, line + 1 + n > 78 ? "\n\t" : " ");
+	buf_add(h, text, n);
+}
+
+/* One key=value of the field (RFC 7208 9.1): a dot-atom as is, else a
+ * quoted-string with '"' and '\\' escaped. A value holding a control
+ * character, longer than a domain may be, or empty is left out. */
+static void add_pair(struct buf *h, const char *key, const char *v)
+{
+	size_t vl = strlen(v);
+	if (!vl || vl > ADDR_DOMAIN_MAX)
+		return;
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p < 32 || *p == 127)
+			return;
+	char pair[2 * ADDR_DOMAIN_MAX + 32];
+	size_t o = (size_t)fmt_snprintf(pair, sizeof pair, "%s=", key);
+	int quote = !addr_dot_atom(v);
+	if (quote)
+		pair[o++] = '"';
+	for (const char *p = v; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			pair[o++] = '\\';
+		pair[o++] = *p;
 	}
-	if (load(why, n) < 0)
-		return SPFR_TEMPERROR;
+	if (quote)
+		pair[o++] = '"';
+	pair[o++] = ';';
+	add_folded(h, pair, o);
+}
+
+/* The comment after the result: what it says of domain (an A-label or
+ * address literal, which hold no parenthesis or backslash). */
+static void add_comment(struct buf *h, enum spf_result r,
+			const char *receiver, const char *ip,
+			const char *domain)
+{
+	static const char *const says[] = {
+		"domain of %s does not designate permitted sender hosts",
+		"domain of %s neither permits nor denies %s as sender",
+		"domain of %s designates %s as permitted sender",
+		"domain of %s does not designate %s as permitted sender",
+		"domain of transitioning %s does not designate %s as "
+		"permitted sender",
+		"error in processing during lookup of %s",
+		"permanent error in processing domain of %s",
+	};
+	struct buf c = {0};
+	buf_printf(&c, "(%s: ", receiver);
+	if (!domain)
+		buf_adds(&c, "no domain checked");
+	else
+		buf_printf(&c, says[r], domain, ip);
+	buf_addc(&c, ')');
+	add_folded(h, c.s, c.len);
+	buf_free(&c);
+}
+
+/* Received-SPF (RFC 7208 9.1), built from what is known here: the
+ * client's HELO and the sender are values, never field syntax. */
+static void received_spf(struct buf *h, enum spf_result r,
+			 const char *receiver, const char *ip,
+			 const char *helo, const char *envelope_from,
+			 const char *domain)
+{
+	buf_printf(h, "Received-SPF: %s", spf_result_name(r));
+	add_comment(h, r, receiver, ip, domain);
+	add_pair(h, "client-ip", ip);
+	add_pair(h, "envelope-from", envelope_from);
+	add_pair(h, "helo", helo);
+	add_pair(h, "receiver", receiver);
+	add_pair(h, "identity", "mailfrom");
+}
+
+/* libspf2's result as ours. */
+static enum spf_result result_of(SPF_response_t *resp)
+{
+	switch (L.SPF_response_result(resp)) {
+	case SPF_RESULT_NEUTRAL: return SPFR_NEUTRAL;
+	case SPF_RESULT_PASS: return SPFR_PASS;
+	case SPF_RESULT_FAIL: return SPFR_FAIL;
+	case SPF_RESULT_SOFTFAIL: return SPFR_SOFTFAIL;
+	case SPF_RESULT_TEMPERROR: return SPFR_TEMPERROR;
+	case SPF_RESULT_PERMERROR: return SPFR_PERMERROR;
+	default: return SPFR_NONE;
+	}
+}
+
+/* check_host() for the identity from, through libspf2. */
+static enum spf_result query(const char *ip, const char *helo,
+			     const char *from)
+{
+	char helo_a[ADDR_DOMAIN_MAX + 1], ignored[128];
 	SPF_request_t *req = L.SPF_request_new(server);
 	int bad = (strchr(ip, ':') ? L.SPF_request_set_ipv6_str(req, ip)
 				   : L.SPF_request_set_ipv4_str(req, ip)) != 0;
 	if (!bad && *helo &&
 	    idna_canon(helo, helo_a, sizeof helo_a, ignored, sizeof ignored) ==
-		    IDNA_OK)
+		    IDNA_OK &&
+	    addr_domain_valid(helo_a, strlen(helo_a), 0))
 		L.SPF_request_set_helo_dom(req, helo_a);
 	if (!bad)
 		bad = L.SPF_request_set_env_from(req, from) != 0;
@@ -159,29 +248,33 @@ enum spf_result spf_check(const char *ip, const char *helo, const char *sender,
 		L.SPF_request_query_mailfrom(req, &resp);
 	enum spf_result r = SPFR_NONE;
 	if (resp) {
-		switch (L.SPF_response_result(resp)) {
-		case SPF_RESULT_NEUTRAL: r = SPFR_NEUTRAL; break;
-		case SPF_RESULT_PASS: r = SPFR_PASS; break;
-		case SPF_RESULT_FAIL: r = SPFR_FAIL; break;
-		case SPF_RESULT_SOFTFAIL: r = SPFR_SOFTFAIL; break;
-		case SPF_RESULT_TEMPERROR: r = SPFR_TEMPERROR; break;
-		case SPF_RESULT_PERMERROR: r = SPFR_PERMERROR; break;
-		default: r = SPFR_NONE; break;
-		}
-		const char *h = L.SPF_response_get_received_spf(resp);
+		r = result_of(resp);
 		/* libspf2 says none for a DNS that failed, too: a domain
 		 * whose TXT lookup fails for now is a temperror (RFC 7208
 		 * 2.6.6), not a domain without SPF */
-		const char *dom = strrchr(from, '@');
-		if (r == SPFR_NONE && dom &&
-		    dns_txt_status(NULL, dom + 1) == DNS_TEMP)
+		if (r == SPFR_NONE &&
+		    dns_txt_status(NULL, strrchr(from, '@') + 1) == DNS_TEMP)
 			r = SPFR_TEMPERROR;
-		else if (h)
-			buf_adds(header, h);
 		L.SPF_response_free(resp);
 	}
-	if (!header->len)
-		buf_printf(header, "Received-SPF: %s", spf_result_name(r));
 	L.SPF_request_free(req);
+	return r;
+}
+
+enum spf_result spf_check(const char *ip, const char *helo, const char *sender,
+			  const char *receiver, struct buf *header, char *why,
+			  size_t n)
+{
+	char from[600];
+	enum idna_status st = identity(helo, sender, from, sizeof from, why, n);
+	enum spf_result r;
+	if (st == IDNA_EINVALID)
+		r = SPFR_NONE; /* RFC 7208 4.3: malformed, not looked up */
+	else if (st != IDNA_OK || load(why, n) < 0)
+		r = SPFR_TEMPERROR;
+	else
+		r = query(ip, helo, from);
+	received_spf(header, r, receiver, ip, helo, *sender ? sender : from,
+		     st == IDNA_OK ? strrchr(from, '@') + 1 : NULL);
 	return r;
 }

@@ -22,12 +22,16 @@ enum spf_result {
 /*
  * Checks sender (empty for <>: then postmaster@helo) sent from ip, which
  * said helo; a domain in UTF-8 by its A-labels, one that is no valid
- * name is SPFR_NONE with why (RFC 7208 4.3). Appends the Received-SPF header field, without its line end,
- * to header. Returns the result; SPFR_TEMPERROR with why when the check
- * could not be made at all (libspf2 missing).
+ * name is SPFR_NONE with why (RFC 7208 4.3). Appends the Received-SPF
+ * header field, without its line end, to header: receiver (this
+ * listener's name) in its comment and receiver=, the client's values
+ * (helo=, envelope-from=) as dot-atoms or quoted strings. Returns the
+ * result; SPFR_TEMPERROR with why when the check could not be made at
+ * all (libspf2 or libidn2 missing).
  */
 enum spf_result spf_check(const char *ip, const char *helo, const char *sender,
-			  struct buf *header, char *why, size_t n);
+			  const char *receiver, struct buf *header, char *why,
+			  size_t n);
 const char *spf_result_name(enum spf_result r);
 
 #endif

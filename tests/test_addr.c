@@ -542,6 +542,24 @@ static void test_is_postmaster(void **state)
 }
 
 /* Whatever comes out parses again to the same thing. */
+static void test_dot_atom(void **state)
+{
+	(void)state;
+	assert_true(addr_dot_atom("mail.example.net"));
+	assert_true(addr_dot_atom("192.0.2.1"));
+	assert_true(addr_dot_atom("a=b"));
+	assert_false(addr_dot_atom(""));
+	assert_false(addr_dot_atom("a..b"));
+	assert_false(addr_dot_atom(".a"));
+	assert_false(addr_dot_atom("a."));
+	assert_false(addr_dot_atom("a;b"));
+	assert_false(addr_dot_atom("a@b"));
+	assert_false(addr_dot_atom("2001:db8::1"));
+	assert_false(addr_dot_atom("a b"));
+	assert_false(addr_dot_atom("\"a\""));
+	assert_false(addr_dot_atom("b\xc3\xbc"));
+}
+
 static void test_canonical_round_trip(void **state)
 {
 	(void)state;
@@ -574,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_result_flags),
 		cmocka_unit_test(test_nul_inside),
+		cmocka_unit_test(test_dot_atom),
 		cmocka_unit_test(test_c1_controls_refused),
 		cmocka_unit_test(test_path_length),
 		cmocka_unit_test(test_long_local_part),

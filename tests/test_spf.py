@@ -126,7 +126,7 @@ def test_spf_tag_adds_received_spf_above_received(tmp):
         msgs[re.search(r"Subject: spf (\d)", text).group(1)] = text
     assert sorted(msgs) == ["0", "1"]
     for n, result in (("0", "pass"), ("1", "fail")):
-        head = msgs[n].split("\n\n", 1)[0].split("\n")
+        head = msgs[n].split("\n\n", 1)[0].replace("\n\t", " ").split("\n")
         # Return-Path and Delivered-To come from local delivery; then this
         # hop's trace fields: Received-SPF above Received (RFC 7208 9.1)
         assert head[2].startswith("Received-SPF: %s " % result), head
@@ -162,3 +162,50 @@ def test_spf_checks_an_international_domain_by_its_a_label(tmp):
     queries = open(os.path.join(tmp, "dnsmasq.log"), errors="replace").read()
     assert "query[TXT] xn--bcher-kva.example" in queries, queries
     assert "<name unprintable>" not in queries and "--x.example" not in queries, queries
+
+
+def received_spf(tmp):
+    """The Received-SPF field of each stored message, unfolded, by Subject."""
+    out = {}
+    for p in glob.glob(os.path.join(tmp, "Maildir", "new", "*")):
+        text = open(p, errors="replace").read()
+        head = text.split("\n\n", 1)[0]
+        assert all(len(l) <= 998 for l in head.split("\n")), head
+        head = head.replace("\n\t", " ")
+        field = re.search(r"^Received-SPF: (.*)$", head, re.M).group(1)
+        out[re.search(r"Subject: spf (\d)", text).group(1)] = field
+    return [out[k] for k in sorted(out)]
+
+
+def pairs(field):
+    """The key=value pairs after the comment, parsed as RFC 7208 9.1 says:
+    a value is a dot-atom or a quoted-string."""
+    rest = field.split(") ", 1)[1]
+    return re.findall(r'([a-z-]+)=("(?:[^"\\]|\\.)*"|[^";\s]+);', rest)
+
+
+def test_received_spf_quotes_what_the_client_chose(tmp):
+    senders = [("a;client-ip=6.6.6.6;x", "a@pass.example"),
+               ("c.example", '"x;client-ip=6.6.6.6;y"@pass.example'),
+               ('x"y\\\\z', "a@pass.example")]
+    replies, _ = run_sessions(tmp, "tag", senders)
+    assert all(r.startswith("250 2.1.0") for r in replies), replies
+    fields = received_spf(tmp)
+    assert len(fields) == 3, fields
+    # the receiver is this listener, not the machine's host name
+    for f in fields:
+        assert f.startswith("pass (mail.example.net: domain of pass.example "
+                            "designates 192.0.2.1 as permitted sender) "), f
+        kv = pairs(f)
+        keys = [k for k, _ in kv]
+        assert keys == ["client-ip", "envelope-from", "helo", "receiver",
+                        "identity"], f
+        assert dict(kv)["client-ip"] == "192.0.2.1"
+        assert dict(kv)["receiver"] == "mail.example.net"
+        assert dict(kv)["identity"] == "mailfrom"
+    assert dict(pairs(fields[0]))["helo"] == '"a;client-ip=6.6.6.6;x"'
+    assert dict(pairs(fields[0]))["envelope-from"] == '"a@pass.example"'
+    assert dict(pairs(fields[1]))["envelope-from"] == \
+        '"\\"x;client-ip=6.6.6.6;y\\"@pass.example"'
+    # x"y\\z (the shell's printf made each \\\\ one \\)
+    assert dict(pairs(fields[2]))["helo"] == '"x\\"y\\\\\\\\z"'
