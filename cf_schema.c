@@ -353,19 +353,22 @@ static const char *parse_listen(const char *s, struct cf_listen *l)
 
 /*
  * dns-server: what the resolver connects to (net_endpoint_parse with port
- * 53), but only a numeric address, and [ip] only with a port: a bare
- * IPv6 address needs no brackets.
+ * 53), but only a numeric IPv4 address: libc's resolver, which the MX
+ * and address lookups use, takes an IPv6 server only from resolv.conf
+ * (dns.c), and a server that half the lookups cannot ask is refused
+ * rather than failing them at run time (SPEC 3.2).
  */
 static const char *parse_dns(const char *s)
 {
 	struct net_endpoint ep;
-	if (s[0] == '[' && !strstr(s, "]:"))
-		return "expected [IPV6]:PORT";
 	const char *why = net_endpoint_parse(s, 53, &ep);
 	if (why && !strcmp(why, NET_EXPECTED_PORT))
 		return "expected a port number";
 	if (why || ep.kind != NET_EP_IP)
 		return "expected a numeric address";
+	if (ep.family != AF_INET)
+		return "expected an IPv4 address (this build asks an IPv6 DNS "
+		       "server only when resolv.conf names it)";
 	return NULL;
 }
 
