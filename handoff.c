@@ -518,8 +518,11 @@ static int milters_decide(struct session *s, struct msg *m, struct reply *r)
 }
 
 void handoff_refuse(struct session *s, const struct reply *r,
-		    void (*answer)(struct session *, const struct reply *))
+		    void (*answer)(struct session *, const struct reply *),
+		    int log)
 {
+	for (unsigned i = 0; log && i < s->nrcpt; i++)
+		log_result(s, &s->rcpts[i], r);
 	if (s->proto != P_LHLO) {
 		answer(s, r);
 		return;
@@ -551,7 +554,7 @@ void handoff_deliver(struct session *s,
 		refused = milters_decide(s, &m, &common);
 		if (refused == 2) {
 			proxy_abort(s); /* nothing is delivered */
-			handoff_refuse(s, &common, answer);
+			handoff_refuse(s, &common, answer, 0); /* logged */
 			handoff_abandon(s); /* gone before the client hears */
 			io_flush(&s->io);
 			return;

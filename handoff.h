@@ -29,9 +29,11 @@ void handoff_deliver(struct session *s,
 		     void (*answer)(struct session *, const struct reply *));
 
 /* A refusal of the message as a whole given to answer: once in SMTP,
- * once per recipient the client gave in LMTP (RFC 2033 4.2). */
+ * once per recipient the client gave in LMTP (RFC 2033 4.2); with log,
+ * each recipient's result line is logged (SPEC 9). */
 void handoff_refuse(struct session *s, const struct reply *r,
-		    void (*answer)(struct session *, const struct reply *));
+		    void (*answer)(struct session *, const struct reply *),
+		    int log);
 
 /* Drops a spooled message being received that was not committed. */
 void handoff_abandon(struct session *s);

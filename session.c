@@ -552,7 +552,7 @@ static void end_of_data(struct session *s)
 {
 	struct reply r;
 	if (!s->data.toobig && !s->data.failed && session_filters_eom(s, &r))
-		handoff_refuse(s, &r, send_refusal);
+		handoff_refuse(s, &r, send_refusal, 1);
 	else
 		handoff_deliver(s, send_result);
 	transaction_reset(s);

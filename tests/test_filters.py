@@ -668,8 +668,12 @@ def test_policy_at_end_of_message(tmp, policy):
     out = transaction(s, ["joe@example.net"], sender="reject@sender.example")
     assert out[2].startswith("250 2.1.5"), out
     assert out[3] == "550 5.7.1 End-of-data rejected: go away", out
-    s.close()
+    log = s.close()
     assert delivered(tmp) == []  # nothing half-done is delivered
+    # the recipient's result line, as for every other refusal (SPEC 9)
+    assert ('from=<reject@sender.example> to=<joe@example.net> status=rejected '
+            'dsn=5.7.1') in log, log
+    assert 'reply="550 5.7.1 End-of-data rejected: go away"' in log, log
     eom = [r for r in policy.requests if r["protocol_state"] == "END-OF-MESSAGE"]
     assert len(eom) == 1
     assert eom[0]["recipient_count"] == "1"
