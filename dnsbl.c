@@ -297,13 +297,36 @@ int dnsbl_pending(const struct dnsbl *d)
 	return 0;
 }
 
-void dnsbl_wait(struct dnsbl *d)
+/* Whether an answer still missing could change the verdict: none once
+ * an allow list lists the client; else a block list's, or an allow
+ * list's once a block list has listed the client. */
+static int undecided(const struct dnsbl *d)
 {
+	int block_pending = 0, allow_pending = 0, blocked = 0;
+	for (unsigned i = 0; i < d->n; i++) {
+		const struct dnsbl_zone *z = &d->z[i];
+		if (z->state == DNSBL_LISTED && z->allow)
+			return 0;
+		if (z->state == DNSBL_PENDING && z->allow)
+			allow_pending = 1;
+		else if (z->state == DNSBL_PENDING)
+			block_pending = 1;
+		else if (z->state == DNSBL_LISTED)
+			blocked = 1;
+	}
+	return block_pending || (blocked && allow_pending);
+}
+
+int dnsbl_wait(struct dnsbl *d)
+{
+	int late = 0;
 	dnsbl_receive(d);
-	while (d->fd >= 0 && dnsbl_pending(d)) {
+	while (d->fd >= 0 && undecided(d)) {
 		long long t = now_ms(), left = d->started + DNSBL_WAIT_MS - t;
-		if (left <= 0)
+		if (left <= 0) {
+			late = 1;
 			break;
+		}
 		if (!d->resent && t - d->started >= DNSBL_RESEND_MS) {
 			/* one resend: a lost datagram is no verdict */
 			d->resent = t;
@@ -320,6 +343,7 @@ void dnsbl_wait(struct dnsbl *d)
 		dnsbl_receive(d);
 	}
 	dnsbl_end(d);
+	return late;
 }
 
 const struct dnsbl_zone *dnsbl_listed(const struct dnsbl *d, int allow)

@@ -58,9 +58,11 @@ int dnsbl_start(struct dnsbl *d, const char *server, const char *ip,
 void dnsbl_receive(struct dnsbl *d);
 /* Whether some zone still waits for its answer. */
 int dnsbl_pending(const struct dnsbl *d);
-/* Waits for the answers still missing, until DNSBL_WAIT_MS after the
- * start at most, then closes the socket. */
-void dnsbl_wait(struct dnsbl *d);
+/* Waits for the answers still missing that could change the verdict
+ * (a block list's; an allow list's only once a block list lists the
+ * client), until DNSBL_WAIT_MS after the start at most, then closes the
+ * socket. 1 when the time ran out with such an answer missing. */
+int dnsbl_wait(struct dnsbl *d);
 /* The first zone of the kind (allow or block) that lists the client, or
  * NULL. */
 const struct dnsbl_zone *dnsbl_listed(const struct dnsbl *d, int allow);

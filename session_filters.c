@@ -186,10 +186,10 @@ static void lists_decide(struct session_filters *f)
 	if (f->decided)
 		return;
 	f->decided = 1;
-	dnsbl_wait(&f->dnsbl);
+	int late = dnsbl_wait(&f->dnsbl);
 	for (unsigned i = 0; i < f->dnsbl.n; i++) {
 		const struct dnsbl_zone *z = &f->dnsbl.z[i];
-		if (z->state == DNSBL_PENDING)
+		if (z->state == DNSBL_PENDING && late)
 			log_event(LOG_L_WARNING, "event", "dnsbl-timeout",
 				  "zone", z->zone, NULL);
 		else if (z->state == DNSBL_FAILED)

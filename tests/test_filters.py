@@ -456,6 +456,25 @@ def test_dnsbl_answer_to_the_first_query_counts_after_the_resend(tmp):
     assert len(dns.ids) == 2 and dns.ids[0] == dns.ids[1], dns.ids
 
 
+def test_allow_lists_are_not_awaited_when_no_block_list_lists(tmp):
+    # the block list answers "not listed" at once; the allow list never
+    dns = ScriptedDns(lambda p: (0, a_answer(p, flags=0x8183, rr=b""))
+                      if b"\x02bl\x04test" in p else None)
+    try:
+        for lists in ("dnswl = wl.test", "dnsbl = bl.test\ndnswl = wl.test"):
+            s = Session(tmp, dns_cf(tmp, dns.port, lists))
+            s.reply()
+            t0 = time.monotonic()
+            out = transaction(s, ["joe@example.net"])
+            waited = time.monotonic() - t0
+            log = s.close()
+            assert out[2].startswith("250 2.1.5"), (lists, out)
+            assert waited < 1.5, (lists, waited)
+            assert "dnsbl-timeout" not in log, log
+    finally:
+        dns.stop()
+
+
 def test_dnsbl_truncated_answer_is_a_failure_not_a_clear(tmp):
     # TC set, no answer record: incomplete, so no "not listed" either
     dns = ScriptedDns(lambda p: (0, a_answer(p, flags=0x8380, rr=b"")))
