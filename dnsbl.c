@@ -317,27 +317,39 @@ static int undecided(const struct dnsbl *d)
 	return block_pending || (blocked && allow_pending);
 }
 
+long long dnsbl_resend_due(struct dnsbl *d)
+{
+	if (d->resent || d->fd < 0 || !dnsbl_pending(d))
+		return -1;
+	long long t = now_ms(), due = d->started + DNSBL_RESEND_MS - t;
+	if (due > 0)
+		return due;
+	/* one resend: a lost datagram is no verdict */
+	d->resent = t;
+	for (unsigned i = 0; i < d->n; i++)
+		if (d->z[i].state == DNSBL_PENDING)
+			send_query(d, &d->z[i], 1);
+	return -1;
+}
+
 int dnsbl_wait(struct dnsbl *d)
 {
 	int late = 0;
 	dnsbl_receive(d);
 	while (d->fd >= 0 && undecided(d)) {
-		long long t = now_ms(), left = d->started + DNSBL_WAIT_MS - t;
+		long long due = dnsbl_resend_due(d), t = now_ms();
+		/* a resend made late (the session was elsewhere) still gets
+		 * the time a resend at DNSBL_RESEND_MS would have */
+		long long end = d->started + DNSBL_WAIT_MS;
+		if (d->resent + DNSBL_WAIT_MS - DNSBL_RESEND_MS > end)
+			end = d->resent + DNSBL_WAIT_MS - DNSBL_RESEND_MS;
+		long long left = end - t;
 		if (left <= 0) {
 			late = 1;
 			break;
 		}
-		if (!d->resent && t - d->started >= DNSBL_RESEND_MS) {
-			/* one resend: a lost datagram is no verdict */
-			d->resent = t;
-			for (unsigned i = 0; i < d->n; i++)
-				if (d->z[i].state == DNSBL_PENDING)
-					send_query(d, &d->z[i], 1);
-		}
-		long long until = d->resent ? left
-					    : d->started + DNSBL_RESEND_MS - t;
 		struct pollfd p = {d->fd, POLLIN, 0};
-		if (poll(&p, 1, (int)(until < left ? until : left)) < 0 &&
+		if (poll(&p, 1, (int)(due >= 0 && due < left ? due : left)) < 0 &&
 		    errno != EINTR)
 			break;
 		dnsbl_receive(d);

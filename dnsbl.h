@@ -7,7 +7,9 @@
  * [n;n..m] octet patterns, or ZONE=A..B), the reversed query names
  * (IPv4 octets, IPv6 nibbles), one non-blocking UDP socket that sends
  * every query at once, the collection of answers, and the fixed bound on
- * waiting for them (DNSBL_WAIT_MS from the start, one resend halfway).
+ * waiting for them (DNSBL_WAIT_MS from the start, one resend after
+ * DNSBL_RESEND_MS, whether the session is in the greet-pause or at the
+ * first RCPT).
  *
  * Never: blocks on the network outside dnsbl_wait(), reads or writes the
  * client's connection, or decides what a listing means for a recipient
@@ -58,10 +60,16 @@ int dnsbl_start(struct dnsbl *d, const char *server, const char *ip,
 void dnsbl_receive(struct dnsbl *d);
 /* Whether some zone still waits for its answer. */
 int dnsbl_pending(const struct dnsbl *d);
+/* Sends the queries still unanswered again, once, when DNSBL_RESEND_MS
+ * have passed since the start: the ms until that is due, or -1 when no
+ * resend is to come. Whoever polls the socket calls it. */
+long long dnsbl_resend_due(struct dnsbl *d);
 /* Waits for the answers still missing that could change the verdict
  * (a block list's; an allow list's only once a block list lists the
  * client), until DNSBL_WAIT_MS after the start at most, then closes the
- * socket. 1 when the time ran out with such an answer missing. */
+ * socket; when no resend had been made yet, it is made now and waited
+ * for as long as one made in time would be. 1 when the time ran out
+ * with such an answer missing. */
 int dnsbl_wait(struct dnsbl *d);
 /* The first zone of the kind (allow or block) that lists the client, or
  * NULL. */

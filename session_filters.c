@@ -165,9 +165,10 @@ int session_greet_pause(struct session *s)
 		if (left <= 0)
 			return 0;
 		int dns = f && f->dnsbl.fd >= 0 && dnsbl_pending(&f->dnsbl);
+		long long due = dns ? dnsbl_resend_due(&f->dnsbl) : -1;
 		struct pollfd p[2] = {{s->io.rfd, POLLIN, 0},
 				      {dns ? f->dnsbl.fd : -1, POLLIN, 0}};
-		int r = poll(p, 2, (int)left);
+		int r = poll(p, 2, (int)(due >= 0 && due < left ? due : left));
 		if (r < 0 && errno != EINTR)
 			return 0;
 		if (r > 0 && p[0].revents)

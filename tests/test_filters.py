@@ -456,6 +456,25 @@ def test_dnsbl_answer_to_the_first_query_counts_after_the_resend(tmp):
     assert len(dns.ids) == 2 and dns.ids[0] == dns.ids[1], dns.ids
 
 
+@pytest.mark.parametrize("pause", [5, 0])
+def test_dnsbl_resend_is_made_whatever_the_session_is_doing(tmp, pause):
+    """The first query is lost; the first RCPT comes after 5 s: during a
+    greet-pause or a slow client's dialogue, the resend still goes out."""
+    dns = ScriptedDns(lambda p: (0, a_answer(p)) if dns.ids[1:] else None)
+    try:
+        s = Session(tmp, dns_cf(tmp, dns.port, "dnsbl = bl.test\ngreet-pause = %d"
+                                % pause))
+        assert s.reply().startswith("220 ")
+        time.sleep(5.2 - (time.monotonic() - s.started))
+        out = transaction(s, ["joe@example.net"])
+        log = s.close()
+    finally:
+        dns.stop()
+    assert out[2].startswith("554 5.7.1 Service unavailable"), out
+    assert "dnsbl-timeout" not in log
+    assert len(dns.ids) == 2, dns.ids
+
+
 def test_allow_lists_are_not_awaited_when_no_block_list_lists(tmp):
     # the block list answers "not listed" at once; the allow list never
     dns = ScriptedDns(lambda p: (0, a_answer(p, flags=0x8183, rr=b""))
