@@ -74,11 +74,16 @@ static int wait_fd(int fd, short ev, int timeout_ms)
 	}
 }
 
-static long long now_ms(void)
+long long io_now_ms(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static long long now_ms(void)
+{
+	return io_now_ms();
 }
 
 /* What is left of the time until deadline, for poll(); 0 when none. */

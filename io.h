@@ -51,6 +51,9 @@ struct io {
 	char in[IO_BUFSIZE];
 };
 
+/* The monotonic clock in ms, which every timeout here counts on. */
+long long io_now_ms(void);
+
 void io_init(struct io *io, int rfd, int wfd, int timeout_ms);
 void io_free(struct io *io);
 

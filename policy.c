@@ -53,18 +53,24 @@ void policy_close(struct policy_client *pc)
 	pc->io = NULL;
 }
 
-/* Reads one answer up to its empty line; the action's value in action.
- * 0, 1 when the service closed before answering at all, or -1. */
+/* Reads one answer up to its empty line, all of it within the timeout
+ * (a service that trickles its lines meets it as a silent one does); the
+ * action's value in action. 0, 1 when the service closed before
+ * answering at all, or -1. */
 static int read_answer(struct policy_client *pc, char *action, size_t n,
 		       char *why, size_t whyn)
 {
 	char line[POLICY_LINE_MAX + 2];
 	int found = 0;
+	long long deadline = io_now_ms() + pc->timeout_ms;
 	for (int i = 0; i <= POLICY_MAX_LINES; i++) {
 		size_t len;
 		int bare;
+		long long left = deadline - io_now_ms();
+		pc->io->timeout_ms = left > 0 ? (int)left : 0;
 		enum io_status st =
 			io_getline(pc->io, line, POLICY_LINE_MAX, &len, &bare);
+		pc->io->timeout_ms = pc->timeout_ms;
 		/* closed before answering: at its end of file, or with our
 		 * request unread (a reset) when it closed as we wrote */
 		if ((st == IO_EOF || st == IO_ERROR) && i == 0)

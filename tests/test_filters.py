@@ -551,8 +551,10 @@ class PolicyServer:
     """Answers every request by the recipient's local part (ACTIONS), or
     by the sender's at END-OF-MESSAGE; records requests and connections."""
 
-    def __init__(self, path, hang=False, once=False, close_unread=False):
+    def __init__(self, path, hang=False, once=False, close_unread=False,
+                 trickle=0):
         self.path = path
+        self.trickle = trickle  # s between lines of an answer
         self.once = once
         self.close_unread = close_unread
         self.requests = []
@@ -591,6 +593,10 @@ class PolicyServer:
                     return
                 who = req["recipient"] if req["protocol_state"] == "RCPT" else req["sender"]
                 action = {**ACTIONS, **CLOSING, **HUGE}.get(who.split("@")[0], "DUNNO")
+                for _ in range(8 if self.trickle else 0):
+                    f.write(b"x=1\n")
+                    f.flush()
+                    time.sleep(self.trickle)
                 f.write(("action=%s\n\n" % action).encode())
                 f.flush()
                 req = {}
@@ -771,6 +777,24 @@ def test_policy_service_down_or_hanging(tmp):
         assert "timed out" in s.close()
     finally:
         hang.stop()
+
+
+def test_policy_timeout_bounds_the_whole_answer(tmp):
+    # eight lines 0.4 s apart: each within the 1 s timeout, the answer not
+    slow = PolicyServer(os.path.join(tmp, "slow.sock"), trickle=0.4)
+    try:
+        cf = write_cf(tmp, "policy-service = unix:%s\npolicy-timeout = 1" % slow.path)
+        s = Session(tmp, cf)
+        s.reply()
+        t0 = time.monotonic()
+        out = transaction(s, ["ok@example.net"])
+        waited = time.monotonic() - t0
+        log = s.close()
+    finally:
+        slow.stop()
+    assert out[2].startswith("451 4.3.5 "), out
+    assert waited < 2.5, waited
+    assert "timed out waiting for the answer" in log, log
 
 
 @pytest.mark.parametrize("how", ["once", "close_unread"])
