@@ -320,7 +320,11 @@ static void mail_from(struct session *s, char *arg, const char *given)
 		return;
 	transaction_reset(s);
 	addr_format(&a, s->from, sizeof s->from);
-	if (s->spf_mode != SPF_OFF && !s->peer_is_pipe && !spf_allows(s))
+	/* an authenticated client or a relay client sends for its users
+	 * from wherever they are: Postfix's permit_mynetworks and
+	 * permit_sasl_authenticated come before an SPF policy */
+	if (s->spf_mode != SPF_OFF && !s->peer_is_pipe &&
+	    !envelope_relay_allowed(s) && !spf_allows(s))
 		return;
 	if (milter_mail(s, margs, &r) != MILTER_CONTINUE) {
 		reply_dsn(s, r.code, r.dsn, "%s", r.text);

@@ -37,7 +37,7 @@ def tmp():
     remove_tree(d)
 
 
-def run_sessions(tmp, mode, senders):
+def run_sessions(tmp, mode, senders, extra=""):
     """One session per (helo, sender[, MAIL parameters]) inside the
     namespace; returns the replies to MAIL FROM and the sessions' logs."""
     cf = os.path.join(tmp, "postmaster.cf")
@@ -51,9 +51,9 @@ spool-directory = {tmp}/spool
 name = mail.example.net
 listen-port = 25
 spf = {mode}
-[route]
+{extra}[route]
 joe@example.net {tmp}/Maildir/
-""".format(tmp=tmp, mode=mode))
+""".format(tmp=tmp, mode=mode, extra=extra))
     with open(os.path.join(tmp, "resolv.conf"), "w") as f:
         f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
     dns = [tool("dnsmasq"), "--no-daemon", "--conf-file=/dev/null", "--port=53",
@@ -113,6 +113,18 @@ def test_spf_reject(tmp):
     assert "event=spf from=<> result=pass" in log
     # a DNS that fails is a temperror, not "none" (libspf2 says none)
     assert "event=spf from=<a@servfail.example> result=temperror" in log, log
+
+
+def test_spf_spares_relay_clients(tmp):
+    """A relay client (and an authenticated one) sends for its users from
+    wherever they are: as Postfix's permit_mynetworks before an SPF
+    policy, it is not checked; it was refused 550 5.7.23 for a sender
+    whose domain does not list it."""
+    replies, log = run_sessions(tmp, "reject",
+                                [("client.example", "a@fail.example")],
+                                extra="relay-clients = 192.0.2.0/24\n")
+    assert replies == ["250 2.1.0 Sender <a@fail.example> OK"], replies
+    assert "event=spf" not in log, log
 
 
 def test_spf_tag_adds_received_spf_above_received(tmp):
