@@ -122,6 +122,10 @@ static enum idna_status identity(const char *helo, const char *sender,
 	const char *dom = *sender ? (at ? at + 1 : sender) : helo;
 	int ll = *sender && at ? (int)(at - sender) : 10;
 	char a[ADDR_DOMAIN_MAX + 1];
+	if (dom[0] == '[') { /* an address literal names no domain */
+		fmt_snprintf(why, whyn, "%s is an address literal", dom);
+		return IDNA_EINVALID;
+	}
 	enum idna_status st = idna_canon(dom, a, sizeof a, why, whyn);
 	if (st == IDNA_OK && !addr_domain_valid(a, strlen(a), 0)) {
 		fmt_snprintf(why, whyn, "%s is not a domain", dom);
@@ -150,12 +154,12 @@ static void add_folded(struct buf *h, const char *text, size_t n)
 static void add_pair(struct buf *h, const char *key, const char *v)
 {
 	size_t vl = strlen(v);
-	if (!vl || vl > ADDR_DOMAIN_MAX)
+	if (!vl || vl > ADDR_PATH_MAX) /* a whole sender fits */
 		return;
 	for (const char *p = v; *p; p++)
 		if ((unsigned char)*p < 32 || *p == 127)
 			return;
-	char pair[2 * ADDR_DOMAIN_MAX + 32];
+	char pair[2 * ADDR_PATH_MAX + 32];
 	size_t o = (size_t)fmt_snprintf(pair, sizeof pair, "%s=", key);
 	int quote = !addr_dot_atom(v);
 	if (quote)
@@ -265,7 +269,7 @@ enum spf_result spf_check(const char *ip, const char *helo, const char *sender,
 			  const char *receiver, struct buf *header, char *why,
 			  size_t n)
 {
-	char from[600];
+	char from[600] = ""; /* the identity; left empty when it is none */
 	enum idna_status st = identity(helo, sender, from, sizeof from, why, n);
 	enum spf_result r;
 	if (st == IDNA_EINVALID)

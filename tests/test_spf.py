@@ -221,3 +221,23 @@ def test_received_spf_quotes_what_the_client_chose(tmp):
         '"\\"x;client-ip=6.6.6.6;y\\"@pass.example"'
     # x"y\\z (the shell's printf made each \\\\ one \\)
     assert dict(pairs(fields[2]))["helo"] == '"x\\"y\\\\\\\\z"'
+
+
+def test_no_identity_no_query_no_envelope_from(tmp):
+    """MAIL FROM:<> after an invalid HELO name has no identity to check:
+    the Received-SPF field once took its envelope-from from a buffer that
+    was never filled (stack bytes in the message). A sender at an address
+    literal names no domain either: none, without a DNS query."""
+    senders = [("foo_bar", ""), ("client.example", "a@[192.0.2.1]")]
+    replies, log = run_sessions(tmp, "tag", senders)
+    assert replies == ["250 2.1.0 Sender <> OK",
+                       "250 2.1.0 Sender <a@[192.0.2.1]> OK"], replies
+    fields = received_spf(tmp)
+    assert len(fields) == 2, fields
+    assert fields[0].startswith("none ") and \
+        "envelope-from" not in dict(pairs(fields[0])), fields[0]
+    assert fields[1].startswith("none "), fields[1]
+    assert dict(pairs(fields[1]))["envelope-from"] == '"a@[192.0.2.1]"'
+    assert "event=spf from=<a@[192.0.2.1]> result=none" in log, log
+    queries = open(os.path.join(tmp, "dnsmasq.log"), errors="replace").read()
+    assert "192.0.2.1]" not in queries and "foo_bar" not in queries, queries
