@@ -353,15 +353,17 @@ static void check_refs_all(struct cf *cf, struct cf_section *sec, int key)
 		struct cf_assign *a = cf->merged[i];
 		if (&cf->secs[a->sec] != sec || a->key != key)
 			continue;
+		/* tables, whether one per line or several on a line */
 		if (cf_kinds[sec->kind].keys[key].type == V_ROUTEREF &&
-		    ++n > CF_MAX_ROUTING_TABLES) {
+		    n + a->nw > CF_MAX_ROUTING_TABLES) {
 			struct cf_pos pos = a->pos;
-			pos.col = cf->words[a->w0].col;
+			pos.col = cf->words[a->w0 + CF_MAX_ROUTING_TABLES - n].col;
 			cf_error(cf, &pos, "expected at most %d routing-table "
 					   "entries in a listener, found more",
 				 CF_MAX_ROUTING_TABLES);
 			return;
 		}
+		n += a->nw;
 		const struct cf_assign *save = sec->set[key];
 		sec->set[key] = a;
 		check_ref(cf, sec, key);

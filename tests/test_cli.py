@@ -1024,14 +1024,16 @@ def test_check_warns_journal_logger_without_journal(tmp_path):
     assert r.stderr == "%s:2:10: %s%s:5:10: %s" % (cf, why, cf, why)
 
 
-@pytest.mark.parametrize("n", [63, 64])
-def test_at_most_63_routing_tables_per_listener(tmp_path, n):
+@pytest.mark.parametrize("n,per_line", [(63, 1), (64, 1), (64, 64)])
+def test_at_most_63_routing_tables_per_listener(tmp_path, n, per_line):
     """Tables past the 63rd were silently left out: their routes, rejects
     and local domains never applied. A 64th is refused with its
-    position."""
+    position, one table per line or all on one line."""
     lines = ['[core]', 'hostname = h.example', '[smtpd "mx"]',
              'listen-port = 25']
-    lines += ['routing-table = t%d' % i for i in range(1, n + 1)]
+    names = ['t%d' % i for i in range(1, n + 1)]
+    lines += ['routing-table = ' + ' '.join(names[i:i + per_line])
+              for i in range(0, n, per_line)]
     for i in range(1, n + 1):
         lines += ['[route "t%d"]' % i, 'u%d@example.org reject' % i]
     cf = tmp_path / "many.cf"
@@ -1043,10 +1045,13 @@ def test_at_most_63_routing_tables_per_listener(tmp_path, n):
         assert r.stdout.endswith("550 5.1.1 <u63@example.org>: "
                                  "recipient rejected\n"), r.stdout
     else:
+        # the 64th table: line 68 alone, or the 64th word of line 5
+        where = "68:17" if per_line == 1 else "5:%d" % (
+            17 + len(" ".join(names[:63])) + 1)
         assert r.returncode == 78
-        assert r.stderr.startswith("%s:68:17: expected at most 63 "
+        assert r.stderr.startswith("%s:%s: expected at most 63 "
                                    "routing-table entries in a listener, "
-                                   "found more" % cf), r.stderr
+                                   "found more" % (cf, where)), r.stderr
 
 
 def test_check_compiles_nothing_for_an_open_relay(tmp_path):
