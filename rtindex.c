@@ -2,7 +2,7 @@
  * rtindex.c - compiled route files (see rtindex.h).
  *
  * Layout of PATH.pmdb (native byte order, 4-byte aligned):
- *   header   magic "PMRTIX03", nfiles, nbuckets, nentries, off_buckets,
+ *   header   magic "PMRTIX04", nfiles, nbuckets, nentries, off_buckets,
  *            total size
  *   files    per source file: size, mtime (s, ns), inode, path
  *   buckets  nbuckets x u32: offset of an entry, 0 = empty (linear probing)
@@ -10,9 +10,10 @@
  *            word\0)
  * Keys are route_pattern_key() strings; "=:domain" keys record the domains
  * that patterns name. Domains in keys are canonical (idna.h: lowercase
- * A-labels), so either spelling of a name finds them; "PMRTIX02" files
- * had them as written and count as stale. The first line of a key wins,
- * as in the text.
+ * A-labels, an address literal as its address), so any spelling of a name
+ * finds them; older files ("PMRTIX02": domains as written, "PMRTIX03":
+ * literals as written) count as stale. The first line of a key wins, as
+ * in the text.
  *
  * Never: follows an offset it has not checked against the file size.
  */
@@ -29,7 +30,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAGIC "PMRTIX03"
+#define MAGIC "PMRTIX04"
 
 struct hdr {
 	char magic[8];

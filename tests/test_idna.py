@@ -259,3 +259,13 @@ def test_address_literals_compare_as_addresses(tmp, compiled):
     replies, _ = session(cf, rcpts, data=False)
     assert replies == ["550 5.1.1 <%s>: recipient rejected" % r
                        for r in rcpts], replies
+    if compiled:
+        # a file that the version before wrote held literals as written:
+        # it counts as out of date, and the text answers
+        with open(rt + ".pmdb", "r+b") as f:
+            assert f.read(8) == b"PMRTIX04"
+            f.seek(0)
+            f.write(b"PMRTIX03")
+        rc, out, err = pm("--config=" + cf, "--route=root@[IPv6:0::1]")
+        assert "is older than the file and is ignored" in err, err
+        assert out.endswith("recipient rejected\n"), out
