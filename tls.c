@@ -43,6 +43,7 @@ static struct {
 	FN(gnutls_priority_set_direct);
 	FN(gnutls_priority_init);
 	FN(gnutls_priority_deinit);
+	FN(gnutls_priority_protocol_list);
 	FN(gnutls_certificate_allocate_credentials);
 	FN(gnutls_certificate_free_credentials);
 	FN(gnutls_certificate_set_x509_system_trust);
@@ -99,6 +100,7 @@ static int load(char *why, size_t n)
 	SYM(gnutls_priority_set_direct);
 	SYM(gnutls_priority_init);
 	SYM(gnutls_priority_deinit);
+	SYM(gnutls_priority_protocol_list);
 	SYM(gnutls_certificate_allocate_credentials);
 	SYM(gnutls_certificate_free_credentials);
 	SYM(gnutls_certificate_set_x509_system_trust);
@@ -373,15 +375,24 @@ static int handshake(struct io *io, struct tls *t, char *why, size_t n)
 /* A session of the given side with the given priorities (the server's
  * order first on a server) and empty certificate credentials; NULL with
  * why. */
+/* A server's priority string as GnuTLS gets it: TLS 1.2 and 1.3 only
+ * (SPEC 8) whatever a tls-priority adds, the server's order first. */
+static void server_priority(const char *priority, struct buf *out)
+{
+	buf_printf(out, "%s:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"
+			":%%SERVER_PRECEDENCE",
+		   priority);
+}
+
 static struct tls *new_tls(unsigned side, const char *priority, char *why,
 			   size_t n)
 {
 	struct tls *t = xcalloc(1, sizeof *t);
 	struct buf prio = {0};
-	/* TLS 1.2 and 1.3 only (SPEC 8), whatever a tls-priority adds */
-	buf_printf(&prio, "%s:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1%s",
-		   priority,
-		   side == GNUTLS_SERVER ? ":%SERVER_PRECEDENCE" : "");
+	if (side == GNUTLS_SERVER)
+		server_priority(priority, &prio);
+	else
+		buf_adds(&prio, priority);
 	int r;
 	const char *step = "gnutls_init";
 	if ((r = G.gnutls_init(&t->s, side | GNUTLS_NONBLOCK)) < 0)
@@ -497,6 +508,22 @@ int tls_priority_check(const char *priority, size_t *at, char *why, size_t n)
 		return -1;
 	}
 	G.gnutls_priority_deinit(p);
+	/* as sessions use it: with the floor, some version must be left */
+	struct buf full = {0};
+	server_priority(priority, &full);
+	int nv = 0;
+	if (G.gnutls_priority_init(&p, full.s, NULL) >= 0) {
+		const unsigned *versions;
+		nv = G.gnutls_priority_protocol_list(p, &versions);
+		G.gnutls_priority_deinit(p);
+	}
+	buf_free(&full);
+	if (nv <= 0) {
+		fmt_snprintf(why, n, "it leaves no protocol version once TLS "
+				     "1.0 and 1.1 are taken out (only TLS 1.2 "
+				     "and 1.3 are ever offered)");
+		return -1;
+	}
 	return 0;
 }
 

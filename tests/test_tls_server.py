@@ -405,6 +405,16 @@ def test_tls_priority_is_honoured_and_checked(tmp):
                        text=True)
     assert r.returncode == 78
     assert "bad.cf:3:33: expected a GnuTLS priority string" in r.stderr, r.stderr
+    # a string GnuTLS takes, but that leaves no version above TLS 1.1:
+    # every STARTTLS would fail, so --check says so
+    with open(bad, "w") as f:
+        f.write('[smtpd "mx"]\nlisten-port = 2525\n'
+                'tls-priority = NORMAL:-VERS-ALL:+VERS-TLS1.1\n')
+    r = subprocess.run([POSTMASTER, "--config=" + bad, "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 78
+    assert ("bad.cf:3:16: expected a GnuTLS priority string: it leaves no "
+            "protocol version once TLS 1.0 and 1.1 are taken out") in r.stderr, r.stderr
 
 
 def test_client_renegotiation_is_refused_and_logged(tmp):
