@@ -295,9 +295,9 @@ int route_classify(const char *s, enum tkind *k, struct addr *rw,
 		return 0;
 	}
 	/* a host name, a local name or a section's: none has an empty
-	 * label (mail..example.net, .foo, foo.) */
-	size_t n = strlen(s);
-	if (s[0] == '.' || s[n - 1] == '.' || strstr(s, "..")) {
+	 * label (mail..example.net, .foo); a host name may end in the
+	 * root's dot */
+	if (s[0] == '.' || strstr(s, "..")) {
 		*why = "a host name, a local name, or the name of a [pipe] or "
 		       "[relay] (no empty label between dots)";
 		return -1;

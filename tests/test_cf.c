@@ -641,9 +641,9 @@ static const struct bad bad[] = {
 	  "t.cf:1:12: expected a host name, a local name, or the name of a "
 	  "[pipe] or [relay] (no empty label between dots), found "
 	  "'mail..example.net'\n"),
-	C("name ending in a dot", "@a.example foo.\n",
+	C("name beginning with a dot", "@a.example .foo\n",
 	  "t.cf:1:12: expected a host name, a local name, or the name of a "
-	  "[pipe] or [relay] (no empty label between dots), found 'foo.'\n"),
+	  "[pipe] or [relay] (no empty label between dots), found '.foo'\n"),
 	C("missing comma", "joe@example.org joe jane\n",
 	  "t.cf:1:17: expected ',' between targets (only a |command may contain "
 	  "blanks), found 'joe jane'\n"),
