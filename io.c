@@ -254,6 +254,16 @@ int io_input_pending(struct io *io)
 	return wait_fd(io->rfd, POLLIN, 0) > 0;
 }
 
+int io_line_pending(struct io *io)
+{
+	if (memchr(io->in + io->in_pos, '\n', io->in_len - io->in_pos) ||
+	    io->tr->pending(io))
+		return 1;
+	if (io->eof || io->err)
+		return 0;
+	return wait_fd(io->rfd, POLLIN, 0) > 0;
+}
+
 int io_input_buffered(const struct io *io)
 {
 	return io->in_pos < io->in_len;

@@ -82,6 +82,9 @@ enum io_status io_read(struct io *io, char *p, size_t n, size_t *got);
 void io_data_pace(struct io *io, unsigned min_rate);
 /* Whether input is already waiting (buffered or readable now). */
 int io_input_pending(struct io *io);
+/* Whether a whole line is buffered, or more input can be read now: when
+ * not, a peer that sent part of a line may be waiting for our replies. */
+int io_line_pending(struct io *io);
 /* Whether input is in the buffer, read and not yet taken. */
 int io_input_buffered(const struct io *io);
 /* Drops everything buffered on input (after STARTTLS: RFC 3207 5.2). */

@@ -1130,9 +1130,11 @@ static int dialogue(struct session *s)
 	char line[CMD_MAX_EXT + 2];
 	while (!s->quit) {
 		/* qmail's rule: a pipelined group costs one write; the
-		 * proxy's replies are read when the group has been read */
+		 * proxy's replies are read when the group has been read,
+		 * also when it ends inside a line (RFC 2920: replies go
+		 * out when the input runs dry) */
 		if ((s->io.out_len || s->px_pending) &&
-		    !io_input_pending(&s->io)) {
+		    !io_line_pending(&s->io)) {
 			proxy_sync(s);
 			flush(s);
 		}

@@ -456,6 +456,31 @@ def test_aiosmtpd_replies_reach_the_client_per_recipient(tmp, peers):
     assert len(h.messages) == 1
 
 
+def test_replies_go_out_when_a_group_ends_inside_a_line(tmp, peers):
+    """RFC 2920: a server sends its replies when its input runs dry. A
+    group that ended inside a line (the rest of RCPT to come only after
+    the replies) once kept the target's RCPT reply back until the rest
+    arrived: a client that waits for it stalled to the timeout."""
+    peer = ScriptedPeer(None)  # PIPELINING: the RCPT replies are read late
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    s.TIMEOUT = 10
+    try:
+        s.send(b"MAIL FROM:<%s>\r\nRCPT TO:<joe@example.net>\r\n"
+               b"RCPT TO:<ann@exa" % SENDER.encode())
+        assert s.reply().startswith("250 2.1.0 ")
+        assert s.reply() == "250 2.0.0 " + SAID + "Ok"  # joe's
+        s.send(b"mple.net>\r\n")
+        assert s.reply() == "250 2.0.0 " + SAID + "Ok"  # ann's
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert reply.startswith("250 2.0.0 " + SAID), reply
+    proxied(log, "ann@example.net")
+
+
 def test_a_proxied_message_is_never_synced(tmp, peers):
     """The common path costs no fsync at all: the data goes onward, and
     its spool copy (kept until the target's 250) is never synced."""
