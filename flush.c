@@ -399,6 +399,18 @@ static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 		flush_message(cf, dirfd, &b, FLUSH_ALL);
 }
 
+/* After write_report() returned r: a written report (0) is delivered,
+ * one that could not be written (-1) is logged. */
+static void send_report(const struct cf *cf, int dirfd,
+			const struct spool_msg *m, int r, struct spool_msg *b)
+{
+	if (r < 0)
+		log_event(LOG_L_ERR, "id", m->id, "event", "report-error",
+			  "reason", strerror(errno), NULL);
+	else if (r == 0)
+		flush_message(cf, dirfd, b, FLUSH_ALL);
+}
+
 /* NOTIFY=SUCCESS: one report per kind of the deliveries of this run. A
  * report that cannot be written is logged and not tried again: the
  * deliveries themselves are done. */
@@ -413,15 +425,11 @@ static void deliver_success_reports(const struct cf *cf, int dirfd,
 			if (x->success_now[i] == 1 + kind)
 				idx[n++] = i;
 		struct spool_msg b;
-		int r = n ? write_report(cf, dirfd, m, idx, n,
-					 (enum report_kind)kind, &b)
-			  : 1;
-		if (r < 0)
-			log_event(LOG_L_ERR, "id", m->id, "event",
-				  "report-error", "reason", strerror(errno),
-				  NULL);
-		else if (r == 0)
-			flush_message(cf, dirfd, &b, FLUSH_ALL);
+		if (n)
+			send_report(cf, dirfd, m,
+				    write_report(cf, dirfd, m, idx, n,
+						 (enum report_kind)kind, &b),
+				    &b);
 	}
 	free(idx);
 }
@@ -434,6 +442,18 @@ static unsigned same_recipient_end(const struct spool_msg *m, unsigned i)
 	while (j < m->nt && !strcmp(m->t[j].orig, m->t[i].orig))
 		j++;
 	return j;
+}
+
+/* Whether targets i..end-1 are an expansion, not one recipient given
+ * twice (two RCPTs of one address spool the same target twice). */
+static int expanded(const struct spool_msg *m, unsigned i, unsigned end)
+{
+	for (unsigned j = i + 1; j < end; j++)
+		if (m->t[j].kind != m->t[i].kind ||
+		    strcmp(m->t[j].addr, m->t[i].addr) ||
+		    strcmp(m->t[j].arg, m->t[i].arg))
+			return 1;
+	return 0;
 }
 
 /* NOTIFY=SUCCESS for a recipient that became several targets (an alias):
@@ -449,7 +469,7 @@ static void report_expansions(const struct cf *cf, int dirfd, struct run *x)
 	unsigned n = 0;
 	for (unsigned i = 0, end; i < m->nt; i = end) {
 		end = same_recipient_end(m, i);
-		if (!(m->t[i].notify & DSN_SUCCESS) || end - i < 2)
+		if (!(m->t[i].notify & DSN_SUCCESS) || !expanded(m, i, end))
 			continue;
 		/* the report's line for the recipient itself */
 		tt[n] = m->t[i];
@@ -473,13 +493,10 @@ static void report_expansions(const struct cf *cf, int dirfd, struct run *x)
 		struct spool_msg c = *m, b;
 		c.t = tt;
 		c.nt = n;
-		int r = write_report(cf, dirfd, &c, idx, n, REPORT_EXPANDED, &b);
-		if (r < 0)
-			log_event(LOG_L_ERR, "id", m->id, "event",
-				  "report-error", "reason", strerror(errno),
-				  NULL);
-		else if (r == 0)
-			flush_message(cf, dirfd, &b, FLUSH_ALL);
+		send_report(cf, dirfd, m,
+			    write_report(cf, dirfd, &c, idx, n,
+					 REPORT_EXPANDED, &b),
+			    &b);
 	}
 	free(idx);
 	free(tt);
@@ -506,18 +523,12 @@ static void deliver_delay_report(const struct cf *cf, int dirfd,
 	struct spool_msg b;
 	int r = n ? write_report(cf, dirfd, m, idx, n, REPORT_DELAYED, &b) : 1;
 	free(idx);
-	if (r < 0) {
-		log_event(LOG_L_ERR, "id", m->id, "event", "report-error",
-			  "reason", strerror(errno), NULL);
-		return;
-	}
-	if (n) {
+	if (r >= 0 && n) {
 		/* remembered before it is delivered: never a second one */
 		m->delay_reported = 1;
 		save(x);
 	}
-	if (r == 0)
-		flush_message(cf, dirfd, &b, FLUSH_ALL);
+	send_report(cf, dirfd, m, r, &b);
 }
 
 static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,

@@ -378,3 +378,19 @@ def test_notify_success_to_an_alias_reports_one_expansion(tmp):
     (m,) = blocks["rfc822; m@example.net"]
     assert m["Action"] == "delivered", str(m)
     assert queue(cf) == {}
+
+
+def test_a_recipient_given_twice_is_no_expansion(tmp):
+    """Two RCPTs of one address spool the same target twice: that is not
+    an alias, and NOTIFY=SUCCESS hears "delivered", not "expanded"."""
+    mkdir(tmp + "/mbox")
+    cf = write_cf(tmp, SUCCESS_ROUTES, extra=KEEP_MAILER)
+    r, log = success_session(cf, [("m@example.net", " NOTIFY=SUCCESS"),
+                                  ("m@example.net", " NOTIFY=SUCCESS")])
+    assert QUEUED.match(r), r
+    assert "action=expanded" not in log, log
+    actions = [x["Action"]
+               for p in maildir_files(tmp + "/sender")
+               for x in email.message_from_bytes(read_bytes(p))
+               .get_payload()[1].get_payload()[1:]]
+    assert actions and set(actions) == {"delivered"}, actions
