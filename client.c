@@ -103,18 +103,25 @@ int client_connect(const struct sockaddr_storage *ss, socklen_t len,
 	return fd;
 }
 
-/* Reads one reply; lines (without "NNN-") joined by '\n' into text.
+/* The text of a reply that is kept; lines past it are read and dropped. */
+#define REPLY_TEXT_MAX 16384
+
+/* Reads one reply, all of it within one timeout (a peer that trickles
+ * continuation lines meets it as a silent one does); lines (without
+ * "NNN-") joined by '\n' into text, at most REPLY_TEXT_MAX of it.
  * Returns the code, or -1 when the connection broke. */
 int client_read_reply(struct client_conn *c, struct buf *text)
 {
 	text->len = 0;
 	buf_adds(text, "");
+	long long deadline = io_now_ms() + c->io.timeout_ms;
 	for (;;) {
 		char line[1024];
 		size_t len;
 		int bare;
-		enum io_status st = io_getline(&c->io, line, sizeof line - 1,
-					       &len, &bare);
+		enum io_status st = io_getline_until(&c->io, deadline, line,
+						     sizeof line - 1, &len,
+						     &bare);
 		if (st != IO_OK && st != IO_TOOLONG)
 			return -1;
 		line[len] = 0;
@@ -122,9 +129,11 @@ int client_read_reply(struct client_conn *c, struct buf *text)
 		    line[1] < '0' || line[1] > '9' || line[2] < '0' ||
 		    line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-'))
 			return -1;
-		if (text->len)
-			buf_addc(text, '\n');
-		buf_adds(text, len > 4 ? line + 4 : "");
+		if (text->len + len < REPLY_TEXT_MAX) {
+			if (text->len)
+				buf_addc(text, '\n');
+			buf_adds(text, len > 4 ? line + 4 : "");
+		}
 		if (len == 3 || line[3] == ' ')
 			return atoi(line);
 	}

@@ -156,9 +156,15 @@ static enum io_status too_long(char *line, size_t max, size_t *len)
 enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 			  int *bare)
 {
+	return io_getline_until(io, now_ms() + io->timeout_ms, line, max, len,
+				bare);
+}
+
+enum io_status io_getline_until(struct io *io, long long deadline, char *line,
+				size_t max, size_t *len, int *bare)
+{
 	size_t n = 0;
 	int toolong = 0;
-	long long deadline = now_ms() + io->timeout_ms;
 	*len = 0;
 	*bare = 0;
 	for (;;) {

@@ -69,6 +69,10 @@ void io_free(struct io *io);
  */
 enum io_status io_getline(struct io *io, char *line, size_t max, size_t *len,
 			  int *bare);
+/* The same by a deadline of io_now_ms()'s clock, for a reply or answer of
+ * several lines that must come whole within one timeout. */
+enum io_status io_getline_until(struct io *io, long long deadline, char *line,
+				size_t max, size_t *len, int *bare);
 /* Up to n bytes, at least one (waits). IO_EOF at the end. */
 enum io_status io_read(struct io *io, char *p, size_t n, size_t *got);
 /*

@@ -66,11 +66,9 @@ static int read_answer(struct policy_client *pc, char *action, size_t n,
 	for (int i = 0; i <= POLICY_MAX_LINES; i++) {
 		size_t len;
 		int bare;
-		long long left = deadline - io_now_ms();
-		pc->io->timeout_ms = left > 0 ? (int)left : 0;
-		enum io_status st =
-			io_getline(pc->io, line, POLICY_LINE_MAX, &len, &bare);
-		pc->io->timeout_ms = pc->timeout_ms;
+		enum io_status st = io_getline_until(pc->io, deadline, line,
+						     POLICY_LINE_MAX, &len,
+						     &bare);
 		/* closed before answering: at its end of file, or with our
 		 * request unread (a reset) when it closed as we wrote */
 		if ((st == IO_EOF || st == IO_ERROR) && i == 0)

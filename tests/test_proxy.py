@@ -481,6 +481,26 @@ def test_replies_go_out_when_a_group_ends_inside_a_line(tmp, peers):
     proxied(log, "ann@example.net")
 
 
+def test_a_reply_that_never_ends_is_bounded(tmp, peers):
+    """A next hop that answers RCPT with 250- lines forever once held the
+    session as long as it went on (each line restarted the timeout) and
+    kept every line (1.1 GB in 16 s). The whole reply now has one
+    timeout, and its text a bound: the client hears within the relay's
+    timeout (2 s here; 15 s of slack)."""
+    peer = ScriptedPeer("rcpt-endless")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port], relay="timeout = 2s\n")
+    s = greeted(cf)
+    s.TIMEOUT = 15
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        got = s.cmd("RCPT TO:<joe@example.net>", "")
+    finally:
+        peer.stopping = True
+        quit_and_close(s)
+    assert got.split("\n")[-1][:1] in "245", got
+
+
 def test_a_proxied_message_is_never_synced(tmp, peers):
     """The common path costs no fsync at all: the data goes onward, and
     its spool copy (kept until the target's 250) is never synced."""
@@ -919,7 +939,8 @@ class ScriptedPeer:
     it gets 503); "lmtp-drop" gives one reply per recipient after the
     data (LMTP) and, on its first connection, closes after the first;
     "rcpt-control" refuses RCPT with a CR, an escape and a stray byte in
-    its text.
+    its text; "rcpt-endless" answers RCPT with continuation lines that
+    never end.
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -1014,6 +1035,11 @@ class ScriptedPeer:
             elif verb == b"RCPT" and fault == "lmtp-drop":
                 rcpts.append(line.split(b"<")[1].split(b">")[0].decode())
                 conn.sendall(b"250 2.1.5 Ok\r\n")
+            elif verb == b"RCPT" and fault == "rcpt-endless":
+                while not self.stopping:  # a reply that never ends
+                    conn.sendall(b"250-" + b"x" * 900 + b"\r\n")
+                    time.sleep(0.05)
+                return
             elif verb in (b"MAIL", b"RCPT") and fault == "rcpt-252":
                 conn.sendall(b"252 2.1.5 will try\r\n")
             elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
