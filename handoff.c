@@ -373,17 +373,29 @@ static void log_proxied(struct session *s, const struct kept_rcpt *rc,
 
 /*
  * An LMTP target accepted some recipients of an SMTP client's message and
- * not others: the client gets 250 once the spool holds the message, and
- * the delivery process records the target's replies as its own attempt
- * (the delivered done, 4xx retried, 5xx bounced); or the spool's failure
- * when it cannot, and the client sends it again (the recipients who got
- * it get it twice: nothing is lost).
+ * not others: the client gets 250 once the spool holds the message with
+ * the accepted recipients done, and the delivery process records the
+ * others' replies as its own attempt (4xx retried, 5xx bounced; without
+ * one, the flusher tries them); or the spool's failure when it cannot,
+ * and the client sends it again (the recipients who got it get it twice:
+ * nothing is lost).
  */
 static void commit_failures(struct session *s, const struct reply *res,
 			    struct reply *r)
 {
 	if (spool_transaction(s, r) < 0)
 		return;
+	/* in the envelope before the 250, whatever becomes of the delivery
+	 * process: no run sends them the message again */
+	for (unsigned i = 0; i < s->nrcpt && i < s->sm.nt; i++) {
+		if (res[i].code >= 300)
+			continue;
+		s->sm.t[i].state = SP_DELIVERED;
+		log_proxied(s, &s->rcpts[i], &res[i]);
+	}
+	if (spool_update(s->spool_fd, &s->sm) < 0)
+		log_event(LOG_L_ERR, "id", s->sm.id, "event", "spool-error",
+			  "reason", strerror(errno), NULL);
 	unsigned failed = 0;
 	for (unsigned i = 0; i < s->nrcpt; i++)
 		failed += res[i].code >= 300;
@@ -421,7 +433,8 @@ static int deliver_proxied(struct session *s, int refused,
 		same &= res[i].code == res[0].code;
 	}
 	int mixed = s->proto != P_LHLO && ok < s->nrcpt && (ok || !same);
-	/* a mixed verdict is logged by the spool's run that records it */
+	/* a mixed verdict's failures are logged by the spool's run that
+	 * records them, its deliveries by commit_failures() */
 	for (unsigned i = 0; i < s->nrcpt && !mixed; i++)
 		log_proxied(s, &s->rcpts[i], &res[i]);
 	if (s->proto == P_LHLO) {

@@ -36,7 +36,7 @@ import threading
 import time
 
 import pytest
-from pmtest import free_port, wait_for
+from pmtest import ROOT, free_port, tool, wait_for
 from test_onward import (SENDER, BINARY_PAYLOAD, Dovecot, Session, SmtpSink,
                          aiosmtpd_peer, check_content, converted, eightbit_message,
                          flush, maildir_files, message, peers, postfix, queue,
@@ -283,6 +283,40 @@ def test_lmtp_verdicts_for_an_smtp_client(tmp, peers, case):
     (b,) = bounces(tmp)
     _, brcpts, _, _ = report(b)
     assert list(brcpts) == ["c@example.net"], brcpts
+
+
+def test_a_mixed_lmtp_verdict_without_a_delivery_process(tmp, peers):
+    """The recipients an LMTP target took are done in the envelope before
+    the 250, whether a delivery process runs or not: with none (the
+    session cannot fork here; its 8 slots busy is the same), the flusher
+    once sent the message to them again."""
+    if not ROOT:
+        pytest.skip("the session runs as nobody, whose processes prlimit bounds")
+    sock = os.path.join(tmp, "lmtp.sock")
+    peer = LmtpPeer(sock)
+    peers.append(peer)
+    peer.verdicts = dict(LMTP_CASES["mixed"])
+    rcpts = ["a@example.net", "b@example.net", "c@example.net"]
+    cf = proxy_cf(tmp, ["unix:" + sock], protocol="lmtp")
+    s = Session(cf, prefix=(tool("prlimit"), "--nproc=1:1"))
+    assert s.reply().startswith("220 ")
+    s.cmd("EHLO client.example", "250")
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        for r in rcpts:
+            s.cmd("RCPT TO:<%s>" % r, "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert reply.startswith("250 2.0.0 Ok: delivered to 1, queued as "), reply
+    proxied(log, "a@example.net")
+    q = queue_targets(cf)
+    assert q["a@example.net"][0] == "delivered", queue(cf)
+    peer.verdicts = {}
+    flush(cf, "--now")
+    assert [m[0] for m in peer.messages] == [
+        rcpts, ["b@example.net", "c@example.net"]], peer.messages
 
 
 def test_postfix_relay_recipient_maps_refuse_at_rcpt(tmp, postfix):
