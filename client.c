@@ -109,7 +109,8 @@ int client_connect(const struct sockaddr_storage *ss, socklen_t len,
 /* Reads one reply, all of it within one timeout (a peer that trickles
  * continuation lines meets it as a silent one does); lines (without
  * "NNN-") joined by '\n' into text, at most REPLY_TEXT_MAX of it.
- * Returns the code, or -1 when the connection broke. */
+ * Returns the code, -1 when the connection broke or the time ran out, or
+ * -2 when a line came that is no reply (a protocol error of the peer's). */
 int client_read_reply(struct client_conn *c, struct buf *text)
 {
 	text->len = 0;
@@ -128,7 +129,7 @@ int client_read_reply(struct client_conn *c, struct buf *text)
 		if (len < 3 || line[0] < '2' || line[0] > '5' ||
 		    line[1] < '0' || line[1] > '9' || line[2] < '0' ||
 		    line[2] > '9' || (len > 3 && line[3] != ' ' && line[3] != '-'))
-			return -1;
+			return -2;
 		if (text->len + len < REPLY_TEXT_MAX) {
 			if (text->len)
 				buf_addc(text, '\n');

@@ -295,6 +295,8 @@ static int take_rcpt(struct session *s, unsigned i, int code, int lost)
 	}
 	if (px->state == PX_REFUSED)
 		r = px->refusal;
+	else if (code >= 300 && code < 400) /* no answer to RCPT: 451 */
+		client_peer_refusal(&r, code, px->t.s, px->c.name);
 	else
 		client_peer_reply_esc(&r, code, px->t.s, px->c.name,
 				      code < 300 ? ESC_DEST_MAILBOX_VALID
@@ -503,6 +505,17 @@ static int final_reply(struct session *s, struct reply *r)
 {
 	struct proxy *px = s->px;
 	int code = client_read_reply(&px->c, &px->t);
+	if (code == -2) {
+		/* the target read the data and said something that is no
+		 * reply: not a lost connection, so no takeover (it may have
+		 * taken the message), but no verdict either; as Postfix's
+		 * proxy, the client hears 451 and sends it again */
+		px->c.unsynced = 1;
+		reply_set(r, 451, ESC_OTHER_PROTOCOL_STATUS,
+			  "%s answered the data with no valid reply",
+			  px->c.name);
+		return 0;
+	}
 	if (code < 0 || code == 421) {
 		let_go(s, code < 0 ? "no reply to the data in time, or lost "
 				     "connection"

@@ -535,6 +535,47 @@ def test_a_reply_that_never_ends_is_bounded(tmp, peers):
     assert got.split("\n")[-1][:1] in "245", got
 
 
+def test_a_target_that_answers_the_dot_with_no_reply(tmp, peers):
+    """The target read the message and answered its dot with a line that
+    is no reply: once taken for a lost connection, taken over (250) and
+    sent to the same target again. It is a protocol error, not a lost
+    connection: the client hears 451 (as from Postfix's proxy), nothing
+    is spooled, and the target got the message once."""
+    peer = ScriptedPeer("dot-garbage")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        got = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert got == "451 4.5.0 127.0.0.1[127.0.0.1] answered the data with no " \
+                  "valid reply", got
+    assert "event=takeover" not in log, log
+    assert queue(cf) == "the spool is empty\n"
+    assert len(peer.accepted) == 1
+
+
+def test_a_354_to_rcpt_is_no_answer(tmp, peers):
+    """RFC 5321 4.3.2: RCPT's replies are 2xx, 4xx or 5xx. A target's 354
+    went to the client as its RCPT reply (354 3.1.0, no valid enhanced
+    code), which may start its message text; it is a 451 now, as MAIL's
+    and the data's are."""
+    peer = ScriptedPeer("rcpt-354")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        got = s.cmd("RCPT TO:<joe@example.net>", "451 ")
+    finally:
+        quit_and_close(s)
+    assert got.startswith("451 4.") and SAID in got, got
+
+
 def test_a_proxied_message_is_never_synced(tmp, peers):
     """The common path costs no fsync at all: the data goes onward, and
     its spool copy (kept until the target's 250) is never synced."""
@@ -974,7 +1015,8 @@ class ScriptedPeer:
     data (LMTP) and, on its first connection, closes after the first;
     "rcpt-control" refuses RCPT with a CR, an escape and a stray byte in
     its text; "rcpt-endless" answers RCPT with continuation lines that
-    never end.
+    never end; "rcpt-354" answers RCPT with a 354; "dot-garbage" answers
+    the final dot with a line that is no reply.
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -1069,6 +1111,8 @@ class ScriptedPeer:
             elif verb == b"RCPT" and fault == "lmtp-drop":
                 rcpts.append(line.split(b"<")[1].split(b">")[0].decode())
                 conn.sendall(b"250 2.1.5 Ok\r\n")
+            elif verb == b"RCPT" and fault == "rcpt-354":
+                conn.sendall(b"354 2.1.5 go ahead\r\n")
             elif verb == b"RCPT" and fault == "rcpt-endless":
                 while not self.stopping:  # a reply that never ends
                     conn.sendall(b"250-" + b"x" * 900 + b"\r\n")
@@ -1117,6 +1161,8 @@ class ScriptedPeer:
                 self.accepted.append(content)
                 if fault == "long-reply":
                     conn.sendall(b"250 2.0.0 Ok, and then " + b"x" * 1100 + b"\r\n")
+                elif fault == "dot-garbage":
+                    conn.sendall(b"hello there\r\n")
                 else:
                     conn.sendall(b"250 2.0.0 Ok: kept\r\n")
                 return True
