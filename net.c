@@ -9,8 +9,10 @@
 #include "net.h"
 #include "addr.h"
 #include "fmt.h"
+#include "log.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -340,9 +342,15 @@ int net_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n,
 
 int net_is_own_address(int family, const unsigned char *addr)
 {
+	static int warned;
 	struct ifaddrs *ifa;
-	if (getifaddrs(&ifa) < 0)
+	if (getifaddrs(&ifa) < 0) {
+		/* a sandbox without AF_NETLINK: say so once, not a silent "no" */
+		if (!warned++)
+			log_event(LOG_L_WARNING, "event", "own-addresses-unknown",
+				  "reason", strerror(errno), NULL);
 		return 0;
+	}
 	int found = 0;
 	for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next) {
 		if (!i->ifa_addr || i->ifa_addr->sa_family != family)

@@ -358,6 +358,41 @@ def test_installed_units_verify(tmp):
     assert "postmaster" not in r.stderr, r.stderr
 
 
+def test_installed_units_allow_getifaddrs(tmp):
+    """Every installed service runs sessions or the flusher, which ask
+    getifaddrs(3) for the machine's own addresses (SPEC 6 address literals,
+    SPEC 7.2 MX loops): glibc asks over an AF_NETLINK socket, so a
+    RestrictAddressFamilies= without it makes every own address foreign."""
+    dest = os.path.join(tmp, "root")
+    make("install", "DESTDIR=" + dest)
+    unitdir = os.path.join(dest, "usr/local/lib/systemd/system")
+    services = [u for u in sorted(os.listdir(unitdir)) if u.endswith(".service")]
+    assert len(services) == 5, services
+    for unit in services:
+        with open(os.path.join(unitdir, unit)) as f:
+            families = re.findall(r"^RestrictAddressFamilies=(.*)$", f.read(), re.M)
+        assert families, unit
+        for line in families:
+            assert "AF_NETLINK" in line.split(), (unit, line)
+
+
+def test_unknown_own_addresses_are_logged(tmp):
+    """When getifaddrs(3) fails (here: the first socket(2) refused, as a
+    sandbox refuses AF_NETLINK) the address literal is still refused, and
+    the log says why instead of nothing."""
+    strace = tool("strace")
+    cf = session_cf(tmp, "stderr")
+    r = subprocess.run([strace, "-f", "-o", "/dev/null", "-e", "trace=socket",
+                        "-e", "inject=socket:error=EAFNOSUPPORT:when=1",
+                        POSTMASTER, "--config=" + cf, "--route=root@[127.0.0.1]"],
+                       capture_output=True, text=True, timeout=60)
+    assert "event=own-addresses-unknown" in r.stderr, r.stderr
+    assert r.stderr.count("own-addresses-unknown") == 1, r.stderr
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--route=root@[127.0.0.1]"],
+                       capture_output=True, text=True, timeout=60)
+    assert "own-addresses-unknown" not in r.stderr, r.stderr
+
+
 def test_make_uninstall_destdir(tmp):
     dest = os.path.join(tmp, "root")
     make("install", "DESTDIR=" + dest)
