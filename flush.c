@@ -710,9 +710,16 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 		}
 		if (r == SPOOL_BUSY || (r == SPOOL_GONE && !id))
 			continue; /* being delivered, or done meanwhile */
+		if (r != SPOOL_OK && !id) {
+			/* kept for the admin (--queue shows it, --delete
+			 * removes it); it must not fail every later run */
+			log_event(LOG_L_WARNING, "id", ids[i], "event", "damaged",
+				  "reason", why, NULL);
+			continue;
+		}
 		if (r != SPOOL_OK) {
 			fprintf(stderr, "postmaster: %s\n", why);
-			ex = id ? EX_UNAVAILABLE : EX_TEMPFAIL;
+			ex = EX_UNAVAILABLE;
 			continue;
 		}
 		if (id && m.quarantine) { /* not silently: it was asked for */
@@ -827,6 +834,17 @@ static void show_postfix(const struct spool_msg *m)
 	printf("\n");
 }
 
+/* A message whose envelope cannot be read: shown, so that it can be
+ * looked at and removed with --delete, never left unseen. */
+static void show_damaged(const char *id, const char *why, int layout)
+{
+	if (layout == QUEUE_MAILQ)
+		printf("%-11s (damaged: %s; --delete=%s removes it)\n\n", id, why,
+		       id);
+	else
+		printf("%s  damaged: %s (--delete=%s removes it)\n", id, why, id);
+}
+
 int queue_main(const struct cf *cf, int layout)
 {
 	int dirfd = open_spool(cf);
@@ -839,17 +857,22 @@ int queue_main(const struct cf *cf, int layout)
 	for (unsigned i = 0; i < n; i++) {
 		struct spool_msg m;
 		char why[512];
-		if (spool_load(dirfd, ids[i], 0, &m, why, sizeof why) != SPOOL_OK)
-			continue;
+		int r = spool_load(dirfd, ids[i], 0, &m, why, sizeof why);
+		if (r == SPOOL_GONE)
+			continue; /* delivered meanwhile */
 		if (layout == QUEUE_MAILQ && !shown)
 			printf("%-11s %8s %-20s %s\n", "-Queue ID-", "--Size--",
 			       "----Arrival Time----",
 			       "-Sender/Recipient-------");
+		shown++;
+		if (r != SPOOL_OK) {
+			show_damaged(ids[i], why, layout);
+			continue;
+		}
 		if (layout == QUEUE_MAILQ)
 			show_postfix(&m);
 		else
 			show_own(&m, now);
-		shown++;
 		bytes += (unsigned long long)m.size;
 		spool_msg_free(&m);
 	}
@@ -865,18 +888,22 @@ int queue_main(const struct cf *cf, int layout)
 	return EX_OK;
 }
 
-/* --release and --delete: the log, the spool and message id, locked.
- * EX_OK, or the exit status after saying why (nothing left open). */
+/* --release and --delete: the log, the spool and message id, locked,
+ * its envelope read unless only its removal is wanted. EX_OK, or the
+ * exit status after saying why (nothing left open). */
 static int open_message(const struct cf *cf, const char *what,
 			const char *id, int *dirfd, struct spool_msg *m)
 {
+	int removal = !strcmp(what, "delete");
 	if (open_log(cf, what) < 0)
 		return EX_TEMPFAIL;
 	*dirfd = open_spool(cf);
 	if (*dirfd < 0)
 		return EX_TEMPFAIL;
 	char why[512];
-	int r = spool_load(*dirfd, id, 1, m, why, sizeof why);
+	/* as postsuper -d: a damaged envelope does not keep it in the spool */
+	int r = removal ? spool_lock(*dirfd, id, m, why, sizeof why)
+			: spool_load(*dirfd, id, 1, m, why, sizeof why);
 	if (r == SPOOL_OK)
 		return EX_OK;
 	fprintf(stderr, "postmaster: %s\n", why);

@@ -500,8 +500,10 @@ static char *read_head(int fd, off_t *off)
 	return NULL;
 }
 
-int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
-	       char *why, size_t n)
+/* Opens the data file ID into m (and, with lock, locks it), its stat in
+ * *st; SPOOL_OK, or a status with why and nothing left open. */
+static int open_data(int dirfd, const char *id, int lock, struct spool_msg *m,
+		     struct stat *st, char *why, size_t n)
 {
 	memset(m, 0, sizeof *m);
 	m->data_fd = -1;
@@ -518,26 +520,46 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 		spool_msg_free(m);
 		return SPOOL_BUSY;
 	}
+	if (fstat(m->data_fd, st) < 0) {
+		fmt_snprintf(why, n, "%s: %s", name, strerror(errno));
+		spool_msg_free(m);
+		return SPOOL_BAD;
+	}
 	/* the holder before us may have delivered and removed it between
 	 * our open and our lock: the file we hold is no longer the spool's */
-	struct stat st, named;
-	int stat_failed = fstat(m->data_fd, &st) < 0;
-	if (lock && !stat_failed &&
-	    (st.st_nlink == 0 || fstatat(dirfd, name, &named, 0) < 0 ||
-	     named.st_ino != st.st_ino || named.st_dev != st.st_dev)) {
+	struct stat named;
+	if (lock && (st->st_nlink == 0 || fstatat(dirfd, name, &named, 0) < 0 ||
+		     named.st_ino != st->st_ino || named.st_dev != st->st_dev)) {
 		fmt_snprintf(why, n, "%s: removed as we opened it", id);
 		spool_msg_free(m);
 		return SPOOL_GONE;
 	}
+	return SPOOL_OK;
+}
+
+int spool_lock(int dirfd, const char *id, struct spool_msg *m, char *why,
+	       size_t n)
+{
+	struct stat st;
+	return open_data(dirfd, id, 1, m, &st, why, n);
+}
+
+int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
+	       char *why, size_t n)
+{
+	struct stat st;
+	int r = open_data(dirfd, id, lock, m, &st, why, n);
+	if (r != SPOOL_OK)
+		return r;
 	/* read after the lock: the holder before us may have updated it */
 	char *head = read_head(m->data_fd, &m->data_off);
+	char name[64];
 	name_of(name, sizeof name, id, "env");
 	struct buf env = {0};
 	char *text = buf_read_file(&env, dirfd, name, SIZE_MAX) == 0 ? env.s : NULL;
 	if (!text)
 		buf_free(&env);
-	int bad = !head || stat_failed ||
-		  parse_envelope(text ? text : head, m) < 0;
+	int bad = !head || parse_envelope(text ? text : head, m) < 0;
 	free(head);
 	free(text);
 	if (bad) {

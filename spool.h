@@ -98,6 +98,10 @@ enum { SPOOL_OK = 0, SPOOL_BUSY = 1, SPOOL_GONE = 2, SPOOL_BAD = 3 };
  * (SPOOL_BUSY when another process holds it). */
 int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	       char *why, size_t n);
+/* Opens and locks the message id without reading its envelope (which
+ * may be damaged), for its removal: fills m->id and m->data_fd. */
+int spool_lock(int dirfd, const char *id, struct spool_msg *m, char *why,
+	       size_t n);
 void spool_msg_free(struct spool_msg *m);
 
 /* The ids of committed messages, oldest first; removes what a process

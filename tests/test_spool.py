@@ -1342,6 +1342,7 @@ def test_an_envelope_cut_short_is_kept_not_removed(tmp):
                         if not l.startswith(("target", "reply", "dsn "))))
     open(tmp + "/go", "w").close()
     r = pm(cf, "--flush", "--now")
+    assert r.returncode == 0, r
     assert qid in r.stderr and "malformed" in r.stderr, r.stderr
     assert qid + ".env" in spool_files(spool) and qid in spool_files(spool)
     assert maildir_files(tmp + "/bounces") == [] and glob.glob(tmp + "/out/m.*") == []
@@ -1350,6 +1351,60 @@ def test_an_envelope_cut_short_is_kept_not_removed(tmp):
     flush(cf, "--now")
     assert held_copies(tmp, {"cut-short": body}) == {"cut-short": ["complete"]}
     assert spool_files(spool) == []
+
+
+def test_a_damaged_envelope_is_listed_skipped_and_deletable(tmp):
+    """A message whose ID.env does not parse (here: cut after its first
+    lines) is not delivered, bounced or removed by --flush, which logs it
+    and goes on with the others and exits 0 (it once exited 75 on every
+    run, for ever); --queue and mailq list it as damaged (it was once left
+    out); --delete=ID removes it as postsuper -d would (it once refused
+    with 69)."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD + "a@sender.example @DIR@/bounces/\n"
+                  "postmaster @DIR@/pm/\n",
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    spool = tmp + "/spool"
+    s = Session(cf).start()
+    bodies, ids = {}, []
+    for name in ("damaged", "sound"):
+        msg, bodies[name] = make_message(name, size=1000)
+        r = s.mail("a@sender.example", ["r@example.net"], msg)
+        assert QUEUED.match(r), r
+        ids.append(QUEUED.match(r)[1])
+    s.end()
+    bad, good = ids
+    env = os.path.join(spool, bad + ".env")
+    with open(env) as f:
+        head = f.read(40)
+    with open(env, "w") as f:
+        f.write(head)
+
+    r = pm(cf, "--queue")
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert ("%s  damaged: %s: malformed envelope (--delete=%s removes it)"
+            % (bad, bad, bad)) in lines, r.stdout
+    assert any(l.startswith(good + "  ") for l in lines), r.stdout
+    r = pm(cf, "--inject", "-bp")  # mailq's layout
+    assert r.returncode == 0, r
+    assert ("%s (damaged: %s: malformed envelope; --delete=%s removes it)"
+            % (bad, bad, bad)) in r.stdout.splitlines(), r.stdout
+    assert r.stdout.endswith(" in 2 Requests.\n"), r.stdout
+
+    open(tmp + "/go", "w").close()
+    r = pm(cf, "--flush", "--now")
+    assert r.returncode == 0, r
+    assert "id=%s event=damaged" % bad in r.stderr, r.stderr
+    assert "malformed envelope" in r.stderr, r.stderr
+    assert held_copies(tmp, bodies) == {"sound": ["complete"]}
+    assert sorted(spool_files(spool)) == [bad, bad + ".env"]
+    assert maildir_files(tmp + "/bounces") == [] and maildir_files(tmp + "/pm") == []
+
+    r = pm(cf, "--delete=" + bad)
+    assert (r.returncode, r.stdout) == (0, bad + ": deleted\n"), r
+    assert spool_files(spool) == []
+    assert pm(cf, "--queue").stdout == "the spool is empty\n"
 
 
 # ------------------------------------------------------------------ #
