@@ -524,6 +524,20 @@ def test_demo_on_its_port(tmp):
     with open(files[0], "rb") as f:
         assert b"\nDelivered-To: you@localhost\n" in f.read()
 
+    # the README's --inject line, after make demo, as written (with this
+    # test's demo directory and binary)
+    with open(os.path.join(TOP, "README.md")) as f:
+        line = re.search(r"^\s+(echo hi \| \./postmaster .*--inject .*)$",
+                         f.read(), re.M)
+    assert line and " --config=demo/postmaster.cf " in line[1], line
+    cmd = line[1].replace("demo/postmaster.cf",
+                          shlex.quote(os.path.join(demo, "postmaster.cf")))
+    cmd = cmd.replace("./postmaster", shlex.quote(POSTMASTER))
+    r = subprocess.run(cmd, shell=True, cwd=TOP, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(maildir_new(os.path.join(demo, "Maildir"))) == 2
+
 
 def test_demo_keeps_an_edited_configuration(tmp):
     tool("systemd-socket-activate")
