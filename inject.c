@@ -428,6 +428,17 @@ static int field_start(const char *p, size_t n)
 	return i > 0 && i < n && p[i] == ':';
 }
 
+/* Whether a piece at the very start of the input is an mbox separator,
+ * "From " or ">From " (with any number of '>'), which sendmail drops as
+ * Postfix's and sendmail 8's do. */
+static int mbox_from_line(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p[i] == '>')
+		i++;
+	return n - i >= 5 && !memcmp(p + i, "From ", 5);
+}
+
 /*
  * Reads the header section into m->head, up to its blank line or the
  * first line that is neither a field nor a field's continuation (kept in
@@ -437,11 +448,18 @@ static int field_start(const char *p, size_t n)
 static int read_header(struct message *m, const struct inject *in)
 {
 	char p[sizeof m->first];
-	int bol = 1, eol;
+	int bol = 1, eol, leading = 1, skip = 0;
 	for (;;) {
 		size_t n = src_piece(&m->src, p, sizeof p, &eol);
 		if (!n && !eol && m->src.eof)
 			return m->end = HEAD_END;
+		if (bol && leading)
+			skip = mbox_from_line(p, n);
+		if (skip) { /* the whole line, however many pieces */
+			bol = eol;
+			continue;
+		}
+		leading = 0;
 		if (bol && eol && n == 1 && p[0] == '.' && !in->dots_are_text)
 			return m->end = HEAD_END;
 		if (bol && eol && !n)

@@ -498,3 +498,26 @@ def test_long_crlf_lines_keep_their_line_ends(site, length):
     assert r.returncode == 0, r.stderr
     head, body = header_and_body(site.one("ann"))
     assert body == line + b"\nend\n"
+
+
+def test_leading_mbox_from_lines_are_dropped(site):
+    """A message saved from an mbox starts with "From sender date" (and
+    maybe ">From " lines): sendmail drops them, as Postfix's does, so the
+    header that follows is the header (it once became body text, and -t
+    found no recipient). A "From " line further down is text."""
+    r = site.sendmail("ann", data=b"From root@x Mon Dec  7 10:00:00 2026\n"
+                      b">From old@x Sun Dec  6 10:00:00 2026\n"
+                      b"Subject: fromline\n\nbody\nFrom here on\n")
+    assert r.returncode == 0, r.stderr
+    got = site.one("ann")
+    assert fields(got, "Subject") == ["fromline"]
+    head, body = header_and_body(got)
+    assert b"From root@x" not in got and b">From old@x" not in got, got
+    assert body == b"body\nFrom here on\n"
+    # with -t, and a separator longer than one piece of the reader
+    r = site.sendmail("-t", data=b"From " + b"x" * 20000 + b" Mon Dec  7 2026\n"
+                      b"To: bob@mail.test\nSubject: s\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    got = site.one("bob")
+    assert b"xxxx" not in got and fields(got, "Subject") == ["s"], got
+
