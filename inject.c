@@ -418,14 +418,24 @@ struct message {
 	unsigned have; /* FIX_*: what the fix-ups need not add */
 };
 
-/* Whether the piece at the start of a line begins a header field:
- * printable ASCII up to a colon (RFC 5322 2.2). */
-static int field_start(const char *p, size_t n)
+/* The length of the field name at the start of p: printable ASCII up to
+ * a colon (RFC 5322 2.2), blanks before the colon allowed (4.5's
+ * obsolete syntax, as Postfix's is_header() takes it); 0 when p does not
+ * begin a field. */
+static size_t field_name(const char *p, size_t n)
 {
 	size_t i = 0;
 	while (i < n && p[i] > ' ' && p[i] < 127 && p[i] != ':')
 		i++;
-	return i > 0 && i < n && p[i] == ':';
+	size_t k = i;
+	while (k < n && (p[k] == ' ' || p[k] == '\t'))
+		k++;
+	return i > 0 && k < n && p[k] == ':' ? i : 0;
+}
+
+static int field_start(const char *p, size_t n)
+{
+	return field_name(p, n) > 0;
 }
 
 /* Whether a piece at the very start of the input is an mbox separator,
@@ -483,7 +493,7 @@ static int read_header(struct message *m, const struct inject *in)
 static int field_is(const char *f, size_t n, const char *name)
 {
 	size_t k = strlen(name);
-	return n > k && f[k] == ':' && !ascii_casecmp_n(f, k, name, k);
+	return field_name(f, n) == k && !ascii_casecmp_n(f, k, name, k);
 }
 
 /* The header's fields, each with its continuation lines: with r, the

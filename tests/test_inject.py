@@ -521,3 +521,21 @@ def test_leading_mbox_from_lines_are_dropped(site):
     got = site.one("bob")
     assert b"xxxx" not in got and fields(got, "Subject") == ["s"], got
 
+
+def test_blanks_before_the_colon_still_make_a_field(site):
+    """RFC 5322 4.5 obsolete syntax: "Bcc : x" is a Bcc field; it is
+    dropped, and -t reads "To : x" (such a line once ended the header, so
+    the Bcc was shown to all as body text and -t found no recipient)."""
+    r = site.sendmail("ann", data=b"Subject : obs\nBcc : cat@mail.test\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    got = site.one("ann")
+    head, body = header_and_body(got)
+    assert b"cat@mail.test" not in got and b"Subject : obs" in head, got
+    assert body == b"body\n"
+    assert not site.mail("cat")
+    r = site.sendmail("-t", data=b"To : bob@mail.test\nBcc\t: cat@mail.test\n"
+                      b"Subject : obs\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    for user in ("bob", "cat"):
+        got = site.one(user)
+        assert b"Bcc" not in got and header_and_body(got)[1] == b"body\n", got
