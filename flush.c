@@ -678,10 +678,12 @@ static int open_log(const struct cf *cf, const char *what)
 
 int flush_main(const struct cf *cf, int mode, const char *id)
 {
-	int pidfd = lock_pid_file(cf);
+	/* one message needs only its own lock, which a queue run honours:
+	 * it runs beside one rather than be dropped */
+	int pidfd = id ? -1 : lock_pid_file(cf);
 	if (pidfd == -2)
 		return EX_OK; /* the timer came round while the last run goes on */
-	if (pidfd < 0 || open_log(cf, "flush") < 0)
+	if ((!id && pidfd < 0) || open_log(cf, "flush") < 0)
 		return EX_TEMPFAIL;
 	int dirfd = open_spool(cf);
 	if (dirfd < 0)
@@ -736,7 +738,8 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 	spool_list_free(ids, n);
 	close(dirfd);
 	log_close();
-	close(pidfd);
+	if (pidfd >= 0)
+		close(pidfd);
 	return ex;
 }
 

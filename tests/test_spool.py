@@ -1353,6 +1353,43 @@ def test_an_envelope_cut_short_is_kept_not_removed(tmp):
     assert spool_files(spool) == []
 
 
+def test_flush_one_runs_beside_a_queue_run(tmp):
+    """--flush=ID while another --flush holds core.pid-file delivers that
+    message under its own lock (it once printed a note and exited 0 having
+    tried nothing); while another process holds the message itself it
+    exits 75, as postmaster(8) EXIT STATUS says. A whole-spool --flush
+    still leaves the queue run alone and exits 0."""
+    import fcntl
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD + "a@sender.example @DIR@/bounces/\n"
+                  "postmaster @DIR@/pm/\n",
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    msg, body = make_message("beside", size=1000)
+    s = Session(cf).start()
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    s.end()
+    qid = QUEUED.match(r)[1]
+    open(tmp + "/go", "w").close()
+    with open(tmp + "/flush.pid", "w") as pidf:
+        fcntl.flock(pidf, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        pidf.write("%d\n" % os.getpid())
+        pidf.flush()
+        r = pm(cf, "--flush", "--now")
+        assert r.returncode == 0 and "another --flush" in r.stderr, r
+        assert list(queue(cf)) == [qid]
+        with open(os.path.join(tmp, "spool", qid)) as held:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            r = pm(cf, "--flush=" + qid)
+            assert r.returncode == 75, r
+            assert "%s is being delivered by another process" % qid in r.stderr, r
+        assert list(queue(cf)) == [qid]
+        r = pm(cf, "--flush=" + qid)
+        assert r.returncode == 0, r
+        assert "status=sent" in r.stderr, r.stderr
+    assert queue(cf) == {}
+    assert held_copies(tmp, {"beside": body}) == {"beside": ["complete"]}
+
+
 def test_a_damaged_envelope_is_listed_skipped_and_deletable(tmp):
     """A message whose ID.env does not parse (here: cut after its first
     lines) is not delivered, bounced or removed by --flush, which logs it
