@@ -240,42 +240,6 @@ static void copy_lines(struct conv *cv, const char *p, const char *end)
 	}
 }
 
-static void quoted_printable(struct conv *cv, const char *p, const char *end)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	for (const char *next; p < end; p = next) {
-		const char *e = line_end(cv, p, end, &next);
-		size_t col = 0;
-		forget_before(cv, p);
-		for (const char *q = p; q < e; q++) {
-			unsigned char c = (unsigned char)*q;
-			int last = q + 1 == e;
-			int plain = (c >= 33 && c <= 126 && c != '=') ||
-				    ((c == ' ' || c == '\t') && !last);
-			size_t w = plain ? 1 : 3;
-			if (col + w > QP_LINE - 1) {
-				buf_adds(&cv->out, "=\n");
-				spill(cv);
-				forget_before(cv, q);
-				col = 0;
-			}
-			if (plain) {
-				buf_addc(&cv->out, (char)c);
-			} else {
-				buf_addc(&cv->out, '=');
-				buf_addc(&cv->out, hex[c >> 4]);
-				buf_addc(&cv->out, hex[c & 15]);
-			}
-			col += w;
-		}
-		/* a last line without its end stays without one: the line end
-		 * that follows belongs to a boundary, or is added on the wire */
-		if (next > e)
-			buf_addc(&cv->out, '\n');
-		spill(cv);
-	}
-}
-
 static int is_hex(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') ||
@@ -289,10 +253,12 @@ static int is_raw(unsigned char c)
 	return c >= 0x80 || c == 0 || c == '\r';
 }
 
-/* A body the sender declared quoted-printable that still holds raw
- * octets: only those are escaped; its own =XX escapes and soft breaks
- * keep their meaning, and lines stay within 76 characters. */
-static void requote(struct conv *cv, const char *p, const char *end)
+/* Quoted-printable (RFC 2045 6.7), lines within 76 characters. With
+ * requote, the body was declared quoted-printable already and still
+ * holds raw octets: only those are escaped; its own =XX escapes and soft
+ * breaks keep their meaning. */
+static void quoted_printable(struct conv *cv, const char *p, const char *end,
+			     int requote)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	for (const char *next; p < end; p = next) {
@@ -301,19 +267,24 @@ static void requote(struct conv *cv, const char *p, const char *end)
 		forget_before(cv, p);
 		for (const char *q = p; q < e; q++) {
 			unsigned char c = (unsigned char)*q;
-			int escape = e - q >= 3 && c == '=' && is_hex(q[1]) &&
-				     is_hex(q[2]);
-			size_t w = escape || is_raw(c) ? 3 : 1;
-			int soft_end = c == '=' && q + 1 == e;
+			int last = q + 1 == e;
+			int keep = requote && e - q >= 3 && c == '=' &&
+				   is_hex(q[1]) && is_hex(q[2]);
+			int raw = requote ? is_raw(c)
+					  : !((c >= 33 && c <= 126 && c != '=') ||
+					      ((c == ' ' || c == '\t') && !last));
+			size_t w = keep || raw ? 3 : 1;
+			int soft_end = requote && c == '=' && last;
 			if (col + w > QP_LINE - 1 && !soft_end) {
 				buf_adds(&cv->out, "=\n");
 				spill(cv);
+				forget_before(cv, q);
 				col = 0;
 			}
-			if (escape) {
+			if (keep) {
 				buf_add(&cv->out, q, 3);
 				q += 2;
-			} else if (is_raw(c)) {
+			} else if (raw) {
 				buf_addc(&cv->out, '=');
 				buf_addc(&cv->out, hex[c >> 4]);
 				buf_addc(&cv->out, hex[c & 15]);
@@ -322,6 +293,8 @@ static void requote(struct conv *cv, const char *p, const char *end)
 			}
 			col += w;
 		}
+		/* a last line without its end stays without one: the line end
+		 * that follows belongs to a boundary, or is added on the wire */
 		if (next > e)
 			buf_addc(&cv->out, '\n');
 		spill(cv);
@@ -535,7 +508,7 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 		if (cte_is(cte, "base64"))
 			drop_raw(cv, body, end);
 		else
-			requote(cv, body, end);
+			quoted_printable(cv, body, end, 1);
 		return 0;
 	}
 	headers_without_cte(cv, p, hend);
@@ -549,7 +522,7 @@ static int entity(struct conv *cv, const char *p, const char *end, int depth,
 	buf_printf(&cv->out, "Content-Transfer-Encoding: %s\n\n",
 		   is_text ? "quoted-printable" : "base64");
 	if (is_text)
-		quoted_printable(cv, body, end);
+		quoted_printable(cv, body, end, 0);
 	else
 		base64(cv, body, end);
 	return 0;
