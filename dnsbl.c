@@ -8,6 +8,7 @@
  * it needs the verdict.
  */
 #include "dnsbl.h"
+#include "io.h"
 #include "addr.h"
 #include "dns.h"
 #include "fmt.h"
@@ -22,13 +23,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void set_bit(uint8_t set[32], unsigned v)
 {
@@ -222,7 +216,7 @@ int dnsbl_start(struct dnsbl *d, const char *server, const char *ip,
 		dnsbl_end(d);
 		return -1;
 	}
-	d->started = now_ms();
+	d->started = io_now_ms();
 	int sent = 0;
 	for (unsigned i = 0; i < d->n; i++) {
 		if (send_query(d, &d->z[i], 0) == 0) {
@@ -321,7 +315,7 @@ long long dnsbl_resend_due(struct dnsbl *d)
 {
 	if (d->resent || d->fd < 0 || !dnsbl_pending(d))
 		return -1;
-	long long t = now_ms(), due = d->started + DNSBL_RESEND_MS - t;
+	long long t = io_now_ms(), due = d->started + DNSBL_RESEND_MS - t;
 	if (due > 0)
 		return due;
 	/* one resend: a lost datagram is no verdict */
@@ -337,7 +331,7 @@ int dnsbl_wait(struct dnsbl *d)
 	int late = 0;
 	dnsbl_receive(d);
 	while (d->fd >= 0 && undecided(d)) {
-		long long due = dnsbl_resend_due(d), t = now_ms();
+		long long due = dnsbl_resend_due(d), t = io_now_ms();
 		/* a resend made late (the session was elsewhere) still gets
 		 * the time a resend at DNSBL_RESEND_MS would have */
 		long long end = d->started + DNSBL_WAIT_MS;

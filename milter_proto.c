@@ -8,6 +8,7 @@
  * MP_MAX_PACKET (a milter cannot make the session's memory grow).
  */
 #include "milter_proto.h"
+#include "io.h"
 #include "client.h"
 #include "fmt.h"
 #include "net.h"
@@ -24,18 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static long long mono_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Waits for ev on fd until deadline: 1 ready, 0 timed out, -1 error. */
 static int wait_fd(int fd, short ev, long long deadline)
 {
 	for (;;) {
-		long long left = deadline - mono_ms();
+		long long left = deadline - io_now_ms();
 		if (left <= 0)
 			return 0;
 		struct pollfd p = {fd, ev, 0};
@@ -100,7 +94,7 @@ int mp_send(int fd, struct buf *b, int timeout_ms, char *why, size_t n)
 			      (unsigned char)(len >> 16),
 			      (unsigned char)(len >> 8), (unsigned char)len};
 	memcpy(b->s, c, 4);
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = io_now_ms() + timeout_ms;
 	size_t off = 0;
 	while (off < b->len) {
 		ssize_t w = send(fd, b->s + off, b->len - off, MSG_NOSIGNAL);
@@ -154,7 +148,7 @@ static int read_full(int fd, char *p, size_t len, long long deadline,
 int mp_read(int fd, int timeout_ms, char *cmd, struct buf *data, char *why,
 	    size_t n)
 {
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = io_now_ms() + timeout_ms;
 	char h[5];
 	if (read_full(fd, h, 4, deadline, why, n) < 0)
 		return -1;

@@ -16,6 +16,7 @@
  * greeting for the DNS answers.
  */
 #include "fmt.h"
+#include "io.h"
 #include "session_state.h"
 #include "dnsbl.h"
 #include "log.h"
@@ -47,13 +48,6 @@ struct session_filters {
 	struct policy_client pc;
 	struct buf prepend;  /* "Name: value\n" lines */
 };
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ------------------------------------------------------------------ */
 /* The start                                                           */
@@ -159,9 +153,9 @@ int session_greet_pause(struct session *s)
 	if (!pause || s->tls_mode == STLS_IMPLICIT || allowlisted_now(s))
 		return 0;
 	struct session_filters *f = s->filters;
-	long long end = mono_ms() + pause * 1000;
+	long long end = io_now_ms() + pause * 1000;
 	for (;;) {
-		long long left = end - mono_ms();
+		long long left = end - io_now_ms();
 		if (left <= 0)
 			return 0;
 		int dns = f && f->dnsbl.fd >= 0 && dnsbl_pending(&f->dnsbl);

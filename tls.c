@@ -12,6 +12,7 @@
  * handshake costs at most the session timeout.
  */
 #include "tls.h"
+#include "io.h"
 #include "fmt.h"
 #include "log.h"
 #include "util.h"
@@ -196,18 +197,11 @@ static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 	return fd_ready(t->rfd, POLLIN, (int)ms);
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until the socket is ready for what GnuTLS last wanted (read or
  * write), at most until deadline. 1 ready, 0 deadline passed, -1 error. */
 static int wait_until(struct tls *t, long long deadline)
 {
-	long long left = deadline - now_ms();
+	long long left = deadline - io_now_ms();
 	if (left <= 0)
 		return 0;
 	if (G.gnutls_record_get_direction(t->s))
@@ -342,7 +336,7 @@ static int handshake(struct io *io, struct tls *t, char *why, size_t n)
 	G.gnutls_transport_set_pull_function(t->s, pull);
 	G.gnutls_transport_set_push_function(t->s, push);
 	G.gnutls_transport_set_pull_timeout_function(t->s, pull_timeout);
-	long long deadline = now_ms() + t->timeout_ms;
+	long long deadline = io_now_ms() + t->timeout_ms;
 	int r;
 	for (;;) {
 		r = G.gnutls_handshake(t->s);
@@ -358,7 +352,7 @@ static int handshake(struct io *io, struct tls *t, char *why, size_t n)
 		/* a warning alert took a record: go on, within the deadline */
 		int w = r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED
 				? wait_until(t, deadline)
-				: now_ms() < deadline;
+				: io_now_ms() < deadline;
 		if (w <= 0) {
 			fmt_snprintf(why, n, "TLS handshake %s after %d s",
 				 w == 0 ? "timed out" : "failed",
@@ -546,7 +540,7 @@ void tls_end(struct io *io)
 		return;
 	struct tls *t = io->tr_state;
 	/* close_notify, waiting for the socket no longer than the timeout */
-	long long deadline = now_ms() + t->timeout_ms;
+	long long deadline = io_now_ms() + t->timeout_ms;
 	while (G.gnutls_bye(t->s, GNUTLS_SHUT_WR) == GNUTLS_E_AGAIN &&
 	       wait_until(t, deadline) > 0)
 		;
