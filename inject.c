@@ -496,24 +496,54 @@ static int field_is(const char *f, size_t n, const char *name)
 	return field_name(f, n) == k && !ascii_casecmp_n(f, k, name, k);
 }
 
+/* The end of the field that starts at i: its continuation lines too. */
+static size_t field_end(const char *h, size_t len, size_t i)
+{
+	size_t end = i;
+	do {
+		const char *nl = memchr(h + end, '\n', len - end);
+		end = nl ? (size_t)(nl - h) + 1 : len;
+	} while (end < len && (h[end] == ' ' || h[end] == '\t'));
+	return end;
+}
+
+/* Whether a field's name is Resent-something (RFC 5322 3.6.6). */
+static int is_resent(const char *f, size_t n)
+{
+	return field_name(f, n) > 7 && !ascii_casecmp_n(f, 7, "resent-", 7);
+}
+
+/* Whether a field names recipients: To, Cc and Bcc, or for a message
+ * being resent (one with Resent- fields) Resent-To, -Cc and -Bcc only,
+ * as Postfix's -t takes them. */
+static int recipient_field(const char *f, size_t n, int resent)
+{
+	if (resent)
+		return field_is(f, n, "resent-to") ||
+		       field_is(f, n, "resent-cc") ||
+		       field_is(f, n, "resent-bcc");
+	return field_is(f, n, "to") || field_is(f, n, "cc") ||
+	       field_is(f, n, "bcc");
+}
+
 /* The header's fields, each with its continuation lines: with r, the
- * recipients of To, Cc and Bcc, and which fields the fix-ups need not
- * add; with io, every field but Bcc written to the session. */
+ * recipients of To, Cc and Bcc (of Resent-To, -Cc and -Bcc when there
+ * are Resent- fields), and which fields the fix-ups need not add; with
+ * io, every field but Bcc and Resent-Bcc written to the session. */
 static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 			const char *host)
 {
 	const char *h = m->head.s ? m->head.s : "";
 	size_t i = 0, len = m->head.len;
+	int resent = 0;
+	for (size_t k = 0; r && k < len; k = field_end(h, len, k))
+		resent |= is_resent(h + k, field_end(h, len, k) - k);
 	while (i < len) {
-		size_t end = i;
-		do {
-			const char *nl = memchr(h + end, '\n', len - end);
-			end = nl ? (size_t)(nl - h) + 1 : len;
-		} while (end < len && (h[end] == ' ' || h[end] == '\t'));
+		size_t end = field_end(h, len, i);
 		const char *f = h + i;
 		size_t n = end - i;
-		int bcc = field_is(f, n, "bcc");
-		if (r && (bcc || field_is(f, n, "to") || field_is(f, n, "cc"))) {
+		int bcc = field_is(f, n, "bcc") || field_is(f, n, "resent-bcc");
+		if (r && recipient_field(f, n, resent)) {
 			const char *colon = memchr(f, ':', n);
 			address_list(colon + 1, n - (size_t)(colon + 1 - f), r,
 				     host);

@@ -142,6 +142,24 @@ def test_python_subprocess_with_t_and_bcc(site):
         assert body == b"body\n"
 
 
+def test_t_takes_the_resent_recipients_of_a_resent_message(site):
+    """RFC 5322 3.6.6: a message with Resent- fields is being resent, to
+    its Resent-To, -Cc and -Bcc. -t once sent it to the original To again
+    and left Resent-Bcc for every recipient to read; as Postfix's, it
+    goes to the Resent- recipients only, and Resent-Bcc is dropped."""
+    msg = (b"From: me@mail.test\nTo: ann@mail.test\nSubject: t\n"
+           b"Resent-From: me@mail.test\nResent-To: bob@mail.test\n"
+           b"Resent-Bcc: cat@mail.test\n\nbody\n")
+    r = site.sendmail("-t", data=msg)
+    assert r.returncode == 0, r.stderr
+    assert not site.mail("ann")
+    for user in ("bob", "cat"):
+        got = site.one(user)
+        sent = got[got.index(b"\nFrom: "):]  # below what delivery adds
+        assert b"Resent-Bcc" not in sent and b"cat@" not in sent, got
+        assert b"Resent-To: bob@mail.test" in sent and b"To: ann@mail.test" in sent
+
+
 def test_t_without_recipients_is_a_usage_error(site):
     r = site.sendmail("-t", data=b"Subject: nobody to send to\n\nx\n")
     assert r.returncode == 64
