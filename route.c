@@ -698,13 +698,21 @@ static int canonical_is_local(const struct route_env *env,
 	return 0;
 }
 
-int route_domain_is_local(const struct route_env *env, const struct cf *cf,
-			  const struct cf_section *smtpd, const char *domain)
+/* canonical_is_local for a domain as written. */
+static int domain_is_local(const struct route_env *env, const struct cf *cf,
+			   const struct cf_section *smtpd, const char *domain,
+			   int whole)
 {
 	char canon[ADDR_DOMAIN_MAX + 1], why[300];
 	if (idna_canon(domain, canon, sizeof canon, why, sizeof why) == IDNA_OK)
 		domain = canon;
-	return canonical_is_local(env, cf, smtpd, domain, 0);
+	return canonical_is_local(env, cf, smtpd, domain, whole);
+}
+
+int route_domain_is_local(const struct route_env *env, const struct cf *cf,
+			  const struct cf_section *smtpd, const char *domain)
+{
+	return domain_is_local(env, cf, smtpd, domain, 0);
 }
 
 /* The domain of a in canonical form in out ("" without one), or -1 after a
@@ -1130,10 +1138,7 @@ static int for_this_site(const struct rctx *c, const char *domain)
 {
 	if (c->first_names_domain)
 		return 1; /* it matched, so that domain is the recipient's */
-	char canon[ADDR_DOMAIN_MAX + 1], why[300];
-	if (idna_canon(domain, canon, sizeof canon, why, sizeof why) == IDNA_OK)
-		domain = canon;
-	return canonical_is_local(c->env, c->cf, c->smtpd, domain, 1);
+	return domain_is_local(c->env, c->cf, c->smtpd, domain, 1);
 }
 
 void route_resolve_env(const struct route_env *env, const struct cf *cf,
