@@ -90,8 +90,8 @@ int client_connect(const struct sockaddr_storage *ss, socklen_t len,
 		close(fd);
 		return -1;
 	}
-	int fl = fcntl(fd, F_GETFL);
-	fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	/* it stays non-blocking: every wait on it is io.c's (or milter's),
+	 * bounded by a deadline */
 	/* Every write here is a whole command group, data chunk or the final
 	 * dot, buffered by io.c: Nagle's algorithm would hold a small one
 	 * (the dot after the last chunk) until the peer's delayed ACK, 40 ms
@@ -1003,7 +1003,7 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 			++*next;
 			continue;
 		}
-		io_init(&conn->io, conn->fd, conn->fd,
+		io_init_socket(&conn->io, conn->fd,
 			j->open_ms ? j->open_ms : client_reply_ms(j));
 		int r = open_session(j, conn, why);
 		conn->io.timeout_ms = client_reply_ms(j);

@@ -60,8 +60,9 @@ void client_deliver(struct client_job *j);
  * sends one message and hangs up. */
 void client_keep_connections(int on);
 void client_close_connections(void);
-/* A stream connection to ss within timeout_ms, blocking once connected:
- * its fd, or -1 with why. The policy client (policy.c) shares it. */
+/* A stream connection to ss within timeout_ms, non-blocking (every read
+ * and write on it waits with poll() and a deadline): its fd, or -1 with
+ * why. The policy and milter clients share it. */
 int client_connect(const struct sockaddr_storage *ss, socklen_t len,
 		   int timeout_ms, char *why, size_t n);
 

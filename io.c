@@ -57,6 +57,15 @@ void io_init(struct io *io, int rfd, int wfd, int timeout_ms)
 	io->wsock = fstat(wfd, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
+void io_init_socket(struct io *io, int fd, int timeout_ms)
+{
+	memset(io, 0, offsetof(struct io, in));
+	io->rfd = io->wfd = fd;
+	io->timeout_ms = timeout_ms;
+	io->tr = &plain;
+	io->wsock = 1;
+}
+
 void io_free(struct io *io)
 {
 	free(io->out);

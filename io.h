@@ -55,6 +55,8 @@ struct io {
 long long io_now_ms(void);
 
 void io_init(struct io *io, int rfd, int wfd, int timeout_ms);
+/* The same for a socket the caller made (no fstat to find out). */
+void io_init_socket(struct io *io, int fd, int timeout_ms);
 void io_free(struct io *io);
 
 /*

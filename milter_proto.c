@@ -15,7 +15,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -56,8 +55,8 @@ int mp_connect(const char *address, int timeout_ms, char *why, size_t n)
 		fmt_snprintf(why, n, "connect to %s: %s", address, reason);
 		return -1;
 	}
-	/* every wait on it is this file's, bounded */
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	/* non-blocking (client_connect): every wait on it is this file's,
+	 * bounded */
 	return fd;
 }
 

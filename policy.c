@@ -39,7 +39,7 @@ static int policy_connect(struct policy_client *pc, char *why, size_t whyn)
 	if (fd < 0)
 		return -1;
 	pc->io = xmalloc(sizeof *pc->io);
-	io_init(pc->io, fd, fd, pc->timeout_ms);
+	io_init_socket(pc->io, fd, pc->timeout_ms);
 	return 0;
 }
 
