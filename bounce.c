@@ -72,14 +72,15 @@ static int original_message(const struct spool_msg *m, struct buf *out)
  * bounce_size_limit does the same), and a report the size of the
  * message would often be refused by the sender's own server. */
 static int returned_content(const struct cf *cf, const struct spool_msg *m,
-			    int failed, struct buf *b)
+			    int failed, int global, struct buf *b)
 {
 	if (failed && m->dsn_ret == DSN_RET_FULL && !m->binary &&
 	    (uint64_t)m->size <= cf->core->v[CORE_BOUNCE_SIZE_LIMIT].n) {
 		struct buf whole = {0};
 		if (original_message(m, &whole)) {
 			buf_printf(b, "Content-Description: Undelivered Message\n"
-				      "Content-Type: message/rfc822\n\n");
+				      "Content-Type: message/%s\n\n",
+				   global ? "global" : "rfc822");
 			buf_add(b, whole.s, whole.len);
 			buf_free(&whole);
 			return 1;
@@ -87,7 +88,8 @@ static int returned_content(const struct cf *cf, const struct spool_msg *m,
 		buf_free(&whole);
 	}
 	buf_printf(b, "Content-Description: Undelivered Message Headers\n"
-		      "Content-Type: text/rfc822-headers\n\n");
+		      "Content-Type: %s\n\n",
+		   global ? "message/global-headers" : "text/rfc822-headers");
 	original_headers(m, b);
 	return 0;
 }
@@ -106,8 +108,9 @@ static void put_xtext(struct buf *b, const char *xtext)
 	char text[DSN_ORCPT_MAX + 1];
 	if (dsn_xtext_decode(xtext, strlen(xtext), text, sizeof text) < 0 ||
 	    has_8bit(text, strlen(text)))
-		/* a delivery-status part is ASCII (RFC 3464; UTF-8 would need
-		 * RFC 6533's global type): the xtext as it came, which is */
+		/* one that decodes to UTF-8 is shown as the xtext it came
+		 * in, in either type of report: RFC 6533's utf-8-addr
+		 * forms are not made */
 		fmt_snprintf(text, sizeof text, "%s", xtext);
 	for (const char *p = text; *p; p++)
 		buf_addc(b, (unsigned char)*p < ' ' || (unsigned char)*p >= 0x7f
@@ -138,11 +141,27 @@ const char *bounce_action_name(enum report_kind kind)
 	return report_words[kind].action;
 }
 
+/* RFC 6533: the report on an internationalised message (SMTPUTF8, or
+ * a recipient with a UTF-8 address) has the global types, whose fields
+ * and returned header may be UTF-8; Postfix does the same. */
+static int global_report(const struct spool_msg *m, const unsigned *idx,
+			 unsigned n)
+{
+	int global = m->smtputf8;
+	for (unsigned i = 0; i < n && !global; i++) {
+		const struct spool_target *t = &m->t[idx[i]];
+		global = has_8bit(t->addr, strlen(t->addr)) ||
+			 has_8bit(t->orig, strlen(t->orig));
+	}
+	return global;
+}
+
 static void compose(const struct cf *cf, const struct spool_msg *m,
 		    const unsigned *idx, unsigned n, enum report_kind kind,
 		    const char *to, const char *id, struct buf *b)
 {
 	const char *host = cf->core->v[CORE_HOSTNAME].s;
+	int global = global_report(m, idx, n);
 	char date[64], arrival[64];
 	time_t now = time(NULL);
 	date_rfc5322(now, date, sizeof date);
@@ -158,8 +177,8 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	buf_printf(b, "Auto-Submitted: auto-replied\n");
 	buf_printf(b, "MIME-Version: 1.0\n");
 	buf_printf(b, "Content-Type: multipart/report; "
-		      "report-type=delivery-status;\n\tboundary=\"%s\"\n",
-		   boundary);
+		      "report-type=%sdelivery-status;\n\tboundary=\"%s\"\n",
+		   global ? "global-" : "", boundary);
 	buf_printf(b, "\nThis is a MIME-encapsulated message.\n\n");
 
 	buf_printf(b, "--%s\n", boundary);
@@ -176,14 +195,16 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 	}
 	struct buf ret = {0};
 	/* RFC 3461 4.3: RET is about failures; other reports carry headers */
-	int whole = returned_content(cf, m, kind == REPORT_FAILED, &ret);
+	int whole = returned_content(cf, m, kind == REPORT_FAILED, global,
+				     &ret);
 	buf_printf(b, "\n%s at the end.\n\n",
 		   whole ? "Your message follows"
 			 : "The headers of your message follow");
 
 	buf_printf(b, "--%s\n", boundary);
 	buf_printf(b, "Content-Description: Delivery report\n"
-		      "Content-Type: message/delivery-status\n\n");
+		      "Content-Type: message/%sdelivery-status\n\n",
+		   global ? "global-" : "");
 	buf_printf(b, "Reporting-MTA: dns; %s\n", host);
 	buf_printf(b, "X-Postmaster-Queue-ID: %s\n", m->id);
 	buf_printf(b, "X-Postmaster-Sender: rfc822; %s\n", m->from);

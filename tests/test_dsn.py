@@ -50,17 +50,24 @@ def transaction(cf, mail_params="", rcpt_params=""):
     return m[1], log
 
 
-def the_report(tmp):
+def the_report(tmp, kind="delivery-status"):
     reports = maildir_files(tmp + "/sender")
     assert len(reports) == 1, reports
     b = email.message_from_bytes(read_bytes(reports[0]))
     assert b.get_content_type() == "multipart/report"
-    assert b.get_param("report-type") == "delivery-status"
+    assert b.get_param("report-type") == kind
     return b
 
 
 def status_blocks(report):
     parts = report.get_payload()
+    if parts[1].get_content_type() == "message/global-delivery-status":
+        # RFC 6533: the same fields, in a type Python's email package
+        # reads as one message: its blocks parsed here
+        raw = parts[1].get_payload()
+        raw = raw[0].as_string() if isinstance(raw, list) else raw
+        return [email.message_from_string(block)
+                for block in raw.strip("\n").split("\n\n")][:2]
     assert parts[1].get_content_type() == "message/delivery-status"
     per_msg, per_rcpt = parts[1].get_payload()
     return per_msg, per_rcpt
@@ -124,14 +131,37 @@ def test_failure_report_with_envid_orcpt_and_whole_message(tmp):
 
 
 def test_a_utf8_orcpt_stays_in_its_xtext(tmp):
-    """A delivery-status part is ASCII (RFC 3464): an ORCPT whose address
-    decodes to UTF-8 is shown as the xtext it came in, not decoded (its
-    non-ASCII bytes once became spaces: 'j  e@example.net')."""
+    """An ORCPT whose address decodes to UTF-8 is shown as the xtext it
+    came in, not decoded (its non-ASCII bytes once became spaces:
+    'j  e@example.net')."""
     cf = write_cf(tmp, ROUTES)
     transaction(cf, " SMTPUTF8", " NOTIFY=FAILURE ORCPT=utf-8;j+C3+B6e@example.net")
-    per_msg, per_rcpt = status_blocks(the_report(tmp))
+    per_msg, per_rcpt = status_blocks(the_report(tmp, "global-delivery-status"))
     assert per_rcpt["Original-Recipient"] == "utf-8; j+C3+B6e@example.net", \
         str(per_rcpt)
+
+
+@pytest.mark.parametrize("ret, returned", [
+    (" RET=FULL", "message/global"),
+    (" RET=HDRS", "message/global-headers")])
+def test_the_report_on_an_smtputf8_message_has_the_global_types(
+        tmp, ret, returned):
+    """RFC 6533: a report on an internationalised message is a
+    global-delivery-status report, and what it returns is message/global
+    or message/global-headers, whose header may be UTF-8 (they were
+    message/delivery-status and message/rfc822, which must be ASCII)."""
+    cf = write_cf(tmp, ROUTES)
+    qid, log = transaction(cf, " SMTPUTF8" + ret, " NOTIFY=FAILURE")
+    b = the_report(tmp, "global-delivery-status")
+    parts = b.get_payload()
+    assert [p.get_content_type() for p in parts] == \
+        ["text/plain", "message/global-delivery-status", returned]
+    per_msg, per_rcpt = status_blocks(b)
+    assert per_msg["X-Postmaster-Queue-ID"] == qid, str(per_msg)
+    assert per_rcpt["Final-Recipient"] == "rfc822; x@example.net"
+    assert per_rcpt["Action"] == "failed"
+    assert per_rcpt["Status"] == "5.1.1"
+    assert b"X-Marker: dsn-marker" in b.as_bytes()
 
 
 def test_failure_report_with_ret_hdrs_returns_headers_only(tmp):
