@@ -8,7 +8,6 @@
  * in BDAT chunks when the peer offers CHUNKING; binary mail goes out only
  * by BDAT.
  */
-#define _GNU_SOURCE /* O_TMPFILE */
 #include "client.h"
 #include "client_conn.h"
 #include "client_dest.h"
@@ -23,7 +22,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -467,9 +465,7 @@ static int downgrade(struct client_job *j)
 	if (j->conv_state)
 		return j->conv_state > 0 ? 0 : -1;
 	j->conv_state = -1;
-	const char *dir = getenv("TMPDIR");
-	int fd = open(dir && dir[0] == '/' ? dir : "/tmp",
-		      O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int fd = tmpfile_open();
 	if (fd < 0) {
 		fmt_snprintf(j->conv_why, sizeof j->conv_why,
 			 "no room to convert it: %s", strerror(errno));
