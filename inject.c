@@ -5,14 +5,16 @@
  * Owns: the option table of Postfix's sendmail(1), the end of a message
  * read from a program (EOF, or a lone "." line unless -i), the DSN
  * requests of -N, -R and -V (ENVID as xtext), the recipients
- * of -t and the removal of Bcc with them, turning the session's
+ * of -t and the removal of Bcc with them, as many transactions as the
+ * session's max-recipients asks for, turning the session's
  * replies into sendmail's exit statuses with the reply text on stderr,
  * and a user's -bs dialogue relayed byte for byte to the submit socket.
  *
  * Never: writes the spool or delivers itself (the session on the submit
  * socket does, or as root without one the session in a child, by the
  * same rules as for mail from the network), and never keeps
- * more of the message in memory than its header (-t, bounded).
+ * more of the message in memory than its header (-t, bounded): a body
+ * sent more than once is kept in an unlinked file.
  */
 #include "inject.h"
 #include "addr.h"
@@ -45,7 +47,8 @@
  * that stopped answering. */
 #define INJECT_TIMEOUT_MS (1000 * 1000)
 #define REPLY_LINES_MAX 100
-/* As many as max-recipients may allow; more are refused (exit 64). */
+/* At most this many (more are refused, exit 64); the session takes
+ * max-recipients of them per transaction. */
 #define INJECT_RCPT_MAX 100000
 #define REPLY_LINE_MAX 512  /* RFC 5321 4.5.3.1.5 */
 #define COMMAND_MAX 4096    /* MAIL and RCPT with their parameters */
@@ -354,6 +357,7 @@ struct src {
 	size_t pos, len;
 	int eof;
 	int err; /* errno of a failed read: the input ended unread */
+	int fd;  /* standard input, or the file src_keep() made */
 };
 
 /* The next piece of a line: at most max bytes, *eol when it ends the line
@@ -366,7 +370,7 @@ static size_t src_piece(struct src *s, char *p, size_t max, int *eol)
 		if (s->pos == s->len) {
 			if (s->eof)
 				break;
-			ssize_t r = read(0, s->b, sizeof s->b);
+			ssize_t r = read(s->fd, s->b, sizeof s->b);
 			if (r < 0 && errno == EINTR)
 				continue;
 			if (r <= 0) {
@@ -416,6 +420,9 @@ struct message {
 	size_t nfirst;
 	int first_eol;
 	unsigned have; /* FIX_*: what the fix-ups need not add */
+	struct buf fix; /* the fix-up fields, made once for every copy */
+	int fixed;
+	int kept;       /* the body is in a file of its own (src_keep) */
 };
 
 /* The length of the field name at the start of p: printable ASCII up to
@@ -561,10 +568,16 @@ static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 	}
 }
 
-/* RFC 6409 8: Date, Message-ID and From where the message has none. */
-static void fix_ups(const struct message *m, const struct inject *in,
+/* RFC 6409 8: Date, Message-ID and From where the message has none;
+ * made once, so that every transaction of a message sends the same. */
+static void fix_ups(struct message *m, const struct inject *in,
 		    const char *sender, const char *host, struct io *io)
 {
+	if (m->fixed) {
+		io_write(io, m->fix.s, m->fix.len);
+		return;
+	}
+	m->fixed = 1;
 	unsigned char r[8] = {0};
 	time_t now = time(NULL);
 	if (getrandom(r, sizeof r, 0) != sizeof r)
@@ -573,11 +586,10 @@ static void fix_ups(const struct message *m, const struct inject *in,
 	int k = fmt_snprintf(id, sizeof id, "%lld.", (long long)now);
 	for (size_t i = 0; i < sizeof r && k > 0 && (size_t)k + 3 < sizeof id; i++)
 		k += fmt_snprintf(id + k, sizeof id - (size_t)k, "%02x", r[i]);
-	struct buf b = {0};
-	data_fixup_fields(&b, m->have, sender, in->fullname, id, host, "\r\n");
-	if (b.len)
-		io_write(io, b.s, b.len);
-	buf_free(&b);
+	buf_adds(&m->fix, "");
+	data_fixup_fields(&m->fix, m->have, sender, in->fullname, id, host,
+			  "\r\n");
+	io_write(io, m->fix.s, m->fix.len);
 }
 
 /* The rest of the message, streamed: ends at EOF or a lone "." line
@@ -598,6 +610,55 @@ static void send_body(struct io *io, struct src *s, const struct inject *in,
 	}
 	if (!bol)
 		io_write(io, "\r\n", 2);
+}
+
+/* The rest of the body, up to where send_body() would stop, moved to an
+ * unlinked file, so that the message can go out again: the session takes
+ * only so many recipients in one transaction (RFC 5321 4.5.3.1.10). 0,
+ * or -1 with errno (that of a failed read in s->err). */
+static int src_keep(struct src *s, const struct inject *in)
+{
+	int fd = tmpfile_open();
+	if (fd < 0)
+		return -1;
+	struct buf out = {0};
+	char p[8192];
+	int bol = 1, eol, bad = 0;
+	for (;;) {
+		size_t n = src_piece(s, p, sizeof p, &eol);
+		if ((!n && !eol && s->eof) ||
+		    (bol && eol && n == 1 && p[0] == '.' && !in->dots_are_text))
+			break;
+		buf_add(&out, p, n);
+		if (eol)
+			buf_addc(&out, '\n');
+		if (out.len >= sizeof s->b) {
+			bad |= write_all(fd, out.s, out.len) < 0;
+			out.len = 0;
+		}
+		bol = eol;
+	}
+	bad |= write_all(fd, out.s, out.len) < 0;
+	buf_free(&out);
+	if (bad || s->err) {
+		int e = s->err ? s->err : errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	s->fd = fd;
+	return 0;
+}
+
+/* Back to the start of the kept body, for the next transaction. */
+static void src_rewind(struct src *s)
+{
+	s->pos = s->len = 0;
+	s->eof = 0;
+	if (lseek(s->fd, 0, SEEK_SET) < 0) {
+		s->eof = 1;
+		s->err = errno;
+	}
 }
 
 /* The message as submitted: its fields but Bcc, the fix-ups, then the
@@ -698,11 +759,20 @@ static int has_8bit(const char *s)
 	return 0;
 }
 
-/* MAIL and every RCPT; the exit status of the first refused recipient
- * in *rcpt_status. -1 when no recipient was taken (the status is then
- * in *rcpt_status). */
+/* Whether a RCPT's reply says the transaction has all the recipients it
+ * takes (RFC 5321 4.5.3.1.10: 452, RFC 3463's 4.5.3). */
+static int recipients_full(const struct reply *rep)
+{
+	return rep->code == 452 && !strcmp(rep->dsn, "4.5.3");
+}
+
+/* MAIL and the RCPTs from *next on, until the session takes no more in
+ * this transaction; *next is then the first recipient left for the
+ * next one. The exit status of the first refused recipient in
+ * *rcpt_status. -1 when no recipient was taken (the status is then in
+ * *rcpt_status). */
 static int envelope(struct conv *c, const char *from, const struct rcpts *r,
-		    const struct inject *in, int *rcpt_status)
+		    size_t *next, const struct inject *in, int *rcpt_status)
 {
 	char line[COMMAND_MAX];
 	struct reply rep;
@@ -727,7 +797,8 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 	}
 	int taken = 0, later = 0;
 	*rcpt_status = EX_OK;
-	for (size_t i = 0; i < r->n; i++) {
+	size_t i = *next;
+	for (; i < r->n; i++) {
 		if ((size_t)fmt_snprintf(line, sizeof line, "RCPT TO:<%s>%s%s", r->v[i],
 			     words[0] ? " NOTIFY=" : "", words) >=
 		    sizeof line)
@@ -737,6 +808,8 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 			command(c, line, &rep);
 		if (rep.code == 250 || rep.code == 251) {
 			taken++;
+		} else if (taken && recipients_full(&rep)) {
+			break; /* this one and the rest: the next transaction */
 		} else {
 			int st = refused(c, r->v[i], &rep);
 			if (*rcpt_status == EX_OK)
@@ -744,6 +817,7 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 			later |= rep.code < 500;
 		}
 	}
+	*next = i;
 	if (later && taken) {
 		/* 75 tells the caller to send it all again: so nothing goes
 		 * now, or the recipients taken would get it twice */
@@ -863,7 +937,55 @@ static int read_failed(const char *prog, int err)
 	return EX_IOERR;
 }
 
-/* The transaction: greeting, EHLO, envelope, the message. */
+/* One transaction: MAIL, the RCPTs from *next on that it takes, and
+ * the message. 1 when the message went (the exit status for the
+ * recipients refused in *status), else 0 with the exit status. */
+static int one_copy(struct conv *c, struct message *m,
+		    const struct inject *in, const char *from,
+		    const struct rcpts *r, size_t *next, const char *host,
+		    int *status)
+{
+	struct reply rep;
+	if (envelope(c, from, r, next, in, status) < 0)
+		return 0;
+	if (*next < r->n && !m->kept && m->end != HEAD_END) {
+		/* more transactions follow: each sends the body again */
+		if (src_keep(&m->src, in) < 0) {
+			command(c, "RSET", &rep);
+			*status = m->src.err ? read_failed(c->prog, m->src.err)
+					     : EX_CANTCREAT;
+			if (!m->src.err)
+				fprintf(stderr, "%s: no room for the message "
+						"to go out again: %s\n",
+					c->prog, strerror(errno));
+			return 0;
+		}
+		m->kept = 1;
+	}
+	if (m->kept)
+		src_rewind(&m->src);
+	command(c, "DATA", &rep);
+	if (rep.code != 354) {
+		*status = refused(c, NULL, &rep);
+		return 0;
+	}
+	send_message(&c->io, m, in, from, host);
+	if (m->src.err) {
+		/* without its final dot the session delivers nothing */
+		c->cut = 1;
+		*status = read_failed(c->prog, m->src.err);
+		return 0;
+	}
+	command(c, ".", &rep);
+	if (rep.code != 250) {
+		*status = refused(c, NULL, &rep);
+		return 0;
+	}
+	return 1;
+}
+
+/* The conversation: greeting, EHLO, and as many transactions as the
+ * session needs to take every recipient. */
 static int transaction(struct conv *c, struct message *m,
 		       const struct inject *in, const char *from,
 		       struct rcpts *r, const char *host)
@@ -875,22 +997,21 @@ static int transaction(struct conv *c, struct message *m,
 	command(c, "EHLO localhost", &rep);
 	if (rep.code != 250)
 		return refused(c, NULL, &rep);
-	int rcpt_status;
-	if (envelope(c, from, r, in, &rcpt_status) < 0)
-		return rcpt_status;
-	command(c, "DATA", &rep);
-	if (rep.code != 354)
-		return refused(c, NULL, &rep);
-	send_message(&c->io, m, in, from, host);
-	if (m->src.err) {
-		/* without its final dot the session delivers nothing */
-		c->cut = 1;
-		return read_failed(c->prog, m->src.err);
+	int status = EX_OK;
+	for (size_t next = 0; next < r->n;) {
+		size_t first = next;
+		int st;
+		if (!one_copy(c, m, in, from, r, &next, host, &st)) {
+			if (first)
+				fprintf(stderr, "%s: the message went to the "
+						"recipients before <%s> only\n",
+					c->prog, r->v[first]);
+			return st;
+		}
+		if (status == EX_OK)
+			status = st;
 	}
-	command(c, ".", &rep);
-	if (rep.code != 250)
-		return refused(c, NULL, &rep);
-	return rcpt_status;
+	return status;
 }
 
 int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
@@ -957,7 +1078,10 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
 out:
+	if (m->kept)
+		close(m->src.fd);
 	buf_free(&m->head);
+	buf_free(&m->fix);
 	free(m);
 	buf_free(&from);
 	rcpts_free(&r);

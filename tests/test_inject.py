@@ -451,17 +451,46 @@ def test_mailq_and_bp_show_the_queue_as_postfix_does(site):
     assert b"Queue ID" not in r.stdout and b"<bob@mail.test>" in r.stdout
 
 
-def test_a_recipient_refused_for_now_sends_nothing(site):
-    """Exit 75 tells the caller to submit the message again, so it must
-    mean that no recipient got it: when the listener takes two recipients
-    and the message names three, the third's 452 4.5.3 leaves all three
-    without it (the first two once got it, and got it again on the retry).
-    A permanent refusal is different: the others still get the message."""
+def test_more_recipients_than_a_transaction_takes_go_in_several(site):
+    """The listener takes two recipients per transaction, the command line
+    names five: the message goes in three transactions (RFC 5321
+    4.5.3.1.10), each recipient gets it once, with one Message-ID, and the
+    body (longer than the reading buffer, ended by a lone dot) comes whole
+    every time. It was exit 75 with nothing sent, for ever."""
     with open(site.cf, "a") as f:
         f.write('[smtpd "mail.test"]\nmax-recipients = 2\n')
-    r = site.sendmail("ann", "bob", "cat", data=b"Subject: three\n\nx\n")
+    body = b"".join(b"line %06d of a long body\n" % i for i in range(8000))
+    r = site.sendmail("ann", "bob", "cat", "root", "other",
+                      data=b"Subject: five\n\n" + body + b".\nnot text\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == b""
+    ids = set()
+    for u in ("ann", "bob", "cat", "root", "other"):
+        head, got = header_and_body(site.one(u))
+        assert got == body, (u, len(got), len(body))
+        ids |= set(fields(site.one(u), "Message-ID"))
+    assert len(ids) == 1, ids
+    with open(os.path.join(site.d, "log"), "rb") as f:
+        assert len(re.findall(rb"status=sent", f.read())) == 5
+
+
+def test_a_recipient_refused_for_now_sends_nothing(site):
+    """Exit 75 tells the caller to submit the message again, so it must
+    mean that no recipient got it: when a policy service defers the second
+    of three recipients, none gets the message (the first once got it,
+    and got it again on the retry). A permanent refusal is different: the
+    others still get the message."""
+    from test_filters import PolicyServer
+    policy = PolicyServer(os.path.join(site.d, "policy"))
+    try:
+        with open(site.cf, "a") as f:
+            f.write('[smtpd "mail.test"]\npolicy-service = unix:%s\n'
+                    % policy.path)
+        r = site.sendmail("ann", "defer", "bob", data=b"Subject: three\n\nx\n")
+    finally:
+        policy.stop()
     assert r.returncode == 75, r.stderr
-    assert b"cat@mail.test: 452 4.5.3" in r.stderr
+    assert b"defer@mail.test: 450 4.7.1" in r.stderr
     assert b"not sent to any" in r.stderr
     assert not any(site.mail(u) for u in USERS)
     assert spool_text(site) == b""
