@@ -269,10 +269,15 @@ int io_input_pending(struct io *io)
 	return wait_fd(io->rfd, POLLIN, 0) > 0;
 }
 
+int io_line_buffered(struct io *io)
+{
+	return memchr(io->in + io->in_pos, '\n', io->in_len - io->in_pos) ||
+	       io->tr->pending(io);
+}
+
 int io_line_pending(struct io *io)
 {
-	if (memchr(io->in + io->in_pos, '\n', io->in_len - io->in_pos) ||
-	    io->tr->pending(io))
+	if (io_line_buffered(io))
 		return 1;
 	if (io->eof || io->err)
 		return 0;

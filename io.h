@@ -88,6 +88,8 @@ enum io_status io_read(struct io *io, char *p, size_t n, size_t *got);
 void io_data_pace(struct io *io, unsigned min_rate);
 /* Whether input is already waiting (buffered or readable now). */
 int io_input_pending(struct io *io);
+/* Whether a whole line is buffered (no system call). */
+int io_line_buffered(struct io *io);
 /* Whether a whole line is buffered, or more input can be read now: when
  * not, a peer that sent part of a line may be waiting for our replies. */
 int io_line_pending(struct io *io);

@@ -1129,12 +1129,16 @@ static int dialogue(struct session *s)
 {
 	char line[CMD_MAX_EXT + 2];
 	while (!s->quit) {
-		/* qmail's rule: a pipelined group costs one write; the
-		 * proxy's replies are read when the group has been read,
-		 * also when it ends inside a line (RFC 2920: replies go
-		 * out when the input runs dry) */
+		/* qmail's rule: a pipelined group costs one write, when it
+		 * came in one read (RFC 2920: replies go out when the input
+		 * runs dry; asking the socket would cost a client that waits
+		 * for each reply a poll() per command); the proxy's replies
+		 * are read when the group has been read, also when the rest
+		 * of it is still on its way or it ends inside a line, so
+		 * that the target's replies overlap the client's sending */
 		if ((s->io.out_len || s->px_pending) &&
-		    !io_line_pending(&s->io)) {
+		    !(s->px_pending ? io_line_pending(&s->io)
+				    : io_line_buffered(&s->io))) {
 			proxy_sync(s);
 			flush(s);
 		}
