@@ -335,8 +335,6 @@ static int apply_flags(struct cf *cf, int nargs, char **argv)
 static int serve(struct cf *cf, const char *smtpd)
 {
 	int ok = cf->nerrors == 0;
-	if (isatty(0))
-		log_echo_stderr(); /* a person waits for the reason */
 	if (cf->diag.len) {
 		struct stat st;
 		if (fstat(2, &st) == 0 && !S_ISSOCK(st.st_mode))

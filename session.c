@@ -1104,9 +1104,9 @@ static int refuse_service(struct session *s, int fail, const char *why)
 
 /* The greeting, after implicit TLS where the section asks for it.
  * -1 when TLS failed: no greeting can reach a client without it. */
-static int greet(struct session *s)
+static int greet(struct session *s, int tty)
 {
-	if (isatty(s->io.rfd))
+	if (tty)
 		fputs("postmaster: waiting for an SMTP client on standard input "
 		      "(this terminal): type EHLO, MAIL FROM:<...>, RCPT "
 		      "TO:<...>, DATA, QUIT\n",
@@ -1213,6 +1213,9 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	 * the mailers' exit statuses would be lost */
 	signal(SIGCHLD, SIG_DFL);
 	io_init(&s.io, rfd, wfd, 300 * 1000);
+	int tty = isatty(rfd);
+	if (tty)
+		log_echo_stderr(); /* a person waits for the reason */
 	char why[512] = "";
 	int fail = session_start(&s, smtpd_name, cf_ok, why, sizeof why);
 	char port[16], uid[16];
@@ -1229,7 +1232,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	milter_connect(&s);
 	if (session_greet_pause(&s) < 0)
 		return session_end(&s, EX_OK);
-	if (greet(&s) < 0) {
+	if (greet(&s, tty) < 0) {
 		io_free(&s.io);
 		return EX_TEMPFAIL;
 	}
