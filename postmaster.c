@@ -104,7 +104,8 @@ static int classify(const char *a, const char **value, char *why,
 		if ((!eq || !eq[1]) && opts[o].value == V_REQUIRED) {
 			fmt_snprintf(why, whylen, "--%s needs a value: --%s=%s",
 				 opts[o].name, opts[o].name,
-				 o == O_CONFIG ? "FILE" : o == O_DELETE ? "ID"
+				 o == O_CONFIG ? "FILE"
+				 : o == O_DELETE || o == O_RELEASE ? "ID"
 				 : o == O_ROUTE ? "ADDRESS" : "NAME");
 			return ARG_BAD;
 		}

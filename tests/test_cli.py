@@ -869,6 +869,7 @@ USAGE_ERRORS = [
     (["--smtpd"], "--smtpd needs a value: --smtpd=NAME"),
     (["--route"], "--route needs a value: --route=ADDRESS"),
     (["--delete"], "--delete needs a value: --delete=ID"),
+    (["--release="], "--release needs a value: --release=ID"),
     (["--check", "--bogus"], "unknown option '--bogus'"),
 ]
 
