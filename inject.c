@@ -13,8 +13,8 @@
  * Never: writes the spool or delivers itself (the session on the submit
  * socket does, or as root without one the session in a child, by the
  * same rules as for mail from the network), and never keeps
- * more of the message in memory than its header (-t, bounded): a body
- * sent more than once is kept in an unlinked file.
+ * more of the message in memory than its header (-t, bounded): the body
+ * is read into an unlinked file before the session starts.
  */
 #include "inject.h"
 #include "addr.h"
@@ -613,9 +613,12 @@ static void send_body(struct io *io, struct src *s, const struct inject *in,
 }
 
 /* The rest of the body, up to where send_body() would stop, moved to an
- * unlinked file, so that the message can go out again: the session takes
- * only so many recipients in one transaction (RFC 5321 4.5.3.1.10). 0,
- * or -1 with errno (that of a failed read in s->err). */
+ * unlinked file before the session starts: a program that writes its
+ * message slowly (cron streams a job's output as the job runs) never
+ * holds a session past its timeout, and the message can go out again
+ * when the session takes only so many recipients in one transaction (RFC
+ * 5321 4.5.3.1.10). 0, or -1 with errno (that of a failed read in
+ * s->err). */
 static int src_keep(struct src *s, const struct inject *in)
 {
 	int fd = tmpfile_open();
@@ -948,20 +951,6 @@ static int one_copy(struct conv *c, struct message *m,
 	struct reply rep;
 	if (envelope(c, from, r, next, in, status) < 0)
 		return 0;
-	if (*next < r->n && !m->kept && m->end != HEAD_END) {
-		/* more transactions follow: each sends the body again */
-		if (src_keep(&m->src, in) < 0) {
-			command(c, "RSET", &rep);
-			*status = m->src.err ? read_failed(c->prog, m->src.err)
-					     : EX_CANTCREAT;
-			if (!m->src.err)
-				fprintf(stderr, "%s: no room for the message "
-						"to go out again: %s\n",
-					c->prog, strerror(errno));
-			return 0;
-		}
-		m->kept = 1;
-	}
 	if (m->kept)
 		src_rewind(&m->src);
 	command(c, "DATA", &rep);
@@ -1061,6 +1050,20 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 			prog, INJECT_RCPT_MAX - 1);
 		ex = EX_USAGE;
 		goto out;
+	}
+	if (m->end != HEAD_END) {
+		if (src_keep(&m->src, in) < 0) {
+			if (m->src.err) {
+				ex = read_failed(prog, m->src.err);
+			} else {
+				fprintf(stderr, "%s: no room to keep the "
+						"message: %s; it was not sent\n",
+					prog, strerror(errno));
+				ex = EX_CANTCREAT;
+			}
+			goto out;
+		}
+		m->kept = 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
 	struct conv c = {.verbose = in->verbose, .prog = prog};

@@ -6,6 +6,7 @@ with no submission socket: the session runs in-process."""
 import os
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -472,6 +473,27 @@ def test_more_recipients_than_a_transaction_takes_go_in_several(site):
     assert len(ids) == 1, ids
     with open(os.path.join(site.d, "log"), "rb") as f:
         assert len(re.findall(rb"status=sent", f.read())) == 5
+
+
+def test_a_program_that_writes_slowly_loses_nothing(site):
+    """cron streams a job's output to sendmail as the job runs: a pause
+    longer than the listener's timeout once ended the session and the
+    output was lost (exit 75). The message is now read whole before the
+    session starts."""
+    with open(site.cf, "a") as f:
+        f.write('[smtpd "mail.test"]\ntimeout = 1s\n')
+    p = subprocess.Popen([os.path.join(site.bin, "sendmail"), "ann"],
+                         stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=site.env)
+    p.stdin.write(b"Subject: a slow job\n\nfirst line\n")
+    p.stdin.flush()
+    time.sleep(2.5)
+    p.stdin.write(b"a line 2.5 s later\n")
+    p.stdin.close()
+    err = p.stderr.read()
+    assert p.wait(timeout=60) == 0, err
+    head, body = header_and_body(site.one("ann"))
+    assert body == b"first line\na line 2.5 s later\n"
 
 
 def test_a_recipient_refused_for_now_sends_nothing(site):
