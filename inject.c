@@ -617,9 +617,11 @@ static void send_body(struct io *io, struct src *s, const struct inject *in,
  * message slowly (cron streams a job's output as the job runs) never
  * holds a session past its timeout, and the message can go out again
  * when the session takes only so many recipients in one transaction (RFC
- * 5321 4.5.3.1.10). 0, or -1 with errno (that of a failed read in
+ * 5321 4.5.3.1.10). 0; -2 when it is larger than max (read to its
+ * end all the same); or -1 with errno (that of a failed read in
  * s->err). */
-static int src_keep(struct src *s, const struct inject *in)
+static int src_keep(struct src *s, const struct inject *in,
+		    unsigned long long max)
 {
 	int fd = tmpfile_open();
 	if (fd < 0)
@@ -627,11 +629,17 @@ static int src_keep(struct src *s, const struct inject *in)
 	struct buf out = {0};
 	char p[8192];
 	int bol = 1, eol, bad = 0;
+	unsigned long long kept = 0;
 	for (;;) {
 		size_t n = src_piece(s, p, sizeof p, &eol);
 		if ((!n && !eol && s->eof) ||
 		    (bol && eol && n == 1 && p[0] == '.' && !in->dots_are_text))
 			break;
+		kept += n + (size_t)eol;
+		if (kept > max) { /* read to its end, as the session would */
+			out.len = 0;
+			continue;
+		}
 		buf_add(&out, p, n);
 		if (eol)
 			buf_addc(&out, '\n');
@@ -643,6 +651,10 @@ static int src_keep(struct src *s, const struct inject *in)
 	}
 	bad |= write_all(fd, out.s, out.len) < 0;
 	buf_free(&out);
+	if (kept > max && !s->err) {
+		close(fd);
+		return -2;
+	}
 	if (bad || s->err) {
 		int e = s->err ? s->err : errno;
 		close(fd);
@@ -882,6 +894,21 @@ static const struct cf_section *submit_section(struct cf *cf,
 	return found;
 }
 
+/* The max-message-size of the section that will serve: submit_section's,
+ * else the sole section's, else core's (the built-in listener's). */
+static unsigned long long size_limit(struct cf *cf, const char *smtpd)
+{
+	const struct cf_section *sec = submit_section(cf, smtpd);
+	uint32_t n = 0;
+	struct cf_section **v = sec ? NULL : cf_listeners(cf, &n);
+	if (n == 1)
+		sec = v[0];
+	if (n)
+		free(v);
+	return sec ? sec->v[SMTPD_MAX_MESSAGE_SIZE].n
+		   : cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
+}
+
 /* A connection to the local submission socket, or -1 with errno. */
 static int submit_connect(const char *path)
 {
@@ -1051,8 +1078,19 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 		ex = EX_USAGE;
 		goto out;
 	}
+	unsigned long long max = size_limit(cf, smtpd);
 	if (m->end != HEAD_END) {
-		if (src_keep(&m->src, in) < 0) {
+		int k = src_keep(&m->src, in, max);
+		if (k == -2) {
+			/* the session would refuse it after the data (552) */
+			fprintf(stderr, "%s: the message is larger than %llu "
+					"bytes (max-message-size); it was not "
+					"sent\n",
+				prog, max);
+			ex = EX_UNAVAILABLE;
+			goto out;
+		}
+		if (k < 0) {
 			if (m->src.err) {
 				ex = read_failed(prog, m->src.err);
 			} else {

@@ -215,6 +215,22 @@ def test_a_10_mb_message(site):
     assert b"Subject: big" in head and got == body
 
 
+def test_a_message_over_max_message_size_is_refused_before_any_session(
+        site):
+    """The body is read before the session starts, and no further than
+    the listener's max-message-size: a larger one is not kept on disk
+    whole, sendmail says why and exits 69 (as the session's 552 would),
+    and nothing is delivered."""
+    with open(site.cf, "a") as f:
+        f.write('[smtpd "mail.test"]\nmax-message-size = 1000\n')
+    r = site.sendmail("ann", data=b"Subject: big\n\n" + b"y" * 5000 + b"\n")
+    assert r.returncode == 69, r.stderr
+    assert b"larger than 1000 bytes (max-message-size)" in r.stderr
+    assert site.mail("ann") == []
+    r = site.sendmail("ann", data=b"Subject: small\n\n" + b"y" * 500 + b"\n")
+    assert r.returncode == 0, r.stderr
+
+
 def test_exit_statuses(site):
     r = site.sendmail("-z", "ann", data=b"x\n")
     assert r.returncode == 64
