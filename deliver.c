@@ -285,9 +285,7 @@ static void expand_word(const char *w, const char *from, const char *rcpt,
  * would show it EOF, which looks like the end of the message). */
 static int mailer_input(const struct msg *m, const char *prefix)
 {
-	const char *dir = getenv("TMPDIR");
-	int fd = open(dir && dir[0] == '/' ? dir : "/tmp",
-		      O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	int fd = tmpfile_open();
 	if (fd < 0)
 		return -1;
 	int bad = write_all(fd, prefix, strlen(prefix)) < 0;

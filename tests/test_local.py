@@ -1,0 +1,127 @@
+"""Local delivery on the direct path and through the spool (SPEC 7):
+[pipe] mailers and |command targets, one reply per recipient in LMTP,
+and what --check says about a mailer's program.
+
+Every session runs over a pipe, as `swaks --pipe` would; the test
+directories are removed when a test ends. POSTMASTER names the binary
+under test.
+"""
+import os
+import subprocess
+import time
+
+import pytest
+from pmtest import POSTMASTER, ROOT, SANITIZED, no_sanitizer_report, remove_tree, scratch_dir
+
+
+@pytest.fixture
+def tmp():
+    d = scratch_dir("pm-local-", subdirs=("spool", "out"))
+    yield d
+    remove_tree(d)
+
+
+def write_cf(tmp, routes, rest=""):
+    """A configuration with these routes ([route]) and sections (@DIR@ =
+    tmp); its path."""
+    text = ("[core]\nhostname = mx.test\nlogger = stderr\n"
+            "spool-directory = @DIR@/spool\n" +
+            ("user-id = nobody\n" if ROOT else "") +
+            "[route]\n" + routes + rest).replace("@DIR@", tmp)
+    path = os.path.join(tmp, "postmaster.cf")
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def script(tmp, name, body):
+    """An executable shell script in tmp; its path."""
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + body.replace("@DIR@", tmp))
+    os.chmod(path, 0o755)
+    return path
+
+
+def transaction(greeting, rcpts, body="Subject: t\r\n\r\nhi\r\n"):
+    """The client's lines of one transaction and QUIT, as bytes."""
+    lines = [greeting + " client.example", "MAIL FROM:<a@b.example>"]
+    lines += ["RCPT TO:<%s>" % r if "<" not in r else "RCPT TO:" + r
+              for r in rcpts]
+    lines += ["DATA"]
+    return ("\r\n".join(lines) + "\r\n" + body + ".\r\nQUIT\r\n").encode()
+
+
+def session(cf, wire, env=None, args=()):
+    """One session fed wire at once: (its reply lines, its log)."""
+    r = subprocess.run([POSTMASTER, "--config=" + cf] + list(args),
+                       input=wire, capture_output=True, timeout=120,
+                       env=env)
+    err = r.stderr.decode("utf-8", "replace")
+    no_sanitizer_report(err, "session")
+    return r.stdout.decode("utf-8", "replace").split("\r\n"), err
+
+
+def final_replies(lines, n):
+    """The n replies after the 354 of DATA."""
+    i = next(k for k, l in enumerate(lines) if l.startswith("354 "))
+    return lines[i + 1:i + 1 + n]
+
+
+# ------------------------------------------------------------------ #
+# The mailer's input                                                 #
+
+NO_TMPFILE = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+/* a file system without O_TMPFILE (NFS, vfat, CIFS): EOPNOTSUPP */
+#define SHIM(name, ...) \
+int name(__VA_ARGS__, int flags, ...) \
+{ \
+	va_list a; \
+	va_start(a, flags); \
+	mode_t m = va_arg(a, mode_t); \
+	va_end(a); \
+	if ((flags & O_TMPFILE) == O_TMPFILE) { \
+		errno = EOPNOTSUPP; \
+		return -1; \
+	}
+SHIM(open, const char *p)
+	int (*next)(const char *, int, ...) = dlsym(RTLD_NEXT, "open");
+	return next(p, flags, m);
+}
+SHIM(open64, const char *p)
+	int (*next)(const char *, int, ...) = dlsym(RTLD_NEXT, "open64");
+	return next(p, flags, m);
+}
+SHIM(openat, int d, const char *p)
+	int (*next)(int, const char *, int, ...) = dlsym(RTLD_NEXT, "openat");
+	return next(d, p, flags, m);
+}
+"""
+
+
+@pytest.mark.skipif(SANITIZED, reason="LD_PRELOAD before the sanitizer runtime")
+def test_a_mailer_is_run_where_tmpdir_has_no_o_tmpfile(tmp):
+    """On a file system without O_TMPFILE the session's data file falls
+    back to a named file that is unlinked at once; the mailer's input did
+    not, and every pipe delivery was deferred 451."""
+    src = os.path.join(tmp, "notmp.c")
+    with open(src, "w") as f:
+        f.write(NO_TMPFILE)
+    shim = os.path.join(tmp, "notmp.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", shim, src, "-ldl"],
+                   check=True)
+    save = script(tmp, "save.sh", "cat > @DIR@/out/msg\n")
+    cf = write_cf(tmp, "p@example.org mailer\n",
+                  '[pipe "mailer"]\nexec = %s\n' % save)
+    env = dict(os.environ, LD_PRELOAD=shim, TMPDIR=tmp + "/out")
+    lines, log = session(cf, transaction("EHLO", ["p@example.org"]), env=env)
+    assert final_replies(lines, 1) == ["250 2.0.0 delivered"], log
+    with open(os.path.join(tmp, "out", "msg")) as f:
+        assert f.read().endswith("Subject: t\n\nhi\n")
+    # the fallback's named file is gone once the mailer has it
+    assert os.listdir(os.path.join(tmp, "out")) == ["msg"]
