@@ -44,7 +44,8 @@ static const char *const e_milter[] = {"tempfail", "accept", "reject", 0};
 static const struct key core_keys[] = {
 	[CORE_LOGGER] = {"logger", V_LOGGER, 0, "syslog", 0, 0, 0, 0},
 	[CORE_USER_ID] = {"user-id", V_USER, 0, 0, 0, 0, 0,
-			  "not set: stay the user that started postmaster"},
+			  "not set: stay the user that started postmaster; "
+			  "started as root, refuse to serve"},
 	[CORE_GROUP_ID] = {"group-id", V_GROUP, 0, 0, 0, 0, 0,
 			   "not set: the user-id's primary group"},
 	[CORE_PID_FILE] = {"pid-file", V_PATH, 0, "/run/postmaster.pid", 0, 0,

@@ -359,6 +359,28 @@ def test_dump_defaults_listen_port_default(tmp_path):
     assert '# smtpd."mx.example.org".routing-table: not set: only the global [route]' in lines
 
 
+def test_dump_defaults_says_what_an_unset_user_id_does(tmp_path):
+    """The comment of an unset user-id said a session stays the user that
+    started it; started as root, it refuses to serve. The manual quotes
+    the comment."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    cf = write(tmp_path / "d.cf", "[core]\nhostname = mx.test\nlogger = stderr\n"
+               "spool-directory = %s\n" % spool)
+    r = pm("--config=" + cf, "--dump", "--defaults")
+    assert r.returncode == 0, r.stderr
+    said = [l for l in r.stdout.splitlines() if l.startswith("# core.user-id:")]
+    assert said == ["# core.user-id: not set: stay the user that started "
+                    "postmaster; started as root, refuse to serve"]
+    with open(os.path.join(TOP, "man", "postmaster.8")) as f:
+        assert said[0] + "\n" in f.read()
+    if os.geteuid() == 0:
+        s = subprocess.run([POSTMASTER, "--config=" + cf], input=b"QUIT\r\n",
+                           capture_output=True, timeout=30)
+        assert s.stdout.startswith(b"421 4.3.0 "), s.stdout
+        assert b"started as root without core.user-id" in s.stderr
+
+
 @pytest.mark.skipif(os.path.exists("/etc/postmaster.cf"),
                     reason="this machine has an /etc/postmaster.cf")
 def test_builtin_default():
