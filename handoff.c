@@ -603,9 +603,14 @@ void handoff_deliver(struct session *s,
 					log_result(s, &s->rcpts[i], &r);
 			} else {
 				if (!refused &&
-				    !loops_for(s, s->rcpts[i].addr, &r))
+				    !loops_for(s, s->rcpts[i].addr, &r)) {
+					/* the replies known so far go out
+					 * before this run: a client's timer
+					 * restarts with each (RFC 2033 4.2) */
+					io_flush(&s->io);
 					plan_deliver(s->rcpts[i].plan, &m,
 						     s->timeout, &r);
+				}
 				log_result(s, &s->rcpts[i], &r);
 			}
 			if (!s->rcpts[i].milter_added)

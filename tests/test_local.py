@@ -125,3 +125,50 @@ def test_a_mailer_is_run_where_tmpdir_has_no_o_tmpfile(tmp):
         assert f.read().endswith("Subject: t\n\nhi\n")
     # the fallback's named file is gone once the mailer has it
     assert os.listdir(os.path.join(tmp, "out")) == ["msg"]
+
+
+# ------------------------------------------------------------------ #
+# LMTP: one reply per recipient                                      #
+
+def timed_replies(cf, wire, n):
+    """Feeds wire to a session and reads the n replies after the 354 of
+    DATA: [(seconds after the 354, reply)], and the session's log."""
+    p = subprocess.Popen([POSTMASTER, "--config=" + cf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = []
+    try:
+        p.stdin.write(wire)
+        p.stdin.flush()
+        t0 = None
+        while len(out) < n:
+            line = p.stdout.readline()
+            assert line, "the session ended early: %r" % out
+            line = line.decode("utf-8", "replace").rstrip("\r\n")
+            if t0 is not None:
+                out.append((time.monotonic() - t0, line))
+            elif line.startswith("354 "):
+                t0 = time.monotonic()
+        p.stdin.close()
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = p.stderr.read().decode("utf-8", "replace")
+    no_sanitizer_report(err, "session")
+    return out, err
+
+
+def test_lmtp_replies_go_out_as_each_recipient_is_delivered(tmp):
+    """Each recipient's reply was held until every recipient's mailer had
+    finished: a client whose per-reply timer is shorter than the sum of
+    the runs gave up and sent the message again to those delivered."""
+    slow = script(tmp, "slow.sh", "cat >/dev/null; sleep 2\n")
+    cf = write_cf(tmp, "@example.org slow\n",
+                  '[pipe "slow"]\nexec = %s "${RCPT_TO}"\n' % slow)
+    got, log = timed_replies(cf, transaction("LHLO", ["a@example.org", "b@example.org",
+                                                      "c@example.org"]), 3)
+    assert [r for _, r in got] == ["250 2.0.0 delivered"] * 3, log
+    # the first after one run, not three; each about one run after the other
+    assert got[0][0] < 3.5, got
+    assert got[1][0] - got[0][0] > 1.5 and got[2][0] - got[1][0] > 1.5, got
