@@ -345,6 +345,41 @@ static int spool_transaction(struct session *s, struct reply *r)
 	return 0;
 }
 
+/*
+ * LMTP: a spooled recipient that the message already reached (our
+ * Delivered-To for it) gets loop[i], 554, and leaves the envelope; the
+ * others are committed (SPEC 7: each recipient stands alone). 0 when the
+ * spool holds the message for them, else -1 with queued set (or none
+ * left to hold it for).
+ */
+static int spool_lmtp(struct session *s, struct reply *loop,
+		      struct reply *queued)
+{
+	unsigned left = 0, looped = 0;
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		if (!s->rcpts[i].spooled)
+			continue;
+		if (loops_for(s, s->rcpts[i].addr, &loop[i]))
+			looped++;
+		else
+			left++;
+	}
+	if (!left || spool_transaction(s, queued) < 0)
+		return -1;
+	if (!looped)
+		return 0;
+	/* committed, and still locked: nobody delivers it before the
+	 * envelope without the looping recipients is in place */
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (loop[i].code)
+			spool_drop_rcpt(&s->sm, s->rcpts[i].addr);
+	if (spool_update(s->spool_fd, &s->sm) == 0)
+		return 0;
+	handoff_storage_reply(queued, errno);
+	spool_remove(s->spool_fd, &s->sm);
+	return -1;
+}
+
 static void log_queued(struct session *s, const struct kept_rcpt *rc)
 {
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24], words[32];
@@ -411,11 +446,14 @@ static void commit_failures(struct session *s, const struct reply *res,
  * as the milters left it, sent now; NULL when it went onward as it came.
  */
 static int deliver_proxied(struct session *s, int refused,
-			   struct reply *common, const struct msg *held,
+			   const struct msg *held,
 			   void (*answer)(struct session *, const struct reply *))
 {
+	/* a loop is the spool path's to answer: in LMTP for that recipient
+	 * alone, and the target must not see the message at all */
+	struct reply loop;
 	for (unsigned i = 0; !refused && i < s->nrcpt; i++)
-		refused = loops_for(s, s->rcpts[i].addr, common);
+		refused = loops_for(s, s->rcpts[i].addr, &loop);
 	/* milters that changed the envelope or quarantined the message
 	 * leave it to the spool, which routes and holds */
 	if (refused || s->envelope_changed || s->sm.quarantine) {
@@ -573,15 +611,18 @@ void handoff_deliver(struct session *s,
 			return;
 		}
 	}
-	if (s->px && deliver_proxied(s, refused, &common,
-				     s->milters ? &m : NULL, answer))
+	if (s->px && deliver_proxied(s, refused, s->milters ? &m : NULL,
+				     answer))
 		return;
 	struct reply queued = common;
+	struct reply *looping = NULL; /* LMTP: each spooled recipient's loop */
 	int spooled = 0;
-	if (!refused && spool_needed(s)) {
+	if (!refused && spool_needed(s) && s->proto == P_LHLO) {
+		looping = xcalloc(s->nrcpt, sizeof *looping);
+		spooled = spool_lmtp(s, looping, &queued) == 0;
+	} else if (!refused && spool_needed(s)) {
 		for (unsigned i = 0; i < s->nrcpt && !refused; i++)
-			if (s->proto != P_LHLO || s->rcpts[i].spooled)
-				refused = loops_for(s, s->rcpts[i].addr, &common);
+			refused = loops_for(s, s->rcpts[i].addr, &common);
 		if (refused)
 			queued = common;
 		else
@@ -595,6 +636,9 @@ void handoff_deliver(struct session *s,
 					reply_set(&r, 250, ESC_OTHER,
 						  "Ok: discarded");
 				log_deleted(s, &s->rcpts[i]);
+			} else if (looping && looping[i].code) {
+				r = looping[i];
+				log_result(s, &s->rcpts[i], &r);
 			} else if (s->rcpts[i].spooled) {
 				r = queued;
 				if (spooled)
@@ -616,6 +660,7 @@ void handoff_deliver(struct session *s,
 			if (!s->rcpts[i].milter_added)
 				answer(s, &r);
 		}
+		free(looping);
 	} else if (s->spooled) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			if (spooled)

@@ -571,18 +571,33 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	return SPOOL_OK;
 }
 
+static void target_free(struct spool_target *t)
+{
+	free(t->via);
+	free(t->addr);
+	free(t->orig);
+	free(t->arg);
+	free(t->orcpt);
+	free(t->remote);
+	free(t->text);
+}
+
+void spool_drop_rcpt(struct spool_msg *m, const char *orig)
+{
+	unsigned w = 0;
+	for (unsigned i = 0; i < m->nt; i++) {
+		if (strcmp(m->t[i].orig, orig))
+			m->t[w++] = m->t[i];
+		else
+			target_free(&m->t[i]);
+	}
+	m->nt = w;
+}
+
 void spool_msg_free(struct spool_msg *m)
 {
-	for (unsigned i = 0; i < m->nt; i++) {
-		struct spool_target *t = &m->t[i];
-		free(t->via);
-		free(t->addr);
-		free(t->orig);
-		free(t->arg);
-		free(t->orcpt);
-		free(t->remote);
-		free(t->text);
-	}
+	for (unsigned i = 0; i < m->nt; i++)
+		target_free(&m->t[i]);
 	free(m->t);
 	free(m->from);
 	free(m->sid);

@@ -102,6 +102,9 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
  * may be damaged), for its removal: fills m->id and m->data_fd. */
 int spool_lock(int dirfd, const char *id, struct spool_msg *m, char *why,
 	       size_t n);
+/* Removes the targets of the recipient orig (as the client gave it);
+ * spool_update() records it. */
+void spool_drop_rcpt(struct spool_msg *m, const char *orig);
 void spool_msg_free(struct spool_msg *m);
 
 /* The ids of committed messages, oldest first; removes what a process

@@ -916,6 +916,30 @@ def test_notify_success_takes_the_spool_path(tmp, peers):
     assert queue(cf) == "the spool is empty\n"
 
 
+def test_an_lmtp_clients_loop_refuses_only_that_recipient(tmp, peers):
+    """LMTP gives each recipient its own reply: a message that already
+    carries our Delivered-To for joe is a loop for joe alone. The proxied
+    transaction is not finished (the target must not have it for joe);
+    ann is queued and delivered. Every recipient was once refused 554."""
+    peer = aiosmtpd_peer(peers)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf, "LHLO client.example")
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("RCPT TO:<ann@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        replies = [s.data(b"Delivered-To: joe@example.net\r\n" + message("loop"))]
+        replies.append(s.reply())
+    finally:
+        log = quit_and_close(s)
+    assert replies[0] == "554 5.4.6 <joe@example.net>: mail forwarding loop", replies
+    assert QUEUED.match(replies[1]), replies
+    flush(cf, "--now")
+    assert [m["rcpts"] for m in peer.handler.messages] == [["ann@example.net"]]
+    assert queue(cf) == "the spool is empty\n"
+
+
 REFUSED_DATA = ["size", "loop", "bare-newline", "abort"]
 
 
