@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_TIMEOUT 300
+#define DEFAULT_TIMEOUT 300 /* the built-in listener's timeout */
 #define MAX_DEAD 64
 /* The free space a run wants before it delivers: enough for the
  * envelope's update (its temporary copy) and the bounce it may write. */
@@ -188,6 +188,16 @@ static struct msg message_of(const struct run *x)
 	};
 }
 
+/* How long a |command of m may run: the timeout of the listener that
+ * accepted m, as on the direct path; the built-in listener's when m came
+ * from none or from one no longer in the configuration. */
+static int command_timeout(const struct cf *cf, const struct spool_msg *m)
+{
+	const struct cf_section *l =
+		m->smtpd && m->smtpd[0] ? cf_find(cf, CF_SMTPD, m->smtpd) : NULL;
+	return l ? (int)l->v[SMTPD_TIMEOUT].n : DEFAULT_TIMEOUT;
+}
+
 /* Delivers local target i and every later local target that fits the same
  * mailer run. */
 static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
@@ -232,7 +242,7 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 	}
 	if (n) {
 		struct msg msg = message_of(x);
-		plan_deliver(&p, &msg, DEFAULT_TIMEOUT, &r);
+		plan_deliver(&p, &msg, command_timeout(x->cf, m), &r);
 		for (unsigned k = 0; k < n; k++)
 			apply(x, idx[k], &r, NULL, -1, REPORT_DELIVERED);
 	}

@@ -172,3 +172,26 @@ def test_lmtp_replies_go_out_as_each_recipient_is_delivered(tmp):
     # the first after one run, not three; each about one run after the other
     assert got[0][0] < 3.5, got
     assert got[1][0] - got[0][0] > 1.5 and got[2][0] - got[1][0] > 1.5, got
+
+
+# ------------------------------------------------------------------ #
+# How long a |command may run                                        #
+
+@pytest.mark.parametrize("rcpts", [["c1@example.com"],
+                                   ["c1@example.com", "c2@example.com"]],
+                         ids=["direct", "spooled"])
+def test_a_command_runs_for_the_listeners_timeout(tmp, rcpts):
+    """A |command may run for the listener's timeout, on the direct path
+    and from the spool (two commands: one run each, through the spool)
+    alike; the spool once gave it 300 s whatever the listener said."""
+    cf = write_cf(tmp, 'c1@example.com "|sleep 4"\nc2@example.com "|sleep 4"\n',
+                  '[smtpd "mx.test"]\nlisten-port = 25\ntimeout = 1s\n')
+    t0 = time.monotonic()
+    lines, log = session(cf, transaction("EHLO", rcpts), args=["--smtpd=mx.test"])
+    took = time.monotonic() - t0
+    got = [l for l in log.splitlines() if "to=<c1@example.com>" in l and
+           "status=queued" not in l]
+    assert len(got) == 1, log
+    assert "status=deferred" in got[0], got
+    assert 'reply="451 4.3.0 mailer timed out after 1s"' in got[0], got
+    assert took < 6, log
