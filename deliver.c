@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sysexits.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -424,29 +425,46 @@ static void kill_mailer(pid_t pid, int timeout_s, struct reply *out)
 	reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "mailer timed out after %ds", timeout_s);
 }
 
+/* Sleeps until the mailer exits or ms pass: its pidfd becomes readable
+ * when it exits. Without pidfds (Linux before 5.3) it naps, briefly. */
+static void await_exit(int pidfd, long ms)
+{
+	struct pollfd pf = {pidfd, POLLIN, 0};
+	if (pidfd < 0)
+		poll(NULL, 0, (int)(ms > 50 ? 50 : ms));
+	else
+		poll(&pf, 1, (int)(ms > 86400000L ? 86400000L : ms));
+}
+
 /* Waits for the mailer's exit within the deadline: 0 with *status, or -1
  * with out set. */
 static int wait_mailer(pid_t pid, const struct timespec *t0, int timeout_s,
 		       int *status, struct reply *out)
 {
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int r = -1;
 	for (;;) {
 		pid_t w = waitpid(pid, status, WNOHANG);
-		if (w == pid)
-			return 0;
+		if (w == pid) {
+			r = 0;
+			break;
+		}
 		if (w < 0 && errno != EINTR) {
 			reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
 				  "lost the mailer's exit status: %s",
 				  strerror(errno));
-			return -1;
+			break;
 		}
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec - t0->tv_sec > timeout_s) {
+		long left = ms_left(t0, timeout_s);
+		if (left <= 0) {
 			kill_mailer(pid, timeout_s, out);
-			return -1;
+			break;
 		}
-		usleep(1000);
+		await_exit(pidfd, left);
 	}
+	if (pidfd >= 0)
+		close(pidfd);
+	return r;
 }
 
 /* Runs argv with the message on stdin; fills out. */

@@ -195,3 +195,42 @@ def test_a_command_runs_for_the_listeners_timeout(tmp, rcpts):
     assert "status=deferred" in got[0], got
     assert 'reply="451 4.3.0 mailer timed out after 1s"' in got[0], got
     assert took < 6, log
+
+
+# ------------------------------------------------------------------ #
+# Waiting for a mailer                                               #
+
+def test_waiting_for_a_mailer_that_closed_its_output_does_not_spin(tmp):
+    """A mailer that closes its output and works on (a wrapper that sends
+    its output to a log) was waited for by polling waitpid() a thousand
+    times a second: thousands of context switches in 2 s, for as long as
+    [pipe] timeout allows. The session now sleeps until it exits."""
+    quiet = script(tmp, "quiet.sh", "cat >/dev/null; exec >/dev/null 2>&1; sleep 2\n")
+    cf = write_cf(tmp, "q@example.org quiet\n",
+                  '[pipe "quiet"]\nexec = %s\ntimeout = 10s\n' % quiet)
+    p = subprocess.Popen([POSTMASTER, "--config=" + cf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(transaction("EHLO", ["q@example.org"]))
+    p.stdin.close()
+    out, err = p.stdout.read(), p.stderr.read().decode("utf-8", "replace")
+    # the session's own rusage, with its mailer's, which it waited for
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    p.stdout.close()
+    p.stderr.close()
+    no_sanitizer_report(err, "session")
+    lines = out.decode().split("\r\n")
+    assert final_replies(lines, 1) == ["250 2.0.0 delivered"], err
+    # the session's, its mailer's and the shell's sleep's switches
+    assert usage.ru_nvcsw < 200, usage
+
+
+def test_a_mailer_that_closed_its_output_is_killed_at_its_timeout(tmp):
+    """The deadline still holds while the session sleeps for the exit."""
+    quiet = script(tmp, "quiet.sh", "cat >/dev/null; exec >/dev/null 2>&1; sleep 30\n")
+    cf = write_cf(tmp, "q@example.org quiet\n",
+                  '[pipe "quiet"]\nexec = %s\ntimeout = 1s\n' % quiet)
+    t0 = time.monotonic()
+    lines, log = session(cf, transaction("EHLO", ["q@example.org"]))
+    assert final_replies(lines, 1) == ["451 4.3.0 mailer timed out after 1s"], log
+    assert time.monotonic() - t0 < 5
