@@ -12,6 +12,7 @@
  * anything but the compiled route indexes.
  */
 #include "check.h"
+#include "fmt.h"
 #include "hosts.h"
 #include "route.h"
 #include "route_check.h"
@@ -19,6 +20,7 @@
 #include "tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
@@ -205,15 +207,103 @@ static void check_key(struct cf *cf, struct cf_section *sec, int key)
 			JOURNAL_SOCKET);
 }
 
+/* Whether uid:gid (and no other group) may run st, or search it. */
+static int may_exec(const struct stat *st, uid_t uid, gid_t gid)
+{
+	mode_t need = st->st_uid == uid	  ? S_IXUSR
+		      : st->st_gid == gid ? S_IXGRP
+					  : S_IXOTH;
+	return (st->st_mode & need) != 0;
+}
+
+/* Why uid:gid cannot reach the program path through its directories:
+ * into why, 0 when they can. */
+static int unsearchable_dir(const char *path, uid_t uid, gid_t gid,
+			    char *why, size_t n)
+{
+	char dir[4096];
+	struct stat st;
+	if (fmt_snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+		return 0;
+	for (char *p = dir; (p = strchr(p + 1, '/'));) {
+		*p = 0;
+		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    !may_exec(&st, uid, gid)) {
+			fmt_snprintf(why, n, "its directory %s (owner %lu:%lu, "
+					 "mode %04o) is not searchable",
+				 dir, (unsigned long)st.st_uid,
+				 (unsigned long)st.st_gid,
+				 (unsigned)(st.st_mode & 07777));
+			return 1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+/* Why the sessions' user cannot run the program st at path: into why, 0
+ * when it can. As root, the sessions are user-id and group-id and no
+ * other group (priv.c); as anyone else, that user. */
+static int cannot_run(const struct cf *cf, const char *path,
+		      const struct stat *st, char *who, size_t nwho,
+		      char *why, size_t n)
+{
+	uid_t uid;
+	gid_t gid;
+	char ids[256];
+	int root = geteuid() == 0;
+	/* as root without a usable user-id sessions refuse to start, which
+	 * check_ids() or check_key() report */
+	int known = root && cf_user_ids(cf, &uid, &gid, ids, sizeof ids) == 0;
+	if (known)
+		fmt_snprintf(who, nwho, "user-id %s (%lu:%lu)",
+			     cf->core->v[CORE_USER_ID].s, (unsigned long)uid,
+			     (unsigned long)gid);
+	else
+		fmt_snprintf(who, nwho, "this user");
+	if (!S_ISREG(st->st_mode)) {
+		fmt_snprintf(why, n, "is %s", S_ISDIR(st->st_mode)
+						      ? "a directory"
+						      : "not a regular file");
+		return 1;
+	}
+	if (!root) {
+		if (access(path, X_OK) == 0)
+			return 0;
+		fmt_snprintf(why, n, "is not executable (%s)", strerror(errno));
+		return 1;
+	}
+	if (!known)
+		return 0;
+	if (!may_exec(st, uid, gid)) {
+		fmt_snprintf(why, n, "has owner %lu:%lu and mode %04o",
+			     (unsigned long)st->st_uid,
+			     (unsigned long)st->st_gid,
+			     (unsigned)(st->st_mode & 07777));
+		return 1;
+	}
+	return unsearchable_dir(path, uid, gid, why, n);
+}
+
+/* A program that does not exist may exist where the file is used (a
+ * warning); one that exists and the sessions cannot run fails every
+ * delivery with 451 (an error). */
 static void check_pipe(struct cf *cf, const struct cf_section *sec)
 {
 	const struct cf_assign *a = sec->set[PIPE_EXEC];
 	const struct cf_word *w = &cf->words[a->w0];
 	struct cf_pos pos = a->pos;
 	pos.col = w->col;
-	if (access(w->s, X_OK) < 0)
+	struct stat st;
+	char who[300], why[4200];
+	if (stat(w->s, &st) < 0)
 		cf_warn(cf, &pos, "\"%s\" is not an executable on this host",
 			w->s);
+	else if (cannot_run(cf, w->s, &st, who, sizeof who, why, sizeof why))
+		cf_error(cf, &pos, "expected a program that %s can run: \"%s\" "
+				   "%s, so every delivery to [pipe \"%s\"] "
+				   "would fail",
+			 who, w->s, why, sec->name);
 }
 
 /* A listen-port host that is no address and not in /etc/hosts: the

@@ -3,6 +3,7 @@ postmaster(8)): --check, --dump [--defaults], --route, flags, compiled
 route files, and the exit statuses (64 usage, 67 refused, 69 unavailable,
 75 temporary, 78 configuration)."""
 import os
+import pathlib
 import pwd
 import re
 import shutil
@@ -1000,6 +1001,85 @@ def test_check_warns_spool_not_writable_by_user_id(tmp_path):
     # writable by that user: no warning
     os.chmod(spool, 0o1777)
     r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+@pytest.fixture
+def open_dir():
+    """A directory that every user may search (pytest's own is root's
+    alone), removed after the test."""
+    import tempfile
+    from pmtest import remove_tree
+    d = tempfile.mkdtemp(prefix="pm-cli-")
+    os.chmod(d, 0o755)
+    yield pathlib.Path(d)
+    remove_tree(d)
+
+
+def pipe_program_cf(tmp_path, program):
+    """A configuration whose [pipe "p"] runs program (line 5, column 8)
+    as nobody when we are root."""
+    spool = tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+    os.chmod(spool, 0o1777)
+    user = "nobody" if os.geteuid() == 0 else str(os.getuid())
+    return write(tmp_path / "p.cf", "[core]\nuser-id = %s\nspool-directory = %s\n"
+                 '[pipe "p"]\nexec = %s "${RCPT_TO}"\n[route]\n@example.org p\n'
+                 % (user, spool, program))
+
+
+@pytest.mark.parametrize("case", ["directory", "not-executable-for-the-user",
+                                  "in-a-private-directory"])
+def test_check_refuses_a_pipe_program_the_sessions_cannot_run(open_dir, case):
+    """--check tested a [pipe]'s program with the caller's access(): as
+    root, "ok" for a directory or for a program that only root may run,
+    and every delivery as user-id was deferred 451 forever. It now judges
+    a regular file by the mode the sessions' user and group get, and says
+    so as an error at the exec word."""
+    tmp_path = open_dir
+    who = "this user"
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam("nobody")
+        who = "user-id nobody (%d:%d)" % (pw.pw_uid, pw.pw_gid)
+    prog = tmp_path / "mailer.sh"
+    if case == "in-a-private-directory":
+        if os.geteuid() != 0:
+            pytest.skip("a directory this user cannot search is not its own")
+        (tmp_path / "private").mkdir(mode=0o700)
+        prog = tmp_path / "private" / "mailer.sh"
+    prog.write_text("#!/bin/sh\ncat >/dev/null\n")
+    os.chmod(prog, 0o700 if os.geteuid() == 0 else 0o600)
+    if case == "directory":
+        prog = tmp_path
+    elif case == "in-a-private-directory":
+        os.chmod(prog, 0o755)
+    cf = pipe_program_cf(tmp_path, prog)
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 78, r.stderr
+    why = {"directory": "is a directory",
+           "in-a-private-directory": "its directory %s (owner 0:0, mode 0700) "
+                                     "is not searchable" % prog.parent}.get(case)
+    if why is None:
+        st = os.stat(prog)
+        why = ("has owner %d:%d and mode %04o" % (st.st_uid, st.st_gid, st.st_mode & 0o7777)
+               if os.geteuid() == 0 else "is not executable (Permission denied)")
+    assert r.stderr == ('%s:5:8: expected a program that %s can run: "%s" %s, so every '
+                        'delivery to [pipe "p"] would fail\n' % (cf, who, prog, why)), r.stderr
+    if os.geteuid() == 0:
+        # indeed: the session, as nobody, cannot run it
+        s = subprocess.run([POSTMASTER, "--config=" + cf],
+                           input=b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@example.org>\r\n"
+                                 b"DATA\r\n\r\nhi\r\n.\r\nQUIT\r\n",
+                           capture_output=True, timeout=30)
+        assert b"\r\n451 4.3.0 " in s.stdout, s.stdout
+
+
+def test_check_takes_a_pipe_program_the_sessions_can_run(open_dir):
+    tmp_path = open_dir
+    prog = tmp_path / "mailer.sh"
+    prog.write_text("#!/bin/sh\ncat >/dev/null\n")
+    os.chmod(prog, 0o755)
+    r = pm("--config=" + pipe_program_cf(tmp_path, prog), "--check")
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
