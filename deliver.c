@@ -195,6 +195,24 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 	return PLAN_OK;
 }
 
+void plan_refuse_blanks(struct route_result *r, const char *rcpt)
+{
+	for (uint32_t i = 0; r->code == 250 && i < r->nt; i++) {
+		const struct route_target *t = &r->t[i];
+		if ((t->kind != T_PIPE && t->kind != T_USER &&
+		     t->kind != T_CMD) ||
+		    !t->addr[strcspn(t->addr, " \t")])
+			continue;
+		r->code = 553;
+		esc_for_code(r->dsn, r->code, ESC_BAD_DEST_MAILBOX_SYNTAX);
+		fmt_snprintf(r->text, sizeof r->text,
+			     "<%s>: an address with a blank cannot go to a "
+			     "mailer, whose RCPT_TO separates addresses by "
+			     "blanks",
+			     rcpt);
+	}
+}
+
 /* The recipient of a run that has exactly one, for its Delivered-To. */
 static const char *only_rcpt(const struct plan *p)
 {

@@ -73,6 +73,11 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 			   const char *rcpt);
 void plan_free(struct plan *p);
 
+/* A mailer's RCPT_TO lists its recipients separated by blanks: a target
+ * of r that would put a blank or a tab in it (a quoted local part) makes
+ * r a 553 5.1.3 refusal, so that no mailer reads one address as two. */
+void plan_refuse_blanks(struct route_result *r, const char *rcpt);
+
 /* Runs the plan on the message. */
 void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
 		  struct reply *out);

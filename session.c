@@ -452,6 +452,7 @@ static void rcpt_to(struct session *s, char *arg, const char *given)
 		fmt_snprintf(rc.r.text, sizeof rc.r.text, "<%s>: relaying denied",
 			 rc.addr);
 	}
+	plan_refuse_blanks(&rc.r, rc.addr);
 	session_filters_rcpt(s, &a, rc.addr, &rc.r);
 	if (rcpt_milters(s, &rc, rargs))
 		return;

@@ -327,6 +327,7 @@ int envelope_add_rcpt(struct session *s, const char *given, struct reply *r)
 	addr_format(&a, rc.addr, sizeof rc.addr);
 	route_resolve(s->cf, s->smtpd, path, strlen(path),
 		      ROUTE_SMTP | (s->smtputf8 ? ROUTE_UTF8 : 0), &rc.r);
+	plan_refuse_blanks(&rc.r, rc.addr);
 	if (rc.r.code != 250) {
 		reply_set(r, rc.r.code, ESC_OTHER, "%s", rc.r.text);
 		route_result_free(&rc.r);
