@@ -130,6 +130,11 @@ static enum tok lx_quoted(struct lexer *lx, const char *start, char *dst,
 	}
 }
 
+static int is_bom(const struct lexer *lx, const char *p)
+{
+	return lx->end - p >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3);
+}
+
 /* An unquoted word, copied to dst. */
 static enum tok lx_atom(struct lexer *lx, char *dst, size_t *len)
 {
@@ -145,6 +150,12 @@ static enum tok lx_atom(struct lexer *lx, char *dst, size_t *len)
 			else
 				lx_error(lx, lx->p, "expected a word, found %s",
 					 describe_char(c, tmp, sizeof tmp));
+			return TOK_ERROR;
+		}
+		if (is_bom(lx, lx->p)) {
+			lx_error(lx, lx->p, "expected a word, found a byte-order "
+					    "mark (U+FEFF), which only the "
+					    "start of a file may hold");
 			return TOK_ERROR;
 		}
 		if (c >= 0x80) {
@@ -505,6 +516,12 @@ static int load_buffer(struct cf *cf, const char *name, const char *text,
 		       const char *basedir)
 {
 	struct cf_file *f = cf_add_file(cf, name, len);
+	/* editors write a UTF-8 byte-order mark first; it is no part of
+	 * the first word (columns count from after it) */
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+		text += 3;
+		len -= 3;
+	}
 	struct lexer lx = {
 		.cf = cf,
 		.path = f->path,

@@ -142,6 +142,37 @@ def test_check_syntax_error_and_value_errors_in_one_run(tmp_path):
         "local4, local5, local6 or local7, found 'nope'\n")
 
 
+def test_byte_order_mark_at_the_start_of_a_file_is_skipped(tmp_path):
+    # editors write one; it must not become part of the first pattern
+    # (then '\ufeff@example.net' made example.net local and refused it all)
+    rt = tmp_path / "b.rt"
+    rt.write_bytes(b"\xef\xbb\xbfjoe@example.org /tmp/joe/\n")
+    cf = tmp_path / "b.cf"
+    cf.write_bytes(b'\xef\xbb\xbf@example.net /tmp/all/\n[route]\nfile "b.rt"\n')
+    r = pm("--config=" + str(cf), "--check")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert pm("--config=" + str(cf), "--dump").stdout == (
+        'route."".@example.net = /tmp/all/\nroute."".file = "b.rt"\n')
+    r = pm("--config=" + str(cf), "--route=joe@example.org")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[-1] == "250 2.1.5 <joe@example.org> OK"
+    # columns count from after the mark
+    cf.write_bytes(b"\xef\xbb\xbfhostname\n")
+    r = pm("--config=" + str(cf), "--check")
+    assert r.stderr == str(cf) + ":1:9: expected a value after 'hostname', found the end of the line\n"
+
+
+def test_byte_order_mark_anywhere_else_is_an_error(tmp_path):
+    cf = tmp_path / "b.cf"
+    cf.write_bytes(b"x@example.org discard\n\xef\xbb\xbfy@example.org discard\n"
+                   b"z@example.org \xef\xbb\xbfdiscard\n")
+    r = pm("--config=" + str(cf), "--check")
+    assert r.returncode == 78
+    why = ": expected a word, found a byte-order mark (U+FEFF), which only the start of a file may hold\n"
+    assert r.stderr == str(cf) + ":2:1" + why + str(cf) + ":3:15" + why
+
+
 def test_missing_config():
     r = pm("--config=/nonexistent/postmaster.cf", "--check")
     assert r.returncode == 78
