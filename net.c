@@ -125,10 +125,24 @@ int net_list_contains(const char *const *words, unsigned n, const char *peer)
 	return 0;
 }
 
-int net_is_everything(const struct net *n)
+/* Whether n lies within the IPv6 network whose first bytes are top. */
+static int v6_within(const struct net *n, unsigned char top0,
+		     unsigned char top1, unsigned prefix)
 {
-	return (n->family == AF_INET || n->family == AF_INET6) &&
-	       n->prefix == 0;
+	unsigned char a[2] = {n->addr[0], n->addr[1]};
+	unsigned char t[2] = {top0, top1};
+	mask(a, prefix, 2);
+	return n->prefix >= prefix && !memcmp(a, t, 2);
+}
+
+int net_is_wide(const struct net *n)
+{
+	if (n->family == AF_INET)
+		return n->prefix < 8;
+	if (n->family != AF_INET6 || n->prefix >= 16)
+		return 0;
+	/* unique local (fc00::/7) and link-local (fe80::/10) nets are private */
+	return !v6_within(n, 0xfc, 0x00, 7) && !v6_within(n, 0xfe, 0x80, 10);
 }
 
 int net_port_parse(const char *s, uint16_t *port)

@@ -44,8 +44,11 @@ int net_contains(const struct net *n, const char *peer);
  * valid for net_parse; NULL-terminated list of n words). */
 int net_list_contains(const char *const *words, unsigned n, const char *peer);
 
-/* Whether n holds every address of its family (a prefix of 0). */
-int net_is_everything(const struct net *n);
+/* Whether n covers a large part of the public address space: an IPv4
+ * prefix shorter than 8, or an IPv6 prefix shorter than 16 outside
+ * fc00::/7 (unique local) and fe80::/10 (link-local). --check counts
+ * such a relay-clients network as every client. */
+int net_is_wide(const struct net *n);
 
 enum net_endpoint_kind {
 	NET_EP_NAME, /* a host name: its MX or address records */

@@ -2,7 +2,8 @@
  * route_check.c - postmaster --check's rules about routes (SPEC 6).
  *
  * Owns: the open-relay probe (each listener whose relay-clients holds
- * every address is resolved against its catch-all lines), lines that an
+ * every address, or a network nearly as wide, is resolved against its
+ * catch-all lines), lines that an
  * earlier line shadows, and targets this host lacks (a NAME that is no
  * pipe, relay, alias or system user; a Maildir without its parent
  * directory).
@@ -25,7 +26,8 @@
  * The open-relay rule of --check (SPEC 6). Sessions refuse relaying to a
  * client that is neither authenticated nor in relay-clients, whatever
  * the routes say; a listener is an open relay when relay-clients itself
- * holds every address. NULL: the built-in listener (relay-clients =
+ * holds every address or a large part of the public address space
+ * (net_is_wide()). NULL: the built-in listener (relay-clients =
  * loopback). Returns the network that opens it, or NULL.
  */
 static const char *open_network(const struct cf_section *s)
@@ -35,7 +37,7 @@ static const char *open_network(const struct cf_section *s)
 	const struct cf_list *l = &s->v[SMTPD_RELAY_CLIENTS].list;
 	for (uint32_t i = 0; i < l->n; i++) {
 		struct net n;
-		if (!net_parse(l->v[i], &n) && net_is_everything(&n))
+		if (!net_parse(l->v[i], &n) && net_is_wide(&n))
 			return l->v[i];
 	}
 	return NULL;

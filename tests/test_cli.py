@@ -603,6 +603,29 @@ def test_open_relay_for_every_ipv6_client(tmp_path):
     assert open_relay_error(cf, 7, "@", "::/0").fullmatch(r.stderr), r.stderr
 
 
+@pytest.mark.parametrize("nets,network", [
+    ("0.0.0.0/1 128.0.0.0/1", "0.0.0.0/1"),      # every IPv4 client, in halves
+    ("192.0.2.0/24 64.0.0.0/7", "64.0.0.0/7"),
+    ("::/1 8000::/1", "::/1"),
+    ("fd00::/8 2000::/3", "2000::/3"),
+    ("fe80::/9", "fe80::/9"),                    # wider than link-local
+])
+def test_open_relay_for_a_wide_network(tmp_path, nets, network):
+    cf = write(tmp_path / "w.cf", HEAD.replace("# relay-clients", "\nrelay-clients = " + nets) + "@ mx\n")
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 78, r.stderr
+    assert open_relay_error(cf, 7, "@", network).fullmatch(r.stderr), r.stderr
+
+
+@pytest.mark.parametrize("nets", ["10.0.0.0/8", "192.0.2.0/24 198.51.100.7", "2001:db8::/32",
+                                  "2000::/16", "fc00::/7", "fd12:3456::/32", "fe80::/10"])
+def test_private_or_narrow_networks_are_no_open_relay(tmp_path, nets):
+    cf = write(tmp_path / "n.cf", HEAD.replace("# relay-clients", "\nrelay-clients = " + nets) + "@ mx\n")
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0, r.stderr
+    assert "open relay" not in r.stderr
+
+
 def test_built_in_listener_is_no_open_relay(tmp_path):
     # it trusts loopback only (relay-clients' default)
     cf = write(tmp_path / "o.cf", "joe@example.org /m/joe/\n@ mx\n")

@@ -138,6 +138,31 @@ static void test_networks(void **state)
 	assert_true(net_contains(&n, "::1"));
 }
 
+/* --check's open-relay rule counts these relay-clients as every client */
+static void test_wide_networks(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *net;
+		int wide;
+	} c[] = {
+		{"0.0.0.0/0", 1},	{"0.0.0.0/1", 1},	 {"128.0.0.0/1", 1},
+		{"64.0.0.0/7", 1},	{"10.0.0.0/8", 0},	 {"192.0.2.0/24", 0},
+		{"::/0", 1},		{"8000::/1", 1},	 {"2000::/3", 1},
+		{"2000::/15", 1},	{"2001::/16", 0},	 {"2001:db8::/32", 0},
+		{"fc00::/7", 0},	{"fd00::/8", 0},	 {"fe80::/10", 0},
+		{"fe80::/9", 1},	{"fc00::/6", 1},	 {"fe00::/7", 1},
+		{"loopback", 0},	{"none", 0},		 {"192.0.2.1", 0},
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		struct net n;
+		assert_null(net_parse(c[i].net, &n));
+		if (net_is_wide(&n) != c[i].wide)
+			fail_msg("%s: expected %s", c[i].net,
+				 c[i].wide ? "wide" : "not wide");
+	}
+}
+
 /* net_ip_text against inet_ntop: zero runs of every length at every
  * place (each group 0 or not), then random addresses; an IPv4-mapped
  * address comes out as plain IPv4 */
@@ -193,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_socket_path_fits),
 		cmocka_unit_test(test_ports),
 		cmocka_unit_test(test_networks),
+		cmocka_unit_test(test_wide_networks),
 		cmocka_unit_test(test_ip_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
