@@ -96,7 +96,8 @@ static const struct key pipe_keys[] = {
 
 static const struct key relay_keys[] = {
 	[RELAY_NAME] = {"name", V_HOSTNAME, 0, 0, 0, 0, 0, 0},
-	[RELAY_ADDRESS] = {"address", V_RELAYADDR, K_REPEAT, 0, 0, 0, 0, 0},
+	[RELAY_ADDRESS] = {"address", V_RELAYADDR, K_REPEAT | K_REQUIRED, 0, 0,
+			   0, 0, 0},
 	[RELAY_PROTOCOL] = {"protocol", V_ENUM, 0, "smtp", e_protocol, 0, 0,
 			    0},
 	[RELAY_TLS] = {"tls", V_ENUM, 0, "opportunistic", e_rtls, 0, 0, 0},

@@ -459,9 +459,9 @@ static const struct bad bad[] = {
 	C("bad facility", "[syslog]\nfacility = local9\n",
 	  "t.cf:2:12: expected mail, daemon, user, local0, local1, local2, "
 	  "local3, local4, local5, local6 or local7, found 'local9'\n"),
-	C("bad protocol", "[relay \"r\"]\nprotocol = esmtp\n",
+	C("bad protocol", "[relay \"r\"]\nprotocol = esmtp\naddress = r\n",
 	  "t.cf:2:12: expected smtp or lmtp, found 'esmtp'\n"),
-	C("bad relay tls", "[relay \"r\"]\ntls = yes\n",
+	C("bad relay tls", "[relay \"r\"]\ntls = yes\naddress = r\n",
 	  "t.cf:2:7: expected opportunistic, required, verify or no, found "
 	  "'yes'\n"),
 	C("bad bare-newline", "[smtpd \"a\"]\nbare-newline = keep\n",
@@ -608,11 +608,15 @@ static const struct bad bad[] = {
 	C("auth optional without a file", "[smtpd \"a\"]\nauth = optional\n",
 	  "t.cf:2:1: expected auth-file with auth = optional\n"),
 	C("relay auth-user without tls",
-	  "[relay \"r\"]\nauth-user = u\nauth-password = p\ntls = no\n",
+	  "[relay \"r\"]\nauth-user = u\nauth-password = p\ntls = no\n"
+	  "address = r\n",
 	  "t.cf:4:1: expected tls other than 'no' with 'auth-user': "
 	  "credentials never travel in clear text\n"),
-	C("auth-password alone", "[relay \"r\"]\nauth-password = p\n",
+	C("auth-password alone",
+	  "[relay \"r\"]\nauth-password = p\naddress = r\n",
 	  "t.cf:2:1: expected 'auth-user' with 'auth-password'\n"),
+	C("relay without address", "[relay \"r\"]\nprotocol = lmtp\n",
+	  "t.cf:1:1: expected 'address' in [relay \"r\"], found none\n"),
 	C("backoff order", "[core]\nminimal-backoff = 1h\nmaximal-backoff = 10m\n",
 	  "t.cf:2:1: expected minimal-backoff to be at most maximal-backoff\n"),
 	/* route lines */

@@ -1028,6 +1028,32 @@ def test_check_refuses_root_ids(tmp_path, ids, col, what):
                            capture_output=True, text=True, timeout=30)
         assert s.stdout.startswith("421 4.3.0 "), s.stdout
 
+def test_relay_without_address_is_an_error(tmp_path):
+    """A [relay] with no address can deliver nothing: its mail was
+    accepted 250 and sat in the spool until it bounced days later."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    os.chmod(spool, 0o1777)
+    cf = write(tmp_path / "r.cf", "[core]\nhostname = h.example\n%s\n"
+               "logger = stderr\nspool-directory = %s\n"
+               '[relay "hub"]\nprotocol = smtp\n[relay "unused"]\ntls = no\n'
+               "[route]\n@example.org hub\n"
+               % ("user-id = nobody" if os.geteuid() == 0 else "", spool))
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 78
+    assert r.stderr == (
+        '%s:6:1: expected \'address\' in [relay "hub"], found none\n'
+        '%s:8:1: expected \'address\' in [relay "unused"], found none\n' % (cf, cf))
+    s = subprocess.run([POSTMASTER, "--config=" + cf], capture_output=True, text=True,
+                       input="EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@example.org>\r\n"
+                       "QUIT\r\n", timeout=30)
+    assert s.stdout.startswith("421 4.3.0 "), s.stdout
+    assert "250" not in s.stdout
+    r = pm("--config=" + cf, "--relay-hub-address=192.0.2.1",
+           "--relay-unused-address=192.0.2.2", "--check")
+    assert r.returncode == 0, r.stderr
+
+
 def test_check_warns_spool_not_writable_by_user_id(tmp_path):
     """A spool that user-id cannot write is a warning in --check, and
     indeed every session answers 421 on it."""
