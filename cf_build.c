@@ -474,11 +474,15 @@ static void check_tls_pairs(struct cf *cf, struct cf_section *sec)
 /* The rules between the keys of one [smtpd]. */
 static void check_smtpd(struct cf *cf, struct cf_section *sec)
 {
-	if (!sec->set[SMTPD_NAME] && !(sec->bad & (1u << SMTPD_NAME)) &&
-	    !addr_domain_valid(sec->name, strlen(sec->name), 1))
-		cf_error(cf, &sec->pos, "expected a host name as the name of "
-					"[smtpd \"%s\"] or a 'name' key",
-			 sec->name);
+	struct buf msg = {0};
+	const char *why = NULL;
+	if (!sec->set[SMTPD_NAME] && !(sec->bad & (1u << SMTPD_NAME)))
+		why = cf_hostname_problem(sec->name, strlen(sec->name), &msg);
+	if (why)
+		cf_error(cf, &sec->pos, "%s as the name of [smtpd \"%s\"] or a "
+					"'name' key",
+			 why, sec->name);
+	buf_free(&msg);
 	if (!sec->set[SMTPD_LISTEN_PORT] &&
 	    !(sec->bad & (1u << SMTPD_LISTEN_PORT))) {
 		fmt_snprintf(sec->listen.host, sizeof sec->listen.host, "%s",

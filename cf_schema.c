@@ -13,6 +13,7 @@
 #include "addr.h"
 #include "dnsbl.h"
 #include "fmt.h"
+#include "idna.h"
 #include "net.h"
 
 /* The longest durations: a timeout's (max DAY), any other's. */
@@ -444,12 +445,34 @@ static const char *p_group(const struct vctx *c, uint64_t *n)
 					: "expected a group name or number";
 }
 
+const char *cf_hostname_problem(const char *s, size_t n, struct buf *msg)
+{
+	char canon[ADDR_DOMAIN_MAX + 1], why[300];
+	if (s[0] == '[' || !addr_domain_valid(s, n, 1))
+		return "expected a host name";
+	if (!idna_needed(s))
+		return NULL;
+	int ok = idna_canon(s, canon, sizeof canon, why, sizeof why) == IDNA_OK;
+	size_t i = 0;
+	while (i < n && (unsigned char)s[i] < 0x80)
+		i++;
+	if (i < n && ok)
+		buf_printf(msg, "expected an ASCII host name (the A-label form "
+				"'%s')",
+			   canon);
+	else if (i < n)
+		buf_printf(msg, "expected an ASCII host name");
+	else if (!ok)
+		buf_printf(msg, "expected a host name whose xn-- labels are "
+				"A-labels (%s)",
+			   why);
+	return msg->len ? msg->s : NULL;
+}
+
 static const char *p_hostname(const struct vctx *c, uint64_t *n)
 {
 	(void)n;
-	if (c->w->s[0] == '[' || !addr_domain_valid(c->w->s, c->w->len, 1))
-		return "expected a host name";
-	return NULL;
+	return cf_hostname_problem(c->w->s, c->w->len, c->msg);
 }
 
 static const char *p_size(const struct vctx *c, uint64_t *n)

@@ -12,6 +12,8 @@ import subprocess
 
 import pytest
 
+from pmtest import remove_tree, scratch_dir
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 POSTMASTER = os.path.abspath(os.environ.get("POSTMASTER", os.path.join(TOP, "postmaster")))
@@ -171,6 +173,60 @@ def test_byte_order_mark_anywhere_else_is_an_error(tmp_path):
     assert r.returncode == 78
     why = ": expected a word, found a byte-order mark (U+FEFF), which only the start of a file may hold\n"
     assert r.stderr == str(cf) + ":2:1" + why + str(cf) + ":3:15" + why
+
+
+def test_host_names_are_ascii(tmp_path):
+    """hostname and the names of [smtpd] and [relay] go on the wire
+    (greeting, EHLO, Received, SNI), where RFC 5321 allows no U-label:
+    'bücher.test' was accepted and greeted raw in UTF-8."""
+    cf = write(tmp_path / "h.cf", """\
+[core]
+hostname = bücher.test
+[smtpd "bücher.example"]
+listen-port = 2525
+[smtpd "mx"]
+name = xn--zz.test
+listen-port = 2526
+[relay "r"]
+address = 192.0.2.1
+name = bücher.example
+""")
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 78
+    bad_punycode = ("expected a host name whose xn-- labels are A-labels (xn--zz.test is not "
+                    "a valid international domain name: string contains invalid punycode data)")
+    assert r.stderr == (
+        cf + ":2:12: expected an ASCII host name (the A-label form 'xn--bcher-kva.test'), "
+        "found 'bücher.test'\n" +
+        cf + ":3:1: expected an ASCII host name (the A-label form 'xn--bcher-kva.example') "
+        "as the name of [smtpd \"bücher.example\"] or a 'name' key\n" +
+        cf + ":6:8: " + bad_punycode + ", found 'xn--zz.test'\n" +
+        cf + ":10:8: expected an ASCII host name (the A-label form 'xn--bcher-kva.example'), "
+        "found 'bücher.example'\n"), r.stderr
+    s = subprocess.run([POSTMASTER, "--config=" + cf, "--core-user-id=nobody"],
+                       input=b"EHLO x\r\nQUIT\r\n", capture_output=True, timeout=30)
+    assert s.stdout.startswith(b"421 4.3.0 "), s.stdout
+    assert all(b < 0x80 for b in s.stdout), s.stdout
+
+
+def test_a_label_host_names_are_accepted():
+    d = scratch_dir("pm-alabel-", ("spool",))
+    try:
+        cf = write(os.path.join(d, "a.cf"), "[core]\nhostname = XN--BCHER-KVA.test\n"
+                   "user-id = nobody\nlogger = stderr\nspool-directory = %s/spool\n"
+                   '[smtpd "xn--bcher-kva.example"]\nlisten-port = 2525\n'
+                   "[route]\n@x.test discard\n" % d)
+        r = pm("--config=" + cf, "--check")
+        assert r.returncode == 0, r.stderr
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TCP")}
+        s = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=xn--bcher-kva.example"],
+                           input=b"EHLO x\r\nQUIT\r\n", capture_output=True, env=env,
+                           timeout=30)
+    finally:
+        remove_tree(d)
+    lines = s.stdout.split(b"\r\n")
+    assert lines[0] == b"220 xn--bcher-kva.example ESMTP postmaster", s.stdout
+    assert lines[1].startswith(b"250-xn--bcher-kva.example"), s.stdout
 
 
 def test_missing_config():
