@@ -38,15 +38,25 @@ static int may_write_dir(const struct stat *st, uid_t uid, gid_t gid)
 	return uid == 0 || (st->st_mode & need) == need;
 }
 
-/* Root's user or group makes every session answer 421 (priv.c), as
+/* Root's user or group, or no user-id at all when --check runs as root
+ * (the units start sessions as root), makes every session answer 421
+ * (priv.c), as
  * Postfix refuses a mail_owner with a privileged user or group id. */
 static void check_ids(struct cf *cf, const struct cf_section *core)
 {
 	uid_t uid;
 	gid_t gid;
 	char why[256];
-	if (cf_user_ids(cf, &uid, &gid, why, sizeof why) != 0 ||
-	    (uid != 0 && gid != 0))
+	int r = cf_user_ids(cf, &uid, &gid, why, sizeof why);
+	if (r == 1 && geteuid() == 0 && !cf->builtin_default) {
+		/* a file without [core] has no header to point at */
+		struct cf_pos pos = {cf->path, 0, 0};
+		cf_error(cf, core->pos.line ? &core->pos : &pos,
+			 "expected core.user-id: sessions started as root "
+			 "refuse to read client input as root without it");
+		return;
+	}
+	if (r != 0 || (uid != 0 && gid != 0))
 		return;
 	const struct cf_assign *a = core->set[uid == 0 || !core->set[CORE_GROUP_ID]
 						      ? CORE_USER_ID

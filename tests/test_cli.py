@@ -28,6 +28,22 @@ def pm(*args, cwd=None):
     return r
 
 
+def check(cf, *flags, cwd=None):
+    """postmaster --config=CF [FLAGS] --check. Run as root, --check refuses
+    a file without core.user-id (every session started as root refuses
+    it); a test about another rule checks such a file as the units would
+    run it, with --core-user-id=nobody (after its own flags, so that their
+    "command line" positions stay)."""
+    cf = str(cf)
+    path = cf if os.path.isabs(cf) or cwd is None else os.path.join(cwd, cf)
+    extra = []
+    if os.geteuid() == 0 and os.path.isfile(path) and not any("user-id" in f for f in flags):
+        with open(path, errors="replace") as f:
+            if "user-id" not in f.read():
+                extra = ["--core-user-id=nobody"]
+    return pm("--config=" + cf, *flags, *extra, "--check", cwd=cwd)
+
+
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
@@ -81,7 +97,7 @@ route."local-routes".games@ = postmaster
 # ---------------------------------------------------------------- --check
 
 def test_check_seed(seed):
-    r = pm("--config=" + seed, "--check")
+    r = check(seed)
     assert r.returncode == 0, r.stderr
     assert r.stdout == seed + ": ok: 2 listeners, 3 route tables, 14 routes\n"
     # whatever this host lacks (the user postmaster, /var/spool/mailqueue)
@@ -107,7 +123,7 @@ joe@example.org joe jane
 file "inc.rt"
 file "missing.rt"
 """)
-    r = pm("--config=" + bad, "--core-queue-lifetime=5y", "--check")
+    r = check(bad, "--core-queue-lifetime=5y")
     assert r.returncode == 78
     assert r.stdout == ""
     inc = str(tmp_path / "inc.rt")
@@ -129,14 +145,14 @@ def test_check_bad_value_has_no_follow_up_warning(tmp_path):
     # the listener's listen-port is wrong: that is the one thing to say;
     # a warning about the default NAME:25 it did not ask for misleads
     bad = write(tmp_path / "b.cf", '[smtpd "mx.example"]\nlisten-port = 99999\n')
-    r = pm("--config=" + bad, "--check")
+    r = check(bad)
     assert r.returncode == 78
     assert r.stderr == bad + ":2:15: expected a port number or service name, found '99999'\n"
 
 
 def test_check_syntax_error_and_value_errors_in_one_run(tmp_path):
     bad = write(tmp_path / "s.cf", '[syslog]\nident = "open\nfacility = nope\n')
-    r = pm("--config=" + bad, "--check")
+    r = check(bad)
     assert r.returncode == 78
     assert r.stderr == (
         bad + ":2:9: expected '\"' to close the string, found the end of the line\n" +
@@ -151,7 +167,7 @@ def test_byte_order_mark_at_the_start_of_a_file_is_skipped(tmp_path):
     rt.write_bytes(b"\xef\xbb\xbfjoe@example.org /tmp/joe/\n")
     cf = tmp_path / "b.cf"
     cf.write_bytes(b'\xef\xbb\xbf@example.net /tmp/all/\n[route]\nfile "b.rt"\n')
-    r = pm("--config=" + str(cf), "--check")
+    r = check(str(cf))
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert pm("--config=" + str(cf), "--dump").stdout == (
@@ -161,7 +177,7 @@ def test_byte_order_mark_at_the_start_of_a_file_is_skipped(tmp_path):
     assert r.stdout.splitlines()[-1] == "250 2.1.5 <joe@example.org> OK"
     # columns count from after the mark
     cf.write_bytes(b"\xef\xbb\xbfhostname\n")
-    r = pm("--config=" + str(cf), "--check")
+    r = check(str(cf))
     assert r.stderr == str(cf) + ":1:9: expected a value after 'hostname', found the end of the line\n"
 
 
@@ -169,7 +185,7 @@ def test_byte_order_mark_anywhere_else_is_an_error(tmp_path):
     cf = tmp_path / "b.cf"
     cf.write_bytes(b"x@example.org discard\n\xef\xbb\xbfy@example.org discard\n"
                    b"z@example.org \xef\xbb\xbfdiscard\n")
-    r = pm("--config=" + str(cf), "--check")
+    r = check(str(cf))
     assert r.returncode == 78
     why = ": expected a word, found a byte-order mark (U+FEFF), which only the start of a file may hold\n"
     assert r.stderr == str(cf) + ":2:1" + why + str(cf) + ":3:15" + why
@@ -191,7 +207,7 @@ listen-port = 2526
 address = 192.0.2.1
 name = bücher.example
 """)
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78
     bad_punycode = ("expected a host name whose xn-- labels are A-labels (xn--zz.test is not "
                     "a valid international domain name: string contains invalid punycode data)")
@@ -216,7 +232,7 @@ def test_a_label_host_names_are_accepted():
                    "user-id = nobody\nlogger = stderr\nspool-directory = %s/spool\n"
                    '[smtpd "xn--bcher-kva.example"]\nlisten-port = 2525\n'
                    "[route]\n@x.test discard\n" % d)
-        r = pm("--config=" + cf, "--check")
+        r = check(cf)
         assert r.returncode == 0, r.stderr
         env = {k: v for k, v in os.environ.items() if not k.startswith("TCP")}
         s = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=xn--bcher-kva.example"],
@@ -241,7 +257,7 @@ def test_missing_config():
 
 
 def test_config_is_a_directory(tmp_path):
-    r = pm("--config=" + str(tmp_path), "--check")
+    r = check(str(tmp_path))
     assert r.returncode == 78
     assert r.stderr == str(tmp_path) + ": is a directory, expected a file\n"
 
@@ -254,10 +270,10 @@ def test_a_fifo_is_refused_not_waited_for(tmp_path):
     os.mkfifo(fifo)
     cf = str(tmp_path / "pm.cf")
     write(cf, '[core]\nhostname = a.example\n[route]\nfile "%s"\n' % fifo)
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78, r
     assert r.stderr.endswith(':4:6: route file "%s" is not a regular file\n' % fifo), r.stderr
-    r = pm("--config=" + fifo, "--check")
+    r = check(fifo)
     assert (r.returncode, r.stderr) == (78, fifo + ": is not a regular file\n"), r
 
 
@@ -628,7 +644,7 @@ def open_relay_error(cf, line, pattern, network="0.0.0.0/0"):
 @pytest.mark.parametrize("routes,line,pattern", OPEN)
 def test_open_relay(tmp_path, routes, line, pattern):
     cf = write(tmp_path / "o.cf", EVERYONE + routes + "\n")
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78, r.stderr
     assert r.stdout == ""
     assert open_relay_error(cf, line, pattern).fullmatch(r.stderr), r.stderr
@@ -638,7 +654,7 @@ def test_open_relay(tmp_path, routes, line, pattern):
 @pytest.mark.parametrize("port", ["25", "0.0.0.0:25", "127.0.0.1:25", "[::1]:587"])
 def test_default_relay_clients_is_no_open_relay(tmp_path, routes, line, pattern, port):
     cf = write(tmp_path / "l.cf", HEAD.replace("listen-port = 25", "listen-port = " + port) + routes + "\n")
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert "open relay" not in r.stderr
 
@@ -648,13 +664,13 @@ def test_auth_required_is_no_open_relay(tmp_path):
     cf = write(tmp_path / "a.cf", EVERYONE.replace(
         "[route]", "auth = required\nauth-file = %s\ntls = starttls\n"
         "tls-certificate = /c\ntls-key = /k\n[route]" % users) + "@ mx\n")
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert "open relay" not in r.stderr, r.stderr
 
 
 def test_open_relay_for_every_ipv6_client(tmp_path):
     cf = write(tmp_path / "a.cf", HEAD.replace("# relay-clients", "\nrelay-clients = ::/0") + "@ mx\n")
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78
     assert open_relay_error(cf, 7, "@", "::/0").fullmatch(r.stderr), r.stderr
 
@@ -668,7 +684,7 @@ def test_open_relay_for_every_ipv6_client(tmp_path):
 ])
 def test_open_relay_for_a_wide_network(tmp_path, nets, network):
     cf = write(tmp_path / "w.cf", HEAD.replace("# relay-clients", "\nrelay-clients = " + nets) + "@ mx\n")
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78, r.stderr
     assert open_relay_error(cf, 7, "@", network).fullmatch(r.stderr), r.stderr
 
@@ -677,7 +693,7 @@ def test_open_relay_for_a_wide_network(tmp_path, nets, network):
                                   "2000::/16", "fc00::/7", "fd12:3456::/32", "fe80::/10"])
 def test_private_or_narrow_networks_are_no_open_relay(tmp_path, nets):
     cf = write(tmp_path / "n.cf", HEAD.replace("# relay-clients", "\nrelay-clients = " + nets) + "@ mx\n")
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert "open relay" not in r.stderr
 
@@ -685,7 +701,7 @@ def test_private_or_narrow_networks_are_no_open_relay(tmp_path, nets):
 def test_built_in_listener_is_no_open_relay(tmp_path):
     # it trusts loopback only (relay-clients' default)
     cf = write(tmp_path / "o.cf", "joe@example.org /m/joe/\n@ mx\n")
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert "open relay" not in r.stderr
 
@@ -693,7 +709,7 @@ def test_built_in_listener_is_no_open_relay(tmp_path):
 def test_open_relay_in_a_route_file(tmp_path):
     rt = write(tmp_path / "r.rt", "joe@example.org /tmp/joe/\n@ mx\n")
     cf = write(tmp_path / "o.cf", EVERYONE + 'file "r.rt"\n')
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78
     assert open_relay_error(rt, 2, "@").fullmatch(r.stderr), r.stderr
 
@@ -706,7 +722,7 @@ joe@example.net smarthost
 [route "unused"]
 @ mx
 """)
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert r.stdout == cf + ": ok: 1 listener, 2 route tables, 4 routes\n"
@@ -718,7 +734,7 @@ joe@example.org /tmp/joe/
 [route "out"]
 @ smarthost
 """)
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78
     assert open_relay_error(cf, 10, "@").fullmatch(r.stderr), r.stderr
 
@@ -746,7 +762,7 @@ x@ reject
 joe@ discard
 @ reject
 """)
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert r.stdout == cf + ": ok: 0 listeners, 3 route tables, 13 routes\n"
 
@@ -766,7 +782,7 @@ joe@ discard
 
 def test_shadow_warning_does_not_fail_check(tmp_path):
     cf = write(tmp_path / "s.cf", "@ discard\njoe@example.org reject\n")
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0
     assert r.stderr == ("%s:2:1: warning: route 'joe@example.org' is never used: '@' at "
                         "%s:1 comes first and matches every address it matches\n" % (cf, cf))
@@ -783,7 +799,7 @@ def test_compiled_seed_route_file(seed, tmp_path):
     # route files are named by their real path, text and index alike
     rt = os.path.realpath(os.path.join(cwd, "seed.rt"))
     assert "in [route] at %s:6: joe, jane, acme-archive@, @mirror.example.net\n" % rt in plain.stdout
-    r = pm("--config=seed.cf", "--check", cwd=cwd)
+    r = check("seed.cf", cwd=cwd)
     assert r.returncode == 0, r.stderr
     assert os.path.exists(os.path.join(cwd, "seed.rt.pmdb"))
     indexed = pm(*args, cwd=cwd)
@@ -850,7 +866,8 @@ def test_a_route_file_edited_while_check_reads_it(tmp_path):
                     "-ldl"], check=True)
     env = dict(os.environ, LD_PRELOAD=shim, PM_GROW=os.path.realpath(rt),
                PM_GROW_LINE="new@d.example /m/new/\n")
-    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"], env=env,
+    as_root = ["--core-user-id=nobody"] if os.geteuid() == 0 else []
+    r = subprocess.run([POSTMASTER, "--config=" + cf, *as_root, "--check"], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert open(rt).read().endswith("new@d.example /m/new/\n")
@@ -864,7 +881,7 @@ def test_compiled_route_file(tmp_path):
     plain = pm("--config=" + cf, "--route=u2999@d.example")
     assert plain.returncode == 0
     assert "deliver: maildir /m/2999/ <u2999@d.example>\n" in plain.stdout
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert r.stdout == cf + ": ok: 0 listeners, 1 route table, 3000 routes\n"
     assert os.path.exists(rt + ".pmdb")
@@ -883,7 +900,7 @@ def test_compiled_route_file(tmp_path):
 
 def test_fresh_index_is_what_route_reads(tmp_path):
     rt, cf = big(tmp_path)
-    assert pm("--config=" + cf, "--check").returncode == 0
+    assert check(cf).returncode == 0
     # the same size, inode and mtime: the index counts as fresh
     st = os.stat(rt)
     text = open(rt).read().replace("/m/2999/", "/m/X999/")
@@ -897,7 +914,7 @@ def test_fresh_index_is_what_route_reads(tmp_path):
 
 def test_stale_index(tmp_path):
     rt, cf = big(tmp_path)
-    assert pm("--config=" + cf, "--check").returncode == 0
+    assert check(cf).returncode == 0
     write(rt, "u2999@d.example /m/new/\n" + open(rt).read())
     stale = pm("--config=" + cf, "--route=u2999@d.example")
     assert stale.returncode == 0
@@ -907,7 +924,7 @@ def test_stale_index(tmp_path):
     assert "deliver: maildir /m/new/ <u2999@d.example>\n" in stale.stdout
     assert " at %s:1: /m/new/\n" % rt in stale.stdout
     # --check rebuilds it
-    assert pm("--config=" + cf, "--check").returncode == 0
+    assert check(cf).returncode == 0
     fresh = pm("--config=" + cf, "--route=u2999@d.example")
     assert fresh.stderr == ""
     assert "deliver: maildir /m/new/ <u2999@d.example>\n" in fresh.stdout
@@ -917,7 +934,7 @@ def test_stale_index_of_a_nested_file(tmp_path):
     top = write(tmp_path / "top.rt", "a@d.example /m/a/\nfile \"nested.rt\"\n")
     nested = write(tmp_path / "nested.rt", "b@d.example /m/b/\n")
     cf = write(tmp_path / "n.cf", "[core]\nhostname = h.example\n[route]\nfile \"top.rt\"\n")
-    assert pm("--config=" + cf, "--check").returncode == 0
+    assert check(cf).returncode == 0
     assert os.path.exists(top + ".pmdb")
     r = pm("--config=" + cf, "--route=b@d.example")
     assert r.stderr == "" and "deliver: maildir /m/b/ <b@d.example>\n" in r.stdout
@@ -937,7 +954,7 @@ def test_stale_index_when_a_nested_symlink_is_repointed(tmp_path):
     write(tmp_path / "new.rt", "b@d.example /m/new/\n")
     os.symlink("old.rt", str(tmp_path / "sub.rt"))
     cf = write(tmp_path / "s.cf", "[core]\nhostname = h.example\n[route]\nfile \"top.rt\"\n")
-    assert pm("--config=" + cf, "--check").returncode == 0
+    assert check(cf).returncode == 0
     r = pm("--config=" + cf, "--route=b@d.example")
     assert r.stderr == "" and r.stdout.endswith("recipient rejected\n"), r.stdout
     os.unlink(str(tmp_path / "sub.rt"))
@@ -1047,17 +1064,17 @@ def test_check_auth_without_tls_on_a_network_listener(tmp_path):
     base = ('[core]\nhostname = h.example\n[smtpd "mx"]\nlisten-port = %s\n'
             'auth = %s\nauth-file = /etc/hostname\n')
     cf = write(tmp_path / "a.cf", base % ("25", "required"))
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78
     assert r.stderr.startswith("%s:5:8: expected tls = starttls or implicit "
                                "with auth = required on a network listener"
                                % cf), r.stderr
     cf = write(tmp_path / "a.cf", base % ("25", "optional"))
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0
     assert "5:8: warning: auth = optional without tls" in r.stderr, r.stderr
     cf = write(tmp_path / "a.cf", base % ("127.0.0.1:25", "required"))
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
 @pytest.mark.parametrize("ids,col,what", [
@@ -1076,7 +1093,7 @@ def test_check_refuses_root_ids(tmp_path, ids, col, what):
     privileged mail_owner."""
     cf = write(tmp_path / "r.cf", "[core]\n" + ids + "[route]\n@example.org discard\n")
     line = ids.count("\n") + 1
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78
     assert r.stderr == "%s:%d:%d: expected %s\n" % (cf, line, col, what), r.stderr
     if os.geteuid() == 0:
@@ -1095,7 +1112,7 @@ def test_relay_without_address_is_an_error(tmp_path):
                '[relay "hub"]\nprotocol = smtp\n[relay "unused"]\ntls = no\n'
                "[route]\n@example.org hub\n"
                % ("user-id = nobody" if os.geteuid() == 0 else "", spool))
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 78
     assert r.stderr == (
         '%s:6:1: expected \'address\' in [relay "hub"], found none\n'
@@ -1108,6 +1125,34 @@ def test_relay_without_address_is_an_error(tmp_path):
     r = pm("--config=" + cf, "--relay-hub-address=192.0.2.1",
            "--relay-unused-address=192.0.2.2", "--check")
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as root only")
+def test_check_as_root_needs_user_id(tmp_path):
+    """Every session started as root refuses a configuration without
+    core.user-id (421 4.3.0); --check as root called it ok."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    os.chmod(spool, 0o1777)
+    cf = write(tmp_path / "u.cf", "[core]\nlogger = stderr\nspool-directory = %s\n"
+               "[route]\n@example.org discard\n" % spool)
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 78
+    assert r.stderr == (cf + ":1:1: expected core.user-id: sessions started as root "
+                        "refuse to read client input as root without it\n")
+    s = subprocess.run([POSTMASTER, "--config=" + cf], input="QUIT\r\n",
+                       capture_output=True, text=True, timeout=30)
+    assert s.stdout.startswith("421 4.3.0 "), s.stdout
+    assert "without core.user-id" in s.stderr, s.stderr
+    # a file without [core]: the file is named, there is no line to point at
+    bare = write(tmp_path / "b.cf", "@example.org discard\n")
+    r = pm("--config=" + bare, "--check")
+    assert r.returncode == 78
+    assert r.stderr.startswith(bare + ": expected core.user-id: "), r.stderr
+    for ok in (["--core-user-id=nobody"], ["--core-user-id=65534"]):
+        r = pm("--config=" + cf, *ok, "--check")
+        assert r.returncode == 0 and r.stderr == "", r.stderr
+    # (the built-in default drops to nobody: test_builtin_default)
 
 
 def test_check_warns_spool_not_writable_by_user_id(tmp_path):
@@ -1125,7 +1170,7 @@ def test_check_warns_spool_not_writable_by_user_id(tmp_path):
     st = os.stat(spool)
     cf = write(tmp_path / "s.cf", "[core]\nuser-id = %s\nspool-directory = %s\n"
                "[route]\n@example.org discard\n" % (user, spool))
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert r.stderr == (
         '%s:3:19: warning: spool-directory "%s" (owner %d:%d, mode %04o) is not '
@@ -1136,7 +1181,7 @@ def test_check_warns_spool_not_writable_by_user_id(tmp_path):
     assert s.stdout.startswith("421 4.3.0 "), s.stdout
     # writable by that user: no warning
     os.chmod(spool, 0o1777)
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
@@ -1231,7 +1276,7 @@ b@example.org deliver, hub, alias, root, postmaster, mx.example.net
 c@example.org root,nosuch-other
 alias root
 """)
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert r.stderr == (
         "%s:6:15: warning: target 'nosuch-name-xyz' names no [pipe], [relay], alias "
@@ -1244,7 +1289,7 @@ def test_check_warns_maildir_without_parent(tmp_path):
     missing = str(tmp_path / "no-such-dir" / "Maildir") + "/"
     there = str(tmp_path / "Maildir") + "/"
     cf = write(tmp_path / "m.cf", "a@example.org %s\nb@example.org %s\n" % (missing, there))
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ("%s:1:15: warning: the directory that holds the Maildir %s "
                         "does not exist on this host\n" % (cf, missing))
@@ -1253,7 +1298,7 @@ def test_check_warns_maildir_without_parent(tmp_path):
 def test_check_warns_journal_logger_without_journal(tmp_path):
     cf = write(tmp_path / "j.cf", "[core]\nlogger = journal\n[smtpd \"mx\"]\n"
                "listen-port = 127.0.0.1:25\nlogger = journal\n[route]\n@example.org discard\n")
-    r = pm("--config=" + cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     if os.path.exists("/run/systemd/journal/socket"):
         assert r.stderr == ""
@@ -1277,7 +1322,7 @@ def test_at_most_63_routing_tables_per_listener(tmp_path, n, per_line):
         lines += ['[route "t%d"]' % i, 'u%d@example.org reject' % i]
     cf = tmp_path / "many.cf"
     cf.write_text("\n".join(lines) + "\n")
-    r = pm("--config=%s" % cf, "--check")
+    r = check(cf)
     if n == 63:
         assert r.returncode == 0, r.stderr
         r = pm("--config=%s" % cf, "--route=u63@example.org")
@@ -1303,10 +1348,10 @@ def test_check_compiles_nothing_for_an_open_relay(tmp_path):
     cf.write_text('[core]\nhostname = h.example\n[smtpd "mx"]\n'
                   'listen-port = 25\nrelay-clients = 0.0.0.0/0\n'
                   '[route]\nfile "%s"\n' % rt)
-    r = pm("--config=%s" % cf, "--check")
+    r = check(cf)
     assert r.returncode == 78 and "open relay" in r.stderr, r.stderr
     assert not os.path.exists(str(rt) + ".pmdb")
     cf.write_text('[core]\nhostname = h.example\n[route]\nfile "%s"\n' % rt)
-    r = pm("--config=%s" % cf, "--check")
+    r = check(cf)
     assert r.returncode == 0, r.stderr
     assert os.path.exists(str(rt) + ".pmdb")
