@@ -628,6 +628,28 @@ static int numeric_type(enum vtype t)
 }
 
 /* An exec line: the whole argv, the program by absolute path. */
+/* Every "${" in an exec word must start ${MAIL_FROM} or ${RCPT_TO}, the
+ * only placeholders a pipe expands (deliver.c): a misspelt one would
+ * reach the mailer as it is written. */
+static void check_placeholders(struct cf *cf, const struct cf_assign *a,
+			       const struct cf_word *w, struct buf *tmp)
+{
+	for (const char *p = strstr(w->s, "${"); p; p = strstr(p + 2, "${")) {
+		if (!strncmp(p, "${MAIL_FROM}", 12) ||
+		    !strncmp(p, "${RCPT_TO}", 10))
+			continue;
+		const char *end = strchr(p, '}');
+		size_t len = end ? (size_t)(end - p) + 1 : strlen(p);
+		struct cf_pos pos = a->pos;
+		/* in a quoted word, escapes make the offset no column */
+		pos.col = w->col + (w->quoted ? 0 : (uint32_t)(p - w->s));
+		cf_error(cf, &pos, "expected ${MAIL_FROM} or ${RCPT_TO}, found "
+				   "'%s'",
+			 cf_shown(p, len, tmp));
+		return;
+	}
+}
+
 static void set_argv(struct cf *cf, struct cf_section *sec,
 		     const struct cf_assign *a)
 {
@@ -646,6 +668,8 @@ static void set_argv(struct cf *cf, struct cf_section *sec,
 				   "found '%s'",
 			 cf_shown(w[0].s, w[0].len, &tmp));
 	}
+	for (uint32_t i = 0; i < a->nw; i++)
+		check_placeholders(cf, a, &w[i], &tmp);
 	sec->set[a->key] = a;
 	buf_free(&tmp);
 }

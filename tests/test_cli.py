@@ -1127,6 +1127,36 @@ def test_relay_without_address_is_an_error(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_unknown_exec_placeholder_is_an_error(tmp_path):
+    """A pipe expands ${MAIL_FROM} and ${RCPT_TO} only; '-d ${RCPT}' passed
+    --check and asked procmail to deliver to the user '${RCPT}'."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    os.chmod(spool, 0o1777)
+    cf = write(tmp_path / "p.cf", "[core]\nlogger = stderr\nspool-directory = %s\n%s"
+               '[pipe "p"]\n'
+               'exec = /usr/bin/procmail -f ${MAIL_FROM} -d ${RCPT} "x ${Rcpt_To}" ${RCPT_TO\n'
+               "[route]\n@example.org p\n"
+               % (spool, "user-id = nobody\n" if os.geteuid() == 0 else ""))
+    line = 6 if os.geteuid() == 0 else 5
+    r = check(cf)
+    assert r.returncode == 78
+    assert r.stderr == (
+        "%s:%d:45: expected ${MAIL_FROM} or ${RCPT_TO}, found '${RCPT}'\n"
+        "%s:%d:53: expected ${MAIL_FROM} or ${RCPT_TO}, found '${Rcpt_To}'\n"
+        "%s:%d:68: expected ${MAIL_FROM} or ${RCPT_TO}, found '${RCPT_TO'\n"
+        % (cf, line, cf, line, cf, line)), r.stderr
+    s = subprocess.run([POSTMASTER, "--config=" + cf], capture_output=True, text=True,
+                       input="EHLO x\r\nMAIL FROM:<a@b.example>\r\n"
+                       "RCPT TO:<u@example.org>\r\nQUIT\r\n", timeout=30)
+    assert s.stdout.startswith("421 4.3.0 "), s.stdout
+    # the two it knows, anywhere in a word, pass
+    write(cf, '[pipe "p"]\nexec = /bin/sh -c "exec cat" sh -f${MAIL_FROM} "<${RCPT_TO}>"\n'
+          "[route]\n@example.org p\n")
+    r = check(cf)
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="as root only")
 def test_check_as_root_needs_user_id(tmp_path):
     """Every session started as root refuses a configuration without
