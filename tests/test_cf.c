@@ -1513,7 +1513,9 @@ static void test_includes(void **state)
 	assert_int_equal(mkdir(sub, 0755), 0);
 	/* relative to the including file, nested, in order */
 	put("main.cf", "[route]\nfirst@x.example /m/1/\nfile \"sub/a.rt\"\n"
-		       "last@x.example /m/4/\n[route \"named\"]\nfile \"sub/b.rt\"\n");
+		       "last@x.example /m/4/\n[route \"named\"]\nfile \"sub/b.rt\"\n"
+		       /* --check as root needs it */
+		       "[core]\nuser-id = nobody\n");
 	put("sub/a.rt", "# a route file\na@x.example /m/2/\nfile \"b.rt\"\n");
 	put("sub/b.rt", "b@x.example /m/3/\n");
 	struct cf *cf = load_in_dir("main.cf", 0);

@@ -909,7 +909,7 @@ static void test_idna_domains(void **state)
 			     "hostname = mail.xn--bcher-kva.test\n"
 			     "[smtpd \"mx\"]\n"
 			     "listen-port = 25\n"
-			     "name = M" U_UE "nchen.example\n"
+			     "name = xn--mnchen-3ya.example\n"
 			     "[route]\n"
 			     "\"@b" U_UE "cher.test\" /m/buecher/\n"
 			     "joe@XN--CAF-DMA.test /m/joe/\n"
@@ -1448,6 +1448,7 @@ static void test_compiled_index(void **state)
 			       "@d8.example /m/d8/\n");
 	snprintf(tmp.cf, sizeof tmp.cf,
 		 "[core]\nhostname = h.example\nrecipient-delimiter = +\n"
+		 "user-id = nobody\n" /* --check as root needs it */
 		 "[route]\nfirst@d1.example /m/first/\nfile \"%s\"\n"
 		 "@d1.example /m/after/\nlast@ alias\n",
 		 tmp.rt);
@@ -1533,7 +1534,8 @@ static void test_compiled_index_long_line(void **state)
 	write_file(tmp.rt, t.s);
 	buf_free(&t);
 	snprintf(tmp.cf, sizeof tmp.cf,
-		 "[core]\nhostname = h.example\n[route]\nfile \"%s\"\n",
+		 "[core]\nhostname = h.example\nuser-id = nobody\n"
+		 "[route]\nfile \"%s\"\n",
 		 tmp.rt);
 	struct rcase cases[] = {
 		{NULL, "<big@d.example>", 250, "2.1.5", want.s, NULL},
@@ -1565,7 +1567,8 @@ static void test_compiled_index_idna(void **state)
 			   "joe@xn--caf-dma.test /m/joe/\n"
 			   "\"ann@m" U_UE "ller.test\" /m/ann/\n");
 	snprintf(tmp.cf, sizeof tmp.cf,
-		 "[core]\nhostname = h.example\n[route]\nfile \"%s\"\n",
+		 "[core]\nhostname = h.example\nuser-id = nobody\n"
+		 "[route]\nfile \"%s\"\n",
 		 tmp.rt);
 	static const struct rcase cases[] = {
 		{NULL, "<x@xn--bcher-kva.test>", 250, "2.1.5",
