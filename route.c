@@ -489,6 +489,16 @@ static int eq(const char *a, const char *b)
 	return addr_part_eq(a, b);
 }
 
+/* Whether a's local part is postmaster, or postmaster+tag with the
+ * recipient-delimiter: the built-in postmaster rule takes both, as any
+ * user+tag falls back to user. */
+static int is_postmaster(const struct rctx *c, const struct addr *a)
+{
+	char basebuf[ADDR_PATH_MAX];
+	const char *base = route_base_of(c, a->local, basebuf, sizeof basebuf);
+	return addr_is_postmaster(a) || (base && eq(base, "postmaster"));
+}
+
 /* canon (canonical already) and a domain from the configuration, compared
  * in canonical form; a name that is no valid IDNA compares as written. */
 static int same_domain(const char *canon, const char *other)
@@ -999,7 +1009,7 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 		buf_free(&tw);
 		expand(c, m, a, depth);
 	} else if (!a->has_at) {
-		if (addr_is_postmaster(a) && depth <= ROUTE_MAX_DEPTH) {
+		if (is_postmaster(c, a) && depth <= ROUTE_MAX_DEPTH) {
 			step(c, depth, "<%s> has no route: postmaster goes to "
 				       "root (built in)",
 			     text);
@@ -1021,7 +1031,7 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 		memcpy(nm.local, a->local, sizeof nm.local);
 		route_ctx_resolve(c, &nm, depth + 1, 1);
 	} else if (canonical_is_local(c->env, c->cf, c->smtpd, dom, 0)) {
-		if (addr_is_postmaster(a)) {
+		if (is_postmaster(c, a)) {
 			step(c, depth, "<%s> has no route: postmaster at a local "
 				       "domain",
 			     text);

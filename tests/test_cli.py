@@ -581,6 +581,19 @@ def test_route_steps_and_exit_statuses(tmp_path):
     assert r.stdout.endswith("501 5.1.3 <>: the null address is not a recipient\n")
 
 
+def test_postmaster_with_a_tag_goes_to_root(tmp_path):
+    """With a recipient-delimiter, user+tag falls back to user; so must
+    postmaster+tag, which was refused 550 5.1.1 (no system user
+    'postmaster+tag')."""
+    cf = write(tmp_path / "p.cf", "[core]\nhostname = h.example\nrecipient-delimiter = +\n"
+               "[route]\n@x.example discard\ny@z.example discard\n")
+    for a in ("postmaster+tag@h.example", "Postmaster+a+b@z.example"):
+        r = pm("--config=" + cf, "--route=" + a)
+        assert r.returncode == 0, r.stdout
+        assert "deliver: local user root <root>\n" in r.stdout, r.stdout
+        assert r.stdout.endswith("250 2.1.5 <%s> OK\n" % a), r.stdout
+
+
 def test_route_flag_changes_the_answer(tmp_path):
     cf = write(tmp_path / "r.cf", ROUTES)
     r = pm("--config=" + cf, '--route."t".x@example.org=discard', "--route=x@example.org")

@@ -1117,6 +1117,15 @@ static void test_recipient_delimiter(void **state)
 		{NULL, "<abuse+spam@mail.example.net>", 250, "2.1.5",
 		 "maildir /m/abuse/ <abuse+spam>", NULL},
 		{NULL, "<root+tag@mail.example.net>", 250, "2.1.5", ROOT, NULL},
+		/* postmaster+tag: postmaster, which no route names: root */
+		{NULL, "<postmaster+tag@mail.example.net>", 250, "2.1.5", ROOT,
+		 NULL},
+		{NULL, "<PostMaster+x+y@example.org>", 250, "2.1.5", ROOT, NULL},
+		{NULL, "<postmaster+@localhost>", 250, "2.1.5", ROOT, NULL},
+		{NULL, "<postmasterx+tag@example.org>", 550, "5.1.1", "",
+		 "<postmasterx+tag@example.org>: user unknown"},
+		{NULL, "<postmaster+tag@remote.example>", 550, "5.7.1", "",
+		 "<postmaster+tag@remote.example>: relaying denied"},
 		{NULL, "<nobody+a+b@localhost>", 250, "2.1.5",
 		 "local user nobody <nobody>", NULL},
 		{NULL, "<nosuchuser-xyz+tag@localhost>", 550, "5.1.1", "",
@@ -1133,6 +1142,8 @@ static void test_recipient_delimiter(void **state)
 		 "<bob+y@example.org>: user unknown"},
 		{NULL, "<root+tag@mail.example.net>", 550, "5.1.1", "",
 		 "<root+tag@mail.example.net>: user unknown"},
+		{NULL, "<postmaster+tag@mail.example.net>", 550, "5.1.1", "",
+		 "<postmaster+tag@mail.example.net>: user unknown"},
 	};
 	bad = CHECK_ALL(cf, plain);
 	cf_free(cf);
