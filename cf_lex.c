@@ -416,10 +416,13 @@ static void lx_run(struct lexer *lx)
 		lx->line_start = lx->p;
 		const char *nl = memchr(lx->p, '\n', (size_t)(lx->end - lx->p));
 		const char *eol = nl ? nl : lx->end;
-		if (eol - lx->p > CF_MAX_LINE) {
+		/* the limit counts neither the LF nor the CR of a CRLF */
+		const char *text_end = eol > lx->p && eol[-1] == '\r' ? eol - 1
+								       : eol;
+		if (text_end - lx->p > CF_MAX_LINE) {
 			lx_error(lx, lx->p + CF_MAX_LINE,
 				 "expected at most %d bytes in a line, found %zu",
-				 CF_MAX_LINE, (size_t)(eol - lx->p));
+				 CF_MAX_LINE, (size_t)(text_end - lx->p));
 		} else {
 			const char *q = lx->p;
 			while (q < eol && (*q == ' ' || *q == '\t'))

@@ -772,6 +772,25 @@ static void test_overlong_line(void **state)
 	assert_int_equal(cf->nerrors, 0);
 	assert_int_equal(strlen(cf->syslog->v[SYSLOG_IDENT].s), 4096 - 8);
 	cf_free(cf);
+	/* and so with CRLF, or a CR ending the file: the CR is no text */
+	b.len -= 1;
+	buf_adds(&b, "\r\n");
+	cf = parse(b.s, b.len, 0);
+	assert_int_equal(cf->nerrors, 0);
+	assert_int_equal(strlen(cf->syslog->v[SYSLOG_IDENT].s), 4096 - 8);
+	cf_free(cf);
+	cf = parse(b.s, b.len - 1, 0);
+	assert_int_equal(cf->nerrors, 0);
+	cf_free(cf);
+	/* one byte more is too long, CRLF or not */
+	b.len -= 2;
+	buf_adds(&b, "y\r\n");
+	cf = parse(b.s, b.len, 0);
+	d = diagnostics(cf);
+	assert_string_equal(d, "t.cf:2:4097: expected at most 4096 bytes in a "
+			       "line, found 4097\n");
+	free(d);
+	cf_free(cf);
 	buf_free(&b);
 }
 
