@@ -192,8 +192,11 @@ static int flag_assign(struct lexer *lx, const struct flag *fl, uint32_t sec,
 		return -1;
 	lx->p = fl->p;
 	lx->loose = 0; /* the value: words as in a file */
+	lx->glue = keyid == KEY_ROUTE ? "," : NULL;
 	uint32_t w0, nw;
-	if (lx_values(lx, fl->keystart, key, &w0, &nw) < 0)
+	int r = lx_values(lx, fl->keystart, key, &w0, &nw);
+	lx->glue = NULL;
+	if (r < 0)
 		return -1;
 	struct cf_assign *a = cf_add_assign(cf);
 	a->sec = sec;

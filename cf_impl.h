@@ -84,8 +84,8 @@ struct lexer {
 	uint32_t cursec;
 	const char *basedir;
 	int errors;
-	const char *glue; /* what may touch a closing quote: ']' in a section
-			     header */
+	const char *glue; /* what may touch a quote without a blank: ']' in
+			     a section header, ',' in a route's targets */
 	int loose;        /* a flag's scope: its own checks follow */
 };
 

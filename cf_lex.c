@@ -169,6 +169,19 @@ static enum tok lx_atom(struct lexer *lx, char *dst, size_t *len)
 	return TOK_WORD;
 }
 
+/* Whether the word just read (quoted or not, its last character in
+ * dst[len - 1]) may touch the character at lx->p: a blank must separate
+ * two words, except that a character of lx->glue may touch a quote on
+ * either side ('[smtpd "x"]', '"|cmd",/m/' and '/m/,"|cmd"'). */
+static int glued(const struct lexer *lx, int quoted, const char *dst,
+		 size_t len)
+{
+	unsigned char c = (unsigned char)*lx->p;
+	if (c == '"')
+		return !quoted && lx->glue && len && strchr(lx->glue, dst[len - 1]);
+	return !quoted || !cf_is_atom_char(c) || (lx->glue && strchr(lx->glue, c));
+}
+
 enum tok lx_next(struct lexer *lx, struct cf_word *out)
 {
 	while (lx->p < lx->end && (*lx->p == ' ' || *lx->p == '\t'))
@@ -194,9 +207,7 @@ enum tok lx_next(struct lexer *lx, struct cf_word *out)
 			 : lx_atom(lx, dst, &len)) == TOK_ERROR)
 		return TOK_ERROR;
 	if (lx->p < lx->end && !at_eol(lx, lx->p) && !lx->loose &&
-	    (*lx->p == '"' ||
-	     (out->quoted && cf_is_atom_char((unsigned char)*lx->p) &&
-	      !(lx->glue && strchr(lx->glue, *lx->p))))) {
+	    !glued(lx, out->quoted, dst, len)) {
 		char tmp[40];
 		lx_error(lx, lx->p, "expected a blank between two words, found %s",
 			 describe_char((unsigned char)*lx->p, tmp, sizeof tmp));
@@ -389,7 +400,11 @@ static void lx_assignment(struct lexer *lx)
 		}
 	}
 	uint32_t w0, nw;
-	if (lx_values(lx, keyat, key.s, &w0, &nw) < 0)
+	/* commas between targets need no blanks, beside quotes too */
+	lx->glue = keyid == KEY_ROUTE ? "," : NULL;
+	int r = lx_values(lx, keyat, key.s, &w0, &nw);
+	lx->glue = NULL;
+	if (r < 0)
 		goto skip;
 	struct cf_assign *a = cf_add_assign(lx->cf);
 	a->sec = lx->cursec;

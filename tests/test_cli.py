@@ -594,6 +594,38 @@ def test_postmaster_with_a_tag_goes_to_root(tmp_path):
         assert r.stdout.endswith("250 2.1.5 <%s> OK\n" % a), r.stdout
 
 
+def test_commas_touch_quoted_targets(tmp_path):
+    """Blanks around the commas between targets are optional, as
+    postmaster.cf(5) says, beside a quoted target too: '"|cmd",/m/' was
+    refused with 'expected a blank between two words, found ','."""
+    cf = write(tmp_path / "q.cf", 'x@y.example "|/bin/echo a, b",/tmp/m/,"/tmp/n/"\n'
+               'z@y.example /tmp/a/ ,"/tmp/b/", "/tmp/c/" ,discard\n')
+    r = check(cf)
+    assert r.returncode == 0, r.stderr
+    r = pm("--config=" + cf, "--route=x@y.example")
+    assert [l for l in r.stdout.splitlines() if l.startswith("deliver:")] == [
+        "deliver: command /bin/echo a, b <x@y.example>",
+        "deliver: maildir /tmp/m/ <x@y.example>",
+        "deliver: maildir /tmp/n/ <x@y.example>"], r.stdout
+    r = pm("--config=" + cf, "--route=z@y.example")
+    assert [l for l in r.stdout.splitlines() if l.startswith("deliver:")] == [
+        "deliver: maildir /tmp/a/ <z@y.example>", "deliver: maildir /tmp/b/ <z@y.example>",
+        "deliver: maildir /tmp/c/ <z@y.example>", "deliver: discard discard <z@y.example>"], r.stdout
+    # the same as a flag
+    r = pm("--config=" + write(tmp_path / "e.cf", ""),
+           '--route."".w@y.example="/tmp/a/",/tmp/b/', "--route=w@y.example")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # two words still need a blank between them, and a comma needs a target
+    for line, col, found in (('x@y.example "/tmp/a/""/tmp/b/"', 22, "'\"'"),
+                             ('x@y.example "/tmp/a/"discard', 22, "'d'"),
+                             ('x@y.example discard"/tmp/a/"', 20, "'\"'")):
+        write(cf, line + "\n")
+        r = check(cf)
+        assert r.returncode == 78
+        assert r.stderr == "%s:1:%d: expected a blank between two words, found %s\n" % (
+            cf, col, found), r.stderr
+
+
 def test_route_flag_changes_the_answer(tmp_path):
     cf = write(tmp_path / "r.cf", ROUTES)
     r = pm("--config=" + cf, '--route."t".x@example.org=discard', "--route=x@example.org")
