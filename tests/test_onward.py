@@ -380,17 +380,27 @@ def bounces(tmp, n=1, timeout=10):
 
 
 def report(msg):
-    """An RFC 3464 report: its per-message fields and {recipient: fields}."""
+    """An RFC 3464 report (RFC 6533's global one for an SMTPUTF8
+    message): its per-message fields and {recipient: fields}."""
     assert msg.get_content_type() == "multipart/report", msg
-    assert msg.get_param("report-type") == "delivery-status"
+    glob = "global-" if msg.get_param("report-type").startswith("global-") \
+        else ""
+    assert msg.get_param("report-type") == glob + "delivery-status"
     assert msg["From"].addresses[0].addr_spec == "MAILER-DAEMON@mail.example.net"
     assert msg["Auto-Submitted"] == "auto-replied"
     assert msg["To"].addresses[0].addr_spec == SENDER
     assert msg["Return-Path"] == "<>"
     parts = msg.get_payload()
     assert [p.get_content_type() for p in parts] == [
-        "text/plain", "message/delivery-status", "text/rfc822-headers"], parts
+        "text/plain", "message/%sdelivery-status" % glob,
+        "message/global-headers" if glob else "text/rfc822-headers"], parts
     blocks = parts[1].get_payload()
+    if glob:  # one message to Python's email package: its blocks here
+        raw = parts[1].get_payload(decode=True)
+        if raw is None:
+            raw = blocks[0].as_bytes()
+        blocks = [email.message_from_string(b)
+                  for b in raw.decode().strip("\n").split("\n\n")]
     per_message, per_rcpt = blocks[0], {}
     assert per_message["Reporting-MTA"] == "dns; mail.example.net"
     for b in blocks[1:]:
