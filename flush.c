@@ -290,11 +290,12 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		slot[k] = s;
 	}
 	struct msg msg = message_of(x);
+	const char *at = strrchr(t0->addr, '@'); /* spool.c checked it */
 	struct client_job j = {
 		.cf = x->cf,
 		.kind = t0->kind,
 		.relay = t0->kind == T_RELAY ? target_section(x->cf, t0) : NULL,
-		.arg = t0->kind == T_MX ? strrchr(t0->addr, '@') + 1 : t0->arg,
+		.arg = t0->kind == T_MX ? (at ? at + 1 : "") : t0->arg,
 		.m = &msg,
 		.eightbit = m->eightbit,
 		.smtputf8 = m->smtputf8,

@@ -371,6 +371,25 @@ static int target_dsn(struct spool_target *t, char *p)
 	return 0;
 }
 
+/* Whether a target has what its kind is delivered with: a run would
+ * otherwise take a damaged line for a destination (an mx address without
+ * a domain, an empty command that "delivers" to nobody). */
+static int target_sound(const struct spool_target *t)
+{
+	const char *at = strrchr(t->addr, '@');
+	switch (t->kind) {
+	case T_MX:
+		return at && at[1];
+	case T_HOST:
+	case T_USER:
+	case T_CMD:
+	case T_MAILDIR:
+		return t->arg[0] != 0;
+	default:
+		return 1;
+	}
+}
+
 static int parse_envelope(char *text, struct spool_msg *m)
 {
 	char *save = NULL;
@@ -435,6 +454,8 @@ static int parse_envelope(char *text, struct spool_msg *m)
 			t->via = xstrdup(fs[4]);
 			t->addr = xstrdup(fs[5]);
 			t->arg = xstrdup(fs[7]);
+			if (!target_sound(t))
+				return -1;
 		} else if (!strcmp(key, "dsn-ret")) {
 			if (strcmp(p, "full") && strcmp(p, "hdrs"))
 				return -1;

@@ -1444,6 +1444,56 @@ def test_a_damaged_envelope_is_listed_skipped_and_deletable(tmp):
     assert pm(cf, "--queue").stdout == "the spool is empty\n"
 
 
+def hand_written(spool, qid, target, arrival):
+    """A message file written by something other than postmaster, with
+    one target line (STATE ATTEMPTS NEXT KIND VIA ADDR ORIG ARG), owned
+    by the session user as the spool's own files are."""
+    import pwd
+    path = os.path.join(spool, qid)
+    with open(path, "w") as f:
+        f.write("postmaster-envelope 1\narrival %d\nsender s@example.net\n"
+                "origin client\nbody 7bit\nsmtputf8 0\nsession x\n"
+                "client local\nsmtpd -\ntarget %s\nmessage\n"
+                "Subject: hand-written\n\nbody\n" % (arrival, target))
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+
+def test_a_target_line_without_its_destination_is_damage(tmp):
+    """Target lines that lack what their kind is delivered with (an mx
+    address without a domain, an empty command) make the envelope
+    damaged: listed, skipped, deletable, and the run goes on with the
+    newer messages. The mx line once crashed every queue run (NULL + 1,
+    SIGSEGV) before any newer message was reached, and the empty command
+    was run as `sh -c ""` and logged sent: a copy lost."""
+    mkdir(tmp + "/M")
+    cf = write_cf(tmp, "r@example.net @DIR@/M/\n")
+    spool = tmp + "/spool"
+    now = int(time.time())
+    bad = ["%010X%05X%03X" % (now - 100 + i, i, 0) for i in (1, 2)]
+    good = "%010X%05X%03X" % (now - 90, 3, 0)
+    hand_written(spool, bad[0], "pending 0 0 mx - foo foo -", now - 99)
+    hand_written(spool, bad[1], "pending 0 0 cmd - r@example.net "
+                 "r@example.net -", now - 98)
+    hand_written(spool, good, "pending 0 0 maildir - r@example.net "
+                 "r@example.net %s/M/" % tmp, now - 90)
+    listed = pm(cf, "--queue").stdout
+    for qid in bad:
+        assert "%s  damaged: %s: malformed envelope" % (qid, qid) in listed, listed
+    r = pm(cf, "--flush", "--now")
+    assert r.returncode == 0, r
+    for qid in bad:
+        assert "id=%s event=damaged" % qid in r.stderr, r.stderr
+    sent = [l for l in r.stderr.splitlines() if "status=sent" in l]
+    assert len(sent) == 1 and "id=" + good in sent[0], r.stderr
+    assert len(maildir_files(tmp + "/M")) == 1
+    assert spool_files(spool) == bad
+    for qid in bad:
+        assert pm(cf, "--delete=" + qid).returncode == 0
+    assert spool_files(spool) == []
+
+
 # ------------------------------------------------------------------ #
 # 6. Concurrent flushers                                              #
 
