@@ -578,6 +578,15 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	name_of(name, sizeof name, id, "env");
 	struct buf env = {0};
 	char *text = buf_read_file(&env, dirfd, name, SIZE_MAX) == 0 ? env.s : NULL;
+	if (!text && errno != ENOENT) {
+		/* the state after the commit is in there: the one at the
+		 * head of ID would deliver its delivered targets again */
+		fmt_snprintf(why, n, "%s: %s", name, strerror(errno));
+		buf_free(&env);
+		free(head);
+		spool_msg_free(m);
+		return SPOOL_BAD;
+	}
 	if (!text)
 		buf_free(&env);
 	int bad = !head || parse_envelope(text ? text : head, m) < 0;

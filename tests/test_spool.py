@@ -1444,6 +1444,44 @@ def test_a_damaged_envelope_is_listed_skipped_and_deletable(tmp):
     assert pm(cf, "--queue").stdout == "the spool is empty\n"
 
 
+def test_an_unreadable_envelope_update_is_not_read_as_the_first(tmp):
+    """A message whose ID.env exists but cannot be read (here: mode 000)
+    is left alone by the run, with a log line, until it can be read: its
+    Maildir target, delivered at once, is not delivered again. The
+    envelope at the head of ID (all targets pending, as committed) was
+    once read instead, silently, and the Maildir got a second copy."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD + "a@sender.example @DIR@/bounces/\n"
+                  "postmaster @DIR@/pm/\n",
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    spool = tmp + "/spool"
+    s = Session(cf).start()
+    msg, body = make_message("unreadable", size=1000)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert QUEUED.match(r), r
+    qid = QUEUED.match(r)[1]
+    s.end()
+    assert len(maildir_files(tmp + "/M")) == 1
+    env = os.path.join(spool, qid + ".env")
+    os.chmod(env, 0)
+    open(tmp + "/go", "w").close()
+    r = pm(cf, "--flush=" + qid)
+    assert r.returncode == 69, r
+    assert "%s.env: Permission denied" % qid in r.stderr, r.stderr
+    r = pm(cf, "--flush", "--now")
+    assert r.returncode == 0, r
+    assert "id=%s event=damaged" % qid in r.stderr, r.stderr
+    assert "Permission denied" in r.stderr, r.stderr
+    assert "status=sent" not in r.stderr, r.stderr
+    assert "damaged: %s.env: Permission denied" % qid in pm(cf, "--queue").stdout
+    assert len(maildir_files(tmp + "/M")) == 1
+    os.chmod(env, 0o600)
+    flush(cf, "--now")
+    assert len(maildir_files(tmp + "/M")) == 1
+    assert held_copies(tmp, {"unreadable": body}) == {"unreadable": ["complete"]}
+    assert spool_files(spool) == []
+
+
 def hand_written(spool, qid, target, arrival):
     """A message file written by something other than postmaster, with
     one target line (STATE ATTEMPTS NEXT KIND VIA ADDR ORIG ARG), owned
