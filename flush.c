@@ -90,9 +90,10 @@ static void log_target(const struct run *x, const struct spool_target *t,
 	struct buf rep = {0}, tgt = {0};
 	buf_printf(&rep, "%d %s %s", t->code, t->dsn, t->text);
 	const char *at = strrchr(t->addr, '@');
-	const char *what = t->kind == T_MX ? (at ? at + 1 : "")
-			   : t->via[0]	    ? t->via
-					    : t->arg;
+	const char *what = t->kind == T_MX	    ? (at ? at + 1 : "")
+			   : t->kind == T_DISCARD ? ""
+			   : t->via[0]		    ? t->via
+						    : t->arg;
 	buf_printf(&tgt, "%s%s%s", route_target_kind_name(t->kind),
 		   what[0] ? " " : "", what);
 	char words[32];
@@ -112,7 +113,7 @@ static void log_target(const struct run *x, const struct spool_target *t,
 
 /* What a reply means for one target; success is the report a delivery
  * gives NOTIFY=SUCCESS (REPORT_DELIVERED or REPORT_RELAYED), or -1 when
- * it gives none (a discard, a next hop that reports itself). */
+ * it gives none (a next hop that reports itself). */
 static void apply(struct run *x, unsigned i, const struct reply *r,
 		  const char *remote, int tls, int success)
 {
@@ -603,7 +604,8 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 			struct reply r;
 			reply_set(&r, 250, ESC_OTHER, "discarded");
 			used[i] = 1;
-			apply(&x, i, &r, NULL, -1, -1);
+			/* delivered, as Postfix's discard(8) reports it */
+			apply(&x, i, &r, NULL, -1, REPORT_DELIVERED);
 			save(&x);
 		} else if (is_local(m->t[i].kind)) {
 			local_run(&x, i, all, used);

@@ -101,9 +101,9 @@ static int spool_begin(struct session *s, const char *quarantine)
 		if (s->proto == P_LHLO && !rc->spooled)
 			continue;
 		for (uint32_t k = 0; k < rc->nt; k++) {
+			/* a discard too: the run logs it and reports it to
+			 * NOTIFY=SUCCESS, and the envelope is never empty */
 			const struct kept_target *kt = &rc->t[k];
-			if (kt->kind == T_DISCARD)
-				continue;
 			struct route_target t = {.kind = kt->kind,
 						 .arg = kt->arg,
 						 .sec = kt->sec};

@@ -304,6 +304,29 @@ def test_notify_success_on_local_delivery_reports_delivered(tmp):
     assert queue(cf) == {}
 
 
+def test_notify_success_to_a_discard_reports_delivered_and_leaves_nothing(tmp):
+    """A recipient routed to `discard` with NOTIFY=SUCCESS: the message
+    goes through the spool, is done at once (logged as sent to the
+    discard target), the sender gets a "delivered" report, and the spool
+    is empty. The discard was once left out of the spooled envelope: an
+    envelope without targets, kept for ever as damaged, and no report."""
+    cf = write_cf(tmp, "d@example.net discard\n" + SUCCESS_ROUTES,
+                  extra=KEEP_MAILER)
+    r, log = success_session(cf, [("d@example.net", " NOTIFY=SUCCESS")])
+    qid = QUEUED.match(r)
+    assert qid, r
+    assert re.search(r"id=%s .*to=<d@example\.net> target=discard "
+                     r"status=sent .*reply=\"250 2\.0\.0 discarded\"" % qid[1],
+                     log), log
+    assert re.search(r"id=%s event=report action=delivered report-id=" % qid[1],
+                     log), log
+    per_msg, per_rcpt = status_blocks(the_report(tmp))
+    assert per_rcpt["Final-Recipient"] == "rfc822; d@example.net"
+    assert per_rcpt["Action"] == "delivered", str(per_rcpt)
+    assert queue(cf) == {}
+    assert spool_files(tmp + "/spool") == []
+
+
 def test_without_notify_success_the_direct_path_stays(tmp):
     mkdir(tmp + "/mbox")
     cf = write_cf(tmp, SUCCESS_ROUTES, extra=KEEP_MAILER)
