@@ -6,8 +6,10 @@
  * a file name made of the spool id, so a repeated run finds its earlier
  * copy instead of writing a second one), network ones are grouped by
  * destination and sent over one connection. After each run the envelope
- * is rewritten, so a crash repeats at most that run. A destination that
- * could not be reached is remembered for the rest of the flush.
+ * is rewritten, so a crash repeats at most that run; the bounces and
+ * reports a message's run writes go out only once its own state is
+ * recorded. A destination that could not be reached is remembered for
+ * the rest of the flush.
  */
 #include "flush.h"
 #include "bounce.h"
@@ -30,6 +32,8 @@
 
 #define DEFAULT_TIMEOUT 300 /* the built-in listener's timeout */
 #define MAX_DEAD 64
+/* The reports one run of a message may write: one of each kind. */
+#define MAX_REPORTS (REPORT_EXPANDED + 1)
 /* The free space a run wants before it delivers: enough for the
  * envelope's update (its temporary copy) and the bounce it may write. */
 #define ENVELOPE_ROOM (256 * 1024)
@@ -74,6 +78,10 @@ struct run {
 	unsigned char *success_now; /* 1 + the report_kind that NOTIFY=SUCCESS
 				     * asked for, delivered in this flush */
 	time_t now;
+	/* written in this run, delivered once the message's own state is
+	 * recorded (see flush_run) */
+	struct spool_msg reports[MAX_REPORTS];
+	unsigned nreports;
 };
 
 static void log_target(const struct run *x, const struct spool_target *t,
@@ -345,12 +353,19 @@ static int failure_reported(const struct spool_target *t)
 }
 
 /* Writes one report of kind about m's targets idx[0..n) into the spool,
- * as bounce_create() does (0: *b to be delivered, 1: none due, -1). */
-static int write_report(const struct cf *cf, int dirfd, struct spool_msg *m,
-			const unsigned *idx, unsigned n, enum report_kind kind,
-			struct spool_msg *b)
+ * as bounce_create() does (0: written, to be delivered at the end of the
+ * run; 1: none due; -1). */
+static int write_report(struct run *x, struct spool_msg *m,
+			const unsigned *idx, unsigned n, enum report_kind kind)
 {
-	int r = bounce_create(cf, dirfd, m, idx, n, kind, b);
+	if (x->nreports == MAX_REPORTS) {
+		errno = EOVERFLOW; /* one of each kind: never reached */
+		return -1;
+	}
+	struct spool_msg *b = &x->reports[x->nreports];
+	int r = bounce_create(x->cf, x->dirfd, m, idx, n, kind, b);
+	if (r == 0)
+		x->nreports++;
 	if (r == 0 && kind == REPORT_FAILED)
 		log_event(LOG_L_INFO, "id", m->id, "event", "bounce",
 			  "bounce-id", b->id, NULL);
@@ -360,7 +375,7 @@ static int write_report(const struct cf *cf, int dirfd, struct spool_msg *m,
 	return r;
 }
 
-static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
+static void write_bounces(const struct cf *cf, struct run *x)
 {
 	struct spool_msg *m = x->m;
 	unsigned *idx = xcalloc(m->nt, sizeof *idx);
@@ -388,8 +403,7 @@ static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 		free(idx);
 		return;
 	}
-	struct spool_msg b;
-	int r = write_report(cf, dirfd, m, idx, n, REPORT_FAILED, &b);
+	int r = write_report(x, m, idx, n, REPORT_FAILED);
 	if (r < 0) {
 		/* the targets stay pending: the next flush tries again */
 		log_event(LOG_L_ERR, "id", m->id, "event", "bounce-error",
@@ -407,27 +421,21 @@ static void deliver_bounces(const struct cf *cf, int dirfd, struct run *x)
 	}
 	free(idx);
 	save(x);
-	if (r == 0)
-		flush_message(cf, dirfd, &b, FLUSH_ALL);
 }
 
-/* After write_report() returned r: a written report (0) is delivered,
- * one that could not be written (-1) is logged. */
-static void send_report(const struct cf *cf, int dirfd,
-			const struct spool_msg *m, int r, struct spool_msg *b)
+/* After write_report() returned r: one that could not be written is
+ * logged. */
+static void report_written(const struct spool_msg *m, int r)
 {
 	if (r < 0)
 		log_event(LOG_L_ERR, "id", m->id, "event", "report-error",
 			  "reason", strerror(errno), NULL);
-	else if (r == 0)
-		flush_message(cf, dirfd, b, FLUSH_ALL);
 }
 
 /* NOTIFY=SUCCESS: one report per kind of the deliveries of this run. A
  * report that cannot be written is logged and not tried again: the
  * deliveries themselves are done. */
-static void deliver_success_reports(const struct cf *cf, int dirfd,
-				    struct run *x)
+static void write_success_reports(struct run *x)
 {
 	struct spool_msg *m = x->m;
 	unsigned *idx = xcalloc(m->nt + 1, sizeof *idx);
@@ -436,12 +444,9 @@ static void deliver_success_reports(const struct cf *cf, int dirfd,
 		for (unsigned i = 0; i < m->nt; i++)
 			if (x->success_now[i] == 1 + kind)
 				idx[n++] = i;
-		struct spool_msg b;
 		if (n)
-			send_report(cf, dirfd, m,
-				    write_report(cf, dirfd, m, idx, n,
-						 (enum report_kind)kind, &b),
-				    &b);
+			report_written(m, write_report(x, m, idx, n,
+						       (enum report_kind)kind));
 	}
 	free(idx);
 }
@@ -472,7 +477,7 @@ static int expanded(const struct spool_msg *m, unsigned i, unsigned end)
  * one report of Action "expanded" for it, once, and SUCCESS is not asked
  * of its targets (RFC 3461 6.2.7.3; Postfix's local(8) reports "alias
  * expanded" alike). */
-static void report_expansions(const struct cf *cf, int dirfd, struct run *x)
+static void report_expansions(struct run *x)
 {
 	static char said[] = "alias expanded", none[] = "";
 	struct spool_msg *m = x->m;
@@ -502,13 +507,10 @@ static void report_expansions(const struct cf *cf, int dirfd, struct run *x)
 	if (n) {
 		/* remembered before the report is written: never a second */
 		save(x);
-		struct spool_msg c = *m, b;
+		struct spool_msg c = *m;
 		c.t = tt;
 		c.nt = n;
-		send_report(cf, dirfd, m,
-			    write_report(cf, dirfd, &c, idx, n,
-					 REPORT_EXPANDED, &b),
-			    &b);
+		report_written(m, write_report(x, &c, idx, n, REPORT_EXPANDED));
 	}
 	free(idx);
 	free(tt);
@@ -517,8 +519,7 @@ static void report_expansions(const struct cf *cf, int dirfd, struct run *x)
 /* NOTIFY=DELAY: once core.delay-warning-time has passed, one report for
  * the message of its recipients still waiting after a temporary failure;
  * never again for it. */
-static void deliver_delay_report(const struct cf *cf, int dirfd,
-				 struct run *x)
+static void write_delay_report(const struct cf *cf, struct run *x)
 {
 	struct spool_msg *m = x->m;
 	int64_t after = (int64_t)cf->core->v[CORE_DELAY_WARNING_TIME].n;
@@ -532,15 +533,14 @@ static void deliver_delay_report(const struct cf *cf, int dirfd,
 		    t->code >= 400)
 			idx[n++] = i;
 	}
-	struct spool_msg b;
-	int r = n ? write_report(cf, dirfd, m, idx, n, REPORT_DELAYED, &b) : 1;
+	int r = n ? write_report(x, m, idx, n, REPORT_DELAYED) : 1;
 	free(idx);
 	if (r >= 0 && n) {
 		/* remembered before it is delivered: never a second one */
 		m->delay_reported = 1;
 		save(x);
 	}
-	send_report(cf, dirfd, m, r, &b);
+	report_written(m, r);
 }
 
 static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
@@ -579,8 +579,12 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 		spool_msg_free(m);
 		return;
 	}
-	struct run x = {cf, dirfd, m, xcalloc(m->nt + 1, 1),
-			xcalloc(m->nt + 1, 1), time(NULL)};
+	struct run x = {.cf = cf,
+			.dirfd = dirfd,
+			.m = m,
+			.fail_now = xcalloc(m->nt + 1, 1),
+			.success_now = xcalloc(m->nt + 1, 1),
+			.now = time(NULL)};
 	/* a clock that stepped back leaves times ahead of now: the message
 	 * is no younger than now, and an attempt set further off than the
 	 * longest back-off is due (or a lifetime and a back-off would
@@ -591,7 +595,7 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 	for (unsigned i = 0; i < m->nt; i++)
 		if (m->t[i].next > latest)
 			m->t[i].next = x.now;
-	report_expansions(cf, dirfd, &x);
+	report_expansions(&x);
 	unsigned char *used = xcalloc(m->nt + 1, 1);
 	for (unsigned i = 0; i < m->nt; i++) {
 		if (used[i] || !due(&x, i, all))
@@ -613,9 +617,14 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 			net_run(&x, i, all, used);
 		}
 	}
-	deliver_bounces(cf, dirfd, &x);
-	deliver_success_reports(cf, dirfd, &x);
-	deliver_delay_report(cf, dirfd, &x);
+	write_bounces(cf, &x);
+	write_success_reports(&x);
+	write_delay_report(cf, &x);
+	/* The reports are in the spool (synced) before the message's own
+	 * state is recorded, and delivered only after: a crash before the
+	 * record repeats the run's outcome (the window of an envelope
+	 * update), one while a report goes out (to a slow next hop, for
+	 * minutes) leaves the report to the next run and nothing else. */
 	int pending = 0;
 	for (unsigned i = 0; i < m->nt; i++)
 		pending += m->t[i].state == SP_PENDING;
@@ -627,6 +636,8 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 	free(x.success_now);
 	free(used);
 	spool_msg_free(m);
+	for (unsigned k = 0; k < x.nreports; k++)
+		flush_message(cf, dirfd, &x.reports[k], FLUSH_ALL);
 }
 
 /* ------------------------------------------------------------------ */

@@ -1444,6 +1444,62 @@ def test_a_damaged_envelope_is_listed_skipped_and_deletable(tmp):
     assert pm(cf, "--queue").stdout == "the spool is empty\n"
 
 
+SLOW_REPORT_ROUTES = (
+    'r1@example.net "|test -e @DIR@/go || exit 75; cat > $(mktemp @DIR@/out/r1.XXXXXX)"\n'
+    'r2@example.net "|test -e @DIR@/go || exit 75; cat > $(mktemp @DIR@/out/r2.XXXXXX)"\n'
+    'bad@example.net "|test -e @DIR@/go || exit 75; cat > /dev/null; exit 67"\n'
+    # the sender's mailbox takes its first message, then hangs
+    's@example.net "|cat > $(mktemp @DIR@/out/report.XXXXXX); '
+    'test -e @DIR@/slept || { touch @DIR@/slept; sleep 60; }"\n'
+    "postmaster @DIR@/pm/\n")
+
+
+@pytest.mark.parametrize("second, notify", [("r2@example.net", " NOTIFY=SUCCESS"),
+                                            ("bad@example.net", "")])
+def test_a_run_killed_while_its_report_goes_out_repeats_nothing(tmp, second, notify):
+    """A queue run finishes a message's last targets (r1 and r2 delivered
+    with NOTIFY=SUCCESS; or r1 delivered and bad failed) and is killed -9
+    while the report goes to the sender's hanging mailer. The next run
+    delivers that report (again: at least once) and nothing else: the
+    message's own state was recorded before the report went out. The
+    envelope once still said "pending" during the report's delivery, and
+    the next run delivered r2 a second time, or bounced bad again with a
+    second, different bounce message."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, SLOW_REPORT_ROUTES,
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net>", "250 ")
+    s.cmd("RCPT TO:<r1@example.net>" + notify, "250 ")
+    s.cmd("RCPT TO:<%s>%s" % (second, notify), "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(b"Subject: kill during the report\n\nbody\n"))
+    r = s.reply()[-1]
+    assert QUEUED.match(r), r
+    qid = QUEUED.match(r)[1]
+    s.end()  # both deferred: no go file yet
+    open(tmp + "/go", "w").close()
+    run = subprocess.Popen([POSTMASTER, "--config=" + cf, "--flush", "--now"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    try:
+        wait_for(lambda: os.path.exists(tmp + "/slept"), timeout=30,
+                 what="the report in the sender's mailer")
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
+    assert qid not in spool_files(tmp + "/spool"), spool_files(tmp + "/spool")
+    r = flush(cf, "--now")
+    assert "status=sent" in r.stderr and "event=bounce " not in r.stderr, r.stderr
+    out = sorted(os.listdir(tmp + "/out"))
+    assert len([f for f in out if f.startswith("r1.")]) == 1, out
+    assert len([f for f in out if f.startswith("r2.")]) == (second[:2] == "r2"), out
+    reports = {re.search(r"^Message-ID: (.*)$", read_text(tmp + "/out/" + f), re.M)[1]
+               for f in out if f.startswith("report.")}
+    assert len(reports) == 1, reports
+    assert spool_files(tmp + "/spool") == []
+
+
 def test_an_unreadable_envelope_update_is_not_read_as_the_first(tmp):
     """A message whose ID.env exists but cannot be read (here: mode 000)
     is left alone by the run, with a log line, until it can be read: its
