@@ -143,7 +143,12 @@ const char *bounce_action_name(enum report_kind kind)
 
 /* RFC 6533: the report on an internationalised message (SMTPUTF8, or
  * a recipient with a UTF-8 address) has the global types, whose fields
- * and returned header may be UTF-8; Postfix does the same. */
+ * and returned header may be UTF-8; Postfix does the same. So does the
+ * report on a message whose header has 8-bit octets without SMTPUTF8
+ * (raw UTF-8, as many clients send it): message/rfc822 must not be
+ * encoded (RFC 2046 5.2.1), so to a next hop without 8BITMIME it could
+ * not go at all, while message/global may be base64 (RFC 6532 3.7),
+ * as the 7-bit conversion (mime.c) does with any part not rfc822. */
 static int global_report(const struct spool_msg *m, const unsigned *idx,
 			 unsigned n)
 {
@@ -152,6 +157,12 @@ static int global_report(const struct spool_msg *m, const unsigned *idx,
 		const struct spool_target *t = &m->t[idx[i]];
 		global = has_8bit(t->addr, strlen(t->addr)) ||
 			 has_8bit(t->orig, strlen(t->orig));
+	}
+	if (!global) {
+		struct buf h = {0};
+		original_headers(m, &h);
+		global = has_8bit(h.s, h.len);
+		buf_free(&h);
 	}
 	return global;
 }

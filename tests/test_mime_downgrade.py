@@ -8,6 +8,7 @@ offers BINARYMIME), dumping each message to a file; the delivered message
 is parsed with Python's email package and every part, decoded, must equal
 what the client sent.
 """
+import base64
 import email
 import email.policy
 import glob
@@ -148,7 +149,10 @@ def test_8bit_header_cannot_be_converted_and_bounces(env):
     bounces = glob.glob(os.path.join(d, "bounces", "new", "*"))
     assert len(bounces) == 1
     report = email.message_from_bytes(open(bounces[0], "rb").read())
-    status = [p for p in report.walk() if p.get_content_type() == "message/delivery-status"]
+    # the original's header is 8-bit: the report has the global types
+    assert report.get_param("report-type") == "global-delivery-status"
+    status = [p for p in report.walk()
+              if p.get_content_type() == "message/global-delivery-status"]
     text = status[0].as_string()
     assert "Status: 5.6.3" in text
     assert "8-bit octets in a header field" in text
@@ -395,3 +399,30 @@ def test_declared_encodings_with_raw_octets_keep_their_meaning(env):
         "café naïve joined\n".encode() + "é".encode() * 22
     assert max_line(qp.get_payload().encode()) <= 76
     assert b64.get_payload(decode=True) == b"hello"
+
+
+@pytest.mark.parametrize("smtputf8", [b" SMTPUTF8", b""])
+def test_ret_full_bounce_of_a_utf8_header_reaches_a_7bit_sender(env, smtputf8):
+    # RET=FULL bounce of a message whose header is UTF-8, with SMTPUTF8
+    # or without it (raw UTF-8 in a plain message, as many clients send
+    # it), to a sender behind the 7-bit next hop: the message goes back as
+    # message/global (RFC 6532 3.7, RFC 6533), which may be base64-encoded,
+    # not as message/rfc822, which may not. It once failed with 554 5.6.3
+    # "8-bit octets in a header field" and went to postmaster instead.
+    d, cf = env
+    with open(cf, "a") as f:
+        f.write('x@example.org "|exit 67" , %s/keep/\n' % d)
+    original = b"Subject: caf\xc3\xa9\r\nFrom: <s@ext.example>\r\n\r\nbody\r\n"
+    p = send(cf, b"EHLO c\r\nMAIL FROM:<s@ext.example> RET=FULL" + smtputf8 +
+                 b"\r\nRCPT TO:<x@example.org>\r\nDATA\r\n" + original +
+                 b".\r\nQUIT\r\n")
+    assert b"5.6.3" not in p.stderr and b"to=postmaster" not in p.stderr, p.stderr
+    raw, report = delivered(d)
+    assert report.get_content_type() == "multipart/report"
+    assert report.get_param("report-type") == "global-delivery-status"
+    part = raw.split(b"Content-Description: Undelivered Message\n", 1)[1]
+    head, body = part.split(b"\n\n", 1)
+    assert head == (b"Content-Type: message/global\n"
+                    b"Content-Transfer-Encoding: base64"), raw
+    assert base64.b64decode(body.split(b"\n--", 1)[0]).endswith(
+        b"\n" + original.replace(b"\r\n", b"\n"))
