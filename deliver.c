@@ -454,8 +454,8 @@ static void await_exit(int pidfd, long ms)
 		poll(&pf, 1, (int)(ms > 86400000L ? 86400000L : ms));
 }
 
-/* Waits for the mailer's exit within the deadline: 0 with *status, or -1
- * with out set. */
+/* Waits for the mailer's exit within the deadline: 0 with *status, or
+ * with out set -1 (lost its status) or 1 (killed at the deadline). */
 static int wait_mailer(pid_t pid, const struct timespec *t0, int timeout_s,
 		       int *status, struct reply *out)
 {
@@ -476,6 +476,7 @@ static int wait_mailer(pid_t pid, const struct timespec *t0, int timeout_s,
 		long left = ms_left(t0, timeout_s);
 		if (left <= 0) {
 			kill_mailer(pid, timeout_s, out);
+			r = 1;
 			break;
 		}
 		await_exit(pidfd, left);
@@ -485,20 +486,21 @@ static int wait_mailer(pid_t pid, const struct timespec *t0, int timeout_s,
 	return r;
 }
 
-/* Runs argv with the message on stdin; fills out. */
-static void run_mailer(char **argv, char **envp, const struct msg *m,
-		       const char *prefix, int timeout_s, struct reply *out)
+/* Runs argv with the message on stdin; fills out. 1 when the mailer
+ * was killed at its timeout, else 0. */
+static int run_mailer(char **argv, char **envp, const struct msg *m,
+		      const char *prefix, int timeout_s, struct reply *out)
 {
 	int in = mailer_input(m, prefix), res;
 	if (in < 0) {
 		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS, "cannot prepare the message for "
 					     "the mailer: %s",
 			  strerror(errno));
-		return;
+		return 0;
 	}
 	pid_t pid = start_mailer(argv, envp, in, &res, out);
 	if (pid < 0)
-		return;
+		return 0;
 	char first[1024];
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -508,12 +510,14 @@ static void run_mailer(char **argv, char **envp, const struct msg *m,
 	close(res);
 	if (timed_out && !exited) {
 		kill_mailer(pid, timeout_s, out);
-		return;
+		return 1;
 	}
 	/* the output closed: wait for the exit within the deadline */
-	if (!exited && wait_mailer(pid, &t0, timeout_s, &status, out) < 0)
-		return;
+	int waited = exited ? 0 : wait_mailer(pid, &t0, timeout_s, &status, out);
+	if (waited)
+		return waited > 0;
 	exit_status_reply(status, first, out);
+	return 0;
 }
 
 static char **mailer_env(const char *from, char **values, unsigned n)
@@ -542,8 +546,8 @@ static void free_vec(char **v)
 	free(v);
 }
 
-static void deliver_pipe(const struct plan *p, const struct msg *m,
-			 struct reply *out)
+static int deliver_pipe(const struct plan *p, const struct msg *m,
+			struct reply *out)
 {
 	const struct cf_list *exec = &p->pipe->v[PIPE_EXEC].list;
 	char **argv = NULL;
@@ -565,22 +569,25 @@ static void deliver_pipe(const struct plan *p, const struct msg *m,
 	char **env = mailer_env(m->from, p->values, p->nvalues);
 	struct buf prefix = {0};
 	header_prefix(m, only_rcpt(p), &prefix);
-	run_mailer(argv, env, m, prefix.s, (int)p->pipe->v[PIPE_TIMEOUT].n, out);
+	int late = run_mailer(argv, env, m, prefix.s,
+			      (int)p->pipe->v[PIPE_TIMEOUT].n, out);
 	buf_free(&prefix);
 	free_vec(argv);
 	free_vec(env);
+	return late;
 }
 
-static void deliver_cmd(const struct plan *p, const struct msg *m,
-			int timeout_s, struct reply *out)
+static int deliver_cmd(const struct plan *p, const struct msg *m,
+		       int timeout_s, struct reply *out)
 {
 	char *argv[] = {"/bin/sh", "-c", p->cmd, NULL};
 	char **env = mailer_env(m->from, p->values, p->nvalues);
 	struct buf prefix = {0};
 	header_prefix(m, only_rcpt(p), &prefix);
-	run_mailer(argv, env, m, prefix.s, timeout_s, out);
+	int late = run_mailer(argv, env, m, prefix.s, timeout_s, out);
 	buf_free(&prefix);
 	free_vec(env);
+	return late;
 }
 
 /* ------------------------------------------------------------------ */
@@ -797,8 +804,8 @@ static void deliver_maildirs(const struct plan *p, const struct msg *m,
 	free(r.dst);
 }
 
-void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
-		  struct reply *out)
+int plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
+		 struct reply *out)
 {
 	switch (p->kind) {
 	case RUN_NONE:
@@ -808,10 +815,9 @@ void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
 		deliver_maildirs(p, m, out);
 		break;
 	case RUN_PIPE:
-		deliver_pipe(p, m, out);
-		break;
+		return deliver_pipe(p, m, out);
 	case RUN_CMD:
-		deliver_cmd(p, m, timeout_s, out);
-		break;
+		return deliver_cmd(p, m, timeout_s, out);
 	}
+	return 0;
 }

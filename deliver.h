@@ -78,8 +78,10 @@ void plan_free(struct plan *p);
  * r a 553 5.1.3 refusal, so that no mailer reads one address as two. */
 void plan_refuse_blanks(struct route_result *r, const char *rcpt);
 
-/* Runs the plan on the message. */
-void plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
-		  struct reply *out);
+/* Runs the plan on the message: 1 when its mailer was killed at its
+ * timeout (the flusher then spares that mailer's other messages the
+ * wait), else 0. */
+int plan_deliver(const struct plan *p, const struct msg *m, int timeout_s,
+		 struct reply *out);
 
 #endif

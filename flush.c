@@ -38,12 +38,32 @@
  * envelope's update (its temporary copy) and the bounce it may write. */
 #define ENVELOPE_ROOM (256 * 1024)
 
-/* Destinations that failed to connect in this process. */
+/* Destinations that failed to connect in this process, and local
+ * mailers that overran their timeout ("local " keys). */
 static struct {
 	char key[300];
 	struct reply r;
 } dead[MAX_DEAD];
 static unsigned ndead;
+
+/* The reply that made key dead in this process, or NULL. */
+static const struct reply *dead_reply(const char *key)
+{
+	for (unsigned d = 0; d < ndead; d++)
+		if (!strcmp(dead[d].key, key))
+			return &dead[d].r;
+	return NULL;
+}
+
+static void remember_dead(const char *key, const struct reply *r)
+{
+	if (ndead == MAX_DEAD || dead_reply(key))
+		return;
+	/* a key cut short may match another mailer's: that one only
+	 * waits for the next run */
+	fmt_snprintf(dead[ndead].key, sizeof dead[ndead].key, "%s", key);
+	dead[ndead++].r = *r;
+}
 
 static int is_local(enum target_kind k)
 {
@@ -207,11 +227,36 @@ static int command_timeout(const struct cf *cf, const struct spool_msg *m)
 	return l ? (int)l->v[SMTPD_TIMEOUT].n : DEFAULT_TIMEOUT;
 }
 
+/* What a mailer that hangs is remembered by: its [pipe], the local
+ * mailer and the user (whose own filter may be what hangs), or its
+ * command; "" for a Maildir, which has no timeout. */
+static void mailer_key(const struct spool_target *t, char *key, size_t n)
+{
+	if (t->kind == T_PIPE)
+		fmt_snprintf(key, n, "local pipe %s", t->via);
+	else if (t->kind == T_USER)
+		fmt_snprintf(key, n, "local user %s %s", t->via, t->arg);
+	else if (t->kind == T_CMD)
+		fmt_snprintf(key, n, "local cmd %s", t->arg);
+	else
+		key[0] = 0;
+}
+
 /* Delivers local target i and every later local target that fits the same
- * mailer run. */
+ * mailer run. A mailer that overran its timeout in this flush is not run
+ * again in it: its targets wait for the next one, at once. */
 static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 {
 	struct spool_msg *m = x->m;
+	char key[300];
+	mailer_key(&m->t[i], key, sizeof key);
+	const struct reply *hung = key[0] ? dead_reply(key) : NULL;
+	if (hung) {
+		used[i] = 1;
+		apply(x, i, hung, NULL, -1, -1);
+		save(x);
+		return;
+	}
 	struct plan p = {0};
 	p.spool_id = m->id;
 	unsigned *idx = xcalloc(m->nt, sizeof *idx);
@@ -251,7 +296,9 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 	}
 	if (n) {
 		struct msg msg = message_of(x);
-		plan_deliver(&p, &msg, command_timeout(x->cf, m), &r);
+		if (plan_deliver(&p, &msg, command_timeout(x->cf, m), &r) &&
+		    key[0])
+			remember_dead(key, &r);
 		for (unsigned k = 0; k < n; k++)
 			apply(x, idx[k], &r, NULL, -1, REPORT_DELIVERED);
 	}
@@ -279,12 +326,12 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		used[k] = 1;
 		idx[n++] = k;
 	}
-	for (unsigned d = 0; d < ndead; d++)
-		if (!strcmp(dead[d].key, key)) {
-			for (unsigned k = 0; k < n; k++)
-				apply(x, idx[k], &dead[d].r, NULL, -1, -1);
-			goto out;
-		}
+	const struct reply *down = dead_reply(key);
+	if (down) {
+		for (unsigned k = 0; k < n; k++)
+			apply(x, idx[k], down, NULL, -1, -1);
+		goto out;
+	}
 	/* one RCPT per distinct address */
 	unsigned *slot = xcalloc(n, sizeof *slot);
 	for (unsigned k = 0; k < n; k++) {
@@ -324,11 +371,8 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		client_deliver(&j);
 	}
 	/* nobody answered: do not try this destination again in this flush */
-	if (!j.remote[0] && nr && rc[0].r.code >= 400 && rc[0].r.code < 500 &&
-	    ndead < MAX_DEAD) {
-		fmt_snprintf(dead[ndead].key, sizeof dead[ndead].key, "%s", key);
-		dead[ndead++].r = rc[0].r;
-	}
+	if (!j.remote[0] && nr && rc[0].r.code >= 400 && rc[0].r.code < 500)
+		remember_dead(key, &rc[0].r);
 	/* a peer with DSN got NOTIFY and reports for itself, LMTP or not
 	 * (RFC 3461 5.2.2); otherwise LMTP delivered, SMTP relayed */
 	int lmtp = j.relay && j.relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;

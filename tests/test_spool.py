@@ -1588,6 +1588,45 @@ def test_a_target_line_without_its_destination_is_damage(tmp):
     assert spool_files(spool) == []
 
 
+def test_a_mailer_that_hangs_holds_up_a_queue_run_once(tmp):
+    """Four spooled messages for a [pipe] that hangs (killed at its 2 s
+    timeout), then one for another [pipe] and one for a Maildir: a queue
+    run waits for the hanging mailer once, defers its three other
+    messages at once with the same 451, and delivers the newer ones. It
+    once ran the mailer, and waited its timeout, for every message: with
+    the default 300 s, twelve such messages filled the flush service's
+    hour before any newer one was reached."""
+    mkdir(tmp + "/M")
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, "h@example.net hang\nk@example.net ok\n"
+                  "r@example.net @DIR@/M/\n",
+                  extra='[pipe "hang"]\nexec = /bin/sleep 100\ntimeout = 2s\n'
+                        '[pipe "ok"]\nexec = /bin/sh -c "cat > @DIR@/out/ok"\n')
+    spool = tmp + "/spool"
+    now = int(time.time())
+    hung = ["%010X%05X%03X" % (now - 100 + i, i, 0) for i in range(4)]
+    for qid in hung:
+        hand_written(spool, qid, "pending 0 0 pipe hang h@example.net "
+                     "h@example.net hang", now - 100)
+    hand_written(spool, "%010X%05X%03X" % (now - 50, 8, 0), "pending 0 0 pipe "
+                 "ok k@example.net k@example.net ok", now - 50)
+    hand_written(spool, "%010X%05X%03X" % (now - 50, 9, 0), "pending 0 0 maildir "
+                 "- r@example.net r@example.net %s/M/" % tmp, now - 50)
+    t0 = time.monotonic()
+    r = flush(cf, "--now")
+    took = time.monotonic() - t0
+    deferred = re.findall(r" id=(\w+) .*to=<h@example\.net> .*status=deferred "
+                          r"dsn=4\.3\.0 .*reply=\"451 4\.3\.0 mailer timed out "
+                          r"after 2s\"", r.stderr)
+    assert deferred == hung, r.stderr
+    assert took < 7, "%.1f s: the mailer was waited for more than once" % took
+    assert os.path.exists(tmp + "/out/ok"), r.stderr
+    assert len(maildir_files(tmp + "/M")) == 1, r.stderr
+    assert sorted(queue(cf)) == hung
+    for qid in hung:
+        assert envelope(spool, qid)["targets"][0]["attempts"] == 1
+
+
 # ------------------------------------------------------------------ #
 # 6. Concurrent flushers                                              #
 
