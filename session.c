@@ -604,10 +604,16 @@ static void cmd_data(struct session *s, char *arg)
 	end_of_data(s);
 }
 
-static int parse_bdat(const char *arg, uint64_t *n, int *last)
+/* BDAT's size, the first word after the verb, with *rest after it: 0,
+ * or -1 when it is no number that fits (then the chunk cannot be found). */
+static int bdat_size(const char *arg, uint64_t *n, const char **rest)
 {
 	const char *p = arg;
-	if (*p++ != ' ' || !(*p >= '0' && *p <= '9'))
+	if (*p != ' ')
+		return -1;
+	while (*p == ' ')
+		p++;
+	if (!(*p >= '0' && *p <= '9'))
 		return -1;
 	uint64_t v = 0;
 	while (*p >= '0' && *p <= '9') {
@@ -615,18 +621,25 @@ static int parse_bdat(const char *arg, uint64_t *n, int *last)
 			return -1;
 		v = v * 10 + (uint64_t)(*p++ - '0');
 	}
-	*last = 0;
-	if (*p == ' ') {
-		while (*p == ' ')
-			p++;
-		if (strcasecmp(p, "LAST"))
-			return -1;
-		*last = 1;
-	} else if (*p) {
+	if (*p && *p != ' ')
 		return -1;
-	}
 	*n = v;
+	*rest = p;
 	return 0;
+}
+
+/* "BDAT size [LAST]", words apart by any run of spaces: 0; -1 when the
+ * size cannot be read; -2 when only what follows it is wrong (*n set,
+ * the chunk can be skipped). */
+static int parse_bdat(const char *arg, uint64_t *n, int *last)
+{
+	const char *p;
+	if (bdat_size(arg, n, &p) < 0)
+		return -1;
+	while (*p == ' ')
+		p++;
+	*last = *p != 0;
+	return !*p || !strcasecmp(p, "LAST") ? 0 : -2;
 }
 
 /* Reads n octets of a chunk; keeps them when keep. -1: client gone. */
@@ -650,6 +663,36 @@ static int bdat_chunk(struct session *s, uint64_t n, int keep)
 			data_bytes(s, buf, got);
 		n -= got;
 	}
+	return 0;
+}
+
+/* A BDAT whose chunk cannot be found: the octets that follow are not
+ * commands, and where they end nobody knows (SPEC 5). */
+static void bdat_lost(struct session *s)
+{
+	reply(s, 421, ESC_OTHER_PROTOCOL_STATUS,
+	      "%s Cannot resynchronize after a bad BDAT, closing", s->name);
+	s->quit = 1;
+}
+
+/*
+ * A BDAT refused before its chunk was read: the chunk is read and dropped
+ * all the same, so that its octets never run as commands (SPEC 5), and a
+ * message being received has lost it: the rest is discarded up to LAST,
+ * or the transaction ends here with this LAST. -1 when the session ends
+ * (the client left, or timed out: replied).
+ */
+static int bdat_skip(struct session *s, uint64_t n, int last)
+{
+	if (bdat_chunk(s, n, 0) < 0) {
+		s->quit = 1;
+		transaction_reset(s);
+		return -1;
+	}
+	if (s->bdat != BDAT_NONE && last)
+		transaction_reset(s);
+	else if (s->bdat == BDAT_RECEIVING)
+		s->bdat = BDAT_DISCARDING;
 	return 0;
 }
 
@@ -703,14 +746,20 @@ static void cmd_bdat(struct session *s, char *arg)
 {
 	uint64_t n;
 	int last;
-	if (parse_bdat(arg, &n, &last) < 0) {
-		/* the chunk cannot be found: no resynchronizing */
+	int syntax = parse_bdat(arg, &n, &last);
+	if (syntax == -1) {
 		reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS,
 		      "Syntax: BDAT size [LAST]");
-		reply(s, 421, ESC_OTHER_PROTOCOL_STATUS,
-		      "%s Cannot resynchronize after a bad BDAT, closing",
-		      s->name);
-		s->quit = 1;
+		bdat_lost(s);
+		return;
+	}
+	if (syntax < 0) {
+		/* the size says where the chunk ends: it is skipped and the
+		 * session goes on (RFC 5321 4.1.1 asks for tolerance) */
+		if (bdat_skip(s, n, 0) == 0)
+			reply(s, 501, ESC_INVALID_COMMAND_ARGUMENTS,
+			      "Syntax: BDAT size [LAST] (discarded %llu octets)",
+			      (unsigned long long)n);
 		return;
 	}
 	if (s->state != ST_BDAT && s->bdat == BDAT_NONE &&
@@ -1046,6 +1095,9 @@ static void serve_line(struct session *s, char *line, size_t len,
 		for (size_t i = 0; i < len; i++)
 			if (line[i] == '\r')
 				line[i] = ' ';
+		/* RFC 5321 4.1.1: trailing white space is tolerated */
+		while (len && (line[len - 1] == ' ' || line[len - 1] == '\t'))
+			line[--len] = 0;
 		command(s, line, len);
 	}
 	if (s->delivered) /* errors and junk count until mail is delivered */

@@ -1,4 +1,4 @@
-# BDAT without a size, or with junk after LAST, is 501 then 421.
+# BDAT without a size is 501 then 421: where its chunk ends is unknown.
 [config]
 [core]
 hostname = mail.example.net
@@ -22,7 +22,7 @@ C: MAIL FROM:<a@b.example>
 S: 250 2.1.0 Sender <a@b.example> OK
 C: RCPT TO:<joe@example.net>
 S: 250 2.1.5 Recipient <joe@example.net> OK
-C: BDAT 5 LAST now
+C: BDAT LAST
 S: 501 5.5.4 Syntax: BDAT size [LAST]
 S: 421 4.5.0 mail.example.net Cannot resynchronize after a bad BDAT, closing
 E:
