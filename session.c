@@ -799,6 +799,25 @@ static void cmd_bdat(struct session *s, char *arg)
 	reply(s, 250, ESC_OTHER, "%llu octets received", (unsigned long long)n);
 }
 
+/* A command line refused before its verb ran (accept-mail = no, a bare
+ * LF or CR, a NUL, too long): a BDAT's chunk follows it all the same and
+ * is skipped before the refusal, or, when its size cannot be read, the
+ * session ends (SPEC 5). */
+static void refuse_line(struct session *s, const char *line,
+			const struct reply *r)
+{
+	uint64_t n;
+	int last, syntax = -1;
+	int bdat = verb_is(line, "BDAT") && (!line[4] || line[4] == ' ');
+	if (bdat)
+		syntax = parse_bdat(line + 4, &n, &last);
+	if (bdat && syntax != -1 && bdat_skip(s, n, !syntax && last) < 0)
+		return;
+	reply_dsn(s, r->code, r->dsn, "%s", r->text);
+	if (bdat && syntax == -1)
+		bdat_lost(s);
+}
+
 static void cmd_rset(struct session *s, char *arg)
 {
 	(void)arg; /* the verb table refuses an argument */
@@ -1036,9 +1055,11 @@ static void command(struct session *s, char *line, size_t len)
 	}
 	memcpy(verb, line, vl);
 	verb[vl] = 0;
+	struct reply r;
 	if (!s->accept_mail && strcasecmp(verb, "QUIT")) {
-		reply(s, 521, ESC_SYSTEM_NOT_ACCEPTING,
-		      "%s does not accept mail", s->name);
+		reply_set(&r, 521, ESC_SYSTEM_NOT_ACCEPTING,
+			  "%s does not accept mail", s->name);
+		refuse_line(s, line, &r);
 		flush(s);
 		return;
 	}
@@ -1058,7 +1079,8 @@ static void command(struct session *s, char *line, size_t len)
 		return;
 	}
 	if (len > CMD_MAX && strcmp(v->name, "MAIL") && strcmp(v->name, "RCPT")) {
-		reply(s, 500, ESC_SYNTAX_ERROR, "Line too long");
+		reply_set(&r, 500, ESC_SYNTAX_ERROR, "Line too long");
+		refuse_line(s, line, &r);
 		flush(s);
 		return;
 	}
@@ -1083,14 +1105,18 @@ static void command(struct session *s, char *line, size_t len)
 static void serve_line(struct session *s, char *line, size_t len,
 		       int toolong, int bare)
 {
+	struct reply r;
 	s->failed = 0;
 	s->delivered = 0;
 	if (toolong) {
-		reply(s, 500, ESC_SYNTAX_ERROR, "Line too long");
+		reply_set(&r, 500, ESC_SYNTAX_ERROR, "Line too long");
+		refuse_line(s, line, &r);
 	} else if (memchr(line, 0, len)) {
-		reply(s, 500, ESC_SYNTAX_ERROR, "NUL character in command");
+		reply_set(&r, 500, ESC_SYNTAX_ERROR, "NUL character in command");
+		refuse_line(s, line, &r);
 	} else if (s->bare_reject && (bare || memchr(line, '\r', len))) {
-		reply(s, 501, ESC_SYNTAX_ERROR, "Bare CR or LF in command");
+		reply_set(&r, 501, ESC_SYNTAX_ERROR, "Bare CR or LF in command");
+		refuse_line(s, line, &r);
 	} else {
 		for (size_t i = 0; i < len; i++)
 			if (line[i] == '\r')
