@@ -42,6 +42,10 @@
 /* The slowest data that keeps a session (bytes per second, io_data_pace:
  * Postfix's smtpd_min_data_rate). */
 #define DATA_MIN_RATE 500
+/* Recipients past max-recipients in one transaction that are not errors
+ * (RFC 5321 4.5.3.1.10); each one after them is (Postfix's
+ * smtpd_recipient_overshoot_limit), so the error limit ends the session. */
+#define RCPT_OVERSHOOT 1000
 
 
 /* ------------------------------------------------------------------ */
@@ -62,6 +66,7 @@ static void transaction_reset(struct session *s)
 	free(s->rcpts);
 	s->rcpts = NULL;
 	s->nrcpt = s->rcpt_cap = 0;
+	s->rcpt_overshoot = 0;
 	plan_free(&s->plan);
 	s->spooled = 0;
 	handoff_abandon(s);
@@ -420,6 +425,8 @@ static void rcpt_to(struct session *s, char *arg, const char *given)
 	}
 	if (s->nrcpt >= s->max_rcpt) {
 		reply(s, 452, ESC_TOO_MANY_RECIPIENTS, "Too many recipients");
+		if (++s->rcpt_overshoot > RCPT_OVERSHOOT)
+			s->failed = 1;
 		return;
 	}
 	struct addr a;
@@ -762,6 +769,9 @@ static void cmd_bdat(struct session *s, char *arg)
 			      (unsigned long long)n);
 		return;
 	}
+	/* a chunk that carries nothing carries no mail: junk, or a client
+	 * could send them for ever */
+	s->junk += !n && !last;
 	if (s->state != ST_BDAT && s->bdat == BDAT_NONE &&
 	    bdat_first(s, n, last) < 0)
 		return;

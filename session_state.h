@@ -146,6 +146,7 @@ struct session {
 	char envid[DSN_ENVID_MAX + 1];  /* ENVID= as given, or "" */
 	struct kept_rcpt *rcpts;
 	unsigned nrcpt, rcpt_cap;
+	unsigned rcpt_overshoot; /* RCPTs answered 452 4.5.3 */
 	struct plan plan; /* SMTP: one plan for the transaction */
 	int spooled;      /* SMTP: the transaction goes to the spool */
 	uint64_t declared_size; /* MAIL's SIZE=, 0 when not given */

@@ -31,7 +31,7 @@ def tmp():
 
 
 def write_cf(tmp, route="{tmp}/Maildir/", extra="", timeout="60s",
-             junk=10000000):
+             junk=10000000, max_rcpt=100000):
     cf = os.path.join(tmp, "postmaster.cf")
     with open(cf, "w") as f:
         f.write("""[core]
@@ -41,13 +41,13 @@ logger = stderr
 spool-directory = {tmp}/spool
 [smtpd "mx"]
 timeout = {timeout}
-max-recipients = 100000
+max-recipients = {max_rcpt}
 junk-command-limit = {junk}
 {extra}
 [route]
 @example.net {route}
 """.format(user="user-id = nobody" if ROOT else "", tmp=tmp, extra=extra,
-           timeout=timeout, junk=junk,
+           timeout=timeout, junk=junk, max_rcpt=max_rcpt,
            route=route.format(tmp=tmp)))
     r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
                        capture_output=True, text=True)
@@ -342,3 +342,39 @@ def test_commands_without_mail_are_limited(tmp):
     # after the delivery: RSET, VRFY, NOOP, HELP and the fifth, NOOP
     assert replies[-3].startswith("502 ") and replies[-2] == "250 2.0.0 OK", replies
     assert len(os.listdir(os.path.join(tmp, "Maildir", "new"))) == 1
+
+
+def replies_to(cf, script):
+    p = subprocess.run([POSTMASTER, "--config=" + cf], input=script,
+                       capture_output=True, timeout=60)
+    no_sanitizer_report(p.stderr.decode("utf-8", "replace"), "session")
+    return [l for l in p.stdout.decode().split("\r\n") if l[3:4] == " "]
+
+
+def test_recipients_past_the_overshoot_end_the_session(tmp):
+    """Past max-recipients, 1000 RCPTs answered 452 4.5.3 are no error
+    (RFC 5321 4.5.3.1.10); each one after them is, so the tenth such
+    ends the session instead of a client sending them for ever."""
+    cf = write_cf(tmp, max_rcpt=1)
+    script = (b"EHLO client.example\r\nMAIL FROM:<ann@sender.example>\r\n" +
+              b"RCPT TO:<joe@example.net>\r\n" * 5000 + b"QUIT\r\n")
+    replies = replies_to(cf, script)
+    assert replies.count("250 2.1.5 Recipient <joe@example.net> OK") == 1
+    assert replies.count("452 4.5.3 Too many recipients") == 1010, replies[-3:]
+    assert replies[-1] == "421 4.7.0 mx Too many errors, closing " \
+        "connection", replies[-3:]
+
+
+def test_empty_chunks_count_as_junk(tmp):
+    """BDAT 0 without LAST carries no mail: junk-command-limit ends a
+    session that sends nothing else."""
+    cf = write_cf(tmp, junk=5)
+    script = (b"EHLO client.example\r\nMAIL FROM:<ann@sender.example>\r\n"
+              b"RCPT TO:<joe@example.net>\r\n" + b"BDAT 0\r\n" * 5000 +
+              b"QUIT\r\n")
+    replies = replies_to(cf, script)
+    # EHLO and four empty chunks, answered; then the session ends
+    assert replies.count("250 2.0.0 0 octets received") == 4, replies[-3:]
+    assert replies[-1] == "421 4.7.0 mx Too many commands " \
+        "without mail, closing connection", replies[-3:]
+    assert not os.listdir(os.path.join(tmp, "Maildir"))
