@@ -20,7 +20,8 @@ from pmtest import (POSTMASTER, ROOT, SANITIZED, Tcpserver, no_sanitizer_report,
                     remove_tree, scratch_dir, wait_for)
 
 NEVER_READS = "client stopped reading replies"
-RSS_LIMIT_KIB = 8 * 1024  # SPEC 11: a session's peak RSS under 8 MiB
+RSS_LIMIT_KIB = 8 * 1024
+MAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "man")  # SPEC 11: a session's peak RSS under 8 MiB
 
 
 @pytest.fixture
@@ -42,12 +43,13 @@ spool-directory = {tmp}/spool
 [smtpd "mx"]
 timeout = {timeout}
 max-recipients = {max_rcpt}
-junk-command-limit = {junk}
+{junk}
 {extra}
 [route]
 @example.net {route}
 """.format(user="user-id = nobody" if ROOT else "", tmp=tmp, extra=extra,
-           timeout=timeout, junk=junk, max_rcpt=max_rcpt,
+           timeout=timeout, max_rcpt=max_rcpt,
+           junk="" if junk is None else "junk-command-limit = %d" % junk,
            route=route.format(tmp=tmp)))
     r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
                        capture_output=True, text=True)
@@ -378,3 +380,22 @@ def test_empty_chunks_count_as_junk(tmp):
     assert replies[-1] == "421 4.7.0 mx Too many commands " \
         "without mail, closing connection", replies[-3:]
     assert not os.listdir(os.path.join(tmp, "Maildir"))
+
+
+def test_junk_command_limit_is_what_the_manuals_say(tmp):
+    """postmaster(8) and postmaster.cf(5) agree with the code: with the
+    default limit the hundredth command without mail (EHLO counts) is
+    answered, then the session ends with 421 4.7.0."""
+    cf = write_cf(tmp, junk=None)
+    replies = replies_to(cf, b"EHLO client.example\r\n" +
+                         b"NOOP\r\n" * 120 + b"QUIT\r\n")
+    assert replies[2:] == ["250 2.0.0 OK"] * 99 + [
+        "421 4.7.0 mx Too many commands without mail, closing connection"]
+    man5 = read(os.path.join(MAN, "postmaster.cf.5"))
+    entry = man5.split(".It Ic junk-command-limit")[1].split(".It ")[0]
+    entry = " ".join(entry.split())
+    assert "default: 100" in entry and "the last of them is answered" in \
+        entry and "the hundredth such command is the last" in entry, entry
+    man8 = " ".join(read(os.path.join(MAN, "postmaster.8")).split())
+    assert "the hundredth command that carries no mail" in man8 and \
+        "once it has been answered" in man8
