@@ -234,29 +234,34 @@ void io_data_pace(struct io *io, unsigned min_rate)
 enum io_status io_read(struct io *io, char *p, size_t n, size_t *got)
 {
 	*got = 0;
+	long long now = io->min_rate ? now_ms() : 0;
+	/* octets that are already here do not buy back time that is gone */
+	if (io->min_rate && now >= io->data_deadline)
+		return IO_TIMEOUT;
 	if (io->in_pos == io->in_len) {
-		long long now = now_ms(), limit = now + io->timeout_ms;
+		if (!io->min_rate)
+			now = now_ms();
+		long long limit = now + io->timeout_ms;
 		long long deadline = io->min_rate && io->data_deadline < limit
 					     ? io->data_deadline
 					     : limit;
-		size_t before = io->in_len;
 		enum io_status st = fill(io, deadline);
 		if (st != IO_OK)
 			return st;
-		if (io->min_rate) {
-			/* the bytes that came buy time at min_rate */
-			io->data_deadline += (long long)(io->in_len - before) *
-					     1000 / io->min_rate;
-			limit = now_ms() + io->timeout_ms;
-			if (io->data_deadline > limit)
-				io->data_deadline = limit;
-		}
+		if (io->min_rate)
+			now = now_ms();
 	}
 	size_t avail = io->in_len - io->in_pos;
 	size_t take = avail < n ? avail : n;
 	memcpy(p, io->in + io->in_pos, take);
 	io->in_pos += take;
 	*got = take;
+	if (io->min_rate) {
+		/* the bytes taken buy time at min_rate, however they came */
+		io->data_deadline += (long long)take * 1000 / io->min_rate;
+		if (io->data_deadline > now + io->timeout_ms)
+			io->data_deadline = now + io->timeout_ms;
+	}
 	return IO_OK;
 }
 

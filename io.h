@@ -80,10 +80,13 @@ enum io_status io_read(struct io *io, char *p, size_t n, size_t *got);
 /*
  * Paces io_read() from now on (min_rate bytes per second; 0 ends it): its
  * waits share one deadline, the timeout from now, which each read moves on
- * by the time its bytes justify at min_rate, never past the timeout from
- * then. A client that sends at min_rate or faster never meets it; one
- * that trickles is cut off within about twice the timeout, however it
- * spaces its bytes (Postfix's smtpd_min_data_rate).
+ * by the time the bytes it returns justify at min_rate, never past the
+ * timeout from then; once the deadline has passed io_read() says
+ * IO_TIMEOUT even with bytes buffered. A client that sends at min_rate or
+ * faster never meets it; one that trickles is cut off within about twice
+ * the timeout, however it spaces its bytes (Postfix's
+ * smtpd_min_data_rate). The caller may wait for other input by
+ * data_deadline too (BDAT: the commands between chunks).
  */
 void io_data_pace(struct io *io, unsigned min_rate);
 /* Whether input is already waiting (buffered or readable now). */

@@ -653,7 +653,9 @@ static int parse_bdat(const char *arg, uint64_t *n, int *last)
 static int bdat_chunk(struct session *s, uint64_t n, int keep)
 {
 	char buf[8192];
-	if (!s->io.min_rate) /* one pace for all the transaction's chunks */
+	/* one pace for all the transaction's chunks and the commands between
+	 * them, as for DATA (serve_line() ends it with the transaction) */
+	if (!s->io.min_rate)
 		io_data_pace(&s->io, DATA_MIN_RATE);
 	while (n) {
 		size_t got;
@@ -1136,6 +1138,8 @@ static void serve_line(struct session *s, char *line, size_t len,
 			line[--len] = 0;
 		command(s, line, len);
 	}
+	if (s->bdat == BDAT_NONE) /* no BDAT transaction: no pace */
+		io_data_pace(&s->io, 0);
 	if (s->delivered) /* errors and junk count until mail is delivered */
 		s->errors = s->junk = 0;
 	s->errors += s->failed;
@@ -1235,13 +1239,20 @@ static int dialogue(struct session *s)
 			break; /* gone, or not reading what we said */
 		size_t len;
 		int bare;
-		enum io_status st = io_getline(&s->io, line, CMD_MAX_EXT, &len,
-					       &bare);
+		long long deadline = io_now_ms() + s->io.timeout_ms;
+		/* between BDAT chunks the data's pace goes on: a client
+		 * cannot trickle its message one small chunk at a time */
+		int paced = s->io.min_rate && s->io.data_deadline < deadline;
+		if (paced)
+			deadline = s->io.data_deadline;
+		enum io_status st = io_getline_until(&s->io, deadline, line,
+						     CMD_MAX_EXT, &len, &bare);
 		if (st == IO_TIMEOUT) {
 			log_event(LOG_L_WARNING, "event", "timeout", "tls",
 				  s->tls_on ? "yes" : "no", NULL);
 			reply(s, 421, ESC_BAD_CONNECTION,
-			      "%s Timeout exceeded, closing connection",
+			      paced ? "%s Timeout during BDAT, closing"
+				    : "%s Timeout exceeded, closing connection",
 			      s->name);
 			return EX_TEMPFAIL;
 		}

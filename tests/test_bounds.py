@@ -399,3 +399,48 @@ def test_junk_command_limit_is_what_the_manuals_say(tmp):
     man8 = " ".join(read(os.path.join(MAN, "postmaster.8")).split())
     assert "the hundredth command that carries no mail" in man8 and \
         "once it has been answered" in man8
+
+
+def test_chunks_trickled_below_the_minimum_rate_end_the_session(tmp):
+    """BDAT is paced as DATA is: one octet per chunk, each chunk well
+    within the timeout, is far below 500 bytes/s, and the session ends
+    within about twice the timeout instead of living on."""
+    opening = (b"EHLO client.example\r\nMAIL FROM:<ann@sender.example>\r\n"
+               b"RCPT TO:<joe@example.net>\r\n")
+    status, out, log = trickle_session(tmp, opening, b"BDAT 1\r\nx")
+    assert b"250 2.0.0 1 octets received\r\n" in out, out
+    assert out.endswith(b"421 4.4.2 mx Timeout during BDAT, closing\r\n"), \
+        out[-200:]
+    assert status == 75, log
+    assert not os.listdir(os.path.join(tmp, "Maildir"))
+
+
+def test_chunks_at_a_fair_rate_are_not_cut_off(tmp):
+    """A client whose chunks come faster than 500 bytes/s on average is
+    never cut off, however long the message takes in all."""
+    opening = (b"EHLO client.example\r\nMAIL FROM:<ann@sender.example>\r\n"
+               b"RCPT TO:<joe@example.net>\r\nBDAT 9\r\nSubject: ")
+    chunk = b"BDAT 400\r\n" + b"y" * 398 + b"\r\n"
+    cf = write_cf(tmp, timeout="2s")
+    p = subprocess.Popen([POSTMASTER, "--config=" + cf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(opening)
+        p.stdin.flush()
+        for _ in range(20):  # 6 s at about 1300 bytes/s
+            p.stdin.write(chunk)
+            p.stdin.flush()
+            threading.Event().wait(0.3)
+        p.stdin.write(b"BDAT 0 LAST\r\nQUIT\r\n")
+        p.stdin.close()
+        out = p.stdout.read()
+        err = p.stderr.read()
+        p.wait(timeout=60)
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
+    assert b"\r\n250 2.0.0 delivered to 1 Maildir\r\n" in out, out[-300:]
+    assert out.endswith(b"221 2.0.0 mx closing connection\r\n"), out[-200:]
+    no_sanitizer_report(err.decode("utf-8", "replace"), "session")

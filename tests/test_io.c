@@ -2,7 +2,7 @@
  * test_io.c - io_getline, the one bounded line reader: how a line ends,
  * and an over-long line, which is consumed to its end and keeps its first
  * max bytes (an onward peer's over-long reply keeps its code), however
- * the input arrives split.
+ * the input arrives split; and io_read's pace (io_data_pace).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -132,6 +132,44 @@ static void test_over_long_at_the_end(void **state)
 	}
 }
 
+/* Octets already buffered do not buy back time that is gone: a client
+ * that trickled its chunk's octets in with each BDAT line (read with the
+ * command, not by io_read) is cut off all the same. */
+static void test_pace_deadline_passed_with_bytes_buffered(void **state)
+{
+	(void)state;
+	char buf[16];
+	size_t got;
+	open_feed("BDAT 1\r\nx", 64);
+	expect(32, IO_OK, "BDAT 1", 0);
+	io_data_pace(&io, 500);
+	io.data_deadline = io_now_ms() - 1;
+	assert_int_equal(io_read(&io, buf, sizeof buf, &got), IO_TIMEOUT);
+	assert_int_equal(got, 0);
+}
+
+/* The bytes io_read returns buy time at the rate, whoever read them in;
+ * never more than the timeout ahead. */
+static void test_pace_credits_bytes_taken(void **state)
+{
+	(void)state;
+	char buf[16];
+	size_t got;
+	open_feed("BDAT 10\r\n0123456789", 64);
+	expect(32, IO_OK, "BDAT 10", 0);
+	io_data_pace(&io, 500);
+	long long before = io.data_deadline;
+	assert_int_equal(io_read(&io, buf, 4, &got), IO_OK);
+	assert_int_equal(got, 4);
+	assert_true(io.data_deadline >= before); /* capped at 1 s ahead */
+	io.data_deadline = io_now_ms() + 10;
+	before = io.data_deadline;
+	assert_int_equal(io_read(&io, buf, 6, &got), IO_OK);
+	assert_int_equal(got, 6);
+	assert_true(io.data_deadline == before + 12);
+	io_data_pace(&io, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -139,6 +177,8 @@ int main(void)
 		cmocka_unit_test(test_exactly_max),
 		cmocka_unit_test(test_over_long_keeps_its_head),
 		cmocka_unit_test(test_over_long_at_the_end),
+		cmocka_unit_test(test_pace_deadline_passed_with_bytes_buffered),
+		cmocka_unit_test(test_pace_credits_bytes_taken),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
