@@ -629,8 +629,15 @@ void handoff_deliver(struct session *s,
 			spooled = spool_transaction(s, &queued) == 0;
 	}
 	if (s->proto == P_LHLO) {
+		/* one address given several ways is delivered once; each RCPT
+		 * still has its reply (RFC 2033 4.2), the first one's */
+		int *slot;
+		unsigned nslots = envelope_shared_runs(s, &slot);
+		struct reply *shared = nslots ? xcalloc(nslots, sizeof *shared)
+					      : NULL;
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			struct reply r = common;
+			int sl = slot ? slot[i] : -1;
 			if (s->rcpts[i].milter_deleted) {
 				if (!refused)
 					reply_set(&r, 250, ESC_OTHER,
@@ -645,6 +652,9 @@ void handoff_deliver(struct session *s,
 					log_queued(s, &s->rcpts[i]);
 				else
 					log_result(s, &s->rcpts[i], &r);
+			} else if (sl >= 0 && shared[sl].code) {
+				r = shared[sl];
+				log_result(s, &s->rcpts[i], &r);
 			} else {
 				if (!refused &&
 				    !loops_for(s, s->rcpts[i].addr, &r)) {
@@ -656,11 +666,15 @@ void handoff_deliver(struct session *s,
 						     s->timeout, &r);
 				}
 				log_result(s, &s->rcpts[i], &r);
+				if (sl >= 0)
+					shared[sl] = r;
 			}
 			if (!s->rcpts[i].milter_added)
 				answer(s, &r);
 		}
 		free(looping);
+		free(shared);
+		free(slot);
 	} else if (s->spooled) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			if (spooled)

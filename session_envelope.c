@@ -122,6 +122,66 @@ void envelope_keep_rcpt(struct session *s, struct rcpt *rc)
 	memset(&rc->plan, 0, sizeof rc->plan);
 }
 
+/* LMTP: a recipient whose own run may serve another's. */
+static int runs_directly(const struct kept_rcpt *k)
+{
+	return !k->spooled && !k->milter_added && !k->milter_deleted;
+}
+
+static int by_address(const void *a, const void *b)
+{
+	const struct kept_rcpt *x = *(const struct kept_rcpt *const *)a;
+	const struct kept_rcpt *y = *(const struct kept_rcpt *const *)b;
+	int c = strcasecmp(x->addr, y->addr);
+	return c ? c : (x > y) - (x < y); /* RCPT order within an address */
+}
+
+static int same_targets(const struct kept_rcpt *a, const struct kept_rcpt *b)
+{
+	if (a->nt != b->nt)
+		return 0;
+	for (uint32_t i = 0; i < a->nt; i++) {
+		const struct kept_target *x = &a->t[i], *y = &b->t[i];
+		if (x->kind != y->kind || x->sec != y->sec ||
+		    strcasecmp(x->addr, y->addr) || !x->arg != !y->arg ||
+		    (x->arg && strcmp(x->arg, y->arg)))
+			return 0;
+	}
+	return 1;
+}
+
+unsigned envelope_shared_runs(const struct session *s, int **slot)
+{
+	*slot = NULL;
+	if (s->nrcpt < 2)
+		return 0;
+	const struct kept_rcpt **v = xmalloc(s->nrcpt * sizeof *v);
+	unsigned n = 0, slots = 0;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (runs_directly(&s->rcpts[i]))
+			v[n++] = &s->rcpts[i];
+	/* sorted, not compared pairwise: max-recipients may be 100000 */
+	qsort(v, n, sizeof *v, by_address);
+	for (unsigned a = 0, b; a < n; a = b) {
+		int shared = 0;
+		for (b = a + 1; b < n && !strcasecmp(v[a]->addr, v[b]->addr); b++) {
+			if (!same_targets(v[a], v[b]))
+				continue;
+			if (!*slot) {
+				*slot = xmalloc(s->nrcpt * sizeof **slot);
+				for (unsigned i = 0; i < s->nrcpt; i++)
+					(*slot)[i] = -1;
+			}
+			(*slot)[v[b] - s->rcpts] = (int)slots;
+			shared = 1;
+		}
+		if (shared)
+			(*slot)[v[a] - s->rcpts] = (int)slots++;
+	}
+	free(v);
+	return slots;
+}
+
 /* One MAIL parameter: its keyword and value (NULL without '='). */
 struct param {
 	const char *kw, *val;

@@ -221,6 +221,11 @@ int envelope_relay_allowed(struct session *s);
 /* Appends rc to the transaction's recipients in the small form; takes
  * over rc's plan, leaves its route result to the caller. */
 void envelope_keep_rcpt(struct session *s, struct rcpt *rc);
+/* LMTP after the data: recipients that one run serves (the same address
+ * as routing compares it, case aside, with the same targets, both on the
+ * direct path) share a slot in *slot, -1 for none; the run is the first
+ * of them's. The number of slots; 0 with *slot NULL when no two share. */
+unsigned envelope_shared_runs(const struct session *s, int **slot);
 /* A milter's changes of the envelope (SMFIR_ADDRCPT, SMFIR_DELRCPT,
  * SMFIR_CHGFROM): 0, or -1 with why in r. An added recipient is routed
  * like a RCPT (without the relay check: the milter vouches for it) and,
