@@ -109,6 +109,12 @@ static int classify(const char *a, const char **value, char *why,
 				 : o == O_ROUTE ? "ADDRESS" : "NAME");
 			return ARG_BAD;
 		}
+		if (eq && !eq[1] && opts[o].value == V_OPTIONAL) {
+			fmt_snprintf(why, whylen, "--%s= needs a value: --%s=ID, "
+				     "or --%s alone", opts[o].name,
+				     opts[o].name, opts[o].name);
+			return ARG_BAD;
+		}
 		*value = eq ? eq + 1 : NULL;
 		return o;
 	}

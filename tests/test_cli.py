@@ -1065,6 +1065,7 @@ USAGE_ERRORS = [
     (["--route"], "--route needs a value: --route=ADDRESS"),
     (["--delete"], "--delete needs a value: --delete=ID"),
     (["--release="], "--release needs a value: --release=ID"),
+    (["--flush="], "--flush= needs a value: --flush=ID, or --flush alone"),
     (["--check", "--bogus"], "unknown option '--bogus'"),
 ]
 
