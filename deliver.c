@@ -181,9 +181,19 @@ static enum plan_verdict fit(struct plan *p, const struct route_result *r,
 	return PLAN_OK;
 }
 
+/* Whether target t would put a blank or a tab into a mailer's RCPT_TO. */
+static int blank_for_mailer(const struct route_target *t)
+{
+	return (t->kind == T_PIPE || t->kind == T_USER || t->kind == T_CMD) &&
+	       t->addr[strcspn(t->addr, " \t")];
+}
+
 enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 			   const char *rcpt)
 {
+	for (uint32_t i = 0; i < r->nt; i++)
+		if (blank_for_mailer(&r->t[i]))
+			return PLAN_REFUSED;
 	enum plan_verdict v = fit(p, r, rcpt, 0);
 	if (v != PLAN_OK)
 		return v;
@@ -195,21 +205,25 @@ enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 	return PLAN_OK;
 }
 
+void plan_blank_reply(struct reply *r, const char *rcpt)
+{
+	reply_code(r, 553, ESC_BAD_DEST_MAILBOX_SYNTAX);
+	fmt_snprintf(r->text, sizeof r->text,
+		     "<%s>: an address with a blank cannot go to a mailer, "
+		     "whose RCPT_TO separates addresses by blanks",
+		     rcpt);
+}
+
 void plan_refuse_blanks(struct route_result *r, const char *rcpt)
 {
 	for (uint32_t i = 0; r->code == 250 && i < r->nt; i++) {
-		const struct route_target *t = &r->t[i];
-		if ((t->kind != T_PIPE && t->kind != T_USER &&
-		     t->kind != T_CMD) ||
-		    !t->addr[strcspn(t->addr, " \t")])
+		if (!blank_for_mailer(&r->t[i]))
 			continue;
-		r->code = 553;
-		esc_for_code(r->dsn, r->code, ESC_BAD_DEST_MAILBOX_SYNTAX);
-		fmt_snprintf(r->text, sizeof r->text,
-			     "<%s>: an address with a blank cannot go to a "
-			     "mailer, whose RCPT_TO separates addresses by "
-			     "blanks",
-			     rcpt);
+		struct reply why;
+		plan_blank_reply(&why, rcpt);
+		r->code = why.code;
+		fmt_snprintf(r->dsn, sizeof r->dsn, "%s", why.dsn);
+		fmt_snprintf(r->text, sizeof r->text, "%s", why.text);
 	}
 }
 

@@ -60,6 +60,7 @@ enum plan_verdict {
 	PLAN_OK,
 	PLAN_LATER, /* another run of the direct path would serve it */
 	PLAN_SPOOL, /* needs the spool or the network */
+	PLAN_REFUSED, /* no mailer may take it: see plan_blank_reply() */
 };
 
 /*
@@ -67,7 +68,9 @@ enum plan_verdict {
  * why it cannot. This is the one place that decides what the direct path
  * can serve: a transaction with a recipient that does not fit goes to the
  * spool (SPEC 7 path 3). Its cost does not grow with the recipients that
- * p already holds.
+ * p already holds. A target that would put a blank into a mailer's
+ * RCPT_TO is PLAN_REFUSED here, whichever path routed it (a session, a
+ * report to a sender, the flusher), so that no caller can miss it.
  */
 enum plan_verdict plan_add(struct plan *p, const struct route_result *r,
 			   const char *rcpt);
@@ -77,6 +80,9 @@ void plan_free(struct plan *p);
  * of r that would put a blank or a tab in it (a quoted local part) makes
  * r a 553 5.1.3 refusal, so that no mailer reads one address as two. */
 void plan_refuse_blanks(struct route_result *r, const char *rcpt);
+
+/* The 553 5.1.3 that refusal gives, in r. */
+void plan_blank_reply(struct reply *r, const char *rcpt);
 
 /* Runs the plan on the message: 1 when its mailer was killed at its
  * timeout (the flusher then spares that mailer's other messages the

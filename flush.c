@@ -289,9 +289,17 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 			continue;
 		}
 		struct route_result rr = {.code = 250, .t = &rt, .nt = 1};
-		if (plan_add(&p, &rr, t->orig) == PLAN_OK) {
+		enum plan_verdict v = plan_add(&p, &rr, t->orig);
+		if (v == PLAN_OK) {
 			used[k] = 1;
 			idx[n++] = k;
+		} else if (v == PLAN_REFUSED && k == i) {
+			/* a report to such a sender, or an envelope written
+			 * before sessions refused it */
+			used[k] = 1;
+			plan_blank_reply(&r, t->addr);
+			apply(x, k, &r, NULL, -1, -1);
+			break;
 		}
 	}
 	if (n) {

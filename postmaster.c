@@ -160,6 +160,7 @@ RARE_PATH static int do_route(struct cf *cf, const char *addr,
 		printf("deliver: %s %s <%s>\n", route_target_kind_name(t->kind),
 		       t->arg, t->addr);
 	}
+	plan_refuse_blanks(&r, addr);
 	if (r.code == 250) {
 		/* what a session of this build answers for it */
 		struct plan p = {0};

@@ -12,6 +12,7 @@ POSTMASTER names the binary under test; every output is searched for
 sanitizer reports.
 """
 import email
+import os
 import re
 import subprocess
 import time
@@ -21,7 +22,8 @@ import pytest
 from pmtest import POSTMASTER
 
 from test_spool import (HOST, QUEUED, Session, flush, maildir_files, mkdir, queue,
-                        read_bytes, smtp_data, spool_files, tmp, write_cf)
+                        read_bytes, read_text, smtp_data, spool_files, tmp,
+                        write_cf)
 
 assert tmp  # the fixture, imported for the tests below
 
@@ -447,3 +449,27 @@ def test_a_recipient_given_twice_is_no_expansion(tmp):
                for x in email.message_from_bytes(read_bytes(p))
                .get_payload()[1].get_payload()[1:]]
     assert actions and set(actions) == {"delivered"}, actions
+
+
+def test_a_report_to_a_sender_with_a_blank_never_reaches_a_mailer(tmp):
+    """RCPT refuses an address with a blank bound for a mailer, whose
+    RCPT_TO separates addresses by blanks; the same address as MAIL FROM
+    is taken, and the bounce to it must not hand the catch-all pipe an
+    RCPT_TO in which a script that splits it reads victim@example.net.
+    The report's delivery fails 553 5.1.3 instead."""
+    cf = write_cf(tmp, 'x@example.net "|exit 67"\n'
+                       "k@example.net @DIR@/keep/\n"
+                       "@example.org list\n",
+                  extra='[pipe "list"]\n'
+                        'exec = /bin/sh -c "echo $RCPT_TO >> @DIR@/list; '
+                        'cat > /dev/null"\n'
+                        "max_rcpt_to = 10\n")
+    sender = '"x victim@example.net y"@example.org'
+    s = Session(cf).start()
+    r = s.mail(sender, ["x@example.net", "k@example.net"], MESSAGE)
+    assert QUEUED.match(r), r
+    log = s.end()
+    assert len(maildir_files(tmp + "/keep")) == 1
+    assert re.search(r'from=<> to="<\\"x victim@example.net y\\"@example.org>"'
+                     r'.* status=bounced dsn=5\.1\.3 ', log), log
+    assert not os.path.exists(tmp + "/list"), read_text(tmp + "/list")
