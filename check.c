@@ -14,6 +14,7 @@
 #include "check.h"
 #include "fmt.h"
 #include "hosts.h"
+#include "priv.h"
 #include "route.h"
 #include "route_check.h"
 #include "rtindex.h"
@@ -26,7 +27,9 @@
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Whether uid:gid (and no other group) may create files in st. */
@@ -217,19 +220,10 @@ static void check_key(struct cf *cf, struct cf_section *sec, int key)
 			JOURNAL_SOCKET);
 }
 
-/* Whether uid:gid (and no other group) may run st, or search it. */
-static int may_exec(const struct stat *st, uid_t uid, gid_t gid)
-{
-	mode_t need = st->st_uid == uid	  ? S_IXUSR
-		      : st->st_gid == gid ? S_IXGRP
-					  : S_IXOTH;
-	return (st->st_mode & need) != 0;
-}
-
-/* Why uid:gid cannot reach the program path through its directories:
- * into why, 0 when they can. */
-static int unsearchable_dir(const char *path, uid_t uid, gid_t gid,
-			    char *why, size_t n)
+/* Why this process cannot run the program at path: into why, 0 when it
+ * can. The kernel judges (mode bits, ACLs, a noexec mount, a security
+ * module), one directory at a time so that the reason names the one. */
+static int why_not_runnable(const char *path, char *why, size_t n)
 {
 	char dir[4096];
 	struct stat st;
@@ -238,7 +232,7 @@ static int unsearchable_dir(const char *path, uid_t uid, gid_t gid,
 	for (char *p = dir; (p = strchr(p + 1, '/'));) {
 		*p = 0;
 		if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) &&
-		    !may_exec(&st, uid, gid)) {
+		    access(dir, X_OK) < 0) {
 			fmt_snprintf(why, n, "its directory %s (owner %lu:%lu, "
 					 "mode %04o) is not searchable",
 				 dir, (unsigned long)st.st_uid,
@@ -248,7 +242,44 @@ static int unsearchable_dir(const char *path, uid_t uid, gid_t gid,
 		}
 		*p = '/';
 	}
-	return 0;
+	if (access(path, X_OK) == 0)
+		return 0;
+	if (errno == EACCES && stat(path, &st) == 0)
+		fmt_snprintf(why, n, "has owner %lu:%lu and mode %04o",
+			     (unsigned long)st.st_uid,
+			     (unsigned long)st.st_gid,
+			     (unsigned)(st.st_mode & 07777));
+	else
+		fmt_snprintf(why, n, "is not executable (%s)", strerror(errno));
+	return 1;
+}
+
+/* Why the sessions cannot run the program at path, asked of the kernel
+ * by a child that drops to their user as they do (priv_drop()): into
+ * why, 0 when they can or it cannot tell. */
+static int sessions_cannot_run(const struct cf *cf, const char *path,
+			       char *why, size_t n)
+{
+	char *shared = mmap(NULL, n, PROT_READ | PROT_WRITE,
+			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (shared == MAP_FAILED)
+		return 0;
+	shared[0] = 0;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char ignored[256];
+		/* a user-id the sessions refuse is check_ids()'s to report */
+		_exit(priv_drop(cf, ignored, sizeof ignored) == 0 &&
+		      why_not_runnable(path, shared, n));
+	}
+	int status = 0;
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	int cannot = pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 1;
+	if (cannot)
+		fmt_snprintf(why, n, "%s", shared);
+	munmap(shared, n);
+	return cannot;
 }
 
 /* Why the sessions' user cannot run the program st at path: into why, 0
@@ -277,22 +308,9 @@ static int cannot_run(const struct cf *cf, const char *path,
 						      : "not a regular file");
 		return 1;
 	}
-	if (!root) {
-		if (access(path, X_OK) == 0)
-			return 0;
-		fmt_snprintf(why, n, "is not executable (%s)", strerror(errno));
-		return 1;
-	}
-	if (!known)
+	if (root && !known)
 		return 0;
-	if (!may_exec(st, uid, gid)) {
-		fmt_snprintf(why, n, "has owner %lu:%lu and mode %04o",
-			     (unsigned long)st->st_uid,
-			     (unsigned long)st->st_gid,
-			     (unsigned)(st->st_mode & 07777));
-		return 1;
-	}
-	return unsearchable_dir(path, uid, gid, why, n);
+	return sessions_cannot_run(cf, path, why, n);
 }
 
 /* A program that does not exist may exist where the file is used (a

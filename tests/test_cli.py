@@ -1318,8 +1318,7 @@ def test_check_refuses_a_pipe_program_the_sessions_cannot_run(open_dir, case):
                                      "is not searchable" % prog.parent}.get(case)
     if why is None:
         st = os.stat(prog)
-        why = ("has owner %d:%d and mode %04o" % (st.st_uid, st.st_gid, st.st_mode & 0o7777)
-               if os.geteuid() == 0 else "is not executable (Permission denied)")
+        why = "has owner %d:%d and mode %04o" % (st.st_uid, st.st_gid, st.st_mode & 0o7777)
     assert r.stderr == ('%s:5:8: expected a program that %s can run: "%s" %s, so every '
                         'delivery to [pipe "p"] would fail\n' % (cf, who, prog, why)), r.stderr
     if os.geteuid() == 0:
@@ -1338,6 +1337,56 @@ def test_check_takes_a_pipe_program_the_sessions_can_run(open_dir):
     os.chmod(prog, 0o755)
     r = pm("--config=" + pipe_program_cf(tmp_path, prog), "--check")
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+def set_acl(path, user_perm, mode):
+    """setfacl -m u:nobody:PERM on path, whose other bits give nothing:
+    the POSIX ACL written as its extended attribute (no setfacl here)."""
+    import struct
+    uid = pwd.getpwnam("nobody").pw_uid
+
+    def entry(tag, perm, ident=0xFFFFFFFF):
+        return struct.pack("<HHI", tag, perm, ident)
+    acl = (struct.pack("<I", 2) + entry(1, mode >> 6 & 7) + entry(2, user_perm, uid) +
+           entry(4, mode >> 3 & 7) + entry(0x10, user_perm | (mode >> 3 & 7)) +
+           entry(0x20, 0))
+    try:
+        os.setxattr(path, "system.posix_acl_access", acl)
+    except OSError as e:
+        pytest.skip("no POSIX ACLs here: %s" % e)
+
+
+def test_check_takes_a_pipe_program_an_acl_lets_the_sessions_run(open_dir):
+    """--check computed the session user's permission from the mode bits
+    alone: a program opened to that user by an ACL entry (setfacl -m
+    u:nobody:rx), in a directory opened the same way, was an error (exit
+    78) while every delivery worked. The kernel now judges, in a child
+    that drops to user-id and group-id as the sessions do."""
+    if os.geteuid() != 0:
+        pytest.skip("the sessions run as user-id only when started as root")
+    private = open_dir / "private"
+    private.mkdir(mode=0o700)
+    set_acl(private, 1, 0o700)
+    prog = private / "mailer.sh"
+    prog.write_text("#!/bin/sh\ncat > %s/got\n" % open_dir)
+    os.chmod(prog, 0o750)
+    set_acl(prog, 5, 0o750)
+    os.chmod(open_dir, 0o1777)
+    cf = pipe_program_cf(open_dir, prog)
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    s = subprocess.run([POSTMASTER, "--config=" + cf],
+                       input=b"EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@example.org>\r\n"
+                             b"DATA\r\n\r\nacl-marker\r\n.\r\nQUIT\r\n",
+                       capture_output=True, timeout=30)
+    assert b"\r\n250 2.0.0 delivered\r\n" in s.stdout, s.stdout
+    assert "acl-marker" in (open_dir / "got").read_text()
+    # without the entry for nobody, the same program is an error again
+    os.removexattr(prog, "system.posix_acl_access")
+    os.chmod(prog, 0o750)
+    r = pm("--config=" + cf, "--check")
+    assert r.returncode == 78 and "has owner 0:0 and mode 0750, so every " \
+        "delivery to [pipe \"p\"] would fail" in r.stderr, r.stderr
 
 
 def test_check_warns_route_target_naming_nothing(tmp_path):
