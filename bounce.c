@@ -66,32 +66,32 @@ static int original_message(const struct spool_msg *m, struct buf *out)
 	return 1;
 }
 
-/* What goes back: the message with RET=FULL when it is text and within
- * core.bounce-size-limit (returns 1), else its headers (0): a larger
- * one is not cut, which would break its MIME structure (Postfix's
+/* What goes back, into b: the message with RET=FULL when it is text and
+ * within core.bounce-size-limit (returns 1), else its headers (0): a
+ * larger one is not cut, which would break its MIME structure (Postfix's
  * bounce_size_limit does the same), and a report the size of the
  * message would often be refused by the sender's own server. */
 static int returned_content(const struct cf *cf, const struct spool_msg *m,
-			    int failed, int global, struct buf *b)
+			    int failed, struct buf *b)
 {
 	if (failed && m->dsn_ret == DSN_RET_FULL && !m->binary &&
 	    (uint64_t)m->size <= cf->core->v[CORE_BOUNCE_SIZE_LIMIT].n) {
-		struct buf whole = {0};
-		if (original_message(m, &whole)) {
-			buf_printf(b, "Content-Description: Undelivered Message\n"
-				      "Content-Type: message/%s\n\n",
-				   global ? "global" : "rfc822");
-			buf_add(b, whole.s, whole.len);
-			buf_free(&whole);
+		if (original_message(m, b))
 			return 1;
-		}
-		buf_free(&whole);
+		b->len = 0;
 	}
-	buf_printf(b, "Content-Description: Undelivered Message Headers\n"
-		      "Content-Type: %s\n\n",
-		   global ? "message/global-headers" : "text/rfc822-headers");
 	original_headers(m, b);
 	return 0;
+}
+
+/* The length of the header section of returned content: up to its
+ * first empty line, or all of it. */
+static size_t header_section(const struct buf *ret)
+{
+	for (size_t i = 0; i < ret->len; i++)
+		if (ret->s[i] == '\n' && (i == 0 || ret->s[i - 1] == '\n'))
+			return i;
+	return ret->len;
 }
 
 static int has_8bit(const char *s, size_t n)
@@ -150,19 +150,13 @@ const char *bounce_action_name(enum report_kind kind)
  * not go at all, while message/global may be base64 (RFC 6532 3.7),
  * as the 7-bit conversion (mime.c) does with any part not rfc822. */
 static int global_report(const struct spool_msg *m, const unsigned *idx,
-			 unsigned n)
+			 unsigned n, const struct buf *ret)
 {
-	int global = m->smtputf8;
+	int global = m->smtputf8 || has_8bit(ret->s, header_section(ret));
 	for (unsigned i = 0; i < n && !global; i++) {
 		const struct spool_target *t = &m->t[idx[i]];
 		global = has_8bit(t->addr, strlen(t->addr)) ||
 			 has_8bit(t->orig, strlen(t->orig));
-	}
-	if (!global) {
-		struct buf h = {0};
-		original_headers(m, &h);
-		global = has_8bit(h.s, h.len);
-		buf_free(&h);
 	}
 	return global;
 }
@@ -172,7 +166,10 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 		    const char *to, const char *id, struct buf *b)
 {
 	const char *host = cf->core->v[CORE_HOSTNAME].s;
-	int global = global_report(m, idx, n);
+	struct buf ret = {0};
+	/* RFC 3461 4.3: RET is about failures; other reports carry headers */
+	int whole = returned_content(cf, m, kind == REPORT_FAILED, &ret);
+	int global = global_report(m, idx, n, &ret);
 	char date[64], arrival[64];
 	time_t now = time(NULL);
 	date_rfc5322(now, date, sizeof date);
@@ -204,10 +201,6 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 		buf_printf(b, "<%s>: %d %s %s\n", t->addr, t->code, t->dsn,
 			   t->text);
 	}
-	struct buf ret = {0};
-	/* RFC 3461 4.3: RET is about failures; other reports carry headers */
-	int whole = returned_content(cf, m, kind == REPORT_FAILED, global,
-				     &ret);
 	buf_printf(b, "\n%s at the end.\n\n",
 		   whole ? "Your message follows"
 			 : "The headers of your message follow");
@@ -259,6 +252,15 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 		}
 	}
 	buf_printf(b, "\n--%s\n", boundary);
+	if (whole)
+		buf_printf(b, "Content-Description: Undelivered Message\n"
+			      "Content-Type: message/%s\n\n",
+			   global ? "global" : "rfc822");
+	else
+		buf_printf(b, "Content-Description: Undelivered Message "
+			      "Headers\nContent-Type: %s\n\n",
+			   global ? "message/global-headers"
+				  : "text/rfc822-headers");
 	buf_add(b, ret.s, ret.len);
 	buf_free(&ret);
 	buf_printf(b, "\n--%s--\n", boundary);

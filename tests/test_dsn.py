@@ -473,3 +473,30 @@ def test_a_report_to_a_sender_with_a_blank_never_reaches_a_mailer(tmp):
     assert re.search(r'from=<> to="<\\"x victim@example.net y\\"@example.org>"'
                      r'.* status=bounced dsn=5\.1\.3 ', log), log
     assert not os.path.exists(tmp + "/list"), read_text(tmp + "/list")
+
+
+@pytest.mark.parametrize("pad, where, kind", [
+    (110, "header", "global-delivery-status"),
+    (10, "header", "global-delivery-status"),
+    (110, "body", "delivery-status")])
+def test_ret_full_report_type_follows_the_returned_header(tmp, pad, where, kind):
+    """The report type was chosen from the first 64 KiB of the header,
+    but RET=FULL returns the whole message: an 8-bit field after 77 kB of
+    header came back raw in message/rfc822, which no 7-bit hop may carry
+    (RFC 2046 5.2.1). The type now follows the header of what goes back;
+    8-bit octets in the body alone still leave it message/rfc822."""
+    cf = write_cf(tmp, ROUTES, core="bounce-size-limit = 1M\n")
+    head = b"".join(b"X-Pad-%d: %s\n" % (i, b"a" * 700) for i in range(pad))
+    eight = "café".encode()
+    msg = (head + b"Subject: " + (eight if where == "header" else b"cafe") +
+           b"\n\n" + (eight if where == "body" else b"hi") + b"\n")
+    s = Session(cf).start()
+    r = s.mail("s@example.net", ["x@example.net"], msg, " RET=FULL")
+    assert QUEUED.match(r), r
+    s.end()
+    b = the_report(tmp, kind)
+    parts = b.get_payload()
+    returned = "message/global" if kind.startswith("global") else "message/rfc822"
+    assert [p.get_content_type() for p in parts] == \
+        ["text/plain", "message/" + kind, returned]
+    assert eight in read_bytes(maildir_files(tmp + "/sender")[0])
