@@ -95,8 +95,6 @@ struct run {
 	int dirfd;
 	struct spool_msg *m;
 	unsigned char *fail_now; /* failed in this flush: to be bounced */
-	unsigned char *success_now; /* 1 + the report_kind that NOTIFY=SUCCESS
-				     * asked for, delivered in this flush */
 	time_t now;
 	/* written in this run, delivered once the message's own state is
 	 * recorded (see flush_run) */
@@ -141,7 +139,9 @@ static void log_target(const struct run *x, const struct spool_target *t,
 
 /* What a reply means for one target; success is the report a delivery
  * gives NOTIFY=SUCCESS (REPORT_DELIVERED or REPORT_RELAYED), or -1 when
- * it gives none (a next hop that reports itself). */
+ * it gives none (a next hop that reports itself). That report is owed
+ * from the envelope that records the delivery on, so a run that dies
+ * before it is written leaves it to the next run. */
 static void apply(struct run *x, unsigned i, const struct reply *r,
 		  const char *remote, int tls, int success)
 {
@@ -158,7 +158,8 @@ static void apply(struct run *x, unsigned i, const struct reply *r,
 		t->state = SP_DELIVERED;
 		log_target(x, t, "sent");
 		if (success >= 0 && (t->notify & DSN_SUCCESS))
-			x->success_now[i] = (unsigned char)(1 + success);
+			t->owed = success == REPORT_RELAYED ? SP_OWED_RELAYED
+							    : SP_OWED_DELIVERED;
 		return;
 	}
 	int64_t lifetime = (int64_t)x->cf->core->v[CORE_QUEUE_LIFETIME].n;
@@ -194,7 +195,8 @@ static void save(struct run *x)
 	 * crash before it repeats at most this run, as it would anyway */
 	unsigned open = 0;
 	for (unsigned i = 0; i < x->m->nt; i++)
-		open += x->m->t[i].state == SP_PENDING || x->fail_now[i];
+		open += x->m->t[i].state == SP_PENDING || x->fail_now[i] ||
+			x->m->t[i].owed;
 	if (!open)
 		return;
 	if (spool_update(x->dirfd, x->m) < 0)
@@ -484,23 +486,35 @@ static void report_written(const struct spool_msg *m, int r)
 			  "reason", strerror(errno), NULL);
 }
 
-/* NOTIFY=SUCCESS: one report per kind of the deliveries of this run. A
- * report that cannot be written is logged and not tried again: the
- * deliveries themselves are done. */
+/* NOTIFY=SUCCESS: one report per kind of the deliveries that owe one,
+ * this run's and those of a run that died before it wrote them. A report
+ * that cannot be written is logged and not tried again: the deliveries
+ * themselves are done. */
 static void write_success_reports(struct run *x)
 {
+	static const enum sp_owed owed[] = {[REPORT_DELIVERED] =
+						    SP_OWED_DELIVERED,
+					    [REPORT_RELAYED] = SP_OWED_RELAYED};
 	struct spool_msg *m = x->m;
 	unsigned *idx = xcalloc(m->nt + 1, sizeof *idx);
+	unsigned written = 0;
 	for (int kind = REPORT_DELIVERED; kind <= REPORT_RELAYED; kind++) {
 		unsigned n = 0;
 		for (unsigned i = 0; i < m->nt; i++)
-			if (x->success_now[i] == 1 + kind)
+			if (m->t[i].owed == owed[kind])
 				idx[n++] = i;
-		if (n)
-			report_written(m, write_report(x, m, idx, n,
-						       (enum report_kind)kind));
+		if (!n)
+			continue;
+		report_written(m, write_report(x, m, idx, n,
+					       (enum report_kind)kind));
+		for (unsigned i = 0; i < n; i++)
+			m->t[idx[i]].owed = SP_OWED_NONE;
+		written += n;
 	}
 	free(idx);
+	/* the reports are synced in the spool: no longer owed */
+	if (written)
+		save(x);
 }
 
 /* The end of the run of targets from i that share its recipient: the
@@ -635,7 +649,6 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 			.dirfd = dirfd,
 			.m = m,
 			.fail_now = xcalloc(m->nt + 1, 1),
-			.success_now = xcalloc(m->nt + 1, 1),
 			.now = time(NULL)};
 	/* a clock that stepped back leaves times ahead of now: the message
 	 * is no younger than now, and an attempt set further off than the
@@ -676,7 +689,9 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 	 * state is recorded, and delivered only after: a crash before the
 	 * record repeats the run's outcome (the window of an envelope
 	 * update), one while a report goes out (to a slow next hop, for
-	 * minutes) leaves the report to the next run and nothing else. */
+	 * minutes) leaves the report to the next run and nothing else. A
+	 * success report a target owed since an earlier save is made from
+	 * the envelope (report-owed), by this run or the next. */
 	int pending = 0;
 	for (unsigned i = 0; i < m->nt; i++)
 		pending += m->t[i].state == SP_PENDING;
@@ -685,7 +700,6 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 		log_event(LOG_L_INFO, "id", m->id, "event", "removed", NULL);
 	}
 	free(x.fail_now);
-	free(x.success_now);
 	free(used);
 	spool_msg_free(m);
 	for (unsigned k = 0; k < x.nreports; k++)

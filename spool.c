@@ -19,13 +19,16 @@
  *   quarantine REASON
  *   target STATE ATTEMPTS NEXT KIND VIA ADDR ORIG ARG
  *   dsn NOTIFY ORCPT
+ *   report-owed delivered|relayed
  *   reply CODE DSN REMOTE TEXT
  *
  * An envelope written before the "smtpd" line existed loads without it.
  * The "dsn-ret", "dsn-envid" and "dsn" lines (RFC 3461) are there only
  * when the client asked for them, "dsn-delayed" once the delay report
  * went out, "quarantine" while a milter's quarantine holds the message
- * (until --release); NOTIFY is "never" or a comma list of
+ * (until --release), "report-owed" while a delivered target's
+ * NOTIFY=SUCCESS report is not yet in the spool; NOTIFY is "never" or a
+ * comma list of
  * success, failure, delay, or "-"; ORCPT is "type;xtext" or "-". A "dsn"
  * or "reply" line belongs to the target line before it. In the file ID a
  * line "message" ends the envelope; ID.env holds the envelope alone. ID is
@@ -53,6 +56,7 @@
 #define TMP_AGE 60       /* an unlocked tmp.ID this old is dead */
 
 static const char *const state_names[] = {"pending", "delivered", "failed"};
+static const char *const owed_names[] = {"", "delivered", "relayed"};
 static const char *const origin_names[] = {"client", "bounce",
 					   "double-bounce"};
 
@@ -252,6 +256,8 @@ static void envelope_text(const struct spool_msg *m, struct buf *b)
 			put_field(b, t->orcpt ? t->orcpt : "");
 			buf_addc(b, '\n');
 		}
+		if (t->owed)
+			buf_printf(b, "report-owed %s\n", owed_names[t->owed]);
 		if (t->code) {
 			buf_printf(b, "reply %d", t->code);
 			put_field(b, t->dsn);
@@ -471,6 +477,11 @@ static int parse_envelope(char *text, struct spool_msg *m)
 		} else if (!strcmp(key, "dsn")) {
 			if (!m->nt || target_dsn(&m->t[m->nt - 1], p) < 0)
 				return -1;
+		} else if (!strcmp(key, "report-owed")) {
+			int o = parse_index(p, owed_names, 3);
+			if (!m->nt || o <= 0)
+				return -1;
+			m->t[m->nt - 1].owed = (enum sp_owed)o;
 		} else if (!strcmp(key, "reply")) {
 			if (!m->nt)
 				return -1;

@@ -24,6 +24,8 @@
 #include "route.h"
 
 enum sp_state { SP_PENDING, SP_DELIVERED, SP_FAILED };
+/* NOTIFY=SUCCESS: the report a delivered target still owes its sender */
+enum sp_owed { SP_OWED_NONE, SP_OWED_DELIVERED, SP_OWED_RELAYED };
 enum sp_origin { SP_CLIENT, SP_BOUNCE, SP_DOUBLE_BOUNCE };
 
 struct spool_target {
@@ -37,6 +39,8 @@ struct spool_target {
 	char *arg;
 	unsigned notify; /* NOTIFY= as DSN_* bits, 0 when not given */
 	char *orcpt;     /* ORCPT= as given (xtext), NULL when none */
+	enum sp_owed owed; /* recorded with the delivery, cleared once its
+			    * report is in the spool */
 	/* the last reply */
 	int code;
 	char dsn[12];

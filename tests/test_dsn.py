@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from pmtest import POSTMASTER
+from pmtest import POSTMASTER, wait_for
 
 from test_spool import (HOST, QUEUED, Session, flush, maildir_files, mkdir, queue,
                         read_bytes, read_text, smtp_data, spool_files, tmp,
@@ -500,3 +500,51 @@ def test_ret_full_report_type_follows_the_returned_header(tmp, pad, where, kind)
     assert [p.get_content_type() for p in parts] == \
         ["text/plain", "message/" + kind, returned]
     assert eight in read_bytes(maildir_files(tmp + "/sender")[0])
+
+
+def test_a_success_report_survives_a_kill_of_the_run(tmp):
+    """r1 and r2 both ask NOTIFY=SUCCESS. A flush delivers r1, records it
+    (the envelope is saved after each mailer run), and is killed -9 while
+    r2's mailer still runs. r1's report existed only in that process's
+    memory: the next run delivered r2 and reported r2 alone. The debt is
+    now in the envelope with the delivery, and the next run pays it."""
+    import signal
+    os.chmod(tmp, 0o777)
+    mkdir(tmp + "/out")
+    gate = ("test -e @DIR@/go || exit 75; ")
+    cf = write_cf(tmp, 'r1@example.net "|%scat > @DIR@/out/r1"\n' % gate +
+                  'r2@example.net "|%stest -e @DIR@/fast || '
+                  '{ echo $$ > @DIR@/r2.pid; sleep 60; }; cat > @DIR@/out/r2"\n' % gate +
+                  "s@example.net @DIR@/sender/\n",
+                  core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    os.chmod(tmp + "/out", 0o1777)
+    s = Session(cf).start()
+    s.cmd("MAIL FROM:<s@example.net>", "250 ")
+    s.cmd("RCPT TO:<r1@example.net> NOTIFY=SUCCESS", "250 ")
+    s.cmd("RCPT TO:<r2@example.net> NOTIFY=SUCCESS", "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    assert QUEUED.match(s.reply()[-1])
+    assert "status=deferred" in s.end()
+    open(tmp + "/go", "w").close()
+    p = subprocess.Popen([POSTMASTER, "--config=" + cf, "--flush", "--now"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        wait_for(lambda: os.path.exists(tmp + "/r2.pid"), what="r2's mailer")
+    finally:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        try:  # the mailer runs in a process group of its own
+            mailer = int(open(tmp + "/r2.pid").read())
+            os.killpg(os.getpgid(mailer), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+    assert os.path.exists(tmp + "/out/r1") and reports_in(tmp) == []
+    open(tmp + "/fast", "w").close()
+    r = flush(cf, "--now")
+    assert re.search(r"to=<r2@example.net> .*status=sent", r.stderr), r.stderr
+    reported = sorted(x["Final-Recipient"] for b in reports_in(tmp)
+                      for x in b.get_payload()[1].get_payload()[1:])
+    assert reported == ["rfc822; r1@example.net", "rfc822; r2@example.net"], reported
+    assert queue(cf) == {}
