@@ -364,19 +364,24 @@ static int spool_lmtp(struct session *s, struct reply *loop,
 		else
 			left++;
 	}
-	if (!left || spool_transaction(s, queued) < 0)
+	if (!left)
 		return -1;
 	if (!looped)
-		return 0;
-	/* committed, and still locked: nobody delivers it before the
-	 * envelope without the looping recipients is in place */
+		return spool_transaction(s, queued);
+	/* the envelope without the looping recipients is in place before
+	 * the message is committed: whenever this process dies, no run
+	 * finds them (an ID.env beside tmp.ID is the session's, spool.c) */
 	for (unsigned i = 0; i < s->nrcpt; i++)
 		if (loop[i].code)
 			spool_drop_rcpt(&s->sm, s->rcpts[i].addr);
-	if (spool_update(s->spool_fd, &s->sm) == 0)
+	if (spool_update(s->spool_fd, &s->sm) < 0) {
+		handoff_storage_reply(queued, errno);
+		spool_remove(s->spool_fd, &s->sm);
+		return -1;
+	}
+	if (spool_transaction(s, queued) == 0)
 		return 0;
-	handoff_storage_reply(queued, errno);
-	spool_remove(s->spool_fd, &s->sm);
+	spool_remove(s->spool_fd, &s->sm); /* the envelope, uncommitted */
 	return -1;
 }
 

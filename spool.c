@@ -658,7 +658,8 @@ static int by_name(const void *a, const void *b)
 }
 
 /* What a dead process left: tmp.ID (a session before its commit), ID.env
- * without ID (a removal cut short), ID.env.PID (an update cut short). */
+ * without ID or tmp.ID (a removal cut short), ID.env.PID (an update cut
+ * short). */
 static void remove_leftover(int dirfd, const char *name)
 {
 	char id[32];
@@ -678,7 +679,13 @@ static void remove_leftover(int dirfd, const char *name)
 		close(fd);
 		return;
 	}
+	/* tmp.ID first, then ID: an LMTP session writes the envelope of
+	 * a message before it renames tmp.ID to ID (handoff.c) */
+	char tmp[40];
+	fmt_snprintf(tmp, sizeof tmp, "tmp.%s", id);
 	struct stat idst;
+	if (fstatat(dirfd, tmp, &idst, 0) == 0)
+		return;
 	if (fstatat(dirfd, id, &idst, 0) < 0 && errno == ENOENT)
 		unlinkat(dirfd, name, 0);
 	else if (strcmp(name + 18, ".env") && time(NULL) - st.st_mtime > ORPHAN_AGE)

@@ -807,6 +807,56 @@ def test_killed_envelope_update_leaves_no_temporary_file(tmp):
     assert spool_files(spool) == [], "left in the spool"
 
 
+LOOP_WIRE = (b"LHLO c\r\nMAIL FROM:<s@example.net>\r\n"
+             b"RCPT TO:<joe@example.net> NOTIFY=SUCCESS\r\n"
+             b"RCPT TO:<ann@example.net> NOTIFY=SUCCESS\r\nDATA\r\n"
+             b"Delivered-To: joe@example.net\r\nSubject: t\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+
+
+@pytest.mark.parametrize("when", ["delay_enter", "delay_exit"])
+def test_a_looping_lmtp_recipient_is_never_delivered_after_a_kill(tmp, when):
+    """LMTP answers 554 5.4.6 for a recipient the message already reached
+    (its Delivered-To) and spools it for the others. The envelope without
+    the looping recipient was written after the commit: a session killed
+    between the two left a committed message that the next flush
+    delivered to joe, and told the sender so. The reduced envelope is now
+    in place before the commit: the session is killed in its second
+    rename (before it: the commit; after it: the commit done), and no
+    flush ever delivers to joe, while ann gets it exactly once or the
+    message was never committed (no reply was given)."""
+    os.chmod(tmp, 0o755)
+    mkdir(tmp + "/out")
+    os.chmod(tmp + "/out", 0o1777)
+    cf = write_cf(tmp, 'joe@example.net "|cat > @DIR@/out/joe"\n'
+                       'ann@example.net "|cat > @DIR@/out/ann"\n'
+                       's@example.net "|cat > /dev/null"\n')
+    spool = tmp + "/spool"
+    with open(tmp + "/wire", "wb") as f:
+        f.write(LOOP_WIRE)
+    with open(tmp + "/wire", "rb") as wire:
+        p = subprocess.Popen([tool("strace"), "-f", "-qq", "-o", "/dev/null",
+                              "-e", "trace=rename,renameat,renameat2",
+                              "-e", "inject=rename,renameat,renameat2:%s=5000000:when=2"
+                              % when, POSTMASTER, "--config=" + cf],
+                             stdin=wire, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+    wait_for(lambda: any(re.search(r"\.env(\.\d+)?$", f) for f in spool_files(spool)),
+             what="the session's envelope")
+    time.sleep(1)  # into the delayed rename
+    assert p.poll() is None, p.stderr.read()
+    os.killpg(p.pid, signal.SIGKILL)
+    out, err = p.communicate(timeout=30)
+    if b"ptrace" in err:
+        pytest.skip("strace cannot trace here")
+    assert b"\r\n250 " not in out.split(b"354 ")[-1], out  # no reply to the data
+    flush(cf, "--now")
+    flush(cf, "--now")
+    assert not os.path.exists(tmp + "/out/joe"), "the looping recipient got it"
+    if when == "delay_exit":
+        assert read_bytes(tmp + "/out/ann").endswith(b"hi\n")
+        assert queue(cf) == {}
+
+
 def test_killed_session_leaves_nothing_behind(tmp):
     """A session killed in the middle of the data acknowledged nothing:
     what it wrote to the spool is never delivered, and a flush removes
