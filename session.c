@@ -686,10 +686,11 @@ static void bdat_lost(struct session *s)
 
 /*
  * A BDAT refused before its chunk was read: the chunk is read and dropped
- * all the same, so that its octets never run as commands (SPEC 5), and a
- * message being received has lost it: the rest is discarded up to LAST,
- * or the transaction ends here with this LAST. -1 when the session ends
- * (the client left, or timed out: replied).
+ * all the same, so that its octets never run as commands (SPEC 5), and the
+ * message of a transaction under way has lost it, be it the first chunk
+ * or a later one: the rest is discarded up to LAST, or the transaction
+ * ends here with this LAST. -1 when the session ends (the client left, or
+ * timed out: replied).
  */
 static int bdat_skip(struct session *s, uint64_t n, int last)
 {
@@ -698,10 +699,13 @@ static int bdat_skip(struct session *s, uint64_t n, int last)
 		transaction_reset(s);
 		return -1;
 	}
-	if (s->bdat != BDAT_NONE && last)
+	int in_transaction = s->state >= ST_MAIL;
+	if (last && (in_transaction || s->bdat != BDAT_NONE)) {
 		transaction_reset(s);
-	else if (s->bdat == BDAT_RECEIVING)
+	} else if (!last && in_transaction) {
 		s->bdat = BDAT_DISCARDING;
+		session_set_state(s, ST_BDAT);
+	}
 	return 0;
 }
 

@@ -1,4 +1,4 @@
-# A BDAT whose size parses but whose rest does not is 501 5.5.4; its chunk is skipped (never run as commands) and the session goes on; inside a message the rest of it is discarded up to LAST.
+# A BDAT whose size parses but whose rest does not is 501 5.5.4; its chunk is skipped (never run as commands) and the session goes on; inside a transaction, first chunk or not, the rest of the message is discarded up to LAST.
 [config]
 [core]
 hostname = mail.example.net
@@ -27,7 +27,7 @@ S: 501 5.5.4 Syntax: BDAT size [LAST] (discarded 6 octets)
 C: NOOP
 S: 250 2.0.0 OK
 R: b'BDAT 5\r\nx: y\n'
-S: 250 2.0.0 5 octets received
+S: 551 5.0.0 Discarded 5 octets after an earlier error
 R: b'BDAT 6 LAST LAST\r\nRSET\r\n'
 S: 501 5.5.4 Syntax: BDAT size [LAST] (discarded 6 octets)
 R: b'BDAT 4 LAST\r\nhi\r\n'
