@@ -1142,7 +1142,9 @@ static void serve_line(struct session *s, char *line, size_t len,
 			line[--len] = 0;
 		command(s, line, len);
 	}
-	if (s->bdat == BDAT_NONE) /* no BDAT transaction: no pace */
+	/* no message being received (a chunk refused before MAIL included):
+	 * no pace, each command has the whole timeout */
+	if (s->bdat == BDAT_NONE || s->state < ST_MAIL)
 		io_data_pace(&s->io, 0);
 	if (s->delivered) /* errors and junk count until mail is delivered */
 		s->errors = s->junk = 0;

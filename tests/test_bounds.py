@@ -415,6 +415,40 @@ def test_chunks_trickled_below_the_minimum_rate_end_the_session(tmp):
     assert not os.listdir(os.path.join(tmp, "Maildir"))
 
 
+def test_a_chunk_refused_before_mail_leaves_no_pace(tmp):
+    """A BDAT refused before MAIL (503, its chunk discarded) starts no
+    message: the commands after it each get the whole timeout (2s), not
+    what is left of a BDAT pace."""
+    cf = write_cf(tmp, timeout="2s")
+    p = subprocess.Popen([POSTMASTER, "--config=" + cf], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        steps = [b"EHLO client.example\r\nBDAT 3\r\nabc", b"NOOP\r\n",
+                 b"MAIL FROM:<ann@sender.example>\r\n",
+                 b"RCPT TO:<joe@example.net>\r\n"]
+        for step in steps:
+            p.stdin.write(step)
+            p.stdin.flush()
+            threading.Event().wait(1.5)
+        p.stdin.write(b"QUIT\r\n")
+        p.stdin.close()
+        out = p.stdout.read()
+        err = p.stderr.read()
+        p.wait(timeout=60)
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+        p.stderr.close()
+    replies = [l for l in out.decode().split("\r\n") if l[3:4] == " "]
+    assert replies[2:] == [
+        "503 5.5.1 No valid recipients (discarded 3 octets)", "250 2.0.0 OK",
+        "250 2.1.0 Sender <ann@sender.example> OK",
+        "250 2.1.5 Recipient <joe@example.net> OK",
+        "221 2.0.0 mx closing connection"], replies
+    no_sanitizer_report(err.decode("utf-8", "replace"), "session")
+
+
 def test_chunks_at_a_fair_rate_are_not_cut_off(tmp):
     """A client whose chunks come faster than 500 bytes/s on average is
     never cut off, however long the message takes in all."""
