@@ -636,6 +636,9 @@ static int src_keep(struct src *s, const struct inject *in,
 		    (bol && eol && n == 1 && p[0] == '.' && !in->dots_are_text))
 			break;
 		kept += n + (size_t)eol;
+		/* where lines begin, kept or not: the lone "." ends the
+		 * message past max too */
+		bol = eol;
 		if (kept > max) { /* read to its end, as the session would */
 			out.len = 0;
 			continue;
@@ -647,7 +650,6 @@ static int src_keep(struct src *s, const struct inject *in,
 			bad |= write_all(fd, out.s, out.len) < 0;
 			out.len = 0;
 		}
-		bol = eol;
 	}
 	bad |= write_all(fd, out.s, out.len) < 0;
 	buf_free(&out);

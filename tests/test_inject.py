@@ -383,6 +383,33 @@ def test_bcc_is_dropped_without_t_and_f_name_cannot_add_fields(site):
     assert not site.mail("cat")  # without -t, Bcc names no recipient
 
 
+def test_the_lone_dot_ends_a_message_over_max_message_size(site):
+    """Past max-message-size the lone "." still ends the message, even
+    after a line longer than 8 KiB straddles the limit: sendmail says the
+    message is too large and exits 69 without waiting for the end of its
+    input (a producer that waits for sendmail before closing it would
+    wait for ever)."""
+    with open(site.cf, "a") as f:
+        f.write('[smtpd "mail.test"]\nmax-message-size = 10000\n')
+    p = subprocess.Popen([os.path.join(site.bin, "sendmail"), "ann"],
+                         stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=site.env)
+    try:
+        p.stdin.write(b"Subject: big\n\n" + b"a" * 20000 + b"\n" +
+                      b"b" * 9000 + b"\n.\n")
+        p.stdin.flush()
+        status = p.wait(timeout=10)  # standard input still open
+    finally:
+        p.kill()
+        p.wait()
+        p.stdin.close()
+        err = p.stderr.read()
+        p.stderr.close()
+    assert status == 69, err
+    assert b"larger than 10000 bytes (max-message-size)" in err
+    assert site.mail("ann") == []
+
+
 def test_a_message_that_starts_with_text_gets_a_header(site):
     """echo hi | sendmail user: the text is the body, below the fields the
     fix-ups add and a blank line."""
