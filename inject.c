@@ -617,18 +617,19 @@ static void send_body(struct io *io, struct src *s, const struct inject *in,
  * message slowly (cron streams a job's output as the job runs) never
  * holds a session past its timeout, and the message can go out again
  * when the session takes only so many recipients in one transaction (RFC
- * 5321 4.5.3.1.10). 0; -2 when it is larger than max (read to its
- * end all the same); or -1 with errno (that of a failed read in
- * s->err). */
+ * 5321 4.5.3.1.10). bol: whether the input is at the start of a line (not
+ * after a first piece of the body that ended mid-line). 0; -2 when it is
+ * larger than max (read to its end all the same); or -1 with errno (that
+ * of a failed read in s->err). */
 static int src_keep(struct src *s, const struct inject *in,
-		    unsigned long long max)
+		    unsigned long long max, int bol)
 {
 	int fd = tmpfile_open();
 	if (fd < 0)
 		return -1;
 	struct buf out = {0};
 	char p[8192];
-	int bol = 1, eol, bad = 0;
+	int eol, bad = 0;
 	unsigned long long kept = 0;
 	for (;;) {
 		size_t n = src_piece(s, p, sizeof p, &eol);
@@ -1082,7 +1083,8 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 	}
 	unsigned long long max = size_limit(cf, smtpd);
 	if (m->end != HEAD_END) {
-		int k = src_keep(&m->src, in, max);
+		int k = src_keep(&m->src, in, max,
+				 m->end == HEAD_TEXT ? m->first_eol : 1);
 		if (k == -2) {
 			/* the session would refuse it after the data (552) */
 			fprintf(stderr, "%s: the message is larger than %llu "

@@ -420,6 +420,16 @@ def test_a_message_that_starts_with_text_gets_a_header(site):
     assert body == b"hi there\nsecond\n"
 
 
+def test_a_long_first_line_without_a_header_loses_nothing(site):
+    """A message without a header whose first line runs past 8 KiB: a
+    "." that continues that line is text, not the end of the message."""
+    data = b"x" * 8192 + b".\nsecond line\nthird line\n"
+    r = site.sendmail("ann", data=data)
+    assert r.returncode == 0, r.stderr
+    head, body = header_and_body(site.one("ann"))
+    assert body == data, body[-40:]
+
+
 def test_recipients_are_bounded(site):
     """A header that names more recipients than any listener may take is
     refused before a session starts, without growing without bound."""
