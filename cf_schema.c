@@ -627,19 +627,36 @@ static int numeric_type(enum vtype t)
 	       t == V_UINT;
 }
 
-/* An exec line: the whole argv, the program by absolute path. */
-/* Every "${" in an exec word must start ${MAIL_FROM} or ${RCPT_TO}, the
- * only placeholders a pipe expands (deliver.c): a misspelt one would
- * reach the mailer as it is written. */
+/* The length of the shell name (a letter or '_', then letters, digits
+ * and '_') at p; 0 when there is none. */
+static size_t shell_name(const char *p)
+{
+	size_t n = 0;
+	for (;; n++) {
+		char c = p[n];
+		int letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     c == '_';
+		if (!letter && !(n && c >= '0' && c <= '9'))
+			return n;
+	}
+}
+
+/* ${NAME} in an exec word, closed or running to the word's end, is a
+ * placeholder as a pipe reads it (deliver.c): one that is neither
+ * ${MAIL_FROM} nor ${RCPT_TO}, a misspelt one, would reach the mailer as
+ * it is written. Other shell syntax (${RCPT_TO%%@*}, ${HOME:-/}, ${1})
+ * is the program's. */
 static void check_placeholders(struct cf *cf, const struct cf_assign *a,
 			       const struct cf_word *w, struct buf *tmp)
 {
 	for (const char *p = strstr(w->s, "${"); p; p = strstr(p + 2, "${")) {
-		if (!strncmp(p, "${MAIL_FROM}", 12) ||
-		    !strncmp(p, "${RCPT_TO}", 10))
+		size_t n = shell_name(p + 2);
+		if (!n || (p[2 + n] && p[2 + n] != '}'))
 			continue;
-		const char *end = strchr(p, '}');
-		size_t len = end ? (size_t)(end - p) + 1 : strlen(p);
+		size_t len = 2 + n + (p[2 + n] == '}');
+		if ((len == 12 && !strncmp(p, "${MAIL_FROM}", 12)) ||
+		    (len == 10 && !strncmp(p, "${RCPT_TO}", 10)))
+			continue;
 		struct cf_pos pos = a->pos;
 		/* in a quoted word, escapes make the offset no column */
 		pos.col = w->col + (w->quoted ? 0 : (uint32_t)(p - w->s));
@@ -650,6 +667,7 @@ static void check_placeholders(struct cf *cf, const struct cf_assign *a,
 	}
 }
 
+/* An exec line: the whole argv, the program by absolute path. */
 static void set_argv(struct cf *cf, struct cf_section *sec,
 		     const struct cf_assign *a)
 {

@@ -1203,6 +1203,39 @@ def test_unknown_exec_placeholder_is_an_error(tmp_path):
     assert r.returncode == 0, r.stderr
 
 
+def test_shell_syntax_in_exec_is_not_a_placeholder():
+    """Only ${NAME} with a plain name is a placeholder: the shell's
+    ${RCPT_TO%%@*}, ${MAIL_FROM:-MAILER-DAEMON}, ${#RCPT_TO} and ${1} in
+    an sh -c script reach the shell as before and the mail is delivered;
+    ${HOME} (write $HOME) is still refused."""
+    d = scratch_dir("pm-shell-", ("spool",))
+    try:
+        user = "user-id = nobody\n" if os.geteuid() == 0 else ""
+        head = ("[core]\nhostname = mail.example.net\nlogger = stderr\n"
+                "spool-directory = %s/spool\n%s" % (d, user))
+        cf = os.path.join(d, "p.cf")
+        write(cf, head + '[pipe "p"]\n'
+              'exec = /bin/sh -c "echo ${RCPT_TO%%%%@*} ${MAIL_FROM:-MAILER-DAEMON}'
+              ' ${#RCPT_TO} ${1} >> %s/out; cat >/dev/null" sh ${RCPT_TO}\n'
+              "[route]\n@example.org p\n" % d)
+        r = check(cf)
+        assert r.returncode == 0, r.stderr
+        s = subprocess.run([POSTMASTER, "--config=" + cf], capture_output=True,
+                           text=True, timeout=30,
+                           input="HELO x\r\nMAIL FROM:<>\r\nRCPT TO:<joe@example.org>\r\n"
+                           "DATA\r\nSubject: t\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        assert "\n250 2.0.0 " in s.stdout, s.stdout + s.stderr
+        with open(os.path.join(d, "out")) as f:
+            assert f.read() == "joe MAILER-DAEMON 15 joe@example.org\n"
+        write(cf, head + '[pipe "p"]\nexec = /bin/sh -c "cd ${HOME} && cat" sh ${RCPT_TO}\n'
+              "[route]\n@example.org p\n")
+        r = check(cf)
+        assert r.returncode == 78
+        assert "expected ${MAIL_FROM} or ${RCPT_TO}, found '${HOME}'" in r.stderr, r.stderr
+    finally:
+        remove_tree(d)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="as root only")
 def test_check_as_root_needs_user_id(tmp_path):
     """Every session started as root refuses a configuration without
