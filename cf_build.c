@@ -480,7 +480,8 @@ static void check_smtpd(struct cf *cf, struct cf_section *sec)
 	struct buf msg = {0};
 	const char *why = NULL;
 	if (!sec->set[SMTPD_NAME] && !(sec->bad & (1u << SMTPD_NAME)))
-		why = cf_hostname_problem(sec->name, strlen(sec->name), &msg);
+		why = cf_hostname_problem(sec->name, strlen(sec->name), &msg,
+					  (cf->mode & CF_CHECK) != 0);
 	if (why)
 		cf_error(cf, &sec->pos, "%s as the name of [smtpd \"%s\"] or a "
 					"'name' key",

@@ -55,9 +55,11 @@ void cf_set_value(struct cf *cf, struct cf_section *sec,
 void cf_set_default(struct cf *cf, struct cf_section *sec, int key);
 /* NULL when s is a host name fit for the wire: a domain, not a literal,
  * in ASCII (RFC 5321 4.1.2: no U-label in a greeting or an EHLO), whose
- * xn-- labels are valid A-labels; otherwise what was expected (in msg,
- * or a constant). */
-const char *cf_hostname_problem(const char *s, size_t n, struct buf *msg);
+ * xn-- labels are A-labels (with full, for --check, as libidn2 tells when
+ * it can be loaded; otherwise well-formed Punycode); otherwise what was
+ * expected (in msg, or a constant). */
+const char *cf_hostname_problem(const char *s, size_t n, struct buf *msg,
+				int full);
 
 /* ---- storage and diagnostics (cf.c) ---- */
 

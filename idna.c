@@ -65,6 +65,83 @@ int idna_needed(const char *domain)
 	return 0;
 }
 
+/* RFC 3492 6.1 */
+static unsigned long adapt(unsigned long delta, unsigned long points,
+			   int first)
+{
+	unsigned long k = 0;
+	delta = first ? delta / 700 : delta / 2;
+	delta += delta / points;
+	for (; delta > (36 - 1) * 26 / 2; k += 36)
+		delta /= 36 - 1;
+	return k + (36 - 1 + 1) * delta / (delta + 38);
+}
+
+static int punycode_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0' + 26;
+	if (c >= 'a' && c <= 'z')
+		return c - 'a';
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	return -1;
+}
+
+/* Whether the len octets at p decode as Punycode (RFC 3492 6.2) into a
+ * label with at least one non-ASCII code point; nothing is written. */
+static int punycode_valid(const char *p, size_t len)
+{
+	const unsigned long max = 0x10FFFF * 64UL; /* far from overflow */
+	size_t b = 0, in;
+	for (size_t j = 0; j < len; j++)
+		if (p[j] == '-')
+			b = j;
+	unsigned long n = 0x80, i = 0, bias = 72, out = b;
+	in = b > 0 ? b + 1 : 0;
+	if (in >= len)
+		return 0;
+	while (in < len) {
+		unsigned long oldi = i, w = 1;
+		for (unsigned long k = 36;; k += 36) {
+			int d = in < len ? punycode_digit(p[in++]) : -1;
+			if (d < 0 || (unsigned long)d > (max - i) / w)
+				return 0;
+			i += (unsigned long)d * w;
+			unsigned long t = k <= bias ? 1 : k >= bias + 26 ? 26
+								  : k - bias;
+			if ((unsigned long)d < t)
+				break;
+			if (w > max / (36 - t))
+				return 0;
+			w *= 36 - t;
+		}
+		out++;
+		bias = adapt(i - oldi, out, oldi == 0);
+		n += i / out;
+		i %= out;
+		if (n > 0x10FFFF || (n >= 0xD800 && n <= 0xDFFF) || out > 63)
+			return 0;
+		i++;
+	}
+	return 1;
+}
+
+int idna_alabels_well_formed(const char *domain)
+{
+	for (const char *l = domain; l; l = strchr(l, '.')) {
+		if (*l == '.')
+			l++;
+		size_t len = strcspn(l, ".");
+		if (len > 4 && !strncasecmp(l, "xn--", 4) &&
+		    !punycode_valid(l + 4, len - 4))
+			return 0;
+		if (len == 4 && !strncasecmp(l, "xn--", 4))
+			return 0;
+	}
+	return 1;
+}
+
 static enum idna_status copy_lower(const char *s, char *out, size_t n,
 				   char *why, size_t whyn)
 {

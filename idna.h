@@ -26,6 +26,12 @@ enum idna_status {
  * any case): only such a domain needs libidn2. */
 int idna_needed(const char *domain);
 
+/* Whether every "xn--" label of domain (ASCII) is well-formed Punycode
+ * (RFC 3492) that encodes at least one non-ASCII code point: the shape of
+ * an A-label, told without libidn2. It does not apply IDNA2008's rules
+ * to what the label encodes; idna_canon() does. */
+int idna_alabels_well_formed(const char *domain);
+
 /*
  * Writes the canonical form of domain into out (n octets, at least
  * ADDR_DOMAIN_MAX + 1). An address literal or a domain that does not need

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from pmtest import remove_tree, scratch_dir
+from pmtest import remove_tree, scratch_dir, session_maps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -243,6 +243,31 @@ def test_a_label_host_names_are_accepted():
     lines = s.stdout.split(b"\r\n")
     assert lines[0] == b"220 xn--bcher-kva.example ESMTP postmaster", s.stdout
     assert lines[1].startswith(b"250-xn--bcher-kva.example"), s.stdout
+
+
+def test_an_a_label_host_name_loads_no_library_in_a_session():
+    """A session greets with an xn-- host name as it is: it checks the
+    label's Punycode shape itself and maps no libidn2 (SPEC 11); --check
+    still has libidn2 judge the label, and a label that is no Punycode
+    stops the session too."""
+    d = scratch_dir("pm-alabel-", ("spool",))
+    try:
+        head = ("[core]\nuser-id = nobody\nlogger = stderr\n"
+                "spool-directory = %s/spool\n" % d)
+        cf = write(os.path.join(d, "a.cf"), head +
+                   "hostname = xn--bcher-kva.example\n[route]\n@x.test discard\n")
+        maps = session_maps([POSTMASTER, "--config=" + cf])
+        assert "libidn2" not in maps
+        bad = write(os.path.join(d, "b.cf"), head +
+                    "hostname = xn--zz.test\n[route]\n@x.test discard\n")
+        r = check(bad)
+        assert r.returncode == 78 and "invalid punycode" in r.stderr, r.stderr
+        s = subprocess.run([POSTMASTER, "--config=" + bad], input=b"QUIT\r\n",
+                           capture_output=True, timeout=30)
+        assert s.stdout.startswith(b"421 4.3.0 "), s.stdout
+        assert b"xn--zz.test" in s.stderr, s.stderr
+    finally:
+        remove_tree(d)
 
 
 def test_missing_config():
