@@ -12,6 +12,7 @@
 #include "cf_impl.h"
 #include "addr.h"
 #include "fmt.h"
+#include "idna.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -514,6 +515,20 @@ static void check_smtpd(struct cf *cf, struct cf_section *sec)
 /* The rules between the keys of one [relay]. */
 static void check_relay(struct cf *cf, struct cf_section *sec)
 {
+	/* without a name key, NAME is the TLS host name: any label will do
+	 * ("hub"), but not an international one, which TLS would get raw */
+	if (!sec->set[RELAY_NAME] && !(sec->bad & (1u << RELAY_NAME)) &&
+	    idna_needed(sec->name)) {
+		struct buf msg = {0};
+		const char *why = cf_hostname_problem(
+			sec->name, strlen(sec->name), &msg,
+			(cf->mode & CF_CHECK) != 0);
+		if (why)
+			cf_error(cf, &sec->pos, "%s as the name of [relay "
+						"\"%s\"] or a 'name' key",
+				 why, sec->name);
+		buf_free(&msg);
+	}
 	if (sec->set[RELAY_AUTH_PASSWORD] && !sec->set[RELAY_AUTH_USER])
 		cf_error(cf, &sec->set[RELAY_AUTH_PASSWORD]->pos,
 			 "expected 'auth-user' with 'auth-password'");

@@ -225,6 +225,38 @@ name = bücher.example
     assert all(b < 0x80 for b in s.stdout), s.stdout
 
 
+def test_an_international_relay_name_needs_a_name_key(tmp_path):
+    """[relay "bücher.test"] without name took the U-label as its TLS
+    host name; it is now refused as a 'name' key with it would be (--check
+    names the A-label), while a NAME such as "hub" and an international
+    NAME with an ASCII name key still do."""
+    cf = write(tmp_path / "r.cf", """\
+[core]
+logger = stderr
+[relay "bücher.test"]
+address = [127.0.0.1]:2525
+tls = verify
+[relay "hub"]
+address = [127.0.0.1]:2526
+[relay "münchen.test"]
+name = xn--mnchen-3ya.test
+address = [127.0.0.1]:2527
+[route]
+@example.org bücher.test
+@a.example hub
+@b.example münchen.test
+""")
+    r = check(cf)
+    assert r.returncode == 78
+    assert r.stderr == (
+        cf + ":3:1: expected an ASCII host name (the A-label form 'xn--bcher-kva.test') "
+        "as the name of [relay \"bücher.test\"] or a 'name' key\n"), r.stderr
+    write(cf, open(cf).read().replace('[relay "bücher.test"]\n',
+                                      '[relay "bücher.test"]\nname = xn--bcher-kva.test\n'))
+    r = check(cf)
+    assert r.returncode == 0, r.stderr
+
+
 def test_a_label_host_names_are_accepted():
     d = scratch_dir("pm-alabel-", ("spool",))
     try:
