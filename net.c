@@ -31,6 +31,9 @@ static void mask(unsigned char *a, unsigned prefix, unsigned bytes)
 	}
 }
 
+/* ::ffff:0:0/96, where IPv6 writes IPv4 addresses (RFC 4291 2.5.5.2) */
+static const unsigned char v4_mapped[16] = {[10] = 0xff, [11] = 0xff};
+
 static const char not_a_network[] =
 	"expected loopback, none, an IP address or a network "
 	"such as 192.0.2.0/24 or 2001:db8::/32";
@@ -79,6 +82,15 @@ const char *net_parse(const char *s, struct net *n)
 			return "expected a network address: bits are set "
 			       "beyond the prefix length";
 	}
+	/* ::ffff:a.b.c.d/(96+p) is the IPv4 network a.b.c.d/p, as the
+	 * clients it holds are IPv4 ones (net_contains() unmaps them) */
+	if (n->family == AF_INET6 && n->prefix >= 96 &&
+	    !memcmp(n->addr, v4_mapped, 12)) {
+		n->family = AF_INET;
+		memmove(n->addr, n->addr + 12, 4);
+		memset(n->addr + 4, 0, 12);
+		n->prefix -= 96;
+	}
 	return NULL;
 }
 
@@ -108,6 +120,12 @@ int net_contains(const struct net *n, const char *peer)
 		fam = AF_INET6;
 	else
 		return 0;
+	/* an IPv4 client written as IPv4-mapped IPv6 (an IPv6 tcpserver's
+	 * TCPREMOTEIP) is the IPv4 client it is from getpeername() */
+	if (fam == AF_INET6 && !memcmp(a, v4_mapped, 12)) {
+		fam = AF_INET;
+		memmove(a, a + 12, 4);
+	}
 	if (n->family == NET_LOOPBACK) {
 		static const unsigned char v6lo[16] = {[15] = 1};
 		return fam == AF_INET ? a[0] == 127 : !memcmp(a, v6lo, 16);
@@ -139,7 +157,12 @@ int net_is_wide(const struct net *n)
 {
 	if (n->family == AF_INET)
 		return n->prefix < 8;
-	if (n->family != AF_INET6 || n->prefix >= 16)
+	if (n->family != AF_INET6)
+		return 0;
+	/* one that holds ::ffff:0:0/96 holds every IPv4 client, mapped */
+	if (n->prefix <= 96 && in_prefix(n->addr, v4_mapped, n->prefix))
+		return 1;
+	if (n->prefix >= 16)
 		return 0;
 	/* unique local (fc00::/7) and link-local (fe80::/10) nets are private */
 	return !v6_within(n, 0xfc, 0x00, 7) && !v6_within(n, 0xfe, 0x80, 10);
@@ -319,11 +342,10 @@ static char *put_ipv6(char *o, const unsigned char *a)
 
 void net_ip_text(int family, const unsigned char *addr, char *out)
 {
-	static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
 	char *o;
 	if (family == AF_INET)
 		o = put_ipv4(out, addr);
-	else if (!memcmp(addr, mapped, sizeof mapped))
+	else if (!memcmp(addr, v4_mapped, 12))
 		o = put_ipv4(out, addr + 12); /* an IPv4 client, IPv6 socket */
 	else
 		o = put_ipv6(out, addr);

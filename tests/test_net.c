@@ -136,6 +136,17 @@ static void test_networks(void **state)
 	assert_null(net_parse("loopback", &n));
 	assert_true(net_contains(&n, NET_LOCAL_PEER));
 	assert_true(net_contains(&n, "::1"));
+	/* an IPv4 client is one client, written either way */
+	assert_null(net_parse("::ffff:192.0.2.0/120", &n));
+	assert_int_equal(n.family, AF_INET);
+	assert_int_equal(n.prefix, 24);
+	assert_true(net_contains(&n, "192.0.2.77"));
+	assert_true(net_contains(&n, "::ffff:192.0.2.77"));
+	assert_false(net_contains(&n, "::ffff:192.0.3.1"));
+	assert_null(net_parse("192.0.2.0/24", &n));
+	assert_true(net_contains(&n, "::FFFF:192.0.2.77"));
+	assert_null(net_parse("2001:db8::/32", &n));
+	assert_false(net_contains(&n, "::ffff:192.0.2.77"));
 }
 
 /* --check's open-relay rule counts these relay-clients as every client */
@@ -153,6 +164,11 @@ static void test_wide_networks(void **state)
 		{"fc00::/7", 0},	{"fd00::/8", 0},	 {"fe80::/10", 0},
 		{"fe80::/9", 1},	{"fc00::/6", 1},	 {"fe00::/7", 1},
 		{"loopback", 0},	{"none", 0},		 {"192.0.2.1", 0},
+		/* every IPv4 client, written IPv4-mapped */
+		{"::ffff:0.0.0.0/96", 1}, {"::/64", 1},	 {"::/80", 1},
+		{"::fffe:0:0/95", 1},	{"::ffff:0.0.0.0/97", 1},
+		{"::ffff:10.0.0.0/104", 0}, {"::ffff:192.0.2.1", 0},
+		{"::/96", 0},		{"::1", 0},		 {"::2/127", 0},
 	};
 	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
 		struct net n;

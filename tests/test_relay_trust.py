@@ -135,6 +135,20 @@ def test_relay_clients_lists_networks(tmp):
     assert replies(out)[3].startswith("554 5.7.1"), out
 
 
+def test_an_ipv4_client_written_mapped_is_the_same_client(tmp):
+    """An IPv6 tcpserver reports an IPv4 client as ::ffff:a.b.c.d: it
+    gets the answer the plain address gets, whichever way relay-clients
+    writes the network."""
+    for nets in ("192.0.2.0/24", "::ffff:192.0.2.0/120"):
+        cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = 25\nrelay-clients = %s\n'
+                      'proxy = no\n' % nets)
+        for peer, want in [("192.0.2.77", "250 2.1.5"), ("::ffff:192.0.2.77", "250 2.1.5"),
+                           ("192.0.3.1", "554 5.7.1"), ("::ffff:192.0.3.1", "554 5.7.1")]:
+            env = {"TCPLOCALIP": "198.51.100.7", "TCPLOCALPORT": "25", "TCPREMOTEIP": peer}
+            out, log, rc = pipe_session(cf, env)
+            assert replies(out)[3].startswith(want), (nets, peer, out)
+
+
 def test_relay_clients_none_and_default(tmp):
     out, _, _ = pipe_session(write_cf(tmp, '[smtpd "mx"]\nlisten-port = 25\n'
                                       'relay-clients = none\n'), {})
