@@ -157,12 +157,9 @@ int net_is_wide(const struct net *n)
 {
 	if (n->family == AF_INET)
 		return n->prefix < 8;
-	if (n->family != AF_INET6)
-		return 0;
-	/* one that holds ::ffff:0:0/96 holds every IPv4 client, mapped */
-	if (n->prefix <= 96 && in_prefix(n->addr, v4_mapped, n->prefix))
-		return 1;
-	if (n->prefix >= 16)
+	/* an IPv6 network holds no IPv4-mapped client: net_contains()
+	 * unmaps them, and net_parse() makes ::ffff:0:0/(96+p) IPv4 */
+	if (n->family != AF_INET6 || n->prefix >= 16)
 		return 0;
 	/* unique local (fc00::/7) and link-local (fe80::/10) nets are private */
 	return !v6_within(n, 0xfc, 0x00, 7) && !v6_within(n, 0xfe, 0x80, 10);

@@ -164,9 +164,10 @@ static void test_wide_networks(void **state)
 		{"fc00::/7", 0},	{"fd00::/8", 0},	 {"fe80::/10", 0},
 		{"fe80::/9", 1},	{"fc00::/6", 1},	 {"fe00::/7", 1},
 		{"loopback", 0},	{"none", 0},		 {"192.0.2.1", 0},
-		/* every IPv4 client, written IPv4-mapped */
-		{"::ffff:0.0.0.0/96", 1}, {"::/64", 1},	 {"::/80", 1},
-		{"::fffe:0:0/95", 1},	{"::ffff:0.0.0.0/97", 1},
+		/* every IPv4 client, written IPv4-mapped: read as IPv4;
+		 * an IPv6 network holds no mapped client (they are unmapped) */
+		{"::ffff:0.0.0.0/96", 1}, {"::/64", 0},	 {"::/80", 0},
+		{"::fffe:0:0/95", 0},	{"::ffff:0.0.0.0/97", 1},
 		{"::ffff:10.0.0.0/104", 0}, {"::ffff:192.0.2.1", 0},
 		{"::/96", 0},		{"::1", 0},		 {"::2/127", 0},
 	};
