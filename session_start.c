@@ -70,6 +70,19 @@ static int unix_socket(struct session *s, int fd)
  * local stream socket (the submit socket, --inject's socket pair) is
  * local, and its client is known by its credentials.
  */
+/* An address as a launcher gives it: an IPv4 one written IPv4-mapped
+ * (an IPv6 tcpserver's ::ffff:192.0.2.7) is written as IPv4, as
+ * getpeername()'s is (net_ip_text) and as Postfix's smtpd does, so that
+ * logs, the Received field, DNSBL and the policy service see the client
+ * it is. */
+static void put_ip(char *out, size_t n, const char *ip)
+{
+	if (!ascii_casecmp_n(ip, 7, "::ffff:", 7) && strchr(ip + 7, '.') &&
+	    !strchr(ip + 7, ':'))
+		ip += 7;
+	fmt_snprintf(out, n, "%s", ip);
+}
+
 static void find_addresses(struct session *s, int fd)
 {
 	struct sockaddr_storage ss;
@@ -88,8 +101,8 @@ static void find_addresses(struct session *s, int fd)
 	const char *tl = getenv("TCPLOCALIP"), *tp = getenv("TCPLOCALPORT");
 	const char *tr = getenv("TCPREMOTEIP"), *trp = getenv("TCPREMOTEPORT");
 	if (!s->unix_path[0] && tl && tp && tr && *tl && *tr) {
-		fmt_snprintf(s->local, sizeof s->local, "%s", tl);
-		fmt_snprintf(s->peer, sizeof s->peer, "%s", tr);
+		put_ip(s->local, sizeof s->local, tl);
+		put_ip(s->peer, sizeof s->peer, tr);
 		s->local_port = atoi(tp);
 		s->peer_port = trp ? atoi(trp) : 0;
 		return;

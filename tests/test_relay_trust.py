@@ -147,6 +147,9 @@ def test_an_ipv4_client_written_mapped_is_the_same_client(tmp):
             env = {"TCPLOCALIP": "198.51.100.7", "TCPLOCALPORT": "25", "TCPREMOTEIP": peer}
             out, log, rc = pipe_session(cf, env)
             assert replies(out)[3].startswith(want), (nets, peer, out)
+            # and it is logged as the IPv4 client it is (as getpeername()
+            # gives it, and as Postfix's smtpd writes it)
+            assert "client=%s " % peer.replace("::ffff:", "") in log, log
 
 
 def test_relay_clients_none_and_default(tmp):
