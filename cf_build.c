@@ -516,9 +516,11 @@ static void check_smtpd(struct cf *cf, struct cf_section *sec)
 static void check_relay(struct cf *cf, struct cf_section *sec)
 {
 	/* without a name key, NAME is the TLS host name: any label will do
-	 * ("hub"), but not an international one, which TLS would get raw */
+	 * ("hub"), but not an international one, which TLS would get raw;
+	 * with tls = no it names nothing but the relay */
+	int tls_off = sec->set[RELAY_TLS] && sec->v[RELAY_TLS].n == RTLS_NO;
 	if (!sec->set[RELAY_NAME] && !(sec->bad & (1u << RELAY_NAME)) &&
-	    idna_needed(sec->name)) {
+	    !tls_off && idna_needed(sec->name)) {
 		struct buf msg = {0};
 		const char *why = cf_hostname_problem(
 			sec->name, strlen(sec->name), &msg,

@@ -255,6 +255,11 @@ address = [127.0.0.1]:2527
                                       '[relay "bücher.test"]\nname = xn--bcher-kva.test\n'))
     r = check(cf)
     assert r.returncode == 0, r.stderr
+    # without TLS the NAME is no host name anywhere: it stays as it was
+    write(cf, open(cf).read().replace("name = xn--bcher-kva.test\ntls = verify\n",
+                                      "tls = no\n"))
+    r = check(cf)
+    assert r.returncode == 0, r.stderr
 
 
 def test_a_label_host_names_are_accepted():
