@@ -475,19 +475,26 @@ static void check_tls_pairs(struct cf *cf, struct cf_section *sec)
 	}
 }
 
+/* A section's NAME where it stands for the host name its name key would
+ * give: it must be one. */
+static void check_name_as_host(struct cf *cf, struct cf_section *sec,
+			       const char *kind)
+{
+	struct buf msg = {0};
+	const char *why = cf_hostname_problem(sec->name, strlen(sec->name),
+					      &msg, (cf->mode & CF_CHECK) != 0);
+	if (why)
+		cf_error(cf, &sec->pos, "%s as the name of [%s \"%s\"] or a "
+					"'name' key",
+			 why, kind, sec->name);
+	buf_free(&msg);
+}
+
 /* The rules between the keys of one [smtpd]. */
 static void check_smtpd(struct cf *cf, struct cf_section *sec)
 {
-	struct buf msg = {0};
-	const char *why = NULL;
 	if (!sec->set[SMTPD_NAME] && !(sec->bad & (1u << SMTPD_NAME)))
-		why = cf_hostname_problem(sec->name, strlen(sec->name), &msg,
-					  (cf->mode & CF_CHECK) != 0);
-	if (why)
-		cf_error(cf, &sec->pos, "%s as the name of [smtpd \"%s\"] or a "
-					"'name' key",
-			 why, sec->name);
-	buf_free(&msg);
+		check_name_as_host(cf, sec, "smtpd");
 	if (!sec->set[SMTPD_LISTEN_PORT] &&
 	    !(sec->bad & (1u << SMTPD_LISTEN_PORT))) {
 		fmt_snprintf(sec->listen.host, sizeof sec->listen.host, "%s",
@@ -520,17 +527,8 @@ static void check_relay(struct cf *cf, struct cf_section *sec)
 	 * with tls = no it names nothing but the relay */
 	int tls_off = sec->set[RELAY_TLS] && sec->v[RELAY_TLS].n == RTLS_NO;
 	if (!sec->set[RELAY_NAME] && !(sec->bad & (1u << RELAY_NAME)) &&
-	    !tls_off && idna_needed(sec->name)) {
-		struct buf msg = {0};
-		const char *why = cf_hostname_problem(
-			sec->name, strlen(sec->name), &msg,
-			(cf->mode & CF_CHECK) != 0);
-		if (why)
-			cf_error(cf, &sec->pos, "%s as the name of [relay "
-						"\"%s\"] or a 'name' key",
-				 why, sec->name);
-		buf_free(&msg);
-	}
+	    !tls_off && idna_needed(sec->name))
+		check_name_as_host(cf, sec, "relay");
 	if (sec->set[RELAY_AUTH_PASSWORD] && !sec->set[RELAY_AUTH_USER])
 		cf_error(cf, &sec->set[RELAY_AUTH_PASSWORD]->pos,
 			 "expected 'auth-user' with 'auth-password'");
