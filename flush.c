@@ -429,7 +429,7 @@ static int write_report(struct run *x, struct spool_msg *m,
 	return r;
 }
 
-static void write_bounces(const struct cf *cf, struct run *x)
+static void write_bounces(struct run *x)
 {
 	struct spool_msg *m = x->m;
 	unsigned *idx = xcalloc(m->nt, sizeof *idx);
@@ -464,7 +464,7 @@ static void write_bounces(const struct cf *cf, struct run *x)
 			  "reason", strerror(errno), NULL);
 		for (unsigned i = 0; i < n; i++) {
 			x->fail_now[idx[i]] = 0;
-			m->t[idx[i]].next = x->now + backoff(cf, 1);
+			m->t[idx[i]].next = x->now + backoff(x->cf, 1);
 		}
 		free(idx);
 		return;
@@ -585,10 +585,10 @@ static void report_expansions(struct run *x)
 /* NOTIFY=DELAY: once core.delay-warning-time has passed, one report for
  * the message of its recipients still waiting after a temporary failure;
  * never again for it. */
-static void write_delay_report(const struct cf *cf, struct run *x)
+static void write_delay_report(struct run *x)
 {
 	struct spool_msg *m = x->m;
-	int64_t after = (int64_t)cf->core->v[CORE_DELAY_WARNING_TIME].n;
+	int64_t after = (int64_t)x->cf->core->v[CORE_DELAY_WARNING_TIME].n;
 	if (!after || m->delay_reported || x->now - m->arrival < after)
 		return;
 	unsigned *idx = xcalloc(m->nt + 1, sizeof *idx);
@@ -682,9 +682,9 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 			net_run(&x, i, all, used);
 		}
 	}
-	write_bounces(cf, &x);
+	write_bounces(&x);
 	write_success_reports(&x);
-	write_delay_report(cf, &x);
+	write_delay_report(&x);
 	/* The reports are in the spool (synced) before the message's own
 	 * state is recorded, and delivered only after: a crash before the
 	 * record repeats the run's outcome (the window of an envelope
