@@ -881,17 +881,23 @@ static void show_own(const struct spool_msg *m, time_t now)
 }
 
 /* Why a pending target waits, as mailq says it: the last reply, with the
- * host that gave it; "" before the first attempt. */
+ * host that gave it; "" before the first attempt. A peer's text already
+ * starts "HOST said: " (client.c): that prefix moves in front of the
+ * code, once, as Postfix shows it. */
 static void waiting_reason(const struct spool_target *t, char *out, size_t n)
 {
 	out[0] = 0;
 	if (!t->code)
 		return;
-	if (t->remote[0])
+	size_t k = strlen(t->remote);
+	const char *text = t->text;
+	if (k && !strncmp(text, t->remote, k) && !strncmp(text + k, " said: ", 7))
+		text += k + 7;
+	if (k)
 		fmt_snprintf(out, n, "host %s said: %d %s %s", t->remote, t->code,
-			 t->dsn, t->text);
+			 t->dsn, text);
 	else
-		fmt_snprintf(out, n, "%d %s %s", t->code, t->dsn, t->text);
+		fmt_snprintf(out, n, "%d %s %s", t->code, t->dsn, text);
 }
 
 /* mailq's layout, the one of Postfix: id, size, arrival time and sender,

@@ -5,7 +5,9 @@ line, Python's subprocess), with sendmail's exit statuses. Run as root,
 with no submission socket: the session runs in-process."""
 import os
 import re
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -503,6 +505,62 @@ def test_mailq_and_bp_show_the_queue_as_postfix_does(site):
     # --queue keeps its own layout, with every target and its state
     r = site.run([POSTMASTER, "--config=" + site.cf, "--queue"])
     assert b"Queue ID" not in r.stdout and b"<bob@mail.test>" in r.stdout
+
+
+class BusyRelay:
+    """A next hop on 127.0.0.1 that answers every RCPT with 451."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn, conn.makefile("rwb") as f:
+                f.write(b"220 busy.test ESMTP\r\n")
+                f.flush()
+                for line in f:
+                    verb = line[:4].upper()
+                    if verb == b"QUIT":
+                        f.write(b"221 2.0.0 bye\r\n")
+                        f.flush()
+                        break
+                    f.write(b"451 4.2.1 mailbox busy\r\n" if verb == b"RCPT"
+                            else b"250 ok\r\n")
+                    f.flush()
+
+    def stop(self):
+        self.sock.close()
+        self.thread.join(5)
+
+
+def test_mailq_names_the_host_that_deferred_once(site):
+    """mailq's reason for a deferred recipient is Postfix's "(host H said:
+    451 4.2.1 text)"; it once said "host H said: 451 4.2.1 H said: text"."""
+    relay = BusyRelay()
+    try:
+        with open(site.cf) as f:
+            cf = f.read()
+        with open(site.cf, "w") as f:
+            f.write(cf.replace("[127.0.0.1]:1\n",
+                               "[127.0.0.1]:%d\n" % relay.port))
+        r = site.sendmail("dan", data=b"Subject: q\n\nx\n")
+        assert r.returncode == 0, r.stderr
+        r = site.run([os.path.join(site.bin, "mailq")])
+    finally:
+        relay.stop()
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split(b"\n")
+    assert lines[2] == b"(host 127.0.0.1[127.0.0.1] said: 451 4.2.1 " \
+        b"mailbox busy)", r.stdout
 
 
 def test_more_recipients_than_a_transaction_takes_go_in_several(site):
