@@ -40,14 +40,25 @@ int session_local_peer(struct session *s, int fd)
 	return 0;
 }
 
+/* Whether one trusted-users entry, a user name or number, is the
+ * client. */
+static int is_client(const struct session *s, const char *who)
+{
+	uint64_t uid;
+	const char *end;
+	if (cf_parse_uint(who, &uid, &end) == 0 && !*end)
+		return uid == s->cred.uid;
+	return s->cred.user[0] && !strcmp(who, s->cred.user);
+}
+
 /* Whether the local user may name any envelope sender (-f). */
 static int trusted(const struct session *s)
 {
 	const struct cf_list *t = &s->cf->core->v[CORE_TRUSTED_USERS].list;
 	if (s->cred.uid == 0 || !s->cf->core->set[CORE_TRUSTED_USERS])
 		return 1;
-	for (uint32_t i = 0; s->cred.user[0] && i < t->n; i++)
-		if (!strcmp(t->v[i], s->cred.user))
+	for (uint32_t i = 0; i < t->n; i++)
+		if (is_client(s, t->v[i]))
 			return 1;
 	return 0;
 }

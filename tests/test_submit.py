@@ -162,6 +162,22 @@ def test_untrusted_user_may_not_choose_the_sender(site, user):
                             b"Return-Path: <other@x.test>"])
 
 
+def test_trusted_users_takes_a_user_number(site, user):
+    """trusted-users = UID passed --check and never matched: the user's
+    -f was refused with 550 5.7.1 (exit 77). A number is the user's uid."""
+    s = site(core="trusted-users = %d" % user.pw_uid)
+    r = subprocess.run([POSTMASTER, "--config=" + s.cf, "--check"],
+                       capture_output=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    s.serve()
+    r = s.inject(USER, "-f", "other@x.test", "ann@mail.test")
+    assert r.returncode == 0, r.stderr
+    r = s.inject("daemon", "-f", "other@x.test", "ann@mail.test")
+    assert r.returncode == 77, r.stderr
+    msg, = s.mail()
+    assert msg.startswith(b"Return-Path: <other@x.test>\n")
+
+
 def test_every_user_may_choose_the_sender_by_default(site, user):
     s = site()
     s.serve()
