@@ -8,6 +8,7 @@ reaches the spool itself. A section that listens on a unix socket serves
 nothing else, and a network section serves no unix socket."""
 import os
 import pwd
+import re
 import socket
 import subprocess
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.skipif(not ROOT, reason="needs root: a test user "
                                 "(useradd, runuser) and a session that "
                                 "drops to nobody")
 
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 USER = "pmsub%d" % (os.getpid() % 100000)
 
 CF = """\
@@ -312,6 +314,42 @@ def test_bs_as_a_user_is_relayed_to_the_submit_socket(site, user):
     assert "uid=%d user=%s" % (user.pw_uid, USER) in s.log()
     # the relayed recipient waits in the spool for the relay that is down
     assert os.listdir(os.path.join(s.d, "spool"))
+
+
+def test_bs_as_a_user_gets_the_fix_ups_on_the_shipped_submit_section(
+        site, user):
+    """With etc/postmaster.cf's [smtpd "submit"], a user's sendmail -bs
+    once stored the message as it came: its Bcc reached every recipient,
+    and it had no Date, Message-ID or From. It gets what sendmail's
+    message mode gives (RFC 6409 8)."""
+    s = site()
+    with open(os.path.join(TOP, "etc", "postmaster.cf")) as f:
+        text = f.read()
+    for old, new in (("user-id = _postmaster", "user-id = nobody"),
+                     ("/var/spool/postmaster", os.path.join(s.d, "spool")),
+                     ("logger = syslog", "logger = stderr"),
+                     ("unix:/run/postmaster/submit", "unix:" + s.socket),
+                     ("\n[route]\n", "\n[route]\nann@localhost %s/md/\n"
+                      % s.d)):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    with open(s.cf, "w") as f:
+        f.write(text)
+    s.serve()
+    r = s.inject(USER, "-bs", data=b"EHLO client\r\nMAIL FROM:<%s@localhost>"
+                 b"\r\nRCPT TO:<ann@localhost>\r\nDATA\r\nSubject: bs\r\n"
+                 b"Bcc: secret@localhost\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+                 % USER.encode())
+    assert r.returncode == 0, r.stderr
+    assert b"\r\n354 " in r.stdout and b"\r\n250 2.0.0 " in r.stdout, \
+        r.stdout
+    msg, = wait_for(s.mail, timeout=30, what="the message")
+    head = msg.split(b"\n\n", 1)[0] + b"\n"
+    assert b"Bcc" not in head and b"secret" not in head, msg
+    assert b"\nSubject: bs\n" in head
+    assert b"\nFrom: <%s@localhost>\n" % USER.encode() in head, msg
+    assert re.search(rb"\nDate: [^\n]+\n", head), msg
+    assert re.search(rb"\nMessage-ID: <[^\n]+>\n", head), msg
 
 
 def test_bs_as_a_user_ends_when_the_client_does(site, user):
