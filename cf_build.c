@@ -532,6 +532,13 @@ static void check_relay(struct cf *cf, struct cf_section *sec)
 	if (sec->set[RELAY_AUTH_PASSWORD] && !sec->set[RELAY_AUTH_USER])
 		cf_error(cf, &sec->set[RELAY_AUTH_PASSWORD]->pos,
 			 "expected 'auth-user' with 'auth-password'");
+	if (sec->set[RELAY_AUTH_PASSWORD_FILE] && !sec->set[RELAY_AUTH_USER])
+		cf_error(cf, &sec->set[RELAY_AUTH_PASSWORD_FILE]->pos,
+			 "expected 'auth-user' with 'auth-password-file'");
+	if (sec->set[RELAY_AUTH_PASSWORD_FILE] && sec->set[RELAY_AUTH_PASSWORD])
+		cf_error(cf, &sec->set[RELAY_AUTH_PASSWORD_FILE]->pos,
+			 "expected 'auth-password' or 'auth-password-file', "
+			 "not both");
 	if (sec->set[RELAY_AUTH_USER] && sec->v[RELAY_TLS].n == RTLS_NO &&
 	    sec->set[RELAY_TLS])
 		cf_error(cf, &sec->set[RELAY_TLS]->pos,

@@ -106,6 +106,8 @@ static const struct key relay_keys[] = {
 			     "not set: no AUTH"},
 	[RELAY_AUTH_PASSWORD] = {"auth-password", V_STRING, 0, 0, 0, 0, 0,
 				 "not set"},
+	[RELAY_AUTH_PASSWORD_FILE] = {"auth-password-file", V_PATH, 0, 0, 0, 0,
+				      0, "not set"},
 	[RELAY_CONNECT_TIMEOUT] = {"connect-timeout", V_DURATION, 0, "30s", 0,
 				   0, DAY, 0},
 	[RELAY_TIMEOUT] = {"timeout", V_DURATION, 0, "300s", 0, 0, DAY, 0},

@@ -254,11 +254,13 @@ static int why_not_runnable(const char *path, char *why, size_t n)
 	return 1;
 }
 
-/* Why the sessions cannot run the program at path, asked of the kernel
- * by a child that drops to their user as they do (priv_drop()): into
- * why, 0 when they can or it cannot tell. */
-static int sessions_cannot_run(const struct cf *cf, const char *path,
-			       char *why, size_t n)
+typedef int why_not_fn(const char *path, char *why, size_t n);
+
+/* Why the sessions cannot use the file at path as probe finds, asked of
+ * the kernel by a child that drops to their user as they do
+ * (priv_drop()): into why, 0 when they can or it cannot tell. */
+static int sessions_cannot(const struct cf *cf, why_not_fn *probe,
+			   const char *path, char *why, size_t n)
 {
 	char *shared = mmap(NULL, n, PROT_READ | PROT_WRITE,
 			    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -270,7 +272,7 @@ static int sessions_cannot_run(const struct cf *cf, const char *path,
 		char ignored[256];
 		/* a user-id the sessions refuse is check_ids()'s to report */
 		_exit(priv_drop(cf, ignored, sizeof ignored) == 0 &&
-		      why_not_runnable(path, shared, n));
+		      probe(path, shared, n));
 	}
 	int status = 0;
 	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -310,7 +312,7 @@ static int cannot_run(const struct cf *cf, const char *path,
 	}
 	if (root && !known)
 		return 0;
-	return sessions_cannot_run(cf, path, why, n);
+	return sessions_cannot(cf, why_not_runnable, path, why, n);
 }
 
 /* A program that does not exist may exist where the file is used (a
@@ -382,6 +384,57 @@ static void check_auth_without_tls(struct cf *cf, const struct cf_section *sec)
 			sec->name);
 }
 
+static int why_not_readable(const char *path, char *why, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	fmt_snprintf(why, n, "%s", strerror(errno));
+	return 1;
+}
+
+/* Whether every user of this host may read the file at path. */
+static int others_may_read(const char *path, struct stat *st)
+{
+	return stat(path, st) == 0 && (st->st_mode & S_IROTH);
+}
+
+/* The smarthost's password: auth-password in a file every user may read
+ * (as postmaster.cf is, for sendmail) is every user's; auth-password-file
+ * must be readable by the user that delivers (user-id when started as
+ * root, priv.c) and by no one else. */
+static void check_relay_password(struct cf *cf, const struct cf_section *sec)
+{
+	const struct cf_assign *a = sec->set[RELAY_AUTH_PASSWORD];
+	struct stat st;
+	if (a && others_may_read(a->pos.file, &st))
+		cf_warn(cf, &a->pos, "auth-password in \"%s\" (mode %04o), "
+				     "which every user may read: put the "
+				     "password in an auth-password-file that "
+				     "only root and group-id may read (0640)",
+			a->pos.file, (unsigned)(st.st_mode & 07777));
+	a = sec->set[RELAY_AUTH_PASSWORD_FILE];
+	if (!a || (sec->bad & (1u << RELAY_AUTH_PASSWORD_FILE)))
+		return;
+	const char *path = cf->words[a->w0].s;
+	struct cf_pos pos = a->pos;
+	pos.col = cf->words[a->w0].col;
+	char why[300];
+	if (others_may_read(path, &st))
+		cf_warn(cf, &pos, "auth-password-file \"%s\" (mode %04o) may "
+				  "be read by every user: make it 0640, owner "
+				  "root, group group-id",
+			path, (unsigned)(st.st_mode & 07777));
+	else if (access(path, F_OK) == 0 &&
+		 sessions_cannot(cf, why_not_readable, path, why, sizeof why))
+		cf_warn(cf, &pos, "auth-password-file \"%s\" cannot be read "
+				  "by the user that delivers (%s): mail for "
+				  "[relay \"%s\"] will be deferred",
+			path, why, sec->name);
+}
+
 static void check_system(struct cf *cf, struct cf_section *sec)
 {
 	for (int key = 0; key < cf_nkeys(sec->kind); key++)
@@ -392,6 +445,8 @@ static void check_system(struct cf *cf, struct cf_section *sec)
 	}
 	if (sec->kind == CF_PIPE && sec->set[PIPE_EXEC])
 		check_pipe(cf, sec);
+	if (sec->kind == CF_RELAY)
+		check_relay_password(cf, sec);
 	if (sec->kind == CF_SMTPD) {
 		check_listen_host(cf, sec);
 		check_auth_without_tls(cf, sec);

@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -360,6 +361,46 @@ static int start_tls(struct client_job *j, struct client_conn *c, struct buf *t,
 	return hello(j, c, t, why) < 0 ? NEXT_ADDRESS : 0;
 }
 
+/* A password file holds one line; more is no password. */
+#define PASSWORD_FILE_MAX 1024
+
+/* The relay's password into pass: auth-password, or the first line of
+ * auth-password-file, read now, as the delivering user (root:group-id
+ * 0640 serves, and a process that never delivers to the relay never
+ * opens it); -1 with why when the file gives none. */
+static int relay_password(const struct cf_section *relay, struct buf *pass,
+			  char *why, size_t n)
+{
+	const char *path = relay->v[RELAY_AUTH_PASSWORD_FILE].s;
+	if (!path) {
+		buf_adds(pass, relay->v[RELAY_AUTH_PASSWORD].s
+				       ? relay->v[RELAY_AUTH_PASSWORD].s : "");
+		return 0;
+	}
+	if (buf_read_file(pass, AT_FDCWD, path, PASSWORD_FILE_MAX) < 0) {
+		fmt_snprintf(why, n, "auth-password-file %s: %s", path,
+			     strerror(errno));
+		return -1;
+	}
+	size_t len = strcspn(pass->s, "\r\n");
+	if (!len || len > PASSWORD_FILE_MAX) {
+		fmt_snprintf(why, n, "auth-password-file %s: expected a "
+				     "password of 1 to %d bytes on its first "
+				     "line", path, PASSWORD_FILE_MAX);
+		return -1;
+	}
+	pass->s[len] = 0;
+	pass->len = len;
+	return 0;
+}
+
+static void forget(struct buf *b)
+{
+	if (b->s)
+		explicit_bzero(b->s, b->cap);
+	buf_free(b);
+}
+
 /* AUTH PLAIN or LOGIN to a smarthost, never in clear text. */
 static int authenticate(struct client_job *j, struct client_conn *c, struct buf *t,
 			struct reply *why)
@@ -367,15 +408,21 @@ static int authenticate(struct client_job *j, struct client_conn *c, struct buf 
 	const char *user = j->relay ? j->relay->v[RELAY_AUTH_USER].s : NULL;
 	if (!user)
 		return 0;
-	const char *pass = j->relay->v[RELAY_AUTH_PASSWORD].s;
-	if (!pass)
-		pass = "";
 	if (!c->tls) {
 		reply_set(why, 451, ESC_ENCRYPTION_NEEDED,
 			  "%s: not sending credentials without TLS",
 			  c->name);
 		return NEXT_ADDRESS;
 	}
+	struct buf secret = {0};
+	char reason[600];
+	if (relay_password(j->relay, &secret, reason, sizeof reason) < 0) {
+		forget(&secret);
+		reply_set(why, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED,
+			  "relay %s: %s", j->relay->name, reason);
+		return NEXT_ADDRESS;
+	}
+	const char *pass = secret.s ? secret.s : "";
 	struct buf b = {0};
 	int code;
 	if (c->ext.auth_plain) {
@@ -385,7 +432,7 @@ static int authenticate(struct client_job *j, struct client_conn *c, struct buf 
 		buf_addc(&raw, 0);
 		buf_adds(&raw, pass);
 		buf_add_base64(&b, raw.s, raw.len);
-		buf_free(&raw);
+		forget(&raw);
 		client_cmd(c, "AUTH PLAIN %s", b.s);
 		io_flush(&c->io);
 		code = client_read_reply(c, t);
@@ -404,9 +451,11 @@ static int authenticate(struct client_job *j, struct client_conn *c, struct buf 
 	} else {
 		reply_set(why, 451, ESC_OTHER_SECURITY_STATUS,
 			  "%s offers neither AUTH PLAIN nor LOGIN", c->name);
+		forget(&secret);
 		return NEXT_ADDRESS;
 	}
-	buf_free(&b);
+	forget(&b);
+	forget(&secret);
 	if (code == 235)
 		return 0;
 	if (code < 0)

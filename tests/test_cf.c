@@ -615,6 +615,18 @@ static const struct bad bad[] = {
 	C("auth-password alone",
 	  "[relay \"r\"]\nauth-password = p\naddress = r\n",
 	  "t.cf:2:1: expected 'auth-user' with 'auth-password'\n"),
+	C("auth-password-file alone",
+	  "[relay \"r\"]\nauth-password-file = /etc/pw\naddress = r\n",
+	  "t.cf:2:1: expected 'auth-user' with 'auth-password-file'\n"),
+	C("both passwords",
+	  "[relay \"r\"]\nauth-user = u\nauth-password = p\n"
+	  "auth-password-file = /etc/pw\naddress = r\n",
+	  "t.cf:4:1: expected 'auth-password' or 'auth-password-file', "
+	  "not both\n"),
+	C("auth-password-file relative",
+	  "[relay \"r\"]\nauth-user = u\nauth-password-file = pw\n"
+	  "address = r\n",
+	  "t.cf:3:22: expected an absolute path, found 'pw'\n"),
 	C("relay without address", "[relay \"r\"]\nprotocol = lmtp\n",
 	  "t.cf:1:1: expected 'address' in [relay \"r\"], found none\n"),
 	C("backoff order", "[core]\nminimal-backoff = 1h\nmaximal-backoff = 10m\n",

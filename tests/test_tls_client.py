@@ -9,6 +9,7 @@ stays deferred in the spool (the proxy takes such a message over), as
 --queue shows.
 """
 import os
+import pwd
 import re
 import shutil
 import socket
@@ -222,6 +223,78 @@ def test_auth_failure_defers(tmp, cert, via):
         assert qid in q and "451 4.7.8" in q, q
     finally:
         peer.stop()
+
+
+def password_file(tmp, mode, text="secret\n"):
+    """The smarthost password in a file of root and nobody's group."""
+    path = os.path.join(tmp, "smart.pw")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chown(path, 0, pwd.getpwnam("nobody").pw_gid)
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.mark.skipif(not ROOT, reason="a file of root's that the session "
+                    "reads as user-id nobody")
+def test_auth_password_file_is_read_by_the_delivering_user(tmp, cert, via):
+    """auth-password in postmaster.cf, which every user's sendmail must
+    read, was every user's to read. auth-password-file keeps it apart:
+    root:group-id 0640 serves the delivery (which runs as user-id), and a
+    file only root may read defers the mail, saying why."""
+    peer = Peer(cert, require_tls=True, auth=True)
+    try:
+        path = password_file(tmp, 0o640)
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = required\n"
+                         "auth-user = u\nauth-password-file = %s"
+                    % (peer.port, path), via)
+        qid, _ = send(cf, via)
+        assert (qid is None) == (via == "proxy"), qid
+        assert len(peer.got) == 1 and peer.got[0]["auth"], peer.got
+        os.chmod(path, 0o600)
+        qid, _ = send(cf, via)
+        assert len(peer.got) == 1, peer.got
+        q = queue(cf)
+        assert "451 4.3.5 relay smart: auth-password-file %s: Permission " \
+            "denied" % path in q, q
+    finally:
+        peer.stop()
+
+
+@pytest.mark.skipif(not ROOT, reason="files of root's")
+def test_check_warns_where_the_smarthost_password_is_readable(tmp):
+    """--check names an auth-password that every user may read, and an
+    auth-password-file that every user, or not the delivering user, can
+    read."""
+    cf = config(tmp, "address = [127.0.0.1]:1\nauth-user = u\n"
+                     "auth-password = secret")
+    os.chmod(cf, 0o644)
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r'^%s:13:1: warning: auth-password in "%s" \(mode '
+                     r"0644\), which every user may read"
+                     % (re.escape(cf), re.escape(cf)), r.stderr, re.M), \
+        r.stderr
+    os.chmod(cf, 0o600)
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
+                       capture_output=True, text=True)
+    assert "auth-password" not in r.stderr, r.stderr
+    for mode, said in ((0o644, "may be read by every user"),
+                       (0o600, "cannot be read by the user that delivers "
+                               "(Permission denied)"),
+                       (0o640, None)):
+        path = password_file(tmp, mode)
+        cf = config(tmp, "address = [127.0.0.1]:1\nauth-user = u\n"
+                         "auth-password-file = " + path)
+        r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        if said:
+            assert 'warning: auth-password-file "%s" ' % path in r.stderr
+            assert said in r.stderr, (mode, r.stderr)
+        else:
+            assert "auth-password" not in r.stderr, r.stderr
 
 
 def test_credentials_never_go_in_clear(tmp, via):
