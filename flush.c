@@ -709,19 +709,31 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 /* ------------------------------------------------------------------ */
 /* --flush, --queue, --delete                                          */
 
-/* Opens the spool as the unprivileged user; -1 after saying why. */
-static int open_spool(const struct cf *cf)
+/* Opens the spool as the unprivileged user; -1 after saying why, with
+ * the exit status in *ex: the spool is private (0700, user-id's), so
+ * another user may not (EX_NOPERM), where a missing spool is for later. */
+static int open_spool(const struct cf *cf, int *ex)
 {
 	char why[512];
+	*ex = EX_TEMPFAIL;
 	if (priv_drop(cf, why, sizeof why) < 0) {
 		fprintf(stderr, "postmaster: %s\n", why);
 		return -1;
 	}
 	int fd = spool_open(cf->core->v[CORE_SPOOL_DIRECTORY].s, why,
 			    sizeof why);
-	if (fd < 0)
+	if (fd >= 0)
+		return fd;
+	if (errno == EACCES || errno == EPERM) {
+		*ex = EX_NOPERM;
+		fprintf(stderr, "postmaster: %s: the spool is private: only "
+				"root and core.user-id may list it or act on "
+				"it\n",
+			why);
+	} else {
 		fprintf(stderr, "postmaster: %s\n", why);
-	return fd;
+	}
+	return -1;
 }
 
 /* Holds core.pid-file as a lock for the life of the process. */
@@ -775,9 +787,11 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 		return EX_OK; /* the timer came round while the last run goes on */
 	if ((!id && pidfd < 0) || open_log(cf, "flush") < 0)
 		return EX_TEMPFAIL;
-	int dirfd = open_spool(cf);
+	int ex;
+	int dirfd = open_spool(cf, &ex);
 	if (dirfd < 0)
-		return EX_TEMPFAIL;
+		return ex;
+	ex = EX_OK;
 	unsigned n = 0;
 	char **ids = NULL;
 	if (id) {
@@ -787,7 +801,6 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 	} else {
 		ids = spool_list(dirfd, &n);
 	}
-	int ex = EX_OK;
 	client_keep_connections(1);
 	for (unsigned i = 0; i < n; i++) {
 		struct spool_msg m;
@@ -946,9 +959,10 @@ static void show_damaged(const char *id, const char *why, int layout)
 
 int queue_main(const struct cf *cf, int layout)
 {
-	int dirfd = open_spool(cf);
+	int ex;
+	int dirfd = open_spool(cf, &ex);
 	if (dirfd < 0)
-		return EX_TEMPFAIL;
+		return ex;
 	unsigned n = 0, shown = 0;
 	char **ids = spool_list(dirfd, &n);
 	time_t now = time(NULL);
@@ -996,9 +1010,10 @@ static int open_message(const struct cf *cf, const char *what,
 	int removal = !strcmp(what, "delete");
 	if (open_log(cf, what) < 0)
 		return EX_TEMPFAIL;
-	*dirfd = open_spool(cf);
+	int ex;
+	*dirfd = open_spool(cf, &ex);
 	if (*dirfd < 0)
-		return EX_TEMPFAIL;
+		return ex;
 	char why[512];
 	/* as postsuper -d: a damaged envelope does not keep it in the spool */
 	int r = removal ? spool_lock(*dirfd, id, m, why, sizeof why)

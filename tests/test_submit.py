@@ -224,6 +224,31 @@ def test_relaying_user_whose_mail_is_spooled_cannot_read_the_spool(site,
     assert b"\r\n554 5.7.1 " in p.stdout, p.stdout
 
 
+def test_a_user_is_told_the_spool_is_private(site, user):
+    """mailq, sendmail -bp and --queue run by a user said only
+    "Permission denied" and exited 75, try later, which never helps: the
+    spool is private to root and user-id, as the message now says, with
+    77 (EX_NOPERM)."""
+    s = site()
+    bindir = os.path.join(s.d, "bin")
+    os.mkdir(bindir)
+    os.chmod(s.d, 0o755)
+    for name in ("mailq", "sendmail"):
+        os.symlink(POSTMASTER, os.path.join(bindir, name))
+    for argv in ([os.path.join(bindir, "mailq"), "-C", s.cf],
+                 [os.path.join(bindir, "sendmail"), "-C", s.cf, "-bp"],
+                 [POSTMASTER, "--config=" + s.cf, "--queue"]):
+        r = subprocess.run(["runuser", "-u", USER, "--", *argv],
+                           capture_output=True, timeout=30)
+        no_sanitizer_report(r.stderr.decode(errors="replace"), argv[0])
+        assert r.returncode == 77, (argv, r)
+        assert b"the spool is private: only root and core.user-id may " \
+            b"list it" in r.stderr, (argv, r.stderr)
+    r = subprocess.run([os.path.join(bindir, "mailq"), "-C", s.cf],
+                       capture_output=True, timeout=30)
+    assert r.returncode == 0 and r.stdout == b"Mail queue is empty\n", r
+
+
 def test_without_the_socket_a_user_gets_75(site, user):
     s = site()  # nobody serves the socket
     r = s.inject(USER, "ann@mail.test")
