@@ -420,6 +420,8 @@ struct message {
 	size_t nfirst;
 	int first_eol;
 	unsigned have; /* FIX_*: what the fix-ups need not add */
+	unsigned have_resent; /* ... of Resent-Date, -Message-ID, -From */
+	int resent;    /* it has Resent- fields: it is being resent */
 	struct buf fix; /* the fix-up fields, made once for every copy */
 	int fixed;
 	int kept;       /* the body is in a file of its own (src_keep) */
@@ -543,8 +545,9 @@ static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 	const char *h = m->head.s ? m->head.s : "";
 	size_t i = 0, len = m->head.len;
 	int resent = 0;
-	for (size_t k = 0; r && k < len; k = field_end(h, len, k))
+	for (size_t k = 0; k < len; k = field_end(h, len, k))
 		resent |= is_resent(h + k, field_end(h, len, k) - k);
+	m->resent = resent;
 	while (i < len) {
 		size_t end = field_end(h, len, i);
 		const char *f = h + i;
@@ -558,12 +561,31 @@ static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 		m->have |= (field_is(f, n, "date") ? FIX_DATE : 0) |
 			   (field_is(f, n, "message-id") ? FIX_MSGID : 0) |
 			   (field_is(f, n, "from") ? FIX_FROM : 0);
+		m->have_resent |=
+			(field_is(f, n, "resent-date") ? FIX_DATE : 0) |
+			(field_is(f, n, "resent-message-id") ? FIX_MSGID : 0) |
+			(field_is(f, n, "resent-from") ? FIX_FROM : 0);
 		for (size_t j = i; io && !bcc && j < end;) {
 			const char *nl = memchr(h + j, '\n', end - j);
 			size_t k = nl ? (size_t)(nl - h) : end;
 			emit(io, h + j, k - j, 1, 1);
 			j = k + 1;
 		}
+		i = end;
+	}
+}
+
+/* RFC 5322 3.6.6: a message being resent gets the Resent- forms of the
+ * fix-up fields (as Postfix's cleanup adds them), its own Date, From and
+ * Message-ID being the original's: each line of fields gets the prefix. */
+static void resent_fields(struct buf *out, const struct buf *plain)
+{
+	for (size_t i = 0; i < plain->len;) {
+		const char *nl = memchr(plain->s + i, '\n', plain->len - i);
+		size_t end = nl ? (size_t)(nl - plain->s) + 1 : plain->len;
+		if (plain->s[i] != ' ' && plain->s[i] != '\t')
+			buf_adds(out, "Resent-");
+		buf_add(out, plain->s + i, end - i);
 		i = end;
 	}
 }
@@ -587,8 +609,16 @@ static void fix_ups(struct message *m, const struct inject *in,
 	for (size_t i = 0; i < sizeof r && k > 0 && (size_t)k + 3 < sizeof id; i++)
 		k += fmt_snprintf(id + k, sizeof id - (size_t)k, "%02x", r[i]);
 	buf_adds(&m->fix, "");
-	data_fixup_fields(&m->fix, m->have, sender, in->fullname, id, host,
-			  "\r\n");
+	if (m->resent) {
+		struct buf plain = {0};
+		data_fixup_fields(&plain, m->have_resent, sender, in->fullname,
+				  id, host, "\r\n");
+		resent_fields(&m->fix, &plain);
+		buf_free(&plain);
+	} else {
+		data_fixup_fields(&m->fix, m->have, sender, in->fullname, id,
+				  host, "\r\n");
+	}
 	io_write(io, m->fix.s, m->fix.len);
 }
 

@@ -375,6 +375,35 @@ def test_fix_ups_keep_what_the_message_has(site):
     assert fields(got, "Message-ID") == ["<own@example.org>"]
 
 
+def test_a_resent_message_gets_resent_from_and_date(site):
+    """RFC 5322 3.6.6: a message with Resent- fields MUST have Resent-From
+    and Resent-Date; sendmail -t added nothing to one, its own From, Date
+    and Message-ID being the original's. They are added, with
+    Resent-Message-ID, the original's fields kept as they were; what the
+    message has already is not added again."""
+    msg = b"Resent-To: bob@mail.test\nFrom: ann@mail.test\n" \
+          b"To: ann@mail.test\nDate: Mon, 1 Dec 2026 10:00:00 +0000\n" \
+          b"Message-ID: <orig@mail.test>\nSubject: fwd\n\nbody\n"
+    r = site.sendmail("-t", "-F", "Root Here", data=msg)
+    assert r.returncode == 0, r.stderr
+    got = site.one("bob")
+    assert fields(got, "Resent-From") == ['"Root Here" <root@mail.test>']
+    assert len(fields(got, "Resent-Date")) == 1
+    assert re.fullmatch(r"<[^@>]+@mail\.test>",
+                        fields(got, "Resent-Message-ID")[0])
+    assert fields(got, "From") == ["ann@mail.test"]
+    assert fields(got, "Date") == ["Mon, 1 Dec 2026 10:00:00 +0000"]
+    assert fields(got, "Message-ID") == ["<orig@mail.test>"]
+    assert site.mail("ann") == []
+    r = site.sendmail("-t", data=b"Resent-From: cat@mail.test\n" + msg)
+    assert r.returncode == 0, r.stderr
+    got = site.mail("bob")[1]
+    assert fields(got, "Resent-From") == ["cat@mail.test"]
+    assert len(fields(got, "Resent-Date")) == 1
+    assert len(fields(got, "Resent-Message-ID")) == 1
+    assert len(fields(got, "From")) == 1
+
+
 def test_bcc_is_dropped_without_t_and_f_name_cannot_add_fields(site):
     r = site.sendmail("-F", "Evil\nBcc: x\r\nX-Injected: 1", "ann",
                       data=b"Bcc: cat@mail.test\nSubject: s\n\nx\n")
