@@ -159,8 +159,9 @@ static void set_o(struct inject *in, const char *v)
 }
 
 /* The option letters that take a value: attached (-fme) or the next
- * argument (-f me). Those not named in the switch are ignored. */
-static const char with_value[] = "BCFNRVXbefhopr";
+ * argument (-f me). Those not named in the switch are ignored (-A, -L,
+ * -O, -X, -e, -h, -p), as in Postfix's GETOPT_LIST. */
+static const char with_value[] = "ABCFLNORVXbefhopr";
 /* Accepted without a value and without effect: -G -U -m -n -x -c. */
 static const char ignored[] = "GUmnxc";
 
@@ -182,9 +183,41 @@ static int one_option(struct inject *in, const char *prog, char o,
 	case 'i': in->dots_are_text = 1; break;
 	case 't': in->extract = 1; break;
 	case 'v': in->verbose = 1; break;
-	case 'q': in->mode = INJ_FLUSH; break;
 	}
 	return 0;
+}
+
+/* The option letters of argv[i], as getopt(3) reads them: -ti is -t -i,
+ * and a letter that takes a value takes the rest of the argument or the
+ * next one (-tif me is -t -i -f me). The index of the last argument
+ * used, or -1 after a usage error. */
+static int one_argument(struct inject *in, const char *prog, int argc,
+			char **argv, int i)
+{
+	const char *a = argv[i];
+	for (size_t k = 1; a[k]; k++) {
+		char o = a[k], letter[3] = {'-', o, 0};
+		if (o == 'q') { /* -q, -q30m, -qRsite: run the queue once */
+			in->mode = INJ_FLUSH;
+			return i;
+		}
+		if (strchr(with_value, o)) {
+			const char *v = a[k + 1] ? a + k + 1
+				      : i + 1 < argc ? argv[++i] : NULL;
+			if (!v)
+				return usage(prog, "option %s needs a value",
+					     letter);
+			return one_option(in, prog, o, v) < 0 ? -1 : i;
+		}
+		if (!strchr("Iitv", o) && !strchr(ignored, o)) {
+			char what[64];
+			fmt_snprintf(what, sizeof what, "%s in %s", letter, a);
+			return usage(prog, "unknown option %s",
+				     a[2] ? what : a);
+		}
+		one_option(in, prog, o, NULL);
+	}
+	return i;
 }
 
 int inject_options(int argc, char **argv, struct inject *in)
@@ -200,27 +233,12 @@ int inject_options(int argc, char **argv, struct inject *in)
 		in->mode = INJ_CHECK;
 	int i = 1;
 	for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--")) {
+		if (!strcmp(argv[i], "--")) {
 			i++;
 			break;
 		}
-		char o = a[1];
-		if (o == 'q') { /* -q, -q30m, -qRsite: run the queue once */
-			in->mode = INJ_FLUSH;
-			continue;
-		}
-		if (strchr(with_value, o)) {
-			const char *v = a[2] ? a + 2 : i + 1 < argc ? argv[++i] : NULL;
-			if (!v)
-				return usage(prog, "option -%s needs a value", a + 1);
-			if (one_option(in, prog, o, v) < 0)
-				return -1;
-			continue;
-		}
-		if (a[2] || !(strchr("Iitv", o) || strchr(ignored, o)))
-			return usage(prog, "unknown option %s", a);
-		one_option(in, prog, o, NULL);
+		if ((i = one_argument(in, prog, argc, argv, i)) < 0)
+			return -1;
 	}
 	in->rcpt = argv + i;
 	in->nrcpt = argc - i;

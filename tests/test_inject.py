@@ -126,6 +126,35 @@ def test_the_cron_command_line(site):
     assert body == "line 1\n.\nnaïve line 3\n".encode()
 
 
+def test_option_letters_cluster_as_getopt_reads_them(site):
+    """BusyBox crond and PHP's sendmail_path say "sendmail -ti", scripts
+    "-tif sender": letters run together as getopt(3) reads them, and
+    Postfix's -A, -L and -O take a value and are ignored. They were
+    unknown options (exit 64), and the mail was lost."""
+    msg = b"To: bob@mail.test\nSubject: clustered\n\nbefore\n.\nafter\n"
+    for args in (["-ti"], ["-it"], ["-tif", "me@example.org"],
+                 ["-tifme@example.org"], ["-Am", "-t", "-i"],
+                 ["-L", "label", "-ti"], ["-O", "DeliveryMode=b", "-ti"],
+                 ["-tiODeliveryMode=b"]):
+        before = site.mail("bob")
+        r = site.sendmail(*args, data=msg)
+        assert r.returncode == 0, (args, r.stderr)
+        got = [m for m in site.mail("bob") if m not in before]
+        assert len(got) == 1, (args, got)
+        # -i: the lone dot is text, so the whole body arrived
+        assert header_and_body(got[0])[1] == b"before\n.\nafter\n", args
+        sender = b"me@example.org" if "-tif" in args[0] else b"root@mail.test"
+        assert b"Return-Path: <" + sender + b">" in got[0], (args, got)
+    assert len(site.mail("bob")) == 8
+    r = site.sendmail("-tz", data=msg)
+    assert r.returncode == 64
+    assert b"sendmail: unknown option -z in -tz" in r.stderr
+    r = site.sendmail("-tif", data=msg)
+    assert r.returncode == 64
+    assert b"sendmail: option -f needs a value" in r.stderr
+    assert len(site.mail("bob")) == 8
+
+
 def test_python_subprocess_with_t_and_bcc(site):
     """sendmail -t: To, Cc and Bcc are the recipients; Bcc is not in what
     any of them gets."""
@@ -278,7 +307,7 @@ def test_postmaster_inject_is_the_readme_demo(site):
     r = site.run([POSTMASTER, "--config=" + site.cf, "--inject", "-x!"],
                  b"hi\n")
     assert r.returncode == 64
-    assert b"postmaster: unknown option -x!" in r.stderr
+    assert b"postmaster: unknown option -! in -x!" in r.stderr
 
 
 def test_mailq_bp_q_newaliases_and_bv(site):
