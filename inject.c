@@ -8,7 +8,7 @@
  * of -t and the removal of Bcc with them, as many transactions as the
  * session's max-recipients asks for, turning the session's
  * replies into sendmail's exit statuses with the reply text on stderr,
- * and a user's -bs dialogue relayed byte for byte to the submit socket.
+ * and a -bs dialogue relayed byte for byte to the submit socket.
  *
  * Never: writes the spool or delivers itself (the session on the submit
  * socket does, or as root without one the session in a child, by the
@@ -1182,7 +1182,7 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* -bs as a user: the dialogue relayed to the submit socket's session   */
+/* -bs: the dialogue relayed to the submit socket's session           */
 
 /* Moves what one side has to the other: 0, or -1 at its end (EOF, or
  * an error on either side). */
@@ -1226,6 +1226,8 @@ int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd)
 						      : INJECT_SOCKET;
 	signal(SIGPIPE, SIG_IGN);
 	int fd = submit_connect(path);
+	if (fd < 0 && geteuid() == 0) /* as for a message: in-process */
+		return session_main(cf, sec ? sec->name : NULL, 1);
 	if (fd < 0) {
 		fprintf(stderr, "%s: cannot reach the submission socket %s: "
 				"%s (start postmaster-submit.socket)\n",

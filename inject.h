@@ -50,10 +50,11 @@ int inject_options(int argc, char **argv, struct inject *in);
  * exit status (sysexits). */
 int inject_send(struct cf *cf, const struct inject *in, const char *smtpd);
 
-/* Serves INJ_SMTP for a user other than root: the SMTP dialogue on
- * stdin and stdout relayed to the submit socket's session, which knows
- * the user by SO_PEERCRED and writes the spool. 0, or 75 (after a 421 on
- * stdout) when the socket cannot be reached. Root serves -bs itself. */
+/* Serves INJ_SMTP: the SMTP dialogue on stdin and stdout relayed to the
+ * submit socket's session, which knows the user by SO_PEERCRED and
+ * writes the spool. Without the socket, root serves the session itself,
+ * with the section a message would get; any other user gets 421 on
+ * stdout and 75. The exit status. */
 int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd);
 
 #endif

@@ -283,10 +283,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		if (!o->config)
 			o->config = o->inj.config;
 	}
-	/* -bs: root serves the session itself; a user cannot write the
-	 * spool, and is relayed to the submit socket's session instead */
+	/* -bs: relayed to the submit socket's session, or served by root
+	 * in-process with the section a message would get (inject_smtp) */
 	o->sending = o->inject && (o->inj.mode == INJ_SEND ||
-				   (o->inj.mode == INJ_SMTP && geteuid() != 0));
+				   o->inj.mode == INJ_SMTP);
 	return -1;
 }
 

@@ -366,6 +366,33 @@ def test_bs_is_a_session_on_standard_input(site):
     assert site.one("ann").endswith(b"\nvia -bs\n")
 
 
+SECTIONS = """\
+[smtpd "mx"]
+listen-port = 127.0.0.1:2
+[smtpd "submit"]
+listen-port = unix:{d}/submit
+"""
+
+
+def test_bs_as_root_takes_the_section_a_message_gets(site):
+    """The shipped configuration has several [smtpd] sections: root's -bs
+    once answered 421 ("choose one with --smtpd=NAME", which sendmail
+    cannot be given) where its message mode found the submit section.
+    Without the socket, root serves -bs in-process with that section."""
+    with open(site.cf, "a") as f:
+        f.write(SECTIONS.format(d=site.d))
+    r = site.sendmail("-bs", data=b"EHLO client\r\nMAIL FROM:<root@mail.test>"
+                      b"\r\nRCPT TO:<ann@mail.test>\r\nDATA\r\n"
+                      b"Subject: bs\r\n\r\nvia -bs\r\n.\r\nQUIT\r\n")
+    assert r.returncode == 0, r
+    assert r.stdout.startswith(b"220 "), r.stdout
+    assert b"\r\n250 2.0.0 " in r.stdout, r.stdout
+    assert site.one("ann").endswith(b"\nvia -bs\n")
+    with open(os.path.join(site.d, "log")) as f:
+        assert re.search(r"event=connect client=local smtpd=submit$", f.read(),
+                         re.M)
+
+
 def fields(msg, name):
     """The values of a header field, below what delivery added."""
     from email import message_from_bytes
