@@ -945,6 +945,20 @@ static const struct cf_section *submit_section(struct cf *cf,
 	return found;
 }
 
+char *inject_verify_address(struct cf *cf, const struct inject *in,
+			    const char **smtpd)
+{
+	const struct cf_section *sec = submit_section(cf, *smtpd);
+	if (sec)
+		*smtpd = sec->name;
+	struct rcpts r = {0};
+	const char *a = in->rcpt[0];
+	address_list(a, strlen(a), &r, cf->core->v[CORE_HOSTNAME].s);
+	char *out = xstrdup(r.n ? r.v[0] : a);
+	rcpts_free(&r);
+	return out;
+}
+
 /* The max-message-size of the section that will serve: submit_section's,
  * else the sole section's, else core's (the built-in listener's). */
 static unsigned long long size_limit(struct cf *cf, const char *smtpd)

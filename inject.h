@@ -45,6 +45,13 @@ int inject_named(const char *argv0);
  * 0, or -1 after printing the error and a usage line (exit 64). */
 int inject_options(int argc, char **argv, struct inject *in);
 
+/* INJ_ROUTE (-bv): the address as `sendmail ADDRESS` submits it (a bare
+ * name at core.hostname), to be freed, and in *smtpd, unless it names
+ * one already, the section that serves injection (NULL: the only one,
+ * or the built-in listener). */
+char *inject_verify_address(struct cf *cf, const struct inject *in,
+			    const char **smtpd);
+
 /* Serves INJ_SEND: the message on stdin to the recipients, through the
  * submit socket's session, else (root only) one in a child process. The
  * exit status (sysexits). */

@@ -356,6 +356,16 @@ static int serve(struct cf *cf, const char *smtpd)
 	return session_main(cf, smtpd, ok);
 }
 
+/* sendmail -bv: --route for what `sendmail ADDRESS` would meet. */
+static int verify(struct cf *cf, const struct opts *o)
+{
+	const char *smtpd = o->smtpd;
+	char *addr = inject_verify_address(cf, &o->inj, &smtpd);
+	int ex = do_route(cf, addr, smtpd);
+	free(addr);
+	return ex;
+}
+
 /* --check, --dump, --route, --flush, --queue, --delete or --inject, on a
  * configuration without errors. */
 static int run_tool(struct cf *cf, const struct opts *o)
@@ -367,6 +377,8 @@ static int run_tool(struct cf *cf, const struct opts *o)
 		summary(cf);
 	} else if (o->dump) {
 		cf_dump(cf, o->defaults, stdout);
+	} else if (o->route && o->inject && o->inj.mode == INJ_ROUTE) {
+		ex = verify(cf, o);
 	} else if (o->route) {
 		ex = do_route(cf, o->route, o->smtpd);
 	} else if (o->flush) {

@@ -393,6 +393,23 @@ def test_bs_as_root_takes_the_section_a_message_gets(site):
                          re.M)
 
 
+def test_bv_answers_for_what_sendmail_address_would_do(site):
+    """-bv once needed --smtpd (which sendmail cannot be given) on a
+    configuration with several sections, and refused a bare name (504
+    5.5.2) that `sendmail ann` delivers to ann@core.hostname."""
+    r = site.sendmail("-bv", "ann")
+    assert r.returncode == 0, r
+    assert b"250 2.1.5 <ann@mail.test> OK" in r.stdout, r.stdout
+    with open(site.cf, "a") as f:
+        f.write(SECTIONS.format(d=site.d))
+    r = site.sendmail("-bv", "ann")
+    assert r.returncode == 0, r
+    assert r.stdout.startswith(b'route for [smtpd "submit"]:\n'), r.stdout
+    assert b"250 2.1.5 <ann@mail.test> OK" in r.stdout, r.stdout
+    r = site.sendmail("-bv", "nobody")
+    assert r.returncode == 67, r
+
+
 def fields(msg, name):
     """The values of a header field, below what delivery added."""
     from email import message_from_bytes
