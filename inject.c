@@ -27,6 +27,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -897,9 +898,30 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 	return taken ? 0 : -1;
 }
 
+/* SPEC 1: once sendmail has exited, nothing of it holds the caller's
+ * descriptors. The in-process session's detached delivery would keep
+ * standard error (a pipe that the caller reads to its end) for as long
+ * as the next hop takes: it gets /dev/null instead, unless the session
+ * logs there (logger = stderr). */
+static void leave_stderr(const struct cf *cf, const struct cf_section *sec)
+{
+	const char *logger = sec ? sec->v[SMTPD_LOGGER].s
+				 : cf->core->v[CORE_LOGGER].s;
+	if (!strcmp(logger, "stderr"))
+		return;
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (null >= 0 && null != 2) {
+		dup2(null, 2);
+		close(null);
+	}
+}
+
 /* The session that serves the injection, in a child on a socket pair:
- * a local peer, as for -bs. Its pid, or -1. */
-static pid_t start_session(struct cf *cf, const char *smtpd, int *fd)
+ * a local peer, as for -bs. sec: the section that will serve; body: the
+ * kept message's file, which the child does not keep (-1: none). Its
+ * pid, or -1. */
+static pid_t start_session(struct cf *cf, const char *smtpd,
+			   const struct cf_section *sec, int body, int *fd)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -914,6 +936,13 @@ static pid_t start_session(struct cf *cf, const char *smtpd, int *fd)
 	if (pid == 0) {
 		if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0)
 			_exit(EX_OSERR);
+		/* its delivery outlives sendmail: no end of the pair stays
+		 * open but the session's, nor the caller's stderr */
+		close(sv[0]);
+		close(sv[1]);
+		if (body >= 0)
+			close(body);
+		leave_stderr(cf, sec);
 		/* nothing inherited may pose as the connection's origin */
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDS");
@@ -959,9 +988,10 @@ char *inject_verify_address(struct cf *cf, const struct inject *in,
 	return out;
 }
 
-/* The max-message-size of the section that will serve: submit_section's,
- * else the sole section's, else core's (the built-in listener's). */
-static unsigned long long size_limit(struct cf *cf, const char *smtpd)
+/* The section that will serve: submit_section's, else the sole
+ * section, else NULL (the built-in listener). */
+static const struct cf_section *serving_section(struct cf *cf,
+						const char *smtpd)
 {
 	const struct cf_section *sec = submit_section(cf, smtpd);
 	uint32_t n = 0;
@@ -970,6 +1000,14 @@ static unsigned long long size_limit(struct cf *cf, const char *smtpd)
 		sec = v[0];
 	if (n)
 		free(v);
+	return sec;
+}
+
+/* The max-message-size of the section that will serve, else core's (the
+ * built-in listener's). */
+static unsigned long long size_limit(struct cf *cf, const char *smtpd)
+{
+	const struct cf_section *sec = serving_section(cf, smtpd);
 	return sec ? sec->v[SMTPD_MAX_MESSAGE_SIZE].n
 		   : cf->core->v[CORE_MAX_MESSAGE_SIZE].n;
 }
@@ -1002,7 +1040,7 @@ static int submit_connect(const char *path)
  * when there is neither.
  */
 static int reach_session(struct cf *cf, const char *smtpd, const char *prog,
-			 pid_t *pid, int *fd)
+			 int body, pid_t *pid, int *fd)
 {
 	const struct cf_section *sec = submit_section(cf, smtpd);
 	const char *path = sec && sec->listen.path[0] ? sec->listen.path
@@ -1016,7 +1054,8 @@ static int reach_session(struct cf *cf, const char *smtpd, const char *prog,
 			prog, path, strerror(errno));
 		return EX_TEMPFAIL;
 	}
-	*pid = start_session(cf, sec ? sec->name : NULL, fd);
+	*pid = start_session(cf, sec ? sec->name : NULL,
+			     serving_section(cf, smtpd), body, fd);
 	if (*pid < 0) {
 		fprintf(stderr, "%s: cannot start a session: %s\n", prog,
 			strerror(errno));
@@ -1173,7 +1212,8 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 	struct conv c = {.verbose = in->verbose, .prog = prog};
 	int fd;
 	pid_t pid;
-	if ((ex = reach_session(cf, smtpd, prog, &pid, &fd)) != EX_OK)
+	if ((ex = reach_session(cf, smtpd, prog, m->kept ? m->src.fd : -1,
+				&pid, &fd)) != EX_OK)
 		goto out;
 	io_init(&c.io, fd, fd, INJECT_TIMEOUT_MS);
 	ex = transaction(&c, m, in, from.s ? from.s : "", &r, host);
@@ -1240,8 +1280,10 @@ int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd)
 						      : INJECT_SOCKET;
 	signal(SIGPIPE, SIG_IGN);
 	int fd = submit_connect(path);
-	if (fd < 0 && geteuid() == 0) /* as for a message: in-process */
+	if (fd < 0 && geteuid() == 0) { /* as for a message: in-process */
+		leave_stderr(cf, serving_section(cf, smtpd));
 		return session_main(cf, sec ? sec->name : NULL, 1);
+	}
 	if (fd < 0) {
 		fprintf(stderr, "%s: cannot reach the submission socket %s: "
 				"%s (start postmaster-submit.socket)\n",

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from pmtest import (POSTMASTER, ROOT, no_sanitizer_report, remove_tree,
-                    scratch_dir, tool)
+                    scratch_dir, tool, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -589,6 +589,9 @@ def test_mailq_and_bp_show_the_queue_as_postfix_does(site):
     assert r.stdout == b"Mail queue is empty\n"
     r = site.sendmail("-f", "ann", "dan", "bob", data=b"Subject: q\n\nx\n")
     assert r.returncode == 0, r.stderr
+    # bob's copy goes in the delivery that sendmail leaves running
+    wait_for(lambda: b"bob@" not in site.run([mailq]).stdout,
+             what="the delivery to bob")
     for argv in ([mailq], [os.path.join(site.bin, "sendmail"), "-bp"]):
         r = site.run(argv)
         assert r.returncode == 0, r.stderr
@@ -744,6 +747,58 @@ def test_closed_standard_error_is_not_the_session(site):
         user = args[-1]
         assert r.returncode == (0 if args == ["ann"] else 67), r
         assert len(site.mail(user)) == 1, user
+
+
+def test_the_detached_delivery_does_not_hold_the_callers_output(site):
+    """The next hop accepts the connection and never greets. sendmail
+    answers once the message is spooled, but the delivery it leaves
+    running kept the caller's standard error open: a caller that reads
+    it to its end (subprocess.run(capture_output=True), $(sendmail ...
+    2>&1), cron) waited for the whole relay timeout."""
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(8)
+    held = []
+
+    def hold():  # accepts, and never says a word
+        while True:
+            try:
+                held.append(stall.accept()[0])
+            except OSError:
+                return
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    with open(site.cf) as f:
+        text = f.read()
+    with open(site.cf, "w") as f:
+        f.write(text.replace("address = [127.0.0.1]:1\n",
+                             "address = [127.0.0.1]:%d\nconnect-timeout = 1s"
+                             "\ntimeout = 30s\n" % stall.getsockname()[1]))
+    try:
+        for args in (["-bs"], ["dan"]):
+            data = b"Subject: stalled\n\nx\n" if args == ["dan"] else (
+                b"EHLO c\r\nMAIL FROM:<root@mail.test>\r\nRCPT TO:<dan@mail."
+                b"test>\r\nDATA\r\nSubject: stalled\r\n\r\nx\r\n.\r\nQUIT\r\n")
+            t = time.monotonic()
+            r = site.sendmail(*args, data=data)
+            took = time.monotonic() - t
+            assert r.returncode == 0, r
+            assert took < 15, "the caller waited %.1f s" % took
+        # each message: the session's live attempt, then the delivery's
+        wait_for(lambda: len(held) >= 4, what="the deliveries to connect")
+    finally:
+        stall.shutdown(socket.SHUT_RDWR)
+        stall.close()
+        thread.join(timeout=10)
+        for c in held:  # the deliveries waiting for a greeting end now
+            c.close()
+    log = os.path.join(site.d, "log")
+
+    def deferred():
+        with open(log) as f:
+            return len(re.findall(r"to=<dan@mail\.test> .*status=deferred "
+                                  r"dsn=4\.4\.2 ", f.read())) >= 2
+    wait_for(deferred, timeout=60, what="the deliveries to end")
 
 
 def test_a_read_error_on_standard_input_sends_nothing(site):
