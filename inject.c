@@ -198,8 +198,11 @@ static int one_argument(struct inject *in, const char *prog, int argc,
 	const char *a = argv[i];
 	for (size_t k = 1; a[k]; k++) {
 		char o = a[k], letter[3] = {'-', o, 0};
-		if (o == 'q') { /* -q, -q30m, -qRsite: run the queue once */
+		if (o == 'q') { /* run the queue once */
 			in->mode = INJ_FLUSH;
+			/* all of it now, as Postfix's postqueue -f (-q) and
+			 * -s (-qRsite); an interval (-q30m) is what is due */
+			in->flush_all = !(a[k + 1] >= '0' && a[k + 1] <= '9');
 			return i;
 		}
 		if (strchr(with_value, o)) {

@@ -31,6 +31,7 @@ struct inject {
 	int dots_are_text;    /* -i, -oi: a lone "." does not end the message */
 	int seven_bit;        /* -B7BIT */
 	int verbose;          /* -v: the dialogue on standard error */
+	int flush_all;        /* -q, -qR, -qI: everything queued, not what is due */
 	unsigned notify;      /* -N: DSN_* bits for each RCPT's NOTIFY=, or 0 */
 	int ret;              /* -R: enum dsn_ret, RET= on MAIL */
 	const char *envid;    /* -V: ENVID= on MAIL (xtext-encoded there) */

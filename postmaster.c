@@ -278,6 +278,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		o->check += o->inj.mode == INJ_CHECK;
 		o->queue += o->inj.mode == INJ_QUEUE;
 		o->flush += o->inj.mode == INJ_FLUSH;
+		o->now += o->inj.mode == INJ_FLUSH && o->inj.flush_all;
 		if (o->inj.mode == INJ_ROUTE) /* "": two modes */
 			o->route = o->route ? "" : o->inj.rcpt[0];
 		if (!o->config)

@@ -332,6 +332,28 @@ def test_mailq_bp_q_newaliases_and_bv(site):
     assert r.returncode == 64
 
 
+def test_q_delivers_everything_queued_now(site):
+    """sendmail -q is Postfix's postqueue -f: every queued message is
+    tried now. It ran only what was due, so an administrator's retry
+    after mending the network did nothing for up to maximal-backoff;
+    -q30m (an interval) still runs what is due."""
+    r = site.sendmail("dan", data=b"Subject: queued\n\nx\n")
+    assert r.returncode == 0, r.stderr
+
+    def attempts():
+        r = site.run([POSTMASTER, "--config=" + site.cf, "--queue"])
+        found = re.search(rb"<dan@mail\.test> .* attempts=(\d+)", r.stdout)
+        return int(found[1]) if found else 0
+    wait_for(lambda: attempts() == 1, what="the first attempt")
+    r = site.run([os.path.join(site.bin, "sendmail"), "-q30m"])
+    assert r.returncode == 0, r.stderr
+    assert attempts() == 1
+    for n, q in ((2, "-q"), (3, "-qRmail.test")):
+        r = site.run([os.path.join(site.bin, "sendmail"), q])
+        assert r.returncode == 0, r.stderr
+        assert attempts() == n, q
+
+
 def make(*args):
     r = subprocess.run(["make", "-s", "--no-print-directory", *args],
                        cwd=TOP, capture_output=True, text=True, timeout=300)
