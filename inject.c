@@ -1202,10 +1202,13 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 			if (m->src.err) {
 				ex = read_failed(prog, m->src.err);
 			} else {
-				fprintf(stderr, "%s: no room to keep the "
-						"message: %s; it was not sent\n",
+				/* a full or missing TMPDIR: try later, as
+				 * Postfix's sendmail says of its queue file */
+				fprintf(stderr, "%s: cannot keep the message "
+						"in TMPDIR or /tmp: %s; it was "
+						"not sent\n",
 					prog, strerror(errno));
-				ex = EX_CANTCREAT;
+				ex = EX_TEMPFAIL;
 			}
 			goto out;
 		}

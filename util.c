@@ -358,11 +358,8 @@ void date_rfc5322(time_t t, char *out, size_t n)
 		out[0] = 0;
 }
 
-int tmpfile_open(void)
+static int tmpfile_in(const char *dir)
 {
-	const char *dir = getenv("TMPDIR");
-	if (!dir || dir[0] != '/')
-		dir = "/tmp";
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		return fd;
@@ -372,4 +369,12 @@ int tmpfile_open(void)
 	if (fd >= 0)
 		unlink(path);
 	return fd;
+}
+
+int tmpfile_open(void)
+{
+	const char *dir = getenv("TMPDIR");
+	int fd = dir && dir[0] == '/' ? tmpfile_in(dir) : -1;
+	/* a $TMPDIR that is gone (or not ours) is no reason to fail */
+	return fd >= 0 ? fd : tmpfile_in("/tmp");
 }

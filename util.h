@@ -45,8 +45,8 @@ int buf_read_file(struct buf *b, int dirfd, const char *path, size_t max);
 /* Writes all n bytes to fd, resuming after short writes and EINTR. 0, or
  * -1 with errno set. */
 int write_all(int fd, const void *p, size_t n);
-/* A new unlinked read-write file in $TMPDIR (or /tmp): its fd, or -1
- * with errno set. */
+/* A new unlinked read-write file in $TMPDIR, else (unset, relative, or
+ * unusable) in /tmp: its fd, or -1 with errno set. */
 int tmpfile_open(void);
 /* Appends the base64 form of n bytes (RFC 4648, no line breaks). */
 void buf_add_base64(struct buf *b, const void *p, size_t n);

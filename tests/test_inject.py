@@ -5,6 +5,8 @@ line, Python's subprocess), with sendmail's exit statuses. Run as root,
 with no submission socket: the session runs in-process."""
 import os
 import re
+import resource
+import signal
 import socket
 import subprocess
 import threading
@@ -821,6 +823,31 @@ def test_the_detached_delivery_does_not_hold_the_callers_output(site):
             return len(re.findall(r"to=<dan@mail\.test> .*status=deferred "
                                   r"dsn=4\.4\.2 ", f.read())) >= 2
     wait_for(deferred, timeout=60, what="the deliveries to end")
+
+
+def test_no_room_for_the_message_is_try_again_later(site):
+    """sendmail keeps the body in an unlinked file in $TMPDIR first. A
+    $TMPDIR that is gone now means /tmp; a file that cannot be written to
+    its end (a full disk; here a file size limit) exits 75, as Postfix's
+    sendmail does on a queue file error, so that callers retry. Both
+    were exit 73, which callers take for a permanent failure."""
+    env = dict(site.env, TMPDIR=os.path.join(site.d, "gone"))
+    r = site.run([os.path.join(site.bin, "sendmail"), "ann"],
+                 b"Subject: gone\n\nx\n", env=env)
+    assert r.returncode == 0, r
+    assert len(site.mail("ann")) == 1
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+    r = subprocess.run([os.path.join(site.bin, "sendmail"), "bob"],
+                       input=b"Subject: big\n\n" + b"y" * 70 * 3000 + b"\n",
+                       capture_output=True, env=site.env, timeout=60,
+                       preexec_fn=small_files)
+    no_sanitizer_report(r.stderr.decode(errors="replace"), "sendmail")
+    assert r.returncode == 75, r
+    assert b"it was not sent" in r.stderr, r.stderr
+    assert site.mail("bob") == [] and spool_text(site) == b""
 
 
 def test_a_read_error_on_standard_input_sends_nothing(site):
