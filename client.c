@@ -153,16 +153,41 @@ void client_peer_refusal(struct reply *r, int code, const char *text,
 	client_peer_reply(r, code < 400 ? 451 : code, text, host);
 }
 
+/* Digits of one RFC 3463 subject or detail: 1 to 3 of them; 0 when
+ * there are none or too many. */
+static size_t esc_part(const char *t)
+{
+	size_t k = 0;
+	while (k < 4 && t[k] >= '0' && t[k] <= '9')
+		k++;
+	return k <= 3 ? k : 0;
+}
+
+/* The length of the enhanced code that starts text, when it is one of
+ * RFC 3463 2's form (class "." subject "." detail) and of the class of
+ * code, followed by a space or the end; else 0 (a "5...." or
+ * "5.1.1.1.1" must not reach a DSN's Status field). */
+static size_t peer_esc_len(const char *t, int code)
+{
+	if (t[0] != '0' + code / 100 || t[1] != '.')
+		return 0;
+	size_t a = esc_part(t + 2);
+	if (!a || t[2 + a] != '.')
+		return 0;
+	size_t b = esc_part(t + 3 + a);
+	size_t k = 3 + a + b;
+	return b && (t[k] == ' ' || !t[k]) ? k : 0;
+}
+
 void client_peer_reply_esc(struct reply *r, int code, const char *text,
 			   const char *host, enum esc dflt)
 {
 	char dsn[ESC_LEN];
 	const char *t = text;
-	size_t k = 0;
-	while (k < 11 && (t[k] == '.' || (t[k] >= '0' && t[k] <= '9')))
-		k++;
-	if (k >= 5 && t[0] == '0' + code / 100 && t[1] == '.' &&
-	    (t[k] == ' ' || !t[k])) {
+	size_t k = code >= 200 && code < 600 && code / 100 != 3
+			   ? peer_esc_len(t, code)
+			   : 0;
+	if (k) {
 		memcpy(dsn, t, k);
 		dsn[k] = 0;
 		t += k;

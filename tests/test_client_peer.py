@@ -1,0 +1,201 @@
+"""The onward client (SPEC 7.2) against a scripted next hop whose replies
+real servers send but the happy-path peers of test_onward.py never do: a
+3xx where a verdict is due, malformed enhanced status codes, the LOGIN
+mechanism's server-first prompts, a long AUTH line, a peer that greets
+with our own host name (a loop), and the SNI it is sent.
+
+The peer is a small threaded SMTP server on 127.0.0.1 and a free port,
+with Python's ssl for STARTTLS; it records every line it reads and the
+SNI it gets, and is stopped when the test ends. Messages go through the
+spool (proxy = no) unless a test says otherwise. POSTMASTER names the
+binary under test.
+"""
+import base64
+import os
+import re
+import socket
+import ssl
+import threading
+
+import pytest
+from pmtest import make_cert
+from test_onward import (Session, bounces, peers, queue_targets, relay_cf, report,
+                         status_lines, submit, tmp, write_cf)
+
+assert peers and tmp  # fixtures, imported for the tests below
+
+
+class ScriptedPeer:
+    """An SMTP server whose replies come from keyword arguments:
+    greeting, ehlo (the EHLO reply's lines after the first), rcpt and
+    dot (replies to RCPT and to the end of the data), auth ("login": the
+    LOGIN mechanism's prompts one by one, "ok": 235 at once) and cert
+    (a (certificate, key) pair: STARTTLS offered)."""
+
+    def __init__(self, greeting=b"220 peer.test ESMTP", ehlo=(),
+                 rcpt=b"250 2.1.5 ok", dot=b"250 2.0.0 stored", auth=None,
+                 cert=None, name=b"peer.test"):
+        self.greeting, self.ehlo, self.rcpt, self.dot = greeting, ehlo, rcpt, dot
+        self.auth, self.cert, self.name = auth, cert, name
+        self.lines, self.sni, self.auth_answers = [], [], []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(30)
+            try:
+                self._dialogue(conn)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    def _send(self, conn, *lines):
+        conn.sendall(b"".join(l + b"\r\n" for l in lines))
+
+    def _read(self, f):
+        line = f.readline()
+        if line:
+            self.lines.append(line.rstrip(b"\r\n"))
+        return line
+
+    def _starttls(self, conn):
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*self.cert)
+        ctx.sni_callback = lambda so, name, c: self.sni.append(name)
+        return ctx.wrap_socket(conn, server_side=True)
+
+    def _ehlo(self, conn, tls):
+        ext = [self.name, b"PIPELINING"]
+        if self.cert and not tls:
+            ext.append(b"STARTTLS")
+        ext += list(self.ehlo) + [b"8BITMIME"]
+        self._send(conn, *[b"250-" + e for e in ext[:-1]] + [b"250 " + ext[-1]])
+
+    def _login(self, conn, f):
+        for prompt in (b"VXNlcm5hbWU6", b"UGFzc3dvcmQ6"):  # Username:, Password:
+            self._send(conn, b"334 " + prompt)
+            line = self._read(f)
+            if not line:
+                return
+            self.auth_answers.append(base64.b64decode(line.strip()))
+        self._send(conn, b"235 2.7.0 ok")
+
+    def _dialogue(self, conn):
+        f = conn.makefile("rb")
+        self._send(conn, self.greeting)
+        tls = False
+        while True:
+            line = self._read(f)
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"LHLO"):
+                self._ehlo(conn, tls)
+            elif verb == b"STAR":
+                self._send(conn, b"220 2.0.0 go ahead")
+                conn = self._starttls(conn)
+                f = conn.makefile("rb")
+                tls = True
+            elif verb == b"AUTH":
+                if self.auth == "login":
+                    self._login(conn, f)
+                else:
+                    self._send(conn, b"235 2.7.0 ok")
+            elif verb == b"RCPT":
+                self._send(conn, self.rcpt)
+            elif verb == b"DATA":
+                self._send(conn, b"354 go ahead")
+                while self._read(f) not in (b".\r\n", b""):
+                    pass
+                self._send(conn, self.dot)
+            elif verb == b"QUIT":
+                self._send(conn, b"221 2.0.0 bye")
+                return
+            else:
+                self._send(conn, b"250 2.0.0 ok")
+
+    def commands(self):
+        return [l.split(b" ", 1)[0].upper() for l in self.lines]
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
+
+
+def scripted(peers, **kw):
+    p = ScriptedPeer(**kw)
+    peers.append(p)
+    return p
+
+
+def one_message(tmp, peer, relay_keys=""):
+    """One message for joe@example.net through the spool to peer (a
+    [relay] with relay_keys); its delivery log line."""
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    if relay_keys:
+        with open(cf) as f:
+            text = f.read()
+        with open(cf, "w") as f:
+            f.write(text.replace("[route]", relay_keys + "\n[route]", 1))
+    sent = submit(cf, ["joe@example.net"])
+    return cf, status_lines(sent.log)["joe@example.net"]
+
+
+# ------------------------------------------------------------------ #
+# Replies that are no verdict, malformed enhanced codes               #
+
+
+@pytest.mark.parametrize("text,dsn", [
+    (b"550 5.... no such user", "5.0.0"),
+    (b"550 5.1.1.1.1 no such user", "5.0.0"),
+    (b"550 5.1234.1 no such user", "5.0.0"),
+    (b"550 5.1. no such user", "5.0.0"),
+    (b"550 4.1.1 no such user", "5.0.0"),   # not the reply's class
+    (b"550 5.1.10 no such user", "5.1.10"),  # well formed: kept
+])
+def test_a_malformed_enhanced_code_is_not_passed_on(tmp, peers, text, dsn):
+    """RFC 3463 2: class.subject.detail, 1 to 3 digits each, of the
+    reply's class; anything else is replaced by X.0.0 and stays in the
+    text, and the bounce's Status field is valid."""
+    peer = scripted(peers, rcpt=text)
+    _, line = one_message(tmp, peer)
+    assert "status=bounced dsn=%s " % dsn in line, line
+    said = text[4:].decode()
+    if dsn == "5.0.0":
+        assert 'said: %s"' % said in line, line
+    _, per_rcpt, _, _ = report(bounces(tmp)[0])
+    assert per_rcpt["joe@example.net"]["Status"] == dsn
+
+
+def test_the_proxy_does_not_pass_on_a_malformed_enhanced_code(tmp, peers):
+    """Through the live proxy the client itself would get the peer's
+    "5.1.1.1.1" in our reply to its RCPT: it gets 5.1.0, the proxy's
+    default for a refused RCPT."""
+    peer = scripted(peers, rcpt=b"550 5.1.1.1.1 no such user")
+    cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n'
+                  '[route]\n@example.net next\n' % peer.port, smtpd="")
+    s = Session(cf)
+    try:
+        assert s.reply().startswith("220 ")
+        s.cmd("EHLO client.example", "250 ")
+        s.cmd("MAIL FROM:<ann@sender.example>", "250 ")
+        got = s.cmd("RCPT TO:<joe@example.net>", "550 ")
+        s.cmd("QUIT", "221 ")
+    finally:
+        s.close()
+    assert got == "550 5.1.0 127.0.0.1[127.0.0.1] said: 5.1.1.1.1 no such user", got
