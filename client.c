@@ -147,10 +147,17 @@ void client_peer_reply(struct reply *r, int code, const char *text,
 	client_peer_reply_esc(r, code, text, host, ESC_OTHER);
 }
 
+/* A reply that is no verdict where a verdict is due (a 3xx to RCPT or
+ * to the data: RFC 5321 4.3.2 allows it only to DATA) is the peer's
+ * protocol error, a temporary failure (as Postfix's smtp_chat.c). */
 void client_peer_refusal(struct reply *r, int code, const char *text,
 			 const char *host)
 {
-	client_peer_reply(r, code < 400 ? 451 : code, text, host);
+	if (code < 400)
+		client_peer_reply_esc(r, 451, text, host,
+				      ESC_OTHER_PROTOCOL_STATUS);
+	else
+		client_peer_reply(r, code, text, host);
 }
 
 /* Digits of one RFC 3463 subject or detail: 1 to 3 of them; 0 when
@@ -731,7 +738,8 @@ static enum tx_end take_reply(struct tx *x, int what, int code)
 		x->accepted[what] = 1;
 		x->naccepted++;
 	} else {
-		client_peer_reply(&x->j->r[what].r, code, x->t.s, x->c->name);
+		client_peer_refusal(&x->j->r[what].r, code, x->t.s,
+				    x->c->name);
 	}
 	return TX_OPEN;
 }
@@ -796,7 +804,12 @@ static enum tx_end final_replies(struct tx *x)
 			int code = client_read_reply(x->c, &x->t);
 			if (code < 0)
 				return TX_LOST;
-			client_peer_reply(&final, code, x->t.s, x->c->name);
+			if (code < 300)
+				client_peer_reply(&final, code, x->t.s,
+						  x->c->name);
+			else /* a 3xx here is no verdict */
+				client_peer_refusal(&final, code, x->t.s,
+						    x->c->name);
 		}
 		j->r[i].r = final;
 	}

@@ -160,6 +160,21 @@ def one_message(tmp, peer, relay_keys=""):
 # Replies that are no verdict, malformed enhanced codes               #
 
 
+@pytest.mark.parametrize("where", ["rcpt", "dot"])
+def test_a_3xx_where_a_verdict_is_due_is_a_protocol_error(tmp, peers, where):
+    """A 354 to RCPT or to the end of the data is no verdict (RFC 5321
+    4.3.2): the recipient is deferred with 451 4.5.0, never kept with a
+    made-up status 3.0.0 that would end up in a DSN."""
+    reply = b"354 2.1.5 rcpt weird" if where == "rcpt" else b"354 3.0.0 dot weird"
+    peer = scripted(peers, **{where: reply})
+    cf, line = one_message(tmp, peer)
+    assert "status=deferred dsn=4.5.0 " in line, line
+    assert 'reply="451 4.5.0 127.0.0.1[127.0.0.1] said: ' in line, line
+    assert "weird" in line
+    state, attempts, said = queue_targets(cf)["joe@example.net"]
+    assert state == "pending" and said.startswith("451 4.5.0 "), said
+
+
 @pytest.mark.parametrize("text,dsn", [
     (b"550 5.... no such user", "5.0.0"),
     (b"550 5.1.1.1.1 no such user", "5.0.0"),
