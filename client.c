@@ -433,6 +433,35 @@ static void forget(struct buf *b)
 	buf_free(b);
 }
 
+/* LOGIN is server-first (draft-murchison-sasl-login): "Username:", then
+ * "Password:". An initial response is an extension that not every server
+ * takes, so none is sent, and each 334 gets the next answer in order (RFC
+ * 4954 4): the password never goes where the user name was asked. A third
+ * challenge is cancelled with "*". Returns the last reply's code. */
+static int auth_login(struct client_conn *c, const char *user,
+		      const char *pass, struct buf *t)
+{
+	const char *answer[2] = {user, pass};
+	client_cmd(c, "AUTH LOGIN");
+	io_flush(&c->io);
+	int code = client_read_reply(c, t);
+	for (int i = 0; i < 2 && code == 334; i++) {
+		struct buf b = {0};
+		buf_add_base64(&b, answer[i], strlen(answer[i]));
+		client_cmd(c, "%s", b.s ? b.s : "");
+		forget(&b);
+		io_flush(&c->io);
+		code = client_read_reply(c, t);
+	}
+	if (code == 334) {
+		client_cmd(c, "*");
+		io_flush(&c->io);
+		if (client_read_reply(c, t) < 0)
+			return -1;
+	}
+	return code;
+}
+
 /* AUTH PLAIN or LOGIN to a smarthost, never in clear text. */
 static int authenticate(struct client_job *j, struct client_conn *c, struct buf *t,
 			struct reply *why)
@@ -469,17 +498,7 @@ static int authenticate(struct client_job *j, struct client_conn *c, struct buf 
 		io_flush(&c->io);
 		code = client_read_reply(c, t);
 	} else if (c->ext.auth_login) {
-		buf_add_base64(&b, user, strlen(user));
-		client_cmd(c, "AUTH LOGIN %s", b.s);
-		io_flush(&c->io);
-		code = client_read_reply(c, t);
-		if (code == 334) {
-			b.len = 0;
-			buf_add_base64(&b, pass, strlen(pass));
-			client_cmd(c, "%s", b.s ? b.s : "");
-			io_flush(&c->io);
-			code = client_read_reply(c, t);
-		}
+		code = auth_login(c, user, pass, t);
 	} else {
 		reply_set(why, 451, ESC_OTHER_SECURITY_STATUS,
 			  "%s offers neither AUTH PLAIN nor LOGIN", c->name);

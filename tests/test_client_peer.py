@@ -214,3 +214,21 @@ def test_the_proxy_does_not_pass_on_a_malformed_enhanced_code(tmp, peers):
     finally:
         s.close()
     assert got == "550 5.1.0 127.0.0.1[127.0.0.1] said: 5.1.1.1.1 no such user", got
+
+
+# ------------------------------------------------------------------ #
+# Outbound AUTH                                                       #
+
+CREDENTIALS = "auth-user = u\nauth-password = secretpw"
+
+
+def test_auth_login_answers_the_prompts_in_order(tmp, peers):
+    """A LOGIN server prompts "Username:" then "Password:" (it takes no
+    initial response): it gets the user name, then the password, never
+    the password as the user name."""
+    peer = scripted(peers, ehlo=[b"AUTH LOGIN"], auth="login",
+                    cert=make_cert(tmp, "relay.test"))
+    _, line = one_message(tmp, peer, CREDENTIALS)
+    assert b"AUTH LOGIN" in peer.lines, peer.lines
+    assert peer.auth_answers == [b"u", b"secretpw"], peer.auth_answers
+    assert "tls=yes status=sent " in line, line
