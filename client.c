@@ -218,6 +218,25 @@ void client_peer_reply_esc(struct reply *r, int code, const char *text,
 	buf_free(&b);
 }
 
+/* The mechanisms of an EHLO AUTH line (RFC 4954 3), from the line
+ * itself: a list of them has no length limit but the reply's. */
+static void parse_auth(struct client_conn *c, const char *p, size_t n)
+{
+	const char *end = p + n;
+	while (p < end) {
+		while (p < end && *p == ' ')
+			p++;
+		size_t w = 0;
+		while (p + w < end && p[w] != ' ')
+			w++;
+		if (w == 5 && !strncasecmp(p, "PLAIN", 5))
+			c->ext.auth_plain = 1;
+		else if (w == 5 && !strncasecmp(p, "LOGIN", 5))
+			c->ext.auth_login = 1;
+		p += w;
+	}
+}
+
 static void parse_ehlo(struct client_conn *c, const char *text)
 {
 	memset(&c->ext, 0, sizeof c->ext);
@@ -244,14 +263,8 @@ static void parse_ehlo(struct client_conn *c, const char *text)
 			c->ext.dsn = 1;
 		else if (!strncasecmp(kw, "SIZE", 4) && (kw[4] == ' ' || !kw[4]))
 			c->ext.size = strtoull(kw + 4, NULL, 10);
-		else if (!strncasecmp(kw, "AUTH", 4) && kw[4] == ' ') {
-			for (char *w = strtok(kw + 5, " "); w; w = strtok(NULL, " ")) {
-				if (!strcasecmp(w, "PLAIN"))
-					c->ext.auth_plain = 1;
-				else if (!strcasecmp(w, "LOGIN"))
-					c->ext.auth_login = 1;
-			}
-		}
+		else if (!strncasecmp(kw, "AUTH", 4) && kw[4] == ' ')
+			parse_auth(c, l + 5, n - 5);
 		l = e;
 	}
 }

@@ -232,3 +232,16 @@ def test_auth_login_answers_the_prompts_in_order(tmp, peers):
     assert b"AUTH LOGIN" in peer.lines, peer.lines
     assert peer.auth_answers == [b"u", b"secretpw"], peer.auth_answers
     assert "tls=yes status=sent " in line, line
+
+
+def test_a_long_auth_line_is_read_to_its_end(tmp, peers):
+    """A Cyrus SASL server lists every mechanism it has: PLAIN and LOGIN
+    past the 63rd octet of the line are found, and the mail goes."""
+    peer = scripted(peers, ehlo=[b"AUTH SCRAM-SHA-256-PLUS SCRAM-SHA-256 "
+                                 b"SCRAM-SHA-1-PLUS SCRAM-SHA-1 DIGEST-MD5 "
+                                 b"CRAM-MD5 NTLM LOGIN PLAIN"],
+                    auth="ok", cert=make_cert(tmp, "relay.test"))
+    _, line = one_message(tmp, peer, CREDENTIALS)
+    auth = [l for l in peer.lines if l.startswith(b"AUTH ")]
+    assert auth == [b"AUTH PLAIN " + base64.b64encode(b"\0u\0secretpw")], peer.lines
+    assert "tls=yes status=sent " in line, line
