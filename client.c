@@ -334,9 +334,38 @@ static void scan_body(const struct msg *m, off_t *wire, int *eightbit)
 	*wire = size;
 }
 
-enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2 };
+/* LOOPS_BACK: the peer is this machine, a final verdict for all */
+enum { NEXT_ADDRESS = 1, AGAIN_IN_CLEAR = 2, LOOPS_BACK = 3 };
 
-/* EHLO or LHLO and its reply; 0 when it was 250. */
+/* Whether an SMTP peer's greeting or EHLO reply (text) names it with our
+ * own host name: this machine, reached by an address that is no
+ * interface's (a NAT's public address, 127.0.0.2), so the mail would loop
+ * (RFC 5321 5.1); Postfix's smtp_helo checks the same. An LMTP server
+ * (Dovecot) runs here and may well use the machine's name. */
+static int names_myself(const struct client_job *j,
+			const struct client_conn *c, const char *text)
+{
+	const char *me = j->cf->core->v[CORE_HOSTNAME].s;
+	size_t n = 0;
+	while (text[n] && text[n] != ' ' && text[n] != '\n')
+		n++;
+	return !c->lmtp && me && n == strlen(me) && !strncasecmp(text, me, n);
+}
+
+/* LOOPS_BACK with why (554 5.4.6) when names_myself(); else 0. */
+static int loops_back(const struct client_job *j, const struct client_conn *c,
+		      const char *text, const char *what, struct reply *why)
+{
+	if (!names_myself(j, c, text))
+		return 0;
+	reply_set(why, 554, ESC_ROUTING_LOOP,
+		  "mail for %s loops back to myself (%s %s my own host name)",
+		  j->relay ? j->relay->name : j->arg, c->name, what);
+	return LOOPS_BACK;
+}
+
+/* EHLO or LHLO and its reply: 0 when it was 250, else NEXT_ADDRESS or
+ * LOOPS_BACK with why. */
 static int hello(struct client_job *j, struct client_conn *c, struct buf *t,
 		 struct reply *why)
 {
@@ -346,7 +375,7 @@ static int hello(struct client_job *j, struct client_conn *c, struct buf *t,
 	int code = client_read_reply(c, t);
 	if (code == 250) {
 		parse_ehlo(c, t->s);
-		return 0;
+		return loops_back(j, c, t->s, "answered EHLO with", why);
 	}
 	if (code < 0)
 		reply_set(why, 451, ESC_BAD_CONNECTION,
@@ -354,7 +383,7 @@ static int hello(struct client_job *j, struct client_conn *c, struct buf *t,
 			  c->lmtp ? "LHLO" : "EHLO");
 	else
 		client_peer_reply(why, 451, t->s, c->name);
-	return -1;
+	return NEXT_ADDRESS;
 }
 
 /* STARTTLS as the relay's tls key says (opportunistic for hosts and MX).
@@ -403,7 +432,7 @@ static int start_tls(struct client_job *j, struct client_conn *c, struct buf *t,
 	}
 	c->tls = 1;
 	/* RFC 3207 4.2: forget what was learnt before TLS */
-	return hello(j, c, t, why) < 0 ? NEXT_ADDRESS : 0;
+	return hello(j, c, t, why);
 }
 
 /* A password file holds one line; more is no password. */
@@ -532,12 +561,14 @@ static int authenticate(struct client_job *j, struct client_conn *c, struct buf 
 }
 
 /* The peer's 220 greeting; NEXT_ADDRESS with why when it gives none (a
- * refusal is temporary for this address: the next one may serve). */
-static int greeting(struct client_conn *c, struct buf *t, struct reply *why)
+ * refusal is temporary for this address: the next one may serve), or
+ * LOOPS_BACK. */
+static int greeting(const struct client_job *j, struct client_conn *c,
+		    struct buf *t, struct reply *why)
 {
 	int code = client_read_reply(c, t);
 	if (code == 220)
-		return 0;
+		return loops_back(j, c, t->s, "greeted me with", why);
 	if (code < 0)
 		reply_set(why, 451, ESC_BAD_CONNECTION,
 			  "%s: lost connection before the greeting",
@@ -550,15 +581,15 @@ static int greeting(struct client_conn *c, struct buf *t, struct reply *why)
 }
 
 /* The greeting, EHLO/LHLO, STARTTLS and AUTH: 0 when the connection is
- * ready for a transaction, else NEXT_ADDRESS or AGAIN_IN_CLEAR with why
- * (and QUIT sent). */
+ * ready for a transaction, else NEXT_ADDRESS, AGAIN_IN_CLEAR or
+ * LOOPS_BACK with why (and QUIT sent). */
 static int open_session(struct client_job *j, struct client_conn *c,
 			struct reply *why)
 {
 	struct buf t = {0};
-	int ret = greeting(c, &t, why);
-	if (!ret && hello(j, c, &t, why) < 0)
-		ret = NEXT_ADDRESS;
+	int ret = greeting(j, c, &t, why);
+	if (!ret)
+		ret = hello(j, c, &t, why);
 	if (!ret)
 		ret = start_tls(j, c, &t, why);
 	if (!ret)
@@ -1125,6 +1156,8 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 		if (r == 0)
 			return 0;
 		client_hang_up(conn, 0);
+		if (r == LOOPS_BACK)
+			return -1; /* no other address can help */
 		if (r == AGAIN_IN_CLEAR && !in_clear) {
 			/* opportunistic TLS that failed: this address again,
 			 * without it, as Postfix does, and said */

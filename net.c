@@ -375,8 +375,15 @@ int net_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n,
 
 int net_is_own_address(int family, const unsigned char *addr)
 {
+	static const unsigned char any[16];
 	static int warned;
 	struct ifaddrs *ifa;
+	if (family == AF_INET6 && !memcmp(addr, v4_mapped, 12))
+		return net_is_own_address(AF_INET, addr + 12);
+	/* a connection to 0.0.0.0 or :: reaches this machine */
+	if ((family == AF_INET || family == AF_INET6) &&
+	    !memcmp(addr, any, family == AF_INET ? 4 : 16))
+		return 1;
 	if (getifaddrs(&ifa) < 0) {
 		/* a sandbox without AF_NETLINK: say so once, not a silent "no" */
 		if (!warned++)

@@ -85,7 +85,9 @@ const char *net_stream_address_parse(const char *s,
 int net_port_parse(const char *s, uint16_t *port);
 
 /* Whether addr (4 bytes for AF_INET, 16 for AF_INET6) is one of this
- * machine's own interface addresses (getifaddrs(3)). */
+ * machine's own interface addresses (getifaddrs(3)), the unspecified
+ * address (0.0.0.0, ::), which also reaches it, or the v4-mapped IPv6
+ * form of one of those. */
 int net_is_own_address(int family, const unsigned char *addr);
 
 /* Room for the longest text net_ip_text writes, and its NUL. */

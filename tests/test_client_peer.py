@@ -245,3 +245,42 @@ def test_a_long_auth_line_is_read_to_its_end(tmp, peers):
     auth = [l for l in peer.lines if l.startswith(b"AUTH ")]
     assert auth == [b"AUTH PLAIN " + base64.b64encode(b"\0u\0secretpw")], peer.lines
     assert "tls=yes status=sent " in line, line
+
+
+# ------------------------------------------------------------------ #
+# A next hop that is this machine                                     #
+
+
+@pytest.mark.parametrize("how", ["greeting", "ehlo"])
+def test_a_peer_with_our_own_host_name_is_a_loop(tmp, peers, how):
+    """A next hop that greets or answers EHLO with our own host name is
+    this machine, reached by an address that is no interface's (a NAT's
+    public address, 127.0.0.2): the mail bounces 5.4.6 at the first hop,
+    as Postfix's does, instead of looping until the hop count; the
+    relay's next address is not tried."""
+    kw = {"greeting": b"220 Mail.Example.NET ESMTP postmaster"} \
+        if how == "greeting" else {"name": b"mail.example.net"}
+    peer = scripted(peers, **kw)
+    other = scripted(peers)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % peer.port,
+                        "[127.0.0.1]:%d" % other.port])
+    sent = submit(cf, ["joe@example.net"])
+    line = status_lines(sent.log)["joe@example.net"]
+    assert "status=bounced dsn=5.4.6 " in line, line
+    assert 'reply="554 5.4.6 mail for next loops back to myself ' \
+        '(127.0.0.1[127.0.0.1] %s my own host name)"' % (
+            "greeted me with" if how == "greeting"
+            else "answered EHLO with") in line, line
+    assert b"MAIL" not in peer.commands(), peer.lines
+    assert other.lines == []
+    _, per_rcpt, _, _ = report(bounces(tmp)[0])
+    assert per_rcpt["joe@example.net"]["Status"] == "5.4.6"
+
+
+def test_an_lmtp_server_may_use_our_host_name(tmp, peers):
+    """An LMTP server (Dovecot's) runs on this machine and greets with its
+    name: no loop there."""
+    peer = scripted(peers, greeting=b"220 mail.example.net Dovecot ready.",
+                    name=b"mail.example.net")
+    _, line = one_message(tmp, peer, "protocol = lmtp")
+    assert "status=sent " in line, line

@@ -227,6 +227,29 @@ static void test_ip_text(void **state)
 	assert_string_equal(got, "255.255.255.255");
 }
 
+static int own(int family, const char *text)
+{
+	unsigned char a[16];
+	assert_int_equal(inet_pton(family, text, a), 1);
+	return net_is_own_address(family, a);
+}
+
+/* A connection to any of these reaches this machine: an MX host with
+ * such an address is a loop, not a next hop (RFC 5321 5.1). */
+static void test_own_addresses(void **state)
+{
+	(void)state;
+	assert_true(own(AF_INET, "127.0.0.1"));
+	assert_true(own(AF_INET, "0.0.0.0"));
+	assert_true(own(AF_INET6, "::"));
+	assert_true(own(AF_INET6, "::ffff:127.0.0.1"));
+	assert_true(own(AF_INET6, "::ffff:0.0.0.0"));
+	assert_false(own(AF_INET, "192.0.2.1"));
+	assert_false(own(AF_INET6, "::ffff:192.0.2.1"));
+	assert_false(own(AF_INET6, "2001:db8::1"));
+	assert_false(own(AF_INET6, "::2"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_networks),
 		cmocka_unit_test(test_wide_networks),
 		cmocka_unit_test(test_ip_text),
+		cmocka_unit_test(test_own_addresses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

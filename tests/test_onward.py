@@ -1465,9 +1465,14 @@ def test_null_mx_bounces_at_once(tmp, peers, record):
     assert [q for q in dns.queries() if q[1] == "nullmx.example"] == [("MX", "nullmx.example")]
 
 
-def test_mx_loops_back_to_myself(tmp, peers):
+@pytest.mark.parametrize("address", ["127.0.0.1", "0.0.0.0", "::",
+                                     "::ffff:127.0.0.1"])
+def test_mx_loops_back_to_myself(tmp, peers, address):
+    """An interface address, the unspecified address (a connection to it
+    reaches this machine) and the v4-mapped form of one: all this
+    machine."""
     dns = Dnsmasq(tmp, ["--mx-host=loop.example,mx.loop.example,10",
-                        "--host-record=mx.loop.example,127.0.0.1"])
+                        "--host-record=mx.loop.example," + address])
     peers.append(dns)
     cf = mx_cf(tmp, dns, "@loop.example mx\n")
     sent = submit(cf, ["joe@loop.example"])
