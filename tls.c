@@ -17,6 +17,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
@@ -462,6 +463,16 @@ int tls_keypair_check(const struct tls_keypair *pair, char *why, size_t n)
 	return 0;
 }
 
+/* Whether name may go as SNI: RFC 6066 3 permits no address literal,
+ * bracketed or not. */
+static int sni_name(const char *name)
+{
+	unsigned char a[16];
+	return name && *name && name[0] != '[' &&
+	       inet_pton(AF_INET, name, a) != 1 &&
+	       inet_pton(AF_INET6, name, a) != 1;
+}
+
 int tls_client_start(struct io *io, const char *name, int verify, char *why,
 		     size_t n)
 {
@@ -479,7 +490,7 @@ int tls_client_start(struct io *io, const char *name, int verify, char *why,
 	}
 	if (set_credentials(t, why, n) < 0)
 		return -1;
-	if (name && *name && name[0] != '[')
+	if (sni_name(name))
 		G.gnutls_server_name_set(t->s, GNUTLS_NAME_DNS, name,
 					 strlen(name));
 	if (verify)

@@ -284,3 +284,28 @@ def test_an_lmtp_server_may_use_our_host_name(tmp, peers):
                     name=b"mail.example.net")
     _, line = one_message(tmp, peer, "protocol = lmtp")
     assert "status=sent " in line, line
+
+
+# ------------------------------------------------------------------ #
+# SNI                                                                 #
+
+
+@pytest.mark.parametrize("host", ["[127.0.0.1]", "127.0.0.1"])
+def test_no_sni_for_an_address_literal(tmp, peers, host):
+    """RFC 6066 3: a host target written as an IP address gets TLS
+    without a server name; literal addresses are not host names."""
+    peer = scripted(peers, cert=make_cert(tmp, "relay.test"))
+    cf = write_cf(tmp, "[route]\n@example.net %s:%d\n" % (host, peer.port))
+    sent = submit(cf, ["joe@example.net"])
+    line = status_lines(sent.log)["joe@example.net"]
+    assert "tls=yes status=sent " in line, line
+    assert b"STARTTLS" in peer.commands()
+    assert [n for n in peer.sni if n is not None] == [], peer.sni
+
+
+def test_a_relay_name_goes_as_sni(tmp, peers):
+    """The counterpart: a relay's host name is sent."""
+    peer = scripted(peers, cert=make_cert(tmp, "relay.test"))
+    _, line = one_message(tmp, peer, "name = relay.test")
+    assert "tls=yes status=sent " in line, line
+    assert peer.sni == ["relay.test"], peer.sni
