@@ -387,7 +387,8 @@ static int hello(struct client_job *j, struct client_conn *c, struct buf *t,
 }
 
 /* STARTTLS as the relay's tls key says (opportunistic for hosts and MX).
- * Returns 0 to go on, NEXT_ADDRESS or AGAIN_IN_CLEAR with why. */
+ * Returns 0 to go on, NEXT_ADDRESS, AGAIN_IN_CLEAR or (from the EHLO
+ * after it) LOOPS_BACK with why. */
 static int start_tls(struct client_job *j, struct client_conn *c, struct buf *t,
 		     struct reply *why)
 {
