@@ -282,13 +282,23 @@ def test_failed_auth_counts_once_towards_the_error_limit(tmp, how):
         assert text.count("event=auth-failed user=anna") == 2, text
 
 
-def test_an_unknown_user_costs_the_hash_of_a_real_one(tmp):
+@pytest.mark.parametrize("table,logins", [
+    ("slow:{slow}\n", ["ghost"]),
+    ("locked:!\nslow:{slow}\n", ["ghost", "locked"]),
+    ("cheap:{cheap}\nslow:{slow}\n", ["ghost", "cheap"]),
+], ids=["one-user", "locked-first", "cheaper-method-first"])
+def test_an_unknown_user_costs_the_hash_of_a_real_one(tmp, table, logins):
     """The failed login of an unknown user was hashed with a fixed cheap
     SHA-512 setting, while real users' hashes (yescrypt, or SHA-512 with
     many rounds) took far longer: the time of a 535 told which names
-    exist. An unknown user now costs the first user's method and cost.
-    Asserted as a lower bound relative to this machine's own crypt time,
-    so a slow or busy machine cannot make it fail."""
+    exist. Then an unknown user cost the first user's method and cost,
+    which told them apart all the same when that first line was a locked
+    account ("user:!") or of a cheaper method than the others (a table
+    being migrated). Now every failed login, of an unknown user or a known
+    one, costs a hash of each cost class of the table, the slow one
+    included. Asserted as a lower bound relative to this machine's own
+    crypt time, so a slow or busy machine cannot make it fail."""
+    import base64
     import warnings
     with warnings.catch_warnings():  # deprecated in 3.11, still there
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -302,7 +312,7 @@ def test_an_unknown_user_costs_the_hash_of_a_real_one(tmp):
     cost = min(costs)
     users = os.path.join(tmp, "users")
     with open(users, "w") as f:
-        f.write("slow:%s\n" % slow)
+        f.write(table.format(slow=slow, cheap=crypt.crypt("secret", "$6$cheapsalt$")))
     cf = os.path.join(tmp, "pm.cf")
     with open(cf, "w") as f:
         f.write("[core]\nhostname = mail.example.net\nlogger = stderr\n"
@@ -313,12 +323,13 @@ def test_an_unknown_user_costs_the_hash_of_a_real_one(tmp):
     os.makedirs(os.path.join(tmp, "spool"), exist_ok=True)
     if ROOT:
         os.chown(os.path.join(tmp, "spool"), 65534, 65534)
-    wire = (b"EHLO client.example\r\nAUTH PLAIN AGdob3N0AHNlY3JldA==\r\n"
-            b"QUIT\r\n")  # \0ghost\0secret
-    t0 = time.monotonic()
-    p = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=local"],
-                       input=wire, capture_output=True, timeout=60)
-    took = time.monotonic() - t0
-    assert b"535 5.7.8 " in p.stdout, p.stdout + p.stderr
-    # one second of penalty, and the hash of a real user
-    assert took >= 1.0 + cost / 2, (took, cost)
+    for user in logins:
+        plain = base64.b64encode(b"\0" + user.encode() + b"\0wrong").decode()
+        wire = ("EHLO client.example\r\nAUTH PLAIN %s\r\nQUIT\r\n" % plain).encode()
+        t0 = time.monotonic()
+        p = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=local"],
+                           input=wire, capture_output=True, timeout=60)
+        took = time.monotonic() - t0
+        assert b"535 5.7.8 " in p.stdout, p.stdout + p.stderr
+        # one second of penalty, and the hash of the slow real user
+        assert took >= 1.0 + cost / 2, (user, took, cost)
