@@ -101,24 +101,58 @@ static int each_answer(const unsigned char *ans, int len, int type,
 
 struct mx_acc {
 	struct dns_mx *mx;
-	int max, n, nullmx;
+	int max, n, nullmx, full; /* full: a record did not fit */
 };
 
+/* The kept record of the worst preference, which a better one replaces
+ * once the set is full. */
+static int worst_mx(const struct mx_acc *a)
+{
+	int w = 0;
+	for (int i = 1; i < a->n; i++)
+		if (a->mx[i].pref > a->mx[w].pref)
+			w = i;
+	return w;
+}
+
+/* Keeps the max best records whatever their order in the answer: a cut
+ * in answer order could drop the best MX, or this machine's own record
+ * (RFC 5321 5.1). */
 static void add_mx(const unsigned char *ans, int len, const unsigned char *rd,
 		   int rdlen, void *arg)
 {
 	struct mx_acc *a = arg;
-	if (rdlen < 3 || a->n >= a->max)
+	struct dns_mx m;
+	if (rdlen < 3 || a->max < 1)
 		return;
-	struct dns_mx *m = &a->mx[a->n];
-	m->pref = (unsigned)(rd[0] << 8 | rd[1]);
-	if (dn_expand(ans, ans + len, rd + 2, m->host, sizeof m->host) < 0)
+	m.pref = (unsigned)(rd[0] << 8 | rd[1]);
+	if (dn_expand(ans, ans + len, rd + 2, m.host, sizeof m.host) < 0)
 		return;
-	if (!m->host[0] || !strcmp(m->host, ".")) {
+	if (!m.host[0] || !strcmp(m.host, ".")) {
 		a->nullmx = 1;
 		return;
 	}
-	a->n++;
+	if (a->n < a->max) {
+		a->mx[a->n++] = m;
+		return;
+	}
+	a->full = 1;
+	int w = worst_mx(a);
+	if (m.pref < a->mx[w].pref)
+		a->mx[w] = m;
+}
+
+/* After a cut the records at the worst kept preference may lack one
+ * dropped at the same preference (this machine's, say): the better ones
+ * are used alone when there are any. */
+static int complete_mx(const struct dns_mx *mx, int n, int full)
+{
+	if (!full || !n)
+		return n;
+	int k = n;
+	while (k > 0 && mx[k - 1].pref == mx[n - 1].pref)
+		k--;
+	return k ? k : n;
 }
 
 enum dns_status dns_txt_status(const char *server, const char *name)
@@ -137,7 +171,7 @@ enum dns_status dns_mx(const char *server, const char *domain,
 	enum dns_status s = query(server, domain, ns_t_mx, ans, &len);
 	if (s != DNS_OK)
 		return s;
-	struct mx_acc a = {mx, max, 0, 0};
+	struct mx_acc a = {mx, max, 0, 0, 0};
 	if (each_answer(ans, len, ns_t_mx, add_mx, &a) < 0)
 		return DNS_TEMP;
 	if (a.nullmx && a.n == 0)
@@ -150,7 +184,7 @@ enum dns_status dns_mx(const char *server, const char *domain,
 			mx[j] = mx[j - 1];
 		mx[j] = t;
 	}
-	*n = a.n;
+	*n = complete_mx(mx, a.n, a.full);
 	return a.n ? DNS_OK : DNS_NODATA;
 }
 

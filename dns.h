@@ -62,7 +62,11 @@ enum {
 int dns_answer_a(const unsigned char *ans, int len, unsigned id,
 		 const char *name, unsigned char (*addrs)[4], int max);
 
-/* server: NULL for /etc/resolv.conf, else core.dns-server's value. */
+/* The MX records of domain, best first: the max best of the whole answer,
+ * however the server ordered it; when some did not fit, the worst kept
+ * preference is left out (unless it is the only one), as it may lack a
+ * record that would have cut it (RFC 5321 5.1).
+ * server: NULL for /etc/resolv.conf, else core.dns-server's value. */
 enum dns_status dns_mx(const char *server, const char *domain,
 		       struct dns_mx *mx, int max, int *n);
 /* AAAA then A records of host, IPv6 first; port in each. */

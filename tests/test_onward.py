@@ -1547,6 +1547,34 @@ def test_mx_equal_preference_with_myself_is_a_loop(tmp, peers, mxnet):
     assert other.handler.messages == []
 
 
+@pytest.mark.parametrize("best", ["self", "primary"])
+def test_mx_best_record_last_of_seventeen_counts(tmp, peers, mxnet, best):
+    # 17 MX records, the best one last in the answer (dnsmasq answers in
+    # the reverse order of its options): the whole set is sorted before
+    # any is dropped, so this machine's own record still makes a loop,
+    # and a real primary still gets the mail (RFC 5321 5.1)
+    records = ["--mx-host=big.example,best.big.example,10",
+               "--host-record=best.big.example," +
+               ("127.0.0.1" if best == "self" else mxnet + "2")]
+    for i in range(16):
+        records += ["--mx-host=big.example,mx%d.big.example,20" % i,
+                    "--host-record=mx%d.big.example,%s3" % (i, mxnet)]
+    dns = Dnsmasq(tmp, records)
+    peers.append(dns)
+    backup = aiosmtpd_peer(peers, host=mxnet + "3", port=25)
+    primary = aiosmtpd_peer(peers, host=mxnet + "2", port=25)
+    cf = mx_cf(tmp, dns, "@big.example mx\n")
+    sent = submit(cf, ["joe@big.example"])
+    line = status_lines(sent.log)["joe@big.example"]
+    if best == "self":
+        assert "status=bounced dsn=5.4.6" in line, sent.log
+        assert "mail for big.example loops back to myself" in line
+    else:
+        assert "relay=best.big.example[%s2] tls=no status=sent" % mxnet in line, sent.log
+        assert len(primary.handler.messages) == 1
+    assert backup.handler.ehlos == 0 and backup.handler.messages == []
+
+
 def test_mx_domain_not_found_bounces(tmp, peers):
     dns = Dnsmasq(tmp, [])
     peers.append(dns)
