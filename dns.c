@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #define ANSWER_MAX 65536
 
@@ -162,6 +164,31 @@ enum dns_status dns_txt_status(const char *server, const char *name)
 	return query(server, name, ns_t_txt, ans, &len);
 }
 
+/* RFC 5321 5.1: hosts of one preference are tried in random order, so
+ * that the load spreads (the server's order is often the same every
+ * time). A Fisher-Yates shuffle of each run, from one getrandom seed. */
+static void shuffle_equals(struct dns_mx *mx, int n)
+{
+	uint64_t x = 0;
+	if (getrandom(&x, sizeof x, 0) != sizeof x || !x)
+		x = 0x9e3779b97f4a7c15u ^ (uint64_t)getpid();
+	for (int i = 0; i < n;) {
+		int end = i + 1;
+		while (end < n && mx[end].pref == mx[i].pref)
+			end++;
+		for (int k = end - 1; k > i; k--) {
+			x ^= x << 13; /* xorshift64 */
+			x ^= x >> 7;
+			x ^= x << 17;
+			int r = i + (int)(x % (uint64_t)(k - i + 1));
+			struct dns_mx t = mx[k];
+			mx[k] = mx[r];
+			mx[r] = t;
+		}
+		i = end;
+	}
+}
+
 enum dns_status dns_mx(const char *server, const char *domain,
 		       struct dns_mx *mx, int max, int *n)
 {
@@ -176,7 +203,7 @@ enum dns_status dns_mx(const char *server, const char *domain,
 		return DNS_TEMP;
 	if (a.nullmx && a.n == 0)
 		return DNS_NULLMX;
-	/* stable insertion sort by preference */
+	/* insertion sort by preference */
 	for (int i = 1; i < a.n; i++) {
 		struct dns_mx t = mx[i];
 		int j = i;
@@ -184,6 +211,7 @@ enum dns_status dns_mx(const char *server, const char *domain,
 			mx[j] = mx[j - 1];
 		mx[j] = t;
 	}
+	shuffle_equals(mx, a.n);
 	*n = complete_mx(mx, a.n, a.full);
 	return a.n ? DNS_OK : DNS_NODATA;
 }

@@ -5,8 +5,8 @@
  * (dnsbl.c sends and receives them without blocking).
  *
  * Owns: the query, the parsing of answers, the MX order (preference, then
- * the order the server gave), the null MX of RFC 7505, and the mapping of
- * resolver failures to permanent or temporary outcomes.
+ * random among equals, RFC 5321 5.1), the null MX of RFC 7505, and the
+ * mapping of resolver failures to permanent or temporary outcomes.
  *
  * Never: caches, connects anywhere but the DNS server, or decides what a
  * failed lookup means for a message (client.c does).
@@ -62,8 +62,8 @@ enum {
 int dns_answer_a(const unsigned char *ans, int len, unsigned id,
 		 const char *name, unsigned char (*addrs)[4], int max);
 
-/* The MX records of domain, best first: the max best of the whole answer,
- * however the server ordered it; when some did not fit, the worst kept
+/* The MX records of domain, best first (equals in random order): the max
+ * best of the whole answer, however the server ordered it; when some did not fit, the worst kept
  * preference is left out (unless it is the only one), as it may lack a
  * record that would have cut it (RFC 5321 5.1).
  * server: NULL for /etc/resolv.conf, else core.dns-server's value. */

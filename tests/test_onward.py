@@ -1575,6 +1575,25 @@ def test_mx_best_record_last_of_seventeen_counts(tmp, peers, mxnet, best):
     assert backup.handler.ehlos == 0 and backup.handler.messages == []
 
 
+def test_mx_hosts_of_equal_preference_share_the_load(tmp, peers, mxnet):
+    # RFC 5321 5.1: hosts of one preference MUST be tried in random
+    # order; dnsmasq gives them in the same order every time
+    dns = Dnsmasq(tmp, ["--mx-host=eq.example,mxa.eq.example,10",
+                        "--mx-host=eq.example,mxb.eq.example,10",
+                        "--host-record=mxa.eq.example," + mxnet + "2",
+                        "--host-record=mxb.eq.example," + mxnet + "3"])
+    peers.append(dns)
+    a = aiosmtpd_peer(peers, host=mxnet + "2", port=25)
+    b = aiosmtpd_peer(peers, host=mxnet + "3", port=25)
+    cf = mx_cf(tmp, dns, "@eq.example mx\n")
+    for i in range(16):  # all at one host: 2 chances in 65536
+        sent = submit(cf, ["joe%d@eq.example" % i])
+        assert "status=sent" in status_lines(sent.log)["joe%d@eq.example" % i], sent.log
+    assert len(a.handler.messages) + len(b.handler.messages) == 16
+    assert a.handler.messages and b.handler.messages, \
+        (len(a.handler.messages), len(b.handler.messages))
+
+
 def test_mx_domain_not_found_bounces(tmp, peers):
     dns = Dnsmasq(tmp, [])
     peers.append(dns)
