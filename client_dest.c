@@ -4,8 +4,9 @@
  * A [relay]'s addresses are tried in order, a host target's name goes
  * through its MX records unless it is bracketed, an MX target's domain
  * always does. An MX list that reaches this machine's own addresses is cut
- * there (RFC 5321 5.1); when nothing is left, the mail loops back to
- * myself (5.4.6).
+ * before that preference (RFC 5321 5.1): when this machine is the best
+ * MX, the mail loops back to myself (5.4.6); when better hosts gave no
+ * address, it waits for them (4.4.4, as Postfix does).
  */
 #include "client_dest.h"
 #include "dns.h"
@@ -103,7 +104,63 @@ static int is_own_address(const struct sockaddr_storage *ss)
 	return 0;
 }
 
-/* The MX hosts of domain, each with its addresses, best first. */
+/* What the MX walk found beside the addresses. */
+struct mx_walk {
+	int temp;   /* an address lookup failed temporarily */
+	int own;    /* a host at the last preference looked at is this
+		     * machine */
+	int groups; /* preferences looked at */
+};
+
+/* The addresses of the hosts mx[0..end) of one preference, added to c
+ * unless one of them is this machine: then that preference and all
+ * worse ones are not used (RFC 5321 5.1), and nothing is added. */
+static void add_mx_group(const struct client_job *j, const struct dns_mx *mx,
+			 int end, int port, struct client_cand *c, int *n,
+			 struct mx_walk *w)
+{
+	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
+	struct sockaddr_storage a[DNS_MAX_ADDRS];
+	int before = *n;
+	w->groups++;
+	for (int i = 0; i < end && !w->own; i++) {
+		int na = 0;
+		if (dns_addrs(server, mx[i].host, port, a, DNS_MAX_ADDRS,
+			      &na) == DNS_TEMP)
+			w->temp = 1;
+		for (int k = 0; k < na; k++)
+			if (is_own_address(&a[k]))
+				w->own = 1;
+		for (int k = 0; k < na && !w->own; k++)
+			add_cand(c, n, mx[i].host, &a[k], sa_len(&a[k]));
+	}
+	if (w->own)
+		*n = before;
+}
+
+/* The reply when the MX hosts gave no address to try. */
+static void no_mx_address(const struct mx_walk *w, const char *domain,
+			  struct reply *err)
+{
+	if (w->own && w->groups == 1) /* this machine is the best MX */
+		reply_set(err, 554, ESC_ROUTING_LOOP,
+			  "mail for %s loops back to myself", domain);
+	else if (w->own) /* better ones exist, with no address now */
+		reply_set(err, 451,
+			  w->temp ? ESC_ROUTING_SERVER_FAILURE
+				  : ESC_UNABLE_TO_ROUTE,
+			  "unable to find primary relay for %s", domain);
+	else if (w->temp)
+		reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE,
+			  "cannot find the address of the MX hosts of %s",
+			  domain);
+	else
+		reply_set(err, 550, ESC_BAD_DEST_SYSTEM,
+			  "no address for the MX hosts of %s", domain);
+}
+
+/* The MX hosts of domain, each with its addresses, best first, one
+ * preference at a time, up to the first that holds this machine. */
 static int lookup_mx(const struct client_job *j, const char *domain, int port,
 		     struct client_cand *c, int *n, struct reply *err)
 {
@@ -138,43 +195,15 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 	case DNS_OK:
 		break;
 	}
-	/* RFC 5321 5.1: when this machine is one of the MX hosts, only the
-	 * hosts preferred to it may be used */
-	struct sockaddr_storage (*a)[DNS_MAX_ADDRS] =
-		xcalloc((size_t)nmx, sizeof *a);
-	int *na = xcalloc((size_t)nmx, sizeof *na);
-	int temp = 0, loops = 0;
-	unsigned own = ~0u;
-	for (int i = 0; i < nmx; i++) {
-		if (dns_addrs(server, mx[i].host, port, a[i], DNS_MAX_ADDRS,
-			      &na[i]) == DNS_TEMP)
-			temp = 1;
-		for (int k = 0; k < na[i]; k++)
-			if (is_own_address(&a[i][k]) && mx[i].pref < own)
-				own = mx[i].pref;
+	struct mx_walk w = {0};
+	for (int i = 0, end; i < nmx && !w.own; i = end) {
+		for (end = i + 1; end < nmx && mx[end].pref == mx[i].pref;)
+			end++;
+		add_mx_group(j, mx + i, end - i, port, c, n, &w);
 	}
-	for (int i = 0; i < nmx; i++) {
-		if (mx[i].pref >= own) {
-			loops = 1;
-			continue;
-		}
-		for (int k = 0; k < na[i]; k++)
-			add_cand(c, n, mx[i].host, &a[i][k], sa_len(&a[i][k]));
-	}
-	free(a);
-	free(na);
 	if (*n)
 		return 0;
-	if (loops)
-		reply_set(err, 554, ESC_ROUTING_LOOP,
-			  "mail for %s loops back to myself", domain);
-	else if (temp)
-		reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE,
-			  "cannot find the address of the MX hosts of %s",
-			  domain);
-	else
-		reply_set(err, 550, ESC_BAD_DEST_SYSTEM,
-			  "no address for the MX hosts of %s", domain);
+	no_mx_address(&w, domain, err);
 	return -1;
 }
 

@@ -1594,6 +1594,29 @@ def test_mx_hosts_of_equal_preference_share_the_load(tmp, peers, mxnet):
         (len(a.handler.messages), len(b.handler.messages))
 
 
+@pytest.mark.parametrize("primary", ["timeout", "nxdomain"])
+def test_backup_mx_waits_when_the_primary_has_no_address(tmp, peers, primary):
+    # this machine is the backup MX; the primary's address cannot be
+    # found: no loop (a better MX exists), the mail waits for it, as
+    # Postfix does ("unable to find primary relay", 4.4.4; 4.4.3 when
+    # the lookup failed for now)
+    host = "primary.dead.test" if primary == "timeout" else "primary.backup.example"
+    dns = Dnsmasq(tmp, ["--server=/dead.test/127.0.0.1#9",
+                        "--mx-host=backup.example,%s,10" % host,
+                        "--mx-host=backup.example,self.backup.example,20",
+                        "--host-record=self.backup.example,127.0.0.1"])
+    peers.append(dns)
+    cf = mx_cf(tmp, dns, "@backup.example mx\n")
+    sent = submit(cf, ["joe@backup.example"])
+    line = status_lines(sent.log)["joe@backup.example"]
+    dsn = "4.4.3" if primary == "timeout" else "4.4.4"
+    assert "status=deferred dsn=" + dsn in line, sent.log
+    why = "451 %s unable to find primary relay for backup.example" % dsn
+    assert 'reply="%s"' % why in line
+    assert queue_targets(cf) == {"joe@backup.example": ("pending", 1, why)}, queue(cf)
+    assert maildir_files(tmp + "/bounces") == []
+
+
 def test_mx_domain_not_found_bounces(tmp, peers):
     dns = Dnsmasq(tmp, [])
     peers.append(dns)
