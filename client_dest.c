@@ -11,6 +11,7 @@
 #include "client_dest.h"
 #include "dns.h"
 #include "fmt.h"
+#include "io.h"
 #include "net.h"
 #include "util.h"
 
@@ -22,17 +23,24 @@
 #include <string.h>
 #include <sys/un.h>
 
-static void add_cand(struct client_cand *c, int *n, const char *host,
-		     const void *ss, socklen_t len)
+/* The addresses found so far, and how far to look. */
+struct cands {
+	struct client_cand *c;
+	int n, max;
+	long long deadline; /* io_now_ms() clock; 0: none */
+};
+
+static void add_cand(struct cands *l, const char *host, const void *ss,
+		     socklen_t len)
 {
-	if (*n >= CLIENT_MAX_CANDS)
+	if (l->n >= l->max)
 		return;
-	fmt_snprintf(c[*n].host, sizeof c[*n].host, "%s", host);
+	struct client_cand *c = &l->c[l->n++];
+	fmt_snprintf(c->host, sizeof c->host, "%s", host);
 	/* ss may be a shorter sockaddr (getaddrinfo's): copy only len */
-	memset(&c[*n].ss, 0, sizeof c[*n].ss);
-	memcpy(&c[*n].ss, ss, len < sizeof c[*n].ss ? len : sizeof c[*n].ss);
-	c[*n].len = len;
-	(*n)++;
+	memset(&c->ss, 0, sizeof c->ss);
+	memcpy(&c->ss, ss, len < sizeof c->ss ? len : sizeof c->ss);
+	c->len = len;
 }
 
 static socklen_t sa_len(const struct sockaddr_storage *ss)
@@ -44,7 +52,7 @@ static socklen_t sa_len(const struct sockaddr_storage *ss)
 /* Address records: from core.dns-server when it is set, else (and for
  * names it does not know) through getaddrinfo: /etc/hosts, then DNS. */
 static int lookup_host(const struct client_job *j, const char *host, int port,
-		       struct client_cand *c, int *n, struct reply *err)
+		       struct cands *l, struct reply *err)
 {
 	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
 	unsigned char bin[16];
@@ -53,9 +61,9 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 		struct sockaddr_storage a[DNS_MAX_ADDRS];
 		int na = 0;
 		enum dns_status s = dns_addrs(server, host, port, a,
-					      DNS_MAX_ADDRS, &na);
+					      DNS_MAX_ADDRS, &na, l->deadline);
 		for (int k = 0; k < na; k++)
-			add_cand(c, n, host, &a[k], sa_len(&a[k]));
+			add_cand(l, host, &a[k], sa_len(&a[k]));
 		if (na)
 			return 0;
 		if (s == DNS_TEMP) {
@@ -82,8 +90,7 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 	for (int fam = 0; fam < 2; fam++)
 		for (ai = res; ai; ai = ai->ai_next)
 			if (ai->ai_family == (fam ? AF_INET : AF_INET6))
-				add_cand(c, n, host, ai->ai_addr,
-					 ai->ai_addrlen);
+				add_cand(l, host, ai->ai_addr, ai->ai_addrlen);
 	freeaddrinfo(res);
 	return 0;
 }
@@ -107,42 +114,50 @@ static int is_own_address(const struct sockaddr_storage *ss)
 /* What the MX walk found beside the addresses. */
 struct mx_walk {
 	int temp;   /* an address lookup failed temporarily */
+	int late;   /* the deadline passed before the walk ended */
 	int own;    /* a host at the last preference looked at is this
 		     * machine */
 	int groups; /* preferences looked at */
 };
 
-/* The addresses of the hosts mx[0..end) of one preference, added to c
+/* The addresses of the hosts mx[0..end) of one preference, added to l
  * unless one of them is this machine: then that preference and all
- * worse ones are not used (RFC 5321 5.1), and nothing is added. */
+ * worse ones are not used (RFC 5321 5.1), and nothing is added; nor is
+ * anything when the deadline cuts the preference short, as a host not
+ * looked up may be this machine. */
 static void add_mx_group(const struct client_job *j, const struct dns_mx *mx,
-			 int end, int port, struct client_cand *c, int *n,
-			 struct mx_walk *w)
+			 int end, int port, struct cands *l, struct mx_walk *w)
 {
 	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
 	struct sockaddr_storage a[DNS_MAX_ADDRS];
-	int before = *n;
+	int before = l->n;
 	w->groups++;
-	for (int i = 0; i < end && !w->own; i++) {
+	for (int i = 0; i < end && !w->own && !w->late; i++) {
 		int na = 0;
 		if (dns_addrs(server, mx[i].host, port, a, DNS_MAX_ADDRS,
-			      &na) == DNS_TEMP)
+			      &na, l->deadline) == DNS_TEMP)
 			w->temp = 1;
+		if (l->deadline && io_now_ms() >= l->deadline)
+			w->late = 1;
 		for (int k = 0; k < na; k++)
 			if (is_own_address(&a[k]))
 				w->own = 1;
 		for (int k = 0; k < na && !w->own; k++)
-			add_cand(c, n, mx[i].host, &a[k], sa_len(&a[k]));
+			add_cand(l, mx[i].host, &a[k], sa_len(&a[k]));
 	}
-	if (w->own)
-		*n = before;
+	if (w->own || w->late)
+		l->n = before;
 }
 
 /* The reply when the MX hosts gave no address to try. */
 static void no_mx_address(const struct mx_walk *w, const char *domain,
 			  struct reply *err)
 {
-	if (w->own && w->groups == 1) /* this machine is the best MX */
+	if (w->late)
+		reply_set(err, 451, ESC_ROUTING_SERVER_FAILURE,
+			  "looking up the MX hosts of %s took too long",
+			  domain);
+	else if (w->own && w->groups == 1) /* this machine is the best MX */
 		reply_set(err, 554, ESC_ROUTING_LOOP,
 			  "mail for %s loops back to myself", domain);
 	else if (w->own) /* better ones exist, with no address now */
@@ -160,9 +175,10 @@ static void no_mx_address(const struct mx_walk *w, const char *domain,
 }
 
 /* The MX hosts of domain, each with its addresses, best first, one
- * preference at a time, up to the first that holds this machine. */
+ * preference at a time, up to the first that holds this machine or the
+ * one that fills l: the hosts beyond are not looked up. */
 static int lookup_mx(const struct client_job *j, const char *domain, int port,
-		     struct client_cand *c, int *n, struct reply *err)
+		     struct cands *l, struct reply *err)
 {
 	const char *server = j->cf->core->v[CORE_DNS_SERVER].s;
 	struct dns_mx mx[DNS_MAX_MX];
@@ -172,7 +188,8 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 		reply_set(err, 550, ESC_BAD_DEST_SYSTEM, "%s", why);
 		return -1;
 	}
-	enum dns_status s = dns_mx(server, alabel, mx, DNS_MAX_MX, &nmx);
+	enum dns_status s = dns_mx(server, alabel, mx, DNS_MAX_MX, &nmx,
+				   l->deadline);
 	switch (s) {
 	case DNS_NULLMX:
 		reply_set(err, 556, ESC_RECIPIENT_NULL_MX,
@@ -196,12 +213,13 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 		break;
 	}
 	struct mx_walk w = {0};
-	for (int i = 0, end; i < nmx && !w.own; i = end) {
+	for (int i = 0, end; i < nmx && !w.own && !w.late && l->n < l->max;
+	     i = end) {
 		for (end = i + 1; end < nmx && mx[end].pref == mx[i].pref;)
 			end++;
-		add_mx_group(j, mx + i, end - i, port, c, n, &w);
+		add_mx_group(j, mx + i, end - i, port, l, &w);
 	}
-	if (*n)
+	if (l->n)
 		return 0;
 	no_mx_address(&w, domain, err);
 	return -1;
@@ -210,8 +228,7 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 /* The addresses of one [relay] address or host target (net.h's forms):
  * a bare host name of a host target goes through its MX records first. */
 static void add_endpoint(const struct client_job *j, const char *spec,
-			 uint16_t defport, struct client_cand *c, int *n,
-			 struct reply *err)
+			 uint16_t defport, struct cands *l, struct reply *err)
 {
 	struct net_endpoint ep;
 	if (net_endpoint_parse(spec, defport, &ep)) {
@@ -224,22 +241,28 @@ static void add_endpoint(const struct client_job *j, const char *spec,
 		struct sockaddr_un *su = (struct sockaddr_un *)&ss;
 		su->sun_family = AF_UNIX;
 		memcpy(su->sun_path, ep.host, strlen(ep.host) + 1);
-		add_cand(c, n, spec, &ss, sizeof *su);
+		add_cand(l, spec, &ss, sizeof *su);
 	} else if (j->kind == T_HOST && !ep.bracketed) {
-		lookup_mx(j, ep.host, ep.port, c, n, err);
+		lookup_mx(j, ep.host, ep.port, l, err);
 	} else {
-		lookup_host(j, ep.host, ep.port, c, n, err);
+		lookup_host(j, ep.host, ep.port, l, err);
 	}
 }
 
-int client_candidates(const struct client_job *j, struct client_cand *c,
-		      int *n, struct reply *err)
+int client_candidates_within(const struct client_job *j,
+			     struct client_cand *c, int max, int timeout_ms,
+			     int *n, struct reply *err)
 {
-	*n = 0;
+	struct cands l = {c, 0, max < CLIENT_MAX_CANDS ? max : CLIENT_MAX_CANDS,
+			  timeout_ms ? io_now_ms() + timeout_ms : 0};
 	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
 	int defport = lmtp ? 24 : 25;
-	if (j->kind == T_MX)
-		return lookup_mx(j, j->arg, defport, c, n, err);
+	*n = 0;
+	if (j->kind == T_MX) {
+		int r = lookup_mx(j, j->arg, defport, &l, err);
+		*n = l.n;
+		return r;
+	}
 	const char *one[1] = {j->arg};
 	const char *const *specs = one;
 	uint32_t nspecs = 1;
@@ -254,10 +277,17 @@ int client_candidates(const struct client_job *j, struct client_cand *c,
 		}
 	}
 	struct reply last = {0};
-	for (uint32_t i = 0; i < nspecs; i++)
-		add_endpoint(j, specs[i], (uint16_t)defport, c, n, &last);
-	if (*n)
+	for (uint32_t i = 0; i < nspecs && l.n < l.max; i++)
+		add_endpoint(j, specs[i], (uint16_t)defport, &l, &last);
+	*n = l.n;
+	if (l.n)
 		return 0;
 	*err = last;
 	return -1;
+}
+
+int client_candidates(const struct client_job *j, struct client_cand *c,
+		      int *n, struct reply *err)
+{
+	return client_candidates_within(j, c, CLIENT_MAX_CANDS, 0, n, err);
 }

@@ -29,5 +29,12 @@ struct client_cand {
  * none. */
 int client_candidates(const struct client_job *j, struct client_cand *c,
 		      int *n, struct reply *err);
+/* The same for a client that waits (the live proxy): at most max
+ * addresses, the MX hosts looked up only as far as it takes to find
+ * them, and all within timeout_ms (0: no bound), past which the reply is
+ * a 451 (the spool tries later). */
+int client_candidates_within(const struct client_job *j,
+			     struct client_cand *c, int max, int timeout_ms,
+			     int *n, struct reply *err);
 
 #endif

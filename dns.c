@@ -7,6 +7,7 @@
  */
 #include "dns.h"
 #include "idna.h"
+#include "io.h"
 #include "net.h"
 
 #include <arpa/inet.h>
@@ -48,12 +49,34 @@ static int resolver(const char *server, struct __res_state *st)
 	return 0;
 }
 
+/* Shortens the resolver's retry schedule (its first wait, then twice that,
+ * per server) to what is left before deadline: -1 when nothing is. */
+static int bound_by(struct __res_state *st, long long deadline)
+{
+	if (!deadline)
+		return 0;
+	long long now = io_now_ms();
+	if (deadline <= now)
+		return -1;
+	long long left = (deadline - now) / 1000;
+	int ns = st->nscount > 0 ? st->nscount : 1;
+	if (left < 3LL * st->retrans * ns) {
+		st->retry = 1;
+		st->retrans = left / ns > 0 ? (int)(left / ns) : 1;
+	}
+	return 0;
+}
+
 static enum dns_status query(const char *server, const char *name, int type,
-			     unsigned char *ans, int *len)
+			     unsigned char *ans, int *len, long long deadline)
 {
 	struct __res_state st;
 	if (resolver(server, &st) < 0)
 		return DNS_TEMP;
+	if (bound_by(&st, deadline) < 0) {
+		res_nclose(&st);
+		return DNS_TEMP;
+	}
 	*len = res_nquery(&st, name, ns_c_in, type, ans, ANSWER_MAX);
 	int herr = st.res_h_errno;
 	res_nclose(&st);
@@ -161,7 +184,7 @@ enum dns_status dns_txt_status(const char *server, const char *name)
 {
 	static unsigned char ans[ANSWER_MAX];
 	int len;
-	return query(server, name, ns_t_txt, ans, &len);
+	return query(server, name, ns_t_txt, ans, &len, 0);
 }
 
 /* RFC 5321 5.1: hosts of one preference are tried in random order, so
@@ -190,12 +213,12 @@ static void shuffle_equals(struct dns_mx *mx, int n)
 }
 
 enum dns_status dns_mx(const char *server, const char *domain,
-		       struct dns_mx *mx, int max, int *n)
+		       struct dns_mx *mx, int max, int *n, long long deadline)
 {
 	static unsigned char ans[ANSWER_MAX];
 	int len;
 	*n = 0;
-	enum dns_status s = query(server, domain, ns_t_mx, ans, &len);
+	enum dns_status s = query(server, domain, ns_t_mx, ans, &len, deadline);
 	if (s != DNS_OK)
 		return s;
 	struct mx_acc a = {mx, max, 0, 0, 0};
@@ -248,7 +271,8 @@ static void add_addr(const unsigned char *ans, int len,
 }
 
 enum dns_status dns_addrs(const char *server, const char *host, int port,
-			  struct sockaddr_storage *out, int max, int *n)
+			  struct sockaddr_storage *out, int max, int *n,
+			  long long deadline)
 {
 	static unsigned char ans[ANSWER_MAX];
 	struct addr_acc a = {out, max, 0, port};
@@ -256,7 +280,8 @@ enum dns_status dns_addrs(const char *server, const char *host, int port,
 	static const int types[] = {ns_t_aaaa, ns_t_a};
 	for (int i = 0; i < 2; i++) {
 		int len;
-		enum dns_status s = query(server, host, types[i], ans, &len);
+		enum dns_status s = query(server, host, types[i], ans, &len,
+					  deadline);
 		if (s == DNS_OK) {
 			if (each_answer(ans, len, types[i], add_addr, &a) < 0)
 				s = DNS_TEMP;

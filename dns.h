@@ -66,12 +66,16 @@ int dns_answer_a(const unsigned char *ans, int len, unsigned id,
  * best of the whole answer, however the server ordered it; when some did not fit, the worst kept
  * preference is left out (unless it is the only one), as it may lack a
  * record that would have cut it (RFC 5321 5.1).
- * server: NULL for /etc/resolv.conf, else core.dns-server's value. */
+ * server: NULL for /etc/resolv.conf, else core.dns-server's value;
+ * deadline: 0, or an io_now_ms() time past which no query waits (about a
+ * second at most): DNS_TEMP then. */
 enum dns_status dns_mx(const char *server, const char *domain,
-		       struct dns_mx *mx, int max, int *n);
-/* AAAA then A records of host, IPv6 first; port in each. */
+		       struct dns_mx *mx, int max, int *n, long long deadline);
+/* AAAA then A records of host, IPv6 first; port in each; deadline as for
+ * dns_mx. */
 enum dns_status dns_addrs(const char *server, const char *host, int port,
-			  struct sockaddr_storage *out, int max, int *n);
+			  struct sockaddr_storage *out, int max, int *n,
+			  long long deadline);
 
 /* What a TXT lookup of name says, records aside: SPF asks it when
  * libspf2 found no record, which it also says when the DNS failed. */

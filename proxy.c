@@ -188,15 +188,17 @@ static void start(struct session *s, const struct rcpt *rc, const char *key)
 		.dsn_ret = s->dsn_ret,
 		.envid = s->envid[0] ? s->envid : NULL,
 	};
-	/* the client waits at its RCPT: the greeting, EHLO, STARTTLS and
-	 * AUTH replies get connect-timeout each, and two addresses are
-	 * tried; the spool tries the others */
+	/* the client waits at its RCPT: finding the addresses gets
+	 * connect-timeout in all, the greeting, EHLO, STARTTLS and AUTH
+	 * replies get it each, and two addresses are tried; the spool tries
+	 * the others */
 	px->job.open_ms = client_connect_ms(&px->job);
 	px->state = PX_OFF;
-	struct client_cand *c = xcalloc(CLIENT_MAX_CANDS, sizeof *c);
+	struct client_cand *c = xcalloc(PROXY_ADDRESSES, sizeof *c);
 	int n = 0, next = 0;
 	struct reply why = {0};
-	if (client_candidates(&px->job, c, &n, &why) < 0) {
+	if (client_candidates_within(&px->job, c, PROXY_ADDRESSES,
+				     px->job.open_ms, &n, &why) < 0) {
 		if (why.code >= 500) { /* no such domain, a null MX */
 			px->state = PX_REFUSED;
 			px->refusal = why;
@@ -204,8 +206,7 @@ static void start(struct session *s, const struct rcpt *rc, const char *key)
 			log_event(LOG_L_WARNING, "event", "takeover", "relay",
 				  key, "reason", why.text, NULL);
 		}
-	} else if (client_conn_open(&px->job, c, n < PROXY_ADDRESSES ? n :
-				    PROXY_ADDRESSES, &next, &px->c, &why) < 0) {
+	} else if (client_conn_open(&px->job, c, n, &next, &px->c, &why) < 0) {
 		log_event(LOG_L_WARNING, "event", "takeover", "relay", key,
 			  "reason", why.text, NULL);
 	} else {

@@ -191,10 +191,10 @@ static int sender_domain_ok(struct session *s, const char *domain)
 	}
 	struct dns_mx mx[4];
 	int n = 0;
-	enum dns_status st = dns_mx(server, alabel, mx, 4, &n);
+	enum dns_status st = dns_mx(server, alabel, mx, 4, &n, 0);
 	if (st == DNS_NODATA) {
 		struct sockaddr_storage a[2];
-		st = dns_addrs(server, alabel, 25, a, 2, &n);
+		st = dns_addrs(server, alabel, 25, a, 2, &n, 0);
 	}
 	if (st == DNS_OK)
 		return 1;

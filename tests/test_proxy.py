@@ -32,6 +32,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import threading
 import time
 
@@ -1441,3 +1442,87 @@ def test_binarymime_to_a_target_without_it_takes_the_spool_path(tmp, peers):
     msg = converted(sent, m[1].replace(b"\n", b"\r\n"), "joe@example.net")
     assert msg["Content-Transfer-Encoding"] == "base64"
     assert msg.get_content() == BINARY_PAYLOAD
+
+
+# ------------------------------------------------------------------ #
+# The MX hosts' addresses while the client waits at RCPT             #
+
+
+class BlackholeDns:
+    """A DNS server on 127.0.0.1 that answers the MX query of domain with
+    16 hosts and never answers anything else (the hosts' zone is black-
+    holed); it counts the address queries it gets."""
+
+    def __init__(self, domain):
+        self.domain = domain
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.address_queries = 0
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def _name(msg, off):
+        labels = []
+        while msg[off]:
+            n = msg[off]
+            labels.append(msg[off + 1:off + 1 + n].decode())
+            off += n + 1
+        return ".".join(labels), off + 1
+
+    @staticmethod
+    def _wire(name):
+        return b"".join(bytes([len(x)]) + x.encode() for x in name.split(".")) + b"\0"
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                q, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            name, off = self._name(q, 12)
+            qtype = struct.unpack(">H", q[off:off + 2])[0]
+            if qtype != 15 or name != self.domain:
+                self.address_queries += 1
+                continue
+            ans = b""
+            for i in range(16):
+                host = self._wire("mx%d.%s" % (i, self.domain))
+                ans += b"\xc0\x0c" + struct.pack(">HHIH", 15, 1, 60, 2 + len(host)) + \
+                    struct.pack(">H", 10 + i) + host
+            head = q[:2] + b"\x81\x80" + struct.pack(">HHHH", 1, 16, 0, 0)
+            self.sock.sendto(head + q[12:off + 4] + ans, peer)
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def test_mx_hosts_without_answers_bound_the_rcpt_wait(tmp, peers):
+    """The recipient's MX hosts never resolve: the proxy gives finding
+    their addresses connect-timeout (30 s for MX) in all, looks them up in
+    preference order only, and then the spool takes the recipient (250),
+    where it used to wait for every host's AAAA and A (over two minutes)."""
+    dns = BlackholeDns("slow.example")
+    peers.append(dns)
+    cf = write_cf(tmp, "[route]\n@slow.example mx\n", dns_port=dns.port, smtpd="")
+    s = greeted(cf)
+    s.TIMEOUT = 60
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        t0 = time.monotonic()
+        s.cmd("RCPT TO:<joe@slow.example>", "250 2.1.5 ")
+        waited = time.monotonic() - t0
+        s.cmd("RSET", "250 ")
+    finally:
+        log = quit_and_close(s)
+    assert 25 <= waited <= 35, waited
+    assert taken_over(log) == "looking up the MX hosts of slow.example took too long", log
+    # about 30 s of 4 s queries: the first few hosts only
+    assert dns.address_queries <= 16, dns.address_queries
