@@ -1102,6 +1102,7 @@ static void deliver(struct client_job *j);
 void client_deliver(struct client_job *j)
 {
 	j->conv_state = 0;
+	j->sessions = 0;
 	deliver(j);
 	if (j->conv_state > 0)
 		close(j->conv.fd);
@@ -1126,7 +1127,7 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
 	int mode = j->relay ? (int)j->relay->v[RELAY_TLS].n : RTLS_OPPORTUNISTIC;
 	int in_clear = 0;
-	while (*next < n) {
+	while (*next < n && j->sessions < CLIENT_MAX_SESSIONS) {
 		const struct client_cand *cd = &c[*next];
 		char ip[INET6_ADDRSTRLEN + 8], reason[256];
 		*conn = (struct client_conn){.lmtp = lmtp,
@@ -1154,8 +1155,12 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 			j->open_ms ? j->open_ms : client_reply_ms(j));
 		int r = open_session(j, conn, why);
 		conn->io.timeout_ms = client_reply_ms(j);
-		if (r == 0)
+		if (r == 0) {
+			/* a session counts once greeted, EHLO and TLS done,
+			 * as with Postfix's smtp_mx_session_limit */
+			j->sessions++;
 			return 0;
+		}
 		client_hang_up(conn, 0);
 		if (r == LOOPS_BACK)
 			return -1; /* no other address can help */

@@ -37,6 +37,8 @@ struct client_job {
 	const char *envid; /* ENVID (xtext) or NULL */
 	int open_ms;       /* when not 0, the bound of each wait while a
 			    * connection opens (the proxy's: a client waits) */
+	int sessions;      /* sessions this attempt opened past EHLO and
+			    * TLS (at most CLIENT_MAX_SESSIONS) */
 	struct client_rcpt *r;
 	unsigned n;
 	char remote[320]; /* "host[ip]" that gave the replies, or "" */

@@ -42,8 +42,9 @@ struct client_conn {
  * Opens a session with the first of the candidates c[*next..n) that
  * gives one: connected, greeted, EHLO/LHLO, STARTTLS and AUTH done.
  * 0 with *next at the one that serves; -1 with why (a 4xx for every
- * recipient) when none does, or at once with 554 5.4.6 when an SMTP peer
- * greets or answers EHLO with our own host name (a loop).
+ * recipient) when none does, or when j has had CLIENT_MAX_SESSIONS
+ * sessions already; at once with 554 5.4.6 when an SMTP peer greets
+ * or answers EHLO with our own host name (a loop).
  */
 int client_conn_open(struct client_job *j, const struct client_cand *c,
 		     int n, int *next, struct client_conn *conn,

@@ -16,7 +16,12 @@
 
 #include <sys/socket.h>
 
-#define CLIENT_MAX_CANDS 32
+/* One delivery attempt tries at most this many addresses, and at most
+ * CLIENT_MAX_SESSIONS sessions that got past the greeting, EHLO and TLS:
+ * a destination of tarpits cannot hold the flusher for hours (Postfix's
+ * smtp_mx_address_limit and smtp_mx_session_limit). */
+#define CLIENT_MAX_CANDS 5
+#define CLIENT_MAX_SESSIONS 2
 
 struct client_cand {
 	char host[256]; /* the name it was found by (or the unix: address) */

@@ -1617,6 +1617,86 @@ def test_backup_mx_waits_when_the_primary_has_no_address(tmp, peers, primary):
     assert maildir_files(tmp + "/bounces") == []
 
 
+class Tarpit:
+    """Listeners on port 25 of some addresses that answer 421 at once
+    (or, with greet, greet, answer EHLO and then MAIL with 421) and count
+    the connections."""
+
+    def __init__(self, addresses, greet=False):
+        self.greet = greet
+        self.socks = []
+        for a in addresses:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((a, 25))
+            s.listen(8)
+            self.socks.append(s)
+        self.connections = []
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            ready = select.select(self.socks, [], [], 0.2)[0]
+            for s in ready:
+                c, _ = s.accept()
+                self.connections.append(s.getsockname()[0])
+                if self.greet:
+                    c.settimeout(5)
+                    f = c.makefile("rb")
+                    c.sendall(b"220 tarpit ESMTP\r\n")
+                    f.readline()
+                    c.sendall(b"250 tarpit\r\n")
+                    f.readline()
+                c.sendall(b"421 4.3.2 busy\r\n")
+                c.close()
+
+    def stop(self):
+        self.stopping = True
+        self.thread.join(5)
+        for s in self.socks:
+            s.close()
+
+
+@pytest.mark.parametrize("hosts", ["refusing", "tarpits", "sessions"])
+def test_one_attempt_tries_five_addresses_and_two_sessions(tmp, peers, mxnet, hosts):
+    # eight MX hosts, one address each: a delivery attempt tries at most
+    # five addresses and at most two sessions that got past EHLO (Postfix's
+    # smtp_mx_address_limit and smtp_mx_session_limit), so a domain of
+    # tarpits cannot hold the flusher for hours
+    records = []
+    for i in range(8):
+        records += ["--mx-host=many.example,mx%d.many.example,%d" % (i, 10 * (i + 1)),
+                    "--host-record=mx%d.many.example,%s%d" % (i, mxnet, i + 2)]
+    dns = Dnsmasq(tmp, records)
+    peers.append(dns)
+    if hosts == "refusing":  # the first five refuse; the last would take it
+        tarpit = Tarpit([mxnet + "7", mxnet + "8"])
+        last = aiosmtpd_peer(peers, host=mxnet + "9", port=25)
+    else:
+        tarpit = Tarpit([mxnet + str(i + 2) for i in range(8)],
+                        greet=hosts == "sessions")
+    peers.append(tarpit)
+    cf = mx_cf(tmp, dns, "@many.example mx\n")
+    sent = submit(cf, ["joe@many.example"])
+    line = status_lines(sent.log)["joe@many.example"]
+    if hosts == "refusing":
+        assert "status=deferred dsn=4.4.1" in line, sent.log
+        assert "connect to mx4.many.example[%s6]: Connection refused" % mxnet in line
+        assert tarpit.connections == [] and last.handler.ehlos == 0
+    elif hosts == "sessions":
+        assert "status=deferred dsn=4.3.2" in line, sent.log
+        assert "mx1.many.example[%s3] said: busy" % mxnet in line
+        assert tarpit.connections == [mxnet + "2", mxnet + "3"]
+    else:  # a 421 greeting is no session: five addresses are tried
+        assert "status=deferred dsn=4.3.2" in line, sent.log
+        assert "mx4.many.example[%s6] said: busy" % mxnet in line
+        assert tarpit.connections == [mxnet + str(i + 2) for i in range(5)]
+    asked = [q[1] for q in dns.queries() if q[0] == "A"]
+    assert "mx7.many.example" not in asked, asked
+
+
 def test_mx_domain_not_found_bounces(tmp, peers):
     dns = Dnsmasq(tmp, [])
     peers.append(dns)
