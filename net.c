@@ -227,11 +227,14 @@ static const char *parse_bracketed(const char *s, struct net_endpoint *ep)
 	if (!close)
 		return "expected [ADDRESS] or [ADDRESS]:PORT";
 	const char *in = s + 1;
-	if (!strncasecmp(in, "IPv6:", 5))
+	int v6tag = !strncasecmp(in, "IPv6:", 5);
+	if (v6tag)
 		in += 5;
 	if (set_host(ep, in, (size_t)(close - in)) < 0 ||
 	    classify_host(ep) < 0)
 		return "expected a host or address inside [ ]";
+	if (v6tag && ep->family != AF_INET6) /* RFC 5321 4.1.3 */
+		return "expected an IPv6 address after IPv6:";
 	ep->bracketed = 1;
 	if (!close[1])
 		return NULL;

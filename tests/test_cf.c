@@ -534,6 +534,14 @@ static const struct bad bad[] = {
 	  "[relay \"r\"]\naddress = 10.0.0.1\naddress = [10.0.0.300]\n",
 	  "t.cf:3:11: expected a host or address inside [ ], found "
 	  "'[10.0.0.300]'\n"),
+	C("IPv6 tag on an IPv4 relay address",
+	  "[relay \"r\"]\naddress = [IPv6:127.0.0.1]:2525\n",
+	  "t.cf:2:11: expected an IPv6 address after IPv6:, found "
+	  "'[IPv6:127.0.0.1]:2525'\n"),
+	C("IPv6 tag on a relay host name",
+	  "[relay \"r\"]\naddress = [IPv6:relay.example]\n",
+	  "t.cf:2:11: expected an IPv6 address after IPv6:, found "
+	  "'[IPv6:relay.example]'\n"),
 	/* paths, users, names */
 	C("relative path", "[core]\nspool-directory = var/spool\n",
 	  "t.cf:2:19: expected an absolute path, found 'var/spool'\n"),
