@@ -519,16 +519,35 @@ static void check_smtpd(struct cf *cf, struct cf_section *sec)
 			 cf->words[sec->set[SMTPD_AUTH]->w0].s);
 }
 
+/* Whether a [relay] NAME can be the name tls = verify checks the
+ * certificate for: a host name of two labels or more ("hub" is none). */
+static int name_verifiable(const char *name)
+{
+	struct buf msg = {0};
+	int ok = strchr(name, '.') &&
+		 !cf_hostname_problem(name, strlen(name), &msg, 0);
+	buf_free(&msg);
+	return ok;
+}
+
 /* The rules between the keys of one [relay]. */
 static void check_relay(struct cf *cf, struct cf_section *sec)
 {
-	/* without a name key, NAME is the TLS host name: any label will do
-	 * ("hub"), but not an international one, which TLS would get raw;
-	 * with tls = no it names nothing but the relay */
+	/* without a name key, NAME is the TLS host name (SNI, and what
+	 * verify checks): any label will do ("hub") but for verify, and not
+	 * an international one, which TLS would get raw; with tls = no it
+	 * names nothing but the relay */
 	int tls_off = sec->set[RELAY_TLS] && sec->v[RELAY_TLS].n == RTLS_NO;
 	if (!sec->set[RELAY_NAME] && !(sec->bad & (1u << RELAY_NAME)) &&
 	    !tls_off && idna_needed(sec->name))
 		check_name_as_host(cf, sec, "relay");
+	else if (sec->v[RELAY_TLS].n == RTLS_VERIFY && sec->set[RELAY_TLS] &&
+		 !sec->set[RELAY_NAME] && !name_verifiable(sec->name))
+		cf_error(cf, &sec->set[RELAY_TLS]->pos,
+			 "expected a 'name' key (the host name in the relay's "
+			 "certificate) with tls = verify: [relay \"%s\"]'s "
+			 "NAME is no host name",
+			 sec->name);
 	if (sec->set[RELAY_AUTH_PASSWORD] && !sec->set[RELAY_AUTH_USER])
 		cf_error(cf, &sec->set[RELAY_AUTH_PASSWORD]->pos,
 			 "expected 'auth-user' with 'auth-password'");

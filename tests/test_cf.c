@@ -542,6 +542,16 @@ static const struct bad bad[] = {
 	  "[relay \"r\"]\naddress = [IPv6:relay.example]\n",
 	  "t.cf:2:11: expected an IPv6 address after IPv6:, found "
 	  "'[IPv6:relay.example]'\n"),
+	C("tls = verify with a one-label relay NAME",
+	  "[relay \"smart\"]\naddress = [127.0.0.1]:2525\ntls = verify\n",
+	  "t.cf:3:1: expected a 'name' key (the host name in the relay's "
+	  "certificate) with tls = verify: [relay \"smart\"]'s NAME is no "
+	  "host name\n"),
+	C("tls = verify with a relay NAME that is no host name",
+	  "[relay \"my_hub\"]\naddress = hub.example\ntls = verify\n",
+	  "t.cf:3:1: expected a 'name' key (the host name in the relay's "
+	  "certificate) with tls = verify: [relay \"my_hub\"]'s NAME is no "
+	  "host name\n"),
 	/* paths, users, names */
 	C("relative path", "[core]\nspool-directory = var/spool\n",
 	  "t.cf:2:19: expected an absolute path, found 'var/spool'\n"),
@@ -1203,6 +1213,13 @@ static void test_values(void **state)
 	/* what the client connects to at run time is what --check accepts */
 	assert_null(cf_relay_address_error("[mx.example]:2525"));
 	assert_null(cf_relay_address_error("[IPv6:2001:db8::1]:25"));
+	/* tls = verify needs a host name: NAME, or the name key */
+	cf_free(parse_ok("[relay \"hub.example\"]\naddress = [127.0.0.1]\n"
+			 "tls = verify\n"));
+	cf_free(parse_ok("[relay \"smart\"]\naddress = [127.0.0.1]\n"
+			 "name = relay.example\ntls = verify\n"));
+	cf_free(parse_ok("[relay \"smart\"]\naddress = [127.0.0.1]\n"
+			 "tls = required\n"));
 	assert_string_equal(cf_relay_address_error("[mx.example]:99999"),
 			    "expected a port number or service name");
 	assert_true(cf_host_is_loopback("127.0.0.2"));
