@@ -63,9 +63,9 @@ int dns_answer_a(const unsigned char *ans, int len, unsigned id,
 		 const char *name, unsigned char (*addrs)[4], int max);
 
 /* The MX records of domain, best first (equals in random order): the max
- * best of the whole answer, however the server ordered it; when some did not fit, the worst kept
- * preference is left out (unless it is the only one), as it may lack a
- * record that would have cut it (RFC 5321 5.1).
+ * best of the whole answer, however the server ordered it; when some did
+ * not fit, the worst kept preference is left out (unless it is the only
+ * one), as it may lack a record that would have cut it (RFC 5321 5.1).
  * server: NULL for /etc/resolv.conf, else core.dns-server's value;
  * deadline: 0, or an io_now_ms() time past which no query waits (about a
  * second at most): DNS_TEMP then. */
