@@ -53,7 +53,8 @@ struct proxy {
 				  first octets go onward */
 	int data_refused;      /* the target refused that DATA: the message
 				  gets px->refusal after its end */
-	int in_data;           /* message octets went onward: no QUIT now */
+	int in_data;           /* the target is in its data phase (its 354
+				  read, or octets sent): no QUIT now */
 	int bdat;              /* the data goes as BDAT chunks */
 	unsigned chunks;       /* BDAT chunks whose replies are due */
 	struct reply chunk_refusal; /* the first chunk a target refused */
@@ -344,7 +345,7 @@ void proxy_sync(struct session *s)
 		if (what == PEND_MAIL)
 			take_mail(s, lost ? 250 : code);
 		else if (what == PEND_DATA)
-			px->data_code = lost ? -1 : code;
+			px->in_data = (px->data_code = lost ? -1 : code) == 354;
 		else
 			dropped += (unsigned)take_rcpt(
 				s, (unsigned)what - dropped, code, lost != NULL);
@@ -403,6 +404,7 @@ static int await_354(struct session *s)
 		return -1;
 	}
 	px->data_code = 354;
+	px->in_data = 1;
 	return 0;
 }
 
@@ -450,8 +452,9 @@ static void end_unwanted_data(struct session *s)
 	struct proxy *px = s->px;
 	if (px->state == PX_LIVE && px->data_code == 354) {
 		client_cmd(&px->c, ".");
-		if (io_flush(&px->c.io) == 0)
-			client_read_reply(&px->c, &px->t);
+		if (io_flush(&px->c.io) == 0 &&
+		    client_read_reply(&px->c, &px->t) > 0)
+			px->in_data = 0;
 	}
 	let_go(s, NULL);
 }

@@ -598,6 +598,8 @@ static void cmd_data(struct session *s, char *arg)
 	if (handoff_begin(s) < 0) {
 		struct reply r;
 		handoff_storage_reply(&r, errno);
+		/* the target's DATA is open: a DATA again would be its text */
+		proxy_abort(s);
 		reply_dsn(s, r.code, r.dsn, "%s", r.text);
 		return;
 	}
@@ -734,6 +736,7 @@ static int bdat_first(struct session *s, uint64_t n, int last)
 			session_set_state(s, ST_MAIL);
 	} else if (handoff_begin(s) < 0) {
 		handoff_storage_reply(&r, errno);
+		proxy_abort(s); /* as in cmd_data() */
 		why = r.text;
 	}
 	if (!why) {

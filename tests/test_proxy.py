@@ -707,6 +707,55 @@ def test_a_target_refusing_data(tmp, peers, pipelined, body):
     nothing_later(cf, tmp)
 
 
+@pytest.mark.parametrize("how", ["alone", "pipelined", "bdat"])
+def test_data_again_after_a_storage_failure(tmp, peers, how):
+    """The spool cannot take the message at DATA (its directory is
+    read-only for a moment), so the client hears 451 and, as RFC 5321
+    lets it, sends DATA (BDAT) again. The first DATA had gone onward: the
+    second went on as message text and the target delivered the message
+    with a "DATA" line on top of its header, or, its 354 read in the
+    group, the data waited for a reply that never came, then a takeover.
+    The onward transaction ends at the 451; the second try is the
+    spool's, and the message arrives once, whole."""
+    peer = ScriptedPeer(None)
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port],
+                  relay="timeout = 5s\n")
+    spool = os.path.join(tmp, "spool")
+    msg = message("again")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        os.chmod(spool, 0o555)
+        if how == "pipelined":
+            s.send(b"RCPT TO:<joe@example.net>\r\nDATA\r\n")
+            assert s.reply() == "250 2.0.0 " + SAID + "Ok"
+            refused = s.reply()
+        else:
+            s.cmd("RCPT TO:<joe@example.net>", "250 2.0.0 " + SAID)
+            if how == "bdat":
+                s.send(b"BDAT 5 LAST\r\nxxxxx")
+                refused = s.reply()
+            else:
+                refused = s.cmd("DATA", "451 ")
+        assert refused.startswith("451 4.3.0 Cannot store the message"), refused
+        os.chmod(spool, 0o1777)
+        if how == "bdat":
+            reply = bdat(s, msg, len(msg))
+        else:
+            s.cmd("DATA", "354 ")
+            reply = s.data(msg)
+    finally:
+        os.chmod(spool, 0o1777)
+        log = quit_and_close(s)
+    flush(cf, "--now")
+    (content,) = peer.accepted
+    intact(content, msg)
+    assert reply.startswith("250 2.0.0 "), reply
+    assert "event=takeover" not in log, log
+    nothing_later(cf, tmp)
+
+
 def through(tmp, peer, path, subject, rcpt_reply="250 "):
     """One message to joe@example.net through the proxy or (path
     "spool") through the spool to the scripted peer, flushed; the peer
