@@ -29,7 +29,8 @@
 
 enum px_state {
 	PX_LIVE,    /* the onward connection carries the transaction */
-	PX_REFUSED, /* the destination refuses it: every RCPT gets refusal */
+	PX_REFUSED, /* the destination refuses it: every RCPT for it gets
+		       refusal, whatever came between */
 	PX_OFF,     /* the spool path carries it */
 };
 
@@ -250,11 +251,15 @@ enum proxy_rcpt proxy_rcpt(struct session *s, struct rcpt *rc,
 		if (!can || !s->proxy_ok || s->nrcpt)
 			return PROXY_NOT;
 		start(s, rc, key);
-	} else if (s->px->state != PX_OFF && (!can || strcmp(key, s->px->key))) {
+	} else if (!can || strcmp(key, s->px->key)) {
 		/* a second destination: the spool takes the transaction,
-		 * after the client has the replies it waits for */
-		proxy_sync(s);
-		let_go(s, NULL);
+		 * after the client has the replies it waits for; one that
+		 * refused the transaction goes on refusing its recipients */
+		if (s->px->state == PX_LIVE)
+			proxy_sync(s);
+		if (s->px->state == PX_LIVE)
+			let_go(s, NULL);
+		return PROXY_NOT;
 	}
 	if (s->px->state == PX_OFF)
 		return PROXY_NOT;

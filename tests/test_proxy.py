@@ -456,6 +456,50 @@ local@example.net %s/
     nothing_later(cf, tmp)
 
 
+def local_box(tmp):
+    box = os.path.join(tmp, "box")
+    for sub in ("", "tmp", "new", "cur"):
+        os.makedirs(os.path.join(box, sub), exist_ok=True)
+        os.chmod(os.path.join(box, sub), 0o1777)
+    return box
+
+
+@pytest.mark.parametrize("how", ["refuse-mail", "smtputf8"])
+def test_a_refusing_destination_stays_refused_after_another(tmp, peers, how):
+    """The target refuses the transaction (550 to MAIL; no SMTPUTF8 for
+    a message that needs it): every recipient for it gets that reply,
+    also after a recipient for another destination (a local Maildir).
+    Once that other recipient made the proxy forget the refusal: the
+    next recipient for the target was accepted, spooled, refused again
+    by the target and bounced to the sender."""
+    peer = ScriptedPeer(how if how == "refuse-mail" else None)
+    peers.append(peer)
+    box = local_box(tmp)
+    cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n[route]\n'
+                  "local@example.org %s/\n@example.net next\n" % (peer.port, box),
+                  smtpd="")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>%s" % (SENDER, " SMTPUTF8" if how == "smtputf8" else ""),
+              "250 ")
+        first = s.cmd("RCPT TO:<b@example.net>", "550 ")
+        s.cmd("RCPT TO:<local@example.org>", "250 ")
+        again = s.cmd("RCPT TO:<c@example.net>", "5")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message("refused-" + how))
+    finally:
+        log = quit_and_close(s)
+    want = ("550 5.7.1 " + SAID + "no mail from you" if how == "refuse-mail"
+            else "550 5.6.7 127.0.0.1[127.0.0.1] does not support SMTPUTF8, "
+            "which this message needs")
+    assert first == want and again == want, (first, again)
+    assert reply.startswith("250 2.0.0 "), reply
+    flush(cf, "--now")
+    assert len(maildir_files(box)) == 1
+    assert peer.accepted == []
+    nothing_later(cf, tmp)
+
+
 def test_aiosmtpd_replies_reach_the_client_per_recipient(tmp, peers):
     peer = aiosmtpd_peer(peers)
     h = peer.handler
@@ -1090,7 +1134,8 @@ class ScriptedPeer:
     "rcpt-control" refuses RCPT with a CR, an escape and a stray byte in
     its text; "rcpt-endless" answers RCPT with continuation lines that
     never end; "rcpt-354" answers RCPT with a 354; "dot-garbage" answers
-    the final dot with a line that is no reply.
+    the final dot with a line that is no reply; "refuse-mail" says 550
+    to MAIL.
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -1179,6 +1224,8 @@ class ScriptedPeer:
             elif verb in (b"RSET", b"MAIL") and chunks:
                 chunks, failed, first = [], False, True  # a new transaction
                 conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == b"MAIL" and fault == "refuse-mail":
+                conn.sendall(b"550 5.7.1 no mail from you\r\n")
             elif verb == b"RCPT" and fault == "rcpt-control":
                 conn.sendall(b"550 5.1.1 no such user\rAction: delivered"
                              b"\x1b[31m \xff\r\n")
