@@ -49,11 +49,23 @@ static const char *greeting_name(enum proto p)
 	return p == P_HELO ? "HELO" : p == P_EHLO ? "EHLO" : "LHLO";
 }
 
+/* SMTP: whether the transaction goes to the spool. A recipient the
+ * proxy gave its target sends it there (the copy for a takeover, and
+ * after one the spool delivers); one the target refused has left the
+ * transaction and decides nothing. */
+static int smtp_spooled(const struct session *s)
+{
+	for (unsigned i = 0; !s->spooled && i < s->nrcpt; i++)
+		if (s->rcpts[i].proxied)
+			return 1;
+	return s->spooled;
+}
+
 /* Whether any recipient's delivery reads the stored message. */
 static int message_needed(const struct session *s)
 {
 	if (s->proto != P_LHLO)
-		return s->spooled || s->plan.kind != RUN_NONE;
+		return smtp_spooled(s) || s->plan.kind != RUN_NONE;
 	for (unsigned i = 0; i < s->nrcpt; i++)
 		if (s->rcpts[i].spooled || s->rcpts[i].plan->kind != RUN_NONE)
 			return 1;
@@ -63,7 +75,7 @@ static int message_needed(const struct session *s)
 static int spool_needed(const struct session *s)
 {
 	if (s->proto != P_LHLO)
-		return s->spooled;
+		return smtp_spooled(s);
 	for (unsigned i = 0; i < s->nrcpt; i++)
 		if (s->rcpts[i].spooled)
 			return 1;
@@ -680,7 +692,7 @@ void handoff_deliver(struct session *s,
 		free(looping);
 		free(shared);
 		free(slot);
-	} else if (s->spooled) {
+	} else if (smtp_spooled(s)) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			if (spooled)
 				log_queued(s, &s->rcpts[i]);

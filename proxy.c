@@ -231,12 +231,12 @@ static void send_rcpt(struct session *s, struct rcpt *rc)
 		   e->dsn ? dsn_notify_param(rc->dsn.notify, words) : "",
 		   e->dsn && rc->dsn.orcpt[0] ? " ORCPT=" : "",
 		   e->dsn ? rc->dsn.orcpt : "");
-	/* should the proxy let go, the spool has it */
+	/* should the proxy let go, the spool has it (SMTP: the whole
+	 * transaction, while the target has one it took, handoff.c) */
 	if (s->proto == P_LHLO)
 		rc->spooled = 1;
-	else
-		s->spooled = 1;
 	envelope_keep_rcpt(s, rc);
+	s->rcpts[s->nrcpt - 1].proxied = 1;
 	push(s, (int)s->nrcpt - 1);
 	if (!e->pipelining)
 		proxy_sync(s);

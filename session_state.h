@@ -82,6 +82,7 @@ struct kept_rcpt {
 	/* LMTP: a milter added it (no reply of its own), or deleted it (it
 	 * is answered, delivered to nobody) */
 	unsigned char milter_added, milter_deleted;
+	unsigned char proxied; /* the live proxy gave it to its target */
 };
 
 struct session {

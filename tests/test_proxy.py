@@ -500,6 +500,37 @@ def test_a_refusing_destination_stays_refused_after_another(tmp, peers, how):
     nothing_later(cf, tmp)
 
 
+@pytest.mark.parametrize("exit_code,want", [(67, "550 5.1.1 no such mailbox here"),
+                                            (75, "451 4.2.0 no such mailbox here")],
+                         ids=["67", "75"])
+def test_a_refused_recipient_leaves_no_spool_behind(tmp, peers, exit_code, want):
+    """The target refuses the first recipient; the next one goes to a
+    local pipe, which refuses the message. The refused recipient left the
+    transaction, so the rest takes the direct path and the client hears
+    the mailer's verdict. Once the proxy had marked the transaction for
+    the spool at that first RCPT: the client got 250 and the sender a
+    bounce later (or the spool retried a temporary failure)."""
+    peer = ScriptedPeer("refuse-bad")
+    peers.append(peer)
+    code = want[4:9]
+    cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n[route]\n'
+                  'l@fail.example "|cat >/dev/null; echo %s no such mailbox here; '
+                  'exit %d"\n@example.net next\n' % (peer.port, code, exit_code),
+                  smtpd="")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<bad@example.net>", "550 5.1.1 " + SAID + "no such user")
+        s.cmd("RCPT TO:<l@fail.example>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message("refused-first"))
+    finally:
+        log = quit_and_close(s)
+    assert reply == want, reply
+    rejected(log, "bad@example.net", "no such user")
+    nothing_later(cf, tmp)
+
+
 def test_aiosmtpd_replies_reach_the_client_per_recipient(tmp, peers):
     peer = aiosmtpd_peer(peers)
     h = peer.handler
@@ -1135,7 +1166,7 @@ class ScriptedPeer:
     its text; "rcpt-endless" answers RCPT with continuation lines that
     never end; "rcpt-354" answers RCPT with a 354; "dot-garbage" answers
     the final dot with a line that is no reply; "refuse-mail" says 550
-    to MAIL.
+    to MAIL, "refuse-bad" to RCPT TO:<bad@...>.
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -1224,6 +1255,8 @@ class ScriptedPeer:
             elif verb in (b"RSET", b"MAIL") and chunks:
                 chunks, failed, first = [], False, True  # a new transaction
                 conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == b"RCPT" and fault == "refuse-bad" and b"<bad@" in line:
+                conn.sendall(b"550 5.1.1 no such user\r\n")
             elif verb == b"MAIL" and fault == "refuse-mail":
                 conn.sendall(b"550 5.7.1 no mail from you\r\n")
             elif verb == b"RCPT" and fault == "rcpt-control":
