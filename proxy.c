@@ -104,8 +104,10 @@ static void let_go(struct session *s, const char *why)
 			  NULL);
 	if (px->open) {
 		/* a QUIT after message octets, or after a DATA whose 354 is
-		 * unread, would be message text */
-		client_hang_up(&px->c, !why && !px->in_data && !px->await_354);
+		 * unread, would be message text; after a line that is no
+		 * reply, nobody knows */
+		client_hang_up(&px->c, !why && !px->in_data &&
+					       !px->await_354 && !px->c.unsynced);
 		px->open = 0;
 	}
 }
@@ -320,11 +322,29 @@ static int take_rcpt(struct session *s, unsigned i, int code, int lost)
 static void take_mail(struct session *s, int code)
 {
 	struct proxy *px = s->px;
-	if (code >= 200 && code < 300) /* any 2xx accepts it */
-		return;
+	if (px->state != PX_LIVE || (code >= 200 && code < 300))
+		return; /* no_reply() answered it; any 2xx accepts it */
 	client_peer_refusal(&px->refusal, code, px->t.s, px->c.name);
 	let_go(s, NULL);
 	px->state = PX_REFUSED;
+}
+
+/* The target answered cmd with a line that is no reply: its protocol
+ * error, not a lost connection, so nothing is taken over. As from
+ * Postfix's proxy, what went to it in this transaction gets 451. */
+static void no_reply(struct session *s, const char *cmd)
+{
+	struct proxy *px = s->px;
+	reply_set(&px->refusal, 451, ESC_OTHER_PROTOCOL_STATUS,
+		  "%s answered %s with no valid reply", px->c.name, cmd);
+	px->c.unsynced = 1;
+	let_go(s, NULL);
+	px->state = PX_REFUSED;
+}
+
+static const char *pending_verb(int what)
+{
+	return what == PEND_MAIL ? "MAIL" : what == PEND_DATA ? "DATA" : "RCPT";
 }
 
 void proxy_sync(struct session *s)
@@ -342,7 +362,9 @@ void proxy_sync(struct session *s)
 		int code = -1;
 		if (!lost && px->open) {
 			code = client_read_reply(&px->c, &px->t);
-			if (code < 0)
+			if (code == -2)
+				no_reply(s, pending_verb(what));
+			else if (code < 0)
 				lost = "no reply in time, or lost connection";
 			else if (code == 421)
 				lost = "the target is closing (421)";
@@ -396,6 +418,11 @@ static int await_354(struct session *s)
 	struct proxy *px = s->px;
 	px->await_354 = 0;
 	int code = client_read_reply(&px->c, &px->t);
+	if (code == -2) {
+		no_reply(s, "DATA");
+		px->data_refused = 1;
+		return -1;
+	}
 	if (code < 0 || code == 421) {
 		let_go(s, code < 0 ? "no reply to DATA in time, or lost connection"
 				   : "the target is closing (421)");
@@ -451,17 +478,28 @@ static void tee(void *arg, const char *p, size_t n)
 }
 
 /* A DATA that no recipient can use gets the lone dot when the target
- * answered 354 (as client.c does). */
+ * answered 354 (as client.c does). A refusing proxy stays one. */
 static void end_unwanted_data(struct session *s)
 {
 	struct proxy *px = s->px;
-	if (px->state == PX_LIVE && px->data_code == 354) {
+	if (px->state != PX_LIVE)
+		return;
+	if (px->data_code == 354) {
 		client_cmd(&px->c, ".");
 		if (io_flush(&px->c.io) == 0 &&
 		    client_read_reply(&px->c, &px->t) > 0)
 			px->in_data = 0;
 	}
 	let_go(s, NULL);
+}
+
+/* Whether a recipient the target accepted is still kept. */
+static int target_took_some(const struct session *s)
+{
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (s->rcpts[i].proxied)
+			return 1;
+	return 0;
 }
 
 int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
@@ -486,6 +524,13 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 		end_unwanted_data(s);
 		reply_set(r, 554, ESC_INVALID_COMMAND, "No valid recipients");
 		return -1;
+	}
+	if (px->c.unsynced && target_took_some(s)) {
+		/* no verdict on recipients it has, none on DATA: 451 */
+		*r = px->refusal;
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			log_refused(s, s->rcpts[i].addr, r);
+		return -2;
 	}
 	if (px->state != PX_LIVE)
 		return 0;

@@ -635,6 +635,47 @@ def test_a_target_that_answers_the_dot_with_no_reply(tmp, peers):
     assert len(peer.accepted) == 1
 
 
+@pytest.mark.parametrize("how", ["MAIL", "RCPT", "DATA-pipelined", "DATA-alone"])
+def test_a_line_that_is_no_reply_is_no_takeover(tmp, peers, how):
+    """The target answers MAIL, RCPT or DATA with a line that is no
+    reply. That was taken for a lost connection: a takeover, logged as
+    "no reply in time", and 250 for a recipient the target never took (a
+    bounce later, for an unknown user). It is the target's protocol
+    error: what it answered gets 451 (as from Postfix's proxy), and
+    nothing is taken over or spooled."""
+    cmd = how.split("-")[0]
+    peer = ScriptedPeer(cmd.lower() + "-garbage")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    want = "451 4.5.0 127.0.0.1[127.0.0.1] answered %s with no valid reply" % cmd
+    s = greeted(cf)
+    try:
+        if how == "DATA-pipelined":
+            s.send(b"MAIL FROM:<%s>\r\nRCPT TO:<joe@example.net>\r\n"
+                   b"DATA\r\n" % SENDER.encode())
+            replies = [s.reply() for _ in range(3)]
+            assert replies[1] == "250 2.0.0 " + SAID + "Ok", replies
+            got = replies[2]
+        else:
+            s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+            if cmd == "DATA":
+                s.cmd("RCPT TO:<joe@example.net>", "250 2.0.0 " + SAID)
+                s.cmd("DATA", "354 ")
+                got = s.data(message("garbage"))
+            else:
+                got = s.cmd("RCPT TO:<joe@example.net>", "4")
+                s.cmd("RCPT TO:<ann@example.net>", want)
+                s.cmd("DATA", "5")
+        assert got == want, got
+        s.cmd("RSET", "250 ")
+    finally:
+        log = quit_and_close(s)
+    assert "event=takeover" not in log, log
+    assert "no valid reply" in status_lines(log)["joe@example.net"], log
+    assert peer.accepted == []
+    nothing_later(cf, tmp)
+
+
 def test_a_354_to_rcpt_is_no_answer(tmp, peers):
     """RFC 5321 4.3.2: RCPT's replies are 2xx, 4xx or 5xx. A target's 354
     went to the client as its RCPT reply (354 3.1.0, no valid enhanced
@@ -1166,7 +1207,9 @@ class ScriptedPeer:
     its text; "rcpt-endless" answers RCPT with continuation lines that
     never end; "rcpt-354" answers RCPT with a 354; "dot-garbage" answers
     the final dot with a line that is no reply; "refuse-mail" says 550
-    to MAIL, "refuse-bad" to RCPT TO:<bad@...>.
+    to MAIL, "refuse-bad" to RCPT TO:<bad@...>; "mail-garbage",
+    "rcpt-garbage" and "data-garbage" answer that command with a line
+    that is no reply.
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -1255,6 +1298,8 @@ class ScriptedPeer:
             elif verb in (b"RSET", b"MAIL") and chunks:
                 chunks, failed, first = [], False, True  # a new transaction
                 conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif fault == verb.decode().lower() + "-garbage":
+                conn.sendall(b"hello there\r\n")
             elif verb == b"RCPT" and fault == "refuse-bad" and b"<bad@" in line:
                 conn.sendall(b"550 5.1.1 no such user\r\n")
             elif verb == b"MAIL" and fault == "refuse-mail":
