@@ -174,6 +174,8 @@ static const struct key smtpd_keys[] = {
 	[SMTPD_POLICY_END_OF_DATA] = {"policy-end-of-data", V_BOOL, 0, "no", 0,
 				      0, 0, 0},
 	[SMTPD_PROXY] = {"proxy", V_BOOL, 0, "yes", 0, 0, 0, 0},
+	[SMTPD_PROXY_TIMEOUT] = {"proxy-timeout", V_DURATION, 0, "100s", 0, 0,
+				 DAY, 0},
 	[SMTPD_MILTERS] = {"milters", V_MILTERREF, K_REPEAT, 0, 0, 0, 0,
 			   "not set: no milter"},
 };

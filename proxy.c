@@ -37,7 +37,6 @@ enum px_state {
 enum { PEND_MAIL = -1, PEND_DATA = -2 }; /* else an index in s->rcpts */
 
 #define PROXY_ADDRESSES 2 /* tried while the client waits */
-#define PROXY_DATA_MS 120000 /* a write of the data may wait this long */
 
 struct proxy {
 	enum px_state state;
@@ -194,9 +193,11 @@ static void start(struct session *s, const struct rcpt *rc, const char *key)
 	};
 	/* the client waits at its RCPT: finding the addresses gets
 	 * connect-timeout in all, the greeting, EHLO, STARTTLS and AUTH
-	 * replies get it each, and two addresses are tried; the spool tries
-	 * the others */
+	 * replies get it each (proxy-timeout at most), and two addresses
+	 * are tried; the spool tries the others */
 	px->job.open_ms = client_connect_ms(&px->job);
+	if (px->job.open_ms > s->proxy_ms)
+		px->job.open_ms = s->proxy_ms;
 	px->state = PX_OFF;
 	struct client_cand *c = xcalloc(PROXY_ADDRESSES, sizeof *c);
 	int n = 0, next = 0;
@@ -216,6 +217,11 @@ static void start(struct session *s, const struct rcpt *rc, const char *key)
 	} else {
 		px->open = 1;
 		px->state = PX_LIVE;
+		/* the client waits for every reply until the data's end, and
+		 * for the data to go on: RFC 5321 4.5.3.2 gives it 2 minutes
+		 * for DATA's reply, so the takeover must come before that */
+		if (px->c.io.timeout_ms > s->proxy_ms)
+			px->c.io.timeout_ms = s->proxy_ms;
 		judge_extensions(s);
 		if (px->state == PX_LIVE)
 			send_mail(s);
@@ -542,10 +548,6 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 		return -2;
 	}
 	px->w = (struct client_wire){0, 1};
-	/* the client's data must not stall for long behind a target that
-	 * stops reading (RFC 5321 4.5.3.2.5 gives it 3 minutes per block) */
-	if (px->c.io.timeout_ms > PROXY_DATA_MS)
-		px->c.io.timeout_ms = PROXY_DATA_MS;
 	if (!hold) {
 		s->data.tee = tee;
 		s->data.tee_arg = s;

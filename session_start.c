@@ -301,6 +301,7 @@ static void start_limits(struct session *s, int cf_ok)
 		s->bare_reject = l->v[SMTPD_BARE_NEWLINE].n == BARE_REJECT;
 		s->lmtp_ok = (int)l->v[SMTPD_LMTP].n;
 		s->proxy_ok = (int)l->v[SMTPD_PROXY].n;
+		s->proxy_ms = (int)l->v[SMTPD_PROXY_TIMEOUT].n * 1000;
 		s->accept_mail = (int)l->v[SMTPD_ACCEPT_MAIL].n;
 		s->verify_sender = (int)l->v[SMTPD_VERIFY_SENDER].n;
 		s->spf_mode = (int)l->v[SMTPD_SPF].n;
@@ -312,6 +313,7 @@ static void start_limits(struct session *s, int cf_ok)
 		s->max_junk = 100;
 		s->lmtp_ok = 1;
 		s->proxy_ok = 1;
+		s->proxy_ms = 100000;
 		s->accept_mail = 1;
 	}
 	if (s->timeout > 0)

@@ -153,6 +153,7 @@ struct session {
 	uint64_t declared_size; /* MAIL's SIZE=, 0 when not given */
 	/* the live proxy (proxy.c): NULL unless this transaction uses it */
 	int proxy_ok;         /* [smtpd] proxy */
+	int proxy_ms;         /* [smtpd] proxy-timeout */
 	struct proxy *px;
 	unsigned px_pending;  /* the target's replies due */
 	int px_syncing;       /* they are being given */

@@ -1209,7 +1209,7 @@ class ScriptedPeer:
     the final dot with a line that is no reply; "refuse-mail" says 550
     to MAIL, "refuse-bad" to RCPT TO:<bad@...>; "mail-garbage",
     "rcpt-garbage" and "data-garbage" answer that command with a line
-    that is no reply.
+    that is no reply, "stall-rcpt" and "stall-data" never do.
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -1298,6 +1298,9 @@ class ScriptedPeer:
             elif verb in (b"RSET", b"MAIL") and chunks:
                 chunks, failed, first = [], False, True  # a new transaction
                 conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif fault == "stall-" + verb.decode().lower():
+                f.read()  # no reply, until the client gives up
+                return
             elif fault == verb.decode().lower() + "-garbage":
                 conn.sendall(b"hello there\r\n")
             elif verb == b"RCPT" and fault == "refuse-bad" and b"<bad@" in line:
@@ -1449,6 +1452,40 @@ def test_takeover(tmp, peers, how):
         assert peer.unacked == [], peer.unacked
     assert all(len(p) < len(msg) for p in peer.partial)
     assert maildir_files(os.path.join(tmp, "bounces")) == []
+
+
+@pytest.mark.parametrize("stall", ["RCPT", "DATA"])
+def test_a_silent_target_is_taken_over_within_proxy_timeout(tmp, peers, stall):
+    """The client pipelines MAIL, RCPT and DATA, as every MTA does, and
+    the target never answers RCPT (DATA). The proxy waited for it the
+    relay's whole timeout (300 s), far past the 2 minutes RFC 5321 gives
+    the client for DATA's reply: the takeover came after the client had
+    gone. It waits proxy-timeout (100 s, 2 s here) at most while the
+    client waits, and the message arrives once."""
+    peer = ScriptedPeer("stall-" + stall.lower())
+    peers.append(peer)
+    cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n[route]\n'
+                  "@example.net next\n" % peer.port,
+                  smtpd='[smtpd "mail.example.net"]\nproxy-timeout = 2s\n')
+    msg = message("stalled-" + stall)
+    s = greeted(cf)
+    try:
+        t0 = time.monotonic()
+        s.send(b"MAIL FROM:<%s>\r\nRCPT TO:<joe@example.net>\r\nDATA\r\n"
+               % SENDER.encode())
+        replies = [s.reply() for _ in range(3)]
+        waited = time.monotonic() - t0
+        assert replies[1].startswith("250 ") and replies[2].startswith("354 "), replies
+        assert 1.9 < waited < 10, waited
+        peer.fault = None  # the detached delivery finds it well
+        reply = s.data(msg)
+    finally:
+        log = quit_and_close(s)
+    assert QUEUED.match(reply), reply
+    assert "no reply in time" in taken_over(log)
+    wait_for(lambda: len(peer.accepted) == 1, 30, "the spool's delivery")
+    intact(peer.accepted[0], msg)
+    nothing_later(cf, tmp)
 
 
 @pytest.mark.parametrize("command", ["RCPT", "DATA", "."])
