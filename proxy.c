@@ -528,7 +528,8 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 	proxy_sync(s);
 	if (!s->nrcpt) {
 		end_unwanted_data(s);
-		reply_set(r, 554, ESC_INVALID_COMMAND, "No valid recipients");
+		/* as when the routes refused them all (SPEC 5: LMTP's 503) */
+		reply_set(r, 503, ESC_INVALID_COMMAND, "No valid recipients");
 		return -1;
 	}
 	if (px->c.unsynced && target_took_some(s)) {

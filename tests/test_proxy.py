@@ -456,6 +456,31 @@ local@example.net %s/
     nothing_later(cf, tmp)
 
 
+@pytest.mark.parametrize("hello", ["LHLO", "EHLO"])
+@pytest.mark.parametrize("how", ["DATA", "BDAT"])
+def test_data_after_the_target_refused_every_recipient(tmp, peers, hello, how):
+    """Every recipient was refused by the target: DATA (BDAT) gets what
+    it gets when routing refused them, 503 5.5.1 (SPEC 5 for LMTP), not
+    554, and the session goes on."""
+    peer = ScriptedPeer("refuse-bad")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf, hello + " client.example")
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<bad@example.net>", "550 5.1.1 " + SAID + "no such user")
+        if how == "BDAT":
+            s.send(b"BDAT 5 LAST\r\nxxxxx")
+            got = s.reply()
+            assert got == "503 5.5.1 No valid recipients (discarded 5 octets)", got
+        else:
+            s.cmd("DATA", "503 5.5.1 No valid recipients")
+        s.cmd("RSET", "250 ")
+    finally:
+        quit_and_close(s)
+    nothing_later(cf, tmp)
+
+
 def local_box(tmp):
     box = os.path.join(tmp, "box")
     for sub in ("", "tmp", "new", "cur"):
