@@ -407,6 +407,8 @@ static void log_queued(struct session *s, const struct kept_rcpt *rc)
 		  size_text(s, size, sizeof size), NULL);
 }
 
+/* A proxied recipient's verdict: the target's, which the client has; a
+ * refusal, 4xx too, is "rejected" (nothing of it is queued here). */
 static void log_proxied(struct session *s, const struct kept_rcpt *rc,
 			const struct reply *r)
 {
@@ -417,7 +419,7 @@ static void log_proxied(struct session *s, const struct kept_rcpt *rc,
 		  angle(s->from, f, sizeof f), "to",
 		  angle(rc->addr, t, sizeof t), "relay", proxy_remote(s), "tls",
 		  proxy_remote_tls(s) ? "yes" : "no", "via", "proxy", "status",
-		  r->code < 300 ? "sent" : r->code < 500 ? "deferred" : "rejected",
+		  r->code < 300 ? "sent" : "rejected",
 		  "dsn", r->dsn, "dsn-notify", notify_words(rc, words), "size",
 		  size_text(s, size, sizeof size), "reply", rep.s, NULL);
 	buf_free(&rep);

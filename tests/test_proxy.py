@@ -696,7 +696,7 @@ def test_a_line_that_is_no_reply_is_no_takeover(tmp, peers, how):
     finally:
         log = quit_and_close(s)
     assert "event=takeover" not in log, log
-    assert "no valid reply" in status_lines(log)["joe@example.net"], log
+    rejected(log, "joe@example.net", "no valid reply")
     assert peer.accepted == []
     nothing_later(cf, tmp)
 
@@ -846,6 +846,35 @@ def test_a_target_refusing_data(tmp, peers, pipelined, body):
     rejected(log, "joe@example.net", "no data today")
     assert peer.accepted == [] and peer.data_octets == 0
     nothing_later(cf, tmp)
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["alone", "pipelined"])
+def test_a_451_to_data_is_logged_as_rejected(tmp, peers, pipelined):
+    """The target says 451 to DATA: the client has the 451 and nothing is
+    queued here, whether DATA came alone or in the group. It was logged
+    status=rejected one way and status=deferred the other, and
+    "deferred" names a message in our queue."""
+    peer = ScriptedPeer("defer-data")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    want = "451 4.3.2 " + SAID + "not now"
+    s = greeted(cf)
+    try:
+        if pipelined:
+            s.send(b"MAIL FROM:<%s>\r\nRCPT TO:<joe@example.net>\r\n"
+                   b"DATA\r\n" % SENDER.encode())
+            got = [s.reply() for _ in range(3)][2]
+        else:
+            s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+            s.cmd("RCPT TO:<joe@example.net>", "250 ")
+            s.cmd("DATA", "354 ")
+            got = s.data(message("deferred"))
+    finally:
+        log = quit_and_close(s)
+    assert got == want, got
+    line = rejected(log, "joe@example.net", want)
+    assert "dsn=4.3.2" in line, line
+    assert queue(cf) == "the spool is empty\n"
 
 
 @pytest.mark.parametrize("how", ["alone", "pipelined", "bdat"])
@@ -1234,7 +1263,8 @@ class ScriptedPeer:
     the final dot with a line that is no reply; "refuse-mail" says 550
     to MAIL, "refuse-bad" to RCPT TO:<bad@...>; "mail-garbage",
     "rcpt-garbage" and "data-garbage" answer that command with a line
-    that is no reply, "stall-rcpt" and "stall-data" never do.
+    that is no reply, "stall-rcpt" and "stall-data" never do;
+    "defer-data" says 451 to DATA.
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -1349,6 +1379,8 @@ class ScriptedPeer:
                 conn.sendall(b"252 2.1.5 will try\r\n")
             elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                 conn.sendall(b"250 2.0.0 Ok\r\n")
+            elif verb == b"DATA" and fault == "defer-data":
+                conn.sendall(b"451 4.3.2 not now\r\n")
             elif verb == b"DATA" and fault == "refuse-data":
                 conn.sendall(b"554 5.3.0 no data today\r\n")
             elif verb == b"DATA" and fault == "lmtp-drop":
