@@ -55,10 +55,7 @@ static const char *greeting_name(enum proto p)
  * transaction and decides nothing. */
 static int smtp_spooled(const struct session *s)
 {
-	for (unsigned i = 0; !s->spooled && i < s->nrcpt; i++)
-		if (s->rcpts[i].proxied)
-			return 1;
-	return s->spooled;
+	return s->spooled || proxy_took_rcpts(s);
 }
 
 /* Whether any recipient's delivery reads the stored message. */

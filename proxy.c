@@ -64,6 +64,14 @@ struct proxy {
 	struct buf out, t;
 };
 
+int proxy_took_rcpts(const struct session *s)
+{
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (s->rcpts[i].proxied)
+			return 1;
+	return 0;
+}
+
 int proxy_live(const struct session *s)
 {
 	return s->px && s->px->state == PX_LIVE;
@@ -499,15 +507,6 @@ static void end_unwanted_data(struct session *s)
 	let_go(s, NULL);
 }
 
-/* Whether a recipient the target accepted is still kept. */
-static int target_took_some(const struct session *s)
-{
-	for (unsigned i = 0; i < s->nrcpt; i++)
-		if (s->rcpts[i].proxied)
-			return 1;
-	return 0;
-}
-
 int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 {
 	struct proxy *px = s->px;
@@ -532,7 +531,7 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 		reply_set(r, 503, ESC_INVALID_COMMAND, "No valid recipients");
 		return -1;
 	}
-	if (px->c.unsynced && target_took_some(s)) {
+	if (px->c.unsynced && proxy_took_rcpts(s)) {
 		/* no verdict on recipients it has, none on DATA: 451 */
 		*r = px->refusal;
 		for (unsigned i = 0; i < s->nrcpt; i++)

@@ -72,6 +72,9 @@ int proxy_finish(struct session *s, struct reply *res,
 
 /* Whether the onward connection still carries the transaction. */
 int proxy_live(const struct session *s);
+/* Whether a recipient the proxy gave its target is still in the
+ * transaction (one the target refused has left it). */
+int proxy_took_rcpts(const struct session *s);
 /* The name of the host that gave the replies ("host[ip]"), and whether
  * they came over TLS. */
 const char *proxy_remote(const struct session *s);
