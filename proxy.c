@@ -513,7 +513,9 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 	if (px->state == PX_LIVE) {
 		px->bdat = s->body == BODY_BINARYMIME ||
 			   (bdat && px->c.ext.chunking);
-		if (!px->bdat) {
+		/* with every recipient refused and no reply to wait for, a
+		 * DATA could only carry an empty message to a lenient target */
+		if (!px->bdat && (s->nrcpt || px->npending)) {
 			client_cmd(&px->c, "DATA");
 			if (px->npending || !s->nrcpt) {
 				push(s, PEND_DATA); /* joins the group */

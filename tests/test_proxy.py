@@ -479,6 +479,9 @@ def test_data_after_the_target_refused_every_recipient(tmp, peers, hello, how):
     finally:
         quit_and_close(s)
     nothing_later(cf, tmp)
+    # the refusals were known before DATA: no DATA went to the target,
+    # whose 354 would have been followed by an empty message
+    assert peer.accepted == []
 
 
 def local_box(tmp):
