@@ -6,7 +6,8 @@
  * stage, the events of connect, HELO, MAIL, RCPT and DATA, ABORT and
  * QUIT, what a reply means, and default-action.
  *
- * Never: replies to the client or logs a refusal the session reports;
+ * Never: replies to the client or logs a refusal the session reports
+ * (one at the connection is logged here: it waits for a command);
  * waits on a milter without its timeout; allocates anything for a session
  * whose [smtpd] names no milter.
  */
@@ -239,7 +240,10 @@ enum milter_verdict milter_verdict(struct session *s, struct mconn *m,
 		reply_set(r, 421, ESC_DELIVERY_NOT_AUTHORIZED,
 			  "%s Service unavailable - closing connection",
 			  s->name);
-		s->quit = 1;
+		/* at the connection the reply is only remembered: the
+		 * session ends when HELO, EHLO or MAIL is given it */
+		if (stage != STAGE_CONN)
+			s->quit = 1;
 		break;
 	default: {
 		char why[64];
@@ -362,6 +366,17 @@ static enum milter_verdict open_one(struct session *s, struct mconn *m,
 			    STAGE_CONN, r);
 }
 
+/* No command reports a refusal at the connection yet: it is logged here,
+ * so that a client refused before its first command leaves a trace. */
+static void log_refusal(const struct mconn *m, const struct reply *r)
+{
+	char code[8];
+	fmt_snprintf(code, sizeof code, "%d", r->code);
+	log_event(LOG_L_INFO, "event", "milter", "milter", m->name, "stage",
+		  "connect", "code", code, "dsn", r->dsn, "reason", r->text,
+		  NULL);
+}
+
 void milter_connect(struct session *s)
 {
 	const struct cf_section *sm = s->smtpd;
@@ -378,6 +393,7 @@ void milter_connect(struct session *s)
 		m->fd = -1;
 		if (open_one(s, m, &ms->refusal) == MILTER_REFUSE) {
 			ms->refused = 1;
+			log_refusal(m, &ms->refusal);
 			break;
 		}
 	}

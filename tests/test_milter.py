@@ -190,6 +190,25 @@ def test_a_milters_421_ends_the_session(tmp):
     assert out.count("421 ") == 1 and "221 " not in out, out
 
 
+@pytest.mark.parametrize("reply", [("4", b""), ("y", b"421 4.7.0 busy\0")])
+def test_a_milters_shutdown_at_connect_is_a_421(tmp, reply):
+    """A milter that shuts down (or says 421) at the connection: the
+    client's EHLO gets the 421 and the session ends there, and the log
+    says why (a SMFIR_SHUTDOWN once ended the session after the greeting
+    with no reply and no log line)."""
+    m = Milter(os.path.join(tmp, "m.sock"), script={"C": [reply]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, "EHLO x\r\nNOOP\r\nMAIL FROM:<a@example.org>\r\n"
+                           "QUIT\r\n")
+    finally:
+        m.close()
+    assert lines(out)[0].startswith("220 "), out
+    assert lines(out)[1].startswith("421 4.7."), out + err
+    assert out.count("\r\n") == 2, out
+    assert "event=milter milter=t stage=connect code=421" in err, err
+
+
 def test_progress_and_discard(tmp):
     m = Milter(os.path.join(tmp, "m.sock"),
                script={"E": [("p", b""), ("p", b""), ("d", b"")]})
