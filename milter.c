@@ -152,8 +152,26 @@ enum milter_verdict milter_failed(struct session *s, struct mconn *m,
 	}
 }
 
+/* One line of a milter's text, as the client will read it: ASCII, no
+ * controls; Sendmail's doubled '%' (libmilter's replies are format
+ * strings) made one, a lone '%' dropped, as Postfix does. */
+static size_t reply_text(char *out, const char *p, size_t l)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < l; i++) {
+		unsigned char c = (unsigned char)p[i];
+		if (c == '%' && (i + 1 == l || p[i + 1] != '%'))
+			continue;
+		i += c == '%';
+		out[n++] = c < ' ' || c >= 0x7f ? '?' : (char)c;
+	}
+	return n;
+}
+
 /* SMFIR_REPLYCODE's "NNN x.y.z text": a 4xx or 5xx; lines after the
- * first ("NNN-x.y.z text\r\n") become the lines of one reply. */
+ * first ("NNN-x.y.z text\r\n") become the lines of one reply. An
+ * enhanced code of another class than the reply's ("450 5.7.1") is
+ * malformed, as Postfix has it. */
 static int replycode(const char *p, struct reply *r)
 {
 	if (!(p[0] == '4' || p[0] == '5') || p[1] < '0' || p[1] > '9' ||
@@ -173,7 +191,9 @@ static int replycode(const char *p, struct reply *r)
 		p += 4;
 		int a, b, c, k = 0;
 		if (sscanf(p, "%1d.%3d.%3d%n", &a, &b, &c, &k) == 3 &&
-		    a == code / 100 && (p[k] == ' ' || !p[k])) {
+		    (p[k] == ' ' || !p[k] || p[k] == '\r')) {
+			if (a != code / 100)
+				return -1;
 			if (!r->dsn[0])
 				fmt_snprintf(r->dsn, sizeof r->dsn, "%d.%d.%d", a, b,
 					 c);
@@ -183,13 +203,7 @@ static int replycode(const char *p, struct reply *r)
 		if (tl + l + 2 < sizeof r->text) {
 			if (tl)
 				r->text[tl++] = '\n';
-			/* the milter's text reaches the client: ASCII, no
-			 * controls */
-			for (size_t i = 0; i < l; i++)
-				r->text[tl++] = (unsigned char)p[i] < ' ' ||
-							(unsigned char)p[i] >= 0x7f
-						? '?'
-						: p[i];
+			tl += reply_text(r->text + tl, p, l);
 			r->text[tl] = 0;
 		}
 		p += l;

@@ -156,6 +156,15 @@ def test_asked_macros_and_no_header_replies(tmp):
      "451 4.7.1 Service unavailable - try again later"),
     ("R", ("y", b"550 5.7.1 a\nb\nc\0"),
      "451 4.7.1 Service unavailable - try again later"),
+    # an enhanced code of another class is malformed, as in Postfix (it
+    # once stayed in the text: "450 4.0.0 5.7.1 greylisted")
+    ("R", ("y", b"450 5.7.1 greylisted\0"),
+     "451 4.7.1 Service unavailable - try again later"),
+    ("R", ("y", b"550-5.7.1 one\r\n550 4.7.1 two\0"),
+     "451 4.7.1 Service unavailable - try again later"),
+    # libmilter's replies are format strings: '%%' is one '%', a lone '%'
+    # is dropped, as Postfix does
+    ("R", ("y", b"550 5.7.1 100%% spam %score\0"), "550 5.7.1 100% spam score\r\n"),
 ])
 def test_refusals_reach_the_client(tmp, stage, reply, expect):
     m = Milter(os.path.join(tmp, "m.sock"), script={stage: [reply]})
