@@ -11,7 +11,8 @@
  *
  * Never: changes the file it was given, holds the message in memory (a
  * header field a milter sees is cut at FIELD_MAX; the modifications of
- * one message are bounded by MODS_MAX and MODS_BYTES), or applies a
+ * one message are bounded by MODS_MAX and MODS_BYTES, a replaced body by
+ * max-message-size, and all of them by one content-timeout), or applies a
  * modification of a message that was then refused.
  */
 #include "fmt.h"
@@ -279,6 +280,7 @@ struct mods {
 	int body_fd;  /* the replaced body so far, or -1 */
 	int body_cr;  /* the last chunk ended in a CR */
 	int failed;
+	uint64_t body_bytes; /* of the SMFIR_REPLBODY chunks */
 };
 
 static void mods_free(struct mods *md)
@@ -395,10 +397,17 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 		return v;
 	int progress = 0;
 	char quarantine[sizeof ms->quarantine] = "";
+	/* one wait for all the modifications and the verdict: a milter
+	 * that keeps sending must not hold the session for ever */
+	long long deadline = io_now_ms() + milter_timeout(m, STAGE_EOM);
 	for (;;) {
 		char cmd;
-		if (mp_read(m->fd, milter_timeout(m, STAGE_EOM), &cmd, &ms->in,
-			    why, sizeof why) < 0)
+		long long left = deadline - io_now_ms();
+		if (left <= 0)
+			return milter_failed(s, m, "timeout while waiting for "
+					     "the end of the message", r);
+		if (mp_read(m->fd, (int)left, &cmd, &ms->in, why,
+			    sizeof why) < 0)
 			return milter_failed(s, m, why, r);
 		switch (cmd) {
 		case SMFIR_PROGRESS:
@@ -406,6 +415,7 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 			if (++progress > MILTER_MAX_PROGRESS)
 				return milter_failed(s, m,
 						     "too many SMFIR_PROGRESS", r);
+			deadline = io_now_ms() + milter_timeout(m, STAGE_EOM);
 			continue;
 		case SMFIR_QUARANTINE:
 			if (!(m->actions & SMFIF_QUARANTINE) || !ms->in.len)
@@ -423,6 +433,11 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 				       sizeof ms->quarantine);
 			return milter_verdict(s, m, cmd, STAGE_EOM, r);
 		}
+		/* counted as the client's data is, line ends as CRLF */
+		if (cmd == SMFIR_REPLBODY &&
+		    (md->body_bytes += ms->in.len) > s->max_size)
+			return milter_failed(s, m, "replaced body larger than "
+					     "max-message-size", r);
 		if (add_mod(s, m, md, cmd, &ms->in) < 0) {
 			fmt_snprintf(why, sizeof why,
 				 "modification '%c' refused (not negotiated, "

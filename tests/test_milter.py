@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pmmilter import Milter
+from pmmilter import Milter, packet
 from pmtest import Tcpserver, free_port, make_cert, POSTMASTER, ROOT, SANITIZED, no_sanitizer_report, remove_tree, scratch_dir, tool, wait_for
 
 
@@ -406,6 +406,49 @@ def test_recipients_and_sender_changed(tmp):
     [msg] = delivered(tmp, "Maildir2")
     assert msg.startswith("Return-Path: <changed@example.org>\n"), msg
     assert "action=add-rcpt" in err and "action=delete-rcpt" in err
+
+
+class SlowBody(Milter):
+    """Answers the end of the message with n SMFIR_REPLBODY chunks, gap
+    seconds apart, then accept."""
+    n, chunk, gap = 1, b"", 0
+
+    def answer(self, c, cmd, data):
+        if cmd != "E":
+            return Milter.answer(self, c, cmd, data)
+        for _ in range(self.n):
+            c.sendall(packet("b", self.chunk))
+            time.sleep(self.gap)
+        c.sendall(packet("a"))
+
+
+@pytest.mark.parametrize("n,chunk,gap", [
+    # each chunk within content-timeout, all of them well past it
+    (8, b"y" * 100 + b"\r\n", 0.5),
+    # a body twice max-message-size, sent at once
+    (20, b"z" * 998 + b"\r\n", 0),
+], ids=["slow", "large"])
+def test_a_replaced_body_is_bounded_in_time_and_size(tmp, n, chunk, gap):
+    """A milter's replaced body gets one content-timeout in all and at
+    most max-message-size: it once delivered whatever the milter sent for
+    as long as it kept sending (a 60 MB message on a listener of 10 000
+    bytes, or 25 s with content-timeout = 2s)."""
+    m = SlowBody(os.path.join(tmp, "m.sock"))
+    m.n, m.chunk, m.gap = n, chunk, gap
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "content-timeout = 2s")],
+                    "max-message-size = 10000")
+        t0 = time.monotonic()
+        out, err = session(cf, mail())
+        elapsed = time.monotonic() - t0
+    finally:
+        m.close()
+    assert "451 4.7.1" in out, out + err
+    assert delivered(tmp) == []
+    assert elapsed < 3.5, elapsed
+    failed = [l for l in err.split("\n") if "event=milter-failed" in l]
+    assert failed and ("timeout" if gap else "replaced body larger than "
+                       "max-message-size") in failed[0], err
 
 
 def test_replace_body_of_10_mb_in_bounded_memory(tmp):
