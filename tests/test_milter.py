@@ -893,3 +893,38 @@ def test_proxy_milter_changing_recipients_hands_over_to_the_spool(tmp, target):
     wait_for(lambda: delivered(tmp, "Maildir2"), what="delivery to ann")
     wait_for(lambda: target.handler.messages, what="delivery to bob")
     assert target.handler.delivered_to() == ["bob@relay.example"]
+
+
+def test_milters_see_the_client_header_not_the_fields_we_put_on_top(tmp):
+    """postmaster(8): the milters see the message as the client sent it,
+    not the fields postmaster puts on top (a policy service's PREPEND,
+    Received-SPF, Received), which are delivered above the client's."""
+    import socket
+    import threading
+    ps = socket.socket(socket.AF_UNIX)
+    ps.bind(os.path.join(tmp, "p.sock"))
+    os.chmod(os.path.join(tmp, "p.sock"), 0o666)
+    ps.listen(4)
+
+    def answer():
+        c, _ = ps.accept()
+        with c, c.makefile("rwb") as f:
+            for line in f:
+                if line == b"\n":
+                    f.write(b"action=PREPEND X-Policy: greylisted 0s\n\n")
+                    f.flush()
+    threading.Thread(target=answer, daemon=True).start()
+    m = Milter(os.path.join(tmp, "m.sock"))
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")],
+                    "policy-service = unix:%s/p.sock" % tmp)
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+        ps.close()
+    assert "250 2.0.0" in out, out + err
+    assert [e[1] for e in m.events if e[0] == "L"] == [
+        ["Subject", "hi"], ["From", "a@example.org"]]
+    [msg] = delivered(tmp)
+    assert msg.index("X-Policy: greylisted 0s\n") < msg.index("Received: ") \
+        < msg.index("Subject: hi\n"), msg
