@@ -4,6 +4,11 @@
  * libspf2 asks the servers of /etc/resolv.conf (its own resolver layer),
  * not core.dns-server. Debian's libspf2 has no pkg-config file; its header
  * needs <sys/socket.h> and <netinet/in.h> first.
+ *
+ * libspf2 counts DNS mechanisms (the limit of 10) but not void lookups
+ * (RFC 7208 4.6.4): a DNS layer of ours on top of its cache counts the
+ * address, MX and PTR lookups that find nothing, answers the ones past
+ * the limit without asking, and the check is then a permerror.
  */
 #include "spf.h"
 #include "addr.h"
@@ -13,6 +18,7 @@
 #include "log.h"
 
 #include <dlfcn.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,11 +27,19 @@
 #include <unistd.h>
 
 #include <spf2/spf.h>
+#include <spf2/spf_dns_cache.h>
+#include <spf2/spf_dns_resolv.h>
+
+/* RFC 7208 4.6.4: more void lookups than this are a permerror */
+#define SPF_VOID_MAX 2
 
 #define FN(name) __typeof__(name) *name
 static struct {
 	int loaded;
-	FN(SPF_server_new);
+	FN(SPF_server_new_dns);
+	FN(SPF_dns_resolv_new);
+	FN(SPF_dns_cache_new);
+	FN(SPF_dns_rr_new_nxdomain);
 	FN(SPF_request_new);
 	FN(SPF_request_free);
 	FN(SPF_request_set_ipv4_str);
@@ -39,6 +53,30 @@ static struct {
 #undef FN
 
 static SPF_server_t *server;
+static unsigned void_lookups; /* of the check under way */
+
+/* A lookup by a mechanism (a, mx, ptr, exists; not the TXT of a record):
+ * one that finds nothing counts, and past the limit none is made. */
+static SPF_dns_rr_t *counted_lookup(SPF_dns_server_t *d, const char *domain,
+				    ns_type type, int should_cache)
+{
+	int counted = type == ns_t_a || type == ns_t_aaaa || type == ns_t_mx ||
+		      type == ns_t_ptr;
+	if (counted && void_lookups > SPF_VOID_MAX)
+		return L.SPF_dns_rr_new_nxdomain(d, domain);
+	SPF_dns_rr_t *rr = d->layer_below->lookup(d->layer_below, domain, type,
+						  should_cache);
+	if (counted && rr &&
+	    (rr->herrno == HOST_NOT_FOUND || rr->herrno == NO_DATA ||
+	     (rr->herrno == NETDB_SUCCESS && rr->num_rr == 0)))
+		void_lookups++;
+	return rr;
+}
+
+static SPF_dns_server_t counting_layer = {
+	.lookup = counted_lookup,
+	.name = "void-lookups",
+};
 
 static void quiet(const char *file, int line, const char *msg)
 {
@@ -74,7 +112,10 @@ static int load(char *why, size_t n)
 			return -1;                                  \
 		}                                                   \
 	} while (0)
-	SYM(SPF_server_new);
+	SYM(SPF_server_new_dns);
+	SYM(SPF_dns_resolv_new);
+	SYM(SPF_dns_cache_new);
+	SYM(SPF_dns_rr_new_nxdomain);
 	SYM(SPF_request_new);
 	SYM(SPF_request_free);
 	SYM(SPF_request_set_ipv4_str);
@@ -96,7 +137,12 @@ static int load(char *why, size_t n)
 	void (**eh)(const char *, int, const char *) = dlsym(h, "SPF_error_handler");
 	if (eh)
 		*eh = fatal;
-	server = L.SPF_server_new(SPF_DNS_CACHE, 0);
+	/* as SPF_server_new(SPF_DNS_CACHE) builds it, our layer on top */
+	SPF_dns_server_t *resolv = L.SPF_dns_resolv_new(NULL, NULL, 0);
+	counting_layer.layer_below =
+		resolv ? L.SPF_dns_cache_new(resolv, NULL, 0, 8) : NULL;
+	if (counting_layer.layer_below)
+		server = L.SPF_server_new_dns(&counting_layer, 0);
 	if (!server) {
 		fmt_snprintf(why, n, "SPF_server_new failed");
 		return -1;
@@ -248,11 +294,13 @@ static enum spf_result query(const char *ip, const char *helo,
 	if (!bad)
 		bad = L.SPF_request_set_env_from(req, from) != 0;
 	SPF_response_t *resp = NULL;
+	void_lookups = 0;
 	if (!bad)
 		L.SPF_request_query_mailfrom(req, &resp);
 	enum spf_result r = SPFR_NONE;
 	if (resp) {
-		r = result_of(resp);
+		r = void_lookups > SPF_VOID_MAX ? SPFR_PERMERROR
+						: result_of(resp);
 		/* libspf2 says none for a DNS that failed, too: a domain
 		 * whose TXT lookup fails for now is a temperror (RFC 7208
 		 * 2.6.6), not a domain without SPF */

@@ -25,6 +25,12 @@ RECORDS = [
     ("perm.example", "v=spf1 -all"),
     ("perm.example", "v=spf1 +all"),
     ("xn--bcher-kva.example", "v=spf1 ip4:192.0.2.99 -all"),
+    # names without addresses: two void lookups are allowed, a third is
+    # a permerror (RFC 7208 4.6.4), even before a mechanism that passes
+    ("void.example", "v=spf1 a:n1.void.example mx:n2.void.example "
+     "a:n3.void.example ip4:192.0.2.1 -all"),
+    ("twovoid.example", "v=spf1 a:n1.twovoid.example a:n2.twovoid.example "
+     "ip4:192.0.2.1 -all"),
 ]
 
 
@@ -59,7 +65,8 @@ joe@example.net {tmp}/Maildir/
     dns = [tool("dnsmasq"), "--no-daemon", "--conf-file=/dev/null", "--port=53",
            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
            "--no-hosts", "--local=/pass.example/fail.example/soft.example/"
-           "perm.example/none.example/xn--bcher-kva.example/",
+           "perm.example/none.example/xn--bcher-kva.example/"
+           "void.example/twovoid.example/",
            # a domain whose name server is dead: SERVFAIL
            "--server=/servfail.example/127.0.0.1#9",
            "--user=nobody", "--group=nogroup", "--log-queries", "--log-facility=-"]
@@ -113,6 +120,19 @@ def test_spf_reject(tmp):
     assert "event=spf from=<> result=pass" in log
     # a DNS that fails is a temperror, not "none" (libspf2 says none)
     assert "event=spf from=<a@servfail.example> result=temperror" in log, log
+
+
+def test_spf_void_lookup_limit(tmp):
+    """RFC 7208 4.6.4: a record whose mechanisms look up a third name
+    that does not exist is a permerror (libspf2 does not count them: such
+    a record was neutral or pass); two are allowed."""
+    replies, log = run_sessions(tmp, "reject", [
+        ("client.example", "a@void.example"),
+        ("client.example", "a@twovoid.example")])
+    assert replies == ["550 5.7.24 SPF validation error",
+                       "250 2.1.0 Sender <a@twovoid.example> OK"], replies
+    assert "event=spf from=<a@void.example> result=permerror" in log, log
+    assert "event=spf from=<a@twovoid.example> result=pass" in log, log
 
 
 def test_spf_spares_relay_clients(tmp):
