@@ -94,8 +94,10 @@ static void rd_line(struct rd *rd, struct buf *text, size_t cap)
 	}
 }
 
-/* What starts at the reader: a header field, the blank line after the
- * header, or something else (the body without a blank line). */
+/* What starts at the reader: a header field (blanks before its colon
+ * are the obsolete syntax that readers must accept, as Postfix does), the
+ * blank line after the header, or something else (the body without a
+ * blank line). */
 enum { AT_FIELD, AT_BLANK, AT_BODY };
 static int rd_what(struct rd *rd)
 {
@@ -106,14 +108,14 @@ static int rd_what(struct rd *rd)
 		return AT_BODY;
 	if (p[0] == '\n' || (n > 1 && p[0] == '\r' && p[1] == '\n'))
 		return AT_BLANK;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c == ':')
-			return i ? AT_FIELD : AT_BODY;
-		if (c <= ' ' || c >= 127)
-			return AT_BODY;
-	}
-	return AT_BODY;
+	/* RFC 5322 2.2 and 4.5: a name, blanks, the colon */
+	size_t i = 0;
+	while (i < n && p[i] > ' ' && p[i] < 127 && p[i] != ':')
+		i++;
+	size_t k = i;
+	while (k < n && (p[k] == ' ' || p[k] == '\t'))
+		k++;
+	return i && k < n && p[k] == ':' ? AT_FIELD : AT_BODY;
 }
 
 /* One header field: its bytes [start, end) in the file, and its text

@@ -928,3 +928,28 @@ def test_milters_see_the_client_header_not_the_fields_we_put_on_top(tmp):
     [msg] = delivered(tmp)
     assert msg.index("X-Policy: greylisted 0s\n") < msg.index("Received: ") \
         < msg.index("Subject: hi\n"), msg
+
+def test_blanks_before_the_colon_keep_a_field(tmp):
+    """'From : x' (RFC 5322 4.5's obsolete syntax, which readers must
+    accept) ended the header for the milters: they saw it and every later
+    field as body, and a milter that added a field moved them into the
+    delivered body."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("h", hdr("X-Spam", "no")), ("a", b"")]})
+    body = ("Subject: hi\r\nFrom : ceo@victim.example\r\n"
+            "To: joe@example.net\r\n\r\nhello\r\n")
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail(body))
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    assert [e[1] for e in m.events if e[0] == "L"] == [
+        ["Subject", "hi"], ["From", "ceo@victim.example"],
+        ["To", "joe@example.net"]]
+    assert bytes(m.body) == b"hello\r\n"
+    [msg] = delivered(tmp)
+    head, rest = msg.split("\n\n", 1)
+    assert head.split("\n")[-3:] == ["From : ceo@victim.example",
+                                     "To: joe@example.net", "X-Spam: no"]
+    assert rest == "hello\n", msg
