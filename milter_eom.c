@@ -36,7 +36,8 @@
 /* A buffered reader of the message file. */
 struct rd {
 	int fd;
-	off_t off; /* file offset of buf[0] */
+	off_t off;  /* file offset of buf[0] */
+	off_t stop; /* no field continues past it (the end of ours) */
 	char *buf;
 	size_t pos, len;
 	int eof, err;
@@ -44,7 +45,8 @@ struct rd {
 
 static void rd_init(struct rd *rd, int fd, off_t off)
 {
-	*rd = (struct rd){.fd = fd, .off = off, .buf = xmalloc(RD_SIZE)};
+	*rd = (struct rd){.fd = fd, .off = off, .stop = -1,
+			  .buf = xmalloc(RD_SIZE)};
 }
 
 /* Has at least need bytes at pos unless the file ends first. */
@@ -127,6 +129,25 @@ struct field {
 	size_t colon; /* where ':' is in text */
 };
 
+/* Where our own header fields are in a file, [from, to): no milter sees
+ * or changes them. A milter may insert fields above them (index 0), so
+ * after a rewrite they need not be at the top. */
+struct ours {
+	off_t from, to;
+};
+
+static int is_ours(const struct ours *o, const struct field *f)
+{
+	return f->start >= o->from && f->start < o->to;
+}
+
+/* A reader of the header at off whose fields do not run into ours. */
+static void rd_header(struct rd *rd, int fd, off_t off, const struct ours *o)
+{
+	rd_init(rd, fd, off);
+	rd->stop = o->to;
+}
+
 static void trim_eol(struct buf *b, size_t from)
 {
 	size_t w = from;
@@ -146,7 +167,7 @@ static void rd_field(struct rd *rd, struct field *f)
 	trim_eol(&f->text, 0);
 	for (;;) {
 		rd_ensure(rd, 1);
-		if (rd->pos == rd->len ||
+		if (rd->pos == rd->len || rd_tell(rd) == rd->stop ||
 		    (rd->buf[rd->pos] != ' ' && rd->buf[rd->pos] != '\t'))
 			break;
 		size_t at = f->text.len;
@@ -232,21 +253,22 @@ static enum milter_verdict send_body(struct session *s, struct mconn *m,
 	}
 }
 
-/* Headers, end of headers and body to m; the file is read from in_off,
- * after our own first our_size bytes. */
+/* Headers but ours, end of headers and body to m; the file is read
+ * from in_off. */
 static enum milter_verdict send_message(struct session *s, struct mconn *m,
-					int fd, off_t in_off, off_t our_size,
+					int fd, off_t in_off,
+					const struct ours *ours,
 					struct reply *r)
 {
 	struct milters *ms = s->milters;
 	struct rd rd;
 	struct field f = {0};
 	enum milter_verdict v = MILTER_CONTINUE;
-	rd_init(&rd, fd, in_off + our_size);
+	rd_header(&rd, fd, in_off, ours);
 	while (v == MILTER_CONTINUE && m->st == MC_ACTIVE &&
 	       rd_what(&rd) == AT_FIELD) {
 		rd_field(&rd, &f);
-		if (!(m->proto & SMFIP_NOHDRS))
+		if (!(m->proto & SMFIP_NOHDRS) && !is_ours(ours, &f))
 			v = send_header(s, m, &f, r);
 	}
 	if (v == MILTER_CONTINUE && m->st == MC_ACTIVE &&
@@ -456,6 +478,7 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 struct out {
 	int fd;
 	struct buf b;
+	off_t size; /* of all that was added */
 	int failed;
 	const char *eol;
 };
@@ -463,6 +486,7 @@ struct out {
 static void out_add(struct out *o, const void *p, size_t n)
 {
 	buf_add(&o->b, p, n);
+	o->size += (off_t)n;
 	if (o->b.len >= RD_SIZE) {
 		if (!o->failed && write_all(o->fd, o->b.s, o->b.len) < 0)
 			o->failed = 1;
@@ -555,19 +579,27 @@ static void inserts_at(struct out *o, struct mods *md, uint32_t pos,
 	}
 }
 
-/* The header section with md applied. */
+/* The header section with md applied; *ours moves to where our fields
+ * are in the output (an insert between two of them counts as ours). */
 static void write_header(struct out *o, struct rd *rd, struct mods *md,
-			 off_t visible_from, int leadspc, unsigned *used)
+			 struct ours *ours, int leadspc, unsigned *used)
 {
 	struct field f = {0};
 	unsigned *seen = xcalloc(md->n ? md->n : 1, sizeof *seen);
 	uint32_t pos = 0;
+	struct ours was = *ours;
+	*ours = (struct ours){0, 0};
 	while (rd_what(rd) == AT_FIELD) {
 		rd_field(rd, &f);
 		inserts_at(o, md, pos++, 0, leadspc);
-		struct mod *ch = NULL;
-		if (f.start >= visible_from)
-			ch = change_of(md, &f, seen, used);
+		if (is_ours(&was, &f)) {
+			if (ours->to == 0)
+				ours->from = o->size;
+			out_copy(o, rd->fd, f.start, f.end);
+			ours->to = o->size;
+			continue;
+		}
+		struct mod *ch = change_of(md, &f, seen, used);
 		if (!ch)
 			out_copy(o, rd->fd, f.start, f.end);
 		else if (ch->value[0])
@@ -584,20 +616,20 @@ static void write_header(struct out *o, struct rd *rd, struct mods *md,
 	buf_free(&f.text);
 }
 
-/* The message of fd at in_off with md applied, in a new file: its fd, or
- * -1 with errno. */
+/* The message of fd at in_off with md applied, in a new file: its fd
+ * (*ours moved into it), or -1 with errno. */
 static int write_message(struct session *s, struct mconn *m, int fd,
-			 off_t in_off, off_t our_size, struct mods *md)
+			 off_t in_off, struct ours *ours, struct mods *md)
 {
 	struct out o = {.fd = tmpfile_open(),
 			.eol = s->body == BODY_BINARYMIME ? "\r\n" : "\n"};
 	if (o.fd < 0)
 		return -1;
 	struct rd rd;
-	rd_init(&rd, fd, in_off);
+	rd_header(&rd, fd, in_off, ours);
 	unsigned *used = xcalloc(md->n + 1, sizeof *used);
-	write_header(&o, &rd, md, in_off + our_size,
-		     (m->proto & SMFIP_HDR_LEADSPC) != 0, used);
+	write_header(&o, &rd, md, ours, (m->proto & SMFIP_HDR_LEADSPC) != 0,
+		     used);
 	free(used);
 	int blank = rd_what(&rd) == AT_BLANK;
 	off_t body = rd_tell(&rd);
@@ -655,14 +687,14 @@ static void apply_envelope(struct session *s, struct mconn *m,
 	}
 }
 
-/* One milter's turn at the end of the message: *fd and *off move to the
- * file it modified. */
+/* One milter's turn at the end of the message: *fd, *off and *ours move
+ * to the file it modified. */
 static enum milter_verdict one_milter(struct session *s, struct mconn *m,
-				      int *fd, off_t *off, off_t our_size,
+				      int *fd, off_t *off, struct ours *ours,
 				      int *owned, struct reply *r)
 {
 	struct mods md = {.body_fd = -1};
-	enum milter_verdict v = send_message(s, m, *fd, *off, our_size, r);
+	enum milter_verdict v = send_message(s, m, *fd, *off, ours, r);
 	if (v == MILTER_CONTINUE && m->st == MC_ACTIVE)
 		v = end_of_body(s, m, &md, r);
 	if (m->st == MC_FAILED) {
@@ -676,7 +708,7 @@ static enum milter_verdict one_milter(struct session *s, struct mconn *m,
 			   md.v[i].cmd == SMFIR_INSHEADER ||
 			   md.v[i].cmd == SMFIR_CHGHEADER;
 	if (v == MILTER_CONTINUE && (headers || md.body_fd >= 0)) {
-		int nfd = write_message(s, m, *fd, *off, our_size, &md);
+		int nfd = write_message(s, m, *fd, *off, ours, &md);
 		if (nfd < 0) {
 			handoff_storage_reply(r, errno);
 			mods_free(&md);
@@ -706,13 +738,14 @@ enum milter_verdict milter_end_of_message(struct session *s, int in_fd,
 		return MILTER_CONTINUE;
 	int fd = in_fd, owned = 0;
 	off_t off = in_off;
+	struct ours ours = {in_off, in_off + our_size};
 	enum milter_verdict v = MILTER_CONTINUE;
 	for (unsigned i = 0; i < ms->n && v == MILTER_CONTINUE; i++) {
 		struct mconn *m = &ms->m[i];
 		if (m->st == MC_FAILED)
 			v = milter_failed(s, m, "", r);
 		else if (m->st == MC_ACTIVE)
-			v = one_milter(s, m, &fd, &off, our_size, &owned, r);
+			v = one_milter(s, m, &fd, &off, &ours, &owned, r);
 	}
 	for (unsigned i = 0; i < ms->n; i++)
 		ms->m[i].in_tx = 0;

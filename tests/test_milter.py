@@ -953,3 +953,42 @@ def test_blanks_before_the_colon_keep_a_field(tmp):
     assert head.split("\n")[-3:] == ["From : ceo@victim.example",
                                      "To: joe@example.net", "X-Spam: no"]
     assert rest == "hello\n", msg
+
+
+def test_a_field_inserted_above_ours_leaves_the_next_milter_a_header(tmp):
+    """The first milter inserts at index 0, above our Received (as
+    Debian's OpenDKIM does with DKIM-Signature): the second milter got no
+    header at all and a body that began inside our Received field; it
+    sees the inserted field and the client's, and its changes apply."""
+    a = Milter(os.path.join(tmp, "a.sock"),
+               script={"E": [("i", struct.pack(">I", 0) + hdr("X-Top", "x")),
+                             ("a", b"")]})
+    b = Milter(os.path.join(tmp, "b.sock"),
+               script={"E": [("m", struct.pack(">I", 1) + hdr("Subject", "new")),
+                             ("i", struct.pack(">I", 1) + hdr("X-B", "b")),
+                             ("a", b"")]})
+    c = Milter(os.path.join(tmp, "c.sock"))
+    try:
+        cf = config(tmp, [("a", "unix:" + a.path, ""),
+                          ("b", "unix:" + b.path, ""),
+                          ("c", "unix:" + c.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        a.close()
+        b.close()
+        c.close()
+    assert "250 2.0.0" in out, out + err
+    assert [e[1] for e in b.events if e[0] == "L"] == [
+        ["X-Top", "x"], ["Subject", "hi"], ["From", "a@example.org"]]
+    assert bytes(b.body) == b"hello\r\n"
+    assert [e[1] for e in c.events if e[0] == "L"] == [
+        ["X-Top", "x"], ["X-B", "b"], ["Subject", "new"],
+        ["From", "a@example.org"]]
+    assert bytes(c.body) == b"hello\r\n"
+    [msg] = delivered(tmp)
+    head, body = msg.split("\n\n", 1)
+    fields = [l for l in head.split("\n") if not l.startswith("\t")][2:]
+    assert fields[0:2] == ["X-Top: x", "X-B: b"], msg
+    assert fields[2].startswith("Received: from client.example"), msg
+    assert fields[3:] == ["Subject: new", "From: a@example.org"], msg
+    assert body == "hello\n"

@@ -19,6 +19,7 @@ import subprocess
 
 import pytest
 
+from pmmilter import Milter
 from pmtest import POSTMASTER, ROOT, no_sanitizer_report, private_dir, remove_tree, scratch_dir, tool, wait_for
 
 dkim = pytest.importorskip("dkim")
@@ -87,6 +88,11 @@ milters = dkim
 [smtpd "mx"]
 listen-port = 25
 milters = dkim
+[milter "rec"]
+address = unix:{d}/rec.sock
+[smtpd "chain"]
+listen-port = 2525
+milters = dkim rec
 [route]
 joe@example.net {d}/Maildir/
 """.format(d=d, user="user-id = nobody" if ROOT else ""))
@@ -177,3 +183,24 @@ def test_verifies_inbound_mail(d):
                (sig + crlf).decode().replace("Hello Joe", "Hello Jim"),
                auth=False)
     assert b"dkim=fail" in bad, bad
+
+
+def test_the_milter_after_opendkim_sees_the_header(d):
+    """OpenDKIM (Debian's) inserts Authentication-Results at index 0,
+    above our Received field: the next milter got no header at all and
+    the rest of the header as body. It sees OpenDKIM's field (OpenDMARC
+    reads it there) and the client's fields."""
+    key = open(running["key"], "rb").read()
+    crlf = MESSAGE.encode()
+    sig = dkim.sign(crlf, b"mail", b"example.org", key,
+                    include_headers=[b"from", b"to", b"subject", b"date"])
+    rec = Milter(os.path.join(d, "rec.sock"))
+    try:
+        got = send(d, 2525, "192.0.2.7", (sig + crlf).decode(), auth=False)
+    finally:
+        rec.close()
+    names = [e[1][0] for e in rec.events if e[0] == "L"]
+    assert names == ["Authentication-Results", "DKIM-Signature", "From",
+                     "To", "Subject", "Date", "Message-ID"], names
+    assert bytes(rec.body).startswith(b"Hello Joe,\r\n\r\n")
+    assert b"dkim=pass" in got, got
