@@ -568,15 +568,76 @@ static struct mod *change_of(struct mods *md, const struct field *f,
 	return hit;
 }
 
-static void inserts_at(struct out *o, struct mods *md, uint32_t pos,
-		       int at_end, int leadspc)
+static int has_mod(const struct mods *md, char cmd)
 {
+	for (unsigned i = 0; i < md->n; i++)
+		if (md->v[i].cmd == cmd)
+			return 1;
+	return 0;
+}
+
+/* An inserted or added field and the field of the header as it was (0
+ * the first, the number of fields: the end) that it goes before. */
+struct placed {
+	const struct mod *mod;
+	uint32_t before;
+};
+
+/* The inserted and added fields of md in the order they end up in the
+ * header of nfields fields (ours counted): one after another, each before
+ * what is at its index in the header as the earlier ones left it (past
+ * the end, and an added field: at the end), as Sendmail's
+ * smfi_insheader() and smfi_addheader() and Postfix apply them. The k-th
+ * of pl is at index k + pl[k].before. */
+static unsigned place_inserts(const struct mods *md, uint32_t nfields,
+			      struct placed *pl)
+{
+	unsigned n = 0;
 	for (unsigned i = 0; i < md->n; i++) {
-		struct mod *mo = &md->v[i];
-		if (mo->cmd == SMFIR_INSHEADER &&
-		    (mo->index == pos || (at_end && mo->index > pos)))
-			out_field(o, mo->name, mo->value, leadspc);
+		const struct mod *mo = &md->v[i];
+		if (mo->cmd != SMFIR_INSHEADER && mo->cmd != SMFIR_ADDHEADER)
+			continue;
+		unsigned k = n;
+		uint32_t before = nfields;
+		if (mo->cmd == SMFIR_INSHEADER) {
+			k = 0;
+			while (k < n && (uint64_t)k + pl[k].before < mo->index)
+				k++;
+			if (k < n && (uint64_t)k + pl[k].before == mo->index)
+				before = pl[k].before; /* above that one */
+			else if (mo->index - k < nfields)
+				before = mo->index - k;
+		}
+		memmove(pl + k + 1, pl + k, (n - k) * sizeof *pl);
+		pl[k] = (struct placed){mo, before};
+		n++;
 	}
+	return n;
+}
+
+/* The inserts of pl[*next...] that go before field pos. */
+static void inserts_at(struct out *o, const struct placed *pl, unsigned n,
+		       unsigned *next, uint32_t pos, int leadspc)
+{
+	for (; *next < n && pl[*next].before <= pos; ++*next)
+		out_field(o, pl[*next].mod->name, pl[*next].mod->value,
+			  leadspc);
+}
+
+/* The number of header fields of the file at off. */
+static uint32_t count_fields(int fd, off_t off, const struct ours *ours)
+{
+	struct rd rd;
+	struct field f = {0};
+	uint32_t n = 0;
+	rd_header(&rd, fd, off, ours);
+	while (rd_what(&rd) == AT_FIELD && n < UINT32_MAX) {
+		rd_field(&rd, &f);
+		n++;
+	}
+	buf_free(&f.text);
+	free(rd.buf);
+	return n;
 }
 
 /* The header section with md applied; *ours moves to where our fields
@@ -586,12 +647,19 @@ static void write_header(struct out *o, struct rd *rd, struct mods *md,
 {
 	struct field f = {0};
 	unsigned *seen = xcalloc(md->n ? md->n : 1, sizeof *seen);
+	struct placed *pl = xcalloc(md->n ? md->n : 1, sizeof *pl);
+	unsigned npl = 0, next = 0;
+	if (has_mod(md, SMFIR_INSHEADER))
+		npl = place_inserts(md, count_fields(rd->fd, rd_tell(rd), ours),
+				    pl);
+	else /* added fields only: at the end, no need to count */
+		npl = place_inserts(md, UINT32_MAX, pl);
 	uint32_t pos = 0;
 	struct ours was = *ours;
 	*ours = (struct ours){0, 0};
 	while (rd_what(rd) == AT_FIELD) {
 		rd_field(rd, &f);
-		inserts_at(o, md, pos++, 0, leadspc);
+		inserts_at(o, pl, npl, &next, pos++, leadspc);
 		if (is_ours(&was, &f)) {
 			if (ours->to == 0)
 				ours->from = o->size;
@@ -605,11 +673,11 @@ static void write_header(struct out *o, struct rd *rd, struct mods *md,
 		else if (ch->value[0])
 			out_field(o, ch->name, ch->value, leadspc);
 	}
-	inserts_at(o, md, pos, 1, leadspc);
+	inserts_at(o, pl, npl, &next, UINT32_MAX, leadspc);
+	free(pl);
 	for (unsigned i = 0; i < md->n; i++) {
 		struct mod *mo = &md->v[i];
-		if ((mo->cmd == SMFIR_CHGHEADER && !used[i] && mo->value[0]) ||
-		    mo->cmd == SMFIR_ADDHEADER)
+		if (mo->cmd == SMFIR_CHGHEADER && !used[i] && mo->value[0])
 			out_field(o, mo->name, mo->value, leadspc);
 	}
 	free(seen);

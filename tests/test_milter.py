@@ -992,3 +992,35 @@ def test_a_field_inserted_above_ours_leaves_the_next_milter_a_header(tmp):
     assert fields[2].startswith("Received: from client.example"), msg
     assert fields[3:] == ["Subject: new", "From: a@example.org"], msg
     assert body == "hello\n"
+
+
+def test_inserts_apply_one_after_another(tmp):
+    """Each SMFIR_INSHEADER goes before what is at its index once the
+    earlier ones are in, as Sendmail's smfi_insheader() and Postfix apply
+    them (OpenARC's three ARC fields, two DKIM signatures): two inserts at
+    index 0 came out in reverse order, an index that counts an earlier
+    insert landed further down, and added fields went below every
+    insert past the end."""
+    mods = [("i", struct.pack(">I", 0) + hdr("X-A", "first")),
+            ("i", struct.pack(">I", 0) + hdr("X-B", "second")),
+            ("i", struct.pack(">I", 3) + hdr("X-C", "third")),
+            ("h", hdr("X-Added", "last")),
+            ("i", struct.pack(">I", 99) + hdr("X-D", "end")),
+            ("i", struct.pack(">I", 7) + hdr("X-E", "above X-D")),
+            ("i", struct.pack(">I", 6) + hdr("X-F", "above X-Added")),
+            ("a", b"")]
+    m = Milter(os.path.join(tmp, "m.sock"), script={"E": mods})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    [msg] = delivered(tmp)
+    head = [l for l in msg.split("\n\n")[0].split("\n")
+            if not l.startswith("\t")][2:]
+    assert head[2].startswith("Received: from client.example"), head
+    assert head[:2] + head[3:] == [
+        "X-B: second", "X-A: first", "X-C: third", "Subject: hi",
+        "From: a@example.org", "X-F: above X-Added", "X-Added: last",
+        "X-E: above X-D", "X-D: end"], head
