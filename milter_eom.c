@@ -320,15 +320,17 @@ static void mods_free(struct mods *md)
 	md->body_fd = -1;
 }
 
-/* A SMFIR_REPLBODY chunk appended to the new body, CRLF made LF. */
+/* A SMFIR_REPLBODY chunk appended to the new body, CRLF made LF and a
+ * bare CR a space, as a client's (bare-newline): it must not reach the
+ * store or the next hop. */
 static int add_body(struct mods *md, const char *p, size_t n, int binary)
 {
 	if (md->body_fd < 0 && (md->body_fd = tmpfile_open()) < 0)
 		return -1;
 	struct buf b = {0};
 	for (size_t i = 0; i < n; i++) {
-		if (md->body_cr && !(p[i] == '\n' && !binary))
-			buf_addc(&b, '\r');
+		if (md->body_cr && p[i] != '\n')
+			buf_addc(&b, ' ');
 		md->body_cr = !binary && p[i] == '\r';
 		if (!md->body_cr)
 			buf_addc(&b, p[i]);
@@ -516,7 +518,8 @@ static void out_copy(struct out *o, int fd, off_t from, off_t to)
 
 /* "Name: value", the value's "\n" (or "\r\n") made our line end; a line
  * of the value that does not start with a blank gets a tab, so that it
- * continues the field and cannot start a new one. */
+ * continues the field and cannot start a new one; a bare CR becomes a
+ * space, as a client's does (bare-newline). */
 static void out_field(struct out *o, const char *name, const char *value,
 		      int leadspc)
 {
@@ -534,8 +537,9 @@ static void out_field(struct out *o, const char *name, const char *value,
 			out_add(o, o->eol, strlen(o->eol));
 			if (p[1] != ' ' && p[1] != '\t')
 				out_add(o, "\t", 1);
-		} else
-			out_add(o, p, 1);
+		} else {
+			out_add(o, *p == '\r' ? " " : p, 1);
+		}
 	}
 	out_add(o, o->eol, strlen(o->eol));
 }
@@ -704,7 +708,7 @@ static int write_message(struct session *s, struct mconn *m, int fd,
 	free(rd.buf);
 	if (md->body_fd >= 0) {
 		/* a CR that ended the new body had no LF */
-		if (md->body_cr && write_all(md->body_fd, "\r", 1) < 0)
+		if (md->body_cr && write_all(md->body_fd, " ", 1) < 0)
 			o.failed = 1;
 		out_add(&o, o.eol, strlen(o.eol));
 		out_copy(&o, md->body_fd, 0, -1);

@@ -1024,3 +1024,47 @@ def test_inserts_apply_one_after_another(tmp):
         "X-B: second", "X-A: first", "X-C: third", "Subject: hi",
         "From: a@example.org", "X-F: above X-Added", "X-Added: last",
         "X-E: above X-D", "X-D: end"], head
+
+
+def bare_cr(data):
+    return data.replace(b"\r\n", b"").count(b"\r")
+
+
+def test_a_milters_bare_cr_becomes_a_space(tmp, target):
+    """A bare CR in a milter's header value or replaced body went to the
+    next hop as it was (a client's bare CR becomes a space: bare-newline),
+    so a milter copying client text into a field handed the client a way
+    past that rule: "\\r.\\r" on the onward wire."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("h", hdr("X-A", "one\r.\rtwo")),
+                             ("b", b"x\r.\ry\r\n"), ("b", b"end\r"),
+                             ("a", b"")]})
+    try:
+        cf = proxy_config(tmp, m.path, target.port)
+        out, err = session(cf, mail("Subject: a\rb\r\n\r\nhello\r\n",
+                                    rcpts=("bob@relay.example",)))
+    finally:
+        m.close()
+    assert "said: Ok: stored" in out, out + err
+    [msg] = target.handler.messages
+    content = msg["content"]
+    assert bare_cr(content) == 0, content
+    head, body = content.split(b"\r\n\r\n", 1)
+    assert b"Subject: a b" in head.split(b"\r\n"), head
+    assert b"X-A: one . two" in head.split(b"\r\n"), head
+    assert body.startswith(b"x . y\r\nend "), body
+
+
+def test_a_milters_bare_cr_is_not_stored(tmp):
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("h", hdr("X-A", "one\rBcc: evil@example.org")),
+                             ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    [msg] = delivered(tmp)
+    assert "\r" not in msg, repr(msg)
+    assert "\nX-A: one Bcc: evil@example.org\n\nhello\n" in msg, msg
