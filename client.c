@@ -122,6 +122,7 @@ int client_read_reply(struct client_conn *c, struct buf *text)
 		enum io_status st = io_getline_until(&c->io, deadline, line,
 						     sizeof line - 1, &len,
 						     &bare);
+		c->timed_out = st == IO_TIMEOUT;
 		if (st != IO_OK && st != IO_TOOLONG)
 			return -1;
 		line[len] = 0;
@@ -137,6 +138,12 @@ int client_read_reply(struct client_conn *c, struct buf *text)
 		if (len == 3 || line[3] == ' ')
 			return atoi(line);
 	}
+}
+
+/* Why the last reply did not come: for the reasons logged and queued. */
+const char *client_lost(const struct client_conn *c)
+{
+	return c->timed_out ? "timed out" : "lost connection";
 }
 
 /* A peer's reply as a target's reply: its enhanced code when it gives
@@ -378,9 +385,8 @@ static int hello(struct client_job *j, struct client_conn *c, struct buf *t,
 		return loops_back(j, c, t->s, "answered EHLO with", why);
 	}
 	if (code < 0)
-		reply_set(why, 451, ESC_BAD_CONNECTION,
-			  "%s: lost connection after %s", c->name,
-			  c->lmtp ? "LHLO" : "EHLO");
+		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: %s after %s",
+			  c->name, client_lost(c), c->lmtp ? "LHLO" : "EHLO");
 	else
 		client_peer_reply(why, 451, t->s, c->name);
 	return NEXT_ADDRESS;
@@ -407,8 +413,8 @@ static int start_tls(struct client_job *j, struct client_conn *c, struct buf *t,
 	if (code != 220) {
 		if (code < 0) {
 			reply_set(why, 451, ESC_BAD_CONNECTION,
-				  "%s: lost connection after STARTTLS",
-				  c->name);
+				  "%s: %s after STARTTLS", c->name,
+				  client_lost(c));
 			return NEXT_ADDRESS;
 		}
 		if (!must)
@@ -553,8 +559,8 @@ static int authenticate(struct client_job *j, struct client_conn *c, struct buf 
 	if (code == 235)
 		return 0;
 	if (code < 0)
-		reply_set(why, 451, ESC_BAD_CONNECTION,
-			  "%s: lost connection during AUTH", c->name);
+		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: %s during AUTH",
+			  c->name, client_lost(c));
 	else
 		client_peer_reply(why, 451, t->s, c->name);
 	esc_for_code(why->dsn, 451, ESC_AUTH_CREDENTIALS_INVALID);
@@ -572,8 +578,8 @@ static int greeting(const struct client_job *j, struct client_conn *c,
 		return loops_back(j, c, t->s, "greeted me with", why);
 	if (code < 0)
 		reply_set(why, 451, ESC_BAD_CONNECTION,
-			  "%s: lost connection before the greeting",
-			  c->name);
+			  "%s: %s before the greeting", c->name,
+			  client_lost(c));
 	else
 		client_peer_refusal(why, code, t->s, c->name);
 	if (why->code >= 500)
@@ -1006,8 +1012,8 @@ static int transaction(struct client_job *j, struct client_conn *c, struct reply
 	} else if (end == TX_CLOSING) {
 		client_peer_reply(why, 451, x.t.s, c->name);
 	} else {
-		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: lost connection",
-			  c->name);
+		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: %s", c->name,
+			  client_lost(c));
 	}
 	/* unless final, the accepted recipients have no reply yet: they go
 	 * to the next address with the others */

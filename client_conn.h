@@ -36,6 +36,7 @@ struct client_conn {
 	int tls_mode;     /* RTLS_* */
 	int tls;          /* TLS is on */
 	int unsynced;     /* replies may still be owed: not kept for reuse */
+	int timed_out;    /* the last reply was not read in time */
 };
 
 /*
@@ -61,8 +62,11 @@ void client_hang_up(struct client_conn *c, int quit);
 void client_cmd(struct client_conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Reads one reply; its lines (without "NNN-") joined by '\n' into text.
- * The code, or -1 when the connection broke or timed out. */
+ * The code, or -1 when the connection broke or timed out (timed_out
+ * says which), -2 for a line that is no reply. */
 int client_read_reply(struct client_conn *c, struct buf *text);
+/* "timed out" or "lost connection": why the last reply did not come. */
+const char *client_lost(const struct client_conn *c);
 /* A peer's reply as ours: its enhanced code when it gives one of the
  * right class, else a default; text "HOST said: ..." (escaped, one
  * line). */

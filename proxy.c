@@ -379,7 +379,8 @@ void proxy_sync(struct session *s)
 			if (code == -2)
 				no_reply(s, pending_verb(what));
 			else if (code < 0)
-				lost = "no reply in time, or lost connection";
+				lost = px->c.timed_out ? "no reply in time"
+						       : "lost connection";
 			else if (code == 421)
 				lost = "the target is closing (421)";
 		}
@@ -410,7 +411,9 @@ static void drain_chunk_replies(struct session *s)
 	while (px->chunks && io_input_pending(&px->c.io)) {
 		int code = client_read_reply(&px->c, &px->t);
 		if (code < 0 || code == 421) {
-			let_go(s, code < 0 ? "lost connection during the data"
+			let_go(s, code < 0 ? (px->c.timed_out
+						      ? "no reply to a chunk in time"
+						      : "lost connection during the data")
 					   : "the target is closing (421)");
 			return;
 		}
@@ -438,7 +441,9 @@ static int await_354(struct session *s)
 		return -1;
 	}
 	if (code < 0 || code == 421) {
-		let_go(s, code < 0 ? "no reply to DATA in time, or lost connection"
+		let_go(s, code < 0 ? (px->c.timed_out
+					      ? "no reply to DATA in time"
+					      : "lost connection after DATA")
 				   : "the target is closing (421)");
 		return -1;
 	}
