@@ -213,12 +213,16 @@ static int lookup_mx(const struct client_job *j, const char *domain, int port,
 		break;
 	}
 	struct mx_walk w = {0};
+	int max = l->max; /* an MX list gives CLIENT_MX_ADDRESSES at most */
+	if (l->max > l->n + CLIENT_MX_ADDRESSES)
+		l->max = l->n + CLIENT_MX_ADDRESSES;
 	for (int i = 0, end; i < nmx && !w.own && !w.late && l->n < l->max;
 	     i = end) {
 		for (end = i + 1; end < nmx && mx[end].pref == mx[i].pref;)
 			end++;
 		add_mx_group(j, mx + i, end - i, port, l, &w);
 	}
+	l->max = max;
 	if (l->n)
 		return 0;
 	no_mx_address(&w, domain, err);

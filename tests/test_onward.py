@@ -1697,6 +1697,18 @@ def test_one_attempt_tries_five_addresses_and_two_sessions(tmp, peers, mxnet, ho
     assert "mx7.many.example" not in asked, asked
 
 
+def test_a_relays_address_list_is_tried_whole(tmp, peers):
+    # the limit of five addresses is an MX list's: a [relay] whose sixth
+    # address is the only one that answers delivers there (it once
+    # deferred until the message bounced)
+    last = aiosmtpd_peer(peers)
+    dead = ["[127.0.0.1]:%d" % free_port() for _ in range(5)]
+    cf = relay_cf(tmp, dead + ["[127.0.0.1]:%d" % last.port])
+    sent = submit(cf, ["joe@example.net"])
+    assert "status=sent" in status_lines(sent.log)["joe@example.net"], sent.log
+    assert [m["rcpts"] for m in last.handler.messages] == [["joe@example.net"]]
+
+
 def test_mx_domain_not_found_bounces(tmp, peers):
     dns = Dnsmasq(tmp, [])
     peers.append(dns)
