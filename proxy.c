@@ -262,7 +262,15 @@ enum proxy_rcpt proxy_rcpt(struct session *s, struct rcpt *rc,
 			   struct reply *r)
 {
 	char key[300];
-	int can = proxy_carriable(&rc->r, rc->dsn.notify, key, sizeof key);
+	int dest = proxy_carriable(&rc->r, 0, key, sizeof key);
+	int can = dest && !(rc->dsn.notify & DSN_SUCCESS);
+	if (s->px && s->px->state == PX_REFUSED && dest &&
+	    !strcmp(key, s->px->key)) {
+		/* the destination refused the transaction: also for a
+		 * recipient the spool would carry (NOTIFY=SUCCESS) */
+		*r = s->px->refusal;
+		return PROXY_ANSWERED;
+	}
 	if (!s->px) {
 		if (!can || !s->proxy_ok || s->nrcpt)
 			return PROXY_NOT;

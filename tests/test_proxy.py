@@ -484,6 +484,24 @@ def test_data_after_the_target_refused_every_recipient(tmp, peers, hello, how):
     assert peer.accepted == []
 
 
+def test_a_refusal_stands_for_a_recipient_with_notify_success(tmp, peers):
+    """The target refused MAIL: a later recipient for it that asks for a
+    success report (which the spool path carries) gets the refusal too;
+    it was accepted, spooled, refused again and bounced."""
+    peer = ScriptedPeer("refuse-mail")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> RET=HDRS" % SENDER, "250 ")
+        s.cmd("RCPT TO:<b@example.net>", "550 ")
+        s.cmd("RCPT TO:<c@example.net> NOTIFY=SUCCESS,FAILURE", "550 ")
+        s.cmd("DATA", "503 5.5.1 No valid recipients")
+    finally:
+        quit_and_close(s)
+    nothing_later(cf, tmp)
+
+
 def local_box(tmp):
     box = os.path.join(tmp, "box")
     for sub in ("", "tmp", "new", "cur"):
