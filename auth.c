@@ -77,9 +77,16 @@ static int find_user(const struct buf *table, const char *user, char *out,
 }
 
 /* What sets a hash's cost: its method and parameters, without salt and
- * hash ("$6$", "$6$rounds=N$", "$y$j9T$"); its length, 0 for none. */
+ * hash ("$6$", "$6$rounds=N$", "$y$j9T$", "$2b$12$"); its length, 0 for
+ * none. */
 static size_t cost_class(const char *h, size_t hl)
 {
+	/* bcrypt ($2b$NN$) and scrypt ($7$ and 11 characters of N, r, p)
+	 * write their cost next to the salt, without a '$' between */
+	if (hl >= 7 && h[0] == '$' && h[1] == '2' && h[3] == '$' && h[6] == '$')
+		return 7;
+	if (hl >= 14 && !strncmp(h, "$7$", 3))
+		return 14;
 	size_t n = hl;
 	while (n && h[n - 1] != '$') /* the hash */
 		n--;

@@ -282,19 +282,27 @@ def test_failed_auth_counts_once_towards_the_error_limit(tmp, how):
         assert text.count("event=auth-failed user=anna") == 2, text
 
 
-@pytest.mark.parametrize("table,logins", [
-    ("slow:{slow}\n", ["ghost"]),
-    ("locked:!\nslow:{slow}\n", ["ghost", "locked"]),
-    ("cheap:{cheap}\nslow:{slow}\n", ["ghost", "cheap"]),
-], ids=["one-user", "locked-first", "cheaper-method-first"])
-def test_an_unknown_user_costs_the_hash_of_a_real_one(tmp, table, logins):
+SHA_SLOW, SHA_CHEAP = "$6$rounds=999999$saltsalt$", "$6$cheapsalt$"
+BCRYPT_SLOW, BCRYPT_CHEAP = "$2b$12$" + "s" * 22, "$2b$04$" + "c" * 22
+
+
+@pytest.mark.parametrize("table,logins,settings", [
+    ("slow:{slow}\n", ["ghost"], (SHA_SLOW, SHA_CHEAP)),
+    ("locked:!\nslow:{slow}\n", ["ghost", "locked"], (SHA_SLOW, SHA_CHEAP)),
+    ("cheap:{cheap}\nslow:{slow}\n", ["ghost", "cheap"], (SHA_SLOW, SHA_CHEAP)),
+    ("cheap:{cheap}\nslow:{slow}\n", ["ghost", "cheap"],
+     (BCRYPT_SLOW, BCRYPT_CHEAP)),
+], ids=["one-user", "locked-first", "cheaper-method-first",
+        "cheaper-bcrypt-cost-first"])
+def test_an_unknown_user_costs_the_hash_of_a_real_one(tmp, table, logins,
+                                                      settings):
     """The failed login of an unknown user was hashed with a fixed cheap
     SHA-512 setting, while real users' hashes (yescrypt, or SHA-512 with
     many rounds) took far longer: the time of a 535 told which names
     exist. Then an unknown user cost the first user's method and cost,
     which told them apart all the same when that first line was a locked
-    account ("user:!") or of a cheaper method than the others (a table
-    being migrated). Now every failed login, of an unknown user or a known
+    account ("user:!") or of a cheaper method or bcrypt cost than the
+    others (a table being migrated). Now every failed login, of an unknown user or a known
     one, costs a hash of each cost class of the table, the slow one
     included. Asserted as a lower bound relative to this machine's own
     crypt time, so a slow or busy machine cannot make it fail."""
@@ -303,7 +311,7 @@ def test_an_unknown_user_costs_the_hash_of_a_real_one(tmp, table, logins):
     with warnings.catch_warnings():  # deprecated in 3.11, still there
         warnings.simplefilter("ignore", DeprecationWarning)
         import crypt
-    setting = "$6$rounds=999999$saltsalt$"
+    setting, cheap_setting = settings
     costs = []
     for _ in range(3):
         t0 = time.monotonic()
@@ -312,7 +320,7 @@ def test_an_unknown_user_costs_the_hash_of_a_real_one(tmp, table, logins):
     cost = min(costs)
     users = os.path.join(tmp, "users")
     with open(users, "w") as f:
-        f.write(table.format(slow=slow, cheap=crypt.crypt("secret", "$6$cheapsalt$")))
+        f.write(table.format(slow=slow, cheap=crypt.crypt("secret", cheap_setting)))
     cf = os.path.join(tmp, "pm.cf")
     with open(cf, "w") as f:
         f.write("[core]\nhostname = mail.example.net\nlogger = stderr\n"
