@@ -8,7 +8,8 @@
  * of -t and the removal of Bcc with them, as many transactions as the
  * session's max-recipients asks for, turning the session's
  * replies into sendmail's exit statuses with the reply text on stderr,
- * and a -bs dialogue relayed byte for byte to the submit socket.
+ * and a -bs dialogue relayed byte for byte to the session a message
+ * would get.
  *
  * Never: writes the spool or delivers itself (the session on the submit
  * socket does, or as root without one the session in a child, by the
@@ -1279,27 +1280,32 @@ static void relay(int fd)
 	}
 }
 
+/* The session's exit status once it has ended. */
+static int wait_session(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return EX_OSERR;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : EX_SOFTWARE;
+}
+
+/* -bs: the dialogue relayed to the session that a message would get (the
+ * submit socket's, or root's in a child on a socket pair), so that the
+ * session knows the user (SO_PEERCRED) and the fix-ups apply alike. */
 int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd)
 {
-	const struct cf_section *sec = submit_section(cf, smtpd);
-	const char *path = sec && sec->listen.path[0] ? sec->listen.path
-						      : INJECT_SOCKET;
 	signal(SIGPIPE, SIG_IGN);
-	int fd = submit_connect(path);
-	if (fd < 0 && geteuid() == 0) { /* as for a message: in-process */
-		leave_stderr(cf, serving_section(cf, smtpd));
-		return session_main(cf, sec ? sec->name : NULL, 1);
-	}
-	if (fd < 0) {
-		fprintf(stderr, "%s: cannot reach the submission socket %s: "
-				"%s (start postmaster-submit.socket)\n",
-			in->prog, path, strerror(errno));
+	int fd;
+	pid_t pid;
+	int ex = reach_session(cf, smtpd, in->prog, -1, &pid, &fd);
+	if (ex != EX_OK) {
 		static const char busy[] = "421 4.3.2 Local submission is not "
 					   "available, try again later\r\n";
 		write_all(1, busy, sizeof busy - 1);
-		return EX_TEMPFAIL;
+		return ex;
 	}
 	relay(fd);
 	close(fd);
-	return EX_OK;
+	return pid > 0 ? wait_session(pid) : EX_OK;
 }

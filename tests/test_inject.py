@@ -413,8 +413,29 @@ def test_bs_as_root_takes_the_section_a_message_gets(site):
     assert b"\r\n250 2.0.0 " in r.stdout, r.stdout
     assert site.one("ann").endswith(b"\nvia -bs\n")
     with open(os.path.join(site.d, "log")) as f:
-        assert re.search(r"event=connect client=local smtpd=submit$", f.read(),
-                         re.M)
+        assert re.search(r"event=connect client=local smtpd=submit uid=0 "
+                         r"user=root$", f.read(), re.M)
+
+
+def test_bs_as_root_gets_the_submission_fix_ups(site):
+    """Root's -bs without the socket was served on the caller's pipe,
+    where the session could not tell who its client was: a Bcc reached
+    every recipient and no Date, Message-ID or From was added, though
+    the section sets submission. It now gets the session a message gets,
+    on a socket pair that tells the user."""
+    with open(site.cf, "a") as f:
+        f.write(SECTIONS.format(d=site.d) + "submission = yes\n")
+    r = site.sendmail("-bs", data=b"EHLO client\r\nMAIL FROM:<root@mail.test>"
+                      b"\r\nRCPT TO:<ann@mail.test>\r\nDATA\r\n"
+                      b"Subject: bs\r\nBcc: secret@example.org\r\n\r\n"
+                      b"via -bs\r\n.\r\nQUIT\r\n")
+    assert r.returncode == 0, r
+    assert b"\r\n250 2.0.0 " in r.stdout, r.stdout
+    assert r.stdout.endswith(b" closing connection\r\n"), r.stdout
+    got = site.one("ann")
+    assert b"secret@example.org" not in got, got
+    assert fields(got, "From") == ["<root@mail.test>"], got
+    assert len(fields(got, "Date")) == 1 and len(fields(got, "Message-ID")) == 1
 
 
 def test_bv_answers_for_what_sendmail_address_would_do(site):
