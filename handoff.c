@@ -295,6 +295,19 @@ static int loops_for(const struct session *s, const char *rcpt,
  * session no longer waits for an intermediate one before it reads the
  * next command. Earlier children that are done are reaped here, the rest
  * by init once the session exits. */
+/* SPEC 1: the session that sendmail started on a socket pair (its client
+ * is its parent) has the caller's standard error, which a caller that
+ * reads sendmail's output to its end would hold open for as long as the
+ * delivery takes: the delivery lets go of it, unless the session logs
+ * there (logger = stderr). */
+static int holds_callers_stderr(const struct session *s)
+{
+	const char *logger = s->smtpd ? s->smtpd->v[SMTPD_LOGGER].s
+				      : s->cf->core->v[CORE_LOGGER].s;
+	return s->cred.known && s->cred.pid == getppid() &&
+	       strcmp(logger, "stderr") != 0;
+}
+
 static void start_delivery(struct session *s, const struct reply *known)
 {
 	while (s->deliveries && waitpid(-1, NULL, WNOHANG) > 0)
@@ -307,6 +320,7 @@ static void start_delivery(struct session *s, const struct reply *known)
 			  NULL);
 		return;
 	}
+	int drop_stderr = holds_callers_stderr(s);
 	pid_t pid = fork();
 	if (pid > 0)
 		s->deliveries++;
@@ -317,7 +331,7 @@ static void start_delivery(struct session *s, const struct reply *known)
 	struct stat st;
 	dup2(null, 0);
 	dup2(null, 1);
-	if (fstat(2, &st) == 0 && S_ISSOCK(st.st_mode))
+	if (drop_stderr || (fstat(2, &st) == 0 && S_ISSOCK(st.st_mode)))
 		dup2(null, 2);
 	if (s->io.rfd > 2)
 		close(s->io.rfd);

@@ -902,30 +902,11 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 	return taken ? 0 : -1;
 }
 
-/* SPEC 1: once sendmail has exited, nothing of it holds the caller's
- * descriptors. The in-process session's detached delivery would keep
- * standard error (a pipe that the caller reads to its end) for as long
- * as the next hop takes: it gets /dev/null instead, unless the session
- * logs there (logger = stderr). */
-static void leave_stderr(const struct cf *cf, const struct cf_section *sec)
-{
-	const char *logger = sec ? sec->v[SMTPD_LOGGER].s
-				 : cf->core->v[CORE_LOGGER].s;
-	if (!strcmp(logger, "stderr"))
-		return;
-	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (null >= 0 && null != 2) {
-		dup2(null, 2);
-		close(null);
-	}
-}
-
 /* The session that serves the injection, in a child on a socket pair:
- * a local peer, as for -bs. sec: the section that will serve; body: the
- * kept message's file, which the child does not keep (-1: none). Its
- * pid, or -1. */
-static pid_t start_session(struct cf *cf, const char *smtpd,
-			   const struct cf_section *sec, int body, int *fd)
+ * a local peer whose credentials it knows. body: the kept message's
+ * file, which the child does not keep (-1: none). Its pid, or -1. */
+static pid_t start_session(struct cf *cf, const char *smtpd, int body,
+			   int *fd)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -941,12 +922,13 @@ static pid_t start_session(struct cf *cf, const char *smtpd,
 		if (dup2(sv[1], 0) < 0 || dup2(sv[1], 1) < 0)
 			_exit(EX_OSERR);
 		/* its delivery outlives sendmail: no end of the pair stays
-		 * open but the session's, nor the caller's stderr */
+		 * open but the session's (the delivery lets go of the
+		 * caller's stderr itself; until then the session says
+		 * there why it could not start) */
 		close(sv[0]);
 		close(sv[1]);
 		if (body >= 0)
 			close(body);
-		leave_stderr(cf, sec);
 		/* nothing inherited may pose as the connection's origin */
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDS");
@@ -1058,8 +1040,7 @@ static int reach_session(struct cf *cf, const char *smtpd, const char *prog,
 			prog, path, strerror(errno));
 		return EX_TEMPFAIL;
 	}
-	*pid = start_session(cf, sec ? sec->name : NULL,
-			     serving_section(cf, smtpd), body, fd);
+	*pid = start_session(cf, sec ? sec->name : NULL, body, fd);
 	if (*pid < 0) {
 		fprintf(stderr, "%s: cannot start a session: %s\n", prog,
 			strerror(errno));

@@ -850,6 +850,27 @@ def test_the_detached_delivery_does_not_hold_the_callers_output(site):
     wait_for(deferred, timeout=60, what="the deliveries to end")
 
 
+def test_a_session_that_cannot_start_says_why(site):
+    """The session child's standard error was /dev/null, so a session
+    that could not start (here: a log file in a directory that does not
+    exist) answered only 421 and the caller never learnt why. The
+    session keeps the caller's standard error; only the detached
+    delivery lets go of it (the test above)."""
+    with open(site.cf) as f:
+        text = f.read()
+    with open(site.cf, "w") as f:
+        f.write(text.replace("file = %s/log\n" % site.d,
+                             "file = %s/nodir/log\n" % site.d))
+    r = site.sendmail("ann", data=b"Subject: x\n\nbody\n")
+    assert r.returncode == 75, r
+    assert b"cannot open log file %s/nodir/log" % site.d.encode() \
+        in r.stderr, r.stderr
+    r = site.sendmail("-bs", data=b"EHLO x\r\nQUIT\r\n")
+    assert r.stdout.startswith(b"421 4.3.0 "), r
+    assert b"cannot open log file" in r.stderr, r.stderr
+    assert site.mail("ann") == []
+
+
 def test_no_room_for_the_message_is_try_again_later(site):
     """sendmail keeps the body in an unlinked file in $TMPDIR first. A
     $TMPDIR that is gone now means /tmp; a file that cannot be written to
