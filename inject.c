@@ -381,6 +381,8 @@ struct src {
 	int eof;
 	int err; /* errno of a failed read: the input ended unread */
 	int fd;  /* standard input, or the file src_keep() made */
+	const char *dir; /* where src_keep() keeps it */
+	off_t kept;      /* how much of it is written */
 };
 
 /* The next piece of a line: at most max bytes, *eol when it ends the line
@@ -665,6 +667,46 @@ static void send_body(struct io *io, struct src *s, const struct inject *in,
 		io_write(io, "\r\n", 2);
 }
 
+/* What src_keep() writes moves with what it already holds to a new file
+ * in /tmp when $TMPDIR has no room for it (postmaster(8)): 0, or -1 with
+ * errno. */
+static int keep_in_tmp(struct src *s, int *fd)
+{
+	s->dir = "TMPDIR or /tmp"; /* what a failure names */
+	int to = tmpfile_in("/tmp");
+	if (to < 0)
+		return -1;
+	char b[16384];
+	for (off_t off = 0; off < s->kept;) {
+		size_t want = s->kept - off < (off_t)sizeof b
+				      ? (size_t)(s->kept - off) : sizeof b;
+		ssize_t r = pread(*fd, b, want, off);
+		if (r <= 0 || write_all(to, b, (size_t)r) < 0) {
+			int e = r == 0 ? EIO : errno;
+			close(to);
+			errno = e;
+			return -1;
+		}
+		off += r;
+	}
+	close(*fd);
+	*fd = to;
+	s->dir = "/tmp";
+	return 0;
+}
+
+static int keep_write(struct src *s, int *fd, const char *p, size_t n)
+{
+	if (write_all(*fd, p, n) == 0) {
+		s->kept += (off_t)n;
+		return 0;
+	}
+	if ((errno != ENOSPC && errno != EDQUOT) || !strcmp(s->dir, "/tmp") ||
+	    keep_in_tmp(s, fd) < 0)
+		return -1;
+	return keep_write(s, fd, p, n);
+}
+
 /* The rest of the body, up to where send_body() would stop, moved to an
  * unlinked file before the session starts: a program that writes its
  * message slowly (cron streams a job's output as the job runs) never
@@ -677,12 +719,12 @@ static void send_body(struct io *io, struct src *s, const struct inject *in,
 static int src_keep(struct src *s, const struct inject *in,
 		    unsigned long long max, int bol)
 {
-	int fd = tmpfile_open();
+	int fd = tmpfile_open_at(&s->dir);
 	if (fd < 0)
 		return -1;
 	struct buf out = {0};
 	char p[8192];
-	int eol, bad = 0;
+	int eol, bad = 0; /* errno of a failed write */
 	unsigned long long kept = 0;
 	for (;;) {
 		size_t n = src_piece(s, p, sizeof p, &eol);
@@ -701,18 +743,20 @@ static int src_keep(struct src *s, const struct inject *in,
 		if (eol)
 			buf_addc(&out, '\n');
 		if (out.len >= sizeof s->b) {
-			bad |= write_all(fd, out.s, out.len) < 0;
+			if (!bad && keep_write(s, &fd, out.s, out.len) < 0)
+				bad = errno;
 			out.len = 0;
 		}
 	}
-	bad |= write_all(fd, out.s, out.len) < 0;
+	if (!bad && keep_write(s, &fd, out.s, out.len) < 0)
+		bad = errno;
 	buf_free(&out);
 	if (kept > max && !s->err) {
 		close(fd);
 		return -2;
 	}
 	if (bad || s->err) {
-		int e = s->err ? s->err : errno;
+		int e = s->err ? s->err : bad;
 		close(fd);
 		errno = e;
 		return -1;
@@ -903,10 +947,10 @@ static int envelope(struct conv *c, const char *from, const struct rcpts *r,
 }
 
 /* The session that serves the injection, in a child on a socket pair:
- * a local peer whose credentials it knows. body: the kept message's
- * file, which the child does not keep (-1: none). Its pid, or -1. */
-static pid_t start_session(struct cf *cf, const char *smtpd, int body,
-			   int *fd)
+ * a local peer whose credentials it knows. body: the kept message, whose
+ * file the child does not keep (NULL: none). Its pid, or -1. */
+static pid_t start_session(struct cf *cf, const char *smtpd,
+			   const struct src *body, int *fd)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -927,8 +971,11 @@ static pid_t start_session(struct cf *cf, const char *smtpd, int body,
 		 * there why it could not start) */
 		close(sv[0]);
 		close(sv[1]);
-		if (body >= 0)
-			close(body);
+		if (body)
+			close(body->fd);
+		/* where sendmail found room, the session finds it too */
+		if (body && !strcmp(body->dir, "/tmp"))
+			unsetenv("TMPDIR");
 		/* nothing inherited may pose as the connection's origin */
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDS");
@@ -1026,7 +1073,7 @@ static int submit_connect(const char *path)
  * when there is neither.
  */
 static int reach_session(struct cf *cf, const char *smtpd, const char *prog,
-			 int body, pid_t *pid, int *fd)
+			 const struct src *body, pid_t *pid, int *fd)
 {
 	const struct cf_section *sec = submit_section(cf, smtpd);
 	const char *path = sec && sec->listen.path[0] ? sec->listen.path
@@ -1184,12 +1231,12 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 			if (m->src.err) {
 				ex = read_failed(prog, m->src.err);
 			} else {
-				/* a full or missing TMPDIR: try later, as
+				/* no room in TMPDIR nor /tmp: try later, as
 				 * Postfix's sendmail says of its queue file */
 				fprintf(stderr, "%s: cannot keep the message "
-						"in TMPDIR or /tmp: %s; it was "
-						"not sent\n",
-					prog, strerror(errno));
+						"in %s: %s; it was not sent\n",
+					prog, m->src.dir ? m->src.dir : "/tmp",
+					strerror(errno));
 				ex = EX_TEMPFAIL;
 			}
 			goto out;
@@ -1200,7 +1247,7 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 	struct conv c = {.verbose = in->verbose, .prog = prog};
 	int fd;
 	pid_t pid;
-	if ((ex = reach_session(cf, smtpd, prog, m->kept ? m->src.fd : -1,
+	if ((ex = reach_session(cf, smtpd, prog, m->kept ? &m->src : NULL,
 				&pid, &fd)) != EX_OK)
 		goto out;
 	io_init(&c.io, fd, fd, INJECT_TIMEOUT_MS);
@@ -1279,7 +1326,7 @@ int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd)
 	signal(SIGPIPE, SIG_IGN);
 	int fd;
 	pid_t pid;
-	int ex = reach_session(cf, smtpd, in->prog, -1, &pid, &fd);
+	int ex = reach_session(cf, smtpd, in->prog, NULL, &pid, &fd);
 	if (ex != EX_OK) {
 		static const char busy[] = "421 4.3.2 Local submission is not "
 					   "available, try again later\r\n";

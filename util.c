@@ -358,7 +358,7 @@ void date_rfc5322(time_t t, char *out, size_t n)
 		out[0] = 0;
 }
 
-static int tmpfile_in(const char *dir)
+int tmpfile_in(const char *dir)
 {
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (fd >= 0)
@@ -371,10 +371,17 @@ static int tmpfile_in(const char *dir)
 	return fd;
 }
 
-int tmpfile_open(void)
+int tmpfile_open_at(const char **where)
 {
 	const char *dir = getenv("TMPDIR");
 	int fd = dir && dir[0] == '/' ? tmpfile_in(dir) : -1;
+	*where = fd >= 0 ? dir : "/tmp";
 	/* a $TMPDIR that is gone (or not ours) is no reason to fail */
 	return fd >= 0 ? fd : tmpfile_in("/tmp");
+}
+
+int tmpfile_open(void)
+{
+	const char *where;
+	return tmpfile_open_at(&where);
 }

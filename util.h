@@ -48,6 +48,11 @@ int write_all(int fd, const void *p, size_t n);
 /* A new unlinked read-write file in $TMPDIR, else (unset, relative, or
  * unusable) in /tmp: its fd, or -1 with errno set. */
 int tmpfile_open(void);
+/* The same; *where: the directory it is in ($TMPDIR's value, or
+ * "/tmp"). */
+int tmpfile_open_at(const char **where);
+/* An unlinked file in dir, or -1 with errno. */
+int tmpfile_in(const char *dir);
 /* Appends the base64 form of n bytes (RFC 4648, no line breaks). */
 void buf_add_base64(struct buf *b, const void *p, size_t n);
 /* Decodes base64 text (RFC 4648, padding required, no blanks) onto b.

@@ -896,6 +896,29 @@ def test_no_room_for_the_message_is_try_again_later(site):
     assert site.mail("bob") == [] and spool_text(site) == b""
 
 
+def test_a_full_tmpdir_gives_way_to_tmp(site):
+    """A $TMPDIR without room for the message (here a 64 KiB tmpfs in a
+    private mount namespace) exited 75 without trying /tmp, though
+    postmaster(8) says /tmp is used when $TMPDIR cannot be: the message
+    moves to /tmp with what was written and goes."""
+    unshare = tool("unshare")
+    if subprocess.run([unshare, "-m", "true"],
+                      capture_output=True).returncode:
+        pytest.skip("no mount namespace here")
+    small = os.path.join(site.d, "small")
+    os.mkdir(small)
+    body = b"".join(b"line %05d " % i + b"y" * 60 + b"\n"
+                    for i in range(3000))
+    r = site.run([unshare, "-m", "--propagation", "private", "sh", "-c",
+                  'mount -t tmpfs -o size=64k tmpfs "$0" || exit 99; '
+                  'TMPDIR="$0" exec "$1" bob', small,
+                  os.path.join(site.bin, "sendmail")],
+                 b"Subject: big\n\n" + body)
+    assert r.returncode == 0, r
+    head, got = header_and_body(site.one("bob"))
+    assert got == body
+
+
 def test_a_read_error_on_standard_input_sends_nothing(site):
     """A read error is not the end of the message: nothing is sent (the
     data ends without its final dot) and the exit status is 74."""
