@@ -709,9 +709,41 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 /* ------------------------------------------------------------------ */
 /* --flush, --queue, --delete                                          */
 
+/* Whether the caller is neither root nor core.user-id: the spool, and
+ * the pid file and log that go with it, are not its to open. */
+static int outsider(const struct cf *cf)
+{
+	uid_t uid;
+	gid_t gid;
+	char why[256];
+	return geteuid() != 0 &&
+	       cf_user_ids(cf, &uid, &gid, why, sizeof why) == 0 &&
+	       uid != geteuid();
+}
+
+/* Says why the spool (or its pid file or log) could not be opened, with
+ * errno err; the exit status. Denied to an outsider, the spool is
+ * private (EX_NOPERM); denied to root or user-id, the spool is not
+ * user-id's: that, as anything else, is for later. */
+static int cannot_open(const struct cf *cf, const char *why, int err)
+{
+	int denied = err == EACCES || err == EPERM;
+	if (denied && outsider(cf)) {
+		fprintf(stderr, "postmaster: %s: the spool is private: only "
+				"root and core.user-id may list it or act on "
+				"it\n",
+			why);
+		return EX_NOPERM;
+	}
+	fprintf(stderr, "postmaster: %s%s\n", why,
+		denied ? " (the spool and what is in it must belong to "
+			 "core.user-id)"
+		       : "");
+	return EX_TEMPFAIL;
+}
+
 /* Opens the spool as the unprivileged user; -1 after saying why, with
- * the exit status in *ex: the spool is private (0700, user-id's), so
- * another user may not (EX_NOPERM), where a missing spool is for later. */
+ * the exit status in *ex (cannot_open()). */
 static int open_spool(const struct cf *cf, int *ex)
 {
 	char why[512];
@@ -722,72 +754,71 @@ static int open_spool(const struct cf *cf, int *ex)
 	}
 	int fd = spool_open(cf->core->v[CORE_SPOOL_DIRECTORY].s, why,
 			    sizeof why);
-	if (fd >= 0)
-		return fd;
-	if (errno == EACCES || errno == EPERM) {
-		*ex = EX_NOPERM;
-		fprintf(stderr, "postmaster: %s: the spool is private: only "
-				"root and core.user-id may list it or act on "
-				"it\n",
-			why);
-	} else {
-		fprintf(stderr, "postmaster: %s\n", why);
-	}
-	return -1;
+	if (fd < 0)
+		*ex = cannot_open(cf, why, errno);
+	return fd;
 }
 
-/* Holds core.pid-file as a lock for the life of the process. */
-static int lock_pid_file(const struct cf *cf)
+/* Holds core.pid-file as a lock for the life of the process: its fd;
+ * -2 when another run holds it (said here: it is no error), or -1 with
+ * a reason and errno. */
+static int lock_pid_file(const struct cf *cf, char *why, size_t n)
 {
 	const char *path = cf->core->v[CORE_PID_FILE].s;
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		fprintf(stderr, "postmaster: pid file %s: %s\n", path,
-			strerror(errno));
+		fmt_snprintf(why, n, "pid file %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		char other[32] = "";
-		ssize_t n = pread(fd, other, sizeof other - 1, 0);
-		if (n > 0)
+		ssize_t r = pread(fd, other, sizeof other - 1, 0);
+		if (r > 0)
 			other[strcspn(other, "\n")] = 0;
 		fprintf(stderr, "postmaster: another --flush (pid %s) holds "
 				"%s\n",
-			n > 0 ? other : "?", path);
+			r > 0 ? other : "?", path);
 		close(fd);
 		return -2;
 	}
 	char pid[32];
 	int len = fmt_snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
-		fprintf(stderr, "postmaster: pid file %s: %s\n", path,
-			strerror(errno));
+		int e = errno;
+		fmt_snprintf(why, n, "pid file %s: %s", path, strerror(e));
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	return fd;
 }
 
+/* The log; EX_OK, or the exit status after saying why. */
 static int open_log(const struct cf *cf, const char *what)
 {
 	char why[512];
-	if (log_open(cf, cf->core->v[CORE_LOGGER].s, what, why, sizeof why) < 0) {
-		fprintf(stderr, "postmaster: %s\n", why);
-		return -1;
-	}
-	return 0;
+	errno = 0; /* not every failure has one */
+	if (log_open(cf, cf->core->v[CORE_LOGGER].s, what, why, sizeof why) < 0)
+		return cannot_open(cf, why, errno);
+	return EX_OK;
 }
 
 int flush_main(const struct cf *cf, int mode, const char *id)
 {
 	/* one message needs only its own lock, which a queue run honours:
 	 * it runs beside one rather than be dropped */
-	int pidfd = id ? -1 : lock_pid_file(cf);
+	char pid_why[512];
+	int pidfd = id ? -1 : lock_pid_file(cf, pid_why, sizeof pid_why);
 	if (pidfd == -2)
 		return EX_OK; /* the timer came round while the last run goes on */
-	if ((!id && pidfd < 0) || open_log(cf, "flush") < 0)
-		return EX_TEMPFAIL;
-	int ex;
+	if (!id && pidfd < 0)
+		return cannot_open(cf, pid_why, errno);
+	int ex = open_log(cf, "flush");
+	if (ex != EX_OK) {
+		if (pidfd >= 0)
+			close(pidfd);
+		return ex;
+	}
 	int dirfd = open_spool(cf, &ex);
 	if (dirfd < 0)
 		return ex;
@@ -1008,9 +1039,9 @@ static int open_message(const struct cf *cf, const char *what,
 			const char *id, int *dirfd, struct spool_msg *m)
 {
 	int removal = !strcmp(what, "delete");
-	if (open_log(cf, what) < 0)
-		return EX_TEMPFAIL;
-	int ex;
+	int ex = open_log(cf, what);
+	if (ex != EX_OK)
+		return ex;
 	*dirfd = open_spool(cf, &ex);
 	if (*dirfd < 0)
 		return ex;

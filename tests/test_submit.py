@@ -235,9 +235,17 @@ def test_a_user_is_told_the_spool_is_private(site, user):
     os.chmod(s.d, 0o755)
     for name in ("mailq", "sendmail"):
         os.symlink(POSTMASTER, os.path.join(bindir, name))
+    # -q and --flush stopped at the pid file (/run/postmaster.pid),
+    # --delete at the log file, with 75
     for argv in ([os.path.join(bindir, "mailq"), "-C", s.cf],
                  [os.path.join(bindir, "sendmail"), "-C", s.cf, "-bp"],
-                 [POSTMASTER, "--config=" + s.cf, "--queue"]):
+                 [POSTMASTER, "--config=" + s.cf, "--queue"],
+                 [os.path.join(bindir, "sendmail"), "-C", s.cf, "-q"],
+                 [POSTMASTER, "--config=" + s.cf, "--flush"],
+                 [POSTMASTER, "--config=" + s.cf,
+                  "--flush=0123456789ABCDEF"],
+                 [POSTMASTER, "--config=" + s.cf,
+                  "--delete=0123456789ABCDEF"]):
         r = subprocess.run(["runuser", "-u", USER, "--", *argv],
                            capture_output=True, timeout=30)
         no_sanitizer_report(r.stderr.decode(errors="replace"), argv[0])
@@ -247,6 +255,24 @@ def test_a_user_is_told_the_spool_is_private(site, user):
     r = subprocess.run([os.path.join(bindir, "mailq"), "-C", s.cf],
                        capture_output=True, timeout=30)
     assert r.returncode == 0 and r.stdout == b"Mail queue is empty\n", r
+
+
+def test_root_is_told_what_is_wrong_with_the_spool(site):
+    """Root was told that the spool is private (77) when it was not
+    user-id's: root may list any spool; the configuration is wrong, and
+    that is what it now hears."""
+    s = site()
+    spool = os.path.join(s.d, "spool")
+    os.chown(spool, 0, 0)
+    for argv in ([POSTMASTER, "--config=" + s.cf, "--queue"],
+                 [POSTMASTER, "--config=" + s.cf,
+                  "--flush=0123456789ABCDEF"]):
+        r = subprocess.run(argv, capture_output=True, timeout=30)
+        no_sanitizer_report(r.stderr.decode(errors="replace"), argv[0])
+        assert r.returncode == 75, (argv, r)
+        assert b"Permission denied (the spool and what is in it must " \
+            b"belong to core.user-id)" in r.stderr, (argv, r.stderr)
+        assert b"private" not in r.stderr, r.stderr
 
 
 def test_without_the_socket_a_user_gets_75(site, user):
