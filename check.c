@@ -284,6 +284,21 @@ static int sessions_cannot(const struct cf *cf, why_not_fn *probe,
 	return cannot;
 }
 
+/* Whether a probe from this process tells what the sessions' user may
+ * do: as root it becomes user-id; else only as user-id itself, or with
+ * no user-id to become (the sessions are whoever starts them). Another
+ * user's --check (a user's newaliases or sendmail -bi) cannot tell. */
+static int speaks_for_sessions(const struct cf *cf)
+{
+	uid_t uid;
+	gid_t gid;
+	char ids[256];
+	if (geteuid() == 0)
+		return 1;
+	int r = cf_user_ids(cf, &uid, &gid, ids, sizeof ids);
+	return r == 1 || (r == 0 && uid == geteuid());
+}
+
 /* Why the sessions' user cannot run the program st at path: into why, 0
  * when it can. As root, the sessions are user-id and group-id and no
  * other group (priv.c); as anyone else, that user. */
@@ -427,7 +442,7 @@ static void check_relay_password(struct cf *cf, const struct cf_section *sec)
 				  "be read by every user: make it 0640, owner "
 				  "root, group group-id",
 			path, (unsigned)(st.st_mode & 07777));
-	else if (access(path, F_OK) == 0 &&
+	else if (access(path, F_OK) == 0 && speaks_for_sessions(cf) &&
 		 sessions_cannot(cf, why_not_readable, path, why, sizeof why))
 		cf_warn(cf, &pos, "auth-password-file \"%s\" cannot be read "
 				  "by the user that delivers (%s): mail for "

@@ -275,6 +275,32 @@ def test_root_is_told_what_is_wrong_with_the_spool(site):
         assert b"private" not in r.stderr, r.stderr
 
 
+def test_a_users_check_does_not_speak_for_user_id(site, user):
+    """A user's --check (and newaliases) probed the smarthost's
+    auth-password-file as that user, not as user-id, and warned that
+    user-id could not read a file made as postmaster.cf(5) says (0640,
+    root, user-id's group) that user-id reads well."""
+    nobody = pwd.getpwnam("nobody")
+    s = site(core="group-id = %d" % nobody.pw_gid)
+    os.chmod(s.d, 0o755)
+    pw = os.path.join(s.d, "smart.pw")
+    with open(pw, "w") as f:
+        f.write("secret\n")
+    os.chown(pw, 0, nobody.pw_gid)
+    os.chmod(pw, 0o640)
+    with open(s.cf, "a") as f:
+        f.write('[relay "smart"]\naddress = [127.0.0.1]:1\nauth-user = acct'
+                "\nauth-password-file = %s\n" % pw)
+    for who in ("root", USER):
+        argv = [POSTMASTER, "--config=" + s.cf, "--check"]
+        if who != "root":
+            argv = ["runuser", "-u", who, "--"] + argv
+        r = subprocess.run(argv, capture_output=True, timeout=30)
+        no_sanitizer_report(r.stderr.decode(errors="replace"), who)
+        assert b": ok: " in r.stdout, (who, r)
+        assert b"auth-password-file" not in r.stderr, (who, r.stderr)
+
+
 def test_without_the_socket_a_user_gets_75(site, user):
     s = site()  # nobody serves the socket
     r = s.inject(USER, "ann@mail.test")
