@@ -367,11 +367,20 @@ static int verify(struct cf *cf, const struct opts *o)
 	return ex;
 }
 
+/* The diagnostics, and the exit status of a configuration with errors:
+ * 78, but sendmail -bs, as Postfix's, says why on stderr and exits 75
+ * (try later), as a session that cannot serve does. */
+static int report_for(struct cf *cf, const struct opts *o)
+{
+	int ex = report(cf);
+	return ex && o->inject && o->inj.mode == INJ_SMTP ? EX_TEMPFAIL : ex;
+}
+
 /* --check, --dump, --route, --flush, --queue, --delete or --inject, on a
  * configuration without errors. */
 static int run_tool(struct cf *cf, const struct opts *o)
 {
-	int ex = report(cf);
+	int ex = report_for(cf, o);
 	if (ex)
 		return ex;
 	if (o->check) {
@@ -425,7 +434,7 @@ int main(int argc, char **argv)
 	if (cf_load(cf, o.config ? o.config : "/etc/postmaster.cf",
 		    o.config != NULL) == -2 &&
 	    !serving) {
-		ex = report(cf);
+		ex = report_for(cf, &o);
 		cf_free(cf);
 		return ex;
 	}

@@ -435,7 +435,25 @@ def test_bs_as_root_gets_the_submission_fix_ups(site):
     got = site.one("ann")
     assert b"secret@example.org" not in got, got
     assert fields(got, "From") == ["<root@mail.test>"], got
-    assert len(fields(got, "Date")) == 1 and len(fields(got, "Message-ID")) == 1
+    assert len(fields(got, "Date")) == 1
+    assert len(fields(got, "Message-ID")) == 1
+
+
+def test_bs_with_a_broken_configuration_is_try_again_later(site):
+    """Root's -bs with a configuration that has errors exited 78, where
+    postmaster(8) promised a session's 75. As Postfix's sendmail -bs, it
+    says why on standard error and exits 75; no dialogue starts."""
+    with open(site.cf) as f:
+        text = f.read()
+    with open(site.cf, "w") as f:
+        f.write(text.replace("[core]\n", "[core]\nbogus-key = 1\n"))
+    r = site.sendmail("-bs", data=b"EHLO x\r\nQUIT\r\n")
+    assert r.returncode == 75, r
+    assert b"expected a key of [core], found 'bogus-key'" in r.stderr, r
+    assert r.stdout == b"", r
+    r = site.sendmail("-C", os.path.join(site.d, "none.cf"), "-bs",
+                      data=b"EHLO x\r\nQUIT\r\n")
+    assert r.returncode == 75 and r.stdout == b"", r
 
 
 def test_bv_answers_for_what_sendmail_address_would_do(site):
