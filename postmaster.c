@@ -44,7 +44,8 @@ static const char usage[] =
 	"  --flush=ID             deliver one spooled message now\n"
 	"  --queue                list the spool\n"
 	"  --delete=ID            remove a spooled message without a bounce\n"
-	"  --release=ID           deliver a message a milter quarantined\n"
+	"  --release=ID           free a message a milter quarantined (the next\n"
+	"                         --flush delivers it)\n"
 	"  --inject [sendmail options] [RECIPIENT ...]\n"
 	"                         submit the message on standard input\n"
 	"  --version, --help\n"
@@ -56,7 +57,7 @@ static const char usage[] =
 static const char usage_line[] =
 	"usage: postmaster [--config=FILE] [--smtpd=NAME] [--SECTION-KEY=VALUE ...] "
 	"[--check | --dump | --route=ADDRESS | --flush | --queue | --delete=ID | "
-	"--release=ID] "
+	"--release=ID | --inject ...] [--version] "
 	"(--help: more)\n";
 
 /* The options; every other "--" argument must be a configuration flag

@@ -1150,6 +1150,8 @@ def test_usage_error_is_one_line_and_64(tmp_path, args, why):
     lines = r.stderr.splitlines()
     assert lines[0] == "postmaster: " + why
     assert len(lines) == 2 and lines[1].startswith("usage: postmaster [--config=FILE]")
+    # every mode is named, --inject and --version too
+    assert "--inject" in lines[1] and "--version" in lines[1], lines[1]
 
 
 @pytest.mark.parametrize("flag,err", [
