@@ -171,7 +171,12 @@ static int one_option(struct inject *in, const char *prog, char o,
 		      const char *v)
 {
 	switch (o) {
-	case 'B': in->seven_bit = !strcmp(v, "7BIT"); break;
+	case 'B':
+		if (strcmp(v, "7BIT") && strcmp(v, "8BITMIME"))
+			return usage(prog, "-B takes 7BIT or 8BITMIME, not %s",
+				     v);
+		in->seven_bit = !strcmp(v, "7BIT");
+		break;
 	case 'C': in->config = v; break;
 	case 'N':
 	case 'R':

@@ -154,6 +154,10 @@ def test_option_letters_cluster_as_getopt_reads_them(site):
     r = site.sendmail("-tif", data=msg)
     assert r.returncode == 64
     assert b"sendmail: option -f needs a value" in r.stderr
+    # -B names a body type, as Postfix's sendmail checks
+    r = site.sendmail("-t", "-B8bit", data=msg)
+    assert r.returncode == 64
+    assert b"sendmail: -B takes 7BIT or 8BITMIME, not 8bit" in r.stderr
     assert len(site.mail("bob")) == 8
 
 
