@@ -37,7 +37,6 @@
 struct rd {
 	int fd;
 	off_t off;  /* file offset of buf[0] */
-	off_t stop; /* no field continues past it (the end of ours) */
 	char *buf;
 	size_t pos, len;
 	int eof, err;
@@ -45,8 +44,7 @@ struct rd {
 
 static void rd_init(struct rd *rd, int fd, off_t off)
 {
-	*rd = (struct rd){.fd = fd, .off = off, .stop = -1,
-			  .buf = xmalloc(RD_SIZE)};
+	*rd = (struct rd){.fd = fd, .off = off, .buf = xmalloc(RD_SIZE)};
 }
 
 /* Has at least need bytes at pos unless the file ends first. */
@@ -141,13 +139,6 @@ static int is_ours(const struct ours *o, const struct field *f)
 	return f->start >= o->from && f->start < o->to;
 }
 
-/* A reader of the header at off whose fields do not run into ours. */
-static void rd_header(struct rd *rd, int fd, off_t off, const struct ours *o)
-{
-	rd_init(rd, fd, off);
-	rd->stop = o->to;
-}
-
 static void trim_eol(struct buf *b, size_t from)
 {
 	size_t w = from;
@@ -167,7 +158,7 @@ static void rd_field(struct rd *rd, struct field *f)
 	trim_eol(&f->text, 0);
 	for (;;) {
 		rd_ensure(rd, 1);
-		if (rd->pos == rd->len || rd_tell(rd) == rd->stop ||
+		if (rd->pos == rd->len ||
 		    (rd->buf[rd->pos] != ' ' && rd->buf[rd->pos] != '\t'))
 			break;
 		size_t at = f->text.len;
@@ -264,7 +255,7 @@ static enum milter_verdict send_message(struct session *s, struct mconn *m,
 	struct rd rd;
 	struct field f = {0};
 	enum milter_verdict v = MILTER_CONTINUE;
-	rd_header(&rd, fd, in_off, ours);
+	rd_init(&rd, fd, in_off);
 	while (v == MILTER_CONTINUE && m->st == MC_ACTIVE &&
 	       rd_what(&rd) == AT_FIELD) {
 		rd_field(&rd, &f);
@@ -634,7 +625,7 @@ static uint32_t count_fields(int fd, off_t off, const struct ours *ours)
 	struct rd rd;
 	struct field f = {0};
 	uint32_t n = 0;
-	rd_header(&rd, fd, off, ours);
+	rd_init(&rd, fd, off);
 	while (rd_what(&rd) == AT_FIELD && n < UINT32_MAX) {
 		rd_field(&rd, &f);
 		n++;
@@ -698,7 +689,7 @@ static int write_message(struct session *s, struct mconn *m, int fd,
 	if (o.fd < 0)
 		return -1;
 	struct rd rd;
-	rd_header(&rd, fd, in_off, ours);
+	rd_init(&rd, fd, in_off);
 	unsigned *used = xcalloc(md->n + 1, sizeof *used);
 	write_header(&o, &rd, md, ours, (m->proto & SMFIP_HDR_LEADSPC) != 0,
 		     used);

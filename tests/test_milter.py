@@ -955,6 +955,32 @@ def test_blanks_before_the_colon_keep_a_field(tmp):
     assert rest == "hello\n", msg
 
 
+def test_a_client_header_led_by_a_folded_line_stays_a_header(tmp):
+    """A client header whose first line is blank-led (' folded'): a milter
+    that added a field put a blank line under it, and the client's
+    Subject and From were delivered as body.  The message delivered is the
+    one delivered without milters plus the added field, and the milter
+    sees the client's fields as fields."""
+    data = " folded\r\nSubject: hi\r\nFrom: a@example.org\r\n\r\nhello\r\n"
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("h", hdr("X-Spam", "no")), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail(data))
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    assert [e[1] for e in m.events if e[0] == "L"] == [
+        ["Subject", "hi"], ["From", "a@example.org"]]
+    assert bytes(m.body) == b"hello\r\n"
+    [msg] = delivered(tmp)
+    head, rest = msg.split("\n\n", 1)
+    assert "\nReceived: from client.example" in head, msg
+    assert head.split("\n")[-4:] == [" folded", "Subject: hi",
+                                     "From: a@example.org", "X-Spam: no"], msg
+    assert rest == "hello\n", msg
+
+
 def test_a_field_inserted_above_ours_leaves_the_next_milter_a_header(tmp):
     """The first milter inserts at index 0, above our Received (as
     Debian's OpenDKIM does with DKIM-Signature): the second milter got no
