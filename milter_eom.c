@@ -127,16 +127,32 @@ struct field {
 	size_t colon; /* where ':' is in text */
 };
 
-/* Where our own header fields are in a file, [from, to): no milter sees
- * or changes them. A milter may insert fields above them (index 0), so
- * after a rewrite they need not be at the top. */
+/* Where each of our own header fields starts in a file, in ascending
+ * order: no milter sees or changes them. A milter may insert fields above
+ * and between them, so after a rewrite they need not be at the top nor
+ * together; a field a milter inserted is never ours. As many as the
+ * fields we put on top (PREPEND_MAX bounds a policy service's). */
 struct ours {
-	off_t from, to;
+	off_t *at;
+	unsigned n, cap;
 };
 
-static int is_ours(const struct ours *o, const struct field *f)
+static void ours_add(struct ours *o, off_t start)
 {
-	return f->start >= o->from && f->start < o->to;
+	if (o->n == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 8;
+		o->at = xrealloc(o->at, o->cap * sizeof *o->at);
+	}
+	o->at[o->n++] = start;
+}
+
+/* Whether f is ours; *next: the first of o not before the fields seen so
+ * far (the fields are read in file order). */
+static int is_ours(const struct ours *o, unsigned *next, const struct field *f)
+{
+	while (*next < o->n && o->at[*next] < f->start)
+		++*next;
+	return *next < o->n && o->at[*next] == f->start;
 }
 
 static void trim_eol(struct buf *b, size_t from)
@@ -255,11 +271,12 @@ static enum milter_verdict send_message(struct session *s, struct mconn *m,
 	struct rd rd;
 	struct field f = {0};
 	enum milter_verdict v = MILTER_CONTINUE;
+	unsigned next = 0;
 	rd_init(&rd, fd, in_off);
 	while (v == MILTER_CONTINUE && m->st == MC_ACTIVE &&
 	       rd_what(&rd) == AT_FIELD) {
 		rd_field(&rd, &f);
-		if (!(m->proto & SMFIP_NOHDRS) && !is_ours(ours, &f))
+		if (!(m->proto & SMFIP_NOHDRS) && !is_ours(ours, &next, &f))
 			v = send_header(s, m, &f, r);
 	}
 	if (v == MILTER_CONTINUE && m->st == MC_ACTIVE &&
@@ -620,7 +637,7 @@ static void inserts_at(struct out *o, const struct placed *pl, unsigned n,
 }
 
 /* The number of header fields of the file at off. */
-static uint32_t count_fields(int fd, off_t off, const struct ours *ours)
+static uint32_t count_fields(int fd, off_t off)
 {
 	struct rd rd;
 	struct field f = {0};
@@ -636,7 +653,7 @@ static uint32_t count_fields(int fd, off_t off, const struct ours *ours)
 }
 
 /* The header section with md applied; *ours moves to where our fields
- * are in the output (an insert between two of them counts as ours). */
+ * are in the output. */
 static void write_header(struct out *o, struct rd *rd, struct mods *md,
 			 struct ours *ours, int leadspc, unsigned *used)
 {
@@ -645,21 +662,20 @@ static void write_header(struct out *o, struct rd *rd, struct mods *md,
 	struct placed *pl = xcalloc(md->n ? md->n : 1, sizeof *pl);
 	unsigned npl = 0, next = 0;
 	if (has_mod(md, SMFIR_INSHEADER))
-		npl = place_inserts(md, count_fields(rd->fd, rd_tell(rd), ours),
+		npl = place_inserts(md, count_fields(rd->fd, rd_tell(rd)),
 				    pl);
 	else /* added fields only: at the end, no need to count */
 		npl = place_inserts(md, UINT32_MAX, pl);
 	uint32_t pos = 0;
 	struct ours was = *ours;
-	*ours = (struct ours){0, 0};
+	unsigned next_ours = 0;
+	*ours = (struct ours){0};
 	while (rd_what(rd) == AT_FIELD) {
 		rd_field(rd, &f);
 		inserts_at(o, pl, npl, &next, pos++, leadspc);
-		if (is_ours(&was, &f)) {
-			if (ours->to == 0)
-				ours->from = o->size;
+		if (is_ours(&was, &next_ours, &f)) {
+			ours_add(ours, o->size);
 			out_copy(o, rd->fd, f.start, f.end);
-			ours->to = o->size;
 			continue;
 		}
 		struct mod *ch = change_of(md, &f, seen, used);
@@ -670,6 +686,7 @@ static void write_header(struct out *o, struct rd *rd, struct mods *md,
 	}
 	inserts_at(o, pl, npl, &next, UINT32_MAX, leadspc);
 	free(pl);
+	free(was.at);
 	for (unsigned i = 0; i < md->n; i++) {
 		struct mod *mo = &md->v[i];
 		if (mo->cmd == SMFIR_CHGHEADER && !used[i] && mo->value[0])
@@ -789,6 +806,20 @@ static enum milter_verdict one_milter(struct session *s, struct mconn *m,
 	return v;
 }
 
+/* Our fields: those that start in the first our_size bytes at off. */
+static void find_ours(int fd, off_t off, off_t our_size, struct ours *o)
+{
+	struct rd rd;
+	struct field f = {0};
+	rd_init(&rd, fd, off);
+	while (rd_tell(&rd) < off + our_size && rd_what(&rd) == AT_FIELD) {
+		rd_field(&rd, &f);
+		ours_add(o, f.start);
+	}
+	buf_free(&f.text);
+	free(rd.buf);
+}
+
 enum milter_verdict milter_end_of_message(struct session *s, int in_fd,
 					  off_t in_off, off_t our_size,
 					  int *out_fd, const char **quarantine,
@@ -801,7 +832,8 @@ enum milter_verdict milter_end_of_message(struct session *s, int in_fd,
 		return MILTER_CONTINUE;
 	int fd = in_fd, owned = 0;
 	off_t off = in_off;
-	struct ours ours = {in_off, in_off + our_size};
+	struct ours ours = {0};
+	find_ours(fd, in_off, our_size, &ours);
 	enum milter_verdict v = MILTER_CONTINUE;
 	for (unsigned i = 0; i < ms->n && v == MILTER_CONTINUE; i++) {
 		struct mconn *m = &ms->m[i];
@@ -812,6 +844,7 @@ enum milter_verdict milter_end_of_message(struct session *s, int in_fd,
 	}
 	for (unsigned i = 0; i < ms->n; i++)
 		ms->m[i].in_tx = 0;
+	free(ours.at);
 	if (v != MILTER_CONTINUE || ms->discard) {
 		if (owned)
 			close(fd);

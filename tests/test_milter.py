@@ -895,10 +895,9 @@ def test_proxy_milter_changing_recipients_hands_over_to_the_spool(tmp, target):
     assert target.handler.delivered_to() == ["bob@relay.example"]
 
 
-def test_milters_see_the_client_header_not_the_fields_we_put_on_top(tmp):
-    """postmaster(8): the milters see the message as the client sent it,
-    not the fields postmaster puts on top (a policy service's PREPEND,
-    Received-SPF, Received), which are delivered above the client's."""
+def prepending_policy(tmp):
+    """A policy service at tmp/p.sock that PREPENDs X-Policy: with our
+    Received, two fields of ours on top."""
     import socket
     import threading
     ps = socket.socket(socket.AF_UNIX)
@@ -914,6 +913,14 @@ def test_milters_see_the_client_header_not_the_fields_we_put_on_top(tmp):
                     f.write(b"action=PREPEND X-Policy: greylisted 0s\n\n")
                     f.flush()
     threading.Thread(target=answer, daemon=True).start()
+    return ps
+
+
+def test_milters_see_the_client_header_not_the_fields_we_put_on_top(tmp):
+    """postmaster(8): the milters see the message as the client sent it,
+    not the fields postmaster puts on top (a policy service's PREPEND,
+    Received-SPF, Received), which are delivered above the client's."""
+    ps = prepending_policy(tmp)
     m = Milter(os.path.join(tmp, "m.sock"))
     try:
         cf = config(tmp, [("t", "unix:" + m.path, "")],
@@ -1018,6 +1025,44 @@ def test_a_field_inserted_above_ours_leaves_the_next_milter_a_header(tmp):
     assert fields[2].startswith("Received: from client.example"), msg
     assert fields[3:] == ["Subject: new", "From: a@example.org"], msg
     assert body == "hello\n"
+
+
+def test_a_field_inserted_between_ours_is_shown_to_the_next_milter(tmp):
+    """With two fields of ours on top (a policy PREPEND and Received), a
+    milter inserts at index 1, between them, as OpenDMARC does with its
+    Authentication-Results: the next milter was not shown the field and
+    its change of it became a second field.  It sees the field and
+    changes it; ours stay hidden."""
+    ps = prepending_policy(tmp)
+    a = Milter(os.path.join(tmp, "a.sock"),
+               script={"E": [("i", struct.pack(">I", 1) + hdr("X-Mid", "m")),
+                             ("a", b"")]})
+    b = Milter(os.path.join(tmp, "b.sock"),
+               script={"E": [("m", struct.pack(">I", 1) + hdr("X-Mid", "changed")),
+                             ("a", b"")]})
+    c = Milter(os.path.join(tmp, "c.sock"))
+    try:
+        cf = config(tmp, [("a", "unix:" + a.path, ""),
+                          ("b", "unix:" + b.path, ""),
+                          ("c", "unix:" + c.path, "")],
+                    "policy-service = unix:%s/p.sock" % tmp)
+        out, err = session(cf, mail())
+    finally:
+        a.close()
+        b.close()
+        c.close()
+        ps.close()
+    assert "250 2.0.0" in out, out + err
+    assert [e[1] for e in b.events if e[0] == "L"] == [
+        ["X-Mid", "m"], ["Subject", "hi"], ["From", "a@example.org"]]
+    assert [e[1] for e in c.events if e[0] == "L"] == [
+        ["X-Mid", "changed"], ["Subject", "hi"], ["From", "a@example.org"]]
+    [msg] = delivered(tmp)
+    head = msg.split("\n\n", 1)[0]
+    fields = [l for l in head.split("\n") if not l.startswith("\t")][2:]
+    assert fields[0:2] == ["X-Policy: greylisted 0s", "X-Mid: changed"], msg
+    assert fields[2].startswith("Received: from client.example"), msg
+    assert fields[3:] == ["Subject: hi", "From: a@example.org"], msg
 
 
 def test_inserts_apply_one_after_another(tmp):
