@@ -595,19 +595,29 @@ struct placed {
 	uint32_t before;
 };
 
+/* Whether md's i-th modification adds a field at the end: an added
+ * field, or a change of a field that is not there (used[i] is not set),
+ * which Sendmail and Postfix add when they apply it. */
+static int adds_field(const struct mods *md, unsigned i, const unsigned *used)
+{
+	const struct mod *mo = &md->v[i];
+	return mo->cmd == SMFIR_ADDHEADER ||
+	       (mo->cmd == SMFIR_CHGHEADER && !used[i] && mo->value[0]);
+}
+
 /* The inserted and added fields of md in the order they end up in the
  * header of nfields fields (ours counted): one after another, each before
  * what is at its index in the header as the earlier ones left it (past
  * the end, and an added field: at the end), as Sendmail's
- * smfi_insheader() and smfi_addheader() and Postfix apply them. The k-th
- * of pl is at index k + pl[k].before. */
-static unsigned place_inserts(const struct mods *md, uint32_t nfields,
-			      struct placed *pl)
+ * smfi_insheader(), smfi_addheader() and smfi_chgheader() and Postfix
+ * apply them. The k-th of pl is at index k + pl[k].before. */
+static unsigned place_inserts(const struct mods *md, const unsigned *used,
+			      uint32_t nfields, struct placed *pl)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < md->n; i++) {
 		const struct mod *mo = &md->v[i];
-		if (mo->cmd != SMFIR_INSHEADER && mo->cmd != SMFIR_ADDHEADER)
+		if (mo->cmd != SMFIR_INSHEADER && !adds_field(md, i, used))
 			continue;
 		unsigned k = n;
 		uint32_t before = nfields;
@@ -636,17 +646,24 @@ static void inserts_at(struct out *o, const struct placed *pl, unsigned n,
 			  leadspc);
 }
 
-/* The number of header fields of the file at off. */
-static uint32_t count_fields(int fd, off_t off)
+/* The number of header fields of the file at off (ours counted); sets
+ * used[i] for each change of md that names a field the milter was shown. */
+static uint32_t count_fields(int fd, off_t off, const struct ours *ours,
+			     struct mods *md, unsigned *used)
 {
 	struct rd rd;
 	struct field f = {0};
+	unsigned *seen = xcalloc(md->n ? md->n : 1, sizeof *seen);
+	unsigned next = 0;
 	uint32_t n = 0;
 	rd_init(&rd, fd, off);
 	while (rd_what(&rd) == AT_FIELD && n < UINT32_MAX) {
 		rd_field(&rd, &f);
+		if (!is_ours(ours, &next, &f))
+			change_of(md, &f, seen, used);
 		n++;
 	}
+	free(seen);
 	buf_free(&f.text);
 	free(rd.buf);
 	return n;
@@ -660,12 +677,11 @@ static void write_header(struct out *o, struct rd *rd, struct mods *md,
 	struct field f = {0};
 	unsigned *seen = xcalloc(md->n ? md->n : 1, sizeof *seen);
 	struct placed *pl = xcalloc(md->n ? md->n : 1, sizeof *pl);
-	unsigned npl = 0, next = 0;
-	if (has_mod(md, SMFIR_INSHEADER))
-		npl = place_inserts(md, count_fields(rd->fd, rd_tell(rd)),
-				    pl);
-	else /* added fields only: at the end, no need to count */
-		npl = place_inserts(md, UINT32_MAX, pl);
+	unsigned next = 0;
+	uint32_t nfields = UINT32_MAX; /* added fields only: no need to count */
+	if (has_mod(md, SMFIR_INSHEADER) || has_mod(md, SMFIR_CHGHEADER))
+		nfields = count_fields(rd->fd, rd_tell(rd), ours, md, used);
+	unsigned npl = place_inserts(md, used, nfields, pl);
 	uint32_t pos = 0;
 	struct ours was = *ours;
 	unsigned next_ours = 0;
@@ -687,11 +703,6 @@ static void write_header(struct out *o, struct rd *rd, struct mods *md,
 	inserts_at(o, pl, npl, &next, UINT32_MAX, leadspc);
 	free(pl);
 	free(was.at);
-	for (unsigned i = 0; i < md->n; i++) {
-		struct mod *mo = &md->v[i];
-		if (mo->cmd == SMFIR_CHGHEADER && !used[i] && mo->value[0])
-			out_field(o, mo->name, mo->value, leadspc);
-	}
 	free(seen);
 	buf_free(&f.text);
 }

@@ -1097,6 +1097,29 @@ def test_inserts_apply_one_after_another(tmp):
         "X-E: above X-D", "X-D: end"], head
 
 
+def test_a_change_that_adds_keeps_its_place_among_additions(tmp):
+    """A change of a field that is not there adds it, when it is applied
+    (Sendmail, Postfix): a CHGHEADER X-New then an ADDHEADER X-A came out
+    as X-A above X-New; and an insert's index counts the field it
+    added."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("m", struct.pack(">I", 1) + hdr("X-New", "first")),
+                             ("h", hdr("X-A", "second")),
+                             ("m", struct.pack(">I", 1) + hdr("Subject", "new")),
+                             ("i", struct.pack(">I", 4) + hdr("X-I", "third")),
+                             ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0" in out, out + err
+    [msg] = delivered(tmp)
+    head = msg.split("\n\n", 1)[0].split("\n")
+    assert head[-5:] == ["Subject: new", "From: a@example.org",
+                         "X-New: first", "X-I: third", "X-A: second"], msg
+
+
 def bare_cr(data):
     return data.replace(b"\r\n", b"").count(b"\r")
 
