@@ -11,9 +11,10 @@
  *
  * Never: changes the file it was given, holds the message in memory (a
  * header field a milter sees is cut at FIELD_MAX; the modifications of
- * one message are bounded by MODS_MAX and MODS_BYTES, a replaced body by
- * max-message-size, and all of them by one content-timeout), or applies a
- * modification of a message that was then refused.
+ * one message are bounded by MODS_MAX and MODS_BYTES, a replaced body
+ * with the header shown by max-message-size, and all of them by one
+ * content-timeout), or applies a modification of a message that was then
+ * refused.
  */
 #include "fmt.h"
 #include "session_state.h"
@@ -39,6 +40,7 @@ struct rd {
 	off_t off;  /* file offset of buf[0] */
 	char *buf;
 	size_t pos, len;
+	uint64_t lines; /* consumed */
 	int eof, err;
 };
 
@@ -89,8 +91,10 @@ static void rd_line(struct rd *rd, struct buf *text, size_t cap)
 		if (text && text->len < cap)
 			buf_add(text, p, k < cap - text->len ? k : cap - text->len);
 		rd->pos += k;
-		if (lf)
+		if (lf) {
+			rd->lines++;
 			return;
+		}
 	}
 }
 
@@ -260,23 +264,40 @@ static enum milter_verdict send_body(struct session *s, struct mconn *m,
 	}
 }
 
+/* The size of what the reader consumed since at (lines lines before),
+ * its line ends counted as CRLF: the stored file has LF ones but for
+ * BINARYMIME. */
+static uint64_t crlf_size(const struct rd *rd, off_t at, uint64_t lines,
+			  int binary)
+{
+	return (uint64_t)(rd_tell(rd) - at) + (binary ? 0 : rd->lines - lines);
+}
+
 /* Headers but ours, end of headers and body to m; the file is read
- * from in_off. */
+ * from in_off. *size: of the header but ours and the blank line after
+ * it, line ends counted as CRLF. */
 static enum milter_verdict send_message(struct session *s, struct mconn *m,
 					int fd, off_t in_off,
 					const struct ours *ours,
-					struct reply *r)
+					uint64_t *size, struct reply *r)
 {
 	struct milters *ms = s->milters;
 	struct rd rd;
 	struct field f = {0};
 	enum milter_verdict v = MILTER_CONTINUE;
+	int binary = s->body == BODY_BINARYMIME;
 	unsigned next = 0;
 	rd_init(&rd, fd, in_off);
+	*size = 0;
 	while (v == MILTER_CONTINUE && m->st == MC_ACTIVE &&
 	       rd_what(&rd) == AT_FIELD) {
+		off_t at = rd_tell(&rd);
+		uint64_t lines = rd.lines;
 		rd_field(&rd, &f);
-		if (!(m->proto & SMFIP_NOHDRS) && !is_ours(ours, &next, &f))
+		if (is_ours(ours, &next, &f))
+			continue;
+		*size += crlf_size(&rd, at, lines, binary);
+		if (!(m->proto & SMFIP_NOHDRS))
 			v = send_header(s, m, &f, r);
 	}
 	if (v == MILTER_CONTINUE && m->st == MC_ACTIVE &&
@@ -285,12 +306,13 @@ static enum milter_verdict send_message(struct session *s, struct mconn *m,
 		v = milter_event(s, m, SMFIM_EOH, !(m->proto & SMFIP_NR_EOH),
 				 STAGE_CONTENT, r);
 	}
+	*size += 2;
 	if (rd_what(&rd) == AT_BLANK)
 		rd_line(&rd, NULL, 0);
 	ms->skip_body = 0;
 	if (v == MILTER_CONTINUE && m->st == MC_ACTIVE &&
 	    !(m->proto & SMFIP_NOBODY))
-		v = send_body(s, m, &rd, s->body == BODY_BINARYMIME, r);
+		v = send_body(s, m, &rd, binary, r);
 	buf_free(&f.text);
 	free(rd.buf);
 	return v;
@@ -312,7 +334,9 @@ struct mods {
 	int body_fd;  /* the replaced body so far, or -1 */
 	int body_cr;  /* the last chunk ended in a CR */
 	int failed;
-	uint64_t body_bytes; /* of the SMFIR_REPLBODY chunks */
+	/* the header the milter was shown and the replaced body so far, line
+	 * ends counted as CRLF */
+	uint64_t size;
 };
 
 static void mods_free(struct mods *md)
@@ -419,6 +443,19 @@ static int add_mod(struct session *s, struct mconn *m, struct mods *md,
 	return 0;
 }
 
+/* The size of a SMFIR_REPLBODY chunk as the client's data is counted: a
+ * line end as CRLF, whether the milter sent CRLF or LF (add_body() has
+ * not yet taken the chunk: md->body_cr is the CR before it). */
+static uint64_t body_size(const struct mods *md, const struct buf *in,
+			  int binary)
+{
+	uint64_t n = in->len;
+	for (size_t i = 0; i < in->len && !binary; i++)
+		if (in->s[i] == '\n' && !(i ? in->s[i - 1] == '\r' : md->body_cr))
+			n++;
+	return n;
+}
+
 /* SMFIC_BODYEOB, then modifications until the final reply. */
 static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 				       struct mods *md, struct reply *r)
@@ -467,9 +504,10 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 				       sizeof ms->quarantine);
 			return milter_verdict(s, m, cmd, STAGE_EOM, r);
 		}
-		/* counted as the client's data is, line ends as CRLF */
 		if (cmd == SMFIR_REPLBODY &&
-		    (md->body_bytes += ms->in.len) > s->max_size)
+		    (md->size += body_size(md, &ms->in,
+					   s->body == BODY_BINARYMIME)) >
+			    s->max_size)
 			return milter_failed(s, m, "replaced body larger than "
 					     "max-message-size", r);
 		if (add_mod(s, m, md, cmd, &ms->in) < 0) {
@@ -785,7 +823,8 @@ static enum milter_verdict one_milter(struct session *s, struct mconn *m,
 				      int *owned, struct reply *r)
 {
 	struct mods md = {.body_fd = -1};
-	enum milter_verdict v = send_message(s, m, *fd, *off, ours, r);
+	enum milter_verdict v = send_message(s, m, *fd, *off, ours, &md.size,
+					     r);
 	if (v == MILTER_CONTINUE && m->st == MC_ACTIVE)
 		v = end_of_body(s, m, &md, r);
 	if (m->st == MC_FAILED) {

@@ -451,6 +451,37 @@ def test_a_replaced_body_is_bounded_in_time_and_size(tmp, n, chunk, gap):
                        "max-message-size") in failed[0], err
 
 
+@pytest.mark.parametrize("body,ok", [
+    # 8 000 bytes sent, 12 000 with CRLF line ends
+    (b"x\n" * 4000, False),
+    # 9 990 bytes, and the header of 36 takes it past 10 000
+    (b"x\r\n" * 3330, False),
+    # header and body 9 936 bytes
+    (b"x\r\n" * 3300, True),
+    (b"x\n" * 3300, True),
+], ids=["lf", "header", "crlf-fits", "lf-fits"])
+def test_a_replaced_body_counts_as_the_clients_data(tmp, body, ok):
+    """The replaced body's bound counts as max-message-size does for the
+    client's data: line ends as CRLF, header and body; a body of bare LF
+    lines got twice the allowance, and the header none."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("b", body), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")],
+                    "max-message-size = 10000")
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    if ok:
+        assert "250 2.0.0" in out, out + err
+        [msg] = delivered(tmp)
+        assert msg.split("\n\n", 1)[1] == "x\n" * 3300
+    else:
+        assert "451 4.7.1" in out, out + err
+        assert delivered(tmp) == []
+        assert "replaced body larger than max-message-size" in err, err
+
+
 def test_replace_body_of_10_mb_in_bounded_memory(tmp):
     big = "Subject: big\r\n\r\n" + ("x" * 998 + "\r\n") * 10240
     # the milter replaces the body with 160 chunks of 64 KiB
