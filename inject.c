@@ -457,24 +457,9 @@ struct message {
 	int kept;       /* the body is in a file of its own (src_keep) */
 };
 
-/* The length of the field name at the start of p: printable ASCII up to
- * a colon (RFC 5322 2.2), blanks before the colon allowed (4.5's
- * obsolete syntax, as Postfix's is_header() takes it); 0 when p does not
- * begin a field. */
-static size_t field_name(const char *p, size_t n)
-{
-	size_t i = 0;
-	while (i < n && p[i] > ' ' && p[i] < 127 && p[i] != ':')
-		i++;
-	size_t k = i;
-	while (k < n && (p[k] == ' ' || p[k] == '\t'))
-		k++;
-	return i > 0 && k < n && p[k] == ':' ? i : 0;
-}
-
 static int field_start(const char *p, size_t n)
 {
-	return field_name(p, n) > 0;
+	return hdr_field_name(p, n) > 0;
 }
 
 /* Whether a piece at the very start of the input is an mbox separator,
@@ -532,7 +517,7 @@ static int read_header(struct message *m, const struct inject *in)
 static int field_is(const char *f, size_t n, const char *name)
 {
 	size_t k = strlen(name);
-	return field_name(f, n) == k && !ascii_casecmp_n(f, k, name, k);
+	return hdr_field_name(f, n) == k && !ascii_casecmp_n(f, k, name, k);
 }
 
 /* The end of the field that starts at i: its continuation lines too. */
@@ -549,7 +534,7 @@ static size_t field_end(const char *h, size_t len, size_t i)
 /* Whether a field's name is Resent-something (RFC 5322 3.6.6). */
 static int is_resent(const char *f, size_t n)
 {
-	return field_name(f, n) > 7 && !ascii_casecmp_n(f, 7, "resent-", 7);
+	return hdr_field_name(f, n) > 7 && !ascii_casecmp_n(f, 7, "resent-", 7);
 }
 
 /* Whether a field names recipients: To, Cc and Bcc, or for a message

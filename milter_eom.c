@@ -98,10 +98,9 @@ static void rd_line(struct rd *rd, struct buf *text, size_t cap)
 	}
 }
 
-/* What starts at the reader: a header field (blanks before its colon
- * are the obsolete syntax that readers must accept, as Postfix does), the
- * blank line after the header, or something else (the body without a
- * blank line). */
+/* What starts at the reader: a header field (hdr_field_name(), as
+ * inject.c reads one), the blank line after the header, or something
+ * else (the body without a blank line). */
 enum { AT_FIELD, AT_BLANK, AT_BODY };
 static int rd_what(struct rd *rd)
 {
@@ -112,14 +111,7 @@ static int rd_what(struct rd *rd)
 		return AT_BODY;
 	if (p[0] == '\n' || (n > 1 && p[0] == '\r' && p[1] == '\n'))
 		return AT_BLANK;
-	/* RFC 5322 2.2 and 4.5: a name, blanks, the colon */
-	size_t i = 0;
-	while (i < n && p[i] > ' ' && p[i] < 127 && p[i] != ':')
-		i++;
-	size_t k = i;
-	while (k < n && (p[k] == ' ' || p[k] == '\t'))
-		k++;
-	return i && k < n && p[k] == ':' ? AT_FIELD : AT_BODY;
+	return hdr_field_name(p, n) ? AT_FIELD : AT_BODY;
 }
 
 /* One header field: its bytes [start, end) in the file, and its text
@@ -385,7 +377,7 @@ static int two_strings(const char *p, size_t n, char **a, char **b)
 }
 
 /* RFC 5322 2.2: printable ASCII but ':', at least one. */
-static int field_name(const char *s)
+static int is_field_name(const char *s)
 {
 	if (!*s)
 		return 0;
@@ -432,7 +424,7 @@ static int add_mod(struct session *s, struct mconn *m, struct mods *md,
 	if (two_strings(in->s + skip, in->len - skip, &mo.name, &mo.value) < 0)
 		return -1;
 	if ((cmd == SMFIR_ADDHEADER || cmd == SMFIR_INSHEADER ||
-	     cmd == SMFIR_CHGHEADER) && (!mo.value || !field_name(mo.name))) {
+	     cmd == SMFIR_CHGHEADER) && (!mo.value || !is_field_name(mo.name))) {
 		free(mo.name);
 		free(mo.value);
 		return -1;

@@ -232,6 +232,17 @@ void ascii_lower_str(char *s)
 		*s = (char)ascii_lower((unsigned char)*s);
 }
 
+size_t hdr_field_name(const char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n && p[i] > ' ' && p[i] < 127 && p[i] != ':')
+		i++;
+	size_t k = i;
+	while (k < n && (p[k] == ' ' || p[k] == '\t'))
+		k++;
+	return i > 0 && k < n && p[k] == ':' ? i : 0;
+}
+
 uint32_t hash_lower(const char *s, size_t n)
 {
 	uint32_t h = 2166136261u;

@@ -5,7 +5,7 @@
  * for replies and logs, a growable byte buffer, checked allocation, and
  * reading a small file whole, writing a buffer whole, an unlinked
  * temporary file, and the RFC 5322
- * date of message headers. Never does other I/O.
+ * date and field names of message headers. Never does other I/O.
  */
 #ifndef POSTMASTER_UTIL_H
 #define POSTMASTER_UTIL_H
@@ -81,6 +81,13 @@ void ascii_lower_str(char *s);
 /* t as an RFC 5322 date-time in local time, as Date: and Received: write
  * it ("Mon, 07 Dec 2026 02:15:13 +0000"); out needs 32 bytes. */
 void date_rfc5322(time_t t, char *out, size_t n);
+
+/* The length of the field name at the start of p: printable ASCII up to
+ * a colon (RFC 5322 2.2), blanks before the colon allowed (4.5's obsolete
+ * syntax, which readers must take, as Postfix's is_header() does); 0 when
+ * p does not begin a field. Every reader that tells a header field from
+ * the body asks it. */
+size_t hdr_field_name(const char *p, size_t n);
 
 /* FNV-1a over the ASCII-lowercased bytes. */
 uint32_t hash_lower(const char *s, size_t n);

@@ -3,7 +3,8 @@
  * conversion the code uses and the odd ones it hands back to the library,
  * the same text, the same return value and the same truncation at every
  * buffer size from 0 to past the end; and the RFC 5322 date of message
- * headers, which is written with it.
+ * headers, which is written with it, and util.c's test of a header
+ * field's name, which the milters' and sendmail's header readers share.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -242,6 +243,38 @@ static void test_rfc5322_date(void **state)
 	tzset();
 }
 
+static void test_header_field_name(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line;
+		size_t name; /* 0: not a field */
+	} cases[] = {
+		{"Subject: hi", 7},
+		{"Subject:", 7},
+		{"From : obsolete", 4},   /* RFC 5322 4.5 */
+		{"From\t \t: tabs", 4},
+		{"X-A:b", 3},
+		{" folded", 0},            /* a continuation line */
+		{"\tfolded: x", 0},
+		{": no name", 0},
+		{"no colon at all", 0},
+		{"Two words: x", 0},
+		{"From a@b Mon Dec  7", 0}, /* an mbox separator */
+		{"Caf\xc3\xa9: x", 0},     /* 8-bit is not a name */
+		{"Subject", 0},
+		{"Subject   ", 0},
+		{"", 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+		assert_int_equal(hdr_field_name(cases[i].line,
+						strlen(cases[i].line)),
+				 cases[i].name);
+	/* the length given bounds it: the colon past it does not count */
+	assert_int_equal(hdr_field_name("Subject: x", 7), 0);
+	assert_int_equal(hdr_field_name("Subject: x", 8), 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +283,7 @@ int main(void)
 		cmocka_unit_test(test_handed_to_the_library),
 		cmocka_unit_test(test_errno_text),
 		cmocka_unit_test(test_rfc5322_date),
+		cmocka_unit_test(test_header_field_name),
 		cmocka_unit_test(test_random_conversions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
