@@ -138,3 +138,24 @@ int dsn_notify_from_text(const char *s, unsigned *notify)
 {
 	return dsn_notify_parse(s, strlen(s), notify);
 }
+
+size_t dsn_xtext_encode(const char *s, char *out, size_t n)
+{
+	size_t o = 0;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char item[4];
+		if (c < ' ' || c > '~')
+			return DSN_ENVID_MAX + 1;
+		if (c == '+' || c == '=' || c == ' ')
+			fmt_snprintf(item, sizeof item, "+%02X", c);
+		else
+			fmt_snprintf(item, sizeof item, "%c", c);
+		for (const char *p = item; *p; p++, o++)
+			if (o + 1 < n)
+				out[o] = *p;
+	}
+	if (n)
+		out[o < n ? o : n - 1] = 0;
+	return o;
+}

@@ -32,6 +32,10 @@ int dsn_xtext_valid(const char *s, size_t n);
 /* Decodes xtext into out (at most n - 1 bytes and a NUL); -1 when it is
  * not xtext or does not fit. */
 int dsn_xtext_decode(const char *s, size_t len, char *out, size_t n);
+/* RFC 3461 4: s as xtext into out (truncated to n - 1 bytes); the
+ * length of the whole encoding, or more than DSN_ENVID_MAX when s has a
+ * byte xtext cannot carry (a control or 8-bit one). */
+size_t dsn_xtext_encode(const char *s, char *out, size_t n);
 /* NOTIFY's value: NEVER alone, or SUCCESS, FAILURE, DELAY each at most
  * once; -1 when malformed. */
 int dsn_notify_parse(const char *s, size_t n, unsigned *notify);
