@@ -952,6 +952,33 @@ static int transaction(struct conv *c, struct message *m,
 	return status;
 }
 
+/* Whether the sender and recipients can go on MAIL and RCPT: EX_OK, or
+ * EX_USAGE said on stderr. */
+static int envelope_usable(const char *prog, const struct buf *from,
+			   const struct rcpts *r)
+{
+	const char *bad = has_control(from->s ? from->s : "") ? from->s : NULL;
+	for (size_t i = 0; i < r->n && !bad; i++)
+		if (has_control(r->v[i]))
+			bad = r->v[i];
+	if (bad) { /* it would end the command and start another */
+		struct buf e = {0};
+		buf_add_escaped(&e, bad, strlen(bad));
+		fprintf(stderr, "%s: a control character in the address %s\n",
+			prog, e.s);
+		buf_free(&e);
+		return EX_USAGE;
+	}
+	if (!r->n || r->n == INJECT_RCPT_MAX) {
+		fprintf(stderr, r->n ? "%s: more than %d recipients\n"
+				     : "%s: no recipient addresses found in the "
+				       "message header\n",
+			prog, INJECT_RCPT_MAX - 1);
+		return EX_USAGE;
+	}
+	return EX_OK;
+}
+
 int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 {
 	const char *prog = in->prog;
@@ -979,27 +1006,8 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 		goto out;
 	}
 	walk_header(m, NULL, in->extract ? &r : NULL, host);
-	const char *bad = has_control(from.s ? from.s : "") ? from.s : NULL;
-	for (size_t i = 0; i < r.n && !bad; i++)
-		if (has_control(r.v[i]))
-			bad = r.v[i];
-	if (bad) { /* it would end the command and start another */
-		struct buf e = {0};
-		buf_add_escaped(&e, bad, strlen(bad));
-		fprintf(stderr, "%s: a control character in the address %s\n",
-			prog, e.s);
-		buf_free(&e);
-		ex = EX_USAGE;
+	if ((ex = envelope_usable(prog, &from, &r)) != EX_OK)
 		goto out;
-	}
-	if (!r.n || r.n == INJECT_RCPT_MAX) {
-		fprintf(stderr, r.n ? "%s: more than %d recipients\n"
-				    : "%s: no recipient addresses found in the "
-				      "message header\n",
-			prog, INJECT_RCPT_MAX - 1);
-		ex = EX_USAGE;
-		goto out;
-	}
 	unsigned long long max = size_limit(cf, smtpd);
 	if (m->end != HEAD_END) {
 		int k = src_keep(&m->src, in, max,
