@@ -58,6 +58,11 @@ int client_reply_ms(const struct client_job *j);
 /* QUIT (when quit), then closes the connection. */
 void client_hang_up(struct client_conn *c, int quit);
 
+/* AUTH PLAIN or LOGIN to j's relay when it has an auth-user, never in
+ * clear text: 0 (logged in, or nothing to do), or -1 with why (a 4xx:
+ * the next address may serve). */
+int client_authenticate(struct client_job *j, struct client_conn *c,
+			struct buf *t, struct reply *why);
 /* Queues one command line (CRLF added); io_flush() sends it. */
 void client_cmd(struct client_conn *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
