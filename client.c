@@ -1008,7 +1008,9 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 	int lmtp = j->relay && j->relay->v[RELAY_PROTOCOL].n == RELAY_LMTP;
 	int mode = j->relay ? (int)j->relay->v[RELAY_TLS].n : RTLS_OPPORTUNISTIC;
 	int in_clear = 0;
-	while (*next < n && j->sessions < CLIENT_MAX_SESSIONS) {
+	/* the session limit is an MX list's; a relay's list is tried whole */
+	while (*next < n &&
+	       (j->kind == T_RELAY || j->sessions < CLIENT_MAX_SESSIONS)) {
 		const struct client_cand *cd = &c[*next];
 		char ip[INET6_ADDRSTRLEN + 8], reason[256];
 		*conn = (struct client_conn){.lmtp = lmtp,

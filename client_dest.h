@@ -17,10 +17,10 @@
 #include <sys/socket.h>
 
 /* The addresses one delivery attempt may try (a [relay]'s list, a host's
- * addresses); of an MX list at most CLIENT_MX_ADDRESSES, and at most
- * CLIENT_MAX_SESSIONS sessions that got past the greeting, EHLO and TLS:
- * a domain of tarpits cannot hold the flusher for hours (Postfix's
- * smtp_mx_address_limit and smtp_mx_session_limit). */
+ * addresses); of an MX list at most CLIENT_MX_ADDRESSES, and, but for a
+ * [relay]'s list, at most CLIENT_MAX_SESSIONS sessions that got past the
+ * greeting, EHLO and TLS: a domain of tarpits cannot hold the flusher
+ * for hours (Postfix's smtp_mx_address_limit and smtp_mx_session_limit). */
 #define CLIENT_MAX_CANDS 32
 #define CLIENT_MX_ADDRESSES 5
 #define CLIENT_MAX_SESSIONS 2

@@ -1622,13 +1622,13 @@ class Tarpit:
     (or, with greet, greet, answer EHLO and then MAIL with 421) and count
     the connections."""
 
-    def __init__(self, addresses, greet=False):
+    def __init__(self, addresses, greet=False, port=25):
         self.greet = greet
         self.socks = []
         for a in addresses:
             s = socket.socket()
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((a, 25))
+            s.bind((a, port))
             s.listen(8)
             self.socks.append(s)
         self.connections = []
@@ -1707,6 +1707,21 @@ def test_a_relays_address_list_is_tried_whole(tmp, peers):
     sent = submit(cf, ["joe@example.net"])
     assert "status=sent" in status_lines(sent.log)["joe@example.net"], sent.log
     assert [m["rcpts"] for m in last.handler.messages] == [["joe@example.net"]]
+
+
+def test_a_relays_address_list_is_tried_whole_past_two_sessions(tmp, peers):
+    # the limit of two sessions is an MX list's too: a [relay] whose first
+    # two addresses greet, answer EHLO and refuse MAIL with 421 delivers
+    # to its third (it once deferred at every run until the bounce)
+    last = aiosmtpd_peer(peers)
+    busy = [Tarpit(["127.0.0.1"], greet=True, port=free_port())
+            for _ in range(2)]
+    peers.extend(busy)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % b.socks[0].getsockname()[1]
+                        for b in busy] + ["[127.0.0.1]:%d" % last.port])
+    sent = submit(cf, ["joe@example.net"])
+    assert "status=sent" in status_lines(sent.log)["joe@example.net"], sent.log
+    assert [b.connections for b in busy] == [["127.0.0.1"], ["127.0.0.1"]]
 
 
 def test_mx_domain_not_found_bounces(tmp, peers):
