@@ -721,11 +721,14 @@ static int outsider(const struct cf *cf)
 	       uid != geteuid();
 }
 
+#define SPOOL_OWNER "the spool and what is in it must belong to core.user-id"
+
 /* Says why the spool (or its pid file or log) could not be opened, with
  * errno err; the exit status. Denied to an outsider, the spool is
- * private (EX_NOPERM); denied to root or user-id, the spool is not
- * user-id's: that, as anything else, is for later. */
-static int cannot_open(const struct cf *cf, const char *why, int err)
+ * private (EX_NOPERM); denied to root or user-id, hint says whose the
+ * file must be: that, as anything else, is for later. */
+static int cannot_open(const struct cf *cf, const char *why, int err,
+		       const char *hint)
 {
 	int denied = err == EACCES || err == EPERM;
 	if (denied && outsider(cf)) {
@@ -735,10 +738,8 @@ static int cannot_open(const struct cf *cf, const char *why, int err)
 			why);
 		return EX_NOPERM;
 	}
-	fprintf(stderr, "postmaster: %s%s\n", why,
-		denied ? " (the spool and what is in it must belong to "
-			 "core.user-id)"
-		       : "");
+	fprintf(stderr, "postmaster: %s%s%s%s\n", why, denied ? " (" : "",
+		denied ? hint : "", denied ? ")" : "");
 	return EX_TEMPFAIL;
 }
 
@@ -755,7 +756,7 @@ static int open_spool(const struct cf *cf, int *ex)
 	int fd = spool_open(cf->core->v[CORE_SPOOL_DIRECTORY].s, why,
 			    sizeof why);
 	if (fd < 0)
-		*ex = cannot_open(cf, why, errno);
+		*ex = cannot_open(cf, why, errno, SPOOL_OWNER);
 	return fd;
 }
 
@@ -799,7 +800,8 @@ static int open_log(const struct cf *cf, const char *what)
 	char why[512];
 	errno = 0; /* not every failure has one */
 	if (log_open(cf, cf->core->v[CORE_LOGGER].s, what, why, sizeof why) < 0)
-		return cannot_open(cf, why, errno);
+		return cannot_open(cf, why, errno, "the log must be writable by "
+						   "core.user-id");
 	return EX_OK;
 }
 
@@ -812,7 +814,9 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 	if (pidfd == -2)
 		return EX_OK; /* the timer came round while the last run goes on */
 	if (!id && pidfd < 0)
-		return cannot_open(cf, pid_why, errno);
+		return cannot_open(cf, pid_why, errno,
+				   "a queue run is root's: core.pid-file "
+				   "is written before the drop to core.user-id");
 	int ex = open_log(cf, "flush");
 	if (ex != EX_OK) {
 		if (pidfd >= 0)

@@ -275,6 +275,26 @@ def test_root_is_told_what_is_wrong_with_the_spool(site):
         assert b"private" not in r.stderr, r.stderr
 
 
+def test_user_id_is_told_a_queue_run_is_roots(site):
+    """core.user-id running --flush cannot take root's pid file: it heard
+    that the spool must belong to core.user-id, which it did."""
+    s = site()
+    pid = os.path.join(s.d, "flush.pid")
+    open(pid, "w").close()
+    with open(s.cf) as f:
+        text = f.read()
+    with open(s.cf, "w") as f:
+        f.write(text.replace("[core]\n", "[core]\npid-file = %s\n" % pid, 1))
+    os.chmod(s.d, 0o755)
+    argv = ["runuser", "-u", "nobody", "--", POSTMASTER, "--config=" + s.cf,
+            "--flush"]
+    r = subprocess.run(argv, capture_output=True, timeout=30)
+    no_sanitizer_report(r.stderr.decode(errors="replace"), "nobody")
+    assert r.returncode == 75, r
+    assert b"a queue run is root's" in r.stderr, r.stderr
+    assert b"must belong to core.user-id" not in r.stderr, r.stderr
+
+
 def test_a_users_check_does_not_speak_for_user_id(site, user):
     """A user's --check (and newaliases) probed the smarthost's
     auth-password-file as that user, not as user-id, and warned that
