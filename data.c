@@ -311,27 +311,50 @@ static void fix_add_fields(struct datastore *ds)
 	f->state = FX_DONE;
 }
 
+/* Which field the name held is: FIX_* for those the fix-ups add, -1 for
+ * Bcc, 0 for any other; blanks before the colon are the obsolete syntax
+ * (RFC 5322 4.5) of the same field. */
+static int fix_field(const struct submitfix *f)
+{
+	static const struct {
+		const char *name;
+		int which;
+	} names[] = {{"bcc", -1}, {"date", FIX_DATE},
+		     {"message-id", FIX_MSGID}, {"from", FIX_FROM}};
+	char line[sizeof f->name + 1];
+	memcpy(line, f->name, f->nlen);
+	line[f->nlen] = ':';
+	size_t k = hdr_field_name(line, f->nlen + 1);
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (k && strlen(names[i].name) == k &&
+		    !strncasecmp(f->name, names[i].name, k))
+			return names[i].which;
+	return 0;
+}
+
 /* A line's start is a field name (what it is decides the state). */
 static void fix_name_known(struct datastore *ds)
 {
 	struct submitfix *f = &ds->fix;
-	static const struct {
-		const char *name;
-		unsigned bit;
-	} names[] = {{"date", FIX_DATE}, {"message-id", FIX_MSGID},
-		     {"from", FIX_FROM}};
-	if (f->nlen == 3 && !strncasecmp(f->name, "bcc", 3)) {
+	int which = fix_field(f);
+	if (which < 0) {
 		f->drop = 1;
 		f->state = FX_DROP;
 		return;
 	}
-	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-		if (strlen(names[i].name) == f->nlen &&
-		    !strncasecmp(f->name, names[i].name, f->nlen))
-			f->have |= names[i].bit;
+	f->have |= (unsigned)which;
 	store_bytes(ds, f->name, f->nlen);
 	store_bytes(ds, ":", 1);
 	f->state = FX_PASS;
+}
+
+/* The held name of a field we look for is followed by more blanks than
+ * the buffer holds: one held stands for them all. */
+static int fix_blanks_squeeze(const struct submitfix *f, char c)
+{
+	char last = f->name[f->nlen - 1];
+	return (c == ' ' || c == '\t') && (last == ' ' || last == '\t') &&
+	       fix_field(f) != 0;
 }
 
 /* One byte at a line's start, or of a field name. */
@@ -353,6 +376,8 @@ static void fix_byte(struct datastore *ds, char c)
 		f->state = FX_NAME;
 	} else if (c == ':') {
 		fix_name_known(ds);
+	} else if (f->nlen == sizeof f->name && fix_blanks_squeeze(f, c)) {
+		/* "Bcc" and blanks: the colon may still come */
 	} else if (c == '\n' || f->nlen == sizeof f->name) {
 		store_bytes(ds, f->name, f->nlen); /* no field we look for */
 		store_bytes(ds, &c, 1);

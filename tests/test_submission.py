@@ -91,6 +91,29 @@ def test_authenticated_submission_gets_the_fix_ups(d):
     assert message_from_bytes(got)["From"] == "<anna@mail.test>"
 
 
+def test_blanks_before_the_colon_name_the_same_field(d):
+    """RFC 5322 4.5 obsolete syntax: "Bcc :" is a Bcc field (dropped, as
+    --inject -t drops it), "From :" and "Date :" are the message's own."""
+    got = session(d, message=b"From : Anna <anna@mail.test>\r\n"
+                  b"Date\t: Mon, 07 Dec 2026 20:00:00 +0000\r\n"
+                  b"To: joe@mail.test\r\nBcc : secret@mail.test,\r\n"
+                  b"  other@mail.test\r\nMessage-ID" + b" " * 40 +
+                  b": <own@x.test>\r\nBCC" + b"\t" * 30 + b": hidden@x.test\r\n"
+                  b"Subject: s\r\n\r\nbody\r\n")
+    assert b"secret@" not in got and b"other@" not in got, got
+    assert b"hidden@" not in got, got
+    head = got.split(b"\n\n", 1)[0]
+    assert len(re.findall(rb"(?mi)^from[ \t]*:", head)) == 1, got
+    assert len(re.findall(rb"(?mi)^date[ \t]*:", head)) == 1, got
+    assert len(re.findall(rb"(?mi)^message-id[ \t]*:", head)) == 1, got
+    assert b"From : Anna <anna@mail.test>\n" in head, got
+    assert re.search(rb"\nMessage-ID +: <own@x.test>\n", head), got
+    assert got.endswith(b"\nSubject: s\n\nbody\n"), got
+    # not a field: kept as it came
+    got = session(d, message=b"Subject: s\r\nBcc x : y\r\n\r\nb\r\n")
+    assert b"\nBcc x : y\n" in got, got
+
+
 def test_no_fix_ups_without_auth_or_with_submission_no(d):
     for kw in ({"auth": "optional", "login": False},
                {"auth": "required", "extra": "submission = no"},
