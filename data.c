@@ -423,16 +423,31 @@ void data_store_end(struct datastore *ds)
 	fix_add_fields(ds);
 }
 
+/* The octets of p as the client sent them: in text mail's store a line
+ * ends in a newline alone. */
+static uint64_t client_octets(const struct datastore *ds, const char *p,
+			      size_t n)
+{
+	uint64_t c = n;
+	const char *e = p + n;
+	if (ds->lf_eol)
+		for (; (p = memchr(p, '\n', (size_t)(e - p))) != NULL; p++)
+			c++;
+	return c;
+}
+
 void data_store_write(struct datastore *ds, const char *p, size_t n)
 {
 	if (ds->failed || ds->toobig)
 		return;
 	if (ds->hw.on)
 		headers_watch(&ds->hw, p, n);
-	if (n > ds->max || ds->size > ds->max - n) {
+	uint64_t c = client_octets(ds, p, n);
+	if (c > ds->max || ds->counted > ds->max - c) {
 		ds->toobig = 1;
 		return;
 	}
+	ds->counted += c;
 	ds->size += n;
 	if (ds->fix.on)
 		fix_write(ds, p, n);
@@ -460,6 +475,7 @@ void data_store_reset(struct datastore *ds)
 {
 	ds->wlen = 0;
 	ds->size = 0;
+	ds->counted = 0;
 	ds->toobig = 0;
 	ds->failed = 0;
 	ds->err = 0;

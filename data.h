@@ -92,6 +92,10 @@ struct datastore {
 	char *wbuf; /* 64 KiB, allocated once there is a file */
 	size_t wlen;
 	uint64_t size, max;
+	/* the client's octets, its line ends counted as CRLF (RFC 1870),
+	 * what max limits */
+	uint64_t counted;
+	int lf_eol; /* text mail: each stored newline was a line end, CRLF */
 	int toobig; /* the message passed max: nothing more is stored */
 	int failed; /* a write failed with err */
 	int err;

@@ -163,6 +163,7 @@ int handoff_begin(struct session *s)
 		return -1;
 	data_store_reset(&s->data);
 	s->data.max = s->max_size;
+	s->data.lf_eol = s->body != BODY_BINARYMIME;
 	memset(&s->dm, 0, sizeof s->dm);
 	s->dm.reject_bare = s->bare_reject;
 	char proto[24];

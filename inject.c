@@ -517,7 +517,7 @@ static int src_keep(struct src *s, const struct inject *in,
 		if ((!n && !eol && s->eof) ||
 		    (bol && eol && n == 1 && p[0] == '.' && !in->dots_are_text))
 			break;
-		kept += n + (size_t)eol;
+		kept += n + 2 * (size_t)eol; /* the session counts CRLF */
 		/* where lines begin, kept or not: the lone "." ends the
 		 * message past max too */
 		bol = eol;

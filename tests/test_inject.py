@@ -266,6 +266,11 @@ def test_a_message_over_max_message_size_is_refused_before_any_session(
     assert site.mail("ann") == []
     r = site.sendmail("ann", data=b"Subject: small\n\n" + b"y" * 500 + b"\n")
     assert r.returncode == 0, r.stderr
+    # line ends count as the CRLF the session counts (RFC 1870): 800
+    # octets with LF, 1200 on the wire
+    r = site.sendmail("ann", data=b"Subject: lines\n\n" + b"y\n" * 400)
+    assert r.returncode == 69, r.stderr
+    assert b"larger than 1000 bytes (max-message-size)" in r.stderr
 
 
 def test_exit_statuses(site):
