@@ -8,7 +8,8 @@
  * above 127, no NUL, no bare CR, lines of at most 998 octets); otherwise
  * text becomes quoted-printable and anything else base64. What goes out
  * labelled 8bit or binary is relabelled 7bit. Text mail is stored with
- * LF line ends; binary mail as received, with CRLF.
+ * LF line ends; binary mail as received, with CRLF; base64 encodes the
+ * CRLF form either way.
  */
 #include "mime.h"
 #include "fmt.h"
@@ -320,15 +321,44 @@ static void drop_raw(struct conv *cv, const char *p, const char *end)
 	}
 }
 
-/* base64 in lines of 76 characters (57 octets each) */
+/* One base64 line: 57 octets make 76 characters. */
+static void base64_line(struct conv *cv, const char *p, size_t n)
+{
+	buf_add_base64(&cv->out, p, n);
+	buf_addc(&cv->out, '\n');
+	spill(cv);
+}
+
+/* base64 of the octets a leaf stands for: binary mail's as stored; text
+ * mail is stored with LF line ends, and its content had CRLF (RFC 2045
+ * 2.8), which the encoded octets keep. */
 static void base64(struct conv *cv, const char *p, const char *end)
 {
-	for (; p < end; p += 57) {
-		buf_add_base64(&cv->out, p, end - p < 57 ? (size_t)(end - p) : 57);
-		buf_addc(&cv->out, '\n');
-		spill(cv);
-		forget_before(cv, p);
+	if (cv->crlf) {
+		for (; p < end; p += 57) {
+			base64_line(cv, p, end - p < 57 ? (size_t)(end - p) : 57);
+			forget_before(cv, p);
+		}
+		return;
 	}
+	char line[57];
+	size_t n = 0;
+	for (; p < end; p++) {
+		if (*p == '\n')
+			line[n++] = '\r';
+		if (n == sizeof line) {
+			base64_line(cv, line, n);
+			forget_before(cv, p);
+			n = 0;
+		}
+		line[n++] = *p;
+		if (n == sizeof line) {
+			base64_line(cv, line, n);
+			n = 0;
+		}
+	}
+	if (n)
+		base64_line(cv, line, n);
 }
 
 static int memchr_8bit(struct conv *cv, const char *p, const char *end)

@@ -141,6 +141,25 @@ def test_binarymime_becomes_base64(env):
     assert msg.get_payload(decode=True) == BLOB  # base64 lines: no line end games
 
 
+def test_8bit_attachment_keeps_its_crlf_octets(env):
+    """An 8bit application/* part of 8BITMIME mail (stored with LF line
+    ends) is base64 of the octets sent, CRLF included (RFC 2045 2.8): a
+    Windows text file or signed data decodes as it was attached."""
+    d, cf = env
+    att = b"line1\r\nline\xff2\r\n\r\nend"
+    send_8bitmime(cf, b"Subject: att\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+                      b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+                      b"--b\r\nContent-Type: application/octet-stream\r\n"
+                      b"Content-Transfer-Encoding: 8bit\r\n\r\n" + att +
+                      b"\r\n--b--\r\n")
+    raw, msg = delivered(d)
+    parts = [p for p in msg.walk() if not p.is_multipart()]
+    assert parts[1]["Content-Transfer-Encoding"] == "base64"
+    assert parts[1].get_payload(decode=True) == att
+    assert parts[0].get_payload(decode=True) == b"hi"
+
+
 def test_8bit_header_cannot_be_converted_and_bounces(env):
     d, cf = env
     send(cf, b"EHLO c\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<a@ext.example>\r\n"
@@ -372,8 +391,10 @@ def test_large_parts_read_again_convert_exactly(env):
                       big8 + b"--z--\r\n")
     raw, msg = delivered(d)
     parts = [p for p in msg.walk() if not p.is_multipart()]
-    lf = [b.replace(b"\r\n", b"\n")[:-1] for b in (big8, big7, big8)]
-    assert [p.get_payload(decode=True) for p in parts] == lf
+    # text decodes with the sink's LF line ends, base64 to the octets sent
+    want = [big8.replace(b"\r\n", b"\n")[:-1],
+            big7.replace(b"\r\n", b"\n")[:-1], big8[:-2]]
+    assert [p.get_payload(decode=True) for p in parts] == want
     assert [p["Content-Transfer-Encoding"] for p in parts] == \
         ["quoted-printable", None, "base64"]
 
@@ -424,5 +445,6 @@ def test_ret_full_bounce_of_a_utf8_header_reaches_a_7bit_sender(env, smtputf8):
     head, body = part.split(b"\n\n", 1)
     assert head == (b"Content-Type: message/global\n"
                     b"Content-Transfer-Encoding: base64"), raw
+    # the encoded message is the one sent, its line ends CRLF (RFC 2045 2.8)
     assert base64.b64decode(body.split(b"\n--", 1)[0]).endswith(
-        b"\n" + original.replace(b"\r\n", b"\n"))
+        b"\r\n" + original)
