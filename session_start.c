@@ -124,11 +124,29 @@ static int same_ip(const char *a, const char *b)
 	return !memcmp(x, y, fx == AF_INET ? 4 : 16);
 }
 
-/* Whether a listen-port host names the local address ip. */
+/* AF_INET or AF_INET6 when host is that family's unspecified address
+ * (0.0.0.0, ::), bind(2)'s wildcard; else 0. */
+static int unspecified_family(const char *host)
+{
+	static const unsigned char zero[16];
+	unsigned char b[16];
+	if (inet_pton(AF_INET, host, b) == 1)
+		return memcmp(b, zero, 4) ? 0 : AF_INET;
+	if (inet_pton(AF_INET6, host, b) == 1)
+		return memcmp(b, zero, 16) ? 0 : AF_INET6;
+	return 0;
+}
+
+/* Whether a listen-port host names the local address ip. 0.0.0.0 is
+ * every IPv4 address; :: every address, as a [::] socket also takes
+ * IPv4 connections (v4-mapped, which ip has already unmapped). */
 static int listen_host_matches(const char *host, const char *ip)
 {
 	if (!host[0])
 		return 1;
+	int any = unspecified_family(host);
+	if (any)
+		return any == AF_INET6 || !strchr(ip, ':');
 	if (!strcmp(host, "localhost"))
 		return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1");
 	if (!strcmp(host, "ipv6-localhost") || !strcmp(host, "ip6-localhost"))

@@ -79,6 +79,25 @@ def test_forged_variables_for_another_address_get_421(tmp, args):
     assert os.listdir(os.path.join(tmp, "spool")) == []
 
 
+@pytest.mark.parametrize("listen,local,served", [
+    ("0.0.0.0:2664", "127.0.0.1", True), ("0.0.0.0:2664", "192.0.2.2", True),
+    ("0.0.0.0:2664", "::1", False), ("[::]:2664", "::1", True),
+    ("[::]:2664", "192.0.2.2", True), ("[0:0::0]:2664", "2001:db8::1", True),
+    ("0.0.0.0:2665", "127.0.0.1", False)])
+def test_unspecified_listen_address_is_the_wildcard(tmp, listen, local, served):
+    # listen-port = 0.0.0.0:25 is what ListenStream= or tcpserver 0 say:
+    # every address of the family ([::] also takes IPv4 connections)
+    cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = %s\n' % listen)
+    env = dict(FORGED, TCPLOCALIP=local)
+    out, log, rc = pipe_session(cf, env)
+    if served:
+        assert out.startswith("220 mx ESMTP"), out + log
+        assert "250 2.1.5 Recipient <joe@example.net> OK" in out, out
+    else:
+        assert out.startswith("421 4.3.5 "), out
+        assert "%s port 2664" % local in log, log
+
+
 def test_outside_client_cannot_relay_through_a_catch_all(tmp):
     # the variables say the connection came to the listener's address,
     # from an outside client: served, but never relayed
