@@ -437,7 +437,14 @@ static void check_relay_password(struct cf *cf, const struct cf_section *sec)
 	struct cf_pos pos = a->pos;
 	pos.col = cf->words[a->w0].col;
 	char why[300];
-	if (others_may_read(path, &st))
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		cf_error(cf, &pos, "expected a file whose first line is the "
+				   "password, found %s \"%s\": mail for "
+				   "[relay \"%s\"] would be deferred",
+			 S_ISDIR(st.st_mode) ? "the directory" :
+					       "the special file",
+			 path, sec->name);
+	else if (others_may_read(path, &st))
 		cf_warn(cf, &pos, "auth-password-file \"%s\" (mode %04o) may "
 				  "be read by every user: make it 0640, owner "
 				  "root, group group-id",

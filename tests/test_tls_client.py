@@ -84,7 +84,7 @@ def via(request):
     return request.param
 
 
-def config(tmp, relay, via="spool"):
+def config(tmp, relay, via="spool", check=True):
     text = """[core]
 hostname = mail.example.net
 logger = stderr
@@ -101,9 +101,10 @@ a@ext.example smart
     path = os.path.join(tmp, "postmaster.cf")
     with open(path, "w") as f:
         f.write(text)
-    r = subprocess.run([POSTMASTER, "--config=" + path, "--check"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    if check:
+        r = subprocess.run([POSTMASTER, "--config=" + path, "--check"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
     return path
 
 
@@ -295,6 +296,27 @@ def test_check_warns_where_the_smarthost_password_is_readable(tmp):
             assert said in r.stderr, (mode, r.stderr)
         else:
             assert "auth-password" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("mode", [0o750, 0o755])
+def test_check_refuses_a_directory_as_auth_password_file(tmp, mode):
+    """A directory (the config directory instead of the file in it) can
+    never give a password: every delivery to the relay would be deferred.
+    --check refuses it with its position, whatever its mode."""
+    d = os.path.join(tmp, "pwdir")
+    os.mkdir(d, mode)
+    os.chmod(d, mode)
+    cf = config(tmp, "address = [127.0.0.1]:1\nauth-user = u\n"
+                     "auth-password-file = " + d, check=False)
+    line = open(cf).read().split("\n").index("auth-password-file = " + d) + 1
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 78, r.stderr
+    assert re.search(r'^%s:%d:22: expected a file whose first line is the '
+                     r'password, found the directory "%s"'
+                     % (re.escape(cf), line, re.escape(d)), r.stderr, re.M), \
+        r.stderr
+    assert "may be read by every user" not in r.stderr, r.stderr
 
 
 def test_credentials_never_go_in_clear(tmp, via):
