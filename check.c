@@ -517,10 +517,9 @@ int check_config(struct cf *cf)
 		if (cf->secs[i].kind != CF_ROUTE)
 			check_system(cf, &cf->secs[i]);
 	for (uint32_t i = 0; i < cf->nsecs; i++)
-		if (cf->secs[i].kind == CF_ROUTE) {
+		if (cf->secs[i].kind == CF_ROUTE)
 			route_check_shadowed(cf, cf->secs[i].table);
-			route_check_system(cf, cf->secs[i].table);
-		}
+	route_check_system(cf);
 	if (!cf->nerrors)
 		route_check_listeners(cf);
 	/* a file is compiled only from a configuration without errors,

@@ -148,16 +148,30 @@ static void seen_put(struct seen *s, const char *k, const struct route_entry *e)
 	s->n++;
 }
 
+/* Room for n keys, the table at most half full. */
+static void seen_init(struct seen *s, uint32_t n)
+{
+	uint32_t sz = 64;
+	while (sz < 2ull * n + 64)
+		sz *= 2;
+	s->keys = xcalloc(sz, sizeof *s->keys);
+	s->who = xcalloc(sz, sizeof *s->who);
+	s->mask = sz - 1;
+	s->n = 0;
+}
+
+static void seen_free(struct seen *s)
+{
+	for (uint32_t i = 0; i <= s->mask; i++)
+		free(s->keys[i]);
+	free(s->keys);
+	free(s->who);
+}
+
 void route_check_shadowed(struct cf *cf, const struct route_table *t)
 {
 	struct seen s;
-	uint32_t sz = 64;
-	while (sz < 2ull * t->n + 64)
-		sz *= 2;
-	s.keys = xcalloc(sz, sizeof *s.keys);
-	s.who = xcalloc(sz, sizeof *s.who);
-	s.mask = sz - 1;
-	s.n = 0;
+	seen_init(&s, t->n);
 	struct buf k = {0};
 	struct rctx c;
 	memset(&c, 0, sizeof c);
@@ -214,25 +228,86 @@ void route_check_shadowed(struct cf *cf, const struct route_table *t)
 		route_pattern_key(e->pkind, e->local, e->domain, &k);
 		seen_put(&s, k.s, e);
 	}
-	for (uint32_t i = 0; i < sz; i++)
-		free(s.keys[i]);
-	free(s.keys);
-	free(s.who);
+	seen_free(&s);
 	buf_free(&k);
+}
+
+/* What route_check_system asks of every target: the tables, and the
+ * local names with a route of their own (PAT_NAME lines of every table,
+ * keyed as route_pattern_key does) looked up once each, not by a scan
+ * of every line per target. */
+struct names {
+	struct rctx c;
+	struct seen routed;
+	int indexed; /* a table has a compiled index: ask route_find_match */
+	struct buf k;
+};
+
+static void names_init(struct names *nm, struct cf *cf,
+		       const struct route_table **all)
+{
+	memset(nm, 0, sizeof *nm);
+	nm->c.env = &route_env_system;
+	nm->c.cf = cf;
+	nm->c.tables = all;
+	nm->c.delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
+	uint32_t lines = 0;
+	for (uint32_t i = 0; i < cf->nsecs; i++)
+		if (cf->secs[i].kind == CF_ROUTE && cf->secs[i].table) {
+			all[nm->c.ntables++] = cf->secs[i].table;
+			lines += cf->secs[i].table->n;
+		}
+	seen_init(&nm->routed, lines);
+	for (uint32_t ti = 0; ti < nm->c.ntables; ti++)
+		for (uint32_t i = 0; i < all[ti]->n; i++) {
+			const struct route_entry *e = &all[ti]->e[i];
+			if (e->type == RE_INDEX)
+				nm->indexed = 1;
+			if (e->type != RE_LINE || e->pkind != PAT_NAME)
+				continue;
+			nm->k.len = 0;
+			route_pattern_key(PAT_NAME, e->local, "", &nm->k);
+			seen_put(&nm->routed, nm->k.s, e);
+		}
+}
+
+static void names_free(struct names *nm)
+{
+	seen_free(&nm->routed);
+	buf_free(&nm->k);
+}
+
+/* Whether a line of any table routes the local name name (or its base
+ * without the +tag), as route_find_match(c, 1, ...) would find. */
+static int name_routed(struct names *nm, const char *name)
+{
+	if (nm->indexed) {
+		struct match m = {0};
+		int found = route_find_match(&nm->c, 1, name, "", &m);
+		free(m.hit);
+		return found;
+	}
+	char basebuf[ADDR_PATH_MAX];
+	const char *base = route_base_of(&nm->c, name, basebuf, sizeof basebuf);
+	for (int i = 0; i < 1 + (base != NULL); i++) {
+		nm->k.len = 0;
+		route_pattern_key(PAT_NAME, i ? base : name, "", &nm->k);
+		if (seen_get(&nm->routed, nm->k.s))
+			return 1;
+	}
+	return 0;
 }
 
 /* Whether a NAME target names something: a [pipe], a [relay], a local
  * name with a route in any table, a host (a name with a dot), postmaster
  * (built in) or a system user. */
-static int name_exists(struct rctx *c, const char *name)
+static int name_exists(struct names *nm, const char *name)
 {
+	struct rctx *c = &nm->c;
 	if (cf_find(c->cf, CF_PIPE, name) || cf_find(c->cf, CF_RELAY, name) ||
 	    strchr(name, '.') || !strcasecmp(name, "postmaster"))
 		return 1;
-	struct match m = {0};
-	int found = route_find_match(c, 1, name, "", &m);
-	free(m.hit);
-	if (found)
+	if (name_routed(nm, name))
 		return 1;
 	char lower[ADDR_PATH_MAX], basebuf[ADDR_PATH_MAX];
 	fmt_snprintf(lower, sizeof lower, "%s", name);
@@ -263,19 +338,9 @@ static int maildir_parent_exists(const char *path)
 	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-void route_check_system(struct cf *cf, const struct route_table *t)
+static void check_targets(struct cf *cf, struct names *nm,
+			  const struct route_table *t)
 {
-	const struct route_table **all =
-		xcalloc(cf->nsecs + 1, sizeof *all);
-	struct rctx c;
-	memset(&c, 0, sizeof c);
-	c.env = &route_env_system;
-	c.cf = cf;
-	c.tables = all;
-	c.delim = cf->core->v[CORE_RECIPIENT_DELIMITER].s;
-	for (uint32_t i = 0; i < cf->nsecs; i++)
-		if (cf->secs[i].kind == CF_ROUTE && cf->secs[i].table)
-			all[c.ntables++] = cf->secs[i].table;
 	struct buf b = {0};
 	struct tgt tg[MAX_TGTS];
 	for (uint32_t i = 0; i < t->n; i++) {
@@ -293,7 +358,7 @@ void route_check_system(struct cf *cf, const struct route_table *t)
 			p.col = tg[j].col;
 			if (route_classify(tg[j].text, &k, &rw, &why) < 0)
 				continue;
-			if (k == TK_NAME && !name_exists(&c, tg[j].text))
+			if (k == TK_NAME && !name_exists(nm, tg[j].text))
 				cf_warn(cf, &p, "target '%s' names no [pipe], "
 						"[relay], alias or system user "
 						"on this host",
@@ -306,5 +371,16 @@ void route_check_system(struct cf *cf, const struct route_table *t)
 		}
 	}
 	buf_free(&b);
+}
+
+void route_check_system(struct cf *cf)
+{
+	const struct route_table **all =
+		xcalloc(cf->nsecs + 1, sizeof *all);
+	struct names nm;
+	names_init(&nm, cf, all);
+	for (uint32_t i = 0; i < nm.c.ntables; i++)
+		check_targets(cf, &nm, all[i]);
+	names_free(&nm);
 	free(all);
 }

@@ -15,9 +15,9 @@
 void route_check_listeners(struct cf *cf);
 /* Warnings for lines of t that an earlier line always wins over. */
 void route_check_shadowed(struct cf *cf, const struct route_table *t);
-/* Warnings for targets of t that this host lacks: a NAME that is no pipe,
- * relay, alias or system user; a Maildir whose parent directory is
- * missing. */
-void route_check_system(struct cf *cf, const struct route_table *t);
+/* Warnings for targets of every table that this host lacks: a NAME that
+ * is no pipe, relay, alias or system user; a Maildir whose parent
+ * directory is missing. */
+void route_check_system(struct cf *cf);
 
 #endif
