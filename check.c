@@ -333,22 +333,29 @@ static int cannot_run(const struct cf *cf, const char *path,
 /* A program that does not exist may exist where the file is used (a
  * warning); one that exists and the sessions cannot run fails every
  * delivery with 451 (an error). */
+void check_program(struct cf *cf, const struct cf_pos *pos, const char *path,
+		   const char *mailer)
+{
+	struct stat st;
+	char who[300], why[4200];
+	if (stat(path, &st) < 0)
+		cf_warn(cf, pos, "\"%s\" is not an executable on this host",
+			path);
+	else if (cannot_run(cf, path, &st, who, sizeof who, why, sizeof why))
+		cf_error(cf, pos, "expected a program that %s can run: \"%s\" "
+				  "%s, so every delivery to %s would fail",
+			 who, path, why, mailer);
+}
+
 static void check_pipe(struct cf *cf, const struct cf_section *sec)
 {
 	const struct cf_assign *a = sec->set[PIPE_EXEC];
 	const struct cf_word *w = &cf->words[a->w0];
 	struct cf_pos pos = a->pos;
 	pos.col = w->col;
-	struct stat st;
-	char who[300], why[4200];
-	if (stat(w->s, &st) < 0)
-		cf_warn(cf, &pos, "\"%s\" is not an executable on this host",
-			w->s);
-	else if (cannot_run(cf, w->s, &st, who, sizeof who, why, sizeof why))
-		cf_error(cf, &pos, "expected a program that %s can run: \"%s\" "
-				   "%s, so every delivery to [pipe \"%s\"] "
-				   "would fail",
-			 who, w->s, why, sec->name);
+	char mailer[300];
+	fmt_snprintf(mailer, sizeof mailer, "[pipe \"%s\"]", sec->name);
+	check_program(cf, &pos, w->s, mailer);
 }
 
 /* A listen-port host that is no address and not in /etc/hosts: the

@@ -15,4 +15,10 @@
  * of errors. */
 int check_config(struct cf *cf);
 
+/* The program at path that mailer (for the message) runs: a warning
+ * when it is missing on this host, an error when the sessions' user
+ * cannot run it. */
+void check_program(struct cf *cf, const struct cf_pos *pos, const char *path,
+		   const char *mailer);
+
 #endif

@@ -546,7 +546,7 @@ static char **mailer_env(const char *from, char **values, unsigned n)
 	memset(&b, 0, sizeof b);
 	buf_printf(&b, "RCPT_TO=%s", rc.s ? rc.s : "");
 	env[1] = b.s;
-	env[2] = xstrdup("PATH=/usr/local/bin:/usr/bin:/bin");
+	env[2] = xstrdup("PATH=" DELIVER_PATH);
 	env[3] = xstrdup("SHELL=/bin/sh");
 	env[4] = xstrdup("HOME=/");
 	buf_free(&rc);

@@ -12,6 +12,8 @@
  * asks the host through route_env_system and stat(2) only.
  */
 #include "route_check.h"
+#include "check.h"
+#include "deliver.h"
 #include "fmt.h"
 #include "route_impl.h"
 #include "net.h"
@@ -338,6 +340,42 @@ static int maildir_parent_exists(const char *path)
 	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* The program of a |command target, its first word, when that is a plain
+ * path that /bin/sh runs as written (no quoting, expansion or redirection
+ * to read through): as for a [pipe]'s exec, and a relative one through
+ * the mailers' PATH. */
+static void check_command(struct cf *cf, const struct cf_pos *pos,
+			  const char *target)
+{
+	const char *cmd = target + 1;
+	size_t n = strcspn(cmd, " \t");
+	char prog[4096], mailer[300];
+	if (n >= 2048 || strspn(cmd, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				     "abcdefghijklmnopqrstuvwxyz"
+				     "0123456789/._+-") < n)
+		return;
+	fmt_snprintf(mailer, sizeof mailer, "'%.200s'", target);
+	if (cmd[0] == '/') {
+		fmt_snprintf(prog, sizeof prog, "%.*s", (int)n, cmd);
+		check_program(cf, pos, prog, mailer);
+		return;
+	}
+	struct stat st;
+	for (const char *d = DELIVER_PATH; *d;) {
+		size_t dn = strcspn(d, ":");
+		fmt_snprintf(prog, sizeof prog, "%.*s/%.*s", (int)dn, d,
+			     (int)n, cmd);
+		if (stat(prog, &st) == 0) {
+			check_program(cf, pos, prog, mailer);
+			return;
+		}
+		d += dn + (d[dn] == ':');
+	}
+	cf_warn(cf, pos, "\"%.*s\" of %s is no program in the mailers' "
+			 "PATH (%s) on this host: write its absolute path",
+		(int)n, cmd, mailer, DELIVER_PATH);
+}
+
 static void check_targets(struct cf *cf, struct names *nm,
 			  const struct route_table *t)
 {
@@ -363,6 +401,8 @@ static void check_targets(struct cf *cf, struct names *nm,
 						"[relay], alias or system user "
 						"on this host",
 					tg[j].text);
+			if (k == TK_CMD)
+				check_command(cf, &p, tg[j].text);
 			if (k == TK_MAILDIR && !maildir_parent_exists(tg[j].text))
 				cf_warn(cf, &p, "the directory that holds the "
 						"Maildir %s does not exist on "

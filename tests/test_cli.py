@@ -1537,6 +1537,38 @@ def test_check_of_a_large_alias_file_is_not_quadratic(tmp_path):
     assert took < 5, took
 
 
+def test_check_looks_at_the_program_of_a_command_target(tmp_path):
+    """A |command target's program gets the [pipe] exec check: missing on
+    this host or not in the mailers' PATH, a warning at the target; there
+    but not runnable (the session would answer 554 at the end of data),
+    an error."""
+    cf = write(tmp_path / "c.cf", """\
+[route]
+a@y.test |/nonexistent/prog
+b@y.test "|/usr/bin/nonexist -x", |/bin/cat
+c@y.test |nosuchprog-typo arg
+d@y.test |cat >/dev/null, |/bin/cat -u
+""")
+    r = check(cf)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        '{0}:2:10: warning: "/nonexistent/prog" is not an executable on this host\n'
+        '{0}:3:10: warning: "/usr/bin/nonexist" is not an executable on this host\n'
+        '{0}:4:10: warning: "nosuchprog-typo" of \'|nosuchprog-typo arg\' is no '
+        "program in the mailers' PATH (/usr/local/bin:/usr/bin:/bin) on this host: "
+        "write its absolute path\n".format(cf)), r.stderr
+    data = tmp_path / "data"
+    data.write_text("not a program\n")
+    data.chmod(0o644)
+    cf = write(tmp_path / "d.cf", "[route]\na@y.test |%s --flag\n" % data)
+    r = check(cf)
+    assert r.returncode == 78, r.stderr
+    assert re.search(r"^%s:2:10: expected a program that .* can run: \"%s\" "
+                     r".*so every delivery to '\|%s --flag' would fail$"
+                     % (re.escape(cf), re.escape(str(data)), re.escape(str(data))),
+                     r.stderr, re.M), r.stderr
+
+
 def test_check_warns_maildir_without_parent(tmp_path):
     missing = str(tmp_path / "no-such-dir" / "Maildir") + "/"
     there = str(tmp_path / "Maildir") + "/"
