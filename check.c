@@ -526,7 +526,7 @@ int check_config(struct cf *cf)
 	for (uint32_t i = 0; i < cf->nsecs; i++)
 		if (cf->secs[i].kind == CF_ROUTE)
 			route_check_shadowed(cf, cf->secs[i].table);
-	route_check_system(cf);
+	route_check_system(cf, check_program);
 	if (!cf->nerrors)
 		route_check_listeners(cf);
 	/* a file is compiled only from a configuration without errors,

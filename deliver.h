@@ -33,9 +33,6 @@ struct msg {
  * only at its end; 0 past it, -1 with errno on a read error. */
 ssize_t msg_read(const struct msg *m, off_t off, void *p, size_t n);
 
-/* The PATH of every mailer: where /bin/sh finds a |command's program. */
-#define DELIVER_PATH "/usr/local/bin:/usr/bin:/bin"
-
 enum run_kind { RUN_NONE, RUN_MAILDIRS, RUN_PIPE, RUN_CMD };
 
 /* The runs one transaction (SMTP) or one recipient (LMTP) needs. */

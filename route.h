@@ -148,4 +148,8 @@ int route_domain_is_local(const struct route_env *env, const struct cf *cf,
 void route_pattern_key(enum pat_kind kind, const char *local,
 		       const char *domain, struct buf *out);
 
+/* The PATH of every mailer (deliver.c): where /bin/sh finds a |command's
+ * program, and --check looks for it. */
+#define DELIVER_PATH "/usr/local/bin:/usr/bin:/bin"
+
 #endif

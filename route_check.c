@@ -12,8 +12,6 @@
  * asks the host through route_env_system and stat(2) only.
  */
 #include "route_check.h"
-#include "check.h"
-#include "deliver.h"
 #include "fmt.h"
 #include "route_impl.h"
 #include "net.h"
@@ -345,7 +343,7 @@ static int maildir_parent_exists(const char *path)
  * to read through): as for a [pipe]'s exec, and a relative one through
  * the mailers' PATH. */
 static void check_command(struct cf *cf, const struct cf_pos *pos,
-			  const char *target)
+			  const char *target, route_program_check *check_program)
 {
 	const char *cmd = target + 1;
 	size_t n = strcspn(cmd, " \t");
@@ -377,7 +375,8 @@ static void check_command(struct cf *cf, const struct cf_pos *pos,
 }
 
 static void check_targets(struct cf *cf, struct names *nm,
-			  const struct route_table *t)
+			  const struct route_table *t,
+			  route_program_check *check_program)
 {
 	struct buf b = {0};
 	struct tgt tg[MAX_TGTS];
@@ -402,7 +401,8 @@ static void check_targets(struct cf *cf, struct names *nm,
 						"on this host",
 					tg[j].text);
 			if (k == TK_CMD)
-				check_command(cf, &p, tg[j].text);
+				check_command(cf, &p, tg[j].text,
+					      check_program);
 			if (k == TK_MAILDIR && !maildir_parent_exists(tg[j].text))
 				cf_warn(cf, &p, "the directory that holds the "
 						"Maildir %s does not exist on "
@@ -413,14 +413,14 @@ static void check_targets(struct cf *cf, struct names *nm,
 	buf_free(&b);
 }
 
-void route_check_system(struct cf *cf)
+void route_check_system(struct cf *cf, route_program_check *check_program)
 {
 	const struct route_table **all =
 		xcalloc(cf->nsecs + 1, sizeof *all);
 	struct names nm;
 	names_init(&nm, cf, all);
 	for (uint32_t i = 0; i < nm.c.ntables; i++)
-		check_targets(cf, &nm, all[i]);
+		check_targets(cf, &nm, all[i], check_program);
 	names_free(&nm);
 	free(all);
 }

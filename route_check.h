@@ -15,9 +15,14 @@
 void route_check_listeners(struct cf *cf);
 /* Warnings for lines of t that an earlier line always wins over. */
 void route_check_shadowed(struct cf *cf, const struct route_table *t);
+/* How --check judges a program a mailer runs (check.c's check_program):
+ * path, the mailer named for the message. */
+typedef void route_program_check(struct cf *cf, const struct cf_pos *pos,
+				 const char *path, const char *mailer);
 /* Warnings for targets of every table that this host lacks: a NAME that
  * is no pipe, relay, alias or system user; a Maildir whose parent
- * directory is missing. */
-void route_check_system(struct cf *cf);
+ * directory is missing; the program of a |command, judged by
+ * check_program. */
+void route_check_system(struct cf *cf, route_program_check *check_program);
 
 #endif
