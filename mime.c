@@ -329,6 +329,16 @@ static void base64_line(struct conv *cv, const char *p, size_t n)
 	spill(cv);
 }
 
+/* One octet onto the pending base64 line, which goes out when full. */
+static void base64_octet(struct conv *cv, char *line, size_t *n, char c)
+{
+	line[(*n)++] = c;
+	if (*n == 57) {
+		base64_line(cv, line, *n);
+		*n = 0;
+	}
+}
+
 /* base64 of the octets a leaf stands for: binary mail's as stored; text
  * mail is stored with LF line ends, and its content had CRLF (RFC 2045
  * 2.8), which the encoded octets keep. */
@@ -345,17 +355,10 @@ static void base64(struct conv *cv, const char *p, const char *end)
 	size_t n = 0;
 	for (; p < end; p++) {
 		if (*p == '\n')
-			line[n++] = '\r';
-		if (n == sizeof line) {
-			base64_line(cv, line, n);
+			base64_octet(cv, line, &n, '\r');
+		base64_octet(cv, line, &n, *p);
+		if (!n) /* everything up to p is encoded */
 			forget_before(cv, p);
-			n = 0;
-		}
-		line[n++] = *p;
-		if (n == sizeof line) {
-			base64_line(cv, line, n);
-			n = 0;
-		}
 	}
 	if (n)
 		base64_line(cv, line, n);

@@ -160,6 +160,22 @@ def test_8bit_attachment_keeps_its_crlf_octets(env):
     assert parts[0].get_payload(decode=True) == b"hi"
 
 
+def test_long_8bit_attachment_keeps_every_crlf(env):
+    """Lines of every length, so that a CRLF falls on each side of the
+    57-octet boundary of a base64 line: every octet comes back."""
+    d, cf = env
+    att = b"".join(b"\xff" * k + b"\r\n" for k in range(300))
+    send_8bitmime(cf, b"Subject: att\r\nMIME-Version: 1.0\r\n"
+                      b"Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+                      b"--b\r\nContent-Type: application/octet-stream\r\n"
+                      b"Content-Transfer-Encoding: 8bit\r\n\r\n" + att +
+                      b"\r\n--b--\r\n")
+    raw, msg = delivered(d)
+    parts = [p for p in msg.walk() if not p.is_multipart()]
+    assert parts[0]["Content-Transfer-Encoding"] == "base64"
+    assert parts[0].get_payload(decode=True) == att
+
+
 def test_8bit_header_cannot_be_converted_and_bounces(env):
     d, cf = env
     send(cf, b"EHLO c\r\nMAIL FROM:<s@example.org>\r\nRCPT TO:<a@ext.example>\r\n"
