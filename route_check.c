@@ -413,8 +413,47 @@ static void check_targets(struct cf *cf, struct names *nm,
 	buf_free(&b);
 }
 
+/* What a name means as a route target when it is no NAME: a section
+ * called that is never reached by one. */
+static const char *const tkind_meaning[] = {
+	[TK_REWRITE] = "an address to route again",
+	[TK_HOST] = "a host to relay to",
+	[TK_MX] = "the MX hosts of the recipient's domain",
+	[TK_CMD] = "a command",
+	[TK_MAILDIR] = "a Maildir",
+	[TK_REJECT] = "a refusal (550 5.1.1)",
+	[TK_DISCARD] = "accept and drop",
+};
+
+/* Warnings for a [pipe] or [relay] that no route can name: "mx",
+ * "discard", "host:port" and the other forms mean themselves wherever
+ * they are written (only core.local-mailer names a pipe otherwise). */
+static void check_section_names(struct cf *cf)
+{
+	const char *mailer = cf->core->v[CORE_LOCAL_MAILER].s;
+	for (uint32_t i = 0; i < cf->nsecs; i++) {
+		const struct cf_section *sec = &cf->secs[i];
+		if ((sec->kind != CF_PIPE && sec->kind != CF_RELAY) ||
+		    sec->builtin ||
+		    (sec->kind == CF_PIPE && mailer && !strcmp(mailer, sec->name)))
+			continue;
+		enum tkind k;
+		struct addr rw;
+		const char *why;
+		int bad = route_classify(sec->name, &k, &rw, &why) < 0;
+		if (!bad && k == TK_NAME)
+			continue;
+		cf_warn(cf, &sec->pos, "[%s \"%s\"] can never be reached: as "
+					"a route target, \"%s\" %s%s",
+			sec->kind == CF_PIPE ? "pipe" : "relay", sec->name,
+			sec->name, bad ? "is refused" : "means ",
+			bad ? "" : tkind_meaning[k]);
+	}
+}
+
 void route_check_system(struct cf *cf, route_program_check *check_program)
 {
+	check_section_names(cf);
 	const struct route_table **all =
 		xcalloc(cf->nsecs + 1, sizeof *all);
 	struct names nm;

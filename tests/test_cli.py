@@ -1514,6 +1514,37 @@ alias root
         "or system user on this host\n" % (cf, cf))
 
 
+def test_check_warns_of_a_section_no_route_can_name(tmp_path):
+    """A [relay "mx"] or [pipe "discard"] is never reached: mx, discard,
+    host:port and user@domain mean themselves as route targets. A pipe
+    named by core.local-mailer is reached that way."""
+    cf = write(tmp_path / "s.cf", """\
+[core]
+local-mailer = reject
+[relay "mx"]
+address = 192.0.2.1
+[pipe "discard"]
+exec = /bin/cat
+[pipe "reject"]
+exec = /bin/cat
+[relay "hub:25"]
+address = 192.0.2.1
+[relay "hub"]
+address = 192.0.2.1
+[route]
+@example.org hub
+""")
+    r = check(cf)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        '%s:3:1: warning: [relay "mx"] can never be reached: as a route '
+        'target, "mx" means the MX hosts of the recipient\'s domain\n'
+        '%s:5:1: warning: [pipe "discard"] can never be reached: as a route '
+        'target, "discard" means accept and drop\n'
+        '%s:9:1: warning: [relay "hub:25"] can never be reached: as a route '
+        'target, "hub:25" means a host to relay to\n' % (cf, cf, cf)), r.stderr
+
+
 def test_check_of_a_large_alias_file_is_not_quadratic(tmp_path):
     """--check looks each name target up once, not by a scan of every
     line: 40 000 lines whose targets are aliases of the same file took
