@@ -329,10 +329,11 @@ static void start_delivery(struct session *s, const struct reply *known)
 		return; /* < 0: the flusher will deliver it */
 	setsid();
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	struct stat st;
 	dup2(null, 0);
 	dup2(null, 1);
-	if (drop_stderr || (fstat(2, &st) == 0 && S_ISSOCK(st.st_mode)))
+	/* the journal's stream carries the delivery's log lines; a client's
+	 * socket (inetd) must not */
+	if (drop_stderr || !log_stderr_may_log())
 		dup2(null, 2);
 	if (s->io.rfd > 2)
 		close(s->io.rfd);

@@ -34,9 +34,8 @@ static struct {
 	int echo; /* warnings and errors also to stderr (a terminal) */
 } L = {SINK_STDERR, 2, "", "postmaster", NULL, 0};
 
-/* Whether standard error may carry log lines when syslog cannot: not a
- * socket, or the journal's stream (JOURNAL_STREAM is "DEVICE:INODE"). */
-static int stderr_may_log(void)
+/* JOURNAL_STREAM is "DEVICE:INODE" of the journal's stream. */
+int log_stderr_may_log(void)
 {
 	struct stat st;
 	if (fstat(2, &st) < 0)
@@ -57,7 +56,7 @@ static void open_syslog(int facility)
 	static int warned;
 	struct stat st;
 	if ((stat(_PATH_LOG, &st) == 0 && S_ISSOCK(st.st_mode)) ||
-	    !stderr_may_log()) {
+	    !log_stderr_may_log()) {
 		L.sink = SINK_SYSLOG;
 		openlog(L.ident, LOG_PID | LOG_NDELAY, facility);
 		return;

@@ -13,6 +13,7 @@ import select
 import shlex
 import signal
 import smtplib
+import socket
 import stat
 import subprocess
 import tempfile
@@ -195,6 +196,47 @@ def test_syslog_fallback_tells_why_it_refuses(tmp):
     err = r.stderr.decode()
     assert err.startswith(NO_SYSLOG + "\n")
     assert "event=unavailable reason=\"spool directory %s/spool: No such file" % tmp in err
+
+
+def test_spooled_delivery_logs_to_the_journal_stream(tmp):
+    """Under the units (StandardError=journal) standard error is a socket
+    that JOURNAL_STREAM names: the detached delivery's lines go there. A
+    socket that is not the journal's (inetd's client) gets none of them."""
+    cf = session_cf(tmp, "stderr")
+    with open(cf) as f:
+        text = f.read().replace("[route]\n", "[route]\ntwo@example.net "
+                                "%s/Maildir/, r\n" % tmp)
+    write(cf, text + '[relay "r"]\naddress = [127.0.0.1]:%d\n' % free_port())
+    dialogue = (b"EHLO x\r\nMAIL FROM:<a@example.org>\r\n"
+                b"RCPT TO:<two@example.net>\r\nDATA\r\nSubject: t\r\n\r\n"
+                b"hi\r\n.\r\nQUIT\r\n")
+    for journal in (True, False):
+        a, b = socket.socketpair()
+        st = os.fstat(b.fileno())
+        env = dict(os.environ)
+        env.pop("JOURNAL_STREAM", None)
+        if journal:
+            env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+        r = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
+                           stdout=subprocess.PIPE, stderr=b, env=env,
+                           timeout=20)
+        b.close()
+        assert b"250 2.0.0 Ok: queued as" in r.stdout, r.stdout
+        a.settimeout(20)
+        err = b""
+        while True:  # to the end: the detached delivery closes it last
+            d = a.recv(65536)
+            if not d:
+                break
+            err += d
+        a.close()
+        sent = re.search(rb'target="maildir [^"]*" status=sent', err)
+        deferred = re.search(rb'target="relay r" status=deferred', err)
+        if journal:
+            assert sent and deferred, err
+        else:
+            assert not sent and not deferred, err
+        assert b"status=queued" in err
 
 
 # ------------------------------------------------------------------ #
