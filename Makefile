@@ -230,5 +230,5 @@ ifeq ($(SETUP_HOST),yes)
 endif
 
 clean:
-	rm -rf postmaster bench/pipe-source *.o tests/test_addr tests/test_cf tests/test_route tests/test_envelope tests/test_data tests/test_net tests/test_reply \
+	rm -rf postmaster bench/pipe-source *.o $(addprefix tests/,$(TESTS)) \
 		$(SAN_DIR) fuzz/build tests/__pycache__ .pytest_cache demo

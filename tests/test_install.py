@@ -400,6 +400,19 @@ def test_installed_units_verify(tmp):
     assert "postmaster" not in r.stderr, r.stderr
 
 
+def test_session_units_are_collected_when_they_fail():
+    """A session a client lets time out exits 75, so its Accept=yes unit
+    ends failed: each template unloads it anyway, or every such
+    connection stays in PID 1 until reset-failed."""
+    unitdir = os.path.join(TOP, "units")
+    templates = [u for u in sorted(os.listdir(unitdir)) if u.endswith("@.service")]
+    assert len(templates) == 4, templates
+    for unit in templates:
+        with open(os.path.join(unitdir, unit)) as f:
+            assert re.search(r"^CollectMode=inactive-or-failed$", f.read(),
+                             re.M), unit
+
+
 def test_installed_units_allow_getifaddrs(tmp):
     """Every installed service runs sessions or the flusher, which ask
     getifaddrs(3) for the machine's own addresses (SPEC 6 address literals,
