@@ -1,6 +1,7 @@
 """What the pytest suites share: the binary under test, whether we are
-root, finding a tool, sanitizer reports, free ports and removing a test
-directory. Imported by the test files (pytest puts tests/ on sys.path).
+root, finding a tool, sanitizer reports, free ports, removing a test
+directory and the base of the scripted TCP peers (ThreadedServer).
+Imported by the test files (pytest puts tests/ on sys.path).
 
 POSTMASTER names the binary under test (tests/run-suites sets it to the
 normal or the sanitizer build).
@@ -9,6 +10,7 @@ import os
 import shutil
 import time
 import socket
+import threading
 
 import pytest
 
@@ -68,6 +70,80 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class ThreadedServer:
+    """A scripted peer on 127.0.0.1 and port (default: a free one), served
+    by a daemon thread until stop() or the end of a with block. Accepting
+    waits 0.2 s at a time, so that the thread sees stop() at once: one
+    blocked in accept() would outlive the test and take the next test's
+    connections on a reused descriptor.
+
+    A subclass sets its own state, then calls this __init__ (which starts
+    the thread), and defines _dialogue(conn). Each connection is read with
+    timeout seconds per read and served in turn, or, with threaded, in a
+    thread of its own (kept in threads), so that several run at once; an
+    OSError (ssl.SSLError too) ends that connection only. connections
+    counts the connections accepted; done is set once one has been
+    served and closed. A subclass that takes over the accepted socket
+    itself overrides _accepted(conn)."""
+
+    timeout = 30
+    threaded = False
+
+    def __init__(self, port=None, backlog=4):
+        self.sock = socket.socket()
+        if port:  # a fixed port may still have connections in TIME_WAIT
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port or 0))
+        self.sock.listen(backlog)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.threads = []
+        self.done = threading.Event()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            self._accepted(conn)
+
+    def _accepted(self, conn):
+        if not self.threaded:
+            self._handle(conn)
+            return
+        t = threading.Thread(target=self._handle, args=(conn,), daemon=True)
+        self.threads.append(t)
+        t.start()
+
+    def _handle(self, conn):
+        with conn:
+            conn.settimeout(self.timeout)
+            try:
+                self._dialogue(conn)
+            except OSError:
+                pass  # the client went away or went silent
+        self.done.set()
+
+    def stop(self):
+        self.stopping = True
+        self.sock.close()
+        self.thread.join(5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 class Tcpserver:

@@ -13,19 +13,17 @@ binary under test.
 import base64
 import os
 import re
-import socket
 import ssl
-import threading
 
 import pytest
-from pmtest import make_cert
+from pmtest import ThreadedServer, make_cert
 from test_onward import (Session, bounces, peers, queue_targets, relay_cf, report,
                          status_lines, submit, tmp, write_cf)
 
 assert peers and tmp  # fixtures, imported for the tests below
 
 
-class ScriptedPeer:
+class ScriptedPeer(ThreadedServer):
     """An SMTP server whose replies come from keyword arguments:
     greeting, ehlo (the EHLO reply's lines after the first), rcpt and
     dot (replies to RCPT and to the end of the data), auth ("login": the
@@ -38,30 +36,7 @@ class ScriptedPeer:
         self.greeting, self.ehlo, self.rcpt, self.dot = greeting, ehlo, rcpt, dot
         self.auth, self.cert, self.name = auth, cert, name
         self.lines, self.sni, self.auth_answers = [], [], []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            conn.settimeout(30)
-            try:
-                self._dialogue(conn)
-            except (OSError, ssl.SSLError):
-                pass
-            finally:
-                conn.close()
+        super().__init__()
 
     def _send(self, conn, *lines):
         conn.sendall(b"".join(l + b"\r\n" for l in lines))
@@ -130,11 +105,6 @@ class ScriptedPeer:
 
     def commands(self):
         return [l.split(b" ", 1)[0].upper() for l in self.lines]
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)
 
 
 def scripted(peers, **kw):

@@ -7,14 +7,12 @@ import os
 import re
 import resource
 import signal
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
-from pmtest import (POSTMASTER, ROOT, no_sanitizer_report, remove_tree,
+from pmtest import (POSTMASTER, ROOT, ThreadedServer, no_sanitizer_report, remove_tree,
                     scratch_dir, tool, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -684,39 +682,22 @@ def test_mailq_and_bp_show_the_queue_as_postfix_does(site):
     assert b"Queue ID" not in r.stdout and b"<bob@mail.test>" in r.stdout
 
 
-class BusyRelay:
+class BusyRelay(ThreadedServer):
     """A next hop on 127.0.0.1 that answers every RCPT with 451."""
 
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn, conn.makefile("rwb") as f:
-                f.write(b"220 busy.test ESMTP\r\n")
-                f.flush()
-                for line in f:
-                    verb = line[:4].upper()
-                    if verb == b"QUIT":
-                        f.write(b"221 2.0.0 bye\r\n")
-                        f.flush()
-                        break
-                    f.write(b"451 4.2.1 mailbox busy\r\n" if verb == b"RCPT"
-                            else b"250 ok\r\n")
+    def _dialogue(self, conn):
+        with conn.makefile("rwb") as f:
+            f.write(b"220 busy.test ESMTP\r\n")
+            f.flush()
+            for line in f:
+                verb = line[:4].upper()
+                if verb == b"QUIT":
+                    f.write(b"221 2.0.0 bye\r\n")
                     f.flush()
-
-    def stop(self):
-        self.sock.close()
-        self.thread.join(5)
+                    break
+                f.write(b"451 4.2.1 mailbox busy\r\n" if verb == b"RCPT"
+                        else b"250 ok\r\n")
+                f.flush()
 
 
 def test_mailq_names_the_host_that_deferred_once(site):
@@ -825,31 +806,36 @@ def test_closed_standard_error_is_not_the_session(site):
         assert len(site.mail(user)) == 1, user
 
 
+class SilentPeer(ThreadedServer):
+    """A next hop on 127.0.0.1 that accepts connections and never says a
+    word: it holds them (held) until stop()."""
+
+    def __init__(self):
+        self.held = []
+        super().__init__(backlog=8)
+
+    def _accepted(self, conn):
+        self.held.append(conn)
+
+    def stop(self):
+        super().stop()
+        for c in self.held:  # the deliveries waiting for a greeting end now
+            c.close()
+
+
 def test_the_detached_delivery_does_not_hold_the_callers_output(site):
     """The next hop accepts the connection and never greets. sendmail
     answers once the message is spooled, but the delivery it leaves
     running kept the caller's standard error open: a caller that reads
     it to its end (subprocess.run(capture_output=True), $(sendmail ...
     2>&1), cron) waited for the whole relay timeout."""
-    stall = socket.socket()
-    stall.bind(("127.0.0.1", 0))
-    stall.listen(8)
-    held = []
-
-    def hold():  # accepts, and never says a word
-        while True:
-            try:
-                held.append(stall.accept()[0])
-            except OSError:
-                return
-    thread = threading.Thread(target=hold, daemon=True)
-    thread.start()
+    stall = SilentPeer()
     with open(site.cf) as f:
         text = f.read()
     with open(site.cf, "w") as f:
         f.write(text.replace("address = [127.0.0.1]:1\n",
                              "address = [127.0.0.1]:%d\nconnect-timeout = 1s"
-                             "\ntimeout = 30s\n" % stall.getsockname()[1]))
+                             "\ntimeout = 30s\n" % stall.port))
     try:
         for args in (["-bs"], ["dan"]):
             data = b"Subject: stalled\n\nx\n" if args == ["dan"] else (
@@ -861,13 +847,9 @@ def test_the_detached_delivery_does_not_hold_the_callers_output(site):
             assert r.returncode == 0, r
             assert took < 15, "the caller waited %.1f s" % took
         # each message: the session's live attempt, then the delivery's
-        wait_for(lambda: len(held) >= 4, what="the deliveries to connect")
+        wait_for(lambda: len(stall.held) >= 4, what="the deliveries to connect")
     finally:
-        stall.shutdown(socket.SHUT_RDWR)
-        stall.close()
-        thread.join(timeout=10)
-        for c in held:  # the deliveries waiting for a greeting end now
-            c.close()
+        stall.stop()
     log = os.path.join(site.d, "log")
 
     def deferred():

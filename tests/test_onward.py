@@ -34,7 +34,7 @@ import threading
 import time
 
 import pytest
-from pmtest import POSTMASTER, ROOT, SANITIZED, tool, no_sanitizer_report, free_port, wait_for, listening, descendants
+from pmtest import POSTMASTER, ROOT, SANITIZED, ThreadedServer, tool, no_sanitizer_report, free_port, wait_for, listening, descendants
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
@@ -1946,7 +1946,7 @@ def test_verify_sender_temporary_dns_failure_is_451(tmp, peers):
 # A peer that says 354 to a DATA without recipients                  #
 
 
-class RefusingPeer:
+class RefusingPeer(ThreadedServer):
     """A small SMTP server on 127.0.0.1 that offers PIPELINING, refuses
     every RCPT and yet answers 354 to DATA (as some servers do): it
     records the commands it reads, and the text lines it reads after its
@@ -1954,29 +1954,8 @@ class RefusingPeer:
 
     def __init__(self, mail_reply=b"250 2.1.0 Ok"):
         self.mail_reply = mail_reply
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.commands, self.text = [], []
-        self.done = threading.Event()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(30)
-                self._dialogue(conn)
-            self.done.set()
+        super().__init__()
 
     def _dialogue(self, conn):
         f = conn.makefile("rb")
@@ -2007,11 +1986,6 @@ class RefusingPeer:
                 return
             else:
                 conn.sendall(b"250 2.0.0 Ok\r\n")
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)
 
 
 @pytest.mark.parametrize("mail", ["accepted", "refused"])

@@ -37,7 +37,7 @@ import threading
 import time
 
 import pytest
-from pmtest import ROOT, free_port, tool, wait_for
+from pmtest import ROOT, ThreadedServer, free_port, tool, wait_for
 from test_onward import (SENDER, BINARY_PAYLOAD, Dovecot, Session, SmtpSink,
                          aiosmtpd_peer, check_content, converted, eightbit_message,
                          flush, maildir_files, message, peers, postfix, queue,
@@ -1265,7 +1265,7 @@ def test_smuggled_end_of_data_stays_content_at_the_target(tmp, peers):
 # 2. Takeover                                                        #
 
 
-class ScriptedPeer:
+class ScriptedPeer(ThreadedServer):
     """An ESMTP server (PIPELINING, 8BITMIME) on 127.0.0.1:port that fails
     on purpose while fault is set, read at each connection:
     "close-in-data" closes the connection after 64 KiB of message text,
@@ -1292,48 +1292,22 @@ class ScriptedPeer:
     messages cut short by its own close; data_octets: the message text
     read in all."""
 
+    timeout = 60
+    threaded = True
+
     def __init__(self, fault, port=None, chunking=False, chunk_reply=None):
         self.fault = fault
         self.chunking = chunking
         self.chunk_reply = chunk_reply
         self.messages_seen = 0
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port or 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.accepted, self.unacked, self.partial = [], [], []
         self.delivered = []  # LMTP: the recipients given a 250
-        self.connections = self.data_octets = 0
-        self.stopping = False
+        self.data_octets = 0
         self.release = threading.Event()
-        self.threads = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(port, backlog=16)
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            t = threading.Thread(target=self._run, args=(conn, self.fault), daemon=True)
-            self.threads.append(t)
-            t.start()
-
-    def _run(self, conn, fault):
-        with conn:
-            conn.settimeout(60)
-            try:
-                self._dialogue(conn, fault)
-            except OSError:
-                pass
-
-    def _dialogue(self, conn, fault):
+    def _dialogue(self, conn):
+        fault = self.fault
         f = conn.makefile("rb")
         if fault == "hang-greeting":
             f.read()  # until the client gives up
@@ -1454,11 +1428,6 @@ class ScriptedPeer:
                 conn.shutdown(socket.SHUT_RDWR)
                 return False
         return False
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)
 
 
 def taken_over(log):

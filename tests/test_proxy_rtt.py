@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from pmtest import free_port, wait_for
+from pmtest import ThreadedServer, free_port, wait_for
 from test_onward import SENDER, SmtpSink, message, peers, postfix, tmp
 from test_proxy import greeted, proxy_cf, quit_and_close, stuffed
 
@@ -33,7 +33,7 @@ RTT = 0.020
 POSTFIX_ROUND_TRIPS = 5
 
 
-class DelayLine:
+class DelayLine(ThreadedServer):
     """A TCP relay on 127.0.0.1 in front of 127.0.0.1:port that delays
     every octet by half a round trip in each direction, and holds a new
     connection for 1.5 round trips before it connects onward (SYN,
@@ -43,28 +43,14 @@ class DelayLine:
 
     def __init__(self, port, rtt=RTT):
         self.target, self.half = port, rtt / 2
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.conns = []
         self.lock = threading.Lock()
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(backlog=16)
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                down, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            rec = {"start": time.monotonic(), "events": []}
-            self.conns.append(rec)
-            threading.Thread(target=self._connect, args=(down, rec), daemon=True).start()
+    def _accepted(self, down):
+        rec = {"start": time.monotonic(), "events": []}
+        self.conns.append(rec)
+        threading.Thread(target=self._connect, args=(down, rec), daemon=True).start()
 
     def _connect(self, down, rec):
         time.sleep(3 * self.half)
@@ -119,11 +105,6 @@ class DelayLine:
                 n += 1
             last = way
         return n
-
-    def stop(self):
-        self.stopping = True
-        self.sock.close()
-        self.thread.join(5)
 
 
 ROUND_TRIP_MESSAGE = message("round trips")

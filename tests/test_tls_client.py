@@ -12,17 +12,15 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 
 import pytest
 
 aiosmtpd = pytest.importorskip("aiosmtpd.controller")
 from aiosmtpd.smtp import AuthResult  # noqa: E402
-from pmtest import POSTMASTER, ROOT, free_port, make_cert
+from pmtest import POSTMASTER, ROOT, ThreadedServer, free_port, make_cert
 
 
 @pytest.fixture
@@ -348,46 +346,21 @@ def test_a_session_without_tls_does_not_map_gnutls(tmp):
         p.wait(timeout=10)
 
 
-class InjectingPeer:
+class InjectingPeer(ThreadedServer):
     """Offers STARTTLS and answers it with its 220 and, in the same
     segment, replies in clear for the commands to come (a man in the
     middle's injection); inside TLS it would refuse the recipient."""
 
+    timeout = 10
+    threaded = True
+
     def __init__(self, cert):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
         self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ctx.load_cert_chain(*cert)
         self.seen = []
-        self.stopping = False
-        # accept() with a timeout: a thread blocked in it would outlive
-        # stop() and take the next test's connections on a reused fd
-        self.sock.settimeout(0.2)
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
+        super().__init__()
 
-    def serve(self):
-        while not self.stopping:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            conn.settimeout(None)
-            threading.Thread(target=self.one, args=(conn,), daemon=True).start()
-
-    def one(self, conn):
-        with conn:
-            try:
-                self.dialogue(conn)
-            except (OSError, ssl.SSLError):
-                pass
-
-    def dialogue(self, conn):
-        conn.settimeout(10)
+    def _dialogue(self, conn):
         f = conn.makefile("rb")
         conn.sendall(b"220 peer.test ESMTP\r\n")
         for line in f:
@@ -416,11 +389,6 @@ class InjectingPeer:
                         break
             else:
                 conn.sendall(b"250 ok\r\n")
-
-    def stop(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.sock.close()
 
 
 @pytest.mark.parametrize("mode", ["required", "opportunistic"])
