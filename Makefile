@@ -29,7 +29,12 @@ UNIT_SED = -e 's\#/usr/local/sbin/postmaster\#$(SBINDIR)/postmaster\#' \
 CF_SED = -e 's/^user-id = _postmaster$$/user-id = $(PMUSER)/' \
 	-e 's\#^spool-directory = /var/spool/postmaster$$\#spool-directory = $(SPOOLDIR)\#'
 ifeq ($(SETUP_HOST),yes)
-CF_SED += -e 's/^name = localhost$$/name = $(shell hostname --fqdn 2>/dev/null || hostname)/'
+# the fully qualified name, where Debian's /etc/hostname has the short one:
+# the greeting's name and core.hostname (whose users are delivered, and the
+# domain of local mail) must be one
+HOST_FQDN := $(shell hostname --fqdn 2>/dev/null || hostname)
+CF_SED += -e 's/^name = localhost$$/name = $(HOST_FQDN)/' \
+	-e 's/^\# hostname = mail.example.org .*$$/hostname = $(HOST_FQDN)/'
 endif
 # systemctl is asked only when systemd runs this machine (not in a
 # container without it, nor for a DESTDIR).
@@ -183,7 +188,7 @@ ifeq ($(SETUP_HOST),yes)
 				$(PMUSER); \
 		fi; \
 	fi
-	chown $(PMUSER): $(SPOOLDIR)
+	chown $(PMUSER): $(DESTDIR)$(SPOOLDIR)
 endif
 	@if [ -e $(DESTDIR)/etc/postmaster.cf ]; then \
 		echo "kept $(DESTDIR)/etc/postmaster.cf"; \
@@ -193,7 +198,7 @@ endif
 		echo "wrote $(DESTDIR)/etc/postmaster.cf"; \
 	fi
 ifeq ($(SETUP_HOST),yes)
-	$(SBINDIR)/postmaster --check
+	$(DESTDIR)$(SBINDIR)/postmaster --check --config=$(DESTDIR)/etc/postmaster.cf
 	@$(SYSTEMCTL) daemon-reload; fi
 	@echo "To serve port 25: systemctl enable --now postmaster.socket postmaster-flush.timer"
 	@echo "For local users' sendmail: systemctl enable --now postmaster-submit.socket"

@@ -8,6 +8,7 @@ stopped when the test ends; every test directory is removed.
 """
 import os
 import pty
+import pwd
 import re
 import select
 import shlex
@@ -376,6 +377,26 @@ def test_make_install_destdir_serves_with_the_installed_unit(tmp):
     assert len(files) == 1
     with open(files[0], "rb") as f:
         assert b"Subject: installed" in f.read()
+
+
+@pytest.mark.skipif(not ROOT, reason="chown of the spool needs root")
+def test_make_install_destdir_with_host_setup(tmp):
+    """SETUP_HOST=yes into a DESTDIR sets up that tree: its spool's owner,
+    the fully qualified host name as core.hostname and the listeners'
+    name, and --check of its own configuration (not the host's). PMUSER
+    is an existing user, so no user is created."""
+    dest = os.path.join(tmp, "root")
+    make("install", "DESTDIR=" + dest, "SETUP_HOST=yes", "PMUSER=nobody")
+    spool = os.path.join(dest, "var/spool/postmaster")
+    assert os.stat(spool).st_uid == pwd.getpwnam("nobody").pw_uid
+    assert not os.path.exists("/var/spool/postmaster")
+    fqdn = subprocess.run(["hostname", "--fqdn"], capture_output=True,
+                          text=True).stdout.strip()
+    with open(os.path.join(dest, "etc/postmaster.cf")) as f:
+        text = f.read()
+    assert re.search(r"^hostname = %s$" % re.escape(fqdn), text, re.M), text
+    assert text.count("\nname = %s\n" % fqdn) == 4
+    assert "user-id = nobody\n" in text
 
 
 def test_installed_units_verify(tmp):
