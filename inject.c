@@ -854,28 +854,41 @@ static int submit_connect(const char *path)
 
 /*
  * The session that serves the injection: the submit socket's, else (as
- * root only: the session writes the spool) one in a child. Its pid in
- * *pid (-1 for the socket's), the connection in *fd; the exit status
+ * root only: the session writes the spool) one in a child. The socket is
+ * the serving section's own unix: listener, else, with the default
+ * configuration and no --smtpd, the system's /run/postmaster/submit; a
+ * named configuration or section is never handed to another's. Its pid
+ * in *pid (-1 for the socket's), the connection in *fd; the exit status
  * when there is neither.
  */
-static int reach_session(struct cf *cf, const char *smtpd, const char *prog,
-			 const struct src *body, pid_t *pid, int *fd)
+static int reach_session(struct cf *cf, const struct inject *in,
+			 const char *smtpd, const struct src *body, pid_t *pid,
+			 int *fd)
 {
 	const struct cf_section *sec = submit_section(cf, smtpd);
 	const char *path = sec && sec->listen.path[0] ? sec->listen.path
-						      : INJECT_SOCKET;
+			   : !in->config && !smtpd   ? INJECT_SOCKET
+						     : NULL;
 	*pid = -1;
-	if ((*fd = submit_connect(path)) >= 0)
+	if (path && (*fd = submit_connect(path)) >= 0)
 		return EX_OK;
 	if (geteuid() != 0) {
-		fprintf(stderr, "%s: cannot reach the submission socket %s: "
-				"%s (start postmaster-submit.socket)\n",
-			prog, path, strerror(errno));
+		if (path)
+			fprintf(stderr, "%s: cannot reach the submission "
+					"socket %s: %s (start "
+					"postmaster-submit.socket)\n",
+				in->prog, path, strerror(errno));
+		else
+			fprintf(stderr, "%s: %s has no unix: listener to "
+					"submit to, and only root may serve "
+					"the session itself\n",
+				in->prog,
+				smtpd ? "the [smtpd] section" : in->config);
 		return EX_TEMPFAIL;
 	}
 	*pid = start_session(cf, sec ? sec->name : NULL, body, fd);
 	if (*pid < 0) {
-		fprintf(stderr, "%s: cannot start a session: %s\n", prog,
+		fprintf(stderr, "%s: cannot start a session: %s\n", in->prog,
 			strerror(errno));
 		return EX_OSERR;
 	}
@@ -1041,7 +1054,7 @@ int inject_send(struct cf *cf, const struct inject *in, const char *smtpd)
 	struct conv c = {.verbose = in->verbose, .prog = prog};
 	int fd;
 	pid_t pid;
-	if ((ex = reach_session(cf, smtpd, prog, m->kept ? &m->src : NULL,
+	if ((ex = reach_session(cf, in, smtpd, m->kept ? &m->src : NULL,
 				&pid, &fd)) != EX_OK)
 		goto out;
 	io_init(&c.io, fd, fd, INJECT_TIMEOUT_MS);
@@ -1120,7 +1133,7 @@ int inject_smtp(struct cf *cf, const struct inject *in, const char *smtpd)
 	signal(SIGPIPE, SIG_IGN);
 	int fd;
 	pid_t pid;
-	int ex = reach_session(cf, smtpd, in->prog, NULL, &pid, &fd);
+	int ex = reach_session(cf, in, smtpd, NULL, &pid, &fd);
 	if (ex != EX_OK) {
 		static const char busy[] = "421 4.3.2 Local submission is not "
 					   "available, try again later\r\n";

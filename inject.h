@@ -24,7 +24,7 @@ enum inject_mode { INJ_SEND, INJ_SMTP, INJ_QUEUE, INJ_FLUSH, INJ_CHECK,
 struct inject {
 	enum inject_mode mode;
 	const char *prog;     /* for messages: sendmail, or postmaster */
-	const char *config;   /* -C FILE, else $POSTMASTER_CONFIG */
+	const char *config;   /* -C FILE, --config, else $POSTMASTER_CONFIG */
 	const char *from;     /* -f / -r: the envelope sender */
 	const char *fullname; /* -F */
 	int extract;          /* -t: recipients from To, Cc, Bcc */

@@ -284,6 +284,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->route = o->route ? "" : o->inj.rcpt[0];
 		if (!o->config)
 			o->config = o->inj.config;
+		/* the configuration named (NULL: the default one), which
+		 * decides whether the system's submit socket may serve */
+		o->inj.config = o->config;
 	}
 	/* -bs: relayed to the submit socket's session, or served by root
 	 * in-process with the section a message would get (inject_smtp) */

@@ -7,7 +7,10 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -317,6 +320,60 @@ def test_postmaster_inject_is_the_readme_demo(site):
                  b"hi\n")
     assert r.returncode == 64
     assert b"postmaster: unknown option -! in -x!" in r.stderr
+
+
+def test_a_named_configuration_is_not_handed_to_the_system_socket(site):
+    """With --config (or POSTMASTER_CONFIG) naming a file without a unix:
+    listener, the system's /run/postmaster/submit, served by another
+    configuration, is not used: root serves the session itself. Here
+    /run is a directory of the test's in a private mount namespace, where
+    a listener answers 421 and counts who came."""
+    unshare = tool("unshare")
+    if subprocess.run([unshare, "-m", "true"], capture_output=True).returncode:
+        pytest.skip("no mount namespace here")
+    run = os.path.join(site.d, "run")
+    os.makedirs(os.path.join(run, "postmaster"))
+    came = []
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(os.path.join(run, "postmaster", "submit"))
+    sock.listen(4)
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                c, _ = sock.accept()
+            except socket.timeout:
+                continue
+            came.append(1)
+            c.sendall(b"421 4.3.2 another configuration\r\n")
+            c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    ns = [unshare, "-m", "--propagation", "private", "sh", "-c",
+          'mount --bind "$0" /run && exec "$@"', run]
+    try:
+        r = site.run(ns + [POSTMASTER, "--config=" + site.cf, "--inject",
+                           "-f", "me@localhost", "ann@mail.test"], b"hi\n")
+        assert r.returncode == 0, r.stderr
+        r = site.run(ns + [os.path.join(site.bin, "sendmail"), "bob"],
+                     b"hi\n")
+        assert r.returncode == 0, r.stderr
+        # the default configuration would go there: the socket works
+        r = site.run(ns + [sys.executable, "-c",
+                           "import socket; s = socket.socket(socket.AF_UNIX);"
+                           "s.connect('/run/postmaster/submit');"
+                           "print(s.recv(100))"])
+        assert b"421 4.3.2 another" in r.stdout, r.stdout + r.stderr
+    finally:
+        stop.set()
+        t.join()
+        sock.close()
+    assert site.one("ann").endswith(b"\nhi\n")
+    assert site.one("bob").endswith(b"\nhi\n")
+    assert len(came) == 1  # the probe's
 
 
 def test_mailq_bp_q_newaliases_and_bv(site):
