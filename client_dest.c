@@ -13,6 +13,7 @@
 #include "fmt.h"
 #include "io.h"
 #include "net.h"
+#include "route.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -96,15 +97,17 @@ static int lookup_host(const struct client_job *j, const char *host, int port,
 }
 
 
-/* Whether ss is one of this machine's own addresses. */
+/* Whether ss is one of this machine's own addresses, as routing sees
+ * them. */
 static int is_own_address(const struct sockaddr_storage *ss)
 {
+	const struct route_env *env = &route_env_system;
 	if (ss->ss_family == AF_INET)
-		return net_is_own_address(
+		return env->own_address(
 			AF_INET, (const unsigned char *)&((const struct sockaddr_in *)ss)
 					 ->sin_addr);
 	if (ss->ss_family == AF_INET6)
-		return net_is_own_address(
+		return env->own_address(
 			AF_INET6,
 			(const unsigned char *)&((const struct sockaddr_in6 *)ss)
 				->sin6_addr);

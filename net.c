@@ -9,10 +9,8 @@
 #include "net.h"
 #include "addr.h"
 #include "fmt.h"
-#include "log.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -379,7 +377,6 @@ int net_sockaddr_text(const struct sockaddr_storage *ss, char *out, size_t n,
 int net_is_own_address(int family, const unsigned char *addr)
 {
 	static const unsigned char any[16];
-	static int warned;
 	struct ifaddrs *ifa;
 	if (family == AF_INET6 && !memcmp(addr, v4_mapped, 12))
 		return net_is_own_address(AF_INET, addr + 12);
@@ -387,13 +384,8 @@ int net_is_own_address(int family, const unsigned char *addr)
 	if ((family == AF_INET || family == AF_INET6) &&
 	    !memcmp(addr, any, family == AF_INET ? 4 : 16))
 		return 1;
-	if (getifaddrs(&ifa) < 0) {
-		/* a sandbox without AF_NETLINK: say so once, not a silent "no" */
-		if (!warned++)
-			log_event(LOG_L_WARNING, "event", "own-addresses-unknown",
-				  "reason", strerror(errno), NULL);
-		return 0;
-	}
+	if (getifaddrs(&ifa) < 0)
+		return -1; /* a sandbox without AF_NETLINK */
 	int found = 0;
 	for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next) {
 		if (!i->ifa_addr || i->ifa_addr->sa_family != family)

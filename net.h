@@ -87,7 +87,8 @@ int net_port_parse(const char *s, uint16_t *port);
 /* Whether addr (4 bytes for AF_INET, 16 for AF_INET6) is one of this
  * machine's own interface addresses (getifaddrs(3)), the unspecified
  * address (0.0.0.0, ::), which also reaches it, or the v4-mapped IPv6
- * form of one of those. */
+ * form of one of those: 1 or 0; -1 with errno when the interfaces
+ * cannot be listed (route_env.c's own_address says so in the log). */
 int net_is_own_address(int family, const unsigned char *addr);
 
 /* Room for the longest text net_ip_text writes, and its NUL. */
