@@ -615,6 +615,62 @@ void handoff_refuse(struct session *s, const struct reply *r,
 			answer(s, r);
 }
 
+/* LMTP: each recipient's own reply, in RCPT order, and the delivery of
+ * those neither refused, looping nor spooled (common: the transaction's
+ * reply so far; queued: a spooled recipient's; looping: each spooled
+ * recipient's loop, or NULL). */
+static void answer_each_recipient(struct session *s, struct msg *m,
+				  const struct reply *common,
+				  const struct reply *queued,
+				  const struct reply *looping, int refused,
+				  int spooled,
+				  void (*answer)(struct session *,
+						 const struct reply *))
+{
+	/* one address given several ways is delivered once; each RCPT
+	 * still has its reply (RFC 2033 4.2), the first one's */
+	int *slot;
+	unsigned nslots = envelope_shared_runs(s, &slot);
+	struct reply *shared = nslots ? xcalloc(nslots, sizeof *shared) : NULL;
+	for (unsigned i = 0; i < s->nrcpt; i++) {
+		struct reply r = *common;
+		int sl = slot ? slot[i] : -1;
+		if (s->rcpts[i].milter_deleted) {
+			if (!refused)
+				reply_set(&r, 250, ESC_OTHER, "Ok: discarded");
+			log_deleted(s, &s->rcpts[i]);
+		} else if (looping && looping[i].code) {
+			r = looping[i];
+			log_result(s, &s->rcpts[i], &r);
+		} else if (s->rcpts[i].spooled) {
+			r = *queued;
+			if (spooled)
+				log_queued(s, &s->rcpts[i]);
+			else
+				log_result(s, &s->rcpts[i], &r);
+		} else if (sl >= 0 && shared[sl].code) {
+			r = shared[sl];
+			log_result(s, &s->rcpts[i], &r);
+		} else {
+			if (!refused && !loops_for(s, s->rcpts[i].addr, &r)) {
+				/* the replies known so far go out before this
+				 * run: a client's timer restarts with each
+				 * (RFC 2033 4.2) */
+				io_flush(&s->io);
+				plan_deliver(s->rcpts[i].plan, m, s->timeout,
+					     &r);
+			}
+			log_result(s, &s->rcpts[i], &r);
+			if (sl >= 0)
+				shared[sl] = r;
+		}
+		if (!s->rcpts[i].milter_added)
+			answer(s, &r);
+	}
+	free(shared);
+	free(slot);
+}
+
 void handoff_deliver(struct session *s,
 		     void (*answer)(struct session *, const struct reply *))
 {
@@ -661,52 +717,9 @@ void handoff_deliver(struct session *s,
 			spooled = spool_transaction(s, &queued) == 0;
 	}
 	if (s->proto == P_LHLO) {
-		/* one address given several ways is delivered once; each RCPT
-		 * still has its reply (RFC 2033 4.2), the first one's */
-		int *slot;
-		unsigned nslots = envelope_shared_runs(s, &slot);
-		struct reply *shared = nslots ? xcalloc(nslots, sizeof *shared)
-					      : NULL;
-		for (unsigned i = 0; i < s->nrcpt; i++) {
-			struct reply r = common;
-			int sl = slot ? slot[i] : -1;
-			if (s->rcpts[i].milter_deleted) {
-				if (!refused)
-					reply_set(&r, 250, ESC_OTHER,
-						  "Ok: discarded");
-				log_deleted(s, &s->rcpts[i]);
-			} else if (looping && looping[i].code) {
-				r = looping[i];
-				log_result(s, &s->rcpts[i], &r);
-			} else if (s->rcpts[i].spooled) {
-				r = queued;
-				if (spooled)
-					log_queued(s, &s->rcpts[i]);
-				else
-					log_result(s, &s->rcpts[i], &r);
-			} else if (sl >= 0 && shared[sl].code) {
-				r = shared[sl];
-				log_result(s, &s->rcpts[i], &r);
-			} else {
-				if (!refused &&
-				    !loops_for(s, s->rcpts[i].addr, &r)) {
-					/* the replies known so far go out
-					 * before this run: a client's timer
-					 * restarts with each (RFC 2033 4.2) */
-					io_flush(&s->io);
-					plan_deliver(s->rcpts[i].plan, &m,
-						     s->timeout, &r);
-				}
-				log_result(s, &s->rcpts[i], &r);
-				if (sl >= 0)
-					shared[sl] = r;
-			}
-			if (!s->rcpts[i].milter_added)
-				answer(s, &r);
-		}
+		answer_each_recipient(s, &m, &common, &queued, looping,
+				      refused, spooled, answer);
 		free(looping);
-		free(shared);
-		free(slot);
 	} else if (smtp_spooled(s)) {
 		for (unsigned i = 0; i < s->nrcpt; i++) {
 			if (spooled)
