@@ -396,6 +396,53 @@ static int target_sound(const struct spool_target *t)
 	}
 }
 
+/* A "target" line's eight fields (p after the key) as m's next target:
+ * state, attempts, next try, kind, via, address, original recipient,
+ * argument. -1 when one is missing or unsound. */
+static int parse_target_line(char *p, struct spool_msg *m)
+{
+	char *fs[8];
+	for (int i = 0; i < 8; i++)
+		if (!(fs[i] = get_field(&p)))
+			return -1;
+	int st = parse_index(fs[0], state_names, 3);
+	struct route_target rt = {0};
+	if (st < 0 || route_target_kind_parse(fs[3], &rt.kind) < 0)
+		return -1;
+	spool_add_target(m, &rt, fs[6]);
+	struct spool_target *t = &m->t[m->nt - 1];
+	t->state = (enum sp_state)st;
+	t->attempts = (unsigned)strtoul(fs[1], NULL, 10);
+	t->next = strtoll(fs[2], NULL, 10);
+	free(t->via);
+	free(t->addr);
+	free(t->arg);
+	t->via = xstrdup(fs[4]);
+	t->addr = xstrdup(fs[5]);
+	t->arg = xstrdup(fs[7]);
+	return target_sound(t) ? 0 : -1;
+}
+
+/* A "reply" line (p after the key): the last reply the last target had,
+ * code, enhanced code, remote host and text. -1 when a field is missing
+ * or no target came before. */
+static int parse_reply_line(char *p, struct spool_msg *m)
+{
+	if (!m->nt)
+		return -1;
+	struct spool_target *t = &m->t[m->nt - 1];
+	char *code = get_field(&p), *dsn, *remote;
+	if (!code || !(dsn = get_field(&p)) || !(remote = get_field(&p)))
+		return -1;
+	t->code = atoi(code);
+	fmt_snprintf(t->dsn, sizeof t->dsn, "%s", dsn);
+	free(t->remote);
+	free(t->text);
+	t->remote = xstrdup(remote);
+	t->text = xstrdup(p);
+	return 0;
+}
+
 static int parse_envelope(char *text, struct spool_msg *m)
 {
 	char *save = NULL;
@@ -440,27 +487,7 @@ static int parse_envelope(char *text, struct spool_msg *m)
 			free(*dst);
 			*dst = xstrdup(f);
 		} else if (!strcmp(key, "target")) {
-			char *fs[8];
-			for (int i = 0; i < 8; i++)
-				if (!(fs[i] = get_field(&p)))
-					return -1;
-			int st = parse_index(fs[0], state_names, 3);
-			struct route_target rt = {0};
-			if (st < 0 ||
-			    route_target_kind_parse(fs[3], &rt.kind) < 0)
-				return -1;
-			spool_add_target(m, &rt, fs[6]);
-			struct spool_target *t = &m->t[m->nt - 1];
-			t->state = (enum sp_state)st;
-			t->attempts = (unsigned)strtoul(fs[1], NULL, 10);
-			t->next = strtoll(fs[2], NULL, 10);
-			free(t->via);
-			free(t->addr);
-			free(t->arg);
-			t->via = xstrdup(fs[4]);
-			t->addr = xstrdup(fs[5]);
-			t->arg = xstrdup(fs[7]);
-			if (!target_sound(t))
+			if (parse_target_line(p, m) < 0)
 				return -1;
 		} else if (!strcmp(key, "dsn-ret")) {
 			if (strcmp(p, "full") && strcmp(p, "hdrs"))
@@ -483,19 +510,8 @@ static int parse_envelope(char *text, struct spool_msg *m)
 				return -1;
 			m->t[m->nt - 1].owed = (enum sp_owed)o;
 		} else if (!strcmp(key, "reply")) {
-			if (!m->nt)
+			if (parse_reply_line(p, m) < 0)
 				return -1;
-			struct spool_target *t = &m->t[m->nt - 1];
-			char *code = get_field(&p), *dsn, *remote;
-			if (!code || !(dsn = get_field(&p)) ||
-			    !(remote = get_field(&p)))
-				return -1;
-			t->code = atoi(code);
-			fmt_snprintf(t->dsn, sizeof t->dsn, "%s", dsn);
-			free(t->remote);
-			free(t->text);
-			t->remote = xstrdup(remote);
-			t->text = xstrdup(p);
 		}
 		/* unknown keys: a later version's additions, ignored */
 	}
