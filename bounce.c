@@ -161,6 +161,43 @@ static int global_report(const struct spool_msg *m, const unsigned *idx,
 	return global;
 }
 
+/* The delivery report's fields for one recipient (RFC 3464 2.3), after
+ * the blank line that separates them from the ones before. */
+static void put_recipient_fields(struct buf *b, const struct spool_target *t,
+				 enum report_kind kind)
+{
+	const char *type = has_8bit(t->addr, strlen(t->addr)) ? "utf-8"
+							       : "rfc822";
+	buf_printf(b, "\nFinal-Recipient: %s; %s\n", type, t->addr);
+	const char *semi = t->orcpt ? strchr(t->orcpt, ';') : NULL;
+	if (semi) {
+		/* RFC 3461 4.2: the client's ORCPT, as it gave it */
+		buf_printf(b, "Original-Recipient: %.*s; ",
+			   (int)(semi - t->orcpt), t->orcpt);
+		put_xtext(b, semi + 1);
+		buf_addc(b, '\n');
+	} else if (strcmp(t->orig, t->addr))
+		buf_printf(b, "Original-Recipient: %s; %s\n",
+			   has_8bit(t->orig, strlen(t->orig)) ? "utf-8"
+							      : "rfc822",
+			   t->orig);
+	buf_printf(b, "Action: %s\nStatus: %s\n", report_words[kind].action,
+		   t->dsn);
+	if (t->remote[0]) {
+		char rhost[300];
+		fmt_snprintf(rhost, sizeof rhost, "%s", t->remote);
+		rhost[strcspn(rhost, "[")] = 0;
+		buf_printf(b, "Remote-MTA: dns; %s\n", rhost);
+		/* the peer's own words, after "host said: " */
+		const char *said = strstr(t->text, " said: ");
+		buf_printf(b, "Diagnostic-Code: smtp; %d %s %s\n", t->code,
+			   t->dsn, said ? said + 7 : t->text);
+	} else {
+		buf_printf(b, "Diagnostic-Code: x-postmaster; %d %s %s\n",
+			   t->code, t->dsn, t->text);
+	}
+}
+
 static void compose(const struct cf *cf, const struct spool_msg *m,
 		    const unsigned *idx, unsigned n, enum report_kind kind,
 		    const char *to, const char *id, struct buf *b)
@@ -218,39 +255,8 @@ static void compose(const struct cf *cf, const struct spool_msg *m,
 		buf_addc(b, '\n');
 	}
 	buf_printf(b, "Arrival-Date: %s\n", arrival);
-	for (unsigned i = 0; i < n; i++) {
-		const struct spool_target *t = &m->t[idx[i]];
-		const char *type = has_8bit(t->addr, strlen(t->addr)) ? "utf-8"
-								       : "rfc822";
-		buf_printf(b, "\nFinal-Recipient: %s; %s\n", type, t->addr);
-		const char *semi = t->orcpt ? strchr(t->orcpt, ';') : NULL;
-		if (semi) {
-			/* RFC 3461 4.2: the client's ORCPT, as it gave it */
-			buf_printf(b, "Original-Recipient: %.*s; ",
-				   (int)(semi - t->orcpt), t->orcpt);
-			put_xtext(b, semi + 1);
-			buf_addc(b, '\n');
-		} else if (strcmp(t->orig, t->addr))
-			buf_printf(b, "Original-Recipient: %s; %s\n",
-				   has_8bit(t->orig, strlen(t->orig)) ? "utf-8"
-								      : "rfc822",
-				   t->orig);
-		buf_printf(b, "Action: %s\nStatus: %s\n",
-			   report_words[kind].action, t->dsn);
-		if (t->remote[0]) {
-			char rhost[300];
-			fmt_snprintf(rhost, sizeof rhost, "%s", t->remote);
-			rhost[strcspn(rhost, "[")] = 0;
-			buf_printf(b, "Remote-MTA: dns; %s\n", rhost);
-			/* the peer's own words, after "host said: " */
-			const char *said = strstr(t->text, " said: ");
-			buf_printf(b, "Diagnostic-Code: smtp; %d %s %s\n", t->code,
-				   t->dsn, said ? said + 7 : t->text);
-		} else {
-			buf_printf(b, "Diagnostic-Code: x-postmaster; %d %s %s\n",
-				   t->code, t->dsn, t->text);
-		}
-	}
+	for (unsigned i = 0; i < n; i++)
+		put_recipient_fields(b, &m->t[idx[i]], kind);
 	buf_printf(b, "\n--%s\n", boundary);
 	if (whole)
 		buf_printf(b, "Content-Description: Undelivered Message\n"
