@@ -190,6 +190,21 @@ const char *esc(const char *s, size_t n);
 /* Sends what the replies buffered. */
 void flush(struct session *s);
 
+/* session.c: the one writer of the state (the verb table reads it), and
+ * the end of a transaction: the envelope, the data and the filters'
+ * state forgotten, the state back to ST_READY. */
+void session_set_state(struct session *s, enum state st);
+void session_transaction_reset(struct session *s);
+
+/* session_data.c: DATA and BDAT; a refused DATA (content already sent
+ * ends the session); and a command line refused before its verb ran,
+ * whose BDAT chunk is skipped before the refusal (SPEC 5). */
+void session_cmd_data(struct session *s, char *arg);
+void session_cmd_bdat(struct session *s, char *arg);
+void session_refuse_data(struct session *s, const struct reply *r);
+void session_refuse_line(struct session *s, const char *line,
+			 const struct reply *r);
+
 /* session_auth.c: whether AUTH is offered now, and the AUTH command. */
 int session_auth_offered(const struct session *s);
 void session_cmd_auth(struct session *s, char *arg);
