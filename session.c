@@ -364,6 +364,39 @@ static int rcpt_milters(struct session *s, struct rcpt *rc, const char *args)
 	return 1;
 }
 
+/* Whether the direct path can take an accepted recipient (deliver.c
+ * decides): else it, or the transaction, goes through the spool. */
+static void plan_recipient(struct session *s, struct rcpt *rc)
+{
+	/* NOTIFY=SUCCESS: the flusher reports the delivery, so it goes
+	 * through the spool */
+	if ((rc->dsn.notify & DSN_SUCCESS) ||
+	    plan_add(s->proto == P_LHLO ? &rc->plan : &s->plan, &rc->r,
+		     rc->addr) != PLAN_OK) {
+		if (s->proto == P_LHLO)
+			rc->spooled = 1;
+		else
+			s->spooled = 1;
+	}
+}
+
+/* A recipient refused by routing, the filters or the proxy: logged and
+ * answered with its result's text, escaped; rc's results freed. */
+static void refuse_recipient(struct session *s, struct rcpt *rc)
+{
+	struct buf rep = {0};
+	buf_printf(&rep, "%d %s %s", rc->r.code, rc->r.dsn, rc->r.text);
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
+	log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
+		  angle(rc->addr, t, sizeof t), "status", "rejected", "dsn",
+		  rc->r.dsn, "reply", rep.s, NULL);
+	buf_free(&rep);
+	reply_dsn(s, rc->r.code, rc->r.dsn, "%s",
+		  esc(rc->r.text, strlen(rc->r.text)));
+	route_result_free(&rc->r);
+	plan_free(&rc->plan);
+}
+
 static void rcpt_to(struct session *s, char *arg, const char *given)
 {
 	if (!verb_is(arg, " TO:")) {
@@ -433,31 +466,10 @@ static void rcpt_to(struct session *s, char *arg, const char *given)
 		return;
 	if (rc.r.code == 250 && (s->proxy_ok || s->px) && rcpt_proxied(s, &rc))
 		return;
-	if (rc.r.code == 250) {
-		/* whether the direct path can take it (deliver.c decides) */
-		/* NOTIFY=SUCCESS: the flusher reports the delivery, so it
-		 * goes through the spool */
-		if ((rc.dsn.notify & DSN_SUCCESS) ||
-		    plan_add(s->proto == P_LHLO ? &rc.plan : &s->plan, &rc.r,
-			     rc.addr) != PLAN_OK) {
-			if (s->proto == P_LHLO)
-				rc.spooled = 1;
-			else
-				s->spooled = 1;
-		}
-	}
+	if (rc.r.code == 250)
+		plan_recipient(s, &rc);
 	if (rc.r.code != 250) {
-		struct buf rep = {0};
-		buf_printf(&rep, "%d %s %s", rc.r.code, rc.r.dsn, rc.r.text);
-		char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
-		log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
-			  angle(rc.addr, t, sizeof t), "status",
-			  "rejected", "dsn", rc.r.dsn, "reply", rep.s, NULL);
-		buf_free(&rep);
-		reply_dsn(s, rc.r.code, rc.r.dsn, "%s",
-			  esc(rc.r.text, strlen(rc.r.text)));
-		route_result_free(&rc.r);
-		plan_free(&rc.plan);
+		refuse_recipient(s, &rc);
 		return;
 	}
 	envelope_keep_rcpt(s, &rc);
