@@ -51,8 +51,8 @@ LDLIBS ?= -ldl
 # hot bytes (esc()'s ring) come before session.c's session, whose 16 KiB
 # input buffer is last, so they share a page already touched (issue 15).
 SRCS = fmt.c cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
-	route.c route_env.c route_load.c route_check.c rtindex.c util.c io.c \
-	log.c deliver.c session_reply.c session.c session_data.c \
+	route_syntax.c route.c route_env.c route_load.c route_check.c rtindex.c \
+	util.c io.c log.c deliver.c session_reply.c session.c session_data.c \
 	session_start.c session_envelope.c inject.c inject_opts.c session_auth.c \
 	session_local.c data.c handoff.c proxy.c priv.c spool.c flush.c \
 	bounce.c client.c client_auth.c client_dest.c dns.c dnsbl.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c \

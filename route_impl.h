@@ -1,12 +1,13 @@
 /*
- * route_impl.h - what route.c shares with route_check.c and nobody else.
+ * route_impl.h - what route.c shares with route_syntax.c and
+ * route_check.c and nobody else.
  *
  * Owns: the resolution context (struct rctx), the target forms a route
  * line may hold, and the steps of a resolution that --check's rules
  * replay (route_check.c).
  *
- * Never: included outside route.c and route_check.c; everything else
- * goes through route.h.
+ * Never: included outside route.c, route_syntax.c and route_check.c;
+ * everything else goes through route.h.
  */
 #ifndef POSTMASTER_ROUTE_IMPL_H
 #define POSTMASTER_ROUTE_IMPL_H
@@ -73,7 +74,7 @@ struct rctx {
 	uint32_t ndone, donecap; /* donecap: a power of two, or 0 */
 };
 
-/* Splits the words of a route line into targets: commas separate targets
+/* route_syntax.c: splits the words of a route line into targets: commas separate targets
  * (inside unquoted words too); blanks join the words of one |command.
  * Returns the number of targets or -1 with why and the column. */
 int route_split_targets(const struct cf_word *w, uint32_t nw, struct buf *b,
