@@ -96,18 +96,26 @@ void reply_dsn(struct session *s, int code, const char *dsn, const char *fmt,
 	buf_free(&text);
 }
 
-/* Client bytes for a reply or a log line (a ring of a few buffers). */
+/* Client bytes for a reply or a log line (a ring of a few buffers), at
+ * most ESC_MAX characters once escaped: a control byte takes four, and a
+ * reply line has 512 octets (RFC 5321 4.5.3.1.5). */
+#define ESC_MAX 200
 const char *esc(const char *s, size_t n)
 {
 	static struct buf ring[4];
 	static int next;
 	struct buf *b = &ring[next++ % 4];
-	b->len = 0;
-	if (b->s)
-		b->s[0] = 0; /* nothing to add must not show the last text */
-	if (n > 200)
-		n = 200;
-	buf_add_escaped(b, s, n);
+	if (n > ESC_MAX)
+		n = ESC_MAX;
+	for (;;) {
+		b->len = 0;
+		if (b->s)
+			b->s[0] = 0; /* nothing to add must not show old text */
+		buf_add_escaped(b, s, n);
+		if (b->len <= ESC_MAX)
+			break;
+		n = n * ESC_MAX / b->len; /* fewer bytes, until it fits */
+	}
 	if (!b->s)
 		buf_adds(b, "");
 	return b->s;

@@ -478,3 +478,20 @@ def test_chunks_at_a_fair_rate_are_not_cut_off(tmp):
     assert b"\r\n250 2.0.0 delivered to 1 Maildir\r\n" in out, out[-300:]
     assert out.endswith(b"221 2.0.0 mx closing connection\r\n"), out[-200:]
     no_sanitizer_report(err.decode("utf-8", "replace"), "session")
+
+
+@pytest.mark.parametrize("line", [
+    b"MAIL FROM:<a@example.org> " + b"\x01" * 120 + b"=1",
+    b"MAIL FROM:<a@example.org> " + b"\xff" * 300,
+    b"MAIL FROM:<a@example.org> " + b"\\" * 300 + b"=1",
+    b"RCPT TO:<joe@example.net> " + b"\xff" * 300,
+])
+def test_a_reply_that_quotes_the_client_fits_in_512_octets(tmp, line):
+    """A reply quotes at most 200 characters of what the client sent,
+    counted after escaping (a control byte is four: \\x01): every reply
+    line is at most 512 octets (RFC 5321 4.5.3.1.5)."""
+    cf = write_cf(tmp)
+    pre = b"" if line.startswith(b"MAIL") else b"MAIL FROM:<a@example.org>\r\n"
+    lines = replies_to(cf, b"EHLO x\r\n" + pre + line + b"\r\nQUIT\r\n")
+    assert any(l.startswith(("555 5.5.4 ", "501 5.5.4 ")) for l in lines), lines
+    assert max(len(l.encode()) + 2 for l in lines) <= 512, lines
