@@ -7,7 +7,9 @@
  * findings):
  *   - a refusal names a reason;
  *   - a converted message is 7-bit: no octet above 127, no NUL, no CR
- *     (the output has LF line ends), no line longer than 998 octets.
+ *     (the output has LF line ends). Line length is not checked: header
+ *     sections, preambles and epilogues keep their long lines, which the
+ *     wire writer folds (client.c), so only encoded bodies are short.
  * The message and the result live in memfd files: no disk, no network.
  */
 #define _GNU_SOURCE /* memfd_create */
@@ -48,15 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *p = malloc((size_t)n);
 		if (pread(out, p, (size_t)n, 0) != n)
 			abort();
-		size_t col = 0;
 		for (off_t i = 0; i < n; i++) {
 			unsigned char c = (unsigned char)p[i];
 			if (c >= 0x80 || c == 0 || c == '\r')
 				FAIL("octet %02x at %lld of the output\n", c,
-				     (long long)i);
-			col = c == '\n' ? 0 : col + 1;
-			if (col > 998)
-				FAIL("a line over 998 octets at %lld\n",
 				     (long long)i);
 		}
 		free(p);
