@@ -132,7 +132,8 @@ static int spool_begin(struct session *s, const char *quarantine)
 }
 
 /* RFC 6409 8, for a client that authenticated on a submission listener:
- * the store drops Bcc and adds what the header lacks. */
+ * the store drops Bcc and adds what the header lacks, at core.hostname
+ * as --inject's (a listener's name may be no domain: "submission"). */
 static void start_fix_ups(struct session *s)
 {
 	static unsigned n; /* transactions of this session */
@@ -142,7 +143,7 @@ static void start_fix_ups(struct session *s)
 		.on = 1,
 		.from = s->from,
 		.id = s->msgid,
-		.host = s->name,
+		.host = s->cf->core->v[CORE_HOSTNAME].s,
 		.crlf = s->body == BODY_BINARYMIME,
 	};
 }
