@@ -7,6 +7,8 @@
  *   Local-part  = Dot-string / Quoted-string
  * Lengths are checked against the text as written; the canonical form that
  * comes out is what routing compares and what logs and headers show.
+ * Below them, the RFC 5322 address lists of header fields (3.4), read
+ * for sendmail -t and for completing a local part alone in the fix-ups.
  */
 #include "addr.h"
 #include "util.h"
@@ -438,4 +440,230 @@ int addr_dot_atom(const char *s)
 int addr_is_postmaster(const struct addr *a)
 {
 	return addr_part_eq(a->local, "postmaster");
+}
+
+/* ------------------------------------------------------------------ */
+/* RFC 5322 address lists (header fields)                              */
+
+/* The address being read: its words outside comments, or its
+ * angle-addr's content, without blanks. */
+struct list_part {
+	struct buf text;
+	size_t end; /* just past its last character in the list */
+	int gap;    /* a blank or comment came after its last character */
+	int split;  /* and then another character: it is not one run */
+};
+
+struct list_scan {
+	struct list_part word, angle;
+	int quoted, comment, in_angle, had_angle;
+	addr_item_fn *fn;
+	void *arg;
+};
+
+static void part_add(struct list_part *p, char c, size_t i)
+{
+	buf_addc(&p->text, c);
+	p->split |= p->gap;
+	p->gap = 0;
+	p->end = i + 1;
+}
+
+static void part_gap(struct list_part *p)
+{
+	if (p->text.len)
+		p->gap = 1;
+}
+
+static void part_reset(struct list_part *p)
+{
+	p->text.len = 0;
+	p->end = 0;
+	p->gap = p->split = 0;
+}
+
+/* A comma, a semicolon or the end: the address read so far is one. */
+static void list_item(struct list_scan *ls)
+{
+	struct list_part *p = ls->had_angle ? &ls->angle : &ls->word;
+	if (p->text.len && ls->fn) {
+		struct addr_item it = {.text = p->text.s,
+				       .len = p->text.len,
+				       .end = p->end,
+				       .whole = !p->split};
+		ls->fn(ls->arg, &it);
+	}
+	part_reset(&ls->word);
+	part_reset(&ls->angle);
+	ls->had_angle = 0;
+}
+
+static int is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* One character of the list at *i (two for a quoted pair). */
+static void list_char(struct list_scan *ls, const char *s, size_t n,
+		      size_t *i)
+{
+	char c = s[*i];
+	struct list_part *p = ls->in_angle ? &ls->angle : &ls->word;
+	if (ls->quoted) {
+		if (c == '\\' && *i + 1 < n) {
+			part_add(p, c, *i);
+			(*i)++;
+		} else if (c == '"') {
+			ls->quoted = 0;
+		}
+		part_add(p, s[*i], *i);
+	} else if (ls->comment) {
+		if (c == '\\' && *i + 1 < n)
+			(*i)++;
+		else
+			ls->comment += c == '(' ? 1 : c == ')' ? -1 : 0;
+	} else if (c == '(') {
+		ls->comment = 1;
+		part_gap(p);
+	} else if (c == '"') {
+		ls->quoted = 1;
+		part_add(p, c, *i);
+	} else if (is_blank(c)) {
+		part_gap(p);
+	} else if (ls->in_angle) {
+		if (c == '>')
+			ls->in_angle = 0;
+		else
+			part_add(p, c, *i);
+	} else if (c == '<') {
+		ls->in_angle = ls->had_angle = 1;
+		part_reset(&ls->angle);
+	} else if (c == ':') {
+		part_reset(&ls->word); /* a group's display name */
+	} else if (c == ',' || c == ';') {
+		list_item(ls);
+	} else {
+		part_add(p, c, *i);
+	}
+}
+
+int addr_list_scan(const char *s, size_t n, addr_item_fn *fn, void *arg)
+{
+	struct list_scan ls = {.fn = fn, .arg = arg};
+	for (size_t i = 0; i < n; i++)
+		list_char(&ls, s, n, &i);
+	/* the end ends the last address, whatever is open */
+	int open = ls.quoted || ls.comment || ls.in_angle;
+	ls.in_angle = 0;
+	list_item(&ls);
+	buf_free(&ls.word.text);
+	buf_free(&ls.angle.text);
+	return open ? -1 : 0;
+}
+
+/* RFC 5322 2.1.1: a line of at most 998 characters, its CRLF aside. */
+#define LINE_MAX_5322 998
+
+/* The fields whose addresses a local submission's fix-ups complete, as
+ * Postfix's cleanup rewrites them (Bcc is removed anyway). */
+int addr_field_has_addresses(const char *field, size_t n)
+{
+	static const char *const names[] = {
+		"from",	       "sender",	"reply-to",	 "to",
+		"cc",	       "resent-from",	"resent-sender", "resent-to",
+		"resent-cc",
+	};
+	size_t k = hdr_field_name(field, n);
+	for (size_t i = 0; k && i < sizeof names / sizeof *names; i++)
+		if (!ascii_casecmp_n(field, k, names[i], strlen(names[i])))
+			return 1;
+	return 0;
+}
+
+struct qualify {
+	const char *s;    /* the field */
+	size_t body;      /* where its list starts */
+	const char *domain;
+	size_t dlen;
+	size_t done;      /* pass 2: what of the field is written */
+	size_t pos, line; /* pass 1: how far the lines are measured, and
+			     where the current one starts */
+	size_t grow;      /* pass 1: what the current line gains */
+	int toolong;
+	size_t count;     /* pass 2: addresses completed */
+	void (*write)(void *arg, const char *p, size_t n);
+	void *arg;
+};
+
+/* Whether an address is a local part alone, written as one run: what
+ * gets "@domain" after it. */
+static int bare_local_part(const struct qualify *q, const struct addr_item *it)
+{
+	struct addr a;
+	const char *why;
+	size_t where;
+	return it->whole && !memchr(it->text, '@', it->len) &&
+	       it->len + 1 + q->dlen + 2 <= ADDR_PATH_MAX &&
+	       addr_parse(it->text, it->len, ADDR_NODOMAIN_OK | ADDR_UTF8, &a,
+			  &why, &where) == ADDR_OK;
+}
+
+/* Pass 1: measures the lines up to the field's offset to; a line that
+ * would grow past the limit leaves the field as it is. */
+static void measure_to(struct qualify *q, size_t to)
+{
+	for (; q->pos < to; q->pos++) {
+		if (q->s[q->pos] != '\n')
+			continue;
+		size_t len = q->pos - q->line;
+		if (len && q->s[q->pos - 1] == '\r')
+			len--;
+		if (len + q->grow > LINE_MAX_5322)
+			q->toolong = 1;
+		q->line = q->pos + 1;
+		q->grow = 0;
+	}
+}
+
+static void measure_item(void *arg, const struct addr_item *it)
+{
+	struct qualify *q = arg;
+	if (!bare_local_part(q, it))
+		return;
+	measure_to(q, q->body + it->end);
+	q->grow += 1 + q->dlen;
+}
+
+static void complete_item(void *arg, const struct addr_item *it)
+{
+	struct qualify *q = arg;
+	if (!bare_local_part(q, it))
+		return;
+	size_t end = q->body + it->end;
+	q->write(q->arg, q->s + q->done, end - q->done);
+	q->write(q->arg, "@", 1);
+	q->write(q->arg, q->domain, q->dlen);
+	q->done = end;
+	q->count++;
+}
+
+size_t addr_field_qualify(const char *field, size_t n, const char *domain,
+			  void (*write)(void *arg, const char *p, size_t n),
+			  void *arg)
+{
+	const char *colon = memchr(field, ':', n);
+	struct qualify q = {.s = field, .domain = domain,
+			    .dlen = strlen(domain), .write = write, .arg = arg};
+	q.body = colon ? (size_t)(colon - field) + 1 : n;
+	/* a field it cannot read as a list stays as it is */
+	q.toolong = !colon || !q.dlen ||
+		    addr_list_scan(field + q.body, n - q.body, measure_item,
+				   &q) < 0;
+	measure_to(&q, n);
+	if (n - q.line + q.grow > LINE_MAX_5322) /* a last line unended */
+		q.toolong = 1;
+	if (!q.toolong)
+		addr_list_scan(field + q.body, n - q.body, complete_item, &q);
+	write(arg, field + q.done, n - q.done);
+	return q.count;
 }

@@ -9,6 +9,10 @@
  *
  * '%' and '!' are plain local-part characters; a source route
  * (<@a,@b:user@c>) is accepted and stripped (RFC 5321 4.1.1.3, C.).
+ *
+ * It also reads the address lists of header fields (RFC 5322 3.4:
+ * "Ann <a@x>, b@y (Bob), team: c@z;"), for sendmail -t's recipients and
+ * for the fix-ups that complete a local part alone with a domain.
  */
 #ifndef POSTMASTER_ADDR_H
 #define POSTMASTER_ADDR_H
@@ -78,5 +82,41 @@ int addr_dot_atom(const char *s);
 
 /* Whether the canonical local part is "postmaster" in any case. */
 int addr_is_postmaster(const struct addr *a);
+
+/* One address of an RFC 5322 address list, as addr_list_scan() finds
+ * it: the part in angle brackets where there is one, else the words
+ * outside comments, without blanks. */
+struct addr_item {
+	const char *text;
+	size_t len;
+	size_t end; /* in the list: just past the address's last character */
+	int whole;  /* written as one run: no blank, fold or comment inside */
+};
+typedef void addr_item_fn(void *arg, const struct addr_item *it);
+
+/*
+ * Calls fn (when not NULL) for each non-empty address of the list of n
+ * bytes at s: commas and semicolons end an address; a colon outside
+ * quotes and brackets ends a group's name. The end of s ends whatever is
+ * open; then -1 (a quote, comment or angle bracket left open), else 0.
+ */
+int addr_list_scan(const char *s, size_t n, addr_item_fn *fn, void *arg);
+
+/* Whether the field that starts at field is one whose addresses a local
+ * submission completes: From, Sender, Reply-To, To, Cc and their Resent-
+ * forms. */
+int addr_field_has_addresses(const char *field, size_t n);
+
+/*
+ * Writes the field of n bytes at field ("Name: list", folded or not)
+ * through write, with "@domain" after each address of its list that is a
+ * local part alone (RFC 5322 3.4.1 wants a domain), everything else as
+ * it is: names, comments, quoting, groups and folding. A field whose
+ * list does not scan, or one of whose lines would grow past 998
+ * characters, is written unchanged. How many addresses it completed.
+ */
+size_t addr_field_qualify(const char *field, size_t n, const char *domain,
+			  void (*write)(void *arg, const char *p, size_t n),
+			  void *arg);
 
 #endif

@@ -297,7 +297,9 @@ void data_fixup_fields(struct buf *b, unsigned have, const char *from,
 	}
 }
 
-enum { FX_BOL, FX_NAME, FX_PASS, FX_DROP, FX_DONE };
+/* FX_HOLD: in an address field, held; FX_HELD_BOL: at the start of the
+ * line after it, which may continue it. */
+enum { FX_BOL, FX_NAME, FX_PASS, FX_DROP, FX_HOLD, FX_HELD_BOL, FX_DONE };
 
 static void fix_add_fields(struct datastore *ds)
 {
@@ -332,6 +334,34 @@ static int fix_field(const struct submitfix *f)
 	return 0;
 }
 
+static void fix_put(void *arg, const char *p, size_t n)
+{
+	store_bytes(arg, p, n);
+}
+
+/* The held address field, its local parts alone completed (as
+ * --inject's: Postfix's append_at_myorigin for local submissions). */
+static void fix_release(struct datastore *ds)
+{
+	struct submitfix *f = &ds->fix;
+	addr_field_qualify(f->held.s, f->held.len, f->host, fix_put, ds);
+	f->held.len = 0;
+}
+
+/* More of the held field; past DATA_FIX_HELD_MAX it goes as it is. */
+static void fix_hold(struct datastore *ds, const char *p, size_t n)
+{
+	struct submitfix *f = &ds->fix;
+	if (f->held.len + n <= DATA_FIX_HELD_MAX) {
+		buf_add(&f->held, p, n);
+		return;
+	}
+	store_bytes(ds, f->held.s, f->held.len);
+	store_bytes(ds, p, n);
+	f->held.len = 0;
+	f->state = FX_PASS;
+}
+
 /* A line's start is a field name (what it is decides the state). */
 static void fix_name_known(struct datastore *ds)
 {
@@ -343,8 +373,15 @@ static void fix_name_known(struct datastore *ds)
 		return;
 	}
 	f->have |= (unsigned)which;
-	store_bytes(ds, f->name, f->nlen);
-	store_bytes(ds, ":", 1);
+	char line[sizeof f->name + 1];
+	memcpy(line, f->name, f->nlen);
+	line[f->nlen] = ':';
+	if (addr_field_has_addresses(line, f->nlen + 1)) {
+		buf_add(&f->held, line, f->nlen + 1);
+		f->state = FX_HOLD;
+		return;
+	}
+	store_bytes(ds, line, f->nlen + 1);
 	f->state = FX_PASS;
 }
 
@@ -361,6 +398,16 @@ static int fix_blanks_squeeze(const struct submitfix *f, char c)
 static void fix_byte(struct datastore *ds, char c)
 {
 	struct submitfix *f = &ds->fix;
+	if (f->state == FX_HELD_BOL) {
+		if (c == ' ' || c == '\t') { /* the held field goes on */
+			fix_hold(ds, &c, 1);
+			if (f->state == FX_HELD_BOL)
+				f->state = FX_HOLD;
+			return;
+		}
+		fix_release(ds);
+		f->state = FX_BOL;
+	}
 	int cr = f->state == FX_NAME && f->nlen == 1 && f->name[0] == '\r';
 	if ((f->state == FX_BOL && c == '\n') || (cr && c == '\n')) {
 		fix_add_fields(ds); /* the blank line ends the header */
@@ -393,13 +440,19 @@ static void fix_write(struct datastore *ds, const char *p, size_t n)
 	struct submitfix *f = &ds->fix;
 	size_t i = 0;
 	while (i < n && f->state != FX_DONE) {
-		if (f->state == FX_PASS || f->state == FX_DROP) {
+		if (f->state == FX_PASS || f->state == FX_DROP ||
+		    f->state == FX_HOLD) {
 			const char *nl = memchr(p + i, '\n', n - i);
 			size_t end = nl ? (size_t)(nl - p) + 1 : n;
-			if (f->state == FX_PASS)
+			int held = f->state == FX_HOLD;
+			if (held)
+				fix_hold(ds, p + i, end - i);
+			else if (f->state == FX_PASS)
 				store_bytes(ds, p + i, end - i);
 			if (nl)
-				f->state = FX_BOL;
+				f->state = held && f->state == FX_HOLD
+						   ? FX_HELD_BOL
+						   : FX_BOL;
 			i = end;
 			continue;
 		}
@@ -416,9 +469,13 @@ void data_store_end(struct datastore *ds)
 	struct submitfix *f = &ds->fix;
 	if (!f->on || f->state == FX_DONE || ds->failed || ds->toobig)
 		return;
+	int unended = f->state == FX_NAME || f->state == FX_PASS ||
+		   f->state == FX_HOLD;
+	if (f->state == FX_HOLD || f->state == FX_HELD_BOL)
+		fix_release(ds);
 	if (f->state == FX_NAME)
 		store_bytes(ds, f->name, f->nlen);
-	if (f->state == FX_NAME || f->state == FX_PASS)
+	if (unended)
 		store_bytes(ds, f->crlf ? "\r\n" : "\n", f->crlf ? 2 : 1);
 	fix_add_fields(ds);
 }
@@ -479,6 +536,7 @@ void data_store_reset(struct datastore *ds)
 	ds->toobig = 0;
 	ds->failed = 0;
 	ds->err = 0;
+	buf_free(&ds->fix.held);
 	memset(&ds->fix, 0, sizeof ds->fix);
 	headers_reset(&ds->hw);
 }

@@ -6,7 +6,8 @@
  * the bare-newline policy; the store that counts the message against its
  * size limit and buffers it onto a file; watching the client's header
  * section (Received count, Delivered-To); the submission fix-ups of RFC
- * 6409 8 (Bcc dropped; Date, Message-ID, From added when missing); the
+ * 6409 8 (Bcc dropped; Date, Message-ID, From added when missing; a
+ * local part alone in an address field completed with the host); the
  * text of our Received header.
  *
  * Never: reads the connection, replies, logs, or decides what happens to
@@ -22,6 +23,7 @@
 #include "util.h"
 
 #define DATA_MAX_DELIVERED_TO 64 /* Delivered-To values kept */
+#define DATA_FIX_HELD_MAX 65536  /* an address field the fix-ups hold */
 
 /* The DATA/BDAT byte machine. Zeroed, it expects the start of a line. */
 struct datamachine {
@@ -77,9 +79,13 @@ void data_fixup_fields(struct buf *b, unsigned have, const char *from,
 struct submitfix {
 	int on;
 	int state;
-	char name[12];  /* the start of a line, until its field name is known */
+	char name[16];  /* the start of a line, until its field name is known */
 	size_t nlen;
 	int drop;       /* the current field is Bcc, continuations too */
+	/* an address field (From, To, ...), held whole to complete its
+	 * local parts at host; up to DATA_FIX_HELD_MAX, then it passes as
+	 * it is */
+	struct buf held;
 	unsigned have;  /* FIX_* */
 	const char *from, *id, *host; /* for data_fixup_fields */
 	int crlf;       /* binary mail: lines end in CRLF */

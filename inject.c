@@ -92,60 +92,24 @@ static void rcpts_free(struct rcpts *r)
 	free(r->v);
 }
 
-/*
- * The addresses of an RFC 5322 address list ("Ann <a@x>, b@y (Bob),
- * team: c@z;"): the part in angle brackets where there is one, else the
- * words outside comments. Commas and semicolons end an address; a colon
- * outside quotes and brackets ends a group's name.
- */
+struct list_to_rcpts {
+	struct rcpts *r;
+	const char *host;
+};
+
+static void list_rcpt(void *arg, const struct addr_item *it)
+{
+	struct list_to_rcpts *l = arg;
+	rcpt_add(l->r, it->text, it->len, l->host);
+}
+
+/* The addresses of an RFC 5322 address list ("Ann <a@x>, b@y (Bob),
+ * team: c@z;"), as addr_list_scan() reads them. */
 static void address_list(const char *s, size_t n, struct rcpts *r,
 			 const char *host)
 {
-	struct buf word = {0}, angle = {0};
-	int quoted = 0, comment = 0, in_angle = 0, had_angle = 0;
-	for (size_t i = 0; i <= n; i++) {
-		char c = i < n ? s[i] : ',';
-		if (i == n) /* the end ends the last address, whatever is open */
-			quoted = comment = in_angle = 0;
-		if (quoted) {
-			if (c == '\\' && i + 1 < n)
-				buf_addc(in_angle ? &angle : &word, s[i++]);
-			else if (c == '"')
-				quoted = 0;
-			buf_addc(in_angle ? &angle : &word, s[i]);
-		} else if (comment) {
-			if (c == '\\' && i + 1 < n)
-				i++;
-			else
-				comment += c == '(' ? 1 : c == ')' ? -1 : 0;
-		} else if (c == '(') {
-			comment = 1;
-		} else if (c == '"') {
-			quoted = 1;
-			buf_addc(in_angle ? &angle : &word, c);
-		} else if (in_angle) {
-			if (c == '>')
-				in_angle = 0;
-			else if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-				buf_addc(&angle, c);
-		} else if (c == '<') {
-			in_angle = had_angle = 1;
-			angle.len = 0;
-		} else if (c == ':') {
-			word.len = 0; /* a group's display name */
-		} else if (c == ',' || c == ';') {
-			if (had_angle)
-				rcpt_add(r, angle.s ? angle.s : "", angle.len, host);
-			else
-				rcpt_add(r, word.s ? word.s : "", word.len, host);
-			word.len = angle.len = 0;
-			had_angle = 0;
-		} else if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
-			buf_addc(&word, c);
-		}
-	}
-	buf_free(&word);
-	buf_free(&angle);
+	struct list_to_rcpts l = {r, host};
+	addr_list_scan(s, n, list_rcpt, &l);
 }
 
 /* The envelope sender: -f (a bare name at this host, "" or "<>" the null
@@ -346,10 +310,53 @@ static int recipient_field(const char *f, size_t n, int resent)
 	       field_is(f, n, "bcc");
 }
 
+/* Writes one field, each of its lines ended by CRLF. */
+static void emit_lines(struct io *io, const char *f, size_t n)
+{
+	for (size_t j = 0; j < n;) {
+		const char *nl = memchr(f + j, '\n', n - j);
+		size_t k = nl ? (size_t)(nl - f) : n;
+		emit(io, f + j, k - j, 1, 1);
+		j = k + 1;
+	}
+}
+
+/* Part of an address field to the session, each LF as CRLF (its lines
+ * start with its name or a blank: no dot to double). */
+static void put_crlf(void *arg, const char *p, size_t n)
+{
+	struct io *io = arg;
+	for (const char *nl; n && (nl = memchr(p, '\n', n)) != NULL;) {
+		size_t k = (size_t)(nl - p);
+		io_write(io, p, k);
+		io_write(io, "\r\n", 2);
+		p += k + 1;
+		n -= k + 1;
+	}
+	io_write(io, p, n);
+}
+
+/* A field as the session gets it: in From, To and the other address
+ * fields, a local part alone is at this host (Postfix's
+ * append_at_myorigin), as the envelope's addresses are; written as it
+ * is completed, so that no copy of it grows in memory. */
+static void send_field(struct io *io, const char *f, size_t n,
+		       const char *host)
+{
+	if (!addr_field_has_addresses(f, n)) {
+		emit_lines(io, f, n);
+		return;
+	}
+	addr_field_qualify(f, n, host, put_crlf, io);
+	if (n && f[n - 1] != '\n') /* the input's last line, unended */
+		io_write(io, "\r\n", 2);
+}
+
 /* The header's fields, each with its continuation lines: with r, the
  * recipients of To, Cc and Bcc (of Resent-To, -Cc and -Bcc when there
  * are Resent- fields), and which fields the fix-ups need not add; with
- * io, every field but Bcc and Resent-Bcc written to the session. */
+ * io, every field but Bcc and Resent-Bcc written to the session, their
+ * addresses completed. */
 static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 			const char *host)
 {
@@ -376,12 +383,8 @@ static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 			(field_is(f, n, "resent-date") ? FIX_DATE : 0) |
 			(field_is(f, n, "resent-message-id") ? FIX_MSGID : 0) |
 			(field_is(f, n, "resent-from") ? FIX_FROM : 0);
-		for (size_t j = i; io && !bcc && j < end;) {
-			const char *nl = memchr(h + j, '\n', end - j);
-			size_t k = nl ? (size_t)(nl - h) : end;
-			emit(io, h + j, k - j, 1, 1);
-			j = k + 1;
-		}
+		if (io && !bcc)
+			send_field(io, f, n, host);
 		i = end;
 	}
 }
@@ -568,7 +571,7 @@ static void send_message(struct io *io, struct message *m,
 			 const struct inject *in, const char *sender,
 			 const char *host)
 {
-	walk_header(m, io, NULL, NULL);
+	walk_header(m, io, NULL, host);
 	fix_ups(m, in, sender, host, io);
 	if (m->end == HEAD_END)
 		return;

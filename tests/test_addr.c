@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "util.h"
 
 #define B ADDR_BRACKETS
 #define N ADDR_NULL_OK
@@ -586,6 +587,159 @@ static void test_canonical_round_trip(void **state)
 	assert_true(tried > 40);
 }
 
+/* ------------------------------------------------------------------ */
+/* Header address lists: local parts alone completed (addr_field_qualify) */
+
+static void to_buf(void *arg, const char *p, size_t n)
+{
+	buf_add(arg, p, n);
+}
+
+/* The field as the fix-ups write it, and how many it completed. */
+static size_t qualified(const char *field, char *out, size_t outsize)
+{
+	struct buf b = {0};
+	size_t k = addr_field_qualify(field, strlen(field), "mail.example.net",
+				      to_buf, &b);
+	assert_true(b.len < outsize);
+	memcpy(out, b.s ? b.s : "", b.len);
+	out[b.len] = 0;
+	buf_free(&b);
+	return k;
+}
+
+static const struct {
+	const char *in, *out;
+	size_t completed;
+} qualify_cases[] = {
+	/* what Debian's cron writes */
+	{"From: root (Cron Daemon)\n",
+	 "From: root@mail.example.net (Cron Daemon)\n", 1},
+	{"To: root, bob@x.example\n",
+	 "To: root@mail.example.net, bob@x.example\n", 1},
+	{"To: root\r\n", "To: root@mail.example.net\r\n", 1},
+	/* display names, angle brackets, blanks inside them */
+	{"From: \"Cron Daemon\" <root>\n",
+	 "From: \"Cron Daemon\" <root@mail.example.net>\n", 1},
+	{"Reply-To: Ann Smith < ann >\n",
+	 "Reply-To: Ann Smith < ann@mail.example.net >\n", 1},
+	/* comments with commas, '@' and nesting are left alone */
+	{"From: root (Cron, Daemon at x@y.example (really))\n",
+	 "From: root@mail.example.net (Cron, Daemon at x@y.example (really))\n",
+	 1},
+	{"To: (a, b@c) ann (d@e, f)\n",
+	 "To: (a, b@c) ann@mail.example.net (d@e, f)\n", 1},
+	/* quoted local parts, a quoted '@' and ',' */
+	{"To: \"john smith\", \"a@b, c\" <ann>\n",
+	 "To: \"john smith\"@mail.example.net, \"a@b, c\" "
+	 "<ann@mail.example.net>\n", 2},
+	{"To: \"x\\\"y\"\n", "To: \"x\\\"y\"@mail.example.net\n", 1},
+	/* groups */
+	{"To: undisclosed-recipients:;\n", "To: undisclosed-recipients:;\n", 0},
+	{"Cc: team: ann, bob@x.example, \"carl\";, dan\n",
+	 "Cc: team: ann@mail.example.net, bob@x.example, "
+	 "\"carl\"@mail.example.net;, dan@mail.example.net\n", 3},
+	/* folded: every line keeps its fold */
+	{"To: Ann <ann>,\n\tbob (Bob),\n  carl@x.example,\n dan\n",
+	 "To: Ann <ann@mail.example.net>,\n\tbob@mail.example.net (Bob),\n"
+	 "  carl@x.example,\n dan@mail.example.net\n", 3},
+	{"Resent-To: root\n", "Resent-To: root@mail.example.net\n", 1},
+	/* what is no local part alone is left as it is */
+	{"To: John Smith\n", "To: John Smith\n", 0},
+	{"To: ro\n ot\n", "To: ro\n ot\n", 0},
+	{"From: <>\n", "From: <>\n", 0},
+	{"To: <@relay.example:ann@x.example>\n",
+	 "To: <@relay.example:ann@x.example>\n", 0},
+	{"To: a[b]\n", "To: a[b]\n", 0},
+	{"To: .ann\n", "To: .ann\n", 0},
+	/* a field it cannot read stays whole, even its good addresses */
+	{"To: root, \"open\n", "To: root, \"open\n", 0},
+	{"To: root, Ann <ann\n", "To: root, Ann <ann\n", 0},
+	{"To: root (open\n", "To: root (open\n", 0},
+	{"No colon here\n", "No colon here\n", 0},
+};
+
+static void test_header_local_parts_completed(void **state)
+{
+	(void)state;
+	char out[512];
+	for (size_t i = 0; i < sizeof qualify_cases / sizeof *qualify_cases;
+	     i++) {
+		size_t k = qualified(qualify_cases[i].in, out, sizeof out);
+		if (strcmp(out, qualify_cases[i].out) ||
+		    k != qualify_cases[i].completed) {
+			print_error("case %zu: '%s' gave '%s' (%zu)\n", i,
+				    qualify_cases[i].in, out, k);
+			fail();
+		}
+	}
+}
+
+/* RFC 5322 2.1.1: no line grows past 998 characters; a folded list
+ * completes line by line. */
+static void test_header_lines_stay_within_998(void **state)
+{
+	(void)state;
+	struct buf in = {0}, out = {0};
+	buf_adds(&in, "To: ");
+	for (int i = 0; i < 60; i++)
+		buf_adds(&in, "a, ");
+	buf_adds(&in, "b\n");
+	assert_int_equal(addr_field_qualify(in.s, in.len, "mail.example.net",
+					    to_buf, &out),
+			 0);
+	assert_int_equal(out.len, in.len);
+	assert_memory_equal(out.s, in.s, in.len);
+	in.len = out.len = 0;
+	buf_adds(&in, "To: ");
+	for (int i = 0; i < 60; i++)
+		buf_adds(&in, "a,\n ");
+	buf_adds(&in, "b\n");
+	assert_int_equal(addr_field_qualify(in.s, in.len, "mail.example.net",
+					    to_buf, &out),
+			 61);
+	assert_int_equal(out.len, in.len + 61 * strlen("@mail.example.net"));
+	buf_free(&in);
+	buf_free(&out);
+}
+
+static void test_address_fields(void **state)
+{
+	(void)state;
+	static const char *const yes[] = {
+		"From:", "sender:", "Reply-To:", "TO:", "Cc:", "Resent-From:",
+		"Resent-Sender:", "resent-to:", "Resent-Cc:", "To :"};
+	static const char *const no[] = {"Subject:", "Bcc:", "Received:",
+					 "Message-ID:", "Resent-Bcc:",
+					 "Tox:", "To"};
+	for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+		assert_true(addr_field_has_addresses(yes[i], strlen(yes[i])));
+	for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+		assert_false(addr_field_has_addresses(no[i], strlen(no[i])));
+}
+
+/* The list as sendmail -t reads it: each address, where it ends. */
+static void list_seen(void *arg, const struct addr_item *it)
+{
+	struct buf *b = arg;
+	buf_printf(b, "[%.*s %zu %d]", (int)it->len, it->text, it->end,
+		   it->whole);
+}
+
+static void test_address_list_scan(void **state)
+{
+	(void)state;
+	struct buf b = {0};
+	const char *l = " Ann <a@x>, b@y (Bob), team: \"c d\"@z;";
+	assert_int_equal(addr_list_scan(l, strlen(l), list_seen, &b), 0);
+	assert_string_equal(b.s, "[a@x 9 1][b@y 15 1][\"c d\"@z 36 1]");
+	b.len = 0;
+	l = "Ann Smith, x <y";
+	assert_int_equal(addr_list_scan(l, strlen(l), list_seen, &b), -1);
+	assert_string_equal(b.s, "[AnnSmith 9 0][y 15 1]");
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -601,6 +755,10 @@ int main(void)
 		cmocka_unit_test(test_format),
 		cmocka_unit_test(test_is_postmaster),
 		cmocka_unit_test(test_canonical_round_trip),
+		cmocka_unit_test(test_header_local_parts_completed),
+		cmocka_unit_test(test_header_lines_stay_within_998),
+		cmocka_unit_test(test_address_fields),
+		cmocka_unit_test(test_address_list_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

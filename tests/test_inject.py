@@ -127,6 +127,42 @@ def test_the_cron_command_line(site):
     head, body = header_and_body(site.one("root"))
     assert b"Subject: Cron <root@h> job" in head
     assert body == "line 1\n.\nnaïve line 3\n".encode()
+    # a local part alone is at core.hostname, as Postfix's
+    # append_at_myorigin makes it: no "From: root" leaves the machine
+    assert b"\nFrom: root@mail.test (Cron Daemon)\n" in head, head
+    assert b"\nTo: root@mail.test\n" in head, head
+
+
+def test_header_addresses_without_a_domain_are_completed(site):
+    """sendmail sent `To: root, bob@x` and cron's `From: root (Cron
+    Daemon)` off the machine as they were (RFC 5322 3.4.1 wants a
+    domain). Each local part alone in From, Sender, Reply-To, To, Cc and
+    the Resent- forms gets @core.hostname; names, comments, quoting,
+    groups and folding stay as they were, and other fields and what
+    cannot be read are left alone."""
+    msg = b"From: root (Cron, Daemon at x@y.example)\n" \
+          b"Sender: \"Ann Smith\" <ann>\n" \
+          b"Reply-To: bob (Bob)\n" \
+          b"To: ann, bob@example.org,\n\tteam: cat, \"dan x\";\n" \
+          b"Cc: undisclosed-recipients:;\n" \
+          b"X-Note: root\n" \
+          b"Subject: root\n\nroot\n"
+    r = site.sendmail("-t", data=msg)
+    assert r.returncode == 0, r.stderr
+    head, body = header_and_body(site.one("ann"))
+    assert b"\nFrom: root@mail.test (Cron, Daemon at x@y.example)\n" in head
+    assert b"\nSender: \"Ann Smith\" <ann@mail.test>\n" in head
+    assert b"\nReply-To: bob@mail.test (Bob)\n" in head
+    assert b"\nTo: ann@mail.test, bob@example.org,\n\tteam: cat@mail.test, " \
+           b"\"dan x\"@mail.test;\n" in head, head
+    assert b"\nCc: undisclosed-recipients:;\n" in head
+    assert b"\nX-Note: root\nSubject: root\n" in head
+    assert body == b"root\n"
+    # a field it cannot read goes as it came; the message still goes
+    r = site.sendmail("root", data=b"To: root, \"open\nSubject: s\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    head, _ = header_and_body(site.one("root"))
+    assert b"\nTo: root, \"open\n" in head, head
 
 
 def test_option_letters_cluster_as_getopt_reads_them(site):

@@ -92,6 +92,38 @@ def test_authenticated_submission_gets_the_fix_ups(d):
     assert message_from_bytes(got)["From"] == "<anna@mail.test>"
 
 
+def test_local_parts_alone_get_the_host_name(d):
+    """A submission listener stored `From: root (Cron Daemon)` and `To:
+    root, bob@x` as they came, while the same header through sendmail
+    was to be completed: the fix-ups complete each local part alone in
+    the address fields with core.hostname, keeping names, comments,
+    groups and folds, and leave other fields and lists they cannot read
+    as they are."""
+    got = session(d, message=b"From: root (Cron Daemon)\r\n"
+                  b"To: root, bob@x.test,\r\n\tTeam: \"a b\", <c>;\r\n"
+                  b"Cc: undisclosed-recipients:;\r\n"
+                  b"Resent-To : ann (A, b@c)\r\n"
+                  b"Subject: root\r\nX-Open: root\r\n"
+                  b"Reply-To: root, \"open\r\n\r\nTo: root\r\n")
+    head, body = got.split(b"\n\n", 1)
+    assert b"\nFrom: root@mail.test (Cron Daemon)\n" in head, got
+    assert b"\nTo: root@mail.test, bob@x.test,\n\tTeam: \"a b\"@mail.test, " \
+           b"<c@mail.test>;\n" in head, got
+    assert b"\nCc: undisclosed-recipients:;\n" in head, got
+    assert b"\nResent-To : ann@mail.test (A, b@c)\n" in head, got
+    assert b"\nSubject: root\nX-Open: root\n" in head, got
+    assert b"\nReply-To: root, \"open\n" in head, got
+    assert body == b"To: root\n", got
+    # the last field of a message that is all header
+    got = session(d, message=b"Subject: s\r\nTo: root\r\n")
+    assert b"\nTo: root@mail.test\nDate: " in got, got
+    # a field past 64 KiB is not held whole: it is stored as it came
+    long_to = b"To: root" + b",\r\n a" * 20000 + b"\r\n"
+    got = session(d, message=long_to + b"Cc: root\r\n\r\nx\r\n")
+    assert long_to.replace(b"\r\n", b"\n") in got
+    assert b"\nCc: root@mail.test\n" in got
+
+
 def test_blanks_before_the_colon_name_the_same_field(d):
     """RFC 5322 4.5 obsolete syntax: "Bcc :" is a Bcc field (dropped, as
     --inject -t drops it), "From :" and "Date :" are the message's own."""
