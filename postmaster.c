@@ -131,9 +131,30 @@ static int report(struct cf *cf)
 	return cf->nerrors ? EX_CONFIG : EX_OK;
 }
 
-/* --route: its result's buffers stay off a session's stack */
+/* A relayed recipient as a session answers a client that is neither
+ * authenticated nor in relay-clients; the line before says what those
+ * get. */
+static void refuse_relaying(struct route_result *r, const char *addr)
+{
+	printf("relay-clients and authenticated clients: %d %s %s\n", r->code,
+	       r->dsn, r->text);
+	struct addr a;
+	const char *why;
+	size_t where;
+	char rcpt[ADDR_PATH_MAX + 8];
+	addr_parse(addr, strlen(addr), ADDR_NODOMAIN_OK | ADDR_UTF8, &a, &why,
+		   &where);
+	addr_format(&a, rcpt, sizeof rcpt);
+	r->code = 554;
+	esc_for_code(r->dsn, r->code, ESC_DELIVERY_NOT_AUTHORIZED);
+	fmt_snprintf(r->text, sizeof r->text, "<%s>: relaying denied", rcpt);
+}
+
+/* --route: its result's buffers stay off a session's stack; outside: the
+ * last line is the reply to a client outside relay-clients (sendmail -bv
+ * asks for a local submitter's) */
 RARE_PATH static int do_route(struct cf *cf, const char *addr,
-			      const char *smtpd_name)
+			      const char *smtpd_name, int outside)
 {
 	const struct cf_section *smtpd;
 	if (cf_choose_listener(cf, smtpd_name, NULL, NULL, &smtpd) < 0) {
@@ -186,6 +207,8 @@ RARE_PATH static int do_route(struct cf *cf, const char *addr,
 			printf("delivery: through the spool\n");
 		plan_free(&p);
 	}
+	if (r.code == 250 && r.relaying && outside)
+		refuse_relaying(&r, addr);
 	printf("%d %s %s\n", r.code, r.dsn, r.text);
 	int ex = sysexits_for_code(r.code);
 	route_result_free(&r);
@@ -366,7 +389,7 @@ static int verify(struct cf *cf, const struct opts *o)
 {
 	const char *smtpd = o->smtpd;
 	char *addr = inject_verify_address(cf, &o->inj, &smtpd);
-	int ex = do_route(cf, addr, smtpd);
+	int ex = do_route(cf, addr, smtpd, 0);
 	free(addr);
 	return ex;
 }
@@ -394,7 +417,7 @@ static int run_tool(struct cf *cf, const struct opts *o)
 	} else if (o->route && o->inject && o->inj.mode == INJ_ROUTE) {
 		ex = verify(cf, o);
 	} else if (o->route) {
-		ex = do_route(cf, o->route, o->smtpd);
+		ex = do_route(cf, o->route, o->smtpd, 1);
 	} else if (o->flush) {
 		ex = flush_main(cf, o->now ? FLUSH_ALL : FLUSH_DUE, o->flush_id);
 	} else if (o->queue) {

@@ -698,6 +698,8 @@ void route_ctx_resolve(struct rctx *c, const struct addr *a, int depth,
 			step(c, depth, "<%s> has no route: postmaster at a local "
 				       "domain",
 			     text);
+			if (depth == 0)
+				c->postmaster_rule = 1;
 			struct addr nm;
 			memset(&nm, 0, sizeof nm);
 			strcpy(nm.local, "postmaster");
@@ -803,13 +805,15 @@ static int names_a_destination(const char *local)
  * this site, which any client may send: its domain is local as a whole
  * (this host, an [smtpd] name, an @domain line), or the line that routed
  * it names its domain (user@domain: the administrator routed that address
- * by name). A user@domain line makes its address ours, not its domain: a
- * "spammer@gmail.com reject" line must not let a catch-all relay take
- * every other gmail.com address from every client.
+ * by name), or it is postmaster at a local domain, which the built-in
+ * rule routes wherever postmaster's mail goes. A user@domain line makes
+ * its address ours, not its domain: a "spammer@gmail.com reject" line
+ * must not let a catch-all relay take every other gmail.com address from
+ * every client.
  */
 static int for_this_site(const struct rctx *c, const char *domain)
 {
-	if (c->first_names_domain)
+	if (c->first_names_domain || c->postmaster_rule)
 		return 1; /* it matched, so that domain is the recipient's */
 	return domain_is_local(c->env, c->cf, c->smtpd, domain, 1);
 }

@@ -68,6 +68,9 @@ struct rctx {
 	struct cf_pos first;
 	const char *first_pattern;
 	int first_names_domain;
+	/* the built-in rule took postmaster at a local domain (RFC 5321
+	 * 4.5.1): the recipient is this site's wherever its mailbox is */
+	int postmaster_rule;
 	/* addresses and names resolved already: each is expanded once */
 	char **done;
 	int *donedepth; /* the shallowest depth each was reached at */

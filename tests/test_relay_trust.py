@@ -47,12 +47,12 @@ DIALOGUE = (b"EHLO client.example\r\nMAIL FROM:<s@203.example>\r\n"
             b"RCPT TO:<victim@mx.test>\r\nRCPT TO:<joe@example.net>\r\nQUIT\r\n")
 
 
-def pipe_session(cf, env, *args):
+def pipe_session(cf, env, *args, dialogue=DIALOGUE):
     e = dict(os.environ)
     for k in ("TCPLOCALIP", "TCPLOCALPORT", "TCPREMOTEIP", "TCPREMOTEPORT"):
         e.pop(k, None)
     e.update(env)
-    r = subprocess.run([POSTMASTER, "--config=" + cf, *args], input=DIALOGUE, env=e,
+    r = subprocess.run([POSTMASTER, "--config=" + cf, *args], input=dialogue, env=e,
                        capture_output=True, timeout=30)
     no_sanitizer_report(r.stderr.decode(errors="replace"), "session")
     return r.stdout.decode(), r.stderr.decode(errors="replace"), r.returncode
@@ -211,9 +211,54 @@ def test_route_shows_the_relay_rule(tmp):
     assert "relaying: mx.test is not this host's, no @mx.test line takes it, " \
            "and no line names <victim@mx.test>; only relay-clients and " \
            "authenticated clients may send to it, others get 554 5.7.1" in r.stdout, r.stdout
+    # the last line is what such a client hears, as the session says it
+    assert r.stdout.endswith(
+        "relay-clients and authenticated clients: 250 2.1.5 <victim@mx.test> OK\n"
+        "554 5.7.1 <victim@mx.test>: relaying denied\n"), r.stdout
+    assert r.returncode == 67
     r = subprocess.run([POSTMASTER, "--config=" + cf, "--route=joe@example.net"],
                        capture_output=True, text=True)
     assert "relaying" not in r.stdout
+    assert r.stdout.endswith("\n250 2.1.5 <joe@example.net> OK\n") and r.returncode == 0
+
+
+POSTMASTER_DIALOGUE = (b"EHLO client.example\r\nMAIL FROM:<a@sender.example>\r\n"
+                       b"RCPT TO:<nobody@example.org>\r\nRCPT TO:<Postmaster@EXAMPLE.ORG>\r\n"
+                       b"RCPT TO:<postmaster+x@example.org>\r\nRCPT TO:<postmaster@mx.test>\r\n"
+                       b"RCPT TO:<postmaster+x%mx.test@example.org>\r\nQUIT\r\n")
+
+
+def test_postmaster_at_a_listed_users_domain_behind_a_relay(tmp):
+    """RFC 5321 4.5.1: postmaster at a local domain is this site's, even
+    when the domain's users are listed one by one (no @domain line) and
+    postmaster's mailbox is behind a [relay]: every client reaches it.
+    Nothing else is opened: another user, postmaster at a remote domain,
+    a postmaster local part that names another destination."""
+    cf = write_cf(tmp, """recipient-delimiter = +
+[relay "dovecot"]
+address = [127.0.0.1]:%d
+protocol = lmtp
+[smtpd "mx"]
+listen-port = 25
+proxy = no
+routing-table = mx
+[route "mx"]
+joe@example.org dovecot
+ann@example.org dovecot
+""" % free_port(), routes="postmaster joe@example.org\n")
+    env = {"TCPLOCALIP": "198.51.100.7", "TCPLOCALPORT": "25", "TCPREMOTEIP": "203.0.113.9"}
+    out, log, rc = pipe_session(cf, env, dialogue=POSTMASTER_DIALOGUE)
+    assert replies(out)[3:8] == [
+        "550 5.1.1 <nobody@example.org>: user unknown",
+        "250 2.1.5 Recipient <Postmaster@EXAMPLE.ORG> OK",
+        "250 2.1.5 Recipient <postmaster+x@example.org> OK",
+        "550 5.7.1 <postmaster@mx.test>: relaying denied",
+        "554 5.7.1 <postmaster+x%mx.test@example.org>: relaying denied"], out
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--route=Postmaster@EXAMPLE.ORG"],
+                       capture_output=True, text=True)
+    assert "=> relay dovecot for <joe@example.org>" in r.stdout, r.stdout
+    assert "relaying" not in r.stdout
+    assert r.stdout.endswith("\n250 2.1.5 <Postmaster@EXAMPLE.ORG> OK\n"), r.stdout
 
 
 # --------------------------------------------- launchers on loopback
