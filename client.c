@@ -1012,7 +1012,8 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 	while (*next < n &&
 	       (j->kind == T_RELAY || j->sessions < CLIENT_MAX_SESSIONS)) {
 		const struct client_cand *cd = &c[*next];
-		char ip[INET6_ADDRSTRLEN + 8], reason[256];
+		char ip[INET6_ADDRSTRLEN + 8], reason[256], port[8] = "";
+		int p = 0;
 		*conn = (struct client_conn){.lmtp = lmtp,
 					     .tls_mode = in_clear ? RTLS_NO : mode,
 					     .fd = -1};
@@ -1020,16 +1021,20 @@ int client_conn_open(struct client_job *j, const struct client_cand *c,
 		if (cd->ss.ss_family == AF_UNIX) {
 			fmt_snprintf(conn->name, sizeof conn->name, "%s", cd->host);
 		} else {
-			if (net_sockaddr_text(&cd->ss, ip, sizeof ip, NULL) < 0)
+			if (net_sockaddr_text(&cd->ss, ip, sizeof ip, &p) < 0)
 				fmt_snprintf(ip, sizeof ip, "?");
 			fmt_snprintf(conn->name, sizeof conn->name, "%s[%s]",
 				 cd->host, ip);
 		}
+		/* which of one host's servers is down: the port, when it is
+		 * not the protocol's (Postfix's smtp(8) names it always) */
+		if (p && p != (lmtp ? 24 : 25))
+			fmt_snprintf(port, sizeof port, ":%d", p);
 		conn->fd = client_connect(&cd->ss, cd->len, client_connect_ms(j),
 					  reason, sizeof reason);
 		if (conn->fd < 0) {
 			reply_set(why, 451, ESC_NO_ANSWER_FROM_HOST,
-				  "connect to %s: %s", conn->name, reason);
+				  "connect to %s%s: %s", conn->name, port, reason);
 			in_clear = 0;
 			++*next;
 			continue;
