@@ -342,11 +342,12 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 			apply(x, idx[k], down, NULL, -1, -1);
 		goto out;
 	}
-	/* one RCPT per distinct address */
+	/* one RCPT per distinct address, in any case (joe, JOE: routing
+	 * takes them as one), spelt as first given */
 	unsigned *slot = xcalloc(n, sizeof *slot);
 	for (unsigned k = 0; k < n; k++) {
 		unsigned s = 0;
-		while (s < nr && strcmp(rc[s].addr, m->t[idx[k]].addr))
+		while (s < nr && !addr_part_eq(rc[s].addr, m->t[idx[k]].addr))
 			s++;
 		if (s == nr)
 			rc[nr++] = (struct client_rcpt){

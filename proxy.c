@@ -258,6 +258,17 @@ static void send_rcpt(struct session *s, struct rcpt *rc)
 		proxy_sync(s);
 }
 
+/* Whether the target already has rc's address, in any case, from an
+ * earlier RCPT of this transaction. */
+static int proxied_already(const struct session *s, const struct rcpt *rc)
+{
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (s->rcpts[i].proxied && s->rcpts[i].nt &&
+		    addr_part_eq(s->rcpts[i].t[0].addr, rc->r.t[0].addr))
+			return 1;
+	return 0;
+}
+
 enum proxy_rcpt proxy_rcpt(struct session *s, struct rcpt *rc,
 			   struct reply *r)
 {
@@ -284,6 +295,15 @@ enum proxy_rcpt proxy_rcpt(struct session *s, struct rcpt *rc,
 		if (s->px->state == PX_LIVE)
 			let_go(s, NULL);
 		return PROXY_NOT;
+	}
+	if (proxied_already(s, rc)) {
+		/* a second RCPT would be a second copy (joe, JOE): one
+		 * client RCPT is one onward RCPT here, so the spool takes the
+		 * transaction and sends the address once (flush.c); unless
+		 * the target refused the first, which then left */
+		proxy_sync(s);
+		if (proxy_live(s) && proxied_already(s, rc))
+			let_go(s, NULL);
 	}
 	if (s->px->state == PX_OFF)
 		return PROXY_NOT;

@@ -286,6 +286,38 @@ def test_lmtp_verdicts_for_an_smtp_client(tmp, peers, case):
     assert list(brcpts) == ["c@example.net"], brcpts
 
 
+@pytest.mark.parametrize("path", ["proxy", "spool"])
+def test_one_address_in_several_cases_is_delivered_once(tmp, peers, path):
+    """postmaster(8): an address given more than once, in any case, with
+    the same targets is delivered once. joe, JOE and joe@EXAMPLE.NET are
+    one address to routing; the target got one RCPT (and so one copy)
+    for each spelling, through the proxy and through the spool alike.
+    Each RCPT still has its 250; the first spelling goes onward."""
+    sock = os.path.join(tmp, "lmtp.sock")
+    peer = LmtpPeer(sock)
+    peers.append(peer)
+    if path == "proxy":
+        cf = proxy_cf(tmp, ["unix:" + sock], protocol="lmtp")
+    else:
+        cf = write_cf(tmp, '[relay "next"]\naddress = unix:%s\nprotocol = lmtp\n'
+                      '[route]\n@example.net next\n' % sock)
+    rcpts = ["joe@example.net", "JOE@example.net", "joe@EXAMPLE.NET"]
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        for r in rcpts:
+            s.cmd("RCPT TO:<%s>" % r, "250 2.1.5 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message("dupcase"))
+    finally:
+        log = quit_and_close(s)
+    assert reply.startswith("250 2."), reply
+    wait_for(lambda: queue(cf) == "the spool is empty\n", 20, "the delivery")
+    flush(cf, "--now")
+    assert [m[0] for m in peer.messages] == [["joe@example.net"]], peer.messages
+    nothing_later(cf, tmp)
+
+
 def test_a_mixed_lmtp_verdict_without_a_delivery_process(tmp, peers):
     """The recipients an LMTP target took are done in the envelope before
     the 250, whether a delivery process runs or not: with none (the
