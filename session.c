@@ -917,7 +917,9 @@ static int dialogue(struct session *s)
 			      s->name);
 			return EX_TEMPFAIL;
 		}
-		if (st == IO_EOF || st == IO_ERROR)
+		/* a line that the end of the input cut off (bare == 2) was
+		 * never sent whole: dropped, as an EOF (RFC 5321 2.3.8) */
+		if (st == IO_EOF || st == IO_ERROR || bare == 2)
 			break;
 		serve_line(s, line, len, st == IO_TOOLONG, bare);
 	}

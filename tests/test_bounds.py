@@ -495,3 +495,16 @@ def test_a_reply_that_quotes_the_client_fits_in_512_octets(tmp, line):
     lines = replies_to(cf, b"EHLO x\r\n" + pre + line + b"\r\nQUIT\r\n")
     assert any(l.startswith(("555 5.5.4 ", "501 5.5.4 ")) for l in lines), lines
     assert max(len(l.encode()) + 2 for l in lines) <= 512, lines
+
+
+@pytest.mark.parametrize("last", [b"BDAT 0 LAST", b"BDAT 0 LAST\r", b"RSET"])
+def test_a_command_cut_off_by_the_end_of_input_is_not_run(tmp, last):
+    """A connection that ends inside a command line never sent that
+    command (RFC 5321 2.3.8): the fragment is dropped as an end of input,
+    and a BDAT 0 LAST without its line end delivers nothing."""
+    cf = write_cf(tmp)
+    lines = replies_to(cf, b"EHLO x\r\nMAIL FROM:<a@example.org>\r\n"
+                           b"RCPT TO:<joe@example.net>\r\nBDAT 3\r\nabc" + last)
+    assert lines[-1] == "250 2.0.0 3 octets received", lines
+    new = os.path.join(tmp, "Maildir", "new")
+    assert not os.path.isdir(new) or os.listdir(new) == []
