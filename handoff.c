@@ -151,6 +151,7 @@ static void start_fix_ups(struct session *s)
 /* Opens the data file and writes the Received header (RFC 5321 4.4). */
 int handoff_begin(struct session *s)
 {
+	envelope_spool_duplicates(s);
 	if (s->milters) {
 		/* the milters read it first; then it may go to the spool */
 		s->data.fd = tmpfile_open();

@@ -182,6 +182,28 @@ unsigned envelope_shared_runs(const struct session *s, int **slot)
 	return slots;
 }
 
+void envelope_spool_duplicates(struct session *s)
+{
+	if (s->proto != P_LHLO || s->nrcpt < 2)
+		return;
+	const struct kept_rcpt **v = xmalloc(s->nrcpt * sizeof *v);
+	unsigned n = 0;
+	for (unsigned i = 0; i < s->nrcpt; i++)
+		if (!s->rcpts[i].milter_added && !s->rcpts[i].milter_deleted)
+			v[n++] = &s->rcpts[i];
+	qsort(v, n, sizeof *v, by_address);
+	for (unsigned a = 0, b; a < n; a = b) {
+		const struct kept_rcpt *spooled = NULL;
+		for (b = a; b < n && !strcasecmp(v[a]->addr, v[b]->addr); b++)
+			if (!spooled && v[b]->spooled)
+				spooled = v[b];
+		for (unsigned i = a; spooled && i < b; i++)
+			if (same_targets(spooled, v[i]))
+				s->rcpts[v[i] - s->rcpts].spooled = 1;
+	}
+	free(v);
+}
+
 /* One MAIL parameter: its keyword and value (NULL without '='). */
 struct param {
 	const char *kw, *val;

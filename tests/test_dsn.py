@@ -451,6 +451,30 @@ def test_a_recipient_given_twice_is_no_expansion(tmp):
     assert actions and set(actions) == {"delivered"}, actions
 
 
+@pytest.mark.parametrize("first", [" NOTIFY=SUCCESS", ""])
+def test_lmtp_address_twice_one_with_notify_success_is_delivered_once(
+        tmp, first):
+    """LMTP: one address given twice, once with NOTIFY=SUCCESS (in either
+    order): both RCPTs go through the spool, one copy arrives and each
+    RCPT hears the same "queued" reply (the spooled one and a direct run
+    each delivered a copy)."""
+    mkdir(tmp + "/mbox")
+    cf = write_cf(tmp, SUCCESS_ROUTES, extra=KEEP_MAILER)
+    s = Session(cf).start()
+    s.cmd("LHLO client.example", "250 ")
+    s.cmd("MAIL FROM:<s@example.net>", "250 ")
+    s.cmd("RCPT TO:<m@example.net>" + first, "250 ")
+    s.cmd("RCPT TO:<M@example.net>" + (" NOTIFY=SUCCESS" if not first
+                                       else ""), "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(MESSAGE))
+    replies = [s.reply()[-1], s.reply()[-1]]
+    log = s.end()
+    assert all(QUEUED.match(r) for r in replies), replies
+    assert replies[0] == replies[1], replies
+    assert len(maildir_files(tmp + "/mbox")) == 1, log
+
+
 def test_a_report_to_a_sender_with_a_blank_never_reaches_a_mailer(tmp):
     """RCPT refuses an address with a blank bound for a mailer, whose
     RCPT_TO separates addresses by blanks; the same address as MAIL FROM
