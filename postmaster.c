@@ -194,7 +194,10 @@ RARE_PATH static int do_route(struct cf *cf, const char *addr,
 			   &why, &where);
 		addr_format(&a, rcpt, sizeof rcpt);
 		char key[300];
-		int proxy = smtpd ? (int)smtpd->v[SMTPD_PROXY].n : 1;
+		/* a unix socket's client is a local submitter: never proxied */
+		int proxy = smtpd ? smtpd->v[SMTPD_PROXY].n &&
+					    !smtpd->listen.path[0]
+				  : 1;
 		if (plan_add(&p, &r, rcpt) == PLAN_OK)
 			printf("delivery: direct, without the spool\n");
 		else if (proxy && proxy_carriable(&r, 0, key, sizeof key))

@@ -334,6 +334,10 @@ static void start_limits(struct session *s, int cf_ok)
 		s->proxy_ms = 100000;
 		s->accept_mail = 1;
 	}
+	/* a local submitter (sendmail, cron) cannot retry a next hop's 4xx
+	 * as an MTA does: the spool takes its mail and retries it */
+	if (s->cred.known)
+		s->proxy_ok = 0;
 	if (s->timeout > 0)
 		s->io.timeout_ms = s->timeout * 1000;
 }
