@@ -241,6 +241,7 @@ static int store_out(struct datastore *ds, const char *p, size_t n)
 
 static void store_bytes(struct datastore *ds, const char *p, size_t n)
 {
+	ds->stored += n;
 	if (ds->fd < 0) /* nothing will read it: count only */
 		return;
 	if (!ds->wbuf)
@@ -533,6 +534,7 @@ void data_store_reset(struct datastore *ds)
 	ds->wlen = 0;
 	ds->size = 0;
 	ds->counted = 0;
+	ds->stored = 0;
 	ds->toobig = 0;
 	ds->failed = 0;
 	ds->err = 0;

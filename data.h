@@ -101,6 +101,9 @@ struct datastore {
 	/* the client's octets, its line ends counted as CRLF (RFC 1870),
 	 * what max limits */
 	uint64_t counted;
+	/* the octets of the message as stored and delivered: our header
+	 * fields and the fix-ups' changes included (size= of the logs) */
+	uint64_t stored;
 	int lf_eol; /* text mail: each stored newline was a line end, CRLF */
 	int toobig; /* the message passed max: nothing more is stored */
 	int failed; /* a write failed with err */

@@ -198,11 +198,11 @@ int handoff_begin(struct session *s)
 }
 
 /* size= of the log lines: the message as stored and delivered, our
- * header fields included (the flusher's size= of the spooled copy) */
+ * header fields and the fix-ups included (the flusher's size= of the
+ * spooled copy) */
 static const char *size_text(const struct session *s, char *buf, size_t n)
 {
-	fmt_snprintf(buf, n, "%llu",
-		 (unsigned long long)(s->header_size + s->data.size));
+	fmt_snprintf(buf, n, "%llu", (unsigned long long)s->data.stored);
 	return buf;
 }
 
@@ -587,6 +587,7 @@ static int milters_decide(struct session *s, struct msg *m, struct reply *r)
 		s->data.fd = m->fd = out;
 		m->off = 0;
 		m->size = lseek(out, 0, SEEK_END);
+		s->data.stored = (uint64_t)m->size; /* the milters' message */
 	}
 	if (quarantine) {
 		/* held in the spool until --release */

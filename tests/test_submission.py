@@ -124,6 +124,60 @@ def test_local_parts_alone_get_the_host_name(d):
     assert b"\nCc: root@mail.test\n" in got
 
 
+def submit_onward(d, port, message):
+    """An authenticated submission for bob@out.test, which goes to the
+    relay at port: the session's log and the queue's listing."""
+    text = CF.format(d=d, auth="required", extra="",
+                     user="user-id = nobody" if ROOT else "")
+    text = text.replace("[route]\n", '[relay "next"]\naddress = '
+                        "[127.0.0.1]:%d\n[route]\n@out.test next\n" % port)
+    cf = os.path.join(d, "pm.cf")
+    with open(cf, "w") as f:
+        f.write(text)
+    cred = base64.b64encode(b"\0anna\0secret")
+    dialogue = b"EHLO client.test\r\nAUTH PLAIN " + cred + b"\r\n" \
+        b"MAIL FROM:<anna@mail.test>\r\nRCPT TO:<bob@out.test>\r\n" \
+        b"DATA\r\n" + message + b".\r\nQUIT\r\n"
+    r = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=sub"],
+                       input=dialogue, capture_output=True, timeout=60)
+    log = r.stderr.decode(errors="replace")
+    no_sanitizer_report(log, "session")
+    assert b"\r\n250 2.0.0" in r.stdout, r.stdout + r.stderr
+    q = subprocess.run([POSTMASTER, "--config=" + cf, "--queue"],
+                       capture_output=True, text=True, timeout=60)
+    return log, q.stdout
+
+
+def test_logged_size_is_the_stored_size_after_the_fix_ups(d):
+    """postmaster(8) LOGGING: size= is the message as stored and
+    delivered, the same in the session's line, every later one and
+    --queue. The session logged the size before the fix-ups (Bcc gone,
+    Date and Message-ID added), smaller than what --queue, the delivery
+    and the next hop saw."""
+    # the next hop is down: the spool takes it over
+    log, q = submit_onward(d, 1, BARE)
+    queued = re.search(r" id=(\w+) .*to=<bob@out\.test> status=queued "
+                       r"size=(\d+)", log)
+    assert queued, log
+    qid, size = queued[1], int(queued[2])
+    listed = re.search(r"^%s\s+(\d+) " % qid, q, re.M)
+    assert listed and int(listed[1]) == size, (size, q)
+    assert len(BARE) - BARE.count(b"\r\n") < size  # Date, Message-ID
+    # through the live proxy: the octets the next hop got, in LF lines
+    from test_onward import Aiosmtpd
+    peer = Aiosmtpd()
+    try:
+        log, _ = submit_onward(d, peer.port, BARE)
+        (m,) = peer.handler.messages
+    finally:
+        peer.stop()
+    got = m["content"].replace(b"\r\n", b"\n")
+    assert b"Message-ID: <" in got and b"secret@" not in got
+    sent = re.search(r"to=<bob@out\.test> .*via=proxy status=sent .*"
+                     r"size=(\d+)", log)
+    assert sent and int(sent[1]) == len(got), (len(got), log)
+
+
 def test_blanks_before_the_colon_name_the_same_field(d):
     """RFC 5322 4.5 obsolete syntax: "Bcc :" is a Bcc field (dropped, as
     --inject -t drops it), "From :" and "Date :" are the message's own."""
