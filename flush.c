@@ -115,13 +115,7 @@ static void log_target(const struct run *x, const struct spool_target *t,
 	fmt_snprintf(size, sizeof size, "%lld", (long long)x->m->size);
 	struct buf rep = {0}, tgt = {0};
 	buf_printf(&rep, "%d %s %s", t->code, t->dsn, t->text);
-	const char *at = strrchr(t->addr, '@');
-	const char *what = t->kind == T_MX	    ? (at ? at + 1 : "")
-			   : t->kind == T_DISCARD ? ""
-			   : t->via[0]		    ? t->via
-						    : t->arg;
-	buf_printf(&tgt, "%s%s%s", route_target_kind_name(t->kind),
-		   what[0] ? " " : "", what);
+	route_target_text(&tgt, t->kind, t->via, t->arg, t->addr);
 	char words[32];
 	int peer = t->remote[0] != 0;
 	log_event(t->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "id", x->m->id,

@@ -183,6 +183,7 @@ int handoff_begin(struct session *s)
 		.crlf = s->body == BODY_BINARYMIME,
 		.when = time(NULL),
 	};
+	s->arrival = ri.when;
 	struct buf h = {0};
 	session_filters_headers(s, &h, ri.crlf ? "\r\n" : "\n");
 	data_received(&h, &ri);
@@ -206,6 +207,14 @@ static const char *size_text(const struct session *s, char *buf, size_t n)
 	return buf;
 }
 
+/* delay= of the log lines: whole seconds since the data began, as the
+ * spool's lines count them from the message's arrival */
+static const char *delay_text(const struct session *s, char *buf, size_t n)
+{
+	fmt_snprintf(buf, n, "%lld", (long long)(time(NULL) - s->arrival));
+	return buf;
+}
+
 /* The client's NOTIFY for a log line, NULL when it gave none. */
 static const char *notify_words(const struct kept_rcpt *rc, char words[32])
 {
@@ -216,17 +225,19 @@ static void log_result(struct session *s, const struct kept_rcpt *rc,
 		       const struct reply *r)
 {
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
-	char code[8], size[24], words[32];
-	fmt_snprintf(code, sizeof code, "%d", r->code);
-	struct buf rep = {0};
+	char size[24], delay[24], words[32];
+	struct buf rep = {0}, tgt = {0};
 	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
 	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
 		  angle(s->from, f, sizeof f), "to",
-		  angle(rc->addr, t, sizeof t), "status",
+		  angle(rc->addr, t, sizeof t), "target",
+		  envelope_targets_text(rc, &tgt), "status",
 		  r->code < 300 ? "sent" : r->code < 500 ? "deferred" : "rejected",
 		  "dsn", r->dsn, "dsn-notify", notify_words(rc, words), "size",
-		  size_text(s, size, sizeof size), "reply", rep.s, NULL);
+		  size_text(s, size, sizeof size), "delay",
+		  delay_text(s, delay, sizeof delay), "reply", rep.s, NULL);
 	buf_free(&rep);
+	buf_free(&tgt);
 }
 
 /* LMTP: a recipient a milter deleted, answered and delivered to nobody */
@@ -414,12 +425,17 @@ static int spool_lmtp(struct session *s, struct reply *loop,
 
 static void log_queued(struct session *s, const struct kept_rcpt *rc)
 {
-	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24], words[32];
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24], delay[24],
+		words[32];
+	struct buf tgt = {0};
 	log_event(LOG_L_INFO, "id", s->sm.id, "from",
 		  angle(s->from, f, sizeof f), "to",
-		  angle(rc->addr, t, sizeof t), "status", "queued",
+		  angle(rc->addr, t, sizeof t), "target",
+		  envelope_targets_text(rc, &tgt), "status", "queued",
 		  "dsn-notify", notify_words(rc, words), "size",
-		  size_text(s, size, sizeof size), NULL);
+		  size_text(s, size, sizeof size), "delay",
+		  delay_text(s, delay, sizeof delay), NULL);
+	buf_free(&tgt);
 }
 
 /* A proxied recipient's verdict: the target's, which the client has; a
@@ -427,17 +443,21 @@ static void log_queued(struct session *s, const struct kept_rcpt *rc)
 static void log_proxied(struct session *s, const struct kept_rcpt *rc,
 			const struct reply *r)
 {
-	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24], words[32];
-	struct buf rep = {0};
+	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4], size[24], delay[24],
+		words[32];
+	struct buf rep = {0}, tgt = {0};
 	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
 	log_event(r->code < 300 ? LOG_L_INFO : LOG_L_WARNING, "from",
 		  angle(s->from, f, sizeof f), "to",
-		  angle(rc->addr, t, sizeof t), "relay", proxy_remote(s), "tls",
-		  proxy_remote_tls(s) ? "yes" : "no", "via", "proxy", "status",
-		  r->code < 300 ? "sent" : "rejected",
-		  "dsn", r->dsn, "dsn-notify", notify_words(rc, words), "size",
-		  size_text(s, size, sizeof size), "reply", rep.s, NULL);
+		  angle(rc->addr, t, sizeof t), "target",
+		  envelope_targets_text(rc, &tgt), "relay", proxy_remote(s),
+		  "tls", proxy_remote_tls(s) ? "yes" : "no", "via", "proxy",
+		  "status", r->code < 300 ? "sent" : "rejected", "dsn", r->dsn,
+		  "dsn-notify", notify_words(rc, words), "size",
+		  size_text(s, size, sizeof size), "delay",
+		  delay_text(s, delay, sizeof delay), "reply", rep.s, NULL);
 	buf_free(&rep);
+	buf_free(&tgt);
 }
 
 /*

@@ -318,17 +318,19 @@ enum proxy_rcpt proxy_rcpt(struct session *s, struct rcpt *rc,
 /* ------------------------------------------------------------------ */
 /* Replies                                                             */
 
-static void log_refused(struct session *s, const char *addr,
+static void log_refused(struct session *s, const struct kept_rcpt *k,
 			const struct reply *r)
 {
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
-	struct buf rep = {0};
+	struct buf rep = {0}, tgt = {0};
 	buf_printf(&rep, "%d %s %s", r->code, r->dsn, r->text);
 	log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
-		  angle(addr, t, sizeof t), "relay", proxy_remote(s), "tls",
-		  proxy_remote_tls(s) ? "yes" : "no", "via", "proxy", "status",
-		  "rejected", "dsn", r->dsn, "reply", rep.s, NULL);
+		  angle(k->addr, t, sizeof t), "target",
+		  envelope_targets_text(k, &tgt), "relay", proxy_remote(s),
+		  "tls", proxy_remote_tls(s) ? "yes" : "no", "via", "proxy",
+		  "status", "rejected", "dsn", r->dsn, "reply", rep.s, NULL);
 	buf_free(&rep);
+	buf_free(&tgt);
 }
 
 /* The reply to the RCPT of s->rcpts[i]; code -1 when the connection
@@ -355,7 +357,7 @@ static int take_rcpt(struct session *s, unsigned i, int code, int lost)
 	reply_dsn(s, r.code, r.dsn, "%s", r.text);
 	if (r.code < 300)
 		return 0;
-	log_refused(s, k->addr, &r);
+	log_refused(s, k, &r);
 	envelope_drop_rcpt(s, i);
 	return 1;
 }
@@ -570,7 +572,7 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 		/* no verdict on recipients it has, none on DATA: 451 */
 		*r = px->refusal;
 		for (unsigned i = 0; i < s->nrcpt; i++)
-			log_refused(s, s->rcpts[i].addr, r);
+			log_refused(s, &s->rcpts[i], r);
 		return -2;
 	}
 	if (px->state != PX_LIVE)
@@ -578,7 +580,7 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 	if (!px->bdat && !px->await_354 && px->data_code != 354) {
 		client_peer_refusal(r, px->data_code, px->t.s, px->c.name);
 		for (unsigned i = 0; i < s->nrcpt; i++)
-			log_refused(s, s->rcpts[i].addr, r);
+			log_refused(s, &s->rcpts[i], r);
 		let_go(s, NULL);
 		return -2;
 	}

@@ -124,6 +124,11 @@ void route_result_free(struct route_result *r);
 /* A target kind as people read it (--route, logs: "local user",
  * "command"). */
 const char *route_target_kind_name(enum target_kind k);
+/* A target as the log lines' target= names it, appended to b: its kind
+ * and its section's name (via, "" for none), else arg, else for mx the
+ * domain of addr: "relay dovecot", "maildir /var/mail/joe/". */
+void route_target_text(struct buf *b, enum target_kind k, const char *via,
+		       const char *arg, const char *addr);
 /* A target kind as one word, as the spool records it ("user", "cmd");
  * and back: -1 for a word that names no kind. */
 const char *route_target_kind_word(enum target_kind k);

@@ -342,6 +342,19 @@ const char *route_target_kind_name(enum target_kind k)
 	return kind_names[k].name;
 }
 
+void route_target_text(struct buf *b, enum target_kind k, const char *via,
+		       const char *arg, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	const char *what = k == T_MX	     ? (at ? at + 1 : "")
+			   : k == T_DISCARD ? ""
+			   : via && via[0]  ? via
+			   : arg	    ? arg
+					    : "";
+	buf_printf(b, "%s%s%s", route_target_kind_name(k), what[0] ? " " : "",
+		   what);
+}
+
 const char *route_target_kind_word(enum target_kind k)
 {
 	return kind_names[k].word;

@@ -122,6 +122,19 @@ void envelope_keep_rcpt(struct session *s, struct rcpt *rc)
 	memset(&rc->plan, 0, sizeof rc->plan);
 }
 
+const char *envelope_targets_text(const struct kept_rcpt *k, struct buf *b)
+{
+	for (uint32_t i = 0; i < k->nt; i++) {
+		const struct kept_target *t = &k->t[i];
+		if (i)
+			buf_adds(b, ", ");
+		route_target_text(b, t->kind,
+				  t->sec && t->sec->name ? t->sec->name : "",
+				  t->arg, t->addr);
+	}
+	return b->len ? b->s : NULL;
+}
+
 /* LMTP: a recipient whose own run may serve another's. */
 static int runs_directly(const struct kept_rcpt *k)
 {

@@ -162,6 +162,7 @@ struct session {
 	int sm_uncommitted;  /* its data file exists, its envelope not */
 	enum bdat bdat;
 	uint64_t header_size; /* the header fields we put on top */
+	time_t arrival;       /* when the data began: delay= of its lines */
 	struct datamachine dm;
 	struct datastore data; /* the message, its headers watched */
 	/* SPEC 8's DNS lists and policy service: NULL unless the section
@@ -213,6 +214,9 @@ void session_cmd_auth(struct session *s, char *arg);
  * a transaction keeps. */
 /* Frees what a kept recipient holds. */
 void envelope_free_rcpt(struct kept_rcpt *k);
+/* target= of k's log lines, appended to b: its targets as the spool's
+ * lines name them, joined as a route line joins them; NULL for none. */
+const char *envelope_targets_text(const struct kept_rcpt *k, struct buf *b);
 /* Takes s->rcpts[i] out of the transaction (the proxy's target refused
  * it). */
 void envelope_drop_rcpt(struct session *s, unsigned i);

@@ -372,7 +372,8 @@ def check_tcp_delivery(tmp, r, log):
     assert re.search(r"^sid=%s event=connect client=127\.0\.0\.1 port=\d+ "
                      r"smtpd=right\.example$" % sid, log, re.M), log
     assert re.search(r"^sid=%s from=<a@b\.example> to=<joe@example\.net> "
-                     r"status=sent dsn=2\.0\.0 " % sid, log, re.M), log
+                     r"target=\"maildir [^\"]+\" status=sent dsn=2\.0\.0 "
+                     % sid, log, re.M), log
     assert rest.endswith(b"\n\nover TCP\n\n\n")
 
 
@@ -488,7 +489,8 @@ def test_smtplib_send_message(tmp, smtp_server, kind):
     assert b"\tby mail.example.net (postmaster) with " + proto + b" id " in added
     assert ("\tfor <%s>; " % rcpt).encode() in added
     log = "\n".join(server.session_log(client_port))
-    assert "to=<%s> status=sent dsn=2.0.0" % rcpt in log
+    assert re.search(r"to=<%s> .*status=sent dsn=2\.0\.0" % re.escape(rcpt),
+                     log), log
 
 
 # ------------------------------------------------------------------ #
@@ -552,6 +554,7 @@ def test_smtp_source(tmp, launch, kind, target):
              what="50 sessions")
     log = server.output()
     assert len(re.findall(r"^sid=\w+ from=<a@localhost> to=<b@localhost> "
+                          r"target=(?:discard|\"maildir [^\"]+\") "
                           r"status=sent dsn=2\.0\.0 ", log, re.M)) == 50, log
     if target == "discard":
         assert "reply=\"250 2.0.0 discarded\"" in log
@@ -706,7 +709,7 @@ def test_mailer_exit_status(tmp, smtp_server, rcpt, code, dsn, status):
         assert e.value.smtp_code == code
         assert e.value.smtp_error.startswith(dsn + b" ")
     log = "\n".join(server.session_log(client_port))
-    assert re.search(r"to=<%s> status=%s dsn=%s " % (re.escape(rcpt), status,
+    assert re.search(r"to=<%s> .*status=%s dsn=%s " % (re.escape(rcpt), status,
                                                     dsn.decode()), log), log
 
 
@@ -841,7 +844,8 @@ def check_delivery_lines(lines):
     assert len(sids) == 1, lines
     assert all(l.startswith("sid=") for l in lines), lines
     assert any(re.match(r"sid=\w{12} from=<a@b\.example> to=<joe@example\.net> "
-                        r"status=sent dsn=2\.0\.0 size=\d+ reply=\"250 2\.0\.0 ", l)
+                        r"target=\"maildir [^\"]+/\" status=sent dsn=2\.0\.0 "
+                        r"size=\d+ delay=\d+ reply=\"250 2\.0\.0 ", l)
                for l in lines), lines
     assert any(" event=connect client=local" in l for l in lines), lines
     assert any(" event=disconnect " in l for l in lines), lines

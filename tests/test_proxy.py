@@ -644,6 +644,49 @@ def test_aiosmtpd_replies_reach_the_client_per_recipient(tmp, peers):
     assert len(h.messages) == 1
 
 
+def slow_transaction(cf, rcpts, replies):
+    """A transaction whose data takes over a second: its log."""
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        for rcpt, want in zip(rcpts, replies):
+            s.cmd("RCPT TO:<%s>" % rcpt, want)
+        s.cmd("DATA", "354 ")
+        s.send(b"Subject: slow\r\n\r\nfirst line\r\n")
+        time.sleep(1.2)
+        assert s.data(b"second line\r\n").startswith("250 ")
+    finally:
+        log = quit_and_close(s)
+    return log
+
+
+def test_direct_and_proxied_lines_name_the_target_and_delay(tmp, peers):
+    """postmaster(8) LOGGING: a recipient's fate names its target= and
+    its delay= (seconds since arrival), as the spool's lines do. The
+    session's lines for a proxied recipient (sent, or refused by the
+    target) and for a Maildir written while the client waits had
+    neither."""
+    peer = aiosmtpd_peer(peers)
+    peer.handler.policy = {"later@example.net": "450 4.2.1 mailbox busy"}
+    box = local_box(tmp)
+    cf = write_cf(tmp, '[relay "next"]\naddress = [127.0.0.1]:%d\n[route]\n'
+                  "local@example.org %s/\n@example.net next\n"
+                  % (peer.port, box), smtpd="")
+    log = slow_transaction(cf, ["ok@example.net", "later@example.net"],
+                           ["250 ", "450 "])
+    line = proxied(log, "ok@example.net")
+    assert re.search(r' target="relay next" relay=127\.0\.0\.1\S* .* '
+                     r"delay=[12] reply=", line), line
+    line = rejected(log, "later@example.net", "mailbox busy")
+    assert ' target="relay next" ' in line, line
+    log = slow_transaction(cf, ["local@example.org"], ["250 "])
+    line = status_lines(log)["local@example.org"]
+    assert re.search(r' target="maildir %s/" status=sent .* delay=[12] reply='
+                     % re.escape(box), line), line
+    assert len(maildir_files(box)) == 1
+    nothing_later(cf, tmp)
+
+
 def test_replies_go_out_when_a_group_ends_inside_a_line(tmp, peers):
     """RFC 2920: a server sends its replies when its input runs dry. A
     group that ended inside a line (the rest of RCPT to come only after

@@ -156,7 +156,7 @@ def test_logged_size_is_the_stored_size_after_the_fix_ups(d):
     and the next hop saw."""
     # the next hop is down: the spool takes it over
     log, q = submit_onward(d, 1, BARE)
-    queued = re.search(r" id=(\w+) .*to=<bob@out\.test> status=queued "
+    queued = re.search(r" id=(\w+) .*to=<bob@out\.test> .*status=queued "
                        r"size=(\d+)", log)
     assert queued, log
     qid, size = queued[1], int(queued[2])
