@@ -3,6 +3,7 @@ program started as sendmail, mailq and newaliases, driven by the programs
 that call sendmail on every Linux machine (bsd-mailx, cron's command
 line, Python's subprocess), with sendmail's exit statuses. Run as root,
 with no submission socket: the session runs in-process."""
+import fcntl
 import os
 import re
 import resource
@@ -434,6 +435,23 @@ def test_mailq_bp_q_newaliases_and_bv(site):
     assert r.returncode == 64
 
 
+def spool_unlocked(spool):
+    """Whether no process holds a message of the spool locked (flock of
+    the file ID, spool.c)."""
+    for name in os.listdir(spool):
+        if "." in name:
+            continue
+        fd = os.open(os.path.join(spool, name), os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            return False
+        finally:
+            os.close(fd)
+    return True
+
+
 def test_q_delivers_everything_queued_now(site):
     """sendmail -q is Postfix's postqueue -f: every queued message is
     tried now. It ran only what was due, so an administrator's retry
@@ -447,6 +465,10 @@ def test_q_delivers_everything_queued_now(site):
         found = re.search(rb"<dan@mail\.test> .* attempts=(\d+)", r.stdout)
         return int(found[1]) if found else 0
     wait_for(lambda: attempts() == 1, what="the first attempt")
+    # the attempt's process holds the message's lock a moment longer, and
+    # -q passes over a message another process delivers
+    wait_for(lambda: spool_unlocked(os.path.join(site.d, "spool")),
+             what="the first attempt to end")
     r = site.run([os.path.join(site.bin, "sendmail"), "-q30m"])
     assert r.returncode == 0, r.stderr
     assert attempts() == 1
