@@ -32,7 +32,7 @@ ifeq ($(SETUP_HOST),yes)
 # the fully qualified name, where Debian's /etc/hostname has the short one:
 # the greeting's name and core.hostname (whose users are delivered, and the
 # domain of local mail) must be one
-HOST_FQDN := $(shell hostname --fqdn 2>/dev/null || hostname)
+HOST_FQDN = $(shell hostname --fqdn 2>/dev/null || hostname)
 CF_SED += -e 's/^name = localhost$$/name = $(HOST_FQDN)/' \
 	-e 's/^\# hostname = mail.example.org .*$$/hostname = $(HOST_FQDN)/'
 endif

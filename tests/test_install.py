@@ -386,10 +386,15 @@ def test_make_install_destdir_with_host_setup(tmp):
     name, and --check of its own configuration (not the host's). PMUSER
     is an existing user, so no user is created."""
     dest = os.path.join(tmp, "root")
-    make("install", "DESTDIR=" + dest, "SETUP_HOST=yes", "PMUSER=nobody")
-    spool = os.path.join(dest, "var/spool/postmaster")
+    # a spool path the host does not have: a chown of the host's own
+    # (not DESTDIR's) fails, and the path must stay absent on the host
+    spooldir = "/var/spool/pm-test-%d" % os.getpid()
+    assert not os.path.exists(spooldir)
+    make("install", "DESTDIR=" + dest, "SETUP_HOST=yes", "PMUSER=nobody",
+         "SPOOLDIR=" + spooldir)
+    spool = dest + spooldir
     assert os.stat(spool).st_uid == pwd.getpwnam("nobody").pw_uid
-    assert not os.path.exists("/var/spool/postmaster")
+    assert not os.path.exists(spooldir)
     fqdn = subprocess.run(["hostname", "--fqdn"], capture_output=True,
                           text=True).stdout.strip()
     with open(os.path.join(dest, "etc/postmaster.cf")) as f:
