@@ -337,11 +337,16 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		goto out;
 	}
 	/* one RCPT per distinct address, in any case (joe, JOE: routing
-	 * takes them as one), spelt as first given */
+	 * takes them as one), spelt as first given; the DSN parameters are
+	 * each RCPT's own (RFC 3461), so only equal ones merge */
 	unsigned *slot = xcalloc(n, sizeof *slot);
 	for (unsigned k = 0; k < n; k++) {
+		const struct spool_target *t = &m->t[idx[k]];
 		unsigned s = 0;
-		while (s < nr && !addr_part_eq(rc[s].addr, m->t[idx[k]].addr))
+		while (s < nr && !(addr_part_eq(rc[s].addr, t->addr) &&
+				   rc[s].notify == t->notify &&
+				   !rc[s].orcpt == !t->orcpt &&
+				   (!t->orcpt || !strcmp(rc[s].orcpt, t->orcpt))))
 			s++;
 		if (s == nr)
 			rc[nr++] = (struct client_rcpt){

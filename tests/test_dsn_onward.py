@@ -14,6 +14,8 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from pmtest import tool, wait_for
 from test_onward import (Dovecot, Postfix, Sent, Session, SmtpSink, bounces,
                          maildir_files, message, peers, postfix, relay_cf,
@@ -60,6 +62,42 @@ def test_parameters_go_on_to_a_peer_with_dsn(tmp, peers):
     assert mail == ["X-Mail-Args: <ann@sender.example> RET=HDRS ENVID=QQ+2B1"], mail
     assert rcpt == ["X-Rcpt-Args: <joe@example.net> NOTIFY=SUCCESS,FAILURE "
                     "ORCPT=rfc822;Joe+2Bx@example.org"], rcpt
+
+
+@pytest.mark.parametrize("first,second,want", [
+    ("", " NOTIFY=SUCCESS ORCPT=rfc822;JOE@example.net",
+     ["X-Rcpt-Args: <joe@example.net>",
+      "X-Rcpt-Args: <JOE@example.net> NOTIFY=SUCCESS "
+      "ORCPT=rfc822;JOE@example.net"]),
+    (" NOTIFY=NEVER", "",
+     ["X-Rcpt-Args: <joe@example.net> NOTIFY=NEVER",
+      "X-Rcpt-Args: <JOE@example.net>"]),
+    (" NOTIFY=NEVER", " NOTIFY=NEVER",
+     ["X-Rcpt-Args: <joe@example.net> NOTIFY=NEVER"]),
+])
+def test_one_address_in_two_cases_keeps_each_rcpts_dsn_parameters(
+        tmp, peers, first, second, want):
+    """joe and JOE go onward as one RCPT only when their NOTIFY and ORCPT
+    agree (RFC 3461: they are each RCPT's own): a merged RCPT kept the
+    first one's, so a requested success report was never asked for and
+    one recipient's NOTIFY=NEVER silenced the other's bounces."""
+    sink = SmtpSink(tmp)
+    peers.append(sink)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    s = Session(cf)
+    try:
+        assert s.reply().startswith("220 ")
+        s.cmd("EHLO client.example", "250 ")
+        s.cmd("MAIL FROM:<ann@sender.example>", "250 ")
+        s.cmd("RCPT TO:<joe@example.net>" + first, "250 ")
+        s.cmd("RCPT TO:<JOE@example.net>" + second, "250 ")
+        s.cmd("DATA", "354 ")
+        s.data(message("dsn onward"))
+        s.cmd("QUIT", "221 ")
+    finally:
+        s.close()
+    mail, rcpt = sink_args(sink)
+    assert rcpt == want, rcpt
 
 
 def test_parameters_stay_here_for_a_peer_without_dsn(tmp, peers):
