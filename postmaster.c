@@ -152,7 +152,7 @@ static void refuse_relaying(struct route_result *r, const char *addr)
 
 /* --route: its result's buffers stay off a session's stack; outside: the
  * last line is the reply to a client outside relay-clients (sendmail -bv
- * asks for a local submitter's) */
+ * asks for a local submitter's, and a unix listener has no other) */
 RARE_PATH static int do_route(struct cf *cf, const char *addr,
 			      const char *smtpd_name, int outside)
 {
@@ -169,6 +169,9 @@ RARE_PATH static int do_route(struct cf *cf, const char *addr,
 			free(v);
 		return EX_USAGE;
 	}
+	/* a local submitter (SO_PEERCRED) is never proxied nor refused
+	 * relaying: sendmail, or any client of a unix socket */
+	int local = !outside || (smtpd && smtpd->listen.path[0]);
 	struct route_result r;
 	route_resolve(cf, smtpd, addr, strlen(addr),
 		      ROUTE_SMTP | ROUTE_UTF8 | ROUTE_TRACE, &r);
@@ -194,10 +197,7 @@ RARE_PATH static int do_route(struct cf *cf, const char *addr,
 			   &why, &where);
 		addr_format(&a, rcpt, sizeof rcpt);
 		char key[300];
-		/* a unix socket's client is a local submitter: never proxied */
-		int proxy = smtpd ? smtpd->v[SMTPD_PROXY].n &&
-					    !smtpd->listen.path[0]
-				  : 1;
+		int proxy = !local && (smtpd ? smtpd->v[SMTPD_PROXY].n : 1);
 		if (plan_add(&p, &r, rcpt) == PLAN_OK)
 			printf("delivery: direct, without the spool\n");
 		else if (proxy && proxy_carriable(&r, 0, key, sizeof key))
@@ -210,7 +210,7 @@ RARE_PATH static int do_route(struct cf *cf, const char *addr,
 			printf("delivery: through the spool\n");
 		plan_free(&p);
 	}
-	if (r.code == 250 && r.relaying && outside)
+	if (r.code == 250 && r.relaying && !local)
 		refuse_relaying(&r, addr);
 	printf("%d %s %s\n", r.code, r.dsn, r.text);
 	int ex = sysexits_for_code(r.code);

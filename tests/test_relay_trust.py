@@ -220,6 +220,16 @@ def test_route_shows_the_relay_rule(tmp):
                        capture_output=True, text=True)
     assert "relaying" not in r.stdout
     assert r.stdout.endswith("\n250 2.1.5 <joe@example.net> OK\n") and r.returncode == 0
+    # a unix listener's clients are local submitters: authenticated by
+    # their uid and never proxied, so the 554 is no client's
+    sub = write_cf(tmp, '[smtpd "submit"]\nlisten-port = unix:%s/sock\n'
+                   '[relay "hub"]\naddress = 192.0.2.1\n[route]\n@ hub\n'
+                   % tmp)
+    r = subprocess.run([POSTMASTER, "--config=" + sub, "--smtpd=submit",
+                        "--route=victim@mx.test"], capture_output=True, text=True)
+    assert r.stdout.endswith("delivery: through the spool\n"
+                             "250 2.1.5 <victim@mx.test> OK\n"), r.stdout
+    assert r.returncode == 0
 
 
 POSTMASTER_DIALOGUE = (b"EHLO client.example\r\nMAIL FROM:<a@sender.example>\r\n"
