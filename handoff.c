@@ -578,6 +578,20 @@ RARE_PATH static int respool(struct session *s, struct msg *m, const char *quara
 	return 0;
 }
 
+/* A local submitter (sendmail, cron, mail(1)) does not retry what a
+ * mailer refused for now, as an MTA would: the spool takes the message
+ * over and retries it. 0 with *queued when it holds the message. */
+static int take_over_for_later(struct session *s, struct msg *m,
+			       struct reply *queued)
+{
+	struct reply r;
+	s->spooled = 1;
+	if (respool(s, m, NULL, &r) == 0 && spool_transaction(s, queued) == 0)
+		return 0;
+	s->spooled = 0;
+	return -1;
+}
+
 /* The milters' end of message (milter.h): 0 to deliver m (perhaps a new
  * file, perhaps new recipients), 1 refused with r, 2 discarded with r. */
 static int milters_decide(struct session *s, struct msg *m, struct reply *r)
@@ -760,7 +774,15 @@ void handoff_deliver(struct session *s,
 			plan_deliver(&s->plan, &m, s->timeout, &r);
 		for (unsigned i = 0; i < s->nrcpt; i++)
 			log_result(s, &s->rcpts[i], &r);
-		answer(s, &r);
+		if (!refused && !loop && r.code / 100 == 4 && s->cred.known &&
+		    take_over_for_later(s, &m, &queued) == 0) {
+			spooled = 1;
+			for (unsigned i = 0; i < s->nrcpt; i++)
+				log_queued(s, &s->rcpts[i]);
+			answer(s, &queued);
+		} else {
+			answer(s, &r);
+		}
 	}
 	if (spooled) {
 		io_flush(&s->io); /* the client has its answer before the fork */

@@ -739,6 +739,35 @@ def spool_text(site):
     return out
 
 
+def test_a_mailers_refusal_for_now_is_retried_from_the_spool(site):
+    """A message for one recipient that a [pipe] delivers in the session:
+    the mailer's temporary failure (exit 75) was sendmail's exit 75 with
+    the message nowhere, and cron does not retry. The spool takes it over:
+    sendmail exits 0, and --flush delivers it once the mailer can."""
+    flag = os.path.join(site.d, "busy")
+    open(flag, "w").close()
+    with open(site.cf) as f:
+        text = f.read()
+    with open(site.cf, "w") as f:
+        f.write(text.replace("[route]\n", '[pipe "busy"]\nexec = /bin/sh -c '
+                             '"test -e %s && exit 75; cat >> %s/piped"\n'
+                             "[route]\nroot@ busy\n" % (flag, site.d)))
+    os.chmod(site.d, 0o1777)
+    r = site.sendmail("root", data=b"Subject: cron output\n\nhi\n")
+    assert r.returncode == 0, r.stderr
+    assert b"root@mail.test" in spool_text(site)
+    # the delivery the session started at once meets the busy mailer too
+    wait_for(lambda: spool_unlocked(os.path.join(site.d, "spool")),
+             what="the first attempt to end")
+    os.unlink(flag)
+    r = site.run([POSTMASTER, "--config=" + site.cf, "--flush", "--now"])
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: os.path.exists(os.path.join(site.d, "piped")),
+             what="the retry")
+    with open(os.path.join(site.d, "piped"), "rb") as f:
+        assert f.read().count(b"Subject: cron output") == 1
+
+
 def test_n_r_v_are_the_dsn_requests_of_the_envelope(site):
     r = site.sendmail("-N", "never", "-R", "hdrs", "-V", "a b+c=d", "dan",
                       data=b"Subject: dsn\n\nx\n")
