@@ -314,6 +314,15 @@ static void fix_add_fields(struct datastore *ds)
 	f->state = FX_DONE;
 }
 
+/* The name held, with a colon after it, into line (sizeof f->name + 1
+ * bytes); its length. */
+static size_t fix_name_line(const struct submitfix *f, char *line)
+{
+	memcpy(line, f->name, f->nlen);
+	line[f->nlen] = ':';
+	return f->nlen + 1;
+}
+
 /* Which field the name held is: FIX_* for those the fix-ups add, -1 for
  * Bcc, 0 for any other; blanks before the colon are the obsolete syntax
  * (RFC 5322 4.5) of the same field. */
@@ -325,9 +334,7 @@ static int fix_field(const struct submitfix *f)
 	} names[] = {{"bcc", -1}, {"date", FIX_DATE},
 		     {"message-id", FIX_MSGID}, {"from", FIX_FROM}};
 	char line[sizeof f->name + 1];
-	memcpy(line, f->name, f->nlen);
-	line[f->nlen] = ':';
-	size_t k = hdr_field_name(line, f->nlen + 1);
+	size_t k = hdr_field_name(line, fix_name_line(f, line));
 	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
 		if (k && strlen(names[i].name) == k &&
 		    !strncasecmp(f->name, names[i].name, k))
@@ -375,14 +382,13 @@ static void fix_name_known(struct datastore *ds)
 	}
 	f->have |= (unsigned)which;
 	char line[sizeof f->name + 1];
-	memcpy(line, f->name, f->nlen);
-	line[f->nlen] = ':';
-	if (addr_field_has_addresses(line, f->nlen + 1)) {
-		buf_add(&f->held, line, f->nlen + 1);
+	size_t n = fix_name_line(f, line);
+	if (addr_field_has_addresses(line, n)) {
+		buf_add(&f->held, line, n);
 		f->state = FX_HOLD;
 		return;
 	}
-	store_bytes(ds, line, f->nlen + 1);
+	store_bytes(ds, line, n);
 	f->state = FX_PASS;
 }
 
@@ -391,8 +397,36 @@ static void fix_name_known(struct datastore *ds)
 static int fix_blanks_squeeze(const struct submitfix *f, char c)
 {
 	char last = f->name[f->nlen - 1];
-	return (c == ' ' || c == '\t') && (last == ' ' || last == '\t') &&
-	       fix_field(f) != 0;
+	if ((c != ' ' && c != '\t') || (last != ' ' && last != '\t'))
+		return 0;
+	char line[sizeof f->name + 1];
+	return fix_field(f) != 0 ||
+	       addr_field_has_addresses(line, fix_name_line(f, line));
+}
+
+/* Whether the line begun in the name buffer cannot be a field: blanks
+ * inside its name (only blanks may stand between name and colon, RFC
+ * 5322 4.5), or a colon after no valid name. */
+static int fix_not_a_field(const struct submitfix *f, char c)
+{
+	if (c == ':') {
+		char line[sizeof f->name + 1];
+		return hdr_field_name(line, fix_name_line(f, line)) == 0;
+	}
+	if (c == ' ' || c == '\t')
+		return 0;
+	return memchr(f->name, ' ', f->nlen) || memchr(f->name, '\t', f->nlen);
+}
+
+/* A line that is no field ends the header, as --inject's read_header
+ * takes it: the fix-ups' fields and a blank line go before it. */
+static void fix_text_line(struct datastore *ds, char c)
+{
+	struct submitfix *f = &ds->fix;
+	fix_add_fields(ds);
+	store_bytes(ds, f->crlf ? "\r\n" : "\n", f->crlf ? 2 : 1);
+	store_bytes(ds, f->name, f->nlen);
+	store_bytes(ds, &c, 1);
 }
 
 /* One byte at a line's start, or of a field name. */
@@ -422,14 +456,16 @@ static void fix_byte(struct datastore *ds, char c)
 		f->name[0] = c;
 		f->nlen = 1;
 		f->state = FX_NAME;
+	} else if (c == '\n' || fix_not_a_field(f, c)) {
+		fix_text_line(ds, c);
 	} else if (c == ':') {
 		fix_name_known(ds);
 	} else if (f->nlen == sizeof f->name && fix_blanks_squeeze(f, c)) {
 		/* "Bcc" and blanks: the colon may still come */
-	} else if (c == '\n' || f->nlen == sizeof f->name) {
+	} else if (f->nlen == sizeof f->name) {
 		store_bytes(ds, f->name, f->nlen); /* no field we look for */
 		store_bytes(ds, &c, 1);
-		f->state = c == '\n' ? FX_BOL : FX_PASS;
+		f->state = FX_PASS;
 	} else {
 		f->name[f->nlen++] = c;
 	}

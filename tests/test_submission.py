@@ -254,3 +254,32 @@ def test_binary_mail_keeps_its_crlf_lines(d):
     assert re.search(rb"\r\nSubject: bin\r\nDate: [^\r\n]+\r\nMessage-ID: "
                      rb"<[^\r\n]+>\r\nFrom: <anna@mail.test>\r\n\r\n"
                      rb"\x00\xff binary\r\n$", got), got
+
+
+@pytest.mark.parametrize("text", [
+    b"The job said:\r\n",       # a colon after words: no field name
+    b"The cron job\r\n",        # no colon at all
+    b"output follows\r\n",      # blanks inside what would be the name
+    b"X-Not-A-Field\r\n",       # a name without its colon
+])
+def test_the_header_ends_at_a_line_that_is_no_field(d, text):
+    """A message whose text follows its header without a blank line: the
+    header ends at the first line that is no field (as sendmail's and
+    Postfix's do), the fix-ups' fields and a blank line go before it, and
+    later lines that look like fields are body: neither completed
+    (To: root) nor dropped (Bcc:) nor taken for the From field."""
+    got = session(d, message=b"Subject: s\r\n" + text +
+                  b"To: root\r\nBcc: x\r\nFrom: daemon\r\n")
+    head, body = got.split(b"\n\n", 1)
+    assert body == text.replace(b"\r\n", b"\n") + \
+        b"To: root\nBcc: x\nFrom: daemon\n", got
+    assert b"\nFrom: <anna@mail.test>\n" in head + b"\n", got
+    assert b"\nDate: " in head and b"\nMessage-ID: " in head, got
+
+
+def test_blanks_before_the_colon_of_an_address_field(d):
+    """The obsolete syntax 'To<blanks>:' (RFC 5322 4.5) is the To field
+    however many blanks there are, as sendmail reads it."""
+    got = session(d, message=b"To" + b" " * 20 + b": root\r\nSubject: s\r\n"
+                  b"\r\nx\r\n")
+    assert re.search(rb"\nTo +: root@mail\.test\n", got), got
