@@ -602,7 +602,10 @@ static int bare_local_part(const struct qualify *q, const struct addr_item *it)
 	struct addr a;
 	const char *why;
 	size_t where;
-	return it->whole && !memchr(it->text, '@', it->len) &&
+	/* "=?" begins an encoded word (RFC 2047), which may not stand in
+	 * an addr-spec: a display name without its address, left alone */
+	int encoded = it->len >= 2 && !memcmp(it->text, "=?", 2);
+	return it->whole && !encoded && !memchr(it->text, '@', it->len) &&
 	       it->len + 1 + q->dlen + 2 <= ADDR_PATH_MAX &&
 	       addr_parse(it->text, it->len, ADDR_NODOMAIN_OK | ADDR_UTF8, &a,
 			  &why, &where) == ADDR_OK;

@@ -634,6 +634,11 @@ static const struct {
 	 "To: \"john smith\"@mail.example.net, \"a@b, c\" "
 	 "<ann@mail.example.net>\n", 2},
 	{"To: \"x\\\"y\"\n", "To: \"x\\\"y\"@mail.example.net\n", 1},
+	/* an encoded word is a display name, never a local part (RFC 2047
+	 * 5); its address, when it has one, is completed */
+	{"To: =?utf-8?q?J=C3=B6rg?=, =?utf-8?q?Smith,_J?= <js>\n",
+	 "To: =?utf-8?q?J=C3=B6rg?=, =?utf-8?q?Smith,_J?= "
+	 "<js@mail.example.net>\n", 1},
 	/* groups */
 	{"To: undisclosed-recipients:;\n", "To: undisclosed-recipients:;\n", 0},
 	{"Cc: team: ann, bob@x.example, \"carl\";, dan\n",
