@@ -623,6 +623,7 @@ static int milters_decide(struct session *s, struct msg *m, struct reply *r)
 		m->size = lseek(out, 0, SEEK_END);
 		s->data.stored = (uint64_t)m->size; /* the milters' message */
 	}
+	envelope_spool_duplicates(s); /* an added address given before */
 	if (quarantine) {
 		/* held in the spool until --release */
 		s->spooled = 1;

@@ -202,7 +202,7 @@ void envelope_spool_duplicates(struct session *s)
 	const struct kept_rcpt **v = xmalloc(s->nrcpt * sizeof *v);
 	unsigned n = 0;
 	for (unsigned i = 0; i < s->nrcpt; i++)
-		if (!s->rcpts[i].milter_added && !s->rcpts[i].milter_deleted)
+		if (!s->rcpts[i].milter_deleted)
 			v[n++] = &s->rcpts[i];
 	qsort(v, n, sizeof *v, by_address);
 	for (unsigned a = 0, b; a < n; a = b) {

@@ -247,10 +247,11 @@ void envelope_keep_rcpt(struct session *s, struct rcpt *rc);
  * direct path) share a slot in *slot, -1 for none; the run is the first
  * of them's. The number of slots; 0 with *slot NULL when no two share. */
 unsigned envelope_shared_runs(const struct session *s, int **slot);
-/* LMTP: when one RCPT of an address goes to the spool (NOTIFY=SUCCESS),
- * every RCPT of it with the same targets does, so that the message is
- * delivered once (the direct run would deliver a second copy). Linear:
- * the recipients sorted by address. */
+/* LMTP: when one RCPT of an address goes to the spool (NOTIFY=SUCCESS,
+ * or a milter added it), every RCPT of it with the same targets does, so
+ * that the message is delivered once (the direct run would deliver a
+ * second copy). At the data's start and after the milters. Linear: the
+ * recipients sorted by address. */
 void envelope_spool_duplicates(struct session *s);
 /* A milter's changes of the envelope (SMFIR_ADDRCPT, SMFIR_DELRCPT,
  * SMFIR_CHGFROM): 0, or -1 with why in r. An added recipient is routed

@@ -1193,3 +1193,25 @@ def test_a_milters_bare_cr_is_not_stored(tmp):
     [msg] = delivered(tmp)
     assert "\r" not in msg, repr(msg)
     assert "\nX-A: one Bcc: evil@example.org\n\nhello\n" in msg, msg
+
+
+@pytest.mark.parametrize("hello", ["EHLO", "LHLO"])
+@pytest.mark.parametrize("added", ["joe@example.net", "JOE@example.net"])
+def test_an_added_recipient_given_already_is_delivered_once(tmp, hello, added):
+    """A milter's ADDRCPT of an address the client gave: one copy. Over
+    LMTP the client's RCPT went by the direct run and the added one by the
+    spool, two copies; the client's now goes with it (its reply is the
+    spool's 'queued')."""
+    mods = [("+", b"<%s>\0" % added.encode()), ("a", b"")]
+    m = Milter(os.path.join(tmp, "m.sock"), script={"E": mods})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail().replace("EHLO", hello))
+    finally:
+        m.close()
+    assert "\r\n250 2.0.0 " in out, out + err
+    spool = os.path.join(tmp, "spool")
+    wait_for(lambda: delivered(tmp) and not [
+        f for f in os.listdir(spool) if not f.startswith(".")],
+        what="the spooled copy")
+    assert len(delivered(tmp)) == 1, (out, err)
