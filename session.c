@@ -384,12 +384,23 @@ static void plan_recipient(struct session *s, struct rcpt *rc)
  * answered with its result's text, escaped; rc's results freed. */
 static void refuse_recipient(struct session *s, struct rcpt *rc)
 {
-	struct buf rep = {0};
+	struct buf rep = {0}, tt = {0};
 	buf_printf(&rep, "%d %s %s", rc->r.code, rc->r.dsn, rc->r.text);
+	/* the targets routing gave, when a filter or the proxy's target
+	 * refused them */
+	for (uint32_t i = 0; i < rc->r.nt; i++) {
+		const struct route_target *x = &rc->r.t[i];
+		if (i)
+			buf_adds(&tt, ", ");
+		route_target_text(&tt, x->kind,
+				  x->sec && x->sec->name ? x->sec->name : "",
+				  x->arg, x->addr);
+	}
 	char f[ADDR_PATH_MAX + 4], t[ADDR_PATH_MAX + 4];
 	log_event(LOG_L_INFO, "from", angle(s->from, f, sizeof f), "to",
-		  angle(rc->addr, t, sizeof t), "status", "rejected", "dsn",
-		  rc->r.dsn, "reply", rep.s, NULL);
+		  angle(rc->addr, t, sizeof t), "target", tt.s, "status",
+		  "rejected", "dsn", rc->r.dsn, "reply", rep.s, NULL);
+	buf_free(&tt);
 	buf_free(&rep);
 	reply_dsn(s, rc->r.code, rc->r.dsn, "%s",
 		  esc(rc->r.text, strlen(rc->r.text)));

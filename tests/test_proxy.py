@@ -1861,3 +1861,23 @@ def test_mx_hosts_without_answers_bound_the_rcpt_wait(tmp, peers):
     assert taken_over(log) == "looking up the MX hosts of slow.example took too long", log
     # about 30 s of 4 s queries: the first few hosts only
     assert dns.address_queries <= 16, dns.address_queries
+
+
+def test_a_target_that_refuses_mail_names_itself_in_the_log(tmp, peers):
+    """A recipient refused because the proxy's target refused MAIL: the
+    log line names the route target, as a target's refusal of the RCPT
+    does (the reply names the peer already)."""
+    peer = aiosmtpd_peer(peers)
+
+    async def refuse(server, session, envelope, address, mail_options):
+        return "550 5.7.1 sender refused here"
+    peer.handler.handle_MAIL = refuse
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<s@example.org>", "250 ")
+        s.cmd("RCPT TO:<a@example.net>", "550 ")
+    finally:
+        log = quit_and_close(s)
+    line = status_lines(log)["a@example.net"]
+    assert ' target="relay next" status=rejected ' in line, line
