@@ -448,6 +448,17 @@ static uint64_t body_size(const struct mods *md, const struct buf *in,
 	return n;
 }
 
+/* A milter's quarantine reason, escaped as peers' text is (it reaches
+ * --queue and mailq on an administrator's terminal, and the envelope):
+ * no control bytes, no invalid UTF-8. */
+static void quarantine_reason(char *out, size_t n, const char *why)
+{
+	struct buf b = {0};
+	buf_add_escaped(&b, why, strlen(why));
+	fmt_snprintf(out, n, "%s", b.len ? b.s : "quarantined");
+	buf_free(&b);
+}
+
 /* SMFIC_BODYEOB, then modifications until the final reply. */
 static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 				       struct mods *md, struct reply *r)
@@ -485,8 +496,8 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 				return milter_failed(s, m, "quarantine refused", r);
 			/* held until its verdict: a milter that then breaks
 			 * changes nothing */
-			fmt_snprintf(quarantine, sizeof quarantine, "%s",
-				 ms->in.s[0] ? ms->in.s : "quarantined");
+			quarantine_reason(quarantine, sizeof quarantine,
+					  ms->in.s);
 			continue;
 		case SMFIR_ACCEPT: case SMFIR_CONTINUE: case SMFIR_REJECT:
 		case SMFIR_TEMPFAIL: case SMFIR_REPLYCODE: case SMFIR_DISCARD:

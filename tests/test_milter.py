@@ -1215,3 +1215,26 @@ def test_an_added_recipient_given_already_is_delivered_once(tmp, hello, added):
         f for f in os.listdir(spool) if not f.startswith(".")],
         what="the spooled copy")
     assert len(delivered(tmp)) == 1, (out, err)
+
+
+def test_a_quarantine_reason_reaches_the_queue_listing_escaped(tmp):
+    """The reason a milter gives for a quarantine is printed by --queue
+    and mailq on an administrator's terminal: escape sequences (a title,
+    a cleared screen) and a newline that forged a queue entry came out
+    raw. It is escaped as a peer's reply text is."""
+    reason = (b"virus\x1b]0;pwned\x07\x1b[2J\rX\n\n00000000000000000A"
+              b"       1     0s  <boss@example.net>\0")
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("q", reason), ("a", b"")]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "250 2.0.0 Ok: queued as" in out, out + err
+    q = subprocess.run([POSTMASTER, "--config=" + cf, "--queue"],
+                       capture_output=True)
+    assert q.returncode == 0, q.stderr
+    assert b"virus\\x1B]0;pwned" in q.stdout, q.stdout
+    assert not any(c in q.stdout for c in (b"\x1b", b"\x07", b"\r")), q.stdout
+    assert b"\n00000000000000000A" not in q.stdout, q.stdout
