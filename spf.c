@@ -259,7 +259,14 @@ static void received_spf(struct buf *h, enum spf_result r,
 	add_comment(h, r, receiver, ip, domain);
 	add_pair(h, "client-ip", ip);
 	add_pair(h, "envelope-from", envelope_from);
-	add_pair(h, "helo", helo);
+	/* an 8-bit HELO (the session keeps valid UTF-8) would put 8-bit
+	 * octets into the header of a 7-bit message: left out, as the
+	 * Received field shows it with '?' */
+	int ascii = 1;
+	for (const char *p = helo; *p && ascii; p++)
+		ascii = (unsigned char)*p < 0x80;
+	if (ascii)
+		add_pair(h, "helo", helo);
 	add_pair(h, "receiver", receiver);
 	add_pair(h, "identity", "mailfrom");
 }

@@ -261,3 +261,20 @@ def test_no_identity_no_query_no_envelope_from(tmp):
     assert "event=spf from=<a@[192.0.2.1]> result=none" in log, log
     queries = open(os.path.join(tmp, "dnsmasq.log"), errors="replace").read()
     assert "192.0.2.1]" not in queries and "foo_bar" not in queries, queries
+
+
+def test_an_8bit_helo_stays_out_of_received_spf(tmp):
+    """The session keeps a HELO name in valid UTF-8; in Received-SPF it put
+    8-bit octets into the header of a 7-bit message (RFC 6532 allows them
+    only with SMTPUTF8). The helo pair is left out; the Received field
+    shows the name with '?'."""
+    replies, log = run_sessions(tmp, "tag", [("h\u00fcgel.example",
+                                              "a@pass.example")])
+    assert replies[0].startswith("250 2.1.0"), replies
+    files = glob.glob(os.path.join(tmp, "Maildir", "new", "*"))
+    assert files
+    for p in files:
+        with open(p, "rb") as f:
+            head = f.read().split(b"\n\n", 1)[0]
+        assert b"Received-SPF: pass" in head, head
+        assert all(b < 0x80 for b in head), head
