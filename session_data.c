@@ -143,9 +143,11 @@ void session_cmd_data(struct session *s, char *arg)
 	if (handoff_begin(s) < 0) {
 		struct reply r;
 		handoff_storage_reply(&r, errno);
+		log_event(LOG_L_ERR, "event", "spool-error", "reason", r.text,
+			  NULL);
 		/* the target's DATA is open: a DATA again would be its text */
 		proxy_abort(s);
-		reply_dsn(s, r.code, r.dsn, "%s", r.text);
+		session_refuse_data(s, &r);
 		return;
 	}
 	reply(s, 354, ESC_NONE, "End data with <CR><LF>.<CR><LF>");

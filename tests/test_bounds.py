@@ -508,3 +508,26 @@ def test_a_command_cut_off_by_the_end_of_input_is_not_run(tmp, last):
     assert lines[-1] == "250 2.0.0 3 octets received", lines
     new = os.path.join(tmp, "Maildir", "new")
     assert not os.path.isdir(new) or os.listdir(new) == []
+
+
+@pytest.mark.skipif(SANITIZED, reason="the sanitizer runtime needs more "
+                    "descriptors than the limit this test sets")
+def test_a_data_refused_for_storage_does_not_run_the_content(tmp):
+    """The store cannot be opened (four descriptors: no message file):
+    DATA is refused, and content pipelined behind it without waiting for
+    the 354 ends the session with 554 5.5.0 (SPEC 5), as every other DATA
+    refusal does; it was read as commands, and a transaction hidden in
+    the body was delivered."""
+    cf = write_cf(tmp)
+    wire = (b"EHLO x\r\nMAIL FROM:<a@example.org>\r\n"
+            b"RCPT TO:<joe@example.net>\r\nDATA\r\nSubject: x\r\n\r\nRSET\r\n"
+            b"MAIL FROM:<smuggled@example.org>\r\nRCPT TO:<joe@example.net>\r\n"
+            b"DATA\r\n.\r\nQUIT\r\n")
+    r = subprocess.run(["prlimit", "--nofile=4:4", POSTMASTER, "--config=" + cf],
+                       input=wire, capture_output=True, timeout=30)
+    out = r.stdout.decode()
+    assert "554 5.5.0 " in out, out
+    assert "smuggled" not in out, out
+    assert "event=spool-error" in r.stderr.decode(), r.stderr
+    new = os.path.join(tmp, "Maildir", "new")
+    assert not os.path.isdir(new) or os.listdir(new) == []
