@@ -252,6 +252,13 @@ static void log_deleted(struct session *s, const struct kept_rcpt *rc)
 /* Out of space is 452 4.3.1 (RFC 3463); any other failure 451 4.3.0. */
 void handoff_storage_reply(struct reply *r, int err)
 {
+	if (err == EFBIG) { /* the file size limit: too big for good */
+		reply_code(r, 552, ESC_MESSAGE_TOO_BIG_FOR_SYSTEM);
+		fmt_snprintf(r->text, sizeof r->text,
+			     "Message too big for this system: %s",
+			     strerror(err));
+		return;
+	}
 	if (err == ENOSPC || err == EDQUOT)
 		reply_code(r, 452, ESC_MAIL_SYSTEM_FULL);
 	else

@@ -24,6 +24,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -450,6 +451,10 @@ int main(int argc, char **argv)
 			if ((std[fd].revents & POLLNVAL) &&
 			    open("/dev/null", O_RDWR) != fd)
 				return EX_OSERR;
+	/* past a file size limit (ulimit -f, LimitFSIZE=) a write fails
+	 * with EFBIG, which becomes a reply, instead of killing the session
+	 * mid-data */
+	signal(SIGXFSZ, SIG_IGN);
 	struct opts o = {0};
 	int ex = parse_args(argc, argv, &o);
 	if (ex < 0)

@@ -531,3 +531,31 @@ def test_a_data_refused_for_storage_does_not_run_the_content(tmp):
     assert "event=spool-error" in r.stderr.decode(), r.stderr
     new = os.path.join(tmp, "Maildir", "new")
     assert not os.path.isdir(new) or os.listdir(new) == []
+
+
+@pytest.mark.parametrize("rcpt", ["joe@example.net", "two@example.net"])
+def test_a_message_past_the_file_size_limit_gets_552(tmp, rcpt):
+    """Under a file size limit (ulimit -f, systemd's LimitFSIZE=) the write
+    past it killed the session with SIGXFSZ mid-data: no reply, nothing
+    logged. The write fails instead, and the client hears 552 5.3.4 after
+    its data, for the direct path and the spool alike; nothing is kept."""
+    cf = write_cf(tmp, extra='[pipe "cat"]\nexec = /bin/sh -c "cat >/dev/null"\n')
+    with open(cf) as f:
+        text = f.read()
+    with open(cf, "w") as f:
+        f.write(text.replace("[route]\n", "[route]\ntwo@example.net "
+                             "{0}/Maildir/, cat\n".format(tmp)))
+    body = b"Subject: x\r\n\r\n" + (b"x" * 78 + b"\r\n") * 4000
+    wire = (b"EHLO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<%s>\r\n"
+            b"DATA\r\n" % rcpt.encode()) + body + b".\r\nQUIT\r\n"
+    r = subprocess.run(["prlimit", "--fsize=100000", POSTMASTER,
+                        "--config=" + cf], input=wire, capture_output=True,
+                       timeout=60)
+    out = r.stdout.decode()
+    assert "\r\n552 5.3.4 Message too big for this system" in out, out + \
+        r.stderr.decode()
+    assert out.splitlines()[-1].startswith("221 2.0.0 "), out
+    new = os.path.join(tmp, "Maildir", "new")
+    assert not os.path.isdir(new) or os.listdir(new) == []
+    assert [f for f in os.listdir(os.path.join(tmp, "spool"))
+            if not f.startswith(".")] == []
