@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,10 +33,6 @@
 #define MAX_DEAD 64
 /* The reports one run of a message may write: one of each kind. */
 #define MAX_REPORTS (REPORT_EXPANDED + 1)
-/* The free space a run wants before it delivers: enough for the
- * envelope's update (its temporary copy) and the bounce it may write. */
-#define ENVELOPE_ROOM (256 * 1024)
-
 /* Destinations that failed to connect in this process, and local
  * mailers that overran their timeout ("local " keys). */
 static struct {
@@ -636,9 +631,7 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 	}
 	/* a delivery the envelope cannot record is made again by every run
 	 * after it: none while the spool has no room for that record */
-	struct statvfs fs;
-	if (fstatvfs(dirfd, &fs) == 0 &&
-	    (uint64_t)fs.f_bavail * fs.f_frsize < ENVELOPE_ROOM) {
+	if (!spool_has_room(dirfd, 0)) {
 		log_event(LOG_L_ERR, "id", m->id, "event", "spool-full", "reason",
 			  "no room to record a delivery: not delivering now",
 			  NULL);

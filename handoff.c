@@ -87,6 +87,14 @@ static int spool_begin(struct session *s, const char *quarantine)
 	handoff_abandon(s);
 	memset(m, 0, sizeof *m);
 	m->data_fd = -1;
+	/* what the client declared (SIZE=) must fit besides the room the
+	 * flusher keeps to record and bounce: a spool filled to its last
+	 * block by sessions would deliver nothing more */
+	if (!spool_has_room(s->spool_fd,
+			    s->declared_size ? s->declared_size : 1)) {
+		errno = ENOSPC;
+		return -1;
+	}
 	if (spool_create(s->spool_fd, m) < 0)
 		return -1;
 	s->data.fd = m->data_fd;

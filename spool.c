@@ -41,6 +41,7 @@
 #include "util.h"
 
 #include <dirent.h>
+#include <sys/statvfs.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -93,6 +94,18 @@ static int is_id(const char *s)
 	for (; (s[n] >= '0' && s[n] <= '9') || (s[n] >= 'A' && s[n] <= 'F'); n++)
 		;
 	return n == 18 && !s[n];
+}
+
+int spool_has_room(int dirfd, uint64_t need)
+{
+	struct statvfs fs;
+	if (fstatvfs(dirfd, &fs) < 0)
+		return 1;
+	uint64_t bytes = (uint64_t)fs.f_bavail * fs.f_frsize;
+	if (bytes < SPOOL_RUN_ROOM || bytes - SPOOL_RUN_ROOM < need)
+		return 0;
+	/* a file system without an inode count (f_files 0) never runs out */
+	return !fs.f_files || fs.f_favail >= SPOOL_RUN_INODES + (need ? 2 : 0);
 }
 
 int spool_create(int dirfd, struct spool_msg *m)

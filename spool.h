@@ -78,6 +78,16 @@ struct spool_msg {
 /* Opens the spool directory; -1 with a reason when it cannot be used. */
 int spool_open(const char *dir, char *why, size_t n);
 
+/* What a delivery run needs free before it delivers: the envelope's
+ * update (a new ID.env each time, so an inode) and the bounce it may
+ * write. */
+#define SPOOL_RUN_ROOM (256 * 1024)
+#define SPOOL_RUN_INODES 16
+/* Whether the spool's file system has room for need bytes and a run's
+ * records besides: a new message takes only what leaves the flusher its
+ * room, or the spool fills to the last block and no run can deliver,
+ * bounce or expire anything. 1 when it has, or when it cannot tell. */
+int spool_has_room(int dirfd, uint64_t need);
 /* Creates a new message as tmp.ID, locked; fills m->id and m->data_fd.
  * -1 with errno set when it cannot. */
 int spool_create(int dirfd, struct spool_msg *m);

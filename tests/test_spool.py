@@ -985,6 +985,79 @@ def held_copies(tmp, bodies):
     return seen
 
 
+def test_sessions_leave_the_flusher_its_room(tmp, small_fs):
+    """Sessions filled the spool to its last block, and then no run could
+    deliver, bounce or expire anything (a run wants 256 KiB to record
+    what it did). A message is taken only when it fits besides that room:
+    SIZE= counts, and the DATA of one that would not fit is 452 4.3.1."""
+    spool = small_fs
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD, core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    filler = fill(spool)
+    os.truncate(filler, os.path.getsize(filler) - 400 * 1024)
+    s = Session(cf).start()
+    msg, _ = make_message("declared", size=100)
+    r = s.mail("a@sender.example", ["r@example.net"], msg,
+               mail_args=" SIZE=200000")
+    assert r.startswith("452 4.3.1 "), r  # 200 KB + 256 KiB > 400 KiB
+    s.cmd("RSET", "250 ")
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert QUEUED.match(r), r  # a small one fits
+    log = s.end()
+    assert "event=spool-error" in log, log
+    second = fill(spool, "filler2")
+    os.truncate(second, os.path.getsize(second) - 100 * 1024)
+    assert free_bytes(spool) < 256 * 1024
+    s = Session(cf).start()
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert r.startswith("452 4.3.1 "), r  # nothing past the room
+    s.end()
+    os.unlink(filler)
+    os.unlink(second)
+    open(tmp + "/go", "w").close()
+    flush(cf, "--now")
+    assert queue(cf) == {}
+
+
+def test_no_run_delivers_while_the_spool_has_no_inode_free(tmp, small_fs):
+    """Every record of a delivery is a new ID.env: with blocks free but no
+    inode, the runs delivered and could not record it, and so delivered
+    the same recipient again on every run. No run delivers then."""
+    spool = small_fs
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD, core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    s = Session(cf).start()
+    msg, _ = make_message("inodes", size=100)
+    r = s.mail("a@sender.example", ["r@example.net"], msg)
+    assert QUEUED.match(r), r
+    s.end()
+    wait_for(lambda: not processes_under("--config=" + cf),
+             what="the delivery to end")
+    used = os.statvfs(spool).f_files - os.statvfs(spool).f_ffree
+    r = subprocess.run(["mount", "-o", "remount,nr_inodes=%d" % (used + 20),
+                        spool], capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip("cannot remount the tmpfs: " + r.stderr)
+    fillers = []
+    while True:
+        try:
+            fillers.append(os.path.join(spool, ".i%d" % len(fillers)))
+            open(fillers[-1], "w").close()
+        except OSError:
+            fillers.pop()
+            break
+    open(tmp + "/go", "w").close()
+    for _ in range(3):
+        r = flush(cf, "--now")
+        assert "event=spool-full" in r.stderr, r.stderr
+    assert os.listdir(tmp + "/out") == []  # the command never ran
+    for f in fillers:
+        os.unlink(f)
+    flush(cf, "--now")
+    assert queue(cf) == {}
+    assert len(os.listdir(tmp + "/out")) == 1
+
+
 def test_full_spool_says_452_and_loses_nothing(tmp, small_fs):
     spool = small_fs
     mkdir(tmp + "/out")
