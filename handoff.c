@@ -353,8 +353,11 @@ static void start_delivery(struct session *s, const struct reply *known)
 	pid_t pid = fork();
 	if (pid > 0)
 		s->deliveries++;
+	if (pid < 0) /* safe in the spool: the flusher delivers it */
+		log_event(LOG_L_WARNING, "id", s->sm.id, "event",
+			  "left-to-flush", "reason", strerror(errno), NULL);
 	if (pid != 0)
-		return; /* < 0: the flusher will deliver it */
+		return;
 	setsid();
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	dup2(null, 0);
@@ -369,8 +372,11 @@ static void start_delivery(struct session *s, const struct reply *known)
 		close(s->io.wfd);
 	struct spool_msg m;
 	char why[256];
-	if (spool_load(s->spool_fd, s->sm.id, 0, &m, why, sizeof why) ==
+	if (spool_load(s->spool_fd, s->sm.id, 0, &m, why, sizeof why) !=
 	    SPOOL_OK) {
+		log_event(LOG_L_WARNING, "id", s->sm.id, "event",
+			  "left-to-flush", "reason", why, NULL);
+	} else {
 		close(m.data_fd);
 		m.data_fd = s->data.fd; /* the fd that holds the lock */
 		if (known)

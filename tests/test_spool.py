@@ -2181,3 +2181,24 @@ def test_size_is_the_stored_message_in_every_log_line(tmp):
     assert queue(cf)[qid]["size"] == stored(copy)
     assert sizes["direct@example.net"] == stored(direct), log
     assert stored(direct) > len(msg)
+
+
+def test_a_delivery_that_cannot_start_is_logged_and_left_to_flush(tmp):
+    """fork failing for the session's immediate delivery left no trace in
+    the log; the message is safe in the spool and --flush delivers it."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD)
+    open(tmp + "/go", "w").close()
+    msg, _ = make_message("nofork", size=100)
+    wire = ("EHLO x\r\nMAIL FROM:<a@sender.example>\r\nRCPT TO:<r@example.net>\r\n"
+            "DATA\r\n").encode() + smtp_data(msg) + b"QUIT\r\n"
+    # one process for the user: the session runs, its fork fails
+    r = subprocess.run(["prlimit", "--nproc=1:1", POSTMASTER, "--config=" + cf],
+                       input=wire, capture_output=True, timeout=60)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert any(QUEUED.match(l) for l in out.split("\r\n")), out + err
+    assert "event=left-to-flush reason=" in err, err
+    assert len(queue(cf)) == 1
+    flush(cf, "--now")
+    assert queue(cf) == {}
+    assert len(os.listdir(tmp + "/out")) == 1
