@@ -828,6 +828,11 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 		n = 1;
 	} else {
 		ids = spool_list(dirfd, &n);
+		if (spool_list_failed()) { /* never taken for an empty spool */
+			log_event(LOG_L_ERR, "event", "spool-error", "reason",
+				  strerror(errno), NULL);
+			ex = EX_TEMPFAIL;
+		}
 	}
 	client_keep_connections(1);
 	for (unsigned i = 0; i < n; i++) {
@@ -843,6 +848,12 @@ int flush_main(const struct cf *cf, int mode, const char *id)
 		}
 		if (r == SPOOL_BUSY || (r == SPOOL_GONE && !id))
 			continue; /* being delivered, or done meanwhile */
+		if (r == SPOOL_TEMP) { /* sound, and tried again later */
+			log_event(LOG_L_WARNING, "id", ids[i], "event",
+				  "unreadable-now", "reason", why, NULL);
+			ex = EX_TEMPFAIL;
+			continue;
+		}
 		if (r != SPOOL_OK && !id) {
 			/* kept for the admin (--queue shows it, --delete
 			 * removes it); it must not fail every later run */
@@ -993,6 +1004,13 @@ int queue_main(const struct cf *cf, int layout)
 		return ex;
 	unsigned n = 0, shown = 0;
 	char **ids = spool_list(dirfd, &n);
+	if (spool_list_failed()) { /* not an empty spool */
+		fprintf(stderr, "postmaster: cannot read the spool: %s\n",
+			strerror(errno));
+		close(dirfd);
+		return EX_TEMPFAIL;
+	}
+	ex = EX_OK;
 	time_t now = time(NULL);
 	unsigned long long bytes = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -1006,6 +1024,11 @@ int queue_main(const struct cf *cf, int layout)
 			       "----Arrival Time----",
 			       "-Sender/Recipient-------");
 		shown++;
+		if (r == SPOOL_TEMP) { /* sound: this process is short */
+			printf("%s  cannot be read now: %s\n", ids[i], why);
+			ex = EX_TEMPFAIL;
+			continue;
+		}
 		if (r != SPOOL_OK) {
 			show_damaged(ids[i], why, layout);
 			continue;
@@ -1026,7 +1049,7 @@ int queue_main(const struct cf *cf, int layout)
 		printf("the spool is empty\n");
 	spool_list_free(ids, n);
 	close(dirfd);
-	return EX_OK;
+	return ex;
 }
 
 /* --release and --delete: the log, the spool and message id, locked,
@@ -1051,7 +1074,7 @@ static int open_message(const struct cf *cf, const char *what,
 	fprintf(stderr, "postmaster: %s\n", why);
 	close(*dirfd);
 	log_close();
-	return r == SPOOL_BUSY ? EX_TEMPFAIL : EX_UNAVAILABLE;
+	return r == SPOOL_BUSY || r == SPOOL_TEMP ? EX_TEMPFAIL : EX_UNAVAILABLE;
 }
 
 int release_main(const struct cf *cf, const char *id)

@@ -78,6 +78,14 @@ int spool_open(const char *dir, char *why, size_t n)
 	return fd;
 }
 
+/* A failure that leaves the message sound: this process is short of
+ * descriptors or memory. */
+static int temporary(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOMEM ||
+	       err == EAGAIN || err == EINTR;
+}
+
 static void name_of(char *out, size_t n, const char *id, const char *ext)
 {
 	if (!*ext)
@@ -574,7 +582,9 @@ static int open_data(int dirfd, const char *id, int lock, struct spool_msg *m,
 	m->data_fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (m->data_fd < 0) {
 		fmt_snprintf(why, n, "%s: %s", name, strerror(errno));
-		return errno == ENOENT ? SPOOL_GONE : SPOOL_BAD;
+		return errno == ENOENT	   ? SPOOL_GONE
+		       : temporary(errno) ? SPOOL_TEMP
+					   : SPOOL_BAD;
 	}
 	if (lock && flock(m->data_fd, LOCK_EX | LOCK_NB) < 0) {
 		fmt_snprintf(why, n, "%s: locked by another process", id);
@@ -621,11 +631,12 @@ int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	if (!text && errno != ENOENT) {
 		/* the state after the commit is in there: the one at the
 		 * head of ID would deliver its delivered targets again */
-		fmt_snprintf(why, n, "%s: %s", name, strerror(errno));
+		int e = errno;
+		fmt_snprintf(why, n, "%s: %s", name, strerror(e));
 		buf_free(&env);
 		free(head);
 		spool_msg_free(m);
-		return SPOOL_BAD;
+		return temporary(e) ? SPOOL_TEMP : SPOOL_BAD;
 	}
 	if (!text)
 		buf_free(&env);
@@ -721,17 +732,28 @@ static void remove_leftover(int dirfd, const char *name)
 		unlinkat(dirfd, name, 0); /* ID.env.PID: an update that died */
 }
 
+static int list_failed;
+
+int spool_list_failed(void)
+{
+	return list_failed;
+}
+
 char **spool_list(int dirfd, unsigned *n)
 {
 	*n = 0;
+	list_failed = 1;
 	int fd = dup(dirfd);
 	if (fd < 0)
 		return NULL;
 	DIR *d = fdopendir(fd);
 	if (!d) {
+		int e = errno;
 		close(fd);
+		errno = e;
 		return NULL;
 	}
+	list_failed = 0;
 	rewinddir(d);
 	char **ids = NULL;
 	unsigned cap = 0;

@@ -107,9 +107,12 @@ void spool_remove(int dirfd, const struct spool_msg *m);
 /* Removes an uncommitted message and closes it. */
 void spool_discard(int dirfd, struct spool_msg *m);
 
-enum { SPOOL_OK = 0, SPOOL_BUSY = 1, SPOOL_GONE = 2, SPOOL_BAD = 3 };
+enum { SPOOL_OK = 0, SPOOL_BUSY = 1, SPOOL_GONE = 2, SPOOL_BAD = 3,
+       SPOOL_TEMP = 4 };
 /* Loads a committed message; with lock, takes its lock without waiting
- * (SPOOL_BUSY when another process holds it). */
+ * (SPOOL_BUSY when another process holds it). SPOOL_BAD is a message
+ * that cannot be read or parsed; SPOOL_TEMP one this process cannot read
+ * now (out of descriptors or memory): it is sound. */
 int spool_load(int dirfd, const char *id, int lock, struct spool_msg *m,
 	       char *why, size_t n);
 /* Opens and locks the message id without reading its envelope (which
@@ -125,6 +128,9 @@ void spool_msg_free(struct spool_msg *m);
  * that died left behind (tmp.ID of a session before its commit, ID.env of
  * a removal cut short). */
 char **spool_list(int dirfd, unsigned *n);
+/* Whether spool_list's empty answer was a failure to read the directory
+ * (errno tells why), not an empty spool. */
+int spool_list_failed(void);
 void spool_list_free(char **ids, unsigned n);
 
 const char *spool_state_name(enum sp_state s);

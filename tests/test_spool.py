@@ -2202,3 +2202,36 @@ def test_a_delivery_that_cannot_start_is_logged_and_left_to_flush(tmp):
     flush(cf, "--now")
     assert queue(cf) == {}
     assert len(os.listdir(tmp + "/out")) == 1
+
+
+@pytest.mark.skipif(SANITIZED, reason="the sanitizer runtime needs more "
+                    "descriptors than the limits this test sets")
+def test_out_of_descriptors_the_spool_is_neither_empty_nor_damaged(tmp):
+    """Short of file descriptors, --queue said 'the spool is empty' or
+    called sound messages 'damaged ... --delete removes it', --flush
+    logged them damaged, and both exited 0. Whatever the limit, the
+    answer is the messages or a temporary failure (exit 75)."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, HELD, core="minimal-backoff = 1h\nmaximal-backoff = 2h\n")
+    s = Session(cf).start()
+    ids = []
+    for i in range(2):
+        msg, _ = make_message("fd-%d" % i, size=100)
+        r = s.mail("a@sender.example", ["r@example.net"], msg)
+        assert QUEUED.match(r), r
+        ids.append(QUEUED.match(r)[1])
+    s.end()
+    wait_for(lambda: not processes_under("--config=" + cf),
+             what="the deliveries to end")
+    for limit in range(4, 12):
+        for mode in ("--queue", "--flush"):
+            r = subprocess.run(["prlimit", "--nofile=%d:%d" % (limit, limit),
+                                POSTMASTER, "--config=" + cf, mode],
+                               capture_output=True, text=True, timeout=60)
+            said = r.stdout + r.stderr
+            assert "empty" not in said and "damaged" not in said, (limit, said)
+            if mode == "--queue" and r.returncode == 0:
+                assert all(i in r.stdout for i in ids), (limit, said)
+            else:
+                assert r.returncode in (0, 75), (limit, r.returncode, said)
+    assert sorted(queue(cf)) == sorted(ids)
