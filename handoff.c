@@ -364,7 +364,7 @@ static void start_delivery(struct session *s, const struct reply *known)
 	dup2(null, 1);
 	/* the journal's stream carries the delivery's log lines; a client's
 	 * socket (inetd) must not */
-	if (drop_stderr || !log_stderr_may_log())
+	if (drop_stderr || !stderr_may_log())
 		dup2(null, 2);
 	if (s->io.rfd > 2)
 		close(s->io.rfd);

@@ -34,21 +34,6 @@ static struct {
 	int echo; /* warnings and errors also to stderr (a terminal) */
 } L = {SINK_STDERR, 2, "", "postmaster", NULL, 0};
 
-/* JOURNAL_STREAM is "DEVICE:INODE" of the journal's stream. */
-int log_stderr_may_log(void)
-{
-	struct stat st;
-	if (fstat(2, &st) < 0)
-		return 0;
-	if (!S_ISSOCK(st.st_mode))
-		return 1;
-	const char *js = getenv("JOURNAL_STREAM");
-	unsigned long long dev, ino;
-	return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
-	       dev == (unsigned long long)st.st_dev &&
-	       ino == (unsigned long long)st.st_ino;
-}
-
 /* Opens syslog, or falls back to stderr when no syslog daemon listens on
  * _PATH_LOG (a container, a minimal system): the lines would be lost. */
 static void open_syslog(int facility)
@@ -56,7 +41,7 @@ static void open_syslog(int facility)
 	static int warned;
 	struct stat st;
 	if ((stat(_PATH_LOG, &st) == 0 && S_ISSOCK(st.st_mode)) ||
-	    !log_stderr_may_log()) {
+	    !stderr_may_log()) {
 		L.sink = SINK_SYSLOG;
 		openlog(L.ident, LOG_PID | LOG_NDELAY, facility);
 		return;

@@ -27,9 +27,6 @@ void log_close(void);
 /* From now on warnings and errors also go to standard error, whatever the
  * logger: a session started on a terminal tells its user why it refuses. */
 void log_echo_stderr(void);
-/* Whether standard error may carry log lines: not a socket, or the
- * journal's stream (JOURNAL_STREAM), not a client's connection (inetd). */
-int log_stderr_may_log(void);
 
 /*
  * Logs one event: fields is a list of key, value pairs ending in NULL.

@@ -17,13 +17,32 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sysexits.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* JOURNAL_STREAM is "DEVICE:INODE" of the journal's stream. */
+int stderr_may_log(void)
+{
+	struct stat st;
+	if (fstat(2, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode))
+		return 1;
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+	       dev == (unsigned long long)st.st_dev &&
+	       ino == (unsigned long long)st.st_ino;
+}
 
 static void out_of_memory(void)
 {
+	/* not into a client's connection (inetd puts it on fd 2) */
 	static const char msg[] = "postmaster: out of memory\n";
-	ssize_t r = write(2, msg, sizeof msg - 1);
-	(void)r;
+	if (stderr_may_log()) {
+		ssize_t r = write(2, msg, sizeof msg - 1);
+		(void)r;
+	}
 	_exit(EX_TEMPFAIL);
 }
 

@@ -59,6 +59,9 @@ void buf_add_base64(struct buf *b, const void *p, size_t n);
  * -1 when it is not base64. */
 int base64_decode(const char *s, size_t n, struct buf *b);
 
+/* Whether standard error may carry text: not a socket, or the journal's
+ * stream (JOURNAL_STREAM), never a client's connection (inetd). */
+int stderr_may_log(void);
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
 void *xrealloc(void *p, size_t n);

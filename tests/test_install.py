@@ -22,7 +22,7 @@ import time
 import tty
 
 import pytest
-from pmtest import (POSTMASTER, ROOT, tool, no_sanitizer_report, remove_tree,
+from pmtest import (POSTMASTER, ROOT, SANITIZED, tool, no_sanitizer_report, remove_tree,
                     free_port, listening, descendants, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -765,3 +765,58 @@ def test_make_deps_leaves_no_service_on(tmp, before):
         assert "stay off" not in out
         assert "postfix.service: enabled\n" in out, out
         assert "rc2: 3\n" in out, out
+
+
+OOM_SHIM = r"""
+#include <errno.h>
+#include <stdlib.h>
+extern void *__libc_malloc(size_t);
+static long n, at = -1;
+void *malloc(size_t s)
+{
+	if (at < 0) {
+		const char *e = getenv("PM_FAIL_MALLOC_AT");
+		at = e ? atol(e) : 0;
+	}
+	if (at && ++n == at) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_malloc(s);
+}
+"""
+
+
+@pytest.mark.skipif(SANITIZED, reason="LD_PRELOAD before the sanitizer runtime")
+def test_out_of_memory_under_inetd_says_nothing_to_the_client(tmp):
+    """inetd gives a session its connection as standard error too: when a
+    malloc failed, 'postmaster: out of memory' went to the SMTP client as
+    its greeting. The process now writes it only where log lines may go."""
+    src = os.path.join(tmp, "oom.c")
+    write(src, OOM_SHIM)
+    shim = os.path.join(tmp, "oom.so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", shim, src], check=True)
+    cf = session_cf(tmp, "stderr")
+    seen = set()
+    for at in range(3, 40):
+        a, b = socket.socketpair()
+        env = dict(os.environ, LD_PRELOAD=shim, PM_FAIL_MALLOC_AT=str(at))
+        env.pop("JOURNAL_STREAM", None)
+        p = subprocess.Popen([POSTMASTER, "--config=" + cf], stdin=b, stdout=b,
+                             stderr=b, env=env)
+        b.close()
+        a.sendall(b"EHLO x\r\nQUIT\r\n")
+        a.settimeout(20)
+        got = b""
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                got += d
+        except OSError:
+            pass
+        a.close()
+        seen.add(p.wait(timeout=20))
+        assert b"out of memory" not in got, (at, got)
+    assert 75 in seen  # some malloc failed in a session
