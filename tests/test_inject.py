@@ -30,6 +30,7 @@ CF = """\
 [core]
 user-id = nobody
 spool-directory = {d}/spool
+pid-file = {d}/flush.pid
 hostname = mail.test
 logger = log
 [logfile "log"]
