@@ -25,13 +25,16 @@ assert peers and postfix and tmp  # fixtures, imported for the tests below
 
 
 def submit_dsn(cf, rcpts, mail_params, rcpt_params):
+    """One transaction; a recipient is an address (with rcpt_params) or
+    an (address, its own parameters) pair."""
     s = Session(cf)
     try:
         assert s.reply().startswith("220 ")
         s.cmd("EHLO client.example", "250 ")
         s.cmd("MAIL FROM:<ann@sender.example>" + mail_params, "250 ")
         for r in rcpts:
-            s.cmd("RCPT TO:<%s>%s" % (r, rcpt_params), "250 ")
+            addr, params = r if isinstance(r, tuple) else (r, rcpt_params)
+            s.cmd("RCPT TO:<%s>%s" % (addr, params), "250 ")
         s.cmd("DATA", "354 ")
         reply = s.data(message("dsn onward"))
         s.cmd("QUIT", "221 ")
@@ -84,18 +87,8 @@ def test_one_address_in_two_cases_keeps_each_rcpts_dsn_parameters(
     sink = SmtpSink(tmp)
     peers.append(sink)
     cf = relay_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
-    s = Session(cf)
-    try:
-        assert s.reply().startswith("220 ")
-        s.cmd("EHLO client.example", "250 ")
-        s.cmd("MAIL FROM:<ann@sender.example>", "250 ")
-        s.cmd("RCPT TO:<joe@example.net>" + first, "250 ")
-        s.cmd("RCPT TO:<JOE@example.net>" + second, "250 ")
-        s.cmd("DATA", "354 ")
-        s.data(message("dsn onward"))
-        s.cmd("QUIT", "221 ")
-    finally:
-        s.close()
+    submit_dsn(cf, [("joe@example.net", first), ("JOE@example.net", second)],
+               "", "")
     mail, rcpt = sink_args(sink)
     assert rcpt == want, rcpt
 
