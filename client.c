@@ -321,19 +321,28 @@ int client_wire_byte(struct client_wire *w, char ch, int stuff, struct buf *out)
 
 /* The message's size on the wire (RFC 1870 counts CRLF) and whether it
  * holds 8-bit octets, whatever its BODY said (RFC 6152 is about content). */
-static void scan_body(const struct msg *m, off_t *wire, int *eightbit)
+/* The message's size on the wire, and whether it holds an octet above 127
+ * anywhere (eightbit) and in its header section (hdr8bit, may be NULL). */
+static void scan_body(const struct msg *m, off_t *wire, int *eightbit,
+		      int *hdr8bit)
 {
 	char in[32768];
 	struct client_wire w = {0, 1};
 	off_t off = 0, size = 0;
+	int header = 1, bol = 1;
 	*eightbit = 0;
+	if (hdr8bit)
+		*hdr8bit = 0;
 	while (off < m->size) {
 		ssize_t n = msg_read(m, off, in, sizeof in);
 		if (n <= 0)
 			break;
 		for (ssize_t i = 0; i < n; i++) {
-			if ((unsigned char)in[i] >= 0x80)
+			unsigned char c = (unsigned char)in[i];
+			if (c >= 0x80)
 				*eightbit = 1;
+			if (header)
+				header = header_octet(c, &bol, hdr8bit);
 			size += m->binary ? 1 : client_wire_byte(&w, in[i], 0, NULL);
 		}
 		off += n;
@@ -507,7 +516,7 @@ static int downgrade(struct client_job *j)
 	j->conv.size = lseek(fd, 0, SEEK_END);
 	j->conv.binary = 0;
 	int eightbit;
-	scan_body(&j->conv, &j->conv_wire, &eightbit);
+	scan_body(&j->conv, &j->conv_wire, &eightbit, NULL);
 	j->conv_state = 1;
 	return 0;
 }
@@ -534,6 +543,7 @@ struct tx {
 	const struct msg *m; /* the form that goes out: j->m or its 7-bit form */
 	off_t wire;
 	int eightbit, bdat;
+	int utf8;            /* MAIL says SMTPUTF8 */
 	int data;            /* DATA's reply; 0 while DATA is not answered */
 	int *pending;        /* the commands sent whose replies are due */
 	unsigned npending;
@@ -553,6 +563,30 @@ static void set_accepted(struct tx *x, const struct reply *r)
 			x->j->r[i].r = *r;
 }
 
+/* A message sent with SMTPUTF8 goes to a peer without it when it does not
+ * need it (RFC 6531 3.4; Postfix's rule): its header and sender are ASCII,
+ * and so is each recipient of this transaction with its ORCPT; the others
+ * get 550 5.6.7 and are not sent. -1 with fail when none can go. */
+static int sans_smtputf8(struct tx *x, struct reply *fail)
+{
+	struct client_job *j = x->j;
+	reply_set(fail, 550, ESC_NON_ASCII_ADDRESS,
+		  "%s does not support SMTPUTF8, which this message needs",
+		  x->c->name);
+	if (j->hdr8bit || !str_ascii(x->m->from))
+		return -1;
+	unsigned left = 0;
+	for (unsigned i = 0; i < j->n; i++) {
+		if (j->r[i].r.code)
+			continue;
+		if (str_ascii(j->r[i].addr) && str_ascii(j->r[i].orcpt))
+			left++;
+		else
+			j->r[i].r = *fail;
+	}
+	return left ? 0 : -1;
+}
+
 /* The message's form for this peer, or -1 with our own verdict for every
  * recipient when the peer cannot take it (RFC 6152 3, RFC 3030 3, RFC
  * 6531 3.4, RFC 1870). */
@@ -560,13 +594,9 @@ static int choose_form(struct tx *x, struct reply *fail)
 {
 	struct client_job *j = x->j;
 	const struct client_ext *e = &x->c->ext;
-	if (j->smtputf8 && !e->smtputf8) {
-		reply_set(fail, 550, ESC_NON_ASCII_ADDRESS,
-			  "%s does not support SMTPUTF8, "
-			  "which this message needs",
-			  x->c->name);
+	x->utf8 = j->smtputf8 && e->smtputf8;
+	if (j->smtputf8 && !e->smtputf8 && sans_smtputf8(x, fail) < 0)
 		return -1;
-	}
 	/* the content decides (SPEC 7): ASCII declared BODY=8BITMIME goes
 	 * as it is, long lines folded on the wire like 7-bit mail */
 	if ((x->m->binary && !(e->binary && e->chunking)) ||
@@ -625,7 +655,7 @@ static void send_command(struct tx *x, int what)
 		    x->m->binary ? " BODY=BINARYMIME"
 		    : x->eightbit ? " BODY=8BITMIME"
 				  : "",
-		    x->j->smtputf8 ? " SMTPUTF8" : "", dsn.s ? dsn.s : "");
+		    x->utf8 ? " SMTPUTF8" : "", dsn.s ? dsn.s : "");
 		buf_free(&dsn);
 	} else if (what == PEND_DATA) {
 		client_cmd(c, "DATA");
@@ -1082,7 +1112,7 @@ static void deliver(struct client_job *j)
 		free(c);
 		return;
 	}
-	scan_body(j->m, &j->wire_size, &j->has8bit);
+	scan_body(j->m, &j->wire_size, &j->has8bit, &j->hdr8bit);
 	if (j->has8bit && !j->m->binary)
 		j->eightbit = 1;
 	char key[300];

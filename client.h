@@ -47,6 +47,7 @@ struct client_job {
 	/* found by client_deliver in the message itself */
 	off_t wire_size;  /* with CRLF line ends, as SIZE counts it */
 	int has8bit;      /* an octet above 127, whatever BODY declared */
+	int hdr8bit;      /* ... in the header section */
 	/* the 7-bit form, made when a peer needs it (mime.c) */
 	int conv_state;   /* 0 not yet, 1 made, -1 impossible */
 	struct msg conv;

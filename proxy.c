@@ -58,6 +58,11 @@ struct proxy {
 	int bdat;              /* the data goes as BDAT chunks */
 	unsigned chunks;       /* BDAT chunks whose replies are due */
 	struct reply chunk_refusal; /* the first chunk a target refused */
+	int utf8_off;          /* MAIL went without the client's SMTPUTF8,
+				  which the target lacks and the envelope
+				  does not need; the header must not either */
+	int header, bol;       /* the data's header section lasts; a line
+				  starts (header_octet) */
 	struct client_wire w;
 	char last;             /* the last octet that went onward */
 	int sent;              /* any did */
@@ -138,20 +143,26 @@ int proxy_carriable(const struct route_result *r, unsigned notify, char *key,
 }
 
 /* What the target must offer for this transaction, judged once its EHLO
- * reply is known. SMTPUTF8 cannot be converted: refused (RFC 6531 3.4);
- * a body that needs converting takes the spool path, which converts. */
+ * reply is known. SMTPUTF8 cannot be converted: a non-ASCII sender is
+ * refused (RFC 6531 3.4); a body that needs converting takes the spool
+ * path, which converts. */
 static void judge_extensions(struct session *s)
 {
 	struct proxy *px = s->px;
 	const struct client_ext *e = &px->c.ext;
-	if (s->smtputf8 && !e->smtputf8) {
+	if (s->smtputf8 && !e->smtputf8 && !str_ascii(s->from)) {
 		reply_set(&px->refusal, 550, ESC_NON_ASCII_ADDRESS,
 			  "%s does not support SMTPUTF8, which this message "
 			  "needs",
 			  px->c.name);
 		let_go(s, NULL);
 		px->state = PX_REFUSED;
-	} else if ((s->body == BODY_BINARYMIME && !(e->binary && e->chunking)) ||
+		return;
+	}
+	/* what does not need it goes without it (RFC 6531 3.4): the
+	 * recipients and the header are judged as they come */
+	px->utf8_off = s->smtputf8 && !e->smtputf8;
+	if ((s->body == BODY_BINARYMIME && !(e->binary && e->chunking)) ||
 		   (s->body == BODY_8BITMIME && !e->eightbit)) {
 		let_go(s, "the target cannot take this body unconverted");
 	}
@@ -171,7 +182,8 @@ static void send_mail(struct session *s)
 		   s->body == BODY_BINARYMIME ? " BODY=BINARYMIME"
 		   : s->body == BODY_8BITMIME ? " BODY=8BITMIME"
 					      : "",
-		   s->smtputf8 ? " SMTPUTF8" : "", dsn.s ? dsn.s : "");
+		   s->smtputf8 && !px->utf8_off ? " SMTPUTF8" : "",
+		   dsn.s ? dsn.s : "");
 	buf_free(&dsn);
 	push(s, PEND_MAIL);
 	if (!e->pipelining) /* RFC 5321: MAIL's reply before the RCPT */
@@ -309,6 +321,14 @@ enum proxy_rcpt proxy_rcpt(struct session *s, struct rcpt *rc,
 		return PROXY_NOT;
 	if (s->px->state == PX_REFUSED) {
 		*r = s->px->refusal;
+		return PROXY_ANSWERED;
+	}
+	if (s->px->utf8_off && (!str_ascii(rc->r.t[0].addr) ||
+				!str_ascii(rc->dsn.orcpt))) {
+		reply_set(r, 550, ESC_NON_ASCII_ADDRESS,
+			  "%s does not support SMTPUTF8, which this recipient "
+			  "needs",
+			  s->px->c.name);
 		return PROXY_ANSWERED;
 	}
 	send_rcpt(s, rc);
@@ -489,12 +509,35 @@ static int await_354(struct session *s)
 	return 0;
 }
 
+/* Watches the header section of a message going onward without
+ * SMTPUTF8: an octet above 127 in it refuses the message after its end
+ * (550 5.6.7), and the target gets no end of data. Whether it did. */
+static int header_8bit(struct session *s, const char *p, size_t n)
+{
+	struct proxy *px = s->px;
+	int found = 0;
+	for (size_t i = 0; i < n && px->header && !found; i++)
+		px->header = header_octet((unsigned char)p[i], &px->bol, &found);
+	if (!found)
+		return 0;
+	reply_set(&px->refusal, 550, ESC_NON_ASCII_ADDRESS,
+		  "%s does not support SMTPUTF8, which this message's header "
+		  "needs",
+		  px->c.name);
+	let_go(s, NULL);
+	px->state = PX_REFUSED;
+	px->data_refused = 1;
+	return 1;
+}
+
 /* The store's tee: what it writes goes onward in wire form. */
 static void tee(void *arg, const char *p, size_t n)
 {
 	struct session *s = arg;
 	struct proxy *px = s->px;
 	if (!px || px->state != PX_LIVE || (px->await_354 && await_354(s) < 0))
+		return;
+	if (px->utf8_off && px->header && header_8bit(s, p, n))
 		return;
 	px->out.len = 0;
 	if (s->body == BODY_BINARYMIME) {
@@ -585,6 +628,7 @@ int proxy_data(struct session *s, int bdat, int hold, struct reply *r)
 		return -2;
 	}
 	px->w = (struct client_wire){0, 1};
+	px->header = px->bol = 1;
 	if (!hold) {
 		s->data.tee = tee;
 		s->data.tee_arg = s;

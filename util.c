@@ -251,6 +251,28 @@ void ascii_lower_str(char *s)
 		*s = (char)ascii_lower((unsigned char)*s);
 }
 
+int str_ascii(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
+int header_octet(unsigned char c, int *bol, int *eightbit)
+{
+	if (c == '\n') {
+		if (*bol)
+			return 0;
+		*bol = 1;
+	} else if (c != '\r') {
+		*bol = 0;
+		if (c >= 0x80 && eightbit)
+			*eightbit = 1;
+	}
+	return 1;
+}
+
 size_t hdr_field_name(const char *p, size_t n)
 {
 	size_t i = 0;

@@ -80,6 +80,8 @@ static inline unsigned char ascii_lower(unsigned char c)
 }
 int ascii_casecmp_n(const char *a, size_t an, const char *b, size_t bn);
 void ascii_lower_str(char *s);
+/* Whether s (NULL counts as empty) holds only ASCII octets. */
+int str_ascii(const char *s);
 
 /* t as an RFC 5322 date-time in local time, as Date: and Received: write
  * it ("Mon, 07 Dec 2026 02:15:13 +0000"); out needs 32 bytes. */
@@ -91,6 +93,12 @@ void date_rfc5322(time_t t, char *out, size_t n);
  * p does not begin a field. Every reader that tells a header field from
  * the body asks it. */
 size_t hdr_field_name(const char *p, size_t n);
+
+/* One octet c of a message from its start, while its header section
+ * lasts: whether the section goes on after c. *bol says a line starts at
+ * c (1 for the first octet); a blank line (LF or CR LF) ends the section;
+ * an octet above 127 in it sets *eightbit, when that is not NULL. */
+int header_octet(unsigned char c, int *bol, int *eightbit);
 
 /* FNV-1a over the ASCII-lowercased bytes. */
 uint32_t hash_lower(const char *s, size_t n);

@@ -953,6 +953,42 @@ def test_smtputf8_to_a_peer_with_it(tmp, peers):
     assert m["rcpts"] == [rcpt] and "SMTPUTF8" in m["options"]
 
 
+def test_smtputf8_mail_that_does_not_need_it_goes_without_it(tmp, peers):
+    """Clients that say SMTPUTF8 whenever it is offered: an ASCII sender,
+    recipients and header go to a peer without SMTPUTF8 all the same,
+    MAIL without the parameter (RFC 6531 3.4; Postfix delivers them
+    too). It was bounced with 5.6.7."""
+    peer = aiosmtpd_peer(peers, enable_SMTPUTF8=False)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    body = message("ascii") + "caf\u00e9 in the body\r\n".encode()
+    sent = submit(cf, ["joe@example.net"], body=body, params=" SMTPUTF8")
+    assert "status=sent" in status_lines(sent.log)["joe@example.net"], sent.log
+    (m,) = peer.handler.messages
+    assert m["rcpts"] == ["joe@example.net"]
+    assert "SMTPUTF8" not in m["options"] and "BODY=8BITMIME" in m["options"]
+    assert "caf\u00e9 in the body".encode() in m["content"]
+
+
+def test_smtputf8_mail_with_a_utf8_header_or_recipient_still_bounces(tmp, peers):
+    """What does need SMTPUTF8 does not go without it: a UTF-8 header
+    fails the message, a UTF-8 recipient fails that recipient alone (the
+    ASCII one in the same transaction is delivered)."""
+    peer = aiosmtpd_peer(peers, enable_SMTPUTF8=False)
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    utf8 = "j\u00f6rg@example.net"
+    sent = submit(cf, ["joe@example.net", utf8], params=" SMTPUTF8")
+    st = status_lines(sent.log)
+    assert "status=sent" in st["joe@example.net"], sent.log
+    assert "status=bounced dsn=5.6.7" in st[utf8], sent.log
+    assert [m["rcpts"] for m in peer.handler.messages] == [["joe@example.net"]]
+    (b,) = bounces(tmp)
+    assert list(report(b)[1]) == [utf8]
+    sent = submit(cf, ["ann@example.net"], params=" SMTPUTF8",
+                  body=message("Gr\u00fc\u00dfe"))
+    assert "status=bounced dsn=5.6.7" in status_lines(sent.log)["ann@example.net"], sent.log
+    assert len(peer.handler.messages) == 1
+
+
 # ------------------------------------------------------------------ #
 # 6. Several recipients at one destination: one connection           #
 

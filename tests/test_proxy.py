@@ -558,8 +558,9 @@ def test_a_refusing_destination_stays_refused_after_another(tmp, peers, how):
                   smtpd="")
     s = greeted(cf)
     try:
-        s.cmd("MAIL FROM:<%s>%s" % (SENDER, " SMTPUTF8" if how == "smtputf8" else ""),
-              "250 ")
+        # an ASCII sender would go without SMTPUTF8: a UTF-8 one needs it
+        s.cmd("MAIL FROM:<%s>" % SENDER if how == "refuse-mail"
+              else "MAIL FROM:<j\u00f6rg@example.org> SMTPUTF8", "250 ")
         first = s.cmd("RCPT TO:<b@example.net>", "550 ")
         s.cmd("RCPT TO:<local@example.org>", "250 ")
         again = s.cmd("RCPT TO:<c@example.net>", "5")
@@ -1714,6 +1715,51 @@ def test_smtputf8_to_a_target_without_it_is_refused_at_rcpt(tmp, peers):
     assert got.startswith("550 5.6.7 "), got
     assert "SMTPUTF8" in got
     assert peer.handler.messages == []
+    nothing_later(cf, tmp)
+
+
+def test_smtputf8_that_is_not_needed_is_proxied_without_it(tmp, peers):
+    """A client that says SMTPUTF8 whenever it is offered, with an ASCII
+    envelope and header: the target without SMTPUTF8 gets it live, MAIL
+    without the parameter (RFC 6531 3.4), and a UTF-8 recipient beside
+    it is refused alone. Every RCPT was refused with 5.6.7."""
+    peer = aiosmtpd_peer(peers, enable_SMTPUTF8=False)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> SMTPUTF8" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        got = s.cmd("RCPT TO:<j\u00f6rg@example.net>", "550 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message("ascii"))
+    finally:
+        quit_and_close(s)
+    assert got == ("550 5.6.7 127.0.0.1[127.0.0.1] does not support "
+                   "SMTPUTF8, which this recipient needs"), got
+    assert reply == "250 2.0.0 127.0.0.1[127.0.0.1] said: Ok: stored", reply
+    (m,) = peer.handler.messages
+    assert m["rcpts"] == ["joe@example.net"] and "SMTPUTF8" not in m["options"]
+    nothing_later(cf, tmp)
+
+
+def test_a_utf8_header_without_target_smtputf8_is_refused_after_the_data(tmp, peers):
+    """The header shows only in the data: the message is refused at its
+    end with 5.6.7, the target never gets the end of the data, and
+    nothing is left to bounce later."""
+    peer = aiosmtpd_peer(peers, enable_SMTPUTF8=False)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> SMTPUTF8" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message("Gr\u00fc\u00dfe"))
+    finally:
+        log = quit_and_close(s)
+    assert reply == ("550 5.6.7 127.0.0.1[127.0.0.1] does not support "
+                     "SMTPUTF8, which this message's header needs"), reply
+    assert peer.handler.messages == []
+    assert "to=<joe@example.net>" in log and "dsn=5.6.7" in log, log
     nothing_later(cf, tmp)
 
 
