@@ -306,6 +306,65 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 	save(x);
 }
 
+/* Whether a recipient's reply is a peer's limit of recipients per
+ * transaction: 452 with X.5.3 (RFC 3463: too many recipients), or the
+ * 552 that RFC 821 gave it, which RFC 5321 4.5.3.1.10 says to take as
+ * temporary. */
+static int too_many_recipients(const struct reply *r)
+{
+	return (r->code == 452 || r->code == 552) && !strcmp(r->dsn + 1, ".5.3");
+}
+
+/* Delivers j's recipients, and those a peer refused for its limit per
+ * transaction in further transactions at once, as long as each takes
+ * some (RFC 5321 4.5.3.1.8 and 4.5.3.1.10: the client sends the rest in
+ * "chunks"); the ones left wait for the next attempt with 452 4.5.3. */
+static void deliver_in_transactions(struct client_job *j)
+{
+	struct client_rcpt *all = j->r;
+	unsigned n = j->n, m = n, took = 1;
+	unsigned *at = xcalloc(n + 1, sizeof *at);
+	struct client_rcpt *rest = xcalloc(n + 1, sizeof *rest);
+	char remote[sizeof j->remote] = "";
+	int remote_dsn = 0, remote_tls = -1;
+	for (unsigned k = 0; k < n; k++)
+		at[k] = k;
+	while (m && took) {
+		for (unsigned k = 0; k < m; k++)
+			rest[k] = all[at[k]];
+		j->r = rest;
+		j->n = m;
+		client_deliver(j);
+		unsigned left = 0;
+		took = 0;
+		for (unsigned k = 0; k < m; k++) {
+			struct reply *r = &all[at[k]].r;
+			*r = rest[k].r;
+			took += r->code >= 200 && r->code < 300;
+			if (!too_many_recipients(r))
+				continue;
+			r->code = 452;
+			r->dsn[0] = '4';
+			at[left++] = at[k];
+		}
+		if (j->remote[0]) { /* who took the message, for reports */
+			fmt_snprintf(remote, sizeof remote, "%s", j->remote);
+			remote_dsn = j->remote_dsn;
+			remote_tls = j->remote_tls;
+		}
+		m = left;
+	}
+	if (!j->remote[0] && remote[0]) {
+		fmt_snprintf(j->remote, sizeof j->remote, "%s", remote);
+		j->remote_dsn = remote_dsn;
+		j->remote_tls = remote_tls;
+	}
+	j->r = all;
+	j->n = n;
+	free(rest);
+	free(at);
+}
+
 static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 {
 	struct spool_msg *m = x->m;
@@ -373,7 +432,7 @@ static void net_run(struct run *x, unsigned i, int all, unsigned char *used)
 		for (unsigned k = 0; k < nr; k++)
 			rc[k].r = r;
 	} else {
-		client_deliver(&j);
+		deliver_in_transactions(&j);
 	}
 	/* nobody answered: do not try this destination again in this flush */
 	if (!j.remote[0] && nr && rc[0].r.code >= 400 && rc[0].r.code < 500)

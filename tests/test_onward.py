@@ -858,6 +858,66 @@ def test_aiosmtpd_data_reply_applies_to_every_recipient(tmp, peers):
     assert queue(cf) == "the spool is empty\n"
 
 
+
+class RecipientLimit(Recorder):
+    """A peer that takes at most `limit` recipients per transaction and
+    refuses the next ones with `reply`, as Postfix's
+    smtpd_recipient_limit does."""
+
+    def __init__(self, limit, reply):
+        super().__init__()
+        self.limit, self.reply = limit, reply
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if len(envelope.rcpt_tos) >= self.limit:
+            self.rcpts.append((address, self.reply))
+            return self.reply
+        return await super().handle_RCPT(server, session, envelope, address,
+                                         rcpt_options)
+
+
+@pytest.mark.parametrize("reply", ["452 4.5.3 Error: too many recipients",
+                                   "552 5.5.3 Too many recipients"],
+                         ids=["452", "552-of-rfc821"])
+def test_a_peers_recipient_limit_sends_the_rest_at_once(tmp, peers, reply):
+    # RFC 5321 4.5.3.1.8/4.5.3.1.10: the recipients over the peer's limit
+    # go in further transactions at once (not after a back-off), and its
+    # 552 for that is temporary (no bounce)
+    peer = aiosmtpd_peer(peers)
+    peer.handler = RecipientLimit(2, reply)
+    peer.c.handler = peer.handler
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    rcpts = ["r%d@example.net" % i for i in range(5)]
+    sent = submit(cf, rcpts)
+    st = status_lines(sent.log)
+    assert sorted(st) == rcpts, sent.log
+    assert all("status=sent dsn=2.0.0" in st[r] for r in rcpts), sent.log
+    assert [m["rcpts"] for m in peer.handler.messages] == [
+        rcpts[0:2], rcpts[2:4], rcpts[4:5]]
+    assert peer.handler.delivered_to() == rcpts
+    assert queue(cf) == "the spool is empty\n"
+    assert maildir_files(os.path.join(tmp, "bounces")) == []
+
+
+def test_a_recipient_limit_that_takes_nothing_defers_the_rest(tmp, peers):
+    # a transaction that takes none ends the chunks: what is left waits
+    # for the next attempt with the peer's 452, never a bounce
+    peer = aiosmtpd_peer(peers)
+    peer.handler = RecipientLimit(0, "452 4.5.3 Error: too many recipients")
+    peer.c.handler = peer.handler
+    cf = relay_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    sent = submit(cf, ["a@example.net", "b@example.net"])
+    st = status_lines(sent.log)
+    assert all("status=deferred dsn=4.5.3" in st[r] for r in st) and len(st) == 2, \
+        sent.log
+    # one transaction: no loop
+    assert len(peer.handler.rcpts) == 2 and peer.handler.messages == []
+    q = queue_targets(cf)
+    assert [q[r][:2] for r in ("a@example.net", "b@example.net")] == \
+        [("pending", 1)] * 2, q
+    assert maildir_files(os.path.join(tmp, "bounces")) == []
+
+
 def test_flush_tries_each_message_after_a_rcpt_450(tmp, peers):
     # a peer that answered (450 to every RCPT of one message) is no
     # unreachable destination: the next message is tried all the same
