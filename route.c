@@ -866,9 +866,12 @@ void route_resolve_env(const struct route_env *env, const struct cf *cf,
 	route_ctx_resolve(&c, &a, 0, !a.has_at);
 	route_ctx_finish(&c);
 	route_ctx_free(&c);
-	if (r->code != 250 || !a.has_at || !route_relays(r))
+	if (r->code != 250 || !route_relays(r))
 		return;
-	if (!for_this_site(&c, a.domain)) {
+	/* a bare name (postmaster+tag, a local-rcpt-to name) is ours, but
+	 * leaves qualified with the host name: its local part is held to
+	 * the same rule as any other's */
+	if (a.has_at && !for_this_site(&c, a.domain)) {
 		r->relaying = 1;
 		step(&c, 0, "relaying: %s is not this host's, no @%s line "
 			    "takes it, and no line names <%s>; only "

@@ -521,3 +521,34 @@ def test_a_local_part_that_names_a_destination_is_not_relayed_for_outsiders(tmp)
     p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
                        env=env, capture_output=True, timeout=30)
     assert p.stdout.decode().count("250 2.1.5") == 5, p.stdout.decode()
+
+
+def test_a_bare_name_that_names_a_destination_is_not_relayed_for_outsiders(tmp):
+    """RCPT TO:<postmaster+x%gmail.com>, a bare name that every client may
+    send to, matched the 'postmaster' line by its base and left for the
+    inner server as postmaster+x%gmail.com@mail.example.net, which that
+    server may route to gmail.com: the rule for such local parts held
+    only for addresses with a domain. The same for a local-rcpt-to name."""
+    cf = write_cf(tmp, 'recipient-delimiter = +\n'
+                       '[relay "inner"]\naddress = [127.0.0.1]:1\n'
+                       '[smtpd "mx"]\nlisten-port = 25\nlocal-rcpt-to = yes\n'
+                       'relay-clients = 10.0.0.0/8\n',
+                  "postmaster inner\nalice inner\n")
+    rcpts = ["postmaster+x%gmail.com", "postmaster+x!gmail.com",
+             "alice+x%gmail.com", "postmaster+x", "alice+y"]
+    dialogue = (b"EHLO client.example\r\nMAIL FROM:<s@203.example>\r\n" +
+                b"".join(b"RCPT TO:<%s>\r\n" % r.encode() for r in rcpts) +
+                b"QUIT\r\n")
+    env = dict(os.environ, TCPREMOTEIP="203.0.113.9", TCPREMOTEPORT="4000",
+               TCPLOCALIP="127.0.0.1", TCPLOCALPORT="25")
+    p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
+                       env=env, capture_output=True, timeout=30)
+    out = p.stdout.decode()
+    got = [l for l in out.splitlines() if l.startswith(("250 2.1.5", "554"))]
+    assert got == ["554 5.7.1 <%s>: relaying denied" % r for r in rcpts[:3]] + [
+        "250 2.1.5 Recipient <postmaster+x> OK",
+        "250 2.1.5 Recipient <alice+y> OK"], out
+    env["TCPREMOTEIP"] = "10.1.2.3"
+    p = subprocess.run([POSTMASTER, "--config=" + cf], input=dialogue,
+                       env=env, capture_output=True, timeout=30)
+    assert p.stdout.decode().count("250 2.1.5") == 5, p.stdout.decode()
