@@ -107,6 +107,18 @@ static void find_addresses(struct session *s, int fd)
 		s->peer_port = trp ? atoi(trp) : 0;
 		return;
 	}
+	/* a network socket whose client reset the connection before this
+	 * process looked (getpeername() fails on a closed socket, while
+	 * what the client sent can still be read) is no local pipe: its
+	 * client is unknown, a relay client nowhere, as Postfix's is */
+	sl = sizeof ss;
+	if (!is_unix && getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+		net_sockaddr_text(&ss, s->local, sizeof s->local,
+				  &s->local_port);
+		fmt_snprintf(s->peer, sizeof s->peer, "unknown");
+		return;
+	}
 	s->peer_is_pipe = 1;
 	fmt_snprintf(s->peer, sizeof s->peer, NET_LOCAL_PEER);
 	fmt_snprintf(s->local, sizeof s->local, NET_LOCAL_PEER);

@@ -309,6 +309,53 @@ def test_socket_activate_ignores_forged_variables(tmp):
     assert greeting.startswith(b"421 4.3.5 "), greeting
 
 
+def test_a_client_that_reset_before_the_session_is_not_local(tmp):
+    """inetd and systemd hand the session the connected socket; a client
+    that sent its whole dialogue and reset the connection before the
+    process looked makes getpeername() fail, while what it sent can
+    still be read. The session took such a socket for a local pipe
+    (client=local: a relay client, AUTH in clear, --smtpd unchecked);
+    only its failing greeting kept it from serving. Its client is
+    unknown now, and the section is the one its port names."""
+    import struct
+    import time
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(1)
+    port = lsock.getsockname()[1]
+    cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = 127.0.0.1:%d\n'
+                       '[smtpd "other"]\nlisten-port = 127.0.0.1:%d\n' % (port, free_port()))
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    c.sendall(b"EHLO spam.example\r\nMAIL FROM:<s@spam.example>\r\n"
+              b"RCPT TO:<victim@gmail.com>\r\nDATA\r\nSubject: x\r\n\r\nx\r\n.\r\n"
+              b"QUIT\r\n")
+    conn, _ = lsock.accept()
+    lsock.close()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # a reset
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            conn.getpeername()
+        except OSError:
+            break
+        time.sleep(0.01)
+    with pytest.raises(OSError):
+        conn.getpeername()
+    try:
+        r = subprocess.run([POSTMASTER, "--config=" + cf, "--smtpd=other"],
+                           stdin=conn.fileno(), stdout=conn.fileno(),
+                           stderr=subprocess.PIPE, timeout=30)
+    finally:
+        conn.close()
+    log = r.stderr.decode(errors="replace")
+    no_sanitizer_report(log, "session")
+    assert "client=local" not in log, log
+    # the connection arrived at mx's port, whatever --smtpd says
+    assert "client=unknown" in log and "does not listen on 127.0.0.1 port %d" % port in log, log
+    assert os.listdir(os.path.join(tmp, "spool")) == []
+
+
 def _connect(port):
     try:
         return socket.create_connection(("127.0.0.1", port), timeout=10)
