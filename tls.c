@@ -54,6 +54,7 @@ static struct {
 	FN(gnutls_credentials_set);
 	FN(gnutls_server_name_set);
 	FN(gnutls_session_set_verify_cert);
+	FN(gnutls_session_get_verify_cert_status);
 	FN(gnutls_transport_set_ptr);
 	FN(gnutls_transport_set_push_function);
 	FN(gnutls_transport_set_pull_function);
@@ -111,6 +112,7 @@ static int load(char *why, size_t n)
 	SYM(gnutls_credentials_set);
 	SYM(gnutls_server_name_set);
 	SYM(gnutls_session_set_verify_cert);
+	SYM(gnutls_session_get_verify_cert_status);
 	SYM(gnutls_transport_set_ptr);
 	SYM(gnutls_transport_set_push_function);
 	SYM(gnutls_transport_set_pull_function);
@@ -325,6 +327,42 @@ static void alert_failure(struct tls *t, int err, long long deadline,
 		fmt_snprintf(why + len, n - len, " (alert %s sent)", a ? a : "?");
 }
 
+/* Why the peer's certificate was refused (tls = verify), appended to why
+ * in words an administrator can act on, as Postfix's "untrusted issuer"
+ * and "hostname mismatch": GnuTLS's own error text says only that the
+ * verification failed. */
+static void verify_failure(struct tls *t, char *why, size_t n)
+{
+	static const struct {
+		unsigned bit;
+		const char *text;
+	} reasons[] = {
+		{GNUTLS_CERT_SIGNER_NOT_FOUND, "issuer not trusted"},
+		{GNUTLS_CERT_SIGNER_NOT_CA, "issuer is not a CA"},
+		{GNUTLS_CERT_UNEXPECTED_OWNER, "name does not match"},
+		{GNUTLS_CERT_EXPIRED, "expired"},
+		{GNUTLS_CERT_NOT_ACTIVATED, "not yet valid"},
+		{GNUTLS_CERT_REVOKED, "revoked"},
+		{GNUTLS_CERT_INSECURE_ALGORITHM, "insecure algorithm"},
+		{GNUTLS_CERT_SIGNATURE_FAILURE, "bad signature"},
+		{GNUTLS_CERT_PURPOSE_MISMATCH, "not for a TLS server"},
+	};
+	unsigned st = G.gnutls_session_get_verify_cert_status(t->s);
+	if (st == (unsigned)-1 || !st)
+		return;
+	const char *sep = " (certificate: ";
+	for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++) {
+		if (!(st & reasons[i].bit))
+			continue;
+		size_t len = strlen(why);
+		fmt_snprintf(why + len, n - len, "%s%s", sep, reasons[i].text);
+		sep = ", ";
+	}
+	size_t len = strlen(why);
+	if (*sep == ',')
+		fmt_snprintf(why + len, n - len, ")");
+}
+
 /* The handshake on a prepared session, within one deadline (the session
  * timeout) however the peer spreads its bytes; io carries TLS afterwards.
  * On failure t is freed. */
@@ -346,6 +384,8 @@ static int handshake(struct io *io, struct tls *t, char *why, size_t n)
 		if (G.gnutls_error_is_fatal(r)) {
 			fmt_snprintf(why, n, "TLS handshake failed: %s",
 				 G.gnutls_strerror(r));
+			if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR)
+				verify_failure(t, why, n);
 			alert_failure(t, r, deadline, why, n);
 			free_tls(t);
 			return -1;

@@ -106,11 +106,11 @@ a@ext.example smart
     return path
 
 
-def send(cf, via="spool"):
-    """One message through a session; returns its queue id (None when the
-    proxy delivered it) and the log, once the delivery it started is done
-    (its stderr closes then)."""
-    p = subprocess.run([POSTMASTER, "--config=" + cf],
+def send(cf, via="spool", prefix=()):
+    """One message through a session (run under the prefix argv, if
+    any); returns its queue id (None when the proxy delivered it) and the
+    log, once the delivery it started is done (its stderr closes then)."""
+    p = subprocess.run([*prefix, POSTMASTER, "--config=" + cf],
                        input=b"EHLO client.example\r\nMAIL FROM:<s@example.org>\r\n"
                              b"RCPT TO:<a@ext.example>\r\nDATA\r\nSubject: tls\r\n\r\n"
                              b"body\r\n.\r\nQUIT\r\n",
@@ -197,6 +197,72 @@ def test_verify_refuses_an_untrusted_certificate(tmp, cert, via):
                                       r"TLS handshake failed: .*certificate", q), q
     finally:
         peer.stop()
+
+
+def signed_cert(tmp, cn):
+    """A test CA and a certificate for cn that it signed: (ca, cert, key)."""
+    d = os.path.join(tmp, "ca")
+    os.mkdir(d)
+    ca, ca_key = make_cert(d, "Test CA")
+    key, csr, crt = (os.path.join(d, n) for n in ("leaf-key.pem", "leaf.csr", "leaf.pem"))
+    ext = os.path.join(d, "ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:%s\n" % cn)
+    for argv in (["req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+                  "-subj", "/CN=" + cn],
+                 ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                  "-out", crt, "-days", "2", "-extfile", ext]):
+        r = subprocess.run(["openssl", *argv], capture_output=True)
+        assert r.returncode == 0, r.stderr
+    return ca, crt, key
+
+
+def trusting(ca):
+    """An argv prefix that runs a command in a mount namespace of its own
+    whose system trust store (GnuTLS's default file) holds ca alone."""
+    store = "/etc/ssl/certs/ca-certificates.crt"
+    if not ROOT or not os.path.exists(store) or not shutil.which("unshare") or \
+            subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("needs root and mount namespaces to trust a test CA")
+    return ["unshare", "-m", "sh", "-c", 'mount --bind "$0" %s && exec "$@"' % store, ca]
+
+
+@pytest.mark.parametrize("case", ["untrusted issuer", "other name"])
+def test_verify_says_why_the_certificate_was_refused(tmp, via, case):
+    """tls = verify: the deferral (what --queue shows and a delay notice
+    tells) once said only "Error in the certificate verification" for a
+    certificate of an unknown issuer and for one that names another host
+    alike, so the administrator could not tell which to fix. Each now
+    says which check failed, and the mail still waits, never in clear."""
+    ca, crt, key = signed_cert(tmp, "relay.test")
+    if case == "untrusted issuer":
+        name, prefix, want = "relay.test", (), "(certificate: issuer not trusted)"
+    else:
+        name, prefix, want = "other.test", trusting(ca), "(certificate: name does not match)"
+    peer = Peer((crt, key))
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = verify\nname = %s"
+                    % (peer.port, name), via)
+        qid, log = send(cf, via, prefix)
+        assert peer.got == []
+    finally:
+        peer.stop()
+    q = queue(cf)
+    assert qid in q and "451 4.7.5 127.0.0.1[127.0.0.1]: TLS handshake failed: " in q, q
+    assert want in q and want in log, q + log
+
+
+def test_verify_delivers_to_a_trusted_certificate_of_its_name(tmp, via):
+    ca, crt, key = signed_cert(tmp, "relay.test")
+    peer = Peer((crt, key))
+    try:
+        cf = config(tmp, "address = [127.0.0.1]:%d\ntls = verify\nname = relay.test"
+                    % peer.port, via)
+        send(cf, via, trusting(ca))
+        assert len(peer.got) == 1 and peer.got[0]["tls"], peer.got
+    finally:
+        peer.stop()
+    assert queue(cf) == "the spool is empty\n"
 
 
 def test_auth_plain_under_tls(tmp, cert, via):
