@@ -102,8 +102,8 @@ static int auth_credentials(struct session *s, int plain, const char *initial,
 		 * not something this server grants */
 		char *u = memchr(a.s, 0, a.len);
 		char *p2 = u ? memchr(u + 1, 0, a.len - (size_t)(u + 1 - a.s)) : NULL;
-		if (!p2) {
-			r = -2;
+		if (!p2 || (size_t)(p2 - u) > un) {
+			r = -2; /* a name too long for user is no name here */
 		} else {
 			fmt_snprintf(user, un, "%s", u + 1);
 			buf_add(pass, p2 + 1, a.len - (size_t)(p2 + 1 - a.s));
@@ -111,10 +111,14 @@ static int auth_credentials(struct session *s, int plain, const char *initial,
 				r = -5;
 		}
 	} else if (r == 0) {
-		fmt_snprintf(user, un, "%.*s", (int)a.len, a.s);
+		/* LOGIN: the whole answer is the name, so a NUL in it (which
+		 * the copy would cut the name at) is no name at all */
+		if ((a.len && memchr(a.s, 0, a.len)) || a.len >= un)
+			r = -2;
+		else
+			fmt_snprintf(user, un, "%.*s", (int)a.len, a.s);
 	}
-	if (r == 0 && (memchr(user, 0, strlen(user)) || !pass->s ||
-		       memchr(pass->s, 0, pass->len)))
+	if (r == 0 && (!pass->s || memchr(pass->s, 0, pass->len)))
 		r = -2;
 	if (a.s)
 		memset(a.s, 0, a.len);

@@ -4,6 +4,7 @@ smtplib. The auth-file holds a SHA-512 crypt hash made by openssl and a
 yescrypt hash made by libcrypt through perl; each session runs under
 tcpserver on 127.0.0.1.
 """
+import base64
 import glob
 import os
 import re
@@ -190,6 +191,30 @@ def test_auth_protocol_errors(tmp):
         log = srv.stop()
     assert ("event=auth-failed user=anna mechanism=PLAIN "
             "reason=\"asked to act as another user\"") in log, log
+
+
+def test_a_login_name_with_a_nul_is_not_the_name_before_it(tmp):
+    """AUTH LOGIN's user name "anna\\0x" with anna's password once logged
+    in as anna: the name was copied as a C string, cut at the NUL, while
+    the check meant to refuse a NUL looked at the copy. A name of more
+    octets than the session keeps was cut the same way. Both are names
+    no user has: 501, and no login."""
+    port, srv = start_server(tmp, auth="optional")
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+            c.ehlo("client.example")
+            for name in (b"anna\0x", b"anna\0", b"anna" + b" " * 300):
+                assert c.docmd("AUTH", "LOGIN " + base64.b64encode(name).decode())[0] == 334
+                code, text = c.docmd(base64.b64encode(b"secret").decode())
+                assert code == 501, (name, code, text)
+            long_plain = base64.b64encode(b"\0anna" + b" " * 300 + b"\0secret").decode()
+            assert c.docmd("AUTH", "PLAIN " + long_plain)[0] == 501
+            # the real name still logs in, in the same session
+            assert c.docmd("AUTH", "LOGIN " + base64.b64encode(b"anna").decode())[0] == 334
+            assert c.docmd(base64.b64encode(b"secret").decode())[0] == 235
+    finally:
+        log = srv.stop()
+    assert log.count("event=auth user=anna mechanism=LOGIN") == 1, log
 
 
 def test_a_silent_auth_answer_times_out_with_421(tmp):
