@@ -1006,9 +1006,7 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	milter_connect(&s);
 	if (session_greet_pause(&s) < 0)
 		return session_end(&s, EX_OK);
-	if (greet(&s, tty) < 0) {
-		io_free(&s.io);
-		return EX_TEMPFAIL;
-	}
+	if (greet(&s, tty) < 0) /* nothing can be said without TLS */
+		return session_end(&s, EX_TEMPFAIL);
 	return session_end(&s, dialogue(&s));
 }

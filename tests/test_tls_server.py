@@ -529,3 +529,26 @@ def test_check_names_each_certificate_that_is_missing(tmp):
     assert r.returncode == 0, r.stderr
     assert 'two.cf:6:19: warning: "%s/ecdsa-cert.pem" does not exist' % tmp in r.stderr
     assert 'two.cf:7:11: warning: "%s/ecdsa-key.pem" does not exist' % tmp in r.stderr
+
+
+def test_a_failed_implicit_tls_handshake_ends_the_session_properly(tmp, cert):
+    """tls = implicit and a client that sends no ClientHello (here a
+    clear-text EHLO): the session once exited at once after its
+    tls-failed line, without its disconnect line and without the
+    milter's QUIT (the milter had been told of the connection). It now
+    ends as every session does."""
+    from pmmilter import Milter
+    m = Milter(os.path.join(tmp, "m.sock"))
+    try:
+        path = os.path.join(tmp, "implicit.cf")
+        with open(path, "w") as f:
+            f.write(open(config(tmp, cert, "implicit")).read().replace(
+                "[smtpd \"mx\"]\n",
+                "[milter \"t\"]\naddress = unix:%s\n[smtpd \"mx\"]\nmilters = t\n" % m.path))
+        p = subprocess.run([POSTMASTER, "--config=" + path, "--smtpd=mx"],
+                           input=b"EHLO client.example\r\n", capture_output=True, timeout=30)
+        log = p.stderr.decode()
+        assert re.search(r"event=tls-failed .*\n.*event=disconnect ", log), log
+        wait_for(lambda: "Q" in m.cmds(), 10, "QUIT at the milter")
+    finally:
+        m.close()
