@@ -373,9 +373,11 @@ static pid_t start_mailer(char **argv, char **envp, int in, int *res_fd,
 	if (pid == 0) {
 		setsid();
 		signal(SIGPIPE, SIG_DFL);
-		dup2(in, 0);
-		dup2(res[1], 1);
-		dup2(res[1], 2);
+		/* a mailer without the message on its stdin would deliver
+		 * whatever it reads there (nothing, or the client's data) */
+		if (dup2(in, 0) < 0 || dup2(res[1], 1) < 0 ||
+		    dup2(res[1], 2) < 0)
+			_exit(EX_TEMPFAIL);
 		/* nothing else of the session's: not the connection (fd 3
 		 * under socket activation), not the spool */
 		close_range(3, ~0U, 0);

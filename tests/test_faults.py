@@ -1,0 +1,87 @@
+"""System calls that fail (strace --inject), one at a time, in a session
+or a flush: the reply to the end of the data is still the truth (SPEC 7),
+and a message is delivered once, or again only where a crash would have
+repeated it (SPEC 7.1).
+
+Each test runs postmaster under `strace -f -b execve`: the faults reach
+postmaster and the processes it forks, never the mailers it executes.
+strace counts calls per process, so `when=N` is the Nth call of each.
+
+Every server here runs on 127.0.0.1; every test directory is removed.
+Tests run as root (strace, and the session runs as nobody).
+"""
+import glob
+import os
+import re
+import subprocess
+import threading
+
+import pytest
+
+from pmtest import POSTMASTER, ROOT, no_sanitizer_report, tool
+from test_spool import (Session, copy_state, flush, maildir_files,
+                        make_message, mkdir, read_bytes, read_text,
+                        send_one, smtp_data, spool_files, tmp, write_cf)  # noqa: F401
+
+pytestmark = pytest.mark.skipif(not ROOT, reason="strace and user-id = "
+                                "nobody need root")
+
+
+def strace_argv(trace, syscall, fault):
+    """strace before postmaster: syscall fails with fault (error=E:when=N)
+    in postmaster and its forks; the calls are logged to trace."""
+    return [tool("strace"), "-f", "-b", "execve", "-qq", "-o", trace,
+            "-e", "trace=" + syscall,
+            "-e", "inject=%s:%s" % (syscall, fault)]
+
+
+class TracedSession(Session):
+    """A Session (test_spool) whose postmaster runs under strace_argv."""
+
+    def __init__(self, cf, trace, syscall, fault):
+        self.proc = subprocess.Popen(
+            strace_argv(trace, syscall, fault) + [POSTMASTER, "--config=" + cf],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        self.buf = b""
+        self.err = b""
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+
+
+def injected(trace, pattern):
+    """Whether the strace log shows a call matching pattern that failed
+    by injection: the test hit the call it means."""
+    return re.search(pattern + r".*\(INJECTED\)", read_text(trace))
+
+
+def copies(paths, marker, body):
+    """How many of the files are whole copies of the message, and how many
+    are anything else (a copy cut short, an empty file)."""
+    whole = [p for p in paths if copy_state(read_bytes(p), marker, body) == "complete"]
+    return len(whole), len(paths) - len(whole)
+
+
+def test_a_mailer_whose_stdin_cannot_be_set_up_gets_no_message(tmp):
+    """The mailer's child once ignored a failed dup2() of the message onto
+    its stdin: the mailer then read the session's own stdin (the client's
+    connection), hung there, and took what it read for the message. Now
+    the child exits 75: the client gets 451 4.3.0 and nothing is
+    delivered."""
+    mkdir(tmp + "/out")
+    cf = write_cf(tmp, 'p@example.net "|cat > @DIR@/out/p"\n')
+    trace = tmp + "/trace"
+    msg, _ = make_message("dup2")
+    s = TracedSession(cf, trace, "dup2", "error=EINTR:when=1").start()
+    s.cmd("MAIL FROM:<a@sender.example>", "250 ")
+    s.cmd("RCPT TO:<p@example.net>", "250 ")
+    s.cmd("DATA", "354 ")
+    s.send(smtp_data(msg))
+    try:
+        final = s.reply(timeout=10)[-1]
+    finally:
+        log = s.end()
+    assert injected(trace, r"dup2\(\d+, 0\)"), read_text(trace)
+    assert re.match(r"451 4\.3\.0 ", final), final
+    assert read_text(tmp + "/out/p") == "", "the mailer delivered something"
+    assert "status=deferred" in log, log
