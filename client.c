@@ -510,10 +510,17 @@ static int downgrade(struct client_job *j)
 		close(fd);
 		return -1;
 	}
+	off_t end = lseek(fd, 0, SEEK_END);
+	if (end < 0) { /* a size of -1 would send nothing of it */
+		fmt_snprintf(j->conv_why, sizeof j->conv_why,
+			     "cannot convert it: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
 	j->conv = *j->m;
 	j->conv.fd = fd;
 	j->conv.off = 0;
-	j->conv.size = lseek(fd, 0, SEEK_END);
+	j->conv.size = end;
 	j->conv.binary = 0;
 	int eightbit;
 	scan_body(&j->conv, &j->conv_wire, &eightbit, NULL);

@@ -642,6 +642,10 @@ static int milters_decide(struct session *s, struct msg *m, struct reply *r)
 		s->data.fd = m->fd = out;
 		m->off = 0;
 		m->size = lseek(out, 0, SEEK_END);
+		if (m->size < 0) { /* the milters' message cannot be sized */
+			handoff_storage_reply(r, errno);
+			return 1;
+		}
 		s->data.stored = (uint64_t)m->size; /* the milters' message */
 	}
 	envelope_spool_duplicates(s); /* an added address given before */
@@ -746,7 +750,13 @@ void handoff_deliver(struct session *s,
 		s->data.failed = 1;
 	if (s->sm_uncommitted)
 		m.off = s->sm.data_off;
-	m.size = s->data.fd >= 0 ? lseek(s->data.fd, 0, SEEK_END) - m.off : 0;
+	off_t end = s->data.fd >= 0 ? lseek(s->data.fd, 0, SEEK_END) : m.off;
+	if (end < 0) { /* a size of -1 would deliver the headers alone */
+		s->data.failed = 1;
+		s->data.err = errno;
+		end = m.off;
+	}
+	m.size = end - m.off;
 	int refused = data_verdict(s, &m, &common);
 	if (!refused && s->milters) {
 		refused = milters_decide(s, &m, &common);

@@ -85,3 +85,21 @@ def test_a_mailer_whose_stdin_cannot_be_set_up_gets_no_message(tmp):
     assert re.match(r"451 4\.3\.0 ", final), final
     assert read_text(tmp + "/out/p") == "", "the mailer delivered something"
     assert "status=deferred" in log, log
+
+
+def test_a_data_file_that_cannot_be_sized_is_not_delivered(tmp):
+    """The session measured the message with lseek(SEEK_END) and did not
+    check it: a failure made its size negative, and a direct delivery
+    wrote the Return-Path and Delivered-To headers alone to both Maildirs
+    and answered 250. Now the client gets 451 4.3.0 and neither Maildir
+    has anything."""
+    cf = write_cf(tmp, "m@example.net @DIR@/A/, @DIR@/B/\n")
+    trace = tmp + "/trace"
+    msg, _ = make_message("lseek")
+    s = TracedSession(cf, trace, "lseek", "error=EIO:when=2").start()
+    final = s.mail("a@sender.example", ["m@example.net"], msg)
+    s.end()
+    assert injected(trace, r"lseek\(\d+, 0, SEEK_END\)"), read_text(trace)
+    assert re.match(r"451 4\.3\.0 ", final), final
+    for box in ("A", "B"):
+        assert maildir_files(tmp + "/" + box) == [], box
