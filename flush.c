@@ -747,8 +747,14 @@ static void flush_run(const struct cf *cf, int dirfd, struct spool_msg *m,
 	int pending = 0;
 	for (unsigned i = 0; i < m->nt; i++)
 		pending += m->t[i].state == SP_PENDING;
-	if (!pending) {
-		spool_remove(dirfd, m);
+	if (!pending && spool_remove(dirfd, m) < 0) {
+		int e = errno;
+		/* this run's outcome in ID.env: the next run only removes
+		 * it, rather than bouncing or delivering again */
+		spool_update(dirfd, m);
+		log_event(LOG_L_WARNING, "id", m->id, "event", "not-removed",
+			  "reason", strerror(e), NULL);
+	} else if (!pending) {
 		log_event(LOG_L_INFO, "id", m->id, "event", "removed", NULL);
 	}
 	free(x.fail_now);
@@ -1172,7 +1178,13 @@ int delete_main(const struct cf *cf, const char *id)
 	int ex = open_message(cf, "delete", id, &dirfd, &m);
 	if (ex != EX_OK)
 		return ex;
-	spool_remove(dirfd, &m);
+	if (spool_remove(dirfd, &m) < 0) {
+		fprintf(stderr, "postmaster: %s: %s\n", m.id, strerror(errno));
+		spool_msg_free(&m);
+		close(dirfd);
+		log_close();
+		return EX_TEMPFAIL;
+	}
 	log_event(LOG_L_INFO, "id", m.id, "event", "deleted", NULL);
 	printf("%s: deleted\n", m.id);
 	spool_msg_free(&m);

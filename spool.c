@@ -358,15 +358,18 @@ int spool_update(int dirfd, const struct spool_msg *m)
 	return write_envelope(dirfd, m);
 }
 
-void spool_remove(int dirfd, const struct spool_msg *m)
+int spool_remove(int dirfd, const struct spool_msg *m)
 {
 	char name[64];
 	name_of(name, sizeof name, m->id, "");
-	unlinkat(dirfd, name, 0);
+	if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+		return -1; /* ID.env stays: without it, the envelope at the
+			    * head of ID would deliver every target again */
 	name_of(name, sizeof name, m->id, "env");
 	unlinkat(dirfd, name, 0);
 	/* no directory sync: a removal lost in a crash brings the message
 	 * back, to be delivered again (at least once), never lost */
+	return 0;
 }
 
 void spool_discard(int dirfd, struct spool_msg *m)

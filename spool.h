@@ -102,8 +102,9 @@ int spool_begin_message(struct spool_msg *m);
 int spool_commit(int dirfd, struct spool_msg *m);
 /* Writes the envelope's new state to ID.env (same commit order). */
 int spool_update(int dirfd, const struct spool_msg *m);
-/* Removes a message whose targets are all done. */
-void spool_remove(int dirfd, const struct spool_msg *m);
+/* Removes a message whose targets are all done; -1 with errno when ID
+ * cannot be removed (its ID.env, the state after the commit, is kept). */
+int spool_remove(int dirfd, const struct spool_msg *m);
 /* Removes an uncommitted message and closes it. */
 void spool_discard(int dirfd, struct spool_msg *m);
 

@@ -103,3 +103,42 @@ def test_a_data_file_that_cannot_be_sized_is_not_delivered(tmp):
     assert re.match(r"451 4\.3\.0 ", final), final
     for box in ("A", "B"):
         assert maildir_files(tmp + "/" + box) == [], box
+
+
+def test_a_message_whose_file_cannot_be_removed_is_not_delivered_again(tmp):
+    """A flush delivers a command target and a Maildir and bounces a third
+    target, then fails to remove the message file (EIO). It used to remove
+    ID.env anyway, so that the next flush read the envelope at the head of
+    the message file, where every target was still pending, and ran the
+    command and sent the bounce a second time. Now ID.env stays, holding
+    this run's outcome, and the next flush only removes the message."""
+    os.mkdir(tmp + "/box", 0o755)  # not the session user's yet: deferred
+    mkdir(tmp + "/cmd")
+    mkdir(tmp + "/bounces")
+    cf = write_cf(tmp, 'list@example.net @DIR@/box/A/, '
+                       '"|test -e @DIR@/go || exit 75; cat > $(mktemp @DIR@/cmd/m.XXXXXX)", '
+                       '"|test -e @DIR@/go || exit 75; exit 67"\n'
+                       'a@sender.example @DIR@/bounces/\n')
+    msg, body = make_message("removal")
+    r, qid, log = send_one(cf, "a@sender.example", ["list@example.net"], msg)
+    assert qid, r
+    assert log.count("status=deferred") == 3, log
+    os.chmod(tmp + "/box", 0o1777)
+    open(tmp + "/go", "w").close()
+    trace = tmp + "/trace"
+    p = subprocess.run(strace_argv(trace, "unlinkat", "error=EIO:when=1") +
+                       [POSTMASTER, "--config=" + cf, "--flush", "--now"],
+                       capture_output=True, text=True, errors="replace",
+                       timeout=60)
+    no_sanitizer_report(p.stdout + p.stderr, "--flush")
+    assert injected(trace, r'unlinkat\(\d+, "%s", 0\)' % qid), read_text(trace)
+    again = flush(cf, "--now").stderr + flush(cf, "--now").stderr
+    assert copies(glob.glob(tmp + "/cmd/m.*"), "removal", body) == (1, 0)
+    assert copies(maildir_files(tmp + "/box/A"), "removal", body) == (1, 0)
+    assert len(maildir_files(tmp + "/bounces")) == 1
+    assert spool_files(tmp + "/spool") == []
+    # the logs say what happened
+    assert "id=%s event=not-removed" % qid in p.stderr, p.stderr
+    assert "id=%s event=removed" % qid not in p.stderr, p.stderr
+    assert not re.search(r"id=%s .*status=" % qid, again), again
+    assert "id=%s event=removed" % qid in again, again
