@@ -360,12 +360,17 @@ static void start_delivery(struct session *s, const struct reply *known)
 		return;
 	setsid();
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	dup2(null, 0);
-	dup2(null, 1);
 	/* the journal's stream carries the delivery's log lines; a client's
 	 * socket (inetd) must not */
-	if (drop_stderr || !stderr_may_log())
-		dup2(null, 2);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
+	    ((drop_stderr || !stderr_may_log()) && dup2(null, 2) < 0)) {
+		/* it would hold the client's connection open until it
+		 * ends: the flusher delivers the message */
+		log_event(LOG_L_WARNING, "id", s->sm.id, "event",
+			  "left-to-flush", "reason", strerror(errno), NULL);
+		log_close();
+		_exit(0);
+	}
 	if (s->io.rfd > 2)
 		close(s->io.rfd);
 	if (s->io.wfd > 2 && s->io.wfd != s->io.rfd)

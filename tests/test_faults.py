@@ -27,10 +27,12 @@ pytestmark = pytest.mark.skipif(not ROOT, reason="strace and user-id = "
                                 "nobody need root")
 
 
-def strace_argv(trace, syscall, fault):
+def strace_argv(trace, syscall, fault, paths=()):
     """strace before postmaster: syscall fails with fault (error=E:when=N)
-    in postmaster and its forks; the calls are logged to trace."""
+    in postmaster and its forks (only on paths, when given); the calls
+    are logged to trace."""
     return [tool("strace"), "-f", "-b", "execve", "-qq", "-o", trace,
+            *[a for p in paths for a in ("-P", p)],
             "-e", "trace=" + syscall,
             "-e", "inject=%s:%s" % (syscall, fault)]
 
@@ -38,9 +40,10 @@ def strace_argv(trace, syscall, fault):
 class TracedSession(Session):
     """A Session (test_spool) whose postmaster runs under strace_argv."""
 
-    def __init__(self, cf, trace, syscall, fault):
+    def __init__(self, cf, trace, syscall, fault, paths=()):
         self.proc = subprocess.Popen(
-            strace_argv(trace, syscall, fault) + [POSTMASTER, "--config=" + cf],
+            strace_argv(trace, syscall, fault, paths) +
+            [POSTMASTER, "--config=" + cf],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE)
         self.buf = b""
@@ -142,3 +145,37 @@ def test_a_message_whose_file_cannot_be_removed_is_not_delivered_again(tmp):
     assert "id=%s event=removed" % qid not in p.stderr, p.stderr
     assert not re.search(r"id=%s .*status=" % qid, again), again
     assert "id=%s event=removed" % qid in again, again
+
+
+def test_a_delivery_without_dev_null_leaves_the_client_s_connection(tmp):
+    """The detached delivery (SPEC 7 path 3) puts /dev/null on its stdin
+    and stdout, which are the client's connection when the session is on
+    one (inetd, tcpserver, pipes). When /dev/null could not be opened
+    (ENFILE) it went on with the connection: the client saw it close only
+    once a slow delivery had ended. Now that process leaves the message
+    to the flusher at once and says so."""
+    cf = write_cf(tmp, 'list@example.net @DIR@/A/, "|sleep 3; cat > @DIR@/out"\n')
+    trace = tmp + "/trace"
+    # the delivery process's open of /dev/null alone
+    s = TracedSession(cf, trace, "openat", "error=ENFILE:when=1",
+                      paths=("/dev/null",))
+    s.start()
+    msg, body = make_message("devnull")
+    r = s.mail("a@sender.example", ["list@example.net"], msg)
+    assert r.startswith("250 "), r
+    s.cmd("QUIT", "221 ")
+    s.proc.stdin.close()
+    closed = []
+    t = threading.Thread(target=lambda: closed.append(s.proc.stdout.read()))
+    t.start()
+    t.join(1.5)
+    assert closed == [b""], "the connection is still open after QUIT"
+    s.proc.wait(timeout=30)
+    s.reader.join(30)
+    log = s.err.decode("utf-8", "replace")
+    no_sanitizer_report(log, "session")
+    assert injected(trace, r'openat\(AT_FDCWD, "/dev/null"'), read_text(trace)
+    assert "event=left-to-flush" in log, log
+    flush(cf, "--now")
+    assert copies(maildir_files(tmp + "/A"), "devnull", body) == (1, 0)
+    assert copies([tmp + "/out"], "devnull", body) == (1, 0)
