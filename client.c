@@ -140,6 +140,24 @@ int client_read_reply(struct client_conn *c, struct buf *text)
 	}
 }
 
+int client_early_refusal(struct client_conn *c, struct buf *text)
+{
+	if (!io_input_pending(&c->io))
+		return -1;
+	/* what the peer said before it went is in our input already, and
+	 * ours to read although it can hear us no more (the io refuses to
+	 * read past a failed write: nothing is written here) */
+	int wait = c->io.timeout_ms;
+	enum io_status out = c->io.wstatus;
+	c->io.timeout_ms = EARLY_REPLY_MS;
+	c->io.wstatus = IO_OK;
+	int code = client_read_reply(c, text);
+	c->io.timeout_ms = wait;
+	c->io.wstatus = out;
+	c->unsynced = 1;
+	return code >= 400 && code != 421 ? code : -1;
+}
+
 /* Why the last reply did not come: for the reasons logged and queued. */
 const char *client_lost(const struct client_conn *c)
 {
@@ -886,8 +904,20 @@ static enum tx_end content(struct tx *x)
 		set_accepted(x, &r);
 		return TX_FINAL;
 	}
-	if (send_body(x) < 0)
-		return TX_LOST;
+	if (send_body(x) < 0) {
+		/* a peer that refused the message before its end and went
+		 * away gave its verdict: a refused chunk's, or an early one */
+		int code = client_early_refusal(x->c, &x->t);
+		if (code > 0)
+			client_peer_refusal(&r, code, x->t.s, x->c->name);
+		else if (x->chunk_refusal.code)
+			r = x->chunk_refusal;
+		else
+			return TX_LOST;
+		set_accepted(x, &r);
+		x->c->unsynced = 1;
+		return TX_FINAL;
+	}
 	while (x->chunks_due)
 		if (chunk_reply(x) < 0)
 			return TX_LOST;

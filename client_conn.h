@@ -70,6 +70,13 @@ void client_cmd(struct client_conn *c, const char *fmt, ...)
  * The code, or -1 when the connection broke or timed out (timed_out
  * says which), -2 for a line that is no reply. */
 int client_read_reply(struct client_conn *c, struct buf *text);
+/* Sending the message failed: the refusal (a 4xx or 5xx, not 421) that
+ * a peer sent before the end of the data and then closed or stopped
+ * reading (RFC 5321 does not allow it; real servers do it), read from
+ * what is already in our input; -1 when there is none. The connection
+ * is unsynced afterwards. */
+#define EARLY_REPLY_MS 2000
+int client_early_refusal(struct client_conn *c, struct buf *text);
 /* "timed out" or "lost connection": why the last reply did not come. */
 const char *client_lost(const struct client_conn *c);
 /* A peer's reply as ours: its enhanced code when it gives one of the

@@ -452,6 +452,27 @@ void proxy_sync(struct session *s)
 /* ------------------------------------------------------------------ */
 /* The data                                                            */
 
+/* Sending the data failed. When the target refused the message before
+ * its end (an early reply, or a refused chunk) and went away or stopped
+ * reading, that refusal is the message's verdict, as a reply after the
+ * dot would be: no takeover, which would accept what the target refused
+ * and bounce it later. 1 then; else 0 (the caller lets go). */
+static int refused_early(struct session *s)
+{
+	struct proxy *px = s->px;
+	int code = client_early_refusal(&px->c, &px->t);
+	if (code > 0)
+		client_peer_refusal(&px->refusal, code, px->t.s, px->c.name);
+	else if (px->chunk_refusal.code)
+		px->refusal = px->chunk_refusal;
+	else
+		return 0;
+	px->data_refused = 1;
+	let_go(s, NULL);
+	px->state = PX_REFUSED;
+	return 1;
+}
+
 /* The replies to BDAT chunks that have come already: read as they come,
  * so that a target never waits for us to read them. The first refusal
  * is kept: it refuses the message. */
@@ -460,6 +481,8 @@ static void drain_chunk_replies(struct session *s)
 	struct proxy *px = s->px;
 	while (px->chunks && io_input_pending(&px->c.io)) {
 		int code = client_read_reply(&px->c, &px->t);
+		if (code < 0 && refused_early(s))
+			return;
 		if (code < 0 || code == 421) {
 			let_go(s, code < 0 ? (px->c.timed_out
 						      ? "no reply to a chunk in time"
@@ -563,7 +586,8 @@ static void tee(void *arg, const char *p, size_t n)
 	}
 	io_write(&px->c.io, px->out.s, px->out.len);
 	drain_chunk_replies(s);
-	if (px->state == PX_LIVE && px->c.io.wstatus != IO_OK)
+	if (px->state == PX_LIVE && px->c.io.wstatus != IO_OK &&
+	    !refused_early(s))
 		let_go(s, px->c.io.wstatus == IO_TIMEOUT
 				  ? "the target stopped reading the data"
 				  : "lost connection during the data");
@@ -707,6 +731,11 @@ int proxy_finish(struct session *s, struct reply *res,
 	}
 	px->in_data = 1;
 	if (io_flush(&px->c.io) < 0) {
+		if (refused_early(s)) {
+			for (unsigned i = 0; i < s->nrcpt; i++)
+				res[i] = px->refusal;
+			return 0;
+		}
 		let_go(s, "lost connection at the end of the data");
 		return -1;
 	}

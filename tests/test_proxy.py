@@ -1361,7 +1361,9 @@ class ScriptedPeer(ThreadedServer):
     to MAIL, "refuse-bad" to RCPT TO:<bad@...>; "mail-garbage",
     "rcpt-garbage" and "data-garbage" answer that command with a line
     that is no reply, "stall-rcpt" and "stall-data" never do;
-    "defer-data" says 451 to DATA.
+    "defer-data" says 451 to DATA; "early-554" and "early-452" refuse
+    the message with that code after 64 KiB of its text, before its end,
+    and close the connection.
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -1499,6 +1501,13 @@ class ScriptedPeer(ThreadedServer):
             text.append(line[1:] if line.startswith(b".") else line)
             size += len(line)
             self.data_octets += len(line)
+            if fault and fault.startswith("early-") and size > 65536:
+                # a refusal before the end (no RFC allows it; servers do
+                # it when a message is too big or a filter has seen enough)
+                conn.sendall(fault[6:].encode() + b" 5.7.1 not this one\r\n")
+                self.partial.append(b"".join(text))
+                conn.shutdown(socket.SHUT_RDWR)
+                return False
             if fault == "close-in-data" and size > 65536:
                 self.partial.append(b"".join(text))
                 conn.shutdown(socket.SHUT_RDWR)
@@ -1697,6 +1706,47 @@ def test_takeover_when_the_target_is_killed_mid_data(tmp, peers):
     (got,) = back.messages(timeout=60)
     # smtp-sink stores LF lines
     assert got[1].endswith(msg.replace(b"\r\n", b"\n")), (len(got[1]), len(msg))
+
+
+@pytest.mark.parametrize("path,code", [("proxy", "554"), ("proxy", "452"),
+                                       ("spool", "554")])
+def test_a_refusal_before_the_end_of_the_data_is_no_takeover(tmp, peers, path,
+                                                             code):
+    """The target refuses a 6 MB message after 64 KiB of it and closes
+    the connection, so that writing the rest fails. Its reply is in our
+    input: it is the verdict, not a lost connection. The proxy took the
+    message over (250 to the client, then the spool deferred it as "lost
+    connection" for the queue's lifetime and bounced it: backscatter);
+    now the client gets the target's refusal, and nothing is queued. On
+    the spool path the delivery records the refusal (a bounce with the
+    target's reason) instead of retrying for days."""
+    peer = ScriptedPeer("early-" + code)
+    peers.append(peer)
+    route = '[relay "next"]\naddress = [127.0.0.1]:%d\ntimeout = 5s\n' \
+        "[route]\n@example.net next\n" % peer.port
+    cf = write_cf(tmp, route, smtpd="" if path == "proxy" else
+                  '[smtpd "mail.example.net"]\nproxy = no\n')
+    msg = big_message("early-" + code, 6 << 20)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        s.send(stuffed(msg))
+        reply = s.reply()
+    finally:
+        log = quit_and_close(s)
+    assert peer.partial and peer.accepted == [], "the target took it"
+    if path == "proxy":
+        assert reply.startswith(code + " ") and "not this one" in reply, reply
+        assert "event=takeover" not in log, log
+        rejected(log, "joe@example.net", code + " ")
+        nothing_later(cf, tmp)
+        return
+    assert QUEUED.match(reply), reply
+    (bounce,) = bounces(tmp)
+    assert "not this one" in bounce.as_string(), bounce.as_string()
+    assert queue(cf) == "the spool is empty\n"
 
 
 # ------------------------------------------------------------------ #
