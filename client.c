@@ -399,7 +399,9 @@ static int loops_back(const struct client_job *j, const struct client_conn *c,
 }
 
 /* EHLO or LHLO and its reply: 0 when it was 250, else NEXT_ADDRESS or
- * LOOPS_BACK with why. */
+ * LOOPS_BACK with why. An SMTP server that refuses EHLO (but for 421:
+ * it is closing) is one without extensions, which stays greeted (RFC
+ * 5321 3.2, RFC 1869 4.7): HELO then, as Postfix falls back. */
 static int hello(struct client_job *j, struct client_conn *c, struct buf *t,
 		 struct reply *why)
 {
@@ -411,9 +413,20 @@ static int hello(struct client_job *j, struct client_conn *c, struct buf *t,
 		parse_ehlo(c, t->s);
 		return loops_back(j, c, t->s, "answered EHLO with", why);
 	}
+	const char *verb = c->lmtp ? "LHLO" : "EHLO";
+	if (code > 0 && code != 421 && !c->lmtp) {
+		verb = "HELO";
+		client_cmd(c, "HELO %s", j->cf->core->v[CORE_HOSTNAME].s);
+		io_flush(&c->io);
+		code = client_read_reply(c, t);
+		if (code == 250) {
+			memset(&c->ext, 0, sizeof c->ext);
+			return loops_back(j, c, t->s, "answered HELO with", why);
+		}
+	}
 	if (code < 0)
 		reply_set(why, 451, ESC_BAD_CONNECTION, "%s: %s after %s",
-			  c->name, client_lost(c), c->lmtp ? "LHLO" : "EHLO");
+			  c->name, client_lost(c), verb);
 	else
 		client_peer_reply(why, 451, t->s, c->name);
 	return NEXT_ADDRESS;

@@ -1363,12 +1363,13 @@ class ScriptedPeer(ThreadedServer):
     that is no reply, "stall-rcpt" and "stall-data" never do;
     "defer-data" says 451 to DATA; "early-554" and "early-452" refuse
     the message with that code after 64 KiB of its text, before its end,
-    and close the connection.
+    and close the connection; "helo-only" refuses EHLO with 500 and takes
+    HELO (a server without extensions).
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
     messages cut short by its own close; data_octets: the message text
-    read in all."""
+    read in all; commands: every command line it read."""
 
     timeout = 60
     threaded = True
@@ -1381,6 +1382,7 @@ class ScriptedPeer(ThreadedServer):
         self.accepted, self.unacked, self.partial = [], [], []
         self.delivered = []  # LMTP: the recipients given a 250
         self.data_octets = 0
+        self.commands = []
         self.release = threading.Event()
         super().__init__(port, backlog=16)
 
@@ -1398,8 +1400,13 @@ class ScriptedPeer(ThreadedServer):
         rcpts = []
         connection = self.connections
         for line in f:
+            self.commands.append(line)
             verb = line[:4].upper()
-            if verb in (b"EHLO", b"LHLO"):
+            if verb == b"EHLO" and fault == "helo-only":
+                conn.sendall(b"500 5.5.1 command unrecognized\r\n")
+            elif verb == b"HELO" and fault == "helo-only":
+                conn.sendall(b"250 peer.example\r\n")
+            elif verb in (b"EHLO", b"LHLO"):
                 conn.sendall(b"250-peer.example\r\n250-PIPELINING\r\n" +
                              (b"250-CHUNKING\r\n" if self.chunking else b"") +
                              b"250 8BITMIME\r\n")
@@ -1747,6 +1754,44 @@ def test_a_refusal_before_the_end_of_the_data_is_no_takeover(tmp, peers, path,
     (bounce,) = bounces(tmp)
     assert "not this one" in bounce.as_string(), bounce.as_string()
     assert queue(cf) == "the spool is empty\n"
+
+
+@pytest.mark.parametrize("path", ["proxy", "spool"])
+def test_a_target_that_refuses_ehlo_is_greeted_with_helo(tmp, peers, path):
+    """A server without extensions answers EHLO with 500 and stays
+    greeted (RFC 5321 3.2, RFC 1869 4.7); the client says HELO, as
+    Postfix does. The EHLO refusal moved on to the next address, and
+    with none left the proxy took the message over, the spool deferred it
+    for the queue's lifetime and then bounced it: such a server never got
+    mail. Now it gets it, without extension parameters."""
+    peer = ScriptedPeer("helo-only")
+    peers.append(peer)
+    route = '[relay "next"]\naddress = [127.0.0.1]:%d\n[route]\n' \
+        "@example.net next\n" % peer.port
+    cf = write_cf(tmp, route, smtpd="" if path == "proxy" else
+                  '[smtpd "mail.example.net"]\nproxy = no\n')
+    msg = message("helo-" + path)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s> SIZE=%d" % (SENDER, len(msg)), "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(msg)
+    finally:
+        log = quit_and_close(s)
+    if path == "proxy":
+        assert reply == "250 2.0.0 " + SAID + "Ok: kept", reply
+        proxied(log, "joe@example.net")
+    else:
+        assert QUEUED.match(reply), reply
+        wait_for(lambda: peer.accepted, 30, "the spool's delivery")
+    assert "event=takeover" not in log, log
+    (got,) = peer.accepted
+    intact(got, msg)
+    helo = [c for c in peer.commands if c[:5].upper() in (b"HELO ", b"MAIL ")]
+    assert helo == [b"HELO mail.example.net\r\n",
+                    b"MAIL FROM:<%s>\r\n" % SENDER.encode()], peer.commands
+    nothing_later(cf, tmp)
 
 
 # ------------------------------------------------------------------ #
