@@ -1421,6 +1421,11 @@ class ScriptedPeer(ThreadedServer):
                         conn.sendall(b"250 2.0.0 Ok: kept\r\n")
                     chunks, failed, first = [], False, True
                     continue
+                if fault and fault.startswith("early-"):  # as in _data
+                    conn.sendall(fault[6:].encode() + b" 5.7.1 not this one\r\n")
+                    self.partial.append(b"".join(chunks))
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
                 if first and self.messages_seen == 0 and self.chunk_reply:
                     reply = self.chunk_reply
                     failed = not reply.startswith(b"2")
@@ -1716,7 +1721,7 @@ def test_takeover_when_the_target_is_killed_mid_data(tmp, peers):
 
 
 @pytest.mark.parametrize("path,code", [("proxy", "554"), ("proxy", "452"),
-                                       ("spool", "554")])
+                                       ("bdat", "554"), ("spool", "554")])
 def test_a_refusal_before_the_end_of_the_data_is_no_takeover(tmp, peers, path,
                                                              code):
     """The target refuses a 6 MB message after 64 KiB of it and closes
@@ -1726,25 +1731,29 @@ def test_a_refusal_before_the_end_of_the_data_is_no_takeover(tmp, peers, path,
     connection" for the queue's lifetime and bounced it: backscatter);
     now the client gets the target's refusal, and nothing is queued. On
     the spool path the delivery records the refusal (a bounce with the
-    target's reason) instead of retrying for days."""
-    peer = ScriptedPeer("early-" + code)
+    target's reason) instead of retrying for days. With BDAT to a
+    target with CHUNKING, the refusal is that of the first chunk."""
+    peer = ScriptedPeer("early-" + code, chunking=path == "bdat")
     peers.append(peer)
     route = '[relay "next"]\naddress = [127.0.0.1]:%d\ntimeout = 5s\n' \
         "[route]\n@example.net next\n" % peer.port
-    cf = write_cf(tmp, route, smtpd="" if path == "proxy" else
+    cf = write_cf(tmp, route, smtpd="" if path != "spool" else
                   '[smtpd "mail.example.net"]\nproxy = no\n')
     msg = big_message("early-" + code, 6 << 20)
     s = greeted(cf)
     try:
         s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
         s.cmd("RCPT TO:<joe@example.net>", "250 ")
-        s.cmd("DATA", "354 ")
-        s.send(stuffed(msg))
-        reply = s.reply()
+        if path == "bdat":
+            reply = bdat(s, msg, 1 << 20)
+        else:
+            s.cmd("DATA", "354 ")
+            s.send(stuffed(msg))
+            reply = s.reply()
     finally:
         log = quit_and_close(s)
     assert peer.partial and peer.accepted == [], "the target took it"
-    if path == "proxy":
+    if path != "spool":
         assert reply.startswith(code + " ") and "not this one" in reply, reply
         assert "event=takeover" not in log, log
         rejected(log, "joe@example.net", code + " ")
