@@ -1803,6 +1803,31 @@ def test_a_target_that_refuses_ehlo_is_greeted_with_helo(tmp, peers, path):
     nothing_later(cf, tmp)
 
 
+@pytest.mark.parametrize("opt", ["-e", "-P"])
+def test_smtp_sink_without_esmtp_gets_the_mail_through_the_proxy(tmp, peers, opt):
+    """smtp-sink -e (no ESMTP) and -P (as behind a Cisco PIX, which hides
+    EHLO) answer EHLO "500 5.5.1 Error: unknown command": the proxy
+    says HELO and the sink gets the message, where it was taken over and
+    deferred on every queue run until it bounced."""
+    sink = SmtpSink(tmp, opt)
+    peers.append(sink)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % sink.port])
+    msg = message("no-esmtp" + opt)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 2.1.5 " + SAID)
+        s.cmd("DATA", "354 ")
+        reply = s.data(msg)
+    finally:
+        log = quit_and_close(s)
+    assert reply == "250 2.0.0 " + SAID + "Ok", reply
+    proxied(log, "joe@example.net")
+    (got,) = sink.messages()
+    assert got[1].endswith(msg.replace(b"\r\n", b"\n"))
+    nothing_later(cf, tmp)
+
+
 # ------------------------------------------------------------------ #
 # 5. Conversion and refusal                                          #
 
