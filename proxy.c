@@ -752,8 +752,16 @@ int proxy_finish(struct session *s, struct reply *res,
 	}
 	unsigned n = px->c.lmtp ? s->nrcpt : 1;
 	for (unsigned i = 0; i < n; i++) {
-		if (final_reply(s, &res[i]) == 0)
+		if (final_reply(s, &res[i]) == 0) {
+			/* after a line that is no reply, the lines that follow
+			 * cannot be told apart: one of them may be the reply
+			 * due to this recipient. All the others get its 451 */
+			for (unsigned k = i + 1; px->c.unsynced && k < n; k++)
+				res[k] = res[i];
+			if (px->c.unsynced)
+				break;
 			continue;
+		}
 		if (i == 0)
 			return -1; /* no verdict at all: the takeover */
 		/* an LMTP target gave some recipients their replies and went

@@ -286,6 +286,38 @@ def test_lmtp_verdicts_for_an_smtp_client(tmp, peers, case):
     assert list(brcpts) == ["c@example.net"], brcpts
 
 
+def test_a_line_that_is_no_reply_among_lmtp_verdicts(tmp, peers):
+    """An LMTP target answers the data of a and b with a line that is no
+    reply, then a's 550 and b's 250. The line after it was taken for b's
+    verdict: b, which the target delivered, was bounced with a's "no such
+    user" (and with the lines the other way round, a refused recipient
+    would be recorded as delivered, its bounce lost). After such a line
+    no reply can be attributed: every recipient gets the 451, and the
+    client sends the message again (a copy more for b; nothing lost,
+    nothing bounced)."""
+    sock = os.path.join(tmp, "lmtp.sock")
+    peer = LmtpPeer(sock)
+    peers.append(peer)
+    peer.verdicts = {"a@example.net":
+                     "hello there\r\n550 5.1.1 <a@example.net> no such user"}
+    cf = proxy_cf(tmp, ["unix:" + sock], protocol="lmtp")
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<a@example.net>", "250 ")
+        s.cmd("RCPT TO:<b@example.net>", "250 ")
+        s.cmd("DATA", "354 ")
+        reply = s.data(message())
+    finally:
+        log = quit_and_close(s)
+    assert re.fullmatch(r"451 4\.5\.0 (unix:)?%s answered the data with no "
+                        r"valid reply" % re.escape(sock), reply), reply
+    for r in ("a@example.net", "b@example.net"):
+        rejected(log, r, "451 4.5.0")
+    assert "status=bounced" not in log, log
+    nothing_later(cf, tmp)
+
+
 @pytest.mark.parametrize("path", ["proxy", "spool"])
 def test_one_address_in_several_cases_is_delivered_once(tmp, peers, path):
     """postmaster(8): an address given more than once, in any case, with
