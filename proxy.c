@@ -691,20 +691,20 @@ static int final_reply(struct session *s, struct reply *r)
 	return 0;
 }
 
-/* A held message goes onward now, through the tee as if streamed. */
-static int send_held(struct session *s, const struct msg *m)
+/* A held message goes onward now, through the tee as if streamed; what
+ * ends the proxy on the way (a refusal, a takeover) leaves it not live. */
+static void send_held(struct session *s, const struct msg *m)
 {
 	char buf[32768];
 	for (off_t off = 0; off < m->size && proxy_live(s);) {
 		ssize_t n = msg_read(m, off, buf, sizeof buf);
 		if (n <= 0) {
 			let_go(s, "cannot read the message back");
-			return -1;
+			return;
 		}
 		tee(s, buf, (size_t)n);
 		off += n;
 	}
-	return proxy_live(s) ? 0 : -1;
 }
 
 int proxy_finish(struct session *s, struct reply *res,
@@ -713,12 +713,14 @@ int proxy_finish(struct session *s, struct reply *res,
 	struct proxy *px = s->px;
 	if (px && px->await_354 && proxy_live(s))
 		await_354(s); /* an empty or a held message: not awaited yet */
+	if (held && proxy_live(s))
+		send_held(s, held); /* the target may refuse it on the way */
 	if (px && px->data_refused) {
 		for (unsigned i = 0; i < s->nrcpt; i++)
 			res[i] = px->refusal;
 		return 0;
 	}
-	if (!proxy_live(s) || (held && send_held(s, held) < 0))
+	if (!proxy_live(s))
 		return -1;
 	s->data.tee = NULL;
 	if (px->bdat) {

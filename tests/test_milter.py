@@ -896,6 +896,28 @@ def test_proxy_sends_the_message_as_the_milter_left_it(tmp, target):
     assert os.listdir(os.path.join(tmp, "spool")) == []
 
 
+def test_proxy_held_message_refused_before_its_end(tmp):
+    """The milter accepts; the held message goes onward; the target
+    refuses it after 64 KiB and closes (test_proxy.py's early refusal):
+    the client gets the target's 554, not a takeover's 250 (and a
+    spooled message that the target refuses on every try)."""
+    from test_proxy import ScriptedPeer
+    peer = ScriptedPeer("early-554")
+    m = Milter(os.path.join(tmp, "m.sock"))
+    try:
+        cf = proxy_config(tmp, m.path, peer.port)
+        line = "z" * 76 + "\r\n"
+        body = "Subject: big\r\nFrom: a@example.org\r\n\r\n" + line * 80000
+        out, err = session(cf, mail(body, rcpts=("bob@relay.example",)))
+    finally:
+        m.close()
+        peer.stop()
+    assert "554 5.7.1 127.0.0.1[127.0.0.1] said: not this one" in out, out + err
+    assert "event=takeover" not in err and "queued as" not in out, out + err
+    assert peer.partial and peer.accepted == []
+    assert os.listdir(os.path.join(tmp, "spool")) == []
+
+
 def test_proxy_milter_refusal_at_end_of_data_sends_no_final_dot(tmp, target):
     m = Milter(os.path.join(tmp, "m.sock"),
                script={"E": [("y", b"550 5.7.1 spam, go away\0")]})
