@@ -481,6 +481,11 @@ static void drain_chunk_replies(struct session *s)
 	struct proxy *px = s->px;
 	while (px->chunks && io_input_pending(&px->c.io)) {
 		int code = client_read_reply(&px->c, &px->t);
+		if (code == -2) { /* its protocol error, as for DATA */
+			no_reply(s, "BDAT");
+			px->data_refused = 1;
+			return;
+		}
 		if (code < 0 && refused_early(s))
 			return;
 		if (code < 0 || code == 421) {
@@ -751,6 +756,12 @@ int proxy_finish(struct session *s, struct reply *res,
 			return -1;
 		if (r.code >= 300 && !chunk->code)
 			*chunk = r;
+	}
+	if (px->c.unsynced) { /* a chunk's reply was no reply: the replies
+				 that follow cannot be told apart */
+		for (unsigned i = 0; i < s->nrcpt; i++)
+			res[i] = *chunk;
+		return 0;
 	}
 	unsigned n = px->c.lmtp ? s->nrcpt : 1;
 	for (unsigned i = 0; i < n; i++) {

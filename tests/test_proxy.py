@@ -1164,6 +1164,34 @@ def test_bdat_chunk_replies_in_a_queue_run(tmp, peers, chunk_reply):
     assert queue(cf) == "the spool is empty\n"
 
 
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_a_chunk_answered_with_no_reply(tmp, peers, size):
+    """A CHUNKING target answers the first BDAT chunk with a line that is
+    no reply (and then, as its transaction failed, LAST with 503). That is
+    its protocol error: the client gets 451 and sends the message again,
+    as for DATA (postmaster(8), THE PROXY). A small message got the 503 to
+    LAST, a permanent failure that makes the client bounce it; a large
+    one, whose chunk reply comes while the data streams, was taken over
+    as a "lost connection" (a connection that was not lost)."""
+    peer = ScriptedPeer(None, chunking=True, chunk_reply=b"hello there")
+    peers.append(peer)
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    msg = message("no-reply") if size == "small" else big_message("no-reply", 6 << 20)
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<joe@example.net>", "250 ")
+        reply = bdat(s, msg, 100 if size == "small" else 1 << 20)
+    finally:
+        log = quit_and_close(s)
+    assert re.fullmatch(r"451 4\.5\.0 127\.0\.0\.1\[127\.0\.0\.1\] answered "
+                        r"(BDAT|the data) with no valid reply", reply), reply
+    assert "event=takeover" not in log, log
+    rejected(log, "joe@example.net", "451 4.5.0")
+    assert peer.accepted == []
+    nothing_later(cf, tmp)
+
+
 def test_an_lmtp_target_gone_after_some_replies(tmp, peers):
     """An LMTP target delivers to the first of two recipients, says so, and
     is gone before the second's reply: the first recipient's delivery
