@@ -483,6 +483,7 @@ def test_a_report_to_a_sender_with_a_blank_never_reaches_a_mailer(tmp):
     The report's delivery fails 553 5.1.3 instead."""
     cf = write_cf(tmp, 'x@example.net "|exit 67"\n'
                        "k@example.net @DIR@/keep/\n"
+                       "postmaster @DIR@/postmaster/\n"
                        "@example.org list\n",
                   extra='[pipe "list"]\n'
                         'exec = /bin/sh -c "echo $RCPT_TO >> @DIR@/list; '
@@ -497,6 +498,8 @@ def test_a_report_to_a_sender_with_a_blank_never_reaches_a_mailer(tmp):
     assert re.search(r'from=<> to="<\\"x victim@example.net y\\"@example.org>"'
                      r'.* status=bounced dsn=5\.1\.3 ', log), log
     assert not os.path.exists(tmp + "/list"), read_text(tmp + "/list")
+    # the failed bounce is postmaster's (here, not the host's root)
+    assert len(maildir_files(tmp + "/postmaster")) == 1, log
 
 
 @pytest.mark.parametrize("pad, where, kind", [
