@@ -152,8 +152,11 @@ void cf_dump(const struct cf *cf, int defaults, FILE *out)
 	if (!defaults) {
 		for (uint32_t i = 0; i < cf->nmerged; i++) {
 			const struct cf_assign *a = cf->merged[i];
+			/* [core] and [syslog] always exist: declaring one
+			 * empty says nothing, and no flag would read it back */
 			if (a->key == KEY_DECLARE &&
-			    section_has_assignments(cf, a->sec))
+			    (section_has_assignments(cf, a->sec) ||
+			     cf_kinds[cf->secs[a->sec].kind].named == 0))
 				continue;
 			/* one declaration per empty section */
 			if (a->key == KEY_DECLARE) {

@@ -478,6 +478,19 @@ core.recipient-delimiter = "+"
 """
 
 
+def test_dump_round_trip_empty_unnamed_sections(tmp_path):
+    """An empty [core] or [syslog] declares nothing (both always exist):
+    --dump printed the bare scope 'core', which no flag reads back (64)."""
+    cf = write(tmp_path / "u.cf", """\
+[core]
+[syslog]
+[route]
+[smtpd "mx"]
+""")
+    out = round_trip(cf, tmp_path)
+    assert out == 'route.""\nsmtpd."mx"\n'
+
+
 def test_dump_defaults(seed):
     r = pm("--config=" + seed, "--dump", "--defaults")
     assert r.returncode == 0, r.stderr
