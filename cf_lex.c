@@ -369,6 +369,23 @@ bad:
 	return -1;
 }
 
+/* 1 + the kind of another section that has the route pattern just read
+ * as a key, when '=' follows it ('spf = reject' before any header, or
+ * under [route], would be a route for the local name "spf"); else 0. */
+static int lx_key_elsewhere(const struct lexer *lx, const struct cf_word *key)
+{
+	const char *q = lx->p;
+	while (q < lx->end && (*q == ' ' || *q == '\t'))
+		q++;
+	if (q >= lx->end || *q != '=' || memchr(key->s, '@', key->len))
+		return 0;
+	for (int k = 0; k < CF_NKINDS; k++)
+		if (k != CF_ROUTE && cf_key_lookup((enum cf_kind)k, key->s,
+						   key->len) >= 0)
+			return k + 1;
+	return 0;
+}
+
 static void lx_assignment(struct lexer *lx)
 {
 	struct buf tmp = {0};
@@ -398,6 +415,18 @@ static void lx_assignment(struct lexer *lx)
 				 cf_shown(key.s, key.len, &tmp));
 			goto skip;
 		}
+	}
+	int other = keyid == KEY_ROUTE && !key.quoted
+			    ? lx_key_elsewhere(lx, &key)
+			    : 0;
+	if (other) {
+		lx_error(lx, keyat,
+			 "expected a route, found the key '%s' of [%s] (a key "
+			 "goes under its section's header; quote a local name "
+			 "that is spelt like a key)",
+			 cf_shown(key.s, key.len, &tmp),
+			 cf_kinds[other - 1].name);
+		goto skip;
 	}
 	uint32_t w0, nw;
 	/* commas between targets need no blanks, beside quotes too */

@@ -1695,3 +1695,28 @@ def test_check_compiles_nothing_for_an_open_relay(tmp_path):
     r = check(cf)
     assert r.returncode == 0, r.stderr
     assert os.path.exists(str(rt) + ".pmdb")
+
+
+def test_a_key_before_any_header_is_no_route(tmp_path):
+    """'spf = reject' written before any section header (or under [route])
+    was a route for the local name "spf": --check said ok, and no [smtpd]
+    checked SPF. A key of another section followed by '=' is an error
+    there, on the line and column of the key; a quoted pattern is still a
+    route."""
+    cf = write(tmp_path / "k.cf", """\
+hostname = mx.example.org
+spf = reject
+[smtpd "mx"]
+listen-port = 25
+[route]
+postmaster = root
+  relay-clients = 192.0.2.0/24
+"name" = root
+""")
+    r = check(cf)
+    assert r.returncode == 78
+    err = r.stderr
+    assert cf + ":1:1: expected a route, found the key 'hostname' of [core]" in err
+    assert cf + ":2:1: expected a route, found the key 'spf' of [smtpd]" in err
+    assert cf + ":7:3: expected a route, found the key 'relay-clients' of [smtpd]" in err
+    assert ":6:" not in err and ":8:" not in err
