@@ -525,8 +525,10 @@ static void resolve_name_target(struct rctx *c, const char *name,
 	int found = route_find_match(c, 1, name, "", &m);
 	free(m.hit);
 	/* a name with a dot that is no pipe, relay or alias is a host: no
-	 * user lookup, which may load NSS modules (SPEC 11) */
-	if (found || !strchr(name, '.')) {
+	 * user lookup, which may load NSS modules (SPEC 11); one that no
+	 * onward connection could take ('192.0.2.0/24') is no host, and
+	 * refused here rather than queued until it bounces */
+	if (found || !strchr(name, '.') || cf_relay_address_error(name)) {
 		route_ctx_resolve(c, &nm, depth + 1, 0);
 		return;
 	}

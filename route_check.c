@@ -305,7 +305,8 @@ static int name_exists(struct names *nm, const char *name)
 {
 	struct rctx *c = &nm->c;
 	if (cf_find(c->cf, CF_PIPE, name) || cf_find(c->cf, CF_RELAY, name) ||
-	    strchr(name, '.') || !strcasecmp(name, "postmaster"))
+	    (strchr(name, '.') && !cf_relay_address_error(name)) ||
+	    !strcasecmp(name, "postmaster"))
 		return 1;
 	if (name_routed(nm, name))
 		return 1;
@@ -318,6 +319,17 @@ static int name_exists(struct names *nm, const char *name)
 	return env->user(name, user, sizeof user) ||
 	       env->user(lower, user, sizeof user) ||
 	       (base && env->user(base, user, sizeof user));
+}
+
+/* Why a NAME target that is a host, by its dot, is none an onward
+ * connection could take (route.c refuses its recipients); NULL when it
+ * is no host or a good one. */
+static const char *bad_host(struct names *nm, const char *name)
+{
+	if (!strchr(name, '.') || cf_find(nm->c.cf, CF_PIPE, name) ||
+	    cf_find(nm->c.cf, CF_RELAY, name) || name_routed(nm, name))
+		return NULL;
+	return cf_relay_address_error(name);
 }
 
 /* Whether the directory that holds the Maildir path (ending in '/')
@@ -395,7 +407,12 @@ static void check_targets(struct cf *cf, struct names *nm,
 			p.col = tg[j].col;
 			if (route_classify(tg[j].text, &k, &rw, &why) < 0)
 				continue;
-			if (k == TK_NAME && !name_exists(nm, tg[j].text))
+			if (k == TK_NAME && (why = bad_host(nm, tg[j].text)))
+				cf_error(cf, &p, "%s, found '%s' (a target with a "
+						 "dot that is no [pipe], [relay] "
+						 "or alias is a host)",
+					 why, tg[j].text);
+			else if (k == TK_NAME && !name_exists(nm, tg[j].text))
 				cf_warn(cf, &p, "target '%s' names no [pipe], "
 						"[relay], alias or system user "
 						"on this host",

@@ -1720,3 +1720,38 @@ postmaster = root
     assert cf + ":2:1: expected a route, found the key 'spf' of [smtpd]" in err
     assert cf + ":7:3: expected a route, found the key 'relay-clients' of [smtpd]" in err
     assert ":6:" not in err and ":8:" not in err
+
+
+def test_a_target_that_is_no_host_is_refused_not_queued():
+    """A target with a dot that names no [pipe], [relay] or alias is a
+    host; '192.0.2.0/24' (a network pasted as a target) passed --check,
+    and a session accepted its mail (250) and queued it with '451 4.3.5
+    bad address' until it bounced. --check names the line and column, and
+    the session refuses the recipient at RCPT."""
+    d = scratch_dir("pm-nohost-", ("spool",))
+    try:
+        user = "user-id = nobody\n" if os.geteuid() == 0 else ""
+        cf = write(os.path.join(d, "h.cf"), """\
+[core]
+logger = stderr
+spool-directory = %s/spool
+[route]
+x@example.org 192.0.2.0/24
+y@example.org mx.example.net, [192.0.2.1]:2525
+%s""" % (d, "[core]\n" + user))
+        r = check(cf)
+        assert r.returncode == 78
+        assert r.stderr.splitlines() == [
+            cf + ":5:15: expected host, ip, [ip], host:port, [ip]:port or "
+            "unix:/path, found '192.0.2.0/24' (a target with a dot that is "
+            "no [pipe], [relay] or alias is a host)"]
+        s = subprocess.run([POSTMASTER, "--config=" + cf], capture_output=True,
+                           text=True, timeout=30,
+                           input="HELO x\r\nMAIL FROM:<a@b.example>\r\n"
+                           "RCPT TO:<x@example.org>\r\nDATA\r\nSubject: t\r\n"
+                           "\r\nx\r\n.\r\nQUIT\r\n")
+        assert "\n550 5.1.1 <x@example.org>: user unknown\n" in s.stdout, \
+            s.stdout + s.stderr
+        assert os.listdir(os.path.join(d, "spool")) == []
+    finally:
+        remove_tree(d)
