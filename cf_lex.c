@@ -433,8 +433,12 @@ static void lx_assignment(struct lexer *lx)
 	lx->glue = keyid == KEY_ROUTE ? "," : NULL;
 	int r = lx_values(lx, keyat, key.s, &w0, &nw);
 	lx->glue = NULL;
-	if (r < 0)
+	if (r < 0) {
+		/* reported: no second message that the key is missing */
+		if (keyid >= 0)
+			sec->bad |= 1u << keyid;
 		goto skip;
+	}
 	struct cf_assign *a = cf_add_assign(lx->cf);
 	a->sec = lx->cursec;
 	a->key = keyid;

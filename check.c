@@ -51,7 +51,8 @@ static void check_ids(struct cf *cf, const struct cf_section *core)
 	gid_t gid;
 	char why[256];
 	int r = cf_user_ids(cf, &uid, &gid, why, sizeof why);
-	if (r == 1 && geteuid() == 0 && !cf->builtin_default) {
+	if (r == 1 && geteuid() == 0 && !cf->builtin_default &&
+	    !(core->bad & (1u << CORE_USER_ID))) {
 		/* a file without [core] has no header to point at */
 		struct cf_pos pos = {cf->path, 0, 0};
 		cf_error(cf, core->pos.line ? &core->pos : &pos,

@@ -1755,3 +1755,18 @@ y@example.org mx.example.net, [192.0.2.1]:2525
         assert os.listdir(os.path.join(d, "spool")) == []
     finally:
         remove_tree(d)
+
+
+def test_a_refused_value_is_not_also_missing(tmp_path):
+    """A key whose line the lexer refuses (a bare CR in a value, an
+    unterminated quote) was also reported as missing: 'expected
+    core.user-id' at the [core] header, "expected 'exec' in [pipe "p"],
+    found none", each pointing away from the one mistake."""
+    cf = write(tmp_path / "r.cf", '[core]\nuser-id = nob\rody\n'
+               '[pipe "p"]\nexec = "/bin/cat\n')
+    r = check(cf)
+    assert r.returncode == 78
+    assert r.stderr.splitlines() == [
+        cf + ":2:14: expected a word, found a bare carriage return",
+        cf + ":4:8: expected '\"' to close the string, found the end of "
+        "the line"]
