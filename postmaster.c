@@ -399,12 +399,14 @@ static int verify(struct cf *cf, const struct opts *o)
 }
 
 /* The diagnostics, and the exit status of a configuration with errors:
- * 78, but sendmail -bs, as Postfix's, says why on stderr and exits 75
- * (try later), as a session that cannot serve does. */
+ * 78, but sendmail and sendmail -bs, as Postfix's, say why on stderr and
+ * exit 75 (try later), as a session that cannot serve does: a caller
+ * that hands on a message (procmail's '!', a .forward pipe, another MTA's
+ * pipe mailer) keeps it for a retry instead of bouncing it. */
 static int report_for(struct cf *cf, const struct opts *o)
 {
 	int ex = report(cf);
-	return ex && o->inject && o->inj.mode == INJ_SMTP ? EX_TEMPFAIL : ex;
+	return ex && o->sending ? EX_TEMPFAIL : ex;
 }
 
 /* --check, --dump, --route, --flush, --queue, --delete or --inject, on a
