@@ -696,6 +696,11 @@ for d in etc sbin; do mkdir -p "$t/$d-up" "$t/$d-work"; done
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$t/etc-up,workdir=$t/etc-work" /etc
 mount -t overlay overlay -o "lowerdir=/usr/sbin,upperdir=$t/sbin-up,workdir=$t/sbin-work" /usr/sbin
 rm -f /usr/sbin/policy-rc.d
+# the packages as their maintainer scripts leave them: not masked (this
+# machine's own make deps masks what it installed)
+for u in postfix.service dovecot.service dovecot.socket inetd.service; do
+	[ "$(readlink "/etc/systemd/system/$u")" != /dev/null ] || rm "/etc/systemd/system/$u"
+done
 # init scripts that only say they were asked to stop (their LSB headers
 # kept for update-rc.d)
 for s in postfix dovecot openbsd-inetd; do
