@@ -112,24 +112,37 @@ static void address_list(const char *s, size_t n, struct rcpts *r,
 	addr_list_scan(s, n, list_rcpt, &l);
 }
 
-/* The envelope sender: -f (a bare name at this host, "" or "<>" the null
- * sender), else the user who runs the program at this host. -1 when that
- * user has no name. */
+static int has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* The envelope sender: the first address of -f, read as a From: field
+ * reads it ("Site <me@x>", "me@x (Me)", a bare name at this host; "" or
+ * "<>" the null sender), as Postfix's sendmail takes it; else the user
+ * who runs the program at this host. A control character leaves -f as
+ * it is, for envelope_usable() to refuse. -1 when that user has no
+ * name. */
 static int envelope_sender(const struct inject *in, const char *host,
 			   struct buf *out)
 {
-	if (in->from) {
-		const char *f = in->from;
-		size_t n = strlen(f);
-		if (n >= 2 && f[0] == '<' && f[n - 1] == '>') {
-			f++;
-			n -= 2;
-		}
-		buf_add(out, f, n);
-		if (n && !memchr(f, '@', n))
-			buf_printf(out, "@%s", host);
-		return 0;
+	if (in->from && has_control(in->from)) {
+		buf_adds(out, in->from);
+	} else if (in->from) {
+		struct rcpts r = {0};
+		address_list(in->from, strlen(in->from), &r, host);
+		buf_adds(out, r.n ? r.v[0] : "");
+		if (r.n > 1) /* Postfix's warning: "malformed sender" */
+			fprintf(stderr, "%s: -f names more than one address; "
+					"the sender is the first, %s\n",
+				in->prog, r.v[0]);
+		rcpts_free(&r);
 	}
+	if (in->from)
+		return 0;
 	struct passwd *pw = getpwuid(getuid());
 	if (!pw)
 		return -1;
@@ -645,14 +658,6 @@ static int refused(const struct conv *c, const char *what,
 	fprintf(stderr, "%s: %s%s%d %s %s\n", c->prog, what ? what : "",
 		what ? ": " : "", r->code, r->dsn, r->text);
 	return reply_exit_status(r);
-}
-
-static int has_control(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 1;
-	return 0;
 }
 
 static int has_8bit(const char *s)
