@@ -17,6 +17,7 @@
  * more of the message in memory than its header (-t, bounded): the body
  * is read into an unlinked file before the session starts.
  */
+#define _GNU_SOURCE /* close_range */
 #include "inject.h"
 #include "addr.h"
 #include "data.h"
@@ -799,6 +800,11 @@ static const struct cf_section *submit_section(struct cf *cf,
 	if (n)
 		free(v);
 	return found;
+}
+
+void inject_close_inherited(void)
+{
+	close_range(3, ~0U, 0);
 }
 
 char *inject_verify_address(struct cf *cf, const struct inject *in,

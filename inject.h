@@ -53,6 +53,12 @@ int inject_options(int argc, char **argv, struct inject *in);
 char *inject_verify_address(struct cf *cf, const struct inject *in,
 			    const char **smtpd);
 
+/* Closes every descriptor past standard error that the caller left
+ * open, as Postfix's sendmail does: before the configuration is read, so
+ * that neither the session nor the delivery that outlives sendmail holds
+ * the caller's lock or the pipe it reads to its end. */
+void inject_close_inherited(void);
+
 /* Serves INJ_SEND: the message on stdin to the recipients, through the
  * submit socket's session, else (root only) one in a child process. The
  * exit status (sysexits). */

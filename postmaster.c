@@ -464,6 +464,10 @@ int main(int argc, char **argv)
 	if (ex >= 0)
 		return ex;
 
+	/* what a program that calls sendmail leaked (a lock, a pipe it reads
+	 * to its end) is not held by the session and its delivery */
+	if (o.sending)
+		inject_close_inherited();
 	struct cf *cf = cf_new();
 	int serving = !o.check && !o.dump && !o.route && !o.flush && !o.queue &&
 		      !o.delete_id && !o.release_id && !o.sending;

@@ -7,6 +7,7 @@ import fcntl
 import os
 import re
 import resource
+import select
 import signal
 import socket
 import subprocess
@@ -1072,6 +1073,42 @@ def test_the_detached_delivery_does_not_hold_the_callers_output(site):
             return len(re.findall(r"to=<dan@mail\.test> .*status=deferred "
                                   r"dsn=4\.4\.2 ", f.read())) >= 2
     wait_for(deferred, timeout=60, what="the deliveries to end")
+
+
+def test_the_detached_delivery_holds_no_descriptor_the_caller_leaked(site):
+    """A caller's descriptor past standard error that sendmail inherits
+    (a flock(1) lock, `exec 9>lock`, a pipe that a parent reads to its
+    end) was held by the delivery that outlives sendmail: the lock stayed
+    taken, the parent's read did not end, until the next hop gave up.
+    sendmail closes them first, as Postfix's does."""
+    stall = SilentPeer()
+    with open(site.cf) as f:
+        text = f.read()
+    with open(site.cf, "w") as f:
+        f.write(text.replace("address = [127.0.0.1]:1\n",
+                             "address = [127.0.0.1]:%d\nconnect-timeout = 1s"
+                             "\ntimeout = 30s\n" % stall.port))
+    lock = os.path.join(site.d, "lock")
+    r, w = os.pipe()
+    try:
+        with open(lock, "w") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            p = subprocess.run([os.path.join(site.bin, "sendmail"), "dan"],
+                               input=b"Subject: leaked\n\nx\n",
+                               capture_output=True, env=site.env, timeout=60,
+                               pass_fds=(held.fileno(), w))
+            assert p.returncode == 0, p.stderr
+        os.close(w)
+        wait_for(lambda: len(stall.held) >= 1, what="the delivery to connect")
+        # the lock is free: nothing of sendmail's holds it
+        with open(lock) as again:
+            fcntl.flock(again, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # the pipe is at its end: nobody else holds its write end
+        ready, _, _ = select.select([r], [], [], 5)
+        assert ready and os.read(r, 1) == b"", "the pipe stayed open"
+    finally:
+        os.close(r)
+        stall.stop()
 
 
 def test_a_session_that_cannot_start_says_why(site):
