@@ -457,6 +457,11 @@ int main(int argc, char **argv)
 	 * with EFBIG, which becomes a reply, instead of killing the session
 	 * mid-data */
 	signal(SIGXFSZ, SIG_IGN);
+	/* a caller may leave SIGCHLD ignored (swaks --pipe, a Perl daemon's
+	 * $SIG{CHLD} = 'IGNORE'), and an ignored SIGCHLD survives exec: then
+	 * waitpid() loses every child's exit status, that of a mailer that
+	 * delivered (retried: a second copy) and that of -bs's session */
+	signal(SIGCHLD, SIG_DFL);
 	struct opts o = {0};
 	int ex = parse_args(argc, argv, &o);
 	if (ex < 0)

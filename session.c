@@ -983,9 +983,6 @@ int session_main(struct cf *cf, const char *smtpd_name, int cf_ok)
 	int rfd = 0, wfd = 1;
 	take_listen_fd(&rfd, &wfd);
 	signal(SIGPIPE, SIG_IGN);
-	/* a launcher may have left SIGCHLD ignored (swaks --pipe does): then
-	 * the mailers' exit statuses would be lost */
-	signal(SIGCHLD, SIG_DFL);
 	io_init(&s.io, rfd, wfd, 300 * 1000);
 	int tty = isatty(rfd);
 	if (tty)

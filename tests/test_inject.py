@@ -1111,6 +1111,47 @@ def test_the_detached_delivery_holds_no_descriptor_the_caller_leaked(site):
         stall.stop()
 
 
+def ignoring_sigchld():
+    """What a Perl daemon's $SIG{CHLD} = 'IGNORE' (or swaks --pipe)
+    leaves to the programs it starts: an ignored SIGCHLD survives exec."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+
+def test_an_ignored_sigchld_loses_no_exit_status(site):
+    """With SIGCHLD ignored, waitpid() finds no child: sendmail -q lost
+    the exit status of a mailer that had delivered, deferred it ("lost
+    the mailer's exit status") and delivered it again on the next run;
+    root's sendmail -bs exited 71 after a message it had delivered."""
+    mailer = os.path.join(site.d, "mailer.sh")
+    with open(mailer, "w") as f:
+        f.write("#!/bin/sh\ncat >/dev/null\n"
+                "[ -f %s/allow ] || exit 75\necho x >> %s/delivered\n"
+                % (site.d, site.d))
+    os.chmod(mailer, 0o755)
+    with open(site.cf) as f:
+        text = f.read()
+    with open(site.cf, "w") as f:
+        f.write(text.replace("[route]\n", "[route]\npipe@ |%s\n" % mailer))
+    r = site.sendmail("pipe", data=b"Subject: pipe\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    open(os.path.join(site.d, "allow"), "w").close()
+    for _ in range(2):
+        r = subprocess.run([os.path.join(site.bin, "sendmail"), "-q"],
+                           capture_output=True, env=site.env, timeout=60,
+                           preexec_fn=ignoring_sigchld)
+        assert r.returncode == 0, r.stderr
+    with open(os.path.join(site.d, "delivered")) as f:
+        assert f.read() == "x\n"  # once
+    assert b"Mail queue is empty" in site.sendmail("-bp").stdout
+    dialogue = (b"EHLO c\r\nMAIL FROM:<root@mail.test>\r\nRCPT TO:<ann@mail"
+                b".test>\r\nDATA\r\nSubject: bs\r\n\r\nx\r\n.\r\nQUIT\r\n")
+    r = subprocess.run([os.path.join(site.bin, "sendmail"), "-bs"],
+                       input=dialogue, capture_output=True, env=site.env,
+                       timeout=60, preexec_fn=ignoring_sigchld)
+    assert r.returncode == 0, r
+    assert len(site.mail("ann")) == 1
+
+
 def test_a_session_that_cannot_start_says_why(site):
     """The session child's standard error was /dev/null, so a session
     that could not start (here: a log file in a directory that does not
