@@ -13,6 +13,7 @@
 #include "inject.h"
 #include "dsn.h"
 #include "fmt.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,14 +63,32 @@ static int set_mode(struct inject *in, const char *prog, const char *m)
 	return usage(prog, "unsupported mode -b%s", m);
 }
 
+/* -N's words, parted by commas or blanks as Postfix's sendmail reads
+ * them ("failure, delay"), as RFC 3461's NOTIFY= list: 0, or -1. */
+static int notify_words(const char *v, unsigned *notify)
+{
+	struct buf b = {0};
+	for (const char *p = v; *(p += strspn(p, ", \t"));) {
+		size_t w = strcspn(p, ", \t");
+		if (b.len)
+			buf_addc(&b, ',');
+		buf_add(&b, p, w);
+		p += w;
+	}
+	int r = dsn_notify_parse(b.s ? b.s : "", b.len, notify);
+	buf_free(&b);
+	return r;
+}
+
 /* -N, -R, -V: the DSN requests (RFC 3461) that MAIL and each RCPT carry,
  * as Postfix's sendmail(1) takes them. */
 static int set_dsn(struct inject *in, const char *prog, char o,
 		   const char *v)
 {
-	if (o == 'N' && dsn_notify_parse(v, strlen(v), &in->notify) < 0)
+	if (o == 'N' && notify_words(v, &in->notify) < 0)
 		return usage(prog, "bad -N value '%s' (never, or success, "
-				   "failure and delay joined by commas)", v);
+				   "failure and delay joined by commas or "
+				   "blanks)", v);
 	if (o == 'R') {
 		if (!strcasecmp(v, "full"))
 			in->ret = DSN_RET_FULL;

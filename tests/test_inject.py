@@ -811,6 +811,16 @@ def test_n_r_v_are_the_dsn_requests_of_the_envelope(site):
     assert b"notify=success,delay" in r.stdout
 
 
+def test_n_takes_words_parted_by_blanks_as_postfix_does(site):
+    """mutt passes its dsn_notify as it is written; "failure, delay" was
+    a usage error (64, nothing sent) where Postfix's sendmail reads the
+    words parted by blanks as well as commas."""
+    r = site.sendmail("-N", "failure, delay", "dan", data=b"x\n")
+    assert r.returncode == 0, r.stderr
+    r = site.run([POSTMASTER, "--config=" + site.cf, "--queue"])
+    assert b"notify=failure,delay" in r.stdout
+
+
 def test_bad_dsn_options_are_usage_errors(site):
     for args in (["-N", "never,success"], ["-N", "sometimes"],
                  ["-R", "body"], ["-V", "x" * 101], ["-V", "tab\there"]):
