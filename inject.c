@@ -369,8 +369,8 @@ static void send_field(struct io *io, const char *f, size_t n,
 /* The header's fields, each with its continuation lines: with r, the
  * recipients of To, Cc and Bcc (of Resent-To, -Cc and -Bcc when there
  * are Resent- fields), and which fields the fix-ups need not add; with
- * io, every field but Bcc and Resent-Bcc written to the session, their
- * addresses completed. */
+ * io, every field but Bcc, Resent-Bcc and Return-Path written to the
+ * session, their addresses completed. */
 static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 			const char *host)
 {
@@ -384,7 +384,9 @@ static void walk_header(struct message *m, struct io *io, struct rcpts *r,
 		size_t end = field_end(h, len, i);
 		const char *f = h + i;
 		size_t n = end - i;
-		int bcc = field_is(f, n, "bcc") || field_is(f, n, "resent-bcc");
+		/* Return-Path too: RFC 5321 4.4, as the session's fix-ups */
+		int bcc = field_is(f, n, "bcc") || field_is(f, n, "resent-bcc") ||
+			  field_is(f, n, "return-path");
 		if (r && recipient_field(f, n, resent)) {
 			const char *colon = memchr(f, ':', n);
 			address_list(colon + 1, n - (size_t)(colon + 1 - f), r,

@@ -589,6 +589,30 @@ def test_bs_as_root_gets_the_submission_fix_ups(site):
     assert len(fields(got, "Message-ID")) == 1
 
 
+def test_a_saved_messages_return_path_is_not_sent_again(site):
+    """A saved message resent with sendmail (or -bs on a submission
+    section) carried its old Return-Path: below the one the delivery
+    adds, so two named different senders. RFC 5321 4.4: the originator
+    sends none; Postfix's cleanup drops it. Now the only one left is the
+    delivery's, for the envelope sender."""
+    saved = (b"Return-Path: <old@example.org>\nReturn-path:\n <old2@example.org>"
+             b"\nFrom: Old <old@example.org>\nTo: bob@mail.test\n"
+             b"Subject: saved\n\nsaved body\n")
+    r = site.sendmail("-oem", "-oi", "--", "bob", data=saved)
+    assert r.returncode == 0, r.stderr
+    got = site.one("bob")
+    assert fields(got, "Return-Path") == ["<root@mail.test>"], got
+    assert got.endswith(b"\n\nsaved body\n")
+    with open(site.cf, "a") as f:
+        f.write(SECTIONS.format(d=site.d) + "submission = yes\n")
+    r = site.sendmail("-bs", data=b"EHLO client\r\nMAIL FROM:<root@mail.test>"
+                      b"\r\nRCPT TO:<ann@mail.test>\r\nDATA\r\n" +
+                      saved.replace(b"\n", b"\r\n") + b".\r\nQUIT\r\n")
+    assert r.returncode == 0, r
+    got = site.one("ann")
+    assert fields(got, "Return-Path") == ["<root@mail.test>"], got
+
+
 def test_bs_with_a_broken_configuration_is_try_again_later(site):
     """Root's -bs with a configuration that has errors exited 78, where
     postmaster(8) promised a session's 75. As Postfix's sendmail -bs, it
