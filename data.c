@@ -324,16 +324,18 @@ static size_t fix_name_line(const struct submitfix *f, char *line)
 }
 
 /* Which field the name held is: FIX_* for those the fix-ups add, -1 for
- * Bcc and Return-Path (RFC 5321 4.4: the originator sends none, the
- * final delivery adds it; Postfix's cleanup drops it too), 0 for any
- * other; blanks before the colon are the obsolete syntax (RFC 5322 4.5)
- * of the same field. */
+ * those dropped, 0 for any other; blanks before the colon are the
+ * obsolete syntax (RFC 5322 4.5) of the same field. Dropped: Bcc and
+ * Resent-Bcc (RFC 5322 3.6.3, 3.6.6), and Return-Path (RFC 5321 4.4:
+ * the originator sends none, the final delivery adds it), as Postfix's
+ * cleanup drops them. */
 static int fix_field(const struct submitfix *f)
 {
 	static const struct {
 		const char *name;
 		int which;
-	} names[] = {{"bcc", -1}, {"return-path", -1}, {"date", FIX_DATE},
+	} names[] = {{"bcc", -1},	  {"resent-bcc", -1},
+		     {"return-path", -1}, {"date", FIX_DATE},
 		     {"message-id", FIX_MSGID}, {"from", FIX_FROM}};
 	char line[sizeof f->name + 1];
 	size_t k = hdr_field_name(line, fix_name_line(f, line));

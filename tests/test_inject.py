@@ -613,6 +613,24 @@ def test_a_saved_messages_return_path_is_not_sent_again(site):
     assert fields(got, "Return-Path") == ["<root@mail.test>"], got
 
 
+def test_bs_on_a_submission_section_drops_resent_bcc(site):
+    """The session's submission fix-ups removed Bcc but not Resent-Bcc
+    (RFC 5322 3.6.6: its addresses are not shown to the others): a
+    message resent over -bs, or by a client on port 587, showed every
+    recipient its blind copies. sendmail's own walk dropped it already."""
+    with open(site.cf, "a") as f:
+        f.write(SECTIONS.format(d=site.d) + "submission = yes\n")
+    r = site.sendmail("-bs", data=b"EHLO client\r\nMAIL FROM:<root@mail.test>"
+                      b"\r\nRCPT TO:<ann@mail.test>\r\nDATA\r\n"
+                      b"Resent-From: root@mail.test\r\nResent-To: ann@mail.test"
+                      b"\r\nResent-Bcc: secret@example.org,\r\n hush@example.org"
+                      b"\r\nSubject: resent\r\n\r\nx\r\n.\r\nQUIT\r\n")
+    assert r.returncode == 0, r
+    got = site.one("ann")
+    assert b"secret@example.org" not in got and b"hush@" not in got, got
+    assert fields(got, "Resent-To") == ["ann@mail.test"], got
+
+
 def test_bs_with_a_broken_configuration_is_try_again_later(site):
     """Root's -bs with a configuration that has errors exited 78, where
     postmaster(8) promised a session's 75. As Postfix's sendmail -bs, it
