@@ -912,6 +912,11 @@ def test_units_verify(tmp, socket_unit, service_unit):
         if unit.endswith(".socket"):
             assert re.search(r"^Accept=yes$", text, re.M)
             assert re.search(r"^MaxConnections=\d+$", text, re.M)
+            # systemd fails a socket that hits its trigger limit (by
+            # default 200 connections in 2 s) until it is restarted: a
+            # flood from one client would close the port for good
+            assert re.search(r"^TriggerLimit(IntervalSec|Burst)=0$", text,
+                             re.M), socket_unit
             # a source is an IP address: none on the unix socket
             if not re.search(r"^ListenStream=/", text, re.M):
                 assert re.search(r"^MaxConnectionsPerSource=\d+$", text, re.M)
