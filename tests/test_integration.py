@@ -176,8 +176,16 @@ def launch(tmp):
 def inetd_line(port, cf, proto="tcp"):
     """The inetd.conf line that the manual documents."""
     user = "root" if ROOT else pwd_name()
-    return "127.0.0.1:%d stream %s nowait %s %s postmaster --config=%s" % (
-        port, proto, user, POSTMASTER, cf)
+    return "127.0.0.1:%d stream %s %s %s %s postmaster --config=%s" % (
+        port, proto, documented_inetd_wait(), user, POSTMASTER, cf)
+
+
+def documented_inetd_wait():
+    """The wait/nowait field of postmaster(8)'s inetd.conf line."""
+    with open(os.path.join(TOP, "man", "postmaster.8")) as f:
+        m = re.search(r"^smtp stream tcp (nowait\S*) ", f.read(), re.M)
+    assert m, "postmaster(8) has no inetd.conf line"
+    return m[1]
 
 
 def pwd_name():
@@ -404,6 +412,25 @@ def test_swaks_over_inetd(tmp, launch, proto):
     log = wait_for(lambda: "event=disconnect" in read_text(tmp + "/pm.log")
                    and read_text(tmp + "/pm.log"), what="the log file")
     check_tcp_delivery(tmp, r, re.sub(r"(?m)^\S+ postmaster\[\d+\]: ", "", log))
+
+
+def test_inetd_line_survives_a_burst_of_connections(tmp, launch):
+    """openbsd-inetd stops a nowait service for ten minutes once it has
+    started more sessions in a minute than the line allows (256 by
+    default): with the line the manual gives, 300 connections in a row
+    are each greeted."""
+    port = free_port()
+    cf = two_listeners_cf(tmp, port, logger="file")
+    launch("inetd", cf, port)
+    greeted = 0
+    for _ in range(300):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            f = s.makefile("rb")
+            if f.readline().startswith(b"220 right.example"):
+                greeted += 1
+            s.sendall(b"QUIT\r\n")
+            f.readline()
+    assert greeted == 300
 
 
 def test_tcpserver_environment_names_the_peer(tmp):
