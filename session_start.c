@@ -126,14 +126,16 @@ static void find_addresses(struct session *s, int fd)
 		session_local_peer(s, fd);
 }
 
+/* Whether a and b are one address; an IPv4-mapped one (::ffff:192.0.2.1,
+ * as ss(8) shows the local end of an IPv4 client on a [::] socket) is the
+ * IPv4 address it holds (net_parse), as ip is (net_ip_text). */
 static int same_ip(const char *a, const char *b)
 {
-	unsigned char x[16], y[16];
-	int fx = strchr(a, ':') ? AF_INET6 : AF_INET;
-	int fy = strchr(b, ':') ? AF_INET6 : AF_INET;
-	if (fx != fy || inet_pton(fx, a, x) != 1 || inet_pton(fy, b, y) != 1)
+	struct net x, y;
+	if (strchr(a, '/') || strchr(b, '/') || net_parse(a, &x) ||
+	    net_parse(b, &y) || (x.family != AF_INET && x.family != AF_INET6))
 		return 0;
-	return !memcmp(x, y, fx == AF_INET ? 4 : 16);
+	return x.family == y.family && !memcmp(x.addr, y.addr, sizeof x.addr);
 }
 
 /* AF_INET or AF_INET6 when host is that family's unspecified address

@@ -9,6 +9,7 @@ network namespace, with smtplib (STARTTLS + AUTH) as the client there.
 """
 import json
 import os
+import re
 import smtplib
 import socket
 import subprocess
@@ -307,6 +308,48 @@ def test_socket_activate_ignores_forged_variables(tmp):
         p.wait()
         log.close()
     assert greeting.startswith(b"421 4.3.5 "), greeting
+
+
+def _session_over(host, port, dialogue=DIALOGUE):
+    """What the server says to dialogue, sent at once from host."""
+    with socket.create_connection((host, port), timeout=10) as c:
+        c.sendall(dialogue)
+        f = c.makefile("rb")
+        return f.read().decode()
+
+
+def test_a_dual_stack_socket_keeps_ipv4_clients_ipv4(tmp):
+    """systemd's ListenStream=25 binds [::] with IPV6_V6ONLY off: an IPv4
+    client arrives as ::ffff:127.0.0.1 from ::ffff:127.0.0.1. It is the
+    IPv4 client in the log and for relay-clients, and a listen-port that
+    writes the local address IPv4-mapped (as ss(8) shows it) serves it;
+    an IPv6 client is not in an IPv4 network."""
+    port = free_port()
+    cf = write_cf(tmp, '[smtpd "mx"]\nlisten-port = [::ffff:127.0.0.1]:%d\n'
+                  'relay-clients = 127.0.0.0/8\nproxy = no\n' % port)
+    log = open(os.path.join(tmp, "log"), "wb")
+    p = subprocess.Popen([tool("systemd-socket-activate"), "-l", "[::]:%d" % port, "-a",
+                          POSTMASTER, "--config=" + cf, "--smtpd=mx"],
+                         stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:
+        wait_for(lambda: _connect(port), what="systemd-socket-activate")
+        out = _session_over("127.0.0.1", port)
+        write_cf(tmp, '[smtpd "mx"]\nlisten-port = %d\nrelay-clients = 127.0.0.0/8\n'
+                 'proxy = no\n' % port)
+        out6 = _session_over("::1", port)
+        text = wait_for(lambda: (lambda s: s.count("event=disconnect") >= 3 and s)(
+            open(os.path.join(tmp, "log")).read()), what="the sessions' logs")
+    finally:
+        os.killpg(p.pid, 9)
+        p.wait()
+        log.close()
+    assert out.startswith("220 mx ESMTP postmaster\r\n"), out
+    assert replies(out)[3].startswith("250 2.1.5"), out
+    assert re.search(r"event=connect client=127\.0\.0\.1 port=\d+ smtpd=mx$", text,
+                     re.M), text
+    assert not [l for l in text.splitlines() if l.startswith("sid=") and "ffff" in l], text
+    assert replies(out6)[3].startswith("554 5.7.1"), out6
+    assert re.search(r"event=connect client=::1 port=\d+ smtpd=mx$", text, re.M), text
 
 
 def test_a_client_that_reset_before_the_session_is_not_local(tmp):
