@@ -371,9 +371,13 @@ bad:
 
 /* 1 + the kind of another section that has the route pattern just read
  * as a key, when '=' follows it ('spf = reject' before any header, or
- * under [route], would be a route for the local name "spf"); else 0. */
+ * under [route], would be a route for the local name "spf"); else 0. A
+ * route file has no section headers, so no key is out of place there:
+ * its 'timeout = root' is the route it always was. */
 static int lx_key_elsewhere(const struct lexer *lx, const struct cf_word *key)
 {
+	if (lx->route_only)
+		return 0;
 	const char *q = lx->p;
 	while (q < lx->end && (*q == ' ' || *q == '\t'))
 		q++;

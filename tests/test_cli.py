@@ -1770,3 +1770,23 @@ def test_a_refused_value_is_not_also_missing(tmp_path):
         cf + ":2:14: expected a word, found a bare carriage return",
         cf + ":4:8: expected '\"' to close the string, found the end of "
         "the line"]
+
+
+def test_a_route_file_keeps_its_routes_spelt_like_keys(tmp_path):
+    """A route file has no section headers, so a key of another section
+    cannot be out of place in it: 'timeout = ...' there is the route for
+    the local name "timeout" it always was. The rule against keys before
+    any header once refused such a file, and with it every session
+    (421)."""
+    box = tmp_path / "box"
+    rt = write(tmp_path / "users.rt", "timeout = %s/\nname %s/\n" % (box, box))
+    cf = write(tmp_path / "rt.cf", '[core]\nhostname = h.example\n'
+                                   '[route]\nfile "%s"\n' % rt)
+    for step in ("text", "index"):
+        r = pm("--config=" + cf, "--route=timeout@h.example")
+        assert r.returncode == 0, (step, r.stderr)
+        assert "maildir %s/" % box in r.stdout, (step, r.stdout)
+        if step == "text":
+            r = check(cf)
+            assert r.returncode == 0, r.stderr
+            assert os.path.exists(rt + ".pmdb")
