@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -806,7 +807,18 @@ static const struct cf_section *submit_section(struct cf *cf,
 
 void inject_close_inherited(void)
 {
-	close_range(3, ~0U, 0);
+	if (close_range(3, ~0U, 0) == 0)
+		return;
+	/* a kernel before 5.9 (ENOSYS), or a container's seccomp filter
+	 * that refuses the call (EPERM): one by one, up to the limit on
+	 * descriptors (at most 65536 of them: a million would cost a
+	 * second) */
+	struct rlimit rl;
+	int max = 65536;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max)
+		max = (int)rl.rlim_cur;
+	for (int fd = 3; fd < max; fd++)
+		close(fd);
 }
 
 char *inject_verify_address(struct cf *cf, const struct inject *in,
