@@ -1090,12 +1090,9 @@ class SilentPeer(ThreadedServer):
             c.close()
 
 
-def test_the_detached_delivery_does_not_hold_the_callers_output(site):
-    """The next hop accepts the connection and never greets. sendmail
-    answers once the message is spooled, but the delivery it leaves
-    running kept the caller's standard error open: a caller that reads
-    it to its end (subprocess.run(capture_output=True), $(sendmail ...
-    2>&1), cron) waited for the whole relay timeout."""
+def relay_to_a_silent_peer(site):
+    """Points the site's relay at a next hop that accepts and never
+    greets, so that the delivery sendmail leaves running waits (30 s)."""
     stall = SilentPeer()
     with open(site.cf) as f:
         text = f.read()
@@ -1103,6 +1100,16 @@ def test_the_detached_delivery_does_not_hold_the_callers_output(site):
         f.write(text.replace("address = [127.0.0.1]:1\n",
                              "address = [127.0.0.1]:%d\nconnect-timeout = 1s"
                              "\ntimeout = 30s\n" % stall.port))
+    return stall
+
+
+def test_the_detached_delivery_does_not_hold_the_callers_output(site):
+    """The next hop accepts the connection and never greets. sendmail
+    answers once the message is spooled, but the delivery it leaves
+    running kept the caller's standard error open: a caller that reads
+    it to its end (subprocess.run(capture_output=True), $(sendmail ...
+    2>&1), cron) waited for the whole relay timeout."""
+    stall = relay_to_a_silent_peer(site)
     try:
         for args in (["-bs"], ["dan"]):
             data = b"Subject: stalled\n\nx\n" if args == ["dan"] else (
@@ -1162,13 +1169,7 @@ def test_the_detached_delivery_holds_no_descriptor_the_caller_leaked(
         subprocess.run(["cc", "-shared", "-fPIC", "-o", shim, src],
                        check=True)
         env = dict(site.env, LD_PRELOAD=shim)
-    stall = SilentPeer()
-    with open(site.cf) as f:
-        text = f.read()
-    with open(site.cf, "w") as f:
-        f.write(text.replace("address = [127.0.0.1]:1\n",
-                             "address = [127.0.0.1]:%d\nconnect-timeout = 1s"
-                             "\ntimeout = 30s\n" % stall.port))
+    stall = relay_to_a_silent_peer(site)
     lock = os.path.join(site.d, "lock")
     r, w = os.pipe()
     try:
