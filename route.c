@@ -524,12 +524,22 @@ static void resolve_name_target(struct rctx *c, const char *name,
 	struct match m = {0};
 	int found = route_find_match(c, 1, name, "", &m);
 	free(m.hit);
-	/* a name with a dot that is no pipe, relay or alias is a host: no
-	 * user lookup, which may load NSS modules (SPEC 11); one that no
-	 * onward connection could take ('192.0.2.0/24') is no host, and
-	 * refused here rather than queued until it bounces */
-	if (found || !strchr(name, '.') || cf_relay_address_error(name)) {
+	if (found || !strchr(name, '.')) {
 		route_ctx_resolve(c, &nm, depth + 1, 0);
+		return;
+	}
+	/* a name with a dot that is no pipe, relay or alias is a host: no
+	 * user lookup, which may load NSS modules (SPEC 11). One that no
+	 * onward connection could take ('192.0.2.0/24') is the
+	 * administrator's mistake (--check names it), as a target that does
+	 * not parse: 451, so that the sender keeps the mail until the route
+	 * is mended, rather than queued until it bounces or refused for good
+	 * as an unknown user */
+	const char *bad = cf_relay_address_error(name);
+	if (bad) {
+		failure(c, depth, 451, ESC_SYSTEM_INCORRECTLY_CONFIGURED,
+			"route misconfigured", "bad route target '%s': %s", name,
+			bad);
 		return;
 	}
 	qualified(c, cur, addr, sizeof addr);

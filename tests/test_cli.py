@@ -1727,7 +1727,10 @@ def test_a_target_that_is_no_host_is_refused_not_queued():
     host; '192.0.2.0/24' (a network pasted as a target) passed --check,
     and a session accepted its mail (250) and queued it with '451 4.3.5
     bad address' until it bounced. --check names the line and column, and
-    the session refuses the recipient at RCPT."""
+    the session answers the recipient 451 4.3.5 at RCPT, as for a target
+    that does not parse: the sender keeps the mail until the route is
+    mended (a 550 5.1.1 'user unknown' once bounced it for the
+    administrator's typo)."""
     d = scratch_dir("pm-nohost-", ("spool",))
     try:
         user = "user-id = nobody\n" if os.geteuid() == 0 else ""
@@ -1750,8 +1753,9 @@ y@example.org mx.example.net, [192.0.2.1]:2525
                            input="HELO x\r\nMAIL FROM:<a@b.example>\r\n"
                            "RCPT TO:<x@example.org>\r\nDATA\r\nSubject: t\r\n"
                            "\r\nx\r\n.\r\nQUIT\r\n")
-        assert "\n550 5.1.1 <x@example.org>: user unknown\n" in s.stdout, \
-            s.stdout + s.stderr
+        assert "\n451 4.3.5 <x@example.org>: route misconfigured\n" in \
+            s.stdout, s.stdout + s.stderr
+        assert "status=rejected dsn=4.3.5" in s.stderr, s.stderr
         assert os.listdir(os.path.join(d, "spool")) == []
     finally:
         remove_tree(d)
