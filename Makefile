@@ -55,7 +55,7 @@ SRCS = fmt.c cf.c cf_lex.c cf_schema.c cf_build.c cf_dump.c check.c addr.c \
 	util.c io.c log.c deliver.c session_reply.c session.c session_data.c \
 	session_start.c session_envelope.c inject.c inject_opts.c session_auth.c \
 	session_local.c data.c handoff.c proxy.c priv.c spool.c flush.c \
-	bounce.c client.c client_auth.c client_dest.c dns.c dnsbl.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c \
+	bounce.c client.c client_reply.c client_auth.c client_dest.c dns.c dnsbl.c idna.c tls.c mime.c auth.c spf.c net.c hosts.c \
 	reply.c dsn.c policy.c session_filters.c milter.c milter_eom.c milter_proto.c
 OBJS = $(SRCS:.c=.o)
 HDRS = $(wildcard *.h)
