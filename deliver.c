@@ -502,10 +502,25 @@ static int wait_mailer(pid_t pid, const struct timespec *t0, int timeout_s,
 	return r;
 }
 
-/* Runs argv with the message on stdin; fills out. 1 when the mailer
- * was killed at its timeout, else 0. */
+/* The status of a command that /bin/sh -c ran: the shell reports a
+ * command killed by signal n as its own exit with 128 + n, which would
+ * read as an unknown status (554, a bounce). A mailer killed (the OOM
+ * killer, a reboot, an administrator's kill) has failed for now: the
+ * status becomes the signal's, as if the command had been run alone. */
+static int shell_status(int status)
+{
+	if (!WIFEXITED(status) || WEXITSTATUS(status) <= 128 ||
+	    WEXITSTATUS(status) > 128 + 64)
+		return status;
+	return WEXITSTATUS(status) - 128; /* a wait status: killed by n */
+}
+
+/* Runs argv with the message on stdin; fills out (by_shell: argv is
+ * /bin/sh -c COMMAND). 1 when the mailer was killed at its timeout,
+ * else 0. */
 static int run_mailer(char **argv, char **envp, const struct msg *m,
-		      const char *prefix, int timeout_s, struct reply *out)
+		      const char *prefix, int timeout_s, int by_shell,
+		      struct reply *out)
 {
 	int in = mailer_input(m, prefix), res;
 	if (in < 0) {
@@ -532,7 +547,7 @@ static int run_mailer(char **argv, char **envp, const struct msg *m,
 	int waited = exited ? 0 : wait_mailer(pid, &t0, timeout_s, &status, out);
 	if (waited)
 		return waited > 0;
-	exit_status_reply(status, first, out);
+	exit_status_reply(by_shell ? shell_status(status) : status, first, out);
 	return 0;
 }
 
@@ -586,7 +601,7 @@ static int deliver_pipe(const struct plan *p, const struct msg *m,
 	struct buf prefix = {0};
 	header_prefix(m, only_rcpt(p), &prefix);
 	int late = run_mailer(argv, env, m, prefix.s,
-			      (int)p->pipe->v[PIPE_TIMEOUT].n, out);
+			      (int)p->pipe->v[PIPE_TIMEOUT].n, 0, out);
 	buf_free(&prefix);
 	free_vec(argv);
 	free_vec(env);
@@ -600,7 +615,7 @@ static int deliver_cmd(const struct plan *p, const struct msg *m,
 	char **env = mailer_env(m->from, p->values, p->nvalues);
 	struct buf prefix = {0};
 	header_prefix(m, only_rcpt(p), &prefix);
-	int late = run_mailer(argv, env, m, prefix.s, timeout_s, out);
+	int late = run_mailer(argv, env, m, prefix.s, timeout_s, 1, out);
 	buf_free(&prefix);
 	free_vec(env);
 	return late;

@@ -234,3 +234,30 @@ def test_a_mailer_that_closed_its_output_is_killed_at_its_timeout(tmp):
     lines, log = session(cf, transaction("EHLO", ["q@example.org"]))
     assert final_replies(lines, 1) == ["451 4.3.0 mailer timed out after 1s"], log
     assert time.monotonic() - t0 < 5
+
+
+# ------------------------------------------------------------------ #
+# A |command killed by a signal                                      #
+
+@pytest.mark.parametrize("rcpts", [["k1@example.com"],
+                                   ["k1@example.com", "k2@example.com"]],
+                         ids=["direct", "spooled"])
+def test_a_command_killed_by_a_signal_is_retried_not_bounced(tmp, rcpts):
+    """/bin/sh -c reports a command killed by signal n as exit 128 + n:
+    a |command that the OOM killer or an administrator killed got 554
+    5.3.0 (exit status 137) and its message bounced, where a [pipe]
+    mailer killed the same way gets 451 and is retried (SPEC 7: killed
+    -> 451 4.3.0). An exit status of its own still counts as before."""
+    killed = script(tmp, "killed.sh", "cat >/dev/null; kill -9 $$\n")
+    cf = write_cf(tmp, 'k1@example.com "|%s"\nk2@example.com "|%s"\n'
+                  'x@example.com "|exit 1"\n' % (killed, killed))
+    lines, log = session(cf, transaction("EHLO", rcpts))
+    got = [l for l in log.splitlines() if "to=<k1@example.com>" in l and
+           "status=queued" not in l]
+    assert len(got) == 1, log
+    assert "status=deferred" in got[0], got
+    assert 'reply="451 4.3.0 mailer killed by signal 9"' in got[0], got
+    if len(rcpts) == 1:
+        assert final_replies(lines, 1) == ["451 4.3.0 mailer killed by signal 9"]
+    lines, log = session(cf, transaction("EHLO", ["x@example.com"]))
+    assert final_replies(lines, 1) == ["554 5.3.0 mailer failed (exit status 1)"], log
