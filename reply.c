@@ -182,7 +182,7 @@ void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
 	if (WIFSIGNALED(wstatus)) {
 		reply_set(out, 451, ESC_OTHER_MAIL_SYSTEM_STATUS,
 			  "mailer killed by signal %d", WTERMSIG(wstatus));
-		goto done;
+		goto said;
 	}
 	int st = WEXITSTATUS(wstatus);
 	if (st == EX_OK) {
@@ -202,6 +202,22 @@ void exit_status_reply(int wstatus, const char *first_line, struct reply *out)
 	}
 	reply_set(out, code, x ? x->esc : ESC_OTHER_MAIL_SYSTEM_STATUS,
 		  "%s (exit status %d)", x ? x->text : "mailer failed", st);
+said:
+	/* what the mailer said, as Postfix's "Command output:": without
+	 * it the bounce and the log tell no one why */
+	if (first_line) {
+		size_t n = strlen(first_line);
+		while (n && (first_line[n - 1] == '\r' ||
+			     first_line[n - 1] == ' '))
+			n--;
+		struct buf said = {0};
+		buf_add_escaped(&said, first_line, n > 200 ? 200 : n);
+		if (said.s)
+			fmt_snprintf(out->text + strlen(out->text),
+				     sizeof out->text - strlen(out->text),
+				     ": %s", said.s);
+		buf_free(&said);
+	}
 done:
 	buf_free(&esc);
 }

@@ -256,8 +256,35 @@ def test_a_command_killed_by_a_signal_is_retried_not_bounced(tmp, rcpts):
            "status=queued" not in l]
     assert len(got) == 1, log
     assert "status=deferred" in got[0], got
-    assert 'reply="451 4.3.0 mailer killed by signal 9"' in got[0], got
+    assert 'reply="451 4.3.0 mailer killed by signal 9' in got[0], got
     if len(rcpts) == 1:
-        assert final_replies(lines, 1) == ["451 4.3.0 mailer killed by signal 9"]
+        assert final_replies(lines, 1)[0].startswith("451 4.3.0 mailer killed by signal 9")
     lines, log = session(cf, transaction("EHLO", ["x@example.com"]))
     assert final_replies(lines, 1) == ["554 5.3.0 mailer failed (exit status 1)"], log
+
+
+def test_a_failing_mailers_output_reaches_the_reply_and_the_bounce(tmp):
+    """A mailer that failed and said why (not with a D.S.N) had what it
+    said dropped: the client, the log and the bounce read only 'mailer
+    failed (exit status 1)'. Its first line now follows, as Postfix's
+    'Command output:'."""
+    why = script(tmp, "why.sh", "cat >/dev/null\n"
+                 "echo 'cannot write /var/mail/joe: Disk quota exceeded'\n"
+                 "echo 'second line' >&2\nexit 1\n")
+    cf = write_cf(tmp, 'w@example.com "|%s"\nw2@example.com "|%s"\n'
+                  'a@b.example @DIR@/out/\n' % (why, why))
+    lines, log = session(cf, transaction("EHLO", ["w@example.com"]))
+    assert final_replies(lines, 1) == [
+        "554 5.3.0 mailer failed (exit status 1): "
+        "cannot write /var/mail/joe: Disk quota exceeded"], log
+    # through the spool: the bounce to the sender tells it too
+    lines, log = session(cf, transaction("EHLO", ["w@example.com", "w2@example.com"]))
+    out = os.path.join(tmp, "out", "new")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not os.listdir(out):
+        time.sleep(0.1)
+    bounces = [open(os.path.join(out, f), encoding="utf-8").read()
+               for f in os.listdir(out)]
+    assert len(bounces) == 1, log
+    assert "Disk quota exceeded" in bounces[0], bounces[0]
+    assert "second line" not in bounces[0]

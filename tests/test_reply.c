@@ -128,11 +128,35 @@ static void test_mailer_own_code(void **state)
 	exit_status_reply(EXITED(EX_TEMPFAIL), "5.2.2 mailbox full", &r);
 	assert_int_equal(r.code, 451);
 	assert_string_equal(r.dsn, "4.3.0");
-	assert_string_equal(r.text, "temporary failure (exit status 75)");
+	assert_string_equal(r.text,
+			    "temporary failure (exit status 75): 5.2.2 mailbox full");
 	/* its text is escaped */
 	exit_status_reply(EXITED(EX_TEMPFAIL), "4.2.1 busy\x01", &r);
 	assert_string_equal(r.dsn, "4.2.1");
 	assert_string_equal(r.text, "busy\\x01");
+}
+
+static void test_mailer_output_in_the_text(void **state)
+{
+	struct reply r;
+	/* a failing mailer's first line of output tells why, as Postfix's
+	 * "Command output:" does: the bounce and the log said only the
+	 * status */
+	exit_status_reply(EXITED(1), "cannot open /home/joe/.forward\r", &r);
+	assert_int_equal(r.code, 554);
+	assert_string_equal(r.text, "mailer failed (exit status 1): "
+				    "cannot open /home/joe/.forward");
+	exit_status_reply(9, "Killed", &r);
+	assert_string_equal(r.text, "mailer killed by signal 9: Killed");
+	exit_status_reply(EXITED(EX_OK), "1 message saved", &r);
+	assert_string_equal(r.text, "delivered");
+	exit_status_reply(EXITED(1), "", &r);
+	assert_string_equal(r.text, "mailer failed (exit status 1)");
+	char line[600];
+	memset(line, 'x', sizeof line - 1);
+	line[sizeof line - 1] = 0;
+	exit_status_reply(EXITED(1), line, &r);
+	assert_int_equal(strlen(r.text), strlen("mailer failed (exit status 1): ") + 200);
 }
 
 static void test_softerror(void **state)
@@ -156,6 +180,7 @@ int main(void)
 		cmocka_unit_test(test_reply_set),
 		cmocka_unit_test(test_sysexits_table),
 		cmocka_unit_test(test_mailer_own_code),
+		cmocka_unit_test(test_mailer_output_in_the_text),
 		cmocka_unit_test(test_softerror),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,7 +28,7 @@ C: Subject: t
 C:
 C: body
 C: .
-S: 451 4.3.0 temporary failure (exit status 75)
+S: 451 4.3.0 temporary failure (exit status 75): 2.0.0 all fine
 C: NOOP
 S: 250 2.0.0 OK
 C: QUIT

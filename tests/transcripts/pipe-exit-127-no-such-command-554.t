@@ -28,7 +28,7 @@ C: Subject: t
 C:
 C: body
 C: .
-S: 554 5.3.0 mailer failed (exit status 127)
+S~ 554 5\.3\.0 mailer failed \(exit status 127\): .*not found
 C: NOOP
 S: 250 2.0.0 OK
 C: QUIT
