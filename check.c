@@ -32,15 +32,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Whether uid:gid (and no other group) may create files in st. */
-static int may_write_dir(const struct stat *st, uid_t uid, gid_t gid)
-{
-	mode_t need = st->st_uid == uid	  ? S_IWUSR | S_IXUSR
-		      : st->st_gid == gid ? S_IWGRP | S_IXGRP
-					  : S_IWOTH | S_IXOTH;
-	return uid == 0 || (st->st_mode & need) == need;
-}
-
 /* Root's user or group, or no user-id at all when --check runs as root
  * (the units start sessions as root), makes every session answer 421
  * (priv.c), as
@@ -86,7 +77,7 @@ static void check_spool(struct cf *cf, const struct cf_section *core)
 	const char *dir = core->v[CORE_SPOOL_DIRECTORY].s;
 	if (cf_user_ids(cf, &uid, &gid, why, sizeof why) != 0 ||
 	    stat(dir, &st) < 0 || !S_ISDIR(st.st_mode) ||
-	    may_write_dir(&st, uid, gid))
+	    dir_writable_by(&st, uid, gid))
 		return;
 	static const struct cf_pos builtin = {"built-in default", 0, 0};
 	const struct cf_assign *a = core->set[CORE_SPOOL_DIRECTORY];

@@ -332,22 +332,59 @@ static const char *bad_host(struct names *nm, const char *name)
 	return cf_relay_address_error(name);
 }
 
-/* Whether the directory that holds the Maildir path (ending in '/')
- * exists: a session creates the Maildir, not its parents. */
-static int maildir_parent_exists(const char *path)
+/* The first directory of a Maildir path (ending in '/') that a session
+ * writes, into dir: its new/, tmp/ or itself when they exist, else the
+ * directory that holds it (a session creates the Maildir and its
+ * subdirectories, not its parents). 0 with *st, or -1 when the parent
+ * is missing too. */
+static int maildir_written_dir(const char *path, char *dir, size_t size,
+			       struct stat *st)
 {
-	char dir[4096];
+	static const char *const sub[] = {"new/", "tmp/", ""};
+	for (int i = 0; i < 3; i++) {
+		fmt_snprintf(dir, size, "%s%s", path, sub[i]);
+		if (stat(dir, st) == 0 && S_ISDIR(st->st_mode))
+			return 0;
+	}
 	size_t n = strlen(path);
 	while (n > 1 && path[n - 1] == '/')
 		n--;
 	while (n > 1 && path[n - 1] != '/')
 		n--;
-	if (n >= sizeof dir)
-		return 1;
+	if (n >= size) {
+		st->st_mode = 0; /* too long to judge */
+		return 0;
+	}
 	memcpy(dir, path, n);
 	dir[n] = 0;
+	return stat(dir, st) == 0 && S_ISDIR(st->st_mode) ? 0 : -1;
+}
+
+/* A Maildir target whose parent is missing, or that core.user-id cannot
+ * write (by owner and mode, with no other group, as sessions run): every
+ * delivery to it would fail for now (451), until it is bounced. */
+static void check_maildir(struct cf *cf, const struct cf_pos *p,
+			  const char *path)
+{
+	char dir[4096], why[256];
 	struct stat st;
-	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+	uid_t uid;
+	gid_t gid;
+	if (maildir_written_dir(path, dir, sizeof dir, &st) < 0) {
+		cf_warn(cf, p, "the directory that holds the Maildir %s does "
+			       "not exist on this host",
+			path);
+		return;
+	}
+	if (!st.st_mode || cf_user_ids(cf, &uid, &gid, why, sizeof why) != 0 ||
+	    dir_writable_by(&st, uid, gid))
+		return;
+	cf_warn(cf, p, "the Maildir %s cannot be written by user-id %s "
+		       "(%lu:%lu): \"%s\" has owner %lu:%lu, mode %04o, so "
+		       "every delivery to it would fail",
+		path, cf->core->v[CORE_USER_ID].s, (unsigned long)uid,
+		(unsigned long)gid, dir, (unsigned long)st.st_uid,
+		(unsigned long)st.st_gid, (unsigned)(st.st_mode & 07777));
 }
 
 /* The program of a |command target, its first word, when that is a plain
@@ -420,11 +457,8 @@ static void check_targets(struct cf *cf, struct names *nm,
 			if (k == TK_CMD)
 				check_command(cf, &p, tg[j].text,
 					      check_program);
-			if (k == TK_MAILDIR && !maildir_parent_exists(tg[j].text))
-				cf_warn(cf, &p, "the directory that holds the "
-						"Maildir %s does not exist on "
-						"this host",
-					tg[j].text);
+			if (k == TK_MAILDIR)
+				check_maildir(cf, &p, tg[j].text);
 		}
 	}
 	buf_free(&b);

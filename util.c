@@ -432,6 +432,14 @@ int tmpfile_open_at(const char **where)
 	return fd >= 0 ? fd : tmpfile_in("/tmp");
 }
 
+int dir_writable_by(const struct stat *st, uid_t uid, gid_t gid)
+{
+	mode_t need = st->st_uid == uid	  ? S_IWUSR | S_IXUSR
+		      : st->st_gid == gid ? S_IWGRP | S_IXGRP
+					  : S_IWOTH | S_IXOTH;
+	return uid == 0 || (st->st_mode & need) == need;
+}
+
 int tmpfile_open(void)
 {
 	const char *where;

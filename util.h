@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 /* On a function a plain session does not call (a rare path with a big
@@ -47,6 +48,9 @@ int buf_read_file(struct buf *b, int dirfd, const char *path, size_t max);
 int write_all(int fd, const void *p, size_t n);
 /* A new unlinked read-write file in $TMPDIR, else (unset, relative, or
  * unusable) in /tmp: its fd, or -1 with errno set. */
+/* Whether uid:gid (and no other group) may create files in the
+ * directory st: root may; else the bits of owner, group or others. */
+int dir_writable_by(const struct stat *st, uid_t uid, gid_t gid);
 int tmpfile_open(void);
 /* The same; *where: the directory it is in ($TMPDIR's value, or
  * "/tmp"). */

@@ -1628,11 +1628,44 @@ d@y.test |cat >/dev/null, |/bin/cat -u
 def test_check_warns_maildir_without_parent(tmp_path):
     missing = str(tmp_path / "no-such-dir" / "Maildir") + "/"
     there = str(tmp_path / "Maildir") + "/"
+    os.chmod(tmp_path, 0o1777)  # a directory that user-id can write
     cf = write(tmp_path / "m.cf", "a@example.org %s\nb@example.org %s\n" % (missing, there))
     r = check(cf)
     assert r.returncode == 0, r.stderr
     assert r.stderr == ("%s:1:15: warning: the directory that holds the Maildir %s "
                         "does not exist on this host\n" % (cf, missing))
+
+
+def test_check_warns_maildir_that_user_id_cannot_write(tmp_path):
+    """A Maildir target that core.user-id cannot write (a user's own
+    ~/Maildir, a home directory it cannot create one in) passed --check,
+    and every delivery to it failed with 451 until it was bounced. The
+    directory judged is new/ of an existing Maildir, or the one that
+    holds a Maildir the session would create."""
+    os.chmod(tmp_path, 0o755)
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    own = tmp_path / "own"
+    for d in ("", "new", "cur", "tmp"):
+        (own / d).mkdir(mode=0o700)
+    shared = tmp_path / "shared"
+    for d in ("", "new", "cur", "tmp"):
+        (shared / d).mkdir(mode=0o755)
+    os.chmod(shared / "new", 0o1777)  # all a delivery needs: new/ first
+    cf = write(tmp_path / "w.cf",
+               "a@example.org %s/Maildir/\nb@example.org %s/\nc@example.org %s/\n"
+               "[core]\nuser-id = nobody\n" % (home, own, shared))
+    r = check(cf)
+    assert r.returncode == 0, r.stderr
+    nobody = "nobody (%d:%d)" % (pwd.getpwnam("nobody").pw_uid,
+                                 pwd.getpwnam("nobody").pw_gid)
+    me = "%d:%d" % (os.geteuid(), os.getegid())
+    assert r.stderr == (
+        '%s:1:15: warning: the Maildir %s/Maildir/ cannot be written by user-id %s: '
+        '"%s/" has owner %s, mode 0755, so every delivery to it would fail\n'
+        '%s:2:15: warning: the Maildir %s/ cannot be written by user-id %s: '
+        '"%s/new/" has owner %s, mode 0700, so every delivery to it would fail\n'
+        % (cf, home, nobody, home, me, cf, own, nobody, own, me)), r.stderr
 
 
 def test_check_warns_journal_logger_without_journal(tmp_path):
