@@ -382,6 +382,13 @@ static pid_t start_mailer(char **argv, char **envp, int in, int *res_fd,
 		 * under socket activation), not the spool */
 		close_range(3, ~0U, 0);
 		execve(argv[0], argv, envp);
+		/* said as the mailer's own first line: the reply tells why */
+		char why[512];
+		int e = errno;
+		fmt_snprintf(why, sizeof why, "4.3.0 cannot run %s: %s\n",
+			     argv[0], strerror(e));
+		ssize_t said = write(1, why, strlen(why));
+		(void)said;
 		_exit(EX_TEMPFAIL);
 	}
 	close(in);

@@ -288,3 +288,15 @@ def test_a_failing_mailers_output_reaches_the_reply_and_the_bounce(tmp):
     assert len(bounces) == 1, log
     assert "Disk quota exceeded" in bounces[0], bounces[0]
     assert "second line" not in bounces[0]
+
+
+def test_a_mailer_that_cannot_be_run_says_why(tmp):
+    """A [pipe] whose program is missing (procmail not installed, the
+    built-in local mailer's) deferred every message with '451 4.3.0
+    temporary failure (exit status 75)': nothing said what was wrong.
+    The reply now names the program and the error."""
+    cf = write_cf(tmp, "g@example.org gone\n",
+                  '[pipe "gone"]\nexec = /nonexistent/procmail -d ${RCPT_TO}\n')
+    lines, log = session(cf, transaction("EHLO", ["g@example.org"]))
+    assert final_replies(lines, 1) == [
+        "451 4.3.0 cannot run /nonexistent/procmail: No such file or directory"], log
