@@ -306,15 +306,6 @@ static void local_run(struct run *x, unsigned i, int all, unsigned char *used)
 	save(x);
 }
 
-/* Whether a recipient's reply is a peer's limit of recipients per
- * transaction: 452 with X.5.3 (RFC 3463: too many recipients), or the
- * 552 that RFC 821 gave it, which RFC 5321 4.5.3.1.10 says to take as
- * temporary. */
-static int too_many_recipients(const struct reply *r)
-{
-	return (r->code == 452 || r->code == 552) && !strcmp(r->dsn + 1, ".5.3");
-}
-
 /* Delivers j's recipients, and those a peer refused for its limit per
  * transaction in further transactions at once, as long as each takes
  * some (RFC 5321 4.5.3.1.8 and 4.5.3.1.10: the client sends the rest in
@@ -341,11 +332,8 @@ static void deliver_in_transactions(struct client_job *j)
 			struct reply *r = &all[at[k]].r;
 			*r = rest[k].r;
 			took += r->code >= 200 && r->code < 300;
-			if (!too_many_recipients(r))
-				continue;
-			r->code = 452;
-			r->dsn[0] = '4';
-			at[left++] = at[k];
+			if (reply_too_many_recipients(r))
+				at[left++] = at[k];
 		}
 		if (j->remote[0]) { /* who took the message, for reports */
 			fmt_snprintf(remote, sizeof remote, "%s", j->remote);

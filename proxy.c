@@ -374,6 +374,10 @@ static int take_rcpt(struct session *s, unsigned i, int code, int lost)
 		client_peer_reply_esc(&r, code, px->t.s, px->c.name,
 				      code < 300 ? ESC_DEST_MAILBOX_VALID
 						 : ESC_OTHER_ADDRESS_STATUS);
+	/* a target's limit of recipients per transaction is temporary
+	 * whatever its code (RFC 5321 4.5.3.1.10): the client sends the
+	 * rest in another transaction, as the spool does (flush.c) */
+	reply_too_many_recipients(&r);
 	reply_dsn(s, r.code, r.dsn, "%s", r.text);
 	if (r.code < 300)
 		return 0;

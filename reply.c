@@ -69,6 +69,15 @@ void reply_defer(struct reply *r)
 		r->dsn[0] = '4';
 }
 
+int reply_too_many_recipients(struct reply *r)
+{
+	if ((r->code != 452 && r->code != 552) || strcmp(r->dsn + 1, ".5.3"))
+		return 0;
+	r->code = 452;
+	r->dsn[0] = '4';
+	return 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* Exit statuses (Postfix's sys_exits.c is the model; SPEC 7)          */
 

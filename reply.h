@@ -90,6 +90,12 @@ void reply_code(struct reply *r, int code, enum esc e);
  * the same subject and detail, the same text. */
 void reply_defer(struct reply *r);
 
+/* Whether r is a peer's refusal of a recipient for its limit per
+ * transaction: 452, or the 552 that RFC 821 gave it, with X.5.3 (RFC
+ * 3463: too many recipients). RFC 5321 4.5.3.1.10 has a client take that
+ * 552 as temporary: r is then made 452 4.5.3. */
+int reply_too_many_recipients(struct reply *r);
+
 /* 1 when status (a sysexits name) says "try again later" (EX_TEMPFAIL,
  * EX_OSERR), 0 when it is final or not a sysexits status. */
 int sysexits_softerror(int status);

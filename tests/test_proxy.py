@@ -677,6 +677,33 @@ def test_aiosmtpd_replies_reach_the_client_per_recipient(tmp, peers):
     assert len(h.messages) == 1
 
 
+@pytest.mark.parametrize("reply", ["452 4.5.3 Error: too many recipients",
+                                   "552 5.5.3 Too many recipients"],
+                         ids=["452", "552-of-rfc821"])
+def test_a_targets_recipient_limit_is_temporary_for_the_client(tmp, peers, reply):
+    """RFC 5321 4.5.3.1.10: a target's limit of recipients per transaction
+    is temporary, also as RFC 821's 552 (which a client such as Postfix
+    bounces): the client gets 452 4.5.3 and sends that recipient again,
+    as the spool's client does (flush.c). It got the 552 through."""
+    peer = aiosmtpd_peer(peers)
+    peer.handler.policy = {"c@example.net": reply}
+    cf = proxy_cf(tmp, ["[127.0.0.1]:%d" % peer.port])
+    s = greeted(cf)
+    try:
+        s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
+        s.cmd("RCPT TO:<a@example.net>", "250 ")
+        got = s.cmd("RCPT TO:<c@example.net>", "")
+        s.cmd("DATA", "354 ")
+        assert s.data(message()).startswith("250 ")
+    finally:
+        log = quit_and_close(s)
+    assert got == "452 4.5.3 " + SAID + reply[10:], got
+    rejected(log, "c@example.net", "452 4.5.3")
+    (m,) = peer.handler.messages
+    assert m["rcpts"] == ["a@example.net"]
+    nothing_later(cf, tmp)
+
+
 def slow_transaction(cf, rcpts, replies):
     """A transaction whose data takes over a second: its log."""
     s = greeted(cf)
