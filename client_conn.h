@@ -73,7 +73,8 @@ int client_read_reply(struct client_conn *c, struct buf *text);
 /* Sending the message failed: the refusal (a 4xx or 5xx, not 421) that
  * a peer sent before the end of the data and then closed or stopped
  * reading (RFC 5321 does not allow it; real servers do it), read from
- * what is already in our input; -1 when there is none. The connection
+ * what is already in our input after any 2xx (BDAT chunks acknowledged
+ * and not yet read); -1 when there is none. The connection
  * is unsynced afterwards. */
 #define EARLY_REPLY_MS 2000
 int client_early_refusal(struct client_conn *c, struct buf *text);

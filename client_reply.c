@@ -61,7 +61,11 @@ int client_early_refusal(struct client_conn *c, struct buf *text)
 	enum io_status out = c->io.wstatus;
 	c->io.timeout_ms = EARLY_REPLY_MS;
 	c->io.wstatus = IO_OK;
-	int code = client_read_reply(c, text);
+	/* BDAT chunks acknowledged and not yet read come before it */
+	int code;
+	do
+		code = client_read_reply(c, text);
+	while (code >= 200 && code < 300 && io_input_pending(&c->io));
 	c->io.timeout_ms = wait;
 	c->io.wstatus = out;
 	c->unsynced = 1;

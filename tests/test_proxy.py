@@ -1450,8 +1450,10 @@ class ScriptedPeer(ThreadedServer):
     that is no reply, "stall-rcpt" and "stall-data" never do;
     "defer-data" says 451 to DATA; "early-554" and "early-452" refuse
     the message with that code after 64 KiB of its text, before its end,
-    and close the connection; "helo-only" refuses EHLO with 500 and takes
-    HELO (a server without extensions).
+    and close the connection; "late-ack-554" (with chunking) reads the
+    first chunk, reads no more for a second, then answers it with "250"
+    and a refusal of the message, "554", together, and closes; "helo-only" refuses EHLO with 500 and takes HELO (a server
+    without extensions).
     Otherwise it says 250 to everything.
     accepted: the messages it said 250 to (CRLF, unstuffed); unacked: the
     whole messages it read and never acknowledged; partial: the
@@ -1508,6 +1510,15 @@ class ScriptedPeer(ThreadedServer):
                         conn.sendall(b"250 2.0.0 Ok: kept\r\n")
                     chunks, failed, first = [], False, True
                     continue
+                if fault == "late-ack-554":
+                    # the client fills the connection meanwhile: its
+                    # write fails at the close, both replies unread
+                    time.sleep(1)
+                    conn.sendall(b"250 2.0.0 chunk ok\r\n"
+                                 b"554 5.7.1 not this one\r\n")
+                    self.partial.append(b"".join(chunks))
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
                 if fault and fault.startswith("early-"):  # as in _data
                     conn.sendall(fault[6:].encode() + b" 5.7.1 not this one\r\n")
                     self.partial.append(b"".join(chunks))
@@ -1807,10 +1818,12 @@ def test_takeover_when_the_target_is_killed_mid_data(tmp, peers):
     assert got[1].endswith(msg.replace(b"\r\n", b"\n")), (len(got[1]), len(msg))
 
 
-@pytest.mark.parametrize("path,code", [("proxy", "554"), ("proxy", "452"),
-                                       ("bdat", "554"), ("spool", "554")])
+@pytest.mark.parametrize("path,fault", [
+    ("proxy", "early-554"), ("proxy", "early-452"), ("bdat", "early-554"),
+    ("spool", "early-554"), ("bdat", "late-ack-554"),
+    ("spool-bdat", "late-ack-554")])
 def test_a_refusal_before_the_end_of_the_data_is_no_takeover(tmp, peers, path,
-                                                             code):
+                                                             fault):
     """The target refuses a 6 MB message after 64 KiB of it and closes
     the connection, so that writing the rest fails. Its reply is in our
     input: it is the verdict, not a lost connection. The proxy took the
@@ -1819,19 +1832,23 @@ def test_a_refusal_before_the_end_of_the_data_is_no_takeover(tmp, peers, path,
     now the client gets the target's refusal, and nothing is queued. On
     the spool path the delivery records the refusal (a bounce with the
     target's reason) instead of retrying for days. With BDAT to a
-    target with CHUNKING, the refusal is that of the first chunk."""
-    peer = ScriptedPeer("early-" + code, chunking=path == "bdat")
+    target with CHUNKING, the refusal is that of the first chunk; also
+    when it comes behind that chunk's 250, unread when the write fails
+    (late-ack: that 250 was taken for the verdict, so a lost
+    connection)."""
+    code = fault[-3:]
+    peer = ScriptedPeer(fault, chunking="bdat" in path)
     peers.append(peer)
     route = '[relay "next"]\naddress = [127.0.0.1]:%d\ntimeout = 5s\n' \
         "[route]\n@example.net next\n" % peer.port
-    cf = write_cf(tmp, route, smtpd="" if path != "spool" else
+    cf = write_cf(tmp, route, smtpd="" if not path.startswith("spool") else
                   '[smtpd "mail.example.net"]\nproxy = no\n')
-    msg = big_message("early-" + code, 6 << 20)
+    msg = big_message(fault, 6 << 20)
     s = greeted(cf)
     try:
         s.cmd("MAIL FROM:<%s>" % SENDER, "250 ")
         s.cmd("RCPT TO:<joe@example.net>", "250 ")
-        if path == "bdat":
+        if "bdat" in path:
             reply = bdat(s, msg, 1 << 20)
         else:
             s.cmd("DATA", "354 ")
@@ -1840,13 +1857,14 @@ def test_a_refusal_before_the_end_of_the_data_is_no_takeover(tmp, peers, path,
     finally:
         log = quit_and_close(s)
     assert peer.partial and peer.accepted == [], "the target took it"
-    if path != "spool":
+    if not path.startswith("spool"):
         assert reply.startswith(code + " ") and "not this one" in reply, reply
         assert "event=takeover" not in log, log
         rejected(log, "joe@example.net", code + " ")
         nothing_later(cf, tmp)
         return
     assert QUEUED.match(reply), reply
+    assert "status=deferred" not in log, log
     (bounce,) = bounces(tmp)
     assert "not this one" in bounce.as_string(), bounce.as_string()
     assert queue(cf) == "the spool is empty\n"
