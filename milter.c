@@ -7,7 +7,8 @@
  * QUIT, what a reply means, and default-action.
  *
  * Never: replies to the client or logs a refusal the session reports
- * (one at the connection is logged here: it waits for a command);
+ * (those at RCPT and at the end of the message, in the recipients'
+ * result lines; the others are logged here);
  * waits on a milter without its timeout; allocates anything for a session
  * whose [smtpd] names no milter.
  */
@@ -380,15 +381,16 @@ static enum milter_verdict open_one(struct session *s, struct mconn *m,
 			    STAGE_CONN, r);
 }
 
-/* No command reports a refusal at the connection yet: it is logged here,
- * so that a client refused before its first command leaves a trace. */
-static void log_refusal(const struct mconn *m, const struct reply *r)
+/* A refusal that no recipient's result line reports (at the connection,
+ * HELO, MAIL or DATA) is logged here with the milter that made it: the
+ * session answers it and logs nothing. */
+static void log_refusal(const struct mconn *m, const char *stage,
+			const struct reply *r)
 {
 	char code[8];
 	fmt_snprintf(code, sizeof code, "%d", r->code);
 	log_event(LOG_L_INFO, "event", "milter", "milter", m->name, "stage",
-		  "connect", "code", code, "dsn", r->dsn, "reason", r->text,
-		  NULL);
+		  stage, "code", code, "dsn", r->dsn, "reason", r->text, NULL);
 }
 
 void milter_connect(struct session *s)
@@ -407,7 +409,7 @@ void milter_connect(struct session *s)
 		m->fd = -1;
 		if (open_one(s, m, &ms->refusal) == MILTER_REFUSE) {
 			ms->refused = 1;
-			log_refusal(m, &ms->refusal);
+			log_refusal(m, "connect", &ms->refusal);
 			break;
 		}
 	}
@@ -438,6 +440,11 @@ static enum milter_verdict each(struct session *s, int cls, uint32_t nosend,
 		if (stage == STAGE_MAIL &&
 		    (m->st == MC_ACTIVE || m->st == MC_SKIP_MSG))
 			m->in_tx = 1;
+		if (v != MILTER_CONTINUE && stage != STAGE_RCPT)
+			log_refusal(m, stage == STAGE_HELO   ? "helo"
+				       : stage == STAGE_MAIL ? "mail"
+							     : "data",
+				    r);
 		if (v != MILTER_CONTINUE)
 			return v;
 	}

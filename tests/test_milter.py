@@ -183,6 +183,27 @@ def test_refusals_reach_the_client(tmp, stage, reply, expect):
     assert delivered(tmp) == []
 
 
+@pytest.mark.parametrize("stage,name", [("H", "helo"), ("M", "mail"),
+                                        ("T", "data")])
+def test_a_refusal_before_any_recipient_line_is_logged(tmp, stage, name):
+    """A milter's refusal of HELO, MAIL or DATA: the client has it, and
+    the log says which milter refused what, with the reply (the session
+    once logged nothing, and a DATA refused after its recipients were
+    accepted left no line at all)."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={stage: [("y", b"554 5.7.1 go away spammer\0")]})
+    try:
+        cf = config(tmp, [("spamcheck", "unix:" + m.path, "")])
+        wire = mail().split("DATA\r\n")[0] + "DATA\r\n"
+        out, err = waiting_session(cf, wire, "554 5.7.1")
+    finally:
+        m.close()
+    assert "554 5.7.1 go away spammer" in out, out + err
+    assert ("event=milter milter=spamcheck stage=%s code=554 dsn=5.7.1 "
+            'reason="go away spammer"' % name) in err, err
+    assert delivered(tmp) == []
+
+
 def test_a_milters_421_ends_the_session(tmp):
     """A 421 closes the channel (RFC 5321 4.2.2), whoever chose it: after
     a milter's 421 to MAIL the session answers nothing more (it once
