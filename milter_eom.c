@@ -459,6 +459,16 @@ static void quarantine_reason(char *out, size_t n, const char *why)
 	buf_free(&b);
 }
 
+/* Whether cmd is one of the modifications of add_mod(). */
+static int is_modification(char cmd)
+{
+	static const char mods[] = {SMFIR_ADDHEADER, SMFIR_INSHEADER,
+				    SMFIR_CHGHEADER, SMFIR_ADDRCPT,
+				    SMFIR_ADDRCPT_PAR, SMFIR_DELRCPT,
+				    SMFIR_CHGFROM, SMFIR_REPLBODY, 0};
+	return cmd && strchr(mods, cmd) != NULL;
+}
+
 /* SMFIC_BODYEOB, then modifications until the final reply. */
 static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 				       struct mods *md, struct reply *r)
@@ -506,6 +516,14 @@ static enum milter_verdict end_of_body(struct session *s, struct mconn *m,
 				memcpy(ms->quarantine, quarantine,
 				       sizeof ms->quarantine);
 			return milter_verdict(s, m, cmd, STAGE_EOM, r);
+		}
+		if (!is_modification(cmd)) {
+			fmt_snprintf(why, sizeof why,
+				 "unexpected reply '%c' (0x%02x) at the end of "
+				 "the message",
+				 cmd > ' ' && cmd < 127 ? cmd : '?',
+				 (unsigned char)cmd);
+			return milter_failed(s, m, why, r);
 		}
 		if (cmd == SMFIR_REPLBODY &&
 		    (md->size += body_size(md, &ms->in,

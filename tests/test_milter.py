@@ -412,6 +412,26 @@ def test_modification_not_negotiated_is_refused(tmp):
     assert delivered(tmp) == []
 
 
+@pytest.mark.parametrize("code", [b"Z", b"s", b"\0"])
+def test_an_unknown_reply_at_the_end_of_the_message_is_named_so(tmp, code):
+    """A reply the protocol does not have at the end of the message (or
+    SMFIR_SKIP, which answers a body chunk) breaks the milter, and the log
+    says what came: it once called it a modification not negotiated."""
+    m = Milter(os.path.join(tmp, "m.sock"),
+               script={"E": [("raw", struct.pack(">I", 1) + code)]})
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    assert "451 4.7.1 Service unavailable - try again later" in out, out + err
+    assert ("event=milter-failed milter=t reason=\"unexpected reply '%s' "
+            "(0x%02x) at the end of the message\""
+            % (chr(code[0]) if code[0] > 32 else "?", code[0])) in err, err
+    assert "refused (not negotiated" not in err
+    assert delivered(tmp) == []
+
+
 def test_recipients_and_sender_changed(tmp):
     mods = [("-", b"<joe@example.net>\0"), ("+", b"<ann@example.net>\0"),
             ("e", b"<changed@example.org>\0"), ("a", b"")]
