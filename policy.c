@@ -100,6 +100,13 @@ static int read_answer(struct policy_client *pc, char *action, size_t n,
 int policy_ask(struct policy_client *pc, const struct buf *req, char *action,
 	       size_t n, char *why, size_t whyn)
 {
+	/* a kept connection that has something to read before the request
+	 * is out of step (a service that sent a blank line too many, or two
+	 * answers): that would be taken for this request's answer, so the
+	 * connection is opened again (as Postfix's client recovers one that
+	 * broke); so is one the service has closed */
+	if (pc->io && io_input_pending(pc->io))
+		policy_close(pc);
 	/* a kept connection the service has closed is opened again, once */
 	for (int attempt = 0; attempt < 2; attempt++) {
 		int fresh = !pc->io;

@@ -6,8 +6,9 @@
  * work unchanged.
  *
  * Owns: the one connection of a session (opened at the first request, kept open,
- * opened again once when the service had closed it), the bounded read of
- * an answer, and what each action means as a reply.
+ * opened again when the service had closed it or sent more than its
+ * answer), the bounded read of an answer, and what each action means as
+ * a reply.
  *
  * Never: builds a request from the session (session_filters.c does),
  * logs, or writes to the client.

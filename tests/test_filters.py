@@ -819,6 +819,71 @@ def test_policy_service_that_closes_after_each_answer(tmp, how):
     assert p.connections == 3
 
 
+class SloppyPolicy:
+    """Answers REJECT to a recipient whose local part is "reject", DUNNO to
+    the others, each answer followed by extra (more than an answer)."""
+
+    def __init__(self, path, extra):
+        self.path = path
+        self.extra = extra
+        self.connections = 0
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(path)
+        os.chmod(path, 0o666)
+        self.sock.listen(8)
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+
+    def serve(self, c):
+        rcpt = ""
+        try:
+            for raw in c.makefile("rb"):
+                if raw.startswith(b"recipient="):
+                    rcpt = raw[10:].decode().strip()
+                if raw == b"\n":
+                    action = "REJECT no" if rcpt.startswith("reject@") else "DUNNO"
+                    c.sendall(("action=%s\n\n" % action).encode() + self.extra)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+@pytest.mark.parametrize("extra", [b"\n", b"action=REJECT stale\n\n"])
+def test_a_service_that_sends_more_than_its_answer_is_not_read_out_of_step(tmp, extra):
+    """A service that sends a blank line too many, or a second answer: what
+    it sent too much was once read as the answer to the next request, so
+    every other recipient got 451 4.3.5 ("an answer without action=") or
+    another recipient's 550 (the stale answer). The connection is opened
+    again instead, and each recipient gets its own answer."""
+    p = SloppyPolicy(os.path.join(tmp, "sloppy.sock"), extra)
+    try:
+        cf = write_cf(tmp, "policy-service = unix:" + p.path)
+        s = Session(tmp, cf)
+        s.reply()
+        out = transaction(s, ["a@example.net", "b@example.net",
+                              "reject@example.net", "c@example.net"])
+        log = s.close()
+    finally:
+        p.stop()
+    assert [r[:9] for r in out[2:6]] == ["250 2.1.5", "250 2.1.5",
+                                        "550 5.7.1", "250 2.1.5"], out
+    assert out[6].startswith("250 2.0.0"), out
+    assert "policy-error" not in log and "stale" not in log, log
+    assert len(delivered(tmp)) == 1
+
+
 def test_policy_over_inet(tmp):
     port = free_port()
     srv = socket.socket()
