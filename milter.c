@@ -279,7 +279,10 @@ enum milter_verdict milter_event(struct session *s, struct mconn *m, int cls,
 {
 	struct milters *ms = s->milters;
 	char why[160];
-	if ((cls >= 0 && send_macros(s, m, cls, why, sizeof why) < 0) ||
+	/* anything it sent before this command would be read as its answer
+	 * to it, and every answer after as one step late */
+	if (mp_unasked(m->fd, why, sizeof why) ||
+	    (cls >= 0 && send_macros(s, m, cls, why, sizeof why) < 0) ||
 	    mp_send(m->fd, &ms->pkt, milter_timeout(m, stage), why,
 		    sizeof why) < 0)
 		return milter_failed(s, m, why, r);

@@ -217,7 +217,8 @@ static enum milter_verdict body_chunk(struct session *s, struct mconn *m,
 		return milter_event(s, m, -1, 0, STAGE_CONTENT, r);
 	char why[160], cmd;
 	int t = milter_timeout(m, STAGE_CONTENT);
-	if (mp_send(m->fd, &ms->pkt, t, why, sizeof why) < 0)
+	if (mp_unasked(m->fd, why, sizeof why) ||
+	    mp_send(m->fd, &ms->pkt, t, why, sizeof why) < 0)
 		return milter_failed(s, m, why, r);
 	if (milter_read_reply(m, &ms->in, t, &cmd, why, sizeof why) < 0)
 		return milter_failed(s, m, why, r);

@@ -115,6 +115,22 @@ int mp_send(int fd, struct buf *b, int timeout_ms, char *why, size_t n)
 	return 0;
 }
 
+int mp_unasked(int fd, char *why, size_t n)
+{
+	char c;
+	ssize_t r;
+	do
+		r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	while (r < 0 && errno == EINTR);
+	if (r > 0)
+		fmt_snprintf(why, n, "the milter sent a packet it was not "
+				 "asked for");
+	else if (r == 0)
+		fmt_snprintf(why, n, "the milter closed the connection");
+	/* nothing to read (or an error, which the write then meets) */
+	return r >= 0;
+}
+
 /* Reads exactly n bytes by deadline: 0, or -1 with why. */
 static int read_full(int fd, char *p, size_t len, long long deadline,
 		     char *why, size_t n)

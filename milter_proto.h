@@ -90,6 +90,12 @@ int mp_send(int fd, struct buf *b, int timeout_ms, char *why, size_t n);
 int mp_read(int fd, int timeout_ms, char *cmd, struct buf *data, char *why,
 	    size_t n);
 
+/* Whether the milter has sent something before a command that it must
+ * answer only after (a reply too many, or one to a step it said it
+ * would not answer), or has closed: 1 with why, else 0. What it sent is
+ * left unread. */
+int mp_unasked(int fd, char *why, size_t n);
+
 /* The big-endian number at p. */
 uint32_t mp_get_u32(const char *p);
 

@@ -432,6 +432,34 @@ def test_an_unknown_reply_at_the_end_of_the_message_is_named_so(tmp, code):
     assert delivered(tmp) == []
 
 
+@pytest.mark.parametrize("script,protocol", [
+    # a reply too many to RCPT
+    ({"R": [("c", b""), ("c", b"")]}, 0),
+    # a reply to RCPT, which it said it would not answer (SMFIP_NR_RCPT)
+    ({"R": [("c", b"")]}, 1 << 15),
+])
+def test_a_milter_a_reply_ahead_is_a_broken_milter(tmp, script, protocol):
+    """A milter that sends a packet it was not asked for: the session once
+    read it as the answer to its next command, and every answer after as
+    one step late, so the milter's 550 at the end of the message was never
+    read and the message was delivered. It is a broken milter now
+    (default-action), and nothing it meant to refuse is delivered."""
+    script = dict(script, E=[("y", b"550 5.7.1 spam\0")])
+    m = Milter(os.path.join(tmp, "m.sock"), script=script, protocol=protocol)
+    try:
+        cf = config(tmp, [("t", "unix:" + m.path, "")])
+        out, err = session(cf, mail())
+    finally:
+        m.close()
+    # refused at DATA or at the first header field, whenever the packet
+    # arrives: 451 4.7.1 (or 554 5.5.0 to this client, which does not
+    # wait for DATA's reply)
+    assert "250 2.0.0" not in out, out + err
+    assert ('event=milter-failed milter=t reason="the milter sent a packet '
+            'it was not asked for"') in err, err
+    assert delivered(tmp) == []
+
+
 def test_recipients_and_sender_changed(tmp):
     mods = [("-", b"<joe@example.net>\0"), ("+", b"<ann@example.net>\0"),
             ("e", b"<changed@example.org>\0"), ("a", b"")]
