@@ -332,17 +332,18 @@ static const char *bad_host(struct names *nm, const char *name)
 	return cf_relay_address_error(name);
 }
 
-/* The first directory of a Maildir path (ending in '/') that a session
- * writes, into dir: its new/, tmp/ or itself when they exist, else the
+/* The directory in which a session writes sub ("tmp/" or "new/") of a
+ * Maildir path (ending in '/'), into dir: sub itself when it exists, else
+ * the Maildir when it exists (the session makes sub there), else the
  * directory that holds it (a session creates the Maildir and its
  * subdirectories, not its parents). 0 with *st, or -1 when the parent
  * is missing too. */
-static int maildir_written_dir(const char *path, char *dir, size_t size,
-			       struct stat *st)
+static int maildir_written_dir(const char *path, const char *sub, char *dir,
+			       size_t size, struct stat *st)
 {
-	static const char *const sub[] = {"new/", "tmp/", ""};
-	for (int i = 0; i < 3; i++) {
-		fmt_snprintf(dir, size, "%s%s", path, sub[i]);
+	const char *const tries[] = {sub, ""};
+	for (int i = 0; i < 2; i++) {
+		fmt_snprintf(dir, size, "%s%s", path, tries[i]);
 		if (stat(dir, st) == 0 && S_ISDIR(st->st_mode))
 			return 0;
 	}
@@ -370,14 +371,22 @@ static void check_maildir(struct cf *cf, const struct cf_pos *p,
 	struct stat st;
 	uid_t uid;
 	gid_t gid;
-	if (maildir_written_dir(path, dir, sizeof dir, &st) < 0) {
-		cf_warn(cf, p, "the directory that holds the Maildir %s does "
-			       "not exist on this host",
-			path);
-		return;
+	/* a copy is written into tmp/, then linked into new/: both */
+	static const char *const sub[] = {"tmp/", "new/"};
+	int i = 0;
+	for (; i < 2; i++) {
+		if (maildir_written_dir(path, sub[i], dir, sizeof dir, &st) < 0) {
+			cf_warn(cf, p, "the directory that holds the Maildir "
+				       "%s does not exist on this host",
+				path);
+			return;
+		}
+		if (st.st_mode &&
+		    cf_user_ids(cf, &uid, &gid, why, sizeof why) == 0 &&
+		    !dir_writable_by(&st, uid, gid))
+			break;
 	}
-	if (!st.st_mode || cf_user_ids(cf, &uid, &gid, why, sizeof why) != 0 ||
-	    dir_writable_by(&st, uid, gid))
+	if (i == 2)
 		return;
 	cf_warn(cf, p, "the Maildir %s cannot be written by user-id %s "
 		       "(%lu:%lu): \"%s\" has owner %lu:%lu, mode %04o, so "

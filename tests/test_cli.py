@@ -1641,7 +1641,9 @@ def test_check_warns_maildir_that_user_id_cannot_write(tmp_path):
     ~/Maildir, a home directory it cannot create one in) passed --check,
     and every delivery to it failed with 451 until it was bounced. The
     directory judged is new/ of an existing Maildir, or the one that
-    holds a Maildir the session would create."""
+    holds a Maildir the session would create. A copy is written into
+    tmp/ and linked into new/: a Maildir whose new/ alone was open to
+    user-id passed, and every delivery to it answered 451."""
     os.chmod(tmp_path, 0o755)
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
@@ -1649,12 +1651,16 @@ def test_check_warns_maildir_that_user_id_cannot_write(tmp_path):
     for d in ("", "new", "cur", "tmp"):
         (own / d).mkdir(mode=0o700)
     shared = tmp_path / "shared"
-    for d in ("", "new", "cur", "tmp"):
-        (shared / d).mkdir(mode=0o755)
-    os.chmod(shared / "new", 0o1777)  # all a delivery needs: new/ first
+    half = tmp_path / "half"
+    for m in (shared, half):
+        for d in ("", "new", "cur", "tmp"):
+            (m / d).mkdir(mode=0o755)
+        os.chmod(m / "new", 0o1777)
+    os.chmod(shared / "tmp", 0o1777)  # all a delivery needs
     cf = write(tmp_path / "w.cf",
                "a@example.org %s/Maildir/\nb@example.org %s/\nc@example.org %s/\n"
-               "[core]\nuser-id = nobody\n" % (home, own, shared))
+               "d@example.org %s/\n"
+               "[core]\nuser-id = nobody\n" % (home, own, shared, half))
     r = check(cf)
     assert r.returncode == 0, r.stderr
     nobody = "nobody (%d:%d)" % (pwd.getpwnam("nobody").pw_uid,
@@ -1664,8 +1670,11 @@ def test_check_warns_maildir_that_user_id_cannot_write(tmp_path):
         '%s:1:15: warning: the Maildir %s/Maildir/ cannot be written by user-id %s: '
         '"%s/" has owner %s, mode 0755, so every delivery to it would fail\n'
         '%s:2:15: warning: the Maildir %s/ cannot be written by user-id %s: '
-        '"%s/new/" has owner %s, mode 0700, so every delivery to it would fail\n'
-        % (cf, home, nobody, home, me, cf, own, nobody, own, me)), r.stderr
+        '"%s/tmp/" has owner %s, mode 0700, so every delivery to it would fail\n'
+        '%s:4:15: warning: the Maildir %s/ cannot be written by user-id %s: '
+        '"%s/tmp/" has owner %s, mode 0755, so every delivery to it would fail\n'
+        % (cf, home, nobody, home, me, cf, own, nobody, own, me,
+           cf, half, nobody, half, me)), r.stderr
 
 
 def test_check_warns_journal_logger_without_journal(tmp_path):
