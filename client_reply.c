@@ -61,11 +61,14 @@ int client_early_refusal(struct client_conn *c, struct buf *text)
 	enum io_status out = c->io.wstatus;
 	c->io.timeout_ms = EARLY_REPLY_MS;
 	c->io.wstatus = IO_OK;
-	/* BDAT chunks acknowledged and not yet read come before it */
+	/* BDAT chunks acknowledged and not yet read come before it; all of
+	 * them within EARLY_REPLY_MS, however many 2xx a peer streams */
+	long long end = io_now_ms() + EARLY_REPLY_MS;
 	int code;
 	do
 		code = client_read_reply(c, text);
-	while (code >= 200 && code < 300 && io_input_pending(&c->io));
+	while (code >= 200 && code < 300 && io_input_pending(&c->io) &&
+	       io_now_ms() < end);
 	c->io.timeout_ms = wait;
 	c->io.wstatus = out;
 	c->unsynced = 1;
