@@ -54,6 +54,7 @@ listen-port = {listen}
 {smtpd}
 [route]
 @example.net {tmp}/Maildir/
+postmaster {tmp}/Maildir/
 """.format(tmp=tmp, core=core, smtpd=smtpd, listen=listen,
            user="user-id = nobody" if ROOT else ""))
     return cf
@@ -215,6 +216,11 @@ def test_dnsbl_listed_client_is_refused_at_rcpt(tmp, zones):
     assert out[4].startswith("250 2.1.5"), out
     assert out[6].startswith("250 2.0.0"), out
     log = s.close()
+    # one copy for the three, postmaster's in this Maildir too (it went
+    # to the host's /var/mail/root)
+    assert len(os.listdir(os.path.join(tmp, "Maildir", "new"))) == 1, log
+    assert re.search(r'to=<postmaster> target="maildir [^"]*/Maildir/" '
+                     r'status=sent', log), log
     assert "event=dnsbl zone=bl.test answer=127.0.0.2" in log
     q = zones.queries()
     assert ("A", "%s.bl.test" % reversed4(CLIENT)) in q
