@@ -142,6 +142,25 @@ int proxy_carriable(const struct route_result *r, unsigned notify, char *key,
 	return 1;
 }
 
+/* 550 5.6.7 for what (the message, a recipient, the header) that a
+ * target without SMTPUTF8 cannot take (RFC 6531 3.4). */
+static void sans_smtputf8_reply(const struct session *s, struct reply *r,
+				const char *what)
+{
+	reply_set(r, 550, ESC_NON_ASCII_ADDRESS,
+		  "%s does not support SMTPUTF8, which this %s needs",
+		  s->px->c.name, what);
+}
+
+/* The target refuses the transaction for what: every recipient for it
+ * gets that reply (PX_REFUSED). */
+static void refuse_sans_smtputf8(struct session *s, const char *what)
+{
+	sans_smtputf8_reply(s, &s->px->refusal, what);
+	let_go(s, NULL);
+	s->px->state = PX_REFUSED;
+}
+
 /* What the target must offer for this transaction, judged once its EHLO
  * reply is known. SMTPUTF8 cannot be converted: a non-ASCII sender is
  * refused (RFC 6531 3.4); a body that needs converting takes the spool
@@ -151,12 +170,7 @@ static void judge_extensions(struct session *s)
 	struct proxy *px = s->px;
 	const struct client_ext *e = &px->c.ext;
 	if (s->smtputf8 && !e->smtputf8 && !str_ascii(s->from)) {
-		reply_set(&px->refusal, 550, ESC_NON_ASCII_ADDRESS,
-			  "%s does not support SMTPUTF8, which this message "
-			  "needs",
-			  px->c.name);
-		let_go(s, NULL);
-		px->state = PX_REFUSED;
+		refuse_sans_smtputf8(s, "message");
 		return;
 	}
 	/* what does not need it goes without it (RFC 6531 3.4): the
@@ -325,10 +339,7 @@ enum proxy_rcpt proxy_rcpt(struct session *s, struct rcpt *rc,
 	}
 	if (s->px->utf8_off && (!str_ascii(rc->r.t[0].addr) ||
 				!str_ascii(rc->dsn.orcpt))) {
-		reply_set(r, 550, ESC_NON_ASCII_ADDRESS,
-			  "%s does not support SMTPUTF8, which this recipient "
-			  "needs",
-			  s->px->c.name);
+		sans_smtputf8_reply(s, r, "recipient");
 		return PROXY_ANSWERED;
 	}
 	send_rcpt(s, rc);
@@ -552,12 +563,7 @@ static int header_8bit(struct session *s, const char *p, size_t n)
 		px->header = header_octet((unsigned char)p[i], &px->bol, &found);
 	if (!found)
 		return 0;
-	reply_set(&px->refusal, 550, ESC_NON_ASCII_ADDRESS,
-		  "%s does not support SMTPUTF8, which this message's header "
-		  "needs",
-		  px->c.name);
-	let_go(s, NULL);
-	px->state = PX_REFUSED;
+	refuse_sans_smtputf8(s, "message's header");
 	px->data_refused = 1;
 	return 1;
 }
