@@ -825,28 +825,13 @@ def test_policy_service_that_closes_after_each_answer(tmp, how):
     assert p.connections == 3
 
 
-class SloppyPolicy:
+class SloppyPolicy(PolicyServer):
     """Answers REJECT to a recipient whose local part is "reject", DUNNO to
     the others, each answer followed by extra (more than an answer)."""
 
     def __init__(self, path, extra):
-        self.path = path
         self.extra = extra
-        self.connections = 0
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.bind(path)
-        os.chmod(path, 0o666)
-        self.sock.listen(8)
-        threading.Thread(target=self.run, daemon=True).start()
-
-    def run(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self.serve, args=(c,), daemon=True).start()
+        super().__init__(path)
 
     def serve(self, c):
         rcpt = ""
@@ -861,9 +846,6 @@ class SloppyPolicy:
             pass
         finally:
             c.close()
-
-    def stop(self):
-        self.sock.close()
 
 
 @pytest.mark.parametrize("extra", [b"\n", b"action=REJECT stale\n\n"])
